@@ -1,0 +1,2 @@
+//! A CPU implementation of the CUDA driver API that interprets PTX.
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! kiln's tensors, autograd and backends.
+#![warn(missing_docs)]

@@ -1,0 +1,1 @@
+//! CPU twins of the CUDA kernels, one module per family.

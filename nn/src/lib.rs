@@ -1,0 +1,2 @@
+//! kiln's modules, layers and timm's models.
+#![warn(missing_docs)]
