@@ -1,0 +1,128 @@
+//! Reverse-mode autograd: ops record a [`Node`] on their output when an input requires grad;
+//! `backward()` walks the recorded graph from the loss in reverse topological order (the tape),
+//! calling each node's backward and accumulating gradients into leaves' `.grad()`.
+
+mod gradcheck;
+
+pub use gradcheck::{check_gradients, GradCheck};
+
+use crate::{Error, Result, Tensor, TensorId};
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Computes the gradients of an op's inputs from the gradient of its output.
+pub type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+/// One recorded op: its inputs and how to push a gradient back to them.
+pub struct Node {
+    pub(crate) op: &'static str,
+    pub(crate) inputs: Vec<Tensor>,
+    backward: BackwardFn,
+}
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops record the graph on this thread.
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Disables recording until dropped (PyTorch's `torch.no_grad()`).
+pub struct NoGradGuard {
+    previous: bool,
+}
+
+/// Returns a guard under which ops record no graph.
+pub fn no_grad() -> NoGradGuard {
+    NoGradGuard { previous: GRAD_ENABLED.with(|g| g.replace(false)) }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}
+
+/// A node for an op over `inputs` if recording is on and any input requires grad.
+pub(crate) fn record(
+    op: &'static str,
+    inputs: &[&Tensor],
+    backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+) -> Option<Arc<Node>> {
+    if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+        return None;
+    }
+    Some(Arc::new(Node { op, inputs: inputs.iter().map(|&t| t.clone()).collect(), backward: Box::new(backward) }))
+}
+
+/// Tensors reachable from `root` through recorded nodes, ordered so each comes before its inputs.
+fn topological_order(root: &Tensor) -> Vec<Tensor> {
+    let mut order = Vec::new();
+    let mut visited = HashSet::new();
+    let mut stack = vec![(root.clone(), false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            order.push(t);
+            continue;
+        }
+        if !visited.insert(t.id()) {
+            continue;
+        }
+        stack.push((t.clone(), true));
+        if let Some(node) = t.node() {
+            for input in node.inputs.iter().filter(|i| i.requires_grad() && !visited.contains(&i.id())) {
+                stack.push((input.clone(), false));
+            }
+        }
+    }
+    order.reverse();
+    order
+}
+
+fn accumulate(slot: Option<Tensor>, g: Tensor) -> Result<Tensor> {
+    match slot {
+        Some(prev) => prev.add(&g),
+        None => Ok(g),
+    }
+}
+
+/// Runs backward from `root`; `grad` defaults to 1 for a scalar root.
+pub(crate) fn backward(root: &Tensor, grad: Option<Tensor>) -> Result<()> {
+    if !root.requires_grad() {
+        return Err(Error::NoGraph);
+    }
+    let grad = match grad {
+        Some(g) => g,
+        None if root.numel() == 1 => Tensor::ones_like(root)?,
+        None => return Err(Error::NonScalarBackward(root.shape().to_vec())),
+    };
+    let _guard = no_grad();
+    let mut grads: HashMap<TensorId, Tensor> = HashMap::from([(root.id(), grad)]);
+    for t in topological_order(root) {
+        let Some(g) = grads.remove(&t.id()) else { continue };
+        let Some(node) = t.node() else {
+            t.set_grad(Some(accumulate(t.grad(), g)?));
+            continue;
+        };
+        let input_grads = (node.backward)(&g)?;
+        for (input, ig) in node.inputs.iter().zip(input_grads) {
+            let Some(ig) = ig else { continue };
+            if !input.requires_grad() {
+                continue;
+            }
+            if ig.shape() != input.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: node.op,
+                    lhs: ig.shape().to_vec(),
+                    rhs: input.shape().to_vec(),
+                });
+            }
+            let prev = grads.remove(&input.id());
+            grads.insert(input.id(), accumulate(prev, ig)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! 2-d convolution as im2col + GEMM, forward, backward-data and backward-filter, NCHW or NHWC.
+//!
+//! Images run in parallel (one single-threaded GEMM each) when the batch can feed every core;
+//! small batches use one multi-threaded GEMM per image instead. 1×1 stride-1 convolutions skip
+//! im2col: the input already is the column matrix.
+
+use super::float_map2;
+use super::matmul::{gemm, MatRef};
+use crate::{CpuStorage, Error, Layout, Result};
+use kiln_kernels::cpu::im2col::{col2im_nchw, col2im_nhwc, im2col_nchw, im2col_nhwc, ConvGeom};
+use kiln_kernels::cpu::Real;
+use rayon::prelude::*;
+
+/// Stride, padding, dilation and groups of a 2-d convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Stride (h, w).
+    pub stride: [usize; 2],
+    /// Zero padding (h, w).
+    pub padding: [usize; 2],
+    /// Dilation (h, w).
+    pub dilation: [usize; 2],
+    /// Channel groups (in_channels for depthwise).
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
+    }
+}
+
+/// Everything one conv call needs to know about its shapes.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvShape {
+    /// Batch size.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Output channels.
+    pub oc: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Per-group geometry.
+    pub geom: ConvGeom,
+    /// NHWC memory order for input and output.
+    pub channels_last: bool,
+}
+
+impl ConvShape {
+    /// Validates shapes x [N, C, H, W] and w [OC, C/groups, KH, KW] and derives the output size.
+    pub fn new(x: &[usize], w: &[usize], p: &Conv2dParams, channels_last: bool) -> Result<ConvShape> {
+        let mismatch = || Error::ShapeMismatch { op: "conv2d", lhs: x.to_vec(), rhs: w.to_vec() };
+        let (&[n, c, h, wd], &[oc, cg, kh, kw]) = (x, w) else { return Err(mismatch()) };
+        let g = p.groups.max(1);
+        if c % g != 0 || oc % g != 0 || cg != c / g {
+            return Err(mismatch());
+        }
+        let out = |a: usize, size: usize, k: usize| {
+            let span = p.dilation[a] * (k - 1) + 1;
+            (size + 2 * p.padding[a]).checked_sub(span).map(|v| v / p.stride[a] + 1)
+        };
+        let (Some(oh), Some(ow)) = (out(0, h, kh), out(1, wd, kw)) else {
+            return Err(Error::BadShape {
+                op: "conv2d",
+                shape: x.to_vec(),
+                msg: format!("input smaller than the {kh}x{kw} kernel"),
+            });
+        };
+        let geom = ConvGeom {
+            c: cg,
+            hw: [h, wd],
+            k: [kh, kw],
+            stride: p.stride,
+            pad: p.padding,
+            dil: p.dilation,
+            out: [oh, ow],
+        };
+        Ok(ConvShape { n, c, oc, groups: g, geom, channels_last })
+    }
+
+    /// Output shape [N, OC, OH, OW].
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.n, self.oc, self.geom.out[0], self.geom.out[1]]
+    }
+
+    fn in_image(&self) -> usize {
+        self.c * self.geom.hw[0] * self.geom.hw[1]
+    }
+
+    fn out_image(&self) -> usize {
+        self.oc * self.geom.p_len()
+    }
+
+    fn ocg(&self) -> usize {
+        self.oc / self.groups
+    }
+
+    fn is_pointwise(&self) -> bool {
+        let g = &self.geom;
+        g.k == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0]
+    }
+
+    /// Layout of a tensor of `shape` in this conv's memory format.
+    pub fn layout(&self, shape: &[usize]) -> Layout {
+        let format =
+            if self.channels_last { crate::MemoryFormat::ChannelsLast } else { crate::MemoryFormat::Contiguous };
+        Layout::with_format(shape, format)
+    }
+
+    fn batch_parallel(&self) -> bool {
+        self.n >= rayon::current_num_threads()
+    }
+}
+
+/// OIHW weights reordered to OHWI, the K order of the NHWC column matrix.
+fn to_ohwi<T: Real>(w: &[T], s: &ConvShape) -> Vec<T> {
+    let (cg, [kh, kw]) = (s.geom.c, s.geom.k);
+    let mut out = vec![T::zero(); w.len()];
+    for o in 0..s.oc {
+        for c in 0..cg {
+            for i in 0..kh * kw {
+                out[(o * kh * kw + i) * cg + c] = w[(o * cg + c) * kh * kw + i];
+            }
+        }
+    }
+    out
+}
+
+/// OHWI weights back to OIHW.
+fn from_ohwi<T: Real>(w: &[T], s: &ConvShape) -> Vec<T> {
+    let (cg, [kh, kw]) = (s.geom.c, s.geom.k);
+    let mut out = vec![T::zero(); w.len()];
+    for o in 0..s.oc {
+        for c in 0..cg {
+            for i in 0..kh * kw {
+                out[(o * cg + c) * kh * kw + i] = w[(o * kh * kw + i) * cg + c];
+            }
+        }
+    }
+    out
+}
+
+fn mat<T>(data: &[T], offset: usize, rs: usize, cs: usize) -> MatRef<'_, T> {
+    MatRef { data, offset, rs, cs }
+}
+
+/// Runs `f(image, out_image, col_buffer, parallel_gemm)` for every image, in parallel when the batch allows.
+fn per_image<T: Real>(
+    out: &mut [T],
+    s: &ConvShape,
+    col_len: usize,
+    f: impl Fn(usize, &mut [T], &mut Vec<T>, bool) + Sync,
+) {
+    let img = out.len() / s.n.max(1);
+    if s.batch_parallel() {
+        out.par_chunks_mut(img.max(1))
+            .enumerate()
+            .for_each_init(|| vec![T::zero(); col_len], |col, (n, o)| f(n, o, col, false));
+    } else {
+        let mut col = vec![T::zero(); col_len];
+        for (n, o) in out.chunks_mut(img.max(1)).enumerate() {
+            f(n, o, &mut col, true);
+        }
+    }
+}
+
+/// y = conv2d(x, w); x in the memory format of `s`, w OIHW contiguous.
+pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    Ok(float_map2!("conv2d", x, w, |xv, wv: T| {
+        let mut y = vec![T::default(); s.n * s.out_image()];
+        if s.channels_last {
+            fwd_nhwc(xv, wv, s, &mut y)
+        } else {
+            fwd_nchw(xv, wv, s, &mut y)
+        }
+        y
+    }))
+}
+
+fn fwd_nchw<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
+    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let col_len = if s.is_pointwise() { 0 } else { kl * pl };
+    per_image(y, s, col_len, |n, y, col, par| {
+        for grp in 0..s.groups {
+            let xg = &x[n * s.in_image() + grp * g.c * g.hw[0] * g.hw[1]..];
+            let cols = if s.is_pointwise() {
+                xg
+            } else {
+                im2col_nchw(xg, g, col);
+                col.as_slice()
+            };
+            let lhs = mat(w, grp * ocg * kl, kl, 1);
+            gemm([ocg, pl, kl], &mut y[grp * ocg * pl..], pl, lhs, mat(cols, 0, pl, 1), false, par);
+        }
+    });
+}
+
+fn fwd_nhwc<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
+    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let wt = to_ohwi(w, s);
+    if s.is_pointwise() && s.groups == 1 {
+        let rows = s.n * pl;
+        return gemm([rows, s.oc, s.c], y, s.oc, mat(x, 0, s.c, 1), mat(&wt, 0, 1, s.c), false, true);
+    }
+    per_image(y, s, kl * pl, |n, y, col, par| {
+        for grp in 0..s.groups {
+            im2col_nhwc(&x[n * s.in_image()..], s.c, grp * g.c, g, col);
+            gemm(
+                [pl, ocg, kl],
+                &mut y[grp * ocg..],
+                s.oc,
+                mat(col, 0, kl, 1),
+                mat(&wt, grp * ocg * kl, 1, kl),
+                false,
+                par,
+            );
+        }
+    });
+}
+
+/// dx = conv2d's input gradient from dy (memory format of `s`) and OIHW w.
+pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
+        let mut dx = vec![T::default(); s.n * s.in_image()];
+        if s.channels_last {
+            bwd_data_nhwc(dyv, wv, s, &mut dx)
+        } else {
+            bwd_data_nchw(dyv, wv, s, &mut dx)
+        }
+        dx
+    }))
+}
+
+fn bwd_data_nchw<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
+    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let plane = g.c * g.hw[0] * g.hw[1];
+    per_image(dx, s, kl * pl, |n, dx, col, par| {
+        for grp in 0..s.groups {
+            let dyg = mat(dy, n * s.out_image() + grp * ocg * pl, pl, 1);
+            let wt = mat(w, grp * ocg * kl, 1, kl);
+            if s.is_pointwise() {
+                gemm([kl, pl, ocg], &mut dx[grp * plane..], pl, wt, dyg, false, par);
+            } else {
+                gemm([kl, pl, ocg], col, pl, wt, dyg, false, par);
+                col2im_nchw(col, g, &mut dx[grp * plane..]);
+            }
+        }
+    });
+}
+
+fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
+    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let wt = to_ohwi(w, s);
+    if s.is_pointwise() && s.groups == 1 {
+        let rows = s.n * pl;
+        return gemm([rows, s.c, s.oc], dx, s.c, mat(dy, 0, s.oc, 1), mat(&wt, 0, s.c, 1), false, true);
+    }
+    per_image(dx, s, kl * pl, |n, dx, col, par| {
+        for grp in 0..s.groups {
+            let dyg = mat(dy, n * s.out_image() + grp * ocg, s.oc, 1);
+            gemm([pl, kl, ocg], col, kl, dyg, mat(&wt, grp * ocg * kl, kl, 1), false, par);
+            col2im_nhwc(col, s.c, grp * g.c, g, dx);
+        }
+    });
+}
+
+/// dw (OIHW) = conv2d's weight gradient from x and dy, both in the memory format of `s`.
+pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
+        if s.channels_last {
+            from_ohwi(&bwd_filter_nhwc(xv, dyv, s), s)
+        } else {
+            bwd_filter_nchw(xv, dyv, s)
+        }
+    }))
+}
+
+/// Sums `f(image, dw_accumulator, col_buffer, parallel_gemm)` over the batch into one dw.
+fn sum_over_images<T: Real>(
+    s: &ConvShape,
+    col_len: usize,
+    f: impl Fn(usize, &mut [T], &mut Vec<T>, bool) + Sync + Send,
+) -> Vec<T> {
+    let wlen = s.oc * s.geom.k_len();
+    if !s.batch_parallel() {
+        let (mut dw, mut col) = (vec![T::zero(); wlen], vec![T::zero(); col_len]);
+        (0..s.n).for_each(|n| f(n, &mut dw, &mut col, true));
+        return dw;
+    }
+    (0..s.n)
+        .into_par_iter()
+        .fold(
+            || (vec![T::zero(); wlen], vec![T::zero(); col_len]),
+            |(mut dw, mut col), n| {
+                f(n, &mut dw, &mut col, false);
+                (dw, col)
+            },
+        )
+        .map(|(dw, _)| dw)
+        .reduce(
+            || vec![T::zero(); wlen],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
+}
+
+fn bwd_filter_nchw<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
+    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let col_len = if s.is_pointwise() { 0 } else { kl * pl };
+    sum_over_images(s, col_len, |n, dw, col, par| {
+        for grp in 0..s.groups {
+            let xg = &x[n * s.in_image() + grp * g.c * g.hw[0] * g.hw[1]..];
+            let cols = if s.is_pointwise() {
+                xg
+            } else {
+                im2col_nchw(xg, g, col);
+                col.as_slice()
+            };
+            let dyg = mat(dy, n * s.out_image() + grp * ocg * pl, pl, 1);
+            gemm([ocg, kl, pl], &mut dw[grp * ocg * kl..], kl, dyg, mat(cols, 0, 1, pl), true, par);
+        }
+    })
+}
+
+fn bwd_filter_nhwc<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
+    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    if s.is_pointwise() && s.groups == 1 {
+        let mut dw = vec![T::zero(); s.oc * s.c];
+        let rows = s.n * pl;
+        gemm([s.oc, s.c, rows], &mut dw, s.c, mat(dy, 0, 1, s.oc), mat(x, 0, s.c, 1), false, true);
+        return dw;
+    }
+    sum_over_images(s, kl * pl, |n, dw, col, par| {
+        for grp in 0..s.groups {
+            im2col_nhwc(&x[n * s.in_image()..], s.c, grp * g.c, g, col);
+            let dyg = mat(dy, n * s.out_image() + grp * ocg, 1, s.oc);
+            gemm([ocg, kl, pl], &mut dw[grp * ocg * kl..], kl, dyg, mat(col, 0, kl, 1), true, par);
+        }
+    })
+}

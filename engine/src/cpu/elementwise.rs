@@ -1,0 +1,202 @@
+//! Elementwise ops, casts and layout copies on the CPU.
+
+use super::{coalesce, contiguous, dense, float_map, float_map2};
+use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
+use kiln_kernels::cpu::copy::convert;
+use kiln_kernels::cpu::elementwise::{self as k, BinaryOp, CmpOp, UnaryOp};
+
+/// Where a broadcast op writes: the output layout, and each input's strides and the shape, both
+/// permuted into the output's memory order and coalesced.
+struct Plan {
+    out: Layout,
+    shape: Vec<usize>,
+    strides: Vec<Vec<usize>>,
+    offsets: Vec<usize>,
+}
+
+/// Plans a broadcast op over `inputs` producing `shape`: the output takes the memory order of the
+/// first dense input of that shape (so channels-last stays channels-last), else row-major.
+fn plan(shape: &[usize], inputs: &[&Layout]) -> Result<Plan> {
+    let out = inputs
+        .iter()
+        .find(|l| l.shape() == shape && l.is_dense())
+        .map_or_else(|| Layout::contiguous(shape), |l| l.dense_like());
+    let order = out.dense_order().unwrap_or_else(|| (0..shape.len()).collect());
+    let views: Vec<Layout> = inputs.iter().map(|l| l.broadcast_as(shape)?.permute(&order)).collect::<Result<_>>()?;
+    let permuted: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
+    let stride_refs: Vec<&[usize]> = views.iter().map(|v| v.strides()).collect();
+    let (shape, strides) = coalesce(&permuted, &stride_refs);
+    Ok(Plan { out, shape, strides, offsets: views.iter().map(|v| v.offset()).collect() })
+}
+
+impl Plan {
+    fn operand<'a, T>(&'a self, i: usize, v: &'a [T]) -> k::Strided<'a, T> {
+        k::Strided { data: v, strides: &self.strides[i], offset: self.offsets[i] }
+    }
+}
+
+/// y = op(x), keeping x's memory order when dense.
+pub fn unary(s: &CpuStorage, l: &Layout, op: UnaryOp) -> Result<(CpuStorage, Layout)> {
+    let out_layout;
+    let out = float_map!(op.name(), s, |v: T| {
+        let (x, lx) = dense(v, l);
+        out_layout = lx;
+        let mut y = vec![T::default(); x.len()];
+        k::unary_fwd(op, &x, &mut y);
+        y
+    });
+    Ok((out, out_layout))
+}
+
+/// dx = dy · op'(x) given the forward's x and y (same layout) and dy of the same shape.
+pub fn unary_bwd(
+    x: (&CpuStorage, &Layout),
+    y: (&CpuStorage, &Layout),
+    dy: (&CpuStorage, &Layout),
+    op: UnaryOp,
+) -> Result<(CpuStorage, Layout)> {
+    let out_layout = Layout::contiguous(x.1.shape());
+    let xy = float_map2!(op.name(), x.0, y.0, |xv, yv: T| {
+        let xs = contiguous(xv, x.1);
+        let ys = contiguous(yv, y.1);
+        let dys: Vec<T> = match dy.0 {
+            CpuStorage::F32(_) | CpuStorage::F64(_) => contiguous(dy.0.as_slice::<T>(op.name())?, dy.1).into_owned(),
+            other => return Err(Error::UnsupportedDType { op: op.name(), dtype: other.dtype() }),
+        };
+        let mut dx = vec![T::default(); xs.len()];
+        k::unary_bwd(op, &xs, &ys, &dys, &mut dx);
+        dx
+    });
+    Ok((xy, out_layout))
+}
+
+/// out = a ⊙ b with broadcasting.
+pub fn binary(
+    a: (&CpuStorage, &Layout),
+    b: (&CpuStorage, &Layout),
+    shape: &[usize],
+    op: BinaryOp,
+) -> Result<(CpuStorage, Layout)> {
+    let p = plan(shape, &[a.1, b.1])?;
+    let numel = p.out.numel();
+    let out = float_map2!(op.name(), a.0, b.0, |x, y: T| {
+        let mut out = vec![T::default(); numel];
+        k::binary(op, &p.shape, p.operand(0, x), p.operand(1, y), &mut out);
+        out
+    });
+    Ok((out, p.out))
+}
+
+/// out = (a cmp b) as Bool, with broadcasting.
+pub fn compare(
+    a: (&CpuStorage, &Layout),
+    b: (&CpuStorage, &Layout),
+    shape: &[usize],
+    op: CmpOp,
+) -> Result<(CpuStorage, Layout)> {
+    let p = plan(shape, &[a.1, b.1])?;
+    let mut out = vec![0u8; p.out.numel()];
+    macro_rules! cmp {
+        ($x:expr, $y:expr) => {
+            k::compare(op, &p.shape, p.operand(0, $x), p.operand(1, $y), &mut out)
+        };
+    }
+    match (a.0, b.0) {
+        (CpuStorage::F32(x), CpuStorage::F32(y)) => cmp!(x, y),
+        (CpuStorage::F64(x), CpuStorage::F64(y)) => cmp!(x, y),
+        (CpuStorage::I64(x), CpuStorage::I64(y)) => cmp!(x, y),
+        (CpuStorage::I32(x), CpuStorage::I32(y)) => cmp!(x, y),
+        (CpuStorage::U8(x), CpuStorage::U8(y)) | (CpuStorage::Bool(x), CpuStorage::Bool(y)) => cmp!(x, y),
+        (x, y) => return Err(Error::DTypeMismatch { op: "compare", lhs: x.dtype(), rhs: y.dtype() }),
+    }
+    Ok((CpuStorage::Bool(out), p.out))
+}
+
+/// out = cond ? a : b with broadcasting of all three.
+pub fn select(
+    cond: (&CpuStorage, &Layout),
+    a: (&CpuStorage, &Layout),
+    b: (&CpuStorage, &Layout),
+    shape: &[usize],
+) -> Result<(CpuStorage, Layout)> {
+    let p = plan(shape, &[a.1, b.1])?;
+    let cond_view = cond.1.broadcast_as(shape)?;
+    let order = p.out.dense_order().unwrap_or_else(|| (0..shape.len()).collect());
+    let cond_dense = match cond.0 {
+        CpuStorage::Bool(c) | CpuStorage::U8(c) => {
+            let view = cond_view.permute(&order)?;
+            contiguous(c, &view).into_owned()
+        }
+        other => return Err(Error::UnsupportedDType { op: "where", dtype: other.dtype() }),
+    };
+    let numel = p.out.numel();
+    let out = float_map2!("where", a.0, b.0, |x, y: T| {
+        let mut out = vec![T::default(); numel];
+        k::select(&p.shape, &cond_dense, p.operand(0, x), p.operand(1, y), &mut out);
+        out
+    });
+    Ok((out, p.out))
+}
+
+/// Converts every element to `dtype` (Bool: nonzero), keeping a dense memory order.
+pub fn cast(s: &CpuStorage, l: &Layout, dtype: DType) -> Result<(CpuStorage, Layout)> {
+    fn to<S: WithDType, D: WithDType + Default>(x: &[S], f: impl Fn(f64) -> D + Sync) -> Vec<D> {
+        let mut out = vec![D::default(); x.len()];
+        convert(x, &mut out, |v| f(v.to_f64()));
+        out
+    }
+    let out_layout;
+    let out = crate::with_vec!(s, v => {
+        let (x, lx) = dense(v.as_slice(), l);
+        out_layout = lx;
+        match dtype {
+            DType::F32 => CpuStorage::F32(to(&x, |v| v as f32)),
+            DType::F64 => CpuStorage::F64(to(&x, |v| v)),
+            DType::F16 => CpuStorage::F16(to(&x, half::f16::from_f64)),
+            DType::BF16 => CpuStorage::BF16(to(&x, half::bf16::from_f64)),
+            DType::I64 => CpuStorage::I64(to(&x, |v| v as i64)),
+            DType::I32 => CpuStorage::I32(to(&x, |v| v as i32)),
+            DType::U8 => CpuStorage::U8(to(&x, |v| v as u8)),
+            DType::Bool => CpuStorage::Bool(to(&x, |v| (v != 0.0) as u8)),
+        }
+    });
+    Ok((out, out_layout))
+}
+
+/// Fills a new dense buffer of `shape` with `value`.
+pub fn full(dtype: DType, numel: usize, value: f64) -> CpuStorage {
+    let mut s = CpuStorage::zeros(dtype, numel);
+    if value != 0.0 {
+        s = cast(&CpuStorage::F64(vec![value; numel]), &Layout::contiguous(&[numel]), dtype).map_or(s, |(s, _)| s);
+    }
+    s
+}
+
+/// Writes `src` (under `ls`, same shape as `ld`) into `dst` under `ld`, converting nothing.
+pub fn copy_into(src: (&CpuStorage, &Layout), dst: (&mut CpuStorage, &Layout)) -> Result<()> {
+    let gathered = contiguous_storage(src.0, src.1)?;
+    let ld = dst.1;
+    macro_rules! scatter {
+        ($d:expr, $s:expr) => {{
+            for (o, &v) in ld.offsets().zip($s.iter()) {
+                $d[o] = v;
+            }
+        }};
+    }
+    match (dst.0, &gathered) {
+        (CpuStorage::F32(d), CpuStorage::F32(s)) => scatter!(d, s),
+        (CpuStorage::F64(d), CpuStorage::F64(s)) => scatter!(d, s),
+        (CpuStorage::F16(d), CpuStorage::F16(s)) => scatter!(d, s),
+        (CpuStorage::BF16(d), CpuStorage::BF16(s)) => scatter!(d, s),
+        (CpuStorage::I64(d), CpuStorage::I64(s)) => scatter!(d, s),
+        (CpuStorage::I32(d), CpuStorage::I32(s)) => scatter!(d, s),
+        (CpuStorage::U8(d), CpuStorage::U8(s)) | (CpuStorage::Bool(d), CpuStorage::Bool(s)) => scatter!(d, s),
+        (d, s) => return Err(Error::DTypeMismatch { op: "copy_", lhs: d.dtype(), rhs: s.dtype() }),
+    }
+    Ok(())
+}
+
+/// A row-major copy of `s` under `l`.
+pub fn contiguous_storage(s: &CpuStorage, l: &Layout) -> Result<CpuStorage> {
+    Ok(super::copy_to_layout(s, l, &Layout::contiguous(l.shape())))
+}

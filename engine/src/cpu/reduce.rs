@@ -1,0 +1,43 @@
+//! Reductions over dimensions on the CPU.
+
+use super::{contiguous, float_map};
+use crate::{CpuStorage, Error, Layout, Result};
+use kiln_kernels::cpu::reduce::{argmax_rows, reduce_rows, ReduceOp};
+
+/// `l` with the reduced dims moved last, and (rows, row length).
+fn rows_view(l: &Layout, dims: &[usize]) -> Result<(Layout, usize, usize)> {
+    let kept: Vec<usize> = (0..l.rank()).filter(|d| !dims.contains(d)).collect();
+    let order: Vec<usize> = kept.iter().chain(dims).copied().collect();
+    let len: usize = dims.iter().map(|&d| l.shape()[d]).product();
+    Ok((l.permute(&order)?, l.numel() / len.max(1), len))
+}
+
+/// Reduces `dims` away; the result is row-major over the kept dims.
+pub fn reduce(s: &CpuStorage, l: &Layout, dims: &[usize], op: ReduceOp) -> Result<CpuStorage> {
+    let (view, rows, len) = rows_view(l, dims)?;
+    if len == 0 && op != ReduceOp::Sum {
+        return Err(Error::BadShape {
+            op: op.name(),
+            shape: l.shape().to_vec(),
+            msg: "cannot reduce an empty dimension".into(),
+        });
+    }
+    Ok(float_map!(op.name(), s, |v: T| {
+        let x = contiguous(v, &view);
+        let mut out = vec![T::default(); rows];
+        reduce_rows(op, &x, len, &mut out);
+        out
+    }))
+}
+
+/// Index of the maximum along `dim` (I64, row-major over the other dims).
+pub fn argmax(s: &CpuStorage, l: &Layout, dim: usize) -> Result<CpuStorage> {
+    let (view, rows, len) = rows_view(l, &[dim])?;
+    let mut out = vec![0i64; rows];
+    match s {
+        CpuStorage::F32(v) => argmax_rows(&contiguous(v, &view), len, &mut out),
+        CpuStorage::F64(v) => argmax_rows(&contiguous(v, &view), len, &mut out),
+        other => return Err(Error::UnsupportedDType { op: "argmax", dtype: other.dtype() }),
+    }
+    Ok(CpuStorage::I64(out))
+}

@@ -1,0 +1,109 @@
+//! The engine's one error type.
+
+use crate::{DType, Device};
+
+/// Everything an engine operation can fail with; each variant names the op and what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // === Shape errors ===
+    /// Two operands whose shapes do not fit together.
+    #[error("{op}: shape mismatch between {lhs:?} and {rhs:?}")]
+    ShapeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// The first operand's shape.
+        lhs: Vec<usize>,
+        /// The second operand's shape.
+        rhs: Vec<usize>,
+    },
+    /// An operand whose shape the op cannot take.
+    #[error("{op}: invalid shape {shape:?}: {msg}")]
+    BadShape {
+        /// The operation.
+        op: &'static str,
+        /// The shape at fault.
+        shape: Vec<usize>,
+        /// Why it is invalid.
+        msg: String,
+    },
+    /// A dimension index out of range.
+    #[error("{op}: dimension {dim} out of range for a tensor of rank {rank}")]
+    DimOutOfRange {
+        /// The operation.
+        op: &'static str,
+        /// The dimension asked for.
+        dim: isize,
+        /// The tensor's rank.
+        rank: usize,
+    },
+    /// An op argument out of its valid range.
+    #[error("{op}: {msg}")]
+    InvalidArgument {
+        /// The operation.
+        op: &'static str,
+        /// What is wrong.
+        msg: String,
+    },
+
+    // === DType and device errors ===
+    /// Operands of different dtypes.
+    #[error("{op}: dtype mismatch between {lhs:?} and {rhs:?}")]
+    DTypeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// The first operand's dtype.
+        lhs: DType,
+        /// The second operand's dtype.
+        rhs: DType,
+    },
+    /// A dtype the op does not implement.
+    #[error("{op}: not implemented for dtype {dtype:?}")]
+    UnsupportedDType {
+        /// The operation.
+        op: &'static str,
+        /// The dtype at fault.
+        dtype: DType,
+    },
+    /// Operands on different devices.
+    #[error("{op}: device mismatch between {lhs:?} and {rhs:?}")]
+    DeviceMismatch {
+        /// The operation.
+        op: &'static str,
+        /// The first operand's device.
+        lhs: Device,
+        /// The second operand's device.
+        rhs: Device,
+    },
+    /// CUDA was asked for but cannot be used.
+    #[error("no CUDA device: {0}")]
+    NoCuda(String),
+
+    // === Autograd errors ===
+    /// `backward()` on a tensor that does not require grad.
+    #[error("backward: the tensor does not require grad (did you forget requires_grad_ or no_grad?)")]
+    NoGraph,
+    /// `backward()` on a non-scalar without an explicit gradient.
+    #[error("backward: implicit gradient needs a scalar, got shape {0:?}")]
+    NonScalarBackward(Vec<usize>),
+
+    // === I/O ===
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// The engine's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Returns early with an `Error::InvalidArgument` naming the op.
+#[macro_export]
+macro_rules! bail {
+    ($op:expr, $($arg:tt)*) => {
+        return Err($crate::Error::InvalidArgument { op: $op, msg: format!($($arg)*) })
+    };
+}

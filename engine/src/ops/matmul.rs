@@ -1,0 +1,84 @@
+//! Matrix products: matmul (with batch broadcasting) and linear.
+
+use super::record_node;
+use crate::cpu::matmul::bmm;
+use crate::layout::broadcast_shape;
+use crate::{Error, Layout, Result, Tensor};
+
+impl Tensor {
+    /// Matrix product with PyTorch's rules: 1-d operands are promoted, leading dims broadcast.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        match (self.rank(), rhs.rank()) {
+            (0, _) | (_, 0) => {
+                Err(Error::ShapeMismatch { op: "matmul", lhs: self.shape().to_vec(), rhs: rhs.shape().to_vec() })
+            }
+            (1, _) => self.unsqueeze(0)?.matmul(rhs)?.squeeze(-2),
+            (_, 1) => self.matmul(&rhs.unsqueeze(1)?)?.squeeze(-1),
+            _ => self.batched_matmul(rhs),
+        }
+    }
+
+    fn batched_matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        let (a, b) = (self.shape(), rhs.shape());
+        let (m, k, k2, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 2], b[b.len() - 1]);
+        if k != k2 {
+            return Err(Error::ShapeMismatch { op: "matmul", lhs: a.to_vec(), rhs: b.to_vec() });
+        }
+        let batch = broadcast_shape("matmul", &a[..a.len() - 2], &b[..b.len() - 2])?;
+        let nb: usize = batch.iter().product();
+        Tensor::in_compute_precision(&[self, rhs], |t| {
+            let expand = |x: &Tensor, r: usize, c: usize| -> Result<(Tensor, Layout)> {
+                let full: Vec<usize> = batch.iter().copied().chain([r, c]).collect();
+                let l = x.layout().broadcast_as(&full)?;
+                match batch_stride(&l) {
+                    Some(bs) => Ok((
+                        x.clone(),
+                        Layout::new(
+                            vec![nb, r, c],
+                            vec![bs, l.strides()[l.rank() - 2], l.strides()[l.rank() - 1]],
+                            l.offset(),
+                        ),
+                    )),
+                    None => Ok((x.detach().broadcast_as(&full)?.contiguous()?, Layout::contiguous(&[nb, r, c]))),
+                }
+            };
+            let ((xa, la), (xb, lb)) = (expand(&t[0], m, k)?, expand(&t[1], k, n)?);
+            let s = bmm((xa.storage().cpu(), &la), (xb.storage().cpu(), &lb))?;
+            let out_shape: Vec<usize> = batch.iter().copied().chain([m, n]).collect();
+            let (ad, bd) = (t[0].detach(), t[1].detach());
+            let node = record_node("matmul", &[&t[0], &t[1]], move |g| {
+                let ga = g.matmul(&bd.transpose(-2, -1)?)?.sum_to(ad.shape())?;
+                let gb = ad.transpose(-2, -1)?.matmul(g)?.sum_to(bd.shape())?;
+                Ok(vec![Some(ga), Some(gb)])
+            });
+            Ok(Tensor::cpu_result(s, Layout::contiguous(&out_shape), node))
+        })
+    }
+
+    /// y = x · wᵀ + b, PyTorch's `F.linear` (w is [out, in]).
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        if self.shape().last() != weight.shape().get(1) {
+            return Err(Error::ShapeMismatch {
+                op: "linear",
+                lhs: self.shape().to_vec(),
+                rhs: weight.shape().to_vec(),
+            });
+        }
+        let y = self.matmul(&weight.t()?)?;
+        match bias {
+            Some(b) => y.add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// The single stride that walks all batch dims of a [batch..., r, c] layout, if there is one.
+fn batch_stride(l: &Layout) -> Option<usize> {
+    let nbatch = l.rank() - 2;
+    let (shape, strides) = (&l.shape()[..nbatch], &l.strides()[..nbatch]);
+    let Some(last) = (0..nbatch).rev().find(|&d| shape[d] > 1) else { return Some(0) };
+    let base = strides[last];
+    (0..nbatch)
+        .all(|d| shape[d] <= 1 || strides[d] == base * shape[d + 1..=last].iter().product::<usize>())
+        .then_some(base)
+}

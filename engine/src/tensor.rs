@@ -1,0 +1,253 @@
+//! `Tensor`: a cheap handle to storage, a layout and autograd metadata.
+
+use crate::autograd::{self, Node};
+use crate::storage::StorageElem;
+use crate::{CpuStorage, DType, Device, Error, Layout, MemoryFormat, Result, Storage};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A unique id per tensor handle created (views get their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(u64);
+
+impl TensorId {
+    fn fresh() -> TensorId {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+pub(crate) struct TensorInner {
+    id: TensorId,
+    storage: Arc<RwLock<Storage>>,
+    layout: Layout,
+    dtype: DType,
+    device: Device,
+    node: Option<Arc<Node>>,
+    requires_grad: AtomicBool,
+    grad: Mutex<Option<Tensor>>,
+}
+
+/// An n-dimensional array on a device, with autograd. Clones share everything (like `Arc`).
+#[derive(Clone)]
+pub struct Tensor(Arc<TensorInner>);
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor[{:?}, {:?}, {}]", self.shape(), self.dtype(), self.device())
+    }
+}
+
+impl Tensor {
+    /// A tensor over fresh storage; records `node` when it is given.
+    pub(crate) fn from_parts(storage: Storage, layout: Layout, device: Device, node: Option<Arc<Node>>) -> Tensor {
+        Tensor::view_of(Arc::new(RwLock::new(storage)), layout, device, node)
+    }
+
+    fn view_of(storage: Arc<RwLock<Storage>>, layout: Layout, device: Device, node: Option<Arc<Node>>) -> Tensor {
+        let dtype = read(&storage).dtype();
+        Tensor(Arc::new(TensorInner {
+            id: TensorId::fresh(),
+            storage,
+            layout,
+            dtype,
+            device,
+            node,
+            requires_grad: AtomicBool::new(false),
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// A new handle on this tensor's storage with another layout (a view), recording `node`.
+    pub(crate) fn with_layout(&self, layout: Layout, node: Option<Arc<Node>>) -> Tensor {
+        Tensor::view_of(self.0.storage.clone(), layout, self.0.device, node)
+    }
+
+    /// A CPU tensor holding `data` (row-major) with `shape`.
+    pub fn from_vec<T: StorageElem>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        if numel != data.len() {
+            return Err(Error::BadShape {
+                op: "from_vec",
+                shape: shape.to_vec(),
+                msg: format!("needs {numel} elements, got {}", data.len()),
+            });
+        }
+        Ok(Tensor::from_parts(Storage::Cpu(T::wrap(data)), Layout::contiguous(shape), Device::Cpu, None))
+    }
+
+    /// A CPU tensor of `dtype` and `shape` from raw little-endian bytes.
+    pub fn from_bytes(bytes: &[u8], dtype: DType, shape: &[usize]) -> Result<Tensor> {
+        let s = CpuStorage::from_bytes(dtype, bytes)?;
+        let numel: usize = shape.iter().product();
+        if s.len() != numel {
+            return Err(Error::BadShape {
+                op: "from_bytes",
+                shape: shape.to_vec(),
+                msg: format!("needs {numel} elements of {dtype:?}, got {} bytes", bytes.len()),
+            });
+        }
+        Ok(Tensor::from_parts(Storage::Cpu(s), Layout::contiguous(shape), Device::Cpu, None))
+    }
+
+    /// A scalar (rank-0) f32 tensor.
+    pub fn scalar(v: f32) -> Tensor {
+        Tensor::from_parts(Storage::Cpu(CpuStorage::F32(vec![v])), Layout::contiguous(&[]), Device::Cpu, None)
+    }
+
+    /// The unique id of this handle.
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+
+    /// The logical shape.
+    pub fn shape(&self) -> &[usize] {
+        self.0.layout.shape()
+    }
+
+    /// Size of dimension `dim` (negative counts from the end).
+    pub fn size(&self, dim: isize) -> Result<usize> {
+        Ok(self.shape()[self.layout().dim("size", dim)?])
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+
+    /// Shape, strides and offset.
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    /// Strides in elements.
+    pub fn stride(&self) -> &[usize] {
+        self.0.layout.strides()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// The device holding the storage.
+    pub fn device(&self) -> Device {
+        self.0.device
+    }
+
+    /// Whether the layout is row-major without gaps.
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+
+    /// The dense memory format, if any.
+    pub fn memory_format(&self) -> Option<MemoryFormat> {
+        self.0.layout.memory_format()
+    }
+
+    /// Read access to the storage.
+    pub fn storage(&self) -> RwLockReadGuard<'_, Storage> {
+        read(&self.0.storage)
+    }
+
+    /// Write access to the storage (in-place updates such as optimizer steps).
+    pub fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
+        self.0.storage.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this tensor and `other` share storage.
+    pub fn same_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+
+    /// The autograd node that produced this tensor, if recorded.
+    pub(crate) fn node(&self) -> Option<&Arc<Node>> {
+        self.0.node.as_ref()
+    }
+
+    /// Whether gradients flow to or through this tensor.
+    pub fn requires_grad(&self) -> bool {
+        self.0.node.is_some() || self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Marks a leaf tensor as a variable whose `.grad()` backward fills (PyTorch's `requires_grad_`).
+    pub fn requires_grad_(&self, on: bool) -> &Tensor {
+        self.0.requires_grad.store(on, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether this tensor was made by the user rather than by a recorded op.
+    pub fn is_leaf(&self) -> bool {
+        self.0.node.is_none()
+    }
+
+    /// The accumulated gradient of a leaf, if backward has reached it.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the accumulated gradient (None clears it, as `zero_grad(set_to_none=True)`).
+    pub fn set_grad(&self, g: Option<Tensor>) {
+        *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
+    }
+
+    /// A tensor sharing storage but cut from the graph.
+    pub fn detach(&self) -> Tensor {
+        self.with_layout(self.layout().clone(), None)
+    }
+
+    /// Backpropagates from this scalar, accumulating into every leaf that requires grad.
+    pub fn backward(&self) -> Result<()> {
+        autograd::backward(self, None)
+    }
+
+    /// Backpropagates with an explicit gradient of this tensor's shape.
+    pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
+        autograd::backward(self, Some(grad.clone()))
+    }
+
+    /// The elements, row-major, as `T` (the dtype must match).
+    pub fn to_vec<T: StorageElem>(&self) -> Result<Vec<T>> {
+        let t = self.contiguous()?;
+        let s = t.storage();
+        let l = t.layout();
+        Ok(s.cpu().as_slice::<T>("to_vec")?[l.offset()..l.offset() + l.numel()].to_vec())
+    }
+
+    /// The elements converted to f32, whatever the dtype.
+    pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
+        self.to_dtype(DType::F32)?.to_vec::<f32>()
+    }
+
+    /// The value of a one-element tensor, as f64.
+    pub fn item(&self) -> Result<f64> {
+        if self.numel() != 1 {
+            return Err(Error::BadShape {
+                op: "item",
+                shape: self.shape().to_vec(),
+                msg: "needs exactly one element".into(),
+            });
+        }
+        Ok(self.to_dtype(DType::F64)?.to_vec::<f64>()?[0])
+    }
+
+    /// Moves (copies) the tensor to `device`.
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        match device {
+            Device::Cpu if self.device() == Device::Cpu => Ok(self.clone()),
+            Device::Cpu => Err(Error::NoCuda(format!("cannot copy from {}", self.device()))),
+            Device::Cuda(n) => {
+                Err(Error::NoCuda(format!("cuda:{n} requested, but this build has no CUDA backend yet")))
+            }
+        }
+    }
+}
+
+fn read(s: &RwLock<Storage>) -> RwLockReadGuard<'_, Storage> {
+    s.read().unwrap_or_else(|e| e.into_inner())
+}
