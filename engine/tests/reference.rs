@@ -147,11 +147,11 @@ fn max_pool_with_padding_and_ceil_mode_matches_naive() {
     let xv = x.to_vec::<f32>().unwrap();
     let yv = y.to_vec::<f32>().unwrap();
     for c in 0..2 {
-        for i in 0..3 {
-            for j in 0..3 {
+        for i in 0..3usize {
+            for j in 0..3usize {
                 let mut m = f32::NEG_INFINITY;
-                for hi in (2 * i as usize).saturating_sub(1)..(2 * i + 2).min(5) {
-                    for wj in (2 * j as usize).saturating_sub(1)..(2 * j + 2).min(5) {
+                for hi in (2 * i).saturating_sub(1)..(2 * i + 2).min(5) {
+                    for wj in (2 * j).saturating_sub(1)..(2 * j + 2).min(5) {
                         m = m.max(xv[(c * 5 + hi) * 5 + wj]);
                     }
                 }
