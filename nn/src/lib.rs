@@ -1,2 +1,17 @@
-//! kiln's modules, layers and timm's models.
+//! kiln's modules, layers and timm's models, with timm's parameter names so timm's safetensors
+//! weights load unchanged.
 #![warn(missing_docs)]
+
+mod error;
+pub mod init;
+pub mod layers;
+pub mod models;
+mod module;
+mod registry;
+mod state_dict;
+
+pub use error::{Error, Result};
+pub use models::{FeatureInfo, Model, PretrainedCfg};
+pub use module::{Kind, Module, NamedTensor};
+pub use registry::{create_model, list_models, ModelArgs};
+pub use state_dict::{load_safetensors, load_state_dict, save_safetensors, state_dict, LoadReport};

@@ -1,0 +1,62 @@
+//! The nn crate's one error type.
+
+/// Everything model building and weight loading can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An engine op failed.
+    #[error(transparent)]
+    Engine(#[from] kiln_engine::Error),
+    /// `create_model` was given a name no model is registered under.
+    #[error("unknown model '{name}'{}", suggest(.suggestions))]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// Registered names close to it.
+        suggestions: Vec<String>,
+    },
+    /// A model argument out of range.
+    #[error("{model}: {msg}")]
+    BadArgument {
+        /// The model or layer.
+        model: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A state dict whose keys do not match the model's.
+    #[error("state dict does not match the model: missing keys {missing:?}, unexpected keys {unexpected:?}")]
+    KeyMismatch {
+        /// Model tensors the file lacks.
+        missing: Vec<String>,
+        /// File tensors the model lacks.
+        unexpected: Vec<String>,
+    },
+    /// A state-dict tensor with the wrong shape.
+    #[error("state dict tensor '{key}' has shape {got:?}, the model expects {expected:?}")]
+    ShapeMismatch {
+        /// The tensor's name.
+        key: String,
+        /// The model's shape.
+        expected: Vec<usize>,
+        /// The file's shape.
+        got: Vec<usize>,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {msg}")]
+    File {
+        /// The file at fault.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
+}
+
+fn suggest(s: &[String]) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", s.join(", "))
+    }
+}
+
+/// The nn crate's result type.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,18 @@
+//! Weight initialization with PyTorch's and timm's formulas, drawn from the global Philox stream
+//! (seed it with `kiln_engine::manual_seed`).
+
+use crate::Result;
+use kiln_engine::{with_global_generator, DType, Tensor};
+
+/// He-normal with fan_out and ReLU gain: N(0, 2/fan_out), as timm's ResNet conv init.
+pub fn kaiming_normal_fan_out(shape: &[usize]) -> Result<Tensor> {
+    let fan_out = shape[0] * shape[2..].iter().product::<usize>();
+    let std = (2.0 / fan_out.max(1) as f64).sqrt();
+    Ok(with_global_generator(|g| g.normal(shape, 0.0, std, DType::F32))?)
+}
+
+/// U(-1/√fan_in, 1/√fan_in): PyTorch's default for Linear and Conv weights and biases.
+pub fn uniform_fan_in(shape: &[usize], fan_in: usize) -> Result<Tensor> {
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    Ok(with_global_generator(|g| g.uniform(shape, -bound, bound, DType::F32))?)
+}

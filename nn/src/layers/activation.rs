@@ -1,0 +1,64 @@
+//! Parameter-free activations and the identity.
+
+use crate::module::NamedTensor;
+use crate::{Module, Result};
+use kiln_engine::Tensor;
+
+/// An elementwise activation, picked by name as timm's `get_act_layer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// max(x, 0)
+    Relu,
+    /// x·sigmoid(x)
+    Silu,
+    /// exact GELU
+    Gelu,
+    /// hard swish
+    HardSwish,
+    /// sigmoid
+    Sigmoid,
+    /// tanh
+    Tanh,
+}
+
+impl Activation {
+    /// Looks an activation up by timm's name (`relu`, `silu`/`swish`, `gelu`, `hard_swish`, ...).
+    pub fn from_name(name: &str) -> Option<Activation> {
+        Some(match name {
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            "gelu" => Activation::Gelu,
+            "hard_swish" | "hardswish" => Activation::HardSwish,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            _ => return None,
+        })
+    }
+}
+
+impl Module for Activation {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Activation::Relu => x.relu(),
+            Activation::Silu => x.silu(),
+            Activation::Gelu => x.gelu(),
+            Activation::HardSwish => x.hardswish(),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+        }?)
+    }
+
+    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
+}
+
+/// Passes its input through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identity;
+
+impl Module for Identity {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+
+    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
+}

@@ -1,0 +1,86 @@
+//! BatchNorm2d with PyTorch's tensors and defaults, and its fused ReLU / residual forms.
+
+use crate::module::{push, Kind, NamedTensor};
+use crate::{Module, Result};
+use kiln_engine::{BatchNormArgs, DType, Tensor};
+
+/// `nn.BatchNorm2d`: weight, bias, running_mean, running_var, num_batches_tracked.
+#[derive(Debug, Clone)]
+pub struct BatchNorm2d {
+    /// γ [C].
+    pub weight: Tensor,
+    /// β [C].
+    pub bias: Tensor,
+    /// Running mean [C].
+    pub running_mean: Tensor,
+    /// Running (unbiased) variance [C].
+    pub running_var: Tensor,
+    /// Batches seen in training (I64 scalar).
+    pub num_batches_tracked: Tensor,
+    /// Running-average factor.
+    pub momentum: f64,
+    /// Variance epsilon.
+    pub eps: f64,
+    /// Use batch statistics (train) or running ones (eval).
+    pub training: bool,
+}
+
+impl BatchNorm2d {
+    /// A BN over `c` channels with γ=1, β=0, momentum 0.1, eps 1e-5.
+    pub fn new(c: usize) -> Result<BatchNorm2d> {
+        Ok(BatchNorm2d {
+            weight: Tensor::ones(&[c], DType::F32)?.requires_grad_(true).clone(),
+            bias: Tensor::zeros(&[c], DType::F32)?.requires_grad_(true).clone(),
+            running_mean: Tensor::zeros(&[c], DType::F32)?,
+            running_var: Tensor::ones(&[c], DType::F32)?,
+            num_batches_tracked: Tensor::zeros(&[], DType::I64)?,
+            momentum: 0.1,
+            eps: 1e-5,
+            training: true,
+        })
+    }
+
+    fn args(&self) -> BatchNormArgs<'_> {
+        BatchNormArgs {
+            weight: Some(&self.weight),
+            bias: Some(&self.bias),
+            running_mean: Some(&self.running_mean),
+            running_var: Some(&self.running_var),
+            training: self.training,
+            momentum: self.momentum,
+            eps: self.eps,
+        }
+    }
+
+    /// act(BN(x) + residual) as one fused op; ReLU when `relu`.
+    pub fn forward_act(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+        if self.training {
+            let n = self.num_batches_tracked.item()? as i64;
+            self.num_batches_tracked.copy_(&Tensor::from_vec(vec![n + 1], &[])?)?;
+        }
+        Ok(x.batch_norm_act(self.args(), residual, relu)?)
+    }
+
+    /// Sets γ to zero (timm's `zero_init_last` for a block's last BN).
+    pub fn zero_weight(&self) -> Result<()> {
+        Ok(self.weight.copy_(&Tensor::zeros(self.weight.shape(), DType::F32)?)?)
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, None, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        push(out, prefix, "weight", &self.weight, Kind::Parameter);
+        push(out, prefix, "bias", &self.bias, Kind::Parameter);
+        push(out, prefix, "running_mean", &self.running_mean, Kind::Buffer);
+        push(out, prefix, "running_var", &self.running_var, Kind::Buffer);
+        push(out, prefix, "num_batches_tracked", &self.num_batches_tracked, Kind::Buffer);
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}

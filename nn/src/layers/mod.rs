@@ -1,0 +1,17 @@
+//! Layers, one concept per file, with PyTorch's names for their tensors.
+
+mod activation;
+mod batchnorm;
+mod conv;
+mod dropout;
+mod linear;
+mod pool;
+mod sequential;
+
+pub use activation::{Activation, Identity};
+pub use batchnorm::BatchNorm2d;
+pub use conv::Conv2d;
+pub use dropout::{DropPath, Dropout};
+pub use linear::Linear;
+pub use pool::{AvgPool2d, MaxPool2d, PoolType, SelectAdaptivePool2d};
+pub use sequential::Sequential;

@@ -1,0 +1,74 @@
+//! timm's models, one family per file, behind the common [`Model`] surface.
+
+pub mod resnet;
+
+use crate::layers::Linear;
+use crate::{Module, Result};
+use kiln_engine::Tensor;
+
+/// timm's ImageNet mean.
+pub const IMAGENET_DEFAULT_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// timm's ImageNet std.
+pub const IMAGENET_DEFAULT_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+/// A model's pretrained config: what its weights expect at input (timm's `pretrained_cfg`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PretrainedCfg {
+    /// `arch.tag`, e.g. `resnet50.a1_in1k`.
+    pub name: String,
+    /// (C, H, W) for training.
+    pub input_size: [usize; 3],
+    /// (C, H, W) for testing, when different.
+    pub test_input_size: Option<[usize; 3]>,
+    /// Spatial size of the final feature map at `input_size`.
+    pub pool_size: [usize; 2],
+    /// Eval center-crop fraction.
+    pub crop_pct: f64,
+    /// Eval crop fraction at `test_input_size`.
+    pub test_crop_pct: Option<f64>,
+    /// Resize interpolation (`bilinear`, `bicubic`).
+    pub interpolation: String,
+    /// Normalization mean per channel.
+    pub mean: [f64; 3],
+    /// Normalization std per channel.
+    pub std: [f64; 3],
+    /// Name of the first conv (for in_chans adaptation).
+    pub first_conv: String,
+    /// Name of the classifier.
+    pub classifier: String,
+    /// Classes of the pretrained head.
+    pub num_classes: usize,
+}
+
+/// One feature map a model exposes for feature extraction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureInfo {
+    /// Channels.
+    pub num_chs: usize,
+    /// Input-to-feature stride.
+    pub reduction: usize,
+    /// The module that produces it.
+    pub module: String,
+}
+
+/// The surface every timm model shares.
+pub trait Model: Module {
+    /// The trunk: input to final feature map.
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor>;
+    /// Pool, dropout and classifier; `pre_logits` stops before the classifier.
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor>;
+    /// Every feature map listed in [`Model::feature_info`], in order.
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>>;
+    /// The feature maps' channels, reductions and modules.
+    fn feature_info(&self) -> &[FeatureInfo];
+    /// The classifier, if the model has one.
+    fn get_classifier(&self) -> Option<&Linear>;
+    /// Replaces the head: `num_classes` 0 removes it; `global_pool` optionally changes pooling.
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()>;
+    /// Classes of the current head (0 = none).
+    fn num_classes(&self) -> usize;
+    /// Channels of the final feature map.
+    fn num_features(&self) -> usize;
+    /// The pretrained config.
+    fn pretrained_cfg(&self) -> &PretrainedCfg;
+}

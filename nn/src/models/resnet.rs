@@ -1,0 +1,409 @@
+//! ResNet and ResNet-D (timm's `resnet.py`): blocks, stem, stages, the model, its configs, and the
+//! registered variants. Parameter names follow timm, so timm's state dicts load unchanged.
+//!
+//! Variants are data: `layers` per stage, the block type, and for the D variants a deep 3×3 stem
+//! (`stem_width` 32) plus average-pool downsampling (`avg_down`).
+
+use super::{FeatureInfo, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::layers::{AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, PoolType, SelectAdaptivePool2d};
+use crate::module::{join, NamedTensor};
+use crate::{init, Error, ModelArgs, Module, Result};
+use kiln_engine::{Pool2d, Tensor};
+
+// ---- blocks ----
+
+/// The two residual block types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Two 3×3 convs (expansion 1).
+    Basic,
+    /// 1×1, 3×3, 1×1 convs (expansion 4).
+    Bottleneck,
+}
+
+impl BlockKind {
+    fn expansion(self) -> usize {
+        match self {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        }
+    }
+}
+
+/// The shortcut projection: `downsample.0` conv + `downsample.1` BN, or with `avg_down`
+/// `downsample.0` avg-pool (identity at stride 1), `downsample.1` conv, `downsample.2` BN.
+struct Downsample {
+    pool: Option<AvgPool2d>,
+    avg_down: bool,
+    conv: Conv2d,
+    bn: BatchNorm2d,
+}
+
+impl Downsample {
+    fn new(in_c: usize, out_c: usize, stride: usize, avg_down: bool) -> Result<Downsample> {
+        let pool = (avg_down && stride > 1).then(|| {
+            let mut p = Pool2d::new(2, stride, 0);
+            p.ceil_mode = true;
+            p.count_include_pad = false;
+            AvgPool2d(p)
+        });
+        let conv_stride = if avg_down { 1 } else { stride };
+        Ok(Downsample {
+            pool,
+            avg_down,
+            conv: Conv2d::new(in_c, out_c, 1, conv_stride, 0, false)?,
+            bn: BatchNorm2d::new(out_c)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = match &self.pool {
+            Some(p) => p.forward(x)?,
+            None => x.clone(),
+        };
+        self.bn.forward(&self.conv.forward(&x)?)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        let first = usize::from(self.avg_down);
+        self.conv.collect(&join(prefix, &first.to_string()), out);
+        self.bn.collect(&join(prefix, &(first + 1).to_string()), out);
+    }
+}
+
+/// A residual block; `convs[i]` and `bns[i]` are timm's `conv{i+1}` / `bn{i+1}`.
+struct Block {
+    convs: Vec<Conv2d>,
+    bns: Vec<BatchNorm2d>,
+    downsample: Option<Downsample>,
+    drop_path: f64,
+    training: bool,
+}
+
+impl Block {
+    fn new(
+        kind: BlockKind,
+        in_c: usize,
+        planes: usize,
+        stride: usize,
+        downsample: Option<Downsample>,
+        drop_path: f64,
+    ) -> Result<Block> {
+        let out_c = planes * kind.expansion();
+        let convs = match kind {
+            BlockKind::Basic => {
+                vec![Conv2d::new(in_c, planes, 3, stride, 1, false)?, Conv2d::new(planes, planes, 3, 1, 1, false)?]
+            }
+            BlockKind::Bottleneck => vec![
+                Conv2d::new(in_c, planes, 1, 1, 0, false)?,
+                Conv2d::new(planes, planes, 3, stride, 1, false)?,
+                Conv2d::new(planes, out_c, 1, 1, 0, false)?,
+            ],
+        };
+        let bns = convs.iter().map(|c| BatchNorm2d::new(c.weight.shape()[0])).collect::<Result<_>>()?;
+        Ok(Block { convs, bns, downsample, drop_path, training: true })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let shortcut = match &self.downsample {
+            Some(d) => d.forward(x)?,
+            None => x.clone(),
+        };
+        let last = self.convs.len() - 1;
+        let mut h = x.clone();
+        for (conv, bn) in self.convs[..last].iter().zip(&self.bns) {
+            h = bn.forward_act(&conv.forward(&h)?, None, true)?;
+        }
+        let h = self.convs[last].forward(&h)?;
+        if self.training && self.drop_path > 0.0 {
+            let h = self.bns[last].forward(&h)?.drop_path(self.drop_path, true)?;
+            return Ok(h.add(&shortcut)?.relu()?);
+        }
+        self.bns[last].forward_act(&h, Some(&shortcut), true)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        for (i, (c, b)) in self.convs.iter().zip(&self.bns).enumerate() {
+            c.collect(&join(prefix, &format!("conv{}", i + 1)), out);
+            b.collect(&join(prefix, &format!("bn{}", i + 1)), out);
+        }
+        if let Some(d) = &self.downsample {
+            d.collect(&join(prefix, "downsample"), out);
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.bns.iter_mut().for_each(|b| b.set_training(training));
+        if let Some(d) = &mut self.downsample {
+            d.bn.set_training(training);
+        }
+    }
+}
+
+// ---- stem ----
+
+/// `conv1` + `bn1` + ReLU: one 7×7/2 conv, or the deep stem (three 3×3 convs named
+/// `conv1.0`, `conv1.3`, `conv1.6` with BNs `conv1.1`, `conv1.4`).
+struct Stem {
+    convs: Vec<Conv2d>,
+    bns: Vec<BatchNorm2d>,
+    deep: bool,
+}
+
+impl Stem {
+    fn new(in_chans: usize, stem_width: usize, deep: bool) -> Result<Stem> {
+        let (convs, widths) = if deep {
+            let convs = vec![
+                Conv2d::new(in_chans, stem_width, 3, 2, 1, false)?,
+                Conv2d::new(stem_width, stem_width, 3, 1, 1, false)?,
+                Conv2d::new(stem_width, 64, 3, 1, 1, false)?,
+            ];
+            (convs, vec![stem_width, stem_width, 64])
+        } else {
+            (vec![Conv2d::new(in_chans, 64, 7, 2, 3, false)?], vec![64])
+        };
+        let bns = widths.into_iter().map(BatchNorm2d::new).collect::<Result<_>>()?;
+        Ok(Stem { convs, bns, deep })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.convs.iter().zip(&self.bns).try_fold(x.clone(), |h, (c, b)| b.forward_act(&c.forward(&h)?, None, true))
+    }
+
+    fn collect(&self, out: &mut Vec<NamedTensor>) {
+        if !self.deep {
+            self.convs[0].collect("conv1", out);
+        } else {
+            for (i, c) in self.convs.iter().enumerate() {
+                c.collect(&format!("conv1.{}", 3 * i), out);
+            }
+            for (i, b) in self.bns[..2].iter().enumerate() {
+                b.collect(&format!("conv1.{}", 3 * i + 1), out);
+            }
+        }
+        self.bns[self.bns.len() - 1].collect("bn1", out);
+    }
+}
+
+// ---- the model ----
+
+/// What distinguishes one ResNet variant from another.
+#[derive(Debug, Clone, Copy)]
+pub struct ResNetCfg {
+    /// Block type.
+    pub block: BlockKind,
+    /// Blocks per stage.
+    pub layers: [usize; 4],
+    /// Deep 3×3 stem of this width (0 = the 7×7 stem).
+    pub stem_width: usize,
+    /// Average-pool shortcut downsampling (the "D" tweak).
+    pub avg_down: bool,
+}
+
+/// timm's `ResNet`.
+pub struct ResNet {
+    stem: Stem,
+    stages: Vec<Vec<Block>>,
+    pool: SelectAdaptivePool2d,
+    fc: Option<Linear>,
+    drop_rate: f64,
+    num_features: usize,
+    feature_info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+    training: bool,
+}
+
+impl ResNet {
+    /// Builds a ResNet with timm's init: kaiming-normal (fan_out) convs and, by default, the last
+    /// BN of every block zero-initialized.
+    pub fn new(rc: &ResNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<ResNet> {
+        let stem = Stem::new(args.in_chans, rc.stem_width, rc.stem_width > 0)?;
+        let total: usize = rc.layers.iter().sum();
+        let mut stages = Vec::new();
+        let mut in_c = 64;
+        let mut block_idx = 0;
+        let mut feature_info = vec![FeatureInfo { num_chs: 64, reduction: 2, module: "act1".into() }];
+        for (s, &n) in rc.layers.iter().enumerate() {
+            let planes = 64 << s;
+            let stride = if s == 0 { 1 } else { 2 };
+            let mut blocks = Vec::new();
+            for b in 0..n {
+                let st = if b == 0 { stride } else { 1 };
+                let out_c = planes * rc.block.expansion();
+                let ds = (b == 0 && (st != 1 || in_c != out_c))
+                    .then(|| Downsample::new(in_c, out_c, st, rc.avg_down))
+                    .transpose()?;
+                let dpr = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
+                blocks.push(Block::new(rc.block, in_c, planes, st, ds, dpr)?);
+                in_c = out_c;
+                block_idx += 1;
+            }
+            feature_info.push(FeatureInfo { num_chs: in_c, reduction: 4 << s, module: format!("layer{}", s + 1) });
+            stages.push(blocks);
+        }
+        let mut model = ResNet {
+            stem,
+            stages,
+            pool: SelectAdaptivePool2d { pool_type: PoolType::Avg },
+            fc: None,
+            drop_rate: args.drop_rate,
+            num_features: in_c,
+            feature_info,
+            cfg,
+            training: true,
+        };
+        model.init_weights(args.zero_init_last)?;
+        model.reset_classifier(args.num_classes, Some(&args.global_pool))?;
+        Ok(model)
+    }
+
+    fn init_weights(&self, zero_init_last: bool) -> Result<()> {
+        for t in self.named_tensors() {
+            if t.tensor.rank() == 4 && t.name.ends_with("weight") {
+                t.tensor.copy_(&init::kaiming_normal_fan_out(t.tensor.shape())?)?;
+            }
+        }
+        if zero_init_last {
+            for block in self.stages.iter().flatten() {
+                block.bns[block.bns.len() - 1].zero_weight()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stem_out(&self, x: &Tensor) -> Result<Tensor> {
+        self.stem.forward(x)
+    }
+}
+
+impl Module for ResNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        let mut local = Vec::new();
+        self.stem.collect(&mut local);
+        for (s, blocks) in self.stages.iter().enumerate() {
+            for (b, block) in blocks.iter().enumerate() {
+                block.collect(&format!("layer{}.{b}", s + 1), &mut local);
+            }
+        }
+        if let Some(fc) = &self.fc {
+            fc.collect("fc", &mut local);
+        }
+        out.extend(local.into_iter().map(|t| NamedTensor { name: join(prefix, &t.name), ..t }));
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.stem.bns.iter_mut().for_each(|b| b.set_training(training));
+        self.stages.iter_mut().flatten().for_each(|b| b.set_training(training));
+    }
+}
+
+impl Model for ResNet {
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.stem_out(x)?.max_pool2d(Pool2d::new(3, 2, 1))?;
+        self.stages.iter().flatten().try_fold(x, |h, b| b.forward(&h))
+    }
+
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let x = self.pool.forward(x)?.dropout(self.drop_rate, self.training)?;
+        match (&self.fc, pre_logits) {
+            (Some(fc), false) => fc.forward(&x),
+            _ => Ok(x),
+        }
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let stem = self.stem_out(x)?;
+        let mut h = MaxPool2d(Pool2d::new(3, 2, 1)).forward(&stem)?;
+        let mut out = vec![stem];
+        for stage in &self.stages {
+            h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
+            out.push(h.clone());
+        }
+        Ok(out)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.fc.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        if let Some(p) = global_pool {
+            self.pool.pool_type = PoolType::parse(p)?;
+        }
+        if self.pool.pool_type == PoolType::None && num_classes > 0 {
+            return Err(Error::BadArgument {
+                model: self.cfg.name.clone(),
+                msg: "global_pool '' needs num_classes 0 (pooling can only be disabled with the classifier removed)"
+                    .into(),
+            });
+        }
+        let features = self.num_features * self.pool.pool_type.feat_mult();
+        self.fc = (num_classes > 0).then(|| Linear::new(features, num_classes, true)).transpose()?;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+}
+
+// ---- configs ----
+
+/// timm's `_cfg`-style pretrained config for `arch.tag`.
+fn cfg(arch: &str, tag: &str, crop_pct: f64, test_crop_pct: f64, deep: bool, big: bool) -> PretrainedCfg {
+    let (size, test) = if big { (256, 320) } else { (224, 288) };
+    PretrainedCfg {
+        name: format!("{arch}.{tag}"),
+        input_size: [3, size, size],
+        test_input_size: Some([3, test, test]),
+        pool_size: [size / 32, size / 32],
+        crop_pct,
+        test_crop_pct: Some(test_crop_pct),
+        interpolation: "bicubic".into(),
+        mean: IMAGENET_DEFAULT_MEAN,
+        std: IMAGENET_DEFAULT_STD,
+        first_conv: if deep { "conv1.0" } else { "conv1" }.into(),
+        classifier: "fc".into(),
+        num_classes: 1000,
+    }
+}
+
+// ---- registered variants ----
+
+/// Every registered ResNet: (name, architecture, default pretrained config).
+pub fn variants() -> Vec<(&'static str, ResNetCfg, PretrainedCfg)> {
+    use BlockKind::{Basic, Bottleneck};
+    let plain = |block, layers| ResNetCfg { block, layers, stem_width: 0, avg_down: false };
+    let d = |block, layers| ResNetCfg { block, layers, stem_width: 32, avg_down: true };
+    vec![
+        ("resnet18", plain(Basic, [2, 2, 2, 2]), cfg("resnet18", "a1_in1k", 0.95, 1.0, false, false)),
+        ("resnet26", plain(Bottleneck, [2, 2, 2, 2]), cfg("resnet26", "bt_in1k", 0.875, 0.95, false, false)),
+        ("resnet34", plain(Basic, [3, 4, 6, 3]), cfg("resnet34", "a1_in1k", 0.95, 1.0, false, false)),
+        ("resnet50", plain(Bottleneck, [3, 4, 6, 3]), cfg("resnet50", "a1_in1k", 0.95, 1.0, false, false)),
+        ("resnet101", plain(Bottleneck, [3, 4, 23, 3]), cfg("resnet101", "a1h_in1k", 0.95, 1.0, false, false)),
+        ("resnet152", plain(Bottleneck, [3, 8, 36, 3]), cfg("resnet152", "a1h_in1k", 0.95, 1.0, false, false)),
+        ("resnet18d", d(Basic, [2, 2, 2, 2]), cfg("resnet18d", "ra2_in1k", 0.875, 0.95, true, false)),
+        ("resnet26d", d(Bottleneck, [2, 2, 2, 2]), cfg("resnet26d", "bt_in1k", 0.875, 0.95, true, false)),
+        ("resnet34d", d(Basic, [3, 4, 6, 3]), cfg("resnet34d", "ra2_in1k", 0.875, 0.95, true, false)),
+        ("resnet50d", d(Bottleneck, [3, 4, 6, 3]), cfg("resnet50d", "ra2_in1k", 0.875, 0.95, true, false)),
+        ("resnet101d", d(Bottleneck, [3, 4, 23, 3]), cfg("resnet101d", "ra2_in1k", 0.95, 1.0, true, true)),
+    ]
+}

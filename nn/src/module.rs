@@ -1,0 +1,62 @@
+//! The `Module` trait: a forward pass plus named parameters and buffers.
+
+use crate::Result;
+use kiln_engine::Tensor;
+
+/// Whether a named tensor is trained (parameter) or only tracked (buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Trained by the optimizer.
+    Parameter,
+    /// Saved in the state dict but not trained (BN running statistics).
+    Buffer,
+}
+
+/// A parameter or buffer with its state-dict name (`layer1.0.conv1.weight`).
+#[derive(Debug, Clone)]
+pub struct NamedTensor {
+    /// Dotted name, as in timm's state dicts.
+    pub name: String,
+    /// The tensor (a handle: updates through it reach the module).
+    pub tensor: Tensor,
+    /// Parameter or buffer.
+    pub kind: Kind,
+}
+
+/// A layer or model.
+pub trait Module: Send + Sync {
+    /// The forward pass.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Appends every parameter and buffer under `prefix` (empty for the root).
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>);
+
+    /// Switches training behaviour (BatchNorm statistics, dropout) on or off, recursively.
+    fn set_training(&mut self, _training: bool) {}
+
+    /// All parameters and buffers with their names.
+    fn named_tensors(&self) -> Vec<NamedTensor> {
+        let mut out = Vec::new();
+        self.collect("", &mut out);
+        out
+    }
+
+    /// The trainable parameters with their names.
+    fn named_parameters(&self) -> Vec<NamedTensor> {
+        self.named_tensors().into_iter().filter(|t| t.kind == Kind::Parameter).collect()
+    }
+}
+
+/// `prefix.name`, or `name` at the root.
+pub fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Appends one named tensor.
+pub(crate) fn push(out: &mut Vec<NamedTensor>, prefix: &str, name: &str, tensor: &Tensor, kind: Kind) {
+    out.push(NamedTensor { name: join(prefix, name), tensor: tensor.clone(), kind });
+}

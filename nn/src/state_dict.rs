@@ -1,0 +1,115 @@
+//! State dicts as safetensors files, keyed by timm's names.
+
+use crate::{Error, Module, Result};
+use kiln_engine::{DType, Tensor};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Name -> tensor for every parameter and buffer of `m`.
+pub fn state_dict(m: &dyn Module) -> BTreeMap<String, Tensor> {
+    m.named_tensors().into_iter().map(|t| (t.name, t.tensor)).collect()
+}
+
+fn to_st(d: DType) -> Dtype {
+    match d {
+        DType::F32 => Dtype::F32,
+        DType::F64 => Dtype::F64,
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
+        DType::I64 => Dtype::I64,
+        DType::I32 => Dtype::I32,
+        DType::U8 => Dtype::U8,
+        DType::Bool => Dtype::BOOL,
+    }
+}
+
+fn from_st(d: Dtype) -> Option<DType> {
+    Some(match d {
+        Dtype::F32 => DType::F32,
+        Dtype::F64 => DType::F64,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
+        Dtype::I64 => DType::I64,
+        Dtype::I32 => DType::I32,
+        Dtype::U8 => DType::U8,
+        Dtype::BOOL => DType::Bool,
+        _ => return None,
+    })
+}
+
+fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::File { path: path.display().to_string(), msg: msg.to_string() }
+}
+
+/// Writes `tensors` to a safetensors file atomically (a temporary file renamed into place).
+pub fn save_safetensors(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
+    let mut bytes: Vec<(String, Vec<u8>, Tensor)> = Vec::new();
+    for (name, t) in tensors {
+        let c = t.contiguous()?;
+        let data = c.storage().cpu().as_bytes()[c.layout().offset() * c.dtype().size_in_bytes()..]
+            [..c.numel() * c.dtype().size_in_bytes()]
+            .to_vec();
+        bytes.push((name.clone(), data, c));
+    }
+    let views = bytes
+        .iter()
+        .map(|(n, d, t)| {
+            Ok((n.clone(), TensorView::new(to_st(t.dtype()), t.shape().to_vec(), d).map_err(|e| file_err(path, e))?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let tmp = path.with_extension("safetensors.tmp");
+    safetensors::serialize_to_file(views, &None, &tmp).map_err(|e| file_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+}
+
+/// Reads every tensor of a safetensors file.
+pub fn load_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let file = std::fs::File::open(path).map_err(|e| file_err(path, e))?;
+    // SAFETY: the file is mapped read-only and only read while `map` lives; kiln does not write
+    // to checkpoint files it is reading.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_err(path, e))?;
+    let st = SafeTensors::deserialize(&map).map_err(|e| file_err(path, format!("not a safetensors file: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let dtype = from_st(view.dtype())
+            .ok_or_else(|| file_err(path, format!("tensor '{name}' has unsupported dtype {:?}", view.dtype())))?;
+        out.insert(name, Tensor::from_bytes(view.data(), dtype, view.shape())?);
+    }
+    Ok(out)
+}
+
+/// What `load_state_dict` did not match (non-strict loading reports instead of failing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Model tensors absent from the state dict.
+    pub missing: Vec<String>,
+    /// State-dict tensors the model does not have.
+    pub unexpected: Vec<String>,
+}
+
+/// Copies `sd` into `m`'s tensors by name (converting dtypes). Strict loading fails on any
+/// missing or unexpected key; a missing `num_batches_tracked` is tolerated as in PyTorch.
+pub fn load_state_dict(m: &dyn Module, sd: &BTreeMap<String, Tensor>, strict: bool) -> Result<LoadReport> {
+    let own = m.named_tensors();
+    let mut report = LoadReport::default();
+    for t in &own {
+        match sd.get(&t.name) {
+            Some(src) if src.shape() != t.tensor.shape() => {
+                return Err(Error::ShapeMismatch {
+                    key: t.name.clone(),
+                    expected: t.tensor.shape().to_vec(),
+                    got: src.shape().to_vec(),
+                })
+            }
+            Some(src) => t.tensor.copy_(src)?,
+            None if t.name.ends_with("num_batches_tracked") => {}
+            None => report.missing.push(t.name.clone()),
+        }
+    }
+    report.unexpected = sd.keys().filter(|k| !own.iter().any(|t| &t.name == *k)).cloned().collect();
+    if strict && (!report.missing.is_empty() || !report.unexpected.is_empty()) {
+        return Err(Error::KeyMismatch { missing: report.missing, unexpected: report.unexpected });
+    }
+    Ok(report)
+}
