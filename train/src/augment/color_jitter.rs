@@ -1,0 +1,36 @@
+//! torchvision's ColorJitter on PIL images (brightness, contrast, saturation; hue is not supported).
+use super::pixel::{brightness, color, contrast};
+use super::{uniform, AugRng, Transform};
+use crate::data::Image;
+use rand::seq::SliceRandom;
+
+/// Each of brightness, contrast and saturation scaled by a factor drawn from `[max(0, 1 - x), 1 + x]`,
+/// applied in a random order, as torchvision's `ColorJitter(b, c, s)`.
+#[derive(Debug, Clone)]
+pub struct ColorJitter {
+    /// Brightness strength.
+    pub brightness: f64,
+    /// Contrast strength.
+    pub contrast: f64,
+    /// Saturation strength.
+    pub saturation: f64,
+}
+
+impl Transform for ColorJitter {
+    fn apply(&self, img: Image, rng: &mut AugRng) -> Image {
+        let mut order = [0, 1, 2];
+        order.shuffle(rng);
+        let mut factor = |x: f64| uniform(rng, (1.0 - x).max(0.0), 1.0 + x) as f32;
+        let f = [
+            factor(self.brightness),
+            factor(self.contrast),
+            factor(self.saturation),
+        ];
+        order.iter().fold(img, |img, &k| match k {
+            0 if self.brightness > 0.0 => brightness(img, f[0]),
+            1 if self.contrast > 0.0 => contrast(img, f[1]),
+            2 if self.saturation > 0.0 => color(img, f[2]),
+            _ => img,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! Crops: torchvision's RandomCrop with zero padding (small images) and CenterCrop.
+use super::{AugRng, Transform};
+use crate::data::Image;
+use rand::Rng;
+
+/// Pads by `padding` pixels of 0 on each side, then crops `size`×`size` at a random place.
+#[derive(Debug, Clone)]
+pub struct RandomCrop {
+    /// Output side.
+    pub size: usize,
+    /// Zero padding added on each side first.
+    pub padding: usize,
+}
+
+impl Transform for RandomCrop {
+    fn apply(&self, img: Image, rng: &mut AugRng) -> Image {
+        let (pw, ph) = (img.w + 2 * self.padding, img.h + 2 * self.padding);
+        let top = rng.gen_range(0..=ph.saturating_sub(self.size));
+        let left = rng.gen_range(0..=pw.saturating_sub(self.size));
+        let p = self.padding as isize;
+        crop(
+            &img,
+            left as isize - p,
+            top as isize - p,
+            self.size,
+            self.size,
+            0,
+        )
+    }
+}
+
+/// Crops the centre `w`×`h`, with torchvision's offsets (`round((H - h) / 2)`, ties to even).
+#[derive(Debug, Clone)]
+pub struct CenterCrop {
+    /// Output width.
+    pub w: usize,
+    /// Output height.
+    pub h: usize,
+}
+
+impl Transform for CenterCrop {
+    fn apply(&self, img: Image, _rng: &mut AugRng) -> Image {
+        let top = ((img.h as f64 - self.h as f64) / 2.0).round_ties_even() as isize;
+        let left = ((img.w as f64 - self.w as f64) / 2.0).round_ties_even() as isize;
+        crop(&img, left, top, self.w, self.h, 0)
+    }
+}
+
+/// The `w`×`h` window at (`left`, `top`) of `img`; pixels outside it are `fill`.
+pub fn crop(img: &Image, left: isize, top: isize, w: usize, h: usize, fill: u8) -> Image {
+    let c = img.c;
+    let mut out = vec![fill; w * h * c];
+    let x0 = left.max(0) as usize;
+    let x1 = (left + w as isize).clamp(0, img.w as isize) as usize;
+    if x1 <= x0 {
+        return Image::new(w, h, c, out);
+    }
+    let dst_x = (x0 as isize - left) as usize;
+    for y in 0..h {
+        let sy = top + y as isize;
+        if sy < 0 || sy >= img.h as isize {
+            continue;
+        }
+        let src = &img.row(sy as usize)[x0 * c..x1 * c];
+        out[(y * w + dst_x) * c..][..src.len()].copy_from_slice(src);
+    }
+    Image::new(w, h, c, out)
+}

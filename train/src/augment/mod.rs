@@ -1,0 +1,34 @@
+//! Augmentation with timm's semantics: crops, resizes, flips, colour, policies, erasing, mixup.
+mod affine;
+mod augment_op;
+mod color_jitter;
+mod crop;
+mod erasing;
+mod factory;
+mod flip;
+mod mixup;
+mod pixel;
+mod policies;
+mod policy;
+mod resize;
+mod rng;
+mod transform;
+
+pub use affine::{affine, rotate};
+pub use augment_op::{apply_op, level_to_arg, AugHparams, AugmentOp, OpName, LEVEL_DENOM};
+pub use color_jitter::ColorJitter;
+pub use crop::{crop, CenterCrop, RandomCrop};
+pub use erasing::{EraseMode, RandomErasing};
+pub use factory::{eval, small_train, DEFAULT_CROP_PCT};
+pub use flip::{hflip, vflip, HFlip, VFlip};
+pub use mixup::{mixup_target, Dims, Mixup, MixupMode};
+pub use pixel::{
+    auto_contrast, blend, brightness, color, contrast, equalize, gaussian_blur, invert, point,
+    posterize, sharpness, solarize, solarize_add,
+};
+pub use policy::{
+    aa_transform, augmix, auto_augment, rand_augment, AugMix, AutoAugment, RandAugment,
+};
+pub use resize::{resize_box, uniform, Interpolation, RandomResizedCrop, Resize, ResizeTo};
+pub use rng::{derive_rng, AugRng};
+pub use transform::{Pipeline, Transform};

@@ -1,0 +1,238 @@
+//! PIL's pixel operations, bit-exact: ImageOps (autocontrast, equalize, invert, solarize, posterize),
+//! ImageEnhance (brightness, contrast, color, sharpness) and `Image.blend`.
+use crate::data::Image;
+
+/// Applies one 256-entry table per channel (PIL's `Image.point`).
+pub fn point(mut img: Image, luts: &[[u8; 256]]) -> Image {
+    let c = img.c;
+    for px in img.data.chunks_exact_mut(c) {
+        for k in 0..c {
+            px[k] = luts[k][px[k] as usize];
+        }
+    }
+    img
+}
+
+/// The same table for every channel.
+fn point_all(img: Image, lut: [u8; 256]) -> Image {
+    let luts = vec![lut; img.c];
+    point(img, &luts)
+}
+
+/// Per-channel 256-bin histograms.
+fn histograms(img: &Image) -> Vec<[u64; 256]> {
+    let mut h = vec![[0u64; 256]; img.c];
+    for px in img.data.chunks_exact(img.c) {
+        for (k, &v) in px.iter().enumerate() {
+            h[k][v as usize] += 1;
+        }
+    }
+    h
+}
+
+/// `ImageOps.autocontrast(img)`: stretches each channel's [lo, hi] to [0, 255].
+pub fn auto_contrast(img: Image) -> Image {
+    let luts: Vec<[u8; 256]> = histograms(&img).iter().map(stretch_lut).collect();
+    point(img, &luts)
+}
+
+fn stretch_lut(h: &[u64; 256]) -> [u8; 256] {
+    let lo = h.iter().position(|&n| n > 0).unwrap_or(0);
+    let hi = h.iter().rposition(|&n| n > 0).unwrap_or(0);
+    if hi <= lo {
+        return std::array::from_fn(|i| i as u8);
+    }
+    let scale = 255.0 / (hi - lo) as f64;
+    let offset = -(lo as f64) * scale;
+    std::array::from_fn(|i| ((i as f64 * scale + offset) as i64).clamp(0, 255) as u8)
+}
+
+/// `ImageOps.equalize(img)`: per-channel histogram equalization.
+pub fn equalize(img: Image) -> Image {
+    let luts: Vec<[u8; 256]> = histograms(&img).iter().map(equalize_lut).collect();
+    point(img, &luts)
+}
+
+fn equalize_lut(h: &[u64; 256]) -> [u8; 256] {
+    let used: Vec<u64> = h.iter().copied().filter(|&n| n > 0).collect();
+    let step = match used.len() {
+        0 | 1 => 0,
+        _ => (used.iter().sum::<u64>() - used[used.len() - 1]) / 255,
+    };
+    if step == 0 {
+        return std::array::from_fn(|i| i as u8);
+    }
+    let mut n = step / 2;
+    std::array::from_fn(|i| {
+        let v = (n / step).min(255) as u8;
+        n += h[i];
+        v
+    })
+}
+
+/// `ImageOps.invert`.
+pub fn invert(img: Image) -> Image {
+    point_all(img, std::array::from_fn(|i| 255 - i as u8))
+}
+
+/// `ImageOps.solarize(img, thresh)`: values at or above `thresh` are inverted.
+pub fn solarize(img: Image, thresh: u32) -> Image {
+    point_all(
+        img,
+        std::array::from_fn(|i| {
+            if (i as u32) < thresh {
+                i as u8
+            } else {
+                255 - i as u8
+            }
+        }),
+    )
+}
+
+/// timm's `solarize_add`: adds `add` (capped at 255) to values below `thresh`.
+pub fn solarize_add(img: Image, add: u32, thresh: u32) -> Image {
+    let lut = std::array::from_fn(|i| {
+        if (i as u32) < thresh {
+            (i as u32 + add).min(255) as u8
+        } else {
+            i as u8
+        }
+    });
+    point_all(img, lut)
+}
+
+/// `ImageOps.posterize(img, bits)`: keeps the top `bits` bits.
+pub fn posterize(img: Image, bits: u32) -> Image {
+    let mask = !((1u32 << (8 - bits.min(8))) - 1) as u8;
+    point_all(img, std::array::from_fn(|i| i as u8 & mask))
+}
+
+/// `Image.blend(a, b, alpha)`: `a + alpha * (b - a)` in f32, clipped, truncated, as Pillow does.
+pub fn blend(a: &Image, mut b: Image, alpha: f32) -> Image {
+    for (o, &x) in b.data.iter_mut().zip(&a.data) {
+        let v = x as f32 + alpha * (*o as f32 - x as f32);
+        *o = v.clamp(0.0, 255.0) as u8;
+    }
+    b
+}
+
+/// PIL's ITU-R 601-2 luma of one RGB pixel.
+fn luma(p: &[u8]) -> u8 {
+    ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
+}
+
+/// `convert('L').convert(mode)`: the gray version, same channel count.
+fn grayscale(img: &Image) -> Image {
+    if img.c == 1 {
+        return img.clone();
+    }
+    let data = img
+        .data
+        .chunks_exact(3)
+        .flat_map(|p| [luma(p); 3])
+        .collect();
+    Image::new(img.w, img.h, 3, data)
+}
+
+/// `ImageEnhance.Brightness(img).enhance(f)`: blend with black.
+pub fn brightness(img: Image, f: f32) -> Image {
+    let black = Image::filled(img.w, img.h, &vec![0; img.c]);
+    blend(&black, img, f)
+}
+
+/// `ImageEnhance.Color(img).enhance(f)`: blend with the gray version (saturation).
+pub fn color(img: Image, f: f32) -> Image {
+    blend(&grayscale(&img), img, f)
+}
+
+/// `ImageEnhance.Contrast(img).enhance(f)`: blend with the mean gray level (rounded).
+pub fn contrast(img: Image, f: f32) -> Image {
+    let gray = grayscale(&img);
+    let sum: u64 = gray.data.iter().step_by(gray.c).map(|&v| v as u64).sum();
+    let mean = (sum as f64 / (img.w * img.h).max(1) as f64 + 0.5) as u8;
+    let flat = Image::filled(img.w, img.h, &vec![mean; img.c]);
+    blend(&flat, img, f)
+}
+
+/// `ImageEnhance.Sharpness(img).enhance(f)`: blend with PIL's SMOOTH filter (border kept).
+pub fn sharpness(img: Image, f: f32) -> Image {
+    blend(&smooth(&img), img, f)
+}
+
+/// PIL's `ImageFilter.SMOOTH`: 3×3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, rounded; the border is copied.
+fn smooth(img: &Image) -> Image {
+    let (w, h, c) = (img.w, img.h, img.c);
+    let mut out = img.clone();
+    if w < 3 || h < 3 {
+        return out;
+    }
+    let (edge, mid) = (1.0f32 / 13.0, 5.0f32 / 13.0);
+    let at = |x: usize, y: usize, ch: usize| img.data[(y * w + x) * c + ch] as f32;
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            for ch in 0..c {
+                // Pillow's order: offset + 0.5, then rows y+1, y, y-1, each left to right.
+                let row = |yy: usize, centre: f32| {
+                    at(x - 1, yy, ch) * edge + at(x, yy, ch) * centre + at(x + 1, yy, ch) * edge
+                };
+                let ss = 0.5f32 + row(y + 1, edge) + row(y, mid) + row(y - 1, edge);
+                out.data[(y * w + x) * c + ch] = ss.clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    out
+}
+
+/// `ImageFilter.GaussianBlur(radius)`, as a separable Gaussian of standard deviation `radius` with
+/// clamped edges (Pillow approximates the same Gaussian by three box blurs; values differ by a few levels).
+pub fn gaussian_blur(img: Image, radius: f64) -> Image {
+    if radius <= 0.0 {
+        return img;
+    }
+    let reach = (3.0 * radius).ceil() as i64;
+    let taps: Vec<f64> = (-reach..=reach)
+        .map(|d| (-((d * d) as f64) / (2.0 * radius * radius)).exp())
+        .collect();
+    let norm: f64 = taps.iter().sum();
+    let taps: Vec<f64> = taps.iter().map(|t| t / norm).collect();
+    let src: Vec<f64> = img.data.iter().map(|&v| v as f64).collect();
+    let dims = (img.w as i64, img.h as i64, img.c);
+    let horizontal = blur_pass(&src, dims, &taps, true);
+    let both = blur_pass(&horizontal, dims, &taps, false);
+    Image::new(
+        img.w,
+        img.h,
+        img.c,
+        both.iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect(),
+    )
+}
+
+/// One 1-D pass of `taps` (odd length, centred) along rows (`horizontal`) or columns, edges clamped.
+fn blur_pass(
+    data: &[f64],
+    (w, h, c): (i64, i64, usize),
+    taps: &[f64],
+    horizontal: bool,
+) -> Vec<f64> {
+    let reach = (taps.len() / 2) as i64;
+    let mut out = vec![0.0; data.len()];
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                let mut s = 0.0;
+                for (t, d) in taps.iter().zip(-reach..=reach) {
+                    let (sx, sy) = if horizontal {
+                        ((x + d).clamp(0, w - 1), y)
+                    } else {
+                        (x, (y + d).clamp(0, h - 1))
+                    };
+                    s += t * data[((sy * w + sx) as usize) * c + ch];
+                }
+                out[((y * w + x) as usize) * c + ch] = s;
+            }
+        }
+    }
+    out
+}

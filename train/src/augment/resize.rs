@@ -1,0 +1,198 @@
+//! Resizing through fast_image_resize: Resize (shorter side), RandomResizedCropAndInterpolation.
+use super::{AugRng, Transform};
+use crate::data::Image;
+use crate::{Error, Result};
+use fast_image_resize::images::{Image as FirImage, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use rand::Rng;
+
+/// Resampling filter, by timm's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interpolation {
+    /// Nearest neighbour.
+    Nearest,
+    /// PIL's bilinear (triangle filter, widened when downscaling).
+    Bilinear,
+    /// PIL's bicubic (a = -0.5, Catmull-Rom).
+    Bicubic,
+    /// PIL's Lanczos (3 lobes).
+    Lanczos,
+    /// PIL's box filter.
+    Box,
+    /// PIL's Hamming filter.
+    Hamming,
+    /// Bilinear or bicubic, drawn per image (timm's `random`).
+    Random,
+}
+
+impl std::str::FromStr for Interpolation {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "nearest" => Interpolation::Nearest,
+            "bilinear" => Interpolation::Bilinear,
+            "bicubic" => Interpolation::Bicubic,
+            "lanczos" => Interpolation::Lanczos,
+            "box" => Interpolation::Box,
+            "hamming" => Interpolation::Hamming,
+            "random" => Interpolation::Random,
+            _ => {
+                return Err(Error::config(
+                    "interpolation",
+                    s,
+                    "nearest|bilinear|bicubic|lanczos|box|hamming|random",
+                ))
+            }
+        })
+    }
+}
+
+impl Interpolation {
+    /// The filter to use for one image (draws for `Random`).
+    pub fn pick(self, rng: &mut AugRng) -> Interpolation {
+        match self {
+            Interpolation::Random if rng.gen::<bool>() => Interpolation::Bicubic,
+            Interpolation::Random => Interpolation::Bilinear,
+            fixed => fixed,
+        }
+    }
+
+    fn alg(self) -> ResizeAlg {
+        match self {
+            Interpolation::Nearest => ResizeAlg::Nearest,
+            Interpolation::Bilinear | Interpolation::Random => {
+                ResizeAlg::Convolution(FilterType::Bilinear)
+            }
+            Interpolation::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
+            Interpolation::Lanczos => ResizeAlg::Convolution(FilterType::Lanczos3),
+            Interpolation::Box => ResizeAlg::Convolution(FilterType::Box),
+            Interpolation::Hamming => ResizeAlg::Convolution(FilterType::Hamming),
+        }
+    }
+}
+
+/// Resamples the box (`left`, `top`, `bw`, `bh`) of `img` to `w`×`h` in one pass (PIL's `resize(box=...)`).
+pub fn resize_box(img: &Image, bx: [f64; 4], w: usize, h: usize, interp: Interpolation) -> Image {
+    let pt = if img.c == 1 {
+        PixelType::U8
+    } else {
+        PixelType::U8x3
+    };
+    let src = ImageRef::new(img.w as u32, img.h as u32, &img.data, pt)
+        .expect("u8 image matches its size");
+    let mut dst = FirImage::new(w as u32, h as u32, pt);
+    let opts = ResizeOptions::new()
+        .resize_alg(interp.alg())
+        .crop(bx[0], bx[1], bx[2], bx[3]);
+    Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .expect("same pixel type, box inside the image");
+    Image::new(w, h, img.c, dst.into_vec())
+}
+
+/// torchvision's Resize: an int size scales the shorter side to it (long side truncated);
+/// `(w, h)` resizes to exactly that.
+#[derive(Debug, Clone)]
+pub struct Resize {
+    /// Shorter side, or exact (w, h).
+    pub size: ResizeTo,
+    /// Filter.
+    pub interp: Interpolation,
+}
+
+/// Target of a `Resize`.
+#[derive(Debug, Clone, Copy)]
+pub enum ResizeTo {
+    /// Shorter side to this length, aspect kept.
+    Shorter(usize),
+    /// Exactly (w, h).
+    Exact(usize, usize),
+}
+
+impl Transform for Resize {
+    fn apply(&self, img: Image, rng: &mut AugRng) -> Image {
+        let (w, h) = match self.size {
+            ResizeTo::Exact(w, h) => (w, h),
+            ResizeTo::Shorter(s) if img.w <= img.h => (s, s * img.h / img.w),
+            ResizeTo::Shorter(s) => (s * img.w / img.h, s),
+        };
+        if (w, h) == (img.w, img.h) {
+            return img;
+        }
+        resize_box(
+            &img,
+            [0.0, 0.0, img.w as f64, img.h as f64],
+            w,
+            h,
+            self.interp.pick(rng),
+        )
+    }
+}
+
+/// timm's RandomResizedCropAndInterpolation: a crop of random area fraction (`scale`) and aspect
+/// (`ratio`, drawn log-uniform), resized to `size`.
+#[derive(Debug, Clone)]
+pub struct RandomResizedCrop {
+    /// Output (w, h).
+    pub size: (usize, usize),
+    /// Area fraction range, timm default (0.08, 1.0).
+    pub scale: (f64, f64),
+    /// Aspect ratio range, timm default (3/4, 4/3).
+    pub ratio: (f64, f64),
+    /// Filter (timm `train_interpolation`, default `random`).
+    pub interp: Interpolation,
+}
+
+impl RandomResizedCrop {
+    /// torchvision's `get_params`: (left, top, w, h) of the crop; 10 tries, then a central crop.
+    pub fn params(&self, iw: usize, ih: usize, rng: &mut AugRng) -> [usize; 4] {
+        let area = (iw * ih) as f64;
+        let (lr0, lr1) = (self.ratio.0.ln(), self.ratio.1.ln());
+        for _ in 0..10 {
+            let target = area * uniform(rng, self.scale.0, self.scale.1);
+            let aspect = uniform(rng, lr0, lr1).exp();
+            let w = (target * aspect).sqrt().round_ties_even() as usize;
+            let h = (target / aspect).sqrt().round_ties_even() as usize;
+            if w <= iw && h <= ih && w > 0 && h > 0 {
+                let top = rng.gen_range(0..=ih - h);
+                let left = rng.gen_range(0..=iw - w);
+                return [left, top, w, h];
+            }
+        }
+        central_crop(iw, ih, self.ratio)
+    }
+}
+
+/// torchvision's fallback: the largest central crop whose aspect lies within `ratio`.
+fn central_crop(iw: usize, ih: usize, ratio: (f64, f64)) -> [usize; 4] {
+    let in_ratio = iw as f64 / ih as f64;
+    let (lo, hi) = (ratio.0.min(ratio.1), ratio.0.max(ratio.1));
+    let (w, h) = if in_ratio < lo {
+        (iw, (iw as f64 / lo).round_ties_even() as usize)
+    } else if in_ratio > hi {
+        ((ih as f64 * hi).round_ties_even() as usize, ih)
+    } else {
+        (iw, ih)
+    };
+    [(iw - w) / 2, (ih - h) / 2, w, h]
+}
+
+/// Python's `random.uniform(a, b)`.
+pub fn uniform(rng: &mut AugRng, a: f64, b: f64) -> f64 {
+    a + (b - a) * rng.gen::<f64>()
+}
+
+impl Transform for RandomResizedCrop {
+    fn apply(&self, img: Image, rng: &mut AugRng) -> Image {
+        let [l, t, w, h] = self.params(img.w, img.h, rng);
+        let interp = self.interp.pick(rng);
+        resize_box(
+            &img,
+            [l as f64, t as f64, w as f64, h as f64],
+            self.size.0,
+            self.size.1,
+            interp,
+        )
+    }
+}

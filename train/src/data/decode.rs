@@ -1,0 +1,70 @@
+//! Decoding JPEG and PNG bytes to an `Image` with 1 (L) or 3 (RGB) channels.
+use super::Image;
+use crate::{Error, Result};
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+
+/// Decodes JPEG or PNG bytes (told apart by their magic bytes) to `chans` channels (1 or 3).
+/// `name` is the file the bytes came from, used in errors.
+pub fn decode(bytes: &[u8], chans: usize, name: &str) -> Result<Image> {
+    let err = |msg: String| Error::Decode {
+        path: name.to_string(),
+        msg,
+    };
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        decode_jpeg(bytes, chans).map_err(err)
+    } else if bytes.starts_with(b"\x89PNG") {
+        decode_png(bytes, chans).map_err(err)
+    } else {
+        Err(err("neither JPEG nor PNG (bad magic bytes)".into()))
+    }
+}
+
+fn decode_jpeg(bytes: &[u8], chans: usize) -> std::result::Result<Image, String> {
+    let cs = if chans == 1 {
+        ColorSpace::Luma
+    } else {
+        ColorSpace::RGB
+    };
+    let opts = DecoderOptions::default()
+        .jpeg_set_out_colorspace(cs)
+        .set_strict_mode(true);
+    let mut dec = zune_jpeg::JpegDecoder::new_with_options(bytes, opts);
+    let data = dec.decode().map_err(|e| e.to_string())?;
+    let (w, h) = dec.dimensions().ok_or("no dimensions")?;
+    let c = dec
+        .get_output_colorspace()
+        .ok_or("no colorspace")?
+        .num_components();
+    if data.len() != w * h * c {
+        return Err(format!("truncated: {} bytes for {w}x{h}x{c}", data.len()));
+    }
+    Ok(Image::new(w, h, c, data).to_channels(chans))
+}
+
+fn decode_png(bytes: &[u8], chans: usize) -> std::result::Result<Image, String> {
+    let mut dec = png::Decoder::new(bytes);
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = dec.read_info().map_err(|e| e.to_string())?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+    buf.truncate(info.buffer_size());
+    let (w, h) = (info.width as usize, info.height as usize);
+    let rgb_or_l = match info.color_type {
+        png::ColorType::Grayscale => Image::new(w, h, 1, buf),
+        png::ColorType::GrayscaleAlpha => {
+            Image::new(w, h, 1, buf.chunks_exact(2).map(|p| p[0]).collect())
+        }
+        png::ColorType::Rgb => Image::new(w, h, 3, buf),
+        png::ColorType::Rgba => Image::new(w, h, 3, drop_alpha(&buf)),
+        png::ColorType::Indexed => return Err("indexed PNG left unexpanded".into()),
+    };
+    Ok(rgb_or_l.to_channels(chans))
+}
+
+/// RGBA -> RGB by dropping alpha, as PIL's `convert('RGB')` does.
+fn drop_alpha(rgba: &[u8]) -> Vec<u8> {
+    rgba.chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect()
+}

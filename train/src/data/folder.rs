@@ -1,0 +1,133 @@
+//! `ImageFolder`: `root/<class>/**/<image>.{jpg,jpeg,png}`, classes in natural order or from a class map.
+use super::classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
+use super::{decode, Dataset, Sample};
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// File extensions read as images (case-insensitive).
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// A folder of class subfolders; images are decoded on `load`.
+#[derive(Debug, Clone)]
+pub struct ImageFolder {
+    root: PathBuf,
+    samples: Vec<(PathBuf, usize)>,
+    classes: ClassMap,
+    chans: usize,
+}
+
+impl ImageFolder {
+    /// Scans `root`; classes are its subfolders in natural order, or the lines of `class_map`.
+    /// Images are decoded to `chans` (1 or 3) channels.
+    pub fn open(root: &Path, class_map: Option<&Path>, chans: usize) -> Result<Self> {
+        if !root.is_dir() {
+            return Err(Error::MissingDataDir(root.to_path_buf()));
+        }
+        let dirs = class_dirs(root)?;
+        let classes = match class_map {
+            Some(p) => load_class_map(p)?,
+            None => class_map_sorted(dirs.iter().map(|(n, _)| n.clone()).collect()),
+        };
+        let mut samples = Vec::new();
+        for (name, dir) in &dirs {
+            let Some(&label) = classes.get(name) else {
+                continue; // a class map selects a subset of the folders, as in timm
+            };
+            let mut files = Vec::new();
+            collect_images(dir, &mut files)?;
+            if files.is_empty() {
+                return Err(Error::EmptyClass(dir.clone()));
+            }
+            samples.extend(files.into_iter().map(|f| (f, label)));
+        }
+        if samples.is_empty() {
+            return Err(Error::EmptyDataset(root.to_path_buf()));
+        }
+        samples.sort_by(|a, b| natural_cmp(&a.0.to_string_lossy(), &b.0.to_string_lossy()));
+        Ok(ImageFolder {
+            root: root.to_path_buf(),
+            samples,
+            classes,
+            chans,
+        })
+    }
+
+    /// The class name -> index map.
+    pub fn classes(&self) -> &ClassMap {
+        &self.classes
+    }
+
+    /// The folder scanned.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Immediate subfolders of `root` as (name, path).
+fn class_dirs(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let path = entry.map_err(|e| Error::io(root, e))?.path();
+        if path.is_dir() {
+            dirs.push((
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                path,
+            ));
+        }
+    }
+    Ok(dirs)
+}
+
+/// Whether `path` ends in one of `IMAGE_EXTENSIONS`.
+pub fn is_image(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    IMAGE_EXTENSIONS.contains(&ext.as_str())
+}
+
+/// Image files under `dir`, recursively.
+fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            collect_images(&path, out)?;
+        } else if is_image(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl Dataset for ImageFolder {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn label(&self, i: usize) -> usize {
+        self.samples[i].1
+    }
+
+    fn filename(&self, i: usize) -> String {
+        self.samples[i].0.display().to_string()
+    }
+
+    fn load(&self, i: usize) -> Result<Sample> {
+        let (path, label) = &self.samples[i];
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let name = self.filename(i);
+        Ok(Sample {
+            image: decode(&bytes, self.chans, &name)?,
+            label: *label,
+            filename: name,
+        })
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+}

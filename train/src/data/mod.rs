@@ -1,0 +1,14 @@
+//! Datasets: the `Dataset` trait, IDX (MNIST), image folders, tar archives, and decoding.
+mod classes;
+mod dataset;
+mod decode;
+mod folder;
+mod idx;
+mod image;
+
+pub use classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
+pub use dataset::{Dataset, Sample};
+pub use decode::decode;
+pub use folder::{is_image, ImageFolder, IMAGE_EXTENSIONS};
+pub use idx::IdxDataset;
+pub use image::Image;

@@ -1,0 +1,104 @@
+//! kiln-train's one error type.
+use std::path::PathBuf;
+
+/// Everything that can go wrong in kiln-train, naming the file or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // === Files ===
+    /// A file or folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The data folder does not exist.
+    #[error("data folder {0} does not exist (hint: check --data-dir)")]
+    MissingDataDir(PathBuf),
+    /// A class folder holds no image.
+    #[error("class folder {0} holds no image file (jpg, jpeg, png)")]
+    EmptyClass(PathBuf),
+    /// The dataset holds no sample.
+    #[error("no sample found in {0}")]
+    EmptyDataset(PathBuf),
+    /// A class-map file names a class twice, or a folder names a class the map lacks.
+    #[error("class map {path}: {msg}")]
+    ClassMap {
+        /// The class-map file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+
+    // === Formats ===
+    /// An IDX file (MNIST) is malformed.
+    #[error("IDX file {path}: {msg}")]
+    Idx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A tar archive is malformed.
+    #[error("tar archive {path}: {msg}")]
+    Tar {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// An image could not be decoded.
+    #[error("cannot decode image {path}: {msg}")]
+    Decode {
+        /// The file (or tar member) at fault.
+        path: String,
+        /// The decoder's message.
+        msg: String,
+    },
+    /// An image could not be encoded (save_images).
+    #[error("cannot encode PNG {path}: {msg}")]
+    Encode {
+        /// The output file.
+        path: PathBuf,
+        /// The encoder's message.
+        msg: String,
+    },
+
+    // === Settings ===
+    /// A setting (augmentation string, mixup mode, ...) is invalid.
+    #[error("invalid {what} {value:?}: {hint}")]
+    Config {
+        /// Which setting.
+        what: &'static str,
+        /// Its value.
+        value: String,
+        /// What would be valid.
+        hint: String,
+    },
+    /// A worker thread died.
+    #[error("loader worker died: {0}")]
+    Worker(String),
+}
+
+/// kiln-train's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path that caused it.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An invalid setting.
+    pub fn config(what: &'static str, value: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Config {
+            what,
+            value: value.into(),
+            hint: hint.into(),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! `Batch`: a uint8 NHWC batch with its targets, as workers produce it.
+
+/// A batch of `n` images of `h`×`w`×`c` bytes, NHWC, with one target per image. With aug splits
+/// the images are split-major: all clean views first, then each augmented split.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// `n * h * w * c` bytes, NHWC.
+    pub images: Vec<u8>,
+    /// Images in the batch (samples × splits; fewer than asked when files were skipped).
+    pub n: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Class index per image.
+    pub targets: Vec<usize>,
+    /// Source file per image.
+    pub filenames: Vec<String>,
+    /// Views per sample (timm's `aug_splits`, 1 without).
+    pub splits: usize,
+    /// Position of this batch in its epoch.
+    pub index: usize,
+    /// The epoch it belongs to.
+    pub epoch: usize,
+    /// Samples of this batch skipped because their file could not be read or decoded.
+    pub skipped: usize,
+}
+
+impl Batch {
+    /// Bytes of one image.
+    pub fn image_len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    /// The bytes of image `i` (HWC).
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.images[i * self.image_len()..(i + 1) * self.image_len()]
+    }
+}

@@ -1,0 +1,339 @@
+//! `DataConfig`: the data flags of timm's train.py, with timm's names and defaults, and the pipelines,
+//! loaders, normalize, erasing and mixup stages they describe.
+use super::{
+    default_mean_std, DistributedSampler, Layout, Loader, LoaderOptions, Normalize,
+    RepeatAugSampler, Sampler,
+};
+use crate::augment::{
+    aa_transform, AugHparams, CenterCrop, ColorJitter, EraseMode, HFlip, Interpolation, Mixup,
+    MixupMode, Pipeline, RandomErasing, RandomResizedCrop, Resize, ResizeTo, Transform, VFlip,
+    DEFAULT_CROP_PCT,
+};
+use crate::data::Dataset;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// The data-related flags of timm's `train.py` (field = flag with `-` as `_`), defaults as timm's.
+#[derive(Debug, Clone)]
+pub struct DataConfig {
+    /// Square input size (`--img-size`; timm takes it from the model, 224 here).
+    pub img_size: usize,
+    /// Input channels (`--in-chans`): 1 (L) or 3 (RGB).
+    pub in_chans: usize,
+    /// Training batch size (`-b`, 128).
+    pub batch_size: usize,
+    /// Loader worker threads (`-j/--workers`, 4).
+    pub workers: usize,
+    /// `--pin-mem`: accepted for parity; batches are plain host memory (the trainer pins if it wants).
+    pub pin_mem: bool,
+    /// `--no-prefetcher`: accepted for parity; normalization is always a separate stage here.
+    pub no_prefetcher: bool,
+    /// `--use-multi-epochs-loader`: accepted for parity; workers always persist across epochs.
+    pub use_multi_epochs_loader: bool,
+    /// `--aa`: AutoAugment / RandAugment / AugMix config string (None).
+    pub aa: Option<String>,
+    /// `--reprob`: random erasing probability (0).
+    pub reprob: f64,
+    /// `--remode`: random erasing fill, `const`, `rand` or `pixel` (`pixel`).
+    pub remode: String,
+    /// `--recount`: most boxes per erased image (1).
+    pub recount: usize,
+    /// `--resplit`: no random erasing on the clean split (false).
+    pub resplit: bool,
+    /// `--mixup`: mixup alpha (0: off).
+    pub mixup: f64,
+    /// `--cutmix`: cutmix alpha (0: off).
+    pub cutmix: f64,
+    /// `--cutmix-minmax`: cutmix box size range, overrides alpha (None).
+    pub cutmix_minmax: Option<(f64, f64)>,
+    /// `--mixup-prob` (1.0).
+    pub mixup_prob: f64,
+    /// `--mixup-switch-prob` (0.5).
+    pub mixup_switch_prob: f64,
+    /// `--mixup-mode`: `batch`, `pair`, `elem` or `half` (`batch`).
+    pub mixup_mode: String,
+    /// `--mixup-off-epoch`: stop mixing at this epoch (0: never).
+    pub mixup_off_epoch: usize,
+    /// `--smoothing`: label smoothing (0.1).
+    pub smoothing: f64,
+    /// `--scale`: RandomResizedCrop area range (0.08, 1.0).
+    pub scale: (f64, f64),
+    /// `--ratio`: RandomResizedCrop aspect range (3/4, 4/3).
+    pub ratio: (f64, f64),
+    /// `--hflip` (0.5).
+    pub hflip: f64,
+    /// `--vflip` (0).
+    pub vflip: f64,
+    /// `--color-jitter` (0.4), used when `aa` is unset.
+    pub color_jitter: f64,
+    /// `--train-interpolation` (`random`).
+    pub train_interpolation: String,
+    /// `--aug-repeats`: RepeatAugSampler repeats (0: off).
+    pub aug_repeats: usize,
+    /// `--aug-splits`: views per sample for the JSD loss (0: off).
+    pub aug_splits: usize,
+    /// `--no-aug`: train with the eval resize + centre crop.
+    pub no_aug: bool,
+    /// `--crop-pct`: eval crop fraction (None: 0.875).
+    pub crop_pct: Option<f64>,
+    /// `--mean` (None: ImageNet's, their average for one channel).
+    pub mean: Option<Vec<f32>>,
+    /// `--std` (None: ImageNet's).
+    pub std: Option<Vec<f32>>,
+    /// `--interpolation`: eval resize filter (`""`: bilinear).
+    pub interpolation: String,
+    /// `--seed` (42).
+    pub seed: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            img_size: 224,
+            in_chans: 3,
+            batch_size: 128,
+            workers: 4,
+            pin_mem: false,
+            no_prefetcher: false,
+            use_multi_epochs_loader: false,
+            aa: None,
+            reprob: 0.0,
+            remode: "pixel".into(),
+            recount: 1,
+            resplit: false,
+            mixup: 0.0,
+            cutmix: 0.0,
+            cutmix_minmax: None,
+            mixup_prob: 1.0,
+            mixup_switch_prob: 0.5,
+            mixup_mode: "batch".into(),
+            mixup_off_epoch: 0,
+            smoothing: 0.1,
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+            hflip: 0.5,
+            vflip: 0.0,
+            color_jitter: 0.4,
+            train_interpolation: "random".into(),
+            aug_repeats: 0,
+            aug_splits: 0,
+            no_aug: false,
+            crop_pct: None,
+            mean: None,
+            std: None,
+            interpolation: String::new(),
+            seed: 42,
+        }
+    }
+}
+
+impl DataConfig {
+    /// Mean and std per channel, the defaults filled in.
+    pub fn mean_std(&self) -> (Vec<f32>, Vec<f32>) {
+        let (m, s) = default_mean_std(self.in_chans);
+        (
+            self.mean.clone().unwrap_or(m),
+            self.std.clone().unwrap_or(s),
+        )
+    }
+
+    /// The normalize stage into `layout`.
+    pub fn normalize(&self, layout: Layout) -> Normalize {
+        let (m, s) = self.mean_std();
+        Normalize::new(&m, &s, layout)
+    }
+
+    fn eval_interp(&self) -> Result<Interpolation> {
+        if self.interpolation.is_empty() {
+            Ok(Interpolation::Bilinear)
+        } else {
+            self.interpolation.parse()
+        }
+    }
+
+    /// timm's train transform: RandomResizedCrop, flips, then AA/RandAugment/AugMix or ColorJitter;
+    /// with `aug_splits` > 1 the first view is clean. `no_aug` gives resize + centre crop.
+    pub fn train_pipeline(&self) -> Result<Pipeline> {
+        let size = self.img_size;
+        let interp: Interpolation = self.train_interpolation.parse()?;
+        if self.no_aug {
+            let interp = if interp == Interpolation::Random {
+                Interpolation::Bilinear
+            } else {
+                interp
+            };
+            let steps: Vec<Box<dyn Transform>> = vec![
+                Box::new(Resize {
+                    size: ResizeTo::Shorter(size),
+                    interp,
+                }),
+                Box::new(CenterCrop { w: size, h: size }),
+            ];
+            return Ok(Pipeline::new(steps, vec![]));
+        }
+        let mut primary: Vec<Box<dyn Transform>> = vec![Box::new(RandomResizedCrop {
+            size: (size, size),
+            scale: self.scale,
+            ratio: self.ratio,
+            interp,
+        })];
+        if self.hflip > 0.0 {
+            primary.push(Box::new(HFlip(self.hflip)));
+        }
+        if self.vflip > 0.0 {
+            primary.push(Box::new(VFlip(self.vflip)));
+        }
+        let mut secondary: Vec<Box<dyn Transform>> = Vec::new();
+        let aa = self.aa.as_deref().filter(|a| !a.is_empty());
+        if let Some(aa) = aa {
+            let (mean, _) = self.mean_std();
+            secondary.push(aa_transform(
+                aa,
+                AugHparams::for_image(size, &mean, interp),
+            )?);
+        }
+        if self.color_jitter > 0.0 && aa.is_none_or(|a| a.contains("3a")) {
+            let j = self.color_jitter;
+            secondary.push(Box::new(ColorJitter {
+                brightness: j,
+                contrast: j,
+                saturation: j,
+            }));
+        }
+        Ok(Pipeline {
+            primary,
+            secondary,
+            splits: self.aug_splits.max(1),
+        })
+    }
+
+    /// timm's eval transform: shorter side to `floor(img_size / crop_pct)`, centre crop `img_size`.
+    pub fn eval_pipeline(&self) -> Result<Pipeline> {
+        Ok(crate::augment::eval(
+            self.img_size,
+            self.crop_pct.unwrap_or(DEFAULT_CROP_PCT),
+            self.eval_interp()?,
+        ))
+    }
+
+    /// RandomErasing for the normalized train batch, if `reprob` > 0.
+    pub fn random_erasing(&self) -> Result<Option<RandomErasing>> {
+        if self.reprob <= 0.0 {
+            return Ok(None);
+        }
+        let num_splits = if self.resplit {
+            self.aug_splits.max(2)
+        } else {
+            0
+        };
+        let mode: EraseMode = self.remode.parse()?;
+        Ok(Some(RandomErasing {
+            probability: self.reprob,
+            mode,
+            max_count: self.recount,
+            num_splits,
+        }))
+    }
+
+    /// Mixup/CutMix if `mixup`, `cutmix` or `cutmix_minmax` is set (timm's `mixup_active`).
+    pub fn mixup_fn(&self, num_classes: usize) -> Result<Option<Mixup>> {
+        if self.mixup <= 0.0 && self.cutmix <= 0.0 && self.cutmix_minmax.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Mixup {
+            mixup_alpha: self.mixup,
+            cutmix_alpha: self.cutmix,
+            cutmix_minmax: self.cutmix_minmax,
+            prob: self.mixup_prob,
+            switch_prob: self.mixup_switch_prob,
+            mode: self.mixup_mode.parse::<MixupMode>()?,
+            label_smoothing: self.smoothing,
+            num_classes,
+            off_epoch: self.mixup_off_epoch,
+        }))
+    }
+
+    /// The training loader for `rank` of `world`: shuffled, drop_last, RepeatAug sampler if `aug_repeats`.
+    pub fn train_loader(
+        &self,
+        dataset: Arc<dyn Dataset>,
+        rank: usize,
+        world: usize,
+    ) -> Result<Loader> {
+        let (len, seed) = (dataset.len(), self.seed);
+        let sampler: Box<dyn Sampler> = if self.aug_repeats > 0 {
+            Box::new(RepeatAugSampler {
+                len,
+                rank,
+                world,
+                shuffle: true,
+                seed,
+                num_repeats: self.aug_repeats,
+                selected_round: 256,
+                selected_ratio: 0,
+            })
+        } else {
+            Box::new(DistributedSampler {
+                len,
+                rank,
+                world,
+                shuffle: true,
+                seed,
+            })
+        };
+        let opts = self.loader_options(rank, self.batch_size, true);
+        Loader::new(dataset, self.train_pipeline()?, sampler, opts)
+    }
+
+    /// The eval loader: sequential (padded across ranks as torch's DistributedSampler), keeps the last batch.
+    pub fn eval_loader(
+        &self,
+        dataset: Arc<dyn Dataset>,
+        batch_size: usize,
+        rank: usize,
+        world: usize,
+    ) -> Result<Loader> {
+        let sampler = Box::new(DistributedSampler {
+            len: dataset.len(),
+            rank,
+            world,
+            shuffle: false,
+            seed: self.seed,
+        });
+        Loader::new(
+            dataset,
+            self.eval_pipeline()?,
+            sampler,
+            self.loader_options(rank, batch_size, false),
+        )
+    }
+
+    fn loader_options(&self, rank: usize, batch_size: usize, drop_last: bool) -> LoaderOptions {
+        let shape = (self.img_size, self.img_size, self.in_chans);
+        LoaderOptions {
+            batch_size,
+            workers: self.workers,
+            drop_last,
+            prefetch: 0,
+            seed: self.seed,
+            rank,
+            shape,
+        }
+    }
+
+    /// Checks settings that would otherwise fail later.
+    pub fn validate(&self) -> Result<()> {
+        if ![1, 3].contains(&self.in_chans) {
+            return Err(Error::config(
+                "in_chans",
+                self.in_chans.to_string(),
+                "1 or 3",
+            ));
+        }
+        self.train_pipeline()?;
+        self.eval_pipeline()?;
+        self.random_erasing()?;
+        self.mixup_fn(2)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! The loader gives the same batches for a seed whatever the worker count; samplers and drop_last.
+use kiln_train::augment::small_train;
+use kiln_train::data::{Dataset, IdxDataset};
+use kiln_train::loader::{
+    Batch, DistributedSampler, Loader, LoaderOptions, RepeatAugSampler, Sampler,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+fn fashion() -> Arc<dyn Dataset> {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/fashion-mnist"
+    ));
+    Arc::new(IdxDataset::open(dir, "t10k", 1).unwrap())
+}
+
+fn run_epoch(workers: usize, seed: u64, epoch: usize, drop_last: bool) -> Vec<Batch> {
+    let ds = fashion();
+    let sampler = Box::new(DistributedSampler::single(ds.len(), true, seed));
+    let opts = LoaderOptions {
+        batch_size: 96,
+        workers,
+        drop_last,
+        prefetch: 0,
+        seed,
+        rank: 0,
+        shape: (28, 28, 1),
+    };
+    let mut loader = Loader::new(ds, small_train(28, 4, 0.5), sampler, opts).unwrap();
+    let out: Vec<Batch> = loader.epoch(epoch).map(Result::unwrap).collect();
+    assert_eq!(out.len(), loader.len());
+    out
+}
+
+fn same(a: &[Batch], b: &[Batch]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.images == y.images && x.targets == y.targets)
+}
+
+#[test]
+fn same_seed_same_batches_any_worker_count() {
+    let base = run_epoch(0, 7, 3, false);
+    for workers in [1, 2, 3] {
+        assert!(
+            same(&base, &run_epoch(workers, 7, 3, false)),
+            "{workers} workers differ"
+        );
+    }
+}
+
+#[test]
+fn epoch_and_seed_change_batches() {
+    let base = run_epoch(2, 7, 3, false);
+    assert!(!same(&base, &run_epoch(2, 7, 4, false)));
+    assert!(!same(&base, &run_epoch(2, 8, 3, false)));
+}
+
+#[test]
+fn drop_last_drops_the_partial_batch() {
+    let keep = run_epoch(2, 1, 0, false);
+    let drop = run_epoch(2, 1, 0, true);
+    assert_eq!(keep.len(), 2000usize.div_ceil(96));
+    assert_eq!(keep.last().unwrap().n, 2000 % 96);
+    assert_eq!(drop.len(), 2000 / 96);
+    assert!(drop
+        .iter()
+        .all(|b| b.n == 96 && b.images.len() == 96 * 28 * 28));
+}
+
+#[test]
+fn persistent_workers_serve_many_epochs_and_abandoned_ones() {
+    let ds = fashion();
+    let sampler = Box::new(DistributedSampler::single(ds.len(), true, 0));
+    let opts = LoaderOptions {
+        batch_size: 64,
+        workers: 2,
+        drop_last: true,
+        prefetch: 4,
+        seed: 0,
+        rank: 0,
+        shape: (28, 28, 1),
+    };
+    let mut loader = Loader::new(ds, small_train(28, 4, 0.5), sampler, opts).unwrap();
+    let first: Vec<usize> = loader.epoch(0).take(3).map(|b| b.unwrap().index).collect();
+    assert_eq!(first, [0, 1, 2]);
+    let full: Vec<Batch> = loader.epoch(1).map(Result::unwrap).collect();
+    assert_eq!(full.len(), 2000 / 64);
+    assert!(full
+        .iter()
+        .enumerate()
+        .all(|(i, b)| b.index == i && b.epoch == 1));
+    assert!(same(&full, &run_epoch_64(1)));
+}
+
+fn run_epoch_64(epoch: usize) -> Vec<Batch> {
+    let ds = fashion();
+    let sampler = Box::new(DistributedSampler::single(ds.len(), true, 0));
+    let opts = LoaderOptions {
+        batch_size: 64,
+        workers: 0,
+        drop_last: true,
+        prefetch: 0,
+        seed: 0,
+        rank: 0,
+        shape: (28, 28, 1),
+    };
+    let mut loader = Loader::new(ds, small_train(28, 4, 0.5), sampler, opts).unwrap();
+    loader.epoch(epoch).map(Result::unwrap).collect()
+}
+
+#[test]
+fn distributed_sampler_pads_and_partitions() {
+    let ranks: Vec<Vec<usize>> = (0..3)
+        .map(|rank| {
+            DistributedSampler {
+                len: 10,
+                rank,
+                world: 3,
+                shuffle: true,
+                seed: 5,
+            }
+            .indices(2)
+        })
+        .collect();
+    assert!(ranks.iter().all(|r| r.len() == 4));
+    let mut all: Vec<usize> = ranks.concat();
+    all.sort();
+    all.dedup();
+    assert_eq!(all, (0..10).collect::<Vec<_>>());
+    let again = DistributedSampler {
+        len: 10,
+        rank: 1,
+        world: 3,
+        shuffle: true,
+        seed: 5,
+    }
+    .indices(2);
+    assert_eq!(again, ranks[1]);
+}
+
+#[test]
+fn repeat_aug_sampler_spreads_repeats_over_ranks() {
+    let s = |rank| RepeatAugSampler {
+        len: 1024,
+        rank,
+        world: 4,
+        shuffle: true,
+        seed: 0,
+        num_repeats: 3,
+        selected_round: 256,
+        selected_ratio: 0,
+    };
+    assert_eq!(s(0).num_selected(), 256);
+    let ranks: Vec<Vec<usize>> = (0..4).map(|r| s(r).indices(0)).collect();
+    assert!(ranks.iter().all(|r| r.len() == 256));
+    // consecutive triples of the repeated list go to consecutive ranks
+    let full: Vec<usize> = (0..256)
+        .flat_map(|k| (0..4).map(move |r| (r, k)))
+        .map(|(r, k)| ranks[r][k])
+        .collect();
+    assert_eq!(full[0], full[1]);
+    assert_eq!(full[1], full[2]);
+}
