@@ -80,7 +80,9 @@ pub enum Error {
 
     // === Autograd errors ===
     /// `backward()` on a tensor that does not require grad.
-    #[error("backward: the tensor does not require grad (did you forget requires_grad_ or no_grad?)")]
+    #[error(
+        "backward: the tensor does not require grad (did you forget requires_grad_ or no_grad?)"
+    )]
     NoGraph,
     /// `backward()` on a non-scalar without an explicit gradient.
     #[error("backward: implicit gradient needs a scalar, got shape {0:?}")]

@@ -32,22 +32,32 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 impl Layout {
     /// A row-major layout of `shape` at offset 0.
     pub fn contiguous(shape: &[usize]) -> Layout {
-        Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0 }
+        Layout {
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        }
     }
 
     /// A layout of `shape` in the given memory format (channels-last needs rank 4).
     pub fn with_format(shape: &[usize], format: MemoryFormat) -> Layout {
         match (format, shape) {
-            (MemoryFormat::ChannelsLast, &[_, c, h, w]) => {
-                Layout { shape: shape.to_vec(), strides: vec![h * w * c, 1, w * c, c], offset: 0 }
-            }
+            (MemoryFormat::ChannelsLast, &[_, c, h, w]) => Layout {
+                shape: shape.to_vec(),
+                strides: vec![h * w * c, 1, w * c, c],
+                offset: 0,
+            },
             _ => Layout::contiguous(shape),
         }
     }
 
     /// Builds a layout from its parts.
     pub fn new(shape: Vec<usize>, strides: Vec<usize>, offset: usize) -> Layout {
-        Layout { shape, strides, offset }
+        Layout {
+            shape,
+            strides,
+            offset,
+        }
     }
 
     /// The logical shape.
@@ -77,12 +87,20 @@ impl Layout {
 
     /// Whether elements are row-major with no gaps.
     pub fn is_contiguous(&self) -> bool {
-        self.shape.iter().zip(&self.strides).zip(contiguous_strides(&self.shape)).all(|((&n, &s), c)| n <= 1 || s == c)
+        self.shape
+            .iter()
+            .zip(&self.strides)
+            .zip(contiguous_strides(&self.shape))
+            .all(|((&n, &s), c)| n <= 1 || s == c)
     }
 
     /// Whether this is a 4-d NHWC-in-memory layout with no gaps.
     pub fn is_channels_last(&self) -> bool {
-        self.rank() == 4 && self.same_mapping(&Layout::with_format(&self.shape, MemoryFormat::ChannelsLast))
+        self.rank() == 4
+            && self.same_mapping(&Layout::with_format(
+                &self.shape,
+                MemoryFormat::ChannelsLast,
+            ))
     }
 
     /// The memory format, if the layout is dense in one of the two formats.
@@ -122,13 +140,21 @@ impl Layout {
     /// Whether `other` has the same shape and maps elements to storage the same way.
     pub fn same_mapping(&self, other: &Layout) -> bool {
         self.shape == other.shape
-            && self.shape.iter().zip(self.strides.iter().zip(&other.strides)).all(|(&n, (a, b))| n <= 1 || a == b)
+            && self
+                .shape
+                .iter()
+                .zip(self.strides.iter().zip(&other.strides))
+                .all(|(&n, (a, b))| n <= 1 || a == b)
     }
 
     /// A fresh layout (offset 0) with the same shape and dense strides as this dense layout.
     pub fn dense_like(&self) -> Layout {
         if self.is_dense() {
-            Layout { shape: self.shape.clone(), strides: self.strides.clone(), offset: 0 }
+            Layout {
+                shape: self.shape.clone(),
+                strides: self.strides.clone(),
+                offset: 0,
+            }
         } else {
             Layout::contiguous(&self.shape)
         }
@@ -139,7 +165,11 @@ impl Layout {
         let rank = self.rank() as isize;
         let d = if dim < 0 { dim + rank } else { dim };
         if d < 0 || d >= rank.max(1) {
-            return Err(Error::DimOutOfRange { op, dim, rank: self.rank() });
+            return Err(Error::DimOutOfRange {
+                op,
+                dim,
+                rank: self.rank(),
+            });
         }
         Ok(d as usize)
     }
@@ -147,11 +177,18 @@ impl Layout {
     /// Reorders dimensions.
     pub fn permute(&self, dims: &[usize]) -> Result<Layout> {
         let mut seen = vec![false; self.rank()];
-        if dims.len() != self.rank() || dims.iter().any(|&d| d >= self.rank() || std::mem::replace(&mut seen[d], true))
+        if dims.len() != self.rank()
+            || dims
+                .iter()
+                .any(|&d| d >= self.rank() || std::mem::replace(&mut seen[d], true))
         {
             return Err(Error::InvalidArgument {
                 op: "permute",
-                msg: format!("{dims:?} is not a permutation of the {} dims of {:?}", self.rank(), self.shape),
+                msg: format!(
+                    "{dims:?} is not a permutation of the {} dims of {:?}",
+                    self.rank(),
+                    self.shape
+                ),
             });
         }
         Ok(Layout {
@@ -166,7 +203,11 @@ impl Layout {
         if dim >= self.rank() || start + len > self.shape[dim] {
             return Err(Error::InvalidArgument {
                 op: "narrow",
-                msg: format!("range {start}..{} of dim {dim} out of bounds for shape {:?}", start + len, self.shape),
+                msg: format!(
+                    "range {start}..{} of dim {dim} out of bounds for shape {:?}",
+                    start + len,
+                    self.shape
+                ),
             });
         }
         let mut l = self.clone();
@@ -177,7 +218,11 @@ impl Layout {
 
     /// Expands size-1 (or missing leading) dimensions to `shape` with stride 0.
     pub fn broadcast_as(&self, shape: &[usize]) -> Result<Layout> {
-        let err = || Error::ShapeMismatch { op: "broadcast_as", lhs: self.shape.clone(), rhs: shape.to_vec() };
+        let err = || Error::ShapeMismatch {
+            op: "broadcast_as",
+            lhs: self.shape.clone(),
+            rhs: shape.to_vec(),
+        };
         if shape.len() < self.rank() {
             return Err(err());
         }
@@ -191,13 +236,21 @@ impl Layout {
                 _ => return Err(err()),
             };
         }
-        Ok(Layout { shape: shape.to_vec(), strides, offset: self.offset })
+        Ok(Layout {
+            shape: shape.to_vec(),
+            strides,
+            offset: self.offset,
+        })
     }
 
     /// Inserts a size-1 dimension at `dim`.
     pub fn unsqueeze(&self, dim: usize) -> Layout {
         let mut l = self.clone();
-        let stride = if dim < self.rank() { self.strides[dim] * self.shape[dim] } else { 1 };
+        let stride = if dim < self.rank() {
+            self.strides[dim] * self.shape[dim]
+        } else {
+            1
+        };
         l.shape.insert(dim, 1);
         l.strides.insert(dim, stride);
         l
@@ -216,14 +269,23 @@ impl Layout {
     /// A view with a new shape over the same elements, when the strides allow it without a copy.
     pub fn reshape(&self, shape: &[usize]) -> Option<Layout> {
         if self.is_contiguous() {
-            return Some(Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: self.offset });
+            return Some(Layout {
+                shape: shape.to_vec(),
+                strides: contiguous_strides(shape),
+                offset: self.offset,
+            });
         }
         None
     }
 
     /// Storage offsets of every element in row-major logical order.
     pub fn offsets(&self) -> StridedOffsets<'_> {
-        StridedOffsets { layout: self, index: vec![0; self.rank()], next: self.offset, left: self.numel() }
+        StridedOffsets {
+            layout: self,
+            index: vec![0; self.rank()],
+            next: self.offset,
+            left: self.numel(),
+        }
     }
 }
 
@@ -266,13 +328,23 @@ impl ExactSizeIterator for StridedOffsets<'_> {}
 /// The shape two operands broadcast to (numpy rules), or a mismatch error naming `op`.
 pub fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
-    let dim = |s: &[usize], d: usize| if d + s.len() >= rank { s[d + s.len() - rank] } else { 1 };
+    let dim = |s: &[usize], d: usize| {
+        if d + s.len() >= rank {
+            s[d + s.len() - rank]
+        } else {
+            1
+        }
+    };
     (0..rank)
         .map(|d| match (dim(a, d), dim(b, d)) {
             (x, y) if x == y => Ok(x),
             (1, y) => Ok(y),
             (x, 1) => Ok(x),
-            _ => Err(Error::ShapeMismatch { op, lhs: a.to_vec(), rhs: b.to_vec() }),
+            _ => Err(Error::ShapeMismatch {
+                op,
+                lhs: a.to_vec(),
+                rhs: b.to_vec(),
+            }),
         })
         .collect()
 }

@@ -123,13 +123,21 @@ impl CpuStorage {
 
     /// The elements as `T`, or a dtype error naming `op`.
     pub fn as_slice<T: StorageElem>(&self, op: &'static str) -> Result<&[T]> {
-        T::slice(self).ok_or(Error::DTypeMismatch { op, lhs: self.dtype(), rhs: T::DTYPE })
+        T::slice(self).ok_or(Error::DTypeMismatch {
+            op,
+            lhs: self.dtype(),
+            rhs: T::DTYPE,
+        })
     }
 
     /// The elements as mutable `T`, or a dtype error naming `op`.
     pub fn as_mut_slice<T: StorageElem>(&mut self, op: &'static str) -> Result<&mut [T]> {
         let dtype = self.dtype();
-        T::slice_mut(self).ok_or(Error::DTypeMismatch { op, lhs: dtype, rhs: T::DTYPE })
+        T::slice_mut(self).ok_or(Error::DTypeMismatch {
+            op,
+            lhs: dtype,
+            rhs: T::DTYPE,
+        })
     }
 
     /// The raw bytes, little-endian as in memory.
@@ -142,7 +150,10 @@ impl CpuStorage {
         if bytes.len() % dtype.size_in_bytes() != 0 {
             return Err(Error::InvalidArgument {
                 op: "from_bytes",
-                msg: format!("{} bytes is not a whole number of {dtype:?} elements", bytes.len()),
+                msg: format!(
+                    "{} bytes is not a whole number of {dtype:?} elements",
+                    bytes.len()
+                ),
             });
         }
         let mut s = CpuStorage::zeros(dtype, bytes.len() / dtype.size_in_bytes());

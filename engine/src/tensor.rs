@@ -34,17 +34,33 @@ pub struct Tensor(Arc<TensorInner>);
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor[{:?}, {:?}, {}]", self.shape(), self.dtype(), self.device())
+        write!(
+            f,
+            "Tensor[{:?}, {:?}, {}]",
+            self.shape(),
+            self.dtype(),
+            self.device()
+        )
     }
 }
 
 impl Tensor {
     /// A tensor over fresh storage; records `node` when it is given.
-    pub(crate) fn from_parts(storage: Storage, layout: Layout, device: Device, node: Option<Arc<Node>>) -> Tensor {
+    pub(crate) fn from_parts(
+        storage: Storage,
+        layout: Layout,
+        device: Device,
+        node: Option<Arc<Node>>,
+    ) -> Tensor {
         Tensor::view_of(Arc::new(RwLock::new(storage)), layout, device, node)
     }
 
-    fn view_of(storage: Arc<RwLock<Storage>>, layout: Layout, device: Device, node: Option<Arc<Node>>) -> Tensor {
+    fn view_of(
+        storage: Arc<RwLock<Storage>>,
+        layout: Layout,
+        device: Device,
+        node: Option<Arc<Node>>,
+    ) -> Tensor {
         let dtype = read(&storage).dtype();
         Tensor(Arc::new(TensorInner {
             id: TensorId::fresh(),
@@ -73,7 +89,12 @@ impl Tensor {
                 msg: format!("needs {numel} elements, got {}", data.len()),
             });
         }
-        Ok(Tensor::from_parts(Storage::Cpu(T::wrap(data)), Layout::contiguous(shape), Device::Cpu, None))
+        Ok(Tensor::from_parts(
+            Storage::Cpu(T::wrap(data)),
+            Layout::contiguous(shape),
+            Device::Cpu,
+            None,
+        ))
     }
 
     /// A CPU tensor of `dtype` and `shape` from raw little-endian bytes.
@@ -84,15 +105,28 @@ impl Tensor {
             return Err(Error::BadShape {
                 op: "from_bytes",
                 shape: shape.to_vec(),
-                msg: format!("needs {numel} elements of {dtype:?}, got {} bytes", bytes.len()),
+                msg: format!(
+                    "needs {numel} elements of {dtype:?}, got {} bytes",
+                    bytes.len()
+                ),
             });
         }
-        Ok(Tensor::from_parts(Storage::Cpu(s), Layout::contiguous(shape), Device::Cpu, None))
+        Ok(Tensor::from_parts(
+            Storage::Cpu(s),
+            Layout::contiguous(shape),
+            Device::Cpu,
+            None,
+        ))
     }
 
     /// A scalar (rank-0) f32 tensor.
     pub fn scalar(v: f32) -> Tensor {
-        Tensor::from_parts(Storage::Cpu(CpuStorage::F32(vec![v])), Layout::contiguous(&[]), Device::Cpu, None)
+        Tensor::from_parts(
+            Storage::Cpu(CpuStorage::F32(vec![v])),
+            Layout::contiguous(&[]),
+            Device::Cpu,
+            None,
+        )
     }
 
     /// The unique id of this handle.
@@ -188,7 +222,11 @@ impl Tensor {
 
     /// The accumulated gradient of a leaf, if backward has reached it.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .grad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the accumulated gradient (None clears it, as `zero_grad(set_to_none=True)`).
@@ -241,9 +279,9 @@ impl Tensor {
         match device {
             Device::Cpu if self.device() == Device::Cpu => Ok(self.clone()),
             Device::Cpu => Err(Error::NoCuda(format!("cannot copy from {}", self.device()))),
-            Device::Cuda(n) => {
-                Err(Error::NoCuda(format!("cuda:{n} requested, but this build has no CUDA backend yet")))
-            }
+            Device::Cuda(n) => Err(Error::NoCuda(format!(
+                "cuda:{n} requested, but this build has no CUDA backend yet"
+            ))),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Finite-difference checks (f64) of every differentiable op's backward.
 
 use kiln_engine::{
-    check_gradients, BatchNormArgs, Conv2dParams, DType, GradCheck, MemoryFormat, Pool2d, Result, Tensor,
+    check_gradients, BatchNormArgs, Conv2dParams, DType, GradCheck, MemoryFormat, Pool2d, Result,
+    Tensor,
 };
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
@@ -9,7 +10,10 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn positive(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::rand(shape, DType::F64, seed).unwrap().add_scalar(0.5).unwrap()
+    Tensor::rand(shape, DType::F64, seed)
+        .unwrap()
+        .add_scalar(0.5)
+        .unwrap()
 }
 
 fn check(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
@@ -80,63 +84,122 @@ binary_checks! {
 
 #[test]
 fn grad_where() {
-    let cond = randn(&[3, 4], 48).gt(&Tensor::zeros(&[], DType::F64).unwrap()).unwrap();
-    check(&[randn(&[3, 4], 49), randn(&[4], 50)], |t| cond.where_cond(&t[0], &t[1]));
+    let cond = randn(&[3, 4], 48)
+        .gt(&Tensor::zeros(&[], DType::F64).unwrap())
+        .unwrap();
+    check(&[randn(&[3, 4], 49), randn(&[4], 50)], |t| {
+        cond.where_cond(&t[0], &t[1])
+    });
 }
 
 #[test]
 fn grad_linear() {
-    check(&[randn(&[4, 6], 51), randn(&[3, 6], 52), randn(&[3], 53)], |t| t[0].linear(&t[1], Some(&t[2])));
+    check(
+        &[randn(&[4, 6], 51), randn(&[3, 6], 52), randn(&[3], 53)],
+        |t| t[0].linear(&t[1], Some(&t[2])),
+    );
 }
 
 #[test]
 fn grad_cat() {
-    check(&[randn(&[2, 3], 54), randn(&[2, 5], 55)], |t| Tensor::cat(&[t[0].clone(), t[1].clone()], 1)?.sqr());
+    check(&[randn(&[2, 3], 54), randn(&[2, 5], 55)], |t| {
+        Tensor::cat(&[t[0].clone(), t[1].clone()], 1)?.sqr()
+    });
 }
 
-fn conv_case(x_shape: &[usize], w_shape: &[usize], p: Conv2dParams, channels_last: bool, seed: u64) {
+fn conv_case(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    p: Conv2dParams,
+    channels_last: bool,
+    seed: u64,
+) {
     let x = randn(x_shape, seed);
     let w = randn(w_shape, seed + 1);
     let b = randn(&[w_shape[0]], seed + 2);
-    let format = if channels_last { MemoryFormat::ChannelsLast } else { MemoryFormat::Contiguous };
-    check(&[x, w, b], |t| t[0].to_memory_format(format)?.conv2d(&t[1], Some(&t[2]), p));
+    let format = if channels_last {
+        MemoryFormat::ChannelsLast
+    } else {
+        MemoryFormat::Contiguous
+    };
+    check(&[x, w, b], |t| {
+        t[0].to_memory_format(format)?.conv2d(&t[1], Some(&t[2]), p)
+    });
 }
 
 #[test]
 fn grad_conv2d_3x3_pad_nchw_and_nhwc() {
-    let p = Conv2dParams { padding: [1, 1], ..Default::default() };
+    let p = Conv2dParams {
+        padding: [1, 1],
+        ..Default::default()
+    };
     conv_case(&[2, 3, 5, 6], &[4, 3, 3, 3], p, false, 60);
     conv_case(&[2, 3, 5, 6], &[4, 3, 3, 3], p, true, 63);
 }
 
 #[test]
 fn grad_conv2d_strided_dilated() {
-    let p = Conv2dParams { stride: [2, 1], padding: [2, 1], dilation: [2, 1], groups: 1 };
+    let p = Conv2dParams {
+        stride: [2, 1],
+        padding: [2, 1],
+        dilation: [2, 1],
+        groups: 1,
+    };
     conv_case(&[2, 2, 7, 6], &[3, 2, 3, 2], p, false, 66);
     conv_case(&[2, 2, 7, 6], &[3, 2, 3, 2], p, true, 69);
 }
 
 #[test]
 fn grad_conv2d_groups_and_depthwise() {
-    let grouped = Conv2dParams { padding: [1, 1], groups: 2, ..Default::default() };
+    let grouped = Conv2dParams {
+        padding: [1, 1],
+        groups: 2,
+        ..Default::default()
+    };
     conv_case(&[2, 4, 5, 5], &[6, 2, 3, 3], grouped, false, 72);
     conv_case(&[2, 4, 5, 5], &[6, 2, 3, 3], grouped, true, 75);
-    let depthwise = Conv2dParams { stride: [2, 2], padding: [1, 1], groups: 3, ..Default::default() };
+    let depthwise = Conv2dParams {
+        stride: [2, 2],
+        padding: [1, 1],
+        groups: 3,
+        ..Default::default()
+    };
     conv_case(&[1, 3, 6, 6], &[3, 1, 3, 3], depthwise, true, 78);
 }
 
 #[test]
 fn grad_conv2d_pointwise() {
-    conv_case(&[3, 4, 3, 5], &[5, 4, 1, 1], Conv2dParams::default(), false, 81);
-    conv_case(&[3, 4, 3, 5], &[5, 4, 1, 1], Conv2dParams::default(), true, 84);
+    conv_case(
+        &[3, 4, 3, 5],
+        &[5, 4, 1, 1],
+        Conv2dParams::default(),
+        false,
+        81,
+    );
+    conv_case(
+        &[3, 4, 3, 5],
+        &[5, 4, 1, 1],
+        Conv2dParams::default(),
+        true,
+        84,
+    );
 }
 
 fn bn_case(training: bool, relu: bool, residual: bool, channels_last: bool) {
     let shape = [3, 4, 3, 2];
-    let format = if channels_last { MemoryFormat::ChannelsLast } else { MemoryFormat::Contiguous };
+    let format = if channels_last {
+        MemoryFormat::ChannelsLast
+    } else {
+        MemoryFormat::Contiguous
+    };
     let rm = randn(&[4], 90).mul_scalar(0.1).unwrap();
     let rv = positive(&[4], 91);
-    let inputs = [randn(&shape, 92), positive(&[4], 93), randn(&[4], 94), randn(&shape, 95)];
+    let inputs = [
+        randn(&shape, 92),
+        positive(&[4], 93),
+        randn(&[4], 94),
+        randn(&shape, 95),
+    ];
     check(&inputs, |t| {
         let (rm, rv) = (rm.contiguous_copy()?, rv.contiguous_copy()?);
         let args = BatchNormArgs {
@@ -177,10 +240,15 @@ fn grad_pooling() {
     p.count_include_pad = false;
     check(std::slice::from_ref(&x), |t| t[0].avg_pool2d(p));
     check(std::slice::from_ref(&x), |t| {
-        t[0].to_memory_format(MemoryFormat::ChannelsLast)?.avg_pool2d(Pool2d::new(2, 2, 0))
+        t[0].to_memory_format(MemoryFormat::ChannelsLast)?
+            .avg_pool2d(Pool2d::new(2, 2, 0))
     });
-    check(std::slice::from_ref(&x), |t| t[0].adaptive_avg_pool2d([3, 2]));
-    check(std::slice::from_ref(&x), |t| t[0].adaptive_max_pool2d([2, 4]));
+    check(std::slice::from_ref(&x), |t| {
+        t[0].adaptive_avg_pool2d([3, 2])
+    });
+    check(std::slice::from_ref(&x), |t| {
+        t[0].adaptive_max_pool2d([2, 4])
+    });
 }
 
 #[test]

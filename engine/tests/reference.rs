@@ -9,12 +9,21 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
 fn assert_close(a: &[f32], b: &[f32], tol: f32) {
     assert_eq!(a.len(), b.len());
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "element {i}: {x} vs reference {y}");
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "element {i}: {x} vs reference {y}"
+        );
     }
 }
 
 /// Direct 7-loop convolution, NCHW.
-fn naive_conv(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], p: &Conv2dParams) -> (Vec<f32>, [usize; 4]) {
+fn naive_conv(
+    x: &[f32],
+    xs: [usize; 4],
+    w: &[f32],
+    ws: [usize; 4],
+    p: &Conv2dParams,
+) -> (Vec<f32>, [usize; 4]) {
     let [n, c, h, wd] = xs;
     let [oc, cg, kh, kw] = ws;
     let oh = (h + 2 * p.padding[0] - p.dilation[0] * (kh - 1) - 1) / p.stride[0] + 1;
@@ -30,12 +39,15 @@ fn naive_conv(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], p: &Conv2dPa
                     for ci in 0..cg {
                         for ki in 0..kh {
                             for kj in 0..kw {
-                                let hi = (i * p.stride[0] + ki * p.dilation[0]) as isize - p.padding[0] as isize;
-                                let wj = (j * p.stride[1] + kj * p.dilation[1]) as isize - p.padding[1] as isize;
+                                let hi = (i * p.stride[0] + ki * p.dilation[0]) as isize
+                                    - p.padding[0] as isize;
+                                let wj = (j * p.stride[1] + kj * p.dilation[1]) as isize
+                                    - p.padding[1] as isize;
                                 if hi < 0 || wj < 0 || hi >= h as isize || wj >= wd as isize {
                                     continue;
                                 }
-                                let xv = x[((b * c + g * cg + ci) * h + hi as usize) * wd + wj as usize];
+                                let xv =
+                                    x[((b * c + g * cg + ci) * h + hi as usize) * wd + wj as usize];
                                 acc += (xv * w[((o * cg + ci) * kh + ki) * kw + kj]) as f64;
                             }
                         }
@@ -51,23 +63,73 @@ fn naive_conv(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], p: &Conv2dPa
 #[test]
 fn conv2d_matches_naive_in_both_formats() {
     let cases = [
-        ([2, 3, 9, 7], [5, 3, 3, 3], Conv2dParams { padding: [1, 1], ..Default::default() }),
-        ([1, 4, 11, 10], [6, 2, 3, 2], Conv2dParams { stride: [2, 3], padding: [1, 0], dilation: [2, 1], groups: 2 }),
-        ([3, 6, 5, 5], [6, 1, 3, 3], Conv2dParams { padding: [1, 1], groups: 6, ..Default::default() }),
+        (
+            [2, 3, 9, 7],
+            [5, 3, 3, 3],
+            Conv2dParams {
+                padding: [1, 1],
+                ..Default::default()
+            },
+        ),
+        (
+            [1, 4, 11, 10],
+            [6, 2, 3, 2],
+            Conv2dParams {
+                stride: [2, 3],
+                padding: [1, 0],
+                dilation: [2, 1],
+                groups: 2,
+            },
+        ),
+        (
+            [3, 6, 5, 5],
+            [6, 1, 3, 3],
+            Conv2dParams {
+                padding: [1, 1],
+                groups: 6,
+                ..Default::default()
+            },
+        ),
         ([4, 8, 6, 5], [7, 8, 1, 1], Conv2dParams::default()),
-        ([2, 3, 15, 15], [8, 3, 7, 7], Conv2dParams { stride: [2, 2], padding: [3, 3], ..Default::default() }),
+        (
+            [2, 3, 15, 15],
+            [8, 3, 7, 7],
+            Conv2dParams {
+                stride: [2, 2],
+                padding: [3, 3],
+                ..Default::default()
+            },
+        ),
     ];
     for (k, (xs, ws, p)) in cases.into_iter().enumerate() {
         let x = randn(&xs, 10 + k as u64);
         let w = randn(&ws, 20 + k as u64);
-        let (expected, shape) = naive_conv(&x.to_vec::<f32>().unwrap(), xs, &w.to_vec::<f32>().unwrap(), ws, &p);
+        let (expected, shape) = naive_conv(
+            &x.to_vec::<f32>().unwrap(),
+            xs,
+            &w.to_vec::<f32>().unwrap(),
+            ws,
+            &p,
+        );
         for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
-            let y = x.to_memory_format(format).unwrap().conv2d(&w, None, p).unwrap();
+            let y = x
+                .to_memory_format(format)
+                .unwrap()
+                .conv2d(&w, None, p)
+                .unwrap();
             assert_eq!(y.shape(), shape);
             if xs[1] > 1 && shape[2] * shape[3] > 1 {
-                assert_eq!(y.memory_format(), Some(format), "case {k}: output keeps the input's format");
+                assert_eq!(
+                    y.memory_format(),
+                    Some(format),
+                    "case {k}: output keeps the input's format"
+                );
             }
-            assert_close(&y.contiguous().unwrap().to_vec::<f32>().unwrap(), &expected, 1e-4);
+            assert_close(
+                &y.contiguous().unwrap().to_vec::<f32>().unwrap(),
+                &expected,
+                1e-4,
+            );
         }
     }
 }
@@ -77,13 +139,17 @@ fn matmul_matches_naive_with_strided_operands() {
     let a = randn(&[2, 7, 5], 1);
     let b = randn(&[2, 4, 5], 2).transpose(-2, -1).unwrap();
     let y = a.matmul(&b).unwrap().to_vec::<f32>().unwrap();
-    let (av, bv) = (a.to_vec::<f32>().unwrap(), b.contiguous().unwrap().to_vec::<f32>().unwrap());
+    let (av, bv) = (
+        a.to_vec::<f32>().unwrap(),
+        b.contiguous().unwrap().to_vec::<f32>().unwrap(),
+    );
     let mut expected = vec![0f32; 2 * 7 * 4];
     for bi in 0..2 {
         for i in 0..7 {
             for j in 0..4 {
-                expected[(bi * 7 + i) * 4 + j] =
-                    (0..5).map(|k| av[(bi * 7 + i) * 5 + k] * bv[(bi * 5 + k) * 4 + j]).sum();
+                expected[(bi * 7 + i) * 4 + j] = (0..5)
+                    .map(|k| av[(bi * 7 + i) * 5 + k] * bv[(bi * 5 + k) * 4 + j])
+                    .sum();
             }
         }
     }
@@ -92,7 +158,11 @@ fn matmul_matches_naive_with_strided_operands() {
 
 #[test]
 fn batch_norm_normalizes_and_updates_running_stats() {
-    let x = randn(&[4, 3, 5, 5], 3).mul_scalar(2.0).unwrap().add_scalar(1.0).unwrap();
+    let x = randn(&[4, 3, 5, 5], 3)
+        .mul_scalar(2.0)
+        .unwrap()
+        .add_scalar(1.0)
+        .unwrap();
     let rm = Tensor::zeros(&[3], DType::F32).unwrap();
     let rv = Tensor::ones(&[3], DType::F32).unwrap();
     let args = BatchNormArgs {
@@ -104,13 +174,33 @@ fn batch_norm_normalizes_and_updates_running_stats() {
         momentum: 0.1,
         eps: 1e-5,
     };
-    let y = x.to_memory_format(MemoryFormat::ChannelsLast).unwrap().batch_norm(args).unwrap();
-    let mean = y.mean_dims(&[0, 2, 3], false).unwrap().to_vec::<f32>().unwrap();
-    let var = y.var_dims(&[0, 2, 3], false, false).unwrap().to_vec::<f32>().unwrap();
+    let y = x
+        .to_memory_format(MemoryFormat::ChannelsLast)
+        .unwrap()
+        .batch_norm(args)
+        .unwrap();
+    let mean = y
+        .mean_dims(&[0, 2, 3], false)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let var = y
+        .var_dims(&[0, 2, 3], false, false)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     assert_close(&mean, &[0.0; 3], 1e-5);
     assert_close(&var, &[1.0; 3], 1e-3);
-    let batch_mean = x.mean_dims(&[0, 2, 3], false).unwrap().to_vec::<f32>().unwrap();
-    let batch_var = x.var_dims(&[0, 2, 3], true, false).unwrap().to_vec::<f32>().unwrap();
+    let batch_mean = x
+        .mean_dims(&[0, 2, 3], false)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let batch_var = x
+        .var_dims(&[0, 2, 3], true, false)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     let want_rm: Vec<f32> = batch_mean.iter().map(|m| 0.1 * m).collect();
     let want_rv: Vec<f32> = batch_var.iter().map(|v| 0.9 + 0.1 * v).collect();
     assert_close(&rm.to_vec::<f32>().unwrap(), &want_rm, 1e-5);
@@ -133,7 +223,15 @@ fn fused_bn_add_relu_equals_the_unfused_ops() {
         eps: 1e-5,
     };
     let fused = x.bn_add_relu(&r, args).unwrap().to_vec::<f32>().unwrap();
-    let unfused = x.batch_norm(args).unwrap().add(&r).unwrap().relu().unwrap().to_vec::<f32>().unwrap();
+    let unfused = x
+        .batch_norm(args)
+        .unwrap()
+        .add(&r)
+        .unwrap()
+        .relu()
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     assert_close(&fused, &unfused, 1e-6);
 }
 
@@ -163,10 +261,22 @@ fn max_pool_with_padding_and_ceil_mode_matches_naive() {
 
 #[test]
 fn global_average_pool_is_the_spatial_mean() {
-    let x = randn(&[2, 3, 4, 5], 9).to_memory_format(MemoryFormat::ChannelsLast).unwrap();
-    let y = x.adaptive_avg_pool2d([1, 1]).unwrap().flatten_from(1).unwrap().contiguous().unwrap();
+    let x = randn(&[2, 3, 4, 5], 9)
+        .to_memory_format(MemoryFormat::ChannelsLast)
+        .unwrap();
+    let y = x
+        .adaptive_avg_pool2d([1, 1])
+        .unwrap()
+        .flatten_from(1)
+        .unwrap()
+        .contiguous()
+        .unwrap();
     let m = x.mean_dims(&[2, 3], false).unwrap();
-    assert_close(&y.to_vec::<f32>().unwrap(), &m.to_vec::<f32>().unwrap(), 1e-6);
+    assert_close(
+        &y.to_vec::<f32>().unwrap(),
+        &m.to_vec::<f32>().unwrap(),
+        1e-6,
+    );
 }
 
 #[test]
@@ -192,9 +302,16 @@ fn half_precision_ops_compute_in_f32_and_keep_their_dtype() {
     for dtype in [DType::F16, DType::BF16] {
         let x = randn(&[2, 3, 4, 4], 11);
         let w = randn(&[2, 3, 3, 3], 12);
-        let want = x.conv2d(&w, None, Conv2dParams::default()).unwrap().to_vec::<f32>().unwrap();
-        let got =
-            x.to_dtype(dtype).unwrap().conv2d(&w.to_dtype(dtype).unwrap(), None, Conv2dParams::default()).unwrap();
+        let want = x
+            .conv2d(&w, None, Conv2dParams::default())
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let got = x
+            .to_dtype(dtype)
+            .unwrap()
+            .conv2d(&w.to_dtype(dtype).unwrap(), None, Conv2dParams::default())
+            .unwrap();
         assert_eq!(got.dtype(), dtype);
         assert_close(&got.to_vec_f32().unwrap(), &want, 0.08);
     }
@@ -202,12 +319,21 @@ fn half_precision_ops_compute_in_f32_and_keep_their_dtype() {
 
 #[test]
 fn views_share_storage_and_copies_do_not() {
-    let x = Tensor::arange(0.0, 24.0, 1.0, DType::F32).unwrap().reshape(&[2, 3, 4]).unwrap();
+    let x = Tensor::arange(0.0, 24.0, 1.0, DType::F32)
+        .unwrap()
+        .reshape(&[2, 3, 4])
+        .unwrap();
     let v = x.permute(&[2, 0, 1]).unwrap().narrow(0, 1, 2).unwrap();
     assert!(v.same_storage(&x));
     assert_eq!(v.shape(), &[2, 2, 3]);
-    assert_eq!(v.contiguous().unwrap().to_vec::<f32>().unwrap()[..3], [1.0, 5.0, 9.0]);
-    let cl = Tensor::zeros(&[2, 3, 4, 5], DType::F32).unwrap().to_memory_format(MemoryFormat::ChannelsLast).unwrap();
+    assert_eq!(
+        v.contiguous().unwrap().to_vec::<f32>().unwrap()[..3],
+        [1.0, 5.0, 9.0]
+    );
+    let cl = Tensor::zeros(&[2, 3, 4, 5], DType::F32)
+        .unwrap()
+        .to_memory_format(MemoryFormat::ChannelsLast)
+        .unwrap();
     assert_eq!(cl.stride(), &[60, 1, 15, 3]);
     assert_eq!(cl.memory_format(), Some(MemoryFormat::ChannelsLast));
 }
@@ -218,13 +344,25 @@ fn mismatched_shapes_name_the_op_and_both_shapes() {
     let b = Tensor::zeros(&[4, 5], DType::F32).unwrap();
     let err = a.matmul(&b).unwrap_err();
     assert!(matches!(err, Error::ShapeMismatch { op: "matmul", .. }));
-    assert_eq!(err.to_string(), "matmul: shape mismatch between [2, 3] and [4, 5]");
+    assert_eq!(
+        err.to_string(),
+        "matmul: shape mismatch between [2, 3] and [4, 5]"
+    );
     let err = a.add(&b).unwrap_err().to_string();
-    assert!(err.contains("add") && err.contains("[2, 3]") && err.contains("[4, 5]"), "{err}");
+    assert!(
+        err.contains("add") && err.contains("[2, 3]") && err.contains("[4, 5]"),
+        "{err}"
+    );
     let x = Tensor::zeros(&[1, 3, 8, 8], DType::F32).unwrap();
     let w = Tensor::zeros(&[4, 2, 3, 3], DType::F32).unwrap();
-    let err = x.conv2d(&w, None, Conv2dParams::default()).unwrap_err().to_string();
-    assert_eq!(err, "conv2d: shape mismatch between [1, 3, 8, 8] and [4, 2, 3, 3]");
+    let err = x
+        .conv2d(&w, None, Conv2dParams::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "conv2d: shape mismatch between [1, 3, 8, 8] and [4, 2, 3, 3]"
+    );
 }
 
 #[test]
@@ -234,17 +372,29 @@ fn backward_accumulates_into_leaf_grads() {
     for _ in 0..2 {
         w.sqr().unwrap().sum_all().unwrap().backward().unwrap();
     }
-    assert_eq!(w.grad().unwrap().to_vec::<f32>().unwrap(), vec![4.0, 8.0, 12.0]);
+    assert_eq!(
+        w.grad().unwrap().to_vec::<f32>().unwrap(),
+        vec![4.0, 8.0, 12.0]
+    );
     let _guard = kiln_engine::no_grad();
     assert!(!w.sqr().unwrap().requires_grad());
 }
 
 #[test]
 fn same_seed_gives_same_random_numbers() {
-    let a = Tensor::randn(&[1000], DType::F32, 42).unwrap().to_vec::<f32>().unwrap();
-    let b = Tensor::randn(&[1000], DType::F32, 42).unwrap().to_vec::<f32>().unwrap();
+    let a = Tensor::randn(&[1000], DType::F32, 42)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let b = Tensor::randn(&[1000], DType::F32, 42)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     assert_eq!(a, b);
     let mean = a.iter().sum::<f32>() / 1000.0;
     let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 1000.0;
-    assert!(mean.abs() < 0.1 && (var - 1.0).abs() < 0.15, "mean {mean} var {var}");
+    assert!(
+        mean.abs() < 0.1 && (var - 1.0).abs() < 0.15,
+        "mean {mean} var {var}"
+    );
 }

@@ -8,11 +8,15 @@ use kiln_engine::{with_global_generator, DType, Tensor};
 pub fn kaiming_normal_fan_out(shape: &[usize]) -> Result<Tensor> {
     let fan_out = shape[0] * shape[2..].iter().product::<usize>();
     let std = (2.0 / fan_out.max(1) as f64).sqrt();
-    Ok(with_global_generator(|g| g.normal(shape, 0.0, std, DType::F32))?)
+    Ok(with_global_generator(|g| {
+        g.normal(shape, 0.0, std, DType::F32)
+    })?)
 }
 
 /// U(-1/√fan_in, 1/√fan_in): PyTorch's default for Linear and Conv weights and biases.
 pub fn uniform_fan_in(shape: &[usize], fan_in: usize) -> Result<Tensor> {
     let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-    Ok(with_global_generator(|g| g.uniform(shape, -bound, bound, DType::F32))?)
+    Ok(with_global_generator(|g| {
+        g.uniform(shape, -bound, bound, DType::F32)
+    })?)
 }

@@ -43,7 +43,10 @@ pub trait Module: Send + Sync {
 
     /// The trainable parameters with their names.
     fn named_parameters(&self) -> Vec<NamedTensor> {
-        self.named_tensors().into_iter().filter(|t| t.kind == Kind::Parameter).collect()
+        self.named_tensors()
+            .into_iter()
+            .filter(|t| t.kind == Kind::Parameter)
+            .collect()
     }
 }
 
@@ -57,6 +60,16 @@ pub fn join(prefix: &str, name: &str) -> String {
 }
 
 /// Appends one named tensor.
-pub(crate) fn push(out: &mut Vec<NamedTensor>, prefix: &str, name: &str, tensor: &Tensor, kind: Kind) {
-    out.push(NamedTensor { name: join(prefix, name), tensor: tensor.clone(), kind });
+pub(crate) fn push(
+    out: &mut Vec<NamedTensor>,
+    prefix: &str,
+    name: &str,
+    tensor: &Tensor,
+    kind: Kind,
+) {
+    out.push(NamedTensor {
+        name: join(prefix, name),
+        tensor: tensor.clone(),
+        kind,
+    });
 }

@@ -37,7 +37,10 @@ impl Default for ModelArgs {
 pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
     let arch = name.split('.').next().unwrap_or(name);
     if args.in_chans == 0 {
-        return Err(Error::BadArgument { model: name.into(), msg: "in_chans must be at least 1".into() });
+        return Err(Error::BadArgument {
+            model: name.into(),
+            msg: "in_chans must be at least 1".into(),
+        });
     }
     for (n, rc, mut cfg) in resnet::variants() {
         if n == arch {
@@ -48,12 +51,19 @@ pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
             return Ok(Box::new(ResNet::new(&rc, args, cfg)?));
         }
     }
-    Err(Error::UnknownModel { name: name.into(), suggestions: close_names(arch) })
+    Err(Error::UnknownModel {
+        name: name.into(),
+        suggestions: close_names(arch),
+    })
 }
 
 /// Registered model names matching a shell-style pattern (`*` and `?`), sorted.
 pub fn list_models(pattern: &str) -> Vec<String> {
-    let mut names: Vec<String> = all_names().into_iter().filter(|n| wildcard(pattern, n)).map(String::from).collect();
+    let mut names: Vec<String> = all_names()
+        .into_iter()
+        .filter(|n| wildcard(pattern, n))
+        .map(String::from)
+        .collect();
     names.sort();
     names
 }
@@ -87,10 +97,17 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 
 /// Up to three registered names within edit distance 3 of `name`, closest first.
 fn close_names(name: &str) -> Vec<String> {
-    let mut scored: Vec<(usize, &str)> =
-        all_names().into_iter().map(|n| (edit_distance(name, n), n)).filter(|(d, _)| *d <= 3).collect();
+    let mut scored: Vec<(usize, &str)> = all_names()
+        .into_iter()
+        .map(|n| (edit_distance(name, n), n))
+        .filter(|(d, _)| *d <= 3)
+        .collect();
     scored.sort();
-    scored.into_iter().take(3).map(|(_, n)| n.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -99,7 +116,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -121,7 +140,12 @@ mod tests {
 
     #[test]
     fn unknown_model_suggests_close_names() {
-        let err = create_model("resnet5O", &ModelArgs::default()).err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("unknown model 'resnet5O' (did you mean resnet50, resnet152, resnet18?)"));
+        let err = create_model("resnet5O", &ModelArgs::default())
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("unknown model 'resnet5O' (did you mean resnet50, resnet152, resnet18?)")
+        );
     }
 }

@@ -8,7 +8,10 @@ use std::path::Path;
 
 /// Name -> tensor for every parameter and buffer of `m`.
 pub fn state_dict(m: &dyn Module) -> BTreeMap<String, Tensor> {
-    m.named_tensors().into_iter().map(|t| (t.name, t.tensor)).collect()
+    m.named_tensors()
+        .into_iter()
+        .map(|t| (t.name, t.tensor))
+        .collect()
 }
 
 fn to_st(d: DType) -> Dtype {
@@ -39,7 +42,10 @@ fn from_st(d: Dtype) -> Option<DType> {
 }
 
 fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::File { path: path.display().to_string(), msg: msg.to_string() }
+    Error::File {
+        path: path.display().to_string(),
+        msg: msg.to_string(),
+    }
 }
 
 /// Writes `tensors` to a safetensors file atomically (a temporary file renamed into place).
@@ -55,7 +61,11 @@ pub fn save_safetensors(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Resu
     let views = bytes
         .iter()
         .map(|(n, d, t)| {
-            Ok((n.clone(), TensorView::new(to_st(t.dtype()), t.shape().to_vec(), d).map_err(|e| file_err(path, e))?))
+            Ok((
+                n.clone(),
+                TensorView::new(to_st(t.dtype()), t.shape().to_vec(), d)
+                    .map_err(|e| file_err(path, e))?,
+            ))
         })
         .collect::<Result<Vec<_>>>()?;
     let tmp = path.with_extension("safetensors.tmp");
@@ -69,11 +79,16 @@ pub fn load_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     // SAFETY: the file is mapped read-only and only read while `map` lives; kiln does not write
     // to checkpoint files it is reading.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_err(path, e))?;
-    let st = SafeTensors::deserialize(&map).map_err(|e| file_err(path, format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(&map)
+        .map_err(|e| file_err(path, format!("not a safetensors file: {e}")))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let dtype = from_st(view.dtype())
-            .ok_or_else(|| file_err(path, format!("tensor '{name}' has unsupported dtype {:?}", view.dtype())))?;
+        let dtype = from_st(view.dtype()).ok_or_else(|| {
+            file_err(
+                path,
+                format!("tensor '{name}' has unsupported dtype {:?}", view.dtype()),
+            )
+        })?;
         out.insert(name, Tensor::from_bytes(view.data(), dtype, view.shape())?);
     }
     Ok(out)
@@ -90,7 +105,11 @@ pub struct LoadReport {
 
 /// Copies `sd` into `m`'s tensors by name (converting dtypes). Strict loading fails on any
 /// missing or unexpected key; a missing `num_batches_tracked` is tolerated as in PyTorch.
-pub fn load_state_dict(m: &dyn Module, sd: &BTreeMap<String, Tensor>, strict: bool) -> Result<LoadReport> {
+pub fn load_state_dict(
+    m: &dyn Module,
+    sd: &BTreeMap<String, Tensor>,
+    strict: bool,
+) -> Result<LoadReport> {
     let own = m.named_tensors();
     let mut report = LoadReport::default();
     for t in &own {
@@ -107,9 +126,16 @@ pub fn load_state_dict(m: &dyn Module, sd: &BTreeMap<String, Tensor>, strict: bo
             None => report.missing.push(t.name.clone()),
         }
     }
-    report.unexpected = sd.keys().filter(|k| !own.iter().any(|t| &t.name == *k)).cloned().collect();
+    report.unexpected = sd
+        .keys()
+        .filter(|k| !own.iter().any(|t| &t.name == *k))
+        .cloned()
+        .collect();
     if strict && (!report.missing.is_empty() || !report.unexpected.is_empty()) {
-        return Err(Error::KeyMismatch { missing: report.missing, unexpected: report.unexpected });
+        return Err(Error::KeyMismatch {
+            missing: report.missing,
+            unexpected: report.unexpected,
+        });
     }
     Ok(report)
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 
 /// Mirrors `hashed_uniform` in the fixture script: splitmix64 of (index, fnv1a(name)).
 fn hashed_uniform(name: &str, n: usize) -> Vec<f64> {
-    let h = name.bytes().fold(0xCBF29CE484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001B3));
+    let h = name.bytes().fold(0xCBF29CE484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001B3)
+    });
     (0..n as u64)
         .map(|i| {
             let mut x = i.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(h);
@@ -25,7 +27,10 @@ fn hashed_uniform(name: &str, n: usize) -> Vec<f64> {
 /// Mirrors `fill` in the fixture script.
 fn fill(name: &str, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
-    let u: Vec<f64> = hashed_uniform(name, n).into_iter().map(|v| v - 0.5).collect();
+    let u: Vec<f64> = hashed_uniform(name, n)
+        .into_iter()
+        .map(|v| v - 0.5)
+        .collect();
     if name.ends_with("num_batches_tracked") {
         return Tensor::zeros(shape, DType::I64).unwrap();
     }
@@ -33,7 +38,9 @@ fn fill(name: &str, shape: &[usize]) -> Tensor {
         u.iter().map(|v| (1.0 + v) as f32).collect()
     } else if shape.len() >= 2 {
         let fan_in: usize = shape[1..].iter().product();
-        u.iter().map(|v| (v * (12.0 / fan_in as f64).sqrt()) as f32).collect()
+        u.iter()
+            .map(|v| (v * (12.0 / fan_in as f64).sqrt()) as f32)
+            .collect()
     } else if name.ends_with("weight") {
         u.iter().map(|v| (1.0 + 0.2 * v) as f32).collect()
     } else {
@@ -45,31 +52,64 @@ fn fill(name: &str, shape: &[usize]) -> Tensor {
 fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
     let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+        / scale
 }
 
 fn fixture_keys(path: &Path) -> Vec<String> {
     let bytes = std::fs::read(path).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    meta.metadata().as_ref().unwrap()["state_dict_keys"].split(';').map(String::from).collect()
+    meta.metadata().as_ref().unwrap()["state_dict_keys"]
+        .split(';')
+        .map(String::from)
+        .collect()
 }
 
 fn check_model(name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
     let expected = load_safetensors(&path).unwrap();
-    let mut model = create_model(name, &ModelArgs { num_classes: 10, ..Default::default() }).unwrap();
+    let mut model = create_model(
+        name,
+        &ModelArgs {
+            num_classes: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut ours: Vec<String> = model
         .named_tensors()
         .iter()
-        .map(|t| format!("{}:{}", t.name, t.tensor.shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")))
+        .map(|t| {
+            format!(
+                "{}:{}",
+                t.name,
+                t.tensor
+                    .shape()
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x")
+            )
+        })
         .collect();
     ours.sort();
-    assert_eq!(ours, fixture_keys(&path), "{name}: parameter names and shapes differ from timm's state dict");
+    assert_eq!(
+        ours,
+        fixture_keys(&path),
+        "{name}: parameter names and shapes differ from timm's state dict"
+    );
     for t in model.named_tensors() {
         t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
     }
     let x = Tensor::from_vec(
-        hashed_uniform("input", 2 * 3 * 64 * 64).iter().map(|v| (v * 4.0 - 2.0) as f32).collect(),
+        hashed_uniform("input", 2 * 3 * 64 * 64)
+            .iter()
+            .map(|v| (v * 4.0 - 2.0) as f32)
+            .collect(),
         &[2, 3, 64, 64],
     )
     .unwrap();
@@ -87,8 +127,16 @@ fn check_model(name: &str) {
         "{name} train: {}",
         max_rel_diff(&train, &expected["logits_train"])
     );
-    let rm = model.named_tensors().into_iter().find(|t| t.name == "bn1.running_mean").unwrap().tensor;
-    assert!(max_rel_diff(&rm, &expected["bn1.running_mean_after_train"]) < 1e-4, "{name}: running stats");
+    let rm = model
+        .named_tensors()
+        .into_iter()
+        .find(|t| t.name == "bn1.running_mean")
+        .unwrap()
+        .tensor;
+    assert!(
+        max_rel_diff(&rm, &expected["bn1.running_mean_after_train"]) < 1e-4,
+        "{name}: running stats"
+    );
 }
 
 #[test]

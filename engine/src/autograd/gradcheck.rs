@@ -15,7 +15,11 @@ pub struct GradCheck {
 
 impl Default for GradCheck {
     fn default() -> GradCheck {
-        GradCheck { eps: 1e-6, atol: 1e-5, rtol: 1e-4 }
+        GradCheck {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-4,
+        }
     }
 }
 
@@ -29,14 +33,21 @@ pub fn check_gradients(
     let err = |e: crate::Error| e.to_string();
     let vars: Vec<Tensor> = inputs
         .iter()
-        .map(|t| t.detach().contiguous_copy().map(|t| t.requires_grad_(true).clone()))
+        .map(|t| {
+            t.detach()
+                .contiguous_copy()
+                .map(|t| t.requires_grad_(true).clone())
+        })
         .collect::<Result<_>>()
         .map_err(err)?;
     let out = f(&vars).map_err(err)?;
     let weights = Tensor::randn(out.shape(), DType::F64, 1234).map_err(err)?;
     let objective = |vs: &[Tensor]| -> Result<f64> { f(vs)?.mul(&weights)?.sum_all()?.item() };
     objective(&vars).map_err(err)?;
-    out.mul(&weights).and_then(|t| t.sum_all()).and_then(|t| t.backward()).map_err(err)?;
+    out.mul(&weights)
+        .and_then(|t| t.sum_all())
+        .and_then(|t| t.backward())
+        .map_err(err)?;
     let _g = no_grad();
     for (k, v) in vars.iter().enumerate() {
         let analytic = match v.grad() {
@@ -46,7 +57,9 @@ pub fn check_gradients(
         for (i, &a) in analytic.iter().enumerate() {
             let numeric = central_difference(&vars, k, i, tol.eps, &objective).map_err(err)?;
             if (a - numeric).abs() > tol.atol + tol.rtol * numeric.abs() {
-                return Err(format!("input {k} element {i}: autograd {a:.8e} vs finite difference {numeric:.8e}"));
+                return Err(format!(
+                    "input {k} element {i}: autograd {a:.8e} vs finite difference {numeric:.8e}"
+                ));
             }
         }
     }

@@ -37,7 +37,9 @@ pub struct NoGradGuard {
 
 /// Returns a guard under which ops record no graph.
 pub fn no_grad() -> NoGradGuard {
-    NoGradGuard { previous: GRAD_ENABLED.with(|g| g.replace(false)) }
+    NoGradGuard {
+        previous: GRAD_ENABLED.with(|g| g.replace(false)),
+    }
 }
 
 impl Drop for NoGradGuard {
@@ -55,7 +57,11 @@ pub(crate) fn record(
     if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
         return None;
     }
-    Some(Arc::new(Node { op, inputs: inputs.iter().map(|&t| t.clone()).collect(), backward: Box::new(backward) }))
+    Some(Arc::new(Node {
+        op,
+        inputs: inputs.iter().map(|&t| t.clone()).collect(),
+        backward: Box::new(backward),
+    }))
 }
 
 /// Tensors reachable from `root` through recorded nodes, ordered so each comes before its inputs.
@@ -73,7 +79,11 @@ fn topological_order(root: &Tensor) -> Vec<Tensor> {
         }
         stack.push((t.clone(), true));
         if let Some(node) = t.node() {
-            for input in node.inputs.iter().filter(|i| i.requires_grad() && !visited.contains(&i.id())) {
+            for input in node
+                .inputs
+                .iter()
+                .filter(|i| i.requires_grad() && !visited.contains(&i.id()))
+            {
                 stack.push((input.clone(), false));
             }
         }
@@ -102,7 +112,9 @@ pub(crate) fn backward(root: &Tensor, grad: Option<Tensor>) -> Result<()> {
     let _guard = no_grad();
     let mut grads: HashMap<TensorId, Tensor> = HashMap::from([(root.id(), grad)]);
     for t in topological_order(root) {
-        let Some(g) = grads.remove(&t.id()) else { continue };
+        let Some(g) = grads.remove(&t.id()) else {
+            continue;
+        };
         let Some(node) = t.node() else {
             t.set_grad(Some(accumulate(t.grad(), g)?));
             continue;

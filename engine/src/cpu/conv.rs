@@ -26,7 +26,12 @@ pub struct Conv2dParams {
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Conv2dParams { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
+        Conv2dParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
     }
 }
 
@@ -49,16 +54,29 @@ pub struct ConvShape {
 
 impl ConvShape {
     /// Validates shapes x [N, C, H, W] and w [OC, C/groups, KH, KW] and derives the output size.
-    pub fn new(x: &[usize], w: &[usize], p: &Conv2dParams, channels_last: bool) -> Result<ConvShape> {
-        let mismatch = || Error::ShapeMismatch { op: "conv2d", lhs: x.to_vec(), rhs: w.to_vec() };
-        let (&[n, c, h, wd], &[oc, cg, kh, kw]) = (x, w) else { return Err(mismatch()) };
+    pub fn new(
+        x: &[usize],
+        w: &[usize],
+        p: &Conv2dParams,
+        channels_last: bool,
+    ) -> Result<ConvShape> {
+        let mismatch = || Error::ShapeMismatch {
+            op: "conv2d",
+            lhs: x.to_vec(),
+            rhs: w.to_vec(),
+        };
+        let (&[n, c, h, wd], &[oc, cg, kh, kw]) = (x, w) else {
+            return Err(mismatch());
+        };
         let g = p.groups.max(1);
         if c % g != 0 || oc % g != 0 || cg != c / g {
             return Err(mismatch());
         }
         let out = |a: usize, size: usize, k: usize| {
             let span = p.dilation[a] * (k - 1) + 1;
-            (size + 2 * p.padding[a]).checked_sub(span).map(|v| v / p.stride[a] + 1)
+            (size + 2 * p.padding[a])
+                .checked_sub(span)
+                .map(|v| v / p.stride[a] + 1)
         };
         let (Some(oh), Some(ow)) = (out(0, h, kh), out(1, wd, kw)) else {
             return Err(Error::BadShape {
@@ -76,7 +94,14 @@ impl ConvShape {
             dil: p.dilation,
             out: [oh, ow],
         };
-        Ok(ConvShape { n, c, oc, groups: g, geom, channels_last })
+        Ok(ConvShape {
+            n,
+            c,
+            oc,
+            groups: g,
+            geom,
+            channels_last,
+        })
     }
 
     /// Output shape [N, OC, OH, OW].
@@ -103,8 +128,11 @@ impl ConvShape {
 
     /// Layout of a tensor of `shape` in this conv's memory format.
     pub fn layout(&self, shape: &[usize]) -> Layout {
-        let format =
-            if self.channels_last { crate::MemoryFormat::ChannelsLast } else { crate::MemoryFormat::Contiguous };
+        let format = if self.channels_last {
+            crate::MemoryFormat::ChannelsLast
+        } else {
+            crate::MemoryFormat::Contiguous
+        };
         Layout::with_format(shape, format)
     }
 
@@ -142,7 +170,12 @@ fn from_ohwi<T: Real>(w: &[T], s: &ConvShape) -> Vec<T> {
 }
 
 fn mat<T>(data: &[T], offset: usize, rs: usize, cs: usize) -> MatRef<'_, T> {
-    MatRef { data, offset, rs, cs }
+    MatRef {
+        data,
+        offset,
+        rs,
+        cs,
+    }
 }
 
 /// Runs `f(image, out_image, col_buffer, parallel_gemm)` for every image, in parallel when the batch allows.
@@ -154,9 +187,10 @@ fn per_image<T: Real>(
 ) {
     let img = out.len() / s.n.max(1);
     if s.batch_parallel() {
-        out.par_chunks_mut(img.max(1))
-            .enumerate()
-            .for_each_init(|| vec![T::zero(); col_len], |col, (n, o)| f(n, o, col, false));
+        out.par_chunks_mut(img.max(1)).enumerate().for_each_init(
+            || vec![T::zero(); col_len],
+            |col, (n, o)| f(n, o, col, false),
+        );
     } else {
         let mut col = vec![T::zero(); col_len];
         for (n, o) in out.chunks_mut(img.max(1)).enumerate() {
@@ -191,7 +225,15 @@ fn fwd_nchw<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
                 col.as_slice()
             };
             let lhs = mat(w, grp * ocg * kl, kl, 1);
-            gemm([ocg, pl, kl], &mut y[grp * ocg * pl..], pl, lhs, mat(cols, 0, pl, 1), false, par);
+            gemm(
+                [ocg, pl, kl],
+                &mut y[grp * ocg * pl..],
+                pl,
+                lhs,
+                mat(cols, 0, pl, 1),
+                false,
+                par,
+            );
         }
     });
 }
@@ -201,7 +243,15 @@ fn fwd_nhwc<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
     let wt = to_ohwi(w, s);
     if s.is_pointwise() && s.groups == 1 {
         let rows = s.n * pl;
-        return gemm([rows, s.oc, s.c], y, s.oc, mat(x, 0, s.c, 1), mat(&wt, 0, 1, s.c), false, true);
+        return gemm(
+            [rows, s.oc, s.c],
+            y,
+            s.oc,
+            mat(x, 0, s.c, 1),
+            mat(&wt, 0, 1, s.c),
+            false,
+            true,
+        );
     }
     per_image(y, s, kl * pl, |n, y, col, par| {
         for grp in 0..s.groups {
@@ -240,7 +290,15 @@ fn bwd_data_nchw<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
             let dyg = mat(dy, n * s.out_image() + grp * ocg * pl, pl, 1);
             let wt = mat(w, grp * ocg * kl, 1, kl);
             if s.is_pointwise() {
-                gemm([kl, pl, ocg], &mut dx[grp * plane..], pl, wt, dyg, false, par);
+                gemm(
+                    [kl, pl, ocg],
+                    &mut dx[grp * plane..],
+                    pl,
+                    wt,
+                    dyg,
+                    false,
+                    par,
+                );
             } else {
                 gemm([kl, pl, ocg], col, pl, wt, dyg, false, par);
                 col2im_nchw(col, g, &mut dx[grp * plane..]);
@@ -254,12 +312,28 @@ fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
     let wt = to_ohwi(w, s);
     if s.is_pointwise() && s.groups == 1 {
         let rows = s.n * pl;
-        return gemm([rows, s.c, s.oc], dx, s.c, mat(dy, 0, s.oc, 1), mat(&wt, 0, s.c, 1), false, true);
+        return gemm(
+            [rows, s.c, s.oc],
+            dx,
+            s.c,
+            mat(dy, 0, s.oc, 1),
+            mat(&wt, 0, s.c, 1),
+            false,
+            true,
+        );
     }
     per_image(dx, s, kl * pl, |n, dx, col, par| {
         for grp in 0..s.groups {
             let dyg = mat(dy, n * s.out_image() + grp * ocg, s.oc, 1);
-            gemm([pl, kl, ocg], col, kl, dyg, mat(&wt, grp * ocg * kl, kl, 1), false, par);
+            gemm(
+                [pl, kl, ocg],
+                col,
+                kl,
+                dyg,
+                mat(&wt, grp * ocg * kl, kl, 1),
+                false,
+                par,
+            );
             col2im_nhwc(col, s.c, grp * g.c, g, dx);
         }
     });
@@ -320,7 +394,15 @@ fn bwd_filter_nchw<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
                 col.as_slice()
             };
             let dyg = mat(dy, n * s.out_image() + grp * ocg * pl, pl, 1);
-            gemm([ocg, kl, pl], &mut dw[grp * ocg * kl..], kl, dyg, mat(cols, 0, 1, pl), true, par);
+            gemm(
+                [ocg, kl, pl],
+                &mut dw[grp * ocg * kl..],
+                kl,
+                dyg,
+                mat(cols, 0, 1, pl),
+                true,
+                par,
+            );
         }
     })
 }
@@ -330,14 +412,30 @@ fn bwd_filter_nhwc<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
     if s.is_pointwise() && s.groups == 1 {
         let mut dw = vec![T::zero(); s.oc * s.c];
         let rows = s.n * pl;
-        gemm([s.oc, s.c, rows], &mut dw, s.c, mat(dy, 0, 1, s.oc), mat(x, 0, s.c, 1), false, true);
+        gemm(
+            [s.oc, s.c, rows],
+            &mut dw,
+            s.c,
+            mat(dy, 0, 1, s.oc),
+            mat(x, 0, s.c, 1),
+            false,
+            true,
+        );
         return dw;
     }
     sum_over_images(s, kl * pl, |n, dw, col, par| {
         for grp in 0..s.groups {
             im2col_nhwc(&x[n * s.in_image()..], s.c, grp * g.c, g, col);
             let dyg = mat(dy, n * s.out_image() + grp * ocg, 1, s.oc);
-            gemm([ocg, kl, pl], &mut dw[grp * ocg * kl..], kl, dyg, mat(col, 0, kl, 1), true, par);
+            gemm(
+                [ocg, kl, pl],
+                &mut dw[grp * ocg * kl..],
+                kl,
+                dyg,
+                mat(col, 0, kl, 1),
+                true,
+                par,
+            );
         }
     })
 }

@@ -21,17 +21,31 @@ fn plan(shape: &[usize], inputs: &[&Layout]) -> Result<Plan> {
         .iter()
         .find(|l| l.shape() == shape && l.is_dense())
         .map_or_else(|| Layout::contiguous(shape), |l| l.dense_like());
-    let order = out.dense_order().unwrap_or_else(|| (0..shape.len()).collect());
-    let views: Vec<Layout> = inputs.iter().map(|l| l.broadcast_as(shape)?.permute(&order)).collect::<Result<_>>()?;
+    let order = out
+        .dense_order()
+        .unwrap_or_else(|| (0..shape.len()).collect());
+    let views: Vec<Layout> = inputs
+        .iter()
+        .map(|l| l.broadcast_as(shape)?.permute(&order))
+        .collect::<Result<_>>()?;
     let permuted: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
     let stride_refs: Vec<&[usize]> = views.iter().map(|v| v.strides()).collect();
     let (shape, strides) = coalesce(&permuted, &stride_refs);
-    Ok(Plan { out, shape, strides, offsets: views.iter().map(|v| v.offset()).collect() })
+    Ok(Plan {
+        out,
+        shape,
+        strides,
+        offsets: views.iter().map(|v| v.offset()).collect(),
+    })
 }
 
 impl Plan {
     fn operand<'a, T>(&'a self, i: usize, v: &'a [T]) -> k::Strided<'a, T> {
-        k::Strided { data: v, strides: &self.strides[i], offset: self.offsets[i] }
+        k::Strided {
+            data: v,
+            strides: &self.strides[i],
+            offset: self.offsets[i],
+        }
     }
 }
 
@@ -60,8 +74,15 @@ pub fn unary_bwd(
         let xs = contiguous(xv, x.1);
         let ys = contiguous(yv, y.1);
         let dys: Vec<T> = match dy.0 {
-            CpuStorage::F32(_) | CpuStorage::F64(_) => contiguous(dy.0.as_slice::<T>(op.name())?, dy.1).into_owned(),
-            other => return Err(Error::UnsupportedDType { op: op.name(), dtype: other.dtype() }),
+            CpuStorage::F32(_) | CpuStorage::F64(_) => {
+                contiguous(dy.0.as_slice::<T>(op.name())?, dy.1).into_owned()
+            }
+            other => {
+                return Err(Error::UnsupportedDType {
+                    op: op.name(),
+                    dtype: other.dtype(),
+                })
+            }
         };
         let mut dx = vec![T::default(); xs.len()];
         k::unary_bwd(op, &xs, &ys, &dys, &mut dx);
@@ -106,8 +127,16 @@ pub fn compare(
         (CpuStorage::F64(x), CpuStorage::F64(y)) => cmp!(x, y),
         (CpuStorage::I64(x), CpuStorage::I64(y)) => cmp!(x, y),
         (CpuStorage::I32(x), CpuStorage::I32(y)) => cmp!(x, y),
-        (CpuStorage::U8(x), CpuStorage::U8(y)) | (CpuStorage::Bool(x), CpuStorage::Bool(y)) => cmp!(x, y),
-        (x, y) => return Err(Error::DTypeMismatch { op: "compare", lhs: x.dtype(), rhs: y.dtype() }),
+        (CpuStorage::U8(x), CpuStorage::U8(y)) | (CpuStorage::Bool(x), CpuStorage::Bool(y)) => {
+            cmp!(x, y)
+        }
+        (x, y) => {
+            return Err(Error::DTypeMismatch {
+                op: "compare",
+                lhs: x.dtype(),
+                rhs: y.dtype(),
+            })
+        }
     }
     Ok((CpuStorage::Bool(out), p.out))
 }
@@ -121,18 +150,32 @@ pub fn select(
 ) -> Result<(CpuStorage, Layout)> {
     let p = plan(shape, &[a.1, b.1])?;
     let cond_view = cond.1.broadcast_as(shape)?;
-    let order = p.out.dense_order().unwrap_or_else(|| (0..shape.len()).collect());
+    let order = p
+        .out
+        .dense_order()
+        .unwrap_or_else(|| (0..shape.len()).collect());
     let cond_dense = match cond.0 {
         CpuStorage::Bool(c) | CpuStorage::U8(c) => {
             let view = cond_view.permute(&order)?;
             contiguous(c, &view).into_owned()
         }
-        other => return Err(Error::UnsupportedDType { op: "where", dtype: other.dtype() }),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: "where",
+                dtype: other.dtype(),
+            })
+        }
     };
     let numel = p.out.numel();
     let out = float_map2!("where", a.0, b.0, |x, y: T| {
         let mut out = vec![T::default(); numel];
-        k::select(&p.shape, &cond_dense, p.operand(0, x), p.operand(1, y), &mut out);
+        k::select(
+            &p.shape,
+            &cond_dense,
+            p.operand(0, x),
+            p.operand(1, y),
+            &mut out,
+        );
         out
     });
     Ok((out, p.out))
@@ -167,7 +210,12 @@ pub fn cast(s: &CpuStorage, l: &Layout, dtype: DType) -> Result<(CpuStorage, Lay
 pub fn full(dtype: DType, numel: usize, value: f64) -> CpuStorage {
     let mut s = CpuStorage::zeros(dtype, numel);
     if value != 0.0 {
-        s = cast(&CpuStorage::F64(vec![value; numel]), &Layout::contiguous(&[numel]), dtype).map_or(s, |(s, _)| s);
+        s = cast(
+            &CpuStorage::F64(vec![value; numel]),
+            &Layout::contiguous(&[numel]),
+            dtype,
+        )
+        .map_or(s, |(s, _)| s);
     }
     s
 }
@@ -190,8 +238,16 @@ pub fn copy_into(src: (&CpuStorage, &Layout), dst: (&mut CpuStorage, &Layout)) -
         (CpuStorage::BF16(d), CpuStorage::BF16(s)) => scatter!(d, s),
         (CpuStorage::I64(d), CpuStorage::I64(s)) => scatter!(d, s),
         (CpuStorage::I32(d), CpuStorage::I32(s)) => scatter!(d, s),
-        (CpuStorage::U8(d), CpuStorage::U8(s)) | (CpuStorage::Bool(d), CpuStorage::Bool(s)) => scatter!(d, s),
-        (d, s) => return Err(Error::DTypeMismatch { op: "copy_", lhs: d.dtype(), rhs: s.dtype() }),
+        (CpuStorage::U8(d), CpuStorage::U8(s)) | (CpuStorage::Bool(d), CpuStorage::Bool(s)) => {
+            scatter!(d, s)
+        }
+        (d, s) => {
+            return Err(Error::DTypeMismatch {
+                op: "copy_",
+                lhs: d.dtype(),
+                rhs: s.dtype(),
+            })
+        }
     }
     Ok(())
 }

@@ -20,7 +20,9 @@ pub struct MatRef<'a, T> {
 
 impl<T> MatRef<'_, T> {
     fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0 || cols == 0 || self.offset + (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+        rows == 0
+            || cols == 0
+            || self.offset + (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
     }
 }
 
@@ -35,12 +37,22 @@ pub fn gemm<T: 'static + Copy + num_traits::Zero + num_traits::One>(
     parallel: bool,
 ) {
     let [m, n, k] = dims;
-    assert!(lhs.fits(m, k) && rhs.fits(k, n), "gemm operands out of bounds");
-    assert!(m == 0 || n == 0 || (m - 1) * ld + n <= dst.len(), "gemm destination out of bounds");
+    assert!(
+        lhs.fits(m, k) && rhs.fits(k, n),
+        "gemm operands out of bounds"
+    );
+    assert!(
+        m == 0 || n == 0 || (m - 1) * ld + n <= dst.len(),
+        "gemm destination out of bounds"
+    );
     if m == 0 || n == 0 {
         return;
     }
-    let par = if parallel { Parallelism::Rayon(rayon::current_num_threads()) } else { Parallelism::None };
+    let par = if parallel {
+        Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        Parallelism::None
+    };
     // SAFETY: the asserts above keep every element gemm touches inside the three slices, and `dst`
     // is borrowed mutably so nothing else aliases it.
     unsafe {
@@ -72,18 +84,34 @@ pub fn gemm<T: 'static + Copy + num_traits::Zero + num_traits::One>(
 pub fn bmm(a: (&CpuStorage, &Layout), b: (&CpuStorage, &Layout)) -> Result<CpuStorage> {
     let (la, lb) = (a.1, b.1);
     let (&[batch, m, k], &[_, _, n]) = (la.shape(), lb.shape()) else {
-        return Err(Error::ShapeMismatch { op: "matmul", lhs: la.shape().to_vec(), rhs: lb.shape().to_vec() });
+        return Err(Error::ShapeMismatch {
+            op: "matmul",
+            lhs: la.shape().to_vec(),
+            rhs: lb.shape().to_vec(),
+        });
     };
     let (sa, sb) = (la.strides(), lb.strides());
     Ok(float_map2!("matmul", a.0, b.0, |x, y: T| {
         let mut out = vec![T::default(); batch * m * n];
         let run = |i: usize, dst: &mut [T], parallel: bool| {
-            let lhs = MatRef { data: x.as_slice(), offset: la.offset() + i * sa[0], rs: sa[1], cs: sa[2] };
-            let rhs = MatRef { data: y.as_slice(), offset: lb.offset() + i * sb[0], rs: sb[1], cs: sb[2] };
+            let lhs = MatRef {
+                data: x.as_slice(),
+                offset: la.offset() + i * sa[0],
+                rs: sa[1],
+                cs: sa[2],
+            };
+            let rhs = MatRef {
+                data: y.as_slice(),
+                offset: lb.offset() + i * sb[0],
+                rs: sb[1],
+                cs: sb[2],
+            };
             gemm([m, n, k], dst, n, lhs, rhs, false, parallel);
         };
         if batch >= rayon::current_num_threads() && m * n > 0 {
-            out.par_chunks_mut(m * n).enumerate().for_each(|(i, dst)| run(i, dst, false));
+            out.par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, dst)| run(i, dst, false));
         } else {
             for (i, dst) in out.chunks_mut((m * n).max(1)).enumerate().take(batch) {
                 run(i, dst, true);

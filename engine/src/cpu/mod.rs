@@ -30,7 +30,12 @@ macro_rules! float_map {
                 type $T = f64;
                 $crate::CpuStorage::F64($body)
             }
-            other => return Err($crate::Error::UnsupportedDType { op: $op, dtype: other.dtype() }),
+            other => {
+                return Err($crate::Error::UnsupportedDType {
+                    op: $op,
+                    dtype: other.dtype(),
+                })
+            }
         }
     };
 }
@@ -51,9 +56,18 @@ macro_rules! float_map2 {
                 $crate::CpuStorage::F64($body)
             }
             (a, b) if a.dtype() != b.dtype() => {
-                return Err($crate::Error::DTypeMismatch { op: $op, lhs: a.dtype(), rhs: b.dtype() })
+                return Err($crate::Error::DTypeMismatch {
+                    op: $op,
+                    lhs: a.dtype(),
+                    rhs: b.dtype(),
+                })
             }
-            (a, _) => return Err($crate::Error::UnsupportedDType { op: $op, dtype: a.dtype() }),
+            (a, _) => {
+                return Err($crate::Error::UnsupportedDType {
+                    op: $op,
+                    dtype: a.dtype(),
+                })
+            }
         }
     };
 }
@@ -61,7 +75,11 @@ pub(crate) use float_map2;
 
 /// A strided view of `v` through `l` (strides indexed like `l`'s shape).
 pub fn strided<'a, T>(v: &'a [T], l: &'a Layout) -> Strided<'a, T> {
-    Strided { data: v, strides: l.strides(), offset: l.offset() }
+    Strided {
+        data: v,
+        strides: l.strides(),
+        offset: l.offset(),
+    }
 }
 
 /// The elements of `v` under `l`, row-major and gap-free (borrowed when already so).
@@ -69,7 +87,9 @@ pub fn contiguous<'a, T: Copy + Send + Sync>(v: &'a [T], l: &Layout) -> Cow<'a, 
     if l.is_contiguous() {
         return Cow::Borrowed(&v[l.offset()..l.offset() + l.numel()]);
     }
-    let Some(&first) = v.get(l.offset()) else { return Cow::Borrowed(&[]) };
+    let Some(&first) = v.get(l.offset()) else {
+        return Cow::Borrowed(&[]);
+    };
     let mut out = vec![first; l.numel()];
     copy_strided(l.shape(), strided(v, l), &mut out, |x| x);
     Cow::Owned(out)
@@ -79,7 +99,10 @@ pub fn contiguous<'a, T: Copy + Send + Sync>(v: &'a [T], l: &Layout) -> Cow<'a, 
 /// matching offset-0 layout; otherwise a contiguous copy.
 pub fn dense<'a, T: Copy + Send + Sync>(v: &'a [T], l: &Layout) -> (Cow<'a, [T]>, Layout) {
     if l.is_dense() {
-        (Cow::Borrowed(&v[l.offset()..l.offset() + l.numel()]), l.dense_like())
+        (
+            Cow::Borrowed(&v[l.offset()..l.offset() + l.numel()]),
+            l.dense_like(),
+        )
     } else {
         (contiguous(v, l), Layout::contiguous(l.shape()))
     }
@@ -121,7 +144,10 @@ pub fn coalesce(shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<u
         if shape[d] == 1 && !out_shape.is_empty() {
             continue;
         }
-        let mergeable = strides.iter().zip(&out_strides).all(|(s, o)| o.last().is_some_and(|&p| p == s[d] * shape[d]));
+        let mergeable = strides
+            .iter()
+            .zip(&out_strides)
+            .all(|(s, o)| o.last().is_some_and(|&p| p == s[d] * shape[d]));
         if let (true, Some(last)) = (mergeable, out_shape.last_mut()) {
             *last *= shape[d];
             for (o, s) in out_strides.iter_mut().zip(strides) {

@@ -10,7 +10,10 @@ pub fn bn_stats(x: &CpuStorage, d: ChannelDims) -> Result<(Vec<f64>, Vec<f64>)> 
     match x {
         CpuStorage::F32(v) => Ok(k::bn_stats(v, d)),
         CpuStorage::F64(v) => Ok(k::bn_stats(v, d)),
-        other => Err(Error::UnsupportedDType { op: "batch_norm", dtype: other.dtype() }),
+        other => Err(Error::UnsupportedDType {
+            op: "batch_norm",
+            dtype: other.dtype(),
+        }),
     }
 }
 
@@ -24,9 +27,13 @@ pub fn bn_apply(
     d: ChannelDims,
 ) -> Result<CpuStorage> {
     Ok(float_map!("batch_norm", x, |xv: T| {
-        let res = residual.map(|r| r.as_slice::<T>("batch_norm residual")).transpose()?;
-        let (scale, shift): (Vec<T>, Vec<T>) =
-            (scale.iter().map(|&v| c(v)).collect(), shift.iter().map(|&v| c(v)).collect());
+        let res = residual
+            .map(|r| r.as_slice::<T>("batch_norm residual"))
+            .transpose()?;
+        let (scale, shift): (Vec<T>, Vec<T>) = (
+            scale.iter().map(|&v| c(v)).collect(),
+            shift.iter().map(|&v| c(v)).collect(),
+        );
         let mut y = vec![T::default(); xv.len()];
         k::bn_act_fwd(xv, res, &scale, &shift, relu, d, &mut y);
         y
@@ -71,13 +78,25 @@ pub fn bn_backward(dy: &CpuStorage, s: &BnSaved, d: ChannelDims) -> Result<BnGra
     let sums;
     let dx = float_map2!("batch_norm_backward", dy, s.x, |g, x: T| {
         let y = s.y.as_slice::<T>("batch_norm_backward")?;
-        let saved =
-            BnBackward { x, y, mean: s.mean, invstd: s.invstd, gamma: s.gamma, relu: s.relu, training: s.training };
+        let saved = BnBackward {
+            x,
+            y,
+            mean: s.mean,
+            invstd: s.invstd,
+            gamma: s.gamma,
+            relu: s.relu,
+            training: s.training,
+        };
         let mut dx = vec![T::default(); x.len()];
         let mut dr = s.has_residual.then(|| vec![T::default(); x.len()]);
         sums = k::bn_act_bwd(g, &saved, d, &mut dx, dr.as_deref_mut());
         dres = dr.map(<T as crate::StorageElem>::wrap);
         dx
     });
-    Ok(BnGrads { dx, dres, dgamma: sums.0, dbeta: sums.1 })
+    Ok(BnGrads {
+        dx,
+        dres,
+        dgamma: sums.0,
+        dbeta: sums.1,
+    })
 }

@@ -18,7 +18,12 @@ pub enum PoolKind {
 }
 
 /// Pools x into y (`yd`); returns y and, for max kinds, the argmax per output.
-pub fn pool_fwd(x: &CpuStorage, xd: Dims4, yd: Dims4, kind: PoolKind) -> Result<(CpuStorage, Vec<i64>)> {
+pub fn pool_fwd(
+    x: &CpuStorage,
+    xd: Dims4,
+    yd: Dims4,
+    kind: PoolKind,
+) -> Result<(CpuStorage, Vec<i64>)> {
     let numel: usize = yd.size.iter().product();
     let mut idx = vec![-1i64; numel];
     let y = float_map!("pool2d", x, |v: T| {
@@ -35,7 +40,13 @@ pub fn pool_fwd(x: &CpuStorage, xd: Dims4, yd: Dims4, kind: PoolKind) -> Result<
 }
 
 /// dx from dy for the pooling `kind` (argmax `idx` for max kinds).
-pub fn pool_bwd(dy: &CpuStorage, yd: Dims4, xd: Dims4, kind: PoolKind, idx: &[i64]) -> Result<CpuStorage> {
+pub fn pool_bwd(
+    dy: &CpuStorage,
+    yd: Dims4,
+    xd: Dims4,
+    kind: PoolKind,
+    idx: &[i64],
+) -> Result<CpuStorage> {
     let numel: usize = xd.size.iter().product();
     Ok(float_map!("pool2d_backward", dy, |g: T| {
         let mut dx = vec![T::default(); numel];

@@ -37,7 +37,12 @@ pub fn argmax(s: &CpuStorage, l: &Layout, dim: usize) -> Result<CpuStorage> {
     match s {
         CpuStorage::F32(v) => argmax_rows(&contiguous(v, &view), len, &mut out),
         CpuStorage::F64(v) => argmax_rows(&contiguous(v, &view), len, &mut out),
-        other => return Err(Error::UnsupportedDType { op: "argmax", dtype: other.dtype() }),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: "argmax",
+                dtype: other.dtype(),
+            })
+        }
     }
     Ok(CpuStorage::I64(out))
 }

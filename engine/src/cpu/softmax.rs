@@ -68,7 +68,14 @@ pub fn xent_bwd(
 ) -> Result<CpuStorage> {
     Ok(float_map2!("cross_entropy_backward", x, lse, |v, l: T| {
         let mut dx = vec![T::default(); v.len()];
-        k::xent_bwd(v, len, targets::<T>(t)?, l, scale.as_slice::<T>("cross_entropy_backward")?, &mut dx);
+        k::xent_bwd(
+            v,
+            len,
+            targets::<T>(t)?,
+            l,
+            scale.as_slice::<T>("cross_entropy_backward")?,
+            &mut dx,
+        );
         dx
     }))
 }

@@ -9,15 +9,21 @@ pub use crate::cpu::conv::Conv2dParams;
 impl Tensor {
     /// PyTorch's `F.conv2d`: x [N, C, H, W], w [OC, C/groups, KH, KW], optional bias [OC]. The
     /// output is channels-last when x is.
-    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, p: Conv2dParams) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: Conv2dParams,
+    ) -> Result<Tensor> {
         if p.stride.contains(&0) || p.dilation.contains(&0) || p.groups == 0 {
             return Err(Error::InvalidArgument {
                 op: "conv2d",
                 msg: format!("stride, dilation and groups must be positive, got {p:?}"),
             });
         }
-        let channels_last =
-            self.rank() == 4 && self.memory_format() == Some(MemoryFormat::ChannelsLast) && !self.is_contiguous();
+        let channels_last = self.rank() == 4
+            && self.memory_format() == Some(MemoryFormat::ChannelsLast)
+            && !self.is_contiguous();
         let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
         let y = Tensor::in_compute_precision(&[self, weight], |t| conv_core(&t[0], &t[1], s))?;
         match bias {
@@ -28,7 +34,11 @@ impl Tensor {
 }
 
 fn conv_core(x: &Tensor, w: &Tensor, s: ConvShape) -> Result<Tensor> {
-    let format = if s.channels_last { MemoryFormat::ChannelsLast } else { MemoryFormat::Contiguous };
+    let format = if s.channels_last {
+        MemoryFormat::ChannelsLast
+    } else {
+        MemoryFormat::Contiguous
+    };
     let (x, w) = (x.packed(format)?, w.packed(MemoryFormat::Contiguous)?);
     let ys = conv2d_fwd(x.storage().cpu(), w.storage().cpu(), &s)?;
     let (xd, wd) = (x.detach(), w.detach());
@@ -36,8 +46,12 @@ fn conv_core(x: &Tensor, w: &Tensor, s: ConvShape) -> Result<Tensor> {
     let node = record_node("conv2d", &[&x, &w], move |g| {
         let g = g.packed(format)?;
         let gs = g.storage();
-        let dx = need_dx.then(|| conv2d_bwd_data(gs.cpu(), wd.storage().cpu(), &s)).transpose()?;
-        let dw = need_dw.then(|| conv2d_bwd_filter(xd.storage().cpu(), gs.cpu(), &s)).transpose()?;
+        let dx = need_dx
+            .then(|| conv2d_bwd_data(gs.cpu(), wd.storage().cpu(), &s))
+            .transpose()?;
+        let dw = need_dw
+            .then(|| conv2d_bwd_filter(xd.storage().cpu(), gs.cpu(), &s))
+            .transpose()?;
         Ok(vec![
             dx.map(|d| Tensor::cpu_plain(d, s.layout(xd.shape()))),
             dw.map(|d| Tensor::cpu_plain(d, crate::Layout::contiguous(wd.shape()))),

@@ -34,7 +34,11 @@ impl Tensor {
 
     /// start, start+step, ... up to (excluding) end, as a 1-d tensor.
     pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
-        let n = if step == 0.0 { 0 } else { ((end - start) / step).ceil().max(0.0) as usize };
+        let n = if step == 0.0 {
+            0
+        } else {
+            ((end - start) / step).ceil().max(0.0) as usize
+        };
         let v: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
         let l = Layout::contiguous(&[n]);
         let (s, l) = cast(&CpuStorage::F64(v), &l, dtype)?;
@@ -92,19 +96,26 @@ impl Generator {
     ) -> Result<Tensor> {
         let l = Layout::contiguous(shape);
         let (seed, offset) = (self.seed, self.advance(words_per * l.numel() as u64));
-        let v: Vec<f64> = (0..l.numel() as u64).into_par_iter().map(|i| f(seed, offset, i)).collect();
+        let v: Vec<f64> = (0..l.numel() as u64)
+            .into_par_iter()
+            .map(|i| f(seed, offset, i))
+            .collect();
         let (s, l) = cast(&CpuStorage::F64(v), &l, dtype)?;
         Ok(Tensor::cpu_plain(s, l))
     }
 
     /// Uniform numbers in [lo, hi).
     pub fn uniform(&mut self, shape: &[usize], lo: f64, hi: f64, dtype: DType) -> Result<Tensor> {
-        self.fill(shape, dtype, 1, |s, o, i| lo + (hi - lo) * philox::uniform(philox::bits(s, o, i)))
+        self.fill(shape, dtype, 1, |s, o, i| {
+            lo + (hi - lo) * philox::uniform(philox::bits(s, o, i))
+        })
     }
 
     /// Normal numbers with `mean` and `std`.
     pub fn normal(&mut self, shape: &[usize], mean: f64, std: f64, dtype: DType) -> Result<Tensor> {
-        self.fill(shape, dtype, 2, |s, o, i| mean + std * philox::normal(s, o, i))
+        self.fill(shape, dtype, 2, |s, o, i| {
+            mean + std * philox::normal(s, o, i)
+        })
     }
 
     /// Normal numbers with `mean` and `std`, redrawn until inside [lo, hi] (timm's trunc_normal_).

@@ -19,7 +19,10 @@ pub fn with_global_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
 
 fn check_p(op: &'static str, p: f64) -> Result<()> {
     if !(0.0..1.0).contains(&p) {
-        return Err(Error::InvalidArgument { op, msg: format!("probability must be in [0, 1), got {p}") });
+        return Err(Error::InvalidArgument {
+            op,
+            msg: format!("probability must be in [0, 1), got {p}"),
+        });
     }
     Ok(())
 }
@@ -27,7 +30,9 @@ fn check_p(op: &'static str, p: f64) -> Result<()> {
 /// A {0, 1/(1-p)} mask of `shape` from the global generator.
 fn keep_mask(shape: &[usize], p: f64, dtype: crate::DType) -> Result<Tensor> {
     let u = with_global_generator(|g| g.uniform(shape, 0.0, 1.0, crate::DType::F32))?;
-    u.ge(&Tensor::full(&[], p, crate::DType::F32)?)?.to_dtype(dtype)?.mul_scalar(1.0 / (1.0 - p))
+    u.ge(&Tensor::full(&[], p, crate::DType::F32)?)?
+        .to_dtype(dtype)?
+        .mul_scalar(1.0 / (1.0 - p))
 }
 
 impl Tensor {

@@ -111,11 +111,19 @@ impl Tensor {
         let shape = broadcast_shape(op.name(), self.shape(), rhs.shape())?;
         Tensor::in_compute_precision(&[self, rhs], |t| {
             let (a, b) = (&t[0], &t[1]);
-            let (s, l) = cpu::binary((a.storage().cpu(), a.layout()), (b.storage().cpu(), b.layout()), &shape, op)?;
+            let (s, l) = cpu::binary(
+                (a.storage().cpu(), a.layout()),
+                (b.storage().cpu(), b.layout()),
+                &shape,
+                op,
+            )?;
             let (ad, bd) = (a.detach(), b.detach());
             let node = record_node(op.name(), &[a, b], move |g| {
                 let (ga, gb) = binary_grads(op, g, &ad, &bd)?;
-                Ok(vec![Some(ga.sum_to(ad.shape())?), Some(gb.sum_to(bd.shape())?)])
+                Ok(vec![
+                    Some(ga.sum_to(ad.shape())?),
+                    Some(gb.sum_to(bd.shape())?),
+                ])
             });
             Ok(Tensor::cpu_result(s, l, node))
         })
@@ -151,20 +159,28 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        let lead = self.rank().checked_sub(shape.len()).ok_or_else(|| Error::ShapeMismatch {
-            op: "sum_to",
-            lhs: self.shape().to_vec(),
-            rhs: shape.to_vec(),
-        })?;
-        let dims: Vec<usize> =
-            (0..self.rank()).filter(|&d| d < lead || (shape[d - lead] == 1 && self.shape()[d] != 1)).collect();
+        let lead = self
+            .rank()
+            .checked_sub(shape.len())
+            .ok_or_else(|| Error::ShapeMismatch {
+                op: "sum_to",
+                lhs: self.shape().to_vec(),
+                rhs: shape.to_vec(),
+            })?;
+        let dims: Vec<usize> = (0..self.rank())
+            .filter(|&d| d < lead || (shape[d - lead] == 1 && self.shape()[d] != 1))
+            .collect();
         self.sum_dims(&dims, true)?.reshape(shape)
     }
 
     fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
         let shape = broadcast_shape("compare", self.shape(), rhs.shape())?;
-        let (s, l) =
-            cpu::compare((self.storage().cpu(), self.layout()), (rhs.storage().cpu(), rhs.layout()), &shape, op)?;
+        let (s, l) = cpu::compare(
+            (self.storage().cpu(), self.layout()),
+            (rhs.storage().cpu(), rhs.layout()),
+            &shape,
+            op,
+        )?;
         Ok(Tensor::cpu_plain(s, l))
     }
 
@@ -195,7 +211,11 @@ impl Tensor {
 
     /// cond ? a : b elementwise (this tensor is the Bool condition), broadcasting all three.
     pub fn where_cond(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        let shape = broadcast_shape("where", &broadcast_shape("where", self.shape(), a.shape())?, b.shape())?;
+        let shape = broadcast_shape(
+            "where",
+            &broadcast_shape("where", self.shape(), a.shape())?,
+            b.shape(),
+        )?;
         let (s, l) = cpu::select(
             (self.storage().cpu(), self.layout()),
             (a.storage().cpu(), a.layout()),
@@ -220,7 +240,9 @@ impl Tensor {
         let (s, l) = cpu::cast(self.storage().cpu(), self.layout(), dtype)?;
         let from = self.dtype();
         let node = if from.is_float() && dtype.is_float() {
-            record_node("to_dtype", &[self], move |g| Ok(vec![Some(g.to_dtype(from)?)]))
+            record_node("to_dtype", &[self], move |g| {
+                Ok(vec![Some(g.to_dtype(from)?)])
+            })
         } else {
             None
         };
@@ -235,7 +257,11 @@ fn binary_grads(op: BinaryOp, g: &Tensor, a: &Tensor, b: &Tensor) -> Result<(Ten
         BinaryOp::Mul => (g.mul(b)?, g.mul(a)?),
         BinaryOp::Div => (g.div(b)?, g.mul(a)?.div(&b.sqr()?)?.neg()?),
         BinaryOp::Maximum | BinaryOp::Minimum => {
-            let take_a = if op == BinaryOp::Maximum { a.ge(b)? } else { a.le(b)? };
+            let take_a = if op == BinaryOp::Maximum {
+                a.ge(b)?
+            } else {
+                a.le(b)?
+            };
             let zero = Tensor::zeros(&[], g.dtype())?;
             (take_a.where_cond(g, &zero)?, take_a.where_cond(&zero, g)?)
         }

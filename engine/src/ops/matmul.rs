@@ -9,9 +9,11 @@ impl Tensor {
     /// Matrix product with PyTorch's rules: 1-d operands are promoted, leading dims broadcast.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         match (self.rank(), rhs.rank()) {
-            (0, _) | (_, 0) => {
-                Err(Error::ShapeMismatch { op: "matmul", lhs: self.shape().to_vec(), rhs: rhs.shape().to_vec() })
-            }
+            (0, _) | (_, 0) => Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: self.shape().to_vec(),
+                rhs: rhs.shape().to_vec(),
+            }),
             (1, _) => self.unsqueeze(0)?.matmul(rhs)?.squeeze(-2),
             (_, 1) => self.matmul(&rhs.unsqueeze(1)?)?.squeeze(-1),
             _ => self.batched_matmul(rhs),
@@ -20,9 +22,18 @@ impl Tensor {
 
     fn batched_matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         let (a, b) = (self.shape(), rhs.shape());
-        let (m, k, k2, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 2], b[b.len() - 1]);
+        let (m, k, k2, n) = (
+            a[a.len() - 2],
+            a[a.len() - 1],
+            b[b.len() - 2],
+            b[b.len() - 1],
+        );
         if k != k2 {
-            return Err(Error::ShapeMismatch { op: "matmul", lhs: a.to_vec(), rhs: b.to_vec() });
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: a.to_vec(),
+                rhs: b.to_vec(),
+            });
         }
         let batch = broadcast_shape("matmul", &a[..a.len() - 2], &b[..b.len() - 2])?;
         let nb: usize = batch.iter().product();
@@ -39,7 +50,10 @@ impl Tensor {
                             l.offset(),
                         ),
                     )),
-                    None => Ok((x.detach().broadcast_as(&full)?.contiguous()?, Layout::contiguous(&[nb, r, c]))),
+                    None => Ok((
+                        x.detach().broadcast_as(&full)?.contiguous()?,
+                        Layout::contiguous(&[nb, r, c]),
+                    )),
                 }
             };
             let ((xa, la), (xb, lb)) = (expand(&t[0], m, k)?, expand(&t[1], k, n)?);
@@ -76,9 +90,13 @@ impl Tensor {
 fn batch_stride(l: &Layout) -> Option<usize> {
     let nbatch = l.rank() - 2;
     let (shape, strides) = (&l.shape()[..nbatch], &l.strides()[..nbatch]);
-    let Some(last) = (0..nbatch).rev().find(|&d| shape[d] > 1) else { return Some(0) };
+    let Some(last) = (0..nbatch).rev().find(|&d| shape[d] > 1) else {
+        return Some(0);
+    };
     let base = strides[last];
     (0..nbatch)
-        .all(|d| shape[d] <= 1 || strides[d] == base * shape[d + 1..=last].iter().product::<usize>())
+        .all(|d| {
+            shape[d] <= 1 || strides[d] == base * shape[d + 1..=last].iter().product::<usize>()
+        })
         .then_some(base)
 }

@@ -39,14 +39,23 @@ impl Tensor {
         inputs: &[&Tensor],
         f: impl FnOnce(&[Tensor]) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let low = inputs.iter().map(|t| t.dtype()).find(|d| matches!(d, DType::F16 | DType::BF16));
+        let low = inputs
+            .iter()
+            .map(|t| t.dtype())
+            .find(|d| matches!(d, DType::F16 | DType::BF16));
         let Some(dtype) = low else {
             let owned: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
             return f(&owned);
         };
         let up: Vec<Tensor> = inputs
             .iter()
-            .map(|t| if t.dtype() == dtype { t.to_dtype(DType::F32) } else { Ok((*t).clone()) })
+            .map(|t| {
+                if t.dtype() == dtype {
+                    t.to_dtype(DType::F32)
+                } else {
+                    Ok((*t).clone())
+                }
+            })
             .collect::<Result<_>>()?;
         f(&up)?.to_dtype(dtype)
     }

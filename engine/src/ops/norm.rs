@@ -48,7 +48,12 @@ impl Tensor {
     }
 
     /// act(BN(x) + residual): the general fused BatchNorm.
-    pub fn batch_norm_act(&self, args: BatchNormArgs, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    pub fn batch_norm_act(
+        &self,
+        args: BatchNormArgs,
+        residual: Option<&Tensor>,
+        relu: bool,
+    ) -> Result<Tensor> {
         if self.rank() < 2 {
             return Err(Error::BadShape {
                 op: "batch_norm",
@@ -69,11 +74,27 @@ impl Tensor {
     }
 }
 
-fn bn_core(x: &Tensor, residual: Option<&Tensor>, args: BatchNormArgs, relu: bool) -> Result<Tensor> {
+fn bn_core(
+    x: &Tensor,
+    residual: Option<&Tensor>,
+    args: BatchNormArgs,
+    relu: bool,
+) -> Result<Tensor> {
     let shape = x.shape();
-    let channels_last = x.rank() == 4 && x.memory_format() == Some(MemoryFormat::ChannelsLast) && !x.is_contiguous();
-    let format = if channels_last { MemoryFormat::ChannelsLast } else { MemoryFormat::Contiguous };
-    let d = ChannelDims { n: shape[0], c: shape[1], hw: shape[2..].iter().product(), channels_last };
+    let channels_last = x.rank() == 4
+        && x.memory_format() == Some(MemoryFormat::ChannelsLast)
+        && !x.is_contiguous();
+    let format = if channels_last {
+        MemoryFormat::ChannelsLast
+    } else {
+        MemoryFormat::Contiguous
+    };
+    let d = ChannelDims {
+        n: shape[0],
+        c: shape[1],
+        hw: shape[2..].iter().product(),
+        channels_last,
+    };
     let x = x.packed(format)?;
     let residual = residual.map(|r| r.packed(format)).transpose()?;
     let (mean, var) = batch_or_running_stats(&x, &args, d)?;
@@ -84,7 +105,14 @@ fn bn_core(x: &Tensor, residual: Option<&Tensor>, args: BatchNormArgs, relu: boo
     let shift: Vec<f64> = (0..d.c).map(|c| beta[c] - mean[c] * scale[c]).collect();
     let y = {
         let rs = residual.as_ref().map(|r| r.storage());
-        bn_apply(x.storage().cpu(), rs.as_ref().map(|r| r.cpu()), &scale, &shift, relu, d)?
+        bn_apply(
+            x.storage().cpu(),
+            rs.as_ref().map(|r| r.cpu()),
+            &scale,
+            &shift,
+            relu,
+            d,
+        )?
     };
     let layout = Layout::with_format(shape, format);
     let y = Tensor::cpu_plain(y, layout.clone());
@@ -92,7 +120,11 @@ fn bn_core(x: &Tensor, residual: Option<&Tensor>, args: BatchNormArgs, relu: boo
     inputs.extend(args.weight);
     inputs.extend(args.bias);
     inputs.extend(residual.as_ref());
-    let (has_w, has_b, has_r) = (args.weight.is_some(), args.bias.is_some(), residual.is_some());
+    let (has_w, has_b, has_r) = (
+        args.weight.is_some(),
+        args.bias.is_some(),
+        residual.is_some(),
+    );
     let (xd, yd, training) = (x.detach(), y.clone(), args.training);
     let param_dtype = args.weight.or(args.bias).map_or(DType::F32, |t| t.dtype());
     let node = record_node("batch_norm", &inputs, move |g| {
@@ -118,7 +150,11 @@ fn bn_core(x: &Tensor, residual: Option<&Tensor>, args: BatchNormArgs, relu: boo
             out.push(Some(per_channel(grads.dbeta)?));
         }
         if has_r {
-            out.push(grads.dres.map(|s| Tensor::cpu_plain(s, xd.layout().clone())));
+            out.push(
+                grads
+                    .dres
+                    .map(|s| Tensor::cpu_plain(s, xd.layout().clone())),
+            );
         }
         Ok(out)
     });
@@ -126,7 +162,11 @@ fn bn_core(x: &Tensor, residual: Option<&Tensor>, args: BatchNormArgs, relu: boo
 }
 
 /// Batch statistics (updating the running buffers) when training, else the running ones.
-fn batch_or_running_stats(x: &Tensor, args: &BatchNormArgs, d: ChannelDims) -> Result<(Vec<f64>, Vec<f64>)> {
+fn batch_or_running_stats(
+    x: &Tensor,
+    args: &BatchNormArgs,
+    d: ChannelDims,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     if !args.training {
         let (Some(rm), Some(rv)) = (args.running_mean, args.running_var) else {
             return Err(Error::InvalidArgument {
@@ -148,7 +188,11 @@ fn batch_or_running_stats(x: &Tensor, args: &BatchNormArgs, d: ChannelDims) -> R
     let momentum = args.momentum;
     let blend = |buf: &Tensor, batch: &[f64], factor: f64| -> Result<()> {
         let old = buf.to_dtype(DType::F64)?.to_vec::<f64>()?;
-        let new: Vec<f64> = old.iter().zip(batch).map(|(o, b)| (1.0 - momentum) * o + momentum * b * factor).collect();
+        let new: Vec<f64> = old
+            .iter()
+            .zip(batch)
+            .map(|(o, b)| (1.0 - momentum) * o + momentum * b * factor)
+            .collect();
         buf.copy_(&Tensor::from_vec(new, buf.shape())?)
     };
     if let Some(rm) = args.running_mean {

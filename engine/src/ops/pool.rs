@@ -48,7 +48,10 @@ impl Pool2d {
 
 fn dims(t: &Layout) -> Dims4 {
     let s = t.strides();
-    Dims4 { size: [t.shape()[0], t.shape()[1], t.shape()[2], t.shape()[3]], stride: [s[0], s[1], s[2], s[3]] }
+    Dims4 {
+        size: [t.shape()[0], t.shape()[1], t.shape()[2], t.shape()[3]],
+        stride: [s[0], s[1], s[2], s[3]],
+    }
 }
 
 impl Tensor {
@@ -56,7 +59,10 @@ impl Tensor {
     pub fn max_pool2d(&self, p: Pool2d) -> Result<Tensor> {
         self.check_window("max_pool2d", &p)?;
         let w = p.window();
-        let out = [w.out_size(0, self.shape()[2]), w.out_size(1, self.shape()[3])];
+        let out = [
+            w.out_size(0, self.shape()[2]),
+            w.out_size(1, self.shape()[3]),
+        ];
         self.pool(PoolKind::Max(w), out)
     }
 
@@ -64,7 +70,10 @@ impl Tensor {
     pub fn avg_pool2d(&self, p: Pool2d) -> Result<Tensor> {
         self.check_window("avg_pool2d", &p)?;
         let w = p.window();
-        let out = [w.out_size(0, self.shape()[2]), w.out_size(1, self.shape()[3])];
+        let out = [
+            w.out_size(0, self.shape()[2]),
+            w.out_size(1, self.shape()[3]),
+        ];
         self.pool(PoolKind::Avg(w, p.count_include_pad), out)
     }
 
@@ -80,7 +89,11 @@ impl Tensor {
 
     fn check_window(&self, op: &'static str, p: &Pool2d) -> Result<()> {
         if self.rank() != 4 {
-            return Err(Error::BadShape { op, shape: self.shape().to_vec(), msg: "needs [N, C, H, W]".into() });
+            return Err(Error::BadShape {
+                op,
+                shape: self.shape().to_vec(),
+                msg: "needs [N, C, H, W]".into(),
+            });
         }
         if p.kernel.contains(&0)
             || p.stride.contains(&0)
@@ -104,8 +117,13 @@ impl Tensor {
             });
         }
         Tensor::in_compute_precision(&[self], |t| {
-            let channels_last = t[0].memory_format() == Some(MemoryFormat::ChannelsLast) && !t[0].is_contiguous();
-            let format = if channels_last { MemoryFormat::ChannelsLast } else { MemoryFormat::Contiguous };
+            let channels_last =
+                t[0].memory_format() == Some(MemoryFormat::ChannelsLast) && !t[0].is_contiguous();
+            let format = if channels_last {
+                MemoryFormat::ChannelsLast
+            } else {
+                MemoryFormat::Contiguous
+            };
             let x = t[0].packed(format)?;
             let [n, c, ..] = [x.shape()[0], x.shape()[1]];
             let out_layout = Layout::with_format(&[n, c, out[0], out[1]], format);

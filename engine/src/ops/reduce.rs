@@ -7,7 +7,10 @@ use kiln_kernels::cpu::reduce::ReduceOp;
 
 impl Tensor {
     fn normalize_dims(&self, op: &'static str, dims: &[isize]) -> Result<Vec<usize>> {
-        let mut out: Vec<usize> = dims.iter().map(|&d| self.layout().dim(op, d)).collect::<Result<_>>()?;
+        let mut out: Vec<usize> = dims
+            .iter()
+            .map(|&d| self.layout().dim(op, d))
+            .collect::<Result<_>>()?;
         out.sort_unstable();
         out.dedup();
         Ok(out)
@@ -16,9 +19,14 @@ impl Tensor {
     fn reduced_shape(&self, dims: &[usize], keepdim: bool) -> Vec<usize> {
         let shape = self.shape().iter().enumerate();
         if keepdim {
-            shape.map(|(d, &n)| if dims.contains(&d) { 1 } else { n }).collect()
+            shape
+                .map(|(d, &n)| if dims.contains(&d) { 1 } else { n })
+                .collect()
         } else {
-            shape.filter(|(d, _)| !dims.contains(d)).map(|(_, &n)| n).collect()
+            shape
+                .filter(|(d, _)| !dims.contains(d))
+                .map(|(_, &n)| n)
+                .collect()
         }
     }
 
@@ -28,7 +36,12 @@ impl Tensor {
             let s = cpu::reduce(x.storage().cpu(), x.layout(), dims, op)?;
             let out_shape = x.reduced_shape(dims, keepdim);
             let y = Tensor::cpu_plain(s, Layout::contiguous(&out_shape));
-            let (xd, yd, in_shape, kept) = (x.detach(), y.clone(), x.shape().to_vec(), x.reduced_shape(dims, true));
+            let (xd, yd, in_shape, kept) = (
+                x.detach(),
+                y.clone(),
+                x.shape().to_vec(),
+                x.reduced_shape(dims, true),
+            );
             let node = record_node(op.name(), &[x], move |g| {
                 let g = g.reshape(&kept)?;
                 let gx = match op {
@@ -65,7 +78,8 @@ impl Tensor {
     pub fn mean_dims(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         let dims = self.normalize_dims("mean", dims)?;
         let count: usize = dims.iter().map(|&d| self.shape()[d]).product();
-        self.sum_dims(&dims, keepdim)?.mul_scalar(1.0 / count.max(1) as f64)
+        self.sum_dims(&dims, keepdim)?
+            .mul_scalar(1.0 / count.max(1) as f64)
     }
 
     /// Mean over one dim.
@@ -93,13 +107,18 @@ impl Tensor {
     /// Index of the max along `dim`, as I64.
     pub fn argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
         let d = self.layout().dim("argmax", dim)?;
-        let x = self.to_dtype(if self.dtype().is_float() && self.dtype() != crate::DType::F64 {
-            crate::DType::F32
-        } else {
-            self.dtype()
-        })?;
+        let x = self.to_dtype(
+            if self.dtype().is_float() && self.dtype() != crate::DType::F64 {
+                crate::DType::F32
+            } else {
+                self.dtype()
+            },
+        )?;
         let s = cpu::argmax(x.storage().cpu(), x.layout(), d)?;
-        Ok(Tensor::cpu_plain(s, Layout::contiguous(&self.reduced_shape(&[d], keepdim))))
+        Ok(Tensor::cpu_plain(
+            s,
+            Layout::contiguous(&self.reduced_shape(&[d], keepdim)),
+        ))
     }
 
     /// Variance over `dims`, unbiased (Bessel's correction) or not.
@@ -107,7 +126,15 @@ impl Tensor {
         let norm = self.normalize_dims("var", dims)?;
         let count: usize = norm.iter().map(|&d| self.shape()[d]).product();
         let centered = self.sub(&self.mean_dims(dims, true)?)?;
-        let denom = if unbiased { count.saturating_sub(1) } else { count }.max(1);
-        centered.sqr()?.sum_dims(&norm, keepdim)?.mul_scalar(1.0 / denom as f64)
+        let denom = if unbiased {
+            count.saturating_sub(1)
+        } else {
+            count
+        }
+        .max(1);
+        centered
+            .sqr()?
+            .sum_dims(&norm, keepdim)?
+            .mul_scalar(1.0 / denom as f64)
     }
 }

@@ -17,13 +17,20 @@ impl Tensor {
         Tensor::in_compute_precision(&[self], |t| {
             let x = t[0].packed(MemoryFormat::Contiguous)?;
             let len = x.shape()[last];
-            let y = Tensor::cpu_plain(softmax(x.storage().cpu(), len, log)?, Layout::contiguous(x.shape()));
+            let y = Tensor::cpu_plain(
+                softmax(x.storage().cpu(), len, log)?,
+                Layout::contiguous(x.shape()),
+            );
             let yd = y.clone();
-            let node = record_node(if log { "log_softmax" } else { "softmax" }, &[&x], move |g| {
-                let g = g.packed(MemoryFormat::Contiguous)?;
-                let dx = softmax_bwd(yd.storage().cpu(), g.storage().cpu(), len, log)?;
-                Ok(vec![Some(Tensor::cpu_plain(dx, yd.layout().clone()))])
-            });
+            let node = record_node(
+                if log { "log_softmax" } else { "softmax" },
+                &[&x],
+                move |g| {
+                    let g = g.packed(MemoryFormat::Contiguous)?;
+                    let dx = softmax_bwd(yd.storage().cpu(), g.storage().cpu(), len, log)?;
+                    Ok(vec![Some(Tensor::cpu_plain(dx, yd.layout().clone()))])
+                },
+            );
             Ok(y.with_layout(y.layout().clone(), node))
         })
     }
@@ -50,7 +57,11 @@ impl Tensor {
             });
         }
         let soft = target.dtype().is_float();
-        let ok = if soft { target.shape() == self.shape() } else { target.shape() == [self.shape()[0]] };
+        let ok = if soft {
+            target.shape() == self.shape()
+        } else {
+            target.shape() == [self.shape()[0]]
+        };
         if !ok {
             return Err(Error::ShapeMismatch {
                 op: "cross_entropy",
@@ -72,9 +83,13 @@ fn xent_core(logits: &Tensor, target: &Tensor, soft: bool, smoothing: f64) -> Re
     let x = logits.packed(MemoryFormat::Contiguous)?;
     let (n, k) = (x.shape()[0], x.shape()[1]);
     let target = if soft {
-        target.to_dtype(x.dtype())?.packed(MemoryFormat::Contiguous)?
+        target
+            .to_dtype(x.dtype())?
+            .packed(MemoryFormat::Contiguous)?
     } else {
-        target.to_dtype(DType::I64)?.packed(MemoryFormat::Contiguous)?
+        target
+            .to_dtype(DType::I64)?
+            .packed(MemoryFormat::Contiguous)?
     };
     let (loss, lse) = {
         let ts = target.storage();
@@ -85,15 +100,33 @@ fn xent_core(logits: &Tensor, target: &Tensor, soft: bool, smoothing: f64) -> Re
     let lse = Tensor::cpu_plain(lse, Layout::contiguous(&[n]));
     let (xd, td) = (x.detach(), target.detach());
     let node = record_node("cross_entropy", &[&x], move |g| {
-        let scale = g.to_dtype(xd.dtype())?.broadcast_as(&[n])?.packed(MemoryFormat::Contiguous)?;
+        let scale = g
+            .to_dtype(xd.dtype())?
+            .broadcast_as(&[n])?
+            .packed(MemoryFormat::Contiguous)?;
         let ts = td.storage();
         let t = targets(ts.cpu(), soft, smoothing)?;
-        let dx = xent_bwd(xd.storage().cpu(), k, &t, lse.storage().cpu(), scale.storage().cpu())?;
-        Ok(vec![Some(Tensor::cpu_plain(dx, Layout::contiguous(&[n, k])))])
+        let dx = xent_bwd(
+            xd.storage().cpu(),
+            k,
+            &t,
+            lse.storage().cpu(),
+            scale.storage().cpu(),
+        )?;
+        Ok(vec![Some(Tensor::cpu_plain(
+            dx,
+            Layout::contiguous(&[n, k]),
+        ))])
     });
-    per_row.with_layout(per_row.layout().clone(), node).mean_all()
+    per_row
+        .with_layout(per_row.layout().clone(), node)
+        .mean_all()
 }
 
 fn targets(t: &CpuStorage, soft: bool, smoothing: f64) -> Result<XentTargets<'_>> {
-    Ok(if soft { XentTargets::Soft(t) } else { XentTargets::Hard(t.as_slice::<i64>("cross_entropy")?, smoothing) })
+    Ok(if soft {
+        XentTargets::Soft(t)
+    } else {
+        XentTargets::Hard(t.as_slice::<i64>("cross_entropy")?, smoothing)
+    })
 }

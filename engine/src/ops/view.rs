@@ -22,12 +22,19 @@ impl Tensor {
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        let src = if self.is_contiguous() { self.clone() } else { self.contiguous()? };
-        let layout = src.layout().reshape(&shape).ok_or_else(|| Error::BadShape {
-            op: "reshape",
-            shape: shape.clone(),
-            msg: "not viewable".into(),
-        })?;
+        let src = if self.is_contiguous() {
+            self.clone()
+        } else {
+            self.contiguous()?
+        };
+        let layout = src
+            .layout()
+            .reshape(&shape)
+            .ok_or_else(|| Error::BadShape {
+                op: "reshape",
+                shape: shape.clone(),
+                msg: "not viewable".into(),
+            })?;
         let back_shape = self.shape().to_vec();
         Ok(src.view_with_backward(layout, "reshape", move |g| g.reshape(&back_shape)))
     }
@@ -51,7 +58,10 @@ impl Tensor {
 
     /// Swaps two dimensions (a view).
     pub fn transpose(&self, a: isize, b: isize) -> Result<Tensor> {
-        let (a, b) = (self.layout().dim("transpose", a)?, self.layout().dim("transpose", b)?);
+        let (a, b) = (
+            self.layout().dim("transpose", a)?,
+            self.layout().dim("transpose", b)?,
+        );
         let mut dims: Vec<usize> = (0..self.rank()).collect();
         dims.swap(a, b);
         self.permute(&dims)
@@ -91,7 +101,11 @@ impl Tensor {
         let rank = self.rank() as isize + 1;
         let d = if dim < 0 { dim + rank } else { dim };
         if d < 0 || d >= rank {
-            return Err(Error::DimOutOfRange { op: "unsqueeze", dim, rank: self.rank() });
+            return Err(Error::DimOutOfRange {
+                op: "unsqueeze",
+                dim,
+                rank: self.rank(),
+            });
         }
         let layout = self.layout().unsqueeze(d as usize);
         Ok(self.view_with_backward(layout, "unsqueeze", move |g| g.squeeze(d)))
@@ -117,7 +131,9 @@ impl Tensor {
 
     /// A copy in `format` (channels-last needs rank 4), or this tensor if already so.
     pub fn to_memory_format(&self, format: MemoryFormat) -> Result<Tensor> {
-        if self.memory_format() == Some(format) || (format == MemoryFormat::ChannelsLast && self.rank() != 4) {
+        if self.memory_format() == Some(format)
+            || (format == MemoryFormat::ChannelsLast && self.rank() != 4)
+        {
             return Ok(self.clone());
         }
         self.copy_as(Layout::with_format(self.shape(), format))
@@ -147,30 +163,52 @@ impl Tensor {
     /// Writes `src` (same shape) into this tensor's elements in place; not recorded by autograd.
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
         if src.shape() != self.shape() {
-            return Err(Error::ShapeMismatch { op: "copy_", lhs: self.shape().to_vec(), rhs: src.shape().to_vec() });
+            return Err(Error::ShapeMismatch {
+                op: "copy_",
+                lhs: self.shape().to_vec(),
+                rhs: src.shape().to_vec(),
+            });
         }
         let src = src.to_dtype(self.dtype())?;
-        let src_storage = if src.same_storage(self) { src.contiguous_copy()? } else { src };
+        let src_storage = if src.same_storage(self) {
+            src.contiguous_copy()?
+        } else {
+            src
+        };
         let from = src_storage.storage();
         let mut to = self.storage_mut();
-        copy_into((from.cpu(), src_storage.layout()), (to.cpu_mut(), self.layout()))
+        copy_into(
+            (from.cpu(), src_storage.layout()),
+            (to.cpu_mut(), self.layout()),
+        )
     }
 
     /// Concatenates tensors of equal shape but for `dim`.
     pub fn cat(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or(Error::InvalidArgument { op: "cat", msg: "no tensors".into() })?;
+        let first = tensors.first().ok_or(Error::InvalidArgument {
+            op: "cat",
+            msg: "no tensors".into(),
+        })?;
         let d = first.layout().dim("cat", dim)?;
         let mut shape = first.shape().to_vec();
         shape[d] = 0;
         for t in tensors {
             let mut s = t.shape().to_vec();
             if s.len() != shape.len() {
-                return Err(Error::ShapeMismatch { op: "cat", lhs: first.shape().to_vec(), rhs: s });
+                return Err(Error::ShapeMismatch {
+                    op: "cat",
+                    lhs: first.shape().to_vec(),
+                    rhs: s,
+                });
             }
             shape[d] += s[d];
             s[d] = first.shape()[d];
             if s != first.shape() {
-                return Err(Error::ShapeMismatch { op: "cat", lhs: first.shape().to_vec(), rhs: t.shape().to_vec() });
+                return Err(Error::ShapeMismatch {
+                    op: "cat",
+                    lhs: first.shape().to_vec(),
+                    rhs: t.shape().to_vec(),
+                });
             }
         }
         let format = first.memory_format().unwrap_or_default();
@@ -206,7 +244,11 @@ fn infer_shape(from: &[usize], to: &[usize]) -> Result<Vec<usize>> {
         *slot = numel.checked_div(known).unwrap_or(0);
     }
     if shape.iter().product::<usize>() != numel {
-        return Err(Error::ShapeMismatch { op: "reshape", lhs: from.to_vec(), rhs: to.to_vec() });
+        return Err(Error::ShapeMismatch {
+            op: "reshape",
+            lhs: from.to_vec(),
+            rhs: to.to_vec(),
+        });
     }
     Ok(shape)
 }

@@ -36,8 +36,14 @@ fn f64_of<T: Real>(v: T) -> f64 {
 /// Batch mean and biased variance per channel.
 pub fn bn_stats<T: Real>(x: &[T], d: ChannelDims) -> (Vec<f64>, Vec<f64>) {
     let m = d.per_channel().max(1) as f64;
-    let mean: Vec<f64> = channel_sums(d, |i, _| f64_of(x[i])).into_iter().map(|s| s / m).collect();
-    let var = channel_sums(d, |i, ch| (f64_of(x[i]) - mean[ch]).powi(2)).into_iter().map(|s| s / m).collect();
+    let mean: Vec<f64> = channel_sums(d, |i, _| f64_of(x[i]))
+        .into_iter()
+        .map(|s| s / m)
+        .collect();
+    let var = channel_sums(d, |i, ch| (f64_of(x[i]) - mean[ch]).powi(2))
+        .into_iter()
+        .map(|s| s / m)
+        .collect();
     (mean, var)
 }
 
@@ -57,16 +63,18 @@ fn map_channels<T: Real, const K: usize>(
 ) {
     let run = if d.channels_last { d.c } else { d.hw }.max(1);
     let runs_per_task = (PAR_GRAIN / run).max(1);
-    dst.par_chunks_mut(run * runs_per_task).enumerate().for_each(|(task, chunk)| {
-        for (i, out) in chunk.chunks_mut(run).enumerate() {
-            let r = task * runs_per_task + i;
-            let base = r * run;
-            for (j, o) in out.iter_mut().enumerate() {
-                let ch = if d.channels_last { j } else { r % d.c };
-                *o = f(ch, std::array::from_fn(|k| srcs[k][base + j]));
+    dst.par_chunks_mut(run * runs_per_task)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (i, out) in chunk.chunks_mut(run).enumerate() {
+                let r = task * runs_per_task + i;
+                let base = r * run;
+                for (j, o) in out.iter_mut().enumerate() {
+                    let ch = if d.channels_last { j } else { r % d.c };
+                    *o = f(ch, std::array::from_fn(|k| srcs[k][base + j]));
+                }
             }
-        }
-    });
+        });
 }
 
 /// y = act(x·scale[c] + shift[c] + residual), act = ReLU when `relu`.
@@ -81,7 +89,9 @@ pub fn bn_act_fwd<T: Real>(
 ) {
     let act = |v: T| if relu { v.max(T::zero()) } else { v };
     match residual {
-        Some(r) => map_channels(y, [x, r], d, |ch, [x, r]| act(x * scale[ch] + shift[ch] + r)),
+        Some(r) => map_channels(y, [x, r], d, |ch, [x, r]| {
+            act(x * scale[ch] + shift[ch] + r)
+        }),
         None => map_channels(y, [x], d, |ch, [x]| act(x * scale[ch] + shift[ch])),
     }
 }
@@ -112,19 +122,29 @@ pub fn bn_act_bwd<T: Real>(
     dx: &mut [T],
     dres: Option<&mut [T]>,
 ) -> (Vec<f64>, Vec<f64>) {
-    let g_of = |dy: T, y: T| if s.relu && y <= T::zero() { T::zero() } else { dy };
+    let g_of = |dy: T, y: T| {
+        if s.relu && y <= T::zero() {
+            T::zero()
+        } else {
+            dy
+        }
+    };
     if let Some(dres) = dres {
         map_channels(dres, [dy, s.y], d, |_, [dy, y]| g_of(dy, y));
     }
     let gsum = channel_sums(d, |i, _| f64_of(g_of(dy[i], s.y[i])));
-    let gxsum = channel_sums(d, |i, ch| f64_of(g_of(dy[i], s.y[i])) * (f64_of(s.x[i]) - s.mean[ch]));
+    let gxsum = channel_sums(d, |i, ch| {
+        f64_of(g_of(dy[i], s.y[i])) * (f64_of(s.x[i]) - s.mean[ch])
+    });
     let dbeta = gsum.clone();
     let dgamma: Vec<f64> = gxsum.iter().zip(s.invstd).map(|(a, b)| a * b).collect();
     let m = d.per_channel().max(1) as f64;
     let scale: Vec<T> = (0..d.c).map(|ch| c(s.gamma[ch] * s.invstd[ch])).collect();
     if s.training {
         let mean_g: Vec<T> = gsum.iter().map(|v| c(v / m)).collect();
-        let k: Vec<T> = (0..d.c).map(|ch| c(s.invstd[ch] * s.invstd[ch] * gxsum[ch] / m)).collect();
+        let k: Vec<T> = (0..d.c)
+            .map(|ch| c(s.invstd[ch] * s.invstd[ch] * gxsum[ch] / m))
+            .collect();
         let mean: Vec<T> = s.mean.iter().map(|&v| c(v)).collect();
         map_channels(dx, [dy, s.y, s.x], d, |ch, [dy, y, x]| {
             scale[ch] * (g_of(dy, y) - mean_g[ch] - (x - mean[ch]) * k[ch])

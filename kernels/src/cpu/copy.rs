@@ -15,32 +15,36 @@ pub fn copy_strided<S: Copy + Sync, D: Send>(
     let inner = shape.last().copied().unwrap_or(1).max(1);
     let step = src.strides.last().copied().unwrap_or(0);
     let rows_per_task = (PAR_GRAIN / inner).max(1);
-    dst.par_chunks_mut(inner * rows_per_task).enumerate().for_each(|(task, chunk)| {
-        for (i, row) in chunk.chunks_mut(inner).enumerate() {
-            let mut r = task * rows_per_task + i;
-            let mut start = src.offset;
-            for d in (0..shape.len().saturating_sub(1)).rev() {
-                start += (r % shape[d]) * src.strides[d];
-                r /= shape[d];
-            }
-            if step == 1 {
-                for (o, &x) in row.iter_mut().zip(&src.data[start..start + inner]) {
-                    *o = convert(x);
+    dst.par_chunks_mut(inner * rows_per_task)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (i, row) in chunk.chunks_mut(inner).enumerate() {
+                let mut r = task * rows_per_task + i;
+                let mut start = src.offset;
+                for d in (0..shape.len().saturating_sub(1)).rev() {
+                    start += (r % shape[d]) * src.strides[d];
+                    r /= shape[d];
                 }
-            } else {
-                for (j, o) in row.iter_mut().enumerate() {
-                    *o = convert(src.data[start + j * step]);
+                if step == 1 {
+                    for (o, &x) in row.iter_mut().zip(&src.data[start..start + inner]) {
+                        *o = convert(x);
+                    }
+                } else {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        *o = convert(src.data[start + j * step]);
+                    }
                 }
             }
-        }
-    });
+        });
 }
 
 /// Converts a dense slice elementwise.
 pub fn convert<S: Copy + Sync, D: Send>(src: &[S], dst: &mut [D], convert: impl Fn(S) -> D + Sync) {
-    dst.par_chunks_mut(PAR_GRAIN).zip(src.par_chunks(PAR_GRAIN)).for_each(|(d, s)| {
-        for (o, &x) in d.iter_mut().zip(s) {
-            *o = convert(x);
-        }
-    });
+    dst.par_chunks_mut(PAR_GRAIN)
+        .zip(src.par_chunks(PAR_GRAIN))
+        .for_each(|(d, s)| {
+            for (o, &x) in d.iter_mut().zip(s) {
+                *o = convert(x);
+            }
+        });
 }

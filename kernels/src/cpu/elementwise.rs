@@ -149,21 +149,25 @@ fn normal_cdf<T: Real>(x: T) -> T {
 
 /// y = f(x) over dense slices.
 pub fn unary_fwd<T: Real>(op: UnaryOp, x: &[T], y: &mut [T]) {
-    y.par_chunks_mut(PAR_GRAIN).zip(x.par_chunks(PAR_GRAIN)).for_each(|(y, x)| {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = op.f(x);
-        }
-    });
+    y.par_chunks_mut(PAR_GRAIN)
+        .zip(x.par_chunks(PAR_GRAIN))
+        .for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = op.f(x);
+            }
+        });
 }
 
 /// dx = dy · f'(x) over dense slices.
 pub fn unary_bwd<T: Real>(op: UnaryOp, x: &[T], y: &[T], dy: &[T], dx: &mut [T]) {
-    dx.par_chunks_mut(PAR_GRAIN).enumerate().for_each(|(i, dx)| {
-        let base = i * PAR_GRAIN;
-        for (j, dx) in dx.iter_mut().enumerate() {
-            *dx = dy[base + j] * op.df(x[base + j], y[base + j]);
-        }
-    });
+    dx.par_chunks_mut(PAR_GRAIN)
+        .enumerate()
+        .for_each(|(i, dx)| {
+            let base = i * PAR_GRAIN;
+            for (j, dx) in dx.iter_mut().enumerate() {
+                *dx = dy[base + j] * op.df(x[base + j], y[base + j]);
+            }
+        });
 }
 
 /// A binary arithmetic op.
@@ -279,12 +283,21 @@ fn for_each_row2<T: Copy + Sync, O: Send>(
 ) {
     let inner = shape.last().copied().unwrap_or(1).max(1);
     let rows_per_task = (PAR_GRAIN / inner).max(1);
-    out.par_chunks_mut(inner * rows_per_task).enumerate().for_each(|(task, chunk)| {
-        for (i, row) in chunk.chunks_mut(inner).enumerate() {
-            let r = task * rows_per_task + i;
-            f(row, r, a.row_start(shape, r), a.inner_stride(), b.row_start(shape, r), b.inner_stride());
-        }
-    });
+    out.par_chunks_mut(inner * rows_per_task)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (i, row) in chunk.chunks_mut(inner).enumerate() {
+                let r = task * rows_per_task + i;
+                f(
+                    row,
+                    r,
+                    a.row_start(shape, r),
+                    a.inner_stride(),
+                    b.row_start(shape, r),
+                    b.inner_stride(),
+                );
+            }
+        });
 }
 
 /// out = a ⊙ b, broadcasting through strides; `out` is dense row-major over `shape`.
@@ -304,7 +317,13 @@ pub fn binary<T: Real>(op: BinaryOp, shape: &[usize], a: Strided<T>, b: Strided<
 }
 
 /// out = (a cmp b) as 0/1 bytes, broadcasting through strides.
-pub fn compare<T: Copy + PartialOrd + Sync>(op: CmpOp, shape: &[usize], a: Strided<T>, b: Strided<T>, out: &mut [u8]) {
+pub fn compare<T: Copy + PartialOrd + Sync>(
+    op: CmpOp,
+    shape: &[usize],
+    a: Strided<T>,
+    b: Strided<T>,
+    out: &mut [u8],
+) {
     for_each_row2(shape, a, b, out, |row, _, ia, sa, ib, sb| {
         for (j, o) in row.iter_mut().enumerate() {
             *o = op.f(a.data[ia + j * sa], b.data[ib + j * sb]);
@@ -313,12 +332,22 @@ pub fn compare<T: Copy + PartialOrd + Sync>(op: CmpOp, shape: &[usize], a: Strid
 }
 
 /// out = cond ? a : b, with `cond` dense over `shape` and a, b strided.
-pub fn select<T: Copy + Send + Sync>(shape: &[usize], cond: &[u8], a: Strided<T>, b: Strided<T>, out: &mut [T]) {
+pub fn select<T: Copy + Send + Sync>(
+    shape: &[usize],
+    cond: &[u8],
+    a: Strided<T>,
+    b: Strided<T>,
+    out: &mut [T],
+) {
     let inner = shape.last().copied().unwrap_or(1).max(1);
     for_each_row2(shape, a, b, out, |row, r, ia, sa, ib, sb| {
         let cond = &cond[r * inner..(r + 1) * inner];
         for (j, (o, &k)) in row.iter_mut().zip(cond).enumerate() {
-            *o = if k != 0 { a.data[ia + j * sa] } else { b.data[ib + j * sb] };
+            *o = if k != 0 {
+                a.data[ia + j * sa]
+            } else {
+                b.data[ib + j * sb]
+            };
         }
     });
 }

@@ -109,7 +109,9 @@ pub fn im2col_nhwc<T: Real>(x: &[T], ctot: usize, c0: usize, g: &ConvGeom, col: 
                 for j in 0..g.k[1] {
                     let d = &mut dst[(i * g.k[1] + j) * g.c..][..g.c];
                     match (g.src(0, y, i), g.src(1, xo, j)) {
-                        (Some(sy), Some(sx)) => d.copy_from_slice(&x[(sy * w + sx) * ctot + c0..][..g.c]),
+                        (Some(sy), Some(sx)) => {
+                            d.copy_from_slice(&x[(sy * w + sx) * ctot + c0..][..g.c])
+                        }
                         _ => d.fill(T::zero()),
                     }
                 }

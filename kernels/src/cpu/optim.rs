@@ -23,18 +23,23 @@ pub struct SgdStep {
 
 /// p -= lr · d, with d from grad, weight decay and momentum as `torch.optim.SGD`.
 pub fn sgd_step(p: &mut [f32], grad: &[f32], buf: &mut [f32], h: &SgdStep) {
-    p.par_chunks_mut(PAR_GRAIN).zip(grad.par_chunks(PAR_GRAIN)).zip(buf.par_chunks_mut(PAR_GRAIN)).for_each(
-        |((p, g), b)| {
+    p.par_chunks_mut(PAR_GRAIN)
+        .zip(grad.par_chunks(PAR_GRAIN))
+        .zip(buf.par_chunks_mut(PAR_GRAIN))
+        .for_each(|((p, g), b)| {
             for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
                 let mut d = g + h.weight_decay * *p;
                 if h.momentum != 0.0 {
-                    *b = if h.first_step { d } else { h.momentum * *b + (1.0 - h.dampening) * d };
+                    *b = if h.first_step {
+                        d
+                    } else {
+                        h.momentum * *b + (1.0 - h.dampening) * d
+                    };
                     d = if h.nesterov { d + h.momentum * *b } else { *b };
                 }
                 *p -= h.lr * d;
             }
-        },
-    );
+        });
 }
 
 /// AdamW hyper-parameters for one step (`torch.optim.AdamW`).

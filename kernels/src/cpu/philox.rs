@@ -16,7 +16,12 @@ pub fn philox4x32(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
         }
         let p0 = (M0 as u64) * (ctr[0] as u64);
         let p1 = (M1 as u64) * (ctr[2] as u64);
-        ctr = [((p1 >> 32) as u32) ^ ctr[1] ^ k[0], p1 as u32, ((p0 >> 32) as u32) ^ ctr[3] ^ k[1], p0 as u32];
+        ctr = [
+            ((p1 >> 32) as u32) ^ ctr[1] ^ k[0],
+            p1 as u32,
+            ((p0 >> 32) as u32) ^ ctr[3] ^ k[1],
+            p0 as u32,
+        ];
     }
     ctr
 }
@@ -26,7 +31,10 @@ pub fn philox4x32(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 #[inline]
 pub fn bits(seed: u64, offset: u64, i: u64) -> u32 {
     let block = offset + i / 4;
-    let words = philox4x32([block as u32, (block >> 32) as u32, 0, 0], [seed as u32, (seed >> 32) as u32]);
+    let words = philox4x32(
+        [block as u32, (block >> 32) as u32, 0, 0],
+        [seed as u32, (seed >> 32) as u32],
+    );
     words[(i % 4) as usize]
 }
 
@@ -51,10 +59,19 @@ mod tests {
     /// Known-answer vectors from the Random123 distribution (kat_vectors, philox4x32_10).
     #[test]
     fn philox_matches_random123_known_answers() {
-        assert_eq!(philox4x32([0, 0, 0, 0], [0, 0]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
-        assert_eq!(philox4x32([0xffffffff; 4], [0xffffffff; 2]), [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
         assert_eq!(
-            philox4x32([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            philox4x32([0, 0, 0, 0], [0, 0]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
+        assert_eq!(
+            philox4x32([0xffffffff; 4], [0xffffffff; 2]),
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+        );
+        assert_eq!(
+            philox4x32(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
         );
     }

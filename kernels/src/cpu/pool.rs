@@ -46,7 +46,11 @@ impl Window {
             return 0;
         }
         let s = self.stride[a];
-        let mut out = if self.ceil_mode { (padded - span).div_ceil(s) + 1 } else { (padded - span) / s + 1 };
+        let mut out = if self.ceil_mode {
+            (padded - span).div_ceil(s) + 1
+        } else {
+            (padded - span) / s + 1
+        };
         if self.ceil_mode && (out - 1) * s >= n + self.padding[a] {
             out -= 1;
         }
@@ -56,15 +60,25 @@ impl Window {
 
 /// Runs `f(image_index, image_out, ...)` over the batch in parallel, handing each image its slice.
 fn per_image<T: Send>(out: &mut [T], image_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    out.par_chunks_mut(image_len.max(1)).enumerate().for_each(|(n, o)| f(n, o));
+    out.par_chunks_mut(image_len.max(1))
+        .enumerate()
+        .for_each(|(n, o)| f(n, o));
 }
 
 /// Max pooling: writes `y` and the argmax (h·W + w within the plane, as PyTorch) of each output.
-pub fn max_pool_fwd<T: Real>(x: &[T], xd: Dims4, win: &Window, y: &mut [T], yd: Dims4, idx: &mut [i64]) {
+pub fn max_pool_fwd<T: Real>(
+    x: &[T],
+    xd: Dims4,
+    win: &Window,
+    y: &mut [T],
+    yd: Dims4,
+    idx: &mut [i64],
+) {
     let [_, c, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
     let img = yd.stride[0];
-    let mut pairs: Vec<(&mut [T], &mut [i64])> = y.chunks_mut(img).zip(idx.chunks_mut(img)).collect();
+    let mut pairs: Vec<(&mut [T], &mut [i64])> =
+        y.chunks_mut(img).zip(idx.chunks_mut(img)).collect();
     pairs.par_iter_mut().enumerate().for_each(|(n, (y, idx))| {
         let x = &x[n * xd.stride[0]..];
         for ch in 0..c {
@@ -72,12 +86,14 @@ pub fn max_pool_fwd<T: Real>(x: &[T], xd: Dims4, win: &Window, y: &mut [T], yd: 
                 for j in 0..ow {
                     let (mut best, mut arg) = (T::neg_infinity(), -1i64);
                     for ki in 0..win.kernel[0] {
-                        let hi = (i * win.stride[0] + ki * win.dilation[0]) as isize - win.padding[0] as isize;
+                        let hi = (i * win.stride[0] + ki * win.dilation[0]) as isize
+                            - win.padding[0] as isize;
                         if hi < 0 || hi >= h as isize {
                             continue;
                         }
                         for kj in 0..win.kernel[1] {
-                            let wj = (j * win.stride[1] + kj * win.dilation[1]) as isize - win.padding[1] as isize;
+                            let wj = (j * win.stride[1] + kj * win.dilation[1]) as isize
+                                - win.padding[1] as isize;
                             if wj < 0 || wj >= w as isize {
                                 continue;
                             }
@@ -118,21 +134,43 @@ pub fn max_pool_bwd<T: Real>(dy: &[T], yd: Dims4, idx: &[i64], dx: &mut [T], xd:
 }
 
 /// The clipped window of output (i, j) and the divisor average pooling uses for it.
-fn avg_window(win: &Window, i: usize, j: usize, h: usize, w: usize, count_include_pad: bool) -> ([usize; 4], usize) {
+fn avg_window(
+    win: &Window,
+    i: usize,
+    j: usize,
+    h: usize,
+    w: usize,
+    count_include_pad: bool,
+) -> ([usize; 4], usize) {
     let span = |a: usize, o: usize, n: usize| {
         let start = (o * win.stride[a]) as isize - win.padding[a] as isize;
         let end = (start + win.kernel[a] as isize).min((n + win.padding[a]) as isize);
         let padded = (end - start) as usize;
-        (start.max(0) as usize, end.min(n as isize).max(0) as usize, padded)
+        (
+            start.max(0) as usize,
+            end.min(n as isize).max(0) as usize,
+            padded,
+        )
     };
     let (h0, h1, ph) = span(0, i, h);
     let (w0, w1, pw) = span(1, j, w);
-    let count = if count_include_pad { ph * pw } else { (h1.saturating_sub(h0)) * (w1.saturating_sub(w0)) };
+    let count = if count_include_pad {
+        ph * pw
+    } else {
+        (h1.saturating_sub(h0)) * (w1.saturating_sub(w0))
+    };
     ([h0, h1, w0, w1], count.max(1))
 }
 
 /// Average pooling forward.
-pub fn avg_pool_fwd<T: Real>(x: &[T], xd: Dims4, win: &Window, count_include_pad: bool, y: &mut [T], yd: Dims4) {
+pub fn avg_pool_fwd<T: Real>(
+    x: &[T],
+    xd: Dims4,
+    win: &Window,
+    count_include_pad: bool,
+    y: &mut [T],
+    yd: Dims4,
+) {
     let [_, c, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
     per_image(y, yd.stride[0], |n, y| {
@@ -155,7 +193,14 @@ pub fn avg_pool_fwd<T: Real>(x: &[T], xd: Dims4, win: &Window, count_include_pad
 }
 
 /// Average pooling backward: dx (zeroed by the caller) += dy / count over each window.
-pub fn avg_pool_bwd<T: Real>(dy: &[T], yd: Dims4, win: &Window, count_include_pad: bool, dx: &mut [T], xd: Dims4) {
+pub fn avg_pool_bwd<T: Real>(
+    dy: &[T],
+    yd: Dims4,
+    win: &Window,
+    count_include_pad: bool,
+    dx: &mut [T],
+    xd: Dims4,
+) {
     let [_, c, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
     per_image(dx, xd.stride[0], |n, dx| {
@@ -182,11 +227,19 @@ pub fn adaptive_range(o: usize, out: usize, n: usize) -> (usize, usize) {
 }
 
 /// Adaptive pooling forward (average, or max with argmax in `idx`).
-pub fn adaptive_pool_fwd<T: Real>(x: &[T], xd: Dims4, max: bool, y: &mut [T], yd: Dims4, idx: &mut [i64]) {
+pub fn adaptive_pool_fwd<T: Real>(
+    x: &[T],
+    xd: Dims4,
+    max: bool,
+    y: &mut [T],
+    yd: Dims4,
+    idx: &mut [i64],
+) {
     let [_, c, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
     let img = yd.stride[0];
-    let mut pairs: Vec<(&mut [T], &mut [i64])> = y.chunks_mut(img).zip(idx.chunks_mut(img)).collect();
+    let mut pairs: Vec<(&mut [T], &mut [i64])> =
+        y.chunks_mut(img).zip(idx.chunks_mut(img)).collect();
     pairs.par_iter_mut().enumerate().for_each(|(n, (y, idx))| {
         let x = &x[n * xd.stride[0]..];
         for ch in 0..c {
@@ -194,7 +247,8 @@ pub fn adaptive_pool_fwd<T: Real>(x: &[T], xd: Dims4, max: bool, y: &mut [T], yd
                 let (h0, h1) = adaptive_range(i, oh, h);
                 for j in 0..ow {
                     let (w0, w1) = adaptive_range(j, ow, w);
-                    let (mut acc, mut arg) = (if max { T::neg_infinity() } else { T::zero() }, -1i64);
+                    let (mut acc, mut arg) =
+                        (if max { T::neg_infinity() } else { T::zero() }, -1i64);
                     for hi in h0..h1 {
                         for wj in w0..w1 {
                             let v = x[xd.at(ch, hi, wj)];
@@ -207,7 +261,11 @@ pub fn adaptive_pool_fwd<T: Real>(x: &[T], xd: Dims4, max: bool, y: &mut [T], yd
                         }
                     }
                     let o = yd.at(ch, i, j);
-                    y[o] = if max { acc } else { acc / super::c(((h1 - h0) * (w1 - w0)).max(1) as f64) };
+                    y[o] = if max {
+                        acc
+                    } else {
+                        acc / super::c(((h1 - h0) * (w1 - w0)).max(1) as f64)
+                    };
                     idx[o] = arg;
                 }
             }

@@ -28,16 +28,18 @@ impl ReduceOp {
 /// out[r] = reduce(x[r, ..len]) for every row, rows in parallel.
 pub fn reduce_rows<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
     let grain = (PAR_GRAIN / len.max(1)).max(1);
-    out.par_chunks_mut(grain).enumerate().for_each(|(task, out)| {
-        for (i, o) in out.iter_mut().enumerate() {
-            let row = &x[(task * grain + i) * len..][..len];
-            *o = match op {
-                ReduceOp::Sum => sum(row),
-                ReduceOp::Max => row.iter().copied().fold(T::neg_infinity(), nan_max),
-                ReduceOp::Min => row.iter().copied().fold(T::infinity(), nan_min),
-            };
-        }
-    });
+    out.par_chunks_mut(grain)
+        .enumerate()
+        .for_each(|(task, out)| {
+            for (i, o) in out.iter_mut().enumerate() {
+                let row = &x[(task * grain + i) * len..][..len];
+                *o = match op {
+                    ReduceOp::Sum => sum(row),
+                    ReduceOp::Max => row.iter().copied().fold(T::neg_infinity(), nan_max),
+                    ReduceOp::Min => row.iter().copied().fold(T::infinity(), nan_min),
+                };
+            }
+        });
 }
 
 /// Σ x, in blocks of partial sums (fast and accurate: the error grows with log n, not n).

@@ -18,29 +18,33 @@ fn logsumexp<T: Real>(row: &[T]) -> T {
 
 /// Softmax (or log-softmax when `log`) over each row of length `len`.
 pub fn softmax_rows<T: Real>(x: &[T], len: usize, log: bool, y: &mut [T]) {
-    y.par_chunks_mut(len).zip(x.par_chunks(len)).for_each(|(y, x)| {
-        let lse = logsumexp(x);
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o = if log { v - lse } else { (v - lse).exp() };
-        }
-    });
+    y.par_chunks_mut(len)
+        .zip(x.par_chunks(len))
+        .for_each(|(y, x)| {
+            let lse = logsumexp(x);
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = if log { v - lse } else { (v - lse).exp() };
+            }
+        });
 }
 
 /// Softmax backward: dx = y ⊙ (dy - Σ dy⊙y); log-softmax: dx = dy - exp(y) Σ dy.
 pub fn softmax_rows_bwd<T: Real>(y: &[T], dy: &[T], len: usize, log: bool, dx: &mut [T]) {
-    dx.par_chunks_mut(len).zip(y.par_chunks(len).zip(dy.par_chunks(len))).for_each(|(dx, (y, dy))| {
-        if log {
-            let s: T = dy.iter().copied().sum();
-            for ((o, &y), &g) in dx.iter_mut().zip(y).zip(dy) {
-                *o = g - y.exp() * s;
+    dx.par_chunks_mut(len)
+        .zip(y.par_chunks(len).zip(dy.par_chunks(len)))
+        .for_each(|(dx, (y, dy))| {
+            if log {
+                let s: T = dy.iter().copied().sum();
+                for ((o, &y), &g) in dx.iter_mut().zip(y).zip(dy) {
+                    *o = g - y.exp() * s;
+                }
+            } else {
+                let s: T = dy.iter().zip(y).map(|(&g, &y)| g * y).sum();
+                for ((o, &y), &g) in dx.iter_mut().zip(y).zip(dy) {
+                    *o = y * (g - s);
+                }
             }
-        } else {
-            let s: T = dy.iter().zip(y).map(|(&g, &y)| g * y).sum();
-            for ((o, &y), &g) in dx.iter_mut().zip(y).zip(dy) {
-                *o = y * (g - s);
-            }
-        }
-    });
+        });
 }
 
 /// Cross-entropy targets: class indices with label smoothing, or a distribution per row.
@@ -68,15 +72,29 @@ impl<T: Real> Targets<'_, T> {
 
 /// Per-row loss -Σ q log softmax(x) and per-row log-sum-exp (kept for the backward).
 pub fn xent_fwd<T: Real>(x: &[T], len: usize, targets: Targets<T>, loss: &mut [T], lse: &mut [T]) {
-    loss.par_iter_mut().zip(lse.par_iter_mut()).enumerate().for_each(|(r, (loss, lse))| {
-        let row = &x[r * len..][..len];
-        *lse = logsumexp(row);
-        *loss = row.iter().enumerate().map(|(k, &v)| targets.q(r, k, len) * (*lse - v)).sum();
-    });
+    loss.par_iter_mut()
+        .zip(lse.par_iter_mut())
+        .enumerate()
+        .for_each(|(r, (loss, lse))| {
+            let row = &x[r * len..][..len];
+            *lse = logsumexp(row);
+            *loss = row
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| targets.q(r, k, len) * (*lse - v))
+                .sum();
+        });
 }
 
 /// dx = scale[r] · (softmax(x) - q), recomputing softmax from the saved log-sum-exp.
-pub fn xent_bwd<T: Real>(x: &[T], len: usize, targets: Targets<T>, lse: &[T], scale: &[T], dx: &mut [T]) {
+pub fn xent_bwd<T: Real>(
+    x: &[T],
+    len: usize,
+    targets: Targets<T>,
+    lse: &[T],
+    scale: &[T],
+    dx: &mut [T],
+) {
     dx.par_chunks_mut(len).enumerate().for_each(|(r, dx)| {
         let row = &x[r * len..][..len];
         for (k, (o, &v)) in dx.iter_mut().zip(row).enumerate() {

@@ -30,7 +30,9 @@ impl BatchNorm2d {
     pub fn new(c: usize) -> Result<BatchNorm2d> {
         Ok(BatchNorm2d {
             weight: Tensor::ones(&[c], DType::F32)?.requires_grad_(true).clone(),
-            bias: Tensor::zeros(&[c], DType::F32)?.requires_grad_(true).clone(),
+            bias: Tensor::zeros(&[c], DType::F32)?
+                .requires_grad_(true)
+                .clone(),
             running_mean: Tensor::zeros(&[c], DType::F32)?,
             running_var: Tensor::ones(&[c], DType::F32)?,
             num_batches_tracked: Tensor::zeros(&[], DType::I64)?,
@@ -56,14 +58,17 @@ impl BatchNorm2d {
     pub fn forward_act(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         if self.training {
             let n = self.num_batches_tracked.item()? as i64;
-            self.num_batches_tracked.copy_(&Tensor::from_vec(vec![n + 1], &[])?)?;
+            self.num_batches_tracked
+                .copy_(&Tensor::from_vec(vec![n + 1], &[])?)?;
         }
         Ok(x.batch_norm_act(self.args(), residual, relu)?)
     }
 
     /// Sets γ to zero (timm's `zero_init_last` for a block's last BN).
     pub fn zero_weight(&self) -> Result<()> {
-        Ok(self.weight.copy_(&Tensor::zeros(self.weight.shape(), DType::F32)?)?)
+        Ok(self
+            .weight
+            .copy_(&Tensor::zeros(self.weight.shape(), DType::F32)?)?)
     }
 }
 
@@ -75,9 +80,21 @@ impl Module for BatchNorm2d {
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         push(out, prefix, "weight", &self.weight, Kind::Parameter);
         push(out, prefix, "bias", &self.bias, Kind::Parameter);
-        push(out, prefix, "running_mean", &self.running_mean, Kind::Buffer);
+        push(
+            out,
+            prefix,
+            "running_mean",
+            &self.running_mean,
+            Kind::Buffer,
+        );
         push(out, prefix, "running_var", &self.running_var, Kind::Buffer);
-        push(out, prefix, "num_batches_tracked", &self.num_batches_tracked, Kind::Buffer);
+        push(
+            out,
+            prefix,
+            "num_batches_tracked",
+            &self.num_batches_tracked,
+            Kind::Buffer,
+        );
     }
 
     fn set_training(&mut self, training: bool) {

@@ -17,17 +17,47 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A square `k`×`k` conv with PyTorch's default init (U(±1/√fan_in)).
-    pub fn new(in_c: usize, out_c: usize, k: usize, stride: usize, padding: usize, bias: bool) -> Result<Conv2d> {
-        let params = Conv2dParams { stride: [stride; 2], padding: [padding; 2], ..Default::default() };
+    pub fn new(
+        in_c: usize,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    ) -> Result<Conv2d> {
+        let params = Conv2dParams {
+            stride: [stride; 2],
+            padding: [padding; 2],
+            ..Default::default()
+        };
         Conv2d::with_params(in_c, out_c, [k, k], params, bias)
     }
 
     /// A conv with explicit parameters (groups, dilation, rectangular kernels).
-    pub fn with_params(in_c: usize, out_c: usize, k: [usize; 2], params: Conv2dParams, bias: bool) -> Result<Conv2d> {
+    pub fn with_params(
+        in_c: usize,
+        out_c: usize,
+        k: [usize; 2],
+        params: Conv2dParams,
+        bias: bool,
+    ) -> Result<Conv2d> {
         let fan_in = in_c / params.groups.max(1) * k[0] * k[1];
-        let weight = init::uniform_fan_in(&[out_c, in_c / params.groups.max(1), k[0], k[1]], fan_in)?;
-        let bias = if bias { Some(init::uniform_fan_in(&[out_c], fan_in)?.requires_grad_(true).clone()) } else { None };
-        Ok(Conv2d { weight: weight.requires_grad_(true).clone(), bias, params })
+        let weight =
+            init::uniform_fan_in(&[out_c, in_c / params.groups.max(1), k[0], k[1]], fan_in)?;
+        let bias = if bias {
+            Some(
+                init::uniform_fan_in(&[out_c], fan_in)?
+                    .requires_grad_(true)
+                    .clone(),
+            )
+        } else {
+            None
+        };
+        Ok(Conv2d {
+            weight: weight.requires_grad_(true).clone(),
+            bias,
+            params,
+        })
     }
 }
 

@@ -16,8 +16,18 @@ pub struct Linear {
 impl Linear {
     /// A linear layer with PyTorch's default init (U(±1/√in)).
     pub fn new(in_f: usize, out_f: usize, bias: bool) -> Result<Linear> {
-        let weight = init::uniform_fan_in(&[out_f, in_f], in_f)?.requires_grad_(true).clone();
-        let bias = if bias { Some(init::uniform_fan_in(&[out_f], in_f)?.requires_grad_(true).clone()) } else { None };
+        let weight = init::uniform_fan_in(&[out_f, in_f], in_f)?
+            .requires_grad_(true)
+            .clone();
+        let bias = if bias {
+            Some(
+                init::uniform_fan_in(&[out_f], in_f)?
+                    .requires_grad_(true)
+                    .clone(),
+            )
+        } else {
+            None
+        };
         Ok(Linear { weight, bias })
     }
 

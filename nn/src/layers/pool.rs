@@ -55,7 +55,9 @@ impl PoolType {
             _ => {
                 return Err(Error::BadArgument {
                     model: "global_pool".into(),
-                    msg: format!("unknown pool type '{s}' (expected avg, max, avgmax, catavgmax or '')"),
+                    msg: format!(
+                        "unknown pool type '{s}' (expected avg, max, avgmax, catavgmax or '')"
+                    ),
                 })
             }
         })

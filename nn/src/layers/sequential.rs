@@ -45,6 +45,8 @@ impl Module for Sequential {
     }
 
     fn set_training(&mut self, training: bool) {
-        self.layers.iter_mut().for_each(|m| m.set_training(training));
+        self.layers
+            .iter_mut()
+            .for_each(|m| m.set_training(training));
     }
 }

@@ -5,7 +5,9 @@
 //! (`stem_width` 32) plus average-pool downsampling (`avg_down`).
 
 use super::{FeatureInfo, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
-use crate::layers::{AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, PoolType, SelectAdaptivePool2d};
+use crate::layers::{
+    AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, PoolType, SelectAdaptivePool2d,
+};
 use crate::module::{join, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
 use kiln_engine::{Pool2d, Tensor};
@@ -67,7 +69,8 @@ impl Downsample {
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         let first = usize::from(self.avg_down);
         self.conv.collect(&join(prefix, &first.to_string()), out);
-        self.bn.collect(&join(prefix, &(first + 1).to_string()), out);
+        self.bn
+            .collect(&join(prefix, &(first + 1).to_string()), out);
     }
 }
 
@@ -92,7 +95,10 @@ impl Block {
         let out_c = planes * kind.expansion();
         let convs = match kind {
             BlockKind::Basic => {
-                vec![Conv2d::new(in_c, planes, 3, stride, 1, false)?, Conv2d::new(planes, planes, 3, 1, 1, false)?]
+                vec![
+                    Conv2d::new(in_c, planes, 3, stride, 1, false)?,
+                    Conv2d::new(planes, planes, 3, 1, 1, false)?,
+                ]
             }
             BlockKind::Bottleneck => vec![
                 Conv2d::new(in_c, planes, 1, 1, 0, false)?,
@@ -100,8 +106,17 @@ impl Block {
                 Conv2d::new(planes, out_c, 1, 1, 0, false)?,
             ],
         };
-        let bns = convs.iter().map(|c| BatchNorm2d::new(c.weight.shape()[0])).collect::<Result<_>>()?;
-        Ok(Block { convs, bns, downsample, drop_path, training: true })
+        let bns = convs
+            .iter()
+            .map(|c| BatchNorm2d::new(c.weight.shape()[0]))
+            .collect::<Result<_>>()?;
+        Ok(Block {
+            convs,
+            bns,
+            downsample,
+            drop_path,
+            training: true,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -116,7 +131,9 @@ impl Block {
         }
         let h = self.convs[last].forward(&h)?;
         if self.training && self.drop_path > 0.0 {
-            let h = self.bns[last].forward(&h)?.drop_path(self.drop_path, true)?;
+            let h = self.bns[last]
+                .forward(&h)?
+                .drop_path(self.drop_path, true)?;
             return Ok(h.add(&shortcut)?.relu()?);
         }
         self.bns[last].forward_act(&h, Some(&shortcut), true)
@@ -163,12 +180,20 @@ impl Stem {
         } else {
             (vec![Conv2d::new(in_chans, 64, 7, 2, 3, false)?], vec![64])
         };
-        let bns = widths.into_iter().map(BatchNorm2d::new).collect::<Result<_>>()?;
+        let bns = widths
+            .into_iter()
+            .map(BatchNorm2d::new)
+            .collect::<Result<_>>()?;
         Ok(Stem { convs, bns, deep })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.convs.iter().zip(&self.bns).try_fold(x.clone(), |h, (c, b)| b.forward_act(&c.forward(&h)?, None, true))
+        self.convs
+            .iter()
+            .zip(&self.bns)
+            .try_fold(x.clone(), |h, (c, b)| {
+                b.forward_act(&c.forward(&h)?, None, true)
+            })
     }
 
     fn collect(&self, out: &mut Vec<NamedTensor>) {
@@ -223,7 +248,11 @@ impl ResNet {
         let mut stages = Vec::new();
         let mut in_c = 64;
         let mut block_idx = 0;
-        let mut feature_info = vec![FeatureInfo { num_chs: 64, reduction: 2, module: "act1".into() }];
+        let mut feature_info = vec![FeatureInfo {
+            num_chs: 64,
+            reduction: 2,
+            module: "act1".into(),
+        }];
         for (s, &n) in rc.layers.iter().enumerate() {
             let planes = 64 << s;
             let stride = if s == 0 { 1 } else { 2 };
@@ -239,13 +268,19 @@ impl ResNet {
                 in_c = out_c;
                 block_idx += 1;
             }
-            feature_info.push(FeatureInfo { num_chs: in_c, reduction: 4 << s, module: format!("layer{}", s + 1) });
+            feature_info.push(FeatureInfo {
+                num_chs: in_c,
+                reduction: 4 << s,
+                module: format!("layer{}", s + 1),
+            });
             stages.push(blocks);
         }
         let mut model = ResNet {
             stem,
             stages,
-            pool: SelectAdaptivePool2d { pool_type: PoolType::Avg },
+            pool: SelectAdaptivePool2d {
+                pool_type: PoolType::Avg,
+            },
             fc: None,
             drop_rate: args.drop_rate,
             num_features: in_c,
@@ -261,7 +296,8 @@ impl ResNet {
     fn init_weights(&self, zero_init_last: bool) -> Result<()> {
         for t in self.named_tensors() {
             if t.tensor.rank() == 4 && t.name.ends_with("weight") {
-                t.tensor.copy_(&init::kaiming_normal_fan_out(t.tensor.shape())?)?;
+                t.tensor
+                    .copy_(&init::kaiming_normal_fan_out(t.tensor.shape())?)?;
             }
         }
         if zero_init_last {
@@ -293,24 +329,39 @@ impl Module for ResNet {
         if let Some(fc) = &self.fc {
             fc.collect("fc", &mut local);
         }
-        out.extend(local.into_iter().map(|t| NamedTensor { name: join(prefix, &t.name), ..t }));
+        out.extend(local.into_iter().map(|t| NamedTensor {
+            name: join(prefix, &t.name),
+            ..t
+        }));
     }
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
-        self.stem.bns.iter_mut().for_each(|b| b.set_training(training));
-        self.stages.iter_mut().flatten().for_each(|b| b.set_training(training));
+        self.stem
+            .bns
+            .iter_mut()
+            .for_each(|b| b.set_training(training));
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.set_training(training));
     }
 }
 
 impl Model for ResNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.stem_out(x)?.max_pool2d(Pool2d::new(3, 2, 1))?;
-        self.stages.iter().flatten().try_fold(x, |h, b| b.forward(&h))
+        self.stages
+            .iter()
+            .flatten()
+            .try_fold(x, |h, b| b.forward(&h))
     }
 
     fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let x = self.pool.forward(x)?.dropout(self.drop_rate, self.training)?;
+        let x = self
+            .pool
+            .forward(x)?
+            .dropout(self.drop_rate, self.training)?;
         match (&self.fc, pre_logits) {
             (Some(fc), false) => fc.forward(&x),
             _ => Ok(x),
@@ -348,7 +399,9 @@ impl Model for ResNet {
             });
         }
         let features = self.num_features * self.pool.pool_type.feat_mult();
-        self.fc = (num_classes > 0).then(|| Linear::new(features, num_classes, true)).transpose()?;
+        self.fc = (num_classes > 0)
+            .then(|| Linear::new(features, num_classes, true))
+            .transpose()?;
         Ok(())
     }
 
@@ -368,7 +421,14 @@ impl Model for ResNet {
 // ---- configs ----
 
 /// timm's `_cfg`-style pretrained config for `arch.tag`.
-fn cfg(arch: &str, tag: &str, crop_pct: f64, test_crop_pct: f64, deep: bool, big: bool) -> PretrainedCfg {
+fn cfg(
+    arch: &str,
+    tag: &str,
+    crop_pct: f64,
+    test_crop_pct: f64,
+    deep: bool,
+    big: bool,
+) -> PretrainedCfg {
     let (size, test) = if big { (256, 320) } else { (224, 288) };
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
@@ -391,19 +451,73 @@ fn cfg(arch: &str, tag: &str, crop_pct: f64, test_crop_pct: f64, deep: bool, big
 /// Every registered ResNet: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, ResNetCfg, PretrainedCfg)> {
     use BlockKind::{Basic, Bottleneck};
-    let plain = |block, layers| ResNetCfg { block, layers, stem_width: 0, avg_down: false };
-    let d = |block, layers| ResNetCfg { block, layers, stem_width: 32, avg_down: true };
+    let plain = |block, layers| ResNetCfg {
+        block,
+        layers,
+        stem_width: 0,
+        avg_down: false,
+    };
+    let d = |block, layers| ResNetCfg {
+        block,
+        layers,
+        stem_width: 32,
+        avg_down: true,
+    };
     vec![
-        ("resnet18", plain(Basic, [2, 2, 2, 2]), cfg("resnet18", "a1_in1k", 0.95, 1.0, false, false)),
-        ("resnet26", plain(Bottleneck, [2, 2, 2, 2]), cfg("resnet26", "bt_in1k", 0.875, 0.95, false, false)),
-        ("resnet34", plain(Basic, [3, 4, 6, 3]), cfg("resnet34", "a1_in1k", 0.95, 1.0, false, false)),
-        ("resnet50", plain(Bottleneck, [3, 4, 6, 3]), cfg("resnet50", "a1_in1k", 0.95, 1.0, false, false)),
-        ("resnet101", plain(Bottleneck, [3, 4, 23, 3]), cfg("resnet101", "a1h_in1k", 0.95, 1.0, false, false)),
-        ("resnet152", plain(Bottleneck, [3, 8, 36, 3]), cfg("resnet152", "a1h_in1k", 0.95, 1.0, false, false)),
-        ("resnet18d", d(Basic, [2, 2, 2, 2]), cfg("resnet18d", "ra2_in1k", 0.875, 0.95, true, false)),
-        ("resnet26d", d(Bottleneck, [2, 2, 2, 2]), cfg("resnet26d", "bt_in1k", 0.875, 0.95, true, false)),
-        ("resnet34d", d(Basic, [3, 4, 6, 3]), cfg("resnet34d", "ra2_in1k", 0.875, 0.95, true, false)),
-        ("resnet50d", d(Bottleneck, [3, 4, 6, 3]), cfg("resnet50d", "ra2_in1k", 0.875, 0.95, true, false)),
-        ("resnet101d", d(Bottleneck, [3, 4, 23, 3]), cfg("resnet101d", "ra2_in1k", 0.95, 1.0, true, true)),
+        (
+            "resnet18",
+            plain(Basic, [2, 2, 2, 2]),
+            cfg("resnet18", "a1_in1k", 0.95, 1.0, false, false),
+        ),
+        (
+            "resnet26",
+            plain(Bottleneck, [2, 2, 2, 2]),
+            cfg("resnet26", "bt_in1k", 0.875, 0.95, false, false),
+        ),
+        (
+            "resnet34",
+            plain(Basic, [3, 4, 6, 3]),
+            cfg("resnet34", "a1_in1k", 0.95, 1.0, false, false),
+        ),
+        (
+            "resnet50",
+            plain(Bottleneck, [3, 4, 6, 3]),
+            cfg("resnet50", "a1_in1k", 0.95, 1.0, false, false),
+        ),
+        (
+            "resnet101",
+            plain(Bottleneck, [3, 4, 23, 3]),
+            cfg("resnet101", "a1h_in1k", 0.95, 1.0, false, false),
+        ),
+        (
+            "resnet152",
+            plain(Bottleneck, [3, 8, 36, 3]),
+            cfg("resnet152", "a1h_in1k", 0.95, 1.0, false, false),
+        ),
+        (
+            "resnet18d",
+            d(Basic, [2, 2, 2, 2]),
+            cfg("resnet18d", "ra2_in1k", 0.875, 0.95, true, false),
+        ),
+        (
+            "resnet26d",
+            d(Bottleneck, [2, 2, 2, 2]),
+            cfg("resnet26d", "bt_in1k", 0.875, 0.95, true, false),
+        ),
+        (
+            "resnet34d",
+            d(Basic, [3, 4, 6, 3]),
+            cfg("resnet34d", "ra2_in1k", 0.875, 0.95, true, false),
+        ),
+        (
+            "resnet50d",
+            d(Bottleneck, [3, 4, 6, 3]),
+            cfg("resnet50d", "ra2_in1k", 0.875, 0.95, true, false),
+        ),
+        (
+            "resnet101d",
+            d(Bottleneck, [3, 4, 23, 3]),
+            cfg("resnet101d", "ra2_in1k", 0.95, 1.0, true, true),
+        ),
     ]
 }
