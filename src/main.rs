@@ -1,5 +1,18 @@
 //! The `kiln` command line.
 
-fn main() {
-    println!("kiln");
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = match kiln::train::cli::parse(&argv) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match kiln::train::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

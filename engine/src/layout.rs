@@ -103,6 +103,13 @@ impl Layout {
             ))
     }
 
+    /// Whether a 4-d op should run channels-last: NHWC-dense, and either not also row-major or
+    /// (for the ambiguous C = 1 case) laid out with the channel stride innermost, as PyTorch's
+    /// `suggest_memory_format`.
+    pub fn prefers_channels_last(&self) -> bool {
+        self.is_channels_last() && (!self.is_contiguous() || self.strides[1] <= self.strides[3])
+    }
+
     /// The memory format, if the layout is dense in one of the two formats.
     pub fn memory_format(&self) -> Option<MemoryFormat> {
         if self.is_contiguous() {

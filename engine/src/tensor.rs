@@ -257,6 +257,17 @@ impl Tensor {
         Ok(s.cpu().as_slice::<T>("to_vec")?[l.offset()..l.offset() + l.numel()].to_vec())
     }
 
+    /// The elements in storage order when the layout is dense (e.g. NHWC order for a
+    /// channels-last tensor), else row-major.
+    pub fn dense_data<T: StorageElem>(&self) -> Result<Vec<T>> {
+        if !self.layout().is_dense() {
+            return self.to_vec();
+        }
+        let s = self.storage();
+        let l = self.layout();
+        Ok(s.cpu().as_slice::<T>("dense_data")?[l.offset()..l.offset() + l.numel()].to_vec())
+    }
+
     /// The elements converted to f32, whatever the dtype.
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         self.to_dtype(DType::F32)?.to_vec::<f32>()

@@ -14,4 +14,7 @@ pub use error::{Error, Result};
 pub use models::{FeatureInfo, Model, PretrainedCfg};
 pub use module::{Kind, Module, NamedTensor};
 pub use registry::{create_model, list_models, ModelArgs};
-pub use state_dict::{load_safetensors, load_state_dict, save_safetensors, state_dict, LoadReport};
+pub use state_dict::{
+    load_safetensors, load_safetensors_with_metadata, load_state_dict, save_safetensors,
+    state_dict, LoadReport,
+};

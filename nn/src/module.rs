@@ -1,7 +1,7 @@
 //! The `Module` trait: a forward pass plus named parameters and buffers.
 
 use crate::Result;
-use kiln_engine::Tensor;
+use kiln_engine::{MemoryFormat, Tensor};
 
 /// Whether a named tensor is trained (parameter) or only tracked (buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,12 @@ pub trait Module: Send + Sync {
 
     /// Switches training behaviour (BatchNorm statistics, dropout) on or off, recursively.
     fn set_training(&mut self, _training: bool) {}
+
+    /// Re-lays 4-d weights out in `format`, recursively (PyTorch's `model.to(memory_format=...)`).
+    /// Call it before handing the parameters to an optimizer: it replaces the weight tensors.
+    fn set_memory_format(&mut self, _format: MemoryFormat) -> Result<()> {
+        Ok(())
+    }
 
     /// All parameters and buffers with their names.
     fn named_tensors(&self) -> Vec<NamedTensor> {

@@ -3,7 +3,7 @@
 use crate::{Error, Module, Result};
 use kiln_engine::{DType, Tensor};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Name -> tensor for every parameter and buffer of `m`.
@@ -48,8 +48,13 @@ fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Writes `tensors` to a safetensors file atomically (a temporary file renamed into place).
-pub fn save_safetensors(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
+/// Writes `tensors` (and string `metadata`) to a safetensors file atomically: a temporary file
+/// renamed into place, so a crash never leaves a half-written file under `path`.
+pub fn save_safetensors(
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: Option<HashMap<String, String>>,
+    path: &Path,
+) -> Result<()> {
     let mut bytes: Vec<(String, Vec<u8>, Tensor)> = Vec::new();
     for (name, t) in tensors {
         let c = t.contiguous()?;
@@ -69,18 +74,28 @@ pub fn save_safetensors(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Resu
         })
         .collect::<Result<Vec<_>>>()?;
     let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, &None, &tmp).map_err(|e| file_err(&tmp, e))?;
+    safetensors::serialize_to_file(views, &metadata, &tmp).map_err(|e| file_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
 }
 
 /// Reads every tensor of a safetensors file.
 pub fn load_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    Ok(load_safetensors_with_metadata(path)?.0)
+}
+
+/// Reads every tensor of a safetensors file and its string metadata.
+pub fn load_safetensors_with_metadata(
+    path: &Path,
+) -> Result<(BTreeMap<String, Tensor>, HashMap<String, String>)> {
     let file = std::fs::File::open(path).map_err(|e| file_err(path, e))?;
     // SAFETY: the file is mapped read-only and only read while `map` lives; kiln does not write
     // to checkpoint files it is reading.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_err(path, e))?;
-    let st = SafeTensors::deserialize(&map)
-        .map_err(|e| file_err(path, format!("not a safetensors file: {e}")))?;
+    let not_st =
+        |e: safetensors::SafeTensorError| file_err(path, format!("not a safetensors file: {e}"));
+    let (_, header) = SafeTensors::read_metadata(&map).map_err(not_st)?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let st = SafeTensors::deserialize(&map).map_err(not_st)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let dtype = from_st(view.dtype()).ok_or_else(|| {
@@ -91,7 +106,7 @@ pub fn load_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
         })?;
         out.insert(name, Tensor::from_bytes(view.data(), dtype, view.shape())?);
     }
-    Ok(out)
+    Ok((out, metadata))
 }
 
 /// What `load_state_dict` did not match (non-strict loading reports instead of failing).

@@ -79,6 +79,33 @@ pub enum Error {
     /// A worker thread died.
     #[error("loader worker died: {0}")]
     Worker(String),
+
+    // === Training ===
+    /// An engine op failed.
+    #[error(transparent)]
+    Engine(#[from] kiln_engine::Error),
+    /// Building a model or loading its weights failed.
+    #[error(transparent)]
+    Nn(#[from] kiln_nn::Error),
+    /// A command-line flag or config-file value is invalid.
+    #[error("{flag}: {msg}")]
+    Flag {
+        /// The flag or config key at fault.
+        flag: String,
+        /// What is wrong and what is accepted.
+        msg: String,
+    },
+    /// A checkpoint could not be written or resumed from.
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What went wrong.
+        msg: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error("loss is {0} at epoch {1}, step {2}: lower --lr or check the data")]
+    NonFiniteLoss(f64, usize, usize),
 }
 
 /// kiln-train's result type.

@@ -2,8 +2,14 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod checkpoint;
+pub mod cli;
 pub mod data;
 mod error;
 pub mod loader;
+pub mod metrics;
+pub mod optim;
+pub mod sched;
+pub mod trainer;
 
 pub use error::{Error, Result};

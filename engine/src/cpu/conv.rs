@@ -141,34 +141,6 @@ impl ConvShape {
     }
 }
 
-/// OIHW weights reordered to OHWI, the K order of the NHWC column matrix.
-fn to_ohwi<T: Real>(w: &[T], s: &ConvShape) -> Vec<T> {
-    let (cg, [kh, kw]) = (s.geom.c, s.geom.k);
-    let mut out = vec![T::zero(); w.len()];
-    for o in 0..s.oc {
-        for c in 0..cg {
-            for i in 0..kh * kw {
-                out[(o * kh * kw + i) * cg + c] = w[(o * cg + c) * kh * kw + i];
-            }
-        }
-    }
-    out
-}
-
-/// OHWI weights back to OIHW.
-fn from_ohwi<T: Real>(w: &[T], s: &ConvShape) -> Vec<T> {
-    let (cg, [kh, kw]) = (s.geom.c, s.geom.k);
-    let mut out = vec![T::zero(); w.len()];
-    for o in 0..s.oc {
-        for c in 0..cg {
-            for i in 0..kh * kw {
-                out[(o * cg + c) * kh * kw + i] = w[(o * kh * kw + i) * cg + c];
-            }
-        }
-    }
-    out
-}
-
 fn mat<T>(data: &[T], offset: usize, rs: usize, cs: usize) -> MatRef<'_, T> {
     MatRef {
         data,
@@ -199,7 +171,7 @@ fn per_image<T: Real>(
     }
 }
 
-/// y = conv2d(x, w); x in the memory format of `s`, w OIHW contiguous.
+/// y = conv2d(x, w); x and w in the memory format of `s` (w is OIHW, or OHWI for NHWC).
 pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     Ok(float_map2!("conv2d", x, w, |xv, wv: T| {
         let mut y = vec![T::default(); s.n * s.out_image()];
@@ -239,8 +211,7 @@ fn fwd_nchw<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
 }
 
 fn fwd_nhwc<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
-    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
-    let wt = to_ohwi(w, s);
+    let (kl, pl, ocg) = (s.geom.k_len(), s.geom.p_len(), s.ocg());
     if s.is_pointwise() && s.groups == 1 {
         let rows = s.n * pl;
         return gemm(
@@ -248,28 +219,29 @@ fn fwd_nhwc<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
             y,
             s.oc,
             mat(x, 0, s.c, 1),
-            mat(&wt, 0, 1, s.c),
+            mat(w, 0, 1, s.c),
             false,
             true,
         );
     }
-    per_image(y, s, kl * pl, |n, y, col, par| {
+    for_each_chunk(s, |n0, nb, col| {
         for grp in 0..s.groups {
-            im2col_nhwc(&x[n * s.in_image()..], s.c, grp * g.c, g, col);
+            im2col_chunk(x, s, n0, nb, grp, col);
+            let dst = &mut y[n0 * s.out_image() + grp * ocg..];
             gemm(
-                [pl, ocg, kl],
-                &mut y[grp * ocg..],
+                [nb * pl, ocg, kl],
+                dst,
                 s.oc,
                 mat(col, 0, kl, 1),
-                mat(&wt, grp * ocg * kl, 1, kl),
+                mat(w, grp * ocg * kl, 1, kl),
                 false,
-                par,
+                true,
             );
         }
     });
 }
 
-/// dx = conv2d's input gradient from dy (memory format of `s`) and OIHW w.
+/// dx = conv2d's input gradient from dy and w (both in the memory format of `s`).
 pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
         let mut dx = vec![T::default(); s.n * s.in_image()];
@@ -309,7 +281,6 @@ fn bwd_data_nchw<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
 
 fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
     let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
-    let wt = to_ohwi(w, s);
     if s.is_pointwise() && s.groups == 1 {
         let rows = s.n * pl;
         return gemm(
@@ -317,33 +288,37 @@ fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
             dx,
             s.c,
             mat(dy, 0, s.oc, 1),
-            mat(&wt, 0, s.c, 1),
+            mat(w, 0, s.c, 1),
             false,
             true,
         );
     }
-    per_image(dx, s, kl * pl, |n, dx, col, par| {
+    for_each_chunk(s, |n0, nb, col| {
         for grp in 0..s.groups {
-            let dyg = mat(dy, n * s.out_image() + grp * ocg, s.oc, 1);
+            let dyg = mat(dy, n0 * s.out_image() + grp * ocg, s.oc, 1);
             gemm(
-                [pl, kl, ocg],
+                [nb * pl, kl, ocg],
                 col,
                 kl,
                 dyg,
-                mat(&wt, grp * ocg * kl, kl, 1),
+                mat(w, grp * ocg * kl, kl, 1),
                 false,
-                par,
+                true,
             );
-            col2im_nhwc(col, s.c, grp * g.c, g, dx);
+            let images = &mut dx[n0 * s.in_image()..(n0 + nb) * s.in_image()];
+            images
+                .par_chunks_mut(s.in_image())
+                .zip(col.par_chunks(pl * kl))
+                .for_each(|(dxi, c)| col2im_nhwc(c, s.c, grp * g.c, g, dxi));
         }
     });
 }
 
-/// dw (OIHW) = conv2d's weight gradient from x and dy, both in the memory format of `s`.
+/// dw = conv2d's weight gradient (OIHW, or OHWI for NHWC) from x and dy.
 pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
         if s.channels_last {
-            from_ohwi(&bwd_filter_nhwc(xv, dyv, s), s)
+            bwd_filter_nhwc(xv, dyv, s)
         } else {
             bwd_filter_nchw(xv, dyv, s)
         }
@@ -408,9 +383,9 @@ fn bwd_filter_nchw<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
 }
 
 fn bwd_filter_nhwc<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
-    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let (kl, pl, ocg) = (s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let mut dw = vec![T::zero(); s.oc * kl];
     if s.is_pointwise() && s.groups == 1 {
-        let mut dw = vec![T::zero(); s.oc * s.c];
         let rows = s.n * pl;
         gemm(
             [s.oc, s.c, rows],
@@ -423,19 +398,53 @@ fn bwd_filter_nhwc<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
         );
         return dw;
     }
-    sum_over_images(s, kl * pl, |n, dw, col, par| {
+    for_each_chunk(s, |n0, nb, col| {
         for grp in 0..s.groups {
-            im2col_nhwc(&x[n * s.in_image()..], s.c, grp * g.c, g, col);
-            let dyg = mat(dy, n * s.out_image() + grp * ocg, 1, s.oc);
+            im2col_chunk(x, s, n0, nb, grp, col);
+            let dyg = mat(dy, n0 * s.out_image() + grp * ocg, 1, s.oc);
             gemm(
-                [ocg, kl, pl],
+                [ocg, kl, nb * pl],
                 &mut dw[grp * ocg * kl..],
                 kl,
                 dyg,
                 mat(col, 0, kl, 1),
                 true,
-                par,
+                true,
             );
         }
-    })
+    });
+    dw
+}
+
+/// Column-matrix elements per chunk of images (32 MB of f32): big enough for one efficient GEMM,
+/// small enough to stay cache- and memory-friendly.
+const COL_BUDGET: usize = 1 << 23;
+
+/// Runs `f(first_image, images, col_buffer)` over the batch in chunks whose NHWC column matrix
+/// ([images·OH·OW, KH·KW·C/groups]) fits [`COL_BUDGET`]; one GEMM then covers a whole chunk.
+fn for_each_chunk<T: Real>(s: &ConvShape, mut f: impl FnMut(usize, usize, &mut [T])) {
+    let per_image = (s.geom.p_len() * s.geom.k_len()).max(1);
+    let chunk = (COL_BUDGET / per_image).clamp(1, s.n.max(1));
+    let mut col = vec![T::zero(); chunk * per_image];
+    for n0 in (0..s.n).step_by(chunk) {
+        let nb = chunk.min(s.n - n0);
+        f(n0, nb, &mut col[..nb * per_image]);
+    }
+}
+
+/// im2col of images `n0..n0 + nb`, group `grp`, into `col` ([nb·P, K]), images in parallel.
+fn im2col_chunk<T: Real>(x: &[T], s: &ConvShape, n0: usize, nb: usize, grp: usize, col: &mut [T]) {
+    let per_image = s.geom.p_len() * s.geom.k_len();
+    col[..nb * per_image]
+        .par_chunks_mut(per_image)
+        .enumerate()
+        .for_each(|(i, c)| {
+            im2col_nhwc(
+                &x[(n0 + i) * s.in_image()..],
+                s.c,
+                grp * s.geom.c,
+                &s.geom,
+                c,
+            )
+        });
 }

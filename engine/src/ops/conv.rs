@@ -7,7 +7,7 @@ use crate::{Error, MemoryFormat, Result, Tensor};
 pub use crate::cpu::conv::Conv2dParams;
 
 impl Tensor {
-    /// PyTorch's `F.conv2d`: x [N, C, H, W], w [OC, C/groups, KH, KW], optional bias [OC]. The
+    /// PyTorch's `F.conv2d`: x [N, C, H, W], w [OC, C/groups, KH, KW], optional bias \[OC\]. The
     /// output is channels-last when x is.
     pub fn conv2d(
         &self,
@@ -21,9 +21,7 @@ impl Tensor {
                 msg: format!("stride, dilation and groups must be positive, got {p:?}"),
             });
         }
-        let channels_last = self.rank() == 4
-            && self.memory_format() == Some(MemoryFormat::ChannelsLast)
-            && !self.is_contiguous();
+        let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
         let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
         let y = Tensor::in_compute_precision(&[self, weight], |t| conv_core(&t[0], &t[1], s))?;
         match bias {
@@ -39,7 +37,7 @@ fn conv_core(x: &Tensor, w: &Tensor, s: ConvShape) -> Result<Tensor> {
     } else {
         MemoryFormat::Contiguous
     };
-    let (x, w) = (x.packed(format)?, w.packed(MemoryFormat::Contiguous)?);
+    let (x, w) = (x.packed(format)?, w.packed(format)?);
     let ys = conv2d_fwd(x.storage().cpu(), w.storage().cpu(), &s)?;
     let (xd, wd) = (x.detach(), w.detach());
     let (need_dx, need_dw) = (x.requires_grad(), w.requires_grad());
@@ -54,7 +52,7 @@ fn conv_core(x: &Tensor, w: &Tensor, s: ConvShape) -> Result<Tensor> {
             .transpose()?;
         Ok(vec![
             dx.map(|d| Tensor::cpu_plain(d, s.layout(xd.shape()))),
-            dw.map(|d| Tensor::cpu_plain(d, crate::Layout::contiguous(wd.shape()))),
+            dw.map(|d| Tensor::cpu_plain(d, s.layout(wd.shape()))),
         ])
     });
     Ok(Tensor::cpu_result(ys, s.layout(&s.out_shape()), node))

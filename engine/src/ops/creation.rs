@@ -70,6 +70,11 @@ impl Generator {
         Generator { seed, offset: 0 }
     }
 
+    /// A stream resumed at `offset` (as saved from [`Generator::offset`]).
+    pub fn resume(seed: u64, offset: u64) -> Generator {
+        Generator { seed, offset }
+    }
+
     /// The seed.
     pub fn seed(&self) -> u64 {
         self.seed

@@ -8,13 +8,13 @@ use kiln_kernels::cpu::bn_relu::ChannelDims;
 /// BatchNorm's parameters, buffers and mode (PyTorch's `F.batch_norm` arguments).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchNormArgs<'a> {
-    /// γ [C], or none for ones.
+    /// γ \[C\], or none for ones.
     pub weight: Option<&'a Tensor>,
-    /// β [C], or none for zeros.
+    /// β \[C\], or none for zeros.
     pub bias: Option<&'a Tensor>,
-    /// Running mean [C], updated in place when training.
+    /// Running mean \[C\], updated in place when training.
     pub running_mean: Option<&'a Tensor>,
-    /// Running variance [C] (unbiased), updated in place when training.
+    /// Running variance \[C\] (unbiased), updated in place when training.
     pub running_var: Option<&'a Tensor>,
     /// Batch statistics (true) or running statistics (false).
     pub training: bool,
@@ -81,9 +81,7 @@ fn bn_core(
     relu: bool,
 ) -> Result<Tensor> {
     let shape = x.shape();
-    let channels_last = x.rank() == 4
-        && x.memory_format() == Some(MemoryFormat::ChannelsLast)
-        && !x.is_contiguous();
+    let channels_last = x.rank() == 4 && x.layout().prefers_channels_last();
     let format = if channels_last {
         MemoryFormat::ChannelsLast
     } else {

@@ -117,8 +117,7 @@ impl Tensor {
             });
         }
         Tensor::in_compute_precision(&[self], |t| {
-            let channels_last =
-                t[0].memory_format() == Some(MemoryFormat::ChannelsLast) && !t[0].is_contiguous();
+            let channels_last = t[0].layout().prefers_channels_last();
             let format = if channels_last {
                 MemoryFormat::ChannelsLast
             } else {

@@ -45,7 +45,7 @@ impl Tensor {
         self.softmax_impl(dim, true)
     }
 
-    /// Mean cross-entropy of logits [N, K] against class indices [N] (I64) with label smoothing
+    /// Mean cross-entropy of logits [N, K] against class indices \[N\] (I64) with label smoothing
     /// (timm's `LabelSmoothingCrossEntropy`), or against soft targets [N, K] (timm's
     /// `SoftTargetCrossEntropy`), fused with its backward: probabilities are never stored.
     pub fn cross_entropy(&self, target: &Tensor, smoothing: f64) -> Result<Tensor> {

@@ -141,8 +141,12 @@ impl Tensor {
 
     /// This tensor dense in `format` starting at storage offset 0 (what kernels read), copying if needed.
     pub(crate) fn packed(&self, format: MemoryFormat) -> Result<Tensor> {
-        let fits = self.layout().offset() == 0
-            && (self.memory_format() == Some(format) || (self.rank() != 4 && self.is_contiguous()));
+        let l = self.layout();
+        let dense = match format {
+            MemoryFormat::ChannelsLast if self.rank() == 4 => l.is_channels_last(),
+            _ => l.is_contiguous(),
+        };
+        let fits = l.offset() == 0 && dense;
         if fits {
             return Ok(self.clone());
         }

@@ -77,7 +77,7 @@ fn map_channels<T: Real, const K: usize>(
         });
 }
 
-/// y = act(x·scale[c] + shift[c] + residual), act = ReLU when `relu`.
+/// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`.
 pub fn bn_act_fwd<T: Real>(
     x: &[T],
     residual: Option<&[T]>,

@@ -25,7 +25,7 @@ impl ReduceOp {
     }
 }
 
-/// out[r] = reduce(x[r, ..len]) for every row, rows in parallel.
+/// `out\[r\] = reduce(x[r, ..len])` for every row, rows in parallel.
 pub fn reduce_rows<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
     let grain = (PAR_GRAIN / len.max(1)).max(1);
     out.par_chunks_mut(grain)

@@ -86,7 +86,7 @@ pub fn xent_fwd<T: Real>(x: &[T], len: usize, targets: Targets<T>, loss: &mut [T
         });
 }
 
-/// dx = scale[r] · (softmax(x) - q), recomputing softmax from the saved log-sum-exp.
+/// `dx = scale\[r\] · (softmax(x) - q)`, recomputing softmax from the saved log-sum-exp.
 pub fn xent_bwd<T: Real>(
     x: &[T],
     len: usize,

@@ -7,13 +7,13 @@ use kiln_engine::{BatchNormArgs, DType, Tensor};
 /// `nn.BatchNorm2d`: weight, bias, running_mean, running_var, num_batches_tracked.
 #[derive(Debug, Clone)]
 pub struct BatchNorm2d {
-    /// γ [C].
+    /// γ \[C\].
     pub weight: Tensor,
-    /// β [C].
+    /// β \[C\].
     pub bias: Tensor,
-    /// Running mean [C].
+    /// Running mean \[C\].
     pub running_mean: Tensor,
-    /// Running (unbiased) variance [C].
+    /// Running (unbiased) variance \[C\].
     pub running_var: Tensor,
     /// Batches seen in training (I64 scalar).
     pub num_batches_tracked: Tensor,

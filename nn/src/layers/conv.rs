@@ -2,9 +2,9 @@
 
 use crate::module::{push, Kind, NamedTensor};
 use crate::{init, Module, Result};
-use kiln_engine::{Conv2dParams, Tensor};
+use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
 
-/// `nn.Conv2d`: weight [OC, IC/groups, KH, KW] and an optional bias [OC].
+/// `nn.Conv2d`: weight [OC, IC/groups, KH, KW] and an optional bias \[OC\].
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     /// The filters.
@@ -64,6 +64,16 @@ impl Conv2d {
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.conv2d(&self.weight, self.bias.as_ref(), self.params)?)
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.weight = self
+            .weight
+            .to_memory_format(format)?
+            .detach()
+            .requires_grad_(true)
+            .clone();
+        Ok(())
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {

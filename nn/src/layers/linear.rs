@@ -4,7 +4,7 @@ use crate::module::{push, Kind, NamedTensor};
 use crate::{init, Module, Result};
 use kiln_engine::Tensor;
 
-/// `nn.Linear`: weight [out, in], bias [out].
+/// `nn.Linear`: weight [out, in], bias \[out\].
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// The weight matrix.

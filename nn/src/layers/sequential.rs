@@ -44,6 +44,12 @@ impl Module for Sequential {
         }
     }
 
+    fn set_memory_format(&mut self, format: kiln_engine::MemoryFormat) -> Result<()> {
+        self.layers
+            .iter_mut()
+            .try_for_each(|m| m.set_memory_format(format))
+    }
+
     fn set_training(&mut self, training: bool) {
         self.layers
             .iter_mut()

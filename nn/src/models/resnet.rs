@@ -10,7 +10,7 @@ use crate::layers::{
 };
 use crate::module::{join, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
-use kiln_engine::{Pool2d, Tensor};
+use kiln_engine::{MemoryFormat, Pool2d, Tensor};
 
 // ---- blocks ----
 
@@ -146,6 +146,16 @@ impl Block {
         }
         if let Some(d) = &self.downsample {
             d.collect(&join(prefix, "downsample"), out);
+        }
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.convs
+            .iter_mut()
+            .try_for_each(|c| c.set_memory_format(format))?;
+        match &mut self.downsample {
+            Some(d) => d.conv.set_memory_format(format),
+            None => Ok(()),
         }
     }
 
@@ -333,6 +343,16 @@ impl Module for ResNet {
             name: join(prefix, &t.name),
             ..t
         }));
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        for c in &mut self.stem.convs {
+            c.set_memory_format(format)?;
+        }
+        self.stages
+            .iter_mut()
+            .flatten()
+            .try_for_each(|b| b.set_memory_format(format))
     }
 
     fn set_training(&mut self, training: bool) {

@@ -1,0 +1,275 @@
+//! The flags of `kiln train` and `kiln validate`, with timm's `train.py` / `validate.py` names and
+//! defaults, grouped as timm groups them.
+
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// `kiln train`: timm's `train.py`.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct TrainArgs {
+    // ---- Dataset ----
+    /// Dataset root: a folder with IDX files (MNIST / Fashion-MNIST) or an ImageFolder tree with
+    /// train/ and validation/ (or val/) splits. Without it, the Fashion-MNIST subset in data/.
+    pub data: Option<PathBuf>,
+    /// Same as the positional DATA (timm's preferred spelling).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Train split folder name.
+    #[arg(long, default_value = "train")]
+    pub train_split: String,
+    /// Validation split folder name (validation, val, valid, eval are all tried).
+    #[arg(long, default_value = "validation")]
+    pub val_split: String,
+    /// Class map file (one class folder name per line).
+    #[arg(long)]
+    pub class_map: Option<PathBuf>,
+    /// YAML config whose keys (timm's flag names) override the defaults; flags override it.
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
+
+    // ---- Model ----
+    /// Model name (`kiln models` lists them).
+    #[arg(long, default_value = "resnet50")]
+    pub model: String,
+    /// Initialize the model from this safetensors state dict.
+    #[arg(long)]
+    pub initial_checkpoint: Option<PathBuf>,
+    /// Resume model, optimizer and epoch from this checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Do not restore the optimizer state when resuming.
+    #[arg(long)]
+    pub no_resume_opt: bool,
+    /// Classes (default: the dataset's).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Global pool: avg, max, avgmax, catavgmax.
+    #[arg(long = "gp", default_value = "avg")]
+    pub global_pool: String,
+    /// Input image size (default: 28 for IDX data, the model's for folders).
+    #[arg(long)]
+    pub img_size: Option<usize>,
+    /// Input channels (default: 1 for IDX data, 3 for folders).
+    #[arg(long)]
+    pub in_chans: Option<usize>,
+    /// Eval center-crop fraction.
+    #[arg(long)]
+    pub crop_pct: Option<f64>,
+    /// Per-channel normalization mean.
+    #[arg(long, num_args = 1..)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel normalization std.
+    #[arg(long, num_args = 1..)]
+    pub std: Option<Vec<f32>>,
+    /// Eval resize interpolation.
+    #[arg(long, default_value = "")]
+    pub interpolation: String,
+    /// Training batch size.
+    #[arg(short = 'b', long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Validation batch size (default: the training one).
+    #[arg(long = "validation-batch-size", short = 'v')]
+    pub validation_batch_size: Option<usize>,
+    /// Run model and inputs in channels-last (NHWC) memory order.
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+
+    // ---- Optimizer ----
+    /// Optimizer: sgd (Nesterov), momentum, adamw.
+    #[arg(long, default_value = "sgd")]
+    pub opt: String,
+    /// Optimizer epsilon.
+    #[arg(long)]
+    pub opt_eps: Option<f64>,
+    /// Optimizer betas.
+    #[arg(long, num_args = 2)]
+    pub opt_betas: Option<Vec<f64>>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Weight decay (not applied to biases and norm parameters).
+    #[arg(long, default_value_t = 2e-5)]
+    pub weight_decay: f64,
+    /// Clip the gradient norm to this.
+    #[arg(long)]
+    pub clip_grad: Option<f64>,
+
+    // ---- Learning rate schedule ----
+    /// Schedule: cosine, step, const.
+    #[arg(long, default_value = "cosine")]
+    pub sched: String,
+    /// Learning rate (default: lr_base scaled by global batch / lr_base_size).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Base learning rate for batch size lr_base_size.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_base: f64,
+    /// Batch size lr_base refers to.
+    #[arg(long, default_value_t = 256)]
+    pub lr_base_size: usize,
+    /// Scaling of lr_base: linear or sqrt (default: sqrt for adaptive optimizers, else linear).
+    #[arg(long, default_value = "")]
+    pub lr_base_scale: String,
+    /// Warmup start learning rate.
+    #[arg(long, default_value_t = 1e-5)]
+    pub warmup_lr: f64,
+    /// Cosine floor.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_lr: f64,
+    /// Epochs to train.
+    #[arg(long, default_value_t = 300)]
+    pub epochs: usize,
+    /// Epoch to start from (default: 0, or the resumed epoch + 1).
+    #[arg(long)]
+    pub start_epoch: Option<usize>,
+    /// Epochs between step decays.
+    #[arg(long, default_value_t = 90.0)]
+    pub decay_epochs: f64,
+    /// Warmup epochs.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup_epochs: f64,
+    /// Step decay factor.
+    #[arg(long, default_value_t = 0.1)]
+    pub decay_rate: f64,
+
+    // ---- Augmentation and regularization ----
+    /// Disable all training augmentation.
+    #[arg(long)]
+    pub no_aug: bool,
+    /// RandomResizedCrop scale range.
+    #[arg(long, num_args = 2, default_values_t = [0.08, 1.0])]
+    pub scale: Vec<f64>,
+    /// RandomResizedCrop aspect-ratio range.
+    #[arg(long, num_args = 2, default_values_t = [3.0 / 4.0, 4.0 / 3.0])]
+    pub ratio: Vec<f64>,
+    /// Horizontal flip probability.
+    #[arg(long, default_value_t = 0.5)]
+    pub hflip: f64,
+    /// Vertical flip probability.
+    #[arg(long, default_value_t = 0.0)]
+    pub vflip: f64,
+    /// Color jitter factor.
+    #[arg(long, default_value_t = 0.4)]
+    pub color_jitter: f64,
+    /// AutoAugment / RandAugment / AugMix policy, e.g. rand-m9-mstd0.5-inc1.
+    #[arg(long)]
+    pub aa: Option<String>,
+    /// AugMix-style augmentation splits.
+    #[arg(long, default_value_t = 0)]
+    pub aug_splits: usize,
+    /// Random erasing probability.
+    #[arg(long, default_value_t = 0.0)]
+    pub reprob: f64,
+    /// Random erasing mode: const, rand, pixel.
+    #[arg(long, default_value = "pixel")]
+    pub remode: String,
+    /// Random erasing count.
+    #[arg(long, default_value_t = 1)]
+    pub recount: usize,
+    /// Do not erase the clean split.
+    #[arg(long)]
+    pub resplit: bool,
+    /// Mixup alpha (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub mixup: f64,
+    /// CutMix alpha (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub cutmix: f64,
+    /// CutMix min/max box ratio (overrides alpha).
+    #[arg(long, num_args = 2)]
+    pub cutmix_minmax: Option<Vec<f64>>,
+    /// Probability of applying mixup or cutmix per batch or element.
+    #[arg(long, default_value_t = 1.0)]
+    pub mixup_prob: f64,
+    /// Probability of cutmix instead of mixup when both are on.
+    #[arg(long, default_value_t = 0.5)]
+    pub mixup_switch_prob: f64,
+    /// Mixup mode: batch, pair, elem, half.
+    #[arg(long, default_value = "batch")]
+    pub mixup_mode: String,
+    /// Turn mixup off from this epoch (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub mixup_off_epoch: usize,
+    /// Label smoothing.
+    #[arg(long, default_value_t = 0.1)]
+    pub smoothing: f64,
+    /// Training interpolation: random, bilinear, bicubic, lanczos, nearest.
+    #[arg(long, default_value = "random")]
+    pub train_interpolation: String,
+    /// Dropout before the classifier.
+    #[arg(long = "drop", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Stochastic depth rate.
+    #[arg(long)]
+    pub drop_path: Option<f64>,
+
+    // ---- Misc ----
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Steps between log lines.
+    #[arg(long, default_value_t = 50)]
+    pub log_interval: usize,
+    /// Numbered checkpoints to keep (best by eval metric).
+    #[arg(long, default_value_t = 10)]
+    pub checkpoint_hist: usize,
+    /// Loader worker threads.
+    #[arg(short = 'j', long, default_value_t = 4)]
+    pub workers: usize,
+    /// Write a PNG grid of the augmented batch at each log interval.
+    #[arg(long)]
+    pub save_images: bool,
+    /// Output root (default ./output/train).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Run folder name (default: date-time-model-size).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Metric that picks the best checkpoint: top1, top5 or loss.
+    #[arg(long, default_value = "top1")]
+    pub eval_metric: String,
+}
+
+/// `kiln validate`: timm's `validate.py`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Dataset root (IDX folder or ImageFolder tree); without it, the Fashion-MNIST subset.
+    pub data: Option<PathBuf>,
+    /// The checkpoint or state dict to evaluate.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Model name (default: the checkpoint's).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Split to evaluate.
+    #[arg(long, default_value = "validation")]
+    pub split: String,
+    /// Batch size.
+    #[arg(short = 'b', long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Classes (default: the dataset's).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Input image size.
+    #[arg(long)]
+    pub img_size: Option<usize>,
+    /// Input channels.
+    #[arg(long)]
+    pub in_chans: Option<usize>,
+    /// Center-crop fraction.
+    #[arg(long)]
+    pub crop_pct: Option<f64>,
+    /// Run in channels-last memory order.
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Loader worker threads.
+    #[arg(short = 'j', long, default_value_t = 4)]
+    pub workers: usize,
+    /// Steps between log lines.
+    #[arg(long, default_value_t = 10)]
+    pub log_interval: usize,
+}

@@ -1,0 +1,100 @@
+//! YAML configs as timm reads them: keys are flag names (underscores or dashes), values override
+//! the defaults, and the command line overrides the file.
+
+use crate::{Error, Result};
+use std::path::Path;
+
+/// The built-in config for a run on the embedded Fashion-MNIST subset.
+pub const FASHION_MNIST: &str = include_str!("../../../configs/fashion-mnist.yaml");
+
+/// Turns a YAML mapping into command-line flags (`lr: 0.1` -> `--lr 0.1`, `true` -> `--flag`).
+pub fn yaml_to_flags(text: &str, origin: &str) -> Result<Vec<String>> {
+    let bad = |msg: String| Error::Flag {
+        flag: origin.to_string(),
+        msg,
+    };
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+    let map = match value {
+        serde_yaml::Value::Mapping(m) => m,
+        serde_yaml::Value::Null => return Ok(Vec::new()),
+        _ => return Err(bad("expected a mapping of flag names to values".into())),
+    };
+    let mut flags = Vec::new();
+    for (k, v) in map {
+        let key = k
+            .as_str()
+            .ok_or_else(|| bad(format!("key {k:?} is not a string")))?;
+        let flag = format!(
+            "--{}",
+            if key == "data" {
+                "data-dir".to_string()
+            } else {
+                key.replace('_', "-")
+            }
+        );
+        match v {
+            serde_yaml::Value::Bool(true) => flags.push(flag),
+            serde_yaml::Value::Bool(false) | serde_yaml::Value::Null => {}
+            serde_yaml::Value::Sequence(items) => {
+                flags.push(flag);
+                for item in items {
+                    flags.push(
+                        scalar(&item)
+                            .ok_or_else(|| bad(format!("{key}: list items must be scalars")))?,
+                    );
+                }
+            }
+            other => {
+                flags.push(flag);
+                flags.push(
+                    scalar(&other)
+                        .ok_or_else(|| bad(format!("{key}: unsupported value {other:?}")))?,
+                );
+            }
+        }
+    }
+    Ok(flags)
+}
+
+fn scalar(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads a YAML config file into flags.
+pub fn read_config(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    yaml_to_flags(&text, &format!("--config {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_becomes_flags() {
+        let flags = yaml_to_flags(
+            "lr: 0.5\nchannels_last: true\namp: false\nscale: [0.5, 1.0]\nmodel: resnet18\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            flags,
+            [
+                "--lr",
+                "0.5",
+                "--channels-last",
+                "--scale",
+                "0.5",
+                "1.0",
+                "--model",
+                "resnet18"
+            ]
+        );
+    }
+}

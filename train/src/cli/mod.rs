@@ -1,0 +1,76 @@
+//! The `kiln` command line: `train`, `validate` and `models`, with timm's flags and YAML configs.
+
+mod args;
+mod config;
+mod run_dir;
+mod setup;
+mod train;
+mod validate;
+
+pub use args::{TrainArgs, ValidateArgs};
+
+use crate::Result;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// kiln: train timm's models without libtorch.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, long_about = None, arg_required_else_help = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What `kiln` can do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model (timm's train.py flags; without DATA, on the embedded Fashion-MNIST subset).
+    #[command(args_override_self = true)]
+    Train(Box<TrainArgs>),
+    /// Evaluate a checkpoint (timm's validate.py).
+    Validate(ValidateArgs),
+    /// List the registered models, optionally filtered by a wildcard pattern.
+    Models {
+        /// Shell-style pattern, e.g. 'resnet*d'.
+        pattern: Option<String>,
+    },
+}
+
+/// Parses `argv` (program name first), applying a YAML config under the command-line flags: an
+/// explicit `--config`, or for `train` without data the built-in Fashion-MNIST config.
+pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
+    let first = Cli::try_parse_from(argv)?;
+    let Command::Train(t) = &first.command else {
+        return Ok(first);
+    };
+    let yaml = match (&t.config, t.data.is_none() && t.data_dir.is_none()) {
+        (Some(path), _) => config::read_config(path),
+        (None, true) => config::yaml_to_flags(config::FASHION_MNIST, "configs/fashion-mnist.yaml"),
+        (None, false) => return Ok(first),
+    };
+    let flags = yaml
+        .map_err(|e| Cli::command().error(clap::error::ErrorKind::InvalidValue, e.to_string()))?;
+    let pos = argv.iter().position(|a| a == "train").map_or(1, |p| p + 1);
+    let merged: Vec<String> = argv[..pos]
+        .iter()
+        .cloned()
+        .chain(flags)
+        .chain(argv[pos..].iter().cloned())
+        .collect();
+    let matches = Cli::command().try_get_matches_from(merged)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => train::train(*a),
+        Command::Validate(a) => validate::validate(a),
+        Command::Models { pattern } => {
+            for name in kiln_nn::list_models(pattern.as_deref().unwrap_or("*")) {
+                println!("{name}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! What `train` and `validate` share: opening datasets, the data config, building the model.
+
+use crate::augment::small_train;
+use crate::data::{Dataset, IdxDataset, ImageFolder};
+use crate::loader::{DataConfig, DistributedSampler, Layout, Loader, LoaderOptions};
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The Fashion-MNIST subset shipped in the repository.
+pub fn embedded_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/fashion-mnist")
+}
+
+/// A dataset root: IDX files (native 28×28) or an ImageFolder tree.
+pub enum DataRoot {
+    /// MNIST-style IDX files.
+    Idx(PathBuf),
+    /// Class folders under split folders.
+    Folder(PathBuf),
+}
+
+impl DataRoot {
+    /// Classifies `dir`, failing with its path when it does not exist.
+    pub fn detect(dir: &Path) -> Result<DataRoot> {
+        if !dir.is_dir() {
+            return Err(Error::MissingDataDir(dir.to_path_buf()));
+        }
+        let idx = [
+            "train-images-idx3-ubyte",
+            "train-images-idx3-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-images-idx3-ubyte",
+        ];
+        Ok(if idx.iter().any(|f| dir.join(f).is_file()) {
+            DataRoot::Idx(dir.to_path_buf())
+        } else {
+            DataRoot::Folder(dir.to_path_buf())
+        })
+    }
+
+    /// Whether images are small and fixed-size (trained at native size with pad-and-crop).
+    pub fn is_idx(&self) -> bool {
+        matches!(self, DataRoot::Idx(_))
+    }
+
+    /// Opens `split` ("train" or a validation name) with `chans` channels.
+    pub fn open(
+        &self,
+        split: &str,
+        train: bool,
+        chans: usize,
+        class_map: Option<&Path>,
+    ) -> Result<Arc<dyn Dataset>> {
+        match self {
+            DataRoot::Idx(dir) => Ok(Arc::new(IdxDataset::open(
+                dir,
+                if train { "train" } else { "t10k" },
+                chans,
+            )?)),
+            DataRoot::Folder(root) => {
+                let dir = find_split(root, split, train)?;
+                Ok(Arc::new(ImageFolder::open(&dir, class_map, chans)?))
+            }
+        }
+    }
+}
+
+/// The split folder, trying timm's aliases for validation.
+fn find_split(root: &Path, split: &str, train: bool) -> Result<PathBuf> {
+    let aliases: &[&str] = if train {
+        &["train", "training"]
+    } else {
+        &["validation", "val", "valid", "eval", "evaluation", "test"]
+    };
+    std::iter::once(split)
+        .chain(aliases.iter().copied())
+        .map(|s| root.join(s))
+        .find(|p| p.is_dir())
+        .ok_or_else(|| Error::MissingDataDir(root.join(split)))
+}
+
+/// The memory layout the normalize stage writes.
+pub fn layout(channels_last: bool) -> Layout {
+    if channels_last {
+        Layout::Nhwc
+    } else {
+        Layout::Nchw
+    }
+}
+
+/// A train loader at native size for IDX data: pad-and-crop plus flip (timm's pipeline assumes
+/// large photos; 28×28 digits and clothes train best without rescaling).
+pub fn small_image_loader(cfg: &DataConfig, dataset: Arc<dyn Dataset>) -> Result<Loader> {
+    let size = cfg.img_size;
+    let pipeline = small_train(size, size / 8, cfg.hflip);
+    let sampler = Box::new(DistributedSampler {
+        len: dataset.len(),
+        rank: 0,
+        world: 1,
+        shuffle: true,
+        seed: cfg.seed,
+    });
+    let opts = LoaderOptions {
+        batch_size: cfg.batch_size,
+        workers: cfg.workers,
+        drop_last: true,
+        prefetch: 0,
+        seed: cfg.seed,
+        rank: 0,
+        shape: (size, size, cfg.in_chans),
+    };
+    Loader::new(dataset, pipeline, sampler, opts)
+}

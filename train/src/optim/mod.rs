@@ -1,0 +1,134 @@
+//! Optimizers looked up by timm's names (`sgd` = SGD with Nesterov momentum, `momentum`,
+//! `adamw`), with timm's parameter groups: no weight decay on biases and 1-d (norm) parameters.
+
+mod adamw;
+mod sgd;
+
+pub use adamw::AdamW;
+pub use sgd::Sgd;
+
+use crate::{Error, Result};
+use kiln_engine::Tensor;
+use kiln_nn::NamedTensor;
+use std::collections::BTreeMap;
+
+/// A parameter with the weight decay that applies to it.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Its state-dict name (optimizer state is keyed by it).
+    pub name: String,
+    /// The tensor, updated in place.
+    pub tensor: Tensor,
+    /// Weight decay for this parameter (0 for biases and norms).
+    pub weight_decay: f32,
+}
+
+/// timm's `param_groups_weight_decay`: decay only on parameters with 2+ dims.
+pub fn param_groups(params: Vec<NamedTensor>, weight_decay: f64) -> Vec<Param> {
+    params
+        .into_iter()
+        .map(|p| {
+            let decay = p.tensor.rank() > 1 && !p.name.ends_with(".bias");
+            Param {
+                name: p.name,
+                tensor: p.tensor,
+                weight_decay: if decay { weight_decay as f32 } else { 0.0 },
+            }
+        })
+        .collect()
+}
+
+/// Updates parameters from their gradients.
+pub trait Optimizer: Send {
+    /// One step at learning rate `lr`, for every parameter that has a gradient.
+    fn step(&mut self, lr: f64) -> Result<()>;
+    /// The parameters.
+    fn params(&self) -> &[Param];
+    /// Per-parameter state (momentum buffers, moments), keyed `name.state`.
+    fn state_dict(&self) -> BTreeMap<String, Tensor>;
+    /// Restores the state `state_dict` returned.
+    fn load_state_dict(&mut self, sd: &BTreeMap<String, Tensor>) -> Result<()>;
+
+    /// Clears every gradient (`zero_grad(set_to_none=True)`).
+    fn zero_grad(&self) {
+        self.params().iter().for_each(|p| p.tensor.set_grad(None));
+    }
+}
+
+/// Optimizer hyper-parameters, timm's flags.
+#[derive(Debug, Clone)]
+pub struct OptimArgs {
+    /// `--opt`: sgd, nesterov, momentum, adamw.
+    pub opt: String,
+    /// `--momentum`.
+    pub momentum: f64,
+    /// `--weight-decay`.
+    pub weight_decay: f64,
+    /// `--opt-eps`.
+    pub eps: Option<f64>,
+    /// `--opt-betas`.
+    pub betas: Option<(f64, f64)>,
+}
+
+/// Builds the optimizer `args.opt` over `params` (timm's `create_optimizer_v2`).
+pub fn create_optimizer(args: &OptimArgs, params: Vec<NamedTensor>) -> Result<Box<dyn Optimizer>> {
+    let params = param_groups(params, args.weight_decay);
+    let momentum = args.momentum as f32;
+    Ok(match args.opt.to_lowercase().as_str() {
+        "sgd" | "nesterov" => Box::new(Sgd::new(params, momentum, true)),
+        "momentum" => Box::new(Sgd::new(params, momentum, false)),
+        "adamw" => {
+            let (b1, b2) = args.betas.unwrap_or((0.9, 0.999));
+            Box::new(AdamW::new(
+                params,
+                (b1 as f32, b2 as f32),
+                args.eps.unwrap_or(1e-8) as f32,
+            ))
+        }
+        other => {
+            return Err(Error::Flag {
+                flag: "--opt".into(),
+                msg: format!(
+                    "unknown optimizer '{other}' (kiln has sgd, nesterov, momentum, adamw)"
+                ),
+            })
+        }
+    })
+}
+
+/// The gradient of `p` as f32 in the parameter's memory order, if backward reached it.
+pub(crate) fn grad_of(p: &Param) -> Result<Option<Vec<f32>>> {
+    let Some(g) = p.tensor.grad() else {
+        return Ok(None);
+    };
+    let format = p.tensor.memory_format().unwrap_or_default();
+    let g = g
+        .to_dtype(kiln_engine::DType::F32)?
+        .to_memory_format(format)?;
+    Ok(Some(g.dense_data::<f32>()?))
+}
+
+/// Restores one state tensor by key into `dst`.
+pub(crate) fn restore(
+    sd: &BTreeMap<String, Tensor>,
+    key: &str,
+    dst: &mut Vec<f32>,
+    len: usize,
+) -> Result<()> {
+    let t = sd.get(key).ok_or_else(|| Error::Flag {
+        flag: "--resume".into(),
+        msg: format!("optimizer state '{key}' missing from the checkpoint"),
+    })?;
+    let v = t.to_vec::<f32>()?;
+    if v.len() != len {
+        return Err(Error::Flag {
+            flag: "--resume".into(),
+            msg: format!(
+                "optimizer state '{key}' has {} elements, the parameter {len}",
+                v.len()
+            ),
+        });
+    }
+    *dst = v;
+    Ok(())
+}
