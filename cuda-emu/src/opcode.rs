@@ -1,0 +1,240 @@
+//! Decodes an opcode with its modifiers (`setp.lt.ftz.f32`) into an [`Op`].
+
+use crate::error::{EmuError, Result};
+use crate::float::Rnd;
+use crate::program::{AtomOp, BoolOp, Cmp, FloatOp, IntOp, Op, ShflMode, UnOp, VoteMode};
+use crate::ptx::ast::Space;
+use crate::ty::Ty;
+
+/// The parts of an opcode: base name, type suffixes in order, other modifiers.
+struct Parts<'a> {
+    base: &'a str,
+    tys: Vec<Ty>,
+    mods: Vec<&'a str>,
+}
+
+impl Parts<'_> {
+    fn has(&self, m: &str) -> bool {
+        self.mods.contains(&m)
+    }
+
+    fn ty(&self) -> Option<Ty> {
+        self.tys.last().copied()
+    }
+
+    fn rnd(&self) -> (Rnd, bool) {
+        for m in &self.mods {
+            let (r, int) = match *m {
+                "rn" => (Rnd::Rn, false),
+                "rz" => (Rnd::Rz, false),
+                "rm" => (Rnd::Rm, false),
+                "rp" => (Rnd::Rp, false),
+                "rni" => (Rnd::Rn, true),
+                "rzi" => (Rnd::Rz, true),
+                "rmi" => (Rnd::Rm, true),
+                "rpi" => (Rnd::Rp, true),
+                _ => continue,
+            };
+            return (r, int);
+        }
+        (Rnd::Rn, false)
+    }
+
+    fn space(&self) -> Space {
+        for m in &self.mods {
+            match *m {
+                "global" => return Space::Global,
+                "shared" => return Space::Shared,
+                "local" => return Space::Local,
+                "param" => return Space::Param,
+                "const" => return Space::Const,
+                _ => {}
+            }
+        }
+        Space::Generic
+    }
+}
+
+fn split(opcode: &str) -> Parts<'_> {
+    let mut it = opcode.split('.');
+    let base = it.next().unwrap_or_default();
+    let (mut tys, mut mods) = (Vec::new(), Vec::new());
+    for m in it {
+        match Ty::parse(m) {
+            Some(t) => tys.push(t),
+            None => mods.push(m),
+        }
+    }
+    Parts { base, tys, mods }
+}
+
+/// Decodes `opcode`; `line` is used in errors.
+pub fn decode(opcode: &str, line: u32) -> Result<Op> {
+    let p = split(opcode);
+    let unsupported = || EmuError::Unsupported {
+        line,
+        what: format!("instruction `{opcode}`"),
+    };
+    let ty = || p.ty().ok_or_else(unsupported);
+    let (rnd, int_rnd) = p.rnd();
+    let (ftz, sat) = (p.has("ftz"), p.has("sat"));
+    let op = match p.base {
+        "mov" => Op::Mov(ty()?),
+        "add" | "sub" | "mul" | "div" | "min" | "max" | "copysign" if ty()?.is_float() => {
+            let f = match p.base {
+                "add" => FloatOp::Add,
+                "sub" => FloatOp::Sub,
+                "mul" => FloatOp::Mul,
+                "div" => FloatOp::Div,
+                "min" => FloatOp::Min,
+                "max" => FloatOp::Max,
+                _ => FloatOp::Copysign,
+            };
+            Op::Float(f, ty()?, rnd, ftz, sat)
+        }
+        "add" | "sub" if p.has("cc") => return Err(unsupported()),
+        "add" => Op::Int(IntOp::Add, ty()?, sat),
+        "sub" => Op::Int(IntOp::Sub, ty()?, sat),
+        "mul" => Op::Int(mul_kind(&p), ty()?, false),
+        "div" => Op::Int(IntOp::Div, ty()?, false),
+        "rem" => Op::Int(IntOp::Rem, ty()?, false),
+        "min" => Op::Int(IntOp::Min, ty()?, false),
+        "max" => Op::Int(IntOp::Max, ty()?, false),
+        "and" => Op::Int(IntOp::And, ty()?, false),
+        "or" => Op::Int(IntOp::Or, ty()?, false),
+        "xor" => Op::Int(IntOp::Xor, ty()?, false),
+        "shl" => Op::Int(IntOp::Shl, ty()?, false),
+        "shr" => Op::Int(IntOp::Shr, ty()?, false),
+        "mad" | "fma" if ty()?.is_float() => Op::Fma(ty()?, rnd, ftz, sat),
+        "mad" if !p.has("cc") => Op::Mad(mul_kind(&p), ty()?),
+        "abs" | "neg" | "not" | "cnot" | "popc" | "clz" | "brev" | "bfind" | "sqrt" | "rsqrt"
+        | "rcp" | "ex2" | "lg2" | "sin" | "cos" | "tanh" => Op::Un(un_kind(&p), ty()?, ftz),
+        "bfe" => Op::Bfe(ty()?),
+        "bfi" => Op::Bfi(ty()?),
+        "prmt" if p.mods.is_empty() => Op::Prmt,
+        "shf" => Op::Shf(p.has("l"), p.has("clamp")),
+        "setp" => {
+            let (cmp, unordered) =
+                cmp_kind(p.mods.first().copied().unwrap_or_default()).ok_or_else(unsupported)?;
+            let combine = p.mods.iter().find_map(|m| match *m {
+                "and" => Some(BoolOp::And),
+                "or" => Some(BoolOp::Or),
+                "xor" => Some(BoolOp::Xor),
+                _ => None,
+            });
+            Op::Setp(cmp, unordered, ty()?, combine, ftz)
+        }
+        "selp" => Op::Selp(ty()?),
+        "cvt" if p.tys.len() == 2 => Op::Cvt(p.tys[0], p.tys[1], rnd, int_rnd, sat, ftz),
+        "cvta" => Op::Cvta(p.space(), p.has("to")),
+        "ld" | "ldu" => Op::Ld(p.space(), ty()?, 0),
+        "st" => Op::St(p.space(), ty()?),
+        "atom" => Op::Atom(p.space(), atom_kind(&p).ok_or_else(unsupported)?, ty()?),
+        "red" => Op::Red(p.space(), atom_kind(&p).ok_or_else(unsupported)?, ty()?),
+        "bra" => Op::Bra,
+        "ret" | "exit" => Op::Exit,
+        "bar" | "barrier" if p.has("warp") => Op::WarpSync,
+        "bar" | "barrier" if p.has("red") => Op::BarRed(if p.has("popc") {
+            0
+        } else if p.has("and") {
+            1
+        } else {
+            2
+        }),
+        "bar" | "barrier" if p.has("sync") || p.mods.is_empty() => Op::Bar,
+        "shfl" if p.has("sync") => Op::Shfl(if p.has("up") {
+            ShflMode::Up
+        } else if p.has("down") {
+            ShflMode::Down
+        } else if p.has("bfly") {
+            ShflMode::Bfly
+        } else {
+            ShflMode::Idx
+        }),
+        "vote" if p.has("sync") => Op::Vote(if p.has("all") {
+            VoteMode::All
+        } else if p.has("any") {
+            VoteMode::Any
+        } else if p.has("uni") {
+            VoteMode::Uni
+        } else {
+            VoteMode::Ballot
+        }),
+        "activemask" => Op::Activemask,
+        "membar" | "fence" | "nanosleep" | "prefetch" | "prefetchu" | "discard" | "pmevent" => {
+            Op::Nop
+        }
+        "trap" | "brkpt" => Op::Trap,
+        _ => return Err(unsupported()),
+    };
+    Ok(op)
+}
+
+fn mul_kind(p: &Parts<'_>) -> IntOp {
+    if p.has("hi") {
+        IntOp::MulHi
+    } else if p.has("wide") {
+        IntOp::MulWide
+    } else {
+        IntOp::MulLo
+    }
+}
+
+fn un_kind(p: &Parts<'_>) -> UnOp {
+    match p.base {
+        "abs" => UnOp::Abs,
+        "neg" => UnOp::Neg,
+        "not" => UnOp::Not,
+        "cnot" => UnOp::Cnot,
+        "popc" => UnOp::Popc,
+        "clz" => UnOp::Clz,
+        "brev" => UnOp::Brev,
+        "bfind" => UnOp::Bfind(p.has("shiftamt")),
+        "sqrt" => UnOp::Sqrt,
+        "rsqrt" => UnOp::Rsqrt,
+        "rcp" => UnOp::Rcp,
+        "ex2" => UnOp::Ex2,
+        "lg2" => UnOp::Lg2,
+        "sin" => UnOp::Sin,
+        "cos" => UnOp::Cos,
+        _ => UnOp::Tanh,
+    }
+}
+
+fn cmp_kind(m: &str) -> Option<(Cmp, bool)> {
+    Some(match m {
+        "eq" => (Cmp::Eq, false),
+        "ne" => (Cmp::Ne, false),
+        "lt" | "lo" => (Cmp::Lt, false),
+        "le" | "ls" => (Cmp::Le, false),
+        "gt" | "hi" => (Cmp::Gt, false),
+        "ge" | "hs" => (Cmp::Ge, false),
+        "equ" => (Cmp::Eq, true),
+        "neu" => (Cmp::Ne, true),
+        "ltu" => (Cmp::Lt, true),
+        "leu" => (Cmp::Le, true),
+        "gtu" => (Cmp::Gt, true),
+        "geu" => (Cmp::Ge, true),
+        "num" => (Cmp::Num, false),
+        "nan" => (Cmp::Nan, false),
+        _ => return None,
+    })
+}
+
+fn atom_kind(p: &Parts<'_>) -> Option<AtomOp> {
+    p.mods.iter().find_map(|m| {
+        Some(match *m {
+            "add" => AtomOp::Add,
+            "min" => AtomOp::Min,
+            "max" => AtomOp::Max,
+            "and" => AtomOp::And,
+            "or" => AtomOp::Or,
+            "xor" => AtomOp::Xor,
+            "exch" => AtomOp::Exch,
+            "cas" => AtomOp::Cas,
+            "inc" => AtomOp::Inc,
+            "dec" => AtomOp::Dec,
+            _ => return None,
+        })
+    })
+}
