@@ -292,7 +292,7 @@ pub fn convert(dst: Ty, src: Ty, rnd: Rnd, int_rnd: bool, sat: bool, ftz: bool, 
             if v.is_nan() {
                 0
             } else {
-                (round_int(v, rnd).clamp(lo as f64, hi as f64) as i128) as u64 & dst.mask()
+                (round_int(v, rnd) as i128).clamp(lo, hi) as u64 & dst.mask()
             }
         }
         (Err(i), true) => {
