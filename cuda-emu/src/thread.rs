@@ -323,7 +323,8 @@ impl Thread {
             Arg::Vec(dsts) => {
                 let align = size * dsts.len() as u32;
                 for (k, d) in dsts.iter().enumerate() {
-                    let v = self.load(cx, space, addr + u64::from(size) * k as u64, size, align)?;
+                    let al = if k == 0 { align } else { size };
+                    let v = self.load(cx, space, addr + u64::from(size) * k as u64, size, al)?;
                     self.set(d, fix(v));
                 }
             }
@@ -343,7 +344,8 @@ impl Thread {
                 let align = size * srcs.len() as u32;
                 for (k, s) in srcs.iter().enumerate() {
                     let v = self.get(s, cx);
-                    self.store(cx, space, addr + u64::from(size) * k as u64, size, align, v)?;
+                    let al = if k == 0 { align } else { size };
+                    self.store(cx, space, addr + u64::from(size) * k as u64, size, al, v)?;
                 }
             }
             s => {
