@@ -2,7 +2,7 @@
 //! ftz and sat), packed halves, comparisons, conversions and bit manipulation.
 
 use crate::float::{saturate, two_sum, Fmt, Rnd};
-use crate::program::{AtomOp, Cmp, FloatOp, IntOp, UnOp};
+use crate::program::{AtomOp, CarryOp, Cmp, FloatOp, IntOp, UnOp};
 use crate::ty::{mask, sext, Ty};
 
 /// The float format and lane count of a float type.
@@ -425,4 +425,35 @@ pub fn atom(op: AtomOp, ty: Ty, old: u64, b: u64, c: u64) -> u64 {
             }
         }
     }
+}
+
+/// Extended-precision arithmetic: returns (result, carry or borrow out).
+pub fn carry(op: CarryOp, ty: Ty, a: u64, b: u64, c: u64, cin: u64) -> (u64, u64) {
+    let w = ty.bits();
+    let m = mask(w);
+    let (ua, ub, uc) = (i128::from(a & m), i128::from(b & m), i128::from(c & m));
+    let cin = i128::from(cin & 1);
+    let r = match op {
+        CarryOp::Add => ua + ub + cin,
+        CarryOp::Sub => ua - ub - cin,
+        CarryOp::MadLo | CarryOp::MadHi => {
+            let p = if ty.is_signed() {
+                i128::from(sext(a, w)) * i128::from(sext(b, w))
+            } else {
+                ua * ub
+            };
+            let part = if op == CarryOp::MadHi {
+                (p >> w) & i128::from(m)
+            } else {
+                p & i128::from(m)
+            };
+            part + uc + cin
+        }
+    };
+    let out = if op == CarryOp::Sub {
+        u64::from(r < 0)
+    } else {
+        ((r >> w) & 1) as u64
+    };
+    (r as u64 & m, out)
 }

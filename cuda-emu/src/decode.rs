@@ -256,7 +256,11 @@ impl Emitter<'_> {
         };
         let imm_ty = match op {
             Op::Cvt(_, src, ..) => src,
-            Op::Mov(t) | Op::Int(_, t, _) | Op::Mad(_, t) | Op::Float(_, t, ..) => t,
+            Op::Mov(t)
+            | Op::Int(_, t, _)
+            | Op::Mad(_, t)
+            | Op::Float(_, t, ..)
+            | Op::Carry(_, t, ..) => t,
             Op::Fma(t, ..) | Op::Un(_, t, _) | Op::Bfe(t) | Op::Bfi(t) | Op::Setp(_, _, t, ..) => t,
             Op::Selp(t) | Op::Ld(_, t, _) | Op::St(_, t) | Op::Atom(_, _, t) | Op::Red(_, _, t) => {
                 t

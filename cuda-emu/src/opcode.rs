@@ -2,7 +2,7 @@
 
 use crate::error::{EmuError, Result};
 use crate::float::Rnd;
-use crate::program::{AtomOp, BoolOp, Cmp, FloatOp, IntOp, Op, ShflMode, UnOp, VoteMode};
+use crate::program::{AtomOp, BoolOp, CarryOp, Cmp, FloatOp, IntOp, Op, ShflMode, UnOp, VoteMode};
 use crate::ptx::ast::Space;
 use crate::ty::Ty;
 
@@ -92,7 +92,27 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
             };
             Op::Float(f, ty()?, rnd, ftz, sat)
         }
-        "add" | "sub" if p.has("cc") => return Err(unsupported()),
+        "add" | "sub" | "addc" | "subc" | "madc"
+            if !ty()?.is_float() && (p.has("cc") || p.base.ends_with('c')) =>
+        {
+            let kind = match p.base {
+                "add" | "addc" => CarryOp::Add,
+                "sub" | "subc" => CarryOp::Sub,
+                _ if p.has("hi") => CarryOp::MadHi,
+                _ => CarryOp::MadLo,
+            };
+            Op::Carry(kind, ty()?, p.base.ends_with('c'), p.has("cc"))
+        }
+        "mad" if p.has("cc") => Op::Carry(
+            if p.has("hi") {
+                CarryOp::MadHi
+            } else {
+                CarryOp::MadLo
+            },
+            ty()?,
+            false,
+            true,
+        ),
         "add" => Op::Int(IntOp::Add, ty()?, sat),
         "sub" => Op::Int(IntOp::Sub, ty()?, sat),
         "mul" => Op::Int(mul_kind(&p), ty()?, false),
@@ -106,7 +126,7 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
         "shl" => Op::Int(IntOp::Shl, ty()?, false),
         "shr" => Op::Int(IntOp::Shr, ty()?, false),
         "mad" | "fma" if ty()?.is_float() => Op::Fma(ty()?, rnd, ftz, sat),
-        "mad" if !p.has("cc") => Op::Mad(mul_kind(&p), ty()?),
+        "mad" => Op::Mad(mul_kind(&p), ty()?),
         "abs" | "neg" | "not" | "cnot" | "popc" | "clz" | "brev" | "bfind" | "sqrt" | "rsqrt"
         | "rcp" | "ex2" | "lg2" | "sin" | "cos" | "tanh" => Op::Un(un_kind(&p), ty()?, ftz),
         "bfe" => Op::Bfe(ty()?),

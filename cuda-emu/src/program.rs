@@ -85,6 +85,19 @@ pub enum IntOp {
     Shr,
 }
 
+/// The extended-precision operations that use the carry flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CarryOp {
+    /// a + b (+ carry).
+    Add,
+    /// a - b (- borrow).
+    Sub,
+    /// lo(a * b) + c (+ carry).
+    MadLo,
+    /// hi(a * b) + c (+ carry).
+    MadHi,
+}
+
 /// Float binary operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloatOp {
@@ -233,6 +246,8 @@ pub enum Op {
     Int(IntOp, Ty, bool),
     /// `mad.{lo,hi,wide}`: `IntOp::MulLo`/`MulHi`/`MulWide` then add.
     Mad(IntOp, Ty),
+    /// Extended-precision add/sub/mad: kind, type, carry in, carry out.
+    Carry(CarryOp, Ty, bool, bool),
     /// Float binary op with rounding, ftz and sat.
     Float(FloatOp, Ty, Rnd, bool, bool),
     /// Fused multiply-add with rounding, ftz and sat.

@@ -73,6 +73,8 @@ pub struct Thread {
     pub local: Vec<u8>,
     /// Run state.
     pub state: State,
+    /// The carry flag (`CC.CF`) of extended-precision arithmetic.
+    pub carry: u64,
 }
 
 enum Place {
@@ -97,6 +99,7 @@ impl Thread {
             clock: 0,
             local: vec![0; k.local_bytes as usize],
             state: State::Ready,
+            carry: 0,
         }
     }
 
@@ -416,6 +419,22 @@ impl Thread {
                     t.bits()
                 };
                 self.set(&a[0], p.wrapping_add(arg(3)) & mask(w));
+            }
+            Op::Carry(op, t, cin, cout) => {
+                let c = if matches!(
+                    op,
+                    crate::program::CarryOp::MadLo | crate::program::CarryOp::MadHi
+                ) {
+                    arg(3)
+                } else {
+                    0
+                };
+                let (v, cf) =
+                    alu::carry(op, t, arg(1), arg(2), c, if cin { self.carry } else { 0 });
+                if cout {
+                    self.carry = cf;
+                }
+                self.set(&a[0], v);
             }
             Op::Float(op, t, r, ftz, sat) => {
                 let v = alu::float_op(op, t, r, ftz, sat, arg(1), arg(2));

@@ -5,7 +5,9 @@
 use std::ffi::{c_char, CStr};
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, DriverError};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
 /// A context and stream on the emulated device.
@@ -107,4 +109,57 @@ pub fn failed_with(r: Result<(), DriverError>, name: &str) -> bool {
         Ok(()) => false,
         Err(e) => format!("{e:?}").contains(name),
     }
+}
+
+/// A tiled matmul kernel (used by the matmul and the counters tests).
+pub const MATMUL: &str = r#"
+#define TILE 16
+// C[M,N] = A[M,K] * B[K,N], row-major; one 16x16 tile of C per block.
+extern "C" __global__ void matmul(const float* A, const float* B, float* C, int M, int N, int K) {
+  __shared__ float As[TILE][TILE];
+  __shared__ float Bs[TILE][TILE + 1];
+  int tx = threadIdx.x, ty = threadIdx.y;
+  int row = blockIdx.y * TILE + ty, col = blockIdx.x * TILE + tx;
+  float acc = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += TILE) {
+    As[ty][tx] = (row < M && k0 + tx < K) ? A[row * K + k0 + tx] : 0.0f;
+    Bs[ty][tx] = (col < N && k0 + ty < K) ? B[(k0 + ty) * N + col] : 0.0f;
+    __syncthreads();
+    #pragma unroll
+    for (int k = 0; k < TILE; ++k) acc += As[ty][k] * Bs[k][tx];
+    __syncthreads();
+  }
+  if (row < M && col < N) C[row * N + col] = acc;
+}
+"#;
+
+/// Runs the tiled matmul on the emulator; returns C.
+pub fn matmul(gpu: &Gpu, a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    let f = gpu.func(MATMUL, "matmul");
+    let (da, db) = (
+        gpu.stream.clone_htod(a).unwrap(),
+        gpu.stream.clone_htod(b).unwrap(),
+    );
+    let mut dc = gpu.stream.alloc_zeros::<f32>(m * n).unwrap();
+    let (mi, ni, ki) = (m as i32, n as i32, k as i32);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&da).arg(&db).arg(&mut dc).arg(&mi).arg(&ni).arg(&ki);
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1),
+        block_dim: (16, 16, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: argument types match the kernel signature.
+    unsafe { l.launch(cfg) }.unwrap();
+    gpu.stream.clone_dtoh(&dc).unwrap()
+}
+
+/// Deterministic test data in [-1, 1).
+pub fn data(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 23) as f32
+                - 1.0
+        })
+        .collect()
 }
