@@ -67,6 +67,19 @@ fn min_max(fmt: Fmt, x: u64, y: u64, max: bool) -> u64 {
 
 /// A float binary op on every lane.
 pub fn float_op(op: FloatOp, ty: Ty, rnd: Rnd, ftz: bool, sat: bool, a: u64, b: u64) -> u64 {
+    if ty == Ty::F32 && rnd == Rnd::Rn && !ftz && !sat {
+        let (x, y) = (f32::from_bits(a as u32), f32::from_bits(b as u32));
+        let r = match op {
+            FloatOp::Add => Some(x + y),
+            FloatOp::Sub => Some(x - y),
+            FloatOp::Mul => Some(x * y),
+            FloatOp::Div => Some(x / y),
+            _ => None,
+        };
+        if let Some(r) = r {
+            return u64::from(r.to_bits());
+        }
+    }
     per_lane(ty, a, b, 0, |fmt, x, y, _| {
         let (xa, ya) = (flush(fmt, x, ftz), flush(fmt, y, ftz));
         let (hi, lo) = match op {
@@ -90,6 +103,10 @@ pub fn float_op(op: FloatOp, ty: Ty, rnd: Rnd, ftz: bool, sat: bool, a: u64, b: 
 
 /// Fused multiply-add `a * b + c` on every lane, rounded once.
 pub fn fma(ty: Ty, rnd: Rnd, ftz: bool, sat: bool, a: u64, b: u64, c: u64) -> u64 {
+    if ty == Ty::F32 && rnd == Rnd::Rn && !ftz && !sat {
+        let f = |v: u64| f32::from_bits(v as u32);
+        return u64::from(f(a).mul_add(f(b), f(c)).to_bits());
+    }
     per_lane(ty, a, b, c, |fmt, x, y, z| {
         let (xa, ya, za) = (flush(fmt, x, ftz), flush(fmt, y, ftz), flush(fmt, z, ftz));
         let r = match (fmt, rnd) {

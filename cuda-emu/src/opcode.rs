@@ -44,7 +44,7 @@ impl Parts<'_> {
         for m in &self.mods {
             match *m {
                 "global" => return Space::Global,
-                "shared" => return Space::Shared,
+                "shared" | "shared::cta" | "shared::cluster" => return Space::Shared,
                 "local" => return Space::Local,
                 "param" => return Space::Param,
                 "const" => return Space::Const,
@@ -151,6 +151,14 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
         "st" => Op::St(p.space(), ty()?),
         "atom" => Op::Atom(p.space(), atom_kind(&p).ok_or_else(unsupported)?, ty()?),
         "red" => Op::Red(p.space(), atom_kind(&p).ok_or_else(unsupported)?, ty()?),
+        "cp" if p.has("async")
+            && (p.has("commit_group") || p.has("wait_group") || p.has("wait_all")) =>
+        {
+            Op::Nop
+        }
+        "cp" if p.has("async") && p.has("shared") && p.has("global") && !p.has("bulk") => {
+            Op::CpAsync
+        }
         "bra" => Op::Bra,
         "ret" | "exit" => Op::Exit,
         "bar" | "barrier" if p.has("warp") => Op::WarpSync,

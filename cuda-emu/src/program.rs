@@ -278,6 +278,8 @@ pub enum Op {
     Atom(Space, AtomOp, Ty),
     /// Reduction (no destination).
     Red(Space, AtomOp, Ty),
+    /// `cp.async` global -> shared, done at once.
+    CpAsync,
     /// Branch.
     Bra,
     /// Return from the kernel.

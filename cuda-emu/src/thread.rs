@@ -359,6 +359,41 @@ impl Thread {
         Ok(())
     }
 
+    /// `cp.async [shared], [global], size{, src_size}`: bytes past `src_size` are zero.
+    fn cp_async(&mut self, cx: &mut BlockCtx<'_>, i: &Inst) -> Result<(), Fault> {
+        let (dst, src) = (self.addr(&i.args[0]), self.addr(&i.args[1]));
+        let size = self.get(&i.args[2], cx) as u32;
+        let src_size = i.args.get(3).map_or(size, |a| self.get(a, cx) as u32);
+        let piece = match src_size {
+            s if s % 8 == 0 => size.min(8),
+            s if s % 4 == 0 => 4,
+            _ => 1,
+        };
+        for k in (0..size).step_by(piece as usize) {
+            let off = u64::from(k);
+            let v = if k < src_size {
+                self.load(
+                    cx,
+                    Space::Global,
+                    src + off,
+                    piece,
+                    if k == 0 { size } else { piece },
+                )?
+            } else {
+                0
+            };
+            self.store(
+                cx,
+                Space::Shared,
+                dst + off,
+                piece,
+                if k == 0 { size } else { piece },
+                v,
+            )?;
+        }
+        Ok(())
+    }
+
     fn mov(&mut self, cx: &BlockCtx<'_>, i: &Inst, ty: Ty) {
         match (&i.args[0], &i.args[1]) {
             (Arg::Vec(parts), src) => {
@@ -465,7 +500,11 @@ impl Thread {
                 self.set(&a[0], v);
             }
             Op::Setp(cmp, unord, t, comb, ftz) => {
-                let r = alu::compare(cmp, unord, t, ftz, arg(2), arg(3));
+                let (x, y) = (arg(2), arg(3));
+                let r = alu::compare(cmp, unord, t, ftz, x, y);
+                // Packed halves: p is the low lane's result, q the high lane's.
+                let hi = matches!(t, Ty::F16x2 | Ty::Bf16x2)
+                    .then(|| alu::compare(cmp, unord, t, ftz, x >> 16, y >> 16));
                 let combine = |x: bool| match comb {
                     None => x,
                     Some(c) => {
@@ -477,7 +516,7 @@ impl Thread {
                         }
                     }
                 };
-                let (p, q) = (combine(r), combine(!r));
+                let (p, q) = (combine(r), combine(hi.unwrap_or(!r)));
                 self.set(&a[0], u64::from(p));
                 self.set(&a[1], u64::from(q));
             }
@@ -525,6 +564,7 @@ impl Thread {
             Op::St(space, t) => self.st(cx, i, space, t)?,
             Op::Atom(space, op, t) => self.atomic(cx, i, space, op, t, true)?,
             Op::Red(space, op, t) => self.atomic(cx, i, space, op, t, false)?,
+            Op::CpAsync => self.cp_async(cx, i)?,
             Op::Bra => {
                 if let Arg::Target(t) = a[0] {
                     self.pc = t;
@@ -539,7 +579,11 @@ impl Thread {
                 self.pc -= 1;
                 self.state = State::Collective;
             }
-            Op::Activemask => self.set(&a[0], 0xffff_ffff),
+            Op::Activemask => {
+                let threads: u32 = cx.ntid.iter().product();
+                let lanes = (threads - self.linear / 32 * 32).min(32);
+                self.set(&a[0], mask(lanes));
+            }
             Op::Nop => {}
             Op::Trap => return Err(fault(FaultKind::Trap, "trap instruction".into())),
         }

@@ -407,3 +407,88 @@ impl Parser {
         Ok(Operand::Addr(base, offset))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PTX: &str = r#"
+.version 9.0
+.target sm_90
+.address_size 64
+.global .align 4 .b8 table[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+.visible .entry k(
+	.param .u64 k_param_0,
+	.param .align 8 .b8 k_param_1[16]
+)
+.maxntid 256, 1, 1
+{
+	.reg .pred 	%p<2>;
+	.reg .f32 	%f<4>;
+	.reg .b32 	%r<3>;
+	.shared .align 4 .b8 sm[1024];
+	ld.param.u64 	%rd1, [k_param_0+8];
+	@!%p1 bra 	$L__BB0_2;
+	mov.f32 	%f1, 0f3F800000;
+	// begin inline asm
+	{.reg .f16 low,high;
+  mov.b32 {low,high},%r1;}
+	st.global.v2.f32 	[%rd1+-4], {%f1, %f2};
+	shfl.sync.down.b32 	%r2|%p1, %r1, 1, 31, -1;
+$L__BB0_2:
+	ret;
+}
+"#;
+
+    #[test]
+    fn parses_what_nvrtc_emits() {
+        let m = parse(PTX).unwrap();
+        assert_eq!(m.vars[0].name, "table");
+        assert_eq!(m.vars[0].init.len(), 8);
+        let f = &m.funcs[0];
+        assert!(f.is_entry);
+        assert_eq!(f.params.len(), 2);
+        assert_eq!((f.params[1].align, f.params[1].count), (8, 16));
+        let insts: Vec<&Instruction> = f
+            .body
+            .iter()
+            .filter_map(|s| if let Stmt::Inst(i) = s { Some(i) } else { None })
+            .collect();
+        assert_eq!(
+            insts[0].operands[1],
+            Operand::Addr(Some("k_param_0".into()), 8)
+        );
+        assert_eq!(insts[1].guard, Some(("%p1".into(), true)));
+        assert_eq!(insts[2].operands[1], Operand::F32(0x3F80_0000));
+        assert!(matches!(&insts[3].operands[0], Operand::Vec(v) if v.len() == 2));
+        assert_eq!(insts[4].operands[0], Operand::Addr(Some("%rd1".into()), -4));
+        assert_eq!(
+            insts[5].operands[0],
+            Operand::Pair("%r2".into(), "%p1".into())
+        );
+        assert!(f.body.iter().any(|s| matches!(s, Stmt::Open)));
+        assert!(f
+            .body
+            .iter()
+            .any(|s| matches!(s, Stmt::Label(l, _) if l == "$L__BB0_2")));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let bad =
+            ".version 9.0\n.target sm_90\n.visible .entry k()\n{\n\tld.global.f32 %f1, [%rd1;\n}\n";
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn hex_and_decimal_literals() {
+        let toks = tokenize("0d3FF0000000000000 0x10 -3 1.5 0f40490FDB").unwrap();
+        let t: Vec<Tok> = toks.into_iter().map(|t| t.tok).collect();
+        assert_eq!(t[0], Tok::Float(1.0));
+        assert_eq!(t[1], Tok::Int(16));
+        assert_eq!(t[2], Tok::Punct('-'));
+        assert_eq!(t[4], Tok::Float(1.5));
+        assert_eq!(t[5], Tok::F32Bits(0x4049_0FDB));
+    }
+}

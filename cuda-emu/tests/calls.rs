@@ -1,0 +1,62 @@
+//! Non-inlined device functions (inlined by the decoder) and per-thread local arrays.
+
+mod common;
+
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+
+const CALLS: &str = r#"
+__device__ __noinline__ float poly(float x, int k) {
+  float acc = 0.0f;
+  for (int i = 0; i <= k; ++i) acc = acc * x + (float)(i + 1);
+  return acc;
+}
+__device__ __noinline__ int collatz(int v) {
+  int steps = 0;
+  while (v > 1) { v = (v & 1) ? 3 * v + 1 : v / 2; ++steps; if (steps > 1000) return -1; }
+  return steps;
+}
+extern "C" __global__ void calls(const int* in, float* out, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  int local[24];
+  for (int k = 0; k < 24; ++k) local[k] = in[(i + k) % n] * (k + 1);
+  int idx = in[i] & 15;
+  out[i * 3] = poly(0.5f, idx);
+  out[i * 3 + 1] = (float)collatz(in[i] + 1);
+  out[i * 3 + 2] = (float)(local[idx] + local[23 - idx]);
+}
+"#;
+
+#[test]
+fn device_function_calls_and_local_arrays() {
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(CALLS, "calls");
+    let input: Vec<i32> = (0..77).map(|i| (i * 53) % 91).collect();
+    let n = input.len();
+    let din = gpu.stream.clone_htod(&input).unwrap();
+    let mut out = gpu.stream.alloc_zeros::<f32>(n * 3).unwrap();
+    let n32 = n as i32;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&din).arg(&mut out).arg(&n32);
+    // SAFETY: argument types match the kernel signature.
+    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
+    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    for i in 0..n {
+        let idx = (input[i] & 15) as usize;
+        let poly = (0..=idx).fold(0.0f32, |acc, k| acc * 0.5 + (k + 1) as f32);
+        let mut v = input[i] + 1;
+        let mut steps = 0;
+        while v > 1 {
+            v = if v & 1 == 1 { 3 * v + 1 } else { v / 2 };
+            steps += 1;
+        }
+        let local = |k: usize| input[(i + k) % n] * (k as i32 + 1);
+        assert_eq!(out[i * 3], poly, "poly at {i}");
+        assert_eq!(out[i * 3 + 1], steps as f32, "collatz at {i}");
+        assert_eq!(
+            out[i * 3 + 2],
+            (local(idx) + local(23 - idx)) as f32,
+            "local array at {i}"
+        );
+    }
+}
