@@ -84,6 +84,28 @@ enum Place {
     Param(usize),
 }
 
+/// Reads `size` (1, 2, 4, 8) little-endian bytes at `o`; the caller checked the bounds.
+#[inline]
+fn read_le(b: &[u8], o: usize, size: u32) -> u64 {
+    match size {
+        1 => u64::from(b[o]),
+        2 => u64::from(u16::from_le_bytes([b[o], b[o + 1]])),
+        4 => u64::from(u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))),
+        _ => u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")),
+    }
+}
+
+/// Writes the low `size` (1, 2, 4, 8) bytes of `v` at `o`; the caller checked the bounds.
+#[inline]
+fn write_le(b: &mut [u8], o: usize, size: u32, v: u64) {
+    match size {
+        1 => b[o] = v as u8,
+        2 => b[o..o + 2].copy_from_slice(&(v as u16).to_le_bytes()),
+        4 => b[o..o + 4].copy_from_slice(&(v as u32).to_le_bytes()),
+        _ => b[o..o + 8].copy_from_slice(&v.to_le_bytes()),
+    }
+}
+
 fn fault(kind: FaultKind, detail: String) -> Fault {
     Fault { kind, detail }
 }
@@ -104,6 +126,7 @@ impl Thread {
     }
 
     /// Reads an operand.
+    #[inline]
     pub fn get(&self, a: &Arg, cx: &BlockCtx<'_>) -> u64 {
         match a {
             Arg::Reg(r) => self.regs[*r as usize],
@@ -115,6 +138,7 @@ impl Thread {
     }
 
     /// Writes an operand (ignores sinks).
+    #[inline]
     pub fn set(&mut self, a: &Arg, v: u64) {
         if let Arg::Reg(r) = a {
             self.regs[*r as usize] = v;
@@ -171,10 +195,10 @@ impl Thread {
             Space::Generic | Space::Const => (Space::Global, addr),
             s => (s, addr),
         };
-        if addr % u64::from(align) != 0 {
+        if addr & u64::from(align - 1) != 0 {
             return Err(fault(
                 FaultKind::Misaligned,
-                format!("{space:?} address {addr:#x}, {size}-byte access"),
+                format!("{} address {addr:#x}, {size}-byte access", space.name()),
             ));
         }
         let within = |len: usize| {
@@ -184,7 +208,10 @@ impl Thread {
         let oob = |len: usize| {
             fault(
                 FaultKind::OutOfBounds,
-                format!("{space:?} address {addr:#x}, {size}-byte access, {space:?} size {len}"),
+                format!(
+                    "{0} address {addr:#x}, {size}-byte access, {0} size {len}",
+                    space.name()
+                ),
             )
         };
         match space {
@@ -209,11 +236,7 @@ impl Thread {
         size: u32,
         align: u32,
     ) -> Result<u64, Fault> {
-        let bytes = |b: &[u8], o: usize| {
-            let mut v = [0u8; 8];
-            v[..size as usize].copy_from_slice(&b[o..o + size as usize]);
-            u64::from_le_bytes(v)
-        };
+        let bytes = |b: &[u8], o: usize| read_le(b, o, size);
         Ok(match self.place(cx, space, addr, size, align)? {
             Place::Global(p) => {
                 cx.stats.global_load += u64::from(size);
@@ -241,7 +264,6 @@ impl Thread {
         align: u32,
         v: u64,
     ) -> Result<(), Fault> {
-        let le = v.to_le_bytes();
         match self.place(cx, space, addr, size, align)? {
             Place::Global(p) => {
                 cx.stats.global_store += u64::from(size);
@@ -253,11 +275,9 @@ impl Thread {
                     r.write(o, size, self.linear)
                         .map_err(|d| fault(FaultKind::SharedRace, d))?;
                 }
-                cx.shared[o..o + size as usize].copy_from_slice(&le[..size as usize]);
+                write_le(&mut cx.shared, o, size, v);
             }
-            Place::Local(o) => {
-                self.local[o..o + size as usize].copy_from_slice(&le[..size as usize])
-            }
+            Place::Local(o) => write_le(&mut self.local, o, size, v),
             Place::Param(_) => {
                 return Err(fault(FaultKind::Trap, "store to kernel parameters".into()))
             }

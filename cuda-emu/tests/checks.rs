@@ -149,3 +149,58 @@ fn warp_collective_with_missing_lanes_is_reported() {
     );
     assert!(msg.contains("lane 20"), "{msg}");
 }
+
+const MISALIGNED: &str = r#"
+extern "C" __global__ void misaligned(const char* bytes, float* out, int offset) {
+  out[threadIdx.x] = *reinterpret_cast<const float*>(bytes + offset + 4 * threadIdx.x);
+}
+"#;
+
+const SHARED_OOB: &str = r#"
+extern "C" __global__ void shared_oob(float* out, int stride) {
+  __shared__ float s[64];
+  s[threadIdx.x * stride] = 1.0f;  // stride 2 runs past the 256-byte array
+  __syncthreads();
+  out[threadIdx.x] = s[threadIdx.x];
+}
+"#;
+
+#[test]
+fn misaligned_global_load_is_reported() {
+    let _turn = serial();
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(MISALIGNED, "misaligned");
+    let bytes = gpu.stream.alloc_zeros::<u8>(256).unwrap();
+    let mut out = gpu.stream.alloc_zeros::<f32>(32).unwrap();
+    let offset = 2i32;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&bytes).arg(&mut out).arg(&offset);
+    // SAFETY: argument types match the kernel signature.
+    let r = unsafe { l.launch(launch_cfg(32)) }.map(|_| ());
+    assert!(common::failed_with(r, "CUDA_ERROR_MISALIGNED_ADDRESS"));
+    let msg = common::last_error();
+    assert!(
+        msg.contains("misaligned access in kernel `misaligned`") && msg.contains("4-byte access"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn shared_out_of_bounds_is_reported() {
+    let _turn = serial();
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(SHARED_OOB, "shared_oob");
+    let mut out = gpu.stream.alloc_zeros::<f32>(64).unwrap();
+    let stride = 2i32;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&mut out).arg(&stride);
+    // SAFETY: argument types match the kernel signature.
+    let r = unsafe { l.launch(launch_cfg(64)) }.map(|_| ());
+    assert!(common::failed_with(r, "CUDA_ERROR_ILLEGAL_ADDRESS"));
+    let msg = common::last_error();
+    assert!(
+        msg.contains("kernel `shared_oob` block (0,0,0) thread (32,0,0)")
+            && msg.contains("shared address 0x100, 4-byte access, shared size 256"),
+        "{msg}"
+    );
+}

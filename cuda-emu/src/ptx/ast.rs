@@ -43,6 +43,20 @@ pub enum Space {
     Generic,
 }
 
+impl Space {
+    /// The PTX name without the dot (`shared`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Space::Global => "global",
+            Space::Shared => "shared",
+            Space::Local => "local",
+            Space::Param => "param",
+            Space::Const => "const",
+            Space::Generic => "generic",
+        }
+    }
+}
+
 /// A variable declaration (`.shared .align 4 .b8 sm[1024];`, a parameter).
 #[derive(Debug, Clone)]
 pub struct VarDecl {
