@@ -1,4 +1,5 @@
-//! Non-inlined device functions (inlined by the decoder) and per-thread local arrays.
+//! Non-inlined device functions (inlined by the decoder), per-thread local arrays, and module
+//! variables in constant and global memory.
 
 mod common;
 
@@ -59,4 +60,39 @@ fn device_function_calls_and_local_arrays() {
             "local array at {i}"
         );
     }
+}
+
+const VARS: &str = r#"
+__constant__ float coeffs[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+__device__ int hits;
+__device__ unsigned table[3] = {7u, 11u, 13u};
+extern "C" __global__ void vars(float* out) {
+  int t = threadIdx.x;
+  out[t] = coeffs[t & 3] * table[t % 3];
+  atomicAdd(&hits, 1);
+}
+"#;
+
+#[test]
+fn constant_and_global_module_variables() {
+    let Some(gpu) = common::gpu() else { return };
+    let m = gpu.module(VARS);
+    let f = m.load_function("vars").unwrap();
+    let mut out = gpu.stream.alloc_zeros::<f32>(40).unwrap();
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&mut out);
+    let cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (40, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: argument types match the kernel signature.
+    unsafe { l.launch(cfg) }.unwrap();
+    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    let (coeffs, table) = ([0.5f32, -1.0, 2.0, 0.25], [7.0f32, 11.0, 13.0]);
+    for (t, v) in out.iter().enumerate() {
+        assert_eq!(*v, coeffs[t & 3] * table[t % 3], "thread {t}");
+    }
+    let hits = m.get_global("hits", &gpu.stream).unwrap();
+    assert_eq!(gpu.stream.clone_dtoh(&hits).unwrap(), 40i32.to_le_bytes());
 }
