@@ -474,3 +474,42 @@ pub fn carry(op: CarryOp, ty: Ty, a: u64, b: u64, c: u64, cin: u64) -> (u64, u64
     };
     (r as u64 & m, out)
 }
+
+/// `lop3`: each result bit is bit `(a << 2) | (b << 1) | c` of `lut`.
+pub fn lop3(a: u64, b: u64, c: u64, lut: u64) -> u64 {
+    (0..8).filter(|i| lut >> i & 1 == 1).fold(0, |d, i| {
+        let pick = |v: u64, bit: u32| if i >> bit & 1 == 1 { v } else { !v };
+        d | (pick(a, 2) & pick(b, 1) & pick(c, 0))
+    }) & 0xffff_ffff
+}
+
+/// `dp4a`: the dot product of the four bytes of `a` and `b`, plus `c`.
+pub fn dp4a(a_signed: bool, b_signed: bool, a: u64, b: u64, c: u64) -> u64 {
+    let byte = |v: u64, k: u32, signed: bool| {
+        let x = (v >> (8 * k)) & 0xff;
+        if signed {
+            sext(x, 8)
+        } else {
+            x as i64
+        }
+    };
+    let dot: i64 = (0..4)
+        .map(|k| byte(a, k, a_signed) * byte(b, k, b_signed))
+        .sum();
+    (dot + sext(c, 32)) as u64 & 0xffff_ffff
+}
+
+/// `testp`: classifies a float (kinds as in [`crate::program::Op::Testp`]).
+pub fn testp(kind: u8, ty: Ty, a: u64) -> bool {
+    let (fmt, _) = lanes(ty);
+    let v = fmt.to_f64(a & mask(fmt.bits()));
+    let subnormal = v != 0.0 && fmt.ftz(a & mask(fmt.bits())) != a & mask(fmt.bits());
+    match kind {
+        0 => v.is_finite(),
+        1 => v.is_infinite(),
+        2 => !v.is_nan(),
+        3 => v.is_nan(),
+        4 => v.is_finite() && v != 0.0 && !subnormal,
+        _ => subnormal,
+    }
+}

@@ -117,11 +117,7 @@ fn resolve_collectives(cx: &mut BlockCtx<'_>, threads: &mut [Thread]) -> Result<
     for warp in threads.chunks_mut(32) {
         while let Some(lead) = warp.iter().position(|t| t.state == State::Collective) {
             let inst = &cx.kernel.code[warp[lead].pc as usize];
-            let mask_arg = match inst.op {
-                Op::Shfl(_) => &inst.args[5],
-                Op::Vote(_) => &inst.args[2],
-                _ => &inst.args[0],
-            };
+            let mask_arg = &inst.args[inst.op.member_mask_arg().expect("a warp collective")];
             let mask = warp[lead].get(mask_arg, cx) as u32 & lanes_present(warp.len());
             if mask & (1 << lead) == 0 {
                 let f = Fault {
@@ -199,6 +195,38 @@ fn collective(cx: &BlockCtx<'_>, warp: &mut [Thread], mask: u32, op: Op, args: &
             };
             for &l in &members {
                 warp[l].set(&args[0], v);
+            }
+        }
+        Op::Redux(kind, ty) => {
+            let vals: Vec<u64> = members.iter().map(|&l| warp[l].get(&args[1], cx)).collect();
+            let v = vals[1..].iter().fold(vals[0], |acc, x| {
+                crate::alu::int_op(kind, ty, false, acc, *x)
+            });
+            for &l in &members {
+                warp[l].set(&args[0], v);
+            }
+        }
+        Op::Match(all) => {
+            let src = if all { 2 } else { 1 };
+            let vals: Vec<u64> = members
+                .iter()
+                .map(|&l| warp[l].get(&args[src], cx) & 0xffff_ffff)
+                .collect();
+            let same = |v: u64| {
+                members
+                    .iter()
+                    .zip(&vals)
+                    .filter(|(_, x)| **x == v)
+                    .fold(0u64, |m, (&l, _)| m | 1 << l)
+            };
+            let uniform = vals.iter().all(|v| *v == vals[0]);
+            for (k, &l) in members.iter().enumerate() {
+                if all {
+                    warp[l].set(&args[0], if uniform { u64::from(mask) } else { 0 });
+                    warp[l].set(&args[1], u64::from(uniform));
+                } else {
+                    warp[l].set(&args[0], same(vals[k]));
+                }
             }
         }
         _ => {}

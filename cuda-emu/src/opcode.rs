@@ -189,9 +189,42 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
             VoteMode::Ballot
         }),
         "activemask" => Op::Activemask,
-        "membar" | "fence" | "nanosleep" | "prefetch" | "prefetchu" | "discard" | "pmevent" => {
-            Op::Nop
+        "redux" if p.has("sync") => {
+            let kind = [
+                ("add", IntOp::Add),
+                ("min", IntOp::Min),
+                ("max", IntOp::Max),
+                ("and", IntOp::And),
+                ("or", IntOp::Or),
+                ("xor", IntOp::Xor),
+            ]
+            .into_iter()
+            .find_map(|(m, k)| p.has(m).then_some(k))
+            .ok_or_else(unsupported)?;
+            Op::Redux(kind, ty()?)
         }
+        "match" if p.has("sync") && (p.has("any") || p.has("all")) => Op::Match(p.has("all")),
+        "lop3" => Op::Lop3,
+        "dp4a" => Op::Dp4a(
+            p.tys.first() == Some(&Ty::S(32)),
+            p.tys.get(1) == Some(&Ty::S(32)),
+        ),
+        "testp" => {
+            let kind = [
+                "finite",
+                "infinite",
+                "number",
+                "notanumber",
+                "normal",
+                "subnormal",
+            ]
+            .iter()
+            .position(|k| p.has(k))
+            .ok_or_else(unsupported)?;
+            Op::Testp(kind as u8, ty()?)
+        }
+        "membar" | "fence" | "nanosleep" | "prefetch" | "prefetchu" | "discard" | "pmevent"
+        | "griddepcontrol" | "createpolicy" | "applypriority" => Op::Nop,
         "trap" | "brkpt" => Op::Trap,
         _ => return Err(unsupported()),
     };

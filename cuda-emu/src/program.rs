@@ -294,8 +294,18 @@ pub enum Op {
     Shfl(ShflMode),
     /// `vote.sync`.
     Vote(VoteMode),
+    /// `redux.sync` over the member lanes (add, min, max, and, or, xor).
+    Redux(IntOp, Ty),
+    /// `match.any.sync` (false) or `match.all.sync` (true).
+    Match(bool),
     /// `activemask`.
     Activemask,
+    /// `lop3.b32 d, a, b, c, lut`.
+    Lop3,
+    /// `dp4a`: signedness of a and of b.
+    Dp4a(bool, bool),
+    /// `testp`: 0 finite, 1 infinite, 2 number, 3 notanumber, 4 normal, 5 subnormal.
+    Testp(u8, Ty),
     /// Fences and hints that do nothing here.
     Nop,
     /// `trap`.
@@ -303,9 +313,15 @@ pub enum Op {
 }
 
 impl Op {
-    /// Warp collectives wait for their member lanes.
-    pub fn is_collective(&self) -> bool {
-        matches!(self, Op::WarpSync | Op::Shfl(_) | Op::Vote(_))
+    /// For warp collectives (which wait for their member lanes), the operand holding the mask.
+    pub fn member_mask_arg(&self) -> Option<usize> {
+        match self {
+            Op::WarpSync => Some(0),
+            Op::Vote(_) | Op::Redux(..) | Op::Match(false) => Some(2),
+            Op::Match(true) => Some(3),
+            Op::Shfl(_) => Some(5),
+            _ => None,
+        }
     }
 }
 

@@ -503,6 +503,18 @@ impl Thread {
                 let v = alu::unary(op, t, ftz, arg(1));
                 self.set(&a[0], v);
             }
+            Op::Lop3 => {
+                let v = alu::lop3(arg(1), arg(2), arg(3), arg(4));
+                self.set(&a[0], v);
+            }
+            Op::Dp4a(sa, sb) => {
+                let v = alu::dp4a(sa, sb, arg(1), arg(2), arg(3));
+                self.set(&a[0], v);
+            }
+            Op::Testp(kind, t) => {
+                let v = alu::testp(kind, t, arg(1));
+                self.set(&a[0], u64::from(v));
+            }
             Op::Bfe(t) => {
                 let v = alu::bfe(t, arg(1), arg(2), arg(3));
                 self.set(&a[0], v);
@@ -595,7 +607,7 @@ impl Thread {
                 self.pc -= 1;
                 self.state = State::Barrier;
             }
-            Op::WarpSync | Op::Shfl(_) | Op::Vote(_) => {
+            Op::WarpSync | Op::Shfl(_) | Op::Vote(_) | Op::Redux(..) | Op::Match(_) => {
                 self.pc -= 1;
                 self.state = State::Collective;
             }

@@ -123,3 +123,67 @@ fn int_and_float_arithmetic_match_rust() {
         );
     }
 }
+
+const BITS: &str = r#"
+extern "C" __global__ void bits(const int* in, int* out) {
+  int t = threadIdx.x;
+  int a = in[t], b = in[t + 1], c = in[t + 2];
+  int x;
+  asm("lop3.b32 %0, %1, %2, %3, 0x96;" : "=r"(x) : "r"(a), "r"(b), "r"(c));
+  out[t * 4] = x;
+  out[t * 4 + 1] = __dp4a(a, b, c);
+  out[t * 4 + 2] = __dp4a((unsigned)a, (unsigned)b, (unsigned)c);
+  float f = __int_as_float(a);
+  int fin;
+  asm("{ .reg .pred p; testp.finite.f32 p, %1; selp.s32 %0, 1, 0, p; }" : "=r"(fin) : "f"(f));
+  out[t * 4 + 3] = fin;
+}
+"#;
+
+fn dp4a(a: i32, b: i32, c: i32, signed: bool) -> i32 {
+    let byte = |v: i32, k: u32| {
+        let x = (v >> (8 * k)) & 0xff;
+        if signed {
+            x as u8 as i8 as i32
+        } else {
+            x
+        }
+    };
+    (0..4).fold(c, |acc, k| acc.wrapping_add(byte(a, k) * byte(b, k)))
+}
+
+#[test]
+fn lop3_dp4a_and_testp() {
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(BITS, "bits");
+    let mut input: Vec<i32> = (0..34)
+        .map(|i: i32| i.wrapping_mul(-1_640_531_535))
+        .collect();
+    input[5] = 0x7f80_0000; // +inf
+    input[6] = 0x7fc0_0000; // NaN
+    let din = gpu.stream.clone_htod(&input).unwrap();
+    let mut out = gpu.stream.alloc_zeros::<i32>(32 * 4).unwrap();
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&din).arg(&mut out);
+    // SAFETY: argument types match the kernel signature.
+    unsafe {
+        l.launch(LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (32, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+    .unwrap();
+    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    for t in 0..32 {
+        let (a, b, c) = (input[t], input[t + 1], input[t + 2]);
+        assert_eq!(out[t * 4], a ^ b ^ c, "lop3 at {t}");
+        assert_eq!(out[t * 4 + 1], dp4a(a, b, c, true), "dp4a signed at {t}");
+        assert_eq!(out[t * 4 + 2], dp4a(a, b, c, false), "dp4a unsigned at {t}");
+        assert_eq!(
+            out[t * 4 + 3],
+            i32::from(f32::from_bits(a as u32).is_finite()),
+            "testp at {t}"
+        );
+    }
+}

@@ -94,3 +94,54 @@ fn shuffles_votes_and_partial_masks() {
         );
     }
 }
+
+const REDUX: &str = r#"
+extern "C" __global__ void redux(const unsigned* in, unsigned* out) {
+  int t = threadIdx.x;
+  unsigned v = in[t];
+  out[t * 4 + 0] = __reduce_add_sync(0xffffffff, v);
+  out[t * 4 + 1] = __reduce_max_sync(0xffffffff, v);
+  out[t * 4 + 2] = __match_any_sync(0xffffffff, v % 3);
+  int pred;
+  out[t * 4 + 3] = __match_all_sync(0xffffffff, v / 1000, &pred) + pred;
+}
+"#;
+
+#[test]
+fn warp_reductions_and_matches() {
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(REDUX, "redux");
+    let input: Vec<u32> = (0..64u32).map(|i| (i * 37) % 101).collect();
+    let din = gpu.stream.clone_htod(&input).unwrap();
+    let mut out = gpu.stream.alloc_zeros::<u32>(64 * 4).unwrap();
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&din).arg(&mut out);
+    // SAFETY: argument types match the kernel signature.
+    unsafe {
+        l.launch(LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (64, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+    .unwrap();
+    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    for t in 0..64 {
+        let warp = &input[t / 32 * 32..t / 32 * 32 + 32];
+        assert_eq!(out[t * 4], warp.iter().sum::<u32>(), "reduce_add at {t}");
+        assert_eq!(
+            out[t * 4 + 1],
+            *warp.iter().max().unwrap(),
+            "reduce_max at {t}"
+        );
+        let same = (0..32)
+            .filter(|l| warp[*l] % 3 == input[t] % 3)
+            .fold(0u32, |m, l| m | 1 << l);
+        assert_eq!(out[t * 4 + 2], same, "match_any at {t}");
+        assert_eq!(
+            out[t * 4 + 3],
+            0xffff_ffffu32.wrapping_add(1),
+            "match_all (all values < 1000) at {t}"
+        );
+    }
+}
