@@ -275,3 +275,14 @@ fn copies_and_memset_through_the_driver() {
     let (free, total) = cudarc::driver::result::mem_get_info().unwrap();
     assert!(free < total);
 }
+
+#[test]
+fn unimplemented_driver_calls_say_not_supported() {
+    let Some(_gpu) = common::gpu() else { return };
+    let r =
+        cudarc::driver::result::ctx::get_limit(cudarc::driver::sys::CUlimit::CU_LIMIT_STACK_SIZE);
+    assert!(
+        format!("{r:?}").contains("CUDA_ERROR_NOT_SUPPORTED"),
+        "{r:?}"
+    );
+}
