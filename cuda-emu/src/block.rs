@@ -114,7 +114,7 @@ fn release_barrier(cx: &mut BlockCtx<'_>, threads: &mut [Thread]) -> Result<()> 
 /// Executes every warp collective whose member lanes have all arrived; true if any ran.
 fn resolve_collectives(cx: &mut BlockCtx<'_>, threads: &mut [Thread]) -> Result<bool> {
     let mut any = false;
-    for warp in threads.chunks_mut(32) {
+    for (w, warp) in threads.chunks_mut(32).enumerate() {
         while let Some(lead) = warp.iter().position(|t| t.state == State::Collective) {
             let inst = &cx.kernel.code[warp[lead].pc as usize];
             let mask_arg = &inst.args[inst.op.member_mask_arg().expect("a warp collective")];
@@ -145,6 +145,9 @@ fn resolve_collectives(cx: &mut BlockCtx<'_>, threads: &mut [Thread]) -> Result<
                 }
             }
             collective(cx, warp, mask, inst.op, &inst.args);
+            if let (Op::WarpSync, Some(r)) = (inst.op, cx.race.as_mut()) {
+                r.warp_sync(w);
+            }
             any = true;
         }
     }

@@ -57,7 +57,7 @@ pub fn launch(
             ntid: cfg.block,
             dyn_smem: cfg.dyn_smem,
             shared: vec![0; shared_len],
-            race: race.then(|| RaceMap::new(shared_len)),
+            race: race.then(|| RaceMap::new(shared_len, cfg.block.iter().product())),
             stats: Counters::default(),
         };
         let r = block::run(&mut cx);

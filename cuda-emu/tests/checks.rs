@@ -23,6 +23,22 @@ extern "C" __global__ void shift_left(const float* in, float* out, int sync) {
 }
 "#;
 
+const WARP_TREE: &str = r#"
+extern "C" __global__ void warp_tree(const float* in, float* out) {
+  __shared__ float s[32];
+  int t = threadIdx.x;
+  s[t] = in[t];
+  __syncwarp();
+  for (int o = 16; o > 0; o >>= 1) {
+    float v = t < o ? s[t + o] : 0.0f;
+    __syncwarp();
+    if (t < o) s[t] += v;
+    __syncwarp();
+  }
+  if (t == 0) out[0] = s[0];
+}
+"#;
+
 const DIVERGENT_BARRIER: &str = r#"
 extern "C" __global__ void divergent_barrier(float* out) {
   __shared__ float s[64];
