@@ -124,6 +124,16 @@ fn missing_syncthreads_is_a_shared_memory_race() {
         msg.contains("shared byte 0x4") && msg.contains("thread 0"),
         "{msg}"
     );
+    // Warp-synchronous code ordered by __syncwarp is not a race.
+    let tree = gpu.func(WARP_TREE, "warp_tree");
+    let mut sum = gpu.stream.alloc_zeros::<f32>(1).unwrap();
+    let mut l = gpu.stream.launch_builder(&tree);
+    l.arg(&din).arg(&mut sum);
+    unsafe { l.launch(launch_cfg(32)) }.expect("__syncwarp orders the warp's shared accesses");
+    assert_eq!(
+        gpu.stream.clone_dtoh(&sum).unwrap()[0],
+        (0..32).sum::<i32>() as f32
+    );
 }
 
 #[test]
