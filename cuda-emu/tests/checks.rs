@@ -103,16 +103,17 @@ fn missing_syncthreads_is_a_shared_memory_race() {
     let input: Vec<f32> = (0..64).map(|i| i as f32).collect();
     let din = gpu.stream.clone_htod(&input).unwrap();
     let mut out = gpu.stream.alloc_zeros::<f32>(64).unwrap();
-    // SAFETY (both launches): argument types match the kernel signature.
-    // This test binary's only test that sets the variable; the launches read it each time.
+    // SAFETY: the only test in this binary that sets the variable; launches read it each time.
     unsafe { std::env::set_var("KILN_EMU_RACECHECK", "1") };
     let fixed = 1i32;
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out).arg(&fixed);
+    // SAFETY: argument types match the kernel signature.
     unsafe { l.launch(launch_cfg(64)) }.expect("the synchronized kernel has no race");
     let racy = 0i32;
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out).arg(&racy);
+    // SAFETY: argument types match the kernel signature.
     let r = unsafe { l.launch(launch_cfg(64)) }.map(|_| ());
     assert!(common::failed_with(r, "CUDA_ERROR_LAUNCH_FAILED"));
     let msg = common::last_error();
@@ -129,6 +130,7 @@ fn missing_syncthreads_is_a_shared_memory_race() {
     let mut sum = gpu.stream.alloc_zeros::<f32>(1).unwrap();
     let mut l = gpu.stream.launch_builder(&tree);
     l.arg(&din).arg(&mut sum);
+    // SAFETY: argument types match the kernel signature.
     unsafe { l.launch(launch_cfg(32)) }.expect("__syncwarp orders the warp's shared accesses");
     assert_eq!(
         gpu.stream.clone_dtoh(&sum).unwrap()[0],

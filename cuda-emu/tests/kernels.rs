@@ -24,7 +24,22 @@ extern "C" __global__ void reduce_sum(const float* in, float* out, int n) {
 #[test]
 fn block_reduction_matches_cpu_sum() {
     let Some(gpu) = common::gpu() else { return };
-    let f = gpu.func(REDUCE, "reduce_sum");
+    reduce_with(&gpu, &[]);
+}
+
+#[test]
+fn debug_and_lineinfo_builds_run_too() {
+    let Some(gpu) = common::gpu() else { return };
+    reduce_with(&gpu, &["-lineinfo"]);
+    reduce_with(&gpu, &["-G"]);
+}
+
+/// Sums 100003 values with `REDUCE` compiled with `options`, against an f64 sum.
+fn reduce_with(gpu: &common::Gpu, options: &[&str]) {
+    let f = gpu
+        .module_with(REDUCE, options)
+        .load_function("reduce_sum")
+        .unwrap();
     let n = 100_003usize;
     let x = common::data(n, 7);
     let din = gpu.stream.clone_htod(&x).unwrap();

@@ -116,6 +116,30 @@ impl Parser {
         Ok(())
     }
 
+    /// Skips the current token and the rest of its line (`.file`, `.loc` have no `;`).
+    fn skip_line(&mut self) {
+        let line = self.line();
+        while self.toks.get(self.pos).is_some_and(|t| t.line == line) {
+            self.pos += 1;
+        }
+    }
+
+    /// Skips `.section name { ... }` (debug information).
+    fn skip_section(&mut self) -> Result<()> {
+        self.pos += 2;
+        if self.eat('{') {
+            let mut depth = 1;
+            while depth > 0 {
+                match self.next()? {
+                    Tok::Punct('{') => depth += 1,
+                    Tok::Punct('}') => depth -= 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn module(&mut self) -> Result<Module> {
         let mut m = Module::default();
         while let Some(tok) = self.peek().cloned() {
@@ -136,7 +160,9 @@ impl Parser {
                         m.funcs.push(f);
                     }
                 }
-                ".file" | ".section" | ".pragma" => self.skip_past(';')?,
+                ".file" => self.skip_line(),
+                ".section" => self.skip_section()?,
+                ".pragma" => self.skip_past(';')?,
                 _ if space_of(&word).is_some() => {
                     m.vars.push(self.var_decl()?);
                     self.expect(';')?;
@@ -284,9 +310,8 @@ impl Parser {
             ".reg" => self.reg_decl(line).map(Some),
             ".pragma" => self.skip_past(';').map(|_| None),
             ".loc" => {
-                while matches!(self.peek(), Some(Tok::Int(_)) | Some(Tok::Punct(','))) {
-                    self.pos += 1;
-                }
+                self.pos -= 1;
+                self.skip_line();
                 Ok(None)
             }
             w if space_of(w).is_some() => {

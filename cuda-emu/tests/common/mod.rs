@@ -85,10 +85,16 @@ fn include_dir() -> String {
 impl Gpu {
     /// Compiles `src` for compute_90 and loads it.
     pub fn module(&self, src: &str) -> Arc<CudaModule> {
+        self.module_with(src, &[])
+    }
+
+    /// Compiles `src` for compute_90 with extra NVRTC options (`-G`, `-lineinfo`) and loads it.
+    pub fn module_with(&self, src: &str, options: &[&str]) -> Arc<CudaModule> {
         let opts = CompileOptions {
             arch: Some("compute_90"),
             include_paths: vec![include_dir()],
             name: Some("kernel.cu".into()),
+            options: options.iter().map(|o| o.to_string()).collect(),
             ..Default::default()
         };
         let ptx = compile_ptx_with_opts(src, opts).expect("NVRTC compiles the test kernel");
