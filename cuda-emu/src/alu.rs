@@ -326,7 +326,13 @@ pub fn convert(dst: Ty, src: Ty, rnd: Rnd, int_rnd: bool, sat: bool, ftz: bool, 
         }
         (Err(i), false) => {
             let (lo, hi) = int_range(dst);
-            (if sat { i.clamp(lo, hi) } else { i }) as u64 & dst.mask()
+            let v = (if sat { i.clamp(lo, hi) } else { i }) as u64 & dst.mask();
+            // An s8/s16 result is sign-extended to the (possibly wider) register.
+            if dst.is_signed() && dst.bits() < 32 {
+                sext(v, dst.bits()) as u64 & 0xffff_ffff
+            } else {
+                v
+            }
         }
     }
 }
