@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod access;
 pub mod alu;
 pub mod block;
 pub mod decode;
