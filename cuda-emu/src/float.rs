@@ -122,3 +122,37 @@ pub fn two_sum(a: f64, b: f64) -> (f64, f64) {
     let bb = s - a;
     (s, (a - (s - bb)) + (b - bb))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directed_rounding_of_an_inexact_sum() {
+        // 1 + 2^-30 is not an f32: it lies between 1 and the next f32 up.
+        let (hi, lo) = two_sum(1.0, 2f64.powi(-30));
+        let up = u64::from(1.0f32.next_up().to_bits());
+        let one = u64::from(1.0f32.to_bits());
+        assert_eq!(Fmt::F32.round(hi, lo, Rnd::Rn), one);
+        assert_eq!(Fmt::F32.round(hi, lo, Rnd::Rz), one);
+        assert_eq!(Fmt::F32.round(hi, lo, Rnd::Rm), one);
+        assert_eq!(Fmt::F32.round(hi, lo, Rnd::Rp), up);
+        let neg_one = u64::from((-1.0f32).to_bits());
+        assert_eq!(
+            Fmt::F32.round(-hi, -lo, Rnd::Rm),
+            u64::from((-1.0f32).next_down().to_bits())
+        );
+        assert_eq!(Fmt::F32.round(-hi, -lo, Rnd::Rz), neg_one);
+    }
+
+    #[test]
+    fn halves_round_to_nearest_even_and_flush() {
+        assert_eq!(Fmt::F16.from_f64(1.0 + 2f64.powi(-11)), 0x3c00);
+        assert_eq!(Fmt::F16.round(1.0 + 2f64.powi(-12), 0.0, Rnd::Rp), 0x3c01);
+        assert_eq!(Fmt::Bf16.from_f64(1.0), 0x3f80);
+        assert_eq!(Fmt::F32.ftz(1), 0);
+        assert_eq!(Fmt::F32.ftz(0x8000_0001), 0x8000_0000);
+        assert_eq!(saturate(f64::NAN), 0.0);
+        assert_eq!(saturate(-3.0), 0.0);
+    }
+}
