@@ -237,13 +237,13 @@ pub unsafe extern "C" fn cuLaunchKernel(
     if threads == 0 || threads > 1024 || gx == 0 || gy == 0 || gz == 0 || bz > 64 {
         return code::INVALID_VALUE;
     }
-    let (kernel, view) = {
-        let s = state();
-        let Some(k) = s.funcs.get(&(func as usize)).cloned() else {
-            return code::INVALID_HANDLE;
-        };
-        (k, s.mem.view())
+    // The state stays locked while the grid runs: like one in-order device queue, no copy or
+    // free from another host thread overlaps a kernel.
+    let s = state();
+    let Some(kernel) = s.funcs.get(&(func as usize)).cloned() else {
+        return code::INVALID_HANDLE;
     };
+    let view = s.mem.view();
     if params.is_null() && (!extra.is_null() || !kernel.params.is_empty()) {
         return code::NOT_SUPPORTED;
     }
