@@ -28,16 +28,6 @@ impl Buffer {
     pub fn ptr(&self) -> *mut u8 {
         self.words.as_ptr() as *mut u8
     }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when zero bytes long.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 /// The device's allocations by base address.
