@@ -5,6 +5,11 @@ use crate::error::{EmuError, FaultKind, Result};
 use crate::program::{Arg, Op, ShflMode, VoteMode};
 use crate::thread::{BlockCtx, Fault, State, Thread};
 
+/// Instructions a thread runs before the next ready thread gets a turn.
+const SLICE: u64 = 4096;
+/// Instructions after which a block is taken to be stuck.
+const MAX_BLOCK_INSTRUCTIONS: u64 = 1 << 33;
+
 /// Runs every thread of the block in `cx` to completion.
 pub fn run(cx: &mut BlockCtx<'_>) -> Result<()> {
     let [x, y, z] = cx.ntid;
@@ -18,11 +23,31 @@ pub fn run(cx: &mut BlockCtx<'_>) -> Result<()> {
         }
     }
     loop {
+        let mut ready = false;
         for t in threads.iter_mut().filter(|t| t.state == State::Ready) {
-            if let Err(f) = t.run(cx) {
+            if let Err(f) = t.run(cx, SLICE) {
                 t.pc = t.pc.saturating_sub(1);
                 return Err(report(cx, t, f));
             }
+            ready |= t.state == State::Ready;
+        }
+        if cx.stats.instructions > MAX_BLOCK_INSTRUCTIONS {
+            let t = threads
+                .iter()
+                .find(|t| t.state == State::Ready)
+                .unwrap_or(&threads[0]);
+            let detail = format!("the block ran {MAX_BLOCK_INSTRUCTIONS} instructions: an endless loop or a spin-wait no thread ends?");
+            return Err(report(
+                cx,
+                t,
+                Fault {
+                    kind: FaultKind::Trap,
+                    detail,
+                },
+            ));
+        }
+        if ready {
+            continue;
         }
         if resolve_collectives(cx, &mut threads)? {
             continue;

@@ -165,10 +165,12 @@ impl Thread {
         }
     }
 
-    /// Runs until the thread stops being `Ready`.
-    pub fn run(&mut self, cx: &mut BlockCtx<'_>) -> Result<(), Fault> {
+    /// Runs until the thread stops being `Ready` or has run `slice` instructions (so that a
+    /// thread spinning on a flag another thread sets lets that thread run).
+    pub fn run(&mut self, cx: &mut BlockCtx<'_>, slice: u64) -> Result<(), Fault> {
         let code = &cx.kernel.code;
-        while self.state == State::Ready {
+        let end = self.clock + slice;
+        while self.state == State::Ready && self.clock < end {
             let i = &code[self.pc as usize];
             self.clock += 1;
             cx.stats.instructions += 1;

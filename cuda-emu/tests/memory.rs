@@ -286,3 +286,35 @@ fn unimplemented_driver_calls_say_not_supported() {
         "{r:?}"
     );
 }
+
+const SPIN: &str = r#"
+extern "C" __global__ void spin(int* out) {
+  __shared__ volatile int flag;
+  if (threadIdx.x == 0) flag = 0;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    while (flag == 0) {}  // waits for thread 33, which runs after it
+    out[0] = flag;
+  }
+  if (threadIdx.x == 33) flag = 42;
+}
+"#;
+
+#[test]
+fn spin_wait_on_a_later_thread_makes_progress() {
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(SPIN, "spin");
+    let mut out = gpu.stream.alloc_zeros::<i32>(1).unwrap();
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&mut out);
+    // SAFETY: argument types match the kernel signature.
+    unsafe {
+        l.launch(LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (64, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+    .unwrap();
+    assert_eq!(gpu.stream.clone_dtoh(&out).unwrap(), vec![42]);
+}
