@@ -210,6 +210,9 @@ impl Emitter<'_> {
 
     /// Inlines `call (rets), func, (args);`.
     fn call(&mut self, i: &Instruction) -> Result<()> {
+        if i.guard.is_some() {
+            return Err(unsupported(i.line, "guarded call"));
+        }
         let (mut rets, mut args, mut callee) = (&[][..], &[][..], None);
         for op in &i.operands {
             match op {
