@@ -228,7 +228,35 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
         "trap" | "brkpt" => Op::Trap,
         _ => return Err(unsupported()),
     };
+    if is_arithmetic(&op) && !p.mods.iter().all(|m| ARITH_MODS.contains(m)) {
+        // `.relu`, `.NaN`, `.xorsign`, `.satfinite`... change results: refuse, never ignore.
+        return Err(unsupported());
+    }
     Ok(op)
+}
+
+/// Modifiers the arithmetic operations implement.
+const ARITH_MODS: &[&str] = &[
+    "rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi", "ftz", "sat", "approx", "full", "lo", "hi",
+    "wide", "cc", "shiftamt", "wrap", "clamp", "l", "r", "eq", "ne", "lt", "le", "gt", "ge", "ls",
+    "hs", "equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan", "and", "or", "xor",
+];
+
+/// Operations whose results depend on every modifier (unlike memory ops' cache hints).
+fn is_arithmetic(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Int(..)
+            | Op::Mad(..)
+            | Op::Carry(..)
+            | Op::Float(..)
+            | Op::Fma(..)
+            | Op::Un(..)
+            | Op::Setp(..)
+            | Op::Cvt(..)
+            | Op::Selp(_)
+            | Op::Shf(..)
+    )
 }
 
 fn mul_kind(p: &Parts<'_>) -> IntOp {
@@ -298,4 +326,42 @@ fn atom_kind(p: &Parts<'_>) -> Option<AtomOp> {
             _ => return None,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_types_and_modifiers() {
+        assert_eq!(
+            decode("add.rn.ftz.sat.f32", 1).unwrap(),
+            Op::Float(FloatOp::Add, Ty::F32, Rnd::Rn, true, true)
+        );
+        assert_eq!(
+            decode("cvt.rzi.s32.f64", 1).unwrap(),
+            Op::Cvt(Ty::S(32), Ty::F64, Rnd::Rz, true, false, false)
+        );
+        assert_eq!(
+            decode("ld.global.nc.L1::no_allocate.v4.f32", 1).unwrap(),
+            Op::Ld(Space::Global, Ty::F32, 0)
+        );
+        assert_eq!(
+            decode("setp.ltu.and.f32", 1).unwrap(),
+            Op::Setp(Cmp::Lt, true, Ty::F32, Some(BoolOp::And), false)
+        );
+    }
+
+    #[test]
+    fn refuses_modifiers_that_change_results() {
+        for op in [
+            "min.NaN.f32",
+            "fma.rn.relu.bf16",
+            "cvt.rn.satfinite.f16.f32",
+            "mul24.lo.s32",
+        ] {
+            let err = decode(op, 7).unwrap_err().to_string();
+            assert!(err.contains("line 7") && err.contains(op), "{err}");
+        }
+    }
 }
