@@ -46,10 +46,7 @@ pub fn run(cx: &mut BlockCtx<'_>) -> Result<()> {
                 },
             ));
         }
-        if ready {
-            continue;
-        }
-        if resolve_collectives(cx, &mut threads)? {
+        if resolve_collectives(cx, &mut threads, !ready)? || ready {
             continue;
         }
         if threads.iter().all(|t| t.state == State::Exited) {
@@ -136,38 +133,25 @@ fn release_barrier(cx: &mut BlockCtx<'_>, threads: &mut [Thread]) -> Result<()> 
     Ok(())
 }
 
-/// Executes every warp collective whose member lanes have all arrived; true if any ran.
-fn resolve_collectives(cx: &mut BlockCtx<'_>, threads: &mut [Thread]) -> Result<bool> {
+/// Executes every warp collective whose member lanes have all arrived; true if any ran. Once
+/// `stalled` (no thread can run), a member lane that is not there never will be: an error.
+fn resolve_collectives(
+    cx: &mut BlockCtx<'_>,
+    threads: &mut [Thread],
+    stalled: bool,
+) -> Result<bool> {
+    let kernel = cx.kernel;
     let mut any = false;
     for (w, warp) in threads.chunks_mut(32).enumerate() {
-        while let Some(lead) = warp.iter().position(|t| t.state == State::Collective) {
-            let inst = &cx.kernel.code[warp[lead].pc as usize];
+        for lead in 0..warp.len() {
+            if warp[lead].state != State::Collective {
+                continue;
+            }
+            let inst = &kernel.code[warp[lead].pc as usize];
             let mask_arg = &inst.args[inst.op.member_mask_arg().expect("a warp collective")];
             let mask = warp[lead].get(mask_arg, cx) as u32 & lanes_present(warp.len());
-            if mask & (1 << lead) == 0 {
-                let f = Fault {
-                    kind: FaultKind::MissingLanes,
-                    detail: format!(
-                        "member mask {mask:#010x} does not include the lane itself ({lead})"
-                    ),
-                };
-                return Err(report(cx, &warp[lead], f));
-            }
-            for l in (0..warp.len()).filter(|l| mask & (1 << l) != 0) {
-                if warp[l].state != State::Collective || warp[l].pc != warp[lead].pc {
-                    let detail = format!(
-                        "member mask {mask:#010x}: lane {l}: {}",
-                        describe(cx, &warp[l])
-                    );
-                    return Err(report(
-                        cx,
-                        &warp[lead],
-                        Fault {
-                            kind: FaultKind::MissingLanes,
-                            detail,
-                        },
-                    ));
-                }
+            if !members_arrived(cx, warp, lead, mask, stalled)? {
+                continue;
             }
             collective(cx, warp, mask, inst.op, &inst.args);
             if let (Op::WarpSync, Some(r)) = (inst.op, cx.race.as_mut()) {
@@ -177,6 +161,46 @@ fn resolve_collectives(cx: &mut BlockCtx<'_>, threads: &mut [Thread]) -> Result<
         }
     }
     Ok(any)
+}
+
+/// Whether every lane in `mask` waits at the collective of lane `lead`; an error when the mask
+/// leaves out `lead`, or (once `stalled`) when a lane is not there.
+fn members_arrived(
+    cx: &BlockCtx<'_>,
+    warp: &[Thread],
+    lead: usize,
+    mask: u32,
+    stalled: bool,
+) -> Result<bool> {
+    let missing = |detail: String| {
+        Err(report(
+            cx,
+            &warp[lead],
+            Fault {
+                kind: FaultKind::MissingLanes,
+                detail,
+            },
+        ))
+    };
+    if mask & (1 << lead) == 0 {
+        return missing(format!(
+            "member mask {mask:#010x} does not include the lane itself ({lead})"
+        ));
+    }
+    for l in (0..warp.len()).filter(|l| mask & (1 << l) != 0) {
+        let t = &warp[l];
+        let here = t.state == State::Collective && t.pc == warp[lead].pc;
+        if !here && !stalled {
+            return Ok(false);
+        }
+        if !here {
+            return missing(format!(
+                "member mask {mask:#010x}: lane {l}: {}",
+                describe(cx, t)
+            ));
+        }
+    }
+    Ok(true)
 }
 
 fn lanes_present(n: usize) -> u32 {

@@ -298,6 +298,21 @@ extern "C" __global__ void spin(int* out) {
   }
   if (threadIdx.x == 33) flag = 42;
 }
+
+// Thread 40 spins on a flag that lane 0 sets only after a warp shuffle.
+extern "C" __global__ void spin_shfl(int* out) {
+  __shared__ volatile int flag;
+  if (threadIdx.x == 0) flag = 0;
+  __syncthreads();
+  if (threadIdx.x == 40) {
+    while (flag == 0) {}
+    out[0] = flag;
+  }
+  if (threadIdx.x < 32) {
+    int v = __shfl_sync(0xffffffff, (int)threadIdx.x + 1, 5);
+    if (threadIdx.x == 0) flag = v;
+  }
+}
 "#;
 
 #[test]
@@ -317,4 +332,17 @@ fn spin_wait_on_a_later_thread_makes_progress() {
     }
     .unwrap();
     assert_eq!(gpu.stream.clone_dtoh(&out).unwrap(), vec![42]);
+    let f = gpu.module(SPIN).load_function("spin_shfl").unwrap();
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&mut out);
+    // SAFETY: argument types match the kernel signature.
+    unsafe {
+        l.launch(LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (64, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+    .unwrap();
+    assert_eq!(gpu.stream.clone_dtoh(&out).unwrap(), vec![6]);
 }
