@@ -169,21 +169,24 @@ impl Thread {
     /// thread spinning on a flag another thread sets lets that thread run).
     pub fn run(&mut self, cx: &mut BlockCtx<'_>, slice: u64) -> Result<(), Fault> {
         let code = &cx.kernel.code;
-        let end = self.clock + slice;
+        let (start, end) = (self.clock, self.clock + slice);
+        let mut result = Ok(());
         while self.state == State::Ready && self.clock < end {
             let i = &code[self.pc as usize];
             self.clock += 1;
-            cx.stats.instructions += 1;
+            self.pc += 1;
             if let Some((g, neg)) = i.guard {
                 if (self.regs[g as usize] != 0) == neg {
-                    self.pc += 1;
                     continue;
                 }
             }
-            self.pc += 1;
-            self.step(cx, i)?;
+            result = self.step(cx, i);
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(())
+        cx.stats.instructions += self.clock - start;
+        result
     }
 
     /// Executes one instruction whose guard passed; `pc` already points past it.
