@@ -60,7 +60,9 @@ pub fn launch(
             race: race.then(|| RaceMap::new(shared_len, cfg.block.iter().product())),
             stats: Counters::default(),
         };
+        let cpu = stats::thread_cpu_ns();
         let r = block::run(&mut cx);
+        cx.stats.cpu_ns += stats::thread_cpu_ns().saturating_sub(cpu);
         sum.lock().expect("counters lock").add(&cx.stats);
         r
     })?;

@@ -15,6 +15,8 @@ pub struct Counters {
     pub shared_load: u64,
     /// Bytes written to shared memory.
     pub shared_store: u64,
+    /// CPU time spent running blocks, in nanoseconds (summed over the cores).
+    pub cpu_ns: u64,
 }
 
 impl Counters {
@@ -25,6 +27,7 @@ impl Counters {
         self.global_store += o.global_store;
         self.shared_load += o.shared_load;
         self.shared_store += o.shared_store;
+        self.cpu_ns += o.cpu_ns;
     }
 
     /// One JSON object describing the launch of `kernel`.
@@ -32,9 +35,10 @@ impl Counters {
         format!(
             "{{\"kernel\":\"{kernel}\",\"grid\":[{},{},{}],\"block\":[{},{},{}],\"instructions\":{},\
              \"global_load_bytes\":{},\"global_store_bytes\":{},\"shared_load_bytes\":{},\
-             \"shared_store_bytes\":{},\"seconds\":{seconds:.6}}}",
+             \"shared_store_bytes\":{},\"seconds\":{seconds:.6},\"cpu_seconds\":{:.6}}}",
             grid[0], grid[1], grid[2], block[0], block[1], block[2], self.instructions,
-            self.global_load, self.global_store, self.shared_load, self.shared_store
+            self.global_load, self.global_store, self.shared_load, self.shared_store,
+            self.cpu_ns as f64 * 1e-9
         )
     }
 }
@@ -54,4 +58,26 @@ pub fn record(line: &str) {
             path.to_string_lossy()
         );
     }
+}
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+}
+
+/// CPU time of the calling thread in nanoseconds (Linux `CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_ns() -> u64 {
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return 0;
+    }
+    t.sec as u64 * 1_000_000_000 + t.nsec as u64
 }

@@ -45,9 +45,15 @@ fn counters_match_the_matmul_traffic() {
         field("global_load_bytes"),
         "{line}"
     );
-    let (insts, secs) = (field("instructions"), field("seconds"));
+    let (insts, secs, cpu) = (
+        field("instructions"),
+        field("seconds"),
+        field("cpu_seconds"),
+    );
     println!(
-        "matmul {m}x{n}x{k}: {insts} instructions in {secs:.3} s = {:.1} M instructions/s",
-        insts / secs / 1e6
+        "matmul {m}x{n}x{k}: {insts} instructions in {secs:.3} s wall = {:.1} M instructions/s; \
+         {cpu:.3} s of CPU = {:.1} M instructions per CPU-second",
+        insts / secs / 1e6,
+        insts / cpu / 1e6
     );
 }
