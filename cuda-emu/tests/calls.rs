@@ -96,3 +96,66 @@ fn constant_and_global_module_variables() {
     let hits = m.get_global("hits", &gpu.stream).unwrap();
     assert_eq!(gpu.stream.clone_dtoh(&hits).unwrap(), 40i32.to_le_bytes());
 }
+
+const MULTI_TENSOR: &str = r#"
+struct TensorList { float* ptrs[8]; int sizes[8]; int n; };
+extern "C" __global__ void scale_all(TensorList tl, float s) {
+  int t = blockIdx.y;
+  if (t >= tl.n) return;
+  float* p = tl.ptrs[t];
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < tl.sizes[t]; i += gridDim.x * blockDim.x) p[i] *= s;
+}
+"#;
+
+/// The kernel's `TensorList`, passed by value (a multi-tensor optimizer step's argument).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TensorList {
+    ptrs: [u64; 8],
+    sizes: [i32; 8],
+    n: i32,
+}
+
+// SAFETY: plain old data with the kernel's layout (104 bytes, 8-aligned).
+unsafe impl cudarc::driver::DeviceRepr for TensorList {}
+
+#[test]
+fn struct_parameters_by_value() {
+    use cudarc::driver::DevicePtr;
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(MULTI_TENSOR, "scale_all");
+    let sizes = [5usize, 300, 77];
+    let host: Vec<Vec<f32>> = sizes
+        .iter()
+        .map(|&n| (0..n).map(|i| i as f32).collect())
+        .collect();
+    let bufs: Vec<_> = host
+        .iter()
+        .map(|h| gpu.stream.clone_htod(h).unwrap())
+        .collect();
+    let mut tl = TensorList {
+        ptrs: [0; 8],
+        sizes: [0; 8],
+        n: 3,
+    };
+    for (k, b) in bufs.iter().enumerate() {
+        tl.ptrs[k] = b.device_ptr(&gpu.stream).0;
+        tl.sizes[k] = sizes[k] as i32;
+    }
+    let s = 2.5f32;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&tl).arg(&s);
+    // SAFETY: argument types match the kernel signature; the pointers are live allocations.
+    unsafe {
+        l.launch(LaunchConfig {
+            grid_dim: (2, 4, 1),
+            block_dim: (64, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+    .unwrap();
+    for (b, h) in bufs.iter().zip(&host) {
+        let got = gpu.stream.clone_dtoh(b).unwrap();
+        assert_eq!(got, h.iter().map(|v| v * 2.5).collect::<Vec<_>>());
+    }
+}
