@@ -253,6 +253,64 @@ impl Thread {
         Ok(())
     }
 
+    /// Reads a NUL-terminated string (at most 4096 bytes) at a generic address.
+    fn c_string(&mut self, cx: &mut BlockCtx<'_>, addr: u64) -> Result<Vec<u8>, Fault> {
+        let mut out = Vec::new();
+        while out.len() < 4096 {
+            match self.load(cx, Space::Generic, addr + out.len() as u64, 1, 1)? as u8 {
+                0 => break,
+                c => out.push(c),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `vprintf`: formats on the host and writes the line to stdout at once.
+    pub(crate) fn printf(&mut self, cx: &mut BlockCtx<'_>, i: &Inst) -> Result<(), Fault> {
+        let param = |t: &mut Self, cx: &mut BlockCtx<'_>, a: &Arg| {
+            t.load(cx, Space::Local, t.get(a, cx), 8, 8)
+        };
+        let fmt_addr = param(self, cx, &i.args[0])?;
+        let mut arg_addr = param(self, cx, &i.args[1])?;
+        let fmt = self.c_string(cx, fmt_addr)?;
+        // A first pass learns the argument sizes, and which are strings (`next` hands out
+        // argument indices, which `%s` passes back).
+        let mut sizes = Vec::new();
+        let string_args = std::cell::RefCell::new(Vec::new());
+        crate::printf::format(
+            &fmt,
+            &mut |size| {
+                sizes.push(size);
+                sizes.len() as u64 - 1
+            },
+            &|k| {
+                string_args.borrow_mut().push(k as usize);
+                String::new()
+            },
+        );
+        let mut raw = Vec::new();
+        for size in sizes {
+            arg_addr = arg_addr.next_multiple_of(u64::from(size));
+            raw.push(self.load(cx, Space::Generic, arg_addr, size, size)?);
+            arg_addr += u64::from(size);
+        }
+        let mut strings = std::collections::HashMap::new();
+        for k in string_args.into_inner() {
+            let s = self.c_string(cx, raw[k])?;
+            strings.insert(raw[k], String::from_utf8_lossy(&s).into_owned());
+        }
+        let mut it = raw.iter().copied();
+        let text = crate::printf::format(&fmt, &mut |_| it.next().unwrap_or(0), &|a| {
+            strings.get(&a).cloned().unwrap_or_default()
+        });
+        use std::io::Write;
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        if let Arg::Imm(ret) = i.args[2] {
+            self.store(cx, Space::Local, ret, 4, 4, raw.len() as u64)?;
+        }
+        Ok(())
+    }
+
     /// `cp.async [shared], [global], size{, src_size}`: bytes past `src_size` are zero.
     pub(crate) fn cp_async(&mut self, cx: &mut BlockCtx<'_>, i: &Inst) -> Result<(), Fault> {
         let (dst, src) = (self.addr(&i.args[0]), self.addr(&i.args[1]));

@@ -223,6 +223,9 @@ impl Emitter<'_> {
             }
         }
         let name = callee.ok_or_else(|| unsupported(i.line, "call without a target"))?;
+        if name == "vprintf" && !self.funcs.contains_key(name) {
+            return self.printf(i, args, rets);
+        }
         let f = *self
             .funcs
             .get(name)
@@ -246,6 +249,30 @@ impl Emitter<'_> {
         self.depth -= 1;
         self.scopes = saved;
         r
+    }
+
+    /// `call (ret), vprintf, (format, args)` becomes one `Op::Printf` over the call's params.
+    fn printf(&mut self, i: &Instruction, args: &[Operand], rets: &[Operand]) -> Result<()> {
+        let local = |o: Option<&Operand>| match o {
+            Some(Operand::Name(n)) => match self.lookup(n) {
+                Some(Name::Sym(Sym::Local(off))) => Ok(Arg::Imm(off)),
+                _ => Err(unsupported(i.line, "vprintf argument")),
+            },
+            None => Ok(Arg::Sink),
+            _ => Err(unsupported(i.line, "vprintf argument")),
+        };
+        let ops = [
+            local(args.first())?,
+            local(args.get(1))?,
+            local(rets.first())?,
+        ];
+        self.code.push(Inst {
+            op: Op::Printf,
+            guard: None,
+            args: Box::new(ops),
+            line: i.line,
+        });
+        Ok(())
     }
 
     fn inst(&mut self, i: &Instruction, inline: bool) -> Result<Inst> {

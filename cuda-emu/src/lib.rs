@@ -14,6 +14,7 @@ pub mod float;
 pub mod launch;
 pub mod memory;
 pub mod opcode;
+pub mod printf;
 pub mod program;
 pub mod ptx;
 pub mod racecheck;

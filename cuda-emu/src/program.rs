@@ -306,6 +306,8 @@ pub enum Op {
     Dp4a(bool, bool),
     /// `testp`: 0 finite, 1 infinite, 2 number, 3 notanumber, 4 normal, 5 subnormal.
     Testp(u8, Ty),
+    /// `vprintf`: local offsets of the format and argument-buffer parameters, then of the result.
+    Printf,
     /// Fences and hints that do nothing here.
     Nop,
     /// `trap`.

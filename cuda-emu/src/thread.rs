@@ -330,6 +330,7 @@ impl Thread {
             Op::Atom(space, op, t) => self.atomic(cx, i, space, op, t, true)?,
             Op::Red(space, op, t) => self.atomic(cx, i, space, op, t, false)?,
             Op::CpAsync => self.cp_async(cx, i)?,
+            Op::Printf => self.printf(cx, i)?,
             Op::Bra => {
                 if let Arg::Target(t) = a[0] {
                     self.pc = t;
