@@ -346,3 +346,27 @@ fn spin_wait_on_a_later_thread_makes_progress() {
     .unwrap();
     assert_eq!(gpu.stream.clone_dtoh(&out).unwrap(), vec![6]);
 }
+
+#[test]
+fn streams_fork_join_and_timed_events() {
+    let Some(gpu) = common::gpu() else { return };
+    let side = gpu.stream.fork().unwrap();
+    let host: Vec<u32> = (0..4096).collect();
+    let start = gpu
+        .stream
+        .record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
+        .unwrap();
+    let a = side.clone_htod(&host).unwrap();
+    gpu.stream.join(&side).unwrap();
+    let back = gpu.stream.clone_dtoh(&a).unwrap();
+    let end = gpu
+        .stream
+        .record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
+        .unwrap();
+    assert_eq!(back, host);
+    let ms = start.elapsed_ms(&end).unwrap();
+    assert!((0.0..10_000.0).contains(&ms), "{ms}");
+    let other = gpu.ctx.new_stream().unwrap();
+    other.synchronize().unwrap();
+    gpu.ctx.synchronize().unwrap();
+}
