@@ -126,7 +126,7 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
         "shl" => Op::Int(IntOp::Shl, ty()?, false),
         "shr" => Op::Int(IntOp::Shr, ty()?, false),
         "mad" | "fma" if ty()?.is_float() => Op::Fma(ty()?, rnd, ftz, sat),
-        "mad" => Op::Mad(mul_kind(&p), ty()?),
+        "mad" if !sat => Op::Mad(mul_kind(&p), ty()?),
         "abs" | "neg" | "not" | "cnot" | "popc" | "clz" | "brev" | "bfind" | "sqrt" | "rsqrt"
         | "rcp" | "ex2" | "lg2" | "sin" | "cos" | "tanh" => Op::Un(un_kind(&p), ty()?, ftz),
         "bfe" => Op::Bfe(ty()?),
