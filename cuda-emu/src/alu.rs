@@ -180,9 +180,11 @@ pub fn int_op(op: IntOp, ty: Ty, sat: bool, a: u64, b: u64) -> u64 {
 }
 
 /// A unary op (integer or float by type).
-pub fn unary(op: UnOp, ty: Ty, ftz: bool, a: u64) -> u64 {
+pub fn unary(op: UnOp, ty: Ty, ftz: bool, rnd: Rnd, a: u64) -> u64 {
     if ty.is_float() {
-        return per_lane(ty, a, 0, 0, |fmt, x, _, _| float_unary(op, fmt, ftz, x));
+        return per_lane(ty, a, 0, 0, |fmt, x, _, _| {
+            float_unary(op, fmt, ftz, rnd, x)
+        });
     }
     let w = ty.bits();
     let m = mask(w);
@@ -217,7 +219,8 @@ pub fn unary(op: UnOp, ty: Ty, ftz: bool, a: u64) -> u64 {
     }
 }
 
-fn float_unary(op: UnOp, fmt: Fmt, ftz: bool, x: u64) -> u64 {
+/// A float unary op; directed rounding (f16/bf16/f32 only) rounds the f64 result.
+fn float_unary(op: UnOp, fmt: Fmt, ftz: bool, rnd: Rnd, x: u64) -> u64 {
     let sign = 1u64 << (fmt.bits() - 1);
     let x = if ftz { fmt.ftz(x) } else { x };
     let v = fmt.to_f64(x);
@@ -234,7 +237,7 @@ fn float_unary(op: UnOp, fmt: Fmt, ftz: bool, x: u64) -> u64 {
         UnOp::Tanh => v.tanh(),
         _ => v,
     };
-    finish(fmt, fmt.from_f64(r), ftz, false)
+    finish(fmt, fmt.round(r, 0.0, rnd), ftz, false)
 }
 
 /// `setp` comparison.

@@ -291,7 +291,9 @@ impl Emitter<'_> {
             | Op::Mad(_, t)
             | Op::Float(_, t, ..)
             | Op::Carry(_, t, ..) => t,
-            Op::Fma(t, ..) | Op::Un(_, t, _) | Op::Bfe(t) | Op::Bfi(t) | Op::Setp(_, _, t, ..) => t,
+            Op::Fma(t, ..) | Op::Un(_, t, ..) | Op::Bfe(t) | Op::Bfi(t) | Op::Setp(_, _, t, ..) => {
+                t
+            }
             Op::Selp(t) | Op::Ld(_, t, _) | Op::St(_, t) | Op::Atom(_, _, t) | Op::Red(_, _, t) => {
                 t
             }

@@ -128,7 +128,11 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
         "mad" | "fma" if ty()?.is_float() => Op::Fma(ty()?, rnd, ftz, sat),
         "mad" if !sat => Op::Mad(mul_kind(&p), ty()?),
         "abs" | "neg" | "not" | "cnot" | "popc" | "clz" | "brev" | "bfind" | "sqrt" | "rsqrt"
-        | "rcp" | "ex2" | "lg2" | "sin" | "cos" | "tanh" => Op::Un(un_kind(&p), ty()?, ftz),
+        | "rcp" | "ex2" | "lg2" | "sin" | "cos" | "tanh"
+            if rnd == Rnd::Rn || ty()? != Ty::F64 =>
+        {
+            Op::Un(un_kind(&p), ty()?, ftz, rnd)
+        }
         "bfe" => Op::Bfe(ty()?),
         "bfi" => Op::Bfi(ty()?),
         "prmt" if p.mods.is_empty() => Op::Prmt,

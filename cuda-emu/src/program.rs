@@ -252,8 +252,8 @@ pub enum Op {
     Float(FloatOp, Ty, Rnd, bool, bool),
     /// Fused multiply-add with rounding, ftz and sat.
     Fma(Ty, Rnd, bool, bool),
-    /// Unary op with ftz.
-    Un(UnOp, Ty, bool),
+    /// Unary op with ftz and rounding (`sqrt.rz`, `rcp.rm`...).
+    Un(UnOp, Ty, bool, Rnd),
     /// Bit-field extract.
     Bfe(Ty),
     /// Bit-field insert.

@@ -232,8 +232,8 @@ impl Thread {
                 let v = alu::fma(t, r, ftz, sat, arg(1), arg(2), arg(3));
                 self.set(&a[0], v);
             }
-            Op::Un(op, t, ftz) => {
-                let v = alu::unary(op, t, ftz, arg(1));
+            Op::Un(op, t, ftz, rnd) => {
+                let v = alu::unary(op, t, ftz, rnd, arg(1));
                 self.set(&a[0], v);
             }
             Op::Lop3 => {

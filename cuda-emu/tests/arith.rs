@@ -187,3 +187,64 @@ fn lop3_dp4a_and_testp() {
         );
     }
 }
+
+const DIRECTED: &str = r#"
+extern "C" __global__ void directed(const float* in, float* out, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float x = in[i], y = in[n - 1 - i];
+  out[i * 8 + 0] = __fsqrt_rd(x);
+  out[i * 8 + 1] = __fsqrt_ru(x);
+  out[i * 8 + 2] = __frcp_rd(x);
+  out[i * 8 + 3] = __frcp_ru(x);
+  out[i * 8 + 4] = __fmul_rd(x, y);
+  out[i * 8 + 5] = __fmul_ru(x, y);
+  out[i * 8 + 6] = __fdiv_rd(x, y);
+  out[i * 8 + 7] = __fdiv_ru(x, y);
+}
+"#;
+
+/// Checks `lo <= exact <= hi` with `hi` at most one ulp above `lo`, where `below(v)` tells
+/// whether `v` is at or below the exact result (decided in exact f64 arithmetic).
+fn brackets(lo: f32, hi: f32, below: impl Fn(f64) -> std::cmp::Ordering, what: &str) {
+    use std::cmp::Ordering::*;
+    assert!(
+        below(lo as f64) != Greater,
+        "{what}: rd {lo} above the exact value"
+    );
+    assert!(
+        below(hi as f64) != Less,
+        "{what}: ru {hi} below the exact value"
+    );
+    assert!(
+        hi == lo || hi == lo.next_up(),
+        "{what}: {lo} and {hi} more than an ulp apart"
+    );
+}
+
+#[test]
+fn directed_rounding_sqrt_rcp_mul_div() {
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(DIRECTED, "directed");
+    let x: Vec<f32> = (1..=200)
+        .map(|i| i as f32 * 0.731 + 1.0 / i as f32)
+        .collect();
+    let n = x.len();
+    let din = gpu.stream.clone_htod(&x).unwrap();
+    let mut out = gpu.stream.alloc_zeros::<f32>(n * 8).unwrap();
+    let n32 = n as i32;
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&din).arg(&mut out).arg(&n32);
+    // SAFETY: argument types match the kernel signature.
+    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
+    let o = gpu.stream.clone_dtoh(&out).unwrap();
+    for i in 0..n {
+        let (a, b) = (x[i] as f64, x[n - 1 - i] as f64);
+        let r = &o[i * 8..i * 8 + 8];
+        // Squares and products of f32 values are exact in f64.
+        brackets(r[0], r[1], |v| (v * v).partial_cmp(&a).unwrap(), "sqrt");
+        brackets(r[2], r[3], |v| (v * a).partial_cmp(&1.0).unwrap(), "rcp");
+        brackets(r[4], r[5], |v| v.partial_cmp(&(a * b)).unwrap(), "mul");
+        brackets(r[6], r[7], |v| (v * b).partial_cmp(&a).unwrap(), "div");
+    }
+}
