@@ -204,7 +204,7 @@ extern "C" __global__ void directed(const float* in, float* out, int n) {
 }
 "#;
 
-/// Checks `lo <= exact <= hi` with `hi` at most one ulp above `lo`, where `below(v)` tells
+/// Checks `lo <= exact <= hi` with `hi` at most one ulp above `lo` (all positive here), where `below(v)` tells
 /// whether `v` is at or below the exact result (decided in exact f64 arithmetic).
 fn brackets(lo: f32, hi: f32, below: impl Fn(f64) -> std::cmp::Ordering, what: &str) {
     use std::cmp::Ordering::*;
@@ -217,7 +217,7 @@ fn brackets(lo: f32, hi: f32, below: impl Fn(f64) -> std::cmp::Ordering, what: &
         "{what}: ru {hi} below the exact value"
     );
     assert!(
-        hi == lo || hi == lo.next_up(),
+        hi == lo || hi.to_bits() == lo.to_bits() + 1,
         "{what}: {lo} and {hi} more than an ulp apart"
     );
 }
