@@ -78,6 +78,9 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
     let ty = || p.ty().ok_or_else(unsupported);
     let (rnd, int_rnd) = p.rnd();
     let (ftz, sat) = (p.has("ftz"), p.has("sat"));
+    if p.tys.iter().any(|t| t.bits() > 64) {
+        return Err(unsupported());
+    }
     let op = match p.base {
         "mov" => Op::Mov(ty()?),
         "add" | "sub" | "mul" | "div" | "min" | "max" | "copysign" if ty()?.is_float() => {
