@@ -90,6 +90,11 @@ pub fn float_op(op: FloatOp, ty: Ty, rnd: Rnd, ftz: bool, sat: bool, a: u64, b: 
                 (p, xa.mul_add(ya, -p))
             }
             FloatOp::Mul => (xa * ya, 0.0),
+            FloatOp::Div if fmt == Fmt::F64 => {
+                // The residual a - q*b is exact with an fma; its sign (over b's) is the error's.
+                let q = xa / ya;
+                (q, (-q).mul_add(ya, xa) / ya)
+            }
             FloatOp::Div => (xa / ya, 0.0),
             FloatOp::Min | FloatOp::Max => {
                 let r = min_max(fmt, x, y, op == FloatOp::Max);

@@ -128,8 +128,11 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
         "xor" => Op::Int(IntOp::Xor, ty()?, false),
         "shl" => Op::Int(IntOp::Shl, ty()?, false),
         "shr" => Op::Int(IntOp::Shr, ty()?, false),
-        "mad" | "fma" if ty()?.is_float() => Op::Fma(ty()?, rnd, ftz, sat),
-        "mad" if !sat => Op::Mad(mul_kind(&p), ty()?),
+        // A directed f64 fma would need its exact error term: refused rather than rounded to nearest.
+        "mad" | "fma" if ty()?.is_float() && (rnd == Rnd::Rn || ty()? != Ty::F64) => {
+            Op::Fma(ty()?, rnd, ftz, sat)
+        }
+        "mad" if !sat && !ty()?.is_float() => Op::Mad(mul_kind(&p), ty()?),
         "abs" | "neg" | "not" | "cnot" | "popc" | "clz" | "brev" | "bfind" | "sqrt" | "rsqrt"
         | "rcp" | "ex2" | "lg2" | "sin" | "cos" | "tanh"
             if rnd == Rnd::Rn || ty()? != Ty::F64 =>
