@@ -173,6 +173,8 @@ impl Thread {
                 p.rmw(size, |old| alu::atom(op, ty, old, b, c))
             }
             Place::Shared(o) => {
+                cx.stats.shared_load += u64::from(size);
+                cx.stats.shared_store += u64::from(size);
                 let s = &mut cx.shared[o..o + size as usize];
                 let mut v = [0u8; 8];
                 v[..size as usize].copy_from_slice(s);
