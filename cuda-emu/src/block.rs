@@ -98,7 +98,12 @@ fn release_barrier(cx: &mut BlockCtx<'_>, threads: &mut [Thread]) -> Result<()> 
         .iter()
         .find(|t| t.state != State::Barrier || t.pc != first.pc)
     {
-        let detail = format!("waits at the barrier while {}", describe(cx, other));
+        let hint = if other.state == State::Exited {
+            " (every thread of a block must reach each __syncthreads(); an early return before one counts)"
+        } else {
+            ""
+        };
+        let detail = format!("waits at the barrier while {}{hint}", describe(cx, other));
         return Err(report(
             cx,
             first,
