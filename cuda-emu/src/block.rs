@@ -147,12 +147,21 @@ fn resolve_collectives(
 ) -> Result<bool> {
     let kernel = cx.kernel;
     let mut any = false;
+    for warp in threads.chunks_mut(32) {
+        any |= resolve_activemask(cx, warp, stalled);
+    }
+    if any {
+        return Ok(true);
+    }
     for (w, warp) in threads.chunks_mut(32).enumerate() {
         for lead in 0..warp.len() {
             if warp[lead].state != State::Collective {
                 continue;
             }
             let inst = &kernel.code[warp[lead].pc as usize];
+            if inst.op == Op::Activemask {
+                continue;
+            }
             let mask_arg = &inst.args[inst.op.member_mask_arg().expect("a warp collective")];
             let mask = warp[lead].get(mask_arg, cx) as u32 & lanes_present(warp.len());
             if !members_arrived(cx, warp, lead, mask, stalled)? {
@@ -166,6 +175,35 @@ fn resolve_collectives(
         }
     }
     Ok(any)
+}
+
+/// `activemask` returns the lanes that reach it together: once every live lane of the warp is
+/// there, or, when the block is stalled, those that are. True if any resolved.
+fn resolve_activemask(cx: &BlockCtx<'_>, warp: &mut [Thread], stalled: bool) -> bool {
+    let kernel = cx.kernel;
+    let mut any = false;
+    for lead in 0..warp.len() {
+        let t = &warp[lead];
+        if t.state != State::Collective || kernel.code[t.pc as usize].op != Op::Activemask {
+            continue;
+        }
+        let pc = t.pc;
+        let here = |t: &Thread| t.state == State::Collective && t.pc == pc;
+        if !stalled && !warp.iter().all(|t| here(t) || t.state == State::Exited) {
+            continue;
+        }
+        let mask = (0..warp.len())
+            .filter(|&l| here(&warp[l]))
+            .fold(0u64, |m, l| m | 1 << l);
+        let dst = &kernel.code[pc as usize].args[0];
+        for t in warp.iter_mut().filter(|t| here(t)) {
+            t.set(dst, mask);
+            t.pc += 1;
+            t.state = State::Ready;
+        }
+        any = true;
+    }
+    any
 }
 
 /// Whether every lane in `mask` waits at the collective of lane `lead`; an error when the mask

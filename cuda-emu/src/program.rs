@@ -298,7 +298,7 @@ pub enum Op {
     Redux(IntOp, Ty),
     /// `match.any.sync` (false) or `match.all.sync` (true).
     Match(bool),
-    /// `activemask`.
+    /// `activemask`: the lanes that reach it together (see `block.rs`).
     Activemask,
     /// `lop3.b32 d, a, b, c, lut`.
     Lop3,

@@ -341,14 +341,14 @@ impl Thread {
                 self.pc -= 1;
                 self.state = State::Barrier;
             }
-            Op::WarpSync | Op::Shfl(_) | Op::Vote(_) | Op::Redux(..) | Op::Match(_) => {
+            Op::WarpSync
+            | Op::Shfl(_)
+            | Op::Vote(_)
+            | Op::Redux(..)
+            | Op::Match(_)
+            | Op::Activemask => {
                 self.pc -= 1;
                 self.state = State::Collective;
-            }
-            Op::Activemask => {
-                let threads: u32 = cx.ntid.iter().product();
-                let lanes = (threads - self.linear / 32 * 32).min(32);
-                self.set(&a[0], mask(lanes));
             }
             Op::Nop => {}
             Op::Trap => return Err(fault(FaultKind::Trap, "trap instruction".into())),

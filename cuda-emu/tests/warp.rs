@@ -145,3 +145,52 @@ fn warp_reductions_and_matches() {
         );
     }
 }
+
+const ACTIVE: &str = r#"
+extern "C" __global__ void active(int* out) {
+  int t = threadIdx.x;
+  if (t % 3 == 0) {
+    unsigned m = __activemask();
+    out[t] = __shfl_sync(m, t * 10, __ffs(m) - 1) + __popc(m) * 1000;
+  } else {
+    out[t] = (int)__activemask();
+  }
+}
+"#;
+
+#[test]
+fn activemask_reports_the_lanes_of_the_branch() {
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(ACTIVE, "active");
+    let mut out = gpu.stream.alloc_zeros::<i32>(64).unwrap();
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&mut out);
+    // SAFETY: argument types match the kernel signature.
+    unsafe {
+        l.launch(LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (64, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+    .unwrap();
+    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    for w in 0..2 {
+        let lanes = |taken: bool| {
+            (0..32)
+                .filter(|l| ((w * 32 + l) % 3 == 0) == taken)
+                .fold(0u32, |m, l| m | 1 << l)
+        };
+        let (yes, no) = (lanes(true), lanes(false));
+        let first = w * 32 + yes.trailing_zeros() as usize;
+        for lane in 0..32 {
+            let t = w * 32 + lane;
+            let want = if t % 3 == 0 {
+                first as i32 * 10 + yes.count_ones() as i32 * 1000
+            } else {
+                no as i32
+            };
+            assert_eq!(out[t], want, "thread {t}");
+        }
+    }
+}
