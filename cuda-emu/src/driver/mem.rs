@@ -1,0 +1,206 @@
+//! Device allocations, memset and copies (all synchronous), pinned host memory, memory info.
+
+use std::alloc::Layout;
+use std::ffi::{c_uint, c_void};
+
+use super::code;
+use super::device::{put, TOTAL_MEM};
+use super::state::state;
+
+/// `cuMemAlloc_v2`.
+///
+/// # Safety
+/// `dptr` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemAlloc_v2(dptr: *mut u64, size: usize) -> u32 {
+    let mut s = state();
+    if s.mem.used() as usize + size > TOTAL_MEM {
+        return code::OUT_OF_MEMORY;
+    }
+    let a = s.mem.alloc(size);
+    // SAFETY: forwarded caller guarantee.
+    unsafe { put(dptr, a) }
+}
+
+/// `cuMemAllocAsync`: allocates now.
+///
+/// # Safety
+/// `dptr` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemAllocAsync(dptr: *mut u64, size: usize, _stream: *mut c_void) -> u32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { cuMemAlloc_v2(dptr, size) }
+}
+
+/// `cuMemFree_v2`.
+#[no_mangle]
+pub extern "C" fn cuMemFree_v2(dptr: u64) -> u32 {
+    if state().mem.free(dptr) {
+        code::SUCCESS
+    } else {
+        code::INVALID_VALUE
+    }
+}
+
+/// `cuMemFreeAsync`: frees now.
+#[no_mangle]
+pub extern "C" fn cuMemFreeAsync(dptr: u64, _stream: *mut c_void) -> u32 {
+    cuMemFree_v2(dptr)
+}
+
+/// Runs `f` on the host pointer of `n` device bytes at `dptr`.
+fn with_device(dptr: u64, n: usize, f: impl FnOnce(*mut u8)) -> u32 {
+    if n == 0 {
+        return code::SUCCESS;
+    }
+    match state().mem.host_ptr(dptr, n) {
+        Some(p) => {
+            f(p);
+            code::SUCCESS
+        }
+        None => code::INVALID_VALUE,
+    }
+}
+
+/// `cuMemsetD8_v2`.
+#[no_mangle]
+pub extern "C" fn cuMemsetD8_v2(dptr: u64, value: u8, n: usize) -> u32 {
+    // SAFETY: `with_device` checked that n bytes at p are one allocation; no kernel runs
+    // while the state lock is held.
+    with_device(dptr, n, |p| unsafe { p.write_bytes(value, n) })
+}
+
+/// `cuMemsetD8Async`: sets now.
+#[no_mangle]
+pub extern "C" fn cuMemsetD8Async(dptr: u64, value: u8, n: usize, _stream: *mut c_void) -> u32 {
+    cuMemsetD8_v2(dptr, value, n)
+}
+
+/// `cuMemcpyHtoD_v2`.
+///
+/// # Safety
+/// `src` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoD_v2(dst: u64, src: *const c_void, n: usize) -> u32 {
+    // SAFETY: the caller's src is valid for n bytes; dst was checked by `with_device`.
+    with_device(dst, n, |p| unsafe {
+        std::ptr::copy_nonoverlapping(src.cast(), p, n)
+    })
+}
+
+/// `cuMemcpyHtoDAsync_v2`: copies now.
+///
+/// # Safety
+/// `src` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
+    dst: u64,
+    src: *const c_void,
+    n: usize,
+    _s: *mut c_void,
+) -> u32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { cuMemcpyHtoD_v2(dst, src, n) }
+}
+
+/// `cuMemcpyDtoH_v2`.
+///
+/// # Safety
+/// `dst` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoH_v2(dst: *mut c_void, src: u64, n: usize) -> u32 {
+    // SAFETY: the caller's dst is valid for n bytes; src was checked by `with_device`.
+    with_device(src, n, |p| unsafe {
+        std::ptr::copy_nonoverlapping(p, dst.cast(), n)
+    })
+}
+
+/// `cuMemcpyDtoHAsync_v2`: copies now.
+///
+/// # Safety
+/// `dst` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
+    dst: *mut c_void,
+    src: u64,
+    n: usize,
+    _s: *mut c_void,
+) -> u32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { cuMemcpyDtoH_v2(dst, src, n) }
+}
+
+/// `cuMemcpyDtoD_v2`.
+#[no_mangle]
+pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, n: usize) -> u32 {
+    if n == 0 {
+        return code::SUCCESS;
+    }
+    let s = state();
+    match (s.mem.host_ptr(dst, n), s.mem.host_ptr(src, n)) {
+        (Some(d), Some(sp)) => {
+            // SAFETY: both ranges were checked to lie in allocations; `copy` allows overlap.
+            unsafe { std::ptr::copy(sp, d, n) };
+            code::SUCCESS
+        }
+        _ => code::INVALID_VALUE,
+    }
+}
+
+/// `cuMemcpyDtoDAsync_v2`: copies now.
+#[no_mangle]
+pub extern "C" fn cuMemcpyDtoDAsync_v2(dst: u64, src: u64, n: usize, _s: *mut c_void) -> u32 {
+    cuMemcpyDtoD_v2(dst, src, n)
+}
+
+/// `cuMemGetInfo_v2`.
+///
+/// # Safety
+/// Both pointers must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> u32 {
+    let used = state().mem.used() as usize;
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        put(free, TOTAL_MEM.saturating_sub(used));
+        put(total, TOTAL_MEM)
+    }
+}
+
+fn host_layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.max(1), 4096).ok()
+}
+
+/// `cuMemHostAlloc`: ordinary page-aligned host memory.
+///
+/// # Safety
+/// `pp` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemHostAlloc(pp: *mut *mut c_void, size: usize, _flags: c_uint) -> u32 {
+    let Some(layout) = host_layout(size) else {
+        return code::INVALID_VALUE;
+    };
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return code::OUT_OF_MEMORY;
+    }
+    state().host.insert(p as usize, size);
+    // SAFETY: forwarded caller guarantee.
+    unsafe { put(pp, p.cast()) }
+}
+
+/// `cuMemFreeHost`.
+///
+/// # Safety
+/// `p` must come from `cuMemHostAlloc`.
+#[no_mangle]
+pub unsafe extern "C" fn cuMemFreeHost(p: *mut c_void) -> u32 {
+    let Some(size) = state().host.remove(&(p as usize)) else {
+        return code::INVALID_VALUE;
+    };
+    let layout = host_layout(size).expect("layout was valid at allocation");
+    // SAFETY: p was allocated by `cuMemHostAlloc` with this layout.
+    unsafe { std::alloc::dealloc(p.cast(), layout) };
+    code::SUCCESS
+}

@@ -1,0 +1,179 @@
+//! Device memory: host buffers behind a map of device addresses, every access bounds-checked.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+/// First device address handed out.
+const BASE: u64 = 0x1_0000_0000;
+/// Unmapped gap after each allocation, so small overruns fault.
+const GUARD: u64 = 1 << 16;
+
+/// One allocation, stored as 64-bit atomics so concurrent blocks never race in Rust's sense.
+#[derive(Debug)]
+pub struct Buffer {
+    words: Box<[AtomicU64]>,
+    len: usize,
+}
+
+impl Buffer {
+    fn new(len: usize) -> Self {
+        let words = (0..len.div_ceil(8).max(1))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Self { words, len }
+    }
+
+    /// Base pointer of the bytes.
+    pub fn ptr(&self) -> *mut u8 {
+        self.words.as_ptr() as *mut u8
+    }
+}
+
+/// The device's allocations by base address.
+#[derive(Debug, Default)]
+pub struct DeviceMemory {
+    allocs: BTreeMap<u64, Arc<Buffer>>,
+    next: u64,
+    used: u64,
+}
+
+/// Why an address could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bad {
+    /// Not inside any allocation (or runs past its end).
+    OutOfBounds,
+    /// Not aligned to the access size.
+    Misaligned,
+}
+
+impl DeviceMemory {
+    /// Allocates `len` zeroed bytes, 256-aligned.
+    pub fn alloc(&mut self, len: usize) -> u64 {
+        if self.next == 0 {
+            self.next = BASE;
+        }
+        let addr = self.next;
+        self.next = (addr + len as u64 + GUARD).next_multiple_of(256);
+        self.used += len as u64;
+        self.allocs.insert(addr, Arc::new(Buffer::new(len)));
+        addr
+    }
+
+    /// Frees the allocation starting at `addr`; false if there is none.
+    pub fn free(&mut self, addr: u64) -> bool {
+        match self.allocs.remove(&addr) {
+            Some(b) => {
+                self.used -= b.len as u64;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Bytes currently allocated.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// Host pointer for `len` bytes at device address `addr`, if they lie in one allocation.
+    pub fn host_ptr(&self, addr: u64, len: usize) -> Option<*mut u8> {
+        let (base, buf) = self.allocs.range(..=addr).next_back()?;
+        let off = addr - base;
+        (off + len as u64 <= buf.len as u64).then(|| {
+            // SAFETY: off + len is within the buffer, checked just above.
+            unsafe { buf.ptr().add(off as usize) }
+        })
+    }
+
+    /// A read-only snapshot for one launch.
+    pub fn view(&self) -> GlobalView {
+        let ranges = self.allocs.iter().map(|(a, b)| (*a, b.clone())).collect();
+        GlobalView { ranges }
+    }
+}
+
+/// The allocations as a sorted list, for lock-free lookups during a launch.
+#[derive(Debug)]
+pub struct GlobalView {
+    ranges: Vec<(u64, Arc<Buffer>)>,
+}
+
+impl GlobalView {
+    /// The location of an access of `size` bytes at `addr`, checked for bounds and alignment.
+    pub fn at(&self, addr: u64, size: u32) -> Result<DevPtr, Bad> {
+        let i = self.ranges.partition_point(|(base, _)| *base <= addr);
+        let (base, buf) = self.ranges.get(i.wrapping_sub(1)).ok_or(Bad::OutOfBounds)?;
+        let off = addr - base;
+        if off + u64::from(size) > buf.len as u64 {
+            return Err(Bad::OutOfBounds);
+        }
+        if addr % u64::from(size.min(16)) != 0 {
+            return Err(Bad::Misaligned);
+        }
+        // SAFETY: off + size is within the buffer, checked above.
+        Ok(DevPtr(unsafe { buf.ptr().add(off as usize) }))
+    }
+}
+
+/// A checked, aligned location inside a [`Buffer`] of a [`GlobalView`]; only `at` makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct DevPtr(*mut u8);
+
+impl DevPtr {
+    /// Loads `size` (1, 2, 4, 8) bytes.
+    pub fn load(self, size: u32) -> u64 {
+        let p = self.0;
+        // SAFETY: only `GlobalView::at` makes a DevPtr, after checking bounds and alignment; the
+        // view holds the buffer alive, and the memory is only accessed through atomics in kernels.
+        unsafe {
+            match size {
+                1 => u64::from(AtomicU8::from_ptr(p).load(Ordering::Relaxed)),
+                2 => u64::from(AtomicU16::from_ptr(p.cast()).load(Ordering::Relaxed)),
+                4 => u64::from(AtomicU32::from_ptr(p.cast()).load(Ordering::Relaxed)),
+                _ => AtomicU64::from_ptr(p.cast()).load(Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// Stores the low `size` bytes of `v`.
+    pub fn store(self, size: u32, v: u64) {
+        let p = self.0;
+        // SAFETY: as in `load`.
+        unsafe {
+            match size {
+                1 => AtomicU8::from_ptr(p).store(v as u8, Ordering::Relaxed),
+                2 => AtomicU16::from_ptr(p.cast()).store(v as u16, Ordering::Relaxed),
+                4 => AtomicU32::from_ptr(p.cast()).store(v as u32, Ordering::Relaxed),
+                _ => AtomicU64::from_ptr(p.cast()).store(v, Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// Atomically replaces the `size`-byte value by `f(old)`; returns the old value.
+    pub fn rmw(self, size: u32, f: impl Fn(u64) -> u64) -> u64 {
+        let p = self.0;
+        // SAFETY: as in `load`.
+        unsafe {
+            match size {
+                2 => u64::from(
+                    AtomicU16::from_ptr(p.cast())
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                            Some(f(u64::from(o)) as u16)
+                        })
+                        .unwrap_or_else(|o| o),
+                ),
+                4 => u64::from(
+                    AtomicU32::from_ptr(p.cast())
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                            Some(f(u64::from(o)) as u32)
+                        })
+                        .unwrap_or_else(|o| o),
+                ),
+                _ => AtomicU64::from_ptr(p.cast())
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| Some(f(o)))
+                    .unwrap_or_else(|o| o),
+            }
+        }
+    }
+}

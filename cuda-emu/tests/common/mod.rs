@@ -1,0 +1,173 @@
+//! Shared test harness: compiles CUDA C++ with NVRTC and runs it through cudarc on the
+//! emulator; returns `None` (after printing "skipped: ...") when either library is missing.
+#![allow(dead_code)]
+
+use std::ffi::{c_char, CStr};
+use std::io::Write;
+use std::sync::Arc;
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
+
+/// A context and stream on the emulated device.
+pub struct Gpu {
+    /// The primary context.
+    pub ctx: Arc<CudaContext>,
+    /// Its default stream.
+    pub stream: Arc<CudaStream>,
+}
+
+type LastError = unsafe extern "C" fn() -> *const c_char;
+
+/// The emulator, or `None` with a "skipped" line saying why.
+pub fn gpu() -> Option<Gpu> {
+    // SAFETY: these only try to dlopen the libraries.
+    let (cuda, nvrtc) = unsafe {
+        (
+            cudarc::driver::sys::is_culib_present(),
+            cudarc::nvrtc::sys::is_culib_present(),
+        )
+    };
+    let why = if !cuda {
+        Some("libcuda.so not found (run scripts/test.sh, which builds kiln-cuda-emu and sets LD_LIBRARY_PATH)")
+    } else if !nvrtc {
+        Some("libnvrtc.so not found (run scripts/install-nvrtc.sh and put its folders on LD_LIBRARY_PATH)")
+    } else if last_error_fn().is_none() {
+        Some("the libcuda.so on LD_LIBRARY_PATH is not kiln-cuda-emu")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        // Written straight to stderr so the test harness does not capture it.
+        let _ = writeln!(std::io::stderr(), "skipped: {why}");
+        return None;
+    }
+    let ctx = CudaContext::new(0).expect("context on the emulator");
+    let stream = ctx.default_stream();
+    Some(Gpu { ctx, stream })
+}
+
+fn last_error_fn() -> Option<LastError> {
+    // SAFETY: culib only opens the library; the symbol has the declared signature.
+    unsafe {
+        let lib = cudarc::driver::sys::culib();
+        lib.get::<LastError>(b"kiln_emu_last_error\0")
+            .ok()
+            .map(|s| *s)
+    }
+}
+
+/// The emulator's message about the last failed load or launch.
+pub fn last_error() -> String {
+    let f = last_error_fn().expect("emulator loaded");
+    // SAFETY: the emulator returns null or a NUL-terminated string valid until the next failure.
+    unsafe {
+        let p = f();
+        if p.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Folder of the CUDA headers (cuda_fp16.h) from the NVRTC wheels.
+fn include_dir() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../.cache/nvidia/nvidia/cu13/include"
+    )
+    .to_string()
+}
+
+impl Gpu {
+    /// Compiles `src` for compute_90 and loads it.
+    pub fn module(&self, src: &str) -> Arc<CudaModule> {
+        self.module_with(src, &[])
+    }
+
+    /// Compiles `src` for compute_90 with extra NVRTC options (`-G`, `-lineinfo`) and loads it.
+    pub fn module_with(&self, src: &str, options: &[&str]) -> Arc<CudaModule> {
+        let opts = CompileOptions {
+            arch: Some("compute_90"),
+            include_paths: vec![include_dir()],
+            name: Some("kernel.cu".into()),
+            options: options.iter().map(|o| o.to_string()).collect(),
+            ..Default::default()
+        };
+        let ptx = compile_ptx_with_opts(src, opts).expect("NVRTC compiles the test kernel");
+        self.ctx
+            .load_module(ptx)
+            .expect("the emulator loads the PTX")
+    }
+
+    /// Compiles `src` and returns its function `name`.
+    pub fn func(&self, src: &str, name: &str) -> CudaFunction {
+        self.module(src)
+            .load_function(name)
+            .expect("function exists")
+    }
+}
+
+/// Whether a launch failed with the given CUDA error name.
+pub fn failed_with(r: Result<(), DriverError>, name: &str) -> bool {
+    match r {
+        Ok(()) => false,
+        Err(e) => format!("{e:?}").contains(name),
+    }
+}
+
+/// A tiled matmul kernel (used by the matmul and the counters tests).
+pub const MATMUL: &str = r#"
+#define TILE 16
+// C[M,N] = A[M,K] * B[K,N], row-major; one 16x16 tile of C per block.
+extern "C" __global__ void matmul(const float* A, const float* B, float* C, int M, int N, int K) {
+  __shared__ float As[TILE][TILE];
+  __shared__ float Bs[TILE][TILE + 1];
+  int tx = threadIdx.x, ty = threadIdx.y;
+  int row = blockIdx.y * TILE + ty, col = blockIdx.x * TILE + tx;
+  float acc = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += TILE) {
+    As[ty][tx] = (row < M && k0 + tx < K) ? A[row * K + k0 + tx] : 0.0f;
+    Bs[ty][tx] = (col < N && k0 + ty < K) ? B[(k0 + ty) * N + col] : 0.0f;
+    __syncthreads();
+    #pragma unroll
+    for (int k = 0; k < TILE; ++k) acc += As[ty][k] * Bs[k][tx];
+    __syncthreads();
+  }
+  if (row < M && col < N) C[row * N + col] = acc;
+}
+"#;
+
+/// Runs the tiled matmul on the emulator; returns C.
+pub fn matmul(gpu: &Gpu, a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    let f = gpu.func(MATMUL, "matmul");
+    let (da, db) = (
+        gpu.stream.clone_htod(a).unwrap(),
+        gpu.stream.clone_htod(b).unwrap(),
+    );
+    let mut dc = gpu.stream.alloc_zeros::<f32>(m * n).unwrap();
+    let (mi, ni, ki) = (m as i32, n as i32, k as i32);
+    let mut l = gpu.stream.launch_builder(&f);
+    l.arg(&da).arg(&db).arg(&mut dc).arg(&mi).arg(&ni).arg(&ki);
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1),
+        block_dim: (16, 16, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: argument types match the kernel signature.
+    unsafe { l.launch(cfg) }.unwrap();
+    gpu.stream.clone_dtoh(&dc).unwrap()
+}
+
+/// Deterministic test data in [-1, 1).
+pub fn data(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 23) as f32
+                - 1.0
+        })
+        .collect()
+}
