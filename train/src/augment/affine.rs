@@ -6,6 +6,9 @@ use crate::data::Image;
 
 /// Samples `img` at `m · (x + 0.5, y + 0.5, 1)` for each output pixel (PIL's affine data tuple).
 pub fn affine(img: &Image, m: [f64; 6], interp: Interpolation, fill: &[u8]) -> Image {
+    if interp == Interpolation::Nearest && (m[1] != 0.0 || m[3] != 0.0) {
+        return affine_fixed(img, m, fill);
+    }
     let (w, h, c) = (img.w, img.h, img.c);
     let mut out = Image::filled(w, h, &fill[..c]);
     let mut px = vec![0u8; c];
@@ -23,6 +26,31 @@ pub fn affine(img: &Image, m: [f64; 6], interp: Interpolation, fill: &[u8]) -> I
                 out.data[(y * w + x) * c..][..c].copy_from_slice(&px);
             }
         }
+    }
+    out
+}
+
+/// Pillow's nearest-neighbour affine in 16.16 fixed point (used when the matrix shears or rotates).
+fn affine_fixed(img: &Image, m: [f64; 6], fill: &[u8]) -> Image {
+    let (w, h, c) = (img.w, img.h, img.c);
+    let fix = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
+    let (a0, a1, a3, a4) = (fix(m[0]), fix(m[1]), fix(m[3]), fix(m[4]));
+    let mut a2 = fix(m[2] + m[0] * 0.5 + m[1] * 0.5);
+    let mut a5 = fix(m[5] + m[3] * 0.5 + m[4] * 0.5);
+    let mut out = Image::filled(w, h, &fill[..c]);
+    for y in 0..h {
+        let (mut xx, mut yy) = (a2, a5);
+        for x in 0..w {
+            let (xin, yin) = (xx >> 16, yy >> 16);
+            if (0..w as i64).contains(&xin) && (0..h as i64).contains(&yin) {
+                let src = img.px(xin as usize, yin as usize);
+                out.data[(y * w + x) * c..][..c].copy_from_slice(src);
+            }
+            xx += a0;
+            yy += a3;
+        }
+        a2 += a1;
+        a5 += a4;
     }
     out
 }

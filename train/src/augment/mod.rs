@@ -29,6 +29,8 @@ pub use pixel::{
 pub use policy::{
     aa_transform, augmix, auto_augment, rand_augment, AugMix, AutoAugment, RandAugment,
 };
-pub use resize::{resize_box, uniform, Interpolation, RandomResizedCrop, Resize, ResizeTo};
+pub use resize::{
+    resize, resized_crop, uniform, Interpolation, RandomResizedCrop, Resize, ResizeTo,
+};
 pub use rng::{derive_rng, AugRng};
 pub use transform::{Pipeline, Transform};
