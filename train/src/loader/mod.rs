@@ -4,6 +4,7 @@ mod config;
 mod fill;
 mod normalize;
 mod sampler;
+mod save;
 mod workers;
 
 pub use batch::Batch;
@@ -12,4 +13,5 @@ pub use normalize::{
     default_mean_std, Layout, Normalize, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };
 pub use sampler::{DistributedSampler, RepeatAugSampler, Sampler};
+pub use save::save_images;
 pub use workers::{EpochIter, Loader, LoaderOptions};
