@@ -161,23 +161,31 @@ pub fn sharpness(img: Image, f: f32) -> Image {
 
 /// PIL's `ImageFilter.SMOOTH`: 3×3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, rounded; the border is copied.
 fn smooth(img: &Image) -> Image {
-    let (w, h, c) = (img.w, img.h, img.c);
+    match img.c {
+        1 => smooth_c::<1>(img),
+        3 => smooth_c::<3>(img),
+        c => panic!("smooth takes 1 or 3 channels, not {c}"),
+    }
+}
+
+fn smooth_c<const C: usize>(img: &Image) -> Image {
+    let (w, h) = (img.w, img.h);
     let mut out = img.clone();
     if w < 3 || h < 3 {
         return out;
     }
     let (edge, mid) = (1.0f32 / 13.0, 5.0f32 / 13.0);
-    let at = |x: usize, y: usize, ch: usize| img.data[(y * w + x) * c + ch] as f32;
+    let stride = w * C;
     for y in 1..h - 1 {
-        for x in 1..w - 1 {
-            for ch in 0..c {
-                // Pillow's order: offset + 0.5, then rows y+1, y, y-1, each left to right.
-                let row = |yy: usize, centre: f32| {
-                    at(x - 1, yy, ch) * edge + at(x, yy, ch) * centre + at(x + 1, yy, ch) * edge
-                };
-                let ss = 0.5f32 + row(y + 1, edge) + row(y, mid) + row(y - 1, edge);
-                out.data[(y * w + x) * c + ch] = ss.clamp(0.0, 255.0) as u8;
-            }
+        let (up, cur, down) = (img.row(y - 1), img.row(y), img.row(y + 1));
+        let dst = &mut out.data[y * stride..(y + 1) * stride];
+        for i in C..stride - C {
+            let tap = |r: &[u8], centre: f32| {
+                r[i - C] as f32 * edge + r[i] as f32 * centre + r[i + C] as f32 * edge
+            };
+            // Pillow's order: offset + 0.5, then rows y+1, y, y-1.
+            let ss = 0.5f32 + tap(down, edge) + tap(cur, mid) + tap(up, edge);
+            dst[i] = ss.clamp(0.0, 255.0) as u8;
         }
     }
     out
