@@ -14,9 +14,14 @@ pub fn point(mut img: Image, luts: &[[u8; 256]]) -> Image {
 }
 
 /// The same table for every channel.
-fn point_all(img: Image, lut: [u8; 256]) -> Image {
-    let luts = vec![lut; img.c];
-    point(img, &luts)
+fn point_all(mut img: Image, lut: [u8; 256]) -> Image {
+    img.data.iter_mut().for_each(|v| *v = lut[*v as usize]);
+    img
+}
+
+/// `blend` against a constant image of value `x`, as a table: the same f32 arithmetic per value.
+fn blend_const_lut(x: u8, alpha: f32) -> [u8; 256] {
+    std::array::from_fn(|o| (x as f32 + alpha * (o as f32 - x as f32)).clamp(0.0, 255.0) as u8)
 }
 
 /// Per-channel 256-bin histograms.
@@ -121,37 +126,32 @@ fn luma(p: &[u8]) -> u8 {
     ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
-/// `convert('L').convert(mode)`: the gray version, same channel count.
-fn grayscale(img: &Image) -> Image {
-    if img.c == 1 {
-        return img.clone();
-    }
-    let data = img
-        .data
-        .chunks_exact(3)
-        .flat_map(|p| [luma(p); 3])
-        .collect();
-    Image::new(img.w, img.h, 3, data)
-}
-
 /// `ImageEnhance.Brightness(img).enhance(f)`: blend with black.
 pub fn brightness(img: Image, f: f32) -> Image {
-    let black = Image::filled(img.w, img.h, &vec![0; img.c]);
-    blend(&black, img, f)
+    point_all(img, blend_const_lut(0, f))
 }
 
 /// `ImageEnhance.Color(img).enhance(f)`: blend with the gray version (saturation).
-pub fn color(img: Image, f: f32) -> Image {
-    blend(&grayscale(&img), img, f)
+pub fn color(mut img: Image, f: f32) -> Image {
+    if img.c == 1 {
+        return img; // the gray version of a gray image is itself
+    }
+    for p in img.data.chunks_exact_mut(3) {
+        let g = luma(p) as f32;
+        p.iter_mut()
+            .for_each(|v| *v = (g + f * (*v as f32 - g)).clamp(0.0, 255.0) as u8);
+    }
+    img
 }
 
 /// `ImageEnhance.Contrast(img).enhance(f)`: blend with the mean gray level (rounded).
 pub fn contrast(img: Image, f: f32) -> Image {
-    let gray = grayscale(&img);
-    let sum: u64 = gray.data.iter().step_by(gray.c).map(|&v| v as u64).sum();
+    let sum: u64 = match img.c {
+        1 => img.data.iter().map(|&v| v as u64).sum(),
+        _ => img.data.chunks_exact(3).map(|p| luma(p) as u64).sum(),
+    };
     let mean = (sum as f64 / (img.w * img.h).max(1) as f64 + 0.5) as u8;
-    let flat = Image::filled(img.w, img.h, &vec![mean; img.c]);
-    blend(&flat, img, f)
+    point_all(img, blend_const_lut(mean, f))
 }
 
 /// `ImageEnhance.Sharpness(img).enhance(f)`: blend with PIL's SMOOTH filter (border kept).
