@@ -2,8 +2,8 @@
 //! Fixtures: `scripts/fixtures/data_fixtures.py` -> `tests/fixtures/data/manifest.txt` + PNGs.
 //! Tolerances (max |kiln - PIL| per channel value, mean in brackets) are stated per case kind in `tolerance`.
 use kiln_train::augment::{
-    apply_op, derive_rng, eval, hflip, level_to_arg, resize, resized_crop, vflip, AugHparams,
-    Interpolation, OpName,
+    adjust_hue, apply_op, derive_rng, eval, hflip, level_to_arg, resize, resized_crop, vflip,
+    AugHparams, Interpolation, OpName,
 };
 use kiln_train::data::{decode, Image};
 use std::path::{Path, PathBuf};
@@ -61,6 +61,7 @@ fn run(f: &[&str]) -> Image {
             let fill: &[u8] = if img.c == 3 { &[124, 116, 104] } else { &[124] };
             apply_op(f[1].parse().unwrap(), img, num(f[2]), fill, interp(f[3]))
         }
+        "hue" => adjust_hue(load(f[2]), num(f[1])),
         other => panic!("unknown fixture kind {other}"),
     }
 }

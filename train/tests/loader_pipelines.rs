@@ -136,3 +136,25 @@ fn save_images_writes_a_grid() {
     let img = decode(&std::fs::read(&out).unwrap(), 3, "grid.png").unwrap();
     assert_eq!((img.w, img.h), (3 * 26 + 2, 2 * 26 + 2));
 }
+
+#[test]
+fn randaugment_batches_do_not_depend_on_worker_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = folder(dir.path());
+    let run = |workers| {
+        let c = DataConfig {
+            workers,
+            reprob: 0.25,
+            ..cfg(Some("rand-m9-mstd0.5-inc1"))
+        };
+        epoch(&c, ds.clone())
+    };
+    let base = run(0);
+    for workers in [1, 3] {
+        let other = run(workers);
+        assert!(base
+            .iter()
+            .zip(&other)
+            .all(|(a, b)| a.images == b.images && a.targets == b.targets));
+    }
+}

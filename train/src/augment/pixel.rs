@@ -244,3 +244,69 @@ fn blur_pass(
     }
     out
 }
+
+/// torchvision's `adjust_hue` on a PIL image: to Pillow's HSV, add `int(factor * 255)` to H
+/// (wrapping, as numpy's uint8), back to RGB. Gray images are returned unchanged.
+pub fn adjust_hue(mut img: Image, factor: f64) -> Image {
+    if img.c != 3 {
+        return img;
+    }
+    let shift = ((factor * 255.0) as i32).rem_euclid(256) as u8;
+    for p in img.data.chunks_exact_mut(3) {
+        let [h, s, v] = rgb_to_hsv(p);
+        p.copy_from_slice(&hsv_to_rgb([h.wrapping_add(shift), s, v]));
+    }
+    img
+}
+
+/// Pillow's `rgb2hsv_row` (float and double arithmetic as in Convert.c).
+fn rgb_to_hsv(p: &[u8]) -> [u8; 3] {
+    let (r, g, b) = (p[0], p[1], p[2]);
+    let (maxc, minc) = (r.max(g).max(b), r.min(g).min(b));
+    if maxc == minc {
+        return [0, 0, maxc];
+    }
+    let cr = (maxc - minc) as f32;
+    let s = cr / maxc as f32;
+    let (rc, gc, bc) = (
+        (maxc - r) as f32 / cr,
+        (maxc - g) as f32 / cr,
+        (maxc - b) as f32 / cr,
+    );
+    let h: f32 = if r == maxc {
+        bc - gc
+    } else if g == maxc {
+        (2.0 + rc as f64 - bc as f64) as f32
+    } else {
+        (4.0 + gc as f64 - rc as f64) as f32
+    };
+    let h = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
+    let clip = |v: f64| (v as i32).clamp(0, 255) as u8;
+    [clip(h as f64 * 255.0), clip(s as f64 * 255.0), maxc]
+}
+
+/// Pillow's `hsv2rgb` (following colorsys.py, rounding half away from zero).
+fn hsv_to_rgb([h, s, v]: [u8; 3]) -> [u8; 3] {
+    if s == 0 {
+        return [v, v, v];
+    }
+    let hf = h as f32 as f64 * 6.0 / 255.0;
+    let i = hf.floor() as i32;
+    let f = (hf - i as f32 as f64) as f32;
+    let fs = (s as f32 as f64 / 255.0) as f32;
+    let (vf, fs, f) = (v as f32 as f64, fs as f64, f as f64);
+    let clip = |x: f64| (x.round() as i32).clamp(0, 255) as u8;
+    let (p, q, t) = (
+        clip(vf * (1.0 - fs)),
+        clip(vf * (1.0 - fs * f)),
+        clip(vf * (1.0 - fs * (1.0 - f))),
+    );
+    match i % 6 {
+        0 => [v, t, p],
+        1 => [q, v, p],
+        2 => [p, v, t],
+        3 => [p, q, v],
+        4 => [t, p, v],
+        _ => [v, p, q],
+    }
+}
