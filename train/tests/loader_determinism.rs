@@ -164,3 +164,48 @@ fn repeat_aug_sampler_spreads_repeats_over_ranks() {
     assert_eq!(full[0], full[1]);
     assert_eq!(full[1], full[2]);
 }
+
+#[test]
+fn fashion_through_dataconfig_with_mixup_and_randaugment() {
+    use kiln_train::augment::derive_rng;
+    use kiln_train::loader::{DataConfig, Dims, Layout};
+    let cfg = DataConfig {
+        img_size: 28,
+        in_chans: 1,
+        batch_size: 256,
+        workers: 2,
+        aa: Some("rand-m9-mstd0.5-inc1".into()),
+        reprob: 0.25,
+        mixup: 0.2,
+        cutmix: 1.0,
+        ..DataConfig::default()
+    };
+    let ds = fashion();
+    let mut loader = cfg.train_loader(ds.clone(), 0, 1).unwrap();
+    let (norm, mixup, erase) = (
+        cfg.normalize(Layout::Nchw),
+        cfg.mixup_fn(10).unwrap().unwrap(),
+        cfg.random_erasing().unwrap().unwrap(),
+    );
+    let mut n = 0;
+    for batch in loader.epoch(0) {
+        let b = batch.unwrap();
+        let d = Dims {
+            n: b.n,
+            c: 1,
+            h: 28,
+            w: 28,
+            layout: Layout::Nchw,
+        };
+        let mut x = norm.apply(&b);
+        let mut rng = derive_rng(&[cfg.seed, 0, b.index as u64]);
+        erase.apply(&mut x, d, &mut rng);
+        let soft = mixup.apply(&mut x, d, &b.targets, 0, &mut rng);
+        assert_eq!(soft.len(), b.n * 10);
+        assert!(soft
+            .chunks(10)
+            .all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5));
+        n += b.n;
+    }
+    assert_eq!(n, 2000 / 256 * 256);
+}

@@ -4,25 +4,69 @@
 use super::Interpolation;
 use crate::data::Image;
 
-/// Samples `img` at `m · (x + 0.5, y + 0.5, 1)` for each output pixel (PIL's affine data tuple).
+/// Samples `img` (1 or 3 channels) at `m · (x + 0.5, y + 0.5, 1)` for each output pixel (PIL's
+/// affine data tuple).
 pub fn affine(img: &Image, m: [f64; 6], interp: Interpolation, fill: &[u8]) -> Image {
-    let (w, h, c) = (img.w, img.h, img.c);
-    let mut out = Image::filled(w, h, &fill[..c]);
-    let mut px = vec![0u8; c];
-    for y in 0..h {
-        for x in 0..w {
-            let (xi, yi) = (x as f64 + 0.5, y as f64 + 0.5);
-            let xs = m[0] * xi + m[1] * yi + m[2];
-            let ys = m[3] * xi + m[4] * yi + m[5];
-            let inside = match interp {
-                Interpolation::Nearest => nearest(img, xs, ys, &mut px),
-                Interpolation::Bicubic => bicubic(img, xs, ys, &mut px),
-                _ => bilinear(img, xs, ys, &mut px),
-            };
-            if inside {
-                out.data[(y * w + x) * c..][..c].copy_from_slice(&px);
+    use Interpolation::{Bicubic, Nearest};
+    if interp == Nearest && (m[1] != 0.0 || m[3] != 0.0) {
+        return affine_fixed(img, m, fill);
+    }
+    match (img.c, interp) {
+        (1, Nearest) => warp::<1>(img, m, fill, nearest::<1>),
+        (1, Bicubic) => warp::<1>(img, m, fill, bicubic::<1>),
+        (1, _) => warp::<1>(img, m, fill, bilinear::<1>),
+        (3, Nearest) => warp::<3>(img, m, fill, nearest::<3>),
+        (3, Bicubic) => warp::<3>(img, m, fill, bicubic::<3>),
+        (3, _) => warp::<3>(img, m, fill, bilinear::<3>),
+        (c, _) => panic!("affine takes 1 or 3 channels, not {c}"),
+    }
+}
+
+/// Fills each output pixel from `sample` at its mapped centre, or with `fill` outside the source.
+fn warp<const C: usize>(
+    img: &Image,
+    m: [f64; 6],
+    fill: &[u8],
+    sample: impl Fn(&Image, f64, f64) -> Option<[u8; C]>,
+) -> Image {
+    let mut out = Image::filled(img.w, img.h, &fill[..C]);
+    for (y, row) in out.data.chunks_exact_mut(img.w * C).enumerate() {
+        let yi = y as f64 + 0.5;
+        for (x, o) in row.chunks_exact_mut(C).enumerate() {
+            let xi = x as f64 + 0.5;
+            if let Some(p) = sample(
+                img,
+                m[0] * xi + m[1] * yi + m[2],
+                m[3] * xi + m[4] * yi + m[5],
+            ) {
+                o.copy_from_slice(&p);
             }
         }
+    }
+    out
+}
+
+/// Pillow's nearest-neighbour affine in 16.16 fixed point (used when the matrix shears or rotates).
+fn affine_fixed(img: &Image, m: [f64; 6], fill: &[u8]) -> Image {
+    let (w, h, c) = (img.w, img.h, img.c);
+    let fix = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
+    let (a0, a1, a3, a4) = (fix(m[0]), fix(m[1]), fix(m[3]), fix(m[4]));
+    let mut a2 = fix(m[2] + m[0] * 0.5 + m[1] * 0.5);
+    let mut a5 = fix(m[5] + m[3] * 0.5 + m[4] * 0.5);
+    let mut out = Image::filled(w, h, &fill[..c]);
+    for y in 0..h {
+        let (mut xx, mut yy) = (a2, a5);
+        for x in 0..w {
+            let (xin, yin) = (xx >> 16, yy >> 16);
+            if (0..w as i64).contains(&xin) && (0..h as i64).contains(&yin) {
+                let src = img.px(xin as usize, yin as usize);
+                out.data[(y * w + x) * c..][..c].copy_from_slice(src);
+            }
+            xx += a0;
+            yy += a3;
+        }
+        a2 += a1;
+        a5 += a4;
     }
     out
 }
@@ -47,42 +91,61 @@ pub fn rotate(img: &Image, degrees: f64, interp: Interpolation, fill: &[u8]) -> 
     affine(img, m, interp, fill)
 }
 
-fn nearest(img: &Image, xs: f64, ys: f64, px: &mut [u8]) -> bool {
+fn nearest<const C: usize>(img: &Image, xs: f64, ys: f64) -> Option<[u8; C]> {
     let coord = |v: f64| if v < 0.0 { -1 } else { v as i64 };
     let (x, y) = (coord(xs), coord(ys));
     if x < 0 || y < 0 || x >= img.w as i64 || y >= img.h as i64 {
-        return false;
+        return None;
     }
-    px.copy_from_slice(img.px(x as usize, y as usize));
-    true
+    img.px(x as usize, y as usize).try_into().ok()
 }
 
-/// Column indices clamped into the image.
-fn xclip(img: &Image, x: i64) -> usize {
-    x.clamp(0, img.w as i64 - 1) as usize
+/// Pillow's FLOOR: truncation for non-negative values (cheaper than `f64::floor` without SSE4.1).
+fn floor(v: f64) -> i64 {
+    let t = v as i64;
+    if (t as f64) > v {
+        t - 1
+    } else {
+        t
+    }
 }
 
-fn bilinear(img: &Image, xs: f64, ys: f64, px: &mut [u8]) -> bool {
+/// Byte offsets of pixel columns `x + 0 .. x + N`, clamped into the image.
+fn cols<const N: usize>(img: &Image, x: i64) -> [usize; N] {
+    std::array::from_fn(|k| (x + k as i64).clamp(0, img.w as i64 - 1) as usize * img.c)
+}
+
+/// Byte offsets of rows `y + 0 .. y + N`: row 0 clamped, later rows outside the image repeat the
+/// previous one (Pillow's edge rule).
+fn rows<const N: usize>(img: &Image, y: i64) -> [usize; N] {
+    let stride = img.w * img.c;
+    let mut r = [(y.clamp(0, img.h as i64 - 1) as usize) * stride; N];
+    for k in 1..N {
+        let yy = y + k as i64;
+        r[k] = if yy >= 0 && yy < img.h as i64 {
+            yy as usize * stride
+        } else {
+            r[k - 1]
+        };
+    }
+    r
+}
+
+fn bilinear<const C: usize>(img: &Image, xs: f64, ys: f64) -> Option<[u8; C]> {
     if xs < 0.0 || ys < 0.0 || xs >= img.w as f64 || ys >= img.h as f64 {
-        return false;
+        return None;
     }
     let (xs, ys) = (xs - 0.5, ys - 0.5);
-    let (x, y) = (xs.floor() as i64, ys.floor() as i64);
+    let (x, y) = (floor(xs), floor(ys));
     let (dx, dy) = (xs - x as f64, ys - y as f64);
-    let (x0, x1) = (xclip(img, x), xclip(img, x + 1));
-    let lerp = |a: f64, b: f64, d: f64| a + (b - a) * d;
-    for (k, out) in px.iter_mut().enumerate() {
-        let at = |row: usize, col: usize| img.data[(row * img.w + col) * img.c + k] as f64;
-        let r0 = y.clamp(0, img.h as i64 - 1) as usize;
-        let v1 = lerp(at(r0, x0), at(r0, x1), dx);
-        let v2 = if y + 1 >= 0 && y + 1 < img.h as i64 {
-            lerp(at((y + 1) as usize, x0), at((y + 1) as usize, x1), dx)
-        } else {
-            v1
-        };
-        *out = lerp(v1, v2, dy) as u8;
-    }
-    true
+    let ([x0, x1], [r0, r1]) = (cols::<2>(img, x), rows::<2>(img, y));
+    let d = &img.data;
+    let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
+    Some(std::array::from_fn(|k| {
+        let v1 = lerp(d[r0 + x0 + k] as f64, d[r0 + x1 + k] as f64, dx);
+        let v2 = lerp(d[r1 + x0 + k] as f64, d[r1 + x1 + k] as f64, dx);
+        lerp(v1, v2, dy) as u8
+    }))
 }
 
 /// PIL's cubic through four samples (a = -1).
@@ -94,34 +157,21 @@ fn cubic(v1: f64, v2: f64, v3: f64, v4: f64, d: f64) -> f64 {
     p1 + d * (p2 + d * (p3 + d * p4))
 }
 
-fn bicubic(img: &Image, xs: f64, ys: f64, px: &mut [u8]) -> bool {
+fn bicubic<const C: usize>(img: &Image, xs: f64, ys: f64) -> Option<[u8; C]> {
     if xs < 0.0 || ys < 0.0 || xs >= img.w as f64 || ys >= img.h as f64 {
-        return false;
+        return None;
     }
     let (xs, ys) = (xs - 0.5, ys - 0.5);
-    let (x, y) = (xs.floor() as i64 - 1, ys.floor() as i64 - 1);
-    let (dx, dy) = (xs - (x + 1) as f64, ys - (y + 1) as f64);
-    let cols = [
-        xclip(img, x),
-        xclip(img, x + 1),
-        xclip(img, x + 2),
-        xclip(img, x + 3),
-    ];
-    for (k, out) in px.iter_mut().enumerate() {
+    let (x, y) = (floor(xs), floor(ys));
+    let (dx, dy) = (xs - x as f64, ys - y as f64);
+    let (cs, rs) = (cols::<4>(img, x - 1), rows::<4>(img, y - 1));
+    let d = &img.data;
+    Some(std::array::from_fn(|k| {
         let row = |r: usize| {
-            let at = |col: usize| img.data[(r * img.w + col) * img.c + k] as f64;
-            cubic(at(cols[0]), at(cols[1]), at(cols[2]), at(cols[3]), dx)
+            let at = |col: usize| d[r + col + k] as f64;
+            cubic(at(cs[0]), at(cs[1]), at(cs[2]), at(cs[3]), dx)
         };
-        let mut v = [row(y.clamp(0, img.h as i64 - 1) as usize); 4];
-        for j in 1..4 {
-            let r = y + j as i64;
-            v[j] = if r >= 0 && r < img.h as i64 {
-                row(r as usize)
-            } else {
-                v[j - 1]
-            };
-        }
-        *out = cubic(v[0], v[1], v[2], v[3], dy).clamp(0.0, 255.0) as u8;
-    }
-    true
+        let v = cubic(row(rs[0]), row(rs[1]), row(rs[2]), row(rs[3]), dy);
+        v.clamp(0.0, 255.0) as u8
+    }))
 }

@@ -23,12 +23,14 @@ pub use factory::{eval, small_train, DEFAULT_CROP_PCT};
 pub use flip::{hflip, vflip, HFlip, VFlip};
 pub use mixup::{mixup_target, Dims, Mixup, MixupMode};
 pub use pixel::{
-    auto_contrast, blend, brightness, color, contrast, equalize, gaussian_blur, invert, point,
-    posterize, sharpness, solarize, solarize_add,
+    adjust_hue, auto_contrast, blend, brightness, color, contrast, equalize, gaussian_blur, invert,
+    point, posterize, sharpness, solarize, solarize_add,
 };
 pub use policy::{
     aa_transform, augmix, auto_augment, rand_augment, AugMix, AutoAugment, RandAugment,
 };
-pub use resize::{resize_box, uniform, Interpolation, RandomResizedCrop, Resize, ResizeTo};
+pub use resize::{
+    resize, resized_crop, uniform, Interpolation, RandomResizedCrop, Resize, ResizeTo,
+};
 pub use rng::{derive_rng, AugRng};
 pub use transform::{Pipeline, Transform};

@@ -14,9 +14,14 @@ pub fn point(mut img: Image, luts: &[[u8; 256]]) -> Image {
 }
 
 /// The same table for every channel.
-fn point_all(img: Image, lut: [u8; 256]) -> Image {
-    let luts = vec![lut; img.c];
-    point(img, &luts)
+fn point_all(mut img: Image, lut: [u8; 256]) -> Image {
+    img.data.iter_mut().for_each(|v| *v = lut[*v as usize]);
+    img
+}
+
+/// `blend` against a constant image of value `x`, as a table: the same f32 arithmetic per value.
+fn blend_const_lut(x: u8, alpha: f32) -> [u8; 256] {
+    std::array::from_fn(|o| (x as f32 + alpha * (o as f32 - x as f32)).clamp(0.0, 255.0) as u8)
 }
 
 /// Per-channel 256-bin histograms.
@@ -121,37 +126,32 @@ fn luma(p: &[u8]) -> u8 {
     ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
-/// `convert('L').convert(mode)`: the gray version, same channel count.
-fn grayscale(img: &Image) -> Image {
-    if img.c == 1 {
-        return img.clone();
-    }
-    let data = img
-        .data
-        .chunks_exact(3)
-        .flat_map(|p| [luma(p); 3])
-        .collect();
-    Image::new(img.w, img.h, 3, data)
-}
-
 /// `ImageEnhance.Brightness(img).enhance(f)`: blend with black.
 pub fn brightness(img: Image, f: f32) -> Image {
-    let black = Image::filled(img.w, img.h, &vec![0; img.c]);
-    blend(&black, img, f)
+    point_all(img, blend_const_lut(0, f))
 }
 
 /// `ImageEnhance.Color(img).enhance(f)`: blend with the gray version (saturation).
-pub fn color(img: Image, f: f32) -> Image {
-    blend(&grayscale(&img), img, f)
+pub fn color(mut img: Image, f: f32) -> Image {
+    if img.c == 1 {
+        return img; // the gray version of a gray image is itself
+    }
+    for p in img.data.chunks_exact_mut(3) {
+        let g = luma(p) as f32;
+        p.iter_mut()
+            .for_each(|v| *v = (g + f * (*v as f32 - g)).clamp(0.0, 255.0) as u8);
+    }
+    img
 }
 
 /// `ImageEnhance.Contrast(img).enhance(f)`: blend with the mean gray level (rounded).
 pub fn contrast(img: Image, f: f32) -> Image {
-    let gray = grayscale(&img);
-    let sum: u64 = gray.data.iter().step_by(gray.c).map(|&v| v as u64).sum();
+    let sum: u64 = match img.c {
+        1 => img.data.iter().map(|&v| v as u64).sum(),
+        _ => img.data.chunks_exact(3).map(|p| luma(p) as u64).sum(),
+    };
     let mean = (sum as f64 / (img.w * img.h).max(1) as f64 + 0.5) as u8;
-    let flat = Image::filled(img.w, img.h, &vec![mean; img.c]);
-    blend(&flat, img, f)
+    point_all(img, blend_const_lut(mean, f))
 }
 
 /// `ImageEnhance.Sharpness(img).enhance(f)`: blend with PIL's SMOOTH filter (border kept).
@@ -161,23 +161,31 @@ pub fn sharpness(img: Image, f: f32) -> Image {
 
 /// PIL's `ImageFilter.SMOOTH`: 3×3 kernel [1 1 1; 1 5 1; 1 1 1] / 13, rounded; the border is copied.
 fn smooth(img: &Image) -> Image {
-    let (w, h, c) = (img.w, img.h, img.c);
+    match img.c {
+        1 => smooth_c::<1>(img),
+        3 => smooth_c::<3>(img),
+        c => panic!("smooth takes 1 or 3 channels, not {c}"),
+    }
+}
+
+fn smooth_c<const C: usize>(img: &Image) -> Image {
+    let (w, h) = (img.w, img.h);
     let mut out = img.clone();
     if w < 3 || h < 3 {
         return out;
     }
     let (edge, mid) = (1.0f32 / 13.0, 5.0f32 / 13.0);
-    let at = |x: usize, y: usize, ch: usize| img.data[(y * w + x) * c + ch] as f32;
+    let stride = w * C;
     for y in 1..h - 1 {
-        for x in 1..w - 1 {
-            for ch in 0..c {
-                // Pillow's order: offset + 0.5, then rows y+1, y, y-1, each left to right.
-                let row = |yy: usize, centre: f32| {
-                    at(x - 1, yy, ch) * edge + at(x, yy, ch) * centre + at(x + 1, yy, ch) * edge
-                };
-                let ss = 0.5f32 + row(y + 1, edge) + row(y, mid) + row(y - 1, edge);
-                out.data[(y * w + x) * c + ch] = ss.clamp(0.0, 255.0) as u8;
-            }
+        let (up, cur, down) = (img.row(y - 1), img.row(y), img.row(y + 1));
+        let dst = &mut out.data[y * stride..(y + 1) * stride];
+        for i in C..stride - C {
+            let tap = |r: &[u8], centre: f32| {
+                r[i - C] as f32 * edge + r[i] as f32 * centre + r[i + C] as f32 * edge
+            };
+            // Pillow's order: offset + 0.5, then rows y+1, y, y-1.
+            let ss = 0.5f32 + tap(down, edge) + tap(cur, mid) + tap(up, edge);
+            dst[i] = ss.clamp(0.0, 255.0) as u8;
         }
     }
     out
@@ -235,4 +243,70 @@ fn blur_pass(
         }
     }
     out
+}
+
+/// torchvision's `adjust_hue` on a PIL image: to Pillow's HSV, add `int(factor * 255)` to H
+/// (wrapping, as numpy's uint8), back to RGB. Gray images are returned unchanged.
+pub fn adjust_hue(mut img: Image, factor: f64) -> Image {
+    if img.c != 3 {
+        return img;
+    }
+    let shift = ((factor * 255.0) as i32).rem_euclid(256) as u8;
+    for p in img.data.chunks_exact_mut(3) {
+        let [h, s, v] = rgb_to_hsv(p);
+        p.copy_from_slice(&hsv_to_rgb([h.wrapping_add(shift), s, v]));
+    }
+    img
+}
+
+/// Pillow's `rgb2hsv_row` (float and double arithmetic as in Convert.c).
+fn rgb_to_hsv(p: &[u8]) -> [u8; 3] {
+    let (r, g, b) = (p[0], p[1], p[2]);
+    let (maxc, minc) = (r.max(g).max(b), r.min(g).min(b));
+    if maxc == minc {
+        return [0, 0, maxc];
+    }
+    let cr = (maxc - minc) as f32;
+    let s = cr / maxc as f32;
+    let (rc, gc, bc) = (
+        (maxc - r) as f32 / cr,
+        (maxc - g) as f32 / cr,
+        (maxc - b) as f32 / cr,
+    );
+    let h: f32 = if r == maxc {
+        bc - gc
+    } else if g == maxc {
+        (2.0 + rc as f64 - bc as f64) as f32
+    } else {
+        (4.0 + gc as f64 - rc as f64) as f32
+    };
+    let h = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
+    let clip = |v: f64| (v as i32).clamp(0, 255) as u8;
+    [clip(h as f64 * 255.0), clip(s as f64 * 255.0), maxc]
+}
+
+/// Pillow's `hsv2rgb` (following colorsys.py, rounding half away from zero).
+fn hsv_to_rgb([h, s, v]: [u8; 3]) -> [u8; 3] {
+    if s == 0 {
+        return [v, v, v];
+    }
+    let hf = h as f32 as f64 * 6.0 / 255.0;
+    let i = hf.floor() as i32;
+    let f = (hf - i as f32 as f64) as f32;
+    let fs = (s as f32 as f64 / 255.0) as f32;
+    let (vf, fs, f) = (v as f32 as f64, fs as f64, f as f64);
+    let clip = |x: f64| (x.round() as i32).clamp(0, 255) as u8;
+    let (p, q, t) = (
+        clip(vf * (1.0 - fs)),
+        clip(vf * (1.0 - fs * f)),
+        clip(vf * (1.0 - fs * (1.0 - f))),
+    );
+    match i % 6 {
+        0 => [v, t, p],
+        1 => [q, v, p],
+        2 => [p, v, t],
+        3 => [p, q, v],
+        4 => [t, p, v],
+        _ => [v, p, q],
+    }
 }

@@ -1,5 +1,5 @@
 //! Resizing through fast_image_resize: Resize (shorter side), RandomResizedCropAndInterpolation.
-use super::{AugRng, Transform};
+use super::{crop, AugRng, Transform};
 use crate::data::Image;
 use crate::{Error, Result};
 use fast_image_resize::images::{Image as FirImage, ImageRef};
@@ -72,8 +72,8 @@ impl Interpolation {
     }
 }
 
-/// Resamples the box (`left`, `top`, `bw`, `bh`) of `img` to `w`×`h` in one pass (PIL's `resize(box=...)`).
-pub fn resize_box(img: &Image, bx: [f64; 4], w: usize, h: usize, interp: Interpolation) -> Image {
+/// Resizes `img` to `w`×`h` (PIL's `resize`).
+pub fn resize(img: &Image, w: usize, h: usize, interp: Interpolation) -> Image {
     let pt = if img.c == 1 {
         PixelType::U8
     } else {
@@ -82,13 +82,31 @@ pub fn resize_box(img: &Image, bx: [f64; 4], w: usize, h: usize, interp: Interpo
     let src = ImageRef::new(img.w as u32, img.h as u32, &img.data, pt)
         .expect("u8 image matches its size");
     let mut dst = FirImage::new(w as u32, h as u32, pt);
-    let opts = ResizeOptions::new()
-        .resize_alg(interp.alg())
-        .crop(bx[0], bx[1], bx[2], bx[3]);
+    let opts = ResizeOptions::new().resize_alg(interp.alg());
     Resizer::new()
         .resize(&src, &mut dst, &opts)
-        .expect("same pixel type, box inside the image");
+        .expect("same pixel type");
     Image::new(w, h, img.c, dst.into_vec())
+}
+
+/// torchvision's `resized_crop`: crop the box [left, top, bw, bh] (filter taps stay inside it, as
+/// after PIL's `crop`), then resize to `w`×`h`.
+pub fn resized_crop(
+    img: &Image,
+    bx: [usize; 4],
+    w: usize,
+    h: usize,
+    interp: Interpolation,
+) -> Image {
+    if bx == [0, 0, img.w, img.h] {
+        return resize(img, w, h, interp);
+    }
+    resize(
+        &crop(img, bx[0] as isize, bx[1] as isize, bx[2], bx[3], 0),
+        w,
+        h,
+        interp,
+    )
 }
 
 /// torchvision's Resize: an int size scales the shorter side to it (long side truncated);
@@ -120,13 +138,7 @@ impl Transform for Resize {
         if (w, h) == (img.w, img.h) {
             return img;
         }
-        resize_box(
-            &img,
-            [0.0, 0.0, img.w as f64, img.h as f64],
-            w,
-            h,
-            self.interp.pick(rng),
-        )
+        resize(&img, w, h, self.interp.pick(rng))
     }
 }
 
@@ -185,14 +197,8 @@ pub fn uniform(rng: &mut AugRng, a: f64, b: f64) -> f64 {
 
 impl Transform for RandomResizedCrop {
     fn apply(&self, img: Image, rng: &mut AugRng) -> Image {
-        let [l, t, w, h] = self.params(img.w, img.h, rng);
+        let bx = self.params(img.w, img.h, rng);
         let interp = self.interp.pick(rng);
-        resize_box(
-            &img,
-            [l as f64, t as f64, w as f64, h as f64],
-            self.size.0,
-            self.size.1,
-            interp,
-        )
+        resized_crop(&img, bx, self.size.0, self.size.1, interp)
     }
 }

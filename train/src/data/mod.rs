@@ -5,6 +5,7 @@ mod decode;
 mod folder;
 mod idx;
 mod image;
+mod tar;
 
 pub use classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
 pub use dataset::{Dataset, Sample};
@@ -12,3 +13,4 @@ pub use decode::decode;
 pub use folder::{is_image, ImageFolder, IMAGE_EXTENSIONS};
 pub use idx::IdxDataset;
 pub use image::Image;
+pub use tar::TarDataset;

@@ -198,6 +198,7 @@ impl DataConfig {
                 brightness: j,
                 contrast: j,
                 saturation: j,
+                hue: 0.0,
             }));
         }
         Ok(Pipeline {

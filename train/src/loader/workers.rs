@@ -208,6 +208,11 @@ pub struct EpochIter<'a> {
 }
 
 impl EpochIter<'_> {
+    /// Hands a batch's image buffer back for reuse while the epoch runs (as `Loader::recycle`).
+    pub fn recycle(&self, batch: Batch) {
+        self.loader.recycle(batch);
+    }
+
     /// Sends jobs until the window is full.
     fn top_up(&mut self) {
         while self.sent < self.jobs.len() && self.sent - self.yielded < self.window {

@@ -1,0 +1,39 @@
+//! `save_images`: a PNG grid of a uint8 batch, to look at what the augmentation produced.
+use super::Batch;
+use crate::{Error, Result};
+use std::path::Path;
+
+/// Gap between grid cells, in pixels (filled with black).
+const GAP: usize = 2;
+
+/// Writes the images of `batch` as a grid of `cols` columns to the PNG file `path`.
+pub fn save_images(batch: &Batch, path: &Path, cols: usize) -> Result<()> {
+    let (cols, c) = (cols.clamp(1, batch.n.max(1)), batch.c);
+    let rows = batch.n.div_ceil(cols);
+    let (gw, gh) = (cols * (batch.w + GAP) + GAP, rows * (batch.h + GAP) + GAP);
+    let mut grid = vec![0u8; gw * gh * c];
+    for i in 0..batch.n {
+        let (x0, y0) = (
+            GAP + (i % cols) * (batch.w + GAP),
+            GAP + (i / cols) * (batch.h + GAP),
+        );
+        for (y, row) in batch.image(i).chunks_exact(batch.w * c).enumerate() {
+            grid[((y0 + y) * gw + x0) * c..][..row.len()].copy_from_slice(row);
+        }
+    }
+    let err = |msg: String| Error::Encode {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), gw as u32, gh as u32);
+    enc.set_color(if c == 1 {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
+    let mut writer = enc.write_header().map_err(|e| err(e.to_string()))?;
+    writer
+        .write_image_data(&grid)
+        .map_err(|e| err(e.to_string()))
+}
