@@ -3,47 +3,80 @@
 use std::process::Command;
 
 fn kiln(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).output().expect("run kiln");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .expect("run kiln");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "kiln {args:?} panicked: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "kiln {args:?} panicked: {stderr}"
+    );
     (out.status.success(), stderr)
 }
 
 fn fails_with(args: &[&str], needle: &str) {
     let (ok, stderr) = kiln(args);
     assert!(!ok, "kiln {args:?} should fail");
-    assert!(stderr.contains(needle), "kiln {args:?}: expected {needle:?} in:\n{stderr}");
+    assert!(
+        stderr.contains(needle),
+        "kiln {args:?}: expected {needle:?} in:\n{stderr}"
+    );
 }
 
 #[test]
 fn missing_data_folder_is_named() {
-    fails_with(&["train", "/no/such/dataset"], "data folder /no/such/dataset does not exist");
+    fails_with(
+        &["train", "/no/such/dataset"],
+        "data folder /no/such/dataset does not exist",
+    );
 }
 
 #[test]
 fn unknown_model_suggests_close_names() {
-    fails_with(&["train", "--model", "resnet5O"], "unknown model 'resnet5O' (did you mean resnet50");
+    fails_with(
+        &["train", "--model", "resnet5O"],
+        "unknown model 'resnet5O' (did you mean resnet50",
+    );
 }
 
 #[test]
 fn invalid_flag_values_name_the_flag() {
-    fails_with(&["train", "--epochs", "many"], "invalid value 'many' for '--epochs <EPOCHS>'");
+    fails_with(
+        &["train", "--epochs", "many"],
+        "invalid value 'many' for '--epochs <EPOCHS>'",
+    );
     fails_with(&["train", "--lr=-1"], "--lr: must be a positive number");
-    fails_with(&["train", "--smoothing", "1.5"], "--smoothing: must be in [0, 1)");
-    fails_with(&["train", "--opt", "lion"], "--opt: unknown optimizer 'lion'");
-    fails_with(&["train", "--sched", "wavy"], "--sched: unknown schedule 'wavy'");
+    fails_with(
+        &["train", "--smoothing", "1.5"],
+        "--smoothing: must be in [0, 1)",
+    );
+    fails_with(
+        &["train", "--opt", "lion"],
+        "--opt: unknown optimizer 'lion'",
+    );
+    fails_with(
+        &["train", "--sched", "wavy"],
+        "--sched: unknown schedule 'wavy'",
+    );
     fails_with(&["train", "--gp", "median"], "unknown pool type 'median'");
 }
 
 #[test]
 fn cuda_without_a_backend_is_an_error_not_a_panic() {
     fails_with(&["train", "--device", "cuda:0"], "no CUDA device");
-    fails_with(&["train", "--device", "tpu"], "--device: 'tpu' is not cpu, cuda or cuda:N");
+    fails_with(
+        &["train", "--device", "tpu"],
+        "--device: 'tpu' is not cpu, cuda or cuda:N",
+    );
 }
 
 #[test]
 fn missing_checkpoint_is_named() {
-    fails_with(&["validate", "--checkpoint", "/no/such/ckpt.safetensors"], "/no/such/ckpt.safetensors");
+    fails_with(
+        &["validate", "--checkpoint", "/no/such/ckpt.safetensors"],
+        "/no/such/ckpt.safetensors",
+    );
 }
 
 #[test]
@@ -52,14 +85,26 @@ fn bad_config_file_is_named() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("bad.yaml");
     std::fs::write(&cfg, "epochs: [1, 2\n").unwrap();
-    fails_with(&["train", "--config", cfg.to_str().unwrap()], "bad.yaml: not valid YAML");
+    fails_with(
+        &["train", "--config", cfg.to_str().unwrap()],
+        "bad.yaml: not valid YAML",
+    );
     std::fs::write(&cfg, "no_such_flag: 3\n").unwrap();
-    fails_with(&["train", "--config", cfg.to_str().unwrap()], "--no-such-flag");
+    fails_with(
+        &["train", "--config", cfg.to_str().unwrap()],
+        "--no-such-flag",
+    );
 }
 
 #[test]
 fn models_lists_with_wildcards() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(["models", "resnet*d"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["models", "resnet*d"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "resnet101d\nresnet18d\nresnet26d\nresnet34d\nresnet50d\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "resnet101d\nresnet18d\nresnet26d\nresnet34d\nresnet50d\n"
+    );
 }

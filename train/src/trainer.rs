@@ -120,7 +120,11 @@ pub fn train_one_epoch(
     let mut samples = 0;
     let skipped_before = loader.skipped();
     for (step, batch) in loader.epoch(epoch).enumerate() {
-        let b = stages.prepare(&batch?, true)?;
+        let batch = batch?;
+        if batch.n == 0 {
+            continue;
+        }
+        let b = stages.prepare(&batch, true)?;
         data_time.update(tick.elapsed().as_secs_f64(), 1);
         let smoothing = if b.targets.dtype() == DType::F32 {
             0.0
@@ -225,7 +229,11 @@ pub fn validate(
     let skipped_before = loader.skipped();
     let mut tick = Instant::now();
     for (step, batch) in loader.epoch(0).enumerate() {
-        let b = stages.prepare(&batch?, false)?;
+        let batch = batch?;
+        if batch.n == 0 {
+            continue;
+        }
+        let b = stages.prepare(&batch, false)?;
         let logits = model.forward(&b.images)?;
         let loss = logits.cross_entropy(&b.targets, 0.0)?.item()?;
         let k5 = 5.min(logits.shape()[1]);

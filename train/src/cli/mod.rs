@@ -2,6 +2,7 @@
 
 mod args;
 mod config;
+mod logger;
 mod run_dir;
 mod setup;
 mod train;
@@ -63,6 +64,7 @@ pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
 
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> Result<()> {
+    logger::init();
     match cli.command {
         Command::Train(a) => train::train(*a),
         Command::Validate(a) => validate::validate(a),
