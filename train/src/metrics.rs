@@ -50,6 +50,18 @@ pub fn accuracy(logits: &Tensor, targets: &[usize], ks: &[usize]) -> Result<Vec<
         .collect())
 }
 
+/// Python's `format(v, '.3e')`: `1.000e-05`, two exponent digits at least.
+pub fn fmt_e3(v: f64) -> String {
+    let s = format!("{v:.3e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
+            format!("{m}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
 /// Python's `format(v, '#.3g')`: three significant digits, trailing zeros kept.
 pub fn fmt_g3(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
@@ -89,6 +101,9 @@ mod tests {
         assert_eq!(fmt_g3(123.4), "123.");
         assert_eq!(fmt_g3(0.0001234), "0.000123");
         assert_eq!(fmt_g3(1234.5), "1.23e+03");
+        assert_eq!(fmt_e3(1e-5), "1.000e-05");
+        assert_eq!(fmt_e3(0.08536), "8.536e-02");
+        assert_eq!(fmt_e3(12.0), "1.200e+01");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::augment::{derive_rng, Dims, Mixup, RandomErasing};
 use crate::loader::{Batch, Layout as DataLayout, Loader, Normalize};
-use crate::metrics::{accuracy, fmt_g3, AverageMeter};
+use crate::metrics::{accuracy, fmt_e3, fmt_g3, AverageMeter};
 use crate::optim::Optimizer;
 use crate::{Error, Result};
 use kiln_engine::{no_grad, DType, Tensor};
@@ -151,7 +151,7 @@ pub fn train_one_epoch(
         tick = Instant::now();
         if step % opts.log_interval.max(1) == 0 || step + 1 == steps {
             println!(
-                "Train: {epoch} [{step:>4}/{steps} ({:>3.0}%)]  Loss: {} ({})  Time: {:.3}s, {:>7.2}/s  ({:.3}s, {:>7.2}/s)  LR: {lr:.3e}  Data: {:.3} ({:.3})",
+                "Train: {epoch} [{step:>4}/{steps} ({:>3.0}%)]  Loss: {} ({})  Time: {:.3}s, {:>7.2}/s  ({:.3}s, {:>7.2}/s)  LR: {}  Data: {:.3} ({:.3})",
                 100.0 * (step + 1) as f64 / steps.max(1) as f64,
                 fmt_g3(losses.val),
                 fmt_g3(losses.avg()),
@@ -159,6 +159,7 @@ pub fn train_one_epoch(
                 n as f64 / step_time.val,
                 step_time.avg(),
                 n as f64 / step_time.avg(),
+                fmt_e3(lr),
                 data_time.val,
                 data_time.avg(),
             );

@@ -184,18 +184,30 @@ pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuSt
     }))
 }
 
+/// The NCHW column matrix \[C·KH·KW, OH·OW\] of image `n`, group `grp`: the input itself for a
+/// pointwise conv, else im2col into `col`.
+fn nchw_columns<'a, T: Real>(
+    x: &'a [T],
+    s: &ConvShape,
+    n: usize,
+    grp: usize,
+    col: &'a mut [T],
+) -> &'a [T] {
+    let g = &s.geom;
+    let xg = &x[n * s.in_image() + grp * g.c * g.hw[0] * g.hw[1]..];
+    if s.is_pointwise() {
+        return xg;
+    }
+    im2col_nchw(xg, g, col);
+    col
+}
+
 fn fwd_nchw<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
-    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let (kl, pl, ocg) = (s.geom.k_len(), s.geom.p_len(), s.ocg());
     let col_len = if s.is_pointwise() { 0 } else { kl * pl };
     per_image(y, s, col_len, |n, y, col, par| {
         for grp in 0..s.groups {
-            let xg = &x[n * s.in_image() + grp * g.c * g.hw[0] * g.hw[1]..];
-            let cols = if s.is_pointwise() {
-                xg
-            } else {
-                im2col_nchw(xg, g, col);
-                col.as_slice()
-            };
+            let cols = nchw_columns(x, s, n, grp, col);
             let lhs = mat(w, grp * ocg * kl, kl, 1);
             gemm(
                 [ocg, pl, kl],
@@ -357,17 +369,11 @@ fn sum_over_images<T: Real>(
 }
 
 fn bwd_filter_nchw<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
-    let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
+    let (kl, pl, ocg) = (s.geom.k_len(), s.geom.p_len(), s.ocg());
     let col_len = if s.is_pointwise() { 0 } else { kl * pl };
     sum_over_images(s, col_len, |n, dw, col, par| {
         for grp in 0..s.groups {
-            let xg = &x[n * s.in_image() + grp * g.c * g.hw[0] * g.hw[1]..];
-            let cols = if s.is_pointwise() {
-                xg
-            } else {
-                im2col_nchw(xg, g, col);
-                col.as_slice()
-            };
+            let cols = nchw_columns(x, s, n, grp, col);
             let dyg = mat(dy, n * s.out_image() + grp * ocg * pl, pl, 1);
             gemm(
                 [ocg, kl, pl],

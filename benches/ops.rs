@@ -1,0 +1,162 @@
+//! Engine benchmarks: matmul, conv2d on ResNet layer shapes (NCHW and NHWC), fused vs unfused
+//! BN+ReLU, and resnet18/resnet50 forward and training steps (forward, backward, SGD step). `scripts/bench/torch_ops.py` runs
+//! the same shapes through PyTorch (libtorch) on the same cores for the ratios in BENCHMARKS.md.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kiln::engine::{BatchNormArgs, Conv2dParams, DType, MemoryFormat, Tensor};
+use kiln::nn::{create_model, ModelArgs};
+use kiln::train::optim::{create_optimizer, OptimArgs};
+use std::time::Duration;
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape, DType::F32, seed).unwrap()
+}
+
+fn matmul(c: &mut Criterion) {
+    let mut g = c.benchmark_group("matmul");
+    for n in [512, 1024, 2048] {
+        let (a, b) = (randn(&[n, n], 1), randn(&[n, n], 2));
+        g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
+            bench.iter(|| a.matmul(&b).unwrap())
+        });
+    }
+    g.finish();
+}
+
+/// (name, channels, spatial, kernel, stride, padding, input channels) for batch 32.
+const CONV_SHAPES: [(&str, usize, usize, usize, usize, usize, usize); 5] = [
+    ("stem7x7s2", 64, 224, 7, 2, 3, 3),
+    ("64ch56", 64, 56, 3, 1, 1, 64),
+    ("128ch28", 128, 28, 3, 1, 1, 128),
+    ("256ch14", 256, 14, 3, 1, 1, 256),
+    ("512ch7", 512, 7, 3, 1, 1, 512),
+];
+
+fn conv(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv2d");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for (name, oc, hw, k, s, p, ic) in CONV_SHAPES {
+        let params = Conv2dParams {
+            stride: [s, s],
+            padding: [p, p],
+            ..Default::default()
+        };
+        for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+            let tag = if format == MemoryFormat::ChannelsLast {
+                "nhwc"
+            } else {
+                "nchw"
+            };
+            let x = randn(&[32, ic, hw, hw], 3)
+                .to_memory_format(format)
+                .unwrap();
+            let w = randn(&[oc, ic, k, k], 4).to_memory_format(format).unwrap();
+            g.bench_function(format!("fwd/{name}/{tag}"), |b| {
+                b.iter(|| x.conv2d(&w, None, params).unwrap())
+            });
+            let (xg, wg) = (x.detach(), w.detach());
+            xg.requires_grad_(true);
+            wg.requires_grad_(true);
+            g.bench_function(format!("fwd_bwd/{name}/{tag}"), |b| {
+                b.iter(|| {
+                    let y = xg.conv2d(&wg, None, params).unwrap();
+                    y.sum_all().unwrap().backward().unwrap();
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn bn_relu(c: &mut Criterion) {
+    let mut g = c.benchmark_group("bn_relu");
+    g.sample_size(20);
+    let x = randn(&[32, 64, 56, 56], 5)
+        .to_memory_format(MemoryFormat::ChannelsLast)
+        .unwrap();
+    x.requires_grad_(true);
+    let (w, b) = (randn(&[64], 6), randn(&[64], 7));
+    let args = BatchNormArgs {
+        weight: Some(&w),
+        bias: Some(&b),
+        running_mean: None,
+        running_var: None,
+        training: true,
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    g.bench_function("fused_fwd_bwd", |bench| {
+        bench.iter(|| {
+            x.bn_relu(args)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        })
+    });
+    g.bench_function("unfused_fwd_bwd", |bench| {
+        bench.iter(|| {
+            x.batch_norm(args)
+                .unwrap()
+                .relu()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn train_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("resnet");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2));
+    for name in ["resnet18", "resnet50"] {
+        let mut model = create_model(name, &ModelArgs::default()).unwrap();
+        model.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
+        let x = randn(&[32, 3, 64, 64], 8)
+            .to_memory_format(MemoryFormat::ChannelsLast)
+            .unwrap();
+        let target =
+            Tensor::from_vec((0..32).map(|i| i % 1000).collect::<Vec<i64>>(), &[32]).unwrap();
+        let opt = OptimArgs {
+            opt: "sgd".into(),
+            momentum: 0.9,
+            weight_decay: 2e-5,
+            eps: None,
+            betas: None,
+        };
+        let mut optim = create_optimizer(&opt, model.named_parameters()).unwrap();
+        g.throughput(Throughput::Elements(32));
+        g.bench_function(format!("{name}/train_step"), |b| {
+            b.iter(|| {
+                let loss = model
+                    .forward(&x)
+                    .unwrap()
+                    .cross_entropy(&target, 0.1)
+                    .unwrap();
+                optim.zero_grad();
+                loss.backward().unwrap();
+                optim.step(0.1).unwrap();
+            })
+        });
+        model.set_training(false);
+        g.bench_function(format!("{name}/forward"), |b| {
+            b.iter(|| {
+                let _guard = kiln::engine::no_grad();
+                model.forward(&x).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, matmul, conv, bn_relu, train_step);
+criterion_main!(benches);
