@@ -108,3 +108,25 @@ fn models_lists_with_wildcards() {
         "resnet101d\nresnet18d\nresnet26d\nresnet34d\nresnet50d\n"
     );
 }
+
+#[test]
+fn empty_class_folder_is_named() {
+    let root = std::env::temp_dir().join(format!("kiln-empty-class-{}", std::process::id()));
+    for d in [
+        "train/shoe",
+        "train/sock",
+        "validation/shoe",
+        "validation/sock",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for d in ["train/shoe", "validation/shoe", "validation/sock"] {
+        std::fs::write(root.join(d).join("a.png"), b"not decoded while listing").unwrap();
+    }
+    let expected = format!(
+        "class folder {} holds no image file",
+        root.join("train/sock").display()
+    );
+    fails_with(&["train", root.to_str().unwrap()], &expected);
+    std::fs::remove_dir_all(root).ok();
+}
