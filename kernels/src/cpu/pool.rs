@@ -201,14 +201,28 @@ pub fn avg_pool_bwd<T: Real>(
     dx: &mut [T],
     xd: Dims4,
 ) {
-    let [_, c, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
+    spread_over_windows(dy, yd, dx, xd, |i, j| {
+        avg_window(win, i, j, h, w, count_include_pad)
+    });
+}
+
+/// Adds `dy / count` of every output to each input of its window (`window(i, j)` gives the
+/// clipped window \[h0, h1, w0, w1\] and the divisor): the backward of any average pooling.
+fn spread_over_windows<T: Real>(
+    dy: &[T],
+    yd: Dims4,
+    dx: &mut [T],
+    xd: Dims4,
+    window: impl Fn(usize, usize) -> ([usize; 4], usize) + Sync,
+) {
+    let [_, c, oh, ow] = yd.size;
     per_image(dx, xd.stride[0], |n, dx| {
         let dy = &dy[n * yd.stride[0]..];
         for ch in 0..c {
             for i in 0..oh {
                 for j in 0..ow {
-                    let ([h0, h1, w0, w1], count) = avg_window(win, i, j, h, w, count_include_pad);
+                    let ([h0, h1, w0, w1], count) = window(i, j);
                     let g = dy[yd.at(ch, i, j)] / super::c(count as f64);
                     for hi in h0..h1 {
                         for wj in w0..w1 {
@@ -275,23 +289,9 @@ pub fn adaptive_pool_fwd<T: Real>(
 
 /// Adaptive average pooling backward: dx (zeroed by the caller) += dy / window size.
 pub fn adaptive_avg_pool_bwd<T: Real>(dy: &[T], yd: Dims4, dx: &mut [T], xd: Dims4) {
-    let [_, c, oh, ow] = yd.size;
-    let [_, _, h, w] = xd.size;
-    per_image(dx, xd.stride[0], |n, dx| {
-        let dy = &dy[n * yd.stride[0]..];
-        for ch in 0..c {
-            for i in 0..oh {
-                let (h0, h1) = adaptive_range(i, oh, h);
-                for j in 0..ow {
-                    let (w0, w1) = adaptive_range(j, ow, w);
-                    let g = dy[yd.at(ch, i, j)] / super::c(((h1 - h0) * (w1 - w0)).max(1) as f64);
-                    for hi in h0..h1 {
-                        for wj in w0..w1 {
-                            dx[xd.at(ch, hi, wj)] += g;
-                        }
-                    }
-                }
-            }
-        }
+    let ([_, _, oh, ow], [_, _, h, w]) = (yd.size, xd.size);
+    spread_over_windows(dy, yd, dx, xd, |i, j| {
+        let ((h0, h1), (w0, w1)) = (adaptive_range(i, oh, h), adaptive_range(j, ow, w));
+        ([h0, h1, w0, w1], ((h1 - h0) * (w1 - w0)).max(1))
     });
 }
