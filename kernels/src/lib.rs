@@ -1,5 +1,10 @@
-//! kiln's handwritten compute: CUDA C++ sources (`kernels/cuda/*.cu`) and their CPU twins
-//! (`cpu/*.rs`), one family a file. Kernels see raw slices, shapes and strides, never tensors.
+//! kiln's handwritten compute: CUDA C++ sources (`kernels/cuda/*.cu`, compiled by NVRTC through
+//! [`registry`]) and their CPU twins (`cpu/*.rs`), one family a file. Kernels see raw slices or
+//! device pointers, shapes and strides, never tensors.
 #![warn(missing_docs)]
 
 pub mod cpu;
+mod error;
+pub mod registry;
+
+pub use error::{Error, Result};

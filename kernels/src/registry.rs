@@ -1,0 +1,185 @@
+//! The CUDA modules: each `kernels/cuda/*.cu` file embedded with its prelude, compiled by NVRTC
+//! for the device's architecture on first use, and cached on disk as PTX keyed by a hash of the
+//! source, the options and the NVRTC version.
+
+use crate::error::{Error, Result};
+use cudarc::nvrtc::{result as nvrtc, sys};
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+
+/// One `.cu` file.
+#[derive(Debug)]
+pub struct Module {
+    /// The file name under `kernels/cuda/`.
+    pub file: &'static str,
+    /// Its source, without the prelude.
+    pub source: &'static str,
+    /// Kernels that must not spill registers (checked by a test with `-Xptxas -v`).
+    pub hot: &'static [&'static str],
+}
+
+/// Definitions every module sees first (half types, strided indexing, warp reductions).
+pub const PRELUDE: &str = include_str!("../cuda/prelude.cuh");
+
+macro_rules! module {
+    ($file:literal, hot: [$($hot:literal),* $(,)?]) => {
+        Module {
+            file: $file,
+            source: include_str!(concat!("../cuda/", $file)),
+            hot: &[$($hot),*],
+        }
+    };
+}
+
+/// Every module, by file.
+pub static MODULES: &[Module] = &[module!("elementwise.cu", hot: ["binary_f32"])];
+
+/// The module in `file` (e.g. `"elementwise.cu"`).
+pub fn module(file: &str) -> Result<&'static Module> {
+    MODULES
+        .iter()
+        .find(|m| m.file == file)
+        .ok_or_else(|| Error::UnknownModule(file.to_string()))
+}
+
+/// What one NVRTC run produced.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The PTX text (empty when compiling to SASS for the log only).
+    pub ptx: String,
+    /// NVRTC's log (ptxas statistics with `-Xptxas -v`).
+    pub log: String,
+}
+
+impl Module {
+    /// The text handed to NVRTC: the prelude, then the file with its own line numbers.
+    pub fn full_source(&self) -> String {
+        format!("{PRELUDE}\n#line 1 \"{}\"\n{}", self.file, self.source)
+    }
+
+    /// PTX for compute capability `arch` (e.g. 90), from the disk cache when present.
+    pub fn ptx(&self, arch: u32) -> Result<String> {
+        let options = vec![
+            format!("--gpu-architecture=compute_{arch}"),
+            "--std=c++17".to_string(),
+        ];
+        let key = fnv1a(&[
+            self.full_source().as_bytes(),
+            options.join(" ").as_bytes(),
+            nvrtc_version()?.as_bytes(),
+        ]);
+        let path = cache_dir().map(|d| d.join(format!("{}-{arch}-{key:016x}.ptx", self.stem())));
+        if let Some(ptx) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+            return Ok(ptx);
+        }
+        let ptx = self.compile(&options)?.ptx;
+        if let Some(p) = path {
+            store_atomically(&p, &ptx);
+        }
+        Ok(ptx)
+    }
+
+    /// Compiles with exactly `options`, uncached, returning the PTX and NVRTC's log.
+    pub fn compile(&self, options: &[String]) -> Result<Compiled> {
+        // SAFETY: only tries to dlopen libnvrtc.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(Error::NoNvrtc);
+        }
+        let src = CString::new(self.full_source()).map_err(|e| self.nvrtc_error(e))?;
+        let name = CString::new(self.file).map_err(|e| self.nvrtc_error(e))?;
+        let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| self.nvrtc_error(e))?;
+        // SAFETY: `prog` was just created from `src` and `name`, which outlive it, and is
+        // destroyed exactly once below.
+        let outcome = unsafe { nvrtc::compile_program(prog, options) };
+        // SAFETY: as above; the log exists whether or not the compile succeeded.
+        let log = unsafe { nvrtc::get_program_log(prog) }
+            .map(|raw| c_text(&raw))
+            .unwrap_or_default();
+        let wants_ptx = options.iter().any(|o| o.contains("compute_"));
+        let ptx = match outcome {
+            Err(_) => {
+                // SAFETY: as above.
+                let _ = unsafe { nvrtc::destroy_program(prog) };
+                return Err(Error::Compile {
+                    file: self.file.to_string(),
+                    options: options.join(" "),
+                    log,
+                });
+            }
+            // SAFETY: as above; compiling succeeded, so the PTX is available.
+            Ok(()) if wants_ptx => unsafe { nvrtc::get_ptx(prog) }.map(|raw| c_text(&raw)),
+            Ok(()) => Ok(String::new()),
+        };
+        // SAFETY: as above.
+        let _ = unsafe { nvrtc::destroy_program(prog) };
+        Ok(Compiled {
+            ptx: ptx.map_err(|e| self.nvrtc_error(e))?,
+            log,
+        })
+    }
+
+    fn stem(&self) -> &str {
+        self.file.trim_end_matches(".cu")
+    }
+
+    fn nvrtc_error(&self, e: impl std::fmt::Debug) -> Error {
+        Error::Nvrtc {
+            file: self.file.to_string(),
+            msg: format!("{e:?}"),
+        }
+    }
+}
+
+/// The loaded NVRTC's version, as "major.minor".
+pub fn nvrtc_version() -> Result<String> {
+    // SAFETY: only tries to dlopen libnvrtc.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(Error::NoNvrtc);
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: both pointers are valid for writes.
+    unsafe { sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|e| Error::Nvrtc {
+            file: String::new(),
+            msg: format!("nvrtcVersion: {e:?}"),
+        })?;
+    Ok(format!("{major}.{minor}"))
+}
+
+/// `$KILN_CACHE_DIR/ptx`, else `$XDG_CACHE_HOME/kiln/ptx`, else `~/.cache/kiln/ptx`.
+fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("KILN_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("kiln")))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/kiln")))?;
+    Some(base.join("ptx"))
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file. A cache
+/// that cannot be written is only slower, so failures are ignored.
+fn store_atomically(path: &std::path::Path, text: &str) {
+    let Some(dir) = path.parent() else { return };
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let ok = std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, text).is_ok();
+    if !ok || std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// 64-bit FNV-1a: stable across Rust versions, unlike `DefaultHasher`.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf29ce484222325, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        })
+}
+
+fn c_text(raw: &[std::ffi::c_char]) -> String {
+    let bytes: Vec<u8> = raw.iter().map(|&c| c as u8).collect();
+    CStr::from_bytes_until_nul(&bytes)
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
+}
