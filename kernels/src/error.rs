@@ -24,6 +24,9 @@ pub enum Error {
         /// What failed.
         msg: String,
     },
+    /// A driver call (module load, launch) failed.
+    #[error("CUDA launch failed: {0}")]
+    Launch(String),
     /// No module has this name.
     #[error("no kernel module named {0:?}")]
     UnknownModule(String),

@@ -200,13 +200,16 @@ impl BinaryOp {
         }
     }
 
+    /// a ⊙ b; maximum and minimum propagate NaN, as `torch.maximum`.
     #[inline(always)]
-    fn f<T: Real>(self, a: T, b: T) -> T {
+    pub fn f<T: Real>(self, a: T, b: T) -> T {
         match self {
             BinaryOp::Add => a + b,
             BinaryOp::Sub => a - b,
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
+            BinaryOp::Maximum if a.is_nan() || b.is_nan() => a + b,
+            BinaryOp::Minimum if a.is_nan() || b.is_nan() => a + b,
             BinaryOp::Maximum => a.max(b),
             BinaryOp::Minimum => a.min(b),
         }

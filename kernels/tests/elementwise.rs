@@ -1,0 +1,163 @@
+//! elementwise.cu (through its launchers) against the CPU twin on odd sizes and broadcast strides.
+
+mod common;
+use common::{assert_close, gpu};
+use kiln_kernels::cpu::elementwise::{self as cpu, BinaryOp, CmpOp, UnaryOp};
+use kiln_kernels::cuda::elementwise::{self as cuda, Operand};
+
+#[test]
+fn every_unary_op_and_its_gradient_match_the_cpu() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    let n = 1003;
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0)
+        .collect();
+    let pos: Vec<f32> = x.iter().map(|v| v.abs() + 0.1).collect();
+    let dy: Vec<f32> = (0..n).map(|i| ((i % 7) as f32 - 3.0) / 5.0).collect();
+    let ops = [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Abs,
+        UnaryOp::Relu,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Silu,
+        UnaryOp::Gelu,
+        UnaryOp::HardSwish,
+        UnaryOp::HardSigmoid,
+        UnaryOp::Recip,
+        UnaryOp::Square,
+        UnaryOp::Powf(1.5),
+        UnaryOp::Clamp(-0.5, 0.7),
+        UnaryOp::Affine(2.0, -1.0),
+    ];
+    for op in ops {
+        let positive_only = matches!(
+            op,
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Powf(_)
+        );
+        let input = if positive_only { &pos } else { &x };
+        let mut want = vec![0f32; n];
+        cpu::unary_fwd(op, input, &mut want);
+        let mut want_dx = vec![0f32; n];
+        cpu::unary_bwd(op, input, &want, &dy, &mut want_dx);
+        let (dx_in, dy_dev) = (g.upload(input), g.upload(&dy));
+        let (y, dx) = (g.zeros::<f32>(n), g.zeros::<f32>(n));
+        cuda::unary(&k, "f32", op, g.ptr(&dx_in), g.ptr(&y), n).unwrap();
+        assert_close(op.name(), &g.download(&y), &want, 1e-6, 1e-5);
+        let (px, py, pdy, pdx) = (g.ptr(&dx_in), g.ptr(&y), g.ptr(&dy_dev), g.ptr(&dx));
+        cuda::unary_bwd(&k, "f32", op, px, py, pdy, pdx, n).unwrap();
+        assert_close(op.name(), &g.download(&dx), &want_dx, 1e-6, 1e-5);
+    }
+}
+
+#[test]
+fn binary_and_compare_broadcast_through_strides() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    // [5, 1, 7] ⊙ [3, 1] -> [5, 3, 7]; b broadcast along dims 0 and 2.
+    let a: Vec<f32> = (0..35).map(|i| i as f32 * 0.5 - 4.0).collect();
+    let b = vec![1.0f32, -2.0, 4.0];
+    let shape = [5usize, 3, 7];
+    let n = 105;
+    let pick = |i: usize| (a[i / 21 * 7 + i % 7], b[i / 7 % 3]);
+    let (da, db) = (g.upload(&a), g.upload(&b));
+    let oa = Operand {
+        ptr: g.ptr(&da),
+        strides: &[7, 0, 1],
+    };
+    let ob = Operand {
+        ptr: g.ptr(&db),
+        strides: &[0, 1, 0],
+    };
+    for op in [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Maximum,
+    ] {
+        let out = g.zeros::<f32>(n);
+        cuda::binary(&k, "f32", op, oa, ob, g.ptr(&out), &shape).unwrap();
+        let want: Vec<f32> = (0..n)
+            .map(|i| {
+                let (x, y) = pick(i);
+                op.f(x, y)
+            })
+            .collect();
+        assert_close(op.name(), &g.download(&out), &want, 0.0, 1e-7);
+    }
+    let out = g.zeros::<u8>(n);
+    cuda::compare(&k, "f32", CmpOp::Gt, oa, ob, g.ptr(&out), &shape).unwrap();
+    let want: Vec<u8> = (0..n)
+        .map(|i| {
+            let (x, y) = pick(i);
+            (x > y) as u8
+        })
+        .collect();
+    assert_eq!(g.download(&out), want);
+}
+
+#[test]
+fn casts_round_like_the_half_crate() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    let x: Vec<f32> = vec![
+        0.0,
+        -1.5,
+        3.3,
+        65504.0,
+        1e-8,
+        f32::INFINITY,
+        1.0 / 3.0,
+        -7.25e4,
+        70000.0,
+    ];
+    let n = x.len();
+    let dx = g.upload(&x);
+    let y = g.zeros::<u16>(n);
+    cuda::cast(&k, "f32", "f16", g.ptr(&dx), g.ptr(&y), n).unwrap();
+    let want: Vec<u16> = x
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_bits())
+        .collect();
+    assert_eq!(g.download(&y), want, "f32 -> f16");
+    cuda::cast(&k, "f32", "bf16", g.ptr(&dx), g.ptr(&y), n).unwrap();
+    let want: Vec<u16> = x
+        .iter()
+        .map(|&v| half::bf16::from_f32(v).to_bits())
+        .collect();
+    assert_eq!(g.download(&y), want, "f32 -> bf16");
+}
+
+#[test]
+fn strided_copy_transposes_and_fill_sets_bits() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    let (rows, cols) = (13, 29);
+    let x: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+    let src = g.upload(&x);
+    let dst = g.zeros::<f32>(rows * cols);
+    let from = Operand {
+        ptr: g.ptr(&src),
+        strides: &[1, cols],
+    };
+    let to = Operand {
+        ptr: g.ptr(&dst),
+        strides: &[rows, 1],
+    };
+    cuda::copy(&k, 4, from, to, &[cols, rows]).unwrap();
+    let want: Vec<f32> = (0..cols * rows)
+        .map(|i| x[(i % rows) * cols + i / rows])
+        .collect();
+    assert_eq!(g.download(&dst), want);
+    cuda::fill(&k, 4, g.ptr(&dst), 7, 2.5f32.to_bits() as u64).unwrap();
+    assert_eq!(
+        &g.download(&dst)[..8],
+        &[2.5, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5, want[7]]
+    );
+}
