@@ -74,6 +74,33 @@ pub enum Error {
         /// The second operand's device.
         rhs: Device,
     },
+    /// An op the device's backend does not implement.
+    #[error("{op}: not available on {device}")]
+    UnsupportedOnDevice {
+        /// The operation.
+        op: &'static str,
+        /// The device.
+        device: String,
+    },
+    /// A CUDA driver call or kernel launch failed.
+    #[error("CUDA: {0}")]
+    Cuda(String),
+    /// The device allocator could not satisfy a request.
+    #[error("cuda:{device} out of memory: tried to allocate {requested} bytes; {allocated} bytes allocated by tensors, {reserved} reserved by kiln's allocator, {free} free of {total} on the device")]
+    OutOfMemory {
+        /// Device ordinal.
+        device: usize,
+        /// Bytes asked for.
+        requested: usize,
+        /// Bytes held by tensors.
+        allocated: usize,
+        /// Bytes held by the allocator (tensors + cache).
+        reserved: usize,
+        /// Bytes the driver reports free.
+        free: usize,
+        /// Device memory in total.
+        total: usize,
+    },
     /// CUDA was asked for but cannot be used.
     #[error("no CUDA device: {0}")]
     NoCuda(String),
@@ -97,6 +124,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A kernel module failed to compile or launch.
+    #[error(transparent)]
+    Kernel(#[from] kiln_kernels::Error),
 }
 
 /// The engine's result type.

@@ -2,11 +2,16 @@
 //!
 //! A [`Tensor`] is a cheap handle to storage plus a [`Layout`] (shape, strides, offset); views
 //! share storage. Ops record autograd nodes when an input requires grad; `backward()` fills the
-//! leaves' `.grad()`. The CPU backend lives in [`cpu`]; its kernels in `kiln_kernels::cpu`.
+//! leaves' `.grad()`. Ops reach the devices through [`backend`]: the CPU backend in [`cpu`]
+//! (kernels in `kiln_kernels::cpu`) and the CUDA backend in [`cuda`] (launchers in
+//! `kiln_kernels::cuda`).
 #![warn(missing_docs)]
 
 pub mod autograd;
+pub mod backend;
+mod broadcast;
 pub mod cpu;
+pub mod cuda;
 mod device;
 mod dtype;
 mod error;

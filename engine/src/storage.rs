@@ -1,5 +1,4 @@
-//! Typed element buffers. `Storage` is the one place that matches on the device; today only the
-//! CPU variant exists, and the CUDA backend adds its own.
+//! Typed element buffers: host `CpuStorage`, and `Storage`, the buffer on whichever device.
 
 use crate::{DType, Error, Result, WithDType};
 use half::{bf16, f16};
@@ -163,10 +162,12 @@ impl CpuStorage {
 }
 
 /// A tensor's buffer on its device.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Storage {
     /// Host memory.
     Cpu(CpuStorage),
+    /// CUDA device memory.
+    Cuda(crate::cuda::CudaStorage),
 }
 
 impl Storage {
@@ -174,20 +175,57 @@ impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            Storage::Cuda(s) => s.dtype(),
         }
     }
 
-    /// The host buffer.
-    pub fn cpu(&self) -> &CpuStorage {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
         match self {
-            Storage::Cpu(s) => s,
+            Storage::Cpu(s) => s.len(),
+            Storage::Cuda(s) => s.len(),
         }
     }
 
-    /// The host buffer, mutably.
-    pub fn cpu_mut(&mut self) -> &mut CpuStorage {
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The host buffer, or an error naming `op` when the storage is on a device.
+    pub fn cpu(&self, op: &'static str) -> Result<&CpuStorage> {
         match self {
-            Storage::Cpu(s) => s,
+            Storage::Cpu(s) => Ok(s),
+            other => Err(Error::DeviceMismatch {
+                op,
+                lhs: other.device(),
+                rhs: crate::Device::Cpu,
+            }),
+        }
+    }
+
+    /// The device buffer, or an error naming `op` when the storage is on the host.
+    pub fn cuda(&self, op: &'static str) -> Result<&crate::cuda::CudaStorage> {
+        match self {
+            Storage::Cuda(s) => Ok(s),
+            Storage::Cpu(_) => Err(Error::DeviceMismatch {
+                op,
+                lhs: crate::Device::Cpu,
+                rhs: crate::Device::Cuda(0),
+            }),
+        }
+    }
+
+    /// The host buffer mutably, or an error naming `op` when the storage is on a device.
+    pub fn cpu_mut(&mut self, op: &'static str) -> Result<&mut CpuStorage> {
+        let device = self.device();
+        match self {
+            Storage::Cpu(s) => Ok(s),
+            _ => Err(Error::DeviceMismatch {
+                op,
+                lhs: device,
+                rhs: crate::Device::Cpu,
+            }),
         }
     }
 }

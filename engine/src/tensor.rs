@@ -22,7 +22,6 @@ pub(crate) struct TensorInner {
     storage: Arc<RwLock<Storage>>,
     layout: Layout,
     dtype: DType,
-    device: Device,
     node: Option<Arc<Node>>,
     requires_grad: AtomicBool,
     grad: Mutex<Option<Tensor>>,
@@ -46,28 +45,17 @@ impl std::fmt::Debug for Tensor {
 
 impl Tensor {
     /// A tensor over fresh storage; records `node` when it is given.
-    pub(crate) fn from_parts(
-        storage: Storage,
-        layout: Layout,
-        device: Device,
-        node: Option<Arc<Node>>,
-    ) -> Tensor {
-        Tensor::view_of(Arc::new(RwLock::new(storage)), layout, device, node)
+    pub(crate) fn from_parts(storage: Storage, layout: Layout, node: Option<Arc<Node>>) -> Tensor {
+        Tensor::view_of(Arc::new(RwLock::new(storage)), layout, node)
     }
 
-    fn view_of(
-        storage: Arc<RwLock<Storage>>,
-        layout: Layout,
-        device: Device,
-        node: Option<Arc<Node>>,
-    ) -> Tensor {
+    fn view_of(storage: Arc<RwLock<Storage>>, layout: Layout, node: Option<Arc<Node>>) -> Tensor {
         let dtype = read(&storage).dtype();
         Tensor(Arc::new(TensorInner {
             id: TensorId::fresh(),
             storage,
             layout,
             dtype,
-            device,
             node,
             requires_grad: AtomicBool::new(false),
             grad: Mutex::new(None),
@@ -76,7 +64,7 @@ impl Tensor {
 
     /// A new handle on this tensor's storage with another layout (a view), recording `node`.
     pub(crate) fn with_layout(&self, layout: Layout, node: Option<Arc<Node>>) -> Tensor {
-        Tensor::view_of(self.0.storage.clone(), layout, self.0.device, node)
+        Tensor::view_of(self.0.storage.clone(), layout, node)
     }
 
     /// A CPU tensor holding `data` (row-major) with `shape`.
@@ -92,7 +80,6 @@ impl Tensor {
         Ok(Tensor::from_parts(
             Storage::Cpu(T::wrap(data)),
             Layout::contiguous(shape),
-            Device::Cpu,
             None,
         ))
     }
@@ -114,7 +101,6 @@ impl Tensor {
         Ok(Tensor::from_parts(
             Storage::Cpu(s),
             Layout::contiguous(shape),
-            Device::Cpu,
             None,
         ))
     }
@@ -124,7 +110,6 @@ impl Tensor {
         Tensor::from_parts(
             Storage::Cpu(CpuStorage::F32(vec![v])),
             Layout::contiguous(&[]),
-            Device::Cpu,
             None,
         )
     }
@@ -171,7 +156,7 @@ impl Tensor {
 
     /// The device holding the storage.
     pub fn device(&self) -> Device {
-        self.0.device
+        self.storage().device()
     }
 
     /// Whether the layout is row-major without gaps.
@@ -251,10 +236,17 @@ impl Tensor {
 
     /// The elements, row-major, as `T` (the dtype must match).
     pub fn to_vec<T: StorageElem>(&self) -> Result<Vec<T>> {
-        let t = self.contiguous()?;
-        let s = t.storage();
-        let l = t.layout();
-        Ok(s.cpu().as_slice::<T>("to_vec")?[l.offset()..l.offset() + l.numel()].to_vec())
+        self.contiguous()?.storage_elements("to_vec")
+    }
+
+    /// The `numel` elements from the layout's offset, in storage order, copied to the host.
+    fn storage_elements<T: StorageElem>(&self, op: &'static str) -> Result<Vec<T>> {
+        let (s, l) = (self.storage(), self.layout());
+        let range = l.offset()..l.offset() + l.numel();
+        match &*s {
+            Storage::Cpu(c) => Ok(c.as_slice::<T>(op)?[range].to_vec()),
+            Storage::Cuda(g) => Ok(g.to_cpu()?.as_slice::<T>(op)?[range].to_vec()),
+        }
     }
 
     /// The elements in storage order when the layout is dense (e.g. NHWC order for a
@@ -263,9 +255,7 @@ impl Tensor {
         if !self.layout().is_dense() {
             return self.to_vec();
         }
-        let s = self.storage();
-        let l = self.layout();
-        Ok(s.cpu().as_slice::<T>("dense_data")?[l.offset()..l.offset() + l.numel()].to_vec())
+        self.storage_elements("dense_data")
     }
 
     /// The elements converted to f32, whatever the dtype.
@@ -285,15 +275,33 @@ impl Tensor {
         Ok(self.to_dtype(DType::F64)?.to_vec::<f64>()?[0])
     }
 
-    /// Moves (copies) the tensor to `device`.
+    /// A copy on `device` (this tensor itself when already there); gradients flow back.
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        match device {
-            Device::Cpu if self.device() == Device::Cpu => Ok(self.clone()),
-            Device::Cpu => Err(Error::NoCuda(format!("cannot copy from {}", self.device()))),
-            Device::Cuda(n) => Err(Error::NoCuda(format!(
-                "cuda:{n} requested, but this build has no CUDA backend yet"
-            ))),
+        if device == self.device() {
+            return Ok(self.clone());
         }
+        let format = self.memory_format().unwrap_or(MemoryFormat::Contiguous);
+        let x = self.packed(format)?;
+        let s = x.storage().to_device(device)?;
+        let from = self.device();
+        let node = crate::autograd::record("to_device", &[&x], move |g| {
+            Ok(vec![Some(g.to_device(from)?)])
+        });
+        Ok(Tensor::result(s, x.layout().clone(), node))
+    }
+
+    /// Moves this tensor's whole storage to `device` in place, for every handle that shares it
+    /// (how a module's parameters and buffers move, like `module.to(device)`).
+    pub fn move_to_(&self, device: Device) -> Result<()> {
+        if device == self.device() {
+            return Ok(());
+        }
+        let moved = self.storage().to_device(device)?;
+        *self.storage_mut() = moved;
+        if let Some(g) = self.grad() {
+            self.set_grad(Some(g.to_device(device)?));
+        }
+        Ok(())
     }
 }
 

@@ -168,10 +168,18 @@ COMPARE_KERNEL(u8, u8)
 template <typename D> __device__ __forceinline__ D convert(double v) { return (D)v; }
 template <> __device__ __forceinline__ f16 convert<f16>(double v) { return from_acc<f16>((float)v); }
 template <> __device__ __forceinline__ bf16 convert<bf16>(double v) { return from_acc<bf16>((float)v); }
-template <> __device__ __forceinline__ i64 convert<i64>(double v) { return v != v ? 0 : (i64)v; }
-template <> __device__ __forceinline__ int convert<int>(double v) { return v != v ? 0 : (int)v; }
+// Integer targets saturate and map NaN to 0, as Rust's `as`.
+template <> __device__ __forceinline__ i64 convert<i64>(double v) {
+  if (v != v) return 0;
+  if (v <= -9223372036854775808.0) return (i64)0x8000000000000000ull;
+  if (v >= 9223372036854775807.0) return 0x7fffffffffffffffll;
+  return (i64)v;
+}
+template <> __device__ __forceinline__ int convert<int>(double v) {
+  return v != v ? 0 : (int)fmin(fmax(v, -2147483648.0), 2147483647.0);
+}
 template <> __device__ __forceinline__ u8 convert<u8>(double v) {
-  return v != v ? 0 : (u8)(unsigned)(i64)v;
+  return v != v ? 0 : (u8)fmin(fmax(v, 0.0), 255.0);
 }
 struct Bool { u8 v; };
 template <> __device__ __forceinline__ Bool convert<Bool>(double v) { Bool b; b.v = v != 0.0; return b; }

@@ -57,8 +57,9 @@ pub fn save_safetensors(
 ) -> Result<()> {
     let mut bytes: Vec<(String, Vec<u8>, Tensor)> = Vec::new();
     for (name, t) in tensors {
-        let c = t.contiguous()?;
-        let data = c.storage().cpu().as_bytes()[c.layout().offset() * c.dtype().size_in_bytes()..]
+        let c = t.to_device(kiln_engine::Device::Cpu)?.contiguous()?;
+        let data = c.storage().cpu("save_safetensors")?.as_bytes()
+            [c.layout().offset() * c.dtype().size_in_bytes()..]
             [..c.numel() * c.dtype().size_in_bytes()]
             .to_vec();
         bytes.push((name.clone(), data, c));

@@ -75,7 +75,7 @@ fn central_difference(
 ) -> Result<f64> {
     let nudge = |delta: f64| -> Result<()> {
         let mut s = vars[k].storage_mut();
-        s.cpu_mut().as_mut_slice::<f64>("gradcheck")?[i] += delta;
+        s.cpu_mut("gradcheck")?.as_mut_slice::<f64>("gradcheck")?[i] += delta;
         Ok(())
     };
     nudge(eps)?;

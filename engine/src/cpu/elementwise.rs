@@ -1,53 +1,10 @@
 //! Elementwise ops, casts and layout copies on the CPU.
 
-use super::{coalesce, contiguous, dense, float_map, float_map2};
+use super::{contiguous, dense, float_map, float_map2};
+use crate::broadcast::plan;
 use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
 use kiln_kernels::cpu::copy::convert;
 use kiln_kernels::cpu::elementwise::{self as k, BinaryOp, CmpOp, UnaryOp};
-
-/// Where a broadcast op writes: the output layout, and each input's strides and the shape, both
-/// permuted into the output's memory order and coalesced.
-struct Plan {
-    out: Layout,
-    shape: Vec<usize>,
-    strides: Vec<Vec<usize>>,
-    offsets: Vec<usize>,
-}
-
-/// Plans a broadcast op over `inputs` producing `shape`: the output takes the memory order of the
-/// first dense input of that shape (so channels-last stays channels-last), else row-major.
-fn plan(shape: &[usize], inputs: &[&Layout]) -> Result<Plan> {
-    let out = inputs
-        .iter()
-        .find(|l| l.shape() == shape && l.is_dense())
-        .map_or_else(|| Layout::contiguous(shape), |l| l.dense_like());
-    let order = out
-        .dense_order()
-        .unwrap_or_else(|| (0..shape.len()).collect());
-    let views: Vec<Layout> = inputs
-        .iter()
-        .map(|l| l.broadcast_as(shape)?.permute(&order))
-        .collect::<Result<_>>()?;
-    let permuted: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
-    let stride_refs: Vec<&[usize]> = views.iter().map(|v| v.strides()).collect();
-    let (shape, strides) = coalesce(&permuted, &stride_refs);
-    Ok(Plan {
-        out,
-        shape,
-        strides,
-        offsets: views.iter().map(|v| v.offset()).collect(),
-    })
-}
-
-impl Plan {
-    fn operand<'a, T>(&'a self, i: usize, v: &'a [T]) -> k::Strided<'a, T> {
-        k::Strided {
-            data: v,
-            strides: &self.strides[i],
-            offset: self.offsets[i],
-        }
-    }
-}
 
 /// y = op(x), keeping x's memory order when dense.
 pub fn unary(s: &CpuStorage, l: &Layout, op: UnaryOp) -> Result<(CpuStorage, Layout)> {

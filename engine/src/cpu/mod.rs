@@ -135,32 +135,3 @@ pub fn copy_to_layout(s: &CpuStorage, l: &Layout, out: &Layout) -> CpuStorage {
         dst
     })
 }
-
-/// Merges adjacent dimensions that every operand traverses as one run, so kernels get long rows.
-pub fn coalesce(shape: &[usize], strides: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
-    let mut out_shape: Vec<usize> = Vec::new();
-    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
-    for d in 0..shape.len() {
-        if shape[d] == 1 && !out_shape.is_empty() {
-            continue;
-        }
-        let mergeable = strides
-            .iter()
-            .zip(&out_strides)
-            .all(|(s, o)| o.last().is_some_and(|&p| p == s[d] * shape[d]));
-        if let (true, Some(last)) = (mergeable, out_shape.last_mut()) {
-            *last *= shape[d];
-            for (o, s) in out_strides.iter_mut().zip(strides) {
-                if let Some(p) = o.last_mut() {
-                    *p = s[d];
-                }
-            }
-        } else {
-            out_shape.push(shape[d]);
-            for (o, s) in out_strides.iter_mut().zip(strides) {
-                o.push(s[d]);
-            }
-        }
-    }
-    (out_shape, out_strides)
-}

@@ -1,8 +1,8 @@
 //! 2-d convolution with autograd, in the memory format of its input.
 
 use super::record_node;
-use crate::cpu::conv::{conv2d_bwd_data, conv2d_bwd_filter, conv2d_fwd, ConvShape};
-use crate::{Error, MemoryFormat, Result, Tensor};
+use crate::cpu::conv::ConvShape;
+use crate::{Error, MemoryFormat, Result, Storage, Tensor};
 
 pub use crate::cpu::conv::Conv2dParams;
 
@@ -38,22 +38,22 @@ fn conv_core(x: &Tensor, w: &Tensor, s: ConvShape) -> Result<Tensor> {
         MemoryFormat::Contiguous
     };
     let (x, w) = (x.packed(format)?, w.packed(format)?);
-    let ys = conv2d_fwd(x.storage().cpu(), w.storage().cpu(), &s)?;
+    let ys = Storage::conv2d_fwd(&x.storage(), &w.storage(), &s)?;
     let (xd, wd) = (x.detach(), w.detach());
     let (need_dx, need_dw) = (x.requires_grad(), w.requires_grad());
     let node = record_node("conv2d", &[&x, &w], move |g| {
         let g = g.packed(format)?;
         let gs = g.storage();
         let dx = need_dx
-            .then(|| conv2d_bwd_data(gs.cpu(), wd.storage().cpu(), &s))
+            .then(|| Storage::conv2d_bwd_data(&gs, &wd.storage(), &s))
             .transpose()?;
         let dw = need_dw
-            .then(|| conv2d_bwd_filter(xd.storage().cpu(), gs.cpu(), &s))
+            .then(|| Storage::conv2d_bwd_filter(&xd.storage(), &gs, &s))
             .transpose()?;
         Ok(vec![
-            dx.map(|d| Tensor::cpu_plain(d, s.layout(xd.shape()))),
-            dw.map(|d| Tensor::cpu_plain(d, s.layout(wd.shape()))),
+            dx.map(|d| Tensor::plain(d, s.layout(xd.shape()))),
+            dw.map(|d| Tensor::plain(d, s.layout(wd.shape()))),
         ])
     });
-    Ok(Tensor::cpu_result(ys, s.layout(&s.out_shape()), node))
+    Ok(Tensor::result(ys, s.layout(&s.out_shape()), node))
 }

@@ -1,15 +1,23 @@
 //! Tensor creation: constants, ranges and Philox random numbers.
 
-use crate::cpu::elementwise::{cast, full};
-use crate::{CpuStorage, DType, Layout, Result, Tensor};
+use crate::cpu::elementwise::cast;
+use crate::{CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
 use kiln_kernels::cpu::philox;
 use rayon::prelude::*;
 
 impl Tensor {
     /// A tensor of `shape` filled with `value`.
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        Tensor::full_on(shape, value, dtype, Device::Cpu)
+    }
+
+    /// A tensor of `shape` filled with `value`, on `device`.
+    pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
         let l = Layout::contiguous(shape);
-        Ok(Tensor::cpu_plain(full(dtype, l.numel(), value), l))
+        Ok(Tensor::plain(
+            Storage::full(device, dtype, l.numel(), value)?,
+            l,
+        ))
     }
 
     /// Zeros.
@@ -22,14 +30,14 @@ impl Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
 
-    /// Zeros with this tensor's shape and dtype.
+    /// Zeros with this tensor's shape, dtype and device.
     pub fn zeros_like(t: &Tensor) -> Result<Tensor> {
-        Tensor::zeros(t.shape(), t.dtype())
+        Tensor::full_on(t.shape(), 0.0, t.dtype(), t.device())
     }
 
-    /// Ones with this tensor's shape and dtype.
+    /// Ones with this tensor's shape, dtype and device.
     pub fn ones_like(t: &Tensor) -> Result<Tensor> {
-        Tensor::ones(t.shape(), t.dtype())
+        Tensor::full_on(t.shape(), 1.0, t.dtype(), t.device())
     }
 
     /// start, start+step, ... up to (excluding) end, as a 1-d tensor.
@@ -42,7 +50,7 @@ impl Tensor {
         let v: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
         let l = Layout::contiguous(&[n]);
         let (s, l) = cast(&CpuStorage::F64(v), &l, dtype)?;
-        Ok(Tensor::cpu_plain(s, l))
+        Ok(Tensor::plain(Storage::Cpu(s), l))
     }
 
     /// Uniform [0, 1) numbers from the Philox stream of `seed`.
@@ -106,7 +114,7 @@ impl Generator {
             .map(|i| f(seed, offset, i))
             .collect();
         let (s, l) = cast(&CpuStorage::F64(v), &l, dtype)?;
-        Ok(Tensor::cpu_plain(s, l))
+        Ok(Tensor::plain(Storage::Cpu(s), l))
     }
 
     /// Uniform numbers in [lo, hi).

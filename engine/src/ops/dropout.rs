@@ -27,11 +27,12 @@ fn check_p(op: &'static str, p: f64) -> Result<()> {
     Ok(())
 }
 
-/// A {0, 1/(1-p)} mask of `shape` from the global generator.
-fn keep_mask(shape: &[usize], p: f64, dtype: crate::DType) -> Result<Tensor> {
+/// A {0, 1/(1-p)} mask of `shape` from the global generator, on `like`'s device.
+fn keep_mask(shape: &[usize], p: f64, like: &Tensor) -> Result<Tensor> {
     let u = with_global_generator(|g| g.uniform(shape, 0.0, 1.0, crate::DType::F32))?;
     u.ge(&Tensor::full(&[], p, crate::DType::F32)?)?
-        .to_dtype(dtype)?
+        .to_device(like.device())?
+        .to_dtype(like.dtype())?
         .mul_scalar(1.0 / (1.0 - p))
 }
 
@@ -42,7 +43,7 @@ impl Tensor {
         if !training || p == 0.0 {
             return Ok(self.clone());
         }
-        self.mul(&keep_mask(self.shape(), p, self.dtype())?)
+        self.mul(&keep_mask(self.shape(), p, self)?)
     }
 
     /// Drops whole samples (dim 0) with probability `p`, scaling survivors by 1/(1-p) (timm's
@@ -54,6 +55,6 @@ impl Tensor {
         }
         let mut shape = vec![1; self.rank()];
         shape[0] = self.shape()[0];
-        self.mul(&keep_mask(&shape, p, self.dtype())?)
+        self.mul(&keep_mask(&shape, p, self)?)
     }
 }

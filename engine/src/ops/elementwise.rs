@@ -1,26 +1,25 @@
 //! Unary, binary, scalar and comparison ops, casts, and the operator overloads.
 
 use super::record_node;
-use crate::cpu::elementwise as cpu;
 use crate::layout::broadcast_shape;
-use crate::{DType, Error, Result, Tensor};
+use crate::{DType, Error, Result, Storage, Tensor};
 use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 
 impl Tensor {
     fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         Tensor::in_compute_precision(&[self], |t| {
             let x = &t[0];
-            let (s, l) = cpu::unary(x.storage().cpu(), x.layout(), op)?;
-            let y = Tensor::cpu_plain(s, l.clone());
+            let (s, l) = x.storage().unary(x.layout(), op)?;
+            let y = Tensor::plain(s, l.clone());
             let (xs, ys) = (x.detach(), y.clone());
             let node = record_node(op.name(), &[x], move |g| {
-                let (dx, l) = cpu::unary_bwd(
-                    (xs.storage().cpu(), xs.layout()),
-                    (ys.storage().cpu(), ys.layout()),
-                    (g.storage().cpu(), g.layout()),
+                let (dx, l) = Storage::unary_bwd(
+                    (&xs.storage(), xs.layout()),
+                    (&ys.storage(), ys.layout()),
+                    (&g.storage(), g.layout()),
                     op,
                 )?;
-                Ok(vec![Some(Tensor::cpu_plain(dx, l))])
+                Ok(vec![Some(Tensor::plain(dx, l))])
             });
             Ok(y.with_layout(l, node))
         })
@@ -109,11 +108,12 @@ impl Tensor {
 
     fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         let shape = broadcast_shape(op.name(), self.shape(), rhs.shape())?;
+        let rhs = &self.on_my_device(op.name(), rhs)?;
         Tensor::in_compute_precision(&[self, rhs], |t| {
             let (a, b) = (&t[0], &t[1]);
-            let (s, l) = cpu::binary(
-                (a.storage().cpu(), a.layout()),
-                (b.storage().cpu(), b.layout()),
+            let (s, l) = Storage::binary(
+                (&a.storage(), a.layout()),
+                (&b.storage(), b.layout()),
                 &shape,
                 op,
             )?;
@@ -125,7 +125,7 @@ impl Tensor {
                     Some(gb.sum_to(bd.shape())?),
                 ])
             });
-            Ok(Tensor::cpu_result(s, l, node))
+            Ok(Tensor::result(s, l, node))
         })
     }
 
@@ -175,13 +175,14 @@ impl Tensor {
 
     fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
         let shape = broadcast_shape("compare", self.shape(), rhs.shape())?;
-        let (s, l) = cpu::compare(
-            (self.storage().cpu(), self.layout()),
-            (rhs.storage().cpu(), rhs.layout()),
+        let rhs = self.on_my_device("compare", rhs)?;
+        let (s, l) = Storage::compare(
+            (&self.storage(), self.layout()),
+            (&rhs.storage(), rhs.layout()),
             &shape,
             op,
         )?;
-        Ok(Tensor::cpu_plain(s, l))
+        Ok(Tensor::plain(s, l))
     }
 
     /// a == b as Bool.
@@ -216,20 +217,24 @@ impl Tensor {
             &broadcast_shape("where", self.shape(), a.shape())?,
             b.shape(),
         )?;
-        let (s, l) = cpu::select(
-            (self.storage().cpu(), self.layout()),
-            (a.storage().cpu(), a.layout()),
-            (b.storage().cpu(), b.layout()),
+        let (a, b) = (
+            &self.on_my_device("where", a)?,
+            &self.on_my_device("where", b)?,
+        );
+        let (s, l) = Storage::select(
+            (&self.storage(), self.layout()),
+            (&a.storage(), a.layout()),
+            (&b.storage(), b.layout()),
             &shape,
         )?;
         let (cond, ad, bd) = (self.detach(), a.detach(), b.detach());
         let node = record_node("where", &[a, b], move |g| {
-            let zero = Tensor::zeros(&[], g.dtype())?;
+            let zero = Tensor::full_on(&[], 0.0, g.dtype(), g.device())?;
             let ga = cond.where_cond(g, &zero)?.sum_to(ad.shape())?;
             let gb = cond.where_cond(&zero, g)?.sum_to(bd.shape())?;
             Ok(vec![Some(ga), Some(gb)])
         });
-        Ok(Tensor::cpu_result(s, l, node))
+        Ok(Tensor::result(s, l, node))
     }
 
     /// Converts elements to `dtype` (differentiable between float types).
@@ -237,7 +242,7 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        let (s, l) = cpu::cast(self.storage().cpu(), self.layout(), dtype)?;
+        let (s, l) = self.storage().cast(self.layout(), dtype)?;
         let from = self.dtype();
         let node = if from.is_float() && dtype.is_float() {
             record_node("to_dtype", &[self], move |g| {
@@ -246,7 +251,7 @@ impl Tensor {
         } else {
             None
         };
-        Ok(Tensor::cpu_result(s, l, node))
+        Ok(Tensor::result(s, l, node))
     }
 }
 
@@ -262,7 +267,7 @@ fn binary_grads(op: BinaryOp, g: &Tensor, a: &Tensor, b: &Tensor) -> Result<(Ten
             } else {
                 a.le(b)?
             };
-            let zero = Tensor::zeros(&[], g.dtype())?;
+            let zero = Tensor::full_on(&[], 0.0, g.dtype(), g.device())?;
             (take_a.where_cond(g, &zero)?, take_a.where_cond(&zero, g)?)
         }
     })

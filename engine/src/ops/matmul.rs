@@ -1,9 +1,8 @@
 //! Matrix products: matmul (with batch broadcasting) and linear.
 
 use super::record_node;
-use crate::cpu::matmul::bmm;
 use crate::layout::broadcast_shape;
-use crate::{Error, Layout, Result, Tensor};
+use crate::{Error, Layout, Result, Storage, Tensor};
 
 impl Tensor {
     /// Matrix product with PyTorch's rules: 1-d operands are promoted, leading dims broadcast.
@@ -57,7 +56,7 @@ impl Tensor {
                 }
             };
             let ((xa, la), (xb, lb)) = (expand(&t[0], m, k)?, expand(&t[1], k, n)?);
-            let s = bmm((xa.storage().cpu(), &la), (xb.storage().cpu(), &lb))?;
+            let s = Storage::bmm((&xa.storage(), &la), (&xb.storage(), &lb))?;
             let out_shape: Vec<usize> = batch.iter().copied().chain([m, n]).collect();
             let (ad, bd) = (t[0].detach(), t[1].detach());
             let node = record_node("matmul", &[&t[0], &t[1]], move |g| {
@@ -65,7 +64,7 @@ impl Tensor {
                 let gb = ad.transpose(-2, -1)?.matmul(g)?.sum_to(bd.shape())?;
                 Ok(vec![Some(ga), Some(gb)])
             });
-            Ok(Tensor::cpu_result(s, Layout::contiguous(&out_shape), node))
+            Ok(Tensor::result(s, Layout::contiguous(&out_shape), node))
         })
     }
 

@@ -19,18 +19,34 @@ pub use norm::BatchNormArgs;
 pub use pool::Pool2d;
 
 use crate::autograd::Node;
-use crate::{CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
+use crate::{DType, Device, Layout, Result, Storage, Tensor};
 use std::sync::Arc;
 
 impl Tensor {
-    /// A tensor over new CPU storage, recording `node`.
-    pub(crate) fn cpu_result(s: CpuStorage, layout: Layout, node: Option<Arc<Node>>) -> Tensor {
-        Tensor::from_parts(Storage::Cpu(s), layout, Device::Cpu, node)
+    /// A tensor over new storage (on the storage's device), recording `node`.
+    pub(crate) fn result(s: Storage, layout: Layout, node: Option<Arc<Node>>) -> Tensor {
+        Tensor::from_parts(s, layout, node)
     }
 
-    /// A gradient-free tensor over new CPU storage.
-    pub(crate) fn cpu_plain(s: CpuStorage, layout: Layout) -> Tensor {
-        Tensor::cpu_result(s, layout, None)
+    /// A gradient-free tensor over new storage.
+    pub(crate) fn plain(s: Storage, layout: Layout) -> Tensor {
+        Tensor::result(s, layout, None)
+    }
+
+    /// `rhs` on this tensor's device: a one-element CPU tensor (a scalar) moves over, as PyTorch
+    /// allows; anything else on another device is an error naming `op`.
+    pub(crate) fn on_my_device(&self, op: &'static str, rhs: &Tensor) -> Result<Tensor> {
+        if rhs.device() == self.device() {
+            return Ok(rhs.clone());
+        }
+        if rhs.device() == Device::Cpu && rhs.numel() == 1 {
+            return rhs.to_device(self.device());
+        }
+        Err(crate::Error::DeviceMismatch {
+            op,
+            lhs: self.device(),
+            rhs: rhs.device(),
+        })
     }
 
     /// Runs `f` on f32 copies of low-precision (f16/bf16) inputs and casts the result back,

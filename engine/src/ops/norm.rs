@@ -1,8 +1,8 @@
 //! BatchNorm with optional fused residual add and ReLU, one autograd node for the whole block.
 
 use super::record_node;
-use crate::cpu::norm::{bn_apply, bn_backward, bn_stats, BnSaved};
-use crate::{DType, Error, Layout, MemoryFormat, Result, Tensor};
+use crate::backend::BnSaved;
+use crate::{Error, Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 
 /// BatchNorm's parameters, buffers and mode (PyTorch's `F.batch_norm` arguments).
@@ -24,10 +24,11 @@ pub struct BatchNormArgs<'a> {
     pub eps: f64,
 }
 
-fn f64_vec(t: Option<&Tensor>, c: usize, default: f64) -> Result<Vec<f64>> {
+/// A per-channel vector \[C\] in `dtype` on `device`: the given tensor, or `default` everywhere.
+fn channel_vec(t: Option<&Tensor>, c: usize, default: f64, like: &Tensor) -> Result<Tensor> {
     match t {
-        Some(t) => t.to_dtype(DType::F64)?.to_vec::<f64>(),
-        None => Ok(vec![default; c]),
+        Some(t) => like.on_my_device("batch_norm", &t.detach().to_dtype(like.dtype())?),
+        None => Tensor::full_on(&[c], default, like.dtype(), like.device()),
     }
 }
 
@@ -94,26 +95,22 @@ fn bn_core(
         channels_last,
     };
     let x = x.packed(format)?;
-    let residual = residual.map(|r| r.packed(format)).transpose()?;
+    let residual = residual
+        .map(|r| x.on_my_device("bn_add_relu", r)?.packed(format))
+        .transpose()?;
     let (mean, var) = batch_or_running_stats(&x, &args, d)?;
-    let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + args.eps).sqrt()).collect();
-    let gamma = f64_vec(args.weight, d.c, 1.0)?;
-    let beta = f64_vec(args.bias, d.c, 0.0)?;
-    let scale: Vec<f64> = gamma.iter().zip(&invstd).map(|(g, i)| g * i).collect();
-    let shift: Vec<f64> = (0..d.c).map(|c| beta[c] - mean[c] * scale[c]).collect();
+    let invstd = var.add_scalar(args.eps)?.rsqrt()?;
+    let gamma = channel_vec(args.weight, d.c, 1.0, &x)?;
+    let beta = channel_vec(args.bias, d.c, 0.0, &x)?;
+    let scale = gamma.mul(&invstd)?;
+    let shift = beta.sub(&mean.mul(&scale)?)?;
     let y = {
         let rs = residual.as_ref().map(|r| r.storage());
-        bn_apply(
-            x.storage().cpu(),
-            rs.as_ref().map(|r| r.cpu()),
-            &scale,
-            &shift,
-            relu,
-            d,
-        )?
+        x.storage()
+            .bn_apply(rs.as_deref(), &scale.storage(), &shift.storage(), relu, d)?
     };
     let layout = Layout::with_format(shape, format);
-    let y = Tensor::cpu_plain(y, layout.clone());
+    let y = Tensor::plain(y, layout.clone());
     let mut inputs = vec![&x];
     inputs.extend(args.weight);
     inputs.extend(args.bias);
@@ -124,23 +121,24 @@ fn bn_core(
         residual.is_some(),
     );
     let (xd, yd, training) = (x.detach(), y.clone(), args.training);
-    let param_dtype = args.weight.or(args.bias).map_or(DType::F32, |t| t.dtype());
+    let param_dtype = args.weight.or(args.bias).map_or(x.dtype(), |t| t.dtype());
     let node = record_node("batch_norm", &inputs, move |g| {
         let g = g.packed(format)?;
         let (xs, ys) = (xd.storage(), yd.storage());
+        let (ms, is, gs) = (mean.storage(), invstd.storage(), gamma.storage());
         let saved = BnSaved {
-            x: xs.cpu(),
-            y: ys.cpu(),
-            mean: &mean,
-            invstd: &invstd,
-            gamma: &gamma,
+            x: &xs,
+            y: &ys,
+            mean: &ms,
+            invstd: &is,
+            gamma: &gs,
             relu,
             training,
             has_residual: has_r,
         };
-        let grads = bn_backward(g.storage().cpu(), &saved, d)?;
-        let per_channel = |v: Vec<f64>| Tensor::from_vec(v, &[d.c])?.to_dtype(param_dtype);
-        let mut out = vec![Some(Tensor::cpu_plain(grads.dx, xd.layout().clone()))];
+        let grads = g.storage().bn_backward(&saved, d)?;
+        let per_channel = |s| Tensor::plain(s, Layout::contiguous(&[d.c])).to_dtype(param_dtype);
+        let mut out = vec![Some(Tensor::plain(grads.dx, xd.layout().clone()))];
         if has_w {
             out.push(Some(per_channel(grads.dgamma)?));
         }
@@ -148,23 +146,20 @@ fn bn_core(
             out.push(Some(per_channel(grads.dbeta)?));
         }
         if has_r {
-            out.push(
-                grads
-                    .dres
-                    .map(|s| Tensor::cpu_plain(s, xd.layout().clone())),
-            );
+            out.push(grads.dres.map(|s| Tensor::plain(s, xd.layout().clone())));
         }
         Ok(out)
     });
     Ok(y.with_layout(layout, node))
 }
 
-/// Batch statistics (updating the running buffers) when training, else the running ones.
+/// Batch statistics (updating the running buffers) when training, else the running ones; both
+/// as \[C\] tensors of x's dtype on x's device.
 fn batch_or_running_stats(
     x: &Tensor,
     args: &BatchNormArgs,
     d: ChannelDims,
-) -> Result<(Vec<f64>, Vec<f64>)> {
+) -> Result<(Tensor, Tensor)> {
     if !args.training {
         let (Some(rm), Some(rv)) = (args.running_mean, args.running_var) else {
             return Err(Error::InvalidArgument {
@@ -172,7 +167,10 @@ fn batch_or_running_stats(
                 msg: "eval mode needs running_mean and running_var".into(),
             });
         };
-        return Ok((f64_vec(Some(rm), d.c, 0.0)?, f64_vec(Some(rv), d.c, 1.0)?));
+        return Ok((
+            channel_vec(Some(rm), d.c, 0.0, x)?,
+            channel_vec(Some(rv), d.c, 1.0, x)?,
+        ));
     }
     let m = d.per_channel();
     if m <= 1 {
@@ -182,17 +180,21 @@ fn batch_or_running_stats(
             msg: "training needs more than one value per channel".into(),
         });
     }
-    let (mean, var) = bn_stats(x.storage().cpu(), d)?;
+    let (mean, var) = x.storage().bn_stats(d)?;
+    let channel = Layout::contiguous(&[d.c]);
+    let (mean, var) = (
+        Tensor::plain(mean, channel.clone()),
+        Tensor::plain(var, channel),
+    );
     let momentum = args.momentum;
-    let blend = |buf: &Tensor, batch: &[f64], factor: f64| -> Result<()> {
-        let old = buf.to_dtype(DType::F64)?.to_vec::<f64>()?;
-        let new: Vec<f64> = old
-            .iter()
-            .zip(batch)
-            .map(|(o, b)| (1.0 - momentum) * o + momentum * b * factor)
-            .collect();
-        buf.copy_(&Tensor::from_vec(new, buf.shape())?)
+    let blend = |buf: &Tensor, batch: &Tensor, factor: f64| -> Result<()> {
+        let batch = batch.to_dtype(buf.dtype())?;
+        let new = buf
+            .mul_scalar(1.0 - momentum)?
+            .add(&batch.mul_scalar(momentum * factor)?)?;
+        buf.copy_(&new)
     };
+    let _guard = crate::no_grad();
     if let Some(rm) = args.running_mean {
         blend(rm, &mean, 1.0)?;
     }

@@ -1,8 +1,8 @@
 //! Max, average and adaptive 2-d pooling with autograd, in the memory format of the input.
 
 use super::record_node;
-use crate::cpu::pool::{pool_bwd, pool_fwd, PoolKind};
-use crate::{Error, Layout, MemoryFormat, Result, Tensor};
+use crate::cpu::pool::PoolKind;
+use crate::{Error, Layout, MemoryFormat, Result, Storage, Tensor};
 use kiln_kernels::cpu::pool::{Dims4, Window};
 
 /// Window settings of `max_pool2d` / `avg_pool2d` (PyTorch's arguments).
@@ -127,14 +127,14 @@ impl Tensor {
             let [n, c, ..] = [x.shape()[0], x.shape()[1]];
             let out_layout = Layout::with_format(&[n, c, out[0], out[1]], format);
             let (xd, yd) = (dims(x.layout()), dims(&out_layout));
-            let (y, idx) = pool_fwd(x.storage().cpu(), xd, yd, kind)?;
+            let (y, idx) = x.storage().pool_fwd(xd, yd, kind)?;
             let in_layout = x.layout().clone();
             let node = record_node("pool2d", &[&x], move |g| {
                 let g = g.packed(format)?;
-                let dx = pool_bwd(g.storage().cpu(), yd, xd, kind, &idx)?;
-                Ok(vec![Some(Tensor::cpu_plain(dx, in_layout.clone()))])
+                let dx = Storage::pool_bwd(&g.storage(), yd, xd, kind, &idx)?;
+                Ok(vec![Some(Tensor::plain(dx, in_layout.clone()))])
             });
-            Ok(Tensor::cpu_result(y, out_layout, node))
+            Ok(Tensor::result(y, out_layout, node))
         })
     }
 }

@@ -1,7 +1,6 @@
 //! Reductions over dimensions: sum, mean, max, min, argmax, var.
 
 use super::record_node;
-use crate::cpu::reduce as cpu;
 use crate::{Layout, Result, Tensor};
 use kiln_kernels::cpu::reduce::ReduceOp;
 
@@ -33,9 +32,9 @@ impl Tensor {
     fn reduce(&self, dims: &[usize], keepdim: bool, op: ReduceOp) -> Result<Tensor> {
         Tensor::in_compute_precision(&[self], |t| {
             let x = &t[0];
-            let s = cpu::reduce(x.storage().cpu(), x.layout(), dims, op)?;
+            let s = x.storage().reduce(x.layout(), dims, op)?;
             let out_shape = x.reduced_shape(dims, keepdim);
-            let y = Tensor::cpu_plain(s, Layout::contiguous(&out_shape));
+            let y = Tensor::plain(s, Layout::contiguous(&out_shape));
             let (xd, yd, in_shape, kept) = (
                 x.detach(),
                 y.clone(),
@@ -48,7 +47,7 @@ impl Tensor {
                     ReduceOp::Sum => g.broadcast_as(&in_shape)?.contiguous()?,
                     ReduceOp::Max | ReduceOp::Min => {
                         let hit = xd.eq(&yd.reshape(&kept)?)?;
-                        hit.where_cond(&g, &Tensor::zeros(&[], g.dtype())?)?
+                        hit.where_cond(&g, &Tensor::full_on(&[], 0.0, g.dtype(), g.device())?)?
                     }
                 };
                 Ok(vec![Some(gx)])
@@ -114,8 +113,8 @@ impl Tensor {
                 self.dtype()
             },
         )?;
-        let s = cpu::argmax(x.storage().cpu(), x.layout(), d)?;
-        Ok(Tensor::cpu_plain(
+        let s = x.storage().argmax(x.layout(), d)?;
+        Ok(Tensor::plain(
             s,
             Layout::contiguous(&self.reduced_shape(&[d], keepdim)),
         ))

@@ -1,8 +1,8 @@
 //! Softmax, log-softmax and the fused softmax cross-entropy.
 
 use super::record_node;
-use crate::cpu::softmax::{softmax, softmax_bwd, xent_bwd, xent_fwd, XentTargets};
-use crate::{CpuStorage, DType, Error, Layout, MemoryFormat, Result, Tensor};
+use crate::backend::Targets;
+use crate::{DType, Error, Layout, MemoryFormat, Result, Storage, Tensor};
 
 impl Tensor {
     fn softmax_impl(&self, dim: isize, log: bool) -> Result<Tensor> {
@@ -17,8 +17,8 @@ impl Tensor {
         Tensor::in_compute_precision(&[self], |t| {
             let x = t[0].packed(MemoryFormat::Contiguous)?;
             let len = x.shape()[last];
-            let y = Tensor::cpu_plain(
-                softmax(x.storage().cpu(), len, log)?,
+            let y = Tensor::plain(
+                x.storage().softmax(len, log)?,
                 Layout::contiguous(x.shape()),
             );
             let yd = y.clone();
@@ -27,8 +27,8 @@ impl Tensor {
                 &[&x],
                 move |g| {
                     let g = g.packed(MemoryFormat::Contiguous)?;
-                    let dx = softmax_bwd(yd.storage().cpu(), g.storage().cpu(), len, log)?;
-                    Ok(vec![Some(Tensor::cpu_plain(dx, yd.layout().clone()))])
+                    let dx = Storage::softmax_bwd(&yd.storage(), &g.storage(), len, log)?;
+                    Ok(vec![Some(Tensor::plain(dx, yd.layout().clone()))])
                 },
             );
             Ok(y.with_layout(y.layout().clone(), node))
@@ -91,13 +91,13 @@ fn xent_core(logits: &Tensor, target: &Tensor, soft: bool, smoothing: f64) -> Re
             .to_dtype(DType::I64)?
             .packed(MemoryFormat::Contiguous)?
     };
+    let target = x.on_my_device("cross_entropy", &target)?;
     let (loss, lse) = {
         let ts = target.storage();
-        let t = targets(ts.cpu(), soft, smoothing)?;
-        xent_fwd(x.storage().cpu(), k, &t)?
+        x.storage().xent_fwd(k, targets(&ts, soft, smoothing))?
     };
-    let per_row = Tensor::cpu_plain(loss, Layout::contiguous(&[n]));
-    let lse = Tensor::cpu_plain(lse, Layout::contiguous(&[n]));
+    let per_row = Tensor::plain(loss, Layout::contiguous(&[n]));
+    let lse = Tensor::plain(lse, Layout::contiguous(&[n]));
     let (xd, td) = (x.detach(), target.detach());
     let node = record_node("cross_entropy", &[&x], move |g| {
         let scale = g
@@ -105,28 +105,23 @@ fn xent_core(logits: &Tensor, target: &Tensor, soft: bool, smoothing: f64) -> Re
             .broadcast_as(&[n])?
             .packed(MemoryFormat::Contiguous)?;
         let ts = td.storage();
-        let t = targets(ts.cpu(), soft, smoothing)?;
-        let dx = xent_bwd(
-            xd.storage().cpu(),
+        let dx = xd.storage().xent_bwd(
             k,
-            &t,
-            lse.storage().cpu(),
-            scale.storage().cpu(),
+            targets(&ts, soft, smoothing),
+            &lse.storage(),
+            &scale.storage(),
         )?;
-        Ok(vec![Some(Tensor::cpu_plain(
-            dx,
-            Layout::contiguous(&[n, k]),
-        ))])
+        Ok(vec![Some(Tensor::plain(dx, Layout::contiguous(&[n, k])))])
     });
     per_row
         .with_layout(per_row.layout().clone(), node)
         .mean_all()
 }
 
-fn targets(t: &CpuStorage, soft: bool, smoothing: f64) -> Result<XentTargets<'_>> {
-    Ok(if soft {
-        XentTargets::Soft(t)
+fn targets(t: &Storage, soft: bool, smoothing: f64) -> Targets<'_> {
+    if soft {
+        Targets::Soft(t)
     } else {
-        XentTargets::Hard(t.as_slice::<i64>("cross_entropy")?, smoothing)
-    })
+        Targets::Hard(t, smoothing)
+    }
 }

@@ -1,7 +1,6 @@
 //! Views (reshape, permute, narrow, expand, ...), copies into a memory format, and cat.
 
 use super::record_node;
-use crate::cpu::{copy_to_layout, elementwise::copy_into};
 use crate::{Error, Layout, MemoryFormat, Result, Tensor};
 
 impl Tensor {
@@ -78,7 +77,7 @@ impl Tensor {
         let layout = self.layout().narrow(d, start, len)?;
         let full = self.shape().to_vec();
         Ok(self.view_with_backward(layout, "narrow", move |g| {
-            let out = Tensor::zeros(&full, g.dtype())?;
+            let out = Tensor::full_on(&full, 0.0, g.dtype(), g.device())?;
             out.narrow(d as isize, start, len)?.copy_(g)?;
             Ok(out)
         }))
@@ -159,9 +158,9 @@ impl Tensor {
     }
 
     fn copy_as(&self, layout: Layout) -> Result<Tensor> {
-        let s = copy_to_layout(self.storage().cpu(), self.layout(), &layout);
+        let s = self.storage().copy_to_layout(self.layout(), &layout)?;
         let node = record_node("copy", &[self], |g| Ok(vec![Some(g.clone())]));
-        Ok(Tensor::cpu_result(s, layout, node))
+        Ok(Tensor::result(s, layout, node))
     }
 
     /// Writes `src` (same shape) into this tensor's elements in place; not recorded by autograd.
@@ -173,18 +172,15 @@ impl Tensor {
                 rhs: src.shape().to_vec(),
             });
         }
-        let src = src.to_dtype(self.dtype())?;
+        let src = self.on_my_device("copy_", &src.to_dtype(self.dtype())?)?;
         let src_storage = if src.same_storage(self) {
             src.contiguous_copy()?
         } else {
             src
         };
         let from = src_storage.storage();
-        let mut to = self.storage_mut();
-        copy_into(
-            (from.cpu(), src_storage.layout()),
-            (to.cpu_mut(), self.layout()),
-        )
+        self.storage_mut()
+            .copy_from(self.layout(), (&from, src_storage.layout()))
     }
 
     /// Concatenates tensors of equal shape but for `dim`.
@@ -216,7 +212,8 @@ impl Tensor {
             }
         }
         let format = first.memory_format().unwrap_or_default();
-        let out = Tensor::zeros(&shape, first.dtype())?.to_memory_format(format)?;
+        let out = Tensor::full_on(&shape, 0.0, first.dtype(), first.device())?
+            .to_memory_format(format)?;
         let mut start = 0;
         let mut sizes = Vec::new();
         for t in tensors {

@@ -46,7 +46,7 @@ impl Optimizer for AdamW {
             };
             let mut storage = p.tensor.storage_mut();
             adamw_step(
-                storage.cpu_mut().as_mut_slice::<f32>("adamw")?,
+                storage.cpu_mut("adamw")?.as_mut_slice::<f32>("adamw")?,
                 &g,
                 m,
                 v,

@@ -43,7 +43,12 @@ impl Optimizer for Sgd {
                 first_step,
             };
             let mut storage = p.tensor.storage_mut();
-            sgd_step(storage.cpu_mut().as_mut_slice::<f32>("sgd")?, &g, buf, &h);
+            sgd_step(
+                storage.cpu_mut("sgd")?.as_mut_slice::<f32>("sgd")?,
+                &g,
+                buf,
+                &h,
+            );
         }
         Ok(())
     }

@@ -1,0 +1,496 @@
+//! The backend boundary: every op the tensor layer needs from a device, dispatched on the storage.
+//! Each method has one arm per backend (`cpu::*`, `cuda::*`); operands on different devices are
+//! an error naming the op. Fused ops (BN+ReLU, softmax cross-entropy) are entries of their own.
+
+use crate::cpu;
+use crate::cpu::conv::ConvShape;
+use crate::cpu::pool::PoolKind;
+use crate::cuda::{self, CudaStorage};
+use crate::{CpuStorage, DType, Device, Error, Layout, Result, Storage};
+use kiln_kernels::cpu::bn_relu::ChannelDims;
+use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
+use kiln_kernels::cpu::pool::Dims4;
+use kiln_kernels::cpu::reduce::ReduceOp;
+
+/// A storage and the layout it is read through.
+pub type View<'a> = (&'a Storage, &'a Layout);
+
+/// The gradients of the fused BatchNorm.
+pub struct BnGrads {
+    /// Input gradient, laid out as the input.
+    pub dx: Storage,
+    /// Residual gradient, when the forward added one.
+    pub dres: Option<Storage>,
+    /// γ gradient \[C\].
+    pub dgamma: Storage,
+    /// β gradient \[C\].
+    pub dbeta: Storage,
+}
+
+/// What the BN backward reads besides the incoming gradient; per-channel vectors are dense \[C\]
+/// storages of the input's dtype.
+pub struct BnSaved<'a> {
+    /// The BN input.
+    pub x: &'a Storage,
+    /// The forward output.
+    pub y: &'a Storage,
+    /// Mean the forward normalized with.
+    pub mean: &'a Storage,
+    /// 1/√(var+eps) the forward normalized with.
+    pub invstd: &'a Storage,
+    /// γ (ones without affine weight).
+    pub gamma: &'a Storage,
+    /// Whether a ReLU followed.
+    pub relu: bool,
+    /// Whether batch statistics were used.
+    pub training: bool,
+    /// Whether a residual was added.
+    pub has_residual: bool,
+}
+
+/// Cross-entropy targets: I64 class indices with smoothing, or soft rows in the logits' dtype.
+#[derive(Clone, Copy)]
+pub enum Targets<'a> {
+    /// Class indices and the smoothing factor.
+    Hard(&'a Storage, f64),
+    /// Target distributions.
+    Soft(&'a Storage),
+}
+
+fn mismatch(op: &'static str, a: &Storage, b: &Storage) -> Error {
+    Error::DeviceMismatch {
+        op,
+        lhs: a.device(),
+        rhs: b.device(),
+    }
+}
+
+/// Wraps a backend result back into `Storage`.
+trait Wrap {
+    type Out;
+    fn wrap(self) -> Self::Out;
+}
+impl Wrap for CpuStorage {
+    type Out = Storage;
+    fn wrap(self) -> Storage {
+        Storage::Cpu(self)
+    }
+}
+impl Wrap for CudaStorage {
+    type Out = Storage;
+    fn wrap(self) -> Storage {
+        Storage::Cuda(self)
+    }
+}
+impl<S: Wrap<Out = Storage>> Wrap for (S, Layout) {
+    type Out = (Storage, Layout);
+    fn wrap(self) -> (Storage, Layout) {
+        (self.0.wrap(), self.1)
+    }
+}
+impl<S: Wrap<Out = Storage>> Wrap for (S, S) {
+    type Out = (Storage, Storage);
+    fn wrap(self) -> (Storage, Storage) {
+        (self.0.wrap(), self.1.wrap())
+    }
+}
+
+/// Dispatches on one storage: `on!(s, |x| cpu_expr, |x| cuda_expr)`.
+macro_rules! on {
+    ($s:expr, |$c:ident| $cpu:expr, |$g:ident| $gpu:expr) => {
+        match $s {
+            Storage::Cpu($c) => $cpu.map(Wrap::wrap),
+            Storage::Cuda($g) => $gpu.map(Wrap::wrap),
+        }
+    };
+}
+
+/// Dispatches on two storages that must share a device.
+macro_rules! on2 {
+    ($op:expr, $a:expr, $b:expr, |$ca:ident, $cb:ident| $cpu:expr, |$ga:ident, $gb:ident| $gpu:expr) => {
+        match ($a, $b) {
+            (Storage::Cpu($ca), Storage::Cpu($cb)) => $cpu.map(Wrap::wrap),
+            (Storage::Cuda($ga), Storage::Cuda($gb)) => $gpu.map(Wrap::wrap),
+            (a, b) => Err(mismatch($op, a, b)),
+        }
+    };
+}
+
+fn cpu_f64s(s: &Storage, op: &'static str) -> Result<Vec<f64>> {
+    let host = s.to_cpu()?;
+    let (v, _) = cpu::elementwise::cast(&host, &Layout::contiguous(&[host.len()]), DType::F64)?;
+    Ok(v.as_slice::<f64>(op)?.to_vec())
+}
+
+fn cpu_vec_as(v: Vec<f64>, dtype: DType) -> Result<Storage> {
+    let n = v.len();
+    let (s, _) = cpu::elementwise::cast(&CpuStorage::F64(v), &Layout::contiguous(&[n]), dtype)?;
+    Ok(Storage::Cpu(s))
+}
+
+impl Storage {
+    /// The device holding this buffer.
+    pub fn device(&self) -> Device {
+        match self {
+            Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(s) => Device::Cuda(s.device().ordinal()),
+        }
+    }
+
+    /// `numel` elements of `dtype` on `device`, all `value`.
+    pub fn full(device: Device, dtype: DType, numel: usize, value: f64) -> Result<Storage> {
+        match device {
+            Device::Cpu => Ok(Storage::Cpu(cpu::elementwise::full(dtype, numel, value))),
+            Device::Cuda(n) => {
+                cuda::elementwise::full(&cuda::device(n)?, dtype, numel, value).map(Storage::Cuda)
+            }
+        }
+    }
+
+    /// A host copy (borrowing nothing; waits for the device).
+    pub fn to_cpu(&self) -> Result<CpuStorage> {
+        match self {
+            Storage::Cpu(s) => Ok(s.clone()),
+            Storage::Cuda(s) => s.to_cpu(),
+        }
+    }
+
+    /// A copy of the whole buffer on `device`.
+    pub fn to_device(&self, device: Device) -> Result<Storage> {
+        match (self, device) {
+            (Storage::Cpu(s), Device::Cpu) => Ok(Storage::Cpu(s.clone())),
+            (s, Device::Cpu) => s.to_cpu().map(Storage::Cpu),
+            (Storage::Cpu(s), Device::Cuda(n)) => {
+                CudaStorage::from_cpu(&cuda::device(n)?, s).map(Storage::Cuda)
+            }
+            (Storage::Cuda(s), Device::Cuda(n)) => {
+                let host = s.to_cpu()?;
+                CudaStorage::from_cpu(&cuda::device(n)?, &host).map(Storage::Cuda)
+            }
+        }
+    }
+
+    /// y = op(x), keeping x's memory order when dense.
+    pub fn unary(&self, l: &Layout, op: UnaryOp) -> Result<(Storage, Layout)> {
+        on!(self, |s| cpu::elementwise::unary(s, l, op), |s| {
+            cuda::elementwise::unary(s, l, op)
+        })
+    }
+
+    /// dx = dy · op'(x) given x and y = op(x).
+    pub fn unary_bwd(x: View, y: View, dy: View, op: UnaryOp) -> Result<(Storage, Layout)> {
+        match (x.0, y.0, dy.0) {
+            (Storage::Cpu(a), Storage::Cpu(b), Storage::Cpu(c)) => {
+                cpu::elementwise::unary_bwd((a, x.1), (b, y.1), (c, dy.1), op).map(Wrap::wrap)
+            }
+            (Storage::Cuda(a), Storage::Cuda(b), Storage::Cuda(c)) => {
+                cuda::elementwise::unary_bwd((a, x.1), (b, y.1), (c, dy.1), op).map(Wrap::wrap)
+            }
+            (a, _, c) => Err(mismatch(op.name(), a, c)),
+        }
+    }
+
+    /// out = a ⊙ b with broadcasting to `shape`.
+    pub fn binary(a: View, b: View, shape: &[usize], op: BinaryOp) -> Result<(Storage, Layout)> {
+        on2!(
+            op.name(),
+            a.0,
+            b.0,
+            |x, y| cpu::elementwise::binary((x, a.1), (y, b.1), shape, op),
+            |x, y| cuda::elementwise::binary((x, a.1), (y, b.1), shape, op)
+        )
+    }
+
+    /// out = (a cmp b) as Bool with broadcasting.
+    pub fn compare(a: View, b: View, shape: &[usize], op: CmpOp) -> Result<(Storage, Layout)> {
+        on2!(
+            "compare",
+            a.0,
+            b.0,
+            |x, y| cpu::elementwise::compare((x, a.1), (y, b.1), shape, op),
+            |x, y| cuda::elementwise::compare((x, a.1), (y, b.1), shape, op)
+        )
+    }
+
+    /// out = cond ? a : b with broadcasting.
+    pub fn select(cond: View, a: View, b: View, shape: &[usize]) -> Result<(Storage, Layout)> {
+        match (cond.0, a.0, b.0) {
+            (Storage::Cpu(c), Storage::Cpu(x), Storage::Cpu(y)) => {
+                cpu::elementwise::select((c, cond.1), (x, a.1), (y, b.1), shape).map(Wrap::wrap)
+            }
+            (Storage::Cuda(c), Storage::Cuda(x), Storage::Cuda(y)) => {
+                cuda::elementwise::select((c, cond.1), (x, a.1), (y, b.1), shape).map(Wrap::wrap)
+            }
+            (c, x, y) => Err(mismatch(
+                "where",
+                if c.device() != x.device() { c } else { y },
+                x,
+            )),
+        }
+    }
+
+    /// Every element converted to `dtype`, keeping a dense memory order.
+    pub fn cast(&self, l: &Layout, dtype: DType) -> Result<(Storage, Layout)> {
+        on!(self, |s| cpu::elementwise::cast(s, l, dtype), |s| {
+            cuda::elementwise::cast(s, l, dtype)
+        })
+    }
+
+    /// A copy of the elements under `l` laid out as the dense `out`.
+    pub fn copy_to_layout(&self, l: &Layout, out: &Layout) -> Result<Storage> {
+        on!(
+            self,
+            |s| Ok::<_, Error>(cpu::copy_to_layout(s, l, out)),
+            |s| { cuda::copy::copy_to_layout(s, l, out) }
+        )
+    }
+
+    /// Writes `src` under `ls` into this buffer under `ld` (same shape and dtype).
+    pub fn copy_from(&mut self, ld: &Layout, src: View) -> Result<()> {
+        let dst_device = self.device();
+        match (self, src.0) {
+            (Storage::Cpu(d), Storage::Cpu(s)) => cpu::elementwise::copy_into((s, src.1), (d, ld)),
+            (Storage::Cuda(d), Storage::Cuda(s)) => {
+                if d.dtype() != s.dtype() {
+                    return Err(Error::DTypeMismatch {
+                        op: "copy_",
+                        lhs: d.dtype(),
+                        rhs: s.dtype(),
+                    });
+                }
+                cuda::copy::copy_between(s, src.1, d, ld)
+            }
+            (_, s) => Err(Error::DeviceMismatch {
+                op: "copy_",
+                lhs: dst_device,
+                rhs: s.device(),
+            }),
+        }
+    }
+
+    /// Reduces `dims` away (kept as size 1 in the result's row-major layout).
+    pub fn reduce(&self, l: &Layout, dims: &[usize], op: ReduceOp) -> Result<Storage> {
+        on!(self, |s| cpu::reduce::reduce(s, l, dims, op), |s| {
+            cuda::reduce::reduce(s, l, dims, op)
+        })
+    }
+
+    /// Index of the maximum along `dim` (I64, dim removed).
+    pub fn argmax(&self, l: &Layout, dim: usize) -> Result<Storage> {
+        on!(self, |s| cpu::reduce::argmax(s, l, dim), |s| {
+            cuda::reduce::argmax(s, l, dim)
+        })
+    }
+
+    /// Batched matrix product of two rank-3 views.
+    pub fn bmm(a: View, b: View) -> Result<Storage> {
+        on2!(
+            "matmul",
+            a.0,
+            b.0,
+            |x, y| cpu::matmul::bmm((x, a.1), (y, b.1)),
+            |x, y| cuda::matmul::bmm((x, a.1), (y, b.1))
+        )
+    }
+
+    /// Convolution forward of packed x and w.
+    pub fn conv2d_fwd(x: &Storage, w: &Storage, s: &ConvShape) -> Result<Storage> {
+        on2!(
+            "conv2d",
+            x,
+            w,
+            |a, b| cpu::conv::conv2d_fwd(a, b, s),
+            |a, b| cuda::conv::conv2d_fwd(a, b, s)
+        )
+    }
+
+    /// Convolution input gradient.
+    pub fn conv2d_bwd_data(dy: &Storage, w: &Storage, s: &ConvShape) -> Result<Storage> {
+        on2!(
+            "conv2d_backward",
+            dy,
+            w,
+            |a, b| cpu::conv::conv2d_bwd_data(a, b, s),
+            |a, b| cuda::conv::conv2d_bwd_data(a, b, s)
+        )
+    }
+
+    /// Convolution weight gradient.
+    pub fn conv2d_bwd_filter(x: &Storage, dy: &Storage, s: &ConvShape) -> Result<Storage> {
+        on2!(
+            "conv2d_backward",
+            x,
+            dy,
+            |a, b| cpu::conv::conv2d_bwd_filter(a, b, s),
+            |a, b| cuda::conv::conv2d_bwd_filter(a, b, s)
+        )
+    }
+
+    /// Pools packed x; returns y and the argmax indices (I64) for max kinds.
+    pub fn pool_fwd(&self, xd: Dims4, yd: Dims4, kind: PoolKind) -> Result<(Storage, Storage)> {
+        on!(
+            self,
+            |s| cpu::pool::pool_fwd(s, xd, yd, kind).map(|(y, i)| (y, CpuStorage::I64(i))),
+            |s| cuda::pool::pool_fwd(s, xd, yd, kind)
+        )
+    }
+
+    /// Pooling input gradient.
+    pub fn pool_bwd(
+        dy: &Storage,
+        yd: Dims4,
+        xd: Dims4,
+        kind: PoolKind,
+        idx: &Storage,
+    ) -> Result<Storage> {
+        on2!(
+            "pool2d_backward",
+            dy,
+            idx,
+            |g, i| cpu::pool::pool_bwd(g, yd, xd, kind, i.as_slice::<i64>("pool2d_backward")?),
+            |g, i| cuda::pool::pool_bwd(g, yd, xd, kind, i)
+        )
+    }
+
+    /// Softmax (or log-softmax) over dense rows of `len`.
+    pub fn softmax(&self, len: usize, log: bool) -> Result<Storage> {
+        on!(self, |s| cpu::softmax::softmax(s, len, log), |s| {
+            cuda::softmax::softmax(s, len, log)
+        })
+    }
+
+    /// Softmax backward from y and dy.
+    pub fn softmax_bwd(y: &Storage, dy: &Storage, len: usize, log: bool) -> Result<Storage> {
+        on2!(
+            "softmax_backward",
+            y,
+            dy,
+            |a, b| cpu::softmax::softmax_bwd(a, b, len, log),
+            |a, b| cuda::softmax::softmax_bwd(a, b, len, log)
+        )
+    }
+
+    /// Per-row cross-entropy losses and log-sum-exps of dense logits \[rows, len\].
+    pub fn xent_fwd(&self, len: usize, t: Targets) -> Result<(Storage, Storage)> {
+        let target = match t {
+            Targets::Hard(s, _) | Targets::Soft(s) => s,
+        };
+        on2!(
+            "cross_entropy",
+            self,
+            target,
+            |x, ts| cpu::softmax::xent_fwd(x, len, &cpu_targets(t, ts)?),
+            |x, ts| cuda::softmax::xent_fwd(x, len, cuda_targets(t, ts))
+        )
+    }
+
+    /// dlogits = scale\[r\]·(softmax(x) - q), from the saved log-sum-exps.
+    pub fn xent_bwd(
+        &self,
+        len: usize,
+        t: Targets,
+        lse: &Storage,
+        scale: &Storage,
+    ) -> Result<Storage> {
+        let target = match t {
+            Targets::Hard(s, _) | Targets::Soft(s) => s,
+        };
+        match (self, target, lse, scale) {
+            (Storage::Cpu(x), Storage::Cpu(ts), Storage::Cpu(l), Storage::Cpu(s)) => {
+                cpu::softmax::xent_bwd(x, len, &cpu_targets(t, ts)?, l, s).map(Storage::Cpu)
+            }
+            (Storage::Cuda(x), Storage::Cuda(ts), Storage::Cuda(l), Storage::Cuda(s)) => {
+                cuda::softmax::xent_bwd(x, len, cuda_targets(t, ts), l, s).map(Storage::Cuda)
+            }
+            (x, ts, ..) => Err(mismatch("cross_entropy_backward", x, ts)),
+        }
+    }
+
+    /// Batch mean and biased variance per channel (dense \[C\] of x's dtype).
+    pub fn bn_stats(&self, d: ChannelDims) -> Result<(Storage, Storage)> {
+        match self {
+            Storage::Cpu(x) => {
+                let (mean, var) = cpu::norm::bn_stats(x, d)?;
+                Ok((cpu_vec_as(mean, x.dtype())?, cpu_vec_as(var, x.dtype())?))
+            }
+            Storage::Cuda(x) => cuda::norm::bn_stats(x, d).map(Wrap::wrap),
+        }
+    }
+
+    /// y = act(x·scale\[c\] + shift\[c\] + residual) over packed x.
+    pub fn bn_apply(
+        &self,
+        residual: Option<&Storage>,
+        scale: &Storage,
+        shift: &Storage,
+        relu: bool,
+        d: ChannelDims,
+    ) -> Result<Storage> {
+        match self {
+            Storage::Cpu(x) => {
+                let res = match residual {
+                    Some(Storage::Cpu(r)) => Some(r),
+                    Some(r) => return Err(mismatch("bn_add_relu", self, r)),
+                    None => None,
+                };
+                let (sc, sh) = (
+                    cpu_f64s(scale, "batch_norm")?,
+                    cpu_f64s(shift, "batch_norm")?,
+                );
+                cpu::norm::bn_apply(x, res, &sc, &sh, relu, d).map(Storage::Cpu)
+            }
+            Storage::Cuda(x) => {
+                let res = residual.map(|r| r.cuda("bn_add_relu")).transpose()?;
+                let (sc, sh) = (scale.cuda("batch_norm")?, shift.cuda("batch_norm")?);
+                cuda::norm::bn_apply(x, res, sc, sh, relu, d).map(Storage::Cuda)
+            }
+        }
+    }
+
+    /// The fused BN backward from dy.
+    pub fn bn_backward(&self, s: &BnSaved, d: ChannelDims) -> Result<BnGrads> {
+        match self {
+            Storage::Cpu(dy) => {
+                let (mean, invstd, gamma) = (
+                    cpu_f64s(s.mean, "batch_norm")?,
+                    cpu_f64s(s.invstd, "batch_norm")?,
+                    cpu_f64s(s.gamma, "batch_norm")?,
+                );
+                let saved = cpu::norm::BnSaved {
+                    x: s.x.cpu("batch_norm_backward")?,
+                    y: s.y.cpu("batch_norm_backward")?,
+                    mean: &mean,
+                    invstd: &invstd,
+                    gamma: &gamma,
+                    relu: s.relu,
+                    training: s.training,
+                    has_residual: s.has_residual,
+                };
+                let g = cpu::norm::bn_backward(dy, &saved, d)?;
+                Ok(BnGrads {
+                    dx: Storage::Cpu(g.dx),
+                    dres: g.dres.map(Storage::Cpu),
+                    dgamma: cpu_vec_as(g.dgamma, dy.dtype())?,
+                    dbeta: cpu_vec_as(g.dbeta, dy.dtype())?,
+                })
+            }
+            Storage::Cuda(dy) => cuda::norm::bn_backward(dy, s, d),
+        }
+    }
+}
+
+fn cpu_targets<'a>(t: Targets, ts: &'a CpuStorage) -> Result<cpu::softmax::XentTargets<'a>> {
+    Ok(match t {
+        Targets::Hard(_, smoothing) => {
+            cpu::softmax::XentTargets::Hard(ts.as_slice::<i64>("cross_entropy")?, smoothing)
+        }
+        Targets::Soft(_) => cpu::softmax::XentTargets::Soft(ts),
+    })
+}
+
+fn cuda_targets<'a>(t: Targets, ts: &'a CudaStorage) -> cuda::softmax::Targets<'a> {
+    match t {
+        Targets::Hard(_, smoothing) => cuda::softmax::Targets::Hard(ts, smoothing),
+        Targets::Soft(_) => cuda::softmax::Targets::Soft(ts),
+    }
+}

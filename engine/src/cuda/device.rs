@@ -1,0 +1,195 @@
+//! One CUDA device: its context, a compute and a copy stream, the kernel modules and the caching
+//! allocator. Devices are opened once per process and shared.
+
+use super::alloc::{block_size, MemoryStats, Pool};
+use crate::{Error, Result};
+use cudarc::driver::{result, sys, CudaContext, CudaStream};
+use kiln_kernels::cuda::{driver_present, Kernels};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The oldest driver kiln's PTX (NVRTC 13.0) loads on.
+const MIN_DRIVER: i32 = 13000;
+
+/// An open CUDA device.
+pub struct CudaDevice {
+    ordinal: usize,
+    name: String,
+    ctx: Arc<CudaContext>,
+    kernels: Kernels,
+    copy_stream: Arc<CudaStream>,
+    pool: Mutex<Pool>,
+}
+
+impl std::fmt::Debug for CudaDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cuda:{} ({})", self.ordinal, self.name)
+    }
+}
+
+fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
+    move |e| Error::Cuda(format!("{what}: {e:?}"))
+}
+
+/// The device with `ordinal`, opened on first use.
+pub fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
+    static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<CudaDevice>>>> = OnceLock::new();
+    let mut devices = DEVICES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = devices.get(&ordinal) {
+        return Ok(d.clone());
+    }
+    let d = Arc::new(CudaDevice::open(ordinal)?);
+    devices.insert(ordinal, d.clone());
+    Ok(d)
+}
+
+impl CudaDevice {
+    fn open(ordinal: usize) -> Result<CudaDevice> {
+        if !driver_present() {
+            return Err(Error::NoCuda(
+                "libcuda.so was not found (no NVIDIA driver on this machine, or it is not on the library path)".into(),
+            ));
+        }
+        result::init().map_err(cuda_err("cuInit"))?;
+        let mut version = 0;
+        // SAFETY: `version` is valid for a write.
+        unsafe { sys::cuDriverGetVersion(&mut version) }
+            .result()
+            .map_err(cuda_err("cuDriverGetVersion"))?;
+        if version < MIN_DRIVER {
+            return Err(Error::NoCuda(format!(
+                "the NVIDIA driver supports CUDA {}.{}, kiln needs 13.0 or newer",
+                version / 1000,
+                version % 1000 / 10
+            )));
+        }
+        let count = result::device::get_count().map_err(cuda_err("cuDeviceGetCount"))? as usize;
+        if ordinal >= count {
+            return Err(Error::NoCuda(format!(
+                "cuda:{ordinal} requested, but {count} CUDA device(s) are present"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(cuda_err("creating the context"))?;
+        // SAFETY: kiln synchronizes its own raw buffers by stream order and events; cudarc's
+        // per-slice event tracking is not used.
+        unsafe { ctx.disable_event_tracking() };
+        let compute = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
+        let copy_stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown".into());
+        let kernels = Kernels::new(compute)?;
+        Ok(CudaDevice {
+            ordinal,
+            name,
+            ctx,
+            kernels,
+            copy_stream,
+            pool: Mutex::new(Pool::default()),
+        })
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// The device's marketing name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The typed kernel launchers, on the compute stream.
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
+    }
+
+    /// The stream compute kernels run on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        self.kernels.stream()
+    }
+
+    /// The side stream host-to-device batch copies run on.
+    pub fn copy_stream(&self) -> &Arc<CudaStream> {
+        &self.copy_stream
+    }
+
+    /// Waits for all work queued on the device.
+    pub fn synchronize(&self) -> Result<()> {
+        self.ctx.synchronize().map_err(cuda_err("synchronize"))
+    }
+
+    /// Makes the device's context current on this thread (raw driver calls need it).
+    pub(crate) fn bind(&self) -> Result<()> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(cuda_err("binding the context"))
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A block of at least `bytes`, from the cache or the driver; returns (address, block size).
+    pub(crate) fn alloc(&self, bytes: usize) -> Result<(u64, usize)> {
+        let size = block_size(bytes);
+        if let Some(block) = self.pool().take(size) {
+            return Ok(block);
+        }
+        self.bind()?;
+        // SAFETY: a plain allocation of `size` bytes in the bound context.
+        let first = unsafe { result::malloc_sync(size) };
+        let ptr = match first {
+            Ok(p) => p,
+            Err(_) => {
+                // Out of memory: return the cache to the driver and try once more.
+                self.empty_cache()?;
+                // SAFETY: as above.
+                unsafe { result::malloc_sync(size) }.map_err(|_| self.out_of_memory(bytes))?
+            }
+        };
+        self.pool().record_driver_alloc(size);
+        Ok((ptr, size))
+    }
+
+    fn out_of_memory(&self, requested: usize) -> Error {
+        let stats = self.pool().stats();
+        let (free, total) = self.ctx.mem_get_info().unwrap_or((0, 0));
+        Error::OutOfMemory {
+            device: self.ordinal,
+            requested,
+            allocated: stats.allocated,
+            reserved: stats.reserved,
+            free,
+            total,
+        }
+    }
+
+    /// Returns a block to the cache (called when a buffer drops).
+    pub(crate) fn release(&self, ptr: u64, size: usize) {
+        self.pool().give_back(ptr, size);
+    }
+
+    /// Hands every cached block back to the driver (`torch.cuda.empty_cache`).
+    pub fn empty_cache(&self) -> Result<()> {
+        self.synchronize()?;
+        let blocks = self.pool().drain();
+        for ptr in blocks {
+            // SAFETY: each block came from malloc_sync and no tensor holds it (it was cached),
+            // and the device is idle.
+            unsafe { result::free_sync(ptr) }.map_err(cuda_err("cuMemFree"))?;
+        }
+        Ok(())
+    }
+
+    /// The allocator's counters.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.pool().stats()
+    }
+
+    /// Restarts the peak counter.
+    pub fn reset_peak_memory(&self) {
+        self.pool().reset_peak();
+    }
+}

@@ -1,0 +1,28 @@
+//! The CUDA backend on cudarc: devices with a caching allocator and two streams, device buffers,
+//! and the engine side of each kernel family (launchers live in `kiln_kernels::cuda`).
+
+mod alloc;
+pub mod conv;
+pub mod copy;
+mod device;
+pub mod elementwise;
+pub mod matmul;
+pub mod norm;
+pub mod pool;
+pub mod reduce;
+pub mod softmax;
+mod storage;
+
+pub use alloc::MemoryStats;
+pub use device::{device, CudaDevice};
+pub use storage::{suffix, CudaStorage};
+
+use crate::{Error, Result};
+
+/// The error for an op this backend does not run yet.
+pub(crate) fn unsupported<T>(op: &'static str) -> Result<T> {
+    Err(Error::UnsupportedOnDevice {
+        op,
+        device: "cuda".into(),
+    })
+}
