@@ -3,10 +3,16 @@
 use std::process::Command;
 
 fn kiln(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .expect("run kiln");
+    kiln_env(args, &[])
+}
+
+/// Runs kiln with `args`, without the environment variables in `unset`.
+fn kiln_env(args: &[&str], unset: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    for var in unset {
+        cmd.env_remove(var);
+    }
+    let out = cmd.args(args).output().expect("run kiln");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
         !stderr.contains("panicked"),
@@ -63,8 +69,14 @@ fn invalid_flag_values_name_the_flag() {
 }
 
 #[test]
-fn cuda_without_a_backend_is_an_error_not_a_panic() {
-    fails_with(&["train", "--device", "cuda:0"], "no CUDA device");
+fn cuda_without_a_driver_is_an_error_not_a_panic() {
+    // Without LD_LIBRARY_PATH neither a driver nor the emulator can be found.
+    let (ok, stderr) = kiln_env(&["train", "--device", "cuda:0"], &["LD_LIBRARY_PATH"]);
+    assert!(!ok, "--device cuda:0 without a driver should fail");
+    assert!(
+        stderr.contains("no CUDA device: libcuda.so was not found"),
+        "{stderr}"
+    );
     fails_with(
         &["train", "--device", "tpu"],
         "--device: 'tpu' is not cpu, cuda or cuda:N",

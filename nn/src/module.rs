@@ -1,7 +1,7 @@
 //! The `Module` trait: a forward pass plus named parameters and buffers.
 
 use crate::Result;
-use kiln_engine::{MemoryFormat, Tensor};
+use kiln_engine::{Device, MemoryFormat, Tensor};
 
 /// Whether a named tensor is trained (parameter) or only tracked (buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,15 @@ pub trait Module: Send + Sync {
     /// Re-lays 4-d weights out in `format`, recursively (PyTorch's `model.to(memory_format=...)`).
     /// Call it before handing the parameters to an optimizer: it replaces the weight tensors.
     fn set_memory_format(&mut self, _format: MemoryFormat) -> Result<()> {
+        Ok(())
+    }
+
+    /// Moves every parameter and buffer to `device` in place (`module.to(device)`). Call it
+    /// before handing the parameters to an optimizer.
+    fn to_device(&self, device: Device) -> Result<()> {
+        for t in self.named_tensors() {
+            t.tensor.move_to_(device)?;
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use crate::loader::{Batch, Layout as DataLayout, Loader, Normalize};
 use crate::metrics::{accuracy, fmt_e3, fmt_g3, AverageMeter};
 use crate::optim::Optimizer;
 use crate::{Error, Result};
-use kiln_engine::{no_grad, DType, Tensor};
+use kiln_engine::{no_grad, DType, Device, Tensor};
 use kiln_nn::Model;
 use std::time::Instant;
 
@@ -21,6 +21,8 @@ pub struct BatchStages {
     pub smoothing: f64,
     /// Seed for erasing and mixup draws.
     pub seed: u64,
+    /// Where the model runs: batches are copied there.
+    pub device: Device,
 }
 
 /// A batch as tensors: images [N, C, H, W] (channels-last in memory for NHWC) and targets.
@@ -70,8 +72,8 @@ impl BatchStages {
             }
         };
         Ok(TensorBatch {
-            images,
-            targets,
+            images: images.to_device(self.device)?,
+            targets: targets.to_device(self.device)?,
             labels: batch.targets[..n].to_vec(),
         })
     }

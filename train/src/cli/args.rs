@@ -266,6 +266,9 @@ pub struct ValidateArgs {
     /// Run in channels-last memory order.
     #[arg(long)]
     pub channels_last: bool,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Loader worker threads.
     #[arg(short = 'j', long, default_value_t = 4)]
     pub workers: usize,

@@ -4,6 +4,7 @@ use crate::augment::small_train;
 use crate::data::{Dataset, IdxDataset, ImageFolder};
 use crate::loader::{DataConfig, DistributedSampler, Layout, Loader, LoaderOptions};
 use crate::{Error, Result};
+use kiln_engine::Device;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -111,4 +112,16 @@ pub fn small_image_loader(cfg: &DataConfig, dataset: Arc<dyn Dataset>) -> Result
         shape: (size, size, cfg.in_chans),
     };
     Loader::new(dataset, pipeline, sampler, opts)
+}
+
+/// The `--device` value parsed and opened, so a missing driver is reported before any work.
+pub fn open_device(flag: &str) -> Result<Device> {
+    let device = Device::parse(flag).ok_or_else(|| Error::Flag {
+        flag: "--device".into(),
+        msg: format!("'{flag}' is not cpu, cuda or cuda:N"),
+    })?;
+    if let Device::Cuda(n) = device {
+        kiln_engine::cuda::device(n)?;
+    }
+    Ok(device)
 }

@@ -2,14 +2,14 @@
 
 use super::args::TrainArgs;
 use super::run_dir::{experiment_name, SummaryCsv};
-use super::setup::{embedded_data, layout, small_image_loader, DataRoot};
+use super::setup::{embedded_data, layout, open_device, small_image_loader, DataRoot};
 use crate::checkpoint::{load_checkpoint, CheckpointMeta, CheckpointSaver};
 use crate::loader::DataConfig;
 use crate::optim::{create_optimizer, OptimArgs};
 use crate::sched::Scheduler;
 use crate::trainer::{train_one_epoch, validate, BatchStages, EpochOptions};
 use crate::{Error, Result};
-use kiln_engine::{manual_seed, with_global_generator, Device, Generator, MemoryFormat};
+use kiln_engine::{manual_seed, with_global_generator, Generator, MemoryFormat};
 use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
 use std::path::PathBuf;
 
@@ -43,11 +43,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
             format!("'{}' is not one of top1, top5, loss", a.eval_metric),
         ));
     }
-    match Device::parse(&a.device) {
-        None => Err(flag("--device", format!("'{}' is not cpu, cuda or cuda:N", a.device))),
-        Some(Device::Cuda(n)) => Err(kiln_engine::Error::NoCuda(format!("--device cuda:{n}: this build of kiln trains on the CPU only (the CUDA backend is not in yet)")).into()),
-        Some(Device::Cpu) => Ok(()),
-    }
+    open_device(&a.device).map(|_| ())
 }
 
 /// timm's learning-rate rule: `--lr`, else `lr_base` scaled by global batch / `lr_base_size`.
@@ -146,6 +142,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if a.channels_last {
         model.set_memory_format(MemoryFormat::ChannelsLast)?;
     }
+    let device = open_device(&a.device)?;
+    model.to_device(device)?;
     let cfg_size = model.pretrained_cfg().input_size[1];
     let img_size = a.img_size.unwrap_or(if root.is_idx() {
         train_ds.load(0)?.image.h
@@ -171,6 +169,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         mixup: cfg.mixup_fn(num_classes)?,
         smoothing: a.smoothing,
         seed: a.seed,
+        device,
     };
     let betas = a.opt_betas.as_deref().map(pair);
     let mut optim = create_optimizer(

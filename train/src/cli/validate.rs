@@ -1,7 +1,7 @@
 //! `kiln validate`: evaluates a checkpoint, as timm's `validate.py`.
 
 use super::args::ValidateArgs;
-use super::setup::{embedded_data, layout, DataRoot};
+use super::setup::{embedded_data, layout, open_device, DataRoot};
 use crate::checkpoint::load_checkpoint;
 use crate::loader::DataConfig;
 use crate::trainer::{validate as run_validation, BatchStages};
@@ -36,6 +36,11 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         },
     )?;
     load_state_dict(model.as_ref(), &ck.model, true)?;
+    if a.channels_last {
+        model.set_memory_format(kiln_engine::MemoryFormat::ChannelsLast)?;
+    }
+    let device = open_device(&a.device)?;
+    model.to_device(device)?;
     let img_size = a.img_size.unwrap_or(if root.is_idx() {
         ds.load(0)?.image.h
     } else {
@@ -60,6 +65,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         mixup: None,
         smoothing: 0.0,
         seed: 0,
+        device,
     };
     let r = run_validation(model.as_mut(), &mut loader, &stages, a.log_interval)?;
     println!(
