@@ -7,6 +7,7 @@
 //! `kiln_kernels::cuda`).
 #![warn(missing_docs)]
 
+pub mod amp;
 pub mod autograd;
 pub mod backend;
 mod broadcast;

@@ -23,7 +23,7 @@ impl Tensor {
         }
         let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
         let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
-        let y = Tensor::in_compute_precision(&[self, weight], |t| conv_core(&t[0], &t[1], s))?;
+        let y = Tensor::in_gemm_precision(&[self, weight], |t| conv_core(&t[0], &t[1], s))?;
         match bias {
             Some(b) => y.add(&b.reshape(&[1, s.oc, 1, 1])?),
             None => Ok(y),

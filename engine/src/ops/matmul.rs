@@ -36,7 +36,7 @@ impl Tensor {
         }
         let batch = broadcast_shape("matmul", &a[..a.len() - 2], &b[..b.len() - 2])?;
         let nb: usize = batch.iter().product();
-        Tensor::in_compute_precision(&[self, rhs], |t| {
+        Tensor::in_gemm_precision(&[self, rhs], |t| {
             let expand = |x: &Tensor, r: usize, c: usize| -> Result<(Tensor, Layout)> {
                 let full: Vec<usize> = batch.iter().copied().chain([r, c]).collect();
                 let l = x.layout().broadcast_as(&full)?;

@@ -49,6 +49,33 @@ impl Tensor {
         })
     }
 
+    /// Runs a GEMM-like op (conv, matmul): under autocast, f32 inputs are cast to the autocast
+    /// dtype first; f16/bf16 inputs then go straight to the CUDA kernels (which accumulate in
+    /// f32) or through f32 copies on the CPU.
+    pub(crate) fn in_gemm_precision(
+        inputs: &[&Tensor],
+        f: impl FnOnce(&[Tensor]) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let cast: Vec<Tensor> = match crate::amp::autocast_dtype() {
+            Some(low) => inputs
+                .iter()
+                .map(|t| {
+                    if t.dtype() == DType::F32 {
+                        t.to_dtype(low)
+                    } else {
+                        Ok((*t).clone())
+                    }
+                })
+                .collect::<Result<_>>()?,
+            None => inputs.iter().map(|&t| t.clone()).collect(),
+        };
+        if cast.iter().all(|t| matches!(t.device(), Device::Cuda(_))) {
+            return f(&cast);
+        }
+        let refs: Vec<&Tensor> = cast.iter().collect();
+        Tensor::in_compute_precision(&refs, f)
+    }
+
     /// Runs `f` on f32 copies of low-precision (f16/bf16) inputs and casts the result back,
     /// so every op accumulates in at least f32.
     pub(crate) fn in_compute_precision(

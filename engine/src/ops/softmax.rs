@@ -75,7 +75,12 @@ impl Tensor {
                 msg: format!("smoothing must be in [0, 1), got {smoothing}"),
             });
         }
-        Tensor::in_compute_precision(&[self], |t| xent_core(&t[0], target, soft, smoothing))
+        // Losses compute and return f32 for f16/bf16 logits (autocast's policy for losses).
+        let logits = match self.dtype() {
+            DType::F16 | DType::BF16 => self.to_dtype(DType::F32)?,
+            _ => self.clone(),
+        };
+        xent_core(&logits, target, soft, smoothing)
     }
 }
 
