@@ -32,7 +32,10 @@ macro_rules! module {
 }
 
 /// Every module, by file.
-pub static MODULES: &[Module] = &[module!("elementwise.cu", hot: ["binary_f32"])];
+pub static MODULES: &[Module] = &[
+    module!("elementwise.cu", hot: ["binary_f32"]),
+    module!("reduce.cu", hot: []),
+];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).
 pub fn module(file: &str) -> Result<&'static Module> {

@@ -3,6 +3,7 @@
 //! dtype dispatch belong to the engine.
 
 pub mod elementwise;
+pub mod reduce;
 
 use crate::error::{Error, Result};
 use crate::registry;
