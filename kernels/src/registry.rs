@@ -35,6 +35,7 @@ macro_rules! module {
 pub static MODULES: &[Module] = &[
     module!("elementwise.cu", hot: ["binary_f32"]),
     module!("reduce.cu", hot: []),
+    module!("softmax_xent.cu", hot: ["xent_fwd_f32", "xent_bwd_f32"]),
 ];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).

@@ -4,6 +4,7 @@
 
 pub mod elementwise;
 pub mod reduce;
+pub mod softmax_xent;
 
 use crate::error::{Error, Result};
 use crate::registry;
