@@ -36,6 +36,10 @@ pub static MODULES: &[Module] = &[
     module!("elementwise.cu", hot: ["binary_f32"]),
     module!("reduce.cu", hot: []),
     module!("softmax_xent.cu", hot: ["xent_fwd_f32", "xent_bwd_f32"]),
+    module!(
+        "bn_relu.cu",
+        hot: ["bn_partials_f32", "bn_act_fwd_f32", "bn_act_bwd_dx_f32"]
+    ),
 ];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).
