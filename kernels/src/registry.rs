@@ -40,6 +40,7 @@ pub static MODULES: &[Module] = &[
         "bn_relu.cu",
         hot: ["bn_partials_f32", "bn_act_fwd_f32", "bn_act_bwd_dx_f32"]
     ),
+    module!("optim.cu", hot: ["sgd_f32", "adamw_f32"]),
 ];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).

@@ -4,6 +4,7 @@
 
 pub mod bn_relu;
 pub mod elementwise;
+pub mod optim;
 pub mod reduce;
 pub mod softmax_xent;
 
