@@ -41,6 +41,7 @@ pub static MODULES: &[Module] = &[
         hot: ["bn_partials_f32", "bn_act_fwd_f32", "bn_act_bwd_dx_f32"]
     ),
     module!("optim.cu", hot: ["sgd_f32", "adamw_f32"]),
+    module!("amp.cu", hot: []),
 ];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).

@@ -1,6 +1,7 @@
 //! CPU twins of the CUDA kernels, one module per family. Kernels take slices, shapes and strides;
 //! they are generic over [`Real`] so gradient checks can run them in f64.
 
+pub mod amp;
 pub mod bn_relu;
 pub mod copy;
 pub mod elementwise;

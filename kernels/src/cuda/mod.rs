@@ -2,6 +2,7 @@
 //! They take raw device pointers (`u64`), shapes and strides on a stream; tensors, allocation and
 //! dtype dispatch belong to the engine.
 
+pub mod amp;
 pub mod bn_relu;
 pub mod elementwise;
 pub mod optim;
