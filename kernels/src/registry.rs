@@ -42,6 +42,7 @@ pub static MODULES: &[Module] = &[
     ),
     module!("optim.cu", hot: ["sgd_f32", "adamw_f32"]),
     module!("amp.cu", hot: []),
+    module!("layout.cu", hot: []),
 ];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).

@@ -6,6 +6,7 @@ pub mod bn_relu;
 pub mod copy;
 pub mod elementwise;
 pub mod im2col;
+pub mod layout;
 pub mod optim;
 pub mod philox;
 pub mod pool;
