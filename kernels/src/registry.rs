@@ -43,6 +43,7 @@ pub static MODULES: &[Module] = &[
     module!("optim.cu", hot: ["sgd_f32", "adamw_f32"]),
     module!("amp.cu", hot: []),
     module!("layout.cu", hot: []),
+    module!("rng.cu", hot: []),
 ];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod layout;
 pub mod optim;
 pub mod reduce;
+pub mod rng;
 pub mod softmax_xent;
 
 use crate::error::{Error, Result};
