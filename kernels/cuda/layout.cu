@@ -14,7 +14,15 @@ struct Norm {
 };
 
 template <typename T>
-__device__ void normalize_u8_nhwc(const u8* src, i64 total, int c, Norm nm, int aligned, T* dst) {
+__device__ void normalize_u8_nhwc(const u8* src, i64 total, int c, const Norm& nm, int aligned,
+                                  T* dst) {
+  // Per-channel constants into shared memory (constant indices: no local copy of the struct).
+  __shared__ float mean[NORM_MAX_CHANNELS], std_[NORM_MAX_CHANNELS];
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int i = 0; i < NORM_MAX_CHANNELS; ++i) mean[i] = nm.mean[i], std_[i] = nm.std[i];
+  }
+  __syncthreads();
   const i64 groups = (total + 3) / 4;
   KILN_FOR(gi, groups) {
     const i64 j0 = gi * 4;
@@ -27,7 +35,7 @@ __device__ void normalize_u8_nhwc(const u8* src, i64 total, int c, Norm nm, int 
     int ch = (int)(j0 % c);
     for (int k = 0; k < 4 && j0 + k < total; ++k) {
       const float v = (float)((word >> (8 * k)) & 255u);
-      dst[j0 + k] = from_acc<T>((v / 255.0f - nm.mean[ch]) / nm.std[ch]);
+      dst[j0 + k] = from_acc<T>((v / 255.0f - mean[ch]) / std_[ch]);
       ch = ch + 1 == c ? 0 : ch + 1;
     }
   }
