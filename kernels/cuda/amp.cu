@@ -18,8 +18,13 @@ template <int P> struct TensorList {
 
 template <int P>
 __device__ __forceinline__ int chunk_of(const TensorList<P>& l, i64& lo, i64& hi) {
-  int t = 0;
-  while (t + 1 < l.count && l.start[t + 1] <= (int)blockIdx.x) ++t;
+  // The last tensor starting at or before this block (empty tensors share a start), by bisection.
+  int t = 0, last = l.count - 1;
+  while (t < last) {
+    const int mid = (t + last + 1) >> 1;
+    if (l.start[mid] <= (int)blockIdx.x) t = mid;
+    else last = mid - 1;
+  }
   lo = (i64)(blockIdx.x - l.start[t]) * MT_CHUNK;
   hi = min(l.len[t], lo + MT_CHUNK);
   return t;
