@@ -32,7 +32,19 @@ macro_rules! module {
 }
 
 /// Every module, by file.
-pub static MODULES: &[Module] = &[module!("elementwise.cu", hot: ["binary_f32"])];
+pub static MODULES: &[Module] = &[
+    module!("elementwise.cu", hot: ["binary_f32"]),
+    module!("reduce.cu", hot: []),
+    module!("softmax_xent.cu", hot: ["xent_fwd_f32", "xent_bwd_f32"]),
+    module!(
+        "bn_relu.cu",
+        hot: ["bn_partials_f32", "bn_act_fwd_f32", "bn_act_bwd_dx_f32"]
+    ),
+    module!("optim.cu", hot: ["sgd_f32", "adamw_f32"]),
+    module!("amp.cu", hot: []),
+    module!("layout.cu", hot: []),
+    module!("rng.cu", hot: []),
+];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).
 pub fn module(file: &str) -> Result<&'static Module> {

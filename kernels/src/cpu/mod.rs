@@ -1,10 +1,12 @@
 //! CPU twins of the CUDA kernels, one module per family. Kernels take slices, shapes and strides;
 //! they are generic over [`Real`] so gradient checks can run them in f64.
 
+pub mod amp;
 pub mod bn_relu;
 pub mod copy;
 pub mod elementwise;
 pub mod im2col;
+pub mod layout;
 pub mod optim;
 pub mod philox;
 pub mod pool;

@@ -2,7 +2,14 @@
 //! They take raw device pointers (`u64`), shapes and strides on a stream; tensors, allocation and
 //! dtype dispatch belong to the engine.
 
+pub mod amp;
+pub mod bn_relu;
 pub mod elementwise;
+pub mod layout;
+pub mod optim;
+pub mod reduce;
+pub mod rng;
+pub mod softmax_xent;
 
 use crate::error::{Error, Result};
 use crate::registry;

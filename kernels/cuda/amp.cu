@@ -1,0 +1,57 @@
+// Mixed-precision helpers over lists of f32 tensors, each one launch per 32 tensors: unscale all
+// gradients by 1/scale in place while flagging any inf/NaN (the GradScaler step, which otherwise
+// reads every gradient twice), and the model EMA update. Twin of src/cpu/amp.rs.
+//
+// Geometry: as optim.cu (tensor lists by value, a 256-thread block per MT_CHUNK elements).
+
+// ---- helpers --------------------------------------------------------------------------------
+
+#define MT_TENSORS 32
+#define MT_CHUNK 4096
+
+template <int P> struct TensorList {
+  unsigned long long ptr[MT_TENSORS][P];
+  i64 len[MT_TENSORS];
+  int start[MT_TENSORS + 1];
+  int count;
+};
+
+template <int P>
+__device__ __forceinline__ int chunk_of(const TensorList<P>& l, i64& lo, i64& hi) {
+  // The last tensor starting at or before this block (empty tensors share a start), by bisection.
+  int t = 0, last = l.count - 1;
+  while (t < last) {
+    const int mid = (t + last + 1) >> 1;
+    if (l.start[mid] <= (int)blockIdx.x) t = mid;
+    else last = mid - 1;
+  }
+  lo = (i64)(blockIdx.x - l.start[t]) * MT_CHUNK;
+  hi = min(l.len[t], lo + MT_CHUNK);
+  return t;
+}
+
+// ---- kernels --------------------------------------------------------------------------------
+
+// g *= inv_scale; *found_inf = 1 when any g was inf/NaN before scaling (every writer stores the
+// same value, and a warp votes first so at most one store per warp).
+extern "C" __global__ void unscale_check_f32(TensorList<1> l, float inv_scale, float* found_inf) {
+  i64 lo, hi;
+  const int t = chunk_of(l, lo, hi);
+  float* g = (float*)l.ptr[t][0];
+  bool bad = false;
+  for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+    const float v = g[i];
+    bad |= !isfinite(v);
+    g[i] = v * inv_scale;
+  }
+  if (__any_sync(0xffffffffu, bad) && (threadIdx.x & 31) == 0) *found_inf = 1.0f;
+}
+
+// ema = decay·ema + (1 - decay)·model. ptr = {ema, model}.
+extern "C" __global__ void ema_update_f32(TensorList<2> l, float decay) {
+  i64 lo, hi;
+  const int t = chunk_of(l, lo, hi);
+  float* e = (float*)l.ptr[t][0];
+  const float* m = (const float*)l.ptr[t][1];
+  for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) e[i] = decay * e[i] + (1.0f - decay) * m[i];
+}

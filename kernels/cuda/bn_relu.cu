@@ -1,0 +1,199 @@
+// BatchNorm over (N, H, W) per channel fused with an optional residual add and ReLU, forward and
+// backward, NCHW or NHWC (channels_last). Twin of src/cpu/bn_relu.rs.
+//
+// Why fuse: unfused, BN + add + ReLU writes and re-reads the activation three times in the forward
+// and keeps a ReLU mask for the backward. Here the forward writes y once; the backward recovers the
+// mask from y (y <= 0 where ReLU cut), gets Σg and Σg·(x-mean) per channel in one read of
+// (dy, y, x), then writes dx (and the residual's gradient) in a second.
+//
+// Kernels:
+//   bn_partials  grid (channel tiles, splits): each block sums two quantities over its share of
+//                a channel's N·H·W elements into a double workspace [splits][C][2].
+//                Statistics: Σ(x - K), Σ(x - K)² with K = the channel's first element (shifted
+//                sums: no cancellation when |mean| >> std). Backward: Σg, Σg·(x - mean).
+//                NCHW: a 256-thread block per (channel, split), walking the channel's planes.
+//                NHWC: 32x8 blocks, x = 32 adjacent channels (coalesced), y = pixels.
+//   bn_finalize  a thread per channel combines the splits in double: mean and biased var, or
+//                dγ = Σg·(x - mean)·invstd and dβ = Σg.
+//   bn_act_fwd / bn_act_bwd_dx  elementwise, grid-stride.
+
+// ---- helpers --------------------------------------------------------------------------------
+
+template <typename A> __device__ __forceinline__ A warp_add(A v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// The gradient past the ReLU: the mask is y > 0 (NaN passes, as the twin).
+template <typename A> __device__ __forceinline__ A relu_grad(A dy, A y, bool relu) {
+  return (relu && y <= A(0)) ? A(0) : dy;
+}
+
+// ---- kernels --------------------------------------------------------------------------------
+
+template <typename T>
+__device__ void bn_partials(const T* x, const T* dy, const T* y, const T* mean, bool relu,
+                            bool bwd, i64 n, i64 C, i64 hw, bool cl, double* partials) {
+  typedef typename Acc<T>::t A;
+  const i64 M = n * hw, S = gridDim.y, s = blockIdx.y;
+  const i64 chunk = (M + S - 1) / S, start = s * chunk, end = min(M, start + chunk);
+  A s1 = A(0), s2 = A(0);
+  // Adds element `off` of channel c (shift K or mean: `sh`).
+  auto add = [&](i64 off, A sh) {
+    A v = to_acc(x[off]);
+    if (bwd) {
+      A g = relu_grad(to_acc(dy[off]), relu ? to_acc(y[off]) : A(1), relu);
+      s1 += g;
+      s2 += g * (v - sh);
+    } else {
+      A d = v - sh;
+      s1 += d;
+      s2 += d * d;
+    }
+  };
+  if (!cl) {
+    __shared__ A part[2][32];
+    const i64 c = blockIdx.x;
+    const A sh = bwd ? to_acc(mean[c]) : (M > 0 ? to_acc(x[c * hw]) : A(0));
+    i64 j = start + threadIdx.x;
+    if (j < end) {
+      // Element j of the channel is pixel p of image nn; step both without dividing.
+      i64 nn = j / hw, p = j - nn * hw;
+      const i64 step_n = blockDim.x / hw, step_p = blockDim.x - step_n * hw;
+      for (; j < end; j += blockDim.x) {
+        add((nn * C + c) * hw + p, sh);
+        p += step_p;
+        nn += step_n;
+        if (p >= hw) p -= hw, ++nn;
+      }
+    }
+    s1 = warp_add(s1);
+    s2 = warp_add(s2);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) part[0][warp] = s1, part[1][warp] = s2;
+    __syncthreads();
+    if (warp == 0) {
+      bool live = lane < (int)(blockDim.x >> 5);
+      s1 = warp_add(live ? part[0][lane] : A(0));
+      s2 = warp_add(live ? part[1][lane] : A(0));
+      if (lane == 0) {
+        partials[(s * C + c) * 2] = s1;
+        partials[(s * C + c) * 2 + 1] = s2;
+      }
+    }
+  } else {
+    __shared__ A part[2][8][33];
+    const i64 c = (i64)blockIdx.x * 32 + threadIdx.x;
+    const bool live = c < C;
+    if (live) {
+      const A sh = bwd ? to_acc(mean[c]) : (M > 0 ? to_acc(x[c]) : A(0));
+      for (i64 p = start + threadIdx.y; p < end; p += blockDim.y) add(p * C + c, sh);
+    }
+    part[0][threadIdx.y][threadIdx.x] = s1;
+    part[1][threadIdx.y][threadIdx.x] = s2;
+    __syncthreads();
+    if (threadIdx.y == 0 && live) {
+      for (int r = 1; r < (int)blockDim.y; ++r) s1 += part[0][r][threadIdx.x], s2 += part[1][r][threadIdx.x];
+      partials[(s * C + c) * 2] = s1;
+      partials[(s * C + c) * 2 + 1] = s2;
+    }
+  }
+}
+
+// Statistics: out1 = mean, out2 = biased var. Backward: out1 = dγ, out2 = dβ.
+template <typename T>
+__device__ void bn_finalize(const T* x, const T* invstd, bool bwd, i64 n, i64 C, i64 hw, bool cl,
+                            const double* partials, i64 splits, T* out1, T* out2) {
+  KILN_FOR(c, C) {
+    double s1 = 0.0, s2 = 0.0;
+    for (i64 s = 0; s < splits; ++s) s1 += partials[(s * C + c) * 2], s2 += partials[(s * C + c) * 2 + 1];
+    const i64 M = n * hw;
+    if (bwd) {
+      out1[c] = from_acc<T>(s2 * (double)to_acc(invstd[c]));
+      out2[c] = from_acc<T>(s1);
+    } else {
+      const double m = (double)(M > 0 ? M : 1), k = M > 0 ? (double)to_acc(x[cl ? c : c * hw]) : 0.0;
+      const double d = s1 / m;
+      out1[c] = from_acc<T>(k + d);
+      out2[c] = from_acc<T>(fmax(s2 / m - d * d, 0.0));
+    }
+  }
+}
+
+// The channel of dense element i.
+template <typename I> __device__ __forceinline__ I channel_of(I i, I C, I hw, bool cl) {
+  return cl ? i % C : (i / hw) % C;
+}
+
+// y = act(x·scale[c] + shift[c] + residual).
+template <typename I, typename T>
+__device__ void bn_act_fwd(const T* x, const T* res, const T* scale, const T* shift, bool relu,
+                           I total, I C, I hw, bool cl, T* y) {
+  typedef typename Acc<T>::t A;
+  for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+    const I c = channel_of(i, C, hw, cl);
+    A v = to_acc(x[i]) * to_acc(scale[c]) + to_acc(shift[c]);
+    if (res) v += to_acc(res[i]);
+    y[i] = from_acc<T>(relu ? fmax(v, A(0)) : v);
+  }
+}
+
+// Training: dx = γ·invstd·(g - dβ/M - (x - mean)·invstd·dγ/M); eval: dx = γ·invstd·g.
+// dres (when not null) = g.
+template <typename I, typename T>
+__device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const T* mean, const T* invstd,
+                              const T* gamma, const T* dgamma, const T* dbeta, bool relu,
+                              bool training, I total, I C, I hw, bool cl, T* dx, T* dres) {
+  typedef typename Acc<T>::t A;
+  const I M = total / (C > 0 ? C : 1);
+  const A inv_m = A(1) / A(M > 0 ? M : 1);
+  for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+    const I c = channel_of(i, C, hw, cl);
+    const A g = relu_grad(to_acc(dy[i]), relu ? to_acc(y[i]) : A(1), relu);
+    if (dres) dres[i] = from_acc<T>(g);
+    const A is = to_acc(invstd[c]), sc = to_acc(gamma[c]) * is;
+    A d = g;
+    if (training)
+      d -= to_acc(dbeta[c]) * inv_m + (to_acc(x[i]) - to_acc(mean[c])) * (is * to_acc(dgamma[c]) * inv_m);
+    dx[i] = from_acc<T>(sc * d);
+  }
+}
+
+// ---- dtypes ---------------------------------------------------------------------------------
+
+// 32-bit indexing below 2^31 elements (no 64-bit division), 64-bit above.
+#define BN_INDEXED(...)                                                                           \
+  if (total < 0x7fffffffll) {                                                                     \
+    typedef unsigned I;                                                                           \
+    __VA_ARGS__;                                                                                  \
+  } else {                                                                                        \
+    typedef unsigned long long I;                                                                 \
+    __VA_ARGS__;                                                                                  \
+  }
+
+#define BN_KERNELS(T, S)                                                                          \
+  extern "C" __global__ void bn_partials_##S(const T* x, const T* dy, const T* y, const T* mean, \
+                                             int relu, int bwd, i64 n, i64 c, i64 hw, int cl,     \
+                                             double* partials) {                                  \
+    bn_partials<T>(x, dy, y, mean, relu != 0, bwd != 0, n, c, hw, cl != 0, partials);             \
+  }                                                                                               \
+  extern "C" __global__ void bn_finalize_##S(const T* x, const T* invstd, int bwd, i64 n, i64 c, \
+                                             i64 hw, int cl, const double* partials, i64 splits,  \
+                                             T* out1, T* out2) {                                  \
+    bn_finalize<T>(x, invstd, bwd != 0, n, c, hw, cl != 0, partials, splits, out1, out2);         \
+  }                                                                                               \
+  extern "C" __global__ void bn_act_fwd_##S(const T* x, const T* res, const T* scale,            \
+                                            const T* shift, int relu, i64 total, i64 c, i64 hw,   \
+                                            int cl, T* y) {                                       \
+    BN_INDEXED(bn_act_fwd<I, T>(x, res, scale, shift, relu != 0, (I)total, (I)c, (I)hw, cl != 0, \
+                                y))                                                               \
+  }                                                                                               \
+  extern "C" __global__ void bn_act_bwd_dx_##S(                                                   \
+      const T* dy, const T* y, const T* x, const T* mean, const T* invstd, const T* gamma,        \
+      const T* dgamma, const T* dbeta, int relu, int training, i64 total, i64 c, i64 hw, int cl,  \
+      T* dx, T* dres) {                                                                           \
+    BN_INDEXED(bn_act_bwd_dx<I, T>(dy, y, x, mean, invstd, gamma, dgamma, dbeta, relu != 0,      \
+                                   training != 0, (I)total, (I)c, (I)hw, cl != 0, dx, dres))      \
+  }
+BN_KERNELS(float, f32)
+BN_KERNELS(double, f64)

@@ -1,0 +1,228 @@
+// Softmax / log-softmax over the rows of a dense [rows, len] view, forward and backward, and the
+// fused softmax cross-entropy: the forward writes only each row's loss and log-sum-exp, the
+// backward rebuilds softmax from that lse, so probabilities never reach memory. Targets are class
+// indices with label smoothing (mode 0) or a distribution per row (mode 1). Twin of
+// src/cpu/softmax_xent.rs.
+//
+// Geometry: as reduce.cu, 256-thread blocks with a warp per row below 1024 columns and a block
+// per row above, rows grid-stride. Row statistics are "online": each thread keeps a running max m
+// and s = Σ exp(x - m), rescaling s when m grows, so one read of the row yields the lse. The
+// cross-entropy also sums Σ w·(x - x0), Σ w for its targets, shifted by the row's first logit x0
+// so that len·lse - Σx does not cancel.
+
+// ---- helpers --------------------------------------------------------------------------------
+
+struct RowGroup {
+  i64 first, step;
+  int rank, size;
+};
+__device__ __forceinline__ RowGroup row_group(bool warp) {
+  RowGroup g;
+  if (warp) {
+    g.first = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    g.step = ((i64)gridDim.x * blockDim.x) >> 5;
+    g.rank = threadIdx.x & 31;
+    g.size = 32;
+  } else {
+    g.first = blockIdx.x;
+    g.step = gridDim.x;
+    g.rank = threadIdx.x;
+    g.size = blockDim.x;
+  }
+  return g;
+}
+
+template <typename A> __device__ __forceinline__ A warp_add(A v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sums K values over the row's group; every thread gets the totals.
+template <typename A, int K> __device__ __forceinline__ void group_add(A (&v)[K], bool warp) {
+  __shared__ A part[K][32];
+  for (int j = 0; j < K; ++j) v[j] = warp_add(v[j]);
+  if (warp) return;
+  __syncthreads();  // part may still be read by the previous row
+  int lane = threadIdx.x & 31;
+  if (lane == 0)
+    for (int j = 0; j < K; ++j) part[j][threadIdx.x >> 5] = v[j];
+  __syncthreads();
+  bool live = lane < (int)(blockDim.x >> 5);
+  for (int j = 0; j < K; ++j) v[j] = warp_add(live ? part[j][lane] : A(0));
+}
+
+// Running (max, Σ exp(x - max)).
+template <typename A> struct Online {
+  A m, s;
+  __device__ __forceinline__ void add(A v) {
+    if (v > m) {
+      s = s * exp(m - v) + A(1);
+      m = v;
+    } else if (v > -A(1) / A(0) || v != v) {
+      s += exp(v - m);
+    }
+  }
+  __device__ __forceinline__ void merge(A om, A os) {
+    A nm = fmax(m, om);
+    A ninf = -A(1) / A(0);
+    s = (m == ninf ? A(0) : s * exp(m - nm)) + (om == ninf ? A(0) : os * exp(om - nm));
+    m = nm;
+  }
+  // log Σ exp(x) over the group (-inf for an all -inf row, as the twin).
+  __device__ __forceinline__ A lse(bool warp) {
+    __shared__ A part_m[32], part_s[32];
+    for (int o = 16; o > 0; o >>= 1) {
+      A om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
+      merge(om, os);
+    }
+    if (!warp) {
+      __syncthreads();
+      int lane = threadIdx.x & 31;
+      if (lane == 0) part_m[threadIdx.x >> 5] = m, part_s[threadIdx.x >> 5] = s;
+      __syncthreads();
+      bool live = lane < (int)(blockDim.x >> 5);
+      m = live ? part_m[lane] : -A(1) / A(0);
+      s = live ? part_s[lane] : A(0);
+      for (int o = 16; o > 0; o >>= 1) {
+        A om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
+        merge(om, os);
+      }
+    }
+    return m == -A(1) / A(0) ? m : m + log(s);
+  }
+};
+
+// ---- kernels --------------------------------------------------------------------------------
+
+template <typename T>
+__device__ void softmax_rows(const T* x, T* y, i64 rows, i64 len, bool log_, bool warp) {
+  typedef typename Acc<T>::t A;
+  RowGroup g = row_group(warp);
+  for (i64 r = g.first; r < rows; r += g.step) {
+    const T* xr = x + r * len;
+    T* yr = y + r * len;
+    Online<A> o = {-A(1) / A(0), A(0)};
+    for (i64 i = g.rank; i < len; i += g.size) o.add(to_acc(xr[i]));
+    A lse = o.lse(warp);
+    for (i64 i = g.rank; i < len; i += g.size) {
+      A v = to_acc(xr[i]) - lse;
+      yr[i] = from_acc<T>(log_ ? v : exp(v));
+    }
+  }
+}
+
+// softmax: dx = y ⊙ (dy - Σ dy⊙y); log-softmax: dx = dy - exp(y)·Σ dy.
+template <typename T>
+__device__ void softmax_rows_bwd(const T* y, const T* dy, T* dx, i64 rows, i64 len, bool log_,
+                                 bool warp) {
+  typedef typename Acc<T>::t A;
+  RowGroup g = row_group(warp);
+  for (i64 r = g.first; r < rows; r += g.step) {
+    const T *yr = y + r * len, *gr = dy + r * len;
+    T* dr = dx + r * len;
+    A s[1] = {A(0)};
+    for (i64 i = g.rank; i < len; i += g.size)
+      s[0] += log_ ? to_acc(gr[i]) : to_acc(gr[i]) * to_acc(yr[i]);
+    group_add(s, warp);
+    for (i64 i = g.rank; i < len; i += g.size) {
+      A yv = to_acc(yr[i]), gv = to_acc(gr[i]);
+      dr[i] = from_acc<T>(log_ ? gv - exp(yv) * s[0] : yv * (gv - s[0]));
+    }
+  }
+}
+
+// Per-row loss = Σ_k q_k·(lse - x_k) and lse. mode 0: q = one-hot(label)·(1-smoothing) +
+// smoothing/len (a label outside [0, len) contributes no on-mass, as the twin); mode 1: q = probs.
+template <typename T>
+__device__ void xent_fwd(const T* x, i64 len, i64 rows, int mode, const i64* labels,
+                         double smoothing, const T* probs, T* loss, T* lse_out, bool warp) {
+  typedef typename Acc<T>::t A;
+  RowGroup g = row_group(warp);
+  const bool smooth = smoothing != 0.0;
+  for (i64 r = g.first; r < rows; r += g.step) {
+    const T* xr = x + r * len;
+    const A x0 = len > 0 ? to_acc(xr[0]) : A(0);
+    Online<A> o = {-A(1) / A(0), A(0)};
+    A acc[2] = {A(0), A(0)};  // Σ w·(x - x0), Σ w
+    if (mode == 0) {
+      for (i64 i = g.rank; i < len; i += g.size) {
+        A v = to_acc(xr[i]);
+        o.add(v);
+        if (smooth) acc[0] += v - x0;
+      }
+    } else {
+      const T* qr = probs + r * len;
+      for (i64 i = g.rank; i < len; i += g.size) {
+        A v = to_acc(xr[i]), q = to_acc(qr[i]);
+        o.add(v);
+        acc[0] += q * (v - x0);
+        acc[1] += q;
+      }
+    }
+    A lse = o.lse(warp);
+    group_add(acc, warp);
+    if (g.rank == 0) {
+      A l;
+      if (mode == 0) {
+        i64 t = labels[r];
+        l = (t >= 0 && t < len) ? A(1.0 - smoothing) * (lse - to_acc(xr[t])) : A(0);
+        if (smooth) l += A(smoothing / (double)len) * (A(len) * (lse - x0) - acc[0]);
+      } else {
+        l = acc[1] * (lse - x0) - acc[0];
+      }
+      loss[r] = from_acc<T>(l);
+      lse_out[r] = from_acc<T>(lse);
+    }
+  }
+}
+
+// dx = scale[r]·(exp(x - lse[r]) - q).
+template <typename T>
+__device__ void xent_bwd(const T* x, i64 len, i64 rows, int mode, const i64* labels,
+                         double smoothing, const T* probs, const T* lse, const T* scale, T* dx,
+                         bool warp) {
+  typedef typename Acc<T>::t A;
+  RowGroup g = row_group(warp);
+  // The twin's target probabilities, rounded from f64 once.
+  const A q_off = A(smoothing / (double)len), q_on = A((1.0 - smoothing) + smoothing / (double)len);
+  for (i64 r = g.first; r < rows; r += g.step) {
+    const T* xr = x + r * len;
+    T* dr = dx + r * len;
+    const A l = to_acc(lse[r]), sc = to_acc(scale[r]);
+    if (mode == 0) {
+      const i64 t = labels[r];
+      for (i64 i = g.rank; i < len; i += g.size)
+        dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) - (i == t ? q_on : q_off)));
+    } else {
+      const T* qr = probs + r * len;
+      for (i64 i = g.rank; i < len; i += g.size)
+        dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) - to_acc(qr[i])));
+    }
+  }
+}
+
+// ---- dtypes ---------------------------------------------------------------------------------
+
+#define SOFTMAX_KERNELS(T, S)                                                                     \
+  extern "C" __global__ void softmax_rows_##S(const T* x, T* y, i64 rows, i64 len, int log_,     \
+                                              int warp) {                                         \
+    softmax_rows<T>(x, y, rows, len, log_ != 0, warp != 0);                                       \
+  }                                                                                               \
+  extern "C" __global__ void softmax_rows_bwd_##S(const T* y, const T* dy, T* dx, i64 rows,      \
+                                                  i64 len, int log_, int warp) {                  \
+    softmax_rows_bwd<T>(y, dy, dx, rows, len, log_ != 0, warp != 0);                              \
+  }                                                                                               \
+  extern "C" __global__ void xent_fwd_##S(const T* x, i64 len, i64 rows, int mode,               \
+                                          const i64* labels, double smoothing, const T* probs,    \
+                                          T* loss, T* lse, int warp) {                            \
+    xent_fwd<T>(x, len, rows, mode, labels, smoothing, probs, loss, lse, warp != 0);              \
+  }                                                                                               \
+  extern "C" __global__ void xent_bwd_##S(const T* x, i64 len, i64 rows, int mode,               \
+                                          const i64* labels, double smoothing, const T* probs,    \
+                                          const T* lse, const T* scale, T* dx, int warp) {        \
+    xent_bwd<T>(x, len, rows, mode, labels, smoothing, probs, lse, scale, dx, warp != 0);         \
+  }
+SOFTMAX_KERNELS(float, f32)
+SOFTMAX_KERNELS(double, f64)
+SOFTMAX_KERNELS(f16, f16)
+SOFTMAX_KERNELS(bf16, bf16)

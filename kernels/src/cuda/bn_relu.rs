@@ -1,0 +1,201 @@
+//! Launchers for `bn_relu.cu`: per-channel batch statistics, and BatchNorm fused with a residual
+//! add and ReLU, forward and backward, NCHW or NHWC. Twin of [`crate::cpu::bn_relu`]; per-channel
+//! vectors have the data's dtype (f32 or f64).
+
+use super::{grid_1d, DevPtr, Kernels};
+use crate::cpu::bn_relu::ChannelDims;
+use crate::{Error, Result};
+use cudarc::driver::{CudaSlice, LaunchConfig};
+
+const FILE: &str = "bn_relu.cu";
+
+/// Aim for about this many blocks in a reduction pass (a few waves on a large GPU).
+const TARGET_BLOCKS: usize = 1024;
+/// NCHW: a block sums at least this many elements of its channel (4 per thread).
+const NCHW_MIN_PER_BLOCK: usize = 1024;
+/// NHWC: a block sums at least this many pixels for its 32 channels (8 per thread).
+const NHWC_MIN_ROWS: usize = 64;
+
+/// The reduction pass's grid: (channel tiles, splits of each channel's N·H·W) and block shape.
+fn partials_config(d: &ChannelDims) -> (LaunchConfig, usize) {
+    let m = d.per_channel();
+    let (tiles, block, min_per_block) = if d.channels_last {
+        (d.c.div_ceil(32), (32, 8, 1), NHWC_MIN_ROWS)
+    } else {
+        (d.c, (256, 1, 1), NCHW_MIN_PER_BLOCK)
+    };
+    let splits = TARGET_BLOCKS
+        .div_ceil(tiles.max(1))
+        .min(m.div_ceil(min_per_block))
+        .clamp(1, 65535);
+    let cfg = LaunchConfig {
+        grid_dim: (tiles.max(1) as u32, splits as u32, 1),
+        block_dim: block,
+        shared_mem_bytes: 0,
+    };
+    (cfg, splits)
+}
+
+/// The two reduction kernels: per-block sums into a workspace, then a thread per channel combines
+/// them into `out1`, `out2`. `bwd` selects the backward sums (Σg, Σg·(x - mean)) over the
+/// statistics (Σ(x - K), Σ(x - K)²).
+#[allow(clippy::too_many_arguments)]
+fn channel_sums(
+    k: &Kernels,
+    ty: &str,
+    d: &ChannelDims,
+    (x, dy, y, mean, invstd): (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
+    relu: bool,
+    bwd: bool,
+    out1: DevPtr,
+    out2: DevPtr,
+) -> Result<()> {
+    if d.c == 0 {
+        return Ok(());
+    }
+    let (cfg, splits) = partials_config(d);
+    let work: CudaSlice<f64> = k
+        .stream()
+        .alloc_zeros(splits * d.c * 2)
+        .map_err(|e| Error::Launch(format!("bn_relu workspace: {e:?}")))?;
+    let (wp, _guard) = cudarc::driver::DevicePtr::device_ptr(&work, k.stream());
+    let (n, c, hw) = (d.n as i64, d.c as i64, d.hw as i64);
+    let (relu, bwd, cl, splits64) = (
+        relu as i32,
+        bwd as i32,
+        d.channels_last as i32,
+        splits as i64,
+    );
+    // SAFETY: x (and dy, y in the backward) hold n·c·hw elements of `ty`, mean c of them; the
+    // grid covers exactly `splits` × c partial pairs of `work`; the list matches
+    // `bn_partials_<ty>(const T*, const T*, const T*, const T*, int, int, i64, i64, i64, int,
+    // double*)`. Pointers a mode does not read may be null.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("bn_partials_{ty}"),
+            cfg,
+            &[&x, &dy, &y, &mean, &relu, &bwd, &n, &c, &hw, &cl, &wp],
+        )?;
+    }
+    // SAFETY: `work` holds the partials just written on this stream; out1, out2 (and invstd in
+    // the backward) hold c elements of `ty`; the list matches `bn_finalize_<ty>(const T*,
+    // const T*, int, i64, i64, i64, int, const double*, i64, T*, T*)`. `work` is freed in
+    // stream order after this launch.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("bn_finalize_{ty}"),
+            grid_1d(d.c),
+            &[
+                &x, &invstd, &bwd, &n, &c, &hw, &cl, &wp, &splits64, &out1, &out2,
+            ],
+        )
+    }
+}
+
+/// Batch mean and biased variance per channel of x (dtype `ty`: f32 or f64), into `mean`, `var`.
+pub fn bn_stats(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    d: ChannelDims,
+    mean: DevPtr,
+    var: DevPtr,
+) -> Result<()> {
+    channel_sums(k, ty, &d, (x, 0, 0, 0, 0), false, false, mean, var)
+}
+
+/// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`; y written once.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_act_fwd(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    residual: Option<DevPtr>,
+    scale: DevPtr,
+    shift: DevPtr,
+    relu: bool,
+    d: ChannelDims,
+    y: DevPtr,
+) -> Result<()> {
+    let total = d.n * d.c * d.hw;
+    let (res, relu) = (residual.unwrap_or(0), relu as i32);
+    let (total64, c, hw, cl) = (
+        total as i64,
+        d.c as i64,
+        d.hw as i64,
+        d.channels_last as i32,
+    );
+    // SAFETY: x, y (and residual) hold n·c·hw elements of `ty`, scale and shift c; a null
+    // residual is not read; the list matches `bn_act_fwd_<ty>(const T*, const T*, const T*,
+    // const T*, int, i64, i64, i64, int, T*)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("bn_act_fwd_{ty}"),
+            grid_1d(total),
+            &[&x, &res, &scale, &shift, &relu, &total64, &c, &hw, &cl, &y],
+        )
+    }
+}
+
+/// What the fused BN backward reads besides dy (all device buffers of the data's dtype).
+#[derive(Debug, Clone, Copy)]
+pub struct BnBwd {
+    /// The BN input.
+    pub x: DevPtr,
+    /// The forward output (post-activation): y > 0 is the ReLU mask.
+    pub y: DevPtr,
+    /// The per-channel mean the forward normalized with (batch or running).
+    pub mean: DevPtr,
+    /// Per-channel 1/√(var + eps) the forward normalized with.
+    pub invstd: DevPtr,
+    /// Per-channel γ (ones when the BN has no affine weight).
+    pub gamma: DevPtr,
+    /// Whether a ReLU followed the BN.
+    pub relu: bool,
+    /// Whether batch statistics were used (gradients flow through mean and variance).
+    pub training: bool,
+}
+
+/// dx (and `dres`, the residual's gradient), dγ and dβ of the fused BN: one pass reduces Σg and
+/// Σg·(x - mean) per channel, a second writes dx and dres.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_act_bwd(
+    k: &Kernels,
+    ty: &str,
+    dy: DevPtr,
+    s: &BnBwd,
+    d: ChannelDims,
+    dx: DevPtr,
+    dres: Option<DevPtr>,
+    dgamma: DevPtr,
+    dbeta: DevPtr,
+) -> Result<()> {
+    let ptrs = (s.x, dy, s.y, s.mean, s.invstd);
+    channel_sums(k, ty, &d, ptrs, s.relu, true, dgamma, dbeta)?;
+    let total = d.n * d.c * d.hw;
+    let (relu, training, dres) = (s.relu as i32, s.training as i32, dres.unwrap_or(0));
+    let (total64, c, hw, cl) = (
+        total as i64,
+        d.c as i64,
+        d.hw as i64,
+        d.channels_last as i32,
+    );
+    // SAFETY: dy, y, x, dx (and dres) hold n·c·hw elements of `ty`; mean, invstd, gamma, dgamma
+    // and dbeta hold c (dgamma, dbeta written by the launch above, on this stream); a null dres is
+    // not written; the list matches `bn_act_bwd_dx_<ty>(const T* ×8, int, int, i64, i64, i64, int,
+    // T*, T*)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("bn_act_bwd_dx_{ty}"),
+            grid_1d(total),
+            &[
+                &dy, &s.y, &s.x, &s.mean, &s.invstd, &s.gamma, &dgamma, &dbeta, &relu, &training,
+                &total64, &c, &hw, &cl, &dx, &dres,
+            ],
+        )
+    }
+}

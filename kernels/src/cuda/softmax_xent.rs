@@ -1,0 +1,147 @@
+//! Launchers for `softmax_xent.cu`: softmax / log-softmax over rows, forward and backward, and the
+//! fused cross-entropy whose backward rebuilds softmax from the saved log-sum-exp. Twin of
+//! [`crate::cpu::softmax_xent`].
+
+use super::reduce::rows_config;
+use super::{DevPtr, Kernels};
+use crate::Result;
+
+const FILE: &str = "softmax_xent.cu";
+
+/// Cross-entropy targets on the device.
+#[derive(Debug, Clone, Copy)]
+pub enum XentTargets {
+    /// One class index (i64) per row, and timm's label smoothing factor.
+    Hard {
+        /// Device address of `rows` i64 class indices.
+        labels: DevPtr,
+        /// Label smoothing in [0, 1).
+        smoothing: f64,
+    },
+    /// A target distribution per row (Mixup/CutMix).
+    Soft {
+        /// Device address of `[rows, len]` probabilities of the logits' dtype.
+        probs: DevPtr,
+    },
+}
+
+impl XentTargets {
+    /// The kernels' (mode, labels, smoothing, probs) arguments.
+    fn args(self) -> (i32, DevPtr, f64, DevPtr) {
+        match self {
+            XentTargets::Hard { labels, smoothing } => (0, labels, smoothing, 0),
+            XentTargets::Soft { probs } => (1, 0, 0.0, probs),
+        }
+    }
+}
+
+/// y = softmax(x) (log-softmax when `log`) over each of `rows` rows of `len`, dtype `ty`.
+pub fn softmax_rows(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    y: DevPtr,
+    rows: usize,
+    len: usize,
+    log: bool,
+) -> Result<()> {
+    let (cfg, warp) = rows_config(rows, len);
+    let (rows64, len64, log32) = (rows as i64, len as i64, log as i32);
+    // SAFETY: x and y hold rows·len elements of `ty`; the list matches
+    // `softmax_rows_<ty>(const T*, T*, i64, i64, int, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("softmax_rows_{ty}"),
+            cfg,
+            &[&x, &y, &rows64, &len64, &log32, &warp],
+        )
+    }
+}
+
+/// dx from the forward output y and dy: y ⊙ (dy - Σ dy⊙y), or dy - exp(y)·Σ dy when `log`.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_rows_bwd(
+    k: &Kernels,
+    ty: &str,
+    y: DevPtr,
+    dy: DevPtr,
+    dx: DevPtr,
+    rows: usize,
+    len: usize,
+    log: bool,
+) -> Result<()> {
+    let (cfg, warp) = rows_config(rows, len);
+    let (rows64, len64, log32) = (rows as i64, len as i64, log as i32);
+    // SAFETY: y, dy and dx hold rows·len elements of `ty`; the list matches
+    // `softmax_rows_bwd_<ty>(const T*, const T*, T*, i64, i64, int, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("softmax_rows_bwd_{ty}"),
+            cfg,
+            &[&y, &dy, &dx, &rows64, &len64, &log32, &warp],
+        )
+    }
+}
+
+/// Per-row loss -Σ q·log softmax(x) and log-sum-exp of `rows` rows of `len` logits, in one pass.
+#[allow(clippy::too_many_arguments)]
+pub fn xent_fwd(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    len: usize,
+    rows: usize,
+    t: XentTargets,
+    loss: DevPtr,
+    lse: DevPtr,
+) -> Result<()> {
+    let (cfg, warp) = rows_config(rows, len);
+    let (mode, labels, smoothing, probs) = t.args();
+    let (rows64, len64) = (rows as i64, len as i64);
+    // SAFETY: x (and soft targets) hold rows·len elements of `ty`, labels rows i64s, loss and lse
+    // rows elements; the list matches `xent_fwd_<ty>(const T*, i64, i64, int, const i64*, double,
+    // const T*, T*, T*, int)`. The unused target pointer is null and never read.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("xent_fwd_{ty}"),
+            cfg,
+            &[
+                &x, &len64, &rows64, &mode, &labels, &smoothing, &probs, &loss, &lse, &warp,
+            ],
+        )
+    }
+}
+
+/// dx = scale\[r\]·(softmax(x) - q), softmax rebuilt from the forward's per-row `lse`.
+#[allow(clippy::too_many_arguments)]
+pub fn xent_bwd(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    len: usize,
+    rows: usize,
+    t: XentTargets,
+    lse: DevPtr,
+    scale: DevPtr,
+    dx: DevPtr,
+) -> Result<()> {
+    let (cfg, warp) = rows_config(rows, len);
+    let (mode, labels, smoothing, probs) = t.args();
+    let (rows64, len64) = (rows as i64, len as i64);
+    // SAFETY: x, dx (and soft targets) hold rows·len elements of `ty`, labels rows i64s, lse and
+    // scale rows elements; the list matches `xent_bwd_<ty>(const T*, i64, i64, int, const i64*,
+    // double, const T*, const T*, const T*, T*, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("xent_bwd_{ty}"),
+            cfg,
+            &[
+                &x, &len64, &rows64, &mode, &labels, &smoothing, &probs, &lse, &scale, &dx, &warp,
+            ],
+        )
+    }
+}

@@ -1,0 +1,72 @@
+//! reduce.cu (through its launchers) against the CPU twin, warp-per-row and block-per-row shapes.
+
+mod common;
+use common::{assert_close, gpu};
+use kiln_kernels::cpu::reduce::{self as cpu, ReduceOp};
+use kiln_kernels::cuda::reduce as cuda;
+
+/// A deterministic, sign-mixed row-major matrix.
+fn matrix(rows: usize, len: usize) -> Vec<f32> {
+    (0..rows * len)
+        .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 97.0)
+        .collect()
+}
+
+#[test]
+fn reduce_rows_matches_the_cpu_for_short_and_long_rows() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    // (rows, len): a warp per row (incl. len 1), then a block per row.
+    for (rows, len) in [(37, 45), (5, 1), (3, 1500)] {
+        let x = matrix(rows, len);
+        let dx = g.upload(&x);
+        for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+            let mut want = vec![0f32; rows];
+            cpu::reduce_rows(op, &x, len, &mut want);
+            let out = g.zeros::<f32>(rows);
+            cuda::reduce_rows(&k, "f32", op, g.ptr(&dx), g.ptr(&out), rows, len).unwrap();
+            let what = format!("{} {rows}x{len}", op.name());
+            assert_close(&what, &g.download(&out), &want, 1e-4, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn reduce_rows_in_f64_and_nan_propagates() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    let (rows, len) = (6, 1100);
+    let mut x: Vec<f64> = matrix(rows, len).iter().map(|&v| v as f64).collect();
+    x[2 * len + 777] = f64::NAN;
+    let dx = g.upload(&x);
+    for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+        let mut want = vec![0f64; rows];
+        cpu::reduce_rows(op, &x, len, &mut want);
+        let out = g.zeros::<f64>(rows);
+        cuda::reduce_rows(&k, "f64", op, g.ptr(&dx), g.ptr(&out), rows, len).unwrap();
+        let got = g.download(&out);
+        for (r, (a, b)) in got.iter().zip(&want).enumerate() {
+            let ok = (a - b).abs() <= 1e-10 * b.abs().max(1.0) || (a.is_nan() && b.is_nan());
+            assert!(ok, "{} row {r}: got {a}, want {b}", op.name());
+        }
+    }
+}
+
+#[test]
+fn argmax_rows_takes_the_first_max_and_the_first_nan() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    for (rows, len) in [(29, 67), (2, 3000)] {
+        // Values repeat (i * 7919 % 1009), so rows hold ties; one row gets two NaNs.
+        let mut x = matrix(rows, len);
+        x[len + len / 2] = f32::NAN;
+        x[len + len / 3] = f32::NAN;
+        x[len - 1] = 100.0;
+        let mut want = vec![0i64; rows];
+        cpu::argmax_rows(&x, len, &mut want);
+        let dx = g.upload(&x);
+        let out = g.zeros::<i64>(rows);
+        cuda::argmax_rows(&k, "f32", g.ptr(&dx), g.ptr(&out), rows, len).unwrap();
+        assert_eq!(g.download(&out), want, "{rows}x{len}");
+    }
+}
