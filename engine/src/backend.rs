@@ -147,6 +147,24 @@ impl Storage {
         }
     }
 
+    /// A dropout keep-mask of `n` elements (see [`cpu::random::dropout_mask`]).
+    pub fn dropout_mask(
+        device: Device,
+        dtype: DType,
+        seed: u64,
+        offset: u64,
+        p: f64,
+        n: usize,
+    ) -> Result<Storage> {
+        match device {
+            Device::Cpu => cpu::random::dropout_mask(dtype, seed, offset, p, n).map(Storage::Cpu),
+            Device::Cuda(k) => {
+                cuda::random::dropout_mask(&cuda::device(k)?, dtype, seed, offset, p, n)
+                    .map(Storage::Cuda)
+            }
+        }
+    }
+
     /// A host copy (borrowing nothing; waits for the device).
     pub fn to_cpu(&self) -> Result<CpuStorage> {
         match self {

@@ -18,6 +18,8 @@ pub struct CheckpointMeta {
     pub metric: Option<f64>,
     /// Offset of the global Philox stream (dropout, drop-path), so a resumed run continues exactly.
     pub rng_offset: u64,
+    /// The loss scaler's (scale, growth tracker) of an f16 AMP run.
+    pub scaler: Option<(f64, u32)>,
 }
 
 /// Writes model, optimizer and `meta` to `path` atomically.
@@ -42,6 +44,10 @@ pub fn save_checkpoint(
     ]);
     if let Some(m) = meta.metric {
         md.insert("metric".into(), m.to_string());
+    }
+    if let Some((scale, tracker)) = meta.scaler {
+        md.insert("amp_scale".into(), scale.to_string());
+        md.insert("amp_growth_tracker".into(), tracker.to_string());
     }
     Ok(save_safetensors(&tensors, Some(md), path)?)
 }
@@ -87,6 +93,12 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
         arch: md.get("arch").cloned().unwrap_or_default(),
         metric: md.get("metric").and_then(|m| m.parse().ok()),
         rng_offset: num("rng_offset")?.unwrap_or(0),
+        scaler: md.get("amp_scale").and_then(|s| s.parse().ok()).map(|s| {
+            (
+                s,
+                num("amp_growth_tracker").ok().flatten().unwrap_or(0) as u32,
+            )
+        }),
     };
     Ok(Checkpoint {
         model,

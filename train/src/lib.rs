@@ -1,6 +1,7 @@
 //! kiln's training: datasets, augmentation, the loader, losses, optimizers, schedulers and the CLI.
 #![warn(missing_docs)]
 
+pub mod amp;
 pub mod augment;
 pub mod checkpoint;
 pub mod cli;

@@ -1,5 +1,6 @@
 //! One training epoch and one validation pass, with timm's log lines.
 
+use crate::amp::GradScaler;
 use crate::augment::{derive_rng, Dims, Mixup, RandomErasing};
 use crate::loader::{Batch, Layout as DataLayout, Loader, Normalize};
 use crate::metrics::{accuracy, fmt_e3, fmt_g3, AverageMeter};
@@ -98,6 +99,8 @@ pub struct EpochOptions {
     pub log_interval: usize,
     /// Clip the global gradient norm to this, if set.
     pub clip_grad: Option<f64>,
+    /// Autocast dtype for mixed precision (F16 or BF16), if on.
+    pub amp: Option<DType>,
 }
 
 /// Trains `model` for one epoch at learning rate `lr` (timm's `train_one_epoch`).
@@ -109,6 +112,7 @@ pub fn train_one_epoch(
     stages: &BatchStages,
     lr: f64,
     opts: &EpochOptions,
+    mut scaler: Option<&mut GradScaler>,
 ) -> Result<TrainStats> {
     model.set_training(true);
     let steps = loader.len();
@@ -133,19 +137,18 @@ pub fn train_one_epoch(
         } else {
             stages.smoothing
         };
-        let loss = model
-            .forward(&b.images)?
-            .cross_entropy(&b.targets, smoothing)?;
+        let loss = {
+            let _autocast = opts.amp.map(kiln_engine::amp::autocast).transpose()?;
+            model
+                .forward(&b.images)?
+                .cross_entropy(&b.targets, smoothing)?
+        };
         let value = loss.item()?;
         if !value.is_finite() {
             return Err(Error::NonFiniteLoss(value, epoch, step));
         }
         optim.zero_grad();
-        loss.backward()?;
-        if let Some(max_norm) = opts.clip_grad {
-            clip_grad_norm(optim, max_norm)?;
-        }
-        optim.step(lr)?;
+        backward_and_step(&loss, optim, scaler.as_deref_mut(), lr, opts.clip_grad)?;
         let n = b.labels.len();
         samples += n;
         losses.update(value, n);
@@ -173,6 +176,34 @@ pub fn train_one_epoch(
         seconds: start.elapsed().as_secs_f64(),
         skipped: loader.skipped() - skipped_before,
     })
+}
+
+/// Backward, optional clipping and the optimizer step; with a loss scaler, backward runs from
+/// the scaled loss and an overflowing step is skipped (the scaler backs off).
+fn backward_and_step(
+    loss: &Tensor,
+    optim: &mut dyn Optimizer,
+    scaler: Option<&mut GradScaler>,
+    lr: f64,
+    clip_grad: Option<f64>,
+) -> Result<()> {
+    let Some(scaler) = scaler else {
+        loss.backward()?;
+        if let Some(max_norm) = clip_grad {
+            clip_grad_norm(optim, max_norm)?;
+        }
+        return optim.step(lr);
+    };
+    scaler.scale_loss(loss)?.backward()?;
+    let overflow = scaler.unscale(optim)?;
+    if !overflow {
+        if let Some(max_norm) = clip_grad {
+            clip_grad_norm(optim, max_norm)?;
+        }
+        optim.step(lr)?;
+    }
+    scaler.update(overflow);
+    Ok(())
 }
 
 /// Scales all gradients so their global L2 norm is at most `max_norm` (`clip_grad_norm_`).
@@ -219,6 +250,7 @@ pub fn validate(
     loader: &mut Loader,
     stages: &BatchStages,
     log_interval: usize,
+    amp: Option<DType>,
 ) -> Result<EvalStats> {
     model.set_training(false);
     let _guard = no_grad();
@@ -237,7 +269,10 @@ pub fn validate(
             continue;
         }
         let b = stages.prepare(&batch, false)?;
-        let logits = model.forward(&b.images)?;
+        let logits = {
+            let _autocast = amp.map(kiln_engine::amp::autocast).transpose()?;
+            model.forward(&b.images)?
+        };
         let loss = logits.cross_entropy(&b.targets, 0.0)?.item()?;
         let k5 = 5.min(logits.shape()[1]);
         let acc = accuracy(&logits, &b.labels, &[1, k5])?;

@@ -5,7 +5,7 @@ use crate::{CpuStorage, Error, Layout, Result};
 use kiln_kernels::cpu::reduce::{argmax_rows, reduce_rows, ReduceOp};
 
 /// `l` with the reduced dims moved last, and (rows, row length).
-fn rows_view(l: &Layout, dims: &[usize]) -> Result<(Layout, usize, usize)> {
+pub(crate) fn rows_view(l: &Layout, dims: &[usize]) -> Result<(Layout, usize, usize)> {
     let kept: Vec<usize> = (0..l.rank()).filter(|d| !dims.contains(d)).collect();
     let order: Vec<usize> = kept.iter().chain(dims).copied().collect();
     let len: usize = dims.iter().map(|&d| l.shape()[d]).product();

@@ -10,7 +10,7 @@ use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 use kiln_kernels::cuda::elementwise::{self as k, Operand};
 use std::sync::Arc;
 
-fn float_ty(op: &'static str, dtype: DType) -> Result<&'static str> {
+pub(crate) fn float_ty(op: &'static str, dtype: DType) -> Result<&'static str> {
     match dtype {
         DType::F32 | DType::F64 | DType::F16 | DType::BF16 => Ok(suffix(dtype)),
         other => Err(Error::UnsupportedDType { op, dtype: other }),

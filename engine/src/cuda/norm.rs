@@ -1,26 +1,73 @@
-//! Fused BatchNorm on the device.
+//! The fused BatchNorm(+residual)(+ReLU) on the device, NCHW or NHWC.
 
-use super::{unsupported, CudaStorage};
+use super::elementwise::float_ty;
+use super::CudaStorage;
 use crate::backend::{BnGrads, BnSaved};
-use crate::Result;
+use crate::{Result, Storage};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
+use kiln_kernels::cuda::bn_relu::{self as k, BnBwd};
 
-/// Batch statistics.
-pub fn bn_stats(_x: &CudaStorage, _d: ChannelDims) -> Result<(CudaStorage, CudaStorage)> {
-    unsupported("batch_norm")
+/// Batch mean and biased variance per channel.
+pub fn bn_stats(x: &CudaStorage, d: ChannelDims) -> Result<(CudaStorage, CudaStorage)> {
+    let ty = float_ty("batch_norm", x.dtype())?;
+    let mean = CudaStorage::alloc(x.device(), x.dtype(), d.c)?;
+    let var = CudaStorage::alloc(x.device(), x.dtype(), d.c)?;
+    k::bn_stats(x.device().kernels(), ty, x.ptr(), d, mean.ptr(), var.ptr())?;
+    Ok((mean, var))
 }
-/// Fused apply.
+
+/// y = act(x·scale\[c\] + shift\[c\] + residual).
 pub fn bn_apply(
-    _x: &CudaStorage,
-    _r: Option<&CudaStorage>,
-    _scale: &CudaStorage,
-    _shift: &CudaStorage,
-    _relu: bool,
-    _d: ChannelDims,
+    x: &CudaStorage,
+    residual: Option<&CudaStorage>,
+    scale: &CudaStorage,
+    shift: &CudaStorage,
+    relu: bool,
+    d: ChannelDims,
 ) -> Result<CudaStorage> {
-    unsupported("batch_norm")
+    let ty = float_ty("batch_norm", x.dtype())?;
+    let y = CudaStorage::alloc(x.device(), x.dtype(), x.len())?;
+    let res = residual.map(|r| r.ptr());
+    let (xp, sc, sh) = (x.ptr(), scale.ptr(), shift.ptr());
+    k::bn_act_fwd(x.device().kernels(), ty, xp, res, sc, sh, relu, d, y.ptr())?;
+    Ok(y)
 }
-/// Fused backward.
-pub fn bn_backward(_dy: &CudaStorage, _s: &BnSaved, _d: ChannelDims) -> Result<BnGrads> {
-    unsupported("batch_norm")
+
+/// The fused backward: dx, dres (when the forward added a residual), dγ and dβ.
+pub fn bn_backward(dy: &CudaStorage, s: &BnSaved, d: ChannelDims) -> Result<BnGrads> {
+    let ty = float_ty("batch_norm_backward", dy.dtype())?;
+    let dev = dy.device();
+    let saved = BnBwd {
+        x: s.x.cuda("batch_norm_backward")?.ptr(),
+        y: s.y.cuda("batch_norm_backward")?.ptr(),
+        mean: s.mean.cuda("batch_norm_backward")?.ptr(),
+        invstd: s.invstd.cuda("batch_norm_backward")?.ptr(),
+        gamma: s.gamma.cuda("batch_norm_backward")?.ptr(),
+        relu: s.relu,
+        training: s.training,
+    };
+    let dx = CudaStorage::alloc(dev, dy.dtype(), dy.len())?;
+    let dres = s
+        .has_residual
+        .then(|| CudaStorage::alloc(dev, dy.dtype(), dy.len()))
+        .transpose()?;
+    let dgamma = CudaStorage::alloc(dev, dy.dtype(), d.c)?;
+    let dbeta = CudaStorage::alloc(dev, dy.dtype(), d.c)?;
+    k::bn_act_bwd(
+        dev.kernels(),
+        ty,
+        dy.ptr(),
+        &saved,
+        d,
+        dx.ptr(),
+        dres.as_ref().map(|r| r.ptr()),
+        dgamma.ptr(),
+        dbeta.ptr(),
+    )?;
+    Ok(BnGrads {
+        dx: Storage::Cuda(dx),
+        dres: dres.map(Storage::Cuda),
+        dgamma: Storage::Cuda(dgamma),
+        dbeta: Storage::Cuda(dbeta),
+    })
 }

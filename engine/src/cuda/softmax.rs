@@ -1,41 +1,136 @@
-//! Softmax and fused cross-entropy on the device.
+//! Softmax and the fused softmax cross-entropy on the device, over dense rows.
 
-use super::{unsupported, CudaStorage};
-use crate::Result;
+use super::elementwise::float_ty;
+use super::CudaStorage;
+use crate::{DType, Error, Result};
+use kiln_kernels::cuda::softmax_xent::{self as k, XentTargets};
 
 /// Cross-entropy targets on the device.
 #[derive(Clone, Copy)]
 pub enum Targets<'a> {
-    /// I64 class indices and smoothing.
+    /// I64 class indices and the smoothing factor.
     Hard(&'a CudaStorage, f64),
-    /// Soft target rows.
+    /// Target distributions in the logits' dtype.
     Soft(&'a CudaStorage),
 }
 
-/// Softmax over rows.
-pub fn softmax(_x: &CudaStorage, _len: usize, _log: bool) -> Result<CudaStorage> {
-    unsupported("softmax")
+impl Targets<'_> {
+    fn launch_arg(self, x: &CudaStorage) -> Result<XentTargets> {
+        Ok(match self {
+            Targets::Hard(labels, smoothing) => {
+                if labels.dtype() != DType::I64 {
+                    return Err(Error::UnsupportedDType {
+                        op: "cross_entropy targets",
+                        dtype: labels.dtype(),
+                    });
+                }
+                XentTargets::Hard {
+                    labels: labels.ptr(),
+                    smoothing,
+                }
+            }
+            Targets::Soft(probs) => {
+                if probs.dtype() != x.dtype() {
+                    return Err(Error::DTypeMismatch {
+                        op: "cross_entropy",
+                        lhs: x.dtype(),
+                        rhs: probs.dtype(),
+                    });
+                }
+                XentTargets::Soft { probs: probs.ptr() }
+            }
+        })
+    }
 }
-/// Softmax backward.
+
+fn rows(s: &CudaStorage, len: usize) -> usize {
+    s.len() / len.max(1)
+}
+
+/// Softmax (or log-softmax) over rows of `len`.
+pub fn softmax(x: &CudaStorage, len: usize, log: bool) -> Result<CudaStorage> {
+    let ty = float_ty("softmax", x.dtype())?;
+    let y = CudaStorage::alloc(x.device(), x.dtype(), x.len())?;
+    k::softmax_rows(
+        x.device().kernels(),
+        ty,
+        x.ptr(),
+        y.ptr(),
+        rows(x, len),
+        len,
+        log,
+    )?;
+    Ok(y)
+}
+
+/// Softmax backward from the forward output y and dy.
 pub fn softmax_bwd(
-    _y: &CudaStorage,
-    _dy: &CudaStorage,
-    _len: usize,
-    _log: bool,
+    y: &CudaStorage,
+    dy: &CudaStorage,
+    len: usize,
+    log: bool,
 ) -> Result<CudaStorage> {
-    unsupported("softmax")
+    let ty = float_ty("softmax_backward", y.dtype())?;
+    let dx = CudaStorage::alloc(y.device(), y.dtype(), y.len())?;
+    let n = rows(y, len);
+    k::softmax_rows_bwd(
+        y.device().kernels(),
+        ty,
+        y.ptr(),
+        dy.ptr(),
+        dx.ptr(),
+        n,
+        len,
+        log,
+    )?;
+    Ok(dx)
 }
-/// Per-row loss and lse.
-pub fn xent_fwd(_x: &CudaStorage, _len: usize, _t: Targets) -> Result<(CudaStorage, CudaStorage)> {
-    unsupported("cross_entropy")
+
+/// Per-row losses and log-sum-exps of logits \[rows, len\].
+pub fn xent_fwd(x: &CudaStorage, len: usize, t: Targets) -> Result<(CudaStorage, CudaStorage)> {
+    let ty = float_ty("cross_entropy", x.dtype())?;
+    let n = rows(x, len);
+    let (loss, lse) = (
+        CudaStorage::alloc(x.device(), x.dtype(), n)?,
+        CudaStorage::alloc(x.device(), x.dtype(), n)?,
+    );
+    let targets = t.launch_arg(x)?;
+    k::xent_fwd(
+        x.device().kernels(),
+        ty,
+        x.ptr(),
+        len,
+        n,
+        targets,
+        loss.ptr(),
+        lse.ptr(),
+    )?;
+    Ok((loss, lse))
 }
-/// Logit gradient.
+
+/// `dlogits = scale\[r\]·(softmax(x) - q)` from the saved log-sum-exps.
 pub fn xent_bwd(
-    _x: &CudaStorage,
-    _len: usize,
-    _t: Targets,
-    _lse: &CudaStorage,
-    _scale: &CudaStorage,
+    x: &CudaStorage,
+    len: usize,
+    t: Targets,
+    lse: &CudaStorage,
+    scale: &CudaStorage,
 ) -> Result<CudaStorage> {
-    unsupported("cross_entropy")
+    let ty = float_ty("cross_entropy_backward", x.dtype())?;
+    let n = rows(x, len);
+    let dx = CudaStorage::alloc(x.device(), x.dtype(), x.len())?;
+    let targets = t.launch_arg(x)?;
+    let (xp, lp, sp) = (x.ptr(), lse.ptr(), scale.ptr());
+    k::xent_bwd(
+        x.device().kernels(),
+        ty,
+        xp,
+        len,
+        n,
+        targets,
+        lp,
+        sp,
+        dx.ptr(),
+    )?;
+    Ok(dx)
 }

@@ -1,7 +1,7 @@
 //! Dropout and drop-path (stochastic depth) from the Philox stream.
 
 use super::creation::Generator;
-use crate::{Error, Result, Tensor};
+use crate::{Error, Layout, Result, Storage, Tensor};
 use std::sync::Mutex;
 
 static GLOBAL: Mutex<Option<Generator>> = Mutex::new(None);
@@ -27,13 +27,14 @@ fn check_p(op: &'static str, p: f64) -> Result<()> {
     Ok(())
 }
 
-/// A {0, 1/(1-p)} mask of `shape` from the global generator, on `like`'s device.
+/// A {0, 1/(1-p)} mask of `shape` in `like`'s dtype, drawn on `like`'s device from the global
+/// generator (the same elements survive on every device).
 fn keep_mask(shape: &[usize], p: f64, like: &Tensor) -> Result<Tensor> {
-    let u = with_global_generator(|g| g.uniform(shape, 0.0, 1.0, crate::DType::F32))?;
-    u.ge(&Tensor::full(&[], p, crate::DType::F32)?)?
-        .to_device(like.device())?
-        .to_dtype(like.dtype())?
-        .mul_scalar(1.0 / (1.0 - p))
+    let l = Layout::contiguous(shape);
+    let n = l.numel();
+    let (seed, offset) = with_global_generator(|g| (g.seed(), g.advance(n as u64)));
+    let s = Storage::dropout_mask(like.device(), like.dtype(), seed, offset, p, n)?;
+    Ok(Tensor::plain(s, l))
 }
 
 impl Tensor {

@@ -7,6 +7,7 @@ mod dropout;
 mod elementwise;
 mod matmul;
 mod norm;
+mod optim;
 mod pool;
 mod reduce;
 mod softmax;
@@ -16,6 +17,7 @@ pub use conv::Conv2dParams;
 pub use creation::Generator;
 pub use dropout::{manual_seed, with_global_generator};
 pub use norm::BatchNormArgs;
+pub use optim::{adamw_step_, ema_update_, sgd_step_, unscale_grads_};
 pub use pool::Pool2d;
 
 use crate::autograd::Node;

@@ -139,7 +139,7 @@ impl Tensor {
     }
 
     /// This tensor dense in `format` starting at storage offset 0 (what kernels read), copying if needed.
-    pub(crate) fn packed(&self, format: MemoryFormat) -> Result<Tensor> {
+    pub fn packed(&self, format: MemoryFormat) -> Result<Tensor> {
         let l = self.layout();
         let dense = match format {
             MemoryFormat::ChannelsLast if self.rank() == 4 => l.is_channels_last(),
@@ -172,7 +172,7 @@ impl Tensor {
                 rhs: src.shape().to_vec(),
             });
         }
-        let src = self.on_my_device("copy_", &src.to_dtype(self.dtype())?)?;
+        let src = src.to_dtype(self.dtype())?.to_device(self.device())?;
         let src_storage = if src.same_storage(self) {
             src.contiguous_copy()?
         } else {

@@ -97,6 +97,12 @@ pub struct TrainArgs {
     /// Clip the gradient norm to this.
     #[arg(long)]
     pub clip_grad: Option<f64>,
+    /// Mixed precision: convolutions and matmuls in --amp-dtype (f16 with loss scaling).
+    #[arg(long)]
+    pub amp: bool,
+    /// The AMP dtype: float16 (dynamic loss scaling) or bfloat16 (none needed).
+    #[arg(long, default_value = "float16")]
+    pub amp_dtype: String,
 
     // ---- Learning rate schedule ----
     /// Schedule: cosine, step, const.

@@ -3,13 +3,14 @@
 use super::args::TrainArgs;
 use super::run_dir::{experiment_name, SummaryCsv};
 use super::setup::{embedded_data, layout, open_device, small_image_loader, DataRoot};
+use crate::amp::{amp_dtype, GradScaler};
 use crate::checkpoint::{load_checkpoint, CheckpointMeta, CheckpointSaver};
 use crate::loader::DataConfig;
 use crate::optim::{create_optimizer, OptimArgs};
 use crate::sched::Scheduler;
 use crate::trainer::{train_one_epoch, validate, BatchStages, EpochOptions};
 use crate::{Error, Result};
-use kiln_engine::{manual_seed, with_global_generator, Generator, MemoryFormat};
+use kiln_engine::{manual_seed, with_global_generator, DType, Generator, MemoryFormat};
 use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
 use std::path::PathBuf;
 
@@ -42,6 +43,9 @@ fn check_args(a: &TrainArgs) -> Result<()> {
             "--eval-metric",
             format!("'{}' is not one of top1, top5, loss", a.eval_metric),
         ));
+    }
+    if a.amp {
+        amp_dtype(&a.amp_dtype)?;
     }
     open_device(&a.device).map(|_| ())
 }
@@ -192,9 +196,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
         t_initial: a.epochs as f64,
         decay,
     };
+    let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
+    let mut scaler = (amp == Some(DType::F16)).then(GradScaler::default);
     let mut start_epoch = a.start_epoch.unwrap_or(0);
     if let Some(path) = &a.resume {
-        start_epoch = resume(path, model.as_mut(), optim.as_mut(), &a)?.max(start_epoch);
+        let (next, saved_scaler) = resume(path, model.as_mut(), optim.as_mut(), &a)?;
+        start_epoch = next.max(start_epoch);
+        if let (Some(s), Some((scale, tracker))) = (scaler.as_mut(), saved_scaler) {
+            s.scale = scale;
+            s.growth_tracker = tracker;
+        }
     }
     let out_dir = a
         .output
@@ -215,6 +226,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let opts = EpochOptions {
         log_interval: a.log_interval,
         clip_grad: a.clip_grad,
+        amp,
     };
     for epoch in start_epoch..a.epochs {
         let lr = sched.lr_at(epoch as f64);
@@ -226,8 +238,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
             &stages,
             lr,
             &opts,
+            scaler.as_mut(),
         )?;
-        let eval = validate(model.as_mut(), &mut eval_loader, &stages, a.log_interval)?;
+        let eval = validate(
+            model.as_mut(),
+            &mut eval_loader,
+            &stages,
+            a.log_interval,
+            amp,
+        )?;
         let skipped = stats.skipped + eval.skipped;
         println!(
             "Epoch {epoch}: train_loss {:.4}, eval_loss {:.4}, top1 {:.2}%, top5 {:.2}%, {:.1} img/s, {:.1}s{}",
@@ -254,6 +273,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 arch: a.model.clone(),
                 metric: Some(metric),
                 rng_offset,
+                scaler: scaler.as_ref().map(|s| (s.scale, s.growth_tracker)),
             },
         )?;
     }
@@ -269,7 +289,7 @@ fn resume(
     model: &mut dyn Model,
     optim: &mut dyn crate::optim::Optimizer,
     a: &TrainArgs,
-) -> Result<usize> {
+) -> Result<(usize, Option<(f64, u32)>)> {
     let ck = load_checkpoint(path)?;
     load_state_dict(&*model, &ck.model, true)?;
     if !a.no_resume_opt {
@@ -277,5 +297,5 @@ fn resume(
     }
     with_global_generator(|g| *g = Generator::resume(a.seed, ck.meta.rng_offset));
     println!("Resumed from {} (epoch {})", path.display(), ck.meta.epoch);
-    Ok(ck.meta.epoch + 1)
+    Ok((ck.meta.epoch + 1, ck.meta.scaler))
 }

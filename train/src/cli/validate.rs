@@ -67,7 +67,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         seed: 0,
         device,
     };
-    let r = run_validation(model.as_mut(), &mut loader, &stages, a.log_interval)?;
+    let r = run_validation(model.as_mut(), &mut loader, &stages, a.log_interval, None)?;
     println!(
         " * Acc@1 {:.3} ({:.3}) Acc@5 {:.3} ({:.3})",
         r.top1,

@@ -1,15 +1,15 @@
-//! AdamW (decoupled weight decay), as `torch.optim.AdamW`, on the fused CPU kernel.
+//! AdamW (decoupled weight decay), as `torch.optim.AdamW`, as fused multi-tensor steps on the
+//! parameters' device.
 
-use super::{grad_of, restore, Optimizer, Param};
+use super::{restore, step_groups, zeros_like_param, Optimizer, Param};
 use crate::Result;
-use kiln_engine::{AdamWStep, Tensor};
-use kiln_kernels::cpu::optim::adamw_step;
+use kiln_engine::{adamw_step_, AdamWStep, Tensor};
 use std::collections::BTreeMap;
 
-/// AdamW with first and second moments per parameter.
+/// AdamW with first and second moments per parameter (created at its first step).
 pub struct AdamW {
     params: Vec<Param>,
-    moments: Vec<(Vec<f32>, Vec<f32>)>,
+    moments: Vec<Option<(Tensor, Tensor)>>,
     steps: u32,
     betas: (f32, f32),
     eps: f32,
@@ -19,7 +19,7 @@ impl AdamW {
     /// AdamW over `params`.
     pub fn new(params: Vec<Param>, betas: (f32, f32), eps: f32) -> AdamW {
         AdamW {
-            moments: vec![(Vec::new(), Vec::new()); params.len()],
+            moments: vec![None; params.len()],
             params,
             steps: 0,
             betas,
@@ -31,27 +31,30 @@ impl AdamW {
 impl Optimizer for AdamW {
     fn step(&mut self, lr: f64) -> Result<()> {
         self.steps += 1;
-        for (p, (m, v)) in self.params.iter().zip(&mut self.moments) {
-            let Some(g) = grad_of(p)? else { continue };
-            if m.is_empty() {
-                *m = vec![0.0; g.len()];
-                *v = vec![0.0; g.len()];
+        let groups = step_groups(&self.params, |i| self.moments[i].is_some())?;
+        for ((decay_bits, _), members) in groups {
+            let (mut params, mut grads, mut m, mut v) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (i, g) in members {
+                if self.moments[i].is_none() {
+                    let p = &self.params[i];
+                    self.moments[i] = Some((zeros_like_param(p)?, zeros_like_param(p)?));
+                }
+                if let Some((mi, vi)) = &self.moments[i] {
+                    m.push(mi.clone());
+                    v.push(vi.clone());
+                }
+                params.push(self.params[i].tensor.clone());
+                grads.push(g);
             }
             let h = AdamWStep {
                 lr: lr as f32,
                 betas: self.betas,
                 eps: self.eps,
-                weight_decay: p.weight_decay,
+                weight_decay: f32::from_bits(decay_bits),
                 step: self.steps,
             };
-            let mut storage = p.tensor.storage_mut();
-            adamw_step(
-                storage.cpu_mut("adamw")?.as_mut_slice::<f32>("adamw")?,
-                &g,
-                m,
-                v,
-                &h,
-            );
+            adamw_step_(&params, &grads, &m, &v, &h)?;
         }
         Ok(())
     }
@@ -62,22 +65,11 @@ impl Optimizer for AdamW {
 
     fn state_dict(&self) -> BTreeMap<String, Tensor> {
         let mut out = BTreeMap::new();
-        for (p, (m, v)) in self
-            .params
-            .iter()
-            .zip(&self.moments)
-            .filter(|(_, (m, _))| !m.is_empty())
-        {
-            out.extend(
-                Tensor::from_vec(m.clone(), &[m.len()])
-                    .ok()
-                    .map(|t| (format!("{}.exp_avg", p.name), t)),
-            );
-            out.extend(
-                Tensor::from_vec(v.clone(), &[v.len()])
-                    .ok()
-                    .map(|t| (format!("{}.exp_avg_sq", p.name), t)),
-            );
+        for (p, state) in self.params.iter().zip(&self.moments) {
+            if let Some((m, v)) = state {
+                out.insert(format!("{}.exp_avg", p.name), m.clone());
+                out.insert(format!("{}.exp_avg_sq", p.name), v.clone());
+            }
         }
         out.extend(
             Tensor::from_vec(vec![self.steps as i64], &[1])
@@ -91,11 +83,12 @@ impl Optimizer for AdamW {
         if let Some(step) = sd.get("step") {
             self.steps = step.to_vec::<i64>()?.first().copied().unwrap_or(0) as u32;
         }
-        for (p, (m, v)) in self.params.iter().zip(&mut self.moments) {
+        for (p, state) in self.params.iter().zip(&mut self.moments) {
             let key = format!("{}.exp_avg", p.name);
             if sd.contains_key(&key) {
-                restore(sd, &key, m, p.tensor.numel())?;
-                restore(sd, &format!("{}.exp_avg_sq", p.name), v, p.tensor.numel())?;
+                let m = restore(sd, &key, p)?;
+                let v = restore(sd, &format!("{}.exp_avg_sq", p.name), p)?;
+                *state = Some((m, v));
             }
         }
         Ok(())

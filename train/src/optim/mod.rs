@@ -96,39 +96,54 @@ pub fn create_optimizer(args: &OptimArgs, params: Vec<NamedTensor>) -> Result<Bo
     })
 }
 
-/// The gradient of `p` as f32 in the parameter's memory order, if backward reached it.
-pub(crate) fn grad_of(p: &Param) -> Result<Option<Vec<f32>>> {
+/// The gradient of `p` as f32, dense in the parameter's memory order, if backward reached it.
+pub(crate) fn grad_of(p: &Param) -> Result<Option<Tensor>> {
     let Some(g) = p.tensor.grad() else {
         return Ok(None);
     };
     let format = p.tensor.memory_format().unwrap_or_default();
-    let g = g
-        .to_dtype(kiln_engine::DType::F32)?
-        .to_memory_format(format)?;
-    Ok(Some(g.dense_data::<f32>()?))
+    Ok(Some(g.to_dtype(kiln_engine::DType::F32)?.packed(format)?))
 }
 
-/// Restores one state tensor by key into `dst`.
-pub(crate) fn restore(
-    sd: &BTreeMap<String, Tensor>,
-    key: &str,
-    dst: &mut Vec<f32>,
-    len: usize,
-) -> Result<()> {
+/// Zeros shaped, laid out and placed like `p`: a fresh optimizer state tensor.
+pub(crate) fn zeros_like_param(p: &Param) -> Result<Tensor> {
+    let format = p.tensor.memory_format().unwrap_or_default();
+    Ok(Tensor::zeros_like(&p.tensor)?.packed(format)?)
+}
+
+/// Restores one state tensor by key, laid out and placed like the parameter.
+pub(crate) fn restore(sd: &BTreeMap<String, Tensor>, key: &str, p: &Param) -> Result<Tensor> {
     let t = sd.get(key).ok_or_else(|| Error::Flag {
         flag: "--resume".into(),
         msg: format!("optimizer state '{key}' missing from the checkpoint"),
     })?;
-    let v = t.to_vec::<f32>()?;
-    if v.len() != len {
+    if t.numel() != p.tensor.numel() {
         return Err(Error::Flag {
             flag: "--resume".into(),
             msg: format!(
-                "optimizer state '{key}' has {} elements, the parameter {len}",
-                v.len()
+                "optimizer state '{key}' has {} elements, the parameter {}",
+                t.numel(),
+                p.tensor.numel()
             ),
         });
     }
-    *dst = v;
-    Ok(())
+    let state = zeros_like_param(p)?;
+    state.copy_(&t.reshape(p.tensor.shape())?)?;
+    Ok(state)
+}
+
+/// Parameters that have gradients, grouped by (weight decay, whether their state is new):
+/// each group is one fused multi-tensor step. Yields indices into the optimizer's lists.
+pub(crate) fn step_groups(
+    params: &[Param],
+    has_state: impl Fn(usize) -> bool,
+) -> Result<Vec<((u32, bool), Vec<(usize, Tensor)>)>> {
+    let mut groups: BTreeMap<(u32, bool), Vec<(usize, Tensor)>> = BTreeMap::new();
+    for (i, p) in params.iter().enumerate() {
+        if let Some(g) = grad_of(p)? {
+            let key = (p.weight_decay.to_bits(), !has_state(i));
+            groups.entry(key).or_default().push((i, g));
+        }
+    }
+    Ok(groups.into_iter().collect())
 }

@@ -1,15 +1,15 @@
-//! SGD with momentum and optional Nesterov, as `torch.optim.SGD`, on the fused CPU kernel.
+//! SGD with momentum and optional Nesterov, as `torch.optim.SGD`, as fused multi-tensor steps on
+//! the parameters' device.
 
-use super::{grad_of, restore, Optimizer, Param};
+use super::{restore, step_groups, zeros_like_param, Optimizer, Param};
 use crate::Result;
-use kiln_engine::{SgdStep, Tensor};
-use kiln_kernels::cpu::optim::sgd_step;
+use kiln_engine::{sgd_step_, SgdStep, Tensor};
 use std::collections::BTreeMap;
 
-/// SGD with momentum buffers per parameter.
+/// SGD with a momentum buffer per parameter (created at its first step).
 pub struct Sgd {
     params: Vec<Param>,
-    buffers: Vec<Vec<f32>>,
+    buffers: Vec<Option<Tensor>>,
     momentum: f32,
     nesterov: bool,
 }
@@ -18,7 +18,7 @@ impl Sgd {
     /// SGD over `params`.
     pub fn new(params: Vec<Param>, momentum: f32, nesterov: bool) -> Sgd {
         Sgd {
-            buffers: vec![Vec::new(); params.len()],
+            buffers: vec![None; params.len()],
             params,
             momentum,
             nesterov,
@@ -28,27 +28,28 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self, lr: f64) -> Result<()> {
-        for (p, buf) in self.params.iter().zip(&mut self.buffers) {
-            let Some(g) = grad_of(p)? else { continue };
-            let first_step = buf.is_empty();
-            if first_step {
-                buf.resize(g.len(), 0.0);
+        let groups = step_groups(&self.params, |i| self.buffers[i].is_some())?;
+        for ((decay_bits, first_step), members) in groups {
+            let mut params = Vec::new();
+            let mut grads = Vec::new();
+            let mut bufs = Vec::new();
+            for (i, g) in members {
+                if self.buffers[i].is_none() {
+                    self.buffers[i] = Some(zeros_like_param(&self.params[i])?);
+                }
+                params.push(self.params[i].tensor.clone());
+                grads.push(g);
+                bufs.extend(self.buffers[i].clone());
             }
             let h = SgdStep {
                 lr: lr as f32,
                 momentum: self.momentum,
                 dampening: 0.0,
-                weight_decay: p.weight_decay,
+                weight_decay: f32::from_bits(decay_bits),
                 nesterov: self.nesterov,
                 first_step,
             };
-            let mut storage = p.tensor.storage_mut();
-            sgd_step(
-                storage.cpu_mut("sgd")?.as_mut_slice::<f32>("sgd")?,
-                &g,
-                buf,
-                &h,
-            );
+            sgd_step_(&params, &grads, &bufs, &h)?;
         }
         Ok(())
     }
@@ -58,17 +59,10 @@ impl Optimizer for Sgd {
     }
 
     fn state_dict(&self) -> BTreeMap<String, Tensor> {
-        let with_state = self
-            .params
+        self.params
             .iter()
             .zip(&self.buffers)
-            .filter(|(_, b)| !b.is_empty());
-        with_state
-            .filter_map(|(p, b)| {
-                Tensor::from_vec(b.clone(), &[b.len()])
-                    .ok()
-                    .map(|t| (format!("{}.momentum_buffer", p.name), t))
-            })
+            .filter_map(|(p, b)| Some((format!("{}.momentum_buffer", p.name), b.clone()?)))
             .collect()
     }
 
@@ -76,7 +70,7 @@ impl Optimizer for Sgd {
         for (p, buf) in self.params.iter().zip(&mut self.buffers) {
             let key = format!("{}.momentum_buffer", p.name);
             if sd.contains_key(&key) {
-                restore(sd, &key, buf, p.tensor.numel())?;
+                *buf = Some(restore(sd, &key, p)?);
             }
         }
         Ok(())
