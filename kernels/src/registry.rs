@@ -44,6 +44,22 @@ pub static MODULES: &[Module] = &[
     module!("amp.cu", hot: []),
     module!("layout.cu", hot: []),
     module!("rng.cu", hot: []),
+    Module {
+        file: "gemm.cu",
+        source: concat!(
+            include_str!("../cuda/tile_gemm.cuh"),
+            include_str!("../cuda/gemm.cu")
+        ),
+        hot: &[
+            "gemm_t64_f32",
+            "gemm_t64_f64",
+            "gemm_t64_f16",
+            "gemm_t64_bf16",
+            "gemm_t128_f32",
+            "gemm_t128_f16",
+            "gemm_t128_bf16",
+        ],
+    },
 ];
 
 /// The module in `file` (e.g. `"elementwise.cu"`).

@@ -5,6 +5,7 @@
 pub mod amp;
 pub mod bn_relu;
 pub mod elementwise;
+pub mod gemm;
 pub mod layout;
 pub mod optim;
 pub mod reduce;
