@@ -35,7 +35,7 @@ template <typename T, class C> __device__ __forceinline__ void gemm(const GemmPa
 // ---- dtypes ------------------------------------------------------------------------------------
 
 #define GEMM_KERNEL(T, S, C, TILE)                                                              \
-  extern "C" __global__ void __launch_bounds__(KILN_TILE_THREADS) gemm_##TILE##_##S(GemmParams p) { \
+  extern "C" __global__ void __launch_bounds__(KILN_TILE_THREADS, 1) gemm_##TILE##_##S(GemmParams p) { \
     gemm<T, C>(p);                                                                              \
   }
 GEMM_KERNEL(float, f32, Tile64, t64)

@@ -4,6 +4,7 @@
 
 pub mod amp;
 pub mod bn_relu;
+pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod layout;
