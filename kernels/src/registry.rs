@@ -44,6 +44,7 @@ pub static MODULES: &[Module] = &[
     module!("amp.cu", hot: []),
     module!("layout.cu", hot: []),
     module!("rng.cu", hot: []),
+    module!("pool.cu", hot: []),
     Module {
         file: "gemm.cu",
         source: concat!(

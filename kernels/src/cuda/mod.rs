@@ -9,6 +9,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod layout;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
 pub mod rng;
 pub mod softmax_xent;
