@@ -18,7 +18,9 @@
 // Narrow groups (depthwise, or fewer than 16 channels on a GEMM side) would waste most of a
 // 64-wide tile, so they run direct kernels: one thread per output element for the forward and
 // the data gradient (each dx element gathers its windows: no atomics), and for the filter
-// gradient a 32×8 block per 32 weights, 8 threads splitting the pixel reduction of each.
+// gradient a 32×8 block per 32 weights, 8 threads splitting the pixel reduction of each
+// (and blockIdx.y slicing it further). f64 runs the direct kernels only (see the dtype list).
+// f16/bf16 load as 16-bit, accumulate in f32 and round once on store.
 // Index arithmetic divides by runtime sizes in every load, so divisions use precomputed
 // multiply-shift reciprocals (Div), exact for numerators below 2^31.
 

@@ -2,7 +2,7 @@
 //! NHWC, f32/f64/f16/bf16 (halves accumulate in f32). Wide groups run an implicit GEMM (no im2col
 //! buffer); narrow ones (depthwise, fewer than 16 channels a side) run direct kernels.
 
-use super::gemm::{int, sm_count, Tile};
+use super::gemm::{dim, int, sm_count, Tile};
 use super::{grid_1d, DevPtr, Kernels};
 use crate::error::{Error, Result};
 use cudarc::driver::{DevicePtr, DeviceRepr, LaunchConfig};
@@ -226,14 +226,13 @@ impl Geom {
             return bad("kernel, stride and dilation must be positive");
         }
         let (khw, cg, ocg) = (d.kh * d.kw, d.cg(), d.ocg());
-        let margin = 256; // tile rows past the end still form indices
         for (what, v) in [
             ("N·OH·OW", d.n * d.oh * d.ow),
             ("N·H·W", d.n * d.h * d.w),
             ("OC·C/g·KH·KW", d.oc * cg * khw),
             ("OC/g·KH·KW", ocg * khw),
         ] {
-            int(what, v + margin)?;
+            dim(what, v)?;
         }
         let i = |what: &str, v: usize| int(what, v);
         let s = [d.stride[0], d.stride[1], d.padding[0], d.padding[1]];

@@ -111,6 +111,12 @@ pub(crate) fn int(what: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::Launch(format!("{what} = {v} exceeds a kernel int")))
 }
 
+/// A matrix dimension as a kernel `int`, with room for the tile rows past its end.
+pub(crate) fn dim(what: &str, v: usize) -> Result<i32> {
+    int(what, v + (1 << 16))?;
+    Ok(v as i32)
+}
+
 fn strides(s: [usize; 3]) -> [i64; 3] {
     s.map(|v| v as i64)
 }
@@ -140,9 +146,9 @@ pub fn gemm_tiled(k: &Kernels, ty: &str, g: &GemmArgs, tile: Tile) -> Result<()>
         sb: strides(g.b_strides),
         sc: strides(g.c_strides),
         batch: int("gemm batch", g.batch)?,
-        m: int("gemm m", g.m)?,
-        n: int("gemm n", g.n)?,
-        k: int("gemm k", g.k)?,
+        m: dim("gemm m", g.m)?,
+        n: dim("gemm n", g.n)?,
+        k: dim("gemm k", g.k)?,
         alpha: g.alpha,
         beta: g.beta,
         // Stage along whichever index has unit stride, so a warp's loads coalesce.
