@@ -4,9 +4,12 @@
 
 pub mod amp;
 pub mod bn_relu;
+pub mod conv;
 pub mod elementwise;
+pub mod gemm;
 pub mod layout;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
 pub mod rng;
 pub mod softmax_xent;

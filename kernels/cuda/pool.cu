@@ -1,0 +1,257 @@
+// Max, average and adaptive pooling, forward and backward. Twin of src/cpu/pool.rs: the same
+// windows, ceil_mode/padding clipping, divisors, NaN-propagating max and argmax convention
+// (h·W + w within the image plane, -1 for an empty window), and the same summation order.
+//
+// Tensors are described by PoolDims (logical N, C, H, W sizes and element strides), so NCHW and
+// NHWC share every kernel. One thread per output element (forward) or per input-gradient
+// element (average backward: each dx element gathers the windows that cover it, in the twin's
+// (i, j) order, so no atomics and the same rounding). Threads walk elements in memory order
+// (channels fastest when channels-last) so neighbouring threads touch neighbouring addresses.
+// Max backward scatters through the saved argmax with atomics after zeroing dx.
+
+struct PoolDims {
+  i64 size[4];    // N, C, H, W
+  i64 stride[4];  // element strides of N, C, H, W
+};
+struct PoolWin {
+  int k[2], s[2], p[2], d[2];  // kernel, stride, padding, dilation (h, w)
+};
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+// Logical (n, c, h, w) of the i-th element in memory order (channels fastest when `cl`).
+__device__ __forceinline__ void coords(i64 i, const PoolDims& t, bool cl, i64& n, i64& c, i64& h,
+                                       i64& w) {
+  if (cl) {
+    c = i % t.size[1];
+    i /= t.size[1];
+    w = i % t.size[3];
+    i /= t.size[3];
+    h = i % t.size[2];
+    n = i / t.size[2];
+  } else {
+    w = i % t.size[3];
+    i /= t.size[3];
+    h = i % t.size[2];
+    i /= t.size[2];
+    c = i % t.size[1];
+    n = i / t.size[1];
+  }
+}
+
+__device__ __forceinline__ i64 at(const PoolDims& t, i64 n, i64 c, i64 h, i64 w) {
+  return n * t.stride[0] + c * t.stride[1] + h * t.stride[2] + w * t.stride[3];
+}
+
+template <typename T> __device__ __forceinline__ T neg_inf();
+template <> __device__ __forceinline__ float neg_inf<float>() { return -__int_as_float(0x7f800000); }
+template <> __device__ __forceinline__ double neg_inf<double>() {
+  return -__longlong_as_double(0x7ff0000000000000ll);
+}
+
+__device__ __forceinline__ i64 numel(const PoolDims& t) {
+  return t.size[0] * t.size[1] * t.size[2] * t.size[3];
+}
+
+// Average pooling's clipped window [lo, hi) along axis a for output o, and its padded extent.
+__device__ __forceinline__ void avg_span(const PoolWin& win, int a, i64 o, i64 n, i64& lo, i64& hi,
+                                         i64& padded) {
+  i64 start = o * win.s[a] - win.p[a];
+  i64 end = min(start + win.k[a], n + win.p[a]);
+  padded = end - start;
+  lo = max(start, (i64)0);
+  hi = max(min(end, n), (i64)0);
+}
+
+// The divisor of average-pooling output (i, j).
+__device__ __forceinline__ i64 avg_count(const PoolWin& win, i64 i, i64 j, i64 h, i64 w, bool cip,
+                                         i64 b[4]) {
+  i64 ph, pw;
+  avg_span(win, 0, i, h, b[0], b[1], ph);
+  avg_span(win, 1, j, w, b[2], b[3], pw);
+  i64 count = cip ? ph * pw : max(b[1] - b[0], (i64)0) * max(b[3] - b[2], (i64)0);
+  return max(count, (i64)1);
+}
+
+// Adaptive pooling's input range [lo, hi) for output o of `out` over `n`.
+__device__ __forceinline__ void adaptive_span(i64 o, i64 out, i64 n, i64& lo, i64& hi) {
+  lo = o * n / out;
+  hi = ((o + 1) * n + out - 1) / out;
+}
+
+// ---- kernels -----------------------------------------------------------------------------------
+
+template <typename T>
+__device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
+                                             PoolWin win, i64* idx, bool cl) {
+  const i64 H = xd.size[2], W = xd.size[3];
+  KILN_FOR(i, numel(yd)) {
+    i64 n, c, oh, ow;
+    coords(i, yd, cl, n, c, oh, ow);
+    T best = neg_inf<T>();
+    i64 arg = -1;
+    for (int ki = 0; ki < win.k[0]; ++ki) {
+      i64 hi = oh * win.s[0] + ki * win.d[0] - win.p[0];
+      if (hi < 0 || hi >= H) continue;
+      for (int kj = 0; kj < win.k[1]; ++kj) {
+        i64 wj = ow * win.s[1] + kj * win.d[1] - win.p[1];
+        if (wj < 0 || wj >= W) continue;
+        T v = x[at(xd, n, c, hi, wj)];
+        if (v > best || v != v || arg < 0) {
+          best = v;
+          arg = hi * W + wj;
+        }
+      }
+    }
+    const i64 o = at(yd, n, c, oh, ow);
+    y[o] = best;
+    idx[o] = arg;
+  }
+}
+
+template <typename T> __device__ __forceinline__ void fill_zero(T* t, PoolDims d, bool cl) {
+  KILN_FOR(i, numel(d)) {
+    i64 n, c, h, w;
+    coords(i, d, cl, n, c, h, w);
+    t[at(d, n, c, h, w)] = T(0);
+  }
+}
+
+// dx (zeroed first) += dy at each output's argmax; windows overlap, hence the atomics.
+template <typename T>
+__device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd, const i64* idx, T* dx,
+                                             PoolDims xd, bool cl) {
+  const i64 W = xd.size[3];
+  KILN_FOR(i, numel(yd)) {
+    i64 n, c, oh, ow;
+    coords(i, yd, cl, n, c, oh, ow);
+    const i64 o = at(yd, n, c, oh, ow), a = idx[o];
+    if (a >= 0) atomicAdd(dx + at(xd, n, c, a / W, a % W), dy[o]);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void avg_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
+                                             PoolWin win, bool cip, bool cl) {
+  KILN_FOR(i, numel(yd)) {
+    i64 n, c, oh, ow, b[4];
+    coords(i, yd, cl, n, c, oh, ow);
+    const i64 count = avg_count(win, oh, ow, xd.size[2], xd.size[3], cip, b);
+    T s = 0;
+    for (i64 hi = b[0]; hi < b[1]; ++hi)
+      for (i64 wj = b[2]; wj < b[3]; ++wj) s += x[at(xd, n, c, hi, wj)];
+    y[at(yd, n, c, oh, ow)] = s / T(count);
+  }
+}
+
+// Each dx element sums dy/count over the outputs whose clipped window holds it: outputs i with
+// i·s - p <= h < i·s - p + k, then checked against the exact window.
+template <typename T>
+__device__ __forceinline__ void avg_pool_bwd(const T* dy, PoolDims yd, T* dx, PoolDims xd,
+                                             PoolWin win, bool cip, bool cl) {
+  const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  KILN_FOR(i, numel(xd)) {
+    i64 n, c, h, w;
+    coords(i, xd, cl, n, c, h, w);
+    const i64 th = h + win.p[0], tw = w + win.p[1];
+    const i64 i0 = th < win.k[0] ? 0 : (th - win.k[0]) / win.s[0] + 1;
+    const i64 j0 = tw < win.k[1] ? 0 : (tw - win.k[1]) / win.s[1] + 1;
+    const i64 i1 = min(th / win.s[0], OH - 1), j1 = min(tw / win.s[1], OW - 1);
+    T acc = 0;
+    for (i64 oi = i0; oi <= i1; ++oi) {
+      for (i64 oj = j0; oj <= j1; ++oj) {
+        i64 b[4];
+        const i64 count = avg_count(win, oi, oj, H, W, cip, b);
+        if (h < b[0] || h >= b[1] || w < b[2] || w >= b[3]) continue;
+        acc += dy[at(yd, n, c, oi, oj)] / T(count);
+      }
+    }
+    dx[at(xd, n, c, h, w)] = acc;
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void adaptive_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
+                                                  bool is_max, i64* idx, bool cl) {
+  const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  KILN_FOR(i, numel(yd)) {
+    i64 n, c, oh, ow, h0, h1, w0, w1;
+    coords(i, yd, cl, n, c, oh, ow);
+    adaptive_span(oh, OH, H, h0, h1);
+    adaptive_span(ow, OW, W, w0, w1);
+    T acc = is_max ? neg_inf<T>() : T(0);
+    i64 arg = -1;
+    for (i64 hi = h0; hi < h1; ++hi) {
+      for (i64 wj = w0; wj < w1; ++wj) {
+        T v = x[at(xd, n, c, hi, wj)];
+        if (!is_max) {
+          acc += v;
+        } else if (v > acc || v != v || arg < 0) {
+          acc = v;
+          arg = hi * W + wj;
+        }
+      }
+    }
+    const i64 o = at(yd, n, c, oh, ow);
+    y[o] = is_max ? acc : acc / T(max((h1 - h0) * (w1 - w0), (i64)1));
+    if (idx) idx[o] = arg;
+  }
+}
+
+// Outputs i whose range [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) holds h lie in
+// [⌊h·OH/H⌋, ⌈(h+1)·OH/H⌉ - 1]; each is checked against its exact range.
+template <typename T>
+__device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd, T* dx,
+                                                      PoolDims xd, bool cl) {
+  const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  KILN_FOR(i, numel(xd)) {
+    i64 n, c, h, w;
+    coords(i, xd, cl, n, c, h, w);
+    const i64 i0 = h * OH / H, i1 = min(((h + 1) * OH + H - 1) / H - 1, OH - 1);
+    const i64 j0 = w * OW / W, j1 = min(((w + 1) * OW + W - 1) / W - 1, OW - 1);
+    T acc = 0;
+    for (i64 oi = i0; oi <= i1; ++oi) {
+      i64 h0, h1;
+      adaptive_span(oi, OH, H, h0, h1);
+      if (h < h0 || h >= h1) continue;
+      for (i64 oj = j0; oj <= j1; ++oj) {
+        i64 w0, w1;
+        adaptive_span(oj, OW, W, w0, w1);
+        if (w < w0 || w >= w1) continue;
+        acc += dy[at(yd, n, c, oi, oj)] / T(max((h1 - h0) * (w1 - w0), (i64)1));
+      }
+    }
+    dx[at(xd, n, c, h, w)] = acc;
+  }
+}
+
+// ---- dtypes ------------------------------------------------------------------------------------
+
+#define POOL_KERNELS(T, S)                                                                       \
+  extern "C" __global__ void max_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,       \
+                                              PoolWin win, i64* idx, int cl) {                  \
+    max_pool_fwd<T>(x, xd, y, yd, win, idx, cl);                                                \
+  }                                                                                             \
+  extern "C" __global__ void pool_zero_##S(T* t, PoolDims d, int cl) { fill_zero<T>(t, d, cl); } \
+  extern "C" __global__ void max_pool_bwd_##S(const T* dy, PoolDims yd, const i64* idx, T* dx,  \
+                                              PoolDims xd, int cl) {                            \
+    max_pool_bwd<T>(dy, yd, idx, dx, xd, cl);                                                   \
+  }                                                                                             \
+  extern "C" __global__ void avg_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,       \
+                                              PoolWin win, int cip, int cl) {                   \
+    avg_pool_fwd<T>(x, xd, y, yd, win, cip, cl);                                                \
+  }                                                                                             \
+  extern "C" __global__ void avg_pool_bwd_##S(const T* dy, PoolDims yd, T* dx, PoolDims xd,     \
+                                              PoolWin win, int cip, int cl) {                   \
+    avg_pool_bwd<T>(dy, yd, dx, xd, win, cip, cl);                                              \
+  }                                                                                             \
+  extern "C" __global__ void adaptive_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,  \
+                                                   int is_max, i64* idx, int cl) {              \
+    adaptive_pool_fwd<T>(x, xd, y, yd, is_max, idx, cl);                                        \
+  }                                                                                             \
+  extern "C" __global__ void adaptive_avg_pool_bwd_##S(const T* dy, PoolDims yd, T* dx,         \
+                                                       PoolDims xd, int cl) {                   \
+    adaptive_avg_pool_bwd<T>(dy, yd, dx, xd, cl);                                               \
+  }
+POOL_KERNELS(float, f32)
+POOL_KERNELS(double, f64)

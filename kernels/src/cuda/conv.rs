@@ -1,0 +1,489 @@
+//! Launchers for `conv.cu`: 2-d convolution forward, data gradient and filter gradient, NCHW or
+//! NHWC, f32/f64/f16/bf16 (halves accumulate in f32). Wide groups run an implicit GEMM (no im2col
+//! buffer); narrow ones (depthwise, fewer than 16 channels a side) run direct kernels.
+
+use super::gemm::{dim, int, sm_count, Tile};
+use super::{grid_1d, DevPtr, Kernels};
+use crate::error::{Error, Result};
+use cudarc::driver::{DevicePtr, DeviceRepr, LaunchConfig};
+
+const FILE: &str = "conv.cu";
+
+/// Sizes of a 2-d convolution. NCHW: x \[N,C,H,W\], y \[N,OC,OH,OW\], w \[OC,C/g,KH,KW\];
+/// channels-last: x and y NHWC, w OHWI. All dense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvDims {
+    /// Images.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub oc: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// Stride (h, w).
+    pub stride: [usize; 2],
+    /// Zero padding (h, w).
+    pub padding: [usize; 2],
+    /// Dilation (h, w).
+    pub dilation: [usize; 2],
+    /// Channel groups (C for depthwise).
+    pub groups: usize,
+    /// NHWC activations and OHWI weights instead of NCHW and OIHW.
+    pub channels_last: bool,
+}
+
+/// One of the three passes of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPass {
+    /// y = conv(x, w).
+    Fwd,
+    /// dx from dy and w.
+    BwdData,
+    /// dw from x and dy.
+    BwdFilter,
+}
+
+/// The kernel family that runs a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// One thread per output element (a 32×8 block per 32 weights for the filter gradient).
+    Direct,
+    /// Implicit GEMM with this output tile.
+    Gemm(Tile),
+}
+
+/// How a pass runs: the kernel family, and into how many slices the filter gradient splits its
+/// N·OH·OW reduction (partial sums go to a transient f32/f64 workspace, then one reduce).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvPlan {
+    /// Direct or implicit-GEMM kernels.
+    pub algo: ConvAlgo,
+    /// Slices of the filter gradient's reduction; 1 for the other passes.
+    pub splits: usize,
+}
+
+/// Below this many channels on a side of the per-group GEMM, direct kernels run instead.
+const NARROW: usize = 16;
+
+impl ConvDims {
+    /// Input channels per group.
+    pub fn cg(&self) -> usize {
+        self.c / self.groups.max(1)
+    }
+
+    /// Output channels per group.
+    pub fn ocg(&self) -> usize {
+        self.oc / self.groups.max(1)
+    }
+
+    /// The per-group implicit GEMM of `pass` as \[rows, columns, reduction\].
+    pub fn gemm_shape(&self, pass: ConvPass) -> [usize; 3] {
+        let (khw, nq, nhw) = (
+            self.kh * self.kw,
+            self.n * self.oh * self.ow,
+            self.n * self.h * self.w,
+        );
+        let (cg, ocg) = (self.cg(), self.ocg());
+        match (pass, self.channels_last) {
+            (ConvPass::Fwd, false) => [ocg, nq, cg * khw],
+            (ConvPass::Fwd, true) => [nq, ocg, cg * khw],
+            (ConvPass::BwdData, false) => [cg, nhw, ocg * khw],
+            (ConvPass::BwdData, true) => [nhw, cg, ocg * khw],
+            (ConvPass::BwdFilter, _) => [ocg, cg * khw, nq],
+        }
+    }
+
+    /// The plan [`conv2d_fwd`] and friends use for `pass` in dtype `ty` on a GPU with `sms`
+    /// multiprocessors: direct kernels for narrow groups and f64, else implicit GEMM with the tile
+    /// [`Tile::choose`] picks; filter gradients split their reduction until the grid covers
+    /// two blocks per multiprocessor, keeping at least 512 pixels (256 direct) a slice.
+    pub fn plan(&self, ty: &str, pass: ConvPass, sms: usize) -> ConvPlan {
+        let (khw, cg, ocg) = (self.kh * self.kw, self.cg(), self.ocg());
+        let narrow = match pass {
+            ConvPass::Fwd | ConvPass::BwdFilter => ocg.min(cg * khw),
+            ConvPass::BwdData => cg.min(ocg * khw),
+        };
+        let [m, n, k] = self.gemm_shape(pass);
+        let (algo, blocks, per_split) = if narrow < NARROW || ty == "f64" {
+            (ConvAlgo::Direct, (self.oc * cg * khw).div_ceil(32), 256)
+        } else {
+            let t = Tile::choose(ty, m, n, self.groups, sms);
+            let tiles = m.div_ceil(t.edge()) * n.div_ceil(t.edge()) * self.groups;
+            (ConvAlgo::Gemm(t), tiles, 512)
+        };
+        let splits = if pass == ConvPass::BwdFilter {
+            (2 * sms)
+                .div_ceil(blocks.max(1))
+                .clamp(1, (k / per_split).clamp(1, 256))
+        } else {
+            1
+        };
+        ConvPlan { algo, splits }
+    }
+
+    fn layout(&self) -> &'static str {
+        if self.channels_last {
+            "nhwc"
+        } else {
+            "nchw"
+        }
+    }
+}
+
+/// `x / d` on the device as a high multiply and a shift (`Div` of conv.cu), exact for
+/// `x < 2^31`: mul = ⌈2^(31+l) / d⌉ with l = ⌈log2 d⌉ (Granlund and Montgomery's round-up method).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Div {
+    d: i32,
+    mul: u32,
+    shr: u32,
+}
+
+impl Div {
+    /// The reciprocal of `d` (0 and 1 divide trivially).
+    fn new(d: i32) -> Div {
+        if d <= 1 {
+            return Div { d, mul: 0, shr: 0 };
+        }
+        let l = 32 - (d as u32 - 1).leading_zeros();
+        let p = 31 + l;
+        let mul = (1u64 << p).div_ceil(d as u64);
+        Div {
+            d,
+            mul: mul as u32,
+            shr: p - 32,
+        }
+    }
+
+    /// What the device computes for `x / d`.
+    #[cfg(test)]
+    fn apply(&self, x: u32) -> u32 {
+        if self.d == 1 {
+            x
+        } else {
+            ((x as u64 * self.mul as u64) >> 32) as u32 >> self.shr
+        }
+    }
+}
+
+/// `ConvGeom` of conv.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    n: i32,
+    c: i32,
+    h: i32,
+    w: i32,
+    oc: i32,
+    kh: i32,
+    kw: i32,
+    oh: i32,
+    ow: i32,
+    sh: i32,
+    sw: i32,
+    ph: i32,
+    pw: i32,
+    dh: i32,
+    dw: i32,
+    groups: i32,
+    cg: i32,
+    ocg: i32,
+    d_cg: Div,
+    d_ocg: Div,
+    d_kw: Div,
+    d_khw: Div,
+    d_ow: Div,
+    d_p: Div,
+    d_w: Div,
+    d_hw: Div,
+    d_sh: Div,
+    d_sw: Div,
+}
+
+// SAFETY: plain-old-data with the C layout conv.cu declares (4-byte fields only).
+unsafe impl DeviceRepr for Geom {}
+
+impl Geom {
+    /// Validates `d` and converts it, keeping every index the kernels form below 2^31.
+    fn new(d: &ConvDims) -> Result<Geom> {
+        let bad = |why: &str| Err(Error::Launch(format!("conv2d {d:?}: {why}")));
+        if d.groups == 0 || d.c % d.groups != 0 || d.oc % d.groups != 0 {
+            return bad("groups must divide C and OC");
+        }
+        if d.kh == 0 || d.kw == 0 || d.stride.contains(&0) || d.dilation.contains(&0) {
+            return bad("kernel, stride and dilation must be positive");
+        }
+        let (khw, cg, ocg) = (d.kh * d.kw, d.cg(), d.ocg());
+        for (what, v) in [
+            ("N·OH·OW", d.n * d.oh * d.ow),
+            ("N·H·W", d.n * d.h * d.w),
+            ("OC·C/g·KH·KW", d.oc * cg * khw),
+            ("OC/g·KH·KW", ocg * khw),
+        ] {
+            dim(what, v)?;
+        }
+        let i = |what: &str, v: usize| int(what, v);
+        let s = [d.stride[0], d.stride[1], d.padding[0], d.padding[1]];
+        Ok(Geom {
+            n: i("N", d.n)?,
+            c: i("C", d.c)?,
+            h: i("H", d.h)?,
+            w: i("W", d.w)?,
+            oc: i("OC", d.oc)?,
+            kh: i("KH", d.kh)?,
+            kw: i("KW", d.kw)?,
+            oh: i("OH", d.oh)?,
+            ow: i("OW", d.ow)?,
+            sh: i("stride", s[0])?,
+            sw: i("stride", s[1])?,
+            ph: i("padding", s[2])?,
+            pw: i("padding", s[3])?,
+            dh: i("dilation", d.dilation[0])?,
+            dw: i("dilation", d.dilation[1])?,
+            groups: i("groups", d.groups)?,
+            cg: cg as i32,
+            ocg: ocg as i32,
+            d_cg: Div::new(cg as i32),
+            d_ocg: Div::new(ocg as i32),
+            d_kw: Div::new(d.kw as i32),
+            d_khw: Div::new(khw as i32),
+            d_ow: Div::new(d.ow as i32),
+            d_p: Div::new((d.oh * d.ow) as i32),
+            d_w: Div::new(d.w as i32),
+            d_hw: Div::new((d.h * d.w) as i32),
+            d_sh: Div::new(d.stride[0] as i32),
+            d_sw: Div::new(d.stride[1] as i32),
+        })
+    }
+}
+
+/// y = conv(x, w) (fully overwritten), with the plan [`ConvDims::plan`] picks.
+pub fn conv2d_fwd(
+    k: &Kernels,
+    ty: &str,
+    d: &ConvDims,
+    x: DevPtr,
+    w: DevPtr,
+    y: DevPtr,
+) -> Result<()> {
+    let plan = d.plan(ty, ConvPass::Fwd, sm_count(k));
+    conv2d_planned(k, ty, d, ConvPass::Fwd, &plan, x, w, y)
+}
+
+/// dx = the data gradient of conv(x, w) given dy (fully overwritten).
+pub fn conv2d_bwd_data(
+    k: &Kernels,
+    ty: &str,
+    d: &ConvDims,
+    dy: DevPtr,
+    w: DevPtr,
+    dx: DevPtr,
+) -> Result<()> {
+    let plan = d.plan(ty, ConvPass::BwdData, sm_count(k));
+    conv2d_planned(k, ty, d, ConvPass::BwdData, &plan, dy, w, dx)
+}
+
+/// dw = the filter gradient of conv(x, w) given dy (fully overwritten).
+pub fn conv2d_bwd_filter(
+    k: &Kernels,
+    ty: &str,
+    d: &ConvDims,
+    x: DevPtr,
+    dy: DevPtr,
+    dw: DevPtr,
+) -> Result<()> {
+    let plan = d.plan(ty, ConvPass::BwdFilter, sm_count(k));
+    conv2d_planned(k, ty, d, ConvPass::BwdFilter, &plan, x, dy, dw)
+}
+
+/// Runs `pass` with an explicit plan (tests, benchmarks); the operands are those of the named
+/// launchers in order: (x, w, y), (dy, w, dx) or (x, dy, dw).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_planned(
+    k: &Kernels,
+    ty: &str,
+    d: &ConvDims,
+    pass: ConvPass,
+    plan: &ConvPlan,
+    a: DevPtr,
+    b: DevPtr,
+    out: DevPtr,
+) -> Result<()> {
+    let g = Geom::new(d)?;
+    if plan.splits == 0 || (plan.splits > 1 && pass != ConvPass::BwdFilter) {
+        return Err(Error::Launch(format!(
+            "conv2d {pass:?}: {} splits (only the filter gradient splits)",
+            plan.splits
+        )));
+    }
+    if ty == "f64" && plan.algo != ConvAlgo::Direct {
+        return Err(Error::Launch(
+            "conv2d: f64 runs the direct kernels only".into(),
+        ));
+    }
+    let out_len = match pass {
+        ConvPass::Fwd => d.n * d.oc * d.oh * d.ow,
+        ConvPass::BwdData => d.n * d.c * d.h * d.w,
+        ConvPass::BwdFilter => d.oc * d.cg() * d.kh * d.kw,
+    };
+    if out_len == 0 {
+        return Ok(());
+    }
+    let layout = d.layout();
+    let (stem, tile) = match pass {
+        ConvPass::Fwd => ("conv_fwd", plan.algo),
+        ConvPass::BwdData => ("conv_bwd_data", plan.algo),
+        ConvPass::BwdFilter => return bwd_filter(k, ty, d, &g, plan, a, b, out),
+    };
+    let (name, cfg) = match tile {
+        ConvAlgo::Direct => (format!("{stem}_direct_{layout}_{ty}"), grid_1d(out_len)),
+        ConvAlgo::Gemm(t) => (
+            format!("{stem}_{}_{layout}_{ty}", t.name()),
+            gemm_grid(d.gemm_shape(pass), t, d.groups)?,
+        ),
+    };
+    // SAFETY: the pointers address dense tensors of the sizes `d` describes (the engine's
+    // contract); every kernel index is bounds-checked against those sizes and fits in i32
+    // (Geom::new); the arguments match `<stem>_<algo>_<layout>_<ty>(const T*, const T*, T*,
+    // ConvGeom)`.
+    unsafe { k.launch(FILE, &name, cfg, &[&a, &b, &out, &g]) }
+}
+
+/// A grid of 256-thread blocks over the tiles of a \[rows, columns, _\] GEMM, `z` deep.
+fn gemm_grid([m, n, _]: [usize; 3], t: Tile, z: usize) -> Result<LaunchConfig> {
+    let tiles = int("conv tiles", m.div_ceil(t.edge()) * n.div_ceil(t.edge()))?;
+    Ok(LaunchConfig {
+        grid_dim: (tiles as u32, 1, z.clamp(1, 65535) as u32),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+/// The filter gradient: written straight into dw when one f32/f64 slice suffices, else slices
+/// into a workspace of the accumulation type and one reduce into dw.
+#[allow(clippy::too_many_arguments)]
+fn bwd_filter(
+    k: &Kernels,
+    ty: &str,
+    d: &ConvDims,
+    g: &Geom,
+    plan: &ConvPlan,
+    x: DevPtr,
+    dy: DevPtr,
+    dw: DevPtr,
+) -> Result<()> {
+    let nq = d.n * d.oh * d.ow;
+    let chunk = nq.div_ceil(plan.splits).next_multiple_of(16);
+    let splits = nq.div_ceil(chunk.max(1)).max(1);
+    let (chunk32, splits32) = (int("chunk", chunk)?, int("splits", splits)?);
+    let e = d.oc * d.cg() * d.kh * d.kw;
+    let layout = d.layout();
+    let launch = |out: DevPtr| -> Result<()> {
+        match plan.algo {
+            ConvAlgo::Direct => {
+                let cfg = LaunchConfig {
+                    grid_dim: (
+                        int("conv weights", e.div_ceil(32))? as u32,
+                        splits as u32,
+                        1,
+                    ),
+                    block_dim: (32, 8, 1),
+                    shared_mem_bytes: 0,
+                };
+                let name = format!("conv_bwd_filter_direct_{layout}_{ty}");
+                // SAFETY: as in `conv2d_planned`; `out` holds splits·e accumulation-type
+                // elements; matches `(const T*, const T*, Acc*, ConvGeom, int)`.
+                unsafe { k.launch(FILE, &name, cfg, &[&x, &dy, &out, g, &chunk32]) }
+            }
+            ConvAlgo::Gemm(t) => {
+                let cfg = gemm_grid(d.gemm_shape(ConvPass::BwdFilter), t, d.groups * splits)?;
+                let name = format!("conv_bwd_filter_{}_{layout}_{ty}", t.name());
+                // SAFETY: as above, for `(const T*, const T*, Acc*, ConvGeom, int, int)`.
+                unsafe { k.launch(FILE, &name, cfg, &[&x, &dy, &out, g, &splits32, &chunk32]) }
+            }
+        }
+    };
+    match ty {
+        "f32" | "f64" if splits == 1 => launch(dw),
+        "f64" => through_workspace::<f64>(k, ty, dw, e, splits, launch),
+        _ => through_workspace::<f32>(k, ty, dw, e, splits, launch),
+    }
+}
+
+/// Runs `launch` into a fresh workspace of `splits·e` elements of `A`, then sums the slices
+/// into `dw` as `ty`. The workspace is freed in stream order after the reduce.
+fn through_workspace<A: DeviceRepr>(
+    k: &Kernels,
+    ty: &str,
+    dw: DevPtr,
+    e: usize,
+    splits: usize,
+    launch: impl Fn(DevPtr) -> Result<()>,
+) -> Result<()> {
+    let stream = k.stream();
+    // SAFETY: the filter kernel writes every element of every slice before the reduce reads it.
+    let ws = unsafe { stream.alloc::<A>(splits * e) }.map_err(|err| {
+        Error::Launch(format!(
+            "conv2d workspace of {} elements: {err:?}",
+            splits * e
+        ))
+    })?;
+    let (p, _sync) = ws.device_ptr(stream);
+    launch(p)?;
+    let (e64, s32) = (e as i64, splits as i32);
+    // SAFETY: `p` holds splits·e accumulation-type elements, dw holds e of `ty`; matches
+    // `conv_reduce_splits_<ty>(const Acc*, T*, i64, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("conv_reduce_splits_{ty}"),
+            grid_1d(e),
+            &[&p, &dw, &e64, &s32],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Div;
+
+    #[test]
+    fn div_matches_integer_division_below_2_pow_31() {
+        let xs: Vec<u32> = (0..2000u32)
+            .chain((0..64).map(|i| (1u32 << 31) - 1 - i * 7919))
+            .chain((1..31).map(|b| 1u32 << b))
+            .chain((1..31).map(|b| (1u32 << b) - 1))
+            .collect();
+        let ds = (1..300).chain([
+            511,
+            512,
+            513,
+            1000,
+            3136,
+            12544,
+            50176,
+            65535,
+            65536,
+            1 << 20,
+            2_147_483_647,
+        ]);
+        for d in ds {
+            let v = Div::new(d);
+            for &x in &xs {
+                assert_eq!(v.apply(x), x / d as u32, "{x} / {d}");
+            }
+        }
+    }
+}

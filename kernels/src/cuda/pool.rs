@@ -1,0 +1,253 @@
+//! Launchers for `pool.cu`: max, average and adaptive pooling, forward and backward, f32 and f64,
+//! NCHW or NHWC through the twin's [`Dims4`]. Each computes exactly what its namesake in
+//! [`crate::cpu::pool`] computes, except that gradients overwrite dx instead of adding to it.
+
+use super::gemm::int;
+use super::{grid_1d, DevPtr, Kernels};
+use crate::cpu::pool::{Dims4, Window};
+use crate::error::{Error, Result};
+use cudarc::driver::DeviceRepr;
+
+const FILE: &str = "pool.cu";
+
+/// `PoolDims` of pool.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    size: [i64; 4],
+    stride: [i64; 4],
+}
+
+// SAFETY: plain-old-data with the C layout pool.cu declares.
+unsafe impl DeviceRepr for Dims {}
+
+impl Dims {
+    fn new(d: Dims4) -> Dims {
+        Dims {
+            size: d.size.map(|v| v as i64),
+            stride: d.stride.map(|v| v as i64),
+        }
+    }
+}
+
+/// `PoolWin` of pool.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Win {
+    k: [i32; 2],
+    s: [i32; 2],
+    p: [i32; 2],
+    d: [i32; 2],
+}
+
+// SAFETY: as for `Dims`.
+unsafe impl DeviceRepr for Win {}
+
+impl Win {
+    fn new(w: &Window) -> Result<Win> {
+        if w.kernel.contains(&0) || w.stride.contains(&0) || w.dilation.contains(&0) {
+            return Err(Error::Launch(format!(
+                "pooling {w:?}: kernel, stride and dilation must be positive"
+            )));
+        }
+        let pair = |what: &str, v: [usize; 2]| -> Result<[i32; 2]> {
+            Ok([int(what, v[0])?, int(what, v[1])?])
+        };
+        Ok(Win {
+            k: pair("pool kernel", w.kernel)?,
+            s: pair("pool stride", w.stride)?,
+            p: pair("pool padding", w.padding)?,
+            d: pair("pool dilation", w.dilation)?,
+        })
+    }
+}
+
+fn numel(d: &Dims4) -> usize {
+    d.size.iter().product()
+}
+
+/// Whether threads should walk channels fastest (the tensor is channels-last).
+fn channels_last(d: &Dims4) -> i32 {
+    (d.stride[1] < d.stride[3]) as i32
+}
+
+/// Max pooling: y and the argmax `idx` (i64, h·W + w within the plane) of each output.
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool_fwd(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    xd: Dims4,
+    y: DevPtr,
+    yd: Dims4,
+    win: &Window,
+    idx: DevPtr,
+) -> Result<()> {
+    let (w, cl) = (Win::new(win)?, channels_last(&yd));
+    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
+    if numel(&yd) == 0 {
+        return Ok(());
+    }
+    // SAFETY: x, y and idx hold the elements their Dims4 address (idx laid out as y); matches
+    // `max_pool_fwd_<ty>(const T*, PoolDims, T*, PoolDims, PoolWin, i64*, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("max_pool_fwd_{ty}"),
+            grid_1d(numel(&yd)),
+            &[&x, &xs, &y, &ys, &w, &idx, &cl],
+        )
+    }
+}
+
+/// Max pooling backward: dx = 0, then dy added at each output's argmax (dx fully overwritten).
+pub fn max_pool_bwd(
+    k: &Kernels,
+    ty: &str,
+    dy: DevPtr,
+    yd: Dims4,
+    idx: DevPtr,
+    dx: DevPtr,
+    xd: Dims4,
+) -> Result<()> {
+    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
+    let (xcl, ycl) = (channels_last(&xd), channels_last(&yd));
+    if numel(&xd) == 0 {
+        return Ok(());
+    }
+    // SAFETY: dx holds the elements xd addresses; matches `pool_zero_<ty>(T*, PoolDims, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("pool_zero_{ty}"),
+            grid_1d(numel(&xd)),
+            &[&dx, &xs, &xcl],
+        )?;
+    }
+    if numel(&yd) == 0 {
+        return Ok(());
+    }
+    // SAFETY: dy and idx (laid out as dy) hold yd's elements and every idx is -1 or inside the
+    // plane of xd (as max_pool_fwd wrote it); matches `max_pool_bwd_<ty>(const T*, PoolDims,
+    // const i64*, T*, PoolDims, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("max_pool_bwd_{ty}"),
+            grid_1d(numel(&yd)),
+            &[&dy, &ys, &idx, &dx, &xs, &ycl],
+        )
+    }
+}
+
+/// Average pooling forward (divisor per `count_include_pad`, as PyTorch).
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool_fwd(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    xd: Dims4,
+    y: DevPtr,
+    yd: Dims4,
+    win: &Window,
+    count_include_pad: bool,
+) -> Result<()> {
+    let (w, cl, cip) = (Win::new(win)?, channels_last(&yd), count_include_pad as i32);
+    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
+    if numel(&yd) == 0 {
+        return Ok(());
+    }
+    // SAFETY: x and y hold the elements their Dims4 address; matches `avg_pool_fwd_<ty>(const
+    // T*, PoolDims, T*, PoolDims, PoolWin, int, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("avg_pool_fwd_{ty}"),
+            grid_1d(numel(&yd)),
+            &[&x, &xs, &y, &ys, &w, &cip, &cl],
+        )
+    }
+}
+
+/// Average pooling backward: each dx element gathers dy/count over its windows (overwritten).
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool_bwd(
+    k: &Kernels,
+    ty: &str,
+    dy: DevPtr,
+    yd: Dims4,
+    dx: DevPtr,
+    xd: Dims4,
+    win: &Window,
+    count_include_pad: bool,
+) -> Result<()> {
+    let (w, cl, cip) = (Win::new(win)?, channels_last(&xd), count_include_pad as i32);
+    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
+    if numel(&xd) == 0 {
+        return Ok(());
+    }
+    // SAFETY: dy and dx hold the elements their Dims4 address; the kernel reads only outputs
+    // inside yd; matches `avg_pool_bwd_<ty>(const T*, PoolDims, T*, PoolDims, PoolWin, int, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("avg_pool_bwd_{ty}"),
+            grid_1d(numel(&xd)),
+            &[&dy, &ys, &dx, &xs, &w, &cip, &cl],
+        )
+    }
+}
+
+/// Adaptive pooling forward, average or max; `idx` (as y) gets the argmax, or -1 for average.
+#[allow(clippy::too_many_arguments)]
+pub fn adaptive_pool_fwd(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    xd: Dims4,
+    y: DevPtr,
+    yd: Dims4,
+    max: bool,
+    idx: Option<DevPtr>,
+) -> Result<()> {
+    let (cl, is_max, idx) = (channels_last(&yd), max as i32, idx.unwrap_or(0));
+    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
+    if numel(&yd) == 0 {
+        return Ok(());
+    }
+    // SAFETY: x, y and idx (when not null) hold the elements their Dims4 address; matches
+    // `adaptive_pool_fwd_<ty>(const T*, PoolDims, T*, PoolDims, int, i64*, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("adaptive_pool_fwd_{ty}"),
+            grid_1d(numel(&yd)),
+            &[&x, &xs, &y, &ys, &is_max, &idx, &cl],
+        )
+    }
+}
+
+/// Adaptive average pooling backward: each dx element gathers dy/size over its windows.
+pub fn adaptive_avg_pool_bwd(
+    k: &Kernels,
+    ty: &str,
+    dy: DevPtr,
+    yd: Dims4,
+    dx: DevPtr,
+    xd: Dims4,
+) -> Result<()> {
+    let (xs, ys, cl) = (Dims::new(xd), Dims::new(yd), channels_last(&xd));
+    if numel(&xd) == 0 {
+        return Ok(());
+    }
+    // SAFETY: dy and dx hold the elements their Dims4 address; matches
+    // `adaptive_avg_pool_bwd_<ty>(const T*, PoolDims, T*, PoolDims, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("adaptive_avg_pool_bwd_{ty}"),
+            grid_1d(numel(&xd)),
+            &[&dy, &ys, &dx, &xs, &cl],
+        )
+    }
+}

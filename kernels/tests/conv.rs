@@ -1,0 +1,384 @@
+//! conv.cu (through its launchers) against a naive direct convolution in f64: the forward, and the
+//! data and filter gradients as that convolution's adjoints, NCHW and NHWC, every kernel family
+//! (direct, 64- and 128-tile implicit GEMM, split filter reductions), stride, padding, dilation,
+//! groups up to depthwise, and every dtype. Inputs are rounded to the dtype first, so the
+//! reference multiplies exactly what the kernel reads; outputs start as NaN, so every element
+//! must be written.
+
+mod common;
+use common::gpu;
+use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
+use half::{bf16, f16};
+use kiln_kernels::cuda::conv::{
+    conv2d_bwd_data, conv2d_bwd_filter, conv2d_fwd, conv2d_planned, ConvAlgo, ConvDims, ConvPass,
+    ConvPlan,
+};
+use kiln_kernels::cuda::gemm::{sm_count, Tile};
+use kiln_kernels::cuda::Kernels;
+
+/// A storage dtype, its kernel suffix and the tolerance |got - want| <= TOL·(1 + |want|).
+trait Elem: DeviceRepr + ValidAsZeroBits + Default + Clone + Copy + Unpin {
+    const TY: &'static str;
+    const TOL: f64;
+    fn enc(v: f64) -> Self;
+    fn dec(self) -> f64;
+}
+impl Elem for f32 {
+    const TY: &'static str = "f32";
+    const TOL: f64 = 2e-5;
+    fn enc(v: f64) -> Self {
+        v as f32
+    }
+    fn dec(self) -> f64 {
+        self as f64
+    }
+}
+impl Elem for f64 {
+    const TY: &'static str = "f64";
+    const TOL: f64 = 1e-12;
+    fn enc(v: f64) -> Self {
+        v
+    }
+    fn dec(self) -> f64 {
+        self
+    }
+}
+// Halves accumulate in f32 and round once on output (2^-11 for f16, 2^-8 for bf16).
+impl Elem for f16 {
+    const TY: &'static str = "f16";
+    const TOL: f64 = 1.5e-3;
+    fn enc(v: f64) -> Self {
+        f16::from_f64(v)
+    }
+    fn dec(self) -> f64 {
+        self.to_f64()
+    }
+}
+impl Elem for bf16 {
+    const TY: &'static str = "bf16";
+    const TOL: f64 = 8e-3;
+    fn enc(v: f64) -> Self {
+        bf16::from_f64(v)
+    }
+    fn dec(self) -> f64 {
+        self.to_f64()
+    }
+}
+
+/// A convolution: (N, C, H, W) -> OC with kernel, stride, padding, dilation, groups.
+#[derive(Debug, Clone, Copy)]
+struct Conv {
+    x: [usize; 4],
+    oc: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dil: [usize; 2],
+    groups: usize,
+}
+
+impl Conv {
+    fn dims(&self, channels_last: bool) -> ConvDims {
+        let [n, c, h, w] = self.x;
+        let out = |a: usize, len: usize| {
+            (len + 2 * self.pad[a] - self.dil[a] * (self.k[a] - 1) - 1) / self.stride[a] + 1
+        };
+        ConvDims {
+            n,
+            c,
+            h,
+            w,
+            oc: self.oc,
+            kh: self.k[0],
+            kw: self.k[1],
+            oh: out(0, h),
+            ow: out(1, w),
+            stride: self.stride,
+            padding: self.pad,
+            dilation: self.dil,
+            groups: self.groups,
+            channels_last,
+        }
+    }
+}
+
+const fn conv(x: [usize; 4], oc: usize, k: usize, s: usize, p: usize, d: usize, g: usize) -> Conv {
+    Conv {
+        x,
+        oc,
+        k: [k, k],
+        stride: [s, s],
+        pad: [p, p],
+        dil: [d, d],
+        groups: g,
+    }
+}
+
+/// Odd shapes covering each feature; the comments say which kernels the default plan picks.
+const SHAPES: [Conv; 8] = [
+    // 3x3 same: GEMM forward/filter, direct data gradient (3 input channels).
+    conv([2, 3, 9, 9], 16, 3, 1, 1, 1, 1),
+    // strided 3x3 over a non-square map, 8 -> 20 channels.
+    conv([2, 8, 11, 10], 20, 3, 2, 1, 1, 1),
+    // a ResNet stem in miniature: 7x7, stride 2, padding 3.
+    conv([2, 3, 9, 9], 16, 7, 2, 3, 1, 1),
+    // dilation 2 with padding 2.
+    conv([2, 4, 11, 11], 17, 3, 1, 2, 2, 1),
+    // pointwise, two narrow groups.
+    conv([2, 6, 7, 7], 18, 1, 1, 0, 1, 2),
+    // two groups of 16: GEMM for all three passes.
+    conv([2, 32, 5, 6], 32, 3, 1, 1, 1, 2),
+    // depthwise 3x3 and depthwise with a channel multiplier of 2, stride 2.
+    conv([2, 8, 9, 9], 8, 3, 1, 1, 1, 8),
+    conv([2, 5, 10, 9], 10, 3, 2, 1, 1, 5),
+];
+
+/// The logical (NCHW / OIHW) sizes of the pass's inputs and output.
+fn sizes(d: &ConvDims, pass: ConvPass) -> [[usize; 4]; 3] {
+    let x = [d.n, d.c, d.h, d.w];
+    let w = [d.oc, d.c / d.groups, d.kh, d.kw];
+    let y = [d.n, d.oc, d.oh, d.ow];
+    match pass {
+        ConvPass::Fwd => [x, w, y],
+        ConvPass::BwdData => [y, w, x],
+        ConvPass::BwdFilter => [x, y, w],
+    }
+}
+
+/// Calls `f(y, x, w)` with the logical flat indices of every product y += x·w of the
+/// convolution (seven nested loops).
+fn for_each_product(d: &ConvDims, mut f: impl FnMut(usize, usize, usize)) {
+    let (cg, ocg) = (d.c / d.groups, d.oc / d.groups);
+    for n in 0..d.n {
+        for o in 0..d.oc {
+            let grp = o / ocg;
+            for oh in 0..d.oh {
+                for ow in 0..d.ow {
+                    let yi = ((n * d.oc + o) * d.oh + oh) * d.ow + ow;
+                    for c in 0..cg {
+                        for r in 0..d.kh {
+                            let ih = (oh * d.stride[0] + r * d.dilation[0]) as isize
+                                - d.padding[0] as isize;
+                            if ih < 0 || ih >= d.h as isize {
+                                continue;
+                            }
+                            for s in 0..d.kw {
+                                let iw = (ow * d.stride[1] + s * d.dilation[1]) as isize
+                                    - d.padding[1] as isize;
+                                if iw < 0 || iw >= d.w as isize {
+                                    continue;
+                                }
+                                let ci = grp * cg + c;
+                                let xi = ((n * d.c + ci) * d.h + ih as usize) * d.w + iw as usize;
+                                let wi = ((o * cg + c) * d.kh + r) * d.kw + s;
+                                f(yi, xi, wi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The pass's output from its (logical) inputs: the convolution or one of its adjoints.
+fn reference(d: &ConvDims, pass: ConvPass, a: &[f64], b: &[f64]) -> Vec<f64> {
+    let len: usize = sizes(d, pass)[2].iter().product();
+    let mut out = vec![0.0; len];
+    for_each_product(d, |y, x, w| match pass {
+        ConvPass::Fwd => out[y] += a[x] * b[w],
+        ConvPass::BwdData => out[x] += a[y] * b[w],
+        ConvPass::BwdFilter => out[w] += a[x] * b[y],
+    });
+    out
+}
+
+/// Where each logical [A, B, C, D] element lives: itself, or at [A, C, D, B] when channels-last
+/// (NHWC for activations, OHWI for weights).
+fn placement([a, b, c, e]: [usize; 4], channels_last: bool) -> Vec<usize> {
+    let mut p = Vec::with_capacity(a * b * c * e);
+    for i in 0..a {
+        for j in 0..b {
+            for k in 0..c {
+                for l in 0..e {
+                    p.push(if channels_last {
+                        ((i * c + k) * e + l) * b + j
+                    } else {
+                        ((i * b + j) * c + k) * e + l
+                    });
+                }
+            }
+        }
+    }
+    p
+}
+
+/// Deterministic values in [-1, 1].
+fn values(len: usize, seed: usize) -> Vec<f64> {
+    (0..len)
+        .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f64 / 1000.0 - 1.0)
+        .collect()
+}
+
+/// Runs `pass` of `d` in dtype T with `plan` (or the launcher's own) and compares every output.
+fn check<T: Elem>(
+    g: &common::Gpu,
+    k: &Kernels,
+    d: &ConvDims,
+    pass: ConvPass,
+    plan: Option<ConvPlan>,
+) {
+    let [sa, sb, so] = sizes(d, pass);
+    let cl = d.channels_last;
+    let rounded = |len: usize, seed| -> Vec<f64> {
+        values(len, seed)
+            .into_iter()
+            .map(|v| T::enc(v).dec())
+            .collect()
+    };
+    let a = rounded(sa.iter().product(), 1);
+    let b = rounded(sb.iter().product(), 2);
+    let want = reference(d, pass, &a, &b);
+    let upload = |v: &[f64], shape| {
+        let mut phys = vec![T::default(); v.len()];
+        for (&p, &x) in placement(shape, cl).iter().zip(v) {
+            phys[p] = T::enc(x);
+        }
+        g.upload(&phys)
+    };
+    let (da, db) = (upload(&a, sa), upload(&b, sb));
+    let dout = g.upload(&vec![T::enc(f64::NAN); want.len()]);
+    let (pa, pb, po) = (g.ptr(&da), g.ptr(&db), g.ptr(&dout));
+    let what = format!("{} {pass:?} {plan:?} {d:?}", T::TY);
+    match (plan, pass) {
+        (Some(p), _) => conv2d_planned(k, T::TY, d, pass, &p, pa, pb, po),
+        (None, ConvPass::Fwd) => conv2d_fwd(k, T::TY, d, pa, pb, po),
+        (None, ConvPass::BwdData) => conv2d_bwd_data(k, T::TY, d, pa, pb, po),
+        (None, ConvPass::BwdFilter) => conv2d_bwd_filter(k, T::TY, d, pa, pb, po),
+    }
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got = g.download(&dout);
+    for (i, (&p, &w)) in placement(so, cl).iter().zip(&want).enumerate() {
+        let v = got[p].dec();
+        assert!(
+            (v - w).abs() <= T::TOL * (1.0 + w.abs()),
+            "{what}: logical element {i} = {v}, want {w}"
+        );
+    }
+}
+
+const PASSES: [ConvPass; 3] = [ConvPass::Fwd, ConvPass::BwdData, ConvPass::BwdFilter];
+
+/// Direct and 64-tile GEMM kernels; the filter gradient also split in three (the default plans
+/// cover unsplit direct filter gradients).
+fn plans(pass: ConvPass) -> Vec<ConvPlan> {
+    let plan = |algo, splits| ConvPlan { algo, splits };
+    let mut v = vec![plan(ConvAlgo::Gemm(Tile::T64), 1)];
+    if pass == ConvPass::BwdFilter {
+        v.push(plan(ConvAlgo::Gemm(Tile::T64), 3));
+        v.push(plan(ConvAlgo::Direct, 3));
+    } else {
+        v.push(plan(ConvAlgo::Direct, 1));
+    }
+    v
+}
+
+fn every_kernel_f32(channels_last: bool) {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    for s in SHAPES {
+        let d = s.dims(channels_last);
+        for pass in PASSES {
+            check::<f32>(&g, &k, &d, pass, None);
+            let default = d.plan("f32", pass, sm_count(&k));
+            for p in plans(pass).into_iter().filter(|&p| p != default) {
+                check::<f32>(&g, &k, &d, pass, Some(p));
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_f32_nchw_every_pass_and_kernel_matches_naive() {
+    every_kernel_f32(false);
+}
+
+#[test]
+fn conv_f32_nhwc_every_pass_and_kernel_matches_naive() {
+    every_kernel_f32(true);
+}
+
+#[test]
+fn conv_128_tiles_match_naive() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    let plan = ConvPlan {
+        algo: ConvAlgo::Gemm(Tile::T128),
+        splits: 1,
+    };
+    for s in [SHAPES[1], SHAPES[5]] {
+        for cl in [false, true] {
+            let d = s.dims(cl);
+            for pass in PASSES {
+                check::<f32>(&g, &k, &d, pass, Some(plan));
+            }
+            check::<bf16>(&g, &k, &d, ConvPass::Fwd, Some(plan));
+        }
+    }
+}
+
+#[test]
+fn conv_f64_runs_direct_kernels() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    for s in [SHAPES[1], SHAPES[3], SHAPES[7]] {
+        for cl in [false, true] {
+            for pass in PASSES {
+                check::<f64>(&g, &k, &s.dims(cl), pass, None);
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_half_inputs_accumulate_in_f32() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    for s in [SHAPES[0], SHAPES[5], SHAPES[6]] {
+        for cl in [false, true] {
+            let d = s.dims(cl);
+            for pass in PASSES {
+                check::<f16>(&g, &k, &d, pass, None);
+                check::<bf16>(&g, &k, &d, pass, None);
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_plans_direct_for_narrow_groups_and_splits_small_filter_grids() {
+    let depthwise = SHAPES[6].dims(false);
+    assert_eq!(
+        depthwise.plan("f32", ConvPass::Fwd, 132).algo,
+        ConvAlgo::Direct
+    );
+    let wide = conv([128, 256, 14, 14], 256, 3, 1, 1, 1, 1).dims(true);
+    assert_eq!(
+        wide.plan("f32", ConvPass::Fwd, 132).algo,
+        ConvAlgo::Gemm(Tile::T128)
+    );
+    assert_eq!(wide.plan("f64", ConvPass::Fwd, 132).algo, ConvAlgo::Direct);
+    let filter = wide.plan("bf16", ConvPass::BwdFilter, 132);
+    assert!(filter.splits > 1, "{filter:?}");
+    assert_eq!(wide.plan("f32", ConvPass::BwdData, 132).splits, 1);
+}
+
+#[test]
+fn conv_rejects_groups_that_do_not_divide_channels() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    let mut d = SHAPES[0].dims(false);
+    d.groups = 2;
+    let err = conv2d_fwd(&k, "f32", &d, 0, 0, 0).unwrap_err();
+    assert!(err.to_string().contains("groups"), "{err}");
+}
