@@ -74,14 +74,6 @@ pub enum Error {
         /// The second operand's device.
         rhs: Device,
     },
-    /// An op the device's backend does not implement.
-    #[error("{op}: not available on {device}")]
-    UnsupportedOnDevice {
-        /// The operation.
-        op: &'static str,
-        /// The device.
-        device: String,
-    },
     /// A CUDA driver call or kernel launch failed.
     #[error("CUDA: {0}")]
     Cuda(String),

@@ -82,6 +82,8 @@ pub fn compare(
     match (a.0, b.0) {
         (CpuStorage::F32(x), CpuStorage::F32(y)) => cmp!(x, y),
         (CpuStorage::F64(x), CpuStorage::F64(y)) => cmp!(x, y),
+        (CpuStorage::F16(x), CpuStorage::F16(y)) => cmp!(x, y),
+        (CpuStorage::BF16(x), CpuStorage::BF16(y)) => cmp!(x, y),
         (CpuStorage::I64(x), CpuStorage::I64(y)) => cmp!(x, y),
         (CpuStorage::I32(x), CpuStorage::I32(y)) => cmp!(x, y),
         (CpuStorage::U8(x), CpuStorage::U8(y)) | (CpuStorage::Bool(x), CpuStorage::Bool(y)) => {

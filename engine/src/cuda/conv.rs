@@ -1,22 +1,74 @@
-//! Convolutions on the device.
+//! 2-d convolutions on the device: implicit-GEMM kernels (`conv.cu`) over packed NCHW or NHWC
+//! tensors, weights OIHW or OHWI to match.
 
-use super::{unsupported, CudaStorage};
+use super::elementwise::float_ty;
+use super::CudaStorage;
 use crate::cpu::conv::ConvShape;
-use crate::Result;
+use crate::{Error, Result};
+use kiln_kernels::cuda::conv::{self as k, ConvDims};
 
-/// Forward.
-pub fn conv2d_fwd(_x: &CudaStorage, _w: &CudaStorage, _s: &ConvShape) -> Result<CudaStorage> {
-    unsupported("conv2d")
+fn dims(s: &ConvShape, kernel: [usize; 2]) -> ConvDims {
+    let g = &s.geom;
+    ConvDims {
+        n: s.n,
+        c: s.c,
+        h: g.hw[0],
+        w: g.hw[1],
+        oc: s.oc,
+        kh: kernel[0],
+        kw: kernel[1],
+        oh: g.out[0],
+        ow: g.out[1],
+        stride: g.stride,
+        padding: g.pad,
+        dilation: g.dil,
+        groups: s.groups,
+        channels_last: s.channels_last,
+    }
 }
-/// Input gradient.
-pub fn conv2d_bwd_data(_dy: &CudaStorage, _w: &CudaStorage, _s: &ConvShape) -> Result<CudaStorage> {
-    unsupported("conv2d")
+
+fn conv_ty(a: &CudaStorage, b: &CudaStorage) -> Result<&'static str> {
+    if a.dtype() != b.dtype() {
+        return Err(Error::DTypeMismatch {
+            op: "conv2d",
+            lhs: a.dtype(),
+            rhs: b.dtype(),
+        });
+    }
+    float_ty("conv2d", a.dtype())
 }
-/// Weight gradient.
-pub fn conv2d_bwd_filter(
-    _x: &CudaStorage,
-    _dy: &CudaStorage,
-    _s: &ConvShape,
-) -> Result<CudaStorage> {
-    unsupported("conv2d")
+
+/// y = conv2d(x, w).
+pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
+    let ty = conv_ty(x, w)?;
+    let y = CudaStorage::alloc(x.device(), x.dtype(), s.out_shape().iter().product())?;
+    k::conv2d_fwd(
+        x.device().kernels(),
+        ty,
+        &dims(s, s.geom.k),
+        x.ptr(),
+        w.ptr(),
+        y.ptr(),
+    )?;
+    Ok(y)
+}
+
+/// dx from dy and w.
+pub fn conv2d_bwd_data(dy: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
+    let ty = conv_ty(dy, w)?;
+    let g = &s.geom;
+    let dx = CudaStorage::alloc(dy.device(), dy.dtype(), s.n * s.c * g.hw[0] * g.hw[1])?;
+    let d = dims(s, g.k);
+    k::conv2d_bwd_data(dy.device().kernels(), ty, &d, dy.ptr(), w.ptr(), dx.ptr())?;
+    Ok(dx)
+}
+
+/// dw from x and dy.
+pub fn conv2d_bwd_filter(x: &CudaStorage, dy: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
+    let ty = conv_ty(x, dy)?;
+    let g = &s.geom;
+    let dw = CudaStorage::alloc(x.device(), x.dtype(), s.oc * g.c * g.k[0] * g.k[1])?;
+    let d = dims(s, g.k);
+    k::conv2d_bwd_filter(x.device().kernels(), ty, &d, x.ptr(), dy.ptr(), dw.ptr())?;
+    Ok(dw)
 }

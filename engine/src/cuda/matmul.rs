@@ -1,9 +1,56 @@
-//! Matrix products on the device.
+//! Batched matrix products on the device: the strided tiled GEMM (`gemm.cu`) reads transposed and
+//! broadcast operands through their strides, without copies.
 
-use super::{unsupported, CudaStorage};
-use crate::{Layout, Result};
+use super::elementwise::float_ty;
+use super::CudaStorage;
+use crate::{Error, Layout, Result};
+use kiln_kernels::cuda::gemm::{gemm, GemmArgs};
 
-/// Batched matrix product of two rank-3 views.
-pub fn bmm(_a: (&CudaStorage, &Layout), _b: (&CudaStorage, &Layout)) -> Result<CudaStorage> {
-    unsupported("matmul")
+fn strides3(l: &Layout) -> [usize; 3] {
+    let s = l.strides();
+    [s[0], s[1], s[2]]
+}
+
+/// out\[b\] = a\[b\] · b\[b\] for rank-3 views; the result is contiguous \[batch, m, n\].
+pub fn bmm(a: (&CudaStorage, &Layout), b: (&CudaStorage, &Layout)) -> Result<CudaStorage> {
+    let (la, lb) = (a.1, b.1);
+    let (&[batch, m, k], &[_, _, n]) = (la.shape(), lb.shape()) else {
+        return Err(Error::ShapeMismatch {
+            op: "matmul",
+            lhs: la.shape().to_vec(),
+            rhs: lb.shape().to_vec(),
+        });
+    };
+    if a.0.dtype() != b.0.dtype() {
+        return Err(Error::DTypeMismatch {
+            op: "matmul",
+            lhs: a.0.dtype(),
+            rhs: b.0.dtype(),
+        });
+    }
+    let ty = float_ty("matmul", a.0.dtype())?;
+    let dev = a.0.device();
+    let out = CudaStorage::alloc(dev, a.0.dtype(), batch * m * n)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    if k == 0 {
+        return super::elementwise::full(dev, a.0.dtype(), batch * m * n, 0.0);
+    }
+    let args = GemmArgs {
+        batch,
+        m,
+        n,
+        k,
+        a: a.0.ptr_at(la.offset()),
+        a_strides: strides3(la),
+        b: b.0.ptr_at(lb.offset()),
+        b_strides: strides3(lb),
+        c: out.ptr(),
+        c_strides: [m * n, n, 1],
+        alpha: 1.0,
+        beta: 0.0,
+    };
+    gemm(dev.kernels(), ty, &args)?;
+    Ok(out)
 }

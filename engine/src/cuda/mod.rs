@@ -17,13 +17,3 @@ mod storage;
 pub use alloc::MemoryStats;
 pub use device::{device, CudaDevice};
 pub use storage::{suffix, CudaStorage};
-
-use crate::{Error, Result};
-
-/// The error for an op this backend does not run yet.
-pub(crate) fn unsupported<T>(op: &'static str) -> Result<T> {
-    Err(Error::UnsupportedOnDevice {
-        op,
-        device: "cuda".into(),
-    })
-}

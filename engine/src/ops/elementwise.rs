@@ -221,11 +221,15 @@ impl Tensor {
             &self.on_my_device("where", a)?,
             &self.on_my_device("where", b)?,
         );
+        Tensor::in_compute_precision(&[a, b], |t| self.select(&t[0], &t[1], &shape))
+    }
+
+    fn select(&self, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
         let (s, l) = Storage::select(
             (&self.storage(), self.layout()),
             (&a.storage(), a.layout()),
             (&b.storage(), b.layout()),
-            &shape,
+            shape,
         )?;
         let (cond, ad, bd) = (self.detach(), a.detach(), b.detach());
         let node = record_node("where", &[a, b], move |g| {
