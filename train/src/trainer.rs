@@ -103,16 +103,48 @@ pub struct EpochOptions {
     pub amp: Option<DType>,
 }
 
+/// What updates the model: the optimizer and, for f16 mixed precision, the loss scaler.
+pub struct Stepper<'a> {
+    /// The optimizer.
+    pub optim: &'a mut dyn Optimizer,
+    /// The loss scaler of an f16 AMP run.
+    pub scaler: Option<&'a mut GradScaler>,
+}
+
+impl Stepper<'_> {
+    /// Backward, optional clipping and the optimizer step; with a loss scaler, backward runs from
+    /// the scaled loss and an overflowing step is skipped (the scaler backs off).
+    fn backward_and_step(&mut self, loss: &Tensor, lr: f64, clip_grad: Option<f64>) -> Result<()> {
+        let optim = &mut *self.optim;
+        let Some(scaler) = self.scaler.as_deref_mut() else {
+            loss.backward()?;
+            if let Some(max_norm) = clip_grad {
+                clip_grad_norm(optim, max_norm)?;
+            }
+            return optim.step(lr);
+        };
+        scaler.scale_loss(loss)?.backward()?;
+        let overflow = scaler.unscale(optim)?;
+        if !overflow {
+            if let Some(max_norm) = clip_grad {
+                clip_grad_norm(optim, max_norm)?;
+            }
+            optim.step(lr)?;
+        }
+        scaler.update(overflow);
+        Ok(())
+    }
+}
+
 /// Trains `model` for one epoch at learning rate `lr` (timm's `train_one_epoch`).
 pub fn train_one_epoch(
     epoch: usize,
     model: &mut dyn Model,
-    optim: &mut dyn Optimizer,
+    stepper: &mut Stepper,
     loader: &mut Loader,
     stages: &BatchStages,
     lr: f64,
     opts: &EpochOptions,
-    mut scaler: Option<&mut GradScaler>,
 ) -> Result<TrainStats> {
     model.set_training(true);
     let steps = loader.len();
@@ -147,8 +179,8 @@ pub fn train_one_epoch(
         if !value.is_finite() {
             return Err(Error::NonFiniteLoss(value, epoch, step));
         }
-        optim.zero_grad();
-        backward_and_step(&loss, optim, scaler.as_deref_mut(), lr, opts.clip_grad)?;
+        stepper.optim.zero_grad();
+        stepper.backward_and_step(&loss, lr, opts.clip_grad)?;
         let n = b.labels.len();
         samples += n;
         losses.update(value, n);
@@ -176,34 +208,6 @@ pub fn train_one_epoch(
         seconds: start.elapsed().as_secs_f64(),
         skipped: loader.skipped() - skipped_before,
     })
-}
-
-/// Backward, optional clipping and the optimizer step; with a loss scaler, backward runs from
-/// the scaled loss and an overflowing step is skipped (the scaler backs off).
-fn backward_and_step(
-    loss: &Tensor,
-    optim: &mut dyn Optimizer,
-    scaler: Option<&mut GradScaler>,
-    lr: f64,
-    clip_grad: Option<f64>,
-) -> Result<()> {
-    let Some(scaler) = scaler else {
-        loss.backward()?;
-        if let Some(max_norm) = clip_grad {
-            clip_grad_norm(optim, max_norm)?;
-        }
-        return optim.step(lr);
-    };
-    scaler.scale_loss(loss)?.backward()?;
-    let overflow = scaler.unscale(optim)?;
-    if !overflow {
-        if let Some(max_norm) = clip_grad {
-            clip_grad_norm(optim, max_norm)?;
-        }
-        optim.step(lr)?;
-    }
-    scaler.update(overflow);
-    Ok(())
 }
 
 /// Scales all gradients so their global L2 norm is at most `max_norm` (`clip_grad_norm_`).

@@ -8,7 +8,7 @@ use crate::checkpoint::{load_checkpoint, CheckpointMeta, CheckpointSaver};
 use crate::loader::DataConfig;
 use crate::optim::{create_optimizer, OptimArgs};
 use crate::sched::Scheduler;
-use crate::trainer::{train_one_epoch, validate, BatchStages, EpochOptions};
+use crate::trainer::{train_one_epoch, validate, BatchStages, EpochOptions, Stepper};
 use crate::{Error, Result};
 use kiln_engine::{manual_seed, with_global_generator, DType, Generator, MemoryFormat};
 use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
@@ -230,15 +230,18 @@ pub fn train(a: TrainArgs) -> Result<()> {
     };
     for epoch in start_epoch..a.epochs {
         let lr = sched.lr_at(epoch as f64);
+        let mut stepper = Stepper {
+            optim: optim.as_mut(),
+            scaler: scaler.as_mut(),
+        };
         let stats = train_one_epoch(
             epoch,
             model.as_mut(),
-            optim.as_mut(),
+            &mut stepper,
             &mut train_loader,
             &stages,
             lr,
             &opts,
-            scaler.as_mut(),
         )?;
         let eval = validate(
             model.as_mut(),

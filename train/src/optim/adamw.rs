@@ -32,10 +32,10 @@ impl Optimizer for AdamW {
     fn step(&mut self, lr: f64) -> Result<()> {
         self.steps += 1;
         let groups = step_groups(&self.params, |i| self.moments[i].is_some())?;
-        for ((decay_bits, _), members) in groups {
+        for group in groups {
             let (mut params, mut grads, mut m, mut v) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for (i, g) in members {
+            for (i, g) in group.members {
                 if self.moments[i].is_none() {
                     let p = &self.params[i];
                     self.moments[i] = Some((zeros_like_param(p)?, zeros_like_param(p)?));
@@ -51,7 +51,7 @@ impl Optimizer for AdamW {
                 lr: lr as f32,
                 betas: self.betas,
                 eps: self.eps,
-                weight_decay: f32::from_bits(decay_bits),
+                weight_decay: group.weight_decay,
                 step: self.steps,
             };
             adamw_step_(&params, &grads, &m, &v, &h)?;

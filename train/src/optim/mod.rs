@@ -132,12 +132,21 @@ pub(crate) fn restore(sd: &BTreeMap<String, Tensor>, key: &str, p: &Param) -> Re
     Ok(state)
 }
 
-/// Parameters that have gradients, grouped by (weight decay, whether their state is new):
-/// each group is one fused multi-tensor step. Yields indices into the optimizer's lists.
+/// Parameters sharing a weight decay and state age: one fused multi-tensor step.
+pub(crate) struct StepGroup {
+    /// Their weight decay.
+    pub weight_decay: f32,
+    /// Whether their optimizer state is created by this step.
+    pub first_step: bool,
+    /// Index into the optimizer's parameter list, and the gradient.
+    pub members: Vec<(usize, Tensor)>,
+}
+
+/// Parameters that have gradients, grouped by weight decay and whether their state is new.
 pub(crate) fn step_groups(
     params: &[Param],
     has_state: impl Fn(usize) -> bool,
-) -> Result<Vec<((u32, bool), Vec<(usize, Tensor)>)>> {
+) -> Result<Vec<StepGroup>> {
     let mut groups: BTreeMap<(u32, bool), Vec<(usize, Tensor)>> = BTreeMap::new();
     for (i, p) in params.iter().enumerate() {
         if let Some(g) = grad_of(p)? {
@@ -145,5 +154,12 @@ pub(crate) fn step_groups(
             groups.entry(key).or_default().push((i, g));
         }
     }
-    Ok(groups.into_iter().collect())
+    Ok(groups
+        .into_iter()
+        .map(|((decay, first_step), members)| StepGroup {
+            weight_decay: f32::from_bits(decay),
+            first_step,
+            members,
+        })
+        .collect())
 }

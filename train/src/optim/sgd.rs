@@ -29,11 +29,11 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn step(&mut self, lr: f64) -> Result<()> {
         let groups = step_groups(&self.params, |i| self.buffers[i].is_some())?;
-        for ((decay_bits, first_step), members) in groups {
+        for group in groups {
             let mut params = Vec::new();
             let mut grads = Vec::new();
             let mut bufs = Vec::new();
-            for (i, g) in members {
+            for (i, g) in group.members {
                 if self.buffers[i].is_none() {
                     self.buffers[i] = Some(zeros_like_param(&self.params[i])?);
                 }
@@ -45,9 +45,9 @@ impl Optimizer for Sgd {
                 lr: lr as f32,
                 momentum: self.momentum,
                 dampening: 0.0,
-                weight_decay: f32::from_bits(decay_bits),
+                weight_decay: group.weight_decay,
                 nesterov: self.nesterov,
-                first_step,
+                first_step: group.first_step,
             };
             sgd_step_(&params, &grads, &bufs, &h)?;
         }
