@@ -56,7 +56,10 @@ fn close(name: &str, got: &[f32], want: &[f32], tol: f64) {
     let scale = want.iter().fold(1e-12f64, |m, &v| m.max(v.abs() as f64));
     for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
         let err = (a as f64 - b as f64).abs() / scale;
-        assert!(err <= tol, "{name}[{i}]: cuda {a}, cpu {b} ({err:.2e} of the largest value)");
+        assert!(
+            err <= tol,
+            "{name}[{i}]: cuda {a}, cpu {b} ({err:.2e} of the largest value)"
+        );
     }
 }
 
@@ -84,7 +87,11 @@ fn resnet18_step_matches_the_cpu() {
             step(gpu.as_ref(), Device::Cuda(0), channels_last),
             step(cpu.as_ref(), Device::Cpu, channels_last),
         );
-        let what = if channels_last { "channels-last" } else { "NCHW" };
+        let what = if channels_last {
+            "channels-last"
+        } else {
+            "NCHW"
+        };
         assert!(
             (a.loss - b.loss).abs() <= LOSS_RTOL * b.loss.abs(),
             "{what} loss: cuda {}, cpu {}",
@@ -93,10 +100,20 @@ fn resnet18_step_matches_the_cpu() {
         );
         assert_eq!(a.grads.len(), 62, "{what}: every parameter has a gradient");
         for (name, want) in &b.grads {
-            close(&format!("{what} {name}.grad"), &a.grads[name], want, GRAD_TOL);
+            close(
+                &format!("{what} {name}.grad"),
+                &a.grads[name],
+                want,
+                GRAD_TOL,
+            );
         }
         for (name, want) in &b.buffers {
-            close(&format!("{what} {name}"), &a.buffers[name], want, BUFFER_TOL);
+            close(
+                &format!("{what} {name}"),
+                &a.buffers[name],
+                want,
+                BUFFER_TOL,
+            );
         }
     }
 }
