@@ -165,6 +165,29 @@ impl Storage {
         }
     }
 
+    /// A uint8 NHWC batch (this buffer, dense) normalized to `dtype`, still NHWC:
+    /// (v/255 - mean\[ch\]) / std\[ch\] for `mean.len()` channels (the prefetcher's device step).
+    pub fn normalize_u8_nhwc(&self, mean: &[f32], std: &[f32], dtype: DType) -> Result<Storage> {
+        match self {
+            Storage::Cpu(s) => {
+                let src = s.as_slice::<u8>("normalize")?;
+                let mut out = vec![0f32; src.len()];
+                let c = mean.len();
+                kiln_kernels::cpu::layout::normalize_u8_nhwc(src, c, mean, std, &mut out);
+                let n = out.len();
+                let (s, _) = cpu::elementwise::cast(
+                    &CpuStorage::F32(out),
+                    &Layout::contiguous(&[n]),
+                    dtype,
+                )?;
+                Ok(Storage::Cpu(s))
+            }
+            Storage::Cuda(s) => {
+                cuda::elementwise::normalize_u8_nhwc(s, mean, std, dtype).map(Storage::Cuda)
+            }
+        }
+    }
+
     /// A host copy (borrowing nothing; waits for the device).
     pub fn to_cpu(&self) -> Result<CpuStorage> {
         match self {

@@ -593,3 +593,30 @@ fn softmax_cross_entropy_and_dropout() {
         }
     }
 }
+
+#[test]
+fn u8_image_batches_upload_and_normalize_like_the_cpu() {
+    if !cuda_available() {
+        return;
+    }
+    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
+    // Several batches in a row reuse the page-locked staging buffer; each must arrive intact.
+    for (i, n) in [3usize, 5, 2].into_iter().enumerate() {
+        let bytes: Vec<u8> = (0..n * 7 * 9 * 3)
+            .map(|j| ((j * 31 + i * 7) % 256) as u8)
+            .collect();
+        for dtype in FLOATS {
+            let shape = [n, 7, 9, 3];
+            let cpu =
+                Tensor::from_u8_images(&bytes, shape, &mean, &std, dtype, Device::Cpu).unwrap();
+            let gpu = Tensor::from_u8_images(&bytes, shape, &mean, &std, dtype, CUDA).unwrap();
+            assert_eq!(gpu.shape(), &[n, 3, 7, 9]);
+            assert_eq!(gpu.memory_format(), Some(MemoryFormat::ChannelsLast));
+            assert_eq!(
+                cpu.to_vec_f32().unwrap(),
+                gpu.to_vec_f32().unwrap(),
+                "batch {i} {dtype:?}"
+            );
+        }
+    }
+}

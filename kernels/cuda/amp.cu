@@ -4,31 +4,7 @@
 //
 // Geometry: as optim.cu (tensor lists by value, a 256-thread block per MT_CHUNK elements).
 
-// ---- helpers --------------------------------------------------------------------------------
-
-#define MT_TENSORS 32
-#define MT_CHUNK 4096
-
-template <int P> struct TensorList {
-  unsigned long long ptr[MT_TENSORS][P];
-  i64 len[MT_TENSORS];
-  int start[MT_TENSORS + 1];
-  int count;
-};
-
-template <int P>
-__device__ __forceinline__ int chunk_of(const TensorList<P>& l, i64& lo, i64& hi) {
-  // The last tensor starting at or before this block (empty tensors share a start), by bisection.
-  int t = 0, last = l.count - 1;
-  while (t < last) {
-    const int mid = (t + last + 1) >> 1;
-    if (l.start[mid] <= (int)blockIdx.x) t = mid;
-    else last = mid - 1;
-  }
-  lo = (i64)(blockIdx.x - l.start[t]) * MT_CHUNK;
-  hi = min(l.len[t], lo + MT_CHUNK);
-  return t;
-}
+// (TensorList and chunk_of come from tensor_list.cuh.)
 
 // ---- kernels --------------------------------------------------------------------------------
 

@@ -6,28 +6,7 @@
 // between the 8 warps). Both loop over rows grid-stride, so any rows x len fits one launch.
 // Sums accumulate in Acc<T> (f32, f64 for f64).
 
-// ---- helpers --------------------------------------------------------------------------------
-
-// Which rows a thread serves and where it stands in its row's group (a warp or the block).
-struct RowGroup {
-  i64 first, step;
-  int rank, size;
-};
-__device__ __forceinline__ RowGroup row_group(bool warp) {
-  RowGroup g;
-  if (warp) {
-    g.first = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    g.step = ((i64)gridDim.x * blockDim.x) >> 5;
-    g.rank = threadIdx.x & 31;
-    g.size = 32;
-  } else {
-    g.first = blockIdx.x;
-    g.step = gridDim.x;
-    g.rank = threadIdx.x;
-    g.size = blockDim.x;
-  }
-  return g;
-}
+// ---- helpers (RowGroup and row_group come from rows.cuh) -----------------------------------
 
 template <typename A, typename F> __device__ __forceinline__ A warp_all(A v, F f) {
   for (int o = 16; o > 0; o >>= 1) v = f(v, __shfl_xor_sync(0xffffffffu, v, o));

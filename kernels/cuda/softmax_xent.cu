@@ -10,27 +10,7 @@
 // cross-entropy also sums Σ w·(x - x0), Σ w for its targets, shifted by the row's first logit x0
 // so that len·lse - Σx does not cancel.
 
-// ---- helpers --------------------------------------------------------------------------------
-
-struct RowGroup {
-  i64 first, step;
-  int rank, size;
-};
-__device__ __forceinline__ RowGroup row_group(bool warp) {
-  RowGroup g;
-  if (warp) {
-    g.first = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    g.step = ((i64)gridDim.x * blockDim.x) >> 5;
-    g.rank = threadIdx.x & 31;
-    g.size = 32;
-  } else {
-    g.first = blockIdx.x;
-    g.step = gridDim.x;
-    g.rank = threadIdx.x;
-    g.size = blockDim.x;
-  }
-  return g;
-}
+// ---- helpers (RowGroup and row_group come from rows.cuh) -----------------------------------
 
 template <typename A> __device__ __forceinline__ A warp_add(A v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

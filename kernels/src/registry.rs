@@ -14,6 +14,8 @@ pub struct Module {
     pub file: &'static str,
     /// Its source, without the prelude.
     pub source: &'static str,
+    /// Shared headers it builds on (name, text), placed between the prelude and the source.
+    pub headers: &'static [(&'static str, &'static str)],
     /// Kernels that must not spill registers (checked by a test with `-Xptxas -v`).
     pub hot: &'static [&'static str],
 }
@@ -22,10 +24,11 @@ pub struct Module {
 pub const PRELUDE: &str = include_str!("../cuda/prelude.cuh");
 
 macro_rules! module {
-    ($file:literal, hot: [$($hot:literal),* $(,)?]) => {
+    ($file:literal, $(headers: [$($h:literal),*],)? hot: [$($hot:literal),* $(,)?]) => {
         Module {
             file: $file,
             source: include_str!(concat!("../cuda/", $file)),
+            headers: &[$($(($h, include_str!(concat!("../cuda/", $h)))),*)?],
             hot: &[$($hot),*],
         }
     };
@@ -34,23 +37,29 @@ macro_rules! module {
 /// Every module, by file.
 pub static MODULES: &[Module] = &[
     module!("elementwise.cu", hot: ["binary_f32"]),
-    module!("reduce.cu", hot: []),
-    module!("softmax_xent.cu", hot: ["xent_fwd_f32", "xent_bwd_f32"]),
+    module!("reduce.cu", headers: ["rows.cuh"], hot: []),
+    module!(
+        "softmax_xent.cu",
+        headers: ["rows.cuh"],
+        hot: ["xent_fwd_f32", "xent_bwd_f32"]
+    ),
     module!(
         "bn_relu.cu",
         hot: ["bn_partials_f32", "bn_act_fwd_f32", "bn_act_bwd_dx_f32"]
     ),
-    module!("optim.cu", hot: ["sgd_f32", "adamw_f32"]),
-    module!("amp.cu", hot: []),
+    module!(
+        "optim.cu",
+        headers: ["tensor_list.cuh"],
+        hot: ["sgd_f32", "adamw_f32"]
+    ),
+    module!("amp.cu", headers: ["tensor_list.cuh"], hot: []),
     module!("layout.cu", hot: []),
     module!("rng.cu", hot: []),
     module!("pool.cu", hot: []),
     Module {
         file: "gemm.cu",
-        source: concat!(
-            include_str!("../cuda/tile_gemm.cuh"),
-            include_str!("../cuda/gemm.cu")
-        ),
+        source: include_str!("../cuda/gemm.cu"),
+        headers: &[("tile_gemm.cuh", include_str!("../cuda/tile_gemm.cuh"))],
         hot: &[
             "gemm_t64_f32",
             "gemm_t64_f64",
@@ -63,10 +72,8 @@ pub static MODULES: &[Module] = &[
     },
     Module {
         file: "conv.cu",
-        source: concat!(
-            include_str!("../cuda/tile_gemm.cuh"),
-            include_str!("../cuda/conv.cu")
-        ),
+        source: include_str!("../cuda/conv.cu"),
+        headers: &[("tile_gemm.cuh", include_str!("../cuda/tile_gemm.cuh"))],
         hot: &[
             "conv_fwd_t64_nchw_f32",
             "conv_fwd_t64_nhwc_f32",
@@ -126,9 +133,14 @@ pub struct Compiled {
 }
 
 impl Module {
-    /// The text handed to NVRTC: the prelude, then the file with its own line numbers.
+    /// The text handed to NVRTC: the prelude, the shared headers, then the file, each with its
+    /// own name and line numbers for NVRTC's messages.
     pub fn full_source(&self) -> String {
-        format!("{PRELUDE}\n#line 1 \"{}\"\n{}", self.file, self.source)
+        let mut text = format!("{PRELUDE}\n");
+        for (name, header) in self.headers {
+            text += &format!("#line 1 \"{name}\"\n{header}\n");
+        }
+        text + &format!("#line 1 \"{}\"\n{}", self.file, self.source)
     }
 
     /// PTX for compute capability `arch` (e.g. 90), from the disk cache when present.

@@ -81,6 +81,7 @@ fn compile_errors_name_the_file_and_carry_the_log() {
     let broken = kiln_kernels::registry::Module {
         file: "broken.cu",
         source: "extern \"C\" __global__ void k() { undefined_name = 1; }",
+        headers: &[],
         hot: &[],
     };
     let err = broken

@@ -37,8 +37,13 @@ pub struct TensorBatch {
 }
 
 impl BatchStages {
-    /// Normalizes a loader batch and applies erasing and mixup when `train`.
+    /// Normalizes a loader batch and applies erasing and mixup when `train`. On a CUDA device
+    /// without erasing or mixup, the uint8 batch is uploaded and normalized on the device.
     pub fn prepare(&self, batch: &Batch, train: bool) -> Result<TensorBatch> {
+        let host_stages = train && (self.erasing.is_some() || self.mixup.is_some());
+        if self.device != Device::Cpu && !host_stages {
+            return self.prepare_on_device(batch);
+        }
         let mut x = self.normalize.apply(batch);
         let d = Dims {
             n: batch.n,
@@ -76,6 +81,25 @@ impl BatchStages {
             images: images.to_device(self.device)?,
             targets: targets.to_device(self.device)?,
             labels: batch.targets[..n].to_vec(),
+        })
+    }
+}
+
+impl BatchStages {
+    fn prepare_on_device(&self, batch: &Batch) -> Result<TensorBatch> {
+        let shape = [batch.n, batch.h, batch.w, batch.c];
+        let (mean, std) = (&self.normalize.mean, &self.normalize.std);
+        let images =
+            Tensor::from_u8_images(&batch.images, shape, mean, std, DType::F32, self.device)?;
+        let images = match self.normalize.layout {
+            DataLayout::Nhwc => images,
+            DataLayout::Nchw => images.to_memory_format(kiln_engine::MemoryFormat::Contiguous)?,
+        };
+        let targets: Vec<i64> = batch.targets.iter().map(|&t| t as i64).collect();
+        Ok(TensorBatch {
+            images,
+            targets: Tensor::from_vec(targets, &[batch.n])?.to_device(self.device)?,
+            labels: batch.targets.clone(),
         })
     }
 }

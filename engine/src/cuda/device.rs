@@ -2,6 +2,7 @@
 //! allocator. Devices are opened once per process and shared.
 
 use super::alloc::{block_size, MemoryStats, Pool};
+use super::upload::Staging;
 use crate::{Error, Result};
 use cudarc::driver::{result, sys, CudaContext, CudaStream};
 use kiln_kernels::cuda::{driver_present, Kernels};
@@ -19,6 +20,7 @@ pub struct CudaDevice {
     kernels: Kernels,
     copy_stream: Arc<CudaStream>,
     pool: Mutex<Pool>,
+    staging: Mutex<Option<Staging>>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -87,6 +89,7 @@ impl CudaDevice {
             kernels,
             copy_stream,
             pool: Mutex::new(Pool::default()),
+            staging: Mutex::new(None),
         })
     }
 
@@ -125,6 +128,11 @@ impl CudaDevice {
         self.ctx
             .bind_to_thread()
             .map_err(cuda_err("binding the context"))
+    }
+
+    /// The page-locked buffer batch uploads go through.
+    pub(crate) fn staging(&self) -> std::sync::MutexGuard<'_, Option<Staging>> {
+        self.staging.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {

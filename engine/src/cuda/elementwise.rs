@@ -182,3 +182,34 @@ pub fn full(
     )?;
     Ok(s)
 }
+
+/// A uint8 NHWC batch normalized to `dtype` (f32, f16 or bf16), still NHWC.
+pub fn normalize_u8_nhwc(
+    s: &CudaStorage,
+    mean: &[f32],
+    std: &[f32],
+    dtype: DType,
+) -> Result<CudaStorage> {
+    if s.dtype() != DType::U8 {
+        return Err(Error::UnsupportedDType {
+            op: "normalize",
+            dtype: s.dtype(),
+        });
+    }
+    let out = CudaStorage::alloc(s.device(), dtype, s.len())?;
+    let c = mean.len().max(1);
+    let pixels = s.len() / c;
+    kiln_kernels::cuda::layout::normalize_u8_nhwc(
+        s.device().kernels(),
+        float_ty("normalize", dtype)?,
+        s.ptr(),
+        1,
+        1,
+        pixels,
+        c,
+        mean,
+        std,
+        out.ptr(),
+    )?;
+    Ok(out)
+}

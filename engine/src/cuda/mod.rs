@@ -13,6 +13,7 @@ pub mod random;
 pub mod reduce;
 pub mod softmax;
 mod storage;
+pub mod upload;
 
 pub use alloc::MemoryStats;
 pub use device::{device, CudaDevice};

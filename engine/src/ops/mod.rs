@@ -5,6 +5,7 @@ mod conv;
 mod creation;
 mod dropout;
 mod elementwise;
+mod images;
 mod matmul;
 mod norm;
 mod optim;

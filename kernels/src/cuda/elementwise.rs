@@ -81,6 +81,36 @@ pub struct Operand<'a> {
     pub strides: &'a [usize],
 }
 
+/// Launches `name` over two strided operands and a dense output of `shape`, with an op code.
+fn launch_pair(
+    k: &Kernels,
+    name: &str,
+    code: i32,
+    a: Operand,
+    b: Operand,
+    out: DevPtr,
+    shape: &[usize],
+) -> Result<()> {
+    let n = shape.iter().product::<usize>();
+    let (sa, sb, sh, n64) = (
+        Strides::new(a.strides)?,
+        Strides::new(b.strides)?,
+        Shape::new(shape)?,
+        n as i64,
+    );
+    // SAFETY: strides keep every access inside the caller's operands; out holds the shape's
+    // elements; the list matches `binary_<ty>` and `compare_<ty>` (a, sa, b, sb, out, shape, n,
+    // op).
+    unsafe {
+        k.launch(
+            FILE,
+            name,
+            grid_1d(n),
+            &[&a.ptr, &sa, &b.ptr, &sb, &out, &sh, &n64, &code],
+        )
+    }
+}
+
 /// out = a ⊙ b, written densely over `shape`.
 pub fn binary(
     k: &Kernels,
@@ -91,24 +121,7 @@ pub fn binary(
     out: DevPtr,
     shape: &[usize],
 ) -> Result<()> {
-    let code = op as i32;
-    let n = shape.iter().product::<usize>();
-    let (sa, sb, sh, n64) = (
-        Strides::new(a.strides)?,
-        Strides::new(b.strides)?,
-        Shape::new(shape)?,
-        n as i64,
-    );
-    // SAFETY: strides keep every access inside the caller's operands; out holds the shape's
-    // elements; the list matches `binary_<ty>`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("binary_{ty}"),
-            grid_1d(n),
-            &[&a.ptr, &sa, &b.ptr, &sb, &out, &sh, &n64, &code],
-        )
-    }
+    launch_pair(k, &format!("binary_{ty}"), op as i32, a, b, out, shape)
 }
 
 /// out = (a cmp b) as Bool bytes, written densely over `shape`.
@@ -121,23 +134,7 @@ pub fn compare(
     out: DevPtr,
     shape: &[usize],
 ) -> Result<()> {
-    let code = op as i32;
-    let n = shape.iter().product::<usize>();
-    let (sa, sb, sh, n64) = (
-        Strides::new(a.strides)?,
-        Strides::new(b.strides)?,
-        Shape::new(shape)?,
-        n as i64,
-    );
-    // SAFETY: as in `binary`, for `compare_<ty>`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("compare_{ty}"),
-            grid_1d(n),
-            &[&a.ptr, &sa, &b.ptr, &sb, &out, &sh, &n64, &code],
-        )
-    }
+    launch_pair(k, &format!("compare_{ty}"), op as i32, a, b, out, shape)
 }
 
 /// out = cond ? a : b (cond as Bool bytes), written densely over `shape`.

@@ -34,6 +34,10 @@ pub fn default_mean_std(chans: usize) -> (Vec<f32>, Vec<f32>) {
 #[derive(Debug, Clone)]
 pub struct Normalize {
     lut: Vec<[f32; 256]>,
+    /// Per-channel mean, in 0..1 units.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation, in 0..1 units.
+    pub std: Vec<f32>,
     /// Output layout.
     pub layout: Layout,
 }
@@ -46,7 +50,12 @@ impl Normalize {
             .zip(std)
             .map(|(&m, &s)| std::array::from_fn(|v| (v as f32 / 255.0 - m) / s))
             .collect();
-        Normalize { lut, layout }
+        Normalize {
+            lut,
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+            layout,
+        }
     }
 
     /// The normalized batch as a new vector.
