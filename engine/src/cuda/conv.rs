@@ -1,8 +1,8 @@
-//! 2-d convolutions on the device: implicit-GEMM kernels (`conv.cu`) over packed NCHW or NHWC
-//! tensors, weights OIHW or OHWI to match.
+//! 2-d convolutions on the device over packed NCHW or NHWC tensors, weights OIHW or OHWI to
+//! match: cuDNN when it is loaded and enabled, else the implicit-GEMM kernels (`conv.cu`).
 
 use super::elementwise::float_ty;
-use super::CudaStorage;
+use super::{cudnn, CudaStorage};
 use crate::cpu::conv::ConvShape;
 use crate::{Error, Result};
 use kiln_kernels::cuda::conv::{self as k, ConvDims};
@@ -42,6 +42,9 @@ fn conv_ty(a: &CudaStorage, b: &CudaStorage) -> Result<&'static str> {
 pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
     let ty = conv_ty(x, w)?;
     let y = CudaStorage::alloc(x.device(), x.dtype(), s.out_shape().iter().product())?;
+    if cudnn::forward(x, w, &y, s)? {
+        return Ok(y);
+    }
     k::conv2d_fwd(
         x.device().kernels(),
         ty,
@@ -58,6 +61,9 @@ pub fn conv2d_bwd_data(dy: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Resu
     let ty = conv_ty(dy, w)?;
     let g = &s.geom;
     let dx = CudaStorage::alloc(dy.device(), dy.dtype(), s.n * s.c * g.hw[0] * g.hw[1])?;
+    if cudnn::backward_data(dy, w, &dx, s)? {
+        return Ok(dx);
+    }
     let d = dims(s, g.k);
     k::conv2d_bwd_data(dy.device().kernels(), ty, &d, dy.ptr(), w.ptr(), dx.ptr())?;
     Ok(dx)
@@ -68,6 +74,9 @@ pub fn conv2d_bwd_filter(x: &CudaStorage, dy: &CudaStorage, s: &ConvShape) -> Re
     let ty = conv_ty(x, dy)?;
     let g = &s.geom;
     let dw = CudaStorage::alloc(x.device(), x.dtype(), s.oc * g.c * g.k[0] * g.k[1])?;
+    if cudnn::backward_filter(x, dy, &dw, s)? {
+        return Ok(dw);
+    }
     let d = dims(s, g.k);
     k::conv2d_bwd_filter(x.device().kernels(), ty, &d, x.ptr(), dy.ptr(), dw.ptr())?;
     Ok(dw)

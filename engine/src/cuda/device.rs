@@ -2,6 +2,8 @@
 //! allocator. Devices are opened once per process and shared.
 
 use super::alloc::{block_size, MemoryStats, Pool};
+use super::cublas::Blas;
+use super::cudnn::Dnn;
 use super::upload::Staging;
 use crate::{Error, Result};
 use cudarc::driver::{result, sys, CudaContext, CudaStream};
@@ -21,6 +23,10 @@ pub struct CudaDevice {
     copy_stream: Arc<CudaStream>,
     pool: Mutex<Pool>,
     staging: Mutex<Option<Staging>>,
+    /// cuBLAS, loaded on first use (Err: why it cannot serve).
+    blas: OnceLock<std::result::Result<Blas, String>>,
+    /// cuDNN, loaded on first use (Err: why it cannot serve).
+    dnn: OnceLock<std::result::Result<Mutex<Dnn>, String>>,
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -90,6 +96,8 @@ impl CudaDevice {
             copy_stream,
             pool: Mutex::new(Pool::default()),
             staging: Mutex::new(None),
+            blas: OnceLock::new(),
+            dnn: OnceLock::new(),
         })
     }
 
@@ -133,6 +141,22 @@ impl CudaDevice {
     /// The page-locked buffer batch uploads go through.
     pub(crate) fn staging(&self) -> std::sync::MutexGuard<'_, Option<Staging>> {
         self.staging.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cuBLAS handle on the compute stream, created on first use; Err says why there is none.
+    pub(super) fn blas(&self) -> std::result::Result<&Blas, &str> {
+        self.blas
+            .get_or_init(|| Blas::open(self))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// The cuDNN handle on the compute stream, created on first use; Err says why there is none.
+    pub(super) fn dnn(&self) -> std::result::Result<&Mutex<Dnn>, &str> {
+        self.dnn
+            .get_or_init(|| Dnn::open(self).map(Mutex::new))
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {

@@ -1,8 +1,9 @@
-//! Batched matrix products on the device: the strided tiled GEMM (`gemm.cu`) reads transposed and
-//! broadcast operands through their strides, without copies.
+//! Batched matrix products on the device: cuBLAS when it is loaded and enabled, else the strided
+//! tiled GEMM (`gemm.cu`); both read transposed and broadcast operands through their strides,
+//! without copies.
 
 use super::elementwise::float_ty;
-use super::CudaStorage;
+use super::{cublas, CudaStorage};
 use crate::{Error, Layout, Result};
 use kiln_kernels::cuda::gemm::{gemm, GemmArgs};
 
@@ -51,6 +52,8 @@ pub fn bmm(a: (&CudaStorage, &Layout), b: (&CudaStorage, &Layout)) -> Result<Cud
         alpha: 1.0,
         beta: 0.0,
     };
-    gemm(dev.kernels(), ty, &args)?;
+    if !cublas::gemm(dev, a.0.dtype(), &args)? {
+        gemm(dev.kernels(), ty, &args)?;
+    }
     Ok(out)
 }

@@ -1,9 +1,13 @@
 //! The CUDA backend on cudarc: devices with a caching allocator and two streams, device buffers,
-//! and the engine side of each kernel family (launchers live in `kiln_kernels::cuda`).
+//! and the engine side of each kernel family (launchers live in `kiln_kernels::cuda`). GEMMs go
+//! to cuBLAS and convolutions to cuDNN when those load, and to the built-in kernels otherwise or
+//! when switched off (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...).
 
 mod alloc;
 pub mod conv;
 pub mod copy;
+mod cublas;
+mod cudnn;
 mod device;
 pub mod elementwise;
 pub mod matmul;
@@ -13,8 +17,15 @@ pub mod random;
 pub mod reduce;
 pub mod softmax;
 mod storage;
+mod switch;
 pub mod upload;
 
 pub use alloc::MemoryStats;
+pub use cublas::cublas_loaded;
+pub use cudnn::cudnn_loaded;
 pub use device::{device, CudaDevice};
 pub use storage::{suffix, CudaStorage};
+pub use switch::{
+    cublas_enabled, cudnn_benchmark, cudnn_enabled, parse_switch, set_cublas_enabled,
+    set_cudnn_benchmark, set_cudnn_enabled,
+};

@@ -1,0 +1,727 @@
+//! cuDNN convolutions: forward, data gradient and filter gradient on the device's compute stream,
+//! over packed NCHW or NHWC tensors (filters OIHW or OHWI to match), with groups and dilation.
+//! f16/bf16 run on tensor cores with f32 accumulation; f32 stays strict FP32 (no TF32).
+//!
+//! Algorithms come from cuDNN's heuristics (`cudnnGetConvolution*Algorithm_v7`), or with the
+//! benchmark mode on ([`set_cudnn_benchmark`](super::set_cudnn_benchmark),
+//! `KILN_CUDNN_BENCHMARK=1`) from timing them all (`cudnnFind*AlgorithmEx`); the choice and the
+//! descriptors are cached per shape, dtype and layout. Workspaces come from kiln's caching
+//! allocator. cuDNN is loaded at run time; when it is absent, switched off (`KILN_CUDNN=0`) or
+//! reports a shape unsupported, the built-in kernels serve instead.
+
+use super::switch::{cudnn_benchmark, cudnn_enabled};
+use super::{CudaDevice, CudaStorage};
+use crate::cpu::conv::ConvShape;
+use crate::{DType, Error, Result};
+use cudarc::cudnn::result::{self, CudnnError};
+use cudarc::cudnn::sys::{
+    self, cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdFilterAlgo_t,
+    cudnnConvolutionFwdAlgo_t, cudnnDataType_t, cudnnMathType_t, cudnnStatus_t,
+    cudnnTensorFormat_t,
+};
+use std::collections::hash_map::{Entry, HashMap};
+use std::ffi::c_void;
+use std::ptr::null_mut;
+
+/// The cuDNN entry points kiln calls; a library lacking one is not used.
+const SYMBOLS: [&str; 26] = [
+    "cudnnGetVersion",
+    "cudnnCnnVersionCheck",
+    "cudnnOpsVersionCheck",
+    "cudnnCreate",
+    "cudnnDestroy",
+    "cudnnSetStream",
+    "cudnnCreateTensorDescriptor",
+    "cudnnSetTensor4dDescriptor",
+    "cudnnDestroyTensorDescriptor",
+    "cudnnCreateFilterDescriptor",
+    "cudnnSetFilter4dDescriptor",
+    "cudnnDestroyFilterDescriptor",
+    "cudnnCreateConvolutionDescriptor",
+    "cudnnSetConvolution2dDescriptor",
+    "cudnnSetConvolutionGroupCount",
+    "cudnnSetConvolutionMathType",
+    "cudnnDestroyConvolutionDescriptor",
+    "cudnnGetConvolutionForwardAlgorithm_v7",
+    "cudnnGetConvolutionBackwardDataAlgorithm_v7",
+    "cudnnGetConvolutionBackwardFilterAlgorithm_v7",
+    "cudnnFindConvolutionForwardAlgorithmEx",
+    "cudnnFindConvolutionBackwardDataAlgorithmEx",
+    "cudnnFindConvolutionBackwardFilterAlgorithmEx",
+    "cudnnConvolutionForward",
+    "cudnnConvolutionBackwardData",
+    "cudnnConvolutionBackwardFilter",
+];
+
+/// The oldest cuDNN whose ABI matches cudarc's bindings (9.0).
+const MIN_VERSION: usize = 90000;
+
+/// The largest workspace the benchmark mode lets an algorithm ask for.
+const MAX_BENCH_WORKSPACE: usize = 1 << 30;
+
+/// Room for every algorithm of one direction (forward has the most: 8).
+const MAX_ALGOS: usize = 8;
+
+/// cuDNN's per-algorithm result, with its enums as plain integers so that values newer than
+/// cudarc's bindings are skipped rather than misread (same layout as the three `*AlgoPerf_t`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct Perf {
+    algo: u32,
+    status: u32,
+    time: f32,
+    memory: usize,
+    determinism: u32,
+    math_type: u32,
+    reserved: [i32; 3],
+}
+
+/// Whether a status says "this configuration is not supported" (cuDNN 9's 3000 range).
+fn unsupported(e: CudnnError) -> bool {
+    (3000..4000).contains(&(e.0 as u32))
+}
+
+fn cudnn_err(what: &str, e: CudnnError) -> Error {
+    Error::Cuda(format!("cuDNN {what}: {e}"))
+}
+
+/// One convolution's sizes (as cuDNN's ints), layout, types and algorithm mode: the cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    x: [i32; 4],
+    y: [i32; 4],
+    w: [i32; 4],
+    pad: [i32; 2],
+    stride: [i32; 2],
+    dilation: [i32; 2],
+    groups: i32,
+    channels_last: bool,
+    /// Storage type, compute type and math mode.
+    ty: cudnnDataType_t,
+    compute: cudnnDataType_t,
+    math: cudnnMathType_t,
+    benchmark: bool,
+}
+
+impl Key {
+    /// None when the dtype has no cuDNN convolution, or a tensor is empty or too large for
+    /// cuDNN's 32-bit sizes.
+    fn new(s: &ConvShape, dtype: DType, benchmark: bool) -> Option<Key> {
+        use cudnnDataType_t::*;
+        use cudnnMathType_t::*;
+        // f16/bf16 on tensor cores accumulating in f32; f32 without TF32 (FMA math).
+        let (ty, compute, math) = match dtype {
+            DType::F32 => (CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, CUDNN_FMA_MATH),
+            DType::F64 => (CUDNN_DATA_DOUBLE, CUDNN_DATA_DOUBLE, CUDNN_DEFAULT_MATH),
+            DType::F16 => (CUDNN_DATA_HALF, CUDNN_DATA_FLOAT, CUDNN_TENSOR_OP_MATH),
+            DType::BF16 => (CUDNN_DATA_BFLOAT16, CUDNN_DATA_FLOAT, CUDNN_TENSOR_OP_MATH),
+            _ => return None,
+        };
+        let g = &s.geom;
+        let int = |v: usize| i32::try_from(v).ok();
+        let dims = |d: [usize; 4]| -> Option<[i32; 4]> {
+            let count = d.iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
+            if count == 0 || int(count).is_none() {
+                return None;
+            }
+            Some([int(d[0])?, int(d[1])?, int(d[2])?, int(d[3])?])
+        };
+        let pair = |p: [usize; 2]| Some([int(p[0])?, int(p[1])?]);
+        Some(Key {
+            x: dims([s.n, s.c, g.hw[0], g.hw[1]])?,
+            y: dims([s.n, s.oc, g.out[0], g.out[1]])?,
+            w: dims([s.oc, g.c, g.k[0], g.k[1]])?,
+            pad: pair(g.pad)?,
+            stride: pair(g.stride)?,
+            dilation: pair(g.dil)?,
+            groups: int(s.groups)?,
+            channels_last: s.channels_last,
+            ty,
+            compute,
+            math,
+            benchmark,
+        })
+    }
+}
+
+/// The tensor, filter and convolution descriptors of one key.
+struct Descs {
+    x: sys::cudnnTensorDescriptor_t,
+    y: sys::cudnnTensorDescriptor_t,
+    w: sys::cudnnFilterDescriptor_t,
+    conv: sys::cudnnConvolutionDescriptor_t,
+}
+
+impl Descs {
+    fn new(k: &Key) -> std::result::Result<Descs, CudnnError> {
+        let format = if k.channels_last {
+            cudnnTensorFormat_t::CUDNN_TENSOR_NHWC
+        } else {
+            cudnnTensorFormat_t::CUDNN_TENSOR_NCHW
+        };
+        // Filled one by one, so that an error part-way destroys what was created.
+        let mut d = Descs {
+            x: null_mut(),
+            y: null_mut(),
+            w: null_mut(),
+            conv: null_mut(),
+        };
+        d.x = result::create_tensor_descriptor()?;
+        d.y = result::create_tensor_descriptor()?;
+        d.w = result::create_filter_descriptor()?;
+        d.conv = result::create_convolution_descriptor()?;
+        // SAFETY: every descriptor was just created and is set once; sizes are positive i32s
+        // (Key::new), and the filter format matches the tensors' (OHWI with NHWC).
+        unsafe {
+            result::set_tensor4d_descriptor(d.x, format, k.ty, k.x)?;
+            result::set_tensor4d_descriptor(d.y, format, k.ty, k.y)?;
+            result::set_filter4d_descriptor(d.w, k.ty, format, k.w)?;
+            result::set_convolution2d_descriptor(
+                d.conv,
+                k.pad[0],
+                k.pad[1],
+                k.stride[0],
+                k.stride[1],
+                k.dilation[0],
+                k.dilation[1],
+                sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
+                k.compute,
+            )?;
+            result::set_convolution_group_count(d.conv, k.groups)?;
+            result::set_convolution_math_type(d.conv, k.math)?;
+        }
+        Ok(d)
+    }
+}
+
+impl Drop for Descs {
+    fn drop(&mut self) {
+        // SAFETY: each non-null descriptor was created by `Descs::new` and is destroyed once
+        // (errors cannot be acted on while dropping).
+        unsafe {
+            if !self.x.is_null() {
+                let _ = result::destroy_tensor_descriptor(self.x);
+            }
+            if !self.y.is_null() {
+                let _ = result::destroy_tensor_descriptor(self.y);
+            }
+            if !self.w.is_null() {
+                let _ = result::destroy_filter_descriptor(self.w);
+            }
+            if !self.conv.is_null() {
+                let _ = result::destroy_convolution_descriptor(self.conv);
+            }
+        }
+    }
+}
+
+/// A cached choice: descriptors, algorithm, and the workspace it needs.
+struct Plan<A> {
+    descs: Descs,
+    algo: A,
+    workspace: usize,
+}
+
+/// Plans per key; None records that cuDNN does not support the key.
+type Plans<A> = HashMap<Key, Option<Plan<A>>>;
+
+/// A cuDNN handle on one device's compute stream, and the plans of the shapes seen so far.
+pub(super) struct Dnn {
+    handle: sys::cudnnHandle_t,
+    fwd: Plans<cudnnConvolutionFwdAlgo_t>,
+    data: Plans<cudnnConvolutionBwdDataAlgo_t>,
+    filter: Plans<cudnnConvolutionBwdFilterAlgo_t>,
+}
+
+// SAFETY: a cuDNN handle and descriptors may be used from any thread, one thread at a time; the
+// device keeps the Dnn behind a Mutex.
+unsafe impl Send for Dnn {}
+
+impl Dnn {
+    /// Loads cuDNN (9.x) and creates the handle on the compute stream; Err says why not.
+    pub(super) fn open(dev: &CudaDevice) -> std::result::Result<Dnn, String> {
+        // SAFETY: only tries to open the shared library by its candidate names.
+        if !unsafe { sys::is_culib_present() } {
+            return Err("libcudnn was not found on the library path".into());
+        }
+        // SAFETY: the library opens (checked above), so `culib` returns it instead of panicking.
+        let lib = unsafe { sys::culib() };
+        for name in SYMBOLS {
+            // SAFETY: a symbol lookup; the pointer is neither called nor kept.
+            unsafe { lib.get::<*const c_void>(name.as_bytes()) }
+                .map_err(|e| format!("libcudnn lacks {name}: {e}"))?;
+        }
+        let version = result::get_version();
+        if version < MIN_VERSION {
+            return Err(format!("cuDNN {version} is older than 9.0"));
+        }
+        // SAFETY: plain queries (the symbols exist); they check that the convolution
+        // sub-libraries load and match the main library's version.
+        unsafe { sys::cudnnCnnVersionCheck().result() }
+            .and_then(|()| unsafe { sys::cudnnOpsVersionCheck().result() })
+            .map_err(|e| format!("cuDNN sub-libraries: {e}"))?;
+        dev.bind().map_err(|e| e.to_string())?;
+        let handle = result::create_handle().map_err(|e| format!("cudnnCreate: {e}"))?;
+        let dnn = Dnn {
+            handle,
+            fwd: HashMap::new(),
+            data: HashMap::new(),
+            filter: HashMap::new(),
+        };
+        // SAFETY: the handle was just created and the stream lives as long as the device,
+        // which owns this handle.
+        unsafe { result::set_stream(handle, dev.stream().cu_stream() as sys::cudaStream_t) }
+            .map_err(|e| format!("cudnnSetStream: {e}"))?;
+        Ok(dnn)
+    }
+}
+
+impl Drop for Dnn {
+    fn drop(&mut self) {
+        self.fwd.clear();
+        self.data.clear();
+        self.filter.clear();
+        // SAFETY: the handle was created by `open` and is destroyed once.
+        let _ = unsafe { result::destroy_handle(self.handle) };
+    }
+}
+
+/// Whether cuDNN is loaded on `dev` (it serves convolutions unless switched off); Err says why not.
+pub fn cudnn_loaded(dev: &CudaDevice) -> Result<()> {
+    dev.dnn()
+        .map(|_| ())
+        .map_err(|why| Error::Cuda(format!("cuDNN is not available: {why}")))
+}
+
+/// One direction of the convolution. Tensors are passed as [x, w, y] addresses, where the
+/// direction's output is dx (data), dw (filter) or y (forward). The unsafe functions need the
+/// live descriptors of one key, live device buffers of its sizes in `t`, room for COUNT entries
+/// at `p`, and `ws.1` bytes of device memory at `ws.0`.
+trait Direction {
+    /// cuDNN's algorithm enum for this direction.
+    type Algo: Copy;
+    /// The name in error messages.
+    const NAME: &'static str;
+    /// Number of algorithms (the enum's discriminants are 0..COUNT).
+    const COUNT: u32;
+    /// This direction's cache.
+    fn plans(d: &mut Dnn) -> &mut Plans<Self::Algo>;
+    /// The algorithm with discriminant `raw` (< COUNT).
+    fn algo(raw: u32) -> Self::Algo;
+    /// Heuristic ranking, best first.
+    unsafe fn heuristics(h: sys::cudnnHandle_t, d: &Descs, n: &mut i32, p: *mut Perf) -> Status;
+    /// Timed ranking on real buffers, fastest first.
+    unsafe fn find(
+        h: sys::cudnnHandle_t,
+        d: &Descs,
+        t: [u64; 3],
+        ws: (u64, usize),
+        n: &mut i32,
+        p: *mut Perf,
+    ) -> Status;
+    /// Runs the convolution with `algo`.
+    unsafe fn launch(
+        h: sys::cudnnHandle_t,
+        d: &Descs,
+        algo: Self::Algo,
+        t: [u64; 3],
+        ws: (u64, usize),
+        scale: [*const c_void; 2],
+    ) -> Status;
+}
+
+type Status = std::result::Result<(), CudnnError>;
+
+fn mut_ptr(a: u64) -> *mut c_void {
+    a as *mut c_void
+}
+
+fn ptr(a: u64) -> *const c_void {
+    a as *const c_void
+}
+
+struct Forward;
+struct BackwardData;
+struct BackwardFilter;
+
+impl Direction for Forward {
+    type Algo = cudnnConvolutionFwdAlgo_t;
+    const NAME: &'static str = "convolution forward";
+    const COUNT: u32 = cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_COUNT as u32;
+
+    fn plans(d: &mut Dnn) -> &mut Plans<Self::Algo> {
+        &mut d.fwd
+    }
+
+    fn algo(raw: u32) -> Self::Algo {
+        assert!(raw < Self::COUNT);
+        // SAFETY: the enum is repr(u32) with the discriminants 0..COUNT, and raw is one of them.
+        unsafe { std::mem::transmute::<u32, Self::Algo>(raw) }
+    }
+
+    unsafe fn heuristics(h: sys::cudnnHandle_t, d: &Descs, n: &mut i32, p: *mut Perf) -> Status {
+        result::get_convolution_forward_algorithm(
+            h,
+            d.x,
+            d.w,
+            d.conv,
+            d.y,
+            Self::COUNT as i32,
+            n,
+            p.cast(),
+        )
+    }
+
+    unsafe fn find(
+        h: sys::cudnnHandle_t,
+        d: &Descs,
+        t: [u64; 3],
+        ws: (u64, usize),
+        n: &mut i32,
+        p: *mut Perf,
+    ) -> Status {
+        sys::cudnnFindConvolutionForwardAlgorithmEx(
+            h,
+            d.x,
+            ptr(t[0]),
+            d.w,
+            ptr(t[1]),
+            d.conv,
+            d.y,
+            mut_ptr(t[2]),
+            Self::COUNT as i32,
+            n,
+            p.cast(),
+            mut_ptr(ws.0),
+            ws.1,
+        )
+        .result()
+    }
+
+    unsafe fn launch(
+        h: sys::cudnnHandle_t,
+        d: &Descs,
+        algo: Self::Algo,
+        t: [u64; 3],
+        ws: (u64, usize),
+        scale: [*const c_void; 2],
+    ) -> Status {
+        result::convolution_forward(
+            h,
+            scale[0],
+            d.x,
+            ptr(t[0]),
+            d.w,
+            ptr(t[1]),
+            d.conv,
+            algo,
+            mut_ptr(ws.0),
+            ws.1,
+            scale[1],
+            d.y,
+            mut_ptr(t[2]),
+        )
+    }
+}
+
+impl Direction for BackwardData {
+    type Algo = cudnnConvolutionBwdDataAlgo_t;
+    const NAME: &'static str = "convolution backward data";
+    const COUNT: u32 = cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT as u32;
+
+    fn plans(d: &mut Dnn) -> &mut Plans<Self::Algo> {
+        &mut d.data
+    }
+
+    fn algo(raw: u32) -> Self::Algo {
+        assert!(raw < Self::COUNT);
+        // SAFETY: the enum is repr(u32) with the discriminants 0..COUNT, and raw is one of them.
+        unsafe { std::mem::transmute::<u32, Self::Algo>(raw) }
+    }
+
+    unsafe fn heuristics(h: sys::cudnnHandle_t, d: &Descs, n: &mut i32, p: *mut Perf) -> Status {
+        result::get_convolution_backward_data_algorithm(
+            h,
+            d.w,
+            d.y,
+            d.conv,
+            d.x,
+            Self::COUNT as i32,
+            n,
+            p.cast(),
+        )
+    }
+
+    unsafe fn find(
+        h: sys::cudnnHandle_t,
+        d: &Descs,
+        t: [u64; 3],
+        ws: (u64, usize),
+        n: &mut i32,
+        p: *mut Perf,
+    ) -> Status {
+        sys::cudnnFindConvolutionBackwardDataAlgorithmEx(
+            h,
+            d.w,
+            ptr(t[1]),
+            d.y,
+            ptr(t[2]),
+            d.conv,
+            d.x,
+            mut_ptr(t[0]),
+            Self::COUNT as i32,
+            n,
+            p.cast(),
+            mut_ptr(ws.0),
+            ws.1,
+        )
+        .result()
+    }
+
+    unsafe fn launch(
+        h: sys::cudnnHandle_t,
+        d: &Descs,
+        algo: Self::Algo,
+        t: [u64; 3],
+        ws: (u64, usize),
+        scale: [*const c_void; 2],
+    ) -> Status {
+        result::convolution_backward_data(
+            h,
+            scale[0],
+            d.w,
+            ptr(t[1]),
+            d.y,
+            ptr(t[2]),
+            d.conv,
+            algo,
+            mut_ptr(ws.0),
+            ws.1,
+            scale[1],
+            d.x,
+            mut_ptr(t[0]),
+        )
+    }
+}
+
+impl Direction for BackwardFilter {
+    type Algo = cudnnConvolutionBwdFilterAlgo_t;
+    const NAME: &'static str = "convolution backward filter";
+    const COUNT: u32 =
+        cudnnConvolutionBwdFilterAlgo_t::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT as u32;
+
+    fn plans(d: &mut Dnn) -> &mut Plans<Self::Algo> {
+        &mut d.filter
+    }
+
+    fn algo(raw: u32) -> Self::Algo {
+        assert!(raw < Self::COUNT);
+        // SAFETY: the enum is repr(u32) with the discriminants 0..COUNT, and raw is one of them.
+        unsafe { std::mem::transmute::<u32, Self::Algo>(raw) }
+    }
+
+    unsafe fn heuristics(h: sys::cudnnHandle_t, d: &Descs, n: &mut i32, p: *mut Perf) -> Status {
+        result::get_convolution_backward_filter_algorithm(
+            h,
+            d.x,
+            d.y,
+            d.conv,
+            d.w,
+            Self::COUNT as i32,
+            n,
+            p.cast(),
+        )
+    }
+
+    unsafe fn find(
+        h: sys::cudnnHandle_t,
+        d: &Descs,
+        t: [u64; 3],
+        ws: (u64, usize),
+        n: &mut i32,
+        p: *mut Perf,
+    ) -> Status {
+        sys::cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            h,
+            d.x,
+            ptr(t[0]),
+            d.y,
+            ptr(t[2]),
+            d.conv,
+            d.w,
+            mut_ptr(t[1]),
+            Self::COUNT as i32,
+            n,
+            p.cast(),
+            mut_ptr(ws.0),
+            ws.1,
+        )
+        .result()
+    }
+
+    unsafe fn launch(
+        h: sys::cudnnHandle_t,
+        d: &Descs,
+        algo: Self::Algo,
+        t: [u64; 3],
+        ws: (u64, usize),
+        scale: [*const c_void; 2],
+    ) -> Status {
+        result::convolution_backward_filter(
+            h,
+            scale[0],
+            d.x,
+            ptr(t[0]),
+            d.y,
+            ptr(t[2]),
+            d.conv,
+            algo,
+            mut_ptr(ws.0),
+            ws.1,
+            scale[1],
+            d.w,
+            mut_ptr(t[1]),
+        )
+    }
+}
+
+/// The usable entries of a ranking, best first.
+fn usable<D: Direction>(perf: &[Perf], n: i32) -> impl Iterator<Item = &Perf> {
+    perf[..(n.max(0) as usize).min(perf.len())]
+        .iter()
+        .filter(|p| p.status == cudnnStatus_t::CUDNN_STATUS_SUCCESS as u32 && p.algo < D::COUNT)
+}
+
+/// Chooses the algorithm for `key` (heuristics, or timing on the real buffers `t` in benchmark
+/// mode); Ok(None) when cuDNN does not support the key.
+fn plan<D: Direction>(
+    dev: &std::sync::Arc<CudaDevice>,
+    h: sys::cudnnHandle_t,
+    key: &Key,
+    t: [u64; 3],
+) -> Result<Option<Plan<D::Algo>>> {
+    let descs = match Descs::new(key) {
+        Ok(d) => d,
+        Err(e) if unsupported(e) => return Ok(None),
+        Err(e) => return Err(cudnn_err("descriptors", e)),
+    };
+    let mut perf = [Perf::default(); MAX_ALGOS];
+    let mut n = 0;
+    // SAFETY: the descriptors are live and describe this key; `perf` has room for COUNT
+    // (≤ MAX_ALGOS) entries laid out as cuDNN's perf structs.
+    match unsafe { D::heuristics(h, &descs, &mut n, perf.as_mut_ptr()) } {
+        Ok(()) => {}
+        Err(e) if unsupported(e) => return Ok(None),
+        Err(e) => return Err(cudnn_err(D::NAME, e)),
+    }
+    let mut limit = usize::MAX;
+    if key.benchmark {
+        let want = usable::<D>(&perf, n)
+            .map(|p| p.memory)
+            .filter(|&m| m <= MAX_BENCH_WORKSPACE)
+            .max()
+            .unwrap_or(0);
+        // Without room for the largest, cuDNN times the algorithms that fit in none.
+        let ws = (want > 0)
+            .then(|| CudaStorage::alloc(dev, DType::U8, want).ok())
+            .flatten();
+        limit = ws.as_ref().map_or(0, |w| w.len());
+        let ws_arg = (ws.as_ref().map_or(0, |w| w.ptr()), limit);
+        // SAFETY: as above; `t` are the live buffers of this convolution (the output is
+        // overwritten by the timing runs and again by the launch), and the workspace holds
+        // `limit` bytes until after the stream has run the timing kernels.
+        match unsafe { D::find(h, &descs, t, ws_arg, &mut n, perf.as_mut_ptr()) } {
+            Ok(()) => {}
+            Err(e) if unsupported(e) => return Ok(None),
+            Err(e) => return Err(cudnn_err(D::NAME, e)),
+        }
+    }
+    let best = usable::<D>(&perf, n).find(|p| p.memory <= limit);
+    Ok(best.map(|p| Plan {
+        descs,
+        algo: D::algo(p.algo),
+        workspace: p.memory,
+    }))
+}
+
+/// Runs one direction on cuDNN; Ok(false) leaves it to the built-in kernel.
+fn run<D: Direction>(
+    dev: &std::sync::Arc<CudaDevice>,
+    dtype: DType,
+    s: &ConvShape,
+    t: [u64; 3],
+) -> Result<bool> {
+    if !cudnn_enabled() {
+        return Ok(false);
+    }
+    let Some(key) = Key::new(s, dtype, cudnn_benchmark()) else {
+        return Ok(false);
+    };
+    let Ok(dnn) = dev.dnn() else {
+        return Ok(false);
+    };
+    let mut dnn = dnn.lock().unwrap_or_else(|e| e.into_inner());
+    dev.bind()?;
+    let h = dnn.handle;
+    let p = match D::plans(&mut dnn).entry(key) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => e.insert(plan::<D>(dev, h, &key, t)?),
+    };
+    let Some(p) = p else {
+        return Ok(false);
+    };
+    let ws = (p.workspace > 0)
+        .then(|| CudaStorage::alloc(dev, DType::U8, p.workspace))
+        .transpose()?;
+    let ws_arg = (ws.as_ref().map_or(0, |w| w.ptr()), p.workspace);
+    let (one32, zero32, one64, zero64) = (1f32, 0f32, 1f64, 0f64);
+    let scale: [*const c_void; 2] = if key.compute == cudnnDataType_t::CUDNN_DATA_DOUBLE {
+        [
+            (&one64 as *const f64).cast(),
+            (&zero64 as *const f64).cast(),
+        ]
+    } else {
+        [
+            (&one32 as *const f32).cast(),
+            (&zero32 as *const f32).cast(),
+        ]
+    };
+    // SAFETY: the handle runs on the device's compute stream, ordered after the writers of the
+    // inputs and before the readers of the output; `t` are live packed buffers of the key's
+    // sizes in its layout; the workspace holds `p.workspace` bytes and goes back to the caching
+    // allocator only after this launch is queued (stream order keeps its reuse safe); alpha = 1
+    // and beta = 0 are host scalars of the scaling type (double for f64, else float).
+    unsafe { D::launch(h, &p.descs, p.algo, t, ws_arg, scale) }
+        .map_err(|e| cudnn_err(D::NAME, e))?;
+    Ok(true)
+}
+
+/// y = conv2d(x, w) on cuDNN; Ok(false) when the built-in kernel must serve.
+pub(super) fn forward(
+    x: &CudaStorage,
+    w: &CudaStorage,
+    y: &CudaStorage,
+    s: &ConvShape,
+) -> Result<bool> {
+    run::<Forward>(x.device(), x.dtype(), s, [x.ptr(), w.ptr(), y.ptr()])
+}
+
+/// dx from dy and w on cuDNN; Ok(false) when the built-in kernel must serve.
+pub(super) fn backward_data(
+    dy: &CudaStorage,
+    w: &CudaStorage,
+    dx: &CudaStorage,
+    s: &ConvShape,
+) -> Result<bool> {
+    run::<BackwardData>(dy.device(), dy.dtype(), s, [dx.ptr(), w.ptr(), dy.ptr()])
+}
+
+/// dw from x and dy on cuDNN; Ok(false) when the built-in kernel must serve.
+pub(super) fn backward_filter(
+    x: &CudaStorage,
+    dy: &CudaStorage,
+    dw: &CudaStorage,
+    s: &ConvShape,
+) -> Result<bool> {
+    run::<BackwardFilter>(x.device(), x.dtype(), s, [x.ptr(), dw.ptr(), dy.ptr()])
+}

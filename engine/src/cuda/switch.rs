@@ -1,0 +1,87 @@
+//! Process-wide switches between the vendor libraries and kiln's built-in kernels, like
+//! `torch.backends.cudnn.enabled`: read from the environment on first use, settable at run time.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A switch's value from its environment variable: "0", "false", "off" or "no" (any case) turn it
+/// off, "1", "true", "on" or "yes" turn it on; unset or anything else leaves `default`.
+pub fn parse_switch(value: Option<&str>, default: bool) -> bool {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("0" | "false" | "off" | "no") => false,
+        Some("1" | "true" | "on" | "yes") => true,
+        _ => default,
+    }
+}
+
+/// One switch: not yet read (0), off (1) or on (2).
+struct Switch {
+    var: &'static str,
+    default: bool,
+    state: AtomicU8,
+}
+
+impl Switch {
+    const fn new(var: &'static str, default: bool) -> Switch {
+        Switch {
+            var,
+            default,
+            state: AtomicU8::new(0),
+        }
+    }
+
+    fn get(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            0 => {
+                let on = parse_switch(std::env::var(self.var).ok().as_deref(), self.default);
+                // A concurrent `set` wins over the environment.
+                let _ = self.state.compare_exchange(
+                    0,
+                    1 + on as u8,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                self.state.load(Ordering::Relaxed) == 2
+            }
+            s => s == 2,
+        }
+    }
+
+    fn set(&self, on: bool) {
+        self.state.store(1 + on as u8, Ordering::Relaxed);
+    }
+}
+
+static CUBLAS: Switch = Switch::new("KILN_CUBLAS", true);
+static CUDNN: Switch = Switch::new("KILN_CUDNN", true);
+static CUDNN_BENCHMARK: Switch = Switch::new("KILN_CUDNN_BENCHMARK", false);
+
+/// Whether cuBLAS may serve matrix products (`KILN_CUBLAS`, on unless set to 0).
+pub fn cublas_enabled() -> bool {
+    CUBLAS.get()
+}
+
+/// Lets cuBLAS serve matrix products, or not (the built-in GEMM then does); overrides `KILN_CUBLAS`.
+pub fn set_cublas_enabled(on: bool) {
+    CUBLAS.set(on)
+}
+
+/// Whether cuDNN may serve convolutions (`KILN_CUDNN`, on unless set to 0).
+pub fn cudnn_enabled() -> bool {
+    CUDNN.get()
+}
+
+/// Lets cuDNN serve convolutions, or not (the built-in kernels then do); overrides `KILN_CUDNN`.
+pub fn set_cudnn_enabled(on: bool) {
+    CUDNN.set(on)
+}
+
+/// Whether cuDNN picks algorithms by timing them (`KILN_CUDNN_BENCHMARK=1`; off by default).
+pub fn cudnn_benchmark() -> bool {
+    CUDNN_BENCHMARK.get()
+}
+
+/// `torch.backends.cudnn.benchmark`: time every cuDNN algorithm on each new convolution shape and
+/// keep the fastest, instead of taking cuDNN's heuristic choice; overrides `KILN_CUDNN_BENCHMARK`.
+pub fn set_cudnn_benchmark(on: bool) {
+    CUDNN_BENCHMARK.set(on)
+}
