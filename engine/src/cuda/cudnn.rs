@@ -225,6 +225,35 @@ struct Plan<A> {
 /// Plans per key; None records that cuDNN does not support the key.
 type Plans<A> = HashMap<Key, Option<Plan<A>>>;
 
+/// Checks that a usable cuDNN loads: 9.x, with every entry point kiln calls and the convolution
+/// sub-libraries; Err says why not.
+fn load() -> std::result::Result<(), String> {
+    // SAFETY: only tries to open the shared library by its candidate names.
+    if !unsafe { sys::is_culib_present() } {
+        return Err("libcudnn was not found on the library path".into());
+    }
+    // SAFETY: the library opens (checked above), so `culib` returns it instead of panicking.
+    let lib = unsafe { sys::culib() };
+    for name in SYMBOLS {
+        // SAFETY: a symbol lookup; the pointer is neither called nor kept.
+        unsafe { lib.get::<*const c_void>(name.as_bytes()) }
+            .map_err(|e| format!("libcudnn lacks {name}: {e}"))?;
+    }
+    let version = result::get_version();
+    if version < MIN_VERSION {
+        return Err(format!("cuDNN {version} is older than 9.0"));
+    }
+    // SAFETY: plain queries whose symbols exist (checked above): they load the convolution and
+    // ops sub-libraries and compare their versions with the main library's.
+    let checks = unsafe { [sys::cudnnCnnVersionCheck(), sys::cudnnOpsVersionCheck()] };
+    for status in checks {
+        status
+            .result()
+            .map_err(|e| format!("cuDNN sub-libraries: {e}"))?;
+    }
+    Ok(())
+}
+
 /// A cuDNN handle on one device's compute stream, and the plans of the shapes seen so far.
 pub(super) struct Dnn {
     handle: sys::cudnnHandle_t,
@@ -240,26 +269,7 @@ unsafe impl Send for Dnn {}
 impl Dnn {
     /// Loads cuDNN (9.x) and creates the handle on the compute stream; Err says why not.
     pub(super) fn open(dev: &CudaDevice) -> std::result::Result<Dnn, String> {
-        // SAFETY: only tries to open the shared library by its candidate names.
-        if !unsafe { sys::is_culib_present() } {
-            return Err("libcudnn was not found on the library path".into());
-        }
-        // SAFETY: the library opens (checked above), so `culib` returns it instead of panicking.
-        let lib = unsafe { sys::culib() };
-        for name in SYMBOLS {
-            // SAFETY: a symbol lookup; the pointer is neither called nor kept.
-            unsafe { lib.get::<*const c_void>(name.as_bytes()) }
-                .map_err(|e| format!("libcudnn lacks {name}: {e}"))?;
-        }
-        let version = result::get_version();
-        if version < MIN_VERSION {
-            return Err(format!("cuDNN {version} is older than 9.0"));
-        }
-        // SAFETY: plain queries (the symbols exist); they check that the convolution
-        // sub-libraries load and match the main library's version.
-        unsafe { sys::cudnnCnnVersionCheck().result() }
-            .and_then(|()| unsafe { sys::cudnnOpsVersionCheck().result() })
-            .map_err(|e| format!("cuDNN sub-libraries: {e}"))?;
+        load()?;
         dev.bind().map_err(|e| e.to_string())?;
         let handle = result::create_handle().map_err(|e| format!("cudnnCreate: {e}"))?;
         let dnn = Dnn {
@@ -724,4 +734,50 @@ pub(super) fn backward_filter(
     s: &ConvShape,
 ) -> Result<bool> {
     run::<BackwardFilter>(x.device(), x.dtype(), s, [x.ptr(), dw.ptr(), dy.ptr()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::conv::Conv2dParams;
+
+    /// cuDNN's descriptors (host-side objects: no device needed) accept every layout, dtype,
+    /// grouping and dilation kiln passes, and give the output size kiln computes.
+    #[test]
+    fn descriptors_agree_with_kiln_shapes() {
+        if let Err(why) = load() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let p = |stride, padding, dilation, groups| Conv2dParams {
+            stride: [stride; 2],
+            padding: [padding; 2],
+            dilation: [dilation; 2],
+            groups,
+        };
+        let cases = [
+            ([2, 8, 9, 11], [16, 8, 3, 3], p(1, 1, 1, 1)),
+            ([2, 3, 15, 13], [8, 3, 7, 7], p(2, 3, 1, 1)),
+            ([2, 8, 11, 9], [12, 2, 3, 3], p(1, 2, 2, 4)),
+            ([2, 8, 9, 9], [8, 1, 3, 3], p(2, 1, 1, 8)),
+        ];
+        for (x, w, params) in cases {
+            for channels_last in [false, true] {
+                for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+                    let s = ConvShape::new(&x, &w, &params, channels_last).unwrap();
+                    let key = Key::new(&s, dtype, false).unwrap();
+                    let d = Descs::new(&key).unwrap_or_else(|e| panic!("{key:?}: {e}"));
+                    let mut y = [0i32; 4];
+                    let [n, c, h, wd] = y.each_mut();
+                    // SAFETY: live descriptors of one key; the four outputs are valid ints.
+                    unsafe {
+                        sys::cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, n, c, h, wd)
+                    }
+                    .result()
+                    .unwrap();
+                    assert_eq!(y, key.y, "{key:?}");
+                }
+            }
+        }
+    }
 }

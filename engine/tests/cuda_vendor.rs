@@ -1,0 +1,236 @@
+//! cuBLAS and cuDNN against kiln's built-in CUDA kernels: matrix products and convolutions,
+//! forward and backward, NCHW and NHWC, f32 and f16, each run once with the vendor library and
+//! once with it switched off. Where a library does not load (CI, the emulator) its comparison
+//! prints "skipped: <why>"; scripts/gpu-check.sh runs this on a GPU.
+
+use kiln_engine::cuda::{
+    cublas_loaded, cudnn_loaded, parse_switch, set_cublas_enabled, set_cudnn_benchmark,
+    set_cudnn_enabled,
+};
+use kiln_engine::{Conv2dParams, DType, Device, MemoryFormat, Result, Tensor};
+use std::io::Write;
+use std::sync::Mutex;
+
+const CUDA: Device = Device::Cuda(0);
+
+/// The switches are process-wide: tests that flip them take turns.
+static SWITCHES: Mutex<()> = Mutex::new(());
+
+fn skip(why: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
+
+/// Whether cuBLAS (or cuDNN) serves on cuda:0; prints why not.
+fn vendor_loaded(check: fn(&kiln_engine::cuda::CudaDevice) -> Result<()>) -> bool {
+    match kiln_engine::cuda::device(0).and_then(|d| check(&d)) {
+        Ok(()) => true,
+        Err(e) => {
+            skip(e);
+            false
+        }
+    }
+}
+
+fn input(shape: &[usize], seed: u64) -> Tensor {
+    kiln_engine::Generator::new(seed)
+        .uniform(shape, -2.0, 2.0, DType::F32)
+        .expect("uniform")
+}
+
+/// Runs `f` on device copies of `inputs` cast to `dtype`, backward with a fixed gradient;
+/// returns the output and the inputs' gradients as f32 host vectors.
+fn run(inputs: &[Tensor], dtype: DType, f: &dyn Fn(&[Tensor]) -> Result<Tensor>) -> Vec<Vec<f32>> {
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| {
+            let l = t.to_device(CUDA).unwrap().detach();
+            l.requires_grad_(true);
+            l
+        })
+        .collect();
+    let cast: Vec<Tensor> = leaves.iter().map(|t| t.to_dtype(dtype).unwrap()).collect();
+    let y = f(&cast).unwrap();
+    let seed = input(y.shape(), 99).to_dtype(dtype).unwrap();
+    y.backward_with(&seed.to_device(CUDA).unwrap()).unwrap();
+    std::iter::once(y)
+        .chain(leaves.iter().map(|l| l.grad().expect("gradient")))
+        .map(|t| t.to_vec_f32().unwrap())
+        .collect()
+}
+
+/// Asserts |a - b| ≤ tol · max(1, max|b|) elementwise.
+fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{what}: element {i}: vendor {x} vs built-in {y} (scale {scale})"
+        );
+    }
+}
+
+fn tol(dtype: DType) -> f32 {
+    match dtype {
+        DType::F32 => 1e-4,
+        _ => 1e-2,
+    }
+}
+
+/// Compares `f` with the vendor library on and off (`set(on)` flips it).
+fn compare(
+    name: &str,
+    inputs: &[Tensor],
+    dtype: DType,
+    set: fn(bool),
+    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+) {
+    set(true);
+    let vendor = run(inputs, dtype, f);
+    set(false);
+    let builtin = run(inputs, dtype, f);
+    set(true);
+    let parts = ["output"].into_iter().chain(["grad 0", "grad 1", "grad 2"]);
+    for ((v, b), part) in vendor.iter().zip(&builtin).zip(parts) {
+        assert_close(&format!("{name} {dtype:?} {part}"), v, b, tol(dtype));
+    }
+}
+
+#[test]
+fn switch_values_select_the_built_in_kernels() {
+    // KILN_CUBLAS=0 / KILN_CUDNN=0 (and their spellings) select the built-in kernels.
+    for off in ["0", "false", "off", "no", "OFF", " 0 "] {
+        assert!(!parse_switch(Some(off), true), "{off:?}");
+    }
+    // Unset, on, or unrecognized keeps the vendor library (the default).
+    for on in [
+        None,
+        Some("1"),
+        Some("true"),
+        Some("yes"),
+        Some(""),
+        Some("maybe"),
+    ] {
+        assert!(parse_switch(on, true), "{on:?}");
+    }
+    // KILN_CUDNN_BENCHMARK defaults to off and turns on with 1.
+    assert!(!parse_switch(None, false));
+    assert!(parse_switch(Some("1"), false));
+}
+
+#[test]
+fn cublas_matches_the_built_in_gemm() {
+    let _turn = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
+    if !vendor_loaded(cublas_loaded) {
+        return;
+    }
+    let a = input(&[2, 3, 37, 19], 1);
+    let b = input(&[3, 19, 45], 2);
+    let w = input(&[13, 19], 3);
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        compare(
+            "batched matmul with broadcast",
+            &[a.clone(), b.clone()],
+            dtype,
+            set_cublas_enabled,
+            &|t| t[0].matmul(&t[1]),
+        );
+        compare(
+            "matmul of transposed views",
+            &[a.clone(), b.clone()],
+            dtype,
+            set_cublas_enabled,
+            &|t| t[1].transpose(-2, -1)?.matmul(&t[0].transpose(-2, -1)?),
+        );
+        compare(
+            "linear",
+            &[a.clone(), w.clone()],
+            dtype,
+            set_cublas_enabled,
+            &|t| t[0].linear(&t[1], None),
+        );
+    }
+}
+
+fn conv_cases() -> Vec<(&'static str, [usize; 4], [usize; 4], Conv2dParams)> {
+    vec![
+        (
+            "3x3 pad 1",
+            [2, 8, 9, 11],
+            [16, 8, 3, 3],
+            Conv2dParams {
+                padding: [1, 1],
+                ..Default::default()
+            },
+        ),
+        (
+            "7x7/2 stem",
+            [2, 3, 15, 15],
+            [8, 3, 7, 7],
+            Conv2dParams {
+                stride: [2, 2],
+                padding: [3, 3],
+                ..Default::default()
+            },
+        ),
+        (
+            "1x1/2 downsample",
+            [2, 8, 9, 9],
+            [16, 8, 1, 1],
+            Conv2dParams {
+                stride: [2, 2],
+                ..Default::default()
+            },
+        ),
+        (
+            "grouped dilated",
+            [2, 8, 11, 9],
+            [12, 2, 3, 3],
+            Conv2dParams {
+                padding: [2, 2],
+                dilation: [2, 2],
+                groups: 4,
+                ..Default::default()
+            },
+        ),
+        (
+            "depthwise",
+            [2, 8, 9, 9],
+            [8, 1, 3, 3],
+            Conv2dParams {
+                padding: [1, 1],
+                groups: 8,
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
+fn conv_against_built_in(benchmark: bool) {
+    set_cudnn_benchmark(benchmark);
+    for (name, xs, ws, p) in conv_cases() {
+        let (x, w) = (input(&xs, 10), input(&ws, 11));
+        for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+            for dtype in [DType::F32, DType::F16] {
+                compare(
+                    &format!("conv {name} {format:?} benchmark={benchmark}"),
+                    &[x.clone(), w.clone()],
+                    dtype,
+                    set_cudnn_enabled,
+                    &|t| t[0].to_memory_format(format)?.conv2d(&t[1], None, p),
+                );
+            }
+        }
+    }
+    set_cudnn_benchmark(false);
+}
+
+#[test]
+fn cudnn_matches_the_built_in_conv() {
+    let _turn = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
+    if !vendor_loaded(cudnn_loaded) {
+        return;
+    }
+    conv_against_built_in(false);
+    conv_against_built_in(true);
+}

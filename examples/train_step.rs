@@ -1,0 +1,179 @@
+//! Training-step throughput of a timm model on random data, the kiln side of the comparison with
+//! PyTorch in `scripts/gpu-check.sh` (`scripts/bench/torch_train_step.py` is the other side).
+//! One step is what `kiln train` does per batch: forward under autocast, cross-entropy, backward
+//! through the loss scaler, SGD (Nesterov, momentum 0.9, weight decay 1e-4). cuDNN's benchmark
+//! mode is on, as timm's train.py turns it on. The last line is `img/s: <number>`.
+//!
+//! ```sh
+//! cargo run --release --example train_step -- [--model resnet50] [--batch 64] [--img-size 224]
+//!     [--steps 30] [--warmup 10] [--device cuda] [--amp-dtype float16|bfloat16|none]
+//!     [--no-channels-last]
+//! ```
+
+use kiln_engine::{manual_seed, DType, Device, Generator, MemoryFormat, Tensor};
+use kiln_nn::{create_model, Model, ModelArgs};
+use kiln_train::amp::GradScaler;
+use kiln_train::optim::{create_optimizer, OptimArgs, Optimizer};
+use std::error::Error;
+use std::time::Instant;
+
+/// The command line.
+struct Options {
+    model: String,
+    batch: usize,
+    img_size: usize,
+    steps: usize,
+    warmup: usize,
+    device: Device,
+    amp: Option<DType>,
+    channels_last: bool,
+}
+
+fn options() -> Result<Options, Box<dyn Error>> {
+    let mut o = Options {
+        model: "resnet50".into(),
+        batch: 64,
+        img_size: 224,
+        steps: 30,
+        warmup: 10,
+        device: Device::Cuda(0),
+        amp: Some(DType::F16),
+        channels_last: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--no-channels-last" {
+            o.channels_last = false;
+            continue;
+        }
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--model" => o.model = value,
+            "--batch" => o.batch = value.parse()?,
+            "--img-size" => o.img_size = value.parse()?,
+            "--steps" => o.steps = value.parse()?,
+            "--warmup" => o.warmup = value.parse()?,
+            "--device" => {
+                o.device = Device::parse(&value)
+                    .ok_or(format!("--device {value}: not cpu, cuda or cuda:N"))?
+            }
+            "--amp-dtype" => {
+                o.amp = match value.as_str() {
+                    "float16" => Some(DType::F16),
+                    "bfloat16" => Some(DType::BF16),
+                    "none" => None,
+                    _ => {
+                        return Err(
+                            format!("--amp-dtype {value}: not float16, bfloat16 or none").into(),
+                        )
+                    }
+                }
+            }
+            _ => return Err(format!("unknown flag {flag}").into()),
+        }
+    }
+    Ok(o)
+}
+
+/// One training step: forward under autocast, backward through the loss scaler, optimizer step.
+fn step(
+    model: &dyn Model,
+    optim: &mut dyn Optimizer,
+    scaler: Option<&mut GradScaler>,
+    (x, y): (&Tensor, &Tensor),
+    amp: Option<DType>,
+) -> Result<(), Box<dyn Error>> {
+    let loss = {
+        let _autocast = amp.map(kiln_engine::amp::autocast).transpose()?;
+        model.forward(x)?.cross_entropy(y, 0.0)?
+    };
+    optim.zero_grad();
+    match scaler {
+        Some(s) => {
+            s.scale_loss(&loss)?.backward()?;
+            let overflow = s.unscale(optim)?;
+            if !overflow {
+                optim.step(0.1)?;
+            }
+            s.update(overflow);
+        }
+        None => {
+            loss.backward()?;
+            optim.step(0.1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the device's queued work.
+fn sync(device: Device) -> Result<(), Box<dyn Error>> {
+    if let Device::Cuda(n) = device {
+        kiln_engine::cuda::device(n)?.synchronize()?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let o = options()?;
+    if let Device::Cuda(n) = o.device {
+        kiln_engine::cuda::device(n)?;
+        kiln_engine::cuda::set_cudnn_benchmark(true);
+    }
+    manual_seed(0);
+    let mut model = create_model(&o.model, &ModelArgs::default())?;
+    let format = if o.channels_last {
+        MemoryFormat::ChannelsLast
+    } else {
+        MemoryFormat::Contiguous
+    };
+    model.set_memory_format(format)?;
+    model.to_device(o.device)?;
+    model.set_training(true);
+    let mut optim = create_optimizer(
+        &OptimArgs {
+            opt: "sgd".into(),
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            eps: None,
+            betas: None,
+        },
+        model.named_parameters(),
+    )?;
+    let mut scaler = (o.amp == Some(DType::F16)).then(GradScaler::default);
+    let (n, s) = (o.batch, o.img_size);
+    let x = Generator::new(1)
+        .normal(&[n, 3, s, s], 0.0, 1.0, DType::F32)?
+        .to_memory_format(format)?
+        .to_device(o.device)?;
+    let labels: Vec<i64> = (0..n as i64).map(|i| i * 7 % 1000).collect();
+    let y = Tensor::from_vec(labels, &[n])?.to_device(o.device)?;
+    for _ in 0..o.warmup {
+        step(
+            model.as_ref(),
+            optim.as_mut(),
+            scaler.as_mut(),
+            (&x, &y),
+            o.amp,
+        )?;
+    }
+    sync(o.device)?;
+    let start = Instant::now();
+    for _ in 0..o.steps {
+        step(
+            model.as_ref(),
+            optim.as_mut(),
+            scaler.as_mut(),
+            (&x, &y),
+            o.amp,
+        )?;
+    }
+    sync(o.device)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let amp = o.amp.map_or("none".to_string(), |d| format!("{d:?}"));
+    println!(
+        "kiln {} batch {n} {s}x{s} on {} amp {amp} channels_last {}: {} steps in {seconds:.3} s",
+        o.model, o.device, o.channels_last, o.steps
+    );
+    println!("img/s: {:.1}", (o.steps * n) as f64 / seconds);
+    Ok(())
+}
