@@ -169,10 +169,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     sync(o.device)?;
     let seconds = start.elapsed().as_secs_f64();
-    let amp = o.amp.map_or("none".to_string(), |d| format!("{d:?}"));
+    let amp = match o.amp {
+        Some(DType::F16) => "float16",
+        Some(_) => "bfloat16",
+        None => "none",
+    };
+    let on = match o.device {
+        Device::Cuda(n) => format!("cuda:{n} ({})", kiln_engine::cuda::device(n)?.name()),
+        d => d.to_string(),
+    };
     println!(
-        "kiln {} batch {n} {s}x{s} on {} amp {amp} channels_last {}: {} steps in {seconds:.3} s",
-        o.model, o.device, o.channels_last, o.steps
+        "kiln {} batch {n} {s}x{s} on {on} amp {amp} channels_last {}: {} steps in {seconds:.3} s",
+        o.model, o.channels_last, o.steps
     );
     println!("img/s: {:.1}", (o.steps * n) as f64 / seconds);
     Ok(())

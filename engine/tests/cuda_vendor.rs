@@ -22,8 +22,11 @@ fn skip(why: impl std::fmt::Display) {
 
 /// Whether cuBLAS (or cuDNN) serves on cuda:0; prints why not.
 fn vendor_loaded(check: fn(&kiln_engine::cuda::CudaDevice) -> Result<()>) -> bool {
-    match kiln_engine::cuda::device(0).and_then(|d| check(&d)) {
-        Ok(()) => true,
+    match kiln_engine::cuda::device(0).and_then(|d| check(&d).map(|()| d)) {
+        Ok(d) => {
+            let _ = writeln!(std::io::stderr(), "comparing on {}", d.name());
+            true
+        }
         Err(e) => {
             skip(e);
             false

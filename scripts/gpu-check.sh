@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# What a person with an NVIDIA GPU runs to validate what CI (no GPU, kiln-cuda-emu) cannot:
+#   1. the CUDA conformance suite on the real device with cuBLAS/cuDNN, then with the built-in
+#      kernels only (KILN_CUBLAS=0 KILN_CUDNN=0);
+#   2. cuBLAS and cuDNN against the built-in kernels (engine/tests/cuda_vendor.rs);
+#   3. training-step throughput of resnet50 (batch 64, 224x224, channels-last, AMP float16),
+#      kiln (examples/train_step.rs) against PyTorch (scripts/bench/torch_train_step.py).
+# Installs nothing system-wide: NVRTC, cuBLAS and cuDNN wheels go to .cache/nvidia*, PyTorch and
+# timm to the venv .cache/torch-venv. Needs an NVIDIA driver for CUDA 13.0 or newer, a Rust
+# toolchain, and python3 with venv and pip. Override the pins with CUBLAS_SPEC, CUDNN_SPEC,
+# TORCH_SPEC, TIMM_SPEC; skip the PyTorch side with NO_TORCH=1.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+if ! nvidia-smi -L; then
+  echo "gpu-check: nvidia-smi found no NVIDIA GPU or driver" >&2
+  exit 1
+fi
+
+orig_library_path=${LD_LIBRARY_PATH:-}
+nvrtc_dirs=$(scripts/install-nvrtc.sh) || exit 1
+
+vendor=.cache/nvidia-vendor
+cublas_spec=${CUBLAS_SPEC:-nvidia-cublas==13.10.0.20}
+cudnn_spec=${CUDNN_SPEC:-nvidia-cudnn-cu13==9.28.0.42}
+stamp="$vendor/.installed-$cublas_spec-$cudnn_spec"
+if [ ! -f "$stamp" ]; then
+  rm -rf "$vendor"
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$vendor" \
+    "$cublas_spec" "$cudnn_spec" >&2 || exit 1
+  touch "$stamp"
+fi
+vendor_dirs=$(find "$PWD/$vendor" \( -name 'libcublas.so*' -o -name 'libcudnn.so*' \) -printf '%h\n' | sort -u | paste -sd:)
+
+# A target folder of its own: cargo puts its target folder first on the library path, and the
+# one scripts/test.sh builds holds the emulator's libcuda.so, which would shadow the driver.
+export CARGO_TARGET_DIR=${GPU_CHECK_TARGET_DIR:-$PWD/target/gpu-check}
+export LD_LIBRARY_PATH="${nvrtc_dirs}:${vendor_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if find "$CARGO_TARGET_DIR" -maxdepth 2 -name 'libcuda.so*' 2>/dev/null | grep -q .; then
+  echo "gpu-check: $CARGO_TARGET_DIR holds an emulator libcuda.so; set GPU_CHECK_TARGET_DIR elsewhere" >&2
+  exit 1
+fi
+
+failed=()
+run() {
+  local name=$1
+  shift
+  echo
+  echo "== $name"
+  if ! "$@"; then
+    failed+=("$name")
+  fi
+}
+
+# A test run must not have been skipped for want of a device or a library.
+no_skips() {
+  local log
+  log=$(mktemp)
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  if grep -q '^skipped:' "$log"; then
+    echo "gpu-check: tests were skipped (see 'skipped:' above)" >&2
+    rc=1
+  fi
+  rm -f "$log"
+  return "$rc"
+}
+
+conformance=(cargo test -p kiln-engine --release --test cuda_conformance)
+run "conformance, cuBLAS/cuDNN on" no_skips "${conformance[@]}"
+run "conformance, built-in kernels (KILN_CUBLAS=0 KILN_CUDNN=0)" \
+  no_skips env KILN_CUBLAS=0 KILN_CUDNN=0 "${conformance[@]}"
+run "cuBLAS/cuDNN against the built-in kernels" \
+  no_skips cargo test -p kiln-engine --release --test cuda_vendor -- --nocapture --test-threads 1
+
+kiln_rate() {
+  cargo run --release --example train_step -- "$@" | tee /dev/stderr | sed -n 's/^img\/s: //p'
+}
+
+echo
+echo "== resnet50 training step, batch 64, 224x224, channels-last, AMP float16"
+kiln=$(kiln_rate --model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
+kiln_builtin=$(KILN_CUBLAS=0 KILN_CUDNN=0 kiln_rate --model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
+[ -n "$kiln" ] && [ -n "$kiln_builtin" ] || failed+=("kiln train_step")
+
+torch=""
+if [ -z "${NO_TORCH:-}" ]; then
+  venv=.cache/torch-venv
+  torch_spec=${TORCH_SPEC:-torch==2.15.0}
+  timm_spec=${TIMM_SPEC:-timm==1.0.31}
+  if [ ! -f "$venv/.installed-$torch_spec-$timm_spec" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv" &&
+      "$venv/bin/pip" install --quiet --disable-pip-version-check "$torch_spec" "$timm_spec" &&
+      touch "$venv/.installed-$torch_spec-$timm_spec" || failed+=("PyTorch venv")
+  fi
+  if [ -f "$venv/.installed-$torch_spec-$timm_spec" ]; then
+    # PyTorch brings its own CUDA libraries: run it on the caller's library path.
+    torch=$(env LD_LIBRARY_PATH="$orig_library_path" "$venv/bin/python" scripts/bench/torch_train_step.py \
+      --model resnet50 --batch 64 --img-size 224 --amp-dtype float16 | tee /dev/stderr |
+      sed -n 's/^img\/s: //p')
+    [ -n "$torch" ] || failed+=("PyTorch train step")
+  fi
+fi
+
+echo
+echo "== summary"
+printf '%-44s %10s img/s\n' "kiln (cuBLAS/cuDNN)" "${kiln:-n/a}" \
+  "kiln (built-in kernels)" "${kiln_builtin:-n/a}" "PyTorch (libtorch CUDA)" "${torch:-n/a}"
+if [ -n "$kiln" ] && [ -n "$torch" ]; then
+  awk -v k="$kiln" -v t="$torch" 'BEGIN { printf "kiln / PyTorch: %.2fx\n", k / t }'
+fi
+if [ -n "$kiln_builtin" ] && [ -n "$torch" ]; then
+  awk -v k="$kiln_builtin" -v t="$torch" 'BEGIN { printf "kiln built-in / PyTorch: %.2fx\n", k / t }'
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'FAILED: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "all GPU checks passed"
