@@ -595,11 +595,35 @@ impl Direction for BackwardFilter {
     }
 }
 
-/// The usable entries of a ranking, best first.
-fn usable<D: Direction>(perf: &[Perf], n: i32) -> impl Iterator<Item = &Perf> {
+/// The math mode of a ranking entry, if it is one the key allows: f32 keys ask for FMA math
+/// and take no tensor-op (TF32) entry; the others take any known mode.
+fn math_mode(key: &Key, raw: u32) -> Option<cudnnMathType_t> {
+    use cudnnMathType_t::*;
+    let mode = [
+        CUDNN_DEFAULT_MATH,
+        CUDNN_TENSOR_OP_MATH,
+        CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION,
+        CUDNN_FMA_MATH,
+    ]
+    .into_iter()
+    .find(|&m| m as u32 == raw)?;
+    let tensor_op = matches!(
+        mode,
+        CUDNN_TENSOR_OP_MATH | CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION
+    );
+    (key.math != CUDNN_FMA_MATH || !tensor_op).then_some(mode)
+}
+
+/// The usable entries of a ranking with their math modes, best first.
+fn usable<'a, D: Direction>(
+    key: &'a Key,
+    perf: &'a [Perf],
+    n: i32,
+) -> impl Iterator<Item = (&'a Perf, cudnnMathType_t)> {
     perf[..(n.max(0) as usize).min(perf.len())]
         .iter()
         .filter(|p| p.status == cudnnStatus_t::CUDNN_STATUS_SUCCESS as u32 && p.algo < D::COUNT)
+        .filter_map(move |p| Some((p, math_mode(key, p.math_type)?)))
 }
 
 /// Chooses the algorithm for `key` (heuristics, or timing on the real buffers `t` in benchmark
@@ -626,8 +650,8 @@ fn plan<D: Direction>(
     }
     let mut limit = usize::MAX;
     if key.benchmark {
-        let want = usable::<D>(&perf, n)
-            .map(|p| p.memory)
+        let want = usable::<D>(key, &perf, n)
+            .map(|(p, _)| p.memory)
             .filter(|&m| m <= MAX_BENCH_WORKSPACE)
             .max()
             .unwrap_or(0);
@@ -646,11 +670,18 @@ fn plan<D: Direction>(
             Err(e) => return Err(cudnn_err(D::NAME, e)),
         }
     }
-    let best = usable::<D>(&perf, n).find(|p| p.memory <= limit);
-    Ok(best.map(|p| Plan {
+    let Some((best, math)) = usable::<D>(key, &perf, n).find(|(p, _)| p.memory <= limit) else {
+        return Ok(None);
+    };
+    // cuDNN ranks (algorithm, math mode) pairs and may pick another mode than the one asked
+    // for; the launch must use the mode it ranked (as PyTorch does).
+    // SAFETY: the descriptor is live and owned by this plan alone.
+    unsafe { result::set_convolution_math_type(descs.conv, math) }
+        .map_err(|e| cudnn_err("math mode", e))?;
+    Ok(Some(Plan {
         descs,
-        algo: D::algo(p.algo),
-        workspace: p.memory,
+        algo: D::algo(best.algo),
+        workspace: best.memory,
     }))
 }
 
@@ -740,6 +771,45 @@ pub(super) fn backward_filter(
 mod tests {
     use super::*;
     use crate::cpu::conv::Conv2dParams;
+
+    /// f32 convolutions never take a tensor-op (TF32) ranking entry; f16 ones take any known
+    /// mode; unknown modes are skipped.
+    #[test]
+    fn math_modes_keep_f32_strict() {
+        use cudnnMathType_t::*;
+        let s = ConvShape::new(
+            &[1, 4, 5, 5],
+            &[4, 4, 3, 3],
+            &Conv2dParams::default(),
+            false,
+        )
+        .unwrap();
+        let f32_key = Key::new(&s, DType::F32, false).unwrap();
+        let f16_key = Key::new(&s, DType::F16, false).unwrap();
+        let modes = |k: &Key| (0..6).map(|raw| math_mode(k, raw)).collect::<Vec<_>>();
+        assert_eq!(
+            modes(&f32_key),
+            [
+                Some(CUDNN_DEFAULT_MATH),
+                None,
+                None,
+                Some(CUDNN_FMA_MATH),
+                None,
+                None
+            ]
+        );
+        assert_eq!(
+            modes(&f16_key),
+            [
+                Some(CUDNN_DEFAULT_MATH),
+                Some(CUDNN_TENSOR_OP_MATH),
+                Some(CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION),
+                Some(CUDNN_FMA_MATH),
+                None,
+                None
+            ]
+        );
+    }
 
     /// cuDNN's descriptors (host-side objects: no device needed) accept every layout, dtype,
     /// grouping and dilation kiln passes, and give the output size kiln computes.
