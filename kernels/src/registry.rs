@@ -36,7 +36,10 @@ macro_rules! module {
 
 /// Every module, by file.
 pub static MODULES: &[Module] = &[
-    module!("elementwise.cu", hot: ["binary_f32"]),
+    module!(
+        "elementwise.cu",
+        hot: ["binary_f32", "unary_vec4_f32", "binary_vec4_f32"]
+    ),
     module!("reduce.cu", headers: ["rows.cuh"], hot: []),
     module!(
         "softmax_xent.cu",

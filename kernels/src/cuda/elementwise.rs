@@ -31,10 +31,27 @@ fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
     }
 }
 
-/// y\[i\] = op(x\[i\]) over `n` dense elements of float type `ty` ("f32", "f64", "f16", "bf16").
+/// Whether f32 operands can take the 128-bit (float4) kernels.
+fn vec4(ty: &str, ptrs: &[DevPtr]) -> bool {
+    ty == "f32" && ptrs.iter().all(|p| p % 16 == 0)
+}
+
+/// y\[i\] = op(x\[i\]) over `n` dense elements of float type `ty` ("f32", "f64", "f16", "bf16");
+/// 16-byte-aligned f32 buffers move as float4.
 pub fn unary(k: &Kernels, ty: &str, op: UnaryOp, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
     let (code, p0, p1) = unary_code(op);
     let n64 = n as i64;
+    if vec4(ty, &[x, y]) {
+        // SAFETY: x and y hold n f32 and are 16-byte aligned; matches `unary_vec4_f32`.
+        return unsafe {
+            k.launch(
+                FILE,
+                "unary_vec4_f32",
+                grid_1d(n.div_ceil(4)),
+                &[&x, &y, &n64, &code, &p0, &p1],
+            )
+        };
+    }
     // SAFETY: the caller passes buffers of n elements of `ty`; the argument list matches
     // `unary_<ty>(const T*, T*, i64, int, double, double)`.
     unsafe {
@@ -111,7 +128,8 @@ fn launch_pair(
     }
 }
 
-/// out = a ⊙ b, written densely over `shape`.
+/// out = a ⊙ b, written densely over `shape`; two dense, 16-byte-aligned f32 operands (no
+/// broadcast) move as float4.
 pub fn binary(
     k: &Kernels,
     ty: &str,
@@ -121,6 +139,20 @@ pub fn binary(
     out: DevPtr,
     shape: &[usize],
 ) -> Result<()> {
+    let dense = |o: &Operand| shape.len() == 1 && o.strides == [1];
+    if dense(&a) && dense(&b) && vec4(ty, &[a.ptr, b.ptr, out]) {
+        let (n64, code) = (shape[0] as i64, op as i32);
+        // SAFETY: a, b and out hold shape[0] f32 each and are 16-byte aligned; matches
+        // `binary_vec4_f32`.
+        return unsafe {
+            k.launch(
+                FILE,
+                "binary_vec4_f32",
+                grid_1d(shape[0].div_ceil(4)),
+                &[&a.ptr, &b.ptr, &out, &n64, &code],
+            )
+        };
+    }
     launch_pair(k, &format!("binary_{ty}"), op as i32, a, b, out, shape)
 }
 
