@@ -120,6 +120,20 @@ impl CpuStorage {
         }
     }
 
+    /// `n` copies of the first element (zeros when empty).
+    pub fn splat_first(&self, n: usize) -> CpuStorage {
+        macro_rules! splat {
+            ($($var:ident),*) => {
+                match self {
+                    $(CpuStorage::$var(v) => {
+                        CpuStorage::$var(vec![v.first().copied().unwrap_or_default(); n])
+                    })*
+                }
+            };
+        }
+        splat!(F32, F64, F16, BF16, I64, I32, U8, Bool)
+    }
+
     /// The elements as `T`, or a dtype error naming `op`.
     pub fn as_slice<T: StorageElem>(&self, op: &'static str) -> Result<&[T]> {
         T::slice(self).ok_or(Error::DTypeMismatch {

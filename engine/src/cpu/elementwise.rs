@@ -167,16 +167,17 @@ pub fn cast(s: &CpuStorage, l: &Layout, dtype: DType) -> Result<(CpuStorage, Lay
 
 /// Fills a new dense buffer of `shape` with `value`.
 pub fn full(dtype: DType, numel: usize, value: f64) -> CpuStorage {
-    let mut s = CpuStorage::zeros(dtype, numel);
-    if value != 0.0 {
-        s = cast(
-            &CpuStorage::F64(vec![value; numel]),
-            &Layout::contiguous(&[numel]),
-            dtype,
-        )
-        .map_or(s, |(s, _)| s);
+    if value == 0.0 {
+        return CpuStorage::zeros(dtype, numel);
     }
-    s
+    match cast(
+        &CpuStorage::F64(vec![value]),
+        &Layout::contiguous(&[1]),
+        dtype,
+    ) {
+        Ok((one, _)) => one.splat_first(numel),
+        Err(_) => CpuStorage::zeros(dtype, numel),
+    }
 }
 
 /// Writes `src` (under `ls`, same shape as `ld`) into `dst` under `ld`, converting nothing.

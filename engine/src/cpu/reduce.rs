@@ -4,10 +4,14 @@ use super::{contiguous, float_map};
 use crate::{CpuStorage, Error, Layout, Result};
 use kiln_kernels::cpu::reduce::{argmax_rows, reduce_rows, ReduceOp};
 
-/// `l` with the reduced dims moved last, and (rows, row length).
+/// `l` with the reduced dims moved last, and (rows, row length). The reduced dims go in memory
+/// order (largest stride first), so reducing a dense tensor of any layout over all of its dims, or
+/// over its trailing memory dims, needs no copy.
 pub(crate) fn rows_view(l: &Layout, dims: &[usize]) -> Result<(Layout, usize, usize)> {
     let kept: Vec<usize> = (0..l.rank()).filter(|d| !dims.contains(d)).collect();
-    let order: Vec<usize> = kept.iter().chain(dims).copied().collect();
+    let mut reduced = dims.to_vec();
+    reduced.sort_by_key(|&d| std::cmp::Reverse(l.strides()[d]));
+    let order: Vec<usize> = kept.iter().chain(&reduced).copied().collect();
     let len: usize = dims.iter().map(|&d| l.shape()[d]).product();
     Ok((l.permute(&order)?, l.numel() / len.max(1), len))
 }

@@ -3,10 +3,15 @@
 //!
 //! Fusing saves two full passes over the activation per layer: y = relu(x·scale + shift + residual)
 //! is written once, and the backward recovers the ReLU mask from y instead of a stored mask.
-//! Statistics accumulate in f64.
+//!
+//! Every pass walks the tensor in runs that share a layout: in NCHW a run is one channel of one
+//! image (the per-channel parameters are constants), in NHWC a run is one pixel (the parameters are
+//! slices as long as the run). Inner loops are plain slice arithmetic the compiler vectorizes;
+//! sums accumulate in `T` over short blocks and in f64 across them.
 
 use super::{c, Real, PAR_GRAIN};
 use rayon::prelude::*;
+use std::array::from_fn;
 
 /// The shape of a BN input: `n` images, `c` channels, `hw` pixels each, in NCHW or NHWC order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +31,33 @@ impl ChannelDims {
     pub fn per_channel(&self) -> usize {
         self.n * self.hw
     }
+
+    /// Elements of one run: a channel plane (NCHW) or a pixel's channels (NHWC).
+    fn run(&self) -> usize {
+        if self.channels_last { self.c } else { self.hw }.max(1)
+    }
+
+    /// Runs handed to one parallel task.
+    fn runs_per_task(&self) -> usize {
+        (PAR_GRAIN / self.run()).max(1)
+    }
+
+    /// Where channel `ch` first occurs.
+    fn first_of(&self, ch: usize) -> usize {
+        if self.channels_last {
+            ch
+        } else {
+            ch * self.hw
+        }
+    }
 }
+
+/// Lanes of the partial sums (one AVX-512 register of f32).
+const LANES: usize = 16;
+/// Elements a `T` partial sum covers before it is added to the f64 total.
+const BLOCK: usize = 1024;
+/// NHWC pixels summed in `T` before the per-channel f64 totals take them.
+const PIXELS_PER_FLUSH: usize = 64;
 
 #[inline(always)]
 fn f64_of<T: Real>(v: T) -> f64 {
@@ -36,45 +67,22 @@ fn f64_of<T: Real>(v: T) -> f64 {
 /// Batch mean and biased variance per channel.
 pub fn bn_stats<T: Real>(x: &[T], d: ChannelDims) -> (Vec<f64>, Vec<f64>) {
     let m = d.per_channel().max(1) as f64;
-    let mean: Vec<f64> = channel_sums(d, |i, _| f64_of(x[i]))
-        .into_iter()
-        .map(|s| s / m)
+    // Summing x − (a sample of its channel) keeps E[x²] − E[x]² from cancelling when |mean| ≫ std.
+    let pivot: Vec<T> = (0..d.c)
+        .map(|ch| x.get(d.first_of(ch)).copied().unwrap_or_else(T::zero))
         .collect();
-    let var = channel_sums(d, |i, ch| (f64_of(x[i]) - mean[ch]).powi(2))
-        .into_iter()
-        .map(|s| s / m)
-        .collect();
-    (mean, var)
-}
-
-fn add_vecs(mut a: Vec<f64>, b: Vec<f64>) -> Vec<f64> {
-    for (x, y) in a.iter_mut().zip(b) {
-        *x += y;
+    let [s1, s2] = channel_sums(d, [x], [&pivot], |[p], [x]| {
+        let u = x - p;
+        [u, u * u]
+    });
+    let mut mean = Vec::with_capacity(d.c);
+    let mut var = Vec::with_capacity(d.c);
+    for ch in 0..d.c {
+        let shifted_mean = s1[ch] / m;
+        mean.push(f64_of(pivot[ch]) + shifted_mean);
+        var.push((s2[ch] / m - shifted_mean * shifted_mean).max(0.0));
     }
-    a
-}
-
-/// Applies `f(element, channel)` to every element of `dst` (read alongside `srcs`), in parallel.
-fn map_channels<T: Real, const K: usize>(
-    dst: &mut [T],
-    srcs: [&[T]; K],
-    d: ChannelDims,
-    f: impl Fn(usize, [T; K]) -> T + Sync,
-) {
-    let run = if d.channels_last { d.c } else { d.hw }.max(1);
-    let runs_per_task = (PAR_GRAIN / run).max(1);
-    dst.par_chunks_mut(run * runs_per_task)
-        .enumerate()
-        .for_each(|(task, chunk)| {
-            for (i, out) in chunk.chunks_mut(run).enumerate() {
-                let r = task * runs_per_task + i;
-                let base = r * run;
-                for (j, o) in out.iter_mut().enumerate() {
-                    let ch = if d.channels_last { j } else { r % d.c };
-                    *o = f(ch, std::array::from_fn(|k| srcs[k][base + j]));
-                }
-            }
-        });
+    (mean, var)
 }
 
 /// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`.
@@ -87,12 +95,24 @@ pub fn bn_act_fwd<T: Real>(
     d: ChannelDims,
     y: &mut [T],
 ) {
-    let act = |v: T| if relu { v.max(T::zero()) } else { v };
+    if relu {
+        fwd_with(x, residual, [scale, shift], d, y, |v| v.max(T::zero()));
+    } else {
+        fwd_with(x, residual, [scale, shift], d, y, |v| v);
+    }
+}
+
+fn fwd_with<T: Real>(
+    x: &[T],
+    residual: Option<&[T]>,
+    affine: [&[T]; 2],
+    d: ChannelDims,
+    y: &mut [T],
+    act: impl Fn(T) -> T + Sync,
+) {
     match residual {
-        Some(r) => map_channels(y, [x, r], d, |ch, [x, r]| {
-            act(x * scale[ch] + shift[ch] + r)
-        }),
-        None => map_channels(y, [x], d, |ch, [x]| act(x * scale[ch] + shift[ch])),
+        Some(r) => map_channels(d, y, [x, r], affine, |[s, b], [x, r]| act(x * s + b + r)),
+        None => map_channels(d, y, [x], affine, |[s, b], [x]| act(x * s + b)),
     }
 }
 
@@ -122,21 +142,36 @@ pub fn bn_act_bwd<T: Real>(
     dx: &mut [T],
     dres: Option<&mut [T]>,
 ) -> (Vec<f64>, Vec<f64>) {
-    let g_of = |dy: T, y: T| {
-        if s.relu && y <= T::zero() {
-            T::zero()
-        } else {
-            dy
-        }
-    };
-    if let Some(dres) = dres {
-        map_channels(dres, [dy, s.y], d, |_, [dy, y]| g_of(dy, y));
+    if s.relu {
+        bwd_with(dy, s, d, dx, dres, |g, y| {
+            if y > T::zero() {
+                g
+            } else {
+                T::zero()
+            }
+        })
+    } else {
+        bwd_with(dy, s, d, dx, dres, |g, _| g)
     }
-    let gsum = channel_sums(d, |i, _| f64_of(g_of(dy[i], s.y[i])));
-    let gxsum = channel_sums(d, |i, ch| {
-        f64_of(g_of(dy[i], s.y[i])) * (f64_of(s.x[i]) - s.mean[ch])
+}
+
+/// The backward with the activation's gradient `mask(dy, y)` (dy itself without ReLU).
+fn bwd_with<T: Real>(
+    dy: &[T],
+    s: &BnBackward<T>,
+    d: ChannelDims,
+    dx: &mut [T],
+    dres: Option<&mut [T]>,
+    mask: impl Fn(T, T) -> T + Sync + Copy,
+) -> (Vec<f64>, Vec<f64>) {
+    if let Some(dres) = dres {
+        map_channels(d, dres, [dy, s.y], [], |[], [g, y]| mask(g, y));
+    }
+    let mean: Vec<T> = s.mean.iter().map(|&v| c(v)).collect();
+    let [gsum, gxsum] = channel_sums(d, [dy, s.y, s.x], [&mean], |[m], [g, y, x]| {
+        let g = mask(g, y);
+        [g, g * (x - m)]
     });
-    let dbeta = gsum.clone();
     let dgamma: Vec<f64> = gxsum.iter().zip(s.invstd).map(|(a, b)| a * b).collect();
     let m = d.per_channel().max(1) as f64;
     let scale: Vec<T> = (0..d.c).map(|ch| c(s.gamma[ch] * s.invstd[ch])).collect();
@@ -145,38 +180,149 @@ pub fn bn_act_bwd<T: Real>(
         let k: Vec<T> = (0..d.c)
             .map(|ch| c(s.invstd[ch] * s.invstd[ch] * gxsum[ch] / m))
             .collect();
-        let mean: Vec<T> = s.mean.iter().map(|&v| c(v)).collect();
-        map_channels(dx, [dy, s.y, s.x], d, |ch, [dy, y, x]| {
-            scale[ch] * (g_of(dy, y) - mean_g[ch] - (x - mean[ch]) * k[ch])
+        let params = [&scale[..], &mean_g, &mean, &k];
+        map_channels(d, dx, [dy, s.y, s.x], params, |[s, mg, m, k], [g, y, x]| {
+            s * (mask(g, y) - mg - (x - m) * k)
         });
     } else {
-        map_channels(dx, [dy, s.y], d, |ch, [dy, y]| scale[ch] * g_of(dy, y));
+        map_channels(d, dx, [dy, s.y], [&scale], |[s], [g, y]| s * mask(g, y));
     }
-    (dgamma, dbeta)
+    (dgamma, gsum)
 }
 
-/// Per-channel Σ f(i, channel) over element indices.
-fn channel_sums(d: ChannelDims, f: impl Fn(usize, usize) -> f64 + Sync) -> Vec<f64> {
-    let run = if d.channels_last { d.c } else { d.hw }.max(1);
-    let total = d.n * d.c * d.hw;
-    let runs = total / run;
-    let runs_per_task = (PAR_GRAIN / run).max(1);
-    (0..runs.div_ceil(runs_per_task))
-        .into_par_iter()
-        .map(|task| {
-            let mut acc = vec![0f64; d.c];
-            for r in task * runs_per_task..((task + 1) * runs_per_task).min(runs) {
-                let base = r * run;
+/// dst\[i\] = f(p, v): `p` holds the per-channel parameters of element i's channel, `v` element i
+/// of each source. Runs in parallel.
+fn map_channels<T: Real, const P: usize, const K: usize>(
+    d: ChannelDims,
+    dst: &mut [T],
+    srcs: [&[T]; K],
+    params: [&[T]; P],
+    f: impl Fn([T; P], [T; K]) -> T + Sync,
+) {
+    let (run, per_task) = (d.run(), d.runs_per_task());
+    dst.par_chunks_mut(run * per_task)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (i, out) in chunk.chunks_mut(run).enumerate() {
+                let r = task * per_task + i;
+                let v: [&[T]; K] = from_fn(|k| &srcs[k][r * run..r * run + out.len()]);
                 if d.channels_last {
-                    for (ch, a) in acc.iter_mut().enumerate() {
-                        *a += f(base + ch, ch);
+                    let p: [&[T]; P] = from_fn(|q| &params[q][..out.len()]);
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o = f(from_fn(|q| p[q][j]), from_fn(|k| v[k][j]));
                     }
                 } else {
-                    let ch = r % d.c;
-                    acc[ch] += (base..base + run).map(|i| f(i, ch)).sum::<f64>();
+                    let p: [T; P] = from_fn(|q| params[q][r % d.c]);
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o = f(p, from_fn(|k| v[k][j]));
+                    }
                 }
             }
-            acc
+        });
+}
+
+/// Per channel, the two sums Σ f(p, v)\[0\] and Σ f(p, v)\[1\] over all its elements (`p`, `v` as
+/// in [`map_channels`]). Runs in parallel.
+fn channel_sums<T: Real, const P: usize, const K: usize>(
+    d: ChannelDims,
+    srcs: [&[T]; K],
+    params: [&[T]; P],
+    f: impl Fn([T; P], [T; K]) -> [T; 2] + Sync,
+) -> [Vec<f64>; 2] {
+    let (run, per_task) = (d.run(), d.runs_per_task());
+    let runs = (d.n * d.c * d.hw) / run;
+    (0..runs.div_ceil(per_task))
+        .into_par_iter()
+        .map(|task| {
+            let mut totals = [vec![0f64; d.c], vec![0f64; d.c]];
+            let task_runs = task * per_task..((task + 1) * per_task).min(runs);
+            if d.channels_last {
+                sum_pixels(d.c, task_runs, srcs, params, &f, &mut totals);
+            } else {
+                for r in task_runs {
+                    let v: [&[T]; K] = from_fn(|k| &srcs[k][r * run..(r + 1) * run]);
+                    let p: [T; P] = from_fn(|q| params[q][r % d.c]);
+                    let [a, b] = sum_plane(v, p, &f);
+                    totals[0][r % d.c] += a;
+                    totals[1][r % d.c] += b;
+                }
+            }
+            totals
         })
-        .reduce(|| vec![0f64; d.c], add_vecs)
+        .reduce(
+            || [vec![0f64; d.c], vec![0f64; d.c]],
+            |mut a, b| {
+                for (acc, part) in a.iter_mut().zip(b) {
+                    acc.iter_mut().zip(part).for_each(|(x, y)| *x += y);
+                }
+                a
+            },
+        )
+}
+
+/// The two sums of `f(p, v)` over one channel plane (NCHW run), in `LANES` partial sums.
+fn sum_plane<T: Real, const P: usize, const K: usize>(
+    v: [&[T]; K],
+    p: [T; P],
+    f: &impl Fn([T; P], [T; K]) -> [T; 2],
+) -> [f64; 2] {
+    let len = v.first().map_or(0, |s| s.len());
+    let mut total = [0f64; 2];
+    for start in (0..len).step_by(BLOCK) {
+        let end = (start + BLOCK).min(len);
+        let mut lanes = [[T::zero(); LANES]; 2];
+        let whole = start + (end - start) / LANES * LANES;
+        for base in (start..whole).step_by(LANES) {
+            let chunk: [&[T]; K] = from_fn(|k| &v[k][base..base + LANES]);
+            for l in 0..LANES {
+                let [a, b] = f(p, from_fn(|k| chunk[k][l]));
+                lanes[0][l] += a;
+                lanes[1][l] += b;
+            }
+        }
+        (whole..end).for_each(|j| {
+            let [a, b] = f(p, from_fn(|k| v[k][j]));
+            lanes[0][0] += a;
+            lanes[1][0] += b;
+        });
+        for (t, l) in total.iter_mut().zip(&lanes) {
+            *t += l.iter().map(|&x| f64_of(x)).sum::<f64>();
+        }
+    }
+    total
+}
+
+/// Adds the two sums of `f(p, v)` over the NHWC pixels `pixels` into `totals`, per channel.
+fn sum_pixels<T: Real, const P: usize, const K: usize>(
+    c: usize,
+    pixels: std::ops::Range<usize>,
+    srcs: [&[T]; K],
+    params: [&[T]; P],
+    f: &impl Fn([T; P], [T; K]) -> [T; 2],
+    totals: &mut [Vec<f64>; 2],
+) {
+    let p: [&[T]; P] = from_fn(|q| &params[q][..c]);
+    let mut partial = [vec![T::zero(); c], vec![T::zero(); c]];
+    let flush = |partial: &mut [Vec<T>; 2], totals: &mut [Vec<f64>; 2]| {
+        for (part, tot) in partial.iter_mut().zip(totals.iter_mut()) {
+            for (x, t) in part.iter_mut().zip(tot.iter_mut()) {
+                *t += f64_of(*x);
+                *x = T::zero();
+            }
+        }
+    };
+    for (i, px) in pixels.enumerate() {
+        let v: [&[T]; K] = from_fn(|k| &srcs[k][px * c..(px + 1) * c]);
+        let [a, b] = &mut partial;
+        let (a, b) = (&mut a[..c], &mut b[..c]);
+        for j in 0..c {
+            let [da, db] = f(from_fn(|q| p[q][j]), from_fn(|k| v[k][j]));
+            a[j] += da;
+            b[j] += db;
+        }
+        if (i + 1) % PIXELS_PER_FLUSH == 0 {
+            flush(&mut partial, totals);
+        }
+    }
+    flush(&mut partial, totals);
 }

@@ -6,7 +6,7 @@ use super::PAR_GRAIN;
 use rayon::prelude::*;
 
 /// Writes the elements of `src` (strided over `shape`) densely, row-major, into `dst`, converting each.
-pub fn copy_strided<S: Copy + Sync, D: Send>(
+pub fn copy_strided<S: Copy + Sync, D: Copy + Send>(
     shape: &[usize],
     src: Strided<S>,
     dst: &mut [D],
@@ -29,6 +29,8 @@ pub fn copy_strided<S: Copy + Sync, D: Send>(
                     for (o, &x) in row.iter_mut().zip(&src.data[start..start + inner]) {
                         *o = convert(x);
                     }
+                } else if step == 0 {
+                    row.fill(convert(src.data[start]));
                 } else {
                     for (j, o) in row.iter_mut().enumerate() {
                         *o = convert(src.data[start + j * step]);

@@ -305,15 +305,50 @@ fn for_each_row2<T: Copy + Sync, O: Send>(
 
 /// out = a ⊙ b, broadcasting through strides; `out` is dense row-major over `shape`.
 pub fn binary<T: Real>(op: BinaryOp, shape: &[usize], a: Strided<T>, b: Strided<T>, out: &mut [T]) {
+    // One loop per op, each with the op a constant, so every loop vectorizes.
+    use BinaryOp::*;
+    match op {
+        Add => binary_with(shape, a, b, out, |x, y| Add.f(x, y)),
+        Sub => binary_with(shape, a, b, out, |x, y| Sub.f(x, y)),
+        Mul => binary_with(shape, a, b, out, |x, y| Mul.f(x, y)),
+        Div => binary_with(shape, a, b, out, |x, y| Div.f(x, y)),
+        Maximum => binary_with(shape, a, b, out, |x, y| Maximum.f(x, y)),
+        Minimum => binary_with(shape, a, b, out, |x, y| Minimum.f(x, y)),
+    }
+}
+
+fn binary_with<T: Real>(
+    shape: &[usize],
+    a: Strided<T>,
+    b: Strided<T>,
+    out: &mut [T],
+    f: impl Fn(T, T) -> T + Sync,
+) {
     for_each_row2(shape, a, b, out, |row, _, ia, sa, ib, sb| {
-        if sa == 1 && sb == 1 {
-            let (a, b) = (&a.data[ia..ia + row.len()], &b.data[ib..ib + row.len()]);
-            for ((o, &x), &y) in row.iter_mut().zip(a).zip(b) {
-                *o = op.f(x, y);
+        let n = row.len();
+        match (sa, sb) {
+            (1, 1) => {
+                let (a, b) = (&a.data[ia..ia + n], &b.data[ib..ib + n]);
+                for ((o, &x), &y) in row.iter_mut().zip(a).zip(b) {
+                    *o = f(x, y);
+                }
             }
-        } else {
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = op.f(a.data[ia + j * sa], b.data[ib + j * sb]);
+            (1, 0) => {
+                let y = b.data[ib];
+                for (o, &x) in row.iter_mut().zip(&a.data[ia..ia + n]) {
+                    *o = f(x, y);
+                }
+            }
+            (0, 1) => {
+                let x = a.data[ia];
+                for (o, &y) in row.iter_mut().zip(&b.data[ib..ib + n]) {
+                    *o = f(x, y);
+                }
+            }
+            _ => {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = f(a.data[ia + j * sa], b.data[ib + j * sb]);
+                }
             }
         }
     });

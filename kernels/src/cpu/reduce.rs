@@ -25,21 +25,54 @@ impl ReduceOp {
     }
 }
 
-/// `out\[r\] = reduce(x[r, ..len])` for every row, rows in parallel.
+/// `out\[r\] = reduce(x[r, ..len])` for every row, rows in parallel (and, when there are fewer
+/// rows than threads, pieces of each row in parallel).
 pub fn reduce_rows<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
+    if out.len() < rayon::current_num_threads() && len > PAR_GRAIN {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = x[r * len..][..len]
+                .par_chunks(PAR_GRAIN)
+                .map(|piece| op.over(piece))
+                .reduce(|| op.identity(), |a, b| op.combine(a, b));
+        }
+        return;
+    }
     let grain = (PAR_GRAIN / len.max(1)).max(1);
     out.par_chunks_mut(grain)
         .enumerate()
         .for_each(|(task, out)| {
             for (i, o) in out.iter_mut().enumerate() {
-                let row = &x[(task * grain + i) * len..][..len];
-                *o = match op {
-                    ReduceOp::Sum => sum(row),
-                    ReduceOp::Max => row.iter().copied().fold(T::neg_infinity(), nan_max),
-                    ReduceOp::Min => row.iter().copied().fold(T::infinity(), nan_min),
-                };
+                *o = op.over(&x[(task * grain + i) * len..][..len]);
             }
         });
+}
+
+impl ReduceOp {
+    /// The reduction of an empty slice.
+    fn identity<T: Real>(self) -> T {
+        match self {
+            ReduceOp::Sum => T::zero(),
+            ReduceOp::Max => T::neg_infinity(),
+            ReduceOp::Min => T::infinity(),
+        }
+    }
+
+    /// Two partial results combined.
+    fn combine<T: Real>(self, a: T, b: T) -> T {
+        match self {
+            ReduceOp::Sum => a + b,
+            ReduceOp::Max => nan_max(a, b),
+            ReduceOp::Min => nan_min(a, b),
+        }
+    }
+
+    /// The reduction of `x`.
+    fn over<T: Real>(self, x: &[T]) -> T {
+        match self {
+            ReduceOp::Sum => sum(x),
+            _ => x.iter().fold(self.identity(), |a, &b| self.combine(a, b)),
+        }
+    }
 }
 
 /// Σ x, in blocks of partial sums (fast and accurate: the error grows with log n, not n).
