@@ -49,9 +49,9 @@ fn tolerance(kind: &str, op: &str, filter: &str) -> (u8, f64, f64) {
         ("op", "GaussianBlur", _) => (8, 0.6, 1.0),
         // Affine bilinear / bicubic run in fixed point (16-bit weights, integer sums) where Pillow
         // computes in doubles; both truncate, so a value whose exact result is (nearly) an integer can
-        // land one level apart. Bicubic: at most 0.5% of the values here. Bilinear: up to 7.4% on
-        // these decimal offsets (7.3, -4.6, 0.21 · w), where (v1 - v0) · frac is often an exact
-        // integer that Pillow's rounding error puts on either side; 0.2–0.4% for the rotations.
+        // land one level apart. Bicubic: at most 0.35% of the values here. Bilinear: up to 7.4% on
+        // these decimal offsets (7.3, -4.6, 0.21 · w, shear 0.2), where (v1 - v0) · frac is often an
+        // exact integer that Pillow's rounding error puts on either side; the rotations match exactly.
         ("op", _, "bilinear") if geometric => (1, 1.0, 0.08),
         ("op", _, "bicubic") if geometric => (1, 1.0, 0.01),
         _ => (0, 0.0, 0.0),
