@@ -1,6 +1,7 @@
 //! Each deterministic transform against PIL / torchvision / timm on the same images.
 //! Fixtures: `scripts/fixtures/data_fixtures.py` -> `tests/fixtures/data/manifest.txt` + PNGs.
-//! Tolerances (max |kiln - PIL| per channel value, mean in brackets) are stated per case kind in `tolerance`.
+//! Tolerances (max |kiln - PIL| per channel value, mean, fraction of differing values) are stated per
+//! case kind in `tolerance`.
 use kiln_train::augment::{
     adjust_hue, apply_op, derive_rng, eval, hflip, level_to_arg, resize, resized_crop, vflip,
     AugHparams, Interpolation, OpName,
@@ -26,17 +27,34 @@ fn interp(s: &str) -> Interpolation {
     }
 }
 
-/// (max abs, mean abs) allowed for one case.
-fn tolerance(kind: &str, op: &str, filter: &str) -> (u8, f64) {
+/// (max abs, mean abs, fraction of values that differ at all) allowed for one case.
+fn tolerance(kind: &str, op: &str, filter: &str) -> (u8, f64, f64) {
+    let geometric = matches!(
+        op,
+        "Rotate"
+            | "ShearX"
+            | "ShearY"
+            | "TranslateX"
+            | "TranslateY"
+            | "TranslateXRel"
+            | "TranslateYRel"
+    );
     match (kind, op, filter) {
-        ("resize" | "resized_crop" | "eval", _, "nearest") => (0, 0.0),
+        ("resize" | "resized_crop" | "eval", _, "nearest") => (0, 0.0, 0.0),
         // fast_image_resize rounds its fixed-point convolution slightly differently from Pillow:
         // at most one level off, on about a quarter of the values.
-        ("resize" | "resized_crop" | "eval", _, "lanczos") => (2, 0.3),
-        ("resize" | "resized_crop" | "eval", _, _) => (1, 0.3),
+        ("resize" | "resized_crop" | "eval", _, "lanczos") => (2, 0.3, 1.0),
+        ("resize" | "resized_crop" | "eval", _, _) => (1, 0.3, 1.0),
         // Pillow blurs with three box passes; kiln with a true Gaussian of the same sigma.
-        ("op", "GaussianBlur", _) => (8, 0.6),
-        _ => (0, 0.0),
+        ("op", "GaussianBlur", _) => (8, 0.6, 1.0),
+        // Affine bilinear / bicubic run in fixed point (16-bit weights, integer sums) where Pillow
+        // computes in doubles; both truncate, so a value whose exact result is (nearly) an integer can
+        // land one level apart. Bicubic: at most 0.35% of the values here. Bilinear: up to 7.4% on
+        // these decimal offsets (7.3, -4.6, 0.21 · w, shear 0.2), where (v1 - v0) · frac is often an
+        // exact integer that Pillow's rounding error puts on either side; the rotations match exactly.
+        ("op", _, "bilinear") if geometric => (1, 1.0, 0.08),
+        ("op", _, "bicubic") if geometric => (1, 1.0, 0.01),
+        _ => (0, 0.0, 0.0),
     }
 }
 
@@ -87,11 +105,15 @@ fn transforms_match_pil_torchvision_timm() {
             .collect();
         let max = diffs.iter().copied().max().unwrap_or(0);
         let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
+        let differing = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;
         let filter = if f[0] == "op" { f[3] } else { f[f.len() - 3] };
-        let (tol_max, tol_mean) = tolerance(f[0], f[1], filter);
-        if max > tol_max || mean > tol_mean {
+        let (tol_max, tol_mean, tol_differing) = tolerance(f[0], f[1], filter);
+        if max > tol_max || mean > tol_mean || differing > tol_differing {
             let first = diffs.iter().position(|&d| d > tol_max).unwrap_or(0);
-            failures.push(format!("{line}: max {max} mean {mean:.3} (allowed {tol_max}, {tol_mean}); first at {first}"));
+            failures.push(format!(
+                "{line}: max {max} mean {mean:.3} differing {differing:.4} \
+                 (allowed {tol_max}, {tol_mean}, {tol_differing}); first at {first}"
+            ));
         }
         checked += 1;
     }

@@ -1,5 +1,6 @@
 //! Augmentation with timm's semantics: crops, resizes, flips, colour, policies, erasing, mixup.
 mod affine;
+mod affine_filter;
 mod augment_op;
 mod color_jitter;
 mod crop;

@@ -168,24 +168,22 @@ fn smooth(img: &Image) -> Image {
     }
 }
 
+/// Pillow sums the nine products in f32 and truncates `0.5 + Σ`; the exact sum is `n / 13` with `n`
+/// an integer, never within 1/26 of a rounding boundary, so `(2n + 13) / 26` gives the same value.
 fn smooth_c<const C: usize>(img: &Image) -> Image {
     let (w, h) = (img.w, img.h);
     let mut out = img.clone();
     if w < 3 || h < 3 {
         return out;
     }
-    let (edge, mid) = (1.0f32 / 13.0, 5.0f32 / 13.0);
     let stride = w * C;
     for y in 1..h - 1 {
         let (up, cur, down) = (img.row(y - 1), img.row(y), img.row(y + 1));
         let dst = &mut out.data[y * stride..(y + 1) * stride];
         for i in C..stride - C {
-            let tap = |r: &[u8], centre: f32| {
-                r[i - C] as f32 * edge + r[i] as f32 * centre + r[i + C] as f32 * edge
-            };
-            // Pillow's order: offset + 0.5, then rows y+1, y, y-1.
-            let ss = 0.5f32 + tap(down, edge) + tap(cur, mid) + tap(up, edge);
-            dst[i] = ss.clamp(0.0, 255.0) as u8;
+            let three = |r: &[u8]| r[i - C] as u32 + r[i] as u32 + r[i + C] as u32;
+            let n = three(up) + three(cur) + three(down) + 4 * cur[i] as u32;
+            dst[i] = ((2 * n + 13) / 26) as u8;
         }
     }
     out
