@@ -1,6 +1,7 @@
 //! Engine benchmarks: matmul, conv2d on ResNet layer shapes (NCHW and NHWC), fused vs unfused
-//! BN+ReLU, and resnet18/resnet50 forward and training steps (forward, backward, SGD step). `scripts/bench/torch_ops.py` runs
-//! the same shapes through PyTorch (libtorch) on the same cores for the ratios in BENCHMARKS.md.
+//! BN+ReLU, and resnet18/resnet50 forward and training steps (forward, backward, SGD step). With
+//! feature `libtorch` each group also runs the same shapes through libtorch in this process
+//! (`libtorch/...` ids; `scripts/bench/libtorch.sh` runs it and prints the ratios for BENCHMARKS.md).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kiln::engine::{BatchNormArgs, Conv2dParams, DType, MemoryFormat, Tensor};
@@ -8,11 +9,16 @@ use kiln::nn::{create_model, ModelArgs};
 use kiln::train::optim::{create_optimizer, OptimArgs};
 use std::time::Duration;
 
+#[cfg(feature = "libtorch")]
+mod libtorch;
+
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn(shape, DType::F32, seed).unwrap()
 }
 
 fn matmul(c: &mut Criterion) {
+    #[cfg(feature = "libtorch")]
+    libtorch::init();
     let mut g = c.benchmark_group("matmul");
     for n in [512, 1024, 2048] {
         let (a, b) = (randn(&[n, n], 1), randn(&[n, n], 2));
@@ -20,6 +26,8 @@ fn matmul(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
             bench.iter(|| a.matmul(&b).unwrap())
         });
+        #[cfg(feature = "libtorch")]
+        libtorch::matmul(&mut g, n);
     }
     g.finish();
 }
@@ -66,6 +74,15 @@ fn conv(c: &mut Criterion) {
                     y.sum_all().unwrap().backward().unwrap();
                 })
             });
+            #[cfg(feature = "libtorch")]
+            libtorch::conv(
+                &mut g,
+                libtorch::ConvCase {
+                    name,
+                    dims: [oc, ic, hw, k, s, p],
+                    nhwc: format == MemoryFormat::ChannelsLast,
+                },
+            );
         }
     }
     g.finish();
@@ -110,6 +127,8 @@ fn bn_relu(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    #[cfg(feature = "libtorch")]
+    libtorch::bn_relu(&mut g);
     g.finish();
 }
 
@@ -154,6 +173,8 @@ fn train_step(c: &mut Criterion) {
                 model.forward(&x).unwrap()
             })
         });
+        #[cfg(feature = "libtorch")]
+        libtorch::resnet(&mut g, name);
     }
     g.finish();
 }

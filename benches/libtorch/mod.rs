@@ -1,0 +1,142 @@
+//! The PyTorch side of `benches/ops.rs`, through `tch` (libtorch) in the same process, so every
+//! kiln figure has its libtorch twin measured in the same run on the same threads. Built only
+//! with feature `libtorch`; `scripts/bench/libtorch.sh` sets it up and prints the ratios.
+
+use criterion::measurement::WallTime;
+use criterion::BenchmarkGroup;
+use tch::nn::{ModuleT, OptimizerConfig};
+use tch::{nn, Device, Kind, Reduction, Tensor};
+
+const F32: (Kind, Device) = (Kind::Float, Device::Cpu);
+
+/// Gives libtorch as many intra-op threads as rayon has, so both sides use the same cores.
+pub fn init() {
+    tch::set_num_threads(rayon_threads());
+    tch::manual_seed(0);
+}
+
+fn rayon_threads() -> i32 {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .or_else(|| {
+            std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as i32)
+        })
+        .unwrap_or(1)
+}
+
+/// `t` laid out channels-last (strides N, 1, W·C, C) as `.to(memory_format=torch.channels_last)`
+/// gives; tch has no memory-format argument, but libtorch picks the format from the strides.
+fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+fn randn4(shape: [i64; 4], nhwc: bool) -> Tensor {
+    let t = Tensor::randn(shape, F32);
+    if nhwc {
+        channels_last(&t)
+    } else {
+        t
+    }
+}
+
+/// `torch.matmul` of two n×n f32 matrices.
+pub fn matmul(g: &mut BenchmarkGroup<WallTime>, n: usize) {
+    let n = n as i64;
+    let (a, b) = (Tensor::randn([n, n], F32), Tensor::randn([n, n], F32));
+    g.bench_function(format!("libtorch/{n}"), |bench| bench.iter(|| a.matmul(&b)));
+}
+
+/// One convolution shape (batch 32), forward and forward + backward, as `benches/ops.rs` names it.
+pub struct ConvCase<'a> {
+    /// Shape name.
+    pub name: &'a str,
+    /// [out channels, in channels, spatial size, kernel, stride, padding].
+    pub dims: [usize; 6],
+    /// Channels-last tensors.
+    pub nhwc: bool,
+}
+
+/// `F.conv2d` forward (no grad) and forward + `.sum().backward()`.
+pub fn conv(g: &mut BenchmarkGroup<WallTime>, case: ConvCase) {
+    let [oc, ic, hw, k, s, p] = case.dims.map(|v| v as i64);
+    let tag = if case.nhwc { "nhwc" } else { "nchw" };
+    let x = randn4([32, ic, hw, hw], case.nhwc);
+    let w = randn4([oc, ic, k, k], case.nhwc);
+    g.bench_function(format!("libtorch/fwd/{}/{tag}", case.name), |b| {
+        b.iter(|| tch::no_grad(|| x.conv2d(&w, None::<Tensor>, [s, s], [p, p], [1, 1], 1)))
+    });
+    let (xg, wg) = (
+        x.detach().set_requires_grad(true),
+        w.detach().set_requires_grad(true),
+    );
+    g.bench_function(format!("libtorch/fwd_bwd/{}/{tag}", case.name), |b| {
+        b.iter(|| {
+            xg.conv2d(&wg, None::<Tensor>, [s, s], [p, p], [1, 1], 1)
+                .sum(Kind::Float)
+                .backward()
+        })
+    });
+}
+
+/// `relu(F.batch_norm(x))` forward + backward on a channels-last [32, 64, 56, 56].
+pub fn bn_relu(g: &mut BenchmarkGroup<WallTime>) {
+    let x = randn4([32, 64, 56, 56], true).set_requires_grad(true);
+    let w = Tensor::randn([64], F32).set_requires_grad(true);
+    let b = Tensor::randn([64], F32).set_requires_grad(true);
+    g.bench_function("libtorch/fwd_bwd", |bench| {
+        bench.iter(|| {
+            x.batch_norm(Some(&w), Some(&b), None, None, true, 0.1, 1e-5, false)
+                .relu()
+                .sum(Kind::Float)
+                .backward()
+        })
+    });
+}
+
+/// torchvision's resnet18 or resnet50 (timm's architecture at default args) in channels-last:
+/// a training step (forward, label-smoothed cross-entropy, backward, Nesterov SGD) and a forward.
+pub fn resnet(g: &mut BenchmarkGroup<WallTime>, name: &str) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model: Box<dyn ModuleT> = match name {
+        "resnet18" => Box::new(tch::vision::resnet::resnet18(&vs.root(), 1000)),
+        _ => Box::new(tch::vision::resnet::resnet50(&vs.root(), 1000)),
+    };
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            if v.dim() == 4 {
+                let nhwc = channels_last(&v);
+                v.set_data(&nhwc);
+            }
+        }
+    });
+    let mut opt = nn::Sgd {
+        momentum: 0.9,
+        dampening: 0.0,
+        wd: 2e-5,
+        nesterov: true,
+    }
+    .build(&vs, 0.1)
+    .expect("libtorch SGD");
+    let x = randn4([32, 3, 64, 64], true);
+    let target = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(1000);
+    g.bench_function(format!("libtorch/{name}/train_step"), |b| {
+        b.iter(|| {
+            let loss = model.forward_t(&x, true).cross_entropy_loss::<Tensor>(
+                &target,
+                None,
+                Reduction::Mean,
+                -100,
+                0.1,
+            );
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+        })
+    });
+    g.bench_function(format!("libtorch/{name}/forward"), |b| {
+        b.iter(|| tch::no_grad(|| model.forward_t(&x, false)))
+    });
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs benches/ops.rs with its libtorch twins in the same process and prints kiln/libtorch ratios.
+#   scripts/bench/libtorch.sh [criterion filter]
+# Needs PyTorch 2.13.0 (what tch 0.26 binds) in a Python environment: $TORCH_VENV (default
+# .venvs/torch), made here if missing (a ~3 GB pip install).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv=${TORCH_VENV:-.venvs/torch}
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet torch==2.13.0
+fi
+export PATH="$PWD/$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
+cargo bench --features libtorch --bench ops -- --noplot "$@"
+python3 scripts/bench/ratios.py "${CARGO_TARGET_DIR:-target}/criterion"
