@@ -144,10 +144,10 @@ pub fn bn_act_bwd<T: Real>(
 ) -> (Vec<f64>, Vec<f64>) {
     if s.relu {
         bwd_with(dy, s, d, dx, dres, |g, y| {
-            if y > T::zero() {
-                g
-            } else {
+            if y <= T::zero() {
                 T::zero()
+            } else {
+                g
             }
         })
     } else {
