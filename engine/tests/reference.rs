@@ -156,6 +156,34 @@ fn matmul_matches_naive_with_strided_operands() {
     assert_close(&y, &expected, 1e-5);
 }
 
+/// Products big enough to be cut into per-thread bands, by rows (m ≥ n) and by columns, with a
+/// transposed right operand, on 3 threads so the bands do not divide evenly.
+#[test]
+fn large_matmul_split_across_threads_matches_naive() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for (m, k, n) in [(300, 700, 40), (40, 700, 300)] {
+        let a = randn(&[m, k], 4);
+        let b = randn(&[n, k], 5).transpose(0, 1).unwrap();
+        let y = pool.install(|| a.matmul(&b).unwrap().to_vec::<f32>().unwrap());
+        let (av, bv) = (
+            a.to_vec::<f32>().unwrap(),
+            b.contiguous().unwrap().to_vec::<f32>().unwrap(),
+        );
+        let expected: Vec<f32> = (0..m * n)
+            .map(|ij| {
+                let (i, j) = (ij / n, ij % n);
+                (0..k)
+                    .map(|p| av[i * k + p] as f64 * bv[p * n + j] as f64)
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        assert_close(&y, &expected, 1e-4);
+    }
+}
+
 #[test]
 fn batch_norm_normalizes_and_updates_running_stats() {
     let x = randn(&[4, 3, 5, 5], 3)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs benches/ops.rs with its libtorch twins in the same process and prints kiln/libtorch ratios.
-#   scripts/bench/libtorch.sh [criterion filter]
+#   [PASSES=N] scripts/bench/libtorch.sh [criterion filter]
+# With PASSES=N (default 1) the whole bench runs N times and each row keeps its lowest median.
 # Needs PyTorch 2.13.0 (what tch 0.26 binds) in a Python environment: $TORCH_VENV (default
 # .venvs/torch), made here if missing (a ~3 GB pip install).
 set -euo pipefail
@@ -11,5 +12,13 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/pip" install --quiet torch==2.13.0
 fi
 export PATH="$PWD/$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
-cargo bench --features libtorch --bench ops -- --noplot "$@"
-python3 scripts/bench/ratios.py "${CARGO_TARGET_DIR:-target}/criterion"
+target=${CARGO_TARGET_DIR:-target}
+passes=()
+for pass in $(seq "${PASSES:-1}"); do
+    rm -rf "$target/criterion"
+    cargo bench --features libtorch --bench ops -- --noplot "$@"
+    rm -rf "$target/criterion-pass$pass"
+    cp -r "$target/criterion" "$target/criterion-pass$pass"
+    passes+=("$target/criterion-pass$pass")
+done
+python3 scripts/bench/ratios.py "${passes[@]}"

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Pairs each kiln bench in criterion's output with its `libtorch/` twin and prints a Markdown table.
 
-    python3 scripts/bench/ratios.py target/criterion
+    python3 scripts/bench/ratios.py target/criterion [more criterion folders ...]
+Given the folders of several passes, each bench keeps its lowest median: on a shared machine a
+neighbour's load only ever adds time, so the minimum is the least disturbed figure.
 The last column is libtorch time / kiln time: above 1 means kiln is faster.
 """
 import json
@@ -14,13 +16,14 @@ def median_ms(bench_dir):
     return est["median"]["point_estimate"] / 1e6
 
 
-def main(root):
-    root = Path(root)
+def main(roots):
     runs = {}
-    for est in root.glob("**/new/estimates.json"):
-        bench_dir = est.parent.parent
-        meta = json.loads((est.parent / "benchmark.json").read_text())
-        runs[meta["full_id"]] = median_ms(bench_dir)
+    for root in map(Path, roots):
+        for est in root.glob("**/new/estimates.json"):
+            bench_dir = est.parent.parent
+            meta = json.loads((est.parent / "benchmark.json").read_text())
+            ms = median_ms(bench_dir)
+            runs[meta["full_id"]] = min(ms, runs.get(meta["full_id"], ms))
     print("| bench | kiln ms | libtorch ms | kiln speed vs libtorch |")
     print("|---|---:|---:|---:|")
     for full_id in sorted(runs):
@@ -36,4 +39,4 @@ def main(root):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
+    main(sys.argv[1:] or ["target/criterion"])
