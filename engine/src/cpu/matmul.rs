@@ -64,26 +64,20 @@ pub fn gemm<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One
     // Bands start on multiples of 16 so the vector tiles inside them stay aligned to C's columns.
     let step = len.div_ceil(bands).next_multiple_of(16);
     let c = SendPtr(dst.as_mut_ptr());
-    let (a, b) = (
-        SendPtr(lhs.data.as_ptr().wrapping_add(lhs.offset).cast_mut()),
-        SendPtr(rhs.data.as_ptr().wrapping_add(rhs.offset).cast_mut()),
-    );
     let band = |start: usize| {
         let len = step.min(len - start);
-        let (c, a, b) = (c, a, b);
-        let [rows, cols] = if by_rows { [len, n] } else { [m, len] };
-        let (c, a, b) = if by_rows {
-            (
-                c.0.wrapping_add(start * ld),
-                a.0.wrapping_add(start * lhs.rs),
-                b.0,
-            )
+        let (rows, cols, c_start, lhs, rhs) = if by_rows {
+            let lhs = MatRef {
+                offset: lhs.offset + start * lhs.rs,
+                ..lhs
+            };
+            (len, n, start * ld, lhs, rhs)
         } else {
-            (
-                c.0.wrapping_add(start),
-                a.0,
-                b.0.wrapping_add(start * rhs.cs),
-            )
+            let rhs = MatRef {
+                offset: rhs.offset + start * rhs.cs,
+                ..rhs
+            };
+            (m, len, start, lhs, rhs)
         };
         // SAFETY: the asserts above keep every element gemm touches inside the three slices;
         // bands write disjoint rows or columns of `dst`, which is borrowed mutably, and only read
@@ -93,14 +87,14 @@ pub fn gemm<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One
                 rows,
                 cols,
                 k,
-                c,
+                c.at(c_start),
                 1,
                 ld as isize,
                 accumulate,
-                a,
+                lhs.data.as_ptr().add(lhs.offset),
                 lhs.cs as isize,
                 lhs.rs as isize,
-                b,
+                rhs.data.as_ptr().add(rhs.offset),
                 rhs.cs as isize,
                 rhs.rs as isize,
                 T::one(),
@@ -119,13 +113,20 @@ pub fn gemm<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One
     }
 }
 
-/// A pointer handed to the threads of one [`gemm`]; each writes only its own band through it.
+/// C's pointer handed to the threads of one [`gemm`]; each writes only its own band through it.
 #[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);
 // SAFETY: the bands of one `gemm` call write disjoint elements and the borrows it holds outlive them.
 unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer `i` elements on (a method, so closures capture the whole `SendPtr`).
+    fn at(self, i: usize) -> *mut T {
+        self.0.wrapping_add(i)
+    }
+}
 
 /// Batched a[b, m, k] · b[b, k, n] -> row-major [b, m, n]; operands may be strided or broadcast.
 pub fn bmm(a: (&CpuStorage, &Layout), b: (&CpuStorage, &Layout)) -> Result<CpuStorage> {
