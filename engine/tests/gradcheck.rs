@@ -135,6 +135,12 @@ fn grad_conv2d_3x3_pad_nchw_and_nhwc() {
     };
     conv_case(&[2, 3, 5, 6], &[4, 3, 3, 3], p, false, 60);
     conv_case(&[2, 3, 5, 6], &[4, 3, 3, 3], p, true, 63);
+    conv_case(&[2, 3, 8, 9], &[4, 3, 3, 3], p, true, 62);
+    let uneven = Conv2dParams {
+        padding: [2, 0],
+        ..Default::default()
+    };
+    conv_case(&[2, 3, 6, 7], &[2, 3, 3, 2], uneven, true, 64);
 }
 
 #[test]

@@ -91,6 +91,49 @@ fn conv2d_matches_naive_in_both_formats() {
             },
         ),
         ([4, 8, 6, 5], [7, 8, 1, 1], Conv2dParams::default()),
+        // Many output channels on a small image: NHWC keeps im2col.
+        (
+            [2, 4, 4, 4],
+            [64, 4, 3, 3],
+            Conv2dParams {
+                padding: [1, 1],
+                ..Default::default()
+            },
+        ),
+        // Stride 1 with kernels and paddings of every shape: NHWC runs these as implicit GEMMs.
+        (
+            [2, 5, 14, 12],
+            [6, 5, 5, 3],
+            Conv2dParams {
+                padding: [2, 0],
+                ..Default::default()
+            },
+        ),
+        ([3, 4, 12, 14], [5, 4, 3, 3], Conv2dParams::default()),
+        (
+            [4, 8, 20, 20],
+            [16, 8, 3, 3],
+            Conv2dParams {
+                padding: [1, 1],
+                ..Default::default()
+            },
+        ),
+        (
+            [2, 3, 6, 7],
+            [4, 3, 2, 2],
+            Conv2dParams {
+                padding: [1, 1],
+                ..Default::default()
+            },
+        ),
+        (
+            [1, 6, 4, 12],
+            [3, 6, 1, 3],
+            Conv2dParams {
+                padding: [0, 1],
+                ..Default::default()
+            },
+        ),
         (
             [2, 3, 15, 15],
             [8, 3, 7, 7],
@@ -131,6 +174,32 @@ fn conv2d_matches_naive_in_both_formats() {
                 1e-4,
             );
         }
+    }
+}
+
+/// One stride-1 convolution large enough that NHWC splits it into several blocks, some spanning
+/// two images: output and both gradients against the NCHW (im2col) path.
+#[test]
+fn conv2d_forward_and_gradients_agree_across_formats() {
+    let p = Conv2dParams {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let dy = randn(&[4, 16, 20, 20], 3);
+    let run = |format| {
+        let x = randn(&[4, 8, 20, 20], 1).to_memory_format(format).unwrap();
+        let w = randn(&[16, 8, 3, 3], 2);
+        x.requires_grad_(true);
+        w.requires_grad_(true);
+        let y = x.conv2d(&w, None, p).unwrap();
+        y.mul(&dy).unwrap().sum_all().unwrap().backward().unwrap();
+        [y, x.grad().unwrap(), w.grad().unwrap()]
+            .map(|t| t.contiguous().unwrap().to_vec::<f32>().unwrap())
+    };
+    let nchw = run(MemoryFormat::Contiguous);
+    let nhwc = run(MemoryFormat::ChannelsLast);
+    for (a, b) in nhwc.iter().zip(&nchw) {
+        assert_close(a, b, 1e-4);
     }
 }
 

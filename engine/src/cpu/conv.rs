@@ -5,7 +5,9 @@
 //! im2col: the input already is the column matrix.
 
 use super::float_map2;
+use super::implicit_gemm::{flip_weights, Taps};
 use super::matmul::{gemm, MatRef};
+use super::scratch::with_scratch;
 use crate::{CpuStorage, Error, Layout, Result};
 use kiln_kernels::cpu::im2col::{col2im_nchw, col2im_nhwc, im2col_nchw, im2col_nhwc, ConvGeom};
 use kiln_kernels::cpu::Real;
@@ -150,24 +152,25 @@ fn mat<T>(data: &[T], offset: usize, rs: usize, cs: usize) -> MatRef<'_, T> {
     }
 }
 
-/// Runs `f(image, out_image, col_buffer, parallel_gemm)` for every image, in parallel when the batch allows.
+/// Runs `f(image, out_image, col_buffer, parallel_gemm)` for every image, in parallel when the batch
+/// allows; `col_buffer` is scratch of `col_len` elements.
 fn per_image<T: Real>(
     out: &mut [T],
     s: &ConvShape,
     col_len: usize,
-    f: impl Fn(usize, &mut [T], &mut Vec<T>, bool) + Sync,
+    f: impl Fn(usize, &mut [T], &mut [T], bool) + Sync,
 ) {
     let img = out.len() / s.n.max(1);
     if s.batch_parallel() {
-        out.par_chunks_mut(img.max(1)).enumerate().for_each_init(
-            || vec![T::zero(); col_len],
-            |col, (n, o)| f(n, o, col, false),
-        );
+        out.par_chunks_mut(img.max(1))
+            .enumerate()
+            .for_each(|(n, o)| with_scratch(col_len, |col| f(n, o, col, false)));
     } else {
-        let mut col = vec![T::zero(); col_len];
-        for (n, o) in out.chunks_mut(img.max(1)).enumerate() {
-            f(n, o, &mut col, true);
-        }
+        with_scratch(col_len, |col| {
+            for (n, o) in out.chunks_mut(img.max(1)).enumerate() {
+                f(n, o, col, true);
+            }
+        });
     }
 }
 
@@ -223,6 +226,9 @@ fn fwd_nchw<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
 }
 
 fn fwd_nhwc<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
+    if let Some(taps) = Taps::forward(s) {
+        return taps.run_forward(x, w, y);
+    }
     let (kl, pl, ocg) = (s.geom.k_len(), s.geom.p_len(), s.ocg());
     if s.is_pointwise() && s.groups == 1 {
         let rows = s.n * pl;
@@ -292,6 +298,10 @@ fn bwd_data_nchw<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
 }
 
 fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
+    if let Some(taps) = Taps::forward(s) {
+        let flipped = flip_weights(w, &taps);
+        return taps.backward_data().run_forward(dy, &flipped, dx);
+    }
     let (g, kl, pl, ocg) = (&s.geom, s.geom.k_len(), s.geom.p_len(), s.ocg());
     if s.is_pointwise() && s.groups == 1 {
         let rows = s.n * pl;
@@ -337,28 +347,30 @@ pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Resu
     }))
 }
 
-/// Sums `f(image, dw_accumulator, col_buffer, parallel_gemm)` over the batch into one dw.
+/// Sums `f(image, dw_accumulator, col_buffer, parallel_gemm)` over the batch into one dw;
+/// `col_buffer` is scratch of `col_len` elements.
 fn sum_over_images<T: Real>(
     s: &ConvShape,
     col_len: usize,
-    f: impl Fn(usize, &mut [T], &mut Vec<T>, bool) + Sync + Send,
+    f: impl Fn(usize, &mut [T], &mut [T], bool) + Sync + Send,
 ) -> Vec<T> {
     let wlen = s.oc * s.geom.k_len();
     if !s.batch_parallel() {
-        let (mut dw, mut col) = (vec![T::zero(); wlen], vec![T::zero(); col_len]);
-        (0..s.n).for_each(|n| f(n, &mut dw, &mut col, true));
+        let mut dw = vec![T::zero(); wlen];
+        with_scratch(col_len, |col| {
+            (0..s.n).for_each(|n| f(n, &mut dw, col, true))
+        });
         return dw;
     }
     (0..s.n)
         .into_par_iter()
         .fold(
-            || (vec![T::zero(); wlen], vec![T::zero(); col_len]),
-            |(mut dw, mut col), n| {
-                f(n, &mut dw, &mut col, false);
-                (dw, col)
+            || vec![T::zero(); wlen],
+            |mut dw, n| {
+                with_scratch(col_len, |col| f(n, &mut dw, col, false));
+                dw
             },
         )
-        .map(|(dw, _)| dw)
         .reduce(
             || vec![T::zero(); wlen],
             |mut a, b| {
@@ -389,6 +401,9 @@ fn bwd_filter_nchw<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
 }
 
 fn bwd_filter_nhwc<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
+    if let Some(taps) = Taps::forward(s) {
+        return taps.run_backward_filter(x, dy);
+    }
     let (kl, pl, ocg) = (s.geom.k_len(), s.geom.p_len(), s.ocg());
     let mut dw = vec![T::zero(); s.oc * kl];
     if s.is_pointwise() && s.groups == 1 {
@@ -431,11 +446,12 @@ const COL_BUDGET: usize = 1 << 23;
 fn for_each_chunk<T: Real>(s: &ConvShape, mut f: impl FnMut(usize, usize, &mut [T])) {
     let per_image = (s.geom.p_len() * s.geom.k_len()).max(1);
     let chunk = (COL_BUDGET / per_image).clamp(1, s.n.max(1));
-    let mut col = vec![T::zero(); chunk * per_image];
-    for n0 in (0..s.n).step_by(chunk) {
-        let nb = chunk.min(s.n - n0);
-        f(n0, nb, &mut col[..nb * per_image]);
-    }
+    with_scratch(chunk * per_image, |col| {
+        for n0 in (0..s.n).step_by(chunk) {
+            let nb = chunk.min(s.n - n0);
+            f(n0, nb, &mut col[..nb * per_image]);
+        }
+    });
 }
 
 /// im2col of images `n0..n0 + nb`, group `grp`, into `col` ([nb·P, K]), images in parallel.

@@ -4,11 +4,13 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod implicit_gemm;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod scratch;
 pub mod softmax;
 
 use crate::{CpuStorage, Layout};

@@ -25,6 +25,7 @@ pub trait Real:
     + Send
     + Sync
     + std::fmt::Debug
+    + bytemuck::Pod
     + 'static
 {
 }
