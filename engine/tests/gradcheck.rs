@@ -153,6 +153,12 @@ fn grad_conv2d_strided_dilated() {
     };
     conv_case(&[2, 2, 7, 6], &[3, 2, 3, 2], p, false, 66);
     conv_case(&[2, 2, 7, 6], &[3, 2, 3, 2], p, true, 69);
+    let stem_like = Conv2dParams {
+        stride: [2, 2],
+        padding: [2, 2],
+        ..Default::default()
+    };
+    conv_case(&[1, 3, 9, 9], &[4, 3, 5, 5], stem_like, true, 70);
 }
 
 #[test]

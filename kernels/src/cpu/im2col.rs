@@ -100,20 +100,17 @@ pub fn col2im_nchw<T: Real>(col: &[T], g: &ConvGeom, dx: &mut [T]) {
 
 /// col[(oh,ow), (i,j,c)] = x[oh·s+i·d-p, ow·s+j·d-p, c0 + c]; `x` is one H×W×`ctot` image.
 pub fn im2col_nhwc<T: Real>(x: &[T], ctot: usize, c0: usize, g: &ConvGeom, col: &mut [T]) {
-    let [_, w] = g.hw;
     let k = g.k_len();
     for y in 0..g.out[0] {
         for xo in 0..g.out[1] {
             let dst = &mut col[(y * g.out[1] + xo) * k..][..k];
-            for i in 0..g.k[0] {
-                for j in 0..g.k[1] {
-                    let d = &mut dst[(i * g.k[1] + j) * g.c..][..g.c];
-                    match (g.src(0, y, i), g.src(1, xo, j)) {
-                        (Some(sy), Some(sx)) => {
-                            d.copy_from_slice(&x[(sy * w + sx) * ctot + c0..][..g.c])
-                        }
-                        _ => d.fill(T::zero()),
-                    }
+            for (i, dst) in dst.chunks_mut(g.k[1] * g.c).enumerate() {
+                match g.src(0, y, i) {
+                    Some(sy) => kernel_row_segments(g, ctot, c0, sy, xo, |j, src, len| match src {
+                        Some(src) => dst[j * g.c..][..len].copy_from_slice(&x[src..][..len]),
+                        None => dst[j * g.c..][..len].fill(T::zero()),
+                    }),
+                    None => dst.fill(T::zero()),
                 }
             }
         }
@@ -122,21 +119,58 @@ pub fn im2col_nhwc<T: Real>(x: &[T], ctot: usize, c0: usize, g: &ConvGeom, col: 
 
 /// The adjoint of [`im2col_nhwc`]: dx[.., c0 + c] += col[(oh,ow), (i,j,c)].
 pub fn col2im_nhwc<T: Real>(col: &[T], ctot: usize, c0: usize, g: &ConvGeom, dx: &mut [T]) {
-    let [_, w] = g.hw;
     let k = g.k_len();
     for y in 0..g.out[0] {
         for xo in 0..g.out[1] {
             let src = &col[(y * g.out[1] + xo) * k..][..k];
-            for i in 0..g.k[0] {
-                for j in 0..g.k[1] {
-                    if let (Some(sy), Some(sx)) = (g.src(0, y, i), g.src(1, xo, j)) {
-                        let d = &mut dx[(sy * w + sx) * ctot + c0..][..g.c];
-                        for (d, &v) in d.iter_mut().zip(&src[(i * g.k[1] + j) * g.c..][..g.c]) {
+            for (i, src) in src.chunks(g.k[1] * g.c).enumerate() {
+                let Some(sy) = g.src(0, y, i) else { continue };
+                kernel_row_segments(g, ctot, c0, sy, xo, |j, dst, len| {
+                    if let Some(dst) = dst {
+                        let dst = &mut dx[dst..][..len];
+                        for (d, &v) in dst.iter_mut().zip(&src[j * g.c..][..len]) {
                             *d += v;
                         }
                     }
-                }
+                });
             }
         }
+    }
+}
+
+/// Splits kernel row `i` (input row `sy`) of output column `xo` into segments and calls
+/// `f(first_tap, input_offset, len)`: `len` column-matrix elements from tap `first_tap` on, which
+/// come from `input_offset` on in the image, or are padding (`None`). Without dilation and groups,
+/// the taps inside the image are one contiguous run of the input (one copy instead of one per tap).
+#[inline(always)]
+fn kernel_row_segments(
+    g: &ConvGeom,
+    ctot: usize,
+    c0: usize,
+    sy: usize,
+    xo: usize,
+    mut f: impl FnMut(usize, Option<usize>, usize),
+) {
+    let [_, w] = g.hw;
+    let kw = g.k[1];
+    if g.dil[1] != 1 || ctot != g.c {
+        for j in 0..kw {
+            f(j, g.src(1, xo, j).map(|sx| (sy * w + sx) * ctot + c0), g.c);
+        }
+        return;
+    }
+    // Taps j read input column xo·s − p + j: inside the image for j in [first, last).
+    let left = (xo * g.stride[1]) as isize - g.pad[1] as isize;
+    let first = (-left).clamp(0, kw as isize) as usize;
+    let last = (w as isize - left).clamp(first as isize, kw as isize) as usize;
+    if first > 0 {
+        f(0, None, first * g.c);
+    }
+    if last > first {
+        let sx = (left + first as isize) as usize;
+        f(first, Some((sy * w + sx) * ctot + c0), (last - first) * g.c);
+    }
+    if kw > last {
+        f(last, None, (kw - last) * g.c);
     }
 }
