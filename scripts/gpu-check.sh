@@ -30,6 +30,11 @@ if [ ! -f "$stamp" ]; then
     "$cublas_spec" "$cudnn_spec" >&2 || exit 1
   touch "$stamp"
 fi
+# cudarc opens the unversioned names first (libcudnn.so before libcudnn.so.9): link them here, so
+# that a system-wide cuDNN or cuBLAS of another version cannot shadow the pinned one.
+for f in "$PWD/$vendor"/nvidia/*/lib/lib*.so.[0-9]*; do
+  ln -sfn "$f" "${f%%.so.*}.so"
+done
 vendor_dirs=$(find "$PWD/$vendor" \( -name 'libcublas.so*' -o -name 'libcudnn.so*' \) -printf '%h\n' | sort -u | paste -sd:)
 
 # A target folder of its own: cargo puts its target folder first on the library path, and the

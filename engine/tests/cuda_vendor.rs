@@ -42,7 +42,12 @@ fn input(shape: &[usize], seed: u64) -> Tensor {
 
 /// Runs `f` on device copies of `inputs` cast to `dtype`, backward with a fixed gradient;
 /// returns the output and the inputs' gradients as f32 host vectors.
-fn run(inputs: &[Tensor], dtype: DType, f: &dyn Fn(&[Tensor]) -> Result<Tensor>) -> Vec<Vec<f32>> {
+fn run(
+    what: &str,
+    inputs: &[Tensor],
+    dtype: DType,
+    f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
+) -> Vec<Vec<f32>> {
     let leaves: Vec<Tensor> = inputs
         .iter()
         .map(|t| {
@@ -52,9 +57,10 @@ fn run(inputs: &[Tensor], dtype: DType, f: &dyn Fn(&[Tensor]) -> Result<Tensor>)
         })
         .collect();
     let cast: Vec<Tensor> = leaves.iter().map(|t| t.to_dtype(dtype).unwrap()).collect();
-    let y = f(&cast).unwrap();
+    let y = f(&cast).unwrap_or_else(|e| panic!("{what} {dtype:?} forward: {e}"));
     let seed = input(y.shape(), 99).to_dtype(dtype).unwrap();
-    y.backward_with(&seed.to_device(CUDA).unwrap()).unwrap();
+    y.backward_with(&seed.to_device(CUDA).unwrap())
+        .unwrap_or_else(|e| panic!("{what} {dtype:?} backward: {e}"));
     std::iter::once(y)
         .chain(leaves.iter().map(|l| l.grad().expect("gradient")))
         .map(|t| t.to_vec_f32().unwrap())
@@ -89,9 +95,9 @@ fn compare(
     f: &dyn Fn(&[Tensor]) -> Result<Tensor>,
 ) {
     set(true);
-    let vendor = run(inputs, dtype, f);
+    let vendor = run(&format!("{name} (vendor)"), inputs, dtype, f);
     set(false);
-    let builtin = run(inputs, dtype, f);
+    let builtin = run(&format!("{name} (built-in)"), inputs, dtype, f);
     set(true);
     let parts = ["output"].into_iter().chain(["grad 0", "grad 1", "grad 2"]);
     for ((v, b), part) in vendor.iter().zip(&builtin).zip(parts) {

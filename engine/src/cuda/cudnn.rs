@@ -247,11 +247,28 @@ fn load() -> std::result::Result<(), String> {
     // ops sub-libraries and compare their versions with the main library's.
     let checks = unsafe { [sys::cudnnCnnVersionCheck(), sys::cudnnOpsVersionCheck()] };
     for status in checks {
-        status
-            .result()
-            .map_err(|e| format!("cuDNN sub-libraries: {e}"))?;
+        status.result().map_err(|e| {
+            format!(
+                "cuDNN sub-libraries: {e}; loaded: {} (cudarc opens the unversioned libcudnn.so \
+                 first: put one cuDNN's folder, with a libcudnn.so link, first on LD_LIBRARY_PATH)",
+                mapped_cudnn_files().join(", ")
+            )
+        })?;
     }
     Ok(())
+}
+
+/// The cuDNN files this process has mapped, from /proc/self/maps (empty where it cannot be read).
+fn mapped_cudnn_files() -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut files: Vec<String> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.contains("libcudnn"))
+        .map(String::from)
+        .collect();
+    files.dedup();
+    files
 }
 
 /// A cuDNN handle on one device's compute stream, and the plans of the shapes seen so far.
@@ -732,9 +749,22 @@ fn run<D: Direction>(
     // sizes in its layout; the workspace holds `p.workspace` bytes and goes back to the caching
     // allocator only after this launch is queued (stream order keeps its reuse safe); alpha = 1
     // and beta = 0 are host scalars of the scaling type (double for f64, else float).
-    unsafe { D::launch(h, &p.descs, p.algo, t, ws_arg, scale) }
-        .map_err(|e| cudnn_err(D::NAME, e))?;
-    Ok(true)
+    match unsafe { D::launch(h, &p.descs, p.algo, t, ws_arg, scale) } {
+        Ok(()) => Ok(true),
+        Err(e) if rejected(e) => {
+            // The heuristics offered a plan the launch refuses (seen with cuDNN 9.19 on a
+            // depthwise NHWC f16 data gradient): the built-in kernel serves this key from now on.
+            D::plans(&mut dnn).insert(key, None);
+            Ok(false)
+        }
+        Err(e) => Err(cudnn_err(D::NAME, e)),
+    }
+}
+
+/// Whether a launch refused its arguments before running anything (bad parameter or an
+/// unsupported configuration), so that another kernel can still serve the call.
+fn rejected(e: CudnnError) -> bool {
+    e.0 == cudnnStatus_t::CUDNN_STATUS_BAD_PARAM || unsupported(e)
 }
 
 /// y = conv2d(x, w) on cuDNN; Ok(false) when the built-in kernel must serve.

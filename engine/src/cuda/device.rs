@@ -220,6 +220,11 @@ impl CudaDevice {
         self.pool().stats()
     }
 
+    /// Free and total device memory in bytes, as the driver reports them (`torch.cuda.mem_get_info`).
+    pub fn mem_get_info(&self) -> Result<(usize, usize)> {
+        self.ctx.mem_get_info().map_err(cuda_err("cuMemGetInfo"))
+    }
+
     /// Restarts the peak counter.
     pub fn reset_peak_memory(&self) {
         self.pool().reset_peak();
