@@ -332,6 +332,38 @@ fn fused_bn_add_relu_equals_the_unfused_ops() {
     assert_close(&fused, &unfused, 1e-6);
 }
 
+/// Fused BN+add+ReLU on enough NHWC pixels for several multi-pixel runs, the last one short:
+/// output and gradients against NCHW.
+#[test]
+fn fused_bn_add_relu_agrees_across_formats() {
+    let shape = [4, 6, 17, 19];
+    let (g, b, dy) = (randn(&[6], 6), randn(&[6], 7), randn(&shape, 8));
+    let args = BatchNormArgs {
+        weight: Some(&g),
+        bias: Some(&b),
+        running_mean: None,
+        running_var: None,
+        training: true,
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    let run = |format| {
+        let x = randn(&shape, 4).to_memory_format(format).unwrap();
+        let r = randn(&shape, 5).to_memory_format(format).unwrap();
+        x.requires_grad_(true);
+        r.requires_grad_(true);
+        let y = x.bn_add_relu(&r, args).unwrap();
+        y.mul(&dy).unwrap().sum_all().unwrap().backward().unwrap();
+        [y, x.grad().unwrap(), r.grad().unwrap()]
+            .map(|t| t.contiguous().unwrap().to_vec::<f32>().unwrap())
+    };
+    let nchw = run(MemoryFormat::Contiguous);
+    let nhwc = run(MemoryFormat::ChannelsLast);
+    for (a, b) in nhwc.iter().zip(&nchw) {
+        assert_close(a, b, 1e-4);
+    }
+}
+
 #[test]
 fn max_pool_with_padding_and_ceil_mode_matches_naive() {
     let x = randn(&[1, 2, 5, 5], 8);

@@ -42,6 +42,16 @@ impl ChannelDims {
         (PAR_GRAIN / self.run()).max(1)
     }
 
+    /// Pixels per run of [`map_channels`]: in NHWC, runs of about `MAP_RUN` elements keep its
+    /// inner loop long (one pixel of 64 channels is only four AVX-512 vectors).
+    fn pixels_per_map_run(&self) -> usize {
+        if self.channels_last {
+            (MAP_RUN / self.c.max(1)).max(1)
+        } else {
+            1
+        }
+    }
+
     /// Where channel `ch` first occurs.
     fn first_of(&self, ch: usize) -> usize {
         if self.channels_last {
@@ -56,8 +66,10 @@ impl ChannelDims {
 const LANES: usize = 16;
 /// Elements a `T` partial sum covers before it is added to the f64 total.
 const BLOCK: usize = 1024;
-/// NHWC pixels summed in `T` before the per-channel f64 totals take them.
-const PIXELS_PER_FLUSH: usize = 64;
+/// Elements per NHWC run of [`map_channels`] (whole pixels).
+const MAP_RUN: usize = 1024;
+/// NHWC runs summed in `T` before the per-channel f64 totals take them.
+const RUNS_PER_FLUSH: usize = 64;
 
 #[inline(always)]
 fn f64_of<T: Real>(v: T) -> f64 {
@@ -199,7 +211,14 @@ fn map_channels<T: Real, const P: usize, const K: usize>(
     params: [&[T]; P],
     f: impl Fn([T; P], [T; K]) -> T + Sync,
 ) {
-    let (run, per_task) = (d.run(), d.runs_per_task());
+    let pixels = d.pixels_per_map_run();
+    let run = d.run() * pixels;
+    let per_task = (PAR_GRAIN / run).max(1);
+    // NHWC runs hold several pixels: the parameters, repeated once per pixel, zip with them.
+    let tiled: [Vec<T>; P] = from_fn(|q| match d.channels_last {
+        true => params[q][..d.c].repeat(pixels),
+        false => Vec::new(),
+    });
     dst.par_chunks_mut(run * per_task)
         .enumerate()
         .for_each(|(task, chunk)| {
@@ -207,7 +226,7 @@ fn map_channels<T: Real, const P: usize, const K: usize>(
                 let r = task * per_task + i;
                 let v: [&[T]; K] = from_fn(|k| &srcs[k][r * run..r * run + out.len()]);
                 if d.channels_last {
-                    let p: [&[T]; P] = from_fn(|q| &params[q][..out.len()]);
+                    let p: [&[T]; P] = from_fn(|q| &tiled[q][..out.len()]);
                     for (j, o) in out.iter_mut().enumerate() {
                         *o = f(from_fn(|q| p[q][j]), from_fn(|k| v[k][j]));
                     }
@@ -229,8 +248,12 @@ fn channel_sums<T: Real, const P: usize, const K: usize>(
     params: [&[T]; P],
     f: impl Fn([T; P], [T; K]) -> [T; 2] + Sync,
 ) -> [Vec<f64>; 2] {
-    let (run, per_task) = (d.run(), d.runs_per_task());
+    let (run, mut per_task) = (d.run(), d.runs_per_task());
     let runs = (d.n * d.c * d.hw) / run;
+    if d.channels_last {
+        // Each NHWC task sets up and flushes run-long partial sums: a few big tasks per thread.
+        per_task = per_task.max(runs.div_ceil(4 * rayon::current_num_threads()));
+    }
     (0..runs.div_ceil(per_task))
         .into_par_iter()
         .map(|task| {
@@ -293,6 +316,7 @@ fn sum_plane<T: Real, const P: usize, const K: usize>(
 }
 
 /// Adds the two sums of `f(p, v)` over the NHWC pixels `pixels` into `totals`, per channel.
+/// Pixels are taken a run of [`MAP_RUN`] elements at a time, into partial sums one run long.
 fn sum_pixels<T: Real, const P: usize, const K: usize>(
     c: usize,
     pixels: std::ops::Range<usize>,
@@ -301,26 +325,32 @@ fn sum_pixels<T: Real, const P: usize, const K: usize>(
     f: &impl Fn([T; P], [T; K]) -> [T; 2],
     totals: &mut [Vec<f64>; 2],
 ) {
-    let p: [&[T]; P] = from_fn(|q| &params[q][..c]);
-    let mut partial = [vec![T::zero(); c], vec![T::zero(); c]];
+    let run = c * (MAP_RUN / c).max(1);
+    let tiled: [Vec<T>; P] = from_fn(|q| params[q][..c].repeat(run / c));
+    let mut partial = [vec![T::zero(); run], vec![T::zero(); run]];
     let flush = |partial: &mut [Vec<T>; 2], totals: &mut [Vec<f64>; 2]| {
         for (part, tot) in partial.iter_mut().zip(totals.iter_mut()) {
-            for (x, t) in part.iter_mut().zip(tot.iter_mut()) {
-                *t += f64_of(*x);
-                *x = T::zero();
+            for pixel in part.chunks_mut(c) {
+                for (x, t) in pixel.iter_mut().zip(tot.iter_mut()) {
+                    *t += f64_of(*x);
+                    *x = T::zero();
+                }
             }
         }
     };
-    for (i, px) in pixels.enumerate() {
-        let v: [&[T]; K] = from_fn(|k| &srcs[k][px * c..(px + 1) * c]);
+    let (start, end) = (pixels.start * c, pixels.end * c);
+    for (i, base) in (start..end).step_by(run).enumerate() {
+        let len = run.min(end - base);
+        let v: [&[T]; K] = from_fn(|k| &srcs[k][base..base + len]);
+        let p: [&[T]; P] = from_fn(|q| &tiled[q][..len]);
         let [a, b] = &mut partial;
-        let (a, b) = (&mut a[..c], &mut b[..c]);
-        for j in 0..c {
+        let (a, b) = (&mut a[..len], &mut b[..len]);
+        for j in 0..len {
             let [da, db] = f(from_fn(|q| p[q][j]), from_fn(|k| v[k][j]));
             a[j] += da;
             b[j] += db;
         }
-        if (i + 1) % PIXELS_PER_FLUSH == 0 {
+        if (i + 1) % RUNS_PER_FLUSH == 0 {
             flush(&mut partial, totals);
         }
     }
