@@ -364,28 +364,46 @@ fn fused_bn_add_relu_agrees_across_formats() {
     }
 }
 
+/// Max pooling in NCHW and NHWC (its own loop) against a naive maximum; both layouts route
+/// the gradient to the same inputs.
 #[test]
 fn max_pool_with_padding_and_ceil_mode_matches_naive() {
     let x = randn(&[1, 2, 5, 5], 8);
+    let dy = randn(&[1, 2, 3, 3], 9);
     let mut p = Pool2d::new(3, 2, 1);
     p.ceil_mode = true;
-    let y = x.max_pool2d(p).unwrap();
-    assert_eq!(y.shape(), &[1, 2, 3, 3]);
     let xv = x.to_vec::<f32>().unwrap();
-    let yv = y.to_vec::<f32>().unwrap();
-    for c in 0..2 {
-        for i in 0..3usize {
-            for j in 0..3usize {
-                let mut m = f32::NEG_INFINITY;
-                for hi in (2 * i).saturating_sub(1)..(2 * i + 2).min(5) {
-                    for wj in (2 * j).saturating_sub(1)..(2 * j + 2).min(5) {
-                        m = m.max(xv[(c * 5 + hi) * 5 + wj]);
+    let mut grads = Vec::new();
+    for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+        let xf = x.to_memory_format(format).unwrap().detach();
+        xf.requires_grad_(true);
+        let y = xf.max_pool2d(p).unwrap();
+        assert_eq!(y.shape(), &[1, 2, 3, 3]);
+        let yv = y.contiguous().unwrap().to_vec::<f32>().unwrap();
+        for c in 0..2 {
+            for i in 0..3usize {
+                for j in 0..3usize {
+                    let mut m = f32::NEG_INFINITY;
+                    for hi in (2 * i).saturating_sub(1)..(2 * i + 2).min(5) {
+                        for wj in (2 * j).saturating_sub(1)..(2 * j + 2).min(5) {
+                            m = m.max(xv[(c * 5 + hi) * 5 + wj]);
+                        }
                     }
+                    assert_eq!(yv[(c * 3 + i) * 3 + j], m, "{format:?}");
                 }
-                assert_eq!(yv[(c * 3 + i) * 3 + j], m);
             }
         }
+        y.mul(&dy).unwrap().sum_all().unwrap().backward().unwrap();
+        grads.push(
+            xf.grad()
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+        );
     }
+    assert_eq!(grads[0], grads[1]);
 }
 
 #[test]

@@ -65,6 +65,44 @@ fn per_image<T: Send>(out: &mut [T], image_len: usize, f: impl Fn(usize, &mut [T
         .for_each(|(n, o)| f(n, o));
 }
 
+/// Calls `f(ch, i, j)` for every channel and output pixel of one image of `yd`, channels innermost
+/// when they are contiguous (NHWC), so that consecutive calls touch neighbouring memory.
+fn each_output(yd: Dims4, mut f: impl FnMut(usize, usize, usize)) {
+    let [_, c, oh, ow] = yd.size;
+    if yd.stride[1] == 1 {
+        for i in 0..oh {
+            for j in 0..ow {
+                (0..c).for_each(|ch| f(ch, i, j));
+            }
+        }
+    } else {
+        for ch in 0..c {
+            for i in 0..oh {
+                (0..ow).for_each(|j| f(ch, i, j));
+            }
+        }
+    }
+}
+
+/// The in-image taps of output (i, j)'s max-pooling window, as (h, w) pairs, row by row.
+fn taps(
+    win: &Window,
+    i: usize,
+    j: usize,
+    h: usize,
+    w: usize,
+) -> impl Iterator<Item = (usize, usize)> {
+    let win = *win;
+    let at = move |a: usize, o: usize, k: usize| {
+        (o * win.stride[a] + k * win.dilation[a]).checked_sub(win.padding[a])
+    };
+    let rows = (0..win.kernel[0]).filter_map(move |ki| at(0, i, ki).filter(|&hi| hi < h));
+    rows.flat_map(move |hi| {
+        (0..win.kernel[1])
+            .filter_map(move |kj| at(1, j, kj).filter(|&wj| wj < w).map(|wj| (hi, wj)))
+    })
+}
+
 /// Max pooling: writes `y` and the argmax (h·W + w within the plane, as PyTorch) of each output.
 pub fn max_pool_fwd<T: Real>(
     x: &[T],
@@ -74,62 +112,81 @@ pub fn max_pool_fwd<T: Real>(
     yd: Dims4,
     idx: &mut [i64],
 ) {
-    let [_, c, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
     let img = yd.stride[0];
     let mut pairs: Vec<(&mut [T], &mut [i64])> =
         y.chunks_mut(img).zip(idx.chunks_mut(img)).collect();
     pairs.par_iter_mut().enumerate().for_each(|(n, (y, idx))| {
         let x = &x[n * xd.stride[0]..];
-        for ch in 0..c {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let (mut best, mut arg) = (T::neg_infinity(), -1i64);
-                    for ki in 0..win.kernel[0] {
-                        let hi = (i * win.stride[0] + ki * win.dilation[0]) as isize
-                            - win.padding[0] as isize;
-                        if hi < 0 || hi >= h as isize {
-                            continue;
-                        }
-                        for kj in 0..win.kernel[1] {
-                            let wj = (j * win.stride[1] + kj * win.dilation[1]) as isize
-                                - win.padding[1] as isize;
-                            if wj < 0 || wj >= w as isize {
-                                continue;
-                            }
-                            let v = x[xd.at(ch, hi as usize, wj as usize)];
-                            if v > best || v.is_nan() || arg < 0 {
-                                best = v;
-                                arg = hi as i64 * w as i64 + wj as i64;
-                            }
-                        }
+        if xd.stride[1] == 1 && yd.stride[1] == 1 {
+            max_pool_pixels(x, xd, win, y, yd, idx);
+            return;
+        }
+        each_output(yd, |ch, i, j| {
+            let (mut best, mut arg) = (T::neg_infinity(), -1i64);
+            for (hi, wj) in taps(win, i, j, h, w) {
+                let v = x[xd.at(ch, hi, wj)];
+                if v > best || v.is_nan() || arg < 0 {
+                    best = v;
+                    arg = (hi * w + wj) as i64;
+                }
+            }
+            let o = yd.at(ch, i, j);
+            y[o] = best;
+            idx[o] = arg;
+        });
+    });
+}
+
+/// Max pooling of one NHWC image: per output pixel, each tap's channels are one contiguous run
+/// compared lane by lane with the running maxima.
+fn max_pool_pixels<T: Real>(
+    x: &[T],
+    xd: Dims4,
+    win: &Window,
+    y: &mut [T],
+    yd: Dims4,
+    idx: &mut [i64],
+) {
+    let [_, c, oh, ow] = yd.size;
+    let [_, _, h, w] = xd.size;
+    for i in 0..oh {
+        for j in 0..ow {
+            let o = yd.at(0, i, j);
+            let (best, arg) = (&mut y[o..o + c], &mut idx[o..o + c]);
+            best.fill(T::neg_infinity());
+            arg.fill(-1);
+            for (t, (hi, wj)) in taps(win, i, j, h, w).enumerate() {
+                let src = &x[xd.at(0, hi, wj)..][..c];
+                let at = (hi * w + wj) as i64;
+                if t == 0 {
+                    best.copy_from_slice(src);
+                    arg.fill(at);
+                    continue;
+                }
+                for ((b, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(src) {
+                    if v > *b || v.is_nan() {
+                        *b = v;
+                        *a = at;
                     }
-                    let o = yd.at(ch, i, j);
-                    y[o] = best;
-                    idx[o] = arg;
                 }
             }
         }
-    });
+    }
 }
 
 /// Max pooling backward: dx (zeroed by the caller) += dy at each output's argmax.
 pub fn max_pool_bwd<T: Real>(dy: &[T], yd: Dims4, idx: &[i64], dx: &mut [T], xd: Dims4) {
-    let [_, c, oh, ow] = yd.size;
     let w = xd.size[3];
     per_image(dx, xd.stride[0], |n, dx| {
         let (dy, idx) = (&dy[n * yd.stride[0]..], &idx[n * yd.stride[0]..]);
-        for ch in 0..c {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let o = yd.at(ch, i, j);
-                    if idx[o] >= 0 {
-                        let (hi, wj) = (idx[o] as usize / w, idx[o] as usize % w);
-                        dx[xd.at(ch, hi, wj)] += dy[o];
-                    }
-                }
+        each_output(yd, |ch, i, j| {
+            let o = yd.at(ch, i, j);
+            if idx[o] >= 0 {
+                let (hi, wj) = (idx[o] as usize / w, idx[o] as usize % w);
+                dx[xd.at(ch, hi, wj)] += dy[o];
             }
-        }
+        });
     });
 }
 
@@ -171,24 +228,19 @@ pub fn avg_pool_fwd<T: Real>(
     y: &mut [T],
     yd: Dims4,
 ) {
-    let [_, c, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
     per_image(y, yd.stride[0], |n, y| {
         let x = &x[n * xd.stride[0]..];
-        for ch in 0..c {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let ([h0, h1, w0, w1], count) = avg_window(win, i, j, h, w, count_include_pad);
-                    let mut s = T::zero();
-                    for hi in h0..h1 {
-                        for wj in w0..w1 {
-                            s += x[xd.at(ch, hi, wj)];
-                        }
-                    }
-                    y[yd.at(ch, i, j)] = s / super::c(count as f64);
+        each_output(yd, |ch, i, j| {
+            let ([h0, h1, w0, w1], count) = avg_window(win, i, j, h, w, count_include_pad);
+            let mut s = T::zero();
+            for hi in h0..h1 {
+                for wj in w0..w1 {
+                    s += x[xd.at(ch, hi, wj)];
                 }
             }
-        }
+            y[yd.at(ch, i, j)] = s / super::c(count as f64);
+        });
     });
 }
 
@@ -216,22 +268,17 @@ fn spread_over_windows<T: Real>(
     xd: Dims4,
     window: impl Fn(usize, usize) -> ([usize; 4], usize) + Sync,
 ) {
-    let [_, c, oh, ow] = yd.size;
     per_image(dx, xd.stride[0], |n, dx| {
         let dy = &dy[n * yd.stride[0]..];
-        for ch in 0..c {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let ([h0, h1, w0, w1], count) = window(i, j);
-                    let g = dy[yd.at(ch, i, j)] / super::c(count as f64);
-                    for hi in h0..h1 {
-                        for wj in w0..w1 {
-                            dx[xd.at(ch, hi, wj)] += g;
-                        }
-                    }
+        each_output(yd, |ch, i, j| {
+            let ([h0, h1, w0, w1], count) = window(i, j);
+            let g = dy[yd.at(ch, i, j)] / super::c(count as f64);
+            for hi in h0..h1 {
+                for wj in w0..w1 {
+                    dx[xd.at(ch, hi, wj)] += g;
                 }
             }
-        }
+        });
     });
 }
 
@@ -249,41 +296,35 @@ pub fn adaptive_pool_fwd<T: Real>(
     yd: Dims4,
     idx: &mut [i64],
 ) {
-    let [_, c, oh, ow] = yd.size;
+    let [_, _, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
     let img = yd.stride[0];
     let mut pairs: Vec<(&mut [T], &mut [i64])> =
         y.chunks_mut(img).zip(idx.chunks_mut(img)).collect();
     pairs.par_iter_mut().enumerate().for_each(|(n, (y, idx))| {
         let x = &x[n * xd.stride[0]..];
-        for ch in 0..c {
-            for i in 0..oh {
-                let (h0, h1) = adaptive_range(i, oh, h);
-                for j in 0..ow {
-                    let (w0, w1) = adaptive_range(j, ow, w);
-                    let (mut acc, mut arg) =
-                        (if max { T::neg_infinity() } else { T::zero() }, -1i64);
-                    for hi in h0..h1 {
-                        for wj in w0..w1 {
-                            let v = x[xd.at(ch, hi, wj)];
-                            if !max {
-                                acc += v;
-                            } else if v > acc || v.is_nan() || arg < 0 {
-                                acc = v;
-                                arg = (hi * w + wj) as i64;
-                            }
-                        }
+        each_output(yd, |ch, i, j| {
+            let ((h0, h1), (w0, w1)) = (adaptive_range(i, oh, h), adaptive_range(j, ow, w));
+            let (mut acc, mut arg) = (if max { T::neg_infinity() } else { T::zero() }, -1i64);
+            for hi in h0..h1 {
+                for wj in w0..w1 {
+                    let v = x[xd.at(ch, hi, wj)];
+                    if !max {
+                        acc += v;
+                    } else if v > acc || v.is_nan() || arg < 0 {
+                        acc = v;
+                        arg = (hi * w + wj) as i64;
                     }
-                    let o = yd.at(ch, i, j);
-                    y[o] = if max {
-                        acc
-                    } else {
-                        acc / super::c(((h1 - h0) * (w1 - w0)).max(1) as f64)
-                    };
-                    idx[o] = arg;
                 }
             }
-        }
+            let o = yd.at(ch, i, j);
+            y[o] = if max {
+                acc
+            } else {
+                acc / super::c(((h1 - h0) * (w1 - w0)).max(1) as f64)
+            };
+            idx[o] = arg;
+        });
     });
 }
 
