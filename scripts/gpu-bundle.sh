@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the CUDA test binaries, `kiln` and examples/train_step here and copies them, stripped,
+# into .gpu/bin (git-ignored), for a GPU machine without a Rust toolchain: copy the checkout with
+# .gpu/ there and run scripts/gpu-run-bundle.sh. Machines with cargo run scripts/gpu-check.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .gpu/bin
+mkdir -p .gpu/bin
+{
+  cargo test --release --no-run --workspace --message-format=json
+  cargo build --release --message-format=json -p kiln --bin kiln --example train_step
+} | python3 -c '
+import json, shutil, sys
+# Every kernel test (each compares a CUDA kernel with its CPU twin) and the CUDA tests elsewhere.
+cuda_tests = {"cuda_conformance", "cuda_memory", "cuda_vendor", "cuda_resnet", "amp_optim",
+              "train_cuda"}
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    t = m["target"]
+    test = t["kind"] == ["test"] and ("kiln-kernels" in m["package_id"] or t["name"] in cuda_tests)
+    if test or not m["profile"]["test"] and t["name"] in ("kiln", "train_step"):
+        shutil.copy(m["executable"], ".gpu/bin/" + t["name"])
+'
+strip .gpu/bin/*
+pwd >.gpu/build-root
+ls .gpu/bin
+du -sh .gpu/bin

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs what scripts/gpu-bundle.sh built (.gpu/bin) on a GPU machine that has no Rust toolchain but
+# has python3 with NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn; a PyTorch
+# environment has them, and timm for the bench's PyTorch side).
+#   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin vendor memory resnet amp
+#                                         train bench (default: all); logs go to $OUT (/tmp/gpu-logs)
+set -u
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/gpu-logs}
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || exit 1
+# Compile-time paths in the binaries (the kiln binary, data/) point into the build checkout.
+build_root=$(cat .gpu/build-root)
+if [ "$build_root" != "$PWD" ] && [ ! -e "$build_root" ]; then
+  mkdir -p "$(dirname "$build_root")" && ln -s "$PWD" "$build_root"
+fi
+mkdir -p target/release && cp .gpu/bin/kiln target/release/kiln
+
+# cudarc opens unversioned names (libcudnn.so) first: link them to the wheels' libraries so that a
+# system-wide install of another version cannot shadow them.
+site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
+links=$(mktemp -d)
+for f in "$site"/nvidia/*/lib/lib*.so.[0-9]*; do
+  b=$(basename "$f")
+  ln -sfn "$f" "$links/${b%%.so.*}.so"
+done
+export LD_LIBRARY_PATH="$links:$(printf '%s\n' "$site"/nvidia/*/lib | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export KILN_CACHE_DIR=${KILN_CACHE_DIR:-/tmp/kiln-cache}
+
+bin=.gpu/bin
+summary=()
+step() { # name timeout command...
+  local name=$1 limit=$2
+  shift 2
+  local start=$SECONDS
+  timeout "$limit" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  local tests skips
+  tests=$(awk '/^test result:/ {p += $4; f += $6} END {print p + 0 " passed, " f + 0 " failed"}' "$out/$name.log")
+  skips=$(grep -c 'skipped:' "$out/$name.log")
+  summary+=("$(printf '%-20s rc=%-4s %4ss  %s, %s skipped' "$name" "$rc" $((SECONDS - start)) "$tests" "$skips")")
+  [ "$rc" -eq 0 ] || grep -E 'panicked|FAILED' -A2 "$out/$name.log" | head -20
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin vendor memory resnet amp train bench)
+bench_args=(--model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
+for s in "${steps[@]}"; do
+  case $s in
+  kernels)
+    for t in amp bn_relu conv elementwise gemm layout optim pool reduce rng softmax_xent compile; do
+      step "kernels_$t" 300 "$bin/$t"
+    done
+    ;;
+  conf) step conf 300 "$bin/cuda_conformance" ;;
+  conf_builtin) step conf_builtin 300 env KILN_CUBLAS=0 KILN_CUDNN=0 "$bin/cuda_conformance" ;;
+  vendor) step vendor 300 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
+  memory) step memory 120 "$bin/cuda_memory" ;;
+  resnet) step resnet 300 "$bin/cuda_resnet" ;;
+  amp) step amp_optim 120 "$bin/amp_optim" ;;
+  train) step train_cuda 300 "$bin/train_cuda" ;;
+  bench)
+    step bench_kiln 240 "$bin/train_step" "${bench_args[@]}"
+    step bench_kiln_builtin 240 env KILN_CUBLAS=0 KILN_CUDNN=0 "$bin/train_step" "${bench_args[@]}"
+    step bench_torch 240 python3 scripts/bench/torch_train_step.py "${bench_args[@]}"
+    grep -H 'img/s' "$out"/bench_*.log
+    ;;
+  *) echo "unknown step $s" >&2 ;;
+  esac
+done
+printf '%s\n' "${summary[@]}"
