@@ -16,6 +16,10 @@
 //   bn_finalize  a thread per channel combines the splits in double: mean and biased var, or
 //                dγ = Σg·(x - mean)·invstd and dβ = Σg.
 //   bn_act_fwd / bn_act_bwd_dx  elementwise, grid-stride.
+//
+// Activations are T (f32, f64, f16, bf16); per-channel vectors (mean, invstd, γ, scale, shift,
+// dγ, dβ) are A = Acc<T>::t, so f16/bf16 activations keep f32 statistics, as PyTorch's BN does
+// under autocast, and no cast pass runs around the BN.
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -32,8 +36,8 @@ template <typename A> __device__ __forceinline__ A relu_grad(A dy, A y, bool rel
 // ---- kernels --------------------------------------------------------------------------------
 
 template <typename T>
-__device__ void bn_partials(const T* x, const T* dy, const T* y, const T* mean, bool relu,
-                            bool bwd, i64 n, i64 C, i64 hw, bool cl, double* partials) {
+__device__ void bn_partials(const T* x, const T* dy, const T* y, const typename Acc<T>::t* mean,
+                            bool relu, bool bwd, i64 n, i64 C, i64 hw, bool cl, double* partials) {
   typedef typename Acc<T>::t A;
   const i64 M = n * hw, S = gridDim.y, s = blockIdx.y;
   const i64 chunk = (M + S - 1) / S, start = s * chunk, end = min(M, start + chunk);
@@ -54,7 +58,7 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const T* mean, 
   if (!cl) {
     __shared__ A part[2][32];
     const i64 c = blockIdx.x;
-    const A sh = bwd ? to_acc(mean[c]) : (M > 0 ? to_acc(x[c * hw]) : A(0));
+    const A sh = bwd ? mean[c] : (M > 0 ? to_acc(x[c * hw]) : A(0));
     i64 j = start + threadIdx.x;
     if (j < end) {
       // Element j of the channel is pixel p of image nn; step both without dividing.
@@ -86,7 +90,7 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const T* mean, 
     const i64 c = (i64)blockIdx.x * 32 + threadIdx.x;
     const bool live = c < C;
     if (live) {
-      const A sh = bwd ? to_acc(mean[c]) : (M > 0 ? to_acc(x[c]) : A(0));
+      const A sh = bwd ? mean[c] : (M > 0 ? to_acc(x[c]) : A(0));
       for (i64 p = start + threadIdx.y; p < end; p += blockDim.y) add(p * C + c, sh);
     }
     part[0][threadIdx.y][threadIdx.x] = s1;
@@ -102,20 +106,22 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const T* mean, 
 
 // Statistics: out1 = mean, out2 = biased var. Backward: out1 = dγ, out2 = dβ.
 template <typename T>
-__device__ void bn_finalize(const T* x, const T* invstd, bool bwd, i64 n, i64 C, i64 hw, bool cl,
-                            const double* partials, i64 splits, T* out1, T* out2) {
+__device__ void bn_finalize(const T* x, const typename Acc<T>::t* invstd, bool bwd, i64 n, i64 C,
+                            i64 hw, bool cl, const double* partials, i64 splits,
+                            typename Acc<T>::t* out1, typename Acc<T>::t* out2) {
+  typedef typename Acc<T>::t A;
   KILN_FOR(c, C) {
     double s1 = 0.0, s2 = 0.0;
     for (i64 s = 0; s < splits; ++s) s1 += partials[(s * C + c) * 2], s2 += partials[(s * C + c) * 2 + 1];
     const i64 M = n * hw;
     if (bwd) {
-      out1[c] = from_acc<T>(s2 * (double)to_acc(invstd[c]));
-      out2[c] = from_acc<T>(s1);
+      out1[c] = (A)(s2 * (double)invstd[c]);
+      out2[c] = (A)s1;
     } else {
       const double m = (double)(M > 0 ? M : 1), k = M > 0 ? (double)to_acc(x[cl ? c : c * hw]) : 0.0;
       const double d = s1 / m;
-      out1[c] = from_acc<T>(k + d);
-      out2[c] = from_acc<T>(fmax(s2 / m - d * d, 0.0));
+      out1[c] = (A)(k + d);
+      out2[c] = (A)fmax(s2 / m - d * d, 0.0);
     }
   }
 }
@@ -127,12 +133,13 @@ template <typename I> __device__ __forceinline__ I channel_of(I i, I C, I hw, bo
 
 // y = act(x·scale[c] + shift[c] + residual).
 template <typename I, typename T>
-__device__ void bn_act_fwd(const T* x, const T* res, const T* scale, const T* shift, bool relu,
-                           I total, I C, I hw, bool cl, T* y) {
+__device__ void bn_act_fwd(const T* x, const T* res, const typename Acc<T>::t* scale,
+                           const typename Acc<T>::t* shift, bool relu, I total, I C, I hw, bool cl,
+                           T* y) {
   typedef typename Acc<T>::t A;
   for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
     const I c = channel_of(i, C, hw, cl);
-    A v = to_acc(x[i]) * to_acc(scale[c]) + to_acc(shift[c]);
+    A v = to_acc(x[i]) * scale[c] + shift[c];
     if (res) v += to_acc(res[i]);
     y[i] = from_acc<T>(relu ? fmax(v, A(0)) : v);
   }
@@ -141,9 +148,11 @@ __device__ void bn_act_fwd(const T* x, const T* res, const T* scale, const T* sh
 // Training: dx = γ·invstd·(g - dβ/M - (x - mean)·invstd·dγ/M); eval: dx = γ·invstd·g.
 // dres (when not null) = g.
 template <typename I, typename T>
-__device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const T* mean, const T* invstd,
-                              const T* gamma, const T* dgamma, const T* dbeta, bool relu,
-                              bool training, I total, I C, I hw, bool cl, T* dx, T* dres) {
+__device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typename Acc<T>::t* mean,
+                              const typename Acc<T>::t* invstd, const typename Acc<T>::t* gamma,
+                              const typename Acc<T>::t* dgamma, const typename Acc<T>::t* dbeta,
+                              bool relu, bool training, I total, I C, I hw, bool cl, T* dx,
+                              T* dres) {
   typedef typename Acc<T>::t A;
   const I M = total / (C > 0 ? C : 1);
   const A inv_m = A(1) / A(M > 0 ? M : 1);
@@ -151,10 +160,9 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const T* mean
     const I c = channel_of(i, C, hw, cl);
     const A g = relu_grad(to_acc(dy[i]), relu ? to_acc(y[i]) : A(1), relu);
     if (dres) dres[i] = from_acc<T>(g);
-    const A is = to_acc(invstd[c]), sc = to_acc(gamma[c]) * is;
+    const A is = invstd[c], sc = gamma[c] * is;
     A d = g;
-    if (training)
-      d -= to_acc(dbeta[c]) * inv_m + (to_acc(x[i]) - to_acc(mean[c])) * (is * to_acc(dgamma[c]) * inv_m);
+    if (training) d -= dbeta[c] * inv_m + (to_acc(x[i]) - mean[c]) * (is * dgamma[c] * inv_m);
     dx[i] = from_acc<T>(sc * d);
   }
 }
@@ -171,29 +179,32 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const T* mean
     __VA_ARGS__;                                                                                  \
   }
 
-#define BN_KERNELS(T, S)                                                                          \
-  extern "C" __global__ void bn_partials_##S(const T* x, const T* dy, const T* y, const T* mean, \
+// A: the per-channel vectors' type, Acc<T>::t.
+#define BN_KERNELS(T, A, S)                                                                       \
+  extern "C" __global__ void bn_partials_##S(const T* x, const T* dy, const T* y, const A* mean, \
                                              int relu, int bwd, i64 n, i64 c, i64 hw, int cl,     \
                                              double* partials) {                                  \
     bn_partials<T>(x, dy, y, mean, relu != 0, bwd != 0, n, c, hw, cl != 0, partials);             \
   }                                                                                               \
-  extern "C" __global__ void bn_finalize_##S(const T* x, const T* invstd, int bwd, i64 n, i64 c, \
+  extern "C" __global__ void bn_finalize_##S(const T* x, const A* invstd, int bwd, i64 n, i64 c, \
                                              i64 hw, int cl, const double* partials, i64 splits,  \
-                                             T* out1, T* out2) {                                  \
+                                             A* out1, A* out2) {                                  \
     bn_finalize<T>(x, invstd, bwd != 0, n, c, hw, cl != 0, partials, splits, out1, out2);         \
   }                                                                                               \
-  extern "C" __global__ void bn_act_fwd_##S(const T* x, const T* res, const T* scale,            \
-                                            const T* shift, int relu, i64 total, i64 c, i64 hw,   \
+  extern "C" __global__ void bn_act_fwd_##S(const T* x, const T* res, const A* scale,            \
+                                            const A* shift, int relu, i64 total, i64 c, i64 hw,   \
                                             int cl, T* y) {                                       \
     BN_INDEXED(bn_act_fwd<I, T>(x, res, scale, shift, relu != 0, (I)total, (I)c, (I)hw, cl != 0, \
                                 y))                                                               \
   }                                                                                               \
   extern "C" __global__ void bn_act_bwd_dx_##S(                                                   \
-      const T* dy, const T* y, const T* x, const T* mean, const T* invstd, const T* gamma,        \
-      const T* dgamma, const T* dbeta, int relu, int training, i64 total, i64 c, i64 hw, int cl,  \
+      const T* dy, const T* y, const T* x, const A* mean, const A* invstd, const A* gamma,        \
+      const A* dgamma, const A* dbeta, int relu, int training, i64 total, i64 c, i64 hw, int cl,  \
       T* dx, T* dres) {                                                                           \
     BN_INDEXED(bn_act_bwd_dx<I, T>(dy, y, x, mean, invstd, gamma, dgamma, dbeta, relu != 0,      \
                                    training != 0, (I)total, (I)c, (I)hw, cl != 0, dx, dres))      \
   }
-BN_KERNELS(float, f32)
-BN_KERNELS(double, f64)
+BN_KERNELS(float, float, f32)
+BN_KERNELS(double, double, f64)
+BN_KERNELS(f16, float, f16)
+BN_KERNELS(bf16, float, bf16)

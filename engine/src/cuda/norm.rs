@@ -1,8 +1,10 @@
-//! The fused BatchNorm(+residual)(+ReLU) on the device, NCHW or NHWC.
+//! The fused BatchNorm(+residual)(+ReLU) on the device, NCHW or NHWC. Activations may be f16 or
+//! bf16; per-channel vectors are then f32 (`ops::norm::stat_dtype`).
 
 use super::elementwise::float_ty;
 use super::CudaStorage;
 use crate::backend::{BnGrads, BnSaved};
+use crate::ops::norm::stat_dtype;
 use crate::{Result, Storage};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cuda::bn_relu::{self as k, BnBwd};
@@ -10,8 +12,8 @@ use kiln_kernels::cuda::bn_relu::{self as k, BnBwd};
 /// Batch mean and biased variance per channel.
 pub fn bn_stats(x: &CudaStorage, d: ChannelDims) -> Result<(CudaStorage, CudaStorage)> {
     let ty = float_ty("batch_norm", x.dtype())?;
-    let mean = CudaStorage::alloc(x.device(), x.dtype(), d.c)?;
-    let var = CudaStorage::alloc(x.device(), x.dtype(), d.c)?;
+    let mean = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), d.c)?;
+    let var = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), d.c)?;
     k::bn_stats(x.device().kernels(), ty, x.ptr(), d, mean.ptr(), var.ptr())?;
     Ok((mean, var))
 }
@@ -51,8 +53,8 @@ pub fn bn_backward(dy: &CudaStorage, s: &BnSaved, d: ChannelDims) -> Result<BnGr
         .has_residual
         .then(|| CudaStorage::alloc(dev, dy.dtype(), dy.len()))
         .transpose()?;
-    let dgamma = CudaStorage::alloc(dev, dy.dtype(), d.c)?;
-    let dbeta = CudaStorage::alloc(dev, dy.dtype(), d.c)?;
+    let dgamma = CudaStorage::alloc(dev, stat_dtype(dy.dtype()), d.c)?;
+    let dbeta = CudaStorage::alloc(dev, stat_dtype(dy.dtype()), d.c)?;
     k::bn_act_bwd(
         dev.kernels(),
         ty,

@@ -7,7 +7,7 @@ mod dropout;
 mod elementwise;
 mod images;
 mod matmul;
-mod norm;
+pub(crate) mod norm;
 mod optim;
 mod pool;
 mod reduce;

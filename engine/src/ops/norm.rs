@@ -2,7 +2,7 @@
 
 use super::record_node;
 use crate::backend::BnSaved;
-use crate::{Error, Layout, MemoryFormat, Result, Tensor};
+use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 
 /// BatchNorm's parameters, buffers and mode (PyTorch's `F.batch_norm` arguments).
@@ -24,11 +24,22 @@ pub struct BatchNormArgs<'a> {
     pub eps: f64,
 }
 
-/// A per-channel vector \[C\] in `dtype` on `device`: the given tensor, or `default` everywhere.
-fn channel_vec(t: Option<&Tensor>, c: usize, default: f64, like: &Tensor) -> Result<Tensor> {
+/// The dtype of BN's per-channel vectors for activations of `dtype`: f32 for f16 and bf16 (the
+/// statistics of low-precision activations stay in f32, as in PyTorch), else `dtype` itself.
+pub(crate) fn stat_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        other => other,
+    }
+}
+
+/// A per-channel vector \[C\] for BN of `x` (in [`stat_dtype`], on x's device): the given
+/// tensor, or `default` everywhere.
+fn channel_vec(t: Option<&Tensor>, c: usize, default: f64, x: &Tensor) -> Result<Tensor> {
+    let dtype = stat_dtype(x.dtype());
     match t {
-        Some(t) => like.on_my_device("batch_norm", &t.detach().to_dtype(like.dtype())?),
-        None => Tensor::full_on(&[c], default, like.dtype(), like.device()),
+        Some(t) => x.on_my_device("batch_norm", &t.detach().to_dtype(dtype)?),
+        None => Tensor::full_on(&[c], default, dtype, x.device()),
     }
 }
 
@@ -68,6 +79,14 @@ impl Tensor {
                 lhs: self.shape().to_vec(),
                 rhs: r.shape().to_vec(),
             });
+        }
+        // The CUDA kernels read and write f16/bf16 activations with f32 statistics; elsewhere,
+        // or with mixed dtypes, BN runs on f32 copies.
+        let low = matches!(self.dtype(), DType::F16 | DType::BF16);
+        let native = matches!(self.device(), Device::Cuda(_))
+            && residual.is_none_or(|r| r.dtype() == self.dtype());
+        if low && native {
+            return bn_core(self, residual, args, relu);
         }
         let mut inputs = vec![self];
         inputs.extend(residual);
@@ -123,7 +142,8 @@ fn bn_core(
     let (xd, yd, training) = (x.detach(), y.clone(), args.training);
     let param_dtype = args.weight.or(args.bias).map_or(x.dtype(), |t| t.dtype());
     let node = record_node("batch_norm", &inputs, move |g| {
-        let g = g.packed(format)?;
+        // The kernels read dy in x's dtype.
+        let g = g.to_dtype(xd.dtype())?.packed(format)?;
         let (xs, ys) = (xd.storage(), yd.storage());
         let (ms, is, gs) = (mean.storage(), invstd.storage(), gamma.storage());
         let saved = BnSaved {

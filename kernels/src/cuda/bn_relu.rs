@@ -1,6 +1,7 @@
 //! Launchers for `bn_relu.cu`: per-channel batch statistics, and BatchNorm fused with a residual
-//! add and ReLU, forward and backward, NCHW or NHWC. Twin of [`crate::cpu::bn_relu`]; per-channel
-//! vectors have the data's dtype (f32 or f64).
+//! add and ReLU, forward and backward, NCHW or NHWC. Twin of [`crate::cpu::bn_relu`].
+//! Activations are f32, f64, f16 or bf16; per-channel vectors are in the accumulation type (f64
+//! for f64 data, f32 otherwise), so f16/bf16 activations keep f32 statistics.
 
 use super::{grid_1d, DevPtr, Kernels};
 use crate::cpu::bn_relu::ChannelDims;
@@ -66,10 +67,10 @@ fn channel_sums(
         d.channels_last as i32,
         splits as i64,
     );
-    // SAFETY: x (and dy, y in the backward) hold n·c·hw elements of `ty`, mean c of them; the
-    // grid covers exactly `splits` × c partial pairs of `work`; the list matches
-    // `bn_partials_<ty>(const T*, const T*, const T*, const T*, int, int, i64, i64, i64, int,
-    // double*)`. Pointers a mode does not read may be null.
+    // SAFETY: x (and dy, y in the backward) hold n·c·hw elements of `ty`, mean c of the
+    // accumulation type; the grid covers exactly `splits` × c partial pairs of `work`; the list
+    // matches `bn_partials_<ty>(const T*, const T*, const T*, const A*, int, int, i64, i64, i64,
+    // int, double*)`. Pointers a mode does not read may be null.
     unsafe {
         k.launch(
             FILE,
@@ -79,9 +80,9 @@ fn channel_sums(
         )?;
     }
     // SAFETY: `work` holds the partials just written on this stream; out1, out2 (and invstd in
-    // the backward) hold c elements of `ty`; the list matches `bn_finalize_<ty>(const T*,
-    // const T*, int, i64, i64, i64, int, const double*, i64, T*, T*)`. `work` is freed in
-    // stream order after this launch.
+    // the backward) hold c elements of the accumulation type; the list matches
+    // `bn_finalize_<ty>(const T*, const A*, int, i64, i64, i64, int, const double*, i64, A*, A*)`.
+    // `work` is freed in stream order after this launch.
     unsafe {
         k.launch(
             FILE,
@@ -94,7 +95,8 @@ fn channel_sums(
     }
 }
 
-/// Batch mean and biased variance per channel of x (dtype `ty`: f32 or f64), into `mean`, `var`.
+/// Batch mean and biased variance per channel of x (dtype `ty`), into `mean`, `var` (accumulation
+/// type).
 pub fn bn_stats(
     k: &Kernels,
     ty: &str,
@@ -127,9 +129,9 @@ pub fn bn_act_fwd(
         d.hw as i64,
         d.channels_last as i32,
     );
-    // SAFETY: x, y (and residual) hold n·c·hw elements of `ty`, scale and shift c; a null
-    // residual is not read; the list matches `bn_act_fwd_<ty>(const T*, const T*, const T*,
-    // const T*, int, i64, i64, i64, int, T*)`.
+    // SAFETY: x, y (and residual) hold n·c·hw elements of `ty`, scale and shift c of the
+    // accumulation type; a null residual is not read; the list matches `bn_act_fwd_<ty>(const T*,
+    // const T*, const A*, const A*, int, i64, i64, i64, int, T*)`.
     unsafe {
         k.launch(
             FILE,
@@ -140,7 +142,8 @@ pub fn bn_act_fwd(
     }
 }
 
-/// What the fused BN backward reads besides dy (all device buffers of the data's dtype).
+/// What the fused BN backward reads besides dy (x and y in the data's dtype, per-channel vectors
+/// in the accumulation type).
 #[derive(Debug, Clone, Copy)]
 pub struct BnBwd {
     /// The BN input.
@@ -184,9 +187,9 @@ pub fn bn_act_bwd(
         d.channels_last as i32,
     );
     // SAFETY: dy, y, x, dx (and dres) hold n·c·hw elements of `ty`; mean, invstd, gamma, dgamma
-    // and dbeta hold c (dgamma, dbeta written by the launch above, on this stream); a null dres is
-    // not written; the list matches `bn_act_bwd_dx_<ty>(const T* ×8, int, int, i64, i64, i64, int,
-    // T*, T*)`.
+    // and dbeta hold c of the accumulation type (dgamma, dbeta written by the launch above, on
+    // this stream); a null dres is not written; the list matches `bn_act_bwd_dx_<ty>(const T* ×3,
+    // const A* ×5, int, int, i64, i64, i64, int, T*, T*)`.
     unsafe {
         k.launch(
             FILE,
