@@ -13,8 +13,8 @@
 //                sums: no cancellation when |mean| >> std). Backward: Σg, Σg·(x - mean).
 //                NCHW: a 256-thread block per (channel, split), walking the channel's planes.
 //                NHWC: 32x8 blocks, x = 32 adjacent channels (coalesced), y = pixels.
-//   bn_finalize  a thread per channel combines the splits in double: mean and biased var, or
-//                dγ = Σg·(x - mean)·invstd and dβ = Σg.
+//   bn_finalize  a warp per channel combines the splits in double (lanes stride over them, then
+//                a shuffle sum): mean and biased var, or dγ = Σg·(x - mean)·invstd and dβ = Σg.
 //   bn_act_fwd / bn_act_bwd_dx  elementwise, grid-stride.
 //
 // Activations are T (f32, f64, f16, bf16); per-channel vectors (mean, invstd, γ, scale, shift,
@@ -110,9 +110,15 @@ __device__ void bn_finalize(const T* x, const typename Acc<T>::t* invstd, bool b
                             i64 hw, bool cl, const double* partials, i64 splits,
                             typename Acc<T>::t* out1, typename Acc<T>::t* out2) {
   typedef typename Acc<T>::t A;
-  KILN_FOR(c, C) {
-    double s1 = 0.0, s2 = 0.0;
-    for (i64 s = 0; s < splits; ++s) s1 += partials[(s * C + c) * 2], s2 += partials[(s * C + c) * 2 + 1];
+  // Every lane of a warp has the same channel, so a warp returns whole or not at all.
+  const i64 c = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (c >= C) return;
+  double s1 = 0.0, s2 = 0.0;
+  for (i64 s = lane; s < splits; s += 32) s1 += partials[(s * C + c) * 2], s2 += partials[(s * C + c) * 2 + 1];
+  s1 = warp_add(s1);
+  s2 = warp_add(s2);
+  if (lane == 0) {
     const i64 M = n * hw;
     if (bwd) {
       out1[c] = (A)(s2 * (double)invstd[c]);

@@ -37,7 +37,16 @@ fn partials_config(d: &ChannelDims) -> (LaunchConfig, usize) {
     (cfg, splits)
 }
 
-/// The two reduction kernels: per-block sums into a workspace, then a thread per channel combines
+/// The finalize pass's grid: a warp per channel, 8 warps a block.
+fn warp_per_channel(c: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (c.div_ceil(8).max(1) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The two reduction kernels: per-block sums into a workspace, then a warp per channel combines
 /// them into `out1`, `out2`. `bwd` selects the backward sums (Σg, Σg·(x - mean)) over the
 /// statistics (Σ(x - K), Σ(x - K)²).
 #[allow(clippy::too_many_arguments)]
@@ -87,7 +96,7 @@ fn channel_sums(
         k.launch(
             FILE,
             &format!("bn_finalize_{ty}"),
-            grid_1d(d.c),
+            warp_per_channel(d.c),
             &[
                 &x, &invstd, &bwd, &n, &c, &hw, &cl, &wp, &splits64, &out1, &out2,
             ],
