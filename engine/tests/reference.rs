@@ -225,6 +225,16 @@ fn matmul_matches_naive_with_strided_operands() {
     assert_close(&y, &expected, 1e-5);
 }
 
+/// An empty inner dimension gives a zero product (matmul outputs are not zero-filled up front).
+#[test]
+fn matmul_with_an_empty_inner_dimension_is_zero() {
+    let a = Tensor::zeros(&[2, 3, 0], DType::F32).unwrap();
+    let b = Tensor::zeros(&[2, 0, 4], DType::F32).unwrap();
+    let y = a.matmul(&b).unwrap();
+    assert_eq!(y.shape(), &[2, 3, 4]);
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![0.0; 24]);
+}
+
 /// Products big enough to be cut into per-thread bands, by rows (m ≥ n) and by columns, with a
 /// transposed right operand, on 3 threads so the bands do not divide evenly.
 #[test]

@@ -4,6 +4,7 @@ use super::float_map2;
 use crate::{CpuStorage, Error, Layout, Result};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A read-only strided matrix inside a slice.
 #[derive(Clone, Copy)]
@@ -34,9 +35,43 @@ const PAR_MIN_MACS: usize = 1 << 21;
 /// With `parallel`, C is cut into one band per rayon thread along its longer side and each band
 /// runs single-threaded: `gemm`'s own threading scales poorly on the conv shapes (64×576 by a long
 /// k ran 1.5× faster split this way on 2 cores, square products equally fast).
-pub fn gemm<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One>(
-    [m, n, k]: [usize; 3],
+pub fn gemm<T: Element>(
+    dims: [usize; 3],
     dst: &mut [T],
+    ld: usize,
+    lhs: MatRef<T>,
+    rhs: MatRef<T>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    // SAFETY: `dst` is an exclusive, initialized slice of dst.len() elements.
+    unsafe {
+        gemm_into(
+            dims,
+            (dst.as_mut_ptr(), dst.len()),
+            ld,
+            lhs,
+            rhs,
+            accumulate,
+            parallel,
+        )
+    }
+}
+
+/// What [`gemm`] multiplies: f32 and f64.
+pub trait Element: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One {}
+impl<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One> Element for T {}
+
+/// [`gemm`] into raw memory `dst` = (pointer, length). Without `accumulate` every element of the
+/// m×n block is written and none is read, so the memory may be uninitialized (fresh outputs
+/// need no zero fill).
+///
+/// # Safety
+/// `dst.0` must be valid for writes of `dst.1` elements, and for reads too when `accumulate`, and
+/// nothing else may access that memory during the call.
+unsafe fn gemm_into<T: Element>(
+    [m, n, k]: [usize; 3],
+    (dst, dst_len): (*mut T, usize),
     ld: usize,
     lhs: MatRef<T>,
     rhs: MatRef<T>,
@@ -48,7 +83,7 @@ pub fn gemm<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One
         "gemm operands out of bounds"
     );
     assert!(
-        m == 0 || n == 0 || (m - 1) * ld + n <= dst.len(),
+        m == 0 || n == 0 || (m - 1) * ld + n <= dst_len,
         "gemm destination out of bounds"
     );
     if m == 0 || n == 0 {
@@ -63,7 +98,7 @@ pub fn gemm<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One
     let len = if by_rows { m } else { n };
     // Bands start on multiples of 16 so the vector tiles inside them stay aligned to C's columns.
     let step = len.div_ceil(bands).next_multiple_of(16);
-    let c = SendPtr(dst.as_mut_ptr());
+    let c = SendPtr(dst);
     let band = |start: usize| {
         let len = step.min(len - start);
         let (rows, cols, c_start, lhs, rhs) = if by_rows {
@@ -79,9 +114,9 @@ pub fn gemm<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One
             };
             (m, len, start, lhs, rhs)
         };
-        // SAFETY: the asserts above keep every element gemm touches inside the three slices;
-        // bands write disjoint rows or columns of `dst`, which is borrowed mutably, and only read
-        // the operands.
+        // SAFETY: the asserts above keep every element gemm touches inside the operand slices
+        // and the `dst_len` elements the caller vouches for (read only when `accumulate`); bands
+        // write disjoint rows or columns of them and only read the operands.
         unsafe {
             gemm::gemm(
                 rows,
@@ -140,8 +175,8 @@ pub fn bmm(a: (&CpuStorage, &Layout), b: (&CpuStorage, &Layout)) -> Result<CpuSt
     };
     let (sa, sb) = (la.strides(), lb.strides());
     Ok(float_map2!("matmul", a.0, b.0, |x, y: T| {
-        let mut out = vec![T::default(); batch * m * n];
-        let run = |i: usize, dst: &mut [T], parallel: bool| {
+        let mut out: Vec<T> = Vec::with_capacity(batch * m * n);
+        let run = |i: usize, dst: &mut [MaybeUninit<T>], parallel: bool| {
             let lhs = MatRef {
                 data: x.as_slice(),
                 offset: la.offset() + i * sa[0],
@@ -154,17 +189,25 @@ pub fn bmm(a: (&CpuStorage, &Layout), b: (&CpuStorage, &Layout)) -> Result<CpuSt
                 rs: sb[1],
                 cs: sb[2],
             };
-            gemm([m, n, k], dst, n, lhs, rhs, false, parallel);
+            let dst = (dst.as_mut_ptr().cast::<T>(), dst.len());
+            // SAFETY: `dst` is this product's own m×n chunk of the output's spare capacity, and
+            // without accumulate gemm only writes it.
+            unsafe { gemm_into([m, n, k], dst, n, lhs, rhs, false, parallel) };
         };
+        let spare = &mut out.spare_capacity_mut()[..batch * m * n];
         if batch >= rayon::current_num_threads() && m * n > 0 {
-            out.par_chunks_mut(m * n)
+            spare
+                .par_chunks_mut(m * n)
                 .enumerate()
                 .for_each(|(i, dst)| run(i, dst, false));
         } else {
-            for (i, dst) in out.chunks_mut((m * n).max(1)).enumerate().take(batch) {
+            for (i, dst) in spare.chunks_mut((m * n).max(1)).enumerate().take(batch) {
                 run(i, dst, true);
             }
         }
+        // SAFETY: the chunks tile the first batch·m·n elements and each product wrote all of its
+        // chunk (when m·n is 0 there is nothing to write).
+        unsafe { out.set_len(batch * m * n) };
         out
     }))
 }
