@@ -58,11 +58,11 @@ pub fn gemm<T: Element>(
     }
 }
 
-/// What [`gemm`] multiplies: f32 and f64.
+/// The element types [`gemm()`] multiplies (f32 and f64 in practice).
 pub trait Element: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One {}
 impl<T: 'static + Copy + Send + Sync + num_traits::Zero + num_traits::One> Element for T {}
 
-/// [`gemm`] into raw memory `dst` = (pointer, length). Without `accumulate` every element of the
+/// [`gemm()`] into raw memory `dst` = (pointer, length). Without `accumulate` every element of the
 /// m×n block is written and none is read, so the memory may be uninitialized (fresh outputs
 /// need no zero fill).
 ///
