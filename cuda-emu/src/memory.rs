@@ -108,7 +108,7 @@ impl GlobalView {
         if off + u64::from(size) > buf.len as u64 {
             return Err(Bad::OutOfBounds);
         }
-        if addr % u64::from(size.min(16)) != 0 {
+        if !addr.is_multiple_of(u64::from(size.min(16))) {
             return Err(Bad::Misaligned);
         }
         // SAFETY: off + size is within the buffer, checked above.

@@ -160,7 +160,7 @@ impl CpuStorage {
 
     /// A buffer of `dtype` from raw little-endian bytes; the length must be a whole number of elements.
     pub fn from_bytes(dtype: DType, bytes: &[u8]) -> Result<CpuStorage> {
-        if bytes.len() % dtype.size_in_bytes() != 0 {
+        if !bytes.len().is_multiple_of(dtype.size_in_bytes()) {
             return Err(Error::InvalidArgument {
                 op: "from_bytes",
                 msg: format!(

@@ -177,29 +177,84 @@ fn conv2d_matches_naive_in_both_formats() {
     }
 }
 
-/// One stride-1 convolution large enough that NHWC splits it into several blocks, some spanning
-/// two images: output and both gradients against the NCHW (im2col) path.
-#[test]
-fn conv2d_forward_and_gradients_agree_across_formats() {
-    let p = Conv2dParams {
-        padding: [1, 1],
-        ..Default::default()
-    };
-    let dy = randn(&[4, 16, 20, 20], 3);
+/// Output and both gradients of one convolution in NHWC against the NCHW (im2col) path.
+fn nhwc_agrees_with_nchw(case: &str, xs: [usize; 4], ws: [usize; 4], p: Conv2dParams) {
     let run = |format| {
-        let x = randn(&[4, 8, 20, 20], 1).to_memory_format(format).unwrap();
-        let w = randn(&[16, 8, 3, 3], 2);
+        let x = randn(&xs, 1).to_memory_format(format).unwrap();
+        let w = randn(&ws, 2);
         x.requires_grad_(true);
         w.requires_grad_(true);
         let y = x.conv2d(&w, None, p).unwrap();
+        let dy = randn(y.shape(), 3);
         y.mul(&dy).unwrap().sum_all().unwrap().backward().unwrap();
         [y, x.grad().unwrap(), w.grad().unwrap()]
             .map(|t| t.contiguous().unwrap().to_vec::<f32>().unwrap())
     };
     let nchw = run(MemoryFormat::Contiguous);
     let nhwc = run(MemoryFormat::ChannelsLast);
-    for (a, b) in nhwc.iter().zip(&nchw) {
+    for ((a, b), what) in nhwc.iter().zip(&nchw).zip(["y", "dx", "dw"]) {
+        eprintln!("{case}: {what}");
         assert_close(a, b, 1e-4);
+    }
+}
+
+/// One stride-1 convolution large enough that NHWC splits it into several blocks, some spanning
+/// two images.
+#[test]
+fn conv2d_forward_and_gradients_agree_across_formats() {
+    let p = Conv2dParams {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    nhwc_agrees_with_nchw("implicit GEMM", [4, 8, 20, 20], [16, 8, 3, 3], p);
+}
+
+/// Shapes the direct NHWC convolution takes on AVX-512 (channel counts that are multiples of 16,
+/// outputs at least 14 wide): border regions, partial tiles, strides, dilation, padding wider
+/// than the kernel reaches, a single image split by rows, and 48 output channels (a 32- and a
+/// 16-wide tile).
+#[test]
+fn direct_nhwc_conv_agrees_with_nchw() {
+    let pad = |h, w| Conv2dParams {
+        padding: [h, w],
+        ..Default::default()
+    };
+    let strided = Conv2dParams {
+        stride: [2, 1],
+        padding: [1, 0],
+        dilation: [2, 1],
+        groups: 1,
+    };
+    let stem = Conv2dParams {
+        stride: [2, 2],
+        padding: [3, 3],
+        ..Default::default()
+    };
+    let down = Conv2dParams {
+        stride: [2, 2],
+        ..Default::default()
+    };
+    let cases = [
+        ("3x3 pad 1", [3, 16, 9, 15], [32, 16, 3, 3], pad(1, 1)),
+        ("few rows", [20, 32, 3, 16], [16, 32, 3, 3], pad(1, 1)),
+        ("strided, dilated", [2, 32, 10, 20], [48, 32, 3, 2], strided),
+        (
+            "pad beyond the taps",
+            [2, 16, 5, 14],
+            [16, 16, 3, 3],
+            pad(4, 2),
+        ),
+        ("7x7 stride 2", [2, 16, 15, 29], [32, 16, 7, 7], stem),
+        ("1x1 stride 2", [3, 16, 9, 30], [32, 16, 1, 1], down),
+        (
+            "one image by rows",
+            [1, 16, 40, 30],
+            [16, 16, 3, 3],
+            pad(1, 1),
+        ),
+    ];
+    for (case, xs, ws, p) in cases {
+        nhwc_agrees_with_nchw(case, xs, ws, p);
     }
 }
 

@@ -56,7 +56,10 @@ impl BatchStages {
         if let (true, Some(e)) = (train, &self.erasing) {
             e.apply(&mut x, d, &mut rng);
         }
-        let mixup = self.mixup.as_ref().filter(|_| train && batch.n % 2 == 0);
+        let mixup = self
+            .mixup
+            .as_ref()
+            .filter(|_| train && batch.n.is_multiple_of(2));
         let (targets, n) = match mixup {
             Some(m) => {
                 let soft = m.apply(&mut x, d, &batch.targets, batch.epoch, &mut rng);

@@ -4,6 +4,7 @@
 //! small batches use one multi-threaded GEMM per image instead. 1×1 stride-1 convolutions skip
 //! im2col: the input already is the column matrix.
 
+use super::direct_conv::DirectConv;
 use super::float_map2;
 use super::implicit_gemm::{flip_weights, Taps};
 use super::matmul::{gemm, MatRef};
@@ -176,6 +177,9 @@ fn per_image<T: Real>(
 
 /// y = conv2d(x, w); x and w in the memory format of `s` (w is OIHW, or OHWI for NHWC).
 pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (DirectConv::new(s), x, w) {
+        return Ok(CpuStorage::F32(direct.forward(xv, wv)));
+    }
     Ok(float_map2!("conv2d", x, w, |xv, wv: T| {
         let mut y = vec![T::default(); s.n * s.out_image()];
         if s.channels_last {
@@ -261,6 +265,11 @@ fn fwd_nhwc<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
 
 /// dx = conv2d's input gradient from dy and w (both in the memory format of `s`).
 pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    if let (Some(direct), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (DirectConv::new(s), dy, w) {
+        if let Some(dx) = direct.backward_data(dyv, wv) {
+            return Ok(CpuStorage::F32(dx));
+        }
+    }
     Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
         let mut dx = vec![T::default(); s.n * s.in_image()];
         if s.channels_last {
@@ -338,6 +347,9 @@ fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
 
 /// dw = conv2d's weight gradient (OIHW, or OHWI for NHWC) from x and dy.
 pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
+        return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
+    }
     Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
         if s.channels_last {
             bwd_filter_nhwc(xv, dyv, s)

@@ -3,6 +3,8 @@
 //! converts f16/bf16 to f32 around compute ops.
 
 pub mod conv;
+pub mod conv_tile;
+pub mod direct_conv;
 pub mod elementwise;
 pub mod implicit_gemm;
 pub mod matmul;

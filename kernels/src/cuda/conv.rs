@@ -219,7 +219,7 @@ impl Geom {
     /// Validates `d` and converts it, keeping every index the kernels form below 2^31.
     fn new(d: &ConvDims) -> Result<Geom> {
         let bad = |why: &str| Err(Error::Launch(format!("conv2d {d:?}: {why}")));
-        if d.groups == 0 || d.c % d.groups != 0 || d.oc % d.groups != 0 {
+        if d.groups == 0 || !d.c.is_multiple_of(d.groups) || !d.oc.is_multiple_of(d.groups) {
             return bad("groups must divide C and OC");
         }
         if d.kh == 0 || d.kw == 0 || d.stride.contains(&0) || d.dilation.contains(&0) {

@@ -50,7 +50,7 @@ pub fn normalize_u8_nhwc(
     norm.mean[..c].copy_from_slice(mean);
     norm.std[..c].copy_from_slice(std);
     let total = n * h * w * c;
-    let (total64, c32, aligned) = (total as i64, c as i32, (src % 4 == 0) as i32);
+    let (total64, c32, aligned) = (total as i64, c as i32, src.is_multiple_of(4) as i32);
     // SAFETY: src holds n·h·w·c bytes and dst as many `out_ty` elements; 32-bit loads are used
     // only when src is 4-aligned; the list matches `normalize_u8_nhwc_<ty>(const u8*, i64, int,
     // Norm, int, T*)`.

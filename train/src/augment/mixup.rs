@@ -101,7 +101,11 @@ impl Mixup {
         epoch: usize,
         rng: &mut AugRng,
     ) -> Vec<f32> {
-        assert!(d.n % 2 == 0, "mixup needs an even batch, got {}", d.n);
+        assert!(
+            d.n.is_multiple_of(2),
+            "mixup needs an even batch, got {}",
+            d.n
+        );
         let enabled = self.off_epoch == 0 || epoch < self.off_epoch;
         let lam = match self.mode {
             MixupMode::Batch => self.mix_batch(x, d, enabled, rng),

@@ -1,0 +1,194 @@
+//! The register tile of the direct convolutions (see `direct_conv.rs`): up to [`MAX_ROWS`] rows
+//! by 16 or 32 columns of f32 accumulators that live in AVX-512 registers for a whole reduction.
+//!
+//! Each step of the reduction broadcasts one A scalar per row and multiplies it into one or two
+//! 16-lane B vectors. A and B are read in place through strides, so a convolution needs neither
+//! im2col nor the packing a GEMM library does; the reduction is cut into [`Run`]s so one tile can
+//! sum over every kernel tap (forward) or every row of output pixels (weight gradient).
+
+/// Most rows one tile holds: 14 rows × 2 vectors leave 4 of the 32 registers for operands, and 14
+/// divides the ResNet widths 56, 28, 14 and 7.
+pub const MAX_ROWS: usize = 14;
+
+/// Lanes of one accumulator vector; a tile is 16 or 32 columns wide.
+pub const LANES: usize = 16;
+
+/// One stretch of a tile's reduction: `len` steps from element `a` of A and element `b` of B.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// Offset of the first step's row-0 scalar in A.
+    pub a: usize,
+    /// Offset of the first step's B vector.
+    pub b: usize,
+    /// Steps.
+    pub len: usize,
+}
+
+/// Strides of a tile's operands, in elements.
+#[derive(Debug, Clone, Copy)]
+pub struct Strides {
+    /// From one tile row's A scalar to the next row's.
+    pub a_row: usize,
+    /// From one step's A scalar to the next step's.
+    pub a_step: usize,
+    /// From one step's B vector to the next step's.
+    pub b_step: usize,
+    /// From one tile row's output to the next row's.
+    pub c_row: usize,
+}
+
+/// Whether this CPU runs the tile (x86-64 with AVX-512F).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `c[r·c_row + j] (+)= Σ_runs Σ_k a[run.a + r·a_row + k·a_step] · b[run.b + k·b_step + j]` for
+/// `r < rows` and `j < cols`; adds to `c` with `accumulate`, else overwrites it.
+///
+/// # Panics
+/// If the CPU lacks AVX-512F, if `rows` is not in 1..=[`MAX_ROWS`] or `cols` not 16 or 32, if
+/// neither `a_row` nor `a_step` is 1, or if any operand would be read or written out of bounds.
+#[allow(clippy::too_many_arguments)]
+pub fn tile(
+    rows: usize,
+    cols: usize,
+    a: &[f32],
+    b: &[f32],
+    runs: &[Run],
+    st: Strides,
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(available(), "the convolution tile needs AVX-512F");
+    assert!((1..=MAX_ROWS).contains(&rows) && (cols == LANES || cols == 2 * LANES));
+    assert!(
+        st.a_row == 1 || st.a_step == 1,
+        "A must be contiguous along rows or steps"
+    );
+    assert!(
+        (rows - 1) * st.c_row + cols <= c.len(),
+        "tile output out of bounds"
+    );
+    for run in runs.iter().filter(|run| run.len > 0) {
+        let last = run.len - 1;
+        assert!(run.a + (rows - 1) * st.a_row + last * st.a_step < a.len());
+        assert!(run.b + last * st.b_step + cols <= b.len());
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let kernel = if cols == LANES {
+            avx512::pick::<1>(rows, st.a_row)
+        } else {
+            avx512::pick::<2>(rows, st.a_row)
+        };
+        // SAFETY: AVX-512F is present (asserted above), and the asserts bound every element the
+        // kernel reads (run offsets plus row and step strides) and writes (rows × cols of `c`).
+        unsafe { kernel(a.as_ptr(), b.as_ptr(), runs, st, c.as_mut_ptr(), accumulate) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Run, Strides, LANES};
+    use std::arch::x86_64::*;
+
+    type Kernel = unsafe fn(*const f32, *const f32, &[Run], Strides, *mut f32, bool);
+
+    /// The kernel for `rows` rows of `NV` vectors and A stride `row` between rows (1: rows
+    /// adjacent; other strides than [`FIXED_ROWS`] are read at run time).
+    pub(super) fn pick<const NV: usize>(rows: usize, row: usize) -> Kernel {
+        macro_rules! by_rows {
+            ($row:literal: $($r:literal)*) => {
+                match rows {
+                    $($r => kernel::<$r, NV, $row> as Kernel,)*
+                    _ => unreachable!("tile rows are checked by the caller"),
+                }
+            };
+        }
+        match row {
+            1 => by_rows!(1: 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+            64 => by_rows!(64: 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+            _ => by_rows!(0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        }
+    }
+
+    /// # Safety
+    /// AVX-512F must be present and every address the runs and strides reach must be in bounds.
+    /// `ROW` is the A stride between rows when known at compile time (1 means `a_step` is the
+    /// runtime stride), else 0 (then `a_row` is, and `a_step` is 1).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel<const R: usize, const NV: usize, const ROW: usize>(
+        a: *const f32,
+        b: *const f32,
+        runs: &[Run],
+        st: Strides,
+        c: *mut f32,
+        accumulate: bool,
+    ) {
+        let (row, step) = match ROW {
+            0 => (st.a_row, 1),
+            1 => (1, st.a_step),
+            _ => (ROW, 1),
+        };
+        let mut acc = [[_mm512_setzero_ps(); NV]; R];
+        for run in runs {
+            // SAFETY: the caller bounds every step of every run.
+            unsafe {
+                let (mut ap, mut bp) = (a.add(run.a), b.add(run.b));
+                for _ in 0..run.len {
+                    fma_step(&mut acc, ap, row, bp);
+                    ap = ap.add(step);
+                    bp = bp.add(st.b_step);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, &sum) in acc.iter().enumerate() {
+                // SAFETY: the caller bounds the rows × cols block of `c`.
+                unsafe {
+                    let p = c.add(r * st.c_row + v * LANES);
+                    let sum = if accumulate {
+                        _mm512_add_ps(sum, _mm512_loadu_ps(p))
+                    } else {
+                        sum
+                    };
+                    _mm512_storeu_ps(p, sum);
+                }
+            }
+        }
+    }
+
+    /// One step: `acc[r][v] += a[r·row] · b[16·v..]`.
+    ///
+    /// # Safety
+    /// AVX-512F must be present and the R scalars and NV vectors in bounds.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn fma_step<const R: usize, const NV: usize>(
+        acc: &mut [[__m512; NV]; R],
+        a: *const f32,
+        row: usize,
+        b: *const f32,
+    ) {
+        // SAFETY: the caller bounds the scalars and vectors read.
+        unsafe {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, bv) in bv.iter_mut().enumerate() {
+                *bv = _mm512_loadu_ps(b.add(v * LANES));
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * row));
+                for (acc, &bv) in acc.iter_mut().zip(&bv) {
+                    *acc = _mm512_fmadd_ps(av, bv, *acc);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! Direct NHWC f32 convolutions: no im2col, no padding copy, no GEMM packing.
+//!
+//! The output is cut into regions whose pixels see the same kernel taps inside the input (the
+//! interior, the border rows and columns, the corners). A region's pixels are affine along each
+//! of (image, row, column), so [`conv_tile`] can compute up to 14 of them at once along its
+//! longest axis, 32 output channels wide, summing over every valid tap and input channel in
+//! registers. The weight gradient uses the same tile with output channels as rows: each tap's
+//! valid pixels form a rectangle whose rows are the reduction's runs.
+
+use super::conv::ConvShape;
+use super::conv_tile::{self, Run, Strides, LANES, MAX_ROWS};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Widest tile, in output (or, for the weight gradient, input) channels.
+const MAX_COLS: usize = 2 * LANES;
+
+/// A convolution of an NHWC batch `[n, h, w, c]` into `[n, oh, ow, oc]`, computed directly.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectConv {
+    n: usize,
+    c: usize,
+    oc: usize,
+    hw: [usize; 2],
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dil: [usize; 2],
+    out: [usize; 2],
+}
+
+/// Weights as the tile reads them: tap `t`'s B vectors start at `tap[t]` and step `step`
+/// elements per input channel; output channels are contiguous.
+struct TapWeights<'a> {
+    data: &'a [f32],
+    tap: Vec<usize>,
+    step: usize,
+}
+
+/// Output pixels `images × rows × all columns`: a contiguous piece of an NHWC output.
+#[derive(Debug, Clone)]
+struct Block {
+    images: Range<usize>,
+    rows: Range<usize>,
+}
+
+/// Output positions along one axis that see the same kernel taps inside the input.
+struct Segment {
+    outputs: Range<usize>,
+    taps: Range<usize>,
+}
+
+impl DirectConv {
+    /// The convolution of `s`, when this CPU runs the tile and the shape suits it: NHWC, one
+    /// group, channel counts that are multiples of 16, outputs at least one tile wide, and not a
+    /// pointwise stride-1 product. Narrower images and pointwise products are a few large GEMMs
+    /// that `gemm` runs better (512 channels at 7², batch 32: 26 ms through im2col and `gemm`,
+    /// 35 ms here in 8-row tiles).
+    pub fn new(s: &ConvShape) -> Option<DirectConv> {
+        let g = &s.geom;
+        let pointwise = g.k == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0];
+        let fits = s.channels_last
+            && s.groups == 1
+            && g.c.is_multiple_of(LANES)
+            && s.oc.is_multiple_of(LANES)
+            && g.out[1] >= MAX_ROWS
+            && !pointwise
+            && s.n * g.p_len() > 0
+            && conv_tile::available();
+        fits.then_some(DirectConv {
+            n: s.n,
+            c: g.c,
+            oc: s.oc,
+            hw: g.hw,
+            k: g.k,
+            stride: g.stride,
+            pad: g.pad,
+            dil: g.dil,
+            out: g.out,
+        })
+    }
+
+    fn taps(&self) -> usize {
+        self.k[0] * self.k[1]
+    }
+
+    /// y `[n, oh, ow, oc]` = conv(x, w): x `[n, h, w, c]`, w OHWI.
+    pub fn forward(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let (t, c, oc) = (self.taps(), self.c, self.oc);
+        let hwio = ohwi_to_hwio(w, oc, t * c);
+        let weights = TapWeights {
+            data: &hwio,
+            tap: (0..t).map(|tap| tap * c * oc).collect(),
+            step: oc,
+        };
+        self.run(x, &weights)
+    }
+
+    /// dx `[n, h, w, c]` = the input gradient from dy `[n, oh, ow, oc]` and w (OHWI), when the
+    /// stride is 1: a forward convolution of dy with the flipped, channel-transposed weights.
+    pub fn backward_data(&self, dy: &[f32], w: &[f32]) -> Option<Vec<f32>> {
+        let pad = |a: usize| (self.dil[a] * (self.k[a] - 1)).checked_sub(self.pad[a]);
+        let (Some(ph), Some(pw)) = (pad(0), pad(1)) else {
+            return None;
+        };
+        if self.stride != [1, 1] {
+            return None;
+        }
+        let transposed = DirectConv {
+            c: self.oc,
+            oc: self.c,
+            hw: self.out,
+            pad: [ph, pw],
+            out: self.hw,
+            ..*self
+        };
+        let t = self.taps();
+        let weights = TapWeights {
+            data: w,
+            tap: (0..t).map(|tap| (t - 1 - tap) * self.c).collect(),
+            step: t * self.c,
+        };
+        Some(transposed.run(dy, &weights))
+    }
+
+    /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`.
+    pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let len = self.oc * self.taps() * self.c;
+        let blocks = self.blocks(FILTER_BLOCK_PIXELS);
+        let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
+        blocks
+            .par_chunks(per_thread)
+            .map(|blocks| {
+                let mut dw = vec![0f32; len];
+                for block in blocks {
+                    self.filter_block(x, dy, block, &mut dw);
+                }
+                dw
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            })
+            .unwrap_or_else(|| vec![0f32; len])
+    }
+
+    /// The forward convolution of x with `weights`, blocks of images in parallel.
+    fn run(&self, x: &[f32], weights: &TapWeights) -> Vec<f32> {
+        let mut y = vec![0f32; self.n * self.out[0] * self.out[1] * self.oc];
+        let threads = rayon::current_num_threads();
+        let balance = (self.n * self.out[0] * self.out[1]).div_ceil(2 * threads);
+        let target = balance.min(L2_FLOATS / self.c);
+        let mut parts = Vec::new();
+        let mut rest = &mut y[..];
+        for block in self.blocks(target) {
+            let len = block.images.len() * block.rows.len() * self.out[1] * self.oc;
+            let (part, tail) = rest.split_at_mut(len);
+            parts.push((block, part));
+            rest = tail;
+        }
+        let rows = self.segments(0);
+        let cols = self.segments(1);
+        parts.into_par_iter().for_each(|(block, y)| {
+            for oc0 in (0..self.oc).step_by(MAX_COLS) {
+                for channels in self.channel_slices(MAX_COLS.min(self.oc - oc0)) {
+                    let pass = Pass { oc0, channels };
+                    for r in &rows {
+                        let rows = r.outputs.start.max(block.rows.start)
+                            ..r.outputs.end.min(block.rows.end);
+                        for col in &cols {
+                            let region = Region {
+                                images: block.images.clone(),
+                                rows: rows.clone(),
+                                cols: col.outputs.clone(),
+                            };
+                            let taps = (r.taps.clone(), col.taps.clone());
+                            self.forward_region(x, weights, &region, taps, &pass, &block, y);
+                        }
+                    }
+                }
+            }
+        });
+        y
+    }
+
+    /// Input channels cut into slices whose weights for one tile width (`cols` output channels,
+    /// every tap) fit in L1, so the tile streams them from there.
+    fn channel_slices(&self, cols: usize) -> Vec<Range<usize>> {
+        let per_slice = (L1_FLOATS / (self.taps() * cols)).max(LANES);
+        let slices = self.c.div_ceil(per_slice);
+        balanced(0..self.c, slices).collect()
+    }
+
+    /// One pass over one region of one block, tile by tile.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_region(
+        &self,
+        x: &[f32],
+        weights: &TapWeights,
+        region: &Region,
+        (tap_rows, tap_cols): (Range<usize>, Range<usize>),
+        pass: &Pass,
+        block: &Block,
+        y: &mut [f32],
+    ) {
+        let (oc0, fresh) = (pass.oc0, pass.channels.start == 0);
+        let cols = MAX_COLS.min(self.oc - oc0);
+        let [h, w] = self.hw;
+        let [oh, ow] = self.out;
+        let (c, oc) = (self.c, self.oc);
+        let y_start = (block.images.start * oh + block.rows.start) * ow * oc;
+        let y_at = |[n, r, q]: [usize; 3]| (n * oh + r) * ow * oc + q * oc + oc0 - y_start;
+        if tap_rows.is_empty() || tap_cols.is_empty() {
+            if fresh {
+                region.for_each_pixel(|p| y[y_at(p)..][..cols].fill(0.0));
+            }
+            return;
+        }
+        let input_at = |[n, r, q]: [usize; 3], [i, j]: [usize; 2]| {
+            let ih = r * self.stride[0] + i * self.dil[0] - self.pad[0];
+            let iw = q * self.stride[1] + j * self.dil[1] - self.pad[1];
+            ((n * h + ih) * w + iw) * c + pass.channels.start
+        };
+        let a_row = [h * w * c, self.stride[0] * w * c, self.stride[1] * c];
+        let c_row = [oh * ow * oc, ow * oc, oc];
+        // Every tile of the region reads the same taps: runs relative to its first valid tap.
+        let first_tap = [tap_rows.start, tap_cols.start];
+        let runs: Vec<Run> = tap_rows
+            .flat_map(|i| tap_cols.clone().map(move |j| [i, j]))
+            .map(|[i, j]| Run {
+                a: ((i - first_tap[0]) * self.dil[0] * w + (j - first_tap[1]) * self.dil[1]) * c,
+                b: weights.tap[i * self.k[1] + j] + pass.channels.start * weights.step + oc0,
+                len: pass.channels.len(),
+            })
+            .collect();
+        region.for_each_tile(|first, axis, len| {
+            let st = Strides {
+                a_row: a_row[axis],
+                a_step: 1,
+                b_step: weights.step,
+                c_row: c_row[axis],
+            };
+            let input = &x[input_at(first, first_tap)..];
+            let out = &mut y[y_at(first)..];
+            conv_tile::tile(len, cols, input, weights.data, &runs, st, out, !fresh);
+        });
+    }
+
+    /// Adds one block's share of the weight gradient to dw: for each 32 input channels, each
+    /// group of up to 14 output channels and each tap, one tile over the tap's valid pixels.
+    fn filter_block(&self, x: &[f32], dy: &[f32], block: &Block, dw: &mut [f32]) {
+        let (t, c, oc) = (self.taps(), self.c, self.oc);
+        let runs: Vec<Vec<Run>> = (0..t).map(|tap| self.filter_runs(block, tap)).collect();
+        let st = Strides {
+            a_row: 1,
+            a_step: oc,
+            b_step: self.stride[1] * c,
+            c_row: t * c,
+        };
+        for c0 in (0..c).step_by(MAX_COLS) {
+            let cols = MAX_COLS.min(c - c0);
+            for (o0, rows) in balanced_tiles(0..oc) {
+                for (tap, runs) in runs.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+                    let out = &mut dw[(o0 * t + tap) * c + c0..];
+                    conv_tile::tile(rows, cols, &dy[o0..], &x[c0..], runs, st, out, true);
+                }
+            }
+        }
+    }
+
+    /// Tap `tap`'s runs in `block`: each output row's stretch of pixels whose tap lands inside the
+    /// input, as offsets of dy's pixel and x's tap pixel.
+    fn filter_runs(&self, block: &Block, tap: usize) -> Vec<Run> {
+        let [i, j] = [tap / self.k[1], tap % self.k[1]];
+        let rows = self.valid_outputs(0, i);
+        let cols = self.valid_outputs(1, j);
+        let rows = rows.start.max(block.rows.start)..rows.end.min(block.rows.end);
+        let [h, w] = self.hw;
+        let [oh, ow] = self.out;
+        let mut runs = Vec::new();
+        if cols.is_empty() {
+            return runs;
+        }
+        for n in block.images.clone() {
+            for r in rows.clone() {
+                let ih = r * self.stride[0] + i * self.dil[0] - self.pad[0];
+                let iw = cols.start * self.stride[1] + j * self.dil[1] - self.pad[1];
+                runs.push(Run {
+                    a: ((n * oh + r) * ow + cols.start) * self.oc,
+                    b: ((n * h + ih) * w + iw) * self.c,
+                    len: cols.len(),
+                });
+            }
+        }
+        runs
+    }
+
+    /// Blocks of about `pixels` output pixels (at most): whole images, as many blocks as a multiple
+    /// of the threads where the batch allows, or rows of one image when an image alone has more.
+    fn blocks(&self, pixels: usize) -> Vec<Block> {
+        let [oh, ow] = self.out;
+        let image = oh * ow;
+        if image >= pixels {
+            let rows = pixels.div_ceil(ow).max(1);
+            let rows = oh.div_ceil(oh.div_ceil(rows));
+            (0..self.n)
+                .flat_map(|n| {
+                    (0..oh).step_by(rows).map(move |r| Block {
+                        images: n..n + 1,
+                        rows: r..(r + rows).min(oh),
+                    })
+                })
+                .collect()
+        } else {
+            let threads = rayon::current_num_threads();
+            let blocks = self.n.div_ceil((pixels / image).max(1));
+            let blocks = blocks.next_multiple_of(threads).min(self.n);
+            balanced(0..self.n, blocks)
+                .map(|images| Block {
+                    images,
+                    rows: 0..oh,
+                })
+                .collect()
+        }
+    }
+
+    /// Output positions along axis `a` whose tap `t` lands inside the input.
+    fn valid_outputs(&self, a: usize, t: usize) -> Range<usize> {
+        let (s, offset) = (self.stride[a], t * self.dil[a]);
+        let lo = self.pad[a].saturating_sub(offset).div_ceil(s);
+        let hi = (self.hw[a] + self.pad[a])
+            .saturating_sub(offset)
+            .div_ceil(s)
+            .min(self.out[a]);
+        lo.min(hi)..hi
+    }
+
+    /// Output positions along axis `a` grouped by the taps that land inside the input.
+    fn segments(&self, a: usize) -> Vec<Segment> {
+        let ranges: Vec<Range<usize>> = (0..self.k[a]).map(|t| self.valid_outputs(a, t)).collect();
+        let mut segments: Vec<Segment> = Vec::new();
+        for o in 0..self.out[a] {
+            let valid: Vec<usize> = (0..self.k[a]).filter(|&t| ranges[t].contains(&o)).collect();
+            let taps = match (valid.first(), valid.last()) {
+                (Some(&lo), Some(&hi)) => lo..hi + 1,
+                _ => 0..0,
+            };
+            match segments.last_mut() {
+                Some(last) if last.taps == taps => last.outputs.end = o + 1,
+                _ => segments.push(Segment {
+                    outputs: o..o + 1,
+                    taps,
+                }),
+            }
+        }
+        segments
+    }
+}
+
+/// The share of the forward reduction one sweep over a block computes: output channels from
+/// `oc0` (one tile wide), input channels `channels`.
+struct Pass {
+    oc0: usize,
+    channels: Range<usize>,
+}
+
+/// Output pixels `images × rows × cols` that share their valid taps.
+struct Region {
+    images: Range<usize>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+}
+
+impl Region {
+    fn extents(&self) -> [usize; 3] {
+        [self.images.len(), self.rows.len(), self.cols.len()]
+    }
+
+    fn starts(&self) -> [usize; 3] {
+        [self.images.start, self.rows.start, self.cols.start]
+    }
+
+    /// Calls `f(first_pixel, axis, len)` for tiles of up to [`MAX_ROWS`] pixels along the longest
+    /// axis (columns on ties, then rows), covering the region.
+    fn for_each_tile(&self, mut f: impl FnMut([usize; 3], usize, usize)) {
+        let extents = self.extents();
+        if extents.contains(&0) {
+            return;
+        }
+        let axis = (0..3).rev().max_by_key(|&a| extents[a]).unwrap_or(2);
+        let [a, b] = match axis {
+            0 => [1, 2],
+            1 => [0, 2],
+            _ => [0, 1],
+        };
+        let start = self.starts();
+        let along = start[axis]..start[axis] + extents[axis];
+        for u in start[a]..start[a] + extents[a] {
+            for v in start[b]..start[b] + extents[b] {
+                for (first, len) in balanced_tiles(along.clone()) {
+                    let mut pixel = [0; 3];
+                    pixel[a] = u;
+                    pixel[b] = v;
+                    pixel[axis] = first;
+                    f(pixel, axis, len);
+                }
+            }
+        }
+    }
+
+    fn for_each_pixel(&self, mut f: impl FnMut([usize; 3])) {
+        for n in self.images.clone() {
+            for r in self.rows.clone() {
+                for q in self.cols.clone() {
+                    f([n, r, q]);
+                }
+            }
+        }
+    }
+}
+
+/// `range` cut into the fewest tiles of at most [`MAX_ROWS`]: (first, len) pairs.
+fn balanced_tiles(range: Range<usize>) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = range.len().div_ceil(MAX_ROWS);
+    balanced(range, tiles).map(|r| (r.start, r.len()))
+}
+
+/// `range` cut into `parts` consecutive ranges whose lengths differ by at most one.
+fn balanced(range: Range<usize>, parts: usize) -> impl Iterator<Item = Range<usize>> {
+    let parts = parts.max(1);
+    let (base, extra) = (range.len() / parts, range.len() % parts);
+    (0..parts).scan(range.start, move |first, i| {
+        let start = *first;
+        *first += base + usize::from(i < extra);
+        Some(start..*first)
+    })
+}
+
+/// f32 values of weights one tile streams from L1: 32 KiB of its 48.
+const L1_FLOATS: usize = 24576;
+
+/// f32 values of input one forward block keeps in L2 across its passes: 1 MiB of its 2.
+const L2_FLOATS: usize = 1 << 18;
+
+/// Output pixels per block of the weight gradient: the block's dy and x columns of one tile
+/// (14 output, 32 input channels) stay in L1 across the taps.
+const FILTER_BLOCK_PIXELS: usize = 192;
+
+/// `[rows, cols]` row-major → `[cols, rows]`, in parallel over 16-row bands of the output.
+fn ohwi_to_hwio(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    out.par_chunks_mut(16 * rows)
+        .enumerate()
+        .for_each(|(band, out)| {
+            let c0 = band * 16;
+            for (ci, dst) in out.chunks_mut(rows).enumerate() {
+                for (o, d) in dst.iter_mut().enumerate() {
+                    *d = w[o * cols + c0 + ci];
+                }
+            }
+        });
+    out
+}
