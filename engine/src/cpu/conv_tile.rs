@@ -101,8 +101,9 @@ mod avx512 {
 
     type Kernel = unsafe fn(*const f32, *const f32, &[Run], Strides, *mut f32, bool);
 
-    /// The kernel for `rows` rows of `NV` vectors and A stride `row` between rows (1: rows
-    /// adjacent; other strides than [`FIXED_ROWS`] are read at run time).
+    /// The kernel for `rows` rows of `NV` vectors and A stride `row` between rows. Strides of 1
+    /// and of the common channel counts are compiled in, so row addresses are constant
+    /// displacements; others are read at run time.
     pub(super) fn pick<const NV: usize>(rows: usize, row: usize) -> Kernel {
         macro_rules! by_rows {
             ($row:literal: $($r:literal)*) => {
@@ -115,6 +116,8 @@ mod avx512 {
         match row {
             1 => by_rows!(1: 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
             64 => by_rows!(64: 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+            128 => by_rows!(128: 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+            256 => by_rows!(256: 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
             _ => by_rows!(0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
         }
     }

@@ -114,11 +114,12 @@ impl DirectConv {
             out: self.hw,
             ..*self
         };
-        let t = self.taps();
+        let (t, c, oc) = (self.taps(), self.c, self.oc);
+        let flipped = flip_taps(w, oc, t, c);
         let weights = TapWeights {
-            data: w,
-            tap: (0..t).map(|tap| (t - 1 - tap) * self.c).collect(),
-            step: t * self.c,
+            data: &flipped,
+            tap: (0..t).map(|tap| tap * oc * c).collect(),
+            step: c,
         };
         Some(transposed.run(dy, &weights))
     }
@@ -172,9 +173,9 @@ impl DirectConv {
                                 images: block.images.clone(),
                                 rows: rows.clone(),
                                 cols: col.outputs.clone(),
+                                taps: [r.taps.clone(), col.taps.clone()],
                             };
-                            let taps = (r.taps.clone(), col.taps.clone());
-                            self.forward_region(x, weights, &region, taps, &pass, &block, y);
+                            self.forward_region(x, weights, &region, &pass, &block, y);
                         }
                     }
                 }
@@ -184,25 +185,24 @@ impl DirectConv {
     }
 
     /// Input channels cut into slices whose weights for one tile width (`cols` output channels,
-    /// every tap) fit in L1, so the tile streams them from there.
+    /// every tap) stay within [`PASS_FLOATS`]; each slice is one pass over a block.
     fn channel_slices(&self, cols: usize) -> Vec<Range<usize>> {
-        let per_slice = (L1_FLOATS / (self.taps() * cols)).max(LANES);
+        let per_slice = (PASS_FLOATS / (self.taps() * cols)).max(LANES);
         let slices = self.c.div_ceil(per_slice);
         balanced(0..self.c, slices).collect()
     }
 
     /// One pass over one region of one block, tile by tile.
-    #[allow(clippy::too_many_arguments)]
     fn forward_region(
         &self,
         x: &[f32],
         weights: &TapWeights,
         region: &Region,
-        (tap_rows, tap_cols): (Range<usize>, Range<usize>),
         pass: &Pass,
         block: &Block,
         y: &mut [f32],
     ) {
+        let [tap_rows, tap_cols] = region.taps.clone();
         let (oc0, fresh) = (pass.oc0, pass.channels.start == 0);
         let cols = MAX_COLS.min(self.oc - oc0);
         let [h, w] = self.hw;
@@ -364,11 +364,13 @@ struct Pass {
     channels: Range<usize>,
 }
 
-/// Output pixels `images × rows × cols` that share their valid taps.
+/// Output pixels `images × rows × cols` and the kernel rows and columns (`taps`) they all see
+/// inside the input.
 struct Region {
     images: Range<usize>,
     rows: Range<usize>,
     cols: Range<usize>,
+    taps: [Range<usize>; 2],
 }
 
 impl Region {
@@ -387,7 +389,7 @@ impl Region {
         if extents.contains(&0) {
             return;
         }
-        let axis = (0..3).rev().max_by_key(|&a| extents[a]).unwrap_or(2);
+        let axis = (0..3).max_by_key(|&a| (extents[a], a)).unwrap_or(2);
         let [a, b] = match axis {
             0 => [1, 2],
             1 => [0, 2],
@@ -436,15 +438,31 @@ fn balanced(range: Range<usize>, parts: usize) -> impl Iterator<Item = Range<usi
     })
 }
 
-/// f32 values of weights one tile streams from L1: 32 KiB of its 48.
-const L1_FLOATS: usize = 24576;
+/// f32 values of weights one pass of a tile sweeps (96 KiB: twice L1, the rest streamed from
+/// L2). Measured on the ResNet shapes: 32 KiB made 64 channels pay three passes for nothing, and
+/// whole 256- and 512-channel panels stalled on L2.
+const PASS_FLOATS: usize = 24576;
 
-/// f32 values of input one forward block keeps in L2 across its passes: 1 MiB of its 2.
+/// f32 values of input one forward block keeps in L2 across its passes (1 MiB of its 2).
 const L2_FLOATS: usize = 1 << 18;
 
 /// Output pixels per block of the weight gradient: the block's dy and x columns of one tile
 /// (14 output, 32 input channels) stay in L1 across the taps.
 const FILTER_BLOCK_PIXELS: usize = 192;
+
+/// OHWI weights `w[o, tap, c]` → `[T − 1 − tap, o, c]`: the input gradient's weights as the
+/// tile reads them, each tap's \[oc, c\] block contiguous.
+fn flip_taps(w: &[f32], oc: usize, t: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    out.par_chunks_mut(oc * c)
+        .enumerate()
+        .for_each(|(tap, out)| {
+            for (o, dst) in out.chunks_mut(c).enumerate() {
+                dst.copy_from_slice(&w[(o * t + t - 1 - tap) * c..][..c]);
+            }
+        });
+    out
+}
 
 /// `[rows, cols]` row-major → `[cols, rows]`, in parallel over 16-row bands of the output.
 fn ohwi_to_hwio(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {

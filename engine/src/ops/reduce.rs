@@ -1,7 +1,7 @@
 //! Reductions over dimensions: sum, mean, max, min, argmax, var.
 
 use super::record_node;
-use crate::{Layout, Result, Tensor};
+use crate::{Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::reduce::ReduceOp;
 
 impl Tensor {
@@ -41,10 +41,13 @@ impl Tensor {
                 x.shape().to_vec(),
                 x.reduced_shape(dims, true),
             );
+            // The gradient of a sum takes the input's memory format, as in PyTorch, so a
+            // channels-last consumer gets it without a transposing copy.
+            let format = x.memory_format().unwrap_or(MemoryFormat::Contiguous);
             let node = record_node(op.name(), &[x], move |g| {
                 let g = g.reshape(&kept)?;
                 let gx = match op {
-                    ReduceOp::Sum => g.broadcast_as(&in_shape)?.contiguous()?,
+                    ReduceOp::Sum => g.broadcast_as(&in_shape)?.packed(format)?,
                     ReduceOp::Max | ReduceOp::Min => {
                         let hit = xd.eq(&yd.reshape(&kept)?)?;
                         hit.where_cond(&g, &Tensor::full_on(&[], 0.0, g.dtype(), g.device())?)?

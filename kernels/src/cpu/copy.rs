@@ -12,6 +12,11 @@ pub fn copy_strided<S: Copy + Sync, D: Copy + Send>(
     dst: &mut [D],
     convert: impl Fn(S) -> D + Sync,
 ) {
+    let (shape, strides) = merge_dims(shape, src.strides);
+    let src = Strided {
+        strides: &strides,
+        ..src
+    };
     let inner = shape.last().copied().unwrap_or(1).max(1);
     let step = src.strides.last().copied().unwrap_or(0);
     let rows_per_task = (PAR_GRAIN / inner).max(1);
@@ -40,6 +45,24 @@ pub fn copy_strided<S: Copy + Sync, D: Copy + Send>(
         });
 }
 
+/// `shape` and `strides` with size-1 dims dropped and each dim merged into the one inside it
+/// where it steps over exactly that one (a broadcast scalar becomes one dim of stride 0), so
+/// rows are long and the per-row index arithmetic rare. The innermost dim stays at most
+/// [`PAR_GRAIN`] long unless it already was, so rows still split across threads.
+fn merge_dims(shape: &[usize], strides: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut dims: Vec<(usize, usize)> = Vec::with_capacity(shape.len());
+    for (&n, &stride) in shape.iter().zip(strides).rev().filter(|(&n, _)| n != 1) {
+        let innermost = dims.len() == 1;
+        match dims.last_mut() {
+            Some((len, step)) if stride == *len * *step && !(innermost && *len * n > PAR_GRAIN) => {
+                *len *= n
+            }
+            _ => dims.push((n, stride)),
+        }
+    }
+    dims.reverse();
+    dims.into_iter().unzip()
+}
 /// Converts a dense slice elementwise.
 pub fn convert<S: Copy + Sync, D: Send>(src: &[S], dst: &mut [D], convert: impl Fn(S) -> D + Sync) {
     dst.par_chunks_mut(PAR_GRAIN)
