@@ -66,7 +66,6 @@ pub fn tile(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(available(), "the convolution tile needs AVX-512F");
     assert!((1..=MAX_ROWS).contains(&rows) && (cols == LANES || cols == 2 * LANES));
     assert!(
         st.a_row == 1 || st.a_step == 1,
@@ -78,9 +77,14 @@ pub fn tile(
     );
     for run in runs.iter().filter(|run| run.len > 0) {
         let last = run.len - 1;
-        assert!(run.a + (rows - 1) * st.a_row + last * st.a_step < a.len());
-        assert!(run.b + last * st.b_step + cols <= b.len());
+        let a_end = run.a + (rows - 1) * st.a_row + last * st.a_step;
+        assert!(a_end < a.len(), "tile run reads A out of bounds");
+        assert!(
+            run.b + last * st.b_step + cols <= b.len(),
+            "tile run reads B out of bounds"
+        );
     }
+    assert!(available(), "the convolution tile needs AVX-512F");
     #[cfg(target_arch = "x86_64")]
     {
         let kernel = if cols == LANES {
@@ -193,5 +197,88 @@ mod avx512 {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tile against a naive sum, for every row count, both widths, accumulate on and off,
+    /// and each compiled-in row stride (1, 64, 128, 256) as well as one read at run time (40).
+    #[test]
+    fn tile_matches_a_naive_sum() {
+        if !available() {
+            return;
+        }
+        let value = |i: usize| ((i * 7919) % 23) as f32 / 8.0 - 1.0;
+        let a: Vec<f32> = (0..20_000).map(value).collect();
+        let b: Vec<f32> = (0..4_000).map(|i| value(i + 5)).collect();
+        let runs = [
+            Run { a: 3, b: 1, len: 5 },
+            Run { a: 0, b: 0, len: 0 },
+            Run {
+                a: 9,
+                b: 70,
+                len: 6,
+            },
+        ];
+        for (a_row, a_step) in [(1, 33), (64, 1), (128, 1), (256, 1), (40, 1)] {
+            for rows in 1..=MAX_ROWS {
+                for cols in [LANES, 2 * LANES] {
+                    for accumulate in [false, true] {
+                        let st = Strides {
+                            a_row,
+                            a_step,
+                            b_step: 37,
+                            c_row: 50,
+                        };
+                        let mut c: Vec<f32> = (0..rows * 50).map(|i| value(i + 11)).collect();
+                        let mut expected = c.clone();
+                        for r in 0..rows {
+                            for j in 0..cols {
+                                let sum: f32 = runs
+                                    .iter()
+                                    .flat_map(|run| (0..run.len).map(move |k| (run, k)))
+                                    .map(|(run, k)| {
+                                        a[run.a + r * a_row + k * a_step]
+                                            * b[run.b + k * st.b_step + j]
+                                    })
+                                    .sum();
+                                let e = &mut expected[r * st.c_row + j];
+                                *e = if accumulate { *e + sum } else { sum };
+                            }
+                        }
+                        tile(rows, cols, &a, &b, &runs, st, &mut c, accumulate);
+                        for (i, (x, y)) in c.iter().zip(&expected).enumerate() {
+                            assert!(
+                                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                                "a_row {a_row}, {rows}x{cols}, accumulate {accumulate}: \
+                                 element {i} is {x}, expected {y}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bounds are checked before anything runs (and before the CPU check, so on any machine).
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn a_run_past_the_end_of_b_panics() {
+        let (a, b, mut c) = (vec![0f32; 64], vec![0f32; 64], vec![0f32; 32]);
+        let runs = [Run {
+            a: 0,
+            b: 40,
+            len: 1,
+        }];
+        let st = Strides {
+            a_row: 1,
+            a_step: 1,
+            b_step: 1,
+            c_row: 32,
+        };
+        tile(1, 32, &a, &b, &runs, st, &mut c, false);
     }
 }
