@@ -9,6 +9,7 @@
 
 use super::conv::ConvShape;
 use super::conv_tile::{self, Run, Strides, LANES, MAX_ROWS};
+use kiln_kernels::cpu::im2col::ConvGeom;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -19,14 +20,8 @@ const MAX_COLS: usize = 2 * LANES;
 #[derive(Debug, Clone, Copy)]
 pub struct DirectConv {
     n: usize,
-    c: usize,
     oc: usize,
-    hw: [usize; 2],
-    k: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dil: [usize; 2],
-    out: [usize; 2],
+    g: ConvGeom,
 }
 
 /// Weights as the tile reads them: tap `t`'s B vectors start at `tap[t]` and step `step`
@@ -69,24 +64,18 @@ impl DirectConv {
             && conv_tile::available();
         fits.then_some(DirectConv {
             n: s.n,
-            c: g.c,
             oc: s.oc,
-            hw: g.hw,
-            k: g.k,
-            stride: g.stride,
-            pad: g.pad,
-            dil: g.dil,
-            out: g.out,
+            g: *g,
         })
     }
 
     fn taps(&self) -> usize {
-        self.k[0] * self.k[1]
+        self.g.k[0] * self.g.k[1]
     }
 
     /// y `[n, oh, ow, oc]` = conv(x, w): x `[n, h, w, c]`, w OHWI.
     pub fn forward(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let (t, c, oc) = (self.taps(), self.c, self.oc);
+        let (t, c, oc) = (self.taps(), self.g.c, self.oc);
         let hwio = ohwi_to_hwio(w, oc, t * c);
         let weights = TapWeights {
             data: &hwio,
@@ -99,22 +88,25 @@ impl DirectConv {
     /// dx `[n, h, w, c]` = the input gradient from dy `[n, oh, ow, oc]` and w (OHWI), when the
     /// stride is 1: a forward convolution of dy with the flipped, channel-transposed weights.
     pub fn backward_data(&self, dy: &[f32], w: &[f32]) -> Option<Vec<f32>> {
-        let pad = |a: usize| (self.dil[a] * (self.k[a] - 1)).checked_sub(self.pad[a]);
+        let pad = |a: usize| (self.g.dil[a] * (self.g.k[a] - 1)).checked_sub(self.g.pad[a]);
         let (Some(ph), Some(pw)) = (pad(0), pad(1)) else {
             return None;
         };
-        if self.stride != [1, 1] {
+        if self.g.stride != [1, 1] {
             return None;
         }
         let transposed = DirectConv {
-            c: self.oc,
-            oc: self.c,
-            hw: self.out,
-            pad: [ph, pw],
-            out: self.hw,
+            oc: self.g.c,
+            g: ConvGeom {
+                c: self.oc,
+                hw: self.g.out,
+                pad: [ph, pw],
+                out: self.g.hw,
+                ..self.g
+            },
             ..*self
         };
-        let (t, c, oc) = (self.taps(), self.c, self.oc);
+        let (t, c, oc) = (self.taps(), self.g.c, self.oc);
         let flipped = flip_taps(w, oc, t, c);
         let weights = TapWeights {
             data: &flipped,
@@ -126,7 +118,7 @@ impl DirectConv {
 
     /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`.
     pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
-        let len = self.oc * self.taps() * self.c;
+        let len = self.oc * self.taps() * self.g.c;
         let blocks = self.blocks(FILTER_BLOCK_PIXELS);
         let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
         blocks
@@ -147,14 +139,14 @@ impl DirectConv {
 
     /// The forward convolution of x with `weights`, blocks of images in parallel.
     fn run(&self, x: &[f32], weights: &TapWeights) -> Vec<f32> {
-        let mut y = vec![0f32; self.n * self.out[0] * self.out[1] * self.oc];
+        let mut y = vec![0f32; self.n * self.g.out[0] * self.g.out[1] * self.oc];
         let threads = rayon::current_num_threads();
-        let balance = (self.n * self.out[0] * self.out[1]).div_ceil(2 * threads);
-        let target = balance.min(L2_FLOATS / self.c);
+        let balance = (self.n * self.g.out[0] * self.g.out[1]).div_ceil(2 * threads);
+        let target = balance.min(L2_FLOATS / self.g.c);
         let mut parts = Vec::new();
         let mut rest = &mut y[..];
         for block in self.blocks(target) {
-            let len = block.images.len() * block.rows.len() * self.out[1] * self.oc;
+            let len = block.images.len() * block.rows.len() * self.g.out[1] * self.oc;
             let (part, tail) = rest.split_at_mut(len);
             parts.push((block, part));
             rest = tail;
@@ -188,8 +180,8 @@ impl DirectConv {
     /// every tap) stay within [`PASS_FLOATS`]; each slice is one pass over a block.
     fn channel_slices(&self, cols: usize) -> Vec<Range<usize>> {
         let per_slice = (PASS_FLOATS / (self.taps() * cols)).max(LANES);
-        let slices = self.c.div_ceil(per_slice);
-        balanced(0..self.c, slices).collect()
+        let slices = self.g.c.div_ceil(per_slice);
+        balanced(0..self.g.c, slices).collect()
     }
 
     /// One pass over one region of one block, tile by tile.
@@ -205,9 +197,9 @@ impl DirectConv {
         let [tap_rows, tap_cols] = region.taps.clone();
         let (oc0, fresh) = (pass.oc0, pass.channels.start == 0);
         let cols = MAX_COLS.min(self.oc - oc0);
-        let [h, w] = self.hw;
-        let [oh, ow] = self.out;
-        let (c, oc) = (self.c, self.oc);
+        let [h, w] = self.g.hw;
+        let [oh, ow] = self.g.out;
+        let (c, oc) = (self.g.c, self.oc);
         let y_start = (block.images.start * oh + block.rows.start) * ow * oc;
         let y_at = |[n, r, q]: [usize; 3]| (n * oh + r) * ow * oc + q * oc + oc0 - y_start;
         if tap_rows.is_empty() || tap_cols.is_empty() {
@@ -217,19 +209,20 @@ impl DirectConv {
             return;
         }
         let input_at = |[n, r, q]: [usize; 3], [i, j]: [usize; 2]| {
-            let ih = r * self.stride[0] + i * self.dil[0] - self.pad[0];
-            let iw = q * self.stride[1] + j * self.dil[1] - self.pad[1];
+            let ih = r * self.g.stride[0] + i * self.g.dil[0] - self.g.pad[0];
+            let iw = q * self.g.stride[1] + j * self.g.dil[1] - self.g.pad[1];
             ((n * h + ih) * w + iw) * c + pass.channels.start
         };
-        let a_row = [h * w * c, self.stride[0] * w * c, self.stride[1] * c];
+        let a_row = [h * w * c, self.g.stride[0] * w * c, self.g.stride[1] * c];
         let c_row = [oh * ow * oc, ow * oc, oc];
         // Every tile of the region reads the same taps: runs relative to its first valid tap.
         let first_tap = [tap_rows.start, tap_cols.start];
         let runs: Vec<Run> = tap_rows
             .flat_map(|i| tap_cols.clone().map(move |j| [i, j]))
             .map(|[i, j]| Run {
-                a: ((i - first_tap[0]) * self.dil[0] * w + (j - first_tap[1]) * self.dil[1]) * c,
-                b: weights.tap[i * self.k[1] + j] + pass.channels.start * weights.step + oc0,
+                a: ((i - first_tap[0]) * self.g.dil[0] * w + (j - first_tap[1]) * self.g.dil[1])
+                    * c,
+                b: weights.tap[i * self.g.k[1] + j] + pass.channels.start * weights.step + oc0,
                 len: pass.channels.len(),
             })
             .collect();
@@ -249,12 +242,12 @@ impl DirectConv {
     /// Adds one block's share of the weight gradient to dw: for each 32 input channels, each
     /// group of up to 14 output channels and each tap, one tile over the tap's valid pixels.
     fn filter_block(&self, x: &[f32], dy: &[f32], block: &Block, dw: &mut [f32]) {
-        let (t, c, oc) = (self.taps(), self.c, self.oc);
+        let (t, c, oc) = (self.taps(), self.g.c, self.oc);
         let runs: Vec<Vec<Run>> = (0..t).map(|tap| self.filter_runs(block, tap)).collect();
         let st = Strides {
             a_row: 1,
             a_step: oc,
-            b_step: self.stride[1] * c,
+            b_step: self.g.stride[1] * c,
             c_row: t * c,
         };
         for c0 in (0..c).step_by(MAX_COLS) {
@@ -271,23 +264,23 @@ impl DirectConv {
     /// Tap `tap`'s runs in `block`: each output row's stretch of pixels whose tap lands inside the
     /// input, as offsets of dy's pixel and x's tap pixel.
     fn filter_runs(&self, block: &Block, tap: usize) -> Vec<Run> {
-        let [i, j] = [tap / self.k[1], tap % self.k[1]];
+        let [i, j] = [tap / self.g.k[1], tap % self.g.k[1]];
         let rows = self.valid_outputs(0, i);
         let cols = self.valid_outputs(1, j);
         let rows = rows.start.max(block.rows.start)..rows.end.min(block.rows.end);
-        let [h, w] = self.hw;
-        let [oh, ow] = self.out;
+        let [h, w] = self.g.hw;
+        let [oh, ow] = self.g.out;
         let mut runs = Vec::new();
         if cols.is_empty() {
             return runs;
         }
         for n in block.images.clone() {
             for r in rows.clone() {
-                let ih = r * self.stride[0] + i * self.dil[0] - self.pad[0];
-                let iw = cols.start * self.stride[1] + j * self.dil[1] - self.pad[1];
+                let ih = r * self.g.stride[0] + i * self.g.dil[0] - self.g.pad[0];
+                let iw = cols.start * self.g.stride[1] + j * self.g.dil[1] - self.g.pad[1];
                 runs.push(Run {
                     a: ((n * oh + r) * ow + cols.start) * self.oc,
-                    b: ((n * h + ih) * w + iw) * self.c,
+                    b: ((n * h + ih) * w + iw) * self.g.c,
                     len: cols.len(),
                 });
             }
@@ -298,7 +291,7 @@ impl DirectConv {
     /// Blocks of about `pixels` output pixels (at most): whole images, as many blocks as a multiple
     /// of the threads where the batch allows, or rows of one image when an image alone has more.
     fn blocks(&self, pixels: usize) -> Vec<Block> {
-        let [oh, ow] = self.out;
+        let [oh, ow] = self.g.out;
         let image = oh * ow;
         if image >= pixels {
             let rows = pixels.div_ceil(ow).max(1);
@@ -326,21 +319,24 @@ impl DirectConv {
 
     /// Output positions along axis `a` whose tap `t` lands inside the input.
     fn valid_outputs(&self, a: usize, t: usize) -> Range<usize> {
-        let (s, offset) = (self.stride[a], t * self.dil[a]);
-        let lo = self.pad[a].saturating_sub(offset).div_ceil(s);
-        let hi = (self.hw[a] + self.pad[a])
+        let (s, offset) = (self.g.stride[a], t * self.g.dil[a]);
+        let lo = self.g.pad[a].saturating_sub(offset).div_ceil(s);
+        let hi = (self.g.hw[a] + self.g.pad[a])
             .saturating_sub(offset)
             .div_ceil(s)
-            .min(self.out[a]);
+            .min(self.g.out[a]);
         lo.min(hi)..hi
     }
 
     /// Output positions along axis `a` grouped by the taps that land inside the input.
     fn segments(&self, a: usize) -> Vec<Segment> {
-        let ranges: Vec<Range<usize>> = (0..self.k[a]).map(|t| self.valid_outputs(a, t)).collect();
+        let ranges: Vec<Range<usize>> =
+            (0..self.g.k[a]).map(|t| self.valid_outputs(a, t)).collect();
         let mut segments: Vec<Segment> = Vec::new();
-        for o in 0..self.out[a] {
-            let valid: Vec<usize> = (0..self.k[a]).filter(|&t| ranges[t].contains(&o)).collect();
+        for o in 0..self.g.out[a] {
+            let valid: Vec<usize> = (0..self.g.k[a])
+                .filter(|&t| ranges[t].contains(&o))
+                .collect();
             let taps = match (valid.first(), valid.last()) {
                 (Some(&lo), Some(&hi)) => lo..hi + 1,
                 _ => 0..0,
