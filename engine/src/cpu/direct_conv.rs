@@ -151,16 +151,16 @@ impl DirectConv {
             parts.push((block, part));
             rest = tail;
         }
-        let rows = self.segments(0);
-        let cols = self.segments(1);
+        let row_segments = self.segments(0);
+        let col_segments = self.segments(1);
         parts.into_par_iter().for_each(|(block, y)| {
             for oc0 in (0..self.oc).step_by(MAX_COLS) {
                 for channels in self.channel_slices(MAX_COLS.min(self.oc - oc0)) {
                     let pass = Pass { oc0, channels };
-                    for r in &rows {
+                    for r in &row_segments {
                         let rows = r.outputs.start.max(block.rows.start)
                             ..r.outputs.end.min(block.rows.end);
-                        for col in &cols {
+                        for col in &col_segments {
                             let region = Region {
                                 images: block.images.clone(),
                                 rows: rows.clone(),
@@ -334,12 +334,11 @@ impl DirectConv {
             (0..self.g.k[a]).map(|t| self.valid_outputs(a, t)).collect();
         let mut segments: Vec<Segment> = Vec::new();
         for o in 0..self.g.out[a] {
-            let valid: Vec<usize> = (0..self.g.k[a])
-                .filter(|&t| ranges[t].contains(&o))
-                .collect();
-            let taps = match (valid.first(), valid.last()) {
-                (Some(&lo), Some(&hi)) => lo..hi + 1,
-                _ => 0..0,
+            // The taps an output sees are contiguous: the first valid one to the last.
+            let mut valid = (0..self.g.k[a]).filter(|&t| ranges[t].contains(&o));
+            let taps = match valid.next() {
+                Some(lo) => lo..valid.next_back().unwrap_or(lo) + 1,
+                None => 0..0,
             };
             match segments.last_mut() {
                 Some(last) if last.taps == taps => last.outputs.end = o + 1,

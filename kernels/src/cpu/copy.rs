@@ -63,6 +63,7 @@ fn merge_dims(shape: &[usize], strides: &[usize]) -> (Vec<usize>, Vec<usize>) {
     dims.reverse();
     dims.into_iter().unzip()
 }
+
 /// Converts a dense slice elementwise.
 pub fn convert<S: Copy + Sync, D: Send>(src: &[S], dst: &mut [D], convert: impl Fn(S) -> D + Sync) {
     dst.par_chunks_mut(PAR_GRAIN)
