@@ -2,9 +2,9 @@
 //! by 16 or 32 columns of f32 accumulators that live in AVX-512 registers for a whole reduction.
 //!
 //! Each step of the reduction broadcasts one A scalar per row and multiplies it into one or two
-//! 16-lane B vectors. A and B are read in place through strides, so a convolution needs neither
-//! im2col nor the packing a GEMM library does; the reduction is cut into [`Run`]s so one tile can
-//! sum over every kernel tap (forward) or every row of output pixels (weight gradient).
+//! 16-lane B vectors. A and B are read through strides, so a convolution reads its input in place
+//! with no im2col; the reduction is cut into [`Run`]s so one tile can sum over every kernel tap
+//! (forward) or every row of output pixels (weight gradient).
 
 /// Most rows one tile holds: 14 rows × 2 vectors leave 4 of the 32 registers for operands, and 14
 /// divides the ResNet widths 56, 28, 14 and 7.
@@ -12,6 +12,8 @@ pub const MAX_ROWS: usize = 14;
 
 /// Lanes of one accumulator vector; a tile is 16 or 32 columns wide.
 pub const LANES: usize = 16;
+
+use std::mem::MaybeUninit;
 
 /// One stretch of a tile's reduction: `len` steps from element `a` of A and element `b` of B.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +39,39 @@ pub struct Strides {
     pub c_row: usize,
 }
 
+/// Where a tile's sums go: `c[r·c_row + j]` for its rows × cols.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// Overwrite; the elements may be uninitialized (fresh outputs need no zero fill).
+    Write(&'a mut [MaybeUninit<f32>]),
+    /// Add to the elements already there.
+    Add(&'a mut [f32]),
+}
+
+impl Output<'_> {
+    /// The same output from element `from` on.
+    pub fn tail(&mut self, from: usize) -> Output<'_> {
+        match self {
+            Output::Write(c) => Output::Write(&mut c[from..]),
+            Output::Add(c) => Output::Add(&mut c[from..]),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Output::Write(c) => c.len(),
+            Output::Add(c) => c.len(),
+        }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut f32 {
+        match self {
+            Output::Write(c) => c.as_mut_ptr().cast(),
+            Output::Add(c) => c.as_mut_ptr(),
+        }
+    }
+}
+
 /// Whether this CPU runs the tile (x86-64 with AVX-512F).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -49,8 +84,20 @@ pub fn available() -> bool {
     }
 }
 
+/// Asks the CPU to bring `data` into L2 ahead of its use: a hint that changes no result.
+pub fn prefetch_l2(data: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in data.chunks(LANES) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        // SAFETY: SSE is part of x86-64, and a prefetch reads nothing architecturally.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
 /// `c[r·c_row + j] (+)= Σ_runs Σ_k a[run.a + r·a_row + k·a_step] · b[run.b + k·b_step + j]` for
-/// `r < rows` and `j < cols`; adds to `c` with `accumulate`, else overwrites it.
+/// `r < rows` and `j < cols`, written or added as `c` says.
 ///
 /// # Panics
 /// If the CPU lacks AVX-512F, if `rows` is not in 1..=[`MAX_ROWS`] or `cols` not 16 or 32, if
@@ -63,8 +110,7 @@ pub fn tile(
     b: &[f32],
     runs: &[Run],
     st: Strides,
-    c: &mut [f32],
-    accumulate: bool,
+    mut c: Output,
 ) {
     assert!((1..=MAX_ROWS).contains(&rows) && (cols == LANES || cols == 2 * LANES));
     assert!(
@@ -92,8 +138,10 @@ pub fn tile(
         } else {
             avx512::pick::<2>(rows, st.a_row)
         };
+        let accumulate = matches!(c, Output::Add(_));
         // SAFETY: AVX-512F is present (asserted above), and the asserts bound every element the
-        // kernel reads (run offsets plus row and step strides) and writes (rows × cols of `c`).
+        // kernel reads (run offsets plus row and step strides) and writes (rows × cols of `c`);
+        // it reads `c` only when adding, when `c` is initialized.
         unsafe { kernel(a.as_ptr(), b.as_ptr(), runs, st, c.as_mut_ptr(), accumulate) }
     }
 }
@@ -249,7 +297,16 @@ mod tests {
                                 *e = if accumulate { *e + sum } else { sum };
                             }
                         }
-                        tile(rows, cols, &a, &b, &runs, st, &mut c, accumulate);
+                        let out = if accumulate {
+                            Output::Add(&mut c)
+                        } else {
+                            // SAFETY: f32 and MaybeUninit<f32> have the same layout, and the
+                            // tile only writes initialized values.
+                            Output::Write(unsafe {
+                                &mut *(c.as_mut_slice() as *mut [f32] as *mut [MaybeUninit<f32>])
+                            })
+                        };
+                        tile(rows, cols, &a, &b, &runs, st, out);
                         for (i, (x, y)) in c.iter().zip(&expected).enumerate() {
                             assert!(
                                 (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
@@ -279,6 +336,6 @@ mod tests {
             b_step: 1,
             c_row: 32,
         };
-        tile(1, 32, &a, &b, &runs, st, &mut c, false);
+        tile(1, 32, &a, &b, &runs, st, Output::Add(&mut c));
     }
 }

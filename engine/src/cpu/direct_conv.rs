@@ -1,4 +1,4 @@
-//! Direct NHWC f32 convolutions: no im2col, no padding copy, no GEMM packing.
+//! Direct NHWC f32 convolutions: no im2col and no padding copy; only the weights are repacked.
 //!
 //! The output is cut into regions whose pixels see the same kernel taps inside the input (the
 //! interior, the border rows and columns, the corners). A region's pixels are affine along each
@@ -8,9 +8,10 @@
 //! valid pixels form a rectangle whose rows are the reduction's runs.
 
 use super::conv::ConvShape;
-use super::conv_tile::{self, Run, Strides, LANES, MAX_ROWS};
+use super::conv_tile::{self, Output, Run, Strides, LANES, MAX_ROWS};
 use kiln_kernels::cpu::im2col::ConvGeom;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 /// Widest tile, in output (or, for the weight gradient, input) channels.
@@ -24,12 +25,50 @@ pub struct DirectConv {
     g: ConvGeom,
 }
 
-/// Weights as the tile reads them: tap `t`'s B vectors start at `tap[t]` and step `step`
-/// elements per input channel; output channels are contiguous.
-struct TapWeights<'a> {
-    data: &'a [f32],
-    tap: Vec<usize>,
-    step: usize,
+/// Weights packed as the tile reads them: one panel per tile width of output channels (32, or
+/// 16 for the last), each `[tap][input channel][cols]`, so a tile's B vectors are one sequential
+/// stream whose cache lines spread over every L1 set.
+struct Panels {
+    data: Vec<f32>,
+    taps: usize,
+    c: usize,
+    oc: usize,
+}
+
+impl Panels {
+    /// Packs `weight(o, tap, ch)` for `oc` output channels, `taps` taps and `c` input channels.
+    fn pack(
+        oc: usize,
+        taps: usize,
+        c: usize,
+        weight: impl Fn(usize, usize, usize) -> f32 + Sync,
+    ) -> Panels {
+        let mut data = vec![0f32; oc * taps * c];
+        data.par_chunks_mut(MAX_COLS * taps * c)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                let (oc0, cols) = (p * MAX_COLS, MAX_COLS.min(oc - p * MAX_COLS));
+                let mut vectors = panel.chunks_exact_mut(cols);
+                for tap in 0..taps {
+                    for (ch, v) in (0..c).zip(&mut vectors) {
+                        for (j, v) in v.iter_mut().enumerate() {
+                            *v = weight(oc0 + j, tap, ch);
+                        }
+                    }
+                }
+            });
+        Panels { data, taps, c, oc }
+    }
+
+    /// Offset of the B vector for output channels from `oc0`, tap `tap`, input channel `ch`.
+    fn at(&self, oc0: usize, tap: usize, ch: usize) -> usize {
+        oc0 * self.taps * self.c + (tap * self.c + ch) * self.cols(oc0)
+    }
+
+    /// Tile width of the panel that starts at `oc0`: also its B step.
+    fn cols(&self, oc0: usize) -> usize {
+        MAX_COLS.min(self.oc - oc0)
+    }
 }
 
 /// Output pixels `images × rows × all columns`: a contiguous piece of an NHWC output.
@@ -75,14 +114,9 @@ impl DirectConv {
 
     /// y `[n, oh, ow, oc]` = conv(x, w): x `[n, h, w, c]`, w OHWI.
     pub fn forward(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let (t, c, oc) = (self.taps(), self.g.c, self.oc);
-        let hwio = ohwi_to_hwio(w, oc, t * c);
-        let weights = TapWeights {
-            data: &hwio,
-            tap: (0..t).map(|tap| tap * c * oc).collect(),
-            step: oc,
-        };
-        self.run(x, &weights)
+        let (t, c) = (self.taps(), self.g.c);
+        let panels = Panels::pack(self.oc, t, c, |o, tap, ch| w[(o * t + tap) * c + ch]);
+        self.run(x, &panels)
     }
 
     /// dx `[n, h, w, c]` = the input gradient from dy `[n, oh, ow, oc]` and w (OHWI), when the
@@ -106,14 +140,11 @@ impl DirectConv {
             },
             ..*self
         };
-        let (t, c, oc) = (self.taps(), self.g.c, self.oc);
-        let flipped = flip_taps(w, oc, t, c);
-        let weights = TapWeights {
-            data: &flipped,
-            tap: (0..t).map(|tap| tap * oc * c).collect(),
-            step: c,
-        };
-        Some(transposed.run(dy, &weights))
+        let (t, c) = (self.taps(), self.g.c);
+        let panels = Panels::pack(c, t, self.oc, |ci, tap, o| {
+            w[(o * t + t - 1 - tap) * c + ci]
+        });
+        Some(transposed.run(dy, &panels))
     }
 
     /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`.
@@ -138,48 +169,72 @@ impl DirectConv {
     }
 
     /// The forward convolution of x with `weights`, blocks of images in parallel.
-    fn run(&self, x: &[f32], weights: &TapWeights) -> Vec<f32> {
-        let mut y = vec![0f32; self.n * self.g.out[0] * self.g.out[1] * self.oc];
+    fn run(&self, x: &[f32], weights: &Panels) -> Vec<f32> {
+        let len = self.n * self.g.out[0] * self.g.out[1] * self.oc;
+        let mut y: Vec<f32> = Vec::with_capacity(len);
         let threads = rayon::current_num_threads();
         let balance = (self.n * self.g.out[0] * self.g.out[1]).div_ceil(2 * threads);
         let target = balance.min(L2_FLOATS / self.g.c);
         let mut parts = Vec::new();
-        let mut rest = &mut y[..];
+        let mut rest = &mut y.spare_capacity_mut()[..len];
         for block in self.blocks(target) {
             let len = block.images.len() * block.rows.len() * self.g.out[1] * self.oc;
             let (part, tail) = rest.split_at_mut(len);
             parts.push((block, part));
             rest = tail;
         }
-        let row_segments = self.segments(0);
-        let col_segments = self.segments(1);
+        let (rows, cols) = (self.segments(0), self.segments(1));
+        let slices = self.channel_slices();
         parts.into_par_iter().for_each(|(block, y)| {
-            for oc0 in (0..self.oc).step_by(MAX_COLS) {
-                for channels in self.channel_slices(MAX_COLS.min(self.oc - oc0)) {
-                    let pass = Pass { oc0, channels };
-                    for r in &row_segments {
-                        let rows = r.outputs.start.max(block.rows.start)
-                            ..r.outputs.end.min(block.rows.end);
-                        for col in &col_segments {
-                            let region = Region {
-                                images: block.images.clone(),
-                                rows: rows.clone(),
-                                cols: col.outputs.clone(),
-                                taps: [r.taps.clone(), col.taps.clone()],
-                            };
-                            self.forward_region(x, weights, &region, &pass, &block, y);
-                        }
-                    }
-                }
+            let (first, more) = slices.split_first().expect("at least one channel slice");
+            self.sweep(x, weights, &block, first, [&rows, &cols], Output::Write(y));
+            // SAFETY: f32 and MaybeUninit<f32> share their layout, and the first slice's sweep
+            // wrote every element of the block: each region's pixels (zeros where no tap is
+            // valid) for every panel of output channels.
+            let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            for channels in more {
+                self.sweep(x, weights, &block, channels, [&rows, &cols], Output::Add(y));
             }
         });
+        // SAFETY: the blocks tile the first `len` elements and each block's sweeps wrote all of it.
+        unsafe { y.set_len(len) };
         y
     }
 
-    /// Input channels cut into slices whose weights for one tile width (`cols` output channels,
-    /// every tap) stay within [`PASS_FLOATS`]; each slice is one pass over a block.
-    fn channel_slices(&self, cols: usize) -> Vec<Range<usize>> {
-        let per_slice = (PASS_FLOATS / (self.taps() * cols)).max(LANES);
+    /// One slice of input channels over one block: every panel of output channels, every region.
+    fn sweep(
+        &self,
+        x: &[f32],
+        weights: &Panels,
+        block: &Block,
+        channels: &Range<usize>,
+        [row_segments, col_segments]: [&[Segment]; 2],
+        mut y: Output,
+    ) {
+        for oc0 in (0..self.oc).step_by(MAX_COLS) {
+            let pass = Pass {
+                oc0,
+                channels: channels.clone(),
+            };
+            for r in row_segments {
+                let rows = r.outputs.start.max(block.rows.start)..r.outputs.end.min(block.rows.end);
+                for col in col_segments {
+                    let region = Region {
+                        images: block.images.clone(),
+                        rows: rows.clone(),
+                        cols: col.outputs.clone(),
+                        taps: [r.taps.clone(), col.taps.clone()],
+                    };
+                    self.forward_region(x, weights, &region, &pass, block, y.tail(0));
+                }
+            }
+        }
+    }
+
+    /// Input channels cut into slices whose weights for one tile width (32 output channels, every
+    /// tap) stay within [`PASS_FLOATS`]; each slice is one sweep over a block.
+    fn channel_slices(&self) -> Vec<Range<usize>> {
+        let per_slice = (PASS_FLOATS / (self.taps() * MAX_COLS)).max(LANES);
         let slices = self.g.c.div_ceil(per_slice);
         balanced(0..self.g.c, slices).collect()
     }
@@ -188,14 +243,14 @@ impl DirectConv {
     fn forward_region(
         &self,
         x: &[f32],
-        weights: &TapWeights,
+        weights: &Panels,
         region: &Region,
         pass: &Pass,
         block: &Block,
-        y: &mut [f32],
+        mut y: Output,
     ) {
         let [tap_rows, tap_cols] = region.taps.clone();
-        let (oc0, fresh) = (pass.oc0, pass.channels.start == 0);
+        let oc0 = pass.oc0;
         let cols = MAX_COLS.min(self.oc - oc0);
         let [h, w] = self.g.hw;
         let [oh, ow] = self.g.out;
@@ -203,8 +258,8 @@ impl DirectConv {
         let y_start = (block.images.start * oh + block.rows.start) * ow * oc;
         let y_at = |[n, r, q]: [usize; 3]| (n * oh + r) * ow * oc + q * oc + oc0 - y_start;
         if tap_rows.is_empty() || tap_cols.is_empty() {
-            if fresh {
-                region.for_each_pixel(|p| y[y_at(p)..][..cols].fill(0.0));
+            if let Output::Write(y) = &mut y {
+                region.for_each_pixel(|p| y[y_at(p)..][..cols].fill(MaybeUninit::new(0.0)));
             }
             return;
         }
@@ -222,7 +277,7 @@ impl DirectConv {
             .map(|[i, j]| Run {
                 a: ((i - first_tap[0]) * self.g.dil[0] * w + (j - first_tap[1]) * self.g.dil[1])
                     * c,
-                b: weights.tap[i * self.g.k[1] + j] + pass.channels.start * weights.step + oc0,
+                b: weights.at(oc0, i * self.g.k[1] + j, pass.channels.start),
                 len: pass.channels.len(),
             })
             .collect();
@@ -230,13 +285,40 @@ impl DirectConv {
             let st = Strides {
                 a_row: a_row[axis],
                 a_step: 1,
-                b_step: weights.step,
+                b_step: weights.cols(oc0),
                 c_row: c_row[axis],
             };
+            if axis == 2 {
+                self.prefetch_next_row(x, first, len, region, &pass.channels);
+            }
             let input = &x[input_at(first, first_tap)..];
-            let out = &mut y[y_at(first)..];
-            conv_tile::tile(len, cols, input, weights.data, &runs, st, out, !fresh);
+            let out = y.tail(y_at(first));
+            conv_tile::tile(len, cols, input, &weights.data, &runs, st, out);
         });
+    }
+
+    /// Prefetches the input row that the tile one output row below `first` (`len` columns) reads
+    /// and this one does not, so sweeping down a block streams its input from memory early.
+    fn prefetch_next_row(
+        &self,
+        x: &[f32],
+        [n, r, q]: [usize; 3],
+        len: usize,
+        region: &Region,
+        channels: &Range<usize>,
+    ) {
+        let [tap_rows, tap_cols] = &region.taps;
+        let (g, [h, w]) = (&self.g, self.g.hw);
+        let ih = (r + 1) * g.stride[0] + (tap_rows.end - 1) * g.dil[0] - g.pad[0];
+        if ih >= h {
+            return;
+        }
+        let iw0 = q * g.stride[1] + tap_cols.start * g.dil[1] - g.pad[1];
+        let iw1 = (q + len - 1) * g.stride[1] + (tap_cols.end - 1) * g.dil[1] - g.pad[1];
+        for iw in iw0..=iw1 {
+            let pixel = ((n * h + ih) * w + iw) * g.c;
+            conv_tile::prefetch_l2(&x[pixel + channels.start..pixel + channels.end]);
+        }
     }
 
     /// Adds one block's share of the weight gradient to dw: for each 32 input channels, each
@@ -254,8 +336,8 @@ impl DirectConv {
             let cols = MAX_COLS.min(c - c0);
             for (o0, rows) in balanced_tiles(0..oc) {
                 for (tap, runs) in runs.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-                    let out = &mut dw[(o0 * t + tap) * c + c0..];
-                    conv_tile::tile(rows, cols, &dy[o0..], &x[c0..], runs, st, out, true);
+                    let out = Output::Add(&mut dw[(o0 * t + tap) * c + c0..]);
+                    conv_tile::tile(rows, cols, &dy[o0..], &x[c0..], runs, st, out);
                 }
             }
         }
@@ -444,33 +526,3 @@ const L2_FLOATS: usize = 1 << 18;
 /// Output pixels per block of the weight gradient: the block's dy and x columns of one tile
 /// (14 output, 32 input channels) stay in L1 across the taps.
 const FILTER_BLOCK_PIXELS: usize = 192;
-
-/// OHWI weights `w[o, tap, c]` → `[T − 1 − tap, o, c]`: the input gradient's weights as the
-/// tile reads them, each tap's \[oc, c\] block contiguous.
-fn flip_taps(w: &[f32], oc: usize, t: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0f32; w.len()];
-    out.par_chunks_mut(oc * c)
-        .enumerate()
-        .for_each(|(tap, out)| {
-            for (o, dst) in out.chunks_mut(c).enumerate() {
-                dst.copy_from_slice(&w[(o * t + t - 1 - tap) * c..][..c]);
-            }
-        });
-    out
-}
-
-/// `[rows, cols]` row-major → `[cols, rows]`, in parallel over 16-row bands of the output.
-fn ohwi_to_hwio(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; w.len()];
-    out.par_chunks_mut(16 * rows)
-        .enumerate()
-        .for_each(|(band, out)| {
-            let c0 = band * 16;
-            for (ci, dst) in out.chunks_mut(rows).enumerate() {
-                for (o, d) in dst.iter_mut().enumerate() {
-                    *d = w[o * cols + c0 + ci];
-                }
-            }
-        });
-    out
-}
