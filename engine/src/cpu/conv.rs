@@ -348,7 +348,9 @@ fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
 /// dw = conv2d's weight gradient (OIHW, or OHWI for NHWC) from x and dy.
 pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
-        return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
+        if let Some(dw) = direct.backward_filter(xv, dyv) {
+            return Ok(CpuStorage::F32(dw));
+        }
     }
     Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
         if s.channels_last {

@@ -86,10 +86,10 @@ struct Segment {
 
 impl DirectConv {
     /// The convolution of `s`, when this CPU runs the tile and the shape suits it: NHWC, one
-    /// group, channel counts that are multiples of 16, outputs at least one tile wide, and not a
-    /// pointwise stride-1 product. Narrower images and pointwise products are a few large GEMMs
-    /// that `gemm` runs better (512 channels at 7², batch 32: 26 ms through im2col and `gemm`,
-    /// 35 ms here in 8-row tiles).
+    /// group, channel counts that are multiples of 16, outputs at least half a tile wide, and not
+    /// a pointwise stride-1 product. Narrower images fill too little of a tile, and pointwise
+    /// products are a few large GEMMs that `gemm` runs better (measured on resnet18 at 64²: a
+    /// width limit of 7 took its forward from 50.5 to 48.8 ms, and none took it to 52.4 ms).
     pub fn new(s: &ConvShape) -> Option<DirectConv> {
         let g = &s.geom;
         let pointwise = g.k == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0];
@@ -97,7 +97,7 @@ impl DirectConv {
             && s.groups == 1
             && g.c.is_multiple_of(LANES)
             && s.oc.is_multiple_of(LANES)
-            && g.out[1] >= MAX_ROWS
+            && g.out[1] >= MAX_ROWS / 2
             && !pointwise
             && s.n * g.p_len() > 0
             && conv_tile::available();
@@ -147,8 +147,14 @@ impl DirectConv {
         Some(transposed.run(dy, &panels))
     }
 
-    /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`.
-    pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`, when
+    /// outputs are at least a tile wide: the reduction's runs are output rows, and shorter ones
+    /// leave the tile too little to sum (512 channels at 7², batch 32: 29 ms here, 25 ms through
+    /// im2col and `gemm`).
+    pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
+        if self.g.out[1] < MAX_ROWS {
+            return None;
+        }
         let len = self.oc * self.taps() * self.g.c;
         let blocks = self.blocks(FILTER_BLOCK_PIXELS);
         let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
@@ -165,7 +171,7 @@ impl DirectConv {
                 a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
                 a
             })
-            .unwrap_or_else(|| vec![0f32; len])
+            .or_else(|| Some(vec![0f32; len]))
     }
 
     /// The forward convolution of x with `weights`, blocks of images in parallel.
