@@ -9,6 +9,7 @@
 
 use super::conv::ConvShape;
 use super::conv_tile::{self, Output, Run, Strides, LANES, MAX_ROWS};
+use super::scratch::with_scratch;
 use kiln_kernels::cpu::im2col::ConvGeom;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -28,36 +29,67 @@ pub struct DirectConv {
 /// Weights packed as the tile reads them: one panel per tile width of output channels (32, or
 /// 16 for the last), each `[tap][input channel][cols]`, so a tile's B vectors are one sequential
 /// stream whose cache lines spread over every L1 set.
-struct Panels {
-    data: Vec<f32>,
+struct Panels<'a> {
+    data: &'a [f32],
     taps: usize,
     c: usize,
     oc: usize,
 }
 
-impl Panels {
-    /// Packs `weight(o, tap, ch)` for `oc` output channels, `taps` taps and `c` input channels.
-    fn pack(
+impl<'a> Panels<'a> {
+    /// The forward's panels from OHWI weights `w[o][tap][ch]`: each panel is the transpose of
+    /// its output channels' rows.
+    fn forward(w: &[f32], oc: usize, taps: usize, c: usize, buf: &'a mut [f32]) -> Panels<'a> {
+        let row_len = taps * c;
+        let fill = |oc0: usize, panel: &mut [f32]| {
+            let cols = panel.len() / row_len;
+            let rows: Vec<&[f32]> = w[oc0 * row_len..][..cols * row_len]
+                .chunks_exact(row_len)
+                .collect();
+            // 16 source columns at a time: one cache line of each row in, 16 panel rows out.
+            for (i0, dst) in panel.chunks_mut(LANES * cols).enumerate() {
+                for (j, row) in rows.iter().enumerate() {
+                    let src = &row[i0 * LANES..];
+                    for (d, &v) in dst.iter_mut().skip(j).step_by(cols).zip(src) {
+                        *d = v;
+                    }
+                }
+            }
+        };
+        Panels::build(oc, taps, c, buf, fill)
+    }
+
+    /// The input gradient's panels from OHWI weights `w[o][tap][ci]` of a convolution with
+    /// `oc` outputs: taps flipped, the input channels `ci` as columns and `o` as the reduction.
+    fn flipped(w: &[f32], oc: usize, taps: usize, c: usize, buf: &'a mut [f32]) -> Panels<'a> {
+        let fill = |c0: usize, panel: &mut [f32]| {
+            let cols = panel.len() / (taps * oc);
+            for (i, dst) in panel.chunks_exact_mut(cols).enumerate() {
+                let (tap, o) = (i / oc, i % oc);
+                dst.copy_from_slice(&w[(o * taps + taps - 1 - tap) * c + c0..][..cols]);
+            }
+        };
+        Panels::build(c, taps, oc, buf, fill)
+    }
+
+    /// Panels for `oc` output channels, `taps` taps and `c` input channels in `buf` (of that
+    /// many elements), each filled by `fill(first_output_channel, panel)` in parallel.
+    fn build(
         oc: usize,
         taps: usize,
         c: usize,
-        weight: impl Fn(usize, usize, usize) -> f32 + Sync,
-    ) -> Panels {
-        let mut data = vec![0f32; oc * taps * c];
-        data.par_chunks_mut(MAX_COLS * taps * c)
+        buf: &'a mut [f32],
+        fill: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Panels<'a> {
+        buf.par_chunks_mut(MAX_COLS * taps * c)
             .enumerate()
-            .for_each(|(p, panel)| {
-                let (oc0, cols) = (p * MAX_COLS, MAX_COLS.min(oc - p * MAX_COLS));
-                let mut vectors = panel.chunks_exact_mut(cols);
-                for tap in 0..taps {
-                    for (ch, v) in (0..c).zip(&mut vectors) {
-                        for (j, v) in v.iter_mut().enumerate() {
-                            *v = weight(oc0 + j, tap, ch);
-                        }
-                    }
-                }
-            });
-        Panels { data, taps, c, oc }
+            .for_each(|(p, panel)| fill(p * MAX_COLS, panel));
+        Panels {
+            data: buf,
+            taps,
+            c,
+            oc,
+        }
     }
 
     /// Offset of the B vector for output channels from `oc0`, tap `tap`, input channel `ch`.
@@ -114,9 +146,9 @@ impl DirectConv {
 
     /// y `[n, oh, ow, oc]` = conv(x, w): x `[n, h, w, c]`, w OHWI.
     pub fn forward(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let (t, c) = (self.taps(), self.g.c);
-        let panels = Panels::pack(self.oc, t, c, |o, tap, ch| w[(o * t + tap) * c + ch]);
-        self.run(x, &panels)
+        with_scratch(w.len(), |buf| {
+            self.run(x, &Panels::forward(w, self.oc, self.taps(), self.g.c, buf))
+        })
     }
 
     /// dx `[n, h, w, c]` = the input gradient from dy `[n, oh, ow, oc]` and w (OHWI), when the
@@ -140,11 +172,9 @@ impl DirectConv {
             },
             ..*self
         };
-        let (t, c) = (self.taps(), self.g.c);
-        let panels = Panels::pack(c, t, self.oc, |ci, tap, o| {
-            w[(o * t + t - 1 - tap) * c + ci]
-        });
-        Some(transposed.run(dy, &panels))
+        Some(with_scratch(w.len(), |buf| {
+            transposed.run(dy, &Panels::flipped(w, self.oc, self.taps(), self.g.c, buf))
+        }))
     }
 
     /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`, when
@@ -299,7 +329,7 @@ impl DirectConv {
             }
             let input = &x[input_at(first, first_tap)..];
             let out = y.tail(y_at(first));
-            conv_tile::tile(len, cols, input, &weights.data, &runs, st, out);
+            conv_tile::tile(len, cols, input, weights.data, &runs, st, out);
         });
     }
 

@@ -1,5 +1,5 @@
-//! Per-thread scratch buffers for kernel temporaries (im2col column matrices), so a convolution
-//! neither allocates nor zero-fills its column matrix on every call.
+//! Per-thread scratch buffers for kernel temporaries (im2col column matrices, packed weights), so a
+//! convolution neither allocates nor zero-fills them on every call.
 
 use bytemuck::Pod;
 use std::cell::Cell;
