@@ -219,6 +219,48 @@ impl Tensor {
         *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
     }
 
+    /// Adds `g` into this leaf's gradient, as PyTorch's AccumulateGrad does: in place when the
+    /// gradient is the only handle on its storage and a dense f32 or f64 CPU tensor laid out as
+    /// `g`, else as a new tensor. On error the gradient is left as it was.
+    pub(crate) fn accumulate_grad(&self, g: Tensor) -> Result<()> {
+        let mut slot = self.0.grad.lock().unwrap_or_else(|e| e.into_inner());
+        let sum = match slot.take() {
+            None => g,
+            Some(prev) if prev.add_in_place(&g) => prev,
+            Some(prev) => match prev.add(&g) {
+                Ok(sum) => sum,
+                Err(e) => {
+                    *slot = Some(prev);
+                    return Err(e);
+                }
+            },
+        };
+        *slot = Some(sum);
+        Ok(())
+    }
+
+    /// `self += g` in place, if nothing else can see `self`'s storage and both are dense CPU
+    /// tensors of one float dtype with the same element mapping; returns whether it added.
+    fn add_in_place(&self, g: &Tensor) -> bool {
+        let unique = Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1;
+        let (layout, g_layout) = (self.layout(), g.layout());
+        if !unique || !layout.is_dense() || !layout.same_mapping(g_layout) {
+            return false;
+        }
+        let (n, at, g_at) = (self.numel(), layout.offset(), g_layout.offset());
+        let (mut dst, src) = (self.storage_mut(), g.storage());
+        match (&mut *dst, &*src) {
+            (Storage::Cpu(CpuStorage::F32(d)), Storage::Cpu(CpuStorage::F32(s))) => {
+                add_assign(&mut d[at..at + n], &s[g_at..g_at + n])
+            }
+            (Storage::Cpu(CpuStorage::F64(d)), Storage::Cpu(CpuStorage::F64(s))) => {
+                add_assign(&mut d[at..at + n], &s[g_at..g_at + n])
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// A tensor sharing storage but cut from the graph.
     pub fn detach(&self) -> Tensor {
         self.with_layout(self.layout().clone(), None)
@@ -307,4 +349,12 @@ impl Tensor {
 
 fn read(s: &RwLock<Storage>) -> RwLockReadGuard<'_, Storage> {
     s.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `dst[i] += src[i]`, in parallel over large slices.
+fn add_assign<T: Copy + std::ops::AddAssign + Send + Sync>(dst: &mut [T], src: &[T]) {
+    use rayon::prelude::*;
+    dst.par_chunks_mut(1 << 15)
+        .zip(src.par_chunks(1 << 15))
+        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d += s));
 }

@@ -608,6 +608,38 @@ fn backward_accumulates_into_leaf_grads() {
 }
 
 #[test]
+fn a_held_gradient_keeps_its_values_and_a_free_one_accumulates_in_place() {
+    let w = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap();
+    w.requires_grad_(true);
+    let step = || w.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    step();
+    let held = w.grad().unwrap();
+    step();
+    assert_eq!(held.to_vec::<f32>().unwrap(), vec![2.0, 4.0, 6.0]);
+    drop(held);
+    step();
+    assert_eq!(
+        w.grad().unwrap().to_vec::<f32>().unwrap(),
+        vec![6.0, 12.0, 18.0]
+    );
+
+    let x = randn(&[2, 3, 4, 5], 7)
+        .to_memory_format(MemoryFormat::ChannelsLast)
+        .unwrap();
+    x.requires_grad_(true);
+    for _ in 0..2 {
+        x.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    }
+    let (g, xv) = (x.grad().unwrap(), x.to_vec::<f32>().unwrap());
+    for (g, x) in g.to_vec::<f32>().unwrap().iter().zip(&xv) {
+        assert!(
+            (g - 4.0 * x).abs() <= 1e-5 * (1.0 + x.abs()),
+            "{g} vs 4·{x}"
+        );
+    }
+}
+
+#[test]
 fn same_seed_gives_same_random_numbers() {
     let a = Tensor::randn(&[1000], DType::F32, 42)
         .unwrap()

@@ -116,7 +116,7 @@ pub(crate) fn backward(root: &Tensor, grad: Option<Tensor>) -> Result<()> {
             continue;
         };
         let Some(node) = t.node() else {
-            t.set_grad(Some(accumulate(t.grad(), g)?));
+            t.accumulate_grad(g)?;
             continue;
         };
         let input_grads = (node.backward)(&g)?;
