@@ -246,24 +246,9 @@ fn direct_nhwc_conv_agrees_with_nchw() {
         ),
         ("7x7 stride 2", [2, 16, 15, 29], [32, 16, 7, 7], stem),
         ("1x1 stride 2", [3, 16, 9, 30], [32, 16, 1, 1], down),
-        (
-            "half a tile wide",
-            [12, 32, 7, 7],
-            [32, 32, 3, 3],
-            pad(1, 1),
-        ),
-        (
-            "input channels in slices",
-            [2, 192, 4, 14],
-            [48, 192, 3, 3],
-            pad(1, 1),
-        ),
-        (
-            "output channels in slices",
-            [2, 32, 4, 14],
-            [176, 32, 3, 3],
-            pad(1, 1),
-        ),
+        ("7 wide", [12, 32, 7, 7], [32, 32, 3, 3], pad(1, 1)),
+        ("c slices", [2, 192, 4, 14], [48, 192, 3, 3], pad(1, 1)),
+        ("oc slices", [2, 32, 4, 14], [176, 32, 3, 3], pad(1, 1)),
         (
             "one image by rows",
             [1, 16, 40, 30],
