@@ -10,6 +10,7 @@
 use super::conv::ConvShape;
 use super::conv_tile::{self, Output, Run, Strides, LANES, MAX_ROWS};
 use super::scratch::with_scratch;
+use super::transpose::transpose;
 use kiln_kernels::cpu::im2col::ConvGeom;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -43,18 +44,7 @@ impl<'a> Panels<'a> {
         let row_len = taps * c;
         let fill = |oc0: usize, panel: &mut [f32]| {
             let cols = panel.len() / row_len;
-            let rows: Vec<&[f32]> = w[oc0 * row_len..][..cols * row_len]
-                .chunks_exact(row_len)
-                .collect();
-            // 16 source columns at a time: one cache line of each row in, 16 panel rows out.
-            for (i0, dst) in panel.chunks_mut(LANES * cols).enumerate() {
-                for (j, row) in rows.iter().enumerate() {
-                    let src = &row[i0 * LANES..];
-                    for (d, &v) in dst.iter_mut().skip(j).step_by(cols).zip(src) {
-                        *d = v;
-                    }
-                }
-            }
+            transpose(&w[oc0 * row_len..], row_len, [cols, row_len], panel, cols);
         };
         Panels::build(oc, taps, c, buf, fill)
     }

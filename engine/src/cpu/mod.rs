@@ -14,6 +14,7 @@ pub mod random;
 pub mod reduce;
 pub mod scratch;
 pub mod softmax;
+pub mod transpose;
 
 use crate::{CpuStorage, Layout};
 use kiln_kernels::cpu::copy::copy_strided;
