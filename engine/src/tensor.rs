@@ -1,6 +1,7 @@
 //! `Tensor`: a cheap handle to storage, a layout and autograd metadata.
 
 use crate::autograd::{self, Node};
+use crate::cpu::elementwise::add_assign;
 use crate::storage::StorageElem;
 use crate::{CpuStorage, DType, Device, Error, Layout, MemoryFormat, Result, Storage};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -349,12 +350,4 @@ impl Tensor {
 
 fn read(s: &RwLock<Storage>) -> RwLockReadGuard<'_, Storage> {
     s.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `dst[i] += src[i]`, in parallel over large slices.
-fn add_assign<T: Copy + std::ops::AddAssign + Send + Sync>(dst: &mut [T], src: &[T]) {
-    use rayon::prelude::*;
-    dst.par_chunks_mut(1 << 15)
-        .zip(src.par_chunks(1 << 15))
-        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d += s));
 }

@@ -178,7 +178,7 @@ fn conv2d_matches_naive_in_both_formats() {
 }
 
 /// Output and both gradients of one convolution in NHWC against the NCHW (im2col) path.
-fn nhwc_agrees_with_nchw(case: &str, xs: [usize; 4], ws: [usize; 4], p: Conv2dParams) {
+fn nhwc_agrees_with_nchw(case: &str, xs: [usize; 4], ws: [usize; 4], p: Conv2dParams, tol: f32) {
     let run = |format| {
         let x = randn(&xs, 1).to_memory_format(format).unwrap();
         let w = randn(&ws, 2);
@@ -194,7 +194,7 @@ fn nhwc_agrees_with_nchw(case: &str, xs: [usize; 4], ws: [usize; 4], p: Conv2dPa
     let nhwc = run(MemoryFormat::ChannelsLast);
     for ((a, b), what) in nhwc.iter().zip(&nchw).zip(["y", "dx", "dw"]) {
         eprintln!("{case}: {what}");
-        assert_close(a, b, 1e-4);
+        assert_close(a, b, tol);
     }
 }
 
@@ -206,7 +206,7 @@ fn conv2d_forward_and_gradients_agree_across_formats() {
         padding: [1, 1],
         ..Default::default()
     };
-    nhwc_agrees_with_nchw("implicit GEMM", [4, 8, 20, 20], [16, 8, 3, 3], p);
+    nhwc_agrees_with_nchw("implicit GEMM", [4, 8, 20, 20], [16, 8, 3, 3], p, 1e-4);
 }
 
 /// Shapes the direct NHWC convolution takes on AVX-512 (channel counts that are multiples of 16,
@@ -257,8 +257,12 @@ fn direct_nhwc_conv_agrees_with_nchw() {
         ),
     ];
     for (case, xs, ws, p) in cases {
-        nhwc_agrees_with_nchw(case, xs, ws, p);
+        nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);
     }
+    // Partial weight gradients past the cache, summed as one block a thread. Its sums run over
+    // 4608 and 9216 terms, where f32 rounding alone reaches 2e-4 of their (cancelled) results.
+    let wide = ([3, 512, 7, 7], [1024, 512, 3, 3]);
+    nhwc_agrees_with_nchw("wide dw", wide.0, wide.1, pad(1, 1), 1e-3);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! im2col: the input already is the column matrix.
 
 use super::direct_conv::DirectConv;
+use super::elementwise::add_assign;
 use super::float_map2;
 use super::implicit_gemm::{flip_weights, Taps};
 use super::matmul::{gemm, MatRef};
@@ -348,9 +349,7 @@ fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
 /// dw = conv2d's weight gradient (OIHW, or OHWI for NHWC) from x and dy.
 pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
-        if let Some(dw) = direct.backward_filter(xv, dyv) {
-            return Ok(CpuStorage::F32(dw));
-        }
+        return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
     }
     Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
         if s.channels_last {
@@ -388,7 +387,7 @@ fn sum_over_images<T: Real>(
         .reduce(
             || vec![T::zero(); wlen],
             |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                add_assign(&mut a, &b);
                 a
             },
         )

@@ -9,6 +9,7 @@
 
 use super::conv::ConvShape;
 use super::conv_tile::{self, Output, Run, Strides, LANES, MAX_ROWS};
+use super::elementwise::add_assign;
 use super::scratch::with_scratch;
 use super::transpose::transpose;
 use kiln_kernels::cpu::im2col::ConvGeom;
@@ -167,31 +168,43 @@ impl DirectConv {
         }))
     }
 
-    /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`, when
-    /// outputs are at least a tile wide: the reduction's runs are output rows, and shorter ones
-    /// leave the tile too little to sum (512 channels at 7², batch 32: 29 ms here, 25 ms through
-    /// im2col and `gemm`).
-    pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
-        if self.g.out[1] < MAX_ROWS {
-            return None;
-        }
+    /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`. Each
+    /// thread sums its share of the batch into a partial dw of its own (its first block writes
+    /// it, later blocks add), and the partials are added at the end.
+    pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let len = self.oc * self.taps() * self.g.c;
-        let blocks = self.blocks(FILTER_BLOCK_PIXELS);
-        let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
+        let threads = rayon::current_num_threads();
+        let pixels = if threads * len > FILTER_PARTIAL_FLOATS {
+            self.n * self.g.p_len()
+        } else {
+            FILTER_BLOCK_PIXELS
+        };
+        let blocks = self.blocks(pixels);
+        let per_thread = blocks.len().div_ceil(threads).max(1);
+        let partial = |blocks: &[Block]| {
+            let mut dw: Vec<f32> = Vec::with_capacity(len);
+            let (first, rest) = blocks.split_first().expect("par_chunks are never empty");
+            self.filter_block(
+                x,
+                dy,
+                first,
+                Output::Write(&mut dw.spare_capacity_mut()[..len]),
+            );
+            // SAFETY: a written block sets every (output channel, tap, input channel) of dw.
+            unsafe { dw.set_len(len) };
+            for block in rest {
+                self.filter_block(x, dy, block, Output::Add(&mut dw));
+            }
+            dw
+        };
         blocks
             .par_chunks(per_thread)
-            .map(|blocks| {
-                let mut dw = vec![0f32; len];
-                for block in blocks {
-                    self.filter_block(x, dy, block, &mut dw);
-                }
-                dw
-            })
+            .map(partial)
             .reduce_with(|mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                add_assign(&mut a, &b);
                 a
             })
-            .or_else(|| Some(vec![0f32; len]))
+            .unwrap_or_else(|| vec![0f32; len])
     }
 
     /// The forward convolution of x with `weights`, blocks of images in parallel.
@@ -347,11 +360,13 @@ impl DirectConv {
         }
     }
 
-    /// Adds one block's share of the weight gradient to dw: for each 32 input channels, each
-    /// group of up to 14 output channels and each tap, one tile over the tap's valid pixels.
-    fn filter_block(&self, x: &[f32], dy: &[f32], block: &Block, dw: &mut [f32]) {
+    /// One block's share of the weight gradient, written into or added to dw as `dw` says: for
+    /// each 32 input channels, each group of up to 14 output channels and each tap, one tile over
+    /// the tap's valid pixels. Written blocks set every element (zeros where a tap sees nothing).
+    fn filter_block(&self, x: &[f32], dy: &[f32], block: &Block, mut dw: Output) {
         let (t, c, oc) = (self.taps(), self.g.c, self.oc);
         let runs: Vec<Vec<Run>> = (0..t).map(|tap| self.filter_runs(block, tap)).collect();
+        let writes = matches!(dw, Output::Write(_));
         let st = Strides {
             a_row: 1,
             a_step: oc,
@@ -361,9 +376,11 @@ impl DirectConv {
         for c0 in (0..c).step_by(MAX_COLS) {
             let cols = MAX_COLS.min(c - c0);
             for (o0, rows) in balanced_tiles(0..oc) {
-                for (tap, runs) in runs.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-                    let out = Output::Add(&mut dw[(o0 * t + tap) * c + c0..]);
-                    conv_tile::tile(rows, cols, &dy[o0..], &x[c0..], runs, st, out);
+                for (tap, runs) in runs.iter().enumerate() {
+                    if writes || !runs.is_empty() {
+                        let out = dw.tail((o0 * t + tap) * c + c0);
+                        conv_tile::tile(rows, cols, &dy[o0..], &x[c0..], runs, st, out);
+                    }
                 }
             }
         }
@@ -552,3 +569,10 @@ const L2_FLOATS: usize = 1 << 18;
 /// Output pixels per block of the weight gradient: the block's dy and x columns of one tile
 /// (14 output, 32 input channels) stay in L1 across the taps.
 const FILTER_BLOCK_PIXELS: usize = 192;
+
+/// f32 values of all threads' partial weight gradients (16 MiB, half this machine's L3) above
+/// which each thread sums its whole share of the batch as one block: such partials fall out of
+/// cache, and each block would sweep them through memory again. Measured fwd+bwd, batch 32, 2
+/// threads: 512 channels at 7², 50-52 ms through im2col, 46-48 ms as one block a thread; 256
+/// channels at 14² (cached partials), 47-48 ms in blocks of 192 pixels, 51-53 ms as one block.
+const FILTER_PARTIAL_FLOATS: usize = 1 << 22;

@@ -5,6 +5,16 @@ use crate::broadcast::plan;
 use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
 use kiln_kernels::cpu::copy::convert;
 use kiln_kernels::cpu::elementwise::{self as k, BinaryOp, CmpOp, UnaryOp};
+use rayon::prelude::*;
+
+/// `dst[i] += src[i]`, in parallel over large slices: gradients accumulated in place and the
+/// per-thread partial sums of reductions.
+pub(crate) fn add_assign<T: Copy + std::ops::AddAssign + Send + Sync>(dst: &mut [T], src: &[T]) {
+    assert_eq!(dst.len(), src.len(), "add_assign of unequal lengths");
+    dst.par_chunks_mut(1 << 15)
+        .zip(src.par_chunks(1 << 15))
+        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d += s));
+}
 
 /// y = op(x), keeping x's memory order when dense.
 pub fn unary(s: &CpuStorage, l: &Layout, op: UnaryOp) -> Result<(CpuStorage, Layout)> {

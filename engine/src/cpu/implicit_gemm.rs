@@ -11,6 +11,7 @@
 //! stays in cache across the KH products and is compacted into the result.
 
 use super::conv::ConvShape;
+use super::elementwise::add_assign;
 use super::matmul::{gemm, MatRef};
 use super::scratch::with_scratch;
 use kiln_kernels::cpu::Real;
@@ -218,7 +219,7 @@ impl Taps {
             .reduce(
                 || vec![T::zero(); self.weight_len()],
                 |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                    add_assign(&mut a, &b);
                     a
                 },
             )
