@@ -16,6 +16,7 @@ use kiln_kernels::cpu::im2col::ConvGeom;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// Widest tile, in output (or, for the weight gradient, input) channels.
 const MAX_COLS: usize = 2 * LANES;
@@ -26,6 +27,8 @@ pub struct DirectConv {
     n: usize,
     oc: usize,
     g: ConvGeom,
+    /// Weights per forward pass ([`pass_floats`]).
+    pass: Option<usize>,
 }
 
 /// Weights packed as the tile reads them: one panel per tile width of output channels (32, or
@@ -128,6 +131,7 @@ impl DirectConv {
             n: s.n,
             oc: s.oc,
             g: *g,
+            pass: pass_floats(),
         })
     }
 
@@ -271,9 +275,12 @@ impl DirectConv {
     }
 
     /// Input channels cut into slices whose weights for one tile width (32 output channels, every
-    /// tap) stay within [`PASS_FLOATS`]; each slice is one sweep over a block.
+    /// tap) stay within `self.pass`; each slice is one sweep over a block.
     fn channel_slices(&self) -> Vec<Range<usize>> {
-        let per_slice = (PASS_FLOATS / (self.taps() * MAX_COLS)).max(LANES);
+        let per_slice = match self.pass {
+            Some(floats) => (floats / (self.taps() * MAX_COLS)).max(LANES),
+            None => self.g.c,
+        };
         let slices = self.g.c.div_ceil(per_slice);
         balanced(0..self.g.c, slices).collect()
     }
@@ -558,10 +565,33 @@ fn balanced(range: Range<usize>, parts: usize) -> impl Iterator<Item = Range<usi
     })
 }
 
-/// f32 values of weights one pass of a tile sweeps (96 KiB: twice L1, the rest streamed from
-/// L2). Measured on the ResNet shapes: 32 KiB made 64 channels pay three passes for nothing, and
-/// whole 256- and 512-channel panels stalled on L2.
-const PASS_FLOATS: usize = 24576;
+/// f32 values of weights one pass of a tile sweeps, or `None` for whole panels. What pays depends
+/// on how fast the caches stream the weights past L1, measured on the ResNet shapes:
+/// - Intel (the earlier host, 2 MiB L2): 96 KiB, twice L1, the rest from L2. 32 KiB made 64
+///   channels pay three passes for nothing, and whole 256- and 512-channel panels stalled on L2.
+/// - AMD (Zen 5, 1 MiB L2, 32 MiB L3): whole panels. They stream from L2 and L3 fast enough, and
+///   each extra pass costs a sweep of the outputs: forwards at 512ch 7² 13.7–14.7 → 12.6 ms,
+///   256ch 14² 14.4 → 13.6 ms, 128ch 28² 15.3 → 14.7 ms; fwd+bwd at 512ch 7² 45.5 → 42 ms.
+fn pass_floats() -> Option<usize> {
+    static PASS: OnceLock<Option<usize>> = OnceLock::new();
+    *PASS.get_or_init(|| (!cpu_is_amd()).then_some(24576))
+}
+
+/// Whether the CPU's vendor string (cpuid leaf 0) is AMD's.
+fn cpu_is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: every x86-64 CPU has cpuid (newer toolchains declare `__cpuid` safe).
+        #[allow(unused_unsafe)]
+        let id = unsafe { std::arch::x86_64::__cpuid(0) };
+        [id.ebx, id.edx, id.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .eq(*b"AuthenticAMD")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
 
 /// f32 values of input one forward block keeps in L2 across its passes (1 MiB of its 2).
 const L2_FLOATS: usize = 1 << 18;
@@ -576,3 +606,49 @@ const FILTER_BLOCK_PIXELS: usize = 192;
 /// threads: 512 channels at 7², 50-52 ms through im2col, 46-48 ms as one block a thread; 256
 /// channels at 14² (cached partials), 47-48 ms in blocks of 192 pixels, 51-53 ms as one block.
 const FILTER_PARTIAL_FLOATS: usize = 1 << 22;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Conv2dParams;
+
+    /// The forward and the input gradient in several input-channel passes (Intel's pass size)
+    /// equal them in one pass, whichever this CPU picks: the passes after the first add.
+    #[test]
+    fn passes_over_input_channels_add_up_to_one_pass() {
+        let p = Conv2dParams {
+            padding: [1, 1],
+            ..Default::default()
+        };
+        let s = ConvShape::new(&[2, 192, 6, 14], &[176, 192, 3, 3], &p, true).unwrap();
+        let Some(conv) = DirectConv::new(&s) else {
+            return;
+        };
+        let value = |i: usize| ((i * 7919) % 23) as f32 / 8.0 - 1.0;
+        let x: Vec<f32> = (0..2 * 6 * 14 * 192).map(value).collect();
+        let w: Vec<f32> = (0..176 * 9 * 192).map(|i| value(i + 3)).collect();
+        let dy: Vec<f32> = (0..2 * 6 * 14 * 176).map(|i| value(i + 5)).collect();
+        let sliced = DirectConv {
+            pass: Some(24576),
+            ..conv
+        };
+        let whole = DirectConv { pass: None, ..conv };
+        assert!(sliced.channel_slices().len() > 1 && whole.channel_slices().len() == 1);
+        let pairs = [
+            (sliced.forward(&x, &w), whole.forward(&x, &w)),
+            (
+                sliced.backward_data(&dy, &w).unwrap(),
+                whole.backward_data(&dy, &w).unwrap(),
+            ),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(a.len(), b.len());
+            for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                assert!(
+                    (u - v).abs() <= 1e-4 * (1.0 + v.abs()),
+                    "element {i}: {u} vs {v}"
+                );
+            }
+        }
+    }
+}
