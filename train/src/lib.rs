@@ -8,6 +8,7 @@ pub mod cli;
 pub mod data;
 mod error;
 pub mod loader;
+pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod sched;

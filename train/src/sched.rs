@@ -19,9 +19,13 @@ pub enum Decay {
     Constant,
 }
 
-/// A per-epoch learning-rate schedule.
+/// A per-epoch learning-rate schedule, driven as timm drives its schedulers: `step(epoch, metric)`
+/// after each epoch, `step_update(num_updates, metric)` after each optimizer update, and `lr()` is
+/// what the next update uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scheduler {
+    /// The learning rate of the next update.
+    pub current: f64,
     /// Peak learning rate.
     pub base_lr: f64,
     /// Lower bound of the cosine.
@@ -37,6 +41,33 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// timm's `scheduler.step(epoch, metric)`: the lr for epoch `epoch`.
+    pub fn step(&mut self, epoch: usize, _metric: Option<f64>) {
+        self.current = self.lr_at(epoch as f64);
+    }
+
+    /// timm's `scheduler.step_update(num_updates, metric)`: per-epoch schedules keep their lr.
+    pub fn step_update(&mut self, _num_updates: usize, _metric: Option<f64>) {}
+
+    /// The learning rate of the next optimizer update (before a parameter group's lr scale).
+    pub fn lr(&self) -> f64 {
+        self.current
+    }
+
+    /// State a checkpoint keeps.
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "lr": self.current })
+    }
+
+    /// Restores what `state` returned.
+    pub fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.current = state["lr"].as_f64().ok_or_else(|| Error::Flag {
+            flag: "--resume".into(),
+            msg: format!("scheduler state {state} has no lr"),
+        })?;
+        Ok(())
+    }
+
     /// Parses timm's `--sched` name.
     pub fn decay_from_name(name: &str, decay_epochs: f64, decay_rate: f64) -> Result<Decay> {
         Ok(match name {
@@ -86,6 +117,7 @@ mod tests {
     #[test]
     fn cosine_with_warmup_matches_timm() {
         let s = Scheduler {
+            current: 0.1,
             base_lr: 0.1,
             min_lr: 1e-5,
             warmup_lr: 1e-4,

@@ -189,6 +189,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let lr = resolve_lr(&a);
     let decay = Scheduler::decay_from_name(&a.sched, a.decay_epochs, a.decay_rate)?;
     let sched = Scheduler {
+        current: lr,
         base_lr: lr,
         min_lr: a.min_lr,
         warmup_lr: a.warmup_lr,
