@@ -74,9 +74,27 @@ pub fn save_safetensors(
             ))
         })
         .collect::<Result<Vec<_>>>()?;
+    let bytes = safetensors::serialize(views, &metadata).map_err(|e| file_err(path, e))?;
+    write_durably(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary name beside `path`, syncs it, renames it over `path` and syncs
+/// the folder: a crash at any point leaves either the old file or the new one, whole.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, &metadata, &tmp).map_err(|e| file_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+    let mut f = std::fs::File::create(&tmp).map_err(|e| file_err(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| file_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| file_err(dir, e))?;
+    }
+    Ok(())
 }
 
 /// Reads every tensor of a safetensors file.

@@ -1,185 +1,181 @@
 //! Checkpoints as safetensors: the model's state dict (`state_dict.*`), the optimizer state
-//! (`optimizer.*`) and the epoch, metric and RNG position as metadata. Written atomically.
+//! (`optimizer.*`), callbacks' tensors under their own prefix (`state_dict_ema.*`), and as string
+//! metadata the epoch, metric, RNG position, loss scaler and the trainer's resume state (JSON).
+//! Written to a temporary name, synced and renamed, so a crash leaves the previous file whole.
 
-use crate::optim::Optimizer;
 use crate::{Error, Result};
-use kiln_nn::{load_safetensors_with_metadata, save_safetensors, Module};
+use kiln_engine::Tensor;
+use kiln_nn::{load_safetensors_with_metadata, save_safetensors};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// What a checkpoint records besides tensors.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckpointMeta {
-    /// The last finished epoch.
+    /// The epoch the checkpoint was taken in (the last finished one for end-of-epoch saves).
     pub epoch: usize,
     /// The model name.
     pub arch: String,
-    /// The eval metric at that epoch, if evaluated.
+    /// The eval metric of that epoch, if evaluated.
     pub metric: Option<f64>,
     /// Offset of the global Philox stream (dropout, drop-path), so a resumed run continues exactly.
     pub rng_offset: u64,
     /// The loss scaler's (scale, growth tracker) of an f16 AMP run.
     pub scaler: Option<(f64, u32)>,
+    /// The trainer's resume state (position, epoch meters, schedule, callbacks), absent in
+    /// plain state dicts and older checkpoints.
+    pub trainer: Option<serde_json::Value>,
 }
 
-/// Writes model, optimizer and `meta` to `path` atomically.
-pub fn save_checkpoint(
-    path: &Path,
-    model: &dyn Module,
-    optim: &dyn Optimizer,
-    meta: &CheckpointMeta,
-) -> Result<()> {
-    let mut tensors = BTreeMap::new();
-    for t in model.named_tensors() {
-        tensors.insert(format!("state_dict.{}", t.name), t.tensor);
-    }
-    for (k, v) in optim.state_dict() {
-        tensors.insert(format!("optimizer.{k}"), v);
-    }
-    let mut md = HashMap::from([
-        ("epoch".to_string(), meta.epoch.to_string()),
-        ("arch".to_string(), meta.arch.clone()),
-        ("rng_offset".to_string(), meta.rng_offset.to_string()),
-        ("format".to_string(), "kiln-checkpoint-1".to_string()),
-    ]);
-    if let Some(m) = meta.metric {
-        md.insert("metric".into(), m.to_string());
-    }
-    if let Some((scale, tracker)) = meta.scaler {
-        md.insert("amp_scale".into(), scale.to_string());
-        md.insert("amp_growth_tracker".into(), tracker.to_string());
-    }
-    Ok(save_safetensors(&tensors, Some(md), path)?)
-}
-
-/// A checkpoint read back: model tensors, optimizer state and metadata.
+/// A checkpoint's tensors and metadata.
+#[derive(Debug, Clone, Default)]
 pub struct Checkpoint {
     /// Model tensors by state-dict name.
-    pub model: BTreeMap<String, kiln_engine::Tensor>,
+    pub model: BTreeMap<String, Tensor>,
     /// Optimizer state by key.
-    pub optimizer: BTreeMap<String, kiln_engine::Tensor>,
-    /// Epoch, arch, metric, RNG position.
+    pub optimizer: BTreeMap<String, Tensor>,
+    /// Other tensor groups by prefix (`state_dict_ema` → its tensors by name).
+    pub extra: BTreeMap<String, BTreeMap<String, Tensor>>,
+    /// Epoch, arch, metric, RNG position, trainer state.
     pub meta: CheckpointMeta,
 }
 
-/// Reads a checkpoint; a plain state-dict safetensors file (no prefixes) loads as the model part.
-pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
-    let (tensors, md) = load_safetensors_with_metadata(path)?;
-    let bad = |msg: String| Error::Checkpoint {
-        path: path.to_path_buf(),
-        msg,
-    };
-    let num = |k: &str| {
-        md.get(k)
-            .map(|v| {
-                v.parse::<u64>()
-                    .map_err(|_| bad(format!("metadata {k}={v:?} is not a number")))
-            })
-            .transpose()
-    };
-    let (mut model, mut optimizer) = (BTreeMap::new(), BTreeMap::new());
-    let plain = !tensors.keys().any(|k| k.starts_with("state_dict."));
-    for (k, v) in tensors {
-        if plain {
-            model.insert(k, v);
-        } else if let Some(name) = k.strip_prefix("state_dict.") {
-            model.insert(name.to_string(), v);
-        } else if let Some(name) = k.strip_prefix("optimizer.") {
-            optimizer.insert(name.to_string(), v);
+const MODEL: &str = "state_dict";
+const OPTIMIZER: &str = "optimizer";
+
+impl Checkpoint {
+    /// Writes the checkpoint to `path` (temporary name, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut tensors = BTreeMap::new();
+        let groups = [(MODEL, &self.model), (OPTIMIZER, &self.optimizer)];
+        let extra = self.extra.iter().map(|(k, v)| (k.as_str(), v));
+        for (prefix, group) in groups.into_iter().chain(extra) {
+            for (name, t) in group {
+                tensors.insert(format!("{prefix}.{name}"), t.clone());
+            }
+        }
+        let m = &self.meta;
+        let mut md = HashMap::from([
+            ("epoch".to_string(), m.epoch.to_string()),
+            ("arch".to_string(), m.arch.clone()),
+            ("rng_offset".to_string(), m.rng_offset.to_string()),
+            ("format".to_string(), "kiln-checkpoint-1".to_string()),
+        ]);
+        if let Some(metric) = m.metric {
+            md.insert("metric".into(), metric.to_string());
+        }
+        if let Some((scale, tracker)) = m.scaler {
+            md.insert("amp_scale".into(), scale.to_string());
+            md.insert("amp_growth_tracker".into(), tracker.to_string());
+        }
+        if let Some(t) = &m.trainer {
+            md.insert("trainer".into(), t.to_string());
+        }
+        Ok(save_safetensors(&tensors, Some(md), path)?)
+    }
+
+    /// Reads a checkpoint; a plain state-dict file (no prefixes) loads as the model part. A
+    /// truncated or corrupt file is an error naming it.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let (tensors, md) = load_safetensors_with_metadata(path)?;
+        let bad = |msg: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let num = |k: &str| -> Result<Option<u64>> {
+            md.get(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| bad(format!("metadata {k}={v:?} is not a number")))
+                })
+                .transpose()
+        };
+        let mut ck = Checkpoint::default();
+        let plain = !tensors.keys().any(|k| k.starts_with("state_dict."));
+        for (k, v) in tensors {
+            if plain {
+                ck.model.insert(k, v);
+                continue;
+            }
+            let (prefix, name) = k
+                .split_once('.')
+                .ok_or_else(|| bad(format!("tensor '{k}' has no group prefix")))?;
+            let group = match prefix {
+                MODEL => &mut ck.model,
+                OPTIMIZER => &mut ck.optimizer,
+                _ => ck.extra.entry(prefix.to_string()).or_default(),
+            };
+            group.insert(name.to_string(), v);
+        }
+        let trainer = md
+            .get("trainer")
+            .map(|t| serde_json::from_str(t).map_err(|e| bad(format!("trainer state: {e}"))))
+            .transpose()?;
+        let scale = md.get("amp_scale").and_then(|s| s.parse().ok());
+        ck.meta = CheckpointMeta {
+            epoch: num("epoch")?.unwrap_or(0) as usize,
+            arch: md.get("arch").cloned().unwrap_or_default(),
+            metric: md.get("metric").and_then(|m| m.parse().ok()),
+            rng_offset: num("rng_offset")?.unwrap_or(0),
+            scaler: scale.map(|s| {
+                (
+                    s,
+                    num("amp_growth_tracker").ok().flatten().unwrap_or(0) as u32,
+                )
+            }),
+            trainer,
+        };
+        Ok(ck)
+    }
+}
+
+/// Copies `from` to `to` through a synced temporary file and a rename.
+pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let tmp = to.with_extension("tmp");
+    std::fs::copy(from, &tmp).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
+}
+
+/// The checkpoint in `dir` (last, recovery or numbered) that is furthest into training and
+/// reads back whole; unreadable ones are reported and passed over.
+pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut best: Option<((usize, usize, usize), std::path::PathBuf)> = None;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_none_or(|e| e != "safetensors") {
+            continue;
+        }
+        let ck = match Checkpoint::load(&path) {
+            Ok(ck) => ck,
+            Err(e) => {
+                eprintln!("skipping unreadable checkpoint: {e}");
+                continue;
+            }
+        };
+        let key = ck.progress();
+        if best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, path));
         }
     }
-    let meta = CheckpointMeta {
-        epoch: num("epoch")?.unwrap_or(0) as usize,
-        arch: md.get("arch").cloned().unwrap_or_default(),
-        metric: md.get("metric").and_then(|m| m.parse().ok()),
-        rng_offset: num("rng_offset")?.unwrap_or(0),
-        scaler: md.get("amp_scale").and_then(|s| s.parse().ok()).map(|s| {
-            (
-                s,
-                num("amp_growth_tracker").ok().flatten().unwrap_or(0) as u32,
-            )
-        }),
-    };
-    Ok(Checkpoint {
-        model,
-        optimizer,
-        meta,
+    best.map(|(_, p)| p).ok_or_else(|| Error::Checkpoint {
+        path: dir.to_path_buf(),
+        msg: "no readable checkpoint in this folder".into(),
     })
 }
 
-/// Keeps `last`, `model_best` and the `max_history` best numbered checkpoints of a run, as
-/// timm's `CheckpointSaver` (higher metric is better unless `decreasing`).
-pub struct CheckpointSaver {
-    dir: std::path::PathBuf,
-    max_history: usize,
-    decreasing: bool,
-    kept: Vec<(f64, usize)>,
-    /// The best metric so far and its epoch.
-    pub best: Option<(f64, usize)>,
-}
-
-impl CheckpointSaver {
-    /// A saver writing into `dir`.
-    pub fn new(dir: &Path, max_history: usize, decreasing: bool) -> CheckpointSaver {
-        CheckpointSaver {
-            dir: dir.to_path_buf(),
-            max_history,
-            decreasing,
-            kept: Vec::new(),
-            best: None,
+impl Checkpoint {
+    /// How far into training this checkpoint is: (updates, epoch, batch) of the trainer's
+    /// position, or the start of the epoch after its own for checkpoints without one.
+    pub fn progress(&self) -> (usize, usize, usize) {
+        let position = self.meta.trainer.as_ref().map(|t| &t["position"]);
+        let field = |k: &str| position.and_then(|p| p[k].as_u64()).map(|v| v as usize);
+        match (field("num_updates"), field("epoch"), field("batch")) {
+            (Some(u), Some(e), Some(b)) => (u, e, b),
+            _ => (0, self.meta.epoch + 1, 0),
         }
-    }
-
-    fn better(&self, a: f64, b: f64) -> bool {
-        if self.decreasing {
-            a < b
-        } else {
-            a > b
-        }
-    }
-
-    /// Saves epoch `meta.epoch` as `last`, as a numbered checkpoint if it ranks among the best,
-    /// and as `model_best` if it is the best.
-    pub fn save(
-        &mut self,
-        model: &dyn Module,
-        optim: &dyn Optimizer,
-        meta: &CheckpointMeta,
-    ) -> Result<()> {
-        let last = self.dir.join("last.safetensors");
-        save_checkpoint(&last, model, optim, meta)?;
-        let Some(metric) = meta.metric else {
-            return Ok(());
-        };
-        let worst = self.kept.last().map(|k| k.0);
-        if self.kept.len() < self.max_history || worst.is_some_and(|w| self.better(metric, w)) {
-            let path = self
-                .dir
-                .join(format!("checkpoint-{}.safetensors", meta.epoch));
-            std::fs::copy(&last, &path).map_err(|e| Error::io(&path, e))?;
-            self.kept.push((metric, meta.epoch));
-            let decreasing = self.decreasing;
-            self.kept.sort_by(|a, b| {
-                if decreasing {
-                    a.0.total_cmp(&b.0)
-                } else {
-                    b.0.total_cmp(&a.0)
-                }
-            });
-            while self.kept.len() > self.max_history {
-                if let Some((_, e)) = self.kept.pop() {
-                    let old = self.dir.join(format!("checkpoint-{e}.safetensors"));
-                    std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
-                }
-            }
-        }
-        if self.best.is_none_or(|(b, _)| self.better(metric, b)) {
-            self.best = Some((metric, meta.epoch));
-            let best = self.dir.join("model_best.safetensors");
-            let tmp = self.dir.join("model_best.safetensors.tmp");
-            std::fs::copy(&last, &tmp).map_err(|e| Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, &best).map_err(|e| Error::io(&best, e))?;
-        }
-        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod amp;
 pub mod augment;
+pub mod callbacks;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -4,7 +4,7 @@ use crate::Result;
 use kiln_engine::Tensor;
 
 /// timm's `AverageMeter`: the last value and the count-weighted mean.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AverageMeter {
     /// Last value.
     pub val: f64,

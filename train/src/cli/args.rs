@@ -35,7 +35,7 @@ pub struct TrainArgs {
     /// Initialize the model from this safetensors state dict.
     #[arg(long)]
     pub initial_checkpoint: Option<PathBuf>,
-    /// Resume model, optimizer and epoch from this checkpoint.
+    /// Resume from this checkpoint, or from the newest valid checkpoint in this run folder.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Do not restore the optimizer state when resuming.
@@ -213,6 +213,21 @@ pub struct TrainArgs {
     #[arg(long)]
     pub drop_path: Option<f64>,
 
+    // ---- Model exponential moving average ----
+    /// Keep an exponential moving average of the model's weights (timm's ModelEmaV3), validated
+    /// after the model each epoch.
+    #[arg(long)]
+    pub model_ema: bool,
+    /// Keep the EMA on the CPU (it is then not validated, as in timm).
+    #[arg(long)]
+    pub model_ema_force_cpu: bool,
+    /// EMA decay.
+    #[arg(long, default_value_t = 0.9998)]
+    pub model_ema_decay: f64,
+    /// Ramp the EMA decay up over the first updates.
+    #[arg(long)]
+    pub model_ema_warmup: bool,
+
     // ---- Misc ----
     /// Random seed.
     #[arg(long, default_value_t = 42)]
@@ -238,6 +253,15 @@ pub struct TrainArgs {
     /// Metric that picks the best checkpoint: top1, top5 or loss.
     #[arg(long, default_value = "top1")]
     pub eval_metric: String,
+    /// Optimizer updates between recovery checkpoints (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub recovery_interval: usize,
+    /// Batches whose gradients add up to one optimizer update.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum_steps: usize,
+    /// Stop after this many epochs without a better eval metric (kiln's flag).
+    #[arg(long)]
+    pub early_stop: Option<usize>,
 }
 
 /// `kiln validate`: timm's `validate.py`.

@@ -1,9 +1,4 @@
-//! The run folder: its timm-style name and `summary.csv`.
-
-use crate::trainer::EvalStats;
-use crate::{Error, Result};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! The run folder's timm-style name.
 
 /// `YYYYMMDD-HHMMSS-model-size` (UTC), timm's experiment name.
 pub fn experiment_name(model: &str, img_size: usize) -> String {
@@ -31,44 +26,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// timm's `summary.csv`: one row per epoch, appended (so resumed runs continue the file).
-pub struct SummaryCsv {
-    path: PathBuf,
-}
-
-impl SummaryCsv {
-    /// Opens (creating with a header if needed) the summary at `path`.
-    pub fn open(path: &Path) -> Result<SummaryCsv> {
-        if !path.exists() {
-            std::fs::write(path, "epoch,train_loss,eval_loss,eval_top1,eval_top5,lr\n")
-                .map_err(|e| Error::io(path, e))?;
-        }
-        Ok(SummaryCsv {
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Appends one epoch's row.
-    pub fn append(
-        &mut self,
-        epoch: usize,
-        train_loss: f64,
-        eval: &EvalStats,
-        lr: f64,
-    ) -> Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| Error::io(&self.path, e))?;
-        writeln!(
-            f,
-            "{epoch},{train_loss},{},{},{},{lr}",
-            eval.loss, eval.top1, eval.top5
-        )
-        .map_err(|e| Error::io(&self.path, e))
-    }
 }
 
 #[cfg(test)]

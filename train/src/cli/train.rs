@@ -1,18 +1,20 @@
 //! `kiln train`: timm's `train.py` loop over the engine, loader, optimizer and scheduler.
 
 use super::args::TrainArgs;
-use super::run_dir::{experiment_name, SummaryCsv};
+use super::run_dir::experiment_name;
 use super::setup::{embedded_data, layout, open_device, small_image_loader, DataRoot};
-use crate::amp::{amp_dtype, GradScaler};
-use crate::checkpoint::{load_checkpoint, CheckpointMeta, CheckpointSaver};
+use crate::amp::amp_dtype;
+use crate::callbacks::{CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, SummaryCsv};
+use crate::checkpoint::newest_checkpoint;
 use crate::loader::DataConfig;
+use crate::loss::CrossEntropy;
 use crate::optim::{create_optimizer, OptimArgs};
 use crate::sched::Scheduler;
-use crate::trainer::{train_one_epoch, validate, BatchStages, EpochOptions, Stepper};
+use crate::trainer::{BatchStages, Evaluator, TrainConfig, Trainer, TrainerParts};
 use crate::{Error, Result};
-use kiln_engine::{manual_seed, with_global_generator, DType, Generator, MemoryFormat};
+use kiln_engine::{manual_seed, Device, MemoryFormat};
 use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn flag(flag: &str, msg: impl Into<String>) -> Error {
     Error::Flag {
@@ -46,6 +48,15 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     }
     if a.amp {
         amp_dtype(&a.amp_dtype)?;
+    }
+    if a.grad_accum_steps == 0 {
+        return Err(flag("--grad-accum-steps", "must be at least 1"));
+    }
+    if !(0.0..=1.0).contains(&a.model_ema_decay) {
+        return Err(flag(
+            "--model-ema-decay",
+            format!("must be in [0, 1], got {}", a.model_ema_decay),
+        ));
     }
     open_device(&a.device).map(|_| ())
 }
@@ -110,7 +121,7 @@ fn data_config(
     }
 }
 
-/// Runs `kiln train`.
+/// Runs `kiln train`: builds the Trainer and its callbacks from the flags and fits.
 pub fn train(a: TrainArgs) -> Result<()> {
     check_args(&a)?;
     let dir = a
@@ -124,6 +135,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
     manual_seed(a.seed);
+    let device = open_device(&a.device)?;
     let model_args = ModelArgs {
         num_classes,
         in_chans,
@@ -132,22 +144,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
         drop_path_rate: a.drop_path.unwrap_or(0.0),
         ..Default::default()
     };
-    let mut model = create_model(&a.model, &model_args)?;
+    let model = build_model(&a, &model_args, device)?;
     let params: usize = model
         .named_parameters()
         .iter()
         .map(|p| p.tensor.numel())
         .sum();
     println!("Model {} created, param count: {params}", a.model);
-    if let Some(path) = &a.initial_checkpoint {
-        load_state_dict(model.as_ref(), &load_safetensors(path)?, true)?;
-        println!("Loaded initial weights from {}", path.display());
-    }
-    if a.channels_last {
-        model.set_memory_format(MemoryFormat::ChannelsLast)?;
-    }
-    let device = open_device(&a.device)?;
-    model.to_device(device)?;
     let cfg_size = model.pretrained_cfg().input_size[1];
     let img_size = a.img_size.unwrap_or(if root.is_idx() {
         train_ds.load(0)?.image.h
@@ -156,17 +159,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
     });
     let crop_pct = a.crop_pct.or(root.is_idx().then_some(1.0));
     let cfg = data_config(&a, img_size, in_chans, crop_pct);
-    let mut train_loader = if root.is_idx() {
+    let train_loader = if root.is_idx() {
         small_image_loader(&cfg, train_ds.clone())?
     } else {
         cfg.train_loader(train_ds.clone(), 0, 1)?
     };
-    let mut eval_loader = cfg.eval_loader(
-        val_ds.clone(),
-        a.validation_batch_size.unwrap_or(a.batch_size),
-        0,
-        1,
-    )?;
     let stages = BatchStages {
         normalize: cfg.normalize(layout(a.channels_last)),
         erasing: cfg.random_erasing()?,
@@ -175,8 +172,24 @@ pub fn train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         device,
     };
+    let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
+    let evaluator = Evaluator {
+        loader: cfg.eval_loader(
+            val_ds.clone(),
+            a.validation_batch_size.unwrap_or(a.batch_size),
+            0,
+            1,
+        )?,
+        stages: BatchStages {
+            erasing: None,
+            mixup: None,
+            ..stages.clone()
+        },
+        log_interval: a.log_interval,
+        amp,
+    };
     let betas = a.opt_betas.as_deref().map(pair);
-    let mut optim = create_optimizer(
+    let optimizer = create_optimizer(
         &OptimArgs {
             opt: a.opt.clone(),
             momentum: a.momentum,
@@ -188,7 +201,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     )?;
     let lr = resolve_lr(&a);
     let decay = Scheduler::decay_from_name(&a.sched, a.decay_epochs, a.decay_rate)?;
-    let sched = Scheduler {
+    let scheduler = Scheduler {
         current: lr,
         base_lr: lr,
         min_lr: a.min_lr,
@@ -197,17 +210,61 @@ pub fn train(a: TrainArgs) -> Result<()> {
         t_initial: a.epochs as f64,
         decay,
     };
-    let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
-    let mut scaler = (amp == Some(DType::F16)).then(GradScaler::default);
-    let mut start_epoch = a.start_epoch.unwrap_or(0);
+    let mut trainer = Trainer::new(TrainerParts {
+        model,
+        arch: a.model.clone(),
+        optimizer,
+        scheduler,
+        loss: Box::new(CrossEntropy {
+            smoothing: a.smoothing,
+        }),
+        train_loader,
+        stages,
+        evaluator: Some(evaluator),
+        config: TrainConfig {
+            epochs: a.epochs,
+            amp,
+            clip_grad: a.clip_grad,
+            grad_accum_steps: a.grad_accum_steps,
+            eval_metric: a.eval_metric.clone(),
+            seed: a.seed,
+        },
+    })?;
+    let out_dir = run_folder(&a, img_size)?;
+    println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {}, validating on {}; lr {lr}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
+    add_callbacks(&mut trainer, &a, &model_args, &out_dir)?;
     if let Some(path) = &a.resume {
-        let (next, saved_scaler) = resume(path, model.as_mut(), optim.as_mut(), &a)?;
-        start_epoch = next.max(start_epoch);
-        if let (Some(s), Some((scale, tracker))) = (scaler.as_mut(), saved_scaler) {
-            s.scale = scale;
-            s.growth_tracker = tracker;
-        }
+        let path = if path.is_dir() {
+            newest_checkpoint(path)?
+        } else {
+            path.clone()
+        };
+        trainer.resume(&path, !a.no_resume_opt)?;
+    } else if let Some(epoch) = a.start_epoch.filter(|&e| e > 0) {
+        trainer.start_at(epoch);
     }
+    if let Some(reason) = trainer.fit()? {
+        println!("Stopped: {reason}");
+    }
+    Ok(())
+}
+
+/// The model on its device, from `--initial-checkpoint` if given, in the requested layout.
+fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dyn Model>> {
+    let mut model = create_model(&a.model, args)?;
+    if let Some(path) = &a.initial_checkpoint {
+        load_state_dict(model.as_ref(), &load_safetensors(path)?, true)?;
+        println!("Loaded initial weights from {}", path.display());
+    }
+    if a.channels_last {
+        model.set_memory_format(MemoryFormat::ChannelsLast)?;
+    }
+    model.to_device(device)?;
+    Ok(model)
+}
+
+/// Creates the run folder (timm's `output/train/<experiment>`) and writes `args.yaml` in it.
+fn run_folder(a: &TrainArgs, img_size: usize) -> Result<PathBuf> {
     let out_dir = a
         .output
         .clone()
@@ -218,88 +275,41 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 .unwrap_or_else(|| experiment_name(&a.model, img_size)),
         );
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-    let yaml = serde_yaml::to_string(&a).map_err(|e| flag("args.yaml", e.to_string()))?;
+    let yaml = serde_yaml::to_string(a).map_err(|e| flag("args.yaml", e.to_string()))?;
     let args_path = out_dir.join("args.yaml");
     std::fs::write(&args_path, yaml).map_err(|e| Error::io(&args_path, e))?;
-    println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {}, validating on {}; lr {lr}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
-    let mut summary = SummaryCsv::open(&out_dir.join("summary.csv"))?;
-    let mut saver = CheckpointSaver::new(&out_dir, a.checkpoint_hist, a.eval_metric == "loss");
-    let opts = EpochOptions {
-        log_interval: a.log_interval,
-        clip_grad: a.clip_grad,
-        amp,
-    };
-    for epoch in start_epoch..a.epochs {
-        let lr = sched.lr_at(epoch as f64);
-        let mut stepper = Stepper {
-            optim: optim.as_mut(),
-            scaler: scaler.as_mut(),
-        };
-        let stats = train_one_epoch(
-            epoch,
-            model.as_mut(),
-            &mut stepper,
-            &mut train_loader,
-            &stages,
-            lr,
-            &opts,
-        )?;
-        let eval = validate(
-            model.as_mut(),
-            &mut eval_loader,
-            &stages,
-            a.log_interval,
-            amp,
-        )?;
-        let skipped = stats.skipped + eval.skipped;
-        println!(
-            "Epoch {epoch}: train_loss {:.4}, eval_loss {:.4}, top1 {:.2}%, top5 {:.2}%, {:.1} img/s, {:.1}s{}",
-            stats.loss,
-            eval.loss,
-            eval.top1,
-            eval.top5,
-            stats.samples as f64 / stats.seconds,
-            stats.seconds,
-            if skipped > 0 { format!(", {skipped} unreadable images skipped") } else { String::new() }
-        );
-        summary.append(epoch, stats.loss, &eval, lr)?;
-        let metric = match a.eval_metric.as_str() {
-            "top5" => eval.top5,
-            "loss" => eval.loss,
-            _ => eval.top1,
-        };
-        let rng_offset = with_global_generator(|g| g.offset());
-        saver.save(
-            model.as_ref(),
-            optim.as_ref(),
-            &CheckpointMeta {
-                epoch,
-                arch: a.model.clone(),
-                metric: Some(metric),
-                rng_offset,
-                scaler: scaler.as_ref().map(|s| (s.scale, s.growth_tracker)),
-            },
-        )?;
-    }
-    if let Some((best, epoch)) = saver.best {
-        println!("*** Best metric: {best} (epoch {epoch})");
-    }
-    Ok(())
+    Ok(out_dir)
 }
 
-/// Restores model, optimizer and RNG from `path`; returns the epoch to continue from.
-fn resume(
-    path: &std::path::Path,
-    model: &mut dyn Model,
-    optim: &mut dyn crate::optim::Optimizer,
+/// The callbacks the flags ask for, in the order they run.
+fn add_callbacks(
+    trainer: &mut Trainer,
     a: &TrainArgs,
-) -> Result<(usize, Option<(f64, u32)>)> {
-    let ck = load_checkpoint(path)?;
-    load_state_dict(&*model, &ck.model, true)?;
-    if !a.no_resume_opt {
-        optim.load_state_dict(&ck.optimizer)?;
+    model_args: &ModelArgs,
+    out_dir: &Path,
+) -> Result<()> {
+    trainer.add_callback(Box::new(LogLines::new(a.log_interval)));
+    if a.model_ema {
+        let device = if a.model_ema_force_cpu {
+            Device::Cpu
+        } else {
+            open_device(&a.device)?
+        };
+        let ema = build_model(a, model_args, device)?;
+        let decay = EmaDecay::Scheduled {
+            decay: a.model_ema_decay,
+            warmup: a.model_ema_warmup,
+        };
+        trainer.add_callback(Box::new(ModelEma::new(ema, decay, !a.model_ema_force_cpu)));
     }
-    with_global_generator(|g| *g = Generator::resume(a.seed, ck.meta.rng_offset));
-    println!("Resumed from {} (epoch {})", path.display(), ck.meta.epoch);
-    Ok((ck.meta.epoch + 1, ck.meta.scaler))
+    trainer.add_callback(Box::new(SummaryCsv::new(&out_dir.join("summary.csv"))));
+    if let Some(patience) = a.early_stop {
+        trainer.add_callback(Box::new(EarlyStopping::new(patience)));
+    }
+    trainer.add_callback(Box::new(CheckpointSaver::new(
+        out_dir,
+        a.checkpoint_hist,
+        a.recovery_interval,
+    )));
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::args::ValidateArgs;
 use super::setup::{embedded_data, layout, open_device, DataRoot};
-use crate::checkpoint::load_checkpoint;
+use crate::checkpoint::Checkpoint;
 use crate::loader::DataConfig;
 use crate::trainer::{validate as run_validation, BatchStages};
 use crate::{Error, Result};
@@ -14,7 +14,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     let root = DataRoot::detect(&dir)?;
     let in_chans = a.in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
     let ds = root.open(&a.split, false, in_chans, None)?;
-    let ck = load_checkpoint(&a.checkpoint)?;
+    let ck = Checkpoint::load(&a.checkpoint)?;
     let arch = a
         .model
         .clone()

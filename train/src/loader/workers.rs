@@ -116,10 +116,20 @@ impl Loader {
 
     /// The batches of `epoch`, in order; the sampler's order for that epoch is fixed by its seed.
     pub fn epoch(&mut self, epoch: usize) -> EpochIter<'_> {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of `epoch` from batch `first_batch` on: the same batches `epoch` yields from there
+    /// (a resumed run continues mid-epoch with them).
+    pub fn epoch_from(&mut self, epoch: usize, first_batch: usize) -> EpochIter<'_> {
         self.generation += 1;
         let mut jobs = Vec::new();
         let idx = self.sampler.indices(epoch);
-        for (index, chunk) in idx.chunks(self.opts.batch_size).enumerate() {
+        for (index, chunk) in idx
+            .chunks(self.opts.batch_size)
+            .enumerate()
+            .skip(first_batch)
+        {
             if self.opts.drop_last && chunk.len() < self.opts.batch_size {
                 break;
             }
@@ -139,6 +149,7 @@ impl Loader {
         };
         EpochIter {
             loader: self,
+            first_batch,
             jobs,
             sent: 0,
             yielded: 0,
@@ -200,6 +211,7 @@ impl Drop for Loader {
 #[derive(Debug)]
 pub struct EpochIter<'a> {
     loader: &'a mut Loader,
+    first_batch: usize,
     jobs: Vec<Job>,
     sent: usize,
     yielded: usize,
@@ -239,7 +251,8 @@ impl Iterator for EpochIter<'_> {
             return None;
         }
         self.top_up();
-        while !self.ready.contains_key(&self.yielded) {
+        let next = self.first_batch + self.yielded;
+        while !self.ready.contains_key(&next) {
             let (generation, out) = match self.loader.done.recv() {
                 Ok(d) => d,
                 Err(e) => return Some(Err(Error::Worker(e.to_string()))),
@@ -249,11 +262,11 @@ impl Iterator for EpochIter<'_> {
             }
             let index = match &out {
                 Ok(b) => b.index,
-                Err(_) => self.yielded,
+                Err(_) => next,
             };
             self.ready.insert(index, out);
         }
-        let out = self.ready.remove(&self.yielded);
+        let out = self.ready.remove(&next);
         self.yielded += 1;
         out
     }

@@ -1,0 +1,134 @@
+//! timm's `CheckpointSaver`: last, the top k by the eval metric, model_best, and recovery
+//! checkpoints every few updates.
+
+use crate::trainer::{Callback, CallbackState, Context};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Keeps `last.safetensors` (every epoch), `checkpoint-<epoch>.safetensors` for the
+/// `max_history` best epochs, `model_best.safetensors`, and `recovery-<epoch>-<update>.safetensors`
+/// every `recovery_interval` updates (only the newest). Every file is written to a temporary
+/// name, synced and renamed; a replaced file is deleted only after its successor is written.
+#[derive(Debug)]
+pub struct CheckpointSaver {
+    dir: PathBuf,
+    max_history: usize,
+    recovery_interval: usize,
+    ranks: Ranks,
+}
+
+/// What the saver remembers across a resume.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Ranks {
+    /// (metric, epoch) of the kept numbered checkpoints, best first.
+    kept: Vec<(f64, usize)>,
+    /// The best (metric, epoch).
+    best: Option<(f64, usize)>,
+    /// The newest recovery file.
+    recovery: Option<PathBuf>,
+}
+
+impl CheckpointSaver {
+    /// A saver writing into `dir`; `recovery_interval` 0 writes no recovery checkpoints.
+    pub fn new(dir: &Path, max_history: usize, recovery_interval: usize) -> CheckpointSaver {
+        CheckpointSaver {
+            dir: dir.to_path_buf(),
+            max_history,
+            recovery_interval,
+            ranks: Ranks::default(),
+        }
+    }
+
+    /// The best metric so far and its epoch.
+    pub fn best(&self) -> Option<(f64, usize)> {
+        self.ranks.best
+    }
+
+    fn numbered(&self, epoch: usize) -> PathBuf {
+        self.dir.join(format!("checkpoint-{epoch}.safetensors"))
+    }
+
+    /// Ranks `epoch`'s metric: saves it as numbered and best checkpoints where it belongs.
+    fn rank(&mut self, ctx: &mut Context, metric: f64, epoch: usize) {
+        let decreasing = ctx.state.metric_decreasing();
+        let better = |a: f64, b: f64| if decreasing { a < b } else { a > b };
+        let worst = self.ranks.kept.last().map(|k| k.0);
+        if self.ranks.kept.len() < self.max_history || worst.is_some_and(|w| better(metric, w)) {
+            ctx.save_checkpoint(self.numbered(epoch));
+            let kept = &mut self.ranks.kept;
+            kept.push((metric, epoch));
+            kept.sort_by(|a, b| match decreasing {
+                true => a.0.total_cmp(&b.0),
+                false => b.0.total_cmp(&a.0),
+            });
+            let evicted = kept.split_off(self.max_history.min(kept.len()));
+            for (_, old) in evicted {
+                ctx.remove_after_save(self.numbered(old));
+            }
+        }
+        if self.ranks.best.is_none_or(|(b, _)| better(metric, b)) {
+            self.ranks.best = Some((metric, epoch));
+            ctx.save_checkpoint(self.dir.join("model_best.safetensors"));
+        }
+    }
+}
+
+impl Callback for CheckpointSaver {
+    fn name(&self) -> &str {
+        "checkpoint_saver"
+    }
+
+    fn batch_end(&mut self, ctx: &mut Context) -> Result<()> {
+        let s = ctx.state;
+        let due = self.recovery_interval > 0
+            && s.batch.updated
+            && s.position
+                .num_updates
+                .is_multiple_of(self.recovery_interval);
+        if !due {
+            return Ok(());
+        }
+        let name = format!(
+            "recovery-{}-{}.safetensors",
+            s.epoch, s.position.num_updates
+        );
+        let path = self.dir.join(name);
+        ctx.save_checkpoint(path.clone());
+        if let Some(old) = self.ranks.recovery.replace(path) {
+            ctx.remove_after_save(old);
+        }
+        Ok(())
+    }
+
+    fn epoch_end(&mut self, ctx: &mut Context) -> Result<()> {
+        ctx.save_checkpoint(self.dir.join("last.safetensors"));
+        let epoch = ctx.state.epoch;
+        if let Some(metric) = ctx.state.metric() {
+            self.rank(ctx, metric, epoch);
+        }
+        Ok(())
+    }
+
+    fn train_end(&mut self, _ctx: &mut Context) -> Result<()> {
+        if let Some((best, epoch)) = self.ranks.best {
+            println!("*** Best metric: {best} (epoch {epoch})");
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Option<CallbackState> {
+        Some(CallbackState {
+            meta: serde_json::to_value(&self.ranks).ok()?,
+            ..CallbackState::default()
+        })
+    }
+
+    fn load_state(&mut self, state: CallbackState) -> Result<()> {
+        self.ranks = serde_json::from_value(state.meta).map_err(|e| Error::Checkpoint {
+            path: self.dir.clone(),
+            msg: format!("checkpoint saver state: {e}"),
+        })?;
+        Ok(())
+    }
+}

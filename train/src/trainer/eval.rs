@@ -1,0 +1,112 @@
+//! Validation passes (timm's `validate`) with timm's log lines.
+
+use super::BatchStages;
+use crate::loader::Loader;
+use crate::metrics::{accuracy, AverageMeter};
+use crate::Result;
+use kiln_engine::{no_grad, DType};
+use kiln_nn::Model;
+use std::time::Instant;
+
+/// What a validation pass measured.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct EvalStats {
+    /// Mean cross-entropy (no smoothing).
+    pub loss: f64,
+    /// Top-1 accuracy, percent.
+    pub top1: f64,
+    /// Top-5 accuracy, percent.
+    pub top5: f64,
+    /// Images evaluated.
+    pub samples: usize,
+    /// Images skipped because they could not be read.
+    pub skipped: usize,
+}
+
+/// Evaluates `model` on every batch of `loader` (timm's `validate`).
+pub fn validate(
+    model: &mut dyn Model,
+    loader: &mut Loader,
+    stages: &BatchStages,
+    log_interval: usize,
+    amp: Option<DType>,
+) -> Result<EvalStats> {
+    model.set_training(false);
+    let _guard = no_grad();
+    let steps = loader.len();
+    let (mut losses, mut top1, mut top5, mut time) = (
+        AverageMeter::default(),
+        AverageMeter::default(),
+        AverageMeter::default(),
+        AverageMeter::default(),
+    );
+    let skipped_before = loader.skipped();
+    let mut tick = Instant::now();
+    for (step, batch) in loader.epoch(0).enumerate() {
+        let batch = batch?;
+        if batch.n == 0 {
+            continue;
+        }
+        let b = stages.prepare(&batch, false)?;
+        let logits = {
+            let _autocast = amp.map(kiln_engine::amp::autocast).transpose()?;
+            model.forward(&b.images)?
+        };
+        let loss = logits.cross_entropy(&b.targets, 0.0)?.item()?;
+        let k5 = 5.min(logits.shape()[1]);
+        let acc = accuracy(&logits, &b.labels, &[1, k5])?;
+        let n = b.labels.len();
+        losses.update(loss, n);
+        top1.update(acc[0], n);
+        top5.update(acc[1], n);
+        time.update(tick.elapsed().as_secs_f64(), 1);
+        tick = Instant::now();
+        if step % log_interval.max(1) == 0 || step + 1 == steps {
+            println!(
+                "Test: [{step:>4}/{}]  Time: {:.3} ({:.3})  Loss: {:>7.3} ({:>6.3})  Acc@1: {:>7.3} ({:>7.3})  Acc@5: {:>7.3} ({:>7.3})",
+                steps.saturating_sub(1),
+                time.val,
+                time.avg(),
+                losses.val,
+                losses.avg(),
+                top1.val,
+                top1.avg(),
+                top5.val,
+                top5.avg()
+            );
+        }
+    }
+    model.set_training(true);
+    Ok(EvalStats {
+        loss: losses.avg(),
+        top1: top1.avg(),
+        top5: top5.avg(),
+        samples: top1.count as usize,
+        skipped: loader.skipped() - skipped_before,
+    })
+}
+
+/// The validation side of a run: its loader and stages, run on any model (the model or its EMA).
+pub struct Evaluator {
+    /// The validation loader.
+    pub loader: Loader,
+    /// Normalization and upload (erasing and mixup never apply to validation).
+    pub stages: BatchStages,
+    /// Batches between log lines.
+    pub log_interval: usize,
+    /// Autocast dtype, if AMP.
+    pub amp: Option<DType>,
+}
+
+impl Evaluator {
+    /// Validates `model` on the whole loader.
+    pub fn run(&mut self, model: &mut dyn Model) -> Result<EvalStats> {
+        validate(
+            model,
+            &mut self.loader,
+            &self.stages,
+            self.log_interval,
+            self.amp,
+        )
+    }
+}

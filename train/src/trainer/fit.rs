@@ -1,0 +1,515 @@
+//! `Trainer::fit`: the epoch and update loop, firing events at callbacks.
+
+use super::callback::Requests;
+use super::{
+    BatchReport, BatchStages, Callback, CallbackState, Context, Evaluator, Position, RunState,
+    TrainStats, Updater,
+};
+use crate::amp::GradScaler;
+use crate::checkpoint::{copy_atomic, Checkpoint, CheckpointMeta};
+use crate::loader::Loader;
+use crate::loss::Loss;
+use crate::metrics::AverageMeter;
+use crate::optim::Optimizer;
+use crate::sched::Scheduler;
+use crate::{Error, Result};
+use kiln_engine::{with_global_generator, DType, Generator};
+use kiln_nn::{load_state_dict, Model};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Settings of the loop itself.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Epochs to train (the loop ends when the position reaches this epoch).
+    pub epochs: usize,
+    /// Autocast dtype for mixed precision (F16 adds a dynamic loss scaler; BF16 needs none).
+    pub amp: Option<DType>,
+    /// Clip the global gradient norm to this, if set.
+    pub clip_grad: Option<f64>,
+    /// Batches per optimizer update (timm's `--grad-accum-steps`).
+    pub grad_accum_steps: usize,
+    /// Which metric ranks epochs: top1, top5 or loss.
+    pub eval_metric: String,
+    /// The run's seed (the global RNG stream is restored from it and an offset).
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 1,
+            amp: None,
+            clip_grad: None,
+            grad_accum_steps: 1,
+            eval_metric: "top1".into(),
+            seed: 42,
+        }
+    }
+}
+
+/// Everything a Trainer is built from.
+pub struct TrainerParts {
+    /// The model, on its device.
+    pub model: Box<dyn Model>,
+    /// The model's registry name (recorded in checkpoints).
+    pub arch: String,
+    /// The optimizer over the model's parameters.
+    pub optimizer: Box<dyn Optimizer>,
+    /// The learning-rate schedule.
+    pub scheduler: Scheduler,
+    /// The training loss.
+    pub loss: Box<dyn Loss>,
+    /// The training loader.
+    pub train_loader: Loader,
+    /// Normalize, erasing, mixup and upload for training batches.
+    pub stages: BatchStages,
+    /// Validation, run after each epoch, if any.
+    pub evaluator: Option<Evaluator>,
+    /// The loop's settings.
+    pub config: TrainConfig,
+}
+
+/// A training run: `fit` trains epoch by epoch and fires events at its callbacks, which do
+/// everything beyond the update itself (logs, checkpoints, EMA, early stopping, ...).
+pub struct Trainer {
+    train_loader: Loader,
+    run: Run,
+}
+
+/// The Trainer less its loader, so events can fire while an epoch's batches are borrowed.
+struct Run {
+    model: Box<dyn Model>,
+    arch: String,
+    updater: Updater,
+    scheduler: Scheduler,
+    loss: Box<dyn Loss>,
+    stages: BatchStages,
+    evaluator: Option<Evaluator>,
+    config: TrainConfig,
+    callbacks: Vec<Box<dyn Callback>>,
+    state: RunState,
+    stop: Option<String>,
+}
+
+/// The events callbacks hear.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    TrainBegin,
+    EpochBegin,
+    BatchBegin,
+    BatchEnd,
+    ValidationEnd,
+    EpochEnd,
+    TrainEnd,
+}
+
+impl Event {
+    fn call(self, cb: &mut dyn Callback, ctx: &mut Context) -> Result<()> {
+        match self {
+            Event::TrainBegin => cb.train_begin(ctx),
+            Event::EpochBegin => cb.epoch_begin(ctx),
+            Event::BatchBegin => cb.batch_begin(ctx),
+            Event::BatchEnd => cb.batch_end(ctx),
+            Event::ValidationEnd => cb.validation_end(ctx),
+            Event::EpochEnd => cb.epoch_end(ctx),
+            Event::TrainEnd => cb.train_end(ctx),
+        }
+    }
+}
+
+/// The trainer's part of a checkpoint's metadata.
+#[derive(Debug, Serialize, Deserialize)]
+struct ResumeState {
+    position: Position,
+    train_loss: AverageMeter,
+    scheduler: serde_json::Value,
+    callbacks: BTreeMap<String, serde_json::Value>,
+}
+
+impl Trainer {
+    /// A trainer at epoch 0 with no callbacks.
+    pub fn new(parts: TrainerParts) -> Result<Trainer> {
+        let accum = parts.config.grad_accum_steps;
+        if accum == 0 {
+            return Err(Error::Flag {
+                flag: "--grad-accum-steps".into(),
+                msg: "must be at least 1".into(),
+            });
+        }
+        let batches = parts.train_loader.len();
+        let state = RunState {
+            epochs: parts.config.epochs,
+            batches_per_epoch: batches,
+            updates_per_epoch: batches.div_ceil(accum),
+            lr: parts.scheduler.lr(),
+            eval_metric: parts.config.eval_metric.clone(),
+            ..RunState::default()
+        };
+        let scaler = (parts.config.amp == Some(DType::F16)).then(GradScaler::default);
+        let updater = Updater {
+            optimizer: parts.optimizer,
+            scaler,
+            clip_grad: parts.config.clip_grad,
+            accum_steps: accum,
+        };
+        Ok(Trainer {
+            train_loader: parts.train_loader,
+            run: Run {
+                model: parts.model,
+                arch: parts.arch,
+                updater,
+                scheduler: parts.scheduler,
+                loss: parts.loss,
+                stages: parts.stages,
+                evaluator: parts.evaluator,
+                config: parts.config,
+                callbacks: Vec::new(),
+                state,
+                stop: None,
+            },
+        })
+    }
+
+    /// Adds a callback; callbacks run in the order they were added.
+    pub fn add_callback(&mut self, callback: Box<dyn Callback>) {
+        self.run.callbacks.push(callback);
+    }
+
+    /// The run's state.
+    pub fn state(&self) -> &RunState {
+        &self.run.state
+    }
+
+    /// The model.
+    pub fn model(&self) -> &dyn Model {
+        self.run.model.as_ref()
+    }
+
+    /// Starts at `epoch` without a checkpoint (timm's `--start-epoch`): the schedule steps there.
+    pub fn start_at(&mut self, epoch: usize) {
+        let per_epoch = self.run.state.updates_per_epoch;
+        self.run.state.position = Position {
+            epoch,
+            batch: 0,
+            num_updates: epoch * per_epoch,
+        };
+        self.run.scheduler.step(epoch, None);
+    }
+
+    /// Restores model, optimizer (unless `restore_optimizer` is false), schedule, scaler, RNG,
+    /// position and callback states from a checkpoint. Older checkpoints without trainer state
+    /// resume at the start of the epoch after theirs.
+    pub fn resume(&mut self, path: &Path, restore_optimizer: bool) -> Result<()> {
+        let ck = Checkpoint::load(path)?;
+        self.run.restore(ck, path, restore_optimizer)
+    }
+
+    /// Trains until the last epoch or a callback's stop; returns the stop reason, if any.
+    pub fn fit(&mut self) -> Result<Option<String>> {
+        let run = &mut self.run;
+        run.fire(Event::TrainBegin)?;
+        while run.state.position.epoch < run.state.epochs && run.stop.is_none() {
+            run.state.epoch = run.state.position.epoch;
+            run.state.ema_eval = None;
+            run.fire(Event::EpochBegin)?;
+            run.train_epoch(&mut self.train_loader)?;
+            if run.stop.is_some() {
+                break;
+            }
+            run.finish_epoch()?;
+        }
+        run.fire(Event::TrainEnd)?;
+        Ok(run.stop.take())
+    }
+}
+
+impl Run {
+    fn fire(&mut self, event: Event) -> Result<()> {
+        let mut requests = Requests::default();
+        let mut ctx = Context {
+            state: &self.state,
+            model: self.model.as_ref(),
+            optimizer: self.updater.optimizer.as_ref(),
+            scheduler: &self.scheduler,
+            scaler: self.updater.scaler.as_ref(),
+            evaluator: self.evaluator.as_mut(),
+            requests: &mut requests,
+        };
+        for cb in &mut self.callbacks {
+            event.call(cb.as_mut(), &mut ctx)?;
+        }
+        self.act_on(requests)
+    }
+
+    fn act_on(&mut self, requests: Requests) -> Result<()> {
+        if let Some(stats) = requests.ema_eval {
+            self.state.ema_eval = Some(stats);
+        }
+        if let Some((first, rest)) = requests.saves.split_first() {
+            self.checkpoint()?.save(first)?;
+            for path in rest {
+                copy_atomic(first, path)?;
+            }
+        }
+        for path in requests.removals {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&path, e))
+                }
+                _ => {}
+            }
+        }
+        if let (None, Some(reason)) = (&self.stop, requests.stop) {
+            self.stop = Some(reason);
+        }
+        Ok(())
+    }
+
+    /// Trains the current epoch from its next batch on.
+    fn train_epoch(&mut self, loader: &mut Loader) -> Result<()> {
+        self.model.set_training(true);
+        let Position { epoch, batch, .. } = self.state.position;
+        let start = Instant::now();
+        let skipped_before = loader.skipped();
+        let mut batches = loader.epoch_from(epoch, batch);
+        let mut tick = Instant::now();
+        while let Some(batch) = batches.next() {
+            let batch = batch?;
+            let index = batch.index;
+            if batch.n == 0 {
+                // Every image of the batch was unreadable (counted by the loader).
+                batches.recycle(batch);
+                self.state.position.batch = index + 1;
+                continue;
+            }
+            self.fire(Event::BatchBegin)?;
+            let b = self.stages.prepare(&batch, true)?;
+            batches.recycle(batch);
+            let data_seconds = tick.elapsed().as_secs_f64();
+            let (loss, updated) = self.train_batch(&b.images, &b.targets, index)?;
+            self.state.position.batch = index + 1;
+            self.state.batch = BatchReport {
+                index,
+                size: b.labels.len(),
+                loss,
+                updated,
+                seconds: tick.elapsed().as_secs_f64(),
+                data_seconds,
+            };
+            self.fire(Event::BatchEnd)?;
+            tick = Instant::now();
+            if self.stop.is_some() {
+                return Ok(());
+            }
+        }
+        self.state.train = Some(TrainStats {
+            loss: self.state.train_loss.avg(),
+            samples: self.state.train_loss.count as usize,
+            seconds: start.elapsed().as_secs_f64(),
+            skipped: loader.skipped() - skipped_before,
+        });
+        Ok(())
+    }
+
+    /// Forward, loss, backward and, at the end of an accumulation, the update; returns the loss
+    /// and whether the update ran.
+    fn train_batch(
+        &mut self,
+        images: &kiln_engine::Tensor,
+        targets: &kiln_engine::Tensor,
+        index: usize,
+    ) -> Result<(f64, bool)> {
+        let loss = {
+            let _autocast = self
+                .config
+                .amp
+                .map(kiln_engine::amp::autocast)
+                .transpose()?;
+            self.loss.forward(&self.model.forward(images)?, targets)?
+        };
+        let value = loss.item()?;
+        if !value.is_finite() {
+            return Err(Error::NonFiniteLoss(
+                value,
+                self.state.position.epoch,
+                index,
+            ));
+        }
+        let (accum, update) = accumulation(
+            index,
+            self.state.batches_per_epoch,
+            self.updater.accum_steps,
+        );
+        self.updater.backward(&loss, accum)?;
+        self.state.train_loss.update(value, images.shape()[0]);
+        if update {
+            let lr = self.scheduler.lr();
+            self.updater.update(lr)?;
+            self.state.lr = lr;
+            self.state.position.num_updates += 1;
+            let avg = self.state.train_loss.avg();
+            self.scheduler
+                .step_update(self.state.position.num_updates, Some(avg));
+        }
+        Ok((value, update))
+    }
+
+    /// Validation, the schedule's epoch step and the epoch's end.
+    fn finish_epoch(&mut self) -> Result<()> {
+        if let Some(e) = self.evaluator.as_mut() {
+            self.state.eval = Some(e.run(self.model.as_mut())?);
+        }
+        self.fire(Event::ValidationEnd)?;
+        let next = self.state.position.epoch + 1;
+        self.scheduler.step(next, self.state.metric());
+        self.state.position.epoch = next;
+        self.state.position.batch = 0;
+        self.state.train_loss = AverageMeter::default();
+        self.fire(Event::EpochEnd)
+    }
+
+    /// The run as a checkpoint: everything `restore` needs to continue exactly.
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut ck = Checkpoint {
+            model: self
+                .model
+                .named_tensors()
+                .into_iter()
+                .map(|t| (t.name, t.tensor))
+                .collect(),
+            optimizer: self.updater.optimizer.state_dict(),
+            ..Checkpoint::default()
+        };
+        let mut callbacks = BTreeMap::new();
+        for cb in &self.callbacks {
+            if let Some(s) = cb.state() {
+                if !s.tensors.is_empty() {
+                    ck.extra.insert(s.tensor_prefix.clone(), s.tensors);
+                }
+                callbacks.insert(cb.name().to_string(), s.meta);
+            }
+        }
+        let p = self.state.position;
+        let resume = ResumeState {
+            position: p,
+            train_loss: self.state.train_loss,
+            scheduler: self.scheduler.state(),
+            callbacks,
+        };
+        ck.meta = CheckpointMeta {
+            epoch: if p.batch == 0 {
+                p.epoch.saturating_sub(1)
+            } else {
+                p.epoch
+            },
+            arch: self.arch.clone(),
+            metric: self.state.metric(),
+            rng_offset: with_global_generator(|g| g.offset()),
+            scaler: self
+                .updater
+                .scaler
+                .as_ref()
+                .map(|s| (s.scale, s.growth_tracker)),
+            trainer: Some(serde_json::to_value(resume).map_err(|e| Error::Checkpoint {
+                path: PathBuf::new(),
+                msg: e.to_string(),
+            })?),
+        };
+        Ok(ck)
+    }
+
+    fn restore(&mut self, mut ck: Checkpoint, path: &Path, restore_optimizer: bool) -> Result<()> {
+        load_state_dict(self.model.as_ref(), &ck.model, true)?;
+        if restore_optimizer {
+            self.updater.optimizer.load_state_dict(&ck.optimizer)?;
+        }
+        let seed = self.config.seed;
+        with_global_generator(|g| *g = Generator::resume(seed, ck.meta.rng_offset));
+        if let (Some(s), Some((scale, tracker))) = (self.updater.scaler.as_mut(), ck.meta.scaler) {
+            s.scale = scale;
+            s.growth_tracker = tracker;
+        }
+        let Some(trainer) = ck.meta.trainer.take() else {
+            let epoch = ck.meta.epoch + 1;
+            self.state.position = Position {
+                epoch,
+                batch: 0,
+                num_updates: epoch * self.state.updates_per_epoch,
+            };
+            self.scheduler.step(epoch, None);
+            println!("Resumed from {} (epoch {})", path.display(), ck.meta.epoch);
+            return Ok(());
+        };
+        let bad = |msg: String| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let r: ResumeState =
+            serde_json::from_value(trainer).map_err(|e| bad(format!("trainer state: {e}")))?;
+        self.state.position = r.position;
+        self.state.train_loss = r.train_loss;
+        self.scheduler.load_state(&r.scheduler)?;
+        for cb in &mut self.callbacks {
+            let Some(meta) = r.callbacks.get(cb.name()) else {
+                continue;
+            };
+            let prefix = cb.state().map(|s| s.tensor_prefix).unwrap_or_default();
+            cb.load_state(CallbackState {
+                tensors: ck.extra.remove(&prefix).unwrap_or_default(),
+                tensor_prefix: prefix,
+                meta: meta.clone(),
+            })?;
+        }
+        println!(
+            "Resumed from {} (epoch {}, batch {}, update {})",
+            path.display(),
+            r.position.epoch,
+            r.position.batch,
+            r.position.num_updates
+        );
+        Ok(())
+    }
+}
+
+/// timm's accumulation arithmetic: the batches the update of batch `index` divides its loss by
+/// (the epoch's last accumulation may be shorter), and whether this batch ends an update.
+fn accumulation(index: usize, batches: usize, steps: usize) -> (usize, bool) {
+    let last_steps = match batches % steps {
+        0 => steps,
+        r => r,
+    };
+    let accum = if index >= batches - last_steps {
+        last_steps
+    } else {
+        steps
+    };
+    (
+        accum,
+        (index + 1).is_multiple_of(steps) || index + 1 == batches,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accumulation;
+
+    #[test]
+    fn accumulation_matches_timm() {
+        // 7 batches, 3 per update: updates after batches 2, 5 and 6; the last divides by 1.
+        let got: Vec<_> = (0..7).map(|i| accumulation(i, 7, 3)).collect();
+        let want = [
+            (3, false),
+            (3, false),
+            (3, true),
+            (3, false),
+            (3, false),
+            (3, true),
+            (1, true),
+        ];
+        assert_eq!(got, want);
+        assert!((0..4).all(|i| accumulation(i, 4, 1) == (1, true)));
+    }
+}

@@ -1,0 +1,21 @@
+//! The Trainer: a loop over epochs and updates that fires events at callbacks (DESIGN §6).
+//!
+//! `Trainer::fit` owns forward under autocast, the loss, backward through the loss scaler,
+//! gradient accumulation, clipping, the optimizer update and the schedule's steps. Everything
+//! else a run does (log lines, summary.csv, checkpoints, EMA, early stopping, progress, plots)
+//! is a [`Callback`]; `kiln train` only assembles a Trainer from flags (see
+//! `examples/custom_callback.rs` for the same loop without the CLI).
+
+mod batch;
+mod callback;
+mod eval;
+mod fit;
+mod state;
+mod step;
+
+pub use batch::{BatchStages, TensorBatch};
+pub use callback::{Callback, CallbackState, Context};
+pub use eval::{validate, EvalStats, Evaluator};
+pub use fit::{TrainConfig, Trainer, TrainerParts};
+pub use state::{BatchReport, Position, RunState, TrainStats};
+pub use step::Updater;
