@@ -143,7 +143,7 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
 /// reads back whole; unreadable ones are reported and passed over.
 pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut best: Option<((usize, usize, usize), std::path::PathBuf)> = None;
+    let mut best: Option<(((usize, usize, usize), bool), std::path::PathBuf)> = None;
     for entry in entries {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
         if path.extension().is_none_or(|e| e != "safetensors") {
@@ -156,7 +156,8 @@ pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
                 continue;
             }
         };
-        let key = ck.progress();
+        // Among equals (last and the best of the same epoch), last.
+        let key = (ck.progress(), path.ends_with("last.safetensors"));
         if best.as_ref().is_none_or(|(k, _)| key > *k) {
             best = Some((key, path));
         }

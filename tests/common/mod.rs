@@ -1,0 +1,110 @@
+//! What the end-to-end tests share: a small learnable IDX dataset and running `kiln train`.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Writes IDX files of `n` 28×28 images whose class k is a bright vertical band at columns
+/// 2k..2k+3 over noise: learnable in a few epochs.
+pub fn write_idx(dir: &Path, prefix: &str, n: usize, seed: u32) {
+    let mut images = Vec::with_capacity(n * 784);
+    let mut labels = Vec::with_capacity(n);
+    let mut state = seed;
+    for i in 0..n {
+        let class = i % 10;
+        labels.push(class as u8);
+        for _ in 0..28 {
+            for col in 0..28 {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let noise = (state >> 26) as u8;
+                images.push(if (2 * class..2 * class + 3).contains(&col) {
+                    200 + noise / 2
+                } else {
+                    noise
+                });
+            }
+        }
+    }
+    let header = |magic: u32, dims: &[u32]| -> Vec<u8> {
+        std::iter::once(magic)
+            .chain(dims.iter().copied())
+            .flat_map(u32::to_be_bytes)
+            .collect()
+    };
+    let mut img = header(0x0803, &[n as u32, 28, 28]);
+    img.extend(images);
+    let mut lbl = header(0x0801, &[n as u32]);
+    lbl.extend(labels);
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lbl).unwrap();
+}
+
+/// A fresh folder under the temp dir holding `train` (`n_train` images) and `t10k` (`n_test`).
+pub fn dataset(tag: &str, n_train: usize, n_test: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_idx(&dir, "train", n_train, 1);
+    write_idx(&dir, "t10k", n_test, 2);
+    dir
+}
+
+/// `kiln train` on `data` with the settings every end-to-end test shares (resnet18, batch 32,
+/// lr 0.05 constant, no smoothing or flips, one worker) plus `extra`, into `out/exp`.
+pub fn train_args(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        data.to_str().unwrap(),
+        "--model",
+        "resnet18",
+        "-b",
+        "32",
+        "--lr",
+        "0.05",
+        "--sched",
+        "const",
+        "--warmup-epochs",
+        "0",
+        "--smoothing",
+        "0",
+        "--hflip",
+        "0",
+        "-j",
+        "1",
+        "--log-interval",
+        "100",
+        "--output",
+        out.to_str().unwrap(),
+        "--experiment",
+        exp,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs `kiln train` to completion (see `train_args`) and returns its stdout.
+pub fn train(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
+    let args = train_args(data, out, exp, extra);
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "kiln {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout
+}
+
+/// The rows of a run's summary.csv as numbers.
+pub fn summary_rows(run: &Path) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(run.join("summary.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect()
+}

@@ -1,0 +1,214 @@
+//! Exact recovery: `kiln train` killed (SIGKILL) at 10 random points and resumed from its run folder
+//! each time ends with the same bits as a run never interrupted; corrupt checkpoints are named
+//! and passed over; the saver keeps timm's top-k files.
+
+mod common;
+
+use common::{dataset, summary_rows, train, train_args};
+use kiln::train::checkpoint::Checkpoint;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// 128 images in batches of 16 over 4 epochs: 32 updates, a recovery checkpoint every 3, a log
+/// line every batch (the kill points are counted in them).
+const RUN: [&str; 12] = [
+    "--log-interval",
+    "1",
+    "--epochs",
+    "4",
+    "-b",
+    "16",
+    "--recovery-interval",
+    "3",
+    "--checkpoint-hist",
+    "2",
+    "--model-ema",
+    "--model-ema-warmup",
+];
+
+/// Every tensor of a checkpoint's model, optimizer and EMA as (name, shape, f32 bits).
+fn tensor_bits(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
+    let ck = Checkpoint::load(path).unwrap();
+    let groups = [("model", &ck.model), ("optimizer", &ck.optimizer)];
+    let extra = ck.extra.iter().map(|(k, v)| (k.as_str(), v));
+    let mut out = Vec::new();
+    for (group, tensors) in groups.into_iter().chain(extra) {
+        for (name, t) in tensors {
+            let bits = t
+                .to_vec_f32()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            out.push((format!("{group}.{name}"), t.shape().to_vec(), bits));
+        }
+    }
+    out
+}
+
+fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| {
+        entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "safetensors")))
+    })
+}
+
+/// A small xorshift generator: the kill points, from a seed the test prints.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// The run's batch counter (epoch × 8 + batch) in a `Train: <epoch> [<batch>/8 ...` log line.
+fn batch_of(line: &str) -> Option<u64> {
+    let rest = line.strip_prefix("Train: ")?;
+    let (epoch, rest) = rest.split_once(" [")?;
+    let batch = rest.split('/').next()?.trim();
+    Some(epoch.parse::<u64>().ok()? * 8 + batch.parse::<u64>().ok()?)
+}
+
+/// Runs `kiln train` and SIGKILLs it a few milliseconds after it logs batch `target` (so kills
+/// land in the next batch, in a recovery write or in validation); returns whether it finished
+/// first.
+fn run_until(args: &[String], target: u64, jitter_ms: u64) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if batch_of(&line.unwrap()).is_some_and(|b| b >= target) {
+            std::thread::sleep(Duration::from_millis(jitter_ms));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return false;
+        }
+    }
+    assert!(child.wait().unwrap().success(), "kiln {args:?} failed");
+    true
+}
+
+#[test]
+fn killed_at_random_points_resumes_to_identical_bits() {
+    let data = dataset("recovery", 128, 32);
+    let out = data.join("runs");
+    train(&data, &out, "straight", &RUN);
+    let killed = out.join("killed");
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("kill-point seed {seed}");
+    let mut targets: Vec<u64> = (0..10).map(|_| next(&mut seed) % 32).collect();
+    targets.sort();
+    for &target in &targets {
+        let mut args = train_args(&data, &out, "killed", &RUN);
+        if has_checkpoint(&killed) {
+            args.extend(["--resume".to_string(), killed.display().to_string()]);
+        }
+        let jitter = next(&mut seed) % 400;
+        assert!(
+            !run_until(&args, target, jitter),
+            "finished before batch {target}"
+        );
+        println!("killed {jitter} ms after batch {target}");
+    }
+    let mut args = train_args(&data, &out, "killed", &RUN);
+    args.extend(["--resume".to_string(), killed.display().to_string()]);
+    assert!(run_until(&args, u64::MAX, 0));
+    let (a, b) = (
+        tensor_bits(&out.join("straight/last.safetensors")),
+        tensor_bits(&killed.join("last.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x == y, "{} differs after recovery", x.0);
+    }
+    assert_eq!(summary_rows(&killed).len(), 4, "one summary row per epoch");
+    std::fs::remove_dir_all(&data).ok();
+}
+
+/// timm's CheckpointSaver over a run's metrics: which epochs keep a numbered file.
+fn timm_kept(metrics: &[f64], k: usize) -> Vec<usize> {
+    let mut kept: Vec<(f64, usize)> = Vec::new();
+    for (epoch, &m) in metrics.iter().enumerate() {
+        if kept.len() < k || kept.last().is_some_and(|w| m > w.0) {
+            kept.push((m, epoch));
+            kept.sort_by(|a, b| b.0.total_cmp(&a.0));
+            kept.truncate(k);
+        }
+    }
+    let mut epochs: Vec<usize> = kept.iter().map(|k| k.1).collect();
+    epochs.sort();
+    epochs
+}
+
+#[test]
+fn saver_keeps_timm_top_k_and_corrupt_checkpoints_are_named() {
+    let data = dataset("saver", 64, 32);
+    let out = data.join("runs");
+    let run = out.join("run");
+    train(
+        &data,
+        &out,
+        "run",
+        &["--epochs", "4", "--checkpoint-hist", "2"],
+    );
+    let top1: Vec<f64> = summary_rows(&run).iter().map(|r| r[3]).collect();
+    let mut numbered: Vec<usize> = std::fs::read_dir(&run)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix("checkpoint-")?
+                .strip_suffix(".safetensors")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    numbered.sort();
+    assert_eq!(numbered, timm_kept(&top1, 2), "top-1 by epoch: {top1:?}");
+
+    // A truncated checkpoint (a write cut short) is named, and the resume takes a whole one.
+    let last = std::fs::read(run.join("last.safetensors")).unwrap();
+    let corrupt = run.join("recovery-9-99.safetensors");
+    std::fs::write(&corrupt, &last[..last.len() / 2]).unwrap();
+    let args = train_args(&data, &out, "run", &["--epochs", "5", "--resume"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(
+            args.iter()
+                .map(String::as_str)
+                .chain([run.to_str().unwrap()]),
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("recovery-9-99.safetensors"), "{stderr}");
+    assert!(stdout.contains("last.safetensors (epoch 4"), "{stdout}");
+    assert_eq!(summary_rows(&run).len(), 5);
+
+    let direct = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(train_args(
+            &data,
+            &out,
+            "run",
+            &["--epochs", "6", "--resume"],
+        ))
+        .arg(&corrupt)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&direct.stderr);
+    assert!(!direct.status.success());
+    assert!(stderr.contains("recovery-9-99.safetensors"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(&data).ok();
+}
