@@ -3,6 +3,7 @@
 //! metadata the epoch, metric, RNG position, loss scaler and the trainer's resume state (JSON).
 //! Written to a temporary name, synced and renamed, so a crash leaves the previous file whole.
 
+use crate::trainer::Position;
 use crate::{Error, Result};
 use kiln_engine::Tensor;
 use kiln_nn::{load_safetensors_with_metadata, save_safetensors};
@@ -143,7 +144,7 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
 /// reads back whole; unreadable ones are reported and passed over.
 pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut best: Option<(((usize, usize, usize), bool), std::path::PathBuf)> = None;
+    let mut best: Option<((Position, bool), std::path::PathBuf)> = None;
     for entry in entries {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
         if path.extension().is_none_or(|e| e != "safetensors") {
@@ -157,7 +158,7 @@ pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
             }
         };
         // Among equals (last and the best of the same epoch), last.
-        let key = (ck.progress(), path.ends_with("last.safetensors"));
+        let key = (ck.position(), path.ends_with("last.safetensors"));
         if best.as_ref().is_none_or(|(k, _)| key > *k) {
             best = Some((key, path));
         }
@@ -169,14 +170,16 @@ pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
 }
 
 impl Checkpoint {
-    /// How far into training this checkpoint is: (updates, epoch, batch) of the trainer's
-    /// position, or the start of the epoch after its own for checkpoints without one.
-    pub fn progress(&self) -> (usize, usize, usize) {
-        let position = self.meta.trainer.as_ref().map(|t| &t["position"]);
-        let field = |k: &str| position.and_then(|p| p[k].as_u64()).map(|v| v as usize);
-        match (field("num_updates"), field("epoch"), field("batch")) {
-            (Some(u), Some(e), Some(b)) => (u, e, b),
-            _ => (0, self.meta.epoch + 1, 0),
-        }
+    /// Where a run resumed from this checkpoint continues: the trainer's position, or the start
+    /// of the epoch after the checkpoint's own for checkpoints without one.
+    pub fn position(&self) -> Position {
+        let saved = self.meta.trainer.as_ref().map(|t| t["position"].clone());
+        saved
+            .and_then(|p| serde_json::from_value(p).ok())
+            .unwrap_or(Position {
+                epoch: self.meta.epoch + 1,
+                batch: 0,
+                num_updates: 0,
+            })
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a run stands: the epoch it is in and the next batch of that epoch to train. A checkpoint
 /// records it, so a resumed run starts from exactly this batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Position {
     /// The epoch in progress (or about to start).
     pub epoch: usize,
