@@ -1,8 +1,7 @@
 //! What `train` and `validate` share: opening datasets, the data config, building the model.
 
-use crate::augment::small_train;
 use crate::data::{Dataset, IdxDataset, ImageFolder};
-use crate::loader::{DataConfig, DistributedSampler, Layout, Loader, LoaderOptions};
+use crate::loader::Layout;
 use crate::{Error, Result};
 use kiln_engine::Device;
 use std::path::{Path, PathBuf};
@@ -88,30 +87,6 @@ pub fn layout(channels_last: bool) -> Layout {
     } else {
         Layout::Nchw
     }
-}
-
-/// A train loader at native size for IDX data: pad-and-crop plus flip (timm's pipeline assumes
-/// large photos; 28×28 digits and clothes train best without rescaling).
-pub fn small_image_loader(cfg: &DataConfig, dataset: Arc<dyn Dataset>) -> Result<Loader> {
-    let size = cfg.img_size;
-    let pipeline = small_train(size, size / 8, cfg.hflip);
-    let sampler = Box::new(DistributedSampler {
-        len: dataset.len(),
-        rank: 0,
-        world: 1,
-        shuffle: true,
-        seed: cfg.seed,
-    });
-    let opts = LoaderOptions {
-        batch_size: cfg.batch_size,
-        workers: cfg.workers,
-        drop_last: true,
-        prefetch: 0,
-        seed: cfg.seed,
-        rank: 0,
-        shape: (size, size, cfg.in_chans),
-    };
-    Loader::new(dataset, pipeline, sampler, opts)
 }
 
 /// The `--device` value parsed and opened, so a missing driver is reported before any work.

@@ -2,7 +2,7 @@
 
 use super::args::TrainArgs;
 use super::run_dir::experiment_name;
-use super::setup::{embedded_data, layout, open_device, small_image_loader, DataRoot};
+use super::setup::{embedded_data, layout, open_device, DataRoot};
 use crate::amp::amp_dtype;
 use crate::callbacks::{CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, SummaryCsv};
 use crate::checkpoint::newest_checkpoint;
@@ -160,7 +160,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let crop_pct = a.crop_pct.or(root.is_idx().then_some(1.0));
     let cfg = data_config(&a, img_size, in_chans, crop_pct);
     let train_loader = if root.is_idx() {
-        small_image_loader(&cfg, train_ds.clone())?
+        cfg.small_image_train_loader(train_ds.clone())?
     } else {
         cfg.train_loader(train_ds.clone(), 0, 1)?
     };

@@ -286,6 +286,24 @@ impl DataConfig {
         Loader::new(dataset, self.train_pipeline()?, sampler, opts)
     }
 
+    /// A train loader at native size for small fixed-size images (IDX digits and clothes):
+    /// pad-and-crop by an eighth plus flip, since timm's pipeline assumes large photos.
+    pub fn small_image_train_loader(&self, dataset: Arc<dyn Dataset>) -> Result<Loader> {
+        let size = self.img_size;
+        let pipeline = crate::augment::small_train(size, size / 8, self.hflip);
+        let sampler = Box::new(DistributedSampler::single(dataset.len(), true, self.seed));
+        let opts = LoaderOptions {
+            batch_size: self.batch_size,
+            workers: self.workers,
+            drop_last: true,
+            prefetch: 0,
+            seed: self.seed,
+            rank: 0,
+            shape: (size, size, self.in_chans),
+        };
+        Loader::new(dataset, pipeline, sampler, opts)
+    }
+
     /// The eval loader: sequential (padded across ranks as torch's DistributedSampler), keeps the last batch.
     pub fn eval_loader(
         &self,
