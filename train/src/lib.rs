@@ -13,6 +13,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod sched;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use error::{Error, Result};

@@ -68,33 +68,42 @@ impl ModelEma {
         self.ema.as_ref()
     }
 
-    /// One EMA step towards `model` at `decay`: floating-point tensors interpolate, integer
-    /// buffers (BN's batch counts) are copied.
+    /// One EMA step towards `model` at `decay`.
     pub fn update(&self, model: &dyn Model, decay: f64) -> Result<()> {
-        let _guard = no_grad();
-        let (mut ema_f32, mut model_f32) = (Vec::new(), Vec::new());
-        for (e, m) in self
+        let ema: Vec<Tensor> = self
             .ema
             .named_tensors()
             .into_iter()
-            .zip(model.named_tensors())
-        {
-            let m = on_device_of(&m.tensor, &e.tensor)?;
-            if e.tensor.dtype() == DType::F32 {
-                ema_f32.push(e.tensor);
-                model_f32.push(m.to_dtype(DType::F32)?.contiguous()?);
-            } else if e.tensor.dtype().is_float() {
-                let mixed = e
-                    .tensor
-                    .mul_scalar(decay)?
-                    .add(&m.mul_scalar(1.0 - decay)?)?;
-                e.tensor.copy_(&mixed)?;
-            } else {
-                e.tensor.copy_(&m)?;
-            }
-        }
-        Ok(ema_update_(&ema_f32, &model_f32, decay as f32)?)
+            .map(|t| t.tensor)
+            .collect();
+        let model: Vec<Tensor> = model
+            .named_tensors()
+            .into_iter()
+            .map(|t| t.tensor)
+            .collect();
+        ema_step(&ema, &model, decay)
     }
+}
+
+/// `ema ← decay·ema + (1 − decay)·model` for every floating-point pair (f32 in one fused
+/// multi-tensor pass), and integer buffers (BN's batch counts) copied: timm's ModelEmaV3 update.
+/// `model` tensors on another device are read over first (a CPU-side EMA).
+pub fn ema_step(ema: &[Tensor], model: &[Tensor], decay: f64) -> Result<()> {
+    let _guard = no_grad();
+    let (mut ema_f32, mut model_f32) = (Vec::new(), Vec::new());
+    for (e, m) in ema.iter().zip(model) {
+        let m = on_device_of(m, e)?;
+        if e.dtype() == DType::F32 {
+            ema_f32.push(e.clone());
+            model_f32.push(m.to_dtype(DType::F32)?.contiguous()?);
+        } else if e.dtype().is_float() {
+            let mixed = e.mul_scalar(decay)?.add(&m.mul_scalar(1.0 - decay)?)?;
+            e.copy_(&mixed)?;
+        } else {
+            e.copy_(&m)?;
+        }
+    }
+    Ok(ema_update_(&ema_f32, &model_f32, decay as f32)?)
 }
 
 /// `t` on the device of `like` (the model's tensors, read onto a CPU-side EMA).

@@ -9,6 +9,7 @@ use crate::Result;
 #[derive(Debug, Default)]
 pub struct LogLines {
     log_interval: usize,
+    batch_lines: bool,
     step_time: AverageMeter,
     data_time: AverageMeter,
 }
@@ -18,8 +19,14 @@ impl LogLines {
     pub fn new(log_interval: usize) -> LogLines {
         LogLines {
             log_interval: log_interval.max(1),
+            batch_lines: true,
             ..LogLines::default()
         }
+    }
+
+    /// Epoch lines only (a progress bar shows the batches).
+    pub fn epochs_only() -> LogLines {
+        LogLines::default()
     }
 }
 
@@ -39,7 +46,8 @@ impl Callback for LogLines {
         self.step_time.update(b.seconds, 1);
         self.data_time.update(b.data_seconds, 1);
         let steps = s.batches_per_epoch;
-        if b.index % self.log_interval != 0 && b.index + 1 != steps {
+        let due = b.index.is_multiple_of(self.log_interval) || b.index + 1 == steps;
+        if !self.batch_lines || !due {
             return Ok(());
         }
         let n = b.size as f64;

@@ -1,14 +1,20 @@
 //! The Trainer's built-in callbacks: timm's log lines, summary.csv, the checkpoint saver, model
-//! EMA and early stopping.
+//! EMA, early stopping, TensorBoard, progress bars and batch images.
 
 mod early_stop;
 mod ema;
 mod log;
+mod progress;
+mod save_images;
 mod saver;
 mod summary;
+mod tensorboard;
 
 pub use early_stop::EarlyStopping;
-pub use ema::{EmaDecay, ModelEma};
+pub use ema::{ema_step, EmaDecay, ModelEma};
 pub use log::LogLines;
+pub use progress::ProgressBar;
+pub use save_images::SaveImages;
 pub use saver::CheckpointSaver;
 pub use summary::SummaryCsv;
+pub use tensorboard::TensorBoard;

@@ -241,9 +241,13 @@ pub struct TrainArgs {
     /// Loader worker threads.
     #[arg(short = 'j', long, default_value_t = 4)]
     pub workers: usize,
-    /// Write a PNG grid of the augmented batch at each log interval.
+    /// Write a PNG grid of the input batch at each log interval (and to TensorBoard).
     #[arg(long)]
     pub save_images: bool,
+    /// Write TensorBoard event files (scalars, batch images) into the run folder (kiln's flag;
+    /// timm's --log-wandb needs the network).
+    #[arg(long)]
+    pub log_tensorboard: bool,
     /// Output root (default ./output/train).
     #[arg(long)]
     pub output: Option<PathBuf>,

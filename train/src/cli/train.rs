@@ -4,7 +4,10 @@ use super::args::TrainArgs;
 use super::run_dir::experiment_name;
 use super::setup::{embedded_data, layout, open_device, DataRoot};
 use crate::amp::amp_dtype;
-use crate::callbacks::{CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, SummaryCsv};
+use crate::callbacks::{
+    CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, ProgressBar, SaveImages,
+    SummaryCsv, TensorBoard,
+};
 use crate::checkpoint::newest_checkpoint;
 use crate::loader::DataConfig;
 use crate::loss::CrossEntropy;
@@ -14,6 +17,7 @@ use crate::trainer::{BatchStages, Evaluator, TrainConfig, Trainer, TrainerParts}
 use crate::{Error, Result};
 use kiln_engine::{manual_seed, Device, MemoryFormat};
 use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 fn flag(flag: &str, msg: impl Into<String>) -> Error {
@@ -288,7 +292,12 @@ fn add_callbacks(
     model_args: &ModelArgs,
     out_dir: &Path,
 ) -> Result<()> {
-    trainer.add_callback(Box::new(LogLines::new(a.log_interval)));
+    if std::io::stdout().is_terminal() {
+        trainer.add_callback(Box::new(ProgressBar::new()));
+        trainer.add_callback(Box::new(LogLines::epochs_only()));
+    } else {
+        trainer.add_callback(Box::new(LogLines::new(a.log_interval)));
+    }
     if a.model_ema {
         let device = if a.model_ema_force_cpu {
             Device::Cpu
@@ -303,6 +312,16 @@ fn add_callbacks(
         trainer.add_callback(Box::new(ModelEma::new(ema, decay, !a.model_ema_force_cpu)));
     }
     trainer.add_callback(Box::new(SummaryCsv::new(&out_dir.join("summary.csv"))));
+    if a.save_images {
+        trainer.add_callback(Box::new(SaveImages::new(out_dir, a.log_interval)));
+    }
+    if a.log_tensorboard {
+        trainer.add_callback(Box::new(TensorBoard::new(
+            out_dir,
+            a.save_images,
+            a.log_interval,
+        )));
+    }
     if let Some(patience) = a.early_stop {
         trainer.add_callback(Box::new(EarlyStopping::new(patience)));
     }

@@ -38,5 +38,5 @@ pub use normalize::{
     default_mean_std, Layout, Normalize, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };
 pub use sampler::{DistributedSampler, RepeatAugSampler, Sampler};
-pub use save::save_images;
+pub use save::{grid_png, save_images, Png};
 pub use workers::{EpochIter, Loader, LoaderOptions};

@@ -3,6 +3,7 @@
 
 use super::{EvalStats, Evaluator, RunState};
 use crate::amp::GradScaler;
+use crate::loader::Batch;
 use crate::optim::Optimizer;
 use crate::sched::Scheduler;
 use crate::Result;
@@ -86,6 +87,8 @@ pub struct Context<'a> {
     pub scheduler: &'a Scheduler,
     /// The loss scaler of an f16 AMP run.
     pub scaler: Option<&'a GradScaler>,
+    /// The loader's uint8 batch, in `batch_begin` (before normalization and mixup).
+    pub batch: Option<&'a Batch>,
     pub(crate) evaluator: Option<&'a mut Evaluator>,
     pub(crate) requests: &'a mut Requests,
 }

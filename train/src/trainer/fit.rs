@@ -7,7 +7,7 @@ use super::{
 };
 use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint, CheckpointMeta};
-use crate::loader::Loader;
+use crate::loader::{Batch, Loader};
 use crate::loss::Loss;
 use crate::metrics::AverageMeter;
 use crate::optim::Optimizer;
@@ -228,6 +228,11 @@ impl Trainer {
 
 impl Run {
     fn fire(&mut self, event: Event) -> Result<()> {
+        self.fire_with(event, None)
+    }
+
+    /// Fires `event`, showing callbacks the loader batch it concerns.
+    fn fire_with(&mut self, event: Event, batch: Option<&Batch>) -> Result<()> {
         let mut requests = Requests::default();
         let mut ctx = Context {
             state: &self.state,
@@ -235,6 +240,7 @@ impl Run {
             optimizer: self.updater.optimizer.as_ref(),
             scheduler: &self.scheduler,
             scaler: self.updater.scaler.as_ref(),
+            batch,
             evaluator: self.evaluator.as_mut(),
             requests: &mut requests,
         };
@@ -285,7 +291,7 @@ impl Run {
                 self.state.position.batch = index + 1;
                 continue;
             }
-            self.fire(Event::BatchBegin)?;
+            self.fire_with(Event::BatchBegin, Some(&batch))?;
             let b = self.stages.prepare(&batch, true)?;
             batches.recycle(batch);
             let data_seconds = tick.elapsed().as_secs_f64();
