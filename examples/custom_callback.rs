@@ -15,7 +15,7 @@ use kiln_train::loss::CrossEntropy;
 use kiln_train::optim::{create_optimizer, OptimArgs};
 use kiln_train::sched::{Decay, Scheduler};
 use kiln_train::trainer::{
-    BatchStages, Callback, Context, Evaluator, TrainConfig, Trainer, TrainerParts,
+    BatchStages, Callback, Context, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts,
 };
 use std::sync::{Arc, Mutex};
 
@@ -107,8 +107,10 @@ fn run(max_updates: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
         evaluator: Some(Evaluator {
             loader: cfg.eval_loader(val, 256, 0, 1)?,
             stages: stages.clone(),
-            log_interval: 100,
-            amp: None,
+            options: EvalOptions {
+                log_interval: 100,
+                ..EvalOptions::default()
+            },
         }),
         stages,
         config: TrainConfig::default(),

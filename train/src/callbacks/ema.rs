@@ -138,7 +138,7 @@ impl Callback for ModelEma {
 
     fn validation_end(&mut self, ctx: &mut Context) -> Result<()> {
         if self.validate {
-            if let Some(stats) = ctx.validate(self.ema.as_mut())? {
+            if let Some(stats) = ctx.validate(self.ema.as_mut(), " (EMA)")? {
                 self.ema.set_training(false);
                 ctx.report_ema_eval(stats);
             }

@@ -273,9 +273,28 @@ pub struct TrainArgs {
 pub struct ValidateArgs {
     /// Dataset root (IDX folder or ImageFolder tree); without it, the Fashion-MNIST subset.
     pub data: Option<PathBuf>,
-    /// The checkpoint or state dict to evaluate.
+    /// Checkpoints or state dicts to evaluate (repeat the flag, or name a run folder for all its
+    /// checkpoints).
+    #[arg(long, required = true, num_args = 1..)]
+    pub checkpoint: Vec<PathBuf>,
+    /// Evaluate the checkpoint's EMA weights (`state_dict_ema`) when it has them.
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub use_ema: bool,
+    /// Mixed precision inference in --amp-dtype.
+    #[arg(long)]
+    pub amp: bool,
+    /// The AMP dtype: float16 or bfloat16.
+    #[arg(long, default_value = "float16")]
+    pub amp_dtype: String,
+    /// Test-time augmentation: 2 averages the logits of each image and its mirror image (0, 1: off).
+    #[arg(long, default_value_t = 0)]
+    pub tta: usize,
+    /// Write the results (one row per checkpoint) to this file.
+    #[arg(long)]
+    pub results_file: Option<PathBuf>,
+    /// Results file format: csv or json.
+    #[arg(long, default_value = "csv")]
+    pub results_format: String,
     /// Model name (default: the checkpoint's).
     #[arg(long)]
     pub model: Option<String>,

@@ -28,8 +28,8 @@ pub enum Command {
     /// Train a model (timm's train.py flags; without DATA, on the embedded Fashion-MNIST subset).
     #[command(args_override_self = true)]
     Train(Box<TrainArgs>),
-    /// Evaluate a checkpoint (timm's validate.py).
-    Validate(ValidateArgs),
+    /// Evaluate checkpoints (timm's validate.py).
+    Validate(Box<ValidateArgs>),
     /// List the registered models, optionally filtered by a wildcard pattern.
     Models {
         /// Shell-style pattern, e.g. 'resnet*d'.
@@ -67,7 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
     logger::init();
     match cli.command {
         Command::Train(a) => train::train(*a),
-        Command::Validate(a) => validate::validate(a),
+        Command::Validate(a) => validate::validate(*a),
         Command::Models { pattern } => {
             for name in kiln_nn::list_models(pattern.as_deref().unwrap_or("*")) {
                 println!("{name}");

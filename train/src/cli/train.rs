@@ -13,7 +13,7 @@ use crate::loader::DataConfig;
 use crate::loss::CrossEntropy;
 use crate::optim::{create_optimizer, OptimArgs};
 use crate::sched::Scheduler;
-use crate::trainer::{BatchStages, Evaluator, TrainConfig, Trainer, TrainerParts};
+use crate::trainer::{BatchStages, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts};
 use crate::{Error, Result};
 use kiln_engine::{manual_seed, Device, MemoryFormat};
 use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
@@ -189,8 +189,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             mixup: None,
             ..stages.clone()
         },
-        log_interval: a.log_interval,
-        amp,
+        options: EvalOptions {
+            log_interval: a.log_interval,
+            amp,
+            ..EvalOptions::default()
+        },
     };
     let betas = a.opt_betas.as_deref().map(pair);
     let optimizer = create_optimizer(

@@ -1,61 +1,154 @@
-//! `kiln validate`: evaluates a checkpoint, as timm's `validate.py`.
+//! `kiln validate`: evaluates checkpoints, as timm's `validate.py`.
 
 use super::args::ValidateArgs;
 use super::setup::{embedded_data, layout, open_device, DataRoot};
+use crate::amp::amp_dtype;
 use crate::checkpoint::Checkpoint;
 use crate::loader::DataConfig;
-use crate::trainer::{validate as run_validation, BatchStages};
+use crate::trainer::{validate as run_validation, BatchStages, EvalOptions};
 use crate::{Error, Result};
 use kiln_nn::{create_model, load_state_dict, ModelArgs};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 
-/// Runs `kiln validate` and prints timm's result line.
+/// One checkpoint's result (timm's results-file columns plus kiln's loss and checkpoint).
+#[derive(Debug, Serialize)]
+struct Row {
+    model: String,
+    checkpoint: String,
+    top1: f64,
+    top1_err: f64,
+    top5: f64,
+    top5_err: f64,
+    loss: f64,
+    param_count: usize,
+    img_size: usize,
+    crop_pct: f64,
+    samples: usize,
+    img_per_sec: f64,
+}
+
+fn flag(flag: &str, msg: impl Into<String>) -> Error {
+    Error::Flag {
+        flag: flag.into(),
+        msg: msg.into(),
+    }
+}
+
+/// Runs `kiln validate`: every checkpoint named (folders expand to their checkpoints), timm's
+/// result line for each, and the results file if asked.
 pub fn validate(a: ValidateArgs) -> Result<()> {
+    if a.tta > 2 {
+        return Err(flag(
+            "--tta",
+            format!(
+                "{} views: kiln averages 2 (the image and its mirror)",
+                a.tta
+            ),
+        ));
+    }
+    if !matches!(a.results_format.as_str(), "csv" | "json") {
+        return Err(flag(
+            "--results-format",
+            format!("'{}' is not csv or json", a.results_format),
+        ));
+    }
+    let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
+    let mut rows = Vec::new();
+    for path in expand(&a.checkpoint)? {
+        rows.push(validate_one(&a, &path, amp)?);
+    }
+    if let Some(file) = &a.results_file {
+        write_results(file, &a.results_format, &rows)?;
+    }
+    Ok(())
+}
+
+/// The checkpoints named: files as given, folders as their `.safetensors` files in order.
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| Error::io(p, e))?
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|f| f.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            return Err(flag(
+                "--checkpoint",
+                format!("{} holds no .safetensors file", p.display()),
+            ));
+        }
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) -> Result<Row> {
     let dir = a.data.clone().unwrap_or_else(embedded_data);
     let root = DataRoot::detect(&dir)?;
     let in_chans = a.in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
     let ds = root.open(&a.split, false, in_chans, None)?;
-    let ck = Checkpoint::load(&a.checkpoint)?;
+    let mut ck = Checkpoint::load(path)?;
     let arch = a
         .model
         .clone()
-        .or_else(|| (!ck.meta.arch.is_empty()).then(|| ck.meta.arch.clone()));
-    let arch = arch.ok_or_else(|| Error::Flag {
-        flag: "--model".into(),
-        msg: format!(
-            "{} does not name its model; pass --model",
-            a.checkpoint.display()
-        ),
-    })?;
+        .or_else(|| (!ck.meta.arch.is_empty()).then(|| ck.meta.arch.clone()))
+        .ok_or_else(|| {
+            flag(
+                "--model",
+                format!("{} does not name its model; pass --model", path.display()),
+            )
+        })?;
+    let weights = match (a.use_ema, ck.extra.remove("state_dict_ema")) {
+        (true, Some(ema)) => ema,
+        (true, None) => {
+            println!(
+                "{} has no EMA weights; validating its model weights",
+                path.display()
+            );
+            ck.model
+        }
+        (false, _) => ck.model,
+    };
     let num_classes = a.num_classes.unwrap_or(ds.num_classes());
-    let mut model = create_model(
-        &arch,
-        &ModelArgs {
-            num_classes,
-            in_chans,
-            ..Default::default()
-        },
-    )?;
-    load_state_dict(model.as_ref(), &ck.model, true)?;
+    let model_args = ModelArgs {
+        num_classes,
+        in_chans,
+        ..Default::default()
+    };
+    let mut model = create_model(&arch, &model_args)?;
+    load_state_dict(model.as_ref(), &weights, true)?;
     if a.channels_last {
         model.set_memory_format(kiln_engine::MemoryFormat::ChannelsLast)?;
     }
     let device = open_device(&a.device)?;
     model.to_device(device)?;
+    let param_count = model
+        .named_parameters()
+        .iter()
+        .map(|p| p.tensor.numel())
+        .sum();
     let img_size = a.img_size.unwrap_or(if root.is_idx() {
         ds.load(0)?.image.h
     } else {
         model.pretrained_cfg().input_size[1]
     });
-    let crop_pct = a.crop_pct.or(if root.is_idx() {
-        Some(1.0)
+    let crop_pct = a.crop_pct.unwrap_or(if root.is_idx() {
+        1.0
     } else {
-        Some(model.pretrained_cfg().crop_pct)
+        model.pretrained_cfg().crop_pct
     });
     let cfg = DataConfig {
         img_size,
         in_chans,
         workers: a.workers,
-        crop_pct,
+        crop_pct: Some(crop_pct),
         ..DataConfig::default()
     };
     let mut loader = cfg.eval_loader(ds.clone(), a.batch_size, 0, 1)?;
@@ -67,7 +160,13 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         seed: 0,
         device,
     };
-    let r = run_validation(model.as_mut(), &mut loader, &stages, a.log_interval, None)?;
+    let opts = EvalOptions {
+        log_interval: a.log_interval,
+        amp,
+        tta: a.tta == 2,
+        suffix: String::new(),
+    };
+    let r = run_validation(model.as_mut(), &mut loader, &stages, &opts)?;
     println!(
         " * Acc@1 {:.3} ({:.3}) Acc@5 {:.3} ({:.3})",
         r.top1,
@@ -75,6 +174,53 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         r.top5,
         100.0 - r.top5
     );
-    println!("--result\n{{\"model\": \"{arch}\", \"top1\": {:.3}, \"top5\": {:.3}, \"loss\": {:.4}, \"img_size\": {img_size}, \"samples\": {}, \"skipped\": {}}}", r.top1, r.top5, r.loss, r.samples, r.skipped);
-    Ok(())
+    let row = Row {
+        model: arch,
+        checkpoint: path.display().to_string(),
+        top1: r.top1,
+        top1_err: 100.0 - r.top1,
+        top5: r.top5,
+        top5_err: 100.0 - r.top5,
+        loss: r.loss,
+        param_count,
+        img_size,
+        crop_pct,
+        samples: r.samples,
+        img_per_sec: r.samples as f64 / r.seconds.max(1e-9),
+    };
+    let json = serde_json::to_string(&row).map_err(|e| flag("--results-file", e.to_string()))?;
+    println!("--result\n{json}");
+    Ok(row)
+}
+
+/// Writes the rows as CSV (timm's default) or a JSON list.
+fn write_results(file: &Path, format: &str, rows: &[Row]) -> Result<()> {
+    let text = if format == "json" {
+        serde_json::to_string_pretty(rows).map_err(|e| flag("--results-file", e.to_string()))?
+    } else {
+        let header = "model,checkpoint,top1,top1_err,top5,top5_err,loss,param_count,img_size,crop_pct,samples,img_per_sec";
+        let lines = rows.iter().map(|r| {
+            format!(
+                "{},{},{:.3},{:.3},{:.3},{:.3},{:.4},{},{},{},{},{:.1}",
+                r.model,
+                r.checkpoint,
+                r.top1,
+                r.top1_err,
+                r.top5,
+                r.top5_err,
+                r.loss,
+                r.param_count,
+                r.img_size,
+                r.crop_pct,
+                r.samples,
+                r.img_per_sec
+            )
+        });
+        std::iter::once(header.to_string())
+            .chain(lines)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
+    std::fs::write(file, text).map_err(|e| Error::io(file, e))
 }

@@ -34,6 +34,23 @@ impl Batch {
         self.h * self.w * self.c
     }
 
+    /// A copy with every image mirrored left to right (test-time augmentation).
+    pub fn hflipped(&self) -> Batch {
+        let (row, c) = (self.w * self.c, self.c);
+        let mut images = self.images.clone();
+        for line in images.chunks_exact_mut(row) {
+            let src = line.to_vec();
+            for (x, px) in line.chunks_exact_mut(c).enumerate() {
+                let from = (self.w - 1 - x) * c;
+                px.copy_from_slice(&src[from..from + c]);
+            }
+        }
+        Batch {
+            images,
+            ..self.clone()
+        }
+    }
+
     /// The bytes of image `i` (HWC).
     pub fn image(&self, i: usize) -> &[u8] {
         &self.images[i * self.image_len()..(i + 1) * self.image_len()]

@@ -112,10 +112,13 @@ impl Context<'_> {
         self.requests.removals.push(path);
     }
 
-    /// Validates another model (an EMA copy) with the run's validation loader; `None` when the
-    /// run has no validation set.
-    pub fn validate(&mut self, model: &mut dyn Model) -> Result<Option<EvalStats>> {
-        self.evaluator.as_mut().map(|e| e.run(model)).transpose()
+    /// Validates another model (an EMA copy) with the run's validation loader, marking its log
+    /// lines with `suffix`; `None` when the run has no validation set.
+    pub fn validate(&mut self, model: &mut dyn Model, suffix: &str) -> Result<Option<EvalStats>> {
+        self.evaluator
+            .as_mut()
+            .map(|e| e.run(model, suffix))
+            .transpose()
     }
 
     /// Reports the EMA model's validation, which then ranks the epoch as in timm.

@@ -21,6 +21,21 @@ pub struct EvalStats {
     pub samples: usize,
     /// Images skipped because they could not be read.
     pub skipped: usize,
+    /// Wall time of the pass.
+    pub seconds: f64,
+}
+
+/// How a validation pass runs and logs.
+#[derive(Debug, Clone, Default)]
+pub struct EvalOptions {
+    /// Batches between log lines.
+    pub log_interval: usize,
+    /// Autocast dtype, if AMP.
+    pub amp: Option<DType>,
+    /// Average the logits of each image and its mirror image (test-time augmentation).
+    pub tta: bool,
+    /// Appended to `Test` in log lines (timm's ` (EMA)`).
+    pub suffix: String,
 }
 
 /// Evaluates `model` on every batch of `loader` (timm's `validate`).
@@ -28,8 +43,7 @@ pub fn validate(
     model: &mut dyn Model,
     loader: &mut Loader,
     stages: &BatchStages,
-    log_interval: usize,
-    amp: Option<DType>,
+    opts: &EvalOptions,
 ) -> Result<EvalStats> {
     model.set_training(false);
     let _guard = no_grad();
@@ -41,6 +55,7 @@ pub fn validate(
         AverageMeter::default(),
     );
     let skipped_before = loader.skipped();
+    let start = Instant::now();
     let mut tick = Instant::now();
     for (step, batch) in loader.epoch(0).enumerate() {
         let batch = batch?;
@@ -49,8 +64,16 @@ pub fn validate(
         }
         let b = stages.prepare(&batch, false)?;
         let logits = {
-            let _autocast = amp.map(kiln_engine::amp::autocast).transpose()?;
-            model.forward(&b.images)?
+            let _autocast = opts.amp.map(kiln_engine::amp::autocast).transpose()?;
+            let logits = model.forward(&b.images)?;
+            if opts.tta {
+                let flipped = stages.prepare(&batch.hflipped(), false)?;
+                logits
+                    .add(&model.forward(&flipped.images)?)?
+                    .mul_scalar(0.5)?
+            } else {
+                logits
+            }
         };
         let loss = logits.cross_entropy(&b.targets, 0.0)?.item()?;
         let k5 = 5.min(logits.shape()[1]);
@@ -61,9 +84,10 @@ pub fn validate(
         top5.update(acc[1], n);
         time.update(tick.elapsed().as_secs_f64(), 1);
         tick = Instant::now();
-        if step % log_interval.max(1) == 0 || step + 1 == steps {
+        if step % opts.log_interval.max(1) == 0 || step + 1 == steps {
             println!(
-                "Test: [{step:>4}/{}]  Time: {:.3} ({:.3})  Loss: {:>7.3} ({:>6.3})  Acc@1: {:>7.3} ({:>7.3})  Acc@5: {:>7.3} ({:>7.3})",
+                "Test{}: [{step:>4}/{}]  Time: {:.3} ({:.3})  Loss: {:>7.3} ({:>6.3})  Acc@1: {:>7.3} ({:>7.3})  Acc@5: {:>7.3} ({:>7.3})",
+                opts.suffix,
                 steps.saturating_sub(1),
                 time.val,
                 time.avg(),
@@ -83,6 +107,7 @@ pub fn validate(
         top5: top5.avg(),
         samples: top1.count as usize,
         skipped: loader.skipped() - skipped_before,
+        seconds: start.elapsed().as_secs_f64(),
     })
 }
 
@@ -92,21 +117,17 @@ pub struct Evaluator {
     pub loader: Loader,
     /// Normalization and upload (erasing and mixup never apply to validation).
     pub stages: BatchStages,
-    /// Batches between log lines.
-    pub log_interval: usize,
-    /// Autocast dtype, if AMP.
-    pub amp: Option<DType>,
+    /// Logging, AMP and test-time augmentation.
+    pub options: EvalOptions,
 }
 
 impl Evaluator {
-    /// Validates `model` on the whole loader.
-    pub fn run(&mut self, model: &mut dyn Model) -> Result<EvalStats> {
-        validate(
-            model,
-            &mut self.loader,
-            &self.stages,
-            self.log_interval,
-            self.amp,
-        )
+    /// Validates `model` on the whole loader; `suffix` marks its log lines (` (EMA)`).
+    pub fn run(&mut self, model: &mut dyn Model, suffix: &str) -> Result<EvalStats> {
+        let opts = EvalOptions {
+            suffix: suffix.to_string(),
+            ..self.options.clone()
+        };
+        validate(model, &mut self.loader, &self.stages, &opts)
     }
 }

@@ -366,7 +366,7 @@ impl Run {
     /// Validation, the schedule's epoch step and the epoch's end.
     fn finish_epoch(&mut self) -> Result<()> {
         if let Some(e) = self.evaluator.as_mut() {
-            self.state.eval = Some(e.run(self.model.as_mut())?);
+            self.state.eval = Some(e.run(self.model.as_mut(), "")?);
         }
         self.fire(Event::ValidationEnd)?;
         let next = self.state.position.epoch + 1;

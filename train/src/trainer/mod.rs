@@ -15,7 +15,7 @@ mod step;
 
 pub use batch::{BatchStages, TensorBatch};
 pub use callback::{Callback, CallbackState, Context};
-pub use eval::{validate, EvalStats, Evaluator};
+pub use eval::{validate, EvalOptions, EvalStats, Evaluator};
 pub use fit::{TrainConfig, Trainer, TrainerParts};
 pub use state::{BatchReport, Position, RunState, TrainStats};
 pub use step::Updater;
