@@ -2,22 +2,19 @@
 
 use super::callback::Requests;
 use super::{
-    BatchReport, BatchStages, Callback, CallbackState, Context, Evaluator, Position, RunState,
-    TrainStats, Updater,
+    BatchReport, BatchStages, Callback, Context, Evaluator, Position, RunState, TrainStats, Updater,
 };
 use crate::amp::GradScaler;
-use crate::checkpoint::{copy_atomic, Checkpoint, CheckpointMeta};
+use crate::checkpoint::{copy_atomic, Checkpoint};
 use crate::loader::{Batch, Loader};
 use crate::loss::Loss;
 use crate::metrics::AverageMeter;
 use crate::optim::Optimizer;
 use crate::sched::Scheduler;
 use crate::{Error, Result};
-use kiln_engine::{with_global_generator, DType, Generator};
-use kiln_nn::{load_state_dict, Model};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use kiln_engine::DType;
+use kiln_nn::Model;
+use std::path::Path;
 use std::time::Instant;
 
 /// Settings of the loop itself.
@@ -80,18 +77,18 @@ pub struct Trainer {
 }
 
 /// The Trainer less its loader, so events can fire while an epoch's batches are borrowed.
-struct Run {
-    model: Box<dyn Model>,
-    arch: String,
-    updater: Updater,
-    scheduler: Scheduler,
-    loss: Box<dyn Loss>,
-    stages: BatchStages,
-    evaluator: Option<Evaluator>,
-    config: TrainConfig,
-    callbacks: Vec<Box<dyn Callback>>,
-    state: RunState,
-    stop: Option<String>,
+pub(super) struct Run {
+    pub(super) model: Box<dyn Model>,
+    pub(super) arch: String,
+    pub(super) updater: Updater,
+    pub(super) scheduler: Scheduler,
+    pub(super) loss: Box<dyn Loss>,
+    pub(super) stages: BatchStages,
+    pub(super) evaluator: Option<Evaluator>,
+    pub(super) config: TrainConfig,
+    pub(super) callbacks: Vec<Box<dyn Callback>>,
+    pub(super) state: RunState,
+    pub(super) stop: Option<String>,
 }
 
 /// The events callbacks hear.
@@ -118,15 +115,6 @@ impl Event {
             Event::TrainEnd => cb.train_end(ctx),
         }
     }
-}
-
-/// The trainer's part of a checkpoint's metadata.
-#[derive(Debug, Serialize, Deserialize)]
-struct ResumeState {
-    position: Position,
-    train_loss: AverageMeter,
-    scheduler: serde_json::Value,
-    callbacks: BTreeMap<String, serde_json::Value>,
 }
 
 impl Trainer {
@@ -375,108 +363,6 @@ impl Run {
         self.state.position.batch = 0;
         self.state.train_loss = AverageMeter::default();
         self.fire(Event::EpochEnd)
-    }
-
-    /// The run as a checkpoint: everything `restore` needs to continue exactly.
-    fn checkpoint(&self) -> Result<Checkpoint> {
-        let mut ck = Checkpoint {
-            model: self
-                .model
-                .named_tensors()
-                .into_iter()
-                .map(|t| (t.name, t.tensor))
-                .collect(),
-            optimizer: self.updater.optimizer.state_dict(),
-            ..Checkpoint::default()
-        };
-        let mut callbacks = BTreeMap::new();
-        for cb in &self.callbacks {
-            if let Some(s) = cb.state() {
-                if !s.tensors.is_empty() {
-                    ck.extra.insert(s.tensor_prefix.clone(), s.tensors);
-                }
-                callbacks.insert(cb.name().to_string(), s.meta);
-            }
-        }
-        let p = self.state.position;
-        let resume = ResumeState {
-            position: p,
-            train_loss: self.state.train_loss,
-            scheduler: self.scheduler.state(),
-            callbacks,
-        };
-        ck.meta = CheckpointMeta {
-            epoch: if p.batch == 0 {
-                p.epoch.saturating_sub(1)
-            } else {
-                p.epoch
-            },
-            arch: self.arch.clone(),
-            metric: self.state.metric(),
-            rng_offset: with_global_generator(|g| g.offset()),
-            scaler: self
-                .updater
-                .scaler
-                .as_ref()
-                .map(|s| (s.scale, s.growth_tracker)),
-            trainer: Some(serde_json::to_value(resume).map_err(|e| Error::Checkpoint {
-                path: PathBuf::new(),
-                msg: e.to_string(),
-            })?),
-        };
-        Ok(ck)
-    }
-
-    fn restore(&mut self, mut ck: Checkpoint, path: &Path, restore_optimizer: bool) -> Result<()> {
-        load_state_dict(self.model.as_ref(), &ck.model, true)?;
-        if restore_optimizer {
-            self.updater.optimizer.load_state_dict(&ck.optimizer)?;
-        }
-        let seed = self.config.seed;
-        with_global_generator(|g| *g = Generator::resume(seed, ck.meta.rng_offset));
-        if let (Some(s), Some((scale, tracker))) = (self.updater.scaler.as_mut(), ck.meta.scaler) {
-            s.scale = scale;
-            s.growth_tracker = tracker;
-        }
-        let Some(trainer) = ck.meta.trainer.take() else {
-            let epoch = ck.meta.epoch + 1;
-            self.state.position = Position {
-                epoch,
-                batch: 0,
-                num_updates: epoch * self.state.updates_per_epoch,
-            };
-            self.scheduler.step(epoch, None);
-            println!("Resumed from {} (epoch {})", path.display(), ck.meta.epoch);
-            return Ok(());
-        };
-        let bad = |msg: String| Error::Checkpoint {
-            path: path.to_path_buf(),
-            msg,
-        };
-        let r: ResumeState =
-            serde_json::from_value(trainer).map_err(|e| bad(format!("trainer state: {e}")))?;
-        self.state.position = r.position;
-        self.state.train_loss = r.train_loss;
-        self.scheduler.load_state(&r.scheduler)?;
-        for cb in &mut self.callbacks {
-            let Some(meta) = r.callbacks.get(cb.name()) else {
-                continue;
-            };
-            let prefix = cb.state().map(|s| s.tensor_prefix).unwrap_or_default();
-            cb.load_state(CallbackState {
-                tensors: ck.extra.remove(&prefix).unwrap_or_default(),
-                tensor_prefix: prefix,
-                meta: meta.clone(),
-            })?;
-        }
-        println!(
-            "Resumed from {} (epoch {}, batch {}, update {})",
-            path.display(),
-            r.position.epoch,
-            r.position.batch,
-            r.position.num_updates
-        );
-        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ mod batch;
 mod callback;
 mod eval;
 mod fit;
+mod resume;
 mod state;
 mod step;
 
