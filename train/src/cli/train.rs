@@ -7,7 +7,7 @@ use crate::amp::{amp_dtype, GradScaler};
 use crate::checkpoint::{load_checkpoint, CheckpointMeta, CheckpointSaver};
 use crate::loader::DataConfig;
 use crate::optim::{create_optimizer, OptimArgs};
-use crate::sched::Scheduler;
+use crate::sched::{create_scheduler, SchedArgs};
 use crate::trainer::{train_one_epoch, validate, BatchStages, EpochOptions, Stepper};
 use crate::{Error, Result};
 use kiln_engine::{manual_seed, with_global_generator, DType, Generator, MemoryFormat};
@@ -187,16 +187,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         model.named_parameters(),
     )?;
     let lr = resolve_lr(&a);
-    let decay = Scheduler::decay_from_name(&a.sched, a.decay_epochs, a.decay_rate)?;
-    let sched = Scheduler {
-        current: lr,
-        base_lr: lr,
-        min_lr: a.min_lr,
-        warmup_lr: a.warmup_lr,
-        warmup_epochs: a.warmup_epochs,
-        t_initial: a.epochs as f64,
-        decay,
-    };
+    let (sched, _num_epochs) = create_scheduler(&SchedArgs::from(&a), lr, train_loader.len())?;
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
     let mut scaler = (amp == Some(DType::F16)).then(GradScaler::default);
     let mut start_epoch = a.start_epoch.unwrap_or(0);
