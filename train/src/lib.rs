@@ -11,6 +11,7 @@ pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod plot;
 pub mod sched;
 pub mod trainer;
 

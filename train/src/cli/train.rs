@@ -51,7 +51,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
 }
 
 /// timm's learning-rate rule: `--lr`, else `lr_base` scaled by global batch / `lr_base_size`.
-fn resolve_lr(a: &TrainArgs) -> f64 {
+pub(super) fn resolve_lr(a: &TrainArgs) -> f64 {
     if let Some(lr) = a.lr {
         return lr;
     }
