@@ -9,11 +9,12 @@
 use kiln_engine::Device;
 use kiln_nn::{create_model, ModelArgs};
 use kiln_train::callbacks::LogLines;
+use kiln_train::cli::TrainArgs;
 use kiln_train::data::{Dataset, IdxDataset};
 use kiln_train::loader::{DataConfig, Layout};
 use kiln_train::loss::CrossEntropy;
 use kiln_train::optim::{create_optimizer, OptimArgs};
-use kiln_train::sched::{Decay, Scheduler};
+use kiln_train::sched::{create_scheduler, SchedArgs};
 use kiln_train::trainer::{
     BatchStages, Callback, Context, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts,
 };
@@ -88,22 +89,21 @@ fn run(max_updates: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
         },
         model.named_parameters(),
     )?;
-    let scheduler = Scheduler {
-        current: 0.05,
-        base_lr: 0.05,
-        min_lr: 0.0,
-        warmup_lr: 0.0,
-        warmup_epochs: 0.0,
-        t_initial: 1.0,
-        decay: Decay::Cosine,
+    let train_loader = cfg.small_image_train_loader(train)?;
+    // timm's flags and defaults drive the schedule: one epoch of cosine decay, no warmup.
+    let flags = TrainArgs {
+        epochs: 1,
+        warmup_epochs: 0,
+        ..TrainArgs::default()
     };
+    let (scheduler, _) = create_scheduler(&SchedArgs::from(&flags), 0.05, train_loader.len())?;
     let mut trainer = Trainer::new(TrainerParts {
         model,
         arch: "resnet18".into(),
         optimizer,
         scheduler,
         loss: Box::new(CrossEntropy::default()),
-        train_loader: cfg.small_image_train_loader(train)?,
+        train_loader,
         evaluator: Some(Evaluator {
             loader: cfg.eval_loader(val, 256, 0, 1)?,
             stages: stages.clone(),

@@ -1,6 +1,9 @@
 //! `kiln train --device cuda --amp --channels-last` end to end (on kiln-cuda-emu in CI): the
 //! uint8 batches go through the copy stream and are normalized on the device, the model, the
-//! optimizer state and the f16 loss scaler live there, and the run folder is written as on the CPU.
+//! optimizer state and the f16 loss scaler live there, and the run folder is written as on the CPU;
+//! a run killed after its first update's recovery checkpoint resumes to the same bits.
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -35,51 +38,43 @@ fn write_idx(dir: &Path, prefix: &str, n: usize) {
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lbl).unwrap();
 }
 
-#[test]
-fn trains_on_cuda_with_f16_amp_and_channels_last() {
-    if let Err(e) = kiln::engine::cuda::device(0) {
-        eprintln!("skipped: {e}");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("kiln-cuda-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    // One step of training and one of validation: each resnet18 step takes the emulator about a
-    // minute.
-    write_idx(&dir, "train", 8);
-    write_idx(&dir, "t10k", 8);
-    let out = dir.join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args([
-            "train",
-            dir.to_str().unwrap(),
-            "--model",
-            "resnet18",
-            "--device",
-            "cuda",
-        ])
-        .args([
-            "--amp",
-            "--amp-dtype",
-            "float16",
-            "--channels-last",
-            "-b",
-            "8",
-            "--epochs",
-            "1",
-        ])
-        .args([
-            "--lr",
-            "0.05",
-            "--warmup-epochs",
-            "0",
-            "--hflip",
-            "0",
-            "-j",
-            "1",
-        ])
-        .args(["--output", out.to_str().unwrap(), "--experiment", "cuda"])
-        .output()
-        .expect("run kiln");
+/// `kiln train --device cuda` on the 8×8 data in `dir`, into `out/<exp>`, plus `extra`.
+fn cuda_train(dir: &Path, out: &Path, exp: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.args([
+        "train",
+        dir.to_str().unwrap(),
+        "--model",
+        "resnet18",
+        "--device",
+        "cuda",
+    ])
+    .args([
+        "--amp",
+        "--amp-dtype",
+        "float16",
+        "--channels-last",
+        "-b",
+        "4",
+    ])
+    .args([
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--warmup-epochs",
+        "0",
+        "--hflip",
+        "0",
+    ])
+    .args(["-j", "1", "--recovery-interval", "1", "--log-interval", "1"])
+    .args(["--output", out.to_str().unwrap(), "--experiment", exp])
+    .args(extra);
+    cmd
+}
+
+fn run_ok(mut cmd: Command) -> String {
+    let o = cmd.output().expect("run kiln");
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -89,6 +84,23 @@ fn trains_on_cuda_with_f16_amp_and_channels_last() {
         o.status.success(),
         "kiln train --device cuda failed:\n{log}"
     );
+    log
+}
+
+#[test]
+fn trains_on_cuda_with_f16_amp_and_channels_last_and_recovers_exactly() {
+    if let Err(e) = kiln::engine::cuda::device(0) {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("kiln-cuda-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two steps of training and one of validation: each resnet18 step takes the emulator about
+    // a minute.
+    write_idx(&dir, "train", 8);
+    write_idx(&dir, "t10k", 8);
+    let out = dir.join("out");
+    let log = run_ok(cuda_train(&dir, &out, "cuda", &[]));
     assert!(log.contains("Epoch 0: train_loss"), "{log}");
     let summary = std::fs::read_to_string(out.join("cuda/summary.csv")).unwrap();
     assert_eq!(summary.lines().count(), 2, "{summary}");
@@ -96,6 +108,40 @@ fn trains_on_cuda_with_f16_amp_and_channels_last() {
         let loss: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
         assert!(loss.is_finite() && loss > 0.0, "{line}");
     }
-    assert!(out.join("cuda/last.safetensors").exists());
+
+    // Killed (SIGKILL) once the first update's recovery checkpoint is written, then resumed.
+    let killed = out.join("killed");
+    let mut child = cuda_train(&dir, &out, "killed", &[])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let recovery = killed.join("recovery-0-1.safetensors");
+    while !recovery.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before its recovery checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = run_ok(cuda_train(
+        &dir,
+        &out,
+        "killed",
+        &["--resume", killed.to_str().unwrap()],
+    ));
+    assert!(
+        log.contains("recovery-0-1.safetensors (epoch 0, batch 1, update 1)"),
+        "{log}"
+    );
+    let (a, b) = (
+        common::tensor_bits(&out.join("cuda/last.safetensors")),
+        common::tensor_bits(&killed.join("last.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x == y, "{} differs after recovery on CUDA", x.0);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,6 @@
 //! What a run shows: TensorBoard event files read back record by record (lengths and masked
-//! CRC-32C checked, events decoded), batch image grids, and the progress bar on a terminal.
+//! CRC-32C checked, events decoded), batch image grids, the end-of-run plots, and the progress bar
+//! on a terminal.
 
 mod common;
 
@@ -141,6 +142,16 @@ fn tensorboard_events_read_back_record_by_record() {
     assert!((0.0..=100.0).contains(&top1));
     assert_eq!(images, 2, "one batch grid an epoch at log interval 100");
     assert!(run.join("train-batch-0.png").is_file());
+    // The end-of-run plots: 960×600 PNGs (width and height from the IHDR chunk).
+    for plot in ["loss.png", "accuracy.png", "lr.png"] {
+        let png = std::fs::read(run.join(plot)).unwrap();
+        let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        assert_eq!(
+            (&png[12..16], dim(16), dim(20)),
+            (&b"IHDR"[..], 960, 600),
+            "{plot}"
+        );
+    }
     std::fs::remove_dir_all(&data).ok();
 }
 

@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{dataset, summary_rows, train, train_args};
-use kiln::train::checkpoint::Checkpoint;
+use common::{dataset, summary_rows, tensor_bits, train, train_args};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -27,26 +26,6 @@ const RUN: [&str; 12] = [
     "--model-ema",
     "--model-ema-warmup",
 ];
-
-/// Every tensor of a checkpoint's model, optimizer and EMA as (name, shape, f32 bits).
-fn tensor_bits(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
-    let ck = Checkpoint::load(path).unwrap();
-    let groups = [("model", &ck.model), ("optimizer", &ck.optimizer)];
-    let extra = ck.extra.iter().map(|(k, v)| (k.as_str(), v));
-    let mut out = Vec::new();
-    for (group, tensors) in groups.into_iter().chain(extra) {
-        for (name, t) in tensors {
-            let bits = t
-                .to_vec_f32()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect();
-            out.push((format!("{group}.{name}"), t.shape().to_vec(), bits));
-        }
-    }
-    out
-}
 
 fn has_checkpoint(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut entries| {

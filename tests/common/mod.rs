@@ -1,6 +1,7 @@
 //! What the end-to-end tests share: a small learnable IDX dataset and running `kiln train`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use kiln::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -107,4 +108,24 @@ pub fn summary_rows(run: &Path) -> Vec<Vec<f64>> {
         .skip(1)
         .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
         .collect()
+}
+
+/// Every tensor of a checkpoint's model, optimizer and EMA as (name, shape, f32 bits).
+pub fn tensor_bits(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
+    let ck = Checkpoint::load(path).unwrap();
+    let groups = [("model", &ck.model), ("optimizer", &ck.optimizer)];
+    let extra = ck.extra.iter().map(|(k, v)| (k.as_str(), v));
+    let mut out = Vec::new();
+    for (group, tensors) in groups.into_iter().chain(extra) {
+        for (name, t) in tensors {
+            let bits = t
+                .to_vec_f32()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            out.push((format!("{group}.{name}"), t.shape().to_vec(), bits));
+        }
+    }
+    out
 }

@@ -48,6 +48,16 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A CSV file (a run's summary.csv) is malformed.
+    #[error("CSV file {path}, line {line}: {msg}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The line at fault (1 = header).
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
     /// An image could not be decoded.
     #[error("cannot decode image {path}: {msg}")]
     Decode {

@@ -12,6 +12,7 @@ pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod plot;
 pub mod sched;
 pub mod tensorboard;
 pub mod trainer;

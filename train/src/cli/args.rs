@@ -105,9 +105,12 @@ pub struct TrainArgs {
     pub amp_dtype: String,
 
     // ---- Learning rate schedule ----
-    /// Schedule: cosine, step, const.
-    #[arg(long, default_value = "cosine")]
+    /// LR scheduler: cosine, tanh, poly, step, multistep, plateau, constant or none.
+    #[arg(long, default_value = "cosine", value_name = "SCHEDULER")]
     pub sched: String,
+    /// Apply LR scheduler step on update instead of epoch end.
+    #[arg(long)]
+    pub sched_on_updates: bool,
     /// Learning rate (default: lr_base scaled by global batch / lr_base_size).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -120,26 +123,62 @@ pub struct TrainArgs {
     /// Scaling of lr_base: linear or sqrt (default: sqrt for adaptive optimizers, else linear).
     #[arg(long, default_value = "")]
     pub lr_base_scale: String,
-    /// Warmup start learning rate.
-    #[arg(long, default_value_t = 1e-5)]
+    /// Learning rate noise on/off epoch percentages.
+    #[arg(long, num_args = 1.., value_name = "PCT")]
+    pub lr_noise: Option<Vec<f64>>,
+    /// Learning rate noise limit percent.
+    #[arg(long, default_value_t = 0.67, value_name = "PERCENT")]
+    pub lr_noise_pct: f64,
+    /// Learning rate noise std-dev.
+    #[arg(long, default_value_t = 1.0, value_name = "STDDEV")]
+    pub lr_noise_std: f64,
+    /// Learning rate cycle len multiplier.
+    #[arg(long, default_value_t = 1.0, value_name = "MULT")]
+    pub lr_cycle_mul: f64,
+    /// Amount to decay each learning rate cycle.
+    #[arg(long, default_value_t = 0.5, value_name = "MULT")]
+    pub lr_cycle_decay: f64,
+    /// Learning rate cycle limit, cycles enabled if > 1.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub lr_cycle_limit: usize,
+    /// Learning rate k-decay for cosine/poly.
+    #[arg(long, default_value_t = 1.0)]
+    pub lr_k_decay: f64,
+    /// Warmup learning rate.
+    #[arg(long, default_value_t = 1e-5, value_name = "LR")]
     pub warmup_lr: f64,
-    /// Cosine floor.
-    #[arg(long, default_value_t = 0.0)]
+    /// Lower lr bound for cyclic schedulers that hit 0.
+    #[arg(long, default_value_t = 0.0, value_name = "LR")]
     pub min_lr: f64,
-    /// Epochs to train.
-    #[arg(long, default_value_t = 300)]
+    /// Number of epochs to train (before cycles, cooldown and a warmup prefix).
+    #[arg(long, default_value_t = 300, value_name = "N")]
     pub epochs: usize,
-    /// Epoch to start from (default: 0, or the resumed epoch + 1).
-    #[arg(long)]
+    /// Epoch repeat multiplier (number of times to repeat dataset epoch per train epoch).
+    #[arg(long, default_value_t = 0.0, value_name = "N")]
+    pub epoch_repeats: f64,
+    /// Manual epoch number (useful on restarts; default: 0, or the resumed epoch + 1).
+    #[arg(long, value_name = "N")]
     pub start_epoch: Option<usize>,
-    /// Epochs between step decays.
-    #[arg(long, default_value_t = 90.0)]
+    /// List of decay epoch indices for multistep lr; must be increasing.
+    #[arg(long, num_args = 1.., default_values_t = [90, 180, 270], value_name = "MILESTONES")]
+    pub decay_milestones: Vec<usize>,
+    /// Epoch interval to decay LR (step; fractional allowed).
+    #[arg(long, default_value_t = 90.0, value_name = "N")]
     pub decay_epochs: f64,
-    /// Warmup epochs.
-    #[arg(long, default_value_t = 5.0)]
-    pub warmup_epochs: f64,
-    /// Step decay factor.
-    #[arg(long, default_value_t = 0.1)]
+    /// Epochs to warmup LR, if scheduler supports.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub warmup_epochs: usize,
+    /// Exclude warmup period from decay schedule.
+    #[arg(long)]
+    pub warmup_prefix: bool,
+    /// Epochs to cooldown LR at min_lr, after cyclic schedule ends.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub cooldown_epochs: usize,
+    /// Patience epochs for Plateau LR scheduler.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub patience_epochs: usize,
+    /// LR decay rate (step, multistep, plateau; the power of poly).
+    #[arg(long, visible_alias = "dr", default_value_t = 0.1, value_name = "RATE")]
     pub decay_rate: f64,
 
     // ---- Augmentation and regularization ----
@@ -328,4 +367,16 @@ pub struct ValidateArgs {
     /// Steps between log lines.
     #[arg(long, default_value_t = 10)]
     pub log_interval: usize,
+}
+
+impl Default for TrainArgs {
+    /// Every flag at timm's default, as `kiln train` with no flags parses them.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: TrainArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["kiln"]).args
+    }
 }

@@ -3,12 +3,15 @@
 mod args;
 mod config;
 mod logger;
+mod plot;
 mod run_dir;
+mod schedule;
 mod setup;
 mod train;
 mod validate;
 
 pub use args::{TrainArgs, ValidateArgs};
+pub use schedule::ScheduleArgs;
 
 use crate::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -30,6 +33,14 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate checkpoints (timm's validate.py).
     Validate(Box<ValidateArgs>),
+    /// Print the lr of every optimizer update of a run (`epoch,update,lr`) and plot it to a PNG.
+    #[command(args_override_self = true)]
+    Schedule(Box<ScheduleArgs>),
+    /// Draw a run folder's summary.csv as loss.png, accuracy.png and lr.png in that folder.
+    Plot {
+        /// The run folder (holding summary.csv).
+        run_dir: std::path::PathBuf,
+    },
     /// List the registered models, optionally filtered by a wildcard pattern.
     Models {
         /// Shell-style pattern, e.g. 'resnet*d'.
@@ -68,6 +79,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train::train(*a),
         Command::Validate(a) => validate::validate(*a),
+        Command::Schedule(a) => schedule::schedule(*a),
+        Command::Plot { run_dir } => plot::plot(&run_dir),
         Command::Models { pattern } => {
             for name in kiln_nn::list_models(pattern.as_deref().unwrap_or("*")) {
                 println!("{name}");

@@ -5,14 +5,14 @@ use super::run_dir::experiment_name;
 use super::setup::{embedded_data, layout, open_device, DataRoot};
 use crate::amp::amp_dtype;
 use crate::callbacks::{
-    CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, ProgressBar, SaveImages,
+    CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
     SummaryCsv, TensorBoard,
 };
 use crate::checkpoint::newest_checkpoint;
 use crate::loader::DataConfig;
 use crate::loss::CrossEntropy;
 use crate::optim::{create_optimizer, OptimArgs};
-use crate::sched::Scheduler;
+use crate::sched::{create_scheduler, SchedArgs};
 use crate::trainer::{BatchStages, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts};
 use crate::{Error, Result};
 use kiln_engine::{manual_seed, Device, MemoryFormat};
@@ -66,7 +66,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
 }
 
 /// timm's learning-rate rule: `--lr`, else `lr_base` scaled by global batch / `lr_base_size`.
-fn resolve_lr(a: &TrainArgs) -> f64 {
+pub(super) fn resolve_lr(a: &TrainArgs) -> f64 {
     if let Some(lr) = a.lr {
         return lr;
     }
@@ -207,16 +207,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         model.named_parameters(),
     )?;
     let lr = resolve_lr(&a);
-    let decay = Scheduler::decay_from_name(&a.sched, a.decay_epochs, a.decay_rate)?;
-    let scheduler = Scheduler {
-        current: lr,
-        base_lr: lr,
-        min_lr: a.min_lr,
-        warmup_lr: a.warmup_lr,
-        warmup_epochs: a.warmup_epochs,
-        t_initial: a.epochs as f64,
-        decay,
-    };
+    let updates_per_epoch = train_loader.len().div_ceil(a.grad_accum_steps);
+    let (scheduler, num_epochs) = create_scheduler(&SchedArgs::from(&a), lr, updates_per_epoch)?;
     let mut trainer = Trainer::new(TrainerParts {
         model,
         arch: a.model.clone(),
@@ -229,7 +221,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         stages,
         evaluator: Some(evaluator),
         config: TrainConfig {
-            epochs: a.epochs,
+            epochs: num_epochs,
             amp,
             clip_grad: a.clip_grad,
             grad_accum_steps: a.grad_accum_steps,
@@ -333,5 +325,6 @@ fn add_callbacks(
         a.checkpoint_hist,
         a.recovery_interval,
     )));
+    trainer.add_callback(Box::new(Plots::new(out_dir)));
     Ok(())
 }

@@ -184,7 +184,7 @@ impl Trainer {
             batch: 0,
             num_updates: epoch * per_epoch,
         };
-        self.run.scheduler.step(epoch, None);
+        self.run.scheduler.start_at(epoch);
     }
 
     /// Restores model, optimizer (unless `restore_optimizer` is false), schedule, scaler, RNG,

@@ -94,7 +94,7 @@ impl Run {
                 batch: 0,
                 num_updates: epoch * self.state.updates_per_epoch,
             };
-            self.scheduler.step(epoch, None);
+            self.scheduler.start_at(epoch);
             println!("Resumed from {} (epoch {})", path.display(), ck.meta.epoch);
             return Ok(());
         };
