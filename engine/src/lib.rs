@@ -25,6 +25,7 @@ pub use autograd::{check_gradients, is_grad_enabled, no_grad, GradCheck, NoGradG
 pub use device::Device;
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
+pub use kiln_kernels::cpu::bce::BceOpts;
 pub use kiln_kernels::cpu::optim::{AdamWStep, SgdStep};
 pub use layout::{broadcast_shape, contiguous_strides, Layout, MemoryFormat};
 pub use ops::{

@@ -47,6 +47,11 @@ pub static MODULES: &[Module] = &[
         hot: ["xent_fwd_f32", "xent_bwd_f32"]
     ),
     module!(
+        "bce.cu",
+        headers: ["rows.cuh"],
+        hot: ["bce_fwd_f32", "bce_bwd_f32"]
+    ),
+    module!(
         "bn_relu.cu",
         hot: ["bn_partials_f32", "bn_act_fwd_f32", "bn_act_bwd_dx_f32"]
     ),

@@ -15,7 +15,8 @@ pub enum Targets<'a> {
 }
 
 impl Targets<'_> {
-    fn launch_arg(self, x: &CudaStorage) -> Result<XentTargets> {
+    /// The launchers' view of these targets for logits `x`, checking their dtypes.
+    pub(crate) fn launch_arg(self, x: &CudaStorage) -> Result<XentTargets> {
         Ok(match self {
             Targets::Hard(labels, smoothing) => {
                 if labels.dtype() != DType::I64 {

@@ -59,7 +59,7 @@ pub enum Targets<'a, T> {
 impl<T: Real> Targets<'_, T> {
     /// The target probability of class `k` in row `r` of `len` classes.
     #[inline(always)]
-    fn q(&self, r: usize, k: usize, len: usize) -> T {
+    pub(crate) fn q(&self, r: usize, k: usize, len: usize) -> T {
         match *self {
             Targets::Hard(t, s) => {
                 let on = if t[r] as usize == k { 1.0 - s } else { 0.0 };

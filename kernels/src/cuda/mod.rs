@@ -3,6 +3,7 @@
 //! dtype dispatch belong to the engine.
 
 pub mod amp;
+pub mod bce;
 pub mod bn_relu;
 pub mod conv;
 pub mod elementwise;

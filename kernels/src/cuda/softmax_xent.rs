@@ -27,7 +27,7 @@ pub enum XentTargets {
 
 impl XentTargets {
     /// The kernels' (mode, labels, smoothing, probs) arguments.
-    fn args(self) -> (i32, DevPtr, f64, DevPtr) {
+    pub(crate) fn args(self) -> (i32, DevPtr, f64, DevPtr) {
         match self {
             XentTargets::Hard { labels, smoothing } => (0, labels, smoothing, 0),
             XentTargets::Soft { probs } => (1, 0, 0.0, probs),
