@@ -282,3 +282,27 @@ fn grad_dropout_and_drop_path() {
         t[0].drop_path(0.5, true)
     });
 }
+
+#[test]
+fn grad_bce_with_logits_rows_hard_soft_thresholded_weighted() {
+    use kiln_engine::BceOpts;
+    let target = Tensor::from_vec(vec![2i64, 0, 4, 1], &[4]).unwrap();
+    let weighted = BceOpts {
+        threshold: None,
+        pos_weight: Some(2.5),
+    };
+    check(&[randn(&[4, 5], 130).mul_scalar(3.0).unwrap()], |t| {
+        t[0].bce_with_logits_rows(&target, 0.1, weighted)
+    });
+    let soft = Tensor::rand(&[4, 5], DType::F64, 131).unwrap();
+    let thresholded = BceOpts {
+        threshold: Some(0.4),
+        pos_weight: Some(0.5),
+    };
+    check(&[randn(&[4, 5], 132)], |t| {
+        t[0].bce_with_logits_rows(&soft, 0.0, thresholded)
+    });
+    check(&[randn(&[4, 5], 133)], |t| {
+        t[0].bce_with_logits_rows(&soft, 0.0, BceOpts::default())
+    });
+}
