@@ -32,5 +32,6 @@ pub use ops::{
     adamw_step_, ema_update_, manual_seed, sgd_step_, unscale_grads_, with_global_generator,
     BatchNormArgs, Conv2dParams, Generator, Pool2d,
 };
+pub use ops::{grad_norm, scale_grads_};
 pub use storage::{CpuStorage, Storage, StorageElem};
 pub use tensor::{Tensor, TensorId};

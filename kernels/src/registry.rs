@@ -61,6 +61,11 @@ pub static MODULES: &[Module] = &[
         hot: ["sgd_f32", "adamw_f32"]
     ),
     module!("amp.cu", headers: ["tensor_list.cuh"], hot: []),
+    module!(
+        "grad_norm.cu",
+        headers: ["tensor_list.cuh"],
+        hot: ["sq_norm_partials_f32"]
+    ),
     module!("layout.cu", hot: []),
     module!("rng.cu", hot: []),
     module!("pool.cu", hot: []),

@@ -5,6 +5,7 @@ pub mod amp;
 pub mod augment;
 pub mod checkpoint;
 pub mod cli;
+pub mod clip;
 pub mod data;
 mod error;
 pub mod loader;

@@ -6,6 +6,7 @@ pub mod bce;
 pub mod bn_relu;
 pub mod copy;
 pub mod elementwise;
+pub mod grad_norm;
 pub mod im2col;
 pub mod layout;
 pub mod optim;
