@@ -15,7 +15,7 @@ impl Tensor {
                 .transpose(d as isize, last as isize);
         }
         Tensor::in_compute_precision(&[self], |t| {
-            let x = t[0].packed(MemoryFormat::Contiguous)?;
+            let x = exact(&t[0])?;
             let len = x.shape()[last];
             let y = Tensor::plain(
                 x.storage().softmax(len, log)?,
