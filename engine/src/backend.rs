@@ -433,7 +433,7 @@ impl Storage {
         )
     }
 
-    /// dlogits = scale\[r\]·(softmax(x) - q), from the saved log-sum-exps.
+    /// dlogits = scale\[r\]·(softmax(x)·Σq - q), from the saved log-sum-exps.
     pub fn xent_bwd(
         &self,
         len: usize,

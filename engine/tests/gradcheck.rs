@@ -269,6 +269,10 @@ fn grad_cross_entropy_hard_smoothed_and_soft() {
     check(&[randn(&[4, 5], 110)], |t| t[0].cross_entropy(&target, 0.1));
     let soft = positive(&[4, 5], 111).softmax(-1).unwrap();
     check(&[randn(&[4, 5], 112)], |t| t[0].cross_entropy(&soft, 0.0));
+    let unnormalized = positive(&[4, 5], 113);
+    check(&[randn(&[4, 5], 114)], |t| {
+        t[0].cross_entropy(&unnormalized, 0.0)
+    });
 }
 
 #[test]

@@ -137,7 +137,8 @@ __device__ void xent_fwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
   }
 }
 
-// dx = scale[r]·(exp(x - lse[r]) - q).
+// dx = scale[r]·(exp(x - lse[r])·Σq - q); Σq is 1 for labels, summed over the row for soft targets
+// (timm's SoftTargetCrossEntropy does not ask its rows to sum to 1).
 template <typename T>
 __device__ void xent_bwd(const T* x, i64 len, i64 rows, int mode, const i64* labels,
                          double smoothing, const T* probs, const T* lse, const T* scale, T* dx,
@@ -156,8 +157,11 @@ __device__ void xent_bwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
         dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) - (i == t ? q_on : q_off)));
     } else {
       const T* qr = probs + r * len;
+      A mass[1] = {A(0)};
+      for (i64 i = g.rank; i < len; i += g.size) mass[0] += to_acc(qr[i]);
+      group_add(mass, warp);
       for (i64 i = g.rank; i < len; i += g.size)
-        dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) - to_acc(qr[i])));
+        dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) * mass[0] - to_acc(qr[i])));
     }
   }
 }

@@ -65,7 +65,7 @@ pub fn xent_fwd(x: &CpuStorage, len: usize, t: &XentTargets) -> Result<(CpuStora
     Ok((loss, lse_out))
 }
 
-/// `dlogits = scale\[r\]·(softmax(x) - q)`.
+/// `dlogits = scale\[r\]·(softmax(x)·Σq - q)`.
 pub fn xent_bwd(
     x: &CpuStorage,
     len: usize,

@@ -109,7 +109,7 @@ pub fn xent_fwd(x: &CudaStorage, len: usize, t: Targets) -> Result<(CudaStorage,
     Ok((loss, lse))
 }
 
-/// `dlogits = scale\[r\]·(softmax(x) - q)` from the saved log-sum-exps.
+/// `dlogits = scale\[r\]·(softmax(x)·Σq - q)` from the saved log-sum-exps.
 pub fn xent_bwd(
     x: &CudaStorage,
     len: usize,

@@ -115,7 +115,7 @@ pub fn xent_fwd(
     }
 }
 
-/// dx = scale\[r\]·(softmax(x) - q), softmax rebuilt from the forward's per-row `lse`.
+/// dx = scale\[r\]·(softmax(x)·Σq - q), softmax rebuilt from the forward's per-row `lse`.
 #[allow(clippy::too_many_arguments)]
 pub fn xent_bwd(
     k: &Kernels,

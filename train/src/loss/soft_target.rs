@@ -6,7 +6,7 @@ use kiln_engine::Tensor;
 
 /// Cross-entropy against a target distribution per row, mean over rows: Σ -q·log softmax(x)
 /// (timm's `SoftTargetCrossEntropy`, for Mixup/CutMix targets), on the fused softmax
-/// cross-entropy. Its backward is softmax(x) - q, exact for rows q that sum to 1, as Mixup's do.
+/// cross-entropy, whose backward softmax(x)·Σq - q holds for rows that do not sum to 1 too.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SoftTargetCrossEntropy;
 
