@@ -39,6 +39,15 @@ fn tensor(v: &[f64], shape: &[usize], device: Device) -> Tensor {
         .unwrap()
 }
 
+/// A parameter without weight decay (the one place this test builds a `Param`).
+fn param(name: String, tensor: Tensor) -> Param {
+    Param {
+        name,
+        tensor,
+        weight_decay: 0.0,
+    }
+}
+
 /// The fixture's parameters on `device`, each holding its gradient.
 fn params(f: &Fixture, device: Device) -> Vec<Param> {
     (0..f.shapes.len())
@@ -46,11 +55,7 @@ fn params(f: &Fixture, device: Device) -> Vec<Param> {
             let p = tensor(&f.params[i], &f.shapes[i], device);
             p.requires_grad_(true);
             p.set_grad(Some(tensor(&f.grads[i], &f.shapes[i], device)));
-            Param {
-                name: format!("p{i}"),
-                tensor: p,
-                weight_decay: 0.0,
-            }
+            param(format!("p{i}"), p)
         })
         .collect()
 }
@@ -104,11 +109,7 @@ fn clip_mode_names_the_flag_when_unknown() {
 #[test]
 fn parameters_without_gradients_are_skipped() {
     let p = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
-    let ps = [Param {
-        name: "w".into(),
-        tensor: p,
-        weight_decay: 0.0,
-    }];
+    let ps = [param("w".into(), p)];
     for mode in [ClipMode::Norm, ClipMode::Value, ClipMode::Agc] {
         let total = clip_grads(&ps, mode, 0.1).unwrap();
         assert_eq!(total, (mode == ClipMode::Norm).then_some(0.0));
