@@ -7,6 +7,7 @@ use crate::cpu::conv::ConvShape;
 use crate::cpu::pool::PoolKind;
 use crate::cuda::{self, CudaStorage};
 use crate::{CpuStorage, DType, Device, Error, Layout, Result, Storage};
+use kiln_kernels::cpu::bce::BceOpts;
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 use kiln_kernels::cpu::pool::Dims4;
@@ -55,6 +56,15 @@ pub enum Targets<'a> {
     Hard(&'a Storage, f64),
     /// Target distributions.
     Soft(&'a Storage),
+}
+
+impl<'a> Targets<'a> {
+    /// The storage holding the indices or the rows.
+    pub fn storage(self) -> &'a Storage {
+        match self {
+            Targets::Hard(s, _) | Targets::Soft(s) => s,
+        }
+    }
 }
 
 fn mismatch(op: &'static str, a: &Storage, b: &Storage) -> Error {
@@ -413,9 +423,7 @@ impl Storage {
 
     /// Per-row cross-entropy losses and log-sum-exps of dense logits \[rows, len\].
     pub fn xent_fwd(&self, len: usize, t: Targets) -> Result<(Storage, Storage)> {
-        let target = match t {
-            Targets::Hard(s, _) | Targets::Soft(s) => s,
-        };
+        let target = t.storage();
         on2!(
             "cross_entropy",
             self,
@@ -425,7 +433,7 @@ impl Storage {
         )
     }
 
-    /// dlogits = scale\[r\]·(softmax(x) - q), from the saved log-sum-exps.
+    /// dlogits = scale\[r\]·(softmax(x)·Σq - q), from the saved log-sum-exps.
     pub fn xent_bwd(
         &self,
         len: usize,
@@ -433,9 +441,7 @@ impl Storage {
         lse: &Storage,
         scale: &Storage,
     ) -> Result<Storage> {
-        let target = match t {
-            Targets::Hard(s, _) | Targets::Soft(s) => s,
-        };
+        let target = t.storage();
         match (self, target, lse, scale) {
             (Storage::Cpu(x), Storage::Cpu(ts), Storage::Cpu(l), Storage::Cpu(s)) => {
                 cpu::softmax::xent_bwd(x, len, &cpu_targets(t, ts)?, l, s).map(Storage::Cpu)
@@ -444,6 +450,31 @@ impl Storage {
                 cuda::softmax::xent_bwd(x, len, cuda_targets(t, ts), l, s).map(Storage::Cuda)
             }
             (x, ts, ..) => Err(mismatch("cross_entropy_backward", x, ts)),
+        }
+    }
+
+    /// Per-row sums of the binary cross-entropy with logits of dense \[rows, len\] (timm's
+    /// `BinaryCrossEntropy` targets: smoothed one-hot or soft, thresholded, weighted by `o`).
+    pub fn bce_fwd(&self, len: usize, t: Targets, o: BceOpts) -> Result<Storage> {
+        on2!(
+            "binary_cross_entropy",
+            self,
+            t.storage(),
+            |x, ts| cpu::bce::bce_fwd(x, len, &cpu_targets(t, ts)?, o),
+            |x, ts| cuda::bce::bce_fwd(x, len, cuda_targets(t, ts), o)
+        )
+    }
+
+    /// dlogits = scale\[r\]·((1 - y) - lw·σ(-x)) of the binary cross-entropy.
+    pub fn bce_bwd(&self, len: usize, t: Targets, o: BceOpts, scale: &Storage) -> Result<Storage> {
+        match (self, t.storage(), scale) {
+            (Storage::Cpu(x), Storage::Cpu(ts), Storage::Cpu(s)) => {
+                cpu::bce::bce_bwd(x, len, &cpu_targets(t, ts)?, o, s).map(Storage::Cpu)
+            }
+            (Storage::Cuda(x), Storage::Cuda(ts), Storage::Cuda(s)) => {
+                cuda::bce::bce_bwd(x, len, cuda_targets(t, ts), o, s).map(Storage::Cuda)
+            }
+            (x, ts, ..) => Err(mismatch("binary_cross_entropy_backward", x, ts)),
         }
     }
 

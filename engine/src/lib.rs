@@ -33,3 +33,7 @@ pub use ops::{
 };
 pub use storage::{CpuStorage, Storage, StorageElem};
 pub use tensor::{Tensor, TensorId};
+
+// What kiln-train's losses and gradient clipping call: fused BCE options, the one-pass norm.
+pub use kiln_kernels::cpu::bce::BceOpts;
+pub use ops::{grad_norm, scale_grads_};

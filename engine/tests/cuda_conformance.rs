@@ -620,3 +620,63 @@ fn u8_image_batches_upload_and_normalize_like_the_cpu() {
         }
     }
 }
+
+#[test]
+fn bce_with_logits_for_index_and_soft_targets() {
+    if !cuda_available() {
+        return;
+    }
+    use kiln_engine::BceOpts;
+    let x = input(&[7, 37], 20, false).mul_scalar(2.0).unwrap();
+    let wide = input(&[3, 1301], 21, false);
+    let tall = input(&[300, 37], 23, false);
+    let labels = Tensor::from_vec((0..7).map(|i| (i * 5 % 37) as i64).collect(), &[7]).unwrap();
+    let wide_labels = Tensor::from_vec(vec![0i64, 1300, 650], &[3]).unwrap();
+    let soft = input(&[7, 37], 22, true).mul_scalar(0.45).unwrap();
+    let opts = BceOpts {
+        threshold: Some(0.5),
+        pos_weight: Some(2.0),
+    };
+    for dtype in FLOATS {
+        conform(
+            "bce smoothing 0.1",
+            &[x.clone(), labels.clone()],
+            dtype,
+            |t| t[0].bce_with_logits_rows(&t[1], 0.1, BceOpts::default()),
+        );
+        conform(
+            "bce block rows",
+            &[wide.clone(), wide_labels.clone()],
+            dtype,
+            |t| t[0].bce_with_logits_rows(&t[1], 0.2, opts),
+        );
+        conform("bce soft", &[x.clone(), soft.clone()], dtype, |t| {
+            t[0].bce_with_logits_rows(&t[1].detach(), 0.0, opts)
+        });
+        // Leading rows of a larger buffer (JSD's clean split) through both fused losses.
+        conform(
+            "bce leading rows",
+            &[x.clone(), labels.clone()],
+            dtype,
+            |t| {
+                let rows = t[0].narrow(0, 0, 4)?;
+                rows.bce_with_logits_rows(&t[1].narrow(0, 0, 4)?, 0.1, opts)
+            },
+        );
+        conform(
+            "xent leading rows",
+            &[x.clone(), labels.clone()],
+            dtype,
+            |t| {
+                t[0].narrow(0, 0, 4)?
+                    .cross_entropy(&t[1].narrow(0, 0, 4)?, 0.1)
+            },
+        );
+        conform(
+            "softmax leading rows",
+            std::slice::from_ref(&tall),
+            dtype,
+            |t| t[0].narrow(0, 0, 4)?.log_softmax(-1),
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Fusion, judged by the emulator's memory-traffic counters (`KILN_EMU_STATS`): fused BN+ReLU
-//! moves fewer global bytes than BN then ReLU, and the fused softmax cross-entropy fewer than
-//! log-softmax followed by the loss, forward and backward.
+//! moves fewer global bytes than BN then ReLU, the fused softmax cross-entropy fewer than
+//! log-softmax followed by the loss, the fused BCE with logits fewer than its composition (forward
+//! and backward), and the one-pass global gradient norm fewer than a reduction per tensor.
 
 use kiln_engine::{BatchNormArgs, DType, Device, Generator, Result, Tensor};
 use std::io::Write;
@@ -108,5 +109,65 @@ fn fused_kernels_move_fewer_global_bytes() {
     });
     println!("cross-entropy fwd+bwd [64,1000] f32: fused {fused} bytes, log-softmax + loss {unfused} bytes");
     assert!(fused < unfused, "fused {fused} >= unfused {unfused}");
+
+    // BCE with logits against smoothed one-hot targets (timm's BinaryCrossEntropy): fused, or
+    // composed as timm's targets and PyTorch's formula (1 - y)·x + relu(-x) + log(1 + exp(-|x|)).
+    let opts = kiln_engine::BceOpts::default();
+    let y = onehot.affine(0.9, 0.1 / 1000.0).unwrap();
+    let bce_fused = traffic(&stats, || {
+        logits
+            .bce_with_logits_rows(&labels, 0.1, opts)?
+            .mean_all()?
+            .backward()
+    });
+    let bce_unfused = traffic(&stats, || {
+        let y = onehot.affine(0.9, 0.1 / 1000.0)?;
+        let softplus = logits
+            .neg()?
+            .relu()?
+            .add(&logits.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?)?;
+        let loss = y.affine(-1.0, 1.0)?.mul(&logits)?.add(&softplus)?;
+        loss.mean_all()?.backward()
+    });
+    drop(y);
+    println!("BCE fwd+bwd [64,1000] f32: fused {bce_fused} bytes, targets + composed ops {bce_unfused} bytes");
+    assert!(
+        bce_fused < bce_unfused,
+        "fused {bce_fused} >= unfused {bce_unfused}"
+    );
+
+    // The global norm of resnet18-like gradient shapes: one fused pass, or a reduction per tensor.
+    let shapes: [&[usize]; 5] = [
+        &[64, 3, 7, 7],
+        &[64],
+        &[128, 64, 3, 3],
+        &[512, 256, 3, 3],
+        &[10, 512],
+    ];
+    let grads: Vec<Tensor> = shapes
+        .iter()
+        .map(|s| {
+            g.normal(s, 0.0, 1.0, DType::F32)
+                .unwrap()
+                .to_device(gpu)
+                .unwrap()
+        })
+        .collect();
+    let mut norms = (0.0, 0.0);
+    let norm_fused = traffic(&stats, || {
+        norms.0 = kiln_engine::grad_norm(&grads)?;
+        Ok(())
+    });
+    let norm_unfused = traffic(&stats, || {
+        let sq: Result<Vec<f64>> = grads.iter().map(|t| t.sqr()?.sum_all()?.item()).collect();
+        norms.1 = sq?.iter().sum::<f64>().sqrt();
+        Ok(())
+    });
+    println!("global grad norm, 5 tensors, 1.27M f32: fused {norm_fused} bytes, per tensor {norm_unfused} bytes");
+    assert!((norms.0 - norms.1).abs() <= 1e-5 * norms.1, "{norms:?}");
+    assert!(
+        norm_fused < norm_unfused,
+        "fused {norm_fused} >= unfused {norm_unfused}"
+    );
     let _ = std::fs::remove_file(&stats);
 }

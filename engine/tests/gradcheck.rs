@@ -269,6 +269,10 @@ fn grad_cross_entropy_hard_smoothed_and_soft() {
     check(&[randn(&[4, 5], 110)], |t| t[0].cross_entropy(&target, 0.1));
     let soft = positive(&[4, 5], 111).softmax(-1).unwrap();
     check(&[randn(&[4, 5], 112)], |t| t[0].cross_entropy(&soft, 0.0));
+    let unnormalized = positive(&[4, 5], 113);
+    check(&[randn(&[4, 5], 114)], |t| {
+        t[0].cross_entropy(&unnormalized, 0.0)
+    });
 }
 
 #[test]
@@ -280,5 +284,29 @@ fn grad_dropout_and_drop_path() {
     check(&[randn(&[4, 2, 3], 121)], |t| {
         kiln_engine::manual_seed(8);
         t[0].drop_path(0.5, true)
+    });
+}
+
+#[test]
+fn grad_bce_with_logits_rows_hard_soft_thresholded_weighted() {
+    use kiln_engine::BceOpts;
+    let target = Tensor::from_vec(vec![2i64, 0, 4, 1], &[4]).unwrap();
+    let weighted = BceOpts {
+        threshold: None,
+        pos_weight: Some(2.5),
+    };
+    check(&[randn(&[4, 5], 130).mul_scalar(3.0).unwrap()], |t| {
+        t[0].bce_with_logits_rows(&target, 0.1, weighted)
+    });
+    let soft = Tensor::rand(&[4, 5], DType::F64, 131).unwrap();
+    let thresholded = BceOpts {
+        threshold: Some(0.4),
+        pos_weight: Some(0.5),
+    };
+    check(&[randn(&[4, 5], 132)], |t| {
+        t[0].bce_with_logits_rows(&soft, 0.0, thresholded)
+    });
+    check(&[randn(&[4, 5], 133)], |t| {
+        t[0].bce_with_logits_rows(&soft, 0.0, BceOpts::default())
     });
 }

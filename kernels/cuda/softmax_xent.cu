@@ -10,26 +10,7 @@
 // cross-entropy also sums Σ w·(x - x0), Σ w for its targets, shifted by the row's first logit x0
 // so that len·lse - Σx does not cancel.
 
-// ---- helpers (RowGroup and row_group come from rows.cuh) -----------------------------------
-
-template <typename A> __device__ __forceinline__ A warp_add(A v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Sums K values over the row's group; every thread gets the totals.
-template <typename A, int K> __device__ __forceinline__ void group_add(A (&v)[K], bool warp) {
-  __shared__ A part[K][32];
-  for (int j = 0; j < K; ++j) v[j] = warp_add(v[j]);
-  if (warp) return;
-  __syncthreads();  // part may still be read by the previous row
-  int lane = threadIdx.x & 31;
-  if (lane == 0)
-    for (int j = 0; j < K; ++j) part[j][threadIdx.x >> 5] = v[j];
-  __syncthreads();
-  bool live = lane < (int)(blockDim.x >> 5);
-  for (int j = 0; j < K; ++j) v[j] = warp_add(live ? part[j][lane] : A(0));
-}
+// ---- helpers (RowGroup, row_group and group_add come from rows.cuh) -------------------------
 
 // Running (max, Σ exp(x - max)).
 template <typename A> struct Online {
@@ -156,7 +137,8 @@ __device__ void xent_fwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
   }
 }
 
-// dx = scale[r]·(exp(x - lse[r]) - q).
+// dx = scale[r]·(exp(x - lse[r])·Σq - q); Σq is 1 for labels, summed over the row for soft targets
+// (timm's SoftTargetCrossEntropy does not ask its rows to sum to 1).
 template <typename T>
 __device__ void xent_bwd(const T* x, i64 len, i64 rows, int mode, const i64* labels,
                          double smoothing, const T* probs, const T* lse, const T* scale, T* dx,
@@ -175,8 +157,11 @@ __device__ void xent_bwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
         dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) - (i == t ? q_on : q_off)));
     } else {
       const T* qr = probs + r * len;
+      A mass[1] = {A(0)};
+      for (i64 i = g.rank; i < len; i += g.size) mass[0] += to_acc(qr[i]);
+      group_add(mass, warp);
       for (i64 i = g.rank; i < len; i += g.size)
-        dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) - to_acc(qr[i])));
+        dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) * mass[0] - to_acc(qr[i])));
     }
   }
 }

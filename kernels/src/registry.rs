@@ -47,6 +47,11 @@ pub static MODULES: &[Module] = &[
         hot: ["xent_fwd_f32", "xent_bwd_f32"]
     ),
     module!(
+        "bce.cu",
+        headers: ["rows.cuh"],
+        hot: ["bce_fwd_f32", "bce_bwd_f32"]
+    ),
+    module!(
         "bn_relu.cu",
         hot: ["bn_partials_f32", "bn_act_fwd_f32", "bn_act_bwd_dx_f32"]
     ),
@@ -56,6 +61,11 @@ pub static MODULES: &[Module] = &[
         hot: ["sgd_f32", "adamw_f32"]
     ),
     module!("amp.cu", headers: ["tensor_list.cuh"], hot: []),
+    module!(
+        "grad_norm.cu",
+        headers: ["tensor_list.cuh"],
+        hot: ["sq_norm_partials_f32"]
+    ),
     module!("layout.cu", hot: []),
     module!("rng.cu", hot: []),
     module!("pool.cu", hot: []),

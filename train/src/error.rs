@@ -113,6 +113,14 @@ pub enum Error {
         /// What went wrong.
         msg: String,
     },
+    /// A loss was given logits or targets it cannot take.
+    #[error("{loss}: {msg}")]
+    Loss {
+        /// The loss (timm's class name).
+        loss: &'static str,
+        /// What is wrong with which shape.
+        msg: String,
+    },
     /// The loss became NaN or infinite.
     #[error("loss is {0} at epoch {1}, step {2}: lower --lr or check the data")]
     NonFiniteLoss(f64, usize, usize),

@@ -6,6 +6,7 @@ pub mod augment;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod cli;
+pub mod clip;
 pub mod data;
 mod error;
 pub mod loader;

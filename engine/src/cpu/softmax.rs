@@ -30,24 +30,31 @@ pub enum XentTargets<'a> {
     Soft(&'a CpuStorage),
 }
 
-fn targets<'a, T: crate::StorageElem>(t: &XentTargets<'a>) -> Result<Targets<'a, T>> {
+/// The kernels' view of `t` for logits of type `T`.
+pub(crate) fn targets<'a, T: crate::StorageElem>(t: &XentTargets<'a>) -> Result<Targets<'a, T>> {
     Ok(match *t {
         XentTargets::Hard(idx, s) => Targets::Hard(idx, s),
         XentTargets::Soft(q) => Targets::Soft(q.as_slice::<T>("cross_entropy soft targets")?),
     })
 }
 
-/// Per-row losses and log-sum-exps of logits x [rows, len].
-pub fn xent_fwd(x: &CpuStorage, len: usize, t: &XentTargets) -> Result<(CpuStorage, CpuStorage)> {
-    let rows = x.len() / len.max(1);
+/// Checks that class-index targets lie in 0..len; `op` names the loss in the error.
+pub(crate) fn check_labels(op: &'static str, t: &XentTargets, len: usize) -> Result<()> {
     if let XentTargets::Hard(idx, _) = t {
         if let Some(bad) = k::first_bad_target(idx, len) {
             return Err(Error::InvalidArgument {
-                op: "cross_entropy",
+                op,
                 msg: format!("target {bad} out of range for {len} classes"),
             });
         }
     }
+    Ok(())
+}
+
+/// Per-row losses and log-sum-exps of logits x [rows, len].
+pub fn xent_fwd(x: &CpuStorage, len: usize, t: &XentTargets) -> Result<(CpuStorage, CpuStorage)> {
+    let rows = x.len() / len.max(1);
+    check_labels("cross_entropy", t, len)?;
     let lse_out;
     let loss = float_map!("cross_entropy", x, |v: T| {
         let (mut loss, mut lse) = (vec![T::default(); rows], vec![T::default(); rows]);
@@ -58,7 +65,7 @@ pub fn xent_fwd(x: &CpuStorage, len: usize, t: &XentTargets) -> Result<(CpuStora
     Ok((loss, lse_out))
 }
 
-/// `dlogits = scale\[r\]·(softmax(x) - q)`.
+/// `dlogits = scale\[r\]·(softmax(x)·Σq - q)`.
 pub fn xent_bwd(
     x: &CpuStorage,
     len: usize,

@@ -15,7 +15,8 @@ pub enum Targets<'a> {
 }
 
 impl Targets<'_> {
-    fn launch_arg(self, x: &CudaStorage) -> Result<XentTargets> {
+    /// The launchers' view of these targets for logits `x`, checking their dtypes.
+    pub(crate) fn launch_arg(self, x: &CudaStorage) -> Result<XentTargets> {
         Ok(match self {
             Targets::Hard(labels, smoothing) => {
                 if labels.dtype() != DType::I64 {
@@ -108,7 +109,7 @@ pub fn xent_fwd(x: &CudaStorage, len: usize, t: Targets) -> Result<(CudaStorage,
     Ok((loss, lse))
 }
 
-/// `dlogits = scale\[r\]·(softmax(x) - q)` from the saved log-sum-exps.
+/// `dlogits = scale\[r\]·(softmax(x)·Σq - q)` from the saved log-sum-exps.
 pub fn xent_bwd(
     x: &CudaStorage,
     len: usize,

@@ -1,10 +1,12 @@
 //! Tensor operations, one family per file: the forward through the backend and the backward that
 //! autograd records for it.
 
+mod bce;
 mod conv;
 mod creation;
 mod dropout;
 mod elementwise;
+mod grad_norm;
 mod images;
 mod matmul;
 pub(crate) mod norm;
@@ -17,6 +19,7 @@ mod view;
 pub use conv::Conv2dParams;
 pub use creation::Generator;
 pub use dropout::{manual_seed, with_global_generator};
+pub use grad_norm::{grad_norm, scale_grads_};
 pub use norm::BatchNormArgs;
 pub use optim::{adamw_step_, ema_update_, sgd_step_, unscale_grads_};
 pub use pool::Pool2d;

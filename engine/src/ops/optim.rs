@@ -34,7 +34,7 @@ fn check_flat(op: &'static str, t: &Tensor, device: Device) -> Result<()> {
 }
 
 /// Validates parallel lists of the same lengths and sizes; returns the common device.
-fn check_lists(op: &'static str, lists: &[&[Tensor]]) -> Result<Option<Device>> {
+pub(super) fn check_lists(op: &'static str, lists: &[&[Tensor]]) -> Result<Option<Device>> {
     let Some(first) = lists.first().and_then(|l| l.first()) else {
         return Ok(None);
     };
@@ -60,27 +60,30 @@ fn check_lists(op: &'static str, lists: &[&[Tensor]]) -> Result<Option<Device>> 
     Ok(Some(device))
 }
 
-fn device_ptrs(list: &[Tensor]) -> Result<Vec<u64>> {
+pub(super) fn device_ptrs(list: &[Tensor]) -> Result<Vec<u64>> {
     list.iter()
         .map(|t| Ok(t.storage().cuda("multi-tensor")?.ptr()))
         .collect()
 }
 
-fn lens(list: &[Tensor]) -> Vec<usize> {
+pub(super) fn lens(list: &[Tensor]) -> Vec<usize> {
     list.iter().map(|t| t.numel()).collect()
 }
 
-fn write_all(list: &[Tensor]) -> Vec<RwLockWriteGuard<'_, Storage>> {
+pub(super) fn write_all(list: &[Tensor]) -> Vec<RwLockWriteGuard<'_, Storage>> {
     list.iter().map(|t| t.storage_mut()).collect()
 }
 
-fn f32_mut<'a>(g: &'a mut RwLockWriteGuard<'_, Storage>, n: usize) -> Result<&'a mut [f32]> {
+pub(super) fn f32_mut<'a>(
+    g: &'a mut RwLockWriteGuard<'_, Storage>,
+    n: usize,
+) -> Result<&'a mut [f32]> {
     Ok(&mut g
         .cpu_mut("multi-tensor")?
         .as_mut_slice::<f32>("multi-tensor")?[..n])
 }
 
-fn cuda_kernels(d: Device) -> Result<std::sync::Arc<crate::cuda::CudaDevice>> {
+pub(super) fn cuda_kernels(d: Device) -> Result<std::sync::Arc<crate::cuda::CudaDevice>> {
     match d {
         Device::Cuda(n) => crate::cuda::device(n),
         Device::Cpu => Err(Error::NoCuda("not a CUDA tensor".into())),

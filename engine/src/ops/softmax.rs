@@ -15,7 +15,7 @@ impl Tensor {
                 .transpose(d as isize, last as isize);
         }
         Tensor::in_compute_precision(&[self], |t| {
-            let x = t[0].packed(MemoryFormat::Contiguous)?;
+            let x = exact(&t[0])?;
             let len = x.shape()[last];
             let y = Tensor::plain(
                 x.storage().softmax(len, log)?,
@@ -49,81 +49,118 @@ impl Tensor {
     /// (timm's `LabelSmoothingCrossEntropy`), or against soft targets [N, K] (timm's
     /// `SoftTargetCrossEntropy`), fused with its backward: probabilities are never stored.
     pub fn cross_entropy(&self, target: &Tensor, smoothing: f64) -> Result<Tensor> {
-        if self.rank() != 2 {
+        let t = LossInputs::new("cross_entropy", self, target, smoothing)?;
+        let (n, k, soft) = (t.rows, t.classes, t.soft);
+        let (loss, lse) = {
+            let ts = t.target.storage();
+            t.logits
+                .storage()
+                .xent_fwd(k, targets(&ts, soft, smoothing))?
+        };
+        let per_row = Tensor::plain(loss, Layout::contiguous(&[n]));
+        let lse = Tensor::plain(lse, Layout::contiguous(&[n]));
+        let (xd, td) = (t.logits.detach(), t.target.detach());
+        let node = record_node("cross_entropy", &[&t.logits], move |g| {
+            let scale = LossInputs::row_scale(g, &xd, n)?;
+            let ts = td.storage();
+            let dx = xd.storage().xent_bwd(
+                k,
+                targets(&ts, soft, smoothing),
+                &lse.storage(),
+                &scale.storage(),
+            )?;
+            Ok(vec![Some(Tensor::plain(dx, Layout::contiguous(&[n, k])))])
+        });
+        per_row
+            .with_layout(per_row.layout().clone(), node)
+            .mean_all()
+    }
+}
+
+/// What a fused classification loss reads: dense logits [N, K] (f32 for f16/bf16 logits, as
+/// autocast's policy for losses) and dense targets on their device, class indices (I64 \[N\]) or
+/// soft rows in the logits' dtype.
+pub(super) struct LossInputs {
+    /// The dense logits.
+    pub logits: Tensor,
+    /// The dense targets.
+    pub target: Tensor,
+    /// Whether the targets are soft rows.
+    pub soft: bool,
+    /// N.
+    pub rows: usize,
+    /// K.
+    pub classes: usize,
+}
+
+impl LossInputs {
+    /// Checks shapes and `smoothing` in [0, 1) for `op`, then widens and packs.
+    pub fn new(op: &'static str, logits: &Tensor, target: &Tensor, smoothing: f64) -> Result<Self> {
+        if logits.rank() != 2 {
             return Err(Error::BadShape {
-                op: "cross_entropy",
-                shape: self.shape().to_vec(),
+                op,
+                shape: logits.shape().to_vec(),
                 msg: "logits must be [N, classes]".into(),
             });
         }
         let soft = target.dtype().is_float();
         let ok = if soft {
-            target.shape() == self.shape()
+            target.shape() == logits.shape()
         } else {
-            target.shape() == [self.shape()[0]]
+            target.shape() == [logits.shape()[0]]
         };
         if !ok {
             return Err(Error::ShapeMismatch {
-                op: "cross_entropy",
-                lhs: self.shape().to_vec(),
+                op,
+                lhs: logits.shape().to_vec(),
                 rhs: target.shape().to_vec(),
             });
         }
         if !(0.0..1.0).contains(&smoothing) {
             return Err(Error::InvalidArgument {
-                op: "cross_entropy",
+                op,
                 msg: format!("smoothing must be in [0, 1), got {smoothing}"),
             });
         }
-        // Losses compute and return f32 for f16/bf16 logits (autocast's policy for losses).
-        let logits = match self.dtype() {
-            DType::F16 | DType::BF16 => self.to_dtype(DType::F32)?,
-            _ => self.clone(),
+        let x = match logits.dtype() {
+            DType::F16 | DType::BF16 => logits.to_dtype(DType::F32)?,
+            _ => logits.clone(),
         };
-        xent_core(&logits, target, soft, smoothing)
+        let dtype = if soft { x.dtype() } else { DType::I64 };
+        let (x, target) = (exact(&x)?, exact(&target.to_dtype(dtype)?)?);
+        let target = x.on_my_device(op, &target)?;
+        let (rows, classes) = (x.shape()[0], x.shape()[1]);
+        Ok(LossInputs {
+            logits: x,
+            target,
+            soft,
+            rows,
+            classes,
+        })
+    }
+
+    /// The incoming gradient of the per-row losses as a dense \[n\] scale in `x`'s dtype.
+    pub fn row_scale(g: &Tensor, x: &Tensor, n: usize) -> Result<Tensor> {
+        g.to_dtype(x.dtype())?
+            .broadcast_as(&[n])?
+            .packed(MemoryFormat::Contiguous)
     }
 }
 
-fn xent_core(logits: &Tensor, target: &Tensor, soft: bool, smoothing: f64) -> Result<Tensor> {
-    let x = logits.packed(MemoryFormat::Contiguous)?;
-    let (n, k) = (x.shape()[0], x.shape()[1]);
-    let target = if soft {
-        target
-            .to_dtype(x.dtype())?
-            .packed(MemoryFormat::Contiguous)?
+/// `t` dense from offset 0 over a storage of exactly its elements (the kernels size rows by the
+/// storage, so a view of leading rows, e.g. JSD's clean split, is copied out).
+fn exact(t: &Tensor) -> Result<Tensor> {
+    let packed = t.packed(MemoryFormat::Contiguous)?;
+    let fits = packed.storage().len() == packed.numel();
+    if fits {
+        Ok(packed)
     } else {
-        target
-            .to_dtype(DType::I64)?
-            .packed(MemoryFormat::Contiguous)?
-    };
-    let target = x.on_my_device("cross_entropy", &target)?;
-    let (loss, lse) = {
-        let ts = target.storage();
-        x.storage().xent_fwd(k, targets(&ts, soft, smoothing))?
-    };
-    let per_row = Tensor::plain(loss, Layout::contiguous(&[n]));
-    let lse = Tensor::plain(lse, Layout::contiguous(&[n]));
-    let (xd, td) = (x.detach(), target.detach());
-    let node = record_node("cross_entropy", &[&x], move |g| {
-        let scale = g
-            .to_dtype(xd.dtype())?
-            .broadcast_as(&[n])?
-            .packed(MemoryFormat::Contiguous)?;
-        let ts = td.storage();
-        let dx = xd.storage().xent_bwd(
-            k,
-            targets(&ts, soft, smoothing),
-            &lse.storage(),
-            &scale.storage(),
-        )?;
-        Ok(vec![Some(Tensor::plain(dx, Layout::contiguous(&[n, k])))])
-    });
-    per_row
-        .with_layout(per_row.layout().clone(), node)
-        .mean_all()
+        packed.contiguous_copy()
+    }
 }
 
-fn targets(t: &Storage, soft: bool, smoothing: f64) -> Targets<'_> {
+/// The backend's view of dense targets: indices with `smoothing`, or soft rows.
+pub(super) fn targets(t: &Storage, soft: bool, smoothing: f64) -> Targets<'_> {
     if soft {
         Targets::Soft(t)
     } else {

@@ -2,9 +2,11 @@
 //! they are generic over [`Real`] so gradient checks can run them in f64.
 
 pub mod amp;
+pub mod bce;
 pub mod bn_relu;
 pub mod copy;
 pub mod elementwise;
+pub mod grad_norm;
 pub mod im2col;
 pub mod layout;
 pub mod optim;

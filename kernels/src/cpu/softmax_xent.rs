@@ -59,7 +59,7 @@ pub enum Targets<'a, T> {
 impl<T: Real> Targets<'_, T> {
     /// The target probability of class `k` in row `r` of `len` classes.
     #[inline(always)]
-    fn q(&self, r: usize, k: usize, len: usize) -> T {
+    pub(crate) fn q(&self, r: usize, k: usize, len: usize) -> T {
         match *self {
             Targets::Hard(t, s) => {
                 let on = if t[r] as usize == k { 1.0 - s } else { 0.0 };
@@ -86,7 +86,8 @@ pub fn xent_fwd<T: Real>(x: &[T], len: usize, targets: Targets<T>, loss: &mut [T
         });
 }
 
-/// `dx = scale\[r\] · (softmax(x) - q)`, recomputing softmax from the saved log-sum-exp.
+/// `dx = scale\[r\] · (softmax(x)·Σq - q)`, recomputing softmax from the saved log-sum-exp (Σq is 1
+/// for class indices; soft rows need not sum to 1).
 pub fn xent_bwd<T: Real>(
     x: &[T],
     len: usize,
@@ -97,8 +98,12 @@ pub fn xent_bwd<T: Real>(
 ) {
     dx.par_chunks_mut(len).enumerate().for_each(|(r, dx)| {
         let row = &x[r * len..][..len];
+        let mass = match targets {
+            Targets::Hard(..) => T::one(),
+            Targets::Soft(q) => q[r * len..][..len].iter().copied().sum(),
+        };
         for (k, (o, &v)) in dx.iter_mut().zip(row).enumerate() {
-            *o = scale[r] * ((v - lse[r]).exp() - targets.q(r, k, len));
+            *o = scale[r] * ((v - lse[r]).exp() * mass - targets.q(r, k, len));
         }
     });
 }

@@ -3,10 +3,12 @@
 //! dtype dispatch belong to the engine.
 
 pub mod amp;
+pub mod bce;
 pub mod bn_relu;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod grad_norm;
 pub mod layout;
 pub mod optim;
 pub mod pool;

@@ -27,7 +27,7 @@ pub enum XentTargets {
 
 impl XentTargets {
     /// The kernels' (mode, labels, smoothing, probs) arguments.
-    fn args(self) -> (i32, DevPtr, f64, DevPtr) {
+    pub(crate) fn args(self) -> (i32, DevPtr, f64, DevPtr) {
         match self {
             XentTargets::Hard { labels, smoothing } => (0, labels, smoothing, 0),
             XentTargets::Soft { probs } => (1, 0, 0.0, probs),
@@ -115,7 +115,7 @@ pub fn xent_fwd(
     }
 }
 
-/// dx = scale\[r\]·(softmax(x) - q), softmax rebuilt from the forward's per-row `lse`.
+/// dx = scale\[r\]·(softmax(x)·Σq - q), softmax rebuilt from the forward's per-row `lse`.
 #[allow(clippy::too_many_arguments)]
 pub fn xent_bwd(
     k: &Kernels,

@@ -97,6 +97,9 @@ pub struct TrainArgs {
     /// Clip the gradient norm to this.
     #[arg(long)]
     pub clip_grad: Option<f64>,
+    /// Gradient clipping mode. One of ("norm", "value", "agc").
+    #[arg(long, default_value = "norm")]
+    pub clip_mode: String,
     /// Mixed precision: convolutions and matmuls in --amp-dtype (f16 with loss scaling).
     #[arg(long)]
     pub amp: bool,
@@ -206,6 +209,21 @@ pub struct TrainArgs {
     /// AugMix-style augmentation splits.
     #[arg(long, default_value_t = 0)]
     pub aug_splits: usize,
+    /// Enable Jensen-Shannon Divergence + CE loss. Use with `--aug-splits`.
+    #[arg(long)]
+    pub jsd_loss: bool,
+    /// Enable BCE loss w/ Mixup/CutMix use.
+    #[arg(long)]
+    pub bce_loss: bool,
+    /// Sum over classes when using BCE loss.
+    #[arg(long)]
+    pub bce_sum: bool,
+    /// Threshold for binarizing softened BCE targets (default: None, disabled).
+    #[arg(long)]
+    pub bce_target_thresh: Option<f64>,
+    /// Positive weighting for BCE loss.
+    #[arg(long)]
+    pub bce_pos_weight: Option<f64>,
     /// Random erasing probability.
     #[arg(long, default_value_t = 0.0)]
     pub reprob: f64,

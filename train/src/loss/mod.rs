@@ -1,6 +1,18 @@
 //! Training losses behind one trait, so the Trainer runs whichever timm would select.
 
-use crate::Result;
+mod binary_cross_entropy;
+mod factory;
+mod jsd;
+mod label_smoothing;
+mod soft_target;
+
+pub use binary_cross_entropy::{BinaryCrossEntropy, Reduction};
+pub use factory::{create_loss, create_val_loss, mixup_active, LossArgs};
+pub use jsd::JsdCrossEntropy;
+pub use label_smoothing::LabelSmoothingCrossEntropy;
+pub use soft_target::SoftTargetCrossEntropy;
+
+use crate::{Error, Result};
 use kiln_engine::Tensor;
 
 /// A training loss: logits in, a scalar tensor that backward runs from.
@@ -27,4 +39,19 @@ impl Loss for CrossEntropy {
         };
         Ok(logits.cross_entropy(targets, smoothing)?)
     }
+}
+
+/// Checks that `targets` are class indices; `loss` names the loss in the error.
+fn check_index_targets(loss: &'static str, targets: &Tensor) -> Result<()> {
+    if targets.dtype().is_float() || targets.rank() != 1 {
+        return Err(Error::Loss {
+            loss,
+            msg: format!(
+                "needs class indices [N], got {:?} {:?} (soft targets go to SoftTargetCrossEntropy)",
+                targets.dtype(),
+                targets.shape()
+            ),
+        });
+    }
+    Ok(())
 }

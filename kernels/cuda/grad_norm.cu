@@ -1,0 +1,21 @@
+// The squared L2 norm of a list of f32 tensors in one pass (clip_grad_norm_'s global norm): each
+// block sums g² over its MT_CHUNK elements and writes one partial; the host adds the partials in
+// f64. One launch per 32 tensors instead of one reduction per tensor and a norm of norms, and a
+// deterministic result (no atomics). Twin of src/cpu/grad_norm.rs.
+//
+// Geometry: as optim.cu (tensor lists by value, a 256-thread block per MT_CHUNK elements).
+
+// (TensorList and chunk_of come from tensor_list.cuh, block_sum from the prelude.)
+
+// ---- kernels --------------------------------------------------------------------------------
+
+// partial[blockIdx.x] = Σ g² over this block's chunk of its tensor.
+extern "C" __global__ void sq_norm_partials_f32(TensorList<1> l, float* partial) {
+  i64 lo, hi;
+  const int t = chunk_of(l, lo, hi);
+  const float* g = (const float*)l.ptr[t][0];
+  float s = 0.0f;
+  for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) s = fmaf(g[i], g[i], s);
+  s = block_sum(s);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}

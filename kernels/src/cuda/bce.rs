@@ -1,0 +1,106 @@
+//! Launchers for `bce.cu`: binary cross-entropy with logits over rows, the forward writing each
+//! row's sum, the backward rebuilding targets and σ from labels and logits. Twin of
+//! [`crate::cpu::bce`].
+
+use super::reduce::rows_config;
+use super::softmax_xent::XentTargets;
+use super::{DevPtr, Kernels};
+use crate::cpu::bce::BceOpts;
+use crate::Result;
+
+const FILE: &str = "bce.cu";
+
+/// The kernels' (thresh, threshold, pos_weight) arguments; no weight is a weight of 1.
+fn opts_args(o: BceOpts) -> (i32, f64, f64) {
+    (
+        o.threshold.is_some() as i32,
+        o.threshold.unwrap_or(0.0),
+        o.pos_weight.unwrap_or(1.0),
+    )
+}
+
+/// loss\[r\] = Σ_k (1 - y)·x + lw·softplus(-x) over `rows` rows of `len` logits of dtype `ty`.
+#[allow(clippy::too_many_arguments)]
+pub fn bce_fwd(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    len: usize,
+    rows: usize,
+    t: XentTargets,
+    o: BceOpts,
+    loss: DevPtr,
+) -> Result<()> {
+    let (cfg, warp) = rows_config(rows, len);
+    let (mode, labels, smoothing, probs) = t.args();
+    let (thresh, threshold, pos_weight) = opts_args(o);
+    let (rows64, len64) = (rows as i64, len as i64);
+    // SAFETY: x (and soft targets) hold rows·len elements of `ty`, labels rows i64s, loss rows
+    // elements; the list matches `bce_fwd_<ty>(const T*, i64, i64, int, const i64*, double,
+    // const T*, int, double, double, T*, int)`. The unused target pointer is null and never read.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("bce_fwd_{ty}"),
+            cfg,
+            &[
+                &x,
+                &len64,
+                &rows64,
+                &mode,
+                &labels,
+                &smoothing,
+                &probs,
+                &thresh,
+                &threshold,
+                &pos_weight,
+                &loss,
+                &warp,
+            ],
+        )
+    }
+}
+
+/// dx = scale\[r\]·((1 - y) - lw·σ(-x)) over `rows` rows of `len` logits of dtype `ty`.
+#[allow(clippy::too_many_arguments)]
+pub fn bce_bwd(
+    k: &Kernels,
+    ty: &str,
+    x: DevPtr,
+    len: usize,
+    rows: usize,
+    t: XentTargets,
+    o: BceOpts,
+    scale: DevPtr,
+    dx: DevPtr,
+) -> Result<()> {
+    let (cfg, warp) = rows_config(rows, len);
+    let (mode, labels, smoothing, probs) = t.args();
+    let (thresh, threshold, pos_weight) = opts_args(o);
+    let (rows64, len64) = (rows as i64, len as i64);
+    // SAFETY: x, dx (and soft targets) hold rows·len elements of `ty`, labels rows i64s, scale
+    // rows elements; the list matches `bce_bwd_<ty>(const T*, i64, i64, int, const i64*, double,
+    // const T*, int, double, double, const T*, T*, int)`.
+    unsafe {
+        k.launch(
+            FILE,
+            &format!("bce_bwd_{ty}"),
+            cfg,
+            &[
+                &x,
+                &len64,
+                &rows64,
+                &mode,
+                &labels,
+                &smoothing,
+                &probs,
+                &thresh,
+                &threshold,
+                &pos_weight,
+                &scale,
+                &dx,
+                &warp,
+            ],
+        )
+    }
+}
