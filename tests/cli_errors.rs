@@ -50,7 +50,7 @@ fn unknown_model_suggests_close_names() {
 fn invalid_flag_values_name_the_flag() {
     fails_with(
         &["train", "--epochs", "many"],
-        "invalid value 'many' for '--epochs <EPOCHS>'",
+        "invalid value 'many' for '--epochs <N>'",
     );
     fails_with(&["train", "--lr=-1"], "--lr: must be a positive number");
     fails_with(
@@ -63,7 +63,7 @@ fn invalid_flag_values_name_the_flag() {
     );
     fails_with(
         &["train", "--sched", "wavy"],
-        "--sched: unknown schedule 'wavy'",
+        "--sched: 'wavy': unknown schedule",
     );
     fails_with(&["train", "--gp", "median"], "unknown pool type 'median'");
 }

@@ -7,12 +7,14 @@ pub mod init;
 pub mod layers;
 pub mod models;
 mod module;
+mod overrides;
 mod registry;
 mod state_dict;
 
 pub use error::{Error, Result};
 pub use models::{FeatureInfo, Model, PretrainedCfg};
 pub use module::{Kind, Module, NamedTensor};
+pub use overrides::{init_head, set_batch_norm};
 pub use registry::{create_model, list_models, ModelArgs};
 pub use state_dict::{
     load_safetensors, load_safetensors_with_metadata, load_state_dict, save_safetensors,

@@ -1,5 +1,6 @@
 //! The `Module` trait: a forward pass plus named parameters and buffers.
 
+use crate::layers::BatchNorm2d;
 use crate::Result;
 use kiln_engine::{Device, MemoryFormat, Tensor};
 
@@ -33,6 +34,9 @@ pub trait Module: Send + Sync {
 
     /// Switches training behaviour (BatchNorm statistics, dropout) on or off, recursively.
     fn set_training(&mut self, _training: bool) {}
+
+    /// Calls `f` on every BatchNorm layer, recursively (to change momentum or eps in place).
+    fn for_each_batch_norm(&mut self, _f: &mut dyn FnMut(&mut BatchNorm2d)) {}
 
     /// Re-lays 4-d weights out in `format`, recursively (PyTorch's `model.to(memory_format=...)`).
     /// Call it before handing the parameters to an optimizer: it replaces the weight tensors.

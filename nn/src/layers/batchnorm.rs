@@ -100,4 +100,8 @@ impl Module for BatchNorm2d {
     fn set_training(&mut self, training: bool) {
         self.training = training;
     }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        f(self)
+    }
 }

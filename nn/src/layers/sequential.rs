@@ -1,5 +1,6 @@
 //! A chain of modules named "0", "1", ... as `nn.Sequential`.
 
+use super::BatchNorm2d;
 use crate::module::{join, NamedTensor};
 use crate::{Module, Result};
 use kiln_engine::Tensor;
@@ -54,5 +55,11 @@ impl Module for Sequential {
         self.layers
             .iter_mut()
             .for_each(|m| m.set_training(training));
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.layers
+            .iter_mut()
+            .for_each(|m| m.for_each_batch_norm(f));
     }
 }

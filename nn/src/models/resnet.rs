@@ -166,6 +166,13 @@ impl Block {
             d.bn.set_training(training);
         }
     }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.bns.iter_mut().for_each(&mut *f);
+        if let Some(d) = &mut self.downsample {
+            f(&mut d.bn);
+        }
+    }
 }
 
 // ---- stem ----
@@ -365,6 +372,14 @@ impl Module for ResNet {
             .iter_mut()
             .flatten()
             .for_each(|b| b.set_training(training));
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.stem.bns.iter_mut().for_each(&mut *f);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.for_each_batch_norm(f));
     }
 }
 

@@ -15,15 +15,39 @@ pub struct TrainArgs {
     /// Same as the positional DATA (timm's preferred spelling).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Dataset type and name (`<type>/<name>`); empty: an ImageFolder / tar / IDX folder.
+    #[arg(long, default_value = "")]
+    pub dataset: String,
     /// Train split folder name.
     #[arg(long, default_value = "train")]
     pub train_split: String,
     /// Validation split folder name (validation, val, valid, eval are all tried).
     #[arg(long, default_value = "validation")]
     pub val_split: String,
+    /// Samples in the train split, for iterable (streamed) datasets.
+    #[arg(long)]
+    pub train_num_samples: Option<usize>,
+    /// Samples in the validation split, for iterable (streamed) datasets.
+    #[arg(long)]
+    pub val_num_samples: Option<usize>,
+    /// Allow downloading torch/ and tfds/ datasets.
+    #[arg(long)]
+    pub dataset_download: bool,
     /// Class map file (one class folder name per line).
     #[arg(long)]
     pub class_map: Option<PathBuf>,
+    /// Image conversion mode of the inputs (RGB, L; default: from the input channels).
+    #[arg(long)]
+    pub input_img_mode: Option<String>,
+    /// Dataset key of the input images (hub and webdataset datasets).
+    #[arg(long)]
+    pub input_key: Option<String>,
+    /// Dataset key of the target labels (hub and webdataset datasets).
+    #[arg(long)]
+    pub target_key: Option<String>,
+    /// Allow a Hugging Face dataset to run code from its repository.
+    #[arg(long)]
+    pub dataset_trust_remote_code: bool,
     /// YAML config whose keys (timm's flag names) override the defaults; flags override it.
     #[arg(short = 'c', long)]
     pub config: Option<PathBuf>,
@@ -32,6 +56,12 @@ pub struct TrainArgs {
     /// Model name (`kiln models` lists them).
     #[arg(long, default_value = "resnet50")]
     pub model: String,
+    /// Start from the model's pretrained weights (downloaded from its hub).
+    #[arg(long)]
+    pub pretrained: bool,
+    /// Load this checkpoint as the pretrained weights (classifier and first conv adapted).
+    #[arg(long)]
+    pub pretrained_path: Option<PathBuf>,
     /// Initialize the model from this safetensors state dict.
     #[arg(long)]
     pub initial_checkpoint: Option<PathBuf>,
@@ -53,6 +83,9 @@ pub struct TrainArgs {
     /// Input channels (default: 1 for IDX data, 3 for folders).
     #[arg(long)]
     pub in_chans: Option<usize>,
+    /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
+    #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
+    pub input_size: Option<Vec<usize>>,
     /// Eval center-crop fraction.
     #[arg(long)]
     pub crop_pct: Option<f64>,
@@ -74,9 +107,55 @@ pub struct TrainArgs {
     /// Run model and inputs in channels-last (NHWC) memory order.
     #[arg(long)]
     pub channels_last: bool,
+    /// TorchScript JIT fuser: '', te, old, nvfuser.
+    #[arg(long, default_value = "")]
+    pub fuser: String,
+    /// Recompute activations of model blocks in the backward pass to save memory.
+    #[arg(long)]
+    pub grad_checkpointing: bool,
+    /// timm's experimental fast-norm kernels.
+    #[arg(long)]
+    pub fast_norm: bool,
+    /// Model constructor arguments, as key=value (kiln: num_classes, in_chans, global_pool,
+    /// drop_rate, drop_path_rate, zero_init_last).
+    #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+    pub model_kwargs: Vec<String>,
+    /// Multiply the classifier's weight and bias by this after creation.
+    #[arg(long, allow_negative_numbers = true)]
+    pub head_init_scale: Option<f64>,
+    /// Set the classifier's bias to this after creation.
+    #[arg(long, allow_negative_numbers = true)]
+    pub head_init_bias: Option<f64>,
+    /// torch.compile mode.
+    #[arg(long)]
+    pub torchcompile_mode: Option<String>,
+    /// torch.jit.script the full model.
+    #[arg(long)]
+    pub torchscript: bool,
+    /// torch.compile with this backend (inductor when given without a value).
+    #[arg(long, num_args = 0..=1, default_missing_value = "inductor", value_name = "BACKEND")]
+    pub torchcompile: Option<String>,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+
+    // ---- Device ----
+    /// Model dtype without AMP: float32, float16, bfloat16 (default float32).
+    #[arg(long)]
+    pub model_dtype: Option<String>,
+    /// Turn off DDP's buffer broadcast.
+    #[arg(long)]
+    pub no_ddp_bb: bool,
+    /// Wait for the device at the end of every step (kiln: no effect; reading each batch's loss
+    /// back already waits for the device once per batch).
+    #[arg(long)]
+    pub synchronize_step: bool,
+    /// This process's rank on its node (distributed training).
+    #[arg(long = "local_rank", alias = "local-rank", default_value_t = 0)]
+    pub local_rank: usize,
+    /// Python modules to import for a device backend.
+    #[arg(long, num_args = 1..)]
+    pub device_modules: Option<Vec<String>>,
 
     // ---- Optimizer ----
     /// Optimizer: sgd (Nesterov), momentum, adamw.
@@ -188,6 +267,9 @@ pub struct TrainArgs {
     /// Disable all training augmentation.
     #[arg(long)]
     pub no_aug: bool,
+    /// Crop mode of the training transform (rrc, rkrc, rkrr).
+    #[arg(long)]
+    pub train_crop_mode: Option<String>,
     /// RandomResizedCrop scale range.
     #[arg(long, num_args = 2, default_values_t = [0.08, 1.0])]
     pub scale: Vec<f64>,
@@ -203,9 +285,21 @@ pub struct TrainArgs {
     /// Color jitter factor.
     #[arg(long, default_value_t = 0.4)]
     pub color_jitter: f64,
+    /// Probability of applying color jitter at all.
+    #[arg(long)]
+    pub color_jitter_prob: Option<f64>,
+    /// Probability of a random grayscale conversion.
+    #[arg(long)]
+    pub grayscale_prob: Option<f64>,
+    /// Probability of a gaussian blur.
+    #[arg(long)]
+    pub gaussian_blur_prob: Option<f64>,
     /// AutoAugment / RandAugment / AugMix policy, e.g. rand-m9-mstd0.5-inc1.
     #[arg(long)]
     pub aa: Option<String>,
+    /// Augmentation repeats per sample (distributed training only).
+    #[arg(long, default_value_t = 0.0)]
+    pub aug_repeats: f64,
     /// AugMix-style augmentation splits.
     #[arg(long, default_value_t = 0)]
     pub aug_splits: usize,
@@ -269,6 +363,29 @@ pub struct TrainArgs {
     /// Stochastic depth rate.
     #[arg(long)]
     pub drop_path: Option<f64>,
+    /// Drop connect rate (deprecated by timm: use --drop-path).
+    #[arg(long)]
+    pub drop_connect: Option<f64>,
+    /// DropBlock rate.
+    #[arg(long)]
+    pub drop_block: Option<f64>,
+
+    // ---- Batch norm ----
+    /// BatchNorm momentum of every BN layer (PyTorch's convention; default 0.1).
+    #[arg(long)]
+    pub bn_momentum: Option<f64>,
+    /// BatchNorm epsilon of every BN layer (default 1e-5).
+    #[arg(long)]
+    pub bn_eps: Option<f64>,
+    /// Synchronized BatchNorm across processes.
+    #[arg(long)]
+    pub sync_bn: bool,
+    /// Share BN statistics between processes after each epoch: broadcast, reduce or ''.
+    #[arg(long, default_value = "reduce")]
+    pub dist_bn: String,
+    /// Separate BN layers per augmentation split.
+    #[arg(long)]
+    pub split_bn: bool,
 
     // ---- Model exponential moving average ----
     /// Keep an exponential moving average of the model's weights (timm's ModelEmaV3), validated
@@ -289,9 +406,15 @@ pub struct TrainArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Loader worker seeding: all or part.
+    #[arg(long, default_value = "all")]
+    pub worker_seeding: String,
     /// Steps between log lines.
     #[arg(long, default_value_t = 50)]
     pub log_interval: usize,
+    /// Epochs between validation and checkpointing.
+    #[arg(long, default_value_t = 1)]
+    pub val_interval: usize,
     /// Numbered checkpoints to keep (best by eval metric).
     #[arg(long, default_value_t = 10)]
     pub checkpoint_hist: usize,
@@ -301,6 +424,14 @@ pub struct TrainArgs {
     /// Write a PNG grid of the input batch at each log interval (and to TensorBoard).
     #[arg(long)]
     pub save_images: bool,
+    /// Pin host memory in the loader (kiln: no effect; CUDA batches always travel through a
+    /// page-locked buffer).
+    #[arg(long)]
+    pub pin_mem: bool,
+    /// Disable the prefetcher (kiln: no effect; the loader keeps its one path, with the same
+    /// numbers).
+    #[arg(long)]
+    pub no_prefetcher: bool,
     /// Write TensorBoard event files (scalars, batch images) into the run folder (kiln's flag;
     /// timm's --log-wandb needs the network).
     #[arg(long)]
@@ -314,6 +445,24 @@ pub struct TrainArgs {
     /// Metric that picks the best checkpoint: top1, top5 or loss.
     #[arg(long, default_value = "top1")]
     pub eval_metric: String,
+    /// Test-time augmentation factor of validation during training (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub tta: usize,
+    /// Keep loader workers across epochs (kiln: no effect; its workers always persist).
+    #[arg(long)]
+    pub use_multi_epochs_loader: bool,
+    /// Log metrics to Weights & Biases.
+    #[arg(long)]
+    pub log_wandb: bool,
+    /// Weights & Biases project.
+    #[arg(long)]
+    pub wandb_project: Option<String>,
+    /// Weights & Biases tags.
+    #[arg(long, num_args = 1..)]
+    pub wandb_tags: Vec<String>,
+    /// Weights & Biases run id to resume.
+    #[arg(long, default_value = "")]
+    pub wandb_resume_id: String,
     /// Optimizer updates between recovery checkpoints (0: none).
     #[arg(long, default_value_t = 0)]
     pub recovery_interval: usize,
@@ -323,6 +472,82 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better eval metric (kiln's flag).
     #[arg(long)]
     pub early_stop: Option<usize>,
+
+    // ---- Scheduled resolution and NaFlex ----
+    /// Per-batch square image sizes for scheduled-resolution training.
+    #[arg(long, num_args = 1..)]
+    pub train_img_sizes: Option<Vec<usize>>,
+    /// Batch size of each --train-img-sizes choice.
+    #[arg(long, num_args = 1..)]
+    pub train_batch_sizes: Option<Vec<usize>>,
+    /// Sampling weights of the --train-img-sizes choices.
+    #[arg(long, num_args = 1..)]
+    pub train_size_probs: Option<Vec<f64>>,
+    /// Resolution choice schedule: constant or progressive.
+    #[arg(long, default_value = "constant")]
+    pub train_size_schedule: String,
+    /// Progressive schedule spread, in resolution-choice index units.
+    #[arg(long, default_value_t = 0.65)]
+    pub train_size_schedule_spread: f64,
+    /// Fraction of uniform random choices mixed into a progressive schedule.
+    #[arg(long, default_value_t = 0.1)]
+    pub train_size_random_mix: f64,
+    /// Loader batches per epoch (before gradient accumulation); default: the dataset's.
+    #[arg(long, alias = "train-steps-per-epoch")]
+    pub train_batches_per_epoch: Option<usize>,
+    /// Gradient scaling relative to the scheduled average batch size: none, sqrt, linear.
+    #[arg(long, default_value = "none")]
+    pub variable_batch_loss_scale: String,
+    /// Use the NaFlex loader (variable-resolution patch sequences).
+    #[arg(long)]
+    pub naflex_loader: bool,
+    /// NaFlex training sequence lengths.
+    #[arg(long, num_args = 1.., default_values_t = [128, 256, 576, 784, 1024])]
+    pub naflex_train_seq_lens: Vec<usize>,
+    /// NaFlex validation sequence length.
+    #[arg(long, default_value_t = 576)]
+    pub naflex_max_seq_len: usize,
+    /// NaFlex patch sizes for variable patch size training.
+    #[arg(long, num_args = 1..)]
+    pub naflex_patch_sizes: Option<Vec<usize>>,
+    /// Probabilities of the NaFlex patch sizes.
+    #[arg(long, num_args = 1..)]
+    pub naflex_patch_size_probs: Option<Vec<f64>>,
+    /// NaFlex loss scaling by batch size: none, sqrt, linear.
+    #[arg(long, default_value = "linear")]
+    pub naflex_loss_scale: String,
+    /// Emit NaFlex patches channels-first.
+    #[arg(long)]
+    pub naflex_patchify_channels_first: bool,
+
+    // ---- Knowledge distillation ----
+    /// Teacher model for knowledge distillation.
+    #[arg(long)]
+    pub kd_model_name: Option<String>,
+    /// Distillation type: logit, feature or token.
+    #[arg(long, default_value = "logit")]
+    pub kd_distill_type: String,
+    /// Loss of logit distillation (kl).
+    #[arg(long, default_value = "kl")]
+    pub kd_loss_type: String,
+    /// Weight of the distillation loss.
+    #[arg(long)]
+    pub distill_loss_weight: Option<f64>,
+    /// Weight of the task (classification) loss.
+    #[arg(long)]
+    pub task_loss_weight: Option<f64>,
+    /// Softmax temperature of distillation.
+    #[arg(long, default_value_t = 4.0)]
+    pub kd_temperature: f64,
+    /// Student feature dimension (feature distillation).
+    #[arg(long)]
+    pub kd_student_feature_dim: Option<usize>,
+    /// Teacher feature dimension (feature distillation).
+    #[arg(long)]
+    pub kd_teacher_feature_dim: Option<usize>,
+    /// Token distillation type: soft or hard.
+    #[arg(long, default_value = "soft")]
+    pub kd_token_distill_type: String,
 }
 
 /// `kiln validate`: timm's `validate.py`.

@@ -1,5 +1,7 @@
 //! YAML configs as timm reads them: keys are flag names (underscores or dashes), values override
-//! the defaults, and the command line overrides the file.
+//! the defaults, and the command line overrides the file. timm's own `args.yaml` reads back: null,
+//! false, empty strings, lists and mappings stand for "unset" and are skipped, and a mapping
+//! (`model_kwargs: {zero_init_last: false}`) becomes `key=value` items.
 
 use crate::{Error, Result};
 use std::path::Path;
@@ -7,7 +9,8 @@ use std::path::Path;
 /// The built-in config for a run on the embedded Fashion-MNIST subset.
 pub const FASHION_MNIST: &str = include_str!("../../../configs/fashion-mnist.yaml");
 
-/// Turns a YAML mapping into command-line flags (`lr: 0.1` -> `--lr 0.1`, `true` -> `--flag`).
+/// Turns a YAML mapping into command-line flags (`lr: 0.1` -> `--lr 0.1`, `true` -> `--flag`,
+/// `model_kwargs: {a: 1}` -> `--model-kwargs a=1`).
 pub fn yaml_to_flags(text: &str, origin: &str) -> Result<Vec<String>> {
     let bad = |msg: String| Error::Flag {
         flag: origin.to_string(),
@@ -36,6 +39,20 @@ pub fn yaml_to_flags(text: &str, origin: &str) -> Result<Vec<String>> {
         match v {
             serde_yaml::Value::Bool(true) => flags.push(flag),
             serde_yaml::Value::Bool(false) | serde_yaml::Value::Null => {}
+            serde_yaml::Value::String(s) if s.is_empty() => {}
+            serde_yaml::Value::Sequence(items) if items.is_empty() => {}
+            serde_yaml::Value::Mapping(items) if items.is_empty() => {}
+            serde_yaml::Value::Mapping(items) => {
+                flags.push(flag);
+                for (k, v) in items {
+                    let pair = scalar(&k).zip(python_literal(&v));
+                    flags.push(
+                        pair.map(|(k, v)| format!("{k}={v}")).ok_or_else(|| {
+                            bad(format!("{key}: entries must map names to scalars"))
+                        })?,
+                    );
+                }
+            }
             serde_yaml::Value::Sequence(items) => {
                 flags.push(flag);
                 for item in items {
@@ -63,6 +80,15 @@ fn scalar(v: &serde_yaml::Value) -> Option<String> {
         serde_yaml::Value::String(s) => Some(s.clone()),
         serde_yaml::Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// A scalar as Python would print it (`True`, `False`), the form timm's `key=value` flags take.
+fn python_literal(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::Bool(true) => Some("True".into()),
+        serde_yaml::Value::Bool(false) => Some("False".into()),
+        other => scalar(other),
     }
 }
 
@@ -95,6 +121,19 @@ mod tests {
                 "--model",
                 "resnet18"
             ]
+        );
+    }
+
+    #[test]
+    fn unset_values_are_skipped_and_mappings_become_pairs() {
+        let flags = yaml_to_flags(
+            "resume: ''\nwandb_tags: []\nopt_kwargs: {}\ngp: null\nmodel_kwargs: {zero_init_last: false, drop_rate: 0.1}\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            flags,
+            ["--model-kwargs", "zero_init_last=False", "drop_rate=0.1"]
         );
     }
 }

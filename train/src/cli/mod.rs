@@ -3,11 +3,13 @@
 mod args;
 mod config;
 mod logger;
+mod model_flags;
 mod plot;
 mod run_dir;
 mod schedule;
 mod setup;
 mod train;
+mod unsupported;
 mod validate;
 
 pub use args::{TrainArgs, ValidateArgs};
@@ -48,10 +50,20 @@ pub enum Command {
     },
 }
 
+/// timm's two-letter short flag `-vb` (clap's short flags are one letter) as its long form.
+fn long_vb(arg: &str) -> String {
+    match arg.strip_prefix("-vb") {
+        Some("") => "--validation-batch-size".into(),
+        Some(rest) if rest.starts_with('=') => format!("--validation-batch-size{rest}"),
+        _ => arg.to_string(),
+    }
+}
+
 /// Parses `argv` (program name first), applying a YAML config under the command-line flags: an
 /// explicit `--config`, or for `train` without data the built-in Fashion-MNIST config.
 pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
-    let first = Cli::try_parse_from(argv)?;
+    let argv: Vec<String> = argv.iter().map(|a| long_vb(a)).collect();
+    let first = Cli::try_parse_from(&argv)?;
     let Command::Train(t) = &first.command else {
         return Ok(first);
     };

@@ -1,8 +1,10 @@
 //! `kiln train`: timm's `train.py` loop over the engine, loader, optimizer and scheduler.
 
 use super::args::TrainArgs;
+use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::run_dir::experiment_name;
 use super::setup::{embedded_data, layout, open_device, DataRoot};
+use super::unsupported::check_supported;
 use crate::amp::amp_dtype;
 use crate::callbacks::{
     CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
@@ -27,8 +29,9 @@ fn flag(flag: &str, msg: impl Into<String>) -> Error {
     }
 }
 
-/// Checks values clap cannot (ranges, pairs).
+/// Checks values clap cannot (ranges, pairs) and refuses the flags kiln cannot honour.
 fn check_args(a: &TrainArgs) -> Result<()> {
+    check_supported(a)?;
     if a.batch_size == 0 {
         return Err(flag("--batch-size", "must be at least 1"));
     }
@@ -134,13 +137,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
         .or(a.data_dir.clone())
         .unwrap_or_else(embedded_data);
     let root = DataRoot::detect(&dir)?;
-    let in_chans = a.in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
+    let (in_chans, img_size) = input_dims(&a)?;
+    let in_chans = in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
     let train_ds = root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?;
     let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
     manual_seed(a.seed);
     let device = open_device(&a.device)?;
-    let model_args = ModelArgs {
+    let mut model_args = ModelArgs {
         num_classes,
         in_chans,
         global_pool: a.global_pool.clone(),
@@ -148,6 +152,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         drop_path_rate: a.drop_path.unwrap_or(0.0),
         ..Default::default()
     };
+    apply_model_kwargs(&mut model_args, &a.model_kwargs)?;
     let model = build_model(&a, &model_args, device)?;
     let params: usize = model
         .named_parameters()
@@ -156,7 +161,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         .sum();
     println!("Model {} created, param count: {params}", a.model);
     let cfg_size = model.pretrained_cfg().input_size[1];
-    let img_size = a.img_size.unwrap_or(if root.is_idx() {
+    let img_size = img_size.unwrap_or(if root.is_idx() {
         train_ds.load(0)?.image.h
     } else {
         cfg_size
@@ -255,6 +260,7 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
         load_state_dict(model.as_ref(), &load_safetensors(path)?, true)?;
         println!("Loaded initial weights from {}", path.display());
     }
+    apply_after_creation(model.as_mut(), a)?;
     if a.channels_last {
         model.set_memory_format(MemoryFormat::ChannelsLast)?;
     }

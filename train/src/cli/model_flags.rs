@@ -1,0 +1,129 @@
+//! The model side of `train.py`'s flags: `--input-size` resolved against `--in-chans` and
+//! `--img-size`, `--model-kwargs` applied to `ModelArgs`, and the settings applied after creation
+//! (`--bn-momentum`, `--bn-eps`, `--head-init-scale`, `--head-init-bias`).
+
+use super::args::TrainArgs;
+use crate::{Error, Result};
+use kiln_nn::{init_head, set_batch_norm, Model, ModelArgs};
+
+fn flag(flag: &str, msg: impl Into<String>) -> Error {
+    Error::Flag {
+        flag: flag.into(),
+        msg: msg.into(),
+    }
+}
+
+/// `--in-chans` and `--img-size`, with `--input-size C H W` taking their place (as timm's data
+/// config does); kiln trains square images, so H must equal W.
+pub fn input_dims(a: &TrainArgs) -> Result<(Option<usize>, Option<usize>)> {
+    let Some(size) = &a.input_size else {
+        return Ok((a.in_chans, a.img_size));
+    };
+    let (c, h, w) = (size[0], size[1], size[2]);
+    if h != w {
+        return Err(flag(
+            "--input-size",
+            format!("kiln trains square images: got H {h} and W {w}; give equal sizes"),
+        ));
+    }
+    for (name, given, want) in [("--in-chans", a.in_chans, c), ("--img-size", a.img_size, h)] {
+        if given.is_some_and(|g| g != want) {
+            return Err(flag(
+                "--input-size",
+                format!("{} {} disagrees with {name} {}", c, h, given.unwrap_or(0)),
+            ));
+        }
+    }
+    Ok((Some(c), Some(h)))
+}
+
+/// Applies `--model-kwargs key=value ...` to `args`: the keys `ModelArgs` knows, with values as
+/// timm's `ParseKwargs` reads them (Python literals: `True`, `0.1`, `'avg'`); other keys are refused.
+pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()> {
+    for kv in kwargs {
+        let (key, raw) = kv
+            .split_once('=')
+            .ok_or_else(|| flag("--model-kwargs", format!("'{kv}' is not key=value")))?;
+        let value = raw.trim_matches(|c| c == '\'' || c == '"');
+        let bad = |what: &str| flag("--model-kwargs", format!("{key}: '{raw}' is not {what}"));
+        match key {
+            "num_classes" => args.num_classes = value.parse().map_err(|_| bad("a count"))?,
+            "in_chans" => args.in_chans = value.parse().map_err(|_| bad("a count"))?,
+            "global_pool" => args.global_pool = value.to_string(),
+            "drop_rate" => args.drop_rate = value.parse().map_err(|_| bad("a number"))?,
+            "drop_path_rate" => args.drop_path_rate = value.parse().map_err(|_| bad("a number"))?,
+            "zero_init_last" => {
+                args.zero_init_last = match value {
+                    "True" | "true" | "1" => true,
+                    "False" | "false" | "0" => false,
+                    _ => return Err(bad("True or False")),
+                }
+            }
+            _ => {
+                return Err(flag(
+                    "--model-kwargs",
+                    format!("kiln's models do not take '{key}' (known: num_classes, in_chans, global_pool, drop_rate, drop_path_rate, zero_init_last)"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `train.py` does to a model right after `create_model`: BN momentum and eps on every
+/// BatchNorm, then the classifier scaled and its bias set.
+pub fn apply_after_creation(model: &mut dyn Model, a: &TrainArgs) -> Result<()> {
+    if a.bn_momentum.is_some() || a.bn_eps.is_some() {
+        set_batch_norm(model, a.bn_momentum, a.bn_eps);
+    }
+    init_head(model, a.head_init_scale, a.head_init_bias)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kwargs(list: &[&str]) -> Result<ModelArgs> {
+        let mut args = ModelArgs::default();
+        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        apply_model_kwargs(&mut args, &list).map(|_| args)
+    }
+
+    #[test]
+    fn model_kwargs_set_known_keys_as_python_literals() {
+        let args = kwargs(&[
+            "zero_init_last=False",
+            "drop_path_rate=0.05",
+            "global_pool='max'",
+        ])
+        .unwrap();
+        assert!(!args.zero_init_last);
+        assert_eq!(args.drop_path_rate, 0.05);
+        assert_eq!(args.global_pool, "max");
+    }
+
+    #[test]
+    fn model_kwargs_refuse_unknown_keys_by_name() {
+        let e = kwargs(&["stem_width=32"]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--model-kwargs: ") && e.contains("'stem_width'"),
+            "{e}"
+        );
+        assert!(kwargs(&["drop_rate"]).is_err());
+        assert!(kwargs(&["zero_init_last=maybe"]).is_err());
+    }
+
+    #[test]
+    fn input_size_replaces_in_chans_and_img_size() {
+        let mut a = TrainArgs::default();
+        assert_eq!(input_dims(&a).unwrap(), (None, None));
+        a.input_size = Some(vec![1, 32, 32]);
+        assert_eq!(input_dims(&a).unwrap(), (Some(1), Some(32)));
+        a.img_size = Some(28);
+        assert!(input_dims(&a).is_err());
+        a.img_size = None;
+        a.input_size = Some(vec![3, 32, 48]);
+        assert!(input_dims(&a).unwrap_err().to_string().contains("square"));
+    }
+}
