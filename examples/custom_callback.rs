@@ -75,7 +75,6 @@ fn run(max_updates: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
         normalize: cfg.normalize(Layout::Nchw),
         erasing: None,
         mixup: None,
-        smoothing: 0.0,
         seed: cfg.seed,
         device: Device::Cpu,
     };

@@ -9,8 +9,9 @@ use crate::callbacks::{
     SummaryCsv, TensorBoard,
 };
 use crate::checkpoint::newest_checkpoint;
+use crate::clip::ClipMode;
 use crate::loader::DataConfig;
-use crate::loss::CrossEntropy;
+use crate::loss::{create_loss, mixup_active, LossArgs};
 use crate::optim::{create_optimizer, OptimArgs};
 use crate::sched::{create_scheduler, SchedArgs};
 use crate::trainer::{BatchStages, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts};
@@ -172,7 +173,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
         normalize: cfg.normalize(layout(a.channels_last)),
         erasing: cfg.random_erasing()?,
         mixup: cfg.mixup_fn(num_classes)?,
-        smoothing: a.smoothing,
         seed: a.seed,
         device,
     };
@@ -214,16 +214,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         arch: a.model.clone(),
         optimizer,
         scheduler,
-        loss: Box::new(CrossEntropy {
-            smoothing: a.smoothing,
-        }),
+        loss: create_loss(&LossArgs::from(&a), mixup_active(&a))?,
         train_loader,
         stages,
         evaluator: Some(evaluator),
         config: TrainConfig {
             epochs: num_epochs,
             amp,
-            clip_grad: a.clip_grad,
+            clip: a
+                .clip_grad
+                .map(|v| Ok::<_, Error>((ClipMode::from_flag(&a.clip_mode)?, v)))
+                .transpose()?,
             grad_accum_steps: a.grad_accum_steps,
             eval_metric: a.eval_metric.clone(),
             seed: a.seed,
