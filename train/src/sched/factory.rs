@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The schedule flags of timm's train.py (and `--seed`, `--eval-metric`), as `kiln train` takes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchedArgs {
-    /// `--sched`: cosine, tanh, poly, step, multistep, plateau, constant or none.
+    /// `--sched`: cosine, tanh, poly, step, multistep, plateau, constant (or const) or none.
     pub sched: String,
     /// `--sched-on-updates`: t counts optimizer updates instead of epochs.
     pub sched_on_updates: bool,
@@ -99,16 +99,27 @@ fn check(a: &SchedArgs, updates_per_epoch: usize) -> Result<()> {
     let cyclic = matches!(a.sched.as_str(), "cosine" | "tanh" | "poly");
     if !matches!(
         a.sched.as_str(),
-        "cosine" | "tanh" | "poly" | "step" | "multistep" | "plateau" | "constant" | "none"
+        "cosine"
+            | "tanh"
+            | "poly"
+            | "step"
+            | "multistep"
+            | "plateau"
+            | "constant"
+            | "const"
+            | "none"
     ) {
-        let why = if matches!(a.sched.as_str(), "wsd" | "rsqrt") {
-            "timm's warmup-stable-decay schedules are not in kiln yet"
+        let what = if matches!(a.sched.as_str(), "wsd" | "rsqrt") {
+            format!(
+                "'{}' (timm's warmup-stable-decay) is not in kiln yet",
+                a.sched
+            )
         } else {
-            "unknown schedule"
+            format!("unknown schedule '{}'", a.sched)
         };
         return Err(flag_error(
             "--sched",
-            format!("'{}': {why} (kiln has {SCHEDULES})", a.sched),
+            format!("{what} (kiln has {SCHEDULES})"),
         ));
     }
     if a.sched_on_updates && updates_per_epoch == 0 {
@@ -217,7 +228,8 @@ pub fn create_scheduler(
             rate: a.decay_rate,
         },
         "plateau" => return Ok(plateau(a, base_lr, noise, updates_per_epoch)),
-        // constant: a step schedule that never decays; none: no scheduler, no warmup, no noise.
+        // constant (kiln's older name: const): a step schedule that never decays; none: no
+        // scheduler, so no warmup and no noise.
         _ => Decay::Step {
             decay_t: 1.0,
             rate: 1.0,
