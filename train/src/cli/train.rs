@@ -6,7 +6,7 @@ use super::setup::{embedded_data, layout, open_device, small_image_loader, DataR
 use crate::amp::{amp_dtype, GradScaler};
 use crate::checkpoint::{load_checkpoint, CheckpointMeta, CheckpointSaver};
 use crate::loader::DataConfig;
-use crate::optim::{create_optimizer, OptimArgs};
+use crate::optim::{create_optimizer_for_model, OptimArgs};
 use crate::sched::Scheduler;
 use crate::trainer::{train_one_epoch, validate, BatchStages, EpochOptions, Stepper};
 use crate::{Error, Result};
@@ -175,17 +175,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         device,
     };
-    let betas = a.opt_betas.as_deref().map(pair);
-    let mut optim = create_optimizer(
-        &OptimArgs {
-            opt: a.opt.clone(),
-            momentum: a.momentum,
-            weight_decay: a.weight_decay,
-            eps: a.opt_eps,
-            betas,
-        },
-        model.named_parameters(),
-    )?;
+    let optim_args = OptimArgs::from_train_args(&a, resolve_lr(&a));
+    let mut optim = create_optimizer_for_model(&optim_args, model.as_ref())?;
     let lr = resolve_lr(&a);
     let decay = Scheduler::decay_from_name(&a.sched, a.decay_epochs, a.decay_rate)?;
     let sched = Scheduler {

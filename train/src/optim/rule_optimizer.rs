@@ -1,0 +1,199 @@
+//! The one optimizer every family runs in: per-parameter state, grouping of parameters that
+//! share a step's scalars into one multi-tensor launch, and the parts (decay, caution) around
+//! the family's rule.
+
+use super::cautious::apply_cautious;
+use super::decay::decay_terms;
+use super::family::Family;
+use super::{full_like_param, grad_of, restore, resume_error, Optimizer, Param};
+use crate::Result;
+use kiln_engine::{rule_step_, RuleStep, Tensor};
+use std::collections::BTreeMap;
+
+/// One parameter's optimizer state.
+#[derive(Debug, Clone)]
+struct ParamState {
+    /// Steps taken.
+    step: u64,
+    /// The family's per-parameter scalars.
+    scalars: Vec<f64>,
+    /// The rule's state tensors.
+    tensors: Vec<Tensor>,
+}
+
+/// The parts around the rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Parts {
+    /// Cautious masking (timm's `c` prefix).
+    pub caution: bool,
+    /// Corrected decoupled weight decay: the lr the optimizer was built with (timm's `c`
+    /// suffix).
+    pub corrected_max_lr: Option<f64>,
+}
+
+/// A family's rule over parameters, with the parts around it.
+pub struct RuleOptimizer {
+    params: Vec<Param>,
+    state: Vec<Option<ParamState>>,
+    family: Box<dyn Family>,
+    parts: Parts,
+}
+
+/// Parameters that share one step's scalars: same decay, lr scale, step and scalar state.
+type GroupKey = (u32, u32, u64, Vec<u64>);
+
+impl RuleOptimizer {
+    /// `family`'s rule over `params`, with `parts` around it.
+    pub(crate) fn new(params: Vec<Param>, family: Box<dyn Family>, parts: Parts) -> Self {
+        RuleOptimizer {
+            state: vec![None; params.len()],
+            params,
+            family,
+            parts,
+        }
+    }
+
+    /// The state of parameter `i`, created on its first step.
+    fn state_of(&mut self, i: usize) -> Result<&mut ParamState> {
+        if self.state[i].is_none() {
+            let p = &self.params[i];
+            let tensors = self
+                .family
+                .states()
+                .iter()
+                .map(|&(_, init)| full_like_param(p, init))
+                .collect::<Result<_>>()?;
+            self.state[i] = Some(ParamState {
+                step: 0,
+                scalars: self.family.scalar_init(),
+                tensors,
+            });
+        }
+        Ok(self.state[i].as_mut().expect("created above"))
+    }
+
+    /// Parameters with gradients, grouped by what their step's scalars depend on.
+    fn groups(&mut self) -> Result<BTreeMap<GroupKey, Vec<(usize, Tensor)>>> {
+        let mut groups: BTreeMap<GroupKey, Vec<(usize, Tensor)>> = BTreeMap::new();
+        for i in 0..self.params.len() {
+            let Some(g) = grad_of(&self.params[i])? else {
+                continue;
+            };
+            let (wd, scale) = (self.params[i].weight_decay, self.params[i].lr_scale);
+            let s = self.state_of(i)?;
+            let scalars = s.scalars.iter().map(|v| v.to_bits()).collect();
+            let key = (wd.to_bits(), scale.to_bits(), s.step, scalars);
+            groups.entry(key).or_default().push((i, g));
+        }
+        Ok(groups)
+    }
+
+    /// One launch of the rule over a group.
+    fn step_group(&mut self, key: &GroupKey, members: &[(usize, Tensor)], lr: f64) -> Result<()> {
+        let (wd, scale) = (f32::from_bits(key.0) as f64, f32::from_bits(key.1) as f64);
+        let lr = lr * scale;
+        let first = members[0].0;
+        let mut scalars = self.state[first].as_ref().expect("grouped").scalars.clone();
+        let rs = self.family.scalars(lr, key.2 + 1, &mut scalars);
+        let mut terms = decay_terms(self.family.decay(), wd, lr, self.parts.corrected_max_lr);
+        if !rs.decays {
+            terms.factor = 1.0;
+        }
+        let h = RuleStep {
+            rule: self.family.rule(),
+            k: rs.k.map(|v| v as f32),
+            l2: terms.l2 as f32,
+            decay: terms.factor as f32,
+            lr: rs.lr as f32,
+            decay_after: terms.after as i32,
+        };
+        let params: Vec<Tensor> = members
+            .iter()
+            .map(|(i, _)| self.params[*i].tensor.clone())
+            .collect();
+        let grads: Vec<Tensor> = members.iter().map(|(_, g)| g.clone()).collect();
+        let states: Vec<Vec<Tensor>> = (0..h.rule.states())
+            .map(|j| {
+                members
+                    .iter()
+                    .map(|(i, _)| self.state[*i].as_ref().expect("grouped").tensors[j].clone())
+                    .collect()
+            })
+            .collect();
+        let state_refs: Vec<&[Tensor]> = states.iter().map(|s| s.as_slice()).collect();
+        if self.parts.caution {
+            let dirs = grads
+                .iter()
+                .map(|g| Ok(Tensor::zeros_like(g)?))
+                .collect::<Result<Vec<_>>>()?;
+            rule_step_(&params, &grads, Some(&dirs), &state_refs, &h)?;
+            for ((p, g), d) in params.iter().zip(&grads).zip(&dirs) {
+                apply_cautious(p, g, d, &h)?;
+            }
+        } else {
+            rule_step_(&params, &grads, None, &state_refs, &h)?;
+        }
+        for (i, _) in members {
+            let s = self.state[*i].as_mut().expect("grouped");
+            s.step += 1;
+            s.scalars.clone_from(&scalars);
+        }
+        Ok(())
+    }
+}
+
+impl Optimizer for RuleOptimizer {
+    fn step(&mut self, lr: f64) -> Result<()> {
+        for (key, members) in self.groups()? {
+            self.step_group(&key, &members, lr)?;
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    fn state_dict(&self) -> BTreeMap<String, Tensor> {
+        let mut out = BTreeMap::new();
+        let states = self.family.states();
+        for (p, s) in self.params.iter().zip(&self.state) {
+            let Some(s) = s else { continue };
+            for ((name, _), t) in states.iter().zip(&s.tensors) {
+                out.insert(format!("{}.{name}", p.name), t.clone());
+            }
+            let mut scalars = vec![s.step as f64];
+            scalars.extend(&s.scalars);
+            if let Ok(t) = Tensor::from_vec(scalars, &[1 + s.scalars.len()]) {
+                out.insert(format!("{}.step", p.name), t);
+            }
+        }
+        out
+    }
+
+    fn load_state_dict(&mut self, sd: &BTreeMap<String, Tensor>) -> Result<()> {
+        let states = self.family.states();
+        for i in 0..self.params.len() {
+            let p = &self.params[i];
+            let key = format!("{}.step", p.name);
+            let Some(step) = sd.get(&key) else { continue };
+            let values = step.to_dtype(kiln_engine::DType::F64)?.to_vec::<f64>()?;
+            if values.len() != 1 + self.family.scalar_state().len() {
+                return Err(resume_error(
+                    &key,
+                    "does not match this optimizer's scalar state",
+                ));
+            }
+            let tensors = states
+                .iter()
+                .map(|(name, _)| restore(sd, &format!("{}.{name}", p.name), p))
+                .collect::<Result<_>>()?;
+            self.state[i] = Some(ParamState {
+                step: values[0] as u64,
+                scalars: values[1..].to_vec(),
+                tensors,
+            });
+        }
+        Ok(())
+    }
+}
