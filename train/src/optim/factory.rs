@@ -13,6 +13,7 @@ use super::lion::Lion;
 use super::rmsprop::RmsProp;
 use super::rule_optimizer::{Parts, RuleOptimizer};
 use super::sgd::Sgd;
+use super::trust::Trust;
 use super::{Lookahead, Optimizer};
 use crate::cli::TrainArgs;
 use crate::{Error, Result};
@@ -141,6 +142,8 @@ struct Variant {
     corrected: bool,
     decoupled: bool,
     nesterov: bool,
+    trust_clip: bool,
+    trust: Option<Trust>,
 }
 
 /// The family a supported name builds, or None for names kiln does not implement.
@@ -181,6 +184,30 @@ fn family(
             })
         }
         "adam" | "adamw" => Box::new(adam(AdamKind::Adam, v.decoupled, 1e-8)),
+        "lamb" => {
+            let max_grad_norm = kw.f64("max_grad_norm", 1.0)?;
+            v.trust = Some(Trust::Lamb {
+                max_grad_norm: (max_grad_norm > 0.0).then_some(max_grad_norm),
+                trust_clip: kw.bool("trust_clip", v.trust_clip)?,
+                always_adapt: kw.bool("always_adapt", false)?,
+            });
+            let decoupled = kw.bool("decoupled_decay", v.decoupled)?;
+            Box::new(adam(AdamKind::Adam, decoupled, 1e-6))
+        }
+        "lars" => {
+            v.trust = Some(Trust::Lars {
+                trust_coeff: kw.f64("trust_coeff", 0.001)?,
+                eps: eps(1e-8),
+                trust_clip: kw.bool("trust_clip", v.trust_clip)?,
+                always_adapt: kw.bool("always_adapt", false)?,
+            });
+            Box::new(Sgd {
+                momentum: kw.f64("momentum", a.momentum)?,
+                dampening: kw.f64("dampening", 0.0)?,
+                nesterov: kw.bool("nesterov", v.nesterov)?,
+                decay: Decay::L2,
+            })
+        }
         "nadam" => Box::new(adam(AdamKind::NAdam, v.decoupled, 1e-8)),
         "nadamw" => Box::new(adam(AdamKind::NAdamW, true, 1e-8)),
         "radam" => Box::new(adam(AdamKind::RAdam, v.decoupled, 1e-8)),
@@ -230,26 +257,31 @@ fn family(
 fn resolve(name: &str) -> Option<(&'static str, Variant)> {
     let plain = |b| Some((b, Variant::default()));
     let with = |b, caution, corrected, decoupled| {
-        Some((
-            b,
-            Variant {
-                caution,
-                corrected,
-                decoupled,
-                nesterov: false,
-            },
-        ))
+        let v = Variant {
+            caution,
+            corrected,
+            decoupled,
+            ..Variant::default()
+        };
+        Some((b, v))
     };
     let sgd = |b, caution, corrected, decoupled, nesterov| {
-        Some((
-            b,
-            Variant {
-                caution,
-                corrected,
-                decoupled,
-                nesterov,
-            },
-        ))
+        let v = Variant {
+            caution,
+            corrected,
+            decoupled,
+            nesterov,
+            ..Variant::default()
+        };
+        Some((b, v))
+    };
+    let clipped = |b, trust_clip, nesterov| {
+        let v = Variant {
+            trust_clip,
+            nesterov,
+            ..Variant::default()
+        };
+        Some((b, v))
     };
     match name {
         "sgd" | "nesterov" | "fusedsgd" | "bnbsgd" => sgd("sgd", false, false, false, true),
@@ -276,6 +308,23 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "rmsproptfw" => with("rmsproptf", false, false, true),
         "rmsproptfc" => with("rmsproptf", false, true, true),
         "crmsproptf" => with("rmsproptf", true, false, false),
+        "lamb" | "fusedlamb" => plain("lamb"),
+        "lambc" => clipped("lamb", true, false),
+        "lambw" => with("lamb", false, false, true),
+        "lambcw" => Some((
+            "lamb",
+            Variant {
+                trust_clip: true,
+                ..with("lamb", false, false, true)?.1
+            },
+        )),
+        "lambcd" => with("lamb", false, true, true),
+        "clamb" => with("lamb", true, false, false),
+        "clambw" => with("lamb", true, false, true),
+        "lars" => plain("lars"),
+        "larc" => clipped("lars", true, false),
+        "nlars" => clipped("lars", false, true),
+        "nlarc" => clipped("lars", true, true),
         "adagrad" => plain("adagrad"),
         "adadelta" => plain("adadelta"),
         "lion" | "bnblion" => plain("lion"),
@@ -331,18 +380,6 @@ fn refusal(name: &str) -> Option<String> {
         "kron",
         "kronc",
         "kronw",
-        "lamb",
-        "lambc",
-        "lambw",
-        "lambcw",
-        "lambcd",
-        "clamb",
-        "clambw",
-        "fusedlamb",
-        "lars",
-        "larc",
-        "nlars",
-        "nlarc",
         "madgrad",
         "madgradw",
         "mars",
@@ -398,6 +435,7 @@ pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Opti
     let parts = Parts {
         caution: variant.caution,
         corrected_max_lr,
+        trust: variant.trust,
     };
     let inner: Box<dyn Optimizer> = Box::new(RuleOptimizer::new(params, family, parts));
     Ok(if lookahead {

@@ -5,6 +5,7 @@
 use super::cautious::apply_cautious;
 use super::decay::decay_terms;
 use super::family::Family;
+use super::trust::{apply_lamb, global_clip, lars_grad, LambStep, Trust};
 use super::{full_like_param, grad_of, restore, resume_error, Optimizer, Param};
 use crate::Result;
 use kiln_engine::{rule_step_, RuleStep, Tensor};
@@ -29,6 +30,8 @@ pub struct Parts {
     /// Corrected decoupled weight decay: the lr the optimizer was built with (timm's `c`
     /// suffix).
     pub corrected_max_lr: Option<f64>,
+    /// A layer-wise trust ratio (LAMB, LARS).
+    pub(crate) trust: Option<Trust>,
 }
 
 /// A family's rule over parameters, with the parts around it.
@@ -89,7 +92,13 @@ impl RuleOptimizer {
     }
 
     /// One launch of the rule over a group.
-    fn step_group(&mut self, key: &GroupKey, members: &[(usize, Tensor)], lr: f64) -> Result<()> {
+    fn step_group(
+        &mut self,
+        key: &GroupKey,
+        members: &[(usize, Tensor)],
+        lr: f64,
+        grad_div: f64,
+    ) -> Result<()> {
         let (wd, scale) = (f32::from_bits(key.0) as f64, f32::from_bits(key.1) as f64);
         let lr = lr * scale;
         let first = members[0].0;
@@ -99,11 +108,17 @@ impl RuleOptimizer {
         if !rs.decays {
             terms.factor = 1.0;
         }
+        let trust = self.parts.trust;
+        // A trust part takes the weight decay over: into LARS's gradient, LAMB's update.
+        let (l2, factor) = match trust {
+            Some(_) => (0.0, 1.0),
+            None => (terms.l2, terms.factor),
+        };
         let h = RuleStep {
             rule: self.family.rule(),
             k: rs.k.map(|v| v as f32),
-            l2: terms.l2 as f32,
-            decay: terms.factor as f32,
+            l2: l2 as f32,
+            decay: factor as f32,
             lr: rs.lr as f32,
             decay_after: terms.after as i32,
         };
@@ -111,7 +126,21 @@ impl RuleOptimizer {
             .iter()
             .map(|(i, _)| self.params[*i].tensor.clone())
             .collect();
-        let grads: Vec<Tensor> = members.iter().map(|(_, g)| g.clone()).collect();
+        let grads: Vec<Tensor> = members
+            .iter()
+            .zip(&params)
+            .map(|((_, g), p)| {
+                let g = if grad_div != 1.0 {
+                    g.mul_scalar(1.0 / grad_div)?
+                } else {
+                    g.clone()
+                };
+                match &trust {
+                    Some(t) => lars_grad(p, &g, wd, lr, t),
+                    None => Ok(g),
+                }
+            })
+            .collect::<Result<_>>()?;
         let states: Vec<Vec<Tensor>> = (0..h.rule.states())
             .map(|j| {
                 members
@@ -121,14 +150,24 @@ impl RuleOptimizer {
             })
             .collect();
         let state_refs: Vec<&[Tensor]> = states.iter().map(|s| s.as_slice()).collect();
-        if self.parts.caution {
+        let lamb = matches!(trust, Some(Trust::Lamb { .. }));
+        if self.parts.caution || lamb {
             let dirs = grads
                 .iter()
                 .map(|g| Ok(Tensor::zeros_like(g)?))
                 .collect::<Result<Vec<_>>>()?;
             rule_step_(&params, &grads, Some(&dirs), &state_refs, &h)?;
+            let s = LambStep {
+                wd,
+                terms,
+                lr: rs.lr,
+                caution: self.parts.caution,
+            };
             for ((p, g), d) in params.iter().zip(&grads).zip(&dirs) {
-                apply_cautious(p, g, d, &h)?;
+                match &trust {
+                    Some(t) if lamb => apply_lamb(p, g, d, &s, t)?,
+                    _ => apply_cautious(p, g, d, &h)?,
+                }
             }
         } else {
             rule_step_(&params, &grads, None, &state_refs, &h)?;
@@ -144,8 +183,19 @@ impl RuleOptimizer {
 
 impl Optimizer for RuleOptimizer {
     fn step(&mut self, lr: f64) -> Result<()> {
-        for (key, members) in self.groups()? {
-            self.step_group(&key, &members, lr)?;
+        let groups = self.groups()?;
+        let grad_div = match self.parts.trust {
+            Some(Trust::Lamb {
+                max_grad_norm: Some(max),
+                ..
+            }) => {
+                let grads: Vec<&Tensor> = groups.values().flatten().map(|(_, g)| g).collect();
+                global_clip(&grads, max)?
+            }
+            _ => 1.0,
+        };
+        for (key, members) in groups {
+            self.step_group(&key, &members, lr, grad_div)?;
         }
         Ok(())
     }

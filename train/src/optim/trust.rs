@@ -1,0 +1,147 @@
+//! Layer-wise trust ratios as parts around a rule, from per-tensor norms (engine ops):
+//! LAMB scales the rule's update by ‖p‖/‖u‖ after the rule (timm's `Lamb`, with its global
+//! gradient-norm clipping before), LARS scales the gradient by its trust ratio before the rule
+//! (timm's `Lars`, SGD's rule after).
+
+use super::decay::DecayTerms;
+use crate::Result;
+use kiln_engine::{DType, Tensor};
+
+/// Which trust ratio, with its settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Trust {
+    /// LAMB: ‖p‖/‖u‖ on the update.
+    Lamb {
+        /// Gradients are divided by max(1, global norm / this) first (None: no clipping).
+        max_grad_norm: Option<f64>,
+        /// Clip the ratio at 1 (`lambc`).
+        trust_clip: bool,
+        /// Adapt parameters without weight decay too.
+        always_adapt: bool,
+    },
+    /// LARS: trust_coeff·‖p‖/(‖g‖ + wd·‖p‖ + eps) on the decayed gradient.
+    Lars {
+        /// The trust coefficient.
+        trust_coeff: f64,
+        /// ε in the ratio's denominator.
+        eps: f64,
+        /// Clip ratio/lr at 1 (`larc`).
+        trust_clip: bool,
+        /// Adapt parameters without weight decay too.
+        always_adapt: bool,
+    },
+}
+
+/// ‖t‖₂ as f64.
+fn norm(t: &Tensor) -> Result<f64> {
+    Ok(t.sqr()?.sum_all()?.item()?.sqrt())
+}
+
+/// `ratio` where both norms are positive, else 1 (timm's nested `where`).
+fn guarded(w_norm: f64, g_norm: f64, ratio: f64) -> f64 {
+    if w_norm > 0.0 && g_norm > 0.0 {
+        ratio
+    } else {
+        1.0
+    }
+}
+
+/// LAMB's gradient divisor: max(1, ‖all grads‖ / max_norm).
+pub(crate) fn global_clip(grads: &[&Tensor], max_norm: f64) -> Result<f64> {
+    let mut sum = 0.0;
+    for g in grads {
+        sum += norm(g)?.powi(2);
+    }
+    Ok((sum.sqrt() / max_norm).max(1.0))
+}
+
+/// LARS's gradient for `p`: (g + wd·p)·ratio when adapting, else g.
+pub(crate) fn lars_grad(p: &Tensor, g: &Tensor, wd: f64, lr: f64, t: &Trust) -> Result<Tensor> {
+    let Trust::Lars {
+        trust_coeff,
+        eps,
+        trust_clip,
+        always_adapt,
+    } = *t
+    else {
+        return Ok(g.clone());
+    };
+    if wd == 0.0 && !always_adapt {
+        return Ok(g.clone());
+    }
+    let _guard = kiln_engine::no_grad();
+    let p = p.detach();
+    let (w_norm, g_norm) = (norm(&p)?, norm(g)?);
+    let mut ratio = guarded(
+        w_norm,
+        g_norm,
+        trust_coeff * w_norm / (g_norm + w_norm * wd + eps),
+    );
+    if trust_clip {
+        ratio = (ratio / lr).min(1.0);
+    }
+    Ok(g.add(&p.mul_scalar(wd)?)?.mul_scalar(ratio)?)
+}
+
+/// What LAMB's update needs beyond the tensors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LambStep {
+    /// The parameter's weight decay.
+    pub wd: f64,
+    /// How it applies (L2: added to the update).
+    pub terms: DecayTerms,
+    /// The step size.
+    pub lr: f64,
+    /// Cautious masking of the update.
+    pub caution: bool,
+}
+
+/// Applies LAMB's update: `dir` (the rule's direction), cautious-masked against `g` if asked,
+/// plus `wd·p` under L2 decay, scaled by the trust ratio, times `lr`; decoupled decay first.
+pub(crate) fn apply_lamb(
+    p: &Tensor,
+    g: &Tensor,
+    dir: &Tensor,
+    s: &LambStep,
+    t: &Trust,
+) -> Result<()> {
+    let LambStep {
+        wd,
+        terms,
+        lr,
+        caution,
+    } = *s;
+    let Trust::Lamb {
+        trust_clip,
+        always_adapt,
+        ..
+    } = *t
+    else {
+        return Ok(());
+    };
+    let _guard = kiln_engine::no_grad();
+    let p = p.detach();
+    let mut update = dir.clone();
+    if caution {
+        let zero = Tensor::full_on(&[1], 0.0, DType::F32, p.device())?;
+        let mask = update.mul(g)?.gt(&zero)?.to_dtype(DType::F32)?;
+        let kept = mask.mean_all()?.item()?.max(1e-3);
+        update = update.mul(&mask)?.mul_scalar(1.0 / kept)?;
+    }
+    if terms.factor != 1.0 {
+        p.copy_(&p.mul_scalar(terms.factor)?)?;
+    }
+    if terms.l2 != 0.0 {
+        update = update.add(&p.mul_scalar(terms.l2)?)?;
+    }
+    if wd != 0.0 || always_adapt {
+        let (w_norm, u_norm) = (norm(&p)?, norm(&update)?);
+        let mut ratio = guarded(w_norm, u_norm, w_norm / u_norm);
+        if trust_clip {
+            ratio = ratio.min(1.0);
+        }
+        update = update.mul_scalar(ratio)?;
+    }
+    p.copy_(&p.sub(&update.mul_scalar(lr)?)?.reshape(p.shape())?)?;
+    Ok(())
+}
