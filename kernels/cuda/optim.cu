@@ -13,7 +13,7 @@
 
 // (TensorList and chunk_of come from tensor_list.cuh.)
 
-#define RULE_SCALARS 8
+#define RULE_SCALARS 12
 #define MAX_STATES 4
 
 // The twin's RuleStep (same field order and types).
@@ -84,6 +84,21 @@ __device__ __forceinline__ float rule_direction(int rule, const float* k, float 
       s[0] = lerpf(s[0], normed, k[0]);
       s[1] = k[1] * s[1] + k[2] * g * g;
       return s[0];
+    }
+    case 9: {  // AdaBelief
+      s[0] = lerpf(s[0], g, k[0]);
+      const float r = g - s[0];
+      s[1] = k[1] * s[1] + k[2] * r * r + k[3];
+      return k[4] * s[0] / (k[5] * sqrtf(s[1]) + k[6]);
+    }
+    case 10: {  // Adan
+      const float d = k[9] != 0.0f ? 0.0f : s[3] + g;
+      s[0] = lerpf(s[0], g, k[0]);
+      s[2] = k[1] * s[2] + k[2] * d;
+      const float nd = k[1] * d + g;
+      s[1] = k[3] * s[1] + k[4] * nd * nd;
+      s[3] = -g;
+      return (k[5] * s[0] + k[6] * s[2]) / (k[7] * sqrtf(s[1]) + k[8]);
     }
   }
   return 0.0f;

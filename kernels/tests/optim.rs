@@ -81,10 +81,19 @@ fn scalars(rule: Rule, variant: usize) -> Vec<f32> {
         Rule::Lion => vec![0.1, 0.01],
         Rule::LaProp => vec![0.9, 0.999, 0.001, 0.3, 1e-15, 0.001],
         Rule::Adopt => vec![0.1, 0.9999, 1e-4, 1e-6, 2.0, first],
+        Rule::AdaBelief => vec![0.1, 0.999, 0.001, 1e-16, 1.5, 1.2, 1e-8],
+        Rule::Adan => vec![0.02, 0.92, 0.08, 0.99, 0.01, 1.2, 0.5, 1.1, 1e-8, first],
     }
 }
 
-const RULES: [Rule; 9] = [
+/// `k` zero-padded to the kernel's scalar count.
+fn pad(k: &[f32]) -> [f32; RULE_SCALARS] {
+    let mut out = [0.0; RULE_SCALARS];
+    out[..k.len()].copy_from_slice(k);
+    out
+}
+
+const RULES: [Rule; 11] = [
     Rule::Sgd,
     Rule::Adam,
     Rule::Adamax,
@@ -94,6 +103,8 @@ const RULES: [Rule; 9] = [
     Rule::Lion,
     Rule::LaProp,
     Rule::Adopt,
+    Rule::AdaBelief,
+    Rule::Adan,
 ];
 
 /// One rule step on the device and on the host copies; `write_dir` writes directions instead.
@@ -138,12 +149,9 @@ fn every_rule_matches_the_cpu_in_place_and_writing_directions() {
     let Some(g) = gpu() else { return };
     for rule in RULES {
         for variant in 0..3 {
-            let mut k = [0.0; RULE_SCALARS];
-            let ks = scalars(rule, variant);
-            k[..ks.len()].copy_from_slice(&ks);
             let h = RuleStep {
                 rule,
-                k,
+                k: pad(&scalars(rule, variant)),
                 l2: if variant == 1 { 1e-4 } else { 0.0 },
                 decay: if variant == 2 { 1.0 } else { 0.999 },
                 lr: 0.01,
@@ -172,7 +180,7 @@ fn adam_matches_the_cpu_over_more_tensors_than_one_launch() {
     let mut l = Lists::new(&g, &lens);
     let h = RuleStep {
         rule: Rule::Adam,
-        k: [0.1, 0.999, 0.001, 0.0, 1.5, 0.0, 30.0, 1e-8],
+        k: pad(&[0.1, 0.999, 0.001, 0.0, 1.5, 0.0, 30.0, 1e-8]),
         l2: 0.0,
         decay: 1.0 - 1e-3 * 0.05,
         lr: 1e-3,
@@ -190,7 +198,7 @@ fn mismatched_lists_are_an_error() {
     let k = g.kernels();
     let h = RuleStep {
         rule: Rule::Adagrad,
-        k: [1e-8, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        k: pad(&[1e-8]),
         l2: 0.0,
         decay: 1.0,
         lr: 0.1,

@@ -36,6 +36,12 @@ pub enum Rule {
     /// ADOPT: s0 = m, s1 = v; the first step only sets v = g².
     /// k = `[1−β1, β2, 1−β2, ε, clip, first step]`.
     Adopt = 8,
+    /// AdaBelief: s0 = m, s1 = s ← β2·s + (1−β2)·(g − m)² + ε; u = cm·m / (dv·√s + de).
+    /// k = `[1−β1, β2, 1−β2, ε, cm, dv, de]`.
+    AdaBelief = 9,
+    /// Adan: s0 = m, s1 = n, s2 = diff, s3 = −previous g; u = (c1·m + c2·diff) / (dv·√n + ε).
+    /// k = `[1−β1, β2, 1−β2, β3, 1−β3, c1, c2, dv, ε, first step]`.
+    Adan = 10,
 }
 
 impl Rule {
@@ -43,13 +49,14 @@ impl Rule {
     pub fn states(self) -> usize {
         match self {
             Rule::Sgd | Rule::Adagrad | Rule::Lion => 1,
+            Rule::Adan => 4,
             _ => 2,
         }
     }
 }
 
 /// Scalars per rule (`k`, meaning per [`Rule`]).
-pub const RULE_SCALARS: usize = 8;
+pub const RULE_SCALARS: usize = 12;
 /// State tensors a rule may keep.
 pub const MAX_STATES: usize = 4;
 
@@ -108,7 +115,7 @@ fn sgd(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
 
 #[inline(always)]
 fn adam(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
-    let [w1, b2, w2, w, cm, cg, dv, de] = *k;
+    let [w1, b2, w2, w, cm, cg, dv, de, ..] = *k;
     s[0] = lerp(s[0], g, w1);
     s[1] = b2 * s[1] + w2 * g * g;
     (cm * lerp(s[0], g, w) + cg * g) / (dv * s[1].sqrt() + de)
@@ -185,6 +192,27 @@ fn adopt(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     s[0]
 }
 
+#[inline(always)]
+fn adabelief(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+    let [w1, b2, w2, eps, cm, dv, de, ..] = *k;
+    s[0] = lerp(s[0], g, w1);
+    let r = g - s[0];
+    s[1] = b2 * s[1] + w2 * r * r + eps;
+    cm * s[0] / (dv * s[1].sqrt() + de)
+}
+
+#[inline(always)]
+fn adan(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+    let [w1, b2, w2, b3, w3, c1, c2, dv, eps, first, ..] = *k;
+    let d = if first != 0.0 { 0.0 } else { s[3] + g };
+    s[0] = lerp(s[0], g, w1);
+    s[2] = b2 * s[2] + w2 * d;
+    let nd = b2 * d + g;
+    s[1] = b3 * s[1] + w3 * nd * nd;
+    s[3] = -g;
+    (c1 * s[0] + c2 * s[2]) / (dv * s[1].sqrt() + eps)
+}
+
 /// Runs `f` over every element of `t`: state in and out, then the epilogue.
 fn run<const NS: usize, F>(t: RuleSlices, h: &RuleStep, f: F)
 where
@@ -249,5 +277,7 @@ pub fn rule_step(t: RuleSlices, h: &RuleStep) {
         Rule::Lion => run::<1, _>(t, h, lion),
         Rule::LaProp => run::<2, _>(t, h, laprop),
         Rule::Adopt => run::<2, _>(t, h, adopt),
+        Rule::AdaBelief => run::<2, _>(t, h, adabelief),
+        Rule::Adan => run::<4, _>(t, h, adan),
     }
 }

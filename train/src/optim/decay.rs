@@ -10,6 +10,8 @@ pub(crate) enum Decay {
     Decoupled,
     /// `p *= 1 − wd·lr` after the update (LaProp).
     DecoupledAfter,
+    /// `p /= 1 + wd·lr` after the update (Adan's proximal decay).
+    Proximal,
 }
 
 /// The kernel's decay terms: (l2, factor on p, whether the factor comes after the update).
@@ -40,6 +42,11 @@ pub(crate) fn decay_terms(mode: Decay, wd: f64, lr: f64, max_lr: Option<f64>) ->
             l2: 0.0,
             factor: 1.0 - scale * wd,
             after: mode == Decay::DecoupledAfter,
+        },
+        Decay::Proximal => DecayTerms {
+            l2: 0.0,
+            factor: 1.0 / (1.0 + scale * wd),
+            after: true,
         },
     }
 }

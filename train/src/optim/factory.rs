@@ -1,9 +1,11 @@
 //! timm's `create_optimizer_v2`: an optimizer by name (every name of timm 1.0's registry), its
 //! parameter groups, and the flags that tune it.
 
+use super::adabelief::AdaBelief;
 use super::adagrad::{Adadelta, Adagrad};
 use super::adam::{Adam, AdamKind};
 use super::adamax::Adamax;
+use super::adan::Adan;
 use super::adopt::Adopt;
 use super::decay::Decay;
 use super::family::Family;
@@ -225,6 +227,21 @@ fn family(
                 decay: decay(kw.bool("decoupled_decay", v.decoupled)?),
             })
         }
+        "adabelief" | "radabelief" => Box::new(AdaBelief {
+            betas: betas((0.9, 0.999)),
+            eps: eps(1e-16),
+            rectify: kw.bool("rectify", base == "radabelief")?,
+            degenerated_to_sgd: kw.bool("degenerated_to_sgd", true)?,
+            decay: decay(kw.bool("decoupled_decay", true)?),
+        }),
+        "adan" | "adanw" => Box::new(Adan {
+            betas: match a.betas.as_deref() {
+                Some([b1, b2, b3, ..]) => (*b1, *b2, *b3),
+                _ => (0.98, 0.92, 0.99),
+            },
+            eps: eps(1e-8),
+            no_prox: kw.bool("no_prox", base == "adanw")?,
+        }),
         "adagrad" => Box::new(Adagrad {
             eps: eps(1e-8),
             lr_decay: kw.f64("lr_decay", 0.0)?,
@@ -325,6 +342,10 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "larc" => clipped("lars", true, false),
         "nlars" => clipped("lars", false, true),
         "nlarc" => clipped("lars", true, true),
+        "adabelief" => plain("adabelief"),
+        "radabelief" => plain("radabelief"),
+        "adan" => plain("adan"),
+        "adanw" => plain("adanw"),
         "adagrad" => plain("adagrad"),
         "adadelta" => plain("adadelta"),
         "lion" | "bnblion" => plain("lion"),
@@ -361,8 +382,6 @@ fn refusal(name: &str) -> Option<String> {
         ));
     }
     const NOT_YET: &[&str] = &[
-        "adabelief",
-        "radabelief",
         "adafactor",
         "adafactorbv",
         "adafactorbvc",
@@ -373,8 +392,6 @@ fn refusal(name: &str) -> Option<String> {
         "cadamp",
         "sgdp",
         "csgdp",
-        "adan",
-        "adanw",
         "cadan",
         "cadanw",
         "kron",

@@ -8,7 +8,7 @@ use kiln_engine::Rule;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct RuleScalars {
     /// The rule's `k` (meaning per [`Rule`]).
-    pub k: [f64; 8],
+    pub k: [f64; 12],
     /// Step size multiplying the direction in the epilogue.
     pub lr: f64,
     /// Whether this step applies decoupled weight decay (ADOPT's first step does not).
@@ -18,7 +18,7 @@ pub(crate) struct RuleScalars {
 impl RuleScalars {
     /// `k` padded with zeros, step size `lr`, decaying.
     pub fn new(k: &[f64], lr: f64) -> RuleScalars {
-        let mut full = [0.0; 8];
+        let mut full = [0.0; 12];
         full[..k.len()].copy_from_slice(k);
         RuleScalars {
             k: full,

@@ -24,9 +24,11 @@
 //!
 //! `factory.rs` maps timm's names to a family plus parts, and names what kiln does not support.
 
+mod adabelief;
 mod adagrad;
 mod adam;
 mod adamax;
+mod adan;
 mod adopt;
 mod cautious;
 mod decay;
