@@ -196,6 +196,19 @@ fn family(
             let decoupled = kw.bool("decoupled_decay", v.decoupled)?;
             Box::new(adam(AdamKind::Adam, decoupled, 1e-6))
         }
+        "novograd" => {
+            let (b1, b2) = betas((0.95, 0.98));
+            v.trust = Some(Trust::NovoGrad {
+                beta2: b2,
+                eps: eps(1e-8),
+            });
+            Box::new(Sgd {
+                momentum: b1,
+                dampening: 0.0,
+                nesterov: false,
+                decay: decay(kw.bool("decoupled_decay", v.decoupled)?),
+            })
+        }
         "lars" => {
             v.trust = Some(Trust::Lars {
                 trust_coeff: kw.f64("trust_coeff", 0.001)?,
@@ -338,6 +351,9 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "lambcd" => with("lamb", false, true, true),
         "clamb" => with("lamb", true, false, false),
         "clambw" => with("lamb", true, false, true),
+        "novograd" | "fusednovograd" => plain("novograd"),
+        "novogradw" => with("novograd", false, false, true),
+        "novogradc" => with("novograd", false, true, true),
         "lars" => plain("lars"),
         "larc" => clipped("lars", true, false),
         "nlars" => clipped("lars", false, true),
@@ -405,10 +421,6 @@ fn refusal(name: &str) -> Option<String> {
         "nmuon",
         "adamuon",
         "nadamuon",
-        "novograd",
-        "novogradc",
-        "novogradw",
-        "fusednovograd",
         "nadamlegacy",
         "radamlegacy",
         "bnbademamix",

@@ -18,8 +18,9 @@
 //! - parameter groups (`groups.rs`): per-parameter weight decay and lr scale (no decay on 1-d
 //!   params, biases and the model's `no_weight_decay` names; layer-wise lr decay from the model's
 //!   `group_matcher`); `step(lr)` multiplies `lr` by each parameter's scale;
-//! - trust ratios (`trust.rs`): LAMB scales the rule's update by ‖p‖/‖u‖ (after clipping the
-//!   gradients by their global norm), LARS scales the gradient before SGD's rule;
+//! - layer-wise norms (`trust.rs`): LAMB scales the rule's update by ‖p‖/‖u‖ (after clipping the
+//!   gradients by their global norm), LARS scales the gradient before SGD's rule, NovoGrad
+//!   divides it by the root of a running average of its squared norm;
 //! - lookahead (`lookahead.rs`, the `lookahead_` prefix): a wrapper around any optimizer.
 //!
 //! `factory.rs` maps timm's names to a family plus parts, and names what kiln does not support.

@@ -5,7 +5,7 @@
 use super::cautious::apply_cautious;
 use super::decay::decay_terms;
 use super::family::Family;
-use super::trust::{apply_lamb, global_clip, lars_grad, LambStep, Trust};
+use super::trust::{apply_lamb, global_clip, lars_grad, novograd_grad, LambStep, Trust};
 use super::{full_like_param, grad_of, restore, resume_error, Optimizer, Param};
 use crate::Result;
 use kiln_engine::{rule_step_, RuleStep, Tensor};
@@ -20,6 +20,8 @@ struct ParamState {
     scalars: Vec<f64>,
     /// The rule's state tensors.
     tensors: Vec<Tensor>,
+    /// NovoGrad's running squared gradient norm (0 until its first step).
+    grad_norm_sq: f64,
 }
 
 /// The parts around the rule.
@@ -70,6 +72,7 @@ impl RuleOptimizer {
                 step: 0,
                 scalars: self.family.scalar_init(),
                 tensors,
+                grad_norm_sq: 0.0,
             });
         }
         Ok(self.state[i].as_mut().expect("created above"))
@@ -111,8 +114,8 @@ impl RuleOptimizer {
         let trust = self.parts.trust;
         // A trust part takes the weight decay over: into LARS's gradient, LAMB's update.
         let (l2, factor) = match trust {
-            Some(_) => (0.0, 1.0),
-            None => (terms.l2, terms.factor),
+            Some(t) if t.owns_decay() => (0.0, 1.0),
+            _ => (terms.l2, terms.factor),
         };
         let h = RuleStep {
             rule: self.family.rule(),
@@ -126,21 +129,20 @@ impl RuleOptimizer {
             .iter()
             .map(|(i, _)| self.params[*i].tensor.clone())
             .collect();
-        let grads: Vec<Tensor> = members
-            .iter()
-            .zip(&params)
-            .map(|((_, g), p)| {
-                let g = if grad_div != 1.0 {
-                    g.mul_scalar(1.0 / grad_div)?
-                } else {
-                    g.clone()
-                };
-                match &trust {
-                    Some(t) => lars_grad(p, &g, wd, lr, t),
-                    None => Ok(g),
-                }
-            })
-            .collect::<Result<_>>()?;
+        let mut grads = Vec::with_capacity(members.len());
+        for ((i, g), p) in members.iter().zip(&params) {
+            let g = if grad_div != 1.0 {
+                g.mul_scalar(1.0 / grad_div)?
+            } else {
+                g.clone()
+            };
+            let v = &mut self.state[*i].as_mut().expect("grouped").grad_norm_sq;
+            grads.push(match &trust {
+                Some(t @ Trust::NovoGrad { .. }) => novograd_grad(&g, v, t)?,
+                Some(t) => lars_grad(p, &g, wd, lr, t)?,
+                None => g,
+            });
+        }
         let states: Vec<Vec<Tensor>> = (0..h.rule.states())
             .map(|j| {
                 members
@@ -212,9 +214,9 @@ impl Optimizer for RuleOptimizer {
             for ((name, _), t) in states.iter().zip(&s.tensors) {
                 out.insert(format!("{}.{name}", p.name), t.clone());
             }
-            let mut scalars = vec![s.step as f64];
+            let mut scalars = vec![s.step as f64, s.grad_norm_sq];
             scalars.extend(&s.scalars);
-            if let Ok(t) = Tensor::from_vec(scalars, &[1 + s.scalars.len()]) {
+            if let Ok(t) = Tensor::from_vec(scalars, &[2 + s.scalars.len()]) {
                 out.insert(format!("{}.step", p.name), t);
             }
         }
@@ -228,7 +230,7 @@ impl Optimizer for RuleOptimizer {
             let key = format!("{}.step", p.name);
             let Some(step) = sd.get(&key) else { continue };
             let values = step.to_dtype(kiln_engine::DType::F64)?.to_vec::<f64>()?;
-            if values.len() != 1 + self.family.scalar_state().len() {
+            if values.len() != 2 + self.family.scalar_state().len() {
                 return Err(resume_error(
                     &key,
                     "does not match this optimizer's scalar state",
@@ -240,7 +242,8 @@ impl Optimizer for RuleOptimizer {
                 .collect::<Result<_>>()?;
             self.state[i] = Some(ParamState {
                 step: values[0] as u64,
-                scalars: values[1..].to_vec(),
+                grad_norm_sq: values[1],
+                scalars: values[2..].to_vec(),
                 tensors,
             });
         }

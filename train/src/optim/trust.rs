@@ -1,7 +1,8 @@
-//! Layer-wise trust ratios as parts around a rule, from per-tensor norms (engine ops):
-//! LAMB scales the rule's update by ‖p‖/‖u‖ after the rule (timm's `Lamb`, with its global
+//! Layer-wise parts around a rule, from per-tensor norms (engine ops): LAMB scales the rule's
+//! update by the trust ratio ‖p‖/‖u‖ after the rule (timm's `Lamb`, with its global
 //! gradient-norm clipping before), LARS scales the gradient by its trust ratio before the rule
-//! (timm's `Lars`, SGD's rule after).
+//! (timm's `Lars`, SGD's rule after), NovoGrad divides the gradient by the root of a running
+//! average of its squared norm (timm's `NvNovoGrad`, SGD's rule after).
 
 use super::decay::DecayTerms;
 use crate::Result;
@@ -30,6 +31,34 @@ pub(crate) enum Trust {
         /// Adapt parameters without weight decay too.
         always_adapt: bool,
     },
+    /// NovoGrad: g / (√v + ε), v ← β2·v + (1−β2)·‖g‖² per tensor (v = ‖g‖² at first).
+    NovoGrad {
+        /// β2.
+        beta2: f64,
+        /// ε.
+        eps: f64,
+    },
+}
+
+impl Trust {
+    /// Whether the part takes the weight decay over from the rule's kernel.
+    pub fn owns_decay(&self) -> bool {
+        !matches!(self, Trust::NovoGrad { .. })
+    }
+}
+
+/// NovoGrad's gradient for one tensor, advancing its running squared norm `v` (0: unset).
+pub(crate) fn novograd_grad(g: &Tensor, v: &mut f64, t: &Trust) -> Result<Tensor> {
+    let Trust::NovoGrad { beta2, eps } = *t else {
+        return Ok(g.clone());
+    };
+    let n = norm(g)?.powi(2);
+    *v = if *v == 0.0 {
+        n
+    } else {
+        beta2 * *v + (1.0 - beta2) * n
+    };
+    Ok(g.mul_scalar(1.0 / (v.sqrt() + eps))?)
 }
 
 /// ‖t‖₂ as f64.
