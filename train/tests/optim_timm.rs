@@ -92,15 +92,30 @@ fn mismatch(got: &[f32], want: &[f32]) -> Option<(usize, f32, f32)> {
         .map(|(i, (g, w))| (i, *g, *w))
 }
 
+/// The arguments of a fixture case: its name, its kwargs, no lr for relative steps.
+fn case_args(fx: &Value, case: &Value) -> OptimArgs {
+    let mut a = args(fx, case["opt"].as_str().unwrap());
+    a.kwargs = case["kwargs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    if case["relative"].as_bool().unwrap() {
+        a.lr = None;
+    }
+    a
+}
+
 #[test]
 fn every_supported_name_follows_timms_trace() {
     let fx = fixture("traces.json");
     let mut failures = Vec::new();
     let traces = fx["traces"].as_object().unwrap();
-    for (name, trace) in traces {
-        let mut optim = create_optimizer(&args(&fx, name), mlp_params(&fx, Device::Cpu))
+    for (name, case) in traces {
+        let mut optim = create_optimizer(&case_args(&fx, case), mlp_params(&fx, Device::Cpu))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        for (s, want) in trace.as_array().unwrap().iter().enumerate() {
+        for (s, want) in case["trace"].as_array().unwrap().iter().enumerate() {
             step(optim.as_mut(), &fx, s);
             let got = values(optim.as_ref());
             let bad = got
@@ -249,9 +264,10 @@ fn every_supported_name_steps_the_same_on_cuda() {
     }
     let fx = fixture("traces.json");
     let mut failures = Vec::new();
-    for name in fx["traces"].as_object().unwrap().keys() {
+    for (name, case) in fx["traces"].as_object().unwrap() {
         let run = |device| {
-            let mut optim = create_optimizer(&args(&fx, name), mlp_params(&fx, device)).unwrap();
+            let a = case_args(&fx, case);
+            let mut optim = create_optimizer(&a, mlp_params(&fx, device)).unwrap();
             for s in 0..7 {
                 step(optim.as_mut(), &fx, s);
             }

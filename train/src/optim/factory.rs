@@ -2,6 +2,7 @@
 //! parameter groups, and the flags that tune it.
 
 use super::adabelief::AdaBelief;
+use super::adafactor::{Adafactor, AdafactorCfg};
 use super::adagrad::{Adadelta, Adagrad};
 use super::adam::{Adam, AdamKind};
 use super::adamax::Adamax;
@@ -27,7 +28,8 @@ use std::collections::BTreeMap;
 pub struct OptimArgs {
     /// `--opt`: a name of timm's registry, optionally prefixed `lookahead_`.
     pub opt: String,
-    /// The learning rate the optimizer is built with (corrected weight decay's `max_lr`).
+    /// The learning rate the optimizer is built with (corrected weight decay's `max_lr`); None
+    /// makes Adafactor take relative steps.
     pub lr: Option<f64>,
     /// `--momentum`, for the optimizers that take one.
     pub momentum: f64,
@@ -65,11 +67,13 @@ impl Default for OptimArgs {
 }
 
 impl OptimArgs {
-    /// The optimizer flags of `kiln train`, with the resolved learning rate `lr`.
+    /// The optimizer flags of `kiln train`, with the resolved learning rate `lr` (Adafactor
+    /// without `--lr` takes relative steps instead, as timm's does without an lr).
     pub fn from_train_args(a: &TrainArgs, lr: f64) -> OptimArgs {
+        let relative = a.lr.is_none() && a.opt.to_lowercase().ends_with("adafactor");
         OptimArgs {
             opt: a.opt.clone(),
-            lr: Some(lr),
+            lr: (!relative).then_some(lr),
             momentum: a.momentum,
             weight_decay: a.weight_decay,
             eps: a.opt_eps,
@@ -362,6 +366,8 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "radabelief" => plain("radabelief"),
         "adan" => plain("adan"),
         "adanw" => plain("adanw"),
+        "adafactor" => plain("adafactor"),
+        "cadafactor" => with("adafactor", true, false, false),
         "adagrad" => plain("adagrad"),
         "adadelta" => plain("adadelta"),
         "lion" | "bnblion" => plain("lion"),
@@ -398,10 +404,8 @@ fn refusal(name: &str) -> Option<String> {
         ));
     }
     const NOT_YET: &[&str] = &[
-        "adafactor",
         "adafactorbv",
         "adafactorbvc",
-        "cadafactor",
         "cadafactorbv",
         "cadafactorbvc",
         "adamp",
@@ -449,6 +453,11 @@ pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Opti
     let mut kw = Kwargs {
         values: args.kwargs.iter().cloned().collect(),
     };
+    if base == "adafactor" {
+        let cfg = adafactor(args, variant, &mut kw)?;
+        kw.finish(name)?;
+        return Ok(wrap(lookahead, Box::new(Adafactor::new(params, cfg))));
+    }
     let family = family(base, &mut variant, args, &mut kw)?
         .ok_or_else(|| opt_error(format!("'{name}' is not implemented in kiln yet")))?;
     kw.finish(name)?;
@@ -466,11 +475,37 @@ pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Opti
         corrected_max_lr,
         trust: variant.trust,
     };
-    let inner: Box<dyn Optimizer> = Box::new(RuleOptimizer::new(params, family, parts));
-    Ok(if lookahead {
+    let inner = Box::new(RuleOptimizer::new(params, family, parts));
+    Ok(wrap(lookahead, inner))
+}
+
+/// `inner`, inside Lookahead when asked.
+fn wrap(lookahead: bool, inner: Box<dyn Optimizer>) -> Box<dyn Optimizer> {
+    if lookahead {
         Box::new(Lookahead::new(inner))
     } else {
         inner
+    }
+}
+
+/// Adafactor's settings: timm's defaults, `--opt-eps`, the first beta, `--opt-kwargs`; relative
+/// steps without an lr.
+fn adafactor(a: &OptimArgs, v: Variant, kw: &mut Kwargs) -> Result<AdafactorCfg> {
+    let beta1 = match a.betas.as_deref() {
+        Some([b1, ..]) => Some(*b1),
+        _ if v.caution => Some(0.9),
+        _ => None,
+    };
+    Ok(AdafactorCfg {
+        lr: a.lr,
+        eps: a.eps.unwrap_or(1e-30),
+        eps_scale: kw.f64("eps_scale", 1e-3)?,
+        clip_threshold: kw.f64("clip_threshold", 1.0)?,
+        decay_rate: kw.f64("decay_rate", -0.8)?,
+        beta1,
+        scale_parameter: kw.bool("scale_parameter", true)?,
+        min_dim_size_to_factor: kw.f64("min_dim_size_to_factor", 16.0)? as usize,
+        caution: kw.bool("caution", v.caution)?,
     })
 }
 

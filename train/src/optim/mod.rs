@@ -23,9 +23,13 @@
 //!   divides it by the root of a running average of its squared norm;
 //! - lookahead (`lookahead.rs`, the `lookahead_` prefix): a wrapper around any optimizer.
 //!
+//! Adafactor (`adafactor.rs`) is a matrix rule composed from engine ops per tensor: its factored
+//! second moments are not shaped like the parameter.
+//!
 //! `factory.rs` maps timm's names to a family plus parts, and names what kiln does not support.
 
 mod adabelief;
+mod adafactor;
 mod adagrad;
 mod adam;
 mod adamax;
