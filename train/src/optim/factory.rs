@@ -200,6 +200,19 @@ fn family(
             let decoupled = kw.bool("decoupled_decay", v.decoupled)?;
             Box::new(adam(AdamKind::Adam, decoupled, 1e-6))
         }
+        "mars" => {
+            let (b1, b2) = betas((0.9, 0.99));
+            v.trust = Some(Trust::Mars {
+                gamma: kw.f64("gamma", 0.025)?,
+                beta1: b1,
+            });
+            Box::new(Adam {
+                kind: AdamKind::Adam,
+                betas: (b1, b2),
+                eps: eps(1e-8),
+                decay: Decay::Decoupled,
+            })
+        }
         "novograd" => {
             let (b1, b2) = betas((0.95, 0.98));
             v.trust = Some(Trust::NovoGrad {
@@ -355,6 +368,7 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "lambcd" => with("lamb", false, true, true),
         "clamb" => with("lamb", true, false, false),
         "clambw" => with("lamb", true, false, true),
+        "mars" => plain("mars"),
         "novograd" | "fusednovograd" => plain("novograd"),
         "novogradw" => with("novograd", false, false, true),
         "novogradc" => with("novograd", false, true, true),
@@ -419,7 +433,6 @@ fn refusal(name: &str) -> Option<String> {
         "kronw",
         "madgrad",
         "madgradw",
-        "mars",
         "cmars",
         "muon",
         "nmuon",

@@ -20,7 +20,8 @@
 //!   `group_matcher`); `step(lr)` multiplies `lr` by each parameter's scale;
 //! - layer-wise norms (`trust.rs`): LAMB scales the rule's update by ‖p‖/‖u‖ (after clipping the
 //!   gradients by their global norm), LARS scales the gradient before SGD's rule, NovoGrad
-//!   divides it by the root of a running average of its squared norm;
+//!   divides it by the root of a running average of its squared norm, MARS corrects it with the
+//!   previous gradient and clips its norm before Adam's rule;
 //! - lookahead (`lookahead.rs`, the `lookahead_` prefix): a wrapper around any optimizer.
 //!
 //! Adafactor (`adafactor.rs`) is a matrix rule composed from engine ops per tensor: its factored

@@ -5,7 +5,7 @@
 use super::cautious::apply_cautious;
 use super::decay::decay_terms;
 use super::family::Family;
-use super::trust::{apply_lamb, global_clip, lars_grad, novograd_grad, LambStep, Trust};
+use super::trust::{apply_lamb, global_clip, lars_grad, mars_grad, novograd_grad, LambStep, Trust};
 use super::{full_like_param, grad_of, restore, resume_error, Optimizer, Param};
 use crate::Result;
 use kiln_engine::{rule_step_, RuleStep, Tensor};
@@ -22,6 +22,8 @@ struct ParamState {
     tensors: Vec<Tensor>,
     /// NovoGrad's running squared gradient norm (0 until its first step).
     grad_norm_sq: f64,
+    /// MARS's previous gradient.
+    last_grad: Option<Tensor>,
 }
 
 /// The parts around the rule.
@@ -73,6 +75,7 @@ impl RuleOptimizer {
                 scalars: self.family.scalar_init(),
                 tensors,
                 grad_norm_sq: 0.0,
+                last_grad: None,
             });
         }
         Ok(self.state[i].as_mut().expect("created above"))
@@ -136,9 +139,14 @@ impl RuleOptimizer {
             } else {
                 g.clone()
             };
-            let v = &mut self.state[*i].as_mut().expect("grouped").grad_norm_sq;
+            let st = self.state[*i].as_mut().expect("grouped");
             grads.push(match &trust {
-                Some(t @ Trust::NovoGrad { .. }) => novograd_grad(&g, v, t)?,
+                Some(t @ Trust::NovoGrad { .. }) => novograd_grad(&g, &mut st.grad_norm_sq, t)?,
+                Some(t @ Trust::Mars { .. }) => {
+                    let c = mars_grad(&g, st.last_grad.as_ref(), t)?;
+                    st.last_grad = Some(g.clone());
+                    c
+                }
                 Some(t) => lars_grad(p, &g, wd, lr, t)?,
                 None => g,
             });
@@ -219,6 +227,9 @@ impl Optimizer for RuleOptimizer {
             if let Ok(t) = Tensor::from_vec(scalars, &[2 + s.scalars.len()]) {
                 out.insert(format!("{}.step", p.name), t);
             }
+            if let Some(last) = &s.last_grad {
+                out.insert(format!("{}.last_grad", p.name), last.clone());
+            }
         }
         out
     }
@@ -240,7 +251,13 @@ impl Optimizer for RuleOptimizer {
                 .iter()
                 .map(|(name, _)| restore(sd, &format!("{}.{name}", p.name), p))
                 .collect::<Result<_>>()?;
+            let last_key = format!("{}.last_grad", p.name);
+            let last_grad = match sd.contains_key(&last_key) {
+                true => Some(restore(sd, &last_key, p)?),
+                false => None,
+            };
             self.state[i] = Some(ParamState {
+                last_grad,
                 step: values[0] as u64,
                 grad_norm_sq: values[1],
                 scalars: values[2..].to_vec(),

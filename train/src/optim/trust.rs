@@ -31,6 +31,13 @@ pub(crate) enum Trust {
         /// Adapt parameters without weight decay too.
         always_adapt: bool,
     },
+    /// MARS on 2+-d tensors: c = g + γ·β1/(1−β1)·(g − previous g), divided by max(1, ‖c‖).
+    Mars {
+        /// γ, the variance-reduction scale.
+        gamma: f64,
+        /// β1.
+        beta1: f64,
+    },
     /// NovoGrad: g / (√v + ε), v ← β2·v + (1−β2)·‖g‖² per tensor (v = ‖g‖² at first).
     NovoGrad {
         /// β2.
@@ -43,8 +50,28 @@ pub(crate) enum Trust {
 impl Trust {
     /// Whether the part takes the weight decay over from the rule's kernel.
     pub fn owns_decay(&self) -> bool {
-        !matches!(self, Trust::NovoGrad { .. })
+        matches!(self, Trust::Lamb { .. } | Trust::Lars { .. })
     }
+}
+
+/// MARS's corrected gradient for one tensor from its previous gradient (None on the first step);
+/// 1-d tensors keep their gradient.
+pub(crate) fn mars_grad(g: &Tensor, last: Option<&Tensor>, t: &Trust) -> Result<Tensor> {
+    let Trust::Mars { gamma, beta1 } = *t else {
+        return Ok(g.clone());
+    };
+    if g.rank() < 2 {
+        return Ok(g.clone());
+    }
+    let c = match last {
+        Some(last) => g
+            .sub(last)?
+            .mul_scalar(gamma * (beta1 / (1.0 - beta1)))?
+            .add(g)?,
+        None => g.clone(),
+    };
+    let n = norm(&c)?.max(1.0);
+    Ok(c.mul_scalar(1.0 / n)?)
 }
 
 /// NovoGrad's gradient for one tensor, advancing its running squared norm `v` (0: unset).
