@@ -31,10 +31,9 @@ __device__ __forceinline__ float lerpf(float a, float b, float w) { return a + w
 // The rules, numbered as the twin's `Rule`; k's meaning per rule is documented there.
 __device__ __forceinline__ float rule_direction(int rule, const float* k, float g, float* s) {
   switch (rule) {
-    case 0: {  // SGD
-      if (k[0] == 0.0f) return g;
-      s[0] = k[3] != 0.0f ? g : k[0] * s[0] + (1.0f - k[1]) * g;
-      return k[2] != 0.0f ? g + k[0] * s[0] : s[0];
+    case 0: {  // SGD, branch-free
+      s[0] = k[0] * s[0] + k[1] * g;
+      return k[2] * g + k[3] * s[0];
     }
     case 1: {  // Adam family
       s[0] = lerpf(s[0], g, k[0]);

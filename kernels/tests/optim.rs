@@ -72,7 +72,12 @@ const LENS: [usize; 5] = [1, 4097, 300, 0, 8193];
 fn scalars(rule: Rule, variant: usize) -> Vec<f32> {
     let first = (variant % 2) as f32;
     match rule {
-        Rule::Sgd => vec![0.9 * (variant % 3) as f32, 0.1, first, 1.0 - first],
+        Rule::Sgd => vec![
+            0.9 * (variant % 3) as f32,
+            0.9 - 0.9 * first,
+            1.0 - first,
+            0.9,
+        ],
         Rule::Adam => vec![0.1, 0.999, 0.001, 0.1 * first, 2.0, 0.5, 1.2, 1e-8],
         Rule::Adamax => vec![0.1, 0.999, 1e-8, 1.5],
         Rule::RmsProp => vec![0.1, 1e-10 * first, 1e-8, 0.9 * first, 0.01],

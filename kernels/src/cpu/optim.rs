@@ -15,7 +15,8 @@ use rayon::prelude::*;
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
-    /// SGD: s0 = momentum buffer. k = `[momentum, dampening, nesterov, first step]`.
+    /// SGD, branch-free: s0 = momentum buffer, buf ← a·buf + c·g, u = e·g + f·buf.
+    /// k = `[a, c, e, f]` (the host folds momentum, dampening, Nesterov and the first step in).
     Sgd = 0,
     /// Adam family: s0 = m, s1 = v; m, v as EMAs with β1, β2 then
     /// u = (cm·lerp(m, g, w) + cg·g) / (dv·√v + de). k = `[1−β1, β2, 1−β2, w, cm, cg, dv, de]`.
@@ -97,20 +98,9 @@ fn lerp(a: f32, b: f32, w: f32) -> f32 {
 
 #[inline(always)]
 fn sgd(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
-    let [momentum, dampening, nesterov, first, ..] = *k;
-    if momentum == 0.0 {
-        return g;
-    }
-    s[0] = if first != 0.0 {
-        g
-    } else {
-        momentum * s[0] + (1.0 - dampening) * g
-    };
-    if nesterov != 0.0 {
-        g + momentum * s[0]
-    } else {
-        s[0]
-    }
+    let [a, c, e, f, ..] = *k;
+    s[0] = a * s[0] + c * g;
+    e * g + f * s[0]
 }
 
 #[inline(always)]
@@ -213,7 +203,44 @@ fn adan(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     (c1 * s[0] + c2 * s[2]) / (dv * s[1].sqrt() + eps)
 }
 
-/// Runs `f` over every element of `t`: state in and out, then the epilogue.
+/// Where the epilogue puts the direction u (a const parameter, so each sweep is branch-free).
+const APPLY: u8 = 0;
+/// `p ← (p − lr·u)·decay`.
+const APPLY_AFTER: u8 = 1;
+/// `dir ← u`, the parameter untouched.
+const WRITE_DIR: u8 = 2;
+
+/// One chunk: state in, the rule, state out, the epilogue `MODE`.
+#[inline(always)]
+fn sweep<const NS: usize, const MODE: u8, F>(
+    p: &mut [f32],
+    g: &[f32],
+    s: &mut [&mut [f32]; MAX_STATES],
+    dir: &mut [f32],
+    h: &RuleStep,
+    f: &F,
+) where
+    F: Fn(&[f32; RULE_SCALARS], f32, &mut [f32; MAX_STATES]) -> f32,
+{
+    for i in 0..p.len() {
+        let mut st = [0.0f32; MAX_STATES];
+        for j in 0..NS {
+            st[j] = s[j][i];
+        }
+        let pv = p[i];
+        let u = f(&h.k, g[i] + h.l2 * pv, &mut st);
+        for j in 0..NS {
+            s[j][i] = st[j];
+        }
+        match MODE {
+            WRITE_DIR => dir[i] = u,
+            APPLY_AFTER => p[i] = (pv - h.lr * u) * h.decay,
+            _ => p[i] = pv * h.decay - h.lr * u,
+        }
+    }
+}
+
+/// Runs `f` over every element of `t` in parallel chunks.
 fn run<const NS: usize, F>(t: RuleSlices, h: &RuleStep, f: F)
 where
     F: Fn(&[f32; RULE_SCALARS], f32, &mut [f32; MAX_STATES]) -> f32 + Sync,
@@ -224,9 +251,14 @@ where
     for chunks in state_chunks.iter_mut().take(NS) {
         *chunks = state.next().map(|c| c.collect()).unwrap_or_default();
     }
-    let mut dir_chunks: Vec<Option<&mut [f32]>> = match t.dir {
-        Some(d) => d[..n].chunks_mut(PAR_GRAIN).map(Some).collect(),
-        None => (0..n.div_ceil(PAR_GRAIN)).map(|_| None).collect(),
+    let mode = match (&t.dir, h.decay_after != 0) {
+        (Some(_), _) => WRITE_DIR,
+        (None, true) => APPLY_AFTER,
+        (None, false) => APPLY,
+    };
+    let mut dir_chunks: Vec<&mut [f32]> = match t.dir {
+        Some(d) => d[..n].chunks_mut(PAR_GRAIN).collect(),
+        None => (0..n.div_ceil(PAR_GRAIN)).map(|_| &mut [][..]).collect(),
     };
     let mut jobs: Vec<_> =
         t.p.chunks_mut(PAR_GRAIN)
@@ -241,26 +273,13 @@ where
                         &mut [][..]
                     }
                 });
-                (p, g, d.take(), s)
+                (p, g, std::mem::take(d), s)
             })
             .collect();
-    jobs.par_iter_mut().for_each(|(p, g, d, s)| {
-        for i in 0..p.len() {
-            let mut st = [0.0f32; MAX_STATES];
-            for j in 0..NS {
-                st[j] = s[j][i];
-            }
-            let pv = p[i];
-            let u = f(&h.k, g[i] + h.l2 * pv, &mut st);
-            for j in 0..NS {
-                s[j][i] = st[j];
-            }
-            match d {
-                Some(d) => d[i] = u,
-                None if h.decay_after != 0 => p[i] = (pv - h.lr * u) * h.decay,
-                None => p[i] = pv * h.decay - h.lr * u,
-            }
-        }
+    jobs.par_iter_mut().for_each(|(p, g, d, s)| match mode {
+        WRITE_DIR => sweep::<NS, WRITE_DIR, F>(p, g, s, d, h, &f),
+        APPLY_AFTER => sweep::<NS, APPLY_AFTER, F>(p, g, s, d, h, &f),
+        _ => sweep::<NS, APPLY, F>(p, g, s, d, h, &f),
     });
 }
 

@@ -31,9 +31,20 @@ impl Family for Sgd {
         self.decay
     }
 
+    /// The rule's branch-free form: buf ← a·buf + c·g, u = e·g + f·buf.
     fn scalars(&self, lr: f64, step: u64, _: &mut [f64]) -> RuleScalars {
-        let first = if step == 1 { 1.0 } else { 0.0 };
-        let nesterov = if self.nesterov { 1.0 } else { 0.0 };
-        RuleScalars::new(&[self.momentum, self.dampening, nesterov, first], lr)
+        let m = self.momentum;
+        let k = if m == 0.0 {
+            [1.0, 0.0, 1.0, 0.0] // no buffer: u = g
+        } else {
+            let (a, c) = if step == 1 {
+                (0.0, 1.0) // torch starts the buffer at the first gradient
+            } else {
+                (m, 1.0 - self.dampening)
+            };
+            let (e, f) = if self.nesterov { (1.0, m) } else { (0.0, 1.0) };
+            [a, c, e, f]
+        };
+        RuleScalars::new(&k, lr)
     }
 }
