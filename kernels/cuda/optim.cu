@@ -29,7 +29,8 @@ struct RuleStep {
 __device__ __forceinline__ float lerpf(float a, float b, float w) { return a + w * (b - a); }
 
 // The rules, numbered as the twin's `Rule`; k's meaning per rule is documented there.
-__device__ __forceinline__ float rule_direction(int rule, const float* k, float g, float* s) {
+__device__ __forceinline__ float rule_direction(int rule, const float* k, float p, float g,
+                                                float* s) {
   switch (rule) {
     case 0: {  // SGD, branch-free
       s[0] = k[0] * s[0] + k[1] * g;
@@ -99,6 +100,12 @@ __device__ __forceinline__ float rule_direction(int rule, const float* k, float 
       s[3] = -g;
       return (k[5] * s[0] + k[6] * s[2]) / (k[7] * sqrtf(s[1]) + k[8]);
     }
+    case 11: {  // MADGRAD (p is the decayed parameter)
+      s[0] += k[0] * g * g;
+      s[1] += k[0] * g;
+      const float z = s[2] - s[1] / (powf(s[0], 1.0f / 3.0f) + k[1]);
+      return k[2] * (p - z);
+    }
   }
   return 0.0f;
 }
@@ -116,7 +123,7 @@ extern "C" __global__ void rule_f32(TensorList<3 + MAX_STATES> l, RuleStep h, in
     float s[MAX_STATES] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j < states; ++j) s[j] = ((float*)l.ptr[t][3 + j])[i];
     const float pv = p[i];
-    const float u = rule_direction(h.rule, h.k, g[i] + h.l2 * pv, s);
+    const float u = rule_direction(h.rule, h.k, pv * h.decay, g[i] + h.l2 * pv, s);
     for (int j = 0; j < states; ++j) ((float*)l.ptr[t][3 + j])[i] = s[j];
     if (dir) dir[i] = u;
     else if (h.decay_after) p[i] = (pv - h.lr * u) * h.decay;

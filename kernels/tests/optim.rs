@@ -88,6 +88,7 @@ fn scalars(rule: Rule, variant: usize) -> Vec<f32> {
         Rule::Adopt => vec![0.1, 0.9999, 1e-4, 1e-6, 2.0, first],
         Rule::AdaBelief => vec![0.1, 0.999, 0.001, 1e-16, 1.5, 1.2, 1e-8],
         Rule::Adan => vec![0.02, 0.92, 0.08, 0.99, 0.01, 1.2, 0.5, 1.1, 1e-8, first],
+        Rule::Madgrad => vec![0.01, 1e-6, 0.1],
     }
 }
 
@@ -98,7 +99,7 @@ fn pad(k: &[f32]) -> [f32; RULE_SCALARS] {
     out
 }
 
-const RULES: [Rule; 11] = [
+const RULES: [Rule; 12] = [
     Rule::Sgd,
     Rule::Adam,
     Rule::Adamax,
@@ -110,6 +111,7 @@ const RULES: [Rule; 11] = [
     Rule::Adopt,
     Rule::AdaBelief,
     Rule::Adan,
+    Rule::Madgrad,
 ];
 
 /// One rule step on the device and on the host copies; `write_dir` writes directions instead.

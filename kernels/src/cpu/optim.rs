@@ -4,7 +4,8 @@
 //! `cuda/optim.cu`, whose `rule_direction` switches on the same [`Rule`] numbers.
 //!
 //! Every rule is the per-element math of one optimizer family: from the gradient `g` (with the L2
-//! term `l2·p` already added) and its state `s[..]` it returns the direction `u`; the common
+//! term `l2·p` already added), its state `s[..]` and the decayed parameter it returns the
+//! direction `u`; the common
 //! epilogue then writes `p ← p·decay − lr·u` (or `(p − lr·u)·decay` with `decay_after`). Scalars
 //! that depend on the step (bias corrections, rectification) are computed by the host into `k`.
 
@@ -43,6 +44,9 @@ pub enum Rule {
     /// Adan: s0 = m, s1 = n, s2 = diff, s3 = −previous g; u = (c1·m + c2·diff) / (dv·√n + ε).
     /// k = `[1−β1, β2, 1−β2, β3, 1−β3, c1, c2, dv, ε, first step]`.
     Adan = 10,
+    /// MADGRAD (momentum > 0): s0 = Σλ·g², s1 = Σλ·g, s2 = x0; z = x0 − s1/(∛s0 + ε) and
+    /// u = ck·(p − z) on the decayed p (the host's step size is 1). k = `[λ, ε, ck]`.
+    Madgrad = 11,
 }
 
 impl Rule {
@@ -51,6 +55,7 @@ impl Rule {
         match self {
             Rule::Sgd | Rule::Adagrad | Rule::Lion => 1,
             Rule::Adan => 4,
+            Rule::Madgrad => 3,
             _ => 2,
         }
     }
@@ -97,14 +102,14 @@ fn lerp(a: f32, b: f32, w: f32) -> f32 {
 }
 
 #[inline(always)]
-fn sgd(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn sgd(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [a, c, e, f, ..] = *k;
     s[0] = a * s[0] + c * g;
     e * g + f * s[0]
 }
 
 #[inline(always)]
-fn adam(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn adam(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [w1, b2, w2, w, cm, cg, dv, de, ..] = *k;
     s[0] = lerp(s[0], g, w1);
     s[1] = b2 * s[1] + w2 * g * g;
@@ -112,7 +117,7 @@ fn adam(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
 }
 
 #[inline(always)]
-fn adamax(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn adamax(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [w1, b2, eps, cm, ..] = *k;
     s[0] = lerp(s[0], g, w1);
     s[1] = (b2 * s[1]).max(g.abs() + eps);
@@ -120,7 +125,7 @@ fn adamax(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
 }
 
 #[inline(always)]
-fn rmsprop(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn rmsprop(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [w, eps_in, eps_out, momentum, c, ..] = *k;
     s[0] += w * (g * g - s[0]);
     let step = c * g / ((s[0] + eps_in).sqrt() + eps_out);
@@ -133,13 +138,13 @@ fn rmsprop(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
 }
 
 #[inline(always)]
-fn adagrad(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn adagrad(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     s[0] += g * g;
     g / (s[0].sqrt() + k[0])
 }
 
 #[inline(always)]
-fn adadelta(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn adadelta(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [rho, w, eps, ..] = *k;
     s[0] = rho * s[0] + w * g * g;
     let delta = (s[1] + eps).sqrt() / (s[0] + eps).sqrt() * g;
@@ -148,7 +153,7 @@ fn adadelta(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
 }
 
 #[inline(always)]
-fn lion(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn lion(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [w1, w2, ..] = *k;
     let c = lerp(s[0], g, w1);
     s[0] = lerp(s[0], g, w2);
@@ -162,7 +167,7 @@ fn lion(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
 }
 
 #[inline(always)]
-fn laprop(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn laprop(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [b1, b2, w2, bc2, eps, c, ..] = *k;
     s[1] = b2 * s[1] + w2 * g * g;
     s[0] = b1 * s[0] + c * (g / ((s[1] / bc2).sqrt() + eps));
@@ -170,7 +175,7 @@ fn laprop(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
 }
 
 #[inline(always)]
-fn adopt(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn adopt(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [w1, b2, w2, eps, clip, first, ..] = *k;
     if first != 0.0 {
         s[1] += g * g;
@@ -183,7 +188,7 @@ fn adopt(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
 }
 
 #[inline(always)]
-fn adabelief(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn adabelief(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [w1, b2, w2, eps, cm, dv, de, ..] = *k;
     s[0] = lerp(s[0], g, w1);
     let r = g - s[0];
@@ -192,7 +197,7 @@ fn adabelief(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 
 }
 
 #[inline(always)]
-fn adan(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+fn adan(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     let [w1, b2, w2, b3, w3, c1, c2, dv, eps, first, ..] = *k;
     let d = if first != 0.0 { 0.0 } else { s[3] + g };
     s[0] = lerp(s[0], g, w1);
@@ -201,6 +206,15 @@ fn adan(k: &[f32; RULE_SCALARS], g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
     s[1] = b3 * s[1] + w3 * nd * nd;
     s[3] = -g;
     (c1 * s[0] + c2 * s[2]) / (dv * s[1].sqrt() + eps)
+}
+
+#[inline(always)]
+fn madgrad(k: &[f32; RULE_SCALARS], p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+    let [lamb, eps, ck, ..] = *k;
+    s[0] += lamb * g * g;
+    s[1] += lamb * g;
+    let z = s[2] - s[1] / (s[0].powf(1.0 / 3.0) + eps);
+    ck * (p - z)
 }
 
 /// Where the epilogue puts the direction u (a const parameter, so each sweep is branch-free).
@@ -220,7 +234,7 @@ fn sweep<const NS: usize, const MODE: u8, F>(
     h: &RuleStep,
     f: &F,
 ) where
-    F: Fn(&[f32; RULE_SCALARS], f32, &mut [f32; MAX_STATES]) -> f32,
+    F: Fn(&[f32; RULE_SCALARS], f32, f32, &mut [f32; MAX_STATES]) -> f32,
 {
     for i in 0..p.len() {
         let mut st = [0.0f32; MAX_STATES];
@@ -228,7 +242,7 @@ fn sweep<const NS: usize, const MODE: u8, F>(
             st[j] = s[j][i];
         }
         let pv = p[i];
-        let u = f(&h.k, g[i] + h.l2 * pv, &mut st);
+        let u = f(&h.k, pv * h.decay, g[i] + h.l2 * pv, &mut st);
         for j in 0..NS {
             s[j][i] = st[j];
         }
@@ -243,7 +257,7 @@ fn sweep<const NS: usize, const MODE: u8, F>(
 /// Runs `f` over every element of `t` in parallel chunks.
 fn run<const NS: usize, F>(t: RuleSlices, h: &RuleStep, f: F)
 where
-    F: Fn(&[f32; RULE_SCALARS], f32, &mut [f32; MAX_STATES]) -> f32 + Sync,
+    F: Fn(&[f32; RULE_SCALARS], f32, f32, &mut [f32; MAX_STATES]) -> f32 + Sync,
 {
     let n = t.p.len();
     let mut state = t.state.into_iter().map(|s| s.chunks_mut(PAR_GRAIN));
@@ -298,5 +312,6 @@ pub fn rule_step(t: RuleSlices, h: &RuleStep) {
         Rule::Adopt => run::<2, _>(t, h, adopt),
         Rule::AdaBelief => run::<2, _>(t, h, adabelief),
         Rule::Adan => run::<4, _>(t, h, adan),
+        Rule::Madgrad => run::<3, _>(t, h, madgrad),
     }
 }

@@ -13,6 +13,7 @@ use super::family::Family;
 use super::groups::{layer_decay_groups, layer_decayed_params, param_groups};
 use super::laprop::LaProp;
 use super::lion::Lion;
+use super::madgrad::Madgrad;
 use super::rmsprop::RmsProp;
 use super::rule_optimizer::{Parts, RuleOptimizer};
 use super::sgd::Sgd;
@@ -200,6 +201,21 @@ fn family(
             let decoupled = kw.bool("decoupled_decay", v.decoupled)?;
             Box::new(adam(AdamKind::Adam, decoupled, 1e-6))
         }
+        "madgrad" => {
+            let momentum = kw.f64("momentum", a.momentum)?;
+            if momentum <= 0.0 {
+                return Err(opt_error(
+                    "madgrad with momentum 0 (its plain dual-averaging form) is not in kiln yet; \
+                     use --momentum > 0"
+                        .into(),
+                ));
+            }
+            Box::new(Madgrad {
+                momentum,
+                eps: eps(1e-6),
+                decay: decay(kw.bool("decoupled_decay", v.decoupled)?),
+            })
+        }
         "mars" => {
             let (b1, b2) = betas((0.9, 0.99));
             v.trust = Some(Trust::Mars {
@@ -368,6 +384,8 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "lambcd" => with("lamb", false, true, true),
         "clamb" => with("lamb", true, false, false),
         "clambw" => with("lamb", true, false, true),
+        "madgrad" => plain("madgrad"),
+        "madgradw" => with("madgrad", false, false, true),
         "mars" => plain("mars"),
         "novograd" | "fusednovograd" => plain("novograd"),
         "novogradw" => with("novograd", false, false, true),
@@ -431,8 +449,6 @@ fn refusal(name: &str) -> Option<String> {
         "kron",
         "kronc",
         "kronw",
-        "madgrad",
-        "madgradw",
         "cmars",
         "muon",
         "nmuon",

@@ -34,6 +34,10 @@ pub(crate) trait Family: Send {
     fn rule(&self) -> Rule;
     /// Its state tensors: timm's state name and initial value, [`Rule::states`] of them.
     fn states(&self) -> Vec<(&'static str, f32)>;
+    /// The state tensor that starts as a copy of the parameter instead (MADGRAD's x0).
+    fn state_from_param(&self) -> Option<usize> {
+        None
+    }
     /// Per-parameter scalar state beyond the step count (saved with it), e.g. NAdam's
     /// `mu_product`; starts at 0 unless [`Family::scalar_init`] says otherwise.
     fn scalar_state(&self) -> &'static [&'static str] {

@@ -44,6 +44,7 @@ mod groups;
 mod laprop;
 mod lion;
 mod lookahead;
+mod madgrad;
 mod rmsprop;
 mod rule_optimizer;
 mod sgd;

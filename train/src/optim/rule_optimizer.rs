@@ -64,11 +64,19 @@ impl RuleOptimizer {
     fn state_of(&mut self, i: usize) -> Result<&mut ParamState> {
         if self.state[i].is_none() {
             let p = &self.params[i];
+            let copied = self.family.state_from_param();
             let tensors = self
                 .family
                 .states()
                 .iter()
-                .map(|&(_, init)| full_like_param(p, init))
+                .enumerate()
+                .map(|(j, &(_, init))| {
+                    let t = full_like_param(p, init)?;
+                    if copied == Some(j) {
+                        t.copy_(&p.tensor.detach())?;
+                    }
+                    Ok(t)
+                })
                 .collect::<Result<_>>()?;
             self.state[i] = Some(ParamState {
                 step: 0,
