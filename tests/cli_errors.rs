@@ -58,8 +58,12 @@ fn invalid_flag_values_name_the_flag() {
         "--smoothing: must be in [0, 1)",
     );
     fails_with(
-        &["train", "--opt", "lion"],
-        "--opt: unknown optimizer 'lion'",
+        &["train", "--opt", "lionx"],
+        "--opt: unknown optimizer 'lionx'",
+    );
+    fails_with(
+        &["train", "--opt", "adahessian"],
+        "--opt: adahessian is second-order",
     );
     fails_with(
         &["train", "--sched", "wavy"],

@@ -60,12 +60,17 @@ fn trains_writes_the_run_folder_and_resumes_exactly() {
     std::fs::remove_dir_all(&data).ok();
 }
 
-/// timm's loss selection end to end: each run finishes with finite losses in its summary.
+/// timm's optimizers, schedules and loss selection end to end: each run finishes with finite
+/// losses in its summary.
 #[test]
-fn trains_with_bce_mixup_and_with_jsd_aug_splits() {
+fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
     let data = dataset("e2e-losses", 64, 32);
     let out = data.join("runs");
-    let runs: [(&str, &[&str]); 2] = [
+    let runs: [(&str, &[&str]); 3] = [
+        (
+            "lamb",
+            &["--opt", "lamb", "--sched", "poly", "--lr", "0.01"],
+        ),
         (
             "bce",
             &["--bce-loss", "--mixup", "0.2", "--smoothing", "0.1"],

@@ -79,14 +79,14 @@ pub struct TrainArgs {
     pub device: String,
 
     // ---- Optimizer ----
-    /// Optimizer: sgd (Nesterov), momentum, adamw.
+    /// Optimizer: a name of timm's registry (sgd, adamw, lion, ...), optionally `lookahead_`-prefixed.
     #[arg(long, default_value = "sgd")]
     pub opt: String,
     /// Optimizer epsilon.
     #[arg(long)]
     pub opt_eps: Option<f64>,
     /// Optimizer betas.
-    #[arg(long, num_args = 2)]
+    #[arg(long, num_args = 1..)]
     pub opt_betas: Option<Vec<f64>>,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
@@ -94,6 +94,18 @@ pub struct TrainArgs {
     /// Weight decay (not applied to biases and norm parameters).
     #[arg(long, default_value_t = 2e-5)]
     pub weight_decay: f64,
+    /// Layer-wise learning rate decay (from the model's group_matcher).
+    #[arg(long)]
+    pub layer_decay: Option<f64>,
+    /// Floor on a layer's lr scale under --layer-decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub layer_decay_min_scale: f64,
+    /// Layers whose lr scale falls below this are not optimized.
+    #[arg(long)]
+    pub layer_decay_no_opt_scale: Option<f64>,
+    /// Other optimizer arguments, as key=value.
+    #[arg(long, num_args = 0..)]
+    pub opt_kwargs: Vec<String>,
     /// Clip the gradient norm to this.
     #[arg(long)]
     pub clip_grad: Option<f64>,

@@ -12,7 +12,7 @@ use crate::checkpoint::newest_checkpoint;
 use crate::clip::ClipMode;
 use crate::loader::DataConfig;
 use crate::loss::{create_loss, mixup_active, LossArgs};
-use crate::optim::{create_optimizer, OptimArgs};
+use crate::optim::{create_optimizer_for_model, OptimArgs};
 use crate::sched::{create_scheduler, SchedArgs};
 use crate::trainer::{BatchStages, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts};
 use crate::{Error, Result};
@@ -195,17 +195,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ..EvalOptions::default()
         },
     };
-    let betas = a.opt_betas.as_deref().map(pair);
-    let optimizer = create_optimizer(
-        &OptimArgs {
-            opt: a.opt.clone(),
-            momentum: a.momentum,
-            weight_decay: a.weight_decay,
-            eps: a.opt_eps,
-            betas,
-        },
-        model.named_parameters(),
+    let optimizer = create_optimizer_for_model(
+        &OptimArgs::from_train_args(&a, resolve_lr(&a)),
+        model.as_ref(),
     )?;
+
     let lr = resolve_lr(&a);
     let updates_per_epoch = train_loader.len().div_ceil(a.grad_accum_steps);
     let (scheduler, num_epochs) = create_scheduler(&SchedArgs::from(&a), lr, updates_per_epoch)?;
