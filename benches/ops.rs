@@ -149,8 +149,7 @@ fn train_step(c: &mut Criterion) {
             opt: "sgd".into(),
             momentum: 0.9,
             weight_decay: 2e-5,
-            eps: None,
-            betas: None,
+            ..OptimArgs::default()
         };
         let mut optim = create_optimizer(&opt, model.named_parameters()).unwrap();
         g.throughput(Throughput::Elements(32));

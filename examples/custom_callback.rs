@@ -13,7 +13,7 @@ use kiln_train::cli::TrainArgs;
 use kiln_train::data::{Dataset, IdxDataset};
 use kiln_train::loader::{DataConfig, Layout};
 use kiln_train::loss::CrossEntropy;
-use kiln_train::optim::{create_optimizer, OptimArgs};
+use kiln_train::optim::{create_optimizer_for_model, OptimArgs};
 use kiln_train::sched::{create_scheduler, SchedArgs};
 use kiln_train::trainer::{
     BatchStages, Callback, Context, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts,
@@ -75,28 +75,22 @@ fn run(max_updates: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
         normalize: cfg.normalize(Layout::Nchw),
         erasing: None,
         mixup: None,
-        smoothing: 0.0,
         seed: cfg.seed,
         device: Device::Cpu,
     };
-    let optimizer = create_optimizer(
-        &OptimArgs {
-            opt: "sgd".into(),
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            eps: None,
-            betas: None,
-        },
-        model.named_parameters(),
-    )?;
     let train_loader = cfg.small_image_train_loader(train)?;
-    // timm's flags and defaults drive the schedule: one epoch of cosine decay, no warmup.
+    // timm's flags and defaults drive the optimizer and the schedule: Nesterov SGD, one epoch of
+    // cosine decay, no warmup.
     let flags = TrainArgs {
         epochs: 1,
         warmup_epochs: 0,
+        weight_decay: 5e-4,
         ..TrainArgs::default()
     };
-    let (scheduler, _) = create_scheduler(&SchedArgs::from(&flags), 0.05, train_loader.len())?;
+    let lr = 0.05;
+    let optimizer =
+        create_optimizer_for_model(&OptimArgs::from_train_args(&flags, lr), model.as_ref())?;
+    let (scheduler, _) = create_scheduler(&SchedArgs::from(&flags), lr, train_loader.len())?;
     let mut trainer = Trainer::new(TrainerParts {
         model,
         arch: "resnet18".into(),

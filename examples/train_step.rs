@@ -134,8 +134,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             opt: "sgd".into(),
             momentum: 0.9,
             weight_decay: 1e-4,
-            eps: None,
-            betas: None,
+            ..OptimArgs::default()
         },
         model.named_parameters(),
     )?;

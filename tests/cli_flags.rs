@@ -12,15 +12,6 @@ use std::process::Command as Process;
 const FLAGS: &str = include_str!("fixtures/timm_train_flags.json");
 const ARGS_YAML: &str = include_str!("fixtures/timm_args_default.yaml");
 
-/// timm's optimizer options that arrive with the optimizer factory (issue 16 part 1, branch
-/// optim); until it is merged they are the only timm options `kiln train` does not know.
-const WITH_OPTIMIZER_FACTORY: &[&str] = &[
-    "layer_decay",
-    "layer_decay_min_scale",
-    "layer_decay_no_opt_scale",
-    "opt_kwargs",
-];
-
 /// Values for the options whose timm default is unset (the others are fed their default).
 const SAMPLES: &[(&str, &str)] = &[
     ("config", "configs/fashion-mnist.yaml"),
@@ -147,10 +138,6 @@ fn every_timm_option_parses_in_every_spelling() {
     assert_eq!(flags.len(), 172, "timm's train.py options");
     let mut parsed = 0;
     for flag in &flags {
-        let dest = str_of(flag, "dest");
-        if WITH_OPTIMIZER_FACTORY.contains(&dest.as_str()) {
-            continue;
-        }
         for option in flag["options"].as_array().unwrap() {
             let mut argv = vec!["--data-dir".to_string(), "data/fashion-mnist".into()];
             argv.push(option.as_str().unwrap().to_string());
@@ -161,7 +148,7 @@ fn every_timm_option_parses_in_every_spelling() {
             parsed += 1;
         }
     }
-    assert!(parsed >= 170, "{parsed} spellings");
+    assert_eq!(parsed, 178, "spellings (long and short)");
 }
 
 #[test]
@@ -219,9 +206,7 @@ fn defaults_are_timms() {
     let mut differ = Vec::new();
     for flag in timm_flags() {
         let dest = str_of(&flag, "dest");
-        if WITH_OPTIMIZER_FACTORY.contains(&dest.as_str())
-            || KILN_DEFAULTS.iter().any(|(d, _)| *d == dest)
-        {
+        if KILN_DEFAULTS.iter().any(|(d, _)| *d == dest) {
             continue;
         }
         let ours = kiln
@@ -252,17 +237,8 @@ fn kiln(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn timms_own_args_yaml_is_accepted() {
-    let yaml: String = ARGS_YAML
-        .lines()
-        .filter(|l| {
-            !WITH_OPTIMIZER_FACTORY
-                .iter()
-                .any(|k| l.starts_with(&format!("{k}:")))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
     let path = std::env::temp_dir().join(format!("kiln-timm-args-{}.yaml", std::process::id()));
-    std::fs::write(&path, yaml).unwrap();
+    std::fs::write(&path, ARGS_YAML).unwrap();
     // Every refusal and value check passes; the run stops at the missing data folder.
     let (ok, stderr) = kiln(&[
         "train",

@@ -149,7 +149,11 @@ fn bad_schedule_flags_are_named() {
     let with = |extra: &[&'static str]| [&base[..], extra].concat();
     fails_with(
         &with(&["--sched", "cosinus"]),
-        "--sched: 'cosinus': unknown schedule",
+        "--sched: unknown schedule 'cosinus'",
+    );
+    fails_with(
+        &with(&["--sched", "wsd"]),
+        "--sched: 'wsd' (timm's warmup-stable-decay) is not in kiln yet",
     );
     fails_with(
         &with(&["--sched", "multistep", "--decay-milestones", "30", "10"]),

@@ -59,3 +59,36 @@ fn trains_writes_the_run_folder_and_resumes_exactly() {
     }
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// timm's optimizers, schedules and loss selection end to end: each run finishes with finite
+/// losses in its summary.
+#[test]
+fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
+    let data = dataset("e2e-losses", 64, 32);
+    let out = data.join("runs");
+    let runs: [(&str, &[&str]); 3] = [
+        (
+            "lamb",
+            &["--opt", "lamb", "--sched", "poly", "--lr", "0.01"],
+        ),
+        (
+            "bce",
+            &["--bce-loss", "--mixup", "0.2", "--smoothing", "0.1"],
+        ),
+        (
+            "jsd",
+            &["--aug-splits", "3", "--jsd-loss", "--smoothing", "0.1"],
+        ),
+    ];
+    for (exp, extra) in runs {
+        let args: Vec<&str> = ["--epochs", "2"].iter().chain(extra).copied().collect();
+        train(&data, &out, exp, &args);
+        let rows = summary_rows(&out.join(exp));
+        assert_eq!(rows.len(), 2, "{exp}");
+        assert!(
+            rows.iter().all(|r| r[1].is_finite() && r[1] > 0.0),
+            "{exp}: {rows:?}"
+        );
+    }
+    std::fs::remove_dir_all(&data).ok();
+}

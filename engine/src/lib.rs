@@ -25,11 +25,11 @@ pub use autograd::{check_gradients, is_grad_enabled, no_grad, GradCheck, NoGradG
 pub use device::Device;
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
-pub use kiln_kernels::cpu::optim::{AdamWStep, SgdStep};
+pub use kiln_kernels::cpu::optim::{Rule, RuleStep};
 pub use layout::{broadcast_shape, contiguous_strides, Layout, MemoryFormat};
 pub use ops::{
-    adamw_step_, ema_update_, manual_seed, sgd_step_, unscale_grads_, with_global_generator,
-    BatchNormArgs, Conv2dParams, Generator, Pool2d,
+    ema_update_, manual_seed, rule_step_, unscale_grads_, with_global_generator, BatchNormArgs,
+    Conv2dParams, Generator, Pool2d,
 };
 pub use storage::{CpuStorage, Storage, StorageElem};
 pub use tensor::{Tensor, TensorId};

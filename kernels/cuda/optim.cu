@@ -1,52 +1,132 @@
-// Multi-tensor optimizer steps: one launch updates up to MT_TENSORS parameter tensors, each
+// Multi-tensor optimizer rules: one launch updates up to MT_TENSORS parameter tensors, each
 // element read once (param, grad, state) and written once. Twin of src/cpu/optim.rs.
 //
 // Geometry (apex's multi_tensor_apply): the host splits every tensor into chunks of MT_CHUNK
 // elements and passes, by value, the tensors' pointers, lengths and first chunk; a 256-thread
-// block updates one chunk, finding its tensor by bisecting the chunk starts. Longer
-// lists take one launch per MT_TENSORS tensors. Everything is f32, as the twin.
+// block updates one chunk, finding its tensor by bisecting the chunk starts. Longer lists take
+// one launch per MT_TENSORS tensors. Everything is f32, as the twin.
+//
+// One kernel serves every optimizer family: `rule_direction` switches on the rule number (uniform
+// across the launch, so no divergence) and returns the direction u; the epilogue writes
+// p = p·decay − lr·u, or (p − lr·u)·decay, or u itself to `dir` for the host's two-pass parts
+// (cautious masks, trust ratios). Fusing the epilogue keeps one pass over the parameter.
 
 // (TensorList and chunk_of come from tensor_list.cuh.)
 
-// ---- kernels --------------------------------------------------------------------------------
+#define RULE_SCALARS 12
+#define MAX_STATES 4
 
-// torch.optim.SGD: d = g + wd·p; with momentum, buf = first ? d : m·buf + (1-dampening)·d and
-// d = nesterov ? d + m·buf : buf; p -= lr·d. ptr = {param, grad, momentum buffer}.
-extern "C" __global__ void sgd_f32(TensorList<3> l, float lr, float momentum, float dampening,
-                                   float weight_decay, int nesterov, int first_step) {
-  i64 lo, hi;
-  const int t = chunk_of(l, lo, hi);
-  float* p = (float*)l.ptr[t][0];
-  const float* g = (const float*)l.ptr[t][1];
-  float* buf = (float*)l.ptr[t][2];
-  for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-    float pv = p[i];
-    float d = g[i] + weight_decay * pv;
-    if (momentum != 0.0f) {
-      float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
-      buf[i] = b;
-      d = nesterov ? d + momentum * b : b;
+// The twin's RuleStep (same field order and types).
+struct RuleStep {
+  int rule;
+  float k[RULE_SCALARS];
+  float l2, decay, lr;
+  int decay_after;
+};
+
+// ---- rules ----------------------------------------------------------------------------------
+
+__device__ __forceinline__ float lerpf(float a, float b, float w) { return a + w * (b - a); }
+
+// The rules, numbered as the twin's `Rule`; k's meaning per rule is documented there.
+__device__ __forceinline__ float rule_direction(int rule, const float* k, float p, float g,
+                                                float* s) {
+  switch (rule) {
+    case 0: {  // SGD, branch-free
+      s[0] = k[0] * s[0] + k[1] * g;
+      return k[2] * g + k[3] * s[0];
     }
-    p[i] = pv - lr * d;
+    case 1: {  // Adam family
+      s[0] = lerpf(s[0], g, k[0]);
+      s[1] = k[1] * s[1] + k[2] * g * g;
+      return (k[4] * lerpf(s[0], g, k[3]) + k[5] * g) / (k[6] * sqrtf(s[1]) + k[7]);
+    }
+    case 2: {  // Adamax
+      s[0] = lerpf(s[0], g, k[0]);
+      s[1] = fmaxf(k[1] * s[1], fabsf(g) + k[2]);
+      return k[3] * s[0] / s[1];
+    }
+    case 3: {  // RMSprop
+      s[0] += k[0] * (g * g - s[0]);
+      const float step = k[4] * g / (sqrtf(s[0] + k[1]) + k[2]);
+      if (k[3] > 0.0f) {
+        s[1] = k[3] * s[1] + step;
+        return s[1];
+      }
+      return step;
+    }
+    case 4: {  // Adagrad
+      s[0] += g * g;
+      return g / (sqrtf(s[0]) + k[0]);
+    }
+    case 5: {  // Adadelta
+      s[0] = k[0] * s[0] + k[1] * g * g;
+      const float delta = sqrtf(s[1] + k[2]) / sqrtf(s[0] + k[2]) * g;
+      s[1] = k[0] * s[1] + k[1] * delta * delta;
+      return delta;
+    }
+    case 6: {  // Lion
+      const float c = lerpf(s[0], g, k[0]);
+      s[0] = lerpf(s[0], g, k[1]);
+      return c > 0.0f ? 1.0f : (c < 0.0f ? -1.0f : 0.0f);
+    }
+    case 7: {  // LaProp
+      s[1] = k[1] * s[1] + k[2] * g * g;
+      s[0] = k[0] * s[0] + k[5] * (g / (sqrtf(s[1] / k[3]) + k[4]));
+      return s[0];
+    }
+    case 8: {  // ADOPT
+      if (k[5] != 0.0f) {
+        s[1] += g * g;
+        return 0.0f;
+      }
+      const float normed = fminf(fmaxf(g / fmaxf(sqrtf(s[1]), k[3]), -k[4]), k[4]);
+      s[0] = lerpf(s[0], normed, k[0]);
+      s[1] = k[1] * s[1] + k[2] * g * g;
+      return s[0];
+    }
+    case 9: {  // AdaBelief
+      s[0] = lerpf(s[0], g, k[0]);
+      const float r = g - s[0];
+      s[1] = k[1] * s[1] + k[2] * r * r + k[3];
+      return k[4] * s[0] / (k[5] * sqrtf(s[1]) + k[6]);
+    }
+    case 10: {  // Adan
+      const float d = k[9] != 0.0f ? 0.0f : s[3] + g;
+      s[0] = lerpf(s[0], g, k[0]);
+      s[2] = k[1] * s[2] + k[2] * d;
+      const float nd = k[1] * d + g;
+      s[1] = k[3] * s[1] + k[4] * nd * nd;
+      s[3] = -g;
+      return (k[5] * s[0] + k[6] * s[2]) / (k[7] * sqrtf(s[1]) + k[8]);
+    }
+    case 11: {  // MADGRAD (p is the decayed parameter)
+      s[0] += k[0] * g * g;
+      s[1] += k[0] * g;
+      const float z = s[2] - s[1] / (powf(s[0], 1.0f / 3.0f) + k[1]);
+      return k[2] * (p - z);
+    }
   }
+  return 0.0f;
 }
 
-// torch.optim.AdamW with the host's bias corrections: p *= decay; m, v updated;
-// p -= step_size·m / (√(v/bc2) + eps). ptr = {param, grad, m, v}.
-extern "C" __global__ void adamw_f32(TensorList<4> l, float b1, float b2, float eps,
-                                     float step_size, float decay, float bc2) {
+// ---- kernel ---------------------------------------------------------------------------------
+
+// ptr = {param, grad, dir (null: apply), state 0..3 (null past the rule's count)}.
+extern "C" __global__ void rule_f32(TensorList<3 + MAX_STATES> l, RuleStep h, int states) {
   i64 lo, hi;
   const int t = chunk_of(l, lo, hi);
   float* p = (float*)l.ptr[t][0];
   const float* g = (const float*)l.ptr[t][1];
-  float* m = (float*)l.ptr[t][2];
-  float* v = (float*)l.ptr[t][3];
+  float* dir = (float*)l.ptr[t][2];
   for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-    const float gv = g[i];
-    const float mv = b1 * m[i] + (1.0f - b1) * gv;
-    const float vv = b2 * v[i] + (1.0f - b2) * gv * gv;
-    m[i] = mv;
-    v[i] = vv;
-    p[i] = p[i] * decay - step_size * mv / (sqrtf(vv / bc2) + eps);
+    float s[MAX_STATES] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int j = 0; j < states; ++j) s[j] = ((float*)l.ptr[t][3 + j])[i];
+    const float pv = p[i];
+    const float u = rule_direction(h.rule, h.k, pv * h.decay, g[i] + h.l2 * pv, s);
+    for (int j = 0; j < states; ++j) ((float*)l.ptr[t][3 + j])[i] = s[j];
+    if (dir) dir[i] = u;
+    else if (h.decay_after) p[i] = (pv - h.lr * u) * h.decay;
+    else p[i] = pv * h.decay - h.lr * u;
   }
 }

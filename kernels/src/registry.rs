@@ -58,7 +58,7 @@ pub static MODULES: &[Module] = &[
     module!(
         "optim.cu",
         headers: ["tensor_list.cuh"],
-        hot: ["sgd_f32", "adamw_f32"]
+        hot: ["rule_f32"]
     ),
     module!("amp.cu", headers: ["tensor_list.cuh"], hot: []),
     module!(

@@ -1,11 +1,11 @@
-//! optim.cu (through its launchers) against the CPU twin: multi-tensor SGD (plain, momentum,
-//! Nesterov) and AdamW over lists with odd, empty and multi-chunk tensors, and a list longer than
-//! one launch takes.
+//! optim.cu (through its launcher) against the CPU twin: every update rule, applied in place and
+//! writing its direction, with each epilogue (L2, decay before and after), over lists with odd,
+//! empty and multi-chunk tensors and a list longer than one launch takes.
 
 mod common;
 use common::{assert_close, gpu, Gpu};
 use cudarc::driver::CudaSlice;
-use kiln_kernels::cpu::optim::{self as cpu, AdamWStep, SgdStep};
+use kiln_kernels::cpu::optim::{self as cpu, Rule, RuleSlices, RuleStep, RULE_SCALARS};
 use kiln_kernels::cuda::optim::{self as cuda, TensorSet};
 
 fn values(len: usize, salt: usize) -> Vec<f32> {
@@ -17,20 +17,20 @@ fn values(len: usize, salt: usize) -> Vec<f32> {
 /// Host tensors for `lens`, with `states` state lists, and their device copies.
 struct Lists {
     lens: Vec<usize>,
-    host: Vec<Vec<Vec<f32>>>, // [param, grad, state0, state1][tensor]
+    host: Vec<Vec<Vec<f32>>>, // [param, grad, dir, state0..state3][tensor]
     dev: Vec<Vec<CudaSlice<f32>>>,
 }
 
 impl Lists {
     fn new(g: &Gpu, lens: &[usize]) -> Lists {
-        let host: Vec<Vec<Vec<f32>>> = (0..4)
+        let host: Vec<Vec<Vec<f32>>> = (0..LISTS)
             .map(|k| {
                 lens.iter()
                     .enumerate()
                     .map(|(t, &n)| {
-                        let v = values(n, 4 * t + k);
-                        if k == 3 {
-                            v.iter().map(|x| x.abs()).collect() // AdamW's v is non-negative
+                        let v = values(n, LISTS * t + k);
+                        if k >= STATE {
+                            v.iter().map(|x| x.abs()).collect() // second moments are >= 0
                         } else {
                             v
                         }
@@ -61,93 +61,141 @@ impl Lists {
     }
 }
 
+/// Lists per tensor: param, grad, dir, then four states.
+const LISTS: usize = 7;
+/// The first state list.
+const STATE: usize = 3;
+
 const LENS: [usize; 5] = [1, 4097, 300, 0, 8193];
 
-#[test]
-fn sgd_matches_the_cpu_with_and_without_momentum() {
-    let Some(g) = gpu() else { return };
-    let k = g.kernels();
-    let steps = [
-        SgdStep {
-            lr: 0.1,
-            momentum: 0.9,
-            dampening: 0.0,
-            weight_decay: 1e-4,
-            nesterov: true,
-            first_step: false,
-        },
-        SgdStep {
-            lr: 0.05,
-            momentum: 0.8,
-            dampening: 0.1,
-            weight_decay: 0.0,
-            nesterov: false,
-            first_step: true,
-        },
-        SgdStep {
-            lr: 0.01,
-            momentum: 0.0,
-            dampening: 0.0,
-            weight_decay: 5e-4,
-            nesterov: false,
-            first_step: false,
-        },
-    ];
-    for h in steps {
-        let mut l = Lists::new(&g, &LENS);
-        let (p, gr, b) = (l.ptrs(&g, 0), l.ptrs(&g, 1), l.ptrs(&g, 2));
-        let set = TensorSet {
-            params: &p,
-            grads: &gr,
-            state: [if h.momentum != 0.0 { &b } else { &[] }, &[]],
-            lens: &l.lens,
+/// Scalars for `rule` shaped like the host's (one-minus weights, bias corrections).
+fn scalars(rule: Rule, variant: usize) -> Vec<f32> {
+    let first = (variant % 2) as f32;
+    match rule {
+        Rule::Sgd => vec![
+            0.9 * (variant % 3) as f32,
+            0.9 - 0.9 * first,
+            1.0 - first,
+            0.9,
+        ],
+        Rule::Adam => vec![0.1, 0.999, 0.001, 0.1 * first, 2.0, 0.5, 1.2, 1e-8],
+        Rule::Adamax => vec![0.1, 0.999, 1e-8, 1.5],
+        Rule::RmsProp => vec![0.1, 1e-10 * first, 1e-8, 0.9 * first, 0.01],
+        Rule::Adagrad => vec![1e-8],
+        Rule::Adadelta => vec![0.9, 0.1, 1e-6],
+        Rule::Lion => vec![0.1, 0.01],
+        Rule::LaProp => vec![0.9, 0.999, 0.001, 0.3, 1e-15, 0.001],
+        Rule::Adopt => vec![0.1, 0.9999, 1e-4, 1e-6, 2.0, first],
+        Rule::AdaBelief => vec![0.1, 0.999, 0.001, 1e-16, 1.5, 1.2, 1e-8],
+        Rule::Adan => vec![0.02, 0.92, 0.08, 0.99, 0.01, 1.2, 0.5, 1.1, 1e-8, first],
+        Rule::Madgrad => vec![0.01, 1e-6, 0.1],
+    }
+}
+
+/// `k` zero-padded to the kernel's scalar count.
+fn pad(k: &[f32]) -> [f32; RULE_SCALARS] {
+    let mut out = [0.0; RULE_SCALARS];
+    out[..k.len()].copy_from_slice(k);
+    out
+}
+
+const RULES: [Rule; 12] = [
+    Rule::Sgd,
+    Rule::Adam,
+    Rule::Adamax,
+    Rule::RmsProp,
+    Rule::Adagrad,
+    Rule::Adadelta,
+    Rule::Lion,
+    Rule::LaProp,
+    Rule::Adopt,
+    Rule::AdaBelief,
+    Rule::Adan,
+    Rule::Madgrad,
+];
+
+/// One rule step on the device and on the host copies; `write_dir` writes directions instead.
+fn step_both(g: &Gpu, l: &mut Lists, h: &RuleStep, write_dir: bool) {
+    let ns = h.rule.states();
+    let ptrs: Vec<Vec<u64>> = (0..LISTS).map(|i| l.ptrs(g, i)).collect();
+    let state: Vec<&[u64]> = ptrs[STATE..STATE + ns]
+        .iter()
+        .map(|p| p.as_slice())
+        .collect();
+    let set = TensorSet {
+        params: &ptrs[0],
+        grads: &ptrs[1],
+        dirs: if write_dir { &ptrs[2] } else { &[] },
+        state: &state,
+        lens: &l.lens,
+    };
+    cuda::rule_step(&g.kernels(), &set, h).unwrap();
+    for t in 0..l.lens.len() {
+        let [p, gr, d, s0, s1, s2, s3] = &mut l.host[..] else {
+            unreachable!()
         };
-        cuda::sgd_step(&k, &set, &h).unwrap();
-        for t in 0..LENS.len() {
-            let (params, rest) = l.host.split_at_mut(1);
-            let (grads, bufs) = rest.split_at_mut(1);
-            cpu::sgd_step(&mut params[0][t], &grads[0][t], &mut bufs[0][t], &h);
-        }
-        l.check(&g, &format!("{h:?}"), 0);
-        if h.momentum != 0.0 {
-            l.check(&g, &format!("{h:?}"), 2);
+        let mut states = [&mut s0[t], &mut s1[t], &mut s2[t], &mut s3[t]];
+        cpu::rule_step(
+            RuleSlices {
+                p: &mut p[t],
+                g: &gr[t],
+                state: states
+                    .iter_mut()
+                    .take(ns)
+                    .map(|s| s.as_mut_slice())
+                    .collect(),
+                dir: write_dir.then(|| d[t].as_mut_slice()),
+            },
+            h,
+        );
+    }
+}
+
+#[test]
+fn every_rule_matches_the_cpu_in_place_and_writing_directions() {
+    let Some(g) = gpu() else { return };
+    for rule in RULES {
+        for variant in 0..3 {
+            let h = RuleStep {
+                rule,
+                k: pad(&scalars(rule, variant)),
+                l2: if variant == 1 { 1e-4 } else { 0.0 },
+                decay: if variant == 2 { 1.0 } else { 0.999 },
+                lr: 0.01,
+                decay_after: (variant == 1) as i32,
+            };
+            let write_dir = variant == 2;
+            let mut l = Lists::new(&g, &LENS);
+            step_both(&g, &mut l, &h, write_dir);
+            let what = format!("{rule:?} variant {variant}");
+            l.check(&g, &what, if write_dir { 2 } else { 0 });
+            for s in 0..rule.states() {
+                l.check(&g, &what, STATE + s);
+            }
         }
     }
 }
 
 #[test]
-fn adamw_matches_the_cpu_over_more_tensors_than_one_launch() {
+fn adam_matches_the_cpu_over_more_tensors_than_one_launch() {
     let Some(g) = gpu() else { return };
-    let k = g.kernels();
     let lens: Vec<usize> = LENS
         .iter()
         .copied()
         .chain((0..36).map(|i| 3 + i * 11))
         .collect();
     let mut l = Lists::new(&g, &lens);
-    let h = AdamWStep {
+    let h = RuleStep {
+        rule: Rule::Adam,
+        k: pad(&[0.1, 0.999, 0.001, 0.0, 1.5, 0.0, 30.0, 1e-8]),
+        l2: 0.0,
+        decay: 1.0 - 1e-3 * 0.05,
         lr: 1e-3,
-        betas: (0.9, 0.999),
-        eps: 1e-8,
-        weight_decay: 0.05,
-        step: 3,
+        decay_after: 0,
     };
-    let ptrs: Vec<Vec<u64>> = (0..4).map(|i| l.ptrs(&g, i)).collect();
-    let set = TensorSet {
-        params: &ptrs[0],
-        grads: &ptrs[1],
-        state: [&ptrs[2], &ptrs[3]],
-        lens: &lens,
-    };
-    cuda::adamw_step(&k, &set, &h).unwrap();
-    for t in 0..lens.len() {
-        let [p, gr, m, v] = &mut l.host[..] else {
-            unreachable!()
-        };
-        cpu::adamw_step(&mut p[t], &gr[t], &mut m[t], &mut v[t], &h);
-    }
-    for i in [0, 2, 3] {
-        l.check(&g, "adamw", i);
+    step_both(&g, &mut l, &h, false);
+    for i in [0, STATE, STATE + 1] {
+        l.check(&g, "adam", i);
     }
 }
 
@@ -155,20 +203,28 @@ fn adamw_matches_the_cpu_over_more_tensors_than_one_launch() {
 fn mismatched_lists_are_an_error() {
     let Some(g) = gpu() else { return };
     let k = g.kernels();
+    let h = RuleStep {
+        rule: Rule::Adagrad,
+        k: pad(&[1e-8]),
+        l2: 0.0,
+        decay: 1.0,
+        lr: 0.1,
+        decay_after: 0,
+    };
     let set = TensorSet {
         params: &[0, 0],
         grads: &[0],
-        state: [&[], &[]],
+        dirs: &[],
+        state: &[&[0, 0]],
         lens: &[1, 1],
     };
-    let h = SgdStep {
-        lr: 0.1,
-        momentum: 0.0,
-        dampening: 0.0,
-        weight_decay: 0.0,
-        nesterov: false,
-        first_step: false,
+    let err = cuda::rule_step(&k, &set, &h).unwrap_err().to_string();
+    assert!(err.contains("rule_step"), "{err}");
+    let set = TensorSet {
+        state: &[],
+        grads: &[0, 0],
+        ..set
     };
-    let err = cuda::sgd_step(&k, &set, &h).unwrap_err().to_string();
-    assert!(err.contains("sgd_step"), "{err}");
+    let err = cuda::rule_step(&k, &set, &h).unwrap_err().to_string();
+    assert!(err.contains("state lists"), "{err}");
 }

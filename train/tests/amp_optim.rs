@@ -73,8 +73,7 @@ fn sgd_and_adamw_take_the_same_steps_on_every_device() {
                 opt: opt.into(),
                 momentum: 0.9,
                 weight_decay: 0.05,
-                eps: None,
-                betas: None,
+                ..OptimArgs::default()
             };
             let mut optim = create_optimizer(&args, params(device)).unwrap();
             for step in 0..3 {
@@ -101,8 +100,7 @@ fn an_overflowing_f16_step_is_skipped_and_halves_the_scale() {
             opt: "sgd".into(),
             momentum: 0.9,
             weight_decay: 0.0,
-            eps: None,
-            betas: None,
+            ..OptimArgs::default()
         };
         let mut optim = create_optimizer(&args, params(device)).unwrap();
         let mut scaler = GradScaler::default();

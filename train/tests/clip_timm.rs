@@ -45,6 +45,7 @@ fn param(name: String, tensor: Tensor) -> Param {
         name,
         tensor,
         weight_decay: 0.0,
+        lr_scale: 1.0,
     }
 }
 

@@ -64,8 +64,18 @@ fn run(case: &Case) -> Trace {
     })
 }
 
-fn close(got: f64, want: f64) -> bool {
-    (got - want).abs() <= RTOL * want.abs()
+/// |got - want| / |want| (0 when both are 0).
+fn relative_error(got: f64, want: f64) -> f64 {
+    if got == want {
+        0.0
+    } else {
+        (got - want).abs() / want.abs()
+    }
+}
+
+/// Whether `got` is within `RTOL` of `want` (never for NaN).
+fn within_tolerance(got: f64, want: f64) -> bool {
+    relative_error(got, want) <= RTOL
 }
 
 /// The first mismatches of `got` against `want`, described.
@@ -80,7 +90,7 @@ fn mismatches(what: &str, got: &[f64], want: &[f64]) -> Vec<String> {
     got.iter()
         .zip(want)
         .enumerate()
-        .filter(|(_, (&g, &w))| !close(g, w))
+        .filter(|(_, (&g, &w))| !within_tolerance(g, w))
         .take(3)
         .map(|(i, (g, w))| format!("{what}[{i}]: {g} vs timm {w}"))
         .collect()
@@ -91,6 +101,7 @@ fn every_lr_matches_timm() {
     let fx = fixtures();
     let mut failures = Vec::new();
     let mut compared = 0;
+    let mut worst = 0.0f64;
     for case in &fx.cases {
         let (_, num_epochs) = build(case);
         if num_epochs != case.num_epochs {
@@ -110,6 +121,10 @@ fn every_lr_matches_timm() {
             failures.push(format!("{}: {}", case.name, bad.join("; ")));
         }
         compared += case.update_lrs.len() + case.epoch_lrs.len();
+        let pairs = update_lrs.iter().zip(&case.update_lrs);
+        for (&g, &w) in pairs.chain(got.epoch_lrs.iter().zip(&case.epoch_lrs)) {
+            worst = worst.max(relative_error(g, w));
+        }
     }
     assert!(
         failures.is_empty(),
@@ -120,6 +135,11 @@ fn every_lr_matches_timm() {
         failures.join("\n")
     );
     assert!(compared > 5000, "only {compared} learning rates compared");
+    println!(
+        "{} cases, {compared} lrs: largest relative difference to timm {}: {worst:e}",
+        fx.cases.len(),
+        fx.timm
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ pub use creation::Generator;
 pub use dropout::{manual_seed, with_global_generator};
 pub use grad_norm::{grad_norm, scale_grads_};
 pub use norm::BatchNormArgs;
-pub use optim::{adamw_step_, ema_update_, sgd_step_, unscale_grads_};
+pub use optim::{ema_update_, rule_step_, unscale_grads_};
 pub use pool::Pool2d;
 
 use crate::autograd::Node;

@@ -1,9 +1,9 @@
-//! Fused multi-tensor updates: optimizer steps, gradient unscaling for loss scaling, and EMA.
+//! Fused multi-tensor updates: optimizer rule steps, gradient unscaling for loss scaling, and EMA.
 //! Every tensor is f32, dense from offset 0, and lists run in parallel (params\[i\] with
 //! grads\[i\] and state\[i\]); on CUDA each list is one launch per 32 tensors.
 
 use crate::{DType, Device, Error, Result, Storage, Tensor};
-use kiln_kernels::cpu::optim::{AdamWStep, SgdStep};
+use kiln_kernels::cpu::optim::{RuleSlices, RuleStep};
 use kiln_kernels::cpu::{amp as cpu_amp, optim as cpu_optim};
 use kiln_kernels::cuda::{amp as cuda_amp, optim as cuda_optim};
 use std::sync::RwLockWriteGuard;
@@ -90,75 +90,72 @@ pub(super) fn cuda_kernels(d: Device) -> Result<std::sync::Arc<crate::cuda::Cuda
     }
 }
 
-/// One SGD step (`torch.optim.SGD` semantics in `h`) over every parameter in place.
-pub fn sgd_step_(params: &[Tensor], grads: &[Tensor], bufs: &[Tensor], h: &SgdStep) -> Result<()> {
-    let Some(device) = check_lists("sgd", &[params, grads, bufs])? else {
-        return Ok(());
-    };
-    if let Device::Cuda(_) = device {
-        let (p, g, b) = (
-            device_ptrs(params)?,
-            device_ptrs(grads)?,
-            device_ptrs(bufs)?,
-        );
-        let set = cuda_optim::TensorSet {
-            params: &p,
-            grads: &g,
-            state: [&b, &b],
-            lens: &lens(params),
-        };
-        return Ok(cuda_optim::sgd_step(
-            cuda_kernels(device)?.kernels(),
-            &set,
-            h,
-        )?);
-    }
-    for ((p, g), b) in params.iter().zip(grads).zip(bufs) {
-        let n = p.numel();
-        let (mut pw, mut bw, gr) = (p.storage_mut(), b.storage_mut(), g.storage());
-        let gs = &gr.cpu("sgd")?.as_slice::<f32>("sgd")?[..n];
-        cpu_optim::sgd_step(f32_mut(&mut pw, n)?, gs, f32_mut(&mut bw, n)?, h);
-    }
-    Ok(())
-}
-
-/// One AdamW step over every parameter in place, with first and second moments `m`, `v`.
-pub fn adamw_step_(
+/// One step of `h.rule` over every parameter in place: `state[j]` is the rule's j-th state list
+/// ([`Rule::states`](kiln_kernels::cpu::optim::Rule::states) lists). With `dirs`, the parameters
+/// are left alone and each update direction is written there (for cautious masks, trust ratios).
+pub fn rule_step_(
     params: &[Tensor],
     grads: &[Tensor],
-    m: &[Tensor],
-    v: &[Tensor],
-    h: &AdamWStep,
+    dirs: Option<&[Tensor]>,
+    state: &[&[Tensor]],
+    h: &RuleStep,
 ) -> Result<()> {
-    let Some(device) = check_lists("adamw", &[params, grads, m, v])? else {
+    if state.len() != h.rule.states() {
+        return Err(Error::InvalidArgument {
+            op: "rule_step",
+            msg: format!(
+                "{:?} keeps {} state lists, got {}",
+                h.rule,
+                h.rule.states(),
+                state.len()
+            ),
+        });
+    }
+    let mut lists = vec![params, grads];
+    lists.extend(dirs);
+    lists.extend(state.iter().copied());
+    let Some(device) = check_lists("rule_step", &lists)? else {
         return Ok(());
     };
     if let Device::Cuda(_) = device {
         let (p, g) = (device_ptrs(params)?, device_ptrs(grads)?);
-        let (mp, vp) = (device_ptrs(m)?, device_ptrs(v)?);
+        let d = dirs.map(device_ptrs).transpose()?.unwrap_or_default();
+        let s: Vec<Vec<u64>> = state
+            .iter()
+            .map(|l| device_ptrs(l))
+            .collect::<Result<_>>()?;
+        let s: Vec<&[u64]> = s.iter().map(|l| l.as_slice()).collect();
         let set = cuda_optim::TensorSet {
             params: &p,
             grads: &g,
-            state: [&mp, &vp],
+            dirs: &d,
+            state: &s,
             lens: &lens(params),
         };
-        return Ok(cuda_optim::adamw_step(
+        return Ok(cuda_optim::rule_step(
             cuda_kernels(device)?.kernels(),
             &set,
             h,
         )?);
     }
-    for (((p, g), m), v) in params.iter().zip(grads).zip(m).zip(v) {
+    for (t, (p, g)) in params.iter().zip(grads).enumerate() {
         let n = p.numel();
-        let (mut pw, mut mw, mut vw) = (p.storage_mut(), m.storage_mut(), v.storage_mut());
+        let mut pw = p.storage_mut();
         let gr = g.storage();
-        let gs = &gr.cpu("adamw")?.as_slice::<f32>("adamw")?[..n];
-        let (pm, mm, vm) = (
-            f32_mut(&mut pw, n)?,
-            f32_mut(&mut mw, n)?,
-            f32_mut(&mut vw, n)?,
-        );
-        cpu_optim::adamw_step(pm, gs, mm, vm, h);
+        let gs = &gr.cpu("rule_step")?.as_slice::<f32>("rule_step")?[..n];
+        let state_t: Vec<Tensor> = state.iter().map(|l| l[t].clone()).collect();
+        let mut sw = write_all(&state_t);
+        let mut dw = dirs.map(|d| d[t].storage_mut());
+        let slices = RuleSlices {
+            p: f32_mut(&mut pw, n)?,
+            g: gs,
+            state: sw
+                .iter_mut()
+                .map(|w| f32_mut(w, n))
+                .collect::<Result<_>>()?,
+            dir: dw.as_mut().map(|w| f32_mut(w, n)).transpose()?,
+        };
+        cpu_optim::rule_step(slices, h);
     }
     Ok(())
 }

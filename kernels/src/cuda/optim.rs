@@ -1,8 +1,8 @@
-//! Launchers for `optim.cu`: multi-tensor SGD and AdamW steps, one launch per 32 tensors. Twin of
+//! Launcher for `optim.cu`: one multi-tensor rule step, one launch per 32 tensors. Twin of
 //! [`crate::cpu::optim`] (f32). The tensor lists travel by value as kernel parameters.
 
 use super::{DevPtr, Kernels};
-use crate::cpu::optim::{AdamWStep, SgdStep};
+use crate::cpu::optim::{RuleStep, MAX_STATES};
 use crate::{Error, Result};
 use cudarc::driver::{DeviceRepr, LaunchConfig};
 
@@ -74,33 +74,45 @@ pub(crate) fn same_counts(what: &str, counts: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// A list of same-shaped f32 tensors and their optimizer state.
+// SAFETY: `RuleStep` is `repr(C)` plain-old-data (an i32 enum, f32s, an i32), laid out as
+// `optim.cu`'s `RuleStep`.
+unsafe impl DeviceRepr for RuleStep {}
+
+/// Parameters, gradients and a rule's state, one entry per tensor in every list.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorSet<'a> {
-    /// Parameters, updated in place.
+    /// Parameters, updated in place unless `dirs` is given.
     pub params: &'a [DevPtr],
     /// Their gradients.
     pub grads: &'a [DevPtr],
-    /// Optimizer state per parameter: SGD's momentum buffer (the second unused; both may be empty
-    /// without momentum), or AdamW's m and v.
-    pub state: [&'a [DevPtr]; 2],
+    /// Where the directions go instead (two-pass parts); empty to apply the update.
+    pub dirs: &'a [DevPtr],
+    /// The rule's state lists ([`crate::cpu::optim::Rule::states`] of them).
+    pub state: &'a [&'a [DevPtr]],
     /// Elements per tensor.
     pub lens: &'a [usize],
 }
 
+/// Pointers per tensor in `rule_f32`'s list: param, grad, dir, the states.
+const ROW: usize = 3 + MAX_STATES;
+
 impl TensorSet<'_> {
-    /// (pointers, len) per tensor: param, grad, then the first `states` state lists.
-    fn rows<const P: usize>(&self, op: &str, states: usize) -> Result<Vec<([DevPtr; P], usize)>> {
+    /// (pointers, len) per tensor, null where a list is absent.
+    fn rows(&self, op: &str) -> Result<Vec<([DevPtr; ROW], usize)>> {
         let mut counts = vec![self.params.len(), self.grads.len(), self.lens.len()];
-        counts.extend(self.state[..states].iter().map(|s| s.len()));
+        if !self.dirs.is_empty() {
+            counts.push(self.dirs.len());
+        }
+        counts.extend(self.state.iter().map(|s| s.len()));
         same_counts(op, &counts)?;
         Ok((0..self.params.len())
             .map(|t| {
-                let mut p = [0; P];
+                let mut p = [0; ROW];
                 p[0] = self.params[t];
                 p[1] = self.grads[t];
-                for s in 0..states {
-                    p[2 + s] = self.state[s][t];
+                p[2] = self.dirs.get(t).copied().unwrap_or(0);
+                for (s, list) in self.state.iter().enumerate() {
+                    p[3 + s] = list[t];
                 }
                 (p, self.lens[t])
             })
@@ -108,54 +120,24 @@ impl TensorSet<'_> {
     }
 }
 
-/// One SGD step (momentum, dampening, Nesterov, L2 weight decay as the twin) over every tensor.
-pub fn sgd_step(k: &Kernels, s: &TensorSet, h: &SgdStep) -> Result<()> {
-    let states = usize::from(h.momentum != 0.0);
-    let rows = s.rows::<3>("sgd_step", states)?;
-    let (nesterov, first) = (h.nesterov as i32, h.first_step as i32);
-    for (l, cfg) in tensor_lists(&rows)? {
-        // SAFETY: every listed tensor has `len` f32 elements in param, grad and (with momentum)
-        // buffer; the buffer pointer is null and unread without momentum; the list matches
-        // `sgd_f32(TensorList<3>, float ×4, int, int)`.
-        unsafe {
-            k.launch(
-                FILE,
-                "sgd_f32",
-                cfg,
-                &[
-                    &l,
-                    &h.lr,
-                    &h.momentum,
-                    &h.dampening,
-                    &h.weight_decay,
-                    &nesterov,
-                    &first,
-                ],
-            )?;
-        }
+/// One step of `h.rule` over every tensor of `s`.
+pub fn rule_step(k: &Kernels, s: &TensorSet, h: &RuleStep) -> Result<()> {
+    let states = h.rule.states();
+    if s.state.len() != states {
+        return Err(Error::Launch(format!(
+            "rule_step: {:?} keeps {states} state lists, got {}",
+            h.rule,
+            s.state.len()
+        )));
     }
-    Ok(())
-}
-
-/// One AdamW step (decoupled decay, bias-corrected moments, as the twin) over every tensor.
-pub fn adamw_step(k: &Kernels, s: &TensorSet, h: &AdamWStep) -> Result<()> {
-    let rows = s.rows::<4>("adamw_step", 2)?;
-    // The twin's scalars, computed the same way in f32.
-    let (b1, b2) = h.betas;
-    let bc1 = 1.0 - b1.powi(h.step as i32);
-    let bc2 = 1.0 - b2.powi(h.step as i32);
-    let step_size = h.lr / bc1;
-    let decay = 1.0 - h.lr * h.weight_decay;
+    let rows = s.rows("rule_step")?;
+    let states = states as i32;
     for (l, cfg) in tensor_lists(&rows)? {
-        // SAFETY: every listed tensor has `len` f32 elements in param, grad, m and v; the list
-        // matches `adamw_f32(TensorList<4>, float ×6)`.
+        // SAFETY: every listed tensor has `len` f32 elements in param, grad, dir (when not null)
+        // and each of the rule's `states` state tensors; the kernel reads no state past `states`;
+        // the arguments match `rule_f32(TensorList<7>, RuleStep, int)`.
         unsafe {
-            k.launch(
-                FILE,
-                "adamw_f32",
-                cfg,
-                &[&l, &b1, &b2, &h.eps, &step_size, &decay, &bc2],
-            )?;
+            k.launch(FILE, "rule_f32", cfg, &[&l, h, &states])?;
         }
     }
     Ok(())

@@ -71,4 +71,13 @@ pub trait Model: Module {
     fn num_features(&self) -> usize;
     /// The pretrained config.
     fn pretrained_cfg(&self) -> &PretrainedCfg;
+    /// timm's `group_matcher`: (group, regex) pairs in layer order, for layer-wise lr decay;
+    /// `coarse` groups whole stages. Empty when the model defines none.
+    fn group_matcher(&self, _coarse: bool) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// timm's `no_weight_decay`: parameter names (shell patterns) left undecayed.
+    fn no_weight_decay(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

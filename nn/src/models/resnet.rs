@@ -451,6 +451,18 @@ impl Model for ResNet {
     fn pretrained_cfg(&self) -> &PretrainedCfg {
         &self.cfg
     }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<(String, String)> {
+        let blocks = if coarse {
+            r"^layer(\d+)"
+        } else {
+            r"^layer(\d+)\.(\d+)"
+        };
+        vec![
+            ("stem".into(), r"^conv1|bn1|maxpool".into()),
+            ("blocks".into(), blocks.into()),
+        ]
+    }
 }
 
 // ---- configs ----

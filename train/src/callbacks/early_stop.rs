@@ -1,7 +1,7 @@
 //! Early stopping on the eval metric (`--early-stop PATIENCE`, kiln's flag).
 
 use crate::trainer::{Callback, CallbackState, Context};
-use crate::{Error, Result};
+use crate::Result;
 use serde::{Deserialize, Serialize};
 
 /// Stops the run after `patience` epochs in a row without a better eval metric.
@@ -60,17 +60,11 @@ impl Callback for EarlyStopping {
     }
 
     fn state(&self) -> Option<CallbackState> {
-        Some(CallbackState {
-            meta: serde_json::to_value(&self.progress).ok()?,
-            ..CallbackState::default()
-        })
+        CallbackState::from_meta(&self.progress)
     }
 
     fn load_state(&mut self, state: CallbackState) -> Result<()> {
-        self.progress = serde_json::from_value(state.meta).map_err(|e| Error::Checkpoint {
-            path: Default::default(),
-            msg: format!("early stopping state: {e}"),
-        })?;
+        self.progress = state.meta_as("early stopping")?;
         Ok(())
     }
 }

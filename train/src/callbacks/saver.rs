@@ -2,7 +2,7 @@
 //! checkpoints every few updates.
 
 use crate::trainer::{Callback, CallbackState, Context};
-use crate::{Error, Result};
+use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -118,17 +118,11 @@ impl Callback for CheckpointSaver {
     }
 
     fn state(&self) -> Option<CallbackState> {
-        Some(CallbackState {
-            meta: serde_json::to_value(&self.ranks).ok()?,
-            ..CallbackState::default()
-        })
+        CallbackState::from_meta(&self.ranks)
     }
 
     fn load_state(&mut self, state: CallbackState) -> Result<()> {
-        self.ranks = serde_json::from_value(state.meta).map_err(|e| Error::Checkpoint {
-            path: self.dir.clone(),
-            msg: format!("checkpoint saver state: {e}"),
-        })?;
+        self.ranks = state.meta_as("checkpoint saver")?;
         Ok(())
     }
 }

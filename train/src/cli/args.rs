@@ -158,14 +158,14 @@ pub struct TrainArgs {
     pub device_modules: Option<Vec<String>>,
 
     // ---- Optimizer ----
-    /// Optimizer: sgd (Nesterov), momentum, adamw.
+    /// Optimizer: a name of timm's registry (sgd, adamw, lion, ...), optionally `lookahead_`-prefixed.
     #[arg(long, default_value = "sgd")]
     pub opt: String,
     /// Optimizer epsilon.
     #[arg(long)]
     pub opt_eps: Option<f64>,
     /// Optimizer betas.
-    #[arg(long, num_args = 2)]
+    #[arg(long, num_args = 1..)]
     pub opt_betas: Option<Vec<f64>>,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
@@ -173,6 +173,18 @@ pub struct TrainArgs {
     /// Weight decay (not applied to biases and norm parameters).
     #[arg(long, default_value_t = 2e-5)]
     pub weight_decay: f64,
+    /// Layer-wise learning rate decay (from the model's group_matcher).
+    #[arg(long)]
+    pub layer_decay: Option<f64>,
+    /// Floor on a layer's lr scale under --layer-decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub layer_decay_min_scale: f64,
+    /// Layers whose lr scale falls below this are not optimized.
+    #[arg(long)]
+    pub layer_decay_no_opt_scale: Option<f64>,
+    /// Other optimizer arguments, as key=value.
+    #[arg(long, num_args = 0..)]
+    pub opt_kwargs: Vec<String>,
     /// Clip the gradient norm to this.
     #[arg(long)]
     pub clip_grad: Option<f64>,
@@ -188,7 +200,7 @@ pub struct TrainArgs {
 
     // ---- Learning rate schedule ----
     /// LR scheduler: cosine, tanh, poly, step, multistep, plateau, constant or none.
-    #[arg(long, default_value = "cosine", value_name = "SCHEDULER")]
+    #[arg(long, default_value = "cosine")]
     pub sched: String,
     /// Apply LR scheduler step on update instead of epoch end.
     #[arg(long)]
@@ -206,61 +218,61 @@ pub struct TrainArgs {
     #[arg(long, default_value = "")]
     pub lr_base_scale: String,
     /// Learning rate noise on/off epoch percentages.
-    #[arg(long, num_args = 1.., value_name = "PCT")]
+    #[arg(long, num_args = 1..)]
     pub lr_noise: Option<Vec<f64>>,
     /// Learning rate noise limit percent.
-    #[arg(long, default_value_t = 0.67, value_name = "PERCENT")]
+    #[arg(long, default_value_t = 0.67)]
     pub lr_noise_pct: f64,
     /// Learning rate noise std-dev.
-    #[arg(long, default_value_t = 1.0, value_name = "STDDEV")]
+    #[arg(long, default_value_t = 1.0)]
     pub lr_noise_std: f64,
     /// Learning rate cycle len multiplier.
-    #[arg(long, default_value_t = 1.0, value_name = "MULT")]
+    #[arg(long, default_value_t = 1.0)]
     pub lr_cycle_mul: f64,
     /// Amount to decay each learning rate cycle.
-    #[arg(long, default_value_t = 0.5, value_name = "MULT")]
+    #[arg(long, default_value_t = 0.5)]
     pub lr_cycle_decay: f64,
     /// Learning rate cycle limit, cycles enabled if > 1.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1)]
     pub lr_cycle_limit: usize,
     /// Learning rate k-decay for cosine/poly.
     #[arg(long, default_value_t = 1.0)]
     pub lr_k_decay: f64,
     /// Warmup learning rate.
-    #[arg(long, default_value_t = 1e-5, value_name = "LR")]
+    #[arg(long, default_value_t = 1e-5)]
     pub warmup_lr: f64,
     /// Lower lr bound for cyclic schedulers that hit 0.
-    #[arg(long, default_value_t = 0.0, value_name = "LR")]
+    #[arg(long, default_value_t = 0.0)]
     pub min_lr: f64,
     /// Number of epochs to train (before cycles, cooldown and a warmup prefix).
-    #[arg(long, default_value_t = 300, value_name = "N")]
+    #[arg(long, default_value_t = 300)]
     pub epochs: usize,
     /// Epoch repeat multiplier (number of times to repeat dataset epoch per train epoch).
-    #[arg(long, default_value_t = 0.0, value_name = "N")]
+    #[arg(long, default_value_t = 0.0)]
     pub epoch_repeats: f64,
     /// Manual epoch number (useful on restarts; default: 0, or the resumed epoch + 1).
-    #[arg(long, value_name = "N")]
+    #[arg(long)]
     pub start_epoch: Option<usize>,
     /// List of decay epoch indices for multistep lr; must be increasing.
-    #[arg(long, num_args = 1.., default_values_t = [90, 180, 270], value_name = "MILESTONES")]
+    #[arg(long, num_args = 1.., default_values_t = [90, 180, 270])]
     pub decay_milestones: Vec<usize>,
     /// Epoch interval to decay LR (step; fractional allowed).
-    #[arg(long, default_value_t = 90.0, value_name = "N")]
+    #[arg(long, default_value_t = 90.0)]
     pub decay_epochs: f64,
     /// Epochs to warmup LR, if scheduler supports.
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    #[arg(long, default_value_t = 5)]
     pub warmup_epochs: usize,
     /// Exclude warmup period from decay schedule.
     #[arg(long)]
     pub warmup_prefix: bool,
     /// Epochs to cooldown LR at min_lr, after cyclic schedule ends.
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 0)]
     pub cooldown_epochs: usize,
     /// Patience epochs for Plateau LR scheduler.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = 10)]
     pub patience_epochs: usize,
     /// LR decay rate (step, multistep, plateau; the power of poly).
-    #[arg(long, visible_alias = "dr", default_value_t = 0.1, value_name = "RATE")]
+    #[arg(long, visible_alias = "dr", default_value_t = 0.1)]
     pub decay_rate: f64,
 
     // ---- Augmentation and regularization ----

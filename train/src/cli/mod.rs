@@ -1,4 +1,5 @@
-//! The `kiln` command line: `train`, `validate` and `models`, with timm's flags and YAML configs.
+//! The `kiln` command line: `train`, `validate`, `schedule`, `plot` and `models`, with timm's flags
+//! and YAML configs.
 
 mod args;
 mod config;

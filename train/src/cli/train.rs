@@ -11,9 +11,10 @@ use crate::callbacks::{
     SummaryCsv, TensorBoard,
 };
 use crate::checkpoint::newest_checkpoint;
+use crate::clip::ClipMode;
 use crate::loader::DataConfig;
-use crate::loss::CrossEntropy;
-use crate::optim::{create_optimizer, OptimArgs};
+use crate::loss::{create_loss, mixup_active, LossArgs};
+use crate::optim::{create_optimizer_for_model, OptimArgs};
 use crate::sched::{create_scheduler, SchedArgs};
 use crate::trainer::{BatchStages, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts};
 use crate::{Error, Result};
@@ -177,7 +178,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
         normalize: cfg.normalize(layout(a.channels_last)),
         erasing: cfg.random_erasing()?,
         mixup: cfg.mixup_fn(num_classes)?,
-        smoothing: a.smoothing,
         seed: a.seed,
         device,
     };
@@ -200,17 +200,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             ..EvalOptions::default()
         },
     };
-    let betas = a.opt_betas.as_deref().map(pair);
-    let optimizer = create_optimizer(
-        &OptimArgs {
-            opt: a.opt.clone(),
-            momentum: a.momentum,
-            weight_decay: a.weight_decay,
-            eps: a.opt_eps,
-            betas,
-        },
-        model.named_parameters(),
+    let optimizer = create_optimizer_for_model(
+        &OptimArgs::from_train_args(&a, resolve_lr(&a)),
+        model.as_ref(),
     )?;
+
     let lr = resolve_lr(&a);
     let updates_per_epoch = train_loader.len().div_ceil(a.grad_accum_steps);
     let (scheduler, num_epochs) = create_scheduler(&SchedArgs::from(&a), lr, updates_per_epoch)?;
@@ -219,16 +213,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         arch: a.model.clone(),
         optimizer,
         scheduler,
-        loss: Box::new(CrossEntropy {
-            smoothing: a.smoothing,
-        }),
+        loss: create_loss(&LossArgs::from(&a), mixup_active(&a))?,
         train_loader,
         stages,
         evaluator: Some(evaluator),
         config: TrainConfig {
             epochs: num_epochs,
             amp,
-            clip_grad: a.clip_grad,
+            clip: a
+                .clip_grad
+                .map(|v| Ok::<_, Error>((ClipMode::from_flag(&a.clip_mode)?, v)))
+                .transpose()?,
             grad_accum_steps: a.grad_accum_steps,
             eval_metric: a.eval_metric.clone(),
             seed: a.seed,

@@ -156,7 +156,6 @@ fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) 
         normalize: cfg.normalize(layout(a.channels_last)),
         erasing: None,
         mixup: None,
-        smoothing: 0.0,
         seed: 0,
         device,
     };

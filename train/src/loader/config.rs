@@ -183,6 +183,18 @@ impl DataConfig {
         if self.vflip > 0.0 {
             primary.push(Box::new(VFlip(self.vflip)));
         }
+        let secondary = self.secondary(interp)?;
+        Ok(Pipeline {
+            primary,
+            secondary,
+            splits: self.aug_splits.max(1),
+        })
+    }
+
+    /// The colour / policy steps after the geometric ones: AA/RandAugment/AugMix from `aa`, and
+    /// ColorJitter unless a policy replaces it (timm's `transforms_imagenet_train`).
+    fn secondary(&self, interp: Interpolation) -> Result<Vec<Box<dyn Transform>>> {
+        let size = self.img_size;
         let mut secondary: Vec<Box<dyn Transform>> = Vec::new();
         let aa = self.aa.as_deref().filter(|a| !a.is_empty());
         if let Some(aa) = aa {
@@ -201,11 +213,7 @@ impl DataConfig {
                 hue: 0.0,
             }));
         }
-        Ok(Pipeline {
-            primary,
-            secondary,
-            splits: self.aug_splits.max(1),
-        })
+        Ok(secondary)
     }
 
     /// timm's eval transform: shorter side to `floor(img_size / crop_pct)`, centre crop `img_size`.
@@ -287,10 +295,16 @@ impl DataConfig {
     }
 
     /// A train loader at native size for small fixed-size images (IDX digits and clothes):
-    /// pad-and-crop by an eighth plus flip, since timm's pipeline assumes large photos.
+    /// pad-and-crop by an eighth plus flip, since timm's pipeline assumes large photos; with
+    /// `aug_splits` > 1, augmented views add the policy or colour jitter to the clean one.
     pub fn small_image_train_loader(&self, dataset: Arc<dyn Dataset>) -> Result<Loader> {
         let size = self.img_size;
-        let pipeline = crate::augment::small_train(size, size / 8, self.hflip);
+        let mut pipeline = crate::augment::small_train(size, size / 8, self.hflip);
+        if self.aug_splits > 1 {
+            // The clean view is the pad-and-crop one; the others add the policy or jitter.
+            pipeline.secondary = self.secondary(self.train_interpolation.parse()?)?;
+            pipeline.splits = self.aug_splits;
+        }
         let sampler = Box::new(DistributedSampler::single(dataset.len(), true, self.seed));
         let opts = LoaderOptions {
             batch_size: self.batch_size,

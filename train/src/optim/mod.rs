@@ -1,18 +1,65 @@
-//! Optimizers looked up by timm's names (`sgd` = SGD with Nesterov momentum, `momentum`,
-//! `adamw`), with timm's parameter groups: no weight decay on biases and 1-d (norm) parameters.
+//! Optimizers by timm's names (`create_optimizer_v2`), built as rules plus parts.
+//!
+//! **Rules.** Each optimizer family is one per-element update rule ([`kiln_engine::Rule`]): the
+//! state tensors it keeps and its scalar hyper-parameters. The rule runs as one fused
+//! multi-tensor step on the parameters' device (`rule_step_`: a CPU twin generic over the element
+//! function, one CUDA kernel that switches on the rule). A family file here (sgd.rs, adam.rs, ...)
+//! only says which rule, which state tensors with which initial values, and how the step's
+//! scalars (bias corrections, rectification, lr inside the state) follow from the step count and
+//! the learning rate; it computes them on the host once per group of same-aged parameters.
+//!
+//! **Parts** wrap any rule:
+//! - weight decay (`decay.rs`): coupled L2 (added to the gradient inside the kernel), decoupled
+//!   (`p·(1 − lr·wd)` in the kernel's epilogue, before or after the update), or corrected
+//!   decoupled (`lr²/max_lr` in place of `lr`, timm's `c` suffix);
+//! - cautious masking (`cautious.rs`, timm's `c` prefix): the kernel writes the update direction
+//!   instead of applying it, then engine ops keep the entries whose sign agrees with the gradient,
+//!   rescaled by the kept fraction, and apply them;
+//! - parameter groups (`groups.rs`): per-parameter weight decay and lr scale (no decay on 1-d
+//!   params, biases and the model's `no_weight_decay` names; layer-wise lr decay from the model's
+//!   `group_matcher`); `step(lr)` multiplies `lr` by each parameter's scale;
+//! - layer-wise norms (`trust.rs`): LAMB scales the rule's update by ‖p‖/‖u‖ (after clipping the
+//!   gradients by their global norm), LARS scales the gradient before SGD's rule, NovoGrad
+//!   divides it by the root of a running average of its squared norm, MARS corrects it with the
+//!   previous gradient and clips its norm before Adam's rule;
+//! - lookahead (`lookahead.rs`, the `lookahead_` prefix): a wrapper around any optimizer.
+//!
+//! Adafactor (`adafactor.rs`) is a matrix rule composed from engine ops per tensor: its factored
+//! second moments are not shaped like the parameter.
+//!
+//! `factory.rs` maps timm's names to a family plus parts, and names what kiln does not support.
 
-mod adamw;
+mod adabelief;
+mod adafactor;
+mod adagrad;
+mod adam;
+mod adamax;
+mod adan;
+mod adopt;
+mod cautious;
+mod decay;
+mod factory;
+mod family;
+mod groups;
+mod laprop;
+mod lion;
+mod lookahead;
+mod madgrad;
+mod rmsprop;
+mod rule_optimizer;
 mod sgd;
+mod trust;
 
-pub use adamw::AdamW;
-pub use sgd::Sgd;
+pub use factory::{create_optimizer, create_optimizer_for_model, OptimArgs};
+pub use groups::{layer_decay_groups, layer_decayed_params, param_groups, LayerGroup};
+pub use lookahead::Lookahead;
+pub use rule_optimizer::{Parts, RuleOptimizer};
 
 use crate::{Error, Result};
 use kiln_engine::Tensor;
-use kiln_nn::NamedTensor;
 use std::collections::BTreeMap;
 
-/// A parameter with the weight decay that applies to it.
+/// A parameter with the weight decay and lr scale of its group.
 #[derive(Debug, Clone)]
 pub struct Param {
     /// Its state-dict name (optimizer state is keyed by it).
@@ -21,30 +68,18 @@ pub struct Param {
     pub tensor: Tensor,
     /// Weight decay for this parameter (0 for biases and norms).
     pub weight_decay: f32,
-}
-
-/// timm's `param_groups_weight_decay`: decay only on parameters with 2+ dims.
-pub fn param_groups(params: Vec<NamedTensor>, weight_decay: f64) -> Vec<Param> {
-    params
-        .into_iter()
-        .map(|p| {
-            let decay = p.tensor.rank() > 1 && !p.name.ends_with(".bias");
-            Param {
-                name: p.name,
-                tensor: p.tensor,
-                weight_decay: if decay { weight_decay as f32 } else { 0.0 },
-            }
-        })
-        .collect()
+    /// Factor on the learning rate (layer-wise lr decay; 1 otherwise).
+    pub lr_scale: f32,
 }
 
 /// Updates parameters from their gradients.
 pub trait Optimizer: Send {
-    /// One step at learning rate `lr`, for every parameter that has a gradient.
+    /// One step at learning rate `lr` (times each parameter's lr scale), for every parameter
+    /// that has a gradient.
     fn step(&mut self, lr: f64) -> Result<()>;
     /// The parameters.
     fn params(&self) -> &[Param];
-    /// Per-parameter state (momentum buffers, moments), keyed `name.state`.
+    /// Per-parameter state (momentum buffers, moments, step counts), keyed `name.state`.
     fn state_dict(&self) -> BTreeMap<String, Tensor>;
     /// Restores the state `state_dict` returned.
     fn load_state_dict(&mut self, sd: &BTreeMap<String, Tensor>) -> Result<()>;
@@ -53,47 +88,6 @@ pub trait Optimizer: Send {
     fn zero_grad(&self) {
         self.params().iter().for_each(|p| p.tensor.set_grad(None));
     }
-}
-
-/// Optimizer hyper-parameters, timm's flags.
-#[derive(Debug, Clone)]
-pub struct OptimArgs {
-    /// `--opt`: sgd, nesterov, momentum, adamw.
-    pub opt: String,
-    /// `--momentum`.
-    pub momentum: f64,
-    /// `--weight-decay`.
-    pub weight_decay: f64,
-    /// `--opt-eps`.
-    pub eps: Option<f64>,
-    /// `--opt-betas`.
-    pub betas: Option<(f64, f64)>,
-}
-
-/// Builds the optimizer `args.opt` over `params` (timm's `create_optimizer_v2`).
-pub fn create_optimizer(args: &OptimArgs, params: Vec<NamedTensor>) -> Result<Box<dyn Optimizer>> {
-    let params = param_groups(params, args.weight_decay);
-    let momentum = args.momentum as f32;
-    Ok(match args.opt.to_lowercase().as_str() {
-        "sgd" | "nesterov" => Box::new(Sgd::new(params, momentum, true)),
-        "momentum" => Box::new(Sgd::new(params, momentum, false)),
-        "adamw" => {
-            let (b1, b2) = args.betas.unwrap_or((0.9, 0.999));
-            Box::new(AdamW::new(
-                params,
-                (b1 as f32, b2 as f32),
-                args.eps.unwrap_or(1e-8) as f32,
-            ))
-        }
-        other => {
-            return Err(Error::Flag {
-                flag: "--opt".into(),
-                msg: format!(
-                    "unknown optimizer '{other}' (kiln has sgd, nesterov, momentum, adamw)"
-                ),
-            })
-        }
-    })
 }
 
 /// The gradient of `p` as f32, dense in the parameter's memory order, if backward reached it.
@@ -105,61 +99,42 @@ pub(crate) fn grad_of(p: &Param) -> Result<Option<Tensor>> {
     Ok(Some(g.to_dtype(kiln_engine::DType::F32)?.packed(format)?))
 }
 
-/// Zeros shaped, laid out and placed like `p`: a fresh optimizer state tensor.
-pub(crate) fn zeros_like_param(p: &Param) -> Result<Tensor> {
+/// `value` everywhere, shaped, laid out and placed like `p`: a fresh optimizer state tensor.
+pub(crate) fn full_like_param(p: &Param, value: f32) -> Result<Tensor> {
     let format = p.tensor.memory_format().unwrap_or_default();
-    Ok(Tensor::zeros_like(&p.tensor)?.packed(format)?)
+    let t = Tensor::zeros_like(&p.tensor)?.packed(format)?;
+    if value != 0.0 {
+        let _guard = kiln_engine::no_grad();
+        t.copy_(&t.add_scalar(value as f64)?)?;
+    }
+    Ok(t)
 }
 
 /// Restores one state tensor by key, laid out and placed like the parameter.
 pub(crate) fn restore(sd: &BTreeMap<String, Tensor>, key: &str, p: &Param) -> Result<Tensor> {
-    let t = sd.get(key).ok_or_else(|| Error::Flag {
-        flag: "--resume".into(),
-        msg: format!("optimizer state '{key}' missing from the checkpoint"),
-    })?;
+    let t = sd
+        .get(key)
+        .ok_or_else(|| resume_error(key, "missing from the checkpoint"))?;
     if t.numel() != p.tensor.numel() {
-        return Err(Error::Flag {
-            flag: "--resume".into(),
-            msg: format!(
-                "optimizer state '{key}' has {} elements, the parameter {}",
-                t.numel(),
-                p.tensor.numel()
-            ),
-        });
+        let msg = format!(
+            "has {} elements, the parameter {}",
+            t.numel(),
+            p.tensor.numel()
+        );
+        return Err(resume_error(key, &msg));
     }
-    let state = zeros_like_param(p)?;
-    state.copy_(&t.reshape(p.tensor.shape())?)?;
+    let state = full_like_param(p, 0.0)?;
+    state.copy_(
+        &t.to_dtype(kiln_engine::DType::F32)?
+            .reshape(p.tensor.shape())?,
+    )?;
     Ok(state)
 }
 
-/// Parameters sharing a weight decay and state age: one fused multi-tensor step.
-pub(crate) struct StepGroup {
-    /// Their weight decay.
-    pub weight_decay: f32,
-    /// Whether their optimizer state is created by this step.
-    pub first_step: bool,
-    /// Index into the optimizer's parameter list, and the gradient.
-    pub members: Vec<(usize, Tensor)>,
-}
-
-/// Parameters that have gradients, grouped by weight decay and whether their state is new.
-pub(crate) fn step_groups(
-    params: &[Param],
-    has_state: impl Fn(usize) -> bool,
-) -> Result<Vec<StepGroup>> {
-    let mut groups: BTreeMap<(u32, bool), Vec<(usize, Tensor)>> = BTreeMap::new();
-    for (i, p) in params.iter().enumerate() {
-        if let Some(g) = grad_of(p)? {
-            let key = (p.weight_decay.to_bits(), !has_state(i));
-            groups.entry(key).or_default().push((i, g));
-        }
+/// The error for optimizer state `key` that cannot be restored.
+pub(crate) fn resume_error(key: &str, msg: &str) -> Error {
+    Error::Flag {
+        flag: "--resume".into(),
+        msg: format!("optimizer state '{key}' {msg}"),
     }
-    Ok(groups
-        .into_iter()
-        .map(|((decay, first_step), members)| StepGroup {
-            weight_decay: f32::from_bits(decay),
-            first_step,
-            members,
-        })
-        .collect())
 }

@@ -9,10 +9,10 @@ use crate::cli::TrainArgs;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// The schedule flags of timm's train.py (and `--seed`, `--eval-metric`), as `kiln train` takes them.
+/// The schedule flags of timm's train.py (and `--seed`, `--eval-metric`) as `kiln train` has them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchedArgs {
-    /// `--sched`: cosine, tanh, poly, step, multistep, plateau, constant or none.
+    /// `--sched`: cosine, tanh, poly, step, multistep, plateau, constant (or const) or none.
     pub sched: String,
     /// `--sched-on-updates`: t counts optimizer updates instead of epochs.
     pub sched_on_updates: bool,
@@ -84,94 +84,101 @@ impl From<&TrainArgs> for SchedArgs {
     }
 }
 
-/// The `--sched` names kiln knows.
-const SCHEDULES: &str = "cosine, tanh, poly, step, multistep, plateau, constant, none";
+/// The `--sched` names kiln knows (`const` is kiln's older name of `constant`).
+const SCHEDULES: [&str; 9] = [
+    "cosine",
+    "tanh",
+    "poly",
+    "step",
+    "multistep",
+    "plateau",
+    "constant",
+    "const",
+    "none",
+];
 
-fn flag_error(flag: &str, msg: impl Into<String>) -> Error {
-    Error::Flag {
-        flag: flag.into(),
-        msg: msg.into(),
+/// The `--sched` name, known or refused with why.
+fn check_name(sched: &str) -> Result<()> {
+    if SCHEDULES.contains(&sched) {
+        return Ok(());
     }
+    let what = if matches!(sched, "wsd" | "rsqrt") {
+        format!("'{sched}' (timm's warmup-stable-decay) is not in kiln yet")
+    } else {
+        format!("unknown schedule '{sched}'")
+    };
+    Err(Error::Flag {
+        flag: "--sched".into(),
+        msg: format!("{what} (kiln has {})", SCHEDULES.join(", ")),
+    })
 }
 
 /// Checks what timm asserts (or would divide by zero on), naming the flag.
 fn check(a: &SchedArgs, updates_per_epoch: usize) -> Result<()> {
+    check_name(&a.sched)?;
     let cyclic = matches!(a.sched.as_str(), "cosine" | "tanh" | "poly");
-    if !matches!(
-        a.sched.as_str(),
-        "cosine"
-            | "tanh"
-            | "poly"
-            | "step"
-            | "multistep"
-            | "plateau"
-            | "constant"
-            | "const"
-            | "none"
-    ) {
-        let why = if matches!(a.sched.as_str(), "wsd" | "rsqrt") {
-            "timm's warmup-stable-decay schedules are not in kiln yet"
-        } else {
-            "unknown schedule"
-        };
-        return Err(flag_error(
-            "--sched",
-            format!("'{}': {why} (kiln has {SCHEDULES})", a.sched),
-        ));
-    }
-    if a.sched_on_updates && updates_per_epoch == 0 {
-        return Err(flag_error(
+    let plateau = a.sched == "plateau";
+    let noise_len = a.lr_noise.as_ref().map(Vec::len);
+    let rules = [
+        (
+            a.sched_on_updates && updates_per_epoch == 0,
             "--sched-on-updates",
-            "needs the number of updates per epoch (got 0)",
-        ));
-    }
-    if a.sched_on_updates && a.sched == "plateau" {
-        return Err(flag_error(
+            "needs the number of updates per epoch (got 0)".to_string(),
+        ),
+        (
+            a.sched_on_updates && plateau,
             "--sched-on-updates",
-            "plateau steps once per epoch on the eval metric (timm: 'Plateau LR only supports step per epoch')",
-        ));
-    }
-    if cyclic && a.epochs == 0 {
-        return Err(flag_error("--epochs", "must be at least 1"));
-    }
-    if cyclic && a.lr_cycle_mul <= 0.0 {
-        return Err(flag_error("--lr-cycle-mul", "must be positive"));
-    }
-    if a.min_lr < 0.0 {
-        return Err(flag_error("--min-lr", "must not be negative"));
-    }
-    if a.warmup_lr < 0.0 {
-        return Err(flag_error("--warmup-lr", "must not be negative"));
-    }
-    if a.sched == "step" && a.decay_epochs <= 0.0 {
-        return Err(flag_error("--decay-epochs", "must be positive"));
-    }
-    if a.sched == "plateau" && !(0.0..1.0).contains(&a.decay_rate) {
-        return Err(flag_error(
+            "plateau steps once per epoch, on the eval metric (as timm's)".into(),
+        ),
+        (
+            cyclic && a.epochs == 0,
+            "--epochs",
+            "must be at least 1".into(),
+        ),
+        (
+            cyclic && a.lr_cycle_mul <= 0.0,
+            "--lr-cycle-mul",
+            "must be positive".into(),
+        ),
+        (a.min_lr < 0.0, "--min-lr", "must not be negative".into()),
+        (
+            a.warmup_lr < 0.0,
+            "--warmup-lr",
+            "must not be negative".into(),
+        ),
+        (
+            a.sched == "step" && a.decay_epochs <= 0.0,
+            "--decay-epochs",
+            "must be positive".into(),
+        ),
+        (
+            plateau && !(0.0..1.0).contains(&a.decay_rate),
             "--decay-rate",
             format!("plateau's factor must be in [0, 1), got {}", a.decay_rate),
-        ));
-    }
-    if a.decay_milestones.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(flag_error(
+        ),
+        (
+            a.decay_milestones.windows(2).any(|w| w[0] >= w[1]),
             "--decay-milestones",
             format!("must be increasing, got {:?}", a.decay_milestones),
-        ));
+        ),
+        (
+            noise_len.is_some_and(|n| !(1..=2).contains(&n)),
+            "--lr-noise",
+            format!("takes one or two fractions (on, off), got {:?}", a.lr_noise),
+        ),
+        (
+            noise_len.is_some() && a.lr_noise_pct <= 0.0,
+            "--lr-noise-pct",
+            "must be positive".into(),
+        ),
+    ];
+    match rules.into_iter().find(|rule| rule.0) {
+        Some((_, flag, msg)) => Err(Error::Flag {
+            flag: flag.into(),
+            msg,
+        }),
+        None => Ok(()),
     }
-    match a.lr_noise.as_deref() {
-        Some([]) => return Err(flag_error("--lr-noise", "needs one or two fractions")),
-        Some(n) if n.len() > 2 => {
-            return Err(flag_error(
-                "--lr-noise",
-                format!("takes one or two fractions (on, off), got {n:?}"),
-            ))
-        }
-        Some(_) if a.lr_noise_pct <= 0.0 => {
-            return Err(flag_error("--lr-noise-pct", "must be positive"))
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// timm's `create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch)` for an
@@ -182,30 +189,51 @@ pub fn create_scheduler(
     updates_per_epoch: usize,
 ) -> Result<(Scheduler, usize)> {
     check(args, updates_per_epoch)?;
-    let a = args;
-    // Lengths in t: epochs, or updates when stepping on updates.
-    let per_t = if a.sched_on_updates {
+    // t counts epochs, or updates when stepping on updates.
+    let per_t = if args.sched_on_updates {
         updates_per_epoch
     } else {
         1
     };
-    let t_initial = (a.epochs * per_t) as f64;
-    let warmup_t = (a.warmup_epochs * per_t) as f64;
-    let cooldown_t = a.cooldown_epochs * per_t;
-    let noise = a.lr_noise.as_deref().map(|fractions| {
-        Noise::from_fractions(fractions, t_initial, a.lr_noise_pct, a.lr_noise_std, a.seed)
+    let noise = args.lr_noise.as_deref().filter(|_| args.sched != "none");
+    let noise = noise.map(|fractions| {
+        let t_initial = (args.epochs * per_t) as f64;
+        Noise::from_fractions(
+            fractions,
+            t_initial,
+            args.lr_noise_pct,
+            args.lr_noise_std,
+            args.seed,
+        )
     });
-    let cycles = Cycles {
-        t_initial,
-        mul: a.lr_cycle_mul,
-        decay: a.lr_cycle_decay,
-        limit: a.lr_cycle_limit,
+    let (kind, num_epochs) = match args.sched.as_str() {
+        "plateau" => plateau(args, base_lr),
+        _ => curve(args, base_lr, per_t),
     };
+    let t_in_epochs = !args.sched_on_updates;
+    let sched = Scheduler::new(
+        &args.sched,
+        kind,
+        noise,
+        t_in_epochs,
+        updates_per_epoch,
+        base_lr,
+    );
+    Ok((sched, num_epochs))
+}
+
+/// The decay `--sched` names, with lengths in t (`per_t` t per epoch).
+fn decay(a: &SchedArgs, per_t: usize) -> Decay {
     let cyclic = |shape| Decay::Cyclic {
-        cycles: cycles.clone(),
+        cycles: Cycles {
+            t_initial: (a.epochs * per_t) as f64,
+            mul: a.lr_cycle_mul,
+            decay: a.lr_cycle_decay,
+            limit: a.lr_cycle_limit,
+        },
         shape,
     };
-    let decay = match a.sched.as_str() {
+    match a.sched.as_str() {
         "cosine" => cyclic(Shape::Cosine { k: a.lr_k_decay }),
         "tanh" => cyclic(Shape::Tanh { lb: -7.0, ub: 3.0 }),
         "poly" => cyclic(Shape::Poly {
@@ -224,21 +252,27 @@ pub fn create_scheduler(
                 .collect(),
             rate: a.decay_rate,
         },
-        "plateau" => return Ok(plateau(a, base_lr, noise, updates_per_epoch)),
-        // constant (or const, kiln's earlier name): a step schedule that never decays; none: no
-        // scheduler, no warmup, no noise.
+        // constant: a step schedule that never decays; none: timm's absent scheduler, the same
+        // without warmup or noise.
         _ => Decay::Step {
             decay_t: 1.0,
             rate: 1.0,
         },
-    };
-    let none = a.sched == "none";
-    let (warmup_t, noise) = if none { (0.0, None) } else { (warmup_t, noise) };
+    }
+}
+
+/// Every schedule but plateau, and timm's `num_epochs` for it.
+fn curve(a: &SchedArgs, base_lr: f64, per_t: usize) -> (Kind, usize) {
+    let warmup_t = if a.sched == "none" {
+        0
+    } else {
+        a.warmup_epochs * per_t
+    } as f64;
     let mut curve = Curve {
         base_lr,
         lr_min: a.min_lr,
         warmup: Warmup::new(warmup_t, a.warmup_lr, a.warmup_prefix, base_lr),
-        decay,
+        decay: decay(a, per_t),
     };
     if a.sched == "tanh" && !a.warmup_prefix && warmup_t > 0.0 {
         // timm's tanh warms up towards the decayed lr at warmup_t, not towards base_lr.
@@ -248,23 +282,16 @@ pub fn create_scheduler(
     let num_epochs = match &curve.decay {
         // timm: (get_cycle_length() + cooldown_t) // updates_per_epoch when stepping on updates.
         Decay::Cyclic { cycles, .. } => {
+            let cooldown_t = a.cooldown_epochs * per_t;
             (cycles.length() as usize + prefix_epochs * per_t + cooldown_t) / per_t
         }
         _ => a.epochs + prefix_epochs,
     };
-    let sched = Scheduler::new(
-        &a.sched,
-        Kind::Curve(curve),
-        noise,
-        !a.sched_on_updates,
-        updates_per_epoch,
-        base_lr,
-    );
-    Ok((sched, num_epochs))
+    (Kind::Curve(curve), num_epochs)
 }
 
 /// timm's plateau branch: warmup never a prefix, no cooldown, mode from `--eval-metric`.
-fn plateau(a: &SchedArgs, base_lr: f64, noise: Option<Noise>, upe: usize) -> (Scheduler, usize) {
+fn plateau(a: &SchedArgs, base_lr: f64) -> (Kind, usize) {
     let warmup = Warmup::new(a.warmup_epochs as f64, a.warmup_lr, false, base_lr);
     let plateau = ReduceOnPlateau {
         factor: a.decay_rate,
@@ -274,7 +301,5 @@ fn plateau(a: &SchedArgs, base_lr: f64, noise: Option<Noise>, upe: usize) -> (Sc
         state: PlateauState::default(),
     };
     let num_epochs = a.epochs + if a.warmup_prefix { a.warmup_epochs } else { 0 };
-    let kind = Kind::Plateau { warmup, plateau };
-    let sched = Scheduler::new(&a.sched, kind, noise, true, upe, base_lr);
-    (sched, num_epochs)
+    (Kind::Plateau { warmup, plateau }, num_epochs)
 }

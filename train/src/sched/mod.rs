@@ -171,7 +171,7 @@ impl Scheduler {
         if let Kind::Plateau { plateau, .. } = &mut self.kind {
             plateau.state = saved.plateau.ok_or_else(|| {
                 bad(format!(
-                    "the checkpoint's schedule is '{}', without plateau's counters for --sched plateau",
+                    "the checkpoint's schedule '{}' has no plateau counters for --sched plateau",
                     saved.sched
                 ))
             })?;

@@ -96,7 +96,7 @@ impl TorchGenerator {
         f64::from(z as f32)
     }
 
-    /// `torch.rand(1, generator=g).item()`: a uniform f32 in [0, 1) from the low 24 bits of one draw.
+    /// `torch.rand(1, generator=g).item()`: a uniform f32 in [0, 1), the low 24 bits of one draw.
     pub fn rand(&mut self) -> f64 {
         const MASK: u32 = (1 << 24) - 1;
         f64::from((self.next_u32() & MASK) as f32 / (1u32 << 24) as f32)

@@ -14,8 +14,6 @@ pub struct BatchStages {
     pub erasing: Option<RandomErasing>,
     /// Mixup/CutMix producing soft targets.
     pub mixup: Option<Mixup>,
-    /// Label smoothing for hard targets.
-    pub smoothing: f64,
     /// Seed for erasing and mixup draws.
     pub seed: u64,
     /// Where the model runs: batches are copied there.

@@ -6,7 +6,7 @@ use crate::amp::GradScaler;
 use crate::loader::Batch;
 use crate::optim::Optimizer;
 use crate::sched::Scheduler;
-use crate::Result;
+use crate::{Error, Result};
 use kiln_engine::Tensor;
 use kiln_nn::Model;
 use std::collections::BTreeMap;
@@ -64,6 +64,24 @@ pub struct CallbackState {
     pub tensors: BTreeMap<String, Tensor>,
     /// Everything else.
     pub meta: serde_json::Value,
+}
+
+impl CallbackState {
+    /// A state of only JSON metadata, from any serializable value.
+    pub fn from_meta(meta: &impl serde::Serialize) -> Option<CallbackState> {
+        Some(CallbackState {
+            meta: serde_json::to_value(meta).ok()?,
+            ..CallbackState::default()
+        })
+    }
+
+    /// The metadata read back as a `T`; an error names the callback whose state it is.
+    pub fn meta_as<T: serde::de::DeserializeOwned>(self, callback: &str) -> Result<T> {
+        serde_json::from_value(self.meta).map_err(|e| Error::Checkpoint {
+            path: PathBuf::new(),
+            msg: format!("{callback} state: {e}"),
+        })
+    }
 }
 
 /// What callbacks asked for during one event; the Trainer acts on it once the event has run.

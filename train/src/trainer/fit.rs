@@ -6,6 +6,7 @@ use super::{
 };
 use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint};
+use crate::clip::ClipMode;
 use crate::loader::{Batch, Loader};
 use crate::loss::Loss;
 use crate::metrics::AverageMeter;
@@ -24,8 +25,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Autocast dtype for mixed precision (F16 adds a dynamic loss scaler; BF16 needs none).
     pub amp: Option<DType>,
-    /// Clip the global gradient norm to this, if set.
-    pub clip_grad: Option<f64>,
+    /// Gradient clipping (timm's `--clip-mode`, `--clip-grad`), if set.
+    pub clip: Option<(ClipMode, f64)>,
     /// Batches per optimizer update (timm's `--grad-accum-steps`).
     pub grad_accum_steps: usize,
     /// Which metric ranks epochs: top1, top5 or loss.
@@ -39,7 +40,7 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 1,
             amp: None,
-            clip_grad: None,
+            clip: None,
             grad_accum_steps: 1,
             eval_metric: "top1".into(),
             seed: 42,
@@ -140,7 +141,7 @@ impl Trainer {
         let updater = Updater {
             optimizer: parts.optimizer,
             scaler,
-            clip_grad: parts.config.clip_grad,
+            clip: parts.config.clip,
             accum_steps: accum,
         };
         Ok(Trainer {

@@ -2,6 +2,7 @@
 //! clipping and the step, as timm's `train_one_epoch` does them.
 
 use crate::amp::GradScaler;
+use crate::clip::{clip_grads, ClipMode};
 use crate::optim::Optimizer;
 use crate::Result;
 use kiln_engine::Tensor;
@@ -12,8 +13,8 @@ pub struct Updater {
     pub optimizer: Box<dyn Optimizer>,
     /// The loss scaler of an f16 AMP run.
     pub scaler: Option<GradScaler>,
-    /// Clip the global gradient norm to this, if set.
-    pub clip_grad: Option<f64>,
+    /// Gradient clipping (timm's `--clip-mode`, `--clip-grad`), if set.
+    pub clip: Option<(ClipMode, f64)>,
     /// Batches whose gradients add up to one update (timm's `--grad-accum-steps`).
     pub accum_steps: usize,
 }
@@ -41,8 +42,8 @@ impl Updater {
             None => false,
         };
         if !overflow {
-            if let Some(max_norm) = self.clip_grad {
-                clip_grad_norm(self.optimizer.as_ref(), max_norm)?;
+            if let Some((mode, value)) = self.clip {
+                clip_grads(self.optimizer.params(), mode, value)?;
             }
             self.optimizer.step(lr)?;
         }
@@ -52,27 +53,4 @@ impl Updater {
         self.optimizer.zero_grad();
         Ok(())
     }
-}
-
-/// Scales all gradients so their global L2 norm is at most `max_norm` (`clip_grad_norm_`).
-fn clip_grad_norm(optim: &dyn Optimizer, max_norm: f64) -> Result<()> {
-    let grads: Vec<Tensor> = optim
-        .params()
-        .iter()
-        .filter_map(|p| p.tensor.grad())
-        .collect();
-    let total = grads
-        .iter()
-        .map(|g| g.sqr()?.sum_all()?.item())
-        .sum::<std::result::Result<f64, _>>()?
-        .sqrt();
-    let scale = max_norm / (total + 1e-6);
-    if scale < 1.0 {
-        for p in optim.params() {
-            if let Some(g) = p.tensor.grad() {
-                p.tensor.set_grad(Some(g.mul_scalar(scale)?));
-            }
-        }
-    }
-    Ok(())
 }

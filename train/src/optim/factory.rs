@@ -1,0 +1,570 @@
+//! timm's `create_optimizer_v2`: an optimizer by name (every name of timm 1.0's registry), its
+//! parameter groups, and the flags that tune it.
+
+use super::adabelief::AdaBelief;
+use super::adafactor::{Adafactor, AdafactorCfg};
+use super::adagrad::{Adadelta, Adagrad};
+use super::adam::{Adam, AdamKind};
+use super::adamax::Adamax;
+use super::adan::Adan;
+use super::adopt::Adopt;
+use super::decay::Decay;
+use super::family::Family;
+use super::groups::{layer_decay_groups, layer_decayed_params, param_groups};
+use super::laprop::LaProp;
+use super::lion::Lion;
+use super::madgrad::Madgrad;
+use super::rmsprop::RmsProp;
+use super::rule_optimizer::{Parts, RuleOptimizer};
+use super::sgd::Sgd;
+use super::trust::Trust;
+use super::{Lookahead, Optimizer};
+use crate::cli::TrainArgs;
+use crate::{Error, Result};
+use kiln_nn::{Model, NamedTensor};
+use std::collections::BTreeMap;
+
+/// Optimizer flags, timm's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimArgs {
+    /// `--opt`: a name of timm's registry, optionally prefixed `lookahead_`.
+    pub opt: String,
+    /// The learning rate the optimizer is built with (corrected weight decay's `max_lr`); None
+    /// makes Adafactor take relative steps.
+    pub lr: Option<f64>,
+    /// `--momentum`, for the optimizers that take one.
+    pub momentum: f64,
+    /// `--weight-decay`.
+    pub weight_decay: f64,
+    /// `--opt-eps` (the optimizer's default when absent).
+    pub eps: Option<f64>,
+    /// `--opt-betas` (the optimizer's defaults when absent).
+    pub betas: Option<Vec<f64>>,
+    /// `--layer-decay`: layer-wise lr decay factor.
+    pub layer_decay: Option<f64>,
+    /// `--layer-decay-min-scale`: floor on a layer's lr scale.
+    pub layer_decay_min_scale: f64,
+    /// `--layer-decay-no-opt-scale`: layers scaled below this are not optimized.
+    pub layer_decay_no_opt_scale: Option<f64>,
+    /// `--opt-kwargs k=v ...`: the optimizer's other arguments.
+    pub kwargs: Vec<(String, String)>,
+}
+
+impl Default for OptimArgs {
+    fn default() -> Self {
+        OptimArgs {
+            opt: "sgd".into(),
+            lr: None,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            eps: None,
+            betas: None,
+            layer_decay: None,
+            layer_decay_min_scale: 0.0,
+            layer_decay_no_opt_scale: None,
+            kwargs: Vec::new(),
+        }
+    }
+}
+
+impl OptimArgs {
+    /// The optimizer flags of `kiln train`, with the resolved learning rate `lr` (Adafactor
+    /// without `--lr` takes relative steps instead, as timm's does without an lr).
+    pub fn from_train_args(a: &TrainArgs, lr: f64) -> OptimArgs {
+        let relative = a.lr.is_none() && a.opt.to_lowercase().ends_with("adafactor");
+        OptimArgs {
+            opt: a.opt.clone(),
+            lr: (!relative).then_some(lr),
+            momentum: a.momentum,
+            weight_decay: a.weight_decay,
+            eps: a.opt_eps,
+            betas: a.opt_betas.clone(),
+            layer_decay: a.layer_decay,
+            layer_decay_min_scale: a.layer_decay_min_scale,
+            layer_decay_no_opt_scale: a.layer_decay_no_opt_scale,
+            kwargs: a
+                .opt_kwargs
+                .iter()
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+                    None => (kv.trim().to_string(), String::new()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An error on `--opt`.
+fn opt_error(msg: String) -> Error {
+    Error::Flag {
+        flag: "--opt".into(),
+        msg,
+    }
+}
+
+/// `--opt-kwargs`, read by name; [`Kwargs::finish`] refuses the ones nobody read.
+struct Kwargs {
+    values: BTreeMap<String, String>,
+}
+
+impl Kwargs {
+    fn get(&mut self, key: &str) -> Result<Option<f64>> {
+        let Some(v) = self.values.remove(key) else {
+            return Ok(None);
+        };
+        let parsed = match v.to_ascii_lowercase().as_str() {
+            "true" => Some(1.0),
+            "false" | "none" => Some(0.0),
+            s => s.parse().ok(),
+        };
+        parsed.map(Some).ok_or_else(|| Error::Flag {
+            flag: "--opt-kwargs".into(),
+            msg: format!("{key}={v} is not a number or true/false"),
+        })
+    }
+
+    fn f64(&mut self, key: &str, default: f64) -> Result<f64> {
+        Ok(self.get(key)?.unwrap_or(default))
+    }
+
+    fn bool(&mut self, key: &str, default: bool) -> Result<bool> {
+        Ok(self.get(key)?.map_or(default, |v| v != 0.0))
+    }
+
+    fn finish(self, opt: &str) -> Result<()> {
+        match self.values.keys().next() {
+            Some(k) => Err(Error::Flag {
+                flag: "--opt-kwargs".into(),
+                msg: format!("'{opt}' takes no argument '{k}'"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a name asks for beyond its family: timm's `OptimInfo.defaults`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Variant {
+    caution: bool,
+    corrected: bool,
+    decoupled: bool,
+    nesterov: bool,
+    trust_clip: bool,
+    trust: Option<Trust>,
+}
+
+/// The family a supported name builds, or None for names kiln does not implement.
+fn family(
+    base: &str,
+    v: &mut Variant,
+    a: &OptimArgs,
+    kw: &mut Kwargs,
+) -> Result<Option<Box<dyn Family>>> {
+    let betas = |d: (f64, f64)| match a.betas.as_deref() {
+        Some([b1, b2, ..]) => (*b1, *b2),
+        _ => d,
+    };
+    let eps = |d: f64| a.eps.unwrap_or(d);
+    let decay = |decoupled: bool| {
+        if decoupled {
+            Decay::Decoupled
+        } else {
+            Decay::L2
+        }
+    };
+    v.caution = kw.bool("caution", v.caution)?;
+    v.corrected = kw.bool("corrected_weight_decay", v.corrected)?;
+    let adam = |kind, decoupled, e| Adam {
+        kind,
+        betas: betas((0.9, 0.999)),
+        eps: eps(e),
+        decay: decay(decoupled),
+    };
+    Ok(Some(match base {
+        "sgd" | "momentum" | "sgdw" => {
+            let nesterov = kw.bool("nesterov", v.nesterov)?;
+            Box::new(Sgd {
+                momentum: kw.f64("momentum", a.momentum)?,
+                dampening: kw.f64("dampening", 0.0)?,
+                nesterov,
+                decay: decay(v.decoupled),
+            })
+        }
+        "adam" | "adamw" => Box::new(adam(AdamKind::Adam, v.decoupled, 1e-8)),
+        "lamb" => {
+            let max_grad_norm = kw.f64("max_grad_norm", 1.0)?;
+            v.trust = Some(Trust::Lamb {
+                max_grad_norm: (max_grad_norm > 0.0).then_some(max_grad_norm),
+                trust_clip: kw.bool("trust_clip", v.trust_clip)?,
+                always_adapt: kw.bool("always_adapt", false)?,
+            });
+            let decoupled = kw.bool("decoupled_decay", v.decoupled)?;
+            Box::new(adam(AdamKind::Adam, decoupled, 1e-6))
+        }
+        "madgrad" => {
+            let momentum = kw.f64("momentum", a.momentum)?;
+            if momentum <= 0.0 {
+                return Err(opt_error(
+                    "madgrad with momentum 0 (its plain dual-averaging form) is not in kiln yet; \
+                     use --momentum > 0"
+                        .into(),
+                ));
+            }
+            Box::new(Madgrad {
+                momentum,
+                eps: eps(1e-6),
+                decay: decay(kw.bool("decoupled_decay", v.decoupled)?),
+            })
+        }
+        "mars" => {
+            let (b1, b2) = betas((0.9, 0.99));
+            v.trust = Some(Trust::Mars {
+                gamma: kw.f64("gamma", 0.025)?,
+                beta1: b1,
+            });
+            Box::new(Adam {
+                kind: AdamKind::Adam,
+                betas: (b1, b2),
+                eps: eps(1e-8),
+                decay: Decay::Decoupled,
+            })
+        }
+        "novograd" => {
+            let (b1, b2) = betas((0.95, 0.98));
+            v.trust = Some(Trust::NovoGrad {
+                beta2: b2,
+                eps: eps(1e-8),
+            });
+            Box::new(Sgd {
+                momentum: b1,
+                dampening: 0.0,
+                nesterov: false,
+                decay: decay(kw.bool("decoupled_decay", v.decoupled)?),
+            })
+        }
+        "lars" => {
+            v.trust = Some(Trust::Lars {
+                trust_coeff: kw.f64("trust_coeff", 0.001)?,
+                eps: eps(1e-8),
+                trust_clip: kw.bool("trust_clip", v.trust_clip)?,
+                always_adapt: kw.bool("always_adapt", false)?,
+            });
+            Box::new(Sgd {
+                momentum: kw.f64("momentum", a.momentum)?,
+                dampening: kw.f64("dampening", 0.0)?,
+                nesterov: kw.bool("nesterov", v.nesterov)?,
+                decay: Decay::L2,
+            })
+        }
+        "nadam" => Box::new(adam(AdamKind::NAdam, v.decoupled, 1e-8)),
+        "nadamw" => Box::new(adam(AdamKind::NAdamW, true, 1e-8)),
+        "radam" => Box::new(adam(AdamKind::RAdam, v.decoupled, 1e-8)),
+        "adamax" => Box::new(Adamax {
+            betas: betas((0.9, 0.999)),
+            eps: eps(1e-8),
+        }),
+        "rmsprop" | "rmsproptf" => {
+            let tf = base == "rmsproptf";
+            Box::new(RmsProp {
+                tf,
+                alpha: kw.f64("alpha", 0.9)?,
+                eps: eps(if tf { 1e-10 } else { 1e-8 }),
+                momentum: kw.f64("momentum", a.momentum)?,
+                decay: decay(kw.bool("decoupled_decay", v.decoupled)?),
+            })
+        }
+        "adabelief" | "radabelief" => Box::new(AdaBelief {
+            betas: betas((0.9, 0.999)),
+            eps: eps(1e-16),
+            rectify: kw.bool("rectify", base == "radabelief")?,
+            degenerated_to_sgd: kw.bool("degenerated_to_sgd", true)?,
+            decay: decay(kw.bool("decoupled_decay", true)?),
+        }),
+        "adan" | "adanw" => Box::new(Adan {
+            betas: match a.betas.as_deref() {
+                Some([b1, b2, b3, ..]) => (*b1, *b2, *b3),
+                _ => (0.98, 0.92, 0.99),
+            },
+            eps: eps(1e-8),
+            no_prox: kw.bool("no_prox", base == "adanw")?,
+        }),
+        "adagrad" => Box::new(Adagrad {
+            eps: eps(1e-8),
+            lr_decay: kw.f64("lr_decay", 0.0)?,
+        }),
+        "adadelta" => Box::new(Adadelta {
+            rho: kw.f64("rho", 0.9)?,
+            eps: eps(1e-6),
+        }),
+        "lion" => Box::new(Lion {
+            betas: betas((0.9, 0.99)),
+        }),
+        "laprop" => Box::new(LaProp {
+            betas: betas((0.9, 0.999)),
+            eps: eps(1e-15),
+        }),
+        "adopt" => {
+            let clip = kw.f64("clip_exp", 0.333)?;
+            Box::new(Adopt {
+                betas: betas((0.9, 0.9999)),
+                eps: eps(1e-6),
+                clip_exp: (clip > 0.0).then_some(clip),
+                decay: decay(kw.bool("decoupled", v.decoupled)?),
+            })
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// A registered name: its family's name and the variant flags it sets.
+fn resolve(name: &str) -> Option<(&'static str, Variant)> {
+    let plain = |b| Some((b, Variant::default()));
+    let with = |b, caution, corrected, decoupled| {
+        let v = Variant {
+            caution,
+            corrected,
+            decoupled,
+            ..Variant::default()
+        };
+        Some((b, v))
+    };
+    let sgd = |b, caution, corrected, decoupled, nesterov| {
+        let v = Variant {
+            caution,
+            corrected,
+            decoupled,
+            nesterov,
+            ..Variant::default()
+        };
+        Some((b, v))
+    };
+    let clipped = |b, trust_clip, nesterov| {
+        let v = Variant {
+            trust_clip,
+            nesterov,
+            ..Variant::default()
+        };
+        Some((b, v))
+    };
+    match name {
+        "sgd" | "nesterov" | "fusedsgd" | "bnbsgd" => sgd("sgd", false, false, false, true),
+        "momentum" => sgd("momentum", false, false, false, false),
+        "sgdw" | "nesterovw" => sgd("sgdw", false, false, true, true),
+        "sgdc" => sgd("sgdw", false, true, true, true),
+        "csgdw" => sgd("sgdw", true, false, true, true),
+        "csgdc" => sgd("sgdw", true, true, true, true),
+        "adam" | "fusedadam" | "bnbadam" => plain("adam"),
+        "adamw" | "adamwlegacy" | "fusedadamw" | "bnbadamw" => with("adamw", false, false, true),
+        "adamc" => with("adamw", false, true, true),
+        "cadamw" => with("adamw", true, false, true),
+        "cadamc" => with("adamw", true, true, true),
+        "nadam" | "nadamlegacy" => plain("nadam"),
+        "nadamw" => plain("nadamw"),
+        "nadamc" => with("nadamw", false, true, true),
+        "cnadamw" => with("nadamw", true, false, true),
+        "cnadamc" => with("nadamw", true, true, true),
+        "radam" => plain("radam"),
+        "radamw" | "radamlegacy" => with("radam", false, false, true),
+        "adamax" => plain("adamax"),
+        "rmsprop" => plain("rmsprop"),
+        "rmsproptf" => plain("rmsproptf"),
+        "rmsproptfw" => with("rmsproptf", false, false, true),
+        "rmsproptfc" => with("rmsproptf", false, true, true),
+        "crmsproptf" => with("rmsproptf", true, false, false),
+        "lamb" | "fusedlamb" => plain("lamb"),
+        "lambc" => clipped("lamb", true, false),
+        "lambw" => with("lamb", false, false, true),
+        "lambcw" => Some((
+            "lamb",
+            Variant {
+                trust_clip: true,
+                ..with("lamb", false, false, true)?.1
+            },
+        )),
+        "lambcd" => with("lamb", false, true, true),
+        "clamb" => with("lamb", true, false, false),
+        "clambw" => with("lamb", true, false, true),
+        "madgrad" => plain("madgrad"),
+        "madgradw" => with("madgrad", false, false, true),
+        "mars" => plain("mars"),
+        "novograd" | "fusednovograd" => plain("novograd"),
+        "novogradw" => with("novograd", false, false, true),
+        "novogradc" => with("novograd", false, true, true),
+        "lars" => plain("lars"),
+        "larc" => clipped("lars", true, false),
+        "nlars" => clipped("lars", false, true),
+        "nlarc" => clipped("lars", true, true),
+        "adabelief" => plain("adabelief"),
+        "radabelief" => plain("radabelief"),
+        "adan" => plain("adan"),
+        "adanw" => plain("adanw"),
+        "adafactor" => plain("adafactor"),
+        "cadafactor" => with("adafactor", true, false, false),
+        "adagrad" => plain("adagrad"),
+        "adadelta" => plain("adadelta"),
+        "lion" | "bnblion" => plain("lion"),
+        "lionc" => with("lion", false, true, true),
+        "clion" => with("lion", true, false, true),
+        "clionc" => with("lion", true, true, true),
+        "laprop" => plain("laprop"),
+        "lapropc" => with("laprop", false, true, true),
+        "claprop" => with("laprop", true, false, true),
+        "adopt" => plain("adopt"),
+        "adoptw" => with("adopt", false, false, true),
+        "adoptc" => with("adopt", false, true, true),
+        "cadopt" => with("adopt", true, false, false),
+        "cadoptw" => with("adopt", true, false, true),
+        "cadoptc" => with("adopt", true, true, true),
+        _ => None,
+    }
+}
+
+/// timm's registry names kiln does not build, with the reason.
+fn refusal(name: &str) -> Option<String> {
+    if name == "adahessian" {
+        return Some(
+            "adahessian is second-order: it needs Hessian-vector products (backward through \
+             backward), which kiln's autograd does not record"
+                .into(),
+        );
+    }
+    if name.starts_with("bnb") && name.ends_with("8bit") {
+        return Some(format!(
+            "{name} keeps 8-bit quantized state through bitsandbytes' CUDA kernels, which kiln \
+             does not have; use {} (full-precision state)",
+            name.trim_start_matches("bnb").trim_end_matches("8bit")
+        ));
+    }
+    const NOT_YET: &[&str] = &[
+        "adafactorbv",
+        "adafactorbvc",
+        "cadafactorbv",
+        "cadafactorbvc",
+        "adamp",
+        "cadamp",
+        "sgdp",
+        "csgdp",
+        "cadan",
+        "cadanw",
+        "kron",
+        "kronc",
+        "kronw",
+        "cmars",
+        "muon",
+        "nmuon",
+        "adamuon",
+        "nadamuon",
+        "bnbademamix",
+    ];
+    NOT_YET
+        .contains(&name)
+        .then(|| format!("'{name}' is in timm's registry but not implemented in kiln yet"))
+}
+
+/// timm's `create_optimizer_v2` over already-grouped parameters: the optimizer `args.opt`.
+pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Optimizer>> {
+    let lower = args.opt.to_lowercase();
+    let (lookahead, name) = match lower.split_once('_') {
+        Some(("lookahead", rest)) => (true, rest.rsplit('_').next().unwrap_or(rest)),
+        _ => (false, lower.rsplit('_').next().unwrap_or(&lower)),
+    };
+    if let Some(why) = refusal(name) {
+        return Err(opt_error(why));
+    }
+    let Some((base, mut variant)) = resolve(name) else {
+        return Err(opt_error(format!(
+            "unknown optimizer '{}' (timm.optim.list_optimizers() names them)",
+            args.opt
+        )));
+    };
+    let mut kw = Kwargs {
+        values: args.kwargs.iter().cloned().collect(),
+    };
+    if base == "adafactor" {
+        let cfg = adafactor(args, variant, &mut kw)?;
+        kw.finish(name)?;
+        return Ok(wrap(lookahead, Box::new(Adafactor::new(params, cfg))));
+    }
+    let family = family(base, &mut variant, args, &mut kw)?
+        .ok_or_else(|| opt_error(format!("'{name}' is not implemented in kiln yet")))?;
+    kw.finish(name)?;
+    let corrected_max_lr = match (variant.corrected, args.lr) {
+        (false, _) => None,
+        (true, Some(lr)) if lr > 0.0 => Some(lr),
+        (true, _) => {
+            return Err(opt_error(format!(
+                "'{name}' (corrected weight decay) needs a positive --lr to take as max_lr"
+            )))
+        }
+    };
+    let parts = Parts {
+        caution: variant.caution,
+        corrected_max_lr,
+        trust: variant.trust,
+    };
+    let inner = Box::new(RuleOptimizer::new(params, family, parts));
+    Ok(wrap(lookahead, inner))
+}
+
+/// `inner`, inside Lookahead when asked.
+fn wrap(lookahead: bool, inner: Box<dyn Optimizer>) -> Box<dyn Optimizer> {
+    if lookahead {
+        Box::new(Lookahead::new(inner))
+    } else {
+        inner
+    }
+}
+
+/// Adafactor's settings: timm's defaults, `--opt-eps`, the first beta, `--opt-kwargs`; relative
+/// steps without an lr.
+fn adafactor(a: &OptimArgs, v: Variant, kw: &mut Kwargs) -> Result<AdafactorCfg> {
+    let beta1 = match a.betas.as_deref() {
+        Some([b1, ..]) => Some(*b1),
+        _ if v.caution => Some(0.9),
+        _ => None,
+    };
+    Ok(AdafactorCfg {
+        lr: a.lr,
+        eps: a.eps.unwrap_or(1e-30),
+        eps_scale: kw.f64("eps_scale", 1e-3)?,
+        clip_threshold: kw.f64("clip_threshold", 1.0)?,
+        decay_rate: kw.f64("decay_rate", -0.8)?,
+        beta1,
+        scale_parameter: kw.bool("scale_parameter", true)?,
+        min_dim_size_to_factor: kw.f64("min_dim_size_to_factor", 16.0)? as usize,
+        caution: kw.bool("caution", v.caution)?,
+    })
+}
+
+/// `create_optimizer_v2` over named parameters: timm's weight-decay groups (no decay on 1-d
+/// parameters and biases), then the optimizer `args.opt`.
+pub fn create_optimizer(args: &OptimArgs, params: Vec<NamedTensor>) -> Result<Box<dyn Optimizer>> {
+    if args.layer_decay.is_some() {
+        return Err(Error::Flag {
+            flag: "--layer-decay".into(),
+            msg: "needs the model's group_matcher: use create_optimizer_for_model".into(),
+        });
+    }
+    build(args, param_groups(params, args.weight_decay, &[]))
+}
+
+/// `create_optimizer_v2` over a model: its `no_weight_decay` names are left undecayed and, with
+/// `--layer-decay`, its `group_matcher` assigns each parameter's layer and lr scale.
+pub fn create_optimizer_for_model(
+    args: &OptimArgs,
+    model: &dyn Model,
+) -> Result<Box<dyn Optimizer>> {
+    let params = model.named_parameters();
+    let no_wd = model.no_weight_decay();
+    let grouped = match args.layer_decay {
+        None => param_groups(params, args.weight_decay, &no_wd),
+        Some(decay) => {
+            let names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
+            let matcher = model.group_matcher(false);
+            let layers = layer_decay_groups(&names, &matcher, decay, args.layer_decay_min_scale)?;
+            let no_opt = args.layer_decay_no_opt_scale;
+            layer_decayed_params(params, args.weight_decay, &no_wd, &layers, no_opt)
+        }
+    };
+    build(args, grouped)
+}
