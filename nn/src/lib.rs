@@ -18,5 +18,5 @@ pub use overrides::{init_head, set_batch_norm};
 pub use registry::{create_model, list_models, ModelArgs};
 pub use state_dict::{
     load_safetensors, load_safetensors_with_metadata, load_state_dict, save_safetensors,
-    state_dict, LoadReport,
+    state_dict, write_durably, LoadReport,
 };

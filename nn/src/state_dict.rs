@@ -78,23 +78,36 @@ pub fn save_safetensors(
     write_durably(path, &bytes)
 }
 
-/// Writes `bytes` to a temporary name beside `path`, syncs it, renames it over `path` and syncs
-/// the folder: a crash at any point leaves either the old file or the new one, whole.
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("safetensors.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| file_err(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| file_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))?;
+/// Writes `bytes` to `<path>.tmp`, syncs it, renames it over `path` and syncs the folder: a crash
+/// at any point leaves either the old file or the new one, whole; a failed write (a full disk)
+/// removes the temporary file and leaves `path` as it was.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    let tmp = std::path::PathBuf::from(name);
+    let written = write_synced(&tmp, bytes).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| file_err(path, format!("cannot replace: {e}")))
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     if let Some(dir) = dir {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| file_err(dir, e))?;
+            .map_err(|e| file_err(dir, format!("cannot sync the folder: {e}")))?;
     }
     Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f =
+        std::fs::File::create(path).map_err(|e| file_err(path, format!("cannot create: {e}")))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| file_err(path, format!("cannot write: {e}")))
 }
 
 /// Reads every tensor of a safetensors file.

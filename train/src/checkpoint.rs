@@ -130,14 +130,11 @@ impl Checkpoint {
     }
 }
 
-/// Copies `from` to `to` through a synced temporary file and a rename.
+/// Copies `from` to `to` through a synced temporary file and a rename (a failed write leaves
+/// `to` as it was).
 pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
-    let tmp = to.with_extension("tmp");
-    std::fs::copy(from, &tmp).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
+    let bytes = std::fs::read(from).map_err(|e| Error::io(from, e))?;
+    Ok(kiln_nn::write_durably(to, &bytes)?)
 }
 
 /// The checkpoint in `dir` (last, recovery or numbered) that is furthest into training and

@@ -121,9 +121,9 @@ pub enum Error {
         /// What is wrong with which shape.
         msg: String,
     },
-    /// The loss became NaN or infinite.
-    #[error("loss is {0} at epoch {1}, step {2}: lower --lr or check the data")]
-    NonFiniteLoss(f64, usize, usize),
+    /// The loss became NaN or infinite (under `--nan-policy stop`).
+    #[error("{0}")]
+    NonFiniteLoss(Box<crate::trainer::NonFinite>),
 }
 
 /// kiln-train's result type.

@@ -88,6 +88,10 @@ impl Callback for LogLines {
             }
         }
         let skipped = train.skipped + s.eval.map_or(0, |e| e.skipped);
+        if train.nonfinite_updates > 0 {
+            let n = train.nonfinite_updates;
+            line += &format!(", {n} updates skipped for a non-finite loss");
+        }
         if skipped > 0 {
             line += &format!(", {skipped} unreadable images skipped");
         }

@@ -72,6 +72,20 @@ impl CheckpointSaver {
             ctx.save_checkpoint(self.dir.join("model_best.safetensors"));
         }
     }
+
+    /// Saves `recovery-<epoch>-<update>` of the run's position, replacing the previous one.
+    fn save_recovery(&mut self, ctx: &mut Context) {
+        let p = ctx.state.position;
+        let path = self.dir.join(format!(
+            "recovery-{}-{}.safetensors",
+            p.epoch, p.num_updates
+        ));
+        ctx.save_checkpoint(path.clone());
+        match self.ranks.recovery.replace(path.clone()) {
+            Some(old) if old != path => ctx.remove_after_save(old),
+            _ => {}
+        }
+    }
 }
 
 impl Callback for CheckpointSaver {
@@ -86,18 +100,14 @@ impl Callback for CheckpointSaver {
             && s.position
                 .num_updates
                 .is_multiple_of(self.recovery_interval);
-        if !due {
-            return Ok(());
+        if due {
+            self.save_recovery(ctx);
         }
-        let name = format!(
-            "recovery-{}-{}.safetensors",
-            s.epoch, s.position.num_updates
-        );
-        let path = self.dir.join(name);
-        ctx.save_checkpoint(path.clone());
-        if let Some(old) = self.ranks.recovery.replace(path) {
-            ctx.remove_after_save(old);
-        }
+        Ok(())
+    }
+
+    fn train_failed(&mut self, ctx: &mut Context) -> Result<()> {
+        self.save_recovery(ctx);
         Ok(())
     }
 

@@ -58,8 +58,6 @@ impl Callback for SummaryCsv {
             s.epoch, s.lr
         ));
         let text = format!("{HEADER}\n{}\n", rows.join("\n"));
-        let tmp = self.path.with_extension("csv.tmp");
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+        Ok(kiln_nn::write_durably(&self.path, text.as_bytes())?)
     }
 }

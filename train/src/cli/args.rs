@@ -484,6 +484,10 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better eval metric (kiln's flag).
     #[arg(long)]
     pub early_stop: Option<usize>,
+    /// What a NaN or infinite loss does without loss scaling: stop (saving the last good
+    /// state as a recovery checkpoint) or skip (leave that update out and count it); kiln's flag.
+    #[arg(long, default_value = "stop")]
+    pub nan_policy: String,
 
     // ---- Scheduled resolution and NaFlex ----
     /// Per-batch square image sizes for scheduled-resolution training.

@@ -16,7 +16,9 @@ use crate::loader::DataConfig;
 use crate::loss::{create_loss, mixup_active, LossArgs};
 use crate::optim::{create_optimizer_for_model, OptimArgs};
 use crate::sched::{create_scheduler, SchedArgs};
-use crate::trainer::{BatchStages, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts};
+use crate::trainer::{
+    BatchStages, EvalOptions, Evaluator, NanPolicy, TrainConfig, Trainer, TrainerParts,
+};
 use crate::{Error, Result};
 use kiln_engine::{manual_seed, Device, MemoryFormat};
 use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
@@ -227,6 +229,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             grad_accum_steps: a.grad_accum_steps,
             eval_metric: a.eval_metric.clone(),
             seed: a.seed,
+            nan_policy: NanPolicy::from_flag(&a.nan_policy)?,
         },
     })?;
     let out_dir = run_folder(&a, img_size)?;

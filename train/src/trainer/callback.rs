@@ -45,6 +45,11 @@ pub trait Callback: Send {
     fn train_end(&mut self, _ctx: &mut Context) -> Result<()> {
         Ok(())
     }
+    /// The run is ending on a non-finite loss: the state is back at the last good update
+    /// (`ctx.state.position`), which a checkpoint saved now resumes from.
+    fn train_failed(&mut self, _ctx: &mut Context) -> Result<()> {
+        Ok(())
+    }
     /// What a checkpoint keeps of this callback, if anything.
     fn state(&self) -> Option<CallbackState> {
         None

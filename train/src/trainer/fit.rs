@@ -1,8 +1,10 @@
 //! `Trainer::fit`: the epoch and update loop, firing events at callbacks.
 
 use super::callback::Requests;
+use super::nonfinite::LastGood;
 use super::{
-    BatchReport, BatchStages, Callback, Context, Evaluator, Position, RunState, TrainStats, Updater,
+    BatchReport, BatchStages, Callback, Context, Evaluator, NanPolicy, NonFinite, Position,
+    RunState, TrainStats, Updater,
 };
 use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint};
@@ -15,7 +17,7 @@ use crate::sched::Scheduler;
 use crate::{Error, Result};
 use kiln_engine::DType;
 use kiln_nn::Model;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Settings of the loop itself.
@@ -33,6 +35,8 @@ pub struct TrainConfig {
     pub eval_metric: String,
     /// The run's seed (the global RNG stream is restored from it and an offset).
     pub seed: u64,
+    /// What a non-finite loss does without loss scaling (kiln's `--nan-policy`).
+    pub nan_policy: NanPolicy,
 }
 
 impl Default for TrainConfig {
@@ -44,6 +48,7 @@ impl Default for TrainConfig {
             grad_accum_steps: 1,
             eval_metric: "top1".into(),
             seed: 42,
+            nan_policy: NanPolicy::Stop,
         }
     }
 }
@@ -90,6 +95,12 @@ pub(super) struct Run {
     pub(super) callbacks: Vec<Box<dyn Callback>>,
     pub(super) state: RunState,
     pub(super) stop: Option<String>,
+    /// The state after the last update, for a stop on a non-finite loss.
+    last_good: LastGood,
+    /// The last finite loss and its update (1-based).
+    last_finite: Option<(f64, usize)>,
+    /// The current accumulation met a non-finite loss (`--nan-policy skip`).
+    poisoned: bool,
 }
 
 /// The events callbacks hear.
@@ -102,6 +113,7 @@ enum Event {
     ValidationEnd,
     EpochEnd,
     TrainEnd,
+    TrainFailed,
 }
 
 impl Event {
@@ -114,6 +126,7 @@ impl Event {
             Event::ValidationEnd => cb.validation_end(ctx),
             Event::EpochEnd => cb.epoch_end(ctx),
             Event::TrainEnd => cb.train_end(ctx),
+            Event::TrainFailed => cb.train_failed(ctx),
         }
     }
 }
@@ -158,6 +171,9 @@ impl Trainer {
                 callbacks: Vec::new(),
                 state,
                 stop: None,
+                last_good: LastGood::default(),
+                last_finite: None,
+                poisoned: false,
             },
         })
     }
@@ -216,12 +232,13 @@ impl Trainer {
 }
 
 impl Run {
-    fn fire(&mut self, event: Event) -> Result<()> {
+    /// Fires `event`; returns the first checkpoint callbacks had written, if any.
+    fn fire(&mut self, event: Event) -> Result<Option<PathBuf>> {
         self.fire_with(event, None)
     }
 
     /// Fires `event`, showing callbacks the loader batch it concerns.
-    fn fire_with(&mut self, event: Event, batch: Option<&Batch>) -> Result<()> {
+    fn fire_with(&mut self, event: Event, batch: Option<&Batch>) -> Result<Option<PathBuf>> {
         let mut requests = Requests::default();
         let mut ctx = Context {
             state: &self.state,
@@ -239,10 +256,11 @@ impl Run {
         self.act_on(requests)
     }
 
-    fn act_on(&mut self, requests: Requests) -> Result<()> {
+    fn act_on(&mut self, requests: Requests) -> Result<Option<PathBuf>> {
         if let Some(stats) = requests.ema_eval {
             self.state.ema_eval = Some(stats);
         }
+        let saved = requests.saves.first().cloned();
         if let Some((first, rest)) = requests.saves.split_first() {
             self.checkpoint()?.save(first)?;
             for path in rest {
@@ -260,7 +278,7 @@ impl Run {
         if let (None, Some(reason)) = (&self.stop, requests.stop) {
             self.stop = Some(reason);
         }
-        Ok(())
+        Ok(saved)
     }
 
     /// Trains the current epoch from its next batch on.
@@ -270,6 +288,7 @@ impl Run {
         let start = Instant::now();
         let skipped_before = loader.skipped();
         let mut batches = loader.epoch_from(epoch, batch);
+        self.last_good = LastGood::at(self.state.position, self.state.train_loss);
         let mut tick = Instant::now();
         while let Some(batch) = batches.next() {
             let batch = batch?;
@@ -286,6 +305,9 @@ impl Run {
             let data_seconds = tick.elapsed().as_secs_f64();
             let (loss, updated) = self.train_batch(&b.images, &b.targets, index)?;
             self.state.position.batch = index + 1;
+            if updated {
+                self.last_good = LastGood::at(self.state.position, self.state.train_loss);
+            }
             self.state.batch = BatchReport {
                 index,
                 size: b.labels.len(),
@@ -305,6 +327,7 @@ impl Run {
             samples: self.state.train_loss.count as usize,
             seconds: start.elapsed().as_secs_f64(),
             skipped: loader.skipped() - skipped_before,
+            nonfinite_updates: self.state.nonfinite_updates,
         });
         Ok(())
     }
@@ -326,23 +349,31 @@ impl Run {
             self.loss.forward(&self.model.forward(images)?, targets)?
         };
         let value = loss.item()?;
-        if !value.is_finite() {
-            return Err(Error::NonFiniteLoss(
-                value,
-                self.state.position.epoch,
-                index,
-            ));
-        }
         let (accum, update) = accumulation(
             index,
             self.state.batches_per_epoch,
             self.updater.accum_steps,
         );
-        self.updater.backward(&loss, accum)?;
-        self.state.train_loss.update(value, images.shape()[0]);
+        let this_update = self.state.position.num_updates + 1;
+        if value.is_finite() {
+            self.last_finite = Some((value, this_update));
+            self.state.train_loss.update(value, images.shape()[0]);
+        }
+        let scaled = self.updater.scaler.is_some();
+        match (value.is_finite() || scaled, self.config.nan_policy) {
+            (true, _) if !self.poisoned => self.updater.backward(&loss, accum)?,
+            (true, _) => {}
+            (false, NanPolicy::Skip) => self.poisoned = true,
+            (false, NanPolicy::Stop) => return Err(self.stop_on_nonfinite(value, index)?),
+        }
         if update {
             let lr = self.scheduler.lr();
-            self.updater.update(lr)?;
+            if std::mem::take(&mut self.poisoned) {
+                self.updater.optimizer.zero_grad();
+                self.state.nonfinite_updates += 1;
+            } else {
+                self.updater.update(lr)?;
+            }
             self.state.lr = lr;
             self.state.position.num_updates += 1;
             let avg = self.state.train_loss.avg();
@@ -350,6 +381,26 @@ impl Run {
                 .step_update(self.state.position.num_updates, Some(avg));
         }
         Ok((value, update))
+    }
+
+    /// Rewinds to the last good update, lets callbacks save it (`train_failed`) and returns the
+    /// error that ends the run.
+    fn stop_on_nonfinite(&mut self, value: f64, batch: usize) -> Result<Error> {
+        let mut report = NonFinite {
+            value,
+            epoch: self.state.position.epoch,
+            batch,
+            update: self.state.position.num_updates + 1,
+            last_finite: self.last_finite,
+            saved: None,
+        };
+        let good = self.last_good;
+        self.state.position = good.position;
+        self.state.train_loss = good.train_loss;
+        good.rewind_rng(self.config.seed);
+        self.updater.optimizer.zero_grad();
+        report.saved = self.fire(Event::TrainFailed)?;
+        Ok(Error::NonFiniteLoss(Box::new(report)))
     }
 
     /// Validation, the schedule's epoch step and the epoch's end.
@@ -363,7 +414,9 @@ impl Run {
         self.state.position.epoch = next;
         self.state.position.batch = 0;
         self.state.train_loss = AverageMeter::default();
-        self.fire(Event::EpochEnd)
+        self.state.nonfinite_updates = 0;
+        self.fire(Event::EpochEnd)?;
+        Ok(())
     }
 }
 

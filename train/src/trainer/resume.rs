@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 struct ResumeState {
     position: Position,
     train_loss: AverageMeter,
+    #[serde(default)]
+    nonfinite_updates: usize,
     scheduler: serde_json::Value,
     callbacks: BTreeMap<String, serde_json::Value>,
 }
@@ -46,6 +48,7 @@ impl Run {
         let resume = ResumeState {
             position: p,
             train_loss: self.state.train_loss,
+            nonfinite_updates: self.state.nonfinite_updates,
             scheduler: self.scheduler.state(),
             callbacks,
         };
@@ -106,6 +109,7 @@ impl Run {
             serde_json::from_value(trainer).map_err(|e| bad(format!("trainer state: {e}")))?;
         self.state.position = r.position;
         self.state.train_loss = r.train_loss;
+        self.state.nonfinite_updates = r.nonfinite_updates;
         self.scheduler.load_state(&r.scheduler)?;
         for cb in &mut self.callbacks {
             let Some(meta) = r.callbacks.get(cb.name()) else {

@@ -45,6 +45,8 @@ pub struct TrainStats {
     pub seconds: f64,
     /// Images skipped because they could not be read.
     pub skipped: usize,
+    /// Updates left out for a non-finite loss (`--nan-policy skip`).
+    pub nonfinite_updates: usize,
 }
 
 /// The run's state as callbacks see it.
@@ -66,6 +68,8 @@ pub struct RunState {
     pub batch: BatchReport,
     /// This epoch's running training loss.
     pub train_loss: AverageMeter,
+    /// Updates of this epoch left out for a non-finite loss (`--nan-policy skip`).
+    pub nonfinite_updates: usize,
     /// The last finished epoch's training statistics.
     pub train: Option<TrainStats>,
     /// The last validation of the model.

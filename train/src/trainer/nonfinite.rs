@@ -1,0 +1,102 @@
+//! What a NaN or infinite training loss does to a run without loss scaling (kiln's
+//! `--nan-policy`): stop after saving the last good state, or leave the update out and count it.
+
+use super::Position;
+use crate::metrics::AverageMeter;
+use crate::{Error, Result};
+use kiln_engine::{with_global_generator, Generator};
+use std::path::PathBuf;
+
+/// kiln's `--nan-policy`. With an f16 loss scaler neither applies: the scaler skips the update
+/// whose gradients overflow, as timm's does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NanPolicy {
+    /// Save the state of the last update as a recovery checkpoint and end the run with an error.
+    #[default]
+    Stop,
+    /// Drop the gradients of the update the loss belongs to, skip its optimizer step (the
+    /// schedule goes on, as after a loss-scaler overflow) and count it.
+    Skip,
+}
+
+impl NanPolicy {
+    /// Parses `--nan-policy`.
+    pub fn from_flag(value: &str) -> Result<NanPolicy> {
+        match value {
+            "stop" => Ok(NanPolicy::Stop),
+            "skip" => Ok(NanPolicy::Skip),
+            other => Err(Error::Flag {
+                flag: "--nan-policy".into(),
+                msg: format!("`{other}` is not a policy: use stop or skip"),
+            }),
+        }
+    }
+}
+
+/// The run as it stood after its last update (or at the epoch's start): where a run stopped by
+/// a non-finite loss resumes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct LastGood {
+    /// The position after that update.
+    pub position: Position,
+    /// The epoch's loss meter then.
+    pub train_loss: AverageMeter,
+    /// The global RNG's offset then (dropout and drop-path draw from it).
+    pub rng_offset: u64,
+}
+
+impl LastGood {
+    /// Records the run at `position`.
+    pub fn at(position: Position, train_loss: AverageMeter) -> LastGood {
+        LastGood {
+            position,
+            train_loss,
+            rng_offset: with_global_generator(|g| g.offset()),
+        }
+    }
+
+    /// Puts the global RNG back where it was (model and optimizer have not moved since).
+    pub fn rewind_rng(&self, seed: u64) {
+        with_global_generator(|g| *g = Generator::resume(seed, self.rng_offset));
+    }
+}
+
+/// Where a non-finite loss appeared and what was kept, for [`Error::NonFiniteLoss`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFinite {
+    /// The loss value (NaN or ±inf).
+    pub value: f64,
+    /// The epoch.
+    pub epoch: usize,
+    /// The batch within the epoch.
+    pub batch: usize,
+    /// The optimizer update the batch belongs to (1-based, counted over the run).
+    pub update: usize,
+    /// The last finite loss and the batch's update it came from, if any.
+    pub last_finite: Option<(f64, usize)>,
+    /// The recovery checkpoint holding the state after the last good update.
+    pub saved: Option<PathBuf>,
+}
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "loss is {} at epoch {}, batch {} (update {})",
+            self.value, self.epoch, self.batch, self.update
+        )?;
+        match self.last_finite {
+            Some((loss, update)) => {
+                write!(f, "; the last finite loss was {loss:.6} (update {update})")?
+            }
+            None => write!(f, "; no finite loss came before it")?,
+        }
+        if let Some(path) = &self.saved {
+            write!(f, "; the last good state is saved as {}", path.display())?;
+        }
+        write!(
+            f,
+            ": lower --lr, set --clip-grad, check the data, or pass --nan-policy skip"
+        )
+    }
+}
