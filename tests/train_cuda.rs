@@ -5,38 +5,17 @@
 
 mod common;
 
+use common::{write_bands, Bands};
 use std::path::Path;
 use std::process::Command;
 
-/// `n` 8×8 images whose class k (of 4) is a bright column pair at 2k..2k+2 over noise.
-fn write_idx(dir: &Path, prefix: &str, n: usize) {
-    let mut img: Vec<u8> = [0x0803u32, n as u32, 8, 8]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .collect();
-    let mut lbl: Vec<u8> = [0x0801u32, n as u32]
-        .iter()
-        .flat_map(|v| v.to_be_bytes())
-        .collect();
-    let mut state = 7u32;
-    for i in 0..n {
-        let class = i % 4;
-        lbl.push(class as u8);
-        for _ in 0..8 {
-            for col in 0..8 {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                let noise = (state >> 26) as u8;
-                img.push(if (2 * class..2 * class + 2).contains(&col) {
-                    220
-                } else {
-                    noise
-                });
-            }
-        }
-    }
-    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
-    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lbl).unwrap();
-}
+/// 8×8 images whose class k (of 4) is a bright column pair at 2k..2k+2 over noise.
+const TINY: Bands = Bands {
+    side: 8,
+    classes: 4,
+    stride: 2,
+    width: 2,
+};
 
 /// `kiln train --device cuda` on the 8×8 data in `dir`, into `out/<exp>`, plus `extra`.
 fn cuda_train(dir: &Path, out: &Path, exp: &str, extra: &[&str]) -> Command {
@@ -97,8 +76,8 @@ fn trains_on_cuda_with_f16_amp_and_channels_last_and_recovers_exactly() {
     std::fs::create_dir_all(&dir).unwrap();
     // Two steps of training and one of validation: each resnet18 step takes the emulator about
     // a minute.
-    write_idx(&dir, "train", 8);
-    write_idx(&dir, "t10k", 8);
+    write_bands(&dir, "train", 8, 7, TINY);
+    write_bands(&dir, "t10k", 8, 7, TINY);
     let out = dir.join("out");
     let log = run_ok(cuda_train(&dir, &out, "cuda", &[]));
     assert!(log.contains("Epoch 0: train_loss"), "{log}");

@@ -5,20 +5,50 @@ use kiln::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Writes IDX files of `n` 28×28 images whose class k is a bright vertical band at columns
-/// 2k..2k+3 over noise: learnable in a few epochs.
+/// The synthetic images' geometry: `side`×`side` pixels, class k a bright vertical band at
+/// columns `stride`·k..`stride`·k + `width` over noise.
+#[derive(Debug, Clone, Copy)]
+pub struct Bands {
+    pub side: usize,
+    pub classes: usize,
+    pub stride: usize,
+    pub width: usize,
+}
+
+/// 28×28 images, 10 classes, bands of 3 columns overlapping by one: learnable in a few epochs.
+pub const MNIST_LIKE: Bands = Bands {
+    side: 28,
+    classes: 10,
+    stride: 2,
+    width: 3,
+};
+
+/// Writes IDX files of `n` 28×28 images of [`MNIST_LIKE`] bands.
 pub fn write_idx(dir: &Path, prefix: &str, n: usize, seed: u32) {
-    let mut images = Vec::with_capacity(n * 784);
+    write_bands(dir, prefix, n, seed, MNIST_LIKE);
+}
+
+/// Writes IDX files (`<prefix>-images-idx3-ubyte`, `<prefix>-labels-idx1-ubyte`) of `n` images of
+/// `bands`, the noise drawn from `seed`.
+pub fn write_bands(dir: &Path, prefix: &str, n: usize, seed: u32, bands: Bands) {
+    let Bands {
+        side,
+        classes,
+        stride,
+        width,
+    } = bands;
+    let mut images = Vec::with_capacity(n * side * side);
     let mut labels = Vec::with_capacity(n);
     let mut state = seed;
     for i in 0..n {
-        let class = i % 10;
+        let class = i % classes;
         labels.push(class as u8);
-        for _ in 0..28 {
-            for col in 0..28 {
+        let lit = stride * class..stride * class + width;
+        for _ in 0..side {
+            for col in 0..side {
                 state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 let noise = (state >> 26) as u8;
-                images.push(if (2 * class..2 * class + 3).contains(&col) {
+                images.push(if lit.contains(&col) {
                     200 + noise / 2
                 } else {
                     noise
@@ -32,7 +62,7 @@ pub fn write_idx(dir: &Path, prefix: &str, n: usize, seed: u32) {
             .flat_map(u32::to_be_bytes)
             .collect()
     };
-    let mut img = header(0x0803, &[n as u32, 28, 28]);
+    let mut img = header(0x0803, &[n as u32, side as u32, side as u32]);
     img.extend(images);
     let mut lbl = header(0x0801, &[n as u32]);
     lbl.extend(labels);

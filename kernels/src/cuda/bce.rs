@@ -2,9 +2,8 @@
 //! row's sum, the backward rebuilding targets and σ from labels and logits. Twin of
 //! [`crate::cpu::bce`].
 
-use super::reduce::rows_config;
-use super::softmax_xent::XentTargets;
-use super::{DevPtr, Kernels};
+use super::softmax_xent::{launch_loss_rows, XentTargets};
+use super::{Arg, DevPtr, Kernels};
 use crate::cpu::bce::BceOpts;
 use crate::Result;
 
@@ -31,34 +30,13 @@ pub fn bce_fwd(
     o: BceOpts,
     loss: DevPtr,
 ) -> Result<()> {
-    let (cfg, warp) = rows_config(rows, len);
-    let (mode, labels, smoothing, probs) = t.args();
     let (thresh, threshold, pos_weight) = opts_args(o);
-    let (rows64, len64) = (rows as i64, len as i64);
+    let name = format!("bce_fwd_{ty}");
+    let middle: [&dyn Arg; 4] = [&thresh, &threshold, &pos_weight, &loss];
     // SAFETY: x (and soft targets) hold rows·len elements of `ty`, labels rows i64s, loss rows
     // elements; the list matches `bce_fwd_<ty>(const T*, i64, i64, int, const i64*, double,
     // const T*, int, double, double, T*, int)`. The unused target pointer is null and never read.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("bce_fwd_{ty}"),
-            cfg,
-            &[
-                &x,
-                &len64,
-                &rows64,
-                &mode,
-                &labels,
-                &smoothing,
-                &probs,
-                &thresh,
-                &threshold,
-                &pos_weight,
-                &loss,
-                &warp,
-            ],
-        )
-    }
+    unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &middle) }
 }
 
 /// dx = scale\[r\]·((1 - y) - lw·σ(-x)) over `rows` rows of `len` logits of dtype `ty`.
@@ -74,33 +52,11 @@ pub fn bce_bwd(
     scale: DevPtr,
     dx: DevPtr,
 ) -> Result<()> {
-    let (cfg, warp) = rows_config(rows, len);
-    let (mode, labels, smoothing, probs) = t.args();
     let (thresh, threshold, pos_weight) = opts_args(o);
-    let (rows64, len64) = (rows as i64, len as i64);
+    let name = format!("bce_bwd_{ty}");
+    let middle: [&dyn Arg; 5] = [&thresh, &threshold, &pos_weight, &scale, &dx];
     // SAFETY: x, dx (and soft targets) hold rows·len elements of `ty`, labels rows i64s, scale
     // rows elements; the list matches `bce_bwd_<ty>(const T*, i64, i64, int, const i64*, double,
     // const T*, int, double, double, const T*, T*, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("bce_bwd_{ty}"),
-            cfg,
-            &[
-                &x,
-                &len64,
-                &rows64,
-                &mode,
-                &labels,
-                &smoothing,
-                &probs,
-                &thresh,
-                &threshold,
-                &pos_weight,
-                &scale,
-                &dx,
-                &warp,
-            ],
-        )
-    }
+    unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &middle) }
 }

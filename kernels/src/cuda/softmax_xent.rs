@@ -3,7 +3,7 @@
 //! [`crate::cpu::softmax_xent`].
 
 use super::reduce::rows_config;
-use super::{DevPtr, Kernels};
+use super::{Arg, DevPtr, Kernels};
 use crate::Result;
 
 const FILE: &str = "softmax_xent.cu";
@@ -33,6 +33,33 @@ impl XentTargets {
             XentTargets::Soft { probs } => (1, 0, 0.0, probs),
         }
     }
+}
+
+/// Launches a row-wise loss kernel `name` of `file` over `rows` rows of `len` logits whose
+/// arguments are `(x, len, rows, target mode, labels, smoothing, probs, middle..., warps)`.
+///
+/// # Safety
+/// As [`Kernels::launch`]: `x` and the targets hold what `rows`×`len` addresses, and `middle`
+/// matches the kernel's parameters between the targets and the warp count.
+pub(crate) unsafe fn launch_loss_rows(
+    k: &Kernels,
+    (file, name): (&'static str, &str),
+    x: DevPtr,
+    (len, rows): (usize, usize),
+    t: XentTargets,
+    middle: &[&dyn Arg],
+) -> Result<()> {
+    let (cfg, warp) = rows_config(rows, len);
+    let (mode, labels, smoothing, probs) = t.args();
+    let (rows64, len64) = (rows as i64, len as i64);
+    let head: [&dyn Arg; 7] = [&x, &len64, &rows64, &mode, &labels, &smoothing, &probs];
+    let args: Vec<&dyn Arg> = head
+        .into_iter()
+        .chain(middle.iter().copied())
+        .chain([&warp as &dyn Arg])
+        .collect();
+    // SAFETY: the caller guarantees the pointers and `middle` match the kernel.
+    unsafe { k.launch(file, name, cfg, &args) }
 }
 
 /// y = softmax(x) (log-softmax when `log`) over each of `rows` rows of `len`, dtype `ty`.
@@ -97,22 +124,11 @@ pub fn xent_fwd(
     loss: DevPtr,
     lse: DevPtr,
 ) -> Result<()> {
-    let (cfg, warp) = rows_config(rows, len);
-    let (mode, labels, smoothing, probs) = t.args();
-    let (rows64, len64) = (rows as i64, len as i64);
+    let name = format!("xent_fwd_{ty}");
     // SAFETY: x (and soft targets) hold rows·len elements of `ty`, labels rows i64s, loss and lse
     // rows elements; the list matches `xent_fwd_<ty>(const T*, i64, i64, int, const i64*, double,
     // const T*, T*, T*, int)`. The unused target pointer is null and never read.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("xent_fwd_{ty}"),
-            cfg,
-            &[
-                &x, &len64, &rows64, &mode, &labels, &smoothing, &probs, &loss, &lse, &warp,
-            ],
-        )
-    }
+    unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &[&loss, &lse]) }
 }
 
 /// dx = scale\[r\]·(softmax(x)·Σq - q), softmax rebuilt from the forward's per-row `lse`.
@@ -128,20 +144,9 @@ pub fn xent_bwd(
     scale: DevPtr,
     dx: DevPtr,
 ) -> Result<()> {
-    let (cfg, warp) = rows_config(rows, len);
-    let (mode, labels, smoothing, probs) = t.args();
-    let (rows64, len64) = (rows as i64, len as i64);
+    let name = format!("xent_bwd_{ty}");
     // SAFETY: x, dx (and soft targets) hold rows·len elements of `ty`, labels rows i64s, lse and
     // scale rows elements; the list matches `xent_bwd_<ty>(const T*, i64, i64, int, const i64*,
     // double, const T*, const T*, const T*, T*, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("xent_bwd_{ty}"),
-            cfg,
-            &[
-                &x, &len64, &rows64, &mode, &labels, &smoothing, &probs, &lse, &scale, &dx, &warp,
-            ],
-        )
-    }
+    unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &[&lse, &scale, &dx]) }
 }
