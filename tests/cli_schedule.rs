@@ -152,8 +152,19 @@ fn bad_schedule_flags_are_named() {
         "--sched: unknown schedule 'cosinus'",
     );
     fails_with(
-        &with(&["--sched", "wsd"]),
-        "--sched: 'wsd' (timm's warmup-stable-decay) is not in kiln yet",
+        &with(&["--sched", "wsd", "--epochs", "10"]),
+        "--decay-epochs: wsd's decay must fit in --epochs - --warmup-epochs (0 < 90 <= 5, in epochs)",
+    );
+    fails_with(
+        &with(&[
+            "--sched",
+            "rsqrt",
+            "--warmup-epochs",
+            "0",
+            "--decay-epochs",
+            "0.2",
+        ]),
+        "--warmup-epochs: rsqrt's timescale is the warmup",
     );
     fails_with(
         &with(&["--sched", "multistep", "--decay-milestones", "30", "10"]),

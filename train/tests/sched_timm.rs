@@ -153,6 +153,8 @@ fn the_grid_covers_every_schedule_and_option() {
         "step",
         "multistep",
         "plateau",
+        "wsd",
+        "rsqrt",
         "constant",
     ] {
         assert!(has(&|c| c.flags.sched == sched), "no {sched} case");

@@ -1,6 +1,7 @@
 //! The schedules that are pure functions of t: timm's `_get_lr(t)` of `CosineLRScheduler`,
 //! `TanhLRScheduler`, `PolyLRScheduler` (warmup, then a cyclic decay), `StepLRScheduler` and
-//! `MultiStepLRScheduler` (warmup, then stepwise decay). t counts epochs or optimizer updates.
+//! `MultiStepLRScheduler` (warmup, then stepwise decay) and `WSDLRScheduler` (warmup, stable,
+//! decay). t counts epochs or optimizer updates.
 
 /// Linear warmup from `lr_init` over the first `t` steps (`warmup_t`, `warmup_lr_init`).
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +124,45 @@ impl Shape {
     }
 }
 
+/// The stable phase of a warmup-stable-decay schedule, a factor of t since the warmup, 1 at 0.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stable {
+    /// 1: `--sched wsd`.
+    Constant,
+    /// `(1 + t / timescale)^-0.5`: `--sched rsqrt` (Big Vision's, timescale = the warmup).
+    Rsqrt {
+        /// The timescale in t.
+        timescale: f64,
+    },
+}
+
+impl Stable {
+    fn factor(&self, t: f64) -> f64 {
+        match *self {
+            Stable::Constant => 1.0,
+            Stable::Rsqrt { timescale } => (1.0 + t / timescale).powf(-0.5),
+        }
+    }
+}
+
+/// The final decay of a warmup-stable-decay schedule: a factor from 1 to 0 of its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anneal {
+    /// `1 - frac` (rsqrt's cooldown).
+    Linear,
+    /// `1 - sqrt(frac)` (wsd's).
+    OneMinusSqrt,
+}
+
+impl Anneal {
+    fn factor(self, frac: f64) -> f64 {
+        match self {
+            Anneal::Linear => 1.0 - frac,
+            Anneal::OneMinusSqrt => 1.0 - frac.sqrt(),
+        }
+    }
+}
+
 /// What follows the warmup.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decay {
@@ -147,6 +187,17 @@ pub enum Decay {
         /// Factor per milestone.
         rate: f64,
     },
+    /// Stable, then annealed to `lr_min` over the last `decay_t` of `t_initial` (timm's WSD).
+    WarmupStableDecay {
+        /// Length of the stable and decay phases.
+        t_initial: f64,
+        /// Length of the decay phase.
+        decay_t: f64,
+        /// The stable phase.
+        stable: Stable,
+        /// The decay phase.
+        anneal: Anneal,
+    },
 }
 
 impl Decay {
@@ -164,6 +215,21 @@ impl Decay {
             Decay::MultiStep { milestones, rate } => {
                 let passed = milestones.partition_point(|&m| m <= t + 1.0);
                 base_lr * rate.powf(passed as f64)
+            }
+            Decay::WarmupStableDecay {
+                t_initial,
+                decay_t,
+                stable,
+                anneal,
+            } => {
+                // A decaying stable phase is kept at or above lr_min (timm's max).
+                let stable_lr = (base_lr * stable.factor(t)).max(lr_min);
+                let t_decay = t - (t_initial - decay_t);
+                if t_decay <= 0.0 {
+                    return stable_lr;
+                }
+                let frac = (t_decay / decay_t).min(1.0);
+                lr_min + (stable_lr - lr_min) * anneal.factor(frac)
             }
         }
     }

@@ -1,7 +1,7 @@
 //! timm's `create_scheduler_v2` with `scheduler_kwargs`: the "Learning rate schedule" flags become
 //! a `Scheduler` and the number of epochs to train (cycles, cooldown and a warmup prefix included).
 
-use super::curve::{Curve, Cycles, Decay, Shape, Warmup};
+use super::curve::{Anneal, Curve, Cycles, Decay, Shape, Stable, Warmup};
 use super::noise::Noise;
 use super::plateau::{PlateauState, ReduceOnPlateau};
 use super::{Kind, Scheduler};
@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// The schedule flags of timm's train.py (and `--seed`, `--eval-metric`) as `kiln train` has them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchedArgs {
-    /// `--sched`: cosine, tanh, poly, step, multistep, plateau, constant (or const) or none.
+    /// `--sched`: cosine, tanh, poly, step, multistep, plateau, wsd, rsqrt, constant (or const)
+    /// or none.
     pub sched: String,
     /// `--sched-on-updates`: t counts optimizer updates instead of epochs.
     pub sched_on_updates: bool,
@@ -38,7 +39,8 @@ pub struct SchedArgs {
     pub epochs: usize,
     /// `--decay-milestones`: multistep's epochs.
     pub decay_milestones: Vec<usize>,
-    /// `--decay-epochs`: step's interval (fractional allowed).
+    /// `--decay-epochs`: step's interval (fractional allowed); wsd's and rsqrt's decay length (a
+    /// fraction of the stable and decay phases when below 1).
     pub decay_epochs: f64,
     /// `--warmup-epochs`: warmup length.
     pub warmup_epochs: usize,
@@ -85,37 +87,71 @@ impl From<&TrainArgs> for SchedArgs {
 }
 
 /// The `--sched` names kiln knows (`const` is kiln's older name of `constant`).
-const SCHEDULES: [&str; 9] = [
+const SCHEDULES: [&str; 11] = [
     "cosine",
     "tanh",
     "poly",
     "step",
     "multistep",
     "plateau",
+    "wsd",
+    "rsqrt",
     "constant",
     "const",
     "none",
 ];
 
-/// The `--sched` name, known or refused with why.
+/// The `--sched` name, known or refused.
 fn check_name(sched: &str) -> Result<()> {
     if SCHEDULES.contains(&sched) {
         return Ok(());
     }
-    let what = if matches!(sched, "wsd" | "rsqrt") {
-        format!("'{sched}' (timm's warmup-stable-decay) is not in kiln yet")
-    } else {
-        format!("unknown schedule '{sched}'")
-    };
     Err(Error::Flag {
         flag: "--sched".into(),
-        msg: format!("{what} (kiln has {})", SCHEDULES.join(", ")),
+        msg: format!(
+            "unknown schedule '{sched}' (kiln has {})",
+            SCHEDULES.join(", ")
+        ),
     })
+}
+
+/// Whether `sched` is a warmup-stable-decay schedule.
+fn is_wsd(sched: &str) -> bool {
+    matches!(sched, "wsd" | "rsqrt")
+}
+
+/// A warmup-stable-decay schedule's (stable + decay length, decay length) in t, as timm's factory
+/// fits them: within `--epochs` unless the warmup is a prefix, a `--decay-epochs` below 1 a
+/// fraction of that length, rounded half to even.
+fn wsd_lengths(a: &SchedArgs, per_t: usize) -> (f64, f64) {
+    let (t_initial, warmup_t) = ((a.epochs * per_t) as f64, (a.warmup_epochs * per_t) as f64);
+    let t_sched = if a.warmup_prefix {
+        t_initial
+    } else {
+        t_initial - warmup_t
+    };
+    let decay_t = if 0.0 < a.decay_epochs && a.decay_epochs < 1.0 {
+        a.decay_epochs * t_sched
+    } else {
+        a.decay_epochs * per_t as f64
+    };
+    (t_sched, decay_t.round_ties_even())
 }
 
 /// Checks what timm asserts (or would divide by zero on), naming the flag.
 fn check(a: &SchedArgs, updates_per_epoch: usize) -> Result<()> {
     check_name(&a.sched)?;
+    let per_t = if a.sched_on_updates {
+        updates_per_epoch
+    } else {
+        1
+    };
+    let (t_sched, decay_t) = wsd_lengths(a, per_t);
+    let within = if a.warmup_prefix {
+        ""
+    } else {
+        " - --warmup-epochs"
+    };
     let cyclic = matches!(a.sched.as_str(), "cosine" | "tanh" | "poly");
     let plateau = a.sched == "plateau";
     let noise_len = a.lr_noise.as_ref().map(Vec::len);
@@ -150,6 +186,25 @@ fn check(a: &SchedArgs, updates_per_epoch: usize) -> Result<()> {
             a.sched == "step" && a.decay_epochs <= 0.0,
             "--decay-epochs",
             "must be positive".into(),
+        ),
+        (
+            is_wsd(&a.sched) && !(0.0 < decay_t && decay_t <= t_sched),
+            "--decay-epochs",
+            format!(
+                "{}'s decay must fit in --epochs{within} (0 < {decay_t} <= {t_sched}, in {}); \
+                 a value below 1 is a fraction of it",
+                a.sched,
+                if a.sched_on_updates {
+                    "updates"
+                } else {
+                    "epochs"
+                }
+            ),
+        ),
+        (
+            a.sched == "rsqrt" && a.warmup_epochs == 0,
+            "--warmup-epochs",
+            "rsqrt's timescale is the warmup: it needs at least 1 warmup epoch".into(),
         ),
         (
             plateau && !(0.0..1.0).contains(&a.decay_rate),
@@ -244,6 +299,24 @@ fn decay(a: &SchedArgs, per_t: usize) -> Decay {
             decay_t: a.decay_epochs * per_t as f64,
             rate: a.decay_rate,
         },
+        "wsd" | "rsqrt" => {
+            let (t_initial, decay_t) = wsd_lengths(a, per_t);
+            let rsqrt = a.sched == "rsqrt";
+            Decay::WarmupStableDecay {
+                t_initial,
+                decay_t,
+                stable: match rsqrt {
+                    true => Stable::Rsqrt {
+                        timescale: (a.warmup_epochs * per_t) as f64,
+                    },
+                    false => Stable::Constant,
+                },
+                anneal: match rsqrt {
+                    true => Anneal::Linear,
+                    false => Anneal::OneMinusSqrt,
+                },
+            }
+        }
         "multistep" => Decay::MultiStep {
             milestones: a
                 .decay_milestones
@@ -268,10 +341,12 @@ fn curve(a: &SchedArgs, base_lr: f64, per_t: usize) -> (Kind, usize) {
     } else {
         a.warmup_epochs * per_t
     } as f64;
+    // WSD's warmup is always a prefix of its stable phase; its length fits the flags (`decay`).
+    let prefix = a.warmup_prefix || is_wsd(&a.sched);
     let mut curve = Curve {
         base_lr,
         lr_min: a.min_lr,
-        warmup: Warmup::new(warmup_t, a.warmup_lr, a.warmup_prefix, base_lr),
+        warmup: Warmup::new(warmup_t, a.warmup_lr, prefix, base_lr),
         decay: decay(a, per_t),
     };
     if a.sched == "tanh" && !a.warmup_prefix && warmup_t > 0.0 {
@@ -284,6 +359,11 @@ fn curve(a: &SchedArgs, base_lr: f64, per_t: usize) -> (Kind, usize) {
         Decay::Cyclic { cycles, .. } => {
             let cooldown_t = a.cooldown_epochs * per_t;
             (cycles.length() as usize + prefix_epochs * per_t + cooldown_t) / per_t
+        }
+        // timm: warmup_t + t_initial + cooldown_t, in epochs.
+        Decay::WarmupStableDecay { t_initial, .. } => {
+            let t = warmup_t as usize + *t_initial as usize + a.cooldown_epochs * per_t;
+            t / per_t
         }
         _ => a.epochs + prefix_epochs,
     };

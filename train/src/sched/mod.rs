@@ -1,7 +1,7 @@
 //! timm 1.0's learning-rate schedulers (`timm.scheduler`): cosine, tanh, poly, step, multistep,
-//! constant and plateau, with warmup, cycles, k-decay, noise and cooldown, stepped per epoch or per
-//! optimizer update. Each is a pure function of t (epoch or update) plus explicit state: the lr
-//! the next update uses, and plateau's counters. `create_scheduler` turns the flags into one as
+//! constant, warmup-stable-decay (wsd, rsqrt) and plateau, with warmup, cycles, k-decay, noise and
+//! cooldown, stepped per epoch or per optimizer update. Each is a pure function of t (epoch or
+//! update) plus explicit state: the lr the next update uses, and plateau's counters. `create_scheduler` turns the flags into one as
 //! timm's `create_scheduler_v2` does.
 
 mod curve;
@@ -11,7 +11,7 @@ mod plateau;
 mod torch_rng;
 mod trace;
 
-pub use curve::{floor_div, Curve, Cycles, Decay, Shape, Warmup};
+pub use curve::{floor_div, Anneal, Curve, Cycles, Decay, Shape, Stable, Warmup};
 pub use factory::{create_scheduler, SchedArgs};
 pub use noise::Noise;
 pub use plateau::{PlateauState, ReduceOnPlateau};
