@@ -233,7 +233,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         },
     })?;
     let out_dir = run_folder(&a, img_size)?;
-    println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {}, validating on {}; lr {lr}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
+    println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {}, validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
     add_callbacks(&mut trainer, &a, &model_args, &out_dir)?;
     if let Some(path) = &a.resume {
         let path = if path.is_dir() {
