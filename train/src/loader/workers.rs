@@ -18,7 +18,8 @@ pub struct LoaderOptions {
     pub batch_size: usize,
     /// Worker threads (0: fill batches on the calling thread).
     pub workers: usize,
-    /// Drop the last, smaller batch.
+    /// Training mode (timm's `drop_last`): drop the last, smaller batch, refill the slots of
+    /// unreadable samples from the next ones, and drop a batch shrunk to one sample.
     pub drop_last: bool,
     /// Batches in flight at most (the prefetch queue's bound); 0 means `2 * workers`.
     pub prefetch: usize,
@@ -66,6 +67,7 @@ impl Loader {
             skipped: Default::default(),
             logged: Default::default(),
             pool: Default::default(),
+            refill: opts.drop_last,
         });
         let (job_tx, job_rx) = channel::<Job>();
         let (done_tx, done) = channel();
