@@ -11,6 +11,9 @@ pub fn decode(bytes: &[u8], chans: usize, name: &str) -> Result<Image> {
         path: name.to_string(),
         msg,
     };
+    if ![1, 3].contains(&chans) {
+        return Err(err(format!("cannot decode to {chans} channels (1 or 3)")));
+    }
     if bytes.starts_with(&[0xFF, 0xD8]) {
         decode_jpeg(bytes, chans).map_err(err)
     } else if bytes.starts_with(b"\x89PNG") {
