@@ -25,9 +25,9 @@ enum Name {
     Sym(Sym),
 }
 
-/// Size in bytes of a variable.
+/// Size in bytes of a variable (saturating: a size past `u64` cannot be placed anyway).
 pub fn var_size(v: &VarDecl) -> u64 {
-    u64::from(type_size(&v.ty).unwrap_or(1) * v.vec) * v.count
+    u64::from(type_size(&v.ty).unwrap_or(1) * v.vec).saturating_mul(v.count)
 }
 
 fn align_up(x: u64, a: u32) -> u64 {
@@ -311,6 +311,12 @@ impl Emitter<'_> {
         if matches!(op, Op::Shfl(_) | Op::Setp(..))
             && !matches!(i.operands.first(), Some(Operand::Pair(..)))
         {
+            if args.is_empty() {
+                return Err(EmuError::Parse {
+                    line: i.line,
+                    msg: format!("`{}` without operands", i.opcode),
+                });
+            }
             args.insert(1, Arg::Sink);
         }
         op = self.fix_space(op, space_override, &mut args);
@@ -339,16 +345,17 @@ impl Emitter<'_> {
                     | Op::Red(Space::Generic, ..)
             );
             match sym {
-                Sym::Shared(_) if generic => *off += SHARED_WINDOW as i64,
-                Sym::Local(_) if generic => *off += LOCAL_WINDOW as i64,
+                // Wrapping: an offset that leaves the window faults when used, as on a GPU.
+                Sym::Shared(_) if generic => *off = off.wrapping_add(SHARED_WINDOW as i64),
+                Sym::Local(_) if generic => *off = off.wrapping_add(LOCAL_WINDOW as i64),
                 _ => {}
             }
         }
         match op {
             Op::Ld(s, t, _) => {
-                let dst = match &args[0] {
-                    Arg::Reg(r) => Some(*r),
-                    Arg::Vec(v) => {
+                let dst = match args.first() {
+                    Some(Arg::Reg(r)) => Some(*r),
+                    Some(Arg::Vec(v)) => {
                         v.iter()
                             .find_map(|a| if let Arg::Reg(r) = a { Some(*r) } else { None })
                     }

@@ -2,7 +2,7 @@
 use super::fill::{Job, Shared};
 use super::{Batch, Sampler};
 use crate::augment::Pipeline;
-use crate::data::Dataset;
+use crate::data::{panic_text, Dataset};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -187,17 +187,8 @@ fn spawn_worker(
 
 /// `Shared::fill`, with a panic in a transform turned into an error instead of a hung epoch.
 fn fill_caught(shared: &Shared, job: &Job) -> Result<Batch> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| shared.fill(job))).map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-        Error::Worker(format!(
-            "batch {} panicked: {}",
-            job.index,
-            msg.unwrap_or_default()
-        ))
-    })
+    std::panic::catch_unwind(AssertUnwindSafe(|| shared.fill(job)))
+        .map_err(|p| Error::Worker(format!("batch {} panicked: {}", job.index, panic_text(&p))))
 }
 
 impl Drop for Loader {
