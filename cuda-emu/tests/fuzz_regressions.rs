@@ -41,6 +41,14 @@ fn crash_inputs_are_refused_as_invalid_ptx() {
     assert!(seen > 0);
 }
 
+/// A module with one kernel whose body starts with `decls`.
+fn with_body(decls: &str) -> String {
+    format!(
+        ".version 8.0\n.target sm_80\n.address_size 64\n\
+         .visible .entry k()\n{{\n\t{decls}\n\tret;\n}}\n"
+    )
+}
+
 #[test]
 fn declarations_out_of_range_are_refused_as_invalid_ptx() {
     let cases = [
@@ -65,10 +73,52 @@ fn declarations_out_of_range_are_refused_as_invalid_ptx() {
             "more than device memory",
             module(".global .b8 huge[68719476736];", ""),
         ),
+        (
+            "too much static shared memory",
+            module(".shared .b8 s[134217728];", ""),
+        ),
+        (
+            "kernel parameters past 32764 bytes",
+            module("", ".param .b8 p[40000]"),
+        ),
+        ("a negative register count", with_body(".reg .f32 %f<-9>;")),
+        (
+            "more than 2^20 registers",
+            with_body(".reg .f32 %f<1048577>;"),
+        ),
+        (
+            "local memory past 512 KiB",
+            with_body(".local .b8 l[1048576];"),
+        ),
     ];
     for (what, ptx) in cases {
         assert_eq!(load(ptx.as_bytes()), INVALID_PTX, "{what}");
     }
-    let fine = module(".global .align 16 .b8 ok[1048576];", ".param .u64 p");
-    assert_eq!(load(fine.as_bytes()), 0, "{fine}");
+    let fine = [
+        module(".global .align 16 .b8 ok[1048576];", ".param .u64 p"),
+        with_body(".reg .f32 %f<1000>;\n\t.local .b8 l[4096];\n\t.shared .b8 s[49152];"),
+    ];
+    for ptx in fine {
+        assert_eq!(load(ptx.as_bytes()), 0, "{ptx}");
+    }
+}
+
+#[test]
+fn modules_from_nvrtc_still_load() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/ptx");
+    let extra = std::env::var_os("KILN_PTX_DIR").map(std::path::PathBuf::from);
+    let mut loaded = 0;
+    for dir in std::iter::once(seeds).chain(extra) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(
+                load(&std::fs::read(&path).unwrap()),
+                0,
+                "{}",
+                path.display()
+            );
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 2);
 }

@@ -351,7 +351,10 @@ impl Parser {
         loop {
             let name = self.ident()?;
             let count = if self.eat('<') {
-                let n = self.int()? as u32;
+                let n = self.int()?;
+                let Ok(n) = u32::try_from(n) else {
+                    return self.err(format!("register count {n} out of range"));
+                };
                 self.expect('>')?;
                 Some(n)
             } else {
