@@ -25,13 +25,36 @@ enum Name {
     Sym(Sym),
 }
 
-/// Size in bytes of a variable.
+/// Size in bytes of a variable (saturating: a size past `u64` cannot be placed anyway).
 pub fn var_size(v: &VarDecl) -> u64 {
-    u64::from(type_size(&v.ty).unwrap_or(1) * v.vec) * v.count
+    u64::from(type_size(&v.ty).unwrap_or(1) * v.vec).saturating_mul(v.count)
 }
 
 fn align_up(x: u64, a: u32) -> u64 {
     x.next_multiple_of(u64::from(a.max(1)))
+}
+
+/// Static shared memory of a whole module (its kernels' variables are laid out one after
+/// another): far past any real module, it bounds what a launch allocates per block.
+const MAX_STATIC_SHARED: u64 = 64 << 20;
+/// Local memory per thread (CUDA's 512 KiB).
+const MAX_LOCAL: u64 = 512 << 10;
+/// Bytes of kernel parameters (CUDA 12.1's 32764).
+const MAX_PARAMS: u64 = 32764;
+/// Registers one kernel may declare (far past any real kernel; bounds the decoder's work).
+const MAX_REGS: u64 = 1 << 20;
+
+/// `v`'s place after `offset` bytes of a space holding at most `limit`: its aligned start and
+/// its end, or an error naming the space.
+fn place_after(offset: u64, v: &VarDecl, limit: u64, space: &str) -> Result<(u64, u64)> {
+    let at = align_up(offset, v.align);
+    match at.checked_add(var_size(v)).filter(|&end| end <= limit) {
+        Some(end) => Ok((at, end)),
+        None => Err(EmuError::Parse {
+            line: v.line,
+            msg: format!("`{}` does not fit in {space} ({limit} bytes)", v.name),
+        }),
+    }
 }
 
 /// Decodes every `.entry` of `m`. `place` puts a `.global`/`.const` variable in device memory
@@ -55,9 +78,9 @@ pub fn kernels(m: &Module, place: &mut dyn FnMut(&VarDecl) -> Result<u64>) -> Re
             }
             Space::Shared if v.count == 0 => dynamic.push(v.name.clone()),
             Space::Shared => {
-                shared = align_up(shared, v.align);
-                globals.insert(v.name.clone(), Name::Sym(Sym::Shared(shared)));
-                shared += var_size(v);
+                let (at, end) = place_after(shared, v, MAX_STATIC_SHARED, "static shared memory")?;
+                globals.insert(v.name.clone(), Name::Sym(Sym::Shared(at)));
+                shared = end;
             }
             _ => {}
         }
@@ -103,11 +126,10 @@ impl Emitter<'_> {
         let mut scope = HashMap::new();
         let (mut params, mut off) = (Vec::new(), 0u64);
         for p in &f.params {
-            off = align_up(off, p.align);
-            let size = var_size(p);
-            scope.insert(p.name.clone(), Name::Sym(Sym::Param(off)));
-            params.push((off as u32, size as u32));
-            off += size;
+            let (at, end) = place_after(off, p, MAX_PARAMS, "kernel parameters")?;
+            scope.insert(p.name.clone(), Name::Sym(Sym::Param(at)));
+            params.push((at as u32, (end - at) as u32));
+            off = end;
         }
         self.scopes.push(scope);
         self.body(f, false)?;
@@ -150,7 +172,14 @@ impl Emitter<'_> {
         let mut fixups: Vec<Fixup> = Vec::new();
         for stmt in &f.body {
             match stmt {
-                Stmt::Reg(ty, names, _) => {
+                Stmt::Reg(ty, names, line) => {
+                    let adding: u64 = names.iter().map(|(_, n)| u64::from(n.unwrap_or(1))).sum();
+                    if self.reg_bits.len() as u64 + adding > MAX_REGS {
+                        return Err(EmuError::Parse {
+                            line: *line,
+                            msg: format!("more than {MAX_REGS} registers in one kernel"),
+                        });
+                    }
                     for (name, count) in names {
                         match count {
                             None => {
@@ -167,9 +196,9 @@ impl Emitter<'_> {
                     }
                 }
                 Stmt::Var(v) if matches!(v.space, Space::Local | Space::Param) => {
-                    self.local = align_up(self.local, v.align);
-                    self.declare(v.name.clone(), Name::Sym(Sym::Local(self.local)));
-                    self.local += var_size(v);
+                    let (at, end) = place_after(self.local, v, MAX_LOCAL, "local memory")?;
+                    self.declare(v.name.clone(), Name::Sym(Sym::Local(at)));
+                    self.local = end;
                 }
                 Stmt::Var(_) => {}
                 Stmt::Label(name, _) => {
@@ -183,8 +212,9 @@ impl Emitter<'_> {
                 Stmt::Inst(i) => {
                     let inst = self.inst(i, inline)?;
                     if inst.op == Op::Bra {
-                        let label = match (&i.opcode[..3], i.operands.first()) {
-                            ("ret", _) => None,
+                        let ret = i.opcode.starts_with("ret");
+                        let label = match (ret, i.operands.first()) {
+                            (true, _) => None,
                             (_, Some(Operand::Name(l))) => Some(l.clone()),
                             _ => return Err(unsupported(i.line, "branch target")),
                         };
@@ -311,6 +341,12 @@ impl Emitter<'_> {
         if matches!(op, Op::Shfl(_) | Op::Setp(..))
             && !matches!(i.operands.first(), Some(Operand::Pair(..)))
         {
+            if args.is_empty() {
+                return Err(EmuError::Parse {
+                    line: i.line,
+                    msg: format!("`{}` without operands", i.opcode),
+                });
+            }
             args.insert(1, Arg::Sink);
         }
         op = self.fix_space(op, space_override, &mut args);
@@ -339,16 +375,17 @@ impl Emitter<'_> {
                     | Op::Red(Space::Generic, ..)
             );
             match sym {
-                Sym::Shared(_) if generic => *off += SHARED_WINDOW as i64,
-                Sym::Local(_) if generic => *off += LOCAL_WINDOW as i64,
+                // Wrapping: an offset that leaves the window faults when used, as on a GPU.
+                Sym::Shared(_) if generic => *off = off.wrapping_add(SHARED_WINDOW as i64),
+                Sym::Local(_) if generic => *off = off.wrapping_add(LOCAL_WINDOW as i64),
                 _ => {}
             }
         }
         match op {
             Op::Ld(s, t, _) => {
-                let dst = match &args[0] {
-                    Arg::Reg(r) => Some(*r),
-                    Arg::Vec(v) => {
+                let dst = match args.first() {
+                    Some(Arg::Reg(r)) => Some(*r),
+                    Some(Arg::Vec(v)) => {
                         v.iter()
                             .find_map(|a| if let Arg::Reg(r) = a { Some(*r) } else { None })
                     }

@@ -16,12 +16,26 @@ pub struct Buffer {
     len: usize,
 }
 
+/// `n` zeroed words from the allocator's zeroed memory, which the OS maps lazily: a large
+/// buffer costs memory only where it is written.
+fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
+    let layout = std::alloc::Layout::array::<AtomicU64>(n).expect("buffer size fits in isize");
+    // SAFETY: the layout has a non-zero size (n >= 1).
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<AtomicU64>();
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `p` holds `n` zeroed, properly aligned `AtomicU64`s (all-zero bytes are a valid
+    // atomic 0) allocated with the global allocator under the layout `Box` frees them with.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) }
+}
+
 impl Buffer {
     fn new(len: usize) -> Self {
-        let words = (0..len.div_ceil(8).max(1))
-            .map(|_| AtomicU64::new(0))
-            .collect();
-        Self { words, len }
+        Self {
+            words: zeroed_words(len.div_ceil(8).max(1)),
+            len,
+        }
     }
 
     /// Base pointer of the bytes.

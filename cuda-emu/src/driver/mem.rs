@@ -14,7 +14,7 @@ use super::state::state;
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAlloc_v2(dptr: *mut u64, size: usize) -> u32 {
     let mut s = state();
-    if s.mem.used() as usize + size > TOTAL_MEM {
+    if (s.mem.used() as usize).saturating_add(size) > TOTAL_MEM {
         return code::OUT_OF_MEMORY;
     }
     let a = s.mem.alloc(size);

@@ -5,10 +5,10 @@ use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::sync::Arc;
 
 use super::code;
-use super::device::put;
+use super::device::{put, TOTAL_MEM};
 use super::state::{fail, state, LoadedModule, State};
 use crate::decode::{self, var_size};
-use crate::error::Result;
+use crate::error::{EmuError, Result};
 use crate::launch::{launch, Config};
 use crate::ptx::ast::{Operand, VarDecl};
 use crate::ptx::parse::{parse, type_size};
@@ -18,7 +18,14 @@ fn load(s: &mut State, ptx: &str) -> Result<LoadedModule> {
     let m = parse(ptx)?;
     let mut vars = HashMap::new();
     let mut place = |v: &VarDecl| -> Result<u64> {
-        let size = var_size(v) as usize;
+        let size = var_size(v);
+        if size.saturating_add(s.mem.used()) > TOTAL_MEM as u64 {
+            return Err(EmuError::Parse {
+                line: v.line,
+                msg: format!("`{}` needs {size} bytes, more than device memory", v.name),
+            });
+        }
+        let size = size as usize;
         let addr = s.mem.alloc(size);
         let elem = (type_size(&v.ty).unwrap_or(1) as usize).max(1);
         let bytes: Vec<u8> = v
@@ -48,11 +55,19 @@ fn load(s: &mut State, ptx: &str) -> Result<LoadedModule> {
         vars.insert(v.name.clone(), (addr, size));
         Ok(addr)
     };
-    let kernels = decode::kernels(&m, &mut place)?
-        .into_iter()
-        .map(Arc::new)
-        .collect();
-    Ok(LoadedModule { kernels, vars })
+    match decode::kernels(&m, &mut place) {
+        Ok(kernels) => Ok(LoadedModule {
+            kernels: kernels.into_iter().map(Arc::new).collect(),
+            vars,
+        }),
+        Err(e) => {
+            // A module refused after some of its variables were placed gives their memory back.
+            for (addr, _) in vars.values() {
+                s.mem.free(*addr);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// `cuModuleLoadData`: `image` must be NUL-terminated PTX text.

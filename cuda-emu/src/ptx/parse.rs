@@ -176,12 +176,15 @@ impl Parser {
     /// Parses `.global .align 4 .b8 name[16] = {..}` up to (not including) `;`, `,` or `)`.
     fn var_decl(&mut self) -> Result<VarDecl> {
         let line = self.line();
-        let space = space_of(&self.ident()?).expect("caller checked the space");
+        let word = self.ident()?;
+        let Some(space) = space_of(&word) else {
+            return self.err(format!("expected a state space, found `{word}`"));
+        };
         let (mut align, mut vec, mut ty) = (0, 1, String::new());
         loop {
             let word = self.ident()?;
             match word.as_str() {
-                ".align" => align = self.int()? as u32,
+                ".align" => align = self.alignment()?,
                 ".v2" => vec = 2,
                 ".v4" => vec = 4,
                 ".ptr" | ".global" | ".shared" | ".local" | ".const" => {}
@@ -195,11 +198,14 @@ impl Parser {
         let name = self.ident()?;
         let mut count = 1u64;
         while self.eat('[') {
-            count *= if self.is_punct(']') {
-                0
-            } else {
-                self.int()? as u64
-            };
+            let dim = if self.is_punct(']') { 0 } else { self.int()? };
+            count = u64::try_from(dim)
+                .ok()
+                .and_then(|d| count.checked_mul(d))
+                .map_or_else(
+                    || self.err(format!("`{name}`: array size {dim} out of range")),
+                    Ok,
+                )?;
             self.expect(']')?;
         }
         let elem = type_size(&ty).unwrap_or(1) * vec;
@@ -225,6 +231,15 @@ impl Parser {
             init,
             line,
         })
+    }
+
+    /// An `.align` value: a power of two that fits in 32 bits.
+    fn alignment(&mut self) -> Result<u32> {
+        let a = self.int()?;
+        match u32::try_from(a) {
+            Ok(a) if a.is_power_of_two() => Ok(a),
+            _ => self.err(format!("alignment {a} is not a power of two")),
+        }
     }
 
     fn param_list(&mut self) -> Result<Vec<VarDecl>> {
@@ -336,7 +351,10 @@ impl Parser {
         loop {
             let name = self.ident()?;
             let count = if self.eat('<') {
-                let n = self.int()? as u32;
+                let n = self.int()?;
+                let Ok(n) = u32::try_from(n) else {
+                    return self.err(format!("register count {n} out of range"));
+                };
                 self.expect('>')?;
                 Some(n)
             } else {

@@ -72,11 +72,16 @@ impl Output<'_> {
     }
 }
 
-/// Whether this CPU runs the tile (x86-64 with AVX-512F).
+/// Whether this CPU runs the tile (x86-64 with AVX-512F), unless `KILN_NO_AVX512` is set to
+/// anything but `0` (the portable paths then run, as under Valgrind, which lacks AVX-512).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVX512.get_or_init(|| {
+            let off = std::env::var("KILN_NO_AVX512").is_ok_and(|v| v != "0");
+            !off && std::arch::is_x86_feature_detected!("avx512f")
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -11,14 +11,34 @@ pub fn decode(bytes: &[u8], chans: usize, name: &str) -> Result<Image> {
         path: name.to_string(),
         msg,
     };
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        decode_jpeg(bytes, chans).map_err(err)
-    } else if bytes.starts_with(b"\x89PNG") {
-        decode_png(bytes, chans).map_err(err)
-    } else {
-        Err(err("neither JPEG nor PNG (bad magic bytes)".into()))
+    if ![1, 3].contains(&chans) {
+        return Err(err(format!("cannot decode to {chans} channels (1 or 3)")));
     }
+    let decoder = if bytes.starts_with(&[0xFF, 0xD8]) {
+        decode_jpeg
+    } else if bytes.starts_with(b"\x89PNG") {
+        decode_png
+    } else {
+        return Err(err("neither JPEG nor PNG (bad magic bytes)".into()));
+    };
+    // A decoder that panics on a malformed file (zune-jpeg asserts on some) is one bad file,
+    // skipped like the others, not a failed batch.
+    std::panic::catch_unwind(|| decoder(bytes, chans))
+        .unwrap_or_else(|p| Err(format!("the decoder failed: {}", panic_text(&p))))
+        .map_err(err)
 }
+
+/// The message of a caught panic.
+pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Largest image decoded, in pixels (zune-jpeg's default 16384 × 16384): a header claiming more
+/// is refused before its buffer is allocated.
+const MAX_PIXELS: u64 = 16384 * 16384;
 
 fn decode_jpeg(bytes: &[u8], chans: usize) -> std::result::Result<Image, String> {
     let cs = if chans == 1 {
@@ -46,6 +66,10 @@ fn decode_png(bytes: &[u8], chans: usize) -> std::result::Result<Image, String> 
     let mut dec = png::Decoder::new(bytes);
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(|e| e.to_string())?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!("{w}x{h} is more than {MAX_PIXELS} pixels"));
+    }
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
     buf.truncate(info.buffer_size());

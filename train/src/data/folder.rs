@@ -2,6 +2,7 @@
 use super::classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
 use super::{decode, Dataset, Sample};
 use crate::{Error, Result};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// File extensions read as images (case-insensitive).
@@ -34,7 +35,7 @@ impl ImageFolder {
                 continue; // a class map selects a subset of the folders, as in timm
             };
             let mut files = Vec::new();
-            collect_images(dir, &mut files)?;
+            collect_images(dir, &mut HashSet::new(), &mut files)?;
             if files.is_empty() {
                 return Err(Error::EmptyClass(dir.clone()));
             }
@@ -90,12 +91,17 @@ pub fn is_image(path: &Path) -> bool {
     IMAGE_EXTENSIONS.contains(&ext.as_str())
 }
 
-/// Image files under `dir`, recursively.
-fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Image files under `dir`, recursively, following symbolic links; a folder reached again
+/// (`seen` holds the real paths read so far, so a link looping back to an ancestor) is read once.
+fn collect_images(dir: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
+    let real = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if !seen.insert(real) {
+        return Ok(());
+    }
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
         if path.is_dir() {
-            collect_images(&path, out)?;
+            collect_images(&path, seen, out)?;
         } else if is_image(&path) {
             out.push(path);
         }

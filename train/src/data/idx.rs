@@ -90,8 +90,12 @@ fn parse_header(path: &Path, bytes: &[u8], magic: u32) -> Result<Vec<usize>> {
         .map(|i| word(i).map(|d| d as usize))
         .collect::<Option<_>>()
         .ok_or_else(|| bad("shorter than its header".into()))?;
-    let want = 4 * (ndim + 1) + dims.iter().product::<usize>();
-    if bytes.len() != want {
+    let want = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .and_then(|body| body.checked_add(4 * (ndim + 1)));
+    if want != Some(bytes.len()) {
+        let want = want.map_or("more than fits in memory".to_string(), |w| w.to_string());
         return Err(bad(format!(
             "{} bytes, header {dims:?} needs {want}",
             bytes.len()

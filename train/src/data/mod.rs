@@ -10,6 +10,7 @@ mod tar;
 pub use classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
 pub use dataset::{Dataset, Sample};
 pub use decode::decode;
+pub(crate) use decode::panic_text;
 pub use folder::{is_image, ImageFolder, IMAGE_EXTENSIONS};
 pub use idx::IdxDataset;
 pub use image::Image;

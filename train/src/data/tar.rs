@@ -129,7 +129,7 @@ fn index(path: &Path, tar: &[u8]) -> Result<Vec<(usize, usize, String)>> {
         let size = header_size(&hdr[124..136])
             .ok_or_else(|| bad(format!("bad size field at byte {pos}")))?;
         let data = pos + 512;
-        if data + size > tar.len() {
+        if size > tar.len() - data {
             return Err(bad(format!(
                 "member at byte {pos} runs past the end (truncated archive)"
             )));
@@ -174,11 +174,10 @@ fn ustar_name(hdr: &[u8]) -> String {
 /// The size field: octal text, or GNU base-256 when the high bit is set.
 fn header_size(f: &[u8]) -> Option<usize> {
     if f[0] & 0x80 != 0 {
-        return Some(
-            f[1..]
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | b as usize),
-        );
+        // Base-256: a size past usize (or past any archive) is refused as a bad field.
+        return f[1..].iter().try_fold(0usize, |acc, &b| {
+            acc.checked_mul(256).map(|a| a | b as usize)
+        });
     }
     let text = cstr(f);
     let text = text.trim_matches(|c: char| c == ' ' || c == '\0');

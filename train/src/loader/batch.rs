@@ -24,7 +24,8 @@ pub struct Batch {
     pub index: usize,
     /// The epoch it belongs to.
     pub epoch: usize,
-    /// Samples of this batch skipped because their file could not be read or decoded.
+    /// Files skipped for this batch because they could not be read or decoded (in training,
+    /// replaced by the next samples).
     pub skipped: usize,
 }
 

@@ -1,10 +1,17 @@
 //! Filling one batch: load, augment and pack its samples, skipping (and counting) unreadable files.
+//! In a training loader a sample that cannot be read is replaced by the next dataset index (timm's
+//! `ImageDataset` retry), so training batches keep their size; a batch that still shrinks to a
+//! single sample is dropped, since BatchNorm in training mode cannot normalize one value.
 use super::Batch;
 use crate::augment::{derive_rng, AugRng, Pipeline};
 use crate::data::{Dataset, Image};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Consecutive unreadable samples tried for one batch slot before it is left empty (timm's
+/// `_ERROR_RETRY` default).
+pub const MAX_RETRIES: usize = 10;
 
 /// What every worker shares: the dataset, the pipeline, the output shape and the skip counters.
 #[derive(Debug)]
@@ -25,7 +32,12 @@ pub struct Shared {
     pub logged: Mutex<HashSet<String>>,
     /// Spare image buffers, handed back by `Loader::recycle`.
     pub pool: Mutex<Vec<Vec<u8>>>,
+    /// Training mode: refill slots of unreadable samples, drop batches shrunk to one sample.
+    pub refill: bool,
 }
+
+/// One loaded sample: its views, its label and its file.
+type Views = (Vec<Image>, usize, String);
 
 /// One batch to make: its position in the epoch and the dataset indices it holds.
 #[derive(Debug, Clone)]
@@ -46,19 +58,55 @@ impl Shared {
     /// Loads, augments and packs the samples of `job`. Each sample's randomness is seeded by
     /// (seed, epoch, rank, position in epoch), so batches do not depend on the worker count.
     pub fn fill(&self, job: &Job) -> Batch {
-        let mut views: Vec<(Vec<Image>, usize, String)> = Vec::with_capacity(job.indices.len());
+        let mut views: Vec<Views> = Vec::with_capacity(job.indices.len());
+        let mut skipped = 0;
         for (k, &i) in job.indices.iter().enumerate() {
             let pos = (job.first + k) as u64;
             let mut rng = derive_rng(&[self.seed, job.epoch as u64, self.rank as u64, pos]);
-            match self.dataset.load(i) {
-                Ok(s) => match self.checked_views(s.image, &mut rng) {
-                    Ok(v) => views.push((v, s.label, s.filename)),
-                    Err(why) => self.count_skip(&s.filename, &why),
-                },
-                Err(e) => self.count_skip(&self.dataset.filename(i), &e.to_string()),
+            let (found, failed) = self.load_slot(i, &mut rng);
+            skipped += failed;
+            views.extend(found);
+        }
+        if self.refill && views.len() == 1 && job.indices.len() > 1 {
+            log::warn!(
+                "dropping batch {} of epoch {}: one sample left after skipping unreadable files \
+                 (BatchNorm in training needs more than one)",
+                job.index,
+                job.epoch
+            );
+            views.clear();
+        }
+        self.pack(job, views, skipped)
+    }
+
+    /// Sample `i`'s views, or in training the next readable sample's within `MAX_RETRIES`
+    /// indices (wrapping), and how many unreadable files were skipped on the way.
+    fn load_slot(&self, i: usize, rng: &mut AugRng) -> (Option<Views>, usize) {
+        let tries = if self.refill { MAX_RETRIES } else { 1 };
+        let len = self.dataset.len().max(1);
+        for t in 0..tries {
+            if let Some(v) = self.load_views((i + t) % len, rng) {
+                return (Some(v), t);
             }
         }
-        self.pack(job, views)
+        (None, tries)
+    }
+
+    /// Sample `i` loaded and augmented, or `None` (counted and logged) if it cannot be.
+    fn load_views(&self, i: usize, rng: &mut AugRng) -> Option<Views> {
+        match self.dataset.load(i) {
+            Ok(s) => match self.checked_views(s.image, rng) {
+                Ok(v) => Some((v, s.label, s.filename)),
+                Err(why) => {
+                    self.count_skip(&s.filename, &why);
+                    None
+                }
+            },
+            Err(e) => {
+                self.count_skip(&self.dataset.filename(i), &e.to_string());
+                None
+            }
+        }
     }
 
     /// The pipeline's views of `img`, or why they do not fit the batch shape.
@@ -84,7 +132,7 @@ impl Shared {
     }
 
     /// Packs per-sample views split-major into a (recycled) buffer.
-    fn pack(&self, job: &Job, views: Vec<(Vec<Image>, usize, String)>) -> Batch {
+    fn pack(&self, job: &Job, views: Vec<Views>, skipped: usize) -> Batch {
         let (h, w, c) = self.shape;
         let splits = self.pipeline.splits.max(1);
         let mut images = self
@@ -103,7 +151,6 @@ impl Shared {
                 filenames.push(name.clone());
             }
         }
-        let skipped = job.indices.len() - views.len();
         let n = targets.len();
         Batch {
             images,

@@ -2,7 +2,7 @@
 use super::fill::{Job, Shared};
 use super::{Batch, Sampler};
 use crate::augment::Pipeline;
-use crate::data::Dataset;
+use crate::data::{panic_text, Dataset};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -18,7 +18,8 @@ pub struct LoaderOptions {
     pub batch_size: usize,
     /// Worker threads (0: fill batches on the calling thread).
     pub workers: usize,
-    /// Drop the last, smaller batch.
+    /// Training mode (timm's `drop_last`): drop the last, smaller batch, refill the slots of
+    /// unreadable samples from the next ones, and drop a batch shrunk to one sample.
     pub drop_last: bool,
     /// Batches in flight at most (the prefetch queue's bound); 0 means `2 * workers`.
     pub prefetch: usize,
@@ -66,6 +67,7 @@ impl Loader {
             skipped: Default::default(),
             logged: Default::default(),
             pool: Default::default(),
+            refill: opts.drop_last,
         });
         let (job_tx, job_rx) = channel::<Job>();
         let (done_tx, done) = channel();
@@ -185,17 +187,8 @@ fn spawn_worker(
 
 /// `Shared::fill`, with a panic in a transform turned into an error instead of a hung epoch.
 fn fill_caught(shared: &Shared, job: &Job) -> Result<Batch> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| shared.fill(job))).map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-        Error::Worker(format!(
-            "batch {} panicked: {}",
-            job.index,
-            msg.unwrap_or_default()
-        ))
-    })
+    std::panic::catch_unwind(AssertUnwindSafe(|| shared.fill(job)))
+        .map_err(|p| Error::Worker(format!("batch {} panicked: {}", job.index, panic_text(&p))))
 }
 
 impl Drop for Loader {
