@@ -2,7 +2,7 @@
 //! parameter groups, and the flags that tune it.
 
 use super::adabelief::AdaBelief;
-use super::adafactor::{Adafactor, AdafactorCfg};
+use super::adafactor::{Adafactor, AdafactorCfg, BigVision};
 use super::adagrad::{Adadelta, Adagrad};
 use super::adam::{Adam, AdamKind};
 use super::adamax::Adamax;
@@ -14,6 +14,7 @@ use super::groups::{layer_decay_groups, layer_decayed_params, param_groups};
 use super::laprop::LaProp;
 use super::lion::Lion;
 use super::madgrad::Madgrad;
+use super::projection::Projection;
 use super::rmsprop::RmsProp;
 use super::rule_optimizer::{Parts, RuleOptimizer};
 use super::sgd::Sgd;
@@ -188,6 +189,7 @@ fn family(
                 dampening: kw.f64("dampening", 0.0)?,
                 nesterov,
                 decay: decay(v.decoupled),
+                buffer_from_zero: false,
             })
         }
         "adam" | "adamw" => Box::new(adam(AdamKind::Adam, v.decoupled, 1e-8)),
@@ -229,6 +231,35 @@ fn family(
                 decay: Decay::Decoupled,
             })
         }
+        "adamp" => {
+            v.trust = Some(Trust::Project(Projection {
+                delta: kw.f64("delta", 0.1)?,
+                wd_ratio: kw.f64("wd_ratio", 0.01)?,
+                eps: eps(1e-8),
+                decay_scale: 1.0,
+            }));
+            let kind = match kw.bool("nesterov", v.nesterov)? {
+                true => AdamKind::NAdamW,
+                false => AdamKind::Adam,
+            };
+            Box::new(adam(kind, true, 1e-8))
+        }
+        "sgdp" => {
+            let momentum = kw.f64("momentum", a.momentum)?;
+            v.trust = Some(Trust::Project(Projection {
+                delta: kw.f64("delta", 0.1)?,
+                wd_ratio: kw.f64("wd_ratio", 0.1)?,
+                eps: eps(1e-8),
+                decay_scale: 1.0 / (1.0 - momentum),
+            }));
+            Box::new(Sgd {
+                momentum,
+                dampening: kw.f64("dampening", 0.0)?,
+                nesterov: kw.bool("nesterov", v.nesterov)?,
+                decay: Decay::Decoupled,
+                buffer_from_zero: true,
+            })
+        }
         "novograd" => {
             let (b1, b2) = betas((0.95, 0.98));
             v.trust = Some(Trust::NovoGrad {
@@ -240,6 +271,7 @@ fn family(
                 dampening: 0.0,
                 nesterov: false,
                 decay: decay(kw.bool("decoupled_decay", v.decoupled)?),
+                buffer_from_zero: false,
             })
         }
         "lars" => {
@@ -254,6 +286,7 @@ fn family(
                 dampening: kw.f64("dampening", 0.0)?,
                 nesterov: kw.bool("nesterov", v.nesterov)?,
                 decay: Decay::L2,
+                buffer_from_zero: false,
             })
         }
         "nadam" => Box::new(adam(AdamKind::NAdam, v.decoupled, 1e-8)),
@@ -387,6 +420,11 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "madgrad" => plain("madgrad"),
         "madgradw" => with("madgrad", false, false, true),
         "mars" => plain("mars"),
+        "cmars" => with("mars", true, false, false),
+        "adamp" => sgd("adamp", false, false, true, true),
+        "cadamp" => sgd("adamp", true, false, true, true),
+        "sgdp" => sgd("sgdp", false, false, true, true),
+        "csgdp" => sgd("sgdp", true, false, true, true),
         "novograd" | "fusednovograd" => plain("novograd"),
         "novogradw" => with("novograd", false, false, true),
         "novogradc" => with("novograd", false, true, true),
@@ -398,8 +436,14 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "radabelief" => plain("radabelief"),
         "adan" => plain("adan"),
         "adanw" => plain("adanw"),
+        "cadan" => with("adan", true, false, false),
+        "cadanw" => with("adanw", true, false, false),
         "adafactor" => plain("adafactor"),
         "cadafactor" => with("adafactor", true, false, false),
+        "adafactorbv" => plain("adafactorbv"),
+        "adafactorbvc" => with("adafactorbv", false, true, false),
+        "cadafactorbv" => with("adafactorbv", true, false, false),
+        "cadafactorbvc" => with("adafactorbv", true, true, false),
         "adagrad" => plain("adagrad"),
         "adadelta" => plain("adadelta"),
         "lion" | "bnblion" => plain("lion"),
@@ -436,20 +480,9 @@ fn refusal(name: &str) -> Option<String> {
         ));
     }
     const NOT_YET: &[&str] = &[
-        "adafactorbv",
-        "adafactorbvc",
-        "cadafactorbv",
-        "cadafactorbvc",
-        "adamp",
-        "cadamp",
-        "sgdp",
-        "csgdp",
-        "cadan",
-        "cadanw",
         "kron",
         "kronc",
         "kronw",
-        "cmars",
         "muon",
         "nmuon",
         "adamuon",
@@ -480,8 +513,8 @@ pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Opti
     let mut kw = Kwargs {
         values: args.kwargs.iter().cloned().collect(),
     };
-    if base == "adafactor" {
-        let cfg = adafactor(args, variant, &mut kw)?;
+    if base == "adafactor" || base == "adafactorbv" {
+        let cfg = adafactor(args, variant, base == "adafactorbv", &mut kw)?;
         kw.finish(name)?;
         return Ok(wrap(lookahead, Box::new(Adafactor::new(params, cfg))));
     }
@@ -515,24 +548,55 @@ fn wrap(lookahead: bool, inner: Box<dyn Optimizer>) -> Box<dyn Optimizer> {
     }
 }
 
-/// Adafactor's settings: timm's defaults, `--opt-eps`, the first beta, `--opt-kwargs`; relative
-/// steps without an lr.
-fn adafactor(a: &OptimArgs, v: Variant, kw: &mut Kwargs) -> Result<AdafactorCfg> {
+/// Adafactor's settings: timm's defaults, `--opt-eps`, `--opt-kwargs`; the T5 form takes the
+/// first beta and relative steps without an lr, the Big Vision form (`big_vision`) `--momentum`.
+fn adafactor(a: &OptimArgs, v: Variant, big_vision: bool, kw: &mut Kwargs) -> Result<AdafactorCfg> {
+    let caution = kw.bool("caution", v.caution)?;
+    let corrected = kw.bool("corrected_weight_decay", v.corrected)?;
+    let min_dim =
+        |kw: &mut Kwargs, d| Ok::<_, Error>(kw.f64("min_dim_size_to_factor", d)? as usize);
+    if big_vision {
+        let lr = a.lr.unwrap_or(1.0);
+        if corrected && lr <= 0.0 {
+            return Err(opt_error(format!(
+                "'{}' (corrected weight decay) needs a positive --lr to take as max_lr",
+                a.opt
+            )));
+        }
+        return Ok(AdafactorCfg {
+            lr: Some(lr),
+            eps: a.eps.unwrap_or(1e-30),
+            eps_scale: 0.0,
+            clip_threshold: kw.get("clipping_threshold")?,
+            decay_rate: kw.f64("decay_rate", 0.8)?,
+            beta1: Some(kw.f64("momentum", a.momentum)?),
+            scale_parameter: false,
+            min_dim_size_to_factor: min_dim(kw, 16.0)?,
+            caution,
+            big_vision: Some(BigVision {
+                beta2_cap: kw.f64("beta2_cap", 0.999)?,
+                decay_offset: kw.f64("decay_offset", 0.0)?,
+                unscaled_wd: kw.bool("unscaled_wd", false)?,
+                max_lr: corrected.then_some(lr),
+            }),
+        });
+    }
     let beta1 = match a.betas.as_deref() {
         Some([b1, ..]) => Some(*b1),
-        _ if v.caution => Some(0.9),
+        _ if caution => Some(0.9),
         _ => None,
     };
     Ok(AdafactorCfg {
         lr: a.lr,
         eps: a.eps.unwrap_or(1e-30),
         eps_scale: kw.f64("eps_scale", 1e-3)?,
-        clip_threshold: kw.f64("clip_threshold", 1.0)?,
+        clip_threshold: Some(kw.f64("clip_threshold", 1.0)?),
         decay_rate: kw.f64("decay_rate", -0.8)?,
         beta1,
         scale_parameter: kw.bool("scale_parameter", true)?,
-        min_dim_size_to_factor: kw.f64("min_dim_size_to_factor", 16.0)? as usize,
-        caution: kw.bool("caution", v.caution)?,
+        min_dim_size_to_factor: min_dim(kw, 16.0)?,
+        caution,
+        big_vision: None,
     })
 }
 

@@ -22,10 +22,12 @@
 //!   gradients by their global norm), LARS scales the gradient before SGD's rule, NovoGrad
 //!   divides it by the root of a running average of its squared norm, MARS corrects it with the
 //!   previous gradient and clips its norm before Adam's rule;
+//! - projection (`projection.rs`, AdamP/SGDP): the rule's direction loses its radial component
+//!   on weights that look scale-invariant;
 //! - lookahead (`lookahead.rs`, the `lookahead_` prefix): a wrapper around any optimizer.
 //!
-//! Adafactor (`adafactor.rs`) is a matrix rule composed from engine ops per tensor: its factored
-//! second moments are not shaped like the parameter.
+//! Adafactor (`adafactor.rs`, timm's T5 form and its Big Vision variant) is a matrix rule composed
+//! from engine ops per tensor: its factored second moments are not shaped like the parameter.
 //!
 //! `factory.rs` maps timm's names to a family plus parts, and names what kiln does not support.
 
@@ -45,6 +47,7 @@ mod laprop;
 mod lion;
 mod lookahead;
 mod madgrad;
+mod projection;
 mod rmsprop;
 mod rule_optimizer;
 mod sgd;
