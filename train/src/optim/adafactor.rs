@@ -5,7 +5,7 @@
 //! outer product approximates the full one; the update is RMS-clipped per tensor.
 
 use super::cautious::cautious_mask;
-use super::{grad_of, resume_error, Optimizer, Param};
+use super::{grad_of, lerp, resume_error, Optimizer, Param};
 use crate::Result;
 use kiln_engine::{DType, Tensor};
 use std::collections::BTreeMap;
@@ -118,17 +118,6 @@ fn decay_factor(cfg: &AdafactorCfg, wd: f64, lr_t: f64) -> f64 {
 /// RMS of `t`.
 fn rms(t: &Tensor) -> Result<f64> {
     Ok((t.sqr()?.sum_all()?.item()? / t.numel() as f64).sqrt())
-}
-
-/// `a + w·(b − a)`, as torch's `lerp` computes it (from `b`'s side for w ≥ 0.5, so w = 1 gives
-/// `b` exactly).
-fn lerp(a: &Tensor, b: &Tensor, w: f64) -> Result<Tensor> {
-    let d = b.sub(a)?;
-    if w < 0.5 {
-        Ok(a.add(&d.mul_scalar(w)?)?)
-    } else {
-        Ok(b.sub(&d.mul_scalar(1.0 - w)?)?)
-    }
 }
 
 /// `shape` with `dim` reduced to 1.

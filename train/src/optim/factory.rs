@@ -14,6 +14,8 @@ use super::groups::{layer_decay_groups, layer_decayed_params, param_groups};
 use super::laprop::LaProp;
 use super::lion::Lion;
 use super::madgrad::Madgrad;
+use super::muon::{Muon, MuonCfg};
+use super::newton_schulz::NewtonSchulz;
 use super::projection::Projection;
 use super::rmsprop::RmsProp;
 use super::rule_optimizer::{Parts, RuleOptimizer};
@@ -420,6 +422,10 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "madgrad" => plain("madgrad"),
         "madgradw" => with("madgrad", false, false, true),
         "mars" => plain("mars"),
+        "muon" => sgd("muon", false, false, true, false),
+        "nmuon" => sgd("muon", false, false, true, true),
+        "adamuon" => sgd("adamuon", false, false, true, false),
+        "nadamuon" => sgd("adamuon", false, false, true, true),
         "cmars" => with("mars", true, false, false),
         "adamp" => sgd("adamp", false, false, true, true),
         "cadamp" => sgd("adamp", true, false, true, true),
@@ -479,16 +485,7 @@ fn refusal(name: &str) -> Option<String> {
             name.trim_start_matches("bnb").trim_end_matches("8bit")
         ));
     }
-    const NOT_YET: &[&str] = &[
-        "kron",
-        "kronc",
-        "kronw",
-        "muon",
-        "nmuon",
-        "adamuon",
-        "nadamuon",
-        "bnbademamix",
-    ];
+    const NOT_YET: &[&str] = &["kron", "kronc", "kronw", "bnbademamix"];
     NOT_YET
         .contains(&name)
         .then(|| format!("'{name}' is in timm's registry but not implemented in kiln yet"))
@@ -517,6 +514,11 @@ pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Opti
         let cfg = adafactor(args, variant, base == "adafactorbv", &mut kw)?;
         kw.finish(name)?;
         return Ok(wrap(lookahead, Box::new(Adafactor::new(params, cfg))));
+    }
+    if base == "muon" || base == "adamuon" {
+        let muon = muon(args, variant, base == "adamuon", params, &mut kw)?;
+        kw.finish(name)?;
+        return Ok(wrap(lookahead, Box::new(muon)));
     }
     let family = family(base, &mut variant, args, &mut kw)?
         .ok_or_else(|| opt_error(format!("'{name}' is not implemented in kiln yet")))?;
@@ -598,6 +600,49 @@ fn adafactor(a: &OptimArgs, v: Variant, big_vision: bool, kw: &mut Kwargs) -> Re
         caution,
         big_vision: None,
     })
+}
+
+/// timm's `Muon` over `params`: its defaults (ε 1e-7, betas (0.9, 0.95), 5 quintic iterations),
+/// `--momentum`, `--opt-eps`, `--opt-betas`, `--opt-kwargs`; AdamW (NAdamW with Nesterov)
+/// fallback.
+fn muon(
+    a: &OptimArgs,
+    v: Variant,
+    adamuon: bool,
+    params: Vec<super::Param>,
+    kw: &mut Kwargs,
+) -> Result<Muon> {
+    let eps = a.eps.unwrap_or(1e-7);
+    let betas = match a.betas.as_deref() {
+        Some([b1, b2, ..]) => (*b1, *b2),
+        _ => (0.9, 0.95),
+    };
+    let nesterov = kw.bool("nesterov", v.nesterov)?;
+    let cfg = MuonCfg {
+        momentum: kw.f64("momentum", a.momentum)?,
+        nesterov,
+        ns: NewtonSchulz {
+            steps: kw.f64("ns_steps", 5.0)? as usize,
+            eps,
+            safety_factor: kw.f64("safety_factor", 1.0)?,
+            scale_eps: kw.bool("scale_eps", false)?,
+        },
+        adamuon: adamuon.then_some((betas.1, eps)),
+    };
+    let fallback_lr_scale = kw.f64("fallback_lr_scale", 1.0)? as f32;
+    let kind = match nesterov {
+        true => AdamKind::NAdamW,
+        false => AdamKind::Adam,
+    };
+    let family = Adam {
+        kind,
+        betas,
+        eps,
+        decay: Decay::Decoupled,
+    };
+    Ok(Muon::new(params, cfg, fallback_lr_scale, |rest| {
+        RuleOptimizer::new(rest, Box::new(family), Parts::default())
+    }))
 }
 
 /// `create_optimizer_v2` over named parameters: timm's weight-decay groups (no decay on 1-d

@@ -29,6 +29,9 @@
 //! Adafactor (`adafactor.rs`, timm's T5 form and its Big Vision variant) is a matrix rule composed
 //! from engine ops per tensor: its factored second moments are not shaped like the parameter.
 //!
+//! Muon (`muon.rs`) orthogonalises each weight's momentum by Newton–Schulz iterations
+//! (`newton_schulz.rs`, engine matmuls) and hands the other parameters to an AdamW rule optimizer.
+//!
 //! `factory.rs` maps timm's names to a family plus parts, and names what kiln does not support.
 
 mod adabelief;
@@ -47,6 +50,8 @@ mod laprop;
 mod lion;
 mod lookahead;
 mod madgrad;
+mod muon;
+mod newton_schulz;
 mod projection;
 mod rmsprop;
 mod rule_optimizer;
@@ -100,6 +105,17 @@ pub(crate) fn grad_of(p: &Param) -> Result<Option<Tensor>> {
     };
     let format = p.tensor.memory_format().unwrap_or_default();
     Ok(Some(g.to_dtype(kiln_engine::DType::F32)?.packed(format)?))
+}
+
+/// `a + w·(b − a)`, as torch's `lerp` computes it (from `b`'s side for w ≥ 0.5, so w = 1 gives
+/// `b` exactly).
+pub(crate) fn lerp(a: &Tensor, b: &Tensor, w: f64) -> Result<Tensor> {
+    let d = b.sub(a)?;
+    if w < 0.5 {
+        Ok(a.add(&d.mul_scalar(w)?)?)
+    } else {
+        Ok(b.sub(&d.mul_scalar(1.0 - w)?)?)
+    }
 }
 
 /// `value` everywhere, shaped, laid out and placed like `p`: a fresh optimizer state tensor.
