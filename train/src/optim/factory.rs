@@ -7,6 +7,7 @@ use super::adagrad::{Adadelta, Adagrad};
 use super::adam::{Adam, AdamKind};
 use super::adamax::Adamax;
 use super::adan::Adan;
+use super::ademamix::AdEMAMix;
 use super::adopt::Adopt;
 use super::decay::Decay;
 use super::family::Family;
@@ -323,6 +324,14 @@ fn family(
             eps: eps(1e-8),
             no_prox: kw.bool("no_prox", base == "adanw")?,
         }),
+        "ademamix" => Box::new(AdEMAMix {
+            betas: match a.betas.as_deref() {
+                Some([b1, b2, b3, ..]) => (*b1, *b2, *b3),
+                _ => (0.9, 0.999, 0.9999),
+            },
+            alpha: kw.f64("alpha", 5.0)?,
+            eps: eps(1e-8),
+        }),
         "adagrad" => Box::new(Adagrad {
             eps: eps(1e-8),
             lr_decay: kw.f64("lr_decay", 0.0)?,
@@ -450,6 +459,8 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "adafactorbvc" => with("adafactorbv", false, true, false),
         "cadafactorbv" => with("adafactorbv", true, false, false),
         "cadafactorbvc" => with("adafactorbv", true, true, false),
+        // bitsandbytes' 32-bit AdEMAMix; kiln's rule keeps the same full-precision state.
+        "bnbademamix" => plain("ademamix"),
         "adagrad" => plain("adagrad"),
         "adadelta" => plain("adadelta"),
         "lion" | "bnblion" => plain("lion"),
@@ -485,7 +496,7 @@ fn refusal(name: &str) -> Option<String> {
             name.trim_start_matches("bnb").trim_end_matches("8bit")
         ));
     }
-    const NOT_YET: &[&str] = &["kron", "kronc", "kronw", "bnbademamix"];
+    const NOT_YET: &[&str] = &["kron", "kronc", "kronw"];
     NOT_YET
         .contains(&name)
         .then(|| format!("'{name}' is in timm's registry but not implemented in kiln yet"))

@@ -40,6 +40,7 @@ mod adagrad;
 mod adam;
 mod adamax;
 mod adan;
+mod ademamix;
 mod adopt;
 mod cautious;
 mod decay;
