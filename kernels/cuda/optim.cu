@@ -106,6 +106,12 @@ __device__ __forceinline__ float rule_direction(int rule, const float* k, float 
       const float z = s[2] - s[1] / (powf(s[0], 1.0f / 3.0f) + k[1]);
       return k[2] * (p - z);
     }
+    case 12: {  // AdEMAMix
+      s[0] = lerpf(s[0], g, k[0]);
+      s[1] = k[1] * s[1] + k[2] * g * g;
+      s[2] = lerpf(s[2], g, k[3]);
+      return (k[4] * s[0] + k[5] * s[2]) / (k[6] * sqrtf(s[1]) + k[7]);
+    }
   }
   return 0.0f;
 }

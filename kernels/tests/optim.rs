@@ -89,6 +89,7 @@ fn scalars(rule: Rule, variant: usize) -> Vec<f32> {
         Rule::AdaBelief => vec![0.1, 0.999, 0.001, 1e-16, 1.5, 1.2, 1e-8],
         Rule::Adan => vec![0.02, 0.92, 0.08, 0.99, 0.01, 1.2, 0.5, 1.1, 1e-8, first],
         Rule::Madgrad => vec![0.01, 1e-6, 0.1],
+        Rule::AdEMAMix => vec![0.1, 0.999, 0.001, 1e-4, 1.2, 5.0, 1.1, 1e-8],
     }
 }
 
@@ -99,7 +100,7 @@ fn pad(k: &[f32]) -> [f32; RULE_SCALARS] {
     out
 }
 
-const RULES: [Rule; 12] = [
+const RULES: [Rule; 13] = [
     Rule::Sgd,
     Rule::Adam,
     Rule::Adamax,
@@ -112,6 +113,7 @@ const RULES: [Rule; 12] = [
     Rule::AdaBelief,
     Rule::Adan,
     Rule::Madgrad,
+    Rule::AdEMAMix,
 ];
 
 /// One rule step on the device and on the host copies; `write_dir` writes directions instead.

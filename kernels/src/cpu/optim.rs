@@ -47,6 +47,9 @@ pub enum Rule {
     /// MADGRAD (momentum > 0): s0 = Σλ·g², s1 = Σλ·g, s2 = x0; z = x0 − s1/(∛s0 + ε) and
     /// u = ck·(p − z) on the decayed p (the host's step size is 1). k = `[λ, ε, ck]`.
     Madgrad = 11,
+    /// AdEMAMix (bitsandbytes'): s0 = fast m1, s1 = v, s2 = slow m2 (EMAs with β1, β2, β3);
+    /// u = (cm·m1 + α·m2) / (dv·√v + ε). k = `[1−β1, β2, 1−β2, 1−β3, cm, α, dv, ε]`.
+    AdEMAMix = 12,
 }
 
 impl Rule {
@@ -55,7 +58,7 @@ impl Rule {
         match self {
             Rule::Sgd | Rule::Adagrad | Rule::Lion => 1,
             Rule::Adan => 4,
-            Rule::Madgrad => 3,
+            Rule::Madgrad | Rule::AdEMAMix => 3,
             _ => 2,
         }
     }
@@ -217,6 +220,15 @@ fn madgrad(k: &[f32; RULE_SCALARS], p: f32, g: f32, s: &mut [f32; MAX_STATES]) -
     ck * (p - z)
 }
 
+#[inline(always)]
+fn ademamix(k: &[f32; RULE_SCALARS], _p: f32, g: f32, s: &mut [f32; MAX_STATES]) -> f32 {
+    let [w1, b2, w2, w3, cm, alpha, dv, eps, ..] = *k;
+    s[0] = lerp(s[0], g, w1);
+    s[1] = b2 * s[1] + w2 * g * g;
+    s[2] = lerp(s[2], g, w3);
+    (cm * s[0] + alpha * s[2]) / (dv * s[1].sqrt() + eps)
+}
+
 /// Where the epilogue puts the direction u (a const parameter, so each sweep is branch-free).
 const APPLY: u8 = 0;
 /// `p ← (p − lr·u)·decay`.
@@ -313,5 +325,6 @@ pub fn rule_step(t: RuleSlices, h: &RuleStep) {
         Rule::AdaBelief => run::<2, _>(t, h, adabelief),
         Rule::Adan => run::<4, _>(t, h, adan),
         Rule::Madgrad => run::<3, _>(t, h, madgrad),
+        Rule::AdEMAMix => run::<3, _>(t, h, ademamix),
     }
 }

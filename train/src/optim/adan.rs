@@ -3,7 +3,8 @@
 
 use super::decay::Decay;
 use super::family::{Family, RuleScalars};
-use kiln_engine::Rule;
+use crate::Result;
+use kiln_engine::{Rule, Tensor};
 
 /// Adan's hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +37,12 @@ impl Family for Adan {
         } else {
             Decay::Proximal
         }
+    }
+
+    /// timm's cautious Adan masks the first-moment term c1·m/(dv·√n + ε) only.
+    fn cautious_part(&self, k: &[f64; 12], state: &[Tensor]) -> Result<Option<Tensor>> {
+        let denom = state[1].sqrt()?.mul_scalar(k[7])?.add_scalar(k[8])?;
+        Ok(Some(state[0].mul_scalar(k[5])?.div(&denom)?))
     }
 
     fn scalars(&self, lr: f64, step: u64, _: &mut [f64]) -> RuleScalars {

@@ -2,11 +2,12 @@
 //! parameter groups, and the flags that tune it.
 
 use super::adabelief::AdaBelief;
-use super::adafactor::{Adafactor, AdafactorCfg};
+use super::adafactor::{Adafactor, AdafactorCfg, BigVision};
 use super::adagrad::{Adadelta, Adagrad};
 use super::adam::{Adam, AdamKind};
 use super::adamax::Adamax;
 use super::adan::Adan;
+use super::ademamix::AdEMAMix;
 use super::adopt::Adopt;
 use super::decay::Decay;
 use super::family::Family;
@@ -14,6 +15,9 @@ use super::groups::{layer_decay_groups, layer_decayed_params, param_groups};
 use super::laprop::LaProp;
 use super::lion::Lion;
 use super::madgrad::Madgrad;
+use super::muon::{Muon, MuonCfg};
+use super::newton_schulz::NewtonSchulz;
+use super::projection::Projection;
 use super::rmsprop::RmsProp;
 use super::rule_optimizer::{Parts, RuleOptimizer};
 use super::sgd::Sgd;
@@ -188,6 +192,7 @@ fn family(
                 dampening: kw.f64("dampening", 0.0)?,
                 nesterov,
                 decay: decay(v.decoupled),
+                buffer_from_zero: false,
             })
         }
         "adam" | "adamw" => Box::new(adam(AdamKind::Adam, v.decoupled, 1e-8)),
@@ -229,6 +234,35 @@ fn family(
                 decay: Decay::Decoupled,
             })
         }
+        "adamp" => {
+            v.trust = Some(Trust::Project(Projection {
+                delta: kw.f64("delta", 0.1)?,
+                wd_ratio: kw.f64("wd_ratio", 0.01)?,
+                eps: eps(1e-8),
+                decay_scale: 1.0,
+            }));
+            let kind = match kw.bool("nesterov", v.nesterov)? {
+                true => AdamKind::NAdamW,
+                false => AdamKind::Adam,
+            };
+            Box::new(adam(kind, true, 1e-8))
+        }
+        "sgdp" => {
+            let momentum = kw.f64("momentum", a.momentum)?;
+            v.trust = Some(Trust::Project(Projection {
+                delta: kw.f64("delta", 0.1)?,
+                wd_ratio: kw.f64("wd_ratio", 0.1)?,
+                eps: eps(1e-8),
+                decay_scale: 1.0 / (1.0 - momentum),
+            }));
+            Box::new(Sgd {
+                momentum,
+                dampening: kw.f64("dampening", 0.0)?,
+                nesterov: kw.bool("nesterov", v.nesterov)?,
+                decay: Decay::Decoupled,
+                buffer_from_zero: true,
+            })
+        }
         "novograd" => {
             let (b1, b2) = betas((0.95, 0.98));
             v.trust = Some(Trust::NovoGrad {
@@ -240,6 +274,7 @@ fn family(
                 dampening: 0.0,
                 nesterov: false,
                 decay: decay(kw.bool("decoupled_decay", v.decoupled)?),
+                buffer_from_zero: false,
             })
         }
         "lars" => {
@@ -254,6 +289,7 @@ fn family(
                 dampening: kw.f64("dampening", 0.0)?,
                 nesterov: kw.bool("nesterov", v.nesterov)?,
                 decay: Decay::L2,
+                buffer_from_zero: false,
             })
         }
         "nadam" => Box::new(adam(AdamKind::NAdam, v.decoupled, 1e-8)),
@@ -287,6 +323,14 @@ fn family(
             },
             eps: eps(1e-8),
             no_prox: kw.bool("no_prox", base == "adanw")?,
+        }),
+        "ademamix" => Box::new(AdEMAMix {
+            betas: match a.betas.as_deref() {
+                Some([b1, b2, b3, ..]) => (*b1, *b2, *b3),
+                _ => (0.9, 0.999, 0.9999),
+            },
+            alpha: kw.f64("alpha", 5.0)?,
+            eps: eps(1e-8),
         }),
         "adagrad" => Box::new(Adagrad {
             eps: eps(1e-8),
@@ -387,6 +431,15 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "madgrad" => plain("madgrad"),
         "madgradw" => with("madgrad", false, false, true),
         "mars" => plain("mars"),
+        "muon" => sgd("muon", false, false, true, false),
+        "nmuon" => sgd("muon", false, false, true, true),
+        "adamuon" => sgd("adamuon", false, false, true, false),
+        "nadamuon" => sgd("adamuon", false, false, true, true),
+        "cmars" => with("mars", true, false, false),
+        "adamp" => sgd("adamp", false, false, true, true),
+        "cadamp" => sgd("adamp", true, false, true, true),
+        "sgdp" => sgd("sgdp", false, false, true, true),
+        "csgdp" => sgd("sgdp", true, false, true, true),
         "novograd" | "fusednovograd" => plain("novograd"),
         "novogradw" => with("novograd", false, false, true),
         "novogradc" => with("novograd", false, true, true),
@@ -398,8 +451,16 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "radabelief" => plain("radabelief"),
         "adan" => plain("adan"),
         "adanw" => plain("adanw"),
+        "cadan" => with("adan", true, false, false),
+        "cadanw" => with("adanw", true, false, false),
         "adafactor" => plain("adafactor"),
         "cadafactor" => with("adafactor", true, false, false),
+        "adafactorbv" => plain("adafactorbv"),
+        "adafactorbvc" => with("adafactorbv", false, true, false),
+        "cadafactorbv" => with("adafactorbv", true, false, false),
+        "cadafactorbvc" => with("adafactorbv", true, true, false),
+        // bitsandbytes' 32-bit AdEMAMix; kiln's rule keeps the same full-precision state.
+        "bnbademamix" => plain("ademamix"),
         "adagrad" => plain("adagrad"),
         "adadelta" => plain("adadelta"),
         "lion" | "bnblion" => plain("lion"),
@@ -435,27 +496,7 @@ fn refusal(name: &str) -> Option<String> {
             name.trim_start_matches("bnb").trim_end_matches("8bit")
         ));
     }
-    const NOT_YET: &[&str] = &[
-        "adafactorbv",
-        "adafactorbvc",
-        "cadafactorbv",
-        "cadafactorbvc",
-        "adamp",
-        "cadamp",
-        "sgdp",
-        "csgdp",
-        "cadan",
-        "cadanw",
-        "kron",
-        "kronc",
-        "kronw",
-        "cmars",
-        "muon",
-        "nmuon",
-        "adamuon",
-        "nadamuon",
-        "bnbademamix",
-    ];
+    const NOT_YET: &[&str] = &["kron", "kronc", "kronw"];
     NOT_YET
         .contains(&name)
         .then(|| format!("'{name}' is in timm's registry but not implemented in kiln yet"))
@@ -480,10 +521,15 @@ pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Opti
     let mut kw = Kwargs {
         values: args.kwargs.iter().cloned().collect(),
     };
-    if base == "adafactor" {
-        let cfg = adafactor(args, variant, &mut kw)?;
+    if base == "adafactor" || base == "adafactorbv" {
+        let cfg = adafactor(args, variant, base == "adafactorbv", &mut kw)?;
         kw.finish(name)?;
         return Ok(wrap(lookahead, Box::new(Adafactor::new(params, cfg))));
+    }
+    if base == "muon" || base == "adamuon" {
+        let muon = muon(args, variant, base == "adamuon", params, &mut kw)?;
+        kw.finish(name)?;
+        return Ok(wrap(lookahead, Box::new(muon)));
     }
     let family = family(base, &mut variant, args, &mut kw)?
         .ok_or_else(|| opt_error(format!("'{name}' is not implemented in kiln yet")))?;
@@ -515,25 +561,99 @@ fn wrap(lookahead: bool, inner: Box<dyn Optimizer>) -> Box<dyn Optimizer> {
     }
 }
 
-/// Adafactor's settings: timm's defaults, `--opt-eps`, the first beta, `--opt-kwargs`; relative
-/// steps without an lr.
-fn adafactor(a: &OptimArgs, v: Variant, kw: &mut Kwargs) -> Result<AdafactorCfg> {
+/// Adafactor's settings: timm's defaults, `--opt-eps`, `--opt-kwargs`; the T5 form takes the
+/// first beta and relative steps without an lr, the Big Vision form (`big_vision`) `--momentum`.
+fn adafactor(a: &OptimArgs, v: Variant, big_vision: bool, kw: &mut Kwargs) -> Result<AdafactorCfg> {
+    let caution = kw.bool("caution", v.caution)?;
+    let corrected = kw.bool("corrected_weight_decay", v.corrected)?;
+    let min_dim =
+        |kw: &mut Kwargs, d| Ok::<_, Error>(kw.f64("min_dim_size_to_factor", d)? as usize);
+    if big_vision {
+        let lr = a.lr.unwrap_or(1.0);
+        if corrected && lr <= 0.0 {
+            return Err(opt_error(format!(
+                "'{}' (corrected weight decay) needs a positive --lr to take as max_lr",
+                a.opt
+            )));
+        }
+        return Ok(AdafactorCfg {
+            lr: Some(lr),
+            eps: a.eps.unwrap_or(1e-30),
+            eps_scale: 0.0,
+            clip_threshold: kw.get("clipping_threshold")?,
+            decay_rate: kw.f64("decay_rate", 0.8)?,
+            beta1: Some(kw.f64("momentum", a.momentum)?),
+            scale_parameter: false,
+            min_dim_size_to_factor: min_dim(kw, 16.0)?,
+            caution,
+            big_vision: Some(BigVision {
+                beta2_cap: kw.f64("beta2_cap", 0.999)?,
+                decay_offset: kw.f64("decay_offset", 0.0)?,
+                unscaled_wd: kw.bool("unscaled_wd", false)?,
+                max_lr: corrected.then_some(lr),
+            }),
+        });
+    }
     let beta1 = match a.betas.as_deref() {
         Some([b1, ..]) => Some(*b1),
-        _ if v.caution => Some(0.9),
+        _ if caution => Some(0.9),
         _ => None,
     };
     Ok(AdafactorCfg {
         lr: a.lr,
         eps: a.eps.unwrap_or(1e-30),
         eps_scale: kw.f64("eps_scale", 1e-3)?,
-        clip_threshold: kw.f64("clip_threshold", 1.0)?,
+        clip_threshold: Some(kw.f64("clip_threshold", 1.0)?),
         decay_rate: kw.f64("decay_rate", -0.8)?,
         beta1,
         scale_parameter: kw.bool("scale_parameter", true)?,
-        min_dim_size_to_factor: kw.f64("min_dim_size_to_factor", 16.0)? as usize,
-        caution: kw.bool("caution", v.caution)?,
+        min_dim_size_to_factor: min_dim(kw, 16.0)?,
+        caution,
+        big_vision: None,
     })
+}
+
+/// timm's `Muon` over `params`: its defaults (ε 1e-7, betas (0.9, 0.95), 5 quintic iterations),
+/// `--momentum`, `--opt-eps`, `--opt-betas`, `--opt-kwargs`; AdamW (NAdamW with Nesterov)
+/// fallback.
+fn muon(
+    a: &OptimArgs,
+    v: Variant,
+    adamuon: bool,
+    params: Vec<super::Param>,
+    kw: &mut Kwargs,
+) -> Result<Muon> {
+    let eps = a.eps.unwrap_or(1e-7);
+    let betas = match a.betas.as_deref() {
+        Some([b1, b2, ..]) => (*b1, *b2),
+        _ => (0.9, 0.95),
+    };
+    let nesterov = kw.bool("nesterov", v.nesterov)?;
+    let cfg = MuonCfg {
+        momentum: kw.f64("momentum", a.momentum)?,
+        nesterov,
+        ns: NewtonSchulz {
+            steps: kw.f64("ns_steps", 5.0)? as usize,
+            eps,
+            safety_factor: kw.f64("safety_factor", 1.0)?,
+            scale_eps: kw.bool("scale_eps", false)?,
+        },
+        adamuon: adamuon.then_some((betas.1, eps)),
+    };
+    let fallback_lr_scale = kw.f64("fallback_lr_scale", 1.0)? as f32;
+    let kind = match nesterov {
+        true => AdamKind::NAdamW,
+        false => AdamKind::Adam,
+    };
+    let family = Adam {
+        kind,
+        betas,
+        eps,
+        decay: Decay::Decoupled,
+    };
+    Ok(Muon::new(params, cfg, fallback_lr_scale, |rest| {
+        RuleOptimizer::new(rest, Box::new(family), Parts::default())
+    }))
 }
 
 /// `create_optimizer_v2` over named parameters: timm's weight-decay groups (no decay on 1-d

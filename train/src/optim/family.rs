@@ -2,7 +2,8 @@
 //! applies, and the step's scalars.
 
 use super::decay::Decay;
-use kiln_engine::Rule;
+use crate::Result;
+use kiln_engine::{Rule, Tensor};
 
 /// The scalars of one rule step, in f64 until they reach the kernel.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +50,11 @@ pub(crate) trait Family: Send {
     }
     /// How weight decay applies.
     fn decay(&self) -> Decay;
+    /// The term of the direction cautious masking applies to, from the step's `k` and one
+    /// parameter's updated state (None: the whole direction).
+    fn cautious_part(&self, _k: &[f64; 12], _state: &[Tensor]) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
     /// The scalars of step `step` (1-based) at learning rate `lr` (group-scaled); advances the
     /// per-parameter scalar state.
     fn scalars(&self, lr: f64, step: u64, scalar_state: &mut [f64]) -> RuleScalars;

@@ -22,10 +22,15 @@
 //!   gradients by their global norm), LARS scales the gradient before SGD's rule, NovoGrad
 //!   divides it by the root of a running average of its squared norm, MARS corrects it with the
 //!   previous gradient and clips its norm before Adam's rule;
+//! - projection (`projection.rs`, AdamP/SGDP): the rule's direction loses its radial component
+//!   on weights that look scale-invariant;
 //! - lookahead (`lookahead.rs`, the `lookahead_` prefix): a wrapper around any optimizer.
 //!
-//! Adafactor (`adafactor.rs`) is a matrix rule composed from engine ops per tensor: its factored
-//! second moments are not shaped like the parameter.
+//! Adafactor (`adafactor.rs`, timm's T5 form and its Big Vision variant) is a matrix rule composed
+//! from engine ops per tensor: its factored second moments are not shaped like the parameter.
+//!
+//! Muon (`muon.rs`) orthogonalises each weight's momentum by Newton–Schulz iterations
+//! (`newton_schulz.rs`, engine matmuls) and hands the other parameters to an AdamW rule optimizer.
 //!
 //! `factory.rs` maps timm's names to a family plus parts, and names what kiln does not support.
 
@@ -35,6 +40,7 @@ mod adagrad;
 mod adam;
 mod adamax;
 mod adan;
+mod ademamix;
 mod adopt;
 mod cautious;
 mod decay;
@@ -45,6 +51,9 @@ mod laprop;
 mod lion;
 mod lookahead;
 mod madgrad;
+mod muon;
+mod newton_schulz;
+mod projection;
 mod rmsprop;
 mod rule_optimizer;
 mod sgd;
@@ -97,6 +106,17 @@ pub(crate) fn grad_of(p: &Param) -> Result<Option<Tensor>> {
     };
     let format = p.tensor.memory_format().unwrap_or_default();
     Ok(Some(g.to_dtype(kiln_engine::DType::F32)?.packed(format)?))
+}
+
+/// `a + w·(b − a)`, as torch's `lerp` computes it (from `b`'s side for w ≥ 0.5, so w = 1 gives
+/// `b` exactly).
+pub(crate) fn lerp(a: &Tensor, b: &Tensor, w: f64) -> Result<Tensor> {
+    let d = b.sub(a)?;
+    if w < 0.5 {
+        Ok(a.add(&d.mul_scalar(w)?)?)
+    } else {
+        Ok(b.sub(&d.mul_scalar(1.0 - w)?)?)
+    }
 }
 
 /// `value` everywhere, shaped, laid out and placed like `p`: a fresh optimizer state tensor.

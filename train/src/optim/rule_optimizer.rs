@@ -5,6 +5,7 @@
 use super::cautious::apply_cautious;
 use super::decay::decay_terms;
 use super::family::Family;
+use super::projection::{apply_projection, ProjectStep};
 use super::trust::{apply_lamb, global_clip, lars_grad, mars_grad, novograd_grad, LambStep, Trust};
 use super::{full_like_param, grad_of, restore, resume_error, Optimizer, Param};
 use crate::Result;
@@ -140,6 +141,8 @@ impl RuleOptimizer {
             .iter()
             .map(|(i, _)| self.params[*i].tensor.clone())
             .collect();
+        // `raw`: the (clipped) gradients the parts compare against; `grads`: what the rule reads.
+        let mut raw = Vec::with_capacity(members.len());
         let mut grads = Vec::with_capacity(members.len());
         for ((i, g), p) in members.iter().zip(&params) {
             let g = if grad_div != 1.0 {
@@ -156,8 +159,9 @@ impl RuleOptimizer {
                     c
                 }
                 Some(t) => lars_grad(p, &g, wd, lr, t)?,
-                None => g,
+                None => g.clone(),
             });
+            raw.push(g);
         }
         let states: Vec<Vec<Tensor>> = (0..h.rule.states())
             .map(|j| {
@@ -168,27 +172,42 @@ impl RuleOptimizer {
             })
             .collect();
         let state_refs: Vec<&[Tensor]> = states.iter().map(|s| s.as_slice()).collect();
-        let lamb = matches!(trust, Some(Trust::Lamb { .. }));
-        if self.parts.caution || lamb {
+        let two_pass = matches!(trust, Some(Trust::Lamb { .. } | Trust::Project(_)));
+        if !(self.parts.caution || two_pass) {
+            rule_step_(&params, &grads, None, &state_refs, &h)?;
+        } else {
             let dirs = grads
                 .iter()
                 .map(|g| Ok(Tensor::zeros_like(g)?))
                 .collect::<Result<Vec<_>>>()?;
             rule_step_(&params, &grads, Some(&dirs), &state_refs, &h)?;
-            let s = LambStep {
-                wd,
-                terms,
-                lr: rs.lr,
-                caution: self.parts.caution,
-            };
-            for ((p, g), d) in params.iter().zip(&grads).zip(&dirs) {
+            let caution = self.parts.caution;
+            for (t, ((p, g), d)) in params.iter().zip(&raw).zip(&dirs).enumerate() {
                 match &trust {
-                    Some(t) if lamb => apply_lamb(p, g, d, &s, t)?,
-                    _ => apply_cautious(p, g, d, &h)?,
+                    Some(tr @ Trust::Lamb { .. }) => {
+                        let s = LambStep {
+                            wd,
+                            terms,
+                            lr: rs.lr,
+                            caution,
+                        };
+                        apply_lamb(p, g, d, &s, tr)?
+                    }
+                    Some(Trust::Project(pr)) => {
+                        let s = ProjectStep {
+                            wd,
+                            lr: rs.lr,
+                            caution,
+                        };
+                        apply_projection(p, g, d, &s, pr)?
+                    }
+                    _ => {
+                        let own: Vec<Tensor> = states.iter().map(|l| l[t].clone()).collect();
+                        let part = self.family.cautious_part(&rs.k, &own)?;
+                        apply_cautious(p, g, d, part.as_ref(), &h)?
+                    }
                 }
             }
-        } else {
-            rule_step_(&params, &grads, None, &state_refs, &h)?;
         }
         for (i, _) in members {
             let s = self.state[*i].as_mut().expect("grouped");

@@ -16,6 +16,9 @@ pub(crate) struct Sgd {
     pub nesterov: bool,
     /// L2 (torch) or decoupled (SGDW) weight decay.
     pub decay: Decay,
+    /// Start the buffer at zero and dampen the first gradient too (SGDP), instead of torch's
+    /// buffer = first gradient.
+    pub buffer_from_zero: bool,
 }
 
 impl Family for Sgd {
@@ -37,7 +40,7 @@ impl Family for Sgd {
         let k = if m == 0.0 {
             [1.0, 0.0, 1.0, 0.0] // no buffer: u = g
         } else {
-            let (a, c) = if step == 1 {
+            let (a, c) = if step == 1 && !self.buffer_from_zero {
                 (0.0, 1.0) // torch starts the buffer at the first gradient
             } else {
                 (m, 1.0 - self.dampening)

@@ -4,9 +4,11 @@
 //! (timm's `Lars`, SGD's rule after), NovoGrad divides the gradient by the root of a running
 //! average of its squared norm (timm's `NvNovoGrad`, SGD's rule after).
 
+use super::cautious::cautious_mask;
 use super::decay::DecayTerms;
+use super::projection::Projection;
 use crate::Result;
-use kiln_engine::{DType, Tensor};
+use kiln_engine::Tensor;
 
 /// Which trust ratio, with its settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,12 +47,17 @@ pub(crate) enum Trust {
         /// ε.
         eps: f64,
     },
+    /// AdamP/SGDP: the update projected off the weight's radius (projection.rs).
+    Project(Projection),
 }
 
 impl Trust {
     /// Whether the part takes the weight decay over from the rule's kernel.
     pub fn owns_decay(&self) -> bool {
-        matches!(self, Trust::Lamb { .. } | Trust::Lars { .. })
+        matches!(
+            self,
+            Trust::Lamb { .. } | Trust::Lars { .. } | Trust::Project(_)
+        )
     }
 }
 
@@ -179,10 +186,7 @@ pub(crate) fn apply_lamb(
     let p = p.detach();
     let mut update = dir.clone();
     if caution {
-        let zero = Tensor::full_on(&[1], 0.0, DType::F32, p.device())?;
-        let mask = update.mul(g)?.gt(&zero)?.to_dtype(DType::F32)?;
-        let kept = mask.mean_all()?.item()?.max(1e-3);
-        update = update.mul(&mask)?.mul_scalar(1.0 / kept)?;
+        update = cautious_mask(&update, g)?;
     }
     if terms.factor != 1.0 {
         p.copy_(&p.mul_scalar(terms.factor)?)?;
