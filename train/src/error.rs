@@ -121,6 +121,9 @@ pub enum Error {
         /// What is wrong with which shape.
         msg: String,
     },
+    /// Distributed training failed: a launcher variable, the rendezvous or a collective.
+    #[error("distributed: {0}")]
+    Dist(String),
     /// The loss became NaN or infinite.
     #[error("loss is {0} at epoch {1}, step {2}: lower --lr or check the data")]
     NonFiniteLoss(f64, usize, usize),

@@ -2,11 +2,13 @@
 
 use super::callback::Requests;
 use super::{
-    BatchReport, BatchStages, Callback, Context, Evaluator, Position, RunState, TrainStats, Updater,
+    BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, Position, RunState,
+    TrainStats, Updater,
 };
 use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint};
 use crate::clip::ClipMode;
+use crate::dist::{Communicator, Ddp, DdpOptions};
 use crate::loader::{Batch, Loader};
 use crate::loss::Loss;
 use crate::metrics::AverageMeter;
@@ -16,6 +18,7 @@ use crate::{Error, Result};
 use kiln_engine::DType;
 use kiln_nn::Model;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Settings of the loop itself.
@@ -33,6 +36,8 @@ pub struct TrainConfig {
     pub eval_metric: String,
     /// The run's seed (the global RNG stream is restored from it and an offset).
     pub seed: u64,
+    /// The ranks of a data-parallel run and DDP's settings; None trains in one process.
+    pub dist: Option<(Arc<Communicator>, DdpOptions)>,
 }
 
 impl Default for TrainConfig {
@@ -44,6 +49,7 @@ impl Default for TrainConfig {
             grad_accum_steps: 1,
             eval_metric: "top1".into(),
             seed: 42,
+            dist: None,
         }
     }
 }
@@ -143,6 +149,12 @@ impl Trainer {
             scaler,
             clip: parts.config.clip,
             accum_steps: accum,
+            ddp: parts
+                .config
+                .dist
+                .clone()
+                .map(|(comm, opts)| Ddp::new(comm, parts.model.as_ref(), opts))
+                .transpose()?,
         };
         Ok(Trainer {
             train_loader: parts.train_loader,
@@ -300,8 +312,10 @@ impl Run {
                 return Ok(());
             }
         }
+        let meter = &self.state.train_loss;
+        let loss = self.updater.reduce_means(&[(meter.avg(), meter.count)])?[0];
         self.state.train = Some(TrainStats {
-            loss: self.state.train_loss.avg(),
+            loss,
             samples: self.state.train_loss.count as usize,
             seconds: start.elapsed().as_secs_f64(),
             skipped: loader.skipped() - skipped_before,
@@ -317,6 +331,7 @@ impl Run {
         targets: &kiln_engine::Tensor,
         index: usize,
     ) -> Result<(f64, bool)> {
+        self.updater.before_forward()?;
         let loss = {
             let _autocast = self
                 .config
@@ -338,7 +353,7 @@ impl Run {
             self.state.batches_per_epoch,
             self.updater.accum_steps,
         );
-        self.updater.backward(&loss, accum)?;
+        self.updater.backward(&loss, accum, update)?;
         self.state.train_loss.update(value, images.shape()[0]);
         if update {
             let lr = self.scheduler.lr();
@@ -354,8 +369,12 @@ impl Run {
 
     /// Validation, the schedule's epoch step and the epoch's end.
     fn finish_epoch(&mut self) -> Result<()> {
+        if let Some(ddp) = &self.updater.ddp {
+            ddp.distribute_bn()?;
+        }
         if let Some(e) = self.evaluator.as_mut() {
-            self.state.eval = Some(e.run(self.model.as_mut(), "")?);
+            let stats = e.run(self.model.as_mut(), "")?;
+            self.state.eval = Some(self.reduce_eval(stats)?);
         }
         self.fire(Event::ValidationEnd)?;
         let next = self.state.position.epoch + 1;
@@ -364,6 +383,18 @@ impl Run {
         self.state.position.batch = 0;
         self.state.train_loss = AverageMeter::default();
         self.fire(Event::EpochEnd)
+    }
+}
+
+impl Run {
+    /// Validation metrics averaged over ranks (each rank evaluates its shard).
+    fn reduce_eval(&self, mut stats: EvalStats) -> Result<EvalStats> {
+        let n = stats.samples as f64;
+        let m = self
+            .updater
+            .reduce_means(&[(stats.loss, n), (stats.top1, n), (stats.top5, n)])?;
+        (stats.loss, stats.top1, stats.top5) = (m[0], m[1], m[2]);
+        Ok(stats)
     }
 }
 
