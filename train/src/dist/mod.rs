@@ -22,3 +22,6 @@ pub use communicator::{Communicator, Element, ReduceOp};
 pub use ddp::{Ddp, DdpOptions};
 pub use group::{Launcher, ProcessGroup};
 pub use sync_bn::{dist_bn, enable_sync_bn, DistBn};
+
+/// The variable through which OpenMPI singletons find the job's ompi-server (set by `kiln launch`).
+pub const OMPI_SERVER_VAR: &str = "OMPI_MCA_pmix_server_uri";

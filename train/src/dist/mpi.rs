@@ -18,8 +18,7 @@ use mpi::Threading;
 use std::ffi::{c_char, c_int, CStr};
 use std::sync::{Mutex, MutexGuard};
 
-/// The variable through which OpenMPI singletons find the ompi-server.
-pub const OMPI_SERVER_VAR: &str = "OMPI_MCA_pmix_server_uri";
+use super::OMPI_SERVER_VAR;
 
 /// An MPI communicator over the job's ranks, ordered by rank.
 pub struct MpiComm {
