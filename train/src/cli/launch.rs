@@ -24,7 +24,11 @@ pub struct LaunchArgs {
     #[arg(long = "node-rank", alias = "node_rank", default_value_t = 0)]
     pub node_rank: usize,
     /// Address of node 0, where the rendezvous listens.
-    #[arg(long = "master-addr", alias = "master_addr", default_value = "127.0.0.1")]
+    #[arg(
+        long = "master-addr",
+        alias = "master_addr",
+        default_value = "127.0.0.1"
+    )]
     pub master_addr: String,
     /// Port of the rendezvous on node 0.
     #[arg(long = "master-port", alias = "master_port", default_value_t = 29500)]
@@ -65,7 +69,10 @@ pub fn launch(a: &LaunchArgs) -> Result<()> {
             cmd.env(crate::dist::OMPI_SERVER_VAR, &s.uri);
         }
         if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-            cmd.env("RAYON_NUM_THREADS", threads_per_rank(a.nproc_per_node).to_string());
+            cmd.env(
+                "RAYON_NUM_THREADS",
+                threads_per_rank(a.nproc_per_node).to_string(),
+            );
         }
         match cmd.spawn() {
             Ok(child) => ranks.push((rank, child)),
@@ -91,7 +98,10 @@ fn check(a: &LaunchArgs) -> Result<()> {
         return flag("--nproc-per-node", "must be at least 1");
     }
     if a.nnodes == 0 || a.node_rank >= a.nnodes {
-        return flag("--node-rank", "must be below --nnodes (and --nnodes at least 1)");
+        return flag(
+            "--node-rank",
+            "must be below --nnodes (and --nnodes at least 1)",
+        );
     }
     if a.mpirun && a.nnodes > 1 {
         return flag(
