@@ -78,7 +78,7 @@ fn run(max_updates: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
         seed: cfg.seed,
         device: Device::Cpu,
     };
-    let train_loader = cfg.small_image_train_loader(train)?;
+    let train_loader = cfg.small_image_train_loader(train, 0, 1)?;
     // timm's flags and defaults drive the optimizer and the schedule: Nesterov SGD, one epoch of
     // cosine decay, no warmup.
     let flags = TrainArgs {

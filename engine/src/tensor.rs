@@ -269,12 +269,18 @@ impl Tensor {
 
     /// Backpropagates from this scalar, accumulating into every leaf that requires grad.
     pub fn backward(&self) -> Result<()> {
-        autograd::backward(self, None)
+        autograd::backward(self, None, None)
+    }
+
+    /// Backpropagates from this scalar as [`Tensor::backward`], calling `hook` with each leaf
+    /// as soon as its gradient is complete (see [`autograd::LeafHook`]).
+    pub fn backward_hooked(&self, hook: autograd::LeafHook) -> Result<()> {
+        autograd::backward(self, None, Some(hook))
     }
 
     /// Backpropagates with an explicit gradient of this tensor's shape.
     pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
-        autograd::backward(self, Some(grad.clone()))
+        autograd::backward(self, Some(grad.clone()), None)
     }
 
     /// The elements, row-major, as `T` (the dtype must match).

@@ -121,6 +121,9 @@ pub enum Error {
         /// What is wrong with which shape.
         msg: String,
     },
+    /// Distributed training failed: a launcher variable, the rendezvous or a collective.
+    #[error("distributed: {0}")]
+    Dist(String),
     /// The loss became NaN or infinite (under `--nan-policy stop`).
     #[error("{0}")]
     NonFiniteLoss(Box<crate::trainer::NonFinite>),

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod clip;
 pub mod data;
+pub mod dist;
 mod error;
 pub mod loader;
 pub mod loss;

@@ -99,8 +99,19 @@ fn accumulate(slot: Option<Tensor>, g: Tensor) -> Result<Tensor> {
     }
 }
 
-/// Runs backward from `root`; `grad` defaults to 1 for a scalar root.
-pub(crate) fn backward(root: &Tensor, grad: Option<Tensor>) -> Result<()> {
+/// Called with each leaf once its gradient for this backward is complete (accumulated into
+/// `.grad()`): a leaf is reached after every op that reads it, so nothing adds to it later in
+/// the same backward. Data-parallel training starts a bucket's all-reduce from it (PyTorch's
+/// `register_post_accumulate_grad_hook`).
+pub type LeafHook<'a> = &'a mut dyn FnMut(&Tensor);
+
+/// Runs backward from `root`; `grad` defaults to 1 for a scalar root; `hook` hears each leaf
+/// whose gradient is complete.
+pub(crate) fn backward(
+    root: &Tensor,
+    grad: Option<Tensor>,
+    mut hook: Option<LeafHook>,
+) -> Result<()> {
     if !root.requires_grad() {
         return Err(Error::NoGraph);
     }
@@ -117,6 +128,9 @@ pub(crate) fn backward(root: &Tensor, grad: Option<Tensor>) -> Result<()> {
         };
         let Some(node) = t.node() else {
             t.accumulate_grad(g)?;
+            if let Some(hook) = hook.as_mut() {
+                hook(&t);
+            }
             continue;
         };
         let input_grads = (node.backward)(&g)?;

@@ -20,7 +20,7 @@ pub use conv::Conv2dParams;
 pub use creation::Generator;
 pub use dropout::{manual_seed, with_global_generator};
 pub use grad_norm::{grad_norm, scale_grads_};
-pub use norm::BatchNormArgs;
+pub use norm::{BatchNormArgs, CrossReplicaSum};
 pub use optim::{ema_update_, rule_step_, unscale_grads_};
 pub use pool::Pool2d;
 

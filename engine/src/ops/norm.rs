@@ -4,6 +4,17 @@ use super::record_node;
 use crate::backend::BnSaved;
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
+use std::sync::Arc;
+
+/// Sums per-channel statistics over the processes of a data-parallel job, for SyncBN (kiln-train
+/// implements it over its communicator). Every process must call it in the same order.
+pub trait CrossReplicaSum: Send + Sync + std::fmt::Debug {
+    /// Replaces `values` by their element-wise sum over all processes.
+    fn sum(&self, values: &mut [f64]) -> Result<()>;
+}
+
+/// The cross-process sum of a synchronized BatchNorm, if any.
+type Synced = Option<Arc<dyn CrossReplicaSum>>;
 
 /// BatchNorm's parameters, buffers and mode (PyTorch's `F.batch_norm` arguments).
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +77,22 @@ impl Tensor {
         residual: Option<&Tensor>,
         relu: bool,
     ) -> Result<Tensor> {
+        self.batch_norm_act_synced(args, residual, relu, None)
+    }
+
+    /// [`Tensor::batch_norm_act`] whose training statistics, given `sync`, cover every process's
+    /// batch (PyTorch's SyncBatchNorm): the per-channel count, sum and sum of squares go through
+    /// one `sync.sum` in forward, the sums of dy and dy·x̂ through one in backward, so outputs,
+    /// input gradients and running statistics equal BN over the concatenated batch. γ and β get
+    /// this process's share, as in PyTorch (DDP's average completes them).
+    pub fn batch_norm_act_synced(
+        &self,
+        args: BatchNormArgs,
+        residual: Option<&Tensor>,
+        relu: bool,
+        sync: Synced,
+    ) -> Result<Tensor> {
+        let sync = sync.filter(|_| args.training);
         if self.rank() < 2 {
             return Err(Error::BadShape {
                 op: "batch_norm",
@@ -86,11 +113,11 @@ impl Tensor {
         let native = matches!(self.device(), Device::Cuda(_))
             && residual.is_none_or(|r| r.dtype() == self.dtype());
         if low && native {
-            return bn_core(self, residual, args, relu);
+            return bn_core(self, residual, args, relu, sync);
         }
         let mut inputs = vec![self];
         inputs.extend(residual);
-        Tensor::in_compute_precision(&inputs, |t| bn_core(&t[0], t.get(1), args, relu))
+        Tensor::in_compute_precision(&inputs, |t| bn_core(&t[0], t.get(1), args, relu, sync))
     }
 }
 
@@ -99,6 +126,7 @@ fn bn_core(
     residual: Option<&Tensor>,
     args: BatchNormArgs,
     relu: bool,
+    sync: Synced,
 ) -> Result<Tensor> {
     let shape = x.shape();
     let channels_last = x.rank() == 4 && x.layout().prefers_channels_last();
@@ -117,7 +145,7 @@ fn bn_core(
     let residual = residual
         .map(|r| x.on_my_device("bn_add_relu", r)?.packed(format))
         .transpose()?;
-    let (mean, var) = batch_or_running_stats(&x, &args, d)?;
+    let (mean, var) = batch_or_running_stats(&x, &args, d, sync.as_deref())?;
     let invstd = var.add_scalar(args.eps)?.rsqrt()?;
     let gamma = channel_vec(args.weight, d.c, 1.0, &x)?;
     let beta = channel_vec(args.bias, d.c, 0.0, &x)?;
@@ -157,13 +185,19 @@ fn bn_core(
             has_residual: has_r,
         };
         let grads = g.storage().bn_backward(&saved, d)?;
-        let per_channel = |s| Tensor::plain(s, Layout::contiguous(&[d.c])).to_dtype(param_dtype);
-        let mut out = vec![Some(Tensor::plain(grads.dx, xd.layout().clone()))];
+        let channel = |s| Tensor::plain(s, Layout::contiguous(&[d.c]));
+        let (dgamma, dbeta) = (channel(grads.dgamma), channel(grads.dbeta));
+        let mut dx = Tensor::plain(grads.dx, xd.layout().clone());
+        if let Some(sync) = &sync {
+            let stats = [&mean, &invstd, &gamma];
+            dx = sync_dx(dx, &xd, stats, [&dgamma, &dbeta], sync.as_ref(), d)?;
+        }
+        let mut out = vec![Some(dx)];
         if has_w {
-            out.push(Some(per_channel(grads.dgamma)?));
+            out.push(Some(dgamma.to_dtype(param_dtype)?));
         }
         if has_b {
-            out.push(Some(per_channel(grads.dbeta)?));
+            out.push(Some(dbeta.to_dtype(param_dtype)?));
         }
         if has_r {
             out.push(grads.dres.map(|s| Tensor::plain(s, xd.layout().clone())));
@@ -179,6 +213,7 @@ fn batch_or_running_stats(
     x: &Tensor,
     args: &BatchNormArgs,
     d: ChannelDims,
+    sync: Option<&dyn CrossReplicaSum>,
 ) -> Result<(Tensor, Tensor)> {
     if !args.training {
         let (Some(rm), Some(rv)) = (args.running_mean, args.running_var) else {
@@ -206,6 +241,10 @@ fn batch_or_running_stats(
         Tensor::plain(mean, channel.clone()),
         Tensor::plain(var, channel),
     );
+    let (mean, var, m) = match sync {
+        Some(sync) => global_stats(&mean, &var, m, sync)?,
+        None => (mean, var, m),
+    };
     let momentum = args.momentum;
     let blend = |buf: &Tensor, batch: &Tensor, factor: f64| -> Result<()> {
         let batch = batch.to_dtype(buf.dtype())?;
@@ -222,4 +261,85 @@ fn batch_or_running_stats(
         blend(rv, &var, m as f64 / (m - 1) as f64)?;
     }
     Ok((mean, var))
+}
+
+/// The statistics over every process's batch from this one's mean and biased variance over `m`
+/// values per channel: (count, Σx, Σx²) per channel summed in one collective, in f64.
+fn global_stats(
+    mean: &Tensor,
+    var: &Tensor,
+    m: usize,
+    sync: &dyn CrossReplicaSum,
+) -> Result<(Tensor, Tensor, usize)> {
+    let host = |t: &Tensor| t.to_dtype(DType::F64)?.to_vec::<f64>();
+    let (mu, v) = (host(mean)?, host(var)?);
+    let c = mu.len();
+    let mf = m as f64;
+    let mut buf = Vec::with_capacity(1 + 2 * c);
+    buf.push(mf);
+    buf.extend(mu.iter().map(|&u| u * mf));
+    buf.extend(mu.iter().zip(&v).map(|(&u, &s)| (s + u * u) * mf));
+    sync.sum(&mut buf)?;
+    let total = buf[0];
+    let g_mean: Vec<f64> = buf[1..=c].iter().map(|s| s / total).collect();
+    let g_var: Vec<f64> = buf[1 + c..]
+        .iter()
+        .zip(&g_mean)
+        .map(|(sq, u)| (sq / total - u * u).max(0.0))
+        .collect();
+    Ok((
+        per_channel_like(g_mean, mean)?,
+        per_channel_like(g_var, mean)?,
+        total.round() as usize,
+    ))
+}
+
+/// dx of SyncBN from the kernel's local backward: the kernel subtracted this process's means of
+/// dy and dy·x̂ (dβ/m, dγ/m); the global ones (summed over processes in one collective) differ by
+/// a per-channel affine function of x, added through `bn_apply`:
+/// dx += γ·invstd·((dβ/m − Σdβ/M) + x̂·(dγ/m − Σdγ/M)), with x̂ = (x − mean)·invstd.
+fn sync_dx(
+    dx: Tensor,
+    x: &Tensor,
+    [mean, invstd, gamma]: [&Tensor; 3],
+    [dgamma, dbeta]: [&Tensor; 2],
+    sync: &dyn CrossReplicaSum,
+    d: ChannelDims,
+) -> Result<Tensor> {
+    let host = |t: &Tensor| t.to_dtype(DType::F64)?.to_vec::<f64>();
+    let (dg, db) = (host(dgamma)?, host(dbeta)?);
+    let (mu, is, ga) = (host(mean)?, host(invstd)?, host(gamma)?);
+    let m = d.per_channel() as f64;
+    let mut sums: Vec<f64> = [m]
+        .into_iter()
+        .chain(db.iter().copied())
+        .chain(dg.iter().copied())
+        .collect();
+    sync.sum(&mut sums)?;
+    let (total, db_all, dg_all) = (sums[0], &sums[1..=d.c], &sums[1 + d.c..]);
+    let mut scale = vec![0.0; d.c];
+    let mut shift = vec![0.0; d.c];
+    for k in 0..d.c {
+        let gi = ga[k] * is[k];
+        scale[k] = gi * is[k] * (dg[k] / m - dg_all[k] / total);
+        shift[k] = gi * (db[k] / m - db_all[k] / total) - scale[k] * mu[k];
+    }
+    let channel = |v: Vec<f64>| per_channel_like(v, mean);
+    let (scale, shift) = (channel(scale)?, channel(shift)?);
+    let out = x.storage().bn_apply(
+        Some(&dx.storage()),
+        &scale.storage(),
+        &shift.storage(),
+        false,
+        d,
+    )?;
+    Ok(Tensor::plain(out, x.layout().clone()))
+}
+
+/// A \[C\] tensor of `values` in `like`'s dtype, on its device.
+fn per_channel_like(values: Vec<f64>, like: &Tensor) -> Result<Tensor> {
+    let c = values.len();
+    Tensor::from_vec(values, &[c])?
+        .to_dtype(like.dtype())?
+        .to_device(like.device())
 }

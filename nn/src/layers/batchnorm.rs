@@ -2,7 +2,8 @@
 
 use crate::module::{push, Kind, NamedTensor};
 use crate::{Module, Result};
-use kiln_engine::{BatchNormArgs, DType, Tensor};
+use kiln_engine::{BatchNormArgs, CrossReplicaSum, DType, Tensor};
+use std::sync::Arc;
 
 /// `nn.BatchNorm2d`: weight, bias, running_mean, running_var, num_batches_tracked.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct BatchNorm2d {
     pub eps: f64,
     /// Use batch statistics (train) or running ones (eval).
     pub training: bool,
+    /// SyncBN: batch statistics summed over every process of a data-parallel job.
+    pub sync: Option<Arc<dyn CrossReplicaSum>>,
 }
 
 impl BatchNorm2d {
@@ -39,6 +42,7 @@ impl BatchNorm2d {
             momentum: 0.1,
             eps: 1e-5,
             training: true,
+            sync: None,
         })
     }
 
@@ -61,7 +65,7 @@ impl BatchNorm2d {
             self.num_batches_tracked
                 .copy_(&Tensor::from_vec(vec![n + 1], &[])?)?;
         }
-        Ok(x.batch_norm_act(self.args(), residual, relu)?)
+        Ok(x.batch_norm_act_synced(self.args(), residual, relu, self.sync.clone())?)
     }
 
     /// Sets γ to zero (timm's `zero_init_last` for a block's last BN).

@@ -1,8 +1,9 @@
-//! The `kiln` command line: `train`, `validate`, `schedule`, `plot` and `models`, with timm's flags
+//! The `kiln` command line: `train`, `validate`, `schedule`, `plot`, `launch` and `models`, with timm's flags
 //! and YAML configs.
 
 mod args;
 mod config;
+mod launch;
 mod logger;
 mod model_flags;
 mod plot;
@@ -14,6 +15,7 @@ mod unsupported;
 mod validate;
 
 pub use args::{TrainArgs, ValidateArgs};
+pub use launch::LaunchArgs;
 pub use schedule::ScheduleArgs;
 
 use crate::Result;
@@ -44,6 +46,9 @@ pub enum Command {
         /// The run folder (holding summary.csv).
         run_dir: std::path::PathBuf,
     },
+    /// Start this node's ranks of a data-parallel run, as torchrun does:
+    /// `kiln launch --nproc-per-node 2 -- train ...`.
+    Launch(Box<LaunchArgs>),
     /// List the registered models, optionally filtered by a wildcard pattern.
     Models {
         /// Shell-style pattern, e.g. 'resnet*d'.
@@ -94,6 +99,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Validate(a) => validate::validate(*a),
         Command::Schedule(a) => schedule::schedule(*a),
         Command::Plot { run_dir } => plot::plot(&run_dir),
+        Command::Launch(a) => launch::launch(&a),
         Command::Models { pattern } => {
             for name in kiln_nn::list_models(pattern.as_deref().unwrap_or("*")) {
                 println!("{name}");

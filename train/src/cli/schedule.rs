@@ -44,7 +44,7 @@ pub fn schedule(a: ScheduleArgs) -> Result<()> {
     }
     let args = SchedArgs::from(&a.train);
     let (mut sched, num_epochs) =
-        create_scheduler(&args, resolve_lr(&a.train), a.updates_per_epoch)?;
+        create_scheduler(&args, resolve_lr(&a.train, 1), a.updates_per_epoch)?;
     let start_epoch = a.train.start_epoch.unwrap_or(0);
     if args.sched == "plateau" && a.eval_metrics.len() < num_epochs {
         return Err(Error::Flag {

@@ -12,6 +12,7 @@ use crate::callbacks::{
 };
 use crate::checkpoint::newest_checkpoint;
 use crate::clip::ClipMode;
+use crate::dist::{enable_sync_bn, Communicator, DdpOptions, DistBn};
 use crate::loader::DataConfig;
 use crate::loss::{create_loss, mixup_active, LossArgs};
 use crate::optim::{create_optimizer_for_model, OptimArgs};
@@ -71,12 +72,13 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     open_device(&a.device).map(|_| ())
 }
 
-/// timm's learning-rate rule: `--lr`, else `lr_base` scaled by global batch / `lr_base_size`.
-pub(super) fn resolve_lr(a: &TrainArgs) -> f64 {
+/// timm's learning-rate rule: `--lr`, else `lr_base` scaled by the global batch (`world` ranks
+/// of `--batch-size`) / `lr_base_size`.
+pub(super) fn resolve_lr(a: &TrainArgs, world: usize) -> f64 {
     if let Some(lr) = a.lr {
         return lr;
     }
-    let ratio = a.batch_size as f64 / a.lr_base_size as f64;
+    let ratio = (a.batch_size * world) as f64 / a.lr_base_size as f64;
     let adaptive = ["ada", "lamb"].iter().any(|o| a.opt.contains(o));
     match a.lr_base_scale.as_str() {
         "sqrt" => a.lr_base * ratio.sqrt(),
@@ -127,6 +129,7 @@ fn data_config(
         std: a.std.clone(),
         interpolation: a.interpolation.clone(),
         seed: a.seed,
+        aug_repeats: a.aug_repeats as usize,
         ..DataConfig::default()
     }
 }
@@ -145,7 +148,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let train_ds = root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?;
     let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
-    manual_seed(a.seed);
+    let comm = Communicator::from_env()?;
+    let (rank, world) = (comm.rank(), comm.world_size());
+    // timm's random_seed(seed, rank): each rank draws its own dropout and drop-path masks.
+    manual_seed(a.seed + rank as u64);
     let device = open_device(&a.device)?;
     let mut model_args = ModelArgs {
         num_classes,
@@ -156,13 +162,18 @@ pub fn train(a: TrainArgs) -> Result<()> {
         ..Default::default()
     };
     apply_model_kwargs(&mut model_args, &a.model_kwargs)?;
-    let model = build_model(&a, &model_args, device)?;
+    let mut model = build_model(&a, &model_args, device)?;
+    if a.sync_bn && world > 1 {
+        enable_sync_bn(model.as_mut(), &comm);
+    }
     let params: usize = model
         .named_parameters()
         .iter()
         .map(|p| p.tensor.numel())
         .sum();
-    println!("Model {} created, param count: {params}", a.model);
+    if rank == 0 {
+        println!("Model {} created, param count: {params}", a.model);
+    }
     let cfg_size = model.pretrained_cfg().input_size[1];
     let img_size = img_size.unwrap_or(if root.is_idx() {
         train_ds.load(0)?.image.h
@@ -172,9 +183,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let crop_pct = a.crop_pct.or(root.is_idx().then_some(1.0));
     let cfg = data_config(&a, img_size, in_chans, crop_pct);
     let train_loader = if root.is_idx() {
-        cfg.small_image_train_loader(train_ds.clone())?
+        cfg.small_image_train_loader(train_ds.clone(), rank, world)?
     } else {
-        cfg.train_loader(train_ds.clone(), 0, 1)?
+        cfg.train_loader(train_ds.clone(), rank, world)?
     };
     let stages = BatchStages {
         normalize: cfg.normalize(layout(a.channels_last)),
@@ -188,8 +199,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         loader: cfg.eval_loader(
             val_ds.clone(),
             a.validation_batch_size.unwrap_or(a.batch_size),
-            0,
-            1,
+            rank,
+            world,
         )?,
         stages: BatchStages {
             erasing: None,
@@ -203,11 +214,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
         },
     };
     let optimizer = create_optimizer_for_model(
-        &OptimArgs::from_train_args(&a, resolve_lr(&a)),
+        &OptimArgs::from_train_args(&a, resolve_lr(&a, world)),
         model.as_ref(),
     )?;
 
-    let lr = resolve_lr(&a);
+    let lr = resolve_lr(&a, world);
     let updates_per_epoch = train_loader.len().div_ceil(a.grad_accum_steps);
     let (scheduler, num_epochs) = create_scheduler(&SchedArgs::from(&a), lr, updates_per_epoch)?;
     let mut trainer = Trainer::new(TrainerParts {
@@ -230,11 +241,19 @@ pub fn train(a: TrainArgs) -> Result<()> {
             eval_metric: a.eval_metric.clone(),
             seed: a.seed,
             nan_policy: NanPolicy::from_flag(&a.nan_policy)?,
+            dist: (world > 1)
+                .then(|| ddp_options(&a).map(|o| (comm.clone(), o)))
+                .transpose()?,
         },
     })?;
-    let out_dir = run_folder(&a, img_size)?;
-    println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {}, validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
-    add_callbacks(&mut trainer, &a, &model_args, &out_dir)?;
+    if rank == 0 {
+        let out_dir = run_folder(&a, img_size)?;
+        println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
+        add_callbacks(&mut trainer, &a, &model_args, &out_dir)?;
+    } else if let Some(patience) = a.early_stop {
+        // Every rank stops with rank 0 (the metric it reads is reduced over ranks).
+        trainer.add_callback(Box::new(EarlyStopping::new(patience)));
+    }
     if let Some(path) = &a.resume {
         let path = if path.is_dir() {
             newest_checkpoint(path)?
@@ -249,6 +268,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         println!("Stopped: {reason}");
     }
     Ok(())
+}
+
+/// DDP's settings from `--no-ddp-bb` and `--dist-bn` (`KILN_DDP_OVERLAP=0` reduces after
+/// backward instead of during it: the bench's baseline).
+fn ddp_options(a: &TrainArgs) -> Result<DdpOptions> {
+    Ok(DdpOptions {
+        broadcast_buffers: !a.no_ddp_bb,
+        dist_bn: DistBn::from_flag(&a.dist_bn)?,
+        overlap: std::env::var("KILN_DDP_OVERLAP").map_or(true, |v| v != "0"),
+        ..DdpOptions::default()
+    })
 }
 
 /// The model on its device, from `--initial-checkpoint` if given, in the requested layout.

@@ -17,9 +17,6 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-const DISTRIBUTED: &str =
-    "distributed training is not implemented yet (its own open issue); kiln trains in one process";
-
 /// Every refused flag, in timm's argument order.
 pub const REFUSED: &[Refusal] = &[
     Refusal {
@@ -108,16 +105,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "kiln keeps f32 weights; use --amp --amp-dtype bfloat16 (or float16) for low-precision compute",
     },
     Refusal {
-        flag: "--no-ddp-bb",
-        is_set: |a| a.no_ddp_bb,
-        reason: DISTRIBUTED,
-    },
-    Refusal {
-        flag: "--local_rank",
-        is_set: |a| a.local_rank != 0,
-        reason: DISTRIBUTED,
-    },
-    Refusal {
         flag: "--device-modules",
         is_set: |a| a.device_modules.is_some(),
         reason: "these import Python device backends for PyTorch; kiln's devices are cpu and cuda (--device)",
@@ -148,11 +135,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "kiln's transforms have no gaussian blur step; --aa offers other augmentations",
     },
     Refusal {
-        flag: "--aug-repeats",
-        is_set: |a| a.aug_repeats != 0.0,
-        reason: "repeated augmentation samples shards across processes, and distributed training is not implemented yet (its own open issue)",
-    },
-    Refusal {
         flag: "--drop-connect",
         is_set: |a| a.drop_connect.is_some(),
         reason: "deprecated by timm and ignored by its train.py; use --drop-path",
@@ -161,16 +143,6 @@ pub const REFUSED: &[Refusal] = &[
         flag: "--drop-block",
         is_set: |a| a.drop_block.is_some_and(|r| r > 0.0),
         reason: "DropBlock is not implemented yet; use --drop-path (stochastic depth) or --drop for regularization",
-    },
-    Refusal {
-        flag: "--sync-bn",
-        is_set: |a| a.sync_bn,
-        reason: DISTRIBUTED,
-    },
-    Refusal {
-        flag: "--dist-bn",
-        is_set: |a| a.dist_bn != "reduce",
-        reason: DISTRIBUTED,
     },
     Refusal {
         flag: "--split-bn",

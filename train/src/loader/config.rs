@@ -269,8 +269,16 @@ impl DataConfig {
         rank: usize,
         world: usize,
     ) -> Result<Loader> {
-        let (len, seed) = (dataset.len(), self.seed);
-        let sampler: Box<dyn Sampler> = if self.aug_repeats > 0 {
+        let sampler = self.train_sampler(dataset.len(), rank, world);
+        let opts = self.loader_options(rank, self.batch_size, true);
+        Loader::new(dataset, self.train_pipeline()?, sampler, opts)
+    }
+
+    /// The shuffled sampler of `rank`'s shard: RepeatAug's when `aug_repeats`, else torch's
+    /// DistributedSampler.
+    fn train_sampler(&self, len: usize, rank: usize, world: usize) -> Box<dyn Sampler> {
+        let seed = self.seed;
+        if self.aug_repeats > 0 {
             Box::new(RepeatAugSampler {
                 len,
                 rank,
@@ -289,33 +297,36 @@ impl DataConfig {
                 shuffle: true,
                 seed,
             })
-        };
-        let opts = self.loader_options(rank, self.batch_size, true);
-        Loader::new(dataset, self.train_pipeline()?, sampler, opts)
+        }
     }
 
     /// A train loader at native size for small fixed-size images (IDX digits and clothes):
     /// pad-and-crop by an eighth plus flip, since timm's pipeline assumes large photos; with
-    /// `aug_splits` > 1, augmented views add the policy or colour jitter to the clean one.
-    pub fn small_image_train_loader(&self, dataset: Arc<dyn Dataset>) -> Result<Loader> {
+    /// `aug_splits` > 1, augmented views add the policy or colour jitter to the clean one;
+    /// `no_aug` keeps the images as they are. Rank `rank` of `world` reads its shard.
+    pub fn small_image_train_loader(
+        &self,
+        dataset: Arc<dyn Dataset>,
+        rank: usize,
+        world: usize,
+    ) -> Result<Loader> {
         let size = self.img_size;
-        let mut pipeline = crate::augment::small_train(size, size / 8, self.hflip);
+        let mut pipeline = match self.no_aug {
+            true => crate::augment::small_train(size, 0, 0.0),
+            false => crate::augment::small_train(size, size / 8, self.hflip),
+        };
         if self.aug_splits > 1 {
             // The clean view is the pad-and-crop one; the others add the policy or jitter.
             pipeline.secondary = self.secondary(self.train_interpolation.parse()?)?;
             pipeline.splits = self.aug_splits;
         }
-        let sampler = Box::new(DistributedSampler::single(dataset.len(), true, self.seed));
-        let opts = LoaderOptions {
-            batch_size: self.batch_size,
-            workers: self.workers,
-            drop_last: true,
-            prefetch: 0,
-            seed: self.seed,
-            rank: 0,
-            shape: (size, size, self.in_chans),
-        };
-        Loader::new(dataset, pipeline, sampler, opts)
+        let sampler = self.train_sampler(dataset.len(), rank, world);
+        Loader::new(
+            dataset,
+            pipeline,
+            sampler,
+            self.loader_options(rank, self.batch_size, true),
+        )
     }
 
     /// The eval loader: sequential (padded across ranks as torch's DistributedSampler), keeps the last batch.

@@ -3,12 +3,13 @@
 use super::callback::Requests;
 use super::nonfinite::LastGood;
 use super::{
-    BatchReport, BatchStages, Callback, Context, Evaluator, NanPolicy, NonFinite, Position,
-    RunState, TrainStats, Updater,
+    BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, NanPolicy, NonFinite,
+    Position, RunState, TrainStats, Updater,
 };
 use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint};
 use crate::clip::ClipMode;
+use crate::dist::{Communicator, Ddp, DdpOptions};
 use crate::loader::{Batch, Loader};
 use crate::loss::Loss;
 use crate::metrics::AverageMeter;
@@ -18,6 +19,7 @@ use crate::{Error, Result};
 use kiln_engine::DType;
 use kiln_nn::Model;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Settings of the loop itself.
@@ -37,6 +39,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// What a non-finite loss does without loss scaling (kiln's `--nan-policy`).
     pub nan_policy: NanPolicy,
+    /// The ranks of a data-parallel run and DDP's settings; None trains in one process.
+    pub dist: Option<(Arc<Communicator>, DdpOptions)>,
 }
 
 impl Default for TrainConfig {
@@ -49,6 +53,7 @@ impl Default for TrainConfig {
             eval_metric: "top1".into(),
             seed: 42,
             nan_policy: NanPolicy::Stop,
+            dist: None,
         }
     }
 }
@@ -156,6 +161,12 @@ impl Trainer {
             scaler,
             clip: parts.config.clip,
             accum_steps: accum,
+            ddp: parts
+                .config
+                .dist
+                .clone()
+                .map(|(comm, opts)| Ddp::new(comm, parts.model.as_ref(), opts))
+                .transpose()?,
         };
         Ok(Trainer {
             train_loader: parts.train_loader,
@@ -322,8 +333,10 @@ impl Run {
                 return Ok(());
             }
         }
+        let meter = &self.state.train_loss;
+        let loss = self.updater.reduce_means(&[(meter.avg(), meter.count)])?[0];
         self.state.train = Some(TrainStats {
-            loss: self.state.train_loss.avg(),
+            loss,
             samples: self.state.train_loss.count as usize,
             seconds: start.elapsed().as_secs_f64(),
             skipped: loader.skipped() - skipped_before,
@@ -340,6 +353,7 @@ impl Run {
         targets: &kiln_engine::Tensor,
         index: usize,
     ) -> Result<(f64, bool)> {
+        self.updater.before_forward()?;
         let loss = {
             let _autocast = self
                 .config
@@ -361,7 +375,7 @@ impl Run {
         }
         let scaled = self.updater.scaler.is_some();
         match (value.is_finite() || scaled, self.config.nan_policy) {
-            (true, _) if !self.poisoned => self.updater.backward(&loss, accum)?,
+            (true, _) if !self.poisoned => self.updater.backward(&loss, accum, update)?,
             (true, _) => {}
             (false, NanPolicy::Skip) => self.poisoned = true,
             (false, NanPolicy::Stop) => return Err(self.stop_on_nonfinite(value, index)?),
@@ -405,8 +419,12 @@ impl Run {
 
     /// Validation, the schedule's epoch step and the epoch's end.
     fn finish_epoch(&mut self) -> Result<()> {
+        if let Some(ddp) = &self.updater.ddp {
+            ddp.distribute_bn()?;
+        }
         if let Some(e) = self.evaluator.as_mut() {
-            self.state.eval = Some(e.run(self.model.as_mut(), "")?);
+            let stats = e.run(self.model.as_mut(), "")?;
+            self.state.eval = Some(self.reduce_eval(stats)?);
         }
         self.fire(Event::ValidationEnd)?;
         let next = self.state.position.epoch + 1;
@@ -417,6 +435,18 @@ impl Run {
         self.state.nonfinite_updates = 0;
         self.fire(Event::EpochEnd)?;
         Ok(())
+    }
+}
+
+impl Run {
+    /// Validation metrics averaged over ranks (each rank evaluates its shard).
+    fn reduce_eval(&self, mut stats: EvalStats) -> Result<EvalStats> {
+        let n = stats.samples as f64;
+        let m = self
+            .updater
+            .reduce_means(&[(stats.loss, n), (stats.top1, n), (stats.top5, n)])?;
+        (stats.loss, stats.top1, stats.top5) = (m[0], m[1], m[2]);
+        Ok(stats)
     }
 }
 

@@ -1,8 +1,10 @@
 //! One optimizer update's mechanics: backward (through the loss scaler), gradient accumulation,
-//! clipping and the step, as timm's `train_one_epoch` does them.
+//! the data-parallel gradient average, clipping and the step, as timm's `train_one_epoch` does
+//! them.
 
 use crate::amp::GradScaler;
 use crate::clip::{clip_grads, ClipMode};
+use crate::dist::Ddp;
 use crate::optim::Optimizer;
 use crate::Result;
 use kiln_engine::Tensor;
@@ -17,30 +19,49 @@ pub struct Updater {
     pub clip: Option<(ClipMode, f64)>,
     /// Batches whose gradients add up to one update (timm's `--grad-accum-steps`).
     pub accum_steps: usize,
+    /// Data-parallel training across ranks, if the run has more than one.
+    pub ddp: Option<Ddp>,
 }
 
 impl Updater {
     /// Backward from `loss` divided by `accum` (the batches in this update: timm divides by the
     /// shorter count for an epoch's last, partial accumulation), scaled when a scaler is on.
-    pub fn backward(&self, loss: &Tensor, accum: usize) -> Result<()> {
+    /// When `sync` (the last batch of an update) and data-parallel, the gradients are averaged
+    /// across ranks while backward runs; the micro-batches before it reduce nothing.
+    pub fn backward(&mut self, loss: &Tensor, accum: usize, sync: bool) -> Result<()> {
         let loss = if accum > 1 {
             loss.mul_scalar(1.0 / accum as f64)?
         } else {
             loss.clone()
         };
-        match &self.scaler {
-            Some(s) => s.scale_loss(&loss)?.backward()?,
-            None => loss.backward()?,
+        let loss = match &self.scaler {
+            Some(s) => s.scale_loss(&loss)?,
+            None => loss,
+        };
+        match (&mut self.ddp, sync) {
+            (Some(ddp), true) => ddp.backward(&loss),
+            _ => Ok(loss.backward()?),
         }
-        Ok(())
     }
 
-    /// Unscales (skipping the step on overflow), clips, steps at `lr` and clears the gradients.
+    /// Before a training forward: rank 0's buffers reach every rank (unless `--no-ddp-bb`).
+    pub fn before_forward(&self) -> Result<()> {
+        match &self.ddp {
+            Some(ddp) => ddp.sync_buffers(),
+            None => Ok(()),
+        }
+    }
+
+    /// Unscales (skipping the step on an overflow on any rank), clips the averaged gradients,
+    /// steps at `lr` and clears the gradients.
     pub fn update(&mut self, lr: f64) -> Result<()> {
-        let overflow = match &self.scaler {
+        let mut overflow = match &self.scaler {
             Some(s) => s.unscale(self.optimizer.as_ref())?,
             None => false,
         };
+        if let (Some(ddp), Some(_)) = (&self.ddp, &self.scaler) {
+            overflow = ddp.any(overflow)?;
+        }
         if !overflow {
             if let Some((mode, value)) = self.clip {
                 clip_grads(self.optimizer.params(), mode, value)?;
@@ -52,5 +73,14 @@ impl Updater {
         }
         self.optimizer.zero_grad();
         Ok(())
+    }
+
+    /// The mean over ranks of per-rank (value, count) pairs, weighted by count (the values
+    /// themselves when not data-parallel).
+    pub fn reduce_means(&self, values: &[(f64, f64)]) -> Result<Vec<f64>> {
+        match &self.ddp {
+            Some(ddp) => ddp.weighted_mean(values),
+            None => Ok(values.iter().map(|v| v.0).collect()),
+        }
     }
 }

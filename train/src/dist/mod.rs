@@ -1,0 +1,27 @@
+//! Data-parallel training: process groups from the launcher's environment, a [`Communicator`]
+//! (MPI for CPU ranks behind the `mpi` feature, or a single local rank), DDP's gradient buckets
+//! and SyncBN's statistics reduction. The data always travels through MPI; kiln has no transport
+//! of its own (the TCP [`rendezvous`] only exchanges names before MPI connects).
+//!
+//! ```no_run
+//! use kiln_train::dist::{Communicator, ReduceOp};
+//! let comm = Communicator::from_env()?;
+//! let mut grads = vec![1.0f32; 4];
+//! comm.all_reduce(&mut grads, ReduceOp::Average)?;
+//! # Ok::<(), kiln_train::Error>(())
+//! ```
+mod communicator;
+mod ddp;
+mod group;
+#[cfg(feature = "mpi")]
+mod mpi;
+pub mod rendezvous;
+mod sync_bn;
+
+pub use communicator::{Communicator, Element, ReduceOp};
+pub use ddp::{Ddp, DdpOptions};
+pub use group::{Launcher, ProcessGroup};
+pub use sync_bn::{dist_bn, enable_sync_bn, DistBn};
+
+/// The variable through which OpenMPI singletons find the job's ompi-server (set by `kiln launch`).
+pub const OMPI_SERVER_VAR: &str = "OMPI_MCA_pmix_server_uri";

@@ -1,0 +1,342 @@
+//! The MPI backend (the `mpi` crate over OpenMPI): ranks joined by mpirun or SLURM, or, when
+//! `kiln launch` (torchrun's variables) started them as MPI singletons, joined here with
+//! `MPI_Comm_accept` / `MPI_Comm_connect` and `MPI_Intercomm_merge`. OpenMPI 4 lets singletons
+//! connect only through an `ompi-server`, which `kiln launch` starts; its address reaches each
+//! rank in `OMPI_MCA_pmix_server_uri`, and the MPI port name over the TCP rendezvous.
+
+use super::communicator::{Element, ReduceOp};
+use super::group::{Launcher, ProcessGroup};
+use super::rendezvous::Store;
+use crate::{Error, Result};
+use mpi::collective::SystemOperation;
+use mpi::environment::Universe;
+use mpi::ffi;
+use mpi::raw::{AsRaw, FromRaw};
+use mpi::topology::{Communicator as _, SimpleCommunicator};
+use mpi::traits::{CommunicatorCollectives, Equivalence, Root};
+use mpi::Threading;
+use std::ffi::{c_char, c_int, CStr};
+use std::sync::{Mutex, MutexGuard};
+
+use super::OMPI_SERVER_VAR;
+
+/// An MPI communicator over the job's ranks, ordered by rank.
+pub struct MpiComm {
+    comm: SimpleCommunicator,
+    /// Serializes MPI calls (MPI is initialized with MPI_THREAD_SERIALIZED or better).
+    lock: Mutex<()>,
+    /// Finalizes MPI when the communicator goes.
+    _universe: Universe,
+}
+
+// SAFETY: the handle is only used under `lock` (one MPI call at a time), which
+// MPI_THREAD_SERIALIZED, checked at initialization, allows from any thread.
+unsafe impl Send for MpiComm {}
+// SAFETY: as for Send: every use of the handle takes `lock`.
+unsafe impl Sync for MpiComm {}
+
+impl std::fmt::Debug for MpiComm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MpiComm(rank {} of {})", self.rank(), self.world_size())
+    }
+}
+
+/// A non-blocking all-reduce in flight: its request and the buffers MPI reads and writes.
+pub struct MpiRequest {
+    request: ffi::MPI_Request,
+    _send: Vec<f32>,
+    recv: Vec<f32>,
+    done: bool,
+}
+
+fn check(code: c_int, what: &str) -> Result<()> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Error::Dist(format!("{what} failed with MPI error {code}")))
+    }
+}
+
+fn mpi_op(op: ReduceOp) -> SystemOperation {
+    match op {
+        ReduceOp::Sum | ReduceOp::Average => SystemOperation::sum(),
+        ReduceOp::Max => SystemOperation::max(),
+    }
+}
+
+impl MpiRequest {
+    /// Lets MPI progress the transfer (MPI_Test).
+    pub fn poll(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut flag: c_int = 0;
+        // SAFETY: the request is live (not yet completed) and its buffers are owned by self.
+        unsafe { ffi::MPI_Test(&mut self.request, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
+        self.done = flag != 0;
+    }
+
+    /// Waits for completion and returns the reduced buffer.
+    pub fn wait(mut self) -> Result<Vec<f32>> {
+        if !self.done {
+            // SAFETY: as in poll: a live request whose buffers self owns until it completes.
+            let code = unsafe { ffi::MPI_Wait(&mut self.request, ffi::RSMPI_STATUS_IGNORE) };
+            check(code, "MPI_Wait (all-reduce)")?;
+            self.done = true;
+        }
+        Ok(std::mem::take(&mut self.recv))
+    }
+}
+
+impl Drop for MpiRequest {
+    fn drop(&mut self) {
+        if !self.done {
+            // SAFETY: MPI may still write into recv: wait before the buffers are freed.
+            unsafe { ffi::MPI_Wait(&mut self.request, ffi::RSMPI_STATUS_IGNORE) };
+        }
+    }
+}
+
+impl MpiComm {
+    /// Initializes MPI and joins the ranks of `group`.
+    pub fn join(group: &ProcessGroup) -> Result<MpiComm> {
+        let store = match group.launcher {
+            Launcher::Torchrun => Some(rendezvous_store(group)?),
+            _ => None,
+        };
+        let (universe, threading) = mpi::initialize_with_threading(Threading::Multiple)
+            .ok_or_else(|| Error::Dist("MPI is already initialized in this process".into()))?;
+        if threading < Threading::Serialized {
+            return Err(Error::Dist(format!(
+                "this MPI library grants {threading:?} threading; kiln needs Serialized"
+            )));
+        }
+        let world = universe.world();
+        let comm = match store {
+            Some(store) if world.size() == 1 => join_singletons(group, &store)?,
+            _ => world,
+        };
+        let size = comm.size() as usize;
+        if size != group.world_size || comm.rank() as usize != group.rank {
+            return Err(Error::Dist(format!(
+                "MPI joined {size} processes (this one rank {}), but the launcher's variables \
+                 say rank {} of {} (under SLURM, start with `srun --mpi=pmix`)",
+                comm.rank(),
+                group.rank,
+                group.world_size
+            )));
+        }
+        Ok(MpiComm {
+            comm,
+            lock: Mutex::new(()),
+            _universe: universe,
+        })
+    }
+
+    fn locked(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.comm.rank() as usize
+    }
+
+    /// The number of ranks.
+    pub fn world_size(&self) -> usize {
+        self.comm.size() as usize
+    }
+
+    /// In-place all-reduce (through a copy: the mpi crate has no MPI_IN_PLACE).
+    pub fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
+        let send = buf.to_vec();
+        let _g = self.locked();
+        self.comm.all_reduce_into(&send[..], buf, mpi_op(op));
+        Ok(())
+    }
+
+    /// Starts MPI_Iallreduce on owned buffers.
+    pub fn start_all_reduce(&self, send: Vec<f32>, op: ReduceOp) -> Result<MpiRequest> {
+        let mut req = MpiRequest {
+            // SAFETY: a null request handle, overwritten by MPI_Iallreduce below.
+            request: unsafe { ffi::RSMPI_REQUEST_NULL },
+            recv: vec![0.0; send.len()],
+            _send: send,
+            done: false,
+        };
+        let count = c_int::try_from(req.recv.len()).map_err(|_| {
+            Error::Dist(format!(
+                "a bucket of {} floats is too large",
+                req.recv.len()
+            ))
+        })?;
+        let _g = self.locked();
+        // SAFETY: both buffers hold `count` f32s and live in req (heap memory that does not
+        // move with req) until the request completes (wait, or drop, waits for it).
+        let code = unsafe {
+            ffi::MPI_Iallreduce(
+                req._send.as_ptr().cast(),
+                req.recv.as_mut_ptr().cast(),
+                count,
+                f32::equivalent_datatype().as_raw(),
+                mpi_op(op).as_raw(),
+                self.comm.as_raw(),
+                &mut req.request,
+            )
+        };
+        check(code, "MPI_Iallreduce")?;
+        Ok(req)
+    }
+
+    /// Broadcast from `root`.
+    pub fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
+        let _g = self.locked();
+        self.comm.process_at_rank(root as i32).broadcast_into(buf);
+        Ok(())
+    }
+
+    /// All-gather in rank order.
+    pub fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        let _g = self.locked();
+        self.comm.all_gather_into(send, recv);
+        Ok(())
+    }
+
+    /// Reduce-scatter of equal blocks.
+    pub fn reduce_scatter<T: Element>(
+        &self,
+        send: &[T],
+        recv: &mut [T],
+        op: ReduceOp,
+    ) -> Result<()> {
+        let _g = self.locked();
+        self.comm.reduce_scatter_block_into(send, recv, mpi_op(op));
+        Ok(())
+    }
+
+    /// Barrier.
+    pub fn barrier(&self) -> Result<()> {
+        let _g = self.locked();
+        self.comm.barrier();
+        Ok(())
+    }
+}
+
+/// The rendezvous of a torchrun-style job (hosted by rank 0 at MASTER_PORT; under torchrun
+/// itself, whose own store holds MASTER_PORT, at MASTER_PORT + 1), with the ompi-server's
+/// address shared through it so ranks on other nodes can reach it.
+fn rendezvous_store(group: &ProcessGroup) -> Result<Store> {
+    let Some((addr, port)) = &group.master else {
+        return Err(Error::Dist(
+            "RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is not".into(),
+        ));
+    };
+    let port = match std::env::var_os("TORCHELASTIC_RUN_ID") {
+        Some(_) => port.checked_add(1).unwrap_or(*port),
+        None => *port,
+    };
+    let store = if group.rank == 0 {
+        Store::host(port)?
+    } else {
+        Store::connect(addr, port)?
+    };
+    let uri = std::env::var(OMPI_SERVER_VAR).ok();
+    match (group.rank, uri) {
+        (0, Some(uri)) => store.set("ompi-server", &uri)?,
+        (0, None) => {
+            return Err(Error::Dist(format!(
+                "{} ranks started without mpirun need an ompi-server to connect (OpenMPI 4 \
+                 singletons cannot MPI_Comm_connect otherwise): start them with `kiln launch`, \
+                 which runs one, or set {OMPI_SERVER_VAR}",
+                group.world_size
+            )))
+        }
+        (_, Some(_)) => {}
+        // Set before MPI_Init reads it, while no other thread reads the environment.
+        (_, None) => std::env::set_var(OMPI_SERVER_VAR, store.get("ompi-server")?),
+    }
+    Ok(store)
+}
+
+/// Joins singleton ranks into one communicator: rank 0 opens an MPI port and publishes its
+/// name; every rank connects once, and the ranks already joined accept each newcomer together
+/// and merge it in, until all are there; a final split orders them by RANK.
+fn join_singletons(group: &ProcessGroup, store: &Store) -> Result<SimpleCommunicator> {
+    let mut port = vec![0 as c_char; ffi::MPI_MAX_PORT_NAME as usize + 1];
+    // SAFETY: every call below gets valid handles and buffers of the sizes MPI documents
+    // (port holds MPI_MAX_PORT_NAME characters and a NUL); the communicators it creates are
+    // owned by the returned SimpleCommunicator or freed here.
+    unsafe {
+        let mut comm: ffi::MPI_Comm = ffi::RSMPI_COMM_SELF;
+        if group.rank == 0 {
+            check(
+                ffi::MPI_Open_port(ffi::RSMPI_INFO_NULL, port.as_mut_ptr()),
+                "MPI_Open_port",
+            )?;
+            let name = CStr::from_ptr(port.as_ptr()).to_string_lossy().into_owned();
+            store.set("mpi-port", &name)?;
+        } else {
+            let name = store.get("mpi-port")?;
+            for (dst, src) in port.iter_mut().zip(name.bytes()) {
+                *dst = src as c_char;
+            }
+            let mut inter: ffi::MPI_Comm = ffi::RSMPI_COMM_NULL;
+            let code = ffi::MPI_Comm_connect(
+                port.as_ptr(),
+                ffi::RSMPI_INFO_NULL,
+                0,
+                ffi::RSMPI_COMM_SELF,
+                &mut inter,
+            );
+            check(code, "MPI_Comm_connect to rank 0's port")?;
+            comm = merge(inter, true)?;
+        }
+        while size_of(comm) < group.world_size {
+            let mut inter: ffi::MPI_Comm = ffi::RSMPI_COMM_NULL;
+            let code =
+                ffi::MPI_Comm_accept(port.as_ptr(), ffi::RSMPI_INFO_NULL, 0, comm, &mut inter);
+            check(code, "MPI_Comm_accept")?;
+            let merged = merge(inter, false)?;
+            if comm != ffi::RSMPI_COMM_SELF {
+                ffi::MPI_Comm_free(&mut comm);
+            }
+            comm = merged;
+        }
+        if group.rank == 0 {
+            ffi::MPI_Close_port(port.as_ptr());
+        }
+        let mut ordered: ffi::MPI_Comm = ffi::RSMPI_COMM_NULL;
+        check(
+            ffi::MPI_Comm_split(comm, 0, group.rank as c_int, &mut ordered),
+            "MPI_Comm_split",
+        )?;
+        if comm != ffi::RSMPI_COMM_SELF {
+            ffi::MPI_Comm_free(&mut comm);
+        }
+        Ok(SimpleCommunicator::from_raw(ordered))
+    }
+}
+
+/// Merges an inter-communicator into an intra-communicator (the newcomer's side `high`).
+///
+/// # Safety
+/// `inter` must be a live inter-communicator; it is freed here.
+unsafe fn merge(mut inter: ffi::MPI_Comm, high: bool) -> Result<ffi::MPI_Comm> {
+    let mut intra: ffi::MPI_Comm = ffi::RSMPI_COMM_NULL;
+    check(
+        ffi::MPI_Intercomm_merge(inter, c_int::from(high), &mut intra),
+        "MPI_Intercomm_merge",
+    )?;
+    ffi::MPI_Comm_free(&mut inter);
+    Ok(intra)
+}
+
+/// The size of a live communicator.
+///
+/// # Safety
+/// `comm` must be a live communicator.
+unsafe fn size_of(comm: ffi::MPI_Comm) -> usize {
+    let mut size: c_int = 0;
+    ffi::MPI_Comm_size(comm, &mut size);
+    size as usize
+}
