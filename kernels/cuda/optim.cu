@@ -4,7 +4,8 @@
 // Geometry (apex's multi_tensor_apply): the host splits every tensor into chunks of MT_CHUNK
 // elements and passes, by value, the tensors' pointers, lengths and first chunk; a 256-thread
 // block updates one chunk, finding its tensor by bisecting the chunk starts. Longer lists take
-// one launch per MT_TENSORS tensors. Everything is f32, as the twin.
+// one launch per MT_TENSORS tensors. Parameters and gradients are f32, f16 or bf16 (one kernel
+// each, computing in f32 and rounding once on store); state and directions are f32, as the twin.
 //
 // One kernel serves every optimizer family: `rule_direction` switches on the rule number (uniform
 // across the launch, so no divergence) and returns the direction u; the epilogue writes
@@ -118,21 +119,34 @@ __device__ __forceinline__ float rule_direction(int rule, const float* k, float 
 
 // ---- kernel ---------------------------------------------------------------------------------
 
-// ptr = {param, grad, dir (null: apply), state 0..3 (null past the rule's count)}.
-extern "C" __global__ void rule_f32(TensorList<3 + MAX_STATES> l, RuleStep h, int states) {
+// ptr = {param, grad, dir (null: apply), state 0..3 (null past the rule's count)}. Param and grad
+// are T (f32, f16, bf16), read into f32 and rounded once on store; state and dir are f32.
+template <typename T>
+__device__ __forceinline__ void rule_body(const TensorList<3 + MAX_STATES>& l, const RuleStep& h,
+                                          int states) {
   i64 lo, hi;
   const int t = chunk_of(l, lo, hi);
-  float* p = (float*)l.ptr[t][0];
-  const float* g = (const float*)l.ptr[t][1];
+  T* p = (T*)l.ptr[t][0];
+  const T* g = (const T*)l.ptr[t][1];
   float* dir = (float*)l.ptr[t][2];
   for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) {
     float s[MAX_STATES] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j < states; ++j) s[j] = ((float*)l.ptr[t][3 + j])[i];
-    const float pv = p[i];
-    const float u = rule_direction(h.rule, h.k, pv * h.decay, g[i] + h.l2 * pv, s);
+    const float pv = to_acc(p[i]);
+    const float u = rule_direction(h.rule, h.k, pv * h.decay, to_acc(g[i]) + h.l2 * pv, s);
     for (int j = 0; j < states; ++j) ((float*)l.ptr[t][3 + j])[i] = s[j];
     if (dir) dir[i] = u;
-    else if (h.decay_after) p[i] = (pv - h.lr * u) * h.decay;
-    else p[i] = pv * h.decay - h.lr * u;
+    else if (h.decay_after) p[i] = from_acc<T>((pv - h.lr * u) * h.decay);
+    else p[i] = from_acc<T>(pv * h.decay - h.lr * u);
   }
 }
+
+// ---- dtypes ---------------------------------------------------------------------------------
+
+#define RULE_KERNEL(T, NAME) \
+  extern "C" __global__ void NAME(TensorList<3 + MAX_STATES> l, RuleStep h, int states) { \
+    rule_body<T>(l, h, states); \
+  }
+RULE_KERNEL(float, rule_f32)
+RULE_KERNEL(f16, rule_f16)
+RULE_KERNEL(bf16, rule_bf16)

@@ -1,11 +1,13 @@
 //! optim.cu (through its launcher) against the CPU twin: every update rule, applied in place and
 //! writing its direction, with each epilogue (L2, decay before and after), over lists with odd,
-//! empty and multi-chunk tensors and a list longer than one launch takes.
+//! empty and multi-chunk tensors and a list longer than one launch takes; parameters and
+//! gradients in f32, f16 and bf16.
 
 mod common;
 use common::{assert_close, gpu, Gpu};
 use cudarc::driver::CudaSlice;
-use kiln_kernels::cpu::optim::{self as cpu, Rule, RuleSlices, RuleStep, RULE_SCALARS};
+use half::{bf16, f16};
+use kiln_kernels::cpu::optim::{self as cpu, Rule, RuleElem, RuleSlices, RuleStep, RULE_SCALARS};
 use kiln_kernels::cuda::optim::{self as cuda, TensorSet};
 
 fn values(len: usize, salt: usize) -> Vec<f32> {
@@ -14,37 +16,77 @@ fn values(len: usize, salt: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Host tensors for `lens`, with `states` state lists, and their device copies.
-struct Lists {
-    lens: Vec<usize>,
-    host: Vec<Vec<Vec<f32>>>, // [param, grad, dir, state0..state3][tensor]
-    dev: Vec<Vec<CudaSlice<f32>>>,
+/// Downloaded bytes (not aligned for `T`) as `T`s.
+fn unpack<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {
+    bytes
+        .chunks_exact(std::mem::size_of::<T>())
+        .map(bytemuck::pod_read_unaligned)
+        .collect()
 }
 
-impl Lists {
-    fn new(g: &Gpu, lens: &[usize]) -> Lists {
-        let host: Vec<Vec<Vec<f32>>> = (0..LISTS)
-            .map(|k| {
-                lens.iter()
-                    .enumerate()
-                    .map(|(t, &n)| {
-                        let v = values(n, LISTS * t + k);
-                        if k >= STATE {
-                            v.iter().map(|x| x.abs()).collect() // second moments are >= 0
-                        } else {
-                            v
-                        }
-                    })
+/// A parameter type under test and its twin tolerance: one rounding of the stored parameter
+/// (the same f32 math may land on either side of a tie) plus f32 noise.
+trait Elem: RuleElem {
+    const RTOL: f32;
+}
+impl Elem for f32 {
+    const RTOL: f32 = 1e-5;
+}
+impl Elem for f16 {
+    const RTOL: f32 = 1.0 / 1024.0;
+}
+impl Elem for bf16 {
+    const RTOL: f32 = 1.0 / 128.0;
+}
+
+/// Host tensors for `lens`, with `states` state lists, and their device copies; params and grads
+/// (lists 0 and 1) hold `E`, device copies as raw bytes.
+struct Lists<E: Elem> {
+    lens: Vec<usize>,
+    host: Vec<Vec<Vec<f32>>>, // [dir, state0..state3][tensor] at index k - 2
+    params: [Vec<Vec<E>>; 2], // [param, grad][tensor]
+    dev: Vec<Vec<CudaSlice<u8>>>,
+}
+
+impl<E: Elem> Lists<E> {
+    fn new(g: &Gpu, lens: &[usize]) -> Lists<E> {
+        let list = |k: usize| -> Vec<Vec<f32>> {
+            lens.iter()
+                .enumerate()
+                .map(|(t, &n)| {
+                    let v = values(n, LISTS * t + k);
+                    if k >= STATE {
+                        v.iter().map(|x| x.abs()).collect() // second moments are >= 0
+                    } else {
+                        v
+                    }
+                })
+                .collect()
+        };
+        let params = [0, 1].map(|k| {
+            list(k)
+                .iter()
+                .map(|v| v.iter().map(|&x| E::store(x)).collect())
+                .collect()
+        });
+        let host: Vec<Vec<Vec<f32>>> = (2..LISTS).map(list).collect();
+        let mut dev: Vec<Vec<CudaSlice<u8>>> = params
+            .iter()
+            .map(|l: &Vec<Vec<E>>| {
+                l.iter()
+                    .map(|v| g.upload(bytemuck::cast_slice(v)))
                     .collect()
             })
             .collect();
-        let dev = host
-            .iter()
-            .map(|l| l.iter().map(|v| g.upload(v)).collect())
-            .collect();
+        dev.extend(host.iter().map(|l| {
+            l.iter()
+                .map(|v| g.upload(bytemuck::cast_slice(v)))
+                .collect()
+        }));
         Lists {
             lens: lens.to_vec(),
             host,
+            params,
             dev,
         }
     }
@@ -53,10 +95,19 @@ impl Lists {
         self.dev[k].iter().map(|d| g.ptr(d)).collect()
     }
 
+    /// List `k`, device against host, as f32.
     fn check(&self, g: &Gpu, what: &str, k: usize) {
         for (t, d) in self.dev[k].iter().enumerate() {
             let label = format!("{what} list {k} tensor {t}");
-            assert_close(&label, &g.download(d), &self.host[k][t], 1e-6, 1e-5);
+            let bytes = g.download(d);
+            if k < 2 {
+                let got: Vec<f32> = unpack::<E>(&bytes).iter().map(|x| x.load()).collect();
+                let want: Vec<f32> = self.params[k][t].iter().map(|x| x.load()).collect();
+                assert_close(&label, &got, &want, 1e-6, E::RTOL);
+            } else {
+                let got: Vec<f32> = unpack(&bytes);
+                assert_close(&label, &got, &self.host[k - 2][t], 1e-6, 1e-5);
+            }
         }
     }
 }
@@ -117,7 +168,7 @@ const RULES: [Rule; 13] = [
 ];
 
 /// One rule step on the device and on the host copies; `write_dir` writes directions instead.
-fn step_both(g: &Gpu, l: &mut Lists, h: &RuleStep, write_dir: bool) {
+fn step_both<E: Elem>(g: &Gpu, l: &mut Lists<E>, h: &RuleStep, write_dir: bool) {
     let ns = h.rule.states();
     let ptrs: Vec<Vec<u64>> = (0..LISTS).map(|i| l.ptrs(g, i)).collect();
     let state: Vec<&[u64]> = ptrs[STATE..STATE + ns]
@@ -131,9 +182,10 @@ fn step_both(g: &Gpu, l: &mut Lists, h: &RuleStep, write_dir: bool) {
         state: &state,
         lens: &l.lens,
     };
-    cuda::rule_step(&g.kernels(), &set, h).unwrap();
+    cuda::rule_step::<E>(&g.kernels(), &set, h).unwrap();
     for t in 0..l.lens.len() {
-        let [p, gr, d, s0, s1, s2, s3] = &mut l.host[..] else {
+        let [p, gr] = &mut l.params;
+        let [d, s0, s1, s2, s3] = &mut l.host[..] else {
             unreachable!()
         };
         let mut states = [&mut s0[t], &mut s1[t], &mut s2[t], &mut s3[t]];
@@ -153,9 +205,8 @@ fn step_both(g: &Gpu, l: &mut Lists, h: &RuleStep, write_dir: bool) {
     }
 }
 
-#[test]
-fn every_rule_matches_the_cpu_in_place_and_writing_directions() {
-    let Some(g) = gpu() else { return };
+/// Every rule in every epilogue with params and grads of type `E`.
+fn every_rule_matches_the_cpu<E: Elem>(g: &Gpu) {
     for rule in RULES {
         for variant in 0..3 {
             let h = RuleStep {
@@ -167,15 +218,33 @@ fn every_rule_matches_the_cpu_in_place_and_writing_directions() {
                 decay_after: (variant == 1) as i32,
             };
             let write_dir = variant == 2;
-            let mut l = Lists::new(&g, &LENS);
-            step_both(&g, &mut l, &h, write_dir);
-            let what = format!("{rule:?} variant {variant}");
-            l.check(&g, &what, if write_dir { 2 } else { 0 });
+            let mut l = Lists::<E>::new(g, &LENS);
+            step_both(g, &mut l, &h, write_dir);
+            let what = format!("{} {rule:?} variant {variant}", E::KERNEL);
+            l.check(g, &what, if write_dir { 2 } else { 0 });
             for s in 0..rule.states() {
-                l.check(&g, &what, STATE + s);
+                l.check(g, &what, STATE + s);
             }
         }
     }
+}
+
+#[test]
+fn every_rule_matches_the_cpu_in_place_and_writing_directions() {
+    let Some(g) = gpu() else { return };
+    every_rule_matches_the_cpu::<f32>(&g);
+}
+
+#[test]
+fn every_rule_matches_the_cpu_with_f16_params() {
+    let Some(g) = gpu() else { return };
+    every_rule_matches_the_cpu::<f16>(&g);
+}
+
+#[test]
+fn every_rule_matches_the_cpu_with_bf16_params() {
+    let Some(g) = gpu() else { return };
+    every_rule_matches_the_cpu::<bf16>(&g);
 }
 
 #[test]
@@ -186,7 +255,7 @@ fn adam_matches_the_cpu_over_more_tensors_than_one_launch() {
         .copied()
         .chain((0..36).map(|i| 3 + i * 11))
         .collect();
-    let mut l = Lists::new(&g, &lens);
+    let mut l = Lists::<bf16>::new(&g, &lens);
     let h = RuleStep {
         rule: Rule::Adam,
         k: pad(&[0.1, 0.999, 0.001, 0.0, 1.5, 0.0, 30.0, 1e-8]),
@@ -220,13 +289,17 @@ fn mismatched_lists_are_an_error() {
         state: &[&[0, 0]],
         lens: &[1, 1],
     };
-    let err = cuda::rule_step(&k, &set, &h).unwrap_err().to_string();
+    let err = cuda::rule_step::<f32>(&k, &set, &h)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rule_step"), "{err}");
     let set = TensorSet {
         state: &[],
         grads: &[0, 0],
         ..set
     };
-    let err = cuda::rule_step(&k, &set, &h).unwrap_err().to_string();
+    let err = cuda::rule_step::<f32>(&k, &set, &h)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("state lists"), "{err}");
 }

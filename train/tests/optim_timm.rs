@@ -3,7 +3,7 @@
 //! resnet layer-decay groups, exact resume from a state dict, and clear errors for the names
 //! kiln refuses.
 
-use kiln_engine::{Device, Tensor};
+use kiln_engine::{DType, Device, Tensor};
 use kiln_nn::{create_model, Kind, ModelArgs, NamedTensor};
 use kiln_train::optim::{
     create_optimizer, layer_decay_groups, layer_decayed_params, OptimArgs, Optimizer,
@@ -27,6 +27,11 @@ fn floats(v: &Value) -> Vec<f32> {
 
 /// The MLP's parameters at the fixture's initial values, on `device`.
 fn mlp_params(fx: &Value, device: Device) -> Vec<NamedTensor> {
+    mlp_params_as(fx, device, DType::F32)
+}
+
+/// The MLP's parameters at the fixture's initial values, on `device`, as `dtype`.
+fn mlp_params_as(fx: &Value, device: Device, dtype: DType) -> Vec<NamedTensor> {
     fx["shapes"]
         .as_array()
         .unwrap()
@@ -40,6 +45,8 @@ fn mlp_params(fx: &Value, device: Device) -> Vec<NamedTensor> {
                 .map(|d| d.as_u64().unwrap() as usize)
                 .collect();
             let t = Tensor::from_vec(floats(&fx["init"][&name]), &shape)
+                .unwrap()
+                .to_dtype(dtype)
                 .unwrap()
                 .to_device(device)
                 .unwrap();
@@ -79,7 +86,10 @@ fn values(optim: &dyn Optimizer) -> BTreeMap<String, Vec<f32>> {
     optim
         .params()
         .iter()
-        .map(|p| (p.name.clone(), p.tensor.to_vec::<f32>().unwrap()))
+        .map(|p| {
+            let t = p.tensor.to_dtype(DType::F32).unwrap();
+            (p.name.clone(), t.to_vec::<f32>().unwrap())
+        })
         .collect()
 }
 
@@ -282,15 +292,76 @@ fn opt_kwargs_reach_the_optimizer_and_unknown_ones_are_refused() {
     assert!(err.to_string().contains("no_such_kwarg"), "{err}");
 }
 
-/// Every supported name steps the same on CUDA (the emulator without a GPU) as on the CPU.
-#[test]
-fn every_supported_name_steps_the_same_on_cuda() {
-    // A device and a compiled kernel: libcuda (or the emulator) and NVRTC.
+/// Whether a CUDA device (or the emulator) and NVRTC are there; says why not.
+fn cuda_available() -> bool {
     let probe = Tensor::from_vec(vec![1.0f32], &[1])
         .and_then(|t| t.to_device(Device::Cuda(0)))
         .and_then(|t| t.add_scalar(1.0));
-    if let Err(e) = probe {
+    if let Err(e) = &probe {
         eprintln!("skipped on CUDA: {e}");
+    }
+    probe.is_ok()
+}
+
+/// The first entry of `got` off `want` by more than `rtol` relative plus 1e-4.
+fn off_by(got: &[f32], want: &[f32], rtol: f32) -> Option<(usize, f32, f32)> {
+    got.iter()
+        .zip(want)
+        .enumerate()
+        .find(|(_, (g, w))| (*g - *w).abs() > rtol * w.abs() + 1e-4)
+        .map(|(i, (g, w))| (i, *g, *w))
+}
+
+/// f16 and bf16 parameters step through the same rules (single-pass and with parts): their
+/// trace stays within a few roundings of the type of the f32 one, and CUDA equals the CPU
+/// within one rounding.
+#[test]
+fn half_params_follow_the_f32_trace_on_cpu_and_cuda() {
+    let fx = fixture("traces.json");
+    let cuda = cuda_available();
+    let run = |name: &str, device, dtype| {
+        let mut optim = create_optimizer(&args(&fx, name), mlp_params_as(&fx, device, dtype))
+            .unwrap_or_else(|e| panic!("{name} {dtype:?}: {e}"));
+        for s in 0..5 {
+            step(optim.as_mut(), &fx, s);
+        }
+        for p in optim.params() {
+            assert_eq!(p.tensor.dtype(), dtype, "{name}: {} changed dtype", p.name);
+        }
+        values(optim.as_ref())
+    };
+    let mut failures = Vec::new();
+    for (dtype, eps) in [(DType::F16, 1.0 / 1024.0), (DType::BF16, 1.0 / 128.0)] {
+        for name in [
+            "sgd",
+            "adamw",
+            "lion",
+            "adan",
+            "bnbademamix",
+            "cadamw",
+            "lamb",
+        ] {
+            let want = run(name, Device::Cpu, DType::F32);
+            let cpu = run(name, Device::Cpu, dtype);
+            let gpu = cuda.then(|| run(name, Device::Cuda(0), dtype));
+            for (p, w) in &want {
+                if let Some((i, g, w)) = off_by(&cpu[p], w, 4.0 * eps) {
+                    failures.push(format!("{name} {dtype:?} {p}[{i}]: {g}, f32 {w}"));
+                }
+                let Some(gpu) = &gpu else { continue };
+                if let Some((i, g, c)) = off_by(&gpu[p], &cpu[p], eps) {
+                    failures.push(format!("{name} {dtype:?} {p}[{i}]: cuda {g} cpu {c}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every supported name steps the same on CUDA (the emulator without a GPU) as on the CPU.
+#[test]
+fn every_supported_name_steps_the_same_on_cuda() {
+    if !cuda_available() {
         return;
     }
     let mut failures = Vec::new();

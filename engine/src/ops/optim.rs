@@ -1,16 +1,17 @@
 //! Fused multi-tensor updates: optimizer rule steps, gradient unscaling for loss scaling, and EMA.
-//! Every tensor is f32, dense from offset 0, and lists run in parallel (params\[i\] with
-//! grads\[i\] and state\[i\]); on CUDA each list is one launch per 32 tensors.
+//! Every tensor is dense from offset 0 and f32, except a rule step's params and grads, which may
+//! be f16 or bf16 (computed in f32, rounded once on store); lists run in parallel (params\[i\]
+//! with grads\[i\] and state\[i\]); on CUDA each list is one launch per 32 tensors.
 
 use crate::{DType, Device, Error, Result, Storage, Tensor};
-use kiln_kernels::cpu::optim::{RuleSlices, RuleStep};
+use kiln_kernels::cpu::optim::{RuleElem, RuleSlices, RuleStep};
 use kiln_kernels::cpu::{amp as cpu_amp, optim as cpu_optim};
 use kiln_kernels::cuda::{amp as cuda_amp, optim as cuda_optim};
 use std::sync::RwLockWriteGuard;
 
-/// Checks that `t` can be handed to a multi-tensor kernel as a flat f32 buffer.
-fn check_flat(op: &'static str, t: &Tensor, device: Device) -> Result<()> {
-    if t.dtype() != DType::F32 {
+/// Checks that `t` can be handed to a multi-tensor kernel as a flat `dtype` buffer.
+fn check_flat(op: &'static str, t: &Tensor, device: Device, dtype: DType) -> Result<()> {
+    if t.dtype() != dtype {
         return Err(Error::UnsupportedDType {
             op,
             dtype: t.dtype(),
@@ -33,13 +34,23 @@ fn check_flat(op: &'static str, t: &Tensor, device: Device) -> Result<()> {
     Ok(())
 }
 
-/// Validates parallel lists of the same lengths and sizes; returns the common device.
+/// Validates parallel f32 lists of the same lengths and sizes; returns the common device.
 pub(super) fn check_lists(op: &'static str, lists: &[&[Tensor]]) -> Result<Option<Device>> {
+    check_typed_lists(op, lists, &vec![DType::F32; lists.len()])
+}
+
+/// Validates parallel lists of the same lengths and sizes, list `i` holding `dtypes[i]`; returns
+/// the common device.
+fn check_typed_lists(
+    op: &'static str,
+    lists: &[&[Tensor]],
+    dtypes: &[DType],
+) -> Result<Option<Device>> {
     let Some(first) = lists.first().and_then(|l| l.first()) else {
         return Ok(None);
     };
     let device = first.device();
-    for list in lists {
+    for (list, &dtype) in lists.iter().zip(dtypes) {
         if list.len() != lists[0].len() {
             return Err(Error::InvalidArgument {
                 op,
@@ -47,7 +58,7 @@ pub(super) fn check_lists(op: &'static str, lists: &[&[Tensor]]) -> Result<Optio
             });
         }
         for (t, p) in list.iter().zip(lists[0]) {
-            check_flat(op, t, device)?;
+            check_flat(op, t, device, dtype)?;
             if t.numel() != p.numel() {
                 return Err(Error::ShapeMismatch {
                     op,
@@ -93,6 +104,7 @@ pub(super) fn cuda_kernels(d: Device) -> Result<std::sync::Arc<crate::cuda::Cuda
 /// One step of `h.rule` over every parameter in place: `state[j]` is the rule's j-th state list
 /// ([`Rule::states`](kiln_kernels::cpu::optim::Rule::states) lists). With `dirs`, the parameters
 /// are left alone and each update direction is written there (for cautious masks, trust ratios).
+/// Params and grads share one dtype (f32, f16 or bf16); state and dirs are f32.
 pub fn rule_step_(
     params: &[Tensor],
     grads: &[Tensor],
@@ -111,12 +123,35 @@ pub fn rule_step_(
             ),
         });
     }
+    let dtype = params.first().map_or(DType::F32, |p| p.dtype());
     let mut lists = vec![params, grads];
     lists.extend(dirs);
     lists.extend(state.iter().copied());
-    let Some(device) = check_lists("rule_step", &lists)? else {
+    let mut dtypes = vec![DType::F32; lists.len()];
+    dtypes[..2].fill(dtype);
+    let Some(device) = check_typed_lists("rule_step", &lists, &dtypes)? else {
         return Ok(());
     };
+    match dtype {
+        DType::F32 => rule_step_as::<f32>(device, params, grads, dirs, state, h),
+        DType::F16 => rule_step_as::<half::f16>(device, params, grads, dirs, state, h),
+        DType::BF16 => rule_step_as::<half::bf16>(device, params, grads, dirs, state, h),
+        _ => Err(Error::UnsupportedDType {
+            op: "rule_step",
+            dtype,
+        }),
+    }
+}
+
+/// [`rule_step_`] over checked lists whose params and grads hold `E`.
+fn rule_step_as<E: RuleElem + crate::storage::StorageElem>(
+    device: Device,
+    params: &[Tensor],
+    grads: &[Tensor],
+    dirs: Option<&[Tensor]>,
+    state: &[&[Tensor]],
+    h: &RuleStep,
+) -> Result<()> {
     if let Device::Cuda(_) = device {
         let (p, g) = (device_ptrs(params)?, device_ptrs(grads)?);
         let d = dirs.map(device_ptrs).transpose()?.unwrap_or_default();
@@ -132,7 +167,7 @@ pub fn rule_step_(
             state: &s,
             lens: &lens(params),
         };
-        return Ok(cuda_optim::rule_step(
+        return Ok(cuda_optim::rule_step::<E>(
             cuda_kernels(device)?.kernels(),
             &set,
             h,
@@ -142,12 +177,12 @@ pub fn rule_step_(
         let n = p.numel();
         let mut pw = p.storage_mut();
         let gr = g.storage();
-        let gs = &gr.cpu("rule_step")?.as_slice::<f32>("rule_step")?[..n];
+        let gs = &gr.cpu("rule_step")?.as_slice::<E>("rule_step")?[..n];
         let state_t: Vec<Tensor> = state.iter().map(|l| l[t].clone()).collect();
         let mut sw = write_all(&state_t);
         let mut dw = dirs.map(|d| d[t].storage_mut());
         let slices = RuleSlices {
-            p: f32_mut(&mut pw, n)?,
+            p: &mut pw.cpu_mut("rule_step")?.as_mut_slice::<E>("rule_step")?[..n],
             g: gs,
             state: sw
                 .iter_mut()

@@ -8,6 +8,10 @@
 //! direction `u`; the common
 //! epilogue then writes `p ← p·decay − lr·u` (or `(p − lr·u)·decay` with `decay_after`). Scalars
 //! that depend on the step (bias corrections, rectification) are computed by the host into `k`.
+//!
+//! Parameters and gradients may be f32, f16 or bf16 ([`RuleElem`]); the rule computes in f32,
+//! keeps its state and writes directions in f32, and rounds the parameter once on store, as
+//! torch's fused optimizers do.
 
 use super::PAR_GRAIN;
 use rayon::prelude::*;
@@ -87,12 +91,52 @@ pub struct RuleStep {
     pub decay_after: i32,
 }
 
+/// A parameter (and gradient) element type of a rule step: read into f32, rounded once on store.
+pub trait RuleElem: Copy + Send + Sync + bytemuck::Pod {
+    /// The element as f32.
+    fn load(self) -> f32;
+    /// `v` rounded to the element type (to nearest even).
+    fn store(v: f32) -> Self;
+    /// The suffix of `optim.cu`'s kernel for this type (`rule_f32`, `rule_f16`, `rule_bf16`).
+    const KERNEL: &'static str;
+}
+
+impl RuleElem for f32 {
+    fn load(self) -> f32 {
+        self
+    }
+    fn store(v: f32) -> f32 {
+        v
+    }
+    const KERNEL: &'static str = "rule_f32";
+}
+
+impl RuleElem for half::f16 {
+    fn load(self) -> f32 {
+        self.to_f32()
+    }
+    fn store(v: f32) -> half::f16 {
+        half::f16::from_f32(v)
+    }
+    const KERNEL: &'static str = "rule_f16";
+}
+
+impl RuleElem for half::bf16 {
+    fn load(self) -> f32 {
+        self.to_f32()
+    }
+    fn store(v: f32) -> half::bf16 {
+        half::bf16::from_f32(v)
+    }
+    const KERNEL: &'static str = "rule_bf16";
+}
+
 /// One tensor's slices for a rule step.
-pub struct RuleSlices<'a> {
+pub struct RuleSlices<'a, E: RuleElem = f32> {
     /// The parameter, updated in place unless `dir` is given.
-    pub p: &'a mut [f32],
+    pub p: &'a mut [E],
     /// Its gradient.
-    pub g: &'a [f32],
+    pub g: &'a [E],
     /// The rule's state tensors, [`Rule::states`] of them.
     pub state: Vec<&'a mut [f32]>,
     /// Where the direction goes instead of the parameter (the two-pass parts).
@@ -238,9 +282,9 @@ const WRITE_DIR: u8 = 2;
 
 /// One chunk: state in, the rule, state out, the epilogue `MODE`.
 #[inline(always)]
-fn sweep<const NS: usize, const MODE: u8, F>(
-    p: &mut [f32],
-    g: &[f32],
+fn sweep<E: RuleElem, const NS: usize, const MODE: u8, F>(
+    p: &mut [E],
+    g: &[E],
     s: &mut [&mut [f32]; MAX_STATES],
     dir: &mut [f32],
     h: &RuleStep,
@@ -253,21 +297,21 @@ fn sweep<const NS: usize, const MODE: u8, F>(
         for j in 0..NS {
             st[j] = s[j][i];
         }
-        let pv = p[i];
-        let u = f(&h.k, pv * h.decay, g[i] + h.l2 * pv, &mut st);
+        let pv = p[i].load();
+        let u = f(&h.k, pv * h.decay, g[i].load() + h.l2 * pv, &mut st);
         for j in 0..NS {
             s[j][i] = st[j];
         }
         match MODE {
             WRITE_DIR => dir[i] = u,
-            APPLY_AFTER => p[i] = (pv - h.lr * u) * h.decay,
-            _ => p[i] = pv * h.decay - h.lr * u,
+            APPLY_AFTER => p[i] = E::store((pv - h.lr * u) * h.decay),
+            _ => p[i] = E::store(pv * h.decay - h.lr * u),
         }
     }
 }
 
 /// Runs `f` over every element of `t` in parallel chunks.
-fn run<const NS: usize, F>(t: RuleSlices, h: &RuleStep, f: F)
+fn run<E: RuleElem, const NS: usize, F>(t: RuleSlices<E>, h: &RuleStep, f: F)
 where
     F: Fn(&[f32; RULE_SCALARS], f32, f32, &mut [f32; MAX_STATES]) -> f32 + Sync,
 {
@@ -303,28 +347,28 @@ where
             })
             .collect();
     jobs.par_iter_mut().for_each(|(p, g, d, s)| match mode {
-        WRITE_DIR => sweep::<NS, WRITE_DIR, F>(p, g, s, d, h, &f),
-        APPLY_AFTER => sweep::<NS, APPLY_AFTER, F>(p, g, s, d, h, &f),
-        _ => sweep::<NS, APPLY, F>(p, g, s, d, h, &f),
+        WRITE_DIR => sweep::<E, NS, WRITE_DIR, F>(p, g, s, d, h, &f),
+        APPLY_AFTER => sweep::<E, NS, APPLY_AFTER, F>(p, g, s, d, h, &f),
+        _ => sweep::<E, NS, APPLY, F>(p, g, s, d, h, &f),
     });
 }
 
 /// One step of `h.rule` over one tensor.
-pub fn rule_step(t: RuleSlices, h: &RuleStep) {
+pub fn rule_step<E: RuleElem>(t: RuleSlices<E>, h: &RuleStep) {
     assert_eq!(t.state.len(), h.rule.states(), "{:?} state tensors", h.rule);
     match h.rule {
-        Rule::Sgd => run::<1, _>(t, h, sgd),
-        Rule::Adam => run::<2, _>(t, h, adam),
-        Rule::Adamax => run::<2, _>(t, h, adamax),
-        Rule::RmsProp => run::<2, _>(t, h, rmsprop),
-        Rule::Adagrad => run::<1, _>(t, h, adagrad),
-        Rule::Adadelta => run::<2, _>(t, h, adadelta),
-        Rule::Lion => run::<1, _>(t, h, lion),
-        Rule::LaProp => run::<2, _>(t, h, laprop),
-        Rule::Adopt => run::<2, _>(t, h, adopt),
-        Rule::AdaBelief => run::<2, _>(t, h, adabelief),
-        Rule::Adan => run::<4, _>(t, h, adan),
-        Rule::Madgrad => run::<3, _>(t, h, madgrad),
-        Rule::AdEMAMix => run::<3, _>(t, h, ademamix),
+        Rule::Sgd => run::<E, 1, _>(t, h, sgd),
+        Rule::Adam => run::<E, 2, _>(t, h, adam),
+        Rule::Adamax => run::<E, 2, _>(t, h, adamax),
+        Rule::RmsProp => run::<E, 2, _>(t, h, rmsprop),
+        Rule::Adagrad => run::<E, 1, _>(t, h, adagrad),
+        Rule::Adadelta => run::<E, 2, _>(t, h, adadelta),
+        Rule::Lion => run::<E, 1, _>(t, h, lion),
+        Rule::LaProp => run::<E, 2, _>(t, h, laprop),
+        Rule::Adopt => run::<E, 2, _>(t, h, adopt),
+        Rule::AdaBelief => run::<E, 2, _>(t, h, adabelief),
+        Rule::Adan => run::<E, 4, _>(t, h, adan),
+        Rule::Madgrad => run::<E, 3, _>(t, h, madgrad),
+        Rule::AdEMAMix => run::<E, 3, _>(t, h, ademamix),
     }
 }

@@ -1,8 +1,8 @@
 //! Launcher for `optim.cu`: one multi-tensor rule step, one launch per 32 tensors. Twin of
-//! [`crate::cpu::optim`] (f32). The tensor lists travel by value as kernel parameters.
+//! [`crate::cpu::optim`] (f32, f16 or bf16 params). The tensor lists travel by value as kernel parameters.
 
 use super::{DevPtr, Kernels};
-use crate::cpu::optim::{RuleStep, MAX_STATES};
+use crate::cpu::optim::{RuleElem, RuleStep, MAX_STATES};
 use crate::{Error, Result};
 use cudarc::driver::{DeviceRepr, LaunchConfig};
 
@@ -120,8 +120,8 @@ impl TensorSet<'_> {
     }
 }
 
-/// One step of `h.rule` over every tensor of `s`.
-pub fn rule_step(k: &Kernels, s: &TensorSet, h: &RuleStep) -> Result<()> {
+/// One step of `h.rule` over every tensor of `s`, whose params and grads hold `E`.
+pub fn rule_step<E: RuleElem>(k: &Kernels, s: &TensorSet, h: &RuleStep) -> Result<()> {
     let states = h.rule.states();
     if s.state.len() != states {
         return Err(Error::Launch(format!(
@@ -135,9 +135,10 @@ pub fn rule_step(k: &Kernels, s: &TensorSet, h: &RuleStep) -> Result<()> {
     for (l, cfg) in tensor_lists(&rows)? {
         // SAFETY: every listed tensor has `len` f32 elements in param, grad, dir (when not null)
         // and each of the rule's `states` state tensors; the kernel reads no state past `states`;
-        // the arguments match `rule_f32(TensorList<7>, RuleStep, int)`.
+        // params and grads hold `E`, the type `E::KERNEL` reads; the arguments match
+        // `rule_<E>(TensorList<7>, RuleStep, int)`.
         unsafe {
-            k.launch(FILE, "rule_f32", cfg, &[&l, h, &states])?;
+            k.launch(FILE, E::KERNEL, cfg, &[&l, h, &states])?;
         }
     }
     Ok(())

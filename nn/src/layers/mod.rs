@@ -3,6 +3,7 @@
 mod activation;
 mod batchnorm;
 mod conv;
+mod drop_block;
 mod dropout;
 mod linear;
 mod pool;
@@ -11,6 +12,7 @@ mod sequential;
 pub use activation::{Activation, Identity};
 pub use batchnorm::BatchNorm2d;
 pub use conv::Conv2d;
+pub use drop_block::{drop_blocks_from_seeds, DropBlock};
 pub use dropout::{DropPath, Dropout};
 pub use linear::Linear;
 pub use pool::{AvgPool2d, MaxPool2d, PoolType, SelectAdaptivePool2d};

@@ -80,4 +80,11 @@ pub trait Model: Module {
     fn no_weight_decay(&self) -> Vec<String> {
         Vec::new()
     }
+    /// timm's `drop_block_rate`: DropBlock where the model places it (0 removes it).
+    fn set_drop_block(&mut self, rate: f64) -> Result<()> {
+        Err(crate::Error::BadArgument {
+            model: self.pretrained_cfg().name.clone(),
+            msg: format!("this model places no DropBlock (drop_block_rate {rate})"),
+        })
+    }
 }

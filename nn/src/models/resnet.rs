@@ -6,7 +6,7 @@
 
 use super::{FeatureInfo, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 use crate::layers::{
-    AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, PoolType, SelectAdaptivePool2d,
+    AvgPool2d, BatchNorm2d, Conv2d, DropBlock, Linear, MaxPool2d, PoolType, SelectAdaptivePool2d,
 };
 use crate::module::{join, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
@@ -80,6 +80,9 @@ struct Block {
     bns: Vec<BatchNorm2d>,
     downsample: Option<Downsample>,
     drop_path: f64,
+    /// DropBlock after the BN before the last conv (timm: `bn1` in basic, `bn2` in bottleneck
+    /// blocks), before its activation.
+    drop_block: Option<DropBlock>,
     training: bool,
 }
 
@@ -115,6 +118,7 @@ impl Block {
             bns,
             downsample,
             drop_path,
+            drop_block: None,
             training: true,
         })
     }
@@ -126,8 +130,13 @@ impl Block {
         };
         let last = self.convs.len() - 1;
         let mut h = x.clone();
-        for (conv, bn) in self.convs[..last].iter().zip(&self.bns) {
-            h = bn.forward_act(&conv.forward(&h)?, None, true)?;
+        for (i, (conv, bn)) in self.convs[..last].iter().zip(&self.bns).enumerate() {
+            h = match &self.drop_block {
+                Some(db) if i == last - 1 && self.training => {
+                    db.forward(&bn.forward(&conv.forward(&h)?)?)?.relu()?
+                }
+                _ => bn.forward_act(&conv.forward(&h)?, None, true)?,
+            };
         }
         let h = self.convs[last].forward(&h)?;
         if self.training && self.drop_path > 0.0 {
@@ -162,6 +171,9 @@ impl Block {
     fn set_training(&mut self, training: bool) {
         self.training = training;
         self.bns.iter_mut().for_each(|b| b.set_training(training));
+        if let Some(db) = &mut self.drop_block {
+            db.set_training(training);
+        }
         if let Some(d) = &mut self.downsample {
             d.bn.set_training(training);
         }
@@ -310,6 +322,29 @@ impl ResNet {
         Ok(model)
     }
 
+    /// timm's `drop_blocks(rate)`: DropBlock in every block of the third (5×5 blocks, γ scale
+    /// 0.25) and fourth (3×3, 1.0) stages; 0 removes it.
+    fn place_drop_blocks(&mut self, rate: f64) -> Result<()> {
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::BadArgument {
+                model: self.cfg.name.clone(),
+                msg: format!("drop_block_rate must be in [0, 1), got {rate}"),
+            });
+        }
+        let training = self.training;
+        for (stage, (block_size, gamma_scale)) in [(2, (5, 0.25)), (3, (3, 1.0))] {
+            for block in self.stages.iter_mut().skip(stage).take(1).flatten() {
+                block.drop_block = (rate > 0.0).then_some(DropBlock {
+                    drop_prob: rate,
+                    block_size,
+                    gamma_scale,
+                    training,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn init_weights(&self, zero_init_last: bool) -> Result<()> {
         for t in self.named_tensors() {
             if t.tensor.rank() == 4 && t.name.ends_with("weight") {
@@ -384,6 +419,10 @@ impl Module for ResNet {
 }
 
 impl Model for ResNet {
+    fn set_drop_block(&mut self, rate: f64) -> Result<()> {
+        self.place_drop_blocks(rate)
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.stem_out(x)?.max_pool2d(Pool2d::new(3, 2, 1))?;
         self.stages

@@ -1,6 +1,6 @@
 //! The model side of `train.py`'s flags: `--input-size` resolved against `--in-chans` and
 //! `--img-size`, `--model-kwargs` applied to `ModelArgs`, and the settings applied after creation
-//! (`--bn-momentum`, `--bn-eps`, `--head-init-scale`, `--head-init-bias`).
+//! (`--bn-momentum`, `--bn-eps`, `--head-init-scale`, `--head-init-bias`, `--drop-block`).
 
 use super::args::TrainArgs;
 use crate::{Error, Result};
@@ -71,12 +71,18 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
 }
 
 /// What `train.py` does to a model right after `create_model`: BN momentum and eps on every
-/// BatchNorm, then the classifier scaled and its bias set.
+/// BatchNorm, then the classifier scaled and its bias set; `--drop-block` places DropBlock
+/// (timm passes it to the model's constructor as `drop_block_rate`; it holds no parameters).
 pub fn apply_after_creation(model: &mut dyn Model, a: &TrainArgs) -> Result<()> {
     if a.bn_momentum.is_some() || a.bn_eps.is_some() {
         set_batch_norm(model, a.bn_momentum, a.bn_eps);
     }
     init_head(model, a.head_init_scale, a.head_init_bias)?;
+    if let Some(rate) = a.drop_block.filter(|r| *r > 0.0) {
+        model
+            .set_drop_block(rate)
+            .map_err(|e| flag("--drop-block", e.to_string()))?;
+    }
     Ok(())
 }
 
@@ -125,5 +131,20 @@ mod tests {
         a.img_size = None;
         a.input_size = Some(vec![3, 32, 48]);
         assert!(input_dims(&a).unwrap_err().to_string().contains("square"));
+    }
+
+    #[test]
+    fn drop_block_reaches_the_model_and_bad_rates_name_the_flag() {
+        let mut model = kiln_nn::create_model("resnet18", &ModelArgs::default()).unwrap();
+        let mut a = TrainArgs {
+            drop_block: Some(0.1),
+            ..TrainArgs::default()
+        };
+        apply_after_creation(model.as_mut(), &a).unwrap();
+        a.drop_block = Some(1.5);
+        let e = apply_after_creation(model.as_mut(), &a)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--drop-block"), "{e}");
     }
 }

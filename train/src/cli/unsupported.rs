@@ -140,11 +140,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "deprecated by timm and ignored by its train.py; use --drop-path",
     },
     Refusal {
-        flag: "--drop-block",
-        is_set: |a| a.drop_block.is_some_and(|r| r > 0.0),
-        reason: "DropBlock is not implemented yet; use --drop-path (stochastic depth) or --drop for regularization",
-    },
-    Refusal {
         flag: "--split-bn",
         is_set: |a| a.split_bn,
         reason: "kiln has no per-split BatchNorm layers; --aug-splits trains the splits through the model's own BN",

@@ -119,10 +119,13 @@ pub(crate) fn lerp(a: &Tensor, b: &Tensor, w: f64) -> Result<Tensor> {
     }
 }
 
-/// `value` everywhere, shaped, laid out and placed like `p`: a fresh optimizer state tensor.
+/// `value` everywhere in f32, shaped, laid out and placed like `p`: a fresh optimizer state
+/// tensor (f32 for f16/bf16 parameters too, as torch's fused optimizers keep it).
 pub(crate) fn full_like_param(p: &Param, value: f32) -> Result<Tensor> {
     let format = p.tensor.memory_format().unwrap_or_default();
-    let t = Tensor::zeros_like(&p.tensor)?.packed(format)?;
+    let t = Tensor::zeros_like(&p.tensor)?
+        .to_dtype(kiln_engine::DType::F32)?
+        .packed(format)?;
     if value != 0.0 {
         let _guard = kiln_engine::no_grad();
         t.copy_(&t.add_scalar(value as f64)?)?;

@@ -172,11 +172,18 @@ impl RuleOptimizer {
             })
             .collect();
         let state_refs: Vec<&[Tensor]> = states.iter().map(|s| s.as_slice()).collect();
+        // The kernel reads gradients in the parameters' dtype (f16/bf16 params step in f32 and
+        // round once); the parts keep the f32 ones.
+        let grads = grads
+            .into_iter()
+            .zip(&params)
+            .map(|(g, p)| Ok(g.to_dtype(p.dtype())?))
+            .collect::<Result<Vec<_>>>()?;
         let two_pass = matches!(trust, Some(Trust::Lamb { .. } | Trust::Project(_)));
         if !(self.parts.caution || two_pass) {
             rule_step_(&params, &grads, None, &state_refs, &h)?;
         } else {
-            let dirs = grads
+            let dirs = raw
                 .iter()
                 .map(|g| Ok(Tensor::zeros_like(g)?))
                 .collect::<Result<Vec<_>>>()?;
