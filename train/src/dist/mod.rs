@@ -19,7 +19,7 @@ pub mod rendezvous;
 mod sync_bn;
 
 pub use communicator::{Communicator, Element, ReduceOp};
-pub use ddp::{Ddp, DdpOptions};
+pub use ddp::{Ddp, DdpOptions, ReduceTimes};
 pub use group::{Launcher, ProcessGroup};
 pub use sync_bn::{dist_bn, enable_sync_bn, DistBn};
 
