@@ -79,6 +79,7 @@ impl PendingReduce {
     }
 
     /// Waits for the reduction and returns the reduced buffer.
+    #[cfg_attr(not(feature = "mpi"), allow(clippy::infallible_destructuring_match))]
     pub fn wait(self) -> Result<Vec<f32>> {
         let mut buf = match self.inner {
             Pending::Done(buf) => buf,
