@@ -21,3 +21,13 @@ echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --quiet
 echo "== cargo test"
 cargo test --workspace --release
+
+echo "== MPI (data-parallel training over 2 CPU ranks)"
+# The mpi feature needs OpenMPI and libclang (for the mpi crate's bindgen); install them when missing.
+if ! command -v mpirun >/dev/null || ! dpkg -s libopenmpi-dev libclang-dev >/dev/null 2>&1; then
+    sudo_cmd=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+    $sudo_cmd apt-get update -qq
+    $sudo_cmd apt-get install -y -qq --no-install-recommends libopenmpi-dev openmpi-bin libclang-dev
+fi
+cargo clippy -p kiln-train -p kiln --features mpi --all-targets --release -- -D warnings
+cargo test --release -p kiln --features mpi --test dist_mpi -- --test-threads 1

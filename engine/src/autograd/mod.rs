@@ -152,3 +152,40 @@ pub(crate) fn backward(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Tensor};
+
+    #[test]
+    fn leaf_hook_hears_each_leaf_once_with_its_complete_gradient() {
+        let leaf = |v: Vec<f32>| {
+            Tensor::from_vec(v, &[2])
+                .unwrap()
+                .requires_grad_(true)
+                .clone()
+        };
+        let (a, b) = (leaf(vec![1.0, 2.0]), leaf(vec![3.0, -4.0]));
+        let frozen = Tensor::ones(&[2], DType::F32).unwrap();
+        // a is read twice: its gradient b + 1 is complete only after both uses.
+        let loss = a
+            .mul(&b)
+            .unwrap()
+            .add(&a)
+            .unwrap()
+            .add(&frozen)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let mut heard = Vec::new();
+        loss.backward_hooked(&mut |t| {
+            heard.push((t.id(), t.grad().unwrap().to_vec::<f32>().unwrap()))
+        })
+        .unwrap();
+        heard.sort_by_key(|h| h.0 != a.id());
+        assert_eq!(
+            heard,
+            vec![(a.id(), vec![4.0, -3.0]), (b.id(), vec![1.0, 2.0])]
+        );
+    }
+}

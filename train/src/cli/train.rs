@@ -12,7 +12,7 @@ use crate::callbacks::{
 };
 use crate::checkpoint::newest_checkpoint;
 use crate::clip::ClipMode;
-use crate::dist::{enable_sync_bn, Communicator, DdpOptions, DistBn};
+use crate::dist::{enable_sync_bn, Communicator, DdpOptions, DistBn, ProcessGroup};
 use crate::loader::DataConfig;
 use crate::loss::{create_loss, mixup_active, LossArgs};
 use crate::optim::{create_optimizer_for_model, OptimArgs};
@@ -25,6 +25,7 @@ use kiln_engine::{manual_seed, Device, MemoryFormat};
 use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn flag(flag: &str, msg: impl Into<String>) -> Error {
     Error::Flag {
@@ -135,7 +136,12 @@ fn data_config(
 }
 
 /// Runs `kiln train`: builds the Trainer and its callbacks from the flags and fits.
-pub fn train(a: TrainArgs) -> Result<()> {
+pub fn train(mut a: TrainArgs) -> Result<()> {
+    let group = ProcessGroup::from_env()?;
+    if a.device == "cuda" && group.world_size > 1 {
+        // torchrun's convention: each rank of a node drives the GPU of its local rank.
+        a.device = format!("cuda:{}", group.local_rank);
+    }
     check_args(&a)?;
     let dir = a
         .data
@@ -148,7 +154,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let train_ds = root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?;
     let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
-    let comm = Communicator::from_env()?;
+    let comm = Arc::new(Communicator::for_group(&group)?);
     let (rank, world) = (comm.rank(), comm.world_size());
     // timm's random_seed(seed, rank): each rank draws its own dropout and drop-path masks.
     manual_seed(a.seed + rank as u64);
@@ -210,6 +216,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         options: EvalOptions {
             log_interval: a.log_interval,
             amp,
+            quiet: rank != 0,
             ..EvalOptions::default()
         },
     };
@@ -266,6 +273,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(reason) = trainer.fit()? {
         println!("Stopped: {reason}");
+    }
+    if let (0, Some(t)) = (rank, trainer.ddp_times()) {
+        println!(
+            "DDP over {world} ranks: all-reduce waited {:.2} ms per update after backward ({} updates)",
+            1e3 * t.waited / t.updates.max(1) as f64,
+            t.updates
+        );
     }
     Ok(())
 }

@@ -163,7 +163,7 @@ fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) 
         log_interval: a.log_interval,
         amp,
         tta: a.tta == 2,
-        suffix: String::new(),
+        ..EvalOptions::default()
     };
     let r = run_validation(model.as_mut(), &mut loader, &stages, &opts)?;
     println!(

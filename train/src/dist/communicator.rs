@@ -79,6 +79,7 @@ impl PendingReduce {
     }
 
     /// Waits for the reduction and returns the reduced buffer.
+    #[cfg_attr(not(feature = "mpi"), allow(clippy::infallible_destructuring_match))]
     pub fn wait(self) -> Result<Vec<f32>> {
         // Without the `mpi` feature the one arm left is Done.
         #[allow(clippy::infallible_destructuring_match)]

@@ -18,8 +18,8 @@ mod mpi;
 pub mod rendezvous;
 mod sync_bn;
 
-pub use communicator::{Communicator, Element, ReduceOp};
-pub use ddp::{Ddp, DdpOptions};
+pub use communicator::{Communicator, Element, PendingReduce, ReduceOp, Wire};
+pub use ddp::{Ddp, DdpOptions, ReduceTimes};
 pub use group::{Launcher, ProcessGroup};
 pub use sync_bn::{dist_bn, enable_sync_bn, DistBn};
 

@@ -36,6 +36,8 @@ pub struct EvalOptions {
     pub tta: bool,
     /// Appended to `Test` in log lines (timm's ` (EMA)`).
     pub suffix: String,
+    /// No log lines (the ranks other than 0 of a data-parallel run).
+    pub quiet: bool,
 }
 
 /// Evaluates `model` on every batch of `loader` (timm's `validate`).
@@ -84,7 +86,7 @@ pub fn validate(
         top5.update(acc[1], n);
         time.update(tick.elapsed().as_secs_f64(), 1);
         tick = Instant::now();
-        if step % opts.log_interval.max(1) == 0 || step + 1 == steps {
+        if !opts.quiet && (step % opts.log_interval.max(1) == 0 || step + 1 == steps) {
             println!(
                 "Test{}: [{step:>4}/{}]  Time: {:.3} ({:.3})  Loss: {:>7.3} ({:>6.3})  Acc@1: {:>7.3} ({:>7.3})  Acc@5: {:>7.3} ({:>7.3})",
                 opts.suffix,

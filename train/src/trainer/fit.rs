@@ -9,7 +9,7 @@ use super::{
 use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint};
 use crate::clip::ClipMode;
-use crate::dist::{Communicator, Ddp, DdpOptions};
+use crate::dist::{Communicator, Ddp, DdpOptions, ReduceTimes};
 use crate::loader::{Batch, Loader};
 use crate::loss::Loss;
 use crate::metrics::AverageMeter;
@@ -204,6 +204,11 @@ impl Trainer {
         self.run.model.as_ref()
     }
 
+    /// The all-reduce time backward did not hide, in a data-parallel run.
+    pub fn ddp_times(&self) -> Option<ReduceTimes> {
+        self.run.updater.ddp.as_ref().map(Ddp::times)
+    }
+
     /// Starts at `epoch` without a checkpoint (timm's `--start-epoch`): the schedule steps there.
     pub fn start_at(&mut self, epoch: usize) {
         let per_epoch = self.run.state.updates_per_epoch;
@@ -335,9 +340,15 @@ impl Run {
         }
         let meter = &self.state.train_loss;
         let loss = self.updater.reduce_means(&[(meter.avg(), meter.count)])?[0];
+        let world = self
+            .updater
+            .ddp
+            .as_ref()
+            .map_or(1, |d| d.comm().world_size());
         self.state.train = Some(TrainStats {
             loss,
-            samples: self.state.train_loss.count as usize,
+            // Every rank trains on an equal shard (the sampler pads, the loader drops the rest).
+            samples: self.state.train_loss.count as usize * world,
             seconds: start.elapsed().as_secs_f64(),
             skipped: loader.skipped() - skipped_before,
             nonfinite_updates: self.state.nonfinite_updates,
