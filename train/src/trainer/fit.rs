@@ -384,8 +384,10 @@ impl Run {
             self.last_finite = Some((value, this_update));
             self.state.train_loss.update(value, images.shape()[0]);
         }
-        let scaled = self.updater.scaler.is_some();
-        match (value.is_finite() || scaled, self.config.nan_policy) {
+        // A loss scaler skips overflowing updates itself; else every rank must take the same
+        // branch, so a non-finite loss on any rank counts on all.
+        let usable = self.updater.scaler.is_some() || !self.updater.any_rank(!value.is_finite())?;
+        match (usable, self.config.nan_policy) {
             (true, _) if !self.poisoned => self.updater.backward(&loss, accum, update)?,
             (true, _) => {}
             (false, NanPolicy::Skip) => self.poisoned = true,

@@ -64,7 +64,7 @@ impl LastGood {
 /// Where a non-finite loss appeared and what was kept, for [`Error::NonFiniteLoss`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NonFinite {
-    /// The loss value (NaN or ±inf).
+    /// This rank's loss (NaN or ±inf, or finite when another rank's was not).
     pub value: f64,
     /// The epoch.
     pub epoch: usize,
@@ -80,10 +80,18 @@ pub struct NonFinite {
 
 impl std::fmt::Display for NonFinite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.value.is_finite() {
+            true => write!(
+                f,
+                "another rank's loss is not finite (this rank's is {})",
+                self.value
+            )?,
+            false => write!(f, "loss is {}", self.value)?,
+        }
         write!(
             f,
-            "loss is {} at epoch {}, batch {} (update {})",
-            self.value, self.epoch, self.batch, self.update
+            " at epoch {}, batch {} (update {})",
+            self.epoch, self.batch, self.update
         )?;
         match self.last_finite {
             Some((loss, update)) => {

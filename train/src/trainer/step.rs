@@ -75,6 +75,14 @@ impl Updater {
         Ok(())
     }
 
+    /// Whether `flag` holds on any rank (itself when not data-parallel).
+    pub fn any_rank(&self, flag: bool) -> Result<bool> {
+        match &self.ddp {
+            Some(ddp) => ddp.any(flag),
+            None => Ok(flag),
+        }
+    }
+
     /// The mean over ranks of per-rank (value, count) pairs, weighted by count (the values
     /// themselves when not data-parallel).
     pub fn reduce_means(&self, values: &[(f64, f64)]) -> Result<Vec<f64>> {
