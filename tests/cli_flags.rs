@@ -310,7 +310,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--grayscale-prob", &["0.1"]),
     ("--gaussian-blur-prob", &["0.1"]),
     ("--drop-connect", &["0.1"]),
-    ("--drop-block", &["0.1"]),
     ("--split-bn", &[]),
     ("--worker-seeding", &["part"]),
     ("--val-interval", &["2"]),
