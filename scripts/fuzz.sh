@@ -5,6 +5,8 @@
 # Usage: scripts/fuzz.sh [RUNS] [TARGET...]
 #   RUNS     executions per target (default 1000000); FUZZ_SECONDS caps each target's time too.
 #   TARGET   targets to run (default: all, as `cargo fuzz list` gives them).
+#   FUZZ_TIMEOUT: seconds one input may take before it counts as a hang (default 60: on a
+#   busy shared machine a nice 19 process can stall for seconds).
 # Each target starts from fuzz/seeds/<target> (valid inputs, made by
 # scripts/fixtures/make_fuzz_seeds.py) and fuzz/regressions/<target> (past crash inputs), grows its
 # corpus in fuzz/corpus/<target> (not committed), and saves a crash, hang or out-of-memory input
@@ -35,7 +37,7 @@ for t in "${targets[@]}"; do
     status=0
     # The emulator reports each refused module on stderr; those lines are dropped from the log.
     cargo "+$toolchain" fuzz run "${flags[@]}" "$t" "${inputs[@]}" -- \
-        -runs="$runs" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -runs="$runs" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-60}" -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="artifacts/$t/" 2>&1 |
         grep -v '^kiln-cuda-emu: ' >"$log" || status=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")

@@ -50,14 +50,25 @@ fn decode_jpeg(bytes: &[u8], chans: usize) -> std::result::Result<Image, String>
         .jpeg_set_out_colorspace(cs)
         .set_strict_mode(true);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(bytes, opts);
-    let data = dec.decode().map_err(|e| e.to_string())?;
+    dec.decode_headers().map_err(|e| e.to_string())?;
     let (w, h) = dec.dimensions().ok_or("no dimensions")?;
+    // Every 8×8 block's DC coefficient takes at least one bit (baseline or progressive), so a
+    // file too small for its blocks is cut short or corrupt: refused before a long decode of
+    // mostly invented pixels.
+    let blocks = w.div_ceil(8) as u64 * h.div_ceil(8) as u64;
+    if blocks > 8 * bytes.len() as u64 {
+        return Err(format!(
+            "{w}x{h} pixels cannot be held in {} bytes (truncated or corrupt)",
+            bytes.len()
+        ));
+    }
+    let data = dec.decode().map_err(|e| e.to_string())?;
     let c = dec
         .get_output_colorspace()
         .ok_or("no colorspace")?
         .num_components();
-    if data.len() != w * h * c {
-        return Err(format!("truncated: {} bytes for {w}x{h}x{c}", data.len()));
+    if data.len() != w * h * c || ![1, 3].contains(&c) {
+        return Err(format!("decoded {} bytes as {w}x{h}x{c}", data.len()));
     }
     Ok(Image::new(w, h, c, data).to_channels(chans))
 }
