@@ -6,15 +6,19 @@
 
 mod curve;
 mod factory;
+mod mt19937;
 mod noise;
 mod plateau;
+mod py_random;
 mod torch_rng;
 mod trace;
 
 pub use curve::{floor_div, Anneal, Curve, Cycles, Decay, Shape, Stable, Warmup};
 pub use factory::{create_scheduler, SchedArgs};
+pub use mt19937::Mt19937;
 pub use noise::Noise;
 pub use plateau::{PlateauState, ReduceOnPlateau};
+pub use py_random::PyRandom;
 pub use torch_rng::TorchGenerator;
 pub use trace::{trace, Trace, UpdateLr};
 

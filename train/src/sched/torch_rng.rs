@@ -7,19 +7,18 @@
 //! takes the low 53 bits of `random64`, a uniform float the low 24 bits of one draw, and a normal
 //! is Box–Muller over two uniform doubles, `r = sqrt(-2 log1p(-u2))`, returning `r cos(2πu1)` and
 //! caching `r sin(2πu1)` for the next normal draw. Tensors of fewer than 16 elements take this
-//! serial path; `randn(1)` then rounds the double to the tensor's f32.
+//! serial path; `randn(1)` then rounds the double to the tensor's f32. f32 tensors of 16 elements
+//! and more take `DistributionKernels.cpp`'s `normal_fill_AVX2` instead (the venv's torch runs it
+//! on this AVX512 machine; the fixture shows it by its f32 angle): one uniform float per element,
+//! Box–Muller in f32 over blocks of 16 (the first 8 as `1 − u` under the log, the last 8 as the
+//! angle), and a tail block redrawn and recomputed over the last 16 elements.
 
-/// The Mersenne Twister's state length.
-const N: usize = 624;
-/// The twist's middle offset.
-const M: usize = 397;
+use super::mt19937::Mt19937;
 
 /// `torch.Generator()` (CPU) after `manual_seed(seed)`.
 #[derive(Debug, Clone)]
 pub struct TorchGenerator {
-    state: [u32; N],
-    /// Next state word to temper; `N` means the state must be twisted first.
-    next: usize,
+    engine: Mt19937,
     /// The second Box–Muller value, returned by the next normal draw.
     cached_normal: Option<f64>,
 }
@@ -27,44 +26,15 @@ pub struct TorchGenerator {
 impl TorchGenerator {
     /// A generator after `torch.Generator().manual_seed(seed)` (the engine sees the low 32 bits).
     pub fn new(seed: u64) -> Self {
-        let mut state = [0u32; N];
-        state[0] = seed as u32;
-        for j in 1..N {
-            let prev = state[j - 1];
-            state[j] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(j as u32);
-        }
         TorchGenerator {
-            state,
-            next: N,
+            engine: Mt19937::from_u32(seed as u32),
             cached_normal: None,
         }
     }
 
     /// The engine's next 32-bit output.
     pub fn next_u32(&mut self) -> u32 {
-        if self.next >= N {
-            self.twist();
-        }
-        let mut y = self.state[self.next];
-        self.next += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
-    }
-
-    /// Regenerates the whole state (the standard mt19937 recurrence).
-    fn twist(&mut self) {
-        const UPPER: u32 = 0x8000_0000;
-        const LOWER: u32 = 0x7fff_ffff;
-        for i in 0..N {
-            let y = (self.state[i] & UPPER) | (self.state[(i + 1) % N] & LOWER);
-            let mag = if y & 1 == 1 { 0x9908_b0df } else { 0 };
-            self.state[i] = self.state[(i + M) % N] ^ (y >> 1) ^ mag;
-        }
-        self.next = 0;
+        self.engine.next_u32()
     }
 
     /// ATen's `random64`: two draws, the first in the high word.
@@ -78,6 +48,12 @@ impl TorchGenerator {
     fn uniform_f64(&mut self) -> f64 {
         const MASK: u64 = (1 << 53) - 1;
         (self.next_u64() & MASK) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A uniform float in [0, 1) (`uniform_real_distribution<float>`): the low 24 bits of a draw.
+    fn uniform_f32(&mut self) -> f32 {
+        const MASK: u32 = (1 << 24) - 1;
+        (self.next_u32() & MASK) as f32 / (1u32 << 24) as f32
     }
 
     /// `torch.randn(1, generator=g).item()`: a standard normal, rounded to f32.
@@ -98,20 +74,37 @@ impl TorchGenerator {
 
     /// `torch.rand(1, generator=g).item()`: a uniform f32 in [0, 1), the low 24 bits of one draw.
     pub fn rand(&mut self) -> f64 {
-        const MASK: u32 = (1 << 24) - 1;
-        f64::from((self.next_u32() & MASK) as f32 / (1u32 << 24) as f32)
+        f64::from(self.uniform_f32())
+    }
+
+    /// `torch.randn(n, generator=g)` in f32 (contiguous): the serial path below 16 elements,
+    /// `normal_fill` from 16 on.
+    pub fn randn_f32(&mut self, n: usize) -> Vec<f32> {
+        if n < 16 {
+            return (0..n).map(|_| self.randn() as f32).collect();
+        }
+        let mut data: Vec<f32> = (0..n).map(|_| self.uniform_f32()).collect();
+        data.chunks_exact_mut(16).for_each(normal_fill_16);
+        if !n.is_multiple_of(16) {
+            let tail = &mut data[n - 16..];
+            tail.iter_mut().for_each(|v| *v = self.uniform_f32());
+            normal_fill_16(tail);
+        }
+        data
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::TorchGenerator;
-
-    /// The 10000th output of mt19937 seeded with 5489 is 4123659995 (C++11's check value).
-    #[test]
-    fn mt19937_check_value() {
-        let mut g = TorchGenerator::new(5489);
-        let last = (0..10_000).map(|_| g.next_u32()).last();
-        assert_eq!(last, Some(4_123_659_995));
+/// ATen's `normal_fill_16_AVX2` (mean 0, std 1): uniforms in, eight Box–Muller pairs out, all
+/// in f32 (the angle as `f32(2π)·u`). ATen's vector log and sincos (avx_mathfun's) are within an
+/// ulp of these.
+fn normal_fill_16(block: &mut [f32]) {
+    const TWO_PI: f32 = 2.0 * std::f32::consts::PI;
+    for j in 0..8 {
+        let u1 = 1.0 - block[j];
+        let u2 = block[j + 8];
+        let radius = (-2.0 * u1.ln()).sqrt();
+        let theta = TWO_PI * u2;
+        block[j] = radius * theta.cos();
+        block[j + 8] = radius * theta.sin();
     }
 }
