@@ -8,6 +8,7 @@ mod dropout;
 mod linear;
 mod pool;
 mod sequential;
+mod squeeze_excite;
 
 pub use activation::{Activation, Identity};
 pub use batchnorm::BatchNorm2d;
@@ -17,3 +18,4 @@ pub use dropout::{DropPath, Dropout};
 pub use linear::Linear;
 pub use pool::{AvgPool2d, MaxPool2d, PoolType, SelectAdaptivePool2d};
 pub use sequential::Sequential;
+pub use squeeze_excite::SqueezeExcite;

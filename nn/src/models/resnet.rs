@@ -2,15 +2,17 @@
 //! registered variants. Parameter names follow timm, so timm's state dicts load unchanged.
 //!
 //! Variants are data: `layers` per stage, the block type, and for the D variants a deep 3×3 stem
-//! (`stem_width` 32) plus average-pool downsampling (`avg_down`).
+//! (`stem_width` 32) plus average-pool downsampling (`avg_down`); ResNeXt and wide ResNets set the
+//! bottleneck's `cardinality` (grouped 3×3) and `base_width`, SE-ResNets add timm's `se` module.
 
 use super::{FeatureInfo, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 use crate::layers::{
     AvgPool2d, BatchNorm2d, Conv2d, DropBlock, Linear, MaxPool2d, PoolType, SelectAdaptivePool2d,
+    SqueezeExcite,
 };
 use crate::module::{join, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
-use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+use kiln_engine::{Conv2dParams, MemoryFormat, Pool2d, Tensor};
 
 // ---- blocks ----
 
@@ -74,10 +76,12 @@ impl Downsample {
     }
 }
 
-/// A residual block; `convs[i]` and `bns[i]` are timm's `conv{i+1}` / `bn{i+1}`.
+/// A residual block; `convs[i]` and `bns[i]` are timm's `conv{i+1}` / `bn{i+1}`, `se` timm's
+/// squeeze-excite after the last BN.
 struct Block {
     convs: Vec<Conv2d>,
     bns: Vec<BatchNorm2d>,
+    se: Option<SqueezeExcite>,
     downsample: Option<Downsample>,
     drop_path: f64,
     /// DropBlock after the BN before the last conv (timm: `bn1` in basic, `bn2` in bottleneck
@@ -88,15 +92,23 @@ struct Block {
 
 impl Block {
     fn new(
-        kind: BlockKind,
+        rc: &ResNetCfg,
         in_c: usize,
         planes: usize,
         stride: usize,
         downsample: Option<Downsample>,
         drop_path: f64,
     ) -> Result<Block> {
-        let out_c = planes * kind.expansion();
-        let convs = match kind {
+        let out_c = planes * rc.block.expansion();
+        // timm: width = floor(planes * base_width / 64) * cardinality
+        let width = planes * rc.base_width / 64 * rc.cardinality;
+        let grouped = Conv2dParams {
+            stride: [stride; 2],
+            padding: [1; 2],
+            groups: rc.cardinality,
+            ..Default::default()
+        };
+        let convs = match rc.block {
             BlockKind::Basic => {
                 vec![
                     Conv2d::new(in_c, planes, 3, stride, 1, false)?,
@@ -104,9 +116,9 @@ impl Block {
                 ]
             }
             BlockKind::Bottleneck => vec![
-                Conv2d::new(in_c, planes, 1, 1, 0, false)?,
-                Conv2d::new(planes, planes, 3, stride, 1, false)?,
-                Conv2d::new(planes, out_c, 1, 1, 0, false)?,
+                Conv2d::new(in_c, width, 1, 1, 0, false)?,
+                Conv2d::with_params(width, width, [3, 3], grouped, false)?,
+                Conv2d::new(width, out_c, 1, 1, 0, false)?,
             ],
         };
         let bns = convs
@@ -116,6 +128,7 @@ impl Block {
         Ok(Block {
             convs,
             bns,
+            se: rc.se.then(|| SqueezeExcite::new(out_c)).transpose()?,
             downsample,
             drop_path,
             drop_block: None,
@@ -139,19 +152,27 @@ impl Block {
             };
         }
         let h = self.convs[last].forward(&h)?;
-        if self.training && self.drop_path > 0.0 {
-            let h = self.bns[last]
-                .forward(&h)?
-                .drop_path(self.drop_path, true)?;
-            return Ok(h.add(&shortcut)?.relu()?);
+        let drop_path = self.training && self.drop_path > 0.0;
+        if self.se.is_none() && !drop_path {
+            return self.bns[last].forward_act(&h, Some(&shortcut), true);
         }
-        self.bns[last].forward_act(&h, Some(&shortcut), true)
+        let mut h = self.bns[last].forward(&h)?;
+        if let Some(se) = &self.se {
+            h = se.forward(&h)?;
+        }
+        if drop_path {
+            h = h.drop_path(self.drop_path, true)?;
+        }
+        Ok(h.add(&shortcut)?.relu()?)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         for (i, (c, b)) in self.convs.iter().zip(&self.bns).enumerate() {
             c.collect(&join(prefix, &format!("conv{}", i + 1)), out);
             b.collect(&join(prefix, &format!("bn{}", i + 1)), out);
+        }
+        if let Some(se) = &self.se {
+            se.collect(&join(prefix, "se"), out);
         }
         if let Some(d) = &self.downsample {
             d.collect(&join(prefix, "downsample"), out);
@@ -162,6 +183,9 @@ impl Block {
         self.convs
             .iter_mut()
             .try_for_each(|c| c.set_memory_format(format))?;
+        if let Some(se) = &mut self.se {
+            se.set_memory_format(format)?;
+        }
         match &mut self.downsample {
             Some(d) => d.conv.set_memory_format(format),
             None => Ok(()),
@@ -253,6 +277,12 @@ pub struct ResNetCfg {
     pub stem_width: usize,
     /// Average-pool shortcut downsampling (the "D" tweak).
     pub avg_down: bool,
+    /// Groups of the bottleneck's 3×3 conv (ResNeXt; 1 for ResNet).
+    pub cardinality: usize,
+    /// Bottleneck width per group at 64 planes (64 for ResNet, 4 for ResNeXt 32x4d, 128 wide).
+    pub base_width: usize,
+    /// timm's `attn_layer='se'` in every block.
+    pub se: bool,
 }
 
 /// timm's `ResNet`.
@@ -293,7 +323,7 @@ impl ResNet {
                     .then(|| Downsample::new(in_c, out_c, st, rc.avg_down))
                     .transpose()?;
                 let dpr = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
-                blocks.push(Block::new(rc.block, in_c, planes, st, ds, dpr)?);
+                blocks.push(Block::new(rc, in_c, planes, st, ds, dpr)?);
                 in_c = out_c;
                 block_idx += 1;
             }
@@ -542,13 +572,22 @@ pub fn variants() -> Vec<(&'static str, ResNetCfg, PretrainedCfg)> {
         layers,
         stem_width: 0,
         avg_down: false,
+        cardinality: 1,
+        base_width: 64,
+        se: false,
     };
     let d = |block, layers| ResNetCfg {
-        block,
-        layers,
         stem_width: 32,
         avg_down: true,
+        ..plain(block, layers)
     };
+    let x32x4d = |rc: ResNetCfg| ResNetCfg {
+        cardinality: 32,
+        base_width: 4,
+        ..rc
+    };
+    let se = |rc: ResNetCfg| ResNetCfg { se: true, ..rc };
+    let r50 = plain(Bottleneck, [3, 4, 6, 3]);
     vec![
         (
             "resnet18",
@@ -604,6 +643,34 @@ pub fn variants() -> Vec<(&'static str, ResNetCfg, PretrainedCfg)> {
             "resnet101d",
             d(Bottleneck, [3, 4, 23, 3]),
             cfg("resnet101d", "ra2_in1k", 0.95, 1.0, true, true),
+        ),
+        (
+            "seresnet50",
+            se(r50),
+            cfg("seresnet50", "a1_in1k", 0.95, 1.0, false, false),
+        ),
+        (
+            "resnext50_32x4d",
+            x32x4d(r50),
+            cfg("resnext50_32x4d", "a1h_in1k", 0.95, 1.0, false, false),
+        ),
+        (
+            "wide_resnet50_2",
+            ResNetCfg {
+                base_width: 128,
+                ..r50
+            },
+            cfg("wide_resnet50_2", "racm_in1k", 0.875, 0.95, false, false),
+        ),
+        (
+            "seresnext26d_32x4d",
+            se(x32x4d(d(Bottleneck, [2, 2, 2, 2]))),
+            cfg("seresnext26d_32x4d", "bt_in1k", 0.875, 0.95, true, false),
+        ),
+        (
+            "seresnext50_32x4d",
+            se(x32x4d(r50)),
+            cfg("seresnext50_32x4d", "racm_in1k", 0.875, 0.95, false, false),
         ),
     ]
 }

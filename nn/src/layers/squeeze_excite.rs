@@ -1,0 +1,71 @@
+//! timm's `SEModule` (`create_attn('se', channels)`): global average, `fc1` 1×1 conv, ReLU, `fc2`
+//! 1×1 conv, sigmoid gate multiplied into the input. Composed from engine ops on either backend.
+
+use super::Conv2d;
+use crate::module::{join, NamedTensor};
+use crate::{Module, Result};
+use kiln_engine::{MemoryFormat, Tensor};
+
+/// Squeeze-and-excitation with timm's defaults (rd ratio 1/16, divisor 8, biased convs).
+#[derive(Debug, Clone)]
+pub struct SqueezeExcite {
+    /// The reduction conv, `channels` → `rd_channels`.
+    pub fc1: Conv2d,
+    /// The expansion conv, `rd_channels` → `channels`.
+    pub fc2: Conv2d,
+}
+
+/// timm's `make_divisible(channels / 16, 8, round_limit=0.)`.
+fn rd_channels(channels: usize) -> usize {
+    ((channels + 64) / 16 / 8 * 8).max(8)
+}
+
+impl SqueezeExcite {
+    /// An SE module over `channels` with PyTorch's default conv init.
+    pub fn new(channels: usize) -> Result<SqueezeExcite> {
+        let rd = rd_channels(channels);
+        Ok(SqueezeExcite {
+            fc1: Conv2d::new(channels, rd, 1, 1, 0, true)?,
+            fc2: Conv2d::new(rd, channels, 1, 1, 0, true)?,
+        })
+    }
+}
+
+impl Module for SqueezeExcite {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let s = x.adaptive_avg_pool2d([1, 1])?;
+        let s = self.fc1.forward(&s)?.relu()?;
+        let gate = self.fc2.forward(&s)?.sigmoid()?;
+        Ok(x.mul(&gate)?)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.fc1.collect(&join(prefix, "fc1"), out);
+        self.fc2.collect(&join(prefix, "fc2"), out);
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.fc1.set_memory_format(format)?;
+        self.fc2.set_memory_format(format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rd_channels;
+
+    #[test]
+    fn reduced_channels_follow_make_divisible() {
+        // timm: make_divisible(c / 16, 8, round_limit=0.)
+        for (c, rd) in [
+            (64, 8),
+            (256, 16),
+            (512, 32),
+            (1024, 64),
+            (2048, 128),
+            (200, 16),
+        ] {
+            assert_eq!(rd_channels(c), rd, "channels {c}");
+        }
+    }
+}
