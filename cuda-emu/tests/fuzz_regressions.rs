@@ -41,6 +41,14 @@ fn crash_inputs_are_refused_as_invalid_ptx() {
     assert!(seen > 0);
 }
 
+#[test]
+fn deeply_nested_operand_lists_are_refused_without_recursing() {
+    let depth = 200_000;
+    let operand = format!("{}%r1{}", "{".repeat(depth), "}".repeat(depth));
+    let text = with_body(&format!(".reg .b32 %r<2>;\n\tmov.b32 %r1, {operand};"));
+    assert_eq!(load(text.as_bytes()), INVALID_PTX);
+}
+
 /// A module with one kernel whose body starts with `decls`.
 fn with_body(decls: &str) -> String {
     format!(

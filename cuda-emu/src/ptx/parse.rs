@@ -7,14 +7,23 @@ use crate::error::{EmuError, Result};
 /// Parses a PTX module; errors name the line.
 pub fn parse(src: &str) -> Result<Module> {
     let toks = tokenize(src)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     p.module()
 }
 
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// How many operand lists (`{...}`, `(...)`) enclose the current operand.
+    depth: usize,
 }
+
+/// PTX never nests operand lists this deep; a deeper input would recurse without bound.
+const MAX_LIST_DEPTH: usize = 4;
 
 fn space_of(s: &str) -> Option<Space> {
     Some(match s {
@@ -419,6 +428,18 @@ impl Parser {
     }
 
     fn list(&mut self, close: char) -> Result<Vec<Operand>> {
+        if self.depth == MAX_LIST_DEPTH {
+            return self.err(format!(
+                "operand lists nested more than {MAX_LIST_DEPTH} deep"
+            ));
+        }
+        self.depth += 1;
+        let items = self.list_items(close);
+        self.depth -= 1;
+        items
+    }
+
+    fn list_items(&mut self, close: char) -> Result<Vec<Operand>> {
         let mut out = Vec::new();
         while !self.eat(close) {
             out.push(self.operand()?);
