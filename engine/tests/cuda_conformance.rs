@@ -231,6 +231,12 @@ fn casts_and_copies() {
                     Tensor::cat(&[v.narrow(1, 1, 2)?, v.narrow(1, 0, 1)?], 1)
                 },
             );
+            conform(
+                &format!("pad2d {layout}"),
+                std::slice::from_ref(&x),
+                dtype,
+                |t| relayout(&t[0], layout)?.pad2d([0, 1, 2, 1]),
+            );
         }
     }
     let gpu = x.to_device(CUDA).unwrap();

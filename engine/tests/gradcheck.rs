@@ -107,6 +107,18 @@ fn grad_cat() {
     });
 }
 
+#[test]
+fn grad_pad2d_asymmetric_both_formats() {
+    check(&[randn(&[2, 3, 4, 5], 47)], |t| {
+        t[0].pad2d([0, 2, 1, 0])?.sqr()
+    });
+    check(&[randn(&[2, 3, 4, 5], 48)], |t| {
+        t[0].to_memory_format(MemoryFormat::ChannelsLast)?
+            .pad2d([1, 0, 2, 3])?
+            .sqr()
+    });
+}
+
 fn conv_case(
     x_shape: &[usize],
     w_shape: &[usize],

@@ -20,3 +20,17 @@ pub fn uniform_fan_in(shape: &[usize], fan_in: usize) -> Result<Tensor> {
         g.uniform(shape, -bound, bound, DType::F32)
     })?)
 }
+
+/// timm's `_init_weight_goog` for convs: N(0, 2/fan_out) with fan_out = k_h·k_w·out / groups.
+pub fn goog_conv_normal(shape: &[usize], groups: usize) -> Result<Tensor> {
+    let fan_out = shape[0] * shape[2..].iter().product::<usize>() / groups.max(1);
+    let std = (2.0 / fan_out.max(1) as f64).sqrt();
+    Ok(with_global_generator(|g| {
+        g.normal(shape, 0.0, std, DType::F32)
+    })?)
+}
+
+/// timm's `_init_weight_goog` for Linear weights [out, in]: U(±1/√out).
+pub fn goog_linear_uniform(shape: &[usize]) -> Result<Tensor> {
+    uniform_fan_in(shape, shape[0])
+}

@@ -1,7 +1,9 @@
 //! The model registry: `create_model` by name, `list_models` with wildcards.
 
+use crate::models::efficientnet::{self, EfficientNet};
+use crate::models::mobilenetv3::{self, MobileNetV3};
 use crate::models::resnet::{self, ResNet};
-use crate::{Error, Model, Result};
+use crate::{Error, Model, PretrainedCfg, Result};
 
 /// Arguments of `create_model` (timm's names and defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,10 +53,31 @@ pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
             return Ok(Box::new(ResNet::new(&rc, args, cfg)?));
         }
     }
+    for (n, ec, cfg) in efficientnet::variants() {
+        if n == arch {
+            let cfg = tagged(cfg, name, args);
+            return Ok(Box::new(EfficientNet::new(&ec, args, cfg)?));
+        }
+    }
+    for (n, mc, cfg) in mobilenetv3::variants() {
+        if n == arch {
+            let cfg = tagged(cfg, name, args);
+            return Ok(Box::new(MobileNetV3::new(&mc, args, cfg)?));
+        }
+    }
     Err(Error::UnknownModel {
         name: name.into(),
         suggestions: close_names(arch),
     })
+}
+
+/// The default config renamed to `name`'s `.tag` if it has one, with the head's classes.
+fn tagged(mut cfg: PretrainedCfg, name: &str, args: &ModelArgs) -> PretrainedCfg {
+    if let Some((arch, tag)) = name.split_once('.') {
+        cfg.name = format!("{arch}.{tag}");
+    }
+    cfg.num_classes = args.num_classes;
+    cfg
 }
 
 /// Registered model names matching a shell-style pattern (`*` and `?`), sorted.
@@ -69,7 +92,10 @@ pub fn list_models(pattern: &str) -> Vec<String> {
 }
 
 fn all_names() -> Vec<&'static str> {
-    resnet::variants().into_iter().map(|(n, _, _)| n).collect()
+    let mut names: Vec<&'static str> = resnet::variants().into_iter().map(|(n, _, _)| n).collect();
+    names.extend(efficientnet::variants().into_iter().map(|(n, _, _)| n));
+    names.extend(mobilenetv3::variants().into_iter().map(|(n, _, _)| n));
+    names
 }
 
 /// Whether `name` matches `pattern` with `*` (any run) and `?` (any one char).

@@ -147,8 +147,9 @@ fn check_model(name: &str) {
     let loss_diff = max_rel_diff(&loss.reshape(&[1]).unwrap(), &expected["loss"]);
     assert!(loss_diff < train_tol, "{name} loss: {loss_diff}");
     loss.backward().unwrap();
+    let head = model.pretrained_cfg().classifier.clone();
     for t in model.named_tensors() {
-        if t.name == "fc.weight" || t.name == "fc.bias" {
+        if t.name == format!("{head}.weight") || t.name == format!("{head}.bias") {
             let grad = t.tensor.grad().unwrap();
             let diff = max_rel_diff(&grad, &expected[&format!("{}.grad", t.name)]);
             assert!(diff < train_tol, "{name} {}.grad: {diff}", t.name);
@@ -204,4 +205,39 @@ fn wide_resnet50_2_matches_timm() {
 #[test]
 fn seresnext26d_32x4d_matches_timm() {
     check_model("seresnext26d_32x4d");
+}
+
+#[test]
+fn efficientnet_b0_matches_timm() {
+    check_model("efficientnet_b0");
+}
+
+#[test]
+fn efficientnet_b1_matches_timm() {
+    check_model("efficientnet_b1");
+}
+
+#[test]
+fn efficientnet_b2_matches_timm() {
+    check_model("efficientnet_b2");
+}
+
+#[test]
+fn efficientnet_b3_matches_timm() {
+    check_model("efficientnet_b3");
+}
+
+#[test]
+fn tf_efficientnet_b0_matches_timm() {
+    check_model("tf_efficientnet_b0");
+}
+
+#[test]
+fn mobilenetv3_large_100_matches_timm() {
+    check_model("mobilenetv3_large_100");
+}
+
+#[test]
+fn mobilenetv3_small_100_matches_timm() {
+    check_model("mobilenetv3_small_100");
 }

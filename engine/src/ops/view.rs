@@ -235,6 +235,36 @@ impl Tensor {
         });
         Ok(out.with_layout(out.layout().clone(), node))
     }
+
+    /// Zero-pads the last two dims by `[left, right, top, bottom]` (PyTorch's `F.pad(x, (l, r, t,
+    /// b))`, as timm's TF-style "same" padding uses it); keeps the memory format.
+    pub fn pad2d(&self, pad: [usize; 4]) -> Result<Tensor> {
+        if self.rank() < 2 {
+            return Err(Error::BadShape {
+                op: "pad2d",
+                shape: self.shape().to_vec(),
+                msg: "needs at least 2 dims".into(),
+            });
+        }
+        if pad == [0; 4] {
+            return Ok(self.clone());
+        }
+        let [left, right, top, bottom] = pad;
+        let r = self.rank();
+        let (h, w) = (self.shape()[r - 2], self.shape()[r - 1]);
+        let mut shape = self.shape().to_vec();
+        shape[r - 2] += top + bottom;
+        shape[r - 1] += left + right;
+        let format = self.memory_format().unwrap_or_default();
+        let out =
+            Tensor::full_on(&shape, 0.0, self.dtype(), self.device())?.to_memory_format(format)?;
+        let interior = move |t: &Tensor| t.narrow(-2, top, h)?.narrow(-1, left, w);
+        interior(&out)?.copy_(self)?;
+        let node = record_node("pad2d", &[self], move |g| {
+            Ok(vec![Some(interior(g)?.contiguous_copy()?)])
+        });
+        Ok(out.with_layout(out.layout().clone(), node))
+    }
 }
 
 fn infer_shape(from: &[usize], to: &[usize]) -> Result<Vec<usize>> {

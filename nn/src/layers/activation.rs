@@ -15,6 +15,8 @@ pub enum Activation {
     Gelu,
     /// hard swish
     HardSwish,
+    /// hard sigmoid: relu6(x + 3) / 6
+    HardSigmoid,
     /// sigmoid
     Sigmoid,
     /// tanh
@@ -29,6 +31,7 @@ impl Activation {
             "silu" | "swish" => Activation::Silu,
             "gelu" => Activation::Gelu,
             "hard_swish" | "hardswish" => Activation::HardSwish,
+            "hard_sigmoid" | "hardsigmoid" => Activation::HardSigmoid,
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
             _ => return None,
@@ -43,6 +46,7 @@ impl Module for Activation {
             Activation::Silu => x.silu(),
             Activation::Gelu => x.gelu(),
             Activation::HardSwish => x.hardswish(),
+            Activation::HardSigmoid => x.hardsigmoid(),
             Activation::Sigmoid => x.sigmoid(),
             Activation::Tanh => x.tanh(),
         }?)

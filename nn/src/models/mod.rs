@@ -1,15 +1,51 @@
 //! timm's models, one family per file, behind the common [`Model`] surface.
 
+pub mod efficientnet;
+mod efficientnet_blocks;
+mod efficientnet_builder;
+pub mod mobilenetv3;
 pub mod resnet;
 
-use crate::layers::Linear;
-use crate::{Module, Result};
+use crate::layers::{Linear, PoolType, SelectAdaptivePool2d};
+use crate::{Error, Module, Result};
 use kiln_engine::Tensor;
 
 /// timm's ImageNet mean.
 pub const IMAGENET_DEFAULT_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 /// timm's ImageNet std.
 pub const IMAGENET_DEFAULT_STD: [f64; 3] = [0.229, 0.224, 0.225];
+/// timm's Inception mean.
+pub const IMAGENET_INCEPTION_MEAN: [f64; 3] = [0.5, 0.5, 0.5];
+/// timm's Inception std.
+pub const IMAGENET_INCEPTION_STD: [f64; 3] = [0.5, 0.5, 0.5];
+
+/// The pooling half of timm's `reset_classifier`: sets `global_pool` if given and refuses no
+/// pooling ('') with a classifier.
+fn reset_pool(
+    pool: &mut SelectAdaptivePool2d,
+    global_pool: Option<&str>,
+    num_classes: usize,
+    model: &str,
+) -> Result<()> {
+    if let Some(p) = global_pool {
+        pool.pool_type = PoolType::parse(p)?;
+    }
+    if pool.pool_type == PoolType::None && num_classes > 0 {
+        return Err(Error::BadArgument {
+            model: model.into(),
+            msg: "global_pool '' needs num_classes 0 (pooling can only be disabled with the classifier removed)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// timm's `_create_fc`: a biased Linear, or none for `num_classes` 0.
+fn new_classifier(in_features: usize, num_classes: usize) -> Result<Option<Linear>> {
+    (num_classes > 0)
+        .then(|| Linear::new(in_features, num_classes, true))
+        .transpose()
+}
 
 /// A model's pretrained config: what its weights expect at input (timm's `pretrained_cfg`).
 #[derive(Debug, Clone, PartialEq)]

@@ -492,20 +492,9 @@ impl Model for ResNet {
     }
 
     fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        if let Some(p) = global_pool {
-            self.pool.pool_type = PoolType::parse(p)?;
-        }
-        if self.pool.pool_type == PoolType::None && num_classes > 0 {
-            return Err(Error::BadArgument {
-                model: self.cfg.name.clone(),
-                msg: "global_pool '' needs num_classes 0 (pooling can only be disabled with the classifier removed)"
-                    .into(),
-            });
-        }
+        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
         let features = self.num_features * self.pool.pool_type.feat_mult();
-        self.fc = (num_classes > 0)
-            .then(|| Linear::new(features, num_classes, true))
-            .transpose()?;
+        self.fc = super::new_classifier(features, num_classes)?;
         Ok(())
     }
 

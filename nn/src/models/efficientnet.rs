@@ -1,0 +1,281 @@
+//! EfficientNet B0–B3 and tf_efficientnet_b0 (timm's `efficientnet.py`): the B0 block strings
+//! scaled in width and depth, SiLU, squeeze-excite sized from the block input, and the head
+//! `conv_head`, `bn2`, pool, dropout, `classifier`. The `tf_` variant pads convs as TensorFlow's
+//! "same" and uses BatchNorm eps 1e-3.
+
+use super::efficientnet_blocks::init_conv_goog;
+use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Trunk};
+use super::{FeatureInfo, Model, PretrainedCfg};
+use super::{IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use super::{IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD};
+use crate::layers::{
+    Activation, BatchNorm2d, BatchNormAct2d, Conv2dPad, Linear, PadType, PoolType,
+    SelectAdaptivePool2d,
+};
+use crate::module::{join, NamedTensor};
+use crate::{init, ModelArgs, Module, Result};
+use kiln_engine::{MemoryFormat, Tensor};
+
+/// timm's `_gen_efficientnet` block strings (B0).
+const ARCH: [&[&str]; 7] = [
+    &["ds_r1_k3_s1_e1_c16_se0.25"],
+    &["ir_r2_k3_s2_e6_c24_se0.25"],
+    &["ir_r2_k5_s2_e6_c40_se0.25"],
+    &["ir_r3_k3_s2_e6_c80_se0.25"],
+    &["ir_r3_k5_s1_e6_c112_se0.25"],
+    &["ir_r4_k5_s2_e6_c192_se0.25"],
+    &["ir_r1_k3_s1_e6_c320_se0.25"],
+];
+
+/// What distinguishes one EfficientNet variant from another.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EfficientNetCfg {
+    /// Width multiplier.
+    pub channel_multiplier: f64,
+    /// Depth multiplier.
+    pub depth_multiplier: f64,
+    /// TensorFlow port: "same" padding and BatchNorm eps 1e-3.
+    pub tf: bool,
+}
+
+/// timm's `EfficientNet`.
+pub struct EfficientNet {
+    trunk: Trunk,
+    conv_head: Conv2dPad,
+    bn2: BatchNormAct2d,
+    pool: SelectAdaptivePool2d,
+    classifier: Option<Linear>,
+    drop_rate: f64,
+    cfg: PretrainedCfg,
+    training: bool,
+}
+
+impl EfficientNet {
+    /// Builds the model with timm's `_init_weight_goog` init.
+    pub fn new(ec: &EfficientNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<EfficientNet> {
+        let bc = BuilderCfg {
+            channel_multiplier: ec.channel_multiplier,
+            channel_divisor: 8,
+            pad: if ec.tf {
+                PadType::Same
+            } else {
+                PadType::Symmetric
+            },
+            bn_eps: if ec.tf { 1e-3 } else { 1e-5 },
+            act: Activation::Silu,
+            se_from_exp: false,
+            se_round_divisor: None,
+            se_force_act: None,
+            se_gate: Activation::Sigmoid,
+            drop_path_rate: args.drop_path_rate,
+        };
+        let arch = decode_arch_def(&ARCH, ec.depth_multiplier)?;
+        let trunk = Trunk::new(&bc, args.in_chans, bc.round_chs(32), &arch)?;
+        let num_features = bc.round_chs(1280);
+        let conv_head = Conv2dPad::new(trunk.out_chs, num_features, 1, 1, 1, bc.pad, false)?;
+        init_conv_goog(&conv_head.conv)?;
+        let mut model = EfficientNet {
+            trunk,
+            conv_head,
+            bn2: BatchNormAct2d::new(num_features, bc.bn_eps, Some(bc.act))?,
+            pool: SelectAdaptivePool2d {
+                pool_type: PoolType::Avg,
+            },
+            classifier: None,
+            drop_rate: args.drop_rate,
+            cfg,
+            training: true,
+        };
+        model.reset_classifier(args.num_classes, Some(&args.global_pool))?;
+        if let Some(c) = &model.classifier {
+            init_linear_goog(c)?;
+        }
+        Ok(model)
+    }
+}
+
+/// timm's `_init_weight_goog` on a Linear: U(±1/√out) weight, zero bias.
+pub(crate) fn init_linear_goog(l: &Linear) -> Result<()> {
+    l.weight
+        .copy_(&init::goog_linear_uniform(l.weight.shape())?)?;
+    if let Some(b) = &l.bias {
+        b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
+    }
+    Ok(())
+}
+
+impl Module for EfficientNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.trunk.collect(prefix, out);
+        self.conv_head.collect(&join(prefix, "conv_head"), out);
+        self.bn2.collect(&join(prefix, "bn2"), out);
+        if let Some(c) = &self.classifier {
+            c.collect(&join(prefix, "classifier"), out);
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.trunk.set_training(training);
+        self.bn2.set_training(training);
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.trunk.for_each_batch_norm(f);
+        self.bn2.for_each_batch_norm(f);
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.trunk.set_memory_format(format)?;
+        self.conv_head.set_memory_format(format)
+    }
+}
+
+impl Model for EfficientNet {
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        self.bn2
+            .forward(&self.conv_head.forward(&self.trunk.forward(x)?)?)
+    }
+
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let x = self
+            .pool
+            .forward(x)?
+            .dropout(self.drop_rate, self.training)?;
+        match (&self.classifier, pre_logits) {
+            (Some(c), false) => c.forward(&x),
+            _ => Ok(x),
+        }
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        self.trunk.forward_intermediates(x)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.trunk.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.classifier.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
+        let features = self.num_features() * self.pool.pool_type.feat_mult();
+        self.classifier = super::new_classifier(features, num_classes)?;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classifier.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.conv_head.out_channels()
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<(String, String)> {
+        // timm puts conv_head|bn2 after every block (its ordinal 99999 in the blocks group)
+        let mut groups = stem_and_blocks_matcher(coarse);
+        groups.push(("blocks".into(), r"conv_head|bn2".into()));
+        groups
+    }
+}
+
+/// The `stem` and `blocks` groups of timm's EfficientNet and MobileNetV3 `group_matcher`.
+pub(crate) fn stem_and_blocks_matcher(coarse: bool) -> Vec<(String, String)> {
+    let blocks = if coarse {
+        r"^blocks\.(\d+)"
+    } else {
+        r"^blocks\.(\d+)\.(\d+)"
+    };
+    vec![
+        ("stem".into(), r"^conv_stem|bn1".into()),
+        ("blocks".into(), blocks.into()),
+    ]
+}
+
+/// timm's `_cfg` of this family for `arch.tag` (bicubic; `test` sizes evaluate at crop 1.0).
+pub(crate) fn cfg(
+    arch: &str,
+    tag: &str,
+    size: usize,
+    test: Option<usize>,
+    crop_pct: f64,
+    inception: bool,
+) -> PretrainedCfg {
+    let (mean, std) = if inception {
+        (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)
+    } else {
+        (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    };
+    PretrainedCfg {
+        name: format!("{arch}.{tag}"),
+        input_size: [3, size, size],
+        test_input_size: test.map(|t| [3, t, t]),
+        pool_size: [size.div_ceil(32); 2],
+        crop_pct,
+        test_crop_pct: test.map(|_| 1.0),
+        interpolation: "bicubic".into(),
+        mean,
+        std,
+        first_conv: "conv_stem".into(),
+        classifier: "classifier".into(),
+        num_classes: 1000,
+    }
+}
+
+/// Every registered EfficientNet: (name, architecture, default pretrained config).
+pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
+    let scaled = |channel_multiplier, depth_multiplier| EfficientNetCfg {
+        channel_multiplier,
+        depth_multiplier,
+        tf: false,
+    };
+    vec![
+        (
+            "efficientnet_b0",
+            scaled(1.0, 1.0),
+            cfg("efficientnet_b0", "ra_in1k", 224, None, 0.875, false),
+        ),
+        (
+            "efficientnet_b1",
+            scaled(1.0, 1.1),
+            cfg(
+                "efficientnet_b1",
+                "ra4_e3600_r240_in1k",
+                240,
+                Some(288),
+                0.9,
+                true,
+            ),
+        ),
+        (
+            "efficientnet_b2",
+            scaled(1.1, 1.2),
+            cfg("efficientnet_b2", "ra_in1k", 256, Some(288), 0.875, false),
+        ),
+        (
+            "efficientnet_b3",
+            scaled(1.2, 1.4),
+            cfg("efficientnet_b3", "ra2_in1k", 288, Some(320), 0.875, false),
+        ),
+        (
+            "tf_efficientnet_b0",
+            EfficientNetCfg {
+                tf: true,
+                ..scaled(1.0, 1.0)
+            },
+            cfg("tf_efficientnet_b0", "ns_jft_in1k", 224, None, 0.875, false),
+        ),
+    ]
+}

@@ -1,0 +1,391 @@
+//! timm's `_efficientnet_builder.py`: block strings (`ir_r2_k3_s2_e6_c24_se0.25`) decoded into
+//! stages, depth and channel scaling, and the trunk they build (`conv_stem`, `bn1`, `blocks`) with
+//! its stochastic-depth rates and feature taps. Shared by EfficientNet and MobileNetV3.
+
+use super::efficientnet_blocks::{make_divisible, Block, BlockCfg, SeCfg};
+use super::FeatureInfo;
+use crate::layers::{Activation, BatchNorm2d, BatchNormAct2d, Conv2dPad, PadType};
+use crate::module::{join, NamedTensor};
+use crate::{Error, Module, Result};
+use kiln_engine::{MemoryFormat, Tensor};
+
+/// The block types these families use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockType {
+    /// `ds`: depthwise-separable.
+    Ds,
+    /// `ir`: inverted residual.
+    Ir,
+    /// `cn`: conv, BN, act.
+    Cn,
+}
+
+/// One decoded block string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockArgs {
+    /// Block type.
+    pub kind: BlockType,
+    /// `r`: repeats.
+    pub repeats: usize,
+    /// `k`: kernel.
+    pub kernel: usize,
+    /// `s`: stride of the first repeat.
+    pub stride: usize,
+    /// `e`: expansion ratio (1 when absent).
+    pub exp_ratio: f64,
+    /// `c`: output channels before rounding.
+    pub out_chs: usize,
+    /// `se`: squeeze-excite ratio (0 = none).
+    pub se_ratio: f64,
+    /// `n`: the block's activation, else the model's.
+    pub act: Option<Activation>,
+    /// Residual wanted: not `noskip` for ds/ir, `skip` for cn.
+    pub skip: bool,
+}
+
+fn bad(block: &str, msg: &str) -> Error {
+    Error::BadArgument {
+        model: format!("block '{block}'"),
+        msg: msg.into(),
+    }
+}
+
+/// timm's `_decode_block_str` for `ds`, `ir` and `cn` blocks.
+pub fn decode_block_str(s: &str) -> Result<BlockArgs> {
+    let mut ops = s.split('_');
+    let kind = match ops.next() {
+        Some("ds") => BlockType::Ds,
+        Some("ir") => BlockType::Ir,
+        Some("cn") => BlockType::Cn,
+        _ => return Err(bad(s, "unsupported block type")),
+    };
+    let (mut opts, mut skip, mut act) = (Vec::new(), None, None);
+    for op in ops {
+        match op {
+            "noskip" => skip = Some(false),
+            "skip" => skip = Some(true),
+            "nre" => act = Some(Activation::Relu),
+            "nhs" => act = Some(Activation::HardSwish),
+            "nsw" => act = Some(Activation::Silu),
+            _ if op.starts_with('n') => return Err(bad(s, "unsupported activation")),
+            _ => {
+                let at = op.find(|c: char| c.is_ascii_digit()).unwrap_or(op.len());
+                opts.push((&op[..at], &op[at..]));
+            }
+        }
+    }
+    let num = |key: &str, default: Option<f64>| -> Result<f64> {
+        match opts.iter().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.parse().map_err(|_| bad(s, &format!("bad '{key}' value"))),
+            None => default.ok_or_else(|| bad(s, &format!("missing '{key}'"))),
+        }
+    };
+    Ok(BlockArgs {
+        kind,
+        repeats: num("r", None)? as usize,
+        kernel: num("k", None)? as usize,
+        stride: num("s", None)? as usize,
+        exp_ratio: if kind == BlockType::Ir {
+            num("e", None)?
+        } else {
+            1.0
+        },
+        out_chs: num("c", None)? as usize,
+        se_ratio: num("se", Some(0.0))?,
+        act,
+        skip: match kind {
+            BlockType::Cn => skip == Some(true),
+            _ => skip != Some(false),
+        },
+    })
+}
+
+/// timm's `_scale_stage_depth` ('ceil'): the stage's total repeats times `multiplier`, rounded up,
+/// spread over its block strings from the last one back.
+fn scale_stage_depth(stage: Vec<BlockArgs>, multiplier: f64) -> Vec<BlockArgs> {
+    let mut total: usize = stage.iter().map(|b| b.repeats).sum();
+    let mut scaled = (total as f64 * multiplier).ceil() as i64;
+    let mut repeats = vec![0; stage.len()];
+    for (i, b) in stage.iter().enumerate().rev() {
+        let share = b.repeats as f64 / total as f64 * scaled as f64;
+        repeats[i] = (share.round_ties_even() as i64).max(1);
+        total -= b.repeats;
+        scaled -= repeats[i];
+    }
+    stage
+        .into_iter()
+        .zip(repeats)
+        .flat_map(|(b, r)| std::iter::repeat_n(b, r as usize))
+        .collect()
+}
+
+/// timm's `decode_arch_def`: the stages' block strings, one entry per block after depth scaling.
+pub fn decode_arch_def(arch: &[&[&str]], depth_multiplier: f64) -> Result<Vec<Vec<BlockArgs>>> {
+    arch.iter()
+        .map(|stage| {
+            let blocks = stage
+                .iter()
+                .map(|s| decode_block_str(s))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(scale_stage_depth(blocks, depth_multiplier))
+        })
+        .collect()
+}
+
+/// The model-wide settings the builder applies to every block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuilderCfg {
+    /// Channel multiplier of `round_channels`.
+    pub channel_multiplier: f64,
+    /// Channel divisor of `round_channels`.
+    pub channel_divisor: usize,
+    /// Conv padding.
+    pub pad: PadType,
+    /// BatchNorm epsilon.
+    pub bn_eps: f64,
+    /// The model's activation.
+    pub act: Activation,
+    /// SE ratio relative to the expanded channels (MobileNetV3) or the block input (EfficientNet).
+    pub se_from_exp: bool,
+    /// SE rounding divisor (None: Python's `round`).
+    pub se_round_divisor: Option<usize>,
+    /// SE activation overriding the block's (`force_act_layer`).
+    pub se_force_act: Option<Activation>,
+    /// SE gate.
+    pub se_gate: Activation,
+    /// Stochastic depth of the last block (`drop_path_rate · idx / count`).
+    pub drop_path_rate: f64,
+}
+
+impl BuilderCfg {
+    /// timm's `round_channels(c, multiplier, divisor)`.
+    pub fn round_chs(&self, c: usize) -> usize {
+        make_divisible(c as f64 * self.channel_multiplier, self.channel_divisor)
+    }
+
+    fn block_cfg(&self, b: &BlockArgs, in_chs: usize, stride: usize, drop_path: f64) -> BlockCfg {
+        let act = b.act.unwrap_or(self.act);
+        let se = (b.se_ratio > 0.0).then(|| SeCfg {
+            rd_ratio: if self.se_from_exp {
+                b.se_ratio
+            } else {
+                b.se_ratio / b.exp_ratio
+            },
+            round_divisor: self.se_round_divisor,
+            act: self.se_force_act.unwrap_or(act),
+            gate: self.se_gate,
+        });
+        BlockCfg {
+            in_chs,
+            out_chs: self.round_chs(b.out_chs),
+            kernel: b.kernel,
+            stride,
+            exp_ratio: b.exp_ratio,
+            act,
+            se,
+            skip: b.skip,
+            pad: self.pad,
+            bn_eps: self.bn_eps,
+            drop_path,
+        }
+    }
+}
+
+/// `conv_stem`, `bn1` and `blocks.{stage}.{block}`, with the feature taps timm's builder records.
+pub struct Trunk {
+    conv_stem: Conv2dPad,
+    bn1: BatchNormAct2d,
+    stages: Vec<Vec<Block>>,
+    /// The feature taps (`bn1` when the first block strides, then stage outputs).
+    pub feature_info: Vec<FeatureInfo>,
+    /// Stages whose output is a feature tap.
+    feature_stages: Vec<usize>,
+    /// Channels of the last block's output.
+    pub out_chs: usize,
+}
+
+impl Trunk {
+    /// Builds the stem (`stem_size` channels, 3×3 stride 2) and the stages of `arch`.
+    pub fn new(
+        cfg: &BuilderCfg,
+        in_chans: usize,
+        stem_size: usize,
+        arch: &[Vec<BlockArgs>],
+    ) -> Result<Trunk> {
+        let conv_stem = Conv2dPad::new(in_chans, stem_size, 3, 2, 1, cfg.pad, false)?;
+        super::efficientnet_blocks::init_conv_goog(&conv_stem.conv)?;
+        let mut trunk = Trunk {
+            conv_stem,
+            bn1: BatchNormAct2d::new(stem_size, cfg.bn_eps, Some(cfg.act))?,
+            stages: Vec::new(),
+            feature_info: Vec::new(),
+            feature_stages: Vec::new(),
+            out_chs: stem_size,
+        };
+        if arch
+            .first()
+            .and_then(|s| s.first())
+            .is_some_and(|b| b.stride > 1)
+        {
+            trunk.push_feature(stem_size, 2, "bn1".into());
+        }
+        trunk.build_stages(cfg, arch)?;
+        Ok(trunk)
+    }
+
+    fn push_feature(&mut self, num_chs: usize, reduction: usize, module: String) {
+        self.feature_info.push(FeatureInfo {
+            num_chs,
+            reduction,
+            module,
+        });
+    }
+
+    fn build_stages(&mut self, cfg: &BuilderCfg, arch: &[Vec<BlockArgs>]) -> Result<()> {
+        let count: usize = arch.iter().map(Vec::len).sum();
+        let (mut idx, mut reduction) = (0, 2);
+        for (s, stage) in arch.iter().enumerate() {
+            let mut blocks = Vec::new();
+            for (i, b) in stage.iter().enumerate() {
+                let stride = if i == 0 { b.stride } else { 1 };
+                reduction *= stride;
+                let drop_path = cfg.drop_path_rate * idx as f64 / count as f64;
+                let c = cfg.block_cfg(b, self.out_chs, stride, drop_path);
+                blocks.push(match b.kind {
+                    BlockType::Ds => Block::depthwise_separable(&c)?,
+                    BlockType::Ir => Block::inverted_residual(&c)?,
+                    BlockType::Cn => Block::conv_bn_act(&c)?,
+                });
+                self.out_chs = c.out_chs;
+                idx += 1;
+            }
+            let next_strides = arch.get(s + 1).and_then(|n| n.first()).map(|b| b.stride);
+            if next_strides.is_none_or(|st| st > 1) {
+                self.feature_stages.push(s);
+                self.push_feature(self.out_chs, reduction, format!("blocks.{s}"));
+            }
+            self.stages.push(blocks);
+        }
+        Ok(())
+    }
+
+    /// Stem then every block.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.bn1.forward(&self.conv_stem.forward(x)?)?;
+        self.stages
+            .iter()
+            .flatten()
+            .try_fold(x, |h, b| b.forward(&h))
+    }
+
+    /// The feature taps in `feature_info` order.
+    pub fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut h = self.bn1.forward(&self.conv_stem.forward(x)?)?;
+        let mut out = Vec::new();
+        if self.feature_info.first().is_some_and(|f| f.module == "bn1") {
+            out.push(h.clone());
+        }
+        for (s, stage) in self.stages.iter().enumerate() {
+            h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
+            if self.feature_stages.contains(&s) {
+                out.push(h.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Module for Trunk {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Trunk::forward(self, x)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.conv_stem.collect(&join(prefix, "conv_stem"), out);
+        self.bn1.collect(&join(prefix, "bn1"), out);
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                block.collect(&join(prefix, &format!("blocks.{s}.{b}")), out);
+            }
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.bn1.set_training(training);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.set_training(training));
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.bn1.for_each_batch_norm(f);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.for_each_batch_norm(f));
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.conv_stem.set_memory_format(format)?;
+        self.stages
+            .iter_mut()
+            .flatten()
+            .try_for_each(|b| b.set_memory_format(format))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_strings_decode_like_timm() {
+        let b = decode_block_str("ir_r2_k5_s2_e4.5_c40_se0.25_nre").unwrap();
+        assert_eq!(
+            (
+                b.kind,
+                b.repeats,
+                b.kernel,
+                b.stride,
+                b.exp_ratio,
+                b.out_chs,
+                b.se_ratio
+            ),
+            (BlockType::Ir, 2, 5, 2, 4.5, 40, 0.25)
+        );
+        assert_eq!((b.act, b.skip), (Some(Activation::Relu), true));
+        let cn = decode_block_str("cn_r1_k1_s1_c960").unwrap();
+        assert_eq!((cn.kind, cn.skip, cn.se_ratio), (BlockType::Cn, false, 0.0));
+        assert!(decode_block_str("er_r1_k3_s1_e4_c24").is_err());
+        assert!(decode_block_str("ir_r1_k3_s1_c24").is_err());
+    }
+
+    #[test]
+    fn depth_scaling_rounds_like_timm() {
+        // timm efficientnet_b3 (depth 1.4): stage repeats 1,2,2,3,3,4,1 -> 2,3,3,5,5,6,2
+        let arch: Vec<Vec<BlockArgs>> = [1, 2, 2, 3, 3, 4, 1]
+            .iter()
+            .map(|r| vec![decode_block_str(&format!("ir_r{r}_k3_s1_e6_c16")).unwrap()])
+            .collect();
+        let scaled: Vec<usize> = arch
+            .into_iter()
+            .map(|s| scale_stage_depth(s, 1.4).len())
+            .collect();
+        assert_eq!(scaled, [2, 3, 3, 5, 5, 6, 2]);
+        // three strings in one stage (mobilenetv3 stage 3) at depth 1.2: timm gives 1, 2, 2
+        let stage = [
+            "ir_r1_k3_s2_e6_c80",
+            "ir_r1_k3_s1_e2.5_c80",
+            "ir_r2_k3_s1_e2.3_c80",
+        ]
+        .iter()
+        .map(|s| decode_block_str(s).unwrap())
+        .collect();
+        let ratios: Vec<f64> = scale_stage_depth(stage, 1.2)
+            .iter()
+            .map(|b| b.exp_ratio)
+            .collect();
+        assert_eq!(ratios, [6.0, 2.5, 2.5, 2.3, 2.3]);
+    }
+}
