@@ -4,7 +4,10 @@
 //! state-dict keys.
 
 use kiln_engine::{DType, Tensor};
-use kiln_nn::{create_model, load_safetensors, ModelArgs};
+use kiln_nn::models::efficientnet::{self, EfficientNet};
+use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
+use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Mirrors `hashed_uniform` in the fixture script: splitmix64 of (index, fnv1a(name)).
@@ -207,37 +210,154 @@ fn seresnext26d_32x4d_matches_timm() {
     check_model("seresnext26d_32x4d");
 }
 
+fn fixture_metadata(name: &str) -> HashMap<String, String> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().clone().unwrap()
+}
+
+/// The fixture script's `cfg_string`: sizes joined by x, floats as Python's repr.
+fn cfg_string(c: &PretrainedCfg) -> String {
+    let dims = |d: &[usize]| d.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
+    let floats = |f: &[f64]| {
+        f.iter()
+            .map(|v| format!("{v:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let fields = [
+        ("name", c.name.clone()),
+        ("input_size", dims(&c.input_size)),
+        (
+            "test_input_size",
+            c.test_input_size.map_or(String::new(), |t| dims(&t)),
+        ),
+        ("pool_size", dims(&c.pool_size)),
+        ("crop_pct", format!("{:?}", c.crop_pct)),
+        (
+            "test_crop_pct",
+            c.test_crop_pct.map_or(String::new(), |v| format!("{v:?}")),
+        ),
+        ("interpolation", c.interpolation.clone()),
+        ("mean", floats(&c.mean)),
+        ("std", floats(&c.std)),
+        ("first_conv", c.first_conv.clone()),
+        ("classifier", c.classifier.clone()),
+    ];
+    fields.map(|(k, v)| format!("{k}={v}")).join(";")
+}
+
+/// Per-block stochastic-depth rates of `name` built with drop_path_rate 0.2.
+fn drop_path_rates(name: &str) -> Vec<f64> {
+    let args = ModelArgs {
+        num_classes: 10,
+        drop_path_rate: 0.2,
+        ..Default::default()
+    };
+    if let Some((_, ec, cfg)) = efficientnet::variants().into_iter().find(|v| v.0 == name) {
+        return EfficientNet::new(&ec, &args, cfg)
+            .unwrap()
+            .drop_path_rates();
+    }
+    let (_, mc, cfg) = mobilenetv3::variants()
+        .into_iter()
+        .find(|v| v.0 == name)
+        .unwrap();
+    MobileNetV3::new(&mc, &args, cfg).unwrap().drop_path_rates()
+}
+
+/// feature_info, forward_intermediates' shapes, pretrained_cfg and the stochastic-depth rates
+/// equal timm's (metadata of the fixture).
+fn check_structure(name: &str) {
+    let meta = fixture_metadata(name);
+    let model = create_model(
+        name,
+        &ModelArgs {
+            num_classes: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let info: Vec<String> = model
+        .feature_info()
+        .iter()
+        .map(|f| format!("{}:{}:{}", f.num_chs, f.reduction, f.module))
+        .collect();
+    assert_eq!(info.join(";"), meta["feature_info"], "{name}: feature_info");
+    let x = Tensor::zeros(&[2, 3, 64, 64], kiln_engine::DType::F32).unwrap();
+    let shapes: Vec<String> = model
+        .forward_intermediates(&x)
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t.shape()
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join("x")
+        })
+        .collect();
+    assert_eq!(
+        shapes.join(";"),
+        meta["intermediate_shapes"],
+        "{name}: intermediates"
+    );
+    assert_eq!(
+        cfg_string(model.pretrained_cfg()),
+        meta["pretrained_cfg"],
+        "{name}: cfg"
+    );
+    let rates: Vec<String> = drop_path_rates(name)
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    assert_eq!(
+        rates.join(","),
+        meta["drop_path_rates"],
+        "{name}: drop path rates"
+    );
+}
+
 #[test]
 fn efficientnet_b0_matches_timm() {
     check_model("efficientnet_b0");
+    check_structure("efficientnet_b0");
 }
 
 #[test]
 fn efficientnet_b1_matches_timm() {
     check_model("efficientnet_b1");
+    check_structure("efficientnet_b1");
 }
 
 #[test]
 fn efficientnet_b2_matches_timm() {
     check_model("efficientnet_b2");
+    check_structure("efficientnet_b2");
 }
 
 #[test]
 fn efficientnet_b3_matches_timm() {
     check_model("efficientnet_b3");
+    check_structure("efficientnet_b3");
 }
 
 #[test]
 fn tf_efficientnet_b0_matches_timm() {
     check_model("tf_efficientnet_b0");
+    check_structure("tf_efficientnet_b0");
 }
 
 #[test]
 fn mobilenetv3_large_100_matches_timm() {
     check_model("mobilenetv3_large_100");
+    check_structure("mobilenetv3_large_100");
 }
 
 #[test]
 fn mobilenetv3_small_100_matches_timm() {
     check_model("mobilenetv3_small_100");
+    check_structure("mobilenetv3_small_100");
 }

@@ -104,6 +104,13 @@ pub(crate) fn init_linear_goog(l: &Linear) -> Result<()> {
     Ok(())
 }
 
+impl EfficientNet {
+    /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / block_count`).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        self.trunk.drop_path_rates()
+    }
+}
+
 impl Module for EfficientNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x)?, false)
@@ -278,4 +285,25 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
             cfg("tf_efficientnet_b0", "ns_jft_in1k", 224, None, 0.875, false),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{create_model, ModelArgs};
+    use kiln_engine::{DType, Tensor};
+
+    #[test]
+    fn reset_classifier_follows_the_pool_like_timm() {
+        let mut m = create_model("efficientnet_b0", &ModelArgs::default()).unwrap();
+        m.set_training(false);
+        let x = Tensor::zeros(&[1, 3, 32, 32], DType::F32).unwrap();
+        m.reset_classifier(5, Some("catavgmax")).unwrap();
+        let fc = m.get_classifier().unwrap();
+        assert_eq!((fc.in_features(), fc.out_features()), (2560, 5));
+        assert_eq!(m.forward(&x).unwrap().shape(), [1, 5]);
+        m.reset_classifier(0, Some("")).unwrap();
+        assert!(m.get_classifier().is_none());
+        assert_eq!(m.forward(&x).unwrap().shape(), [1, 1280, 1, 1]);
+        assert!(m.reset_classifier(3, None).is_err());
+    }
 }

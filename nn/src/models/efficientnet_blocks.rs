@@ -202,6 +202,11 @@ impl Block {
         Ok(Block::from_layers(c, layers))
     }
 
+    /// The block's stochastic-depth rate.
+    pub fn drop_path(&self) -> f64 {
+        self.drop_path
+    }
+
     fn from_layers(c: &BlockCfg, layers: Vec<(&'static str, Box<dyn Module>)>) -> Block {
         Block {
             layers,

@@ -269,6 +269,11 @@ impl Trunk {
         Ok(())
     }
 
+    /// Every block's stochastic-depth rate, in order.
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        self.stages.iter().flatten().map(Block::drop_path).collect()
+    }
+
     /// Stem then every block.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.bn1.forward(&self.conv_stem.forward(x)?)?;

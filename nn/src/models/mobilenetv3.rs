@@ -115,6 +115,13 @@ impl MobileNetV3 {
     }
 }
 
+impl MobileNetV3 {
+    /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / block_count`).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        self.trunk.drop_path_rates()
+    }
+}
+
 impl Module for MobileNetV3 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x)?, false)
@@ -235,4 +242,32 @@ pub fn variants() -> Vec<(&'static str, MobileNetV3Cfg, PretrainedCfg)> {
             ),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{create_model, ModelArgs};
+    use kiln_engine::{DType, Tensor};
+
+    #[test]
+    fn efficient_head_keeps_its_pooled_width() {
+        let args = ModelArgs {
+            global_pool: "catavgmax".into(),
+            ..Default::default()
+        };
+        let mut m = create_model("mobilenetv3_small_100", &args).unwrap();
+        let conv_head = m
+            .named_parameters()
+            .into_iter()
+            .find(|t| t.name == "conv_head.weight")
+            .unwrap();
+        assert_eq!(conv_head.tensor.shape(), [1024, 1152, 1, 1]);
+        let x = Tensor::zeros(&[2, 3, 32, 32], DType::F32).unwrap();
+        let features = m.forward_features(&x).unwrap();
+        assert_eq!(m.forward_head(&features, true).unwrap().shape(), [2, 1024]);
+        assert!(m.reset_classifier(5, Some("avg")).is_err());
+        m.reset_classifier(0, None).unwrap();
+        assert_eq!((m.num_classes(), m.num_features()), (0, 576));
+        assert_eq!(m.forward(&x).unwrap().shape(), [2, 1024]);
+    }
 }
