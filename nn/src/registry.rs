@@ -1,6 +1,7 @@
 //! The model registry: `create_model` by name, `list_models` with wildcards.
 
 use crate::models::resnet::{self, ResNet};
+use crate::pretrained::{load_pretrained, PretrainedSource};
 use crate::{Error, Model, Result};
 
 /// Arguments of `create_model` (timm's names and defaults).
@@ -18,6 +19,8 @@ pub struct ModelArgs {
     pub drop_path_rate: f64,
     /// Zero-init the last BN of each residual block.
     pub zero_init_last: bool,
+    /// Weights to start from, adapted as timm's `load_pretrained` does.
+    pub pretrained: Option<PretrainedSource>,
 }
 
 impl Default for ModelArgs {
@@ -29,6 +32,7 @@ impl Default for ModelArgs {
             drop_rate: 0.0,
             drop_path_rate: 0.0,
             zero_init_last: true,
+            pretrained: None,
         }
     }
 }
@@ -48,7 +52,11 @@ pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
                 cfg.name = format!("{n}.{tag}");
             }
             cfg.num_classes = args.num_classes;
-            return Ok(Box::new(ResNet::new(&rc, args, cfg)?));
+            let model: Box<dyn Model> = Box::new(ResNet::new(&rc, args, cfg)?);
+            if let Some(source) = &args.pretrained {
+                load_pretrained(model.as_ref(), source)?;
+            }
+            return Ok(model);
         }
     }
     Err(Error::UnknownModel {
