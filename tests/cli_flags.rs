@@ -295,7 +295,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--target-key", &["label"]),
     ("--dataset-trust-remote-code", &[]),
     ("--pretrained", &[]),
-    ("--pretrained-path", &["w.safetensors"]),
     ("--fuser", &["te"]),
     ("--grad-checkpointing", &[]),
     ("--fast-norm", &[]),

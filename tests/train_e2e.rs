@@ -92,3 +92,55 @@ fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
     }
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// `--pretrained-path` starts from a timm-named checkpoint with other input channels and classes
+/// (3 → 1, 1000 → 10): at an lr of 1e-30 the saved weights are the checkpoint's, the first conv
+/// summed over its RGB filters (timm's `adapt_input_conv`) and the classifier freshly initialized.
+#[test]
+fn fine_tunes_from_a_timm_named_checkpoint() {
+    use kiln::nn::{create_model, save_safetensors, state_dict, ModelArgs};
+    use kiln::train::checkpoint::Checkpoint;
+    let data = dataset("e2e-pretrained", 64, 32);
+    let out = data.join("runs");
+    let imagenet = create_model("resnet18", &ModelArgs::default()).unwrap();
+    let source = state_dict(imagenet.as_ref());
+    let file = data.join("resnet18-in1k.safetensors");
+    save_safetensors(&source, None, &file).unwrap();
+    let args = ["--epochs", "1", "--lr", "1e-30", "--pretrained-path"];
+    let mut args = args.to_vec();
+    args.push(file.to_str().unwrap());
+    let stdout = train(&data, &out, "pretrained", &args);
+    assert!(
+        stdout.contains(&format!(
+            "Loaded pretrained weights from {} (conv1 converted from 3 to 1 input channel(s); fc re-initialized)",
+            file.display()
+        )),
+        "{stdout}"
+    );
+    let saved = Checkpoint::load(&out.join("pretrained/last.safetensors")).unwrap();
+    let values = |t: &kiln::engine::Tensor| t.to_vec_f32().unwrap();
+    let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-6 * (1.0 + y.abs()),
+                "{what}: {x} vs {y}"
+            );
+        }
+    };
+    for key in [
+        "layer1.0.conv1.weight",
+        "layer4.1.conv2.weight",
+        "bn1.weight",
+    ] {
+        close(values(&saved.model[key]), values(&source[key]), key);
+    }
+    let rgb = values(&source["conv1.weight"]);
+    let summed: Vec<f32> = rgb
+        .chunks(3 * 49)
+        .flat_map(|f| (0..49).map(move |k| f[k] + f[49 + k] + f[98 + k]))
+        .collect();
+    close(values(&saved.model["conv1.weight"]), summed, "conv1.weight");
+    assert_eq!(saved.model["fc.weight"].shape(), [10, 512]);
+    std::fs::remove_dir_all(&data).ok();
+}

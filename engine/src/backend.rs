@@ -49,6 +49,43 @@ pub struct BnSaved<'a> {
     pub has_residual: bool,
 }
 
+/// What LayerNorm's backward reads besides dy: the input and γ in the input's dtype, μ and
+/// rstd per row in the statistics dtype (f32 for half types).
+pub struct LnSaved<S> {
+    /// The LayerNorm input, dense rows.
+    pub x: S,
+    /// γ, when the forward had one.
+    pub gamma: Option<S>,
+    /// Each row's mean.
+    pub mean: S,
+    /// Each row's 1/√(var + eps).
+    pub rstd: S,
+    /// Whether dγ and dβ are wanted (the forward had γ or β).
+    pub affine: bool,
+}
+
+impl<'a> LnSaved<&'a Storage> {
+    /// The same buffers on one backend, taken out by `pick` (which names the op on a mismatch).
+    fn on<S>(&self, pick: impl Fn(&'a Storage) -> Result<S>) -> Result<LnSaved<S>> {
+        Ok(LnSaved {
+            x: pick(self.x)?,
+            gamma: self.gamma.map(&pick).transpose()?,
+            mean: pick(self.mean)?,
+            rstd: pick(self.rstd)?,
+            affine: self.affine,
+        })
+    }
+}
+
+/// The gradients of LayerNorm: dx as dy; dγ and dβ \[len\] in the statistics dtype, when
+/// wanted.
+pub struct LnGrads<S> {
+    /// Input gradient.
+    pub dx: S,
+    /// γ and β gradients.
+    pub dparams: Option<(S, S)>,
+}
+
 /// Cross-entropy targets: I64 class indices with smoothing, or soft rows in the logits' dtype.
 #[derive(Clone, Copy)]
 pub enum Targets<'a> {
@@ -478,6 +515,50 @@ impl Storage {
         }
     }
 
+    /// LayerNorm over dense rows of `len`: (y, μ, rstd), γ and β in x's dtype when given.
+    pub fn layer_norm_fwd(
+        &self,
+        len: usize,
+        gamma: Option<&Storage>,
+        beta: Option<&Storage>,
+        eps: f64,
+    ) -> Result<(Storage, Storage, Storage)> {
+        const OP: &str = "layer_norm";
+        match self {
+            Storage::Cpu(x) => {
+                let (g, b) = (opt(gamma, |s| s.cpu(OP))?, opt(beta, |s| s.cpu(OP))?);
+                cpu::layer_norm::layer_norm_fwd(x, len, g, b, eps)
+                    .map(|(y, m, r)| (Storage::Cpu(y), Storage::Cpu(m), Storage::Cpu(r)))
+            }
+            Storage::Cuda(x) => {
+                let (g, b) = (opt(gamma, |s| s.cuda(OP))?, opt(beta, |s| s.cuda(OP))?);
+                cuda::layer_norm::layer_norm_fwd(x, len, g, b, eps)
+                    .map(|(y, m, r)| (Storage::Cuda(y), Storage::Cuda(m), Storage::Cuda(r)))
+            }
+        }
+    }
+
+    /// LayerNorm's backward from dy (this storage) and what the forward saved.
+    pub fn layer_norm_bwd(&self, s: &LnSaved<&Storage>, len: usize) -> Result<LnGrads<Storage>> {
+        const OP: &str = "layer_norm_backward";
+        match self {
+            Storage::Cpu(dy) => {
+                let g = cpu::layer_norm::layer_norm_bwd(dy, &s.on(|t| t.cpu(OP))?, len)?;
+                Ok(LnGrads {
+                    dx: Storage::Cpu(g.dx),
+                    dparams: g.dparams.map(|(a, b)| (Storage::Cpu(a), Storage::Cpu(b))),
+                })
+            }
+            Storage::Cuda(dy) => {
+                let g = cuda::layer_norm::layer_norm_bwd(dy, &s.on(|t| t.cuda(OP))?, len)?;
+                Ok(LnGrads {
+                    dx: Storage::Cuda(g.dx),
+                    dparams: g.dparams.map(|(a, b)| (Storage::Cuda(a), Storage::Cuda(b))),
+                })
+            }
+        }
+    }
+
     /// Batch mean and biased variance per channel (dense \[C\] of x's dtype).
     pub fn bn_stats(&self, d: ChannelDims) -> Result<(Storage, Storage)> {
         match self {
@@ -549,6 +630,14 @@ impl Storage {
             Storage::Cuda(dy) => cuda::norm::bn_backward(dy, s, d),
         }
     }
+}
+
+/// An optional operand on one backend, taken out by `pick`.
+fn opt<'a, S>(
+    s: Option<&'a Storage>,
+    pick: impl Fn(&'a Storage) -> Result<S>,
+) -> Result<Option<S>> {
+    s.map(pick).transpose()
 }
 
 fn cpu_targets<'a>(t: Targets, ts: &'a CpuStorage) -> Result<cpu::softmax::XentTargets<'a>> {

@@ -686,3 +686,42 @@ fn bce_with_logits_for_index_and_soft_targets() {
         );
     }
 }
+
+#[test]
+fn layer_norm_rows_and_channels() {
+    if !cuda_available() {
+        return;
+    }
+    // A warp per row (37), a block per row (1100); 2d over NCHW and channels-last.
+    for (shape, len) in [(&[3usize, 5, 37][..], 37), (&[2, 1100][..], 1100)] {
+        let x = input(shape, 17, false);
+        let (gamma, beta) = (input(&[len], 18, true), input(&[len], 19, false));
+        for dtype in FLOATS {
+            conform(
+                "layer_norm",
+                &[x.clone(), gamma.clone(), beta.clone()],
+                dtype,
+                |t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5),
+            );
+            conform(
+                "layer_norm no affine",
+                std::slice::from_ref(&x),
+                dtype,
+                |t| t[0].layer_norm(None, None, 1e-5),
+            );
+        }
+    }
+    let x = input(&[2, 6, 5, 3], 20, false);
+    let (gamma, beta) = (input(&[6], 21, true), input(&[6], 22, false));
+    for layout in ["contiguous", "channels_last"] {
+        for dtype in FLOATS {
+            let label = format!("layer_norm2d {layout}");
+            conform(
+                &label,
+                &[x.clone(), gamma.clone(), beta.clone()],
+                dtype,
+                |t| relayout(&t[0], layout)?.layer_norm2d(Some(&t[1]), Some(&t[2]), 1e-6),
+            );
+        }
+    }
+}

@@ -322,3 +322,31 @@ fn grad_bce_with_logits_rows_hard_soft_thresholded_weighted() {
         t[0].bce_with_logits_rows(&soft, 0.0, BceOpts::default())
     });
 }
+
+#[test]
+fn grad_layer_norm_with_and_without_affine() {
+    let inputs = [randn(&[5, 7], 120), positive(&[7], 121), randn(&[7], 122)];
+    check(&inputs, |t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5));
+    check(&inputs[..1], |t| t[0].layer_norm(None, None, 1e-5));
+    // Rows of a strided (transposed) view are packed first.
+    check(&inputs, |t| {
+        t[0].transpose(0, 1)?
+            .layer_norm(None, None, 1e-5)?
+            .mul(&t[0].transpose(0, 1)?)
+    });
+}
+
+#[test]
+fn grad_layer_norm2d_both_formats() {
+    let inputs = [
+        randn(&[2, 4, 3, 2], 123),
+        positive(&[4], 124),
+        randn(&[4], 125),
+    ];
+    for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+        check(&inputs, |t| {
+            t[0].to_memory_format(format)?
+                .layer_norm2d(Some(&t[1]), Some(&t[2]), 1e-6)
+        });
+    }
+}

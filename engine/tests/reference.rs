@@ -646,3 +646,62 @@ fn same_seed_gives_same_random_numbers() {
         "mean {mean} var {var}"
     );
 }
+
+/// LayerNorm against the formula per row, in f64: over the last dim, and over channels (2d)
+/// for NCHW and channels-last inputs.
+#[test]
+fn layer_norm_matches_the_formula() {
+    let naive = |x: &[f32], len: usize, g: &[f32], b: &[f32], eps: f64| -> Vec<f32> {
+        x.chunks(len)
+            .flat_map(|row| {
+                let n = len as f64;
+                let mu = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+                let var = row.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / n;
+                let rs = 1.0 / (var + eps).sqrt();
+                (0..len)
+                    .map(move |k| ((row[k] as f64 - mu) * rs * g[k] as f64 + b[k] as f64) as f32)
+            })
+            .collect()
+    };
+    let (x, g, b) = (randn(&[6, 37], 130), randn(&[37], 131), randn(&[37], 132));
+    let x = x.mul_scalar(3.0).unwrap().add_scalar(2.0).unwrap();
+    let y = x.layer_norm(Some(&g), Some(&b), 1e-5).unwrap();
+    let (xv, gv, bv) = (
+        x.to_vec_f32().unwrap(),
+        g.to_vec_f32().unwrap(),
+        b.to_vec_f32().unwrap(),
+    );
+    assert_close(
+        &y.to_vec_f32().unwrap(),
+        &naive(&xv, 37, &gv, &bv, 1e-5),
+        1e-5,
+    );
+
+    let x2 = randn(&[2, 5, 3, 4], 133);
+    let (g2, b2) = (randn(&[5], 134), randn(&[5], 135));
+    let nhwc = x2
+        .permute(&[0, 2, 3, 1])
+        .unwrap()
+        .contiguous_copy()
+        .unwrap();
+    let want_nhwc = naive(
+        &nhwc.to_vec_f32().unwrap(),
+        5,
+        &g2.to_vec_f32().unwrap(),
+        &b2.to_vec_f32().unwrap(),
+        1e-6,
+    );
+    let want = Tensor::from_vec(want_nhwc, &[2, 3, 4, 5])
+        .unwrap()
+        .permute(&[0, 3, 1, 2])
+        .unwrap();
+    for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+        let y = x2
+            .to_memory_format(format)
+            .unwrap()
+            .layer_norm2d(Some(&g2), Some(&b2), 1e-6)
+            .unwrap();
+        assert_eq!(y.shape(), [2, 5, 3, 4]);
+        assert_close(&y.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap(), 1e-5);
+    }
+}

@@ -66,6 +66,11 @@ pub static MODULES: &[Module] = &[
         headers: ["tensor_list.cuh"],
         hot: ["sq_norm_partials_f32"]
     ),
+    module!(
+        "layer_norm.cu",
+        headers: ["rows.cuh"],
+        hot: ["layer_norm_fwd_f32", "layer_norm_bwd_dx_f32"]
+    ),
     module!("layout.cu", hot: []),
     module!("rng.cu", hot: []),
     module!("pool.cu", hot: []),

@@ -3,6 +3,7 @@
 use crate::models::efficientnet::{self, EfficientNet};
 use crate::models::mobilenetv3::{self, MobileNetV3};
 use crate::models::resnet::{self, ResNet};
+use crate::pretrained::{load_pretrained, PretrainedSource};
 use crate::{Error, Model, PretrainedCfg, Result};
 
 /// Arguments of `create_model` (timm's names and defaults).
@@ -20,6 +21,8 @@ pub struct ModelArgs {
     pub drop_path_rate: f64,
     /// Zero-init the last BN of each residual block.
     pub zero_init_last: bool,
+    /// Weights to start from, adapted as timm's `load_pretrained` does.
+    pub pretrained: Option<PretrainedSource>,
 }
 
 impl Default for ModelArgs {
@@ -31,6 +34,7 @@ impl Default for ModelArgs {
             drop_rate: 0.0,
             drop_path_rate: 0.0,
             zero_init_last: true,
+            pretrained: None,
         }
     }
 }
@@ -50,25 +54,37 @@ pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
                 cfg.name = format!("{n}.{tag}");
             }
             cfg.num_classes = args.num_classes;
-            return Ok(Box::new(ResNet::new(&rc, args, cfg)?));
+            let model: Box<dyn Model> = Box::new(ResNet::new(&rc, args, cfg)?);
+            if let Some(source) = &args.pretrained {
+                load_pretrained(model.as_ref(), source)?;
+            }
+            return Ok(model);
         }
     }
     for (n, ec, cfg) in efficientnet::variants() {
         if n == arch {
             let cfg = tagged(cfg, name, args);
-            return Ok(Box::new(EfficientNet::new(&ec, args, cfg)?));
+            return with_pretrained(Box::new(EfficientNet::new(&ec, args, cfg)?), args);
         }
     }
     for (n, mc, cfg) in mobilenetv3::variants() {
         if n == arch {
             let cfg = tagged(cfg, name, args);
-            return Ok(Box::new(MobileNetV3::new(&mc, args, cfg)?));
+            return with_pretrained(Box::new(MobileNetV3::new(&mc, args, cfg)?), args);
         }
     }
     Err(Error::UnknownModel {
         name: name.into(),
         suggestions: close_names(arch),
     })
+}
+
+/// `model` with `args.pretrained` loaded into it, if given.
+fn with_pretrained(model: Box<dyn Model>, args: &ModelArgs) -> Result<Box<dyn Model>> {
+    if let Some(source) = &args.pretrained {
+        load_pretrained(model.as_ref(), source)?;
+    }
+    Ok(model)
 }
 
 /// The default config renamed to `name`'s `.tag` if it has one, with the head's classes.

@@ -3,65 +3,15 @@
 //! cross-entropy and the classifier's gradients; the parameter names and shapes equal timm's
 //! state-dict keys.
 
-use kiln_engine::{DType, Tensor};
+mod common;
+
+use common::{fill, hashed_uniform, max_rel_diff};
+use kiln_engine::Tensor;
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
 use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
 use std::path::Path;
-
-/// Mirrors `hashed_uniform` in the fixture script: splitmix64 of (index, fnv1a(name)).
-fn hashed_uniform(name: &str, n: usize) -> Vec<f64> {
-    let h = name.bytes().fold(0xCBF29CE484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001B3)
-    });
-    (0..n as u64)
-        .map(|i| {
-            let mut x = i.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(h);
-            x ^= x >> 30;
-            x = x.wrapping_mul(0xBF58476D1CE4E5B9);
-            x ^= x >> 27;
-            x = x.wrapping_mul(0x94D049BB133111EB);
-            x ^= x >> 31;
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        })
-        .collect()
-}
-
-/// Mirrors `fill` in the fixture script.
-fn fill(name: &str, shape: &[usize]) -> Tensor {
-    let n: usize = shape.iter().product();
-    let u: Vec<f64> = hashed_uniform(name, n)
-        .into_iter()
-        .map(|v| v - 0.5)
-        .collect();
-    if name.ends_with("num_batches_tracked") {
-        return Tensor::zeros(shape, DType::I64).unwrap();
-    }
-    let v: Vec<f32> = if name.ends_with("running_var") {
-        u.iter().map(|v| (1.0 + v) as f32).collect()
-    } else if shape.len() >= 2 {
-        let fan_in: usize = shape[1..].iter().product();
-        u.iter()
-            .map(|v| (v * (12.0 / fan_in as f64).sqrt()) as f32)
-            .collect()
-    } else if name.ends_with("weight") {
-        u.iter().map(|v| (1.0 + 0.2 * v) as f32).collect()
-    } else {
-        u.iter().map(|v| (0.2 * v) as f32).collect()
-    };
-    Tensor::from_vec(v, shape).unwrap()
-}
-
-fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
-        / scale
-}
 
 fn fixture_keys(path: &Path) -> Vec<String> {
     let bytes = std::fs::read(path).unwrap();

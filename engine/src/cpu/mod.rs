@@ -8,6 +8,7 @@ pub mod conv_tile;
 pub mod direct_conv;
 pub mod elementwise;
 pub mod implicit_gemm;
+pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
 pub mod pool;

@@ -11,6 +11,7 @@ mod cublas;
 mod cudnn;
 mod device;
 pub mod elementwise;
+pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
 pub mod pool;

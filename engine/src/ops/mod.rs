@@ -8,6 +8,7 @@ mod dropout;
 mod elementwise;
 mod grad_norm;
 mod images;
+mod layer_norm;
 mod matmul;
 pub(crate) mod norm;
 mod optim;

@@ -8,6 +8,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod grad_norm;
 pub mod im2col;
+pub mod layer_norm;
 pub mod layout;
 pub mod optim;
 pub mod philox;

@@ -9,6 +9,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod grad_norm;
+pub mod layer_norm;
 pub mod layout;
 pub mod optim;
 pub mod pool;

@@ -22,7 +22,10 @@ use crate::trainer::{
 };
 use crate::{Error, Result};
 use kiln_engine::{manual_seed, Device, MemoryFormat};
-use kiln_nn::{create_model, load_safetensors, load_state_dict, Model, ModelArgs};
+use kiln_nn::{
+    create_model, load_pretrained, load_safetensors, load_state_dict, Model, ModelArgs,
+    PretrainedCfg, PretrainedReport, PretrainedSource,
+};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -295,9 +298,22 @@ fn ddp_options(a: &TrainArgs) -> Result<DdpOptions> {
     })
 }
 
-/// The model on its device, from `--initial-checkpoint` if given, in the requested layout.
+/// The model on its device, from `--pretrained-path` (adapted as timm's train.py does: the
+/// classifier always re-initialized) and then `--initial-checkpoint` if given, in the requested layout.
 fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dyn Model>> {
     let mut model = create_model(&a.model, args)?;
+    if let Some(file) = &a.pretrained_path {
+        let source = PretrainedSource {
+            file: file.clone(),
+            reset_classifier: true,
+        };
+        let report = load_pretrained(model.as_ref(), &source)?;
+        println!(
+            "Loaded pretrained weights from {}{}",
+            file.display(),
+            describe_adaptation(&report, model.pretrained_cfg())
+        );
+    }
     if let Some(path) = &a.initial_checkpoint {
         load_state_dict(model.as_ref(), &load_safetensors(path)?, true)?;
         println!("Loaded initial weights from {}", path.display());
@@ -308,6 +324,31 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
     }
     model.to_device(device)?;
     Ok(model)
+}
+
+/// What `--pretrained-path` changed, as timm logs it.
+fn describe_adaptation(r: &PretrainedReport, cfg: &PretrainedCfg) -> String {
+    let mut parts = Vec::new();
+    if let Some((from, to)) = r.converted_input_conv {
+        parts.push(format!(
+            "{} converted from {from} to {to} input channel(s)",
+            cfg.first_conv
+        ));
+    }
+    if r.input_conv_left_random {
+        parts.push(format!(
+            "{} left at random init (its channels cannot be converted)",
+            cfg.first_conv
+        ));
+    }
+    if r.classifier_reset {
+        parts.push(format!("{} re-initialized", cfg.classifier));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
 }
 
 /// Creates the run folder (timm's `output/train/<experiment>`) and writes `args.yaml` in it.

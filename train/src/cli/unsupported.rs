@@ -61,13 +61,8 @@ pub const REFUSED: &[Refusal] = &[
     },
     Refusal {
         flag: "--pretrained",
-        is_set: |a| a.pretrained,
-        reason: "pretrained weights come from the Hugging Face hub and kiln has no network access; save them as safetensors and pass --initial-checkpoint",
-    },
-    Refusal {
-        flag: "--pretrained-path",
-        is_set: |a| a.pretrained_path.is_some(),
-        reason: "kiln does not adapt a checkpoint's classifier and first conv; --initial-checkpoint loads a safetensors state dict of the model's shapes",
+        is_set: |a| a.pretrained && a.pretrained_path.is_none(),
+        reason: "pretrained weights come from the Hugging Face hub and kiln has no network access; save them as safetensors and pass --pretrained-path",
     },
     Refusal {
         flag: "--fuser",

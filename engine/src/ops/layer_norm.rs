@@ -1,0 +1,120 @@
+//! LayerNorm over the last dim (PyTorch's `F.layer_norm` over one dim, timm's `LayerNorm`) and
+//! over the channels of NCHW (timm's `LayerNorm2d`), fused forward and backward.
+
+use super::record_node;
+use crate::backend::LnSaved;
+use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
+
+impl Tensor {
+    /// LayerNorm over the last dim, with γ (`weight`) and β (`bias`) of that dim's size when
+    /// given: y = (x − mean)/√(var + eps)·γ + β, the variance biased as PyTorch's.
+    pub fn layer_norm(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let len = *self.shape().last().ok_or_else(|| Error::BadShape {
+            op: "layer_norm",
+            shape: vec![],
+            msg: "needs at least one dim".into(),
+        })?;
+        for p in weight.iter().chain(bias.iter()) {
+            if p.shape() != [len] {
+                return Err(Error::ShapeMismatch {
+                    op: "layer_norm",
+                    lhs: self.shape().to_vec(),
+                    rhs: p.shape().to_vec(),
+                });
+            }
+        }
+        // The CUDA kernels read f16/bf16 rows natively (statistics in f32); elsewhere half rows
+        // run on f32 copies.
+        let low = matches!(self.dtype(), DType::F16 | DType::BF16);
+        if low && matches!(self.device(), Device::Cuda(_)) {
+            return ln_core(self, weight, bias, eps);
+        }
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        Tensor::in_compute_precision(&inputs, |t| {
+            let mut params = t[1..].iter();
+            let w = weight.and_then(|_| params.next());
+            let b = bias.and_then(|_| params.next());
+            ln_core(&t[0], w, b, eps)
+        })
+    }
+
+    /// LayerNorm over the channels of [N, C, H, W] (timm's `LayerNorm2d`): the channels become
+    /// the last dim of an NHWC view, so a channels-last input is normalized without a copy.
+    pub fn layer_norm2d(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
+        if self.rank() != 4 {
+            return Err(Error::BadShape {
+                op: "layer_norm2d",
+                shape: self.shape().to_vec(),
+                msg: "needs [N, C, H, W]".into(),
+            });
+        }
+        self.permute(&[0, 2, 3, 1])?
+            .layer_norm(weight, bias, eps)?
+            .permute(&[0, 3, 1, 2])
+    }
+}
+
+/// The fused LayerNorm of `x` with γ and β cast to x's dtype, recording its backward.
+fn ln_core(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    let shape = x.shape().to_vec();
+    let len = shape[shape.len() - 1];
+    let x = x.packed(MemoryFormat::Contiguous)?;
+    let param = |p: &Tensor| -> Result<Tensor> {
+        x.on_my_device("layer_norm", p)?
+            .to_dtype(x.dtype())?
+            .packed(MemoryFormat::Contiguous)
+    };
+    let w = weight.map(param).transpose()?;
+    let b = bias.map(param).transpose()?;
+    let (y, mean, rstd) = {
+        let (ws, bs) = (
+            w.as_ref().map(|t| t.storage()),
+            b.as_ref().map(|t| t.storage()),
+        );
+        x.storage()
+            .layer_norm_fwd(len, ws.as_deref(), bs.as_deref(), eps)?
+    };
+    let layout = Layout::contiguous(&shape);
+    let y = Tensor::plain(y, layout.clone());
+    let mut inputs = vec![&x];
+    inputs.extend(w.as_ref());
+    inputs.extend(b.as_ref());
+    let (has_w, has_b) = (w.is_some(), b.is_some());
+    let (xd, wd) = (x.detach(), w.as_ref().map(Tensor::detach));
+    let node = record_node("layer_norm", &inputs, move |g| {
+        let g = g.to_dtype(xd.dtype())?.packed(MemoryFormat::Contiguous)?;
+        let (xs, ws) = (xd.storage(), wd.as_ref().map(|t| t.storage()));
+        let saved = LnSaved {
+            x: &*xs,
+            gamma: ws.as_deref(),
+            mean: &mean,
+            rstd: &rstd,
+            affine: has_w || has_b,
+        };
+        let grads = g.storage().layer_norm_bwd(&saved, len)?;
+        let vector = |s| Tensor::plain(s, Layout::contiguous(&[len]));
+        let mut out = vec![Some(Tensor::plain(grads.dx, xd.layout().clone()))];
+        if let Some((dgamma, dbeta)) = grads.dparams {
+            if has_w {
+                out.push(Some(vector(dgamma).to_dtype(xd.dtype())?));
+            }
+            if has_b {
+                out.push(Some(vector(dbeta).to_dtype(xd.dtype())?));
+            }
+        }
+        Ok(out)
+    });
+    Ok(y.with_layout(layout, node))
+}

@@ -1,0 +1,70 @@
+//! LayerNorm over the last dim and over the channels of NCHW, with timm's names and defaults.
+
+use crate::module::{push, Kind, NamedTensor};
+use crate::{Module, Result};
+use kiln_engine::{DType, Tensor};
+
+/// timm's `LayerNorm` (`nn.LayerNorm` over the last dim, eps 1e-6): `weight` ones, `bias` zeros.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    /// γ over the normalized dim.
+    pub weight: Tensor,
+    /// β over the normalized dim.
+    pub bias: Tensor,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// A LayerNorm over a last dim of `dim` with timm's eps (1e-6).
+    pub fn new(dim: usize) -> Result<LayerNorm> {
+        LayerNorm::with_eps(dim, 1e-6)
+    }
+
+    /// A LayerNorm over a last dim of `dim` with `eps`.
+    pub fn with_eps(dim: usize, eps: f64) -> Result<LayerNorm> {
+        let param = |v: f64| -> Result<Tensor> {
+            Ok(Tensor::full(&[dim], v, DType::F32)?
+                .requires_grad_(true)
+                .clone())
+        };
+        Ok(LayerNorm {
+            weight: param(1.0)?,
+            bias: param(0.0)?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.layer_norm(Some(&self.weight), Some(&self.bias), self.eps)?)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        push(out, prefix, "weight", &self.weight, Kind::Parameter);
+        push(out, prefix, "bias", &self.bias, Kind::Parameter);
+    }
+}
+
+/// timm's `LayerNorm2d`: LayerNorm over the channels of [N, C, H, W] (ConvNeXt's norm).
+#[derive(Debug, Clone)]
+pub struct LayerNorm2d(pub LayerNorm);
+
+impl LayerNorm2d {
+    /// A LayerNorm2d over `channels` with timm's eps (1e-6).
+    pub fn new(channels: usize) -> Result<LayerNorm2d> {
+        Ok(LayerNorm2d(LayerNorm::new(channels)?))
+    }
+}
+
+impl Module for LayerNorm2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let n = &self.0;
+        Ok(x.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.0.collect(prefix, out);
+    }
+}
