@@ -13,7 +13,7 @@ mod registry;
 mod state_dict;
 
 pub use error::{Error, Result};
-pub use models::{FeatureInfo, Model, PretrainedCfg};
+pub use models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 pub use module::{Kind, Module, NamedTensor};
 pub use overrides::{init_head, set_batch_norm};
 pub use pretrained::{adapt_input_conv, load_pretrained, PretrainedReport, PretrainedSource};

@@ -1,5 +1,6 @@
 //! The model registry: `create_model` by name, `list_models` with wildcards.
 
+use crate::models::convnext::{self, ConvNeXt};
 use crate::models::efficientnet::{self, EfficientNet};
 use crate::models::mobilenetv3::{self, MobileNetV3};
 use crate::models::resnet::{self, ResNet};
@@ -48,17 +49,16 @@ pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
             msg: "in_chans must be at least 1".into(),
         });
     }
-    for (n, rc, mut cfg) in resnet::variants() {
+    for (n, rc, cfg) in resnet::variants() {
         if n == arch {
-            if let Some(tag) = name.split_once('.').map(|(_, t)| t) {
-                cfg.name = format!("{n}.{tag}");
-            }
-            cfg.num_classes = args.num_classes;
-            let model: Box<dyn Model> = Box::new(ResNet::new(&rc, args, cfg)?);
-            if let Some(source) = &args.pretrained {
-                load_pretrained(model.as_ref(), source)?;
-            }
-            return Ok(model);
+            let cfg = tagged(cfg, name, args);
+            return with_pretrained(Box::new(ResNet::new(&rc, args, cfg)?), args);
+        }
+    }
+    for (n, cc, cfg) in convnext::variants() {
+        if n == arch {
+            let cfg = tagged(cfg, name, args);
+            return with_pretrained(Box::new(ConvNeXt::new(&cc, args, cfg)?), args);
         }
     }
     for (n, ec, cfg) in efficientnet::variants() {
@@ -109,6 +109,7 @@ pub fn list_models(pattern: &str) -> Vec<String> {
 
 fn all_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = resnet::variants().into_iter().map(|(n, _, _)| n).collect();
+    names.extend(convnext::variants().into_iter().map(|(n, _, _)| n));
     names.extend(efficientnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(mobilenetv3::variants().into_iter().map(|(n, _, _)| n));
     names

@@ -172,7 +172,7 @@ fn muon_follows_timms_trace() {
 }
 
 #[test]
-fn resnet_layer_decay_groups_match_timm() {
+fn layer_decay_groups_match_timm_for_every_family() {
     let fx = fixture("layer_decay.json");
     let decay = fx["layer_decay"].as_f64().unwrap();
     let min_scale = fx["min_scale"].as_f64().unwrap();

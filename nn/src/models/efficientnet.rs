@@ -5,7 +5,7 @@
 
 use super::efficientnet_blocks::init_conv_goog;
 use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Trunk};
-use super::{FeatureInfo, Model, PretrainedCfg};
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use super::{IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 use super::{IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD};
 use crate::layers::{
@@ -190,24 +190,24 @@ impl Model for EfficientNet {
         &self.cfg
     }
 
-    fn group_matcher(&self, coarse: bool) -> Vec<(String, String)> {
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
         // timm puts conv_head|bn2 after every block (its ordinal 99999 in the blocks group)
         let mut groups = stem_and_blocks_matcher(coarse);
-        groups.push(("blocks".into(), r"conv_head|bn2".into()));
+        groups.push(GroupRule::new("blocks", r"conv_head|bn2").with_suffix(99999.0));
         groups
     }
 }
 
 /// The `stem` and `blocks` groups of timm's EfficientNet and MobileNetV3 `group_matcher`.
-pub(crate) fn stem_and_blocks_matcher(coarse: bool) -> Vec<(String, String)> {
+pub(crate) fn stem_and_blocks_matcher(coarse: bool) -> Vec<GroupRule> {
     let blocks = if coarse {
         r"^blocks\.(\d+)"
     } else {
         r"^blocks\.(\d+)\.(\d+)"
     };
     vec![
-        ("stem".into(), r"^conv_stem|bn1".into()),
-        ("blocks".into(), blocks.into()),
+        GroupRule::new("stem", r"^conv_stem|bn1"),
+        GroupRule::new("blocks", blocks),
     ]
 }
 

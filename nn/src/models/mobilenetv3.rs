@@ -5,7 +5,7 @@
 use super::efficientnet::{cfg, init_linear_goog, stem_and_blocks_matcher};
 use super::efficientnet_blocks::init_conv_goog;
 use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Trunk};
-use super::{FeatureInfo, Model, PretrainedCfg};
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::SelectAdaptivePool2d;
 use crate::layers::{Activation, BatchNorm2d, Conv2d, Linear, PadType, PoolType};
 use crate::module::{join, NamedTensor};
@@ -212,7 +212,7 @@ impl Model for MobileNetV3 {
         &self.cfg
     }
 
-    fn group_matcher(&self, coarse: bool) -> Vec<(String, String)> {
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
         stem_and_blocks_matcher(coarse)
     }
 }

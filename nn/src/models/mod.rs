@@ -1,5 +1,6 @@
 //! timm's models, one family per file, behind the common [`Model`] surface.
 
+pub mod convnext;
 pub mod efficientnet;
 mod efficientnet_blocks;
 mod efficientnet_builder;
@@ -87,6 +88,39 @@ pub struct FeatureInfo {
     pub module: String,
 }
 
+/// One rule of timm's dict `group_matcher`: a parameter whose name matches `regex` at its start
+/// belongs to `group`; parameters sort by (the group's position among the rules' groups, the
+/// numbers the regex captures, `suffix`), as timm's `group_with_matcher` sorts them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRule {
+    /// The group's name (`stem`, `blocks`, ...); rules may share one.
+    pub group: String,
+    /// A regex anchored at the name's start.
+    pub regex: String,
+    /// timm's ordinal suffix; `99999` (timm's `MATCH_PREV_GROUP`) puts the parameters in the
+    /// layer of the ones sorted just before them (a final norm with the last block).
+    pub suffix: Option<f64>,
+}
+
+impl GroupRule {
+    /// A rule without a suffix.
+    pub fn new(group: &str, regex: &str) -> GroupRule {
+        GroupRule {
+            group: group.into(),
+            regex: regex.into(),
+            suffix: None,
+        }
+    }
+
+    /// This rule with timm's ordinal suffix.
+    pub fn with_suffix(self, suffix: f64) -> GroupRule {
+        GroupRule {
+            suffix: Some(suffix),
+            ..self
+        }
+    }
+}
+
 /// The surface every timm model shares.
 pub trait Model: Module {
     /// The trunk: input to final feature map.
@@ -107,9 +141,9 @@ pub trait Model: Module {
     fn num_features(&self) -> usize;
     /// The pretrained config.
     fn pretrained_cfg(&self) -> &PretrainedCfg;
-    /// timm's `group_matcher`: (group, regex) pairs in layer order, for layer-wise lr decay;
-    /// `coarse` groups whole stages. Empty when the model defines none.
-    fn group_matcher(&self, _coarse: bool) -> Vec<(String, String)> {
+    /// timm's `group_matcher`: rules in layer order, for layer-wise lr decay; `coarse` groups
+    /// whole stages. Empty when the model defines none.
+    fn group_matcher(&self, _coarse: bool) -> Vec<GroupRule> {
         Vec::new()
     }
     /// timm's `no_weight_decay`: parameter names (shell patterns) left undecayed.

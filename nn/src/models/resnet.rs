@@ -5,7 +5,9 @@
 //! (`stem_width` 32) plus average-pool downsampling (`avg_down`); ResNeXt and wide ResNets set the
 //! bottleneck's `cardinality` (grouped 3×3) and `base_width`, SE-ResNets add timm's `se` module.
 
-use super::{FeatureInfo, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use super::{
+    FeatureInfo, GroupRule, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
+};
 use crate::layers::{
     AvgPool2d, BatchNorm2d, Conv2d, DropBlock, Linear, MaxPool2d, PoolType, SelectAdaptivePool2d,
     SqueezeExcite,
@@ -510,15 +512,15 @@ impl Model for ResNet {
         &self.cfg
     }
 
-    fn group_matcher(&self, coarse: bool) -> Vec<(String, String)> {
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
         let blocks = if coarse {
             r"^layer(\d+)"
         } else {
             r"^layer(\d+)\.(\d+)"
         };
         vec![
-            ("stem".into(), r"^conv1|bn1|maxpool".into()),
-            ("blocks".into(), blocks.into()),
+            GroupRule::new("stem", r"^conv1|bn1|maxpool"),
+            GroupRule::new("blocks", blocks),
         ]
     }
 }

@@ -3,7 +3,7 @@
 
 use super::Param;
 use crate::{Error, Result};
-use kiln_nn::NamedTensor;
+use kiln_nn::{GroupRule, NamedTensor};
 use regex::Regex;
 use std::collections::BTreeMap;
 
@@ -68,31 +68,70 @@ pub struct LayerGroup {
     pub lr_scale: f64,
 }
 
+/// timm's `MATCH_PREV_GROUP` suffix: a rule ending in it extends the previous layer.
+const MATCH_PREV_GROUP: f64 = 99999.0;
+
+/// A compiled [`GroupRule`]: its regex, its group's position and its suffix.
+struct Matcher {
+    regex: Regex,
+    group: f64,
+    suffix: Option<f64>,
+}
+
 /// The ordinal of `name` under timm's dict `group_matcher` (`group_with_matcher`): the matching
-/// pattern's index then its captured numbers; unmatched names sort last.
-fn ordinal(name: &str, matchers: &[Regex]) -> Vec<f64> {
-    for (i, re) in matchers.iter().enumerate() {
-        let Some(c) = re.captures(name) else { continue };
+/// rule's group position, its captured numbers, then its suffix; unmatched names sort last.
+fn ordinal(name: &str, matchers: &[Matcher]) -> Vec<f64> {
+    for m in matchers {
+        let Some(c) = m.regex.captures(name) else {
+            continue;
+        };
         if c.get(0).map(|m| m.start()) != Some(0) {
             continue; // Python's re.match anchors at the start
         }
-        let mut out = vec![i as f64];
+        let mut out = vec![m.group];
         out.extend(
             c.iter()
                 .skip(1)
                 .flatten()
                 .filter_map(|m| m.as_str().parse::<f64>().ok()),
         );
+        out.extend(m.suffix);
         return out;
     }
     vec![f64::INFINITY]
 }
 
+/// The rules compiled, each group numbered by its first appearance (timm's dict order).
+fn compile(rules: &[GroupRule]) -> Result<Vec<Matcher>> {
+    let mut groups: Vec<&str> = Vec::new();
+    rules
+        .iter()
+        .map(|r| {
+            let group = match groups.iter().position(|g| *g == r.group) {
+                Some(i) => i,
+                None => {
+                    groups.push(&r.group);
+                    groups.len() - 1
+                }
+            };
+            let regex = Regex::new(&r.regex).map_err(|e| Error::Flag {
+                flag: "--layer-decay".into(),
+                msg: format!("group_matcher '{}': {e}", r.group),
+            })?;
+            Ok(Matcher {
+                regex,
+                group: group as f64,
+                suffix: r.suffix,
+            })
+        })
+        .collect()
+}
+
 /// timm's layer ids (`group_parameters(..., reverse=True)`) and scales for `names`, given the
-/// model's fine `group_matcher` (name, regex) pairs.
+/// model's fine `group_matcher` rules.
 pub fn layer_decay_groups(
     names: &[String],
-    matcher: &[(String, String)],
+    matcher: &[GroupRule],
     layer_decay: f64,
     min_scale: f64,
 ) -> Result<Vec<LayerGroup>> {
@@ -102,30 +141,31 @@ pub fn layer_decay_groups(
             msg: "this model has no group_matcher to assign layers by".into(),
         });
     }
-    let matchers = matcher
-        .iter()
-        .map(|(group, re)| {
-            Regex::new(re).map_err(|e| Error::Flag {
-                flag: "--layer-decay".into(),
-                msg: format!("group_matcher '{group}': {e}"),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let matchers = compile(matcher)?;
     let ordinals: Vec<Vec<f64>> = names.iter().map(|n| ordinal(n, &matchers)).collect();
     let mut distinct: Vec<&Vec<f64>> = ordinals.iter().collect();
     distinct.sort_by(|a, b| a.partial_cmp(b).expect("ordinals are not NaN"));
     distinct.dedup();
+    // timm's MATCH_PREV_GROUP: an ordinal ending in 99999 joins the layer before it.
+    let mut layer_of = Vec::with_capacity(distinct.len());
+    for (i, d) in distinct.iter().enumerate() {
+        let joins_previous = i > 0 && d.last() == Some(&MATCH_PREV_GROUP);
+        let prev = layer_of.last().copied().unwrap_or(0);
+        layer_of.push(if i == 0 || joins_previous {
+            prev
+        } else {
+            prev + 1
+        });
+    }
     let ids: BTreeMap<String, usize> = names
         .iter()
         .zip(&ordinals)
         .map(|(n, o)| {
-            (
-                n.clone(),
-                distinct.iter().position(|d| *d == o).unwrap_or(0),
-            )
+            let i = distinct.iter().position(|d| *d == o).unwrap_or(0);
+            (n.clone(), layer_of[i])
         })
         .collect();
-    let layer_max = distinct.len().saturating_sub(1);
+    let layer_max = layer_of.last().copied().unwrap_or(0);
     Ok(names
         .iter()
         .map(|n| {
