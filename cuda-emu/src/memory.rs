@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-/// First device address handed out.
+/// First device address handed out (device 0's).
 const BASE: u64 = 0x1_0000_0000;
+/// The address range each device allocates in: device `d` from `BASE + d * WINDOW`, so the
+/// devices' pointers are disjoint and an address names its device (unified addressing).
+pub const WINDOW: u64 = 1 << 40;
 /// Unmapped gap after each allocation, so small overruns fault.
 const GUARD: u64 = 1 << 16;
 
@@ -44,7 +47,7 @@ impl Buffer {
     }
 }
 
-/// The device's allocations by base address.
+/// One device's allocations by base address.
 #[derive(Debug, Default)]
 pub struct DeviceMemory {
     allocs: BTreeMap<u64, Arc<Buffer>>,
@@ -61,7 +64,20 @@ pub enum Bad {
     Misaligned,
 }
 
+/// The device whose window holds `addr`, if any (it may still be unallocated there).
+pub fn window_of(addr: u64) -> Option<usize> {
+    addr.checked_sub(BASE).map(|off| (off / WINDOW) as usize)
+}
+
 impl DeviceMemory {
+    /// The memory of device `ordinal`, allocating in its own address window.
+    pub fn for_device(ordinal: usize) -> Self {
+        Self {
+            next: BASE + ordinal as u64 * WINDOW,
+            ..Self::default()
+        }
+    }
+
     /// Allocates `len` zeroed bytes, 256-aligned.
     pub fn alloc(&mut self, len: usize) -> u64 {
         if self.next == 0 {
@@ -100,10 +116,15 @@ impl DeviceMemory {
         })
     }
 
+    /// The allocation holding `addr`: its base address and length.
+    pub fn range_of(&self, addr: u64) -> Option<(u64, usize)> {
+        let (base, buf) = self.allocs.range(..=addr).next_back()?;
+        (addr - base < buf.len.max(1) as u64).then_some((*base, buf.len))
+    }
+
     /// A read-only snapshot for one launch.
     pub fn view(&self) -> GlobalView {
-        let ranges = self.allocs.iter().map(|(a, b)| (*a, b.clone())).collect();
-        GlobalView { ranges }
+        GlobalView::of(std::iter::once(self))
     }
 }
 
@@ -114,6 +135,16 @@ pub struct GlobalView {
 }
 
 impl GlobalView {
+    /// The allocations of several devices' memories, given in ascending address order (a kernel
+    /// sees its own device's memory and that of the peers it was given access to).
+    pub fn of<'a>(mems: impl Iterator<Item = &'a DeviceMemory>) -> GlobalView {
+        let ranges: Vec<_> = mems
+            .flat_map(|m| m.allocs.iter().map(|(a, b)| (*a, b.clone())))
+            .collect();
+        debug_assert!(ranges.windows(2).all(|w| w[0].0 < w[1].0));
+        GlobalView { ranges }
+    }
+
     /// The location of an access of `size` bytes at `addr`, checked for bounds and alignment.
     pub fn at(&self, addr: u64, size: u32) -> Result<DevPtr, Bad> {
         let i = self.ranges.partition_point(|(base, _)| *base <= addr);

@@ -1,6 +1,7 @@
 //! PTX that crashed the emulator's module loader (the `ptx` fuzz target's crash inputs under
 //! fuzz/regressions/ptx/, and cases built here): each load must fail with CUDA_ERROR_INVALID_PTX
 //! (or load), never panic or abort.
+use cuda::driver::context::{cuCtxSetCurrent, cuDevicePrimaryCtxRetain};
 use cuda::driver::module::{cuModuleLoadData, cuModuleUnload};
 use std::ffi::{c_void, CString};
 use std::path::Path;
@@ -11,6 +12,11 @@ const INVALID_PTX: u32 = 218;
 /// `cuModuleLoadData` on `text`; a loaded module is unloaded again.
 fn load(text: &[u8]) -> u32 {
     let image = CString::new(text.split(|&b| b == 0).next().unwrap_or_default()).unwrap();
+    // A module loads into the calling thread's current context: device 0's.
+    let mut ctx: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `ctx` is a valid place for the handle.
+    assert_eq!(unsafe { cuDevicePrimaryCtxRetain(&mut ctx, 0) }, 0);
+    assert_eq!(cuCtxSetCurrent(ctx), 0);
     let mut module: *mut c_void = std::ptr::null_mut();
     // SAFETY: `module` is a valid place for the handle and `image` is NUL-terminated.
     let code = unsafe { cuModuleLoadData(&mut module, image.as_ptr().cast()) };

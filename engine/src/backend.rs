@@ -252,8 +252,7 @@ impl Storage {
                 CudaStorage::from_cpu(&cuda::device(n)?, s).map(Storage::Cuda)
             }
             (Storage::Cuda(s), Device::Cuda(n)) => {
-                let host = s.to_cpu()?;
-                CudaStorage::from_cpu(&cuda::device(n)?, &host).map(Storage::Cuda)
+                s.to_device(&cuda::device(n)?).map(Storage::Cuda)
             }
         }
     }

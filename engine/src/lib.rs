@@ -28,8 +28,8 @@ pub use error::{Error, Result};
 pub use kiln_kernels::cpu::optim::{Rule, RuleStep};
 pub use layout::{broadcast_shape, contiguous_strides, Layout, MemoryFormat};
 pub use ops::{
-    ema_update_, manual_seed, rule_step_, unscale_grads_, with_global_generator, BatchNormArgs,
-    Conv2dParams, CrossReplicaSum, Generator, Pool2d,
+    ema_update_, manual_seed, manual_seed_thread, rule_step_, unscale_grads_,
+    with_global_generator, BatchNormArgs, Conv2dParams, CrossReplicaSum, Generator, Pool2d,
 };
 pub use storage::{CpuStorage, Storage, StorageElem};
 pub use tensor::{Tensor, TensorId};

@@ -1,45 +1,77 @@
-//! The primary context, streams and events. Every operation completes before its call
-//! returns, so streams and events only keep handles and timestamps.
+//! Contexts (one primary context per device, current per host thread), streams and events.
+//! Every operation completes before its call returns, so streams and events only keep handles,
+//! their context's device and timestamps.
 
 use std::cell::Cell;
 use std::ffi::{c_float, c_int, c_uint, c_void};
 use std::time::Instant;
 
 use super::code;
-use super::device::put;
-use super::state::state;
+use super::device::{put, valid};
+use super::state::{state, Event};
 
-/// The primary context's handle.
-const PRIMARY: usize = 0x1000;
+/// Device 0's primary context handle; device `d`'s is `PRIMARY + 16 d` (no other handle is
+/// this large).
+const PRIMARY: usize = 1 << 44;
 
 thread_local! {
+    /// The calling thread's current context (0: none), as the driver keeps it per thread.
     static CURRENT: Cell<usize> = const { Cell::new(0) };
 }
 
-/// `cuDevicePrimaryCtxRetain`.
+/// The primary context handle of device `dev`.
+pub fn primary(dev: usize) -> usize {
+    PRIMARY + 16 * dev
+}
+
+/// The device of context handle `ctx`, if it is one.
+pub fn context_device(ctx: usize) -> Option<usize> {
+    let off = ctx.checked_sub(PRIMARY)?;
+    let dev = off / 16;
+    (off % 16 == 0 && valid(dev as c_int)).then_some(dev)
+}
+
+/// The device of the calling thread's current context; `Err(CUDA_ERROR_INVALID_CONTEXT)` when
+/// the thread has none.
+pub fn current() -> Result<usize, u32> {
+    context_device(CURRENT.with(Cell::get)).ok_or(code::INVALID_CONTEXT)
+}
+
+/// `cuDevicePrimaryCtxRetain`: device `dev`'s primary context, which lives as long as the
+/// process (retain and release are not counted).
 ///
 /// # Safety
 /// `ctx` must be valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, _dev: c_int) -> u32 {
+pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(ctx: *mut *mut c_void, dev: c_int) -> u32 {
+    if !valid(dev) {
+        return code::INVALID_DEVICE;
+    }
     // SAFETY: forwarded caller guarantee.
-    unsafe { put(ctx, PRIMARY as *mut c_void) }
+    unsafe { put(ctx, primary(dev as usize) as *mut c_void) }
 }
 
 /// `cuDevicePrimaryCtxRelease_v2`.
 #[no_mangle]
-pub extern "C" fn cuDevicePrimaryCtxRelease_v2(_dev: c_int) -> u32 {
+pub extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> u32 {
+    if !valid(dev) {
+        return code::INVALID_DEVICE;
+    }
     code::SUCCESS
 }
 
-/// `cuCtxSetCurrent`.
+/// `cuCtxSetCurrent`: binds `ctx` to the calling thread (null unbinds).
 #[no_mangle]
 pub extern "C" fn cuCtxSetCurrent(ctx: *mut c_void) -> u32 {
-    CURRENT.with(|c| c.set(ctx as usize));
+    let ctx = ctx as usize;
+    if ctx != 0 && context_device(ctx).is_none() {
+        return code::INVALID_CONTEXT;
+    }
+    CURRENT.with(|c| c.set(ctx));
     code::SUCCESS
 }
 
-/// `cuCtxGetCurrent`.
+/// `cuCtxGetCurrent`: the calling thread's context, null when it has none.
 ///
 /// # Safety
 /// `ctx` must be valid for a write.
@@ -49,10 +81,26 @@ pub unsafe extern "C" fn cuCtxGetCurrent(ctx: *mut *mut c_void) -> u32 {
     unsafe { put(ctx, CURRENT.with(Cell::get) as *mut c_void) }
 }
 
-/// `cuCtxSynchronize`: nothing is ever pending.
+/// `cuCtxGetDevice`: the device of the calling thread's context.
+///
+/// # Safety
+/// `dev` must be valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxGetDevice(dev: *mut c_int) -> u32 {
+    match current() {
+        // SAFETY: forwarded caller guarantee.
+        Ok(d) => unsafe { put(dev, d as c_int) },
+        Err(e) => e,
+    }
+}
+
+/// `cuCtxSynchronize`: nothing is ever pending; needs a current context.
 #[no_mangle]
 pub extern "C" fn cuCtxSynchronize() -> u32 {
-    code::SUCCESS
+    match current() {
+        Ok(_) => code::SUCCESS,
+        Err(e) => e,
+    }
 }
 
 /// `cuCtxGetStreamPriorityRange`: only priority 0.
@@ -73,15 +121,19 @@ pub unsafe extern "C" fn cuCtxGetStreamPriorityRange(
     code::SUCCESS
 }
 
-/// `cuStreamCreate`.
+/// `cuStreamCreate`: a stream of the current context.
 ///
 /// # Safety
 /// `stream` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn cuStreamCreate(stream: *mut *mut c_void, _flags: c_uint) -> u32 {
+    let dev = match current() {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
     let mut s = state();
     let h = s.handle();
-    s.streams.push(h);
+    s.streams.insert(h, dev);
     // SAFETY: forwarded caller guarantee.
     unsafe { put(stream, h as *mut c_void) }
 }
@@ -103,13 +155,10 @@ pub unsafe extern "C" fn cuStreamCreateWithPriority(
 /// `cuStreamDestroy_v2`.
 #[no_mangle]
 pub extern "C" fn cuStreamDestroy_v2(stream: *mut c_void) -> u32 {
-    let mut s = state();
-    let before = s.streams.len();
-    s.streams.retain(|h| *h != stream as usize);
-    if s.streams.len() == before {
-        return code::INVALID_HANDLE;
+    match state().streams.remove(&(stream as usize)) {
+        Some(_) => code::SUCCESS,
+        None => code::INVALID_HANDLE,
     }
-    code::SUCCESS
 }
 
 /// `cuStreamSynchronize`: nothing is ever pending.
@@ -156,15 +205,25 @@ pub unsafe extern "C" fn cuLaunchHostFunc(
     code::SUCCESS
 }
 
-/// `cuEventCreate`.
+/// `cuEventCreate`: an event of the current context.
 ///
 /// # Safety
 /// `event` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, _flags: c_uint) -> u32 {
+    let device = match current() {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
     let mut s = state();
     let h = s.handle();
-    s.events.insert(h, None);
+    s.events.insert(
+        h,
+        Event {
+            device,
+            recorded: None,
+        },
+    );
     // SAFETY: forwarded caller guarantee.
     unsafe { put(event, h as *mut c_void) }
 }
@@ -178,16 +237,21 @@ pub extern "C" fn cuEventDestroy_v2(event: *mut c_void) -> u32 {
     }
 }
 
-/// `cuEventRecord`: stamps the current time.
+/// `cuEventRecord`: stamps the current time; the event and the stream must belong to the same
+/// context.
 #[no_mangle]
-pub extern "C" fn cuEventRecord(event: *mut c_void, _stream: *mut c_void) -> u32 {
-    match state().events.get_mut(&(event as usize)) {
-        Some(t) => {
-            *t = Some(Instant::now());
-            code::SUCCESS
-        }
-        None => code::INVALID_HANDLE,
+pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> u32 {
+    let mut s = state();
+    let Some(device) = s.events.get(&(event as usize)).map(|e| e.device) else {
+        return code::INVALID_HANDLE;
+    };
+    if !s.stream_on(stream as usize, device) {
+        return code::INVALID_HANDLE;
     }
+    if let Some(e) = s.events.get_mut(&(event as usize)) {
+        e.recorded = Some(Instant::now());
+    }
+    code::SUCCESS
 }
 
 /// `cuEventSynchronize`: events are complete when recorded.
@@ -213,13 +277,11 @@ pub unsafe extern "C" fn cuEventElapsedTime(
     end: *mut c_void,
 ) -> u32 {
     let s = state();
-    let (Some(Some(a)), Some(Some(b))) = (
-        s.events.get(&(start as usize)),
-        s.events.get(&(end as usize)),
-    ) else {
+    let recorded = |h: *mut c_void| s.events.get(&(h as usize)).and_then(|e| e.recorded);
+    let (Some(a), Some(b)) = (recorded(start), recorded(end)) else {
         return code::INVALID_HANDLE;
     };
-    let dt = b.saturating_duration_since(*a).as_secs_f32() * 1e3;
+    let dt = b.saturating_duration_since(a).as_secs_f32() * 1e3;
     // SAFETY: forwarded caller guarantee.
     unsafe { put(ms, dt) }
 }

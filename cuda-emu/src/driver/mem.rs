@@ -1,23 +1,31 @@
 //! Device allocations, memset and copies (all synchronous), pinned host memory, memory info.
+//! Allocations belong to the current context's device; copies and memsets need a current
+//! context and, under unified addressing, reach any device's memory by its address.
 
 use std::alloc::Layout;
 use std::ffi::{c_uint, c_void};
 
 use super::code;
+use super::context::current;
 use super::device::{put, TOTAL_MEM};
 use super::state::state;
 
-/// `cuMemAlloc_v2`.
+/// `cuMemAlloc_v2`: on the current context's device (`CUDA_ERROR_INVALID_CONTEXT` with none).
 ///
 /// # Safety
 /// `dptr` must be valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAlloc_v2(dptr: *mut u64, size: usize) -> u32 {
+    let dev = match current() {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
     let mut s = state();
-    if (s.mem.used() as usize).saturating_add(size) > TOTAL_MEM {
+    let mem = &mut s.devices[dev].mem;
+    if (mem.used() as usize).saturating_add(size) > TOTAL_MEM {
         return code::OUT_OF_MEMORY;
     }
-    let a = s.mem.alloc(size);
+    let a = mem.alloc(size);
     // SAFETY: forwarded caller guarantee.
     unsafe { put(dptr, a) }
 }
@@ -32,10 +40,15 @@ pub unsafe extern "C" fn cuMemAllocAsync(dptr: *mut u64, size: usize, _stream: *
     unsafe { cuMemAlloc_v2(dptr, size) }
 }
 
-/// `cuMemFree_v2`.
+/// `cuMemFree_v2`: an allocation of any device, found by its address.
 #[no_mangle]
 pub extern "C" fn cuMemFree_v2(dptr: u64) -> u32 {
-    if state().mem.free(dptr) {
+    let mut s = state();
+    let freed = match s.owner(dptr) {
+        Some(d) => s.devices[d].mem.free(dptr),
+        None => false,
+    };
+    if freed {
         code::SUCCESS
     } else {
         code::INVALID_VALUE
@@ -48,12 +61,15 @@ pub extern "C" fn cuMemFreeAsync(dptr: u64, _stream: *mut c_void) -> u32 {
     cuMemFree_v2(dptr)
 }
 
-/// Runs `f` on the host pointer of `n` device bytes at `dptr`.
+/// Runs `f` on the host pointer of `n` device bytes at `dptr` (needs a current context).
 fn with_device(dptr: u64, n: usize, f: impl FnOnce(*mut u8)) -> u32 {
+    if let Err(e) = current() {
+        return e;
+    }
     if n == 0 {
         return code::SUCCESS;
     }
-    match state().mem.host_ptr(dptr, n) {
+    match state().host_ptr(dptr, n) {
         Some(p) => {
             f(p);
             code::SUCCESS
@@ -130,14 +146,13 @@ pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
     unsafe { cuMemcpyDtoH_v2(dst, src, n) }
 }
 
-/// `cuMemcpyDtoD_v2`.
-#[no_mangle]
-pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, n: usize) -> u32 {
+/// Copies `n` bytes between two device addresses, of the same or different devices.
+pub fn copy_device(dst: u64, src: u64, n: usize) -> u32 {
     if n == 0 {
         return code::SUCCESS;
     }
     let s = state();
-    match (s.mem.host_ptr(dst, n), s.mem.host_ptr(src, n)) {
+    match (s.host_ptr(dst, n), s.host_ptr(src, n)) {
         (Some(d), Some(sp)) => {
             // SAFETY: both ranges were checked to lie in allocations; `copy` allows overlap.
             unsafe { std::ptr::copy(sp, d, n) };
@@ -147,19 +162,32 @@ pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, n: usize) -> u32 {
     }
 }
 
+/// `cuMemcpyDtoD_v2`: between any two devices' memory (unified addressing).
+#[no_mangle]
+pub extern "C" fn cuMemcpyDtoD_v2(dst: u64, src: u64, n: usize) -> u32 {
+    match current() {
+        Ok(_) => copy_device(dst, src, n),
+        Err(e) => e,
+    }
+}
+
 /// `cuMemcpyDtoDAsync_v2`: copies now.
 #[no_mangle]
 pub extern "C" fn cuMemcpyDtoDAsync_v2(dst: u64, src: u64, n: usize, _s: *mut c_void) -> u32 {
     cuMemcpyDtoD_v2(dst, src, n)
 }
 
-/// `cuMemGetInfo_v2`.
+/// `cuMemGetInfo_v2`: of the current context's device.
 ///
 /// # Safety
 /// Both pointers must be valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> u32 {
-    let used = state().mem.used() as usize;
+    let dev = match current() {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let used = state().devices[dev].mem.used() as usize;
     // SAFETY: forwarded caller guarantee.
     unsafe {
         put(free, TOTAL_MEM.saturating_sub(used));

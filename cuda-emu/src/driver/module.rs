@@ -1,10 +1,13 @@
-//! Module load from PTX, functions and their attributes, kernel launch.
+//! Module load from PTX, functions and their attributes, kernel launch. A module belongs to the
+//! context current when it was loaded: its variables live on that device, and its functions
+//! launch only while that context is current (as on a GPU, where code is loaded per context).
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::sync::Arc;
 
 use super::code;
+use super::context::current;
 use super::device::{put, TOTAL_MEM};
 use super::state::{fail, state, LoadedModule, State};
 use crate::decode::{self, var_size};
@@ -13,20 +16,21 @@ use crate::launch::{launch, Config};
 use crate::ptx::ast::{Operand, VarDecl};
 use crate::ptx::parse::{parse, type_size};
 
-/// Parses and decodes `ptx`, placing its variables in device memory.
-fn load(s: &mut State, ptx: &str) -> Result<LoadedModule> {
+/// Parses and decodes `ptx`, placing its variables in `device`'s memory.
+fn load(s: &mut State, device: usize, ptx: &str) -> Result<LoadedModule> {
     let m = parse(ptx)?;
     let mut vars = HashMap::new();
+    let mem = &mut s.devices[device].mem;
     let mut place = |v: &VarDecl| -> Result<u64> {
         let size = var_size(v);
-        if size.saturating_add(s.mem.used()) > TOTAL_MEM as u64 {
+        if size.saturating_add(mem.used()) > TOTAL_MEM as u64 {
             return Err(EmuError::Parse {
                 line: v.line,
                 msg: format!("`{}` needs {size} bytes, more than device memory", v.name),
             });
         }
         let size = size as usize;
-        let addr = s.mem.alloc(size);
+        let addr = mem.alloc(size);
         let elem = (type_size(&v.ty).unwrap_or(1) as usize).max(1);
         let bytes: Vec<u8> = v
             .init
@@ -44,8 +48,7 @@ fn load(s: &mut State, ptx: &str) -> Result<LoadedModule> {
             })
             .take(size)
             .collect();
-        if let Some(p) = s
-            .mem
+        if let Some(p) = mem
             .host_ptr(addr, bytes.len())
             .filter(|_| !bytes.is_empty())
         {
@@ -57,20 +60,21 @@ fn load(s: &mut State, ptx: &str) -> Result<LoadedModule> {
     };
     match decode::kernels(&m, &mut place) {
         Ok(kernels) => Ok(LoadedModule {
+            device,
             kernels: kernels.into_iter().map(Arc::new).collect(),
             vars,
         }),
         Err(e) => {
             // A module refused after some of its variables were placed gives their memory back.
             for (addr, _) in vars.values() {
-                s.mem.free(*addr);
+                s.devices[device].mem.free(*addr);
             }
             Err(e)
         }
     }
 }
 
-/// `cuModuleLoadData`: `image` must be NUL-terminated PTX text.
+/// `cuModuleLoadData`: `image` must be NUL-terminated PTX text; loads into the current context.
 ///
 /// # Safety
 /// `module` must be valid for a write and `image` a NUL-terminated string.
@@ -86,8 +90,12 @@ pub unsafe extern "C" fn cuModuleLoadData(module: *mut *mut c_void, image: *cons
     if !text.contains(".version") {
         return code::INVALID_IMAGE;
     }
+    let device = match current() {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
     let mut s = state();
-    match load(&mut s, text) {
+    match load(&mut s, device, text) {
         Ok(m) => {
             let h = s.handle();
             s.modules.insert(h, m);
@@ -127,7 +135,7 @@ pub extern "C" fn cuModuleUnload(module: *mut c_void) -> u32 {
         return code::INVALID_HANDLE;
     };
     for (addr, _) in m.vars.values() {
-        s.mem.free(*addr);
+        s.devices[m.device].mem.free(*addr);
     }
     code::SUCCESS
 }
@@ -154,8 +162,9 @@ pub unsafe extern "C" fn cuModuleGetFunction(
     let Some(k) = m.kernels.iter().find(|k| k.name == name).cloned() else {
         return code::NOT_FOUND;
     };
+    let device = m.device;
     let h = s.handle();
-    s.funcs.insert(h, k);
+    s.funcs.insert(h, (device, k));
     // SAFETY: forwarded caller guarantee.
     unsafe { put(func, h as *mut c_void) }
 }
@@ -202,7 +211,7 @@ pub unsafe extern "C" fn cuModuleGetGlobal_v2(
 #[no_mangle]
 pub unsafe extern "C" fn cuFuncGetAttribute(v: *mut c_int, attr: c_int, func: *mut c_void) -> u32 {
     let s = state();
-    let Some(k) = s.funcs.get(&(func as usize)) else {
+    let Some((_, k)) = s.funcs.get(&(func as usize)) else {
         return code::INVALID_HANDLE;
     };
     let value = match attr {
@@ -230,7 +239,9 @@ pub extern "C" fn cuFuncSetCacheConfig(_func: *mut c_void, _config: c_int) -> u3
     code::SUCCESS
 }
 
-/// `cuLaunchKernel`: runs the grid to completion before returning.
+/// `cuLaunchKernel`: runs the grid to completion before returning. The function's module and the
+/// stream must belong to the current context (`CUDA_ERROR_INVALID_HANDLE` otherwise); the
+/// kernel addresses its device's memory and that of peers the context enabled access to.
 ///
 /// # Safety
 /// `params` must hold one valid pointer per kernel parameter, each to that parameter's bytes.
@@ -244,10 +255,14 @@ pub unsafe extern "C" fn cuLaunchKernel(
     by: c_uint,
     bz: c_uint,
     smem: c_uint,
-    _stream: *mut c_void,
+    stream: *mut c_void,
     params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> u32 {
+    let device = match current() {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
     let threads = u64::from(bx) * u64::from(by) * u64::from(bz);
     if threads == 0 || threads > 1024 || gx == 0 || gy == 0 || gz == 0 || bz > 64 {
         return code::INVALID_VALUE;
@@ -255,10 +270,18 @@ pub unsafe extern "C" fn cuLaunchKernel(
     // The state stays locked while the grid runs: like one in-order device queue, no copy or
     // free from another host thread overlaps a kernel.
     let s = state();
-    let Some(kernel) = s.funcs.get(&(func as usize)).cloned() else {
+    let Some(kernel) = s
+        .funcs
+        .get(&(func as usize))
+        .filter(|(d, _)| *d == device)
+        .map(|(_, k)| k.clone())
+    else {
         return code::INVALID_HANDLE;
     };
-    let view = s.mem.view();
+    if !s.stream_on(stream as usize, device) {
+        return code::INVALID_HANDLE;
+    }
+    let view = s.view(device);
     if params.is_null() && (!extra.is_null() || !kernel.params.is_empty()) {
         return code::NOT_SUPPORTED;
     }

@@ -1,51 +1,118 @@
-//! The driver's global state: memory, modules, handles and the last error message.
+//! The driver's global state: each device's memory and peers, modules, handles and the last
+//! error message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use crate::error::{EmuError, FaultKind};
-use crate::memory::DeviceMemory;
+use crate::memory::{window_of, DeviceMemory, GlobalView};
 use crate::program::Kernel;
 
 use super::code;
+use super::device::device_count;
 
-/// A loaded module: its kernels and the device addresses of its variables.
+/// A loaded module: its context's device, its kernels and the addresses of its variables.
 #[derive(Debug)]
 pub struct LoadedModule {
+    /// The device whose (primary) context loaded it.
+    pub device: usize,
     /// Decoded kernels.
     pub kernels: Vec<Arc<Kernel>>,
     /// Module variables: name -> (address, size).
     pub vars: HashMap<String, (u64, usize)>,
 }
 
-/// Everything the driver keeps between calls.
-#[derive(Debug, Default)]
-pub struct State {
+/// One device: its memory and the peers whose memory its kernels may access.
+#[derive(Debug)]
+pub struct Device {
     /// Device memory.
     pub mem: DeviceMemory,
+    /// Devices whose context this device's context enabled peer access to.
+    pub peers: BTreeSet<usize>,
+}
+
+/// An event: its context's device and the time of its last record.
+#[derive(Debug)]
+pub struct Event {
+    /// The device whose context created it.
+    pub device: usize,
+    /// When it was last recorded.
+    pub recorded: Option<std::time::Instant>,
+}
+
+/// Everything the driver keeps between calls. Handles of modules, functions, streams and events
+/// carry the device of the context that made them (each device has one, primary, context).
+#[derive(Debug)]
+pub struct State {
+    /// The devices, by ordinal.
+    pub devices: Vec<Device>,
     /// Modules by handle.
     pub modules: HashMap<usize, LoadedModule>,
-    /// Functions by handle.
-    pub funcs: HashMap<usize, Arc<Kernel>>,
-    /// Events by handle: time of the last record.
-    pub events: HashMap<usize, Option<std::time::Instant>>,
-    /// Live stream handles.
-    pub streams: Vec<usize>,
+    /// Functions by handle: (device, kernel).
+    pub funcs: HashMap<usize, (usize, Arc<Kernel>)>,
+    /// Events by handle.
+    pub events: HashMap<usize, Event>,
+    /// Live streams by handle: their device.
+    pub streams: HashMap<usize, usize>,
     /// Pinned host allocations: pointer -> size.
     pub host: HashMap<usize, usize>,
     next: usize,
 }
 
 impl State {
+    fn new(devices: usize) -> State {
+        State {
+            devices: (0..devices)
+                .map(|d| Device {
+                    mem: DeviceMemory::for_device(d),
+                    peers: BTreeSet::new(),
+                })
+                .collect(),
+            modules: HashMap::new(),
+            funcs: HashMap::new(),
+            events: HashMap::new(),
+            streams: HashMap::new(),
+            host: HashMap::new(),
+            next: 0,
+        }
+    }
+
     /// A fresh non-null handle value.
     pub fn handle(&mut self) -> usize {
         self.next += 1;
         self.next * 16
     }
+
+    /// The device holding device address `addr`, if it lies in one of its allocations.
+    pub fn owner(&self, addr: u64) -> Option<usize> {
+        let d = window_of(addr)?;
+        self.devices.get(d)?.mem.range_of(addr).map(|_| d)
+    }
+
+    /// Host pointer for `n` bytes at `addr` on whichever device holds them.
+    pub fn host_ptr(&self, addr: u64, n: usize) -> Option<*mut u8> {
+        let d = window_of(addr)?;
+        self.devices.get(d)?.mem.host_ptr(addr, n)
+    }
+
+    /// What a kernel on `device` can address: its own memory and its enabled peers'.
+    pub fn view(&self, device: usize) -> GlobalView {
+        let dev = &self.devices[device];
+        let mut visible: BTreeSet<usize> = dev.peers.clone();
+        visible.insert(device);
+        GlobalView::of(visible.into_iter().map(|d| &self.devices[d].mem))
+    }
+
+    /// Whether `stream` may carry work of `device`'s context: a stream that context created, or
+    /// a default stream (null, `CU_STREAM_LEGACY` = 1, `CU_STREAM_PER_THREAD` = 2).
+    pub fn stream_on(&self, stream: usize, device: usize) -> bool {
+        stream <= 2 || self.streams.get(&stream) == Some(&device)
+    }
 }
 
-static STATE: LazyLock<Mutex<State>> = LazyLock::new(Mutex::default);
+static STATE: LazyLock<Mutex<State>> =
+    LazyLock::new(|| Mutex::new(State::new(device_count().unwrap_or(1))));
 static LAST_ERROR: Mutex<Option<CString>> = Mutex::new(None);
 
 /// Locks the driver state (a panic while it was held does not poison it for later calls).

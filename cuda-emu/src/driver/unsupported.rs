@@ -60,7 +60,6 @@ unsupported!(
     cuMemPoolSetAttribute,
     cuMemPoolTrimTo,
     cuMemPrefetchAsync_v2,
-    cuMemcpyPeerAsync,
     cuOccupancyAvailableDynamicSMemPerBlock,
     cuOccupancyMaxActiveBlocksPerMultiprocessor,
     cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags,

@@ -131,6 +131,11 @@ impl CudaDevice {
         self.ctx.synchronize().map_err(cuda_err("synchronize"))
     }
 
+    /// The device's (primary) context handle, for driver calls that name contexts.
+    pub(crate) fn cu_ctx(&self) -> sys::CUcontext {
+        self.ctx.cu_ctx()
+    }
+
     /// Makes the device's context current on this thread (raw driver calls need it).
     pub(crate) fn bind(&self) -> Result<()> {
         self.ctx

@@ -88,6 +88,37 @@ impl CudaStorage {
         Ok(s)
     }
 
+    /// A copy of the whole buffer on `dst`, device to device (`cuMemcpyPeerAsync`, which needs no
+    /// peer access). The copy runs on this device's compute stream after the work queued on
+    /// `dst`'s (which may still use the new block's previous owner), and `dst`'s compute stream
+    /// waits for it before any later kernel.
+    pub fn to_device(&self, dst: &Arc<CudaDevice>) -> Result<CudaStorage> {
+        let out = CudaStorage::alloc(dst, self.dtype, self.len)?;
+        let bytes = self.len * self.dtype.size_in_bytes();
+        if bytes == 0 {
+            return Ok(out);
+        }
+        let (src_stream, dst_stream) = (self.device.stream(), dst.stream());
+        src_stream.join(dst_stream).map_err(copy_err)?;
+        self.device.bind()?;
+        // SAFETY: both blocks hold `bytes` bytes in their contexts; the copy is ordered after
+        // the writes to the source (same stream) and the last use of the destination block
+        // (joined above), and `dst`'s stream waits for it below.
+        unsafe {
+            result::memcpy_peer_async(
+                dst.cu_ctx(),
+                out.ptr,
+                self.device.cu_ctx(),
+                self.ptr,
+                bytes,
+                src_stream.cu_stream(),
+            )
+        }
+        .map_err(copy_err)?;
+        dst_stream.join(src_stream).map_err(copy_err)?;
+        Ok(out)
+    }
+
     /// A host copy (waits for the queued work that writes this buffer).
     pub fn to_cpu(&self) -> Result<CpuStorage> {
         let mut host = CpuStorage::zeros(self.dtype, self.len);

@@ -19,7 +19,7 @@ mod view;
 
 pub use conv::Conv2dParams;
 pub use creation::Generator;
-pub use dropout::{manual_seed, with_global_generator};
+pub use dropout::{manual_seed, manual_seed_thread, with_global_generator};
 pub use grad_norm::{grad_norm, scale_grads_};
 pub use norm::{BatchNormArgs, CrossReplicaSum};
 pub use optim::{ema_update_, rule_step_, unscale_grads_};

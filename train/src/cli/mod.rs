@@ -3,6 +3,7 @@
 
 mod args;
 mod config;
+mod devices;
 mod launch;
 mod logger;
 mod model_flags;

@@ -93,7 +93,7 @@ pub fn layout(channels_last: bool) -> Layout {
 pub fn open_device(flag: &str) -> Result<Device> {
     let device = Device::parse(flag).ok_or_else(|| Error::Flag {
         flag: "--device".into(),
-        msg: format!("'{flag}' is not cpu, cuda or cuda:N"),
+        msg: format!("'{flag}' is not cpu, cuda or cuda:N (kiln train also takes cuda:0,1,...)"),
     })?;
     if let Device::Cuda(n) = device {
         kiln_engine::cuda::device(n)?;

@@ -1,6 +1,7 @@
 //! `kiln train`: timm's `train.py` loop over the engine, loader, optimizer and scheduler.
 
 use super::args::TrainArgs;
+use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::run_dir::experiment_name;
 use super::setup::{embedded_data, layout, open_device, DataRoot};
@@ -12,7 +13,9 @@ use crate::callbacks::{
 };
 use crate::checkpoint::newest_checkpoint;
 use crate::clip::ClipMode;
-use crate::dist::{enable_sync_bn, Communicator, DdpOptions, DistBn, ProcessGroup};
+use crate::dist::{
+    enable_sync_bn, on_device_threads, Communicator, DdpOptions, DistBn, ProcessGroup,
+};
 use crate::loader::DataConfig;
 use crate::loss::{create_loss, mixup_active, LossArgs};
 use crate::optim::{create_optimizer_for_model, OptimArgs};
@@ -21,7 +24,7 @@ use crate::trainer::{
     BatchStages, EvalOptions, Evaluator, NanPolicy, TrainConfig, Trainer, TrainerParts,
 };
 use crate::{Error, Result};
-use kiln_engine::{manual_seed, Device, MemoryFormat};
+use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::{
     create_model, load_pretrained, load_safetensors, load_state_dict, Model, ModelArgs,
     PretrainedCfg, PretrainedReport, PretrainedSource,
@@ -138,13 +141,39 @@ fn data_config(
     }
 }
 
-/// Runs `kiln train`: builds the Trainer and its callbacks from the flags and fits.
+/// Runs `kiln train`: builds the Trainer and its callbacks from the flags and fits, on one
+/// device, or on each of a `--device cuda:0,1,...` list from one thread per device.
 pub fn train(mut a: TrainArgs) -> Result<()> {
     let group = ProcessGroup::from_env()?;
+    if let Some(ordinals) = device_list(&a.device)? {
+        if group.world_size > 1 {
+            return Err(flag(
+                "--device",
+                format!(
+                    "a device list ('{}') runs one process on several devices; under a launcher \
+                     ({} processes) give each process one device (--device cuda)",
+                    a.device, group.world_size
+                ),
+            ));
+        }
+        // One thread per device, each the whole run on its device as rank r of the threads.
+        return on_device_threads(&ordinals, |device, comm| {
+            let mut rank_args = a.clone();
+            rank_args.device = device.to_string();
+            train_rank(rank_args, comm)
+        })
+        .map(|_| ());
+    }
     if a.device == "cuda" && group.world_size > 1 {
         // torchrun's convention: each rank of a node drives the GPU of its local rank.
         a.device = format!("cuda:{}", group.local_rank);
     }
+    let comm = Arc::new(Communicator::for_group(&group)?);
+    train_rank(a, comm)
+}
+
+/// One rank's training: the whole run on `a.device`, with `comm` over the ranks.
+fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     check_args(&a)?;
     let dir = a
         .data
@@ -157,10 +186,9 @@ pub fn train(mut a: TrainArgs) -> Result<()> {
     let train_ds = root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?;
     let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
-    let comm = Arc::new(Communicator::for_group(&group)?);
     let (rank, world) = (comm.rank(), comm.world_size());
     // timm's random_seed(seed, rank): each rank draws its own dropout and drop-path masks.
-    manual_seed(a.seed + rank as u64);
+    seed_rank(&comm, a.seed);
     let device = open_device(&a.device)?;
     let mut model_args = ModelArgs {
         num_classes,

@@ -1,6 +1,8 @@
-//! The collectives data-parallel training needs, over one process (local) or MPI.
+//! The collectives data-parallel training needs, over one process (local), the device threads of
+//! one process, or MPI.
 
 use super::group::ProcessGroup;
+use super::threads::ThreadComm;
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -27,7 +29,9 @@ pub trait Wire {}
 impl<T> Wire for T {}
 
 /// An element the collectives carry: f32 (gradient buckets), f64 (SyncBN statistics, metrics).
-pub trait Element: Copy + Default + Send + Sync + Wire + 'static {
+pub trait Element:
+    Copy + Default + Send + Sync + Wire + std::ops::Add<Output = Self> + PartialOrd + 'static
+{
     /// `self / n` (for [`ReduceOp::Average`]).
     fn div_by(self, n: usize) -> Self;
 }
@@ -50,6 +54,8 @@ impl Element for f64 {
 pub enum Communicator {
     /// One process (world size 1): every collective is the identity.
     Local,
+    /// One rank per device thread of this process (`--device cuda:0,1`), meeting in host memory.
+    Threads(ThreadComm),
     /// CPU ranks over MPI (OpenMPI; feature `mpi`).
     #[cfg(feature = "mpi")]
     Mpi(super::mpi::MpiComm),
@@ -120,10 +126,35 @@ impl Communicator {
         )))
     }
 
+    /// `world` communicators over the threads of this process, rank 0 first (one per thread).
+    pub fn threads(world: usize) -> Vec<Communicator> {
+        ThreadComm::group(world)
+            .into_iter()
+            .map(Communicator::Threads)
+            .collect()
+    }
+
+    /// Tells the other ranks that this one failed, where the backend can (device threads): their
+    /// collectives return an error instead of waiting for it.
+    pub fn abort(&self) {
+        if let Communicator::Threads(t) = self {
+            t.abort();
+        }
+    }
+
+    /// The rank that called [`Communicator::abort`] first (device threads only).
+    pub fn failed_rank(&self) -> Option<usize> {
+        match self {
+            Communicator::Threads(t) => t.failed_rank(),
+            _ => None,
+        }
+    }
+
     /// This process's rank.
     pub fn rank(&self) -> usize {
         match self {
             Communicator::Local => 0,
+            Communicator::Threads(t) => t.rank(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.rank(),
         }
@@ -133,6 +164,7 @@ impl Communicator {
     pub fn world_size(&self) -> usize {
         match self {
             Communicator::Local => 1,
+            Communicator::Threads(t) => t.world_size(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.world_size(),
         }
@@ -147,6 +179,7 @@ impl Communicator {
     pub fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
         match self {
             Communicator::Local => {}
+            Communicator::Threads(t) => t.all_reduce(buf, op)?,
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.all_reduce(buf, op)?,
         }
@@ -159,9 +192,14 @@ impl Communicator {
 
     /// Starts an all-reduce of `buf` that runs while the caller goes on (DDP starts one per
     /// bucket from the autograd hook); [`PendingReduce::wait`] returns the result.
-    pub fn start_all_reduce(&self, buf: Vec<f32>, op: ReduceOp) -> Result<PendingReduce> {
+    /// (Device threads reduce before it returns: the meeting needs every rank there anyway.)
+    pub fn start_all_reduce(&self, mut buf: Vec<f32>, op: ReduceOp) -> Result<PendingReduce> {
         let inner = match self {
             Communicator::Local => Pending::Done(buf),
+            Communicator::Threads(t) => {
+                t.all_reduce(&mut buf, op)?;
+                Pending::Done(buf)
+            }
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => Pending::Mpi(m.start_all_reduce(buf, op)?),
         };
@@ -173,11 +211,11 @@ impl Communicator {
     }
 
     /// Copies rank `root`'s `buf` into every rank's `buf`.
-    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
     pub fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.check_rank(root, "broadcast")?;
         match self {
             Communicator::Local => Ok(()),
+            Communicator::Threads(t) => t.broadcast(buf, root),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.broadcast(buf, root),
         }
@@ -191,6 +229,7 @@ impl Communicator {
                 recv.copy_from_slice(send);
                 Ok(())
             }
+            Communicator::Threads(t) => t.all_gather(send, recv),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.all_gather(send, recv),
         }
@@ -207,6 +246,7 @@ impl Communicator {
         self.check_len("reduce_scatter", recv.len() * self.world_size(), send.len())?;
         match self {
             Communicator::Local => recv.copy_from_slice(send),
+            Communicator::Threads(t) => t.reduce_scatter(send, recv, op)?,
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.reduce_scatter(send, recv, op)?,
         }
@@ -221,6 +261,7 @@ impl Communicator {
     pub fn barrier(&self) -> Result<()> {
         match self {
             Communicator::Local => Ok(()),
+            Communicator::Threads(t) => t.barrier(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.barrier(),
         }

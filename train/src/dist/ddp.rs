@@ -8,7 +8,7 @@ use super::communicator::{Communicator, PendingReduce, ReduceOp};
 use super::sync_bn::DistBn;
 use crate::{Error, Result};
 use kiln_engine::{no_grad, DType, Tensor, TensorId};
-use kiln_nn::{Kind, Model};
+use kiln_nn::{Kind, Module};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -90,7 +90,7 @@ struct Round<'a> {
 
 impl Ddp {
     /// Wraps `model`'s parameters and buffers and broadcasts them from rank 0.
-    pub fn new(comm: Arc<Communicator>, model: &dyn Model, options: DdpOptions) -> Result<Ddp> {
+    pub fn new(comm: Arc<Communicator>, model: &dyn Module, options: DdpOptions) -> Result<Ddp> {
         let tensors = model.named_tensors();
         let params: Vec<Tensor> = tensors
             .iter()

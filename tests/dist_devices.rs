@@ -1,0 +1,197 @@
+//! One process, many devices (`--device cuda:0,1`): one thread per device, DDP and SyncBN over
+//! the threads' in-process communicator. 2 devices with batch B for N steps end with the weights
+//! and BN statistics of 1 device with batch 2B on the same samples (sgd and adamw), a rank that
+//! fails stops the other, and the flag's misuse is a clear error. On the emulator this binary asks
+//! for 2 devices (`KILN_EMU_DEVICES=2`) before the first driver call; with fewer than 2 devices it
+//! reports "skipped".
+
+use kiln::engine::{cuda, CrossReplicaSum, DType, Device, Generator, Tensor};
+use kiln::nn::layers::{Activation, BatchNorm2d, Conv2d, Linear, PoolType};
+use kiln::nn::layers::{SelectAdaptivePool2d, Sequential};
+use kiln::nn::Module;
+use kiln::train::dist::{on_device_threads, Communicator, Ddp, DdpOptions};
+use kiln::train::optim::{create_optimizer, OptimArgs};
+use kiln::train::Error;
+use std::io::Write;
+use std::process::Command;
+use std::sync::{Arc, Once};
+
+/// Whether cuda:0 and cuda:1 both open; prints why not.
+fn two_devices() -> bool {
+    static SET: Once = Once::new();
+    SET.call_once(|| {
+        if std::env::var("KILN_EMU_DEVICES").is_err() {
+            std::env::set_var("KILN_EMU_DEVICES", "2");
+        }
+    });
+    match cuda::device(0).and_then(|_| cuda::device(1)) {
+        Ok(_) => true,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "skipped: {e}");
+            false
+        }
+    }
+}
+
+/// Global batch size (both runs see the same 2B samples per step).
+const GLOBAL_BATCH: usize = 8;
+
+/// A small convnet: conv, BN (synced over the ranks when there are several), ReLU, average pool,
+/// classifier.
+fn model(comm: &Arc<Communicator>) -> Sequential {
+    let mut bn = BatchNorm2d::new(6).unwrap();
+    if comm.world_size() > 1 {
+        let sync: Arc<dyn CrossReplicaSum> = comm.clone();
+        bn.sync = Some(sync);
+    }
+    Sequential::new()
+        .push(Conv2d::new(2, 6, 3, 1, 1, false).unwrap())
+        .push(bn)
+        .push(Activation::Relu)
+        .push(SelectAdaptivePool2d {
+            pool_type: PoolType::Avg,
+        })
+        .push(Linear::new(6, 4, true).unwrap())
+}
+
+/// Step `step`'s samples for `rank` of `world`: its contiguous share of the global batch.
+fn batch(step: u64, rank: usize, world: usize, device: Device) -> (Tensor, Tensor) {
+    let mut g = Generator::new(100 + step);
+    let x = g
+        .uniform(&[GLOBAL_BATCH, 2, 6, 6], -1.0, 1.0, DType::F32)
+        .unwrap();
+    let labels: Vec<i64> = (0..GLOBAL_BATCH as i64)
+        .map(|i| (i * 3 + step as i64) % 4)
+        .collect();
+    let y = Tensor::from_vec(labels, &[GLOBAL_BATCH]).unwrap();
+    let b = GLOBAL_BATCH / world;
+    let part = |t: &Tensor| t.narrow(0, rank * b, b).unwrap().to_device(device).unwrap();
+    (part(&x), part(&y))
+}
+
+/// Trains the convnet for `steps` steps on one thread per ordinal (each rank its share of the
+/// global batch, gradients averaged by DDP in buckets of a few parameters) and returns every
+/// rank's parameters and buffers, by name.
+fn train(ordinals: &[usize], opt: &OptimArgs, steps: u64) -> Vec<Vec<(String, Vec<f32>)>> {
+    on_device_threads(ordinals, |device, comm| {
+        kiln::engine::manual_seed_thread(7);
+        let net = model(&comm);
+        net.to_device(device)?;
+        let options = DdpOptions {
+            bucket_bytes: 256,
+            first_bucket_bytes: 64,
+            ..DdpOptions::default()
+        };
+        let mut ddp = Ddp::new(comm.clone(), &net, options)?;
+        let mut optimizer = create_optimizer(opt, net.named_parameters())?;
+        for step in 0..steps {
+            let (x, y) = batch(step, comm.rank(), comm.world_size(), device);
+            ddp.sync_buffers()?;
+            let loss = net.forward(&x)?.cross_entropy(&y, 0.0)?;
+            ddp.backward(&loss)?;
+            optimizer.step(opt.lr.unwrap_or(0.1))?;
+            optimizer.zero_grad();
+        }
+        net.named_tensors()
+            .iter()
+            .map(|t| Ok((t.name.clone(), t.tensor.to_vec_f32()?)))
+            .collect()
+    })
+    .unwrap()
+}
+
+/// The largest difference between two tensors, relative to the reference's largest magnitude
+/// (at least 1e-3).
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+        / scale
+}
+
+#[test]
+fn two_devices_of_batch_b_match_one_device_of_batch_2b() {
+    if !two_devices() {
+        return;
+    }
+    let sgd = OptimArgs {
+        opt: "sgd".into(),
+        lr: Some(0.1),
+        weight_decay: 1e-4,
+        ..OptimArgs::default()
+    };
+    // A large eps keeps Adam's first steps linear in near-zero gradients (see tests/dist_mpi.rs).
+    let adamw = OptimArgs {
+        opt: "adamw".into(),
+        lr: Some(0.01),
+        eps: Some(1e-3),
+        weight_decay: 0.05,
+        ..OptimArgs::default()
+    };
+    for (name, opt) in [("sgd", sgd), ("adamw", adamw)] {
+        let initial = train(&[0], &opt, 0).remove(0);
+        let one = train(&[0], &opt, 3).remove(0);
+        let two = train(&[0, 1], &opt, 3);
+        assert_eq!(two[0], two[1], "{name}: both devices hold the same weights");
+        let (mut worst, mut moved) = (0f32, 0f32);
+        for (((na, a), (nb, b)), (_, init)) in two[0].iter().zip(&one).zip(&initial) {
+            assert_eq!(na, nb);
+            let d = rel_diff(a, b);
+            assert!(d <= 1e-5, "{name}: {na} differs by {d:e} (relative)");
+            worst = worst.max(d);
+            if na.ends_with("weight") {
+                moved = moved.max(rel_diff(b, init));
+            }
+        }
+        // Training moved the weights far more than the two runs differ.
+        assert!(moved > 1e-2, "{name}: the weights moved only {moved:e}");
+        println!(
+            "{name}: 2 devices of batch 4 match 1 of batch 8 within {worst:e} (moved {moved:e})"
+        );
+    }
+}
+
+#[test]
+fn a_rank_that_fails_stops_the_other() {
+    if !two_devices() {
+        return;
+    }
+    let e = on_device_threads(&[0, 1], |device, comm| {
+        if comm.rank() == 1 {
+            return Err(Error::Dist(format!("{device} gave up")));
+        }
+        // Rank 0 waits in a collective that rank 1 never joins: it must not hang.
+        let mut v = [1.0f32];
+        comm.all_reduce(&mut v, kiln::train::dist::ReduceOp::Sum)?;
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("cuda:1 gave up"), "{e}");
+    let past = on_device_threads(&[0, 64], |_, _| Ok(())).unwrap_err();
+    assert!(past.to_string().contains("cuda:64"), "{past}");
+}
+
+#[test]
+fn device_lists_are_refused_under_a_launcher_and_when_malformed() {
+    let run = |device: &str, env: &[(&str, &str)]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["train", "--device", device, "--epochs", "1"])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let launched = run("cuda:0,1", &[("RANK", "0"), ("WORLD_SIZE", "2")]);
+    assert!(
+        launched.contains("--device") && launched.contains("2 processes"),
+        "{launched}"
+    );
+    let twice = run("cuda:1,1", &[]);
+    assert!(
+        twice.contains("--device") && twice.contains("'cuda:1,1'"),
+        "{twice}"
+    );
+}
