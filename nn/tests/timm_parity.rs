@@ -268,9 +268,16 @@ fn check_structure(name: &str) {
         .map(|r| r.parse().unwrap())
         .collect();
     let rates = drop_path_rates(name);
-    assert_eq!(rates.len(), want.len(), "{name}: blocks with a drop-path rate");
+    assert_eq!(
+        rates.len(),
+        want.len(),
+        "{name}: blocks with a drop-path rate"
+    );
     for (i, (r, w)) in rates.iter().zip(&want).enumerate() {
-        assert!((r - w).abs() < 1e-7, "{name}: block {i} drop path {r} timm {w}");
+        assert!(
+            (r - w).abs() < 1e-7,
+            "{name}: block {i} drop path {r} timm {w}"
+        );
     }
 }
 
