@@ -6,7 +6,7 @@
 mod common;
 
 use common::{fill, hashed_uniform, max_rel_diff};
-use kiln_engine::Tensor;
+use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
 use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
@@ -310,4 +310,46 @@ fn mobilenetv3_large_100_matches_timm() {
 fn mobilenetv3_small_100_matches_timm() {
     check_model("mobilenetv3_small_100");
     check_structure("mobilenetv3_small_100");
+}
+
+/// Eval and train logits of `name` with channels-last weights and input equal timm's (NCHW)
+/// fixture: the "same" padding, depthwise convs and squeeze-excite keep the layout.
+fn check_channels_last(name: &str) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
+    let expected = load_safetensors(&path).unwrap();
+    let args = ModelArgs {
+        num_classes: 10,
+        ..Default::default()
+    };
+    let mut model = create_model(name, &args).unwrap();
+    for t in model.named_tensors() {
+        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
+    }
+    model.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
+    let x = Tensor::from_vec(
+        hashed_uniform("input", 2 * 3 * 64 * 64)
+            .iter()
+            .map(|v| (v * 4.0 - 2.0) as f32)
+            .collect(),
+        &[2, 3, 64, 64],
+    )
+    .unwrap()
+    .to_memory_format(MemoryFormat::ChannelsLast)
+    .unwrap();
+    for (training, key) in [(false, "logits_eval"), (true, "logits_train")] {
+        model.set_training(training);
+        let diff = max_rel_diff(&model.forward(&x).unwrap(), &expected[key]);
+        assert!(diff < 1e-4, "{name} channels-last {key}: {diff}");
+    }
+}
+
+#[test]
+fn tf_efficientnet_b0_channels_last_matches_timm() {
+    check_channels_last("tf_efficientnet_b0");
+}
+
+#[test]
+fn mobilenetv3_small_100_channels_last_matches_timm() {
+    check_channels_last("mobilenetv3_small_100");
 }
