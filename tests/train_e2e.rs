@@ -144,3 +144,36 @@ fn fine_tunes_from_a_timm_named_checkpoint() {
     assert_eq!(saved.model["fc.weight"].shape(), [10, 512]);
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// EfficientNet and MobileNetV3 train end to end on 1-channel 28×28 images with dropout before
+/// the classifier and stochastic depth in the blocks: finite losses every epoch, and the
+/// checkpoint holds timm's names, the stem built for 1 channel and the head for 10 classes.
+#[test]
+fn trains_efficientnet_b0_and_mobilenetv3_with_drop_and_drop_path() {
+    use kiln::train::checkpoint::Checkpoint;
+    let data = dataset("e2e-effnet", 64, 32);
+    let out = data.join("runs");
+    for (model, head) in [("efficientnet_b0", 1280), ("mobilenetv3_small_100", 1024)] {
+        let args = [
+            "--model",
+            model,
+            "--epochs",
+            "2",
+            "--drop",
+            "0.2",
+            "--drop-path",
+            "0.1",
+        ];
+        train(&data, &out, model, &args);
+        let rows = summary_rows(&out.join(model));
+        assert_eq!(rows.len(), 2, "{model}");
+        assert!(
+            rows.iter().all(|r| r[1].is_finite() && r[1] > 0.0),
+            "{model}: {rows:?}"
+        );
+        let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+        assert_eq!(saved.model["conv_stem.weight"].shape()[1], 1, "{model}");
+        assert_eq!(saved.model["classifier.weight"].shape(), [10, head]);
+    }
+    std::fs::remove_dir_all(&data).ok();
+}

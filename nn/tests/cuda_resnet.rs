@@ -1,6 +1,6 @@
-//! A resnet18 training step on the CUDA backend (the emulator in CI) against the CPU backend:
-//! same weights and batch, so the loss, every parameter gradient and the BatchNorm running
-//! statistics must agree. Tolerances are relative to each tensor's largest magnitude: the
+//! A training step of resnet18, tf_efficientnet_b0 and mobilenetv3_small_100 on the CUDA backend
+//! (the emulator in CI) against the CPU backend: same weights and batch, so the loss, every
+//! parameter gradient and the BatchNorm running statistics must agree. Tolerances are relative to each tensor's largest magnitude: the
 //! backends sum in different orders (tiled GEMMs vs the CPU's blocked ones), and that error grows
 //! through 18 layers of the backward.
 
@@ -12,6 +12,8 @@ use std::io::Write;
 const LOSS_RTOL: f64 = 1e-4;
 const GRAD_TOL: f64 = 2e-3;
 const BUFFER_TOL: f64 = 1e-4;
+/// A tensor this far below the largest of its kind (gradients, buffers) has vanished analytically.
+const VANISHING: f64 = 1e-4;
 
 struct Step {
     loss: f64,
@@ -52,8 +54,32 @@ fn step(model: &dyn Model, device: Device, channels_last: bool) -> Step {
     }
 }
 
-fn close(name: &str, got: &[f32], want: &[f32], tol: f64) {
-    let scale = want.iter().fold(1e-12f64, |m, &v| m.max(v.abs() as f64));
+fn largest(v: &[f32]) -> f64 {
+    v.iter().fold(1e-12f64, |m, &v| m.max(v.abs() as f64))
+}
+
+/// Every tensor of `got` [`close`] to `want`'s, tensors far below the largest of them
+/// ([`VANISHING`]) relative to that largest value.
+fn all_close(
+    what: &str,
+    got: &BTreeMap<String, Vec<f32>>,
+    want: &BTreeMap<String, Vec<f32>>,
+    tol: f64,
+) {
+    let scale = want.values().map(|w| largest(w)).fold(0.0, f64::max);
+    for (name, w) in want {
+        let floor = if largest(w) < VANISHING * scale {
+            scale
+        } else {
+            0.0
+        };
+        close(&format!("{what} {name}"), &got[name], w, tol, floor);
+    }
+}
+
+/// `got` within `tol` of `want`, relative to `want`'s largest value or `floor` if larger.
+fn close(name: &str, got: &[f32], want: &[f32], tol: f64, floor: f64) {
+    let scale = largest(want).max(floor);
     for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
         let err = (a as f64 - b as f64).abs() / scale;
         assert!(
@@ -63,8 +89,21 @@ fn close(name: &str, got: &[f32], want: &[f32], tol: f64) {
     }
 }
 
-#[test]
-fn resnet18_step_matches_the_cpu() {
+/// The (loss, gradient) tolerances of `name`. tf_efficientnet_b0 at 32x32 (batch statistics over
+/// 4 values in its last stages, loss 5.8) amplifies float32 rounding: the CPU's own NCHW and
+/// channels-last runs differ by 1.1e-4 in the loss and up to 3.2e-3 of a tensor's largest value in
+/// the gradients, CUDA's by up to 4.6e-3 from the CPU's other layout (measured), so it is bounded
+/// at about twice that.
+fn tolerances(name: &str) -> (f64, f64) {
+    if name.contains("efficientnet") {
+        (3e-4, 1e-2)
+    } else {
+        (LOSS_RTOL, GRAD_TOL)
+    }
+}
+
+/// `name`'s step on both backends, NCHW and channels-last.
+fn step_matches_the_cpu(name: &str) {
     if let Err(e) = kiln_engine::cuda::device(0) {
         let _ = writeln!(std::io::stderr(), "skipped: {e}");
         return;
@@ -73,10 +112,11 @@ fn resnet18_step_matches_the_cpu() {
         num_classes: 10,
         ..Default::default()
     };
+    let (loss_rtol, grad_tol) = tolerances(name);
     for channels_last in [false, true] {
         kiln_engine::manual_seed(0);
-        let mut cpu = create_model("resnet18", &args).unwrap();
-        let mut gpu = create_model("resnet18", &args).unwrap();
+        let mut cpu = create_model(name, &args).unwrap();
+        let mut gpu = create_model(name, &args).unwrap();
         load_state_dict(gpu.as_ref(), &state_dict(cpu.as_ref()), true).unwrap();
         if channels_last {
             cpu.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
@@ -93,27 +133,37 @@ fn resnet18_step_matches_the_cpu() {
             "NCHW"
         };
         assert!(
-            (a.loss - b.loss).abs() <= LOSS_RTOL * b.loss.abs(),
-            "{what} loss: cuda {}, cpu {}",
+            (a.loss - b.loss).abs() <= loss_rtol * b.loss.abs(),
+            "{name} {what} loss: cuda {}, cpu {}",
             a.loss,
             b.loss
         );
-        assert_eq!(a.grads.len(), 62, "{what}: every parameter has a gradient");
-        for (name, want) in &b.grads {
-            close(
-                &format!("{what} {name}.grad"),
-                &a.grads[name],
-                want,
-                GRAD_TOL,
-            );
-        }
-        for (name, want) in &b.buffers {
-            close(
-                &format!("{what} {name}"),
-                &a.buffers[name],
-                want,
-                BUFFER_TOL,
-            );
-        }
+        let params = cpu.named_parameters().len();
+        assert_eq!(
+            a.grads.len(),
+            params,
+            "{what}: every parameter has a gradient"
+        );
+        // A gradient or batch mean that vanishes analytically is rounding noise on both backends
+        // (the bias gradient of a BN whose output reaches the loss only through a 1x1 conv and a
+        // train-mode BN, as in the depthwise-separable blocks, and the running mean of that next
+        // BN: its input's batch sum cancels); it is held to the model-wide scale.
+        all_close(&format!("{what} grad"), &a.grads, &b.grads, grad_tol);
+        all_close(what, &a.buffers, &b.buffers, BUFFER_TOL);
     }
+}
+
+#[test]
+fn resnet18_step_matches_the_cpu() {
+    step_matches_the_cpu("resnet18");
+}
+
+#[test]
+fn tf_efficientnet_b0_step_matches_the_cpu() {
+    step_matches_the_cpu("tf_efficientnet_b0");
+}
+
+#[test]
+fn mobilenetv3_small_100_step_matches_the_cpu() {
+    step_matches_the_cpu("mobilenetv3_small_100");
 }

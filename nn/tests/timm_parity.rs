@@ -6,7 +6,7 @@
 mod common;
 
 use common::{fill, hashed_uniform, max_rel_diff};
-use kiln_engine::Tensor;
+use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
@@ -351,4 +351,52 @@ fn convnext_nano_matches_timm() {
 fn convnext_tiny_matches_timm() {
     check_model("convnext_tiny");
     check_structure("convnext_tiny");
+}
+
+/// Eval and train logits of `name` with channels-last weights and input equal timm's (NCHW)
+/// fixture: the "same" padding, depthwise convs and squeeze-excite keep the layout.
+fn check_channels_last(name: &str) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
+    let expected = load_safetensors(&path).unwrap();
+    let args = ModelArgs {
+        num_classes: 10,
+        ..Default::default()
+    };
+    let mut model = create_model(name, &args).unwrap();
+    for t in model.named_tensors() {
+        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
+    }
+    model.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
+    let x = Tensor::from_vec(
+        hashed_uniform("input", 2 * 3 * 64 * 64)
+            .iter()
+            .map(|v| (v * 4.0 - 2.0) as f32)
+            .collect(),
+        &[2, 3, 64, 64],
+    )
+    .unwrap()
+    .to_memory_format(MemoryFormat::ChannelsLast)
+    .unwrap();
+    for (training, key) in [(false, "logits_eval"), (true, "logits_train")] {
+        model.set_training(training);
+        let diff = max_rel_diff(&model.forward(&x).unwrap(), &expected[key]);
+        assert!(diff < 1e-4, "{name} channels-last {key}: {diff}");
+    }
+}
+
+#[test]
+fn tf_efficientnet_b0_channels_last_matches_timm() {
+    check_channels_last("tf_efficientnet_b0");
+}
+
+#[test]
+fn mobilenetv3_small_100_channels_last_matches_timm() {
+    check_channels_last("mobilenetv3_small_100");
+}
+
+#[test]
+fn convnext_atto_and_tiny_channels_last_match_timm() {
+    check_channels_last("convnext_atto");
+    check_channels_last("convnext_tiny");
 }
