@@ -177,3 +177,42 @@ fn trains_efficientnet_b0_and_mobilenetv3_with_drop_and_drop_path() {
     }
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// `--model vit_tiny_patch16_224 --img-size 32` builds the ViT for 32² (2×2 patches, its
+/// position embedding sized to match) and trains the 1-channel data end to end.
+#[test]
+fn trains_vit_tiny_at_32_pixels() {
+    use kiln::train::checkpoint::Checkpoint;
+    let data = dataset("e2e-vit", 64, 32);
+    let out = data.join("runs");
+    let model = "vit_tiny_patch16_224";
+    let args = [
+        "--model",
+        model,
+        "--img-size",
+        "32",
+        "--epochs",
+        "2",
+        "--opt",
+        "adamw",
+        "--lr",
+        "1e-3",
+        "--drop-path",
+        "0.1",
+    ];
+    train(&data, &out, "vit", &args);
+    let rows = summary_rows(&out.join("vit"));
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter().all(|r| r[1].is_finite() && r[1] > 0.0),
+        "{rows:?}"
+    );
+    let saved = Checkpoint::load(&out.join("vit/last.safetensors")).unwrap();
+    assert_eq!(saved.model["pos_embed"].shape(), [1, 5, 192]);
+    assert_eq!(
+        saved.model["patch_embed.proj.weight"].shape(),
+        [192, 1, 16, 16]
+    );
+    assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
+    std::fs::remove_dir_all(&data).ok();
+}

@@ -34,3 +34,17 @@ pub fn goog_conv_normal(shape: &[usize], groups: usize) -> Result<Tensor> {
 pub fn goog_linear_uniform(shape: &[usize]) -> Result<Tensor> {
     uniform_fan_in(shape, shape[0])
 }
+
+/// timm's `trunc_normal_(std=std)`: N(0, std²) redrawn outside its default bounds [-2, 2], as
+/// a parameter.
+pub fn trunc_normal(shape: &[usize], std: f64) -> Result<Tensor> {
+    let w = with_global_generator(|g| g.trunc_normal(shape, 0.0, std, -2.0, 2.0, DType::F32))?;
+    Ok(w.requires_grad_(true).clone())
+}
+
+/// A zero-filled parameter (a bias under timm's ConvNeXt and ViT init).
+pub fn zeros(shape: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::zeros(shape, DType::F32)?
+        .requires_grad_(true)
+        .clone())
+}

@@ -4,6 +4,7 @@ use crate::models::convnext::{self, ConvNeXt};
 use crate::models::efficientnet::{self, EfficientNet};
 use crate::models::mobilenetv3::{self, MobileNetV3};
 use crate::models::resnet::{self, ResNet};
+use crate::models::vit::{self, VisionTransformer};
 use crate::pretrained::{load_pretrained, PretrainedSource};
 use crate::{Error, Model, PretrainedCfg, Result};
 
@@ -14,8 +15,12 @@ pub struct ModelArgs {
     pub num_classes: usize,
     /// Input channels.
     pub in_chans: usize,
-    /// Global pool type: avg, max, avgmax, catavgmax, or '' (no pooling, needs num_classes 0).
-    pub global_pool: String,
+    /// Global pool type: avg, max, avgmax, catavgmax, token (ViT), or '' (no pooling, needs
+    /// num_classes 0); `None` keeps the model's default (avg; token for ViT).
+    pub global_pool: Option<String>,
+    /// Input size, for models whose parameters depend on it (ViT's position embedding); `None`
+    /// keeps the model's default (224).
+    pub img_size: Option<usize>,
     /// Dropout before the classifier.
     pub drop_rate: f64,
     /// Stochastic-depth rate of the last block (linearly increasing from 0).
@@ -31,7 +36,8 @@ impl Default for ModelArgs {
         ModelArgs {
             num_classes: 1000,
             in_chans: 3,
-            global_pool: "avg".into(),
+            global_pool: None,
+            img_size: None,
             drop_rate: 0.0,
             drop_path_rate: 0.0,
             zero_init_last: true,
@@ -73,6 +79,12 @@ pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
             return with_pretrained(Box::new(MobileNetV3::new(&mc, args, cfg)?), args);
         }
     }
+    for (n, vc, cfg) in vit::variants() {
+        if n == arch {
+            let cfg = tagged(cfg, name, args);
+            return with_pretrained(Box::new(VisionTransformer::new(&vc, args, cfg)?), args);
+        }
+    }
     Err(Error::UnknownModel {
         name: name.into(),
         suggestions: close_names(arch),
@@ -112,6 +124,7 @@ fn all_names() -> Vec<&'static str> {
     names.extend(convnext::variants().into_iter().map(|(n, _, _)| n));
     names.extend(efficientnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(mobilenetv3::variants().into_iter().map(|(n, _, _)| n));
+    names.extend(vit::variants().into_iter().map(|(n, _, _)| n));
     names
 }
 

@@ -36,19 +36,21 @@ fn train_tolerance(name: &str) -> f32 {
     }
 }
 
+/// 10 classes, and ViTs built for the 64² test input (as the fixture script builds them).
+fn test_args(name: &str) -> ModelArgs {
+    ModelArgs {
+        num_classes: 10,
+        img_size: name.contains("_patch16_").then_some(64),
+        ..Default::default()
+    }
+}
+
 fn check_model(name: &str) {
     let train_tol = train_tolerance(name);
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
     let expected = load_safetensors(&path).unwrap();
-    let mut model = create_model(
-        name,
-        &ModelArgs {
-            num_classes: 10,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut model = create_model(name, &test_args(name)).unwrap();
     let mut ours: Vec<String> = model
         .named_tensors()
         .iter()
@@ -399,4 +401,24 @@ fn mobilenetv3_small_100_channels_last_matches_timm() {
 fn convnext_atto_and_tiny_channels_last_match_timm() {
     check_channels_last("convnext_atto");
     check_channels_last("convnext_tiny");
+}
+
+#[test]
+fn vit_tiny_patch16_224_matches_timm() {
+    check_model("vit_tiny_patch16_224");
+}
+
+#[test]
+fn vit_small_patch16_224_matches_timm() {
+    check_model("vit_small_patch16_224");
+}
+
+#[test]
+fn vit_base_patch16_224_matches_timm() {
+    check_model("vit_base_patch16_224");
+}
+
+#[test]
+fn deit_tiny_patch16_224_matches_timm() {
+    check_model("deit_tiny_patch16_224");
 }

@@ -31,6 +31,14 @@ impl Linear {
         Ok(Linear { weight, bias })
     }
 
+    /// A linear layer with timm's ConvNeXt/ViT init: trunc-normal weight of `std`, zero bias.
+    pub fn trunc_normal(in_f: usize, out_f: usize, std: f64) -> Result<Linear> {
+        Ok(Linear {
+            weight: init::trunc_normal(&[out_f, in_f], std)?,
+            bias: Some(init::zeros(&[out_f])?),
+        })
+    }
+
     /// Output features.
     pub fn out_features(&self) -> usize {
         self.weight.shape()[0]

@@ -9,37 +9,20 @@ use crate::layers::{
     Conv2d, DropPath, LayerNorm, LayerNorm2d, Linear, PoolType, SelectAdaptivePool2d,
 };
 use crate::module::{join, push, Kind, NamedTensor};
-use crate::{Error, ModelArgs, Module, Result};
-use kiln_engine::{with_global_generator, Conv2dParams, DType, MemoryFormat, Tensor};
+use crate::{init, Error, ModelArgs, Module, Result};
+use kiln_engine::{Conv2dParams, DType, MemoryFormat, Tensor};
 
-/// timm's ConvNeXt init for conv and linear weights: trunc_normal_(std=.02) in [-2, 2].
-fn trunc_normal_02(shape: &[usize]) -> Result<Tensor> {
-    let w = with_global_generator(|g| g.trunc_normal(shape, 0.0, 0.02, -2.0, 2.0, DType::F32))?;
-    Ok(w.requires_grad_(true).clone())
-}
-
-/// A conv with timm's ConvNeXt init (trunc-normal weight, zero bias).
+/// A conv with timm's ConvNeXt init (trunc-normal weight, std .02, zero bias).
 fn conv(in_c: usize, out_c: usize, k: usize, params: Conv2dParams) -> Result<Conv2d> {
     let mut c = Conv2d::with_params(in_c, out_c, [k, k], params, true)?;
-    c.weight = trunc_normal_02(c.weight.shape())?;
-    c.bias = Some(
-        Tensor::zeros(&[out_c], DType::F32)?
-            .requires_grad_(true)
-            .clone(),
-    );
+    c.weight = init::trunc_normal(c.weight.shape(), 0.02)?;
+    c.bias = Some(init::zeros(&[out_c])?);
     Ok(c)
 }
 
 /// A linear layer with timm's ConvNeXt init.
 fn linear(in_f: usize, out_f: usize) -> Result<Linear> {
-    Ok(Linear {
-        weight: trunc_normal_02(&[out_f, in_f])?,
-        bias: Some(
-            Tensor::zeros(&[out_f], DType::F32)?
-                .requires_grad_(true)
-                .clone(),
-        ),
-    })
+    Linear::trunc_normal(in_f, out_f, 0.02)
 }
 
 /// One projection of the block's MLP: a 1×1 conv on NCHW (`conv_mlp`) or a linear layer on NHWC.
@@ -246,7 +229,7 @@ impl ConvNeXt {
             cfg,
             training: true,
         };
-        model.reset_classifier(args.num_classes, Some(&args.global_pool))?;
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
         Ok(model)
     }
 

@@ -86,7 +86,7 @@ impl EfficientNet {
             cfg,
             training: true,
         };
-        model.reset_classifier(args.num_classes, Some(&args.global_pool))?;
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
         if let Some(c) = &model.classifier {
             init_linear_goog(c)?;
         }

@@ -87,7 +87,7 @@ impl MobileNetV3 {
         };
         let trunk = Trunk::new(&bc, args.in_chans, stem, &arch)?;
         let pool = SelectAdaptivePool2d {
-            pool_type: PoolType::parse(&args.global_pool)?,
+            pool_type: PoolType::parse(args.global_pool.as_deref().unwrap_or("avg"))?,
         };
         let pooled = trunk.out_chs * pool.pool_type.feat_mult();
         let conv_head = Conv2d::new(pooled, head, 1, 1, 0, true)?;
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn efficient_head_keeps_its_pooled_width() {
         let args = ModelArgs {
-            global_pool: "catavgmax".into(),
+            global_pool: Some("catavgmax".into()),
             ..Default::default()
         };
         let mut m = create_model("mobilenetv3_small_100", &args).unwrap();

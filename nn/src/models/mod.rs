@@ -6,6 +6,7 @@ mod efficientnet_blocks;
 mod efficientnet_builder;
 pub mod mobilenetv3;
 pub mod resnet;
+pub mod vit;
 
 use crate::layers::{Linear, PoolType, SelectAdaptivePool2d};
 use crate::{Error, Module, Result};

@@ -350,7 +350,7 @@ impl ResNet {
             training: true,
         };
         model.init_weights(args.zero_init_last)?;
-        model.reset_classifier(args.num_classes, Some(&args.global_pool))?;
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
         Ok(model)
     }
 

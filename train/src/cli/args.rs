@@ -74,9 +74,9 @@ pub struct TrainArgs {
     /// Classes (default: the dataset's).
     #[arg(long)]
     pub num_classes: Option<usize>,
-    /// Global pool: avg, max, avgmax, catavgmax.
-    #[arg(long = "gp", default_value = "avg")]
-    pub global_pool: String,
+    /// Global pool: avg, max, avgmax, catavgmax, token (default: the model's).
+    #[arg(long = "gp")]
+    pub global_pool: Option<String>,
     /// Input image size (default: 28 for IDX data, the model's for folders).
     #[arg(long)]
     pub img_size: Option<usize>,
@@ -117,7 +117,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub fast_norm: bool,
     /// Model constructor arguments, as key=value (kiln: num_classes, in_chans, global_pool,
-    /// drop_rate, drop_path_rate, zero_init_last).
+    /// img_size, drop_rate, drop_path_rate, zero_init_last).
     #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
     pub model_kwargs: Vec<String>,
     /// Multiply the classifier's weight and bias by this after creation.

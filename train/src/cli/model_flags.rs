@@ -49,7 +49,8 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
         match key {
             "num_classes" => args.num_classes = value.parse().map_err(|_| bad("a count"))?,
             "in_chans" => args.in_chans = value.parse().map_err(|_| bad("a count"))?,
-            "global_pool" => args.global_pool = value.to_string(),
+            "global_pool" => args.global_pool = Some(value.to_string()),
+            "img_size" => args.img_size = Some(value.parse().map_err(|_| bad("a size"))?),
             "drop_rate" => args.drop_rate = value.parse().map_err(|_| bad("a number"))?,
             "drop_path_rate" => args.drop_path_rate = value.parse().map_err(|_| bad("a number"))?,
             "zero_init_last" => {
@@ -62,7 +63,7 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
             _ => {
                 return Err(flag(
                     "--model-kwargs",
-                    format!("kiln's models do not take '{key}' (known: num_classes, in_chans, global_pool, drop_rate, drop_path_rate, zero_init_last)"),
+                    format!("kiln's models do not take '{key}' (known: num_classes, in_chans, global_pool, img_size, drop_rate, drop_path_rate, zero_init_last)"),
                 ))
             }
         }
@@ -106,7 +107,7 @@ mod tests {
         .unwrap();
         assert!(!args.zero_init_last);
         assert_eq!(args.drop_path_rate, 0.05);
-        assert_eq!(args.global_pool, "max");
+        assert_eq!(args.global_pool.as_deref(), Some("max"));
     }
 
     #[test]

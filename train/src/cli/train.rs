@@ -194,6 +194,8 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         num_classes,
         in_chans,
         global_pool: a.global_pool.clone(),
+        // Models whose parameters depend on the input size (ViT) are built for the one trained on.
+        img_size,
         drop_rate: a.drop_rate,
         drop_path_rate: a.drop_path.unwrap_or(0.0),
         ..Default::default()
