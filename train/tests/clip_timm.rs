@@ -46,6 +46,7 @@ fn param(name: String, tensor: Tensor) -> Param {
         tensor,
         weight_decay: 0.0,
         lr_scale: 1.0,
+        group: 0,
     }
 }
 

@@ -171,6 +171,19 @@ fn muon_follows_timms_trace() {
     );
 }
 
+/// Kron's names on a conv weight (four triangular factors, or three when flattened), a matrix, a
+/// bias and a scalar: timm's noise from torch's generator and coins from random.Random(1337).
+#[test]
+fn kron_follows_timms_trace() {
+    let (n, failures) = trace_failures("kron.json");
+    assert!(
+        failures.is_empty(),
+        "{} of {n} names off timm:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn layer_decay_groups_match_timm_for_every_family() {
     let fx = fixture("layer_decay.json");
@@ -221,6 +234,8 @@ fn state_dict_round_trip_resumes_exactly() {
         "rmsproptf",
         "lookahead_adamw",
         "adafactorbv",
+        "kron",
+        "kronc",
     ];
     let cases = mlp
         .iter()

@@ -12,6 +12,8 @@ use super::adopt::Adopt;
 use super::decay::Decay;
 use super::family::Family;
 use super::groups::{layer_decay_groups, layer_decayed_params, param_groups};
+use super::kron::{Kron, KronCfg};
+use super::kron_precond::{FactorCfg, MemorySave};
 use super::laprop::LaProp;
 use super::lion::Lion;
 use super::madgrad::Madgrad;
@@ -52,6 +54,8 @@ pub struct OptimArgs {
     pub layer_decay_no_opt_scale: Option<f64>,
     /// `--opt-kwargs k=v ...`: the optimizer's other arguments.
     pub kwargs: Vec<(String, String)>,
+    /// `--seed`: Kron's noise generator outside its deterministic mode.
+    pub seed: u64,
 }
 
 impl Default for OptimArgs {
@@ -67,6 +71,7 @@ impl Default for OptimArgs {
             layer_decay_min_scale: 0.0,
             layer_decay_no_opt_scale: None,
             kwargs: Vec::new(),
+            seed: 42,
         }
     }
 }
@@ -94,6 +99,7 @@ impl OptimArgs {
                     None => (kv.trim().to_string(), String::new()),
                 })
                 .collect(),
+            seed: a.seed,
         }
     }
 }
@@ -125,6 +131,12 @@ impl Kwargs {
             flag: "--opt-kwargs".into(),
             msg: format!("{key}={v} is not a number or true/false"),
         })
+    }
+
+    /// The raw text of `key`, None when absent or `None`.
+    fn text(&mut self, key: &str) -> Option<String> {
+        let v = self.values.remove(key)?;
+        (!v.eq_ignore_ascii_case("none")).then_some(v)
     }
 
     fn f64(&mut self, key: &str, default: f64) -> Result<f64> {
@@ -476,6 +488,9 @@ fn resolve(name: &str) -> Option<(&'static str, Variant)> {
         "cadopt" => with("adopt", true, false, false),
         "cadoptw" => with("adopt", true, false, true),
         "cadoptc" => with("adopt", true, true, true),
+        "kron" => plain("kron"),
+        "kronw" => with("kron", false, false, true),
+        "kronc" => with("kron", false, true, true),
         _ => None,
     }
 }
@@ -496,10 +511,7 @@ fn refusal(name: &str) -> Option<String> {
             name.trim_start_matches("bnb").trim_end_matches("8bit")
         ));
     }
-    const NOT_YET: &[&str] = &["kron", "kronc", "kronw"];
-    NOT_YET
-        .contains(&name)
-        .then(|| format!("'{name}' is in timm's registry but not implemented in kiln yet"))
+    None
 }
 
 /// timm's `create_optimizer_v2` over already-grouped parameters: the optimizer `args.opt`.
@@ -525,6 +537,11 @@ pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Opti
         let cfg = adafactor(args, variant, base == "adafactorbv", &mut kw)?;
         kw.finish(name)?;
         return Ok(wrap(lookahead, Box::new(Adafactor::new(params, cfg))));
+    }
+    if base == "kron" {
+        let cfg = kron(args, variant, &mut kw)?;
+        kw.finish(name)?;
+        return Ok(wrap(lookahead, Box::new(Kron::new(params, cfg))));
     }
     if base == "muon" || base == "adamuon" {
         let muon = muon(args, variant, base == "adamuon", params, &mut kw)?;
@@ -654,6 +671,111 @@ fn muon(
     Ok(Muon::new(params, cfg, fallback_lr_scale, |rest| {
         RuleOptimizer::new(rest, Box::new(family), Parts::default())
     }))
+}
+
+/// An error on `--opt-kwargs`.
+fn kwarg_error(msg: String) -> Error {
+    Error::Flag {
+        flag: "--opt-kwargs".into(),
+        msg,
+    }
+}
+
+/// A dtype kwarg of Kron's (`mu_dtype`, `precond_dtype`): kiln keeps both in float32.
+fn float32_only(kw: &mut Kwargs, key: &str) -> Result<()> {
+    match kw.text(key) {
+        None => Ok(()),
+        Some(v) if matches!(v.as_str(), "float32" | "torch.float32" | "float" | "fp32") => Ok(()),
+        Some(v) => Err(kwarg_error(format!(
+            "{key}={v}: kiln keeps Kron's momentum and factors in float32 (None or float32)"
+        ))),
+    }
+}
+
+/// A non-negative integer kwarg.
+fn count(kw: &mut Kwargs, key: &str, default: usize) -> Result<usize> {
+    let v = kw.f64(key, default as f64)?;
+    if v < 0.0 || v.fract() != 0.0 {
+        return Err(kwarg_error(format!(
+            "{key}={v} is not a non-negative integer"
+        )));
+    }
+    Ok(v as usize)
+}
+
+/// timm's `Kron` settings: its defaults, `--momentum`, `--seed` and `--opt-kwargs` by timm's
+/// names; `kronw` and `kronc` set decoupled (and corrected) decay.
+fn kron(a: &OptimArgs, v: Variant, kw: &mut Kwargs) -> Result<KronCfg> {
+    let momentum = kw.f64("momentum", a.momentum)?;
+    if !(0.0..1.0).contains(&momentum) {
+        return Err(opt_error(format!(
+            "kron needs 0 <= momentum < 1, got {momentum}"
+        )));
+    }
+    if a.weight_decay < 0.0 {
+        return Err(opt_error(format!(
+            "kron needs weight decay >= 0, got {}",
+            a.weight_decay
+        )));
+    }
+    let key = "preconditioner_update_probability";
+    let update_probability = match kw.text(key) {
+        None => None,
+        Some(t) => match t.parse::<f64>() {
+            Ok(p) if p > 0.0 => Some(p),
+            _ => {
+                return Err(kwarg_error(format!(
+                    "{key}={t} is not a probability above 0"
+                )))
+            }
+        },
+    };
+    let memory_save = match kw.text("memory_save_mode").as_deref() {
+        None => MemorySave::Off,
+        Some("one_diag") => MemorySave::OneDiag,
+        Some("smart_one_diag") => MemorySave::SmartOneDiag,
+        Some("all_diag") => MemorySave::AllDiag,
+        Some(m) => {
+            return Err(kwarg_error(format!(
+                "memory_save_mode={m}: timm's are None, one_diag, smart_one_diag, all_diag"
+            )))
+        }
+    };
+    let factors = FactorCfg {
+        max_size_triangular: count(kw, "max_size_triangular", 2048)?,
+        min_ndim_triangular: count(kw, "min_ndim_triangular", 2)?,
+        memory_save,
+        init_scale: kw.f64("precond_init_scale", 1.0)?,
+    };
+    float32_only(kw, "mu_dtype")?;
+    float32_only(kw, "precond_dtype")?;
+    let decoupled = kw.bool("decoupled_decay", v.decoupled)?;
+    let corrected = kw.bool("corrected_weight_decay", v.corrected)?;
+    let lr = a.lr.unwrap_or(0.001);
+    if corrected && lr <= 0.0 {
+        return Err(opt_error(format!(
+            "'{}' (corrected weight decay) needs a positive --lr to take as max_lr",
+            a.opt
+        )));
+    }
+    let flatten = kw.bool("flatten", false)?;
+    let (start, end) = (
+        kw.f64("flatten_start_dim", 2.0)? as i64,
+        kw.f64("flatten_end_dim", -1.0)? as i64,
+    );
+    Ok(KronCfg {
+        momentum,
+        update_probability,
+        factors,
+        momentum_into_precond_update: kw.bool("momentum_into_precond_update", true)?,
+        precond_lr: kw.f64("precond_lr", 0.1)?,
+        decoupled,
+        corrected_max_lr: corrected.then_some(lr),
+        flatten: flatten.then_some((start, end)),
+        stochastic_weight_decay: kw.bool("stochastic_weight_decay", false)?,
+        deterministic: kw.bool("deterministic", false)?,
+        seed: a.seed,
+    })
 }
 
 /// `create_optimizer_v2` over named parameters: timm's weight-decay groups (no decay on 1-d

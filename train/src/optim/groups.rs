@@ -42,16 +42,17 @@ pub fn param_groups(
     params
         .into_iter()
         .map(|p| {
-            let wd = if no_decay(&p, no_weight_decay) {
-                0.0
-            } else {
-                weight_decay as f32
+            // timm's groups are [no_decay, decay], or one group when weight_decay is 0.
+            let (wd, group) = match weight_decay != 0.0 && !no_decay(&p, no_weight_decay) {
+                true => (weight_decay as f32, 1),
+                false => (0.0, 0),
             };
             Param {
                 name: p.name,
                 tensor: p.tensor,
                 weight_decay: wd,
                 lr_scale: 1.0,
+                group,
             }
         })
         .collect()
@@ -195,6 +196,12 @@ pub fn layer_decayed_params(
         .iter()
         .map(|l| (l.name.as_str(), l.lr_scale))
         .collect();
+    let layer_ids: BTreeMap<&str, usize> = layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.layer_id))
+        .collect();
+    // timm's group `layer_{id}_{decay}`, numbered in order of first appearance.
+    let mut groups: Vec<(Option<usize>, bool)> = Vec::new();
     params
         .into_iter()
         .filter_map(|p| {
@@ -202,16 +209,19 @@ pub fn layer_decayed_params(
             if no_opt_scale.is_some_and(|min| min > 0.0 && scale < min) {
                 return None;
             }
-            let wd = if p.tensor.rank() <= 1 || matches_any(&p.name, no_weight_decay) {
-                0.0
-            } else {
-                weight_decay as f32
-            };
+            let decays = p.tensor.rank() > 1 && !matches_any(&p.name, no_weight_decay);
+            let wd = if decays { weight_decay as f32 } else { 0.0 };
+            let key = (layer_ids.get(p.name.as_str()).copied(), decays);
+            let group = groups.iter().position(|k| *k == key).unwrap_or_else(|| {
+                groups.push(key);
+                groups.len() - 1
+            });
             Some(Param {
                 name: p.name,
                 tensor: p.tensor,
                 weight_decay: wd,
                 lr_scale: scale as f32,
+                group,
             })
         })
         .collect()

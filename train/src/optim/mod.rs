@@ -32,6 +32,10 @@
 //! Muon (`muon.rs`) orthogonalises each weight's momentum by Newton–Schulz iterations
 //! (`newton_schulz.rs`, engine matmuls) and hands the other parameters to an AdamW rule optimizer.
 //!
+//! Kron (`kron.rs`, PSGD with Kronecker-factored preconditioners) fits one triangular or diagonal
+//! factor per dim of each parameter (`kron_precond.rs`, host f32 loops) to its momentum and noise
+//! drawn from twins of timm's Python and torch generators.
+//!
 //! `factory.rs` maps timm's names to a family plus parts, and names what kiln does not support.
 
 mod adabelief;
@@ -47,6 +51,8 @@ mod decay;
 mod factory;
 mod family;
 mod groups;
+mod kron;
+mod kron_precond;
 mod laprop;
 mod lion;
 mod lookahead;
@@ -79,6 +85,8 @@ pub struct Param {
     pub weight_decay: f32,
     /// Factor on the learning rate (layer-wise lr decay; 1 otherwise).
     pub lr_scale: f32,
+    /// Its timm param group's index in `optimizer.param_groups` (the order timm steps in).
+    pub group: usize,
 }
 
 /// Updates parameters from their gradients.

@@ -32,6 +32,19 @@ impl TorchGenerator {
         }
     }
 
+    /// A generator in a saved state: its engine and the cached second normal.
+    pub fn from_state(engine: Mt19937, cached_normal: Option<f64>) -> Self {
+        TorchGenerator {
+            engine,
+            cached_normal,
+        }
+    }
+
+    /// The engine and the cached second normal, for checkpoints.
+    pub fn state(&self) -> (&Mt19937, Option<f64>) {
+        (&self.engine, self.cached_normal)
+    }
+
     /// The engine's next 32-bit output.
     pub fn next_u32(&mut self) -> u32 {
         self.engine.next_u32()
