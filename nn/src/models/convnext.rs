@@ -323,25 +323,17 @@ impl Model for ConvNeXt {
     }
 
     fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        if let Some(p) = global_pool {
-            let pool_type = PoolType::parse(p)?;
-            if pool_type.feat_mult() != 1 {
-                return Err(Error::BadArgument {
-                    model: self.cfg.name.clone(),
-                    msg: format!(
-                        "global_pool '{p}' doubles the features, which the head's LayerNorm does not take"
-                    ),
-                });
-            }
-            self.pool.pool_type = pool_type;
-        }
-        if self.pool.pool_type == PoolType::None && num_classes > 0 {
+        if let Some(p) =
+            global_pool.filter(|p| PoolType::parse(p).is_ok_and(|t| t.feat_mult() != 1))
+        {
             return Err(Error::BadArgument {
                 model: self.cfg.name.clone(),
-                msg: "global_pool '' needs num_classes 0 (pooling can only be disabled with the classifier removed)"
-                    .into(),
+                msg: format!(
+                    "global_pool '{p}' doubles the features, which the head's LayerNorm does not take"
+                ),
             });
         }
+        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
         let features = self.num_features();
         self.fc = (num_classes > 0)
             .then(|| linear(features, num_classes))

@@ -6,8 +6,6 @@
 use super::efficientnet_blocks::init_conv_goog;
 use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Trunk};
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use super::{IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
-use super::{IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD};
 use crate::layers::{
     Activation, BatchNorm2d, BatchNormAct2d, Conv2dPad, Linear, PadType, PoolType,
     SelectAdaptivePool2d,
@@ -220,11 +218,7 @@ pub(crate) fn cfg(
     crop_pct: f64,
     inception: bool,
 ) -> PretrainedCfg {
-    let (mean, std) = if inception {
-        (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)
-    } else {
-        (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
-    };
+    let (mean, std) = super::mean_std(inception);
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
         input_size: [3, size, size],

@@ -21,6 +21,15 @@ pub const IMAGENET_INCEPTION_MEAN: [f64; 3] = [0.5, 0.5, 0.5];
 /// timm's Inception std.
 pub const IMAGENET_INCEPTION_STD: [f64; 3] = [0.5, 0.5, 0.5];
 
+/// Normalization (mean, std): timm's Inception constants (0.5) or its ImageNet ones.
+fn mean_std(inception: bool) -> ([f64; 3], [f64; 3]) {
+    if inception {
+        (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)
+    } else {
+        (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    }
+}
+
 /// The pooling half of timm's `reset_classifier`: sets `global_pool` if given and refuses no
 /// pooling ('') with a classifier.
 fn reset_pool(

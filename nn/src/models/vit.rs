@@ -2,10 +2,7 @@
 //! 16×16 patch embedding, a class token and a learned position embedding, pre-norm blocks of
 //! multi-head self-attention and MLP, a final LayerNorm and the class-token (or mean) head.
 
-use super::{
-    FeatureInfo, GroupRule, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
-    IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD,
-};
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{Conv2d, DropPath, LayerNorm, Linear};
 use crate::module::{join, push, Kind, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
@@ -382,11 +379,7 @@ impl Model for VisionTransformer {
 
 /// timm's pretrained config of `arch.tag` (224², crop 0.9, bicubic).
 fn cfg(arch: &str, tag: &str, inception: bool) -> PretrainedCfg {
-    let (mean, std) = if inception {
-        (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)
-    } else {
-        (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
-    };
+    let (mean, std) = super::mean_std(inception);
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
         input_size: [3, 224, 224],
