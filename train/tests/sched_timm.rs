@@ -1,7 +1,9 @@
 //! kiln's schedulers against timm 1.0's: the lr of every update and every epoch over the grid of
 //! scripts/fixtures/make_sched_fixtures.py (each schedule crossed with warmup, prefix, cycles,
 //! noise, k-decay, cooldown, min-lr, per-epoch and per-update stepping; plateau in both modes),
-//! within 1e-7 relative; torch's CPU generator draw for draw; and resuming from `state()`.
+//! within 1e-7 relative; every param group's lr where a case has several lr scales (plateau clamps
+//! each group at min-lr on its own); torch's CPU generator draw for draw; and resuming from
+//! `state()`.
 
 use kiln_train::sched::{create_scheduler, trace, SchedArgs, Scheduler, TorchGenerator, Trace};
 use serde::Deserialize;
@@ -20,6 +22,15 @@ struct Case {
     num_epochs: usize,
     update_lrs: Vec<f64>,
     epoch_lrs: Vec<f64>,
+    /// Param groups' lr scales (layer-wise decay), where the case has several groups.
+    #[serde(default)]
+    lr_scales: Vec<f32>,
+    /// Per group, the lr of every update.
+    #[serde(default)]
+    group_update_lrs: Vec<Vec<f64>>,
+    /// Per group, the lr after each epoch's step.
+    #[serde(default)]
+    group_epoch_lrs: Vec<Vec<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +73,33 @@ fn run(case: &Case) -> Trace {
     trace(&mut sched, case.start_epoch..num_epochs, |e| {
         metric(case, e)
     })
+}
+
+/// Every param group's lrs (per group: the lr of each update, the lr after each epoch) as the
+/// Trainer steps `sched` over `epochs`.
+fn group_trace(
+    sched: &mut Scheduler,
+    epochs: std::ops::Range<usize>,
+    case: &Case,
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let groups = case.lr_scales.len();
+    let (mut updates, mut ends) = (vec![Vec::new(); groups], vec![Vec::new(); groups]);
+    let record = |sched: &Scheduler, into: &mut Vec<Vec<f64>>| {
+        let lr = sched.group_lr();
+        for (g, &scale) in case.lr_scales.iter().enumerate() {
+            into[g].push(lr.for_scale(scale));
+        }
+    };
+    let upe = sched.updates_per_epoch;
+    for epoch in epochs {
+        for update in epoch * upe..(epoch + 1) * upe {
+            record(sched, &mut updates);
+            sched.step_update(update + 1, None);
+        }
+        sched.step(epoch + 1, metric(case, epoch));
+        record(sched, &mut ends);
+    }
+    (updates, ends)
 }
 
 /// |got - want| / |want| (0 when both are 0).
@@ -142,6 +180,54 @@ fn every_lr_matches_timm() {
     );
 }
 
+/// With layer-wise lr decay every param group has its own lr: timm's scheduler sets `lr · scale`,
+/// and plateau reduces each group's lr and clamps it at min-lr on its own.
+#[test]
+fn every_param_group_lr_matches_timm() {
+    let fx = fixtures();
+    let cases: Vec<&Case> = fx
+        .cases
+        .iter()
+        .filter(|c| !c.lr_scales.is_empty())
+        .collect();
+    assert!(cases.iter().filter(|c| c.flags.sched == "plateau").count() >= 3);
+    let (mut failures, mut clamped) = (Vec::new(), 0);
+    for case in &cases {
+        let (mut sched, num_epochs) = build(case);
+        sched.start_at(case.start_epoch);
+        let (updates, ends) = group_trace(&mut sched, case.start_epoch..num_epochs, case);
+        for (g, scale) in case.lr_scales.iter().enumerate() {
+            let what = |k: &str| format!("group {g} (scale {scale}) {k}");
+            failures.extend(mismatches(
+                &what("update"),
+                &updates[g],
+                &case.group_update_lrs[g],
+            ));
+            failures.extend(mismatches(
+                &what("epoch"),
+                &ends[g],
+                &case.group_epoch_lrs[g],
+            ));
+        }
+        // Where the smallest group's final lr is not the one lr times its scale, the per-group
+        // clamp made the difference.
+        let (g, last) = (case.lr_scales.len() - 1, |g: usize| {
+            *case.group_epoch_lrs[g].last().unwrap()
+        });
+        if relative_error(last(0) * case.lr_scales[g] as f64, last(g)) > 1e-3 {
+            clamped += 1;
+        }
+        failures
+            .iter_mut()
+            .for_each(|f| *f = format!("{}: {f}", case.name));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        clamped >= 2,
+        "only {clamped} cases exercise the per-group clamp"
+    );
+}
+
 #[test]
 fn the_grid_covers_every_schedule_and_option() {
     let fx = fixtures();
@@ -219,6 +305,20 @@ fn state_resumes_mid_run_identically() {
             trace(&mut s, 0..num_epochs, |e| metric(case, e));
             s.state()
         });
+        if !case.lr_scales.is_empty() {
+            let (mut s, _) = build(case);
+            let (whole_updates, _) = group_trace(&mut s, 0..num_epochs, case);
+            let (mut first, _) = build(case);
+            let (head, _) = group_trace(&mut first, 0..stop, case);
+            let (mut second, _) = build(case);
+            second.load_state(&first.state()).unwrap();
+            second.start_at(stop);
+            let (tail, _) = group_trace(&mut second, stop..num_epochs, case);
+            for g in 0..case.lr_scales.len() {
+                let joined: Vec<f64> = head[g].iter().chain(&tail[g]).copied().collect();
+                assert_eq!(joined, whole_updates[g], "{}: group {g} resumed", case.name);
+            }
+        }
         if case.flags.sched == "plateau" {
             resumed_plateaus += 1;
             // Without the saved counters the plateau would restart and take another path.

@@ -6,6 +6,7 @@
 
 use super::cautious::cautious_mask;
 use super::{grad_of, lerp, resume_error, Optimizer, Param};
+use crate::sched::GroupLr;
 use crate::Result;
 use kiln_engine::{DType, Tensor};
 use std::collections::BTreeMap;
@@ -193,7 +194,6 @@ impl Adafactor {
         let p = self.params[i].tensor.detach();
         let g = g.reshape(p.shape())?;
         let wd = self.params[i].weight_decay as f64;
-        let lr = lr * self.params[i].lr_scale as f64;
         let cfg = self.cfg;
         let s = self.state[i].as_mut().expect("created above");
         s.step += 1;
@@ -246,11 +246,11 @@ impl Adafactor {
 }
 
 impl Optimizer for Adafactor {
-    fn step(&mut self, lr: f64) -> Result<()> {
+    fn step_groups(&mut self, lr: &GroupLr) -> Result<()> {
         let _guard = kiln_engine::no_grad();
         for i in 0..self.params.len() {
             if let Some(g) = grad_of(&self.params[i])? {
-                self.step_one(i, &g, lr)?;
+                self.step_one(i, &g, lr.for_scale(self.params[i].lr_scale))?;
             }
         }
         Ok(())

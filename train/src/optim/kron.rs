@@ -16,7 +16,7 @@
 
 use super::kron_precond::{FactorCfg, Precond};
 use super::{resume_error, Optimizer, Param};
-use crate::sched::{Mt19937, PyRandom, TorchGenerator};
+use crate::sched::{GroupLr, Mt19937, PyRandom, TorchGenerator};
 use crate::{Error, Result};
 use kiln_engine::{DType, Tensor};
 use std::collections::BTreeMap;
@@ -296,14 +296,14 @@ fn f64s(sd: &BTreeMap<String, Tensor>, key: &str) -> Result<Option<Vec<f64>>> {
 }
 
 impl Optimizer for Kron {
-    fn step(&mut self, lr: f64) -> Result<()> {
+    fn step_groups(&mut self, lr: &GroupLr) -> Result<()> {
         let _guard = kiln_engine::no_grad();
         // The generators' draws follow timm's order of param groups.
         for k in 0..self.order.len() {
             let i = self.order[k];
             let p = &self.params[i];
             let Some(g) = p.tensor.grad() else { continue };
-            let lr = lr * p.lr_scale as f64;
+            let lr = lr.for_scale(p.lr_scale);
             self.step_one(i, g.to_vec_f32()?, lr)?;
         }
         Ok(())

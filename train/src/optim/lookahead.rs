@@ -4,6 +4,7 @@
 //! its first sync.
 
 use super::{full_like_param, grad_of, restore, Optimizer, Param};
+use crate::sched::GroupLr;
 use crate::Result;
 use kiln_engine::Tensor;
 use std::collections::BTreeMap;
@@ -58,8 +59,8 @@ impl Lookahead {
 }
 
 impl Optimizer for Lookahead {
-    fn step(&mut self, lr: f64) -> Result<()> {
-        self.inner.step(lr)?;
+    fn step_groups(&mut self, lr: &GroupLr) -> Result<()> {
+        self.inner.step_groups(lr)?;
         self.steps += 1;
         if self.steps.is_multiple_of(self.k) {
             self.update_slow()?;

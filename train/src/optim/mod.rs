@@ -70,6 +70,7 @@ pub use groups::{layer_decay_groups, layer_decayed_params, param_groups, LayerGr
 pub use lookahead::Lookahead;
 pub use rule_optimizer::{Parts, RuleOptimizer};
 
+use crate::sched::GroupLr;
 use crate::{Error, Result};
 use kiln_engine::Tensor;
 use std::collections::BTreeMap;
@@ -91,9 +92,12 @@ pub struct Param {
 
 /// Updates parameters from their gradients.
 pub trait Optimizer: Send {
-    /// One step at learning rate `lr` (times each parameter's lr scale), for every parameter
-    /// that has a gradient.
-    fn step(&mut self, lr: f64) -> Result<()>;
+    /// One step for every parameter that has a gradient, each at its param group's lr.
+    fn step_groups(&mut self, lr: &GroupLr) -> Result<()>;
+    /// One step at learning rate `lr` times each parameter's lr scale.
+    fn step(&mut self, lr: f64) -> Result<()> {
+        self.step_groups(&GroupLr::scaled(lr))
+    }
     /// The parameters.
     fn params(&self) -> &[Param];
     /// Per-parameter state (momentum buffers, moments, step counts), keyed `name.state`.

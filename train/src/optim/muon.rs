@@ -8,6 +8,7 @@
 use super::newton_schulz::{orthogonalize, NewtonSchulz};
 use super::rule_optimizer::RuleOptimizer;
 use super::{full_like_param, grad_of, lerp, restore, Optimizer, Param};
+use crate::sched::GroupLr;
 use crate::Result;
 use kiln_engine::Tensor;
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub struct Muon {
     /// Per parameter: Some(state, once created) when it takes orthogonalised steps.
     routed: Vec<Option<Option<State>>>,
     fallback: RuleOptimizer,
+    /// The fallback's lr over its group's lr.
+    fallback_lr_scale: f32,
     cfg: MuonCfg,
 }
 
@@ -56,8 +59,8 @@ fn suitable(shape: &[usize]) -> bool {
 }
 
 impl Muon {
-    /// Muon over `params`; `fallback` builds the rule optimizer for the unsuitable ones, whose
-    /// lr scales are multiplied by `fallback_lr_scale`.
+    /// Muon over `params`; `fallback` builds the rule optimizer for the unsuitable ones, stepped
+    /// at `fallback_lr_scale` times their group's lr.
     pub(crate) fn new(
         params: Vec<Param>,
         cfg: MuonCfg,
@@ -72,13 +75,11 @@ impl Muon {
             .iter()
             .zip(&routed)
             .filter(|(_, r)| r.is_none())
-            .map(|(p, _)| Param {
-                lr_scale: p.lr_scale * fallback_lr_scale,
-                ..p.clone()
-            })
+            .map(|(p, _)| p.clone())
             .collect();
         Muon {
             fallback: fallback(rest),
+            fallback_lr_scale,
             params,
             routed,
             cfg,
@@ -98,7 +99,7 @@ impl Muon {
     /// One orthogonalised step of parameter `i`.
     fn step_one(&mut self, i: usize, g: &Tensor, lr: f64) -> Result<()> {
         let p = &self.params[i];
-        let (lr, wd) = (lr * p.lr_scale as f64, p.weight_decay as f64);
+        let wd = p.weight_decay as f64;
         if self.routed[i].as_ref().is_some_and(|s| s.is_none()) {
             let s = self.new_state(p)?;
             self.routed[i] = Some(Some(s));
@@ -136,17 +137,18 @@ impl Muon {
 }
 
 impl Optimizer for Muon {
-    fn step(&mut self, lr: f64) -> Result<()> {
+    fn step_groups(&mut self, lr: &GroupLr) -> Result<()> {
         let _guard = kiln_engine::no_grad();
         for i in 0..self.params.len() {
             if self.routed[i].is_none() {
                 continue;
             }
             if let Some(g) = grad_of(&self.params[i])? {
-                self.step_one(i, &g, lr)?;
+                self.step_one(i, &g, lr.for_scale(self.params[i].lr_scale))?;
             }
         }
-        self.fallback.step(lr)
+        self.fallback
+            .step_groups(&lr.times(self.fallback_lr_scale as f64))
     }
 
     fn params(&self) -> &[Param] {

@@ -8,6 +8,7 @@ use super::family::Family;
 use super::projection::{apply_projection, ProjectStep};
 use super::trust::{apply_lamb, global_clip, lars_grad, mars_grad, novograd_grad, LambStep, Trust};
 use super::{full_like_param, grad_of, restore, resume_error, Optimizer, Param};
+use crate::sched::GroupLr;
 use crate::Result;
 use kiln_engine::{rule_step_, RuleStep, Tensor};
 use std::collections::BTreeMap;
@@ -111,11 +112,11 @@ impl RuleOptimizer {
         &mut self,
         key: &GroupKey,
         members: &[(usize, Tensor)],
-        lr: f64,
+        lr: &GroupLr,
         grad_div: f64,
     ) -> Result<()> {
-        let (wd, scale) = (f32::from_bits(key.0) as f64, f32::from_bits(key.1) as f64);
-        let lr = lr * scale;
+        let wd = f32::from_bits(key.0) as f64;
+        let lr = lr.for_scale(f32::from_bits(key.1));
         let first = members[0].0;
         let mut scalars = self.state[first].as_ref().expect("grouped").scalars.clone();
         let rs = self.family.scalars(lr, key.2 + 1, &mut scalars);
@@ -226,7 +227,7 @@ impl RuleOptimizer {
 }
 
 impl Optimizer for RuleOptimizer {
-    fn step(&mut self, lr: f64) -> Result<()> {
+    fn step_groups(&mut self, lr: &GroupLr) -> Result<()> {
         let groups = self.groups()?;
         let grad_div = match self.parts.trust {
             Some(Trust::Lamb {

@@ -6,6 +6,7 @@
 
 mod curve;
 mod factory;
+mod group_lr;
 mod mt19937;
 mod noise;
 mod plateau;
@@ -15,6 +16,7 @@ mod trace;
 
 pub use curve::{floor_div, Anneal, Curve, Cycles, Decay, Shape, Stable, Warmup};
 pub use factory::{create_scheduler, SchedArgs};
+pub use group_lr::GroupLr;
 pub use mt19937::Mt19937;
 pub use noise::Noise;
 pub use plateau::{PlateauState, ReduceOnPlateau};
@@ -137,6 +139,14 @@ impl Scheduler {
     /// The learning rate of the next optimizer update (before a parameter group's lr scale).
     pub fn lr(&self) -> f64 {
         self.current
+    }
+
+    /// The learning rate of the next optimizer update for every param group, by lr scale.
+    pub fn group_lr(&self) -> GroupLr {
+        match &self.kind {
+            Kind::Plateau { plateau, .. } => plateau.group_lr(self.current),
+            Kind::Curve(_) => GroupLr::scaled(self.current),
+        }
     }
 
     /// The lr a step to t (a whole epoch or update count) sets: timm's `_get_lr(t)` with its

@@ -3,6 +3,7 @@
 //! epoch and taken back at the next step. Its counters are state, kept in checkpoints.
 
 use super::curve::Warmup;
+use super::group_lr::{GroupLr, Reductions};
 use super::noise::Noise;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,24 @@ pub struct PlateauState {
     pub last_epoch: usize,
     /// The lr under this epoch's noise, restored at the next step.
     pub restore_lr: Option<f64>,
+    /// The lr (of scale 1) when the plateau took over from warmup; each param group's lr starts
+    /// at it times the group's scale.
+    #[serde(default)]
+    pub start_lr: Option<f64>,
+    /// Reductions so far (each param group is reduced and clamped on its own).
+    #[serde(default)]
+    pub reductions: usize,
+}
+
+/// One reduction of a param group's lr: times `factor`, not below `min_lr`, and no change smaller
+/// than eps (`ReduceLROnPlateau._reduce_lr`).
+pub(crate) fn reduce(lr: f64, factor: f64, min_lr: f64) -> f64 {
+    let reduced = (lr * factor).max(min_lr);
+    if lr - reduced > EPS {
+        reduced
+    } else {
+        lr
+    }
 }
 
 impl ReduceOnPlateau {
@@ -71,12 +90,26 @@ impl ReduceOnPlateau {
         }
         self.state.num_bad_epochs = 0;
         self.state.cooldown_counter = COOLDOWN;
-        let reduced = (lr * self.factor).max(self.min_lr);
-        if lr - reduced > EPS {
-            reduced
-        } else {
-            lr
-        }
+        self.state.reductions += 1;
+        reduce(lr, self.factor, self.min_lr)
+    }
+
+    /// Every param group's lr, given the lr of scale 1 (`lr`, noised or not).
+    pub(crate) fn group_lr(&self, lr: f64) -> GroupLr {
+        let Some(start) = self.state.start_lr else {
+            return GroupLr::scaled(lr);
+        };
+        let noise = self.state.restore_lr.map_or(1.0, |restore| lr / restore);
+        GroupLr::reduced(
+            lr,
+            Reductions {
+                start,
+                count: self.state.reductions,
+                factor: self.factor,
+                min_lr: self.min_lr,
+                noise,
+            },
+        )
     }
 }
 
@@ -98,6 +131,7 @@ pub fn plateau_step(
     if let Some(restore) = plateau.state.restore_lr.take() {
         *lr = restore;
     }
+    plateau.state.start_lr.get_or_insert(*lr);
     if let Some(m) = metric {
         *lr = plateau.step(*lr, m);
     }

@@ -394,14 +394,14 @@ impl Run {
             (false, NanPolicy::Stop) => return Err(self.stop_on_nonfinite(value, index)?),
         }
         if update {
-            let lr = self.scheduler.lr();
+            let lr = self.scheduler.group_lr();
             if std::mem::take(&mut self.poisoned) {
                 self.updater.optimizer.zero_grad();
                 self.state.nonfinite_updates += 1;
             } else {
-                self.updater.update(lr)?;
+                self.updater.update(&lr)?;
             }
-            self.state.lr = lr;
+            self.state.lr = lr.lr();
             self.state.position.num_updates += 1;
             let avg = self.state.train_loss.avg();
             self.scheduler

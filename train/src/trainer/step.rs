@@ -6,6 +6,7 @@ use crate::amp::GradScaler;
 use crate::clip::{clip_grads, ClipMode};
 use crate::dist::Ddp;
 use crate::optim::Optimizer;
+use crate::sched::GroupLr;
 use crate::Result;
 use kiln_engine::Tensor;
 
@@ -53,8 +54,8 @@ impl Updater {
     }
 
     /// Unscales (skipping the step on an overflow on any rank), clips the averaged gradients,
-    /// steps at `lr` and clears the gradients.
-    pub fn update(&mut self, lr: f64) -> Result<()> {
+    /// steps each param group at its lr and clears the gradients.
+    pub fn update(&mut self, lr: &GroupLr) -> Result<()> {
         let mut overflow = match &self.scaler {
             Some(s) => s.unscale(self.optimizer.as_ref())?,
             None => false,
@@ -66,7 +67,7 @@ impl Updater {
             if let Some((mode, value)) = self.clip {
                 clip_grads(self.optimizer.params(), mode, value)?;
             }
-            self.optimizer.step(lr)?;
+            self.optimizer.step_groups(lr)?;
         }
         if let Some(s) = &mut self.scaler {
             s.update(overflow);
