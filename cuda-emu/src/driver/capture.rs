@@ -84,12 +84,13 @@ fn legacy(stream: usize) -> bool {
     stream <= 1
 }
 
-/// What happens to the work (made by `work`) pushed to `stream` (of `device`): `None` when it should run now,
-/// else the result of recording it (or of refusing it under the capture rules).
+/// What happens to the work (made by `work`) pushed to `stream` (the current context's device
+/// is `device`, if any): `None` when it should run now, else the result of recording it (or of
+/// refusing it under the capture rules).
 pub fn record(
     s: &mut State,
     stream: usize,
-    device: usize,
+    device: Option<usize>,
     work: impl FnOnce() -> Work,
 ) -> Option<u32> {
     if legacy(stream) {
@@ -113,10 +114,10 @@ pub fn refuse_on(s: &mut State, stream: usize, err: u32) -> Option<u32> {
 }
 
 /// Legacy-stream work while a blocking stream of `device` captures: invalidates those captures.
-fn implicit(s: &mut State, device: usize) -> Option<u32> {
+fn implicit(s: &mut State, device: Option<usize>) -> Option<u32> {
     let mut hit = false;
     for c in s.captures.by_stream.values_mut() {
-        if c.device == device && c.blocking && !c.invalidated {
+        if Some(c.device) == device && c.blocking && !c.invalidated {
             c.invalidated = true;
             hit = true;
         }
@@ -143,7 +144,7 @@ pub fn refuse_unsafe(s: &mut State) -> Option<u32> {
 
 /// For `cuStreamSynchronize`: the capturing stream cannot be synchronized; the legacy stream
 /// synchronizes implicitly with blocking capturing streams and is a potentially unsafe call.
-pub fn refuse_sync(s: &mut State, stream: usize, device: usize) -> Option<u32> {
+pub fn refuse_sync(s: &mut State, stream: usize, device: Option<usize>) -> Option<u32> {
     if legacy(stream) {
         return implicit(s, device).or_else(|| refuse_unsafe(s));
     }

@@ -179,10 +179,7 @@ pub extern "C" fn cuStreamDestroy_v2(stream: *mut c_void) -> u32 {
 /// legacy stream where capture forbids it).
 #[no_mangle]
 pub extern "C" fn cuStreamSynchronize(stream: *mut c_void) -> u32 {
-    let device = match current() {
-        Ok(d) => d,
-        Err(e) => return e,
-    };
+    let device = current().ok();
     capture::refuse_sync(&mut state(), stream as usize, device).unwrap_or(code::SUCCESS)
 }
 
@@ -208,10 +205,7 @@ pub unsafe extern "C" fn cuLaunchHostFunc(
     f: Option<unsafe extern "C" fn(*mut c_void)>,
     data: *mut c_void,
 ) -> u32 {
-    let device = match current() {
-        Ok(d) => d,
-        Err(e) => return e,
-    };
+    let device = current().ok();
     let Some(f) = f else {
         return code::INVALID_VALUE;
     };

@@ -196,7 +196,7 @@ pub unsafe extern "C" fn cuGraphLaunch(exec: *mut c_void, stream: *mut c_void) -
         return code::INVALID_HANDLE;
     }
     for (_, w) in &g.nodes {
-        let r = match capture::record(&mut s, stream, device, || w.clone()) {
+        let r = match capture::record(&mut s, stream, Some(device), || w.clone()) {
             Some(r) => r,
             // SAFETY: forwarded caller guarantee.
             None => unsafe { run(&s, device, w) },

@@ -102,7 +102,7 @@ fn captured(stream: *mut c_void, dptrs: &[u64], n: usize, work: Work) -> Option<
     if capturing && n > 0 && dptrs.iter().any(|&p| s.host_ptr(p, n).is_none()) {
         return Some(code::INVALID_VALUE);
     }
-    capture::record(&mut s, stream as usize, device, || work)
+    capture::record(&mut s, stream as usize, Some(device), || work)
 }
 
 /// Runs `f` on the host pointer of `n` device bytes at `dptr` (needs a current context).

@@ -311,7 +311,7 @@ pub unsafe extern "C" fn cuLaunchKernel(
         cfg,
         params: buf.clone(),
     };
-    if let Some(r) = capture::record(&mut s, stream as usize, device, work) {
+    if let Some(r) = capture::record(&mut s, stream as usize, Some(device), work) {
         return r;
     }
     match launch(&kernel, cfg, &buf, &s.view(device)) {

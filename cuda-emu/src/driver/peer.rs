@@ -118,7 +118,7 @@ pub extern "C" fn cuMemcpyPeerAsync(
         }
     }
     let work = || Work::DtoD { dst, src, n };
-    if let Some(r) = capture::record(&mut s, stream as usize, device, work) {
+    if let Some(r) = capture::record(&mut s, stream as usize, Some(device), work) {
         return r;
     }
     drop(s);
