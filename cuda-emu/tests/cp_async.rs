@@ -6,6 +6,13 @@ mod common;
 
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
+/// One block of one thread.
+const ONE_THREAD: LaunchConfig = LaunchConfig {
+    grid_dim: (1, 1, 1),
+    block_dim: (1, 1, 1),
+    shared_mem_bytes: 0,
+};
+
 /// Floats per tile: 32 threads × 16 bytes.
 const TILE: usize = 128;
 
@@ -125,7 +132,7 @@ fn groups_complete_at_their_wait_in_commit_order() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&dsrc).arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(LaunchConfig::for_num_elems(1)) }.unwrap();
+    unsafe { l.launch(ONE_THREAD) }.unwrap();
     let got = gpu.stream.clone_dtoh(&out).unwrap();
     // Before any wait the destination keeps its old bytes (the emulator's documented choice);
     // wait_group 1 completes the older group only; wait_all the rest.
@@ -154,7 +161,7 @@ fn bad_copies_fault_at_the_cp_async() {
         let mut l = gpu.stream.launch_builder(&f);
         l.arg(&src).arg(&offset).arg(&src_size);
         // SAFETY: argument types match the kernel signature.
-        let r = unsafe { l.launch(LaunchConfig::for_num_elems(1)) }.map(|_| ());
+        let r = unsafe { l.launch(ONE_THREAD) }.map(|_| ());
         assert!(
             common::failed_with(r, code),
             "offset {offset} src-size {src_size}"
