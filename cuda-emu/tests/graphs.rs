@@ -350,3 +350,96 @@ fn forbidden_calls_during_capture_fail_and_invalidate_it() {
     // SAFETY: a live allocation.
     ok(unsafe { sys::cuMemFree_v2(buf) });
 }
+
+/// Host function for the capture test: adds one to the counter it is given.
+unsafe extern "C" fn bump(data: *mut std::ffi::c_void) {
+    // SAFETY: the test passes a live AtomicU32.
+    let n = unsafe { &*(data as *const std::sync::atomic::AtomicU32) };
+    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[test]
+fn host_functions_and_graph_launches_are_captured_too() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(gpu) = common::gpu() else { return };
+    // SAFETY: one stream, no cross-stream events.
+    unsafe { gpu.ctx.disable_event_tracking() };
+    let stream = gpu.ctx.new_stream().unwrap();
+    let s = stream.cu_stream();
+    let calls = AtomicU32::new(0);
+    let data = &calls as *const AtomicU32 as *mut std::ffi::c_void;
+    let buf = alloc(4);
+    let host_one = [1u8; 16];
+    let mut host_out = [0u8; 16];
+
+    // Inner graph: memset to 7, then the host function.
+    begin(&stream, Mode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+    // SAFETY: 16 bytes in range; `bump` takes the counter.
+    unsafe {
+        ok(sys::cuMemsetD8Async(buf, 7, 16, s));
+        ok(sys::cuLaunchHostFunc(s, Some(bump), data));
+    }
+    let mut inner: sys::CUgraph = null_mut();
+    // SAFETY: `inner` is a valid place.
+    ok(unsafe { sys::cuStreamEndCapture(s, &mut inner) });
+    assert_eq!(calls.load(Ordering::Relaxed), 0, "captured, not called");
+    let mut inner_exec: sys::CUgraphExec = null_mut();
+    // SAFETY: `inner` is a live graph.
+    ok(unsafe { sys::cuGraphInstantiateWithFlags(&mut inner_exec, inner, 0) });
+
+    // Outer graph: HtoD of ones, the inner graph (memset 7, bump), DtoH.
+    begin(&stream, Mode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+    // SAFETY: 16 bytes in range; the host arrays outlive the graph.
+    unsafe {
+        ok(sys::cuMemcpyHtoDAsync_v2(
+            buf,
+            host_one.as_ptr().cast(),
+            16,
+            s,
+        ));
+        ok(sys::cuGraphLaunch(inner_exec, s));
+        ok(sys::cuMemcpyDtoHAsync_v2(
+            host_out.as_mut_ptr().cast(),
+            buf,
+            16,
+            s,
+        ));
+    }
+    let mut outer: sys::CUgraph = null_mut();
+    // SAFETY: `outer` is a valid place.
+    ok(unsafe { sys::cuStreamEndCapture(s, &mut outer) });
+    assert_eq!(calls.load(Ordering::Relaxed), 0);
+    let mut nodes = [null_mut(); 6];
+    let mut count = nodes.len();
+    // SAFETY: `nodes` holds `count` entries.
+    ok(unsafe { sys::cuGraphGetNodes(outer, nodes.as_mut_ptr(), &mut count) });
+    assert_eq!(count, 4, "HtoD, memset, host function, DtoH");
+    assert!(nodes[..4].iter().all(|n| !n.is_null()) && nodes[4..].iter().all(|n| n.is_null()));
+
+    let mut exec: sys::CUgraphExec = null_mut();
+    // SAFETY: `outer` is a live graph.
+    ok(unsafe { sys::cuGraphInstantiateWithFlags(&mut exec, outer, 0) });
+    // The graph is a copy: destroying the graphs leaves the executable graph whole.
+    // SAFETY: live graphs, destroyed once.
+    unsafe {
+        ok(sys::cuGraphDestroy(inner));
+        ok(sys::cuGraphDestroy(outer));
+    }
+    for round in 1..=3 {
+        // SAFETY: the executable graph belongs to this context; its host pointers are alive.
+        ok(unsafe { sys::cuGraphLaunch(exec, s) });
+        assert_eq!(host_out, [7u8; 16]);
+        assert_eq!(calls.load(Ordering::Relaxed), round);
+    }
+    // SAFETY: live executable graphs, destroyed once; then a stale handle.
+    unsafe {
+        ok(sys::cuGraphExecDestroy(exec));
+        ok(sys::cuGraphExecDestroy(inner_exec));
+        assert_eq!(
+            sys::cuGraphLaunch(exec, s),
+            CUresult::CUDA_ERROR_INVALID_HANDLE
+        );
+        ok(sys::cuMemFree_v2(buf));
+    }
+}
