@@ -1,10 +1,12 @@
 //! gemm_tc.cu (tensor cores through mma.sync, ldmatrix and a 3-stage cp.async pipeline) against
 //! an f64 reference on the rounded inputs: edge tiles in m, n and k, one row, k = 0, k spanning
-//! many pipeline stages, both dtypes; and the shapes and dtypes the launcher refuses.
+//! many pipeline stages, both dtypes; against gemm.cu's SIMT tiles on 256³; and the shapes and
+//! dtypes the launcher refuses.
 
 mod common;
 use common::gpu;
 use half::{bf16, f16};
+use kiln_kernels::cuda::gemm::{gemm_tiled, GemmArgs, Tile};
 use kiln_kernels::cuda::gemm_tc::{gemm_tc, TcArgs};
 
 /// Deterministic values in [-1, 1] with three decimals.
@@ -107,5 +109,57 @@ fn gemm_tc_refuses_what_it_cannot_run() {
     ] {
         let e = gemm_tc(&kern, ty, &args).unwrap_err().to_string();
         assert!(e.contains(text), "{ty} {args:?}: {e}");
+    }
+}
+
+/// 256³ in f16 through gemm_tc and through both SIMT tiles of gemm.cu (f16 out): the tensor-core
+/// result rounded to f16 is within one f16 rounding of theirs. With `KILN_EMU_STATS` set, the
+/// emulator's counters of the three launches compare their instructions and traffic.
+#[test]
+fn gemm_tc_agrees_with_the_simt_gemm() {
+    let Some(g) = gpu() else { return };
+    let kern = g.kernels();
+    let s = 256;
+    let a: Vec<f16> = values(s * s, 4).into_iter().map(f16::from_f64).collect();
+    let b: Vec<f16> = values(s * s, 5).into_iter().map(f16::from_f64).collect();
+    let (da, db) = (g.upload(&a), g.upload(&b));
+    let tc = g.zeros::<f32>(s * s);
+    let args = TcArgs {
+        m: s,
+        n: s,
+        k: s,
+        a: g.ptr(&da),
+        b: g.ptr(&db),
+        c: g.ptr(&tc),
+    };
+    gemm_tc(&kern, "f16", &args).unwrap();
+    let tc = g.stream.clone_dtoh(&tc).unwrap();
+    for tile in [Tile::T64, Tile::T128] {
+        let simt = g.zeros::<f16>(s * s);
+        let dense = [s * s, s, 1];
+        let ga = GemmArgs {
+            batch: 1,
+            m: s,
+            n: s,
+            k: s,
+            a: g.ptr(&da),
+            a_strides: dense,
+            b: g.ptr(&db),
+            b_strides: dense,
+            c: g.ptr(&simt),
+            c_strides: dense,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        gemm_tiled(&kern, "f16", &ga, tile).unwrap();
+        let simt = g.stream.clone_dtoh(&simt).unwrap();
+        for (i, (t, v)) in tc.iter().zip(&simt).enumerate() {
+            let (t, v) = (f64::from(*t), v.to_f64());
+            let tol = 1e-3 * t.abs().max(v.abs()) + 1e-3;
+            assert!(
+                (t - v).abs() <= tol,
+                "{tile:?} C[{i}]: tensor cores {t}, SIMT {v}"
+            );
+        }
     }
 }
