@@ -450,9 +450,11 @@ impl Emitter<'_> {
         if i.opcode.contains(".L2::cache_hint") {
             args.pop()?;
         }
+        // `.cg` copies 16 bytes only; `.ca` 4, 8 or 16.
+        let ca = i.opcode.split('.').nth(2) == Some("ca");
         let size_ok = match args.get(2)? {
             Arg::Imm(16) => true,
-            Arg::Imm(4 | 8) => i.opcode.contains(".ca"),
+            Arg::Imm(4 | 8) => ca,
             _ => false,
         };
         let predicate = match args.get(3) {
