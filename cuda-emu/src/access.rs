@@ -1,5 +1,5 @@
 //! A thread's memory accesses: resolving spaces and windows, bounds/alignment checks, loads,
-//! stores, vectors, atomics and `cp.async`.
+//! stores, vectors and atomics.
 
 use crate::alu;
 use crate::error::FaultKind;
@@ -9,10 +9,14 @@ use crate::ptx::ast::Space;
 use crate::thread::{fault, BlockCtx, Fault, Thread};
 use crate::ty::{mask, sext, Ty};
 
-enum Place {
+pub(crate) enum Place {
+    /// Device memory.
     Global(DevPtr),
+    /// Offset in the block's shared memory.
     Shared(usize),
+    /// Offset in the thread's local memory.
     Local(usize),
+    /// Offset in the parameter buffer.
     Param(usize),
 }
 
@@ -39,7 +43,7 @@ fn write_le(b: &mut [u8], o: usize, size: u32, v: u64) {
 }
 
 impl Thread {
-    fn addr(&self, a: &Arg) -> u64 {
+    pub(crate) fn addr(&self, a: &Arg) -> u64 {
         match a {
             Arg::Mem(Some(r), off) => self.regs[*r as usize].wrapping_add(*off as u64),
             Arg::Mem(None, off) => *off as u64,
@@ -48,7 +52,7 @@ impl Thread {
     }
 
     /// Resolves an access of `size` bytes (aligned to `align`) to a place.
-    fn place(
+    pub(crate) fn place(
         &self,
         cx: &BlockCtx<'_>,
         space: Space,
@@ -96,7 +100,7 @@ impl Thread {
         }
     }
 
-    fn load(
+    pub(crate) fn load(
         &mut self,
         cx: &mut BlockCtx<'_>,
         space: Space,
@@ -123,7 +127,7 @@ impl Thread {
         })
     }
 
-    fn store(
+    pub(crate) fn store(
         &mut self,
         cx: &mut BlockCtx<'_>,
         space: Space,
@@ -309,41 +313,6 @@ impl Thread {
         let _ = std::io::stdout().lock().write_all(text.as_bytes());
         if let Arg::Imm(ret) = i.args[2] {
             self.store(cx, Space::Local, ret, 4, 4, raw.len() as u64)?;
-        }
-        Ok(())
-    }
-
-    /// `cp.async [shared], [global], size{, src_size}`: bytes past `src_size` are zero.
-    pub(crate) fn cp_async(&mut self, cx: &mut BlockCtx<'_>, i: &Inst) -> Result<(), Fault> {
-        let (dst, src) = (self.addr(&i.args[0]), self.addr(&i.args[1]));
-        let size = self.get(&i.args[2], cx) as u32;
-        let src_size = i.args.get(3).map_or(size, |a| self.get(a, cx) as u32);
-        let piece = match src_size {
-            s if s % 8 == 0 => size.min(8),
-            s if s % 4 == 0 => 4,
-            _ => 1,
-        };
-        for k in (0..size).step_by(piece as usize) {
-            let off = u64::from(k);
-            let v = if k < src_size {
-                self.load(
-                    cx,
-                    Space::Global,
-                    src + off,
-                    piece,
-                    if k == 0 { size } else { piece },
-                )?
-            } else {
-                0
-            };
-            self.store(
-                cx,
-                Space::Shared,
-                dst + off,
-                piece,
-                if k == 0 { size } else { piece },
-                v,
-            )?;
         }
         Ok(())
     }

@@ -162,9 +162,17 @@ fn resolve_collectives(
             if inst.op == Op::Activemask {
                 continue;
             }
-            let mask_arg = &inst.args[inst.op.member_mask_arg().expect("a warp collective")];
-            let mask = warp[lead].get(mask_arg, cx) as u32 & lanes_present(warp.len());
+            let mask = match inst.op.member_mask_arg() {
+                Some(k) => warp[lead].get(&inst.args[k], cx) as u32,
+                None => u32::MAX,
+            } & lanes_present(warp.len());
             if !members_arrived(cx, warp, lead, mask, stalled)? {
+                continue;
+            }
+            if inst.op.whole_warp() {
+                whole_warp(cx, warp, inst.op, &inst.args)
+                    .map_err(|(lane, f)| report(cx, &warp[lane], f))?;
+                any = true;
                 continue;
             }
             collective(cx, warp, mask, inst.op, &inst.args);
@@ -252,6 +260,39 @@ fn lanes_present(n: usize) -> u32 {
     } else {
         (1u32 << n) - 1
     }
+}
+
+/// Runs an `.aligned` warp-wide instruction (`mma`, `ldmatrix`), which needs all 32 lanes,
+/// and moves them past it.
+fn whole_warp(
+    cx: &mut BlockCtx<'_>,
+    warp: &mut [Thread],
+    op: Op,
+    args: &[Arg],
+) -> std::result::Result<(), (usize, Fault)> {
+    if warp.len() < 32 {
+        let detail = format!(
+            "a warp of {} threads runs a warp-wide .aligned instruction that needs 32",
+            warp.len()
+        );
+        let f = Fault {
+            kind: FaultKind::MissingLanes,
+            detail,
+        };
+        return Err((0, f));
+    }
+    match op {
+        Op::Mma(k, bf16) => crate::mma::mma(cx, warp, args, usize::from(k), bf16),
+        Op::Ldmatrix(n, trans, space) => {
+            crate::ldmatrix::ldmatrix(cx, warp, args, usize::from(n), trans, space)?
+        }
+        _ => {}
+    }
+    for t in warp.iter_mut() {
+        t.pc += 1;
+        t.state = State::Ready;
+    }
+    Ok(())
 }
 
 /// Runs one collective for the lanes in `mask` and moves them past it.

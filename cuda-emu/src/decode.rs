@@ -349,6 +349,7 @@ impl Emitter<'_> {
             }
             args.insert(1, Arg::Sink);
         }
+        op = self.check_operands(op, &mut args, i)?;
         op = self.fix_space(op, space_override, &mut args);
         Ok(Inst {
             op,
@@ -373,6 +374,7 @@ impl Emitter<'_> {
                     | Op::St(Space::Generic, _)
                     | Op::Atom(Space::Generic, ..)
                     | Op::Red(Space::Generic, ..)
+                    | Op::Ldmatrix(_, _, Space::Generic)
             );
             match sym {
                 // Wrapping: an offset that leaves the window faults when used, as on a GPU.
@@ -401,6 +403,69 @@ impl Emitter<'_> {
             Op::St(s, t) => Op::St(space_of(s), t),
             op => op,
         }
+    }
+
+    /// Checks the operand shapes of `cp.async` and the warp-wide matrix instructions (their
+    /// executors index operands unchecked), drops a `cp.async` cache policy, and tells its
+    /// `ignore-src` predicate from a `src-size`.
+    fn check_operands(&self, op: Op, args: &mut Vec<Arg>, i: &Instruction) -> Result<Op> {
+        let bad = || EmuError::Parse {
+            line: i.line,
+            msg: format!("`{}`: wrong operands", i.opcode),
+        };
+        let scalar = |a: &Arg| matches!(a, Arg::Reg(_) | Arg::Imm(_) | Arg::Sink);
+        let vec_of =
+            |a: &Arg, n: usize| matches!(a, Arg::Vec(v) if v.len() == n && v.iter().all(scalar));
+        let ok = match op {
+            Op::CpAsync(_) => return self.check_cp_async(args, i).ok_or_else(bad),
+            Op::CpAsyncCommit | Op::CpAsyncWait(true) => args.is_empty(),
+            Op::CpAsyncWait(false) => matches!(args.as_slice(), [Arg::Imm(_)]),
+            Op::Mma(k, _) => {
+                let k = usize::from(k);
+                args.len() == 4
+                    && vec_of(&args[0], 4)
+                    && vec_of(&args[1], k / 4)
+                    && vec_of(&args[2], k / 8)
+                    && vec_of(&args[3], 4)
+            }
+            Op::Ldmatrix(n, ..) => {
+                if n == 1 && matches!(args.first(), Some(Arg::Reg(_))) {
+                    args[0] = Arg::Vec(Box::new([args[0].clone()]));
+                }
+                args.len() == 2
+                    && vec_of(&args[0], usize::from(n))
+                    && matches!(args[1], Arg::Mem(..))
+            }
+            _ => true,
+        };
+        if ok {
+            Ok(op)
+        } else {
+            Err(bad())
+        }
+    }
+
+    /// `cp.async [dst], [src], cp-size{, src-size | ignore-src}{, cache-policy}`.
+    fn check_cp_async(&self, args: &mut Vec<Arg>, i: &Instruction) -> Option<Op> {
+        if i.opcode.contains(".L2::cache_hint") {
+            args.pop()?;
+        }
+        // `.cg` copies 16 bytes only; `.ca` 4, 8 or 16.
+        let ca = i.opcode.split('.').nth(2) == Some("ca");
+        let size_ok = match args.get(2)? {
+            Arg::Imm(16) => true,
+            Arg::Imm(4 | 8) => ca,
+            _ => false,
+        };
+        let predicate = match args.get(3) {
+            None => false,
+            Some(Arg::Not(_)) => true,
+            Some(Arg::Reg(r)) => self.reg_bits[*r as usize] == 1,
+            Some(Arg::Imm(_)) => false,
+            Some(_) => return None,
+        };
+        let mems = matches!(args[0], Arg::Mem(..)) && matches!(args[1], Arg::Mem(..));
+        (size_ok && mems && args.len() <= 4).then_some(Op::CpAsync(predicate))
     }
 
     fn reg(&self, name: &str, line: u32) -> Result<u32> {

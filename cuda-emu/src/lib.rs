@@ -7,12 +7,15 @@
 pub mod access;
 pub mod alu;
 pub mod block;
+pub mod cp_async;
 pub mod decode;
 pub mod driver;
 pub mod error;
 pub mod float;
 pub mod launch;
+pub mod ldmatrix;
 pub mod memory;
+pub mod mma;
 pub mod opcode;
 pub mod printf;
 pub mod program;

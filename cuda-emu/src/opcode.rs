@@ -161,14 +161,12 @@ pub fn decode(opcode: &str, line: u32) -> Result<Op> {
         "st" => Op::St(p.space(), ty()?),
         "atom" => Op::Atom(p.space(), atom_kind(&p).ok_or_else(unsupported)?, ty()?),
         "red" => Op::Red(p.space(), atom_kind(&p).ok_or_else(unsupported)?, ty()?),
-        "cp" if p.has("async")
-            && (p.has("commit_group") || p.has("wait_group") || p.has("wait_all")) =>
-        {
-            Op::Nop
-        }
-        "cp" if p.has("async") && p.has("shared") && p.has("global") && !p.has("bulk") => {
-            Op::CpAsync
-        }
+        "cp" if p.mods == ["async", "commit_group"] => Op::CpAsyncCommit,
+        "cp" if p.mods == ["async", "wait_group"] => Op::CpAsyncWait(false),
+        "cp" if p.mods == ["async", "wait_all"] => Op::CpAsyncWait(true),
+        "cp" if cp_async_ok(&p) => Op::CpAsync(false),
+        "mma" => mma_kind(&p).ok_or_else(unsupported)?,
+        "ldmatrix" => ldmatrix_kind(&p).ok_or_else(unsupported)?,
         "bra" => Op::Bra,
         "ret" | "exit" => Op::Exit,
         "bar" | "barrier" if p.has("warp") => Op::WarpSync,
@@ -269,6 +267,56 @@ fn is_arithmetic(op: &Op) -> bool {
     )
 }
 
+/// `cp.async.{ca,cg}.shared{::cta}.global{.L2::cache_hint}{.L2::64B,128B,256B}`.
+fn cp_async_ok(p: &Parts<'_>) -> bool {
+    let (cache, src) = (p.mods.get(1).copied(), p.mods.get(3).copied());
+    p.mods.first() == Some(&"async")
+        && matches!(cache, Some("ca" | "cg"))
+        && matches!(p.mods.get(2), Some(&("shared" | "shared::cta")))
+        && src == Some("global")
+        && p.tys.is_empty()
+        && p.mods[4..]
+            .iter()
+            .all(|m| matches!(*m, "L2::cache_hint" | "L2::64B" | "L2::128B" | "L2::256B"))
+}
+
+/// `mma.sync.aligned.m16n8k{8,16}.row.col.f32.{f16,bf16}.{f16,bf16}.f32`: A and B of one type.
+fn mma_kind(p: &Parts<'_>) -> Option<Op> {
+    let k = match p.mods.as_slice() {
+        ["sync", "aligned", "m16n8k16", "row", "col"] => 16,
+        ["sync", "aligned", "m16n8k8", "row", "col"] => 8,
+        _ => return None,
+    };
+    match p.tys.as_slice() {
+        [Ty::F32, Ty::F16, Ty::F16, Ty::F32] => Some(Op::Mma(k, false)),
+        [Ty::F32, Ty::Bf16, Ty::Bf16, Ty::F32] => Some(Op::Mma(k, true)),
+        _ => None,
+    }
+}
+
+/// `ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}{.shared{::cta}}.b16`.
+fn ldmatrix_kind(p: &Parts<'_>) -> Option<Op> {
+    let ["sync", "aligned", "m8n8", num, rest @ ..] = p.mods.as_slice() else {
+        return None;
+    };
+    let n = match *num {
+        "x1" => 1,
+        "x2" => 2,
+        "x4" => 4,
+        _ => return None,
+    };
+    let (trans, rest) = match rest {
+        ["trans", r @ ..] => (true, r),
+        r => (false, r),
+    };
+    let space = match rest {
+        [] => Space::Generic,
+        ["shared" | "shared::cta"] => Space::Shared,
+        _ => return None,
+    };
+    (p.tys.as_slice() == [Ty::B(16)]).then_some(Op::Ldmatrix(n, trans, space))
+}
+
 fn mul_kind(p: &Parts<'_>) -> IntOp {
     if p.has("hi") {
         IntOp::MulHi
@@ -357,6 +405,18 @@ mod tests {
             Op::Ld(Space::Global, Ty::F32, 0)
         );
         assert_eq!(
+            decode("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", 1).unwrap(),
+            Op::Mma(16, true)
+        );
+        assert_eq!(
+            decode("ldmatrix.sync.aligned.m8n8.x4.trans.shared::cta.b16", 1).unwrap(),
+            Op::Ldmatrix(4, true, Space::Shared)
+        );
+        assert_eq!(
+            decode("cp.async.cg.shared.global.L2::128B", 1).unwrap(),
+            Op::CpAsync(false)
+        );
+        assert_eq!(
             decode("setp.ltu.and.f32", 1).unwrap(),
             Op::Setp(Cmp::Lt, true, Ty::F32, Some(BoolOp::And), false)
         );
@@ -369,6 +429,13 @@ mod tests {
             "fma.rn.relu.bf16",
             "cvt.rn.satfinite.f16.f32",
             "mul24.lo.s32",
+            "mma.sync.aligned.m16n8k16.row.row.f32.f16.f16.f32",
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.bf16.f32",
+            "mma.sync.aligned.m16n8k16.row.col.f16.f16.f16.f16",
+            "ldmatrix.sync.aligned.m8n8.x3.shared.b16",
+            "ldmatrix.sync.aligned.m16n16.x1.trans.shared.b8",
+            "cp.async.ca.shared.global.v4",
+            "cp.async.bulk.shared::cluster.global",
         ] {
             let err = decode(op, 7).unwrap_err().to_string();
             assert!(err.contains("line 7") && err.contains(op), "{err}");

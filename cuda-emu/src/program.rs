@@ -278,8 +278,17 @@ pub enum Op {
     Atom(Space, AtomOp, Ty),
     /// Reduction (no destination).
     Red(Space, AtomOp, Ty),
-    /// `cp.async` global -> shared, done at once.
-    CpAsync,
+    /// `cp.async` global -> shared, queued until a wait completes its group; true when the
+    /// fourth operand is an `ignore-src` predicate rather than a `src-size`.
+    CpAsync(bool),
+    /// `cp.async.commit_group`.
+    CpAsyncCommit,
+    /// `cp.async.wait_group N` (false) or `cp.async.wait_all` (true).
+    CpAsyncWait(bool),
+    /// `mma.sync.aligned.m16n8k{8,16}.row.col.f32.{f16,bf16}.{f16,bf16}.f32`: K, and bf16 inputs.
+    Mma(u8, bool),
+    /// `ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}.b16`: matrices, transposed, space.
+    Ldmatrix(u8, bool, Space),
     /// Branch.
     Bra,
     /// Return from the kernel.
@@ -324,6 +333,12 @@ impl Op {
             Op::Shfl(_) => Some(5),
             _ => None,
         }
+    }
+
+    /// Whether this is an `.aligned` warp-wide instruction (`mma.sync`, `ldmatrix`): every lane
+    /// of a full warp must execute it together.
+    pub fn whole_warp(&self) -> bool {
+        matches!(self, Op::Mma(..) | Op::Ldmatrix(..))
     }
 }
 

@@ -2,6 +2,7 @@
 //! exit or a fault.
 
 use crate::alu;
+use crate::cp_async::AsyncCopies;
 use crate::error::FaultKind;
 use crate::memory::GlobalView;
 use crate::program::{Arg, Inst, Kernel, Op, Sreg, LOCAL_WINDOW, SHARED_WINDOW};
@@ -75,6 +76,8 @@ pub struct Thread {
     pub state: State,
     /// The carry flag (`CC.CF`) of extended-precision arithmetic.
     pub carry: u64,
+    /// Its `cp.async` copies in flight.
+    pub copies: AsyncCopies,
 }
 
 pub(crate) fn fault(kind: FaultKind, detail: String) -> Fault {
@@ -93,6 +96,7 @@ impl Thread {
             local: vec![0; k.local_bytes as usize],
             state: State::Ready,
             carry: 0,
+            copies: AsyncCopies::default(),
         }
     }
 
@@ -329,7 +333,9 @@ impl Thread {
             Op::St(space, t) => self.st(cx, i, space, t)?,
             Op::Atom(space, op, t) => self.atomic(cx, i, space, op, t, true)?,
             Op::Red(space, op, t) => self.atomic(cx, i, space, op, t, false)?,
-            Op::CpAsync => self.cp_async(cx, i)?,
+            Op::CpAsync(pred) => self.cp_async(cx, i, pred)?,
+            Op::CpAsyncCommit => self.cp_async_commit(),
+            Op::CpAsyncWait(all) => self.cp_async_wait(cx, i, all)?,
             Op::Printf => self.printf(cx, i)?,
             Op::Bra => {
                 if let Arg::Target(t) = a[0] {
@@ -346,6 +352,8 @@ impl Thread {
             | Op::Vote(_)
             | Op::Redux(..)
             | Op::Match(_)
+            | Op::Mma(..)
+            | Op::Ldmatrix(..)
             | Op::Activemask => {
                 self.pc -= 1;
                 self.state = State::Collective;

@@ -88,6 +88,7 @@ pub static MODULES: &[Module] = &[
             "gemm_t128_bf16",
         ],
     },
+    module!("gemm_tc.cu", hot: ["gemm_tc_f16", "gemm_tc_bf16"]),
     Module {
         file: "conv.cu",
         source: include_str!("../cuda/conv.cu"),

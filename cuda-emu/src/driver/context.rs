@@ -1,13 +1,16 @@
 //! Contexts (one primary context per device, current per host thread), streams and events.
-//! Every operation completes before its call returns, so streams and events only keep handles,
-//! their context's device and timestamps.
+//! Every operation completes before its call returns (unless a stream captures it, see
+//! `capture.rs`), so streams and events only keep handles, their context's device, timestamps
+//! and capture membership.
 
 use std::cell::Cell;
 use std::ffi::{c_float, c_int, c_uint, c_void};
 use std::time::Instant;
 
+use super::capture;
 use super::code;
 use super::device::{put, valid};
+use super::graph::Work;
 use super::state::{state, Event};
 
 /// Device 0's primary context handle; device `d`'s is `PRIMARY + 16 d` (no other handle is
@@ -94,11 +97,12 @@ pub unsafe extern "C" fn cuCtxGetDevice(dev: *mut c_int) -> u32 {
     }
 }
 
-/// `cuCtxSynchronize`: nothing is ever pending; needs a current context.
+/// `cuCtxSynchronize`: nothing is ever pending; needs a current context, and is a potentially
+/// unsafe call during capture.
 #[no_mangle]
 pub extern "C" fn cuCtxSynchronize() -> u32 {
     match current() {
-        Ok(_) => code::SUCCESS,
+        Ok(_) => capture::refuse_unsafe(&mut state()).unwrap_or(code::SUCCESS),
         Err(e) => e,
     }
 }
@@ -121,12 +125,15 @@ pub unsafe extern "C" fn cuCtxGetStreamPriorityRange(
     code::SUCCESS
 }
 
+/// `CU_STREAM_NON_BLOCKING`.
+const NON_BLOCKING: c_uint = 1;
+
 /// `cuStreamCreate`: a stream of the current context.
 ///
 /// # Safety
 /// `stream` must be valid for a write.
 #[no_mangle]
-pub unsafe extern "C" fn cuStreamCreate(stream: *mut *mut c_void, _flags: c_uint) -> u32 {
+pub unsafe extern "C" fn cuStreamCreate(stream: *mut *mut c_void, flags: c_uint) -> u32 {
     let dev = match current() {
         Ok(d) => d,
         Err(e) => return e,
@@ -134,6 +141,9 @@ pub unsafe extern "C" fn cuStreamCreate(stream: *mut *mut c_void, _flags: c_uint
     let mut s = state();
     let h = s.handle();
     s.streams.insert(h, dev);
+    if flags & NON_BLOCKING != 0 {
+        s.nonblocking.insert(h);
+    }
     // SAFETY: forwarded caller guarantee.
     unsafe { put(stream, h as *mut c_void) }
 }
@@ -152,54 +162,60 @@ pub unsafe extern "C" fn cuStreamCreateWithPriority(
     unsafe { cuStreamCreate(stream, flags) }
 }
 
-/// `cuStreamDestroy_v2`.
+/// `cuStreamDestroy_v2` (a capture in progress on it is dropped).
 #[no_mangle]
 pub extern "C" fn cuStreamDestroy_v2(stream: *mut c_void) -> u32 {
-    match state().streams.remove(&(stream as usize)) {
+    let mut s = state();
+    let h = stream as usize;
+    s.nonblocking.remove(&h);
+    s.captures.by_stream.remove(&h);
+    match s.streams.remove(&h) {
         Some(_) => code::SUCCESS,
         None => code::INVALID_HANDLE,
     }
 }
 
-/// `cuStreamSynchronize`: nothing is ever pending.
+/// `cuStreamSynchronize`: nothing is ever pending; refused on a capturing stream (and on the
+/// legacy stream where capture forbids it).
 #[no_mangle]
-pub extern "C" fn cuStreamSynchronize(_stream: *mut c_void) -> u32 {
-    code::SUCCESS
+pub extern "C" fn cuStreamSynchronize(stream: *mut c_void) -> u32 {
+    let device = current().ok();
+    capture::refuse_sync(&mut state(), stream as usize, device).unwrap_or(code::SUCCESS)
 }
 
-/// `cuStreamWaitEvent`: events are complete when recorded.
+/// `cuStreamWaitEvent`: events are complete when recorded; under capture, see
+/// [`capture::wait_event`].
 #[no_mangle]
-pub extern "C" fn cuStreamWaitEvent(
-    _stream: *mut c_void,
-    _event: *mut c_void,
-    _flags: c_uint,
-) -> u32 {
-    code::SUCCESS
+pub extern "C" fn cuStreamWaitEvent(stream: *mut c_void, event: *mut c_void, flags: c_uint) -> u32 {
+    let mut s = state();
+    let Some(captured) = s.events.get(&(event as usize)).map(|e| e.captured) else {
+        return code::INVALID_HANDLE;
+    };
+    capture::wait_event(&mut s, stream as usize, captured, flags).unwrap_or(code::SUCCESS)
 }
 
-/// `cuStreamIsCapturing`: never capturing (graph capture is not supported).
+/// `cuLaunchHostFunc`: runs the function now, since the stream is always idle, or records it
+/// when the stream captures.
 ///
 /// # Safety
-/// `status` must be valid for a write.
-#[no_mangle]
-pub unsafe extern "C" fn cuStreamIsCapturing(_stream: *mut c_void, status: *mut c_int) -> u32 {
-    // SAFETY: forwarded caller guarantee.
-    unsafe { put(status, 0) }
-}
-
-/// `cuLaunchHostFunc`: runs the function now, since the stream is always idle.
-///
-/// # Safety
-/// `f` must be a valid callback for `data`.
+/// `f` must be a valid callback for `data` (whenever a graph holding it runs).
 #[no_mangle]
 pub unsafe extern "C" fn cuLaunchHostFunc(
-    _stream: *mut c_void,
+    stream: *mut c_void,
     f: Option<unsafe extern "C" fn(*mut c_void)>,
     data: *mut c_void,
 ) -> u32 {
+    let device = current().ok();
     let Some(f) = f else {
         return code::INVALID_VALUE;
     };
+    let work = || Work::Host {
+        f,
+        data: data as usize,
+    };
+    if let Some(r) = capture::record(&mut state(), stream as usize, device, work) {
+        return r;
+    }
     // SAFETY: the caller passes a callback valid for `data`.
     unsafe { f(data) };
     code::SUCCESS
@@ -222,6 +238,7 @@ pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, _flags: c_uint) 
         Event {
             device,
             recorded: None,
+            captured: None,
         },
     );
     // SAFETY: forwarded caller guarantee.
@@ -237,8 +254,8 @@ pub extern "C" fn cuEventDestroy_v2(event: *mut c_void) -> u32 {
     }
 }
 
-/// `cuEventRecord`: stamps the current time; the event and the stream must belong to the same
-/// context.
+/// `cuEventRecord`: stamps the current time, or, on a capturing stream, marks the event as
+/// recorded in that capture; the event and the stream must belong to the same context.
 #[no_mangle]
 pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> u32 {
     let mut s = state();
@@ -248,22 +265,31 @@ pub extern "C" fn cuEventRecord(event: *mut c_void, stream: *mut c_void) -> u32 
     if !s.stream_on(stream as usize, device) {
         return code::INVALID_HANDLE;
     }
+    let captured = capture::event_recorded(&s, stream as usize);
     if let Some(e) = s.events.get_mut(&(event as usize)) {
-        e.recorded = Some(Instant::now());
+        e.captured = captured;
+        if captured.is_none() {
+            e.recorded = Some(Instant::now());
+        }
     }
     code::SUCCESS
 }
 
-/// `cuEventSynchronize`: events are complete when recorded.
+/// `cuEventSynchronize`: events are complete when recorded; refused (invalidating the
+/// capture) for an event last recorded in a capture in progress.
 #[no_mangle]
-pub extern "C" fn cuEventSynchronize(_event: *mut c_void) -> u32 {
-    code::SUCCESS
+pub extern "C" fn cuEventSynchronize(event: *mut c_void) -> u32 {
+    let mut s = state();
+    let Some(captured) = s.events.get(&(event as usize)).map(|e| e.captured) else {
+        return code::INVALID_HANDLE;
+    };
+    capture::refuse_captured_event(&mut s, captured).unwrap_or(code::SUCCESS)
 }
 
-/// `cuEventQuery`: always complete.
+/// `cuEventQuery`: always complete; refused as [`cuEventSynchronize`] is.
 #[no_mangle]
-pub extern "C" fn cuEventQuery(_event: *mut c_void) -> u32 {
-    code::SUCCESS
+pub extern "C" fn cuEventQuery(event: *mut c_void) -> u32 {
+    cuEventSynchronize(event)
 }
 
 /// `cuEventElapsedTime`: milliseconds between two recorded events.

@@ -235,6 +235,10 @@ fn error_text(e: u32) -> (&'static [u8], &'static [u8]) {
             b"a PTX JIT compilation failed (see kiln-cuda-emu's message on stderr)\0",
         ),
         400 => (b"CUDA_ERROR_INVALID_HANDLE\0", b"invalid resource handle\0"),
+        401 => (
+            b"CUDA_ERROR_ILLEGAL_STATE\0",
+            b"the operation cannot be performed in the present state\0",
+        ),
         500 => (b"CUDA_ERROR_NOT_FOUND\0", b"named symbol not found\0"),
         704 => (
             b"CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED\0",
@@ -257,6 +261,30 @@ fn error_text(e: u32) -> (&'static [u8], &'static [u8]) {
         801 => (
             b"CUDA_ERROR_NOT_SUPPORTED\0",
             b"operation not supported (by kiln-cuda-emu)\0",
+        ),
+        900 => (
+            b"CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED\0",
+            b"operation not permitted when stream is capturing\0",
+        ),
+        901 => (
+            b"CUDA_ERROR_STREAM_CAPTURE_INVALIDATED\0",
+            b"operation failed due to a previous error during capture\0",
+        ),
+        905 => (
+            b"CUDA_ERROR_STREAM_CAPTURE_ISOLATION\0",
+            b"dependency created on uncaptured work in another stream\0",
+        ),
+        906 => (
+            b"CUDA_ERROR_STREAM_CAPTURE_IMPLICIT\0",
+            b"operation would make the legacy stream depend on a capturing blocking stream\0",
+        ),
+        907 => (
+            b"CUDA_ERROR_CAPTURED_EVENT\0",
+            b"operation not permitted on an event last recorded in a capturing stream\0",
+        ),
+        908 => (
+            b"CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD\0",
+            b"attempt to terminate a thread-local capture sequence from another thread\0",
         ),
         _ => (b"CUDA_ERROR_UNKNOWN\0", b"unknown error\0"),
     }

@@ -1,8 +1,10 @@
 //! The exported CUDA driver API (`cu*` symbols) over `KILN_EMU_DEVICES` emulated sm_90-like
 //! devices (default 1), each with one (primary) context and its own memory.
 
+pub mod capture;
 pub mod context;
 pub mod device;
+pub mod graph;
 pub mod mem;
 pub mod module;
 pub mod peer;
@@ -33,6 +35,8 @@ pub mod code {
     pub const INVALID_PTX: u32 = 218;
     /// Unknown handle.
     pub const INVALID_HANDLE: u32 = 400;
+    /// A call that does not fit the object's state (capture begun twice, ended when not begun).
+    pub const ILLEGAL_STATE: u32 = 401;
     /// Unknown symbol.
     pub const NOT_FOUND: u32 = 500;
     /// Out-of-bounds access in a kernel.
@@ -49,4 +53,16 @@ pub mod code {
     pub const LAUNCH_FAILED: u32 = 719;
     /// A driver function the emulator does not implement.
     pub const NOT_SUPPORTED: u32 = 801;
+    /// An operation not permitted while a stream captures.
+    pub const STREAM_CAPTURE_UNSUPPORTED: u32 = 900;
+    /// Work pushed to a capture that an earlier violation invalidated.
+    pub const STREAM_CAPTURE_INVALIDATED: u32 = 901;
+    /// A capture waiting on an event from outside it.
+    pub const STREAM_CAPTURE_ISOLATION: u32 = 905;
+    /// Legacy-stream work that would depend on a capturing blocking stream.
+    pub const STREAM_CAPTURE_IMPLICIT: u32 = 906;
+    /// Querying or synchronizing an event recorded in a capture.
+    pub const CAPTURED_EVENT: u32 = 907;
+    /// Ending a non-relaxed capture from another thread.
+    pub const STREAM_CAPTURE_WRONG_THREAD: u32 = 908;
 }

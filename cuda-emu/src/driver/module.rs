@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::sync::Arc;
 
+use super::capture;
 use super::code;
 use super::context::current;
 use super::device::{put, TOTAL_MEM};
+use super::graph::Work;
 use super::state::{fail, state, LoadedModule, State};
 use crate::decode::{self, var_size};
 use crate::error::{EmuError, Result};
@@ -239,7 +241,8 @@ pub extern "C" fn cuFuncSetCacheConfig(_func: *mut c_void, _config: c_int) -> u3
     code::SUCCESS
 }
 
-/// `cuLaunchKernel`: runs the grid to completion before returning. The function's module and the
+/// `cuLaunchKernel`: runs the grid to completion before returning (or records it, with its
+/// parameters, when the stream captures). The function's module and the
 /// stream must belong to the current context (`CUDA_ERROR_INVALID_HANDLE` otherwise); the
 /// kernel addresses its device's memory and that of peers the context enabled access to.
 ///
@@ -269,7 +272,7 @@ pub unsafe extern "C" fn cuLaunchKernel(
     }
     // The state stays locked while the grid runs: like one in-order device queue, no copy or
     // free from another host thread overlaps a kernel.
-    let s = state();
+    let mut s = state();
     let Some(kernel) = s
         .funcs
         .get(&(func as usize))
@@ -281,7 +284,6 @@ pub unsafe extern "C" fn cuLaunchKernel(
     if !s.stream_on(stream as usize, device) {
         return code::INVALID_HANDLE;
     }
-    let view = s.view(device);
     if params.is_null() && (!extra.is_null() || !kernel.params.is_empty()) {
         return code::NOT_SUPPORTED;
     }
@@ -303,7 +305,16 @@ pub unsafe extern "C" fn cuLaunchKernel(
         block: [bx, by, bz],
         dyn_smem: smem,
     };
-    match launch(&kernel, cfg, &buf, &view) {
+    // Parameters are captured by value, as the driver copies them at the call.
+    let work = || Work::Kernel {
+        kernel: kernel.clone(),
+        cfg,
+        params: buf.clone(),
+    };
+    if let Some(r) = capture::record(&mut s, stream as usize, Some(device), work) {
+        return r;
+    }
+    match launch(&kernel, cfg, &buf, &s.view(device)) {
         Ok(_) => code::SUCCESS,
         Err(e) => fail(&e),
     }

@@ -4,9 +4,11 @@
 
 use std::ffi::{c_int, c_uint, c_void};
 
+use super::capture;
 use super::code;
 use super::context::{context_device, current, primary};
 use super::device::{put, valid};
+use super::graph::Work;
 use super::mem::copy_device;
 use super::state::state;
 
@@ -64,6 +66,14 @@ pub extern "C" fn cuMemcpyPeer(
     src_ctx: *mut c_void,
     n: usize,
 ) -> u32 {
+    if let Some(e) = capture::refuse_unsafe(&mut state()) {
+        return e;
+    }
+    peer_copy(dst, dst_ctx, src, src_ctx, n)
+}
+
+/// Checks that each address lies in its context's device memory, then copies.
+fn peer_copy(dst: u64, dst_ctx: *mut c_void, src: u64, src_ctx: *mut c_void, n: usize) -> u32 {
     let (Some(dd), Some(sd)) = (
         context_device(dst_ctx as usize),
         context_device(src_ctx as usize),
@@ -79,7 +89,8 @@ pub extern "C" fn cuMemcpyPeer(
     copy_device(dst, src, n)
 }
 
-/// `cuMemcpyPeerAsync`: copies now (the stream is always idle).
+/// `cuMemcpyPeerAsync`: copies now (the stream is always idle), or, when the stream captures,
+/// checks the addresses and records the copy.
 #[no_mangle]
 pub extern "C" fn cuMemcpyPeerAsync(
     dst: u64,
@@ -87,9 +98,31 @@ pub extern "C" fn cuMemcpyPeerAsync(
     src: u64,
     src_ctx: *mut c_void,
     n: usize,
-    _stream: *mut c_void,
+    stream: *mut c_void,
 ) -> u32 {
-    cuMemcpyPeer(dst, dst_ctx, src, src_ctx, n)
+    let device = match current() {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let mut s = state();
+    if s.captures.by_stream.contains_key(&(stream as usize)) {
+        let (dd, sd) = (
+            context_device(dst_ctx as usize),
+            context_device(src_ctx as usize),
+        );
+        if dd.is_none() || sd.is_none() {
+            return code::INVALID_CONTEXT;
+        }
+        if n > 0 && (s.owner(dst) != dd || s.owner(src) != sd) {
+            return code::INVALID_VALUE;
+        }
+    }
+    let work = || Work::DtoD { dst, src, n };
+    if let Some(r) = capture::record(&mut s, stream as usize, Some(device), work) {
+        return r;
+    }
+    drop(s);
+    peer_copy(dst, dst_ctx, src, src_ctx, n)
 }
 
 /// `CU_POINTER_ATTRIBUTE_*` values answered by [`cuPointerGetAttribute`].

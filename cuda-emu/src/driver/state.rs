@@ -1,7 +1,7 @@
 //! The driver's global state: each device's memory and peers, modules, handles and the last
 //! error message.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::CString;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -9,8 +9,10 @@ use crate::error::{EmuError, FaultKind};
 use crate::memory::{window_of, DeviceMemory, GlobalView};
 use crate::program::Kernel;
 
+use super::capture::Captures;
 use super::code;
 use super::device::device_count;
+use super::graph::Graph;
 
 /// A loaded module: its context's device, its kernels and the addresses of its variables.
 #[derive(Debug)]
@@ -39,6 +41,8 @@ pub struct Event {
     pub device: usize,
     /// When it was last recorded.
     pub recorded: Option<std::time::Instant>,
+    /// The capture its last record joined, if that record was captured.
+    pub captured: Option<u64>,
 }
 
 /// Everything the driver keeps between calls. Handles of modules, functions, streams and events
@@ -57,6 +61,14 @@ pub struct State {
     pub streams: HashMap<usize, usize>,
     /// Pinned host allocations: pointer -> size.
     pub host: HashMap<usize, usize>,
+    /// Streams created with `CU_STREAM_NON_BLOCKING`.
+    pub nonblocking: HashSet<usize>,
+    /// Stream captures in progress.
+    pub captures: Captures,
+    /// Graphs by handle.
+    pub graphs: HashMap<usize, Graph>,
+    /// Executable graphs by handle.
+    pub execs: HashMap<usize, Graph>,
     next: usize,
 }
 
@@ -74,6 +86,10 @@ impl State {
             events: HashMap::new(),
             streams: HashMap::new(),
             host: HashMap::new(),
+            nonblocking: HashSet::new(),
+            captures: Captures::default(),
+            graphs: HashMap::new(),
+            execs: HashMap::new(),
             next: 0,
         }
     }

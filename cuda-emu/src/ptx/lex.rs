@@ -75,6 +75,10 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>> {
             i += 1;
             while i < b.len() && is_ident_char(b[i]) {
                 i += 1;
+                // `::` joins the parts of a qualifier (`.shared::cta`, `.L2::128B`).
+                if b[i..].starts_with(b"::") && b.get(i + 2).copied().is_some_and(is_ident_char) {
+                    i += 2;
+                }
             }
             out.push(Token {
                 tok: Tok::Ident(src[start..i].to_string()),

@@ -8,6 +8,7 @@ pub mod bn_relu;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod gemm_tc;
 pub mod grad_norm;
 pub mod layer_norm;
 pub mod layout;
