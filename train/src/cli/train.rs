@@ -168,7 +168,7 @@ pub fn train(mut a: TrainArgs) -> Result<()> {
         // torchrun's convention: each rank of a node drives the GPU of its local rank.
         a.device = format!("cuda:{}", group.local_rank);
     }
-    let comm = Arc::new(Communicator::for_group(&group)?);
+    let comm = Arc::new(Communicator::for_group_on(&group, open_device(&a.device)?)?);
     train_rank(a, comm)
 }
 
