@@ -309,7 +309,8 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     }
     if let (0, Some(t)) = (rank, trainer.ddp_times()) {
         println!(
-            "DDP over {world} ranks: all-reduce waited {:.2} ms per update after backward ({} updates)",
+            "DDP over {world} ranks ({}): all-reduce waited {:.2} ms per update after backward ({} updates)",
+            comm.path_name(),
             1e3 * t.waited / t.updates.max(1) as f64,
             t.updates
         );

@@ -257,7 +257,7 @@ impl Communicator {
     /// caller goes on (DDP starts one per bucket from the autograd hook, before the other ranks
     /// reach it); [`PendingReduce::wait`] returns the result on `flat`'s device. NCCL reduces in
     /// place on the tensor's stream; device threads without NCCL post it (see
-    /// [`ThreadComm::start_reduce`]); MPI reduces a host copy.
+    /// `ThreadComm::start_reduce`); MPI reduces a host copy.
     pub fn start_all_reduce(&self, flat: Tensor, op: ReduceOp) -> Result<PendingReduce> {
         let inner = match self {
             Communicator::Local => Pending::Ready(flat),

@@ -52,10 +52,13 @@ impl std::fmt::Debug for NcclComm {
 
 impl Drop for NcclComm {
     fn drop(&mut self) {
-        // Work queued on the stream may still use the communicator.
+        // Work queued on the stream may still use the communicator: let it finish. Then abort
+        // rather than destroy: ncclCommDestroy is collective within a node, so destroying the
+        // device threads' communicators one after another from one thread could hang.
         let _ = self.device.synchronize();
-        // SAFETY: the handle came from ncclCommInitRank/All and is destroyed once, here.
-        let _ = unsafe { nccl::comm_destroy(self.comm) };
+        // SAFETY: the handle came from ncclCommInitRank/All, no work uses it any more, and it
+        // is freed once, here.
+        let _ = unsafe { nccl::comm_abort(self.comm) };
     }
 }
 
