@@ -48,7 +48,7 @@ struct Bucket {
 
 /// A bucket all-reduce started by [`ThreadComm::start_reduce`].
 pub enum Ticket {
-    /// Reduced already (NCCL: queued on the tensor's stream; one rank: the input).
+    /// Reduced already (by NCCL, queued on the tensor's stream).
     Done(Tensor),
     /// Posted as bucket `seq`; this rank wants the result on `device`.
     Posted { seq: u64, device: Device },
