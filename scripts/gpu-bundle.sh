@@ -9,11 +9,13 @@ mkdir -p .gpu/bin
 {
   cargo test --release --no-run --workspace --message-format=json
   cargo build --release --message-format=json -p kiln --bin kiln --example train_step
+  # NCCL's GPU test (feature `nccl`; libnccl.so comes from the GPU machine's nvidia-nccl-cu13).
+  cargo test --release --no-run -p kiln-train --features nccl --test nccl_gpu --message-format=json
 } | python3 -c '
 import json, shutil, sys
 # Every kernel test (each compares a CUDA kernel with its CPU twin) and the CUDA tests elsewhere.
 cuda_tests = {"cuda_conformance", "cuda_memory", "cuda_vendor", "cuda_resnet", "amp_optim",
-              "train_cuda"}
+              "train_cuda", "nccl_gpu"}
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") != "compiler-artifact" or not m.get("executable"):

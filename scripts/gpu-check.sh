@@ -3,12 +3,17 @@
 #   1. the CUDA conformance suite on the real device with cuBLAS/cuDNN, then with the built-in
 #      kernels only (KILN_CUBLAS=0 KILN_CUDNN=0);
 #   2. cuBLAS and cuDNN against the built-in kernels (engine/tests/cuda_vendor.rs);
-#   3. training-step throughput of resnet50 (batch 64, 224x224, channels-last, AMP float16),
+#   3. NCCL (feature `nccl`, library from scripts/install-nccl.sh): all-reduce, broadcast,
+#      all-gather and reduce-scatter against host references, the unique id over the TCP
+#      rendezvous, and one DDP step through NCCL against one GPU with the whole batch
+#      (train/tests/nccl_gpu.rs: one rank per GPU, world size 1 on a one-GPU machine); on 2+ GPUs
+#      also tests/dist_devices.rs with NCCL;
+#   4. training-step throughput of resnet50 (batch 64, 224x224, channels-last, AMP float16),
 #      kiln (examples/train_step.rs) against PyTorch (scripts/bench/torch_train_step.py).
 # Installs nothing system-wide: NVRTC, cuBLAS and cuDNN wheels go to .cache/nvidia*, PyTorch and
 # timm to the venv .cache/torch-venv. Needs an NVIDIA driver for CUDA 13.0 or newer, a Rust
 # toolchain, and python3 with venv and pip. Override the pins with CUBLAS_SPEC, CUDNN_SPEC,
-# TORCH_SPEC, TIMM_SPEC; skip the PyTorch side with NO_TORCH=1.
+# TORCH_SPEC, TIMM_SPEC, NCCL_SPEC; skip the PyTorch side with NO_TORCH=1.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -36,11 +41,12 @@ for f in "$PWD/$vendor"/nvidia/*/lib/lib*.so.[0-9]*; do
   ln -sfn "$f" "${f%%.so.*}.so"
 done
 vendor_dirs=$(find "$PWD/$vendor" \( -name 'libcublas.so*' -o -name 'libcudnn.so*' \) -printf '%h\n' | sort -u | paste -sd:)
+nccl_dirs=$(scripts/install-nccl.sh) || exit 1
 
 # A target folder of its own: cargo puts its target folder first on the library path, and the
 # one scripts/test.sh builds holds the emulator's libcuda.so, which would shadow the driver.
 export CARGO_TARGET_DIR=${GPU_CHECK_TARGET_DIR:-$PWD/target/gpu-check}
-export LD_LIBRARY_PATH="${nvrtc_dirs}:${vendor_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="${nvrtc_dirs}:${vendor_dirs}:${nccl_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if find "$CARGO_TARGET_DIR" -maxdepth 2 -name 'libcuda.so*' 2>/dev/null | grep -q .; then
   echo "gpu-check: $CARGO_TARGET_DIR holds an emulator libcuda.so; set GPU_CHECK_TARGET_DIR elsewhere" >&2
   exit 1
@@ -77,6 +83,16 @@ run "conformance, built-in kernels (KILN_CUBLAS=0 KILN_CUDNN=0)" \
   no_skips env KILN_CUBLAS=0 KILN_CUDNN=0 "${conformance[@]}"
 run "cuBLAS/cuDNN against the built-in kernels" \
   no_skips cargo test -p kiln-engine --release --test cuda_vendor -- --nocapture --test-threads 1
+
+gpus=$(nvidia-smi -L | grep -c '^GPU')
+echo
+echo "== NCCL over this machine's $gpus GPU(s)$([ "$gpus" = 1 ] && echo ' (world size 1: one GPU)')"
+run "NCCL collectives and a DDP step (train/tests/nccl_gpu.rs)" \
+  no_skips cargo test -p kiln-train --features nccl --release --test nccl_gpu -- --nocapture --test-threads 1
+if [ "$gpus" -ge 2 ]; then
+  run "2 GPUs through NCCL match 1 of twice the batch (tests/dist_devices.rs)" \
+    no_skips cargo test -p kiln --features nccl --release --test dist_devices -- --nocapture
+fi
 
 kiln_rate() {
   cargo run --release --example train_step -- "$@" | tee /dev/stderr | sed -n 's/^img\/s: //p'

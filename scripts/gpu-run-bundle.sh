@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs what scripts/gpu-bundle.sh built (.gpu/bin) on a GPU machine that has no Rust toolchain but
-# has python3 with NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn; a PyTorch
+# has python3 with NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn, nvidia-nccl-cu13; a PyTorch
 # environment has them, and timm for the bench's PyTorch side).
 #   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin vendor memory resnet amp
-#                                         train bench (default: all); logs go to $OUT (/tmp/gpu-logs)
+#                                         train nccl bench (default: all); logs go to $OUT (/tmp/gpu-logs)
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-logs}
@@ -43,7 +43,7 @@ step() { # name timeout command...
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin vendor memory resnet amp train bench)
+[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin vendor memory resnet amp train nccl bench)
 bench_args=(--model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 for s in "${steps[@]}"; do
   case $s in
@@ -59,6 +59,7 @@ for s in "${steps[@]}"; do
   resnet) step resnet 300 "$bin/cuda_resnet" ;;
   amp) step amp_optim 120 "$bin/amp_optim" ;;
   train) step train_cuda 300 "$bin/train_cuda" ;;
+  nccl) step nccl 300 "$bin/nccl_gpu" --nocapture --test-threads 1 ;;
   bench)
     step bench_kiln 240 "$bin/train_step" "${bench_args[@]}"
     step bench_kiln_builtin 240 env KILN_CUBLAS=0 KILN_CUDNN=0 "$bin/train_step" "${bench_args[@]}"

@@ -22,6 +22,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --quiet
 echo "== cargo test"
 cargo test --workspace --release
 
+echo "== NCCL feature (without a GPU: builds, and falls back on the emulator with the reason logged)"
+cargo clippy -p kiln-train -p kiln --features nccl --all-targets --release -- -D warnings
+cargo test --release -p kiln-train --features nccl --test nccl_fallback
+
 echo "== MPI (data-parallel training over 2 CPU ranks)"
 # The mpi feature needs OpenMPI and libclang (for the mpi crate's bindgen); install them when missing.
 if ! command -v mpirun >/dev/null || ! dpkg -s libopenmpi-dev libclang-dev >/dev/null 2>&1; then

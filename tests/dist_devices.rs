@@ -1,7 +1,8 @@
 //! One process, many devices (`--device cuda:0,1`): one thread per device, DDP and SyncBN over
 //! the threads' in-process communicator. 2 devices with batch B for N steps end with the weights
-//! and BN statistics of 1 device with batch 2B on the same samples (sgd and adamw), a rank that
-//! fails stops the other, and the flag's misuse is a clear error. On the emulator this binary asks
+//! and BN statistics of 1 device with batch 2B on the same samples (sgd and adamw), each bucket's
+//! reduction starts from the autograd hook before backward ends, a rank that fails stops the
+//! other, and the flag's misuse is a clear error. On the emulator this binary asks
 //! for 2 devices (`KILN_EMU_DEVICES=2`) before the first driver call; with fewer than 2 devices it
 //! reports "skipped".
 
@@ -13,7 +14,7 @@ use kiln::nn::layers::{Activation, BatchNorm2d, Conv2d, Linear, PoolType};
 use kiln::nn::layers::{SelectAdaptivePool2d, Sequential};
 use kiln::nn::Module;
 use kiln::train::checkpoint::Checkpoint;
-use kiln::train::dist::{on_device_threads, Communicator, Ddp, DdpOptions};
+use kiln::train::dist::{on_device_threads, Communicator, Ddp, DdpEvent, DdpOptions};
 use kiln::train::optim::{create_optimizer, OptimArgs};
 use kiln::train::Error;
 use std::io::Write;
@@ -153,6 +154,61 @@ fn two_devices_of_batch_b_match_one_device_of_batch_2b() {
         assert!(moved > 1e-2, "{name}: the weights moved only {moved:e}");
         println!(
             "{name}: 2 devices of batch 4 match 1 of batch 8 within {worst:e} (moved {moved:e})"
+        );
+    }
+}
+
+/// One DDP step on cuda:0 and cuda:1 with `overlap`; returns each rank's bucket path and events.
+fn one_step_events(overlap: bool) -> Vec<(&'static str, Vec<DdpEvent>)> {
+    on_device_threads(&[0, 1], |device, comm| {
+        kiln::engine::manual_seed_thread(7);
+        let net = model(&comm);
+        net.to_device(device)?;
+        let options = DdpOptions {
+            bucket_bytes: 256,
+            first_bucket_bytes: 64,
+            overlap,
+            ..DdpOptions::default()
+        };
+        let mut ddp = Ddp::new(comm.clone(), &net, options)?;
+        let (x, y) = batch(0, comm.rank(), 2, device);
+        let loss = net.forward(&x)?.cross_entropy(&y, 0.0)?;
+        ddp.backward(&loss)?;
+        Ok((comm.path_name(), ddp.last_events().to_vec()))
+    })
+    .unwrap()
+}
+
+#[test]
+fn bucket_reductions_start_from_the_hook_before_backward_ends() {
+    if !two_devices() {
+        return;
+    }
+    for (rank, (path, events)) in one_step_events(true).into_iter().enumerate() {
+        // The emulator's devices reach each other (cuDeviceCanAccessPeer), so buckets go by
+        // peer copies; with the `nccl` feature NCCL is refused on the emulator, same path.
+        if cuda::device(0).unwrap().is_emulator() {
+            assert_eq!(path, "device peer copies", "rank {rank}");
+        }
+        let end = events.iter().position(|e| *e == DdpEvent::BackwardEnded);
+        let end = end.expect("backward's end is recorded");
+        let buckets = (events.len() - 1) / 2;
+        assert!(buckets >= 3, "rank {rank}: {events:?}");
+        let started: Vec<DdpEvent> = (0..buckets).map(DdpEvent::Started).collect();
+        let written: Vec<DdpEvent> = (0..buckets).map(DdpEvent::Written).collect();
+        assert_eq!(
+            events[..end],
+            started,
+            "rank {rank}: every bucket starts in backward"
+        );
+        assert_eq!(events[end + 1..], written, "rank {rank}");
+    }
+    // Without overlap every start comes after backward.
+    for (rank, (_, events)) in one_step_events(false).into_iter().enumerate() {
+        assert_eq!(
+            events[0],
+            DdpEvent::BackwardEnded,
+            "rank {rank}: {events:?}"
         );
     }
 }

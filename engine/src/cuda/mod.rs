@@ -14,6 +14,7 @@ pub mod elementwise;
 pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
+mod peer;
 pub mod pool;
 pub mod random;
 pub mod reduce;

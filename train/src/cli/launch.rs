@@ -49,8 +49,9 @@ pub fn launch(a: &LaunchArgs) -> Result<()> {
         return run_under_mpirun(a, &exe);
     }
     let world = a.nnodes * a.nproc_per_node;
+    // Only MPI ranks need the ompi-server (NCCL ranks meet at the TCP rendezvous alone).
     let server = match (world > 1, a.node_rank) {
-        (true, 0) => Some(OmpiServer::start()?),
+        (true, 0) if cfg!(feature = "mpi") => Some(OmpiServer::start()?),
         _ => None,
     };
     let mut ranks = Vec::with_capacity(a.nproc_per_node);

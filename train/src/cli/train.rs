@@ -168,7 +168,7 @@ pub fn train(mut a: TrainArgs) -> Result<()> {
         // torchrun's convention: each rank of a node drives the GPU of its local rank.
         a.device = format!("cuda:{}", group.local_rank);
     }
-    let comm = Arc::new(Communicator::for_group(&group)?);
+    let comm = Arc::new(Communicator::for_group_on(&group, open_device(&a.device)?)?);
     train_rank(a, comm)
 }
 
@@ -309,7 +309,8 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     }
     if let (0, Some(t)) = (rank, trainer.ddp_times()) {
         println!(
-            "DDP over {world} ranks: all-reduce waited {:.2} ms per update after backward ({} updates)",
+            "DDP over {world} ranks ({}): all-reduce waited {:.2} ms per update after backward ({} updates)",
+            comm.path_name(),
             1e3 * t.waited / t.updates.max(1) as f64,
             t.updates
         );

@@ -1,9 +1,10 @@
 //! The collectives data-parallel training needs, over one process (local), the device threads of
-//! one process, or MPI.
+//! one process, MPI, or NCCL.
 
 use super::group::ProcessGroup;
-use super::threads::ThreadComm;
+use super::threads::{ThreadComm, Ticket};
 use crate::{Error, Result};
+use kiln_engine::{Device, StorageElem, Tensor};
 use std::sync::Arc;
 
 /// How all-reduce combines the ranks' values.
@@ -30,7 +31,15 @@ impl<T> Wire for T {}
 
 /// An element the collectives carry: f32 (gradient buckets), f64 (SyncBN statistics, metrics).
 pub trait Element:
-    Copy + Default + Send + Sync + Wire + std::ops::Add<Output = Self> + PartialOrd + 'static
+    Copy
+    + Default
+    + Send
+    + Sync
+    + Wire
+    + StorageElem
+    + std::ops::Add<Output = Self>
+    + PartialOrd
+    + 'static
 {
     /// `self / n` (for [`ReduceOp::Average`]).
     fn div_by(self, n: usize) -> Self;
@@ -59,45 +68,65 @@ pub enum Communicator {
     /// CPU ranks over MPI (OpenMPI; feature `mpi`).
     #[cfg(feature = "mpi")]
     Mpi(super::mpi::MpiComm),
+    /// One GPU per process over NCCL (feature `nccl`); host buffers are staged through it.
+    #[cfg(feature = "nccl")]
+    Nccl(super::nccl::NcclComm),
 }
 
 /// An all-reduce started by [`Communicator::start_all_reduce`], finished by `wait`.
 pub struct PendingReduce {
-    op: ReduceOp,
-    world: usize,
     inner: Pending,
 }
 
 enum Pending {
-    Done(Vec<f32>),
+    /// Reduced (NCCL: queued on the tensor's stream), averaged if asked.
+    Ready(Tensor),
+    /// Posted to the device threads' table.
+    Threads(Ticket),
+    /// An MPI all-reduce of the host copy; the result goes back to `device`.
     #[cfg(feature = "mpi")]
-    Mpi(super::mpi::MpiRequest),
+    Mpi {
+        request: super::mpi::MpiRequest,
+        device: Device,
+        shape: Vec<usize>,
+        average: Option<usize>,
+    },
 }
 
 impl PendingReduce {
     /// Lets MPI progress the transfer without blocking (called while backward still runs).
     pub fn poll(&mut self) {
-        match &mut self.inner {
-            Pending::Done(_) => {}
-            #[cfg(feature = "mpi")]
-            Pending::Mpi(r) => r.poll(),
+        #[cfg(feature = "mpi")]
+        if let Pending::Mpi { request, .. } = &mut self.inner {
+            request.poll();
         }
     }
 
-    /// Waits for the reduction and returns the reduced buffer.
-    #[cfg_attr(not(feature = "mpi"), allow(clippy::infallible_destructuring_match))]
-    pub fn wait(self) -> Result<Vec<f32>> {
-        // Without the `mpi` feature the one arm left is Done.
-        #[allow(clippy::infallible_destructuring_match)]
-        let mut buf = match self.inner {
-            Pending::Done(buf) => buf,
+    /// Waits for the reduction and returns the reduced tensor, on the input's device.
+    pub fn wait(self, comm: &Communicator) -> Result<Tensor> {
+        match (self.inner, comm) {
+            (Pending::Ready(t), _) => Ok(t),
+            (Pending::Threads(ticket), Communicator::Threads(t)) => t.finish_reduce(ticket),
+            (Pending::Threads(_), _) => Err(Error::Dist(
+                "a device-thread all-reduce waited on another communicator".into(),
+            )),
             #[cfg(feature = "mpi")]
-            Pending::Mpi(r) => r.wait()?,
-        };
-        if self.op == ReduceOp::Average {
-            buf.iter_mut().for_each(|v| *v = v.div_by(self.world));
+            (
+                Pending::Mpi {
+                    request,
+                    device,
+                    shape,
+                    average,
+                },
+                _,
+            ) => {
+                let mut buf = request.wait()?;
+                if let Some(n) = average {
+                    buf.iter_mut().for_each(|v| *v = v.div_by(n));
+                }
+                Ok(Tensor::from_vec(buf, &shape)?.to_device(device)?)
+            }
         }
-        Ok(buf)
     }
 }
 
@@ -108,7 +137,22 @@ impl Communicator {
         Communicator::for_group(&ProcessGroup::from_env()?).map(Arc::new)
     }
 
-    /// The communicator of `group`.
+    /// The communicator of `group` for ranks that compute on `device`: NCCL for CUDA ranks when
+    /// it loads (feature `nccl`; otherwise the reason is logged once), else as
+    /// [`Communicator::for_group`].
+    pub fn for_group_on(group: &ProcessGroup, device: Device) -> Result<Communicator> {
+        #[cfg(feature = "nccl")]
+        if let (Device::Cuda(ordinal), true) = (device, group.world_size > 1) {
+            match super::nccl::for_process(group, ordinal)? {
+                Ok(comm) => return Ok(Communicator::Nccl(comm)),
+                Err(reason) => super::nccl::fall_back(&reason, "MPI through host memory"),
+            }
+        }
+        let _ = device;
+        Communicator::for_group(group)
+    }
+
+    /// The communicator of `group` (MPI between processes, through host memory).
     pub fn for_group(group: &ProcessGroup) -> Result<Communicator> {
         if group.world_size == 1 {
             return Ok(Communicator::Local);
@@ -134,6 +178,19 @@ impl Communicator {
             .collect()
     }
 
+    /// How CUDA buckets travel between the ranks: "NCCL", "device peer copies", "host memory"
+    /// (device threads), "MPI through host memory", or "none" for one rank.
+    pub fn path_name(&self) -> &'static str {
+        match self {
+            Communicator::Local => "none",
+            Communicator::Threads(t) => t.path_name(),
+            #[cfg(feature = "mpi")]
+            Communicator::Mpi(_) => "MPI through host memory",
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(_) => "NCCL",
+        }
+    }
+
     /// Tells the other ranks that this one failed, where the backend can (device threads): their
     /// collectives return an error instead of waiting for it.
     pub fn abort(&self) {
@@ -157,6 +214,8 @@ impl Communicator {
             Communicator::Threads(t) => t.rank(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.rank(),
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => n.rank(),
         }
     }
 
@@ -167,6 +226,8 @@ impl Communicator {
             Communicator::Threads(t) => t.world_size(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.world_size(),
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => n.world_size(),
         }
     }
 
@@ -182,6 +243,8 @@ impl Communicator {
             Communicator::Threads(t) => t.all_reduce(buf, op)?,
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.all_reduce(buf, op)?,
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => n.all_reduce_host(buf, op)?,
         }
         if op == ReduceOp::Average {
             let n = self.world_size();
@@ -190,24 +253,29 @@ impl Communicator {
         Ok(())
     }
 
-    /// Starts an all-reduce of `buf` that runs while the caller goes on (DDP starts one per
-    /// bucket from the autograd hook); [`PendingReduce::wait`] returns the result.
-    /// (Device threads reduce before it returns: the meeting needs every rank there anyway.)
-    pub fn start_all_reduce(&self, mut buf: Vec<f32>, op: ReduceOp) -> Result<PendingReduce> {
+    /// Starts an all-reduce of the flat f32 tensor `flat` (on any device) that runs while the
+    /// caller goes on (DDP starts one per bucket from the autograd hook, before the other ranks
+    /// reach it); [`PendingReduce::wait`] returns the result on `flat`'s device. NCCL reduces in
+    /// place on the tensor's stream; device threads without NCCL post it (see
+    /// `ThreadComm::start_reduce`); MPI reduces a host copy.
+    pub fn start_all_reduce(&self, flat: Tensor, op: ReduceOp) -> Result<PendingReduce> {
         let inner = match self {
-            Communicator::Local => Pending::Done(buf),
-            Communicator::Threads(t) => {
-                t.all_reduce(&mut buf, op)?;
-                Pending::Done(buf)
-            }
+            Communicator::Local => Pending::Ready(flat),
+            Communicator::Threads(t) => Pending::Threads(t.start_reduce(flat, op)?),
             #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => Pending::Mpi(m.start_all_reduce(buf, op)?),
+            Communicator::Mpi(m) => Pending::Mpi {
+                request: m.start_all_reduce(flat.to_vec_f32()?, op)?,
+                device: flat.device(),
+                shape: flat.shape().to_vec(),
+                average: (op == ReduceOp::Average).then(|| m.world_size()),
+            },
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => {
+                n.all_reduce_tensor(&flat, op)?;
+                Pending::Ready(flat)
+            }
         };
-        Ok(PendingReduce {
-            op,
-            world: self.world_size(),
-            inner,
-        })
+        Ok(PendingReduce { inner })
     }
 
     /// Copies rank `root`'s `buf` into every rank's `buf`.
@@ -218,6 +286,8 @@ impl Communicator {
             Communicator::Threads(t) => t.broadcast(buf, root),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.broadcast(buf, root),
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => n.broadcast_host(buf, root),
         }
     }
 
@@ -232,6 +302,8 @@ impl Communicator {
             Communicator::Threads(t) => t.all_gather(send, recv),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.all_gather(send, recv),
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => n.all_gather_host(send, recv),
         }
     }
 
@@ -249,6 +321,8 @@ impl Communicator {
             Communicator::Threads(t) => t.reduce_scatter(send, recv, op)?,
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.reduce_scatter(send, recv, op)?,
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => n.reduce_scatter_host(send, recv, op)?,
         }
         if op == ReduceOp::Average {
             let n = self.world_size();
@@ -264,6 +338,8 @@ impl Communicator {
             Communicator::Threads(t) => t.barrier(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.barrier(),
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => n.barrier(),
         }
     }
 
@@ -305,10 +381,9 @@ mod tests {
         c.reduce_scatter(&[6.0, 7.0], &mut g, ReduceOp::Sum)
             .unwrap();
         assert_eq!(g, [6.0, 7.0]);
-        let p = c
-            .start_all_reduce(vec![2.0, 4.0], ReduceOp::Average)
-            .unwrap();
-        assert_eq!(p.wait().unwrap(), [2.0, 4.0]);
+        let flat = Tensor::from_vec(vec![2.0f32, 4.0], &[2]).unwrap();
+        let p = c.start_all_reduce(flat, ReduceOp::Average).unwrap();
+        assert_eq!(p.wait(&c).unwrap().to_vec_f32().unwrap(), [2.0, 4.0]);
         assert!(c
             .broadcast(&mut v, 1)
             .unwrap_err()

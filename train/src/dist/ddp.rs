@@ -2,7 +2,9 @@
 //! rank 0 at the start; gradients packed into buckets (about 25 MB, a small first one, in
 //! reverse registration order: the order backward finishes them) whose all-reduce starts from
 //! the autograd's leaf hook as soon as the bucket's last gradient is complete, while backward
-//! goes on; averaged gradients written back once backward ends.
+//! goes on; averaged gradients written back once backward ends. Buckets are flat f32 tensors on
+//! the gradients' device: NCCL reduces them there, device threads pass them between devices,
+//! MPI takes a host copy.
 
 use super::communicator::{Communicator, PendingReduce, ReduceOp};
 use super::sync_bn::DistBn;
@@ -51,6 +53,17 @@ pub struct ReduceTimes {
     pub updates: usize,
 }
 
+/// What one backward did, in order (see [`Ddp::last_events`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DdpEvent {
+    /// Bucket `b`'s all-reduce was started (from the hook while backward ran, or after it).
+    Started(usize),
+    /// The autograd's backward returned.
+    BackwardEnded,
+    /// Bucket `b`'s averaged gradients were written back.
+    Written(usize),
+}
+
 /// The data-parallel wrapper of one model's parameters and buffers.
 pub struct Ddp {
     comm: Arc<Communicator>,
@@ -65,6 +78,8 @@ pub struct Ddp {
     bn_stats: Vec<Tensor>,
     options: DdpOptions,
     times: ReduceTimes,
+    /// The last backward's events.
+    events: Vec<DdpEvent>,
 }
 
 impl std::fmt::Debug for Ddp {
@@ -86,6 +101,7 @@ struct Round<'a> {
     next: usize,
     pending: Vec<PendingReduce>,
     error: Option<Error>,
+    events: Vec<DdpEvent>,
 }
 
 impl Ddp {
@@ -121,6 +137,7 @@ impl Ddp {
             buffers,
             options,
             times: ReduceTimes::default(),
+            events: Vec::new(),
         };
         let all: Vec<Tensor> = ddp.params.iter().chain(&ddp.buffers).cloned().collect();
         broadcast_tensors(&ddp.comm, &all)?;
@@ -130,6 +147,11 @@ impl Ddp {
     /// The communicator.
     pub fn comm(&self) -> &Arc<Communicator> {
         &self.comm
+    }
+
+    /// The last backward's bucket starts, its end and the write-backs, in the order they came.
+    pub fn last_events(&self) -> &[DdpEvent] {
+        &self.events
     }
 
     /// The all-reduce time backward did not hide, so far.
@@ -163,14 +185,17 @@ impl Ddp {
             next: 0,
             pending: Vec::with_capacity(self.buckets.len()),
             error: None,
+            events: Vec::with_capacity(2 * self.buckets.len() + 1),
         };
         if self.options.overlap {
             loss.backward_hooked(&mut |leaf| round.leaf_done(leaf))?;
         } else {
             loss.backward()?;
         }
+        round.events.push(DdpEvent::BackwardEnded);
         let start = Instant::now();
-        round.finish()?;
+        let events = round.finish()?;
+        self.events = events;
         self.times.waited += start.elapsed().as_secs_f64();
         self.times.updates += 1;
         Ok(())
@@ -214,35 +239,47 @@ impl Round<'_> {
         self.pending.iter_mut().for_each(PendingReduce::poll);
     }
 
-    /// Packs bucket `b`'s gradients (zeros where a parameter got none) and starts its all-reduce.
+    /// Packs bucket `b`'s gradients (zeros where a parameter got none) into one flat f32
+    /// tensor on their device and starts its all-reduce.
     fn start(&mut self, b: usize) -> Result<()> {
-        let members = &self.ddp.params[self.ddp.buckets[b].clone()];
-        let mut flat = Vec::with_capacity(members.iter().map(Tensor::numel).sum());
-        for p in members {
-            match p.grad() {
-                Some(g) => flat.extend(g.to_vec_f32()?),
-                None => flat.resize(flat.len() + p.numel(), 0.0),
-            }
-        }
+        let flat = flatten(&self.ddp.params[self.ddp.buckets[b].clone()])?;
         let pending = self.ddp.comm.start_all_reduce(flat, ReduceOp::Average)?;
         self.pending.push(pending);
+        self.events.push(DdpEvent::Started(b));
         Ok(())
     }
 
-    /// Starts the buckets the hook did not, waits for all and writes the averages back.
-    fn finish(mut self) -> Result<()> {
+    /// Starts the buckets the hook did not, waits for all and writes the averages back;
+    /// returns the round's events.
+    fn finish(mut self) -> Result<Vec<DdpEvent>> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
         for b in self.next..self.ddp.buckets.len() {
             self.start(b)?;
         }
-        for (pending, range) in self.pending.into_iter().zip(&self.ddp.buckets) {
-            let flat = pending.wait()?;
+        let comm = &self.ddp.comm;
+        for (b, (pending, range)) in self.pending.into_iter().zip(&self.ddp.buckets).enumerate() {
+            let flat = pending.wait(comm)?;
             write_grads(&self.ddp.params[range.clone()], &flat)?;
+            self.events.push(DdpEvent::Written(b));
         }
-        Ok(())
+        Ok(self.events)
     }
+}
+
+/// The gradients of `params` as one flat f32 tensor on their device (zeros for a parameter
+/// without a gradient).
+fn flatten(params: &[Tensor]) -> Result<Tensor> {
+    let _no_grad = no_grad();
+    let parts = params
+        .iter()
+        .map(|p| match p.grad() {
+            Some(g) => g.to_dtype(DType::F32)?.reshape(&[p.numel()]),
+            None => Tensor::zeros(&[p.numel()], DType::F32)?.to_device(p.device()),
+        })
+        .collect::<kiln_engine::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 0)?)
 }
 
 /// Splits `params` into consecutive buckets of at most the capacity (the first one smaller).
@@ -267,15 +304,19 @@ fn buckets(params: &[Tensor], options: &DdpOptions) -> Vec<Range<usize>> {
     out
 }
 
-/// Sets each parameter's gradient to its slice of `flat`, in the gradient's dtype and device.
-fn write_grads(params: &[Tensor], flat: &[f32]) -> Result<()> {
+/// Sets each parameter's gradient to its slice of `flat` (on the parameters' device), in the
+/// gradient's dtype, each in storage of its own.
+fn write_grads(params: &[Tensor], flat: &Tensor) -> Result<()> {
+    let _no_grad = no_grad();
     let mut at = 0;
     for p in params {
         let n = p.numel();
         let dtype = p.grad().map_or(p.dtype(), |g| g.dtype());
-        let g = Tensor::from_vec(flat[at..at + n].to_vec(), p.shape())?
+        let g = flat
+            .narrow(0, at, n)?
+            .reshape(p.shape())?
             .to_dtype(dtype)?
-            .to_device(p.device())?;
+            .contiguous_copy()?;
         p.set_grad(Some(g));
         at += n;
     }

@@ -1,8 +1,12 @@
 //! One process, many devices: one thread per CUDA device, the threads the ranks of an in-process
 //! [`Communicator`] (the DP mode of `--device cuda:0,1,...`). DDP, SyncBN and the metric
-//! reductions run over it as they do across processes.
+//! reductions run over it as they do across processes. Gradient buckets go through one NCCL
+//! communicator over the devices when NCCL serves them (feature `nccl`), else between the
+//! devices by peer copies where peer access is on, else through host memory.
 
 use super::communicator::Communicator;
+use super::device_reduce::Path;
+use super::threads::ThreadComm;
 use crate::{Error, Result};
 use kiln_engine::Device;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,7 +15,8 @@ use std::sync::Arc;
 /// Runs `run(device, comm)` on one thread per ordinal, rank r on `cuda:ordinals[r]`, and returns
 /// the ranks' results in rank order. Every device is opened first (a missing one is an error
 /// before any thread starts). A rank that fails or panics stops the others' collectives; the
-/// error returned is that of the rank that failed first.
+/// error returned is that of the rank that failed first. (With NCCL, a rank that fails while
+/// the others wait inside an NCCL collective is not detected: they wait for it.)
 pub fn on_device_threads<T: Send>(
     ordinals: &[usize],
     run: impl Fn(Device, Arc<Communicator>) -> Result<T> + Sync,
@@ -19,9 +24,9 @@ pub fn on_device_threads<T: Send>(
     for &n in ordinals {
         kiln_engine::cuda::device(n)?;
     }
-    let comms: Vec<Arc<Communicator>> = Communicator::threads(ordinals.len())
+    let comms: Vec<Arc<Communicator>> = thread_comms(ordinals)?
         .into_iter()
-        .map(Arc::new)
+        .map(|t| Arc::new(Communicator::Threads(t)))
         .collect();
     let results: Vec<Result<T>> = std::thread::scope(|s| {
         let handles: Vec<_> = ordinals
@@ -53,6 +58,19 @@ pub fn on_device_threads<T: Send>(
             .unwrap_or_else(|| died(ordinals[r]))),
         None => results.into_iter().collect(),
     }
+}
+
+/// The ranks' ends of the device threads' communicator, with NCCL attached when it serves.
+fn thread_comms(ordinals: &[usize]) -> Result<Vec<ThreadComm>> {
+    let path = Path::for_devices(ordinals)?;
+    #[allow(unused_mut)]
+    let mut comms = ThreadComm::group_over(ordinals.len(), path);
+    #[cfg(feature = "nccl")]
+    match super::nccl::for_devices(ordinals)? {
+        Ok(nccl) => comms.iter_mut().zip(nccl).for_each(|(t, n)| t.use_nccl(n)),
+        Err(reason) => super::nccl::fall_back(&reason, path.name()),
+    }
+    Ok(comms)
 }
 
 fn died(ordinal: usize) -> Error {

@@ -1,9 +1,10 @@
 //! Data-parallel training: process groups from the launcher's environment, a [`Communicator`]
-//! (MPI for CPU ranks behind the `mpi` feature, one rank per device thread of this process, or a
-//! single local rank), DDP's gradient buckets and SyncBN's statistics reduction. Between processes
-//! the data always travels through MPI; kiln has no network transport of its own (the TCP
-//! [`rendezvous`] only exchanges names before MPI connects). Between the device threads of one
-//! process it meets in host memory.
+//! (MPI for CPU ranks behind the `mpi` feature, NCCL for GPU ranks behind the `nccl` feature, one
+//! rank per device thread of this process, or a single local rank), DDP's gradient buckets and
+//! SyncBN's statistics reduction. Between processes the data travels through NCCL or MPI; kiln
+//! has no network transport of its own (the TCP [`rendezvous`] only exchanges names before MPI
+//! or NCCL connects). Between the device threads of one process, gradient buckets go through
+//! NCCL, or device peer copies, or host memory; the other collectives meet in host memory.
 //!
 //! ```no_run
 //! use kiln_train::dist::{Communicator, ReduceOp};
@@ -14,16 +15,21 @@
 //! ```
 mod communicator;
 mod ddp;
+mod device_reduce;
 mod device_threads;
 mod group;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "nccl")]
+pub mod nccl;
+#[cfg_attr(not(feature = "nccl"), allow(dead_code))]
+mod nccl_id;
 pub mod rendezvous;
 mod sync_bn;
 mod threads;
 
 pub use communicator::{Communicator, Element, PendingReduce, ReduceOp, Wire};
-pub use ddp::{Ddp, DdpOptions, ReduceTimes};
+pub use ddp::{Ddp, DdpEvent, DdpOptions, ReduceTimes};
 pub use device_threads::on_device_threads;
 pub use group::{Launcher, ProcessGroup};
 pub use sync_bn::{dist_bn, enable_sync_bn, DistBn};

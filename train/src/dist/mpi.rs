@@ -195,6 +195,13 @@ impl MpiComm {
         Ok(())
     }
 
+    /// Broadcast of raw bytes from `root` (NCCL's unique id).
+    pub fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()> {
+        let _g = self.locked();
+        self.comm.process_at_rank(root as i32).broadcast_into(buf);
+        Ok(())
+    }
+
     /// All-gather in rank order.
     pub fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
         let _g = self.locked();
@@ -226,20 +233,7 @@ impl MpiComm {
 /// itself, whose own store holds MASTER_PORT, at MASTER_PORT + 1), with the ompi-server's
 /// address shared through it so ranks on other nodes can reach it.
 fn rendezvous_store(group: &ProcessGroup) -> Result<Store> {
-    let Some((addr, port)) = &group.master else {
-        return Err(Error::Dist(
-            "RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is not".into(),
-        ));
-    };
-    let port = match std::env::var_os("TORCHELASTIC_RUN_ID") {
-        Some(_) => port.checked_add(1).unwrap_or(*port),
-        None => *port,
-    };
-    let store = if group.rank == 0 {
-        Store::host(port)?
-    } else {
-        Store::connect(addr, port)?
-    };
+    let store = super::rendezvous::join(group)?;
     let uri = std::env::var(OMPI_SERVER_VAR).ok();
     match (group.rank, uri) {
         (0, Some(uri)) => store.set("ompi-server", &uri)?,

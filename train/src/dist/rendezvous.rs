@@ -1,8 +1,9 @@
 //! A small TCP key-value store at MASTER_ADDR:MASTER_PORT (torchrun's TCPStore, reduced to
 //! `set` and a blocking `get`), through which ranks started by `kiln launch` exchange the names
-//! MPI needs to join them (the MPI port name, the ompi-server address). It carries names only:
-//! tensors travel through MPI.
+//! MPI needs to join them (the MPI port name, the ompi-server address) or NCCL's unique id. It
+//! carries names only: tensors travel through MPI or NCCL.
 
+use super::group::ProcessGroup;
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -105,6 +106,25 @@ impl Store {
                 .ok_or_else(|| Error::Dist(format!("rendezvous: no rank set {key} in time"))),
             Side::Client(c) => request(c, &format!("GET {key}"), key),
         }
+    }
+}
+
+/// The rendezvous of a torchrun-style job: hosted by rank 0 at MASTER_PORT (under torchrun
+/// itself, whose own store holds MASTER_PORT, at MASTER_PORT + 1), joined by the others.
+pub fn join(group: &ProcessGroup) -> Result<Store> {
+    let Some((addr, port)) = &group.master else {
+        return Err(Error::Dist(
+            "RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is not".into(),
+        ));
+    };
+    let port = match std::env::var_os("TORCHELASTIC_RUN_ID") {
+        Some(_) => port.checked_add(1).unwrap_or(*port),
+        None => *port,
+    };
+    if group.rank == 0 {
+        Store::host(port)
+    } else {
+        Store::connect(addr, port)
     }
 }
 

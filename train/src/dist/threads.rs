@@ -3,10 +3,19 @@
 //! others, and computes the result from all of them in rank order, so every rank gets the same
 //! bits. A rank that fails calls [`ThreadComm::abort`] and the others' collectives return an
 //! error instead of waiting for it forever.
+//!
+//! DDP's gradient buckets do not meet: each rank posts its flat bucket and goes on with backward
+//! ([`ThreadComm::start_reduce`]); the last rank to post one reduces it (see [`super::device_reduce`])
+//! and [`ThreadComm::finish_reduce`] hands every rank its copy once backward is over. With NCCL
+//! (feature `nccl`, a communicator over the process's devices) the bucket goes to NCCL instead.
 
 use super::communicator::{Element, ReduceOp};
+use super::device_reduce::{reduce_parts, Path};
 use crate::{Error, Result};
+use kiln_engine::{Device, Tensor};
 use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// One contribution: the collective's name and the rank's values (a `Vec<T>`).
@@ -23,6 +32,26 @@ struct Table {
     taken: usize,
     /// The rank that failed, once one has.
     failed: Option<usize>,
+    /// Buckets posted by [`ThreadComm::start_reduce`], by sequence number.
+    buckets: HashMap<u64, Bucket>,
+}
+
+/// One bucket's all-reduce: the ranks' flat parts until the last arrives, then the result.
+struct Bucket {
+    parts: Vec<Option<Tensor>>,
+    arrived: usize,
+    /// The reduced bucket (on the reducing device, or the host), once computed.
+    result: Option<std::result::Result<Tensor, String>>,
+    /// Ranks that have taken the result (the bucket goes when all have).
+    taken: usize,
+}
+
+/// A bucket all-reduce started by [`ThreadComm::start_reduce`].
+pub enum Ticket {
+    /// Reduced already (by NCCL, queued on the tensor's stream).
+    Done(Tensor),
+    /// Posted as bucket `seq`; this rank wants the result on `device`.
+    Posted { seq: u64, device: Device },
 }
 
 /// What the threads share.
@@ -33,10 +62,16 @@ struct Meeting {
 }
 
 /// One thread's end of an in-process communicator.
-#[derive(Clone)]
 pub struct ThreadComm {
     rank: usize,
     meeting: Arc<Meeting>,
+    /// How buckets travel between the devices.
+    path: Path,
+    /// The next bucket's sequence number (the same on every rank: buckets start in order).
+    seq: AtomicU64,
+    /// This rank's NCCL communicator, when NCCL serves the process's devices.
+    #[cfg(feature = "nccl")]
+    nccl: Option<super::nccl::NcclComm>,
 }
 
 impl std::fmt::Debug for ThreadComm {
@@ -50,8 +85,14 @@ impl std::fmt::Debug for ThreadComm {
 }
 
 impl ThreadComm {
-    /// The `world` ends of one communicator, rank 0 first (one per thread).
+    /// The `world` ends of one communicator, rank 0 first (one per thread), buckets staged
+    /// through host memory.
     pub fn group(world: usize) -> Vec<ThreadComm> {
+        ThreadComm::group_over(world, Path::Host)
+    }
+
+    /// As [`ThreadComm::group`], buckets reduced over `path`.
+    pub fn group_over(world: usize, path: Path) -> Vec<ThreadComm> {
         let meeting = Arc::new(Meeting {
             world,
             table: Mutex::new(Table {
@@ -64,8 +105,27 @@ impl ThreadComm {
             .map(|rank| ThreadComm {
                 rank,
                 meeting: meeting.clone(),
+                path,
+                seq: AtomicU64::new(0),
+                #[cfg(feature = "nccl")]
+                nccl: None,
             })
             .collect()
+    }
+
+    /// Hands bucket reductions of CUDA tensors to this rank's NCCL communicator.
+    #[cfg(feature = "nccl")]
+    pub fn use_nccl(&mut self, comm: super::nccl::NcclComm) {
+        self.nccl = Some(comm);
+    }
+
+    /// How buckets travel between the devices (NCCL when a communicator was given).
+    pub fn path_name(&self) -> &'static str {
+        #[cfg(feature = "nccl")]
+        if self.nccl.is_some() {
+            return "NCCL";
+        }
+        self.path.name()
     }
 
     /// This thread's rank.
@@ -152,6 +212,70 @@ impl ThreadComm {
         self.meet("barrier", Vec::<f32>::new(), |_| ())
     }
 
+    /// Starts the all-reduce of a flat bucket without waiting for the other ranks: posts it,
+    /// and reduces it here if this rank is the last to post (in rank order, on this rank's
+    /// device over peer copies, or through the host).
+    pub fn start_reduce(&self, flat: Tensor, op: ReduceOp) -> Result<Ticket> {
+        #[cfg(feature = "nccl")]
+        if let (Some(nccl), Device::Cuda(_)) = (&self.nccl, flat.device()) {
+            nccl.all_reduce_tensor(&flat, op)?;
+            return Ok(Ticket::Done(flat));
+        }
+        let world = self.meeting.world;
+        let device = flat.device();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut t = self.wait_while(self.lock(), |_| false)?;
+        let bucket = t.buckets.entry(seq).or_insert_with(|| Bucket {
+            parts: vec![None; world],
+            arrived: 0,
+            result: None,
+            taken: 0,
+        });
+        bucket.parts[self.rank] = Some(flat);
+        bucket.arrived += 1;
+        if bucket.arrived < world {
+            return Ok(Ticket::Posted { seq, device });
+        }
+        let parts: Vec<Tensor> = bucket.parts.iter_mut().flat_map(Option::take).collect();
+        drop(t);
+        let result = reduce_parts(&parts, op, self.path, device).map_err(|e| e.to_string());
+        let mut t = self.lock();
+        if let Some(b) = t.buckets.get_mut(&seq) {
+            b.result = Some(result);
+        }
+        self.meeting.turn.notify_all();
+        Ok(Ticket::Posted { seq, device })
+    }
+
+    /// Waits for a bucket started by [`ThreadComm::start_reduce`] and returns this rank's copy
+    /// of the result, on the device the bucket came from.
+    pub fn finish_reduce(&self, ticket: Ticket) -> Result<Tensor> {
+        let (seq, device) = match ticket {
+            Ticket::Done(t) => return Ok(t),
+            Ticket::Posted { seq, device } => (seq, device),
+        };
+        let busy = |t: &Table| t.buckets.get(&seq).is_some_and(|b| b.result.is_none());
+        let mut t = self.wait_while(self.lock(), busy)?;
+        let world = self.meeting.world;
+        let bucket = t
+            .buckets
+            .get_mut(&seq)
+            .ok_or_else(|| Error::Dist(format!("bucket {seq} was never posted")))?;
+        let result = bucket
+            .result
+            .clone()
+            .unwrap_or_else(|| Err("no result".into()));
+        bucket.taken += 1;
+        if bucket.taken == world {
+            t.buckets.remove(&seq);
+        }
+        drop(t);
+        result
+            .map_err(|e| Error::Dist(format!("bucket all-reduce: {e}")))?
+            .to_device(device)
+            .map_err(Error::from)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Table> {
         self.meeting.table.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -226,7 +350,7 @@ fn typed<'a, T: Element>(parts: &'a [Part], name: &str) -> Result<Vec<&'a [T]>> 
 }
 
 /// The element-wise sum (Sum, Average) or maximum (Max) of the parts, in rank order.
-fn combine<T: Element>(parts: &[&[T]], n: usize, op: ReduceOp) -> Result<Vec<T>> {
+pub(super) fn combine<T: Element>(parts: &[&[T]], n: usize, op: ReduceOp) -> Result<Vec<T>> {
     let mut out = parts[0].to_vec();
     for (r, p) in parts.iter().enumerate() {
         if p.len() != n {
@@ -310,6 +434,64 @@ mod tests {
             assert_eq!(g, [0.0, 1.0, 1.0, 1.0, 2.0, 1.0]);
             let want: f64 = (0..world).map(|k| (r * 100 + k) as f64).sum();
             assert_eq!(mine, want, "rank {r}'s block");
+        }
+    }
+
+    #[test]
+    fn bucket_reductions_start_without_waiting_for_the_other_ranks() {
+        for path in [Path::Peer, Path::Host] {
+            let comms = ThreadComm::group_over(2, path);
+            let (posted, heard) = std::sync::mpsc::channel::<()>();
+            let heard = Mutex::new(heard);
+            let bucket = |r: usize, b: usize| {
+                let v: Vec<f32> = (0..5).map(|i| (r * 100 + b * 10 + i) as f32).collect();
+                Tensor::from_vec(v, &[5]).unwrap()
+            };
+            let run = |c: &ThreadComm| -> Vec<Vec<f32>> {
+                // Rank 1 posts nothing until rank 0 has started all three: a start that waited
+                // for the other rank would leave rank 1 waiting for the signal in vain.
+                if c.rank() == 1 {
+                    heard
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(std::time::Duration::from_secs(60))
+                        .expect("rank 0's starts returned");
+                }
+                let op = |b| {
+                    if b == 2 {
+                        ReduceOp::Max
+                    } else {
+                        ReduceOp::Average
+                    }
+                };
+                let tickets: Vec<Ticket> = (0..3)
+                    .map(|b| c.start_reduce(bucket(c.rank(), b), op(b)).unwrap())
+                    .collect();
+                if c.rank() == 0 {
+                    posted.clone().send(()).unwrap();
+                }
+                tickets
+                    .into_iter()
+                    .map(|t| c.finish_reduce(t).unwrap().to_vec_f32().unwrap())
+                    .collect()
+            };
+            let out: Vec<Vec<Vec<f32>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = comms.iter().map(|c| s.spawn(move || run(c))).collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (b, (on0, on1)) in out[0].iter().zip(&out[1]).enumerate() {
+                let (x, y) = (
+                    bucket(0, b).to_vec_f32().unwrap(),
+                    bucket(1, b).to_vec_f32().unwrap(),
+                );
+                let want: Vec<f32> = x
+                    .iter()
+                    .zip(&y)
+                    .map(|(a, c)| if b == 2 { a.max(*c) } else { (a + c) / 2.0 })
+                    .collect();
+                assert_eq!(on0, &want, "{path:?}: bucket {b}");
+                assert_eq!(on1, &want, "{path:?}: bucket {b} on rank 1");
+            }
         }
     }
 
