@@ -16,6 +16,7 @@ pub mod pool;
 pub mod reduce;
 pub mod rng;
 pub mod softmax_xent;
+pub mod squeeze_excite;
 
 use crate::error::{Error, Result};
 use crate::registry;
