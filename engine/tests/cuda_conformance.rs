@@ -389,7 +389,7 @@ fn conv2d() {
         return;
     }
     use kiln_engine::Conv2dParams;
-    let cases: [(&str, [usize; 4], [usize; 4], Conv2dParams); 5] = [
+    let cases: [(&str, [usize; 4], [usize; 4], Conv2dParams); 7] = [
         (
             "3x3 pad 1",
             [2, 5, 9, 11],
@@ -436,6 +436,29 @@ fn conv2d() {
             Conv2dParams {
                 padding: [1, 1],
                 groups: 5,
+                ..Default::default()
+            },
+        ),
+        // 37 channels: a full and a partial 32-channel tile in NHWC; odd 11×13 and 9×7 sizes.
+        (
+            "depthwise 5x5/2",
+            [2, 37, 11, 13],
+            [37, 1, 5, 5],
+            Conv2dParams {
+                stride: [2, 2],
+                padding: [2, 2],
+                groups: 37,
+                ..Default::default()
+            },
+        ),
+        (
+            "depthwise 7x7 dilated",
+            [1, 6, 9, 7],
+            [6, 1, 7, 7],
+            Conv2dParams {
+                padding: [4, 3],
+                dilation: [2, 1],
+                groups: 6,
                 ..Default::default()
             },
         ),

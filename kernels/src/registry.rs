@@ -73,6 +73,10 @@ pub static MODULES: &[Module] = &[
     ),
     module!("layout.cu", hot: []),
     module!(
+        "depthwise.cu",
+        hot: ["depthwise_fwd_nhwc_f32", "depthwise_bwd_data_nhwc_f32"]
+    ),
+    module!(
         "squeeze_excite.cu",
         headers: ["rows.cuh"],
         hot: ["se_channel_sum_f32", "se_channel_apply_f32"]

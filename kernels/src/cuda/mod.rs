@@ -6,6 +6,7 @@ pub mod amp;
 pub mod bce;
 pub mod bn_relu;
 pub mod conv;
+pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 pub mod grad_norm;
