@@ -11,42 +11,50 @@ use super::Real;
 use rayon::prelude::*;
 
 /// `out[n·C + c] = scale · Σ_p a[n, c, p] · b[n, c, p]` (b = 1 when `None`), summed in pixel
-/// order.
+/// order in f64 (these sums feed every gate and gradient, so f32 inputs lose nothing here).
 pub fn channel_sum<T: Real>(a: &[T], b: Option<&[T]>, d: ChannelDims, scale: T, out: &mut [T]) {
     let (c, hw) = (d.c, d.hw);
+    let wide = |v: T| v.to_f64().unwrap_or(f64::NAN);
+    let scale = wide(scale);
     let plane = |i: usize| i * hw..(i + 1) * hw;
     if !d.channels_last {
         out.par_iter_mut().enumerate().for_each(|(i, o)| {
             let xa = &a[plane(i)];
-            let s: T = match b {
-                Some(b) => xa.iter().zip(&b[plane(i)]).map(|(&u, &v)| u * v).sum(),
-                None => xa.iter().copied().sum(),
+            let s: f64 = match b {
+                Some(b) => xa
+                    .iter()
+                    .zip(&b[plane(i)])
+                    .map(|(&u, &v)| wide(u * v))
+                    .sum(),
+                None => xa.iter().map(|&u| wide(u)).sum(),
             };
-            *o = s * scale;
+            *o = super::c::<T>(s * scale);
         });
         return;
     }
     out.par_chunks_mut(c.max(1))
         .enumerate()
-        .for_each(|(img, acc)| {
-            acc.fill(T::zero());
+        .for_each(|(img, out)| {
+            let mut acc = vec![0f64; c];
             let rows = img * hw * c..(img + 1) * hw * c;
             for (p, xa) in a[rows.clone()].chunks_exact(c).enumerate() {
                 match b {
                     Some(b) => {
                         let xb = &b[rows.start + p * c..][..c];
                         for (o, (&u, &v)) in acc.iter_mut().zip(xa.iter().zip(xb)) {
-                            *o += u * v;
+                            *o += wide(u * v);
                         }
                     }
                     None => {
                         for (o, &u) in acc.iter_mut().zip(xa) {
-                            *o += u;
+                            *o += wide(u);
                         }
                     }
                 }
             }
-            acc.iter_mut().for_each(|o| *o *= scale);
+            for (o, &s) in out.iter_mut().zip(&acc) {
+                *o = super::c::<T>(s * scale);
+            }
         });
 }
 
