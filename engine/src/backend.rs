@@ -558,6 +558,38 @@ impl Storage {
         }
     }
 
+    /// Squeeze-excite's per-(image, channel) sums `scale · Σ_hw a·b` of packed a (b = 1 when
+    /// absent), dense `[N·C]` in the statistics dtype.
+    pub fn se_channel_sum(
+        &self,
+        b: Option<&Storage>,
+        d: ChannelDims,
+        scale: f64,
+    ) -> Result<Storage> {
+        const OP: &str = "squeeze_excite";
+        on!(
+            self,
+            |a| cpu::squeeze_excite::channel_sum(a, opt(b, |s| s.cpu(OP))?, d, scale),
+            |a| cuda::squeeze_excite::channel_sum(a, opt(b, |s| s.cuda(OP))?, d, scale)
+        )
+    }
+
+    /// Squeeze-excite's `a · g[n, c] + add[n, c]` over packed a (no addend when absent); g and
+    /// add are dense `[N·C]` in the statistics dtype.
+    pub fn se_channel_apply(
+        &self,
+        g: &Storage,
+        add: Option<&Storage>,
+        d: ChannelDims,
+    ) -> Result<Storage> {
+        const OP: &str = "squeeze_excite";
+        on!(
+            self,
+            |a| cpu::squeeze_excite::channel_apply(a, g.cpu(OP)?, opt(add, |s| s.cpu(OP))?, d),
+            |a| cuda::squeeze_excite::channel_apply(a, g.cuda(OP)?, opt(add, |s| s.cuda(OP))?, d)
+        )
+    }
+
     /// Batch mean and biased variance per channel (dense \[C\] of x's dtype).
     pub fn bn_stats(&self, d: ChannelDims) -> Result<(Storage, Storage)> {
         match self {

@@ -31,6 +31,9 @@ pub use ops::{
     ema_update_, manual_seed, manual_seed_thread, rule_step_, unscale_grads_,
     with_global_generator, BatchNormArgs, Conv2dParams, CrossReplicaSum, Generator, Pool2d,
 };
+// The fused squeeze-excite's parameters and the activations it takes.
+pub use kiln_kernels::cpu::elementwise::UnaryOp;
+pub use ops::SqueezeExcite;
 pub use storage::{CpuStorage, Storage, StorageElem};
 pub use tensor::{Tensor, TensorId};
 

@@ -161,7 +161,7 @@ fn unary_ops() {
         return;
     }
     type Op = fn(&Tensor) -> Result<Tensor>;
-    let ops: [(&str, Op, bool); 18] = [
+    let ops: [(&str, Op, bool); 19] = [
         ("neg", |x| x.neg(), false),
         ("exp", |x| x.exp(), false),
         ("log", |x| x.log(), true),
@@ -180,6 +180,7 @@ fn unary_ops() {
         ("powf", |x| x.powf(1.7), true),
         ("clamp", |x| x.clamp(-0.6, 0.9), false),
         ("affine", |x| x.affine(-1.5, 0.25), false),
+        ("gelu_tanh", |x| x.gelu_tanh(), false),
     ];
     for (name, op, positive) in ops {
         let x = input(&[3, 5, 7, 9], 1, positive);
@@ -388,7 +389,7 @@ fn conv2d() {
         return;
     }
     use kiln_engine::Conv2dParams;
-    let cases: [(&str, [usize; 4], [usize; 4], Conv2dParams); 5] = [
+    let cases: [(&str, [usize; 4], [usize; 4], Conv2dParams); 7] = [
         (
             "3x3 pad 1",
             [2, 5, 9, 11],
@@ -435,6 +436,29 @@ fn conv2d() {
             Conv2dParams {
                 padding: [1, 1],
                 groups: 5,
+                ..Default::default()
+            },
+        ),
+        // 37 channels: a full and a partial 32-channel tile in NHWC; odd 11×13 and 9×7 sizes.
+        (
+            "depthwise 5x5/2",
+            [2, 37, 11, 13],
+            [37, 1, 5, 5],
+            Conv2dParams {
+                stride: [2, 2],
+                padding: [2, 2],
+                groups: 37,
+                ..Default::default()
+            },
+        ),
+        (
+            "depthwise 7x7 dilated",
+            [1, 6, 9, 7],
+            [6, 1, 7, 7],
+            Conv2dParams {
+                padding: [4, 3],
+                dilation: [2, 1],
+                groups: 6,
                 ..Default::default()
             },
         ),
@@ -722,6 +746,44 @@ fn layer_norm_rows_and_channels() {
                 dtype,
                 |t| relayout(&t[0], layout)?.layer_norm2d(Some(&t[1]), Some(&t[2]), 1e-6),
             );
+        }
+    }
+}
+
+#[test]
+fn squeeze_excite_fused() {
+    if !cuda_available() {
+        return;
+    }
+    use kiln_engine::{SqueezeExcite, UnaryOp};
+    // 37 channels: one full and one partial 32-channel tile in NHWC; 5×7 pixels.
+    let (n, c, r) = (3, 37, 6);
+    let inputs = [
+        input(&[n, c, 5, 7], 30, false),
+        input(&[r, c, 1, 1], 31, false),
+        input(&[r], 32, false),
+        input(&[c, r, 1, 1], 33, false),
+        input(&[c], 34, false),
+    ];
+    let pairs = [
+        (UnaryOp::Silu, UnaryOp::Sigmoid),
+        (UnaryOp::Relu, UnaryOp::HardSigmoid),
+    ];
+    for (act, gate) in pairs {
+        for layout in ["contiguous", "channels_last"] {
+            for dtype in FLOATS {
+                let label = format!("squeeze_excite {act:?}/{gate:?} {layout}");
+                conform(&label, &inputs, dtype, |t| {
+                    relayout(&t[0], layout)?.squeeze_excite(SqueezeExcite {
+                        w1: &t[1],
+                        b1: &t[2],
+                        w2: &t[3],
+                        b2: &t[4],
+                        act,
+                        gate,
+                    })
+                });
+            }
         }
     }
 }

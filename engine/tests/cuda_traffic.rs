@@ -1,7 +1,8 @@
 //! Fusion, judged by the emulator's memory-traffic counters (`KILN_EMU_STATS`): fused BN+ReLU
 //! moves fewer global bytes than BN then ReLU, the fused softmax cross-entropy fewer than
 //! log-softmax followed by the loss, the fused BCE with logits fewer than its composition (forward
-//! and backward), and the one-pass global gradient norm fewer than a reduction per tensor.
+//! and backward), the one-pass global gradient norm fewer than a reduction per tensor, and the
+//! fused squeeze-excite fewer than pool, 1×1 convs, activations and a broadcast multiply.
 
 use kiln_engine::{BatchNormArgs, DType, Device, Generator, Result, Tensor};
 use std::io::Write;
@@ -168,6 +169,47 @@ fn fused_kernels_move_fewer_global_bytes() {
     assert!(
         norm_fused < norm_unfused,
         "fused {norm_fused} >= unfused {norm_unfused}"
+    );
+
+    // Squeeze-excite (EfficientNet's: SiLU, sigmoid), fused or as the modules composed it.
+    let x = g
+        .normal(&[8, 64, 16, 16], 0.0, 1.0, DType::F32)
+        .unwrap()
+        .to_device(gpu)
+        .unwrap();
+    x.requires_grad_(true);
+    let params: Vec<Tensor> = [&[16usize, 64, 1, 1][..], &[16], &[64, 16, 1, 1], &[64]]
+        .iter()
+        .map(|s| {
+            let t = g
+                .normal(s, 0.0, 0.2, DType::F32)
+                .unwrap()
+                .to_device(gpu)
+                .unwrap();
+            t.requires_grad_(true);
+            t
+        })
+        .collect();
+    let se = kiln_engine::SqueezeExcite {
+        w1: &params[0],
+        b1: &params[1],
+        w2: &params[2],
+        b2: &params[3],
+        act: kiln_engine::UnaryOp::Silu,
+        gate: kiln_engine::UnaryOp::Sigmoid,
+    };
+    x.squeeze_excite(se).unwrap().backward_with(&seed).unwrap();
+    let se_fused = traffic(&stats, || x.squeeze_excite(se)?.backward_with(&seed));
+    let se_unfused = traffic(&stats, || {
+        let conv = |t: &Tensor, w: &Tensor, b: &Tensor| t.conv2d(w, Some(b), Default::default());
+        let s = conv(&x.mean_dims(&[2, 3], true)?, se.w1, se.b1)?.silu()?;
+        let gate = conv(&s, se.w2, se.b2)?.sigmoid()?;
+        x.mul(&gate)?.backward_with(&seed)
+    });
+    println!("squeeze-excite fwd+bwd [8,64,16,16] rd 16 f32: fused {se_fused} bytes, composed ops {se_unfused} bytes");
+    assert!(
+        se_fused < se_unfused,
+        "fused {se_fused} >= unfused {se_unfused}"
     );
     let _ = std::fs::remove_file(&stats);
 }

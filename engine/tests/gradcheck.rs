@@ -41,6 +41,7 @@ unary_checks! {
     grad_tanh: randn(&[3, 5], 9) => |x: &Tensor| x.tanh();
     grad_silu: randn(&[3, 5], 10) => |x: &Tensor| x.silu();
     grad_gelu: randn(&[3, 5], 11) => |x: &Tensor| x.gelu();
+    grad_gelu_tanh: randn(&[3, 5], 29).mul_scalar(2.0).unwrap() => |x: &Tensor| x.gelu_tanh();
     grad_hardswish: randn(&[4, 7], 12).mul_scalar(3.0).unwrap() => |x: &Tensor| x.hardswish();
     grad_hardsigmoid: randn(&[4, 7], 13).mul_scalar(3.0).unwrap() => |x: &Tensor| x.hardsigmoid();
     grad_recip: positive(&[3, 5], 14) => |x: &Tensor| x.recip();
@@ -189,6 +190,38 @@ fn grad_conv2d_groups_and_depthwise() {
         ..Default::default()
     };
     conv_case(&[1, 3, 6, 6], &[3, 1, 3, 3], depthwise, true, 78);
+}
+
+/// The direct depthwise kernels (groups = C = OC): kernels 3/5/7, strides 1/2, dilation, odd
+/// sizes, asymmetric stride/padding, both layouts.
+#[test]
+fn grad_depthwise_conv2d_direct_kernels() {
+    let dw = |stride: usize, pad: usize, dil: usize| Conv2dParams {
+        stride: [stride, stride],
+        padding: [pad, pad],
+        dilation: [dil, dil],
+        groups: 5,
+    };
+    let cases = [
+        ([2, 5, 7, 6], 3, dw(1, 1, 1)),
+        ([1, 5, 9, 8], 5, dw(2, 2, 1)),
+        ([2, 5, 9, 9], 7, dw(1, 3, 1)),
+        ([1, 5, 7, 9], 3, dw(2, 2, 2)),
+        ([2, 5, 5, 4], 3, dw(1, 0, 1)),
+    ];
+    for (i, (xs, k, p)) in cases.into_iter().enumerate() {
+        for channels_last in [false, true] {
+            conv_case(&xs, &[5, 1, k, k], p, channels_last, 90 + 3 * i as u64);
+        }
+    }
+    let uneven = Conv2dParams {
+        stride: [1, 2],
+        padding: [2, 0],
+        dilation: [1, 2],
+        groups: 3,
+    };
+    conv_case(&[2, 3, 6, 9], &[3, 1, 3, 3], uneven, false, 120);
+    conv_case(&[2, 3, 6, 9], &[3, 1, 3, 3], uneven, true, 121);
 }
 
 #[test]
@@ -348,5 +381,40 @@ fn grad_layer_norm2d_both_formats() {
             t[0].to_memory_format(format)?
                 .layer_norm2d(Some(&t[1]), Some(&t[2]), 1e-6)
         });
+    }
+}
+
+/// The fused squeeze-excite's gradients for x and all four FC parameters, NCHW and NHWC, with
+/// each act/gate pair timm's families use.
+#[test]
+fn grad_squeeze_excite_fused() {
+    use kiln_engine::{SqueezeExcite, UnaryOp};
+    let pairs = [
+        (UnaryOp::Relu, UnaryOp::Sigmoid),
+        (UnaryOp::Silu, UnaryOp::Sigmoid),
+        (UnaryOp::Silu, UnaryOp::HardSigmoid),
+    ];
+    for (k, (act, gate)) in pairs.into_iter().enumerate() {
+        for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+            let seed = 140 + 6 * k as u64;
+            let inputs = [
+                randn(&[2, 5, 3, 4], seed),
+                randn(&[3, 5, 1, 1], seed + 1),
+                randn(&[3], seed + 2),
+                randn(&[5, 3, 1, 1], seed + 3),
+                randn(&[5], seed + 4),
+            ];
+            check(&inputs, |t| {
+                let se = SqueezeExcite {
+                    w1: &t[1],
+                    b1: &t[2],
+                    w2: &t[3],
+                    b2: &t[4],
+                    act,
+                    gate,
+                };
+                t[0].to_memory_format(format)?.squeeze_excite(se)
+            });
+        }
     }
 }

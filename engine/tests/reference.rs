@@ -1,6 +1,8 @@
 //! Forward results against naive references written independently of the kernels.
 
-use kiln_engine::{BatchNormArgs, Conv2dParams, DType, Error, MemoryFormat, Pool2d, Tensor};
+use kiln_engine::{
+    BatchNormArgs, Conv2dParams, DType, Error, MemoryFormat, Pool2d, SqueezeExcite, Tensor, UnaryOp,
+};
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn(shape, DType::F32, seed).unwrap()
@@ -87,6 +89,27 @@ fn conv2d_matches_naive_in_both_formats() {
             Conv2dParams {
                 padding: [1, 1],
                 groups: 6,
+                ..Default::default()
+            },
+        ),
+        // Depthwise on the direct kernels: 5×5 stride 2, 7×7 dilated, odd channel counts.
+        (
+            [2, 19, 11, 9],
+            [19, 1, 5, 5],
+            Conv2dParams {
+                stride: [2, 2],
+                padding: [2, 2],
+                groups: 19,
+                ..Default::default()
+            },
+        ),
+        (
+            [3, 13, 10, 13],
+            [13, 1, 7, 7],
+            Conv2dParams {
+                padding: [5, 3],
+                dilation: [2, 1],
+                groups: 13,
                 ..Default::default()
             },
         ),
@@ -703,5 +726,103 @@ fn layer_norm_matches_the_formula() {
             .unwrap();
         assert_eq!(y.shape(), [2, 5, 3, 4]);
         assert_close(&y.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap(), 1e-5);
+    }
+}
+
+/// Values of torch's `F.gelu(x, approximate='tanh')`, from the formula in f64
+/// (0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), evaluated in Python's `math`).
+#[test]
+fn gelu_tanh_matches_torch_formula_values() {
+    let x = Tensor::from_vec(vec![-3.0f64, -1.0, 0.5, 1.0, 2.0], &[5]).unwrap();
+    let want = [
+        -0.0036373920817729943,
+        -0.15880800939172324,
+        0.34571400982514394,
+        0.8411919906082768,
+        1.954597694087775,
+    ];
+    let got = x.gelu_tanh().unwrap().to_vec::<f64>().unwrap();
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+    }
+}
+
+/// The unfused squeeze-excite: pool, 1×1 convs, activation, gate, broadcast multiply.
+fn se_composed(x: &Tensor, p: &[Tensor], act: UnaryOp, gate: UnaryOp) -> Tensor {
+    let apply = |t: Tensor, op: UnaryOp| match op {
+        UnaryOp::Relu => t.relu(),
+        UnaryOp::Silu => t.silu(),
+        UnaryOp::Sigmoid => t.sigmoid(),
+        UnaryOp::HardSigmoid => t.hardsigmoid(),
+        other => panic!("no composed twin for {other:?}"),
+    };
+    let s = x.mean_dims(&[2, 3], true).unwrap();
+    let s = apply(
+        s.conv2d(&p[0], Some(&p[1]), Default::default()).unwrap(),
+        act,
+    )
+    .unwrap();
+    let g = apply(
+        s.conv2d(&p[2], Some(&p[3]), Default::default()).unwrap(),
+        gate,
+    )
+    .unwrap();
+    x.mul(&g).unwrap()
+}
+
+/// The fused squeeze-excite against its composition of engine ops, output and every gradient,
+/// for timm's act/gate pairs (seresnet, efficientnet, mobilenetv3), odd sizes, both formats.
+#[test]
+fn fused_squeeze_excite_equals_the_composed_ops() {
+    let pairs = [
+        (UnaryOp::Relu, UnaryOp::Sigmoid),
+        (UnaryOp::Silu, UnaryOp::Sigmoid),
+        (UnaryOp::Relu, UnaryOp::HardSigmoid),
+    ];
+    for (k, (act, gate)) in pairs.into_iter().enumerate() {
+        let (n, c, r, h, w) = (3, 13, 5, 7, 5);
+        let seed = 200 + 10 * k as u64;
+        let x0 = randn(&[n, c, h, w], seed);
+        let p0 = [
+            randn(&[r, c, 1, 1], seed + 1).mul_scalar(0.5).unwrap(),
+            randn(&[r], seed + 2),
+            randn(&[c, r, 1, 1], seed + 3).mul_scalar(0.5).unwrap(),
+            randn(&[c], seed + 4),
+        ];
+        let dy = randn(&[n, c, h, w], seed + 5);
+        for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+            let run = |fused: bool| {
+                let x = x0.to_memory_format(format).unwrap().detach();
+                x.requires_grad_(true);
+                let p: Vec<Tensor> = p0.iter().map(|t| t.detach()).collect();
+                p.iter().for_each(|t| {
+                    t.requires_grad_(true);
+                });
+                let y = if fused {
+                    let se = SqueezeExcite {
+                        w1: &p[0],
+                        b1: &p[1],
+                        w2: &p[2],
+                        b2: &p[3],
+                        act,
+                        gate,
+                    };
+                    x.squeeze_excite(se).unwrap()
+                } else {
+                    se_composed(&x, &p, act, gate)
+                };
+                y.backward_with(&dy).unwrap();
+                let mut out = vec![y.contiguous().unwrap().to_vec::<f32>().unwrap()];
+                out.push(x.grad().unwrap().contiguous().unwrap().to_vec().unwrap());
+                out.extend(p.iter().map(|t| t.grad().unwrap().to_vec::<f32>().unwrap()));
+                (out, y.memory_format())
+            };
+            let ((fused, fmt), (composed, _)) = (run(true), run(false));
+            assert_eq!(fmt, Some(format), "the output keeps the input's format");
+            for (i, (a, b)) in fused.iter().zip(&composed).enumerate() {
+                eprintln!("pair {k} {format:?}: output or gradient {i}");
+                assert_close(a, b, 1e-5);
+            }
+        }
     }
 }

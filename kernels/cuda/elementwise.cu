@@ -8,6 +8,16 @@ template <typename A> __device__ __forceinline__ A normal_cdf_(A x) {
   return A(0.5) * (A(1) + erf(x * A(0.70710678118654752)));
 }
 
+// torch's GELU(approximate='tanh'): u = √(2/π)·(x + 0.044715·x³), f = x·(1 + tanh u)/2.
+template <typename A> __device__ __forceinline__ A gelu_tanh_arg_(A x) {
+  return A(0.7978845608028654) * (x + A(0.044715) * x * x * x);
+}
+template <typename A> __device__ __forceinline__ A gelu_tanh_df_(A x) {
+  A t = tanh(gelu_tanh_arg_(x));
+  A du = A(0.7978845608028654) * (A(1) + A(3.0 * 0.044715) * x * x);
+  return A(0.5) * (A(1) + t) + A(0.5) * x * (A(1) - t * t) * du;
+}
+
 template <typename A> __device__ __forceinline__ A unary_f(int op, A x, A p0, A p1) {
   switch (op) {
     case 0: return -x;
@@ -27,6 +37,7 @@ template <typename A> __device__ __forceinline__ A unary_f(int op, A x, A p0, A 
     case 14: return x * x;
     case 15: return pow(x, p0);
     case 16: return fmin(fmax(x, p0), p1);
+    case 18: return A(0.5) * x * (A(1) + tanh(gelu_tanh_arg_(x)));
     default: return x * p0 + p1;
   }
 }
@@ -54,6 +65,7 @@ template <typename A> __device__ __forceinline__ A unary_df(int op, A x, A y, A 
     case 14: return x + x;
     case 15: return p0 * pow(x, p0 - A(1));
     case 16: return (x >= p0 && x <= p1) ? A(1) : A(0);
+    case 18: return gelu_tanh_df_(x);
     default: return p0;
   }
 }

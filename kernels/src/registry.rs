@@ -72,6 +72,15 @@ pub static MODULES: &[Module] = &[
         hot: ["layer_norm_fwd_f32", "layer_norm_bwd_dx_f32"]
     ),
     module!("layout.cu", hot: []),
+    module!(
+        "depthwise.cu",
+        hot: ["depthwise_fwd_nhwc_f32", "depthwise_bwd_data_nhwc_f32"]
+    ),
+    module!(
+        "squeeze_excite.cu",
+        headers: ["rows.cuh"],
+        hot: ["se_channel_sum_f32", "se_channel_apply_f32"]
+    ),
     module!("rng.cu", hot: []),
     module!("pool.cu", hot: []),
     Module {

@@ -34,6 +34,7 @@ fn every_unary_op_and_its_gradient_match_the_cpu() {
         UnaryOp::Powf(1.5),
         UnaryOp::Clamp(-0.5, 0.7),
         UnaryOp::Affine(2.0, -1.0),
+        UnaryOp::GeluTanh,
     ];
     for op in ops {
         let positive_only = matches!(

@@ -4,6 +4,7 @@
 //! small batches use one multi-threaded GEMM per image instead. 1×1 stride-1 convolutions skip
 //! im2col: the input already is the column matrix.
 
+use super::depthwise;
 use super::direct_conv::DirectConv;
 use super::elementwise::add_assign;
 use super::float_map2;
@@ -178,6 +179,9 @@ fn per_image<T: Real>(
 
 /// y = conv2d(x, w); x and w in the memory format of `s` (w is OIHW, or OHWI for NHWC).
 pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    if let Some(d) = s.depthwise() {
+        return depthwise::forward(x, w, s, &d);
+    }
     if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (DirectConv::new(s), x, w) {
         return Ok(CpuStorage::F32(direct.forward(xv, wv)));
     }
@@ -266,6 +270,9 @@ fn fwd_nhwc<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
 
 /// dx = conv2d's input gradient from dy and w (both in the memory format of `s`).
 pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    if let Some(d) = s.depthwise() {
+        return depthwise::backward_data(dy, w, s, &d);
+    }
     if let (Some(direct), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (DirectConv::new(s), dy, w) {
         if let Some(dx) = direct.backward_data(dyv, wv) {
             return Ok(CpuStorage::F32(dx));
@@ -348,6 +355,9 @@ fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
 
 /// dw = conv2d's weight gradient (OIHW, or OHWI for NHWC) from x and dy.
 pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
+    if let Some(d) = s.depthwise() {
+        return depthwise::backward_filter(x, dy, s, &d);
+    }
     if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
         return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
     }

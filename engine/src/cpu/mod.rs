@@ -5,6 +5,7 @@
 pub mod bce;
 pub mod conv;
 pub mod conv_tile;
+pub mod depthwise;
 pub mod direct_conv;
 pub mod elementwise;
 pub mod implicit_gemm;
@@ -16,6 +17,7 @@ pub mod random;
 pub mod reduce;
 pub mod scratch;
 pub mod softmax;
+pub mod squeeze_excite;
 pub mod transpose;
 
 use crate::{CpuStorage, Layout};

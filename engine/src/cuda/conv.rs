@@ -1,11 +1,15 @@
 //! 2-d convolutions on the device over packed NCHW or NHWC tensors, weights OIHW or OHWI to
-//! match: cuDNN when it is loaded and enabled, else the implicit-GEMM kernels (`conv.cu`).
+//! match: cuDNN when it is loaded and enabled, else the built-in kernels: `depthwise.cu` for
+//! depthwise forward and input gradient, the implicit-GEMM and direct kernels of `conv.cu` for
+//! the rest.
 
 use super::elementwise::float_ty;
 use super::{cudnn, CudaStorage};
 use crate::cpu::conv::ConvShape;
 use crate::{Error, Result};
+use kiln_kernels::cpu::depthwise::Depthwise;
 use kiln_kernels::cuda::conv::{self as k, ConvDims};
+use kiln_kernels::cuda::depthwise as dw;
 
 fn dims(s: &ConvShape, kernel: [usize; 2]) -> ConvDims {
     let g = &s.geom;
@@ -27,6 +31,11 @@ fn dims(s: &ConvShape, kernel: [usize; 2]) -> ConvDims {
     }
 }
 
+/// The depthwise kernels' view of `s`, when it is depthwise and they take it.
+fn depthwise(s: &ConvShape) -> Option<Depthwise> {
+    s.depthwise().filter(dw::supports)
+}
+
 fn conv_ty(a: &CudaStorage, b: &CudaStorage) -> Result<&'static str> {
     if a.dtype() != b.dtype() {
         return Err(Error::DTypeMismatch {
@@ -43,6 +52,11 @@ pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<Cud
     let ty = conv_ty(x, w)?;
     let y = CudaStorage::alloc(x.device(), x.dtype(), s.out_shape().iter().product())?;
     if cudnn::forward(x, w, &y, s)? {
+        return Ok(y);
+    }
+    if let Some(d) = depthwise(s) {
+        let ptrs = (x.ptr(), w.ptr(), y.ptr());
+        dw::forward(x.device().kernels(), ty, &d, s.channels_last, ptrs)?;
         return Ok(y);
     }
     k::conv2d_fwd(
@@ -62,6 +76,11 @@ pub fn conv2d_bwd_data(dy: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Resu
     let g = &s.geom;
     let dx = CudaStorage::alloc(dy.device(), dy.dtype(), s.n * s.c * g.hw[0] * g.hw[1])?;
     if cudnn::backward_data(dy, w, &dx, s)? {
+        return Ok(dx);
+    }
+    if let Some(d) = depthwise(s) {
+        let ptrs = (dy.ptr(), w.ptr(), dx.ptr());
+        dw::backward_data(dy.device().kernels(), ty, &d, s.channels_last, ptrs)?;
         return Ok(dx);
     }
     let d = dims(s, g.k);

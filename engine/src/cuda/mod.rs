@@ -19,6 +19,7 @@ pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
+pub mod squeeze_excite;
 mod storage;
 mod switch;
 pub mod upload;

@@ -6,7 +6,7 @@ use crate::{DType, Error, Result, Storage, Tensor};
 use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 
 impl Tensor {
-    fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+    pub(crate) fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         Tensor::in_compute_precision(&[self], |t| {
             let x = &t[0];
             let (s, l) = x.storage().unary(x.layout(), op)?;
@@ -68,6 +68,11 @@ impl Tensor {
     /// The exact (erf) GELU.
     pub fn gelu(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Gelu)
+    }
+
+    /// The tanh-approximated GELU (torch's `F.gelu(x, approximate='tanh')`).
+    pub fn gelu_tanh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::GeluTanh)
     }
     /// x·relu6(x+3)/6
     pub fn hardswish(&self) -> Result<Tensor> {

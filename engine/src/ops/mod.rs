@@ -15,6 +15,7 @@ mod optim;
 mod pool;
 mod reduce;
 mod softmax;
+mod squeeze_excite;
 mod view;
 
 pub use conv::Conv2dParams;
@@ -24,6 +25,7 @@ pub use grad_norm::{grad_norm, scale_grads_};
 pub use norm::{BatchNormArgs, CrossReplicaSum};
 pub use optim::{ema_update_, rule_step_, unscale_grads_};
 pub use pool::Pool2d;
+pub use squeeze_excite::SqueezeExcite;
 
 use crate::autograd::Node;
 use crate::{DType, Device, Layout, Result, Storage, Tensor};

@@ -45,6 +45,8 @@ pub enum UnaryOp {
     Clamp(f64, f64),
     /// a·x + b
     Affine(f64, f64),
+    /// x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2, torch's GELU with `approximate='tanh'`
+    GeluTanh,
 }
 
 impl UnaryOp {
@@ -69,6 +71,7 @@ impl UnaryOp {
             UnaryOp::Powf(_) => "powf",
             UnaryOp::Clamp(..) => "clamp",
             UnaryOp::Affine(..) => "affine",
+            UnaryOp::GeluTanh => "gelu_tanh",
         }
     }
 
@@ -95,6 +98,7 @@ impl UnaryOp {
             UnaryOp::Powf(e) => x.powf(c(e)),
             UnaryOp::Clamp(lo, hi) => x.max(c(lo)).min(c(hi)),
             UnaryOp::Affine(a, b) => x * c(a) + c(b),
+            UnaryOp::GeluTanh => c::<T>(0.5) * x * (one + gelu_tanh_arg(x).tanh()),
         }
     }
 
@@ -127,8 +131,25 @@ impl UnaryOp {
             UnaryOp::Powf(e) => c::<T>(e) * x.powf(c(e - 1.0)),
             UnaryOp::Clamp(lo, hi) => step(x >= c(lo) && x <= c(hi)),
             UnaryOp::Affine(a, _) => c(a),
+            UnaryOp::GeluTanh => {
+                // d/dx of x·(1 + t)/2 with t = tanh(u), u' = √(2/π)·(1 + 3·0.044715·x²).
+                let t = gelu_tanh_arg(x).tanh();
+                let du = c::<T>(GELU_TANH_K) * (one + c::<T>(3.0 * GELU_TANH_CUBIC) * x * x);
+                c::<T>(0.5) * (one + t) + c::<T>(0.5) * x * (one - t * t) * du
+            }
         }
     }
+}
+
+/// √(2/π), the tanh GELU's scale.
+const GELU_TANH_K: f64 = 0.7978845608028654;
+/// The cubic coefficient of the tanh GELU.
+const GELU_TANH_CUBIC: f64 = 0.044715;
+
+/// √(2/π)·(x + 0.044715·x³), the argument of the tanh GELU's tanh.
+#[inline(always)]
+fn gelu_tanh_arg<T: Real>(x: T) -> T {
+    c::<T>(GELU_TANH_K) * (x + c::<T>(GELU_TANH_CUBIC) * x * x * x)
 }
 
 #[inline(always)]

@@ -5,6 +5,7 @@ pub mod amp;
 pub mod bce;
 pub mod bn_relu;
 pub mod copy;
+pub mod depthwise;
 pub mod elementwise;
 pub mod grad_norm;
 pub mod im2col;
@@ -15,6 +16,7 @@ pub mod philox;
 pub mod pool;
 pub mod reduce;
 pub mod softmax_xent;
+pub mod squeeze_excite;
 
 /// A floating-point element the CPU kernels compute in (f32, or f64 for gradient checks).
 pub trait Real:

@@ -28,6 +28,7 @@ fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
         UnaryOp::Powf(e) => (15, e, 0.0),
         UnaryOp::Clamp(lo, hi) => (16, lo, hi),
         UnaryOp::Affine(a, b) => (17, a, b),
+        UnaryOp::GeluTanh => (18, 0.0, 0.0),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod amp;
 pub mod bce;
 pub mod bn_relu;
 pub mod conv;
+pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 pub mod gemm_tc;
@@ -17,6 +18,7 @@ pub mod pool;
 pub mod reduce;
 pub mod rng;
 pub mod softmax_xent;
+pub mod squeeze_excite;
 
 use crate::error::{Error, Result};
 use crate::registry;

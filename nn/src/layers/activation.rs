@@ -2,7 +2,7 @@
 
 use crate::module::NamedTensor;
 use crate::{Module, Result};
-use kiln_engine::Tensor;
+use kiln_engine::{Tensor, UnaryOp};
 
 /// An elementwise activation, picked by name as timm's `get_act_layer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +13,8 @@ pub enum Activation {
     Silu,
     /// exact GELU
     Gelu,
+    /// tanh-approximated GELU (timm's `gelu_tanh`)
+    GeluTanh,
     /// hard swish
     HardSwish,
     /// hard sigmoid: relu6(x + 3) / 6
@@ -30,12 +32,27 @@ impl Activation {
             "relu" => Activation::Relu,
             "silu" | "swish" => Activation::Silu,
             "gelu" => Activation::Gelu,
+            "gelu_tanh" => Activation::GeluTanh,
             "hard_swish" | "hardswish" => Activation::HardSwish,
             "hard_sigmoid" | "hardsigmoid" => Activation::HardSigmoid,
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
             _ => return None,
         })
+    }
+
+    /// The engine's elementwise op for this activation (what fused ops take).
+    pub fn unary_op(self) -> UnaryOp {
+        match self {
+            Activation::Relu => UnaryOp::Relu,
+            Activation::Silu => UnaryOp::Silu,
+            Activation::Gelu => UnaryOp::Gelu,
+            Activation::GeluTanh => UnaryOp::GeluTanh,
+            Activation::HardSwish => UnaryOp::HardSwish,
+            Activation::HardSigmoid => UnaryOp::HardSigmoid,
+            Activation::Sigmoid => UnaryOp::Sigmoid,
+            Activation::Tanh => UnaryOp::Tanh,
+        }
     }
 }
 
@@ -45,6 +62,7 @@ impl Module for Activation {
             Activation::Relu => x.relu(),
             Activation::Silu => x.silu(),
             Activation::Gelu => x.gelu(),
+            Activation::GeluTanh => x.gelu_tanh(),
             Activation::HardSwish => x.hardswish(),
             Activation::HardSigmoid => x.hardsigmoid(),
             Activation::Sigmoid => x.sigmoid(),

@@ -24,4 +24,4 @@ pub use linear::Linear;
 pub use norm_act::BatchNormAct2d;
 pub use pool::{AvgPool2d, MaxPool2d, PoolType, SelectAdaptivePool2d};
 pub use sequential::Sequential;
-pub use squeeze_excite::SqueezeExcite;
+pub use squeeze_excite::{squeeze_excite, SqueezeExcite};

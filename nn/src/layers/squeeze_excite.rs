@@ -1,10 +1,32 @@
 //! timm's `SEModule` (`create_attn('se', channels)`): global average, `fc1` 1×1 conv, ReLU, `fc2`
-//! 1×1 conv, sigmoid gate multiplied into the input. Composed from engine ops on either backend.
+//! 1×1 conv, sigmoid gate multiplied into the input; one fused engine op on either backend.
 
-use super::Conv2d;
+use super::{Activation, Conv2d};
 use crate::module::{join, NamedTensor};
 use crate::{Module, Result};
 use kiln_engine::{MemoryFormat, Tensor};
+
+/// x · gate(fc2(act(fc1(mean_hw(x))))): the engine's fused squeeze-excite when both 1×1 convs
+/// have biases (as timm builds them), else the same composition of separate ops.
+pub fn squeeze_excite(
+    x: &Tensor,
+    (fc1, fc2): (&Conv2d, &Conv2d),
+    act: Activation,
+    gate: Activation,
+) -> Result<Tensor> {
+    if let (Some(b1), Some(b2)) = (&fc1.bias, &fc2.bias) {
+        return Ok(x.squeeze_excite(kiln_engine::SqueezeExcite {
+            w1: &fc1.weight,
+            b1,
+            w2: &fc2.weight,
+            b2,
+            act: act.unary_op(),
+            gate: gate.unary_op(),
+        })?);
+    }
+    let s = act.forward(&fc1.forward(&x.mean_dims(&[2, 3], true)?)?)?;
+    Ok(x.mul(&gate.forward(&fc2.forward(&s)?)?)?)
+}
 
 /// Squeeze-and-excitation with timm's defaults (rd ratio 1/16, divisor 8, biased convs).
 #[derive(Debug, Clone)]
@@ -33,10 +55,8 @@ impl SqueezeExcite {
 
 impl Module for SqueezeExcite {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let s = x.adaptive_avg_pool2d([1, 1])?;
-        let s = self.fc1.forward(&s)?.relu()?;
-        let gate = self.fc2.forward(&s)?.sigmoid()?;
-        Ok(x.mul(&gate)?)
+        let convs = (&self.fc1, &self.fc2);
+        squeeze_excite(x, convs, Activation::Relu, Activation::Sigmoid)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {

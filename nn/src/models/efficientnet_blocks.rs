@@ -2,7 +2,9 @@
 //! squeeze-excite, `ConvBnAct`, `DepthwiseSeparableConv` and `InvertedResidual`, with timm's
 //! parameter names and `_init_weight_goog` init.
 
-use crate::layers::{Activation, BatchNorm2d, BatchNormAct2d, Conv2d, Conv2dPad, PadType};
+use crate::layers::{
+    squeeze_excite, Activation, BatchNorm2d, BatchNormAct2d, Conv2d, Conv2dPad, PadType,
+};
 use crate::module::{join, NamedTensor};
 use crate::{init, Module, Result};
 use kiln_engine::{MemoryFormat, Tensor};
@@ -125,10 +127,8 @@ impl SqueezeExcite {
 
 impl Module for SqueezeExcite {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let s = self
-            .act
-            .forward(&self.conv_reduce.forward(&x.mean_dims(&[2, 3], true)?)?)?;
-        Ok(x.mul(&self.gate.forward(&self.conv_expand.forward(&s)?)?)?)
+        let convs = (&self.conv_reduce, &self.conv_expand);
+        squeeze_excite(x, convs, self.act, self.gate)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
