@@ -28,6 +28,20 @@ pub struct BnGrads {
     pub dbeta: Storage,
 }
 
+/// The buffers a training BN's statistics pass updates in place: dense running mean and
+/// variance \[C\] in the statistics' dtype and num_batches_tracked (one i64), each optional.
+#[derive(Default)]
+pub struct BnRunning<'a> {
+    /// Running mean, blended with the batch mean by `momentum`.
+    pub mean: Option<&'a mut Storage>,
+    /// Running variance, blended with the unbiased batch variance by `momentum`.
+    pub var: Option<&'a mut Storage>,
+    /// num_batches_tracked, incremented.
+    pub batches: Option<&'a mut Storage>,
+    /// Running-average factor.
+    pub momentum: f64,
+}
+
 /// What the BN backward reads besides the incoming gradient; per-channel vectors are dense \[C\]
 /// storages of the input's dtype.
 pub struct BnSaved<'a> {
@@ -558,14 +572,15 @@ impl Storage {
         }
     }
 
-    /// Batch mean and biased variance per channel (dense \[C\] of x's dtype).
-    pub fn bn_stats(&self, d: ChannelDims) -> Result<(Storage, Storage)> {
+    /// Batch mean and biased variance per channel (dense \[C\] of x's dtype), updating the
+    /// buffers of `run` in the same pass.
+    pub fn bn_stats(&self, d: ChannelDims, run: BnRunning) -> Result<(Storage, Storage)> {
         match self {
             Storage::Cpu(x) => {
-                let (mean, var) = cpu::norm::bn_stats(x, d)?;
+                let (mean, var) = cpu::norm::bn_stats(x, d, run)?;
                 Ok((cpu_vec_as(mean, x.dtype())?, cpu_vec_as(var, x.dtype())?))
             }
-            Storage::Cuda(x) => cuda::norm::bn_stats(x, d).map(Wrap::wrap),
+            Storage::Cuda(x) => cuda::norm::bn_stats(x, d, run).map(Wrap::wrap),
         }
     }
 

@@ -3,18 +3,44 @@
 
 use super::elementwise::float_ty;
 use super::CudaStorage;
-use crate::backend::{BnGrads, BnSaved};
+use crate::backend::{BnGrads, BnRunning, BnSaved};
 use crate::ops::norm::stat_dtype;
-use crate::{Result, Storage};
+use crate::{DType, Error, Result, Storage};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cuda::bn_relu::{self as k, BnBwd};
 
-/// Batch mean and biased variance per channel.
-pub fn bn_stats(x: &CudaStorage, d: ChannelDims) -> Result<(CudaStorage, CudaStorage)> {
+/// Batch mean and biased variance per channel; the same launch updates the buffers of `run`
+/// (statistics dtype, i64 for the count).
+pub fn bn_stats(
+    x: &CudaStorage,
+    d: ChannelDims,
+    run: BnRunning,
+) -> Result<(CudaStorage, CudaStorage)> {
+    const OP: &str = "batch_norm running statistics";
     let ty = float_ty("batch_norm", x.dtype())?;
-    let mean = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), d.c)?;
-    let var = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), d.c)?;
-    k::bn_stats(x.device().kernels(), ty, x.ptr(), d, mean.ptr(), var.ptr())?;
+    let stat = stat_dtype(x.dtype());
+    let ptr = |s: Option<&mut Storage>, dtype: DType, len: usize| -> Result<u64> {
+        let Some(s) = s else { return Ok(0) };
+        let s = s.cuda(OP)?;
+        if s.dtype() != dtype || s.len() < len {
+            return Err(Error::DTypeMismatch {
+                op: OP,
+                lhs: s.dtype(),
+                rhs: dtype,
+            });
+        }
+        Ok(s.ptr())
+    };
+    let running = k::BnRunning {
+        mean: ptr(run.mean, stat, d.c)?,
+        var: ptr(run.var, stat, d.c)?,
+        batches: ptr(run.batches, DType::I64, 1)?,
+        momentum: run.momentum,
+    };
+    let mean = CudaStorage::alloc(x.device(), stat, d.c)?;
+    let var = CudaStorage::alloc(x.device(), stat, d.c)?;
+    let kernels = x.device().kernels();
+    k::bn_stats(kernels, ty, x.ptr(), d, (mean.ptr(), var.ptr()), &running)?;
     Ok((mean, var))
 }
 

@@ -1,7 +1,7 @@
 //! BatchNorm with optional fused residual add and ReLU, one autograd node for the whole block.
 
 use super::record_node;
-use crate::backend::BnSaved;
+use crate::backend::{BnRunning, BnSaved};
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct BatchNormArgs<'a> {
     pub running_mean: Option<&'a Tensor>,
     /// Running variance \[C\] (unbiased), updated in place when training.
     pub running_var: Option<&'a Tensor>,
+    /// Batches seen (an i64 scalar), incremented when training.
+    pub num_batches_tracked: Option<&'a Tensor>,
     /// Batch statistics (true) or running statistics (false).
     pub training: bool,
     /// Running-average factor.
@@ -235,7 +237,34 @@ fn batch_or_running_stats(
             msg: "training needs more than one value per channel".into(),
         });
     }
-    let (mean, var) = x.storage().bn_stats(d)?;
+    // The statistics pass updates the buffers it can address (dense, on x's device, in the
+    // statistics' dtype); SyncBN's running statistics come from the global ones below.
+    let fits = |t: &&Tensor, dtype: DType, len: usize| {
+        t.dtype() == dtype
+            && t.device() == x.device()
+            && t.is_contiguous()
+            && t.layout().offset() == 0
+            && t.numel() == len
+    };
+    let stat = stat_dtype(x.dtype());
+    let local = sync.is_none();
+    let fused_mean = args.running_mean.filter(|t| local && fits(t, stat, d.c));
+    let fused_var = args.running_var.filter(|t| local && fits(t, stat, d.c));
+    let fused_count = args.num_batches_tracked.filter(|t| fits(t, DType::I64, 1));
+    let (mean, var) = {
+        let (mut rm, mut rv, mut nb) = (
+            fused_mean.map(|t| t.storage_mut()),
+            fused_var.map(|t| t.storage_mut()),
+            fused_count.map(|t| t.storage_mut()),
+        );
+        let run = BnRunning {
+            mean: rm.as_deref_mut(),
+            var: rv.as_deref_mut(),
+            batches: nb.as_deref_mut(),
+            momentum: args.momentum,
+        };
+        x.storage().bn_stats(d, run)?
+    };
     let channel = Layout::contiguous(&[d.c]);
     let (mean, var) = (
         Tensor::plain(mean, channel.clone()),
@@ -254,11 +283,15 @@ fn batch_or_running_stats(
         buf.copy_(&new)
     };
     let _guard = crate::no_grad();
-    if let Some(rm) = args.running_mean {
+    if let Some(rm) = args.running_mean.filter(|_| fused_mean.is_none()) {
         blend(rm, &mean, 1.0)?;
     }
-    if let Some(rv) = args.running_var {
+    if let Some(rv) = args.running_var.filter(|_| fused_var.is_none()) {
         blend(rv, &var, m as f64 / (m - 1) as f64)?;
+    }
+    if let Some(count) = args.num_batches_tracked.filter(|_| fused_count.is_none()) {
+        let n = count.item()? as i64;
+        count.copy_(&Tensor::from_vec(vec![n + 1], &[])?)?;
     }
     Ok((mean, var))
 }

@@ -97,6 +97,34 @@ pub fn bn_stats<T: Real>(x: &[T], d: ChannelDims) -> (Vec<f64>, Vec<f64>) {
     (mean, var)
 }
 
+/// PyTorch's running-statistics update after a training batch of `m` values per channel with
+/// mean `mean` and biased variance `var`: r ← (1 − momentum)·r + momentum·batch, the variance
+/// made unbiased (·m/(m − 1)), computed in f64. Twin of `update_running` in `bn_relu.cu`.
+pub fn update_running<T: Real>(
+    (mean, var): (&[f64], &[f64]),
+    m: usize,
+    momentum: f64,
+    run_mean: Option<&mut [T]>,
+    run_var: Option<&mut [T]>,
+) {
+    let unbias = if m > 1 {
+        m as f64 / (m - 1) as f64
+    } else {
+        1.0
+    };
+    let blend = |run: &mut [T], batch: &[f64], factor: f64| {
+        for (r, &b) in run.iter_mut().zip(batch) {
+            *r = c((1.0 - momentum) * f64_of(*r) + momentum * b * factor);
+        }
+    };
+    if let Some(r) = run_mean {
+        blend(r, mean, 1.0);
+    }
+    if let Some(r) = run_var {
+        blend(r, var, unbias);
+    }
+}
+
 /// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`.
 pub fn bn_act_fwd<T: Real>(
     x: &[T],
