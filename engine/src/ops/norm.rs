@@ -147,12 +147,10 @@ fn bn_core(
     let residual = residual
         .map(|r| x.on_my_device("bn_add_relu", r)?.packed(format))
         .transpose()?;
-    let (mean, var) = batch_or_running_stats(&x, &args, d, sync.as_deref())?;
-    let invstd = var.add_scalar(args.eps)?.rsqrt()?;
     let gamma = channel_vec(args.weight, d.c, 1.0, &x)?;
     let beta = channel_vec(args.bias, d.c, 0.0, &x)?;
-    let scale = gamma.mul(&invstd)?;
-    let shift = beta.sub(&mean.mul(&scale)?)?;
+    let [mean, invstd, scale, shift] =
+        batch_or_running_stats(&x, &args, d, sync.as_deref(), [&gamma, &beta])?;
     let y = {
         let rs = residual.as_ref().map(|r| r.storage());
         x.storage()
@@ -209,14 +207,24 @@ fn bn_core(
     Ok(y.with_layout(layout, node))
 }
 
-/// Batch statistics (updating the running buffers) when training, else the running ones; both
-/// as \[C\] tensors of x's dtype on x's device.
+/// The normalization's \[C\] vectors (mean, invstd, scale = γ·invstd, shift = β - mean·scale,
+/// in the statistics' dtype on x's device) from the batch statistics when training (updating the
+/// running buffers), else from the running ones.
 fn batch_or_running_stats(
     x: &Tensor,
     args: &BatchNormArgs,
     d: ChannelDims,
     sync: Option<&dyn CrossReplicaSum>,
-) -> Result<(Tensor, Tensor)> {
+    [gamma, beta]: [&Tensor; 2],
+) -> Result<[Tensor; 4]> {
+    // Outside the local training pass (eval, SyncBN's global statistics) the vectors come from
+    // tensor ops on the statistics.
+    let affine = |mean: Tensor, var: &Tensor| -> Result<[Tensor; 4]> {
+        let invstd = var.add_scalar(args.eps)?.rsqrt()?;
+        let scale = gamma.mul(&invstd)?;
+        let shift = beta.sub(&mean.mul(&scale)?)?;
+        Ok([mean, invstd, scale, shift])
+    };
     if !args.training {
         let (Some(rm), Some(rv)) = (args.running_mean, args.running_var) else {
             return Err(Error::InvalidArgument {
@@ -224,10 +232,8 @@ fn batch_or_running_stats(
                 msg: "eval mode needs running_mean and running_var".into(),
             });
         };
-        return Ok((
-            channel_vec(Some(rm), d.c, 0.0, x)?,
-            channel_vec(Some(rv), d.c, 1.0, x)?,
-        ));
+        let var = channel_vec(Some(rv), d.c, 1.0, x)?;
+        return affine(channel_vec(Some(rm), d.c, 0.0, x)?, &var);
     }
     let m = d.per_channel();
     if m <= 1 {
@@ -251,7 +257,7 @@ fn batch_or_running_stats(
     let fused_mean = args.running_mean.filter(|t| local && fits(t, stat, d.c));
     let fused_var = args.running_var.filter(|t| local && fits(t, stat, d.c));
     let fused_count = args.num_batches_tracked.filter(|t| fits(t, DType::I64, 1));
-    let (mean, var) = {
+    let stats = {
         let (mut rm, mut rv, mut nb) = (
             fused_mean.map(|t| t.storage_mut()),
             fused_var.map(|t| t.storage_mut()),
@@ -263,13 +269,11 @@ fn batch_or_running_stats(
             batches: nb.as_deref_mut(),
             momentum: args.momentum,
         };
-        x.storage().bn_stats(d, run)?
+        let (g, b) = (gamma.storage(), beta.storage());
+        x.storage().bn_stats(d, run, (&g, &b, args.eps))?
     };
-    let channel = Layout::contiguous(&[d.c]);
-    let (mean, var) = (
-        Tensor::plain(mean, channel.clone()),
-        Tensor::plain(var, channel),
-    );
+    let channel = |s| Tensor::plain(s, Layout::contiguous(&[d.c]));
+    let (mean, var) = (channel(stats.mean), channel(stats.var));
     let (mean, var, m) = match sync {
         Some(sync) => global_stats(&mean, &var, m, sync)?,
         None => (mean, var, m),
@@ -293,7 +297,15 @@ fn batch_or_running_stats(
         let n = count.item()? as i64;
         count.copy_(&Tensor::from_vec(vec![n + 1], &[])?)?;
     }
-    Ok((mean, var))
+    if sync.is_some() {
+        return affine(mean, &var);
+    }
+    let (invstd, scale, shift) = (
+        channel(stats.invstd),
+        channel(stats.scale),
+        channel(stats.shift),
+    );
+    Ok([mean, invstd, scale, shift])
 }
 
 /// The statistics over every process's batch from this one's mean and biased variance over `m`

@@ -125,6 +125,26 @@ pub fn update_running<T: Real>(
     }
 }
 
+/// The forward's per-channel vectors from batch statistics, in f64: invstd = 1/√(var + eps),
+/// scale = γ·invstd, shift = β - mean·scale (γ, β: ones and zeros when None). Twin of
+/// `write_affine` in `bn_relu.cu`.
+pub fn affine_from_stats(
+    (mean, var): (&[f64], &[f64]),
+    gamma: Option<&[f64]>,
+    beta: Option<&[f64]>,
+    eps: f64,
+) -> [Vec<f64>; 3] {
+    let mut out: [Vec<f64>; 3] = Default::default();
+    for ch in 0..mean.len() {
+        let is = 1.0 / (var[ch] + eps).sqrt();
+        let sc = gamma.map_or(1.0, |g| g[ch]) * is;
+        out[0].push(is);
+        out[1].push(sc);
+        out[2].push(beta.map_or(0.0, |b| b[ch]) - mean[ch] * sc);
+    }
+    out
+}
+
 /// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`.
 pub fn bn_act_fwd<T: Real>(
     x: &[T],
