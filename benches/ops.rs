@@ -101,6 +101,7 @@ fn bn_relu(c: &mut Criterion) {
         bias: Some(&b),
         running_mean: None,
         running_var: None,
+        num_batches_tracked: None,
         training: true,
         momentum: 0.1,
         eps: 1e-5,

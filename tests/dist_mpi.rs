@@ -357,6 +357,7 @@ fn run_bn(
         bias: Some(&beta),
         running_mean: Some(&rm),
         running_var: Some(&rv),
+        num_batches_tracked: None,
         training: true,
         momentum: 0.1,
         eps: 1e-5,

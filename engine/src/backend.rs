@@ -28,6 +28,35 @@ pub struct BnGrads {
     pub dbeta: Storage,
 }
 
+/// The buffers a training BN's statistics pass updates in place: dense running mean and
+/// variance \[C\] in the statistics' dtype and num_batches_tracked (one i64), each optional.
+#[derive(Default)]
+pub struct BnRunning<'a> {
+    /// Running mean, blended with the batch mean by `momentum`.
+    pub mean: Option<&'a mut Storage>,
+    /// Running variance, blended with the unbiased batch variance by `momentum`.
+    pub var: Option<&'a mut Storage>,
+    /// num_batches_tracked, incremented.
+    pub batches: Option<&'a mut Storage>,
+    /// Running-average factor.
+    pub momentum: f64,
+}
+
+/// A training BN's batch statistics and the per-channel vectors its forward applies, dense \[C\]
+/// in the statistics' dtype, all from one statistics pass.
+pub struct BnStats {
+    /// Batch mean.
+    pub mean: Storage,
+    /// Biased batch variance.
+    pub var: Storage,
+    /// 1/√(var + eps).
+    pub invstd: Storage,
+    /// γ·invstd.
+    pub scale: Storage,
+    /// β - mean·scale.
+    pub shift: Storage,
+}
+
 /// What the BN backward reads besides the incoming gradient; per-channel vectors are dense \[C\]
 /// storages of the input's dtype.
 pub struct BnSaved<'a> {
@@ -590,14 +619,22 @@ impl Storage {
         )
     }
 
-    /// Batch mean and biased variance per channel (dense \[C\] of x's dtype).
-    pub fn bn_stats(&self, d: ChannelDims) -> Result<(Storage, Storage)> {
-        match self {
-            Storage::Cpu(x) => {
-                let (mean, var) = cpu::norm::bn_stats(x, d)?;
-                Ok((cpu_vec_as(mean, x.dtype())?, cpu_vec_as(var, x.dtype())?))
+    /// Batch statistics per channel and the forward's invstd, scale, shift from γ, β (dense \[C\]
+    /// in the statistics' dtype) and `eps`, updating the buffers of `run` in the same pass.
+    pub fn bn_stats(
+        &self,
+        d: ChannelDims,
+        run: BnRunning,
+        (gamma, beta, eps): (&Storage, &Storage, f64),
+    ) -> Result<BnStats> {
+        match (self, gamma, beta) {
+            (Storage::Cpu(x), Storage::Cpu(g), Storage::Cpu(b)) => {
+                cpu::norm::bn_stats(x, d, run, (g, b, eps))
             }
-            Storage::Cuda(x) => cuda::norm::bn_stats(x, d).map(Wrap::wrap),
+            (Storage::Cuda(x), Storage::Cuda(g), Storage::Cuda(b)) => {
+                cuda::norm::bn_stats(x, d, run, (g, b, eps))
+            }
+            (x, g, _) => Err(mismatch("batch_norm", x, g)),
         }
     }
 

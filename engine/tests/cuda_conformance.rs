@@ -508,19 +508,24 @@ fn batch_norm_fused() {
                             let device = t[0].device();
                             let rm = Tensor::full_on(&[6], 0.1, DType::F32, device)?;
                             let rv = Tensor::full_on(&[6], 0.9, DType::F32, device)?;
+                            let nbt = Tensor::full_on(&[], 4.0, DType::I64, device)?;
                             let args = BatchNormArgs {
                                 weight: Some(&t[2]),
                                 bias: Some(&t[3]),
                                 running_mean: Some(&rm),
                                 running_var: Some(&rv),
+                                num_batches_tracked: Some(&nbt),
                                 training,
                                 momentum: 0.1,
                                 eps: 1e-5,
                             };
                             let xl = relayout(&t[0], layout)?;
                             let y = xl.batch_norm_act(args, residual.then_some(&t[1]), relu)?;
-                            // The running statistics must match too: fold them into the output.
-                            y.add(&rm.add(&rv)?.reshape(&[1, 6, 1, 1])?.to_dtype(y.dtype())?)
+                            // The running statistics and the batch count must match too: fold
+                            // them into the output.
+                            let count = nbt.to_dtype(DType::F32)?;
+                            let run = rm.add(&rv)?.add(&count.expand(&[6])?)?;
+                            y.add(&run.reshape(&[1, 6, 1, 1])?.to_dtype(y.dtype())?)
                         },
                     );
                 }

@@ -61,6 +61,7 @@ fn fused_kernels_move_fewer_global_bytes() {
         bias: Some(&beta),
         running_mean: None,
         running_var: None,
+        num_batches_tracked: None,
         training: true,
         momentum: 0.1,
         eps: 1e-5,

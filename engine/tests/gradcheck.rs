@@ -264,6 +264,7 @@ fn bn_case(training: bool, relu: bool, residual: bool, channels_last: bool) {
             bias: Some(&t[2]),
             running_mean: Some(&rm),
             running_var: Some(&rv),
+            num_batches_tracked: None,
             training,
             momentum: 0.1,
             eps: 1e-5,

@@ -15,6 +15,10 @@
 //                NHWC: 32x8 blocks, x = 32 adjacent channels (coalesced), y = pixels.
 //   bn_finalize  a warp per channel combines the splits in double (lanes stride over them, then
 //                a shuffle sum): mean and biased var, or dγ = Σg·(x - mean)·invstd and dβ = Σg.
+//                In training it also updates the running mean/var (PyTorch's momentum rule, the
+//                variance unbiased) and num_batches_tracked, and writes invstd = 1/√(var + eps),
+//                scale = γ·invstd and shift = β - mean·scale for bn_act_fwd, so no launch of
+//                bookkeeping or per-channel arithmetic follows.
 //   bn_act_fwd / bn_act_bwd_dx  elementwise, grid-stride.
 //
 // Activations are T (f32, f64, f16, bf16); per-channel vectors (mean, invstd, γ, scale, shift,
@@ -104,11 +108,48 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const typename 
   }
 }
 
-// Statistics: out1 = mean, out2 = biased var. Backward: out1 = dγ, out2 = dβ.
+// PyTorch's running update r = (1 - momentum)·r + momentum·batch for channel c, the variance
+// made unbiased (·M/(M - 1)); null buffers are skipped. Twin of `update_running`.
+template <typename A>
+__device__ __forceinline__ void update_running(i64 c, double mean, double var, i64 M,
+                                               double momentum, A* run_mean, A* run_var) {
+  const double unbias = M > 1 ? (double)M / (double)(M - 1) : 1.0;
+  if (run_mean) run_mean[c] = (A)((1.0 - momentum) * (double)run_mean[c] + momentum * mean);
+  if (run_var) run_var[c] = (A)((1.0 - momentum) * (double)run_var[c] + momentum * var * unbias);
+}
+
+// What the statistics pass derives for the forward (pointers null when not wanted): invstd,
+// scale = γ·invstd and shift = β - mean·scale from γ, β (null: ones, zeros) and eps, in double.
+// Twin of `affine_from_stats`.
+template <typename A> struct BnAffine {
+  const A* gamma;
+  const A* beta;
+  A* invstd;
+  A* scale;
+  A* shift;
+  double eps;
+};
+
+template <typename A>
+__device__ __forceinline__ void write_affine(const BnAffine<A>& f, i64 c, double mean, double var) {
+  if (!f.invstd) return;
+  const double is = 1.0 / sqrt(var + f.eps);
+  const double sc = (f.gamma ? (double)f.gamma[c] : 1.0) * is;
+  f.invstd[c] = (A)is;
+  f.scale[c] = (A)sc;
+  f.shift[c] = (A)((f.beta ? (double)f.beta[c] : 0.0) - mean * sc);
+}
+
+// Statistics: out1 = mean, out2 = biased var, `aff` written, and the running buffers (when not
+// null) updated;
+// num_batches_tracked (when not null) counts the batch. Backward: out1 = dγ, out2 = dβ.
 template <typename T>
 __device__ void bn_finalize(const T* x, const typename Acc<T>::t* invstd, bool bwd, i64 n, i64 C,
                             i64 hw, bool cl, const double* partials, i64 splits,
-                            typename Acc<T>::t* out1, typename Acc<T>::t* out2) {
+                            typename Acc<T>::t* out1, typename Acc<T>::t* out2,
+                            typename Acc<T>::t* run_mean, typename Acc<T>::t* run_var,
+                            i64* batches, double momentum,
+                            const BnAffine<typename Acc<T>::t>& aff) {
   typedef typename Acc<T>::t A;
   // Every lane of a warp has the same channel, so a warp returns whole or not at all.
   const i64 c = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -125,9 +166,12 @@ __device__ void bn_finalize(const T* x, const typename Acc<T>::t* invstd, bool b
       out2[c] = (A)s1;
     } else {
       const double m = (double)(M > 0 ? M : 1), k = M > 0 ? (double)to_acc(x[cl ? c : c * hw]) : 0.0;
-      const double d = s1 / m;
+      const double d = s1 / m, var = fmax(s2 / m - d * d, 0.0);
       out1[c] = (A)(k + d);
-      out2[c] = (A)fmax(s2 / m - d * d, 0.0);
+      out2[c] = (A)var;
+      update_running(c, k + d, var, M, momentum, run_mean, run_var);
+      write_affine(aff, c, k + d, var);
+      if (batches && c == 0) *batches += 1;
     }
   }
 }
@@ -192,10 +236,12 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typenam
                                              double* partials) {                                  \
     bn_partials<T>(x, dy, y, mean, relu != 0, bwd != 0, n, c, hw, cl != 0, partials);             \
   }                                                                                               \
-  extern "C" __global__ void bn_finalize_##S(const T* x, const A* invstd, int bwd, i64 n, i64 c, \
-                                             i64 hw, int cl, const double* partials, i64 splits,  \
-                                             A* out1, A* out2) {                                  \
-    bn_finalize<T>(x, invstd, bwd != 0, n, c, hw, cl != 0, partials, splits, out1, out2);         \
+  extern "C" __global__ void bn_finalize_##S(                                                     \
+      const T* x, const A* invstd, int bwd, i64 n, i64 c, i64 hw, int cl, const double* partials, \
+      i64 splits, A* out1, A* out2, A* run_mean, A* run_var, i64* batches, double momentum,      \
+      BnAffine<A> aff) {                                                                          \
+    bn_finalize<T>(x, invstd, bwd != 0, n, c, hw, cl != 0, partials, splits, out1, out2,          \
+                   run_mean, run_var, batches, momentum, aff);                                    \
   }                                                                                               \
   extern "C" __global__ void bn_act_fwd_##S(const T* x, const T* res, const A* scale,            \
                                             const A* shift, int relu, i64 total, i64 c, i64 hw,   \

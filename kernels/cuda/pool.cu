@@ -4,10 +4,14 @@
 //
 // Tensors are described by PoolDims (logical N, C, H, W sizes and element strides), so NCHW and
 // NHWC share every kernel. One thread per output element (forward) or per input-gradient
-// element (average backward: each dx element gathers the windows that cover it, in the twin's
-// (i, j) order, so no atomics and the same rounding). Threads walk elements in memory order
-// (channels fastest when channels-last) so neighbouring threads touch neighbouring addresses.
-// Max backward scatters through the saved argmax with atomics after zeroing dx.
+// element (backward: each dx element gathers the windows that cover it, in the twin's (i, j)
+// order, so no atomics, no zeroing pass and the same rounding; max backward keeps the outputs
+// whose saved argmax is this element, as PyTorch's NCHW kernel does). Threads walk elements in
+// memory order (channels fastest when channels-last) so neighbouring threads touch neighbouring
+// addresses.
+//
+// T is f32, f64, f16 or bf16: f16/bf16 are read and written as such and every sum, divisor and
+// comparison runs in A = Acc<T>::t (f32), so autocast needs no cast pass around a pooling.
 
 struct PoolDims {
   i64 size[4];    // N, C, H, W
@@ -43,7 +47,7 @@ __device__ __forceinline__ i64 at(const PoolDims& t, i64 n, i64 c, i64 h, i64 w)
   return n * t.stride[0] + c * t.stride[1] + h * t.stride[2] + w * t.stride[3];
 }
 
-template <typename T> __device__ __forceinline__ T neg_inf();
+template <typename A> __device__ __forceinline__ A neg_inf();
 template <> __device__ __forceinline__ float neg_inf<float>() { return -__int_as_float(0x7f800000); }
 template <> __device__ __forceinline__ double neg_inf<double>() {
   return -__longlong_as_double(0x7ff0000000000000ll);
@@ -79,16 +83,31 @@ __device__ __forceinline__ void adaptive_span(i64 o, i64 out, i64 n, i64& lo, i6
   hi = ((o + 1) * n + out - 1) / out;
 }
 
+// Outputs [lo, hi] along axis a of `out` whose window can hold input position h: max windows
+// (stride, padding, dilation) when win.k[a] > 0, else adaptive ranges over `n`.
+__device__ __forceinline__ void covering(const PoolWin& win, int a, i64 h, i64 n, i64 out,
+                                         i64& lo, i64& hi) {
+  if (win.k[a] > 0) {
+    const i64 t = h + win.p[a], reach = (i64)(win.k[a] - 1) * win.d[a];
+    lo = t < reach ? 0 : (t - reach + win.s[a] - 1) / win.s[a];
+    hi = min(t / win.s[a], out - 1);
+  } else {
+    lo = h * out / n;
+    hi = min(((h + 1) * out + n - 1) / n - 1, out - 1);
+  }
+}
+
 // ---- kernels -----------------------------------------------------------------------------------
 
 template <typename T>
 __device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
                                              PoolWin win, i64* idx, bool cl) {
+  typedef typename Acc<T>::t A;
   const i64 H = xd.size[2], W = xd.size[3];
   KILN_FOR(i, numel(yd)) {
     i64 n, c, oh, ow;
     coords(i, yd, cl, n, c, oh, ow);
-    T best = neg_inf<T>();
+    A best = neg_inf<A>();
     i64 arg = -1;
     for (int ki = 0; ki < win.k[0]; ++ki) {
       i64 hi = oh * win.s[0] + ki * win.d[0] - win.p[0];
@@ -96,7 +115,7 @@ __device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd, T* y, Pool
       for (int kj = 0; kj < win.k[1]; ++kj) {
         i64 wj = ow * win.s[1] + kj * win.d[1] - win.p[1];
         if (wj < 0 || wj >= W) continue;
-        T v = x[at(xd, n, c, hi, wj)];
+        A v = to_acc(x[at(xd, n, c, hi, wj)]);
         if (v > best || v != v || arg < 0) {
           best = v;
           arg = hi * W + wj;
@@ -104,43 +123,47 @@ __device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd, T* y, Pool
       }
     }
     const i64 o = at(yd, n, c, oh, ow);
-    y[o] = best;
+    y[o] = from_acc<T>(best);
     idx[o] = arg;
   }
 }
 
-template <typename T> __device__ __forceinline__ void fill_zero(T* t, PoolDims d, bool cl) {
-  KILN_FOR(i, numel(d)) {
-    i64 n, c, h, w;
-    coords(i, d, cl, n, c, h, w);
-    t[at(d, n, c, h, w)] = T(0);
-  }
-}
-
-// dx (zeroed first) += dy at each output's argmax; windows overlap, hence the atomics.
+// dx = the sum of dy over the outputs whose argmax is this element; candidates come from
+// `covering` (max windows of `win`, or adaptive ranges when win.k is 0).
 template <typename T>
 __device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd, const i64* idx, T* dx,
-                                             PoolDims xd, bool cl) {
-  const i64 W = xd.size[3];
-  KILN_FOR(i, numel(yd)) {
-    i64 n, c, oh, ow;
-    coords(i, yd, cl, n, c, oh, ow);
-    const i64 o = at(yd, n, c, oh, ow), a = idx[o];
-    if (a >= 0) atomicAdd(dx + at(xd, n, c, a / W, a % W), dy[o]);
+                                             PoolDims xd, PoolWin win, bool cl) {
+  typedef typename Acc<T>::t A;
+  const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  KILN_FOR(i, numel(xd)) {
+    i64 n, c, h, w, i0, i1, j0, j1;
+    coords(i, xd, cl, n, c, h, w);
+    covering(win, 0, h, H, OH, i0, i1);
+    covering(win, 1, w, W, OW, j0, j1);
+    const i64 self = h * W + w;
+    A acc = A(0);
+    for (i64 oi = i0; oi <= i1; ++oi) {
+      for (i64 oj = j0; oj <= j1; ++oj) {
+        const i64 o = at(yd, n, c, oi, oj);
+        if (idx[o] == self) acc += to_acc(dy[o]);
+      }
+    }
+    dx[at(xd, n, c, h, w)] = from_acc<T>(acc);
   }
 }
 
 template <typename T>
 __device__ __forceinline__ void avg_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
                                              PoolWin win, bool cip, bool cl) {
+  typedef typename Acc<T>::t A;
   KILN_FOR(i, numel(yd)) {
     i64 n, c, oh, ow, b[4];
     coords(i, yd, cl, n, c, oh, ow);
     const i64 count = avg_count(win, oh, ow, xd.size[2], xd.size[3], cip, b);
-    T s = 0;
+    A s = A(0);
     for (i64 hi = b[0]; hi < b[1]; ++hi)
-      for (i64 wj = b[2]; wj < b[3]; ++wj) s += x[at(xd, n, c, hi, wj)];
-    y[at(yd, n, c, oh, ow)] = s / T(count);
+      for (i64 wj = b[2]; wj < b[3]; ++wj) s += to_acc(x[at(xd, n, c, hi, wj)]);
+    y[at(yd, n, c, oh, ow)] = from_acc<T>(s / A(count));
   }
 }
 
@@ -149,6 +172,7 @@ __device__ __forceinline__ void avg_pool_fwd(const T* x, PoolDims xd, T* y, Pool
 template <typename T>
 __device__ __forceinline__ void avg_pool_bwd(const T* dy, PoolDims yd, T* dx, PoolDims xd,
                                              PoolWin win, bool cip, bool cl) {
+  typedef typename Acc<T>::t A;
   const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
   KILN_FOR(i, numel(xd)) {
     i64 n, c, h, w;
@@ -157,33 +181,34 @@ __device__ __forceinline__ void avg_pool_bwd(const T* dy, PoolDims yd, T* dx, Po
     const i64 i0 = th < win.k[0] ? 0 : (th - win.k[0]) / win.s[0] + 1;
     const i64 j0 = tw < win.k[1] ? 0 : (tw - win.k[1]) / win.s[1] + 1;
     const i64 i1 = min(th / win.s[0], OH - 1), j1 = min(tw / win.s[1], OW - 1);
-    T acc = 0;
+    A acc = A(0);
     for (i64 oi = i0; oi <= i1; ++oi) {
       for (i64 oj = j0; oj <= j1; ++oj) {
         i64 b[4];
         const i64 count = avg_count(win, oi, oj, H, W, cip, b);
         if (h < b[0] || h >= b[1] || w < b[2] || w >= b[3]) continue;
-        acc += dy[at(yd, n, c, oi, oj)] / T(count);
+        acc += to_acc(dy[at(yd, n, c, oi, oj)]) / A(count);
       }
     }
-    dx[at(xd, n, c, h, w)] = acc;
+    dx[at(xd, n, c, h, w)] = from_acc<T>(acc);
   }
 }
 
 template <typename T>
 __device__ __forceinline__ void adaptive_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
                                                   bool is_max, i64* idx, bool cl) {
+  typedef typename Acc<T>::t A;
   const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
   KILN_FOR(i, numel(yd)) {
     i64 n, c, oh, ow, h0, h1, w0, w1;
     coords(i, yd, cl, n, c, oh, ow);
     adaptive_span(oh, OH, H, h0, h1);
     adaptive_span(ow, OW, W, w0, w1);
-    T acc = is_max ? neg_inf<T>() : T(0);
+    A acc = is_max ? neg_inf<A>() : A(0);
     i64 arg = -1;
     for (i64 hi = h0; hi < h1; ++hi) {
       for (i64 wj = w0; wj < w1; ++wj) {
-        T v = x[at(xd, n, c, hi, wj)];
+        A v = to_acc(x[at(xd, n, c, hi, wj)]);
         if (!is_max) {
           acc += v;
         } else if (v > acc || v != v || arg < 0) {
@@ -193,7 +218,7 @@ __device__ __forceinline__ void adaptive_pool_fwd(const T* x, PoolDims xd, T* y,
       }
     }
     const i64 o = at(yd, n, c, oh, ow);
-    y[o] = is_max ? acc : acc / T(max((h1 - h0) * (w1 - w0), (i64)1));
+    y[o] = from_acc<T>(is_max ? acc : acc / A(max((h1 - h0) * (w1 - w0), (i64)1)));
     if (idx) idx[o] = arg;
   }
 }
@@ -203,13 +228,14 @@ __device__ __forceinline__ void adaptive_pool_fwd(const T* x, PoolDims xd, T* y,
 template <typename T>
 __device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd, T* dx,
                                                       PoolDims xd, bool cl) {
+  typedef typename Acc<T>::t A;
   const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
   KILN_FOR(i, numel(xd)) {
     i64 n, c, h, w;
     coords(i, xd, cl, n, c, h, w);
     const i64 i0 = h * OH / H, i1 = min(((h + 1) * OH + H - 1) / H - 1, OH - 1);
     const i64 j0 = w * OW / W, j1 = min(((w + 1) * OW + W - 1) / W - 1, OW - 1);
-    T acc = 0;
+    A acc = A(0);
     for (i64 oi = i0; oi <= i1; ++oi) {
       i64 h0, h1;
       adaptive_span(oi, OH, H, h0, h1);
@@ -218,10 +244,10 @@ __device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd, 
         i64 w0, w1;
         adaptive_span(oj, OW, W, w0, w1);
         if (w < w0 || w >= w1) continue;
-        acc += dy[at(yd, n, c, oi, oj)] / T(max((h1 - h0) * (w1 - w0), (i64)1));
+        acc += to_acc(dy[at(yd, n, c, oi, oj)]) / A(max((h1 - h0) * (w1 - w0), (i64)1));
       }
     }
-    dx[at(xd, n, c, h, w)] = acc;
+    dx[at(xd, n, c, h, w)] = from_acc<T>(acc);
   }
 }
 
@@ -232,10 +258,9 @@ __device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd, 
                                               PoolWin win, i64* idx, int cl) {                  \
     max_pool_fwd<T>(x, xd, y, yd, win, idx, cl);                                                \
   }                                                                                             \
-  extern "C" __global__ void pool_zero_##S(T* t, PoolDims d, int cl) { fill_zero<T>(t, d, cl); } \
   extern "C" __global__ void max_pool_bwd_##S(const T* dy, PoolDims yd, const i64* idx, T* dx,  \
-                                              PoolDims xd, int cl) {                            \
-    max_pool_bwd<T>(dy, yd, idx, dx, xd, cl);                                                   \
+                                              PoolDims xd, PoolWin win, int cl) {               \
+    max_pool_bwd<T>(dy, yd, idx, dx, xd, win, cl);                                              \
   }                                                                                             \
   extern "C" __global__ void avg_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,       \
                                               PoolWin win, int cip, int cl) {                   \
@@ -255,3 +280,5 @@ __device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd, 
   }
 POOL_KERNELS(float, f32)
 POOL_KERNELS(double, f64)
+POOL_KERNELS(f16, f16)
+POOL_KERNELS(bf16, bf16)

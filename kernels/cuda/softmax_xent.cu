@@ -96,7 +96,8 @@ __device__ void softmax_rows_bwd(const T* y, const T* dy, T* dx, i64 rows, i64 l
 // smoothing/len (a label outside [0, len) contributes no on-mass, as the twin); mode 1: q = probs.
 template <typename T>
 __device__ void xent_fwd(const T* x, i64 len, i64 rows, int mode, const i64* labels,
-                         double smoothing, const T* probs, T* loss, T* lse_out, bool warp) {
+                         double smoothing, const typename Acc<T>::t* probs,
+                         typename Acc<T>::t* loss, typename Acc<T>::t* lse_out, bool warp) {
   typedef typename Acc<T>::t A;
   RowGroup g = row_group(warp);
   const bool smooth = smoothing != 0.0;
@@ -112,9 +113,9 @@ __device__ void xent_fwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
         if (smooth) acc[0] += v - x0;
       }
     } else {
-      const T* qr = probs + r * len;
+      const A* qr = probs + r * len;
       for (i64 i = g.rank; i < len; i += g.size) {
-        A v = to_acc(xr[i]), q = to_acc(qr[i]);
+        A v = to_acc(xr[i]), q = qr[i];
         o.add(v);
         acc[0] += q * (v - x0);
         acc[1] += q;
@@ -131,8 +132,8 @@ __device__ void xent_fwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
       } else {
         l = acc[1] * (lse - x0) - acc[0];
       }
-      loss[r] = from_acc<T>(l);
-      lse_out[r] = from_acc<T>(lse);
+      loss[r] = l;
+      lse_out[r] = lse;
     }
   }
 }
@@ -141,7 +142,8 @@ __device__ void xent_fwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
 // (timm's SoftTargetCrossEntropy does not ask its rows to sum to 1).
 template <typename T>
 __device__ void xent_bwd(const T* x, i64 len, i64 rows, int mode, const i64* labels,
-                         double smoothing, const T* probs, const T* lse, const T* scale, T* dx,
+                         double smoothing, const typename Acc<T>::t* probs,
+                         const typename Acc<T>::t* lse, const typename Acc<T>::t* scale, T* dx,
                          bool warp) {
   typedef typename Acc<T>::t A;
   RowGroup g = row_group(warp);
@@ -150,25 +152,27 @@ __device__ void xent_bwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
   for (i64 r = g.first; r < rows; r += g.step) {
     const T* xr = x + r * len;
     T* dr = dx + r * len;
-    const A l = to_acc(lse[r]), sc = to_acc(scale[r]);
+    const A l = lse[r], sc = scale[r];
     if (mode == 0) {
       const i64 t = labels[r];
       for (i64 i = g.rank; i < len; i += g.size)
         dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) - (i == t ? q_on : q_off)));
     } else {
-      const T* qr = probs + r * len;
+      const A* qr = probs + r * len;
       A mass[1] = {A(0)};
-      for (i64 i = g.rank; i < len; i += g.size) mass[0] += to_acc(qr[i]);
+      for (i64 i = g.rank; i < len; i += g.size) mass[0] += qr[i];
       group_add(mass, warp);
       for (i64 i = g.rank; i < len; i += g.size)
-        dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) * mass[0] - to_acc(qr[i])));
+        dr[i] = from_acc<T>(sc * (exp(to_acc(xr[i]) - l) * mass[0] - qr[i]));
     }
   }
 }
 
 // ---- dtypes ---------------------------------------------------------------------------------
 
-#define SOFTMAX_KERNELS(T, S)                                                                     \
+// A: Acc<T>::t, the type of the soft targets, per-row losses, log-sum-exps and scales (f32 for
+// f16/bf16 logits: autocast's losses compute in f32, and the logits need no cast pass).
+#define SOFTMAX_KERNELS(T, A, S)                                                                  \
   extern "C" __global__ void softmax_rows_##S(const T* x, T* y, i64 rows, i64 len, int log_,     \
                                               int warp) {                                         \
     softmax_rows<T>(x, y, rows, len, log_ != 0, warp != 0);                                       \
@@ -178,16 +182,16 @@ __device__ void xent_bwd(const T* x, i64 len, i64 rows, int mode, const i64* lab
     softmax_rows_bwd<T>(y, dy, dx, rows, len, log_ != 0, warp != 0);                              \
   }                                                                                               \
   extern "C" __global__ void xent_fwd_##S(const T* x, i64 len, i64 rows, int mode,               \
-                                          const i64* labels, double smoothing, const T* probs,    \
-                                          T* loss, T* lse, int warp) {                            \
+                                          const i64* labels, double smoothing, const A* probs,    \
+                                          A* loss, A* lse, int warp) {                            \
     xent_fwd<T>(x, len, rows, mode, labels, smoothing, probs, loss, lse, warp != 0);              \
   }                                                                                               \
   extern "C" __global__ void xent_bwd_##S(const T* x, i64 len, i64 rows, int mode,               \
-                                          const i64* labels, double smoothing, const T* probs,    \
-                                          const T* lse, const T* scale, T* dx, int warp) {        \
+                                          const i64* labels, double smoothing, const A* probs,    \
+                                          const A* lse, const A* scale, T* dx, int warp) {        \
     xent_bwd<T>(x, len, rows, mode, labels, smoothing, probs, lse, scale, dx, warp != 0);         \
   }
-SOFTMAX_KERNELS(float, f32)
-SOFTMAX_KERNELS(double, f64)
-SOFTMAX_KERNELS(f16, f16)
-SOFTMAX_KERNELS(bf16, bf16)
+SOFTMAX_KERNELS(float, float, f32)
+SOFTMAX_KERNELS(double, double, f64)
+SOFTMAX_KERNELS(f16, float, f16)
+SOFTMAX_KERNELS(bf16, float, bf16)

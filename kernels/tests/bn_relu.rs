@@ -40,7 +40,17 @@ fn check_layout(channels_last: bool) {
 
         let (mean, var) = cpu::bn_stats(&x, d);
         let (gm, gv) = (g.zeros::<f32>(c), g.zeros::<f32>(c));
-        cuda::bn_stats(&k, "f32", g.ptr(&dx_), d, g.ptr(&gm), g.ptr(&gv)).unwrap();
+        let (none, no_aff) = (cuda::BnRunning::default(), cuda::BnAffine::default());
+        cuda::bn_stats(
+            &k,
+            "f32",
+            g.ptr(&dx_),
+            d,
+            (g.ptr(&gm), g.ptr(&gv)),
+            &none,
+            &no_aff,
+        )
+        .unwrap();
         let (mean32, var32): (Vec<f32>, Vec<f32>) = (
             mean.iter().map(|&v| v as f32).collect(),
             var.iter().map(|&v| v as f32).collect(),
@@ -164,10 +174,104 @@ fn bn_stats_in_f64_matches_the_cpu() {
     let (mean, var) = cpu::bn_stats(&x, d);
     let dx_ = g.upload(&x);
     let (gm, gv) = (g.zeros::<f64>(d.c), g.zeros::<f64>(d.c));
-    cuda::bn_stats(&k, "f64", g.ptr(&dx_), d, g.ptr(&gm), g.ptr(&gv)).unwrap();
+    let (none, no_aff) = (cuda::BnRunning::default(), cuda::BnAffine::default());
+    cuda::bn_stats(
+        &k,
+        "f64",
+        g.ptr(&dx_),
+        d,
+        (g.ptr(&gm), g.ptr(&gv)),
+        &none,
+        &no_aff,
+    )
+    .unwrap();
     for (got, want) in [(g.download(&gm), mean), (g.download(&gv), var)] {
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
+
+/// The statistics launch also updates the running mean/var (momentum rule, unbiased variance),
+/// counts the batch and writes invstd, scale and shift, as the CPU twin's `update_running` and
+/// `affine_from_stats` do; twice, so the count goes up by 2.
+#[test]
+fn bn_stats_updates_running_buffers_like_the_cpu() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    for channels_last in [false, true] {
+        let (n, c, hw) = SHAPES[1];
+        let d = ChannelDims {
+            n,
+            c,
+            hw,
+            channels_last,
+        };
+        let x = data(n * c * hw, 5, 3.0);
+        let (mut rm, mut rv) = (data(c, 6, 0.0), data(c, 7, 2.0));
+        let (gx, grm, grv) = (g.upload(&x), g.upload(&rm), g.upload(&rv));
+        let batches = g.upload(&[41i64]);
+        let (gm, gv) = (g.zeros::<f32>(c), g.zeros::<f32>(c));
+        let run = cuda::BnRunning {
+            mean: g.ptr(&grm),
+            var: g.ptr(&grv),
+            batches: g.ptr(&batches),
+            momentum: 0.3,
+        };
+        let (gamma, beta) = (data(c, 8, 0.5), data(c, 9, 0.0));
+        let (ggamma, gbeta) = (g.upload(&gamma), g.upload(&beta));
+        let outs = [g.zeros::<f32>(c), g.zeros::<f32>(c), g.zeros::<f32>(c)];
+        let aff = cuda::BnAffine {
+            gamma: g.ptr(&ggamma),
+            beta: g.ptr(&gbeta),
+            invstd: g.ptr(&outs[0]),
+            scale: g.ptr(&outs[1]),
+            shift: g.ptr(&outs[2]),
+            eps: 1e-3,
+        };
+        let stats = cpu::bn_stats(&x, d);
+        let (g64, b64) = (as_f64(&gamma), as_f64(&beta));
+        let want = cpu::affine_from_stats((&stats.0, &stats.1), Some(&g64), Some(&b64), 1e-3);
+        for _ in 0..2 {
+            let (pm, pv) = (g.ptr(&gm), g.ptr(&gv));
+            cuda::bn_stats(&k, "f32", g.ptr(&gx), d, (pm, pv), &run, &aff).unwrap();
+            cpu::update_running(
+                (&stats.0, &stats.1),
+                n * hw,
+                0.3,
+                Some(&mut rm),
+                Some(&mut rv),
+            );
+        }
+        let what = format!("channels_last={channels_last}");
+        assert_close(
+            &format!("running mean {what}"),
+            &g.download(&grm),
+            &rm,
+            1e-6,
+            1e-6,
+        );
+        assert_close(
+            &format!("running var {what}"),
+            &g.download(&grv),
+            &rv,
+            1e-6,
+            1e-6,
+        );
+        assert_eq!(g.download(&batches), vec![43], "num_batches_tracked {what}");
+        for (name, got, want) in [
+            ("invstd", &outs[0], &want[0]),
+            ("scale", &outs[1], &want[1]),
+            ("shift", &outs[2], &want[2]),
+        ] {
+            let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+            assert_close(
+                &format!("{name} {what}"),
+                &g.download(got),
+                &want,
+                1e-5,
+                1e-5,
+            );
         }
     }
 }

@@ -3,19 +3,72 @@
 
 use super::elementwise::float_ty;
 use super::CudaStorage;
-use crate::backend::{BnGrads, BnSaved};
+use crate::backend::{BnGrads, BnRunning, BnSaved, BnStats};
 use crate::ops::norm::stat_dtype;
-use crate::{Result, Storage};
+use crate::{DType, Error, Result, Storage};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cuda::bn_relu::{self as k, BnBwd};
 
-/// Batch mean and biased variance per channel.
-pub fn bn_stats(x: &CudaStorage, d: ChannelDims) -> Result<(CudaStorage, CudaStorage)> {
+const OP: &str = "batch_norm running statistics";
+
+/// Batch statistics and the forward's invstd, scale, shift from γ, β and eps; the same launch
+/// updates the buffers of `run` (statistics dtype, i64 for the count).
+pub fn bn_stats(
+    x: &CudaStorage,
+    d: ChannelDims,
+    run: BnRunning,
+    (gamma, beta, eps): (&CudaStorage, &CudaStorage, f64),
+) -> Result<BnStats> {
     let ty = float_ty("batch_norm", x.dtype())?;
-    let mean = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), d.c)?;
-    let var = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), d.c)?;
-    k::bn_stats(x.device().kernels(), ty, x.ptr(), d, mean.ptr(), var.ptr())?;
-    Ok((mean, var))
+    let stat = stat_dtype(x.dtype());
+    let ptr = |s: Option<&CudaStorage>, dtype: DType, len: usize| -> Result<u64> {
+        let Some(s) = s else { return Ok(0) };
+        if s.dtype() != dtype || s.len() < len {
+            return Err(Error::DTypeMismatch {
+                op: OP,
+                lhs: s.dtype(),
+                rhs: dtype,
+            });
+        }
+        Ok(s.ptr())
+    };
+    fn on_device(s: Option<&mut Storage>) -> Result<Option<&CudaStorage>> {
+        s.map(|s| s.cuda(OP)).transpose()
+    }
+    let running = k::BnRunning {
+        mean: ptr(on_device(run.mean)?, stat, d.c)?,
+        var: ptr(on_device(run.var)?, stat, d.c)?,
+        batches: ptr(on_device(run.batches)?, DType::I64, 1)?,
+        momentum: run.momentum,
+    };
+    let vec = || CudaStorage::alloc(x.device(), stat, d.c);
+    let (mean, var, invstd, scale, shift) = (vec()?, vec()?, vec()?, vec()?, vec()?);
+    let affine = k::BnAffine {
+        gamma: ptr(Some(gamma), stat, d.c)?,
+        beta: ptr(Some(beta), stat, d.c)?,
+        invstd: invstd.ptr(),
+        scale: scale.ptr(),
+        shift: shift.ptr(),
+        eps,
+    };
+    let kernels = x.device().kernels();
+    k::bn_stats(
+        kernels,
+        ty,
+        x.ptr(),
+        d,
+        (mean.ptr(), var.ptr()),
+        &running,
+        &affine,
+    )?;
+    let s = Storage::Cuda;
+    Ok(BnStats {
+        mean: s(mean),
+        var: s(var),
+        invstd: s(invstd),
+        scale: s(scale),
+        shift: s(shift),
+    })
 }
 
 /// y = act(x·scale\[c\] + shift\[c\] + residual).

@@ -46,9 +46,8 @@ pub fn pool_bwd(
     let dx = CudaStorage::alloc(dev, dy.dtype(), numel(xd))?;
     let (kk, gp, dp) = (dev.kernels(), dy.ptr(), dx.ptr());
     match kind {
-        PoolKind::Max(_) | PoolKind::AdaptiveMax => {
-            k::max_pool_bwd(kk, ty, gp, yd, idx.ptr(), dp, xd)?
-        }
+        PoolKind::Max(w) => k::max_pool_bwd(kk, ty, gp, yd, idx.ptr(), dp, xd, Some(&w))?,
+        PoolKind::AdaptiveMax => k::max_pool_bwd(kk, ty, gp, yd, idx.ptr(), dp, xd, None)?,
         PoolKind::Avg(w, include_pad) => k::avg_pool_bwd(kk, ty, gp, yd, dp, xd, &w, include_pad)?,
         PoolKind::AdaptiveAvg => k::adaptive_avg_pool_bwd(kk, ty, gp, yd, dp, xd)?,
     }

@@ -2,6 +2,7 @@
 
 use super::elementwise::float_ty;
 use super::CudaStorage;
+use crate::ops::norm::stat_dtype;
 use crate::{DType, Error, Result};
 use kiln_kernels::cuda::softmax_xent::{self as k, XentTargets};
 
@@ -10,7 +11,7 @@ use kiln_kernels::cuda::softmax_xent::{self as k, XentTargets};
 pub enum Targets<'a> {
     /// I64 class indices and the smoothing factor.
     Hard(&'a CudaStorage, f64),
-    /// Target distributions in the logits' dtype.
+    /// Target distributions in the logits' statistics dtype (f32 for f16/bf16).
     Soft(&'a CudaStorage),
 }
 
@@ -31,10 +32,10 @@ impl Targets<'_> {
                 }
             }
             Targets::Soft(probs) => {
-                if probs.dtype() != x.dtype() {
+                if probs.dtype() != stat_dtype(x.dtype()) {
                     return Err(Error::DTypeMismatch {
                         op: "cross_entropy",
-                        lhs: x.dtype(),
+                        lhs: stat_dtype(x.dtype()),
                         rhs: probs.dtype(),
                     });
                 }
@@ -87,13 +88,15 @@ pub fn softmax_bwd(
     Ok(dx)
 }
 
-/// Per-row losses and log-sum-exps of logits \[rows, len\].
+/// Per-row losses and log-sum-exps of logits \[rows, len\], in the statistics dtype (f32 for
+/// f16/bf16 logits, which the kernel reads as they are).
 pub fn xent_fwd(x: &CudaStorage, len: usize, t: Targets) -> Result<(CudaStorage, CudaStorage)> {
     let ty = float_ty("cross_entropy", x.dtype())?;
     let n = rows(x, len);
+    let stat = stat_dtype(x.dtype());
     let (loss, lse) = (
-        CudaStorage::alloc(x.device(), x.dtype(), n)?,
-        CudaStorage::alloc(x.device(), x.dtype(), n)?,
+        CudaStorage::alloc(x.device(), stat, n)?,
+        CudaStorage::alloc(x.device(), stat, n)?,
     );
     let targets = t.launch_arg(x)?;
     k::xent_fwd(

@@ -16,7 +16,7 @@ impl Tensor {
         smoothing: f64,
         opts: BceOpts,
     ) -> Result<Tensor> {
-        let t = LossInputs::new("binary_cross_entropy", self, target, smoothing)?;
+        let t = LossInputs::new("binary_cross_entropy", self, target, smoothing, false)?;
         let (n, k, soft) = (t.rows, t.classes, t.soft);
         let loss = {
             let ts = t.target.storage();
@@ -27,7 +27,7 @@ impl Tensor {
         let per_row = Tensor::plain(loss, Layout::contiguous(&[n]));
         let (xd, td) = (t.logits.detach(), t.target.detach());
         let node = record_node("binary_cross_entropy", &[&t.logits], move |g| {
-            let scale = LossInputs::row_scale(g, &xd, n)?;
+            let scale = LossInputs::row_scale(g, xd.dtype(), n)?;
             let ts = td.storage();
             let dx =
                 xd.storage()

@@ -7,7 +7,7 @@ use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 
 impl Tensor {
     pub(crate) fn unary(&self, op: UnaryOp) -> Result<Tensor> {
-        Tensor::in_compute_precision(&[self], |t| {
+        Tensor::in_kernel_precision(&[self], |t| {
             let x = &t[0];
             let (s, l) = x.storage().unary(x.layout(), op)?;
             let y = Tensor::plain(s, l.clone());
@@ -114,7 +114,7 @@ impl Tensor {
     fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         let shape = broadcast_shape(op.name(), self.shape(), rhs.shape())?;
         let rhs = &self.on_my_device(op.name(), rhs)?;
-        Tensor::in_compute_precision(&[self, rhs], |t| {
+        Tensor::in_kernel_precision(&[self, rhs], |t| {
             let (a, b) = (&t[0], &t[1]);
             let (s, l) = Storage::binary(
                 (&a.storage(), a.layout()),

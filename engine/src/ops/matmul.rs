@@ -79,6 +79,11 @@ impl Tensor {
         }
         let y = self.matmul(&weight.t()?)?;
         match bias {
+            // Under autocast the bias joins the product's dtype, as PyTorch's autocast casts
+            // every argument of linear: the add then reads one dtype, with no cast around it.
+            Some(b) if crate::amp::autocast_dtype() == Some(y.dtype()) => {
+                y.add(&b.to_dtype(y.dtype())?)
+            }
             Some(b) => y.add(b),
             None => Ok(y),
         }

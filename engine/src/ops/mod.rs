@@ -85,6 +85,24 @@ impl Tensor {
         Tensor::in_compute_precision(&refs, f)
     }
 
+    /// Runs `f` on the inputs as they are when all are on a CUDA device in one dtype (the
+    /// kernels read and write f16/bf16 and compute in f32, so autocast adds no cast pass), else
+    /// as [`Tensor::in_compute_precision`].
+    pub(crate) fn in_kernel_precision(
+        inputs: &[&Tensor],
+        f: impl FnOnce(&[Tensor]) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let dtype = inputs.first().map(|t| t.dtype());
+        let native = inputs
+            .iter()
+            .all(|t| matches!(t.device(), Device::Cuda(_)) && Some(t.dtype()) == dtype);
+        if native {
+            let owned: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
+            return f(&owned);
+        }
+        Tensor::in_compute_precision(inputs, f)
+    }
+
     /// Runs `f` on f32 copies of low-precision (f16/bf16) inputs and casts the result back,
     /// so every op accumulates in at least f32.
     pub(crate) fn in_compute_precision(

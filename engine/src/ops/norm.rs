@@ -1,7 +1,7 @@
 //! BatchNorm with optional fused residual add and ReLU, one autograd node for the whole block.
 
 use super::record_node;
-use crate::backend::BnSaved;
+use crate::backend::{BnRunning, BnSaved};
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct BatchNormArgs<'a> {
     pub running_mean: Option<&'a Tensor>,
     /// Running variance \[C\] (unbiased), updated in place when training.
     pub running_var: Option<&'a Tensor>,
+    /// Batches seen (an i64 scalar), incremented when training.
+    pub num_batches_tracked: Option<&'a Tensor>,
     /// Batch statistics (true) or running statistics (false).
     pub training: bool,
     /// Running-average factor.
@@ -145,12 +147,10 @@ fn bn_core(
     let residual = residual
         .map(|r| x.on_my_device("bn_add_relu", r)?.packed(format))
         .transpose()?;
-    let (mean, var) = batch_or_running_stats(&x, &args, d, sync.as_deref())?;
-    let invstd = var.add_scalar(args.eps)?.rsqrt()?;
     let gamma = channel_vec(args.weight, d.c, 1.0, &x)?;
     let beta = channel_vec(args.bias, d.c, 0.0, &x)?;
-    let scale = gamma.mul(&invstd)?;
-    let shift = beta.sub(&mean.mul(&scale)?)?;
+    let [mean, invstd, scale, shift] =
+        batch_or_running_stats(&x, &args, d, sync.as_deref(), [&gamma, &beta])?;
     let y = {
         let rs = residual.as_ref().map(|r| r.storage());
         x.storage()
@@ -207,14 +207,24 @@ fn bn_core(
     Ok(y.with_layout(layout, node))
 }
 
-/// Batch statistics (updating the running buffers) when training, else the running ones; both
-/// as \[C\] tensors of x's dtype on x's device.
+/// The normalization's \[C\] vectors (mean, invstd, scale = γ·invstd, shift = β - mean·scale,
+/// in the statistics' dtype on x's device) from the batch statistics when training (updating the
+/// running buffers), else from the running ones.
 fn batch_or_running_stats(
     x: &Tensor,
     args: &BatchNormArgs,
     d: ChannelDims,
     sync: Option<&dyn CrossReplicaSum>,
-) -> Result<(Tensor, Tensor)> {
+    [gamma, beta]: [&Tensor; 2],
+) -> Result<[Tensor; 4]> {
+    // Outside the local training pass (eval, SyncBN's global statistics) the vectors come from
+    // tensor ops on the statistics.
+    let affine = |mean: Tensor, var: &Tensor| -> Result<[Tensor; 4]> {
+        let invstd = var.add_scalar(args.eps)?.rsqrt()?;
+        let scale = gamma.mul(&invstd)?;
+        let shift = beta.sub(&mean.mul(&scale)?)?;
+        Ok([mean, invstd, scale, shift])
+    };
     if !args.training {
         let (Some(rm), Some(rv)) = (args.running_mean, args.running_var) else {
             return Err(Error::InvalidArgument {
@@ -222,10 +232,8 @@ fn batch_or_running_stats(
                 msg: "eval mode needs running_mean and running_var".into(),
             });
         };
-        return Ok((
-            channel_vec(Some(rm), d.c, 0.0, x)?,
-            channel_vec(Some(rv), d.c, 1.0, x)?,
-        ));
+        let var = channel_vec(Some(rv), d.c, 1.0, x)?;
+        return affine(channel_vec(Some(rm), d.c, 0.0, x)?, &var);
     }
     let m = d.per_channel();
     if m <= 1 {
@@ -235,12 +243,37 @@ fn batch_or_running_stats(
             msg: "training needs more than one value per channel".into(),
         });
     }
-    let (mean, var) = x.storage().bn_stats(d)?;
-    let channel = Layout::contiguous(&[d.c]);
-    let (mean, var) = (
-        Tensor::plain(mean, channel.clone()),
-        Tensor::plain(var, channel),
-    );
+    // The statistics pass updates the buffers it can address (dense, on x's device, in the
+    // statistics' dtype); SyncBN's running statistics come from the global ones below.
+    let fits = |t: &&Tensor, dtype: DType, len: usize| {
+        t.dtype() == dtype
+            && t.device() == x.device()
+            && t.is_contiguous()
+            && t.layout().offset() == 0
+            && t.numel() == len
+    };
+    let stat = stat_dtype(x.dtype());
+    let local = sync.is_none();
+    let fused_mean = args.running_mean.filter(|t| local && fits(t, stat, d.c));
+    let fused_var = args.running_var.filter(|t| local && fits(t, stat, d.c));
+    let fused_count = args.num_batches_tracked.filter(|t| fits(t, DType::I64, 1));
+    let stats = {
+        let (mut rm, mut rv, mut nb) = (
+            fused_mean.map(|t| t.storage_mut()),
+            fused_var.map(|t| t.storage_mut()),
+            fused_count.map(|t| t.storage_mut()),
+        );
+        let run = BnRunning {
+            mean: rm.as_deref_mut(),
+            var: rv.as_deref_mut(),
+            batches: nb.as_deref_mut(),
+            momentum: args.momentum,
+        };
+        let (g, b) = (gamma.storage(), beta.storage());
+        x.storage().bn_stats(d, run, (&g, &b, args.eps))?
+    };
+    let channel = |s| Tensor::plain(s, Layout::contiguous(&[d.c]));
+    let (mean, var) = (channel(stats.mean), channel(stats.var));
     let (mean, var, m) = match sync {
         Some(sync) => global_stats(&mean, &var, m, sync)?,
         None => (mean, var, m),
@@ -254,13 +287,25 @@ fn batch_or_running_stats(
         buf.copy_(&new)
     };
     let _guard = crate::no_grad();
-    if let Some(rm) = args.running_mean {
+    if let Some(rm) = args.running_mean.filter(|_| fused_mean.is_none()) {
         blend(rm, &mean, 1.0)?;
     }
-    if let Some(rv) = args.running_var {
+    if let Some(rv) = args.running_var.filter(|_| fused_var.is_none()) {
         blend(rv, &var, m as f64 / (m - 1) as f64)?;
     }
-    Ok((mean, var))
+    if let Some(count) = args.num_batches_tracked.filter(|_| fused_count.is_none()) {
+        let n = count.item()? as i64;
+        count.copy_(&Tensor::from_vec(vec![n + 1], &[])?)?;
+    }
+    if sync.is_some() {
+        return affine(mean, &var);
+    }
+    let (invstd, scale, shift) = (
+        channel(stats.invstd),
+        channel(stats.scale),
+        channel(stats.shift),
+    );
+    Ok([mean, invstd, scale, shift])
 }
 
 /// The statistics over every process's batch from this one's mean and biased variance over `m`

@@ -116,7 +116,7 @@ impl Tensor {
                 msg: format!("needs [N, C, H, W] and a non-empty output, got output {out:?}"),
             });
         }
-        Tensor::in_compute_precision(&[self], |t| {
+        Tensor::in_kernel_precision(&[self], |t| {
             let channels_last = t[0].layout().prefers_channels_last();
             let format = if channels_last {
                 MemoryFormat::ChannelsLast
@@ -129,8 +129,9 @@ impl Tensor {
             let (xd, yd) = (dims(x.layout()), dims(&out_layout));
             let (y, idx) = x.storage().pool_fwd(xd, yd, kind)?;
             let in_layout = x.layout().clone();
+            let dtype = x.dtype();
             let node = record_node("pool2d", &[&x], move |g| {
-                let g = g.packed(format)?;
+                let g = g.to_dtype(dtype)?.packed(format)?;
                 let dx = Storage::pool_bwd(&g.storage(), yd, xd, kind, &idx)?;
                 Ok(vec![Some(Tensor::plain(dx, in_layout.clone()))])
             });

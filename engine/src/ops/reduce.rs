@@ -30,7 +30,7 @@ impl Tensor {
     }
 
     fn reduce(&self, dims: &[usize], keepdim: bool, op: ReduceOp) -> Result<Tensor> {
-        Tensor::in_compute_precision(&[self], |t| {
+        Tensor::in_kernel_precision(&[self], |t| {
             let x = &t[0];
             let s = x.storage().reduce(x.layout(), dims, op)?;
             let out_shape = x.reduced_shape(dims, keepdim);

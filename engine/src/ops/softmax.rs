@@ -1,8 +1,9 @@
 //! Softmax, log-softmax and the fused softmax cross-entropy.
 
+use super::norm::stat_dtype;
 use super::record_node;
 use crate::backend::Targets;
-use crate::{DType, Error, Layout, MemoryFormat, Result, Storage, Tensor};
+use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Storage, Tensor};
 
 impl Tensor {
     fn softmax_impl(&self, dim: isize, log: bool) -> Result<Tensor> {
@@ -49,7 +50,9 @@ impl Tensor {
     /// (timm's `LabelSmoothingCrossEntropy`), or against soft targets [N, K] (timm's
     /// `SoftTargetCrossEntropy`), fused with its backward: probabilities are never stored.
     pub fn cross_entropy(&self, target: &Tensor, smoothing: f64) -> Result<Tensor> {
-        let t = LossInputs::new("cross_entropy", self, target, smoothing)?;
+        // The CUDA kernels read f16/bf16 logits as they are (f32 losses and targets).
+        let native = matches!(self.device(), Device::Cuda(_));
+        let t = LossInputs::new("cross_entropy", self, target, smoothing, native)?;
         let (n, k, soft) = (t.rows, t.classes, t.soft);
         let (loss, lse) = {
             let ts = t.target.storage();
@@ -61,7 +64,7 @@ impl Tensor {
         let lse = Tensor::plain(lse, Layout::contiguous(&[n]));
         let (xd, td) = (t.logits.detach(), t.target.detach());
         let node = record_node("cross_entropy", &[&t.logits], move |g| {
-            let scale = LossInputs::row_scale(g, &xd, n)?;
+            let scale = LossInputs::row_scale(g, stat_dtype(xd.dtype()), n)?;
             let ts = td.storage();
             let dx = xd.storage().xent_bwd(
                 k,
@@ -77,9 +80,10 @@ impl Tensor {
     }
 }
 
-/// What a fused classification loss reads: dense logits [N, K] (f32 for f16/bf16 logits, as
-/// autocast's policy for losses) and dense targets on their device, class indices (I64 \[N\]) or
-/// soft rows in the logits' dtype.
+/// What a fused classification loss reads: dense logits [N, K] (f16/bf16 logits as they are
+/// where the kernels read them natively, else f32 copies, as autocast's policy for losses) and
+/// dense targets on their device, class indices (I64 \[N\]) or soft rows in the logits'
+/// statistics dtype.
 pub(super) struct LossInputs {
     /// The dense logits.
     pub logits: Tensor,
@@ -94,8 +98,15 @@ pub(super) struct LossInputs {
 }
 
 impl LossInputs {
-    /// Checks shapes and `smoothing` in [0, 1) for `op`, then widens and packs.
-    pub fn new(op: &'static str, logits: &Tensor, target: &Tensor, smoothing: f64) -> Result<Self> {
+    /// Checks shapes and `smoothing` in [0, 1) for `op`, then packs, widening f16/bf16 logits to
+    /// f32 unless `native`.
+    pub fn new(
+        op: &'static str,
+        logits: &Tensor,
+        target: &Tensor,
+        smoothing: f64,
+        native: bool,
+    ) -> Result<Self> {
         if logits.rank() != 2 {
             return Err(Error::BadShape {
                 op,
@@ -123,10 +134,14 @@ impl LossInputs {
             });
         }
         let x = match logits.dtype() {
-            DType::F16 | DType::BF16 => logits.to_dtype(DType::F32)?,
+            DType::F16 | DType::BF16 if !native => logits.to_dtype(DType::F32)?,
             _ => logits.clone(),
         };
-        let dtype = if soft { x.dtype() } else { DType::I64 };
+        let dtype = if soft {
+            stat_dtype(x.dtype())
+        } else {
+            DType::I64
+        };
         let (x, target) = (exact(&x)?, exact(&target.to_dtype(dtype)?)?);
         let target = x.on_my_device(op, &target)?;
         let (rows, classes) = (x.shape()[0], x.shape()[1]);
@@ -139,9 +154,9 @@ impl LossInputs {
         })
     }
 
-    /// The incoming gradient of the per-row losses as a dense \[n\] scale in `x`'s dtype.
-    pub fn row_scale(g: &Tensor, x: &Tensor, n: usize) -> Result<Tensor> {
-        g.to_dtype(x.dtype())?
+    /// The incoming gradient of the per-row losses as a dense \[n\] scale in `dtype`.
+    pub fn row_scale(g: &Tensor, dtype: DType, n: usize) -> Result<Tensor> {
+        g.to_dtype(dtype)?
             .broadcast_as(&[n])?
             .packed(MemoryFormat::Contiguous)
     }

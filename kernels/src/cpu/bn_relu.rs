@@ -97,6 +97,54 @@ pub fn bn_stats<T: Real>(x: &[T], d: ChannelDims) -> (Vec<f64>, Vec<f64>) {
     (mean, var)
 }
 
+/// PyTorch's running-statistics update after a training batch of `m` values per channel with
+/// mean `mean` and biased variance `var`: r ← (1 − momentum)·r + momentum·batch, the variance
+/// made unbiased (·m/(m − 1)), computed in f64. Twin of `update_running` in `bn_relu.cu`.
+pub fn update_running<T: Real>(
+    (mean, var): (&[f64], &[f64]),
+    m: usize,
+    momentum: f64,
+    run_mean: Option<&mut [T]>,
+    run_var: Option<&mut [T]>,
+) {
+    let unbias = if m > 1 {
+        m as f64 / (m - 1) as f64
+    } else {
+        1.0
+    };
+    let blend = |run: &mut [T], batch: &[f64], factor: f64| {
+        for (r, &b) in run.iter_mut().zip(batch) {
+            *r = c((1.0 - momentum) * f64_of(*r) + momentum * b * factor);
+        }
+    };
+    if let Some(r) = run_mean {
+        blend(r, mean, 1.0);
+    }
+    if let Some(r) = run_var {
+        blend(r, var, unbias);
+    }
+}
+
+/// The forward's per-channel vectors from batch statistics, in f64: invstd = 1/√(var + eps),
+/// scale = γ·invstd, shift = β - mean·scale (γ, β: ones and zeros when None). Twin of
+/// `write_affine` in `bn_relu.cu`.
+pub fn affine_from_stats(
+    (mean, var): (&[f64], &[f64]),
+    gamma: Option<&[f64]>,
+    beta: Option<&[f64]>,
+    eps: f64,
+) -> [Vec<f64>; 3] {
+    let mut out: [Vec<f64>; 3] = Default::default();
+    for ch in 0..mean.len() {
+        let is = 1.0 / (var[ch] + eps).sqrt();
+        let sc = gamma.map_or(1.0, |g| g[ch]) * is;
+        out[0].push(is);
+        out[1].push(sc);
+        out[2].push(beta.map_or(0.0, |b| b[ch]) - mean[ch] * sc);
+    }
+    out
+}
+
 /// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`.
 pub fn bn_act_fwd<T: Real>(
     x: &[T],

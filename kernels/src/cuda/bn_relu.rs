@@ -6,7 +6,7 @@
 use super::{grid_1d, DevPtr, Kernels};
 use crate::cpu::bn_relu::ChannelDims;
 use crate::{Error, Result};
-use cudarc::driver::{CudaSlice, LaunchConfig};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig};
 
 const FILE: &str = "bn_relu.cu";
 
@@ -46,9 +46,47 @@ fn warp_per_channel(c: usize) -> LaunchConfig {
     }
 }
 
+/// The running buffers a training BN's statistics pass updates in place: device pointers (0 for
+/// none), the mean and variance in the accumulation type, the batch count an i64.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BnRunning {
+    /// Running mean \[C\].
+    pub mean: DevPtr,
+    /// Running (unbiased) variance \[C\].
+    pub var: DevPtr,
+    /// num_batches_tracked, one i64.
+    pub batches: DevPtr,
+    /// Running-average factor.
+    pub momentum: f64,
+}
+
+/// What the statistics pass derives for the forward, device pointers in the accumulation type
+/// (0 for none): invstd = 1/√(var + eps), scale = γ·invstd, shift = β - mean·scale from γ and β
+/// (0: ones and zeros). All of invstd, scale, shift are written, or none (`invstd` 0).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BnAffine {
+    /// γ \[C\] read.
+    pub gamma: DevPtr,
+    /// β \[C\] read.
+    pub beta: DevPtr,
+    /// 1/√(var + eps) \[C\] written.
+    pub invstd: DevPtr,
+    /// γ·invstd \[C\] written.
+    pub scale: DevPtr,
+    /// β - mean·scale \[C\] written.
+    pub shift: DevPtr,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+// SAFETY: plain-old-data with the C layout of `BnAffine<A>` in bn_relu.cu (five pointers, a
+// double).
+unsafe impl DeviceRepr for BnAffine {}
+
 /// The two reduction kernels: per-block sums into a workspace, then a warp per channel combines
-/// them into `out1`, `out2`. `bwd` selects the backward sums (Σg, Σg·(x - mean)) over the
-/// statistics (Σ(x - K), Σ(x - K)²).
+/// them into `out1`, `out2` (and, for the statistics, updates `run`). `bwd` selects the backward
+/// sums (Σg, Σg·(x - mean)) over the statistics (Σ(x - K), Σ(x - K)²).
 #[allow(clippy::too_many_arguments)]
 fn channel_sums(
     k: &Kernels,
@@ -57,8 +95,8 @@ fn channel_sums(
     (x, dy, y, mean, invstd): (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
     relu: bool,
     bwd: bool,
-    out1: DevPtr,
-    out2: DevPtr,
+    (out1, out2): (DevPtr, DevPtr),
+    (run, aff): (&BnRunning, &BnAffine),
 ) -> Result<()> {
     if d.c == 0 {
         return Ok(());
@@ -88,33 +126,47 @@ fn channel_sums(
             &[&x, &dy, &y, &mean, &relu, &bwd, &n, &c, &hw, &cl, &wp],
         )?;
     }
+    let (rm, rv, rb, momentum) = (run.mean, run.var, run.batches, run.momentum);
     // SAFETY: `work` holds the partials just written on this stream; out1, out2 (and invstd in
-    // the backward) hold c elements of the accumulation type; the list matches
-    // `bn_finalize_<ty>(const T*, const A*, int, i64, i64, i64, int, const double*, i64, A*, A*)`.
-    // `work` is freed in stream order after this launch.
+    // the backward, the non-null running mean/var and pointers of `aff`) hold c elements of the
+    // accumulation type, a non-null `batches` one i64; the list matches `bn_finalize_<ty>(const
+    // T*, const A*, int, i64, i64, i64, int, const double*, i64, A*, A*, A*, A*, i64*, double,
+    // BnAffine<A>)`. `work` is freed in stream order after this launch.
     unsafe {
         k.launch(
             FILE,
             &format!("bn_finalize_{ty}"),
             warp_per_channel(d.c),
             &[
-                &x, &invstd, &bwd, &n, &c, &hw, &cl, &wp, &splits64, &out1, &out2,
+                &x, &invstd, &bwd, &n, &c, &hw, &cl, &wp, &splits64, &out1, &out2, &rm, &rv, &rb,
+                &momentum, aff,
             ],
         )
     }
 }
 
 /// Batch mean and biased variance per channel of x (dtype `ty`), into `mean`, `var` (accumulation
-/// type).
+/// type); the running buffers of `run` are updated and the forward's `aff` vectors written by the
+/// same launch.
 pub fn bn_stats(
     k: &Kernels,
     ty: &str,
     x: DevPtr,
     d: ChannelDims,
-    mean: DevPtr,
-    var: DevPtr,
+    (mean, var): (DevPtr, DevPtr),
+    run: &BnRunning,
+    aff: &BnAffine,
 ) -> Result<()> {
-    channel_sums(k, ty, &d, (x, 0, 0, 0, 0), false, false, mean, var)
+    channel_sums(
+        k,
+        ty,
+        &d,
+        (x, 0, 0, 0, 0),
+        false,
+        false,
+        (mean, var),
+        (run, aff),
+    )
 }
 
 /// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`; y written once.
@@ -186,7 +238,17 @@ pub fn bn_act_bwd(
     dbeta: DevPtr,
 ) -> Result<()> {
     let ptrs = (s.x, dy, s.y, s.mean, s.invstd);
-    channel_sums(k, ty, &d, ptrs, s.relu, true, dgamma, dbeta)?;
+    let (none, no_affine) = (BnRunning::default(), BnAffine::default());
+    channel_sums(
+        k,
+        ty,
+        &d,
+        ptrs,
+        s.relu,
+        true,
+        (dgamma, dbeta),
+        (&none, &no_affine),
+    )?;
     let total = d.n * d.c * d.hw;
     let (relu, training, dres) = (s.relu as i32, s.training as i32, dres.unwrap_or(0));
     let (total64, c, hw, cl) = (

@@ -1,5 +1,5 @@
-//! Launchers for `pool.cu`: max, average and adaptive pooling, forward and backward, f32 and f64,
-//! NCHW or NHWC through the twin's [`Dims4`]. Each computes exactly what its namesake in
+//! Launchers for `pool.cu`: max, average and adaptive pooling, forward and backward, f32, f64,
+//! f16 and bf16 (f32 arithmetic inside), NCHW or NHWC through the twin's [`Dims4`]. Each computes exactly what its namesake in
 //! [`crate::cpu::pool`] computes, except that gradients overwrite dx instead of adding to it.
 
 use super::gemm::int;
@@ -44,6 +44,14 @@ struct Win {
 unsafe impl DeviceRepr for Win {}
 
 impl Win {
+    /// The window of adaptive pooling (kernel 0: pool.cu derives the ranges from the sizes).
+    const ADAPTIVE: Win = Win {
+        k: [0; 2],
+        s: [1; 2],
+        p: [0; 2],
+        d: [1; 2],
+    };
+
     fn new(w: &Window) -> Result<Win> {
         if w.kernel.contains(&0) || w.stride.contains(&0) || w.dilation.contains(&0) {
             return Err(Error::Launch(format!(
@@ -100,7 +108,9 @@ pub fn max_pool_fwd(
     }
 }
 
-/// Max pooling backward: dx = 0, then dy added at each output's argmax (dx fully overwritten).
+/// Max pooling backward: each dx element gathers dy of the outputs whose argmax it is, among
+/// those `win` covers (adaptive ranges when `win` is None); dx fully overwritten, no atomics.
+#[allow(clippy::too_many_arguments)]
 pub fn max_pool_bwd(
     k: &Kernels,
     ty: &str,
@@ -109,33 +119,25 @@ pub fn max_pool_bwd(
     idx: DevPtr,
     dx: DevPtr,
     xd: Dims4,
+    win: Option<&Window>,
 ) -> Result<()> {
-    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
-    let (xcl, ycl) = (channels_last(&xd), channels_last(&yd));
+    let (xs, ys, cl) = (Dims::new(xd), Dims::new(yd), channels_last(&xd));
     if numel(&xd) == 0 {
         return Ok(());
     }
-    // SAFETY: dx holds the elements xd addresses; matches `pool_zero_<ty>(T*, PoolDims, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("pool_zero_{ty}"),
-            grid_1d(numel(&xd)),
-            &[&dx, &xs, &xcl],
-        )?;
-    }
-    if numel(&yd) == 0 {
-        return Ok(());
-    }
-    // SAFETY: dy and idx (laid out as dy) hold yd's elements and every idx is -1 or inside the
-    // plane of xd (as max_pool_fwd wrote it); matches `max_pool_bwd_<ty>(const T*, PoolDims,
-    // const i64*, T*, PoolDims, int)`.
+    let w = match win {
+        Some(w) => Win::new(w)?,
+        None => Win::ADAPTIVE,
+    };
+    // SAFETY: dy and idx (laid out as dy) hold yd's elements, dx those xd addresses; every idx
+    // is -1 or inside the plane of xd (as the forward wrote it); matches `max_pool_bwd_<ty>(const
+    // T*, PoolDims, const i64*, T*, PoolDims, PoolWin, int)`.
     unsafe {
         k.launch(
             FILE,
             &format!("max_pool_bwd_{ty}"),
-            grid_1d(numel(&yd)),
-            &[&dy, &ys, &idx, &dx, &xs, &ycl],
+            grid_1d(numel(&xd)),
+            &[&dy, &ys, &idx, &dx, &xs, &w, &cl],
         )
     }
 }

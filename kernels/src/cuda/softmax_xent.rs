@@ -112,7 +112,8 @@ pub fn softmax_rows_bwd(
     }
 }
 
-/// Per-row loss -Σ q·log softmax(x) and log-sum-exp of `rows` rows of `len` logits, in one pass.
+/// Per-row loss -Σ q·log softmax(x) and log-sum-exp of `rows` rows of `len` logits, in one pass;
+/// loss, lse and soft targets are in the accumulation type (f32 for f16/bf16 logits).
 #[allow(clippy::too_many_arguments)]
 pub fn xent_fwd(
     k: &Kernels,
@@ -125,9 +126,10 @@ pub fn xent_fwd(
     lse: DevPtr,
 ) -> Result<()> {
     let name = format!("xent_fwd_{ty}");
-    // SAFETY: x (and soft targets) hold rows·len elements of `ty`, labels rows i64s, loss and lse
-    // rows elements; the list matches `xent_fwd_<ty>(const T*, i64, i64, int, const i64*, double,
-    // const T*, T*, T*, int)`. The unused target pointer is null and never read.
+    // SAFETY: x holds rows·len elements of `ty`, soft targets rows·len of its accumulation type
+    // A (f32 for f16/bf16), labels rows i64s, loss and lse rows of A; the list matches
+    // `xent_fwd_<ty>(const T*, i64, i64, int, const i64*, double, const A*, A*, A*, int)`. The
+    // unused target pointer is null and never read.
     unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &[&loss, &lse]) }
 }
 
@@ -145,8 +147,8 @@ pub fn xent_bwd(
     dx: DevPtr,
 ) -> Result<()> {
     let name = format!("xent_bwd_{ty}");
-    // SAFETY: x, dx (and soft targets) hold rows·len elements of `ty`, labels rows i64s, lse and
-    // scale rows elements; the list matches `xent_bwd_<ty>(const T*, i64, i64, int, const i64*,
-    // double, const T*, const T*, const T*, T*, int)`.
+    // SAFETY: x, dx hold rows·len elements of `ty`, soft targets rows·len of its accumulation
+    // type A, labels rows i64s, lse and scale rows of A; the list matches `xent_bwd_<ty>(const
+    // T*, i64, i64, int, const i64*, double, const A*, const A*, const A*, T*, int)`.
     unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &[&lse, &scale, &dx]) }
 }

@@ -52,6 +52,7 @@ impl BatchNorm2d {
             bias: Some(&self.bias),
             running_mean: Some(&self.running_mean),
             running_var: Some(&self.running_var),
+            num_batches_tracked: Some(&self.num_batches_tracked),
             training: self.training,
             momentum: self.momentum,
             eps: self.eps,
@@ -60,11 +61,6 @@ impl BatchNorm2d {
 
     /// act(BN(x) + residual) as one fused op; ReLU when `relu`.
     pub fn forward_act(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
-        if self.training {
-            let n = self.num_batches_tracked.item()? as i64;
-            self.num_batches_tracked
-                .copy_(&Tensor::from_vec(vec![n + 1], &[])?)?;
-        }
         Ok(x.batch_norm_act_synced(self.args(), residual, relu, self.sync.clone())?)
     }
 

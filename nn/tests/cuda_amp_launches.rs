@@ -1,0 +1,230 @@
+//! One AMP training step (float16 autocast, channels-last) of resnet18 at batch 2, 32x32 on the
+//! CUDA backend (the emulator in CI), counted launch by launch with `KILN_EMU_STATS`: the only
+//! casts left are autocast's own (each conv/linear parameter and the input batch cast to f16 in
+//! the forward, each parameter gradient cast back to f32), BatchNorm's running statistics cost no
+//! launch of their own, and
+//! pooling, the residual gradient sums, the head and the loss read f16 as it is. The same step on
+//! the CPU (which runs f16 ops on f32 copies) gives the same loss and gradients.
+
+use kiln_engine::{DType, Device, Generator, MemoryFormat, Tensor};
+use kiln_nn::{create_model, load_state_dict, state_dict, Kind, Model, ModelArgs};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+/// f16 carries 11 significant bits (relative rounding 4.9e-4); activations are rounded to f16
+/// after every op on both backends, but not at the same points (the CPU rounds each op's f32
+/// result, the kernels keep f32 inside fused ones), so the difference grows through 18 layers.
+const LOSS_RTOL: f64 = 5e-3;
+/// Gradients, relative to each tensor's largest value.
+const GRAD_TOL: f64 = 3e-2;
+
+/// One forward under autocast, the cross-entropy and the backward; returns the loss.
+fn step(model: &dyn Model, device: Device) -> Tensor {
+    let mut g = Generator::new(11);
+    let x = g
+        .normal(&[2, 3, 32, 32], 0.0, 1.0, DType::F32)
+        .unwrap()
+        .to_memory_format(MemoryFormat::ChannelsLast)
+        .unwrap()
+        .to_device(device)
+        .unwrap();
+    let y = Tensor::from_vec(vec![3i64, 8], &[2])
+        .unwrap()
+        .to_device(device)
+        .unwrap();
+    for t in model.named_parameters() {
+        t.tensor.set_grad(None);
+    }
+    let loss = {
+        let _autocast = kiln_engine::amp::autocast(DType::F16).unwrap();
+        model.forward(&x).unwrap().cross_entropy(&y, 0.1).unwrap()
+    };
+    loss.backward().unwrap();
+    loss
+}
+
+/// The kernel names of the launches `f` made, in order, from the stats file.
+fn launches(stats: &std::path::Path, f: impl FnOnce()) -> Vec<String> {
+    let dev = kiln_engine::cuda::device(0).unwrap();
+    dev.synchronize().unwrap();
+    let before = std::fs::read_to_string(stats).unwrap_or_default().len();
+    f();
+    dev.synchronize().unwrap();
+    let text = std::fs::read_to_string(stats).unwrap();
+    text[before..]
+        .lines()
+        .filter_map(|l| l.split("\"kernel\":\"").nth(1)?.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Launches per kernel family (the name without its dtype suffix), for the log.
+fn families(names: &[String]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for n in names {
+        *out.entry(n.clone()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// The parameters autocast casts: those of convolutions and linears, i.e. every parameter not
+/// owned by a BatchNorm (a module with a running mean).
+fn cast_parameters(model: &dyn Model) -> usize {
+    let tensors = model.named_tensors();
+    let bn: BTreeSet<String> = tensors
+        .iter()
+        .filter_map(|t| t.name.strip_suffix(".running_mean").map(str::to_owned))
+        .collect();
+    tensors
+        .iter()
+        .filter(|t| t.kind == Kind::Parameter)
+        .filter(|t| !t.name.rsplit_once('.').is_some_and(|(m, _)| bn.contains(m)))
+        .count()
+}
+
+fn grads(model: &dyn Model) -> BTreeMap<String, Vec<f32>> {
+    model
+        .named_parameters()
+        .into_iter()
+        .map(|t| {
+            let g = t.tensor.grad().expect("every parameter has a gradient");
+            (
+                t.name,
+                g.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn largest(v: &[f32]) -> f64 {
+    v.iter().fold(1e-12f64, |m, &v| m.max(v.abs() as f64))
+}
+
+#[test]
+fn amp_step_launches_no_cast_but_autocasts_and_no_bn_bookkeeping() {
+    if let Err(e) = kiln_engine::cuda::device(0) {
+        let _ = writeln!(std::io::stderr(), "skipped: {e}");
+        return;
+    }
+    let stats = std::env::temp_dir().join(format!("kiln-amp-{}.jsonl", std::process::id()));
+    // Set before any kernel runs; this binary's only test reads it.
+    std::env::set_var("KILN_EMU_STATS", &stats);
+    let args = ModelArgs {
+        num_classes: 10,
+        ..Default::default()
+    };
+    kiln_engine::manual_seed(0);
+    let mut cpu = create_model("resnet18", &args).unwrap();
+    let mut gpu = create_model("resnet18", &args).unwrap();
+    load_state_dict(gpu.as_ref(), &state_dict(cpu.as_ref()), true).unwrap();
+    cpu.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
+    gpu.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
+    gpu.to_device(Device::Cuda(0)).unwrap();
+
+    // Warm up (module loads, allocator), then count the second step, as the lead's measurement.
+    step(gpu.as_ref(), Device::Cuda(0));
+    step(cpu.as_ref(), Device::Cpu);
+    let mut gpu_loss = None;
+    let names = launches(&stats, || {
+        gpu_loss = Some(step(gpu.as_ref(), Device::Cuda(0)))
+    });
+    let gpu_loss = gpu_loss.unwrap().item().unwrap();
+    let cpu_loss = step(cpu.as_ref(), Device::Cpu).item().unwrap();
+    let _ = std::fs::remove_file(&stats);
+    println!("{} launches per step: {:?}", names.len(), families(&names));
+
+    let count = |name: &str| names.iter().filter(|n| *n == name).count();
+    let params = cast_parameters(gpu.as_ref());
+    // Autocast casts each conv/linear parameter and the f32 input batch (at the first conv, as
+    // PyTorch's autocast does) to f16, and each parameter gradient back.
+    let forward = count("cast_f32_f16");
+    assert_eq!(
+        forward,
+        params + 1,
+        "forward casts: conv/linear parameters and the input"
+    );
+    let backward = count("cast_f16_f32");
+    assert_eq!(
+        backward, params,
+        "backward casts: one per parameter gradient"
+    );
+    let casts = names.iter().filter(|n| n.starts_with("cast_")).count();
+    assert_eq!(
+        casts,
+        2 * params + 1,
+        "no other cast: {:?}",
+        families(&names)
+    );
+    // Each training BN's statistics pass (bn_partials, bn_finalize) also updates the running
+    // buffers and the batch count and derives the forward's scale and shift: the launch after
+    // every bn_finalize is the BN's own apply (forward) or dx pass (backward), with no running
+    // update, count increment or per-channel arithmetic between.
+    let bns = gpu
+        .named_tensors()
+        .iter()
+        .filter(|t| t.name.ends_with("running_mean"))
+        .count();
+    assert_eq!(
+        count("bn_finalize_f16"),
+        2 * bns,
+        "a finalize per BN, forward and backward"
+    );
+    for i in (0..names.len()).filter(|&i| names[i] == "bn_finalize_f16") {
+        let next = names.get(i + 1).map(String::as_str);
+        assert!(
+            matches!(next, Some("bn_act_fwd_f16" | "bn_act_bwd_dx_f16")),
+            "launch {i} (bn_finalize) is followed by {next:?}"
+        );
+    }
+    let counts = names
+        .iter()
+        .filter(|n| n.starts_with("cast_i64") || *n == "copy_b8");
+    assert_eq!(counts.count(), 0, "num_batches_tracked launches");
+
+    assert!(
+        (gpu_loss - cpu_loss).abs() <= LOSS_RTOL * cpu_loss.abs(),
+        "loss: cuda {gpu_loss}, cpu {cpu_loss}"
+    );
+    let (a, b) = (grads(gpu.as_ref()), grads(cpu.as_ref()));
+    for (name, want) in &b {
+        let scale = largest(want);
+        for (i, (&g, &w)) in a[name].iter().zip(want).enumerate() {
+            let err = (g as f64 - w as f64).abs() / scale;
+            assert!(
+                err <= GRAD_TOL,
+                "{name}[{i}]: cuda {g}, cpu {w} ({err:.2e})"
+            );
+        }
+    }
+    for t in gpu
+        .named_tensors()
+        .iter()
+        .filter(|t| t.kind == Kind::Buffer)
+    {
+        let want = cpu
+            .named_tensors()
+            .into_iter()
+            .find(|c| c.name == t.name)
+            .unwrap();
+        let (g, w) = (
+            t.tensor
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            want.tensor
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+        );
+        let scale = w.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in g.iter().zip(&w).enumerate() {
+            assert!(
+                (x - y).abs() <= GRAD_TOL * scale,
+                "{}[{i}]: cuda {x}, cpu {y}",
+                t.name
+            );
+        }
+    }
+}
