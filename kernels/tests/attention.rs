@@ -48,9 +48,12 @@ fn naive(q: &[f64], k: &[f64], v: &[f64], dout: &[f64], a: AttnDims) -> Grads<f6
         let mut p = vec![vec![0.0; lk]; lq];
         for i in 0..lq {
             let s: Vec<f64> = (0..lk)
-                .map(|j| match j < a.keys(i) {
-                    true => dotp(&row(q, qo, i), &row(k, ko, j)) * a.scale,
-                    false => f64::NEG_INFINITY,
+                .map(|j| {
+                    if j < a.keys(i) {
+                        dotp(&row(q, qo, i), &row(k, ko, j)) * a.scale
+                    } else {
+                        f64::NEG_INFINITY
+                    }
                 })
                 .collect();
             let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);

@@ -70,8 +70,8 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
         .map(|(&x, &y)| x * y)
         .sum();
     for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
+        for ((a, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *a += x * y;
         }
     }
     acc.iter().copied().sum::<T>() + tail
