@@ -3,7 +3,7 @@
 //!
 //! Notation: `bh` independent problems (batch·heads), each with `lq` query rows and `lk` key/value
 //! rows of head dim `d`, all dense row-major. S = scale·Q·Kᵀ, P = softmax(S) per row, O = P·V.
-//! The forward walks the keys in blocks of [`BK`] with an online softmax (running max m and sum
+//! The forward walks the keys in blocks of `BK` (64) with an online softmax (running max m and sum
 //! l, the partial O rescaled by e^(m_old − m_new)), so only one block of scores exists at a time,
 //! and it keeps lse = m + ln l per row. The backward recomputes P = e^(S − lse) from Q, K and lse:
 //! with Δ = rowsum(dO∘O) first, dS = P∘(dO·Vᵀ − Δ), dQ = scale·dS·K in one pass over query
