@@ -11,7 +11,8 @@
 //   a broadcast, no bank conflicts) and folds it in with the online softmax (running max m, sum l,
 //   O rescaled by e^(m_old − m_new)). Only O and lse = m + ln l reach global memory.
 // - attention_bwd_dq: the same tiling; a thread computes its row's Δ (written for the dK/dV
-//   kernel), recomputes P = e^(S − lse) tile by tile and accumulates dQ = scale·dS·K.
+//   kernel), recomputes P = e^(S − lse) tile by tile and accumulates dQ = scale·dS·K (q and dQ in
+//   registers, dO in padded shared memory).
 // - attention_bwd_dkv: a block of ATT_BK threads owns ATT_BK key rows (K and V rows in padded
 //   shared memory, dK and dV accumulators in registers); Q, dO, lse and Δ stream through shared
 //   memory in tiles of ATT_BC rows. dK = scale·dSᵀ·Q, dV = Pᵀ·dO.
@@ -114,13 +115,16 @@ template <typename T, int HD> struct Attn {
                                 const float* lse, float* delta, T* dq, i64 lq, i64 lk, int d,
                                 float scale, int causal) {
     __shared__ float ks[ATT_BC * HD], vs[ATT_BC * HD];
+    __shared__ float dos[ATT_BR * (HD + 1)];  // the block's dO rows, padded: no conflicts
     i64 bh = blockIdx.y, i0 = (i64)blockIdx.x * ATT_BR, i = i0 + threadIdx.x;
     q += bh * lq * d, k += bh * lk * d, v += bh * lk * d, o += bh * lq * d, dout += bh * lq * d;
     lse += bh * lq, delta += bh * lq, dq += bh * lq * d;
     bool live = i < lq;
-    float qr[HD], dor[HD], g[HD];
+    float qr[HD], g[HD];  // dO stays in shared memory: three register rows would spill
     load_row(qr, q + i * d, live, d, scale);
-    load_row(dor, dout + i * d, live, d, 1.0f);
+    load_tile<ATT_BR, HD + 1>(dos, dout, i0, lq, d, 1.0f);
+    __syncthreads();
+    const float* dor = dos + threadIdx.x * (HD + 1);
     float dl = 0.0f;
 #pragma unroll
     for (int c = 0; c < HD; ++c) {
@@ -137,13 +141,13 @@ template <typename T, int HD> struct Attn {
       load_tile<ATT_BC, HD>(vs, v, j0, lk, d, 1.0f);
       __syncthreads();
       int jn = tile_keys(kmax, j0);
-#pragma unroll
-      for (int r = 0; r < ATT_BC; ++r) {
-        if (r >= jn) break;
+#pragma unroll 1  // r indexes shared memory only; unrolling it raises register pressure
+      for (int r = 0; r < jn; ++r) {
         float p = exp(dot(qr, ks + r * HD) - ls);
         float ds = p * (dot(dor, vs + r * HD) - dl);
+        const volatile float* kv = ks + r * HD;  // reread: keeping the row would spill
 #pragma unroll
-        for (int c = 0; c < HD; ++c) g[c] += ds * ks[r * HD + c];
+        for (int c = 0; c < HD; ++c) g[c] += ds * kv[c];
       }
     }
     if (!live) return;
@@ -179,16 +183,17 @@ template <typename T, int HD> struct Attn {
       }
       __syncthreads();
       int rn = lq - i0 < ATT_BC ? (int)(lq - i0) : ATT_BC;
-#pragma unroll
-      for (int r = 0; r < ATT_BC; ++r) {
-        if (r >= rn) break;
+#pragma unroll 1
+      for (int r = 0; r < rn; ++r) {
         if (!live || (causal && i0 + r < j)) continue;
         float p = exp(dot(qs + r * HD, kr) - ls[r]);
         float ds = p * (dot(dos + r * HD, vr) - dl[r]);
+        // Reread the rows the dots used: keeping them in registers would spill.
+        const volatile float *qv = qs + r * HD, *dov = dos + r * HD;
 #pragma unroll
         for (int c = 0; c < HD; ++c) {
-          gv[c] += p * dos[r * HD + c];
-          gk[c] += ds * qs[r * HD + c];
+          gv[c] += p * dov[c];
+          gk[c] += ds * qv[c];
         }
       }
     }
