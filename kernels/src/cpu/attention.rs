@@ -6,10 +6,11 @@
 //! The forward walks the keys in blocks of `BK` (64) with an online softmax (running max m and sum
 //! l, the partial O rescaled by e^(m_old − m_new)), so only one block of scores exists at a time,
 //! and it keeps lse = m + ln l per row. The backward recomputes P = e^(S − lse) from Q, K and lse:
-//! with Δ = rowsum(dO∘O) first, dS = P∘(dO·Vᵀ − Δ), dQ = scale·dS·K in one pass over query
-//! blocks, and dK = scale·dSᵀ·Q, dV = Pᵀ·dO in one pass over key blocks, so every output element is
-//! written by one task, in a fixed order: no atomics and no N×N matrix. The causal mask lets query
-//! i see keys j ≤ i (PyTorch's top-left aligned `is_causal`).
+//! with Δ = rowsum(dO∘O) first, dS = P∘(dO·Vᵀ − Δ), dQ = scale·dS·K, dK = scale·dSᵀ·Q and
+//! dV = Pᵀ·dO, accumulated in one pass per problem (rayon over batch·heads) in a fixed order: no
+//! atomics, no N×N matrix, each P and dS computed once. Key blocks are transposed once so scores
+//! are axpys over keys (no horizontal sums). The causal mask lets query i see keys j ≤ i
+//! (PyTorch's top-left aligned `is_causal`).
 
 use super::{c, Real};
 use rayon::prelude::*;
@@ -111,6 +112,26 @@ pub fn attention_fwd<T: Real>(
         });
 }
 
+/// kt\[c·BK + t\] = src\[t·d + c\] for the `bk` rows of `src`: a key block with the head dim
+/// outermost, so scores vectorize over keys.
+fn transpose_block<T: Real>(src: &[T], d: usize, kt: &mut [T]) {
+    for (t, row) in src.chunks_exact(d).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            kt[c * BK + t] = x;
+        }
+    }
+}
+
+/// s\[t\] = mul·Σ_c x\[c\]·kt\[c·BK + t\] for t < s.len(): one axpy per head-dim element over
+/// the block's keys, no horizontal sums.
+fn scores<T: Real>(x: &[T], kt: &[T], mul: T, s: &mut [T]) {
+    s.fill(T::zero());
+    for (c, &xc) in x.iter().enumerate() {
+        axpy(s, xc, &kt[c * BK..][..s.len()]);
+    }
+    s.iter_mut().for_each(|v| *v *= mul);
+}
+
 /// The forward of query rows `[i0, i0 + lse.len())` of one problem.
 fn fwd_block<T: Real>(
     q: &[T],
@@ -125,21 +146,20 @@ fn fwd_block<T: Real>(
     let rows = lse.len();
     let mut m = vec![T::neg_infinity(); rows];
     let mut l = vec![T::zero(); rows];
+    let mut kt = vec![T::zero(); d * BK];
     let mut s = [T::zero(); BK];
     o.fill(T::zero());
     let kend = dims.keys(i0 + rows - 1);
     for j0 in (0..kend).step_by(BK) {
+        let bk = BK.min(kend - j0);
+        transpose_block(&k[j0 * d..][..bk * d], d, &mut kt);
         for r in 0..rows {
-            let jn = dims.keys(i0 + r).min(j0 + BK).saturating_sub(j0);
+            let jn = dims.keys(i0 + r).min(j0 + bk).saturating_sub(j0);
             if jn == 0 {
                 continue;
             }
-            let qi = &q[(i0 + r) * d..][..d];
-            let mut bm = T::neg_infinity();
-            for (t, sj) in s[..jn].iter_mut().enumerate() {
-                *sj = dot(qi, &k[(j0 + t) * d..][..d]) * scale;
-                bm = bm.max(*sj);
-            }
+            scores(&q[(i0 + r) * d..][..d], &kt, scale, &mut s[..jn]);
+            let bm = s[..jn].iter().fold(T::neg_infinity(), |a, &b| a.max(b));
             let mn = m[r].max(bm);
             let alpha = (m[r] - mn).exp();
             let orow = &mut o[r * d..][..d];
@@ -195,23 +215,13 @@ pub fn attention_bwd<T: Real>(
             *dl = dot(&x.dout[i..][..d], &x.o[i..][..d]);
         }
     });
-    dq.par_chunks_mut(lq * d).enumerate().for_each(|(h, dq)| {
-        let hx = head(&x, h, dims);
-        let delta = &delta[h * lq..][..lq];
-        dq.par_chunks_mut(BQ * d)
-            .enumerate()
-            .for_each(|(b, dq)| dq_block(&hx, delta, dims, b * BQ, dq));
-    });
-    dk.par_chunks_mut(lk * d)
+    dq.par_chunks_mut(lq * d)
+        .zip(dk.par_chunks_mut(lk * d))
         .zip(dv.par_chunks_mut(lk * d))
         .enumerate()
-        .for_each(|(h, (dk, dv))| {
-            let hx = head(&x, h, dims);
+        .for_each(|(h, ((dq, dk), dv))| {
             let delta = &delta[h * lq..][..lq];
-            dk.par_chunks_mut(BK * d)
-                .zip(dv.par_chunks_mut(BK * d))
-                .enumerate()
-                .for_each(|(b, (dk, dv))| dkv_block(&hx, delta, dims, b * BK, dk, dv));
+            bwd_head(&head(&x, h, dims), delta, dims, (dq, dk, dv));
         });
 }
 
@@ -228,58 +238,38 @@ fn head<'a, T>(x: &AttnBwdInputs<'a, T>, h: usize, dims: AttnDims) -> AttnBwdInp
     }
 }
 
-/// dS[i, j] = P[i, j]·(dO[i]·V[j] − Δ[i]) with P recomputed as e^(scale·Q[i]·K[j] − lse[i]);
-/// also returns P[i, j].
-#[inline]
-fn ds_p<T: Real>(
-    x: &AttnBwdInputs<T>,
-    delta: &[T],
-    d: usize,
-    scale: T,
-    i: usize,
-    j: usize,
-) -> (T, T) {
-    let (qi, doi) = (&x.q[i * d..][..d], &x.dout[i * d..][..d]);
-    let (kj, vj) = (&x.k[j * d..][..d], &x.v[j * d..][..d]);
-    let p = (dot(qi, kj) * scale - x.lse[i]).exp();
-    (p * (dot(doi, vj) - delta[i]), p)
-}
-
-/// dQ of query rows `[i0, i0 + dq.len()/d)` of one problem: scale·Σ_j dS[i, j]·K[j].
-fn dq_block<T: Real>(x: &AttnBwdInputs<T>, delta: &[T], dims: AttnDims, i0: usize, dq: &mut [T]) {
-    let (d, scale) = (dims.d, c::<T>(dims.scale));
-    for (r, dqi) in dq.chunks_mut(d).enumerate() {
-        let i = i0 + r;
-        dqi.fill(T::zero());
-        for j in 0..dims.keys(i) {
-            let (ds, _) = ds_p(x, delta, d, scale, i, j);
-            axpy(dqi, ds, &x.k[j * d..][..d]);
-        }
-        dqi.iter_mut().for_each(|g| *g *= scale);
-    }
-}
-
-/// dK and dV of key rows `[j0, j0 + dk.len()/d)` of one problem: scale·Σ_i dS[i, j]·Q[i] and
-/// Σ_i P[i, j]·dO[i].
-fn dkv_block<T: Real>(
+/// dQ, dK and dV of one problem in one pass over key blocks (queries inner), each P\[i, j\] and
+/// dS\[i, j\] computed once, in a fixed order.
+fn bwd_head<T: Real>(
     x: &AttnBwdInputs<T>,
     delta: &[T],
     dims: AttnDims,
-    j0: usize,
-    dk: &mut [T],
-    dv: &mut [T],
+    (dq, dk, dv): (&mut [T], &mut [T], &mut [T]),
 ) {
     let (d, scale) = (dims.d, c::<T>(dims.scale));
-    let keys = dk.len() / d;
+    let (mut kt, mut vt) = (vec![T::zero(); d * BK], vec![T::zero(); d * BK]);
+    let (mut s, mut dp) = ([T::zero(); BK], [T::zero(); BK]);
+    dq.fill(T::zero());
     dk.fill(T::zero());
     dv.fill(T::zero());
-    for i in dims.first_query(j0)..dims.lq {
-        let (qi, doi) = (&x.q[i * d..][..d], &x.dout[i * d..][..d]);
-        for t in 0..keys.min(dims.keys(i).saturating_sub(j0)) {
-            let (ds, p) = ds_p(x, delta, d, scale, i, j0 + t);
-            axpy(&mut dk[t * d..][..d], ds, qi);
-            axpy(&mut dv[t * d..][..d], p, doi);
+    for j0 in (0..dims.lk).step_by(BK) {
+        let bk = BK.min(dims.lk - j0);
+        transpose_block(&x.k[j0 * d..][..bk * d], d, &mut kt);
+        transpose_block(&x.v[j0 * d..][..bk * d], d, &mut vt);
+        for i in dims.first_query(j0)..dims.lq {
+            let jn = dims.keys(i).min(j0 + bk).saturating_sub(j0);
+            let (qi, doi) = (&x.q[i * d..][..d], &x.dout[i * d..][..d]);
+            scores(qi, &kt, scale, &mut s[..jn]);
+            scores(doi, &vt, T::one(), &mut dp[..jn]);
+            let dqi = &mut dq[i * d..][..d];
+            for t in 0..jn {
+                let p = (s[t] - x.lse[i]).exp();
+                let ds = p * (dp[t] - delta[i]) * scale;
+                let j = (j0 + t) * d;
+                axpy(dqi, ds, &x.k[j..][..d]);
+                axpy(&mut dk[j..][..d], ds, qi);
+                axpy(&mut dv[j..][..d], p, doi);
+            }
         }
     }
-    dk.iter_mut().for_each(|g| *g *= scale);
 }
