@@ -1,7 +1,7 @@
 //! The fused attention twins: the CPU kernels (f64) against a naive reference that materializes
 //! S, P and dS, then attention.cu (through its launchers, f32) against the CPU twin. Shapes span
-//! several query/key blocks with ragged tails, lq ≠ lk, odd head dims (24, 40) and the causal
-//! mask. (f16/bf16 are covered by the engine's conformance suite.)
+//! several query/key blocks of each twin with ragged tails, lq ≠ lk, odd head dims (24, 40) and
+//! the causal mask. (f16/bf16 are covered by the engine's conformance suite.)
 
 mod common;
 use common::{assert_close, gpu, Gpu};
@@ -14,6 +14,15 @@ const SHAPES: [(usize, usize, usize, usize, bool); 4] = [
     (2, 17, 45, 40, true),
     (1, 33, 20, 24, false),
     (2, 45, 45, 32, true),
+];
+
+/// Larger shapes for the CPU twin alone, so its 64-query × 128-key gemm blocks come several to a
+/// problem with ragged tails: more keys than queries, more queries than keys, both causal.
+const CPU_SHAPES: [(usize, usize, usize, usize, bool); 4] = [
+    (2, 150, 300, 24, true),
+    (1, 200, 131, 40, false),
+    (1, 300, 140, 8, true),
+    (1, 197, 197, 64, false),
 ];
 
 fn dims((bh, lq, lk, d, causal): (usize, usize, usize, usize, bool)) -> AttnDims {
@@ -146,7 +155,7 @@ fn max_err(got: &[f64], want: &[f64]) -> f64 {
 
 #[test]
 fn cpu_twin_matches_naive_attention_in_f64() {
-    for shape in SHAPES {
+    for shape in SHAPES.into_iter().chain(CPU_SHAPES) {
         let a = dims(shape);
         let (nq, nk) = (a.bh * a.lq * a.d, a.bh * a.lk * a.d);
         let (q, k, v, dout) = (values(nq, 1), values(nk, 2), values(nk, 3), values(nq, 4));

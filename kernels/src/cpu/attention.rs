@@ -3,22 +3,24 @@
 //!
 //! Notation: `bh` independent problems (batch·heads), each with `lq` query rows and `lk` key/value
 //! rows of head dim `d`, all dense row-major. S = scale·Q·Kᵀ, P = softmax(S) per row, O = P·V.
-//! The forward walks the keys in blocks of `BK` (64) with an online softmax (running max m and sum
-//! l, the partial O rescaled by e^(m_old − m_new)), so only one block of scores exists at a time,
-//! and it keeps lse = m + ln l per row. The backward recomputes P = e^(S − lse) from Q, K and lse:
-//! with Δ = rowsum(dO∘O) first, dS = P∘(dO·Vᵀ − Δ), dQ = scale·dS·K, dK = scale·dSᵀ·Q and
-//! dV = Pᵀ·dO, accumulated in one pass per problem (rayon over batch·heads) in a fixed order: no
-//! atomics, no N×N matrix, each P and dS computed once. Key blocks are transposed once so scores
-//! are axpys over keys (no horizontal sums). The causal mask lets query i see keys j ≤ i
-//! (PyTorch's top-left aligned `is_causal`).
+//! Every product is a `gemm`-crate call on blocks of `BQ` (64) query rows by `BK` (128) keys,
+//! single-threaded inside (rayon spreads the blocks). The forward, per (problem, query block),
+//! walks the key blocks with an online softmax: S = scale·Q·Kᵀ, the running row max m and sum l,
+//! the partial O rescaled by e^(m_old − m_new), then O += P·V; only one BQ×BK block of scores
+//! exists at a time, and it keeps lse = m + ln l per row. The backward recomputes
+//! P = e^(S − lse) from Q, K and lse: with Δ = rowsum(dO∘O) first, per (key block, query block)
+//! it forms S and dP = dO·Vᵀ, then dS = P∘(dP − Δ), dV += Pᵀ·dO, dK += scale·dSᵀ·Q and
+//! dQ += scale·dS·K, in one pass per problem (rayon over batch·heads) in a fixed order: no
+//! atomics, no L×S matrix, each block of P and dS computed once. The causal mask lets query i see
+//! keys j ≤ i (PyTorch's top-left aligned `is_causal`).
 
 use super::{c, Real};
 use rayon::prelude::*;
 
-/// Query rows one task owns.
-const BQ: usize = 32;
-/// Keys whose scores exist at once, per query row.
-const BK: usize = 64;
+/// Query rows one block product covers.
+const BQ: usize = 64;
+/// Keys whose scores exist at once, per query row: ViT's 197 tokens take two blocks.
+const BK: usize = 128;
 
 /// The shape of one attention call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,11 +80,83 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     acc.iter().copied().sum::<T>() + tail
 }
 
-/// y += a·x.
-#[inline]
-fn axpy<T: Real>(y: &mut [T], a: T, x: &[T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
+/// A read-only strided matrix: element (r, c) is `data[r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+struct Mat<'a, T> {
+    data: &'a [T],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    /// Row-major with row stride `ld`.
+    fn rows(data: &'a [T], ld: usize) -> Self {
+        Mat {
+            data,
+            rs: ld,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of the row-major matrix with row stride `ld`.
+    fn t(data: &'a [T], ld: usize) -> Self {
+        Mat {
+            data,
+            rs: 1,
+            cs: ld,
+        }
+    }
+
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// C\[m×n\] (row-major, row stride `ldc`) = mul·A\[m×k\]·B\[k×n\], or += with `acc`, on one
+/// thread of the `gemm` crate (rayon already spreads the blocks).
+fn mm<T: Real>(
+    [m, n, k]: [usize; 3],
+    (c, ldc, acc): (&mut [T], usize, bool),
+    a: Mat<T>,
+    b: Mat<T>,
+    mul: T,
+) {
+    assert!(
+        a.fits(m, k) && b.fits(k, n),
+        "attention gemm operands out of bounds"
+    );
+    assert!(
+        m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(),
+        "attention gemm output out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the asserts keep every element gemm reads inside `a` and `b` and every element it
+    // writes (and reads, with `acc`) inside `c`, which this call borrows exclusively; `T` is f32
+    // or f64, both of which gemm dispatches on.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            acc,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            T::one(),
+            mul,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }
 
@@ -108,35 +182,59 @@ pub fn attention_fwd<T: Real>(
             o.par_chunks_mut(BQ * d)
                 .zip(lse.par_chunks_mut(BQ))
                 .enumerate()
-                .for_each(|(b, (o, lse))| fwd_block(q, k, v, dims, b * BQ, o, lse));
+                .for_each(|(b, (o, lse))| fwd_block(q, (k, v), dims, b * BQ, o, lse));
         });
 }
 
-/// kt\[c·BK + t\] = src\[t·d + c\] for the `bk` rows of `src`: a key block with the head dim
-/// outermost, so scores vectorize over keys.
-fn transpose_block<T: Real>(src: &[T], d: usize, kt: &mut [T]) {
-    for (t, row) in src.chunks_exact(d).enumerate() {
-        for (c, &x) in row.iter().enumerate() {
-            kt[c * BK + t] = x;
+/// Keys of block `[j0, j0 + bk)` query row `i` sees: the first `visible(..)` of them.
+#[inline]
+fn visible(dims: &AttnDims, i: usize, j0: usize, bk: usize) -> usize {
+    dims.keys(i).min(j0 + bk).saturating_sub(j0)
+}
+
+/// The online-softmax state of one query block: running row max `m` and row sum `l`.
+struct Online<T> {
+    m: Vec<T>,
+    l: Vec<T>,
+}
+
+impl<T: Real> Online<T> {
+    /// Turns the score rows `s` (row stride BK) of key block `[j0, j0 + bk)` into e^(s − m_new)
+    /// (zero where masked) and rescales the rows of `o` and `l` by e^(m_old − m_new).
+    fn update(
+        &mut self,
+        dims: &AttnDims,
+        (i0, j0, bk): (usize, usize, usize),
+        s: &mut [T],
+        o: &mut [T],
+    ) {
+        let d = dims.d;
+        for (r, (m, l)) in self.m.iter_mut().zip(&mut self.l).enumerate() {
+            let row = &mut s[r * BK..][..bk];
+            let jn = visible(dims, i0 + r, j0, bk);
+            if jn == 0 {
+                row.fill(T::zero());
+                continue;
+            }
+            let bm = row[..jn].iter().fold(T::neg_infinity(), |a, &b| a.max(b));
+            let mn = m.max(bm);
+            let alpha = (*m - mn).exp();
+            if alpha != T::one() {
+                o[r * d..][..d].iter_mut().for_each(|x| *x *= alpha);
+            }
+            row[..jn].iter_mut().for_each(|x| *x = (*x - mn).exp());
+            row[jn..].fill(T::zero());
+            *l = *l * alpha + row[..jn].iter().copied().sum::<T>();
+            *m = mn;
         }
     }
 }
 
-/// s\[t\] = mul·Σ_c x\[c\]·kt\[c·BK + t\] for t < s.len(): one axpy per head-dim element over
-/// the block's keys, no horizontal sums.
-fn scores<T: Real>(x: &[T], kt: &[T], mul: T, s: &mut [T]) {
-    s.fill(T::zero());
-    for (c, &xc) in x.iter().enumerate() {
-        axpy(s, xc, &kt[c * BK..][..s.len()]);
-    }
-    s.iter_mut().for_each(|v| *v *= mul);
-}
-
-/// The forward of query rows `[i0, i0 + lse.len())` of one problem.
+/// The forward of query rows `[i0, i0 + lse.len())` of one problem: per key block,
+/// S = scale·Q·Kᵀ and O += P·V as block products, the online softmax in between.
 fn fwd_block<T: Real>(
     q: &[T],
-    k: &[T],
-    v: &[T],
+    (k, v): (&[T], &[T]),
     dims: AttnDims,
     i0: usize,
     o: &mut [T],
@@ -144,41 +242,26 @@ fn fwd_block<T: Real>(
 ) {
     let (d, scale) = (dims.d, c::<T>(dims.scale));
     let rows = lse.len();
-    let mut m = vec![T::neg_infinity(); rows];
-    let mut l = vec![T::zero(); rows];
-    let mut kt = vec![T::zero(); d * BK];
-    let mut s = [T::zero(); BK];
+    let mut st = Online {
+        m: vec![T::neg_infinity(); rows],
+        l: vec![T::zero(); rows],
+    };
+    let mut s = vec![T::zero(); rows * BK];
+    let qb = Mat::rows(&q[i0 * d..][..rows * d], d);
     o.fill(T::zero());
     let kend = dims.keys(i0 + rows - 1);
     for j0 in (0..kend).step_by(BK) {
         let bk = BK.min(kend - j0);
-        transpose_block(&k[j0 * d..][..bk * d], d, &mut kt);
-        for r in 0..rows {
-            let jn = dims.keys(i0 + r).min(j0 + bk).saturating_sub(j0);
-            if jn == 0 {
-                continue;
-            }
-            scores(&q[(i0 + r) * d..][..d], &kt, scale, &mut s[..jn]);
-            let bm = s[..jn].iter().fold(T::neg_infinity(), |a, &b| a.max(b));
-            let mn = m[r].max(bm);
-            let alpha = (m[r] - mn).exp();
-            let orow = &mut o[r * d..][..d];
-            if alpha != T::one() {
-                orow.iter_mut().for_each(|x| *x *= alpha);
-            }
-            l[r] *= alpha;
-            for (t, &sj) in s[..jn].iter().enumerate() {
-                let p = (sj - mn).exp();
-                l[r] += p;
-                axpy(orow, p, &v[(j0 + t) * d..][..d]);
-            }
-            m[r] = mn;
-        }
+        let kb = Mat::t(&k[j0 * d..][..bk * d], d);
+        mm([rows, bk, d], (&mut s, BK, false), qb, kb, scale);
+        st.update(&dims, (i0, j0, bk), &mut s, o);
+        let vb = Mat::rows(&v[j0 * d..][..bk * d], d);
+        mm([rows, d, bk], (o, d, true), Mat::rows(&s, BK), vb, T::one());
     }
-    for r in 0..rows {
-        let inv = l[r].recip();
+    for (r, (&m, &l)) in st.m.iter().zip(&st.l).enumerate() {
+        let inv = l.recip();
         o[r * d..][..d].iter_mut().for_each(|x| *x *= inv);
-        lse[r] = m[r] + l[r].ln();
+        lse[r] = m + l.ln();
     }
 }
 
@@ -238,8 +321,8 @@ fn head<'a, T>(x: &AttnBwdInputs<'a, T>, h: usize, dims: AttnDims) -> AttnBwdInp
     }
 }
 
-/// dQ, dK and dV of one problem in one pass over key blocks (queries inner), each P\[i, j\] and
-/// dS\[i, j\] computed once, in a fixed order.
+/// dQ, dK and dV of one problem in one pass over key blocks (query blocks inner), each block of
+/// P and dS computed once and every product a `gemm` call on blocks, in a fixed order.
 fn bwd_head<T: Real>(
     x: &AttnBwdInputs<T>,
     delta: &[T],
@@ -247,29 +330,61 @@ fn bwd_head<T: Real>(
     (dq, dk, dv): (&mut [T], &mut [T], &mut [T]),
 ) {
     let (d, scale) = (dims.d, c::<T>(dims.scale));
-    let (mut kt, mut vt) = (vec![T::zero(); d * BK], vec![T::zero(); d * BK]);
-    let (mut s, mut dp) = ([T::zero(); BK], [T::zero(); BK]);
+    let (mut p, mut ds) = (vec![T::zero(); BQ * BK], vec![T::zero(); BQ * BK]);
     dq.fill(T::zero());
     dk.fill(T::zero());
     dv.fill(T::zero());
     for j0 in (0..dims.lk).step_by(BK) {
         let bk = BK.min(dims.lk - j0);
-        transpose_block(&x.k[j0 * d..][..bk * d], d, &mut kt);
-        transpose_block(&x.v[j0 * d..][..bk * d], d, &mut vt);
-        for i in dims.first_query(j0)..dims.lq {
-            let jn = dims.keys(i).min(j0 + bk).saturating_sub(j0);
-            let (qi, doi) = (&x.q[i * d..][..d], &x.dout[i * d..][..d]);
-            scores(qi, &kt, scale, &mut s[..jn]);
-            scores(doi, &vt, T::one(), &mut dp[..jn]);
-            let dqi = &mut dq[i * d..][..d];
-            for t in 0..jn {
-                let p = (s[t] - x.lse[i]).exp();
-                let ds = p * (dp[t] - delta[i]) * scale;
-                let j = (j0 + t) * d;
-                axpy(dqi, ds, &x.k[j..][..d]);
-                axpy(&mut dk[j..][..d], ds, qi);
-                axpy(&mut dv[j..][..d], p, doi);
-            }
+        let (kj, vj) = (&x.k[j0 * d..][..bk * d], &x.v[j0 * d..][..bk * d]);
+        let (dkj, dvj) = (&mut dk[j0 * d..][..bk * d], &mut dv[j0 * d..][..bk * d]);
+        for i0 in (dims.first_query(j0) / BQ * BQ..dims.lq).step_by(BQ) {
+            let rows = BQ.min(dims.lq - i0);
+            let qi = Mat::rows(&x.q[i0 * d..][..rows * d], d);
+            let doi = Mat::rows(&x.dout[i0 * d..][..rows * d], d);
+            mm([rows, bk, d], (&mut p, BK, false), qi, Mat::t(kj, d), scale);
+            mm(
+                [rows, bk, d],
+                (&mut ds, BK, false),
+                doi,
+                Mat::t(vj, d),
+                T::one(),
+            );
+            let blk = (i0, j0, bk);
+            probs_and_dscores(&dims, blk, (&x.lse[i0..], &delta[i0..]), &mut p, &mut ds);
+            mm([bk, d, rows], (dvj, d, true), Mat::t(&p, BK), doi, T::one());
+            mm([bk, d, rows], (dkj, d, true), Mat::t(&ds, BK), qi, scale);
+            let dqi = &mut dq[i0 * d..][..rows * d];
+            mm(
+                [rows, d, bk],
+                (dqi, d, true),
+                Mat::rows(&ds, BK),
+                Mat::rows(kj, d),
+                scale,
+            );
         }
+    }
+}
+
+/// Given the scaled scores in `p` and dP = dO·Vᵀ in `ds` (row stride BK) of query rows from `i0`
+/// and key block `[j0, j0 + bk)`, writes P = e^(S − lse) into `p` and dS/scale = P∘(dP − Δ)
+/// into `ds`, both zero where masked.
+fn probs_and_dscores<T: Real>(
+    dims: &AttnDims,
+    (i0, j0, bk): (usize, usize, usize),
+    (lse, delta): (&[T], &[T]),
+    p: &mut [T],
+    ds: &mut [T],
+) {
+    let rows = BQ.min(dims.lq - i0);
+    for r in 0..rows {
+        let (pr, dr) = (&mut p[r * BK..][..bk], &mut ds[r * BK..][..bk]);
+        let jn = visible(dims, i0 + r, j0, bk);
+        for (pv, dv) in pr[..jn].iter_mut().zip(&mut dr[..jn]) {
+            *pv = (*pv - lse[r]).exp();
+            *dv = *pv * (*dv - delta[r]);
+        }
+        pr[jn..].fill(T::zero());
+        dr[jn..].fill(T::zero());
     }
 }
