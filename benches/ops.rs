@@ -1,5 +1,5 @@
 //! Engine benchmarks: matmul, conv2d on ResNet layer shapes (NCHW and NHWC), fused vs unfused
-//! BN+ReLU, and resnet18/resnet50 forward and training steps (forward, backward, SGD step). With
+//! BN+ReLU, fused vs unfused attention at vit_tiny's shape, and resnet18/resnet50 forward and training steps (forward, backward, SGD step). With
 //! feature `libtorch` each group also runs the same shapes through libtorch in this process
 //! (`libtorch/...` ids; `scripts/bench/libtorch.sh` runs it and prints the ratios for BENCHMARKS.md).
 
@@ -133,6 +133,37 @@ fn bn_relu(c: &mut Criterion) {
     g.finish();
 }
 
+/// Fused `scaled_dot_product_attention` against the matmul + softmax + matmul it replaced in
+/// nn's ViT, at vit_tiny's per-block shape q, k, v [8, 3, 197, 64] f32.
+fn attention(c: &mut Criterion) {
+    let mut g = c.benchmark_group("attention");
+    g.sample_size(20);
+    let shape = [8, 3, 197, 64];
+    let (q, k, v) = (randn(&shape, 9), randn(&shape, 10), randn(&shape, 11));
+    let unfused = |q: &Tensor, k: &Tensor, v: &Tensor| {
+        q.mul_scalar(0.125)?
+            .matmul(&k.transpose(-2, -1)?)?
+            .softmax(-1)?
+            .matmul(v)
+    };
+    let fused = |q: &Tensor, k: &Tensor, v: &Tensor| {
+        Tensor::scaled_dot_product_attention(q, k, v, None, false)
+    };
+    g.bench_function("fused_fwd", |b| b.iter(|| fused(&q, &k, &v).unwrap()));
+    g.bench_function("unfused_fwd", |b| b.iter(|| unfused(&q, &k, &v).unwrap()));
+    for t in [&q, &k, &v] {
+        t.requires_grad_(true);
+    }
+    let fwd_bwd = |y: Tensor| y.sum_all().unwrap().backward().unwrap();
+    g.bench_function("fused_fwd_bwd", |b| {
+        b.iter(|| fwd_bwd(fused(&q, &k, &v).unwrap()))
+    });
+    g.bench_function("unfused_fwd_bwd", |b| {
+        b.iter(|| fwd_bwd(unfused(&q, &k, &v).unwrap()))
+    });
+    g.finish();
+}
+
 fn train_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("resnet");
     g.sample_size(10)
@@ -179,5 +210,5 @@ fn train_step(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, conv, bn_relu, train_step);
+criterion_group!(benches, matmul, conv, bn_relu, attention, train_step);
 criterion_main!(benches);

@@ -7,6 +7,7 @@ use crate::cpu::conv::ConvShape;
 use crate::cpu::pool::PoolKind;
 use crate::cuda::{self, CudaStorage};
 use crate::{CpuStorage, DType, Device, Error, Layout, Result, Storage};
+use kiln_kernels::cpu::attention::AttnDims;
 use kiln_kernels::cpu::bce::BceOpts;
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
@@ -113,6 +114,37 @@ pub struct LnGrads<S> {
     pub dx: S,
     /// γ and β gradients.
     pub dparams: Option<(S, S)>,
+}
+
+/// What fused attention's backward reads: the forward's dense Q, K, V and O, its per-row
+/// logsumexp (statistics dtype) and dO.
+pub struct AttnSaved<S> {
+    /// Queries [bh, lq, d].
+    pub q: S,
+    /// Keys [bh, lk, d].
+    pub k: S,
+    /// Values [bh, lk, d].
+    pub v: S,
+    /// The forward's output [bh, lq, d].
+    pub o: S,
+    /// The forward's logsumexp per query row.
+    pub lse: S,
+    /// The gradient of O.
+    pub dout: S,
+}
+
+impl<'a> AttnSaved<&'a Storage> {
+    /// The same buffers on one backend, taken out by `pick` (which names the op on a mismatch).
+    fn on<S>(&self, pick: impl Fn(&'a Storage) -> Result<S>) -> Result<AttnSaved<S>> {
+        Ok(AttnSaved {
+            q: pick(self.q)?,
+            k: pick(self.k)?,
+            v: pick(self.v)?,
+            o: pick(self.o)?,
+            lse: pick(self.lse)?,
+            dout: pick(self.dout)?,
+        })
+    }
 }
 
 /// Cross-entropy targets: I64 class indices with smoothing, or soft rows in the logits' dtype.
@@ -617,6 +649,39 @@ impl Storage {
             |a| cpu::squeeze_excite::channel_apply(a, g.cpu(OP)?, opt(add, |s| s.cpu(OP))?, d),
             |a| cuda::squeeze_excite::channel_apply(a, g.cuda(OP)?, opt(add, |s| s.cuda(OP))?, d)
         )
+    }
+
+    /// Fused attention's forward over dense Q [bh, lq, d], K and V [bh, lk, d]: (O, lse).
+    pub fn attention_fwd(
+        q: &Storage,
+        k: &Storage,
+        v: &Storage,
+        d: AttnDims,
+    ) -> Result<(Storage, Storage)> {
+        const OP: &str = "scaled_dot_product_attention";
+        match q {
+            Storage::Cpu(q) => {
+                cpu::attention::attention_fwd(q, k.cpu(OP)?, v.cpu(OP)?, d).map(Wrap::wrap)
+            }
+            Storage::Cuda(q) => {
+                cuda::attention::attention_fwd(q, k.cuda(OP)?, v.cuda(OP)?, d).map(Wrap::wrap)
+            }
+        }
+    }
+
+    /// Fused attention's backward: (dQ, dK, dV) from dO and what the forward saved.
+    pub fn attention_bwd(s: &AttnSaved<&Storage>, d: AttnDims) -> Result<[Storage; 3]> {
+        const OP: &str = "scaled_dot_product_attention_backward";
+        Ok(match s.q {
+            Storage::Cpu(_) => {
+                let (dq, dk, dv) = cpu::attention::attention_bwd(&s.on(|t| t.cpu(OP))?, d)?;
+                [dq.wrap(), dk.wrap(), dv.wrap()]
+            }
+            Storage::Cuda(_) => {
+                let (dq, dk, dv) = cuda::attention::attention_bwd(&s.on(|t| t.cuda(OP))?, d)?;
+                [dq.wrap(), dk.wrap(), dv.wrap()]
+            }
+        })
     }
 
     /// Batch statistics per channel and the forward's invstd, scale, shift from γ, β (dense \[C\]

@@ -792,3 +792,35 @@ fn squeeze_excite_fused() {
         }
     }
 }
+
+#[test]
+fn scaled_dot_product_attention_odd_shapes() {
+    if !cuda_available() {
+        return;
+    }
+    // [B, H, N, D]: N past one query block (64) and off the key tile (32), B·H > 1, odd head
+    // dims in both buckets, L ≠ S, causal. The f16/bf16 tolerances (1e-2, 5e-2) cover one
+    // rounding of O and of each gradient to the storage type: both backends accumulate in f32.
+    let cases: [([usize; 4], usize, bool); 4] = [
+        ([2, 2, 70, 64], 70, false),
+        ([1, 3, 17, 40], 45, true),
+        ([2, 1, 33, 24], 20, false),
+        ([1, 2, 45, 32], 45, true),
+    ];
+    for (qs, s, causal) in cases {
+        let ks = [qs[0], qs[1], s, qs[3]];
+        let inputs = [
+            input(&qs, 31, false),
+            input(&ks, 32, false),
+            input(&ks, 33, false),
+        ];
+        for dtype in FLOATS {
+            conform(
+                &format!("sdpa q {qs:?} S {s} causal={causal}"),
+                &inputs,
+                dtype,
+                |t| Tensor::scaled_dot_product_attention(&t[0], &t[1], &t[2], None, causal),
+            );
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! Fusion, judged by the emulator's memory-traffic counters (`KILN_EMU_STATS`): fused BN+ReLU
 //! moves fewer global bytes than BN then ReLU, the fused softmax cross-entropy fewer than
 //! log-softmax followed by the loss, the fused BCE with logits fewer than its composition (forward
-//! and backward), the one-pass global gradient norm fewer than a reduction per tensor, and the
-//! fused squeeze-excite fewer than pool, 1×1 convs, activations and a broadcast multiply.
+//! and backward), the one-pass global gradient norm fewer than a reduction per tensor, the
+//! fused squeeze-excite fewer than pool, 1×1 convs, activations and a broadcast multiply, and
+//! fused attention fewer than matmul + softmax + matmul (forward and backward).
 
 use kiln_engine::{BatchNormArgs, DType, Device, Generator, Result, Tensor};
 use std::io::Write;
@@ -212,5 +213,32 @@ fn fused_kernels_move_fewer_global_bytes() {
         se_fused < se_unfused,
         "fused {se_fused} >= unfused {se_unfused}"
     );
+    attention_traffic(&stats, &mut g);
     let _ = std::fs::remove_file(&stats);
+}
+
+/// Fused scaled-dot-product attention (forward and backward: O, lse and Δ reach global memory,
+/// never the N×N scores) against scale, matmul, softmax, matmul and their backward.
+fn attention_traffic(stats: &std::path::Path, g: &mut Generator) {
+    let gpu = Device::Cuda(0);
+    let qkv: Vec<Tensor> = (0..3)
+        .map(|_| {
+            let t = g.normal(&[1, 4, 65, 64], 0.0, 1.0, DType::F32).unwrap();
+            t.to_device(gpu).unwrap().requires_grad_(true).clone()
+        })
+        .collect();
+    let seed = Tensor::full_on(&[1, 4, 65, 64], 0.5, DType::F32, gpu).unwrap();
+    let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
+    let fused_step =
+        || Tensor::scaled_dot_product_attention(q, k, v, None, false)?.backward_with(&seed);
+    let unfused_step = || {
+        let scores = q.mul_scalar(0.125)?.matmul(&k.transpose(-2, -1)?)?;
+        scores.softmax(-1)?.matmul(v)?.backward_with(&seed)
+    };
+    fused_step().unwrap();
+    unfused_step().unwrap();
+    let fused = traffic(stats, fused_step);
+    let unfused = traffic(stats, unfused_step);
+    println!("attention fwd+bwd [1,4,65,64] f32: fused {fused} bytes, matmul+softmax+matmul {unfused} bytes");
+    assert!(fused < unfused, "fused {fused} >= unfused {unfused}");
 }

@@ -419,3 +419,18 @@ fn grad_squeeze_excite_fused() {
         }
     }
 }
+
+#[test]
+fn grad_scaled_dot_product_attention_plain_causal_and_scaled() {
+    // [B, H, L, E] queries against S = 7 keys; causal with L ≠ S; an explicit scale.
+    let inputs = [
+        randn(&[2, 2, 5, 6], 40),
+        randn(&[2, 2, 7, 6], 41),
+        randn(&[2, 2, 7, 6], 42),
+    ];
+    for (scale, causal) in [(None, false), (None, true), (Some(0.8), false)] {
+        check(&inputs, |t| {
+            Tensor::scaled_dot_product_attention(&t[0], &t[1], &t[2], scale, causal)
+        });
+    }
+}

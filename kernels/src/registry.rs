@@ -71,6 +71,10 @@ pub static MODULES: &[Module] = &[
         headers: ["rows.cuh"],
         hot: ["layer_norm_fwd_f32", "layer_norm_bwd_dx_f32"]
     ),
+    module!(
+        "attention.cu",
+        hot: ["attention_fwd_h64_f32", "attention_bwd_dq_h64_f32", "attention_bwd_dkv_h64_f32"]
+    ),
     module!("layout.cu", hot: []),
     module!(
         "depthwise.cu",

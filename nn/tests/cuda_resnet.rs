@@ -1,10 +1,12 @@
-//! A training step of resnet18, tf_efficientnet_b0 and mobilenetv3_small_100 on the CUDA backend
+//! A training step of resnet18, tf_efficientnet_b0, mobilenetv3_small_100 and a small ViT (fused
+//! attention) on the CUDA backend
 //! (the emulator in CI) against the CPU backend: same weights and batch, so the loss, every
 //! parameter gradient and the BatchNorm running statistics must agree. Tolerances are relative to each tensor's largest magnitude: the
 //! backends sum in different orders (tiled GEMMs vs the CPU's blocked ones), and that error grows
 //! through 18 layers of the backward.
 
 use kiln_engine::{DType, Device, Generator, MemoryFormat, Tensor};
+use kiln_nn::models::vit::{self, VisionTransformer, VitCfg};
 use kiln_nn::{create_model, load_state_dict, state_dict, Model, ModelArgs};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -104,19 +106,26 @@ fn tolerances(name: &str) -> (f64, f64) {
 
 /// `name`'s step on both backends, NCHW and channels-last.
 fn step_matches_the_cpu(name: &str) {
+    steps_agree(name, &|args| create_model(name, args).unwrap());
+}
+
+/// The step of the model `build` makes on both backends, NCHW and channels-last.
+fn steps_agree(name: &str, build: &dyn Fn(&ModelArgs) -> Box<dyn Model>) {
     if let Err(e) = kiln_engine::cuda::device(0) {
         let _ = writeln!(std::io::stderr(), "skipped: {e}");
         return;
     }
     let args = ModelArgs {
         num_classes: 10,
+        // ViTs are built for the 32² batch: 2×2 patches and a class token, 5 tokens.
+        img_size: name.contains("vit").then_some(32),
         ..Default::default()
     };
     let (loss_rtol, grad_tol) = tolerances(name);
     for channels_last in [false, true] {
         kiln_engine::manual_seed(0);
-        let mut cpu = create_model(name, &args).unwrap();
-        let mut gpu = create_model(name, &args).unwrap();
+        let mut cpu = build(&args);
+        let mut gpu = build(&args);
         load_state_dict(gpu.as_ref(), &state_dict(cpu.as_ref()), true).unwrap();
         if channels_last {
             cpu.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
@@ -166,4 +175,19 @@ fn tf_efficientnet_b0_step_matches_the_cpu() {
 #[test]
 fn mobilenetv3_small_100_step_matches_the_cpu() {
     step_matches_the_cpu("mobilenetv3_small_100");
+}
+
+/// A 2-block ViT (width 64, 2 heads of dim 32) at 32²: 5 tokens through the fused attention's
+/// forward and backward. (vit_tiny's 12 blocks of 192 take 12 minutes on the emulator.)
+#[test]
+fn small_vit_step_matches_the_cpu() {
+    let small = VitCfg {
+        dim: 64,
+        depth: 2,
+        heads: 2,
+    };
+    steps_agree("vit (dim 64, depth 2, 2 heads)", &|args| {
+        let (_, _, cfg) = vit::variants().remove(0);
+        Box::new(VisionTransformer::new(&small, args, cfg).unwrap())
+    });
 }

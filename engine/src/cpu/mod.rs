@@ -2,6 +2,7 @@
 //! matrix products and convolutions on the `gemm` crate. Computes in f32 or f64; the tensor layer
 //! converts f16/bf16 to f32 around compute ops.
 
+pub mod attention;
 pub mod bce;
 pub mod conv;
 pub mod conv_tile;

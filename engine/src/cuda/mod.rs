@@ -4,6 +4,7 @@
 //! when switched off (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...).
 
 mod alloc;
+pub mod attention;
 pub mod bce;
 pub mod conv;
 pub mod copy;

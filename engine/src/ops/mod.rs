@@ -1,6 +1,7 @@
 //! Tensor operations, one family per file: the forward through the backend and the backward that
 //! autograd records for it.
 
+mod attention;
 mod bce;
 mod conv;
 mod creation;

@@ -2,6 +2,7 @@
 //! they are generic over [`Real`] so gradient checks can run them in f64.
 
 pub mod amp;
+pub mod attention;
 pub mod bce;
 pub mod bn_relu;
 pub mod copy;

@@ -126,7 +126,7 @@ pub fn gemm(k: &Kernels, ty: &str, g: &GemmArgs) -> Result<()> {
     gemm_tiled(k, ty, g, Tile::choose(ty, g.m, g.n, g.batch, sm_count(k)))
 }
 
-/// [`gemm`] with the output tile given (for tests and benchmarks).
+/// [`gemm()`] with the output tile given (for tests and benchmarks).
 pub fn gemm_tiled(k: &Kernels, ty: &str, g: &GemmArgs, tile: Tile) -> Result<()> {
     if ty == "f64" && tile == Tile::T128 {
         return Err(Error::Launch("gemm: f64 runs 64×64 tiles only".into()));

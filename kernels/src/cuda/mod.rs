@@ -3,6 +3,7 @@
 //! dtype dispatch belong to the engine.
 
 pub mod amp;
+pub mod attention;
 pub mod bce;
 pub mod bn_relu;
 pub mod conv;

@@ -10,7 +10,8 @@ use kiln_engine::{with_global_generator, DType, Tensor};
 
 const PATCH: usize = 16;
 
-/// timm's `Attention`: one qkv projection, softmax(q·kᵀ/√d)·v per head, an output projection.
+/// timm's `Attention` on its `fused_attn` path: one qkv projection, softmax(q·kᵀ/√d)·v per head
+/// as one fused op (`F.scaled_dot_product_attention`), an output projection.
 struct Attention {
     qkv: Linear,
     proj: Linear,
@@ -33,10 +34,7 @@ impl Attention {
             .permute(&[2, 0, 3, 1, 4])?;
         let part = |i| -> Result<Tensor> { Ok(qkv.narrow(0, i, 1)?.squeeze(0)?) };
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let scores = q
-            .mul_scalar(1.0 / (d as f64).sqrt())?
-            .matmul(&k.transpose(-2, -1)?)?;
-        let heads = scores.softmax(-1)?.matmul(&v)?;
+        let heads = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
         self.proj
             .forward(&heads.transpose(1, 2)?.contiguous()?.reshape(&[b, n, c])?)
     }

@@ -1,0 +1,75 @@
+//! Fused scaled-dot-product attention on the CPU (f32, f64; half types run through f32).
+
+use crate::backend::AttnSaved;
+use crate::{CpuStorage, Error, Result, StorageElem};
+use kiln_kernels::cpu::attention::{self as k, AttnBwdInputs, AttnDims};
+use kiln_kernels::cpu::Real;
+
+const OP: &str = "scaled_dot_product_attention";
+
+fn forward<T: Real + StorageElem>(
+    q: &[T],
+    (key, v): (&CpuStorage, &CpuStorage),
+    dims: AttnDims,
+) -> Result<(CpuStorage, CpuStorage)> {
+    let (key, v) = (key.as_slice::<T>(OP)?, v.as_slice::<T>(OP)?);
+    let mut o = vec![T::zero(); dims.bh * dims.lq * dims.d];
+    let mut lse = vec![T::zero(); dims.bh * dims.lq];
+    k::attention_fwd(q, key, v, dims, &mut o, &mut lse);
+    Ok((T::wrap(o), T::wrap(lse)))
+}
+
+/// (O, per-row logsumexp) from dense Q [bh, lq, d], K and V [bh, lk, d].
+pub fn attention_fwd(
+    q: &CpuStorage,
+    key: &CpuStorage,
+    v: &CpuStorage,
+    dims: AttnDims,
+) -> Result<(CpuStorage, CpuStorage)> {
+    match q {
+        CpuStorage::F32(q) => forward::<f32>(q, (key, v), dims),
+        CpuStorage::F64(q) => forward::<f64>(q, (key, v), dims),
+        other => Err(Error::UnsupportedDType {
+            op: OP,
+            dtype: other.dtype(),
+        }),
+    }
+}
+
+fn backward<T: Real + StorageElem>(
+    s: &AttnSaved<&CpuStorage>,
+    dims: AttnDims,
+) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+    const BWD: &str = "scaled_dot_product_attention_backward";
+    let x = AttnBwdInputs {
+        q: s.q.as_slice::<T>(BWD)?,
+        k: s.k.as_slice::<T>(BWD)?,
+        v: s.v.as_slice::<T>(BWD)?,
+        o: s.o.as_slice::<T>(BWD)?,
+        lse: s.lse.as_slice::<T>(BWD)?,
+        dout: s.dout.as_slice::<T>(BWD)?,
+    };
+    let (nq, nk) = (dims.bh * dims.lq * dims.d, dims.bh * dims.lk * dims.d);
+    let (mut dq, mut dk, mut dv) = (
+        vec![T::zero(); nq],
+        vec![T::zero(); nk],
+        vec![T::zero(); nk],
+    );
+    k::attention_bwd(x, dims, &mut dq, &mut dk, &mut dv);
+    Ok((T::wrap(dq), T::wrap(dk), T::wrap(dv)))
+}
+
+/// (dQ, dK, dV) from dO and what the forward saved.
+pub fn attention_bwd(
+    s: &AttnSaved<&CpuStorage>,
+    dims: AttnDims,
+) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+    match s.q {
+        CpuStorage::F32(_) => backward::<f32>(s, dims),
+        CpuStorage::F64(_) => backward::<f64>(s, dims),
+        other => Err(Error::UnsupportedDType {
+            op: "scaled_dot_product_attention_backward",
+            dtype: other.dtype(),
+        }),
+    }
+}
