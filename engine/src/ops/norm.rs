@@ -123,13 +123,9 @@ impl Tensor {
     }
 }
 
-fn bn_core(
-    x: &Tensor,
-    residual: Option<&Tensor>,
-    args: BatchNormArgs,
-    relu: bool,
-    sync: Synced,
-) -> Result<Tensor> {
+/// The `[N, C, H·W]` view the channel kernels (BN, squeeze-excite) take of x, and the memory
+/// format x is packed into for them: channels-last when a 4-d x prefers it, NCHW otherwise.
+pub(crate) fn channel_dims(x: &Tensor) -> (ChannelDims, MemoryFormat) {
     let shape = x.shape();
     let channels_last = x.rank() == 4 && x.layout().prefers_channels_last();
     let format = if channels_last {
@@ -143,6 +139,18 @@ fn bn_core(
         hw: shape[2..].iter().product(),
         channels_last,
     };
+    (d, format)
+}
+
+fn bn_core(
+    x: &Tensor,
+    residual: Option<&Tensor>,
+    args: BatchNormArgs,
+    relu: bool,
+    sync: Synced,
+) -> Result<Tensor> {
+    let shape = x.shape();
+    let (d, format) = channel_dims(x);
     let x = x.packed(format)?;
     let residual = residual
         .map(|r| x.on_my_device("bn_add_relu", r)?.packed(format))

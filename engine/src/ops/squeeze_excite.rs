@@ -6,9 +6,9 @@
 //! FC layers act on `[N, C]` vectors in the statistics dtype (f32 for half activations) through
 //! ordinary ops inside the one autograd node.
 
+use super::norm::channel_dims;
 use super::record_node;
-use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Storage, Tensor};
-use kiln_kernels::cpu::bn_relu::ChannelDims;
+use crate::{DType, Device, Error, Layout, Result, Storage, Tensor};
 use kiln_kernels::cpu::elementwise::UnaryOp;
 
 const OP: &str = "squeeze_excite";
@@ -149,19 +149,7 @@ fn unary_grad(x: &Tensor, y: &Tensor, dy: &Tensor, op: UnaryOp) -> Result<Tensor
 
 /// The fused op on x's own backend and dtype, recording its backward.
 fn se_core(x: &Tensor, p: &SqueezeExcite) -> Result<Tensor> {
-    let shape = x.shape().to_vec();
-    let channels_last = x.layout().prefers_channels_last();
-    let format = if channels_last {
-        MemoryFormat::ChannelsLast
-    } else {
-        MemoryFormat::Contiguous
-    };
-    let d = ChannelDims {
-        n: shape[0],
-        c: shape[1],
-        hw: shape[2] * shape[3],
-        channels_last,
-    };
+    let (d, format) = channel_dims(x);
     let x = x.packed(format)?;
     let nc = Layout::contiguous(&[d.n, d.c]);
     let s = x

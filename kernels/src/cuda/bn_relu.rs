@@ -17,6 +17,17 @@ const NCHW_MIN_PER_BLOCK: usize = 1024;
 /// NHWC: a block sums at least this many pixels for its 32 channels (8 per thread).
 const NHWC_MIN_ROWS: usize = 64;
 
+/// The (element count, C, H·W, channels-last flag) arguments of a kernel with one thread per
+/// element of an `[N, C, H·W]` tensor.
+pub(super) fn elementwise_args(d: &ChannelDims) -> (i64, i64, i64, i32) {
+    (
+        (d.n * d.c * d.hw) as i64,
+        d.c as i64,
+        d.hw as i64,
+        d.channels_last as i32,
+    )
+}
+
 /// The reduction pass's grid: (channel tiles, splits of each channel's N·H·W) and block shape.
 fn partials_config(d: &ChannelDims) -> (LaunchConfig, usize) {
     let m = d.per_channel();
@@ -184,12 +195,7 @@ pub fn bn_act_fwd(
 ) -> Result<()> {
     let total = d.n * d.c * d.hw;
     let (res, relu) = (residual.unwrap_or(0), relu as i32);
-    let (total64, c, hw, cl) = (
-        total as i64,
-        d.c as i64,
-        d.hw as i64,
-        d.channels_last as i32,
-    );
+    let (total64, c, hw, cl) = elementwise_args(&d);
     // SAFETY: x, y (and residual) hold n·c·hw elements of `ty`, scale and shift c of the
     // accumulation type; a null residual is not read; the list matches `bn_act_fwd_<ty>(const T*,
     // const T*, const A*, const A*, int, i64, i64, i64, int, T*)`.
@@ -251,12 +257,7 @@ pub fn bn_act_bwd(
     )?;
     let total = d.n * d.c * d.hw;
     let (relu, training, dres) = (s.relu as i32, s.training as i32, dres.unwrap_or(0));
-    let (total64, c, hw, cl) = (
-        total as i64,
-        d.c as i64,
-        d.hw as i64,
-        d.channels_last as i32,
-    );
+    let (total64, c, hw, cl) = elementwise_args(&d);
     // SAFETY: dy, y, x, dx (and dres) hold n·c·hw elements of `ty`; mean, invstd, gamma, dgamma
     // and dbeta hold c of the accumulation type (dgamma, dbeta written by the launch above, on
     // this stream); a null dres is not written; the list matches `bn_act_bwd_dx_<ty>(const T* ×3,

@@ -3,6 +3,7 @@
 //! Activations are f32, f64, f16 or bf16 (`ty`); per-channel vectors `[N·C]` are in the
 //! accumulation type (f64 for f64, f32 otherwise).
 
+use super::bn_relu::elementwise_args;
 use super::{grid_1d, DevPtr, Kernels};
 use crate::cpu::bn_relu::ChannelDims;
 use crate::Result;
@@ -60,12 +61,7 @@ pub fn channel_apply(
     if total == 0 {
         return Ok(());
     }
-    let (total64, c, hw, cl) = (
-        total as i64,
-        d.c as i64,
-        d.hw as i64,
-        d.channels_last as i32,
-    );
+    let (total64, c, hw, cl) = elementwise_args(d);
     // SAFETY: a and out hold n·c·hw elements of `ty`, g (and add unless null) n·c of the
     // accumulation type; the list matches `se_channel_apply_<ty>`.
     unsafe {
