@@ -40,14 +40,13 @@ impl Tensor {
                 });
             }
         }
-        if matches!(q.device(), Device::Cuda(_)) && dims.d > MAX_HEAD_DIM {
-            return Err(Error::BadShape {
-                op: OP,
-                shape: q.shape().to_vec(),
-                msg: format!("the CUDA kernels take head dims up to {MAX_HEAD_DIM}"),
-            });
-        }
-        Tensor::in_gemm_precision(&[q, k, v], |t| attention_core(&t[0], &t[1], &t[2], dims))
+        Tensor::in_gemm_precision(&[q, k, v], |t| {
+            if matches!(q.device(), Device::Cuda(_)) && dims.d > MAX_HEAD_DIM {
+                composed_attention(&t[0], &t[1], &t[2], dims)
+            } else {
+                attention_core(&t[0], &t[1], &t[2], dims)
+            }
+        })
     }
 }
 
@@ -98,6 +97,31 @@ fn attn_dims(
         scale,
         causal,
     })
+}
+
+/// softmax(scale·q·kᵀ + mask)·v from engine ops (PyTorch's "math" backend), for head dims the
+/// fused CUDA kernels do not take (their rows live in registers): it writes the attention matrix.
+fn composed_attention(q: &Tensor, k: &Tensor, v: &Tensor, dims: AttnDims) -> Result<Tensor> {
+    let scores = q.mul_scalar(dims.scale)?.matmul(&k.transpose(-2, -1)?)?;
+    let scores = if dims.causal {
+        let (l, s) = (dims.lq, dims.lk);
+        let mask: Vec<f32> = (0..l * s)
+            .map(|x| {
+                if x % s <= x / s {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, &[l, s])?
+            .to_dtype(q.dtype())?
+            .to_device(q.device())?;
+        scores.add(&mask)?
+    } else {
+        scores
+    };
+    scores.softmax(-1)?.matmul(v)
 }
 
 /// The fused forward of q, k, v of one dtype, recording its backward.

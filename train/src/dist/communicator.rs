@@ -2,6 +2,7 @@
 //! one process, MPI, or NCCL.
 
 use super::group::ProcessGroup;
+pub use super::host_bucket::HostBucket;
 use super::threads::{ThreadComm, Ticket};
 use crate::{Error, Result};
 use kiln_engine::{Device, StorageElem, Tensor};
@@ -73,59 +74,75 @@ pub enum Communicator {
     Nccl(super::nccl::NcclComm),
 }
 
+/// A flat f32 gradient bucket for [`Communicator::start_all_reduce`]: a tensor on the gradients'
+/// device, or packed host buffers where the communicator reduces in host memory (MPI; see
+/// [`Communicator::stages_on_host`]).
+#[derive(Debug)]
+pub enum Bucket {
+    /// A flat f32 tensor on any device.
+    Device(Tensor),
+    /// Host buffers kept from step to step.
+    Host(HostBucket),
+}
+
+impl Bucket {
+    /// The bucket as a flat f32 tensor (host buckets: their packed values, on the host).
+    fn into_tensor(self) -> Result<Tensor> {
+        match self {
+            Bucket::Device(t) => Ok(t),
+            Bucket::Host(h) => {
+                let n = h.send.len();
+                Ok(Tensor::from_vec(h.send, &[n])?)
+            }
+        }
+    }
+}
+
 /// An all-reduce started by [`Communicator::start_all_reduce`], finished by `wait`.
 pub struct PendingReduce {
     inner: Pending,
 }
 
 enum Pending {
-    /// Reduced (NCCL: queued on the tensor's stream), averaged if asked.
-    Ready(Tensor),
+    /// Reduced (NCCL: queued on the tensor's stream; local: nothing to do), averaged if asked.
+    Ready(Bucket),
     /// Posted to the device threads' table.
     Threads(Ticket),
-    /// An MPI all-reduce of the host copy; the result goes back to `device`.
+    /// An MPI all-reduce of host buffers.
     #[cfg(feature = "mpi")]
     Mpi {
-        request: super::mpi::MpiRequest,
-        device: Device,
-        shape: Vec<usize>,
+        request: super::mpi::MpiBucketReduce,
         average: Option<usize>,
     },
 }
 
 impl PendingReduce {
-    /// Lets MPI progress the transfer without blocking (called while backward still runs).
-    pub fn poll(&mut self) {
-        #[cfg(feature = "mpi")]
-        if let Pending::Mpi { request, .. } = &mut self.inner {
-            request.poll();
-        }
-    }
-
-    /// Waits for the reduction and returns the reduced tensor, on the input's device.
-    pub fn wait(self, comm: &Communicator) -> Result<Tensor> {
+    /// Waits for the reduction and returns the bucket: a tensor on the input's device, or host
+    /// buffers whose `recv` holds the sums and `divide_by` the average's divisor.
+    pub fn wait(self, comm: &Communicator) -> Result<Bucket> {
         match (self.inner, comm) {
-            (Pending::Ready(t), _) => Ok(t),
-            (Pending::Threads(ticket), Communicator::Threads(t)) => t.finish_reduce(ticket),
+            (Pending::Ready(Bucket::Host(mut h)), _) => {
+                std::mem::swap(&mut h.send, &mut h.recv);
+                h.divide_by = 1;
+                Ok(Bucket::Host(h))
+            }
+            (Pending::Ready(b), _) => Ok(b),
+            (Pending::Threads(ticket), Communicator::Threads(t)) => {
+                Ok(Bucket::Device(t.finish_reduce(ticket)?))
+            }
             (Pending::Threads(_), _) => Err(Error::Dist(
                 "a device-thread all-reduce waited on another communicator".into(),
             )),
             #[cfg(feature = "mpi")]
-            (
-                Pending::Mpi {
-                    request,
-                    device,
-                    shape,
-                    average,
-                },
-                _,
-            ) => {
-                let mut buf = request.wait()?;
-                if let Some(n) = average {
-                    buf.iter_mut().for_each(|v| *v = v.div_by(n));
-                }
-                Ok(Tensor::from_vec(buf, &shape)?.to_device(device)?)
+            (Pending::Mpi { request, average }, Communicator::Mpi(m)) => {
+                let mut bucket = request.wait(m)?;
+                bucket.divide_by = average.unwrap_or(1);
+                Ok(Bucket::Host(bucket))
             }
+            #[cfg(feature = "mpi")]
+            (Pending::Mpi { .. }, _) => Err(Error::Dist(
+                "an MPI all-reduce waited on another communicator".into(),
+            )),
         }
     }
 }
@@ -253,26 +270,42 @@ impl Communicator {
         Ok(())
     }
 
-    /// Starts an all-reduce of the flat f32 tensor `flat` (on any device) that runs while the
-    /// caller goes on (DDP starts one per bucket from the autograd hook, before the other ranks
-    /// reach it); [`PendingReduce::wait`] returns the result on `flat`'s device. NCCL reduces in
-    /// place on the tensor's stream; device threads without NCCL post it (see
-    /// `ThreadComm::start_reduce`); MPI reduces a host copy.
-    pub fn start_all_reduce(&self, flat: Tensor, op: ReduceOp) -> Result<PendingReduce> {
-        let inner = match self {
-            Communicator::Local => Pending::Ready(flat),
-            Communicator::Threads(t) => Pending::Threads(t.start_reduce(flat, op)?),
+    /// Whether gradient buckets are reduced in host memory (MPI), so DDP packs them into
+    /// [`HostBucket`]s it keeps, rather than flat tensors on their device.
+    pub fn stages_on_host(&self) -> bool {
+        match self {
             #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => Pending::Mpi {
-                request: m.start_all_reduce(flat.to_vec_f32()?, op)?,
-                device: flat.device(),
-                shape: flat.shape().to_vec(),
-                average: (op == ReduceOp::Average).then(|| m.world_size()),
-            },
+            Communicator::Mpi(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Starts an all-reduce of a flat f32 bucket that runs while the caller goes on (DDP starts
+    /// one per bucket from the autograd hook, before the other ranks reach it). NCCL reduces in
+    /// place on the tensor's stream; device threads without NCCL post it (see
+    /// `ThreadComm::start_reduce`); MPI reduces host buffers on its gradient thread.
+    pub fn start_all_reduce(&self, bucket: Bucket, op: ReduceOp) -> Result<PendingReduce> {
+        let inner = match self {
+            Communicator::Local => Pending::Ready(bucket),
+            Communicator::Threads(t) => {
+                Pending::Threads(t.start_reduce(bucket.into_tensor()?, op)?)
+            }
+            #[cfg(feature = "mpi")]
+            Communicator::Mpi(m) => {
+                let host = match bucket {
+                    Bucket::Host(h) => h,
+                    Bucket::Device(t) => HostBucket::from_tensor(&t)?,
+                };
+                Pending::Mpi {
+                    request: m.start_bucket(host, op)?,
+                    average: (op == ReduceOp::Average).then(|| m.world_size()),
+                }
+            }
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => {
+                let flat = bucket.into_tensor()?;
                 n.all_reduce_tensor(&flat, op)?;
-                Pending::Ready(flat)
+                Pending::Ready(Bucket::Device(flat))
             }
         };
         Ok(PendingReduce { inner })
@@ -382,8 +415,22 @@ mod tests {
             .unwrap();
         assert_eq!(g, [6.0, 7.0]);
         let flat = Tensor::from_vec(vec![2.0f32, 4.0], &[2]).unwrap();
-        let p = c.start_all_reduce(flat, ReduceOp::Average).unwrap();
-        assert_eq!(p.wait(&c).unwrap().to_vec_f32().unwrap(), [2.0, 4.0]);
+        let p = c
+            .start_all_reduce(Bucket::Device(flat), ReduceOp::Average)
+            .unwrap();
+        let Bucket::Device(t) = p.wait(&c).unwrap() else {
+            panic!("a device bucket came back as host buffers")
+        };
+        assert_eq!(t.to_vec_f32().unwrap(), [2.0, 4.0]);
+        let mut host = HostBucket::with_len(2);
+        host.send = vec![3.0, 5.0];
+        let p = c
+            .start_all_reduce(Bucket::Host(host), ReduceOp::Average)
+            .unwrap();
+        let Bucket::Host(h) = p.wait(&c).unwrap() else {
+            panic!("host buffers came back as a device bucket")
+        };
+        assert_eq!((h.recv.as_slice(), h.divide_by), ([3.0, 5.0].as_slice(), 1));
         assert!(c
             .broadcast(&mut v, 1)
             .unwrap_err()

@@ -3,10 +3,10 @@
 //! reverse registration order: the order backward finishes them) whose all-reduce starts from
 //! the autograd's leaf hook as soon as the bucket's last gradient is complete, while backward
 //! goes on; averaged gradients written back once backward ends. Buckets are flat f32 tensors on
-//! the gradients' device: NCCL reduces them there, device threads pass them between devices,
-//! MPI takes a host copy.
+//! the gradients' device (NCCL reduces them there, device threads pass them between devices), or,
+//! for MPI, host buffers kept from step to step ([`HostBucket`]).
 
-use super::communicator::{Communicator, PendingReduce, ReduceOp};
+use super::communicator::{Bucket, Communicator, HostBucket, PendingReduce, ReduceOp};
 use super::sync_bn::DistBn;
 use crate::{Error, Result};
 use kiln_engine::{no_grad, DType, Tensor, TensorId};
@@ -80,6 +80,9 @@ pub struct Ddp {
     times: ReduceTimes,
     /// The last backward's events.
     events: Vec<DdpEvent>,
+    /// Each bucket's host buffers, when the communicator reduces in host memory (taken by a
+    /// round while it runs; allocated on first use).
+    host: Vec<Option<HostBucket>>,
 }
 
 impl std::fmt::Debug for Ddp {
@@ -102,6 +105,8 @@ struct Round<'a> {
     pending: Vec<PendingReduce>,
     error: Option<Error>,
     events: Vec<DdpEvent>,
+    /// The host buffers of buckets not yet started (see [`Ddp`]'s `host`).
+    host: Vec<Option<HostBucket>>,
 }
 
 impl Ddp {
@@ -138,6 +143,7 @@ impl Ddp {
             options,
             times: ReduceTimes::default(),
             events: Vec::new(),
+            host: Vec::new(),
         };
         let all: Vec<Tensor> = ddp.params.iter().chain(&ddp.buffers).cloned().collect();
         broadcast_tensors(&ddp.comm, &all)?;
@@ -179,7 +185,10 @@ impl Ddp {
     /// Backward from `loss`, all-reducing (averaging) the gradients bucket by bucket as
     /// backward completes them; on return every rank holds the same averaged gradients.
     pub fn backward(&mut self, loss: &Tensor) -> Result<()> {
+        let mut host = std::mem::take(&mut self.host);
+        host.resize_with(self.buckets.len(), || None);
         let mut round = Round {
+            host,
             ddp: self,
             ready: vec![0; self.buckets.len()],
             next: 0,
@@ -194,8 +203,9 @@ impl Ddp {
         }
         round.events.push(DdpEvent::BackwardEnded);
         let start = Instant::now();
-        let events = round.finish()?;
+        let (events, host) = round.finish()?;
         self.events = events;
+        self.host = host;
         self.times.waited += start.elapsed().as_secs_f64();
         self.times.updates += 1;
         Ok(())
@@ -236,22 +246,31 @@ impl Round<'_> {
             }
             self.next += 1;
         }
-        self.pending.iter_mut().for_each(PendingReduce::poll);
     }
 
     /// Packs bucket `b`'s gradients (zeros where a parameter got none) into one flat f32
-    /// tensor on their device and starts its all-reduce.
+    /// tensor on their device, or into its host buffers, and starts its all-reduce.
     fn start(&mut self, b: usize) -> Result<()> {
-        let flat = flatten(&self.ddp.params[self.ddp.buckets[b].clone()])?;
-        let pending = self.ddp.comm.start_all_reduce(flat, ReduceOp::Average)?;
+        let params = &self.ddp.params[self.ddp.buckets[b].clone()];
+        let bucket = if self.ddp.comm.stages_on_host() {
+            let len = params.iter().map(Tensor::numel).sum();
+            let mut host = self.host[b]
+                .take()
+                .unwrap_or_else(|| HostBucket::with_len(len));
+            host.pack(params)?;
+            Bucket::Host(host)
+        } else {
+            Bucket::Device(flatten(params)?)
+        };
+        let pending = self.ddp.comm.start_all_reduce(bucket, ReduceOp::Average)?;
         self.pending.push(pending);
         self.events.push(DdpEvent::Started(b));
         Ok(())
     }
 
     /// Starts the buckets the hook did not, waits for all and writes the averages back;
-    /// returns the round's events.
-    fn finish(mut self) -> Result<Vec<DdpEvent>> {
+    /// returns the round's events and the host buffers for the next round.
+    fn finish(mut self) -> Result<(Vec<DdpEvent>, Vec<Option<HostBucket>>)> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -260,11 +279,17 @@ impl Round<'_> {
         }
         let comm = &self.ddp.comm;
         for (b, (pending, range)) in self.pending.into_iter().zip(&self.ddp.buckets).enumerate() {
-            let flat = pending.wait(comm)?;
-            write_grads(&self.ddp.params[range.clone()], &flat)?;
+            let params = &self.ddp.params[range.clone()];
+            match pending.wait(comm)? {
+                Bucket::Device(flat) => write_grads(params, &flat)?,
+                Bucket::Host(host) => {
+                    host.unpack(params)?;
+                    self.host[b] = Some(host);
+                }
+            }
             self.events.push(DdpEvent::Written(b));
         }
-        Ok(self.events)
+        Ok((self.events, self.host))
     }
 }
 

@@ -18,8 +18,11 @@ mod ddp;
 mod device_reduce;
 mod device_threads;
 mod group;
+mod host_bucket;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "mpi")]
+mod mpi_grad_thread;
 #[cfg(feature = "nccl")]
 pub mod nccl;
 #[cfg_attr(not(feature = "nccl"), allow(dead_code))]
@@ -28,7 +31,7 @@ pub mod rendezvous;
 mod sync_bn;
 mod threads;
 
-pub use communicator::{Communicator, Element, PendingReduce, ReduceOp, Wire};
+pub use communicator::{Bucket, Communicator, Element, HostBucket, PendingReduce, ReduceOp, Wire};
 pub use ddp::{Ddp, DdpEvent, DdpOptions, ReduceTimes};
 pub use device_threads::on_device_threads;
 pub use group::{Launcher, ProcessGroup};

@@ -6,16 +6,19 @@
 
 use super::communicator::{Element, ReduceOp};
 use super::group::{Launcher, ProcessGroup};
+use super::host_bucket::HostBucket;
+use super::mpi_grad_thread::GradThread;
 use super::rendezvous::Store;
 use crate::{Error, Result};
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::ffi;
-use mpi::raw::{AsRaw, FromRaw};
+use mpi::raw::FromRaw;
 use mpi::topology::{Communicator as _, SimpleCommunicator};
-use mpi::traits::{CommunicatorCollectives, Equivalence, Root};
+use mpi::traits::{CommunicatorCollectives, Root};
 use mpi::Threading;
 use std::ffi::{c_char, c_int, CStr};
+use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, MutexGuard};
 
 use super::OMPI_SERVER_VAR;
@@ -23,8 +26,11 @@ use super::OMPI_SERVER_VAR;
 /// An MPI communicator over the job's ranks, ordered by rank.
 pub struct MpiComm {
     comm: SimpleCommunicator,
-    /// Serializes MPI calls (MPI is initialized with MPI_THREAD_SERIALIZED or better).
+    /// Serializes MPI calls on `comm` (MPI is initialized with MPI_THREAD_SERIALIZED or better).
     lock: Mutex<()>,
+    /// DDP's gradient thread, on a duplicate of `comm` (only under MPI_THREAD_MULTIPLE).
+    /// Declared before `_universe` so it stops before MPI is finalized.
+    grads: Option<GradThread>,
     /// Finalizes MPI when the communicator goes.
     _universe: Universe,
 }
@@ -39,14 +45,6 @@ impl std::fmt::Debug for MpiComm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MpiComm(rank {} of {})", self.rank(), self.world_size())
     }
-}
-
-/// A non-blocking all-reduce in flight: its request and the buffers MPI reads and writes.
-pub struct MpiRequest {
-    request: ffi::MPI_Request,
-    _send: Vec<f32>,
-    recv: Vec<f32>,
-    done: bool,
 }
 
 fn check(code: c_int, what: &str) -> Result<()> {
@@ -64,37 +62,45 @@ fn mpi_op(op: ReduceOp) -> SystemOperation {
     }
 }
 
-impl MpiRequest {
-    /// Lets MPI progress the transfer (MPI_Test).
-    pub fn poll(&mut self) {
-        if self.done {
-            return;
-        }
-        let mut flag: c_int = 0;
-        // SAFETY: the request is live (not yet completed) and its buffers are owned by self.
-        unsafe { ffi::MPI_Test(&mut self.request, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
-        self.done = flag != 0;
-    }
+/// A host bucket's all-reduce: queued on the gradient thread (MPI_THREAD_MULTIPLE), or
+/// deferred to [`MpiBucketReduce::wait`] where MPI grants only MPI_THREAD_SERIALIZED.
+pub enum MpiBucketReduce {
+    /// On the gradient thread; the bucket comes back on the channel.
+    Queued(Receiver<Result<HostBucket>>),
+    /// Reduced on the calling thread at `wait`.
+    Deferred(HostBucket, ReduceOp),
+}
 
-    /// Waits for completion and returns the reduced buffer.
-    pub fn wait(mut self) -> Result<Vec<f32>> {
-        if !self.done {
-            // SAFETY: as in poll: a live request whose buffers self owns until it completes.
-            let code = unsafe { ffi::MPI_Wait(&mut self.request, ffi::RSMPI_STATUS_IGNORE) };
-            check(code, "MPI_Wait (all-reduce)")?;
-            self.done = true;
+impl MpiBucketReduce {
+    /// Waits for the reduction; the bucket's `recv` holds the combined values.
+    pub fn wait(self, comm: &MpiComm) -> Result<HostBucket> {
+        match self {
+            MpiBucketReduce::Queued(reply) => reply.recv().map_err(|_| {
+                Error::Dist("the MPI gradient thread stopped before finishing a bucket".into())
+            })?,
+            MpiBucketReduce::Deferred(mut bucket, op) => {
+                let _g = comm.locked();
+                reduce_bucket(&comm.comm, &mut bucket, op)?;
+                Ok(bucket)
+            }
         }
-        Ok(std::mem::take(&mut self.recv))
     }
 }
 
-impl Drop for MpiRequest {
-    fn drop(&mut self) {
-        if !self.done {
-            // SAFETY: MPI may still write into recv: wait before the buffers are freed.
-            unsafe { ffi::MPI_Wait(&mut self.request, ffi::RSMPI_STATUS_IGNORE) };
-        }
+/// Combines `bucket.send` over the ranks of `comm` into `bucket.recv` (blocking MPI_Allreduce).
+pub(super) fn reduce_bucket(
+    comm: &SimpleCommunicator,
+    bucket: &mut HostBucket,
+    op: ReduceOp,
+) -> Result<()> {
+    if c_int::try_from(bucket.send.len()).is_err() {
+        return Err(Error::Dist(format!(
+            "a bucket of {} floats is more than MPI can count",
+            bucket.send.len()
+        )));
     }
+    comm.all_reduce_into(&bucket.send[..], &mut bucket.recv[..], mpi_op(op));
+    Ok(())
 }
 
 impl MpiComm {
@@ -126,9 +132,14 @@ impl MpiComm {
                 group.world_size
             )));
         }
+        let grads = match threading {
+            Threading::Multiple => Some(GradThread::spawn(comm.duplicate())?),
+            _ => None,
+        };
         Ok(MpiComm {
             comm,
             lock: Mutex::new(()),
+            grads,
             _universe: universe,
         })
     }
@@ -155,37 +166,13 @@ impl MpiComm {
         Ok(())
     }
 
-    /// Starts MPI_Iallreduce on owned buffers.
-    pub fn start_all_reduce(&self, send: Vec<f32>, op: ReduceOp) -> Result<MpiRequest> {
-        let mut req = MpiRequest {
-            // SAFETY: a null request handle, overwritten by MPI_Iallreduce below.
-            request: unsafe { ffi::RSMPI_REQUEST_NULL },
-            recv: vec![0.0; send.len()],
-            _send: send,
-            done: false,
-        };
-        let count = c_int::try_from(req.recv.len()).map_err(|_| {
-            Error::Dist(format!(
-                "a bucket of {} floats is too large",
-                req.recv.len()
-            ))
-        })?;
-        let _g = self.locked();
-        // SAFETY: both buffers hold `count` f32s and live in req (heap memory that does not
-        // move with req) until the request completes (wait, or drop, waits for it).
-        let code = unsafe {
-            ffi::MPI_Iallreduce(
-                req._send.as_ptr().cast(),
-                req.recv.as_mut_ptr().cast(),
-                count,
-                f32::equivalent_datatype().as_raw(),
-                mpi_op(op).as_raw(),
-                self.comm.as_raw(),
-                &mut req.request,
-            )
-        };
-        check(code, "MPI_Iallreduce")?;
-        Ok(req)
+    /// Starts the all-reduce of a host bucket: on the gradient thread, which runs it while the
+    /// caller goes on, or (without MPI_THREAD_MULTIPLE) at `wait`.
+    pub fn start_bucket(&self, bucket: HostBucket, op: ReduceOp) -> Result<MpiBucketReduce> {
+        Ok(match &self.grads {
+            Some(thread) => MpiBucketReduce::Queued(thread.submit(bucket, op)?),
+            None => MpiBucketReduce::Deferred(bucket, op),
+        })
     }
 
     /// Broadcast from `root`.
