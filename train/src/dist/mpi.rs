@@ -62,6 +62,13 @@ fn mpi_op(op: ReduceOp) -> SystemOperation {
     }
 }
 
+/// Whether DDP may reduce on a gradient thread (`KILN_MPI_GRAD_THREAD=0` keeps every MPI call
+/// on the training thread, for MPI builds whose MPI_THREAD_MULTIPLE misbehaves; every rank must
+/// see the same setting, as `mpirun -x` passes it).
+fn grad_thread_wanted() -> bool {
+    std::env::var("KILN_MPI_GRAD_THREAD").map_or(true, |v| v != "0")
+}
+
 /// A host bucket's all-reduce: queued on the gradient thread (MPI_THREAD_MULTIPLE), or
 /// deferred to [`MpiBucketReduce::wait`] where MPI grants only MPI_THREAD_SERIALIZED.
 pub enum MpiBucketReduce {
@@ -132,9 +139,10 @@ impl MpiComm {
                 group.world_size
             )));
         }
-        let grads = match threading {
-            Threading::Multiple => Some(GradThread::spawn(comm.duplicate())?),
-            _ => None,
+        let grads = if threading == Threading::Multiple && grad_thread_wanted() {
+            Some(GradThread::spawn(comm.duplicate())?)
+        } else {
+            None
         };
         Ok(MpiComm {
             comm,
