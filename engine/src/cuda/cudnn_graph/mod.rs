@@ -125,31 +125,48 @@ pub fn cudnn_graph_loaded(dev: &CudaDevice) -> Result<()> {
 }
 
 /// The finalizable plans of `graph` that keep kiln's precision, heuristics' best first (mode A,
-/// then the fallback mode, each engine configuration once), at most `limit` of them.
-fn candidates(h: sys::cudnnHandle_t, graph: &Rc<Graph>, strict: bool, limit: usize) -> Vec<Plan> {
+/// then the fallback mode, each engine configuration once), at most `limit` of them; Err gives
+/// the last reason a configuration was passed over when none is left.
+fn candidates(
+    h: sys::cudnnHandle_t,
+    graph: &Rc<Graph>,
+    strict: bool,
+    limit: usize,
+) -> Result<Vec<Plan>> {
     let mut seen: Vec<Choice> = Vec::new();
     let mut plans = Vec::new();
+    let mut why = Error::Cuda("heuristics offered no engine that keeps kiln's precision".into());
     for mode in [
         HeurMode::CUDNN_HEUR_MODE_A,
         HeurMode::CUDNN_HEUR_MODE_FALLBACK,
     ] {
-        for config in engine::heuristics(graph, mode).unwrap_or_default() {
+        let configs = engine::heuristics(graph, mode).unwrap_or_else(|e| {
+            why = e;
+            Vec::new()
+        });
+        for config in configs {
             if plans.len() >= limit {
-                return plans;
+                return Ok(plans);
             }
-            let Ok((choice, true)) = engine::describe(&config, strict) else {
-                continue;
+            let plan = match engine::describe(&config, strict) {
+                Ok((choice, true)) if !seen.contains(&choice) => {
+                    seen.push(choice.clone());
+                    engine::finalize(h, graph, config, choice)
+                }
+                Ok(_) => continue,
+                Err(e) => Err(e),
             };
-            if seen.contains(&choice) {
-                continue;
-            }
-            seen.push(choice.clone());
-            if let Ok(plan) = engine::finalize(h, graph, config, choice) {
-                plans.push(plan);
+            match plan {
+                Ok(p) => plans.push(p),
+                Err(e) => why = e,
             }
         }
     }
-    plans
+    if plans.is_empty() {
+        Err(why)
+    } else {
+        Ok(plans)
+    }
 }
 
 /// The mean time of `plan` in ms over the buffers `t`, after a warm-up run; None when its
@@ -197,17 +214,18 @@ fn autotune(
     t: [u64; 3],
 ) -> Result<Plan> {
     let mut best: Option<(f32, Plan)> = None;
-    for plan in candidates(h, graph, strict, usize::MAX) {
+    let mut why = Error::Cuda("no plan's workspace could be allocated".into());
+    for plan in candidates(h, graph, strict, usize::MAX)? {
         // A plan that fails to run is left out, like one that does not finalize.
-        let Ok(Some(ms)) = time(dev, h, &plan, t) else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|(fastest, _)| ms < *fastest) {
-            best = Some((ms, plan));
+        match time(dev, h, &plan, t) {
+            Ok(Some(ms)) if best.as_ref().is_none_or(|(fastest, _)| ms < *fastest) => {
+                best = Some((ms, plan))
+            }
+            Ok(_) => {}
+            Err(e) => why = e,
         }
     }
-    best.map(|(_, p)| p)
-        .ok_or_else(|| Error::Cuda("no engine configuration ran".into()))
+    best.map(|(_, p)| p).ok_or(why)
 }
 
 /// A workspace of `bytes` from kiln's caching allocator (None for zero bytes).
@@ -231,9 +249,8 @@ fn select(
     let graph = Rc::new(graph::build(h, op, key, align)?);
     let strict = key.ty == cudnnDataType_t::CUDNN_DATA_FLOAT;
     if !key.benchmark {
-        return candidates(h, &graph, strict, 1)
-            .pop()
-            .ok_or_else(|| Error::Cuda("no engine configuration finalizes".into()));
+        let mut best = candidates(h, &graph, strict, 1)?;
+        return best.pop().ok_or_else(|| Error::Cuda("no plan".into()));
     }
     let disk = plans.disk.get_or_insert_with(|| {
         let version = cudarc::cudnn::result::get_version();
