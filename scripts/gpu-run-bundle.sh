@@ -77,7 +77,7 @@ for s in "${steps[@]}"; do
     # reloads them.
     plans=$(mktemp -d)
     for run in timed cached; do
-      step "bench_kiln_graph_$run" 300 env KILN_CUDNN_GRAPH=1 KILN_CACHE_DIR="$plans" \
+      step "bench_kiln_graph_$run" 600 env KILN_CUDNN_GRAPH=1 KILN_CACHE_DIR="$plans" \
         "$bin/train_step" "${bench_args[@]}"
     done
     ls -l "$plans"
