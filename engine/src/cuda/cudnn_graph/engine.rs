@@ -99,26 +99,45 @@ pub(super) fn describe(cfg: &Config, strict: bool) -> Result<(Choice, bool)> {
         Kind::CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR,
         MAX_KNOBS,
     )?;
-    let mut knobs = Vec::with_capacity(knob_descs.len());
-    for k in &knob_descs {
-        let ty = k.get::<u32>(
-            Name::CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
-            Type::CUDNN_TYPE_KNOB_TYPE,
-            1,
-        )?;
-        let value = k.get::<i64>(
-            Name::CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE,
-            Type::CUDNN_TYPE_INT64,
-            1,
-        )?;
-        if let (Some(&t), Some(&v)) = (ty.first(), value.first()) {
-            knobs.push((t, v));
-        }
-    }
+    let knobs = knob_descs
+        .iter()
+        .map(read_knob)
+        .collect::<Result<Vec<_>>>()?;
     let engine = *id
         .first()
         .ok_or_else(|| crate::Error::Cuda("cuDNN: engine without index".into()))?;
     Ok((Choice { engine, knobs }, precise(&notes, strict)))
+}
+
+/// A finalized knob choice: knob type `ty` (cuDNN's enum, as an integer) set to `value`.
+fn knob(ty: u32, value: i64) -> Result<Desc> {
+    let k = Desc::new(Kind::CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR)?;
+    k.set(
+        Name::CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
+        Type::CUDNN_TYPE_KNOB_TYPE,
+        &[ty],
+    )?;
+    k.set(
+        Name::CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE,
+        Type::CUDNN_TYPE_INT64,
+        &[value],
+    )?;
+    k.finalize()?;
+    Ok(k)
+}
+
+/// The knob type and value of a knob choice.
+fn read_knob(k: &Desc) -> Result<(u32, i64)> {
+    let ty = Name::CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE;
+    let ty = k.get::<u32>(ty, Type::CUDNN_TYPE_KNOB_TYPE, 1)?;
+    let value = Name::CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE;
+    let value = k.get::<i64>(value, Type::CUDNN_TYPE_INT64, 1)?;
+    match (&ty[..], &value[..]) {
+        (&[t], &[v]) => Ok((t, v)),
+        _ => Err(crate::Error::Cuda(
+            "cuDNN: knob choice without type or value".into(),
+        )),
+    }
 }
 
 /// The configuration of a recorded `choice` on `graph`.
@@ -131,22 +150,11 @@ pub(super) fn rebuild(graph: &Graph, choice: &Choice) -> Result<Config> {
         &[choice.engine],
     )?;
     engine.finalize()?;
-    let mut parts = Vec::with_capacity(choice.knobs.len() + 1);
-    for &(ty, value) in &choice.knobs {
-        let k = Desc::new(Kind::CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR)?;
-        k.set(
-            Name::CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
-            Type::CUDNN_TYPE_KNOB_TYPE,
-            &[ty],
-        )?;
-        k.set(
-            Name::CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE,
-            Type::CUDNN_TYPE_INT64,
-            &[value],
-        )?;
-        k.finalize()?;
-        parts.push(k);
-    }
+    let mut parts = choice
+        .knobs
+        .iter()
+        .map(|&(ty, value)| knob(ty, value))
+        .collect::<Result<Vec<_>>>()?;
     let cfg = Desc::new(Kind::CUDNN_BACKEND_ENGINECFG_DESCRIPTOR)?;
     cfg.set_descs(Name::CUDNN_ATTR_ENGINECFG_ENGINE, &[&engine])?;
     if !parts.is_empty() {
@@ -221,6 +229,19 @@ pub(super) unsafe fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A knob choice reads back as set (host-side, where cuDNN loads): the disk cache records
+    /// what `read_knob` reads and `knob` rebuilds it.
+    #[test]
+    fn knob_round_trip() {
+        if let Err(why) = crate::cuda::cudnn::require_symbols(&crate::cuda::cudnn_graph::SYMBOLS) {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let tile = cudnnBackendKnobType_t::CUDNN_KNOB_TYPE_TILE_SIZE as u32;
+        let k = knob(tile, 3).unwrap();
+        assert_eq!(read_knob(&k).unwrap(), (tile, 3));
+    }
 
     /// f32 takes no tensor-core (TF32) engine; no dtype takes down-converted inputs or
     /// reduced-precision accumulation; other notes pass.

@@ -252,6 +252,50 @@ mod tests {
         }
     }
 
+    /// What kiln sets, cuDNN reads back (host-side, where it loads): the plain getters and the
+    /// descriptor getter that heuristics and the disk cache rely on.
+    #[test]
+    fn descriptors_read_back() {
+        use crate::cpu::conv::{Conv2dParams, ConvShape};
+        use crate::DType;
+        if let Err(why) = crate::cuda::cudnn::require_symbols(&crate::cuda::cudnn_graph::SYMBOLS) {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let s = ConvShape::new(
+            &[2, 8, 9, 11],
+            &[16, 8, 3, 3],
+            &Conv2dParams::default(),
+            true,
+        )
+        .unwrap();
+        let key = Key::new(&s, DType::F16, false).unwrap();
+        let (o, parts) = operation_of(Op::BackwardData, &key, 16).unwrap();
+        let int = Type::CUDNN_TYPE_INT64;
+        let uid = Name::CUDNN_ATTR_TENSOR_UNIQUE_ID;
+        // The operation fills in one descriptor: its own copy of dx (with a group dimension).
+        let dx = Name::CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX;
+        let copy = o.get_descs(dx, Kind::CUDNN_BACKEND_TENSOR_DESCRIPTOR, 1);
+        let dims = Name::CUDNN_ATTR_TENSOR_DIMENSIONS;
+        assert_eq!(
+            copy.unwrap()[0].get::<i64>(dims, int, 8).unwrap(),
+            [2, 1, 8, 9, 11]
+        );
+        let x = &parts[0];
+        assert_eq!(x.get::<i64>(dims, int, 8).unwrap(), [2, 8, 9, 11]);
+        let st = x
+            .get::<i64>(Name::CUDNN_ATTR_TENSOR_STRIDES, int, 8)
+            .unwrap();
+        assert_eq!(st, strides(key.x, true));
+        assert_eq!(x.get::<i64>(uid, int, 1).unwrap(), [UIDS[0]]);
+        let ty = x.get::<u32>(
+            Name::CUDNN_ATTR_TENSOR_DATA_TYPE,
+            Type::CUDNN_TYPE_DATA_TYPE,
+            1,
+        );
+        assert_eq!(ty.unwrap(), [cudnnDataType_t::CUDNN_DATA_HALF as u32]);
+    }
+
     /// x, w and y have distinct, nonzero ids.
     #[test]
     fn unique_ids() {
