@@ -2,8 +2,9 @@
 //! text file per cuDNN version and device, reloaded across runs; a missing, corrupt or older
 //! file reads as empty and is rewritten.
 
+use kiln_kernels::registry::{cache_root, store_atomically};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The first line of a file this version of kiln reads.
 const HEADER: &str = "kiln cudnn-plans 1";
@@ -22,26 +23,13 @@ pub(super) struct DiskCache {
     entries: HashMap<String, Choice>,
 }
 
-/// The folder for kiln's caches: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else
-/// $HOME/.cache/kiln.
-fn cache_dir() -> Option<PathBuf> {
-    let var = |v| {
-        std::env::var_os(v)
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-    };
-    var("KILN_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("kiln")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache").join("kiln")))
-}
-
-/// The file for cuDNN `version` on the device named `device`.
+/// The file for cuDNN `version` on the device named `device`, in kiln's cache folder.
 pub(super) fn default_path(version: usize, device: &str) -> Option<PathBuf> {
     let name: String = device
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    Some(cache_dir()?.join(format!("cudnn-plans-{version}-{name}.txt")))
+    Some(cache_root()?.join(format!("cudnn-plans-{version}-{name}.txt")))
 }
 
 fn parse_line(line: &str) -> Option<(String, Choice)> {
@@ -102,20 +90,10 @@ impl DiskCache {
     pub(super) fn insert(&mut self, key: String, choice: Choice) -> std::io::Result<()> {
         self.entries.insert(key, choice);
         match &self.path {
-            Some(path) => write(path, &format(&self.entries)),
+            Some(path) => store_atomically(path, &format(&self.entries)),
             None => Ok(()),
         }
     }
-}
-
-/// Writes `text` to `path` through a temporary file, so that readers never see half a file.
-fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
