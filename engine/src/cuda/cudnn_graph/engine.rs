@@ -14,8 +14,9 @@ use cudarc::cudnn::sys::{
 };
 use std::ffi::c_void;
 
-/// Room for every numerical note and knob an engine reports.
+/// Room for every numerical note an engine reports.
 const MAX_NOTES: usize = Note::CUDNN_NUMERICAL_NOTE_TYPE_COUNT as usize;
+/// Room for every knob choice of an engine configuration.
 const MAX_KNOBS: usize = cudnnBackendKnobType_t::CUDNN_KNOB_TYPE_COUNTS as usize;
 
 /// An engine configuration and the descriptors it was built from.
