@@ -3,13 +3,17 @@
 #   1. the CUDA conformance suite on the real device with cuBLAS/cuDNN, then with the built-in
 #      kernels only (KILN_CUBLAS=0 KILN_CUDNN=0);
 #   2. cuBLAS and cuDNN against the built-in kernels (engine/tests/cuda_vendor.rs);
+#   1b/2b. both again with cuDNN's graph API on (KILN_CUDNN_GRAPH=1), failing where it fell back
+#      to the legacy API ("cuDNN graph API not used" on stderr);
 #   3. NCCL (feature `nccl`, library from scripts/install-nccl.sh): all-reduce, broadcast,
 #      all-gather and reduce-scatter against host references, the unique id over the TCP
 #      rendezvous, and one DDP step through NCCL against one GPU with the whole batch
 #      (train/tests/nccl_gpu.rs: one rank per GPU, world size 1 on a one-GPU machine); on 2+ GPUs
 #      also tests/dist_devices.rs with NCCL;
 #   4. training-step throughput of resnet50 (batch 64, 224x224, channels-last, AMP float16),
-#      kiln (examples/train_step.rs) against PyTorch (scripts/bench/torch_train_step.py).
+#      kiln (examples/train_step.rs) against PyTorch (scripts/bench/torch_train_step.py); kiln
+#      also with the graph API, twice: the first run times every plan and records the choices
+#      in a fresh KILN_CACHE_DIR, the second reloads them.
 # Installs nothing system-wide: NVRTC, cuBLAS and cuDNN wheels go to .cache/nvidia*, PyTorch and
 # timm to the venv .cache/torch-venv. Needs an NVIDIA driver for CUDA 13.0 or newer, a Rust
 # toolchain, and python3 with venv and pip. Override the pins with CUBLAS_SPEC, CUDNN_SPEC,
@@ -77,12 +81,30 @@ no_skips() {
   return "$rc"
 }
 
+# A run with cuDNN's graph API on must not have fallen back from it (nor skipped tests).
+graph_served() {
+  local log
+  log=$(mktemp)
+  no_skips env KILN_CUDNN_GRAPH=1 "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  if grep -q 'cuDNN graph API not used' "$log"; then
+    echo "gpu-check: cuDNN's graph API fell back (see 'cuDNN graph API not used' above)" >&2
+    rc=1
+  fi
+  rm -f "$log"
+  return "$rc"
+}
+
 conformance=(cargo test -p kiln-engine --release --test cuda_conformance)
 run "conformance, cuBLAS/cuDNN on" no_skips "${conformance[@]}"
 run "conformance, built-in kernels (KILN_CUBLAS=0 KILN_CUDNN=0)" \
   no_skips env KILN_CUBLAS=0 KILN_CUDNN=0 "${conformance[@]}"
 run "cuBLAS/cuDNN against the built-in kernels" \
   no_skips cargo test -p kiln-engine --release --test cuda_vendor -- --nocapture --test-threads 1
+run "conformance, cuDNN graph API (KILN_CUDNN_GRAPH=1)" \
+  graph_served "${conformance[@]}" -- --nocapture
+run "cuDNN graph API against its legacy API and the built-in kernels (KILN_CUDNN_GRAPH=1)" \
+  graph_served cargo test -p kiln-engine --release --test cuda_vendor -- --nocapture --test-threads 1
 
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 echo
@@ -103,6 +125,26 @@ echo "== resnet50 training step, batch 64, 224x224, channels-last, AMP float16"
 kiln=$(kiln_rate --model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 kiln_builtin=$(KILN_CUBLAS=0 KILN_CUDNN=0 kiln_rate --model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 [ -n "$kiln" ] && [ -n "$kiln_builtin" ] || failed+=("kiln train_step")
+
+# The graph API's rate, with the plans of a fresh cache folder: timed on the first run, reloaded
+# on the second; a fallback to the legacy API fails the check.
+plan_cache=$(mktemp -d)
+graph_rate() {
+  local log rate
+  log=$(mktemp)
+  rate=$(KILN_CUDNN_GRAPH=1 KILN_CACHE_DIR="$plan_cache" kiln_rate \
+    --model resnet50 --batch 64 --img-size 224 --amp-dtype float16 2>"$log")
+  cat "$log" >&2
+  if grep -q 'cuDNN graph API not used' "$log"; then
+    rate=""
+  fi
+  rm -f "$log"
+  echo "$rate"
+}
+kiln_graph=$(graph_rate)
+kiln_graph_cached=$(graph_rate)
+ls -l "$plan_cache" >&2
+[ -n "$kiln_graph" ] && [ -n "$kiln_graph_cached" ] || failed+=("kiln train_step, cuDNN graph API")
 
 torch=""
 if [ -z "${NO_TORCH:-}" ]; then
@@ -127,9 +169,14 @@ fi
 echo
 echo "== summary"
 printf '%-44s %10s img/s\n' "kiln (cuBLAS/cuDNN)" "${kiln:-n/a}" \
+  "kiln (cuDNN graph API, timing run)" "${kiln_graph:-n/a}" \
+  "kiln (cuDNN graph API, cached plans)" "${kiln_graph_cached:-n/a}" \
   "kiln (built-in kernels)" "${kiln_builtin:-n/a}" "PyTorch (libtorch CUDA)" "${torch:-n/a}"
 if [ -n "$kiln" ] && [ -n "$torch" ]; then
   awk -v k="$kiln" -v t="$torch" 'BEGIN { printf "kiln / PyTorch: %.2fx\n", k / t }'
+fi
+if [ -n "$kiln_graph_cached" ] && [ -n "$torch" ]; then
+  awk -v k="$kiln_graph_cached" -v t="$torch" 'BEGIN { printf "kiln graph API / PyTorch: %.2fx\n", k / t }'
 fi
 if [ -n "$kiln_builtin" ] && [ -n "$torch" ]; then
   awk -v k="$kiln_builtin" -v t="$torch" 'BEGIN { printf "kiln built-in / PyTorch: %.2fx\n", k / t }'

@@ -2,8 +2,11 @@
 # Runs what scripts/gpu-bundle.sh built (.gpu/bin) on a GPU machine that has no Rust toolchain but
 # has python3 with NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn, nvidia-nccl-cu13; a PyTorch
 # environment has them, and timm for the bench's PyTorch side).
-#   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin vendor memory resnet amp
-#                                         train nccl bench (default: all); logs go to $OUT (/tmp/gpu-logs)
+#   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin conf_graph vendor
+#                                         vendor_graph memory resnet amp train nccl bench bench_graph
+#                                         (default: all); logs go to $OUT (/tmp/gpu-logs)
+# The *_graph steps run with cuDNN's graph API on (KILN_CUDNN_GRAPH=1); the summary counts the
+# lines where it fell back to the legacy API ("cuDNN graph API not used"), which should be none.
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-logs}
@@ -35,15 +38,16 @@ step() { # name timeout command...
   local start=$SECONDS
   timeout "$limit" "$@" >"$out/$name.log" 2>&1
   local rc=$?
-  local tests skips
+  local tests skips fallbacks
   tests=$(awk '/^test result:/ {p += $4; f += $6} END {print p + 0 " passed, " f + 0 " failed"}' "$out/$name.log")
   skips=$(grep -c 'skipped:' "$out/$name.log")
-  summary+=("$(printf '%-20s rc=%-4s %4ss  %s, %s skipped' "$name" "$rc" $((SECONDS - start)) "$tests" "$skips")")
+  fallbacks=$(grep -c 'cuDNN graph API not used' "$out/$name.log")
+  summary+=("$(printf '%-24s rc=%-4s %4ss  %s, %s skipped, %s graph fallbacks' "$name" "$rc" $((SECONDS - start)) "$tests" "$skips" "$fallbacks")")
   [ "$rc" -eq 0 ] || grep -E 'panicked|FAILED' -A2 "$out/$name.log" | head -20
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin vendor memory resnet amp train nccl bench)
+[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_graph vendor vendor_graph memory resnet amp train nccl bench bench_graph)
 bench_args=(--model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 for s in "${steps[@]}"; do
   case $s in
@@ -54,7 +58,9 @@ for s in "${steps[@]}"; do
     ;;
   conf) step conf 300 "$bin/cuda_conformance" ;;
   conf_builtin) step conf_builtin 300 env KILN_CUBLAS=0 KILN_CUDNN=0 "$bin/cuda_conformance" ;;
+  conf_graph) step conf_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/cuda_conformance" --nocapture ;;
   vendor) step vendor 300 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
+  vendor_graph) step vendor_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
   memory) step memory 120 "$bin/cuda_memory" ;;
   resnet) step resnet 300 "$bin/cuda_resnet" ;;
   amp) step amp_optim 120 "$bin/amp_optim" ;;
@@ -65,6 +71,17 @@ for s in "${steps[@]}"; do
     step bench_kiln_builtin 240 env KILN_CUBLAS=0 KILN_CUDNN=0 "$bin/train_step" "${bench_args[@]}"
     step bench_torch 240 python3 scripts/bench/torch_train_step.py "${bench_args[@]}"
     grep -H 'img/s' "$out"/bench_*.log
+    ;;
+  bench_graph)
+    # A fresh plan cache: the first run times every plan and records the fastest, the second
+    # reloads them.
+    plans=$(mktemp -d)
+    for run in timed cached; do
+      step "bench_kiln_graph_$run" 600 env KILN_CUDNN_GRAPH=1 KILN_CACHE_DIR="$plans" \
+        "$bin/train_step" "${bench_args[@]}"
+    done
+    ls -l "$plans"
+    grep -H 'img/s' "$out"/bench_kiln_graph_*.log
     ;;
   *) echo "unknown step $s" >&2 ;;
   esac

@@ -1,11 +1,12 @@
 //! cuBLAS and cuDNN against kiln's built-in CUDA kernels: matrix products and convolutions,
 //! forward and backward, NCHW and NHWC, f32 and f16, each run once with the vendor library and
 //! once with it switched off. Where a library does not load (CI, the emulator) its comparison
-//! prints "skipped: <why>"; scripts/gpu-check.sh runs this on a GPU.
+//! prints "skipped: <why>"; scripts/gpu-check.sh runs this on a GPU. cuDNN's graph API is
+//! compared with its legacy API the same way.
 
 use kiln_engine::cuda::{
-    cublas_loaded, cudnn_loaded, parse_switch, set_cublas_enabled, set_cudnn_benchmark,
-    set_cudnn_enabled,
+    cublas_loaded, cudnn_graph_enabled, cudnn_graph_loaded, cudnn_loaded, parse_switch,
+    set_cublas_enabled, set_cudnn_benchmark, set_cudnn_enabled, set_cudnn_graph_enabled,
 };
 use kiln_engine::{Conv2dParams, DType, Device, MemoryFormat, Result, Tensor};
 use std::io::Write;
@@ -215,9 +216,14 @@ fn conv_cases() -> Vec<(&'static str, [usize; 4], [usize; 4], Conv2dParams)> {
     ]
 }
 
-fn conv_against_built_in(benchmark: bool) {
+/// Compares the convolutions of `cases` with `set(true)` and `set(false)`.
+fn conv_against(
+    set: fn(bool),
+    benchmark: bool,
+    cases: &[(&str, [usize; 4], [usize; 4], Conv2dParams)],
+) {
     set_cudnn_benchmark(benchmark);
-    for (name, xs, ws, p) in conv_cases() {
+    for &(name, xs, ws, p) in cases {
         let (x, w) = (input(&xs, 10), input(&ws, 11));
         for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
             for dtype in [DType::F32, DType::F16] {
@@ -225,7 +231,7 @@ fn conv_against_built_in(benchmark: bool) {
                     &format!("conv {name} {format:?} benchmark={benchmark}"),
                     &[x.clone(), w.clone()],
                     dtype,
-                    set_cudnn_enabled,
+                    set,
                     &|t| t[0].to_memory_format(format)?.conv2d(&t[1], None, p),
                 );
             }
@@ -240,6 +246,35 @@ fn cudnn_matches_the_built_in_conv() {
     if !vendor_loaded(cudnn_loaded) {
         return;
     }
-    conv_against_built_in(false);
-    conv_against_built_in(true);
+    conv_against(set_cudnn_enabled, false, &conv_cases());
+    conv_against(set_cudnn_enabled, true, &conv_cases());
+}
+
+/// cuDNN's graph API against its legacy API, with heuristics and with benchmarking. Where the
+/// graph path cannot serve (the emulator: cuDNN not loaded), it says why and convolutions fall
+/// back: one case then runs with it switched on and off.
+#[test]
+fn cudnn_graph_matches_the_legacy_api() {
+    let _turn = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = match kiln_engine::cuda::device(0) {
+        Ok(d) => d,
+        Err(e) => return skip(e),
+    };
+    let was = cudnn_graph_enabled();
+    set_cudnn_enabled(true);
+    match cudnn_graph_loaded(&dev) {
+        Ok(()) => {
+            let _ = writeln!(std::io::stderr(), "comparing on {}", dev.name());
+            conv_against(set_cudnn_graph_enabled, false, &conv_cases());
+            conv_against(set_cudnn_graph_enabled, true, &conv_cases());
+        }
+        Err(why) => {
+            if cudnn_loaded(&dev).is_err() {
+                assert!(why.to_string().contains("cuDNN not loaded"), "{why}");
+            }
+            skip(&why);
+            conv_against(set_cudnn_graph_enabled, false, &conv_cases()[..1]);
+        }
+    }
+    set_cudnn_graph_enabled(was);
 }

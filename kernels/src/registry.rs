@@ -192,7 +192,8 @@ impl Module {
         }
         let ptx = self.compile(&options)?.ptx;
         if let Some(p) = path {
-            store_atomically(&p, &ptx);
+            // A cache that cannot be written is only slower.
+            let _ = store_atomically(&p, &ptx);
         }
         Ok(ptx)
     }
@@ -265,24 +266,31 @@ pub fn nvrtc_version() -> Result<String> {
     Ok(format!("{major}.{minor}"))
 }
 
-/// `$KILN_CACHE_DIR/ptx`, else `$XDG_CACHE_HOME/kiln/ptx`, else `~/.cache/kiln/ptx`.
-fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("KILN_CACHE_DIR")
+/// kiln's cache folder: `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
+pub fn cache_root() -> Option<PathBuf> {
+    std::env::var_os("KILN_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("kiln")))
-        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/kiln")))?;
-    Some(base.join("ptx"))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/kiln")))
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a file. A cache
-/// that cannot be written is only slower, so failures are ignored.
-fn store_atomically(path: &std::path::Path, text: &str) {
-    let Some(dir) = path.parent() else { return };
+/// `ptx` under [`cache_root`].
+fn cache_dir() -> Option<PathBuf> {
+    Some(cache_root()?.join("ptx"))
+}
+
+/// Writes `text` to `path` through a temporary file and a rename (creating the folder), so that
+/// a reader never sees half a file.
+pub fn store_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let ok = std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, text).is_ok();
-    if !ok || std::fs::rename(&tmp, path).is_err() {
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    written
 }
 
 /// 64-bit FNV-1a: stable across Rust versions, unlike `DefaultHasher`.

@@ -1,10 +1,11 @@
 //! 2-d convolutions on the device over packed NCHW or NHWC tensors, weights OIHW or OHWI to
-//! match: cuDNN when it is loaded and enabled, else the built-in kernels: `depthwise.cu` for
+//! match: cuDNN when it is loaded and enabled (its graph API first when switched on, then its
+//! legacy API), else the built-in kernels: `depthwise.cu` for
 //! depthwise forward and input gradient, the implicit-GEMM and direct kernels of `conv.cu` for
 //! the rest.
 
 use super::elementwise::float_ty;
-use super::{cudnn, CudaStorage};
+use super::{cudnn, cudnn_graph, CudaStorage};
 use crate::cpu::conv::ConvShape;
 use crate::{Error, Result};
 use kiln_kernels::cpu::depthwise::Depthwise;
@@ -51,7 +52,7 @@ fn conv_ty(a: &CudaStorage, b: &CudaStorage) -> Result<&'static str> {
 pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
     let ty = conv_ty(x, w)?;
     let y = CudaStorage::alloc(x.device(), x.dtype(), s.out_shape().iter().product())?;
-    if cudnn::forward(x, w, &y, s)? {
+    if cudnn_graph::forward(x, w, &y, s)? || cudnn::forward(x, w, &y, s)? {
         return Ok(y);
     }
     if let Some(d) = depthwise(s) {
@@ -75,7 +76,7 @@ pub fn conv2d_bwd_data(dy: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Resu
     let ty = conv_ty(dy, w)?;
     let g = &s.geom;
     let dx = CudaStorage::alloc(dy.device(), dy.dtype(), s.n * s.c * g.hw[0] * g.hw[1])?;
-    if cudnn::backward_data(dy, w, &dx, s)? {
+    if cudnn_graph::backward_data(dy, w, &dx, s)? || cudnn::backward_data(dy, w, &dx, s)? {
         return Ok(dx);
     }
     if let Some(d) = depthwise(s) {
@@ -93,7 +94,7 @@ pub fn conv2d_bwd_filter(x: &CudaStorage, dy: &CudaStorage, s: &ConvShape) -> Re
     let ty = conv_ty(x, dy)?;
     let g = &s.geom;
     let dw = CudaStorage::alloc(x.device(), x.dtype(), s.oc * g.c * g.k[0] * g.k[1])?;
-    if cudnn::backward_filter(x, dy, &dw, s)? {
+    if cudnn_graph::backward_filter(x, dy, &dw, s)? || cudnn::backward_filter(x, dy, &dw, s)? {
         return Ok(dw);
     }
     let d = dims(s, g.k);

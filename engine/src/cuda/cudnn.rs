@@ -57,7 +57,7 @@ const SYMBOLS: [&str; 26] = [
 const MIN_VERSION: usize = 90000;
 
 /// The largest workspace the benchmark mode lets an algorithm ask for.
-const MAX_BENCH_WORKSPACE: usize = 1 << 30;
+pub(super) const MAX_BENCH_WORKSPACE: usize = 1 << 30;
 
 /// Room for every algorithm of one direction (forward has the most: 8).
 const MAX_ALGOS: usize = 8;
@@ -81,32 +81,34 @@ fn unsupported(e: CudnnError) -> bool {
     (3000..4000).contains(&(e.0 as u32))
 }
 
-fn cudnn_err(what: &str, e: CudnnError) -> Error {
+/// A cuDNN status as kiln's error, naming the call.
+pub(super) fn cudnn_err(what: &str, e: CudnnError) -> Error {
     Error::Cuda(format!("cuDNN {what}: {e}"))
 }
 
 /// One convolution's sizes (as cuDNN's ints), layout, types and algorithm mode: the cache key.
+/// Shared with the graph API path ([`super::cudnn_graph`]), which keys its plans the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    x: [i32; 4],
-    y: [i32; 4],
-    w: [i32; 4],
-    pad: [i32; 2],
-    stride: [i32; 2],
-    dilation: [i32; 2],
-    groups: i32,
-    channels_last: bool,
+pub(super) struct Key {
+    pub(super) x: [i32; 4],
+    pub(super) y: [i32; 4],
+    pub(super) w: [i32; 4],
+    pub(super) pad: [i32; 2],
+    pub(super) stride: [i32; 2],
+    pub(super) dilation: [i32; 2],
+    pub(super) groups: i32,
+    pub(super) channels_last: bool,
     /// Storage type, compute type and math mode.
-    ty: cudnnDataType_t,
-    compute: cudnnDataType_t,
-    math: cudnnMathType_t,
-    benchmark: bool,
+    pub(super) ty: cudnnDataType_t,
+    pub(super) compute: cudnnDataType_t,
+    pub(super) math: cudnnMathType_t,
+    pub(super) benchmark: bool,
 }
 
 impl Key {
     /// None when the dtype has no cuDNN convolution, or a tensor is empty or too large for
     /// cuDNN's 32-bit sizes.
-    fn new(s: &ConvShape, dtype: DType, benchmark: bool) -> Option<Key> {
+    pub(super) fn new(s: &ConvShape, dtype: DType, benchmark: bool) -> Option<Key> {
         use cudnnDataType_t::*;
         use cudnnMathType_t::*;
         // f16/bf16 on tensor cores accumulating in f32; f32 without TF32 (FMA math).
@@ -228,17 +230,7 @@ type Plans<A> = HashMap<Key, Option<Plan<A>>>;
 /// Checks that a usable cuDNN loads: 9.x, with every entry point kiln calls and the convolution
 /// sub-libraries; Err says why not.
 fn load() -> std::result::Result<(), String> {
-    // SAFETY: only tries to open the shared library by its candidate names.
-    if !unsafe { sys::is_culib_present() } {
-        return Err("libcudnn was not found on the library path".into());
-    }
-    // SAFETY: the library opens (checked above), so `culib` returns it instead of panicking.
-    let lib = unsafe { sys::culib() };
-    for name in SYMBOLS {
-        // SAFETY: a symbol lookup; the pointer is neither called nor kept.
-        unsafe { lib.get::<*const c_void>(name.as_bytes()) }
-            .map_err(|e| format!("libcudnn lacks {name}: {e}"))?;
-    }
+    require_symbols(&SYMBOLS)?;
     let version = result::get_version();
     if version < MIN_VERSION {
         return Err(format!("cuDNN {version} is older than 9.0"));
@@ -258,6 +250,28 @@ fn load() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Err names the first of `names` that `has` says is missing.
+fn check_symbols(names: &[&str], has: impl Fn(&str) -> bool) -> std::result::Result<(), String> {
+    match names.iter().find(|name| !has(name)) {
+        Some(name) => Err(format!("libcudnn lacks {name}")),
+        None => Ok(()),
+    }
+}
+
+/// Checks that the loaded libcudnn exports every one of `names`; Err names one it lacks.
+pub(super) fn require_symbols(names: &[&str]) -> std::result::Result<(), String> {
+    // SAFETY: only tries to open the shared library by its candidate names.
+    if !unsafe { sys::is_culib_present() } {
+        return Err("libcudnn was not found on the library path".into());
+    }
+    // SAFETY: the library opens (checked above), so `culib` returns it instead of panicking.
+    let lib = unsafe { sys::culib() };
+    // SAFETY: symbol lookups; the pointers are neither called nor kept.
+    check_symbols(names, |name| {
+        unsafe { lib.get::<*const c_void>(name.as_bytes()) }.is_ok()
+    })
+}
+
 /// The cuDNN files this process has mapped, from /proc/self/maps (empty where it cannot be read).
 fn mapped_cudnn_files() -> Vec<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
@@ -273,14 +287,17 @@ fn mapped_cudnn_files() -> Vec<String> {
 
 /// A cuDNN handle on one device's compute stream, and the plans of the shapes seen so far.
 pub(super) struct Dnn {
-    handle: sys::cudnnHandle_t,
+    pub(super) handle: sys::cudnnHandle_t,
     fwd: Plans<cudnnConvolutionFwdAlgo_t>,
     data: Plans<cudnnConvolutionBwdDataAlgo_t>,
     filter: Plans<cudnnConvolutionBwdFilterAlgo_t>,
+    /// The graph API path's plans on this handle.
+    pub(super) graph: super::cudnn_graph::Plans,
 }
 
 // SAFETY: a cuDNN handle and descriptors may be used from any thread, one thread at a time; the
-// device keeps the Dnn behind a Mutex.
+// device keeps the Dnn behind a Mutex. The graph plans share their graphs through `Rc`s that all
+// live inside this Dnn, so they are only touched under that Mutex.
 unsafe impl Send for Dnn {}
 
 impl Dnn {
@@ -294,6 +311,7 @@ impl Dnn {
             fwd: HashMap::new(),
             data: HashMap::new(),
             filter: HashMap::new(),
+            graph: super::cudnn_graph::Plans::new(),
         };
         // SAFETY: the handle was just created and the stream lives as long as the device,
         // which owns this handle.
@@ -308,6 +326,7 @@ impl Drop for Dnn {
         self.fwd.clear();
         self.data.clear();
         self.filter.clear();
+        self.graph.clear();
         // SAFETY: the handle was created by `open` and is destroyed once.
         let _ = unsafe { result::destroy_handle(self.handle) };
     }
@@ -838,6 +857,17 @@ mod tests {
                 None,
                 None
             ]
+        );
+    }
+
+    /// The symbol check names the first missing entry point.
+    #[test]
+    fn symbol_check_names_the_missing_one() {
+        let has = |name: &str| name != "cudnnBackendExecute";
+        assert_eq!(check_symbols(&["cudnnCreate", "cudnnDestroy"], has), Ok(()));
+        assert_eq!(
+            check_symbols(&["cudnnCreate", "cudnnBackendExecute", "x"], has),
+            Err("libcudnn lacks cudnnBackendExecute".into())
         );
     }
 

@@ -1,7 +1,8 @@
 //! The CUDA backend on cudarc: devices with a caching allocator and two streams, device buffers,
 //! and the engine side of each kernel family (launchers live in `kiln_kernels::cuda`). GEMMs go
-//! to cuBLAS and convolutions to cuDNN when those load, and to the built-in kernels otherwise or
-//! when switched off (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...).
+//! to cuBLAS and convolutions to cuDNN (its graph API first with `KILN_CUDNN_GRAPH=1`, then its
+//! legacy API) when those load, and to the built-in kernels otherwise or when switched off
+//! (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...).
 
 mod alloc;
 pub mod attention;
@@ -10,6 +11,7 @@ pub mod conv;
 pub mod copy;
 mod cublas;
 mod cudnn;
+mod cudnn_graph;
 mod device;
 pub mod elementwise;
 pub mod layer_norm;
@@ -28,9 +30,10 @@ pub mod upload;
 pub use alloc::MemoryStats;
 pub use cublas::cublas_loaded;
 pub use cudnn::cudnn_loaded;
+pub use cudnn_graph::cudnn_graph_loaded;
 pub use device::{device, CudaDevice};
 pub use storage::{suffix, CudaStorage};
 pub use switch::{
-    cublas_enabled, cudnn_benchmark, cudnn_enabled, parse_switch, set_cublas_enabled,
-    set_cudnn_benchmark, set_cudnn_enabled,
+    cublas_enabled, cudnn_benchmark, cudnn_enabled, cudnn_graph_enabled, parse_switch,
+    set_cublas_enabled, set_cudnn_benchmark, set_cudnn_enabled, set_cudnn_graph_enabled,
 };

@@ -54,6 +54,7 @@ impl Switch {
 static CUBLAS: Switch = Switch::new("KILN_CUBLAS", true);
 static CUDNN: Switch = Switch::new("KILN_CUDNN", true);
 static CUDNN_BENCHMARK: Switch = Switch::new("KILN_CUDNN_BENCHMARK", false);
+static CUDNN_GRAPH: Switch = Switch::new("KILN_CUDNN_GRAPH", false);
 
 /// Whether cuBLAS may serve matrix products (`KILN_CUBLAS`, on unless set to 0).
 pub fn cublas_enabled() -> bool {
@@ -84,4 +85,16 @@ pub fn cudnn_benchmark() -> bool {
 /// keep the fastest, instead of taking cuDNN's heuristic choice; overrides `KILN_CUDNN_BENCHMARK`.
 pub fn set_cudnn_benchmark(on: bool) {
     CUDNN_BENCHMARK.set(on)
+}
+
+/// Whether convolutions try cuDNN's graph (backend) API first (`KILN_CUDNN_GRAPH=1`; off by
+/// default until verified on a GPU).
+pub fn cudnn_graph_enabled() -> bool {
+    CUDNN_GRAPH.get()
+}
+
+/// Lets convolutions try cuDNN's graph API before the legacy API, or not; overrides
+/// `KILN_CUDNN_GRAPH`.
+pub fn set_cudnn_graph_enabled(on: bool) {
+    CUDNN_GRAPH.set(on)
 }
