@@ -54,6 +54,7 @@ impl Switch {
 static CUBLAS: Switch = Switch::new("KILN_CUBLAS", true);
 static CUDNN: Switch = Switch::new("KILN_CUDNN", true);
 static CUDNN_BENCHMARK: Switch = Switch::new("KILN_CUDNN_BENCHMARK", false);
+static TENSOR_CORES: Switch = Switch::new("KILN_TENSOR_CORES", true);
 
 /// Whether cuBLAS may serve matrix products (`KILN_CUBLAS`, on unless set to 0).
 pub fn cublas_enabled() -> bool {
@@ -84,4 +85,17 @@ pub fn cudnn_benchmark() -> bool {
 /// keep the fastest, instead of taking cuDNN's heuristic choice; overrides `KILN_CUDNN_BENCHMARK`.
 pub fn set_cudnn_benchmark(on: bool) {
     CUDNN_BENCHMARK.set(on)
+}
+
+/// Whether kiln's own GEMM and convolution kernels may use tensor cores for f16/bf16 on sm_80+
+/// (`KILN_TENSOR_CORES`, on unless set to 0); off, the SIMT kernels serve every dtype.
+pub fn tensor_cores_enabled() -> bool {
+    TENSOR_CORES.get()
+}
+
+/// Lets kiln's own f16/bf16 GEMM and convolution kernels use tensor cores, or not (the SIMT
+/// kernels then do); overrides `KILN_TENSOR_CORES`. cuBLAS and cuDNN, when they serve, are not
+/// affected.
+pub fn set_tensor_cores_enabled(on: bool) {
+    TENSOR_CORES.set(on)
 }

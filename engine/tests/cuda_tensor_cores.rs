@@ -1,0 +1,146 @@
+//! Which kernels serve matrix products when cuBLAS does not (the emulator, or a GPU under
+//! `KILN_CUBLAS=0`): the tensor-core GEMM (`gemm_tc_*`) for f16/bf16 on sm_80+, the SIMT tiles
+//! (`gemm_t64_*`, `gemm_t128_*`) for f32 and f64, for any dtype below sm_80, and with
+//! `set_tensor_cores_enabled(false)`. Counted launch by launch with `KILN_EMU_STATS` on the
+//! emulator (which reports sm_90); on a GPU the names are not recorded and only the results are
+//! checked. The emulator's counters also compare the two f16 paths' instructions and traffic.
+
+use kiln_engine::{DType, Device, Generator, Tensor};
+use std::io::Write;
+
+const CUDA: Device = Device::Cuda(0);
+
+/// The stats lines of the launches `f` made.
+fn launches(stats: &std::path::Path, f: impl FnOnce()) -> Vec<String> {
+    let dev = kiln_engine::cuda::device(0).unwrap();
+    dev.synchronize().unwrap();
+    let before = std::fs::read_to_string(stats).unwrap_or_default().len();
+    f();
+    dev.synchronize().unwrap();
+    let text = std::fs::read_to_string(stats).unwrap_or_default();
+    text[before..].lines().map(str::to_owned).collect()
+}
+
+fn name(line: &str) -> &str {
+    line.split("\"kernel\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+}
+
+fn field(line: &str, key: &str) -> u64 {
+    let key = format!("\"{key}\":");
+    line.split(&key)
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Instructions and global bytes (loaded + stored) of `lines`.
+fn cost(lines: &[String]) -> (u64, u64) {
+    lines.iter().fold((0, 0), |(i, b), l| {
+        (
+            i + field(l, "instructions"),
+            b + field(l, "global_load_bytes") + field(l, "global_store_bytes"),
+        )
+    })
+}
+
+fn tensor(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    Generator::new(seed)
+        .uniform(shape, -1.0, 1.0, DType::F32)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+        .to_device(CUDA)
+        .unwrap()
+}
+
+#[test]
+fn half_products_run_on_tensor_cores_and_the_rest_on_simt_tiles() {
+    let dev = match kiln_engine::cuda::device(0) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "skipped: {e}");
+            return;
+        }
+    };
+    // Set before any kernel runs; this binary's only test reads it (and sets the switches).
+    let stats = std::env::temp_dir().join(format!("kiln-tc-{}.jsonl", std::process::id()));
+    std::env::set_var("KILN_EMU_STATS", &stats);
+    kiln_engine::cuda::set_cublas_enabled(false);
+    kiln_engine::cuda::set_cudnn_enabled(false);
+    let tc = dev.kernels().arch() >= 80;
+    let family = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .map(|l| name(l).rsplit_once('_').map_or("", |(f, _)| f).to_owned())
+            .collect()
+    };
+
+    // A batched product with a transposed operand, and its f32 result for reference.
+    let (a, b) = (
+        tensor(&[2, 70, 40], 1, DType::F32),
+        tensor(&[2, 33, 40], 2, DType::F32),
+    );
+    let want = a.matmul(&b.transpose(-2, -1).unwrap()).unwrap();
+    let mut got = Vec::new();
+    for dtype in [DType::F16, DType::BF16, DType::F32] {
+        let (a, b) = (a.to_dtype(dtype).unwrap(), b.to_dtype(dtype).unwrap());
+        let mut y = None;
+        let lines = launches(&stats, || {
+            y = Some(a.matmul(&b.transpose(-2, -1).unwrap()).unwrap())
+        });
+        let names = family(&lines);
+        println!("{dtype:?} matmul: {names:?}");
+        if !lines.is_empty() {
+            let expect = if tc && dtype != DType::F32 {
+                "gemm_tc_nt"
+            } else {
+                "gemm_t64"
+            };
+            assert_eq!(names, [expect], "{dtype:?}");
+        }
+        got.push((dtype, y.unwrap(), lines));
+    }
+
+    // The switch sends f16 back to the SIMT tiles.
+    kiln_engine::cuda::set_tensor_cores_enabled(false);
+    let (a16, b16) = (
+        a.to_dtype(DType::F16).unwrap(),
+        b.to_dtype(DType::F16).unwrap(),
+    );
+    let mut simt = None;
+    let simt_lines = launches(&stats, || {
+        simt = Some(a16.matmul(&b16.transpose(-2, -1).unwrap()).unwrap())
+    });
+    kiln_engine::cuda::set_tensor_cores_enabled(true);
+    if !simt_lines.is_empty() {
+        assert_eq!(family(&simt_lines), ["gemm_t64"], "switched off");
+    }
+
+    let reference = want.to_vec_f32().unwrap();
+    let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let simt = (DType::F16, simt.unwrap(), simt_lines);
+    for (dtype, y, _) in got.iter().chain([&simt]) {
+        let tol = match dtype {
+            DType::F16 => 2e-3,
+            DType::BF16 => 1.6e-2,
+            _ => 1e-5,
+        } * scale;
+        for (i, (g, w)) in y.to_vec_f32().unwrap().iter().zip(&reference).enumerate() {
+            assert!((g - w).abs() <= tol, "{dtype:?} [{i}]: {g}, f32 {w}");
+        }
+    }
+    let (tc_cost, simt_cost) = (cost(&got[0].2), cost(&simt.2));
+    if tc && tc_cost.0 > 0 {
+        println!(
+            "f16 [2,70,40]·[2,40,33]ᵀ: tensor cores {} instructions, {} global bytes; SIMT {} \
+             instructions, {} global bytes",
+            tc_cost.0, tc_cost.1, simt_cost.0, simt_cost.1
+        );
+        assert!(tc_cost.0 < simt_cost.0, "{tc_cost:?} vs {simt_cost:?}");
+    }
+    let _ = std::fs::remove_file(&stats);
+}
