@@ -548,6 +548,68 @@ fn conv2d() {
     }
 }
 
+/// Convolutions for kiln's tensor-core implicit GEMMs (f16/bf16 on sm_80+ when cuDNN does not
+/// serve; the SIMT ones for f32), forward and both gradients in both layouts: channel counts that
+/// are multiples of 8 (NHWC operands copied by cp.async), odd ones (gathered), a 3-channel stem
+/// (gathered; its data gradient is narrow and runs direct), stride, padding, dilation, two
+/// groups, pixel counts off the 64-row tile.
+#[test]
+fn conv2d_tensor_core_shapes() {
+    if !cuda_available() {
+        return;
+    }
+    use kiln_engine::Conv2dParams;
+    let p = |stride: usize, padding: usize, dilation: usize, groups: usize| Conv2dParams {
+        stride: [stride; 2],
+        padding: [padding; 2],
+        dilation: [dilation; 2],
+        groups,
+    };
+    let cases: [(&str, [usize; 4], [usize; 4], Conv2dParams); 4] = [
+        (
+            "3x3 pad 1, 16 -> 24",
+            [2, 16, 7, 9],
+            [24, 16, 3, 3],
+            p(1, 1, 1, 1),
+        ),
+        (
+            "1x1/2, 20 -> 32",
+            [2, 20, 9, 9],
+            [32, 20, 1, 1],
+            p(2, 0, 1, 1),
+        ),
+        (
+            "5x5/2 stem, 3 -> 16",
+            [2, 3, 11, 11],
+            [16, 3, 5, 5],
+            p(2, 2, 1, 1),
+        ),
+        (
+            "2 groups of 16, dilated",
+            [1, 32, 8, 8],
+            [32, 16, 3, 3],
+            p(1, 2, 2, 2),
+        ),
+    ];
+    for (i, (name, xs, ws, p)) in cases.into_iter().enumerate() {
+        let (x, w) = (
+            input(&xs, 60 + i as u64, false),
+            input(&ws, 70 + i as u64, false),
+        );
+        for layout in ["contiguous", "channels_last"] {
+            for dtype in FLOATS {
+                conform_within(
+                    &format!("conv {name} {layout}"),
+                    &[x.clone(), w.clone()],
+                    dtype,
+                    tol_product(dtype),
+                    |t| relayout(&t[0], layout)?.conv2d(&t[1], None, p),
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn batch_norm_fused() {
     if !cuda_available() {

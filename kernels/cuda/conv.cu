@@ -20,7 +20,8 @@
 // the data gradient (each dx element gathers its windows: no atomics), and for the filter
 // gradient a 32×8 block per 32 weights, 8 threads splitting the pixel reduction of each
 // (and blockIdx.y slicing it further). f64 runs the direct kernels only (see the dtype list).
-// f16/bf16 load as 16-bit, accumulate in f32 and round once on store.
+// f16/bf16 load as 16-bit, accumulate in f32 and round once on store. On sm_80+ their implicit
+// GEMMs run on tensor cores instead (conv_tc.cu: the same loaders, tc_tile.cuh's loop).
 
 // ---- implicit-GEMM kernels ---------------------------------------------------------------------
 
