@@ -2,8 +2,9 @@
 # Runs what scripts/gpu-bundle.sh built (.gpu/bin) on a GPU machine that has no Rust toolchain but
 # has python3 with NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn, nvidia-nccl-cu13; a PyTorch
 # environment has them, and timm for the bench's PyTorch side).
-#   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin vendor memory resnet amp
-#                                         train nccl bench (default: all); logs go to $OUT (/tmp/gpu-logs)
+#   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin conf_simt tc vendor memory
+#                                         resnet amp train nccl bench (default: all); logs go to $OUT
+#                                         (/tmp/gpu-logs)
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-logs}
@@ -43,17 +44,19 @@ step() { # name timeout command...
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin vendor memory resnet amp train nccl bench)
+[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_simt tc vendor memory resnet amp train nccl bench)
 bench_args=(--model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 for s in "${steps[@]}"; do
   case $s in
   kernels)
-    for t in amp bn_relu conv elementwise gemm layout optim pool reduce rng softmax_xent compile; do
+    for t in amp bn_relu conv elementwise gemm gemm_tc layout optim pool reduce rng softmax_xent compile; do
       step "kernels_$t" 300 "$bin/$t"
     done
     ;;
   conf) step conf 300 "$bin/cuda_conformance" ;;
   conf_builtin) step conf_builtin 300 env KILN_CUBLAS=0 KILN_CUDNN=0 "$bin/cuda_conformance" ;;
+  conf_simt) step conf_simt 300 env KILN_CUBLAS=0 KILN_CUDNN=0 KILN_TENSOR_CORES=0 "$bin/cuda_conformance" ;;
+  tc) step tensor_cores 120 "$bin/cuda_tensor_cores" --nocapture ;;
   vendor) step vendor 300 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
   memory) step memory 120 "$bin/cuda_memory" ;;
   resnet) step resnet 300 "$bin/cuda_resnet" ;;

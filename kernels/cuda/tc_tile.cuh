@@ -1,3 +1,4 @@
+// LEAD NOTE (delete this line): commit working, tested increments on branch tc; your last commit by 09:45 UTC; the lead merges at 09:50 and uncommitted work is lost.
 #line 1 "tc_tile.cuh"
 // The tensor-core main loop behind gemm_tc.cu and conv_tc.cu (prepended to both, after
 // operands.cuh). C[m, n] = alpha·Σ_k A[m, k]·B[k, n] (+ beta·C) over one 64×64 output tile,
@@ -45,7 +46,8 @@ __device__ __forceinline__ unsigned smem_addr(const void* p) {
 }
 
 // Shared memory is addressed through 32-bit shared-window addresses (`smem_addr`), which keeps
-// the stage pointers of the main loop in single registers.
+// the stage pointers of the main loop in single registers. Every shared access is one of these
+// asm statements; the stores and the wait clobber memory, so no access moves across them.
 
 // 16 bytes global -> shared; the first `bytes` (0..16) come from `src`, the rest are zero.
 __device__ __forceinline__ void cp16(unsigned dst, const void* src, int bytes) {
@@ -53,17 +55,18 @@ __device__ __forceinline__ void cp16(unsigned dst, const void* src, int bytes) {
 }
 
 __device__ __forceinline__ void sts128(unsigned dst, unsigned a, unsigned b, unsigned c, unsigned d) {
-  asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dst), "r"(a), "r"(b), "r"(c), "r"(d));
+  asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dst), "r"(a), "r"(b), "r"(c), "r"(d)
+               : "memory");
 }
 __device__ __forceinline__ void sts16(unsigned dst, unsigned v) {
-  asm volatile("st.shared.u16 [%0], %1;" ::"r"(dst), "h"((unsigned short)v));
+  asm volatile("st.shared.u16 [%0], %1;" ::"r"(dst), "h"((unsigned short)v) : "memory");
 }
 
 __device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;"); }
 
 // Waits until at most `n` committed groups are still in flight.
 template <int n> __device__ __forceinline__ void wait_groups() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(n));
+  asm volatile("cp.async.wait_group %0;" ::"n"(n) : "memory");
 }
 
 // Four 8×8 matrices of 16-bit elements; lanes 8i..8i+7 give the row addresses of matrix i.
