@@ -11,41 +11,13 @@ use std::io::Write;
 
 const CUDA: Device = Device::Cuda(0);
 
-/// The stats lines of the launches `f` made.
-fn launches(stats: &std::path::Path, f: impl FnOnce()) -> Vec<String> {
-    let dev = kiln_engine::cuda::device(0).unwrap();
-    dev.synchronize().unwrap();
-    let before = std::fs::read_to_string(stats).unwrap_or_default().len();
-    f();
-    dev.synchronize().unwrap();
-    let text = std::fs::read_to_string(stats).unwrap_or_default();
-    text[before..].lines().map(str::to_owned).collect()
-}
-
-fn name(line: &str) -> &str {
-    line.split("\"kernel\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or("")
-}
-
-fn field(line: &str, key: &str) -> u64 {
-    let key = format!("\"{key}\":");
-    line.split(&key)
-        .nth(1)
-        .and_then(|rest| rest.split([',', '}']).next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+mod common;
+use common::{field, global_bytes, kernel, launches};
 
 /// Instructions and global bytes (loaded + stored) of `lines`.
 fn cost(lines: &[String]) -> (u64, u64) {
-    lines.iter().fold((0, 0), |(i, b), l| {
-        (
-            i + field(l, "instructions"),
-            b + field(l, "global_load_bytes") + field(l, "global_store_bytes"),
-        )
-    })
+    let instructions = lines.iter().map(|l| field(l, "instructions")).sum();
+    (instructions, global_bytes(lines))
 }
 
 fn tensor(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
@@ -76,7 +48,7 @@ fn half_products_run_on_tensor_cores_and_the_rest_on_simt_tiles() {
     let family = |names: &[String]| -> Vec<String> {
         names
             .iter()
-            .map(|l| name(l).rsplit_once('_').map_or("", |(f, _)| f).to_owned())
+            .map(|l| kernel(l).rsplit_once('_').map_or("", |(f, _)| f).to_owned())
             .collect()
     };
 
@@ -173,7 +145,7 @@ fn half_products_run_on_tensor_cores_and_the_rest_on_simt_tiles() {
             });
             let convs: Vec<String> = lines
                 .into_iter()
-                .filter(|l| name(l).starts_with("conv"))
+                .filter(|l| kernel(l).starts_with("conv"))
                 .collect();
             let mut names = family(&convs);
             names.sort();

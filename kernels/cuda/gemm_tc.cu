@@ -8,20 +8,10 @@
 // the batch (looping when batch exceeds the grid). The kernel name gives the operands' layouts as
 // BLAS does: A "n" has k adjacent (row-major), "t" m adjacent; B "n" has n adjacent, "t" k
 // adjacent; each is staged in shared memory the way it lies. Operands that have neither index
-// adjacent run as "n" through gathers. `a_async`/`b_async` say whether 16-byte cp.async chunks
-// may serve (unit stride along the staged index, the other strides multiples of 8 elements, a
-// 16-byte aligned base), else the operand is gathered through registers. beta == 0 never reads C.
-
-// Everything a launch needs, by value (matches Params in src/cuda/gemm.rs, which gemm.cu shares).
-struct GemmParams {
-  const void* a;
-  const void* b;
-  void* c;
-  i64 sa[3], sb[3], sc[3];  // element strides (batch, row, column) of A, B and C
-  int batch, m, n, k;
-  float alpha, beta;
-  int a_async, b_async;
-};
+// adjacent run as "n" through gathers. GemmParams' (operands.cuh) `a_flag`/`b_flag` say whether
+// 16-byte cp.async chunks may serve (unit stride along the staged index, the other strides
+// multiples of 8 elements, a 16-byte aligned base), else the operand is gathered through
+// registers. beta == 0 never reads C.
 
 // ---- kernels -----------------------------------------------------------------------------------
 
@@ -34,7 +24,7 @@ template <typename T, bool AT, bool BT> __device__ __forceinline__ void gemm_tc(
     Strided<T> la{(const T*)p.a + b * p.sa[0], p.sa[1], p.sa[2], p.m, !AT};
     Strided<T> lb{(const T*)p.b + b * p.sb[0], p.sb[2], p.sb[1], p.n, BT};
     float acc[2][4][4];
-    tc_tile<T, AT, !BT>(la, p.a_async != 0, lb, p.b_async != 0, p.m, p.n, 0, p.k, m0, n0, acc);
+    tc_tile<T, AT, !BT>(la, p.a_flag != 0, lb, p.b_flag != 0, p.m, p.n, 0, p.k, m0, n0, acc);
     StoreAffine<T> st{(T*)p.c + b * p.sc[0], p.sc[1], p.sc[2]};
     tc_store(st, acc, p.m, p.n, m0, n0, p.alpha, p.beta);
   }

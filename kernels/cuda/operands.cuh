@@ -38,6 +38,20 @@ template <typename S> struct StoreAffine {
   __device__ i64 col(int n) const { return n * cs; }
 };
 
+// Everything a launch of gemm.cu or gemm_tc.cu needs, by value (matches Params in
+// src/cuda/gemm.rs).
+struct GemmParams {
+  const void* a;
+  const void* b;
+  void* c;
+  i64 sa[3], sb[3], sc[3];  // element strides (batch, row, column) of A, B and C
+  int batch, m, n, k;
+  float alpha, beta;
+  // Per operand, read by each kernel its own way: gemm.cu stages A/B walking k (its stride is
+  // 1), else walking m/n; gemm_tc.cu copies A/B in 16-byte cp.async chunks, else gathers it.
+  int a_flag, b_flag;
+};
+
 // Element (slot's row, k) of loader `l` in the compute type (0 where `at` says so).
 template <typename A, class L>
 __device__ __forceinline__ A load_acc(const L& l, const typename L::Slot& s, int k) {

@@ -83,8 +83,9 @@ pub fn sm_count(k: &Kernels) -> usize {
     }
 }
 
-/// `GemmParams` of gemm.cu and gemm_tc.cu: `g` with two per-operand flags each kernel reads its
-/// own way (gemm.cu: stage A/B walking k; gemm_tc.cu: A/B come through 16-byte copies).
+/// `GemmParams` of operands.cuh (gemm.cu and gemm_tc.cu): `g` with two per-operand flags each
+/// kernel reads its own way (gemm.cu: stage A/B walking k; gemm_tc.cu: A/B come through 16-byte
+/// copies).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Params {
