@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What a person with an NVIDIA GPU runs to validate what CI (no GPU, kiln-cuda-emu) cannot:
 #   1. the CUDA conformance suite on the real device with cuBLAS/cuDNN, then with the built-in
-#      kernels only (KILN_CUBLAS=0 KILN_CUDNN=0);
+#      kernels only (KILN_CUBLAS=0 KILN_CUDNN=0: tensor cores for f16/bf16 on sm_80+), then with
+#      their SIMT paths only (also KILN_TENSOR_CORES=0), and which kernels ran
+#      (engine/tests/cuda_tensor_cores.rs);
 #   2. cuBLAS and cuDNN against the built-in kernels (engine/tests/cuda_vendor.rs);
 #   1b/2b. both again with cuDNN's graph API on (KILN_CUDNN_GRAPH=1), failing where it fell back
 #      to the legacy API ("cuDNN graph API not used" on stderr);
@@ -99,6 +101,10 @@ conformance=(cargo test -p kiln-engine --release --test cuda_conformance)
 run "conformance, cuBLAS/cuDNN on" no_skips "${conformance[@]}"
 run "conformance, built-in kernels (KILN_CUBLAS=0 KILN_CUDNN=0)" \
   no_skips env KILN_CUBLAS=0 KILN_CUDNN=0 "${conformance[@]}"
+run "conformance, built-in SIMT kernels (KILN_CUBLAS=0 KILN_CUDNN=0 KILN_TENSOR_CORES=0)" \
+  no_skips env KILN_CUBLAS=0 KILN_CUDNN=0 KILN_TENSOR_CORES=0 "${conformance[@]}"
+run "tensor cores for f16/bf16 where the built-in kernels serve" \
+  no_skips cargo test -p kiln-engine --release --test cuda_tensor_cores -- --nocapture
 run "cuBLAS/cuDNN against the built-in kernels" \
   no_skips cargo test -p kiln-engine --release --test cuda_vendor -- --nocapture --test-threads 1
 run "conformance, cuDNN graph API (KILN_CUDNN_GRAPH=1)" \

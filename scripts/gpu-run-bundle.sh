@@ -2,9 +2,9 @@
 # Runs what scripts/gpu-bundle.sh built (.gpu/bin) on a GPU machine that has no Rust toolchain but
 # has python3 with NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn, nvidia-nccl-cu13; a PyTorch
 # environment has them, and timm for the bench's PyTorch side).
-#   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin conf_graph vendor
-#                                         vendor_graph memory resnet amp train nccl bench bench_graph
-#                                         (default: all); logs go to $OUT (/tmp/gpu-logs)
+#   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin conf_simt conf_graph tc
+#                                         vendor vendor_graph memory resnet amp train nccl bench
+#                                         bench_graph (default: all); logs go to $OUT (/tmp/gpu-logs)
 # The *_graph steps run with cuDNN's graph API on (KILN_CUDNN_GRAPH=1); the summary counts the
 # lines where it fell back to the legacy API ("cuDNN graph API not used"), which should be none.
 set -u
@@ -47,18 +47,20 @@ step() { # name timeout command...
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_graph vendor vendor_graph memory resnet amp train nccl bench bench_graph)
+[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_simt conf_graph tc vendor vendor_graph memory resnet amp train nccl bench bench_graph)
 bench_args=(--model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 for s in "${steps[@]}"; do
   case $s in
   kernels)
-    for t in amp bn_relu conv elementwise gemm layout optim pool reduce rng softmax_xent compile; do
+    for t in amp bn_relu conv elementwise gemm gemm_tc layout optim pool reduce rng softmax_xent compile; do
       step "kernels_$t" 300 "$bin/$t"
     done
     ;;
   conf) step conf 300 "$bin/cuda_conformance" ;;
   conf_builtin) step conf_builtin 300 env KILN_CUBLAS=0 KILN_CUDNN=0 "$bin/cuda_conformance" ;;
+  conf_simt) step conf_simt 300 env KILN_CUBLAS=0 KILN_CUDNN=0 KILN_TENSOR_CORES=0 "$bin/cuda_conformance" ;;
   conf_graph) step conf_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/cuda_conformance" --nocapture ;;
+  tc) step tensor_cores 120 "$bin/cuda_tensor_cores" --nocapture ;;
   vendor) step vendor 300 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
   vendor_graph) step vendor_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
   memory) step memory 120 "$bin/cuda_memory" ;;

@@ -74,6 +74,31 @@ fn tol(dtype: DType) -> (f64, f64) {
 /// Runs `f` on CPU and CUDA copies of `inputs` (all f32 leaves), seeds the backward with the same
 /// random gradient, and compares outputs and input gradients.
 fn conform(name: &str, inputs: &[Tensor], dtype: DType, f: impl Fn(&[Tensor]) -> Result<Tensor>) {
+    conform_within(name, inputs, dtype, tol(dtype), f)
+}
+
+/// Tolerances for f32-accumulated products (GEMMs, convolutions) rounded to the dtype on both
+/// backends: a result may round to the neighbouring value (one unit in the last place: 2^-10
+/// relative for f16, 2^-7 for bf16; rtol is two), and where a gradient sums rounded products
+/// (a broadcast operand's, summed over the batch) their roundings add up to about one unit of
+/// the largest value (atol, relative to it). The f32 sums themselves differ in order only
+/// (k·2^-24, far below either).
+fn tol_product(dtype: DType) -> (f64, f64) {
+    match dtype {
+        DType::F16 => (1e-3, 2e-3),
+        DType::BF16 => (8e-3, 1.6e-2),
+        _ => tol(dtype),
+    }
+}
+
+/// [`conform`] with explicit (atol, rtol).
+fn conform_within(
+    name: &str,
+    inputs: &[Tensor],
+    dtype: DType,
+    (atol, rtol): (f64, f64),
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+) {
     let run = |device: Device| -> (Tensor, Vec<Option<Tensor>>) {
         let leaves: Vec<Tensor> = inputs
             .iter()
@@ -108,7 +133,6 @@ fn conform(name: &str, inputs: &[Tensor], dtype: DType, f: impl Fn(&[Tensor]) ->
     assert_eq!(y_gpu.device(), CUDA, "{name}: output left the device");
     assert_eq!(y_cpu.shape(), y_gpu.shape(), "{name}: shapes differ");
     assert_eq!(y_cpu.dtype(), y_gpu.dtype(), "{name}: dtypes differ");
-    let (atol, rtol) = tol(dtype);
     let (err, i) = worst(&y_gpu, &y_cpu, atol, rtol);
     assert!(
         err <= 1.0,
@@ -383,6 +407,48 @@ fn matmul_and_linear() {
     }
 }
 
+/// Products for kiln's tensor-core GEMM (f16/bf16 on sm_80+ when cuBLAS does not serve; the
+/// SIMT GEMM for f32): m, n and k off the 64×64×32 tile, 16-byte rows (copied by cp.async) and
+/// odd ones or an odd start (gathered), a broadcast operand, transposed views, k over several
+/// pipeline stages; the gradients multiply transposed views themselves.
+#[test]
+fn matmul_tensor_core_shapes() {
+    if !cuda_available() {
+        return;
+    }
+    type Op = fn(&[Tensor]) -> Result<Tensor>;
+    let cases: [(&str, [usize; 3], Vec<usize>, Op); 6] = [
+        ("aligned batched", [3, 70, 40], vec![3, 40, 72], |t| {
+            t[0].matmul(&t[1])
+        }),
+        ("broadcast B, odd n", [3, 65, 24], vec![24, 33], |t| {
+            t[0].matmul(&t[1])
+        }),
+        ("both transposed", [2, 40, 70], vec![2, 72, 40], |t| {
+            t[0].transpose(-2, -1)?.matmul(&t[1].transpose(-2, -1)?)
+        }),
+        (
+            "narrowed k, aligned start",
+            [2, 33, 48],
+            vec![2, 40, 17],
+            |t| t[0].narrow(-1, 8, 40)?.matmul(&t[1]),
+        ),
+        ("narrowed k, odd start", [2, 33, 48], vec![2, 40, 17], |t| {
+            t[0].narrow(-1, 1, 40)?.matmul(&t[1])
+        }),
+        ("long k", [1, 9, 130], vec![130, 16], |t| t[0].matmul(&t[1])),
+    ];
+    for (i, (name, a, b, op)) in cases.into_iter().enumerate() {
+        let inputs = [
+            input(&a, 40 + i as u64, false),
+            input(&b, 50 + i as u64, false),
+        ];
+        for dtype in FLOATS {
+            conform_within(name, &inputs, dtype, tol_product(dtype), op);
+        }
+    }
+}
+
 #[test]
 fn conv2d() {
     if !cuda_available() {
@@ -476,6 +542,68 @@ fn conv2d() {
                     &[x.clone(), w.clone(), b.clone()],
                     dtype,
                     |t| relayout(&t[0], layout)?.conv2d(&t[1], Some(&t[2]), p),
+                );
+            }
+        }
+    }
+}
+
+/// Convolutions for kiln's tensor-core implicit GEMMs (f16/bf16 on sm_80+ when cuDNN does not
+/// serve; the SIMT ones for f32), forward and both gradients in both layouts: channel counts that
+/// are multiples of 8 (NHWC operands copied by cp.async), odd ones (gathered), a 3-channel stem
+/// (gathered; its data gradient is narrow and runs direct), stride, padding, dilation, two
+/// groups, pixel counts off the 64-row tile.
+#[test]
+fn conv2d_tensor_core_shapes() {
+    if !cuda_available() {
+        return;
+    }
+    use kiln_engine::Conv2dParams;
+    let p = |stride: usize, padding: usize, dilation: usize, groups: usize| Conv2dParams {
+        stride: [stride; 2],
+        padding: [padding; 2],
+        dilation: [dilation; 2],
+        groups,
+    };
+    let cases: [(&str, [usize; 4], [usize; 4], Conv2dParams); 4] = [
+        (
+            "3x3 pad 1, 16 -> 24",
+            [2, 16, 7, 9],
+            [24, 16, 3, 3],
+            p(1, 1, 1, 1),
+        ),
+        (
+            "1x1/2, 20 -> 32",
+            [2, 20, 9, 9],
+            [32, 20, 1, 1],
+            p(2, 0, 1, 1),
+        ),
+        (
+            "5x5/2 stem, 3 -> 16",
+            [2, 3, 11, 11],
+            [16, 3, 5, 5],
+            p(2, 2, 1, 1),
+        ),
+        (
+            "2 groups of 16, dilated",
+            [1, 32, 8, 8],
+            [32, 16, 3, 3],
+            p(1, 2, 2, 2),
+        ),
+    ];
+    for (i, (name, xs, ws, p)) in cases.into_iter().enumerate() {
+        let (x, w) = (
+            input(&xs, 60 + i as u64, false),
+            input(&ws, 70 + i as u64, false),
+        );
+        for layout in ["contiguous", "channels_last"] {
+            for dtype in FLOATS {
+                conform_within(
+                    &format!("conv {name} {layout}"),
+                    &[x.clone(), w.clone()],
+                    dtype,
+                    tol_product(dtype),
+                    |t| relayout(&t[0], layout)?.conv2d(&t[1], None, p),
                 );
             }
         }

@@ -8,27 +8,11 @@
 use kiln_engine::{BatchNormArgs, DType, Device, Generator, Result, Tensor};
 use std::io::Write;
 
+mod common;
+
 /// Global bytes (loaded + stored) the kernels launched by `f` moved, from the stats file.
 fn traffic(stats: &std::path::Path, f: impl FnOnce() -> Result<()>) -> u64 {
-    let dev = kiln_engine::cuda::device(0).unwrap();
-    dev.synchronize().unwrap();
-    let before = std::fs::read_to_string(stats).unwrap_or_default().len();
-    f().unwrap();
-    dev.synchronize().unwrap();
-    let text = std::fs::read_to_string(stats).unwrap();
-    text[before..]
-        .lines()
-        .map(|l| field(l, "global_load_bytes") + field(l, "global_store_bytes"))
-        .sum()
-}
-
-fn field(line: &str, name: &str) -> u64 {
-    let key = format!("\"{name}\":");
-    line.split(&key)
-        .nth(1)
-        .and_then(|rest| rest.split([',', '}']).next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    common::global_bytes(&common::launches(stats, || f().unwrap()))
 }
 
 fn on_emulator() -> Option<std::path::PathBuf> {

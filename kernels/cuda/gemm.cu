@@ -1,22 +1,12 @@
 #line 1 "gemm.cu"
 // Batched strided GEMM: C[b] = alpha·A[b]·B[b] + beta·C[b] for A [batch, m, k], B [batch, k, n],
 // C [batch, m, n], each with its own element strides (batch, row, column), so transposed and
-// broadcast operands need no copies. Host side: src/cuda/gemm.rs. The loop is tile_gemm.cuh's.
+// broadcast operands need no copies. Host side: src/cuda/gemm.rs. The loop is tile_gemm.cuh's,
+// the parameters (GemmParams; a_flag/b_flag: stage walking k) operands.cuh's.
 //
 // Launch: 256 threads a block; grid.x walks the output tiles (column tiles fastest), grid.z the
 // batch (looping when batch exceeds the grid). Half inputs (f16, bf16) are widened to f32 when
 // staged in shared memory and accumulate in f32; f64 accumulates in f64. beta == 0 never reads C.
-
-// Everything a launch needs, by value (matches GemmParams in src/cuda/gemm.rs).
-struct GemmParams {
-  const void* a;
-  const void* b;
-  void* c;
-  i64 sa[3], sb[3], sc[3];  // element strides (batch, row, column) of A, B and C
-  int batch, m, n, k;
-  float alpha, beta;
-  int a_kfast, b_kfast;  // stage A/B walking k (its stride is 1), else walking m/n
-};
 
 // ---- kernels -----------------------------------------------------------------------------------
 
@@ -25,8 +15,8 @@ template <typename T, class C> __device__ __forceinline__ void gemm(const GemmPa
   const int tiles_n = (p.n + C::BN - 1) / C::BN;
   const int m0 = blockIdx.x / tiles_n * C::BM, n0 = blockIdx.x % tiles_n * C::BN;
   for (int b = blockIdx.z; b < p.batch; b += gridDim.z) {
-    Strided<T> la{(const T*)p.a + b * p.sa[0], p.sa[1], p.sa[2], p.m, p.a_kfast != 0};
-    Strided<T> lb{(const T*)p.b + b * p.sb[0], p.sb[2], p.sb[1], p.n, p.b_kfast != 0};
+    Strided<T> la{(const T*)p.a + b * p.sa[0], p.sa[1], p.sa[2], p.m, p.a_flag != 0};
+    Strided<T> lb{(const T*)p.b + b * p.sb[0], p.sb[2], p.sb[1], p.n, p.b_flag != 0};
     StoreAffine<T> st{(T*)p.c + b * p.sc[0], p.sc[1], p.sc[2]};
     tile_gemm<C>(la, lb, st, p.m, p.n, 0, p.k, m0, n0, A(p.alpha), A(p.beta));
   }

@@ -11,15 +11,10 @@
 // one is multiplied, hiding global latency behind BK·TM·TN FMAs per thread; shared memory is
 // double-buffered, so one barrier a k-step suffices.
 //
-// Operands are "loaders", so convolutions gather their implicit im2col matrices with the same
-// loop. A loader has `kfast()` (whether consecutive threads should walk k or the row/column
-// index when staging, chosen so global reads coalesce), `slot(mn)` (per-row state computed once:
-// offsets, pixel coordinates, `ok` for rows inside the matrix) and `load(slot, k)` (the element,
-// called only for ok slots and k in range). The row padding of 4 keeps rows 16-byte aligned and
+// Operands are loaders and outputs stores (operands.cuh, prepended), so convolutions gather their
+// implicit im2col matrices with the same loop; staging walks k or the row index as the loader's
+// `kfast()` says, so global reads coalesce. The row padding of 4 keeps rows 16-byte aligned and
 // spreads k-major stores of a k-fast slice over all 32 banks.
-//
-// Outputs are "stores" (element type `Elem`, pointer `p`) whose element offset is row(m) + col(n), which covers strided matrices,
-// NCHW/NHWC feature maps and split-K workspaces.
 
 // ---- tile shapes -------------------------------------------------------------------------------
 
@@ -48,32 +43,6 @@ __device__ __forceinline__ void ld4(const double* p, double* v) {
   double2 t1 = *reinterpret_cast<const double2*>(p + 2);
   v[0] = t0.x, v[1] = t0.y, v[2] = t1.x, v[3] = t1.y;
 }
-
-// A dense or strided matrix: element (mn, k) at p[mn·s_mn + k·s_k].
-template <typename T> struct Strided {
-  const T* p;
-  i64 s_mn, s_k;
-  int lim;
-  bool fast;
-  struct Slot {
-    i64 off;
-    bool ok;
-  };
-  __device__ bool kfast() const { return fast; }
-  __device__ Slot slot(int mn) const { return {mn * s_mn, mn < lim}; }
-  __device__ typename Acc<T>::t load(const Slot& s, int k) const {
-    return to_acc(p[s.off + k * s_k]);
-  }
-};
-
-// Writes element (m, n) at p[m·rs + n·cs].
-template <typename S> struct StoreAffine {
-  typedef S Elem;
-  S* p;
-  i64 rs, cs;
-  __device__ i64 row(int m) const { return m * rs; }
-  __device__ i64 col(int n) const { return n * cs; }
-};
 
 // ---- the main loop -----------------------------------------------------------------------------
 
@@ -107,12 +76,12 @@ __device__ __forceinline__ void tile_gemm(const LA& la, const LB& lb, const ST& 
 #pragma unroll
     for (int s = 0; s < C::SA; ++s) {
       int k = k0 + KILN_KA(s);
-      pa[s] = (sa[s].ok && k < kend) ? la.load(sa[s], k) : A(0);
+      pa[s] = (sa[s].ok && k < kend) ? load_acc<A>(la, sa[s], k) : A(0);
     }
 #pragma unroll
     for (int s = 0; s < C::SB; ++s) {
       int k = k0 + KILN_KB(s);
-      pb[s] = (sb[s].ok && k < kend) ? lb.load(sb[s], k) : A(0);
+      pb[s] = (sb[s].ok && k < kend) ? load_acc<A>(lb, sb[s], k) : A(0);
     }
   };
   auto stage = [&](int buf) {

@@ -34,6 +34,24 @@ macro_rules! module {
     };
 }
 
+/// A shared header: its name and text.
+type Header = (&'static str, &'static str);
+
+macro_rules! header {
+    ($file:literal) => {
+        ($file, include_str!(concat!("../cuda/", $file)))
+    };
+}
+
+/// GEMM loaders and stores (`Strided`, `StoreAffine`), for both main loops.
+const OPERANDS: Header = header!("operands.cuh");
+/// The SIMT tiled main loop.
+const TILE_GEMM: Header = header!("tile_gemm.cuh");
+/// The tensor-core main loop (mma.sync, ldmatrix, cp.async).
+const TC_TILE: Header = header!("tc_tile.cuh");
+/// Convolution geometry and its implicit-GEMM loaders.
+const CONV_OPERANDS: Header = header!("conv_operands.cuh");
+
 /// Every module, by file.
 pub static MODULES: &[Module] = &[
     module!(
@@ -90,7 +108,7 @@ pub static MODULES: &[Module] = &[
     Module {
         file: "gemm.cu",
         source: include_str!("../cuda/gemm.cu"),
-        headers: &[("tile_gemm.cuh", include_str!("../cuda/tile_gemm.cuh"))],
+        headers: &[OPERANDS, TILE_GEMM],
         hot: &[
             "gemm_t64_f32",
             "gemm_t64_f64",
@@ -101,11 +119,44 @@ pub static MODULES: &[Module] = &[
             "gemm_t128_bf16",
         ],
     },
-    module!("gemm_tc.cu", hot: ["gemm_tc_f16", "gemm_tc_bf16"]),
+    Module {
+        file: "gemm_tc.cu",
+        source: include_str!("../cuda/gemm_tc.cu"),
+        headers: &[OPERANDS, TC_TILE],
+        hot: &[
+            "gemm_tc_nn_f16",
+            "gemm_tc_nt_f16",
+            "gemm_tc_tn_f16",
+            "gemm_tc_tt_f16",
+            "gemm_tc_nn_bf16",
+            "gemm_tc_nt_bf16",
+            "gemm_tc_tn_bf16",
+            "gemm_tc_tt_bf16",
+        ],
+    },
+    Module {
+        file: "conv_tc.cu",
+        source: include_str!("../cuda/conv_tc.cu"),
+        headers: &[OPERANDS, CONV_OPERANDS, TC_TILE],
+        hot: &[
+            "conv_tc_fwd_nchw_f16",
+            "conv_tc_fwd_nhwc_f16",
+            "conv_tc_bwd_data_nchw_f16",
+            "conv_tc_bwd_data_nhwc_f16",
+            "conv_tc_bwd_filter_nchw_f16",
+            "conv_tc_bwd_filter_nhwc_f16",
+            "conv_tc_fwd_nchw_bf16",
+            "conv_tc_fwd_nhwc_bf16",
+            "conv_tc_bwd_data_nchw_bf16",
+            "conv_tc_bwd_data_nhwc_bf16",
+            "conv_tc_bwd_filter_nchw_bf16",
+            "conv_tc_bwd_filter_nhwc_bf16",
+        ],
+    },
     Module {
         file: "conv.cu",
         source: include_str!("../cuda/conv.cu"),
-        headers: &[("tile_gemm.cuh", include_str!("../cuda/tile_gemm.cuh"))],
+        headers: &[OPERANDS, TILE_GEMM, CONV_OPERANDS],
         hot: &[
             "conv_fwd_t64_nchw_f32",
             "conv_fwd_t64_nhwc_f32",

@@ -1,7 +1,8 @@
-//! conv.cu (through its launchers) against a naive direct convolution in f64: the forward, and the
-//! data and filter gradients as that convolution's adjoints, NCHW and NHWC, every kernel family
-//! (direct, 64- and 128-tile implicit GEMM, split filter reductions), stride, padding, dilation,
-//! groups up to depthwise, and every dtype. Inputs are rounded to the dtype first, so the
+//! conv.cu and conv_tc.cu (through their launchers) against a naive direct convolution in f64:
+//! the forward, and the data and filter gradients as that convolution's adjoints, NCHW and NHWC,
+//! every kernel family (direct, 64- and 128-tile implicit GEMM, tensor-core implicit GEMM with
+//! operands copied or gathered, split filter reductions), stride, padding, dilation, groups up to
+//! depthwise, and every dtype. Inputs are rounded to the dtype first, so the
 //! reference multiplies exactly what the kernel reads; outputs start as NaN, so every element
 //! must be written.
 
@@ -10,8 +11,8 @@ use common::gpu;
 use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 use half::{bf16, f16};
 use kiln_kernels::cuda::conv::{
-    conv2d_bwd_data, conv2d_bwd_filter, conv2d_fwd, conv2d_planned, ConvAlgo, ConvDims, ConvPass,
-    ConvPlan,
+    conv2d_bwd_data, conv2d_bwd_filter, conv2d_fwd, conv2d_planned, tc_copies, ConvAlgo, ConvDims,
+    ConvPass, ConvPlan,
 };
 use kiln_kernels::cuda::gemm::{sm_count, Tile};
 use kiln_kernels::cuda::Kernels;
@@ -290,7 +291,7 @@ fn every_kernel_f32(channels_last: bool) {
         let d = s.dims(channels_last);
         for pass in PASSES {
             check::<f32>(&g, &k, &d, pass, None);
-            let default = d.plan("f32", pass, sm_count(&k));
+            let default = d.plan("f32", pass, sm_count(&k), false);
             for p in plans(pass).into_iter().filter(|&p| p != default) {
                 check::<f32>(&g, &k, &d, pass, Some(p));
             }
@@ -348,8 +349,12 @@ fn conv_half_inputs_accumulate_in_f32() {
         for cl in [false, true] {
             let d = s.dims(cl);
             for pass in PASSES {
-                check::<f16>(&g, &k, &d, pass, None);
-                check::<bf16>(&g, &k, &d, pass, None);
+                // The default plans (tensor cores where wide, on sm_80+) and the SIMT ones.
+                let simt = d.plan("f16", pass, sm_count(&k), false);
+                for plan in [None, Some(simt)] {
+                    check::<f16>(&g, &k, &d, pass, plan);
+                    check::<bf16>(&g, &k, &d, pass, plan);
+                }
             }
         }
     }
@@ -359,18 +364,89 @@ fn conv_half_inputs_accumulate_in_f32() {
 fn conv_plans_direct_for_narrow_groups_and_splits_small_filter_grids() {
     let depthwise = SHAPES[6].dims(false);
     assert_eq!(
-        depthwise.plan("f32", ConvPass::Fwd, 132).algo,
+        depthwise.plan("f32", ConvPass::Fwd, 132, true).algo,
         ConvAlgo::Direct
     );
     let wide = conv([128, 256, 14, 14], 256, 3, 1, 1, 1, 1).dims(true);
     assert_eq!(
-        wide.plan("f32", ConvPass::Fwd, 132).algo,
+        wide.plan("f32", ConvPass::Fwd, 132, true).algo,
         ConvAlgo::Gemm(Tile::T128)
     );
-    assert_eq!(wide.plan("f64", ConvPass::Fwd, 132).algo, ConvAlgo::Direct);
-    let filter = wide.plan("bf16", ConvPass::BwdFilter, 132);
-    assert!(filter.splits > 1, "{filter:?}");
-    assert_eq!(wide.plan("f32", ConvPass::BwdData, 132).splits, 1);
+    assert_eq!(
+        wide.plan("f16", ConvPass::Fwd, 132, true).algo,
+        ConvAlgo::TensorCore
+    );
+    assert_eq!(
+        wide.plan("f16", ConvPass::Fwd, 132, false).algo,
+        ConvAlgo::Gemm(Tile::T128)
+    );
+    assert_eq!(
+        wide.plan("f64", ConvPass::Fwd, 132, true).algo,
+        ConvAlgo::Direct
+    );
+    for tc in [false, true] {
+        let filter = wide.plan("bf16", ConvPass::BwdFilter, 132, tc);
+        assert!(filter.splits > 1, "{filter:?}");
+    }
+    assert_eq!(wide.plan("f32", ConvPass::BwdData, 132, false).splits, 1);
+}
+
+/// Every shape (narrow ones too, which default plans send to direct kernels) and pass on tensor
+/// cores, f16 and bf16, both layouts, the filter gradient also in three slices; plus shapes whose
+/// NHWC operands all copy in 16-byte chunks (16 and 32 channels a group, a 9-slice reduction) or
+/// only some do (20 output channels).
+#[test]
+fn conv_tensor_cores_match_naive() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    if k.arch() < 80 {
+        eprintln!("skipped: sm_{} has no tensor-core convolution", k.arch());
+        return;
+    }
+    let wide = [
+        conv([2, 16, 9, 7], 24, 3, 2, 1, 1, 1),
+        conv([1, 32, 6, 5], 16, 3, 1, 1, 1, 1),
+    ];
+    let plan = |splits| ConvPlan {
+        algo: ConvAlgo::TensorCore,
+        splits,
+    };
+    for (i, s) in SHAPES.iter().chain(&wide).enumerate() {
+        for cl in [false, true] {
+            let d = s.dims(cl);
+            for pass in PASSES {
+                // The half types alternate over the shapes to keep the emulator's time down.
+                if i % 2 == 0 {
+                    check::<f16>(&g, &k, &d, pass, Some(plan(1)));
+                } else {
+                    check::<bf16>(&g, &k, &d, pass, Some(plan(1)));
+                }
+            }
+            check::<f16>(&g, &k, &d, ConvPass::BwdFilter, Some(plan(3)));
+        }
+    }
+    // Which operands copy (device buffers are 256-byte aligned): NHWC with channel counts
+    // multiple of 8 all do; 20 output channels a group keep dy gathered; NCHW pixels never copy.
+    let (p, q) = (0x1000, 0x2000);
+    let all = wide[0].dims(true);
+    for pass in PASSES {
+        assert_eq!(tc_copies(&all, pass, p, q), [true, true], "{pass:?}");
+        // The first input (x, dy, x) one element off: the operand it feeds gathers.
+        let odd = tc_copies(&all, pass, p + 2, q);
+        let want = if pass == ConvPass::BwdFilter {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        assert_eq!(odd, want, "{pass:?} odd start");
+    }
+    let mixed = SHAPES[1].dims(true);
+    assert_eq!(tc_copies(&mixed, ConvPass::Fwd, p, q), [true, true]);
+    assert_eq!(tc_copies(&mixed, ConvPass::BwdData, p, q), [false, true]);
+    assert_eq!(tc_copies(&mixed, ConvPass::BwdFilter, p, q), [false, true]);
+    let nchw = wide[0].dims(false);
+    assert_eq!(tc_copies(&nchw, ConvPass::Fwd, p, q), [true, false]);
+    assert_eq!(tc_copies(&nchw, ConvPass::BwdData, p, q), [false, false]);
 }
 
 #[test]

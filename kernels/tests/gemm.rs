@@ -1,12 +1,15 @@
-//! gemm.cu (through its launcher) against an f64 reference: odd sizes down to 1, transposes and
-//! broadcast batches through strides, padded C rows, beta 0 (C never read) and beta 1, both tiles,
-//! every dtype. Half inputs are rounded first, so the reference sees exactly what the kernel reads.
+//! gemm.cu and gemm_tc.cu (through their launchers) against an f64 reference: odd sizes down to 1,
+//! transposes and broadcast batches through strides, padded C rows, beta 0 (C never read) and
+//! beta 1, both SIMT tiles, every dtype; tensor cores for f16/bf16 with operands copied in 16-byte
+//! chunks, gathered, or one of each. Half inputs are rounded first, so the reference sees exactly
+//! what the kernel reads.
 
 mod common;
 use common::gpu;
 use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 use half::{bf16, f16};
 use kiln_kernels::cuda::gemm::{gemm, gemm_tiled, GemmArgs, Tile};
+use kiln_kernels::cuda::gemm_tc::{gemm_tc, stagings};
 use kiln_kernels::cuda::Kernels;
 
 /// A storage dtype, its kernel suffix and the tolerance |got - want| <= ATOL + RTOL·|want|.
@@ -78,6 +81,8 @@ struct Case {
     b_shared: bool,
     /// Extra elements at the end of each C row.
     c_pad: usize,
+    /// Elements before A's first (misaligning it for 16-byte copies when odd).
+    a_off: usize,
     beta: f32,
 }
 
@@ -92,6 +97,7 @@ impl Case {
             tb: false,
             b_shared: false,
             c_pad: 0,
+            a_off: 0,
             beta: 0.0,
         }
     }
@@ -104,9 +110,20 @@ fn values(len: usize, seed: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Runs `c` through the launcher (with `tile`, or the launcher's choice) and checks every element
-/// of C, including the padding, which must keep its old value.
-fn check<T: Elem>(k: &Kernels, g: &common::Gpu, c: Case, tile: Option<Tile>) {
+/// Which kernels run a case.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// The SIMT launcher's own tile choice.
+    Default,
+    /// A given SIMT tile.
+    Tile(Tile),
+    /// gemm_tc.cu; the operands' 16-byte copies must be as given (A, B), when given.
+    TensorCores(Option<[bool; 2]>),
+}
+
+/// Runs `c` through `via` and checks every element of C, including the padding, which must keep
+/// its old value.
+fn check<T: Elem>(k: &Kernels, g: &common::Gpu, c: Case, via: Via) {
     let Case {
         batch, m, n, k: kd, ..
     } = c;
@@ -124,7 +141,7 @@ fn check<T: Elem>(k: &Kernels, g: &common::Gpu, c: Case, tile: Option<Tile>) {
     let c_strides = [m * ldc, ldc, 1];
     // Round through T so the reference multiplies exactly the stored values.
     let round = |v: Vec<f64>| -> Vec<T> { v.into_iter().map(T::enc).collect() };
-    let a = round(values(batch * m * kd, 1));
+    let a = round(values(c.a_off + batch * m * kd, 1));
     let b = round(values(b_mats * kd * n, 2));
     let c0: Vec<T> = if c.beta == 0.0 {
         vec![T::enc(f64::NAN); batch * m * ldc]
@@ -138,7 +155,8 @@ fn check<T: Elem>(k: &Kernels, g: &common::Gpu, c: Case, tile: Option<Tile>) {
             for j in 0..n {
                 let mut s = 0.0;
                 for l in 0..kd {
-                    let av = a[bi * a_strides[0] + i * a_strides[1] + l * a_strides[2]].dec();
+                    let ai = c.a_off + bi * a_strides[0] + i * a_strides[1] + l * a_strides[2];
+                    let av = a[ai].dec();
                     let bv = b[bi * b_strides[0] + l * b_strides[1] + j * b_strides[2]].dec();
                     s += av * bv;
                 }
@@ -154,7 +172,7 @@ fn check<T: Elem>(k: &Kernels, g: &common::Gpu, c: Case, tile: Option<Tile>) {
         m,
         n,
         k: kd,
-        a: g.ptr(&da),
+        a: g.ptr(&da) + (c.a_off * std::mem::size_of::<T>()) as u64,
         a_strides,
         b: g.ptr(&db),
         b_strides,
@@ -163,9 +181,15 @@ fn check<T: Elem>(k: &Kernels, g: &common::Gpu, c: Case, tile: Option<Tile>) {
         alpha,
         beta: c.beta,
     };
-    match tile {
-        Some(t) => gemm_tiled(k, T::TY, &args, t),
-        None => gemm(k, T::TY, &args),
+    match via {
+        Via::Tile(t) => gemm_tiled(k, T::TY, &args, t),
+        Via::Default => gemm(k, T::TY, &args),
+        Via::TensorCores(copies) => {
+            if let Some(copies) = copies {
+                assert_eq!(stagings(&args).map(|s| s.copies), copies, "{c:?}");
+            }
+            gemm_tc(k, T::TY, &args)
+        }
     }
     .unwrap_or_else(|e| panic!("{c:?}: {e}"));
     let got = g.download(&dc);
@@ -176,7 +200,7 @@ fn check<T: Elem>(k: &Kernels, g: &common::Gpu, c: Case, tile: Option<Tile>) {
         } else {
             (g - w).abs() <= T::ATOL + T::RTOL * w.abs()
         };
-        assert!(ok, "{} {c:?} tile {tile:?}: C[{i}] = {g}, want {w}", T::TY);
+        assert!(ok, "{} {c:?} {via:?}: C[{i}] = {g}, want {w}", T::TY);
     }
 }
 
@@ -214,7 +238,7 @@ fn gemm_f32_matches_reference_on_odd_shapes_and_strides() {
     let Some(g) = gpu() else { return };
     let k = g.kernels();
     for c in odd_cases() {
-        check::<f32>(&k, &g, c, None);
+        check::<f32>(&k, &g, c, Via::Default);
     }
 }
 
@@ -223,7 +247,7 @@ fn gemm_f64_accumulates_in_f64() {
     let Some(g) = gpu() else { return };
     let k = g.kernels();
     for c in odd_cases().into_iter().step_by(2) {
-        check::<f64>(&k, &g, c, None);
+        check::<f64>(&k, &g, c, Via::Default);
     }
 }
 
@@ -232,8 +256,8 @@ fn gemm_half_inputs_accumulate_in_f32() {
     let Some(g) = gpu() else { return };
     let k = g.kernels();
     for c in odd_cases().into_iter().skip(3) {
-        check::<f16>(&k, &g, c, None);
-        check::<bf16>(&k, &g, c, None);
+        check::<f16>(&k, &g, c, Via::Default);
+        check::<bf16>(&k, &g, c, Via::Default);
     }
 }
 
@@ -252,10 +276,60 @@ fn gemm_128_tiles_match_reference() {
         ..Case::new(2, 130, 3, 9)
     };
     for c in [wide, tall] {
-        check::<f32>(&k, &g, c, Some(Tile::T128));
+        check::<f32>(&k, &g, c, Via::Tile(Tile::T128));
     }
-    check::<f16>(&k, &g, tall, Some(Tile::T128));
-    check::<bf16>(&k, &g, tall, Some(Tile::T128));
+    check::<f16>(&k, &g, tall, Via::Tile(Tile::T128));
+    check::<bf16>(&k, &g, tall, Via::Tile(Tile::T128));
+}
+
+/// Every odd case (mostly no 16-byte rows, so gathers) and cases whose operands copy:
+/// both row-major, both transposed with a shared B, one of each with a misaligned A (gathered)
+/// and an odd n (B gathered when n-adjacent).
+#[test]
+fn gemm_tc_matches_reference_on_odd_shapes_and_strides() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    if k.arch() < 80 {
+        eprintln!("skipped: sm_{} has no tensor-core GEMM", k.arch());
+        return;
+    }
+    for c in odd_cases() {
+        check::<f16>(&k, &g, c, Via::TensorCores(None));
+        check::<bf16>(&k, &g, c, Via::TensorCores(None));
+    }
+    let aligned = [
+        (Case::new(2, 70, 72, 40), [true, true]),
+        (
+            Case {
+                ta: true,
+                tb: true,
+                b_shared: true,
+                beta: 1.0,
+                ..Case::new(3, 72, 48, 24)
+            },
+            [true, true],
+        ),
+        (
+            Case {
+                ta: true,
+                c_pad: 1,
+                ..Case::new(2, 40, 35, 56)
+            },
+            [true, false],
+        ),
+        (
+            Case {
+                tb: true,
+                a_off: 1,
+                ..Case::new(1, 67, 35, 40)
+            },
+            [false, true],
+        ),
+    ];
+    for (c, copies) in aligned {
+        check::<f16>(&k, &g, c, Via::TensorCores(Some(copies)));
+        check::<bf16>(&k, &g, c, Via::TensorCores(Some(copies)));
+    }
 }
 
 #[test]

@@ -1,13 +1,14 @@
 //! gemm_tc.cu (tensor cores through mma.sync, ldmatrix and a 3-stage cp.async pipeline) against
 //! an f64 reference on the rounded inputs: edge tiles in m, n and k, one row, k = 0, k spanning
-//! many pipeline stages, both dtypes; against gemm.cu's SIMT tiles on 256³; and the shapes and
-//! dtypes the launcher refuses.
+//! many pipeline stages, 16-byte copies and register gathers, both dtypes; against gemm.cu's SIMT
+//! tiles on 256³; and the dtypes the launcher refuses. Strided, transposed and broadcast operands
+//! run through tests/gemm.rs's harness.
 
 mod common;
 use common::gpu;
 use half::{bf16, f16};
 use kiln_kernels::cuda::gemm::{gemm_tiled, GemmArgs, Tile};
-use kiln_kernels::cuda::gemm_tc::{gemm_tc, TcArgs};
+use kiln_kernels::cuda::gemm_tc::{gemm_tc, stagings};
 
 /// Deterministic values in [-1, 1] with three decimals.
 fn values(len: usize, seed: usize) -> Vec<f64> {
@@ -16,8 +17,28 @@ fn values(len: usize, seed: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Runs one m×n×k product of `ty` and checks every element of C against Σ a·b in f64, within
-/// f32 accumulation's error bound (k roundings of at most 2^-24 of the running |sum|).
+/// Dense row-major A [m, k], B [k, n] and C [m, n] at `a`, `b`, `c`.
+fn dense(m: usize, n: usize, k: usize, a: u64, b: u64, c: u64) -> GemmArgs {
+    GemmArgs {
+        batch: 1,
+        m,
+        n,
+        k,
+        a,
+        a_strides: [m * k, k, 1],
+        b,
+        b_strides: [k * n, n, 1],
+        c,
+        c_strides: [m * n, n, 1],
+        alpha: 1.0,
+        beta: 0.0,
+    }
+}
+
+/// Runs one m×n×k product of `ty` and checks every element of C against Σ a·b in f64: within
+/// f32 accumulation's error bound (k roundings of at most 2^-24 of the running |sum|) plus one
+/// rounding to `ty` (2^-11 relative for f16, 2^-8 for bf16). k and n multiples of 8 make both
+/// operands come through 16-byte copies; the others are gathered.
 fn check(ty: &str, m: usize, n: usize, k: usize) {
     let Some(g) = gpu() else { return };
     let kern = g.kernels();
@@ -42,17 +63,22 @@ fn check(ty: &str, m: usize, n: usize, k: usize) {
         )
     };
     let (da, db) = (g.upload(&a_bits), g.upload(&b_bits));
-    let dc = g.upload(&vec![f32::NAN; m * n]);
-    let args = TcArgs {
-        m,
-        n,
-        k,
-        a: g.ptr(&da),
-        b: g.ptr(&db),
-        c: g.ptr(&dc),
-    };
+    let nan = if ty == "f16" { 0x7e00u16 } else { 0x7fc0 };
+    let dc = g.upload(&vec![nan; m * n]);
+    let args = dense(m, n, k, g.ptr(&da), g.ptr(&db), g.ptr(&dc));
+    let copies = k.is_multiple_of(8) && n.is_multiple_of(8);
+    assert_eq!(
+        stagings(&args).map(|s| s.copies),
+        [copies; 2],
+        "{m}x{n}x{k}"
+    );
     gemm_tc(&kern, ty, &args).unwrap();
     let got = g.stream.clone_dtoh(&dc).unwrap();
+    let (eps, tiny) = if ty == "f16" {
+        (2f64.powi(-11), 2f64.powi(-25))
+    } else {
+        (2f64.powi(-8), 2f64.powi(-134))
+    };
     for i in 0..m {
         for j in 0..n {
             let (mut sum, mut mag) = (0.0, 0.0);
@@ -60,8 +86,14 @@ fn check(ty: &str, m: usize, n: usize, k: usize) {
                 sum += a[i * k + l] * b[l * n + j];
                 mag += (a[i * k + l] * b[l * n + j]).abs();
             }
-            let v = f64::from(got[i * n + j]);
-            let tol = (k as f64 + 1.0) * 6e-8 * mag + 1e-30;
+            let bits = got[i * n + j];
+            let v = if ty == "f16" {
+                f16::from_bits(bits).to_f64()
+            } else {
+                bf16::from_bits(bits).to_f64()
+            };
+            let acc = (k as f64 + 1.0) * 6e-8 * mag;
+            let tol = acc + eps * (sum.abs() + acc) + tiny;
             assert!(
                 (v - sum).abs() <= tol,
                 "{ty} {m}x{n}x{k} C[{i},{j}]: got {v}, want {sum} (tol {tol:e})"
@@ -78,6 +110,8 @@ fn gemm_tc_f16_matches_f64_on_edge_tiles() {
         (1, 8, 8),
         (130, 136, 200),
         (33, 200, 16),
+        (45, 37, 19),
+        (3, 5, 70),
     ] {
         check("f16", m, n, k);
     }
@@ -85,7 +119,7 @@ fn gemm_tc_f16_matches_f64_on_edge_tiles() {
 
 #[test]
 fn gemm_tc_bf16_matches_f64_on_edge_tiles() {
-    for (m, n, k) in [(77, 40, 72), (65, 72, 104), (5, 8, 0)] {
+    for (m, n, k) in [(77, 40, 72), (65, 72, 104), (5, 8, 0), (66, 13, 41)] {
         check("bf16", m, n, k);
     }
 }
@@ -94,26 +128,16 @@ fn gemm_tc_bf16_matches_f64_on_edge_tiles() {
 fn gemm_tc_refuses_what_it_cannot_run() {
     let Some(g) = gpu() else { return };
     let kern = g.kernels();
-    let ok = TcArgs {
-        m: 8,
-        n: 8,
-        k: 8,
-        a: 0,
-        b: 0,
-        c: 0,
-    };
-    for (ty, args, text) in [
-        ("f32", ok, "no f32 kernel"),
-        ("f16", TcArgs { n: 12, ..ok }, "multiples of 8"),
-        ("bf16", TcArgs { k: 20, ..ok }, "multiples of 8"),
-    ] {
-        let e = gemm_tc(&kern, ty, &args).unwrap_err().to_string();
-        assert!(e.contains(text), "{ty} {args:?}: {e}");
+    for ty in ["f32", "f64"] {
+        let e = gemm_tc(&kern, ty, &dense(8, 8, 8, 0, 0, 0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("no {ty} kernel")), "{ty}: {e}");
     }
 }
 
-/// 256³ in f16 through gemm_tc and through both SIMT tiles of gemm.cu (f16 out): the tensor-core
-/// result rounded to f16 is within one f16 rounding of theirs. With `KILN_EMU_STATS` set, the
+/// 256³ in f16 through gemm_tc and through both SIMT tiles of gemm.cu (f16 out): the results are
+/// within one f16 rounding of each other. With `KILN_EMU_STATS` set, the
 /// emulator's counters of the three launches compare their instructions and traffic.
 #[test]
 fn gemm_tc_agrees_with_the_simt_gemm() {
@@ -123,38 +147,17 @@ fn gemm_tc_agrees_with_the_simt_gemm() {
     let a: Vec<f16> = values(s * s, 4).into_iter().map(f16::from_f64).collect();
     let b: Vec<f16> = values(s * s, 5).into_iter().map(f16::from_f64).collect();
     let (da, db) = (g.upload(&a), g.upload(&b));
-    let tc = g.zeros::<f32>(s * s);
-    let args = TcArgs {
-        m: s,
-        n: s,
-        k: s,
-        a: g.ptr(&da),
-        b: g.ptr(&db),
-        c: g.ptr(&tc),
-    };
+    let tc = g.zeros::<f16>(s * s);
+    let args = dense(s, s, s, g.ptr(&da), g.ptr(&db), g.ptr(&tc));
     gemm_tc(&kern, "f16", &args).unwrap();
     let tc = g.stream.clone_dtoh(&tc).unwrap();
     for tile in [Tile::T64, Tile::T128] {
         let simt = g.zeros::<f16>(s * s);
-        let dense = [s * s, s, 1];
-        let ga = GemmArgs {
-            batch: 1,
-            m: s,
-            n: s,
-            k: s,
-            a: g.ptr(&da),
-            a_strides: dense,
-            b: g.ptr(&db),
-            b_strides: dense,
-            c: g.ptr(&simt),
-            c_strides: dense,
-            alpha: 1.0,
-            beta: 0.0,
-        };
+        let ga = dense(s, s, s, g.ptr(&da), g.ptr(&db), g.ptr(&simt));
         gemm_tiled(&kern, "f16", &ga, tile).unwrap();
         let simt = g.stream.clone_dtoh(&simt).unwrap();
         for (i, (t, v)) in tc.iter().zip(&simt).enumerate() {
-            let (t, v) = (f64::from(*t), v.to_f64());
+            let (t, v) = (t.to_f64(), v.to_f64());
             let tol = 1e-3 * t.abs().max(v.abs()) + 1e-3;
             assert!(
                 (t - v).abs() <= tol,

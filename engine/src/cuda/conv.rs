@@ -2,15 +2,17 @@
 //! match: cuDNN when it is loaded and enabled (its graph API first when switched on, then its
 //! legacy API), else the built-in kernels: `depthwise.cu` for
 //! depthwise forward and input gradient, the implicit-GEMM and direct kernels of `conv.cu` for
-//! the rest.
+//! the rest, the implicit GEMMs on tensor cores (`conv_tc.cu`) for f16/bf16 on sm_80+ unless
+//! switched off (`KILN_TENSOR_CORES=0`).
 
 use super::elementwise::float_ty;
-use super::{cudnn, cudnn_graph, CudaStorage};
+use super::{cudnn, cudnn_graph, switch, CudaStorage};
 use crate::cpu::conv::ConvShape;
 use crate::{Error, Result};
 use kiln_kernels::cpu::depthwise::Depthwise;
-use kiln_kernels::cuda::conv::{self as k, ConvDims};
-use kiln_kernels::cuda::depthwise as dw;
+use kiln_kernels::cuda::conv::{self as k, ConvDims, ConvPass};
+use kiln_kernels::cuda::gemm::sm_count;
+use kiln_kernels::cuda::{depthwise as dw, gemm_tc, DevPtr};
 
 fn dims(s: &ConvShape, kernel: [usize; 2]) -> ConvDims {
     let g = &s.geom;
@@ -48,6 +50,22 @@ fn conv_ty(a: &CudaStorage, b: &CudaStorage) -> Result<&'static str> {
     float_ty("conv2d", a.dtype())
 }
 
+/// Runs `pass` on the built-in kernels with the plan [`ConvDims::plan`] picks, tensor cores
+/// where supported and switched on; the operands are the kernels' launcher order.
+fn builtin(
+    s: &CudaStorage,
+    ty: &str,
+    d: &ConvDims,
+    pass: ConvPass,
+    (a, b, out): (DevPtr, DevPtr, DevPtr),
+) -> Result<()> {
+    let kern = s.device().kernels();
+    let tc = switch::tensor_cores_enabled() && gemm_tc::supported(kern, ty);
+    let plan = d.plan(ty, pass, sm_count(kern), tc);
+    k::conv2d_planned(kern, ty, d, pass, &plan, a, b, out)?;
+    Ok(())
+}
+
 /// y = conv2d(x, w).
 pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
     let ty = conv_ty(x, w)?;
@@ -60,14 +78,8 @@ pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<Cud
         dw::forward(x.device().kernels(), ty, &d, s.channels_last, ptrs)?;
         return Ok(y);
     }
-    k::conv2d_fwd(
-        x.device().kernels(),
-        ty,
-        &dims(s, s.geom.k),
-        x.ptr(),
-        w.ptr(),
-        y.ptr(),
-    )?;
+    let ptrs = (x.ptr(), w.ptr(), y.ptr());
+    builtin(x, ty, &dims(s, s.geom.k), ConvPass::Fwd, ptrs)?;
     Ok(y)
 }
 
@@ -84,8 +96,8 @@ pub fn conv2d_bwd_data(dy: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Resu
         dw::backward_data(dy.device().kernels(), ty, &d, s.channels_last, ptrs)?;
         return Ok(dx);
     }
-    let d = dims(s, g.k);
-    k::conv2d_bwd_data(dy.device().kernels(), ty, &d, dy.ptr(), w.ptr(), dx.ptr())?;
+    let ptrs = (dy.ptr(), w.ptr(), dx.ptr());
+    builtin(dy, ty, &dims(s, g.k), ConvPass::BwdData, ptrs)?;
     Ok(dx)
 }
 
@@ -97,7 +109,7 @@ pub fn conv2d_bwd_filter(x: &CudaStorage, dy: &CudaStorage, s: &ConvShape) -> Re
     if cudnn_graph::backward_filter(x, dy, &dw, s)? || cudnn::backward_filter(x, dy, &dw, s)? {
         return Ok(dw);
     }
-    let d = dims(s, g.k);
-    k::conv2d_bwd_filter(x.device().kernels(), ty, &d, x.ptr(), dy.ptr(), dw.ptr())?;
+    let ptrs = (x.ptr(), dy.ptr(), dw.ptr());
+    builtin(x, ty, &dims(s, g.k), ConvPass::BwdFilter, ptrs)?;
     Ok(dw)
 }

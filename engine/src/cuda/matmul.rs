@@ -1,11 +1,13 @@
-//! Batched matrix products on the device: cuBLAS when it is loaded and enabled, else the strided
-//! tiled GEMM (`gemm.cu`); both read transposed and broadcast operands through their strides,
-//! without copies.
+//! Batched matrix products on the device: cuBLAS when it is loaded and enabled, else kiln's
+//! strided GEMMs: tensor cores (`gemm_tc.cu`) for f16/bf16 on sm_80+ unless switched off
+//! (`KILN_TENSOR_CORES=0`), the SIMT tiles (`gemm.cu`) for the rest. All read transposed and
+//! broadcast operands through their strides, without copies.
 
 use super::elementwise::float_ty;
-use super::{cublas, CudaStorage};
+use super::{cublas, switch, CudaStorage};
 use crate::{Error, Layout, Result};
 use kiln_kernels::cuda::gemm::{gemm, GemmArgs};
+use kiln_kernels::cuda::gemm_tc::{self, gemm_tc};
 
 fn strides3(l: &Layout) -> [usize; 3] {
     let s = l.strides();
@@ -53,7 +55,12 @@ pub fn bmm(a: (&CudaStorage, &Layout), b: (&CudaStorage, &Layout)) -> Result<Cud
         beta: 0.0,
     };
     if !cublas::gemm(dev, a.0.dtype(), &args)? {
-        gemm(dev.kernels(), ty, &args)?;
+        let kern = dev.kernels();
+        if switch::tensor_cores_enabled() && gemm_tc::supported(kern, ty) {
+            gemm_tc(kern, ty, &args)?;
+        } else {
+            gemm(kern, ty, &args)?;
+        }
     }
     Ok(out)
 }

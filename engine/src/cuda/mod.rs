@@ -36,4 +36,5 @@ pub use storage::{suffix, CudaStorage};
 pub use switch::{
     cublas_enabled, cudnn_benchmark, cudnn_enabled, cudnn_graph_enabled, parse_switch,
     set_cublas_enabled, set_cudnn_benchmark, set_cudnn_enabled, set_cudnn_graph_enabled,
+    set_tensor_cores_enabled, tensor_cores_enabled,
 };

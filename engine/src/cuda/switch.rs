@@ -55,6 +55,7 @@ static CUBLAS: Switch = Switch::new("KILN_CUBLAS", true);
 static CUDNN: Switch = Switch::new("KILN_CUDNN", true);
 static CUDNN_BENCHMARK: Switch = Switch::new("KILN_CUDNN_BENCHMARK", false);
 static CUDNN_GRAPH: Switch = Switch::new("KILN_CUDNN_GRAPH", false);
+static TENSOR_CORES: Switch = Switch::new("KILN_TENSOR_CORES", true);
 
 /// Whether cuBLAS may serve matrix products (`KILN_CUBLAS`, on unless set to 0).
 pub fn cublas_enabled() -> bool {
@@ -97,4 +98,17 @@ pub fn cudnn_graph_enabled() -> bool {
 /// `KILN_CUDNN_GRAPH`.
 pub fn set_cudnn_graph_enabled(on: bool) {
     CUDNN_GRAPH.set(on)
+}
+
+/// Whether kiln's own GEMM and convolution kernels may use tensor cores for f16/bf16 on sm_80+
+/// (`KILN_TENSOR_CORES`, on unless set to 0); off, the SIMT kernels serve every dtype.
+pub fn tensor_cores_enabled() -> bool {
+    TENSOR_CORES.get()
+}
+
+/// Lets kiln's own f16/bf16 GEMM and convolution kernels use tensor cores, or not (the SIMT
+/// kernels then do); overrides `KILN_TENSOR_CORES`. cuBLAS and cuDNN, when they serve, are not
+/// affected.
+pub fn set_tensor_cores_enabled(on: bool) {
+    TENSOR_CORES.set(on)
 }

@@ -1,13 +1,16 @@
-//! Launchers for `conv.cu`: 2-d convolution forward, data gradient and filter gradient, NCHW or
-//! NHWC, f32/f64/f16/bf16 (halves accumulate in f32). Wide groups run an implicit GEMM (no im2col
-//! buffer); narrow ones (depthwise, fewer than 16 channels a side) run direct kernels.
+//! Launchers for `conv.cu` and `conv_tc.cu`: 2-d convolution forward, data gradient and filter
+//! gradient, NCHW or NHWC, f32/f64/f16/bf16 (halves accumulate in f32). Wide groups run an
+//! implicit GEMM (no im2col buffer), on tensor cores for f16/bf16 on sm_80+; narrow ones
+//! (depthwise, fewer than 16 channels a side) run direct kernels.
 
 use super::gemm::{dim, int, sm_count, Tile};
+use super::gemm_tc::{self, TILE as TC_TILE};
 use super::{grid_1d, DevPtr, Kernels};
 use crate::error::{Error, Result};
 use cudarc::driver::{DevicePtr, DeviceRepr, LaunchConfig};
 
 const FILE: &str = "conv.cu";
+const TC_FILE: &str = "conv_tc.cu";
 
 /// Sizes of a 2-d convolution. NCHW: x \[N,C,H,W\], y \[N,OC,OH,OW\], w \[OC,C/g,KH,KW\];
 /// channels-last: x and y NHWC, w OHWI. All dense.
@@ -61,6 +64,8 @@ pub enum ConvAlgo {
     Direct,
     /// Implicit GEMM with this output tile.
     Gemm(Tile),
+    /// Implicit GEMM on tensor cores (`conv_tc.cu`: f16/bf16, sm_80+; 64×64 tiles).
+    TensorCore,
 }
 
 /// How a pass runs: the kernel family, and into how many slices the filter gradient splits its
@@ -105,10 +110,12 @@ impl ConvDims {
     }
 
     /// The plan [`conv2d_fwd`] and friends use for `pass` in dtype `ty` on a GPU with `sms`
-    /// multiprocessors: direct kernels for narrow groups and f64, else implicit GEMM with the tile
-    /// [`Tile::choose`] picks; filter gradients split their reduction until the grid covers
-    /// two blocks per multiprocessor, keeping at least 512 pixels (256 direct) a slice.
-    pub fn plan(&self, ty: &str, pass: ConvPass, sms: usize) -> ConvPlan {
+    /// multiprocessors: direct kernels for narrow groups and f64, else implicit GEMM, on tensor
+    /// cores when `tensor_cores` (the caller's [`gemm_tc::supported`], f16/bf16 only), else with
+    /// the SIMT tile [`Tile::choose`] picks; filter gradients split their reduction until the
+    /// grid covers two blocks per multiprocessor, keeping at least 512 pixels (256 direct) a
+    /// slice.
+    pub fn plan(&self, ty: &str, pass: ConvPass, sms: usize, tensor_cores: bool) -> ConvPlan {
         let (khw, cg, ocg) = (self.kh * self.kw, self.cg(), self.ocg());
         let narrow = match pass {
             ConvPass::Fwd | ConvPass::BwdFilter => ocg.min(cg * khw),
@@ -117,6 +124,9 @@ impl ConvDims {
         let [m, n, k] = self.gemm_shape(pass);
         let (algo, blocks, per_split) = if narrow < NARROW || ty == "f64" {
             (ConvAlgo::Direct, (self.oc * cg * khw).div_ceil(32), 256)
+        } else if tensor_cores && matches!(ty, "f16" | "bf16") {
+            let tiles = m.div_ceil(TC_TILE) * n.div_ceil(TC_TILE) * self.groups;
+            (ConvAlgo::TensorCore, tiles, 512)
         } else {
             let t = Tile::choose(ty, m, n, self.groups, sms);
             let tiles = m.div_ceil(t.edge()) * n.div_ceil(t.edge()) * self.groups;
@@ -269,7 +279,8 @@ impl Geom {
     }
 }
 
-/// y = conv(x, w) (fully overwritten), with the plan [`ConvDims::plan`] picks.
+/// y = conv(x, w) (fully overwritten), with the plan [`ConvDims::plan`] picks (tensor cores where
+/// [`gemm_tc::supported`]).
 pub fn conv2d_fwd(
     k: &Kernels,
     ty: &str,
@@ -278,7 +289,8 @@ pub fn conv2d_fwd(
     w: DevPtr,
     y: DevPtr,
 ) -> Result<()> {
-    let plan = d.plan(ty, ConvPass::Fwd, sm_count(k));
+    let tc = gemm_tc::supported(k, ty);
+    let plan = d.plan(ty, ConvPass::Fwd, sm_count(k), tc);
     conv2d_planned(k, ty, d, ConvPass::Fwd, &plan, x, w, y)
 }
 
@@ -291,7 +303,8 @@ pub fn conv2d_bwd_data(
     w: DevPtr,
     dx: DevPtr,
 ) -> Result<()> {
-    let plan = d.plan(ty, ConvPass::BwdData, sm_count(k));
+    let tc = gemm_tc::supported(k, ty);
+    let plan = d.plan(ty, ConvPass::BwdData, sm_count(k), tc);
     conv2d_planned(k, ty, d, ConvPass::BwdData, &plan, dy, w, dx)
 }
 
@@ -304,7 +317,8 @@ pub fn conv2d_bwd_filter(
     dy: DevPtr,
     dw: DevPtr,
 ) -> Result<()> {
-    let plan = d.plan(ty, ConvPass::BwdFilter, sm_count(k));
+    let tc = gemm_tc::supported(k, ty);
+    let plan = d.plan(ty, ConvPass::BwdFilter, sm_count(k), tc);
     conv2d_planned(k, ty, d, ConvPass::BwdFilter, &plan, x, dy, dw)
 }
 
@@ -333,6 +347,12 @@ pub fn conv2d_planned(
             "conv2d: f64 runs the direct kernels only".into(),
         ));
     }
+    if plan.algo == ConvAlgo::TensorCore && !gemm_tc::supported(k, ty) {
+        return Err(Error::Launch(format!(
+            "conv2d: no tensor-core kernel for {ty} on sm_{} (f16, bf16 on sm_80+)",
+            k.arch()
+        )));
+    }
     let out_len = match pass {
         ConvPass::Fwd => d.n * d.oc * d.oh * d.ow,
         ConvPass::BwdData => d.n * d.c * d.h * d.w,
@@ -351,8 +371,17 @@ pub fn conv2d_planned(
         ConvAlgo::Direct => (format!("{stem}_direct_{layout}_{ty}"), grid_1d(out_len)),
         ConvAlgo::Gemm(t) => (
             format!("{stem}_{}_{layout}_{ty}", t.name()),
-            gemm_grid(d.gemm_shape(pass), t, d.groups)?,
+            gemm_grid(d.gemm_shape(pass), t.edge(), 256, d.groups)?,
         ),
+        ConvAlgo::TensorCore => {
+            let name = format!("conv_tc_{}_{layout}_{ty}", &stem[5..]);
+            let cfg = gemm_grid(d.gemm_shape(pass), TC_TILE, 128, d.groups)?;
+            let [ca, cb] = tc_copies(d, pass, a, b).map(i32::from);
+            // SAFETY: as below, for `conv_tc_<pass>_<layout>_<ty>(const T*, const T*, T*,
+            // ConvGeom, int, int)`; copies are asked for only where `tc_copies` found every
+            // 16-byte chunk aligned and whole.
+            return unsafe { k.launch(TC_FILE, &name, cfg, &[&a, &b, &out, &g, &ca, &cb]) };
+        }
     };
     // SAFETY: the pointers address dense tensors of the sizes `d` describes (the engine's
     // contract); every kernel index is bounds-checked against those sizes and fits in i32
@@ -361,14 +390,40 @@ pub fn conv2d_planned(
     unsafe { k.launch(FILE, &name, cfg, &[&a, &b, &out, &g]) }
 }
 
-/// A grid of 256-thread blocks over the tiles of a \[rows, columns, _\] GEMM, `z` deep.
-fn gemm_grid([m, n, _]: [usize; 3], t: Tile, z: usize) -> Result<LaunchConfig> {
-    let tiles = int("conv tiles", m.div_ceil(t.edge()) * n.div_ceil(t.edge()))?;
+/// A grid of `threads`-thread blocks over the `edge`² tiles of a \[rows, columns, _\] GEMM, `z`
+/// deep.
+fn gemm_grid([m, n, _]: [usize; 3], edge: usize, threads: u32, z: usize) -> Result<LaunchConfig> {
+    let tiles = int("conv tiles", m.div_ceil(edge) * n.div_ceil(edge))?;
     Ok(LaunchConfig {
         grid_dim: (tiles as u32, 1, z.clamp(1, 65535) as u32),
-        block_dim: (256, 1, 1),
+        block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
     })
+}
+
+/// Whether the tensor-core kernel of `pass` may copy its GEMM operands A and B in 16-byte chunks
+/// (else it gathers them): where 8 consecutive elements of the staged index are 8 adjacent
+/// elements from a 16-byte aligned start, i.e. the channel counts the chunk walks and the
+/// buffer's base allow it (conv_tc.cu lists the cases). `a` and `b` are the pass's inputs in
+/// launcher order.
+pub fn tc_copies(d: &ConvDims, pass: ConvPass, a: DevPtr, b: DevPtr) -> [bool; 2] {
+    let by8 = |v: usize| v.is_multiple_of(8);
+    let al = |p: DevPtr| p.is_multiple_of(16);
+    let (cg, ocg) = (d.cg(), d.ocg());
+    let kc = cg * d.kh * d.kw;
+    match (pass, d.channels_last) {
+        // A = X̂ (x = a), B = W (b).
+        (ConvPass::Fwd, true) => [by8(cg) && by8(d.c) && al(a), by8(kc) && al(b)],
+        // A = W (b), B = X̂ (gathered).
+        (ConvPass::Fwd, false) => [by8(kc) && al(b), false],
+        // A = dŶ (dy = a), B = W (b).
+        (ConvPass::BwdData, true) => [by8(ocg) && by8(d.oc) && al(a), by8(cg) && al(b)],
+        // A = dY (dy = b), B = X̂ᵀ (x = a).
+        (ConvPass::BwdFilter, true) => {
+            [by8(ocg) && by8(d.oc) && al(b), by8(cg) && by8(d.c) && al(a)]
+        }
+        (ConvPass::BwdData | ConvPass::BwdFilter, false) => [false, false],
+    }
 }
 
 /// The filter gradient: written straight into dw when one f32/f64 slice suffices, else slices
@@ -408,10 +463,21 @@ fn bwd_filter(
                 unsafe { k.launch(FILE, &name, cfg, &[&x, &dy, &out, g, &chunk32]) }
             }
             ConvAlgo::Gemm(t) => {
-                let cfg = gemm_grid(d.gemm_shape(ConvPass::BwdFilter), t, d.groups * splits)?;
+                let shape = d.gemm_shape(ConvPass::BwdFilter);
+                let cfg = gemm_grid(shape, t.edge(), 256, d.groups * splits)?;
                 let name = format!("conv_bwd_filter_{}_{layout}_{ty}", t.name());
                 // SAFETY: as above, for `(const T*, const T*, Acc*, ConvGeom, int, int)`.
                 unsafe { k.launch(FILE, &name, cfg, &[&x, &dy, &out, g, &splits32, &chunk32]) }
+            }
+            ConvAlgo::TensorCore => {
+                let shape = d.gemm_shape(ConvPass::BwdFilter);
+                let cfg = gemm_grid(shape, TC_TILE, 128, d.groups * splits)?;
+                let name = format!("conv_tc_bwd_filter_{layout}_{ty}");
+                let [ca, cb] = tc_copies(d, ConvPass::BwdFilter, x, dy).map(i32::from);
+                // SAFETY: as above, for `(const T*, const T*, float*, ConvGeom, int, int, int,
+                // int)`; `out` is an f32 workspace (halves only); copies as `tc_copies` allows.
+                let args: [&dyn super::Arg; 8] = [&x, &dy, &out, g, &splits32, &chunk32, &ca, &cb];
+                unsafe { k.launch(TC_FILE, &name, cfg, &args) }
             }
         }
     };

@@ -83,10 +83,12 @@ pub fn sm_count(k: &Kernels) -> usize {
     }
 }
 
-/// `GemmParams` of gemm.cu.
+/// `GemmParams` of operands.cuh (gemm.cu and gemm_tc.cu): `g` with two per-operand flags each
+/// kernel reads its own way (gemm.cu: stage A/B walking k; gemm_tc.cu: A/B come through 16-byte
+/// copies).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-struct Params {
+pub(crate) struct Params {
     a: u64,
     b: u64,
     c: u64,
@@ -99,8 +101,30 @@ struct Params {
     k: i32,
     alpha: f32,
     beta: f32,
-    a_kfast: i32,
-    b_kfast: i32,
+    a_flag: i32,
+    b_flag: i32,
+}
+
+impl Params {
+    /// `g` as kernel parameters, checking that its sizes fit the kernels' ints.
+    pub(crate) fn new(what: &str, g: &GemmArgs, a_flag: bool, b_flag: bool) -> Result<Params> {
+        Ok(Params {
+            a: g.a,
+            b: g.b,
+            c: g.c,
+            sa: strides(g.a_strides),
+            sb: strides(g.b_strides),
+            sc: strides(g.c_strides),
+            batch: int(&format!("{what} batch"), g.batch)?,
+            m: dim(&format!("{what} m"), g.m)?,
+            n: dim(&format!("{what} n"), g.n)?,
+            k: dim(&format!("{what} k"), g.k)?,
+            alpha: g.alpha,
+            beta: g.beta,
+            a_flag: a_flag as i32,
+            b_flag: b_flag as i32,
+        })
+    }
 }
 
 // SAFETY: plain-old-data with the C layout gemm.cu declares.
@@ -138,23 +162,8 @@ pub fn gemm_tiled(k: &Kernels, ty: &str, g: &GemmArgs, tile: Tile) -> Result<()>
     let tiles = int("gemm output tiles", g.m.div_ceil(e) * g.n.div_ceil(e))?;
     let [_, am, ak] = g.a_strides;
     let [_, bk, bn] = g.b_strides;
-    let p = Params {
-        a: g.a,
-        b: g.b,
-        c: g.c,
-        sa: strides(g.a_strides),
-        sb: strides(g.b_strides),
-        sc: strides(g.c_strides),
-        batch: int("gemm batch", g.batch)?,
-        m: dim("gemm m", g.m)?,
-        n: dim("gemm n", g.n)?,
-        k: dim("gemm k", g.k)?,
-        alpha: g.alpha,
-        beta: g.beta,
-        // Stage along whichever index has unit stride, so a warp's loads coalesce.
-        a_kfast: (ak == 1 || am != 1) as i32,
-        b_kfast: (bk == 1 && bn != 1) as i32,
-    };
+    // Stage along whichever index has unit stride, so a warp's loads coalesce.
+    let p = Params::new("gemm", g, ak == 1 || am != 1, bk == 1 && bn != 1)?;
     let cfg = LaunchConfig {
         grid_dim: (tiles as u32, 1, g.batch.min(65535) as u32),
         block_dim: (256, 1, 1),
