@@ -4,8 +4,10 @@
 # With PASSES=N (default 1) the whole bench runs N times and each row keeps its lowest median.
 # Needs PyTorch 2.13.0 (what tch 0.26 binds) in a Python environment: $TORCH_VENV (default
 # .venvs/torch), made here if missing (a ~3 GB pip install), with timm for the `models` group's
-# twins: timm's models as TorchScript in $KILN_TORCHSCRIPT_DIR (default $CARGO_TARGET_DIR/torchscript),
-# written here when missing by scripts/bench/torchscript_models.py.
+# twins: timm's models as TorchScript in $KILN_TORCHSCRIPT_DIR (default
+# $CARGO_TARGET_DIR/torchscript), written here when missing by scripts/bench/torchscript_models.py.
+# On a host shared with other work, OMP_WAIT_POLICY=PASSIVE keeps libtorch's threads from
+# spinning at every barrier while a neighbour holds a core (BENCHMARKS.md, `models`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=${TORCH_VENV:-.venvs/torch}
