@@ -119,6 +119,15 @@ fn grad_sum_over_outer_dims_of_channels_last() {
 }
 
 #[test]
+fn grad_silu_channels_last() {
+    check(&[randn(&[2, 3, 4, 5], 60)], |t| {
+        t[0].to_memory_format(MemoryFormat::ChannelsLast)?
+            .silu()?
+            .sqr()
+    });
+}
+
+#[test]
 fn grad_cat() {
     check(&[randn(&[2, 3], 54), randn(&[2, 5], 55)], |t| {
         Tensor::cat(&[t[0].clone(), t[1].clone()], 1)?.sqr()
