@@ -1,11 +1,16 @@
 //! Engine benchmarks: matmul, conv2d on ResNet layer shapes (NCHW and NHWC), fused vs unfused
-//! BN+ReLU, fused vs unfused attention at vit_tiny's shape, and resnet18/resnet50 forward and training steps (forward, backward, SGD step). With
+//! BN+ReLU, fused vs unfused attention at vit_tiny's shape, resnet18/resnet50 forward and training
+//! steps (forward, backward, SGD step), and training steps of efficientnet_b0,
+//! mobilenetv3_large_100, convnext_atto and vit_tiny (`models`). With
 //! feature `libtorch` each group also runs the same shapes through libtorch in this process
 //! (`libtorch/...` ids; `scripts/bench/libtorch.sh` runs it and prints the ratios for BENCHMARKS.md).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use kiln::engine::{BatchNormArgs, Conv2dParams, DType, MemoryFormat, Tensor};
-use kiln::nn::{create_model, ModelArgs};
+use kiln::nn::{create_model, Model, ModelArgs};
 use kiln::train::optim::{create_optimizer, OptimArgs};
 use std::time::Duration;
 
@@ -164,6 +169,32 @@ fn attention(c: &mut Criterion) {
     g.finish();
 }
 
+/// A training step at lr 0.1: forward, label-smoothed (0.1) cross-entropy, backward, and timm's
+/// `sgd` (Nesterov, momentum 0.9, weight decay 2e-5 off biases and norms), as `{name}/train_step`.
+fn bench_train_step(g: &mut BenchmarkGroup<WallTime>, name: &str, model: &dyn Model, x: &Tensor) {
+    let target = Tensor::from_vec((0..32).map(|i| i % 1000).collect::<Vec<i64>>(), &[32]).unwrap();
+    let opt = OptimArgs {
+        opt: "sgd".into(),
+        momentum: 0.9,
+        weight_decay: 2e-5,
+        ..OptimArgs::default()
+    };
+    let mut optim = create_optimizer(&opt, model.named_parameters()).unwrap();
+    g.throughput(Throughput::Elements(32));
+    g.bench_function(format!("{name}/train_step"), |b| {
+        b.iter(|| {
+            let loss = model
+                .forward(x)
+                .unwrap()
+                .cross_entropy(&target, 0.1)
+                .unwrap();
+            optim.zero_grad();
+            loss.backward().unwrap();
+            optim.step(0.1).unwrap();
+        })
+    });
+}
+
 fn train_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("resnet");
     g.sample_size(10)
@@ -175,28 +206,7 @@ fn train_step(c: &mut Criterion) {
         let x = randn(&[32, 3, 64, 64], 8)
             .to_memory_format(MemoryFormat::ChannelsLast)
             .unwrap();
-        let target =
-            Tensor::from_vec((0..32).map(|i| i % 1000).collect::<Vec<i64>>(), &[32]).unwrap();
-        let opt = OptimArgs {
-            opt: "sgd".into(),
-            momentum: 0.9,
-            weight_decay: 2e-5,
-            ..OptimArgs::default()
-        };
-        let mut optim = create_optimizer(&opt, model.named_parameters()).unwrap();
-        g.throughput(Throughput::Elements(32));
-        g.bench_function(format!("{name}/train_step"), |b| {
-            b.iter(|| {
-                let loss = model
-                    .forward(&x)
-                    .unwrap()
-                    .cross_entropy(&target, 0.1)
-                    .unwrap();
-                optim.zero_grad();
-                loss.backward().unwrap();
-                optim.step(0.1).unwrap();
-            })
-        });
+        bench_train_step(&mut g, name, model.as_ref(), &x);
         model.set_training(false);
         g.bench_function(format!("{name}/forward"), |b| {
             b.iter(|| {
@@ -210,5 +220,38 @@ fn train_step(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, conv, bn_relu, attention, train_step);
+/// Training steps of timm's small models at batch 32 of 64×64 images (the ViT built for 64×64,
+/// 16 patches and a class token), the CNNs channels-last; libtorch's twins are timm's own
+/// models as TorchScript (`scripts/bench/torchscript_models.py`).
+fn models(c: &mut Criterion) {
+    let mut g = c.benchmark_group("models");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2));
+    for name in [
+        "efficientnet_b0",
+        "mobilenetv3_large_100",
+        "convnext_atto",
+        "vit_tiny_patch16_224",
+    ] {
+        let vit = name.starts_with("vit_");
+        let args = ModelArgs {
+            img_size: vit.then_some(64),
+            ..ModelArgs::default()
+        };
+        let mut model = create_model(name, &args).unwrap();
+        let format = match vit {
+            true => MemoryFormat::Contiguous,
+            false => MemoryFormat::ChannelsLast,
+        };
+        model.set_memory_format(format).unwrap();
+        let x = randn(&[32, 3, 64, 64], 8).to_memory_format(format).unwrap();
+        bench_train_step(&mut g, name, model.as_ref(), &x);
+        #[cfg(feature = "libtorch")]
+        libtorch::timm_model(&mut g, name, !vit);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, matmul, conv, bn_relu, attention, train_step, models);
 criterion_main!(benches);

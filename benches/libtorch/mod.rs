@@ -5,7 +5,7 @@
 use criterion::measurement::WallTime;
 use criterion::BenchmarkGroup;
 use tch::nn::{ModuleT, OptimizerConfig};
-use tch::{nn, Device, Kind, Reduction, Tensor};
+use tch::{nn, CModule, Device, Kind, Reduction, Tensor};
 
 const F32: (Kind, Device) = (Kind::Float, Device::Cpu);
 
@@ -138,5 +138,60 @@ pub fn resnet(g: &mut BenchmarkGroup<WallTime>, name: &str) {
     });
     g.bench_function(format!("libtorch/{name}/forward"), |b| {
         b.iter(|| tch::no_grad(|| model.forward_t(&x, false)))
+    });
+}
+
+/// timm's own `name` as TorchScript (`$KILN_TORCHSCRIPT_DIR/<name>.pt`, written by
+/// `scripts/bench/torchscript_models.py`) in training mode, its 4-d parameters channels-last when
+/// `nhwc`: the training step of `benches/ops.rs`'s `models` group on a [32, 3, 64, 64] batch.
+pub fn timm_model(g: &mut BenchmarkGroup<WallTime>, name: &str, nhwc: bool) {
+    let dir = std::env::var_os("KILN_TORCHSCRIPT_DIR").unwrap_or_default();
+    let path = std::path::Path::new(&dir).join(format!("{name}.pt"));
+    if !path.is_file() {
+        eprintln!(
+            "skipping libtorch/{name}/train_step: no TorchScript file {} (KILN_TORCHSCRIPT_DIR; \
+             scripts/bench/libtorch.sh writes it)",
+            path.display()
+        );
+        return;
+    }
+    let mut model = CModule::load(&path).expect("TorchScript model");
+    model.set_train();
+    // Group 0 holds biases and norms, left undecayed as kiln's (timm's) parameter groups do.
+    let vs = nn::VarStore::new(Device::Cpu);
+    tch::no_grad(|| {
+        for (pname, mut p) in model.named_parameters().expect("parameters") {
+            if nhwc && p.dim() == 4 {
+                let t = channels_last(&p);
+                p.set_data(&t);
+            }
+            let group = usize::from(p.dim() > 1);
+            let _shared = vs
+                .root()
+                .set_group(group)
+                .add(&pname.replace('.', "_"), p, true);
+        }
+    });
+    let mut opt = nn::Sgd {
+        momentum: 0.9,
+        dampening: 0.0,
+        wd: 2e-5,
+        nesterov: true,
+    }
+    .build(&vs, 0.1)
+    .expect("libtorch SGD");
+    opt.set_weight_decay_group(0, 0.0);
+    let x = randn4([32, 3, 64, 64], nhwc);
+    let target = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(1000);
+    g.bench_function(format!("libtorch/{name}/train_step"), |b| {
+        b.iter(|| {
+            let loss = model
+                .forward_ts(&[&x])
+                .expect("forward")
+                .cross_entropy_loss::<Tensor>(&target, None, Reduction::Mean, -100, 0.1);
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+        })
     });
 }

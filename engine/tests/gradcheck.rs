@@ -102,6 +102,32 @@ fn grad_linear() {
 }
 
 #[test]
+fn grad_linear_folds_leading_dims() {
+    check(
+        &[randn(&[2, 3, 6], 56), randn(&[4, 6], 57), randn(&[4], 58)],
+        |t| t[0].linear(&t[1], Some(&t[2])),
+    );
+}
+
+#[test]
+fn grad_sum_over_outer_dims_of_channels_last() {
+    check(&[randn(&[2, 3, 4, 5], 59)], |t| {
+        t[0].to_memory_format(MemoryFormat::ChannelsLast)?
+            .sum_dims(&[0, 2, 3], false)?
+            .sqr()
+    });
+}
+
+#[test]
+fn grad_silu_channels_last() {
+    check(&[randn(&[2, 3, 4, 5], 60)], |t| {
+        t[0].to_memory_format(MemoryFormat::ChannelsLast)?
+            .silu()?
+            .sqr()
+    });
+}
+
+#[test]
 fn grad_cat() {
     check(&[randn(&[2, 3], 54), randn(&[2, 5], 55)], |t| {
         Tensor::cat(&[t[0].clone(), t[1].clone()], 1)?.sqr()

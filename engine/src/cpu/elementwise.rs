@@ -6,6 +6,7 @@ use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
 use kiln_kernels::cpu::copy::convert;
 use kiln_kernels::cpu::elementwise::{self as k, BinaryOp, CmpOp, UnaryOp};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// `dst[i] += src[i]`, in parallel over large slices: gradients accumulated in place and the
 /// per-thread partial sums of reductions.
@@ -29,6 +30,14 @@ pub fn unary(s: &CpuStorage, l: &Layout, op: UnaryOp) -> Result<(CpuStorage, Lay
     Ok((out, out_layout))
 }
 
+/// The elements of `v` under `l`: in memory order when `dense_order` (`l` dense), else row-major.
+fn in_order<'a, T: Copy + Send + Sync>(dense_order: bool, v: &'a [T], l: &Layout) -> Cow<'a, [T]> {
+    match dense_order {
+        true => dense(v, l).0,
+        false => contiguous(v, l),
+    }
+}
+
 /// dx = dy · op'(x) given the forward's x and y (same layout) and dy of the same shape.
 pub fn unary_bwd(
     x: (&CpuStorage, &Layout),
@@ -36,13 +45,19 @@ pub fn unary_bwd(
     dy: (&CpuStorage, &Layout),
     op: UnaryOp,
 ) -> Result<(CpuStorage, Layout)> {
-    let out_layout = Layout::contiguous(x.1.shape());
+    // x, y and dy in one dense layout (an NHWC activation and its gradient): work in memory
+    // order and keep that layout, rather than gathering all three into row-major order.
+    let same = x.1.is_dense() && x.1.same_mapping(y.1) && x.1.same_mapping(dy.1);
+    let out_layout = match same {
+        true => x.1.dense_like(),
+        false => Layout::contiguous(x.1.shape()),
+    };
     let xy = float_map2!(op.name(), x.0, y.0, |xv, yv: T| {
-        let xs = contiguous(xv, x.1);
-        let ys = contiguous(yv, y.1);
+        let xs = in_order(same, xv, x.1);
+        let ys = in_order(same, yv, y.1);
         let dys: Vec<T> = match dy.0 {
             CpuStorage::F32(_) | CpuStorage::F64(_) => {
-                contiguous(dy.0.as_slice::<T>(op.name())?, dy.1).into_owned()
+                in_order(same, dy.0.as_slice::<T>(op.name())?, dy.1).into_owned()
             }
             other => {
                 return Err(Error::UnsupportedDType {

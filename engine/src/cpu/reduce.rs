@@ -2,7 +2,7 @@
 
 use super::{contiguous, float_map};
 use crate::{CpuStorage, Error, Layout, Result};
-use kiln_kernels::cpu::reduce::{argmax_rows, reduce_rows, ReduceOp};
+use kiln_kernels::cpu::reduce::{argmax_rows, reduce_cols, reduce_rows, ReduceOp};
 
 /// `l` with the reduced dims moved last, and (rows, row length). The reduced dims go in memory
 /// order (largest stride first), so reducing a dense tensor of any layout over all of its dims, or
@@ -26,12 +26,28 @@ pub fn reduce(s: &CpuStorage, l: &Layout, dims: &[usize], op: ReduceOp) -> Resul
             msg: "cannot reduce an empty dimension".into(),
         });
     }
+    // Reduced dims outermost in memory and the kept ones dense inside them in order (a bias or
+    // scale gradient summed over [N, H, W] of an NHWC tensor): reduce columns, copying nothing.
+    let cols_view = match view.is_contiguous() {
+        true => None,
+        false => Some(cols_view(l, dims)?).filter(Layout::is_contiguous),
+    };
     Ok(float_map!(op.name(), s, |v: T| {
-        let x = contiguous(v, &view);
         let mut out = vec![T::default(); rows];
-        reduce_rows(op, &x, len, &mut out);
+        match &cols_view {
+            Some(c) => reduce_cols(op, &v[c.offset()..][..c.numel()], len, &mut out),
+            None => reduce_rows(op, &contiguous(v, &view), len, &mut out),
+        }
         out
     }))
+}
+
+/// `l` with the reduced dims first (in memory order) and the kept ones after them in order.
+fn cols_view(l: &Layout, dims: &[usize]) -> Result<Layout> {
+    let mut order = dims.to_vec();
+    order.sort_by_key(|&d| std::cmp::Reverse(l.strides()[d]));
+    order.extend((0..l.rank()).filter(|d| !dims.contains(d)));
+    l.permute(&order)
 }
 
 /// Index of the maximum along `dim` (I64, row-major over the other dims).

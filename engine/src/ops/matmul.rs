@@ -77,6 +77,15 @@ impl Tensor {
                 rhs: weight.shape().to_vec(),
             });
         }
+        if self.rank() > 2 {
+            // Fold the leading dims into rows, as PyTorch's linear does: the weight gradient is
+            // then one GEMM over all rows, not a GEMM per batch entry summed afterwards.
+            let (lead, k) = self.shape().split_at(self.rank() - 1);
+            let rows = lead.iter().product();
+            let y = self.reshape(&[rows, k[0]])?.linear(weight, bias)?;
+            let out: Vec<usize> = lead.iter().chain(&weight.shape()[..1]).copied().collect();
+            return y.reshape(&out);
+        }
         let y = self.matmul(&weight.t()?)?;
         match bias {
             // Under autocast the bias joins the product's dtype, as PyTorch's autocast casts

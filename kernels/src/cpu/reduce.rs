@@ -1,4 +1,5 @@
-//! Reductions over the rows of a dense `[rows, len]` view. Twin of `cuda/reduce.cu`.
+//! Reductions over the rows of a dense `[rows, len]` view (and over the columns of a
+//! `[len, cols]` one). Twin of `cuda/reduce.cu`.
 
 use super::{Real, PAR_GRAIN};
 use rayon::prelude::*;
@@ -45,6 +46,32 @@ pub fn reduce_rows<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
                 *o = op.over(&x[(task * grain + i) * len..][..len]);
             }
         });
+}
+
+/// `out\[c\] = reduce(x[.., c])` over the `len` rows of a dense `[len, cols]` view: the sum over
+/// leading dims that bias and scale gradients need, without transposing `x` first. Blocks of
+/// rows reduce in parallel into partial rows, combined in block order (deterministic).
+pub fn reduce_cols<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
+    let cols = out.len();
+    let block_rows = (PAR_GRAIN / cols.max(1)).max(1);
+    let partials: Vec<Vec<T>> = x[..len * cols]
+        .par_chunks((block_rows * cols).max(1))
+        .map(|block| {
+            let mut acc = vec![op.identity(); cols];
+            for row in block.chunks_exact(cols) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a = op.combine(*a, v);
+                }
+            }
+            acc
+        })
+        .collect();
+    out.fill(op.identity());
+    for partial in &partials {
+        for (o, &p) in out.iter_mut().zip(partial) {
+            *o = op.combine(*o, p);
+        }
+    }
 }
 
 impl ReduceOp {
@@ -118,5 +145,28 @@ fn nan_min<T: Real>(a: T, b: T) -> T {
         T::nan()
     } else {
         a.min(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduce_cols_matches_reduce_rows_of_the_transpose() {
+        for (len, cols) in [(1, 1), (7, 3), (1000, 5), (33, 1111), (40000, 2)] {
+            let x: Vec<f64> = (0..len * cols)
+                .map(|i| ((i * 37) % 101) as f64 - 50.0)
+                .collect();
+            let xt: Vec<f64> = (0..cols * len)
+                .map(|i| x[(i % len) * cols + i / len])
+                .collect();
+            for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+                let (mut got, mut want) = (vec![0.0; cols], vec![0.0; cols]);
+                reduce_cols(op, &x, len, &mut got);
+                reduce_rows(op, &xt, len, &mut want);
+                assert_eq!(got, want, "{op:?} over [{len}, {cols}]");
+            }
+        }
     }
 }
