@@ -3,6 +3,7 @@
 //! Unary ops are written once as `f(x)` and `df(x, y)` (y = f(x)); binary ops take each operand's
 //! strides so broadcasts need no copy. Outputs are always written densely, row-major over `shape`.
 
+use super::fast_math::{exp, normal_cdf};
 use super::{c, Real, PAR_GRAIN};
 use rayon::prelude::*;
 
@@ -121,7 +122,7 @@ impl UnaryOp {
                 let s = sigmoid(x);
                 s + x * s * (one - s)
             }
-            UnaryOp::Gelu => normal_cdf(x) + x * (-x * x / c(2.0)).exp() / c(2.5066282746310002),
+            UnaryOp::Gelu => normal_cdf(x) + x * exp(-x * x / c(2.0)) / c(2.5066282746310002),
             UnaryOp::HardSwish if x < c(-3.0) => zero,
             UnaryOp::HardSwish if x > c(3.0) => one,
             UnaryOp::HardSwish => (x + x + c(3.0)) / c(6.0),
@@ -154,18 +155,12 @@ fn gelu_tanh_arg<T: Real>(x: T) -> T {
 
 #[inline(always)]
 fn sigmoid<T: Real>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
+    T::one() / (T::one() + exp(-x))
 }
 
 #[inline(always)]
 fn relu6<T: Real>(x: T) -> T {
     x.max(T::zero()).min(c(6.0))
-}
-
-#[inline(always)]
-fn normal_cdf<T: Real>(x: T) -> T {
-    let v = x.to_f64().unwrap_or(f64::NAN);
-    c(0.5 * (1.0 + libm::erf(v / std::f64::consts::SQRT_2)))
 }
 
 /// y = f(x) over dense slices.

@@ -8,6 +8,7 @@ pub mod bn_relu;
 pub mod copy;
 pub mod depthwise;
 pub mod elementwise;
+pub mod fast_math;
 pub mod grad_norm;
 pub mod im2col;
 pub mod layer_norm;
