@@ -1,7 +1,8 @@
 //! The CUDA backend on cudarc: devices with a caching allocator and two streams, device buffers,
 //! and the engine side of each kernel family (launchers live in `kiln_kernels::cuda`). GEMMs go
 //! to cuBLAS and convolutions to cuDNN when those load, and to the built-in kernels otherwise or
-//! when switched off (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...).
+//! when switched off (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...). Work can
+//! be captured into CUDA graphs and replayed ([`graph`]).
 
 mod alloc;
 pub mod attention;
@@ -12,6 +13,7 @@ mod cublas;
 mod cudnn;
 mod device;
 pub mod elementwise;
+pub mod graph;
 pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
@@ -29,6 +31,7 @@ pub use alloc::MemoryStats;
 pub use cublas::cublas_loaded;
 pub use cudnn::cudnn_loaded;
 pub use device::{device, CudaDevice};
+pub use graph::{is_capturing, skip_rule_steps_if, CudaGraph};
 pub use storage::{suffix, CudaStorage};
 pub use switch::{
     cublas_enabled, cudnn_benchmark, cudnn_enabled, parse_switch, set_cublas_enabled,
