@@ -96,6 +96,20 @@ pub enum Error {
     /// CUDA was asked for but cannot be used.
     #[error("no CUDA device: {0}")]
     NoCuda(String),
+    /// Something a CUDA graph capture cannot record (a host synchronization, a host<->device
+    /// copy, a driver allocation, a vendor library call, a host-side random draw): the capture
+    /// is abandoned, having run nothing.
+    #[error("CUDA graph capture: {0}")]
+    Capture(String),
+    /// The allocator's cache had no block for a request made during a capture, which cannot ask
+    /// the driver: reserve the size ([`crate::cuda::CudaDevice::reserve`]) and capture again.
+    #[error("CUDA graph capture on cuda:{device}: the allocator's cache has no free block of {bytes} bytes, and a capture cannot allocate from the driver (reserve it, then capture again)")]
+    CaptureCacheMiss {
+        /// Device ordinal.
+        device: usize,
+        /// The block size that was missing.
+        bytes: usize,
+    },
 
     // === Autograd errors ===
     /// `backward()` on a tensor that does not require grad.
@@ -118,7 +132,21 @@ pub enum Error {
     },
     /// A kernel module failed to compile or launch.
     #[error(transparent)]
-    Kernel(#[from] kiln_kernels::Error),
+    Kernel(kiln_kernels::Error),
+}
+
+impl From<kiln_kernels::Error> for Error {
+    /// A launcher's error; the engine's own error when it came from the scratch allocator the
+    /// engine installed (an out-of-memory, a capture's cache miss).
+    fn from(e: kiln_kernels::Error) -> Error {
+        match e {
+            kiln_kernels::Error::Scratch(inner) => match inner.downcast::<Error>() {
+                Ok(own) => *own,
+                Err(other) => Error::Kernel(kiln_kernels::Error::Scratch(other)),
+            },
+            e => Error::Kernel(e),
+        }
+    }
 }
 
 /// The engine's result type.

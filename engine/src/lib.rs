@@ -40,3 +40,5 @@ pub use tensor::{Tensor, TensorId};
 // What kiln-train's losses and gradient clipping call: fused BCE options, the one-pass norm.
 pub use kiln_kernels::cpu::bce::BceOpts;
 pub use ops::{grad_norm, scale_grads_};
+// What a CUDA graph's training step calls in their place: the same math without host reads.
+pub use ops::{clip_grad_norm_on_device_, flag_nonfinite_, unscale_grads_by_};

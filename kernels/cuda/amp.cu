@@ -9,10 +9,14 @@
 // ---- kernels --------------------------------------------------------------------------------
 
 // g *= inv_scale; *found_inf = 1 when any g was inf/NaN before scaling (every writer stores the
-// same value, and a warp votes first so at most one store per warp).
-extern "C" __global__ void unscale_check_f32(TensorList<1> l, float inv_scale, float* found_inf) {
+// same value, and a warp votes first so at most one store per warp). `inv_p`, when not null,
+// holds the factor in device memory instead (a CUDA graph's loss scale, or a clip factor the
+// device computed).
+extern "C" __global__ void unscale_check_f32(TensorList<1> l, float inv_scale, const float* inv_p,
+                                             float* found_inf) {
   i64 lo, hi;
   const int t = chunk_of(l, lo, hi);
+  if (inv_p) inv_scale = *inv_p;
   float* g = (float*)l.ptr[t][0];
   bool bad = false;
   for (i64 i = lo + threadIdx.x; i < hi; i += blockDim.x) {

@@ -143,8 +143,15 @@ __device__ __forceinline__ void rule_body(const TensorList<3 + MAX_STATES>& l, c
 
 // ---- dtypes ---------------------------------------------------------------------------------
 
+// `hp`, when not null, holds the step's scalars in device memory and replaces `h` (a CUDA graph
+// replays the launch with scalars the host rewrites before each replay: lr, bias corrections);
+// `skip`, when not null and non-zero, leaves everything untouched (the device found an overflow
+// or a non-finite loss, and the step is skipped as the host would skip it).
 #define RULE_KERNEL(T, NAME) \
-  extern "C" __global__ void NAME(TensorList<3 + MAX_STATES> l, RuleStep h, int states) { \
+  extern "C" __global__ void NAME(TensorList<3 + MAX_STATES> l, RuleStep h, const RuleStep* hp, \
+                                  const float* skip, int states) { \
+    if (skip && *skip != 0.0f) return; \
+    if (hp) h = *hp; \
     rule_body<T>(l, h, states); \
   }
 RULE_KERNEL(float, rule_f32)

@@ -30,6 +30,9 @@ pub enum Error {
     /// No module has this name.
     #[error("no kernel module named {0:?}")]
     UnknownModule(String),
+    /// The scratch allocator the engine installed failed (its own error inside).
+    #[error("scratch memory: {0}")]
+    Scratch(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Result with the kernels crate's [`Error`].

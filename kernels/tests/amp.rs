@@ -79,3 +79,29 @@ fn ema_update_matches_the_cpu() {
         assert_close(&format!("ema {t}"), &g.download(d), &ema[t], 1e-3, 1e-6);
     }
 }
+
+#[test]
+fn unscale_by_a_device_factor_matches_the_factor_by_value() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    let lens = lens();
+    let inv_scale = 1.0 / 1024.0;
+    let mut out = Vec::new();
+    for by_device in [false, true] {
+        let mut host = lists(&lens);
+        host[3][7] = f32::NAN;
+        let dev: Vec<_> = host.iter().map(|v| g.upload(v)).collect();
+        let ptrs: Vec<u64> = dev.iter().map(|d| g.ptr(d)).collect();
+        let (flag, factor) = (g.zeros::<f32>(1), g.upload(&[inv_scale]));
+        if by_device {
+            cuda::unscale_and_check_by(&k, &ptrs, &lens, g.ptr(&factor), g.ptr(&flag)).unwrap();
+        } else {
+            cuda::unscale_and_check(&k, &ptrs, &lens, inv_scale, g.ptr(&flag)).unwrap();
+        }
+        assert_eq!(g.download(&flag), [1.0]);
+        out.push(dev.iter().map(|d| g.download(d)).collect::<Vec<_>>());
+    }
+    for (t, (a, b)) in out[0].iter().zip(&out[1]).enumerate() {
+        assert_close(&format!("grad {t}"), b, a, 0.0, 0.0);
+    }
+}

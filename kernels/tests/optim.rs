@@ -182,7 +182,7 @@ fn step_both<E: Elem>(g: &Gpu, l: &mut Lists<E>, h: &RuleStep, write_dir: bool) 
         state: &state,
         lens: &l.lens,
     };
-    cuda::rule_step::<E>(&g.kernels(), &set, h).unwrap();
+    cuda::rule_step::<E>(&g.kernels(), &set, h, Default::default()).unwrap();
     for t in 0..l.lens.len() {
         let [p, gr] = &mut l.params;
         let [d, s0, s1, s2, s3] = &mut l.host[..] else {
@@ -289,7 +289,7 @@ fn mismatched_lists_are_an_error() {
         state: &[&[0, 0]],
         lens: &[1, 1],
     };
-    let err = cuda::rule_step::<f32>(&k, &set, &h)
+    let err = cuda::rule_step::<f32>(&k, &set, &h, Default::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("rule_step"), "{err}");
@@ -298,8 +298,71 @@ fn mismatched_lists_are_an_error() {
         grads: &[0, 0],
         ..set
     };
-    let err = cuda::rule_step::<f32>(&k, &set, &h)
+    let err = cuda::rule_step::<f32>(&k, &set, &h, Default::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("state lists"), "{err}");
+}
+
+/// The bytes of `h` as the kernel reads them from device memory.
+fn step_bytes(h: &RuleStep) -> Vec<u8> {
+    // SAFETY: RuleStep is repr(C) plain-old-data without padding (4-byte fields only).
+    unsafe {
+        std::slice::from_raw_parts((h as *const RuleStep).cast::<u8>(), size_of::<RuleStep>())
+    }
+    .to_vec()
+}
+
+#[test]
+fn rule_step_reads_device_scalars_and_skips_on_a_device_flag() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    let n = 5000;
+    let adam = |lr: f32| RuleStep {
+        rule: Rule::Adam,
+        k: pad(&[0.1, 0.999, 0.001, 0.0, 1.11, 0.0, 1.0, 1e-8]),
+        l2: 0.0,
+        decay: 1.0 - lr * 0.05,
+        lr,
+        decay_after: 0,
+    };
+    // One step by value, and one whose by-value scalars are wrong but whose device scalars are
+    // the first step's: the same bits.
+    let run = |h: &RuleStep, dev: Option<(&RuleStep, f32)>| {
+        let (p, gr) = (g.upload(&values(n, 1)), g.upload(&values(n, 2)));
+        let (m, v) = (g.upload(&values(n, 3)), g.upload(&vec![0.5f32; n]));
+        let dev_step = dev.map(|(d, _)| g.upload(&step_bytes(d)));
+        let skip = dev.map(|(_, s)| g.upload(&[s]));
+        let args = cuda::DeviceArgs {
+            scalars: dev_step.as_ref().map_or(0, |d| g.ptr(d)),
+            skip: skip.as_ref().map_or(0, |s| g.ptr(s)),
+        };
+        let (pp, gp, mp, vp) = (g.ptr(&p), g.ptr(&gr), g.ptr(&m), g.ptr(&v));
+        let state = [&[mp][..], &[vp][..]];
+        let set = TensorSet {
+            params: &[pp],
+            grads: &[gp],
+            dirs: &[],
+            state: &state,
+            lens: &[n],
+        };
+        cuda::rule_step::<f32>(&k, &set, h, args).unwrap();
+        [g.download(&p), g.download(&m), g.download(&v)]
+    };
+    let want = run(&adam(0.01), None);
+    let got = run(&adam(0.5), Some((&adam(0.01), 0.0)));
+    for (w, gv) in want.iter().zip(&got) {
+        let (wb, gb): (Vec<u32>, Vec<u32>) = (
+            w.iter().map(|x| x.to_bits()).collect(),
+            gv.iter().map(|x| x.to_bits()).collect(),
+        );
+        assert_eq!(wb, gb, "device scalars give the by-value step's bits");
+    }
+    let skipped = run(&adam(0.01), Some((&adam(0.01), 1.0)));
+    assert_eq!(
+        skipped[0],
+        values(n, 1),
+        "a set skip flag leaves the parameter"
+    );
+    assert_eq!(skipped[1], values(n, 3), "and the state untouched");
 }

@@ -2,7 +2,7 @@
 //! (dynamic loss scaling for f16: skip steps whose gradients overflow and halve the scale; double
 //! it after 2000 clean steps).
 
-use crate::optim::Optimizer;
+use crate::optim::{densify_grads, Optimizer};
 use crate::{Error, Result};
 use kiln_engine::{unscale_grads_, DType, Tensor};
 
@@ -54,15 +54,7 @@ impl GradScaler {
     /// Divides every gradient by the scale in one fused pass (gradients are made dense f32 in
     /// their parameter's layout first); returns whether any was inf or NaN.
     pub fn unscale(&self, optim: &dyn Optimizer) -> Result<bool> {
-        let mut grads = Vec::new();
-        for p in optim.params() {
-            if let Some(g) = p.tensor.grad() {
-                let format = p.tensor.memory_format().unwrap_or_default();
-                let dense = g.to_dtype(DType::F32)?.packed(format)?;
-                p.tensor.set_grad(Some(dense.clone()));
-                grads.push(dense);
-            }
-        }
+        let grads = densify_grads(optim)?;
         Ok(unscale_grads_(&grads, (1.0 / self.scale) as f32)?)
     }
 

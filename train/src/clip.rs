@@ -3,7 +3,7 @@
 
 use crate::optim::Param;
 use crate::{Error, Result};
-use kiln_engine::{grad_norm, no_grad, scale_grads_, Tensor};
+use kiln_engine::{clip_grad_norm_on_device_, grad_norm, no_grad, scale_grads_, Tensor};
 
 /// AGC's floor on a parameter's unit-wise norm (timm's `eps`).
 const AGC_EPS: f64 = 1e-3;
@@ -54,6 +54,20 @@ pub fn clip_grads(params: &[Param], mode: ClipMode, value: f64) -> Result<Option
             for_each_grad(params, |p, g| adaptive_clip(p, g, value))?;
             Ok(None)
         }
+    }
+}
+
+/// [`clip_grads`] with no host decision, for a CUDA graph's step: in norm mode the factor is
+/// computed and applied on the device (with the host path's bits); value and AGC clipping decide
+/// nothing on the host and run as they are.
+pub fn clip_grads_on_device(params: &[Param], mode: ClipMode, value: f64) -> Result<()> {
+    let _guard = no_grad();
+    match mode {
+        ClipMode::Norm => {
+            let grads: Vec<Tensor> = params.iter().filter_map(|p| p.tensor.grad()).collect();
+            Ok(clip_grad_norm_on_device_(&grads, value, NORM_EPS)?)
+        }
+        _ => clip_grads(params, mode, value).map(|_| ()),
     }
 }
 

@@ -40,7 +40,7 @@ impl Blas {
                 .map_err(|e| format!("libcublas lacks {name}: {e}"))?;
         }
         dev.bind().map_err(|e| e.to_string())?;
-        CudaBlas::new(dev.stream().clone())
+        CudaBlas::new(dev.compute_stream().clone())
             .map(Blas)
             .map_err(|e| format!("cublasCreate: {e}"))
     }
@@ -134,6 +134,9 @@ pub(super) fn gemm(dev: &CudaDevice, dtype: DType, g: &GemmArgs) -> Result<bool>
     let Ok(blas) = dev.blas() else {
         return Ok(false);
     };
+    dev.refuse_in_capture(|| {
+        "a cuBLAS GEMM (its handle works on the compute stream; KILN_CUBLAS=0 captures kiln's GEMM kernels instead)".into()
+    })?;
     let scalars64 = [g.alpha as f64, g.beta as f64];
     let scalars32 = [g.alpha, g.beta];
     let (alpha, beta): (*const c_void, *const c_void) = if dtype == DType::F64 {

@@ -315,8 +315,13 @@ impl Dnn {
         };
         // SAFETY: the handle was just created and the stream lives as long as the device,
         // which owns this handle.
-        unsafe { result::set_stream(handle, dev.stream().cu_stream() as sys::cudaStream_t) }
-            .map_err(|e| format!("cudnnSetStream: {e}"))?;
+        unsafe {
+            result::set_stream(
+                handle,
+                dev.compute_stream().cu_stream() as sys::cudaStream_t,
+            )
+        }
+        .map_err(|e| format!("cudnnSetStream: {e}"))?;
         Ok(dnn)
     }
 }
@@ -737,6 +742,9 @@ fn run<D: Direction>(
     let Ok(dnn) = dev.dnn() else {
         return Ok(false);
     };
+    dev.refuse_in_capture(|| {
+        format!("a cuDNN {} (its handle works on the compute stream; KILN_CUDNN=0 captures kiln's convolution kernels instead)", D::NAME)
+    })?;
     let mut dnn = dnn.lock().unwrap_or_else(|e| e.into_inner());
     dev.bind()?;
     let h = dnn.handle;

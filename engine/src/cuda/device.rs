@@ -4,10 +4,12 @@
 use super::alloc::{block_size, MemoryStats, Pool};
 use super::cublas::Blas;
 use super::cudnn::Dnn;
+use super::graph::capture_pool;
 use super::upload::Staging;
-use crate::{Error, Result};
+use super::CudaStorage;
+use crate::{DType, Error, Result};
 use cudarc::driver::{result, sys, CudaContext, CudaStream};
-use kiln_kernels::cuda::{driver_present, Kernels};
+use kiln_kernels::cuda::{driver_present, Kernels, Scratch};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -50,6 +52,17 @@ pub fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
         return Ok(d.clone());
     }
     let d = Arc::new(CudaDevice::open(ordinal)?);
+    // The launchers' scratch memory (BN partial sums, split-K slices) comes from the caching
+    // allocator, so no launch allocates from the driver (nor can break a graph capture).
+    let weak = Arc::downgrade(&d);
+    d.kernels.set_scratch(Box::new(move |bytes| {
+        let dev = weak
+            .upgrade()
+            .ok_or_else(|| kiln_kernels::Error::Launch("scratch for a closed device".into()))?;
+        let s = CudaStorage::alloc(&dev, DType::U8, bytes)
+            .map_err(|e| kiln_kernels::Error::Scratch(Box::new(e)))?;
+        Ok(Scratch::new(s.ptr(), Box::new(s)))
+    }));
     devices.insert(ordinal, d.clone());
     Ok(d)
 }
@@ -116,9 +129,38 @@ impl CudaDevice {
         &self.kernels
     }
 
-    /// The stream compute kernels run on.
-    pub fn stream(&self) -> &Arc<CudaStream> {
+    /// The stream this thread's device work goes to: the compute stream, or the side stream of
+    /// the graph this thread is capturing.
+    pub fn stream(&self) -> Arc<CudaStream> {
         self.kernels.stream()
+    }
+
+    /// The compute stream, whatever this thread's routing (vendor libraries are bound to it,
+    /// and graphs replay on it).
+    pub fn compute_stream(&self) -> &Arc<CudaStream> {
+        self.kernels.compute_stream()
+    }
+
+    /// A new side stream for one graph capture (concurrent captures by several threads each
+    /// need their own).
+    pub(super) fn new_capture_stream(&self) -> Result<Arc<CudaStream>> {
+        self.ctx
+            .new_stream()
+            .map_err(cuda_err("creating a capture stream"))
+    }
+
+    /// An error naming `what` when this thread is capturing a CUDA graph on this device: the
+    /// things a capture cannot record (host synchronization, host<->device copies, driver
+    /// allocations, vendor library calls) fail here instead of corrupting the capture.
+    pub(crate) fn refuse_in_capture(&self, what: impl FnOnce() -> String) -> Result<()> {
+        match capture_pool(self.ordinal) {
+            Some(_) => Err(Error::Capture(format!(
+                "{} on cuda:{} cannot be captured",
+                what(),
+                self.ordinal
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The side stream host-to-device batch copies run on.
@@ -128,6 +170,7 @@ impl CudaDevice {
 
     /// Waits for all work queued on the device.
     pub fn synchronize(&self) -> Result<()> {
+        self.refuse_in_capture(|| "synchronizing the device (a host sync)".into())?;
         self.ctx.synchronize().map_err(cuda_err("synchronize"))
     }
 
@@ -169,11 +212,28 @@ impl CudaDevice {
     }
 
     /// A block of at least `bytes`, from the cache or the driver; returns (address, block size).
+    /// While this thread captures a graph the block comes from the graph's private pool or the
+    /// cache, never from the driver ([`Error::CaptureCacheMiss`]).
     pub(crate) fn alloc(&self, bytes: usize) -> Result<(u64, usize)> {
         let size = block_size(bytes);
+        if let Some(pool) = capture_pool(self.ordinal) {
+            return self
+                .pool()
+                .take_for_capture(pool, size)
+                .ok_or(Error::CaptureCacheMiss {
+                    device: self.ordinal,
+                    bytes: size,
+                });
+        }
         if let Some(block) = self.pool().take(size) {
             return Ok(block);
         }
+        self.alloc_from_driver(size, bytes)
+    }
+
+    /// A new block of `size` bytes (the size class of a request of `bytes`) from the driver,
+    /// counted as allocated.
+    fn alloc_from_driver(&self, size: usize, bytes: usize) -> Result<(u64, usize)> {
         self.bind()?;
         // SAFETY: a plain allocation of `size` bytes in the bound context.
         let first = unsafe { result::malloc_sync(size) };
@@ -203,12 +263,33 @@ impl CudaDevice {
         }
     }
 
-    /// Returns a block to the cache (called when a buffer drops).
+    /// Returns a block to the cache (called when a buffer drops), or to the private pool of the
+    /// graph it belongs to or this thread is capturing.
     pub(crate) fn release(&self, ptr: u64, size: usize) {
-        self.pool().give_back(ptr, size);
+        self.pool().give_back(ptr, size, capture_pool(self.ordinal));
     }
 
-    /// Hands every cached block back to the driver (`torch.cuda.empty_cache`).
+    /// A new private pool for a graph about to be captured.
+    pub(super) fn new_graph_pool(&self) -> super::alloc::PoolId {
+        self.pool().new_private()
+    }
+
+    /// Hands a graph's private pool back to the cache (the graph is gone).
+    pub(super) fn release_graph_pool(&self, pool: super::alloc::PoolId) {
+        self.pool().release_private(pool);
+    }
+
+    /// Puts a block of at least `bytes` from the driver into the cache, so that a graph capture
+    /// (which cannot allocate from the driver) finds one ([`Error::CaptureCacheMiss`]).
+    pub fn reserve(&self, bytes: usize) -> Result<()> {
+        self.refuse_in_capture(|| "reserving memory (a driver allocation)".into())?;
+        let (ptr, size) = self.alloc_from_driver(block_size(bytes), bytes)?;
+        self.pool().give_back(ptr, size, None);
+        Ok(())
+    }
+
+    /// Hands every cached block back to the driver (`torch.cuda.empty_cache`); blocks that CUDA
+    /// graphs' private pools keep stay.
     pub fn empty_cache(&self) -> Result<()> {
         self.synchronize()?;
         let blocks = self.pool().drain();

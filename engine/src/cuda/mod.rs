@@ -2,7 +2,8 @@
 //! and the engine side of each kernel family (launchers live in `kiln_kernels::cuda`). GEMMs go
 //! to cuBLAS and convolutions to cuDNN (its graph API first with `KILN_CUDNN_GRAPH=1`, then its
 //! legacy API) when those load, and to the built-in kernels otherwise or when switched off
-//! (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...).
+//! (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...). Work can be captured into CUDA
+//! graphs and replayed ([`graph`]).
 
 mod alloc;
 pub mod attention;
@@ -14,6 +15,7 @@ mod cudnn;
 mod cudnn_graph;
 mod device;
 pub mod elementwise;
+pub mod graph;
 pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
@@ -32,6 +34,7 @@ pub use cublas::cublas_loaded;
 pub use cudnn::cudnn_loaded;
 pub use cudnn_graph::cudnn_graph_loaded;
 pub use device::{device, CudaDevice};
+pub use graph::{is_capturing, skip_rule_steps_if, CudaGraph};
 pub use storage::{suffix, CudaStorage};
 pub use switch::{
     cublas_enabled, cudnn_benchmark, cudnn_enabled, cudnn_graph_enabled, parse_switch,

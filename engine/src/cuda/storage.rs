@@ -77,6 +77,13 @@ impl CudaStorage {
 
     /// A device copy of a host buffer.
     pub fn from_cpu(device: &Arc<CudaDevice>, host: &CpuStorage) -> Result<CudaStorage> {
+        device.refuse_in_capture(|| {
+            format!(
+                "a host-to-device copy ({} x {:?}; write static inputs before replaying instead)",
+                host.len(),
+                host.dtype()
+            )
+        })?;
         let s = CudaStorage::alloc(device, host.dtype(), host.len())?;
         let bytes = host.as_bytes();
         if !bytes.is_empty() {
@@ -93,12 +100,15 @@ impl CudaStorage {
     /// `dst`'s (which may still use the new block's previous owner), and `dst`'s compute stream
     /// waits for it before any later kernel.
     pub fn to_device(&self, dst: &Arc<CudaDevice>) -> Result<CudaStorage> {
+        for d in [&self.device, dst] {
+            d.refuse_in_capture(|| "a copy between devices".into())?;
+        }
         let out = CudaStorage::alloc(dst, self.dtype, self.len)?;
         let bytes = self.len * self.dtype.size_in_bytes();
         if bytes == 0 {
             return Ok(out);
         }
-        let (src_stream, dst_stream) = (self.device.stream(), dst.stream());
+        let (src_stream, dst_stream) = (self.device.compute_stream(), dst.compute_stream());
         src_stream.join(dst_stream).map_err(copy_err)?;
         self.device.bind()?;
         // SAFETY: both blocks hold `bytes` bytes in their contexts; the copy is ordered after
@@ -121,6 +131,12 @@ impl CudaStorage {
 
     /// A host copy (waits for the queued work that writes this buffer).
     pub fn to_cpu(&self) -> Result<CpuStorage> {
+        self.device.refuse_in_capture(|| {
+            format!(
+                "reading {} x {:?} on the host (a device-to-host copy and a host sync; read the graph's outputs after replay instead)",
+                self.len, self.dtype
+            )
+        })?;
         let mut host = CpuStorage::zeros(self.dtype, self.len);
         let stream = self.device.stream();
         self.device.bind()?;

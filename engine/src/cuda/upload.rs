@@ -47,9 +47,10 @@ impl Staging {
 /// Copies `bytes` to a new device buffer of `len / dtype size` elements on the copy stream; the
 /// compute stream waits for the copy before any later kernel runs.
 pub fn upload(device: &Arc<CudaDevice>, bytes: &[u8], dtype: DType) -> Result<CudaStorage> {
+    device.refuse_in_capture(|| "a batch upload (a host-to-device copy)".into())?;
     device.bind()?;
     let dst = CudaStorage::alloc(device, dtype, bytes.len() / dtype.size_in_bytes())?;
-    let (compute, copy) = (device.stream(), device.copy_stream());
+    let (compute, copy) = (device.compute_stream(), device.copy_stream());
     // The block may have been freed by work still queued on the compute stream.
     copy.join(compute)
         .map_err(err("ordering the copy stream"))?;

@@ -2,7 +2,7 @@
 //! two halves of `torch.nn.utils.clip_grad_norm_`. Tensors are f32, dense from offset 0, on one
 //! device; on CUDA each is one launch per 32 tensors.
 
-use super::optim::{check_lists, cuda_kernels, device_ptrs, f32_mut, lens, write_all};
+use super::optim::{check_lists, cuda_kernels, device_ptrs, f32_mut, lens, scalar_ptr, write_all};
 use crate::{DType, Device, Result, Tensor};
 use kiln_kernels::cpu::{amp as cpu_amp, grad_norm as cpu_norm};
 use kiln_kernels::cuda::{amp as cuda_amp, grad_norm as cuda_norm};
@@ -61,5 +61,35 @@ pub fn scale_grads_(grads: &[Tensor], factor: f32) -> Result<()> {
         .map(|(g, t)| f32_mut(g, t.numel()))
         .collect::<Result<_>>()?;
     cpu_amp::unscale_and_check(&mut slices, factor);
+    Ok(())
+}
+
+/// `clip_grad_norm_` without reading anything on the host, for a CUDA graph: the global norm's
+/// partials, the factor max_norm / (norm + eps) when below 1 (else 1) computed on the device
+/// with the bits of the host's path (partials added in f64 in the same order), and one
+/// multi-tensor scale by it. On the CPU, the host path.
+pub fn clip_grad_norm_on_device_(grads: &[Tensor], max_norm: f64, eps: f64) -> Result<()> {
+    let Some(device) = check_lists("clip_grad_norm", &[grads])? else {
+        return Ok(());
+    };
+    if let Device::Cpu = device {
+        let factor = cpu_norm::clip_factor(grad_norm(grads)?, max_norm, eps);
+        return scale_grads_(grads, factor);
+    }
+    let sizes = lens(grads);
+    let count = cuda_norm::partial_count(&sizes)?;
+    if count == 0 {
+        return Ok(());
+    }
+    let dev = cuda_kernels(device)?;
+    let partial = Tensor::full_on(&[count], 0.0, DType::F32, device)?;
+    let factor = Tensor::full_on(&[1], 1.0, DType::F32, device)?;
+    let unread = Tensor::full_on(&[1], 0.0, DType::F32, device)?;
+    let (pp, fp) = (scalar_ptr(&partial)?, scalar_ptr(&factor)?);
+    let ptrs = device_ptrs(grads)?;
+    let k = dev.kernels();
+    cuda_norm::sq_norm_partials(k, &ptrs, &sizes, pp)?;
+    cuda_norm::clip_factor(k, pp, count, max_norm, eps, fp)?;
+    cuda_amp::unscale_and_check_by(k, &ptrs, &sizes, fp, scalar_ptr(&unread)?)?;
     Ok(())
 }

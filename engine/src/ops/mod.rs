@@ -22,9 +22,9 @@ mod view;
 pub use conv::Conv2dParams;
 pub use creation::Generator;
 pub use dropout::{manual_seed, manual_seed_thread, with_global_generator};
-pub use grad_norm::{grad_norm, scale_grads_};
+pub use grad_norm::{clip_grad_norm_on_device_, grad_norm, scale_grads_};
 pub use norm::{BatchNormArgs, CrossReplicaSum};
-pub use optim::{ema_update_, rule_step_, unscale_grads_};
+pub use optim::{ema_update_, flag_nonfinite_, rule_step_, unscale_grads_, unscale_grads_by_};
 pub use pool::Pool2d;
 pub use squeeze_excite::SqueezeExcite;
 

@@ -3,11 +3,26 @@
 //! be f16 or bf16 (computed in f32, rounded once on store); lists run in parallel (params\[i\]
 //! with grads\[i\] and state\[i\]); on CUDA each list is one launch per 32 tensors.
 
+use crate::cuda::graph::{self, StepArg};
 use crate::{DType, Device, Error, Result, Storage, Tensor};
 use kiln_kernels::cpu::optim::{RuleElem, RuleSlices, RuleStep};
 use kiln_kernels::cpu::{amp as cpu_amp, optim as cpu_optim};
+use kiln_kernels::cuda::optim::DeviceArgs;
 use kiln_kernels::cuda::{amp as cuda_amp, optim as cuda_optim};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::RwLockWriteGuard;
+
+/// The bytes of a rule step's scalars, as the kernel reads them from device memory.
+fn rule_step_bytes(h: &RuleStep) -> &[u8] {
+    // SAFETY: RuleStep is repr(C) and made of 4-byte fields only (an i32 enum, f32s, an i32), so
+    // it has no padding and every byte is initialized.
+    unsafe {
+        std::slice::from_raw_parts(
+            (h as *const RuleStep).cast::<u8>(),
+            std::mem::size_of::<RuleStep>(),
+        )
+    }
+}
 
 /// Checks that `t` can be handed to a multi-tensor kernel as a flat `dtype` buffer.
 fn check_flat(op: &'static str, t: &Tensor, device: Device, dtype: DType) -> Result<()> {
@@ -159,18 +174,28 @@ fn rule_step_as<E: RuleElem + crate::storage::StorageElem>(
             .iter()
             .map(|l| device_ptrs(l))
             .collect::<Result<_>>()?;
+        let sizes = lens(params);
+        // Inside a CUDA graph the scalars live in device memory that each replay rewrites.
+        let mut sig = DefaultHasher::new();
+        (E::KERNEL, h.rule as i32, &p, &g, &d, &s, &sizes).hash(&mut sig);
+        let dev = match graph::step_scalars(rule_step_bytes(h), sig.finish())? {
+            StepArg::Eager => DeviceArgs::default(),
+            StepArg::Device { scalars, skip } => DeviceArgs { scalars, skip },
+            StepArg::Refreshed => return Ok(()),
+        };
         let s: Vec<&[u64]> = s.iter().map(|l| l.as_slice()).collect();
         let set = cuda_optim::TensorSet {
             params: &p,
             grads: &g,
             dirs: &d,
             state: &s,
-            lens: &lens(params),
+            lens: &sizes,
         };
         return Ok(cuda_optim::rule_step::<E>(
             cuda_kernels(device)?.kernels(),
             &set,
             h,
+            dev,
         )?);
     }
     for (t, (p, g)) in params.iter().zip(grads).enumerate() {
@@ -220,6 +245,81 @@ pub fn unscale_grads_(grads: &[Tensor], inv_scale: f32) -> Result<bool> {
         .map(|(g, t)| f32_mut(g, t.numel()))
         .collect::<Result<_>>()?;
     Ok(cpu_amp::unscale_and_check(&mut slices, inv_scale))
+}
+
+/// Multiplies every gradient by the f32 in `inv_scale` (one element, on the gradients' device)
+/// in place, and sets the f32 `found` to 1 when any gradient held an inf or NaN, else to 0:
+/// [`unscale_grads_`] for a step that cannot read anything on the host (a CUDA graph, whose
+/// loss scale is written into `inv_scale` before each replay).
+pub fn unscale_grads_by_(grads: &[Tensor], inv_scale: &Tensor, found: &Tensor) -> Result<()> {
+    let flag_device = grads.first().map_or(found.device(), |g| g.device());
+    for (name, t) in [("inv_scale", inv_scale), ("found", found)] {
+        check_flat("unscale", t, flag_device, DType::F32)?;
+        if t.numel() != 1 {
+            return Err(Error::InvalidArgument {
+                op: "unscale",
+                msg: format!("{name} is one f32, got shape {:?}", t.shape()),
+            });
+        }
+    }
+    zero_flag(found)?;
+    let Some(device) = check_lists("unscale", &[grads])? else {
+        return Ok(());
+    };
+    if let Device::Cuda(_) = device {
+        let dev = cuda_kernels(device)?;
+        let (inv, flag) = (scalar_ptr(inv_scale)?, scalar_ptr(found)?);
+        cuda_amp::unscale_and_check_by(
+            dev.kernels(),
+            &device_ptrs(grads)?,
+            &lens(grads),
+            inv,
+            flag,
+        )?;
+        return Ok(());
+    }
+    let factor = inv_scale.to_vec::<f32>()?[0];
+    if unscale_grads_(grads, factor)? {
+        found.copy_(&Tensor::ones(&[1], DType::F32)?.reshape(found.shape())?)?;
+    }
+    Ok(())
+}
+
+/// Sets the f32 `flag` to 1 when any element of the f32 tensor `x` is inf or NaN, else to 0,
+/// without reading `x` on the host: the non-finite loss check of a CUDA graph's step.
+pub fn flag_nonfinite_(x: &Tensor, flag: &Tensor) -> Result<()> {
+    let probe = x.detach().to_dtype(DType::F32)?.contiguous_copy()?;
+    let one = Tensor::full_on(&[1], 1.0, DType::F32, flag.device())?;
+    unscale_grads_by_(&[probe], &one, flag)
+}
+
+/// The device address of a one-element f32 tensor.
+pub(super) fn scalar_ptr(t: &Tensor) -> Result<u64> {
+    Ok(t.storage()
+        .cuda("multi-tensor")?
+        .ptr_at(t.layout().offset()))
+}
+
+/// Sets a one-element f32 flag to 0 (on its device's stream, so a graph captures it).
+fn zero_flag(flag: &Tensor) -> Result<()> {
+    if let Device::Cuda(_) = flag.device() {
+        let storage = flag.storage();
+        let s = storage.cuda("flag")?;
+        let stream = s.device().stream();
+        // SAFETY: the flag holds one f32 at this address; the memset is ordered on this
+        // thread's stream before the kernels that set it.
+        unsafe {
+            cudarc::driver::result::memset_d8_async(
+                s.ptr_at(flag.layout().offset()),
+                0,
+                4,
+                stream.cu_stream(),
+            )
+        }
+        .map_err(|e| Error::Cuda(format!("clearing a flag: {e:?}")))?;
+        return Ok(());
+    }
+    flag.copy_(&Tensor::zeros(flag.shape(), DType::F32)?)
 }
 
 /// ema = decay·ema + (1-decay)·model for every pair, in place (timm's ModelEmaV3 step).

@@ -157,6 +157,13 @@ impl Tensor {
         self.copy_as(Layout::contiguous(self.shape()))
     }
 
+    /// A copy in fresh storage laid out as this tensor (same strides, offset 0) when it is
+    /// dense, contiguous otherwise ([`Layout::dense_like`]): e.g. a CUDA graph's static input,
+    /// which later batches are copied into in place.
+    pub fn dense_clone(&self) -> Result<Tensor> {
+        self.copy_as(self.layout().dense_like())
+    }
+
     fn copy_as(&self, layout: Layout) -> Result<Tensor> {
         let s = self.storage().copy_to_layout(self.layout(), &layout)?;
         let node = record_node("copy", &[self], |g| Ok(vec![Some(g.clone())]));

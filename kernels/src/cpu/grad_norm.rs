@@ -15,3 +15,15 @@ pub fn sq_norm(tensors: &[&[f32]]) -> f64 {
         })
         .sum()
 }
+
+/// clip_grad_norm_'s factor from the global `norm`: max_norm / (norm + eps) when below 1, else
+/// 1 (the gradients stay as they are). Twin of `clip_factor_f32`, which takes the norm as the
+/// root of the partials added in f64 in the host's order.
+pub fn clip_factor(norm: f64, max_norm: f64, eps: f64) -> f32 {
+    let coef = max_norm / (norm + eps);
+    if coef < 1.0 {
+        coef as f32
+    } else {
+        1.0
+    }
+}

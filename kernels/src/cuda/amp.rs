@@ -16,17 +16,42 @@ pub fn unscale_and_check(
     inv_scale: f32,
     found_inf: DevPtr,
 ) -> Result<()> {
+    launch_unscale(k, grads, lens, (inv_scale, 0), found_inf)
+}
+
+/// As [`unscale_and_check`] with the factor read from the f32 at `inv_scale` in device memory (a
+/// CUDA graph's loss scale, written before each replay, or a clip factor the device computed).
+pub fn unscale_and_check_by(
+    k: &Kernels,
+    grads: &[DevPtr],
+    lens: &[usize],
+    inv_scale: DevPtr,
+    found_inf: DevPtr,
+) -> Result<()> {
+    launch_unscale(k, grads, lens, (1.0, inv_scale), found_inf)
+}
+
+/// The unscale launches with the factor by value, or from device memory when the pointer is
+/// not null.
+fn launch_unscale(
+    k: &Kernels,
+    grads: &[DevPtr],
+    lens: &[usize],
+    (inv_scale, inv_p): (f32, DevPtr),
+    found_inf: DevPtr,
+) -> Result<()> {
     same_counts("unscale_and_check", &[grads.len(), lens.len()])?;
     let rows: Vec<([DevPtr; 1], usize)> = grads.iter().zip(lens).map(|(&g, &n)| ([g], n)).collect();
     for (l, cfg) in tensor_lists(&rows)? {
-        // SAFETY: every listed gradient has `len` f32 elements and found_inf addresses one f32;
-        // the list matches `unscale_check_f32(TensorList<1>, float, float*)`.
+        // SAFETY: every listed gradient has `len` f32 elements, found_inf and a non-null inv_p
+        // address one f32 each (the callers' guarantee); the list matches
+        // `unscale_check_f32(TensorList<1>, float, const float*, float*)`.
         unsafe {
             k.launch(
                 FILE,
                 "unscale_check_f32",
                 cfg,
-                &[&l, &inv_scale, &found_inf],
+                &[&l, &inv_scale, &inv_p, &found_inf],
             )?
         };
     }

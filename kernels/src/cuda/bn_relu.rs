@@ -5,8 +5,8 @@
 
 use super::{grid_1d, DevPtr, Kernels};
 use crate::cpu::bn_relu::ChannelDims;
-use crate::{Error, Result};
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig};
+use crate::Result;
+use cudarc::driver::{DeviceRepr, LaunchConfig};
 
 const FILE: &str = "bn_relu.cu";
 
@@ -113,11 +113,8 @@ fn channel_sums(
         return Ok(());
     }
     let (cfg, splits) = partials_config(d);
-    let work: CudaSlice<f64> = k
-        .stream()
-        .alloc_zeros(splits * d.c * 2)
-        .map_err(|e| Error::Launch(format!("bn_relu workspace: {e:?}")))?;
-    let (wp, _guard) = cudarc::driver::DevicePtr::device_ptr(&work, k.stream());
+    let work = k.scratch_zeroed(splits * d.c * 2 * std::mem::size_of::<f64>())?;
+    let wp = work.ptr();
     let (n, c, hw) = (d.n as i64, d.c as i64, d.hw as i64);
     let (relu, bwd, cl, splits64) = (
         relu as i32,

@@ -7,7 +7,7 @@ use super::gemm::{dim, int, sm_count, Tile};
 use super::gemm_tc::{self, TILE as TC_TILE};
 use super::{grid_1d, DevPtr, Kernels};
 use crate::error::{Error, Result};
-use cudarc::driver::{DevicePtr, DeviceRepr, LaunchConfig};
+use cudarc::driver::{DeviceRepr, LaunchConfig};
 
 const FILE: &str = "conv.cu";
 const TC_FILE: &str = "conv_tc.cu";
@@ -498,15 +498,9 @@ fn through_workspace<A: DeviceRepr>(
     splits: usize,
     launch: impl Fn(DevPtr) -> Result<()>,
 ) -> Result<()> {
-    let stream = k.stream();
-    // SAFETY: the filter kernel writes every element of every slice before the reduce reads it.
-    let ws = unsafe { stream.alloc::<A>(splits * e) }.map_err(|err| {
-        Error::Launch(format!(
-            "conv2d workspace of {} elements: {err:?}",
-            splits * e
-        ))
-    })?;
-    let (p, _sync) = ws.device_ptr(stream);
+    // The filter kernel writes every element of every slice before the reduce reads it.
+    let ws = k.scratch(splits * e * std::mem::size_of::<A>())?;
+    let p = ws.ptr();
     launch(p)?;
     let (e64, s32) = (e as i64, splits as i32);
     // SAFETY: `p` holds splits·e accumulation-type elements, dw holds e of `ty`; matches

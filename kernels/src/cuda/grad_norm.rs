@@ -39,3 +39,33 @@ pub fn sq_norm_partials(
     }
     Ok(())
 }
+
+/// Writes to the f32 at `factor` clip_grad_norm_'s coefficient from the `count` partials of
+/// [`sq_norm_partials`]: max_norm / (√Σ + eps) when below 1, else 1 (the twin's
+/// [`crate::cpu::grad_norm::clip_factor`], with the same bits). One thread, for a CUDA graph.
+pub fn clip_factor(
+    k: &Kernels,
+    partial: DevPtr,
+    count: usize,
+    max_norm: f64,
+    eps: f64,
+    factor: DevPtr,
+) -> Result<()> {
+    let count = i32::try_from(count)
+        .map_err(|_| crate::Error::Launch(format!("clip_factor: {count} partials")))?;
+    let cfg = cudarc::driver::LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (1, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: `partial` holds `count` f32s and `factor` one f32 (the caller's guarantee); the
+    // list matches `clip_factor_f32(const float*, int, double, double, float*)`.
+    unsafe {
+        k.launch(
+            FILE,
+            "clip_factor_f32",
+            cfg,
+            &[&partial, &count, &max_norm, &eps, &factor],
+        )
+    }
+}

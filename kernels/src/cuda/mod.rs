@@ -23,10 +23,12 @@ pub mod squeeze_excite;
 
 use crate::error::{Error, Result};
 use crate::registry;
-use cudarc::driver::{sys, PushKernelArg};
+use cudarc::driver::{result, sys, PushKernelArg};
 use cudarc::driver::{CudaFunction, CudaModule, CudaStream, DeviceRepr, LaunchArgs, LaunchConfig};
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A device pointer.
 pub type DevPtr = u64;
@@ -100,11 +102,90 @@ impl<T: DeviceRepr> Arg for T {
     }
 }
 
+thread_local! {
+    /// The stream this thread's launches go to instead of their device's compute stream while
+    /// it captures a CUDA graph ([`route_to`]).
+    static ROUTE: RefCell<Option<Arc<CudaStream>>> = const { RefCell::new(None) };
+    /// Why this thread may not launch kernels now ([`block_launches`]).
+    static BLOCKED: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Sends this thread's launches for `stream`'s context to `stream` until the guard drops, in
+/// place of the device's compute stream (PyTorch's per-thread current stream): a CUDA graph is
+/// captured on a side stream of its own while other threads keep launching on the compute one.
+pub fn route_to(stream: Arc<CudaStream>) -> RouteGuard {
+    RouteGuard(ROUTE.with(|r| r.borrow_mut().replace(stream)))
+}
+
+/// Restores the previous routing of [`route_to`] when dropped.
+#[must_use = "the routing ends when the guard drops"]
+pub struct RouteGuard(Option<Arc<CudaStream>>);
+
+impl std::fmt::Debug for RouteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteGuard")
+    }
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        ROUTE.with(|r| *r.borrow_mut() = previous);
+    }
+}
+
+/// Refuses every launch on this thread, naming `why`, until the guard drops: host code re-run
+/// only for the scalars it computes (a CUDA graph's step scalars) must not queue device work.
+pub fn block_launches(why: &'static str) -> BlockGuard {
+    BlockGuard(BLOCKED.with(|b| b.replace(Some(why))))
+}
+
+/// Lifts the block of [`block_launches`] when dropped.
+#[must_use = "the block ends when the guard drops"]
+#[derive(Debug)]
+pub struct BlockGuard(Option<&'static str>);
+
+impl Drop for BlockGuard {
+    fn drop(&mut self) {
+        BLOCKED.with(|b| b.set(self.0));
+    }
+}
+
+/// Device scratch memory a launcher holds until its launches are queued; it is reused in stream
+/// order once dropped.
+pub struct Scratch {
+    ptr: DevPtr,
+    _hold: Box<dyn Any + Send>,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scratch({:#x})", self.ptr)
+    }
+}
+
+impl Scratch {
+    /// Scratch at `ptr`, valid while `hold` lives.
+    pub fn new(ptr: DevPtr, hold: Box<dyn Any + Send>) -> Scratch {
+        Scratch { ptr, _hold: hold }
+    }
+
+    /// Its device address.
+    pub fn ptr(&self) -> DevPtr {
+        self.ptr
+    }
+}
+
+/// Where launchers get scratch memory: the engine installs its caching allocator
+/// ([`Kernels::set_scratch`]), so no launch allocates from the driver.
+pub type ScratchFn = Box<dyn Fn(usize) -> Result<Scratch> + Send + Sync>;
+
 /// Loads modules for one device on first use and launches their kernels on one stream.
 pub struct Kernels {
     stream: Arc<CudaStream>,
     arch: u32,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    scratch: OnceLock<ScratchFn>,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -121,12 +202,54 @@ impl Kernels {
             stream,
             arch: (major * 10 + minor) as u32,
             modules: Mutex::new(HashMap::new()),
+            scratch: OnceLock::new(),
         })
     }
 
-    /// The stream kernels run on.
-    pub fn stream(&self) -> &Arc<CudaStream> {
+    /// The stream this thread's kernels run on: the compute stream, or the stream a graph
+    /// capture routed this thread to ([`route_to`]).
+    pub fn stream(&self) -> Arc<CudaStream> {
+        let ctx = self.stream.context().cu_ctx();
+        ROUTE.with(|r| match &*r.borrow() {
+            Some(s) if s.context().cu_ctx() == ctx => s.clone(),
+            _ => self.stream.clone(),
+        })
+    }
+
+    /// The compute stream itself, whatever this thread's routing.
+    pub fn compute_stream(&self) -> &Arc<CudaStream> {
         &self.stream
+    }
+
+    /// Serves [`Kernels::scratch`] from `f` from now on; false if an allocator was already set.
+    pub fn set_scratch(&self, f: ScratchFn) -> bool {
+        self.scratch.set(f).is_ok()
+    }
+
+    /// `bytes` of uninitialized scratch memory: from the allocator [`Kernels::set_scratch`]
+    /// installed, else from the driver on this thread's stream.
+    pub fn scratch(&self, bytes: usize) -> Result<Scratch> {
+        if let Some(f) = self.scratch.get() {
+            return f(bytes);
+        }
+        let stream = self.stream();
+        // SAFETY: scratch is written by the launches that use it before they read it.
+        let slice = unsafe { stream.alloc::<u8>(bytes) }
+            .map_err(|e| Error::Launch(format!("scratch of {bytes} bytes: {e:?}")))?;
+        let ptr = cudarc::driver::DevicePtr::device_ptr(&slice, &stream).0;
+        Ok(Scratch::new(ptr, Box::new(slice)))
+    }
+
+    /// `bytes` of zeroed scratch memory (zeroed in stream order, before the launches using it).
+    pub fn scratch_zeroed(&self, bytes: usize) -> Result<Scratch> {
+        let s = self.scratch(bytes)?;
+        if bytes > 0 {
+            // SAFETY: the scratch holds `bytes` bytes; the memset is queued on this thread's
+            // stream, before any launch that reads it.
+            unsafe { result::memset_d8_async(s.ptr, 0, bytes, self.stream().cu_stream()) }
+                .map_err(driver)?;
+        }
+        Ok(s)
     }
 
     /// The device's compute capability as `major*10 + minor`.
@@ -134,9 +257,22 @@ impl Kernels {
         self.arch
     }
 
+    /// Compiles and loads module `file` now, if not yet loaded (before a CUDA graph capture,
+    /// which should record launches, not module loads).
+    pub fn preload(&self, file: &'static str) -> Result<()> {
+        self.module(file).map(|_| ())
+    }
+
     /// Kernel `name` of module `file`, compiling and loading the module on first use.
     pub fn func(&self, file: &'static str, name: &str) -> Result<CudaFunction> {
-        let module = {
+        self.module(file)?
+            .load_function(name)
+            .map_err(|e| Error::Launch(format!("{file} has no kernel {name}: {e:?}")))
+    }
+
+    /// Module `file`, compiled and loaded on first use.
+    fn module(&self, file: &'static str) -> Result<Arc<CudaModule>> {
+        Ok({
             let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
             match modules.get(file) {
                 Some(m) => m.clone(),
@@ -151,10 +287,7 @@ impl Kernels {
                     m
                 }
             }
-        };
-        module
-            .load_function(name)
-            .map_err(|e| Error::Launch(format!("{file} has no kernel {name}: {e:?}")))
+        })
     }
 
     /// Launches `file`'s kernel `name` with `args`.
@@ -169,8 +302,12 @@ impl Kernels {
         cfg: LaunchConfig,
         args: &[&dyn Arg],
     ) -> Result<()> {
+        if let Some(why) = BLOCKED.with(Cell::get) {
+            return Err(Error::Launch(format!("{file}:{name}: {why}")));
+        }
         let f = self.func(file, name)?;
-        let mut b = self.stream.launch_builder(&f);
+        let stream = self.stream();
+        let mut b = stream.launch_builder(&f);
         for a in args {
             a.push(&mut b);
         }

@@ -120,8 +120,25 @@ impl TensorSet<'_> {
     }
 }
 
-/// One step of `h.rule` over every tensor of `s`, whose params and grads hold `E`.
-pub fn rule_step<E: RuleElem>(k: &Kernels, s: &TensorSet, h: &RuleStep) -> Result<()> {
+/// Device memory a rule step's launches read instead of their by-value arguments (0: none): a
+/// CUDA graph replays them with scalars the host rewrites before each replay, and skips them on
+/// the device when a flag says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceArgs {
+    /// A [`RuleStep`] that replaces `h`.
+    pub scalars: DevPtr,
+    /// An f32 that, when non-zero, makes the step leave every tensor untouched.
+    pub skip: DevPtr,
+}
+
+/// One step of `h.rule` over every tensor of `s`, whose params and grads hold `E`; `dev` may move
+/// the scalars and a skip flag into device memory.
+pub fn rule_step<E: RuleElem>(
+    k: &Kernels,
+    s: &TensorSet,
+    h: &RuleStep,
+    dev: DeviceArgs,
+) -> Result<()> {
     let states = h.rule.states();
     if s.state.len() != states {
         return Err(Error::Launch(format!(
@@ -136,9 +153,15 @@ pub fn rule_step<E: RuleElem>(k: &Kernels, s: &TensorSet, h: &RuleStep) -> Resul
         // SAFETY: every listed tensor has `len` f32 elements in param, grad, dir (when not null)
         // and each of the rule's `states` state tensors; the kernel reads no state past `states`;
         // params and grads hold `E`, the type `E::KERNEL` reads; the arguments match
-        // `rule_<E>(TensorList<7>, RuleStep, int)`.
+        // `rule_<E>(TensorList<7>, RuleStep, const RuleStep*, const float*, int)`; `dev`'s
+        // non-null addresses hold a RuleStep and an f32 (the caller's guarantee).
         unsafe {
-            k.launch(FILE, E::KERNEL, cfg, &[&l, h, &states])?;
+            k.launch(
+                FILE,
+                E::KERNEL,
+                cfg,
+                &[&l, h, &dev.scalars, &dev.skip, &states],
+            )?;
         }
     }
     Ok(())

@@ -488,6 +488,11 @@ pub struct TrainArgs {
     /// state as a recovery checkpoint) or skip (leave that update out and count it); kiln's flag.
     #[arg(long, default_value = "stop")]
     pub nan_policy: String,
+    /// Capture each update as a CUDA graph and replay it (kiln's flag): auto (on a CUDA device,
+    /// after a few eager updates, when the update allows it; otherwise say why once and run
+    /// eagerly), on (as auto, and say why on the CPU too) or off.
+    #[arg(long, default_value = "auto")]
+    pub cuda_graph: String,
 
     // ---- Scheduled resolution and NaFlex ----
     /// Per-batch square image sizes for scheduled-resolution training.

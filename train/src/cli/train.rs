@@ -21,7 +21,8 @@ use crate::loss::{create_loss, mixup_active, LossArgs};
 use crate::optim::{create_optimizer_for_model, OptimArgs};
 use crate::sched::{create_scheduler, SchedArgs};
 use crate::trainer::{
-    BatchStages, EvalOptions, Evaluator, NanPolicy, TrainConfig, Trainer, TrainerParts,
+    BatchStages, CudaGraphMode, EvalOptions, Evaluator, NanPolicy, TrainConfig, Trainer,
+    TrainerParts,
 };
 use crate::{Error, Result};
 use kiln_engine::{Device, MemoryFormat};
@@ -281,6 +282,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             eval_metric: a.eval_metric.clone(),
             seed: a.seed,
             nan_policy: NanPolicy::from_flag(&a.nan_policy)?,
+            cuda_graph: CudaGraphMode::from_flag(&a.cuda_graph)?,
             dist: (world > 1)
                 .then(|| ddp_options(&a).map(|o| (comm.clone(), o)))
                 .transpose()?,

@@ -109,6 +109,26 @@ pub trait Optimizer: Send {
     fn zero_grad(&self) {
         self.params().iter().for_each(|p| p.tensor.set_grad(None));
     }
+
+    /// For `--cuda-graph`: the host-side state a step advances (step counts, per-group scalar
+    /// state), to put back when the device skipped a replayed step; Err says why this
+    /// optimizer's step cannot be captured in a CUDA graph (a step of anything but rule launches
+    /// whose scalars the graph rereads would be frozen at its first values).
+    fn graph_state(&self) -> std::result::Result<HostState, String> {
+        Err("its step composes engine ops with per-step scalars (only plain multi-tensor rule steps are captured)".into())
+    }
+
+    /// Puts back what [`Optimizer::graph_state`] saved.
+    fn restore_graph_state(&mut self, _state: HostState) {}
+}
+
+/// An optimizer's host-side step state, saved by [`Optimizer::graph_state`].
+pub struct HostState(pub(crate) Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostState")
+    }
 }
 
 /// The gradient of `p` as f32, dense in the parameter's memory order, if backward reached it.
@@ -118,6 +138,20 @@ pub(crate) fn grad_of(p: &Param) -> Result<Option<Tensor>> {
     };
     let format = p.tensor.memory_format().unwrap_or_default();
     Ok(Some(g.to_dtype(kiln_engine::DType::F32)?.packed(format)?))
+}
+
+/// Every parameter's gradient made dense f32 in its memory order ([`grad_of`]) and attached in
+/// place of the original, in parameter order: what the loss scaler unscales in place and the
+/// rule steps then read without copying.
+pub(crate) fn densify_grads(optim: &dyn Optimizer) -> Result<Vec<Tensor>> {
+    let mut out = Vec::new();
+    for p in optim.params() {
+        if let Some(dense) = grad_of(p)? {
+            p.tensor.set_grad(Some(dense.clone()));
+            out.push(dense);
+        }
+    }
+    Ok(out)
 }
 
 /// `a + w·(b − a)`, as torch's `lerp` computes it (from `b`'s side for w ≥ 0.5, so w = 1 gives

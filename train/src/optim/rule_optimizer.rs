@@ -7,7 +7,7 @@ use super::decay::decay_terms;
 use super::family::Family;
 use super::projection::{apply_projection, ProjectStep};
 use super::trust::{apply_lamb, global_clip, lars_grad, mars_grad, novograd_grad, LambStep, Trust};
-use super::{full_like_param, grad_of, restore, resume_error, Optimizer, Param};
+use super::{full_like_param, grad_of, restore, resume_error, HostState, Optimizer, Param};
 use crate::sched::GroupLr;
 use crate::Result;
 use kiln_engine::{rule_step_, RuleStep, Tensor};
@@ -247,6 +247,41 @@ impl Optimizer for RuleOptimizer {
 
     fn params(&self) -> &[Param] {
         &self.params
+    }
+
+    fn graph_state(&self) -> std::result::Result<HostState, String> {
+        if self.parts.caution {
+            return Err("cautious masking (timm's c prefix) masks the update with engine ops outside the rule step".into());
+        }
+        if let Some(t) = &self.parts.trust {
+            return Err(format!(
+                "{} scales the update by norms outside the rule step",
+                t.name()
+            ));
+        }
+        let saved: Vec<Option<(u64, Vec<f64>)>> = self
+            .state
+            .iter()
+            .map(|s| s.as_ref().map(|s| (s.step, s.scalars.clone())))
+            .collect();
+        Ok(HostState(Box::new(saved)))
+    }
+
+    fn restore_graph_state(&mut self, state: HostState) {
+        let Ok(saved) = state.0.downcast::<Vec<Option<(u64, Vec<f64>)>>>() else {
+            return;
+        };
+        for (slot, saved) in self.state.iter_mut().zip(*saved) {
+            match (slot.as_mut(), saved) {
+                (Some(s), Some((step, scalars))) => {
+                    s.step = step;
+                    s.scalars = scalars;
+                }
+                // State created by the step being taken back (it held no values yet).
+                (_, None) => *slot = None,
+                (None, Some(_)) => {}
+            }
+        }
     }
 
     fn state_dict(&self) -> BTreeMap<String, Tensor> {

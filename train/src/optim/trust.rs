@@ -52,6 +52,17 @@ pub(crate) enum Trust {
 }
 
 impl Trust {
+    /// The part's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Trust::Lamb { .. } => "LAMB's trust ratio",
+            Trust::Lars { .. } => "LARS's trust ratio",
+            Trust::Mars { .. } => "MARS's gradient correction",
+            Trust::NovoGrad { .. } => "NovoGrad's gradient normalization",
+            Trust::Project(_) => "AdamP/SGDP's projection",
+        }
+    }
+
     /// Whether the part takes the weight decay over from the rule's kernel.
     pub fn owns_decay(&self) -> bool {
         matches!(

@@ -1,6 +1,7 @@
 //! `Trainer::fit`: the epoch and update loop, firing events at callbacks.
 
 use super::callback::Requests;
+use super::graph::{CudaGraphMode, CudaGraphStats, GraphSteps, StepParts};
 use super::nonfinite::LastGood;
 use super::{
     BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, NanPolicy, NonFinite,
@@ -41,6 +42,8 @@ pub struct TrainConfig {
     pub nan_policy: NanPolicy,
     /// The ranks of a data-parallel run and DDP's settings; None trains in one process.
     pub dist: Option<(Arc<Communicator>, DdpOptions)>,
+    /// Whether updates are captured as a CUDA graph and replayed (kiln's `--cuda-graph`).
+    pub cuda_graph: CudaGraphMode,
 }
 
 impl Default for TrainConfig {
@@ -54,6 +57,7 @@ impl Default for TrainConfig {
             seed: 42,
             nan_policy: NanPolicy::Stop,
             dist: None,
+            cuda_graph: CudaGraphMode::default(),
         }
     }
 }
@@ -106,6 +110,8 @@ pub(super) struct Run {
     last_finite: Option<(f64, usize)>,
     /// The current accumulation met a non-finite loss (`--nan-policy skip`).
     poisoned: bool,
+    /// Updates captured as a CUDA graph and replayed.
+    graph: GraphSteps,
 }
 
 /// The events callbacks hear.
@@ -156,6 +162,7 @@ impl Trainer {
             ..RunState::default()
         };
         let scaler = (parts.config.amp == Some(DType::F16)).then(GradScaler::default);
+        let graph_mode = parts.config.cuda_graph;
         let updater = Updater {
             optimizer: parts.optimizer,
             scaler,
@@ -185,6 +192,7 @@ impl Trainer {
                 last_good: LastGood::default(),
                 last_finite: None,
                 poisoned: false,
+                graph: GraphSteps::new(graph_mode),
             },
         })
     }
@@ -202,6 +210,16 @@ impl Trainer {
     /// The model.
     pub fn model(&self) -> &dyn Model {
         self.run.model.as_ref()
+    }
+
+    /// The optimizer (its state: `state_dict()`).
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        self.run.updater.optimizer.as_ref()
+    }
+
+    /// How the updates ran: captured and replayed from CUDA graphs, or eagerly and why.
+    pub fn cuda_graph_stats(&self) -> &CudaGraphStats {
+        self.run.graph.stats()
     }
 
     /// The all-reduce time backward did not hide, in a data-parallel run.
@@ -364,6 +382,19 @@ impl Run {
         targets: &kiln_engine::Tensor,
         index: usize,
     ) -> Result<(f64, bool)> {
+        let lr = self.scheduler.group_lr();
+        let parts = StepParts {
+            model: self.model.as_ref(),
+            loss: self.loss.as_ref(),
+            updater: &mut self.updater,
+            amp: self.config.amp,
+        };
+        if let Some(value) = self
+            .graph
+            .run(parts, self.stages.device, (images, targets), &lr)?
+        {
+            return self.after_replay(value, images.shape()[0], index, &lr);
+        }
         self.updater.before_forward()?;
         let loss = {
             let _autocast = self
@@ -394,7 +425,6 @@ impl Run {
             (false, NanPolicy::Stop) => return Err(self.stop_on_nonfinite(value, index)?),
         }
         if update {
-            let lr = self.scheduler.group_lr();
             if std::mem::take(&mut self.poisoned) {
                 self.updater.optimizer.zero_grad();
                 self.state.nonfinite_updates += 1;
@@ -408,6 +438,33 @@ impl Run {
                 .step_update(self.state.position.num_updates, Some(avg));
         }
         Ok((value, update))
+    }
+
+    /// The host's side of an update a CUDA graph ran, as the eager path does it: the loss
+    /// counted when finite; a non-finite loss without a loss scaler (whose rule steps the
+    /// device skipped) stops the run or counts as skipped by `--nan-policy`; the schedule steps.
+    fn after_replay(
+        &mut self,
+        value: f64,
+        n: usize,
+        index: usize,
+        lr: &crate::sched::GroupLr,
+    ) -> Result<(f64, bool)> {
+        if value.is_finite() {
+            self.last_finite = Some((value, self.state.position.num_updates + 1));
+            self.state.train_loss.update(value, n);
+        } else if self.updater.scaler.is_none() {
+            match self.config.nan_policy {
+                NanPolicy::Stop => return Err(self.stop_on_nonfinite(value, index)?),
+                NanPolicy::Skip => self.state.nonfinite_updates += 1,
+            }
+        }
+        self.state.lr = lr.lr();
+        self.state.position.num_updates += 1;
+        let avg = self.state.train_loss.avg();
+        self.scheduler
+            .step_update(self.state.position.num_updates, Some(avg));
+        Ok((value, true))
     }
 
     /// Rewinds to the last good update, lets callbacks save it (`train_failed`) and returns the

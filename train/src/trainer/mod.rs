@@ -1,7 +1,8 @@
 //! The Trainer: a loop over epochs and updates that fires events at callbacks (DESIGN §6).
 //!
 //! `Trainer::fit` owns forward under autocast, the loss, backward through the loss scaler,
-//! gradient accumulation, clipping, the optimizer update and the schedule's steps. Everything
+//! gradient accumulation, clipping, the optimizer update and the schedule's steps, eagerly or
+//! replayed from a CUDA graph (`graph.rs`, `--cuda-graph`). Everything
 //! else a run does (log lines, summary.csv, checkpoints, EMA, early stopping, progress, plots)
 //! is a [`Callback`]; `kiln train` only assembles a Trainer from flags (see
 //! `examples/custom_callback.rs` for the same loop without the CLI).
@@ -10,6 +11,7 @@ mod batch;
 mod callback;
 mod eval;
 mod fit;
+mod graph;
 mod nonfinite;
 mod resume;
 mod state;
@@ -19,6 +21,7 @@ pub use batch::{BatchStages, TensorBatch};
 pub use callback::{Callback, CallbackState, Context};
 pub use eval::{validate, EvalOptions, EvalStats, Evaluator};
 pub use fit::{TrainConfig, Trainer, TrainerParts};
+pub use graph::{CudaGraphMode, CudaGraphStats, WARMUP as CUDA_GRAPH_WARMUP};
 pub use nonfinite::{NanPolicy, NonFinite};
 pub use state::{BatchReport, Position, RunState, TrainStats};
 pub use step::Updater;

@@ -1,0 +1,483 @@
+// LEAD NOTE (delete this line): commit your working, tested increment on branch cudagraph NOW and your last commit by 09:45 UTC; the lead merges at 09:50 and uncommitted work is lost.
+//! `--cuda-graph` (on kiln-cuda-emu in CI): a tiny conv + BN + linear model trained with its
+//! updates captured and replayed ends with the same bits as the same run with eager updates:
+//! parameters, BN buffers, optimizer state, every batch's loss, and the loss scaler, for SGD and
+//! AdamW, with an lr that changes every update, clipping, channels-last f16 AMP, a poisoned batch
+//! whose update the device skips (a non-finite loss, an f16 overflow), and the epoch's short last
+//! batch run eagerly beside the graph. Where a graph cannot serve, the run says why and trains
+//! eagerly (the CPU, gradient accumulation, a cautious optimizer, dropout's host draw).
+
+use kiln_engine::{DType, Device, MemoryFormat, Tensor};
+use kiln_nn::layers::{BatchNorm2d, Conv2d, Linear};
+use kiln_nn::{FeatureInfo, Model, Module, NamedTensor, PretrainedCfg};
+use kiln_train::augment::Pipeline;
+use kiln_train::cli::TrainArgs;
+use kiln_train::clip::ClipMode;
+use kiln_train::data::{Dataset, Image, Sample};
+use kiln_train::loader::{DistributedSampler, Layout, Loader, LoaderOptions, Normalize};
+use kiln_train::loss::CrossEntropy;
+use kiln_train::optim::{create_optimizer_for_model, OptimArgs};
+use kiln_train::sched::{create_scheduler, SchedArgs};
+use kiln_train::trainer::{
+    BatchStages, Callback, Context, CudaGraphMode, CudaGraphStats, NanPolicy, TrainConfig, Trainer,
+    TrainerParts,
+};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+const SIDE: usize = 6;
+const CLASSES: usize = 3;
+
+/// `len` gray 6×6 images of three classes (a bright row band per class, over a pattern); the
+/// samples in `poisoned` are all 255, which the model turns into an infinite logit.
+#[derive(Debug)]
+struct Bands {
+    len: usize,
+    poisoned: Vec<usize>,
+}
+
+impl Dataset for Bands {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn label(&self, i: usize) -> usize {
+        i % CLASSES
+    }
+    fn filename(&self, i: usize) -> String {
+        format!("band{i}")
+    }
+    fn load(&self, i: usize) -> kiln_train::Result<Sample> {
+        let data = (0..SIDE * SIDE)
+            .map(|p| match self.poisoned.contains(&i) {
+                true => 255,
+                false if p / SIDE / 2 == self.label(i) => 200,
+                false => ((p * 37 + i * 11) % 90) as u8,
+            })
+            .collect();
+        Ok(Sample {
+            image: Image::new(SIDE, SIDE, 1, data),
+            label: self.label(i),
+            filename: self.filename(i),
+        })
+    }
+    fn num_classes(&self) -> usize {
+        CLASSES
+    }
+}
+
+/// conv 3×3 (1 → 8) + BN + ReLU + global mean + linear; optionally dropout before the head, and
+/// a poison: a logit of +inf when any normalized input exceeds 1.9 (only an image of 255s does),
+/// computed on the device without a host decision.
+struct Tiny {
+    conv: Conv2d,
+    bn: BatchNorm2d,
+    fc: Linear,
+    dropout: f64,
+    training: bool,
+    info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+}
+
+impl Tiny {
+    fn new(seed: u64, dropout: f64) -> Tiny {
+        kiln_engine::manual_seed_thread(seed);
+        Tiny {
+            conv: Conv2d::new(1, 8, 3, 1, 1, false).unwrap(),
+            bn: BatchNorm2d::new(8).unwrap(),
+            fc: Linear::new(8, CLASSES, true).unwrap(),
+            dropout,
+            training: true,
+            info: vec![FeatureInfo {
+                num_chs: 8,
+                reduction: 1,
+                module: "bn".into(),
+            }],
+            cfg: PretrainedCfg {
+                name: "tiny".into(),
+                input_size: [1, SIDE, SIDE],
+                test_input_size: None,
+                pool_size: [SIDE, SIDE],
+                crop_pct: 1.0,
+                test_crop_pct: None,
+                interpolation: "bilinear".into(),
+                mean: [0.0; 3],
+                std: [1.0; 3],
+                first_conv: "conv".into(),
+                classifier: "fc".into(),
+                num_classes: CLASSES,
+            },
+        }
+    }
+}
+
+fn prefixed(prefix: &str, name: &str) -> String {
+    match prefix {
+        "" => name.into(),
+        p => format!("{p}.{name}"),
+    }
+}
+
+impl Module for Tiny {
+    fn forward(&self, x: &Tensor) -> kiln_nn::Result<Tensor> {
+        let logits = self.forward_head(&self.forward_features(x)?, false)?;
+        let _guard = kiln_engine::no_grad();
+        let poison = x
+            .add_scalar(-1.9)?
+            .relu()?
+            .sum_all()?
+            .mul_scalar(f32::MAX as f64)?
+            .mul_scalar(4.0)?;
+        drop(_guard);
+        Ok(logits.add(&poison)?)
+    }
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.conv.collect(&prefixed(prefix, "conv"), out);
+        self.bn.collect(&prefixed(prefix, "bn"), out);
+        self.fc.collect(&prefixed(prefix, "fc"), out);
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.bn.set_training(training);
+    }
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        f(&mut self.bn)
+    }
+    fn set_memory_format(&mut self, format: MemoryFormat) -> kiln_nn::Result<()> {
+        self.conv.set_memory_format(format)
+    }
+}
+
+impl Model for Tiny {
+    fn forward_features(&self, x: &Tensor) -> kiln_nn::Result<Tensor> {
+        self.bn.forward_act(&self.conv.forward(x)?, None, true)
+    }
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> kiln_nn::Result<Tensor> {
+        let pooled = x
+            .mean_dims(&[2, 3], false)?
+            .dropout(self.dropout, self.training)?;
+        match pre_logits {
+            true => Ok(pooled),
+            false => self.fc.forward(&pooled),
+        }
+    }
+    fn forward_intermediates(&self, x: &Tensor) -> kiln_nn::Result<Vec<Tensor>> {
+        Ok(vec![self.forward_features(x)?])
+    }
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.info
+    }
+    fn get_classifier(&self) -> Option<&Linear> {
+        Some(&self.fc)
+    }
+    fn reset_classifier(&mut self, _: usize, _: Option<&str>) -> kiln_nn::Result<()> {
+        Ok(())
+    }
+    fn num_classes(&self) -> usize {
+        CLASSES
+    }
+    fn num_features(&self) -> usize {
+        8
+    }
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+}
+
+/// One batch's loss (as bits), the loss scale after it and its lr.
+type Seen = (u64, Option<u64>, u64);
+
+/// Every batch, as it ended.
+struct Record(Arc<Mutex<Vec<Seen>>>);
+
+impl Callback for Record {
+    fn name(&self) -> &str {
+        "record"
+    }
+    fn batch_end(&mut self, ctx: &mut Context) -> kiln_train::Result<()> {
+        let scale = ctx.scaler.map(|s| s.scale.to_bits());
+        let (loss, lr) = (ctx.state.batch.loss, ctx.state.lr);
+        self.0
+            .lock()
+            .unwrap()
+            .push((loss.to_bits(), scale, lr.to_bits()));
+        Ok(())
+    }
+}
+
+/// One run's setup.
+#[derive(Clone)]
+struct Run {
+    device: Device,
+    opt: &'static str,
+    mode: CudaGraphMode,
+    samples: usize,
+    epochs: usize,
+    amp: Option<DType>,
+    clip: Option<(ClipMode, f64)>,
+    channels_last: bool,
+    accum: usize,
+    dropout: f64,
+    poisoned: Vec<usize>,
+}
+
+impl Run {
+    fn cuda(opt: &'static str, mode: CudaGraphMode) -> Run {
+        Run {
+            device: Device::Cuda(0),
+            opt,
+            mode,
+            // Batches of 4: six full ones and a short one of 2 per epoch.
+            samples: 26,
+            epochs: 2,
+            amp: None,
+            clip: None,
+            channels_last: false,
+            accum: 1,
+            dropout: 0.0,
+            poisoned: Vec::new(),
+        }
+    }
+}
+
+/// What a run ends with.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    /// Parameters and buffers by name, as bits.
+    model: Vec<(String, Vec<u64>)>,
+    /// The optimizer's state by name, as bits.
+    optimizer: Vec<(String, Vec<u64>)>,
+    batches: Vec<Seen>,
+    updates: usize,
+}
+
+fn bits(t: &Tensor) -> Vec<u64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+fn train(r: &Run) -> (Outcome, CudaGraphStats) {
+    let mut model = Tiny::new(7, r.dropout);
+    let layout = match r.channels_last {
+        true => {
+            model.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
+            Layout::Nhwc
+        }
+        false => Layout::Nchw,
+    };
+    model.to_device(r.device).unwrap();
+    let ds = Arc::new(Bands {
+        len: r.samples,
+        poisoned: r.poisoned.clone(),
+    });
+    let opts = LoaderOptions {
+        batch_size: 4,
+        workers: 0,
+        // The short last batch stays: it runs eagerly beside the graph.
+        drop_last: false,
+        prefetch: 0,
+        seed: 1,
+        rank: 0,
+        shape: (SIDE, SIDE, 1),
+    };
+    let sampler = Box::new(DistributedSampler::single(r.samples, false, 0));
+    let loader = Loader::new(ds, Pipeline::new(vec![], vec![]), sampler, opts).unwrap();
+    let flags = TrainArgs {
+        opt: r.opt.into(),
+        epochs: r.epochs,
+        // A warmup then cosine decay, stepped every update: every update has its own lr.
+        warmup_epochs: 1,
+        warmup_lr: 0.01,
+        sched_on_updates: true,
+        weight_decay: 1e-3,
+        ..TrainArgs::default()
+    };
+    let lr = 0.05;
+    let optimizer =
+        create_optimizer_for_model(&OptimArgs::from_train_args(&flags, lr), &model).unwrap();
+    let updates = loader.len().div_ceil(r.accum);
+    let (scheduler, _) = create_scheduler(&SchedArgs::from(&flags), lr, updates).unwrap();
+    let mut trainer = Trainer::new(TrainerParts {
+        model: Box::new(model),
+        arch: "tiny".into(),
+        optimizer,
+        scheduler,
+        loss: Box::new(CrossEntropy::default()),
+        train_loader: loader,
+        stages: BatchStages {
+            normalize: Normalize::new(&[0.4], &[0.3], layout),
+            erasing: None,
+            mixup: None,
+            seed: 1,
+            device: r.device,
+        },
+        evaluator: None,
+        config: TrainConfig {
+            epochs: r.epochs,
+            amp: r.amp,
+            clip: r.clip,
+            grad_accum_steps: r.accum,
+            nan_policy: NanPolicy::Skip,
+            cuda_graph: r.mode,
+            ..TrainConfig::default()
+        },
+    })
+    .unwrap();
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    trainer.add_callback(Box::new(Record(batches.clone())));
+    assert_eq!(trainer.fit().unwrap(), None);
+    let model: Vec<_> = trainer
+        .model()
+        .named_tensors()
+        .iter()
+        .map(|t| (t.name.clone(), bits(&t.tensor)))
+        .collect();
+    let optimizer = trainer
+        .optimizer()
+        .state_dict()
+        .into_iter()
+        .map(|(k, t)| (k, bits(&t)))
+        .collect();
+    let batches = batches.lock().unwrap().clone();
+    let outcome = Outcome {
+        model,
+        optimizer,
+        batches,
+        updates: trainer.state().position.num_updates,
+    };
+    (outcome, trainer.cuda_graph_stats().clone())
+}
+
+fn cuda_present() -> bool {
+    match kiln_engine::cuda::device(0) {
+        Ok(_) => true,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "skipped: {e}");
+            false
+        }
+    }
+}
+
+/// Trains `r` with replayed and with eager updates; both must end with the same bits. Returns
+/// the replayed run's batches.
+fn replay_matches_eager(r: Run) -> Vec<Seen> {
+    let (eager, eager_stats) = train(&Run {
+        mode: CudaGraphMode::Off,
+        ..r.clone()
+    });
+    assert_eq!(eager_stats.replays, 0);
+    let (graphed, stats) = train(&r);
+    assert_eq!(stats.fallback, None, "{stats:?}");
+    // Four eager updates warm the shape up; the fifth is captured; the short batches run eagerly.
+    assert_eq!(
+        stats,
+        CudaGraphStats {
+            captures: 1,
+            replays: 6 * r.epochs - kiln_train::trainer::CUDA_GRAPH_WARMUP,
+            eager_beside: r.epochs,
+            fallback: None,
+        }
+    );
+    assert_eq!(graphed.updates, 7 * r.epochs);
+    for (i, (g, e)) in graphed.batches.iter().zip(&eager.batches).enumerate() {
+        assert_eq!(g, e, "batch {i}: loss and loss scale");
+    }
+    for ((name, g), (_, e)) in graphed.model.iter().zip(&eager.model) {
+        assert_eq!(g, e, "{name}");
+    }
+    assert_eq!(graphed, eager);
+    let mut lrs: Vec<u64> = graphed.batches.iter().map(|b| b.2).collect();
+    lrs.dedup();
+    assert_eq!(lrs.len(), graphed.batches.len(), "a new lr every update");
+    graphed.batches
+}
+
+/// The losses of `batches` that were not finite, by index.
+fn nonfinite(batches: &[Seen]) -> Vec<usize> {
+    (0..batches.len())
+        .filter(|&i| !f64::from_bits(batches[i].0).is_finite())
+        .collect()
+}
+
+#[test]
+fn sgd_with_clipping_and_a_skipped_update_replays_to_the_eager_bits() {
+    if !cuda_present() {
+        return;
+    }
+    // Batch 5 of each epoch is poisoned (an infinite logit): without a loss scaler its update is
+    // skipped (--nan-policy skip) on the device, as eagerly.
+    let batches = replay_matches_eager(Run {
+        clip: Some((ClipMode::Norm, 0.05)),
+        poisoned: vec![21],
+        ..Run::cuda("sgd", CudaGraphMode::Auto)
+    });
+    // Batch 5 of each epoch (the second one replayed, and the sixth) had an infinite loss.
+    assert_eq!(nonfinite(&batches), [5, 12]);
+}
+
+#[test]
+fn adamw_with_f16_amp_channels_last_and_an_overflow_replays_to_the_eager_bits() {
+    if !cuda_present() {
+        return;
+    }
+    // The poisoned batch overflows: the loss scaler skips its update on the device and backs
+    // off, as eagerly.
+    let batches = replay_matches_eager(Run {
+        amp: Some(DType::F16),
+        channels_last: true,
+        poisoned: vec![21],
+        ..Run::cuda("adamw", CudaGraphMode::Auto)
+    });
+    assert_eq!(nonfinite(&batches), [5, 12]);
+    let scale = |i: usize| f64::from_bits(batches[i].1.unwrap());
+    assert_eq!((scale(4), scale(5), scale(12)), (65536.0, 32768.0, 16384.0));
+}
+
+#[test]
+fn where_a_graph_cannot_serve_the_run_says_why_and_trains_eagerly() {
+    let short = |r: Run| Run {
+        samples: 16,
+        epochs: 1,
+        ..r
+    };
+    let cpu = |mode| {
+        train(&short(Run {
+            device: Device::Cpu,
+            ..Run::cuda("sgd", mode)
+        }))
+        .1
+    };
+    let on_cpu = cpu(CudaGraphMode::On).fallback.unwrap();
+    assert!(on_cpu.contains("the device is the CPU"), "{on_cpu}");
+    assert_eq!(cpu(CudaGraphMode::Off).fallback, None);
+    if !cuda_present() {
+        return;
+    }
+    let why = |r: Run| {
+        let accum = r.accum;
+        let (outcome, stats) = train(&short(r));
+        assert_eq!(outcome.updates, 4 / accum, "every batch trained eagerly");
+        assert_eq!((stats.captures, stats.replays), (0, 0), "{stats:?}");
+        stats.fallback.unwrap()
+    };
+    let accum = why(Run {
+        accum: 2,
+        ..Run::cuda("sgd", CudaGraphMode::Auto)
+    });
+    assert!(accum.contains("--grad-accum-steps 2"), "{accum}");
+    let cautious = why(Run::cuda("cadamw", CudaGraphMode::Auto));
+    assert!(cautious.contains("cautious"), "{cautious}");
+    // Dropout draws its mask on the host: the capture refuses it, and the run goes on eagerly.
+    let dropout = why(Run {
+        dropout: 0.25,
+        ..Run::cuda("sgd", CudaGraphMode::Auto)
+    });
+    assert!(
+        dropout.contains("could not be captured") && dropout.contains("dropout"),
+        "{dropout}"
+    );
+}
