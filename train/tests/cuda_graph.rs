@@ -1,4 +1,3 @@
-// LEAD NOTE (delete this line): commit your working, tested increment on branch cudagraph NOW and your last commit by 09:45 UTC; the lead merges at 09:50 and uncommitted work is lost.
 //! `--cuda-graph` (on kiln-cuda-emu in CI): a tiny conv + BN + linear model trained with its
 //! updates captured and replayed ends with the same bits as the same run with eager updates:
 //! parameters, BN buffers, optimizer state, every batch's loss, and the loss scaler, for SGD and

@@ -1,4 +1,3 @@
-// LEAD NOTE (delete this line): commit your working, tested increment on branch cudagraph NOW and your last commit by 09:45 UTC; the lead merges at 09:50 and uncommitted work is lost.
 //! `--cuda-graph`: one whole update captured as a CUDA graph and replayed for every later batch of
 //! the same shape (PyTorch's whole-network capture), so an update costs one graph launch and one
 //! loss read instead of hundreds of launches.
