@@ -1,4 +1,3 @@
-// LEAD NOTE (delete this line): commit your working, tested increment on branch cudagraph NOW and your last commit by 09:45 UTC; the lead merges at 09:50 and uncommitted work is lost.
 //! CUDA graphs: a stretch of device work captured once and replayed (PyTorch's `torch.cuda.graph`),
 //! so a training step costs one launch instead of hundreds.
 //!
