@@ -1,9 +1,10 @@
 //! `--cuda-graph` (on kiln-cuda-emu in CI): a tiny conv + BN + linear model trained with its
 //! updates captured and replayed ends with the same bits as the same run with eager updates:
 //! parameters, BN buffers, optimizer state, every batch's loss, and the loss scaler, for SGD and
-//! AdamW, with an lr that changes every update, clipping, channels-last f16 AMP, a poisoned batch
-//! whose update the device skips (a non-finite loss, an f16 overflow), and the epoch's short last
-//! batch run eagerly beside the graph. Where a graph cannot serve, the run says why and trains
+//! AdamW, with an lr that changes every update, clipping, channels-last f16 AMP, poisoned batches
+//! whose updates the device skips (a non-finite loss, an f16 overflow; with AMP the warm-up
+//! updates all overflow, so the optimizer state is first made for the capture), and the epoch's
+//! short last batch run eagerly beside the graph. Where a graph cannot serve, the run says why and trains
 //! eagerly (the CPU, gradient accumulation, a cautious optimizer, dropout's host draw).
 
 use kiln_engine::{DType, Device, MemoryFormat, Tensor};
@@ -423,17 +424,19 @@ fn adamw_with_f16_amp_channels_last_and_an_overflow_replays_to_the_eager_bits() 
     if !cuda_present() {
         return;
     }
-    // The poisoned batch overflows: the loss scaler skips its update on the device and backs
-    // off, as eagerly.
+    // Poisoned batches overflow: the loss scaler skips their updates (on the device once the
+    // update is captured) and backs off, as eagerly. The three warm-up batches overflow too, so
+    // the optimizer has made no state before the capture.
     let batches = replay_matches_eager(Run {
         amp: Some(DType::F16),
         channels_last: true,
-        poisoned: vec![21],
+        poisoned: vec![1, 5, 9, 21],
         ..Run::cuda("adamw", CudaGraphMode::Auto)
     });
-    assert_eq!(nonfinite(&batches), [5, 12]);
+    assert_eq!(nonfinite(&batches), [0, 1, 2, 5, 7, 8, 9, 12]);
     let scale = |i: usize| f64::from_bits(batches[i].1.unwrap());
-    assert_eq!((scale(4), scale(5), scale(12)), (65536.0, 32768.0, 16384.0));
+    let scales = [2, 4, 5, 12].map(scale);
+    assert_eq!(scales, [8192.0, 8192.0, 4096.0, 256.0]);
 }
 
 #[test]

@@ -120,6 +120,13 @@ pub trait Optimizer: Send {
 
     /// Puts back what [`Optimizer::graph_state`] saved.
     fn restore_graph_state(&mut self, _state: HostState) {}
+
+    /// Creates now the per-parameter state a first step would create (before a CUDA graph
+    /// capture, which must find it: state made inside a capture would hold no values). The
+    /// values are the ones the first step would give, since parameters change only in steps.
+    fn init_state(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An optimizer's host-side step state, saved by [`Optimizer::graph_state`].

@@ -267,6 +267,13 @@ impl Optimizer for RuleOptimizer {
         Ok(HostState(Box::new(saved)))
     }
 
+    fn init_state(&mut self) -> Result<()> {
+        for i in 0..self.params.len() {
+            self.state_of(i)?;
+        }
+        Ok(())
+    }
+
     fn restore_graph_state(&mut self, state: HostState) {
         let Ok(saved) = state.0.downcast::<Vec<Option<(u64, Vec<f64>)>>>() else {
             return;

@@ -106,6 +106,8 @@ struct Captured {
     scale: Option<(Tensor, Tensor)>,
     /// Each parameter with the gradient tensor the graph writes.
     grads: Vec<(Tensor, Option<Tensor>)>,
+    /// Captures it took (each earlier one found a block missing from the cache and reserved it).
+    attempts: usize,
 }
 
 /// The parts of a run one update reads.
@@ -191,9 +193,10 @@ impl GraphSteps {
                 };
                 self.stats.captures += 1;
                 println!(
-                    "CUDA graph: captured the update for batches of {:?} ({} nodes); replaying it",
+                    "CUDA graph: captured the update for batches of {:?} ({} nodes, {} attempt(s)); replaying it",
                     images.shape(),
-                    c.graph.node_count()?
+                    c.graph.node_count()?,
+                    c.attempts
                 );
                 self.captured = Some(Box::new(c));
             }
@@ -341,9 +344,13 @@ fn capture(
         scale: scale.as_ref(),
     };
     let opt = &mut parts.updater.optimizer;
+    // Steps skipped so far (f16 overflows) may have left the state uncreated.
+    opt.init_state()?;
     // Each attempt starts from the host state before the capture, and so does the first replay.
     let mut saved = Some(opt.graph_state().map_err(refused)?);
+    let mut attempts = 0;
     let captured = dev.capture_retrying(CAPTURE_ATTEMPTS, || {
+        attempts += 1;
         opt.restore_graph_state(saved.take().expect("saved before each attempt"));
         saved = Some(opt.graph_state().map_err(kiln_engine::Error::Capture)?);
         // An abandoned attempt left gradients that hold no values.
@@ -369,6 +376,7 @@ fn capture(
         skip,
         scale,
         grads,
+        attempts,
     })
 }
 
