@@ -464,7 +464,11 @@ fn where_a_graph_cannot_serve_the_run_says_why_and_trains_eagerly() {
     let why = |r: Run| {
         let accum = r.accum;
         let (outcome, stats) = train(&short(r));
-        assert_eq!(outcome.updates, 5usize.div_ceil(accum), "every batch trained");
+        assert_eq!(
+            outcome.updates,
+            5usize.div_ceil(accum),
+            "every batch trained"
+        );
         assert_eq!((stats.captures, stats.replays), (0, 0), "{stats:?}");
         stats.fallback.unwrap()
     };
