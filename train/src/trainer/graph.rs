@@ -2,11 +2,14 @@
 //! the same shape (PyTorch's whole-network capture), so an update costs one graph launch and one
 //! loss read instead of hundreds of launches.
 //!
-//! **When.** After [`WARMUP`] eager updates in a row with one batch shape (the allocator's cache
-//! holds the step's blocks, lazily made state such as optimizer moments exists, modules are
-//! loaded), the next batch of that shape is captured and replayed. A batch of another shape
-//! (the epoch's short last batch) runs eagerly next to the graph; [`WARMUP`] + 1 batches in a
-//! row of a new shape capture again for it.
+//! **When.** After [`WARMUP`] eager updates in a row with one batch shape (modules are loaded, the
+//! allocator's cache holds the update's blocks), the next update of that shape first makes what
+//! the graph keeps (static inputs, flags, and the optimizer's state if skipped steps left it
+//! unmade) and runs eagerly once more, so the cache holds what the capture will ask for around
+//! them; the update after it is captured and replayed. A capture never allocates from the driver:
+//! a block the cache lacks is reserved and the capture tried again. A batch of another shape (an
+//! epoch's short last batch) runs eagerly beside the graph; a lasting change of shape warms up
+//! and captures again for it.
 //!
 //! **What the graph holds.** The batch is copied into static input tensors before each replay;
 //! then forward under autocast, the loss, the loss scaling (AMP f16: by a device scalar written
@@ -110,6 +113,46 @@ struct Captured {
     attempts: usize,
 }
 
+/// What a graph keeps besides its pool, made one eager update ahead of the capture so that
+/// update refills the allocator's cache around them: the static inputs, the skip flag, the loss
+/// scale (and the optimizer's state, made at the same time).
+struct Prepared {
+    key: BatchKey,
+    images: Tensor,
+    targets: Tensor,
+    skip: Tensor,
+    scale: Option<(Tensor, Tensor)>,
+}
+
+impl Prepared {
+    fn new(
+        parts: &mut StepParts<'_>,
+        key: BatchKey,
+        images: &Tensor,
+        targets: &Tensor,
+    ) -> Result<Prepared> {
+        if !matches!(images.device(), Device::Cuda(_)) {
+            return Err(refused("the batch is not on a CUDA device".into()));
+        }
+        let on = images.device();
+        // Steps skipped so far (f16 overflows) may have left the state uncreated.
+        parts.updater.optimizer.init_state()?;
+        Ok(Prepared {
+            key,
+            images: static_like(images)?,
+            targets: static_like(targets)?,
+            skip: Tensor::full_on(&[1], 0.0, DType::F32, on)?,
+            scale: match &parts.updater.scaler {
+                Some(_) => Some((
+                    Tensor::full_on(&[], 1.0, DType::F32, on)?,
+                    Tensor::full_on(&[1], 1.0, DType::F32, on)?,
+                )),
+                None => None,
+            },
+        })
+    }
+}
+
 /// The parts of a run one update reads.
 pub(super) struct StepParts<'a> {
     pub model: &'a dyn Model,
@@ -126,6 +169,8 @@ pub(super) struct GraphSteps {
     /// Checked once, at the first batch.
     checked: bool,
     captured: Option<Box<Captured>>,
+    /// What the next capture keeps, made one update ahead.
+    prepared: Option<Prepared>,
     /// The current run of batches with one shape, and its length.
     streak: Option<(BatchKey, usize)>,
     stats: CudaGraphStats,
@@ -138,6 +183,7 @@ impl GraphSteps {
             off: mode == CudaGraphMode::Off,
             checked: mode == CudaGraphMode::Off,
             captured: None,
+            prepared: None,
             streak: None,
             stats: CudaGraphStats::default(),
         }
@@ -181,9 +227,22 @@ impl GraphSteps {
                 }
                 return Ok(None);
             }
-            Plan::Capture => {
+            Plan::Capture if self.prepared.as_ref().is_none_or(|p| p.key != key) => {
+                // Make what the graph keeps, then update eagerly once more: the capture then
+                // finds in the cache what this update frees.
                 self.captured = None;
-                let c = match capture(&mut parts, key, images, targets, lr) {
+                parts.updater.optimizer.zero_grad();
+                match Prepared::new(&mut parts, key, images, targets) {
+                    Ok(p) => self.prepared = Some(p),
+                    Err(e) => {
+                        self.fall_back(format!("the update could not be captured: {e}"), device)
+                    }
+                }
+                return Ok(None);
+            }
+            Plan::Capture => {
+                let prepared = self.prepared.take().expect("prepared above");
+                let c = match capture(&mut parts, prepared, lr) {
                     Ok(c) => c,
                     Err(e) => {
                         parts.updater.optimizer.zero_grad();
@@ -312,29 +371,20 @@ fn refused(msg: String) -> Error {
     Error::Engine(kiln_engine::Error::Capture(msg))
 }
 
-/// Captures the update of the batch `key` describes; nothing runs on the device, and the host
-/// state the capture advanced (the optimizer's step counts) is put back.
-fn capture(
-    parts: &mut StepParts<'_>,
-    key: BatchKey,
-    images: &Tensor,
-    targets: &Tensor,
-    lr: &GroupLr,
-) -> Result<Captured> {
+/// Captures the update for the batches `prepared` was made for; nothing runs on the device, and
+/// the host state the capture advanced (the optimizer's step counts) is put back.
+fn capture(parts: &mut StepParts<'_>, prepared: Prepared, lr: &GroupLr) -> Result<Captured> {
+    let Prepared {
+        key,
+        images,
+        targets,
+        skip,
+        scale,
+    } = prepared;
     let Device::Cuda(ordinal) = images.device() else {
         return Err(refused("the batch is not on a CUDA device".into()));
     };
     let dev = cuda::device(ordinal)?;
-    let on = images.device();
-    let (images, targets) = (static_like(images)?, static_like(targets)?);
-    let skip = Tensor::full_on(&[1], 0.0, DType::F32, on)?;
-    let scale = match &parts.updater.scaler {
-        Some(_) => Some((
-            Tensor::full_on(&[], 1.0, DType::F32, on)?,
-            Tensor::full_on(&[1], 1.0, DType::F32, on)?,
-        )),
-        None => None,
-    };
     let step = Step {
         model: parts.model,
         loss_fn: parts.loss,
@@ -344,8 +394,6 @@ fn capture(
         scale: scale.as_ref(),
     };
     let opt = &mut parts.updater.optimizer;
-    // Steps skipped so far (f16 overflows) may have left the state uncreated.
-    opt.init_state()?;
     // Each attempt starts from the host state before the capture, and so does the first replay.
     let mut saved = Some(opt.graph_state().map_err(refused)?);
     let mut attempts = 0;
