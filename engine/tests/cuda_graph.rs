@@ -3,6 +3,9 @@
 //! inputs and step scalars change; a device flag skips rule steps; what a capture cannot record
 //! (host reads, host-to-device copies, device syncs, dropout's host draw, a driver allocation)
 //! is refused with an error naming it; the graph's memory is never handed out while it lives.
+//! On a GPU with cuBLAS and cuDNN the graphs hold their calls (counted), and a convolution shape
+//! cuDNN has not planned eagerly is refused inside a capture; on the emulator kiln's kernels
+//! serve and the same tests check that no vendor call was counted.
 
 use kiln_engine::cuda::{self, CudaGraph};
 use kiln_engine::{
@@ -26,6 +29,12 @@ fn device() -> Option<Arc<cuda::CudaDevice>> {
 /// A capture that reserves what the cache lacks (other tests share the device's cache).
 fn capture<T>(dev: &Arc<cuda::CudaDevice>, f: impl FnMut() -> Result<T>) -> (CudaGraph, T) {
     dev.capture_retrying(16, f).unwrap()
+}
+
+/// Whether cuBLAS or cuDNN serve on `dev` (loaded and switched on): never on the emulator.
+fn vendor_libraries_serve(dev: &cuda::CudaDevice) -> bool {
+    (cuda::cublas_enabled() && cuda::cublas_loaded(dev).is_ok())
+        || (cuda::cudnn_enabled() && cuda::cudnn_loaded(dev).is_ok())
 }
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
@@ -118,11 +127,23 @@ fn replayed_forward_and_backward_give_the_eager_bits() {
     let (eager, graphed) = (Net::new(), Net::new());
     let x = randn(&[3, 3, 7, 7], 3);
     let input = Tensor::zeros_like(&x).unwrap();
+    // An eager step of these shapes first (on a third net, so BN buffers stay in step): cuDNN
+    // chooses its plans there, which the capture then reuses.
+    Net::new().step(&x).unwrap();
     let (graph, loss) = capture(&dev, || {
         graphed.clear_grads();
         graphed.step(&input)
     });
     assert!(graph.node_count().unwrap() > 10, "{graph:?}");
+    // conv forward and both gradients, and the linear layer's GEMMs: on cuBLAS/cuDNN where they
+    // serve, inside the graph.
+    let vendor = vendor_libraries_serve(&dev);
+    assert_eq!(graph.vendor_calls() > 0, vendor, "{graph:?}");
+    eprintln!(
+        "captured: {} nodes, {} cuBLAS/cuDNN calls (libraries serve: {vendor})",
+        graph.node_count().unwrap(),
+        graph.vendor_calls()
+    );
     for seed in [3, 4, 5] {
         let xs = randn(&[3, 3, 7, 7], seed);
         eager.clear_grads();
@@ -243,6 +264,37 @@ fn host_syncs_and_copies_are_refused_during_capture() {
     // After a refusal the thread captures and runs eagerly as before.
     assert!(!cuda::is_capturing());
     assert_eq!(x.to_vec::<f32>().unwrap().len(), 16);
+}
+
+#[test]
+fn a_convolution_shape_first_met_in_a_capture_needs_an_eager_call_where_cudnn_serves() {
+    let Some(dev) = device() else { return };
+    // Shapes no other test here uses.
+    let x = randn(&[2, 5, 11, 9], 21);
+    let w = randn(&[7, 5, 3, 3], 22);
+    let p = Conv2dParams {
+        stride: [2, 2],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let cudnn = cuda::cudnn_enabled() && cuda::cudnn_loaded(&dev).is_ok();
+    let first = dev.capture_retrying(16, || x.conv2d(&w, None, p));
+    match (first, cudnn) {
+        (Err(Error::Capture(why)), true) => {
+            assert!(why.contains("met first inside a graph capture"), "{why}")
+        }
+        (Ok((graph, _)), false) => assert_eq!(graph.vendor_calls(), 0),
+        (Err(e), _) => panic!("cuDNN serves: {cudnn}; capture failed: {e}"),
+        (Ok(_), true) => panic!("cuDNN chose a plan inside a capture"),
+    }
+    assert!(!cuda::is_capturing());
+    // After an eager call of the shape, the capture reuses its plan and replays its bits.
+    let want = x.conv2d(&w, None, p).unwrap();
+    let (graph, y) = capture(&dev, || x.conv2d(&w, None, p));
+    assert_eq!(graph.vendor_calls(), usize::from(cudnn));
+    graph.replay().unwrap();
+    assert_eq!(bits(&y), bits(&want));
 }
 
 #[test]

@@ -4,8 +4,10 @@
 //! AdamW, with an lr that changes every update, clipping, channels-last f16 AMP, poisoned batches
 //! whose updates the device skips (a non-finite loss, an f16 overflow; with AMP the warm-up
 //! updates all overflow, so the optimizer state is first made for the capture), and the epoch's
-//! short last batch run eagerly beside the graph. Where a graph cannot serve, the run says why and trains
-//! eagerly (the CPU, gradient accumulation, a cautious optimizer, dropout's host draw).
+//! short last batch run eagerly beside the graph. On a GPU with cuBLAS and cuDNN (on by default)
+//! the captured update holds their calls (the conv and the linear layer), and the bits must still
+//! match. Where a graph cannot serve, the run says why and trains eagerly (the CPU, gradient
+//! accumulation, a cautious optimizer, dropout's host draw).
 
 use kiln_engine::{DType, Device, MemoryFormat, Tensor};
 use kiln_nn::layers::{BatchNorm2d, Conv2d, Linear};
@@ -362,6 +364,14 @@ fn cuda_present() -> bool {
     }
 }
 
+/// Whether cuBLAS or cuDNN serve on cuda:0 (loaded and switched on): never on the emulator.
+fn vendor_libraries_serve() -> bool {
+    use kiln_engine::cuda;
+    let dev = cuda::device(0).unwrap();
+    (cuda::cublas_enabled() && cuda::cublas_loaded(&dev).is_ok())
+        || (cuda::cudnn_enabled() && cuda::cudnn_loaded(&dev).is_ok())
+}
+
 /// Trains `r` with replayed and with eager updates; both must end with the same bits. Returns
 /// the replayed run's batches.
 fn replay_matches_eager(r: Run) -> Vec<Seen> {
@@ -372,6 +382,13 @@ fn replay_matches_eager(r: Run) -> Vec<Seen> {
     assert_eq!(eager_stats.replays, 0);
     let (graphed, stats) = train(&r);
     assert_eq!(stats.fallback, None, "{stats:?}");
+    // cuBLAS and cuDNN serve where they load (a GPU): their calls are then in the graph.
+    let vendor = vendor_libraries_serve();
+    assert_eq!(stats.vendor_calls > 0, vendor, "{stats:?}");
+    eprintln!(
+        "captured update: {} cuBLAS/cuDNN calls (libraries serve: {vendor})",
+        stats.vendor_calls
+    );
     // Three eager updates warm the shape up, a fourth makes what the graph keeps, the fifth is
     // captured; the short batches run eagerly.
     assert_eq!(
@@ -380,6 +397,7 @@ fn replay_matches_eager(r: Run) -> Vec<Seen> {
             captures: 1,
             replays: 6 * r.epochs - kiln_train::trainer::CUDA_GRAPH_WARMUP - 1,
             eager_beside: r.epochs,
+            vendor_calls: stats.vendor_calls,
             fallback: None,
         }
     );
@@ -488,4 +506,30 @@ fn where_a_graph_cannot_serve_the_run_says_why_and_trains_eagerly() {
         dropout.contains("could not be captured") && dropout.contains("dropout"),
         "{dropout}"
     );
+}
+
+#[test]
+fn a_capture_failing_part_way_is_discarded_and_its_update_runs_eagerly_once() {
+    if !cuda_present() {
+        return;
+    }
+    // Dropout's host draw comes after the conv and BN (on a GPU, cuDNN calls) were captured: the
+    // capture fails part-way and is discarded; that update and the later ones run eagerly, and
+    // the run ends with the eager run's bits (no update lost, none applied twice).
+    let r = Run {
+        dropout: 0.25,
+        samples: 26,
+        epochs: 1,
+        ..Run::cuda("sgd", CudaGraphMode::Auto)
+    };
+    let (eager, _) = train(&Run {
+        mode: CudaGraphMode::Off,
+        ..r.clone()
+    });
+    let (fell_back, stats) = train(&r);
+    assert_eq!((stats.captures, stats.replays), (0, 0), "{stats:?}");
+    let why = stats.fallback.unwrap();
+    assert!(why.contains("could not be captured"), "{why}");
+    assert_eq!(fell_back.updates, 7);
+    assert_eq!(fell_back, eager);
 }

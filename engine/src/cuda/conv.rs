@@ -6,7 +6,7 @@
 //! switched off (`KILN_TENSOR_CORES=0`).
 
 use super::elementwise::float_ty;
-use super::{cudnn, cudnn_graph, switch, CudaStorage};
+use super::{cudnn, switch, CudaStorage};
 use crate::cpu::conv::ConvShape;
 use crate::{Error, Result};
 use kiln_kernels::cpu::depthwise::Depthwise;
@@ -70,7 +70,7 @@ fn builtin(
 pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
     let ty = conv_ty(x, w)?;
     let y = CudaStorage::alloc(x.device(), x.dtype(), s.out_shape().iter().product())?;
-    if cudnn_graph::forward(x, w, &y, s)? || cudnn::forward(x, w, &y, s)? {
+    if cudnn::forward(x, w, &y, s)? {
         return Ok(y);
     }
     if let Some(d) = depthwise(s) {
@@ -88,7 +88,7 @@ pub fn conv2d_bwd_data(dy: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Resu
     let ty = conv_ty(dy, w)?;
     let g = &s.geom;
     let dx = CudaStorage::alloc(dy.device(), dy.dtype(), s.n * s.c * g.hw[0] * g.hw[1])?;
-    if cudnn_graph::backward_data(dy, w, &dx, s)? || cudnn::backward_data(dy, w, &dx, s)? {
+    if cudnn::backward_data(dy, w, &dx, s)? {
         return Ok(dx);
     }
     if let Some(d) = depthwise(s) {
@@ -106,7 +106,7 @@ pub fn conv2d_bwd_filter(x: &CudaStorage, dy: &CudaStorage, s: &ConvShape) -> Re
     let ty = conv_ty(x, dy)?;
     let g = &s.geom;
     let dw = CudaStorage::alloc(x.device(), x.dtype(), s.oc * g.c * g.k[0] * g.k[1])?;
-    if cudnn_graph::backward_filter(x, dy, &dw, s)? || cudnn::backward_filter(x, dy, &dw, s)? {
+    if cudnn::backward_filter(x, dy, &dw, s)? {
         return Ok(dw);
     }
     let ptrs = (x.ptr(), dy.ptr(), dw.ptr());

@@ -3,27 +3,68 @@
 //! at run time; when it is absent, switched off (`KILN_CUBLAS=0`), or cannot express a view's
 //! strides as a leading dimension, the built-in tiled kernel serves instead.
 //!
+//! Each GEMM binds the device's one handle to this thread's stream (a graph capture's side
+//! stream while capturing) and to a workspace from kiln's caching allocator, as cuBLAS's "CUDA
+//! Graphs support" asks (cuBLAS then allocates nothing inside a capture), and binds it back
+//! afterwards; see [`super::vendor`]. Eager GEMMs take the same workspace, so a replayed GEMM
+//! runs the kernel its eager twin ran.
+//!
 //! cuBLAS is column-major: a row-major C = A·B is the column-major Cᵀ = Bᵀ·Aᵀ, so the operands
 //! swap and each one's unit stride decides whether it enters transposed.
 
 use super::switch::cublas_enabled;
-use super::CudaDevice;
+use super::vendor::{call_stream, OnStream, StreamHandle};
+use super::{graph, CudaDevice, CudaStorage};
 use crate::{DType, Error, Result};
 use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType};
 use cudarc::cublas::{result, sys, CudaBlas};
+use cudarc::driver::sys::CUstream;
 use kiln_kernels::cuda::gemm::GemmArgs;
 use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
 
 /// The cuBLAS entry points kiln calls; a library lacking one is not used.
-const SYMBOLS: [&str; 4] = [
+const SYMBOLS: [&str; 5] = [
     "cublasCreate_v2",
     "cublasSetStream_v2",
+    "cublasSetWorkspace_v2",
     "cublasDestroy_v2",
     "cublasGemmStridedBatchedEx",
 ];
 
-/// A cuBLAS handle bound to one device's compute stream.
-pub(super) struct Blas(CudaBlas);
+/// The workspace each GEMM gets, as cuBLAS's documentation recommends: 32 MiB on Hopper and
+/// newer (sm_90+), 4 MiB before.
+fn workspace_bytes(arch: u32) -> usize {
+    if arch >= 90 {
+        32 << 20
+    } else {
+        4 << 20
+    }
+}
+
+/// A cuBLAS handle, on one device's compute stream between calls; the lock keeps a call's
+/// stream and workspace binding its own.
+pub(super) struct Blas(Mutex<CudaBlas>);
+
+/// The raw handle, for [`OnStream`].
+struct Handle(sys::cublasHandle_t);
+
+impl StreamHandle for Handle {
+    const NAME: &'static str = "cuBLAS";
+
+    unsafe fn set_stream(&mut self, stream: CUstream) -> Result<()> {
+        // SAFETY: the caller's contract (a live handle and stream of one context).
+        unsafe { result::set_stream(self.0, stream as sys::cudaStream_t) }
+            .map_err(|e| Error::Cuda(format!("cublasSetStream: {e}")))
+    }
+
+    unsafe fn set_workspace(&mut self, ptr: u64, bytes: usize) -> Result<()> {
+        // SAFETY: the caller's contract (a live handle; the memory outlives its binding).
+        unsafe { sys::cublasSetWorkspace_v2(self.0, ptr as *mut c_void, bytes) }
+            .result()
+            .map_err(|e| Error::Cuda(format!("cublasSetWorkspace ({bytes} bytes): {e}")))
+    }
+}
 
 impl Blas {
     /// Loads cuBLAS and creates the handle; Err says why cuBLAS cannot serve.
@@ -41,7 +82,7 @@ impl Blas {
         }
         dev.bind().map_err(|e| e.to_string())?;
         CudaBlas::new(dev.compute_stream().clone())
-            .map(Blas)
+            .map(|b| Blas(Mutex::new(b)))
             .map_err(|e| format!("cublasCreate: {e}"))
     }
 }
@@ -124,7 +165,7 @@ fn types(dtype: DType) -> Option<(cudaDataType, cublasComputeType_t)> {
 
 /// Runs `g` (all of A, B, C of `dtype`) on cuBLAS. Ok(false) leaves it to the built-in kernel:
 /// cuBLAS is switched off or not loaded, or cannot take this dtype or these strides.
-pub(super) fn gemm(dev: &CudaDevice, dtype: DType, g: &GemmArgs) -> Result<bool> {
+pub(super) fn gemm(dev: &Arc<CudaDevice>, dtype: DType, g: &GemmArgs) -> Result<bool> {
     if !cublas_enabled() {
         return Ok(false);
     }
@@ -134,9 +175,8 @@ pub(super) fn gemm(dev: &CudaDevice, dtype: DType, g: &GemmArgs) -> Result<bool>
     let Ok(blas) = dev.blas() else {
         return Ok(false);
     };
-    dev.refuse_in_capture(|| {
-        "a cuBLAS GEMM (its handle works on the compute stream; KILN_CUBLAS=0 captures kiln's GEMM kernels instead)".into()
-    })?;
+    // From the capture's pool while capturing (a miss is a CaptureCacheMiss: reserve, retry).
+    let workspace = CudaStorage::alloc(dev, DType::U8, workspace_bytes(dev.kernels().arch()))?;
     let scalars64 = [g.alpha as f64, g.beta as f64];
     let scalars32 = [g.alpha, g.beta];
     let (alpha, beta): (*const c_void, *const c_void) = if dtype == DType::F64 {
@@ -148,14 +188,24 @@ pub(super) fn gemm(dev: &CudaDevice, dtype: DType, g: &GemmArgs) -> Result<bool>
     let [lda, ldb, ldc] = call.ld;
     let [sa, sb, sc] = call.batch_stride;
     dev.bind()?;
-    // SAFETY: the handle works on the device's compute stream, which orders this GEMM after the
-    // kernels that wrote A and B and before any reader of C. A (kiln's B), B (kiln's A) and C
-    // are live device buffers that hold every element the strides reach (the caller's views),
-    // `Call::new` checked each leading dimension against its matrix, and alpha/beta are host
-    // scalars of the compute type that outlive the call.
+    let blas = blas.0.lock().unwrap_or_else(|e| e.into_inner());
+    let home = dev.compute_stream().cu_stream();
+    let ws = (workspace.ptr(), workspace.len());
+    // SAFETY: the handle is live while the device is, and the lock keeps its binding ours; the
+    // compute stream and this thread's stream (the capture's, which outlives the capture) belong
+    // to the device's context; the workspace drops after the guard.
+    let bound =
+        unsafe { OnStream::bind(Handle(*blas.handle()), home, call_stream(dev), Some(ws)) }?;
+    // SAFETY: the handle works on this thread's stream (the compute stream, or the capture's),
+    // which orders this GEMM after the kernels that wrote A and B and before any reader of C. A
+    // (kiln's B), B (kiln's A) and C are live device buffers that hold every element the
+    // strides reach (the caller's views), `Call::new` checked each leading dimension against its
+    // matrix, and alpha/beta are host scalars of the compute type that outlive the call. The
+    // workspace goes back to the caching allocator after the handle lets go of it, and stream
+    // order keeps its reuse after this GEMM.
     let status = unsafe {
         result::gemm_strided_batched_ex(
-            *blas.0.handle(),
+            bound.handle().0,
             call.trans[0],
             call.trans[1],
             m,
@@ -180,8 +230,12 @@ pub(super) fn gemm(dev: &CudaDevice, dtype: DType, g: &GemmArgs) -> Result<bool>
             cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
     };
+    bound.finish()?;
     match status {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            graph::note_vendor_call();
+            Ok(true)
+        }
         Err(e) if e.0 == sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED => Ok(false),
         Err(e) => Err(Error::Cuda(format!(
             "cublasGemmStridedBatchedEx ({dtype:?}, batch {}, m {}, n {}, k {}): {e}",

@@ -8,8 +8,15 @@
 //! descriptors are cached per shape, dtype and layout. Workspaces come from kiln's caching
 //! allocator. cuDNN is loaded at run time; when it is absent, switched off (`KILN_CUDNN=0`) or
 //! reports a shape unsupported, the built-in kernels serve instead.
+//!
+//! Inside a CUDA graph capture a call runs on the capture's stream with a workspace from the
+//! graph's pool, and only with a plan an eager call of its shape cached: choosing one there is
+//! [`Error::Capture`] (see [`super::vendor`]). [`forward`], [`backward_data`] and
+//! [`backward_filter`] try the graph API ([`super::cudnn_graph`]) first, then this one.
 
+use super::cudnn_graph::{self, Op};
 use super::switch::{cudnn_benchmark, cudnn_enabled};
+use super::vendor::{call_stream, plan_for, settle, OnStream, StreamHandle};
 use super::{CudaDevice, CudaStorage};
 use crate::cpu::conv::ConvShape;
 use crate::{DType, Error, Result};
@@ -19,7 +26,8 @@ use cudarc::cudnn::sys::{
     cudnnConvolutionFwdAlgo_t, cudnnDataType_t, cudnnMathType_t, cudnnStatus_t,
     cudnnTensorFormat_t,
 };
-use std::collections::hash_map::{Entry, HashMap};
+use cudarc::driver::sys::CUstream;
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::ptr::null_mut;
 
@@ -106,6 +114,15 @@ pub(super) struct Key {
 }
 
 impl Key {
+    /// The shapes and storage type, for messages.
+    pub(super) fn describe(&self) -> String {
+        let layout = if self.channels_last { "nhwc" } else { "nchw" };
+        format!(
+            "x {:?} w {:?} {layout} {:?} (stride {:?}, pad {:?}, dilation {:?}, groups {})",
+            self.x, self.w, self.ty, self.stride, self.pad, self.dilation, self.groups
+        )
+    }
+
     /// None when the dtype has no cuDNN convolution, or a tensor is empty or too large for
     /// cuDNN's 32-bit sizes.
     pub(super) fn new(s: &ConvShape, dtype: DType, benchmark: bool) -> Option<Key> {
@@ -335,6 +352,33 @@ impl Drop for Dnn {
         // SAFETY: the handle was created by `open` and is destroyed once.
         let _ = unsafe { result::destroy_handle(self.handle) };
     }
+}
+
+/// A raw cuDNN handle, for [`OnStream`].
+pub(super) struct DnnHandle(sys::cudnnHandle_t);
+
+impl StreamHandle for DnnHandle {
+    const NAME: &'static str = "cuDNN";
+
+    unsafe fn set_stream(&mut self, stream: CUstream) -> Result<()> {
+        // SAFETY: the caller's contract (a live handle and stream of one context).
+        unsafe { result::set_stream(self.0, stream as sys::cudaStream_t) }
+            .map_err(|e| cudnn_err("cudnnSetStream", e))
+    }
+}
+
+/// Binds `h`, the handle of `dev`'s [`Dnn`] (which the caller holds locked until the guard
+/// drops), to this thread's stream on `dev` (a capture's, while capturing) until the guard
+/// drops; cuDNN takes workspaces per call.
+pub(super) fn on_call_stream(
+    dev: &CudaDevice,
+    h: sys::cudnnHandle_t,
+) -> Result<OnStream<DnnHandle>> {
+    let home = dev.compute_stream().cu_stream();
+    // SAFETY: the handle lives as long as the device's Dnn, which the caller holds locked over
+    // the call; both streams belong to the device's context, and a capture's outlives its
+    // capture.
+    unsafe { OnStream::bind(DnnHandle(h), home, call_stream(dev), None) }
 }
 
 /// Whether cuDNN is loaded on `dev` (it serves convolutions unless switched off); Err says why not.
@@ -742,17 +786,15 @@ fn run<D: Direction>(
     let Ok(dnn) = dev.dnn() else {
         return Ok(false);
     };
-    dev.refuse_in_capture(|| {
-        format!("a cuDNN {} (its handle works on the compute stream; KILN_CUDNN=0 captures kiln's convolution kernels instead)", D::NAME)
-    })?;
     let mut dnn = dnn.lock().unwrap_or_else(|e| e.into_inner());
     dev.bind()?;
     let h = dnn.handle;
-    let p = match D::plans(&mut dnn).entry(key) {
-        Entry::Occupied(e) => e.into_mut(),
-        Entry::Vacant(e) => e.insert(plan::<D>(dev, h, &key, t)?),
-    };
-    let Some(p) = p else {
+    let capturing = dev.capturing();
+    let what = || format!("a cuDNN {} of {}", D::NAME, key.describe());
+    let chosen = plan_for(D::plans(&mut dnn), key, capturing, what, || {
+        plan::<D>(dev, h, &key, t)
+    })?;
+    let Some(p) = chosen else {
         return Ok(false);
     };
     let ws = (p.workspace > 0)
@@ -771,12 +813,15 @@ fn run<D: Direction>(
             (&zero32 as *const f32).cast(),
         ]
     };
-    // SAFETY: the handle runs on the device's compute stream, ordered after the writers of the
-    // inputs and before the readers of the output; `t` are live packed buffers of the key's
-    // sizes in its layout; the workspace holds `p.workspace` bytes and goes back to the caching
-    // allocator only after this launch is queued (stream order keeps its reuse safe); alpha = 1
-    // and beta = 0 are host scalars of the scaling type (double for f64, else float).
-    match unsafe { D::launch(h, &p.descs, p.algo, t, ws_arg, scale) } {
+    let bound = on_call_stream(dev, h)?;
+    // SAFETY: the handle runs on this thread's stream (the compute stream, or the capture's),
+    // ordered after the writers of the inputs and before the readers of the output; `t` are live
+    // packed buffers of the key's sizes in its layout; the workspace holds `p.workspace` bytes
+    // and goes back to the caching allocator only after this launch is queued (stream order
+    // keeps its reuse safe); alpha = 1 and beta = 0 are host scalars of the scaling type
+    // (double for f64, else float).
+    let launched = unsafe { D::launch(h, &p.descs, p.algo, t, ws_arg, scale) };
+    match settle(bound, launched, capturing, what)? {
         Ok(()) => Ok(true),
         Err(e) if rejected(e) => {
             // The heuristics offered a plan the launch refuses (seen with cuDNN 9.19 on a
@@ -794,6 +839,25 @@ fn rejected(e: CudnnError) -> bool {
     e.0 == cudnnStatus_t::CUDNN_STATUS_BAD_PARAM || unsupported(e)
 }
 
+/// Runs `op` over the addresses `t` (\[x, w, y\], the output being dx, dw or y) on cuDNN's graph
+/// API where it serves, else its legacy API; Ok(false) when the built-in kernels must serve.
+fn dispatch(
+    op: Op,
+    dev: &std::sync::Arc<CudaDevice>,
+    dtype: DType,
+    s: &ConvShape,
+    t: [u64; 3],
+) -> Result<bool> {
+    if cudnn_graph::run(op, dev, dtype, s, t)? {
+        return Ok(true);
+    }
+    match op {
+        Op::Forward => run::<Forward>(dev, dtype, s, t),
+        Op::BackwardData => run::<BackwardData>(dev, dtype, s, t),
+        Op::BackwardFilter => run::<BackwardFilter>(dev, dtype, s, t),
+    }
+}
+
 /// y = conv2d(x, w) on cuDNN; Ok(false) when the built-in kernel must serve.
 pub(super) fn forward(
     x: &CudaStorage,
@@ -801,7 +865,8 @@ pub(super) fn forward(
     y: &CudaStorage,
     s: &ConvShape,
 ) -> Result<bool> {
-    run::<Forward>(x.device(), x.dtype(), s, [x.ptr(), w.ptr(), y.ptr()])
+    let t = [x.ptr(), w.ptr(), y.ptr()];
+    dispatch(Op::Forward, x.device(), x.dtype(), s, t)
 }
 
 /// dx from dy and w on cuDNN; Ok(false) when the built-in kernel must serve.
@@ -811,7 +876,8 @@ pub(super) fn backward_data(
     dx: &CudaStorage,
     s: &ConvShape,
 ) -> Result<bool> {
-    run::<BackwardData>(dy.device(), dy.dtype(), s, [dx.ptr(), w.ptr(), dy.ptr()])
+    let t = [dx.ptr(), w.ptr(), dy.ptr()];
+    dispatch(Op::BackwardData, dy.device(), dy.dtype(), s, t)
 }
 
 /// dw from x and dy on cuDNN; Ok(false) when the built-in kernel must serve.
@@ -821,11 +887,12 @@ pub(super) fn backward_filter(
     dw: &CudaStorage,
     s: &ConvShape,
 ) -> Result<bool> {
-    run::<BackwardFilter>(x.device(), x.dtype(), s, [x.ptr(), dw.ptr(), dy.ptr()])
+    let t = [x.ptr(), dw.ptr(), dy.ptr()];
+    dispatch(Op::BackwardFilter, x.device(), x.dtype(), s, t)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::cpu::conv::Conv2dParams;
 
@@ -879,14 +946,10 @@ mod tests {
         );
     }
 
-    /// cuDNN's descriptors (host-side objects: no device needed) accept every layout, dtype,
-    /// grouping and dilation kiln passes, and give the output size kiln computes.
-    #[test]
-    fn descriptors_agree_with_kiln_shapes() {
-        if let Err(why) = load() {
-            eprintln!("skipped: {why}");
-            return;
-        }
+    /// Calls `f` with the key of every convolution case the descriptor tests cover: plain,
+    /// strided with a 7x7 filter, grouped and dilated, depthwise; each NCHW and NHWC, in f32,
+    /// f64, f16 and bf16.
+    pub(in crate::cuda) fn for_each_conv_case(mut f: impl FnMut(&Key)) {
         let p = |stride, padding, dilation, groups| Conv2dParams {
             stride: [stride; 2],
             padding: [padding; 2],
@@ -903,19 +966,29 @@ mod tests {
             for channels_last in [false, true] {
                 for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
                     let s = ConvShape::new(&x, &w, &params, channels_last).unwrap();
-                    let key = Key::new(&s, dtype, false).unwrap();
-                    let d = Descs::new(&key).unwrap_or_else(|e| panic!("{key:?}: {e}"));
-                    let mut y = [0i32; 4];
-                    let [n, c, h, wd] = y.each_mut();
-                    // SAFETY: live descriptors of one key; the four outputs are valid ints.
-                    unsafe {
-                        sys::cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, n, c, h, wd)
-                    }
-                    .result()
-                    .unwrap();
-                    assert_eq!(y, key.y, "{key:?}");
+                    f(&Key::new(&s, dtype, false).unwrap());
                 }
             }
         }
+    }
+
+    /// cuDNN's descriptors (host-side objects: no device needed) accept every layout, dtype,
+    /// grouping and dilation kiln passes, and give the output size kiln computes.
+    #[test]
+    fn descriptors_agree_with_kiln_shapes() {
+        if let Err(why) = load() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        for_each_conv_case(|key| {
+            let d = Descs::new(key).unwrap_or_else(|e| panic!("{key:?}: {e}"));
+            let mut y = [0i32; 4];
+            let [n, c, h, wd] = y.each_mut();
+            // SAFETY: live descriptors of one key; the four outputs are valid ints.
+            unsafe { sys::cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, n, c, h, wd) }
+                .result()
+                .unwrap();
+            assert_eq!(y, key.y, "{key:?}");
+        });
     }
 }

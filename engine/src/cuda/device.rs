@@ -135,8 +135,8 @@ impl CudaDevice {
         self.kernels.stream()
     }
 
-    /// The compute stream, whatever this thread's routing (vendor libraries are bound to it,
-    /// and graphs replay on it).
+    /// The compute stream, whatever this thread's routing (vendor library handles are bound to
+    /// it between calls, and graphs replay on it).
     pub fn compute_stream(&self) -> &Arc<CudaStream> {
         self.kernels.compute_stream()
     }
@@ -151,7 +151,7 @@ impl CudaDevice {
 
     /// An error naming `what` when this thread is capturing a CUDA graph on this device: the
     /// things a capture cannot record (host synchronization, host<->device copies, driver
-    /// allocations, vendor library calls) fail here instead of corrupting the capture.
+    /// allocations) fail here instead of corrupting the capture.
     pub(crate) fn refuse_in_capture(&self, what: impl FnOnce() -> String) -> Result<()> {
         match capture_pool(self.ordinal) {
             Some(_) => Err(Error::Capture(format!(
@@ -161,6 +161,11 @@ impl CudaDevice {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Whether this thread is capturing a CUDA graph on this device.
+    pub(super) fn capturing(&self) -> bool {
+        capture_pool(self.ordinal).is_some()
     }
 
     /// The side stream host-to-device batch copies run on.
@@ -191,7 +196,8 @@ impl CudaDevice {
         self.staging.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cuBLAS handle on the compute stream, created on first use; Err says why there is none.
+    /// The cuBLAS handle (on the compute stream between calls), created on first use; Err says
+    /// why there is none.
     pub(super) fn blas(&self) -> std::result::Result<&Blas, &str> {
         self.blas
             .get_or_init(|| Blas::open(self))
@@ -199,7 +205,8 @@ impl CudaDevice {
             .map_err(String::as_str)
     }
 
-    /// The cuDNN handle on the compute stream, created on first use; Err says why there is none.
+    /// The cuDNN handle (on the compute stream between calls), created on first use; Err says
+    /// why there is none.
     pub(super) fn dnn(&self) -> std::result::Result<&Mutex<Dnn>, &str> {
         self.dnn
             .get_or_init(|| Dnn::open(self).map(Mutex::new))

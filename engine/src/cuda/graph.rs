@@ -6,12 +6,16 @@
 //! and `cuGraphInstantiate`); nothing runs on the device until [`CudaGraph::replay`] launches the
 //! graph on the compute stream. Other threads keep launching on the compute stream meanwhile.
 //!
+//! cuBLAS GEMMs and cuDNN convolutions are captured like kiln's kernels: their handles are bound
+//! to the capture's side stream for each call, with workspaces from the graph's pool, and a
+//! convolution runs only a plan an eager call of its shape chose before (see `vendor.rs`).
+//!
 //! What a capture cannot record is refused with [`Error::Capture`] before it reaches the driver:
-//! reading a tensor on the host or synchronizing, copies between host and device, vendor
-//! library calls (cuBLAS and cuDNN are bound to the compute stream), host-side random draws
-//! (dropout), nested captures. Memory comes from the graph's private pool (see `alloc.rs`): the
-//! blocks it takes and frees stay the graph's until it is dropped, and a request the cache cannot
-//! serve is [`Error::CaptureCacheMiss`] (reserve, then capture again), never a driver call.
+//! reading a tensor on the host or synchronizing, copies between host and device, choosing a
+//! cuDNN algorithm for a shape not seen eagerly, host-side random draws (dropout), nested
+//! captures. Memory comes from the graph's private pool (see `alloc.rs`): the blocks it takes and
+//! frees stay the graph's until it is dropped, and a request the cache cannot serve is
+//! [`Error::CaptureCacheMiss`] (reserve, then capture again), never a driver call.
 //!
 //! **Step scalars.** Scalars the host computes for each step (an optimizer's learning rate, bias
 //! corrections) must not be frozen into the graph. While capturing, a rule step
@@ -94,6 +98,8 @@ struct Tape {
     slots: Vec<Slot>,
     base: u64,
     skip: u64,
+    /// cuBLAS and cuDNN calls recorded.
+    vendor_calls: usize,
 }
 
 /// How a launch gets its host-computed scalars (see the module's doc).
@@ -154,6 +160,15 @@ pub(crate) fn step_scalars(bytes: &[u8], signature: u64) -> Result<StepArg> {
                 tape.mode = Mode::Refresh(i + 1);
                 Ok(StepArg::Refreshed)
             }
+        }
+    })
+}
+
+/// Counts a cuBLAS or cuDNN call just queued, when this thread is capturing a graph.
+pub(crate) fn note_vendor_call() {
+    TAPE.with(|t| {
+        if let Some(tape) = t.borrow_mut().as_mut().filter(|t| t.mode == Mode::Record) {
+            tape.vendor_calls += 1;
         }
     })
 }
@@ -284,6 +299,14 @@ impl CudaDevice {
         for file in PRELOAD {
             self.kernels().preload(file)?;
         }
+        // Creating a vendor handle allocates device memory: do it before the capture, whether or
+        // not the library loads (the outcome is kept either way).
+        if super::cublas_enabled() {
+            let _ = self.blas();
+        }
+        if super::cudnn_enabled() {
+            let _ = self.dnn();
+        }
         let scalars = CudaStorage::alloc(self, DType::U8, SCALAR_BYTES)?;
         let stream = self.new_capture_stream()?;
         let pool = self.new_graph_pool();
@@ -301,6 +324,7 @@ impl CudaDevice {
                 slots: Vec::new(),
                 base: scalars.ptr(),
                 skip: 0,
+                vendor_calls: 0,
             })
         });
         let session = Session {
@@ -432,6 +456,11 @@ impl CudaGraph {
     /// The number of launches whose scalars a refresh rewrites.
     pub fn step_scalar_slots(&self) -> usize {
         self.tape.as_ref().map_or(0, |t| t.slots.len())
+    }
+
+    /// The number of cuBLAS and cuDNN calls the capture recorded.
+    pub fn vendor_calls(&self) -> usize {
+        self.tape.as_ref().map_or(0, |t| t.vendor_calls)
     }
 
     /// The number of nodes (launches, copies, memsets) in the captured graph.

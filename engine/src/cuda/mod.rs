@@ -3,7 +3,7 @@
 //! to cuBLAS and convolutions to cuDNN (its graph API first with `KILN_CUDNN_GRAPH=1`, then its
 //! legacy API) when those load, and to the built-in kernels otherwise or when switched off
 //! (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...). Work can be captured into CUDA
-//! graphs and replayed ([`graph`]).
+//! graphs and replayed ([`graph`]), vendor library calls included.
 
 mod alloc;
 pub mod attention;
@@ -28,6 +28,7 @@ pub mod squeeze_excite;
 mod storage;
 mod switch;
 pub mod upload;
+mod vendor;
 
 pub use alloc::MemoryStats;
 pub use cublas::cublas_loaded;

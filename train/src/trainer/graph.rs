@@ -23,11 +23,18 @@
 //! it was set, and updates the loss scaler, as the eager update does. The gradients stay
 //! attached to the parameters between replays (the graph rewrites them).
 //!
+//! cuBLAS GEMMs and cuDNN convolutions are captured with the rest (their handles move to the
+//! capture's stream for each call, with workspaces from the graph's pool); the warm-up updates
+//! are what make cuDNN choose its plans, which a capture only reuses. [`CudaGraphStats`] counts
+//! the vendor calls the graph holds.
+//!
 //! **Fallbacks**, each logged once with its reason: the CPU, data-parallel runs,
 //! `--grad-accum-steps` > 1, optimizers whose step is more than rule launches (cautious masks,
-//! trust ratios, lookahead, Adafactor, Muon, Kron), cuBLAS or cuDNN serving the device (their
-//! handles work on the compute stream; `KILN_CUBLAS=0 KILN_CUDNN=0` captures kiln's kernels),
-//! and anything the capture refuses (dropout's host-side draw, a host read in a loss, ...).
+//! trust ratios, lookahead, Adafactor, Muon, Kron), and any capture that fails: what the capture
+//! refuses (dropout's host-side draw, a host read in a loss, a convolution shape cuDNN has no
+//! plan for yet, ...) or an error a kernel or library call meets while capturing. A failed
+//! capture is ended and its graph discarded before anything of it ran; the optimizer's host
+//! state is put back, and the update it was for runs eagerly, as do the ones after it.
 
 use super::step::Updater;
 use crate::clip::clip_grads_on_device;
@@ -80,6 +87,8 @@ pub struct CudaGraphStats {
     pub replays: usize,
     /// Updates run eagerly next to a graph (another batch shape).
     pub eager_beside: usize,
+    /// cuBLAS and cuDNN calls in the latest captured update (0 where kiln's kernels serve).
+    pub vendor_calls: usize,
     /// Why updates run eagerly, once that is known.
     pub fallback: Option<String>,
 }
@@ -251,10 +260,12 @@ impl GraphSteps {
                     }
                 };
                 self.stats.captures += 1;
+                self.stats.vendor_calls = c.graph.vendor_calls();
                 println!(
-                    "CUDA graph: captured the update for batches of {:?} ({} nodes, {} attempt(s)); replaying it",
+                    "CUDA graph: captured the update for batches of {:?} ({} nodes, {} cuBLAS/cuDNN calls, {} attempt(s)); replaying it",
                     images.shape(),
                     c.graph.node_count()?,
+                    c.graph.vendor_calls(),
                     c.attempts
                 );
                 self.captured = Some(Box::new(c));
@@ -293,17 +304,7 @@ impl GraphSteps {
         if let Err(why) = u.optimizer.graph_state() {
             return Some(format!("the optimizer cannot be captured: {why}"));
         }
-        let dev = match cuda::device(ordinal) {
-            Ok(d) => d,
-            Err(e) => return Some(e.to_string()),
-        };
-        if cuda::cublas_enabled() && cuda::cublas_loaded(&dev).is_ok() {
-            return Some("cuBLAS serves GEMMs on this device and its calls are not captured (KILN_CUBLAS=0 captures kiln's GEMM kernels)".into());
-        }
-        if cuda::cudnn_enabled() && cuda::cudnn_loaded(&dev).is_ok() {
-            return Some("cuDNN serves convolutions on this device and its calls are not captured (KILN_CUDNN=0 captures kiln's convolution kernels)".into());
-        }
-        None
+        cuda::device(ordinal).err().map(|e| e.to_string())
     }
 
     /// Eager updates from now on, saying why once (not on the CPU unless asked for).

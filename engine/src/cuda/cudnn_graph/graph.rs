@@ -220,36 +220,17 @@ mod tests {
     /// every direction, layout, dtype, grouping and dilation kiln passes.
     #[test]
     fn operations_finalize() {
-        use crate::cpu::conv::{Conv2dParams, ConvShape};
-        use crate::DType;
         if let Err(why) = crate::cuda::cudnn::require_symbols(&crate::cuda::cudnn_graph::SYMBOLS) {
             eprintln!("skipped: {why}");
             return;
         }
-        let p = |stride, padding, dilation, groups| Conv2dParams {
-            stride: [stride; 2],
-            padding: [padding; 2],
-            dilation: [dilation; 2],
-            groups,
-        };
-        let cases = [
-            ([2, 8, 9, 11], [16, 8, 3, 3], p(1, 1, 1, 1)),
-            ([2, 8, 11, 9], [12, 2, 3, 3], p(1, 2, 2, 4)),
-            ([2, 8, 9, 9], [8, 1, 3, 3], p(2, 1, 1, 8)),
-        ];
-        for (x, w, params) in cases {
-            for channels_last in [false, true] {
-                for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
-                    let s = ConvShape::new(&x, &w, &params, channels_last).unwrap();
-                    let key = Key::new(&s, dtype, false).unwrap();
-                    for op in [Op::Forward, Op::BackwardData, Op::BackwardFilter] {
-                        if let Err(e) = operation_of(op, &key, 16) {
-                            panic!("{op:?} {key:?}: {e}");
-                        }
-                    }
+        crate::cuda::cudnn::tests::for_each_conv_case(|key| {
+            for op in [Op::Forward, Op::BackwardData, Op::BackwardFilter] {
+                if let Err(e) = operation_of(op, key, 16) {
+                    panic!("{op:?} {key:?}: {e}");
                 }
             }
-        }
+        });
     }
 
     /// What kiln sets, cuDNN reads back (host-side, where it loads): the plain getters and the

@@ -15,6 +15,10 @@
 //! that does not finalize, an execution cuDNN refuses) leaves the call to the legacy API
 //! ([`super::cudnn`]) and then to the built-in kernels; the first reason is printed once.
 //!
+//! Inside a CUDA graph capture only cached plans run (on the capture's stream, with a workspace
+//! from the graph's pool): building, autotuning and the plan file on disk stay outside captures,
+//! and a key met first there is [`Error::Capture`] (see [`super::vendor`]).
+//!
 //! Off by default, on with `KILN_CUDNN_GRAPH=1` or [`set_cudnn_graph_enabled`]: this path was
 //! written against the cuDNN 9 documentation, cudnn-frontend and PyTorch's `Conv_v8.cpp` on a
 //! machine without a GPU (cuDNN does not run on kiln's emulator), so it stays opt-in until
@@ -27,8 +31,9 @@ mod disk;
 mod engine;
 mod graph;
 
-use super::cudnn::{require_symbols, Key, MAX_BENCH_WORKSPACE};
+use super::cudnn::{on_call_stream, require_symbols, Key, MAX_BENCH_WORKSPACE};
 use super::switch::{cudnn_benchmark, cudnn_enabled, cudnn_graph_enabled};
+use super::vendor::{plan_for, settle};
 use super::{CudaDevice, CudaStorage};
 use crate::cpu::conv::ConvShape;
 use crate::{DType, Error, Result};
@@ -240,7 +245,7 @@ fn workspace(dev: &Arc<CudaDevice>, bytes: usize) -> Result<Option<CudaStorage>>
 fn select(
     dev: &Arc<CudaDevice>,
     h: sys::cudnnHandle_t,
-    plans: &mut Plans,
+    disk: &mut Option<DiskCache>,
     op: Op,
     key: &Key,
     align: u8,
@@ -252,7 +257,7 @@ fn select(
         let mut best = candidates(h, &graph, strict, 1)?;
         return best.pop().ok_or_else(|| Error::Cuda("no plan".into()));
     }
-    let disk = plans.disk.get_or_insert_with(|| {
+    let disk = disk.get_or_insert_with(|| {
         let version = cudarc::cudnn::result::get_version();
         DiskCache::open(disk::default_path(version, dev.name()))
     });
@@ -271,8 +276,15 @@ fn select(
     Ok(plan)
 }
 
-/// Runs `op` through the graph API; Ok(false) leaves it to the legacy API or built-in kernels.
-fn run(op: Op, dev: &Arc<CudaDevice>, dtype: DType, s: &ConvShape, t: [u64; 3]) -> Result<bool> {
+/// Runs `op` over the addresses `t` (\[x, w, y\]) through the graph API; Ok(false) leaves it to
+/// the legacy API or built-in kernels.
+pub(super) fn run(
+    op: Op,
+    dev: &Arc<CudaDevice>,
+    dtype: DType,
+    s: &ConvShape,
+    t: [u64; 3],
+) -> Result<bool> {
     if !cudnn_enabled() || !cudnn_graph_enabled() {
         return Ok(false);
     }
@@ -294,22 +306,25 @@ fn run(op: Op, dev: &Arc<CudaDevice>, dtype: DType, s: &ConvShape, t: [u64; 3]) 
     dev.bind()?;
     let h = dnn.handle;
     let align = graph::alignment(t);
+    let capturing = dev.capturing();
     let plans = &mut dnn.graph;
-    if !plans.plans.contains_key(&(op, key, align)) {
-        let chosen = select(dev, h, plans, op, &key, align, t)
+    let what = || format!("a cuDNN graph-API {op:?} of {}", key.describe());
+    let chosen = plan_for(&mut plans.plans, (op, key, align), capturing, what, || {
+        Ok(select(dev, h, &mut plans.disk, op, &key, align, t)
             .map_err(|e| report(&format!("{op:?} {}: {e}", cache_key(op, &key, align))))
-            .ok();
-        plans.plans.insert((op, key, align), chosen);
-    }
-    let Some(Some(plan)) = plans.plans.get(&(op, key, align)) else {
+            .ok())
+    })?;
+    let Some(plan) = chosen else {
         return Ok(false);
     };
     let ws = workspace(dev, plan.workspace)?;
-    // SAFETY: the handle runs on the device's compute stream, ordered after the writers of the
-    // inputs and before the readers of the output; `t` are live packed buffers of the key's sizes
-    // in its layout; the workspace goes back to the caching allocator only after this launch is
-    // queued (stream order keeps its reuse safe).
-    match unsafe { engine::execute(h, plan, t, ws.as_ref().map_or(0, |w| w.ptr())) } {
+    let bound = on_call_stream(dev, h)?;
+    // SAFETY: the handle runs on this thread's stream (the compute stream, or the capture's),
+    // ordered after the writers of the inputs and before the readers of the output; `t` are live
+    // packed buffers of the key's sizes in its layout; the workspace goes back to the caching
+    // allocator only after this launch is queued (stream order keeps its reuse safe).
+    let executed = unsafe { engine::execute(h, plan, t, ws.as_ref().map_or(0, |w| w.ptr())) };
+    match settle(bound, executed, capturing, what)? {
         Ok(()) => Ok(true),
         Err(e) => {
             report(&format!("{op:?}: {e}"));
@@ -317,54 +332,6 @@ fn run(op: Op, dev: &Arc<CudaDevice>, dtype: DType, s: &ConvShape, t: [u64; 3]) 
             Ok(false)
         }
     }
-}
-
-/// y = conv2d(x, w) through the graph API; Ok(false) when another path must serve.
-pub(super) fn forward(
-    x: &CudaStorage,
-    w: &CudaStorage,
-    y: &CudaStorage,
-    s: &ConvShape,
-) -> Result<bool> {
-    run(
-        Op::Forward,
-        x.device(),
-        x.dtype(),
-        s,
-        [x.ptr(), w.ptr(), y.ptr()],
-    )
-}
-
-/// dx from dy and w through the graph API; Ok(false) when another path must serve.
-pub(super) fn backward_data(
-    dy: &CudaStorage,
-    w: &CudaStorage,
-    dx: &CudaStorage,
-    s: &ConvShape,
-) -> Result<bool> {
-    run(
-        Op::BackwardData,
-        dy.device(),
-        dy.dtype(),
-        s,
-        [dx.ptr(), w.ptr(), dy.ptr()],
-    )
-}
-
-/// dw from x and dy through the graph API; Ok(false) when another path must serve.
-pub(super) fn backward_filter(
-    x: &CudaStorage,
-    dy: &CudaStorage,
-    dw: &CudaStorage,
-    s: &ConvShape,
-) -> Result<bool> {
-    run(
-        Op::BackwardFilter,
-        x.device(),
-        x.dtype(),
-        s,
-        [x.ptr(), dw.ptr(), dy.ptr()],
-    )
 }
 
 #[cfg(test)]
