@@ -15,15 +15,19 @@ mkdir -p .gpu/bin
 import json, shutil, sys
 # Every kernel test (each compares a CUDA kernel with its CPU twin) and the CUDA tests elsewhere.
 cuda_tests = {"cuda_conformance", "cuda_memory", "cuda_vendor", "cuda_resnet", "amp_optim",
-              "train_cuda", "nccl_gpu", "cuda_tensor_cores"}
+              "train_cuda", "nccl_gpu", "cuda_tensor_cores", "cuda_graph"}
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") != "compiler-artifact" or not m.get("executable"):
         continue
     t = m["target"]
     test = t["kind"] == ["test"] and ("kiln-kernels" in m["package_id"] or t["name"] in cuda_tests)
-    if test or not m["profile"]["test"] and t["name"] in ("kiln", "train_step"):
-        shutil.copy(m["executable"], ".gpu/bin/" + t["name"])
+    name = t["name"]
+    # kiln-engine and kiln-train both have a cuda_graph test: engine_cuda_graph, train_cuda_graph.
+    if test and name == "cuda_graph":
+        name = ("train_" if "kiln-train" in m["package_id"] else "engine_") + name
+    if test or not m["profile"]["test"] and name in ("kiln", "train_step"):
+        shutil.copy(m["executable"], ".gpu/bin/" + name)
 '
 strip .gpu/bin/*
 pwd >.gpu/build-root

@@ -7,11 +7,18 @@
 #   2. cuBLAS and cuDNN against the built-in kernels (engine/tests/cuda_vendor.rs);
 #   1b/2b. both again with cuDNN's graph API on (KILN_CUDNN_GRAPH=1), failing where it fell back
 #      to the legacy API ("cuDNN graph API not used" on stderr);
+#   2c. CUDA graphs with cuBLAS and cuDNN serving (engine/tests/cuda_graph.rs,
+#      train/tests/cuda_graph.rs; also with the graph API): the tests require vendor calls in the
+#      captured graphs where the libraries serve and eager's bits from every replay; this script
+#      requires that the libraries did serve ("libraries serve: true", never false);
 #   3. NCCL (feature `nccl`, library from scripts/install-nccl.sh): all-reduce, broadcast,
 #      all-gather and reduce-scatter against host references, the unique id over the TCP
 #      rendezvous, and one DDP step through NCCL against one GPU with the whole batch
 #      (train/tests/nccl_gpu.rs: one rank per GPU, world size 1 on a one-GPU machine); on 2+ GPUs
 #      also tests/dist_devices.rs with NCCL;
+#   3b. `kiln train` (resnet18 on the embedded Fashion-MNIST subset, batch 64, 2 epochs) with
+#      --cuda-graph on against off, cuBLAS/cuDNN on: epoch 2's img/s of each; the `on` run must
+#      log a capture with cuBLAS/cuDNN calls in it and no eager fallback;
 #   4. training-step throughput of resnet50 (batch 64, 224x224, channels-last, AMP float16),
 #      kiln (examples/train_step.rs) against PyTorch (scripts/bench/torch_train_step.py); kiln
 #      also with the graph API, twice: the first run times every plan and records the choices
@@ -112,6 +119,29 @@ run "conformance, cuDNN graph API (KILN_CUDNN_GRAPH=1)" \
 run "cuDNN graph API against its legacy API and the built-in kernels (KILN_CUDNN_GRAPH=1)" \
   graph_served cargo test -p kiln-engine --release --test cuda_vendor -- --nocapture --test-threads 1
 
+# A cuda_graph test run in which cuBLAS/cuDNN served inside the captures (the tests print
+# "libraries serve: true|false" next to the vendor calls they counted and asserted).
+vendor_graphs() {
+  local log
+  log=$(mktemp)
+  no_skips "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  if ! grep -q 'libraries serve: true' "$log" || grep -q 'libraries serve: false' "$log"; then
+    echo "gpu-check: cuBLAS/cuDNN did not serve inside the captured graphs (see 'libraries serve' above)" >&2
+    rc=1
+  fi
+  rm -f "$log"
+  return "$rc"
+}
+
+graph_tests=(--release --test cuda_graph -- --nocapture --test-threads 1)
+run "CUDA graphs with cuBLAS/cuDNN calls replay eager's bits (engine)" \
+  vendor_graphs cargo test -p kiln-engine "${graph_tests[@]}"
+run "--cuda-graph with cuBLAS/cuDNN trains to eager's bits (trainer)" \
+  vendor_graphs cargo test -p kiln-train "${graph_tests[@]}"
+run "--cuda-graph with cuDNN's graph API (KILN_CUDNN_GRAPH=1)" \
+  vendor_graphs graph_served cargo test -p kiln-train "${graph_tests[@]}"
+
 gpus=$(nvidia-smi -L | grep -c '^GPU')
 echo
 echo "== NCCL over this machine's $gpus GPU(s)$([ "$gpus" = 1 ] && echo ' (world size 1: one GPU)')"
@@ -121,6 +151,32 @@ if [ "$gpus" -ge 2 ]; then
   run "2 GPUs through NCCL match 1 of twice the batch (tests/dist_devices.rs)" \
     no_skips cargo test -p kiln --features nccl --release --test dist_devices -- --nocapture
 fi
+
+# `kiln train` with --cuda-graph $1 (on|off), cuBLAS/cuDNN on: epoch 2's img/s (epoch 1 holds the
+# warm-up and the capture). With `on`, empty unless the update was captured with vendor calls in
+# it and nothing fell back to eager updates.
+cuda_graph_rate() {
+  local log rate runs
+  log=$(mktemp)
+  runs=$(mktemp -d)
+  cargo run --release --bin kiln -- train --device cuda --cuda-graph "$1" --epochs 2 -j 8 \
+    --output "$runs" >"$log" 2>&1
+  cat "$log" >&2
+  rate=$(sed -n 's/.*Epoch [0-9]*: train_loss [^,]*, \([0-9.]*\) img\/s.*/\1/p' "$log" | tail -1)
+  if [ "$1" = on ] && { ! grep -Eq 'CUDA graph: captured .* [1-9][0-9]* cuBLAS/cuDNN calls' "$log" ||
+    grep -q 'cuda-graph: eager updates' "$log"; }; then
+    echo "gpu-check: --cuda-graph on did not capture cuBLAS/cuDNN calls (or fell back)" >&2
+    rate=""
+  fi
+  rm -rf "$log" "$runs"
+  echo "$rate"
+}
+
+echo
+echo "== kiln train resnet18 (Fashion-MNIST subset, batch 64): --cuda-graph on vs off, cuBLAS/cuDNN on"
+graph_on=$(cuda_graph_rate on)
+graph_off=$(cuda_graph_rate off)
+[ -n "$graph_on" ] && [ -n "$graph_off" ] || failed+=("kiln train --cuda-graph on/off")
 
 kiln_rate() {
   cargo run --release --example train_step -- "$@" | tee /dev/stderr | sed -n 's/^img\/s: //p'
@@ -177,7 +233,12 @@ echo "== summary"
 printf '%-44s %10s img/s\n' "kiln (cuBLAS/cuDNN)" "${kiln:-n/a}" \
   "kiln (cuDNN graph API, timing run)" "${kiln_graph:-n/a}" \
   "kiln (cuDNN graph API, cached plans)" "${kiln_graph_cached:-n/a}" \
-  "kiln (built-in kernels)" "${kiln_builtin:-n/a}" "PyTorch (libtorch CUDA)" "${torch:-n/a}"
+  "kiln (built-in kernels)" "${kiln_builtin:-n/a}" "PyTorch (libtorch CUDA)" "${torch:-n/a}" \
+  "kiln train resnet18 28x28, --cuda-graph on" "${graph_on:-n/a}" \
+  "kiln train resnet18 28x28, --cuda-graph off" "${graph_off:-n/a}"
+if [ -n "$graph_on" ] && [ -n "$graph_off" ]; then
+  awk -v a="$graph_on" -v b="$graph_off" 'BEGIN { printf "--cuda-graph on / off: %.2fx\n", a / b }'
+fi
 if [ -n "$kiln" ] && [ -n "$torch" ]; then
   awk -v k="$kiln" -v t="$torch" 'BEGIN { printf "kiln / PyTorch: %.2fx\n", k / t }'
 fi

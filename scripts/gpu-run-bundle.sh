@@ -3,10 +3,15 @@
 # has python3 with NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn, nvidia-nccl-cu13; a PyTorch
 # environment has them, and timm for the bench's PyTorch side).
 #   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin conf_simt conf_graph tc
-#                                         vendor vendor_graph memory resnet amp train nccl bench
-#                                         bench_graph (default: all); logs go to $OUT (/tmp/gpu-logs)
+#                                         vendor vendor_graph memory resnet amp train cuda_graph
+#                                         nccl bench bench_graph bench_cuda_graph (default: all);
+#                                         logs go to $OUT (/tmp/gpu-logs)
 # The *_graph steps run with cuDNN's graph API on (KILN_CUDNN_GRAPH=1); the summary counts the
 # lines where it fell back to the legacy API ("cuDNN graph API not used"), which should be none.
+# cuda_graph runs the CUDA-graph tests with cuBLAS/cuDNN on (they assert vendor calls in the
+# captured graphs and eager's bits from the replays; "libraries serve: false" in a log means the
+# libraries did not load, a failure here). bench_cuda_graph trains resnet18 on the embedded
+# Fashion-MNIST subset for 2 epochs with --cuda-graph on and off and prints epoch 2's img/s.
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-logs}
@@ -47,7 +52,7 @@ step() { # name timeout command...
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_simt conf_graph tc vendor vendor_graph memory resnet amp train nccl bench bench_graph)
+[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_simt conf_graph tc vendor vendor_graph memory resnet amp train cuda_graph nccl bench bench_graph bench_cuda_graph)
 bench_args=(--model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 for s in "${steps[@]}"; do
   case $s in
@@ -67,6 +72,17 @@ for s in "${steps[@]}"; do
   resnet) step resnet 300 "$bin/cuda_resnet" ;;
   amp) step amp_optim 120 "$bin/amp_optim" ;;
   train) step train_cuda 300 "$bin/train_cuda" ;;
+  cuda_graph)
+    step graph_engine 300 "$bin/engine_cuda_graph" --nocapture --test-threads 1
+    step graph_train 300 "$bin/train_cuda_graph" --nocapture --test-threads 1
+    step graph_train_cudnn_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/train_cuda_graph" --nocapture --test-threads 1
+    for log in "$out"/graph_engine.log "$out"/graph_train.log "$out"/graph_train_cudnn_graph.log; do
+      if ! grep -q 'libraries serve: true' "$log" || grep -q 'libraries serve: false' "$log"; then
+        summary+=("$(basename "$log" .log): cuBLAS/cuDNN did NOT serve inside the captures")
+      fi
+    done
+    grep -H 'cuBLAS/cuDNN calls' "$out"/graph_*.log
+    ;;
   nccl) step nccl 300 "$bin/nccl_gpu" --nocapture --test-threads 1 ;;
   bench)
     step bench_kiln 240 "$bin/train_step" "${bench_args[@]}"
@@ -84,6 +100,18 @@ for s in "${steps[@]}"; do
     done
     ls -l "$plans"
     grep -H 'img/s' "$out"/bench_kiln_graph_*.log
+    ;;
+  bench_cuda_graph)
+    # Epoch 1 holds the warm-up and the capture; epoch 2 is the rate. The `on` log must show a
+    # capture with cuBLAS/cuDNN calls and no "eager updates" fallback.
+    for mode in on off; do
+      runs=$(mktemp -d)
+      step "bench_cuda_graph_$mode" 600 target/release/kiln train --device cuda --cuda-graph "$mode" \
+        --epochs 2 -j 8 --output "$runs"
+      rm -rf "$runs"
+    done
+    grep -H 'CUDA graph: captured\|cuda-graph: eager updates' "$out"/bench_cuda_graph_on.log
+    grep -H 'Epoch [0-9]*: train_loss' "$out"/bench_cuda_graph_*.log
     ;;
   *) echo "unknown step $s" >&2 ;;
   esac
