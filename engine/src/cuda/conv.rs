@@ -72,9 +72,10 @@ pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<Cud
     Ok(forward(x, w, s, false)?.0)
 }
 
-/// y = conv2d(x, w) and, where kiln's tensor-core forward serves it (cuDNN declined or is off,
-/// f16/bf16 on sm_80+, wide groups) and `KILN_CONV_BN_STATS` is on, the per-channel partial
-/// statistics of y its epilogue wrote, for the training BatchNorm that reads y next.
+/// y = conv2d(x, w) and, with `KILN_CONV_BN_STATS` on, the per-channel partial statistics of y
+/// for the training BatchNorm that reads y next: from cuDNN's conv+genstats graph with the graph
+/// API on (f16/bf16 NHWC), else from kiln's tensor-core forward's epilogue where that kernel
+/// serves (cuDNN declined or is off, f16/bf16 on sm_80+, wide groups).
 pub fn conv2d_fwd_stats(
     x: &CudaStorage,
     w: &CudaStorage,
@@ -93,6 +94,11 @@ fn forward(
 ) -> Result<(CudaStorage, Option<ChannelPartials>)> {
     let ty = conv_ty(x, w)?;
     let y = CudaStorage::alloc(x.device(), x.dtype(), s.out_shape().iter().product())?;
+    if stats {
+        if let Some(p) = cudnn_graph::genstats::forward_stats(x, w, &y, s)? {
+            return Ok((y, Some(p)));
+        }
+    }
     if cudnn_graph::forward(x, w, &y, s)? || cudnn::forward(x, w, &y, s)? {
         return Ok((y, None));
     }

@@ -25,6 +25,7 @@
 mod backend;
 mod disk;
 mod engine;
+pub(super) mod genstats;
 mod graph;
 
 use super::cudnn::{require_symbols, Key, MAX_BENCH_WORKSPACE};
