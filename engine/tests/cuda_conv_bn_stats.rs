@@ -489,3 +489,49 @@ fn no_statistics_where_the_epilogue_does_not_serve() {
     other.batch_norm(bn2.args()).unwrap();
     close_scaled("foreign statistics ignored", &bn.var, &bn2.var, 1e-6);
 }
+
+/// One process's "all-reduce": the sum over a job of one is the values themselves.
+#[derive(Debug)]
+struct OneProcess;
+
+impl kiln_engine::CrossReplicaSum for OneProcess {
+    fn sum(&self, _values: &mut [f64]) -> kiln_engine::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn synced_bn_takes_the_epilogue_statistics() {
+    let Some((stats, _lock)) = setup() else {
+        return;
+    };
+    let case = &cases()[0];
+    let fmt = MemoryFormat::ChannelsLast;
+    let (x, w) = (
+        gpu(&values(&case.x, 7, DType::F16), fmt),
+        gpu(&values(&case.w, 8, DType::F16), fmt),
+    );
+    let sync: Option<std::sync::Arc<dyn kiln_engine::CrossReplicaSum>> =
+        Some(std::sync::Arc::new(OneProcess));
+    let (y, s) = x.conv2d_with_stats(&w, case.p).unwrap();
+    let (bn, own) = (Bn::new(case.w[0], CUDA), Bn::new(case.w[0], CUDA));
+    let mut z = None;
+    let lines = launches(&stats, || {
+        z = Some(
+            y.batch_norm_act_with_stats(bn.args(), None, true, sync.clone(), s.as_ref())
+                .unwrap(),
+        )
+    });
+    let ran = names(&lines);
+    if !ran.is_empty() {
+        assert!(ran.iter().any(|k| k == "bn_finalize_tiles_f32"), "{ran:?}");
+        assert!(!ran.iter().any(|k| k.starts_with("bn_partials")), "{ran:?}");
+    }
+    let z2 = y
+        .batch_norm_act_synced(own.args(), None, true, sync)
+        .unwrap();
+    let as_f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+    close_scaled("synced BN(y)", &as_f32(&z.unwrap()), &as_f32(&z2), 2e-3);
+    close_scaled("synced running mean", &bn.mean, &own.mean, 1e-5);
+    close_scaled("synced running var", &bn.var, &own.var, 1e-5);
+}
