@@ -3,10 +3,13 @@
 #   1. the CUDA conformance suite on the real device with cuBLAS/cuDNN, then with the built-in
 #      kernels only (KILN_CUBLAS=0 KILN_CUDNN=0: tensor cores for f16/bf16 on sm_80+), then with
 #      their SIMT paths only (also KILN_TENSOR_CORES=0), and which kernels ran
-#      (engine/tests/cuda_tensor_cores.rs);
+#      (engine/tests/cuda_tensor_cores.rs), and the BN statistics that conv's epilogue produces
+#      (engine/tests/cuda_conv_bn_stats.rs);
 #   2. cuBLAS and cuDNN against the built-in kernels (engine/tests/cuda_vendor.rs);
 #   1b/2b. both again with cuDNN's graph API on (KILN_CUDNN_GRAPH=1), failing where it fell back
-#      to the legacy API ("cuDNN graph API not used" on stderr);
+#      to the legacy API ("cuDNN graph API not used" on stderr) or where its conv+genstats graph
+#      (a training BN's statistics from the convolution, cudnn_graph_genstats_match_kiln_bn
+#      against kiln's own BN kernels) did ("conv+genstats not used");
 #   2c. CUDA graphs with cuBLAS and cuDNN serving (engine/tests/cuda_graph.rs,
 #      train/tests/cuda_graph.rs; also with the graph API): the tests require vendor calls in the
 #      captured graphs where the libraries serve and eager's bits from every replay; this script
@@ -100,6 +103,11 @@ graph_served() {
     echo "gpu-check: cuDNN's graph API fell back (see 'cuDNN graph API not used' above)" >&2
     rc=1
   fi
+  # The conv+genstats graph (BN statistics from the convolution) must have served too.
+  if grep -q 'conv+genstats not used' "$log"; then
+    echo "gpu-check: cuDNN's conv+genstats graph fell back (see 'conv+genstats not used' above)" >&2
+    rc=1
+  fi
   rm -f "$log"
   return "$rc"
 }
@@ -112,6 +120,8 @@ run "conformance, built-in SIMT kernels (KILN_CUBLAS=0 KILN_CUDNN=0 KILN_TENSOR_
   no_skips env KILN_CUBLAS=0 KILN_CUDNN=0 KILN_TENSOR_CORES=0 "${conformance[@]}"
 run "tensor cores for f16/bf16 where the built-in kernels serve" \
   no_skips cargo test -p kiln-engine --release --test cuda_tensor_cores -- --nocapture
+run "BN statistics from the tensor-core conv's epilogue against BN's own pass and the CPU" \
+  no_skips cargo test -p kiln-engine --release --test cuda_conv_bn_stats -- --nocapture
 run "cuBLAS/cuDNN against the built-in kernels" \
   no_skips cargo test -p kiln-engine --release --test cuda_vendor -- --nocapture --test-threads 1
 run "conformance, cuDNN graph API (KILN_CUDNN_GRAPH=1)" \

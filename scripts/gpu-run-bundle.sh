@@ -3,11 +3,12 @@
 # has python3 with NVIDIA's wheels (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn, nvidia-nccl-cu13; a PyTorch
 # environment has them, and timm for the bench's PyTorch side).
 #   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin conf_simt conf_graph tc
-#                                         vendor vendor_graph memory resnet amp train cuda_graph
-#                                         nccl bench bench_graph bench_cuda_graph (default: all);
-#                                         logs go to $OUT (/tmp/gpu-logs)
+#                                         conv_bn vendor vendor_graph memory resnet amp train
+#                                         cuda_graph nccl bench bench_graph bench_cuda_graph
+#                                         (default: all); logs go to $OUT (/tmp/gpu-logs)
 # The *_graph steps run with cuDNN's graph API on (KILN_CUDNN_GRAPH=1); the summary counts the
-# lines where it fell back to the legacy API ("cuDNN graph API not used"), which should be none.
+# lines where it fell back to the legacy API ("cuDNN graph API not used") or where its conv+genstats
+# graph did not serve ("conv+genstats not used"), which should be none.
 # cuda_graph runs the CUDA-graph tests with cuBLAS/cuDNN on (they assert vendor calls in the
 # captured graphs and eager's bits from the replays; "libraries serve: false" in a log means the
 # libraries did not load, a failure here). bench_cuda_graph trains resnet18 on the embedded
@@ -46,13 +47,13 @@ step() { # name timeout command...
   local tests skips fallbacks
   tests=$(awk '/^test result:/ {p += $4; f += $6} END {print p + 0 " passed, " f + 0 " failed"}' "$out/$name.log")
   skips=$(grep -c 'skipped:' "$out/$name.log")
-  fallbacks=$(grep -c 'cuDNN graph API not used' "$out/$name.log")
+  fallbacks=$(grep -c 'cuDNN graph API not used\|conv+genstats not used' "$out/$name.log")
   summary+=("$(printf '%-24s rc=%-4s %4ss  %s, %s skipped, %s graph fallbacks' "$name" "$rc" $((SECONDS - start)) "$tests" "$skips" "$fallbacks")")
   [ "$rc" -eq 0 ] || grep -E 'panicked|FAILED' -A2 "$out/$name.log" | head -20
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_simt conf_graph tc vendor vendor_graph memory resnet amp train cuda_graph nccl bench bench_graph bench_cuda_graph)
+[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_simt conf_graph tc conv_bn vendor vendor_graph memory resnet amp train cuda_graph nccl bench bench_graph bench_cuda_graph)
 bench_args=(--model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 for s in "${steps[@]}"; do
   case $s in
@@ -66,6 +67,7 @@ for s in "${steps[@]}"; do
   conf_simt) step conf_simt 300 env KILN_CUBLAS=0 KILN_CUDNN=0 KILN_TENSOR_CORES=0 "$bin/cuda_conformance" ;;
   conf_graph) step conf_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/cuda_conformance" --nocapture ;;
   tc) step tensor_cores 120 "$bin/cuda_tensor_cores" --nocapture ;;
+  conv_bn) step conv_bn_stats 120 "$bin/cuda_conv_bn_stats" --nocapture ;;
   vendor) step vendor 300 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
   vendor_graph) step vendor_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
   memory) step memory 120 "$bin/cuda_memory" ;;

@@ -13,6 +13,7 @@ use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 use kiln_kernels::cpu::pool::Dims4;
 use kiln_kernels::cpu::reduce::ReduceOp;
+use kiln_kernels::cuda::bn_relu::TilePartials;
 
 /// A storage and the layout it is read through.
 pub type View<'a> = (&'a Storage, &'a Layout);
@@ -56,6 +57,16 @@ pub struct BnStats {
     pub scale: Storage,
     /// β - mean·scale.
     pub shift: Storage,
+}
+
+/// Per-channel partial statistics of a convolution's output that its epilogue wrote (an f32
+/// device buffer and how they lie in it), for a training BN of that output.
+#[derive(Debug)]
+pub struct ChannelPartials {
+    /// The buffer `parts.ptr` points into (kept alive with it).
+    pub buf: Storage,
+    /// The layout of the partials.
+    pub parts: TilePartials,
 }
 
 /// What the BN backward reads besides the incoming gradient; per-channel vectors are dense \[C\]
@@ -452,6 +463,25 @@ impl Storage {
         )
     }
 
+    /// Convolution forward of packed x and w, with the partial statistics of y for a training
+    /// BN when the backend's kernel produced them (CUDA's tensor-core forward; never the CPU).
+    pub fn conv2d_fwd_stats(
+        x: &Storage,
+        w: &Storage,
+        s: &ConvShape,
+    ) -> Result<(Storage, Option<ChannelPartials>)> {
+        match (x, w) {
+            (Storage::Cpu(a), Storage::Cpu(b)) => {
+                Ok((Storage::Cpu(cpu::conv::conv2d_fwd(a, b, s)?), None))
+            }
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                let (y, p) = cuda::conv::conv2d_fwd_stats(a, b, s)?;
+                Ok((Storage::Cuda(y), p))
+            }
+            (a, b) => Err(mismatch("conv2d", a, b)),
+        }
+    }
+
     /// Convolution input gradient.
     pub fn conv2d_bwd_data(dy: &Storage, w: &Storage, s: &ConvShape) -> Result<Storage> {
         on2!(
@@ -700,6 +730,30 @@ impl Storage {
                 cuda::norm::bn_stats(x, d, run, (g, b, eps))
             }
             (x, g, _) => Err(mismatch("batch_norm", x, g)),
+        }
+    }
+
+    /// [`Storage::bn_stats`] of the tensor `p` describes, from its partials instead of its
+    /// values (`self`, the BN input, only names the device).
+    pub fn bn_stats_from_partials(
+        &self,
+        p: &ChannelPartials,
+        d: ChannelDims,
+        run: BnRunning,
+        (gamma, beta, eps): (&Storage, &Storage, f64),
+    ) -> Result<BnStats> {
+        match (self, &p.buf, gamma, beta) {
+            (Storage::Cuda(x), Storage::Cuda(_), Storage::Cuda(g), Storage::Cuda(b)) => {
+                cuda::norm::bn_stats_from_partials(x, &p.parts, d, run, (g, b, eps))
+            }
+            (x, buf, _, _) if x.device() != buf.device() => Err(mismatch("batch_norm", x, buf)),
+            (x, g, _, _) if !matches!((x, g), (Storage::Cuda(_), Storage::Cuda(_))) => {
+                Err(mismatch("batch_norm", x, g))
+            }
+            _ => Err(Error::InvalidArgument {
+                op: "batch_norm",
+                msg: "partial statistics exist on CUDA devices only".into(),
+            }),
         }
     }
 

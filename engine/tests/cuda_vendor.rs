@@ -278,3 +278,86 @@ fn cudnn_graph_matches_the_legacy_api() {
     }
     set_cudnn_graph_enabled(was);
 }
+
+/// cuDNN's conv+genstats graph (graph API on, f16/bf16 NHWC) hands a training BN the per-channel
+/// Σy and Σy² of the convolution's output: the BN through them matches kiln's own statistics
+/// pass (bn_partials) over the same y, in its running buffers (momentum 1: the batch mean and
+/// unbiased variance) and its output, and y matches the plain forward. Where the graph API does
+/// not load it says why and checks that no statistics come from cuDNN's legacy path.
+#[test]
+fn cudnn_graph_genstats_match_kiln_bn() {
+    let _turn = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = match kiln_engine::cuda::device(0) {
+        Ok(d) => d,
+        Err(e) => return skip(e),
+    };
+    let was = cudnn_graph_enabled();
+    set_cudnn_enabled(true);
+    let graph = cudnn_graph_loaded(&dev);
+    set_cudnn_graph_enabled(graph.is_ok());
+    let cases = [
+        ([2, 16, 9, 11], [24, 16, 3, 3], 1, 1),
+        ([2, 32, 10, 10], [64, 32, 1, 1], 2, 0),
+    ];
+    for (xs, ws, stride, pad) in cases {
+        let p = Conv2dParams {
+            stride: [stride; 2],
+            padding: [pad; 2],
+            ..Default::default()
+        };
+        for dtype in [DType::F16, DType::BF16] {
+            let what = format!("conv {xs:?} * {ws:?} {dtype:?} NHWC");
+            let on_gpu = |t: Tensor| {
+                t.to_dtype(dtype)
+                    .and_then(|t| t.to_device(CUDA))
+                    .and_then(|t| t.to_memory_format(MemoryFormat::ChannelsLast))
+                    .unwrap()
+            };
+            let (x, w) = (on_gpu(input(&xs, 20)), on_gpu(input(&ws, 21)));
+            let (y, stats) = x.conv2d_with_stats(&w, p).unwrap();
+            if cudnn_loaded(&dev).is_ok() && graph.is_err() {
+                assert!(stats.is_none(), "{what}: statistics from the legacy API");
+            }
+            if let Err(why) = &graph {
+                skip(why);
+                continue;
+            }
+            let stats = stats.unwrap_or_else(|| panic!("{what}: cuDNN returned no statistics"));
+            let _ = writeln!(std::io::stderr(), "{what}: statistics from cuDNN genstats");
+            let plain = x.conv2d(&w, None, p).unwrap();
+            let as_f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap().to_vec_f32().unwrap();
+            assert_close(
+                &format!("{what} y"),
+                &as_f32(&y),
+                &as_f32(&plain),
+                tol(dtype),
+            );
+            let c = ws[0];
+            let buffers = || {
+                let f = |v| Tensor::full_on(&[c], v, DType::F32, CUDA).unwrap();
+                (f(0.0), f(1.0))
+            };
+            let ((m1, v1), (m2, v2)) = (buffers(), buffers());
+            let args = |m, v| kiln_engine::BatchNormArgs {
+                weight: None,
+                bias: None,
+                running_mean: Some(m),
+                running_var: Some(v),
+                num_batches_tracked: None,
+                training: true,
+                momentum: 1.0,
+                eps: 1e-5,
+            };
+            let fused = y
+                .batch_norm_act_with_stats(args(&m1, &v1), None, false, None, Some(&stats))
+                .unwrap();
+            let own = y.batch_norm(args(&m2, &v2)).unwrap();
+            // cuDNN may sum its f32 accumulators where kiln sums y as stored.
+            let t = if dtype == DType::F16 { 5e-3 } else { 3e-2 };
+            assert_close(&format!("{what} mean"), &as_f32(&m1), &as_f32(&m2), t);
+            assert_close(&format!("{what} var"), &as_f32(&v1), &as_f32(&v2), t);
+            assert_close(&format!("{what} BN(y)"), &as_f32(&fused), &as_f32(&own), t);
+        }
+    }
+    set_cudnn_graph_enabled(was);
+}

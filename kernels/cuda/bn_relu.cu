@@ -19,6 +19,10 @@
 //                variance unbiased) and num_batches_tracked, and writes invstd = 1/√(var + eps),
 //                scale = γ·invstd and shift = β - mean·scale for bn_act_fwd, so no launch of
 //                bookkeeping or per-channel arithmetic follows.
+//   bn_finalize_tiles  bn_finalize from partial statistics another kernel produced (the
+//                conv epilogue of conv_tc.cu, cuDNN's genstats): per tile and channel a sum and
+//                either Σ(v - tile mean)² or Σv², combined in double in two passes over the tiles
+//                (Chan et al.'s pairwise rule), so the BN after such a conv reads no activation.
 //   bn_act_fwd / bn_act_bwd_dx  elementwise, grid-stride.
 //
 // Activations are T (f32, f64, f16, bf16); per-channel vectors (mean, invstd, γ, scale, shift,
@@ -176,6 +180,40 @@ __device__ void bn_finalize(const T* x, const typename Acc<T>::t* invstd, bool b
   }
 }
 
+// Statistics from tile partials: tile t < tiles of channel c holds n_t = min(rows, M - t·rows)
+// values, its sum at p[(t·C + c)·stride] and its second quantity at p[second + (t·C + c)·stride]:
+// M2_t = Σ(v - sum/n_t)² when `centered`, else Σv² (M2_t = Σv² - sum²/n_t). mean = Σ sums / M,
+// M·var = Σ_t M2_t + n_t·(sum_t/n_t - mean)². Then as bn_finalize: mean, biased var, the running
+// buffers, num_batches_tracked and `aff`. A warp per channel.
+template <typename A>
+__device__ void bn_finalize_tiles(const float* p, i64 second, i64 stride, i64 tiles, i64 rows,
+                                  bool centered, i64 C, i64 M, A* out1, A* out2, A* run_mean,
+                                  A* run_var, i64* batches, double momentum,
+                                  const BnAffine<A>& aff) {
+  const i64 c = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (c >= C) return;
+  double s = 0.0;
+  for (i64 t = lane; t < tiles; t += 32) s += (double)p[(t * C + c) * stride];
+  const double mean = warp_add(s) / (double)(M > 0 ? M : 1);
+  double m2 = 0.0;
+  for (i64 t = lane; t < tiles; t += 32) {
+    const i64 o = (t * C + c) * stride;
+    const double n = (double)min(rows, M - t * rows), st = (double)p[o], q = (double)p[second + o];
+    const double d = st / n - mean;
+    m2 += (centered ? q : q - st * st / n) + n * d * d;
+  }
+  m2 = warp_add(m2);
+  if (lane == 0) {
+    const double var = fmax(m2 / (double)(M > 0 ? M : 1), 0.0);
+    out1[c] = (A)mean;
+    out2[c] = (A)var;
+    update_running(c, mean, var, M, momentum, run_mean, run_var);
+    write_affine(aff, c, mean, var);
+    if (batches && c == 0) *batches += 1;
+  }
+}
+
 // The channel of dense element i.
 template <typename I> __device__ __forceinline__ I channel_of(I i, I C, I hw, bool cl) {
   return cl ? i % C : (i / hw) % C;
@@ -260,3 +298,12 @@ BN_KERNELS(float, float, f32)
 BN_KERNELS(double, double, f64)
 BN_KERNELS(f16, float, f16)
 BN_KERNELS(bf16, float, bf16)
+
+extern "C" __global__ void bn_finalize_tiles_f32(const float* p, i64 second, i64 stride,
+                                                 i64 tiles, i64 rows, int centered, i64 c, i64 m,
+                                                 float* out1, float* out2, float* run_mean,
+                                                 float* run_var, i64* batches, double momentum,
+                                                 BnAffine<float> aff) {
+  bn_finalize_tiles<float>(p, second, stride, tiles, rows, centered != 0, c, m, out1, out2,
+                           run_mean, run_var, batches, momentum, aff);
+}

@@ -19,12 +19,123 @@
 //              [(r,s,c), q] when C/g and C are.
 // The NCHW gathers (pixels adjacent only along a row, stride and padding in between) always go
 // through registers, staged pixel-adjacent.
+//
+// conv_tc_fwd_stats_* is the forward whose epilogue also writes BatchNorm's per-channel partial
+// statistics of the tile it stored, so a training BN right after it skips bn_partials (a full
+// read of y): for each 64-pixel tile pt and output channel c, stats[(pt·OC + c)·2] = Σv and
+// stats[(pt·OC + c)·2 + 1] = Σ(v - tile mean)² over the tile's pixels (a two-pass centered sum
+// over registers, no cancellation), combined exactly in double by bn_finalize_tiles (bn_relu.cu,
+// Chan's formula). v is the value as stored (rounded to T), so the statistics are those of the y
+// the BN reads, equal to bn_partials' up to summation order. Cost: 1/16 of y's bytes written
+// (two f32 per 64 values of 2 bytes) and a few shuffles per tile.
+
+// ---- epilogue statistics -----------------------------------------------------------------------
+
+// A value as the store wrote it: rounded to T.
+template <typename T> __device__ __forceinline__ float as_stored(float v) {
+  return to_acc(from_acc<T>(v));
+}
+
+// Writes the per-channel (sum, centered M2) of the M×N tile at (m0, n0) whose accumulators are
+// `acc` (tc_store's fragment layout), values rounded to T. Channels are columns (CL: rows are
+// pixels) or rows (NCHW: columns are pixels); channel j of the tile is output channel ch0 + j,
+// its pair goes to stats[(pt·oc + ch0 + j)·2], pt the tile's index along the pixel axis. Two
+// passes over the registers: the tile's channel sums (lanes, then the two warps that share the
+// channels, through shared memory), then Σ(v - sum/count)². All threads must call it.
+template <typename T, bool CL>
+__device__ __forceinline__ void tc_channel_stats(const float (&acc)[2][4][4], int M, int N, int m0,
+                                                 int n0, int oc, int ch0, float* stats) {
+  __shared__ float red[2][2][TC_BM];  // [sum, M2][the warp pair's half][channel of the tile]
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int wm = warp / 2 * 32, wn = warp % 2 * 32, g = lane / 4, t = lane % 4;
+  const float count = (float)(CL ? min(TC_BM, M - m0) : min(TC_BN, N - n0));
+  if constexpr (CL) {
+    // This thread's channels are columns wn + j·8 + 2t + e1, its pixels rows wm + i·16 + g + 8·e2;
+    // lanes of one t (g = 0..7) share channels, as do warps w and w ^ 2.
+    float mean[4][2];
+#pragma unroll
+    for (int pass = 0; pass < 2; pass++) {
+#pragma unroll
+      for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int e1 = 0; e1 < 2; e1++) {
+          float s = 0.0f;
+#pragma unroll
+          for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++) {
+              if (m0 + wm + i * 16 + g + 8 * e2 >= M) continue;
+              const float v = as_stored<T>(acc[i][j][e2 * 2 + e1]);
+              s += pass == 0 ? v : (v - mean[j][e1]) * (v - mean[j][e1]);
+            }
+          s += __shfl_xor_sync(0xffffffffu, s, 4);
+          s += __shfl_xor_sync(0xffffffffu, s, 8);
+          s += __shfl_xor_sync(0xffffffffu, s, 16);
+          if (g == 0) red[pass][warp / 2][wn + j * 8 + 2 * t + e1] = s;
+        }
+      __syncthreads();
+      if (pass == 0) {
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+          for (int e1 = 0; e1 < 2; e1++) {
+            const int c = wn + j * 8 + 2 * t + e1;
+            mean[j][e1] = (red[0][0][c] + red[0][1][c]) / count;
+          }
+      }
+    }
+  } else {
+    // This thread's channels are rows wm + i·16 + g + 8·e2, its pixels columns wn + j·8 + 2t + e1;
+    // lanes of one g (t = 0..3) share channels, as do warps w and w ^ 1.
+    float mean[2][2];
+#pragma unroll
+    for (int pass = 0; pass < 2; pass++) {
+#pragma unroll
+      for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int e2 = 0; e2 < 2; e2++) {
+          float s = 0.0f;
+#pragma unroll
+          for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int e1 = 0; e1 < 2; e1++) {
+              if (n0 + wn + j * 8 + 2 * t + e1 >= N) continue;
+              const float v = as_stored<T>(acc[i][j][e2 * 2 + e1]);
+              s += pass == 0 ? v : (v - mean[i][e2]) * (v - mean[i][e2]);
+            }
+          s += __shfl_xor_sync(0xffffffffu, s, 1);
+          s += __shfl_xor_sync(0xffffffffu, s, 2);
+          if (t == 0) red[pass][warp % 2][wm + i * 16 + g + 8 * e2] = s;
+        }
+      __syncthreads();
+      if (pass == 0) {
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+          for (int e2 = 0; e2 < 2; e2++) {
+            const int c = wm + i * 16 + g + 8 * e2;
+            mean[i][e2] = (red[0][0][c] + red[0][1][c]) / count;
+          }
+      }
+    }
+  }
+  // Thread c < 64 writes channel c of the tile.
+  const int c = threadIdx.x, ch = (CL ? n0 : m0) + c, pt = (CL ? m0 : n0) / TC_BM;
+  if (c < TC_BM && ch < (CL ? N : M)) {
+    float* o = stats + ((i64)pt * oc + ch0 + ch) * 2;
+    o[0] = red[0][0][c] + red[0][1][c];
+    o[1] = red[1][0][c] + red[1][1][c];
+  }
+  // A later tile of this block (the group loop) rewrites `red`.
+  __syncthreads();
+}
 
 // ---- kernels -----------------------------------------------------------------------------------
 
+// `stats` null: the plain forward; else the epilogue also writes the tile statistics.
 template <typename T, bool CL>
 __device__ __forceinline__ void conv_tc_fwd(const T* x, const T* w, T* y, const ConvGeom& g,
-                                            bool a_async, bool b_async) {
+                                            bool a_async, bool b_async, float* stats) {
   const int nq = g.n * g.d_p.d, kc = g.cg * g.d_khw.d;
   const int M = CL ? nq : g.ocg, N = CL ? g.ocg : nq;
   int m0, n0;
@@ -42,6 +153,7 @@ __device__ __forceinline__ void conv_tc_fwd(const T* x, const T* w, T* y, const 
       StorePlanes<T> st{y + (i64)grp * g.ocg * g.d_p.d, g.d_p, (i64)g.oc * g.d_p.d};
       tc_store(st, acc, M, N, m0, n0, 1.0f, 0.0f);
     }
+    if (stats) tc_channel_stats<T, CL>(acc, M, N, m0, n0, g.oc, grp * g.ocg, stats);
   }
 }
 
@@ -98,7 +210,11 @@ __device__ __forceinline__ void conv_tc_bwd_filter(const T* x, const T* dy, floa
 #define CONV_TC(T, S, L, CL)                                                                      \
   extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_fwd_##L##_##S(                \
       const T* x, const T* w, T* y, ConvGeom g, int a_async, int b_async) {                      \
-    conv_tc_fwd<T, CL>(x, w, y, g, a_async != 0, b_async != 0);                                  \
+    conv_tc_fwd<T, CL>(x, w, y, g, a_async != 0, b_async != 0, nullptr);                         \
+  }                                                                                              \
+  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_fwd_stats_##L##_##S(          \
+      const T* x, const T* w, T* y, ConvGeom g, int a_async, int b_async, float* stats) {        \
+    conv_tc_fwd<T, CL>(x, w, y, g, a_async != 0, b_async != 0, stats);                           \
   }                                                                                              \
   extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_bwd_data_##L##_##S(           \
       const T* dy, const T* w, T* dx, ConvGeom g, int a_async, int b_async) {                    \

@@ -151,6 +151,10 @@ pub static MODULES: &[Module] = &[
             "conv_tc_bwd_data_nhwc_bf16",
             "conv_tc_bwd_filter_nchw_bf16",
             "conv_tc_bwd_filter_nhwc_bf16",
+            "conv_tc_fwd_stats_nchw_f16",
+            "conv_tc_fwd_stats_nhwc_f16",
+            "conv_tc_fwd_stats_nchw_bf16",
+            "conv_tc_fwd_stats_nhwc_bf16",
         ],
     },
     Module {

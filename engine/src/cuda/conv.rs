@@ -6,9 +6,10 @@
 //! switched off (`KILN_TENSOR_CORES=0`).
 
 use super::elementwise::float_ty;
-use super::{cudnn, switch, CudaStorage};
+use super::{cudnn, cudnn_graph, switch, CudaStorage};
+use crate::backend::ChannelPartials;
 use crate::cpu::conv::ConvShape;
-use crate::{Error, Result};
+use crate::{DType, Error, Result, Storage};
 use kiln_kernels::cpu::depthwise::Depthwise;
 use kiln_kernels::cuda::conv::{self as k, ConvDims, ConvPass};
 use kiln_kernels::cuda::gemm::sm_count;
@@ -68,19 +69,58 @@ fn builtin(
 
 /// y = conv2d(x, w).
 pub fn conv2d_fwd(x: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
+    Ok(forward(x, w, s, false)?.0)
+}
+
+/// y = conv2d(x, w) and, with `KILN_CONV_BN_STATS` on, the per-channel partial statistics of y
+/// for the training BatchNorm that reads y next: from cuDNN's conv+genstats graph with the graph
+/// API on (f16/bf16 NHWC), else from kiln's tensor-core forward's epilogue where that kernel
+/// serves (cuDNN declined or is off, f16/bf16 on sm_80+, wide groups).
+pub fn conv2d_fwd_stats(
+    x: &CudaStorage,
+    w: &CudaStorage,
+    s: &ConvShape,
+) -> Result<(CudaStorage, Option<ChannelPartials>)> {
+    forward(x, w, s, switch::conv_bn_stats_enabled())
+}
+
+/// The forward on the first implementation that serves it; with `stats`, the tensor-core
+/// kernel with the statistics epilogue where it is the one.
+fn forward(
+    x: &CudaStorage,
+    w: &CudaStorage,
+    s: &ConvShape,
+    stats: bool,
+) -> Result<(CudaStorage, Option<ChannelPartials>)> {
     let ty = conv_ty(x, w)?;
     let y = CudaStorage::alloc(x.device(), x.dtype(), s.out_shape().iter().product())?;
-    if cudnn::forward(x, w, &y, s)? {
-        return Ok(y);
+    if stats {
+        if let Some(p) = cudnn_graph::genstats::forward_stats(x, w, &y, s)? {
+            return Ok((y, Some(p)));
+        }
     }
-    if let Some(d) = depthwise(s) {
-        let ptrs = (x.ptr(), w.ptr(), y.ptr());
-        dw::forward(x.device().kernels(), ty, &d, s.channels_last, ptrs)?;
-        return Ok(y);
+    if cudnn::forward(x, w, &y, s)? {
+        return Ok((y, None));
     }
     let ptrs = (x.ptr(), w.ptr(), y.ptr());
-    builtin(x, ty, &dims(s, s.geom.k), ConvPass::Fwd, ptrs)?;
-    Ok(y)
+    if let Some(d) = depthwise(s) {
+        dw::forward(x.device().kernels(), ty, &d, s.channels_last, ptrs)?;
+        return Ok((y, None));
+    }
+    let d = dims(s, s.geom.k);
+    let kern = x.device().kernels();
+    if stats && switch::tensor_cores_enabled() && k::fwd_stats_supported(kern, ty, &d) {
+        let buf = CudaStorage::alloc(x.device(), DType::F32, k::fwd_stats_len(&d))?;
+        k::conv2d_fwd_stats(kern, ty, &d, ptrs, buf.ptr())?;
+        let parts = k::fwd_stats_partials(&d, buf.ptr());
+        let partials = ChannelPartials {
+            buf: Storage::Cuda(buf),
+            parts,
+        };
+        return Ok((y, Some(partials)));
+    }
+    builtin(x, ty, &d, ConvPass::Fwd, ptrs)?;
+    Ok((y, None))
 }
 
 /// dx from dy and w.

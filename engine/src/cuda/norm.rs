@@ -7,7 +7,9 @@ use crate::backend::{BnGrads, BnRunning, BnSaved, BnStats};
 use crate::ops::norm::stat_dtype;
 use crate::{DType, Error, Result, Storage};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
-use kiln_kernels::cuda::bn_relu::{self as k, BnBwd};
+use kiln_kernels::cuda::bn_relu::{self as k, BnBwd, TilePartials};
+use kiln_kernels::cuda::Kernels;
+use kiln_kernels::Result as KResult;
 
 const OP: &str = "batch_norm running statistics";
 
@@ -17,9 +19,46 @@ pub fn bn_stats(
     x: &CudaStorage,
     d: ChannelDims,
     run: BnRunning,
-    (gamma, beta, eps): (&CudaStorage, &CudaStorage, f64),
+    gbe: (&CudaStorage, &CudaStorage, f64),
 ) -> Result<BnStats> {
     let ty = float_ty("batch_norm", x.dtype())?;
+    stats_with(x, d, run, gbe, |kern, out, running, affine| {
+        k::bn_stats(kern, ty, x.ptr(), d, out, running, affine)
+    })
+}
+
+/// [`bn_stats`] from the partials a convolution's epilogue wrote for x (f16/bf16/f32 x only,
+/// whose statistics are f32): one `bn_finalize_tiles` launch, x not read.
+pub fn bn_stats_from_partials(
+    x: &CudaStorage,
+    parts: &TilePartials,
+    d: ChannelDims,
+    run: BnRunning,
+    gbe: (&CudaStorage, &CudaStorage, f64),
+) -> Result<BnStats> {
+    if stat_dtype(x.dtype()) != DType::F32 {
+        return Err(Error::InvalidArgument {
+            op: "batch_norm",
+            msg: format!(
+                "partial statistics need f32 statistics, not {:?}'s",
+                x.dtype()
+            ),
+        });
+    }
+    stats_with(x, d, run, gbe, |kern, out, running, affine| {
+        k::bn_stats_from_tiles(kern, parts, d, out, running, affine)
+    })
+}
+
+/// Allocates the statistics' vectors, resolves the running buffers and γ, β to pointers, and
+/// runs `launch` with them: (mean, var) out, the running buffers, the affine vectors.
+fn stats_with(
+    x: &CudaStorage,
+    d: ChannelDims,
+    run: BnRunning,
+    (gamma, beta, eps): (&CudaStorage, &CudaStorage, f64),
+    launch: impl FnOnce(&Kernels, (u64, u64), &k::BnRunning, &k::BnAffine) -> KResult<()>,
+) -> Result<BnStats> {
     let stat = stat_dtype(x.dtype());
     let ptr = |s: Option<&CudaStorage>, dtype: DType, len: usize| -> Result<u64> {
         let Some(s) = s else { return Ok(0) };
@@ -51,12 +90,8 @@ pub fn bn_stats(
         shift: shift.ptr(),
         eps,
     };
-    let kernels = x.device().kernels();
-    k::bn_stats(
-        kernels,
-        ty,
-        x.ptr(),
-        d,
+    launch(
+        x.device().kernels(),
         (mean.ptr(), var.ptr()),
         &running,
         &affine,

@@ -56,6 +56,7 @@ static CUDNN: Switch = Switch::new("KILN_CUDNN", true);
 static CUDNN_BENCHMARK: Switch = Switch::new("KILN_CUDNN_BENCHMARK", false);
 static CUDNN_GRAPH: Switch = Switch::new("KILN_CUDNN_GRAPH", false);
 static TENSOR_CORES: Switch = Switch::new("KILN_TENSOR_CORES", true);
+static CONV_BN_STATS: Switch = Switch::new("KILN_CONV_BN_STATS", true);
 
 /// Whether cuBLAS may serve matrix products (`KILN_CUBLAS`, on unless set to 0).
 pub fn cublas_enabled() -> bool {
@@ -111,4 +112,17 @@ pub fn tensor_cores_enabled() -> bool {
 /// affected.
 pub fn set_tensor_cores_enabled(on: bool) {
     TENSOR_CORES.set(on)
+}
+
+/// Whether a convolution followed by a training BatchNorm produces the BN's statistics in its
+/// epilogue where it can (`KILN_CONV_BN_STATS`, on unless set to 0); off, the BN reads its input
+/// to compute them (`bn_partials`).
+pub fn conv_bn_stats_enabled() -> bool {
+    CONV_BN_STATS.get()
+}
+
+/// Lets convolutions produce the statistics of the BatchNorm after them, or not; overrides
+/// `KILN_CONV_BN_STATS`.
+pub fn set_conv_bn_stats_enabled(on: bool) {
+    CONV_BN_STATS.set(on)
 }

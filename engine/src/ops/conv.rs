@@ -1,6 +1,7 @@
 //! 2-d convolution with autograd, in the memory format of its input.
 
 use super::record_node;
+use crate::backend::ChannelPartials;
 use crate::cpu::conv::ConvShape;
 use crate::{Error, MemoryFormat, Result, Storage, Tensor};
 
@@ -15,15 +16,12 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: Conv2dParams,
     ) -> Result<Tensor> {
-        if p.stride.contains(&0) || p.dilation.contains(&0) || p.groups == 0 {
-            return Err(Error::InvalidArgument {
-                op: "conv2d",
-                msg: format!("stride, dilation and groups must be positive, got {p:?}"),
-            });
-        }
+        check_params(&p)?;
         let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
         let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
-        let y = Tensor::in_gemm_precision(&[self, weight], |t| conv_core(&t[0], &t[1], s))?;
+        let y = Tensor::in_gemm_precision(&[self, weight], |t| {
+            Ok(conv_core(&t[0], &t[1], s, false)?.0)
+        })?;
         match bias {
             Some(b) => y.add(&b.reshape(&[1, s.oc, 1, 1])?),
             None => Ok(y),
@@ -31,14 +29,81 @@ impl Tensor {
     }
 }
 
-fn conv_core(x: &Tensor, w: &Tensor, s: ConvShape) -> Result<Tensor> {
+/// Per-channel statistics of a convolution's output that the convolution produced along with it
+/// ([`Tensor::conv2d_with_stats`]): a training BatchNorm of exactly that tensor
+/// ([`Tensor::batch_norm_act_with_stats`]) takes its batch mean and variance from them instead of
+/// reading the tensor. Valid while the tensor is not modified in place.
+#[derive(Debug)]
+pub struct ChannelStats {
+    pub(crate) partials: ChannelPartials,
+    /// The tensor they describe (its storage and layout identify it).
+    pub(crate) of: Tensor,
+}
+
+impl ChannelStats {
+    /// Whether these are the statistics of `x`: a handle on the same storage with the same
+    /// layout as the convolution's output.
+    pub fn describes(&self, x: &Tensor) -> bool {
+        x.same_storage(&self.of) && x.layout() == self.of.layout() && x.dtype() == self.of.dtype()
+    }
+}
+
+impl Tensor {
+    /// [`Tensor::conv2d`] without bias whose output comes with its per-channel statistics where
+    /// the backend produced them in the same kernel (kiln's tensor-core forward on CUDA, for
+    /// f16/bf16 under `KILN_CONV_BN_STATS`); `None` elsewhere (CPU, cuDNN, SIMT kernels, f32),
+    /// where a BN computes them itself. For a convolution followed by a training BatchNorm.
+    pub fn conv2d_with_stats(
+        &self,
+        weight: &Tensor,
+        p: Conv2dParams,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        check_params(&p)?;
+        let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
+        let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
+        let mut out = None;
+        let y = Tensor::in_gemm_precision(&[self, weight], |t| {
+            let (y, partials) = conv_core(&t[0], &t[1], s, true)?;
+            out = partials.map(|p| (p, y.clone()));
+            Ok(y)
+        })?;
+        // Kept only when the tensor returned is the one the kernel wrote.
+        let stats = out
+            .filter(|(_, of)| y.same_storage(of))
+            .map(|(partials, of)| ChannelStats { partials, of });
+        Ok((y, stats))
+    }
+}
+
+fn check_params(p: &Conv2dParams) -> Result<()> {
+    if p.stride.contains(&0) || p.dilation.contains(&0) || p.groups == 0 {
+        return Err(Error::InvalidArgument {
+            op: "conv2d",
+            msg: format!("stride, dilation and groups must be positive, got {p:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// The convolution with its autograd node; with `stats`, the forward that also returns y's
+/// partial statistics where the backend has one.
+fn conv_core(
+    x: &Tensor,
+    w: &Tensor,
+    s: ConvShape,
+    stats: bool,
+) -> Result<(Tensor, Option<ChannelPartials>)> {
     let format = if s.channels_last {
         MemoryFormat::ChannelsLast
     } else {
         MemoryFormat::Contiguous
     };
     let (x, w) = (x.packed(format)?, w.packed(format)?);
-    let ys = Storage::conv2d_fwd(&x.storage(), &w.storage(), &s)?;
+    let (ys, partials) = if stats {
+        Storage::conv2d_fwd_stats(&x.storage(), &w.storage(), &s)?
+    } else {
+        (Storage::conv2d_fwd(&x.storage(), &w.storage(), &s)?, None)
+    };
     let (xd, wd) = (x.detach(), w.detach());
     let (need_dx, need_dw) = (x.requires_grad(), w.requires_grad());
     let node = record_node("conv2d", &[&x, &w], move |g| {
@@ -55,5 +120,5 @@ fn conv_core(x: &Tensor, w: &Tensor, s: ConvShape) -> Result<Tensor> {
             dw.map(|d| Tensor::plain(d, s.layout(wd.shape()))),
         ])
     });
-    Ok(Tensor::result(ys, s.layout(&s.out_shape()), node))
+    Ok((Tensor::result(ys, s.layout(&s.out_shape()), node), partials))
 }

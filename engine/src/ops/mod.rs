@@ -19,7 +19,7 @@ mod softmax;
 mod squeeze_excite;
 mod view;
 
-pub use conv::Conv2dParams;
+pub use conv::{ChannelStats, Conv2dParams};
 pub use creation::Generator;
 pub use dropout::{manual_seed, manual_seed_thread, with_global_generator};
 pub use grad_norm::{clip_grad_norm_on_device_, grad_norm, scale_grads_};

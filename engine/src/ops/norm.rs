@@ -1,5 +1,6 @@
 //! BatchNorm with optional fused residual add and ReLU, one autograd node for the whole block.
 
+use super::conv::ChannelStats;
 use super::record_node;
 use crate::backend::{BnRunning, BnSaved};
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
@@ -94,7 +95,24 @@ impl Tensor {
         relu: bool,
         sync: Synced,
     ) -> Result<Tensor> {
+        self.batch_norm_act_with_stats(args, residual, relu, sync, None)
+    }
+
+    /// [`Tensor::batch_norm_act_synced`] of a convolution's output with the statistics the
+    /// convolution produced ([`Tensor::conv2d_with_stats`]): in training, this process's batch
+    /// mean and variance come from them (one small launch) instead of a read of x. Statistics
+    /// that do not describe x ([`ChannelStats::describes`]), or eval mode, leave the ordinary
+    /// path; the backward is the same either way.
+    pub fn batch_norm_act_with_stats(
+        &self,
+        args: BatchNormArgs,
+        residual: Option<&Tensor>,
+        relu: bool,
+        sync: Synced,
+        stats: Option<&ChannelStats>,
+    ) -> Result<Tensor> {
         let sync = sync.filter(|_| args.training);
+        let stats = stats.filter(|s| args.training && s.describes(self));
         if self.rank() < 2 {
             return Err(Error::BadShape {
                 op: "batch_norm",
@@ -115,11 +133,14 @@ impl Tensor {
         let native = matches!(self.device(), Device::Cuda(_))
             && residual.is_none_or(|r| r.dtype() == self.dtype());
         if low && native {
-            return bn_core(self, residual, args, relu, sync);
+            return bn_core(self, residual, args, relu, sync, stats);
         }
+        // The f32 copies hold the same values, so the statistics still describe them.
         let mut inputs = vec![self];
         inputs.extend(residual);
-        Tensor::in_compute_precision(&inputs, |t| bn_core(&t[0], t.get(1), args, relu, sync))
+        Tensor::in_compute_precision(&inputs, |t| {
+            bn_core(&t[0], t.get(1), args, relu, sync, stats)
+        })
     }
 }
 
@@ -148,6 +169,7 @@ fn bn_core(
     args: BatchNormArgs,
     relu: bool,
     sync: Synced,
+    stats: Option<&ChannelStats>,
 ) -> Result<Tensor> {
     let shape = x.shape();
     let (d, format) = channel_dims(x);
@@ -158,7 +180,7 @@ fn bn_core(
     let gamma = channel_vec(args.weight, d.c, 1.0, &x)?;
     let beta = channel_vec(args.bias, d.c, 0.0, &x)?;
     let [mean, invstd, scale, shift] =
-        batch_or_running_stats(&x, &args, d, sync.as_deref(), [&gamma, &beta])?;
+        batch_or_running_stats(&x, &args, d, sync.as_deref(), [&gamma, &beta], stats)?;
     let y = {
         let rs = residual.as_ref().map(|r| r.storage());
         x.storage()
@@ -224,6 +246,7 @@ fn batch_or_running_stats(
     d: ChannelDims,
     sync: Option<&dyn CrossReplicaSum>,
     [gamma, beta]: [&Tensor; 2],
+    partials: Option<&ChannelStats>,
 ) -> Result<[Tensor; 4]> {
     // Outside the local training pass (eval, SyncBN's global statistics) the vectors come from
     // tensor ops on the statistics.
@@ -278,7 +301,13 @@ fn batch_or_running_stats(
             momentum: args.momentum,
         };
         let (g, b) = (gamma.storage(), beta.storage());
-        x.storage().bn_stats(d, run, (&g, &b, args.eps))?
+        match partials {
+            Some(p) => {
+                x.storage()
+                    .bn_stats_from_partials(&p.partials, d, run, (&g, &b, args.eps))?
+            }
+            None => x.storage().bn_stats(d, run, (&g, &b, args.eps))?,
+        }
     };
     let channel = |s| Tensor::plain(s, Layout::contiguous(&[d.c]));
     let (mean, var) = (channel(stats.mean), channel(stats.var));

@@ -177,6 +177,73 @@ pub fn bn_stats(
     )
 }
 
+/// Per-channel partial statistics of an `[N, C, H·W]` tensor that the kernel which wrote it
+/// produced (f32 on the device): the N·H·W values of each channel split into `tiles` runs of
+/// `rows` (the last holds the rest); run t of channel c has its sum at element (t·C + c)·stride
+/// and its second quantity `second` elements further: Σ(v - run mean)² when `centered`, else Σv².
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TilePartials {
+    /// The f32 buffer.
+    pub ptr: DevPtr,
+    /// Offset of the second quantity from the sum, in elements.
+    pub second: usize,
+    /// Elements between consecutive (run, channel) sums.
+    pub stride: usize,
+    /// Runs per channel.
+    pub tiles: usize,
+    /// Values per run.
+    pub rows: usize,
+    /// Whether the second quantity is centered on the run's mean (else a raw Σv²).
+    pub centered: bool,
+}
+
+/// [`bn_stats`] from partials instead of a read of x: mean and biased variance into `mean`,
+/// `var` (f32), the running buffers of `run` and the vectors of `aff`, in one launch
+/// (`bn_finalize_tiles`; statistics of f16/bf16/f32 activations only, which keep f32 vectors).
+pub fn bn_stats_from_tiles(
+    k: &Kernels,
+    parts: &TilePartials,
+    d: ChannelDims,
+    (mean, var): (DevPtr, DevPtr),
+    run: &BnRunning,
+    aff: &BnAffine,
+) -> Result<()> {
+    if d.c == 0 {
+        return Ok(());
+    }
+    let m = d.per_channel();
+    if parts.rows == 0 || parts.tiles != m.div_ceil(parts.rows) {
+        return Err(crate::error::Error::Launch(format!(
+            "bn_finalize_tiles: {} runs of {} do not cover {m} values a channel",
+            parts.tiles, parts.rows
+        )));
+    }
+    let (second, stride, tiles, rows) = (
+        parts.second as i64,
+        parts.stride as i64,
+        parts.tiles as i64,
+        parts.rows as i64,
+    );
+    let (centered, c, m) = (parts.centered as i32, d.c as i64, m as i64);
+    let (rm, rv, rb, momentum) = (run.mean, run.var, run.batches, run.momentum);
+    // SAFETY: `parts.ptr` holds tiles·C runs' sums and second quantities at the offsets it
+    // describes (the producer's contract), written earlier on this stream; mean, var (and the
+    // non-null running buffers and pointers of `aff`) hold C f32, a non-null `batches` one i64;
+    // the list matches `bn_finalize_tiles_f32(const float*, i64, i64, i64, i64, int, i64, i64,
+    // float*, float*, float*, float*, i64*, double, BnAffine<float>)`.
+    unsafe {
+        k.launch(
+            FILE,
+            "bn_finalize_tiles_f32",
+            warp_per_channel(d.c),
+            &[
+                &parts.ptr, &second, &stride, &tiles, &rows, &centered, &c, &m, &mean, &var, &rm,
+                &rv, &rb, &momentum, aff,
+            ],
+        )
+    }
+}
+
 /// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`; y written once.
 #[allow(clippy::too_many_arguments)]
 pub fn bn_act_fwd(

@@ -3,6 +3,7 @@
 //! implicit GEMM (no im2col buffer), on tensor cores for f16/bf16 on sm_80+; narrow ones
 //! (depthwise, fewer than 16 channels a side) run direct kernels.
 
+use super::bn_relu::TilePartials;
 use super::gemm::{dim, int, sm_count, Tile};
 use super::gemm_tc::{self, TILE as TC_TILE};
 use super::{grid_1d, DevPtr, Kernels};
@@ -388,6 +389,68 @@ pub fn conv2d_planned(
     // (Geom::new); the arguments match `<stem>_<algo>_<layout>_<ty>(const T*, const T*, T*,
     // ConvGeom)`.
     unsafe { k.launch(FILE, &name, cfg, &[&a, &b, &out, &g]) }
+}
+
+/// Values per run of the partial statistics [`conv2d_fwd_stats`] writes: one tensor-core tile's
+/// pixels.
+pub const STATS_ROWS: usize = TC_TILE;
+
+/// Whether [`conv2d_fwd_stats`] serves `d` in `ty` on this device: where the forward's plan is
+/// the tensor-core implicit GEMM (f16/bf16 on sm_80+, groups wide enough).
+pub fn fwd_stats_supported(k: &Kernels, ty: &str, d: &ConvDims) -> bool {
+    gemm_tc::supported(k, ty)
+        && d.plan(ty, ConvPass::Fwd, sm_count(k), true).algo == ConvAlgo::TensorCore
+}
+
+/// f32 elements of the statistics buffer [`conv2d_fwd_stats`] fills for `d`.
+pub fn fwd_stats_len(d: &ConvDims) -> usize {
+    (d.n * d.oh * d.ow).div_ceil(STATS_ROWS) * d.oc * 2
+}
+
+/// How the statistics at `ptr` that [`conv2d_fwd_stats`] wrote for `d` lie: runs of
+/// [`STATS_ROWS`] pixels, (sum, centered M2) pairs.
+pub fn fwd_stats_partials(d: &ConvDims, ptr: DevPtr) -> TilePartials {
+    TilePartials {
+        ptr,
+        second: 1,
+        stride: 2,
+        tiles: (d.n * d.oh * d.ow).div_ceil(STATS_ROWS),
+        rows: STATS_ROWS,
+        centered: true,
+    }
+}
+
+/// y = conv(x, w) on tensor cores (as [`conv2d_fwd`] where [`fwd_stats_supported`]), its
+/// epilogue also writing each output channel's partial statistics over each run of
+/// [`STATS_ROWS`] output pixels (in (image, row, column) order) into `stats`
+/// ([`fwd_stats_len`] f32, laid out as [`fwd_stats_partials`] says), for
+/// [`super::bn_relu::bn_stats_from_tiles`]. The statistics are of y's values as stored (rounded
+/// to `ty`).
+pub fn conv2d_fwd_stats(
+    k: &Kernels,
+    ty: &str,
+    d: &ConvDims,
+    (x, w, y): (DevPtr, DevPtr, DevPtr),
+    stats: DevPtr,
+) -> Result<()> {
+    let g = Geom::new(d)?;
+    if !fwd_stats_supported(k, ty, d) {
+        return Err(Error::Launch(format!(
+            "conv2d with statistics: {d:?} in {ty} does not run on tensor cores on sm_{}",
+            k.arch()
+        )));
+    }
+    if d.n * d.oc * d.oh * d.ow == 0 {
+        return Ok(());
+    }
+    let name = format!("conv_tc_fwd_stats_{}_{ty}", d.layout());
+    let cfg = gemm_grid(d.gemm_shape(ConvPass::Fwd), TC_TILE, 128, d.groups)?;
+    let [ca, cb] = tc_copies(d, ConvPass::Fwd, x, w).map(i32::from);
+    // SAFETY: as in `conv2d_planned` for the tensor-core forward, with `stats` holding
+    // `fwd_stats_len(d)` f32 (every (pixel tile, channel) pair is written by the one block that
+    // stores that tile); matches `conv_tc_fwd_stats_<layout>_<ty>(const T*, const T*, T*,
+    // ConvGeom, int, int, float*)`.
+    unsafe { k.launch(TC_FILE, &name, cfg, &[&x, &w, &y, &g, &ca, &cb, &stats]) }
 }
 
 /// A grid of `threads`-thread blocks over the `edge`² tiles of a \[rows, columns, _\] GEMM, `z`

@@ -1,5 +1,6 @@
 //! BatchNorm2d with PyTorch's tensors and defaults, and its fused ReLU / residual forms.
 
+use super::Conv2d;
 use crate::module::{push, Kind, NamedTensor};
 use crate::{Module, Result};
 use kiln_engine::{BatchNormArgs, CrossReplicaSum, DType, Tensor};
@@ -62,6 +63,25 @@ impl BatchNorm2d {
     /// act(BN(x) + residual) as one fused op; ReLU when `relu`.
     pub fn forward_act(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         Ok(x.batch_norm_act_synced(self.args(), residual, relu, self.sync.clone())?)
+    }
+
+    /// act(BN(conv(x)) + residual): `conv`'s output straight into this BN. In training its batch
+    /// statistics come from the convolution's epilogue where the backend produces them
+    /// ([`Tensor::conv2d_with_stats`]: kiln's tensor-core forward on CUDA), sparing a read of the
+    /// output; elsewhere, and for a conv with a bias, it is `forward_act(conv.forward(x))`.
+    pub fn forward_conv(
+        &self,
+        conv: &Conv2d,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        relu: bool,
+    ) -> Result<Tensor> {
+        if !self.training || conv.bias.is_some() {
+            return self.forward_act(&conv.forward(x)?, residual, relu);
+        }
+        let (y, stats) = x.conv2d_with_stats(&conv.weight, conv.params)?;
+        let sync = self.sync.clone();
+        Ok(y.batch_norm_act_with_stats(self.args(), residual, relu, sync, stats.as_ref())?)
     }
 
     /// Sets γ to zero (timm's `zero_init_last` for a block's last BN).

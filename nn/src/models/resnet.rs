@@ -67,7 +67,7 @@ impl Downsample {
             Some(p) => p.forward(x)?,
             None => x.clone(),
         };
-        self.bn.forward(&self.conv.forward(&x)?)
+        self.bn.forward_conv(&self.conv, &x, None, false)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
@@ -147,18 +147,18 @@ impl Block {
         let mut h = x.clone();
         for (i, (conv, bn)) in self.convs[..last].iter().zip(&self.bns).enumerate() {
             h = match &self.drop_block {
-                Some(db) if i == last - 1 && self.training => {
-                    db.forward(&bn.forward(&conv.forward(&h)?)?)?.relu()?
-                }
-                _ => bn.forward_act(&conv.forward(&h)?, None, true)?,
+                Some(db) if i == last - 1 && self.training => db
+                    .forward(&bn.forward_conv(conv, &h, None, false)?)?
+                    .relu()?,
+                _ => bn.forward_conv(conv, &h, None, true)?,
             };
         }
-        let h = self.convs[last].forward(&h)?;
+        let (conv, bn) = (&self.convs[last], &self.bns[last]);
         let drop_path = self.training && self.drop_path > 0.0;
         if self.se.is_none() && !drop_path {
-            return self.bns[last].forward_act(&h, Some(&shortcut), true);
+            return bn.forward_conv(conv, &h, Some(&shortcut), true);
         }
-        let mut h = self.bns[last].forward(&h)?;
+        let mut h = bn.forward_conv(conv, &h, None, false)?;
         if let Some(se) = &self.se {
             h = se.forward(&h)?;
         }
@@ -246,9 +246,7 @@ impl Stem {
         self.convs
             .iter()
             .zip(&self.bns)
-            .try_fold(x.clone(), |h, (c, b)| {
-                b.forward_act(&c.forward(&h)?, None, true)
-            })
+            .try_fold(x.clone(), |h, (c, b)| b.forward_conv(c, &h, None, true))
     }
 
     fn collect(&self, out: &mut Vec<NamedTensor>) {

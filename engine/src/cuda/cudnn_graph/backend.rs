@@ -29,6 +29,7 @@ fn element_size(ty: Type) -> Option<usize> {
         CUDNN_TYPE_FLOAT
         | CUDNN_TYPE_DATA_TYPE
         | CUDNN_TYPE_CONVOLUTION_MODE
+        | CUDNN_TYPE_GENSTATS_MODE
         | CUDNN_TYPE_HEUR_MODE
         | CUDNN_TYPE_KNOB_TYPE
         | CUDNN_TYPE_NUMERICAL_NOTE => Some(4),

@@ -38,7 +38,8 @@ pub(super) struct Graph {
     _parts: Vec<Desc>,
 }
 
-fn tensor(key: &Key, dims: [i32; 4], uid: i64, align: u8) -> Result<Desc> {
+/// A packed tensor of `key`'s data type and layout with `dims`, id `uid`, aligned to `align`.
+pub(super) fn tensor(key: &Key, dims: [i32; 4], uid: i64, align: u8) -> Result<Desc> {
     let t = Desc::new(Kind::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
     t.set(
         Name::CUDNN_ATTR_TENSOR_DATA_TYPE,
@@ -73,7 +74,8 @@ fn tensor(key: &Key, dims: [i32; 4], uid: i64, align: u8) -> Result<Desc> {
     Ok(t)
 }
 
-fn convolution(key: &Key) -> Result<Desc> {
+/// The convolution descriptor of `key`.
+pub(super) fn convolution(key: &Key) -> Result<Desc> {
     let c = Desc::new(Kind::CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR)?;
     let int = Type::CUDNN_TYPE_INT64;
     let pair = |p: [i32; 2]| p.map(i64::from);
@@ -115,7 +117,7 @@ fn convolution(key: &Key) -> Result<Desc> {
 }
 
 /// The operation of `op` on x, w, y with alpha = 1, beta = 0 (double for f64, else float).
-fn operation(op: Op, key: &Key, [x, w, y]: [&Desc; 3], conv: &Desc) -> Result<Desc> {
+pub(super) fn operation(op: Op, key: &Key, [x, w, y]: [&Desc; 3], conv: &Desc) -> Result<Desc> {
     use Name::*;
     let (kind, [alpha, beta, conv_name, x_name, w_name, y_name]) = match op {
         Op::Forward => (
@@ -182,12 +184,19 @@ fn operation_of(op: Op, key: &Key, align: u8) -> Result<(Desc, Vec<Desc>)> {
 /// Builds and finalizes the one-operation graph of `op` for `key` on handle `h`, with tensors
 /// aligned to `align` bytes.
 pub(super) fn build(h: cudnnHandle_t, op: Op, key: &Key, align: u8) -> Result<Graph> {
-    let (o, mut parts) = operation_of(op, key, align)?;
+    let (o, parts) = operation_of(op, key, align)?;
+    assemble(h, vec![o], parts)
+}
+
+/// The finalized graph of the operations `ops` on handle `h`, keeping `parts` (what they were
+/// built from) alive with it.
+pub(super) fn assemble(h: cudnnHandle_t, ops: Vec<Desc>, mut parts: Vec<Desc>) -> Result<Graph> {
     let graph = Desc::new(Kind::CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR)?;
     graph.set_handle(Name::CUDNN_ATTR_OPERATIONGRAPH_HANDLE, h)?;
-    graph.set_descs(Name::CUDNN_ATTR_OPERATIONGRAPH_OPS, &[&o])?;
+    let refs: Vec<&Desc> = ops.iter().collect();
+    graph.set_descs(Name::CUDNN_ATTR_OPERATIONGRAPH_OPS, &refs)?;
     graph.finalize()?;
-    parts.push(o);
+    parts.extend(ops);
     Ok(Graph {
         graph,
         _parts: parts,

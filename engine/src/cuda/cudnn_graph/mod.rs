@@ -29,6 +29,7 @@
 mod backend;
 mod disk;
 mod engine;
+pub(super) mod genstats;
 mod graph;
 
 use super::cudnn::{on_call_stream, require_symbols, Key, MAX_BENCH_WORKSPACE};
