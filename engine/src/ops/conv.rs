@@ -25,6 +25,11 @@ impl Tensor {
         let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
         let y = Tensor::in_gemm_precision(&[self, weight], |t| conv_core(&t[0], &t[1], s))?;
         match bias {
+            // Under autocast the bias joins the product's dtype, as PyTorch's autocast casts
+            // every argument of conv2d: the add then reads one dtype, with no cast around it.
+            Some(b) if crate::amp::autocast_dtype() == Some(y.dtype()) => {
+                y.add(&b.to_dtype(y.dtype())?.reshape(&[1, s.oc, 1, 1])?)
+            }
             Some(b) => y.add(&b.reshape(&[1, s.oc, 1, 1])?),
             None => Ok(y),
         }
