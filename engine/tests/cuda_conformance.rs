@@ -979,57 +979,33 @@ fn squeeze_excite_fused() {
         (UnaryOp::Relu, UnaryOp::HardSigmoid),
     ];
     for (act, gate) in pairs {
+        let se = |t: &[Tensor], layout: &str| {
+            relayout(&t[0], layout)?.squeeze_excite(SqueezeExcite {
+                w1: &t[1],
+                b1: &t[2],
+                w2: &t[3],
+                b2: &t[4],
+                act,
+                gate,
+            })
+        };
         for layout in ["contiguous", "channels_last"] {
             for dtype in FLOATS {
                 let label = format!("squeeze_excite {act:?}/{gate:?} {layout}");
-                conform(&label, &inputs, dtype, |t| {
-                    relayout(&t[0], layout)?.squeeze_excite(SqueezeExcite {
-                        w1: &t[1],
-                        b1: &t[2],
-                        w2: &t[3],
-                        b2: &t[4],
-                        act,
-                        gate,
-                    })
+                conform(&label, &inputs, dtype, |t| se(t, layout));
+            }
+            // f16/bf16 activations with f32 parameters inside autocast (EfficientNet's and
+            // MobileNetV3's AMP step): the FC layers stay in f32 on the channel means, so the
+            // gate the apply pass reads is f32 whatever autocast would do to a matmul.
+            for dtype in [DType::F16, DType::BF16] {
+                let mut dtypes = [DType::F32; 5];
+                dtypes[0] = dtype;
+                let label = format!("squeeze_excite {act:?}/{gate:?} {layout} autocast");
+                conform_each(&label, &inputs, &dtypes, tol(dtype), |t| {
+                    let _amp = kiln_engine::amp::autocast(dtype)?;
+                    se(t, layout)
                 });
             }
-        }
-    }
-}
-
-#[test]
-fn squeeze_excite_under_autocast() {
-    if !cuda_available() {
-        return;
-    }
-    use kiln_engine::{SqueezeExcite, UnaryOp};
-    // f16/bf16 activations with f32 parameters inside autocast (EfficientNet's and MobileNetV3's
-    // AMP step): the FC layers stay in f32 on the channel means, so the gate the apply pass reads
-    // is f32 whatever autocast would do to a matmul.
-    let (n, c, r) = (2, 37, 5);
-    let inputs = [
-        input(&[n, c, 3, 5], 35, false),
-        input(&[r, c, 1, 1], 36, false),
-        input(&[r], 37, false),
-        input(&[c, r, 1, 1], 38, false),
-        input(&[c], 39, false),
-    ];
-    for layout in ["contiguous", "channels_last"] {
-        for dtype in [DType::F16, DType::BF16] {
-            let mut dtypes = [DType::F32; 5];
-            dtypes[0] = dtype;
-            let label = format!("squeeze_excite autocast {layout}");
-            conform_each(&label, &inputs, &dtypes, tol(dtype), |t| {
-                let _amp = kiln_engine::amp::autocast(dtype)?;
-                relayout(&t[0], layout)?.squeeze_excite(SqueezeExcite {
-                    w1: &t[1],
-                    b1: &t[2],
-                    w2: &t[3],
-                    b2: &t[4],
-                    act: UnaryOp::Silu,
-                    gate: UnaryOp::Sigmoid,
-                })
-            });
         }
     }
 }
