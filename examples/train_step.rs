@@ -120,7 +120,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         kiln_engine::cuda::set_cudnn_benchmark(true);
     }
     manual_seed(0);
-    let mut model = create_model(&o.model, &ModelArgs::default())?;
+    // ViT's position embedding is sized for the input; the other models ignore `img_size`.
+    let margs = ModelArgs {
+        img_size: Some(o.img_size),
+        ..ModelArgs::default()
+    };
+    let mut model = create_model(&o.model, &margs)?;
     let format = if o.channels_last {
         MemoryFormat::ChannelsLast
     } else {

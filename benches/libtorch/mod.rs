@@ -96,6 +96,19 @@ pub fn bn_relu(g: &mut BenchmarkGroup<WallTime>) {
     });
 }
 
+/// The benches' optimizer over `vs`, as kiln's side: SGD with Nesterov momentum 0.9, weight decay
+/// 2e-5, learning rate 0.1.
+fn sgd(vs: &nn::VarStore) -> nn::Optimizer {
+    nn::Sgd {
+        momentum: 0.9,
+        dampening: 0.0,
+        wd: 2e-5,
+        nesterov: true,
+    }
+    .build(vs, 0.1)
+    .expect("libtorch SGD")
+}
+
 /// torchvision's resnet18 or resnet50 (timm's architecture at default args) in channels-last:
 /// a training step (forward, label-smoothed cross-entropy, backward, Nesterov SGD) and a forward.
 pub fn resnet(g: &mut BenchmarkGroup<WallTime>, name: &str) {
@@ -112,14 +125,7 @@ pub fn resnet(g: &mut BenchmarkGroup<WallTime>, name: &str) {
             }
         }
     });
-    let mut opt = nn::Sgd {
-        momentum: 0.9,
-        dampening: 0.0,
-        wd: 2e-5,
-        nesterov: true,
-    }
-    .build(&vs, 0.1)
-    .expect("libtorch SGD");
+    let mut opt = sgd(&vs);
     let x = randn4([32, 3, 64, 64], true);
     let target = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(1000);
     g.bench_function(format!("libtorch/{name}/train_step"), |b| {
@@ -172,14 +178,7 @@ pub fn timm_model(g: &mut BenchmarkGroup<WallTime>, name: &str, nhwc: bool) {
                 .add(&pname.replace('.', "_"), p, true);
         }
     });
-    let mut opt = nn::Sgd {
-        momentum: 0.9,
-        dampening: 0.0,
-        wd: 2e-5,
-        nesterov: true,
-    }
-    .build(&vs, 0.1)
-    .expect("libtorch SGD");
+    let mut opt = sgd(&vs);
     opt.set_weight_decay_group(0, 0.0);
     let x = randn4([32, 3, 64, 64], nhwc);
     let target = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(1000);

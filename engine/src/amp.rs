@@ -31,6 +31,12 @@ pub fn autocast(dtype: DType) -> Result<AutocastGuard> {
     Ok(AutocastGuard(AUTOCAST.with(|a| a.replace(Some(dtype)))))
 }
 
+/// Suspends autocast on this thread until the guard drops, for ops that keep part of their work
+/// in f32 by design (squeeze-excite's FC layers on f32 channel means).
+pub(crate) fn suspend_autocast() -> AutocastGuard {
+    AutocastGuard(AUTOCAST.with(|a| a.replace(None)))
+}
+
 /// The autocast dtype in effect on this thread, if any.
 pub fn autocast_dtype() -> Option<DType> {
     AUTOCAST.with(|a| a.get())

@@ -90,13 +90,16 @@ pub struct BnSaved<'a> {
     pub has_residual: bool,
 }
 
-/// What LayerNorm's backward reads besides dy: the input and γ in the input's dtype, μ and
-/// rstd per row in the statistics dtype (f32 for half types).
+/// What LayerNorm's backward reads besides dy: the input, γ in the parameters' dtype (the
+/// input's, or f32 for f16/bf16 input on CUDA), μ and rstd per row in the statistics dtype (f32
+/// for half types).
 pub struct LnSaved<S> {
     /// The LayerNorm input, dense rows.
     pub x: S,
     /// γ, when the forward had one.
     pub gamma: Option<S>,
+    /// The dtype of γ and β, which dγ and dβ are written in.
+    pub param_dtype: DType,
     /// Each row's mean.
     pub mean: S,
     /// Each row's 1/√(var + eps).
@@ -111,6 +114,7 @@ impl<'a> LnSaved<&'a Storage> {
         Ok(LnSaved {
             x: pick(self.x)?,
             gamma: self.gamma.map(&pick).transpose()?,
+            param_dtype: self.param_dtype,
             mean: pick(self.mean)?,
             rstd: pick(self.rstd)?,
             affine: self.affine,
@@ -118,7 +122,7 @@ impl<'a> LnSaved<&'a Storage> {
     }
 }
 
-/// The gradients of LayerNorm: dx as dy; dγ and dβ \[len\] in the statistics dtype, when
+/// The gradients of LayerNorm: dx as dy; dγ and dβ \[len\] in the parameters' dtype, when
 /// wanted.
 pub struct LnGrads<S> {
     /// Input gradient.

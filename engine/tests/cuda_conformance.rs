@@ -96,9 +96,22 @@ fn conform_within(
     name: &str,
     inputs: &[Tensor],
     dtype: DType,
+    tols: (f64, f64),
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+) {
+    conform_each(name, inputs, &vec![dtype; inputs.len()], tols, f)
+}
+
+/// [`conform_within`] with each float input cast to its own dtype (`dtypes[i]`; the first names
+/// the case), as autocast mixes f16/bf16 activations with f32 parameters.
+fn conform_each(
+    name: &str,
+    inputs: &[Tensor],
+    dtypes: &[DType],
     (atol, rtol): (f64, f64),
     f: impl Fn(&[Tensor]) -> Result<Tensor>,
 ) {
+    let dtype = dtypes[0];
     let run = |device: Device| -> (Tensor, Vec<Option<Tensor>>) {
         let leaves: Vec<Tensor> = inputs
             .iter()
@@ -112,7 +125,8 @@ fn conform_within(
             .collect();
         let cast: Vec<Tensor> = leaves
             .iter()
-            .map(|t| {
+            .zip(dtypes)
+            .map(|(t, &dtype)| {
                 if t.dtype().is_float() {
                     t.to_dtype(dtype).unwrap()
                 } else {
@@ -311,6 +325,17 @@ fn binary_compare_and_where_broadcast() {
         conform("where(a > b)", &[a.clone(), b.clone()], dtype, |t| {
             t[0].gt(&t[1])?.where_cond(&t[0], &t[1])
         });
+        for layout in ["channels_last", "transposed"] {
+            conform(
+                &format!("where {layout}"),
+                &[a.clone(), b.clone()],
+                dtype,
+                |t| {
+                    let x = relayout(&t[0], layout)?;
+                    x.lt(&t[1])?.where_cond(&t[1], &x)
+                },
+            );
+        }
         conform("scalar ops", std::slice::from_ref(&a), dtype, |t| {
             (&(&t[0] * 3.0)? + 1.0)?.mul(&Tensor::scalar(0.5).to_dtype(t[0].dtype())?)
         });
@@ -722,12 +747,29 @@ fn softmax_cross_entropy_and_dropout() {
     let x = input(&[7, 37], 18, false);
     let labels = Tensor::from_vec((0..7).map(|i| (i * 5 % 37) as i64).collect(), &[7]).unwrap();
     let soft = input(&[7, 37], 19, true);
+    let long = input(&[5, 1100], 24, false);
     for dtype in FLOATS {
         conform("softmax dim 0", std::slice::from_ref(&x), dtype, |t| {
             t[0].softmax(0)
         });
         conform("log_softmax", std::slice::from_ref(&x), dtype, |t| {
             t[0].log_softmax(-1)
+        });
+        // A block per row (1100 columns) over 5 rows, and rows of a strided (transposed) view.
+        conform(
+            "softmax block rows",
+            std::slice::from_ref(&long),
+            dtype,
+            |t| t[0].softmax(-1),
+        );
+        conform(
+            "log_softmax block rows",
+            std::slice::from_ref(&long),
+            dtype,
+            |t| t[0].log_softmax(1),
+        );
+        conform("softmax transposed", std::slice::from_ref(&x), dtype, |t| {
+            relayout(&t[0], "transposed")?.softmax(-1)
         });
         conform(
             "cross_entropy smoothing 0.1",
@@ -866,6 +908,31 @@ fn layer_norm_rows_and_channels() {
                 dtype,
                 |t| t[0].layer_norm(None, None, 1e-5),
             );
+            conform(
+                "layer_norm transposed",
+                &[x.clone(), gamma.clone(), beta.clone()],
+                dtype,
+                |t| relayout(&t[0], "transposed")?.layer_norm(Some(&t[1]), Some(&t[2]), 1e-5),
+            );
+        }
+        // Autocast's mix: f16/bf16 rows with f32 γ and β (read as they are on CUDA; dγ and dβ
+        // come back in f32), and γ alone.
+        for dtype in [DType::F16, DType::BF16] {
+            let dtypes = [dtype, DType::F32, DType::F32];
+            conform_each(
+                "layer_norm f32 params",
+                &[x.clone(), gamma.clone(), beta.clone()],
+                &dtypes,
+                tol(dtype),
+                |t| t[0].layer_norm(Some(&t[1]), Some(&t[2]), 1e-5),
+            );
+            conform_each(
+                "layer_norm f32 weight only",
+                &[x.clone(), gamma.clone()],
+                &dtypes[..2],
+                tol(dtype),
+                |t| t[0].layer_norm(Some(&t[1]), None, 1e-5),
+            );
         }
     }
     let x = input(&[2, 6, 5, 3], 20, false);
@@ -877,6 +944,15 @@ fn layer_norm_rows_and_channels() {
                 &label,
                 &[x.clone(), gamma.clone(), beta.clone()],
                 dtype,
+                |t| relayout(&t[0], layout)?.layer_norm2d(Some(&t[1]), Some(&t[2]), 1e-6),
+            );
+        }
+        for dtype in [DType::F16, DType::BF16] {
+            conform_each(
+                &format!("layer_norm2d {layout} f32 params"),
+                &[x.clone(), gamma.clone(), beta.clone()],
+                &[dtype, DType::F32, DType::F32],
+                tol(dtype),
                 |t| relayout(&t[0], layout)?.layer_norm2d(Some(&t[1]), Some(&t[2]), 1e-6),
             );
         }
@@ -903,18 +979,31 @@ fn squeeze_excite_fused() {
         (UnaryOp::Relu, UnaryOp::HardSigmoid),
     ];
     for (act, gate) in pairs {
+        let se = |t: &[Tensor], layout: &str| {
+            relayout(&t[0], layout)?.squeeze_excite(SqueezeExcite {
+                w1: &t[1],
+                b1: &t[2],
+                w2: &t[3],
+                b2: &t[4],
+                act,
+                gate,
+            })
+        };
         for layout in ["contiguous", "channels_last"] {
             for dtype in FLOATS {
                 let label = format!("squeeze_excite {act:?}/{gate:?} {layout}");
-                conform(&label, &inputs, dtype, |t| {
-                    relayout(&t[0], layout)?.squeeze_excite(SqueezeExcite {
-                        w1: &t[1],
-                        b1: &t[2],
-                        w2: &t[3],
-                        b2: &t[4],
-                        act,
-                        gate,
-                    })
+                conform(&label, &inputs, dtype, |t| se(t, layout));
+            }
+            // f16/bf16 activations with f32 parameters inside autocast (EfficientNet's and
+            // MobileNetV3's AMP step): the FC layers stay in f32 on the channel means, so the
+            // gate the apply pass reads is f32 whatever autocast would do to a matmul.
+            for dtype in [DType::F16, DType::BF16] {
+                let mut dtypes = [DType::F32; 5];
+                dtypes[0] = dtype;
+                let label = format!("squeeze_excite {act:?}/{gate:?} {layout} autocast");
+                conform_each(&label, &inputs, &dtypes, tol(dtype), |t| {
+                    let _amp = kiln_engine::amp::autocast(dtype)?;
+                    se(t, layout)
                 });
             }
         }

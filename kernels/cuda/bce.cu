@@ -22,8 +22,8 @@ template <typename A> struct BceTargets {
   bool thresh;
   A threshold, pos_weight;
 
-  template <typename T> __device__ __forceinline__ A y(const T* probs, i64 r, i64 len, i64 i) const {
-    A v = mode == 0 ? (i == labels[r] ? q_on : q_off) : to_acc(probs[r * len + i]);
+  __device__ __forceinline__ A y(const A* probs, i64 r, i64 len, i64 i) const {
+    A v = mode == 0 ? (i == labels[r] ? q_on : q_off) : probs[r * len + i];
     return thresh ? (v > threshold ? A(1) : A(0)) : v;
   }
   __device__ __forceinline__ A log_weight(A y) const { return (pos_weight - A(1)) * y + A(1); }
@@ -54,7 +54,7 @@ template <typename A> __device__ __forceinline__ A softplus_neg(A x) {
 // loss[r] = Σ_i (1 - y)·x + lw·softplus(-x).
 template <typename T>
 __device__ void bce_fwd(const T* x, i64 len, i64 rows, BceTargets<typename Acc<T>::t> t,
-                        const T* probs, T* loss, bool warp) {
+                        const typename Acc<T>::t* probs, typename Acc<T>::t* loss, bool warp) {
   typedef typename Acc<T>::t A;
   RowGroup g = row_group(warp);
   for (i64 r = g.first; r < rows; r += g.step) {
@@ -65,20 +65,21 @@ __device__ void bce_fwd(const T* x, i64 len, i64 rows, BceTargets<typename Acc<T
       acc[0] += (A(1) - y) * v + t.log_weight(y) * softplus_neg(v);
     }
     group_add(acc, warp);
-    if (g.rank == 0) loss[r] = from_acc<T>(acc[0]);
+    if (g.rank == 0) loss[r] = acc[0];
   }
 }
 
 // dx = scale[r]·((1 - y) - lw·σ(-x)).
 template <typename T>
 __device__ void bce_bwd(const T* x, i64 len, i64 rows, BceTargets<typename Acc<T>::t> t,
-                        const T* probs, const T* scale, T* dx, bool warp) {
+                        const typename Acc<T>::t* probs, const typename Acc<T>::t* scale, T* dx,
+                        bool warp) {
   typedef typename Acc<T>::t A;
   RowGroup g = row_group(warp);
   for (i64 r = g.first; r < rows; r += g.step) {
     const T* xr = x + r * len;
     T* dr = dx + r * len;
-    const A sc = to_acc(scale[r]);
+    const A sc = scale[r];
     for (i64 i = g.rank; i < len; i += g.size) {
       const A v = to_acc(xr[i]), y = t.y(probs, r, len, i);
       const A sig_neg = A(1) / (A(1) + exp(v));
@@ -88,27 +89,29 @@ __device__ void bce_bwd(const T* x, i64 len, i64 rows, BceTargets<typename Acc<T
 }
 
 // ---- dtypes ---------------------------------------------------------------------------------
-// The engine hands losses f32 (f16/bf16 logits are widened first, autocast's policy for losses),
-// or f64 for gradient checks.
+// A: Acc<T>::t, the type of the soft targets, the per-row losses and the scales (f32 for f16/bf16
+// logits: autocast's losses compute in f32, and the logits need no cast pass).
 
-#define BCE_KERNELS(T, S)                                                                         \
+#define BCE_KERNELS(T, A, S)                                                                      \
   extern "C" __global__ void bce_fwd_##S(const T* x, i64 len, i64 rows, int mode,                \
-                                         const i64* labels, double smoothing, const T* probs,     \
+                                         const i64* labels, double smoothing, const A* probs,     \
                                          int thresh, double threshold, double pos_weight,         \
-                                         T* loss, int warp) {                                     \
+                                         A* loss, int warp) {                                     \
     bce_fwd<T>(x, len, rows,                                                                      \
                bce_targets<Acc<T>::t>(mode, labels, smoothing, len, thresh, threshold,            \
                                       pos_weight),                                                \
                probs, loss, warp != 0);                                                           \
   }                                                                                               \
   extern "C" __global__ void bce_bwd_##S(const T* x, i64 len, i64 rows, int mode,                \
-                                         const i64* labels, double smoothing, const T* probs,     \
+                                         const i64* labels, double smoothing, const A* probs,     \
                                          int thresh, double threshold, double pos_weight,         \
-                                         const T* scale, T* dx, int warp) {                       \
+                                         const A* scale, T* dx, int warp) {                       \
     bce_bwd<T>(x, len, rows,                                                                      \
                bce_targets<Acc<T>::t>(mode, labels, smoothing, len, thresh, threshold,            \
                                       pos_weight),                                                \
                probs, scale, dx, warp != 0);                                                      \
   }
-BCE_KERNELS(float, f32)
-BCE_KERNELS(double, f64)
+BCE_KERNELS(float, float, f32)
+BCE_KERNELS(double, double, f64)
+BCE_KERNELS(f16, float, f16)
+BCE_KERNELS(bf16, float, bf16)

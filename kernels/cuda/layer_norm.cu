@@ -9,10 +9,12 @@
 // one partial per band; layer_norm_sum_bands adds the partials in band order, so the result does
 // not depend on scheduling.
 
-template <typename T> struct Ln {
+// T: the rows' dtype; P: γ, β and their gradients' (T itself, or f32 for f16/bf16 rows: autocast
+// keeps LayerNorm's parameters in f32, and the rows need no cast pass).
+template <typename T, typename P> struct Ln {
   typedef typename Acc<T>::t A;
 
-  __device__ static void fwd(const T* x, const T* gamma, const T* beta, T* y, A* mean, A* rstd,
+  __device__ static void fwd(const T* x, const P* gamma, const P* beta, T* y, A* mean, A* rstd,
                              i64 rows, i64 len, double eps, bool warp) {
     RowGroup g = row_group(warp);
     for (i64 r = g.first; r < rows; r += g.step) {
@@ -40,7 +42,7 @@ template <typename T> struct Ln {
   }
 
   // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ, x̂ = (x − μ)·rstd.
-  __device__ static void bwd_dx(const T* x, const T* dy, const T* gamma, const A* mean,
+  __device__ static void bwd_dx(const T* x, const T* dy, const P* gamma, const A* mean,
                                 const A* rstd, T* dx, i64 rows, i64 len, bool warp) {
     RowGroup g = row_group(warp);
     for (i64 r = g.first; r < rows; r += g.step) {
@@ -88,43 +90,45 @@ template <typename T> struct Ln {
     }
   }
 
-  // dγ[c] = Σ_bands part_g[band, c] and dβ likewise, in band order.
-  __device__ static void sum_bands(const A* part_g, const A* part_b, A* dgamma, A* dbeta,
+  // dγ[c] = Σ_bands part_g[band, c] and dβ likewise, in band order, rounded to P once.
+  __device__ static void sum_bands(const A* part_g, const A* part_b, P* dgamma, P* dbeta,
                                    i64 bands, i64 len) {
     KILN_FOR(c, len) {
       A sg = A(0), sb = A(0);
       for (i64 b = 0; b < bands; ++b) sg += part_g[b * len + c], sb += part_b[b * len + c];
-      dgamma[c] = sg;
-      dbeta[c] = sb;
+      dgamma[c] = from_acc<P>(sg);
+      dbeta[c] = from_acc<P>(sb);
     }
   }
 };
 
 // ---- dtypes ---------------------------------------------------------------------------------
+// S names the rows' dtype; a second suffix names the parameters' where it differs (f16_f32).
 
-#define LAYER_NORM_KERNELS(T, S)                                                                  \
-  extern "C" __global__ void layer_norm_fwd_##S(const T* x, const T* gamma, const T* beta, T* y, \
+#define LAYER_NORM_KERNELS(T, P, S)                                                               \
+  extern "C" __global__ void layer_norm_fwd_##S(const T* x, const P* gamma, const P* beta, T* y, \
                                                 Acc<T>::t* mean, Acc<T>::t* rstd, i64 rows,       \
                                                 i64 len, double eps, int warp) {                  \
-    Ln<T>::fwd(x, gamma, beta, y, mean, rstd, rows, len, eps, warp != 0);                         \
+    Ln<T, P>::fwd(x, gamma, beta, y, mean, rstd, rows, len, eps, warp != 0);                      \
   }                                                                                               \
-  extern "C" __global__ void layer_norm_bwd_dx_##S(const T* x, const T* dy, const T* gamma,      \
+  extern "C" __global__ void layer_norm_bwd_dx_##S(const T* x, const T* dy, const P* gamma,      \
                                                    const Acc<T>::t* mean, const Acc<T>::t* rstd,  \
                                                    T* dx, i64 rows, i64 len, int warp) {          \
-    Ln<T>::bwd_dx(x, dy, gamma, mean, rstd, dx, rows, len, warp != 0);                            \
+    Ln<T, P>::bwd_dx(x, dy, gamma, mean, rstd, dx, rows, len, warp != 0);                         \
   }                                                                                               \
   extern "C" __global__ void layer_norm_bwd_params_##S(                                           \
       const T* x, const T* dy, const Acc<T>::t* mean, const Acc<T>::t* rstd, Acc<T>::t* part_g,   \
       Acc<T>::t* part_b, i64 rows, i64 len, i64 band) {                                           \
-    Ln<T>::bwd_params(x, dy, mean, rstd, part_g, part_b, rows, len, band);                        \
+    Ln<T, P>::bwd_params(x, dy, mean, rstd, part_g, part_b, rows, len, band);                     \
   }                                                                                               \
   extern "C" __global__ void layer_norm_sum_bands_##S(const Acc<T>::t* part_g,                   \
-                                                      const Acc<T>::t* part_b,                   \
-                                                      Acc<T>::t* dgamma, Acc<T>::t* dbeta,        \
-                                                      i64 bands, i64 len) {                       \
-    Ln<T>::sum_bands(part_g, part_b, dgamma, dbeta, bands, len);                                  \
+                                                      const Acc<T>::t* part_b, P* dgamma,        \
+                                                      P* dbeta, i64 bands, i64 len) {             \
+    Ln<T, P>::sum_bands(part_g, part_b, dgamma, dbeta, bands, len);                               \
   }
-LAYER_NORM_KERNELS(float, f32)
-LAYER_NORM_KERNELS(double, f64)
-LAYER_NORM_KERNELS(f16, f16)
-LAYER_NORM_KERNELS(bf16, bf16)
+LAYER_NORM_KERNELS(float, float, f32)
+LAYER_NORM_KERNELS(double, double, f64)
+LAYER_NORM_KERNELS(f16, f16, f16)
+LAYER_NORM_KERNELS(bf16, bf16, bf16)
+LAYER_NORM_KERNELS(f16, float, f16_f32)
+LAYER_NORM_KERNELS(bf16, float, bf16_f32)

@@ -52,6 +52,13 @@ fn backward<T: Real + StorageElem>(
     len: usize,
 ) -> Result<LnGrads<CpuStorage>> {
     const OP: &str = "layer_norm_backward";
+    if s.param_dtype != s.x.dtype() {
+        return Err(Error::DTypeMismatch {
+            op: OP,
+            lhs: s.x.dtype(),
+            rhs: s.param_dtype,
+        });
+    }
     let x = s.x.as_slice::<T>(OP)?;
     let stats = (s.mean.as_slice::<T>(OP)?, s.rstd.as_slice::<T>(OP)?);
     let mut dx = vec![T::zero(); dy.len()];

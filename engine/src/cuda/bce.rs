@@ -1,32 +1,26 @@
-//! Binary cross-entropy with logits on the device, over dense rows.
+//! Binary cross-entropy with logits on the device, over dense rows. f16/bf16 logits are read as
+//! they are; their losses, soft targets and scales are f32 (`ops::norm::stat_dtype`).
 
+use super::elementwise::float_ty;
 use super::softmax::Targets;
 use super::CudaStorage;
-use crate::{DType, Error, Result};
+use crate::ops::norm::stat_dtype;
+use crate::{Error, Result};
 use kiln_kernels::cpu::bce::BceOpts;
 use kiln_kernels::cuda::bce as k;
 
-/// The kernels' dtype suffix: f32 or f64 (the tensor layer widens f16/bf16 logits first).
-fn loss_ty(op: &'static str, dtype: DType) -> Result<&'static str> {
-    match dtype {
-        DType::F32 => Ok("f32"),
-        DType::F64 => Ok("f64"),
-        other => Err(Error::UnsupportedDType { op, dtype: other }),
-    }
-}
-
-/// Per-row sums of the elementwise loss of logits \[rows, len\].
+/// Per-row sums of the elementwise loss of logits \[rows, len\], in the statistics dtype.
 pub fn bce_fwd(x: &CudaStorage, len: usize, t: Targets, o: BceOpts) -> Result<CudaStorage> {
-    let ty = loss_ty("binary_cross_entropy", x.dtype())?;
+    let ty = float_ty("binary_cross_entropy", x.dtype())?;
     let n = x.len() / len.max(1);
-    let loss = CudaStorage::alloc(x.device(), x.dtype(), n)?;
+    let loss = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), n)?;
     let targets = t.launch_arg(x)?;
     let kernels = x.device().kernels();
     k::bce_fwd(kernels, ty, x.ptr(), len, n, targets, o, loss.ptr())?;
     Ok(loss)
 }
 
-/// `dlogits = scale\[r\]·((1 - y) - lw·σ(-x))`.
+/// `dlogits = scale\[r\]·((1 - y) - lw·σ(-x))`, with `scale` in the statistics dtype.
 pub fn bce_bwd(
     x: &CudaStorage,
     len: usize,
@@ -34,7 +28,14 @@ pub fn bce_bwd(
     o: BceOpts,
     scale: &CudaStorage,
 ) -> Result<CudaStorage> {
-    let ty = loss_ty("binary_cross_entropy_backward", x.dtype())?;
+    let ty = float_ty("binary_cross_entropy_backward", x.dtype())?;
+    if scale.dtype() != stat_dtype(x.dtype()) {
+        return Err(Error::DTypeMismatch {
+            op: "binary_cross_entropy_backward",
+            lhs: stat_dtype(x.dtype()),
+            rhs: scale.dtype(),
+        });
+    }
     let n = x.len() / len.max(1);
     let dx = CudaStorage::alloc(x.device(), x.dtype(), x.len())?;
     let targets = t.launch_arg(x)?;

@@ -1,18 +1,35 @@
 //! LayerNorm over the last dim of dense rows on the device; f16/bf16 rows keep their statistics
-//! and the γ/β gradients in f32 (`ops::norm::stat_dtype`).
+//! in f32 (`ops::norm::stat_dtype`) and take γ and β in their own dtype or in f32 (autocast's
+//! parameters), with dγ and dβ in the parameters' dtype.
 
 use super::elementwise::float_ty;
+use super::storage::suffix;
 use super::CudaStorage;
 use crate::backend::{LnGrads, LnSaved};
 use crate::ops::norm::stat_dtype;
-use crate::Result;
+use crate::{DType, Error, Result};
 use kiln_kernels::cuda::layer_norm::{self as k, LnInputs};
 
 fn ptr_or_null(s: Option<&CudaStorage>) -> u64 {
     s.map_or(0, CudaStorage::ptr)
 }
 
-/// (y, μ, rstd) of rows of `len`; γ and β in x's dtype when given.
+/// The kernels' suffix for rows of `x` with parameters of `params`: x's dtype, or f32 for
+/// f16/bf16 rows.
+fn kernel_ty(op: &'static str, x: DType, params: DType) -> Result<String> {
+    let ty = float_ty(op, x)?;
+    let half_with_f32 = matches!(x, DType::F16 | DType::BF16) && params == DType::F32;
+    if params != x && !half_with_f32 {
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: x,
+            rhs: params,
+        });
+    }
+    Ok(k::suffix(ty, suffix(params)))
+}
+
+/// (y, μ, rstd) of rows of `len`; γ and β, when given, of one dtype: x's, or f32 for f16/bf16 x.
 pub fn layer_norm_fwd(
     x: &CudaStorage,
     len: usize,
@@ -20,7 +37,18 @@ pub fn layer_norm_fwd(
     beta: Option<&CudaStorage>,
     eps: f64,
 ) -> Result<(CudaStorage, CudaStorage, CudaStorage)> {
-    let ty = float_ty("layer_norm", x.dtype())?;
+    const OP: &str = "layer_norm";
+    let pdtype = gamma.or(beta).map_or(x.dtype(), CudaStorage::dtype);
+    if let (Some(g), Some(b)) = (gamma, beta) {
+        if g.dtype() != b.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: OP,
+                lhs: g.dtype(),
+                rhs: b.dtype(),
+            });
+        }
+    }
+    let ty = kernel_ty(OP, x.dtype(), pdtype)?;
     let rows = x.len() / len.max(1);
     let dev = x.device();
     let y = CudaStorage::alloc(dev, x.dtype(), x.len())?;
@@ -32,34 +60,42 @@ pub fn layer_norm_fwd(
         beta: ptr_or_null(beta),
     };
     let stats = (mean.ptr(), rstd.ptr());
-    k::layer_norm_fwd(dev.kernels(), ty, inp, y.ptr(), stats, rows, len, eps)?;
+    k::layer_norm_fwd(dev.kernels(), &ty, inp, y.ptr(), stats, rows, len, eps)?;
     Ok((y, mean, rstd))
 }
 
-/// dx, dγ and dβ from dy and what the forward saved.
+/// dx, and dγ and dβ in `s.param_dtype`, from dy and what the forward saved.
 pub fn layer_norm_bwd(
     dy: &CudaStorage,
     s: &LnSaved<&CudaStorage>,
     len: usize,
 ) -> Result<LnGrads<CudaStorage>> {
-    let ty = float_ty("layer_norm_backward", dy.dtype())?;
+    const OP: &str = "layer_norm_backward";
+    if let Some(g) = s.gamma.filter(|g| g.dtype() != s.param_dtype) {
+        return Err(Error::DTypeMismatch {
+            op: OP,
+            lhs: s.param_dtype,
+            rhs: g.dtype(),
+        });
+    }
+    let ty = kernel_ty(OP, dy.dtype(), s.param_dtype)?;
     let rows = dy.len() / len.max(1);
     let (dev, stat) = (dy.device(), stat_dtype(dy.dtype()));
     let stats = (s.mean.ptr(), s.rstd.ptr());
     let dx = CudaStorage::alloc(dev, dy.dtype(), dy.len())?;
     let xg = (s.x.ptr(), ptr_or_null(s.gamma));
-    k::layer_norm_bwd_dx(dev.kernels(), ty, xg, dy.ptr(), stats, dx.ptr(), rows, len)?;
+    k::layer_norm_bwd_dx(dev.kernels(), &ty, xg, dy.ptr(), stats, dx.ptr(), rows, len)?;
     if !s.affine {
         return Ok(LnGrads { dx, dparams: None });
     }
     let scratch_len = k::params_scratch_len(rows, len);
     let part_g = CudaStorage::alloc(dev, stat, scratch_len)?;
     let part_b = CudaStorage::alloc(dev, stat, scratch_len)?;
-    let dgamma = CudaStorage::alloc(dev, stat, len)?;
-    let dbeta = CudaStorage::alloc(dev, stat, len)?;
+    let dgamma = CudaStorage::alloc(dev, s.param_dtype, len)?;
+    let dbeta = CudaStorage::alloc(dev, s.param_dtype, len)?;
     k::layer_norm_bwd_params(
         dev.kernels(),
-        ty,
+        &ty,
         (s.x.ptr(), dy.ptr()),
         stats,
         (part_g.ptr(), part_b.ptr()),

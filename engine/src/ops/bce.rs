@@ -1,8 +1,9 @@
 //! Binary cross-entropy with logits, fused with its backward (timm's `BinaryCrossEntropy`).
 
+use super::norm::stat_dtype;
 use super::record_node;
 use super::softmax::{targets, LossInputs};
-use crate::{Layout, Result, Tensor};
+use crate::{Device, Layout, Result, Tensor};
 use kiln_kernels::cpu::bce::BceOpts;
 
 impl Tensor {
@@ -16,7 +17,9 @@ impl Tensor {
         smoothing: f64,
         opts: BceOpts,
     ) -> Result<Tensor> {
-        let t = LossInputs::new("binary_cross_entropy", self, target, smoothing, false)?;
+        // The CUDA kernels read f16/bf16 logits as they are (f32 losses and targets).
+        let native = matches!(self.device(), Device::Cuda(_));
+        let t = LossInputs::new("binary_cross_entropy", self, target, smoothing, native)?;
         let (n, k, soft) = (t.rows, t.classes, t.soft);
         let loss = {
             let ts = t.target.storage();
@@ -27,7 +30,7 @@ impl Tensor {
         let per_row = Tensor::plain(loss, Layout::contiguous(&[n]));
         let (xd, td) = (t.logits.detach(), t.target.detach());
         let node = record_node("binary_cross_entropy", &[&t.logits], move |g| {
-            let scale = LossInputs::row_scale(g, xd.dtype(), n)?;
+            let scale = LossInputs::row_scale(g, stat_dtype(xd.dtype()), n)?;
             let ts = td.storage();
             let dx =
                 xd.storage()

@@ -23,6 +23,11 @@ impl Tensor {
             Ok(conv_core(&t[0], &t[1], s, false)?.0)
         })?;
         match bias {
+            // Under autocast the bias joins the product's dtype, as PyTorch's autocast casts
+            // every argument of conv2d: the add then reads one dtype, with no cast around it.
+            Some(b) if crate::amp::autocast_dtype() == Some(y.dtype()) => {
+                y.add(&b.to_dtype(y.dtype())?.reshape(&[1, s.oc, 1, 1])?)
+            }
             Some(b) => y.add(&b.reshape(&[1, s.oc, 1, 1])?),
             None => Ok(y),
         }

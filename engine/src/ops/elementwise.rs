@@ -226,7 +226,7 @@ impl Tensor {
             &self.on_my_device("where", a)?,
             &self.on_my_device("where", b)?,
         );
-        Tensor::in_compute_precision(&[a, b], |t| self.select(&t[0], &t[1], &shape))
+        Tensor::in_kernel_precision(&[a, b], |t| self.select(&t[0], &t[1], &shape))
     }
 
     fn select(&self, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {

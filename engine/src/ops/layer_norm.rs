@@ -66,14 +66,29 @@ impl Tensor {
     }
 }
 
-/// The fused LayerNorm of `x` with γ and β cast to x's dtype, recording its backward.
+/// The dtype LayerNorm of `x` takes γ and β in: f32 when x is f16/bf16 on a CUDA device and every
+/// given parameter is f32 (autocast's case: the kernels read them as they are), else x's.
+fn param_dtype(x: &Tensor, params: &[&Tensor]) -> DType {
+    let low = matches!(x.dtype(), DType::F16 | DType::BF16);
+    let f32_params = !params.is_empty() && params.iter().all(|p| p.dtype() == DType::F32);
+    if low && f32_params && matches!(x.device(), Device::Cuda(_)) {
+        DType::F32
+    } else {
+        x.dtype()
+    }
+}
+
+/// The fused LayerNorm of `x` with γ and β in [`param_dtype`], recording its backward; dγ and dβ
+/// come back in the parameters' own dtypes.
 fn ln_core(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
     let shape = x.shape().to_vec();
     let len = shape[shape.len() - 1];
     let x = x.packed(MemoryFormat::Contiguous)?;
+    let given: Vec<&Tensor> = weight.iter().chain(bias.iter()).copied().collect();
+    let pdtype = param_dtype(&x, &given);
     let param = |p: &Tensor| -> Result<Tensor> {
         x.on_my_device("layer_norm", p)?
-            .to_dtype(x.dtype())?
+            .to_dtype(pdtype)?
             .packed(MemoryFormat::Contiguous)
     };
     let w = weight.map(param).transpose()?;
@@ -99,6 +114,7 @@ fn ln_core(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64)
         let saved = LnSaved {
             x: &*xs,
             gamma: ws.as_deref(),
+            param_dtype: pdtype,
             mean: &mean,
             rstd: &rstd,
             affine: has_w || has_b,
@@ -108,10 +124,10 @@ fn ln_core(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64)
         let mut out = vec![Some(Tensor::plain(grads.dx, xd.layout().clone()))];
         if let Some((dgamma, dbeta)) = grads.dparams {
             if has_w {
-                out.push(Some(vector(dgamma).to_dtype(xd.dtype())?));
+                out.push(Some(vector(dgamma).to_dtype(pdtype)?));
             }
             if has_b {
-                out.push(Some(vector(dbeta).to_dtype(xd.dtype())?));
+                out.push(Some(vector(dbeta).to_dtype(pdtype)?));
             }
         }
         Ok(out)

@@ -15,7 +15,8 @@ impl Tensor {
                 .softmax_impl(-1, log)?
                 .transpose(d as isize, last as isize);
         }
-        Tensor::in_compute_precision(&[self], |t| {
+        // The CUDA kernels read and write f16/bf16 rows as they are (f32 inside).
+        Tensor::in_kernel_precision(&[self], |t| {
             let x = exact(&t[0])?;
             let len = x.shape()[last];
             let y = Tensor::plain(
@@ -27,7 +28,7 @@ impl Tensor {
                 if log { "log_softmax" } else { "softmax" },
                 &[&x],
                 move |g| {
-                    let g = g.packed(MemoryFormat::Contiguous)?;
+                    let g = g.to_dtype(yd.dtype())?.packed(MemoryFormat::Contiguous)?;
                     let dx = Storage::softmax_bwd(&yd.storage(), &g.storage(), len, log)?;
                     Ok(vec![Some(Tensor::plain(dx, yd.layout().clone()))])
                 },

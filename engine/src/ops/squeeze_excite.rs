@@ -100,8 +100,10 @@ struct Fc {
 }
 
 impl Fc {
-    /// s → pre = s·W1ᵀ + b1 → h = act(pre) → z = h·W2ᵀ + b2 → g = gate(z), without a tape.
+    /// s → pre = s·W1ᵀ + b1 → h = act(pre) → z = h·W2ᵀ + b2 → g = gate(z), without a tape,
+    /// in s's dtype even under autocast (the apply kernel reads g in the statistics dtype).
     fn forward(x: &Tensor, s: Tensor, p: &SqueezeExcite) -> Result<Fc> {
+        let _f32 = crate::amp::suspend_autocast();
         let (c, r, dt) = (s.shape()[1], p.b1.numel(), s.dtype());
         let (w1, w2) = (param(x, p.w1, &[r, c], dt)?, param(x, p.w2, &[c, r], dt)?);
         let pre = s.matmul(&w1.t()?)?.add(&param(x, p.b1, &[1, r], dt)?)?;
@@ -125,6 +127,7 @@ impl Fc {
         dg: &Tensor,
         (act, gate): (UnaryOp, UnaryOp),
     ) -> Result<(Tensor, [Tensor; 4])> {
+        let _f32 = crate::amp::suspend_autocast();
         let dz = unary_grad(&self.z, &self.g, dg, gate)?;
         let dw2 = dz.t()?.matmul(&self.h)?;
         let dh = dz.matmul(&self.w2)?;

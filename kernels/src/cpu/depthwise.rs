@@ -23,6 +23,18 @@ pub struct Depthwise {
     pub geom: ConvGeom,
 }
 
+/// `*d += wv · s` over the pairs of `dst` and `src`, as far as the shorter goes.
+#[inline(always)]
+fn madd<'a, T: Real + 'a>(
+    dst: impl Iterator<Item = &'a mut T>,
+    src: impl Iterator<Item = &'a T>,
+    wv: T,
+) {
+    for (d, &v) in dst.zip(src) {
+        *d += wv * v;
+    }
+}
+
 /// `acc[i] += a[i] · b[i]` over the shortest of the three.
 #[inline(always)]
 fn fma_rows<T: Real>(acc: &mut [T], a: &[T], b: &[T]) {
@@ -88,95 +100,88 @@ impl Depthwise {
 
     // ---- NCHW --------------------------------------------------------------------------------
 
-    /// y `[N, C, OH, OW]` = conv(x `[N, C, H, W]`, w `[C, KH·KW]`).
-    pub fn forward_nchw<T: Real>(&self, x: &[T], w: &[T], y: &mut [T]) {
-        let (c, taps, kw) = (self.geom.c, self.taps(), self.geom.k[1]);
-        let (ip, op, ow) = (self.in_plane(), self.out_plane(), self.geom.out[1]);
-        y.par_chunks_mut(op.max(1))
-            .enumerate()
-            .for_each(|(plane, yp)| {
-                let (xp, wc) = (&x[plane * ip..][..ip], &w[plane % c * taps..][..taps]);
-                yp.fill(T::zero());
-                for (oh, yr) in yp.chunks_exact_mut(ow.max(1)).enumerate() {
-                    for r in self.taps_in(0, oh) {
-                        let xr = &xp[self.src(0, oh, r) * self.geom.hw[1]..][..self.geom.hw[1]];
-                        for s in 0..kw {
-                            self.axpy_row(yr, xr, wc[r * kw + s], s);
-                        }
-                    }
+    /// Calls `f(oh, ih, tap, s)` for every output row `oh` of a plane, the input row `ih` each
+    /// tap row inside the image reads for it, and each tap (`tap = r·KW + s`) of that row.
+    #[inline(always)]
+    fn plane_taps(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let kw = self.geom.k[1];
+        for oh in 0..self.geom.out[0] {
+            for r in self.taps_in(0, oh) {
+                let ih = self.src(0, oh, r);
+                for s in 0..kw {
+                    f(oh, ih, r * kw + s, s);
                 }
-            });
+            }
+        }
     }
 
-    /// `yr[ow] += wv · xr[ow·stride + s·dil - pad]` over the outputs whose input is inside.
+    /// For tap column `s`: the outputs along the width that read an inside input, the first
+    /// input they read and the stride between inputs; none when no output does.
     #[inline(always)]
-    fn axpy_row<T: Real>(&self, yr: &mut [T], xr: &[T], wv: T, s: usize) {
+    fn row_span(&self, s: usize) -> Option<(Range<usize>, usize, usize)> {
         let outs = self.outs_for(1, s);
-        if outs.is_empty() {
-            return;
-        }
-        let first = self.src(1, outs.start, s);
-        let sw = self.geom.stride[1];
-        if sw == 1 {
-            let len = outs.len();
-            for (o, &v) in yr[outs].iter_mut().zip(&xr[first..first + len]) {
-                *o += wv * v;
-            }
-        } else {
-            for (o, &v) in yr[outs].iter_mut().zip(xr[first..].iter().step_by(sw)) {
-                *o += wv * v;
-            }
-        }
+        let first = (!outs.is_empty()).then(|| self.src(1, outs.start, s))?;
+        Some((outs, first, self.geom.stride[1]))
+    }
+
+    /// y `[N, C, OH, OW]` = conv(x `[N, C, H, W]`, w `[C, KH·KW]`).
+    pub fn forward_nchw<T: Real>(&self, x: &[T], w: &[T], y: &mut [T]) {
+        self.nchw_pass(x, w, y, true)
     }
 
     /// dx `[N, C, H, W]` from dy `[N, C, OH, OW]` and w: each plane scatters its own taps.
     pub fn backward_data_nchw<T: Real>(&self, dy: &[T], w: &[T], dx: &mut [T]) {
-        let (c, taps, kw) = (self.geom.c, self.taps(), self.geom.k[1]);
-        let (ip, op, [oh_n, ow]) = (self.in_plane(), self.out_plane(), self.geom.out);
-        let wd = self.geom.hw[1];
-        dx.par_chunks_mut(ip.max(1))
-            .enumerate()
-            .for_each(|(plane, dxp)| {
-                let (dyp, wc) = (&dy[plane * op..][..op], &w[plane % c * taps..][..taps]);
-                dxp.fill(T::zero());
-                for oh in 0..oh_n {
-                    let dyr = &dyp[oh * ow..][..ow];
-                    for r in self.taps_in(0, oh) {
-                        let dxr = &mut dxp[self.src(0, oh, r) * wd..][..wd];
-                        for s in 0..kw {
-                            self.scatter_row(dxr, dyr, wc[r * kw + s], s);
-                        }
-                    }
-                }
-            });
+        self.nchw_pass(dy, w, dx, false)
     }
 
-    /// `dxr[ow·stride + s·dil - pad] += wv · dyr[ow]`, the transpose of [`Self::axpy_row`].
-    #[inline(always)]
-    fn scatter_row<T: Real>(&self, dxr: &mut [T], dyr: &[T], wv: T, s: usize) {
-        let outs = self.outs_for(1, s);
-        if outs.is_empty() {
-            return;
-        }
-        let first = self.src(1, outs.start, s);
-        let sw = self.geom.stride[1];
-        if sw == 1 {
-            let len = outs.len();
-            for (o, &v) in dxr[first..first + len].iter_mut().zip(&dyr[outs]) {
-                *o += wv * v;
-            }
-        } else {
-            for (o, &v) in dxr[first..].iter_mut().step_by(sw).zip(&dyr[outs]) {
-                *o += wv * v;
-            }
-        }
+    /// The NCHW forward (`gather`: each output row adds its taps' input rows) or the input
+    /// gradient (its transpose: each output row of `src` scatters to the input rows it read),
+    /// plane by plane, each zeroed first.
+    fn nchw_pass<T: Real>(&self, src: &[T], w: &[T], dst: &mut [T], gather: bool) {
+        let (c, taps) = (self.geom.c, self.taps());
+        let (ip, op, ow, wd) = (
+            self.in_plane(),
+            self.out_plane(),
+            self.geom.out[1],
+            self.geom.hw[1],
+        );
+        let (sp, dp) = if gather { (ip, op) } else { (op, ip) };
+        dst.par_chunks_mut(dp.max(1))
+            .enumerate()
+            .for_each(|(plane, dstp)| {
+                let (srcp, wc) = (&src[plane * sp..][..sp], &w[plane % c * taps..][..taps]);
+                dstp.fill(T::zero());
+                self.plane_taps(|oh, ih, tap, s| {
+                    let Some((outs, first, sw)) = self.row_span(s) else {
+                        return;
+                    };
+                    let wv = wc[tap];
+                    if gather {
+                        // yr[ow] += wv · xr[ow·stride + s·dil - pad]
+                        let (yr, xr) = (&mut dstp[oh * ow..][outs], &srcp[ih * wd + first..]);
+                        if sw == 1 {
+                            madd(yr.iter_mut(), xr.iter(), wv);
+                        } else {
+                            madd(yr.iter_mut(), xr.iter().step_by(sw), wv);
+                        }
+                    } else {
+                        // dxr[ow·stride + s·dil - pad] += wv · dyr[ow]
+                        let (dxr, dyr) = (&mut dstp[ih * wd + first..], &srcp[oh * ow..][outs]);
+                        if sw == 1 {
+                            madd(dxr.iter_mut(), dyr.iter(), wv);
+                        } else {
+                            madd(dxr.iter_mut().step_by(sw), dyr.iter(), wv);
+                        }
+                    }
+                });
+            });
     }
 
     /// dw `[C, KH·KW]` from x and dy, NCHW: channels in parallel, each summing its images in
     /// order.
     pub fn backward_filter_nchw<T: Real>(&self, x: &[T], dy: &[T], dw: &mut [T]) {
-        let (c, taps, kw) = (self.geom.c, self.taps(), self.geom.k[1]);
-        let (ip, op, [oh_n, ow]) = (self.in_plane(), self.out_plane(), self.geom.out);
+        let (c, taps) = (self.geom.c, self.taps());
+        let (ip, op, ow) = (self.in_plane(), self.out_plane(), self.geom.out[1]);
         let wd = self.geom.hw[1];
         dw.par_chunks_mut(taps.max(1))
             .enumerate()
@@ -185,15 +190,10 @@ impl Depthwise {
                 for img in 0..self.n {
                     let plane = img * c + ch;
                     let (xp, dyp) = (&x[plane * ip..][..ip], &dy[plane * op..][..op]);
-                    for oh in 0..oh_n {
-                        let dyr = &dyp[oh * ow..][..ow];
-                        for r in self.taps_in(0, oh) {
-                            let xr = &xp[self.src(0, oh, r) * wd..][..wd];
-                            for s in 0..kw {
-                                dwc[r * kw + s] += self.dot_row(xr, dyr, s);
-                            }
-                        }
-                    }
+                    self.plane_taps(|oh, ih, tap, s| {
+                        let (xr, dyr) = (&xp[ih * wd..][..wd], &dyp[oh * ow..][..ow]);
+                        dwc[tap] += self.dot_row(xr, dyr, s);
+                    });
                 }
             });
     }
@@ -201,12 +201,9 @@ impl Depthwise {
     /// Σ_ow dyr[ow] · xr[ow·stride + s·dil - pad] over the outputs whose input is inside.
     #[inline(always)]
     fn dot_row<T: Real>(&self, xr: &[T], dyr: &[T], s: usize) -> T {
-        let outs = self.outs_for(1, s);
-        if outs.is_empty() {
+        let Some((outs, first, sw)) = self.row_span(s) else {
             return T::zero();
-        }
-        let first = self.src(1, outs.start, s);
-        let sw = self.geom.stride[1];
+        };
         let xs = xr[first..].iter().step_by(sw);
         dyr[outs].iter().zip(xs).map(|(&a, &b)| a * b).sum()
     }

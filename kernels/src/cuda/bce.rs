@@ -18,7 +18,8 @@ fn opts_args(o: BceOpts) -> (i32, f64, f64) {
     )
 }
 
-/// loss\[r\] = Σ_k (1 - y)·x + lw·softplus(-x) over `rows` rows of `len` logits of dtype `ty`.
+/// loss\[r\] = Σ_k (1 - y)·x + lw·softplus(-x) over `rows` rows of `len` logits of dtype `ty`;
+/// loss and soft targets are in the accumulation type (f32 for f16/bf16 logits).
 #[allow(clippy::too_many_arguments)]
 pub fn bce_fwd(
     k: &Kernels,
@@ -33,9 +34,10 @@ pub fn bce_fwd(
     let (thresh, threshold, pos_weight) = opts_args(o);
     let name = format!("bce_fwd_{ty}");
     let middle: [&dyn Arg; 4] = [&thresh, &threshold, &pos_weight, &loss];
-    // SAFETY: x (and soft targets) hold rows·len elements of `ty`, labels rows i64s, loss rows
-    // elements; the list matches `bce_fwd_<ty>(const T*, i64, i64, int, const i64*, double,
-    // const T*, int, double, double, T*, int)`. The unused target pointer is null and never read.
+    // SAFETY: x holds rows·len elements of `ty`, soft targets rows·len of its accumulation type A
+    // (f32 for f16/bf16), labels rows i64s, loss rows of A; the list matches `bce_fwd_<ty>(const
+    // T*, i64, i64, int, const i64*, double, const A*, int, double, double, A*, int)`. The unused
+    // target pointer is null and never read.
     unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &middle) }
 }
 
@@ -55,8 +57,8 @@ pub fn bce_bwd(
     let (thresh, threshold, pos_weight) = opts_args(o);
     let name = format!("bce_bwd_{ty}");
     let middle: [&dyn Arg; 5] = [&thresh, &threshold, &pos_weight, &scale, &dx];
-    // SAFETY: x, dx (and soft targets) hold rows·len elements of `ty`, labels rows i64s, scale
-    // rows elements; the list matches `bce_bwd_<ty>(const T*, i64, i64, int, const i64*, double,
-    // const T*, int, double, double, const T*, T*, int)`.
+    // SAFETY: x and dx hold rows·len elements of `ty`, soft targets rows·len of its accumulation
+    // type A, labels rows i64s, scale rows of A; the list matches `bce_bwd_<ty>(const T*, i64,
+    // i64, int, const i64*, double, const A*, int, double, double, const A*, T*, int)`.
     unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &middle) }
 }

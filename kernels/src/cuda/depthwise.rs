@@ -12,48 +12,27 @@ const FILE: &str = "depthwise.cu";
 /// The most filter taps (KH·KW) the kernels stage in shared memory (`DW_MAX_TAPS`).
 pub const MAX_TAPS: usize = 81;
 
-/// Sizes of one depthwise convolution, as the kernels' `DwGeom`.
+/// Sizes of one depthwise convolution, as the kernels' `DwGeom`: n, c, then (h, w), (oh, ow),
+/// (kh, kw), (sh, sw), (ph, pw) and (dh, dw), i32 each in that order.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct DwGeom {
     n: i32,
     c: i32,
-    h: i32,
-    w: i32,
-    oh: i32,
-    ow: i32,
-    kh: i32,
-    kw: i32,
-    sh: i32,
-    sw: i32,
-    ph: i32,
-    pw: i32,
-    dh: i32,
-    dw: i32,
+    pairs: [[i32; 2]; 6],
 }
 
-// SAFETY: plain-old-data with the C layout the kernels declare.
+// SAFETY: plain-old-data with the C layout the kernels declare (14 consecutive i32s).
 unsafe impl DeviceRepr for DwGeom {}
 
 impl DwGeom {
     fn new(d: &Depthwise) -> DwGeom {
         let g = &d.geom;
-        let i = |v: usize| v as i32;
+        let pair = |v: [usize; 2]| v.map(|x| x as i32);
         DwGeom {
-            n: i(d.n),
-            c: i(g.c),
-            h: i(g.hw[0]),
-            w: i(g.hw[1]),
-            oh: i(g.out[0]),
-            ow: i(g.out[1]),
-            kh: i(g.k[0]),
-            kw: i(g.k[1]),
-            sh: i(g.stride[0]),
-            sw: i(g.stride[1]),
-            ph: i(g.pad[0]),
-            pw: i(g.pad[1]),
-            dh: i(g.dil[0]),
-            dw: i(g.dil[1]),
+            n: d.n as i32,
+            c: g.c as i32,
+            pairs: [g.hw, g.out, g.k, g.stride, g.pad, g.dil].map(pair),
         }
     }
 }

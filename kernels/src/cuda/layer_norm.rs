@@ -1,6 +1,8 @@
 //! Launchers for `layer_norm.cu`: LayerNorm over the last dim of dense rows, forward, dx, and
-//! dγ/dβ as band partials summed in order. Twin of [`crate::cpu::layer_norm`]. μ, rstd, dγ, dβ and
-//! the partials are in the statistics dtype: f32, or f64 for f64 rows.
+//! dγ/dβ as band partials summed in order. Twin of [`crate::cpu::layer_norm`]. μ, rstd and the
+//! partials are in the statistics dtype: f32, or f64 for f64 rows; γ, β, dγ and dβ in the
+//! parameters' dtype, the rows' own or f32 for f16/bf16 rows. Each launcher's `ty` is the kernel
+//! suffix [`suffix`] gives.
 
 use super::reduce::rows_config;
 use super::{grid_1d, DevPtr, Kernels};
@@ -25,14 +27,24 @@ pub fn params_scratch_len(rows: usize, len: usize) -> usize {
     banding(rows).1 * len
 }
 
+/// The kernels' suffix for rows of dtype `ty` with parameters of dtype `pty`: `ty` alone when
+/// they agree, else both (`f16_f32`, `bf16_f32`, the only mixed pairs compiled).
+pub fn suffix(ty: &str, pty: &str) -> String {
+    if ty == pty {
+        ty.to_owned()
+    } else {
+        format!("{ty}_{pty}")
+    }
+}
+
 /// The device buffers of a LayerNorm's rows: x, and γ, β (0 where absent).
 #[derive(Debug, Clone, Copy)]
 pub struct LnInputs {
-    /// `rows`×`len` inputs of dtype `ty`.
+    /// `rows`×`len` inputs of the rows' dtype.
     pub x: DevPtr,
-    /// `len` scales of dtype `ty`, or 0 for none.
+    /// `len` scales of the parameters' dtype, or 0 for none.
     pub gamma: DevPtr,
-    /// `len` shifts of dtype `ty`, or 0 for none.
+    /// `len` shifts of the parameters' dtype, or 0 for none.
     pub beta: DevPtr,
 }
 
@@ -51,8 +63,9 @@ pub fn layer_norm_fwd(
     let (cfg, warp) = rows_config(rows, len);
     let (rows64, len64) = (rows as i64, len as i64);
     let (x, g, b) = (inp.x, inp.gamma, inp.beta);
-    // SAFETY: x and y hold rows·len elements of `ty`, γ and β len (or are null), mean and rstd
-    // rows of the accumulation type (f32, f64 for f64); the list matches `layer_norm_fwd_<ty>`.
+    // SAFETY: x and y hold rows·len elements of the rows' dtype, γ and β len of the parameters'
+    // (or are null), mean and rstd rows of the accumulation type (f32, f64 for f64); the list
+    // matches `layer_norm_fwd_<ty>`.
     unsafe {
         k.launch(
             FILE,
@@ -77,8 +90,9 @@ pub fn layer_norm_bwd_dx(
 ) -> Result<()> {
     let (cfg, warp) = rows_config(rows, len);
     let (rows64, len64) = (rows as i64, len as i64);
-    // SAFETY: x, dy and dx hold rows·len elements of `ty`, γ len (or is null), mean and rstd
-    // rows of the statistics type; the list matches `layer_norm_bwd_dx_<ty>`.
+    // SAFETY: x, dy and dx hold rows·len elements of the rows' dtype, γ len of the parameters'
+    // (or is null), mean and rstd rows of the statistics type; the list matches
+    // `layer_norm_bwd_dx_<ty>`.
     unsafe {
         k.launch(
             FILE,
@@ -89,8 +103,8 @@ pub fn layer_norm_bwd_dx(
     }
 }
 
-/// dγ = Σ_rows dy·x̂ and dβ = Σ_rows dy (`len` each, statistics dtype), through `scratch`: two
-/// buffers of [`params_scratch_len`] elements of the statistics dtype.
+/// dγ = Σ_rows dy·x̂ and dβ = Σ_rows dy (`len` each, the parameters' dtype), through `scratch`:
+/// two buffers of [`params_scratch_len`] elements of the statistics dtype.
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_bwd_params(
     k: &Kernels,
@@ -110,8 +124,9 @@ pub fn layer_norm_bwd_params(
         block_dim: (32, 8, 1),
         shared_mem_bytes: 0,
     };
-    // SAFETY: x and dy hold rows·len elements of `ty`, mean and rstd rows, the scratch buffers
-    // bands·len of the statistics type; the list matches `layer_norm_bwd_params_<ty>`.
+    // SAFETY: x and dy hold rows·len elements of the rows' dtype, mean and rstd rows, the
+    // scratch buffers bands·len of the statistics type; the list matches
+    // `layer_norm_bwd_params_<ty>`.
     unsafe {
         k.launch(
             FILE,
@@ -120,8 +135,8 @@ pub fn layer_norm_bwd_params(
             &[&x, &dy, &mean, &rstd, &pg, &pb, &rows64, &len64, &band64],
         )?;
     }
-    // SAFETY: the partials hold bands·len values, dγ and dβ len, all of the statistics type; the
-    // list matches `layer_norm_sum_bands_<ty>`.
+    // SAFETY: the partials hold bands·len values of the statistics type, dγ and dβ len of the
+    // parameters'; the list matches `layer_norm_sum_bands_<ty>`.
     unsafe {
         k.launch(
             FILE,

@@ -109,7 +109,12 @@ impl Block {
             let nhwc = n.forward(&h.permute(&[0, 2, 3, 1])?)?;
             self.mlp(&nhwc)?.permute(&[0, 3, 1, 2])?
         };
-        let gamma = self.gamma.reshape(&[1, self.gamma.shape()[0], 1, 1])?;
+        // Under autocast the layer scale joins the activations' dtype (a parameter cast), so the
+        // product reads one dtype with no cast pass over the activations.
+        let gamma = self
+            .gamma
+            .to_dtype(h.dtype())?
+            .reshape(&[1, self.gamma.shape()[0], 1, 1])?;
         Ok(self.drop_path.forward(&h.mul(&gamma)?)?.add(x)?)
     }
 

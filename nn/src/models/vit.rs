@@ -212,9 +212,13 @@ impl VisionTransformer {
             .forward(x)?
             .flatten_from(2)?
             .transpose(1, 2)?;
+        // Under autocast the patches come out of the projection in f16/bf16; the class token
+        // and the position embedding join their dtype (parameter casts), so the tokens carry
+        // one dtype from here on with no cast pass over them.
+        let dtype = patches.dtype();
         let dim = self.cls_token.shape()[2];
-        let cls = self.cls_token.expand(&[b, 1, dim])?;
-        Ok(Tensor::cat(&[cls, patches], 1)?.add(&self.pos_embed)?)
+        let cls = self.cls_token.to_dtype(dtype)?.expand(&[b, 1, dim])?;
+        Ok(Tensor::cat(&[cls, patches], 1)?.add(&self.pos_embed.to_dtype(dtype)?)?)
     }
 
     fn bad_input(&self, x: &Tensor) -> Error {
