@@ -207,15 +207,28 @@ pub(super) unsafe fn execute(
     t: [u64; 3],
     ws: u64,
 ) -> Result<()> {
+    execute_tensors(h, plan, &UIDS, &t, ws)
+}
+
+/// Queues `plan` on handle `h`'s stream over the tensors of ids `uids` at the addresses `t`,
+/// with `ws` as in [`execute`].
+///
+/// # Safety
+/// As [`execute`], for every tensor of the plan's graph.
+pub(super) unsafe fn execute_tensors(
+    h: sys::cudnnHandle_t,
+    plan: &Plan,
+    uids: &[i64],
+    t: &[u64],
+    ws: u64,
+) -> Result<()> {
     let pack = Desc::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
-    pack.set_ptrs(
-        Name::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
-        &t.map(|a| a as *mut c_void),
-    )?;
+    let ptrs: Vec<*mut c_void> = t.iter().map(|&a| a as *mut c_void).collect();
+    pack.set_ptrs(Name::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, &ptrs)?;
     pack.set(
         Name::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS,
         Type::CUDNN_TYPE_INT64,
-        &UIDS,
+        uids,
     )?;
     pack.set_ptrs(
         Name::CUDNN_ATTR_VARIANT_PACK_WORKSPACE,

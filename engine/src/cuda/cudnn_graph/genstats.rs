@@ -15,11 +15,11 @@
 //! GPU: `scripts/gpu-check.sh` (engine/tests/cuda_vendor.rs,
 //! `cudnn_graph_genstats_match_kiln_bn`) verifies it against kiln's own BN kernels on one.
 
-use super::super::cudnn::{cudnn_err, on_call_stream, Key};
+use super::super::cudnn::{on_call_stream, Key};
 use super::super::switch::{conv_bn_stats_enabled, cudnn_enabled, cudnn_graph_enabled};
 use super::super::vendor::{plan_for, settle};
 use super::backend::Desc;
-use super::engine::Plan;
+use super::engine::{execute_tensors, Plan};
 use super::graph::{self, Graph, UIDS};
 use super::{candidates, workspace, Op};
 use crate::backend::ChannelPartials;
@@ -33,7 +33,6 @@ use cudarc::cudnn::sys::{
 use kiln_kernels::cuda::bn_relu::TilePartials;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::rc::Rc;
 use std::sync::Once;
 
@@ -61,25 +60,13 @@ fn report(why: &str) {
 
 /// A packed f32 \[1, C, 1, 1\] statistics tensor (NHWC strides) with id `uid`.
 fn stat_tensor(c: i32, uid: i64) -> Result<Desc> {
-    let t = Desc::new(Kind::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
-    let int = Type::CUDNN_TYPE_INT64;
-    t.set(
-        Name::CUDNN_ATTR_TENSOR_DATA_TYPE,
-        Type::CUDNN_TYPE_DATA_TYPE,
-        &[cudnnDataType_t::CUDNN_DATA_FLOAT as u32],
-    )?;
-    let c = i64::from(c);
-    t.set(Name::CUDNN_ATTR_TENSOR_DIMENSIONS, int, &[1, c, 1, 1])?;
-    t.set(Name::CUDNN_ATTR_TENSOR_STRIDES, int, &[c, 1, c, c])?;
-    t.set(Name::CUDNN_ATTR_TENSOR_UNIQUE_ID, int, &[uid])?;
-    t.set(Name::CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, int, &[16i64])?;
-    t.set(
-        Name::CUDNN_ATTR_TENSOR_IS_VIRTUAL,
-        Type::CUDNN_TYPE_BOOLEAN,
-        &[false],
-    )?;
-    t.finalize()?;
-    Ok(t)
+    graph::tensor_of(
+        cudnnDataType_t::CUDNN_DATA_FLOAT,
+        [1, c, 1, 1],
+        true,
+        uid,
+        16,
+    )
 }
 
 /// The genstats operation: Σy into `sum`, Σy² into `sq`, per channel, in f32.
@@ -123,33 +110,6 @@ fn select(h: sys::cudnnHandle_t, key: &Key, align: u8) -> Result<Plan> {
     candidates(h, &graph, false, 1)?
         .pop()
         .ok_or_else(|| Error::Cuda("no plan".into()))
-}
-
-/// Queues `plan` over [x, w, y, Σy, Σy²] at `t` with workspace `ws` (0: none).
-///
-/// # Safety
-/// `t` must be live device buffers of the plan's shapes, `ws` at least `plan.workspace` bytes,
-/// both live until the stream has run the plan.
-unsafe fn execute(h: sys::cudnnHandle_t, plan: &Plan, t: [u64; 5], ws: u64) -> Result<()> {
-    let pack = Desc::new(Kind::CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR)?;
-    pack.set_ptrs(
-        Name::CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
-        &t.map(|a| a as *mut c_void),
-    )?;
-    let uids = [UIDS[0], UIDS[1], UIDS[2], STAT_UIDS[0], STAT_UIDS[1]];
-    pack.set(
-        Name::CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS,
-        Type::CUDNN_TYPE_INT64,
-        &uids,
-    )?;
-    pack.set_ptrs(
-        Name::CUDNN_ATTR_VARIANT_PACK_WORKSPACE,
-        &[ws as *mut c_void],
-    )?;
-    pack.finalize()?;
-    sys::cudnnBackendExecute(h, plan.plan.raw(), pack.raw())
-        .result()
-        .map_err(|e| cudnn_err("execute conv+genstats", e))
 }
 
 /// y = conv2d(x, w) with y's per-channel Σy and Σy² from the same cuDNN plan, as partials for
@@ -211,7 +171,9 @@ pub(in crate::cuda) fn forward_stats(
         // while `dnn` stays locked; `t` are live buffers of the key's sizes (x, w, y packed in
         // its layout, two f32 runs of `second` floats for the sums); the workspace returns to the
         // caching allocator only after this launch is queued.
-        let executed = unsafe { execute(h, plan, t, ws.as_ref().map_or(0, |w| w.ptr())) };
+        let uids = [UIDS[0], UIDS[1], UIDS[2], STAT_UIDS[0], STAT_UIDS[1]];
+        let ws = ws.as_ref().map_or(0, |w| w.ptr());
+        let executed = unsafe { execute_tensors(h, plan, &uids, &t, ws) };
         match settle(bound, executed, capturing, what)? {
             Ok(()) => Ok(true),
             Err(e) => {

@@ -40,11 +40,23 @@ pub(super) struct Graph {
 
 /// A packed tensor of `key`'s data type and layout with `dims`, id `uid`, aligned to `align`.
 pub(super) fn tensor(key: &Key, dims: [i32; 4], uid: i64, align: u8) -> Result<Desc> {
+    tensor_of(key.ty, dims, key.channels_last, uid, align)
+}
+
+/// A packed tensor of data type `ty` with `dims` (NHWC strides when `channels_last`), id `uid`,
+/// aligned to `align`.
+pub(super) fn tensor_of(
+    ty: cudnnDataType_t,
+    dims: [i32; 4],
+    channels_last: bool,
+    uid: i64,
+    align: u8,
+) -> Result<Desc> {
     let t = Desc::new(Kind::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
     t.set(
         Name::CUDNN_ATTR_TENSOR_DATA_TYPE,
         Type::CUDNN_TYPE_DATA_TYPE,
-        &[key.ty as u32],
+        &[ty as u32],
     )?;
     let dims64 = dims.map(i64::from);
     t.set(
@@ -52,7 +64,7 @@ pub(super) fn tensor(key: &Key, dims: [i32; 4], uid: i64, align: u8) -> Result<D
         Type::CUDNN_TYPE_INT64,
         &dims64,
     )?;
-    let st = strides(dims, key.channels_last);
+    let st = strides(dims, channels_last);
     t.set(Name::CUDNN_ATTR_TENSOR_STRIDES, Type::CUDNN_TYPE_INT64, &st)?;
     t.set(
         Name::CUDNN_ATTR_TENSOR_UNIQUE_ID,
