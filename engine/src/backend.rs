@@ -74,8 +74,11 @@ pub struct ChannelPartials {
 pub struct BnSaved<'a> {
     /// The BN input.
     pub x: &'a Storage,
-    /// The forward output.
-    pub y: &'a Storage,
+    /// The forward output; none where it was never stored (a convolution's BN prologue): the
+    /// ReLU mask is then recomputed from x and `affine` (CUDA).
+    pub y: Option<&'a Storage>,
+    /// scale = γ·invstd and shift = β - mean·scale of the forward, for a missing `y`.
+    pub affine: Option<[&'a Storage; 2]>,
     /// Mean the forward normalized with.
     pub mean: &'a Storage,
     /// 1/√(var+eps) the forward normalized with.
@@ -486,6 +489,48 @@ impl Storage {
         }
     }
 
+    /// Whether [`Storage::conv2d_fwd_bn_act`] serves a convolution of shape `s` over x with
+    /// weights of x's dtype (kiln's tensor-core kernels on CUDA, f16/bf16, where cuDNN would not
+    /// serve and `KILN_CONV_BN_PROLOGUE` is on); false on the CPU.
+    pub fn conv_bn_prologue_serves(x: &Storage, s: &ConvShape) -> bool {
+        match x {
+            Storage::Cuda(x) => cuda::conv::bn_prologue_serves(x, s),
+            Storage::Cpu(_) => false,
+        }
+    }
+
+    /// y = conv2d(act(x·scale + shift), w) with h = act(…) computed as the kernel loads x, and
+    /// with y's partial statistics when `stats` (per-channel f32 `scale`, `shift`). Only where
+    /// [`Storage::conv_bn_prologue_serves`].
+    pub fn conv2d_fwd_bn_act(
+        x: &Storage,
+        w: &Storage,
+        s: &ConvShape,
+        [scale, shift]: [&Storage; 2],
+        relu: bool,
+        stats: bool,
+    ) -> Result<(Storage, Option<ChannelPartials>)> {
+        let op = "conv2d_bn_act";
+        let (x, w) = (x.cuda(op)?, w.cuda(op)?);
+        let pro = [scale.cuda(op)?, shift.cuda(op)?];
+        let (y, p) = cuda::conv::conv2d_fwd_bn_act(x, w, s, pro, relu, stats)?;
+        Ok((Storage::Cuda(y), p))
+    }
+
+    /// dw of [`Storage::conv2d_fwd_bn_act`]'s convolution from x and dy, h recomputed from x.
+    pub fn conv2d_bwd_filter_bn_act(
+        x: &Storage,
+        dy: &Storage,
+        s: &ConvShape,
+        [scale, shift]: [&Storage; 2],
+        relu: bool,
+    ) -> Result<Storage> {
+        let op = "conv2d_bn_act_backward";
+        let (x, dy) = (x.cuda(op)?, dy.cuda(op)?);
+        let pro = [scale.cuda(op)?, shift.cuda(op)?];
+        cuda::conv::conv2d_bwd_filter_bn_act(x, dy, s, pro, relu).map(Storage::Cuda)
+    }
+
     /// Convolution input gradient.
     pub fn conv2d_bwd_data(dy: &Storage, w: &Storage, s: &ConvShape) -> Result<Storage> {
         on2!(
@@ -802,7 +847,12 @@ impl Storage {
                 );
                 let saved = cpu::norm::BnSaved {
                     x: s.x.cpu("batch_norm_backward")?,
-                    y: s.y.cpu("batch_norm_backward")?,
+                    y: s.y
+                        .ok_or_else(|| Error::InvalidArgument {
+                            op: "batch_norm_backward",
+                            msg: "the CPU backward needs the forward output".into(),
+                        })?
+                        .cpu("batch_norm_backward")?,
                     mean: &mean,
                     invstd: &invstd,
                     gamma: &gamma,

@@ -41,20 +41,34 @@ template <typename A> __device__ __forceinline__ A relu_grad(A dy, A y, bool rel
   return (relu && y <= A(0)) ? A(0) : dy;
 }
 
+// The forward output at element `off` of channel c for the ReLU mask: read from y, or (y null:
+// the output was never stored, a convolution's prologue applied the BN) recomputed from x as
+// bn_act_fwd computed it, relu(x·scale[c] + shift[c]) rounded to T.
+template <typename T>
+__device__ __forceinline__ typename Acc<T>::t bn_out(const T* x, const T* y,
+                                                     const typename Acc<T>::t* scale,
+                                                     const typename Acc<T>::t* shift, i64 off,
+                                                     i64 c) {
+  typedef typename Acc<T>::t A;
+  if (y) return to_acc(y[off]);
+  return to_acc(from_acc<T>(fmax(to_acc(x[off]) * scale[c] + shift[c], A(0))));
+}
+
 // ---- kernels --------------------------------------------------------------------------------
 
 template <typename T>
 __device__ void bn_partials(const T* x, const T* dy, const T* y, const typename Acc<T>::t* mean,
+                            const typename Acc<T>::t* scale, const typename Acc<T>::t* shift,
                             bool relu, bool bwd, i64 n, i64 C, i64 hw, bool cl, double* partials) {
   typedef typename Acc<T>::t A;
   const i64 M = n * hw, S = gridDim.y, s = blockIdx.y;
   const i64 chunk = (M + S - 1) / S, start = s * chunk, end = min(M, start + chunk);
   A s1 = A(0), s2 = A(0);
   // Adds element `off` of channel c (shift K or mean: `sh`).
-  auto add = [&](i64 off, A sh) {
+  auto add = [&](i64 off, i64 c, A sh) {
     A v = to_acc(x[off]);
     if (bwd) {
-      A g = relu_grad(to_acc(dy[off]), relu ? to_acc(y[off]) : A(1), relu);
+      A g = relu_grad(to_acc(dy[off]), relu ? bn_out(x, y, scale, shift, off, c) : A(1), relu);
       s1 += g;
       s2 += g * (v - sh);
     } else {
@@ -73,7 +87,7 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const typename 
       i64 nn = j / hw, p = j - nn * hw;
       const i64 step_n = blockDim.x / hw, step_p = blockDim.x - step_n * hw;
       for (; j < end; j += blockDim.x) {
-        add((nn * C + c) * hw + p, sh);
+        add((nn * C + c) * hw + p, c, sh);
         p += step_p;
         nn += step_n;
         if (p >= hw) p -= hw, ++nn;
@@ -99,7 +113,7 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const typename 
     const bool live = c < C;
     if (live) {
       const A sh = bwd ? mean[c] : (M > 0 ? to_acc(x[c]) : A(0));
-      for (i64 p = start + threadIdx.y; p < end; p += blockDim.y) add(p * C + c, sh);
+      for (i64 p = start + threadIdx.y; p < end; p += blockDim.y) add(p * C + c, c, sh);
     }
     part[0][threadIdx.y][threadIdx.x] = s1;
     part[1][threadIdx.y][threadIdx.x] = s2;
@@ -233,10 +247,12 @@ __device__ void bn_act_fwd(const T* x, const T* res, const typename Acc<T>::t* s
   }
 }
 
-// Training: dx = γ·invstd·(g - dβ/M - (x - mean)·invstd·dγ/M); eval: dx = γ·invstd·g.
+// Training: dx = γ·invstd·(g - dβ/M - (x - mean)·invstd·dγ/M); eval: dx = γ·invstd·g. The ReLU
+// mask comes from y, or from x·scale + shift where y is null (bn_out).
 // dres (when not null) = g.
 template <typename I, typename T>
-__device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typename Acc<T>::t* mean,
+__device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typename Acc<T>::t* scale,
+                              const typename Acc<T>::t* shift, const typename Acc<T>::t* mean,
                               const typename Acc<T>::t* invstd, const typename Acc<T>::t* gamma,
                               const typename Acc<T>::t* dgamma, const typename Acc<T>::t* dbeta,
                               bool relu, bool training, I total, I C, I hw, bool cl, T* dx,
@@ -246,7 +262,7 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typenam
   const A inv_m = A(1) / A(M > 0 ? M : 1);
   for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
     const I c = channel_of(i, C, hw, cl);
-    const A g = relu_grad(to_acc(dy[i]), relu ? to_acc(y[i]) : A(1), relu);
+    const A g = relu_grad(to_acc(dy[i]), relu ? bn_out(x, y, scale, shift, i, c) : A(1), relu);
     if (dres) dres[i] = from_acc<T>(g);
     const A is = invstd[c], sc = gamma[c] * is;
     A d = g;
@@ -269,10 +285,11 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typenam
 
 // A: the per-channel vectors' type, Acc<T>::t.
 #define BN_KERNELS(T, A, S)                                                                       \
-  extern "C" __global__ void bn_partials_##S(const T* x, const T* dy, const T* y, const A* mean, \
-                                             int relu, int bwd, i64 n, i64 c, i64 hw, int cl,     \
-                                             double* partials) {                                  \
-    bn_partials<T>(x, dy, y, mean, relu != 0, bwd != 0, n, c, hw, cl != 0, partials);             \
+  extern "C" __global__ void bn_partials_##S(                                                     \
+      const T* x, const T* dy, const T* y, const A* scale, const A* shift, const A* mean, int relu, \
+      int bwd, i64 n, i64 c, i64 hw, int cl, double* partials) {                                  \
+    bn_partials<T>(x, dy, y, mean, scale, shift, relu != 0, bwd != 0, n, c, hw, cl != 0,         \
+                   partials);                                                                     \
   }                                                                                               \
   extern "C" __global__ void bn_finalize_##S(                                                     \
       const T* x, const A* invstd, int bwd, i64 n, i64 c, i64 hw, int cl, const double* partials, \
@@ -288,10 +305,11 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typenam
                                 y))                                                               \
   }                                                                                               \
   extern "C" __global__ void bn_act_bwd_dx_##S(                                                   \
-      const T* dy, const T* y, const T* x, const A* mean, const A* invstd, const A* gamma,        \
-      const A* dgamma, const A* dbeta, int relu, int training, i64 total, i64 c, i64 hw, int cl,  \
-      T* dx, T* dres) {                                                                           \
-    BN_INDEXED(bn_act_bwd_dx<I, T>(dy, y, x, mean, invstd, gamma, dgamma, dbeta, relu != 0,      \
+      const T* dy, const T* y, const T* x, const A* scale, const A* shift, const A* mean,         \
+      const A* invstd, const A* gamma, const A* dgamma, const A* dbeta, int relu, int training,   \
+      i64 total, i64 c, i64 hw, int cl, T* dx, T* dres) {                                         \
+    BN_INDEXED(bn_act_bwd_dx<I, T>(dy, y, x, scale, shift, mean, invstd, gamma, dgamma, dbeta,   \
+                                   relu != 0,                                                     \
                                    training != 0, (I)total, (I)c, (I)hw, cl != 0, dx, dres))      \
   }
 BN_KERNELS(float, float, f32)

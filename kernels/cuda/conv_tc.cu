@@ -28,6 +28,14 @@
 // Chan's formula). v is the value as stored (rounded to T), so the statistics are those of the y
 // the BN reads, equal to bn_partials' up to summation order. Cost: 1/16 of y's bytes written
 // (two f32 per 64 values of 2 bytes) and a few shuffles per tile.
+//
+// conv_tc_fwd_bnact_* and conv_tc_bwd_filter_bnact_* convolve h = act(y·scale[c] + shift[c]) (a
+// training BatchNorm's apply, and ReLU, with the finalize's scale and shift) without h in
+// memory: the activation operand's loader reads y and transforms each in-bounds element as it
+// gathers it, rounded to T as bn_act_fwd rounds h; padding taps stay 0 (the convolution pads h,
+// not y). That operand always goes through the register-staged gathers (a cp.async copy cannot
+// touch values); the other keeps its chunks where the host allows them. The forward's `stats`
+// (null: none) is the statistics epilogue above.
 
 // ---- epilogue statistics -----------------------------------------------------------------------
 
@@ -130,26 +138,67 @@ __device__ __forceinline__ void tc_channel_stats(const float (&acc)[2][4][4], in
   __syncthreads();
 }
 
+// ---- BatchNorm-apply prologue ------------------------------------------------------------------
+
+// Loader L over y (Im2col or Im2colT) whose elements are act(y·scale[c] + shift[c]), c the input
+// channel the element reads (L::chan).
+template <typename T, class L> struct BnActOp : L {
+  const float* scale;
+  const float* shift;
+  bool relu;
+};
+
+// tc_bits for a prologue loader (found by argument-dependent lookup when TcFill gathers):
+// transformed in f32 and rounded to T as bn_act_fwd does; 0 where `at` says padding.
+template <typename T, class L>
+__device__ __forceinline__ unsigned tc_bits(const BnActOp<T, L>& l, const typename L::Slot& s,
+                                            int k) {
+  const i64 o = l.at(s, k);
+  if (o < 0) return 0u;
+  const int c = l.chan(s, k);
+  const float v = to_acc(l.p[o]) * l.scale[c] + l.shift[c];
+  return (unsigned)from_acc<T>(l.relu ? fmaxf(v, 0.0f) : v).bits;
+}
+
+// The prologue's arguments (scale null: no prologue, the loader reads x as it is).
+struct BnActArgs {
+  const float* scale;
+  const float* shift;
+  bool relu;
+};
+
+// Loader L over x for group grp, wrapped in the prologue when PRO.
+template <typename T, class L, bool PRO>
+__device__ __forceinline__ auto x_operand(const T* x, const ConvGeom& g, int grp, BnActArgs pro) {
+  if constexpr (PRO) {
+    return BnActOp<T, L>{{x, g, grp}, pro.scale, pro.shift, pro.relu};
+  } else {
+    return L{x, g, grp};
+  }
+}
+
 // ---- kernels -----------------------------------------------------------------------------------
 
-// `stats` null: the plain forward; else the epilogue also writes the tile statistics.
-template <typename T, bool CL>
+// `stats` null: the plain forward; else the epilogue also writes the tile statistics. PRO: the
+// activation operand is act(x·scale + shift) (`pro`), always gathered.
+template <typename T, bool CL, bool PRO = false>
 __device__ __forceinline__ void conv_tc_fwd(const T* x, const T* w, T* y, const ConvGeom& g,
-                                            bool a_async, bool b_async, float* stats) {
+                                            bool a_async, bool b_async, float* stats,
+                                            BnActArgs pro = {}) {
   const int nq = g.n * g.d_p.d, kc = g.cg * g.d_khw.d;
   const int M = CL ? nq : g.ocg, N = CL ? g.ocg : nq;
   int m0, n0;
   tc_origin(N, m0, n0);
   for (int grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
     Strided<T> wl{w + (i64)grp * g.ocg * kc, kc, 1, g.ocg, true};
-    Im2col<T, CL> xl{x, g, grp};
+    const auto xl = x_operand<T, Im2col<T, CL>, PRO>(x, g, grp, pro);
     float acc[2][4][4];
     if constexpr (CL) {
-      tc_tile<T, false, false>(xl, a_async, wl, b_async, M, N, 0, kc, m0, n0, acc);
+      tc_tile<T, false, false>(xl, a_async && !PRO, wl, b_async, M, N, 0, kc, m0, n0, acc);
       StoreAffine<T> st{y + grp * g.ocg, g.oc, 1};
       tc_store(st, acc, M, N, m0, n0, 1.0f, 0.0f);
     } else {
-      tc_tile<T, false, true>(wl, a_async, xl, b_async, M, N, 0, kc, m0, n0, acc);
+      tc_tile<T, false, true>(wl, a_async, xl, b_async && !PRO, M, N, 0, kc, m0, n0, acc);
       StorePlanes<T> st{y + (i64)grp * g.ocg * g.d_p.d, g.d_p, (i64)g.oc * g.d_p.d};
       tc_store(st, acc, M, N, m0, n0, 1.0f, 0.0f);
     }
@@ -180,25 +229,28 @@ __device__ __forceinline__ void conv_tc_bwd_data(const T* dy, const T* w, T* dx,
   }
 }
 
-// Slice `split` of the q-reduction goes to out + split·OC·KC (f32).
-template <typename T, bool CL>
+// Slice `split` of the q-reduction goes to out + split·OC·KC (f32). PRO: x is read through the
+// prologue act(x·scale + shift) (`pro`), always gathered.
+template <typename T, bool CL, bool PRO = false>
 __device__ __forceinline__ void conv_tc_bwd_filter(const T* x, const T* dy, float* out,
                                                    const ConvGeom& g, int splits, int chunk,
-                                                   bool a_async, bool b_async) {
+                                                   bool a_async, bool b_async,
+                                                   BnActArgs pro = {}) {
   const int nq = g.n * g.d_p.d, kc = g.cg * g.d_khw.d;
   int m0, n0;
   tc_origin(kc, m0, n0);
   for (int z = blockIdx.z; z < g.groups * splits; z += gridDim.z) {
     const int grp = z / splits, split = z - grp * splits;
     const int kbeg = split * chunk, kend = min(nq, kbeg + chunk);
-    Im2colT<T, CL> xl{x, g, grp};
+    const auto xl = x_operand<T, Im2colT<T, CL>, PRO>(x, g, grp, pro);
+    const bool x_async = b_async && !PRO;
     float acc[2][4][4];
     if constexpr (CL) {
       Strided<T> dl{dy + grp * g.ocg, 1, g.oc, g.ocg, false};
-      tc_tile<T, true, true>(dl, a_async, xl, b_async, g.ocg, kc, kbeg, kend, m0, n0, acc);
+      tc_tile<T, true, true>(dl, a_async, xl, x_async, g.ocg, kc, kbeg, kend, m0, n0, acc);
     } else {
       DyRows<T> dl{dy, g, grp};
-      tc_tile<T, false, false>(dl, a_async, xl, b_async, g.ocg, kc, kbeg, kend, m0, n0, acc);
+      tc_tile<T, false, false>(dl, a_async, xl, x_async, g.ocg, kc, kbeg, kend, m0, n0, acc);
     }
     StoreAffine<float> st{out + (i64)split * g.oc * kc + (i64)grp * g.ocg * kc, kc, 1};
     tc_store(st, acc, g.ocg, kc, m0, n0, 1.0f, 0.0f);
@@ -224,6 +276,18 @@ __device__ __forceinline__ void conv_tc_bwd_filter(const T* x, const T* dy, floa
       const T* x, const T* dy, float* out, ConvGeom g, int splits, int chunk, int a_async,       \
       int b_async) {                                                                             \
     conv_tc_bwd_filter<T, CL>(x, dy, out, g, splits, chunk, a_async != 0, b_async != 0);         \
+  }                                                                                              \
+  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_fwd_bnact_##L##_##S(          \
+      const T* x, const T* w, T* y, ConvGeom g, int w_async, float* stats, const float* scale,   \
+      const float* shift, int relu) {                                                            \
+    const BnActArgs pro{scale, shift, relu != 0};                                                \
+    conv_tc_fwd<T, CL, true>(x, w, y, g, !CL && w_async, CL && w_async, stats, pro);             \
+  }                                                                                              \
+  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_bwd_filter_bnact_##L##_##S(   \
+      const T* x, const T* dy, float* out, ConvGeom g, int splits, int chunk, int dy_async,      \
+      const float* scale, const float* shift, int relu) {                                        \
+    const BnActArgs pro{scale, shift, relu != 0};                                                \
+    conv_tc_bwd_filter<T, CL, true>(x, dy, out, g, splits, chunk, dy_async != 0, false, pro);    \
   }
 CONV_TC(f16, f16, nchw, false)
 CONV_TC(f16, f16, nhwc, true)

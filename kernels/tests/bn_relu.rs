@@ -110,6 +110,8 @@ fn check_layout(channels_last: bool) {
             let sb = BnBwd {
                 x: g.ptr(&dx_),
                 y: g.ptr(&dyv),
+                scale: 0,
+                shift: 0,
                 mean: g.ptr(&dmean),
                 invstd: g.ptr(&dinv),
                 gamma: g.ptr(&dgam),

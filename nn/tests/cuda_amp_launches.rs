@@ -238,7 +238,10 @@ fn amp_step_launches_no_cast_but_autocasts_and_no_bn_bookkeeping() {
     // apply (forward) or dx pass (backward), with no running update, count increment or
     // per-channel arithmetic between. Every conv of resnet18 runs on tensor cores (sm_80+), whose
     // epilogue hands the BN after it its statistics: the forward's finalize reads those partials
-    // (bn_finalize_tiles) and no bn_partials reads a conv output; only the backward's run.
+    // (bn_finalize_tiles) and no bn_partials reads a conv output; only the backward's run. Each
+    // block's bn1 → ReLU → conv2 is one op there: bn1's apply runs in conv2's loads
+    // (conv_tc_fwd_bnact, and again in its filter gradient's), so the launch after that
+    // finalize is conv2 itself and no bn_act_fwd writes bn1's output.
     let bns = c
         .gpu
         .named_tensors()
@@ -262,12 +265,36 @@ fn amp_step_launches_no_cast_but_autocasts_and_no_bn_bookkeeping() {
             bns,
             "bn_partials in the backward only"
         );
+        let blocks = c
+            .gpu
+            .named_tensors()
+            .iter()
+            .filter(|t| t.name.ends_with("conv2.weight"))
+            .count();
+        assert_eq!(
+            count("conv_tc_fwd_bnact_nhwc_f16"),
+            blocks,
+            "bn1 in conv2's loads"
+        );
+        assert_eq!(
+            count("conv_tc_bwd_filter_bnact_nhwc_f16"),
+            blocks,
+            "and in its dw"
+        );
+        assert_eq!(
+            count("bn_act_fwd_f16"),
+            bns - blocks,
+            "no bn1 output stored"
+        );
     }
     let names = &c.names;
     for i in (0..names.len()).filter(|&i| names[i].starts_with("bn_finalize")) {
         let next = names.get(i + 1).map(String::as_str);
         assert!(
-            matches!(next, Some("bn_act_fwd_f16" | "bn_act_bwd_dx_f16")),
+            matches!(
+                next,
+                Some("bn_act_fwd_f16" | "bn_act_bwd_dx_f16" | "conv_tc_fwd_bnact_nhwc_f16")
+            ),
             "launch {i} ({}) is followed by {next:?}",
             names[i]
         );

@@ -123,6 +123,83 @@ fn forward(
     Ok((y, None))
 }
 
+/// Whether [`conv2d_fwd_bn_act`] serves `s` over x (and weights of its dtype): the prologue
+/// switch on, cuDNN not the one that would run, not depthwise, and kiln's tensor-core forward the
+/// plan (f16/bf16 on sm_80+, wide groups; the filter gradient's plan follows the forward's).
+pub fn bn_prologue_serves(x: &CudaStorage, s: &ConvShape) -> bool {
+    let Ok(ty) = float_ty("conv2d", x.dtype()) else {
+        return false;
+    };
+    let kern = x.device().kernels();
+    switch::conv_bn_prologue_enabled()
+        && switch::tensor_cores_enabled()
+        && !cudnn::may_serve(x.device(), x.dtype(), s)
+        && depthwise(s).is_none()
+        && k::fwd_stats_supported(kern, ty, &dims(s, s.geom.k))
+}
+
+/// The f32 per-channel vectors of a prologue as the kernels take them.
+fn prologue([scale, shift]: [&CudaStorage; 2], relu: bool) -> Result<k::BnPrologue> {
+    if scale.dtype() != DType::F32 || shift.dtype() != DType::F32 {
+        return Err(Error::UnsupportedDType {
+            op: "conv2d_bn_act",
+            dtype: scale.dtype(),
+        });
+    }
+    Ok(k::BnPrologue {
+        scale: scale.ptr(),
+        shift: shift.ptr(),
+        relu,
+    })
+}
+
+/// y = conv2d(act(x·scale + shift), w) where [`bn_prologue_serves`], h never stored; with
+/// `stats` (and `KILN_CONV_BN_STATS` on), y's partial statistics from the same kernel.
+pub fn conv2d_fwd_bn_act(
+    x: &CudaStorage,
+    w: &CudaStorage,
+    s: &ConvShape,
+    affine: [&CudaStorage; 2],
+    relu: bool,
+    stats: bool,
+) -> Result<(CudaStorage, Option<ChannelPartials>)> {
+    let ty = conv_ty(x, w)?;
+    let pro = prologue(affine, relu)?;
+    let y = CudaStorage::alloc(x.device(), x.dtype(), s.out_shape().iter().product())?;
+    let d = dims(s, s.geom.k);
+    let kern = x.device().kernels();
+    let ptrs = (x.ptr(), w.ptr(), y.ptr());
+    if stats && switch::conv_bn_stats_enabled() {
+        let buf = CudaStorage::alloc(x.device(), DType::F32, k::fwd_stats_len(&d))?;
+        k::conv2d_fwd_bn_act(kern, ty, &d, ptrs, &pro, Some(buf.ptr()))?;
+        let parts = k::fwd_stats_partials(&d, buf.ptr());
+        let partials = ChannelPartials {
+            buf: Storage::Cuda(buf),
+            parts,
+        };
+        return Ok((y, Some(partials)));
+    }
+    k::conv2d_fwd_bn_act(kern, ty, &d, ptrs, &pro, None)?;
+    Ok((y, None))
+}
+
+/// dw of [`conv2d_fwd_bn_act`]'s convolution from x and dy, the prologue recomputing h from x.
+pub fn conv2d_bwd_filter_bn_act(
+    x: &CudaStorage,
+    dy: &CudaStorage,
+    s: &ConvShape,
+    affine: [&CudaStorage; 2],
+    relu: bool,
+) -> Result<CudaStorage> {
+    let ty = conv_ty(x, dy)?;
+    let pro = prologue(affine, relu)?;
+    let g = &s.geom;
+    let dw = CudaStorage::alloc(x.device(), x.dtype(), s.oc * g.c * g.k[0] * g.k[1])?;
+    let ptrs = (x.ptr(), dy.ptr(), dw.ptr());
+    k::conv2d_bwd_filter_bn_act(x.device().kernels(), ty, &dims(s, g.k), ptrs, &pro)?;
+    Ok(dw)
+}
+
 /// dx from dy and w.
 pub fn conv2d_bwd_data(dy: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Result<CudaStorage> {
     let ty = conv_ty(dy, w)?;

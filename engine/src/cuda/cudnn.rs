@@ -858,6 +858,12 @@ fn dispatch(
     }
 }
 
+/// Whether cuDNN may serve convolutions of shape `s` in `dtype` on `dev` (enabled, loaded, a
+/// describable shape): kiln's own kernels are then not the ones that run.
+pub(super) fn may_serve(dev: &std::sync::Arc<CudaDevice>, dtype: DType, s: &ConvShape) -> bool {
+    cudnn_enabled() && Key::new(s, dtype, false).is_some() && dev.dnn().is_ok()
+}
+
 /// y = conv2d(x, w) on cuDNN; Ok(false) when the built-in kernel must serve.
 pub(super) fn forward(
     x: &CudaStorage,

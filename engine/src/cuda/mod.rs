@@ -38,7 +38,8 @@ pub use device::{device, CudaDevice};
 pub use graph::{is_capturing, skip_rule_steps_if, CudaGraph};
 pub use storage::{suffix, CudaStorage};
 pub use switch::{
-    conv_bn_stats_enabled, cublas_enabled, cudnn_benchmark, cudnn_enabled, cudnn_graph_enabled,
-    parse_switch, set_conv_bn_stats_enabled, set_cublas_enabled, set_cudnn_benchmark,
-    set_cudnn_enabled, set_cudnn_graph_enabled, set_tensor_cores_enabled, tensor_cores_enabled,
+    conv_bn_prologue_enabled, conv_bn_stats_enabled, cublas_enabled, cudnn_benchmark,
+    cudnn_enabled, cudnn_graph_enabled, parse_switch, set_conv_bn_prologue_enabled,
+    set_conv_bn_stats_enabled, set_cublas_enabled, set_cudnn_benchmark, set_cudnn_enabled,
+    set_cudnn_graph_enabled, set_tensor_cores_enabled, tensor_cores_enabled,
 };

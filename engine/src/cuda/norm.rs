@@ -127,9 +127,21 @@ pub fn bn_apply(
 pub fn bn_backward(dy: &CudaStorage, s: &BnSaved, d: ChannelDims) -> Result<BnGrads> {
     let ty = float_ty("batch_norm_backward", dy.dtype())?;
     let dev = dy.device();
+    let affine_ptr = |i: usize| -> Result<u64> {
+        let a = s
+            .affine
+            .map(|a| a[i].cuda("batch_norm_backward"))
+            .transpose()?;
+        Ok(a.map_or(0, |a| a.ptr()))
+    };
     let saved = BnBwd {
         x: s.x.cuda("batch_norm_backward")?.ptr(),
-        y: s.y.cuda("batch_norm_backward")?.ptr(),
+        y: s.y
+            .map(|y| y.cuda("batch_norm_backward"))
+            .transpose()?
+            .map_or(0, |y| y.ptr()),
+        scale: affine_ptr(0)?,
+        shift: affine_ptr(1)?,
         mean: s.mean.cuda("batch_norm_backward")?.ptr(),
         invstd: s.invstd.cuda("batch_norm_backward")?.ptr(),
         gamma: s.gamma.cuda("batch_norm_backward")?.ptr(),

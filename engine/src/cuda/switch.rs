@@ -57,6 +57,7 @@ static CUDNN_BENCHMARK: Switch = Switch::new("KILN_CUDNN_BENCHMARK", false);
 static CUDNN_GRAPH: Switch = Switch::new("KILN_CUDNN_GRAPH", false);
 static TENSOR_CORES: Switch = Switch::new("KILN_TENSOR_CORES", true);
 static CONV_BN_STATS: Switch = Switch::new("KILN_CONV_BN_STATS", true);
+static CONV_BN_PROLOGUE: Switch = Switch::new("KILN_CONV_BN_PROLOGUE", true);
 
 /// Whether cuBLAS may serve matrix products (`KILN_CUBLAS`, on unless set to 0).
 pub fn cublas_enabled() -> bool {
@@ -125,4 +126,17 @@ pub fn conv_bn_stats_enabled() -> bool {
 /// `KILN_CONV_BN_STATS`.
 pub fn set_conv_bn_stats_enabled(on: bool) {
     CONV_BN_STATS.set(on)
+}
+
+/// Whether a training BatchNorm (and ReLU) whose only reader is a convolution is applied in that
+/// convolution's operand loads where kiln's tensor-core kernels serve it
+/// (`KILN_CONV_BN_PROLOGUE`, on unless set to 0); off, the BN writes its output and the
+/// convolution reads it.
+pub fn conv_bn_prologue_enabled() -> bool {
+    CONV_BN_PROLOGUE.get()
+}
+
+/// Lets convolutions apply the BatchNorm before them, or not; overrides `KILN_CONV_BN_PROLOGUE`.
+pub fn set_conv_bn_prologue_enabled(on: bool) {
+    CONV_BN_PROLOGUE.set(on)
 }

@@ -80,7 +80,7 @@ impl Tensor {
     }
 }
 
-fn check_params(p: &Conv2dParams) -> Result<()> {
+pub(super) fn check_params(p: &Conv2dParams) -> Result<()> {
     if p.stride.contains(&0) || p.dilation.contains(&0) || p.groups == 0 {
         return Err(Error::InvalidArgument {
             op: "conv2d",

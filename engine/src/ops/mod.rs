@@ -3,6 +3,7 @@
 
 mod attention;
 mod bce;
+mod bn_conv;
 mod conv;
 mod creation;
 mod dropout;

@@ -49,7 +49,12 @@ pub(crate) fn stat_dtype(dtype: DType) -> DType {
 
 /// A per-channel vector \[C\] for BN of `x` (in [`stat_dtype`], on x's device): the given
 /// tensor, or `default` everywhere.
-fn channel_vec(t: Option<&Tensor>, c: usize, default: f64, x: &Tensor) -> Result<Tensor> {
+pub(super) fn channel_vec(
+    t: Option<&Tensor>,
+    c: usize,
+    default: f64,
+    x: &Tensor,
+) -> Result<Tensor> {
     let dtype = stat_dtype(x.dtype());
     match t {
         Some(t) => x.on_my_device("batch_norm", &t.detach().to_dtype(dtype)?),
@@ -206,7 +211,8 @@ fn bn_core(
         let (ms, is, gs) = (mean.storage(), invstd.storage(), gamma.storage());
         let saved = BnSaved {
             x: &xs,
-            y: &ys,
+            y: Some(&ys),
+            affine: None,
             mean: &ms,
             invstd: &is,
             gamma: &gs,
@@ -240,7 +246,7 @@ fn bn_core(
 /// The normalization's \[C\] vectors (mean, invstd, scale = γ·invstd, shift = β - mean·scale,
 /// in the statistics' dtype on x's device) from the batch statistics when training (updating the
 /// running buffers), else from the running ones.
-fn batch_or_running_stats(
+pub(super) fn batch_or_running_stats(
     x: &Tensor,
     args: &BatchNormArgs,
     d: ChannelDims,

@@ -97,13 +97,15 @@ unsafe impl DeviceRepr for BnAffine {}
 
 /// The two reduction kernels: per-block sums into a workspace, then a warp per channel combines
 /// them into `out1`, `out2` (and, for the statistics, updates `run`). `bwd` selects the backward
-/// sums (Σg, Σg·(x - mean)) over the statistics (Σ(x - K), Σ(x - K)²).
+/// sums (Σg, Σg·(x - mean)) over the statistics (Σ(x - K), Σ(x - K)²); a null y has the
+/// backward recompute the ReLU mask from x and `(scale, shift)`.
 #[allow(clippy::too_many_arguments)]
 fn channel_sums(
     k: &Kernels,
     ty: &str,
     d: &ChannelDims,
     (x, dy, y, mean, invstd): (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
+    (scale, shift): (DevPtr, DevPtr),
     relu: bool,
     bwd: bool,
     (out1, out2): (DevPtr, DevPtr),
@@ -122,16 +124,19 @@ fn channel_sums(
         d.channels_last as i32,
         splits as i64,
     );
-    // SAFETY: x (and dy, y in the backward) hold n·c·hw elements of `ty`, mean c of the
-    // accumulation type; the grid covers exactly `splits` × c partial pairs of `work`; the list
-    // matches `bn_partials_<ty>(const T*, const T*, const T*, const A*, int, int, i64, i64, i64,
-    // int, double*)`. Pointers a mode does not read may be null.
+    // SAFETY: x (and dy, y in the backward) hold n·c·hw elements of `ty`, mean (and scale,
+    // shift where y is null in a ReLU backward) c of the accumulation type; the grid covers
+    // exactly `splits` × c partial pairs of `work`; the list matches `bn_partials_<ty>(const T*,
+    // const T*, const T*, const A*, const A*, const A*, int, int, i64, i64, i64, int, double*)`.
+    // Pointers a mode does not read may be null.
     unsafe {
         k.launch(
             FILE,
             &format!("bn_partials_{ty}"),
             cfg,
-            &[&x, &dy, &y, &mean, &relu, &bwd, &n, &c, &hw, &cl, &wp],
+            &[
+                &x, &dy, &y, &scale, &shift, &mean, &relu, &bwd, &n, &c, &hw, &cl, &wp,
+            ],
         )?;
     }
     let (rm, rv, rb, momentum) = (run.mean, run.var, run.batches, run.momentum);
@@ -170,6 +175,7 @@ pub fn bn_stats(
         ty,
         &d,
         (x, 0, 0, 0, 0),
+        (0, 0),
         false,
         false,
         (mean, var),
@@ -279,8 +285,13 @@ pub fn bn_act_fwd(
 pub struct BnBwd {
     /// The BN input.
     pub x: DevPtr,
-    /// The forward output (post-activation): y > 0 is the ReLU mask.
+    /// The forward output (post-activation): y > 0 is the ReLU mask. Null (0) where the output
+    /// was never stored: the mask is then recomputed from x, `scale` and `shift`.
     pub y: DevPtr,
+    /// Per-channel scale = γ·invstd of the forward (read only where y is null).
+    pub scale: DevPtr,
+    /// Per-channel shift = β - mean·scale of the forward (read only where y is null).
+    pub shift: DevPtr,
     /// The per-channel mean the forward normalized with (batch or running).
     pub mean: DevPtr,
     /// Per-channel 1/√(var + eps) the forward normalized with.
@@ -314,6 +325,7 @@ pub fn bn_act_bwd(
         ty,
         &d,
         ptrs,
+        (s.scale, s.shift),
         s.relu,
         true,
         (dgamma, dbeta),
@@ -323,17 +335,17 @@ pub fn bn_act_bwd(
     let (relu, training, dres) = (s.relu as i32, s.training as i32, dres.unwrap_or(0));
     let (total64, c, hw, cl) = elementwise_args(&d);
     // SAFETY: dy, y, x, dx (and dres) hold n·c·hw elements of `ty`; mean, invstd, gamma, dgamma
-    // and dbeta hold c of the accumulation type (dgamma, dbeta written by the launch above, on
-    // this stream); a null dres is not written; the list matches `bn_act_bwd_dx_<ty>(const T* ×3,
-    // const A* ×5, int, int, i64, i64, i64, int, T*, T*)`.
+    // and dbeta (and scale, shift where y is null) hold c of the accumulation type (dgamma, dbeta
+    // written by the launch above, on this stream); a null dres is not written; the list matches
+    // `bn_act_bwd_dx_<ty>(const T* ×3, const A* ×7, int, int, i64, i64, i64, int, T*, T*)`.
     unsafe {
         k.launch(
             FILE,
             &format!("bn_act_bwd_dx_{ty}"),
             grid_1d(total),
             &[
-                &dy, &s.y, &s.x, &s.mean, &s.invstd, &s.gamma, &dgamma, &dbeta, &relu, &training,
-                &total64, &c, &hw, &cl, &dx, &dres,
+                &dy, &s.y, &s.x, &s.scale, &s.shift, &s.mean, &s.invstd, &s.gamma, &dgamma, &dbeta,
+                &relu, &training, &total64, &c, &hw, &cl, &dx, &dres,
             ],
         )
     }

@@ -453,6 +453,103 @@ pub fn conv2d_fwd_stats(
     unsafe { k.launch(TC_FILE, &name, cfg, &[&x, &w, &y, &g, &ca, &cb, &stats]) }
 }
 
+/// A training BatchNorm's apply (and ReLU) folded into the convolution after it: the
+/// convolution's input is h = act(x·scale\[c\] + shift\[c\]), computed as the kernels load x
+/// (f32 `scale`, `shift` of C elements, from the BN's finalize); h is never stored.
+#[derive(Debug, Clone, Copy)]
+pub struct BnPrologue {
+    /// Per-channel γ·invstd (f32, C elements).
+    pub scale: DevPtr,
+    /// Per-channel β - mean·scale (f32, C elements).
+    pub shift: DevPtr,
+    /// Whether a ReLU follows the affine map.
+    pub relu: bool,
+}
+
+/// y = conv(act(x·scale + shift), w) on tensor cores where [`fwd_stats_supported`] says they
+/// serve `d`, with the statistics epilogue of [`conv2d_fwd_stats`] when `stats` is given
+/// ([`fwd_stats_len`] f32). The prologue's operand is gathered (never copied in chunks).
+pub fn conv2d_fwd_bn_act(
+    k: &Kernels,
+    ty: &str,
+    d: &ConvDims,
+    (x, w, y): (DevPtr, DevPtr, DevPtr),
+    pro: &BnPrologue,
+    stats: Option<DevPtr>,
+) -> Result<()> {
+    let g = Geom::new(d)?;
+    if !fwd_stats_supported(k, ty, d) {
+        return Err(Error::Launch(format!(
+            "conv2d with a BN prologue: {d:?} in {ty} does not run on tensor cores on sm_{}",
+            k.arch()
+        )));
+    }
+    if d.n * d.oc * d.oh * d.ow == 0 {
+        return Ok(());
+    }
+    let name = format!("conv_tc_fwd_bnact_{}_{ty}", d.layout());
+    let cfg = gemm_grid(d.gemm_shape(ConvPass::Fwd), TC_TILE, 128, d.groups)?;
+    // The weights are the operand copied where allowed: B (NHWC) or A (NCHW).
+    let [ca, cb] = tc_copies(d, ConvPass::Fwd, x, w);
+    let w_async = i32::from(if d.channels_last { cb } else { ca });
+    let (stats, relu) = (stats.unwrap_or(0), i32::from(pro.relu));
+    let (sc, sh) = (pro.scale, pro.shift);
+    // SAFETY: as in `conv2d_planned` for the tensor-core forward; scale and shift hold C f32;
+    // a non-null `stats` holds `fwd_stats_len(d)` f32 (as in `conv2d_fwd_stats`); weight copies
+    // only where `tc_copies` allows them; matches `conv_tc_fwd_bnact_<layout>_<ty>(const T*,
+    // const T*, T*, ConvGeom, int, float*, const float*, const float*, int)`.
+    unsafe {
+        k.launch(
+            TC_FILE,
+            &name,
+            cfg,
+            &[&x, &w, &y, &g, &w_async, &stats, &sc, &sh, &relu],
+        )
+    }
+}
+
+/// dw of y = conv(act(x·scale + shift), w) from x and dy on tensor cores (where
+/// [`fwd_stats_supported`] serves `d`: the filter gradient's plan is then the tensor-core one
+/// too), the prologue recomputing h from x as the forward did.
+pub fn conv2d_bwd_filter_bn_act(
+    k: &Kernels,
+    ty: &str,
+    d: &ConvDims,
+    (x, dy, dw): (DevPtr, DevPtr, DevPtr),
+    pro: &BnPrologue,
+) -> Result<()> {
+    let g = Geom::new(d)?;
+    let plan = d.plan(ty, ConvPass::BwdFilter, sm_count(k), true);
+    if !gemm_tc::supported(k, ty) || plan.algo != ConvAlgo::TensorCore {
+        return Err(Error::Launch(format!(
+            "conv2d filter gradient with a BN prologue: {d:?} in {ty} does not run on tensor \
+             cores on sm_{}",
+            k.arch()
+        )));
+    }
+    let e = d.oc * d.cg() * d.kh * d.kw;
+    if e == 0 {
+        return Ok(());
+    }
+    let nq = d.n * d.oh * d.ow;
+    let chunk = nq.div_ceil(plan.splits).next_multiple_of(16);
+    let splits = nq.div_ceil(chunk.max(1)).max(1);
+    let (chunk32, splits32) = (int("chunk", chunk)?, int("splits", splits)?);
+    let shape = d.gemm_shape(ConvPass::BwdFilter);
+    let cfg = gemm_grid(shape, TC_TILE, 128, d.groups * splits)?;
+    let name = format!("conv_tc_bwd_filter_bnact_{}_{ty}", d.layout());
+    let [ca, _] = tc_copies(d, ConvPass::BwdFilter, x, dy).map(i32::from);
+    let (sc, sh, relu) = (pro.scale, pro.shift, i32::from(pro.relu));
+    through_workspace::<f32>(k, ty, dw, e, splits, |out| {
+        // SAFETY: as in `bwd_filter`'s tensor-core launch, with scale and shift of C f32;
+        // matches `conv_tc_bwd_filter_bnact_<layout>_<ty>(const T*, const T*, float*, ConvGeom,
+        // int, int, int, const float*, const float*, int)`.
+        let args: [&dyn super::Arg; 10] =
+            [&x, &dy, &out, &g, &splits32, &chunk32, &ca, &sc, &sh, &relu];
+        unsafe { k.launch(TC_FILE, &name, cfg, &args) }
+    })
+}
+
 /// A grid of `threads`-thread blocks over the `edge`² tiles of a \[rows, columns, _\] GEMM, `z`
 /// deep.
 fn gemm_grid([m, n, _]: [usize; 3], edge: usize, threads: u32, z: usize) -> Result<LaunchConfig> {

@@ -3,7 +3,7 @@
 use super::Conv2d;
 use crate::module::{push, Kind, NamedTensor};
 use crate::{Module, Result};
-use kiln_engine::{BatchNormArgs, CrossReplicaSum, DType, Tensor};
+use kiln_engine::{BatchNormArgs, ChannelStats, CrossReplicaSum, DType, Tensor};
 use std::sync::Arc;
 
 /// `nn.BatchNorm2d`: weight, bias, running_mean, running_var, num_batches_tracked.
@@ -80,8 +80,47 @@ impl BatchNorm2d {
             return self.forward_act(&conv.forward(x)?, residual, relu);
         }
         let (y, stats) = x.conv2d_with_stats(&conv.weight, conv.params)?;
+        self.forward_with_stats(&y, stats.as_ref(), residual, relu)
+    }
+
+    /// conv's output and, in training without a bias, its statistics for the BN that reads it
+    /// ([`Tensor::conv2d_with_stats`]); the first half of [`BatchNorm2d::forward_conv`].
+    pub fn conv_for_bn(&self, conv: &Conv2d, x: &Tensor) -> Result<(Tensor, Option<ChannelStats>)> {
+        if !self.training || conv.bias.is_some() {
+            return Ok((conv.forward(x)?, None));
+        }
+        Ok(x.conv2d_with_stats(&conv.weight, conv.params)?)
+    }
+
+    /// act(BN(y) + residual) for a y that came with its statistics (`stats`, from
+    /// [`BatchNorm2d::conv_for_bn`] or [`BatchNorm2d::forward_into_conv`]).
+    pub fn forward_with_stats(
+        &self,
+        y: &Tensor,
+        stats: Option<&ChannelStats>,
+        residual: Option<&Tensor>,
+        relu: bool,
+    ) -> Result<Tensor> {
         let sync = self.sync.clone();
-        Ok(y.batch_norm_act_with_stats(self.args(), residual, relu, sync, stats.as_ref())?)
+        Ok(y.batch_norm_act_with_stats(self.args(), residual, relu, sync, stats)?)
+    }
+
+    /// `next(act(BN(y)))` for a BN output that only `next` reads, with `next`'s output statistics
+    /// for the BN after it (as [`BatchNorm2d::conv_for_bn`]). In training (no SyncBN, no bias on
+    /// `next`) one op ([`Tensor::bn_act_conv2d`]) whose convolution applies the BN and ReLU as it
+    /// loads y where the backend can; otherwise, and in eval, the BN then the convolution.
+    pub fn forward_into_conv(
+        &self,
+        y: &Tensor,
+        stats: Option<&ChannelStats>,
+        relu: bool,
+        next: &Conv2d,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        if !self.training || self.sync.is_some() || next.bias.is_some() {
+            let h = self.forward_with_stats(y, stats, None, relu)?;
+            return self.conv_for_bn(next, &h);
+        }
+        Ok(y.bn_act_conv2d(self.args(), relu, stats, &next.weight, next.params)?)
     }
 
     /// Sets γ to zero (timm's `zero_init_last` for a block's last BN).

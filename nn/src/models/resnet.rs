@@ -143,22 +143,28 @@ impl Block {
             Some(d) => d.forward(x)?,
             None => x.clone(),
         };
+        // y: a conv's output before its BN (with the statistics the conv produced). Each
+        // bn_i → ReLU → conv_{i+1} whose BN output only that conv reads is one op, the BN applied
+        // in the conv's loads in training (`forward_into_conv`); DropBlock between them keeps
+        // the BN's output.
         let last = self.convs.len() - 1;
-        let mut h = x.clone();
-        for (i, (conv, bn)) in self.convs[..last].iter().zip(&self.bns).enumerate() {
-            h = match &self.drop_block {
-                Some(db) if i == last - 1 && self.training => db
-                    .forward(&bn.forward_conv(conv, &h, None, false)?)?
-                    .relu()?,
-                _ => bn.forward_conv(conv, &h, None, true)?,
+        let (mut y, mut stats) = self.bns[0].conv_for_bn(&self.convs[0], x)?;
+        for (i, bn) in self.bns[..last].iter().enumerate() {
+            let next = &self.convs[i + 1];
+            (y, stats) = match &self.drop_block {
+                Some(db) if i == last - 1 && self.training => {
+                    let h = bn.forward_with_stats(&y, stats.as_ref(), None, false)?;
+                    self.bns[i + 1].conv_for_bn(next, &db.forward(&h)?.relu()?)?
+                }
+                _ => bn.forward_into_conv(&y, stats.as_ref(), true, next)?,
             };
         }
-        let (conv, bn) = (&self.convs[last], &self.bns[last]);
+        let bn = &self.bns[last];
         let drop_path = self.training && self.drop_path > 0.0;
         if self.se.is_none() && !drop_path {
-            return bn.forward_conv(conv, &h, Some(&shortcut), true);
+            return bn.forward_with_stats(&y, stats.as_ref(), Some(&shortcut), true);
         }
-        let mut h = bn.forward_conv(conv, &h, None, false)?;
+        let mut h = bn.forward_with_stats(&y, stats.as_ref(), None, false)?;
         if let Some(se) = &self.se {
             h = se.forward(&h)?;
         }
