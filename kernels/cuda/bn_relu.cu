@@ -41,17 +41,16 @@ template <typename A> __device__ __forceinline__ A relu_grad(A dy, A y, bool rel
   return (relu && y <= A(0)) ? A(0) : dy;
 }
 
-// The forward output at element `off` of channel c for the ReLU mask: read from y, or (y null:
-// the output was never stored, a convolution's prologue applied the BN) recomputed from x as
-// bn_act_fwd computed it, relu(x·scale[c] + shift[c]) rounded to T.
+// The forward output at element `off` for the ReLU mask: read from y, or (y null: the output
+// was never stored, a convolution's prologue applied the BN) recomputed from x as bn_act_fwd
+// computed it, relu(x·sc + sh) rounded to T, sc and sh the element's channel's scale and shift.
 template <typename T>
-__device__ __forceinline__ typename Acc<T>::t bn_out(const T* x, const T* y,
-                                                     const typename Acc<T>::t* scale,
-                                                     const typename Acc<T>::t* shift, i64 off,
-                                                     i64 c) {
+__device__ __forceinline__ typename Acc<T>::t bn_out(const T* x, const T* y, i64 off,
+                                                     typename Acc<T>::t sc,
+                                                     typename Acc<T>::t sh) {
   typedef typename Acc<T>::t A;
   if (y) return to_acc(y[off]);
-  return to_acc(from_acc<T>(fmax(to_acc(x[off]) * scale[c] + shift[c], A(0))));
+  return to_acc(from_acc<T>(fmax(to_acc(x[off]) * sc + sh, A(0))));
 }
 
 // ---- kernels --------------------------------------------------------------------------------
@@ -64,11 +63,17 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const typename 
   const i64 M = n * hw, S = gridDim.y, s = blockIdx.y;
   const i64 chunk = (M + S - 1) / S, start = s * chunk, end = min(M, start + chunk);
   A s1 = A(0), s2 = A(0);
-  // Adds element `off` of channel c (shift K or mean: `sh`).
-  auto add = [&](i64 off, i64 c, A sh) {
+  // The recomputed ReLU mask's scale and shift of channel c (read once per channel).
+  const bool remask = bwd && relu && !y;
+  auto affine_of = [&](i64 c, A& sc, A& sf) {
+    sc = remask ? scale[c] : A(0);
+    sf = remask ? shift[c] : A(0);
+  };
+  // Adds element `off` (shift K or mean: `sh`; the mask's scale and shift: `sc`, `sf`).
+  auto add = [&](i64 off, A sh, A sc, A sf) {
     A v = to_acc(x[off]);
     if (bwd) {
-      A g = relu_grad(to_acc(dy[off]), relu ? bn_out(x, y, scale, shift, off, c) : A(1), relu);
+      A g = relu_grad(to_acc(dy[off]), relu ? bn_out(x, y, off, sc, sf) : A(1), relu);
       s1 += g;
       s2 += g * (v - sh);
     } else {
@@ -81,13 +86,15 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const typename 
     __shared__ A part[2][32];
     const i64 c = blockIdx.x;
     const A sh = bwd ? mean[c] : (M > 0 ? to_acc(x[c * hw]) : A(0));
+    A sc, sf;
+    affine_of(c, sc, sf);
     i64 j = start + threadIdx.x;
     if (j < end) {
       // Element j of the channel is pixel p of image nn; step both without dividing.
       i64 nn = j / hw, p = j - nn * hw;
       const i64 step_n = blockDim.x / hw, step_p = blockDim.x - step_n * hw;
       for (; j < end; j += blockDim.x) {
-        add((nn * C + c) * hw + p, c, sh);
+        add((nn * C + c) * hw + p, sh, sc, sf);
         p += step_p;
         nn += step_n;
         if (p >= hw) p -= hw, ++nn;
@@ -113,7 +120,9 @@ __device__ void bn_partials(const T* x, const T* dy, const T* y, const typename 
     const bool live = c < C;
     if (live) {
       const A sh = bwd ? mean[c] : (M > 0 ? to_acc(x[c]) : A(0));
-      for (i64 p = start + threadIdx.y; p < end; p += blockDim.y) add(p * C + c, c, sh);
+      A sc, sf;
+      affine_of(c, sc, sf);
+      for (i64 p = start + threadIdx.y; p < end; p += blockDim.y) add(p * C + c, sh, sc, sf);
     }
     part[0][threadIdx.y][threadIdx.x] = s1;
     part[1][threadIdx.y][threadIdx.x] = s2;
@@ -262,7 +271,8 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typenam
   const A inv_m = A(1) / A(M > 0 ? M : 1);
   for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
     const I c = channel_of(i, C, hw, cl);
-    const A g = relu_grad(to_acc(dy[i]), relu ? bn_out(x, y, scale, shift, i, c) : A(1), relu);
+    const A m = relu ? bn_out(x, y, i, y ? A(0) : scale[c], y ? A(0) : shift[c]) : A(1);
+    const A g = relu_grad(to_acc(dy[i]), m, relu);
     if (dres) dres[i] = from_acc<T>(g);
     const A is = invstd[c], sc = gamma[c] * is;
     A d = g;

@@ -64,9 +64,9 @@ template <typename T, bool CL> struct Im2col {
     if ((unsigned)ih >= (unsigned)g.h || (unsigned)iw >= (unsigned)g.w) return -1;
     return CL ? s.base + ((i64)ih * g.w + iw) * g.c + c : s.base + ((i64)c * g.h + ih) * g.w + iw;
   }
-  // The input channel (of all C) element (slot's pixel, k) reads.
+  // The channel of the group element (slot's pixel, k) reads.
   __device__ int chan(const Slot&, int k) const {
-    return grp * g.cg + (CL ? k - divq(k, g.d_cg) * g.cg : divq(k, g.d_khw));
+    return CL ? k - divq(k, g.d_cg) * g.cg : divq(k, g.d_khw);
   }
 };
 
@@ -182,8 +182,8 @@ template <typename T, bool CL> struct Im2colT {
     return CL ? (((i64)n * g.h + ih) * g.w + iw) * g.c + s.ch
               : ((i64)n * g.c + s.ch) * g.d_hw.d + ih * g.w + iw;
   }
-  // The input channel (of all C) element (slot's row, q) reads.
-  __device__ int chan(const Slot& s, int) const { return s.ch; }
+  // The channel of the group element (slot's row, q) reads.
+  __device__ int chan(const Slot& s, int) const { return s.ch - grp * g.cg; }
 };
 
 // ---- stores ------------------------------------------------------------------------------------

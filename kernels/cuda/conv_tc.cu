@@ -140,8 +140,9 @@ __device__ __forceinline__ void tc_channel_stats(const float (&acc)[2][4][4], in
 
 // ---- BatchNorm-apply prologue ------------------------------------------------------------------
 
-// Loader L over y (Im2col or Im2colT) whose elements are act(y·scale[c] + shift[c]), c the input
-// channel the element reads (L::chan).
+// Loader L over y (Im2col or Im2colT) whose elements are act(y·scale[c] + shift[c]), c the
+// channel of the group the element reads (L::chan); `scale` and `shift` start at the group's
+// first channel.
 template <typename T, class L> struct BnActOp : L {
   const float* scale;
   const float* shift;
@@ -160,6 +161,34 @@ __device__ __forceinline__ unsigned tc_bits(const BnActOp<T, L>& l, const typena
   return (unsigned)from_acc<T>(l.relu ? fmaxf(v, 0.0f) : v).bits;
 }
 
+// The filter gradient's prologue loader: Im2colT's rows are (tap, channel) pairs, so each row's
+// scale and shift are fetched once with its slot instead of per element.
+template <typename T, class L> struct BnActRow : L {
+  const float* scale;
+  const float* shift;
+  bool relu;
+  struct Slot : L::Slot {
+    float sc, sh;
+  };
+  __device__ Slot slot(int r) const {
+    Slot s;
+    static_cast<typename L::Slot&>(s) = L::slot(r);
+    const int c = s.ok ? L::chan(s, 0) : 0;
+    s.sc = s.ok ? scale[c] : 0.0f;
+    s.sh = s.ok ? shift[c] : 0.0f;
+    return s;
+  }
+};
+
+template <typename T, class L>
+__device__ __forceinline__ unsigned tc_bits(const BnActRow<T, L>& l,
+                                            const typename BnActRow<T, L>::Slot& s, int k) {
+  const i64 o = l.at(s, k);
+  if (o < 0) return 0u;
+  const float v = to_acc(l.p[o]) * s.sc + s.sh;
+  return (unsigned)from_acc<T>(l.relu ? fmaxf(v, 0.0f) : v).bits;
+}
+
 // The prologue's arguments (scale null: no prologue, the loader reads x as it is).
 struct BnActArgs {
   const float* scale;
@@ -167,13 +196,46 @@ struct BnActArgs {
   bool relu;
 };
 
-// Loader L over x for group grp, wrapped in the prologue when PRO.
+// Groups of up to this many channels have the prologue's scale and shift staged in shared memory
+// once per group (4 KB), so the gathers' per-element lookups leave global memory; wider groups
+// read them from global memory (cache hits on a GPU).
+#define BN_SMEM_CH 512
+
+// Group grp's scale and shift: shared copies where they fit, else global. All threads call it.
+__device__ __forceinline__ BnActArgs bn_stage(BnActArgs pro, const ConvGeom& g, int grp) {
+  __shared__ float ss[2][BN_SMEM_CH];
+  const i64 c0 = (i64)grp * g.cg;
+  if (g.cg > BN_SMEM_CH) return {pro.scale + c0, pro.shift + c0, pro.relu};
+  // A previous group's gathers (the grid-stride loop) may still read the copies.
+  __syncthreads();
+  for (int c = threadIdx.x; c < g.cg; c += blockDim.x) {
+    ss[0][c] = pro.scale[c0 + c];
+    ss[1][c] = pro.shift[c0 + c];
+  }
+  __syncthreads();
+  return {ss[0], ss[1], pro.relu};
+}
+
+// Loader L over x for group grp, wrapped in the prologue when PRO (all threads call it).
 template <typename T, class L, bool PRO>
 __device__ __forceinline__ auto x_operand(const T* x, const ConvGeom& g, int grp, BnActArgs pro) {
   if constexpr (PRO) {
-    return BnActOp<T, L>{{x, g, grp}, pro.scale, pro.shift, pro.relu};
+    const BnActArgs p = bn_stage(pro, g, grp);
+    return BnActOp<T, L>{{x, g, grp}, p.scale, p.shift, p.relu};
   } else {
     return L{x, g, grp};
+  }
+}
+
+// The filter gradient's Im2colT over x for group grp, wrapped in the per-row prologue when PRO.
+template <typename T, bool CL, bool PRO>
+__device__ __forceinline__ auto x_row_operand(const T* x, const ConvGeom& g, int grp,
+                                              BnActArgs pro) {
+  if constexpr (PRO) {
+    const i64 c0 = (i64)grp * g.cg;
+    return BnActRow<T, Im2colT<T, CL>>{{x, g, grp}, pro.scale + c0, pro.shift + c0, pro.relu};
+  } else {
+    return Im2colT<T, CL>{x, g, grp};
   }
 }
 
@@ -242,7 +304,7 @@ __device__ __forceinline__ void conv_tc_bwd_filter(const T* x, const T* dy, floa
   for (int z = blockIdx.z; z < g.groups * splits; z += gridDim.z) {
     const int grp = z / splits, split = z - grp * splits;
     const int kbeg = split * chunk, kend = min(nq, kbeg + chunk);
-    const auto xl = x_operand<T, Im2colT<T, CL>, PRO>(x, g, grp, pro);
+    const auto xl = x_row_operand<T, CL, PRO>(x, g, grp, pro);
     const bool x_async = b_async && !PRO;
     float acc[2][4][4];
     if constexpr (CL) {
