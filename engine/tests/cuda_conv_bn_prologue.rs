@@ -3,8 +3,8 @@
 //! recomputing the ReLU mask from its input) against the unfused path (`KILN_CONV_BN_PROLOGUE`
 //! off: `bn_act_fwd` then the convolution) and the CPU backend in f32: the output, every
 //! gradient and the running statistics; f16 and bf16, NCHW and NHWC, stride 1 and 2, padding
-//! (where the convolution's zeros are h's, not act(0·scale + shift)), partial tiles, groups. On
-//! the emulator the launches prove which path ran; on a GPU (cuDNN off) only values are checked.
+//! (where the convolution's zeros are h's, not act(0·scale + shift)), partial tiles, groups, 1x1.
+//! On the emulator the launches prove which path ran; on a GPU (cuDNN off) only values are checked.
 
 use kiln_engine::{BatchNormArgs, Conv2dParams, DType, Device, Generator, MemoryFormat, Tensor};
 use std::io::Write;
@@ -176,6 +176,13 @@ fn cases() -> Vec<Case> {
             y: [2, 32, 6, 7],
             w: [48, 16, 3, 3],
             p: p(1, 1, 2),
+            relu: true,
+        },
+        // A 1x1 convolution (a bottleneck's bn2 → conv3): 30 pixels, 40 output channels.
+        Case {
+            y: [2, 32, 5, 6],
+            w: [40, 32, 1, 1],
+            p: p(1, 0, 1),
             relu: true,
         },
     ]
