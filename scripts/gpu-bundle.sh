@@ -15,7 +15,8 @@ mkdir -p .gpu/bin
 import json, shutil, sys
 # Every kernel test (each compares a CUDA kernel with its CPU twin) and the CUDA tests elsewhere.
 cuda_tests = {"cuda_conformance", "cuda_memory", "cuda_vendor", "cuda_resnet", "amp_optim",
-              "train_cuda", "nccl_gpu", "cuda_tensor_cores", "cuda_graph", "cuda_conv_bn_stats"}
+              "train_cuda", "nccl_gpu", "cuda_tensor_cores", "cuda_graph", "cuda_conv_bn_stats",
+              "cuda_conv_bn_prologue"}
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") != "compiler-artifact" or not m.get("executable"):

@@ -122,6 +122,8 @@ run "tensor cores for f16/bf16 where the built-in kernels serve" \
   no_skips cargo test -p kiln-engine --release --test cuda_tensor_cores -- --nocapture
 run "BN statistics from the tensor-core conv's epilogue against BN's own pass and the CPU" \
   no_skips cargo test -p kiln-engine --release --test cuda_conv_bn_stats -- --nocapture
+run "BN apply + ReLU in the next tensor-core conv's prologue against BN then conv and the CPU" \
+  no_skips cargo test -p kiln-engine --release --test cuda_conv_bn_prologue -- --nocapture
 run "cuBLAS/cuDNN against the built-in kernels" \
   no_skips cargo test -p kiln-engine --release --test cuda_vendor -- --nocapture --test-threads 1
 run "conformance, cuDNN graph API (KILN_CUDNN_GRAPH=1)" \
@@ -196,6 +198,9 @@ echo
 echo "== resnet50 training step, batch 64, 224x224, channels-last, AMP float16"
 kiln=$(kiln_rate --model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 kiln_builtin=$(KILN_CUBLAS=0 KILN_CUDNN=0 kiln_rate --model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
+# The built-in path's BN fusions (epilogue statistics, prologue apply + ReLU) off: do they pay here?
+kiln_unfused=$(KILN_CUBLAS=0 KILN_CUDNN=0 KILN_CONV_BN_STATS=0 KILN_CONV_BN_PROLOGUE=0 \
+  kiln_rate --model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 [ -n "$kiln" ] && [ -n "$kiln_builtin" ] || failed+=("kiln train_step")
 
 # The graph API's rate, with the plans of a fresh cache folder: timed on the first run, reloaded
@@ -254,6 +259,9 @@ if [ -n "$kiln" ] && [ -n "$torch" ]; then
 fi
 if [ -n "$kiln_graph_cached" ] && [ -n "$torch" ]; then
   awk -v k="$kiln_graph_cached" -v t="$torch" 'BEGIN { printf "kiln graph API / PyTorch: %.2fx\n", k / t }'
+fi
+if [ -n "$kiln_builtin" ] && [ -n "$kiln_unfused" ]; then
+  awk -v f="$kiln_builtin" -v u="$kiln_unfused" 'BEGIN { printf "built-in BN fusions on / off: %.2fx\n", f / u }'
 fi
 if [ -n "$kiln_builtin" ] && [ -n "$torch" ]; then
   awk -v k="$kiln_builtin" -v t="$torch" 'BEGIN { printf "kiln built-in / PyTorch: %.2fx\n", k / t }'

@@ -67,7 +67,10 @@ for s in "${steps[@]}"; do
   conf_simt) step conf_simt 300 env KILN_CUBLAS=0 KILN_CUDNN=0 KILN_TENSOR_CORES=0 "$bin/cuda_conformance" ;;
   conf_graph) step conf_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/cuda_conformance" --nocapture ;;
   tc) step tensor_cores 120 "$bin/cuda_tensor_cores" --nocapture ;;
-  conv_bn) step conv_bn_stats 120 "$bin/cuda_conv_bn_stats" --nocapture ;;
+  conv_bn)
+    step conv_bn_stats 120 "$bin/cuda_conv_bn_stats" --nocapture
+    step conv_bn_prologue 120 "$bin/cuda_conv_bn_prologue" --nocapture
+    ;;
   vendor) step vendor 300 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
   vendor_graph) step vendor_graph 300 env KILN_CUDNN_GRAPH=1 "$bin/cuda_vendor" --nocapture --test-threads 1 ;;
   memory) step memory 120 "$bin/cuda_memory" ;;
@@ -89,6 +92,10 @@ for s in "${steps[@]}"; do
   bench)
     step bench_kiln 240 "$bin/train_step" "${bench_args[@]}"
     step bench_kiln_builtin 240 env KILN_CUBLAS=0 KILN_CUDNN=0 "$bin/train_step" "${bench_args[@]}"
+    # The BN fusions of the built-in path (statistics in the conv's epilogue, BN apply + ReLU in
+    # the next conv's prologue) switched off, to tell whether they pay on this GPU.
+    step bench_kiln_builtin_unfused 240 env KILN_CUBLAS=0 KILN_CUDNN=0 KILN_CONV_BN_STATS=0 \
+      KILN_CONV_BN_PROLOGUE=0 "$bin/train_step" "${bench_args[@]}"
     step bench_torch 240 python3 scripts/bench/torch_train_step.py "${bench_args[@]}"
     grep -H 'img/s' "$out"/bench_*.log
     ;;
