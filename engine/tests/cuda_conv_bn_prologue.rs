@@ -6,109 +6,13 @@
 //! (where the convolution's zeros are h's, not act(0·scale + shift)), partial tiles, groups, 1x1.
 //! On the emulator the launches prove which path ran; on a GPU (cuDNN off) only values are checked.
 
-use kiln_engine::{BatchNormArgs, Conv2dParams, DType, Device, Generator, MemoryFormat, Tensor};
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use kiln_engine::{BatchNormArgs, Conv2dParams, DType, Device, MemoryFormat, Tensor};
 
 mod common;
+use common::conv_bn::{close_scaled, setup, values, Bn};
 use common::{kernel, launches};
 
 const CUDA: Device = Device::Cuda(0);
-
-/// The stats file, set before any kernel runs; `None` (skipped) without a CUDA device. The tests
-/// of this binary run one at a time (the lock).
-fn setup() -> Option<(PathBuf, std::sync::MutexGuard<'static, ()>)> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let path = PATH.get_or_init(|| {
-        if let Err(e) = kiln_engine::cuda::device(0) {
-            let _ = writeln!(std::io::stderr(), "skipped: {e}");
-            return None;
-        }
-        let p = std::env::temp_dir().join(format!("kiln-bn-prologue-{}.jsonl", std::process::id()));
-        std::env::set_var("KILN_EMU_STATS", &p);
-        kiln_engine::cuda::set_cudnn_enabled(false);
-        Some(p)
-    });
-    path.clone().map(|p| (p, guard))
-}
-
-/// Uniform(-1, 1) values rounded to `dtype`, on the CPU.
-fn values(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
-    Generator::new(seed)
-        .uniform(shape, -1.0, 1.0, DType::F32)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
-
-/// Asserts |got - want| <= tol·max|want| element-wise, naming the first mismatches.
-fn close_scaled(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
-    let host = |t: &Tensor| -> Vec<f64> {
-        let t = t
-            .to_device(Device::Cpu)
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap();
-        let v = t.contiguous().unwrap().to_vec_f32().unwrap();
-        v.into_iter().map(f64::from).collect()
-    };
-    let (g, w) = (host(got), host(want));
-    assert_eq!(g.len(), w.len(), "{what}: lengths");
-    let atol = tol * w.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-    let bad: Vec<String> = g
-        .iter()
-        .zip(&w)
-        .enumerate()
-        .filter(|(_, (g, w))| (**g - **w).abs() > atol || g.is_nan())
-        .take(5)
-        .map(|(i, (g, w))| format!("[{i}] {g} vs {w}"))
-        .collect();
-    assert!(bad.is_empty(), "{what}: {bad:?} (atol {atol})");
-}
-
-/// BN parameters (leaves with gradients) and running buffers on `dev`.
-struct Bn {
-    gamma: Tensor,
-    beta: Tensor,
-    mean: Tensor,
-    var: Tensor,
-}
-
-impl Bn {
-    fn new(c: usize, dev: Device) -> Bn {
-        let vec = |seed, lo, hi| {
-            let t = Generator::new(seed)
-                .uniform(&[c], lo, hi, DType::F32)
-                .unwrap()
-                .to_device(dev)
-                .unwrap();
-            t.requires_grad_(true);
-            t
-        };
-        Bn {
-            gamma: vec(91, 0.5, 1.5),
-            beta: vec(92, -0.5, 0.5),
-            mean: Tensor::full_on(&[c], 0.1, DType::F32, dev).unwrap(),
-            var: Tensor::full_on(&[c], 0.9, DType::F32, dev).unwrap(),
-        }
-    }
-
-    fn args(&self) -> BatchNormArgs<'_> {
-        BatchNormArgs {
-            weight: Some(&self.gamma),
-            bias: Some(&self.beta),
-            running_mean: Some(&self.mean),
-            running_var: Some(&self.var),
-            num_batches_tracked: None,
-            training: true,
-            momentum: 0.3,
-            eps: 1e-5,
-        }
-    }
-}
 
 /// z = conv(act(BN(y)), w), loss Σ(z·seed), backward: z, [dy, dw, dγ, dβ], running mean and
 /// var. `fused`: through `bn_act_conv2d`; else BN then conv2d.
@@ -120,7 +24,7 @@ fn step(
     relu: bool,
     fused: bool,
 ) -> Vec<Tensor> {
-    let bn = Bn::new(y.shape()[1], y.device());
+    let bn = Bn::new(y.shape()[1], y.device(), (0.1, 0.9), 0.3);
     let z = if fused {
         y.bn_act_conv2d(bn.args(), relu, None, w, p).unwrap().0
     } else {
@@ -190,7 +94,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn bn_prologue_matches_unfused_and_cpu_forward_and_backward() {
-    let Some((stats, _lock)) = setup() else {
+    let Some((stats, _lock)) = setup("bn-prologue") else {
         return;
     };
     let names = ["z", "dy", "dw", "dγ", "dβ", "running mean", "running var"];
@@ -293,7 +197,7 @@ fn bn_prologue_matches_unfused_and_cpu_forward_and_backward() {
 
 #[test]
 fn eval_mode_and_f32_take_the_unfused_path() {
-    let Some((stats, _lock)) = setup() else {
+    let Some((stats, _lock)) = setup("bn-prologue") else {
         return;
     };
     let case = &cases()[0];
@@ -306,7 +210,7 @@ fn eval_mode_and_f32_take_the_unfused_path() {
             yc.to_dtype(dtype).unwrap().to_device(CUDA).unwrap(),
             wc.to_dtype(dtype).unwrap().to_device(CUDA).unwrap(),
         );
-        let bn = Bn::new(case.y[1], CUDA);
+        let bn = Bn::new(case.y[1], CUDA, (0.1, 0.9), 0.3);
         let args = BatchNormArgs {
             training,
             ..bn.args()

@@ -7,45 +7,13 @@
 //! pixel and channel tiles. On the emulator the launches are counted (`KILN_EMU_STATS`) to prove
 //! which path ran; on a GPU (cuDNN switched off so kiln's kernels serve) only values are checked.
 
-use kiln_engine::{
-    BatchNormArgs, ChannelStats, Conv2dParams, DType, Device, Generator, MemoryFormat, Tensor,
-};
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use kiln_engine::{ChannelStats, Conv2dParams, DType, Device, MemoryFormat, Tensor};
 
 mod common;
+use common::conv_bn::{close_scaled, setup, values, Bn};
 use common::{kernel, launches};
 
 const CUDA: Device = Device::Cuda(0);
-
-/// The stats file, set before any kernel runs; `None` (skipped) without a CUDA device. The tests
-/// of this binary run one at a time (the lock), so each one's launches are its own.
-fn setup() -> Option<(PathBuf, std::sync::MutexGuard<'static, ()>)> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let path = PATH.get_or_init(|| {
-        if let Err(e) = kiln_engine::cuda::device(0) {
-            let _ = writeln!(std::io::stderr(), "skipped: {e}");
-            return None;
-        }
-        let p = std::env::temp_dir().join(format!("kiln-conv-bn-{}.jsonl", std::process::id()));
-        std::env::set_var("KILN_EMU_STATS", &p);
-        kiln_engine::cuda::set_cudnn_enabled(false);
-        Some(p)
-    });
-    path.clone().map(|p| (p, guard))
-}
-
-/// Uniform(-1, 1) values rounded to `dtype`, on the CPU.
-fn values(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
-    Generator::new(seed)
-        .uniform(shape, -1.0, 1.0, DType::F32)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
 
 /// `t` on the GPU in `format`.
 fn gpu(t: &Tensor, format: MemoryFormat) -> Tensor {
@@ -98,68 +66,6 @@ fn close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64) {
     assert!(bad.is_empty(), "{what}: {bad:?}");
 }
 
-fn f64s(t: &Tensor) -> Vec<f64> {
-    t.to_vec_f32().unwrap().into_iter().map(f64::from).collect()
-}
-
-/// Tensors, each compared against `want` with a tolerance of `tol` times the largest |want|.
-fn close_scaled(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
-    let w = f64s(&want.contiguous().unwrap());
-    let scale = w.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-    close(
-        what,
-        &got.contiguous().unwrap().to_vec_f32().unwrap(),
-        &w,
-        tol * scale,
-        0.0,
-    );
-}
-
-/// BN buffers and parameters on `dev`: γ, β (leaves with gradients), running mean and var.
-struct Bn {
-    gamma: Tensor,
-    beta: Tensor,
-    mean: Tensor,
-    var: Tensor,
-}
-
-impl Bn {
-    fn new(c: usize, dev: Device) -> Bn {
-        let gamma = Generator::new(91)
-            .uniform(&[c], 0.5, 1.5, DType::F32)
-            .unwrap()
-            .to_device(dev)
-            .unwrap();
-        let beta = Generator::new(92)
-            .uniform(&[c], -0.5, 0.5, DType::F32)
-            .unwrap()
-            .to_device(dev)
-            .unwrap();
-        gamma.requires_grad_(true);
-        beta.requires_grad_(true);
-        Bn {
-            gamma,
-            beta,
-            mean: Tensor::full_on(&[c], 0.0, DType::F32, dev).unwrap(),
-            var: Tensor::full_on(&[c], 1.0, DType::F32, dev).unwrap(),
-        }
-    }
-
-    /// Training args with momentum 1: the running buffers become the batch statistics.
-    fn args(&self) -> BatchNormArgs<'_> {
-        BatchNormArgs {
-            weight: Some(&self.gamma),
-            bias: Some(&self.beta),
-            running_mean: Some(&self.mean),
-            running_var: Some(&self.var),
-            num_batches_tracked: None,
-            training: true,
-            momentum: 1.0,
-            eps: 1e-5,
-        }
-    }
-}
-
 /// A convolution case: x and w shapes, parameters.
 struct Case {
     x: [usize; 4],
@@ -198,7 +104,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn epilogue_statistics_equal_the_stored_outputs_statistics() {
-    let Some((stats, _lock)) = setup() else {
+    let Some((stats, _lock)) = setup("conv-bn") else {
         return;
     };
     for (ci, case) in cases().iter().enumerate() {
@@ -211,7 +117,7 @@ fn epilogue_statistics_equal_the_stored_outputs_statistics() {
                     values(&case.w, 20, dtype),
                 );
                 let (x, w) = (gpu(&xc, fmt), gpu(&wc, fmt));
-                let bn = Bn::new(case.w[0], CUDA);
+                let bn = Bn::new(case.w[0], CUDA, (0.0, 1.0), 1.0);
                 let mut out = None;
                 let lines = launches(&stats, || {
                     let (y, s) = x.conv2d_with_stats(&w, case.p).unwrap();
@@ -268,7 +174,7 @@ fn epilogue_statistics_equal_the_stored_outputs_statistics() {
                     1e-5,
                 );
                 // The normalized output against BN's own statistics pass over the same y.
-                let bn2 = Bn::new(case.w[0], CUDA);
+                let bn2 = Bn::new(case.w[0], CUDA, (0.0, 1.0), 1.0);
                 let z2 = y.batch_norm(bn2.args()).unwrap();
                 let z_tol = if dtype == DType::F16 { 2e-3 } else { 1.6e-2 };
                 close_scaled(&format!("{what}: BN(y)"), &z, &z2, z_tol);
@@ -293,7 +199,7 @@ fn conv_bn_step(
     dev: Device,
     fused: bool,
 ) -> Run {
-    let bn = Bn::new(w.shape()[0], dev);
+    let bn = Bn::new(w.shape()[0], dev, (0.0, 1.0), 1.0);
     let (y, stats): (Tensor, Option<ChannelStats>) = if fused {
         x.conv2d_with_stats(w, p).unwrap()
     } else {
@@ -323,7 +229,7 @@ fn conv_bn_step(
 
 #[test]
 fn bn_through_epilogue_statistics_matches_unfused_and_cpu_forward_and_backward() {
-    let Some((stats, _lock)) = setup() else {
+    let Some((stats, _lock)) = setup("conv-bn") else {
         return;
     };
     let case = &cases()[0];
@@ -446,7 +352,7 @@ fn bn_through_epilogue_statistics_matches_unfused_and_cpu_forward_and_backward()
 
 #[test]
 fn no_statistics_where_the_epilogue_does_not_serve() {
-    let Some((_stats, _lock)) = setup() else {
+    let Some((_stats, _lock)) = setup("conv-bn") else {
         return;
     };
     let p = Conv2dParams {
@@ -482,7 +388,10 @@ fn no_statistics_where_the_epilogue_does_not_serve() {
     assert!(s.describes(&y));
     let other = y.mul_scalar(2.0).unwrap();
     assert!(!s.describes(&other));
-    let (bn, bn2) = (Bn::new(24, CUDA), Bn::new(24, CUDA));
+    let (bn, bn2) = (
+        Bn::new(24, CUDA, (0.0, 1.0), 1.0),
+        Bn::new(24, CUDA, (0.0, 1.0), 1.0),
+    );
     other
         .batch_norm_act_with_stats(bn.args(), None, false, None, Some(&s))
         .unwrap();
@@ -502,7 +411,7 @@ impl kiln_engine::CrossReplicaSum for OneProcess {
 
 #[test]
 fn synced_bn_takes_the_epilogue_statistics() {
-    let Some((stats, _lock)) = setup() else {
+    let Some((stats, _lock)) = setup("conv-bn") else {
         return;
     };
     let case = &cases()[0];
@@ -514,7 +423,10 @@ fn synced_bn_takes_the_epilogue_statistics() {
     let sync: Option<std::sync::Arc<dyn kiln_engine::CrossReplicaSum>> =
         Some(std::sync::Arc::new(OneProcess));
     let (y, s) = x.conv2d_with_stats(&w, case.p).unwrap();
-    let (bn, own) = (Bn::new(case.w[0], CUDA), Bn::new(case.w[0], CUDA));
+    let (bn, own) = (
+        Bn::new(case.w[0], CUDA, (0.0, 1.0), 1.0),
+        Bn::new(case.w[0], CUDA, (0.0, 1.0), 1.0),
+    );
     let mut z = None;
     let lines = launches(&stats, || {
         z = Some(

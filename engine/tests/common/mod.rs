@@ -40,3 +40,4 @@ pub fn global_bytes(lines: &[String]) -> u64 {
         .map(|l| field(l, "global_load_bytes") + field(l, "global_store_bytes"))
         .sum()
 }
+pub mod conv_bn;
