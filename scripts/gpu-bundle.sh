@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the CUDA test binaries, `kiln` and examples/train_step here and copies them, stripped,
+# Builds the CUDA test binaries, `kiln`, examples/train_step and benches/cuda.rs (kiln's side only:
+# its libtorch twins need PyTorch 2.13 where it runs, so scripts/gpu-check.sh bench) here and copies them, stripped,
 # into .gpu/bin (git-ignored), for a GPU machine without a Rust toolchain: copy the checkout with
 # .gpu/ there and run scripts/gpu-run-bundle.sh. Machines with cargo run scripts/gpu-check.sh.
 set -euo pipefail
@@ -9,6 +10,7 @@ mkdir -p .gpu/bin
 {
   cargo test --release --no-run --workspace --message-format=json
   cargo build --release --message-format=json -p kiln --bin kiln --example train_step
+  cargo bench --no-run -p kiln --bench cuda --message-format=json
   # NCCL's GPU test (feature `nccl`; libnccl.so comes from the GPU machine's nvidia-nccl-cu13).
   cargo test --release --no-run -p kiln-train --features nccl --test nccl_gpu --message-format=json
 } | python3 -c '
@@ -29,6 +31,8 @@ for line in sys.stdin:
         name = ("train_" if "kiln-train" in m["package_id"] else "engine_") + name
     if test or not m["profile"]["test"] and name in ("kiln", "train_step"):
         shutil.copy(m["executable"], ".gpu/bin/" + name)
+    if t["kind"] == ["bench"] and name == "cuda":
+        shutil.copy(m["executable"], ".gpu/bin/bench_cuda")
 '
 strip .gpu/bin/*
 pwd >.gpu/build-root

@@ -26,6 +26,11 @@
 #      kiln (examples/train_step.rs) against PyTorch (scripts/bench/torch_train_step.py); kiln
 #      also with the graph API, twice: the first run times every plan and records the choices
 #      in a fresh KILN_CACHE_DIR, the second reloads them.
+# `scripts/gpu-check.sh bench [criterion filter]` runs none of that: only benches/cuda.rs (AMP
+# training steps, resnet50's conv shapes, fused BN+ReLU, f16 GEMM) with its in-process libtorch
+# twins, PASSES times (default 3), then the kiln/libtorch ratios of each row's lowest median
+# (scripts/bench/ratios.py). tch 0.26 binds PyTorch 2.13.0: a venv of its own,
+# .cache/torch-bench-venv (TORCH_BENCH_VENV).
 # Installs nothing system-wide: NVRTC, cuBLAS and cuDNN wheels go to .cache/nvidia*, PyTorch and
 # timm to the venv .cache/torch-venv. Needs an NVIDIA driver for CUDA 13.0 or newer, a Rust
 # toolchain, and python3 with venv and pip. Override the pins with CUBLAS_SPEC, CUDNN_SPEC,
@@ -66,6 +71,30 @@ export LD_LIBRARY_PATH="${nvrtc_dirs}:${vendor_dirs}:${nccl_dirs}${LD_LIBRARY_PA
 if find "$CARGO_TARGET_DIR" -maxdepth 2 -name 'libcuda.so*' 2>/dev/null | grep -q .; then
   echo "gpu-check: $CARGO_TARGET_DIR holds an emulator libcuda.so; set GPU_CHECK_TARGET_DIR elsewhere" >&2
   exit 1
+fi
+
+if [ "${1:-}" = bench ]; then
+  shift
+  bench_venv=${TORCH_BENCH_VENV:-.cache/torch-bench-venv}
+  if [ ! -f "$bench_venv/.installed-torch-2.13.0" ]; then
+    rm -rf "$bench_venv"
+    python3 -m venv "$bench_venv" &&
+      "$bench_venv/bin/pip" install --quiet --disable-pip-version-check torch==2.13.0 &&
+      touch "$bench_venv/.installed-torch-2.13.0" || exit 1
+  fi
+  # torch-sys links the venv's libtorch (LIBTORCH_USE_PYTORCH); kiln's side keeps the pinned
+  # cuBLAS/cuDNN on LD_LIBRARY_PATH.
+  export PATH="$PWD/$bench_venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
+  passes=()
+  for pass in $(seq "${PASSES:-3}"); do
+    rm -rf "$CARGO_TARGET_DIR/criterion"
+    cargo bench --features libtorch --bench cuda -- --noplot "$@" || exit 1
+    rm -rf "$CARGO_TARGET_DIR/criterion-pass$pass"
+    cp -r "$CARGO_TARGET_DIR/criterion" "$CARGO_TARGET_DIR/criterion-pass$pass"
+    passes+=("$CARGO_TARGET_DIR/criterion-pass$pass")
+  done
+  python3 scripts/bench/ratios.py "${passes[@]}"
+  exit
 fi
 
 failed=()

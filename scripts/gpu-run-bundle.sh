@@ -5,7 +5,7 @@
 #   scripts/gpu-run-bundle.sh [STEP...]   steps: kernels conf conf_builtin conf_simt conf_graph tc
 #                                         conv_bn vendor vendor_graph memory resnet amp train
 #                                         cuda_graph nccl bench bench_graph bench_cuda_graph
-#                                         (default: all); logs go to $OUT (/tmp/gpu-logs)
+#                                         criterion (default: all); logs go to $OUT (/tmp/gpu-logs)
 # The *_graph steps run with cuDNN's graph API on (KILN_CUDNN_GRAPH=1); the summary counts the
 # lines where it fell back to the legacy API ("cuDNN graph API not used") or where its conv+genstats
 # graph did not serve ("conv+genstats not used"), which should be none.
@@ -13,6 +13,8 @@
 # captured graphs and eager's bits from the replays; "libraries serve: false" in a log means the
 # libraries did not load, a failure here). bench_cuda_graph trains resnet18 on the embedded
 # Fashion-MNIST subset for 2 epochs with --cuda-graph on and off and prints epoch 2's img/s.
+# criterion runs benches/cuda.rs, kiln's side only (no libtorch twins here: scripts/gpu-check.sh
+# bench has them), and prints criterion's times.
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu-logs}
@@ -53,7 +55,7 @@ step() { # name timeout command...
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_simt conf_graph tc conv_bn vendor vendor_graph memory resnet amp train cuda_graph nccl bench bench_graph bench_cuda_graph)
+[ ${#steps[@]} -gt 0 ] || steps=(kernels conf conf_builtin conf_simt conf_graph tc conv_bn vendor vendor_graph memory resnet amp train cuda_graph nccl bench bench_graph bench_cuda_graph criterion)
 bench_args=(--model resnet50 --batch 64 --img-size 224 --amp-dtype float16)
 for s in "${steps[@]}"; do
   case $s in
@@ -121,6 +123,10 @@ for s in "${steps[@]}"; do
     done
     grep -H 'CUDA graph: captured\|cuda-graph: eager updates' "$out"/bench_cuda_graph_on.log
     grep -H 'Epoch [0-9]*: train_loss' "$out"/bench_cuda_graph_*.log
+    ;;
+  criterion)
+    step bench_criterion 600 "$bin/bench_cuda" --bench --noplot
+    grep -H -A1 '^cuda_' "$out"/bench_criterion.log
     ;;
   *) echo "unknown step $s" >&2 ;;
   esac
