@@ -5,8 +5,11 @@
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId};
-use tch::nn::{ModuleT, OptimizerConfig};
-use tch::{nn, Cuda, Device, Kind, Reduction, Tensor};
+use tch::{Cuda, Device, Kind, Reduction, Tensor};
+
+#[path = "common.rs"]
+mod common;
+use common::{channels_last, resnet_channels_last, sgd};
 
 const GPU: Device = Device::Cuda(0);
 
@@ -17,11 +20,6 @@ const LOSS_SCALE: f64 = 65536.0;
 pub fn init() {
     Cuda::cudnn_set_benchmark(true);
     tch::manual_seed(0);
-}
-
-/// `t` laid out channels-last (strides N, 1, W·C, C), as `.to(memory_format=torch.channels_last)`.
-fn channels_last(t: &Tensor) -> Tensor {
-    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// A normal tensor of `kind` on the GPU, channels-last when 4-d.
@@ -38,27 +36,8 @@ fn gpu_randn(shape: &[i64], kind: Kind) -> Tensor {
 /// autocast, cross-entropy, backward of the loss × `LOSS_SCALE`, gradients unscaled in place,
 /// SGD (Nesterov, momentum 0.9, weight decay 1e-4, lr 0.1), as `libtorch/<name>` at batch `n`.
 pub fn train_step(g: &mut BenchmarkGroup<WallTime>, name: &str, n: usize) {
-    let vs = nn::VarStore::new(GPU);
-    let model: Box<dyn ModuleT> = match name {
-        "resnet18" => Box::new(tch::vision::resnet::resnet18(&vs.root(), 1000)),
-        _ => Box::new(tch::vision::resnet::resnet50(&vs.root(), 1000)),
-    };
-    tch::no_grad(|| {
-        for (_, mut v) in vs.variables() {
-            if v.dim() == 4 {
-                let nhwc = channels_last(&v);
-                v.set_data(&nhwc);
-            }
-        }
-    });
-    let mut opt = nn::Sgd {
-        momentum: 0.9,
-        dampening: 0.0,
-        wd: 1e-4,
-        nesterov: true,
-    }
-    .build(&vs, 0.1)
-    .expect("libtorch SGD");
+    let (vs, model) = resnet_channels_last(name, GPU);
+    let mut opt = sgd(&vs, 1e-4);
     let n = n as i64;
     let x = gpu_randn(&[n, 3, 224, 224], Kind::Float);
     let y = (Tensor::arange(n, (Kind::Int64, GPU)) * 7).remainder(1000);

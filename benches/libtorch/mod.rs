@@ -4,8 +4,10 @@
 
 use criterion::measurement::WallTime;
 use criterion::BenchmarkGroup;
-use tch::nn::{ModuleT, OptimizerConfig};
 use tch::{nn, CModule, Device, Kind, Reduction, Tensor};
+
+mod common;
+use common::{channels_last, resnet_channels_last, sgd};
 
 const F32: (Kind, Device) = (Kind::Float, Device::Cpu);
 
@@ -25,12 +27,6 @@ fn rayon_threads() -> i32 {
                 .map(|n| n.get() as i32)
         })
         .unwrap_or(1)
-}
-
-/// `t` laid out channels-last (strides N, 1, W·C, C) as `.to(memory_format=torch.channels_last)`
-/// gives; tch has no memory-format argument, but libtorch picks the format from the strides.
-fn channels_last(t: &Tensor) -> Tensor {
-    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 fn randn4(shape: [i64; 4], nhwc: bool) -> Tensor {
@@ -96,36 +92,11 @@ pub fn bn_relu(g: &mut BenchmarkGroup<WallTime>) {
     });
 }
 
-/// The benches' optimizer over `vs`, as kiln's side: SGD with Nesterov momentum 0.9, weight decay
-/// 2e-5, learning rate 0.1.
-fn sgd(vs: &nn::VarStore) -> nn::Optimizer {
-    nn::Sgd {
-        momentum: 0.9,
-        dampening: 0.0,
-        wd: 2e-5,
-        nesterov: true,
-    }
-    .build(vs, 0.1)
-    .expect("libtorch SGD")
-}
-
 /// torchvision's resnet18 or resnet50 (timm's architecture at default args) in channels-last:
 /// a training step (forward, label-smoothed cross-entropy, backward, Nesterov SGD) and a forward.
 pub fn resnet(g: &mut BenchmarkGroup<WallTime>, name: &str) {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model: Box<dyn ModuleT> = match name {
-        "resnet18" => Box::new(tch::vision::resnet::resnet18(&vs.root(), 1000)),
-        _ => Box::new(tch::vision::resnet::resnet50(&vs.root(), 1000)),
-    };
-    tch::no_grad(|| {
-        for (_, mut v) in vs.variables() {
-            if v.dim() == 4 {
-                let nhwc = channels_last(&v);
-                v.set_data(&nhwc);
-            }
-        }
-    });
-    let mut opt = sgd(&vs);
+    let (vs, model) = resnet_channels_last(name, Device::Cpu);
+    let mut opt = sgd(&vs, 2e-5);
     let x = randn4([32, 3, 64, 64], true);
     let target = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(1000);
     g.bench_function(format!("libtorch/{name}/train_step"), |b| {
@@ -178,7 +149,7 @@ pub fn timm_model(g: &mut BenchmarkGroup<WallTime>, name: &str, nhwc: bool) {
                 .add(&pname.replace('.', "_"), p, true);
         }
     });
-    let mut opt = sgd(&vs);
+    let mut opt = sgd(&vs, 2e-5);
     opt.set_weight_decay_group(0, 0.0);
     let x = randn4([32, 3, 64, 64], nhwc);
     let target = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(1000);
