@@ -9,7 +9,7 @@
 use kiln_engine::{BatchNormArgs, Conv2dParams, DType, Device, MemoryFormat, Tensor};
 
 mod common;
-use common::conv_bn::{close_scaled, setup, values, Bn};
+use common::conv_bn::{close_scaled, conv_params, setup, values, Bn};
 use common::{kernel, launches};
 
 const CUDA: Device = Device::Cuda(0);
@@ -53,12 +53,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let p = |stride: usize, pad: usize, groups: usize| Conv2dParams {
-        stride: [stride; 2],
-        padding: [pad; 2],
-        groups,
-        ..Default::default()
-    };
+    let p = conv_params;
     vec![
         // 297 output pixels (a partial tile), 24 output channels (a partial channel tile).
         Case {

@@ -10,7 +10,7 @@
 use kiln_engine::{ChannelStats, Conv2dParams, DType, Device, MemoryFormat, Tensor};
 
 mod common;
-use common::conv_bn::{close_scaled, setup, values, Bn};
+use common::conv_bn::{close_scaled, conv_params, setup, values, Bn};
 use common::{kernel, launches};
 
 const CUDA: Device = Device::Cuda(0);
@@ -74,12 +74,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let p = |stride: usize, pad: usize, groups: usize| Conv2dParams {
-        stride: [stride; 2],
-        padding: [pad; 2],
-        groups,
-        ..Default::default()
-    };
+    let p = conv_params;
     vec![
         // 297 pixels (a partial 41-pixel tile), 24 channels (a partial channel tile).
         Case {
@@ -355,10 +350,7 @@ fn no_statistics_where_the_epilogue_does_not_serve() {
     let Some((_stats, _lock)) = setup("conv-bn") else {
         return;
     };
-    let p = Conv2dParams {
-        padding: [1; 2],
-        ..Default::default()
-    };
+    let p = conv_params(1, 1, 1);
     // f32 runs the SIMT kernels; a depthwise conv its own kernel; the CPU has no epilogue.
     let (x, w) = (
         values(&[2, 16, 5, 5], 5, DType::F32),
