@@ -27,7 +27,7 @@ use kiln::engine::cuda::CudaDevice;
 use kiln::engine::{BatchNormArgs, Conv2dParams, DType, Device, MemoryFormat, Tensor};
 use kiln::nn::{create_model, Model, ModelArgs};
 use kiln::train::amp::GradScaler;
-use kiln::train::optim::{create_optimizer, OptimArgs, Optimizer};
+use kiln::train::optim::{create_optimizer, Optimizer, OptimizerConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,11 +97,11 @@ fn train_step(c: &mut Criterion, dev: &CudaDevice) {
             .expect("channels-last");
         model.to_device(GPU).expect("model to GPU");
         model.set_training(true);
-        let opt = OptimArgs {
+        let opt = OptimizerConfig {
             opt: "sgd".into(),
             momentum: 0.9,
             weight_decay: 1e-4,
-            ..OptimArgs::default()
+            ..OptimizerConfig::default()
         };
         let mut optim = create_optimizer(&opt, model.named_parameters()).expect("optimizer");
         let mut scaler = GradScaler::default();

@@ -11,7 +11,7 @@ use criterion::{
 };
 use kiln::engine::{BatchNormArgs, Conv2dParams, DType, MemoryFormat, Tensor};
 use kiln::nn::{create_model, Model, ModelArgs};
-use kiln::train::optim::{create_optimizer, OptimArgs};
+use kiln::train::optim::{create_optimizer, OptimizerConfig};
 use std::time::Duration;
 
 #[cfg(feature = "libtorch")]
@@ -173,11 +173,11 @@ fn attention(c: &mut Criterion) {
 /// `sgd` (Nesterov, momentum 0.9, weight decay 2e-5 off biases and norms), as `{name}/train_step`.
 fn bench_train_step(g: &mut BenchmarkGroup<WallTime>, name: &str, model: &dyn Model, x: &Tensor) {
     let target = Tensor::from_vec((0..32).map(|i| i % 1000).collect::<Vec<i64>>(), &[32]).unwrap();
-    let opt = OptimArgs {
+    let opt = OptimizerConfig {
         opt: "sgd".into(),
         momentum: 0.9,
         weight_decay: 2e-5,
-        ..OptimArgs::default()
+        ..OptimizerConfig::default()
     };
     let mut optim = create_optimizer(&opt, model.named_parameters()).unwrap();
     g.throughput(Throughput::Elements(32));

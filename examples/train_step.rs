@@ -13,7 +13,7 @@
 use kiln_engine::{manual_seed, DType, Device, Generator, MemoryFormat, Tensor};
 use kiln_nn::{create_model, Model, ModelArgs};
 use kiln_train::amp::GradScaler;
-use kiln_train::optim::{create_optimizer, OptimArgs, Optimizer};
+use kiln_train::optim::{create_optimizer, Optimizer, OptimizerConfig};
 use std::error::Error;
 use std::time::Instant;
 
@@ -135,11 +135,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     model.to_device(o.device)?;
     model.set_training(true);
     let mut optim = create_optimizer(
-        &OptimArgs {
+        &OptimizerConfig {
             opt: "sgd".into(),
             momentum: 0.9,
             weight_decay: 1e-4,
-            ..OptimArgs::default()
+            ..OptimizerConfig::default()
         },
         model.named_parameters(),
     )?;

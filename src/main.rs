@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let cli = match kiln::train::cli::parse(&argv) {
+    let cli = match kiln::cli::parse(&argv) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    match kiln::train::cli::run(cli) {
+    match kiln::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -5,7 +5,15 @@
 
 mod common;
 
-use kiln::train::cli::{parse, Command, TrainArgs};
+use kiln::cli::{
+    data_config, loss_config, optimizer_config, parse, resolve_lr, scheduler_config, Command,
+    TrainArgs,
+};
+use kiln::train::dist::DistBn;
+use kiln::train::loader::DataConfig;
+use kiln::train::loss::LossConfig;
+use kiln::train::optim::OptimizerConfig;
+use kiln::train::sched::SchedulerConfig;
 use serde_json::Value;
 use std::process::Command as Process;
 
@@ -402,4 +410,36 @@ fn model_flags_reach_the_trained_model() {
     // after two updates it is still far from 0.
     assert!(values("bn2.weight").iter().all(|&g| g > 0.5));
     std::fs::remove_dir_all(&data).ok();
+}
+
+#[test]
+fn the_library_defaults_are_the_command_lines() {
+    let a = TrainArgs::default();
+    assert_eq!(scheduler_config(&a), SchedulerConfig::default());
+    assert_eq!(loss_config(&a), LossConfig::default());
+    let lr = resolve_lr(&a, 1);
+    // timm's train.py defaults --weight-decay to 2e-5 where create_optimizer_v2 takes 0.
+    let opt = OptimizerConfig::new("sgd").lr(lr).weight_decay(2e-5);
+    assert_eq!(optimizer_config(&a, lr), opt);
+    let data = data_config(&a, 224, 3, None, false);
+    let want = DataConfig::default();
+    assert_eq!(format!("{data:?}"), format!("{want:?}"));
+}
+
+#[test]
+fn enum_flags_list_their_values_when_unknown() {
+    for (flag, value, listed) in [
+        ("--clip-mode", "l1", "agc"),
+        ("--nan-policy", "ignore", "skip"),
+        ("--cuda-graph", "maybe", "auto"),
+        ("--dist-bn", "average", "broadcast"),
+    ] {
+        let e = train_args(&[flag.to_string(), value.to_string()]).unwrap_err();
+        assert!(
+            e.contains(flag) && e.contains(listed),
+            "{flag} {value}: {e}"
+        );
+    }
+    let a = train_args(&["--dist-bn".into(), String::new()]).unwrap();
+    assert_eq!(a.dist_bn, DistBn::Off);
 }

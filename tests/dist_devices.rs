@@ -15,7 +15,7 @@ use kiln::nn::layers::{SelectAdaptivePool2d, Sequential};
 use kiln::nn::Module;
 use kiln::train::checkpoint::Checkpoint;
 use kiln::train::dist::{on_device_threads, Communicator, Ddp, DdpEvent, DdpOptions};
-use kiln::train::optim::{create_optimizer, OptimArgs};
+use kiln::train::optim::{create_optimizer, OptimizerConfig};
 use kiln::train::Error;
 use std::io::Write;
 use std::process::Command;
@@ -77,7 +77,7 @@ fn batch(step: u64, rank: usize, world: usize, device: Device) -> (Tensor, Tenso
 /// Trains the convnet for `steps` steps on one thread per ordinal (each rank its share of the
 /// global batch, gradients averaged by DDP in buckets of a few parameters) and returns every
 /// rank's parameters and buffers, by name.
-fn train(ordinals: &[usize], opt: &OptimArgs, steps: u64) -> Vec<Vec<(String, Vec<f32>)>> {
+fn train(ordinals: &[usize], opt: &OptimizerConfig, steps: u64) -> Vec<Vec<(String, Vec<f32>)>> {
     on_device_threads(ordinals, |device, comm| {
         kiln::engine::manual_seed_thread(7);
         let net = model(&comm);
@@ -121,19 +121,19 @@ fn two_devices_of_batch_b_match_one_device_of_batch_2b() {
     if !two_devices() {
         return;
     }
-    let sgd = OptimArgs {
+    let sgd = OptimizerConfig {
         opt: "sgd".into(),
         lr: Some(0.1),
         weight_decay: 1e-4,
-        ..OptimArgs::default()
+        ..OptimizerConfig::default()
     };
     // A large eps keeps Adam's first steps linear in near-zero gradients (see tests/dist_mpi.rs).
-    let adamw = OptimArgs {
+    let adamw = OptimizerConfig {
         opt: "adamw".into(),
         lr: Some(0.01),
         eps: Some(1e-3),
         weight_decay: 0.05,
-        ..OptimArgs::default()
+        ..OptimizerConfig::default()
     };
     for (name, opt) in [("sgd", sgd), ("adamw", adamw)] {
         let initial = train(&[0], &opt, 0).remove(0);

@@ -7,8 +7,8 @@ use kiln_nn::{load_state_dict, Module};
 use kiln_train::callbacks::EarlyStopping;
 use kiln_train::checkpoint::Checkpoint;
 use kiln_train::metrics::AverageMeter;
-use kiln_train::optim::{create_optimizer, OptimArgs};
-use kiln_train::sched::{create_scheduler, SchedArgs};
+use kiln_train::optim::{create_optimizer, OptimizerConfig};
+use kiln_train::sched::{create_scheduler, SchedulerConfig};
 use kiln_train::trainer::{Callback, CallbackState, Position};
 use serde_json::Value;
 
@@ -23,9 +23,9 @@ pub fn run(data: &[u8]) {
         let _ = load_state_dict(&model, &ck.model, strict);
     }
     for opt in ["adamw", "sgd"] {
-        let args = OptimArgs {
+        let args = OptimizerConfig {
             opt: opt.into(),
-            ..OptimArgs::default()
+            ..OptimizerConfig::default()
         };
         if let Ok(mut o) = create_optimizer(&args, model.named_parameters()) {
             let _ = o.load_state_dict(&ck.optimizer);
@@ -62,14 +62,6 @@ fn restore_trainer_json(trainer: &Value) {
 }
 
 /// timm's schedule flags with `--sched name`, 10 epochs.
-fn sched_args(name: &str) -> SchedArgs {
-    let flags = serde_json::json!({
-        "sched": name, "sched_on_updates": false, "lr_noise": null, "lr_noise_pct": 0.67,
-        "lr_noise_std": 1.0, "lr_cycle_mul": 1.0, "lr_cycle_decay": 0.5, "lr_cycle_limit": 1,
-        "lr_k_decay": 1.0, "warmup_lr": 1e-05, "min_lr": 0.0, "epochs": 10,
-        "decay_milestones": [90, 180, 270], "decay_epochs": 90.0, "warmup_epochs": 0,
-        "warmup_prefix": false, "cooldown_epochs": 0, "patience_epochs": 10, "decay_rate": 0.1,
-        "seed": 42, "eval_metric": "top1"
-    });
-    serde_json::from_value(flags).expect("the schedule flags of timm's defaults")
+fn sched_args(name: &str) -> SchedulerConfig {
+    SchedulerConfig::new(name, 10).warmup_epochs(0)
 }

@@ -7,5 +7,5 @@ pub fn run(data: &[u8]) {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let _ = kiln_train::cli::parse(&argv);
+    let _ = kiln::cli::parse(&argv);
 }

@@ -2,8 +2,9 @@
 //! value (`clip_grad_value_`), or adaptive gradient clipping (`adaptive_clip_grad`, NFNets).
 
 use crate::optim::Param;
-use crate::{Error, Result};
+use crate::Result;
 use kiln_engine::{clip_grad_norm_on_device_, grad_norm, no_grad, scale_grads_, Tensor};
+use serde::{Deserialize, Serialize};
 
 /// AGC's floor on a parameter's unit-wise norm (timm's `eps`).
 const AGC_EPS: f64 = 1e-3;
@@ -12,8 +13,10 @@ const AGC_GRAD_FLOOR: f64 = 1e-6;
 /// Added to the total norm before `clip_grad_norm_` divides by it.
 const NORM_EPS: f64 = 1e-6;
 
-/// What `--clip-grad` bounds (`--clip-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What `--clip-grad` bounds (`--clip-mode`: norm, value or agc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
 pub enum ClipMode {
     /// The L2 norm of all gradients together.
     #[default]
@@ -22,21 +25,6 @@ pub enum ClipMode {
     Value,
     /// Each unit's gradient norm, to `value` × the unit's parameter norm.
     Agc,
-}
-
-impl ClipMode {
-    /// The mode named by `--clip-mode`: norm, value or agc.
-    pub fn from_flag(name: &str) -> Result<ClipMode> {
-        match name {
-            "norm" => Ok(ClipMode::Norm),
-            "value" => Ok(ClipMode::Value),
-            "agc" => Ok(ClipMode::Agc),
-            other => Err(Error::Flag {
-                flag: "--clip-mode".into(),
-                msg: format!("unknown clip mode {other:?}; one of norm, value, agc"),
-            }),
-        }
-    }
 }
 
 /// Clips the gradients of `params` in place by `mode` with `value` (the max norm, the max

@@ -1,11 +1,13 @@
-//! kiln's training: datasets, augmentation, the loader, losses, optimizers, schedulers and the CLI.
+//! kiln's training library: datasets, augmentation, the loader, losses, optimizers, schedules,
+//! the Trainer and its callbacks, data-parallel training. Every piece is built from a plain
+//! config struct with `Default` and builder-style setters; the `kiln` command line lives in the
+//! root package and is never imported here.
 #![warn(missing_docs)]
 
 pub mod amp;
 pub mod augment;
 pub mod callbacks;
 pub mod checkpoint;
-pub mod cli;
 pub mod clip;
 pub mod data;
 pub mod dist;
@@ -16,6 +18,7 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod sched;
+mod setters;
 pub mod tensorboard;
 pub mod trainer;
 

@@ -4,7 +4,7 @@
 use kiln_engine::{DType, Device, Generator, Tensor};
 use kiln_nn::NamedTensor;
 use kiln_train::amp::GradScaler;
-use kiln_train::optim::{create_optimizer, OptimArgs, Optimizer};
+use kiln_train::optim::{create_optimizer, Optimizer, OptimizerConfig};
 use std::io::Write;
 
 fn devices() -> Vec<Device> {
@@ -69,11 +69,11 @@ fn sgd_and_adamw_take_the_same_steps_on_every_device() {
     for opt in ["sgd", "momentum", "adamw"] {
         let mut results = Vec::new();
         for device in devices() {
-            let args = OptimArgs {
+            let args = OptimizerConfig {
                 opt: opt.into(),
                 momentum: 0.9,
                 weight_decay: 0.05,
-                ..OptimArgs::default()
+                ..OptimizerConfig::default()
             };
             let mut optim = create_optimizer(&args, params(device)).unwrap();
             for step in 0..3 {
@@ -96,11 +96,11 @@ fn sgd_and_adamw_take_the_same_steps_on_every_device() {
 #[test]
 fn an_overflowing_f16_step_is_skipped_and_halves_the_scale() {
     for device in devices() {
-        let args = OptimArgs {
+        let args = OptimizerConfig {
             opt: "sgd".into(),
             momentum: 0.9,
             weight_decay: 0.0,
-            ..OptimArgs::default()
+            ..OptimizerConfig::default()
         };
         let mut optim = create_optimizer(&args, params(device)).unwrap();
         let mut scaler = GradScaler::default();

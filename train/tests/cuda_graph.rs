@@ -13,13 +13,12 @@ use kiln_engine::{DType, Device, MemoryFormat, Tensor};
 use kiln_nn::layers::{BatchNorm2d, Conv2d, Linear};
 use kiln_nn::{FeatureInfo, Model, Module, NamedTensor, PretrainedCfg};
 use kiln_train::augment::Pipeline;
-use kiln_train::cli::TrainArgs;
 use kiln_train::clip::ClipMode;
 use kiln_train::data::{Dataset, Image, Sample};
 use kiln_train::loader::{DistributedSampler, Layout, Loader, LoaderOptions, Normalize};
 use kiln_train::loss::CrossEntropy;
-use kiln_train::optim::{create_optimizer_for_model, OptimArgs};
-use kiln_train::sched::{create_scheduler, SchedArgs};
+use kiln_train::optim::{create_optimizer_for_model, OptimizerConfig};
+use kiln_train::sched::{create_scheduler, SchedulerConfig};
 use kiln_train::trainer::{
     BatchStages, Callback, Context, CudaGraphMode, CudaGraphStats, NanPolicy, TrainConfig, Trainer,
     TrainerParts,
@@ -288,21 +287,16 @@ fn train(r: &Run) -> (Outcome, CudaGraphStats) {
     };
     let sampler = Box::new(DistributedSampler::single(r.samples, false, 0));
     let loader = Loader::new(ds, Pipeline::new(vec![], vec![]), sampler, opts).unwrap();
-    let flags = TrainArgs {
-        opt: r.opt.into(),
-        epochs: r.epochs,
-        // A warmup then cosine decay, stepped every update: every update has its own lr.
-        warmup_epochs: 1,
-        warmup_lr: 0.01,
-        sched_on_updates: true,
-        weight_decay: 1e-3,
-        ..TrainArgs::default()
-    };
     let lr = 0.05;
-    let optimizer =
-        create_optimizer_for_model(&OptimArgs::from_train_args(&flags, lr), &model).unwrap();
+    let opt = OptimizerConfig::new(r.opt).lr(lr).weight_decay(1e-3);
+    let optimizer = create_optimizer_for_model(&opt, &model).unwrap();
+    // A warmup then cosine decay, stepped every update: every update has its own lr.
+    let sched = SchedulerConfig::new("cosine", r.epochs)
+        .warmup_epochs(1)
+        .warmup_lr(0.01)
+        .sched_on_updates(true);
     let updates = loader.len().div_ceil(r.accum);
-    let (scheduler, _) = create_scheduler(&SchedArgs::from(&flags), lr, updates).unwrap();
+    let (scheduler, _) = create_scheduler(&sched, lr, updates).unwrap();
     let mut trainer = Trainer::new(TrainerParts {
         model: Box::new(model),
         arch: "tiny".into(),

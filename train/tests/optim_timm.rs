@@ -6,7 +6,7 @@
 use kiln_engine::{DType, Device, Tensor};
 use kiln_nn::{create_model, Kind, ModelArgs, NamedTensor};
 use kiln_train::optim::{
-    create_optimizer, layer_decay_groups, layer_decayed_params, OptimArgs, Optimizer,
+    create_optimizer, layer_decay_groups, layer_decayed_params, Optimizer, OptimizerConfig,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -60,13 +60,13 @@ fn mlp_params_as(fx: &Value, device: Device, dtype: DType) -> Vec<NamedTensor> {
         .collect()
 }
 
-fn args(fx: &Value, opt: &str) -> OptimArgs {
-    OptimArgs {
+fn args(fx: &Value, opt: &str) -> OptimizerConfig {
+    OptimizerConfig {
         opt: opt.into(),
         lr: fx["lr"].as_f64(),
         momentum: fx["momentum"].as_f64().unwrap(),
         weight_decay: fx["weight_decay"].as_f64().unwrap(),
-        ..OptimArgs::default()
+        ..OptimizerConfig::default()
     }
 }
 
@@ -108,7 +108,7 @@ fn mismatch(got: &[f32], want: &[f32]) -> Option<(usize, f32, f32)> {
 }
 
 /// The arguments of a fixture case: its name, its kwargs, no lr for relative steps.
-fn case_args(fx: &Value, case: &Value) -> OptimArgs {
+fn case_args(fx: &Value, case: &Value) -> OptimizerConfig {
     let mut a = args(fx, case["opt"].as_str().unwrap());
     a.kwargs = case["kwargs"]
         .as_object()

@@ -5,7 +5,9 @@
 //! each group at min-lr on its own); torch's CPU generator draw for draw; and resuming from
 //! `state()`.
 
-use kiln_train::sched::{create_scheduler, trace, SchedArgs, Scheduler, TorchGenerator, Trace};
+use kiln_train::sched::{
+    create_scheduler, trace, Scheduler, SchedulerConfig, TorchGenerator, Trace,
+};
 use serde::Deserialize;
 
 /// Relative tolerance of the issue.
@@ -14,7 +16,7 @@ const RTOL: f64 = 1e-7;
 #[derive(Debug, Deserialize)]
 struct Case {
     name: String,
-    flags: SchedArgs,
+    flags: SchedulerConfig,
     start_epoch: usize,
     base_lr: f64,
     updates_per_epoch: usize,

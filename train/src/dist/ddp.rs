@@ -29,7 +29,7 @@ pub struct DdpOptions {
     /// Start each bucket's all-reduce from the autograd hook (true) or only after backward.
     pub overlap: bool,
     /// How BN running statistics are agreed after each epoch (timm's `--dist-bn`).
-    pub dist_bn: Option<DistBn>,
+    pub dist_bn: DistBn,
 }
 
 impl Default for DdpOptions {
@@ -39,7 +39,7 @@ impl Default for DdpOptions {
             first_bucket_bytes: 1 << 20,
             broadcast_buffers: true,
             overlap: true,
-            dist_bn: Some(DistBn::Reduce),
+            dist_bn: DistBn::Reduce,
         }
     }
 }
@@ -176,9 +176,9 @@ impl Ddp {
     /// After an epoch: agrees on BN running statistics as `--dist-bn` asks (before validation).
     pub fn distribute_bn(&self) -> Result<()> {
         match self.options.dist_bn {
-            Some(DistBn::Reduce) => average_tensors(&self.comm, &self.bn_stats),
-            Some(DistBn::Broadcast) => broadcast_tensors(&self.comm, &self.bn_stats),
-            None => Ok(()),
+            DistBn::Reduce => average_tensors(&self.comm, &self.bn_stats),
+            DistBn::Broadcast => broadcast_tensors(&self.comm, &self.bn_stats),
+            DistBn::Off => Ok(()),
         }
     }
 

@@ -1,9 +1,10 @@
 //! SyncBN (`--sync-bn`) and the end-of-epoch BN buffer agreement (`--dist-bn`).
 
 use super::communicator::{Communicator, ReduceOp};
-use crate::{Error, Result};
+use crate::Result;
 use kiln_engine::CrossReplicaSum;
 use kiln_nn::Model;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 impl CrossReplicaSum for Communicator {
@@ -23,28 +24,21 @@ pub fn enable_sync_bn(model: &mut dyn Model, comm: &Arc<Communicator>) {
     model.for_each_batch_norm(&mut |bn| bn.sync = Some(sync.clone()));
 }
 
-/// timm's `--dist-bn`: how ranks agree on BN running statistics after each epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// timm's `--dist-bn`: how ranks agree on BN running statistics after each epoch (reduce,
+/// broadcast, or the empty string for neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
 pub enum DistBn {
     /// Average running_mean and running_var over ranks (timm's default).
+    #[default]
     Reduce,
     /// Copy rank 0's.
     Broadcast,
-}
-
-impl DistBn {
-    /// Parses `--dist-bn` (`reduce`, `broadcast`, or empty for none).
-    pub fn from_flag(s: &str) -> Result<Option<DistBn>> {
-        match s {
-            "reduce" => Ok(Some(DistBn::Reduce)),
-            "broadcast" => Ok(Some(DistBn::Broadcast)),
-            "" => Ok(None),
-            other => Err(Error::Flag {
-                flag: "--dist-bn".into(),
-                msg: format!("'{other}' is not one of reduce, broadcast, or empty"),
-            }),
-        }
-    }
+    /// Each rank keeps its own (timm's `--dist-bn ''`).
+    #[cfg_attr(feature = "clap", value(name = ""))]
+    #[serde(rename = "")]
+    Off,
 }
 
 /// Applies `mode` to the running statistics of every BatchNorm in `model` (timm's
@@ -56,6 +50,7 @@ pub fn dist_bn(model: &mut dyn Model, comm: &Communicator, mode: DistBn) -> Resu
         stats.push(bn.running_var.clone());
     });
     match mode {
+        DistBn::Off => Ok(()),
         DistBn::Broadcast => super::ddp::broadcast_tensors(comm, &stats),
         DistBn::Reduce => super::ddp::average_tensors(comm, &stats),
     }

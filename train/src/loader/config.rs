@@ -10,6 +10,7 @@ use crate::augment::{
     DEFAULT_CROP_PCT,
 };
 use crate::data::Dataset;
+use crate::setters::setters;
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -84,6 +85,9 @@ pub struct DataConfig {
     pub interpolation: String,
     /// `--seed` (42).
     pub seed: u64,
+    /// kiln's pipeline for small fixed-size images (IDX digits and clothes): pad-and-crop by an
+    /// eighth plus flip at native size instead of RandomResizedCrop (false).
+    pub small_images: bool,
 }
 
 impl Default for DataConfig {
@@ -123,9 +127,48 @@ impl Default for DataConfig {
             std: None,
             interpolation: String::new(),
             seed: 42,
+            small_images: false,
         }
     }
 }
+
+setters!(DataConfig {
+    img_size: usize,
+    in_chans: usize,
+    batch_size: usize,
+    workers: usize,
+    pin_mem: bool,
+    no_prefetcher: bool,
+    use_multi_epochs_loader: bool,
+    into aa?: String,
+    reprob: f64,
+    into remode: String,
+    recount: usize,
+    resplit: bool,
+    mixup: f64,
+    cutmix: f64,
+    cutmix_minmax?: (f64, f64),
+    mixup_prob: f64,
+    mixup_switch_prob: f64,
+    into mixup_mode: String,
+    mixup_off_epoch: usize,
+    smoothing: f64,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    hflip: f64,
+    vflip: f64,
+    color_jitter: f64,
+    into train_interpolation: String,
+    aug_repeats: usize,
+    aug_splits: usize,
+    no_aug: bool,
+    crop_pct?: f64,
+    mean?: Vec<f32>,
+    std?: Vec<f32>,
+    into interpolation: String,
+    seed: u64,
+    small_images: bool,
+});
 
 impl DataConfig {
     /// Mean and std per channel, the defaults filled in.
@@ -244,9 +287,15 @@ impl DataConfig {
         }))
     }
 
-    /// Mixup/CutMix if `mixup`, `cutmix` or `cutmix_minmax` is set (timm's `mixup_active`).
+    /// Whether timm's `train.py` counts mixup as active: `mixup` or `cutmix` above 0, or
+    /// `cutmix_minmax` set.
+    pub fn mixup_active(&self) -> bool {
+        self.mixup > 0.0 || self.cutmix > 0.0 || self.cutmix_minmax.is_some()
+    }
+
+    /// Mixup/CutMix if [`DataConfig::mixup_active`].
     pub fn mixup_fn(&self, num_classes: usize) -> Result<Option<Mixup>> {
-        if self.mixup <= 0.0 && self.cutmix <= 0.0 && self.cutmix_minmax.is_none() {
+        if !self.mixup_active() {
             return Ok(None);
         }
         Ok(Some(Mixup {
@@ -262,13 +311,17 @@ impl DataConfig {
         }))
     }
 
-    /// The training loader for `rank` of `world`: shuffled, drop_last, RepeatAug sampler if `aug_repeats`.
+    /// The training loader for `rank` of `world`: shuffled, drop_last, RepeatAug sampler if
+    /// `aug_repeats`; timm's train pipeline, or the small-image one with `small_images`.
     pub fn train_loader(
         &self,
         dataset: Arc<dyn Dataset>,
         rank: usize,
         world: usize,
     ) -> Result<Loader> {
+        if self.small_images {
+            return self.small_image_train_loader(dataset, rank, world);
+        }
         let sampler = self.train_sampler(dataset.len(), rank, world);
         let opts = self.loader_options(rank, self.batch_size, true);
         Loader::new(dataset, self.train_pipeline()?, sampler, opts)
@@ -304,7 +357,7 @@ impl DataConfig {
     /// pad-and-crop by an eighth plus flip, since timm's pipeline assumes large photos; with
     /// `aug_splits` > 1, augmented views add the policy or colour jitter to the clean one;
     /// `no_aug` keeps the images as they are. Rank `rank` of `world` reads its shard.
-    pub fn small_image_train_loader(
+    fn small_image_train_loader(
         &self,
         dataset: Arc<dyn Dataset>,
         rank: usize,

@@ -4,12 +4,12 @@ use super::{
     BinaryCrossEntropy, CrossEntropy, JsdCrossEntropy, LabelSmoothingCrossEntropy, Loss,
     SoftTargetCrossEntropy,
 };
-use crate::cli::TrainArgs;
+use crate::setters::setters;
 use crate::{Error, Result};
 
-/// The flags that choose the training loss (timm's names).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct LossArgs {
+/// The flags that choose the training loss (timm's names and defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossConfig {
     /// `--jsd-loss`: JSD + CE over `--aug-splits` views.
     pub jsd_loss: bool,
     /// `--aug-splits`: views per sample.
@@ -26,30 +26,35 @@ pub struct LossArgs {
     pub bce_pos_weight: Option<f64>,
 }
 
-impl From<&TrainArgs> for LossArgs {
-    fn from(a: &TrainArgs) -> Self {
-        LossArgs {
-            jsd_loss: a.jsd_loss,
-            aug_splits: a.aug_splits,
-            smoothing: a.smoothing,
-            bce_loss: a.bce_loss,
-            bce_sum: a.bce_sum,
-            bce_target_thresh: a.bce_target_thresh,
-            bce_pos_weight: a.bce_pos_weight,
+impl Default for LossConfig {
+    /// timm's train.py defaults: cross-entropy with label smoothing 0.1.
+    fn default() -> Self {
+        LossConfig {
+            jsd_loss: false,
+            aug_splits: 0,
+            smoothing: 0.1,
+            bce_loss: false,
+            bce_sum: false,
+            bce_target_thresh: None,
+            bce_pos_weight: None,
         }
     }
 }
 
-/// Whether timm's `train.py` counts mixup as active: `--mixup` or `--cutmix` above 0, or
-/// `--cutmix-minmax` set.
-pub fn mixup_active(a: &TrainArgs) -> bool {
-    a.mixup > 0.0 || a.cutmix > 0.0 || a.cutmix_minmax.is_some()
-}
+setters!(LossConfig {
+    jsd_loss: bool,
+    aug_splits: usize,
+    smoothing: f64,
+    bce_loss: bool,
+    bce_sum: bool,
+    bce_target_thresh?: f64,
+    bce_pos_weight?: f64,
+});
 
 /// The training loss as timm's `train.py` picks it: `--jsd-loss` (needs `--aug-splits` ≥ 2), then
 /// mixup/cutmix active (soft-target CE, or BCE with `--bce-loss`), then `--smoothing` (label
 /// smoothing CE, or BCE with smoothing), else plain CE.
-pub fn create_loss(args: &LossArgs, mixup_active: bool) -> Result<Box<dyn Loss>> {
+pub fn create_loss(args: &LossConfig, mixup_active: bool) -> Result<Box<dyn Loss>> {
     if !(0.0..1.0).contains(&args.smoothing) {
         return Err(flag("--smoothing", args.smoothing, "must be in [0, 1)"));
     }

@@ -7,7 +7,7 @@ mod label_smoothing;
 mod soft_target;
 
 pub use binary_cross_entropy::{BinaryCrossEntropy, Reduction};
-pub use factory::{create_loss, create_val_loss, mixup_active, LossArgs};
+pub use factory::{create_loss, create_val_loss, LossConfig};
 pub use jsd::JsdCrossEntropy;
 pub use label_smoothing::LabelSmoothingCrossEntropy;
 pub use soft_target::SoftTargetCrossEntropy;

@@ -25,14 +25,14 @@ use super::rule_optimizer::{Parts, RuleOptimizer};
 use super::sgd::Sgd;
 use super::trust::Trust;
 use super::{Lookahead, Optimizer};
-use crate::cli::TrainArgs;
+use crate::setters::setters;
 use crate::{Error, Result};
 use kiln_nn::{Model, NamedTensor};
 use std::collections::BTreeMap;
 
-/// Optimizer flags, timm's names and defaults.
+/// What `create_optimizer_v2` takes (timm's `optimizer_kwargs(cfg)`): timm's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OptimArgs {
+pub struct OptimizerConfig {
     /// `--opt`: a name of timm's registry, optionally prefixed `lookahead_`.
     pub opt: String,
     /// The learning rate the optimizer is built with (corrected weight decay's `max_lr`); None
@@ -58,9 +58,9 @@ pub struct OptimArgs {
     pub seed: u64,
 }
 
-impl Default for OptimArgs {
+impl Default for OptimizerConfig {
     fn default() -> Self {
-        OptimArgs {
+        OptimizerConfig {
             opt: "sgd".into(),
             lr: None,
             momentum: 0.9,
@@ -76,33 +76,29 @@ impl Default for OptimArgs {
     }
 }
 
-impl OptimArgs {
-    /// The optimizer flags of `kiln train`, with the resolved learning rate `lr` (Adafactor
-    /// without `--lr` takes relative steps instead, as timm's does without an lr).
-    pub fn from_train_args(a: &TrainArgs, lr: f64) -> OptimArgs {
-        let relative = a.lr.is_none() && a.opt.to_lowercase().ends_with("adafactor");
-        OptimArgs {
-            opt: a.opt.clone(),
-            lr: (!relative).then_some(lr),
-            momentum: a.momentum,
-            weight_decay: a.weight_decay,
-            eps: a.opt_eps,
-            betas: a.opt_betas.clone(),
-            layer_decay: a.layer_decay,
-            layer_decay_min_scale: a.layer_decay_min_scale,
-            layer_decay_no_opt_scale: a.layer_decay_no_opt_scale,
-            kwargs: a
-                .opt_kwargs
-                .iter()
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
-                    None => (kv.trim().to_string(), String::new()),
-                })
-                .collect(),
-            seed: a.seed,
+impl OptimizerConfig {
+    /// The optimizer `opt` (a name of timm's registry) with timm's other defaults.
+    pub fn new(opt: impl Into<String>) -> Self {
+        OptimizerConfig {
+            opt: opt.into(),
+            ..OptimizerConfig::default()
         }
     }
 }
+
+setters!(OptimizerConfig {
+    into opt: String,
+    lr?: f64,
+    momentum: f64,
+    weight_decay: f64,
+    eps?: f64,
+    betas?: Vec<f64>,
+    layer_decay?: f64,
+    layer_decay_min_scale: f64,
+    layer_decay_no_opt_scale?: f64,
+    kwargs: Vec<(String, String)>,
+    seed: u64,
+});
 
 /// An error on `--opt`.
 fn opt_error(msg: String) -> Error {
@@ -173,7 +169,7 @@ struct Variant {
 fn family(
     base: &str,
     v: &mut Variant,
-    a: &OptimArgs,
+    a: &OptimizerConfig,
     kw: &mut Kwargs,
 ) -> Result<Option<Box<dyn Family>>> {
     let betas = |d: (f64, f64)| match a.betas.as_deref() {
@@ -515,7 +511,7 @@ fn refusal(name: &str) -> Option<String> {
 }
 
 /// timm's `create_optimizer_v2` over already-grouped parameters: the optimizer `args.opt`.
-pub fn build(args: &OptimArgs, params: Vec<super::Param>) -> Result<Box<dyn Optimizer>> {
+pub fn build(args: &OptimizerConfig, params: Vec<super::Param>) -> Result<Box<dyn Optimizer>> {
     let lower = args.opt.to_lowercase();
     let (lookahead, name) = match lower.split_once('_') {
         Some(("lookahead", rest)) => (true, rest.rsplit('_').next().unwrap_or(rest)),
@@ -580,7 +576,12 @@ fn wrap(lookahead: bool, inner: Box<dyn Optimizer>) -> Box<dyn Optimizer> {
 
 /// Adafactor's settings: timm's defaults, `--opt-eps`, `--opt-kwargs`; the T5 form takes the
 /// first beta and relative steps without an lr, the Big Vision form (`big_vision`) `--momentum`.
-fn adafactor(a: &OptimArgs, v: Variant, big_vision: bool, kw: &mut Kwargs) -> Result<AdafactorCfg> {
+fn adafactor(
+    a: &OptimizerConfig,
+    v: Variant,
+    big_vision: bool,
+    kw: &mut Kwargs,
+) -> Result<AdafactorCfg> {
     let caution = kw.bool("caution", v.caution)?;
     let corrected = kw.bool("corrected_weight_decay", v.corrected)?;
     let min_dim =
@@ -634,7 +635,7 @@ fn adafactor(a: &OptimArgs, v: Variant, big_vision: bool, kw: &mut Kwargs) -> Re
 /// `--momentum`, `--opt-eps`, `--opt-betas`, `--opt-kwargs`; AdamW (NAdamW with Nesterov)
 /// fallback.
 fn muon(
-    a: &OptimArgs,
+    a: &OptimizerConfig,
     v: Variant,
     adamuon: bool,
     params: Vec<super::Param>,
@@ -705,7 +706,7 @@ fn count(kw: &mut Kwargs, key: &str, default: usize) -> Result<usize> {
 
 /// timm's `Kron` settings: its defaults, `--momentum`, `--seed` and `--opt-kwargs` by timm's
 /// names; `kronw` and `kronc` set decoupled (and corrected) decay.
-fn kron(a: &OptimArgs, v: Variant, kw: &mut Kwargs) -> Result<KronCfg> {
+fn kron(a: &OptimizerConfig, v: Variant, kw: &mut Kwargs) -> Result<KronCfg> {
     let momentum = kw.f64("momentum", a.momentum)?;
     if !(0.0..1.0).contains(&momentum) {
         return Err(opt_error(format!(
@@ -780,7 +781,10 @@ fn kron(a: &OptimArgs, v: Variant, kw: &mut Kwargs) -> Result<KronCfg> {
 
 /// `create_optimizer_v2` over named parameters: timm's weight-decay groups (no decay on 1-d
 /// parameters and biases), then the optimizer `args.opt`.
-pub fn create_optimizer(args: &OptimArgs, params: Vec<NamedTensor>) -> Result<Box<dyn Optimizer>> {
+pub fn create_optimizer(
+    args: &OptimizerConfig,
+    params: Vec<NamedTensor>,
+) -> Result<Box<dyn Optimizer>> {
     if args.layer_decay.is_some() {
         return Err(Error::Flag {
             flag: "--layer-decay".into(),
@@ -793,7 +797,7 @@ pub fn create_optimizer(args: &OptimArgs, params: Vec<NamedTensor>) -> Result<Bo
 /// `create_optimizer_v2` over a model: its `no_weight_decay` names are left undecayed and, with
 /// `--layer-decay`, its `group_matcher` assigns each parameter's layer and lr scale.
 pub fn create_optimizer_for_model(
-    args: &OptimArgs,
+    args: &OptimizerConfig,
     model: &dyn Model,
 ) -> Result<Box<dyn Optimizer>> {
     let params = model.named_parameters();

@@ -5,13 +5,14 @@ use super::curve::{Anneal, Curve, Cycles, Decay, Shape, Stable, Warmup};
 use super::noise::Noise;
 use super::plateau::{PlateauState, ReduceOnPlateau};
 use super::{Kind, Scheduler};
-use crate::cli::TrainArgs;
+use crate::setters::setters;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// The schedule flags of timm's train.py (and `--seed`, `--eval-metric`) as `kiln train` has them.
+/// What `create_scheduler_v2` takes (timm's `scheduler_kwargs(cfg)`): the schedule flags of
+/// timm's train.py with `--seed` and `--eval-metric`, timm's names and defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SchedArgs {
+pub struct SchedulerConfig {
     /// `--sched`: cosine, tanh, poly, step, multistep, plateau, wsd, rsqrt, constant (or const)
     /// or none.
     pub sched: String,
@@ -58,33 +59,69 @@ pub struct SchedArgs {
     pub eval_metric: String,
 }
 
-impl From<&TrainArgs> for SchedArgs {
-    fn from(a: &TrainArgs) -> Self {
-        SchedArgs {
-            sched: a.sched.clone(),
-            sched_on_updates: a.sched_on_updates,
-            lr_noise: a.lr_noise.clone(),
-            lr_noise_pct: a.lr_noise_pct,
-            lr_noise_std: a.lr_noise_std,
-            lr_cycle_mul: a.lr_cycle_mul,
-            lr_cycle_decay: a.lr_cycle_decay,
-            lr_cycle_limit: a.lr_cycle_limit,
-            lr_k_decay: a.lr_k_decay,
-            warmup_lr: a.warmup_lr,
-            min_lr: a.min_lr,
-            epochs: a.epochs,
-            decay_milestones: a.decay_milestones.clone(),
-            decay_epochs: a.decay_epochs,
-            warmup_epochs: a.warmup_epochs,
-            warmup_prefix: a.warmup_prefix,
-            cooldown_epochs: a.cooldown_epochs,
-            patience_epochs: a.patience_epochs,
-            decay_rate: a.decay_rate,
-            seed: a.seed,
-            eval_metric: a.eval_metric.clone(),
+impl Default for SchedulerConfig {
+    /// timm's train.py defaults: 300 epochs of cosine decay after 5 warmup epochs from 1e-5.
+    fn default() -> Self {
+        SchedulerConfig {
+            sched: "cosine".into(),
+            sched_on_updates: false,
+            lr_noise: None,
+            lr_noise_pct: 0.67,
+            lr_noise_std: 1.0,
+            lr_cycle_mul: 1.0,
+            lr_cycle_decay: 0.5,
+            lr_cycle_limit: 1,
+            lr_k_decay: 1.0,
+            warmup_lr: 1e-5,
+            min_lr: 0.0,
+            epochs: 300,
+            decay_milestones: vec![90, 180, 270],
+            decay_epochs: 90.0,
+            warmup_epochs: 5,
+            warmup_prefix: false,
+            cooldown_epochs: 0,
+            patience_epochs: 10,
+            decay_rate: 0.1,
+            seed: 42,
+            eval_metric: "top1".into(),
         }
     }
 }
+
+impl SchedulerConfig {
+    /// The schedule `sched` (cosine, step, ...) over `epochs`, timm's other defaults.
+    pub fn new(sched: impl Into<String>, epochs: usize) -> Self {
+        SchedulerConfig {
+            sched: sched.into(),
+            epochs,
+            ..SchedulerConfig::default()
+        }
+    }
+}
+
+setters!(SchedulerConfig {
+    into sched: String,
+    sched_on_updates: bool,
+    lr_noise?: Vec<f64>,
+    lr_noise_pct: f64,
+    lr_noise_std: f64,
+    lr_cycle_mul: f64,
+    lr_cycle_decay: f64,
+    lr_cycle_limit: usize,
+    lr_k_decay: f64,
+    warmup_lr: f64,
+    min_lr: f64,
+    epochs: usize,
+    decay_milestones: Vec<usize>,
+    decay_epochs: f64,
+    warmup_epochs: usize,
+    warmup_prefix: bool,
+    cooldown_epochs: usize,
+    patience_epochs: usize,
+    decay_rate: f64,
+    seed: u64,
+    into eval_metric: String,
+});
 
 /// The `--sched` names kiln knows (`const` is kiln's older name of `constant`).
 const SCHEDULES: [&str; 11] = [
@@ -123,7 +160,7 @@ fn is_wsd(sched: &str) -> bool {
 /// A warmup-stable-decay schedule's (stable + decay length, decay length) in t, as timm's factory
 /// fits them: within `--epochs` unless the warmup is a prefix, a `--decay-epochs` below 1 a
 /// fraction of that length, rounded half to even.
-fn wsd_lengths(a: &SchedArgs, per_t: usize) -> (f64, f64) {
+fn wsd_lengths(a: &SchedulerConfig, per_t: usize) -> (f64, f64) {
     let (t_initial, warmup_t) = ((a.epochs * per_t) as f64, (a.warmup_epochs * per_t) as f64);
     let t_sched = if a.warmup_prefix {
         t_initial
@@ -139,7 +176,7 @@ fn wsd_lengths(a: &SchedArgs, per_t: usize) -> (f64, f64) {
 }
 
 /// Checks what timm asserts (or would divide by zero on), naming the flag.
-fn check(a: &SchedArgs, updates_per_epoch: usize) -> Result<()> {
+fn check(a: &SchedulerConfig, updates_per_epoch: usize) -> Result<()> {
     check_name(&a.sched)?;
     let per_t = if a.sched_on_updates {
         updates_per_epoch
@@ -239,7 +276,7 @@ fn check(a: &SchedArgs, updates_per_epoch: usize) -> Result<()> {
 /// timm's `create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch)` for an
 /// optimizer whose lr is `base_lr`: the scheduler at its initial lr, and timm's `num_epochs`.
 pub fn create_scheduler(
-    args: &SchedArgs,
+    args: &SchedulerConfig,
     base_lr: f64,
     updates_per_epoch: usize,
 ) -> Result<(Scheduler, usize)> {
@@ -278,7 +315,7 @@ pub fn create_scheduler(
 }
 
 /// The decay `--sched` names, with lengths in t (`per_t` t per epoch).
-fn decay(a: &SchedArgs, per_t: usize) -> Decay {
+fn decay(a: &SchedulerConfig, per_t: usize) -> Decay {
     let cyclic = |shape| Decay::Cyclic {
         cycles: Cycles {
             t_initial: (a.epochs * per_t) as f64,
@@ -335,7 +372,7 @@ fn decay(a: &SchedArgs, per_t: usize) -> Decay {
 }
 
 /// Every schedule but plateau, and timm's `num_epochs` for it.
-fn curve(a: &SchedArgs, base_lr: f64, per_t: usize) -> (Kind, usize) {
+fn curve(a: &SchedulerConfig, base_lr: f64, per_t: usize) -> (Kind, usize) {
     let warmup_t = if a.sched == "none" {
         0
     } else {
@@ -371,7 +408,7 @@ fn curve(a: &SchedArgs, base_lr: f64, per_t: usize) -> (Kind, usize) {
 }
 
 /// timm's plateau branch: warmup never a prefix, no cooldown, mode from `--eval-metric`.
-fn plateau(a: &SchedArgs, base_lr: f64) -> (Kind, usize) {
+fn plateau(a: &SchedulerConfig, base_lr: f64) -> (Kind, usize) {
     let warmup = Warmup::new(a.warmup_epochs as f64, a.warmup_lr, false, base_lr);
     let plateau = ReduceOnPlateau {
         factor: a.decay_rate,

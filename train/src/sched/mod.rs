@@ -15,7 +15,7 @@ mod torch_rng;
 mod trace;
 
 pub use curve::{floor_div, Anneal, Curve, Cycles, Decay, Shape, Stable, Warmup};
-pub use factory::{create_scheduler, SchedArgs};
+pub use factory::{create_scheduler, SchedulerConfig};
 pub use group_lr::GroupLr;
 pub use mt19937::Mt19937;
 pub use noise::Noise;

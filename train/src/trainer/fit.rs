@@ -16,6 +16,7 @@ use crate::loss::Loss;
 use crate::metrics::AverageMeter;
 use crate::optim::Optimizer;
 use crate::sched::Scheduler;
+use crate::setters::setters;
 use crate::{Error, Result};
 use kiln_engine::DType;
 use kiln_nn::Model;
@@ -61,6 +62,18 @@ impl Default for TrainConfig {
         }
     }
 }
+
+setters!(TrainConfig {
+    epochs: usize,
+    amp?: DType,
+    clip?: (ClipMode, f64),
+    grad_accum_steps: usize,
+    into eval_metric: String,
+    seed: u64,
+    nan_policy: NanPolicy,
+    dist?: (Arc<Communicator>, DdpOptions),
+    cuda_graph: CudaGraphMode,
+});
 
 /// Everything a Trainer is built from.
 pub struct TrainerParts {

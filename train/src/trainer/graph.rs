@@ -45,14 +45,17 @@ use crate::{Error, Result};
 use kiln_engine::cuda::{self, CudaGraph};
 use kiln_engine::{flag_nonfinite_, unscale_grads_by_, DType, Device, Tensor};
 use kiln_nn::Model;
+use serde::{Deserialize, Serialize};
 
 /// Eager updates of one batch shape before its update is captured.
 pub const WARMUP: usize = 3;
 /// Captures of one update that may each reserve a block the cache lacked.
 const CAPTURE_ATTEMPTS: usize = 32;
 
-/// What `--cuda-graph` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What `--cuda-graph` asks for: auto, on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
 pub enum CudaGraphMode {
     /// Capture where the update allows it; say why not where it does not (silent on the CPU).
     #[default]
@@ -61,21 +64,6 @@ pub enum CudaGraphMode {
     On,
     /// Eager updates only.
     Off,
-}
-
-impl CudaGraphMode {
-    /// The mode named by `--cuda-graph`: auto, on or off.
-    pub fn from_flag(name: &str) -> Result<CudaGraphMode> {
-        match name {
-            "auto" => Ok(CudaGraphMode::Auto),
-            "on" => Ok(CudaGraphMode::On),
-            "off" => Ok(CudaGraphMode::Off),
-            other => Err(Error::Flag {
-                flag: "--cuda-graph".into(),
-                msg: format!("`{other}` is not auto, on or off"),
-            }),
-        }
-    }
 }
 
 /// How the run's updates went, for logs and tests.

@@ -4,10 +4,11 @@
 //! gradient accumulation, clipping, the optimizer update and the schedule's steps, eagerly or
 //! replayed from a CUDA graph (`graph.rs`, `--cuda-graph`). Everything
 //! else a run does (log lines, summary.csv, checkpoints, EMA, early stopping, progress, plots)
-//! is a [`Callback`]; `kiln train` only assembles a Trainer from flags (see
-//! `examples/custom_callback.rs` for the same loop without the CLI).
+//! is a [`Callback`]. [`Trainer::builder`] assembles a Trainer from config structs, as `kiln
+//! train` does from its flags (see `examples/` for the same loop without the CLI).
 
 mod batch;
+mod builder;
 mod callback;
 mod eval;
 mod fit;
@@ -18,6 +19,7 @@ mod state;
 mod step;
 
 pub use batch::{BatchStages, TensorBatch};
+pub use builder::TrainerBuilder;
 pub use callback::{Callback, CallbackState, Context};
 pub use eval::{validate, EvalOptions, EvalStats, Evaluator};
 pub use fit::{TrainConfig, Trainer, TrainerParts};

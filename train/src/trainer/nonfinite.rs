@@ -3,13 +3,15 @@
 
 use super::Position;
 use crate::metrics::AverageMeter;
-use crate::{Error, Result};
 use kiln_engine::{with_global_generator, Generator};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// kiln's `--nan-policy`. With an f16 loss scaler neither applies: the scaler skips the update
 /// whose gradients overflow, as timm's does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
 pub enum NanPolicy {
     /// Save the state of the last update as a recovery checkpoint and end the run with an error.
     #[default]
@@ -17,20 +19,6 @@ pub enum NanPolicy {
     /// Drop the gradients of the update the loss belongs to, skip its optimizer step (the
     /// schedule goes on, as after a loss-scaler overflow) and count it.
     Skip,
-}
-
-impl NanPolicy {
-    /// Parses `--nan-policy`.
-    pub fn from_flag(value: &str) -> Result<NanPolicy> {
-        match value {
-            "stop" => Ok(NanPolicy::Stop),
-            "skip" => Ok(NanPolicy::Skip),
-            other => Err(Error::Flag {
-                flag: "--nan-policy".into(),
-                msg: format!("`{other}` is not a policy: use stop or skip"),
-            }),
-        }
-    }
 }
 
 /// The run as it stood after its last update (or at the epoch's start): where a run stopped by
@@ -61,7 +49,7 @@ impl LastGood {
     }
 }
 
-/// Where a non-finite loss appeared and what was kept, for [`Error::NonFiniteLoss`].
+/// Where a non-finite loss appeared and what was kept, for [`crate::Error::NonFiniteLoss`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NonFinite {
     /// This rank's loss (NaN or ±inf, or finite when another rank's was not).

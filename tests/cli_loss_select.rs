@@ -2,11 +2,12 @@
 //! --jsd-loss, then mixup/cutmix (soft-target CE or --bce-loss), then --smoothing (label
 //! smoothing or BCE), else plain CE; validation always uses plain CE.
 
-use kiln_engine::{DType, Tensor};
-use kiln_train::cli::{parse, Command, TrainArgs};
-use kiln_train::loss::{
-    create_loss, create_val_loss, mixup_active, BinaryCrossEntropy, CrossEntropy, JsdCrossEntropy,
-    LabelSmoothingCrossEntropy, Loss, LossArgs, SoftTargetCrossEntropy,
+use kiln::cli::{data_config, loss_config, parse, Command, TrainArgs};
+use kiln::engine::{DType, Tensor};
+use kiln::train::clip::ClipMode;
+use kiln::train::loss::{
+    create_loss, create_val_loss, BinaryCrossEntropy, CrossEntropy, JsdCrossEntropy,
+    LabelSmoothingCrossEntropy, Loss, LossConfig, SoftTargetCrossEntropy,
 };
 
 fn train_args(flags: &[&str]) -> TrainArgs {
@@ -42,7 +43,8 @@ fn soft() -> Tensor {
 /// The loss `create_loss` picks for `flags` gives `want`'s value on the same batch.
 fn picks(flags: &[&str], targets: &Tensor, want: &dyn Loss) {
     let a = train_args(flags);
-    let got = create_loss(&LossArgs::from(&a), mixup_active(&a)).unwrap();
+    let mixup_active = data_config(&a, 224, 3, None, false).mixup_active();
+    let got = create_loss(&loss_config(&a), mixup_active).unwrap();
     let x = logits();
     let (g, w) = (
         got.forward(&x, targets).unwrap().item().unwrap(),
@@ -54,8 +56,8 @@ fn picks(flags: &[&str], targets: &Tensor, want: &dyn Loss) {
 #[test]
 fn flags_parse_with_timms_defaults() {
     let a = train_args(&[]);
-    assert_eq!(a.clip_mode, "norm");
-    let l = LossArgs::from(&a);
+    assert_eq!(a.clip_mode, ClipMode::Norm);
+    let l = loss_config(&a);
     assert!(!l.jsd_loss && !l.bce_loss && !l.bce_sum);
     assert_eq!((l.bce_target_thresh, l.bce_pos_weight), (None, None));
     let a = train_args(&[
@@ -71,7 +73,7 @@ fn flags_parse_with_timms_defaults() {
         "--smoothing",
         "0.05",
     ]);
-    let want = LossArgs {
+    let want = LossConfig {
         jsd_loss: true,
         aug_splits: 3,
         smoothing: 0.05,
@@ -80,7 +82,7 @@ fn flags_parse_with_timms_defaults() {
         bce_target_thresh: Some(0.2),
         bce_pos_weight: Some(2.5),
     };
-    assert_eq!(LossArgs::from(&a), want);
+    assert_eq!(loss_config(&a), want);
 }
 
 #[test]
@@ -100,7 +102,7 @@ fn jsd_comes_first_and_needs_aug_splits() {
     ];
     picks(&flags, &labels(), &jsd);
     let a = train_args(&["--jsd-loss"]);
-    let e = create_loss(&LossArgs::from(&a), false).err().unwrap();
+    let e = create_loss(&loss_config(&a), false).err().unwrap();
     assert!(e.to_string().contains("--jsd-loss"), "{e}");
 }
 
@@ -134,7 +136,7 @@ fn smoothing_picks_label_smoothing_or_bce_and_zero_picks_plain_ce() {
     picks(&flags, &labels(), &bce);
     let plain = CrossEntropy::default();
     picks(&["--smoothing", "0", "--bce-loss"], &labels(), &plain);
-    let e = create_loss(&LossArgs::from(&train_args(&["--smoothing", "1"])), false).err();
+    let e = create_loss(&loss_config(&train_args(&["--smoothing", "1"])), false).err();
     assert!(e.unwrap().to_string().contains("--smoothing"));
 }
 

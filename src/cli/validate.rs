@@ -2,12 +2,12 @@
 
 use super::args::ValidateArgs;
 use super::setup::{embedded_data, layout, open_device, DataRoot};
-use crate::amp::amp_dtype;
-use crate::checkpoint::Checkpoint;
-use crate::loader::DataConfig;
-use crate::trainer::{validate as run_validation, BatchStages, EvalOptions};
-use crate::{Error, Result};
 use kiln_nn::{create_model, load_state_dict, ModelArgs};
+use kiln_train::amp::amp_dtype;
+use kiln_train::checkpoint::Checkpoint;
+use kiln_train::loader::DataConfig;
+use kiln_train::trainer::{validate as run_validation, BatchStages, EvalOptions};
+use kiln_train::{Error, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@
 //! processes connect only through an `ompi-server`, which node 0's launcher runs for the job
 //! (`--mpirun` runs this node's ranks under mpirun instead).
 
-use crate::{Error, Result};
+use kiln_train::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -67,7 +67,7 @@ pub fn launch(a: &LaunchArgs) -> Result<()> {
             .env("MASTER_ADDR", &a.master_addr)
             .env("MASTER_PORT", a.master_port.to_string());
         if let Some(s) = &server {
-            cmd.env(crate::dist::OMPI_SERVER_VAR, &s.uri);
+            cmd.env(kiln_train::dist::OMPI_SERVER_VAR, &s.uri);
         }
         if std::env::var_os("RAYON_NUM_THREADS").is_none() {
             cmd.env(

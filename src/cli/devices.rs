@@ -1,8 +1,8 @@
 //! `--device cuda:0,1,...`: the list parsed, and each rank's generator seeded.
 
-use crate::dist::Communicator;
-use crate::{Error, Result};
 use kiln_engine::{manual_seed, manual_seed_thread};
+use kiln_train::dist::Communicator;
+use kiln_train::{Error, Result};
 
 /// The CUDA ordinals of a `--device` list (`cuda:0,1` or `cuda:0,cuda:1`); None for one device.
 pub fn device_list(flag: &str) -> Result<Option<Vec<usize>>> {

@@ -1,15 +1,15 @@
 //! What `train` and `validate` share: opening datasets, the data config, building the model.
 
-use crate::data::{Dataset, IdxDataset, ImageFolder};
-use crate::loader::Layout;
-use crate::{Error, Result};
 use kiln_engine::Device;
+use kiln_train::data::{Dataset, IdxDataset, ImageFolder};
+use kiln_train::loader::Layout;
+use kiln_train::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The Fashion-MNIST subset shipped in the repository.
 pub fn embedded_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/fashion-mnist")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist")
 }
 
 /// A dataset root: IDX files (native 28×28) or an ImageFolder tree.

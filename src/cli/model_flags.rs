@@ -3,8 +3,8 @@
 //! (`--bn-momentum`, `--bn-eps`, `--head-init-scale`, `--head-init-bias`, `--drop-block`).
 
 use super::args::TrainArgs;
-use crate::{Error, Result};
 use kiln_nn::{init_head, set_batch_norm, Model, ModelArgs};
+use kiln_train::{Error, Result};
 
 fn flag(flag: &str, msg: impl Into<String>) -> Error {
     Error::Flag {

@@ -1,8 +1,10 @@
-//! The `kiln` command line: `train`, `validate`, `schedule`, `plot`, `launch` and `models`, with timm's flags
-//! and YAML configs.
+//! The `kiln` command line: `train`, `validate`, `schedule`, `plot`, `launch` and `models`, with
+//! timm's flags and YAML configs. Flags become the library's config structs in `configs.rs`;
+//! kiln-train never sees them.
 
 mod args;
 mod config;
+mod configs;
 mod devices;
 mod launch;
 mod logger;
@@ -16,15 +18,25 @@ mod unsupported;
 mod validate;
 
 pub use args::{TrainArgs, ValidateArgs};
+pub use configs::{
+    data_config, loss_config, optimizer_config, resolve_lr, scheduler_config, train_config,
+};
 pub use launch::LaunchArgs;
 pub use schedule::ScheduleArgs;
 
-use crate::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use kiln_train::Result;
 
-/// kiln: train timm's models without libtorch.
+/// kiln: timm's train.py, validate.py and models in Rust, on the CPU or NVIDIA GPUs, without
+/// libtorch.
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about, long_about = None, arg_required_else_help = true)]
+#[command(
+    name = "kiln",
+    version,
+    about = "kiln: timm's train.py, validate.py and models in Rust, on the CPU or NVIDIA GPUs, without libtorch.",
+    after_help = "`kiln train` with no flags trains resnet18 on the Fashion-MNIST subset shipped in data/.\nIt takes timm's flags with timm's meaning; the few it cannot honour are refused with the reason (docs/flags.md).",
+    arg_required_else_help = true
+)]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]

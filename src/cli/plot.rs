@@ -1,7 +1,7 @@
 //! `kiln plot RUN_DIR`: a run's loss, accuracy and lr curves from its summary.csv.
 
-use crate::plot::plot_run;
-use crate::Result;
+use kiln_train::plot::plot_run;
+use kiln_train::Result;
 use std::path::Path;
 
 /// Runs `kiln plot`, printing the paths it wrote.

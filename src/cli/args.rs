@@ -2,6 +2,9 @@
 //! defaults, grouped as timm groups them.
 
 use clap::Args;
+use kiln_train::clip::ClipMode;
+use kiln_train::dist::DistBn;
+use kiln_train::trainer::{CudaGraphMode, NanPolicy};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -189,8 +192,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub clip_grad: Option<f64>,
     /// Gradient clipping mode. One of ("norm", "value", "agc").
-    #[arg(long, default_value = "norm")]
-    pub clip_mode: String,
+    #[arg(long, value_enum, default_value_t = ClipMode::Norm)]
+    pub clip_mode: ClipMode,
     /// Mixed precision: convolutions and matmuls in --amp-dtype (f16 with loss scaling).
     #[arg(long)]
     pub amp: bool,
@@ -393,8 +396,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub sync_bn: bool,
     /// Share BN statistics between processes after each epoch: broadcast, reduce or ''.
-    #[arg(long, default_value = "reduce")]
-    pub dist_bn: String,
+    #[arg(long, value_enum, default_value_t = DistBn::Reduce)]
+    pub dist_bn: DistBn,
     /// Separate BN layers per augmentation split.
     #[arg(long)]
     pub split_bn: bool,
@@ -486,13 +489,13 @@ pub struct TrainArgs {
     pub early_stop: Option<usize>,
     /// What a NaN or infinite loss does without loss scaling: stop (saving the last good
     /// state as a recovery checkpoint) or skip (leave that update out and count it); kiln's flag.
-    #[arg(long, default_value = "stop")]
-    pub nan_policy: String,
+    #[arg(long, value_enum, default_value_t = NanPolicy::Stop)]
+    pub nan_policy: NanPolicy,
     /// Capture each update as a CUDA graph and replay it (kiln's flag): auto (on a CUDA device,
     /// after a few eager updates, when the update allows it; otherwise say why once and run
     /// eagerly), on (as auto, and say why on the CPU too) or off.
-    #[arg(long, default_value = "auto")]
-    pub cuda_graph: String,
+    #[arg(long, value_enum, default_value_t = CudaGraphMode::Auto)]
+    pub cuda_graph: CudaGraphMode,
 
     // ---- Scheduled resolution and NaFlex ----
     /// Per-batch square image sizes for scheduled-resolution training.

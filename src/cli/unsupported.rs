@@ -5,7 +5,7 @@
 //! `--train-img-sizes`) are accepted and, as in timm without their main flag, have no effect.
 
 use super::args::TrainArgs;
-use crate::{Error, Result};
+use kiln_train::{Error, Result};
 
 /// One refused flag: its name, whether the user set it, and why kiln refuses it.
 pub struct Refusal {

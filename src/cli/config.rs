@@ -3,11 +3,11 @@
 //! false, empty strings, lists and mappings stand for "unset" and are skipped, and a mapping
 //! (`model_kwargs: {zero_init_last: false}`) becomes `key=value` items.
 
-use crate::{Error, Result};
+use kiln_train::{Error, Result};
 use std::path::Path;
 
 /// The built-in config for a run on the embedded Fashion-MNIST subset.
-pub const FASHION_MNIST: &str = include_str!("../../../configs/fashion-mnist.yaml");
+pub const FASHION_MNIST: &str = include_str!("../../configs/fashion-mnist.yaml");
 
 /// Turns a YAML mapping into command-line flags (`lr: 0.1` -> `--lr 0.1`, `true` -> `--flag`,
 /// `model_kwargs: {a: 1}` -> `--model-kwargs a=1`).

@@ -4,11 +4,11 @@
 //! curve to a PNG.
 
 use super::args::TrainArgs;
-use super::train::resolve_lr;
-use crate::plot::{write_png, LineChart, Series};
-use crate::sched::{create_scheduler, trace, SchedArgs};
-use crate::{Error, Result};
+use super::configs::{resolve_lr, scheduler_config};
 use clap::Args;
+use kiln_train::plot::{write_png, LineChart, Series};
+use kiln_train::sched::{create_scheduler, trace};
+use kiln_train::{Error, Result};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -42,7 +42,7 @@ pub fn schedule(a: ScheduleArgs) -> Result<()> {
             msg: "must be at least 1".into(),
         });
     }
-    let args = SchedArgs::from(&a.train);
+    let args = scheduler_config(&a.train);
     let (mut sched, num_epochs) =
         create_scheduler(&args, resolve_lr(&a.train, 1), a.updates_per_epoch)?;
     let start_epoch = a.train.start_epoch.unwrap_or(0);

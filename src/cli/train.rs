@@ -1,35 +1,28 @@
 //! `kiln train`: timm's `train.py` loop over the engine, loader, optimizer and scheduler.
 
 use super::args::TrainArgs;
+use super::configs::{
+    data_config, loss_config, optimizer_config, resolve_lr, scheduler_config, train_config,
+};
 use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::run_dir::experiment_name;
-use super::setup::{embedded_data, layout, open_device, DataRoot};
+use super::setup::{embedded_data, open_device, DataRoot};
 use super::unsupported::check_supported;
-use crate::amp::amp_dtype;
-use crate::callbacks::{
-    CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
-    SummaryCsv, TensorBoard,
-};
-use crate::checkpoint::newest_checkpoint;
-use crate::clip::ClipMode;
-use crate::dist::{
-    enable_sync_bn, on_device_threads, Communicator, DdpOptions, DistBn, ProcessGroup,
-};
-use crate::loader::DataConfig;
-use crate::loss::{create_loss, mixup_active, LossArgs};
-use crate::optim::{create_optimizer_for_model, OptimArgs};
-use crate::sched::{create_scheduler, SchedArgs};
-use crate::trainer::{
-    BatchStages, CudaGraphMode, EvalOptions, Evaluator, NanPolicy, TrainConfig, Trainer,
-    TrainerParts,
-};
-use crate::{Error, Result};
 use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::{
     create_model, load_pretrained, load_safetensors, load_state_dict, Model, ModelArgs,
     PretrainedCfg, PretrainedReport, PretrainedSource,
 };
+use kiln_train::amp::amp_dtype;
+use kiln_train::callbacks::{
+    CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
+    SummaryCsv, TensorBoard,
+};
+use kiln_train::checkpoint::newest_checkpoint;
+use kiln_train::dist::{enable_sync_bn, on_device_threads, Communicator, DdpOptions, ProcessGroup};
+use kiln_train::trainer::{EvalOptions, TrainConfig, Trainer};
+use kiln_train::{Error, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,68 +71,6 @@ fn check_args(a: &TrainArgs) -> Result<()> {
         ));
     }
     open_device(&a.device).map(|_| ())
-}
-
-/// timm's learning-rate rule: `--lr`, else `lr_base` scaled by the global batch (`world` ranks
-/// of `--batch-size`) / `lr_base_size`.
-pub(super) fn resolve_lr(a: &TrainArgs, world: usize) -> f64 {
-    if let Some(lr) = a.lr {
-        return lr;
-    }
-    let ratio = (a.batch_size * world) as f64 / a.lr_base_size as f64;
-    let adaptive = ["ada", "lamb"].iter().any(|o| a.opt.contains(o));
-    match a.lr_base_scale.as_str() {
-        "sqrt" => a.lr_base * ratio.sqrt(),
-        "linear" => a.lr_base * ratio,
-        _ if adaptive => a.lr_base * ratio.sqrt(),
-        _ => a.lr_base * ratio,
-    }
-}
-
-fn pair(v: &[f64]) -> (f64, f64) {
-    (v[0], v.get(1).copied().unwrap_or(v[0]))
-}
-
-fn data_config(
-    a: &TrainArgs,
-    img_size: usize,
-    in_chans: usize,
-    crop_pct: Option<f64>,
-) -> DataConfig {
-    DataConfig {
-        img_size,
-        in_chans,
-        batch_size: a.batch_size,
-        workers: a.workers,
-        aa: a.aa.clone(),
-        reprob: a.reprob,
-        remode: a.remode.clone(),
-        recount: a.recount,
-        resplit: a.resplit,
-        mixup: a.mixup,
-        cutmix: a.cutmix,
-        cutmix_minmax: a.cutmix_minmax.as_deref().map(pair),
-        mixup_prob: a.mixup_prob,
-        mixup_switch_prob: a.mixup_switch_prob,
-        mixup_mode: a.mixup_mode.clone(),
-        mixup_off_epoch: a.mixup_off_epoch,
-        smoothing: a.smoothing,
-        scale: pair(&a.scale),
-        ratio: pair(&a.ratio),
-        hflip: a.hflip,
-        vflip: a.vflip,
-        color_jitter: a.color_jitter,
-        train_interpolation: a.train_interpolation.clone(),
-        aug_splits: a.aug_splits,
-        no_aug: a.no_aug,
-        crop_pct,
-        mean: a.mean.clone(),
-        std: a.std.clone(),
-        interpolation: a.interpolation.clone(),
-        seed: a.seed,
-        aug_repeats: a.aug_repeats as usize,
-        ..DataConfig::default()
-    }
 }
 
 /// Runs `kiln train`: builds the Trainer and its callbacks from the flags and fits, on one
@@ -221,73 +152,28 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         cfg_size
     });
     let crop_pct = a.crop_pct.or(root.is_idx().then_some(1.0));
-    let cfg = data_config(&a, img_size, in_chans, crop_pct);
-    let train_loader = if root.is_idx() {
-        cfg.small_image_train_loader(train_ds.clone(), rank, world)?
-    } else {
-        cfg.train_loader(train_ds.clone(), rank, world)?
-    };
-    let stages = BatchStages {
-        normalize: cfg.normalize(layout(a.channels_last)),
-        erasing: cfg.random_erasing()?,
-        mixup: cfg.mixup_fn(num_classes)?,
-        seed: a.seed,
-        device,
-    };
+    let cfg = data_config(&a, img_size, in_chans, crop_pct, root.is_idx());
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
-    let evaluator = Evaluator {
-        loader: cfg.eval_loader(
-            val_ds.clone(),
-            a.validation_batch_size.unwrap_or(a.batch_size),
-            rank,
-            world,
-        )?,
-        stages: BatchStages {
-            erasing: None,
-            mixup: None,
-            ..stages.clone()
-        },
-        options: EvalOptions {
-            log_interval: a.log_interval,
-            amp,
-            quiet: rank != 0,
-            ..EvalOptions::default()
-        },
-    };
-    let optimizer = create_optimizer_for_model(
-        &OptimArgs::from_train_args(&a, resolve_lr(&a, world)),
-        model.as_ref(),
-    )?;
-
     let lr = resolve_lr(&a, world);
-    let updates_per_epoch = train_loader.len().div_ceil(a.grad_accum_steps);
-    let (scheduler, num_epochs) = create_scheduler(&SchedArgs::from(&a), lr, updates_per_epoch)?;
-    let mut trainer = Trainer::new(TrainerParts {
-        model,
-        arch: a.model.clone(),
-        optimizer,
-        scheduler,
-        loss: create_loss(&LossArgs::from(&a), mixup_active(&a))?,
-        train_loader,
-        stages,
-        evaluator: Some(evaluator),
-        config: TrainConfig {
-            epochs: num_epochs,
-            amp,
-            clip: a
-                .clip_grad
-                .map(|v| Ok::<_, Error>((ClipMode::from_flag(&a.clip_mode)?, v)))
-                .transpose()?,
-            grad_accum_steps: a.grad_accum_steps,
-            eval_metric: a.eval_metric.clone(),
-            seed: a.seed,
-            nan_policy: NanPolicy::from_flag(&a.nan_policy)?,
-            cuda_graph: CudaGraphMode::from_flag(&a.cuda_graph)?,
-            dist: (world > 1)
-                .then(|| ddp_options(&a).map(|o| (comm.clone(), o)))
-                .transpose()?,
-        },
-    })?;
+    let dist = (world > 1).then(|| (comm.clone(), ddp_options(&a)));
+    let mut trainer = Trainer::builder(model, train_ds.clone())
+        .arch(a.model.clone())
+        .data(cfg)
+        .validation(val_ds.clone())
+        .validation_batch_size(a.validation_batch_size.unwrap_or(a.batch_size))
+        .optimizer(optimizer_config(&a, lr))
+        .base_lr(lr)
+        .scheduler(scheduler_config(&a))
+        .loss(loss_config(&a))
+        .config(TrainConfig {
+            dist,
+            ..train_config(&a, amp)
+        })
+        .eval_options(EvalOptions {
+            log_interval: a.log_interval,
+            ..EvalOptions::default()
+        })
+        .build()?;
     if rank == 0 {
         let out_dir = run_folder(&a, img_size)?;
         println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
@@ -322,13 +208,13 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
 
 /// DDP's settings from `--no-ddp-bb` and `--dist-bn` (`KILN_DDP_OVERLAP=0` reduces after
 /// backward instead of during it: the bench's baseline).
-fn ddp_options(a: &TrainArgs) -> Result<DdpOptions> {
-    Ok(DdpOptions {
+fn ddp_options(a: &TrainArgs) -> DdpOptions {
+    DdpOptions {
         broadcast_buffers: !a.no_ddp_bb,
-        dist_bn: DistBn::from_flag(&a.dist_bn)?,
+        dist_bn: a.dist_bn,
         overlap: std::env::var("KILN_DDP_OVERLAP").map_or(true, |v| v != "0"),
         ..DdpOptions::default()
-    })
+    }
 }
 
 /// The model on its device, from `--pretrained-path` (adapted as timm's train.py does: the

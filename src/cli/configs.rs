@@ -1,0 +1,158 @@
+//! The flags of `kiln train` as the library's config structs, as timm's `optimizer_kwargs(cfg)`
+//! and `scheduler_kwargs(cfg)` read argparse's namespace: the one place where flags become
+//! `OptimizerConfig`, `SchedulerConfig`, `LossConfig`, `DataConfig` and `TrainConfig`.
+
+use super::args::TrainArgs;
+use kiln_engine::DType;
+use kiln_train::loader::DataConfig;
+use kiln_train::loss::LossConfig;
+use kiln_train::optim::OptimizerConfig;
+use kiln_train::sched::SchedulerConfig;
+use kiln_train::trainer::TrainConfig;
+
+/// timm's learning-rate rule: `--lr`, else `lr_base` scaled by the global batch (`world` ranks
+/// of `--batch-size`) / `lr_base_size`.
+pub fn resolve_lr(a: &TrainArgs, world: usize) -> f64 {
+    if let Some(lr) = a.lr {
+        return lr;
+    }
+    let ratio = (a.batch_size * world) as f64 / a.lr_base_size as f64;
+    let adaptive = ["ada", "lamb"].iter().any(|o| a.opt.contains(o));
+    match a.lr_base_scale.as_str() {
+        "sqrt" => a.lr_base * ratio.sqrt(),
+        "linear" => a.lr_base * ratio,
+        _ if adaptive => a.lr_base * ratio.sqrt(),
+        _ => a.lr_base * ratio,
+    }
+}
+
+/// The optimizer flags with the resolved learning rate `lr` (Adafactor without `--lr` takes
+/// relative steps instead, as timm's does without an lr).
+pub fn optimizer_config(a: &TrainArgs, lr: f64) -> OptimizerConfig {
+    let relative = a.lr.is_none() && a.opt.to_lowercase().ends_with("adafactor");
+    OptimizerConfig {
+        opt: a.opt.clone(),
+        lr: (!relative).then_some(lr),
+        momentum: a.momentum,
+        weight_decay: a.weight_decay,
+        eps: a.opt_eps,
+        betas: a.opt_betas.clone(),
+        layer_decay: a.layer_decay,
+        layer_decay_min_scale: a.layer_decay_min_scale,
+        layer_decay_no_opt_scale: a.layer_decay_no_opt_scale,
+        kwargs: a
+            .opt_kwargs
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+                None => (kv.trim().to_string(), String::new()),
+            })
+            .collect(),
+        seed: a.seed,
+    }
+}
+
+/// The schedule flags (with `--seed` and `--eval-metric`).
+pub fn scheduler_config(a: &TrainArgs) -> SchedulerConfig {
+    SchedulerConfig {
+        sched: a.sched.clone(),
+        sched_on_updates: a.sched_on_updates,
+        lr_noise: a.lr_noise.clone(),
+        lr_noise_pct: a.lr_noise_pct,
+        lr_noise_std: a.lr_noise_std,
+        lr_cycle_mul: a.lr_cycle_mul,
+        lr_cycle_decay: a.lr_cycle_decay,
+        lr_cycle_limit: a.lr_cycle_limit,
+        lr_k_decay: a.lr_k_decay,
+        warmup_lr: a.warmup_lr,
+        min_lr: a.min_lr,
+        epochs: a.epochs,
+        decay_milestones: a.decay_milestones.clone(),
+        decay_epochs: a.decay_epochs,
+        warmup_epochs: a.warmup_epochs,
+        warmup_prefix: a.warmup_prefix,
+        cooldown_epochs: a.cooldown_epochs,
+        patience_epochs: a.patience_epochs,
+        decay_rate: a.decay_rate,
+        seed: a.seed,
+        eval_metric: a.eval_metric.clone(),
+    }
+}
+
+/// The flags that choose the training loss.
+pub fn loss_config(a: &TrainArgs) -> LossConfig {
+    LossConfig {
+        jsd_loss: a.jsd_loss,
+        aug_splits: a.aug_splits,
+        smoothing: a.smoothing,
+        bce_loss: a.bce_loss,
+        bce_sum: a.bce_sum,
+        bce_target_thresh: a.bce_target_thresh,
+        bce_pos_weight: a.bce_pos_weight,
+    }
+}
+
+/// The first value of a one-or-two-value flag and the second (the first again when absent).
+fn pair(v: &[f64]) -> (f64, f64) {
+    (v[0], v.get(1).copied().unwrap_or(v[0]))
+}
+
+/// The data flags, for images of `img_size` with `in_chans` channels; `small_images` picks the
+/// pad-and-crop pipeline of IDX data.
+pub fn data_config(
+    a: &TrainArgs,
+    img_size: usize,
+    in_chans: usize,
+    crop_pct: Option<f64>,
+    small_images: bool,
+) -> DataConfig {
+    DataConfig {
+        img_size,
+        in_chans,
+        batch_size: a.batch_size,
+        workers: a.workers,
+        aa: a.aa.clone(),
+        reprob: a.reprob,
+        remode: a.remode.clone(),
+        recount: a.recount,
+        resplit: a.resplit,
+        mixup: a.mixup,
+        cutmix: a.cutmix,
+        cutmix_minmax: a.cutmix_minmax.as_deref().map(pair),
+        mixup_prob: a.mixup_prob,
+        mixup_switch_prob: a.mixup_switch_prob,
+        mixup_mode: a.mixup_mode.clone(),
+        mixup_off_epoch: a.mixup_off_epoch,
+        smoothing: a.smoothing,
+        scale: pair(&a.scale),
+        ratio: pair(&a.ratio),
+        hflip: a.hflip,
+        vflip: a.vflip,
+        color_jitter: a.color_jitter,
+        train_interpolation: a.train_interpolation.clone(),
+        aug_splits: a.aug_splits,
+        no_aug: a.no_aug,
+        crop_pct,
+        mean: a.mean.clone(),
+        std: a.std.clone(),
+        interpolation: a.interpolation.clone(),
+        seed: a.seed,
+        aug_repeats: a.aug_repeats as usize,
+        small_images,
+        ..DataConfig::default()
+    }
+}
+
+/// The loop's settings in one process (the data-parallel ranks are added by the caller).
+pub fn train_config(a: &TrainArgs, amp: Option<DType>) -> TrainConfig {
+    TrainConfig {
+        amp,
+        clip: a.clip_grad.map(|v| (a.clip_mode, v)),
+        grad_accum_steps: a.grad_accum_steps,
+        eval_metric: a.eval_metric.clone(),
+        seed: a.seed,
+        nan_policy: a.nan_policy,
+        cuda_graph: a.cuda_graph,
+        ..TrainConfig::default()
+    }
+}
