@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs NVRTC 13.0 (pinned, DESIGN.md §3) from PyPI wheels into .cache/nvidia, once.
+# Installs NVRTC 13.0 (pinned: docs/architecture.md §7) from PyPI wheels into .cache/nvidia, once.
 # Prints the folders to put on LD_LIBRARY_PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 //! kiln's CUDA emulator: a `libcuda.so` that implements the CUDA driver API on the CPU and
 //! interprets the PTX that NVRTC produces, so kiln's CUDA code runs (and is checked) without a
-//! GPU. See README.md, "Testing CUDA without a GPU".
+//! GPU. See docs/gpu.md, "Testing without a GPU: cuda-emu", and docs/architecture.md §8.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -18,7 +18,7 @@ pub struct TrainArgs {
     /// Same as the positional DATA (timm's preferred spelling).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Dataset type and name (`<type>/<name>`); empty: an ImageFolder / tar / IDX folder.
+    /// Dataset type and name (`<type>/<name>`); empty: an ImageFolder tree or an IDX folder.
     #[arg(long, default_value = "")]
     pub dataset: String,
     /// Train split folder name.
@@ -202,7 +202,7 @@ pub struct TrainArgs {
     pub amp_dtype: String,
 
     // ---- Learning rate schedule ----
-    /// LR scheduler: cosine, tanh, poly, step, multistep, plateau, constant or none.
+    /// LR scheduler: cosine, tanh, poly, step, multistep, plateau, wsd, rsqrt, constant or none.
     #[arg(long, default_value = "cosine")]
     pub sched: String,
     /// Apply LR scheduler step on update instead of epoch end.

@@ -107,7 +107,7 @@ fn check(a: &LaunchArgs) -> Result<()> {
     if a.mpirun && a.nnodes > 1 {
         return flag(
             "--mpirun",
-            "runs one node's ranks; for several nodes run mpirun with a hostfile (see README)",
+            "runs one node's ranks; across nodes use mpirun with a hostfile (docs/distributed.md)",
         );
     }
     Ok(())

@@ -22,7 +22,7 @@ pub const REFUSED: &[Refusal] = &[
     Refusal {
         flag: "--dataset",
         is_set: |a| hub_dataset(&a.dataset),
-        reason: "torch/, hfds/, hfids/, tfds/ and wds/ datasets need Python packages or the network; kiln reads ImageFolder trees, tar files and IDX folders from --data-dir",
+        reason: "torch/, hfds/, hfids/, tfds/ and wds/ datasets need Python packages or the network; kiln reads ImageFolder trees and IDX folders from --data-dir",
     },
     Refusal {
         flag: "--train-num-samples",
@@ -77,7 +77,7 @@ pub const REFUSED: &[Refusal] = &[
     Refusal {
         flag: "--fast-norm",
         is_set: |a| a.fast_norm,
-        reason: "timm's fast LayerNorm/GroupNorm path; kiln's ResNets use BatchNorm, already fused with add and ReLU",
+        reason: "timm's experimental fast LayerNorm/GroupNorm path; kiln's norms already run on its own fused kernels",
     },
     Refusal {
         flag: "--torchcompile-mode",
@@ -172,7 +172,7 @@ pub const REFUSED: &[Refusal] = &[
     Refusal {
         flag: "--naflex-loader",
         is_set: |a| a.naflex_loader,
-        reason: "NaFlex feeds variable-length patch sequences to ViT-family models; kiln's models are ResNets",
+        reason: "NaFlex feeds variable-length patch sequences to ViT-family models; kiln's ViTs train at one --img-size",
     },
     Refusal {
         flag: "--kd-model-name",

@@ -1,4 +1,5 @@
-//! The Trainer: a loop over epochs and updates that fires events at callbacks (DESIGN §6).
+//! The Trainer: a loop over epochs and updates that fires events at callbacks
+//! (docs/architecture.md §10).
 //!
 //! `Trainer::fit` owns forward under autocast, the loss, backward through the loss scaler,
 //! gradient accumulation, clipping, the optimizer update and the schedule's steps, eagerly or
