@@ -105,7 +105,7 @@ fn nan_policy_skip_leaves_the_updates_out_and_counts_them() {
     );
 
     let bad = kiln(&train_args(&data, &out, "bad", &["--nan-policy", "maybe"]));
-    assert!(stderr(&bad).contains("--nan-policy: `maybe` is not a policy"));
+    assert!(stderr(&bad).contains("invalid value 'maybe' for '--nan-policy"));
     cleanup(&data);
 }
 

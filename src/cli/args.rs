@@ -24,7 +24,8 @@ pub struct TrainArgs {
     /// Train split folder name.
     #[arg(long, default_value = "train")]
     pub train_split: String,
-    /// Validation split folder name (validation, val, valid, eval are all tried).
+    /// Validation split folder name (validation, val, valid, eval, evaluation and test are
+    /// all tried).
     #[arg(long, default_value = "validation")]
     pub val_split: String,
     /// Samples in the train split, for iterable (streamed) datasets.
