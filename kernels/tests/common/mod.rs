@@ -12,6 +12,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 pub mod elem;
+pub mod loss;
 
 /// A context and stream on the (emulated) device.
 pub struct Gpu {
