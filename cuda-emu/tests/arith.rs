@@ -166,14 +166,7 @@ fn lop3_dp4a_and_testp() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (32, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::one_block(32)) }.unwrap();
     let out = gpu.stream.clone_dtoh(&out).unwrap();
     for t in 0..32 {
         let (a, b, c) = (input[t], input[t + 1], input[t + 2]);

@@ -81,11 +81,7 @@ fn constant_and_global_module_variables() {
     let mut out = gpu.stream.alloc_zeros::<f32>(40).unwrap();
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out);
-    let cfg = LaunchConfig {
-        grid_dim: (1, 1, 1),
-        block_dim: (40, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = common::one_block(40);
     // SAFETY: argument types match the kernel signature.
     unsafe { l.launch(cfg) }.unwrap();
     let out = gpu.stream.clone_dtoh(&out).unwrap();

@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::{Mutex, MutexGuard};
 
-use cudarc::driver::{DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{DevicePtr, PushKernelArg};
 
 const OOB: &str = r#"
 extern "C" __global__ void oob_write(int* out, int n) {
@@ -67,14 +67,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn launch_cfg(threads: u32) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (1, 1, 1),
-        block_dim: (threads, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
-
 #[test]
 fn out_of_bounds_write_names_kernel_thread_and_address() {
     let _turn = serial();
@@ -86,7 +78,7 @@ fn out_of_bounds_write_names_kernel_thread_and_address() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out).arg(&n);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(launch_cfg(128)) }.map(|_| ());
+    let r = unsafe { l.launch(common::one_block(128)) }.map(|_| ());
     assert!(common::failed_with(r, "CUDA_ERROR_ILLEGAL_ADDRESS"));
     let msg = common::last_error();
     assert!(msg.contains("out-of-bounds"), "{msg}");
@@ -109,12 +101,12 @@ fn missing_syncthreads_is_a_shared_memory_race() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out).arg(&fixed);
     // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(launch_cfg(64)) }.expect("the synchronized kernel has no race");
+    unsafe { l.launch(common::one_block(64)) }.expect("the synchronized kernel has no race");
     let racy = 0i32;
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out).arg(&racy);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(launch_cfg(64)) }.map(|_| ());
+    let r = unsafe { l.launch(common::one_block(64)) }.map(|_| ());
     assert!(common::failed_with(r, "CUDA_ERROR_LAUNCH_FAILED"));
     let msg = common::last_error();
     assert!(
@@ -131,7 +123,8 @@ fn missing_syncthreads_is_a_shared_memory_race() {
     let mut l = gpu.stream.launch_builder(&tree);
     l.arg(&din).arg(&mut sum);
     // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(launch_cfg(32)) }.expect("__syncwarp orders the warp's shared accesses");
+    unsafe { l.launch(common::one_block(32)) }
+        .expect("__syncwarp orders the warp's shared accesses");
     assert_eq!(
         gpu.stream.clone_dtoh(&sum).unwrap()[0],
         (0..32).sum::<i32>() as f32
@@ -147,7 +140,7 @@ fn barrier_in_divergent_branch_is_reported() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(launch_cfg(64)) }.map(|_| ());
+    let r = unsafe { l.launch(common::one_block(64)) }.map(|_| ());
     assert!(common::failed_with(r, "CUDA_ERROR_LAUNCH_FAILED"));
     let msg = common::last_error();
     assert!(
@@ -168,7 +161,7 @@ fn warp_collective_with_missing_lanes_is_reported() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(launch_cfg(32)) }.map(|_| ());
+    let r = unsafe { l.launch(common::one_block(32)) }.map(|_| ());
     assert!(common::failed_with(r, "CUDA_ERROR_LAUNCH_FAILED"));
     let msg = common::last_error();
     assert!(
@@ -204,7 +197,7 @@ fn misaligned_global_load_is_reported() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&bytes).arg(&mut out).arg(&offset);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(launch_cfg(32)) }.map(|_| ());
+    let r = unsafe { l.launch(common::one_block(32)) }.map(|_| ());
     assert!(common::failed_with(r, "CUDA_ERROR_MISALIGNED_ADDRESS"));
     let msg = common::last_error();
     assert!(
@@ -223,7 +216,7 @@ fn shared_out_of_bounds_is_reported() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out).arg(&stride);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(launch_cfg(64)) }.map(|_| ());
+    let r = unsafe { l.launch(common::one_block(64)) }.map(|_| ());
     assert!(common::failed_with(r, "CUDA_ERROR_ILLEGAL_ADDRESS"));
     let msg = common::last_error();
     assert!(

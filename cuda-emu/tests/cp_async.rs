@@ -7,11 +7,7 @@ mod common;
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 /// One block of one thread.
-const ONE_THREAD: LaunchConfig = LaunchConfig {
-    grid_dim: (1, 1, 1),
-    block_dim: (1, 1, 1),
-    shared_mem_bytes: 0,
-};
+const ONE_THREAD: LaunchConfig = common::one_block(1);
 
 /// Floats per tile: 32 threads × 16 bytes.
 const TILE: usize = 128;
@@ -109,11 +105,7 @@ fn three_stage_pipelines_with_zero_fill_match_plain_loads() {
             let n32 = n as i32;
             let mut l = gpu.stream.launch_builder(&f);
             l.arg(&dsrc).arg(&mut out).arg(&n32).arg(&mode);
-            let cfg = LaunchConfig {
-                grid_dim: (1, 1, 1),
-                block_dim: (32, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = common::one_block(32);
             // SAFETY: argument types match the kernel signature.
             unsafe { l.launch(cfg) }.unwrap();
             let got = gpu.stream.clone_dtoh(&out).unwrap();

@@ -323,27 +323,13 @@ fn spin_wait_on_a_later_thread_makes_progress() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (64, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::one_block(64)) }.unwrap();
     assert_eq!(gpu.stream.clone_dtoh(&out).unwrap(), vec![42]);
     let f = gpu.module(SPIN).load_function("spin_shfl").unwrap();
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (64, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::one_block(64)) }.unwrap();
     assert_eq!(gpu.stream.clone_dtoh(&out).unwrap(), vec![6]);
 }
 

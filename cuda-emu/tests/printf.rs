@@ -2,7 +2,7 @@
 
 mod common;
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 
 const HELLO: &str = r#"
 extern "C" __global__ void hello(float x, long long y) {
@@ -22,14 +22,7 @@ fn printf_child() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&x).arg(&y);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (4, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::one_block(4)) }.unwrap();
 }
 
 #[test]

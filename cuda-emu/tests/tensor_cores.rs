@@ -3,7 +3,7 @@
 
 mod common;
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 use half::{bf16, f16};
 
 /// A small xorshift generator, so the inputs are reproducible.
@@ -196,11 +196,7 @@ fn check_mma(k: usize, bf: bool) {
         let mut dd = gpu.stream.alloc_zeros::<f32>(warps * 128).unwrap();
         let mut l = gpu.stream.launch_builder(&f);
         l.arg(&da).arg(&db).arg(&dc).arg(&mut dd);
-        let cfg = LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (32 * warps as u32, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = common::one_block(32 * warps as u32);
         // SAFETY: argument types match the kernel signature.
         unsafe { l.launch(cfg) }.unwrap();
         let got = gpu.stream.clone_dtoh(&dd).unwrap();
@@ -326,11 +322,7 @@ fn ldmatrix_each_variant_follows_the_isa_mapping() {
             let mut dout = gpu.stream.alloc_zeros::<u32>(32 * n).unwrap();
             let mut l = gpu.stream.launch_builder(&f);
             l.arg(&dtile).arg(&drows).arg(&mut dout);
-            let cfg = LaunchConfig {
-                grid_dim: (1, 1, 1),
-                block_dim: (32, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = common::one_block(32);
             // SAFETY: argument types match the kernel signature.
             unsafe { l.launch(cfg) }.unwrap();
             let got = gpu.stream.clone_dtoh(&dout).unwrap();
@@ -352,11 +344,7 @@ fn warp_wide_instructions_refuse_partial_warps_and_bad_rows() {
     let mut d = gpu.stream.alloc_zeros::<f32>(64).unwrap();
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&a).arg(&a).arg(&c).arg(&mut d);
-    let cfg = LaunchConfig {
-        grid_dim: (1, 1, 1),
-        block_dim: (16, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = common::one_block(16);
     // SAFETY: argument types match the kernel signature.
     let r = unsafe { l.launch(cfg) }.map(|_| ());
     assert!(common::failed_with(r, "LAUNCH_FAILED"));
@@ -373,11 +361,7 @@ fn warp_wide_instructions_refuse_partial_warps_and_bad_rows() {
     let mut out = gpu.stream.alloc_zeros::<u32>(64).unwrap();
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&tile).arg(&drows).arg(&mut out);
-    let cfg = LaunchConfig {
-        grid_dim: (1, 1, 1),
-        block_dim: (32, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = common::one_block(32);
     // SAFETY: argument types match the kernel signature.
     let r = unsafe { l.launch(cfg) }.map(|_| ());
     assert!(common::failed_with(r, "MISALIGNED_ADDRESS"));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 
 const WARP: &str = r#"
 extern "C" __global__ void warp(const int* in, int* out) {
@@ -76,14 +76,7 @@ fn shuffles_votes_and_partial_masks() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (n as u32, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::one_block(n as u32)) }.unwrap();
     let out = gpu.stream.clone_dtoh(&out).unwrap();
     let want = reference(&input);
     for t in 0..n {
@@ -117,14 +110,7 @@ fn warp_reductions_and_matches() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (64, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::one_block(64)) }.unwrap();
     let out = gpu.stream.clone_dtoh(&out).unwrap();
     for t in 0..64 {
         let warp = &input[t / 32 * 32..t / 32 * 32 + 32];
@@ -166,14 +152,7 @@ fn activemask_reports_the_lanes_of_the_branch() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (64, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::one_block(64)) }.unwrap();
     let out = gpu.stream.clone_dtoh(&out).unwrap();
     for w in 0..2 {
         let lanes = |taken: bool| {

@@ -2,6 +2,8 @@
 //! backend, on odd shapes, strided and channels-last inputs, and each float dtype. In CI the CUDA
 //! side runs on kiln-cuda-emu; on a machine with a GPU (scripts/gpu-check.sh) on the real device.
 
+mod common;
+use common::{conv2d_params, conv_case};
 use kiln_engine::{DType, Device, MemoryFormat, Result, Tensor};
 use std::io::Write;
 
@@ -479,79 +481,19 @@ fn conv2d() {
     if !cuda_available() {
         return;
     }
-    use kiln_engine::Conv2dParams;
-    let cases: [(&str, [usize; 4], [usize; 4], Conv2dParams); 7] = [
-        (
-            "3x3 pad 1",
-            [2, 5, 9, 11],
-            [7, 5, 3, 3],
-            Conv2dParams {
-                padding: [1, 1],
-                ..Default::default()
-            },
-        ),
-        (
-            "7x7/2 stem",
-            [2, 3, 13, 13],
-            [8, 3, 7, 7],
-            Conv2dParams {
-                stride: [2, 2],
-                padding: [3, 3],
-                ..Default::default()
-            },
-        ),
-        (
-            "1x1/2 downsample",
-            [2, 6, 9, 9],
-            [10, 6, 1, 1],
-            Conv2dParams {
-                stride: [2, 2],
-                ..Default::default()
-            },
-        ),
-        (
-            "grouped dilated",
-            [2, 6, 11, 9],
-            [9, 2, 3, 3],
-            Conv2dParams {
-                padding: [2, 2],
-                dilation: [2, 2],
-                groups: 3,
-                ..Default::default()
-            },
-        ),
-        (
-            "depthwise",
-            [2, 5, 9, 9],
-            [5, 1, 3, 3],
-            Conv2dParams {
-                padding: [1, 1],
-                groups: 5,
-                ..Default::default()
-            },
-        ),
+    let cases = [
+        conv_case("3x3 pad 1", [2, 5, 9, 11], [7, 5, 3, 3], 1, 1, 1),
+        conv_case("7x7/2 stem", [2, 3, 13, 13], [8, 3, 7, 7], 2, 3, 1),
+        conv_case("1x1/2 downsample", [2, 6, 9, 9], [10, 6, 1, 1], 2, 0, 1),
+        conv_case("grouped dilated", [2, 6, 11, 9], [9, 2, 3, 3], 1, 2, 2),
+        conv_case("depthwise", [2, 5, 9, 9], [5, 1, 3, 3], 1, 1, 1),
         // 37 channels: a full and a partial 32-channel tile in NHWC; odd 11×13 and 9×7 sizes.
-        (
-            "depthwise 5x5/2",
-            [2, 37, 11, 13],
-            [37, 1, 5, 5],
-            Conv2dParams {
-                stride: [2, 2],
-                padding: [2, 2],
-                groups: 37,
-                ..Default::default()
-            },
-        ),
+        conv_case("depthwise 5x5/2", [2, 37, 11, 13], [37, 1, 5, 5], 2, 2, 1),
         (
             "depthwise 7x7 dilated",
             [1, 6, 9, 7],
             [6, 1, 7, 7],
-            Conv2dParams {
-                padding: [4, 3],
-                dilation: [2, 1],
-                groups: 6,
-                ..Default::default()
-            },
+            conv2d_params([1, 1], [4, 3], [2, 1], 6),
         ),
     ];
     for (name, xs, ws, p) in cases {
@@ -583,14 +525,10 @@ fn conv2d_tensor_core_shapes() {
     if !cuda_available() {
         return;
     }
-    use kiln_engine::Conv2dParams;
-    let p = |stride: usize, padding: usize, dilation: usize, groups: usize| Conv2dParams {
-        stride: [stride; 2],
-        padding: [padding; 2],
-        dilation: [dilation; 2],
-        groups,
+    let p = |stride, padding, dilation, groups| {
+        conv2d_params([stride; 2], [padding; 2], [dilation; 2], groups)
     };
-    let cases: [(&str, [usize; 4], [usize; 4], Conv2dParams); 4] = [
+    let cases = [
         (
             "3x3 pad 1, 16 -> 24",
             [2, 16, 7, 9],

@@ -4,13 +4,16 @@
 //! prints "skipped: <why>"; scripts/gpu-check.sh runs this on a GPU. cuDNN's graph API is
 //! compared with its legacy API the same way.
 
+mod common;
+use common::{conv2d_params, conv_case, ConvCase};
 use kiln_engine::cuda::{
     cublas_loaded, cudnn_graph_enabled, cudnn_graph_loaded, cudnn_loaded, parse_switch,
     set_cublas_enabled, set_cudnn_benchmark, set_cudnn_enabled, set_cudnn_graph_enabled,
+    CudaDevice,
 };
-use kiln_engine::{Conv2dParams, DType, Device, MemoryFormat, Result, Tensor};
+use kiln_engine::{DType, Device, MemoryFormat, Result, Tensor};
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const CUDA: Device = Device::Cuda(0);
 
@@ -22,7 +25,7 @@ fn skip(why: impl std::fmt::Display) {
 }
 
 /// Whether cuBLAS (or cuDNN) serves on cuda:0; prints why not.
-fn vendor_loaded(check: fn(&kiln_engine::cuda::CudaDevice) -> Result<()>) -> bool {
+fn vendor_loaded(check: fn(&CudaDevice) -> Result<()>) -> bool {
     match kiln_engine::cuda::device(0).and_then(|d| check(&d).map(|()| d)) {
         Ok(d) => {
             let _ = writeln!(std::io::stderr(), "comparing on {}", d.name());
@@ -33,6 +36,15 @@ fn vendor_loaded(check: fn(&kiln_engine::cuda::CudaDevice) -> Result<()>) -> boo
             false
         }
     }
+}
+
+/// The device with cuDNN switched on, and the graph API switch's value to restore; `None` (and
+/// "skipped") without a device.
+fn cudnn_on() -> Option<(Arc<CudaDevice>, bool)> {
+    let dev = kiln_engine::cuda::device(0).map_err(skip).ok()?;
+    let was = cudnn_graph_enabled();
+    set_cudnn_enabled(true);
+    Some((dev, was))
 }
 
 fn input(shape: &[usize], seed: u64) -> Tensor {
@@ -162,66 +174,18 @@ fn cublas_matches_the_built_in_gemm() {
     }
 }
 
-fn conv_cases() -> Vec<(&'static str, [usize; 4], [usize; 4], Conv2dParams)> {
+fn conv_cases() -> Vec<ConvCase> {
     vec![
-        (
-            "3x3 pad 1",
-            [2, 8, 9, 11],
-            [16, 8, 3, 3],
-            Conv2dParams {
-                padding: [1, 1],
-                ..Default::default()
-            },
-        ),
-        (
-            "7x7/2 stem",
-            [2, 3, 15, 15],
-            [8, 3, 7, 7],
-            Conv2dParams {
-                stride: [2, 2],
-                padding: [3, 3],
-                ..Default::default()
-            },
-        ),
-        (
-            "1x1/2 downsample",
-            [2, 8, 9, 9],
-            [16, 8, 1, 1],
-            Conv2dParams {
-                stride: [2, 2],
-                ..Default::default()
-            },
-        ),
-        (
-            "grouped dilated",
-            [2, 8, 11, 9],
-            [12, 2, 3, 3],
-            Conv2dParams {
-                padding: [2, 2],
-                dilation: [2, 2],
-                groups: 4,
-                ..Default::default()
-            },
-        ),
-        (
-            "depthwise",
-            [2, 8, 9, 9],
-            [8, 1, 3, 3],
-            Conv2dParams {
-                padding: [1, 1],
-                groups: 8,
-                ..Default::default()
-            },
-        ),
+        conv_case("3x3 pad 1", [2, 8, 9, 11], [16, 8, 3, 3], 1, 1, 1),
+        conv_case("7x7/2 stem", [2, 3, 15, 15], [8, 3, 7, 7], 2, 3, 1),
+        conv_case("1x1/2 downsample", [2, 8, 9, 9], [16, 8, 1, 1], 2, 0, 1),
+        conv_case("grouped dilated", [2, 8, 11, 9], [12, 2, 3, 3], 1, 2, 2),
+        conv_case("depthwise", [2, 8, 9, 9], [8, 1, 3, 3], 1, 1, 1),
     ]
 }
 
 /// Compares the convolutions of `cases` with `set(true)` and `set(false)`.
-fn conv_against(
-    set: fn(bool),
-    benchmark: bool,
-    cases: &[(&str, [usize; 4], [usize; 4], Conv2dParams)],
-) {
+fn conv_against(set: fn(bool), benchmark: bool, cases: &[ConvCase]) {
     set_cudnn_benchmark(benchmark);
     for &(name, xs, ws, p) in cases {
         let (x, w) = (input(&xs, 10), input(&ws, 11));
@@ -256,12 +220,7 @@ fn cudnn_matches_the_built_in_conv() {
 #[test]
 fn cudnn_graph_matches_the_legacy_api() {
     let _turn = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
-    let dev = match kiln_engine::cuda::device(0) {
-        Ok(d) => d,
-        Err(e) => return skip(e),
-    };
-    let was = cudnn_graph_enabled();
-    set_cudnn_enabled(true);
+    let Some((dev, was)) = cudnn_on() else { return };
     match cudnn_graph_loaded(&dev) {
         Ok(()) => {
             let _ = writeln!(std::io::stderr(), "comparing on {}", dev.name());
@@ -287,12 +246,7 @@ fn cudnn_graph_matches_the_legacy_api() {
 #[test]
 fn cudnn_graph_genstats_match_kiln_bn() {
     let _turn = SWITCHES.lock().unwrap_or_else(|e| e.into_inner());
-    let dev = match kiln_engine::cuda::device(0) {
-        Ok(d) => d,
-        Err(e) => return skip(e),
-    };
-    let was = cudnn_graph_enabled();
-    set_cudnn_enabled(true);
+    let Some((dev, was)) = cudnn_on() else { return };
     let graph = cudnn_graph_loaded(&dev);
     set_cudnn_graph_enabled(graph.is_ok());
     let cases = [
@@ -300,11 +254,7 @@ fn cudnn_graph_genstats_match_kiln_bn() {
         ([2, 32, 10, 10], [64, 32, 1, 1], 2, 0),
     ];
     for (xs, ws, stride, pad) in cases {
-        let p = Conv2dParams {
-            stride: [stride; 2],
-            padding: [pad; 2],
-            ..Default::default()
-        };
+        let p = conv2d_params([stride; 2], [pad; 2], [1, 1], 1);
         for dtype in [DType::F16, DType::BF16] {
             let what = format!("conv {xs:?} * {ws:?} {dtype:?} NHWC");
             let on_gpu = |t: Tensor| {

@@ -1,5 +1,7 @@
 //! Forward results against naive references written independently of the kernels.
 
+mod common;
+use common::conv2d_params;
 use kiln_engine::{
     BatchNormArgs, Conv2dParams, DType, Error, MemoryFormat, Pool2d, SqueezeExcite, Tensor, UnaryOp,
 };
@@ -64,108 +66,29 @@ fn naive_conv(
 
 #[test]
 fn conv2d_matches_naive_in_both_formats() {
+    // (x, w, conv2d_params(stride, padding, dilation, groups))
+    let p = conv2d_params;
     let cases = [
-        (
-            [2, 3, 9, 7],
-            [5, 3, 3, 3],
-            Conv2dParams {
-                padding: [1, 1],
-                ..Default::default()
-            },
-        ),
-        (
-            [1, 4, 11, 10],
-            [6, 2, 3, 2],
-            Conv2dParams {
-                stride: [2, 3],
-                padding: [1, 0],
-                dilation: [2, 1],
-                groups: 2,
-            },
-        ),
-        (
-            [3, 6, 5, 5],
-            [6, 1, 3, 3],
-            Conv2dParams {
-                padding: [1, 1],
-                groups: 6,
-                ..Default::default()
-            },
-        ),
+        ([2, 3, 9, 7], [5, 3, 3, 3], p([1, 1], [1, 1], [1, 1], 1)),
+        ([1, 4, 11, 10], [6, 2, 3, 2], p([2, 3], [1, 0], [2, 1], 2)),
+        ([3, 6, 5, 5], [6, 1, 3, 3], p([1, 1], [1, 1], [1, 1], 6)),
         // Depthwise on the direct kernels: 5×5 stride 2, 7×7 dilated, odd channel counts.
-        (
-            [2, 19, 11, 9],
-            [19, 1, 5, 5],
-            Conv2dParams {
-                stride: [2, 2],
-                padding: [2, 2],
-                groups: 19,
-                ..Default::default()
-            },
-        ),
+        ([2, 19, 11, 9], [19, 1, 5, 5], p([2, 2], [2, 2], [1, 1], 19)),
         (
             [3, 13, 10, 13],
             [13, 1, 7, 7],
-            Conv2dParams {
-                padding: [5, 3],
-                dilation: [2, 1],
-                groups: 13,
-                ..Default::default()
-            },
+            p([1, 1], [5, 3], [2, 1], 13),
         ),
-        ([4, 8, 6, 5], [7, 8, 1, 1], Conv2dParams::default()),
+        ([4, 8, 6, 5], [7, 8, 1, 1], p([1, 1], [0, 0], [1, 1], 1)),
         // Many output channels on a small image: NHWC keeps im2col.
-        (
-            [2, 4, 4, 4],
-            [64, 4, 3, 3],
-            Conv2dParams {
-                padding: [1, 1],
-                ..Default::default()
-            },
-        ),
+        ([2, 4, 4, 4], [64, 4, 3, 3], p([1, 1], [1, 1], [1, 1], 1)),
         // Stride 1 with kernels and paddings of every shape: NHWC runs these as implicit GEMMs.
-        (
-            [2, 5, 14, 12],
-            [6, 5, 5, 3],
-            Conv2dParams {
-                padding: [2, 0],
-                ..Default::default()
-            },
-        ),
-        ([3, 4, 12, 14], [5, 4, 3, 3], Conv2dParams::default()),
-        (
-            [4, 8, 20, 20],
-            [16, 8, 3, 3],
-            Conv2dParams {
-                padding: [1, 1],
-                ..Default::default()
-            },
-        ),
-        (
-            [2, 3, 6, 7],
-            [4, 3, 2, 2],
-            Conv2dParams {
-                padding: [1, 1],
-                ..Default::default()
-            },
-        ),
-        (
-            [1, 6, 4, 12],
-            [3, 6, 1, 3],
-            Conv2dParams {
-                padding: [0, 1],
-                ..Default::default()
-            },
-        ),
-        (
-            [2, 3, 15, 15],
-            [8, 3, 7, 7],
-            Conv2dParams {
-                stride: [2, 2],
-                padding: [3, 3],
-                ..Default::default()
-            },
-        ),
+        ([2, 5, 14, 12], [6, 5, 5, 3], p([1, 1], [2, 0], [1, 1], 1)),
+        ([3, 4, 12, 14], [5, 4, 3, 3], p([1, 1], [0, 0], [1, 1], 1)),
+        ([4, 8, 20, 20], [16, 8, 3, 3], p([1, 1], [1, 1], [1, 1], 1)),
+        ([2, 3, 6, 7], [4, 3, 2, 2], p([1, 1], [1, 1], [1, 1], 1)),
+        ([1, 6, 4, 12], [3, 6, 1, 3], p([1, 1], [0, 1], [1, 1], 1)),
+        ([2, 3, 15, 15], [8, 3, 7, 7], p([2, 2], [3, 3], [1, 1], 1)),
     ];
     for (k, (xs, ws, p)) in cases.into_iter().enumerate() {
         let x = randn(&xs, 10 + k as u64);

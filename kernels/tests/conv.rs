@@ -7,8 +7,8 @@
 //! must be written.
 
 mod common;
+use common::elem::{values, Elem, PerDtype};
 use common::gpu;
-use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 use half::{bf16, f16};
 use kiln_kernels::cuda::conv::{
     conv2d_bwd_data, conv2d_bwd_filter, conv2d_fwd, conv2d_planned, tc_copies, ConvAlgo, ConvDims,
@@ -17,54 +17,14 @@ use kiln_kernels::cuda::conv::{
 use kiln_kernels::cuda::gemm::{sm_count, Tile};
 use kiln_kernels::cuda::Kernels;
 
-/// A storage dtype, its kernel suffix and the tolerance |got - want| <= TOL·(1 + |want|).
-trait Elem: DeviceRepr + ValidAsZeroBits + Default + Clone + Copy + Unpin {
-    const TY: &'static str;
-    const TOL: f64;
-    fn enc(v: f64) -> Self;
-    fn dec(self) -> f64;
-}
-impl Elem for f32 {
-    const TY: &'static str = "f32";
-    const TOL: f64 = 2e-5;
-    fn enc(v: f64) -> Self {
-        v as f32
-    }
-    fn dec(self) -> f64 {
-        self as f64
-    }
-}
-impl Elem for f64 {
-    const TY: &'static str = "f64";
-    const TOL: f64 = 1e-12;
-    fn enc(v: f64) -> Self {
-        v
-    }
-    fn dec(self) -> f64 {
-        self
-    }
-}
-// Halves accumulate in f32 and round once on output (2^-11 for f16, 2^-8 for bf16).
-impl Elem for f16 {
-    const TY: &'static str = "f16";
-    const TOL: f64 = 1.5e-3;
-    fn enc(v: f64) -> Self {
-        f16::from_f64(v)
-    }
-    fn dec(self) -> f64 {
-        self.to_f64()
-    }
-}
-impl Elem for bf16 {
-    const TY: &'static str = "bf16";
-    const TOL: f64 = 8e-3;
-    fn enc(v: f64) -> Self {
-        bf16::from_f64(v)
-    }
-    fn dec(self) -> f64 {
-        self.to_f64()
-    }
-}
+/// Per dtype, the tolerance |got - want| <= TOL·(1 + |want|). Halves accumulate in f32 and round
+/// once on output (2^-11 for f16, 2^-8 for bf16).
+const TOL: PerDtype<f64> = PerDtype {
+    f32: 2e-5,
+    f64: 1e-12,
+    f16: 1.5e-3,
+    bf16: 8e-3,
+};
 
 /// A convolution: (N, C, H, W) -> OC with kernel, stride, padding, dilation, groups.
 #[derive(Debug, Clone, Copy)]
@@ -214,13 +174,6 @@ fn placement([a, b, c, e]: [usize; 4], channels_last: bool) -> Vec<usize> {
     p
 }
 
-/// Deterministic values in [-1, 1].
-fn values(len: usize, seed: usize) -> Vec<f64> {
-    (0..len)
-        .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f64 / 1000.0 - 1.0)
-        .collect()
-}
-
 /// Runs `pass` of `d` in dtype T with `plan` (or the launcher's own) and compares every output.
 fn check<T: Elem>(
     g: &common::Gpu,
@@ -262,7 +215,7 @@ fn check<T: Elem>(
     for (i, (&p, &w)) in placement(so, cl).iter().zip(&want).enumerate() {
         let v = got[p].dec();
         assert!(
-            (v - w).abs() <= T::TOL * (1.0 + w.abs()),
+            (v - w).abs() <= T::of(&TOL) * (1.0 + w.abs()),
             "{what}: logical element {i} = {v}, want {w}"
         );
     }

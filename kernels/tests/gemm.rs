@@ -5,66 +5,21 @@
 //! what the kernel reads.
 
 mod common;
+use common::elem::{values, Elem, PerDtype};
 use common::gpu;
-use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 use half::{bf16, f16};
 use kiln_kernels::cuda::gemm::{gemm, gemm_tiled, GemmArgs, Tile};
 use kiln_kernels::cuda::gemm_tc::{gemm_tc, stagings};
 use kiln_kernels::cuda::Kernels;
 
-/// A storage dtype, its kernel suffix and the tolerance |got - want| <= ATOL + RTOL·|want|.
-trait Elem: DeviceRepr + ValidAsZeroBits + Default + Clone + Copy + Unpin {
-    const TY: &'static str;
-    const ATOL: f64;
-    const RTOL: f64;
-    fn enc(v: f64) -> Self;
-    fn dec(self) -> f64;
-}
-impl Elem for f32 {
-    const TY: &'static str = "f32";
-    const ATOL: f64 = 1e-5;
-    const RTOL: f64 = 1e-5;
-    fn enc(v: f64) -> Self {
-        v as f32
-    }
-    fn dec(self) -> f64 {
-        self as f64
-    }
-}
-impl Elem for f64 {
-    const TY: &'static str = "f64";
-    const ATOL: f64 = 1e-12;
-    const RTOL: f64 = 1e-12;
-    fn enc(v: f64) -> Self {
-        v
-    }
-    fn dec(self) -> f64 {
-        self
-    }
-}
-// Halves: f32 accumulation, then one rounding of the output (2^-11 for f16, 2^-8 for bf16).
-impl Elem for f16 {
-    const TY: &'static str = "f16";
-    const ATOL: f64 = 2e-3;
-    const RTOL: f64 = 1.5e-3;
-    fn enc(v: f64) -> Self {
-        f16::from_f64(v)
-    }
-    fn dec(self) -> f64 {
-        self.to_f64()
-    }
-}
-impl Elem for bf16 {
-    const TY: &'static str = "bf16";
-    const ATOL: f64 = 1e-2;
-    const RTOL: f64 = 8e-3;
-    fn enc(v: f64) -> Self {
-        bf16::from_f64(v)
-    }
-    fn dec(self) -> f64 {
-        self.to_f64()
-    }
-}
+/// Per dtype, (ATOL, RTOL) of the tolerance |got - want| <= ATOL + RTOL·|want|. Halves: f32
+/// accumulation, then one rounding of the output (2^-11 for f16, 2^-8 for bf16).
+const TOL: PerDtype<(f64, f64)> = PerDtype {
+    f32: (1e-5, 1e-5),
+    f64: (1e-12, 1e-12),
+    f16: (2e-3, 1.5e-3),
+    bf16: (1e-2, 8e-3),
+};
 
 /// One product's shape and memory layout.
 #[derive(Debug, Clone, Copy)]
@@ -101,13 +56,6 @@ impl Case {
             beta: 0.0,
         }
     }
-}
-
-/// Deterministic values in [-1, 1] with three decimals.
-fn values(len: usize, seed: usize) -> Vec<f64> {
-    (0..len)
-        .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f64 / 1000.0 - 1.0)
-        .collect()
 }
 
 /// Which kernels run a case.
@@ -198,7 +146,8 @@ fn check<T: Elem>(k: &Kernels, g: &common::Gpu, c: Case, via: Via) {
         let ok = if w.is_nan() {
             g.is_nan()
         } else {
-            (g - w).abs() <= T::ATOL + T::RTOL * w.abs()
+            let (atol, rtol) = T::of(&TOL);
+            (g - w).abs() <= atol + rtol * w.abs()
         };
         assert!(ok, "{} {c:?} {via:?}: C[{i}] = {g}, want {w}", T::TY);
     }

@@ -5,17 +5,11 @@
 //! run through tests/gemm.rs's harness.
 
 mod common;
+use common::elem::values;
 use common::gpu;
 use half::{bf16, f16};
 use kiln_kernels::cuda::gemm::{gemm_tiled, GemmArgs, Tile};
 use kiln_kernels::cuda::gemm_tc::{gemm_tc, stagings};
-
-/// Deterministic values in [-1, 1] with three decimals.
-fn values(len: usize, seed: usize) -> Vec<f64> {
-    (0..len)
-        .map(|i| ((i * 7919 + seed * 104_729) % 2001) as f64 / 1000.0 - 1.0)
-        .collect()
-}
 
 /// Dense row-major A [m, k], B [k, n] and C [m, n] at `a`, `b`, `c`.
 fn dense(m: usize, n: usize, k: usize, a: u64, b: u64, c: u64) -> GemmArgs {

@@ -4,26 +4,23 @@
 //! element must be written.
 
 mod common;
+use common::elem::Elem;
 use common::gpu;
-use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 use kiln_kernels::cpu::pool::{self as cpu, Dims4, Window};
 use kiln_kernels::cpu::Real;
 use kiln_kernels::cuda::pool as cuda;
 use kiln_kernels::cuda::Kernels;
 
-/// A dtype both the twin and the kernels take.
-trait Elem: Real + DeviceRepr + ValidAsZeroBits + Unpin {
-    const TY: &'static str;
-    /// Relative tolerance: the kernels sum in the twin's order (every backward gathers in the
-    /// twin's output order), so results differ at most by the last bit.
+/// A dtype both the twin and the kernels take, and its relative tolerance: the kernels sum in the
+/// twin's order (every backward gathers in the twin's output order), so results differ at most by
+/// the last bit.
+trait Twin: Elem + Real {
     const TOL: f64;
 }
-impl Elem for f32 {
-    const TY: &'static str = "f32";
+impl Twin for f32 {
     const TOL: f64 = 1e-6;
 }
-impl Elem for f64 {
-    const TY: &'static str = "f64";
+impl Twin for f64 {
     const TOL: f64 = 1e-14;
 }
 
@@ -62,7 +59,7 @@ fn avg_windows() -> Vec<Window> {
 }
 
 /// Values in [-1, 1] with repeats (so ties pick the first maximum); `nan` puts one NaN in.
-fn values<T: Elem>(len: usize, seed: usize, nan: bool) -> Vec<T> {
+fn values<T: Twin>(len: usize, seed: usize, nan: bool) -> Vec<T> {
     (0..len)
         .map(|i| {
             if nan && i == len / 3 {
@@ -74,7 +71,7 @@ fn values<T: Elem>(len: usize, seed: usize, nan: bool) -> Vec<T> {
         .collect()
 }
 
-fn assert_matches<T: Elem>(what: &str, got: &[T], want: &[T]) {
+fn assert_matches<T: Twin>(what: &str, got: &[T], want: &[T]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let (g, w) = (g.to_f64().unwrap(), w.to_f64().unwrap());
@@ -84,14 +81,14 @@ fn assert_matches<T: Elem>(what: &str, got: &[T], want: &[T]) {
 }
 
 /// Device buffers for one pooling: x, dy, y, dx (NaN) and idx.
-struct Bufs<T: Elem> {
+struct Bufs<T: Twin> {
     x: Vec<T>,
     dy: Vec<T>,
     xd: Dims4,
     yd: Dims4,
 }
 
-impl<T: Elem> Bufs<T> {
+impl<T: Twin> Bufs<T> {
     fn new(out: [usize; 2], channels_last: bool, nan: bool) -> Bufs<T> {
         let xd = dims(X, channels_last);
         let yd = dims([X[0], X[1], out[0], out[1]], channels_last);
@@ -105,7 +102,7 @@ impl<T: Elem> Bufs<T> {
     }
 }
 
-fn max_pool<T: Elem>(g: &common::Gpu, k: &Kernels, win: &Window, cl: bool) {
+fn max_pool<T: Twin>(g: &common::Gpu, k: &Kernels, win: &Window, cl: bool) {
     let out = [win.out_size(0, X[2]), win.out_size(1, X[3])];
     let b = Bufs::<T>::new(out, cl, true);
     let what = format!("{} max_pool {win:?} channels_last {cl}", T::TY);
@@ -144,7 +141,7 @@ fn max_pool<T: Elem>(g: &common::Gpu, k: &Kernels, win: &Window, cl: bool) {
     assert_matches(&format!("{what} backward"), &g.download(&dx_d), &dx);
 }
 
-fn avg_pool<T: Elem>(g: &common::Gpu, k: &Kernels, win: &Window, cip: bool, cl: bool) {
+fn avg_pool<T: Twin>(g: &common::Gpu, k: &Kernels, win: &Window, cip: bool, cl: bool) {
     let out = [win.out_size(0, X[2]), win.out_size(1, X[3])];
     let b = Bufs::<T>::new(out, cl, false);
     let what = format!(
@@ -165,7 +162,7 @@ fn avg_pool<T: Elem>(g: &common::Gpu, k: &Kernels, win: &Window, cip: bool, cl: 
     assert_matches(&format!("{what} backward"), &g.download(&dx_d), &dx);
 }
 
-fn adaptive_pool<T: Elem>(g: &common::Gpu, k: &Kernels, out: [usize; 2], max: bool, cl: bool) {
+fn adaptive_pool<T: Twin>(g: &common::Gpu, k: &Kernels, out: [usize; 2], max: bool, cl: bool) {
     let b = Bufs::<T>::new(out, cl, max);
     let what = format!("{} adaptive {out:?} max {max} channels_last {cl}", T::TY);
     let (mut y, mut idx) = (vec![T::zero(); b.dy.len()], vec![0i64; b.dy.len()]);

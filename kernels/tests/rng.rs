@@ -5,10 +5,15 @@
 mod common;
 use common::{assert_close, gpu};
 use kiln_kernels::cpu::philox;
-use kiln_kernels::cuda::rng as cuda;
+use kiln_kernels::cuda::rng::{self as cuda, Dist};
 
 const SEED: u64 = 0x1234_5678_9abc_def0;
 const OFFSET: u64 = 7;
+const UNIFORM: Dist = Dist::Uniform { lo: -0.5, hi: 1.5 };
+const NORMAL: Dist = Dist::Normal {
+    mean: 0.1,
+    std: 0.02,
+};
 
 #[test]
 fn dropout_keeps_exactly_what_the_cpu_keeps() {
@@ -43,10 +48,10 @@ fn uniform_and_normal_match_the_cpu() {
         .map(|i| -0.5 + 2.0 * philox::uniform(philox::bits(SEED, OFFSET, i)))
         .collect();
     let out = g.zeros::<f64>(n);
-    cuda::uniform(&k, "f64", SEED, OFFSET, -0.5, 1.5, g.ptr(&out), n).unwrap();
+    cuda::fill(&k, "f64", SEED, OFFSET, UNIFORM, g.ptr(&out), n).unwrap();
     assert_eq!(g.download(&out), uni, "uniform f64");
     let out = g.zeros::<f32>(n);
-    cuda::uniform(&k, "f32", SEED, OFFSET, -0.5, 1.5, g.ptr(&out), n).unwrap();
+    cuda::fill(&k, "f32", SEED, OFFSET, UNIFORM, g.ptr(&out), n).unwrap();
     let uni32: Vec<f32> = uni.iter().map(|&v| v as f32).collect();
     assert_eq!(g.download(&out), uni32, "uniform f32");
 
@@ -54,12 +59,12 @@ fn uniform_and_normal_match_the_cpu() {
         .map(|i| 0.1 + 0.02 * philox::normal(SEED, OFFSET, i))
         .collect();
     let out = g.zeros::<f64>(n);
-    cuda::normal(&k, "f64", SEED, OFFSET, 0.1, 0.02, g.ptr(&out), n).unwrap();
+    cuda::fill(&k, "f64", SEED, OFFSET, NORMAL, g.ptr(&out), n).unwrap();
     for (i, (a, b)) in g.download(&out).iter().zip(&norm).enumerate() {
         assert!((a - b).abs() <= 1e-15, "normal f64[{i}]: {a} vs {b}");
     }
     let out = g.zeros::<f32>(n);
-    cuda::normal(&k, "f32", SEED, OFFSET, 0.1, 0.02, g.ptr(&out), n).unwrap();
+    cuda::fill(&k, "f32", SEED, OFFSET, NORMAL, g.ptr(&out), n).unwrap();
     let norm32: Vec<f32> = norm.iter().map(|&v| v as f32).collect();
     assert_close("normal f32", &g.download(&out), &norm32, 0.0, 1.2e-7);
 }

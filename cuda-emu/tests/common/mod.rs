@@ -111,6 +111,15 @@ impl Gpu {
     }
 }
 
+/// One block of `threads` threads, no dynamic shared memory.
+pub const fn one_block(threads: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// Whether a launch failed with the given CUDA error name.
 pub fn failed_with(r: Result<(), DriverError>, name: &str) -> bool {
     match r {

@@ -110,10 +110,5 @@ impl Bn {
 
 /// Square stride and padding, `groups` groups, no dilation.
 pub fn conv_params(stride: usize, pad: usize, groups: usize) -> kiln_engine::Conv2dParams {
-    kiln_engine::Conv2dParams {
-        stride: [stride; 2],
-        padding: [pad; 2],
-        groups,
-        ..Default::default()
-    }
+    super::conv2d_params([stride; 2], [pad; 2], [1, 1], groups)
 }

@@ -2,6 +2,7 @@
 //! that judge kernels by what they launched, executed or moved.
 #![allow(dead_code)]
 
+use kiln_engine::Conv2dParams;
 use std::path::Path;
 
 /// The stats lines of the launches `f` made (the device is synchronized before and after).
@@ -41,3 +42,35 @@ pub fn global_bytes(lines: &[String]) -> u64 {
         .sum()
 }
 pub mod conv_bn;
+
+/// Convolution parameters from (h, w) strides, paddings and dilations, and a group count.
+pub fn conv2d_params(
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+) -> Conv2dParams {
+    Conv2dParams {
+        stride,
+        padding,
+        dilation,
+        groups,
+    }
+}
+
+/// A named convolution: input (NCHW), weight (OIHW) and parameters.
+pub type ConvCase = (&'static str, [usize; 4], [usize; 4], Conv2dParams);
+
+/// `x` convolved with `w` under square `stride`, `padding` and `dilation`, in the groups the
+/// shapes imply (x's channels over w's input channels).
+pub fn conv_case(
+    name: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> ConvCase {
+    let p = conv2d_params([stride; 2], [padding; 2], [dilation; 2], x[1] / w[1]);
+    (name, x, w, p)
+}

@@ -65,6 +65,24 @@ fn per_image<T: Send>(out: &mut [T], image_len: usize, f: impl Fn(usize, &mut [T
         .for_each(|(n, o)| f(n, o));
 }
 
+/// [`per_image`] for the forwards that also write an argmax per output: `f(image_index, image_y,
+/// image_idx)`.
+fn per_image_with_idx<T: Send>(
+    y: &mut [T],
+    idx: &mut [i64],
+    image_len: usize,
+    f: impl Fn(usize, &mut [T], &mut [i64]) + Sync,
+) {
+    let mut pairs: Vec<(&mut [T], &mut [i64])> = y
+        .chunks_mut(image_len)
+        .zip(idx.chunks_mut(image_len))
+        .collect();
+    pairs
+        .par_iter_mut()
+        .enumerate()
+        .for_each(|(n, (y, idx))| f(n, y, idx));
+}
+
 /// Calls `f(ch, i, j)` for every channel and output pixel of one image of `yd`, channels innermost
 /// when they are contiguous (NHWC), so that consecutive calls touch neighbouring memory.
 fn each_output(yd: Dims4, mut f: impl FnMut(usize, usize, usize)) {
@@ -113,10 +131,7 @@ pub fn max_pool_fwd<T: Real>(
     idx: &mut [i64],
 ) {
     let [_, _, h, w] = xd.size;
-    let img = yd.stride[0];
-    let mut pairs: Vec<(&mut [T], &mut [i64])> =
-        y.chunks_mut(img).zip(idx.chunks_mut(img)).collect();
-    pairs.par_iter_mut().enumerate().for_each(|(n, (y, idx))| {
+    per_image_with_idx(y, idx, yd.stride[0], |n, y, idx| {
         let x = &x[n * xd.stride[0]..];
         if xd.stride[1] == 1 && yd.stride[1] == 1 {
             max_pool_pixels(x, xd, win, y, yd, idx);
@@ -298,10 +313,7 @@ pub fn adaptive_pool_fwd<T: Real>(
 ) {
     let [_, _, oh, ow] = yd.size;
     let [_, _, h, w] = xd.size;
-    let img = yd.stride[0];
-    let mut pairs: Vec<(&mut [T], &mut [i64])> =
-        y.chunks_mut(img).zip(idx.chunks_mut(img)).collect();
-    pairs.par_iter_mut().enumerate().for_each(|(n, (y, idx))| {
+    per_image_with_idx(y, idx, yd.stride[0], |n, y, idx| {
         let x = &x[n * xd.stride[0]..];
         each_output(yd, |ch, i, j| {
             let ((h0, h1), (w0, w1)) = (adaptive_range(i, oh, h), adaptive_range(j, ow, w));

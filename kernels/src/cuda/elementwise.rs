@@ -99,6 +99,19 @@ pub struct Operand<'a> {
     pub strides: &'a [usize],
 }
 
+/// The kernel arguments describing `operands` over `shape`: their strides, the shape, and the
+/// element count.
+fn layout<const K: usize>(
+    operands: [Operand; K],
+    shape: &[usize],
+) -> Result<([Strides; K], Shape, usize)> {
+    let mut strides = [Strides::default(); K];
+    for (s, o) in strides.iter_mut().zip(operands) {
+        *s = Strides::new(o.strides)?;
+    }
+    Ok((strides, Shape::new(shape)?, shape.iter().product()))
+}
+
 /// Launches `name` over two strided operands and a dense output of `shape`, with an op code.
 fn launch_pair(
     k: &Kernels,
@@ -109,13 +122,8 @@ fn launch_pair(
     out: DevPtr,
     shape: &[usize],
 ) -> Result<()> {
-    let n = shape.iter().product::<usize>();
-    let (sa, sb, sh, n64) = (
-        Strides::new(a.strides)?,
-        Strides::new(b.strides)?,
-        Shape::new(shape)?,
-        n as i64,
-    );
+    let ([sa, sb], sh, n) = layout([a, b], shape)?;
+    let n64 = n as i64;
     // SAFETY: strides keep every access inside the caller's operands; out holds the shape's
     // elements; the list matches `binary_<ty>` and `compare_<ty>` (a, sa, b, sb, out, shape, n,
     // op).
@@ -180,14 +188,8 @@ pub fn select(
     out: DevPtr,
     shape: &[usize],
 ) -> Result<()> {
-    let n = shape.iter().product::<usize>();
-    let (sc, sa, sb, sh, n64) = (
-        Strides::new(cond.strides)?,
-        Strides::new(a.strides)?,
-        Strides::new(b.strides)?,
-        Shape::new(shape)?,
-        n as i64,
-    );
+    let ([sc, sa, sb], sh, n) = layout([cond, a, b], shape)?;
+    let n64 = n as i64;
     // SAFETY: as in `binary`, for `select_<ty>`.
     unsafe {
         k.launch(
@@ -215,13 +217,8 @@ pub fn cast(k: &Kernels, from: &str, to: &str, x: DevPtr, y: DevPtr, n: usize) -
 
 /// Copies `shape` elements of `width` bytes from one strided operand to another.
 pub fn copy(k: &Kernels, width: usize, src: Operand, dst: Operand, shape: &[usize]) -> Result<()> {
-    let n = shape.iter().product::<usize>();
-    let (ss, sd, sh, n64) = (
-        Strides::new(src.strides)?,
-        Strides::new(dst.strides)?,
-        Shape::new(shape)?,
-        n as i64,
-    );
+    let ([ss, sd], sh, n) = layout([src, dst], shape)?;
+    let n64 = n as i64;
     // SAFETY: strides keep accesses inside both operands; matches `copy_b<width>`.
     unsafe {
         k.launch(

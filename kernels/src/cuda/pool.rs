@@ -3,7 +3,7 @@
 //! [`crate::cpu::pool`] computes, except that gradients overwrite dx instead of adding to it.
 
 use super::gemm::int;
-use super::{grid_1d, DevPtr, Kernels};
+use super::{grid_1d, Arg, DevPtr, Kernels};
 use crate::cpu::pool::{Dims4, Window};
 use crate::error::{Error, Result};
 use cudarc::driver::DeviceRepr;
@@ -79,6 +79,29 @@ fn channels_last(d: &Dims4) -> i32 {
     (d.stride[1] < d.stride[3]) as i32
 }
 
+/// Launches pool.cu's `<kernel>_<ty>` with one thread per element of `out` (nothing when `out` is
+/// empty): `args`, then whether `out` is channels-last, which every pooling kernel takes last.
+///
+/// # Safety
+/// As [`Kernels::launch`]: `args` must match the kernel's parameters before that flag, and every
+/// pointer must hold the elements its dims address.
+unsafe fn launch(
+    k: &Kernels,
+    kernel: &str,
+    ty: &str,
+    out: &Dims4,
+    args: &[&dyn Arg],
+) -> Result<()> {
+    let n = numel(out);
+    if n == 0 {
+        return Ok(());
+    }
+    let cl = channels_last(out);
+    let args: Vec<&dyn Arg> = args.iter().copied().chain([&cl as &dyn Arg]).collect();
+    // SAFETY: the caller guarantees the arguments match the kernel.
+    unsafe { k.launch(FILE, &format!("{kernel}_{ty}"), grid_1d(n), &args) }
+}
+
 /// Max pooling: y and the argmax `idx` (i64, h·W + w within the plane) of each output.
 #[allow(clippy::too_many_arguments)]
 pub fn max_pool_fwd(
@@ -91,21 +114,10 @@ pub fn max_pool_fwd(
     win: &Window,
     idx: DevPtr,
 ) -> Result<()> {
-    let (w, cl) = (Win::new(win)?, channels_last(&yd));
-    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
-    if numel(&yd) == 0 {
-        return Ok(());
-    }
+    let (xs, w, ys) = (Dims::new(xd), Win::new(win)?, Dims::new(yd));
     // SAFETY: x, y and idx hold the elements their Dims4 address (idx laid out as y); matches
     // `max_pool_fwd_<ty>(const T*, PoolDims, T*, PoolDims, PoolWin, i64*, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("max_pool_fwd_{ty}"),
-            grid_1d(numel(&yd)),
-            &[&x, &xs, &y, &ys, &w, &idx, &cl],
-        )
-    }
+    unsafe { launch(k, "max_pool_fwd", ty, &yd, &[&x, &xs, &y, &ys, &w, &idx]) }
 }
 
 /// Max pooling backward: each dx element gathers dy of the outputs whose argmax it is, among
@@ -121,25 +133,16 @@ pub fn max_pool_bwd(
     xd: Dims4,
     win: Option<&Window>,
 ) -> Result<()> {
-    let (xs, ys, cl) = (Dims::new(xd), Dims::new(yd), channels_last(&xd));
-    if numel(&xd) == 0 {
-        return Ok(());
-    }
+    let (ys, xs) = (Dims::new(yd), Dims::new(xd));
+    // An empty dx launches nothing, with its window unchecked.
     let w = match win {
-        Some(w) => Win::new(w)?,
-        None => Win::ADAPTIVE,
+        Some(w) if numel(&xd) > 0 => Win::new(w)?,
+        _ => Win::ADAPTIVE,
     };
     // SAFETY: dy and idx (laid out as dy) hold yd's elements, dx those xd addresses; every idx
     // is -1 or inside the plane of xd (as the forward wrote it); matches `max_pool_bwd_<ty>(const
     // T*, PoolDims, const i64*, T*, PoolDims, PoolWin, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("max_pool_bwd_{ty}"),
-            grid_1d(numel(&xd)),
-            &[&dy, &ys, &idx, &dx, &xs, &w, &cl],
-        )
-    }
+    unsafe { launch(k, "max_pool_bwd", ty, &xd, &[&dy, &ys, &idx, &dx, &xs, &w]) }
 }
 
 /// Average pooling forward (divisor per `count_include_pad`, as PyTorch).
@@ -154,21 +157,11 @@ pub fn avg_pool_fwd(
     win: &Window,
     count_include_pad: bool,
 ) -> Result<()> {
-    let (w, cl, cip) = (Win::new(win)?, channels_last(&yd), count_include_pad as i32);
-    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
-    if numel(&yd) == 0 {
-        return Ok(());
-    }
+    let (xs, w, ys) = (Dims::new(xd), Win::new(win)?, Dims::new(yd));
+    let cip = count_include_pad as i32;
     // SAFETY: x and y hold the elements their Dims4 address; matches `avg_pool_fwd_<ty>(const
     // T*, PoolDims, T*, PoolDims, PoolWin, int, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("avg_pool_fwd_{ty}"),
-            grid_1d(numel(&yd)),
-            &[&x, &xs, &y, &ys, &w, &cip, &cl],
-        )
-    }
+    unsafe { launch(k, "avg_pool_fwd", ty, &yd, &[&x, &xs, &y, &ys, &w, &cip]) }
 }
 
 /// Average pooling backward: each dx element gathers dy/count over its windows (overwritten).
@@ -183,21 +176,11 @@ pub fn avg_pool_bwd(
     win: &Window,
     count_include_pad: bool,
 ) -> Result<()> {
-    let (w, cl, cip) = (Win::new(win)?, channels_last(&xd), count_include_pad as i32);
-    let (xs, ys) = (Dims::new(xd), Dims::new(yd));
-    if numel(&xd) == 0 {
-        return Ok(());
-    }
+    let (ys, xs, w) = (Dims::new(yd), Dims::new(xd), Win::new(win)?);
+    let cip = count_include_pad as i32;
     // SAFETY: dy and dx hold the elements their Dims4 address; the kernel reads only outputs
     // inside yd; matches `avg_pool_bwd_<ty>(const T*, PoolDims, T*, PoolDims, PoolWin, int, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("avg_pool_bwd_{ty}"),
-            grid_1d(numel(&xd)),
-            &[&dy, &ys, &dx, &xs, &w, &cip, &cl],
-        )
-    }
+    unsafe { launch(k, "avg_pool_bwd", ty, &xd, &[&dy, &ys, &dx, &xs, &w, &cip]) }
 }
 
 /// Adaptive pooling forward, average or max; `idx` (as y) gets the argmax, or -1 for average.
@@ -212,19 +195,17 @@ pub fn adaptive_pool_fwd(
     max: bool,
     idx: Option<DevPtr>,
 ) -> Result<()> {
-    let (cl, is_max, idx) = (channels_last(&yd), max as i32, idx.unwrap_or(0));
     let (xs, ys) = (Dims::new(xd), Dims::new(yd));
-    if numel(&yd) == 0 {
-        return Ok(());
-    }
+    let (is_max, idx) = (max as i32, idx.unwrap_or(0));
     // SAFETY: x, y and idx (when not null) hold the elements their Dims4 address; matches
     // `adaptive_pool_fwd_<ty>(const T*, PoolDims, T*, PoolDims, int, i64*, int)`.
     unsafe {
-        k.launch(
-            FILE,
-            &format!("adaptive_pool_fwd_{ty}"),
-            grid_1d(numel(&yd)),
-            &[&x, &xs, &y, &ys, &is_max, &idx, &cl],
+        launch(
+            k,
+            "adaptive_pool_fwd",
+            ty,
+            &yd,
+            &[&x, &xs, &y, &ys, &is_max, &idx],
         )
     }
 }
@@ -238,18 +219,8 @@ pub fn adaptive_avg_pool_bwd(
     dx: DevPtr,
     xd: Dims4,
 ) -> Result<()> {
-    let (xs, ys, cl) = (Dims::new(xd), Dims::new(yd), channels_last(&xd));
-    if numel(&xd) == 0 {
-        return Ok(());
-    }
+    let (ys, xs) = (Dims::new(yd), Dims::new(xd));
     // SAFETY: dy and dx hold the elements their Dims4 address; matches
     // `adaptive_avg_pool_bwd_<ty>(const T*, PoolDims, T*, PoolDims, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("adaptive_avg_pool_bwd_{ty}"),
-            grid_1d(numel(&xd)),
-            &[&dy, &ys, &dx, &xs, &cl],
-        )
-    }
+    unsafe { launch(k, "adaptive_avg_pool_bwd", ty, &xd, &[&dy, &ys, &dx, &xs]) }
 }

@@ -62,6 +62,29 @@ pub(crate) unsafe fn launch_loss_rows(
     unsafe { k.launch(file, name, cfg, &args) }
 }
 
+/// Launches `<kernel>_<ty>` over `rows` rows of `len`: the pointers `ptrs`, then rows, len, `log`
+/// and the warp count.
+///
+/// # Safety
+/// As [`Kernels::launch`]: `ptrs` must be the kernel's pointer parameters, each holding rows·len
+/// elements of `ty`.
+unsafe fn launch_softmax(
+    k: &Kernels,
+    kernel: &str,
+    ty: &str,
+    ptrs: &[DevPtr],
+    rows: usize,
+    len: usize,
+    log: bool,
+) -> Result<()> {
+    let (cfg, warp) = rows_config(rows, len);
+    let (rows64, len64, log32) = (rows as i64, len as i64, log as i32);
+    let tail: [&dyn Arg; 4] = [&rows64, &len64, &log32, &warp];
+    let args: Vec<&dyn Arg> = ptrs.iter().map(|p| p as &dyn Arg).chain(tail).collect();
+    // SAFETY: the caller guarantees the pointers match the kernel.
+    unsafe { k.launch(FILE, &format!("{kernel}_{ty}"), cfg, &args) }
+}
+
 /// y = softmax(x) (log-softmax when `log`) over each of `rows` rows of `len`, dtype `ty`.
 pub fn softmax_rows(
     k: &Kernels,
@@ -72,18 +95,9 @@ pub fn softmax_rows(
     len: usize,
     log: bool,
 ) -> Result<()> {
-    let (cfg, warp) = rows_config(rows, len);
-    let (rows64, len64, log32) = (rows as i64, len as i64, log as i32);
-    // SAFETY: x and y hold rows·len elements of `ty`; the list matches
-    // `softmax_rows_<ty>(const T*, T*, i64, i64, int, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("softmax_rows_{ty}"),
-            cfg,
-            &[&x, &y, &rows64, &len64, &log32, &warp],
-        )
-    }
+    // SAFETY: x and y hold rows·len elements of `ty`; matches `softmax_rows_<ty>(const T*, T*,
+    // i64, i64, int, int)`.
+    unsafe { launch_softmax(k, "softmax_rows", ty, &[x, y], rows, len, log) }
 }
 
 /// dx from the forward output y and dy: y ⊙ (dy - Σ dy⊙y), or dy - exp(y)·Σ dy when `log`.
@@ -98,18 +112,9 @@ pub fn softmax_rows_bwd(
     len: usize,
     log: bool,
 ) -> Result<()> {
-    let (cfg, warp) = rows_config(rows, len);
-    let (rows64, len64, log32) = (rows as i64, len as i64, log as i32);
-    // SAFETY: y, dy and dx hold rows·len elements of `ty`; the list matches
-    // `softmax_rows_bwd_<ty>(const T*, const T*, T*, i64, i64, int, int)`.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("softmax_rows_bwd_{ty}"),
-            cfg,
-            &[&y, &dy, &dx, &rows64, &len64, &log32, &warp],
-        )
-    }
+    // SAFETY: y, dy and dx hold rows·len elements of `ty`; matches `softmax_rows_bwd_<ty>(const
+    // T*, const T*, T*, i64, i64, int, int)`.
+    unsafe { launch_softmax(k, "softmax_rows_bwd", ty, &[y, dy, dx], rows, len, log) }
 }
 
 /// Per-row loss -Σ q·log softmax(x) and log-sum-exp of `rows` rows of `len` logits, in one pass;

@@ -11,6 +11,9 @@ use kiln_kernels::registry;
 use std::io::Write;
 use std::sync::Arc;
 
+pub mod elem;
+pub mod loss;
+
 /// A context and stream on the (emulated) device.
 pub struct Gpu {
     /// The primary context.

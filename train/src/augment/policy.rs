@@ -2,6 +2,7 @@
 //! (`v0`, `v0r`, `original`, `originalr`, `3a`, with `-mstd`), AugMix (`augmix-m5-w4-d2`).
 use super::augment_op::{AugHparams, AugmentOp, OpName};
 use super::pixel::blend;
+use super::policies;
 use super::{AugRng, Transform};
 use crate::data::Image;
 use crate::{Error, Result};
@@ -307,12 +308,13 @@ pub fn auto_augment(config: &str, mut hp: AugHparams) -> Result<AutoAugment> {
             None => {}
         }
     }
-    let policy: Policy = match name {
-        "v0" => super::policies::V0,
-        "v0r" => super::policies::V0R,
-        "original" => super::policies::ORIGINAL,
-        "originalr" => super::policies::ORIGINALR,
-        "3a" => super::policies::THREE_A,
+    // The `r` policies are their base tables with PosterizeIncreasing.
+    let (policy, r): (Policy, bool) = match name {
+        "v0" => (policies::V0, false),
+        "v0r" => (policies::V0, true),
+        "original" => (policies::ORIGINAL, false),
+        "originalr" => (policies::ORIGINAL, true),
+        "3a" => (policies::THREE_A, false),
         _ => {
             return Err(Error::config(
                 "AutoAugment policy",
@@ -327,7 +329,11 @@ pub fn auto_augment(config: &str, mut hp: AugHparams) -> Result<AutoAugment> {
         .map(|sub| {
             sub.iter()
                 .map(|&(name, prob, magnitude)| AugmentOp {
-                    name,
+                    name: if r {
+                        policies::posterize_increasing(name)
+                    } else {
+                        name
+                    },
                     prob,
                     magnitude,
                     hp: hp.clone(),
