@@ -18,6 +18,7 @@ mod dtype;
 mod error;
 mod layout;
 mod ops;
+pub mod saved;
 mod storage;
 mod tensor;
 

@@ -7,8 +7,8 @@
 
 use super::elementwise::float_ty;
 use super::{cudnn, cudnn_graph, switch, CudaStorage};
-use crate::backend::ChannelPartials;
 use crate::cpu::conv::ConvShape;
+use crate::saved::ChannelPartials;
 use crate::{DType, Error, Result, Storage};
 use kiln_kernels::cpu::depthwise::Depthwise;
 use kiln_kernels::cuda::conv::{self as k, ConvDims, ConvPass};

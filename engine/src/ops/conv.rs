@@ -1,8 +1,8 @@
 //! 2-d convolution with autograd, in the memory format of its input.
 
 use super::record_node;
-use crate::backend::ChannelPartials;
 use crate::cpu::conv::ConvShape;
+use crate::saved::ChannelPartials;
 use crate::{Error, MemoryFormat, Result, Storage, Tensor};
 
 pub use crate::cpu::conv::Conv2dParams;

@@ -22,9 +22,9 @@ use super::backend::Desc;
 use super::engine::{execute_tensors, Plan};
 use super::graph::{self, Graph, UIDS};
 use super::{candidates, workspace, Op};
-use crate::backend::ChannelPartials;
 use crate::cpu::conv::ConvShape;
 use crate::cuda::CudaStorage;
+use crate::saved::ChannelPartials;
 use crate::{DType, Error, Result, Storage};
 use cudarc::cudnn::sys::{
     self, cudnnBackendAttributeName_t as Name, cudnnBackendAttributeType_t as Type,
