@@ -2,8 +2,8 @@
 //! Each method has one arm per backend (`cpu::*`, `cuda::*`); operands on different devices are
 //! an error naming the op. Fused ops (BN+ReLU, softmax cross-entropy) are entries of their own.
 
+use crate::conv_shape::ConvShape;
 use crate::cpu;
-use crate::cpu::conv::ConvShape;
 use crate::cpu::pool::PoolKind;
 use crate::cuda::{self, CudaStorage};
 use crate::saved::{

@@ -11,6 +11,7 @@ pub mod amp;
 pub mod autograd;
 pub mod backend;
 mod broadcast;
+pub mod conv_shape;
 pub mod cpu;
 pub mod cuda;
 mod device;

@@ -7,7 +7,7 @@
 
 use super::elementwise::float_ty;
 use super::{cudnn, cudnn_graph, switch, CudaStorage};
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
 use crate::saved::ChannelPartials;
 use crate::{DType, Error, Result, Storage};
 use kiln_kernels::cpu::depthwise::Depthwise;

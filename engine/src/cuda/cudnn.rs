@@ -18,7 +18,7 @@ use super::cudnn_graph::{self, Op};
 use super::switch::{cudnn_benchmark, cudnn_enabled};
 use super::vendor::{call_stream, plan_for, settle, OnStream, StreamHandle};
 use super::{CudaDevice, CudaStorage};
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
 use crate::{DType, Error, Result};
 use cudarc::cudnn::result::{self, CudnnError};
 use cudarc::cudnn::sys::{
@@ -900,7 +900,7 @@ pub(super) fn backward_filter(
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::cpu::conv::Conv2dParams;
+    use crate::conv_shape::Conv2dParams;
 
     /// f32 convolutions never take a tensor-op (TF32) ranking entry; f16 ones take any known
     /// mode; unknown modes are skipped.

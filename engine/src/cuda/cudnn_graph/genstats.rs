@@ -22,7 +22,7 @@ use super::backend::Desc;
 use super::engine::{execute_tensors, Plan};
 use super::graph::{self, Graph, UIDS};
 use super::{candidates, workspace, Op};
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
 use crate::cuda::CudaStorage;
 use crate::saved::ChannelPartials;
 use crate::{DType, Error, Result, Storage};
@@ -203,7 +203,7 @@ pub(in crate::cuda) fn forward_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::conv::Conv2dParams;
+    use crate::conv_shape::Conv2dParams;
 
     /// cuDNN (where it loads: host-side objects, no device needed) accepts the conv fprop and
     /// genstats operations for f16 and bf16 NHWC convolutions, plain, strided and grouped.

@@ -258,7 +258,7 @@ mod tests {
     /// descriptor getter that heuristics and the disk cache rely on.
     #[test]
     fn descriptors_read_back() {
-        use crate::cpu::conv::{Conv2dParams, ConvShape};
+        use crate::conv_shape::{Conv2dParams, ConvShape};
         use crate::DType;
         if let Err(why) = crate::cuda::cudnn::require_symbols(&crate::cuda::cudnn_graph::SYMBOLS) {
             eprintln!("skipped: {why}");

@@ -36,7 +36,7 @@ use super::cudnn::{on_call_stream, require_symbols, Key, MAX_BENCH_WORKSPACE};
 use super::switch::{cudnn_benchmark, cudnn_enabled, cudnn_graph_enabled};
 use super::vendor::{plan_for, settle};
 use super::{CudaDevice, CudaStorage};
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
 use crate::{DType, Error, Result};
 use cudarc::cudnn::sys::{self, cudnnBackendHeurMode_t as HeurMode, cudnnDataType_t};
 use cudarc::driver::sys::CUevent_flags;
@@ -338,7 +338,7 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::conv::Conv2dParams;
+    use crate::conv_shape::Conv2dParams;
 
     fn key(channels_last: bool, dtype: DType, groups: usize) -> Key {
         let p = Conv2dParams {
