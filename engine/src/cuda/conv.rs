@@ -5,7 +5,7 @@
 //! the rest, the implicit GEMMs on tensor cores (`conv_tc.cu`) for f16/bf16 on sm_80+ unless
 //! switched off (`KILN_TENSOR_CORES=0`).
 
-use super::cudnn_graph::Op;
+use super::cudnn_key::Op;
 use super::elementwise::float_ty;
 use super::{cudnn, cudnn_graph, switch, CudaStorage};
 use crate::conv_shape::ConvShape;

@@ -14,9 +14,11 @@
 //! [`Error::Capture`] (see [`super::vendor`]). [`convolve`] tries the graph API
 //! ([`super::cudnn_graph`]) first, then this one.
 
-use super::cudnn_graph::{self, Op};
+use super::cudnn_graph;
+use super::cudnn_key::{Key, Op};
+use super::cudnn_lib::{cudnn_err, load, on_call_stream, MAX_BENCH_WORKSPACE};
 use super::switch::{cudnn_benchmark, cudnn_enabled};
-use super::vendor::{call_stream, plan_for, settle, OnStream, StreamHandle};
+use super::vendor::{plan_for, settle};
 use super::{CudaDevice, CudaStorage};
 use crate::conv_shape::ConvShape;
 use crate::{DType, Error, Result};
@@ -33,46 +35,9 @@ use cudarc::cudnn::sys::{
     cudnnGetConvolutionForwardAlgorithm_v7 as heuristics_y, cudnnMathType_t, cudnnStatus_t,
     cudnnTensorFormat_t,
 };
-use cudarc::driver::sys::CUstream;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
-
-/// The cuDNN entry points kiln calls; a library lacking one is not used.
-const SYMBOLS: [&str; 26] = [
-    "cudnnGetVersion",
-    "cudnnCnnVersionCheck",
-    "cudnnOpsVersionCheck",
-    "cudnnCreate",
-    "cudnnDestroy",
-    "cudnnSetStream",
-    "cudnnCreateTensorDescriptor",
-    "cudnnSetTensor4dDescriptor",
-    "cudnnDestroyTensorDescriptor",
-    "cudnnCreateFilterDescriptor",
-    "cudnnSetFilter4dDescriptor",
-    "cudnnDestroyFilterDescriptor",
-    "cudnnCreateConvolutionDescriptor",
-    "cudnnSetConvolution2dDescriptor",
-    "cudnnSetConvolutionGroupCount",
-    "cudnnSetConvolutionMathType",
-    "cudnnDestroyConvolutionDescriptor",
-    "cudnnGetConvolutionForwardAlgorithm_v7",
-    "cudnnGetConvolutionBackwardDataAlgorithm_v7",
-    "cudnnGetConvolutionBackwardFilterAlgorithm_v7",
-    "cudnnFindConvolutionForwardAlgorithmEx",
-    "cudnnFindConvolutionBackwardDataAlgorithmEx",
-    "cudnnFindConvolutionBackwardFilterAlgorithmEx",
-    "cudnnConvolutionForward",
-    "cudnnConvolutionBackwardData",
-    "cudnnConvolutionBackwardFilter",
-];
-
-/// The oldest cuDNN whose ABI matches cudarc's bindings (9.0).
-const MIN_VERSION: usize = 90000;
-
-/// The largest workspace the benchmark mode lets an algorithm ask for.
-pub(super) const MAX_BENCH_WORKSPACE: usize = 1 << 30;
 
 /// Room for every algorithm of one direction (forward has the most: 8).
 const MAX_ALGOS: usize = 8;
@@ -94,80 +59,6 @@ struct Perf {
 /// Whether a status says "this configuration is not supported" (cuDNN 9's 3000 range).
 fn unsupported(e: CudnnError) -> bool {
     (3000..4000).contains(&(e.0 as u32))
-}
-
-/// A cuDNN status as kiln's error, naming the call.
-pub(super) fn cudnn_err(what: &str, e: CudnnError) -> Error {
-    Error::Cuda(format!("cuDNN {what}: {e}"))
-}
-
-/// One convolution's sizes (as cuDNN's ints), layout, types and algorithm mode: the cache key.
-/// Shared with the graph API path ([`super::cudnn_graph`]), which keys its plans the same way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct Key {
-    pub(super) x: [i32; 4],
-    pub(super) y: [i32; 4],
-    pub(super) w: [i32; 4],
-    pub(super) pad: [i32; 2],
-    pub(super) stride: [i32; 2],
-    pub(super) dilation: [i32; 2],
-    pub(super) groups: i32,
-    pub(super) channels_last: bool,
-    /// Storage type, compute type and math mode.
-    pub(super) ty: cudnnDataType_t,
-    pub(super) compute: cudnnDataType_t,
-    pub(super) math: cudnnMathType_t,
-    pub(super) benchmark: bool,
-}
-
-impl Key {
-    /// The shapes and storage type, for messages.
-    pub(super) fn describe(&self) -> String {
-        let layout = if self.channels_last { "nhwc" } else { "nchw" };
-        format!(
-            "x {:?} w {:?} {layout} {:?} (stride {:?}, pad {:?}, dilation {:?}, groups {})",
-            self.x, self.w, self.ty, self.stride, self.pad, self.dilation, self.groups
-        )
-    }
-
-    /// None when the dtype has no cuDNN convolution, or a tensor is empty or too large for
-    /// cuDNN's 32-bit sizes.
-    pub(super) fn new(s: &ConvShape, dtype: DType, benchmark: bool) -> Option<Key> {
-        use cudnnDataType_t::*;
-        use cudnnMathType_t::*;
-        // f16/bf16 on tensor cores accumulating in f32; f32 without TF32 (FMA math).
-        let (ty, compute, math) = match dtype {
-            DType::F32 => (CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, CUDNN_FMA_MATH),
-            DType::F64 => (CUDNN_DATA_DOUBLE, CUDNN_DATA_DOUBLE, CUDNN_DEFAULT_MATH),
-            DType::F16 => (CUDNN_DATA_HALF, CUDNN_DATA_FLOAT, CUDNN_TENSOR_OP_MATH),
-            DType::BF16 => (CUDNN_DATA_BFLOAT16, CUDNN_DATA_FLOAT, CUDNN_TENSOR_OP_MATH),
-            _ => return None,
-        };
-        let g = &s.geom;
-        let int = |v: usize| i32::try_from(v).ok();
-        let dims = |d: [usize; 4]| -> Option<[i32; 4]> {
-            let count = d.iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
-            if count == 0 || int(count).is_none() {
-                return None;
-            }
-            Some([int(d[0])?, int(d[1])?, int(d[2])?, int(d[3])?])
-        };
-        let pair = |p: [usize; 2]| Some([int(p[0])?, int(p[1])?]);
-        Some(Key {
-            x: dims([s.n, s.c, g.hw[0], g.hw[1]])?,
-            y: dims([s.n, s.oc, g.out[0], g.out[1]])?,
-            w: dims([s.oc, g.c, g.k[0], g.k[1]])?,
-            pad: pair(g.pad)?,
-            stride: pair(g.stride)?,
-            dilation: pair(g.dil)?,
-            groups: int(s.groups)?,
-            channels_last: s.channels_last,
-            ty,
-            compute,
-            math,
-            benchmark,
-        })
-    }
 }
 
 /// The tensor, filter and convolution descriptors of one key.
@@ -252,64 +143,6 @@ struct Plan {
 /// Plans per direction and key; None records that cuDNN does not support the key.
 type Plans = HashMap<(Op, Key), Option<Plan>>;
 
-/// Checks that a usable cuDNN loads: 9.x, with every entry point kiln calls and the convolution
-/// sub-libraries; Err says why not.
-fn load() -> std::result::Result<(), String> {
-    require_symbols(&SYMBOLS)?;
-    let version = result::get_version();
-    if version < MIN_VERSION {
-        return Err(format!("cuDNN {version} is older than 9.0"));
-    }
-    // SAFETY: plain queries whose symbols exist (checked above): they load the convolution and
-    // ops sub-libraries and compare their versions with the main library's.
-    let checks = unsafe { [sys::cudnnCnnVersionCheck(), sys::cudnnOpsVersionCheck()] };
-    for status in checks {
-        status.result().map_err(|e| {
-            format!(
-                "cuDNN sub-libraries: {e}; loaded: {} (cudarc opens the unversioned libcudnn.so \
-                 first: put one cuDNN's folder, with a libcudnn.so link, first on LD_LIBRARY_PATH)",
-                mapped_cudnn_files().join(", ")
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// Err names the first of `names` that `has` says is missing.
-fn check_symbols(names: &[&str], has: impl Fn(&str) -> bool) -> std::result::Result<(), String> {
-    match names.iter().find(|name| !has(name)) {
-        Some(name) => Err(format!("libcudnn lacks {name}")),
-        None => Ok(()),
-    }
-}
-
-/// Checks that the loaded libcudnn exports every one of `names`; Err names one it lacks.
-pub(super) fn require_symbols(names: &[&str]) -> std::result::Result<(), String> {
-    // SAFETY: only tries to open the shared library by its candidate names.
-    if !unsafe { sys::is_culib_present() } {
-        return Err("libcudnn was not found on the library path".into());
-    }
-    // SAFETY: the library opens (checked above), so `culib` returns it instead of panicking.
-    let lib = unsafe { sys::culib() };
-    // SAFETY: symbol lookups; the pointers are neither called nor kept.
-    check_symbols(names, |name| {
-        unsafe { lib.get::<*const c_void>(name.as_bytes()) }.is_ok()
-    })
-}
-
-/// The cuDNN files this process has mapped, from /proc/self/maps (empty where it cannot be read).
-fn mapped_cudnn_files() -> Vec<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut files: Vec<String> = maps
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(5))
-        .filter(|path| path.contains("libcudnn"))
-        .map(String::from)
-        .collect();
-    files.dedup();
-    files
-}
-
 /// A cuDNN handle on one device's compute stream, and the plans of the shapes seen so far.
 pub(super) struct Dnn {
     pub(super) handle: sys::cudnnHandle_t,
@@ -354,33 +187,6 @@ impl Drop for Dnn {
         // SAFETY: the handle was created by `open` and is destroyed once.
         let _ = unsafe { result::destroy_handle(self.handle) };
     }
-}
-
-/// A raw cuDNN handle, for [`OnStream`].
-pub(super) struct DnnHandle(sys::cudnnHandle_t);
-
-impl StreamHandle for DnnHandle {
-    const NAME: &'static str = "cuDNN";
-
-    unsafe fn set_stream(&mut self, stream: CUstream) -> Result<()> {
-        // SAFETY: the caller's contract (a live handle and stream of one context).
-        unsafe { result::set_stream(self.0, stream as sys::cudaStream_t) }
-            .map_err(|e| cudnn_err("cudnnSetStream", e))
-    }
-}
-
-/// Binds `h`, the handle of `dev`'s [`Dnn`] (which the caller holds locked until the guard
-/// drops), to this thread's stream on `dev` (a capture's, while capturing) until the guard
-/// drops; cuDNN takes workspaces per call.
-pub(super) fn on_call_stream(
-    dev: &CudaDevice,
-    h: sys::cudnnHandle_t,
-) -> Result<OnStream<DnnHandle>> {
-    let home = dev.compute_stream().cu_stream();
-    // SAFETY: the handle lives as long as the device's Dnn, which the caller holds locked over
-    // the call; both streams belong to the device's context, and a capture's outlives its
-    // capture.
-    unsafe { OnStream::bind(DnnHandle(h), home, call_stream(dev), None) }
 }
 
 /// Whether cuDNN is loaded on `dev` (it serves convolutions unless switched off); Err says why not.
@@ -697,24 +503,17 @@ pub(super) fn may_serve(dev: &std::sync::Arc<CudaDevice>, dtype: DType, s: &Conv
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
+    use super::super::cudnn_key::tests::{for_each_conv_case, plain_key};
     use super::*;
-    use crate::conv_shape::Conv2dParams;
 
     /// f32 convolutions never take a tensor-op (TF32) ranking entry; f16 ones take any known
     /// mode; unknown modes are skipped.
     #[test]
     fn math_modes_keep_f32_strict() {
         use cudnnMathType_t::*;
-        let s = ConvShape::new(
-            &[1, 4, 5, 5],
-            &[4, 4, 3, 3],
-            &Conv2dParams::default(),
-            false,
-        )
-        .unwrap();
-        let f32_key = Key::new(&s, DType::F32, false).unwrap();
-        let f16_key = Key::new(&s, DType::F16, false).unwrap();
+        let f32_key = plain_key([1, 4, 5, 5], [4, 4, 3, 3], false, DType::F32);
+        let f16_key = plain_key([1, 4, 5, 5], [4, 4, 3, 3], false, DType::F16);
         let modes = |k: &Key| (0..6).map(|raw| math_mode(k, raw)).collect::<Vec<_>>();
         assert_eq!(
             modes(&f32_key),
@@ -738,43 +537,6 @@ pub(super) mod tests {
                 None
             ]
         );
-    }
-
-    /// The symbol check names the first missing entry point.
-    #[test]
-    fn symbol_check_names_the_missing_one() {
-        let has = |name: &str| name != "cudnnBackendExecute";
-        assert_eq!(check_symbols(&["cudnnCreate", "cudnnDestroy"], has), Ok(()));
-        assert_eq!(
-            check_symbols(&["cudnnCreate", "cudnnBackendExecute", "x"], has),
-            Err("libcudnn lacks cudnnBackendExecute".into())
-        );
-    }
-
-    /// Calls `f` with the key of every convolution case the descriptor tests cover: plain,
-    /// strided with a 7x7 filter, grouped and dilated, depthwise; each NCHW and NHWC, in f32,
-    /// f64, f16 and bf16.
-    pub(in crate::cuda) fn for_each_conv_case(mut f: impl FnMut(&Key)) {
-        let p = |stride, padding, dilation, groups| Conv2dParams {
-            stride: [stride; 2],
-            padding: [padding; 2],
-            dilation: [dilation; 2],
-            groups,
-        };
-        let cases = [
-            ([2, 8, 9, 11], [16, 8, 3, 3], p(1, 1, 1, 1)),
-            ([2, 3, 15, 13], [8, 3, 7, 7], p(2, 3, 1, 1)),
-            ([2, 8, 11, 9], [12, 2, 3, 3], p(1, 2, 2, 4)),
-            ([2, 8, 9, 9], [8, 1, 3, 3], p(2, 1, 1, 8)),
-        ];
-        for (x, w, params) in cases {
-            for channels_last in [false, true] {
-                for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
-                    let s = ConvShape::new(&x, &w, &params, channels_last).unwrap();
-                    f(&Key::new(&s, dtype, false).unwrap());
-                }
-            }
-        }
     }
 
     /// cuDNN's descriptors (host-side objects: no device needed) accept every layout, dtype,

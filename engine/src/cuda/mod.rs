@@ -13,6 +13,8 @@ pub mod copy;
 mod cublas;
 mod cudnn;
 mod cudnn_graph;
+mod cudnn_key;
+mod cudnn_lib;
 mod device;
 pub mod elementwise;
 pub mod graph;
