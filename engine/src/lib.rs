@@ -13,6 +13,7 @@ pub mod backend;
 mod broadcast;
 pub mod conv_shape;
 pub mod cpu;
+mod cpu_storage;
 pub mod cuda;
 mod device;
 mod dtype;
@@ -35,9 +36,10 @@ pub use ops::{
     Pool2d,
 };
 // The fused squeeze-excite's parameters and the activations it takes.
+pub use cpu_storage::{CpuStorage, StorageElem};
 pub use kiln_kernels::cpu::elementwise::UnaryOp;
 pub use ops::SqueezeExcite;
-pub use storage::{CpuStorage, Storage, StorageElem};
+pub use storage::Storage;
 pub use tensor::{Tensor, TensorId};
 
 // What kiln-train's losses and gradient clipping call: fused BCE options, the one-pass norm.
