@@ -4,7 +4,9 @@
 //! share storage. Ops record autograd nodes when an input requires grad; `backward()` fills the
 //! leaves' `.grad()`. Ops reach the devices through [`backend`]: the CPU backend in [`cpu`]
 //! (kernels in `kiln_kernels::cpu`) and the CUDA backend in [`cuda`] (launchers in
-//! `kiln_kernels::cuda`).
+//! `kiln_kernels::cuda`). The dispatch is one-way: what crosses it besides storages (each op's
+//! saved state in [`saved`], a convolution's shape in [`conv_shape`]) lives beside it, and the
+//! backends never import `backend` (`tests/module_graph/` checks the module graph for circles).
 #![warn(missing_docs)]
 
 pub mod amp;
