@@ -143,41 +143,36 @@ fn backends_do_not_import_the_boundary() {
     );
 }
 
-/// The checker finds a circle closed through a module alias, and none once the shared type
-/// moves to a module of its own.
-#[test]
-fn checker_finds_a_planted_circle() {
-    let planted = Crate::from_sources(vec![
-        ("lib.rs".into(), "mod boundary; mod cpu;".into()),
+/// A crate whose boundary.rs dispatches to cpu/norm.rs through a module alias, both naming
+/// `Saved`, which module `home` (`boundary` or `saved`) defines and the others import.
+fn dispatch_crate(home: &str) -> Crate {
+    let saved = |module: &str| match module == home {
+        true => "pub struct Saved;".to_string(),
+        false => format!("use crate::{home}::Saved;"),
+    };
+    Crate::from_sources(vec![
+        ("lib.rs".into(), "mod boundary; mod cpu; mod saved;".into()),
+        ("saved.rs".into(), saved("saved")),
         (
             "boundary.rs".into(),
-            "use crate::cpu; pub struct Saved; fn f() { cpu::norm::run(); }".into(),
+            saved("boundary") + " use crate::cpu; fn f() { cpu::norm::run(); }",
         ),
         ("cpu/mod.rs".into(), "pub mod norm;".into()),
-        (
-            "cpu/norm.rs".into(),
-            "use crate::boundary::Saved; pub fn run() {}".into(),
-        ),
-    ]);
-    let found = circles(&planted, &planted.edges());
+        ("cpu/norm.rs".into(), saved("norm") + " pub fn run() {}"),
+    ])
+}
+
+/// The checker finds the circle a backend closes by importing the boundary's type, and none
+/// once the type lives in a module of its own.
+#[test]
+fn checker_finds_a_planted_circle() {
+    let planted = dispatch_crate("boundary");
     assert_eq!(
-        found,
+        circles(&planted, &planted.edges()),
         ["2 files: boundary.rs, cpu/norm.rs\n    \
           boundary.rs:1 -> cpu/norm.rs (cpu::norm::run)\n    \
           cpu/norm.rs:1 -> boundary.rs (crate::boundary::Saved)"]
     );
-    let fixed = Crate::from_sources(vec![
-        ("lib.rs".into(), "mod boundary; mod cpu; mod saved;".into()),
-        ("saved.rs".into(), "pub struct Saved;".into()),
-        (
-            "boundary.rs".into(),
-            "use crate::cpu; use crate::saved::Saved; fn f() { cpu::norm::run(); }".into(),
-        ),
-        ("cpu/mod.rs".into(), "pub mod norm;".into()),
-        (
-            "cpu/norm.rs".into(),
-            "use crate::saved::Saved; pub fn run() {}".into(),
-        ),
-    ]);
+    let fixed = dispatch_crate("saved");
     assert!(circles(&fixed, &fixed.edges()).is_empty());
 }
