@@ -2,10 +2,13 @@
 //! Each method has one arm per backend (`cpu::*`, `cuda::*`); operands on different devices are
 //! an error naming the op. Fused ops (BN+ReLU, softmax cross-entropy) are entries of their own.
 
+use crate::conv_shape::ConvShape;
 use crate::cpu;
-use crate::cpu::conv::ConvShape;
 use crate::cpu::pool::PoolKind;
 use crate::cuda::{self, CudaStorage};
+use crate::saved::{
+    AttnSaved, BnGrads, BnRunning, BnSaved, BnStats, ChannelPartials, LnGrads, LnSaved,
+};
 use crate::{CpuStorage, DType, Device, Error, Layout, Result, Storage};
 use kiln_kernels::cpu::attention::AttnDims;
 use kiln_kernels::cpu::bce::BceOpts;
@@ -13,157 +16,9 @@ use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 use kiln_kernels::cpu::pool::Dims4;
 use kiln_kernels::cpu::reduce::ReduceOp;
-use kiln_kernels::cuda::bn_relu::TilePartials;
 
 /// A storage and the layout it is read through.
 pub type View<'a> = (&'a Storage, &'a Layout);
-
-/// The gradients of the fused BatchNorm.
-pub struct BnGrads {
-    /// Input gradient, laid out as the input.
-    pub dx: Storage,
-    /// Residual gradient, when the forward added one.
-    pub dres: Option<Storage>,
-    /// γ gradient \[C\].
-    pub dgamma: Storage,
-    /// β gradient \[C\].
-    pub dbeta: Storage,
-}
-
-/// The buffers a training BN's statistics pass updates in place: dense running mean and
-/// variance \[C\] in the statistics' dtype and num_batches_tracked (one i64), each optional.
-#[derive(Default)]
-pub struct BnRunning<'a> {
-    /// Running mean, blended with the batch mean by `momentum`.
-    pub mean: Option<&'a mut Storage>,
-    /// Running variance, blended with the unbiased batch variance by `momentum`.
-    pub var: Option<&'a mut Storage>,
-    /// num_batches_tracked, incremented.
-    pub batches: Option<&'a mut Storage>,
-    /// Running-average factor.
-    pub momentum: f64,
-}
-
-/// A training BN's batch statistics and the per-channel vectors its forward applies, dense \[C\]
-/// in the statistics' dtype, all from one statistics pass.
-pub struct BnStats {
-    /// Batch mean.
-    pub mean: Storage,
-    /// Biased batch variance.
-    pub var: Storage,
-    /// 1/√(var + eps).
-    pub invstd: Storage,
-    /// γ·invstd.
-    pub scale: Storage,
-    /// β - mean·scale.
-    pub shift: Storage,
-}
-
-/// Per-channel partial statistics of a convolution's output that its epilogue wrote (an f32
-/// device buffer and how they lie in it), for a training BN of that output.
-#[derive(Debug)]
-pub struct ChannelPartials {
-    /// The buffer `parts.ptr` points into (kept alive with it).
-    pub buf: Storage,
-    /// The layout of the partials.
-    pub parts: TilePartials,
-}
-
-/// What the BN backward reads besides the incoming gradient; per-channel vectors are dense \[C\]
-/// storages of the input's dtype.
-pub struct BnSaved<'a> {
-    /// The BN input.
-    pub x: &'a Storage,
-    /// The forward output; none where it was never stored (a convolution's BN prologue): the
-    /// ReLU mask is then recomputed from x and `affine` (CUDA).
-    pub y: Option<&'a Storage>,
-    /// scale = γ·invstd and shift = β - mean·scale of the forward, for a missing `y`.
-    pub affine: Option<[&'a Storage; 2]>,
-    /// Mean the forward normalized with.
-    pub mean: &'a Storage,
-    /// 1/√(var+eps) the forward normalized with.
-    pub invstd: &'a Storage,
-    /// γ (ones without affine weight).
-    pub gamma: &'a Storage,
-    /// Whether a ReLU followed.
-    pub relu: bool,
-    /// Whether batch statistics were used.
-    pub training: bool,
-    /// Whether a residual was added.
-    pub has_residual: bool,
-}
-
-/// What LayerNorm's backward reads besides dy: the input, γ in the parameters' dtype (the
-/// input's, or f32 for f16/bf16 input on CUDA), μ and rstd per row in the statistics dtype (f32
-/// for half types).
-pub struct LnSaved<S> {
-    /// The LayerNorm input, dense rows.
-    pub x: S,
-    /// γ, when the forward had one.
-    pub gamma: Option<S>,
-    /// The dtype of γ and β, which dγ and dβ are written in.
-    pub param_dtype: DType,
-    /// Each row's mean.
-    pub mean: S,
-    /// Each row's 1/√(var + eps).
-    pub rstd: S,
-    /// Whether dγ and dβ are wanted (the forward had γ or β).
-    pub affine: bool,
-}
-
-impl<'a> LnSaved<&'a Storage> {
-    /// The same buffers on one backend, taken out by `pick` (which names the op on a mismatch).
-    fn on<S>(&self, pick: impl Fn(&'a Storage) -> Result<S>) -> Result<LnSaved<S>> {
-        Ok(LnSaved {
-            x: pick(self.x)?,
-            gamma: self.gamma.map(&pick).transpose()?,
-            param_dtype: self.param_dtype,
-            mean: pick(self.mean)?,
-            rstd: pick(self.rstd)?,
-            affine: self.affine,
-        })
-    }
-}
-
-/// The gradients of LayerNorm: dx as dy; dγ and dβ \[len\] in the parameters' dtype, when
-/// wanted.
-pub struct LnGrads<S> {
-    /// Input gradient.
-    pub dx: S,
-    /// γ and β gradients.
-    pub dparams: Option<(S, S)>,
-}
-
-/// What fused attention's backward reads: the forward's dense Q, K, V and O, its per-row
-/// logsumexp (statistics dtype) and dO.
-pub struct AttnSaved<S> {
-    /// Queries [bh, lq, d].
-    pub q: S,
-    /// Keys [bh, lk, d].
-    pub k: S,
-    /// Values [bh, lk, d].
-    pub v: S,
-    /// The forward's output [bh, lq, d].
-    pub o: S,
-    /// The forward's logsumexp per query row.
-    pub lse: S,
-    /// The gradient of O.
-    pub dout: S,
-}
-
-impl<'a> AttnSaved<&'a Storage> {
-    /// The same buffers on one backend, taken out by `pick` (which names the op on a mismatch).
-    fn on<S>(&self, pick: impl Fn(&'a Storage) -> Result<S>) -> Result<AttnSaved<S>> {
-        Ok(AttnSaved {
-            q: pick(self.q)?,
-            k: pick(self.k)?,
-            v: pick(self.v)?,
-            o: pick(self.o)?,
-            lse: pick(self.lse)?,
-            dout: pick(self.dout)?,
-        })
-    }
-}
 
 /// Cross-entropy targets: I64 class indices with smoothing, or soft rows in the logits' dtype.
 #[derive(Clone, Copy)]

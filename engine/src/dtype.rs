@@ -54,6 +54,16 @@ impl DType {
     }
 }
 
+/// The dtype of the statistics kept for activations of `dtype` (BN's per-channel vectors,
+/// LayerNorm's per-row μ and rstd, the losses' per-row values): f32 for f16 and bf16 (the
+/// statistics of low-precision activations stay in f32, as in PyTorch), else `dtype` itself.
+pub(crate) fn stat_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        other => other,
+    }
+}
+
 /// A Rust type that a tensor can hold, with lossless-enough conversion through f64.
 pub trait WithDType: Copy + Send + Sync + bytemuck::Pod + std::fmt::Debug + 'static {
     /// The dtype this type stores.

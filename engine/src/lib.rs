@@ -4,20 +4,25 @@
 //! share storage. Ops record autograd nodes when an input requires grad; `backward()` fills the
 //! leaves' `.grad()`. Ops reach the devices through [`backend`]: the CPU backend in [`cpu`]
 //! (kernels in `kiln_kernels::cpu`) and the CUDA backend in [`cuda`] (launchers in
-//! `kiln_kernels::cuda`).
+//! `kiln_kernels::cuda`). The dispatch is one-way: what crosses it besides storages (each op's
+//! saved state in [`saved`], a convolution's shape in [`conv_shape`]) lives beside it, and the
+//! backends never import `backend` (`tests/module_graph/` checks the module graph for circles).
 #![warn(missing_docs)]
 
 pub mod amp;
 pub mod autograd;
 pub mod backend;
 mod broadcast;
+pub mod conv_shape;
 pub mod cpu;
+mod cpu_storage;
 pub mod cuda;
 mod device;
 mod dtype;
 mod error;
 mod layout;
 mod ops;
+pub mod saved;
 mod storage;
 mod tensor;
 
@@ -33,9 +38,10 @@ pub use ops::{
     Pool2d,
 };
 // The fused squeeze-excite's parameters and the activations it takes.
+pub use cpu_storage::{CpuStorage, StorageElem};
 pub use kiln_kernels::cpu::elementwise::UnaryOp;
 pub use ops::SqueezeExcite;
-pub use storage::{CpuStorage, Storage, StorageElem};
+pub use storage::Storage;
 pub use tensor::{Tensor, TensorId};
 
 // What kiln-train's losses and gradient clipping call: fused BCE options, the one-pass norm.

@@ -2,8 +2,7 @@
 
 use crate::autograd::{self, Node};
 use crate::cpu::elementwise::add_assign;
-use crate::storage::StorageElem;
-use crate::{CpuStorage, DType, Device, Error, Layout, MemoryFormat, Result, Storage};
+use crate::{CpuStorage, DType, Device, Error, Layout, MemoryFormat, Result, Storage, StorageElem};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

@@ -2,12 +2,13 @@
 //! `backward()` walks the recorded graph from the loss in reverse topological order (the tape),
 //! calling each node's backward and accumulating gradients into leaves' `.grad()`.
 
+mod grad_mode;
 mod gradcheck;
 
+pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
 pub use gradcheck::{check_gradients, GradCheck};
 
 use crate::{Error, Result, Tensor, TensorId};
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -19,33 +20,6 @@ pub struct Node {
     pub(crate) op: &'static str,
     pub(crate) inputs: Vec<Tensor>,
     backward: BackwardFn,
-}
-
-thread_local! {
-    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
-}
-
-/// Whether ops record the graph on this thread.
-pub fn is_grad_enabled() -> bool {
-    GRAD_ENABLED.with(|g| g.get())
-}
-
-/// Disables recording until dropped (PyTorch's `torch.no_grad()`).
-pub struct NoGradGuard {
-    previous: bool,
-}
-
-/// Returns a guard under which ops record no graph.
-pub fn no_grad() -> NoGradGuard {
-    NoGradGuard {
-        previous: GRAD_ENABLED.with(|g| g.replace(false)),
-    }
-}
-
-impl Drop for NoGradGuard {
-    fn drop(&mut self) {
-        GRAD_ENABLED.with(|g| g.set(self.previous));
-    }
 }
 
 /// A node for an op over `inputs` if recording is on and any input requires grad.

@@ -1,6 +1,6 @@
 //! Fused scaled-dot-product attention on the CPU (f32, f64; half types run through f32).
 
-use crate::backend::AttnSaved;
+use crate::saved::AttnSaved;
 use crate::{CpuStorage, Error, Result, StorageElem};
 use kiln_kernels::cpu::attention::{self as k, AttnBwdInputs, AttnDims};
 use kiln_kernels::cpu::Real;

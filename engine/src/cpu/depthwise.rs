@@ -1,24 +1,10 @@
 //! Depthwise convolutions (groups = in = out channels) on the direct kernels of
 //! `kiln_kernels::cpu::depthwise`, in the memory format of the [`ConvShape`].
 
-use super::conv::ConvShape;
 use super::float_map2;
+use crate::conv_shape::ConvShape;
 use crate::{CpuStorage, Result};
 use kiln_kernels::cpu::depthwise::Depthwise;
-use kiln_kernels::cpu::im2col::ConvGeom;
-
-impl ConvShape {
-    /// The direct depthwise kernel for this shape, when every channel is its own group.
-    pub fn depthwise(&self) -> Option<Depthwise> {
-        (self.groups == self.c && self.oc == self.c).then_some(Depthwise {
-            n: self.n,
-            geom: ConvGeom {
-                c: self.c,
-                ..self.geom
-            },
-        })
-    }
-}
 
 /// y = depthwise conv(x, w) with w `[C, 1, KH, KW]` (or its OHWI twin).
 pub fn forward(x: &CpuStorage, w: &CpuStorage, s: &ConvShape, d: &Depthwise) -> Result<CpuStorage> {

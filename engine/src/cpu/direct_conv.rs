@@ -7,11 +7,11 @@
 //! registers. The weight gradient uses the same tile with output channels as rows: each tap's
 //! valid pixels form a rectangle whose rows are the reduction's runs.
 
-use super::conv::ConvShape;
 use super::conv_tile::{self, Output, Run, Strides, LANES, MAX_ROWS};
 use super::elementwise::add_assign;
 use super::scratch::with_scratch;
 use super::transpose::transpose;
+use crate::conv_shape::ConvShape;
 use kiln_kernels::cpu::im2col::ConvGeom;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;

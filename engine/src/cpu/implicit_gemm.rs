@@ -10,10 +10,10 @@
 //! Work is cut into blocks of whole output rows of one image; each block's grid-shaped output
 //! stays in cache across the KH products and is compacted into the result.
 
-use super::conv::ConvShape;
 use super::elementwise::add_assign;
 use super::matmul::{gemm, MatRef};
 use super::scratch::with_scratch;
+use crate::conv_shape::ConvShape;
 use kiln_kernels::cpu::Real;
 use rayon::prelude::*;
 use std::ops::Range;

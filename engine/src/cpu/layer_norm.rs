@@ -1,6 +1,6 @@
 //! LayerNorm over the last dim of dense rows on the CPU (f32, f64; half types run through f32).
 
-use crate::backend::{LnGrads, LnSaved};
+use crate::saved::{LnGrads, LnSaved};
 use crate::{CpuStorage, Error, Result, StorageElem};
 use kiln_kernels::cpu::layer_norm as k;
 use kiln_kernels::cpu::Real;

@@ -1,7 +1,7 @@
 //! Fused BatchNorm(+residual)(+ReLU) on the CPU; inputs are dense NCHW or NHWC.
 
 use super::{float_map, float_map2};
-use crate::backend::{BnRunning, BnStats};
+use crate::saved::{BnRunning, BnStats};
 use crate::{CpuStorage, DType, Error, Layout, Result, Storage, StorageElem};
 use kiln_kernels::cpu::bn_relu::{self as k, BnBackward, ChannelDims};
 use kiln_kernels::cpu::{c, Real};

@@ -2,7 +2,7 @@
 //! per-row logsumexp and Δ in f32).
 
 use super::CudaStorage;
-use crate::backend::AttnSaved;
+use crate::saved::AttnSaved;
 use crate::{DType, Error, Result};
 use kiln_kernels::cpu::attention::AttnDims;
 use kiln_kernels::cuda::attention::{self as k, AttnBwdPtrs};

@@ -1,10 +1,10 @@
 //! Binary cross-entropy with logits on the device, over dense rows. f16/bf16 logits are read as
-//! they are; their losses, soft targets and scales are f32 (`ops::norm::stat_dtype`).
+//! they are; their losses, soft targets and scales are f32 (`dtype::stat_dtype`).
 
 use super::elementwise::float_ty;
 use super::softmax::Targets;
 use super::CudaStorage;
-use crate::ops::norm::stat_dtype;
+use crate::dtype::stat_dtype;
 use crate::{Error, Result};
 use kiln_kernels::cpu::bce::BceOpts;
 use kiln_kernels::cuda::bce as k;

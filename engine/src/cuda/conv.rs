@@ -5,10 +5,11 @@
 //! the rest, the implicit GEMMs on tensor cores (`conv_tc.cu`) for f16/bf16 on sm_80+ unless
 //! switched off (`KILN_TENSOR_CORES=0`).
 
+use super::cudnn_key::Op;
 use super::elementwise::float_ty;
 use super::{cudnn, cudnn_graph, switch, CudaStorage};
-use crate::backend::ChannelPartials;
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
+use crate::saved::ChannelPartials;
 use crate::{DType, Error, Result, Storage};
 use kiln_kernels::cpu::depthwise::Depthwise;
 use kiln_kernels::cuda::conv::{self as k, ConvDims, ConvPass};
@@ -99,7 +100,7 @@ fn forward(
             return Ok((y, Some(p)));
         }
     }
-    if cudnn::forward(x, w, &y, s)? {
+    if cudnn::convolve(Op::Forward, [x, w, &y], s)? {
         return Ok((y, None));
     }
     let ptrs = (x.ptr(), w.ptr(), y.ptr());
@@ -205,7 +206,7 @@ pub fn conv2d_bwd_data(dy: &CudaStorage, w: &CudaStorage, s: &ConvShape) -> Resu
     let ty = conv_ty(dy, w)?;
     let g = &s.geom;
     let dx = CudaStorage::alloc(dy.device(), dy.dtype(), s.n * s.c * g.hw[0] * g.hw[1])?;
-    if cudnn::backward_data(dy, w, &dx, s)? {
+    if cudnn::convolve(Op::BackwardData, [&dx, w, dy], s)? {
         return Ok(dx);
     }
     if let Some(d) = depthwise(s) {
@@ -223,7 +224,7 @@ pub fn conv2d_bwd_filter(x: &CudaStorage, dy: &CudaStorage, s: &ConvShape) -> Re
     let ty = conv_ty(x, dy)?;
     let g = &s.geom;
     let dw = CudaStorage::alloc(x.device(), x.dtype(), s.oc * g.c * g.k[0] * g.k[1])?;
-    if cudnn::backward_filter(x, dy, &dw, s)? {
+    if cudnn::convolve(Op::BackwardFilter, [x, &dw, dy], s)? {
         return Ok(dw);
     }
     let ptrs = (x.ptr(), dy.ptr(), dw.ptr());

@@ -11,61 +11,33 @@
 //!
 //! Inside a CUDA graph capture a call runs on the capture's stream with a workspace from the
 //! graph's pool, and only with a plan an eager call of its shape cached: choosing one there is
-//! [`Error::Capture`] (see [`super::vendor`]). [`forward`], [`backward_data`] and
-//! [`backward_filter`] try the graph API ([`super::cudnn_graph`]) first, then this one.
+//! [`Error::Capture`] (see [`super::vendor`]). [`convolve`] tries the graph API
+//! ([`super::cudnn_graph`]) first, then this one.
 
-use super::cudnn_graph::{self, Op};
+use super::cudnn_graph;
+use super::cudnn_key::{Key, Op};
+use super::cudnn_lib::{cudnn_err, load, on_call_stream, MAX_BENCH_WORKSPACE};
 use super::switch::{cudnn_benchmark, cudnn_enabled};
-use super::vendor::{call_stream, plan_for, settle, OnStream, StreamHandle};
+use super::vendor::{plan_for, settle};
 use super::{CudaDevice, CudaStorage};
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
 use crate::{DType, Error, Result};
 use cudarc::cudnn::result::{self, CudnnError};
 use cudarc::cudnn::sys::{
-    self, cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdFilterAlgo_t,
-    cudnnConvolutionFwdAlgo_t, cudnnDataType_t, cudnnMathType_t, cudnnStatus_t,
+    self, cudnnConvolutionBackwardData as launch_dx, cudnnConvolutionBackwardFilter as launch_dw,
+    cudnnConvolutionBwdDataAlgo_t as DataAlgo, cudnnConvolutionBwdFilterAlgo_t as FilterAlgo,
+    cudnnConvolutionForward as launch_y, cudnnConvolutionFwdAlgo_t as FwdAlgo, cudnnDataType_t,
+    cudnnFindConvolutionBackwardDataAlgorithmEx as find_dx,
+    cudnnFindConvolutionBackwardFilterAlgorithmEx as find_dw,
+    cudnnFindConvolutionForwardAlgorithmEx as find_y,
+    cudnnGetConvolutionBackwardDataAlgorithm_v7 as heuristics_dx,
+    cudnnGetConvolutionBackwardFilterAlgorithm_v7 as heuristics_dw,
+    cudnnGetConvolutionForwardAlgorithm_v7 as heuristics_y, cudnnMathType_t, cudnnStatus_t,
     cudnnTensorFormat_t,
 };
-use cudarc::driver::sys::CUstream;
 use std::collections::HashMap;
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
-
-/// The cuDNN entry points kiln calls; a library lacking one is not used.
-const SYMBOLS: [&str; 26] = [
-    "cudnnGetVersion",
-    "cudnnCnnVersionCheck",
-    "cudnnOpsVersionCheck",
-    "cudnnCreate",
-    "cudnnDestroy",
-    "cudnnSetStream",
-    "cudnnCreateTensorDescriptor",
-    "cudnnSetTensor4dDescriptor",
-    "cudnnDestroyTensorDescriptor",
-    "cudnnCreateFilterDescriptor",
-    "cudnnSetFilter4dDescriptor",
-    "cudnnDestroyFilterDescriptor",
-    "cudnnCreateConvolutionDescriptor",
-    "cudnnSetConvolution2dDescriptor",
-    "cudnnSetConvolutionGroupCount",
-    "cudnnSetConvolutionMathType",
-    "cudnnDestroyConvolutionDescriptor",
-    "cudnnGetConvolutionForwardAlgorithm_v7",
-    "cudnnGetConvolutionBackwardDataAlgorithm_v7",
-    "cudnnGetConvolutionBackwardFilterAlgorithm_v7",
-    "cudnnFindConvolutionForwardAlgorithmEx",
-    "cudnnFindConvolutionBackwardDataAlgorithmEx",
-    "cudnnFindConvolutionBackwardFilterAlgorithmEx",
-    "cudnnConvolutionForward",
-    "cudnnConvolutionBackwardData",
-    "cudnnConvolutionBackwardFilter",
-];
-
-/// The oldest cuDNN whose ABI matches cudarc's bindings (9.0).
-const MIN_VERSION: usize = 90000;
-
-/// The largest workspace the benchmark mode lets an algorithm ask for.
-pub(super) const MAX_BENCH_WORKSPACE: usize = 1 << 30;
 
 /// Room for every algorithm of one direction (forward has the most: 8).
 const MAX_ALGOS: usize = 8;
@@ -87,80 +59,6 @@ struct Perf {
 /// Whether a status says "this configuration is not supported" (cuDNN 9's 3000 range).
 fn unsupported(e: CudnnError) -> bool {
     (3000..4000).contains(&(e.0 as u32))
-}
-
-/// A cuDNN status as kiln's error, naming the call.
-pub(super) fn cudnn_err(what: &str, e: CudnnError) -> Error {
-    Error::Cuda(format!("cuDNN {what}: {e}"))
-}
-
-/// One convolution's sizes (as cuDNN's ints), layout, types and algorithm mode: the cache key.
-/// Shared with the graph API path ([`super::cudnn_graph`]), which keys its plans the same way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct Key {
-    pub(super) x: [i32; 4],
-    pub(super) y: [i32; 4],
-    pub(super) w: [i32; 4],
-    pub(super) pad: [i32; 2],
-    pub(super) stride: [i32; 2],
-    pub(super) dilation: [i32; 2],
-    pub(super) groups: i32,
-    pub(super) channels_last: bool,
-    /// Storage type, compute type and math mode.
-    pub(super) ty: cudnnDataType_t,
-    pub(super) compute: cudnnDataType_t,
-    pub(super) math: cudnnMathType_t,
-    pub(super) benchmark: bool,
-}
-
-impl Key {
-    /// The shapes and storage type, for messages.
-    pub(super) fn describe(&self) -> String {
-        let layout = if self.channels_last { "nhwc" } else { "nchw" };
-        format!(
-            "x {:?} w {:?} {layout} {:?} (stride {:?}, pad {:?}, dilation {:?}, groups {})",
-            self.x, self.w, self.ty, self.stride, self.pad, self.dilation, self.groups
-        )
-    }
-
-    /// None when the dtype has no cuDNN convolution, or a tensor is empty or too large for
-    /// cuDNN's 32-bit sizes.
-    pub(super) fn new(s: &ConvShape, dtype: DType, benchmark: bool) -> Option<Key> {
-        use cudnnDataType_t::*;
-        use cudnnMathType_t::*;
-        // f16/bf16 on tensor cores accumulating in f32; f32 without TF32 (FMA math).
-        let (ty, compute, math) = match dtype {
-            DType::F32 => (CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, CUDNN_FMA_MATH),
-            DType::F64 => (CUDNN_DATA_DOUBLE, CUDNN_DATA_DOUBLE, CUDNN_DEFAULT_MATH),
-            DType::F16 => (CUDNN_DATA_HALF, CUDNN_DATA_FLOAT, CUDNN_TENSOR_OP_MATH),
-            DType::BF16 => (CUDNN_DATA_BFLOAT16, CUDNN_DATA_FLOAT, CUDNN_TENSOR_OP_MATH),
-            _ => return None,
-        };
-        let g = &s.geom;
-        let int = |v: usize| i32::try_from(v).ok();
-        let dims = |d: [usize; 4]| -> Option<[i32; 4]> {
-            let count = d.iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
-            if count == 0 || int(count).is_none() {
-                return None;
-            }
-            Some([int(d[0])?, int(d[1])?, int(d[2])?, int(d[3])?])
-        };
-        let pair = |p: [usize; 2]| Some([int(p[0])?, int(p[1])?]);
-        Some(Key {
-            x: dims([s.n, s.c, g.hw[0], g.hw[1]])?,
-            y: dims([s.n, s.oc, g.out[0], g.out[1]])?,
-            w: dims([s.oc, g.c, g.k[0], g.k[1]])?,
-            pad: pair(g.pad)?,
-            stride: pair(g.stride)?,
-            dilation: pair(g.dil)?,
-            groups: int(s.groups)?,
-            channels_last: s.channels_last,
-            ty,
-            compute,
-            math,
-            benchmark,
-        })
-    }
 }
 
 /// The tensor, filter and convolution descriptors of one key.
@@ -234,80 +132,21 @@ impl Drop for Descs {
     }
 }
 
-/// A cached choice: descriptors, algorithm, and the workspace it needs.
-struct Plan<A> {
+/// A cached choice: descriptors, algorithm (the discriminant of its direction's enum), and the
+/// workspace it needs.
+struct Plan {
     descs: Descs,
-    algo: A,
+    algo: u32,
     workspace: usize,
 }
 
-/// Plans per key; None records that cuDNN does not support the key.
-type Plans<A> = HashMap<Key, Option<Plan<A>>>;
-
-/// Checks that a usable cuDNN loads: 9.x, with every entry point kiln calls and the convolution
-/// sub-libraries; Err says why not.
-fn load() -> std::result::Result<(), String> {
-    require_symbols(&SYMBOLS)?;
-    let version = result::get_version();
-    if version < MIN_VERSION {
-        return Err(format!("cuDNN {version} is older than 9.0"));
-    }
-    // SAFETY: plain queries whose symbols exist (checked above): they load the convolution and
-    // ops sub-libraries and compare their versions with the main library's.
-    let checks = unsafe { [sys::cudnnCnnVersionCheck(), sys::cudnnOpsVersionCheck()] };
-    for status in checks {
-        status.result().map_err(|e| {
-            format!(
-                "cuDNN sub-libraries: {e}; loaded: {} (cudarc opens the unversioned libcudnn.so \
-                 first: put one cuDNN's folder, with a libcudnn.so link, first on LD_LIBRARY_PATH)",
-                mapped_cudnn_files().join(", ")
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// Err names the first of `names` that `has` says is missing.
-fn check_symbols(names: &[&str], has: impl Fn(&str) -> bool) -> std::result::Result<(), String> {
-    match names.iter().find(|name| !has(name)) {
-        Some(name) => Err(format!("libcudnn lacks {name}")),
-        None => Ok(()),
-    }
-}
-
-/// Checks that the loaded libcudnn exports every one of `names`; Err names one it lacks.
-pub(super) fn require_symbols(names: &[&str]) -> std::result::Result<(), String> {
-    // SAFETY: only tries to open the shared library by its candidate names.
-    if !unsafe { sys::is_culib_present() } {
-        return Err("libcudnn was not found on the library path".into());
-    }
-    // SAFETY: the library opens (checked above), so `culib` returns it instead of panicking.
-    let lib = unsafe { sys::culib() };
-    // SAFETY: symbol lookups; the pointers are neither called nor kept.
-    check_symbols(names, |name| {
-        unsafe { lib.get::<*const c_void>(name.as_bytes()) }.is_ok()
-    })
-}
-
-/// The cuDNN files this process has mapped, from /proc/self/maps (empty where it cannot be read).
-fn mapped_cudnn_files() -> Vec<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut files: Vec<String> = maps
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(5))
-        .filter(|path| path.contains("libcudnn"))
-        .map(String::from)
-        .collect();
-    files.dedup();
-    files
-}
+/// Plans per direction and key; None records that cuDNN does not support the key.
+type Plans = HashMap<(Op, Key), Option<Plan>>;
 
 /// A cuDNN handle on one device's compute stream, and the plans of the shapes seen so far.
 pub(super) struct Dnn {
     pub(super) handle: sys::cudnnHandle_t,
-    fwd: Plans<cudnnConvolutionFwdAlgo_t>,
-    data: Plans<cudnnConvolutionBwdDataAlgo_t>,
-    filter: Plans<cudnnConvolutionBwdFilterAlgo_t>,
+    plans: Plans,
     /// The graph API path's plans on this handle.
     pub(super) graph: super::cudnn_graph::Plans,
 }
@@ -325,9 +164,7 @@ impl Dnn {
         let handle = result::create_handle().map_err(|e| format!("cudnnCreate: {e}"))?;
         let dnn = Dnn {
             handle,
-            fwd: HashMap::new(),
-            data: HashMap::new(),
-            filter: HashMap::new(),
+            plans: HashMap::new(),
             graph: super::cudnn_graph::Plans::new(),
         };
         // SAFETY: the handle was just created and the stream lives as long as the device,
@@ -345,40 +182,11 @@ impl Dnn {
 
 impl Drop for Dnn {
     fn drop(&mut self) {
-        self.fwd.clear();
-        self.data.clear();
-        self.filter.clear();
+        self.plans.clear();
         self.graph.clear();
         // SAFETY: the handle was created by `open` and is destroyed once.
         let _ = unsafe { result::destroy_handle(self.handle) };
     }
-}
-
-/// A raw cuDNN handle, for [`OnStream`].
-pub(super) struct DnnHandle(sys::cudnnHandle_t);
-
-impl StreamHandle for DnnHandle {
-    const NAME: &'static str = "cuDNN";
-
-    unsafe fn set_stream(&mut self, stream: CUstream) -> Result<()> {
-        // SAFETY: the caller's contract (a live handle and stream of one context).
-        unsafe { result::set_stream(self.0, stream as sys::cudaStream_t) }
-            .map_err(|e| cudnn_err("cudnnSetStream", e))
-    }
-}
-
-/// Binds `h`, the handle of `dev`'s [`Dnn`] (which the caller holds locked until the guard
-/// drops), to this thread's stream on `dev` (a capture's, while capturing) until the guard
-/// drops; cuDNN takes workspaces per call.
-pub(super) fn on_call_stream(
-    dev: &CudaDevice,
-    h: sys::cudnnHandle_t,
-) -> Result<OnStream<DnnHandle>> {
-    let home = dev.compute_stream().cu_stream();
-    // SAFETY: the handle lives as long as the device's Dnn, which the caller holds locked over
-    // the call; both streams belong to the device's context, and a capture's outlives its
-    // capture.
-    unsafe { OnStream::bind(DnnHandle(h), home, call_stream(dev), None) }
 }
 
 /// Whether cuDNN is loaded on `dev` (it serves convolutions unless switched off); Err says why not.
@@ -388,296 +196,129 @@ pub fn cudnn_loaded(dev: &CudaDevice) -> Result<()> {
         .map_err(|why| Error::Cuda(format!("cuDNN is not available: {why}")))
 }
 
-/// One direction of the convolution. Tensors are passed as [x, w, y] addresses, where the
-/// direction's output is dx (data), dw (filter) or y (forward). The unsafe functions need the
-/// live descriptors of one key, live device buffers of its sizes in `t`, room for COUNT entries
-/// at `p`, and `ws.1` bytes of device memory at `ws.0`.
-trait Direction {
-    /// cuDNN's algorithm enum for this direction.
-    type Algo: Copy;
-    /// The name in error messages.
-    const NAME: &'static str;
-    /// Number of algorithms (the enum's discriminants are 0..COUNT).
-    const COUNT: u32;
-    /// This direction's cache.
-    fn plans(d: &mut Dnn) -> &mut Plans<Self::Algo>;
-    /// The algorithm with discriminant `raw` (< COUNT).
-    fn algo(raw: u32) -> Self::Algo;
-    /// Heuristic ranking, best first.
-    unsafe fn heuristics(h: sys::cudnnHandle_t, d: &Descs, n: &mut i32, p: *mut Perf) -> Status;
-    /// Timed ranking on real buffers, fastest first.
-    unsafe fn find(
-        h: sys::cudnnHandle_t,
-        d: &Descs,
-        t: [u64; 3],
-        ws: (u64, usize),
-        n: &mut i32,
-        p: *mut Perf,
-    ) -> Status;
-    /// Runs the convolution with `algo`.
-    unsafe fn launch(
-        h: sys::cudnnHandle_t,
-        d: &Descs,
-        algo: Self::Algo,
-        t: [u64; 3],
-        ws: (u64, usize),
-        scale: [*const c_void; 2],
-    ) -> Status;
+/// The name of `op` in error messages.
+fn name(op: Op) -> &'static str {
+    match op {
+        Op::Forward => "convolution forward",
+        Op::BackwardData => "convolution backward data",
+        Op::BackwardFilter => "convolution backward filter",
+    }
+}
+
+/// The number of algorithms of `op` (its algorithm enum's discriminants are 0..count).
+fn count(op: Op) -> u32 {
+    match op {
+        Op::Forward => FwdAlgo::CUDNN_CONVOLUTION_FWD_ALGO_COUNT as u32,
+        Op::BackwardData => DataAlgo::CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT as u32,
+        Op::BackwardFilter => FilterAlgo::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT as u32,
+    }
 }
 
 type Status = std::result::Result<(), CudnnError>;
 
-fn mut_ptr(a: u64) -> *mut c_void {
-    a as *mut c_void
+/// The algorithm with discriminant `raw` of the enum `A` a launch takes.
+///
+/// # Safety
+///
+/// `A` is the algorithm enum of the direction whose ranking gave `raw`: a `repr(u32)` enum with
+/// the discriminants `0..count`, and `raw < count`.
+unsafe fn algo<A: Copy>(raw: u32) -> A {
+    const { assert!(std::mem::size_of::<A>() == std::mem::size_of::<u32>()) };
+    // SAFETY: the caller's contract.
+    unsafe { std::mem::transmute_copy::<u32, A>(&raw) }
 }
 
-fn ptr(a: u64) -> *const c_void {
-    a as *const c_void
+// The three directions' calls below differ only in the entry point and in which of x, w and y
+// are the two inputs and the output: x, w → y forward; w, dy → dx for the data gradient; x, dy
+// → dw for the filter gradient. `t` holds the addresses of [x, w, y] (dx, dw or y the output),
+// `p` room for `count(op)` rankings, and `ws` the address and size of a device workspace.
+
+/// Ranks the algorithms of `op` by cuDNN's heuristics into `p`, best first (`n` of them).
+///
+/// # Safety
+///
+/// `d` are the live descriptors of one key and `p` has room for `count(op)` entries.
+unsafe fn heuristics(
+    op: Op,
+    h: sys::cudnnHandle_t,
+    d: &Descs,
+    n: &mut c_int,
+    p: *mut Perf,
+) -> Status {
+    let (c, k) = (d.conv, count(op) as c_int);
+    // SAFETY: the caller's contract; each entry point gets its direction's operands and results.
+    unsafe {
+        match op {
+            Op::Forward => heuristics_y(h, d.x, d.w, c, d.y, k, n, p.cast()),
+            Op::BackwardData => heuristics_dx(h, d.w, d.y, c, d.x, k, n, p.cast()),
+            Op::BackwardFilter => heuristics_dw(h, d.x, d.y, c, d.w, k, n, p.cast()),
+        }
+    }
+    .result()
 }
 
-struct Forward;
-struct BackwardData;
-struct BackwardFilter;
-
-impl Direction for Forward {
-    type Algo = cudnnConvolutionFwdAlgo_t;
-    const NAME: &'static str = "convolution forward";
-    const COUNT: u32 = cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_COUNT as u32;
-
-    fn plans(d: &mut Dnn) -> &mut Plans<Self::Algo> {
-        &mut d.fwd
+/// Ranks the algorithms of `op` by timing each on the buffers `t` into `p`, fastest first (`n`
+/// of them).
+///
+/// # Safety
+///
+/// As [`heuristics`], with `t` live device buffers of the key's sizes (the output is
+/// overwritten) and `ws.1` bytes of device memory at `ws.0`.
+unsafe fn find(
+    op: Op,
+    h: sys::cudnnHandle_t,
+    d: &Descs,
+    t: [u64; 3],
+    ws: (u64, usize),
+    n: &mut c_int,
+    p: *mut Perf,
+) -> Status {
+    let (c, k, (ws, wn)) = (d.conv, count(op) as c_int, (ws.0 as *mut c_void, ws.1));
+    let ([xi, wi, yi], [xo, wo, yo]) = (t.map(|a| a as *const c_void), t.map(|a| a as *mut c_void));
+    // SAFETY: the caller's contract; each entry point gets its direction's operands and results.
+    unsafe {
+        match op {
+            Op::Forward => find_y(h, d.x, xi, d.w, wi, c, d.y, yo, k, n, p.cast(), ws, wn),
+            Op::BackwardData => find_dx(h, d.w, wi, d.y, yi, c, d.x, xo, k, n, p.cast(), ws, wn),
+            Op::BackwardFilter => find_dw(h, d.x, xi, d.y, yi, c, d.w, wo, k, n, p.cast(), ws, wn),
+        }
     }
-
-    fn algo(raw: u32) -> Self::Algo {
-        assert!(raw < Self::COUNT);
-        // SAFETY: the enum is repr(u32) with the discriminants 0..COUNT, and raw is one of them.
-        unsafe { std::mem::transmute::<u32, Self::Algo>(raw) }
-    }
-
-    unsafe fn heuristics(h: sys::cudnnHandle_t, d: &Descs, n: &mut i32, p: *mut Perf) -> Status {
-        result::get_convolution_forward_algorithm(
-            h,
-            d.x,
-            d.w,
-            d.conv,
-            d.y,
-            Self::COUNT as i32,
-            n,
-            p.cast(),
-        )
-    }
-
-    unsafe fn find(
-        h: sys::cudnnHandle_t,
-        d: &Descs,
-        t: [u64; 3],
-        ws: (u64, usize),
-        n: &mut i32,
-        p: *mut Perf,
-    ) -> Status {
-        sys::cudnnFindConvolutionForwardAlgorithmEx(
-            h,
-            d.x,
-            ptr(t[0]),
-            d.w,
-            ptr(t[1]),
-            d.conv,
-            d.y,
-            mut_ptr(t[2]),
-            Self::COUNT as i32,
-            n,
-            p.cast(),
-            mut_ptr(ws.0),
-            ws.1,
-        )
-        .result()
-    }
-
-    unsafe fn launch(
-        h: sys::cudnnHandle_t,
-        d: &Descs,
-        algo: Self::Algo,
-        t: [u64; 3],
-        ws: (u64, usize),
-        scale: [*const c_void; 2],
-    ) -> Status {
-        result::convolution_forward(
-            h,
-            scale[0],
-            d.x,
-            ptr(t[0]),
-            d.w,
-            ptr(t[1]),
-            d.conv,
-            algo,
-            mut_ptr(ws.0),
-            ws.1,
-            scale[1],
-            d.y,
-            mut_ptr(t[2]),
-        )
-    }
+    .result()
 }
 
-impl Direction for BackwardData {
-    type Algo = cudnnConvolutionBwdDataAlgo_t;
-    const NAME: &'static str = "convolution backward data";
-    const COUNT: u32 = cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT as u32;
-
-    fn plans(d: &mut Dnn) -> &mut Plans<Self::Algo> {
-        &mut d.data
+/// Runs `op` with the algorithm of discriminant `raw` on the buffers `t`, scaled by the host
+/// scalars `[alpha, beta]`.
+///
+/// # Safety
+///
+/// As [`find`], with the scalars of the key's scaling type.
+unsafe fn launch(
+    op: Op,
+    h: sys::cudnnHandle_t,
+    d: &Descs,
+    raw: u32,
+    t: [u64; 3],
+    ws: (u64, usize),
+    [s0, s1]: [*const c_void; 2],
+) -> Status {
+    assert!(raw < count(op), "{} has no algorithm {raw}", name(op));
+    let (c, (ws, wn)) = (d.conv, (ws.0 as *mut c_void, ws.1));
+    let ([xi, wi, yi], [xo, wo, yo]) = (t.map(|a| a as *const c_void), t.map(|a| a as *mut c_void));
+    // SAFETY: the caller's contract; `raw` is below op's count (checked above), so `algo` gives
+    // a value of the enum op's entry point takes; each entry point gets its direction's
+    // operands.
+    unsafe {
+        match op {
+            Op::Forward => launch_y(h, s0, d.x, xi, d.w, wi, c, algo(raw), ws, wn, s1, d.y, yo),
+            Op::BackwardData => {
+                launch_dx(h, s0, d.w, wi, d.y, yi, c, algo(raw), ws, wn, s1, d.x, xo)
+            }
+            Op::BackwardFilter => {
+                launch_dw(h, s0, d.x, xi, d.y, yi, c, algo(raw), ws, wn, s1, d.w, wo)
+            }
+        }
     }
-
-    fn algo(raw: u32) -> Self::Algo {
-        assert!(raw < Self::COUNT);
-        // SAFETY: the enum is repr(u32) with the discriminants 0..COUNT, and raw is one of them.
-        unsafe { std::mem::transmute::<u32, Self::Algo>(raw) }
-    }
-
-    unsafe fn heuristics(h: sys::cudnnHandle_t, d: &Descs, n: &mut i32, p: *mut Perf) -> Status {
-        result::get_convolution_backward_data_algorithm(
-            h,
-            d.w,
-            d.y,
-            d.conv,
-            d.x,
-            Self::COUNT as i32,
-            n,
-            p.cast(),
-        )
-    }
-
-    unsafe fn find(
-        h: sys::cudnnHandle_t,
-        d: &Descs,
-        t: [u64; 3],
-        ws: (u64, usize),
-        n: &mut i32,
-        p: *mut Perf,
-    ) -> Status {
-        sys::cudnnFindConvolutionBackwardDataAlgorithmEx(
-            h,
-            d.w,
-            ptr(t[1]),
-            d.y,
-            ptr(t[2]),
-            d.conv,
-            d.x,
-            mut_ptr(t[0]),
-            Self::COUNT as i32,
-            n,
-            p.cast(),
-            mut_ptr(ws.0),
-            ws.1,
-        )
-        .result()
-    }
-
-    unsafe fn launch(
-        h: sys::cudnnHandle_t,
-        d: &Descs,
-        algo: Self::Algo,
-        t: [u64; 3],
-        ws: (u64, usize),
-        scale: [*const c_void; 2],
-    ) -> Status {
-        result::convolution_backward_data(
-            h,
-            scale[0],
-            d.w,
-            ptr(t[1]),
-            d.y,
-            ptr(t[2]),
-            d.conv,
-            algo,
-            mut_ptr(ws.0),
-            ws.1,
-            scale[1],
-            d.x,
-            mut_ptr(t[0]),
-        )
-    }
-}
-
-impl Direction for BackwardFilter {
-    type Algo = cudnnConvolutionBwdFilterAlgo_t;
-    const NAME: &'static str = "convolution backward filter";
-    const COUNT: u32 =
-        cudnnConvolutionBwdFilterAlgo_t::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT as u32;
-
-    fn plans(d: &mut Dnn) -> &mut Plans<Self::Algo> {
-        &mut d.filter
-    }
-
-    fn algo(raw: u32) -> Self::Algo {
-        assert!(raw < Self::COUNT);
-        // SAFETY: the enum is repr(u32) with the discriminants 0..COUNT, and raw is one of them.
-        unsafe { std::mem::transmute::<u32, Self::Algo>(raw) }
-    }
-
-    unsafe fn heuristics(h: sys::cudnnHandle_t, d: &Descs, n: &mut i32, p: *mut Perf) -> Status {
-        result::get_convolution_backward_filter_algorithm(
-            h,
-            d.x,
-            d.y,
-            d.conv,
-            d.w,
-            Self::COUNT as i32,
-            n,
-            p.cast(),
-        )
-    }
-
-    unsafe fn find(
-        h: sys::cudnnHandle_t,
-        d: &Descs,
-        t: [u64; 3],
-        ws: (u64, usize),
-        n: &mut i32,
-        p: *mut Perf,
-    ) -> Status {
-        sys::cudnnFindConvolutionBackwardFilterAlgorithmEx(
-            h,
-            d.x,
-            ptr(t[0]),
-            d.y,
-            ptr(t[2]),
-            d.conv,
-            d.w,
-            mut_ptr(t[1]),
-            Self::COUNT as i32,
-            n,
-            p.cast(),
-            mut_ptr(ws.0),
-            ws.1,
-        )
-        .result()
-    }
-
-    unsafe fn launch(
-        h: sys::cudnnHandle_t,
-        d: &Descs,
-        algo: Self::Algo,
-        t: [u64; 3],
-        ws: (u64, usize),
-        scale: [*const c_void; 2],
-    ) -> Status {
-        result::convolution_backward_filter(
-            h,
-            scale[0],
-            d.x,
-            ptr(t[0]),
-            d.y,
-            ptr(t[2]),
-            d.conv,
-            algo,
-            mut_ptr(ws.0),
-            ws.1,
-            scale[1],
-            d.w,
-            mut_ptr(t[1]),
-        )
-    }
+    .result()
 }
 
 /// The math mode of a ranking entry, if it is one the key allows: f32 keys ask for FMA math
@@ -700,25 +341,28 @@ fn math_mode(key: &Key, raw: u32) -> Option<cudnnMathType_t> {
 }
 
 /// The usable entries of a ranking with their math modes, best first.
-fn usable<'a, D: Direction>(
+fn usable<'a>(
+    op: Op,
     key: &'a Key,
     perf: &'a [Perf],
     n: i32,
 ) -> impl Iterator<Item = (&'a Perf, cudnnMathType_t)> {
+    let algos = count(op);
     perf[..(n.max(0) as usize).min(perf.len())]
         .iter()
-        .filter(|p| p.status == cudnnStatus_t::CUDNN_STATUS_SUCCESS as u32 && p.algo < D::COUNT)
+        .filter(move |p| p.status == cudnnStatus_t::CUDNN_STATUS_SUCCESS as u32 && p.algo < algos)
         .filter_map(move |p| Some((p, math_mode(key, p.math_type)?)))
 }
 
 /// Chooses the algorithm for `key` (heuristics, or timing on the real buffers `t` in benchmark
 /// mode); Ok(None) when cuDNN does not support the key.
-fn plan<D: Direction>(
+fn plan(
+    op: Op,
     dev: &std::sync::Arc<CudaDevice>,
     h: sys::cudnnHandle_t,
     key: &Key,
     t: [u64; 3],
-) -> Result<Option<Plan<D::Algo>>> {
+) -> Result<Option<Plan>> {
     let descs = match Descs::new(key) {
         Ok(d) => d,
         Err(e) if unsupported(e) => return Ok(None),
@@ -728,14 +372,14 @@ fn plan<D: Direction>(
     let mut n = 0;
     // SAFETY: the descriptors are live and describe this key; `perf` has room for COUNT
     // (≤ MAX_ALGOS) entries laid out as cuDNN's perf structs.
-    match unsafe { D::heuristics(h, &descs, &mut n, perf.as_mut_ptr()) } {
+    match unsafe { heuristics(op, h, &descs, &mut n, perf.as_mut_ptr()) } {
         Ok(()) => {}
         Err(e) if unsupported(e) => return Ok(None),
-        Err(e) => return Err(cudnn_err(D::NAME, e)),
+        Err(e) => return Err(cudnn_err(name(op), e)),
     }
     let mut limit = usize::MAX;
     if key.benchmark {
-        let want = usable::<D>(key, &perf, n)
+        let want = usable(op, key, &perf, n)
             .map(|(p, _)| p.memory)
             .filter(|&m| m <= MAX_BENCH_WORKSPACE)
             .max()
@@ -749,13 +393,13 @@ fn plan<D: Direction>(
         // SAFETY: as above; `t` are the live buffers of this convolution (the output is
         // overwritten by the timing runs and again by the launch), and the workspace holds
         // `limit` bytes until after the stream has run the timing kernels.
-        match unsafe { D::find(h, &descs, t, ws_arg, &mut n, perf.as_mut_ptr()) } {
+        match unsafe { find(op, h, &descs, t, ws_arg, &mut n, perf.as_mut_ptr()) } {
             Ok(()) => {}
             Err(e) if unsupported(e) => return Ok(None),
-            Err(e) => return Err(cudnn_err(D::NAME, e)),
+            Err(e) => return Err(cudnn_err(name(op), e)),
         }
     }
-    let Some((best, math)) = usable::<D>(key, &perf, n).find(|(p, _)| p.memory <= limit) else {
+    let Some((best, math)) = usable(op, key, &perf, n).find(|(p, _)| p.memory <= limit) else {
         return Ok(None);
     };
     // cuDNN ranks (algorithm, math mode) pairs and may pick another mode than the one asked
@@ -765,13 +409,14 @@ fn plan<D: Direction>(
         .map_err(|e| cudnn_err("math mode", e))?;
     Ok(Some(Plan {
         descs,
-        algo: D::algo(best.algo),
+        algo: best.algo,
         workspace: best.memory,
     }))
 }
 
-/// Runs one direction on cuDNN; Ok(false) leaves it to the built-in kernel.
-fn run<D: Direction>(
+/// Runs `op` on cuDNN's legacy API; Ok(false) leaves it to the built-in kernel.
+fn run(
+    op: Op,
     dev: &std::sync::Arc<CudaDevice>,
     dtype: DType,
     s: &ConvShape,
@@ -790,9 +435,9 @@ fn run<D: Direction>(
     dev.bind()?;
     let h = dnn.handle;
     let capturing = dev.capturing();
-    let what = || format!("a cuDNN {} of {}", D::NAME, key.describe());
-    let chosen = plan_for(D::plans(&mut dnn), key, capturing, what, || {
-        plan::<D>(dev, h, &key, t)
+    let what = || format!("a cuDNN {} of {}", name(op), key.describe());
+    let chosen = plan_for(&mut dnn.plans, (op, key), capturing, what, || {
+        plan(op, dev, h, &key, t)
     })?;
     let Some(p) = chosen else {
         return Ok(false);
@@ -820,16 +465,16 @@ fn run<D: Direction>(
     // and goes back to the caching allocator only after this launch is queued (stream order
     // keeps its reuse safe); alpha = 1 and beta = 0 are host scalars of the scaling type
     // (double for f64, else float).
-    let launched = unsafe { D::launch(h, &p.descs, p.algo, t, ws_arg, scale) };
+    let launched = unsafe { launch(op, h, &p.descs, p.algo, t, ws_arg, scale) };
     match settle(bound, launched, capturing, what)? {
         Ok(()) => Ok(true),
         Err(e) if rejected(e) => {
             // The heuristics offered a plan the launch refuses (seen with cuDNN 9.19 on a
             // depthwise NHWC f16 data gradient): the built-in kernel serves this key from now on.
-            D::plans(&mut dnn).insert(key, None);
+            dnn.plans.insert((op, key), None);
             Ok(false)
         }
-        Err(e) => Err(cudnn_err(D::NAME, e)),
+        Err(e) => Err(cudnn_err(name(op), e)),
     }
 }
 
@@ -839,23 +484,16 @@ fn rejected(e: CudnnError) -> bool {
     e.0 == cudnnStatus_t::CUDNN_STATUS_BAD_PARAM || unsupported(e)
 }
 
-/// Runs `op` over the addresses `t` (\[x, w, y\], the output being dx, dw or y) on cuDNN's graph
-/// API where it serves, else its legacy API; Ok(false) when the built-in kernels must serve.
-fn dispatch(
-    op: Op,
-    dev: &std::sync::Arc<CudaDevice>,
-    dtype: DType,
-    s: &ConvShape,
-    t: [u64; 3],
-) -> Result<bool> {
+/// Runs `op` over `[x, w, y]` (the output being dx, dw or y) on cuDNN's graph API where it
+/// serves, else its legacy API; Ok(false) when the built-in kernels must serve.
+pub(super) fn convolve(op: Op, [x, w, y]: [&CudaStorage; 3], s: &ConvShape) -> Result<bool> {
+    // The device and dtype of the activation input (dy for the data gradient, else x).
+    let input = if op == Op::BackwardData { y } else { x };
+    let (dev, dtype, t) = (input.device(), input.dtype(), [x.ptr(), w.ptr(), y.ptr()]);
     if cudnn_graph::run(op, dev, dtype, s, t)? {
         return Ok(true);
     }
-    match op {
-        Op::Forward => run::<Forward>(dev, dtype, s, t),
-        Op::BackwardData => run::<BackwardData>(dev, dtype, s, t),
-        Op::BackwardFilter => run::<BackwardFilter>(dev, dtype, s, t),
-    }
+    run(op, dev, dtype, s, t)
 }
 
 /// Whether cuDNN may serve convolutions of shape `s` in `dtype` on `dev` (enabled, loaded, a
@@ -864,58 +502,18 @@ pub(super) fn may_serve(dev: &std::sync::Arc<CudaDevice>, dtype: DType, s: &Conv
     cudnn_enabled() && Key::new(s, dtype, false).is_some() && dev.dnn().is_ok()
 }
 
-/// y = conv2d(x, w) on cuDNN; Ok(false) when the built-in kernel must serve.
-pub(super) fn forward(
-    x: &CudaStorage,
-    w: &CudaStorage,
-    y: &CudaStorage,
-    s: &ConvShape,
-) -> Result<bool> {
-    let t = [x.ptr(), w.ptr(), y.ptr()];
-    dispatch(Op::Forward, x.device(), x.dtype(), s, t)
-}
-
-/// dx from dy and w on cuDNN; Ok(false) when the built-in kernel must serve.
-pub(super) fn backward_data(
-    dy: &CudaStorage,
-    w: &CudaStorage,
-    dx: &CudaStorage,
-    s: &ConvShape,
-) -> Result<bool> {
-    let t = [dx.ptr(), w.ptr(), dy.ptr()];
-    dispatch(Op::BackwardData, dy.device(), dy.dtype(), s, t)
-}
-
-/// dw from x and dy on cuDNN; Ok(false) when the built-in kernel must serve.
-pub(super) fn backward_filter(
-    x: &CudaStorage,
-    dy: &CudaStorage,
-    dw: &CudaStorage,
-    s: &ConvShape,
-) -> Result<bool> {
-    let t = [x.ptr(), dw.ptr(), dy.ptr()];
-    dispatch(Op::BackwardFilter, x.device(), x.dtype(), s, t)
-}
-
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
+    use super::super::cudnn_key::tests::{for_each_conv_case, plain_key};
     use super::*;
-    use crate::cpu::conv::Conv2dParams;
 
     /// f32 convolutions never take a tensor-op (TF32) ranking entry; f16 ones take any known
     /// mode; unknown modes are skipped.
     #[test]
     fn math_modes_keep_f32_strict() {
         use cudnnMathType_t::*;
-        let s = ConvShape::new(
-            &[1, 4, 5, 5],
-            &[4, 4, 3, 3],
-            &Conv2dParams::default(),
-            false,
-        )
-        .unwrap();
-        let f32_key = Key::new(&s, DType::F32, false).unwrap();
-        let f16_key = Key::new(&s, DType::F16, false).unwrap();
+        let f32_key = plain_key([1, 4, 5, 5], [4, 4, 3, 3], false, DType::F32);
+        let f16_key = plain_key([1, 4, 5, 5], [4, 4, 3, 3], false, DType::F16);
         let modes = |k: &Key| (0..6).map(|raw| math_mode(k, raw)).collect::<Vec<_>>();
         assert_eq!(
             modes(&f32_key),
@@ -939,43 +537,6 @@ pub(super) mod tests {
                 None
             ]
         );
-    }
-
-    /// The symbol check names the first missing entry point.
-    #[test]
-    fn symbol_check_names_the_missing_one() {
-        let has = |name: &str| name != "cudnnBackendExecute";
-        assert_eq!(check_symbols(&["cudnnCreate", "cudnnDestroy"], has), Ok(()));
-        assert_eq!(
-            check_symbols(&["cudnnCreate", "cudnnBackendExecute", "x"], has),
-            Err("libcudnn lacks cudnnBackendExecute".into())
-        );
-    }
-
-    /// Calls `f` with the key of every convolution case the descriptor tests cover: plain,
-    /// strided with a 7x7 filter, grouped and dilated, depthwise; each NCHW and NHWC, in f32,
-    /// f64, f16 and bf16.
-    pub(in crate::cuda) fn for_each_conv_case(mut f: impl FnMut(&Key)) {
-        let p = |stride, padding, dilation, groups| Conv2dParams {
-            stride: [stride; 2],
-            padding: [padding; 2],
-            dilation: [dilation; 2],
-            groups,
-        };
-        let cases = [
-            ([2, 8, 9, 11], [16, 8, 3, 3], p(1, 1, 1, 1)),
-            ([2, 3, 15, 13], [8, 3, 7, 7], p(2, 3, 1, 1)),
-            ([2, 8, 11, 9], [12, 2, 3, 3], p(1, 2, 2, 4)),
-            ([2, 8, 9, 9], [8, 1, 3, 3], p(2, 1, 1, 8)),
-        ];
-        for (x, w, params) in cases {
-            for channels_last in [false, true] {
-                for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
-                    let s = ConvShape::new(&x, &w, &params, channels_last).unwrap();
-                    f(&Key::new(&s, dtype, false).unwrap());
-                }
-            }
-        }
     }
 
     /// cuDNN's descriptors (host-side objects: no device needed) accept every layout, dtype,

@@ -2,9 +2,9 @@
 //! allocator. Devices are opened once per process and shared.
 
 use super::alloc::{block_size, MemoryStats, Pool};
+use super::capture::capture_pool;
 use super::cublas::Blas;
 use super::cudnn::Dnn;
-use super::graph::capture_pool;
 use super::upload::Staging;
 use super::CudaStorage;
 use crate::{DType, Error, Result};

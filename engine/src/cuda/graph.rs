@@ -26,10 +26,11 @@
 //! loss), as the host would skip them.
 
 use super::alloc::PoolId;
+use super::capture::{self, is_capturing};
 use super::{CudaDevice, CudaStorage};
 use crate::{DType, Error, Result, Tensor};
 use cudarc::driver::{result, sys};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::sync::Arc;
 
 /// Bytes of step scalars one graph can hold (a rule step takes 68).
@@ -40,34 +41,8 @@ const SLOT_ALIGN: usize = 16;
 const PRELOAD: [&str; 3] = ["optim.cu", "amp.cu", "grad_norm.cu"];
 
 thread_local! {
-    /// The device and private pool of the capture this thread is running.
-    static CAPTURE: Cell<Option<(usize, PoolId)>> = const { Cell::new(None) };
     /// The step scalars of the graph this thread captures or refreshes.
     static TAPE: RefCell<Option<Tape>> = const { RefCell::new(None) };
-}
-
-/// The private pool of the capture this thread is running on device `ordinal`, if any.
-pub(crate) fn capture_pool(ordinal: usize) -> Option<PoolId> {
-    CAPTURE
-        .with(Cell::get)
-        .filter(|&(d, _)| d == ordinal)
-        .map(|(_, p)| p)
-}
-
-/// Whether this thread is capturing a CUDA graph.
-pub fn is_capturing() -> bool {
-    CAPTURE.with(Cell::get).is_some()
-}
-
-/// An error when this thread is capturing: `what` (a host-side decision or draw) would be
-/// frozen into the graph.
-pub(crate) fn refuse_host_draw(what: &str) -> Result<()> {
-    match is_capturing() {
-        true => Err(Error::Capture(format!(
-            "{what} draws from the host's random stream, whose offset a graph would freeze (every replay would reuse one mask)"
-        ))),
-        false => Ok(()),
-    }
 }
 
 // ---- step scalars ----------------------------------------------------------------------------
@@ -229,7 +204,7 @@ impl Session<'_> {
 
 /// Clears this thread's capture state; returns the tape.
 fn leave() -> Tape {
-    CAPTURE.with(|c| c.set(None));
+    capture::set(None);
     TAPE.with(|t| t.borrow_mut().take())
         .expect("a capture session holds a tape")
 }
@@ -316,7 +291,7 @@ impl CudaDevice {
             self.release_graph_pool(pool);
             return Err(Error::Cuda(format!("cuStreamBeginCapture: {e:?}")));
         }
-        CAPTURE.with(|c| c.set(Some((self.ordinal(), pool))));
+        capture::set(Some((self.ordinal(), pool)));
         TAPE.with(|t| {
             *t.borrow_mut() = Some(Tape {
                 mode: Mode::Record,

@@ -1,12 +1,12 @@
 //! LayerNorm over the last dim of dense rows on the device; f16/bf16 rows keep their statistics
-//! in f32 (`ops::norm::stat_dtype`) and take γ and β in their own dtype or in f32 (autocast's
+//! in f32 (`dtype::stat_dtype`) and take γ and β in their own dtype or in f32 (autocast's
 //! parameters), with dγ and dβ in the parameters' dtype.
 
 use super::elementwise::float_ty;
 use super::storage::suffix;
 use super::CudaStorage;
-use crate::backend::{LnGrads, LnSaved};
-use crate::ops::norm::stat_dtype;
+use crate::dtype::stat_dtype;
+use crate::saved::{LnGrads, LnSaved};
 use crate::{DType, Error, Result};
 use kiln_kernels::cuda::layer_norm::{self as k, LnInputs};
 

@@ -8,11 +8,14 @@
 mod alloc;
 pub mod attention;
 pub mod bce;
+pub(crate) mod capture;
 pub mod conv;
 pub mod copy;
 mod cublas;
 mod cudnn;
 mod cudnn_graph;
+mod cudnn_key;
+mod cudnn_lib;
 mod device;
 pub mod elementwise;
 pub mod graph;
@@ -31,11 +34,12 @@ pub mod upload;
 mod vendor;
 
 pub use alloc::MemoryStats;
+pub use capture::is_capturing;
 pub use cublas::cublas_loaded;
 pub use cudnn::cudnn_loaded;
 pub use cudnn_graph::cudnn_graph_loaded;
 pub use device::{device, CudaDevice};
-pub use graph::{is_capturing, skip_rule_steps_if, CudaGraph};
+pub use graph::{skip_rule_steps_if, CudaGraph};
 pub use storage::{suffix, CudaStorage};
 pub use switch::{
     conv_bn_prologue_enabled, conv_bn_stats_enabled, cublas_enabled, cudnn_benchmark,

@@ -1,10 +1,10 @@
 //! The fused BatchNorm(+residual)(+ReLU) on the device, NCHW or NHWC. Activations may be f16 or
-//! bf16; per-channel vectors are then f32 (`ops::norm::stat_dtype`).
+//! bf16; per-channel vectors are then f32 (`dtype::stat_dtype`).
 
 use super::elementwise::float_ty;
 use super::CudaStorage;
-use crate::backend::{BnGrads, BnRunning, BnSaved, BnStats};
-use crate::ops::norm::stat_dtype;
+use crate::dtype::stat_dtype;
+use crate::saved::{BnGrads, BnRunning, BnSaved, BnStats};
 use crate::{DType, Error, Result, Storage};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cuda::bn_relu::{self as k, BnBwd, TilePartials};

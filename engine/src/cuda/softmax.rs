@@ -2,7 +2,7 @@
 
 use super::elementwise::float_ty;
 use super::CudaStorage;
-use crate::ops::norm::stat_dtype;
+use crate::dtype::stat_dtype;
 use crate::{DType, Error, Result};
 use kiln_kernels::cuda::softmax_xent::{self as k, XentTargets};
 

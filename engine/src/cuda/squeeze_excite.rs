@@ -1,9 +1,9 @@
 //! The fused squeeze-excite's feature-map passes on the device (`squeeze_excite.cu`); f16/bf16
-//! activations keep their per-channel vectors in f32 (`ops::norm::stat_dtype`).
+//! activations keep their per-channel vectors in f32 (`dtype::stat_dtype`).
 
 use super::elementwise::float_ty;
 use super::CudaStorage;
-use crate::ops::norm::stat_dtype;
+use crate::dtype::stat_dtype;
 use crate::{DType, Error, Result};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cuda::squeeze_excite as k;

@@ -3,7 +3,7 @@
 //! instead of keeping them.
 
 use super::record_node;
-use crate::backend::AttnSaved;
+use crate::saved::AttnSaved;
 use crate::{Device, Error, Layout, MemoryFormat, Result, Storage, Tensor};
 use kiln_kernels::cpu::attention::AttnDims;
 use kiln_kernels::cuda::attention::MAX_HEAD_DIM;

@@ -1,8 +1,8 @@
 //! Binary cross-entropy with logits, fused with its backward (timm's `BinaryCrossEntropy`).
 
-use super::norm::stat_dtype;
 use super::record_node;
 use super::softmax::{targets, LossInputs};
+use crate::dtype::stat_dtype;
 use crate::{Device, Layout, Result, Tensor};
 use kiln_kernels::cpu::bce::BceOpts;
 

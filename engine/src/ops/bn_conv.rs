@@ -5,8 +5,8 @@
 use super::conv::{check_params, ChannelStats, Conv2dParams};
 use super::norm::{batch_or_running_stats, channel_dims, channel_vec, BatchNormArgs};
 use super::record_node;
-use crate::backend::BnSaved;
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
+use crate::saved::BnSaved;
 use crate::{DType, Device, Layout, Result, Storage, Tensor};
 
 impl Tensor {

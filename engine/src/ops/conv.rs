@@ -1,11 +1,11 @@
 //! 2-d convolution with autograd, in the memory format of its input.
 
 use super::record_node;
-use crate::backend::ChannelPartials;
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
+use crate::saved::ChannelPartials;
 use crate::{Error, MemoryFormat, Result, Storage, Tensor};
 
-pub use crate::cpu::conv::Conv2dParams;
+pub use crate::conv_shape::Conv2dParams;
 
 impl Tensor {
     /// PyTorch's `F.conv2d`: x [N, C, H, W], w [OC, C/groups, KH, KW], optional bias \[OC\]. The

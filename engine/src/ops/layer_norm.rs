@@ -2,7 +2,7 @@
 //! over the channels of NCHW (timm's `LayerNorm2d`), fused forward and backward.
 
 use super::record_node;
-use crate::backend::LnSaved;
+use crate::saved::LnSaved;
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
 
 impl Tensor {

@@ -2,7 +2,8 @@
 
 use super::conv::ChannelStats;
 use super::record_node;
-use crate::backend::{BnRunning, BnSaved};
+use crate::dtype::stat_dtype;
+use crate::saved::{BnRunning, BnSaved};
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use std::sync::Arc;
@@ -36,15 +37,6 @@ pub struct BatchNormArgs<'a> {
     pub momentum: f64,
     /// Added to the variance.
     pub eps: f64,
-}
-
-/// The dtype of BN's per-channel vectors for activations of `dtype`: f32 for f16 and bf16 (the
-/// statistics of low-precision activations stay in f32, as in PyTorch), else `dtype` itself.
-pub(crate) fn stat_dtype(dtype: DType) -> DType {
-    match dtype {
-        DType::F16 | DType::BF16 => DType::F32,
-        other => other,
-    }
 }
 
 /// A per-channel vector \[C\] for BN of `x` (in [`stat_dtype`], on x's device): the given

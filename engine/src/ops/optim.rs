@@ -159,7 +159,7 @@ pub fn rule_step_(
 }
 
 /// [`rule_step_`] over checked lists whose params and grads hold `E`.
-fn rule_step_as<E: RuleElem + crate::storage::StorageElem>(
+fn rule_step_as<E: RuleElem + crate::StorageElem>(
     device: Device,
     params: &[Tensor],
     grads: &[Tensor],

@@ -1,8 +1,8 @@
 //! Softmax, log-softmax and the fused softmax cross-entropy.
 
-use super::norm::stat_dtype;
 use super::record_node;
 use crate::backend::Targets;
+use crate::dtype::stat_dtype;
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Storage, Tensor};
 
 impl Tensor {

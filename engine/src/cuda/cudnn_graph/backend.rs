@@ -1,7 +1,7 @@
 //! An owned cuDNN backend descriptor (`cudnnBackendCreateDescriptor` ... `Destroy`) with typed
 //! attribute setters and getters.
 
-use super::super::cudnn::cudnn_err;
+use super::super::cudnn_lib::cudnn_err;
 use crate::{Error, Result};
 use cudarc::cudnn::sys::{
     self, cudnnBackendAttributeName_t as Name, cudnnBackendAttributeType_t as Type,
@@ -9,6 +9,27 @@ use cudarc::cudnn::sys::{
 };
 use std::ffi::c_void;
 use std::ptr::null_mut;
+
+/// The backend-API entry points the graph path calls; a library lacking one is not used for it.
+pub(super) const SYMBOLS: [&str; 6] = [
+    "cudnnBackendCreateDescriptor",
+    "cudnnBackendDestroyDescriptor",
+    "cudnnBackendSetAttribute",
+    "cudnnBackendGetAttribute",
+    "cudnnBackendFinalize",
+    "cudnnBackendExecute",
+];
+
+/// Whether libcudnn has the backend API here, for the host-side tests (no device needed) that
+/// skip without it; prints why not.
+#[cfg(test)]
+pub(super) fn loaded_for_tests() -> bool {
+    let loaded = super::super::cudnn_lib::require_symbols(&SYMBOLS);
+    if let Err(why) = &loaded {
+        eprintln!("skipped: {why}");
+    }
+    loaded.is_ok()
+}
 
 /// A backend descriptor, destroyed on drop.
 pub(super) struct Desc(sys::cudnnBackendDescriptor_t);

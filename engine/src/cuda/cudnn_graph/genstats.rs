@@ -15,16 +15,17 @@
 //! GPU: `scripts/gpu-check.sh` (engine/tests/cuda_vendor.rs,
 //! `cudnn_graph_genstats_match_kiln_bn`) verifies it against kiln's own BN kernels on one.
 
-use super::super::cudnn::{on_call_stream, Key};
+use super::super::cudnn_key::{Key, Op};
+use super::super::cudnn_lib::on_call_stream;
 use super::super::switch::{conv_bn_stats_enabled, cudnn_enabled, cudnn_graph_enabled};
 use super::super::vendor::{plan_for, settle};
 use super::backend::Desc;
 use super::engine::{execute_tensors, Plan};
 use super::graph::{self, Graph, UIDS};
-use super::{candidates, workspace, Op};
-use crate::backend::ChannelPartials;
-use crate::cpu::conv::ConvShape;
+use super::{candidates, workspace};
+use crate::conv_shape::ConvShape;
 use crate::cuda::CudaStorage;
+use crate::saved::ChannelPartials;
 use crate::{DType, Error, Result, Storage};
 use cudarc::cudnn::sys::{
     self, cudnnBackendAttributeName_t as Name, cudnnBackendAttributeType_t as Type,
@@ -203,14 +204,13 @@ pub(in crate::cuda) fn forward_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::conv::Conv2dParams;
+    use crate::conv_shape::Conv2dParams;
 
     /// cuDNN (where it loads: host-side objects, no device needed) accepts the conv fprop and
     /// genstats operations for f16 and bf16 NHWC convolutions, plain, strided and grouped.
     #[test]
     fn operations_finalize() {
-        if let Err(why) = crate::cuda::cudnn::require_symbols(&super::super::SYMBOLS) {
-            eprintln!("skipped: {why}");
+        if !super::super::backend::loaded_for_tests() {
             return;
         }
         let p = |stride, padding, groups| Conv2dParams {

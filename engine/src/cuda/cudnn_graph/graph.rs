@@ -2,9 +2,8 @@
 //! NHWC strides, filters OIHW or OHWI to match), the convolution descriptor and the forward,
 //! data-gradient or filter-gradient operation.
 
-use super::super::cudnn::Key;
+use super::super::cudnn_key::{Key, Op};
 use super::backend::Desc;
-use super::Op;
 use crate::Result;
 use cudarc::cudnn::sys::cudnnHandle_t;
 use cudarc::cudnn::sys::{
@@ -241,11 +240,10 @@ mod tests {
     /// every direction, layout, dtype, grouping and dilation kiln passes.
     #[test]
     fn operations_finalize() {
-        if let Err(why) = crate::cuda::cudnn::require_symbols(&crate::cuda::cudnn_graph::SYMBOLS) {
-            eprintln!("skipped: {why}");
+        if !super::super::backend::loaded_for_tests() {
             return;
         }
-        crate::cuda::cudnn::tests::for_each_conv_case(|key| {
+        crate::cuda::cudnn_key::tests::for_each_conv_case(|key| {
             for op in [Op::Forward, Op::BackwardData, Op::BackwardFilter] {
                 if let Err(e) = operation_of(op, key, 16) {
                     panic!("{op:?} {key:?}: {e}");
@@ -258,20 +256,12 @@ mod tests {
     /// descriptor getter that heuristics and the disk cache rely on.
     #[test]
     fn descriptors_read_back() {
-        use crate::cpu::conv::{Conv2dParams, ConvShape};
+        use crate::cuda::cudnn_key::tests::plain_key;
         use crate::DType;
-        if let Err(why) = crate::cuda::cudnn::require_symbols(&crate::cuda::cudnn_graph::SYMBOLS) {
-            eprintln!("skipped: {why}");
+        if !super::super::backend::loaded_for_tests() {
             return;
         }
-        let s = ConvShape::new(
-            &[2, 8, 9, 11],
-            &[16, 8, 3, 3],
-            &Conv2dParams::default(),
-            true,
-        )
-        .unwrap();
-        let key = Key::new(&s, DType::F16, false).unwrap();
+        let key = plain_key([2, 8, 9, 11], [16, 8, 3, 3], true, DType::F16);
         let (o, parts) = operation_of(Op::BackwardData, &key, 16).unwrap();
         let int = Type::CUDNN_TYPE_INT64;
         let uid = Name::CUDNN_ATTR_TENSOR_UNIQUE_ID;

@@ -32,11 +32,12 @@ mod engine;
 pub(super) mod genstats;
 mod graph;
 
-use super::cudnn::{on_call_stream, require_symbols, Key, MAX_BENCH_WORKSPACE};
+use super::cudnn_key::{Key, Op};
+use super::cudnn_lib::{on_call_stream, require_symbols, MAX_BENCH_WORKSPACE};
 use super::switch::{cudnn_benchmark, cudnn_enabled, cudnn_graph_enabled};
 use super::vendor::{plan_for, settle};
 use super::{CudaDevice, CudaStorage};
-use crate::cpu::conv::ConvShape;
+use crate::conv_shape::ConvShape;
 use crate::{DType, Error, Result};
 use cudarc::cudnn::sys::{self, cudnnBackendHeurMode_t as HeurMode, cudnnDataType_t};
 use cudarc::driver::sys::CUevent_flags;
@@ -47,26 +48,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Once};
 
-/// The backend-API entry points this path calls; a library lacking one is not used for it.
-const SYMBOLS: [&str; 6] = [
-    "cudnnBackendCreateDescriptor",
-    "cudnnBackendDestroyDescriptor",
-    "cudnnBackendSetAttribute",
-    "cudnnBackendGetAttribute",
-    "cudnnBackendFinalize",
-    "cudnnBackendExecute",
-];
-
 /// Timed runs per plan in the benchmark mode (after one warm-up run).
 const TIMED_RUNS: usize = 3;
-
-/// The direction of a convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Op {
-    Forward,
-    BackwardData,
-    BackwardFilter,
-}
 
 /// The graph path's state on one cuDNN handle: whether it is usable, the plans per key (None:
 /// the graph path does not serve that key), and the disk record of benchmarked choices.
@@ -80,7 +63,7 @@ impl Plans {
     /// The state of a freshly loaded cuDNN: usable when it has every backend-API symbol.
     pub(super) fn new() -> Plans {
         Plans {
-            usable: require_symbols(&SYMBOLS),
+            usable: require_symbols(&backend::SYMBOLS),
             plans: HashMap::new(),
             disk: None,
         }
@@ -338,7 +321,7 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::conv::Conv2dParams;
+    use crate::conv_shape::Conv2dParams;
 
     fn key(channels_last: bool, dtype: DType, groups: usize) -> Key {
         let p = Conv2dParams {

@@ -1,0 +1,31 @@
+//! Whether ops record the autograd graph on this thread, and the guard that turns it off
+//! ([`no_grad`], PyTorch's `torch.no_grad()`).
+
+use std::cell::Cell;
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops record the graph on this thread.
+pub fn is_grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Disables recording until dropped (PyTorch's `torch.no_grad()`).
+pub struct NoGradGuard {
+    previous: bool,
+}
+
+/// Returns a guard under which ops record no graph.
+pub fn no_grad() -> NoGradGuard {
+    NoGradGuard {
+        previous: GRAD_ENABLED.with(|g| g.replace(false)),
+    }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}
