@@ -6,11 +6,13 @@
 mod common;
 
 use kiln::cli::{
-    data_config, loss_config, optimizer_config, parse, resolve_lr, scheduler_config, Command,
-    TrainArgs,
+    data_config, data_flags, loss_config, optimizer_config, parse, resolve_lr, scheduler_config,
+    Command, TrainArgs,
 };
 use kiln::train::dist::DistBn;
-use kiln::train::loader::DataConfig;
+use kiln::train::loader::{
+    resolve_data_config, DataConfig, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
+};
 use kiln::train::loss::LossConfig;
 use kiln::train::optim::OptimizerConfig;
 use kiln::train::sched::SchedulerConfig;
@@ -421,8 +423,18 @@ fn the_library_defaults_are_the_command_lines() {
     // timm's train.py defaults --weight-decay to 2e-5 where create_optimizer_v2 takes 0.
     let opt = OptimizerConfig::new("sgd").lr(lr).weight_decay(2e-5);
     assert_eq!(optimizer_config(&a, lr), opt);
-    let data = data_config(&a, 224, 3, None, false);
-    let want = DataConfig::default();
+    // The data flags over what timm's resolve_data_config takes from resnet50's pretrained cfg.
+    let model = kiln::nn::create_model(&a.model, &Default::default()).unwrap();
+    let resolved = resolve_data_config(&data_flags(&a, 3), model.pretrained_cfg(), false).unwrap();
+    assert_eq!((resolved.img_size, resolved.crop_pct), (224, 0.95));
+    let data = data_config(&a, &resolved, false);
+    let want = DataConfig {
+        crop_pct: Some(0.95),
+        interpolation: "bicubic".into(),
+        mean: Some(IMAGENET_DEFAULT_MEAN.to_vec()),
+        std: Some(IMAGENET_DEFAULT_STD.to_vec()),
+        ..DataConfig::default()
+    };
     assert_eq!(format!("{data:?}"), format!("{want:?}"));
 }
 

@@ -5,6 +5,7 @@
 use kiln::cli::{data_config, loss_config, parse, Command, TrainArgs};
 use kiln::engine::{DType, Tensor};
 use kiln::train::clip::ClipMode;
+use kiln::train::loader::ResolvedData;
 use kiln::train::loss::{
     create_loss, create_val_loss, BinaryCrossEntropy, CrossEntropy, JsdCrossEntropy,
     LabelSmoothingCrossEntropy, Loss, LossConfig, SoftTargetCrossEntropy,
@@ -43,7 +44,15 @@ fn soft() -> Tensor {
 /// The loss `create_loss` picks for `flags` gives `want`'s value on the same batch.
 fn picks(flags: &[&str], targets: &Tensor, want: &dyn Loss) {
     let a = train_args(flags);
-    let mixup_active = data_config(&a, 224, 3, None, false).mixup_active();
+    let resolved = ResolvedData {
+        in_chans: 3,
+        img_size: 224,
+        interpolation: "bicubic".into(),
+        mean: vec![0.5; 3],
+        std: vec![0.5; 3],
+        crop_pct: 0.9,
+    };
+    let mixup_active = data_config(&a, &resolved, false).mixup_active();
     let got = create_loss(&loss_config(&a), mixup_active).unwrap();
     let x = logits();
     let (g, w) = (

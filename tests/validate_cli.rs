@@ -82,3 +82,64 @@ fn validates_a_run_folder_with_ema_tta_and_a_results_file() {
     assert_eq!(loss(&["--amp", "--amp-dtype", "bfloat16"]).len(), 8);
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// The `--result` JSON line `kiln validate` prints for its one checkpoint.
+fn result_row(stdout: &str) -> serde_json::Value {
+    let line = stdout.lines().skip_while(|l| *l != "--result").nth(1);
+    serde_json::from_str(line.expect("a --result line")).unwrap()
+}
+
+/// Training's evaluation and `kiln validate` resolve their data settings as timm does, through one
+/// function: for resnet18 on an image folder, crop 0.95 and bicubic from the model's pretrained
+/// config (not DataConfig's 0.875), so validating the run's model_best with --use-train-size
+/// reproduces the run's best metric; without it, validate takes the model's test crop (1.0) as
+/// timm's validate.py does.
+#[test]
+fn validate_of_model_best_reproduces_the_runs_best_metric() {
+    let root = std::env::temp_dir().join(format!("kiln-best-{}", std::process::id()));
+    common::write_image_folder(&root, 3, 4, 48, 40);
+    let out = root.join("runs");
+    let log = train(
+        &root,
+        &out,
+        "best",
+        &["--img-size", "32", "--epochs", "1", "-b", "4", "-vb", "8"],
+    );
+    assert!(
+        log.contains("interpolation bicubic") && log.contains("crop_pct 0.95"),
+        "training resolves the model's crop and interpolation:\n{log}"
+    );
+    let rows = common::summary_rows(&out.join("best"));
+    let (eval_loss, eval_top1) = (rows[0][2], rows[0][3]);
+    let best = out.join("best/model_best.safetensors");
+    let (r, b) = (root.to_str().unwrap(), best.to_str().unwrap());
+    let args = [
+        r,
+        "--checkpoint",
+        b,
+        "--img-size",
+        "32",
+        "-b",
+        "8",
+        "-j",
+        "1",
+    ];
+    let row = result_row(&validate(&[&args[..], &["--use-train-size"]].concat()));
+    assert_eq!(row["crop_pct"], 0.95);
+    assert_eq!(row["img_size"], 32);
+    assert_eq!(row["samples"], 12);
+    assert_eq!(row["top1"].as_f64().unwrap(), eval_top1, "{row}");
+    // The same images through the same model in the same batches: the mean loss agrees up to the
+    // f32 rounding of its sum.
+    let loss = row["loss"].as_f64().unwrap();
+    assert!(
+        (loss - eval_loss).abs() <= 1e-6 * eval_loss.abs(),
+        "validate {loss}, training {eval_loss}"
+    );
+    let row = result_row(&validate(&args));
+    assert_eq!(
+        row["crop_pct"], 1.0,
+        "timm's validate.py takes the test crop"
+    );
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -81,7 +81,7 @@ pub struct TrainArgs {
     /// Global pool: avg, max, avgmax, catavgmax, token (default: the model's).
     #[arg(long = "gp")]
     pub global_pool: Option<String>,
-    /// Input image size (default: 28 for IDX data, the model's for folders).
+    /// Input image size (default: the data's for IDX, the model's for folders).
     #[arg(long)]
     pub img_size: Option<usize>,
     /// Input channels (default: 1 for IDX data, 3 for folders).
@@ -90,16 +90,16 @@ pub struct TrainArgs {
     /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
     #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
     pub input_size: Option<Vec<usize>>,
-    /// Eval center-crop fraction.
+    /// Eval center-crop fraction (default: 1 for IDX data, the model's for folders).
     #[arg(long)]
     pub crop_pct: Option<f64>,
-    /// Per-channel normalization mean.
+    /// Per-channel normalization mean (default: the model's; for one channel, their average).
     #[arg(long, num_args = 1..)]
     pub mean: Option<Vec<f32>>,
-    /// Per-channel normalization std.
+    /// Per-channel normalization std (default: the model's; for one channel, their average).
     #[arg(long, num_args = 1..)]
     pub std: Option<Vec<f32>>,
-    /// Eval resize interpolation.
+    /// Eval resize interpolation (default: the model's).
     #[arg(long, default_value = "")]
     pub interpolation: String,
     /// Training batch size.
@@ -614,15 +614,32 @@ pub struct ValidateArgs {
     /// Classes (default: the dataset's).
     #[arg(long)]
     pub num_classes: Option<usize>,
-    /// Input image size.
+    /// Input image size (default: the data's for IDX, else the model's test size, see
+    /// --use-train-size).
     #[arg(long)]
     pub img_size: Option<usize>,
-    /// Input channels.
+    /// Input channels (default: 1 for IDX data, 3 otherwise).
     #[arg(long)]
     pub in_chans: Option<usize>,
-    /// Center-crop fraction.
+    /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
+    #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
+    pub input_size: Option<Vec<usize>>,
+    /// Evaluate at the model's train input size and crop, not its test ones (what training's
+    /// evaluation used).
+    #[arg(long)]
+    pub use_train_size: bool,
+    /// Center-crop fraction (default: the model's).
     #[arg(long)]
     pub crop_pct: Option<f64>,
+    /// Per-channel normalization mean (default: the model's).
+    #[arg(long, num_args = 1..)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel normalization std (default: the model's).
+    #[arg(long, num_args = 1..)]
+    pub std: Option<Vec<f32>>,
+    /// Resize interpolation (default: the model's).
+    #[arg(long, default_value = "")]
+    pub interpolation: String,
     /// Run in channels-last memory order.
     #[arg(long)]
     pub channels_last: bool,

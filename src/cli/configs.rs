@@ -4,7 +4,7 @@
 
 use super::args::TrainArgs;
 use kiln_engine::DType;
-use kiln_train::loader::DataConfig;
+use kiln_train::loader::{DataConfig, DataFlags, ResolvedData};
 use kiln_train::loss::LossConfig;
 use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
@@ -97,18 +97,30 @@ fn pair(v: &[f64]) -> (f64, f64) {
     (v[0], v.get(1).copied().unwrap_or(v[0]))
 }
 
-/// The data flags, for images of `img_size` with `in_chans` channels; `small_images` picks the
-/// pad-and-crop pipeline of IDX data.
-pub fn data_config(
-    a: &TrainArgs,
-    img_size: usize,
-    in_chans: usize,
-    crop_pct: Option<f64>,
-    small_images: bool,
-) -> DataConfig {
+/// The flags timm's `resolve_data_config` reads, with `in_chans` the run's channels (the flags',
+/// else the data's).
+pub fn data_flags(a: &TrainArgs, in_chans: usize) -> DataFlags {
+    DataFlags {
+        input_size: a.input_size.as_deref().map(|s| [s[0], s[1], s[2]]),
+        img_size: a.img_size,
+        in_chans: Some(in_chans),
+        interpolation: a.interpolation.clone(),
+        mean: a.mean.clone(),
+        std: a.std.clone(),
+        crop_pct: a.crop_pct,
+    }
+}
+
+/// The data flags over the `resolved` size, interpolation, normalization and crop (training's
+/// interpolation is the resolved one under `--no-aug` or when `--train-interpolation` is empty,
+/// as in timm's train.py); `small_images` picks the pad-and-crop pipeline of IDX data.
+pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -> DataConfig {
+    let train_interpolation = if a.no_aug || a.train_interpolation.is_empty() {
+        resolved.interpolation.clone()
+    } else {
+        a.train_interpolation.clone()
+    };
     DataConfig {
-        img_size,
-        in_chans,
         batch_size: a.batch_size,
         workers: a.workers,
         aa: a.aa.clone(),
@@ -129,17 +141,13 @@ pub fn data_config(
         hflip: a.hflip,
         vflip: a.vflip,
         color_jitter: a.color_jitter,
-        train_interpolation: a.train_interpolation.clone(),
+        train_interpolation,
         aug_splits: a.aug_splits,
         no_aug: a.no_aug,
-        crop_pct,
-        mean: a.mean.clone(),
-        std: a.std.clone(),
-        interpolation: a.interpolation.clone(),
         seed: a.seed,
         aug_repeats: a.aug_repeats as usize,
         small_images,
-        ..DataConfig::default()
+        ..resolved.data_config()
     }
 }
 

@@ -19,7 +19,8 @@ mod validate;
 
 pub use args::{TrainArgs, ValidateArgs};
 pub use configs::{
-    data_config, loss_config, optimizer_config, resolve_lr, scheduler_config, train_config,
+    data_config, data_flags, loss_config, optimizer_config, resolve_lr, scheduler_config,
+    train_config,
 };
 pub use launch::LaunchArgs;
 pub use schedule::ScheduleArgs;

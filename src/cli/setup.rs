@@ -1,8 +1,9 @@
 //! What `train` and `validate` share: opening datasets, the data config, building the model.
 
 use kiln_engine::Device;
+use kiln_nn::PretrainedCfg;
 use kiln_train::data::{Dataset, IdxDataset, ImageFolder};
-use kiln_train::loader::Layout;
+use kiln_train::loader::{Layout, ResolvedData};
 use kiln_train::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,6 +79,31 @@ fn find_split(root: &Path, split: &str, train: bool) -> Result<PathBuf> {
         .map(|s| root.join(s))
         .find(|p| p.is_dir())
         .ok_or_else(|| Error::MissingDataDir(root.join(split)))
+}
+
+/// The pretrained config the data settings resolve against: the model's, or for IDX data (of
+/// `native`×`native` images) the model's at that size with no test size and crop 1, so small
+/// images are used whole at their own size.
+pub fn data_cfg(model: &PretrainedCfg, native: Option<usize>) -> PretrainedCfg {
+    let Some(side) = native else {
+        return model.clone();
+    };
+    PretrainedCfg {
+        input_size: [model.input_size[0], side, side],
+        test_input_size: None,
+        crop_pct: 1.0,
+        test_crop_pct: None,
+        ..model.clone()
+    }
+}
+
+/// Prints the resolved data settings, as timm's verbose `resolve_data_config` logs them.
+pub fn print_data_config(r: &ResolvedData) {
+    println!(
+        "Data processing configuration: input_size ({}, {}, {}), interpolation {}, mean {:?}, \
+         std {:?}, crop_pct {}",
+        r.in_chans, r.img_size, r.img_size, r.interpolation, r.mean, r.std, r.crop_pct
+    );
 }
 
 /// The memory layout the normalize stage writes.

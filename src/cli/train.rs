@@ -2,12 +2,13 @@
 
 use super::args::TrainArgs;
 use super::configs::{
-    data_config, loss_config, optimizer_config, resolve_lr, scheduler_config, train_config,
+    data_config, data_flags, loss_config, optimizer_config, resolve_lr, scheduler_config,
+    train_config,
 };
 use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::run_dir::experiment_name;
-use super::setup::{embedded_data, open_device, DataRoot};
+use super::setup::{data_cfg, embedded_data, open_device, print_data_config, DataRoot};
 use super::unsupported::check_supported;
 use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::{
@@ -21,6 +22,7 @@ use kiln_train::callbacks::{
 };
 use kiln_train::checkpoint::newest_checkpoint;
 use kiln_train::dist::{enable_sync_bn, on_device_threads, Communicator, DdpOptions, ProcessGroup};
+use kiln_train::loader::resolve_data_config;
 use kiln_train::trainer::{EvalOptions, TrainConfig, Trainer};
 use kiln_train::{Error, Result};
 use std::io::IsTerminal;
@@ -145,14 +147,18 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     if rank == 0 {
         println!("Model {} created, param count: {params}", a.model);
     }
-    let cfg_size = model.pretrained_cfg().input_size[1];
-    let img_size = img_size.unwrap_or(if root.is_idx() {
-        train_ds.load(0)?.image.h
-    } else {
-        cfg_size
-    });
-    let crop_pct = a.crop_pct.or(root.is_idx().then_some(1.0));
-    let cfg = data_config(&a, img_size, in_chans, crop_pct, root.is_idx());
+    let native = match root.is_idx() {
+        true => Some(train_ds.load(0)?.image.h),
+        false => None,
+    };
+    // timm's resolve_data_config(vars(args), model=model): flags, else the model's cfg.
+    let model_cfg = data_cfg(model.pretrained_cfg(), native);
+    let resolved = resolve_data_config(&data_flags(&a, in_chans), &model_cfg, false)?;
+    if rank == 0 {
+        print_data_config(&resolved);
+    }
+    let img_size = resolved.img_size;
+    let cfg = data_config(&a, &resolved, root.is_idx());
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
     let lr = resolve_lr(&a, world);
     let dist = (world > 1).then(|| (comm.clone(), ddp_options(&a)));

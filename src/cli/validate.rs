@@ -1,11 +1,11 @@
 //! `kiln validate`: evaluates checkpoints, as timm's `validate.py`.
 
 use super::args::ValidateArgs;
-use super::setup::{embedded_data, layout, open_device, DataRoot};
+use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
 use kiln_nn::{create_model, load_state_dict, ModelArgs};
 use kiln_train::amp::amp_dtype;
 use kiln_train::checkpoint::Checkpoint;
-use kiln_train::loader::DataConfig;
+use kiln_train::loader::{resolve_data_config, DataConfig, DataFlags};
 use kiln_train::trainer::{validate as run_validation, BatchStages, EvalOptions};
 use kiln_train::{Error, Result};
 use serde::Serialize;
@@ -92,7 +92,12 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) -> Result<Row> {
     let dir = a.data.clone().unwrap_or_else(embedded_data);
     let root = DataRoot::detect(&dir)?;
-    let in_chans = a.in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
+    let in_chans = a
+        .input_size
+        .as_ref()
+        .map(|s| s[0])
+        .or(a.in_chans)
+        .unwrap_or(if root.is_idx() { 1 } else { 3 });
     let ds = root.open(&a.split, false, in_chans, None)?;
     let mut ck = Checkpoint::load(path)?;
     let arch = a
@@ -134,22 +139,28 @@ fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) 
         .iter()
         .map(|p| p.tensor.numel())
         .sum();
-    let img_size = a.img_size.unwrap_or(if root.is_idx() {
-        ds.load(0)?.image.h
-    } else {
-        model.pretrained_cfg().input_size[1]
-    });
-    let crop_pct = a.crop_pct.unwrap_or(if root.is_idx() {
-        1.0
-    } else {
-        model.pretrained_cfg().crop_pct
-    });
+    let native = match root.is_idx() {
+        true => Some(ds.load(0)?.image.h),
+        false => None,
+    };
+    let flags = DataFlags {
+        input_size: a.input_size.as_deref().map(|s| [s[0], s[1], s[2]]),
+        img_size: a.img_size,
+        in_chans: Some(in_chans),
+        interpolation: a.interpolation.clone(),
+        mean: a.mean.clone(),
+        std: a.std.clone(),
+        crop_pct: a.crop_pct,
+    };
+    // timm's validate.py: resolve_data_config(vars(args), model=model, use_test_size=not
+    // args.use_train_size).
+    let model_cfg = data_cfg(model.pretrained_cfg(), native);
+    let resolved = resolve_data_config(&flags, &model_cfg, !a.use_train_size)?;
+    print_data_config(&resolved);
+    let (img_size, crop_pct) = (resolved.img_size, resolved.crop_pct);
     let cfg = DataConfig {
-        img_size,
-        in_chans,
         workers: a.workers,
-        crop_pct: Some(crop_pct),
-        ..DataConfig::default()
+        ..resolved.data_config()
     };
     let mut loader = cfg.eval_loader(ds.clone(), a.batch_size, 0, 1)?;
     let stages = BatchStages {

@@ -159,3 +159,38 @@ pub fn tensor_bits(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
     }
     out
 }
+
+/// Writes `root/{train,validation}/<class>/<k>.png`: `per_class` RGB images of `w`×`h` pixels a
+/// class (before the grid's border), class c a bright vertical band at columns 12·c.. 12·c + 8
+/// over a noise pattern that varies with k.
+pub fn write_image_folder(root: &Path, classes: usize, per_class: usize, w: usize, h: usize) {
+    use kiln::train::loader::{grid_png, Batch};
+    for split in ["train", "validation"] {
+        for class in 0..classes {
+            let dir = root.join(split).join(format!("class{class}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for k in 0..per_class {
+                let images: Vec<u8> = (0..w * h * 3)
+                    .map(|i| {
+                        let col = (i / 3) % w;
+                        if (12 * class..12 * class + 8).contains(&col) {
+                            200 + ((i * 5 + k * 3) % 50) as u8
+                        } else {
+                            ((i * 7 + k * 13 + split.len()) % 90) as u8
+                        }
+                    })
+                    .collect();
+                let one = Batch {
+                    images,
+                    n: 1,
+                    h,
+                    w,
+                    c: 3,
+                    ..Batch::default()
+                };
+                let png = grid_png(&one, 1).unwrap();
+                std::fs::write(dir.join(format!("{k}.png")), png.bytes).unwrap();
+            }
+        }
+    }
+}

@@ -27,6 +27,7 @@ mod batch;
 mod config;
 mod fill;
 mod normalize;
+mod resolve;
 mod sampler;
 mod save;
 mod workers;
@@ -37,6 +38,7 @@ pub use config::DataConfig;
 pub use normalize::{
     default_mean_std, Layout, Normalize, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };
+pub use resolve::{resolve_data_config, DataFlags, ResolvedData};
 pub use sampler::{DistributedSampler, RepeatAugSampler, Sampler};
 pub use save::{grid_png, save_images, Png};
 pub use workers::{EpochIter, Loader, LoaderOptions};
