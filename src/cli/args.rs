@@ -114,6 +114,9 @@ pub struct TrainArgs {
     /// TorchScript JIT fuser: '', te, old, nvfuser.
     #[arg(long, default_value = "")]
     pub fuser: String,
+    /// Batches whose gradients add up to one optimizer update.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum_steps: usize,
     /// Recompute activations of model blocks in the backward pass to save memory.
     #[arg(long)]
     pub grad_checkpointing: bool,
@@ -139,11 +142,17 @@ pub struct TrainArgs {
     /// torch.compile with this backend (inductor when given without a value).
     #[arg(long, num_args = 0..=1, default_missing_value = "inductor", value_name = "BACKEND")]
     pub torchcompile: Option<String>,
+
+    // ---- Device ----
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-
-    // ---- Device ----
+    /// Mixed precision: convolutions and matmuls in --amp-dtype (f16 with loss scaling).
+    #[arg(long)]
+    pub amp: bool,
+    /// The AMP dtype: float16 (dynamic loss scaling) or bfloat16 (none needed).
+    #[arg(long, default_value = "float16")]
+    pub amp_dtype: String,
     /// Model dtype without AMP: float32, float16, bfloat16 (default float32).
     #[arg(long)]
     pub model_dtype: Option<String>,
@@ -177,6 +186,12 @@ pub struct TrainArgs {
     /// Weight decay (not applied to biases and norm parameters).
     #[arg(long, default_value_t = 2e-5)]
     pub weight_decay: f64,
+    /// Clip the gradient norm to this.
+    #[arg(long)]
+    pub clip_grad: Option<f64>,
+    /// Gradient clipping mode. One of ("norm", "value", "agc").
+    #[arg(long, value_enum, default_value_t = ClipMode::Norm)]
+    pub clip_mode: ClipMode,
     /// Layer-wise learning rate decay (from the model's group_matcher).
     #[arg(long)]
     pub layer_decay: Option<f64>,
@@ -189,18 +204,6 @@ pub struct TrainArgs {
     /// Other optimizer arguments, as key=value.
     #[arg(long, num_args = 0..)]
     pub opt_kwargs: Vec<String>,
-    /// Clip the gradient norm to this.
-    #[arg(long)]
-    pub clip_grad: Option<f64>,
-    /// Gradient clipping mode. One of ("norm", "value", "agc").
-    #[arg(long, value_enum, default_value_t = ClipMode::Norm)]
-    pub clip_mode: ClipMode,
-    /// Mixed precision: convolutions and matmuls in --amp-dtype (f16 with loss scaling).
-    #[arg(long)]
-    pub amp: bool,
-    /// The AMP dtype: float16 (dynamic loss scaling) or bfloat16 (none needed).
-    #[arg(long, default_value = "float16")]
-    pub amp_dtype: String,
 
     // ---- Learning rate schedule ----
     /// LR scheduler: cosine, tanh, poly, step, multistep, plateau, wsd, rsqrt, constant or none.
@@ -376,12 +379,12 @@ pub struct TrainArgs {
     /// Dropout before the classifier.
     #[arg(long = "drop", default_value_t = 0.0)]
     pub drop_rate: f64,
-    /// Stochastic depth rate.
-    #[arg(long)]
-    pub drop_path: Option<f64>,
     /// Drop connect rate (deprecated by timm: use --drop-path).
     #[arg(long)]
     pub drop_connect: Option<f64>,
+    /// Stochastic depth rate.
+    #[arg(long)]
+    pub drop_path: Option<f64>,
     /// DropBlock rate.
     #[arg(long)]
     pub drop_block: Option<f64>,
@@ -431,6 +434,9 @@ pub struct TrainArgs {
     /// Epochs between validation and checkpointing.
     #[arg(long, default_value_t = 1)]
     pub val_interval: usize,
+    /// Optimizer updates between recovery checkpoints (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub recovery_interval: usize,
     /// Numbered checkpoints to keep (best by eval metric).
     #[arg(long, default_value_t = 10)]
     pub checkpoint_hist: usize,
@@ -479,12 +485,6 @@ pub struct TrainArgs {
     /// Weights & Biases run id to resume.
     #[arg(long, default_value = "")]
     pub wandb_resume_id: String,
-    /// Optimizer updates between recovery checkpoints (0: none).
-    #[arg(long, default_value_t = 0)]
-    pub recovery_interval: usize,
-    /// Batches whose gradients add up to one optimizer update.
-    #[arg(long, default_value_t = 1)]
-    pub grad_accum_steps: usize,
     /// Stop after this many epochs without a better eval metric (kiln's flag).
     #[arg(long)]
     pub early_stop: Option<usize>,

@@ -2,6 +2,7 @@
 //! timm's flags and YAML configs. Flags become the library's config structs in `configs.rs`;
 //! kiln-train never sees them.
 
+mod argparse;
 mod args;
 mod config;
 mod configs;
@@ -51,6 +52,7 @@ pub enum Command {
     #[command(args_override_self = true)]
     Train(Box<TrainArgs>),
     /// Evaluate checkpoints (timm's validate.py).
+    #[command(args_override_self = true)]
     Validate(Box<ValidateArgs>),
     /// Print the lr of every optimizer update of a run (`epoch,update,lr`) and plot it to a PNG.
     #[command(args_override_self = true)]
@@ -79,11 +81,54 @@ fn long_vb(arg: &str) -> String {
     }
 }
 
-/// Parses `argv` (program name first), applying a YAML config under the command-line flags: an
-/// explicit `--config`, or for `train` without data the built-in Fashion-MNIST config.
-pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
+/// The subcommands that read their flags as argparse does (see `argparse.rs`), each with the
+/// options whose repeats add up instead of replacing each other.
+const ARGPARSE_COMMANDS: [(&str, &[&str]); 3] = [
+    ("train", &[]),
+    ("schedule", &[]),
+    ("validate", &["checkpoint"]),
+];
+
+/// The `kiln` command with argparse's value rules on the commands that take timm's flags.
+fn command() -> clap::Command {
+    ARGPARSE_COMMANDS
+        .iter()
+        .fold(Cli::command(), |cmd, (name, appending)| {
+            cmd.mut_subcommand(name, |sub| argparse::with_argparse_values(sub, appending))
+        })
+}
+
+/// `argv` with timm's `-vb` spelled long and, after a subcommand that takes timm's flags, each
+/// long-option prefix expanded to the option it names (an ambiguous one is an error).
+fn expand(argv: &[String]) -> std::result::Result<Vec<String>, clap::Error> {
     let argv: Vec<String> = argv.iter().map(|a| long_vb(a)).collect();
-    let first = Cli::try_parse_from(&argv)?;
+    let Some(name) = argv
+        .get(1)
+        .filter(|n| ARGPARSE_COMMANDS.iter().any(|(c, _)| c == n))
+    else {
+        return Ok(argv);
+    };
+    let mut cmd = command();
+    cmd.build();
+    let sub = cmd
+        .find_subcommand_mut(name)
+        .expect("ARGPARSE_COMMANDS names subcommands of Cli");
+    let rest = argparse::expand_prefixes(sub, &argv[2..])?;
+    Ok(argv[..2].iter().cloned().chain(rest).collect())
+}
+
+fn parse_from(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
+    let matches = command().try_get_matches_from(argv)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// Parses `argv` (program name first) with argparse's semantics for timm's flags (unique prefixes,
+/// `--flag=value`, negative values, the last occurrence winning), applying a YAML config under the
+/// command-line flags: an explicit `--config`, or for `train` without data the built-in
+/// Fashion-MNIST config. The config's keys are exact flag names, never prefixes, as timm reads them.
+pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
+    let argv = expand(argv)?;
+    let first = parse_from(&argv)?;
     let Command::Train(t) = &first.command else {
         return Ok(first);
     };
@@ -92,8 +137,8 @@ pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
         (None, true) => config::yaml_to_flags(config::FASHION_MNIST, "configs/fashion-mnist.yaml"),
         (None, false) => return Ok(first),
     };
-    let flags = yaml
-        .map_err(|e| Cli::command().error(clap::error::ErrorKind::InvalidValue, e.to_string()))?;
+    let flags =
+        yaml.map_err(|e| command().error(clap::error::ErrorKind::InvalidValue, e.to_string()))?;
     let pos = argv.iter().position(|a| a == "train").map_or(1, |p| p + 1);
     let merged: Vec<String> = argv[..pos]
         .iter()
@@ -101,8 +146,7 @@ pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
         .chain(flags)
         .chain(argv[pos..].iter().cloned())
         .collect();
-    let matches = Cli::command().try_get_matches_from(merged)?;
-    Cli::from_arg_matches(&matches)
+    parse_from(&merged)
 }
 
 /// Runs a parsed command.

@@ -1,0 +1,290 @@
+//! `kiln train` reads a command line as timm's train.py does through argparse: unique prefixes
+//! (`--jsd`), exact names before prefixes, argparse's "ambiguous option" error, `--flag=value`,
+//! negative values, the last occurrence winning, `-vb`, and `--config` read first with its
+//! prefixes. The truth is train.py's own `_parse_args` run on the same command lines, among them
+//! every training command timm documents (scripts/fixtures/make_train_flag_fixtures.py).
+
+use clap::CommandFactory;
+use kiln::cli::{parse, Cli, Command, TrainArgs};
+use serde_json::Value;
+use std::process::Command as Process;
+
+const ARGPARSE: &str = include_str!("fixtures/timm_train_argparse.json");
+
+fn train_args(argv: &[&str]) -> Result<TrainArgs, String> {
+    let full: Vec<String> = ["kiln", "train"]
+        .iter()
+        .chain(argv)
+        .map(|s| s.to_string())
+        .collect();
+    match parse(&full) {
+        Ok(cli) => match cli.command {
+            Command::Train(a) => Ok(*a),
+            other => Err(format!("parsed as {other:?}")),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A value as kiln's serialized TrainArgs holds it: unset (null, '', [], {}) is None, numbers are
+/// f64.
+fn unset_or(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::Array(a) if a.is_empty() => None,
+        Value::Object(o) if o.is_empty() => None,
+        Value::Number(n) => Some(Value::from(n.as_f64().unwrap())),
+        Value::Array(a) => Some(Value::Array(a.iter().filter_map(unset_or).collect())),
+        other => Some(other.clone()),
+    }
+}
+
+/// Numbers rounded to f32.
+fn to_f32(v: Value) -> Value {
+    match v {
+        Value::Number(n) => Value::from(n.as_f64().unwrap() as f32 as f64),
+        Value::Array(a) => Value::Array(a.into_iter().map(to_f32).collect()),
+        other => other,
+    }
+}
+
+/// timm's dest -> kiln's field where the names differ.
+fn field(dest: &str) -> &str {
+    match dest {
+        "gp" => "global_pool",
+        "drop" => "drop_rate",
+        other => other,
+    }
+}
+
+/// Where kiln's parsed values differ from timm's namespace `want`.
+fn differences(
+    argv: &[&str],
+    ours: &TrainArgs,
+    want: &serde_json::Map<String, Value>,
+) -> Vec<String> {
+    let ours = serde_json::to_value(ours).unwrap();
+    let mut differ = Vec::new();
+    for (dest, timm) in want {
+        // kiln's one default of its own: --device cpu.
+        if dest == "device" && !argv.contains(&"--device") {
+            continue;
+        }
+        let Some(kiln) = ours.get(field(dest)) else {
+            differ.push(format!("{dest}: kiln has no such field"));
+            continue;
+        };
+        let (mut want, mut got) = (unset_or(timm), unset_or(kiln));
+        // kiln keeps --mean and --std as f32.
+        if dest == "mean" || dest == "std" {
+            (want, got) = (want.map(to_f32), got.map(to_f32));
+        }
+        // --gp: timm's None is the model's default pool, which kiln writes as avg.
+        let model_default = dest == "gp" && got == Some(Value::from("avg"));
+        if want != got && !model_default {
+            differ.push(format!("{dest}: timm {want:?}, kiln {got:?}"));
+        }
+    }
+    differ
+}
+
+#[test]
+fn command_lines_read_as_timms_train_py_reads_them() {
+    let fixture: Value = serde_json::from_str(ARGPARSE).unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    let documented = cases.iter().filter(|c| c["documented"] == true).count();
+    assert_eq!(documented, 9, "timm's documented training commands");
+    let mut failures = Vec::new();
+    for case in cases {
+        let argv: Vec<&str> = case["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        let got = train_args(&argv);
+        match (&case["error"], got) {
+            (Value::String(want), Err(e)) => {
+                // argparse's ambiguity message word for word; other errors in clap's words.
+                if want.starts_with("ambiguous option") && !e.contains(want.as_str()) {
+                    failures.push(format!("{argv:?}: timm says {want:?}, kiln {e:?}"));
+                }
+            }
+            (Value::String(want), Ok(_)) => {
+                failures.push(format!("{argv:?}: timm fails ({want}), kiln parses it"))
+            }
+            (_, Err(e)) => failures.push(format!("{argv:?}: timm parses it, kiln fails: {e}")),
+            (_, Ok(a)) => {
+                let want = case["args"].as_object().unwrap();
+                for d in differences(&argv, &a, want) {
+                    failures.push(format!("{argv:?}: {d}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// argparse tries options in the order they were added, which orders its ambiguity lists: kiln's
+/// train options are defined in timm's order, its own (and its hidden `--local-rank`) among them.
+#[test]
+fn options_are_defined_in_timms_order() {
+    let fixture: Value = serde_json::from_str(ARGPARSE).unwrap();
+    let timm: Vec<&str> = fixture["option_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    let cli = Cli::command();
+    let train = cli.find_subcommand("train").unwrap();
+    let kiln: Vec<String> = train
+        .get_arguments()
+        .flat_map(|a| {
+            let aliases = a.get_all_aliases().unwrap_or_default();
+            a.get_long()
+                .into_iter()
+                .chain(aliases)
+                .map(|n| format!("--{n}"))
+        })
+        .filter(|o| timm.contains(&o.as_str()))
+        .collect();
+    let timm_without_help: Vec<&str> = timm.into_iter().filter(|o| *o != "--help").collect();
+    assert_eq!(kiln, timm_without_help);
+}
+
+#[test]
+fn kilns_own_options_are_candidates_too() {
+    let a = train_args(&[
+        "--data-dir",
+        "d",
+        "--log-t",
+        "--nan",
+        "skip",
+        "--early",
+        "3",
+    ])
+    .unwrap();
+    assert!(a.log_tensorboard);
+    assert_eq!(a.early_stop, Some(3));
+    let e = train_args(&["--data-dir", "d", "--log", "5"]).unwrap_err();
+    assert!(
+        e.contains(
+            "ambiguous option: --log could match --log-interval, --log-tensorboard, --log-wandb"
+        ),
+        "{e}"
+    );
+    // --local_rank and kiln's --local-rank spelling are one option, not two candidates.
+    assert_eq!(
+        train_args(&["--data-dir", "d", "--local", "1"])
+            .unwrap()
+            .local_rank,
+        1
+    );
+}
+
+#[test]
+fn a_config_sits_under_prefixed_flags() {
+    let path = std::env::temp_dir().join(format!("kiln-argparse-{}.yaml", std::process::id()));
+    std::fs::write(
+        &path,
+        "warmup_epochs: 3\njsd_loss: true\naug_splits: 3\nscale: [0.5, 1.0]\n",
+    )
+    .unwrap();
+    let a = train_args(&[
+        "--data-dir",
+        "d",
+        "--conf",
+        path.to_str().unwrap(),
+        "--warmup-e=7",
+        "--sca",
+        "0.25",
+        "0.75",
+    ]);
+    std::fs::remove_file(&path).ok();
+    let a = a.unwrap();
+    assert_eq!(
+        a.warmup_epochs, 7,
+        "the command line's prefix wins over the file"
+    );
+    assert_eq!(
+        a.scale,
+        [0.25, 0.75],
+        "a list flag is replaced, not extended"
+    );
+    assert!(a.jsd_loss && a.aug_splits == 3, "the file's keys stay");
+}
+
+fn kiln(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Process::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (o.status.code(), text(&o.stdout), text(&o.stderr))
+}
+
+#[test]
+fn the_binary_stops_on_an_ambiguous_prefix_and_reads_validates_flags_as_argparse() {
+    let (code, _, stderr) = kiln(&["train", "--warmup", "3"]);
+    assert_eq!(code, Some(2), "argparse's exit status:\n{stderr}");
+    assert!(
+        stderr.contains(
+            "error: ambiguous option: --warmup could match --warmup-lr, --warmup-epochs, \
+             --warmup-prefix"
+        ),
+        "{stderr}"
+    );
+    // validate: prefixes too, and --checkpoint's repeats add up (both files are named).
+    let (code, _, stderr) = kiln(&[
+        "validate",
+        "/no/such/data",
+        "--check",
+        "a.safetensors",
+        "--checkpoint=b.safetensors",
+        "--use-t",
+        "--crop=0.9",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("/no/such/data does not exist"), "{stderr}");
+    let (code, _, stderr) = kiln(&["validate", "--c", "a.safetensors"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "ambiguous option: --c could match --checkpoint, --crop-pct, --channels-last"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn schedule_takes_train_flags_by_prefix() {
+    let (code, stdout, stderr) = kiln(&[
+        "schedule",
+        "--sched",
+        "step",
+        "--warmup-e",
+        "0",
+        "--decay-e",
+        "1",
+        "--dr",
+        "0.5",
+        "--epochs=2",
+        "--updates-per",
+        "1",
+        "--lr",
+        "0.4",
+        "--plot",
+        std::env::temp_dir()
+            .join(format!("kiln-argparse-{}.png", std::process::id()))
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lrs: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.rsplit(',').next()?.parse().ok())
+        .collect();
+    assert_eq!(lrs, [0.4, 0.2], "{stdout}");
+}
