@@ -10,26 +10,33 @@ use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
 use kiln_train::trainer::TrainConfig;
 
-/// timm's learning-rate rule: `--lr`, else `lr_base` scaled by the global batch (`world` ranks
-/// of `--batch-size`) / `lr_base_size`.
+/// timm's learning-rate rule (train.py): `--lr` when given and not 0, else `--lr-base` scaled by
+/// the global batch (`--batch-size` × `world` ranks × `--grad-accum-steps`) / `--lr-base-size`:
+/// by its square root when `--lr-base-scale` is `sqrt`, or is empty and the optimizer's name (in
+/// any case) contains `ada` or `lamb`; linearly otherwise.
 pub fn resolve_lr(a: &TrainArgs, world: usize) -> f64 {
-    if let Some(lr) = a.lr {
+    if let Some(lr) = a.lr.filter(|&lr| lr != 0.0) {
         return lr;
     }
-    let ratio = (a.batch_size * world) as f64 / a.lr_base_size as f64;
-    let adaptive = ["ada", "lamb"].iter().any(|o| a.opt.contains(o));
-    match a.lr_base_scale.as_str() {
-        "sqrt" => a.lr_base * ratio.sqrt(),
-        "linear" => a.lr_base * ratio,
-        _ if adaptive => a.lr_base * ratio.sqrt(),
-        _ => a.lr_base * ratio,
+    let global_batch = (a.batch_size * world * a.grad_accum_steps) as f64;
+    let ratio = global_batch / a.lr_base_size as f64;
+    let on = a.opt.to_lowercase();
+    let scale = match a.lr_base_scale.as_str() {
+        "" if ["ada", "lamb"].iter().any(|o| on.contains(o)) => "sqrt",
+        "" => "linear",
+        given => given,
+    };
+    if scale == "sqrt" {
+        a.lr_base * ratio.sqrt()
+    } else {
+        a.lr_base * ratio
     }
 }
 
 /// The optimizer flags with the resolved learning rate `lr` (Adafactor without `--lr` takes
 /// relative steps instead, as timm's does without an lr).
 pub fn optimizer_config(a: &TrainArgs, lr: f64) -> OptimizerConfig {
-    let relative = a.lr.is_none() && a.opt.to_lowercase().ends_with("adafactor");
+    let relative = a.lr.is_none_or(|lr| lr == 0.0) && a.opt.to_lowercase().ends_with("adafactor");
     OptimizerConfig {
         opt: a.opt.clone(),
         lr: (!relative).then_some(lr),

@@ -51,8 +51,14 @@ fn check_args(a: &TrainArgs) -> Result<()> {
             format!("must be in [0, 1), got {}", a.smoothing),
         ));
     }
-    if a.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
-        return Err(flag("--lr", "must be a positive number"));
+    if a.lr.is_some_and(|lr| !(lr >= 0.0 && lr.is_finite())) {
+        return Err(flag(
+            "--lr",
+            "must be a positive number (0, as when not given: from --lr-base)",
+        ));
+    }
+    if a.lr_base_size == 0 && a.lr.is_none_or(|lr| lr == 0.0) {
+        return Err(flag("--lr-base-size", "must be at least 1"));
     }
     if !matches!(a.eval_metric.as_str(), "top1" | "top5" | "loss") {
         return Err(flag(

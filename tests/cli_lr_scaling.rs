@@ -1,0 +1,101 @@
+//! `--lr` left unset is timm's: `--lr-base` scaled by the global batch (batch size × world size ×
+//! accumulation steps) / `--lr-base-size`, by its square root for `--lr-base-scale sqrt` or, when
+//! that is empty, for optimizers whose name contains `ada` or `lamb` in any case. The truth is
+//! train.py's `if not args.lr:` block run as written over a grid of settings
+//! (scripts/fixtures/make_train_flag_fixtures.py).
+
+use kiln::cli::{resolve_lr, TrainArgs};
+use serde_json::Value;
+
+const LR_SCALING: &str = include_str!("fixtures/timm_lr_scaling.json");
+
+#[test]
+fn lr_scaling_is_timms() {
+    let fixture: Value = serde_json::from_str(LR_SCALING).unwrap();
+    let columns: Vec<&str> = fixture["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let rows = fixture["rows"].as_array().unwrap();
+    assert!(rows.len() > 400);
+    for row in rows {
+        let get = |name: &str| &row[columns.iter().position(|c| *c == name).unwrap()];
+        let a = TrainArgs {
+            batch_size: get("batch_size").as_u64().unwrap() as usize,
+            grad_accum_steps: get("grad_accum_steps").as_u64().unwrap() as usize,
+            opt: get("opt").as_str().unwrap().into(),
+            lr_base: get("lr_base").as_f64().unwrap(),
+            lr_base_size: get("lr_base_size").as_u64().unwrap() as usize,
+            lr_base_scale: get("lr_base_scale").as_str().unwrap().into(),
+            lr: get("lr").as_f64(),
+            ..TrainArgs::default()
+        };
+        let world = get("world_size").as_u64().unwrap() as usize;
+        let want = get("resolved_lr").as_f64().unwrap();
+        let got = resolve_lr(&a, world);
+        // f64 arithmetic: Python's `x ** 0.5` and Rust's sqrt may differ in the last bit.
+        assert!(
+            (got - want).abs() <= 2.0 * f64::EPSILON * want.abs(),
+            "{row}: kiln {got}, timm {want}"
+        );
+    }
+}
+
+fn kiln(args: &[&str]) -> (bool, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (o.status.success(), text(&o.stdout), text(&o.stderr))
+}
+
+/// The command line's lr goes through the rule: 64 × 2 accumulation steps with `LAMB` is
+/// 0.1 × √(128 / 256); `--lr 0` counts as unset (timm's `if not args.lr`), and a zero
+/// `--lr-base-size` is refused by name.
+#[test]
+fn the_command_line_scales_by_the_accumulated_batch() {
+    let png = std::env::temp_dir().join(format!("kiln-lr-{}.png", std::process::id()));
+    let base = [
+        "schedule",
+        "--sched",
+        "const",
+        "--epochs",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--updates-per-epoch",
+        "1",
+        "-b",
+        "64",
+        "--grad-accum-steps",
+        "2",
+        "--opt",
+        "LAMB",
+        "--plot",
+        png.to_str().unwrap(),
+    ];
+    for extra in [&[][..], &["--lr", "0"]] {
+        let (ok, stdout, stderr) = kiln(&[&base[..], extra].concat());
+        assert!(ok, "{stderr}");
+        let lr: f64 = stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let want = 0.1 * 0.5f64.sqrt();
+        assert!((lr - want).abs() <= 2.0 * f64::EPSILON * want, "{stdout}");
+    }
+    std::fs::remove_file(&png).ok();
+    let (ok, _, stderr) = kiln(&["train", "/no/such/data", "--lr-base-size", "0"]);
+    assert!(
+        !ok && stderr.contains("--lr-base-size: must be at least 1"),
+        "{stderr}"
+    );
+}
