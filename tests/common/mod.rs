@@ -159,3 +159,38 @@ pub fn tensor_bits(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
     }
     out
 }
+
+/// A fresh ImageFolder tree under the temp dir: `train/` and `validation/`, each with classes
+/// `a`, `b`, `c` of `per_class` RGB PNGs of `w`×`h` pixels (class k tinted in channel k over
+/// noise, so the task is learnable).
+pub fn image_folder(tag: &str, per_class: usize, (w, h): (usize, usize)) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("kiln-{tag}-{}", std::process::id()));
+    let mut state = 7u32;
+    for split in ["train", "validation"] {
+        for (k, class) in ["a", "b", "c"].iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..per_class {
+                let pixels: Vec<u8> = (0..w * h * 3)
+                    .map(|j| {
+                        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        let noise = (state >> 25) as u8;
+                        if j % 3 == k {
+                            128 + noise
+                        } else {
+                            noise
+                        }
+                    })
+                    .collect();
+                let file = std::fs::File::create(dir.join(format!("{i}.png"))).unwrap();
+                let mut enc = png::Encoder::new(file, w as u32, h as u32);
+                enc.set_color(png::ColorType::Rgb);
+                enc.write_header()
+                    .unwrap()
+                    .write_image_data(&pixels)
+                    .unwrap();
+            }
+        }
+    }
+    root
+}
