@@ -223,15 +223,22 @@ fn keep_ratio_draws_match_timms_distribution() {
         };
         let (mw, mh) = (mean(&|s| s.0 as f64), mean(&|s| s.1 as f64));
         let (vw, vh) = (var(&|s| s.0 as f64, mw), var(&|s| s.1 as f64, mh));
-        for (got, want, v_got, v_want, what) in [
-            (mw, num(&case["mean_w"]), vw, num(&case["var_w"]), "mean w"),
-            (mh, num(&case["mean_h"]), vh, num(&case["var_h"]), "mean h"),
+        // Fourth central moments, for the standard error of a sample variance: (μ4 − σ⁴)/n.
+        let m4 = |v: &dyn Fn(&(usize, usize)) -> f64, m: f64| {
+            sizes.iter().map(|s| (v(s) - m).powi(4)).sum::<f64>() / nf
+        };
+        let (m4w, m4h) = (m4(&|s| s.0 as f64, mw), m4(&|s| s.1 as f64, mh));
+        for (got, want, v_got, v_want, m4, what) in [
+            (mw, num(&case["mean_w"]), vw, num(&case["var_w"]), m4w, "w"),
+            (mh, num(&case["mean_h"]), vh, num(&case["var_h"]), m4h, "h"),
         ] {
             let se = ((v_got + v_want) / nf).sqrt();
-            assert!((got - want).abs() <= 4.0 * se, "{case}: {what} {got}");
-            // The variance of a variance estimate is at most about 2σ⁴/n for these bounded sizes'
-            // near-normal spread; allow 10% (many standard errors at n = 20000).
-            assert!((v_got / v_want - 1.0).abs() < 0.1, "{case}: var {v_got}");
+            assert!((got - want).abs() <= 4.0 * se, "{case}: mean {what} {got}");
+            let se_var = (2.0 * (m4 - v_got * v_got) / nf).sqrt();
+            assert!(
+                (v_got - v_want).abs() <= 4.0 * se_var,
+                "{case}: variance of {what} {v_got}"
+            );
         }
         let unchanged = sizes.iter().filter(|&&s| s == plain).count() as f64 / nf;
         let p = num(&case["unchanged"]);
