@@ -314,10 +314,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--model-dtype", &["bfloat16"]),
     ("--device-modules", &["torch_xla"]),
     ("--epoch-repeats", &["2"]),
-    ("--train-crop-mode", &["rkrr"]),
-    ("--color-jitter-prob", &["0.5"]),
-    ("--grayscale-prob", &["0.1"]),
-    ("--gaussian-blur-prob", &["0.1"]),
     ("--drop-connect", &["0.1"]),
     ("--split-bn", &[]),
     ("--worker-seeding", &["part"]),
@@ -436,6 +432,42 @@ fn the_library_defaults_are_the_command_lines() {
         ..DataConfig::default()
     };
     assert_eq!(format!("{data:?}"), format!("{want:?}"));
+}
+
+/// The four augmentation flags kiln once refused reach DataConfig with timm's meaning.
+#[test]
+fn crop_mode_and_colour_probabilities_reach_the_data_config() {
+    let words = |w: &[&str]| -> Vec<String> { w.iter().map(|s| s.to_string()).collect() };
+    let a = train_args(&words(&[
+        "--train-crop-mode",
+        "rkrc",
+        "--color-jitter-prob",
+        "0.8",
+        "--grayscale-prob",
+        "0.2",
+        "--gaussian-blur-prob",
+        "0.5",
+    ]))
+    .unwrap();
+    let data = |a: &TrainArgs| {
+        let model = kiln::nn::create_model(&a.model, &Default::default()).unwrap();
+        let resolved = resolve_data_config(&data_flags(a, 3), model.pretrained_cfg(), false);
+        data_config(a, &resolved.unwrap(), false)
+    };
+    let got = data(&a);
+    let plain = data(&train_args(&[]).unwrap());
+    let want = plain
+        .train_crop_mode("rkrc")
+        .color_jitter_prob(0.8)
+        .grayscale_prob(0.2)
+        .gaussian_blur_prob(0.5);
+    assert_eq!(format!("{got:?}"), format!("{want:?}"));
+    // timm's `train_crop_mode or 'rrc'`: an empty mode is rrc.
+    let a = train_args(&words(&["--train-crop-mode", ""])).unwrap();
+    assert_eq!(data(&a).train_crop_mode, "rrc");
+    let a = train_args(&words(&["--train-crop-mode", "rcc"])).unwrap();
+    let e = data(&a).validate().unwrap_err();
+    assert!(e.to_string().contains("train_crop_mode"), "{e}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `kiln train` end to end on a small synthetic IDX dataset: it learns, writes the run folder,
-//! and a resumed run continues where the interrupted one stopped.
+//! and a resumed run continues where the interrupted one stopped; timm's train crops and colour
+//! probabilities on a small RGB ImageFolder.
 
 mod common;
 
@@ -215,4 +216,74 @@ fn trains_vit_tiny_at_32_pixels() {
     );
     assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
     std::fs::remove_dir_all(&data).ok();
+}
+
+/// `--train-crop-mode` rkrc and rkrr with `--color-jitter-prob`, `--grayscale-prob` and
+/// `--gaussian-blur-prob` train a small RGB ImageFolder of 40×30 photos-to-be at 32 pixels (so
+/// the keep-ratio resize scales and the crop pads or cuts): finite losses, the augmented batch
+/// saved, args.yaml holding the flags. On IDX data, which trains with kiln's pad-and-crop, a timm
+/// crop mode is refused by name.
+#[test]
+fn trains_an_image_folder_with_keep_ratio_crops_and_colour_probabilities() {
+    let data = std::env::temp_dir().join(format!("kiln-e2e-augflags-{}", std::process::id()));
+    common::write_image_folder(&data, 3, 6, 40, 30);
+    let out = data.join("runs");
+    for mode in ["rkrc", "rkrr"] {
+        let args = [
+            "--epochs",
+            "1",
+            "-b",
+            "6",
+            "--img-size",
+            "32",
+            "--train-crop-mode",
+            mode,
+            "--color-jitter-prob",
+            "0.8",
+            "--grayscale-prob",
+            "0.2",
+            "--gaussian-blur-prob",
+            "0.5",
+            "--save-images",
+        ];
+        train(&data, &out, mode, &args);
+        let run = out.join(mode);
+        let rows = summary_rows(&run);
+        assert_eq!(rows.len(), 1, "{mode}");
+        assert!(
+            rows[0][1].is_finite() && rows[0][1] > 0.0,
+            "{mode}: {rows:?}"
+        );
+        assert!(run.join("train-batch-0.png").is_file(), "{mode}");
+        let yaml = std::fs::read_to_string(run.join("args.yaml")).unwrap();
+        for line in [
+            format!("train_crop_mode: {mode}"),
+            "color_jitter_prob: 0.8".into(),
+            "grayscale_prob: 0.2".into(),
+            "gaussian_blur_prob: 0.5".into(),
+        ] {
+            assert!(yaml.contains(&line), "{mode}: args.yaml lacks {line}");
+        }
+    }
+    std::fs::remove_dir_all(&data).ok();
+
+    let idx = dataset("e2e-augflags-idx", 32, 16);
+    let args = common::train_args(
+        &idx,
+        &idx.join("runs"),
+        "idx",
+        &["--train-crop-mode", "rkrr"],
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("train_crop_mode") && stderr.contains("pad-and-crop"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(&idx).ok();
 }

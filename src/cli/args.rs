@@ -289,10 +289,10 @@ pub struct TrainArgs {
     /// Crop mode of the training transform (rrc, rkrc, rkrr).
     #[arg(long)]
     pub train_crop_mode: Option<String>,
-    /// RandomResizedCrop scale range.
+    /// RandomResizedCrop scale range (rkrc, rkrr: ResizeKeepRatio's random area scale).
     #[arg(long, num_args = 2, default_values_t = [0.08, 1.0])]
     pub scale: Vec<f64>,
-    /// RandomResizedCrop aspect-ratio range.
+    /// RandomResizedCrop aspect-ratio range (rkrc, rkrr: ResizeKeepRatio's aspect change).
     #[arg(long, num_args = 2, default_values_t = [3.0 / 4.0, 4.0 / 3.0])]
     pub ratio: Vec<f64>,
     /// Horizontal flip probability.
@@ -310,7 +310,7 @@ pub struct TrainArgs {
     /// Probability of a random grayscale conversion.
     #[arg(long)]
     pub grayscale_prob: Option<f64>,
-    /// Probability of a gaussian blur.
+    /// Probability of a gaussian blur (kernel 23, sigma drawn from 0.1 to 2).
     #[arg(long)]
     pub gaussian_blur_prob: Option<f64>,
     /// AutoAugment / RandAugment / AugMix policy, e.g. rand-m9-mstd0.5-inc1.

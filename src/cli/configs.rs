@@ -143,11 +143,18 @@ pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -
         mixup_mode: a.mixup_mode.clone(),
         mixup_off_epoch: a.mixup_off_epoch,
         smoothing: a.smoothing,
+        train_crop_mode: (a.train_crop_mode.as_deref())
+            .filter(|m| !m.is_empty())
+            .unwrap_or("rrc")
+            .to_string(),
         scale: pair(&a.scale),
         ratio: pair(&a.ratio),
         hflip: a.hflip,
         vflip: a.vflip,
         color_jitter: a.color_jitter,
+        color_jitter_prob: a.color_jitter_prob,
+        grayscale_prob: a.grayscale_prob.unwrap_or(0.0),
+        gaussian_blur_prob: a.gaussian_blur_prob.unwrap_or(0.0),
         train_interpolation,
         aug_splits: a.aug_splits,
         no_aug: a.no_aug,

@@ -110,26 +110,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "a kiln epoch is one pass over the train split; set the run's length with --epochs",
     },
     Refusal {
-        flag: "--train-crop-mode",
-        is_set: |a| a.train_crop_mode.as_deref().is_some_and(|m| m != "rrc"),
-        reason: "kiln's training crop is RandomResizedCrop (rrc); the ratio-keeping rkrc and rkrr are not implemented",
-    },
-    Refusal {
-        flag: "--color-jitter-prob",
-        is_set: |a| a.color_jitter_prob.is_some(),
-        reason: "kiln applies color jitter to every image; --color-jitter 0 turns it off",
-    },
-    Refusal {
-        flag: "--grayscale-prob",
-        is_set: |a| a.grayscale_prob.is_some(),
-        reason: "kiln's transforms have no random grayscale step; --in-chans 1 trains on gray images",
-    },
-    Refusal {
-        flag: "--gaussian-blur-prob",
-        is_set: |a| a.gaussian_blur_prob.is_some(),
-        reason: "kiln's transforms have no gaussian blur step; --aa offers other augmentations",
-    },
-    Refusal {
         flag: "--drop-connect",
         is_set: |a| a.drop_connect.is_some(),
         reason: "deprecated by timm and ignored by its train.py; use --drop-path",

@@ -158,3 +158,51 @@ fn randaugment_batches_do_not_depend_on_worker_count() {
             .all(|(a, b)| a.images == b.images && a.targets == b.targets));
     }
 }
+
+#[test]
+fn keep_ratio_crop_modes_and_colour_probabilities_load_reproducible_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = folder(dir.path());
+    for mode in ["rkrc", "rkrr"] {
+        let c = DataConfig::default()
+            .img_size(24)
+            .batch_size(4)
+            .workers(2)
+            .train_crop_mode(mode)
+            .color_jitter_prob(0.5)
+            .grayscale_prob(0.5)
+            .gaussian_blur_prob(0.5);
+        let (a, b) = (epoch(&c, ds.clone()), epoch(&c, ds.clone()));
+        assert_eq!(a.len(), 2, "{mode}");
+        assert!(
+            a.iter().all(|b| b.images.len() == 4 * 24 * 24 * 3),
+            "{mode}"
+        );
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x.images == y.images),
+            "{mode}"
+        );
+    }
+}
+
+#[test]
+fn crop_mode_errors_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = folder(dir.path());
+    let bad = cfg(None).train_crop_mode("rcc");
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("train_crop_mode") && e.contains("rkrr"), "{e}");
+    // Small images take kiln's pad-and-crop: a timm crop mode there is an error, not ignored.
+    let small = cfg(None).small_images(true).train_crop_mode("rkrc");
+    let e = small.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("train_crop_mode") && e.contains("small images"),
+        "{e}"
+    );
+    assert!(small.train_loader(ds, 0, 1).is_err());
+    cfg(None)
+        .small_images(true)
+        .train_crop_mode("rrc")
+        .validate()
+        .unwrap();
+}

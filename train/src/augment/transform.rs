@@ -14,7 +14,7 @@ pub trait Transform: Send + Sync + std::fmt::Debug {
 pub struct Pipeline {
     /// Geometric steps applied once (crop, resize, flips).
     pub primary: Vec<Box<dyn Transform>>,
-    /// Colour / policy steps (AutoAugment, RandAugment, AugMix, ColorJitter).
+    /// Colour / policy steps (AutoAugment, RandAugment, AugMix, ColorJitter, grayscale, blur).
     pub secondary: Vec<Box<dyn Transform>>,
     /// Number of views per sample (1: no splits).
     pub splits: usize,

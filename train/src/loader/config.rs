@@ -5,9 +5,9 @@ use super::{
     RepeatAugSampler, Sampler,
 };
 use crate::augment::{
-    aa_transform, AugHparams, CenterCrop, ColorJitter, EraseMode, HFlip, Interpolation, Mixup,
-    MixupMode, Pipeline, RandomErasing, RandomResizedCrop, Resize, ResizeTo, Transform, VFlip,
-    DEFAULT_CROP_PCT,
+    aa_transform, AugHparams, CenterCrop, ColorJitter, EraseMode, GaussianBlur, HFlip,
+    Interpolation, Mixup, MixupMode, Pipeline, RandomApply, RandomErasing, RandomGrayscale, Resize,
+    ResizeTo, TrainCropMode, Transform, VFlip, DEFAULT_CROP_PCT,
 };
 use crate::data::Dataset;
 use crate::setters::setters;
@@ -57,9 +57,12 @@ pub struct DataConfig {
     pub mixup_off_epoch: usize,
     /// `--smoothing`: label smoothing (0.1).
     pub smoothing: f64,
-    /// `--scale`: RandomResizedCrop area range (0.08, 1.0).
+    /// `--train-crop-mode`: `rrc` (RandomResizedCrop), `rkrc` (ResizeKeepRatio, centre crop) or
+    /// `rkrr` (ResizeKeepRatio, random crop) (`rrc`; timm's None).
+    pub train_crop_mode: String,
+    /// `--scale`: RandomResizedCrop area range, or ResizeKeepRatio's random area scale (0.08, 1.0).
     pub scale: (f64, f64),
-    /// `--ratio`: RandomResizedCrop aspect range (3/4, 4/3).
+    /// `--ratio`: RandomResizedCrop aspect range, or ResizeKeepRatio's aspect change (3/4, 4/3).
     pub ratio: (f64, f64),
     /// `--hflip` (0.5).
     pub hflip: f64,
@@ -67,6 +70,13 @@ pub struct DataConfig {
     pub vflip: f64,
     /// `--color-jitter` (0.4), used when `aa` is unset.
     pub color_jitter: f64,
+    /// `--color-jitter-prob`: apply the color jitter to this fraction of images (None: all).
+    pub color_jitter_prob: Option<f64>,
+    /// `--grayscale-prob`: RandomGrayscale probability (0: off; timm's None).
+    pub grayscale_prob: f64,
+    /// `--gaussian-blur-prob`: probability of a Gaussian blur, kernel 23, sigma in (0.1, 2.0)
+    /// (0: off; timm's None).
+    pub gaussian_blur_prob: f64,
     /// `--train-interpolation` (`random`).
     pub train_interpolation: String,
     /// `--aug-repeats`: RepeatAugSampler repeats (0: off).
@@ -113,11 +123,15 @@ impl Default for DataConfig {
             mixup_mode: "batch".into(),
             mixup_off_epoch: 0,
             smoothing: 0.1,
+            train_crop_mode: "rrc".into(),
             scale: (0.08, 1.0),
             ratio: (3.0 / 4.0, 4.0 / 3.0),
             hflip: 0.5,
             vflip: 0.0,
             color_jitter: 0.4,
+            color_jitter_prob: None,
+            grayscale_prob: 0.0,
+            gaussian_blur_prob: 0.0,
             train_interpolation: "random".into(),
             aug_repeats: 0,
             aug_splits: 0,
@@ -153,11 +167,15 @@ setters!(DataConfig {
     into mixup_mode: String,
     mixup_off_epoch: usize,
     smoothing: f64,
+    into train_crop_mode: String,
     scale: (f64, f64),
     ratio: (f64, f64),
     hflip: f64,
     vflip: f64,
     color_jitter: f64,
+    color_jitter_prob?: f64,
+    grayscale_prob: f64,
+    gaussian_blur_prob: f64,
     into train_interpolation: String,
     aug_repeats: usize,
     aug_splits: usize,
@@ -194,8 +212,9 @@ impl DataConfig {
         }
     }
 
-    /// timm's train transform: RandomResizedCrop, flips, then AA/RandAugment/AugMix or ColorJitter;
-    /// with `aug_splits` > 1 the first view is clean. `no_aug` gives resize + centre crop.
+    /// timm's train transform: the `train_crop_mode` crop, flips, then AA/RandAugment/AugMix or
+    /// ColorJitter, grayscale and blur; with `aug_splits` > 1 the first view is clean. `no_aug`
+    /// gives resize + centre crop.
     pub fn train_pipeline(&self) -> Result<Pipeline> {
         let size = self.img_size;
         let interp: Interpolation = self.train_interpolation.parse()?;
@@ -214,12 +233,8 @@ impl DataConfig {
             ];
             return Ok(Pipeline::new(steps, vec![]));
         }
-        let mut primary: Vec<Box<dyn Transform>> = vec![Box::new(RandomResizedCrop {
-            size: (size, size),
-            scale: self.scale,
-            ratio: self.ratio,
-            interp,
-        })];
+        let mode: TrainCropMode = self.train_crop_mode.parse()?;
+        let mut primary = mode.steps(size, self.scale, self.ratio, interp);
         if self.hflip > 0.0 {
             primary.push(Box::new(HFlip(self.hflip)));
         }
@@ -234,8 +249,9 @@ impl DataConfig {
         })
     }
 
-    /// The colour / policy steps after the geometric ones: AA/RandAugment/AugMix from `aa`, and
-    /// ColorJitter unless a policy replaces it (timm's `transforms_imagenet_train`).
+    /// The colour / policy steps after the geometric ones (timm's `transforms_imagenet_train`):
+    /// AA/RandAugment/AugMix from `aa`; ColorJitter unless a policy replaces it, wrapped in
+    /// RandomApply with `color_jitter_prob`; RandomGrayscale; RandomApply of a Gaussian blur.
     fn secondary(&self, interp: Interpolation) -> Result<Vec<Box<dyn Transform>>> {
         let size = self.img_size;
         let mut secondary: Vec<Box<dyn Transform>> = Vec::new();
@@ -249,11 +265,27 @@ impl DataConfig {
         }
         if self.color_jitter > 0.0 && aa.is_none_or(|a| a.contains("3a")) {
             let j = self.color_jitter;
-            secondary.push(Box::new(ColorJitter {
+            let jitter = Box::new(ColorJitter {
                 brightness: j,
                 contrast: j,
                 saturation: j,
                 hue: 0.0,
+            });
+            secondary.push(match self.color_jitter_prob {
+                Some(p) => Box::new(RandomApply {
+                    p,
+                    transform: jitter,
+                }),
+                None => jitter,
+            });
+        }
+        if self.grayscale_prob > 0.0 {
+            secondary.push(Box::new(RandomGrayscale(self.grayscale_prob)));
+        }
+        if self.gaussian_blur_prob > 0.0 {
+            secondary.push(Box::new(RandomApply {
+                p: self.gaussian_blur_prob,
+                transform: Box::new(GaussianBlur::timm()),
             }));
         }
         Ok(secondary)
@@ -355,14 +387,16 @@ impl DataConfig {
 
     /// A train loader at native size for small fixed-size images (IDX digits and clothes):
     /// pad-and-crop by an eighth plus flip, since timm's pipeline assumes large photos; with
-    /// `aug_splits` > 1, augmented views add the policy or colour jitter to the clean one;
-    /// `no_aug` keeps the images as they are. Rank `rank` of `world` reads its shard.
+    /// `aug_splits` > 1, augmented views add the colour steps (policy or jitter, grayscale, blur)
+    /// to the clean one; `no_aug` keeps the images as they are. Rank `rank` of `world` reads its
+    /// shard.
     fn small_image_train_loader(
         &self,
         dataset: Arc<dyn Dataset>,
         rank: usize,
         world: usize,
     ) -> Result<Loader> {
+        self.check_small_image_crop()?;
         let size = self.img_size;
         let mut pipeline = match self.no_aug {
             true => crate::augment::small_train(size, 0, 0.0),
@@ -405,6 +439,19 @@ impl DataConfig {
         )
     }
 
+    /// Small images take kiln's pad-and-crop, so a timm crop mode other than `rrc` (the one that
+    /// pad-and-crop stands in for) is an error rather than ignored.
+    fn check_small_image_crop(&self) -> Result<()> {
+        match self.train_crop_mode.parse()? {
+            TrainCropMode::Rrc => Ok(()),
+            _ => Err(Error::config(
+                "train_crop_mode",
+                self.train_crop_mode.as_str(),
+                "rrc: small images (IDX data) train with pad-and-crop at their native size",
+            )),
+        }
+    }
+
     fn loader_options(&self, rank: usize, batch_size: usize, drop_last: bool) -> LoaderOptions {
         let shape = (self.img_size, self.img_size, self.in_chans);
         LoaderOptions {
@@ -428,6 +475,9 @@ impl DataConfig {
             ));
         }
         self.train_pipeline()?;
+        if self.small_images {
+            self.check_small_image_crop()?;
+        }
         self.eval_pipeline()?;
         self.random_erasing()?;
         self.mixup_fn(2)?;
