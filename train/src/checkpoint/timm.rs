@@ -56,7 +56,9 @@ pub(super) fn from_torch(root: Value, path: &Path) -> Result<Checkpoint> {
             .transpose()
     };
     let epoch = int("epoch")?.unwrap_or(0);
-    let epoch = usize::try_from(epoch).map_err(|_| bad(format!("'epoch' is {epoch}")))?;
+    let epoch = u32::try_from(epoch)
+        .map_err(|_| bad(format!("'epoch' is {epoch}, not an epoch count")))?
+        as usize;
     // Version 2 saves the epoch just finished; older timm incremented it before saving.
     let finished = match int("version")? {
         Some(v) if v > 1 => epoch,

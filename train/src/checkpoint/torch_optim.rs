@@ -120,7 +120,7 @@ pub fn torch_optimizer_state(
                     .to_dtype(kiln_engine::DType::F64)
                     .and_then(|t| t.to_vec::<f64>())
                     .map_err(|e| e.to_string())?;
-                if v.len() > 2 {
+                if v.len() != 2 {
                     return Err(
                         "kiln's optimizer keeps per-parameter scalars torch's state does not name"
                             .into(),
