@@ -9,6 +9,7 @@ pub mod image_folder;
 pub mod ptx;
 pub mod scratch;
 pub mod tar;
+pub mod torch_file;
 pub mod yaml_config;
 
 /// Splits `data` in two at the offset its first two bytes give (big-endian, clamped), so one

@@ -40,6 +40,15 @@ pub enum Error {
         /// The file's shape.
         got: Vec<usize>,
     },
+    /// A pickle (in a file `torch.save` wrote) names a global kiln does not accept: loading it
+    /// with torch would run that code.
+    #[error("refusing pickle global '{global}' in {path}: only tensors and containers are read")]
+    UnsafePickle {
+        /// The file at fault.
+        path: String,
+        /// The global's `module.name`.
+        global: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {msg}")]
     File {

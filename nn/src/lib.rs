@@ -1,7 +1,8 @@
-//! kiln's modules, layers and timm's models, with timm's parameter names so timm's safetensors
-//! weights load unchanged.
+//! kiln's modules, layers and timm's models, with timm's parameter names so timm's weights
+//! (safetensors, or the files `torch.save` writes) load unchanged.
 #![warn(missing_docs)]
 
+mod checkpoint_file;
 mod error;
 pub mod init;
 pub mod layers;
@@ -11,7 +12,11 @@ mod overrides;
 mod pretrained;
 mod registry;
 mod state_dict;
+pub mod torch_file;
 
+pub use checkpoint_file::{
+    clean_state_dict, load_weights, read_checkpoint_file, CheckpointFile, Weights,
+};
 pub use error::{Error, Result};
 pub use models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 pub use module::{Kind, Module, NamedTensor};

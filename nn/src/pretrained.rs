@@ -1,7 +1,8 @@
-//! Starting from timm weights: timm's `load_pretrained` for a local safetensors file, with the
-//! first convolution adapted to the model's input channels and the classifier reset.
+//! Starting from timm weights: timm's `load_pretrained` for a local checkpoint file (safetensors
+//! or one `torch.save` wrote), with the first convolution adapted to the model's input channels
+//! and the classifier reset.
 
-use crate::{load_safetensors, load_state_dict, Error, Model, Result};
+use crate::{load_state_dict, load_weights, Error, Model, Result};
 use kiln_engine::Tensor;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 /// Weights to start from (timm's `pretrained_cfg_overlay=dict(file=...)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PretrainedSource {
-    /// A safetensors state dict with timm's parameter names.
+    /// A state dict or checkpoint with timm's parameter names: safetensors, or a file
+    /// `torch.save` wrote (a checkpoint's EMA weights are taken when it has them, as timm does).
     pub file: PathBuf,
     /// Re-initialize the classifier even when its classes match the file's (timm's train.py
     /// forces this for `--pretrained-path`); otherwise it is reset only when the classes differ.
@@ -82,13 +84,13 @@ fn repeat_scaled<'a>(o: usize, n: usize, at: &impl Fn(usize, usize) -> &'a [f32]
     out
 }
 
-/// timm's `load_pretrained` from a local file: reads `source.file`, drops a `module.` prefix
-/// (timm's `clean_state_dict`), adapts the first conv to the model's input channels, drops the
+/// timm's `load_pretrained` from a local file: reads `source.file` as timm's `load_state_dict`
+/// does ([`load_weights`]: EMA weights first, `module.` prefixes dropped), adapts the first conv to the model's input channels, drops the
 /// classifier when asked or when its shape differs, and loads the rest. Every other mismatch is
 /// an error naming the file and the keys.
 pub fn load_pretrained(model: &dyn Model, source: &PretrainedSource) -> Result<PretrainedReport> {
     let path = source.file.as_path();
-    let mut sd = clean_state_dict(load_safetensors(path)?);
+    let mut sd = load_weights(path, true)?.tensors;
     let own: BTreeMap<String, Tensor> = model
         .named_tensors()
         .into_iter()
@@ -150,16 +152,4 @@ pub fn load_pretrained(model: &dyn Model, source: &PretrainedSource) -> Result<P
         }));
     }
     Ok(report)
-}
-
-/// timm's `clean_state_dict`: a `module.` prefix (a DDP-wrapped model's save) removed.
-fn clean_state_dict(sd: BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
-    sd.into_iter()
-        .map(|(k, v)| {
-            (
-                k.strip_prefix("module.").map_or(k.clone(), str::to_string),
-                v,
-            )
-        })
-        .collect()
 }

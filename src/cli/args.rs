@@ -66,7 +66,8 @@ pub struct TrainArgs {
     /// Load this checkpoint as the pretrained weights (classifier and first conv adapted).
     #[arg(long)]
     pub pretrained_path: Option<PathBuf>,
-    /// Initialize the model from this safetensors state dict.
+    /// Initialize the model from this state dict or checkpoint (safetensors or torch.save's;
+    /// a checkpoint's EMA weights when it has them).
     #[arg(long)]
     pub initial_checkpoint: Option<PathBuf>,
     /// Resume from this checkpoint, or from the newest valid checkpoint in this run folder.

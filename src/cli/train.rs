@@ -12,8 +12,8 @@ use super::setup::{data_cfg, embedded_data, open_device, print_data_config, Data
 use super::unsupported::check_supported;
 use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::{
-    create_model, load_pretrained, load_safetensors, load_state_dict, Model, ModelArgs,
-    PretrainedCfg, PretrainedReport, PretrainedSource,
+    create_model, load_pretrained, load_state_dict, load_weights, Model, ModelArgs, PretrainedCfg,
+    PretrainedReport, PretrainedSource,
 };
 use kiln_train::amp::amp_dtype;
 use kiln_train::callbacks::{
@@ -230,7 +230,9 @@ fn ddp_options(a: &TrainArgs) -> DdpOptions {
 }
 
 /// The model on its device, from `--pretrained-path` (adapted as timm's train.py does: the
-/// classifier always re-initialized) and then `--initial-checkpoint` if given, in the requested layout.
+/// classifier always re-initialized) and then `--initial-checkpoint` if given (timm's
+/// `load_checkpoint`: a checkpoint's EMA weights when it has them), in the requested layout.
+/// Either file may be safetensors or one `torch.save` wrote.
 fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dyn Model>> {
     let mut model = create_model(&a.model, args)?;
     if let Some(file) = &a.pretrained_path {
@@ -246,8 +248,13 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
         );
     }
     if let Some(path) = &a.initial_checkpoint {
-        load_state_dict(model.as_ref(), &load_safetensors(path)?, true)?;
-        println!("Loaded initial weights from {}", path.display());
+        let weights = load_weights(path, true)?;
+        load_state_dict(model.as_ref(), &weights.tensors, true)
+            .map_err(|e| flag("--initial-checkpoint", format!("{}: {e}", path.display())))?;
+        match weights.source {
+            "" => println!("Loaded initial weights from {}", path.display()),
+            part => println!("Loaded initial weights from {} ({part})", path.display()),
+        }
     }
     apply_after_creation(model.as_mut(), a)?;
     if a.channels_last {

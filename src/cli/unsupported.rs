@@ -62,7 +62,7 @@ pub const REFUSED: &[Refusal] = &[
     Refusal {
         flag: "--pretrained",
         is_set: |a| a.pretrained && a.pretrained_path.is_none(),
-        reason: "pretrained weights come from the Hugging Face hub and kiln has no network access; save them as safetensors and pass --pretrained-path",
+        reason: "pretrained weights come from the Hugging Face hub and kiln has no network access; save them to a file (torch.save or safetensors) and pass --pretrained-path",
     },
     Refusal {
         flag: "--fuser",

@@ -4,7 +4,7 @@ use super::args::ValidateArgs;
 use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
 use kiln_nn::{create_model, load_state_dict, ModelArgs};
 use kiln_train::amp::amp_dtype;
-use kiln_train::checkpoint::Checkpoint;
+use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
 use kiln_train::loader::{resolve_data_config, DataConfig, DataFlags};
 use kiln_train::trainer::{validate as run_validation, BatchStages, EvalOptions};
 use kiln_train::{Error, Result};
@@ -64,7 +64,8 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     Ok(())
 }
 
-/// The checkpoints named: files as given, folders as their `.safetensors` files in order.
+/// The checkpoints named: files as given, folders as their checkpoint files in order (kiln's
+/// `.safetensors`, timm's `.pth.tar`, torch's `.pth` / `.pt` / `.bin`).
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
@@ -75,13 +76,16 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let mut found: Vec<PathBuf> = std::fs::read_dir(p)
             .map_err(|e| Error::io(p, e))?
             .filter_map(|e| Some(e.ok()?.path()))
-            .filter(|f| f.extension().is_some_and(|x| x == "safetensors"))
+            .filter(|f| f.is_file() && is_checkpoint_name(f))
             .collect();
         found.sort();
         if found.is_empty() {
             return Err(flag(
                 "--checkpoint",
-                format!("{} holds no .safetensors file", p.display()),
+                format!(
+                    "{} holds no checkpoint (.safetensors, .pth.tar, .pth, .pt, .bin)",
+                    p.display()
+                ),
             ));
         }
         out.extend(found);

@@ -2,11 +2,21 @@
 //! (`optimizer.*`), callbacks' tensors under their own prefix (`state_dict_ema.*`), and as string
 //! metadata the epoch, metric, RNG position, loss scaler and the trainer's resume state (JSON).
 //! Written to a temporary name, synced and renamed, so a crash leaves the previous file whole.
+//!
+//! Read back are also the files `torch.save` wrote: timm's checkpoints (`.pth.tar`: model, EMA,
+//! torch's optimizer state, epoch, loss scaler; `timm.rs`) and plain state dicts. torch's
+//! optimizer state maps onto kiln's where the layouts agree (`torch_optim.rs`).
+
+mod timm;
+mod torch_optim;
+
+pub use torch_optim::torch_optimizer_state;
 
 use crate::trainer::Position;
 use crate::{Error, Result};
 use kiln_engine::Tensor;
-use kiln_nn::{load_safetensors_with_metadata, save_safetensors};
+use kiln_nn::torch_file::Value;
+use kiln_nn::{read_checkpoint_file, save_safetensors, CheckpointFile};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -39,6 +49,9 @@ pub struct Checkpoint {
     pub extra: BTreeMap<String, BTreeMap<String, Tensor>>,
     /// Epoch, arch, metric, RNG position, trainer state.
     pub meta: CheckpointMeta,
+    /// torch's `optimizer.state_dict()`, in a checkpoint timm wrote (see
+    /// [`torch_optimizer_state`]); `optimizer` is empty then.
+    pub torch_optimizer: Option<Value>,
 }
 
 const MODEL: &str = "state_dict";
@@ -75,10 +88,23 @@ impl Checkpoint {
         Ok(save_safetensors(&tensors, Some(md), path)?)
     }
 
-    /// Reads a checkpoint; a plain state-dict file (no prefixes) loads as the model part. A
-    /// truncated or corrupt file is an error naming it.
+    /// Reads a checkpoint, kiln's or timm's (told apart by content); a plain state-dict file
+    /// loads as the model part. A truncated or corrupt file is an error naming it.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let (tensors, md) = load_safetensors_with_metadata(path)?;
+        match read_checkpoint_file(path)? {
+            CheckpointFile::Safetensors { tensors, metadata } => {
+                Checkpoint::from_safetensors(tensors, &metadata, path)
+            }
+            CheckpointFile::Torch(root) => timm::from_torch(root, path),
+        }
+    }
+
+    /// A kiln checkpoint (or a plain state dict) from a safetensors file's contents.
+    fn from_safetensors(
+        tensors: BTreeMap<String, Tensor>,
+        md: &HashMap<String, String>,
+        path: &Path,
+    ) -> Result<Checkpoint> {
         let bad = |msg: String| Error::Checkpoint {
             path: path.to_path_buf(),
             msg,
@@ -137,14 +163,26 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
     Ok(kiln_nn::write_durably(to, &bytes)?)
 }
 
-/// The checkpoint in `dir` (last, recovery or numbered) that is furthest into training and
-/// reads back whole; unreadable ones are reported and passed over.
+/// Whether a file's name is a checkpoint's: kiln's `.safetensors`, or timm's and torch's
+/// `.pth.tar`, `.pth`, `.pt`, `.bin`.
+pub fn is_checkpoint_name(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    [".safetensors", ".pth.tar", ".pth", ".pt", ".bin"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// The checkpoint in `dir` (last, recovery or numbered; kiln's or timm's) that is furthest into
+/// training and reads back whole; unreadable ones are reported and passed over.
 pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut best: Option<((Position, bool), std::path::PathBuf)> = None;
     for entry in entries {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.extension().is_none_or(|e| e != "safetensors") {
+        if !is_checkpoint_name(&path) {
             continue;
         }
         let ck = match Checkpoint::load(&path) {
@@ -155,7 +193,10 @@ pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
             }
         };
         // Among equals (last and the best of the same epoch), last.
-        let key = (ck.position(), path.ends_with("last.safetensors"));
+        let last = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("last."));
+        let key = (ck.position(), last);
         if best.as_ref().is_none_or(|(k, _)| key > *k) {
             best = Some((key, path));
         }

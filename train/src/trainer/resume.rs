@@ -2,7 +2,7 @@
 
 use super::fit::Run;
 use super::{CallbackState, Position};
-use crate::checkpoint::{Checkpoint, CheckpointMeta};
+use crate::checkpoint::{torch_optimizer_state, Checkpoint, CheckpointMeta};
 use crate::metrics::AverageMeter;
 use crate::{Error, Result};
 use kiln_engine::{with_global_generator, Generator};
@@ -81,8 +81,25 @@ impl Run {
         restore_optimizer: bool,
     ) -> Result<()> {
         load_state_dict(self.model.as_ref(), &ck.model, true)?;
-        if restore_optimizer {
-            self.updater.optimizer.load_state_dict(&ck.optimizer)?;
+        match (restore_optimizer, ck.torch_optimizer.take()) {
+            (false, _) => {}
+            (true, None) => self.updater.optimizer.load_state_dict(&ck.optimizer)?,
+            // A timm checkpoint: torch's optimizer state, where it maps onto kiln's.
+            (true, Some(torch)) => {
+                match torch_optimizer_state(&torch, self.updater.optimizer.as_mut()) {
+                    Ok((state, what)) => {
+                        self.updater.optimizer.load_state_dict(&state)?;
+                        println!(
+                            "Restored the optimizer state from {}: {what}",
+                            path.display()
+                        );
+                    }
+                    Err(why) => println!(
+                        "Optimizer state not restored from {} (the optimizer starts fresh): {why}",
+                        path.display()
+                    ),
+                }
+            }
         }
         let seed = self.config.seed;
         with_global_generator(|g| *g = Generator::resume(seed, ck.meta.rng_offset));
@@ -91,6 +108,14 @@ impl Run {
             s.growth_tracker = tracker;
         }
         let Some(trainer) = ck.meta.trainer.take() else {
+            // No trainer state (older kiln checkpoints, timm's): callbacks get back the tensors
+            // saved under their prefix (timm's `state_dict_ema`) and keep the rest of their state.
+            for cb in &mut self.callbacks {
+                let Some(own) = cb.state() else { continue };
+                if let Some(tensors) = ck.extra.remove(&own.tensor_prefix) {
+                    cb.load_state(CallbackState { tensors, ..own })?;
+                }
+            }
             let epoch = ck.meta.epoch + 1;
             self.state.position = Position {
                 epoch,
