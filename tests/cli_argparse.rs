@@ -4,27 +4,15 @@
 //! prefixes. The truth is train.py's own `_parse_args` run on the same command lines, among them
 //! every training command timm documents (scripts/fixtures/make_train_flag_fixtures.py).
 
+mod common;
+
 use clap::CommandFactory;
-use kiln::cli::{parse, Cli, Command, TrainArgs};
+use common::parse_train as train_args;
+use kiln::cli::{Cli, TrainArgs};
 use serde_json::Value;
 use std::process::Command as Process;
 
 const ARGPARSE: &str = include_str!("fixtures/timm_train_argparse.json");
-
-fn train_args(argv: &[&str]) -> Result<TrainArgs, String> {
-    let full: Vec<String> = ["kiln", "train"]
-        .iter()
-        .chain(argv)
-        .map(|s| s.to_string())
-        .collect();
-    match parse(&full) {
-        Ok(cli) => match cli.command {
-            Command::Train(a) => Ok(*a),
-            other => Err(format!("parsed as {other:?}")),
-        },
-        Err(e) => Err(e.to_string()),
-    }
-}
 
 /// A value as kiln's serialized TrainArgs holds it: unset (null, '', [], {}) is None, numbers are
 /// f64.

@@ -6,8 +6,7 @@
 mod common;
 
 use kiln::cli::{
-    data_config, data_flags, loss_config, optimizer_config, parse, resolve_lr, scheduler_config,
-    Command, TrainArgs,
+    data_config, data_flags, loss_config, optimizer_config, resolve_lr, scheduler_config, TrainArgs,
 };
 use kiln::train::dist::DistBn;
 use kiln::train::loader::{
@@ -109,19 +108,9 @@ fn str_of(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap().to_string()
 }
 
+/// `kiln train ARGV`'s arguments, or the parser's message.
 fn train_args(argv: &[String]) -> Result<TrainArgs, String> {
-    let full: Vec<String> = ["kiln", "train"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(argv.iter().cloned())
-        .collect();
-    match parse(&full) {
-        Ok(cli) => match cli.command {
-            Command::Train(a) => Ok(*a),
-            other => Err(format!("parsed as {other:?}")),
-        },
-        Err(e) => Err(e.to_string()),
-    }
+    common::parse_train(argv)
 }
 
 /// The words a flag takes: its sample, or its default written out.

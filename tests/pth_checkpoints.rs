@@ -4,9 +4,11 @@
 //! weights, and `--resume` continues its run with its model, EMA, epoch and optimizer state.
 //! Fixtures: tests/fixtures/pth, made by scripts/fixtures/make_pth_fixtures.py.
 
+mod common;
+
+use common::{kiln_ok, summary_rows};
 use kiln::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pth")
@@ -26,24 +28,10 @@ fn timm(part: &str) -> (f64, f64, f64) {
 /// float32 rounding (~1e-6 relative on a loss near 1).
 const LOSS_TOL: f64 = 6e-5;
 
-fn kiln(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "kiln {args:?}:\n{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    stdout
-}
-
 /// The flags timm's run and validate.py used: the model, 4 classes, 32x32 inputs.
 const MODEL: [&str; 6] = [
     "--model",
-    "mobilenetv3_small_100",
+    "mobilenetv3_small_050",
     "--num-classes",
     "4",
     "--img-size",
@@ -79,14 +67,14 @@ fn validate_reproduces_timms_top1_and_loss() {
                 "json",
             ];
             args.extend(ema);
-            kiln(&args);
+            kiln_ok(&args);
             let rows: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
             let rows = rows.as_array().unwrap();
             assert_eq!(rows.len(), 1, "{part} {}", target.display());
             let row = &rows[0];
             assert_eq!(
-                row["model"], "mobilenetv3_small_100",
+                row["model"], "mobilenetv3_small_050",
                 "the checkpoint's arch"
             );
             let (top1, top5, loss) = timm(part);
@@ -131,14 +119,8 @@ fn frozen_run(out: &Path, exp: &str, epochs: &str, extra: &[&str]) -> (String, V
         exp,
     ]);
     args.extend(extra);
-    let log = kiln(&args);
-    let summary = std::fs::read_to_string(out.join(exp).join("summary.csv")).unwrap();
-    let rows = summary
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
-        .collect();
-    (log, rows)
+    let log = kiln_ok(&args);
+    (log, summary_rows(&out.join(exp)))
 }
 
 /// A summary row's (eval_loss, eval_top1, eval_top5) against timm's (top1, top5, loss).

@@ -3,22 +3,10 @@
 
 mod common;
 
-use common::{dataset, train};
-use std::process::Command;
+use common::{dataset, kiln_ok, train};
 
 fn validate(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("validate")
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "kiln validate {args:?}:\n{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    stdout
+    kiln_ok(&[&["validate"], args].concat())
 }
 
 #[test]

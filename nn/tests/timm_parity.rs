@@ -326,6 +326,18 @@ fn mobilenetv3_small_100_matches_timm() {
 }
 
 #[test]
+fn mobilenetv3_narrow_variants_match_timm() {
+    for name in [
+        "mobilenetv3_small_050",
+        "mobilenetv3_small_075",
+        "mobilenetv3_large_075",
+    ] {
+        check_model(name);
+        check_structure(name);
+    }
+}
+
+#[test]
 fn convnext_atto_matches_timm() {
     check_model("convnext_atto");
     check_structure("convnext_atto");

@@ -10,6 +10,21 @@ use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
 use kiln_train::trainer::TrainConfig;
 
+/// [`DataFlags`] from train.py's or validate.py's arguments, which name these flags alike.
+macro_rules! data_flags_of {
+    ($a:expr, $in_chans:expr) => {
+        kiln_train::loader::DataFlags {
+            input_size: $a.input_size.as_deref().map(|s| [s[0], s[1], s[2]]),
+            img_size: $a.img_size,
+            in_chans: Some($in_chans),
+            interpolation: $a.interpolation.clone(),
+            mean: $a.mean.clone(),
+            std: $a.std.clone(),
+            crop_pct: $a.crop_pct,
+        }
+    };
+}
+
 /// timm's learning-rate rule (train.py): `--lr` when given and not 0, else `--lr-base` scaled by
 /// the global batch (`--batch-size` × `world` ranks × `--grad-accum-steps`) / `--lr-base-size`:
 /// by its square root when `--lr-base-scale` is `sqrt`, or is empty and the optimizer's name (in
@@ -107,15 +122,7 @@ fn pair(v: &[f64]) -> (f64, f64) {
 /// The flags timm's `resolve_data_config` reads, with `in_chans` the run's channels (the flags',
 /// else the data's).
 pub fn data_flags(a: &TrainArgs, in_chans: usize) -> DataFlags {
-    DataFlags {
-        input_size: a.input_size.as_deref().map(|s| [s[0], s[1], s[2]]),
-        img_size: a.img_size,
-        in_chans: Some(in_chans),
-        interpolation: a.interpolation.clone(),
-        mean: a.mean.clone(),
-        std: a.std.clone(),
-        crop_pct: a.crop_pct,
-    }
+    data_flags_of!(a, in_chans)
 }
 
 /// The data flags over the `resolved` size, interpolation, normalization and crop (training's

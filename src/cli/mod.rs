@@ -5,6 +5,7 @@
 mod argparse;
 mod args;
 mod config;
+#[macro_use]
 mod configs;
 mod devices;
 mod launch;

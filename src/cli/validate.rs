@@ -5,7 +5,7 @@ use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_conf
 use kiln_nn::{create_model, load_state_dict, ModelArgs};
 use kiln_train::amp::amp_dtype;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
-use kiln_train::loader::{resolve_data_config, DataConfig, DataFlags};
+use kiln_train::loader::{resolve_data_config, DataConfig};
 use kiln_train::trainer::{validate as run_validation, BatchStages, EvalOptions};
 use kiln_train::{Error, Result};
 use serde::Serialize;
@@ -147,15 +147,7 @@ fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) 
         true => Some(ds.load(0)?.image.h),
         false => None,
     };
-    let flags = DataFlags {
-        input_size: a.input_size.as_deref().map(|s| [s[0], s[1], s[2]]),
-        img_size: a.img_size,
-        in_chans: Some(in_chans),
-        interpolation: a.interpolation.clone(),
-        mean: a.mean.clone(),
-        std: a.std.clone(),
-        crop_pct: a.crop_pct,
-    };
+    let flags = data_flags_of!(a, in_chans);
     // timm's validate.py: resolve_data_config(vars(args), model=model, use_test_size=not
     // args.use_train_size).
     let model_cfg = data_cfg(model.pretrained_cfg(), native);

@@ -1,6 +1,7 @@
 //! What the end-to-end tests share: a small learnable IDX dataset and running `kiln train`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use kiln::cli::{parse, Command as Subcommand, TrainArgs};
 use kiln::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -117,9 +118,13 @@ pub fn train_args(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> Vec<Str
 
 /// Runs `kiln train` to completion (see `train_args`) and returns its stdout.
 pub fn train(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
-    let args = train_args(data, out, exp, extra);
+    kiln_ok(&train_args(data, out, exp, extra))
+}
+
+/// Runs `kiln ARGS`, fails the test with both streams unless it succeeds, returns its stdout.
+pub fn kiln_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(&args)
+        .args(args)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
@@ -192,5 +197,21 @@ pub fn write_image_folder(root: &Path, classes: usize, per_class: usize, w: usiz
                 std::fs::write(dir.join(format!("{k}.png")), png.bytes).unwrap();
             }
         }
+    }
+}
+
+/// `kiln train ARGV` as the command line parses it: its TrainArgs, or the parser's message.
+pub fn parse_train<S: AsRef<str>>(argv: &[S]) -> Result<TrainArgs, String> {
+    let full: Vec<String> = ["kiln", "train"]
+        .into_iter()
+        .chain(argv.iter().map(AsRef::as_ref))
+        .map(String::from)
+        .collect();
+    match parse(&full) {
+        Ok(cli) => match cli.command {
+            Subcommand::Train(a) => Ok(*a),
+            other => Err(format!("parsed as {other:?}")),
+        },
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -219,29 +219,28 @@ impl Model for MobileNetV3 {
 
 /// Every registered MobileNetV3: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, MobileNetV3Cfg, PretrainedCfg)> {
-    let mnv3 = |small| MobileNetV3Cfg {
-        small,
-        channel_multiplier: 1.0,
-    };
-    vec![
-        (
-            "mobilenetv3_large_100",
-            mnv3(false),
-            cfg("mobilenetv3_large_100", "ra_in1k", 224, None, 0.875, false),
-        ),
-        (
-            "mobilenetv3_small_100",
-            mnv3(true),
-            cfg(
-                "mobilenetv3_small_100",
-                "lamb_in1k",
-                224,
-                None,
-                0.875,
-                false,
-            ),
-        ),
-    ]
+    // (name, small, width multiplier, timm's default tag, interpolation is bilinear)
+    const VARIANTS: [(&str, bool, f64, &str, bool); 5] = [
+        ("mobilenetv3_large_075", false, 0.75, "untrained", true),
+        ("mobilenetv3_large_100", false, 1.0, "ra_in1k", false),
+        ("mobilenetv3_small_050", true, 0.5, "lamb_in1k", false),
+        ("mobilenetv3_small_075", true, 0.75, "lamb_in1k", false),
+        ("mobilenetv3_small_100", true, 1.0, "lamb_in1k", false),
+    ];
+    VARIANTS
+        .iter()
+        .map(|&(name, small, channel_multiplier, tag, bilinear)| {
+            let arch = MobileNetV3Cfg {
+                small,
+                channel_multiplier,
+            };
+            let mut pretrained = cfg(name, tag, 224, None, 0.875, false);
+            if bilinear {
+                pretrained.interpolation = "bilinear".into();
+            }
+            (name, arch, pretrained)
+        })
+        .collect()
 }
 
 #[cfg(test)]
