@@ -287,3 +287,40 @@ fn trains_an_image_folder_with_keep_ratio_crops_and_colour_probabilities() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     std::fs::remove_dir_all(&idx).ok();
 }
+
+/// timm's `--val-interval`: epochs between intervals train and step the schedule but neither
+/// validate nor checkpoint nor write a summary row; the last epoch always validates. `--tta 2`
+/// scores half as many groups as images (timm's train.py reduction), and the notes of flags that
+/// change nothing are printed once.
+#[test]
+fn validates_every_val_interval_epochs_with_timms_tta_reduction() {
+    let data = dataset("e2e-val-interval", 64, 32);
+    let out = data.join("runs");
+    let log = train(
+        &data,
+        &out,
+        "interval",
+        &[
+            "--epochs",
+            "5",
+            "--val-interval",
+            "2",
+            "--tta",
+            "2",
+            "--fast-norm",
+            "--drop-connect",
+            "0.1",
+        ],
+    );
+    let run = out.join("interval");
+    let epochs: Vec<f64> = summary_rows(&run).iter().map(|r| r[0]).collect();
+    assert_eq!(epochs, vec![1.0, 3.0, 4.0], "summary rows: {log}");
+    assert_eq!(log.matches("Skipping eval and checkpointing").count(), 2);
+    assert!(run.join("checkpoint-4.safetensors").is_file());
+    assert!(!run.join("checkpoint-0.safetensors").exists());
+    assert!(log.contains("--fast-norm: ") && log.contains("--drop-connect: "));
+    // 32 validation images in groups of 2: the last log line of each pass counts 16 groups
+    // in 1 batch of 32, and timm's format shows its index.
+    assert!(log.contains("Test: [   0/0]"), "{log}");
+    std::fs::remove_dir_all(&data).ok();
+}

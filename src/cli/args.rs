@@ -468,7 +468,8 @@ pub struct TrainArgs {
     /// Metric that picks the best checkpoint: top1, top5 or loss.
     #[arg(long, default_value = "top1")]
     pub eval_metric: String,
-    /// Test-time augmentation factor of validation during training (0: none).
+    /// Validation during training averages the logits of each N consecutive images, scored
+    /// against the first one's label (timm's train.py reduction; 0: none).
     #[arg(long, default_value_t = 0)]
     pub tta: usize,
     /// Keep loader workers across epochs (kiln: no effect; its workers always persist).

@@ -182,6 +182,7 @@ pub fn train_config(a: &TrainArgs, amp: Option<DType>) -> TrainConfig {
         seed: a.seed,
         nan_policy: a.nan_policy,
         cuda_graph: a.cuda_graph,
+        val_interval: a.val_interval,
         ..TrainConfig::default()
     }
 }

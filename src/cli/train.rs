@@ -9,7 +9,7 @@ use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::run_dir::experiment_name;
 use super::setup::{data_cfg, embedded_data, open_device, print_data_config, DataRoot};
-use super::unsupported::check_supported;
+use super::unsupported::{check_input_img_mode, check_supported, notes};
 use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::{
     create_model, load_pretrained, load_state_dict, load_weights, Model, ModelArgs, PretrainedCfg,
@@ -123,10 +123,14 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let root = DataRoot::detect(&dir)?;
     let (in_chans, img_size) = input_dims(&a)?;
     let in_chans = in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
+    check_input_img_mode(&a, in_chans)?;
     let train_ds = root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?;
     let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
     let (rank, world) = (comm.rank(), comm.world_size());
+    if rank == 0 {
+        notes(&a).iter().for_each(|n| println!("{n}"));
+    }
     // timm's random_seed(seed, rank): each rank draws its own dropout and drop-path masks.
     seed_rank(&comm, a.seed);
     let device = open_device(&a.device)?;
@@ -183,6 +187,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         })
         .eval_options(EvalOptions {
             log_interval: a.log_interval,
+            reduce_factor: a.tta,
             ..EvalOptions::default()
         })
         .build()?;

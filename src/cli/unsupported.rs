@@ -1,5 +1,7 @@
 //! The flags of timm's `train.py` that kiln parses but cannot honour. Each is refused, only when
-//! set away from timm's default, with one line saying why and what to use instead. Flags that
+//! set away from timm's default, with one line saying why and what to use instead. A few others
+//! change nothing in timm's train.py either, or name a mechanism kiln replaces: those are accepted
+//! with a one-line note ([`NOTED`]). Flags that
 //! only qualify a refused one (`--wandb-project` under `--log-wandb`, `--kd-*` under
 //! `--kd-model-name`, `--naflex-*` under `--naflex-loader`, `--train-size-*` under
 //! `--train-img-sizes`) are accepted and, as in timm without their main flag, have no effect.
@@ -40,11 +42,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir",
     },
     Refusal {
-        flag: "--input-img-mode",
-        is_set: |a| a.input_img_mode.is_some(),
-        reason: "kiln converts images to --in-chans channels (1: L, 3: RGB); set --in-chans instead",
-    },
-    Refusal {
         flag: "--input-key",
         is_set: |a| a.input_key.is_some(),
         reason: "keys select columns of hub and webdataset datasets, which kiln does not read",
@@ -75,11 +72,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "kiln's tape keeps every activation (no recomputation yet); lower --batch-size and use --grad-accum-steps",
     },
     Refusal {
-        flag: "--fast-norm",
-        is_set: |a| a.fast_norm,
-        reason: "timm's experimental fast LayerNorm/GroupNorm path; kiln's norms already run on its own fused kernels",
-    },
-    Refusal {
         flag: "--torchcompile-mode",
         is_set: |a| a.torchcompile_mode.is_some(),
         reason: "kiln is compiled Rust with handwritten kernels; there is no graph for torch.compile",
@@ -105,34 +97,9 @@ pub const REFUSED: &[Refusal] = &[
         reason: "these import Python device backends for PyTorch; kiln's devices are cpu and cuda (--device)",
     },
     Refusal {
-        flag: "--epoch-repeats",
-        is_set: |a| a.epoch_repeats != 0.0,
-        reason: "a kiln epoch is one pass over the train split; set the run's length with --epochs",
-    },
-    Refusal {
-        flag: "--drop-connect",
-        is_set: |a| a.drop_connect.is_some(),
-        reason: "deprecated by timm and ignored by its train.py; use --drop-path",
-    },
-    Refusal {
         flag: "--split-bn",
         is_set: |a| a.split_bn,
         reason: "kiln has no per-split BatchNorm layers; --aug-splits trains the splits through the model's own BN",
-    },
-    Refusal {
-        flag: "--worker-seeding",
-        is_set: |a| a.worker_seeding != "all",
-        reason: "kiln's batches depend only on --seed, the epoch and the batch index (that makes resume exact), never on a worker",
-    },
-    Refusal {
-        flag: "--val-interval",
-        is_set: |a| a.val_interval != 1,
-        reason: "kiln validates and checkpoints after every epoch; an interval is not implemented yet",
-    },
-    Refusal {
-        flag: "--tta",
-        is_set: |a| a.tta != 0,
-        reason: "validation during training does not oversample; run kiln validate --tta 2 on a checkpoint",
     },
     Refusal {
         flag: "--log-wandb",
@@ -160,6 +127,76 @@ pub const REFUSED: &[Refusal] = &[
         reason: "knowledge distillation is not implemented; kiln trains one model per run",
     },
 ];
+
+/// A flag accepted with a note: set, it changes nothing, and kiln says why once.
+pub struct Note {
+    /// The flag as timm spells it.
+    pub flag: &'static str,
+    /// Whether `args` set the flag away from timm's default.
+    pub is_set: fn(&TrainArgs) -> bool,
+    /// What kiln does instead.
+    pub note: &'static str,
+}
+
+/// Every flag accepted with a note, in timm's argument order.
+pub const NOTED: &[Note] = &[
+    Note {
+        flag: "--fast-norm",
+        is_set: |a| a.fast_norm,
+        note: "kiln's LayerNorm, GroupNorm and BatchNorm always run on its fused kernels with f32 statistics; there is no slower path to switch from",
+    },
+    Note {
+        flag: "--epoch-repeats",
+        is_set: |a| a.epoch_repeats != 0.0,
+        note: "timm repeats only streamed datasets (tfds/, wds/, hfids/); folder and IDX datasets ignore it there, and here",
+    },
+    Note {
+        flag: "--drop-connect",
+        is_set: |a| a.drop_connect.is_some(),
+        note: "deprecated; timm's train.py parses it and ignores it, and so does kiln: use --drop-path",
+    },
+    Note {
+        flag: "--worker-seeding",
+        is_set: |a| a.worker_seeding != "all",
+        note: "kiln's augmentation draws depend only on --seed, the epoch and the batch (so resume is exact), never on a worker",
+    },
+];
+
+/// The note of each flag of [`NOTED`] the user set, as `--flag: note`.
+pub fn notes(a: &TrainArgs) -> Vec<String> {
+    NOTED
+        .iter()
+        .filter(|n| (n.is_set)(a))
+        .map(|n| format!("{}: {}", n.flag, n.note))
+        .collect()
+}
+
+/// The image channels `--input-img-mode` decodes to, checked against the model's input
+/// channels (timm converts with PIL's `Image.convert(mode)`; kiln decodes to L or RGB).
+pub fn check_input_img_mode(a: &TrainArgs, in_chans: usize) -> Result<()> {
+    let Some(mode) = a.input_img_mode.as_deref() else {
+        return Ok(());
+    };
+    let chans = match mode {
+        "L" => 1,
+        "RGB" => 3,
+        other => {
+            return Err(Error::Flag {
+                flag: "--input-img-mode".into(),
+                msg: format!("{other:?}: kiln decodes images to L (1 channel) or RGB (3 channels)"),
+            })
+        }
+    };
+    if chans != in_chans {
+        return Err(Error::Flag {
+            flag: "--input-img-mode".into(),
+            msg: format!(
+                "{mode} images have {chans} channel(s) but the model takes {in_chans} (--in-chans)"
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// Whether a `--dataset` value names a framework or hub dataset (not a folder, tar or IDX root).
 fn hub_dataset(name: &str) -> bool {
@@ -195,6 +232,35 @@ mod tests {
             );
             assert!(!r.reason.contains('\n'), "{}", r.flag);
         }
+    }
+
+    #[test]
+    fn noted_flags_are_quiet_by_default_and_one_line_each() {
+        assert!(notes(&TrainArgs::default()).is_empty());
+        for n in NOTED {
+            assert!(!n.note.contains('\n'), "{}", n.flag);
+            assert!(REFUSED.iter().all(|r| r.flag != n.flag), "{}", n.flag);
+        }
+    }
+
+    #[test]
+    fn input_img_mode_must_give_the_models_channels() {
+        let mode = |m: &str| TrainArgs {
+            input_img_mode: Some(m.into()),
+            ..TrainArgs::default()
+        };
+        check_input_img_mode(&TrainArgs::default(), 3).unwrap();
+        check_input_img_mode(&mode("RGB"), 3).unwrap();
+        check_input_img_mode(&mode("L"), 1).unwrap();
+        let e = check_input_img_mode(&mode("L"), 3).unwrap_err().to_string();
+        assert!(
+            e.contains("--input-img-mode") && e.contains("--in-chans"),
+            "{e}"
+        );
+        let e = check_input_img_mode(&mode("CMYK"), 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CMYK"), "{e}");
     }
 
     #[test]

@@ -96,6 +96,9 @@ impl Callback for LogLines {
             line += &format!(", {skipped} unreadable images skipped");
         }
         println!("{line}");
+        if s.eval_skipped {
+            println!("Skipping eval and checkpointing");
+        }
         Ok(())
     }
 }

@@ -112,6 +112,9 @@ impl Callback for CheckpointSaver {
     }
 
     fn epoch_end(&mut self, ctx: &mut Context) -> Result<()> {
+        if ctx.state.eval_skipped {
+            return Ok(());
+        }
         ctx.save_checkpoint(self.dir.join("last.safetensors"));
         let epoch = ctx.state.epoch;
         if let Some(metric) = ctx.state.metric() {

@@ -48,6 +48,9 @@ impl Callback for SummaryCsv {
 
     fn epoch_end(&mut self, ctx: &mut Context) -> Result<()> {
         let s = ctx.state;
+        if s.eval_skipped {
+            return Ok(());
+        }
         let train_loss = s.train.map_or(f64::NAN, |t| t.loss);
         let eval = s.ema_eval.or(s.eval);
         let (loss, top1, top5) =

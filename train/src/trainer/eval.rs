@@ -4,7 +4,7 @@ use super::BatchStages;
 use crate::loader::Loader;
 use crate::metrics::{accuracy, AverageMeter};
 use crate::Result;
-use kiln_engine::{no_grad, DType};
+use kiln_engine::{no_grad, DType, Tensor};
 use kiln_nn::Model;
 use std::time::Instant;
 
@@ -34,6 +34,10 @@ pub struct EvalOptions {
     pub amp: Option<DType>,
     /// Average the logits of each image and its mirror image (test-time augmentation).
     pub tta: bool,
+    /// timm's train.py `--tta N` reduction: above 1, the logits of each N consecutive images
+    /// are averaged and scored against the first one's label (a loader that repeats each
+    /// image N times makes that test-time augmentation; timm's train.py eval loader does not).
+    pub reduce_factor: usize,
     /// Appended to `Test` in log lines (timm's ` (EMA)`).
     pub suffix: String,
     /// No log lines (the ranks other than 0 of a data-parallel run).
@@ -77,10 +81,15 @@ pub fn validate(
                 logits
             }
         };
-        let loss = logits.cross_entropy(&b.targets, 0.0)?.item()?;
+        let (logits, targets, labels) = match opts.reduce_factor {
+            f if f > 1 && b.labels.len() >= f => reduce_groups(&logits, &b.labels, f)?,
+            f if f > 1 => continue,
+            _ => (logits, b.targets, b.labels),
+        };
+        let loss = logits.cross_entropy(&targets, 0.0)?.item()?;
         let k5 = 5.min(logits.shape()[1]);
-        let acc = accuracy(&logits, &b.labels, &[1, k5])?;
-        let n = b.labels.len();
+        let acc = accuracy(&logits, &labels, &[1, k5])?;
+        let n = labels.len();
         losses.update(loss, n);
         top1.update(acc[0], n);
         top5.update(acc[1], n);
@@ -113,6 +122,25 @@ pub fn validate(
     })
 }
 
+/// timm's `output.unfold(0, f, f).mean(dim=2)` with `target[::f]`: each `f` consecutive rows of
+/// `logits` averaged, scored against the label of the group's first image. timm fails on a batch
+/// that `f` does not divide; kiln leaves that batch's incomplete last group out.
+fn reduce_groups(
+    logits: &Tensor,
+    labels: &[usize],
+    f: usize,
+) -> Result<(Tensor, Tensor, Vec<usize>)> {
+    let (groups, classes) = (labels.len() / f, logits.shape()[1]);
+    let labels: Vec<usize> = labels.iter().step_by(f).take(groups).copied().collect();
+    let logits = logits
+        .narrow(0, 0, groups * f)?
+        .reshape(&[groups, f, classes])?
+        .mean(1, false)?;
+    let targets = Tensor::from_vec(labels.iter().map(|&l| l as i64).collect(), &[groups])?
+        .to_device(logits.device())?;
+    Ok((logits, targets, labels))
+}
+
 /// The validation side of a run: its loader and stages, run on any model (the model or its EMA).
 pub struct Evaluator {
     /// The validation loader.
@@ -131,5 +159,23 @@ impl Evaluator {
             ..self.options.clone()
         };
         validate(model, &mut self.loader, &self.stages, &opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reduce_groups;
+    use kiln_engine::Tensor;
+
+    #[test]
+    fn groups_of_consecutive_logits_are_averaged_and_scored_by_their_first_label() {
+        // 7 rows of 2 classes in groups of 3: rows 0-2 and 3-5 averaged, row 6 left out.
+        let rows: Vec<f32> = (0..14).map(|v| v as f32).collect();
+        let logits = Tensor::from_vec(rows, &[7, 2]).unwrap();
+        let (mean, targets, labels) = reduce_groups(&logits, &[4, 0, 0, 9, 1, 1, 5], 3).unwrap();
+        assert_eq!(mean.shape(), &[2, 2]);
+        assert_eq!(mean.to_vec_f32().unwrap(), vec![2.0, 3.0, 8.0, 9.0]);
+        assert_eq!(labels, vec![4, 9]);
+        assert_eq!(targets.shape(), &[2]);
     }
 }

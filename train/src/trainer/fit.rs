@@ -45,6 +45,9 @@ pub struct TrainConfig {
     pub dist: Option<(Arc<Communicator>, DdpOptions)>,
     /// Whether updates are captured as a CUDA graph and replayed (kiln's `--cuda-graph`).
     pub cuda_graph: CudaGraphMode,
+    /// Validate and checkpoint every this many epochs, and after the last (timm's
+    /// `--val-interval`); the epochs between only train and step the schedule.
+    pub val_interval: usize,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             nan_policy: NanPolicy::Stop,
             dist: None,
             cuda_graph: CudaGraphMode::default(),
+            val_interval: 1,
         }
     }
 }
@@ -73,6 +77,7 @@ setters!(TrainConfig {
     nan_policy: NanPolicy,
     dist?: (Arc<Communicator>, DdpOptions),
     cuda_graph: CudaGraphMode,
+    val_interval: usize,
 });
 
 /// Everything a Trainer is built from.
@@ -159,11 +164,16 @@ impl Trainer {
     /// A trainer at epoch 0 with no callbacks.
     pub fn new(parts: TrainerParts) -> Result<Trainer> {
         let accum = parts.config.grad_accum_steps;
-        if accum == 0 {
-            return Err(Error::Flag {
-                flag: "--grad-accum-steps".into(),
-                msg: "must be at least 1".into(),
-            });
+        for (flag, value) in [
+            ("--grad-accum-steps", accum),
+            ("--val-interval", parts.config.val_interval),
+        ] {
+            if value == 0 {
+                return Err(Error::Flag {
+                    flag: flag.into(),
+                    msg: "must be at least 1".into(),
+                });
+            }
         }
         let batches = parts.train_loader.len();
         let state = RunState {
@@ -500,17 +510,25 @@ impl Run {
         Ok(Error::NonFiniteLoss(Box::new(report)))
     }
 
-    /// Validation, the schedule's epoch step and the epoch's end.
+    /// Validation, the schedule's epoch step and the epoch's end. Between `--val-interval`
+    /// epochs validation is left out and callbacks see `eval_skipped` (timm skips the summary
+    /// row and the checkpoints there too).
     fn finish_epoch(&mut self) -> Result<()> {
         if let Some(ddp) = &self.updater.ddp {
             ddp.distribute_bn()?;
         }
-        if let Some(e) = self.evaluator.as_mut() {
-            let stats = e.run(self.model.as_mut(), "")?;
-            self.state.eval = Some(self.reduce_eval(stats)?);
-        }
-        self.fire(Event::ValidationEnd)?;
         let next = self.state.position.epoch + 1;
+        self.state.eval_skipped =
+            !next.is_multiple_of(self.config.val_interval) && next != self.state.epochs;
+        if self.state.eval_skipped {
+            self.state.eval = None;
+        } else {
+            if let Some(e) = self.evaluator.as_mut() {
+                let stats = e.run(self.model.as_mut(), "")?;
+                self.state.eval = Some(self.reduce_eval(stats)?);
+            }
+            self.fire(Event::ValidationEnd)?;
+        }
         self.scheduler.step(next, self.state.metric());
         self.state.position.epoch = next;
         self.state.position.batch = 0;

@@ -78,6 +78,8 @@ pub struct RunState {
     pub ema_eval: Option<EvalStats>,
     /// Which metric ranks epochs: top1, top5 or loss (timm's `--eval-metric`).
     pub eval_metric: String,
+    /// This epoch left validation and checkpoints out (`--val-interval`).
+    pub eval_skipped: bool,
 }
 
 impl RunState {
