@@ -300,7 +300,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--torchcompile", &[]),
     ("--model-dtype", &["bfloat16"]),
     ("--device-modules", &["torch_xla"]),
-    ("--split-bn", &[]),
     ("--log-wandb", &[]),
     ("--train-img-sizes", &["160", "224"]),
     ("--train-batches-per-epoch", &["100"]),

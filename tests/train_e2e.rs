@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{dataset, summary_rows, train};
+use common::{dataset, kiln_ok, summary_rows, train};
 
 #[test]
 fn trains_writes_the_run_folder_and_resumes_exactly() {
@@ -67,7 +67,7 @@ fn trains_writes_the_run_folder_and_resumes_exactly() {
 fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
     let data = dataset("e2e-losses", 64, 32);
     let out = data.join("runs");
-    let runs: [(&str, &[&str]); 3] = [
+    let runs: [(&str, &[&str]); 4] = [
         (
             "lamb",
             &["--opt", "lamb", "--sched", "poly", "--lr", "0.01"],
@@ -80,6 +80,10 @@ fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
             "jsd",
             &["--aug-splits", "3", "--jsd-loss", "--smoothing", "0.1"],
         ),
+        (
+            "splitbn",
+            &["--aug-splits", "3", "--jsd-loss", "--split-bn"],
+        ),
     ];
     for (exp, extra) in runs {
         let args: Vec<&str> = ["--epochs", "2"].iter().chain(extra).copied().collect();
@@ -91,6 +95,17 @@ fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
             "{exp}: {rows:?}"
         );
     }
+    // --split-bn saves the auxiliary BatchNorm layers under timm's names; validation, which
+    // uses the main layers only, leaves them out.
+    let last = out.join("splitbn/last.safetensors");
+    let ck = kiln::train::checkpoint::Checkpoint::load(&last).unwrap();
+    assert!(ck.model.contains_key("layer4.1.bn2.aux_bn.1.running_var"));
+    let (d, l) = (data.to_str().unwrap(), last.to_str().unwrap());
+    let log = kiln_ok(&["validate", d, "--checkpoint", l]);
+    assert!(
+        log.contains("auxiliary BatchNorm") && log.contains(" * Acc@1"),
+        "{log}"
+    );
     std::fs::remove_dir_all(&data).ok();
 }
 

@@ -315,6 +315,33 @@ fn grad_bn_relu_and_bn_add_relu_both_formats() {
     bn_case(false, true, true, true);
 }
 
+/// BN over the leading and trailing halves of a batch, joined again (timm's SplitBatchNorm2d): a
+/// leading slice has offset 0 but a longer storage, which kernels must not take for its own.
+#[test]
+fn grad_batch_norm_of_batch_slices() {
+    let x = randn(&[4, 3, 3, 2], 120);
+    check(std::slice::from_ref(&x), |t| {
+        let halves = [t[0].narrow(0, 0, 2)?, t[0].narrow(0, 2, 2)?];
+        let normed = halves
+            .iter()
+            .map(|h| {
+                let args = BatchNormArgs {
+                    weight: None,
+                    bias: None,
+                    running_mean: None,
+                    running_var: None,
+                    num_batches_tracked: None,
+                    training: true,
+                    momentum: 0.1,
+                    eps: 1e-5,
+                };
+                h.batch_norm_act(args, None, true)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&normed, 0)
+    });
+}
+
 #[test]
 fn grad_pooling() {
     let x = randn(&[2, 3, 7, 6], 100);

@@ -11,6 +11,7 @@ use super::run_dir::experiment_name;
 use super::setup::{data_cfg, embedded_data, open_device, print_data_config, DataRoot};
 use super::unsupported::{check_input_img_mode, check_supported, notes};
 use kiln_engine::{Device, MemoryFormat};
+use kiln_nn::layers::convert_splitbn_model;
 use kiln_nn::{
     create_model, load_pretrained, load_state_dict, load_weights, Model, ModelArgs, PretrainedCfg,
     PretrainedReport, PretrainedSource,
@@ -262,6 +263,16 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
         }
     }
     apply_after_creation(model.as_mut(), a)?;
+    if a.split_bn {
+        // timm's train.py: `assert num_aug_splits > 1 or args.resplit`.
+        if a.aug_splits < 2 && !a.resplit {
+            return Err(flag(
+                "--split-bn",
+                "needs --aug-splits 2 or more (or --resplit): each split of the batch gets its own BatchNorm",
+            ));
+        }
+        convert_splitbn_model(model.as_mut(), a.aug_splits.max(2))?;
+    }
     if a.channels_last {
         model.set_memory_format(MemoryFormat::ChannelsLast)?;
     }

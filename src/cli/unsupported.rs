@@ -97,11 +97,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "these import Python device backends for PyTorch; kiln's devices are cpu and cuda (--device)",
     },
     Refusal {
-        flag: "--split-bn",
-        is_set: |a| a.split_bn,
-        reason: "kiln has no per-split BatchNorm layers; --aug-splits trains the splits through the model's own BN",
-    },
-    Refusal {
         flag: "--log-wandb",
         is_set: |a| a.log_wandb,
         reason: "Weights & Biases needs the network; use --log-tensorboard (event files in the run folder)",

@@ -9,6 +9,7 @@ use kiln_train::loader::{resolve_data_config, DataConfig};
 use kiln_train::trainer::{validate as run_validation, BatchStages, EvalOptions};
 use kiln_train::{Error, Result};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One checkpoint's result (timm's results-file columns plus kiln's loss and checkpoint).
@@ -132,7 +133,7 @@ fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) 
         ..Default::default()
     };
     let mut model = create_model(&arch, &model_args)?;
-    load_state_dict(model.as_ref(), &weights, true)?;
+    load_state_dict(model.as_ref(), &without_aux_bn(weights, path), true)?;
     if a.channels_last {
         model.set_memory_format(kiln_engine::MemoryFormat::ChannelsLast)?;
     }
@@ -229,4 +230,22 @@ fn write_results(file: &Path, format: &str, rows: &[Row]) -> Result<()> {
             + "\n"
     };
     std::fs::write(file, text).map_err(|e| Error::io(file, e))
+}
+
+/// The weights less the auxiliary BatchNorm layers of `--split-bn` training, which evaluation
+/// never uses (timm's `clean_checkpoint.py --clean-aux-bn`), saying so when there were any.
+fn without_aux_bn(
+    mut weights: BTreeMap<String, kiln_engine::Tensor>,
+    path: &Path,
+) -> BTreeMap<String, kiln_engine::Tensor> {
+    let before = weights.len();
+    weights.retain(|name, _| !name.contains(".aux_bn."));
+    if weights.len() < before {
+        println!(
+            "{}: left out {} tensors of auxiliary BatchNorm layers (--split-bn training)",
+            path.display(),
+            before - weights.len()
+        );
+    }
+    weights
 }

@@ -145,7 +145,9 @@ impl Tensor {
             MemoryFormat::ChannelsLast if self.rank() == 4 => l.is_channels_last(),
             _ => l.is_contiguous(),
         };
-        let fits = l.offset() == 0 && dense;
+        // Kernels take the storage whole: a view of a longer storage (a leading slice of a
+        // batch) is copied like any other view.
+        let fits = l.offset() == 0 && dense && self.storage().len() == self.numel();
         if fits {
             return Ok(self.clone());
         }

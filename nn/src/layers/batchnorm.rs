@@ -1,7 +1,7 @@
 //! BatchNorm2d with PyTorch's tensors and defaults, and its fused ReLU / residual forms.
 
 use super::Conv2d;
-use crate::module::{push, Kind, NamedTensor};
+use crate::module::{join, push, Kind, NamedTensor};
 use crate::{Module, Result};
 use kiln_engine::{BatchNormArgs, ChannelStats, CrossReplicaSum, DType, Tensor};
 use std::sync::Arc;
@@ -27,6 +27,9 @@ pub struct BatchNorm2d {
     pub training: bool,
     /// SyncBN: batch statistics summed over every process of a data-parallel job.
     pub sync: Option<Arc<dyn CrossReplicaSum>>,
+    /// timm's `SplitBatchNorm2d` (`--split-bn`): in training, split i > 0 of the batch goes
+    /// through `aux_bn[i - 1]`, the first through this layer; eval uses this layer alone.
+    pub aux_bn: Vec<BatchNorm2d>,
 }
 
 impl BatchNorm2d {
@@ -44,10 +47,16 @@ impl BatchNorm2d {
             eps: 1e-5,
             training: true,
             sync: None,
+            aux_bn: Vec::new(),
         })
     }
 
-    fn args(&self) -> BatchNormArgs<'_> {
+    /// Whether training splits the batch over this layer and its `aux_bn`.
+    fn splits_batch(&self) -> bool {
+        self.training && !self.aux_bn.is_empty()
+    }
+
+    pub(super) fn args(&self) -> BatchNormArgs<'_> {
         BatchNormArgs {
             weight: Some(&self.weight),
             bias: Some(&self.bias),
@@ -62,6 +71,9 @@ impl BatchNorm2d {
 
     /// act(BN(x) + residual) as one fused op; ReLU when `relu`.
     pub fn forward_act(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+        if self.splits_batch() {
+            return super::split_batchnorm::forward_split(self, x, residual, relu);
+        }
         Ok(x.batch_norm_act_synced(self.args(), residual, relu, self.sync.clone())?)
     }
 
@@ -76,7 +88,7 @@ impl BatchNorm2d {
         residual: Option<&Tensor>,
         relu: bool,
     ) -> Result<Tensor> {
-        if !self.training || conv.bias.is_some() {
+        if !self.training || conv.bias.is_some() || self.splits_batch() {
             return self.forward_act(&conv.forward(x)?, residual, relu);
         }
         let (y, stats) = x.conv2d_with_stats(&conv.weight, conv.params)?;
@@ -86,7 +98,7 @@ impl BatchNorm2d {
     /// conv's output and, in training without a bias, its statistics for the BN that reads it
     /// ([`Tensor::conv2d_with_stats`]); the first half of [`BatchNorm2d::forward_conv`].
     pub fn conv_for_bn(&self, conv: &Conv2d, x: &Tensor) -> Result<(Tensor, Option<ChannelStats>)> {
-        if !self.training || conv.bias.is_some() {
+        if !self.training || conv.bias.is_some() || self.splits_batch() {
             return Ok((conv.forward(x)?, None));
         }
         Ok(x.conv2d_with_stats(&conv.weight, conv.params)?)
@@ -101,6 +113,9 @@ impl BatchNorm2d {
         residual: Option<&Tensor>,
         relu: bool,
     ) -> Result<Tensor> {
+        if self.splits_batch() {
+            return self.forward_act(y, residual, relu);
+        }
         let sync = self.sync.clone();
         Ok(y.batch_norm_act_with_stats(self.args(), residual, relu, sync, stats)?)
     }
@@ -116,7 +131,7 @@ impl BatchNorm2d {
         relu: bool,
         next: &Conv2d,
     ) -> Result<(Tensor, Option<ChannelStats>)> {
-        if !self.training || self.sync.is_some() || next.bias.is_some() {
+        if !self.training || self.sync.is_some() || next.bias.is_some() || self.splits_batch() {
             let h = self.forward_with_stats(y, stats, None, relu)?;
             return self.conv_for_bn(next, &h);
         }
@@ -154,13 +169,20 @@ impl Module for BatchNorm2d {
             &self.num_batches_tracked,
             Kind::Buffer,
         );
+        for (i, aux) in self.aux_bn.iter().enumerate() {
+            aux.collect(&join(prefix, &format!("aux_bn.{i}")), out);
+        }
     }
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
+        self.aux_bn
+            .iter_mut()
+            .for_each(|a| a.set_training(training));
     }
 
     fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        f(self)
+        f(self);
+        self.aux_bn.iter_mut().for_each(|a| f(a));
     }
 }

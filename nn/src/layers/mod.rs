@@ -11,6 +11,7 @@ mod linear;
 mod norm_act;
 mod pool;
 mod sequential;
+mod split_batchnorm;
 mod squeeze_excite;
 
 pub use activation::{Activation, Identity};
@@ -24,4 +25,5 @@ pub use linear::Linear;
 pub use norm_act::BatchNormAct2d;
 pub use pool::{AvgPool2d, MaxPool2d, PoolType, SelectAdaptivePool2d};
 pub use sequential::Sequential;
+pub use split_batchnorm::convert_splitbn_model;
 pub use squeeze_excite::{squeeze_excite, SqueezeExcite};

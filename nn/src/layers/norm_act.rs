@@ -41,6 +41,6 @@ impl Module for BatchNormAct2d {
     }
 
     fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        f(&mut self.bn)
+        self.bn.for_each_batch_norm(f)
     }
 }
