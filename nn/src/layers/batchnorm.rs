@@ -183,6 +183,6 @@ impl Module for BatchNorm2d {
 
     fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
         f(self);
-        self.aux_bn.iter_mut().for_each(|a| f(a));
+        self.aux_bn.iter_mut().for_each(f);
     }
 }
