@@ -293,7 +293,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--input-key", &["image"]),
     ("--target-key", &["label"]),
     ("--dataset-trust-remote-code", &[]),
-    ("--pretrained", &[]),
     ("--fuser", &["te"]),
     ("--grad-checkpointing", &[]),
     ("--fast-norm", &[]),

@@ -123,10 +123,15 @@ pub fn train(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
 
 /// Runs `kiln ARGS`, fails the test with both streams unless it succeeds, returns its stdout.
 pub fn kiln_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
+    kiln_ok_in(Command::new(env!("CARGO_BIN_EXE_kiln")), args)
+}
+
+/// [`kiln_ok`] with `cmd` (the kiln binary, its environment and folder set by the caller).
+pub fn kiln_ok_in<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    mut cmd: Command,
+    args: &[S],
+) -> String {
+    let o = cmd.args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         o.status.success(),
