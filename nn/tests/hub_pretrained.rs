@@ -95,7 +95,7 @@ fn a_hub_repos_config_gives_the_architecture_and_pretrained_cfg() {
     );
     assert_eq!(
         (cfg.crop_pct, cfg.interpolation.as_str()),
-        (0.8, "bilinear")
+        (0.888, "bilinear")
     );
     assert_eq!((cfg.mean, cfg.std), ([0.5, 0.4, 0.3], [0.2, 0.25, 0.3]));
     assert_eq!(
