@@ -129,7 +129,7 @@ fn the_tags_cached_file_is_its_snapshots() {
         file.contains(snapshots) && file.ends_with("/model.safetensors"),
         "{file}"
     );
-    assert!(spec.pretrained_source(1000).unwrap().reset_classifier == false);
+    assert!(!spec.pretrained_source(1000).unwrap().reset_classifier);
     assert!(spec.pretrained_source(10).unwrap().reset_classifier);
 }
 
