@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{kiln_ok_in, summary_rows};
+use common::{kiln_ok_in, summary_rows, validate_row, FROZEN};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,30 +41,9 @@ fn timm_results() -> Value {
 /// float32 rounding.
 const LOSS_TOL: f64 = 6e-5;
 
-/// `kiln validate` on the fixture images at 32×32 with `extra`; its one results row.
+/// `kiln validate` of the fixture images with the fixture cache and `extra`: its results row.
 fn validate(extra: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let results = dir.path().join("results.json");
-    let data = data();
-    let mut args = vec![
-        "validate",
-        data.to_str().unwrap(),
-        "--split",
-        "validation",
-        "--img-size",
-        "32",
-        "-b",
-        "16",
-        "--results-file",
-        results.to_str().unwrap(),
-        "--results-format",
-        "json",
-    ];
-    args.extend(extra);
-    kiln_ok_in(kiln_with_cache(&fixture_cache()), &args);
-    let rows: Value = serde_json::from_str(&std::fs::read_to_string(results).unwrap()).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 1);
-    rows[0].clone()
+    validate_row(kiln_with_cache(&fixture_cache()), &data(), extra)
 }
 
 #[test]
@@ -159,23 +138,16 @@ fn train_pretrained_starts_from_the_cached_weights() {
 
     // The weights' 1000 classes, nothing moving (lr 1e-30, BN momentum 0): the epoch's
     // evaluation is timm's validate.py of the pretrained model.
-    let frozen = [
+    let mut frozen = vec![
         "--pretrained",
         "--model",
         "mobilenetv3_small_050.lamb_in1k",
         "--num-classes",
         "1000",
-        "--lr",
-        "1e-30",
-        "--sched",
-        "const",
-        "--warmup-epochs",
-        "0",
-        "--bn-momentum",
-        "0",
         "--experiment",
         "frozen",
     ];
+    frozen.extend(FROZEN);
     let log = train(dir.path(), &fixture_cache(), &frozen).unwrap();
     assert!(!log.contains("re-initialized"), "{log}");
     let row = &summary_rows(&dir.path().join("frozen"))[0];
