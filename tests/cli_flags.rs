@@ -292,7 +292,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--input-key", &["image"]),
     ("--target-key", &["label"]),
     ("--dataset-trust-remote-code", &[]),
-    ("--pretrained", &[]),
     ("--fuser", &["te"]),
     ("--grad-checkpointing", &[]),
     ("--torchcompile-mode", &["max-autotune"]),

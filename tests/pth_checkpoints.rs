@@ -6,9 +6,10 @@
 
 mod common;
 
-use common::{kiln_ok, summary_rows};
+use common::{kiln_ok, summary_rows, validate_row, FROZEN};
 use kiln::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pth")
@@ -49,30 +50,9 @@ fn validate_reproduces_timms_top1_and_loss() {
     std::fs::copy(&ck, run.join("last.pth.tar")).unwrap();
     for (part, ema) in [("model", None), ("ema", Some("--use-ema"))] {
         for target in [&ck, &run] {
-            let results = dir.path().join("results.json");
-            let mut args = vec![
-                "validate",
-                data.to_str().unwrap(),
-                "--split",
-                "validation",
-                "--img-size",
-                "32",
-                "-b",
-                "16",
-                "--checkpoint",
-                target.to_str().unwrap(),
-                "--results-file",
-                results.to_str().unwrap(),
-                "--results-format",
-                "json",
-            ];
+            let mut args = vec!["--checkpoint", target.to_str().unwrap()];
             args.extend(ema);
-            kiln_ok(&args);
-            let rows: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
-            let rows = rows.as_array().unwrap();
-            assert_eq!(rows.len(), 1, "{part} {}", target.display());
-            let row = &rows[0];
+            let row = &validate_row(Command::new(env!("CARGO_BIN_EXE_kiln")), &data, &args);
             assert_eq!(
                 row["model"], "mobilenetv3_small_050",
                 "the checkpoint's arch"
@@ -98,19 +78,12 @@ fn frozen_run(out: &Path, exp: &str, epochs: &str, extra: &[&str]) -> (String, V
     let data = fixtures().join("data");
     let mut args = vec!["train", data.to_str().unwrap()];
     args.extend(MODEL);
+    args.extend(FROZEN);
     args.extend([
         "-b",
         "16",
         "--epochs",
         epochs,
-        "--lr",
-        "1e-30",
-        "--sched",
-        "const",
-        "--warmup-epochs",
-        "0",
-        "--bn-momentum",
-        "0",
         "-j",
         "1",
         "--output",

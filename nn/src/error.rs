@@ -49,6 +49,28 @@ pub enum Error {
         /// The global's `module.name`.
         global: String,
     },
+    /// A model name with a tag its architecture does not have.
+    #[error("{arch} has no pretrained tag '{tag}' (known: {})", .known.join(", "))]
+    UnknownTag {
+        /// The architecture.
+        arch: String,
+        /// The tag asked for.
+        tag: String,
+        /// Its tags, timm's default first.
+        known: Vec<String>,
+    },
+    /// Pretrained weights (or a hub model's config) missing from the Hugging Face hub cache.
+    #[error("{repo}{} is not in the Hugging Face hub cache {cache}: looked for {}; download it with {}", at_revision(.revision), .looked.join(", "), download(.repo, .revision))]
+    NotCached {
+        /// The hub repo, `org/name`.
+        repo: String,
+        /// Its revision, when not `main`.
+        revision: Option<String>,
+        /// The cache folder and the setting that chose it.
+        cache: String,
+        /// Every path looked at.
+        looked: Vec<String>,
+    },
     /// A file could not be read or written.
     #[error("{path}: {msg}")]
     File {
@@ -65,6 +87,22 @@ fn suggest(s: &[String]) -> String {
     } else {
         format!(" (did you mean {}?)", s.join(", "))
     }
+}
+
+fn at_revision(revision: &Option<String>) -> String {
+    revision
+        .as_ref()
+        .map(|r| format!("@{r}"))
+        .unwrap_or_default()
+}
+
+/// The commands that download `repo` into the hub cache (`hf` since huggingface_hub 1.0).
+fn download(repo: &str, revision: &Option<String>) -> String {
+    let rev = revision
+        .as_ref()
+        .map(|r| format!(" --revision {r}"))
+        .unwrap_or_default();
+    format!("`hf download {repo}{rev}` (or `huggingface-cli download {repo}{rev}`)")
 }
 
 /// The nn crate's result type.

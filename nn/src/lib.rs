@@ -4,12 +4,17 @@
 
 mod checkpoint_file;
 mod error;
+mod hub_cache;
+mod hub_config;
 pub mod init;
 pub mod layers;
+mod model_source;
 pub mod models;
 mod module;
 mod overrides;
 mod pretrained;
+mod pretrained_tags;
+mod pretrained_tags_table;
 mod registry;
 mod state_dict;
 pub mod torch_file;
@@ -18,10 +23,13 @@ pub use checkpoint_file::{
     clean_state_dict, load_weights, read_checkpoint_file, CheckpointFile, Weights,
 };
 pub use error::{Error, Result};
+pub use hub_cache::HubCache;
+pub use model_source::{parse_model_name, ModelSpec};
 pub use models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 pub use module::{Kind, Module, NamedTensor};
 pub use overrides::{init_head, set_batch_norm};
 pub use pretrained::{adapt_input_conv, load_pretrained, PretrainedReport, PretrainedSource};
+pub use pretrained_tags::list_pretrained;
 pub use registry::{create_model, list_models, ModelArgs};
 pub use state_dict::{
     load_safetensors, load_safetensors_with_metadata, load_state_dict, save_safetensors,

@@ -31,8 +31,9 @@ pub struct PretrainedReport {
 
 /// timm's `adapt_input_conv`: a first-conv weight (O, I, kh, kw) for `in_chans` input channels.
 /// One channel sums the RGB filters (or each RGB triple of a space-to-depth stem); other counts
-/// repeat the RGB filters cyclically, scaled by 3 / `in_chans`. `None` where timm raises
-/// `NotImplementedError` (a file with neither 3 channels nor a multiple of 3 for `in_chans` 1).
+/// repeat the RGB filters cyclically, scaled by 3 / `in_chans`; the result has the weight's dtype.
+/// `None` where timm raises `NotImplementedError` (a file with neither 3 channels nor a multiple
+/// of 3 for `in_chans` 1).
 pub fn adapt_input_conv(in_chans: usize, weight: &Tensor) -> Result<Option<Tensor>> {
     let &[o, i, kh, kw] = weight.shape() else {
         return Ok(None);
@@ -47,7 +48,9 @@ pub fn adapt_input_conv(in_chans: usize, weight: &Tensor) -> Result<Option<Tenso
         (n, 3) if n != 1 => (n, repeat_scaled(o, n, &at)),
         _ => return Ok(None),
     };
-    Ok(Some(Tensor::from_vec(data, &[o, out_chans, kh, kw])?))
+    // timm computes in float32 and returns the weight's own dtype (`.to(conv_type)`).
+    let adapted = Tensor::from_vec(data, &[o, out_chans, kh, kw])?;
+    Ok(Some(adapted.to_dtype(weight.dtype())?))
 }
 
 /// out[oc, g] = Σ_t filter(oc, g·size + t) for t < `size`: each group of `size` channels summed.

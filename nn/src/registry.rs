@@ -5,8 +5,8 @@ use crate::models::efficientnet::{self, EfficientNet};
 use crate::models::mobilenetv3::{self, MobileNetV3};
 use crate::models::resnet::{self, ResNet};
 use crate::models::vit::{self, VisionTransformer};
-use crate::pretrained::{load_pretrained, PretrainedSource};
-use crate::{Error, Model, PretrainedCfg, Result};
+use crate::pretrained::PretrainedSource;
+use crate::{Model, ModelSpec, PretrainedCfg, Result};
 
 /// Arguments of `create_model` (timm's names and defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,8 @@ pub struct ModelArgs {
     pub drop_path_rate: f64,
     /// Zero-init the last BN of each residual block.
     pub zero_init_last: bool,
-    /// Weights to start from, adapted as timm's `load_pretrained` does.
+    /// Weights to start from, adapted as timm's `load_pretrained` does (timm's `pretrained=True`
+    /// is [`ModelSpec::pretrained_source`]).
     pub pretrained: Option<PretrainedSource>,
 }
 
@@ -46,66 +47,35 @@ impl Default for ModelArgs {
     }
 }
 
-/// Builds a registered model (parameters from the global Philox stream: seed it first).
+/// Builds a registered model (parameters from the global Philox stream: seed it first). `name`
+/// is an architecture, `arch.tag` (a bare architecture takes timm's default tag), or a hub repo
+/// or folder (`hf-hub:org/name`, `local-dir:/path`; see [`ModelSpec`]); the model's pretrained
+/// config is the tag's, with `args.num_classes`.
 pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
-    let arch = name.split('.').next().unwrap_or(name);
-    if args.in_chans == 0 {
-        return Err(Error::BadArgument {
-            model: name.into(),
-            msg: "in_chans must be at least 1".into(),
-        });
-    }
-    for (n, rc, cfg) in resnet::variants() {
-        if n == arch {
-            let cfg = tagged(cfg, name, args);
-            return with_pretrained(Box::new(ResNet::new(&rc, args, cfg)?), args);
-        }
-    }
-    for (n, cc, cfg) in convnext::variants() {
-        if n == arch {
-            let cfg = tagged(cfg, name, args);
-            return with_pretrained(Box::new(ConvNeXt::new(&cc, args, cfg)?), args);
-        }
-    }
-    for (n, ec, cfg) in efficientnet::variants() {
-        if n == arch {
-            let cfg = tagged(cfg, name, args);
-            return with_pretrained(Box::new(EfficientNet::new(&ec, args, cfg)?), args);
-        }
-    }
-    for (n, mc, cfg) in mobilenetv3::variants() {
-        if n == arch {
-            let cfg = tagged(cfg, name, args);
-            return with_pretrained(Box::new(MobileNetV3::new(&mc, args, cfg)?), args);
-        }
-    }
-    for (n, vc, cfg) in vit::variants() {
-        if n == arch {
-            let cfg = tagged(cfg, name, args);
-            return with_pretrained(Box::new(VisionTransformer::new(&vc, args, cfg)?), args);
-        }
-    }
-    Err(Error::UnknownModel {
-        name: name.into(),
-        suggestions: close_names(arch),
-    })
+    ModelSpec::resolve(name)?.create(args)
 }
 
-/// `model` with `args.pretrained` loaded into it, if given.
-fn with_pretrained(model: Box<dyn Model>, args: &ModelArgs) -> Result<Box<dyn Model>> {
-    if let Some(source) = &args.pretrained {
-        load_pretrained(model.as_ref(), source)?;
-    }
-    Ok(model)
+/// Builds one architecture's model from its pretrained config and the arguments.
+pub(crate) type Build = Box<dyn Fn(PretrainedCfg, &ModelArgs) -> Result<Box<dyn Model>>>;
+
+/// The default pretrained config and the builder of registered architecture `arch`.
+pub(crate) fn lookup(arch: &str) -> Option<(PretrainedCfg, Build)> {
+    family(arch, resnet::variants(), ResNet::new)
+        .or_else(|| family(arch, convnext::variants(), ConvNeXt::new))
+        .or_else(|| family(arch, efficientnet::variants(), EfficientNet::new))
+        .or_else(|| family(arch, mobilenetv3::variants(), MobileNetV3::new))
+        .or_else(|| family(arch, vit::variants(), VisionTransformer::new))
 }
 
-/// The default config renamed to `name`'s `.tag` if it has one, with the head's classes.
-fn tagged(mut cfg: PretrainedCfg, name: &str, args: &ModelArgs) -> PretrainedCfg {
-    if let Some((arch, tag)) = name.split_once('.') {
-        cfg.name = format!("{arch}.{tag}");
-    }
-    cfg.num_classes = args.num_classes;
-    cfg
+/// [`lookup`] within one family's variants.
+fn family<C: 'static, M: Model + 'static>(
+    arch: &str,
+    variants: Vec<(&'static str, C, PretrainedCfg)>,
+    new: fn(&C, &ModelArgs, PretrainedCfg) -> Result<M>,
+) -> Option<(PretrainedCfg, Build)> {
+    let (_, c, cfg) = variants.into_iter().find(|(n, _, _)| *n == arch)?;
+    let build: Build = Box::new(move |p, a| Ok(Box::new(new(&c, a, p)?) as Box<dyn Model>));
+    Some((cfg, build))
 }
 
 /// Registered model names matching a shell-style pattern (`*` and `?`), sorted.
@@ -129,7 +99,7 @@ fn all_names() -> Vec<&'static str> {
 }
 
 /// Whether `name` matches `pattern` with `*` (any run) and `?` (any one char).
-fn wildcard(pattern: &str, name: &str) -> bool {
+pub(crate) fn wildcard(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
     while ni < n.len() {
@@ -152,7 +122,7 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 }
 
 /// Up to three registered names within edit distance 3 of `name`, closest first.
-fn close_names(name: &str) -> Vec<String> {
+pub(crate) fn close_names(name: &str) -> Vec<String> {
     let mut scored: Vec<(usize, &str)> = all_names()
         .into_iter()
         .map(|n| (edit_distance(name, n), n))

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fill, hashed_uniform, max_rel_diff};
+use common::{fill, hashed_input, max_rel_diff};
 use kiln_engine::Tensor;
 use kiln_nn::{
     adapt_input_conv, create_model, load_pretrained, load_safetensors, save_safetensors, Model,
@@ -98,12 +98,7 @@ fn fine_tuned_features_equal_timms() {
             &format!("{name}-{in_chans}.safetensors"),
         );
         let mut model = create_model(name, &fine_tune_args(&file, in_chans, 4, true)).unwrap();
-        let shape = [2, in_chans, 64, 64];
-        let x: Vec<f32> = hashed_uniform(&format!("input.c{in_chans}"), shape.iter().product())
-            .iter()
-            .map(|v| (v * 4.0 - 2.0) as f32)
-            .collect();
-        let x = Tensor::from_vec(x, &shape).unwrap();
+        let x = hashed_input(in_chans);
         model.set_training(false);
         let features = model
             .forward_head(&model.forward_features(&x).unwrap(), true)

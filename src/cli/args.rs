@@ -57,10 +57,12 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
 
     // ---- Model ----
-    /// Model name (`kiln models` lists them).
+    /// Model name (`kiln models` lists them): `arch`, `arch.tag` (`kiln models --pretrained`),
+    /// `hf-hub:org/name` or `local-dir:/path`, as timm names them.
     #[arg(long, default_value = "resnet50")]
     pub model: String,
-    /// Start from the model's pretrained weights (downloaded from its hub).
+    /// Start from the model's pretrained weights, read offline from the Hugging Face hub cache
+    /// (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub).
     #[arg(long)]
     pub pretrained: bool,
     /// Load this checkpoint as the pretrained weights (classifier and first conv adapted).
@@ -583,9 +585,13 @@ pub struct ValidateArgs {
     /// Dataset root (IDX folder or ImageFolder tree); without it, the Fashion-MNIST subset.
     pub data: Option<PathBuf>,
     /// Checkpoints or state dicts to evaluate (repeat the flag, or name a run folder for all its
-    /// checkpoints).
-    #[arg(long, required = true, num_args = 1..)]
+    /// checkpoints); without one, the model's pretrained weights (as --pretrained).
+    #[arg(long, num_args = 1..)]
     pub checkpoint: Vec<PathBuf>,
+    /// Evaluate the model's pretrained weights, read from the Hugging Face hub cache (timm's
+    /// default when no --checkpoint is given; a checkpoint's weights replace them).
+    #[arg(long)]
+    pub pretrained: bool,
     /// Evaluate the checkpoint's EMA weights (`state_dict_ema`) when it has them.
     #[arg(long)]
     pub use_ema: bool,

@@ -12,6 +12,7 @@ mod launch;
 mod logger;
 mod model_flags;
 mod plot;
+mod pretrained;
 mod run_dir;
 mod schedule;
 mod setup;
@@ -70,6 +71,10 @@ pub enum Command {
     Models {
         /// Shell-style pattern, e.g. 'resnet*d'.
         pattern: Option<String>,
+        /// List the pretrained tags instead (`arch.tag`, timm's default first), as timm's
+        /// `list_pretrained`.
+        #[arg(long)]
+        pretrained: bool,
     },
 }
 
@@ -159,8 +164,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Schedule(a) => schedule::schedule(*a),
         Command::Plot { run_dir } => plot::plot(&run_dir),
         Command::Launch(a) => launch::launch(&a),
-        Command::Models { pattern } => {
-            for name in kiln_nn::list_models(pattern.as_deref().unwrap_or("*")) {
+        Command::Models {
+            pattern,
+            pretrained,
+        } => {
+            let pattern = pattern.as_deref().unwrap_or("*");
+            let names = match pretrained {
+                true => kiln_nn::list_pretrained(pattern),
+                false => kiln_nn::list_models(pattern),
+            };
+            for name in names {
                 println!("{name}");
             }
             Ok(())

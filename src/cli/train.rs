@@ -7,15 +7,13 @@ use super::configs::{
 };
 use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
+use super::pretrained::{pretrained_source, start_from};
 use super::run_dir::experiment_name;
 use super::setup::{data_cfg, embedded_data, open_device, print_data_config, DataRoot};
 use super::unsupported::{check_input_img_mode, check_supported, notes};
 use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::layers::convert_splitbn_model;
-use kiln_nn::{
-    create_model, load_pretrained, load_state_dict, load_weights, Model, ModelArgs, PretrainedCfg,
-    PretrainedReport, PretrainedSource,
-};
+use kiln_nn::{load_state_dict, load_weights, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::amp_dtype;
 use kiln_train::callbacks::{
     CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
@@ -235,23 +233,21 @@ fn ddp_options(a: &TrainArgs) -> DdpOptions {
     }
 }
 
-/// The model on its device, from `--pretrained-path` (adapted as timm's train.py does: the
-/// classifier always re-initialized) and then `--initial-checkpoint` if given (timm's
-/// `load_checkpoint`: a checkpoint's EMA weights when it has them), in the requested layout.
-/// Either file may be safetensors or one `torch.save` wrote.
+/// The model on its device, from `--pretrained-path` or `--pretrained` (see
+/// [`pretrained_source`]) and then `--initial-checkpoint` if given (timm's `load_checkpoint`: a
+/// checkpoint's EMA weights when it has them), in the requested layout. Either file may be
+/// safetensors or one `torch.save` wrote.
 fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dyn Model>> {
-    let mut model = create_model(&a.model, args)?;
-    if let Some(file) = &a.pretrained_path {
-        let source = PretrainedSource {
-            file: file.clone(),
-            reset_classifier: true,
-        };
-        let report = load_pretrained(model.as_ref(), &source)?;
-        println!(
-            "Loaded pretrained weights from {}{}",
-            file.display(),
-            describe_adaptation(&report, model.pretrained_cfg())
-        );
+    let spec = ModelSpec::resolve(&a.model)?;
+    let mut model = spec.create(args)?;
+    let source = pretrained_source(
+        &spec,
+        a.pretrained,
+        a.pretrained_path.as_deref(),
+        args.num_classes,
+    )?;
+    if let Some(source) = source {
+        start_from(model.as_ref(), &source)?;
     }
     if let Some(path) = &a.initial_checkpoint {
         let weights = load_weights(path, true)?;
@@ -278,31 +274,6 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
     }
     model.to_device(device)?;
     Ok(model)
-}
-
-/// What `--pretrained-path` changed, as timm logs it.
-fn describe_adaptation(r: &PretrainedReport, cfg: &PretrainedCfg) -> String {
-    let mut parts = Vec::new();
-    if let Some((from, to)) = r.converted_input_conv {
-        parts.push(format!(
-            "{} converted from {from} to {to} input channel(s)",
-            cfg.first_conv
-        ));
-    }
-    if r.input_conv_left_random {
-        parts.push(format!(
-            "{} left at random init (its channels cannot be converted)",
-            cfg.first_conv
-        ));
-    }
-    if r.classifier_reset {
-        parts.push(format!("{} re-initialized", cfg.classifier));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join("; "))
-    }
 }
 
 /// Creates the run folder (timm's `output/train/<experiment>`) and writes `args.yaml` in it.

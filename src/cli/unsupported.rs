@@ -57,11 +57,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "kiln does not read Hugging Face datasets (no network, no Python)",
     },
     Refusal {
-        flag: "--pretrained",
-        is_set: |a| a.pretrained && a.pretrained_path.is_none(),
-        reason: "pretrained weights come from the Hugging Face hub and kiln has no network access; save them to a file (torch.save or safetensors) and pass --pretrained-path",
-    },
-    Refusal {
         flag: "--fuser",
         is_set: |a| !a.fuser.is_empty(),
         reason: "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT",

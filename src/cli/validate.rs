@@ -1,8 +1,9 @@
 //! `kiln validate`: evaluates checkpoints, as timm's `validate.py`.
 
 use super::args::ValidateArgs;
+use super::pretrained::start_from;
 use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
-use kiln_nn::{create_model, load_state_dict, ModelArgs};
+use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::amp_dtype;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
 use kiln_train::loader::{resolve_data_config, DataConfig};
@@ -56,8 +57,14 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     }
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
     let mut rows = Vec::new();
-    for path in expand(&a.checkpoint)? {
-        rows.push(validate_one(&a, &path, amp)?);
+    let paths = expand(&a.checkpoint)?;
+    // timm's validate.py: `args.pretrained = args.pretrained or not args.checkpoint`; a
+    // checkpoint's weights replace the pretrained ones, so those are read only without one.
+    if paths.is_empty() {
+        rows.push(validate_one(&a, None, amp)?);
+    }
+    for path in paths {
+        rows.push(validate_one(&a, Some(&path), amp)?);
     }
     if let Some(file) = &a.results_file {
         write_results(file, &a.results_format, &rows)?;
@@ -94,7 +101,12 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) -> Result<Row> {
+/// Evaluates one checkpoint, or without one the model's pretrained weights.
+fn validate_one(
+    a: &ValidateArgs,
+    path: Option<&Path>,
+    amp: Option<kiln_engine::DType>,
+) -> Result<Row> {
     let dir = a.data.clone().unwrap_or_else(embedded_data);
     let root = DataRoot::detect(&dir)?;
     let in_chans = a
@@ -104,36 +116,10 @@ fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) 
         .or(a.in_chans)
         .unwrap_or(if root.is_idx() { 1 } else { 3 });
     let ds = root.open(&a.split, false, in_chans, None)?;
-    let mut ck = Checkpoint::load(path)?;
-    let arch = a
-        .model
-        .clone()
-        .or_else(|| (!ck.meta.arch.is_empty()).then(|| ck.meta.arch.clone()))
-        .ok_or_else(|| {
-            flag(
-                "--model",
-                format!("{} does not name its model; pass --model", path.display()),
-            )
-        })?;
-    let weights = match (a.use_ema, ck.extra.remove("state_dict_ema")) {
-        (true, Some(ema)) => ema,
-        (true, None) => {
-            println!(
-                "{} has no EMA weights; validating its model weights",
-                path.display()
-            );
-            ck.model
-        }
-        (false, _) => ck.model,
+    let (mut model, arch, checkpoint) = match path {
+        Some(path) => from_checkpoint(a, path, in_chans, ds.num_classes())?,
+        None => from_pretrained(a, in_chans, ds.num_classes())?,
     };
-    let num_classes = a.num_classes.unwrap_or(ds.num_classes());
-    let model_args = ModelArgs {
-        num_classes,
-        in_chans,
-        ..Default::default()
-    };
-    let mut model = create_model(&arch, &model_args)?;
-    load_state_dict(model.as_ref(), &without_aux_bn(weights, path), true)?;
     if a.channels_last {
         model.set_memory_format(kiln_engine::MemoryFormat::ChannelsLast)?;
     }
@@ -183,7 +169,7 @@ fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) 
     );
     let row = Row {
         model: arch,
-        checkpoint: path.display().to_string(),
+        checkpoint,
         top1: r.top1,
         top1_err: 100.0 - r.top1,
         top5: r.top5,
@@ -198,6 +184,75 @@ fn validate_one(a: &ValidateArgs, path: &Path, amp: Option<kiln_engine::DType>) 
     let json = serde_json::to_string(&row).map_err(|e| flag("--results-file", e.to_string()))?;
     println!("--result\n{json}");
     Ok(row)
+}
+
+/// The model `path` holds (its EMA weights with --use-ema), its architecture and the path.
+fn from_checkpoint(
+    a: &ValidateArgs,
+    path: &Path,
+    in_chans: usize,
+    data_classes: usize,
+) -> Result<(Box<dyn Model>, String, String)> {
+    let mut ck = Checkpoint::load(path)?;
+    let arch = a
+        .model
+        .clone()
+        .or_else(|| (!ck.meta.arch.is_empty()).then(|| ck.meta.arch.clone()))
+        .ok_or_else(|| {
+            flag(
+                "--model",
+                format!("{} does not name its model; pass --model", path.display()),
+            )
+        })?;
+    let weights = match (a.use_ema, ck.extra.remove("state_dict_ema")) {
+        (true, Some(ema)) => ema,
+        (true, None) => {
+            println!(
+                "{} has no EMA weights; validating its model weights",
+                path.display()
+            );
+            ck.model
+        }
+        (false, _) => ck.model,
+    };
+    let model_args = ModelArgs {
+        num_classes: a.num_classes.unwrap_or(data_classes),
+        in_chans,
+        ..Default::default()
+    };
+    let model = create_model(&arch, &model_args)?;
+    load_state_dict(model.as_ref(), &without_aux_bn(weights, path), true)?;
+    Ok((model, arch, path.display().to_string()))
+}
+
+/// `--model` with its pretrained weights (timm's `create_model(pretrained=True)`), with the
+/// weights' classes unless --num-classes is given (the data's when the weights have no head),
+/// its name and the weights file.
+fn from_pretrained(
+    a: &ValidateArgs,
+    in_chans: usize,
+    data_classes: usize,
+) -> Result<(Box<dyn Model>, String, String)> {
+    let name = a.model.clone().ok_or_else(|| {
+        flag(
+            "--model",
+            "validating pretrained weights (no --checkpoint) needs the model's name",
+        )
+    })?;
+    let spec = ModelSpec::resolve(&name)?;
+    let default_classes = match spec.cfg.num_classes {
+        0 => data_classes,
+        n => n,
+    };
+    let model_args = ModelArgs {
+        num_classes: a.num_classes.unwrap_or(default_classes),
+        in_chans,
+        ..Default::default()
+    };
+    let source = spec.pretrained_source(model_args.num_classes)?;
+    let model = spec.create(&model_args)?;
+    start_from(model.as_ref(), &source)?;
+    Ok((model, name, source.file.display().to_string()))
 }
 
 /// Writes the rows as CSV (timm's default) or a JSON list.

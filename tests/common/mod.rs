@@ -123,10 +123,15 @@ pub fn train(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
 
 /// Runs `kiln ARGS`, fails the test with both streams unless it succeeds, returns its stdout.
 pub fn kiln_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
+    kiln_ok_in(Command::new(env!("CARGO_BIN_EXE_kiln")), args)
+}
+
+/// [`kiln_ok`] with `cmd` (the kiln binary, its environment and folder set by the caller).
+pub fn kiln_ok_in<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    mut cmd: Command,
+    args: &[S],
+) -> String {
+    let o = cmd.args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         o.status.success(),
@@ -134,6 +139,47 @@ pub fn kiln_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> Strin
         String::from_utf8_lossy(&o.stderr)
     );
     stdout
+}
+
+/// `kiln train` flags under which nothing moves (lr 1e-30, BN momentum 0): each epoch's
+/// evaluation is of the weights the run started from.
+pub const FROZEN: [&str; 8] = [
+    "--lr",
+    "1e-30",
+    "--sched",
+    "const",
+    "--warmup-epochs",
+    "0",
+    "--bn-momentum",
+    "0",
+];
+
+/// `kiln validate` (run by `cmd`) of the validation split of `data` at 32×32, batch 16, with
+/// `extra`: the one row of its JSON results file.
+pub fn validate_row(cmd: Command, data: &Path, extra: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.json");
+    let mut args = vec![
+        "validate",
+        data.to_str().unwrap(),
+        "--split",
+        "validation",
+        "--img-size",
+        "32",
+        "-b",
+        "16",
+        "--results-file",
+        results.to_str().unwrap(),
+        "--results-format",
+        "json",
+    ];
+    args.extend(extra);
+    kiln_ok_in(cmd, &args);
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "kiln {args:?}");
+    rows[0].clone()
 }
 
 /// The rows of a run's summary.csv as numbers.

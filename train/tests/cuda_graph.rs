@@ -95,6 +95,7 @@ impl Tiny {
             }],
             cfg: PretrainedCfg {
                 name: "tiny".into(),
+                hf_hub_id: None,
                 input_size: [1, SIDE, SIDE],
                 test_input_size: None,
                 pool_size: [SIDE, SIDE],

@@ -378,6 +378,7 @@ impl Model for ConvNeXt {
 fn cfg(arch: &str, tag: &str, crop_pct: f64, test_crop_pct: f64) -> PretrainedCfg {
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
+        hf_hub_id: None,
         input_size: [3, 224, 224],
         test_input_size: Some([3, 288, 288]),
         pool_size: [7, 7],

@@ -221,6 +221,7 @@ pub(crate) fn cfg(
     let (mean, std) = super::mean_std(inception);
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
+        hf_hub_id: None,
         input_size: [3, size, size],
         test_input_size: test.map(|t| [3, t, t]),
         pool_size: [size.div_ceil(32); 2],

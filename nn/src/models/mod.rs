@@ -63,6 +63,8 @@ fn new_classifier(in_features: usize, num_classes: usize) -> Result<Option<Linea
 pub struct PretrainedCfg {
     /// `arch.tag`, e.g. `resnet50.a1_in1k`.
     pub name: String,
+    /// The Hugging Face hub repo of the weights (`timm/resnet50.a1_in1k`), if any.
+    pub hf_hub_id: Option<String>,
     /// (C, H, W) for training.
     pub input_size: [usize; 3],
     /// (C, H, W) for testing, when different.

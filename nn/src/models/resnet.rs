@@ -543,6 +543,7 @@ fn cfg(
     let (size, test) = if big { (256, 320) } else { (224, 288) };
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
+        hf_hub_id: None,
         input_size: [3, size, size],
         test_input_size: Some([3, test, test]),
         pool_size: [size / 32, size / 32],

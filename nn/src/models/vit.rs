@@ -384,6 +384,7 @@ fn cfg(arch: &str, tag: &str, inception: bool) -> PretrainedCfg {
     let (mean, std) = super::mean_std(inception);
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
+        hf_hub_id: None,
         input_size: [3, 224, 224],
         test_input_size: None,
         pool_size: [224 / PATCH, 224 / PATCH],

@@ -1,4 +1,5 @@
 //! Weights and inputs both sides of the timm fixtures generate from an integer hash.
+#![allow(dead_code)] // each test binary uses its own subset
 
 use kiln_engine::{DType, Tensor};
 
@@ -43,6 +44,17 @@ pub fn fill(name: &str, shape: &[usize]) -> Tensor {
         u.iter().map(|v| (0.2 * v) as f32).collect()
     };
     Tensor::from_vec(v, shape).unwrap()
+}
+
+/// Mirrors `hashed_input` in scripts/fixtures/make_pretrained_fixtures.py: `input.c<in_chans>`
+/// of shape (2, in_chans, 64, 64), uniform in [-2, 2).
+pub fn hashed_input(in_chans: usize) -> Tensor {
+    let shape = [2, in_chans, 64, 64];
+    let x: Vec<f32> = hashed_uniform(&format!("input.c{in_chans}"), shape.iter().product())
+        .iter()
+        .map(|v| (v * 4.0 - 2.0) as f32)
+        .collect();
+    Tensor::from_vec(x, &shape).unwrap()
 }
 
 /// The largest |a - b| relative to the largest |b|.
