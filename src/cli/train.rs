@@ -280,7 +280,10 @@ fn describe_adaptation(r: &PretrainedReport, cfg: &PretrainedCfg) -> String {
         ));
     }
     if r.classifier_reset {
-        parts.push(format!("{} re-initialized", cfg.classifier));
+        parts.push(format!(
+            "{} re-initialized",
+            cfg.classifiers().collect::<Vec<_>>().join(" and ")
+        ));
     }
     if parts.is_empty() {
         String::new()
