@@ -14,6 +14,7 @@ mod plot;
 mod run_dir;
 mod schedule;
 mod setup;
+mod teacher;
 mod train;
 mod unsupported;
 mod validate;

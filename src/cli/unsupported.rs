@@ -1,8 +1,8 @@
 //! The flags of timm's `train.py` that kiln parses but cannot honour. Each is refused, only when
 //! set away from timm's default, with one line saying why and what to use instead. Flags that
-//! only qualify a refused one (`--wandb-project` under `--log-wandb`, `--kd-*` under
-//! `--kd-model-name`, `--naflex-*` under `--naflex-loader`, `--train-size-*` under
-//! `--train-img-sizes`) are accepted and, as in timm without their main flag, have no effect.
+//! only qualify a refused one (`--wandb-project` under `--log-wandb`, `--naflex-*` under
+//! `--naflex-loader`, `--train-size-*` under `--train-img-sizes`) are accepted and, as in timm
+//! without their main flag, have no effect.
 
 use super::args::TrainArgs;
 use kiln_train::{Error, Result};
@@ -153,11 +153,6 @@ pub const REFUSED: &[Refusal] = &[
         flag: "--naflex-loader",
         is_set: |a| a.naflex_loader,
         reason: "NaFlex feeds variable-length patch sequences to ViT-family models; kiln's ViTs train at one --img-size",
-    },
-    Refusal {
-        flag: "--kd-model-name",
-        is_set: |a| a.kd_model_name.is_some(),
-        reason: "knowledge distillation is not implemented; kiln trains one model per run",
     },
 ];
 
