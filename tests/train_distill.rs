@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::{dataset, summary_rows, train, train_args};
+use common::{dataset, summary_rows, train, train_fails};
 use kiln::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Trains the resnet18 teacher for 2 epochs and lays it out as timm's `local-dir:` folder.
 fn teacher_folder(data: &Path, out: &Path) -> PathBuf {
@@ -102,13 +101,7 @@ fn distills_by_logits_features_and_tokens() {
 fn a_registry_teacher_without_local_weights_is_refused_by_flag() {
     let data = dataset("e2e-distill-refused", 8, 8);
     let out = data.join("runs");
-    let args = train_args(&data, &out, "x", &["--kd-model-name", "resnet50"]);
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(&args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let stderr = train_fails(&data, &out, "x", &["--kd-model-name", "resnet50"]);
     assert!(
         stderr.contains("--kd-model-name") && stderr.contains("local-dir:"),
         "{stderr}"

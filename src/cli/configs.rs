@@ -64,12 +64,12 @@ pub fn optimizer_config(a: &TrainArgs, lr: f64) -> OptimizerConfig {
 /// The distillation flags (`--kd-*`, `--distill-loss-weight`, `--task-loss-weight`), read only
 /// with `--kd-model-name` as in timm.
 pub fn distill_config(a: &TrainArgs) -> kiln_train::Result<DistillConfig> {
-    let named = |flag: &str, r: kiln_train::Result<_>| {
+    fn named<T>(flag: &str, r: kiln_train::Result<T>) -> kiln_train::Result<T> {
         r.map_err(|e| kiln_train::Error::Flag {
             flag: flag.into(),
             msg: e.to_string(),
         })
-    };
+    }
     Ok(DistillConfig {
         kind: named("--kd-distill-type", DistillKind::parse(&a.kd_distill_type))?,
         loss_type: a.kd_loss_type.clone(),

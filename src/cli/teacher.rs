@@ -27,18 +27,20 @@ fn flag_error(msg: impl Into<String>) -> Error {
     }
 }
 
-/// The distillation `--kd-model-name` asks for (None without it), taught to `student`.
+/// The distillation `--kd-model-name` asks for (None without it), taught to `student`, which
+/// takes `in_chans` channels.
 pub fn distillation(
     a: &TrainArgs,
     config: &DistillConfig,
     student: &dyn Model,
+    in_chans: usize,
 ) -> Result<Option<Distillation>> {
     let Some(name) = &a.kd_model_name else {
         return Ok(None);
     };
     let args = ModelArgs {
         num_classes: student.num_classes(),
-        in_chans: student.pretrained_cfg().input_size[0],
+        in_chans,
         ..ModelArgs::default()
     };
     let teacher = create_teacher(name, args, a.channels_last)?;
@@ -122,7 +124,9 @@ fn local_dir(dir: &Path) -> Result<Source> {
         let Some(v) = pretrained.get(key) else {
             return Ok(None);
         };
-        let nums: Option<Vec<f64>> = v.as_array().map(|a| a.iter().map(Value::as_f64).collect());
+        let nums: Option<Vec<f64>> = v
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_f64).collect());
         match nums.as_deref() {
             Some(&[a, b, c]) => Ok(Some([a, b, c])),
             _ => Err(bad(&format!("\"{key}\" is not three numbers"))),

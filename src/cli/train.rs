@@ -170,7 +170,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let lr = resolve_lr(&a, world);
     let dist = (world > 1).then(|| (comm.clone(), ddp_options(&a)));
     // timm's argparse checks the --kd-* choices with or without a teacher.
-    let distill = teacher::distillation(&a, &distill_config(&a)?, model.as_ref())?;
+    let distill = teacher::distillation(&a, &distill_config(&a)?, model.as_ref(), in_chans)?;
     if let (0, Some(d)) = (rank, &distill) {
         let w = d.weights();
         println!(
