@@ -36,6 +36,8 @@ fn distill(data: &Path, out: &Path, exp: &str, teacher: &Path, extra: &[&str]) -
     assert!(stdout.contains("Distilling from"), "{stdout}");
     let rows = summary_rows(&out.join(exp));
     assert_eq!(rows.len(), 3, "{exp}");
+    let losses: Vec<f64> = rows.iter().map(|r| r[1]).collect();
+    eprintln!("{exp}: train loss by epoch {losses:?}");
     assert!(
         rows.iter().all(|r| r[1].is_finite()) && rows[2][1] < rows[0][1],
         "{exp}: the distillation run's train loss did not fall: {rows:?}"

@@ -3,7 +3,7 @@
 
 use kiln::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The synthetic images' geometry: `side`×`side` pixels, class k a bright vertical band at
 /// columns `stride`·k..`stride`·k + `width` over noise.
@@ -115,13 +115,19 @@ pub fn train_args(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> Vec<Str
     args
 }
 
-/// Runs `kiln train` to completion (see `train_args`) and returns its stdout.
-pub fn train(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
+/// Runs `kiln train` with `train_args`; returns them with the process's output.
+fn run_train(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> (Vec<String>, Output) {
     let args = train_args(data, out, exp, extra);
     let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(&args)
         .output()
         .unwrap();
+    (args, o)
+}
+
+/// Runs `kiln train` to completion (see `train_args`) and returns its stdout.
+pub fn train(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
+    let (args, o) = run_train(data, out, exp, extra);
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         o.status.success(),
@@ -133,11 +139,7 @@ pub fn train(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
 
 /// Runs `kiln train` (see `train_args`), which must fail without a panic; returns its stderr.
 pub fn train_fails(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
-    let args = train_args(data, out, exp, extra);
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(&args)
-        .output()
-        .unwrap();
+    let (args, o) = run_train(data, out, exp, extra);
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success(), "kiln {args:?} should fail");
     assert!(!stderr.contains("panicked"), "{stderr}");
