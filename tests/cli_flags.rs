@@ -303,7 +303,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--train-img-sizes", &["160", "224"]),
     ("--train-batches-per-epoch", &["100"]),
     ("--naflex-loader", &[]),
-    ("--kd-model-name", &["resnet50"]),
 ];
 
 #[test]

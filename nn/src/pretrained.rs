@@ -121,10 +121,10 @@ pub fn load_pretrained(model: &dyn Model, source: &PretrainedSource) -> Result<P
         }
     }
 
-    let head = [
-        format!("{}.weight", cfg.classifier),
-        format!("{}.bias", cfg.classifier),
-    ];
+    let head: Vec<String> = cfg
+        .classifiers()
+        .flat_map(|c| [format!("{c}.weight"), format!("{c}.bias")])
+        .collect();
     let head_differs = head
         .iter()
         .any(|k| sd.get(k).map(|t| t.shape().to_vec()) != own.get(k).map(|t| t.shape().to_vec()));

@@ -37,6 +37,15 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "dinov3_lvd1689m", hf_hub_id: Some("timm/convnext_tiny.dinov3_lvd1689m"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 1.0, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
         Tag { tag: "eupe_lvd1689m", hf_hub_id: Some("timm/convnext_tiny.eupe_lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 1.0, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
+    ArchTags { arch: "deit_base_distilled_patch16_224", first_conv: "patch_embed.proj", classifier: "head,head_dist", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_base_distilled_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit_small_distilled_patch16_224", first_conv: "patch_embed.proj", classifier: "head,head_dist", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_small_distilled_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit_tiny_distilled_patch16_224", first_conv: "patch_embed.proj", classifier: "head,head_dist", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_tiny_distilled_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "deit_tiny_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_tiny_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },

@@ -185,6 +185,7 @@ fn small_vit_step_matches_the_cpu() {
         dim: 64,
         depth: 2,
         heads: 2,
+        distilled: false,
     };
     steps_agree("vit (dim 64, depth 2, 2 heads)", &|args| {
         let (_, _, cfg) = vit::variants().remove(0);

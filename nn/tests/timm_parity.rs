@@ -10,7 +10,7 @@ use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
-use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
+use kiln_nn::{create_model, load_safetensors, Model, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -45,6 +45,25 @@ fn test_args(name: &str) -> ModelArgs {
     }
 }
 
+/// Every tensor of `model` set by `fill` of its name.
+fn fill_model(model: &dyn Model) {
+    for t in model.named_tensors() {
+        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
+    }
+}
+
+/// The fixtures' input: [2, 3, 64, 64] uniform in [-2, 2).
+fn hashed_input() -> Tensor {
+    Tensor::from_vec(
+        hashed_uniform("input", 2 * 3 * 64 * 64)
+            .iter()
+            .map(|v| (v * 4.0 - 2.0) as f32)
+            .collect(),
+        &[2, 3, 64, 64],
+    )
+    .unwrap()
+}
+
 fn check_model(name: &str) {
     let train_tol = train_tolerance(name);
     let path =
@@ -73,17 +92,8 @@ fn check_model(name: &str) {
         fixture_keys(&path),
         "{name}: parameter names and shapes differ from timm's state dict"
     );
-    for t in model.named_tensors() {
-        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
-    }
-    let x = Tensor::from_vec(
-        hashed_uniform("input", 2 * 3 * 64 * 64)
-            .iter()
-            .map(|v| (v * 4.0 - 2.0) as f32)
-            .collect(),
-        &[2, 3, 64, 64],
-    )
-    .unwrap();
+    fill_model(model.as_ref());
+    let x = hashed_input();
     model.set_training(false);
     let eval = model.forward(&x).unwrap();
     assert!(
@@ -103,7 +113,13 @@ fn check_model(name: &str) {
     let loss_diff = max_rel_diff(&loss.reshape(&[1]).unwrap(), &expected["loss"]);
     assert!(loss_diff < train_tol, "{name} loss: {loss_diff}");
     loss.backward().unwrap();
-    let head = model.pretrained_cfg().classifier.clone();
+    // The first classifier (timm's fixture stores the class head's of a distilled DeiT).
+    let head = model
+        .pretrained_cfg()
+        .classifiers()
+        .next()
+        .unwrap()
+        .to_string();
     for t in model.named_tensors() {
         if t.name == format!("{head}.weight") || t.name == format!("{head}.bias") {
             let grad = t.tensor.grad().unwrap();
@@ -378,20 +394,11 @@ fn check_channels_last(name: &str) {
         ..Default::default()
     };
     let mut model = create_model(name, &args).unwrap();
-    for t in model.named_tensors() {
-        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
-    }
+    fill_model(model.as_ref());
     model.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
-    let x = Tensor::from_vec(
-        hashed_uniform("input", 2 * 3 * 64 * 64)
-            .iter()
-            .map(|v| (v * 4.0 - 2.0) as f32)
-            .collect(),
-        &[2, 3, 64, 64],
-    )
-    .unwrap()
-    .to_memory_format(MemoryFormat::ChannelsLast)
-    .unwrap();
+    let x = hashed_input()
+        .to_memory_format(MemoryFormat::ChannelsLast)
+        .unwrap();
     for (training, key) in [(false, "logits_eval"), (true, "logits_train")] {
         model.set_training(training);
         let diff = max_rel_diff(&model.forward(&x).unwrap(), &expected[key]);
@@ -433,4 +440,45 @@ fn vit_base_patch16_224_matches_timm() {
 #[test]
 fn deit_tiny_patch16_224_matches_timm() {
     check_model("deit_tiny_patch16_224");
+}
+
+/// A distilled DeiT's two heads in train mode equal timm's with `distilled_training` on.
+fn check_distilled_heads(name: &str) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
+    let expected = load_safetensors(&path).unwrap();
+    let model = create_model(name, &test_args(name)).unwrap();
+    assert!(model.has_distillation_head());
+    fill_model(model.as_ref());
+    let (cls, dist) = model.forward_distilled(&hashed_input()).unwrap();
+    for (got, key) in [(cls, "logits_cls_train"), (dist, "logits_dist_train")] {
+        let diff = max_rel_diff(&got, &expected[key]);
+        assert!(diff < train_tolerance(name), "{name} {key}: {diff}");
+    }
+}
+
+#[test]
+fn deit_tiny_distilled_patch16_224_matches_timm() {
+    check_model("deit_tiny_distilled_patch16_224");
+    check_distilled_heads("deit_tiny_distilled_patch16_224");
+}
+
+#[test]
+fn deit_small_distilled_patch16_224_matches_timm() {
+    check_model("deit_small_distilled_patch16_224");
+    check_distilled_heads("deit_small_distilled_patch16_224");
+}
+
+#[test]
+fn deit_base_distilled_patch16_224_matches_timm() {
+    check_model("deit_base_distilled_patch16_224");
+    check_distilled_heads("deit_base_distilled_patch16_224");
+}
+
+#[test]
+fn models_without_a_distillation_token_refuse_forward_distilled() {
+    let model = create_model("deit_tiny_patch16_224", &test_args("deit_tiny_patch16_224")).unwrap();
+    assert!(!model.has_distillation_head());
+    let err = model.forward_distilled(&hashed_input()).unwrap_err();
+    assert!(err.to_string().contains("distillation"), "{err}");
 }

@@ -1,9 +1,11 @@
 //! The flags of `kiln train` as the library's config structs, as timm's `optimizer_kwargs(cfg)`
 //! and `scheduler_kwargs(cfg)` read argparse's namespace: the one place where flags become
-//! `OptimizerConfig`, `SchedulerConfig`, `LossConfig`, `DataConfig` and `TrainConfig`.
+//! `OptimizerConfig`, `SchedulerConfig`, `LossConfig`, `DataConfig`, `TrainConfig` and
+//! `DistillConfig`.
 
 use super::args::TrainArgs;
 use kiln_engine::DType;
+use kiln_train::distill::{DistillConfig, DistillKind, TokenTarget};
 use kiln_train::loader::{DataConfig, DataFlags, ResolvedData};
 use kiln_train::loss::LossConfig;
 use kiln_train::optim::OptimizerConfig;
@@ -72,6 +74,30 @@ pub fn optimizer_config(a: &TrainArgs, lr: f64) -> OptimizerConfig {
             .collect(),
         seed: a.seed,
     }
+}
+
+/// The distillation flags (`--kd-*`, `--distill-loss-weight`, `--task-loss-weight`), read only
+/// with `--kd-model-name` as in timm.
+pub fn distill_config(a: &TrainArgs) -> kiln_train::Result<DistillConfig> {
+    fn named<T>(flag: &str, r: kiln_train::Result<T>) -> kiln_train::Result<T> {
+        r.map_err(|e| kiln_train::Error::Flag {
+            flag: flag.into(),
+            msg: e.to_string(),
+        })
+    }
+    Ok(DistillConfig {
+        kind: named("--kd-distill-type", DistillKind::parse(&a.kd_distill_type))?,
+        loss_type: a.kd_loss_type.clone(),
+        temperature: a.kd_temperature,
+        distill_loss_weight: a.distill_loss_weight,
+        task_loss_weight: a.task_loss_weight,
+        student_feature_dim: a.kd_student_feature_dim,
+        teacher_feature_dim: a.kd_teacher_feature_dim,
+        token: named(
+            "--kd-token-distill-type",
+            TokenTarget::parse(&a.kd_token_distill_type),
+        )?,
+    })
 }
 
 /// The schedule flags (with `--seed` and `--eval-metric`).

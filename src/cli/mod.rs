@@ -16,6 +16,7 @@ mod pretrained;
 mod run_dir;
 mod schedule;
 mod setup;
+mod teacher;
 mod train;
 mod unsupported;
 mod validate;

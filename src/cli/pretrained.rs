@@ -53,7 +53,10 @@ fn describe_adaptation(r: &PretrainedReport, model: &dyn Model) -> String {
         ));
     }
     if r.classifier_reset {
-        parts.push(format!("{} re-initialized", cfg.classifier));
+        parts.push(format!(
+            "{} re-initialized",
+            cfg.classifiers().collect::<Vec<_>>().join(" and ")
+        ));
     }
     if parts.is_empty() {
         String::new()

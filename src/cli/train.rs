@@ -2,14 +2,15 @@
 
 use super::args::TrainArgs;
 use super::configs::{
-    data_config, data_flags, loss_config, optimizer_config, resolve_lr, scheduler_config,
-    train_config,
+    data_config, data_flags, distill_config, loss_config, optimizer_config, resolve_lr,
+    scheduler_config, train_config,
 };
 use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::pretrained::{pretrained_source, start_from};
 use super::run_dir::experiment_name;
 use super::setup::{data_cfg, embedded_data, open_device, print_data_config, DataRoot};
+use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes};
 use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::layers::convert_splitbn_model;
@@ -171,7 +172,20 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
     let lr = resolve_lr(&a, world);
     let dist = (world > 1).then(|| (comm.clone(), ddp_options(&a)));
-    let mut trainer = Trainer::builder(model, train_ds.clone())
+    // timm's argparse checks the --kd-* choices with or without a teacher.
+    let distill = teacher::distillation(&a, &distill_config(&a)?, model.as_ref(), in_chans)?;
+    if let (0, Some(d)) = (rank, &distill) {
+        let w = d.weights();
+        println!(
+            "Distilling from {} ({:?}): task weight {}, distill weight {}, temperature {}",
+            a.kd_model_name.as_deref().unwrap_or_default(),
+            d.kind(),
+            w.task,
+            w.distill,
+            a.kd_temperature
+        );
+    }
+    let builder = Trainer::builder(model, train_ds.clone())
         .arch(a.model.clone())
         .data(cfg)
         .validation(val_ds.clone())
@@ -188,8 +202,12 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             log_interval: a.log_interval,
             reduce_factor: a.tta,
             ..EvalOptions::default()
-        })
-        .build()?;
+        });
+    let mut trainer = match distill {
+        Some(d) => builder.distillation(d),
+        None => builder,
+    }
+    .build()?;
     if rank == 0 {
         let out_dir = run_folder(&a, img_size)?;
         println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());

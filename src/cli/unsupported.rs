@@ -2,9 +2,8 @@
 //! set away from timm's default, with one line saying why and what to use instead. A few others
 //! change nothing in timm's train.py either, or name a mechanism kiln replaces: those are accepted
 //! with a one-line note ([`NOTED`]). Flags that
-//! only qualify a refused one (`--wandb-project` under `--log-wandb`, `--kd-*` under
-//! `--kd-model-name`, `--naflex-*` under `--naflex-loader`, `--train-size-*` under
-//! `--train-img-sizes`) are accepted and, as in timm without their main flag, have no effect.
+//! only qualify a refused one (`--wandb-project` under `--log-wandb`, `--naflex-*` under
+//! `--naflex-loader`, `--train-size-*` under `--train-img-sizes`) are accepted and, as in timm without their main flag, have no effect.
 
 use super::args::TrainArgs;
 use kiln_train::{Error, Result};
@@ -110,11 +109,6 @@ pub const REFUSED: &[Refusal] = &[
         flag: "--naflex-loader",
         is_set: |a| a.naflex_loader,
         reason: "NaFlex feeds variable-length patch sequences to ViT-family models; kiln's ViTs train at one --img-size",
-    },
-    Refusal {
-        flag: "--kd-model-name",
-        is_set: |a| a.kd_model_name.is_some(),
-        reason: "knowledge distillation is not implemented; kiln trains one model per run",
     },
 ];
 

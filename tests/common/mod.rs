@@ -182,6 +182,19 @@ pub fn validate_row(cmd: Command, data: &Path, extra: &[&str]) -> serde_json::Va
     rows[0].clone()
 }
 
+/// Runs `kiln train` (see `train_args`), which must fail without a panic; returns its stderr.
+pub fn train_fails(data: &Path, out: &Path, exp: &str, extra: &[&str]) -> String {
+    let args = train_args(data, out, exp, extra);
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "kiln {args:?} should fail");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
 /// The rows of a run's summary.csv as numbers.
 pub fn summary_rows(run: &Path) -> Vec<Vec<f64>> {
     let text = std::fs::read_to_string(run.join("summary.csv")).unwrap();

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod data;
 pub mod dist;
+pub mod distill;
 mod error;
 pub mod loader;
 pub mod loss;

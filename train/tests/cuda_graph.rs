@@ -299,6 +299,7 @@ fn train(r: &Run) -> (Outcome, CudaGraphStats) {
     let updates = loader.len().div_ceil(r.accum);
     let (scheduler, _) = create_scheduler(&sched, lr, updates).unwrap();
     let mut trainer = Trainer::new(TrainerParts {
+        distill: None,
         model: Box::new(model),
         arch: "tiny".into(),
         optimizer,

@@ -83,10 +83,28 @@ pub struct PretrainedCfg {
     pub std: [f64; 3],
     /// Name of the first conv (for in_chans adaptation).
     pub first_conv: String,
-    /// Name of the classifier.
+    /// Name of the classifier; comma-separated where there are several (a distilled DeiT's
+    /// `head,head_dist`, timm's tuple). See [`PretrainedCfg::classifiers`].
     pub classifier: String,
     /// Classes of the pretrained head.
     pub num_classes: usize,
+}
+
+impl PretrainedCfg {
+    /// The classifier modules, one name each (`head` and `head_dist` for a distilled DeiT).
+    pub fn classifiers(&self) -> impl Iterator<Item = &str> {
+        self.classifier.split(',')
+    }
+}
+
+/// A model without a distillation token refuses [`Model::forward_distilled`].
+fn no_distillation_head(model: &str) -> Error {
+    Error::BadArgument {
+        model: model.into(),
+        msg: "no distillation token and head (token distillation needs a distilled DeiT, e.g. \
+              deit_tiny_distilled_patch16_224, with classes)"
+            .into(),
+    }
 }
 
 /// One feature map a model exposes for feature extraction.
@@ -161,6 +179,16 @@ pub trait Model: Module {
     /// timm's `no_weight_decay`: parameter names (shell patterns) left undecayed.
     fn no_weight_decay(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Whether the model has a distillation token and head (timm's `set_distilled_training`
+    /// exists): the distilled DeiTs.
+    fn has_distillation_head(&self) -> bool {
+        false
+    }
+    /// timm's training forward with `distilled_training` on: the class head's and the
+    /// distillation head's logits, in train and eval mode alike (plain `forward` averages them).
+    fn forward_distilled(&self, _x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Err(no_distillation_head(&self.pretrained_cfg().name))
     }
     /// timm's `drop_block_rate`: DropBlock where the model places it (0 removes it).
     fn set_drop_block(&mut self, rate: f64) -> Result<()> {

@@ -1,6 +1,8 @@
 //! timm's VisionTransformer (`vit_tiny/small/base_patch16_224`, `deit_tiny_patch16_224`): a
 //! 16×16 patch embedding, a class token and a learned position embedding, pre-norm blocks of
 //! multi-head self-attention and MLP, a final LayerNorm and the class-token (or mean) head.
+//! The distilled DeiTs (`deit_*_distilled_patch16_224`, timm's `VisionTransformerDistilled`) add
+//! a distillation token after the class token and a second head on it (`head_dist`).
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{Conv2d, DropPath, LayerNorm, Linear};
@@ -125,12 +127,16 @@ pub struct VitCfg {
     pub depth: usize,
     /// Attention heads.
     pub heads: usize,
+    /// A distillation token and head (timm's `VisionTransformerDistilled`).
+    pub distilled: bool,
 }
 
 /// timm's `VisionTransformer` with a class token, no registers and no layer scale.
 pub struct VisionTransformer {
     patch_embed: Conv2d,
     cls_token: Tensor,
+    /// The distillation token of a distilled DeiT.
+    dist_token: Option<Tensor>,
     pos_embed: Tensor,
     blocks: Vec<Block>,
     /// The final norm: `norm` for the class-token head, `fc_norm` (after pooling) for avg.
@@ -138,6 +144,8 @@ pub struct VisionTransformer {
     fc_norm: bool,
     pool: TokenPool,
     head: Option<Linear>,
+    /// The distillation head of a distilled DeiT (none without classes).
+    head_dist: Option<Linear>,
     img_size: usize,
     drop_rate: f64,
     feature_info: Vec<FeatureInfo>,
@@ -158,7 +166,11 @@ impl VisionTransformer {
         }
         cfg.input_size = [args.in_chans, img_size, img_size];
         let pool = TokenPool::parse(args.global_pool.as_deref().unwrap_or("token"), &cfg.name)?;
-        let tokens = 1 + (img_size / PATCH).pow(2);
+        if vc.distilled && pool != TokenPool::Token {
+            return Err(distilled_pool_error(&cfg.name));
+        }
+        let prefix = 1 + usize::from(vc.distilled);
+        let tokens = prefix + (img_size / PATCH).pow(2);
         let dim = vc.dim;
         let total = vc.depth;
         let blocks = (0..vc.depth)
@@ -178,12 +190,17 @@ impl VisionTransformer {
         let mut model = VisionTransformer {
             patch_embed: Conv2d::new(args.in_chans, dim, PATCH, PATCH, 0, true)?,
             cls_token: cls.requires_grad_(true).clone(),
+            dist_token: vc
+                .distilled
+                .then(|| init::trunc_normal(&[1, 1, dim], 0.02))
+                .transpose()?,
             pos_embed: init::trunc_normal(&[1, tokens, dim], 0.02)?,
             blocks,
             norm: LayerNorm::new(dim)?,
             fc_norm: pool == TokenPool::Avg,
             pool,
             head: None,
+            head_dist: None,
             img_size,
             drop_rate: args.drop_rate,
             feature_info,
@@ -199,7 +216,8 @@ impl VisionTransformer {
         self.blocks.iter().map(|b| b.drop_path.p).collect()
     }
 
-    /// Patch tokens with the class token in front and the position embedding added.
+    /// Patch tokens with the class (and distillation) token in front and the position embedding
+    /// added.
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
         let &[b, _, h, w] = x.shape() else {
             return Err(self.bad_input(x));
@@ -217,8 +235,33 @@ impl VisionTransformer {
         // one dtype from here on with no cast pass over them.
         let dtype = patches.dtype();
         let dim = self.cls_token.shape()[2];
-        let cls = self.cls_token.to_dtype(dtype)?.expand(&[b, 1, dim])?;
-        Ok(Tensor::cat(&[cls, patches], 1)?.add(&self.pos_embed.to_dtype(dtype)?)?)
+        let prefix =
+            |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.expand(&[b, 1, dim])?) };
+        let mut tokens = vec![prefix(&self.cls_token)?];
+        if let Some(dist) = &self.dist_token {
+            tokens.push(prefix(dist)?);
+        }
+        tokens.push(patches);
+        Ok(Tensor::cat(&tokens, 1)?.add(&self.pos_embed.to_dtype(dtype)?)?)
+    }
+
+    /// The class and distillation tokens of `x` (final tokens, [B, N, C]).
+    fn prefix_tokens(x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            x.narrow(1, 0, 1)?.squeeze(1)?,
+            x.narrow(1, 1, 1)?.squeeze(1)?,
+        ))
+    }
+
+    /// timm's `VisionTransformerDistilled.forward_head`: both tokens' heads averaged (the
+    /// tokens themselves for `pre_logits` or without classes), no head dropout.
+    fn distilled_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let (cls, dist) = Self::prefix_tokens(x)?;
+        let (cls, dist) = match (&self.head, &self.head_dist, pre_logits) {
+            (Some(h), Some(hd), false) => (h.forward(&cls)?, hd.forward(&dist)?),
+            _ => (cls, dist),
+        };
+        Ok(cls.add(&dist)?.mul_scalar(0.5)?)
     }
 
     fn bad_input(&self, x: &Tensor) -> Error {
@@ -254,6 +297,9 @@ impl Module for VisionTransformer {
             &self.pos_embed,
             Kind::Parameter,
         );
+        if let Some(dist) = &self.dist_token {
+            push(&mut local, "", "dist_token", dist, Kind::Parameter);
+        }
         self.patch_embed.collect("patch_embed.proj", &mut local);
         for (i, b) in self.blocks.iter().enumerate() {
             b.collect(&format!("blocks.{i}"), &mut local);
@@ -262,6 +308,9 @@ impl Module for VisionTransformer {
         self.norm.collect(norm, &mut local);
         if let Some(head) = &self.head {
             head.collect("head", &mut local);
+        }
+        if let Some(head) = &self.head_dist {
+            head.collect("head_dist", &mut local);
         }
         out.extend(local.into_iter().map(|t| NamedTensor {
             name: join(prefix, &t.name),
@@ -289,6 +338,9 @@ impl Model for VisionTransformer {
     }
 
     fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        if self.dist_token.is_some() {
+            return self.distilled_head(x, pre_logits);
+        }
         let n = x.shape()[1];
         let pooled = match self.pool {
             TokenPool::Token => x.narrow(1, 0, 1)?.squeeze(1)?,
@@ -328,6 +380,9 @@ impl Model for VisionTransformer {
     fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
         if let Some(p) = global_pool {
             let pool = TokenPool::parse(p, &self.cfg.name)?;
+            if self.dist_token.is_some() && pool != TokenPool::Token {
+                return Err(distilled_pool_error(&self.cfg.name));
+            }
             if pool == TokenPool::Avg && !self.fc_norm || pool == TokenPool::Token && self.fc_norm {
                 return Err(Error::BadArgument {
                     model: self.cfg.name.clone(),
@@ -343,9 +398,15 @@ impl Model for VisionTransformer {
             });
         }
         let dim = self.num_features();
-        self.head = (num_classes > 0)
-            .then(|| Linear::trunc_normal(dim, num_classes, 0.02))
-            .transpose()?;
+        let new_head = || {
+            (num_classes > 0)
+                .then(|| Linear::trunc_normal(dim, num_classes, 0.02))
+                .transpose()
+        };
+        self.head = new_head()?;
+        if self.dist_token.is_some() {
+            self.head_dist = new_head()?;
+        }
         Ok(())
     }
 
@@ -362,11 +423,13 @@ impl Model for VisionTransformer {
     }
 
     fn group_matcher(&self, _coarse: bool) -> Vec<GroupRule> {
+        let stem = if self.dist_token.is_some() {
+            r"^cls_token|pos_embed|patch_embed|dist_token"
+        } else {
+            r"^cls_token|reg_token|pos_embed|patch_embed|norm_pre"
+        };
         vec![
-            GroupRule::new(
-                "stem",
-                r"^cls_token|reg_token|pos_embed|patch_embed|norm_pre",
-            ),
+            GroupRule::new("stem", stem),
             GroupRule::new("blocks", r"^blocks\.(\d+)"),
             GroupRule::new("blocks", r"^norm").with_suffix(99999.0),
         ]
@@ -377,9 +440,32 @@ impl Model for VisionTransformer {
             .map(String::from)
             .to_vec()
     }
+
+    fn has_distillation_head(&self) -> bool {
+        self.dist_token.is_some()
+    }
+
+    fn forward_distilled(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (Some(head), Some(head_dist), true) =
+            (&self.head, &self.head_dist, self.dist_token.is_some())
+        else {
+            return Err(super::no_distillation_head(&self.cfg.name));
+        };
+        let (cls, dist) = Self::prefix_tokens(&self.forward_features(x)?)?;
+        Ok((head.forward(&cls)?, head_dist.forward(&dist)?))
+    }
 }
 
-/// timm's pretrained config of `arch.tag` (224², crop 0.9, bicubic).
+/// A distilled DeiT pools by its class and distillation tokens only (timm asserts `token`).
+fn distilled_pool_error(model: &str) -> Error {
+    Error::BadArgument {
+        model: model.into(),
+        msg: "a distilled DeiT pools by 'token' only (its class and distillation tokens)".into(),
+    }
+}
+
+/// timm's pretrained config of `arch.tag` (224², crop 0.9, bicubic); a distilled DeiT's
+/// classifier is both heads (timm's `('head', 'head_dist')`).
 fn cfg(arch: &str, tag: &str, inception: bool) -> PretrainedCfg {
     let (mean, std) = super::mean_std(inception);
     PretrainedCfg {
@@ -394,7 +480,11 @@ fn cfg(arch: &str, tag: &str, inception: bool) -> PretrainedCfg {
         mean,
         std,
         first_conv: "patch_embed.proj".into(),
-        classifier: "head".into(),
+        classifier: if arch.contains("_distilled_") {
+            "head,head_dist".into()
+        } else {
+            "head".into()
+        },
         num_classes: 1000,
     }
 }
@@ -405,6 +495,11 @@ pub fn variants() -> Vec<(&'static str, VitCfg, PretrainedCfg)> {
         dim,
         depth: 12,
         heads,
+        distilled: false,
+    };
+    let distilled = |dim, heads| VitCfg {
+        distilled: true,
+        ..vit(dim, heads)
     };
     vec![
         (
@@ -426,6 +521,21 @@ pub fn variants() -> Vec<(&'static str, VitCfg, PretrainedCfg)> {
             "deit_tiny_patch16_224",
             vit(192, 3),
             cfg("deit_tiny_patch16_224", "fb_in1k", false),
+        ),
+        (
+            "deit_tiny_distilled_patch16_224",
+            distilled(192, 3),
+            cfg("deit_tiny_distilled_patch16_224", "fb_in1k", false),
+        ),
+        (
+            "deit_small_distilled_patch16_224",
+            distilled(384, 6),
+            cfg("deit_small_distilled_patch16_224", "fb_in1k", false),
+        ),
+        (
+            "deit_base_distilled_patch16_224",
+            distilled(768, 12),
+            cfg("deit_base_distilled_patch16_224", "fb_in1k", false),
         ),
     ]
 }

@@ -800,7 +800,20 @@ pub fn create_optimizer_for_model(
     args: &OptimizerConfig,
     model: &dyn Model,
 ) -> Result<Box<dyn Optimizer>> {
-    let params = model.named_parameters();
+    create_optimizer_for_model_and(args, model, Vec::new())
+}
+
+/// [`create_optimizer_for_model`] over the model's parameters followed by `extra` ones (a
+/// distillation's feature projection), grouped by the same rules: `extra` names match none of
+/// the model's layers, so layer decay puts them with its unmatched ones (the head), as timm's
+/// `FeatureDistillationTrainableModule.group_matcher` puts its projection in the last layer.
+pub fn create_optimizer_for_model_and(
+    args: &OptimizerConfig,
+    model: &dyn Model,
+    extra: Vec<NamedTensor>,
+) -> Result<Box<dyn Optimizer>> {
+    let mut params = model.named_parameters();
+    params.extend(extra);
     let no_wd = model.no_weight_decay();
     let grouped = match args.layer_decay {
         None => param_groups(params, args.weight_decay, &no_wd),

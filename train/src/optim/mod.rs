@@ -65,7 +65,9 @@ mod rule_optimizer;
 mod sgd;
 mod trust;
 
-pub use factory::{create_optimizer, create_optimizer_for_model, OptimizerConfig};
+pub use factory::{
+    create_optimizer, create_optimizer_for_model, create_optimizer_for_model_and, OptimizerConfig,
+};
 pub use groups::{layer_decay_groups, layer_decayed_params, param_groups, LayerGroup};
 pub use lookahead::Lookahead;
 pub use rule_optimizer::{Parts, RuleOptimizer};

@@ -4,9 +4,10 @@
 
 use super::{BatchStages, Callback, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts};
 use crate::data::Dataset;
+use crate::distill::Distillation;
 use crate::loader::{DataConfig, Layout};
 use crate::loss::{create_loss, Loss, LossConfig};
-use crate::optim::{create_optimizer_for_model, OptimizerConfig};
+use crate::optim::{create_optimizer_for_model_and, OptimizerConfig};
 use crate::sched::{create_scheduler, SchedulerConfig};
 use crate::{Error, Result};
 use kiln_engine::{Device, MemoryFormat};
@@ -57,6 +58,7 @@ pub struct TrainerBuilder {
     base_lr: Option<f64>,
     scheduler: SchedulerConfig,
     loss: LossChoice,
+    distill: Option<Distillation>,
     config: TrainConfig,
     eval: EvalOptions,
     callbacks: Vec<Box<dyn Callback>>,
@@ -76,6 +78,7 @@ impl Trainer {
             base_lr: None,
             scheduler: SchedulerConfig::default(),
             loss: LossChoice::Config(LossConfig::default()),
+            distill: None,
             config: TrainConfig::default(),
             eval: EvalOptions::default(),
             callbacks: Vec::new(),
@@ -148,6 +151,15 @@ impl TrainerBuilder {
         self
     }
 
+    /// Trains with knowledge distillation: each step's loss is the training loss weighted with
+    /// the distillation loss against the teacher (whose feature projection, if any, the
+    /// optimizer trains too); validation runs the student alone.
+    #[must_use]
+    pub fn distillation(mut self, distill: Distillation) -> Self {
+        self.distill = Some(distill);
+        self
+    }
+
     /// The loop's settings: AMP, clipping, accumulation, data-parallel ranks, ...
     /// (`epochs` is replaced by the schedule's).
     #[must_use]
@@ -214,7 +226,13 @@ impl TrainerBuilder {
             }),
             None => None,
         };
-        let optimizer = create_optimizer_for_model(&self.optimizer, self.model.as_ref())?;
+        let extra = self
+            .distill
+            .as_ref()
+            .map(Distillation::parameters)
+            .unwrap_or_default();
+        let optimizer =
+            create_optimizer_for_model_and(&self.optimizer, self.model.as_ref(), extra)?;
         let lr = self.base_lr.or(self.optimizer.lr).unwrap_or(0.1);
         if self.config.grad_accum_steps == 0 {
             return Err(Error::config("grad_accum_steps", "0", "at least 1"));
@@ -231,6 +249,7 @@ impl TrainerBuilder {
             optimizer,
             scheduler,
             loss,
+            distill: self.distill,
             train_loader,
             stages,
             evaluator,

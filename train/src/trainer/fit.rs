@@ -3,6 +3,7 @@
 use super::callback::Requests;
 use super::graph::{CudaGraphMode, CudaGraphStats, GraphSteps, StepParts};
 use super::nonfinite::LastGood;
+use super::objective::Objective;
 use super::{
     BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, NanPolicy, NonFinite,
     Position, RunState, TrainStats, Updater,
@@ -11,6 +12,7 @@ use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint};
 use crate::clip::ClipMode;
 use crate::dist::{Communicator, Ddp, DdpOptions, ReduceTimes};
+use crate::distill::{Distillation, Trainable};
 use crate::loader::{Batch, Loader};
 use crate::loss::Loss;
 use crate::metrics::AverageMeter;
@@ -92,6 +94,9 @@ pub struct TrainerParts {
     pub scheduler: Scheduler,
     /// The training loss.
     pub loss: Box<dyn Loss>,
+    /// Knowledge distillation from a teacher, if any (its parameters, a feature projection's,
+    /// must be among the optimizer's).
+    pub distill: Option<Distillation>,
     /// The training loader.
     pub train_loader: Loader,
     /// Normalize, erasing, mixup and upload for training batches.
@@ -116,6 +121,7 @@ pub(super) struct Run {
     pub(super) updater: Updater,
     pub(super) scheduler: Scheduler,
     pub(super) loss: Box<dyn Loss>,
+    pub(super) distill: Option<Distillation>,
     pub(super) stages: BatchStages,
     pub(super) evaluator: Option<Evaluator>,
     pub(super) config: TrainConfig,
@@ -195,7 +201,10 @@ impl Trainer {
                 .config
                 .dist
                 .clone()
-                .map(|(comm, opts)| Ddp::new(comm, parts.model.as_ref(), opts))
+                .map(|(comm, opts)| match &parts.distill {
+                    Some(d) => Ddp::new(comm, &Trainable::new(parts.model.as_ref(), d), opts),
+                    None => Ddp::new(comm, parts.model.as_ref(), opts),
+                })
                 .transpose()?,
         };
         Ok(Trainer {
@@ -206,6 +215,7 @@ impl Trainer {
                 updater,
                 scheduler: parts.scheduler,
                 loss: parts.loss,
+                distill: parts.distill,
                 stages: parts.stages,
                 evaluator: parts.evaluator,
                 config: parts.config,
@@ -406,9 +416,13 @@ impl Run {
         index: usize,
     ) -> Result<(f64, bool)> {
         let lr = self.scheduler.group_lr();
-        let parts = StepParts {
+        let objective = Objective {
             model: self.model.as_ref(),
             loss: self.loss.as_ref(),
+            distill: self.distill.as_ref(),
+        };
+        let parts = StepParts {
+            objective,
             updater: &mut self.updater,
             amp: self.config.amp,
         };
@@ -425,7 +439,7 @@ impl Run {
                 .amp
                 .map(kiln_engine::amp::autocast)
                 .transpose()?;
-            self.loss.forward(&self.model.forward(images)?, targets)?
+            objective.forward(images, targets)?
         };
         let value = loss.item()?;
         let (accum, update) = accumulation(

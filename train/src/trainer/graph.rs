@@ -36,15 +36,14 @@
 //! capture is ended and its graph discarded before anything of it ran; the optimizer's host
 //! state is put back, and the update it was for runs eagerly, as do the ones after it.
 
+use super::objective::Objective;
 use super::step::Updater;
 use crate::clip::clip_grads_on_device;
-use crate::loss::Loss;
 use crate::optim::{densify_grads, Optimizer};
 use crate::sched::GroupLr;
 use crate::{Error, Result};
 use kiln_engine::cuda::{self, CudaGraph};
 use kiln_engine::{flag_nonfinite_, unscale_grads_by_, DType, Device, Tensor};
-use kiln_nn::Model;
 use serde::{Deserialize, Serialize};
 
 /// Eager updates of one batch shape before its update is captured.
@@ -152,8 +151,7 @@ impl Prepared {
 
 /// The parts of a run one update reads.
 pub(super) struct StepParts<'a> {
-    pub model: &'a dyn Model,
-    pub loss: &'a dyn Loss,
+    pub objective: Objective<'a>,
     pub updater: &'a mut Updater,
     pub amp: Option<DType>,
 }
@@ -375,8 +373,7 @@ fn capture(parts: &mut StepParts<'_>, prepared: Prepared, lr: &GroupLr) -> Resul
     };
     let dev = cuda::device(ordinal)?;
     let step = Step {
-        model: parts.model,
-        loss_fn: parts.loss,
+        objective: parts.objective,
         amp: parts.amp,
         clip: parts.updater.clip,
         skip: &skip,
@@ -419,8 +416,7 @@ fn capture(parts: &mut StepParts<'_>, prepared: Prepared, lr: &GroupLr) -> Resul
 
 /// What one captured update reads besides the optimizer and the batch.
 struct Step<'a> {
-    model: &'a dyn Model,
-    loss_fn: &'a dyn Loss,
+    objective: Objective<'a>,
     amp: Option<DType>,
     clip: Option<(crate::clip::ClipMode, f64)>,
     skip: &'a Tensor,
@@ -440,8 +436,7 @@ impl Step<'_> {
         cuda::skip_rule_steps_if(self.skip)?;
         let loss = {
             let _autocast = self.amp.map(kiln_engine::amp::autocast).transpose()?;
-            self.loss_fn
-                .forward(&self.model.forward(images)?, targets)?
+            self.objective.forward(images, targets)?
         };
         // Backward from loss · scale (a power of two, so the same bits as the eager step's
         // mul_scalar); without a scaler the update is skipped on a non-finite loss, as the eager

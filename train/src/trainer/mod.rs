@@ -15,6 +15,7 @@ mod eval;
 mod fit;
 mod graph;
 mod nonfinite;
+mod objective;
 mod resume;
 mod state;
 mod step;

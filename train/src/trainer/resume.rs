@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The checkpoint group of a distillation's own tensors (timm's `task_state`: the feature
+/// projection).
+const TASK_STATE: &str = "task_state";
+
 /// The trainer's part of a checkpoint's metadata.
 #[derive(Debug, Serialize, Deserialize)]
 struct ResumeState {
@@ -35,6 +39,11 @@ impl Run {
             optimizer: self.updater.optimizer.state_dict(),
             ..Checkpoint::default()
         };
+        if let Some(state) = self.distill.as_ref().map(|d| d.state()) {
+            if !state.is_empty() {
+                ck.extra.insert(TASK_STATE.into(), state);
+            }
+        }
         let mut callbacks = BTreeMap::new();
         for cb in &self.callbacks {
             if let Some(s) = cb.state() {
@@ -81,6 +90,9 @@ impl Run {
         restore_optimizer: bool,
     ) -> Result<()> {
         load_state_dict(self.model.as_ref(), &ck.model, true)?;
+        if let Some(d) = &self.distill {
+            d.load_state(&ck.extra.remove(TASK_STATE).unwrap_or_default())?;
+        }
         match (restore_optimizer, ck.torch_optimizer.take()) {
             (false, _) => {}
             (true, None) => self.updater.optimizer.load_state_dict(&ck.optimizer)?,
