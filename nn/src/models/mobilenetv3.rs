@@ -151,6 +151,11 @@ impl Module for MobileNetV3 {
 }
 
 impl Model for MobileNetV3 {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.trunk.grad_checkpointing = enable;
+        Ok(())
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.trunk.forward(x)
     }

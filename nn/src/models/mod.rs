@@ -160,6 +160,17 @@ pub trait Model: Module {
     fn no_weight_decay(&self) -> Vec<String> {
         Vec::new()
     }
+    /// timm's `set_grad_checkpointing`: with `enable`, each block runs checkpointed (its
+    /// activations recomputed in backward instead of kept: less memory, a second forward).
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        match enable {
+            false => Ok(()),
+            true => Err(crate::Error::BadArgument {
+                model: self.pretrained_cfg().name.clone(),
+                msg: "this model has no gradient checkpointing (--grad-checkpointing)".into(),
+            }),
+        }
+    }
     /// timm's `drop_block_rate`: DropBlock where the model places it (0 removes it).
     fn set_drop_block(&mut self, rate: f64) -> Result<()> {
         Err(crate::Error::BadArgument {

@@ -3,7 +3,7 @@
 //! multi-head self-attention and MLP, a final LayerNorm and the class-token (or mean) head.
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{Conv2d, DropPath, LayerNorm, Linear};
+use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, DropPath, LayerNorm, Linear};
 use crate::module::{join, push, Kind, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
 use kiln_engine::{with_global_generator, DType, Tensor};
@@ -74,7 +74,9 @@ impl Block {
             },
         })
     }
+}
 
+impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let a = self.attn.forward(&self.norm1.forward(x)?)?;
         let x = x.add(&self.drop_path.forward(&a)?)?;
@@ -88,6 +90,10 @@ impl Block {
         self.norm2.collect(&join(prefix, "norm2"), out);
         self.fc1.collect(&join(prefix, "mlp.fc1"), out);
         self.fc2.collect(&join(prefix, "mlp.fc2"), out);
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.drop_path.set_training(training);
     }
 }
 
@@ -132,7 +138,8 @@ pub struct VisionTransformer {
     patch_embed: Conv2d,
     cls_token: Tensor,
     pos_embed: Tensor,
-    blocks: Vec<Block>,
+    blocks: Vec<Checkpointed<Block>>,
+    grad_checkpointing: bool,
     /// The final norm: `norm` for the class-token head, `fc_norm` (after pooling) for avg.
     norm: LayerNorm,
     fc_norm: bool,
@@ -164,7 +171,7 @@ impl VisionTransformer {
         let blocks = (0..vc.depth)
             .map(|i| {
                 let rate = args.drop_path_rate * i as f64 / (total.max(2) - 1) as f64;
-                Block::new(dim, vc.heads, rate)
+                Block::new(dim, vc.heads, rate).map(Checkpointed::new)
             })
             .collect::<Result<Vec<_>>>()?;
         let feature_info = (0..vc.depth)
@@ -180,6 +187,7 @@ impl VisionTransformer {
             cls_token: cls.requires_grad_(true).clone(),
             pos_embed: init::trunc_normal(&[1, tokens, dim], 0.02)?,
             blocks,
+            grad_checkpointing: false,
             norm: LayerNorm::new(dim)?,
             fc_norm: pool == TokenPool::Avg,
             pool,
@@ -196,7 +204,7 @@ impl VisionTransformer {
 
     /// Every block's stochastic-depth rate (`drop_path_rate · i / (depth − 1)`).
     pub fn drop_path_rates(&self) -> Vec<f64> {
-        self.blocks.iter().map(|b| b.drop_path.p).collect()
+        self.blocks.iter().map(|b| b.get().drop_path.p).collect()
     }
 
     /// Patch tokens with the class token in front and the position embedding added.
@@ -272,15 +280,20 @@ impl Module for VisionTransformer {
     fn set_training(&mut self, training: bool) {
         self.training = training;
         for b in &mut self.blocks {
-            b.drop_path.set_training(training);
+            b.set_training(training);
         }
     }
 }
 
 impl Model for VisionTransformer {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.embed(x)?;
-        let x = self.blocks.iter().try_fold(x, |h, b| b.forward(&h))?;
+        let x = checkpoint_seq(&self.blocks, x, self.grad_checkpointing)?;
         if self.fc_norm {
             Ok(x)
         } else {
