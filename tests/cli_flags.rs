@@ -306,7 +306,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--dataset-trust-remote-code", &[]),
     ("--pretrained", &[]),
     ("--fuser", &["te"]),
-    ("--grad-checkpointing", &[]),
     ("--fast-norm", &[]),
     ("--torchcompile-mode", &["max-autotune"]),
     ("--torchscript", &[]),

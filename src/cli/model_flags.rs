@@ -73,7 +73,8 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
 
 /// What `train.py` does to a model right after `create_model`: BN momentum and eps on every
 /// BatchNorm, then the classifier scaled and its bias set; `--drop-block` places DropBlock
-/// (timm passes it to the model's constructor as `drop_block_rate`; it holds no parameters).
+/// (timm passes it to the model's constructor as `drop_block_rate`; it holds no parameters);
+/// `--grad-checkpointing` calls `set_grad_checkpointing(true)`.
 pub fn apply_after_creation(model: &mut dyn Model, a: &TrainArgs) -> Result<()> {
     if a.bn_momentum.is_some() || a.bn_eps.is_some() {
         set_batch_norm(model, a.bn_momentum, a.bn_eps);
@@ -83,6 +84,11 @@ pub fn apply_after_creation(model: &mut dyn Model, a: &TrainArgs) -> Result<()> 
         model
             .set_drop_block(rate)
             .map_err(|e| flag("--drop-block", e.to_string()))?;
+    }
+    if a.grad_checkpointing {
+        model
+            .set_grad_checkpointing(true)
+            .map_err(|e| flag("--grad-checkpointing", e.to_string()))?;
     }
     Ok(())
 }

@@ -70,11 +70,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT",
     },
     Refusal {
-        flag: "--grad-checkpointing",
-        is_set: |a| a.grad_checkpointing,
-        reason: "kiln's tape keeps every activation (no recomputation yet); lower --batch-size and use --grad-accum-steps",
-    },
-    Refusal {
         flag: "--fast-norm",
         is_set: |a| a.fast_norm,
         reason: "timm's experimental fast LayerNorm/GroupNorm path; kiln's norms already run on its own fused kernels",
