@@ -4,13 +4,14 @@
 //! state and the leaf hooks behave as without checkpointing; on the CUDA backend (kiln-cuda-emu
 //! in CI) the same holds eagerly and in a captured CUDA graph.
 
-use kiln_engine::cuda;
+mod common;
+
+use common::cuda_device;
 use kiln_engine::{
     amp, checkpoint, manual_seed_thread, no_grad, with_global_generator, BatchNormArgs,
     Conv2dParams, DType, Device, Result, Tensor, TensorId,
 };
 use std::collections::HashMap;
-use std::io::Write;
 
 /// A residual block's parameters and BN buffers.
 #[derive(Clone)]
@@ -237,19 +238,9 @@ fn without_recording_a_checkpoint_is_the_plain_call() {
 
 const GPU: Device = Device::Cuda(0);
 
-fn gpu() -> Option<std::sync::Arc<cuda::CudaDevice>> {
-    match cuda::device(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "skipped: {e}");
-            None
-        }
-    }
-}
-
 #[test]
 fn on_cuda_checkpointed_blocks_give_the_plain_bits() {
-    let Some(_dev) = gpu() else { return };
+    let Some(_dev) = cuda_device() else { return };
     assert_eq!(
         step(&Net::new(0.3, GPU, true)),
         step(&Net::new(0.3, GPU, false))
@@ -258,7 +249,7 @@ fn on_cuda_checkpointed_blocks_give_the_plain_bits() {
 
 #[test]
 fn a_captured_checkpointed_step_replays_the_eager_bits() {
-    let Some(dev) = gpu() else { return };
+    let Some(dev) = cuda_device() else { return };
     // No dropout: a capture refuses the host's random draws.
     let (eager, graphed) = (Net::new(0.0, GPU, true), Net::new(0.0, GPU, true));
     // An eager step of these shapes first (on a third net) so the capture reuses cached memory.
