@@ -74,7 +74,9 @@ fn same_step_checkpointed(name: &str, img: usize, set_up: impl Fn(&mut dyn Model
         t.tensor.set_grad(None);
     }
     x.set_grad(None);
+    assert!(!model.grad_checkpointing());
     model.set_grad_checkpointing(true).unwrap();
+    assert!(model.grad_checkpointing());
     let checkpointed = step(model.as_ref(), &x, &weights);
 
     assert_eq!(plain.len(), checkpointed.len());

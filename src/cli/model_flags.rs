@@ -141,6 +141,18 @@ mod tests {
     }
 
     #[test]
+    fn grad_checkpointing_reaches_the_model() {
+        let mut model = kiln_nn::create_model("resnet18", &ModelArgs::default()).unwrap();
+        let a = TrainArgs {
+            grad_checkpointing: true,
+            ..TrainArgs::default()
+        };
+        assert!(!model.grad_checkpointing());
+        apply_after_creation(model.as_mut(), &a).unwrap();
+        assert!(model.grad_checkpointing());
+    }
+
+    #[test]
     fn drop_block_reaches_the_model_and_bad_rates_name_the_flag() {
         let mut model = kiln_nn::create_model("resnet18", &ModelArgs::default()).unwrap();
         let mut a = TrainArgs {

@@ -309,6 +309,10 @@ impl Model for ConvNeXt {
         Ok(())
     }
 
+    fn grad_checkpointing(&self) -> bool {
+        self.stages.iter().any(|s| s.grad_checkpointing)
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.stem.1.forward(&self.stem.0.forward(x)?)?;
         self.stages.iter().try_fold(x, |h, s| s.forward(&h))

@@ -146,6 +146,10 @@ impl Model for EfficientNet {
         Ok(())
     }
 
+    fn grad_checkpointing(&self) -> bool {
+        self.trunk.grad_checkpointing
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.bn2
             .forward(&self.conv_head.forward(&self.trunk.forward(x)?)?)

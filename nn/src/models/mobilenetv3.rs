@@ -156,6 +156,10 @@ impl Model for MobileNetV3 {
         Ok(())
     }
 
+    fn grad_checkpointing(&self) -> bool {
+        self.trunk.grad_checkpointing
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.trunk.forward(x)
     }

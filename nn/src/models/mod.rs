@@ -171,6 +171,10 @@ pub trait Model: Module {
             }),
         }
     }
+    /// Whether the blocks run checkpointed (timm's `grad_checkpointing` attribute).
+    fn grad_checkpointing(&self) -> bool {
+        false
+    }
     /// timm's `drop_block_rate`: DropBlock where the model places it (0 removes it).
     fn set_drop_block(&mut self, rate: f64) -> Result<()> {
         Err(crate::Error::BadArgument {

@@ -467,6 +467,10 @@ impl Model for ResNet {
         Ok(())
     }
 
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
     fn set_drop_block(&mut self, rate: f64) -> Result<()> {
         self.place_drop_blocks(rate)
     }

@@ -291,6 +291,10 @@ impl Model for VisionTransformer {
         Ok(())
     }
 
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.embed(x)?;
         let x = checkpoint_seq(&self.blocks, x, self.grad_checkpointing)?;
