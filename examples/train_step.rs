@@ -2,12 +2,15 @@
 //! PyTorch in `scripts/gpu-check.sh` (`scripts/bench/torch_train_step.py` is the other side).
 //! One step is what `kiln train` does per batch: forward under autocast, cross-entropy, backward
 //! through the loss scaler, SGD (Nesterov, momentum 0.9, weight decay 1e-4). cuDNN's benchmark
-//! mode is on, as timm's train.py turns it on. The last line is `img/s: <number>`.
+//! mode is on, as timm's train.py turns it on. `--grad-checkpointing` recomputes every block in
+//! backward (timm's `set_grad_checkpointing`). It prints the peak memory (the CUDA allocator's
+//! peak, or the process's resident high-water mark `VmHWM` on the CPU, with the resident size
+//! before the first step); the last line is `img/s: <number>`.
 //!
 //! ```sh
 //! cargo run --release --example train_step -- [--model resnet50] [--batch 64] [--img-size 224]
 //!     [--steps 30] [--warmup 10] [--device cuda] [--amp-dtype float16|bfloat16|none]
-//!     [--no-channels-last]
+//!     [--no-channels-last] [--grad-checkpointing]
 //! ```
 
 use kiln_engine::{manual_seed, DType, Device, Generator, MemoryFormat, Tensor};
@@ -27,6 +30,7 @@ struct Options {
     device: Device,
     amp: Option<DType>,
     channels_last: bool,
+    grad_checkpointing: bool,
 }
 
 fn options() -> Result<Options, Box<dyn Error>> {
@@ -39,11 +43,13 @@ fn options() -> Result<Options, Box<dyn Error>> {
         device: Device::Cuda(0),
         amp: Some(DType::F16),
         channels_last: true,
+        grad_checkpointing: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        if flag == "--no-channels-last" {
-            o.channels_last = false;
+        if flag == "--no-channels-last" || flag == "--grad-checkpointing" {
+            o.channels_last &= flag != "--no-channels-last";
+            o.grad_checkpointing |= flag == "--grad-checkpointing";
             continue;
         }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -105,6 +111,27 @@ fn step(
     Ok(())
 }
 
+/// A `/proc/self/status` field in MiB (`VmRSS`, `VmHWM`); 0 where the file is missing.
+fn proc_status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kib.unwrap_or(0.0) / 1024.0
+}
+
+/// The peak memory of the run so far in MiB, and what measured it.
+fn peak_memory(device: Device) -> Result<(f64, &'static str), Box<dyn Error>> {
+    Ok(match device {
+        Device::Cuda(n) => {
+            let peak = kiln_engine::cuda::device(n)?.memory_stats().peak_allocated;
+            (peak as f64 / (1024.0 * 1024.0), "CUDA allocator peak")
+        }
+        _ => (proc_status_mib("VmHWM"), "VmHWM"),
+    })
+}
+
 /// Waits for the device's queued work.
 fn sync(device: Device) -> Result<(), Box<dyn Error>> {
     if let Device::Cuda(n) = device {
@@ -126,6 +153,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         ..ModelArgs::default()
     };
     let mut model = create_model(&o.model, &margs)?;
+    model.set_grad_checkpointing(o.grad_checkpointing)?;
     let format = if o.channels_last {
         MemoryFormat::ChannelsLast
     } else {
@@ -151,6 +179,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .to_device(o.device)?;
     let labels: Vec<i64> = (0..n as i64).map(|i| i * 7 % 1000).collect();
     let y = Tensor::from_vec(labels, &[n])?.to_device(o.device)?;
+    let resident_before = proc_status_mib("VmRSS");
     for _ in 0..o.warmup {
         step(
             model.as_ref(),
@@ -185,6 +214,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "kiln {} batch {n} {s}x{s} on {on} amp {amp} channels_last {}: {} steps in {seconds:.3} s",
         o.model, o.channels_last, o.steps
+    );
+    let (peak, source) = peak_memory(o.device)?;
+    println!(
+        "grad_checkpointing {}: peak memory {peak:.0} MiB ({source}; resident before the first step {resident_before:.0} MiB)",
+        o.grad_checkpointing
     );
     println!("img/s: {:.1}", (o.steps * n) as f64 / seconds);
     Ok(())

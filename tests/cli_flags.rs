@@ -293,7 +293,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--target-key", &["label"]),
     ("--dataset-trust-remote-code", &[]),
     ("--fuser", &["te"]),
-    ("--grad-checkpointing", &[]),
     ("--torchcompile-mode", &["max-autotune"]),
     ("--torchscript", &[]),
     ("--torchcompile", &[]),

@@ -34,7 +34,13 @@ pub fn autocast(dtype: DType) -> Result<AutocastGuard> {
 /// Suspends autocast on this thread until the guard drops, for ops that keep part of their work
 /// in f32 by design (squeeze-excite's FC layers on f32 channel means).
 pub(crate) fn suspend_autocast() -> AutocastGuard {
-    AutocastGuard(AUTOCAST.with(|a| a.replace(None)))
+    set_autocast(None)
+}
+
+/// Sets this thread's autocast state to `state` (as [`autocast_dtype`] read it) until the guard
+/// drops: activation checkpointing's recompute runs under the forward's state.
+pub(crate) fn set_autocast(state: Option<DType>) -> AutocastGuard {
+    AutocastGuard(AUTOCAST.with(|a| a.replace(state)))
 }
 
 /// The autocast dtype in effect on this thread, if any.

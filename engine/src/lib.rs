@@ -26,7 +26,10 @@ pub mod saved;
 mod storage;
 mod tensor;
 
-pub use autograd::{check_gradients, is_grad_enabled, no_grad, GradCheck, NoGradGuard};
+pub use autograd::{
+    check_gradients, checkpoint, enable_grad, is_grad_enabled, is_recomputing, no_grad, GradCheck,
+    NoGradGuard,
+};
 pub use device::Device;
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};

@@ -7,24 +7,16 @@
 //! cuDNN has not planned eagerly is refused inside a capture; on the emulator kiln's kernels
 //! serve and the same tests check that no vendor call was counted.
 
+mod common;
+
+use common::cuda_device;
 use kiln_engine::cuda::{self, CudaGraph};
 use kiln_engine::{
     rule_step_, BatchNormArgs, Conv2dParams, DType, Device, Error, Result, Rule, RuleStep, Tensor,
 };
-use std::io::Write;
 use std::sync::Arc;
 
 const GPU: Device = Device::Cuda(0);
-
-fn device() -> Option<Arc<cuda::CudaDevice>> {
-    match cuda::device(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "skipped: {e}");
-            None
-        }
-    }
-}
 
 /// A capture that reserves what the cache lacks (other tests share the device's cache).
 fn capture<T>(dev: &Arc<cuda::CudaDevice>, f: impl FnMut() -> Result<T>) -> (CudaGraph, T) {
@@ -123,7 +115,7 @@ impl Net {
 
 #[test]
 fn replayed_forward_and_backward_give_the_eager_bits() {
-    let Some(dev) = device() else { return };
+    let Some(dev) = cuda_device() else { return };
     let (eager, graphed) = (Net::new(), Net::new());
     let x = randn(&[3, 3, 7, 7], 3);
     let input = Tensor::zeros_like(&x).unwrap();
@@ -161,7 +153,7 @@ fn replayed_forward_and_backward_give_the_eager_bits() {
 
 #[test]
 fn rule_steps_replay_with_refreshed_scalars_and_skip_on_a_device_flag() {
-    let Some(dev) = device() else { return };
+    let Some(dev) = cuda_device() else { return };
     let sgd = |lr: f32| RuleStep {
         rule: Rule::Sgd,
         k: [0.9, 1.0, 1.0, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
@@ -221,7 +213,7 @@ fn rule_steps_replay_with_refreshed_scalars_and_skip_on_a_device_flag() {
 
 #[test]
 fn host_syncs_and_copies_are_refused_during_capture() {
-    let Some(dev) = device() else { return };
+    let Some(dev) = cuda_device() else { return };
     let x = randn(&[4, 4], 11);
     // f64 already, so reading it allocates nothing before the read itself.
     let total = x.sum_all().unwrap().to_dtype(DType::F64).unwrap();
@@ -268,7 +260,7 @@ fn host_syncs_and_copies_are_refused_during_capture() {
 
 #[test]
 fn a_convolution_shape_first_met_in_a_capture_needs_an_eager_call_where_cudnn_serves() {
-    let Some(dev) = device() else { return };
+    let Some(dev) = cuda_device() else { return };
     // Shapes no other test here uses.
     let x = randn(&[2, 5, 11, 9], 21);
     let w = randn(&[7, 5, 3, 3], 22);
@@ -299,7 +291,7 @@ fn a_convolution_shape_first_met_in_a_capture_needs_an_eager_call_where_cudnn_se
 
 #[test]
 fn a_graphs_memory_is_its_own_while_it_lives() {
-    let Some(dev) = device() else { return };
+    let Some(dev) = cuda_device() else { return };
     // An odd size class nothing else here uses.
     let n = 777_777;
     let warm = Tensor::full_on(&[n], 0.0, DType::U8, GPU).unwrap();

@@ -1,23 +1,15 @@
 //! The caching allocator on the CUDA backend: reuse, counters, empty_cache, out-of-memory errors.
 
-use kiln_engine::{cuda, DType, Device, Error, Tensor};
-use std::io::Write;
+mod common;
 
-fn device() -> Option<std::sync::Arc<cuda::CudaDevice>> {
-    match cuda::device(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "skipped: {e}");
-            None
-        }
-    }
-}
+use common::cuda_device;
+use kiln_engine::{DType, Device, Error, Tensor};
 
 // One test owns the device's counters (tests run in parallel), so its checks see only their own
 // allocations; the round trip runs after them.
 #[test]
 fn allocator_reuses_counts_and_returns_blocks_then_tensors_round_trip() {
-    let Some(dev) = device() else { return };
+    let Some(dev) = cuda_device() else { return };
     let gpu = Device::Cuda(0);
     dev.empty_cache().unwrap();
     let base = dev.memory_stats();

@@ -73,7 +73,8 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
 
 /// What `train.py` does to a model right after `create_model`: BN momentum and eps on every
 /// BatchNorm, then the classifier scaled and its bias set; `--drop-block` places DropBlock
-/// (timm passes it to the model's constructor as `drop_block_rate`; it holds no parameters).
+/// (timm passes it to the model's constructor as `drop_block_rate`; it holds no parameters);
+/// `--grad-checkpointing` calls `set_grad_checkpointing(true)`.
 pub fn apply_after_creation(model: &mut dyn Model, a: &TrainArgs) -> Result<()> {
     if a.bn_momentum.is_some() || a.bn_eps.is_some() {
         set_batch_norm(model, a.bn_momentum, a.bn_eps);
@@ -83,6 +84,11 @@ pub fn apply_after_creation(model: &mut dyn Model, a: &TrainArgs) -> Result<()> 
         model
             .set_drop_block(rate)
             .map_err(|e| flag("--drop-block", e.to_string()))?;
+    }
+    if a.grad_checkpointing {
+        model
+            .set_grad_checkpointing(true)
+            .map_err(|e| flag("--grad-checkpointing", e.to_string()))?;
     }
     Ok(())
 }
@@ -132,6 +138,18 @@ mod tests {
         a.img_size = None;
         a.input_size = Some(vec![3, 32, 48]);
         assert!(input_dims(&a).unwrap_err().to_string().contains("square"));
+    }
+
+    #[test]
+    fn grad_checkpointing_reaches_the_model() {
+        let mut model = kiln_nn::create_model("resnet18", &ModelArgs::default()).unwrap();
+        let a = TrainArgs {
+            grad_checkpointing: true,
+            ..TrainArgs::default()
+        };
+        assert!(!model.grad_checkpointing());
+        apply_after_creation(model.as_mut(), &a).unwrap();
+        assert!(model.grad_checkpointing());
     }
 
     #[test]

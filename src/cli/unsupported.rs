@@ -61,11 +61,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT",
     },
     Refusal {
-        flag: "--grad-checkpointing",
-        is_set: |a| a.grad_checkpointing,
-        reason: "kiln's tape keeps every activation (no recomputation yet); lower --batch-size and use --grad-accum-steps",
-    },
-    Refusal {
         flag: "--torchcompile-mode",
         is_set: |a| a.torchcompile_mode.is_some(),
         reason: "kiln is compiled Rust with handwritten kernels; there is no graph for torch.compile",

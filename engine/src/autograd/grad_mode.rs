@@ -1,5 +1,5 @@
 //! Whether ops record the autograd graph on this thread, and the guard that turns it off
-//! ([`no_grad`], PyTorch's `torch.no_grad()`).
+//! ([`no_grad`], PyTorch's `torch.no_grad()`), or back on ([`enable_grad`]).
 
 use std::cell::Cell;
 
@@ -12,7 +12,7 @@ pub fn is_grad_enabled() -> bool {
     GRAD_ENABLED.with(|g| g.get())
 }
 
-/// Disables recording until dropped (PyTorch's `torch.no_grad()`).
+/// Restores the previous recording state when dropped (from [`no_grad`] or [`enable_grad`]).
 pub struct NoGradGuard {
     previous: bool,
 }
@@ -21,6 +21,14 @@ pub struct NoGradGuard {
 pub fn no_grad() -> NoGradGuard {
     NoGradGuard {
         previous: GRAD_ENABLED.with(|g| g.replace(false)),
+    }
+}
+
+/// Returns a guard under which ops record the graph again (PyTorch's `torch.enable_grad()`),
+/// as activation checkpointing's recompute does inside backward.
+pub fn enable_grad() -> NoGradGuard {
+    NoGradGuard {
+        previous: GRAD_ENABLED.with(|g| g.replace(true)),
     }
 }
 

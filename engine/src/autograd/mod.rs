@@ -2,10 +2,12 @@
 //! `backward()` walks the recorded graph from the loss in reverse topological order (the tape),
 //! calling each node's backward and accumulating gradients into leaves' `.grad()`.
 
+mod checkpoint;
 mod grad_mode;
 mod gradcheck;
 
-pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
+pub use checkpoint::{checkpoint, is_recomputing};
+pub use grad_mode::{enable_grad, is_grad_enabled, no_grad, NoGradGuard};
 pub use gradcheck::{check_gradients, GradCheck};
 
 use crate::{Error, Result, Tensor, TensorId};
@@ -94,6 +96,33 @@ pub(crate) fn backward(
         None if root.numel() == 1 => Tensor::ones_like(root)?,
         None => return Err(Error::NonScalarBackward(root.shape().to_vec())),
     };
+    propagate(root, grad, &mut |leaf, g| {
+        leaf.accumulate_grad(g)?;
+        if let Some(hook) = hook.as_mut() {
+            hook(leaf);
+        }
+        Ok(())
+    })
+}
+
+/// The complete gradient of every leaf that `grad` (the gradient of `root`) reaches, by leaf
+/// id, leaving every `.grad()` untouched (what `torch.autograd.grad` computes).
+pub(crate) fn leaf_grads(root: &Tensor, grad: Tensor) -> Result<HashMap<TensorId, Tensor>> {
+    let mut out = HashMap::new();
+    propagate(root, grad, &mut |leaf, g| {
+        out.insert(leaf.id(), g);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Walks the graph from `root` (whose gradient is `grad`) in reverse topological order, handing
+/// each leaf its complete gradient once.
+fn propagate(
+    root: &Tensor,
+    grad: Tensor,
+    leaf_sink: &mut dyn FnMut(&Tensor, Tensor) -> Result<()>,
+) -> Result<()> {
     let _guard = no_grad();
     let mut grads: HashMap<TensorId, Tensor> = HashMap::from([(root.id(), grad)]);
     for t in topological_order(root) {
@@ -101,10 +130,7 @@ pub(crate) fn backward(
             continue;
         };
         let Some(node) = t.node() else {
-            t.accumulate_grad(g)?;
-            if let Some(hook) = hook.as_mut() {
-                hook(&t);
-            }
+            leaf_sink(&t, g)?;
             continue;
         };
         let input_grads = (node.backward)(&g)?;

@@ -264,6 +264,21 @@ pub(super) fn batch_or_running_stats(
         let var = channel_vec(Some(rv), d.c, 1.0, x)?;
         return affine(channel_vec(Some(rm), d.c, 0.0, x)?, &var);
     }
+    // A checkpoint's recompute normalizes with the batch statistics again, but the forward
+    // already moved the running ones.
+    let quiet;
+    let args = match crate::is_recomputing() {
+        true => {
+            quiet = BatchNormArgs {
+                running_mean: None,
+                running_var: None,
+                num_batches_tracked: None,
+                ..*args
+            };
+            &quiet
+        }
+        false => args,
+    };
     let m = d.per_channel();
     if m <= 1 {
         return Err(Error::BadShape {

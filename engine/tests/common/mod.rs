@@ -2,8 +2,21 @@
 //! that judge kernels by what they launched, executed or moved.
 #![allow(dead_code)]
 
-use kiln_engine::Conv2dParams;
+use kiln_engine::{cuda, Conv2dParams};
+use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+
+/// CUDA device 0, or `None` (the test skipped, the reason on stderr) where there is none.
+pub fn cuda_device() -> Option<Arc<cuda::CudaDevice>> {
+    match cuda::device(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "skipped: {e}");
+            None
+        }
+    }
+}
 
 /// The stats lines of the launches `f` made (the device is synchronized before and after).
 pub fn launches(stats: &Path, f: impl FnOnce()) -> Vec<String> {

@@ -2,6 +2,7 @@
 
 mod activation;
 mod batchnorm;
+mod checkpoint_seq;
 mod conv;
 mod conv_pad;
 mod drop_block;
@@ -16,6 +17,7 @@ mod squeeze_excite;
 
 pub use activation::{Activation, Identity};
 pub use batchnorm::BatchNorm2d;
+pub use checkpoint_seq::{checkpoint_seq, Checkpointed};
 pub use conv::Conv2d;
 pub use conv_pad::{same_padding, Conv2dPad, PadType};
 pub use drop_block::{drop_blocks_from_seeds, DropBlock};

@@ -6,7 +6,8 @@ use super::{
     FeatureInfo, GroupRule, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };
 use crate::layers::{
-    Conv2d, DropPath, LayerNorm, LayerNorm2d, Linear, PoolType, SelectAdaptivePool2d,
+    checkpoint_seq, Checkpointed, Conv2d, DropPath, LayerNorm, LayerNorm2d, Linear, PoolType,
+    SelectAdaptivePool2d,
 };
 use crate::module::{join, push, Kind, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
@@ -99,7 +100,9 @@ impl Block {
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.gelu()?)
     }
+}
 
+impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.conv_dw.forward(x)?;
         let n = &self.norm;
@@ -131,12 +134,18 @@ impl Block {
         self.fc1.set_memory_format(format)?;
         self.fc2.set_memory_format(format)
     }
+
+    fn set_training(&mut self, training: bool) {
+        self.drop_path.set_training(training);
+    }
 }
 
-/// timm's `ConvNeXtStage`: an optional LayerNorm2d + 2×2 stride-2 conv, then the blocks.
+/// timm's `ConvNeXtStage`: an optional LayerNorm2d + 2×2 stride-2 conv, then the blocks
+/// (each checkpointed with `grad_checkpointing`).
 struct Stage {
     downsample: Option<(LayerNorm2d, Conv2d)>,
-    blocks: Vec<Block>,
+    blocks: Vec<Checkpointed<Block>>,
+    grad_checkpointing: bool,
 }
 
 impl Stage {
@@ -145,7 +154,7 @@ impl Stage {
             Some((norm, conv)) => conv.forward(&norm.forward(x)?)?,
             None => x.clone(),
         };
-        self.blocks.iter().try_fold(x, |h, b| b.forward(&h))
+        checkpoint_seq(&self.blocks, x, self.grad_checkpointing)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
@@ -211,10 +220,14 @@ impl ConvNeXt {
             let mut blocks = Vec::new();
             for _ in 0..depth {
                 let rate = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
-                blocks.push(Block::new(chs, cc.conv_mlp, rate)?);
+                blocks.push(Checkpointed::new(Block::new(chs, cc.conv_mlp, rate)?));
                 block_idx += 1;
             }
-            stages.push(Stage { downsample, blocks });
+            stages.push(Stage {
+                downsample,
+                blocks,
+                grad_checkpointing: false,
+            });
             feature_info.push(FeatureInfo {
                 num_chs: chs,
                 reduction: 4 << i,
@@ -241,10 +254,10 @@ impl ConvNeXt {
     /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / (blocks − 1)`).
     pub fn drop_path_rates(&self) -> Vec<f64> {
         let blocks = self.stages.iter().flat_map(|s| &s.blocks);
-        blocks.map(|b| b.drop_path.p).collect()
+        blocks.map(|b| b.get().drop_path.p).collect()
     }
 
-    fn blocks_mut(&mut self) -> impl Iterator<Item = &mut Block> {
+    fn blocks_mut(&mut self) -> impl Iterator<Item = &mut Checkpointed<Block>> {
         self.stages.iter_mut().flat_map(|s| s.blocks.iter_mut())
     }
 }
@@ -284,12 +297,22 @@ impl Module for ConvNeXt {
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
-        self.blocks_mut()
-            .for_each(|b| b.drop_path.set_training(training));
+        self.blocks_mut().for_each(|b| b.set_training(training));
     }
 }
 
 impl Model for ConvNeXt {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.stages
+            .iter_mut()
+            .for_each(|s| s.grad_checkpointing = enable);
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.stages.iter().any(|s| s.grad_checkpointing)
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.stem.1.forward(&self.stem.0.forward(x)?)?;
         self.stages.iter().try_fold(x, |h, s| s.forward(&h))

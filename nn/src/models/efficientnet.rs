@@ -141,6 +141,15 @@ impl Module for EfficientNet {
 }
 
 impl Model for EfficientNet {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.trunk.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.trunk.grad_checkpointing
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.bn2
             .forward(&self.conv_head.forward(&self.trunk.forward(x)?)?)

@@ -4,7 +4,9 @@
 
 use super::efficientnet_blocks::{make_divisible, Block, BlockCfg, SeCfg};
 use super::FeatureInfo;
-use crate::layers::{Activation, BatchNorm2d, BatchNormAct2d, Conv2dPad, PadType};
+use crate::layers::{
+    checkpoint_seq, Activation, BatchNorm2d, BatchNormAct2d, Checkpointed, Conv2dPad, PadType,
+};
 use crate::module::{join, NamedTensor};
 use crate::{Error, Module, Result};
 use kiln_engine::{MemoryFormat, Tensor};
@@ -195,7 +197,9 @@ impl BuilderCfg {
 pub struct Trunk {
     conv_stem: Conv2dPad,
     bn1: BatchNormAct2d,
-    stages: Vec<Vec<Block>>,
+    stages: Vec<Vec<Checkpointed<Block>>>,
+    /// timm's `grad_checkpointing`: every block runs checkpointed in [`Trunk::forward`].
+    pub grad_checkpointing: bool,
     /// The feature taps (`bn1` when the first block strides, then stage outputs).
     pub feature_info: Vec<FeatureInfo>,
     /// Stages whose output is a feature tap.
@@ -218,6 +222,7 @@ impl Trunk {
             conv_stem,
             bn1: BatchNormAct2d::new(stem_size, cfg.bn_eps, Some(cfg.act))?,
             stages: Vec::new(),
+            grad_checkpointing: false,
             feature_info: Vec::new(),
             feature_stages: Vec::new(),
             out_chs: stem_size,
@@ -251,11 +256,11 @@ impl Trunk {
                 reduction *= stride;
                 let drop_path = cfg.drop_path_rate * idx as f64 / count as f64;
                 let c = cfg.block_cfg(b, self.out_chs, stride, drop_path);
-                blocks.push(match b.kind {
+                blocks.push(Checkpointed::new(match b.kind {
                     BlockType::Ds => Block::depthwise_separable(&c)?,
                     BlockType::Ir => Block::inverted_residual(&c)?,
                     BlockType::Cn => Block::conv_bn_act(&c)?,
-                });
+                }));
                 self.out_chs = c.out_chs;
                 idx += 1;
             }
@@ -271,16 +276,15 @@ impl Trunk {
 
     /// Every block's stochastic-depth rate, in order.
     pub fn drop_path_rates(&self) -> Vec<f64> {
-        self.stages.iter().flatten().map(Block::drop_path).collect()
+        let blocks = self.stages.iter().flatten();
+        blocks.map(|b| b.get().drop_path()).collect()
     }
 
-    /// Stem then every block.
+    /// Stem then every block (each checkpointed with `grad_checkpointing`).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.bn1.forward(&self.conv_stem.forward(x)?)?;
-        self.stages
-            .iter()
-            .flatten()
-            .try_fold(x, |h, b| b.forward(&h))
+        let blocks = self.stages.iter().flatten();
+        checkpoint_seq(blocks, x, self.grad_checkpointing)
     }
 
     /// The feature taps in `feature_info` order.

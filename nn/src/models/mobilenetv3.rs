@@ -151,6 +151,15 @@ impl Module for MobileNetV3 {
 }
 
 impl Model for MobileNetV3 {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.trunk.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.trunk.grad_checkpointing
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.trunk.forward(x)
     }

@@ -190,6 +190,21 @@ pub trait Model: Module {
     fn forward_distilled(&self, _x: &Tensor) -> Result<(Tensor, Tensor)> {
         Err(no_distillation_head(&self.pretrained_cfg().name))
     }
+    /// timm's `set_grad_checkpointing`: with `enable`, each block runs checkpointed (its
+    /// activations recomputed in backward instead of kept: less memory, a second forward).
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        match enable {
+            false => Ok(()),
+            true => Err(crate::Error::BadArgument {
+                model: self.pretrained_cfg().name.clone(),
+                msg: "this model has no gradient checkpointing (--grad-checkpointing)".into(),
+            }),
+        }
+    }
+    /// Whether the blocks run checkpointed (timm's `grad_checkpointing` attribute).
+    fn grad_checkpointing(&self) -> bool {
+        false
+    }
     /// timm's `drop_block_rate`: DropBlock where the model places it (0 removes it).
     fn set_drop_block(&mut self, rate: f64) -> Result<()> {
         Err(crate::Error::BadArgument {

@@ -9,8 +9,8 @@ use super::{
     FeatureInfo, GroupRule, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };
 use crate::layers::{
-    AvgPool2d, BatchNorm2d, Conv2d, DropBlock, Linear, MaxPool2d, PoolType, SelectAdaptivePool2d,
-    SqueezeExcite,
+    checkpoint_seq, AvgPool2d, BatchNorm2d, Checkpointed, Conv2d, DropBlock, Linear, MaxPool2d,
+    PoolType, SelectAdaptivePool2d, SqueezeExcite,
 };
 use crate::module::{join, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
@@ -137,7 +137,9 @@ impl Block {
             training: true,
         })
     }
+}
 
+impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let shortcut = match &self.downsample {
             Some(d) => d.forward(x)?,
@@ -294,7 +296,7 @@ pub struct ResNetCfg {
 /// timm's `ResNet`.
 pub struct ResNet {
     stem: Stem,
-    stages: Vec<Vec<Block>>,
+    stages: Vec<Vec<Checkpointed<Block>>>,
     pool: SelectAdaptivePool2d,
     fc: Option<Linear>,
     drop_rate: f64,
@@ -302,6 +304,7 @@ pub struct ResNet {
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
     training: bool,
+    grad_checkpointing: bool,
 }
 
 impl ResNet {
@@ -329,7 +332,9 @@ impl ResNet {
                     .then(|| Downsample::new(in_c, out_c, st, rc.avg_down))
                     .transpose()?;
                 let dpr = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
-                blocks.push(Block::new(rc, in_c, planes, st, ds, dpr)?);
+                blocks.push(Checkpointed::new(Block::new(
+                    rc, in_c, planes, st, ds, dpr,
+                )?));
                 in_c = out_c;
                 block_idx += 1;
             }
@@ -352,6 +357,7 @@ impl ResNet {
             feature_info,
             cfg,
             training: true,
+            grad_checkpointing: false,
         };
         model.init_weights(args.zero_init_last)?;
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
@@ -370,7 +376,7 @@ impl ResNet {
         let training = self.training;
         for (stage, (block_size, gamma_scale)) in [(2, (5, 0.25)), (3, (3, 1.0))] {
             for block in self.stages.iter_mut().skip(stage).take(1).flatten() {
-                block.drop_block = (rate > 0.0).then_some(DropBlock {
+                block.get_mut().drop_block = (rate > 0.0).then_some(DropBlock {
                     drop_prob: rate,
                     block_size,
                     gamma_scale,
@@ -390,6 +396,7 @@ impl ResNet {
         }
         if zero_init_last {
             for block in self.stages.iter().flatten() {
+                let block = block.get();
                 block.bns[block.bns.len() - 1].zero_weight()?;
             }
         }
@@ -455,16 +462,23 @@ impl Module for ResNet {
 }
 
 impl Model for ResNet {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
     fn set_drop_block(&mut self, rate: f64) -> Result<()> {
         self.place_drop_blocks(rate)
     }
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.stem_out(x)?.max_pool2d(Pool2d::new(3, 2, 1))?;
-        self.stages
-            .iter()
-            .flatten()
-            .try_fold(x, |h, b| b.forward(&h))
+        let blocks = self.stages.iter().flatten();
+        checkpoint_seq(blocks, x, self.grad_checkpointing)
     }
 
     fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {

@@ -5,7 +5,7 @@
 //! a distillation token after the class token and a second head on it (`head_dist`).
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{Conv2d, DropPath, LayerNorm, Linear};
+use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, DropPath, LayerNorm, Linear};
 use crate::module::{join, push, Kind, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
 use kiln_engine::{with_global_generator, DType, Tensor};
@@ -76,7 +76,9 @@ impl Block {
             },
         })
     }
+}
 
+impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let a = self.attn.forward(&self.norm1.forward(x)?)?;
         let x = x.add(&self.drop_path.forward(&a)?)?;
@@ -90,6 +92,10 @@ impl Block {
         self.norm2.collect(&join(prefix, "norm2"), out);
         self.fc1.collect(&join(prefix, "mlp.fc1"), out);
         self.fc2.collect(&join(prefix, "mlp.fc2"), out);
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.drop_path.set_training(training);
     }
 }
 
@@ -138,7 +144,8 @@ pub struct VisionTransformer {
     /// The distillation token of a distilled DeiT.
     dist_token: Option<Tensor>,
     pos_embed: Tensor,
-    blocks: Vec<Block>,
+    blocks: Vec<Checkpointed<Block>>,
+    grad_checkpointing: bool,
     /// The final norm: `norm` for the class-token head, `fc_norm` (after pooling) for avg.
     norm: LayerNorm,
     fc_norm: bool,
@@ -176,7 +183,7 @@ impl VisionTransformer {
         let blocks = (0..vc.depth)
             .map(|i| {
                 let rate = args.drop_path_rate * i as f64 / (total.max(2) - 1) as f64;
-                Block::new(dim, vc.heads, rate)
+                Block::new(dim, vc.heads, rate).map(Checkpointed::new)
             })
             .collect::<Result<Vec<_>>>()?;
         let feature_info = (0..vc.depth)
@@ -196,6 +203,7 @@ impl VisionTransformer {
                 .transpose()?,
             pos_embed: init::trunc_normal(&[1, tokens, dim], 0.02)?,
             blocks,
+            grad_checkpointing: false,
             norm: LayerNorm::new(dim)?,
             fc_norm: pool == TokenPool::Avg,
             pool,
@@ -213,7 +221,7 @@ impl VisionTransformer {
 
     /// Every block's stochastic-depth rate (`drop_path_rate · i / (depth − 1)`).
     pub fn drop_path_rates(&self) -> Vec<f64> {
-        self.blocks.iter().map(|b| b.drop_path.p).collect()
+        self.blocks.iter().map(|b| b.get().drop_path.p).collect()
     }
 
     /// Patch tokens with the class (and distillation) token in front and the position embedding
@@ -321,15 +329,24 @@ impl Module for VisionTransformer {
     fn set_training(&mut self, training: bool) {
         self.training = training;
         for b in &mut self.blocks {
-            b.drop_path.set_training(training);
+            b.set_training(training);
         }
     }
 }
 
 impl Model for VisionTransformer {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.embed(x)?;
-        let x = self.blocks.iter().try_fold(x, |h, b| b.forward(&h))?;
+        let x = checkpoint_seq(&self.blocks, x, self.grad_checkpointing)?;
         if self.fc_norm {
             Ok(x)
         } else {

@@ -1,0 +1,99 @@
+//! timm's gradient checkpointing (`set_grad_checkpointing`, `checkpoint_seq`): a model's blocks
+//! are shared with the graphs that record them, so that backward can re-run a block
+//! ([`kiln_engine::checkpoint`]) instead of keeping its intermediate activations.
+
+use super::BatchNorm2d;
+use crate::module::NamedTensor;
+use crate::{Error, Module, Result};
+use kiln_engine::{MemoryFormat, Tensor};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A block a checkpoint's backward may re-run: shared (behind a lock) with the graphs that
+/// recorded it. The recompute runs the block as it is then, as PyTorch's does.
+pub struct Checkpointed<M>(Arc<RwLock<M>>);
+
+impl<M: Module + 'static> Checkpointed<M> {
+    /// Wraps `block`.
+    pub fn new(block: M) -> Checkpointed<M> {
+        Checkpointed(Arc::new(RwLock::new(block)))
+    }
+
+    /// The block, to read.
+    pub fn get(&self) -> RwLockReadGuard<'_, M> {
+        read(&self.0)
+    }
+
+    /// The block, to change.
+    pub fn get_mut(&mut self) -> RwLockWriteGuard<'_, M> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The block's forward, checkpointed when `checkpoint` (timm's `checkpoint(block, x)`).
+    pub fn forward_checkpointed(&self, x: &Tensor, checkpoint: bool) -> Result<Tensor> {
+        if !checkpoint {
+            return self.get().forward(x);
+        }
+        let params: Vec<Tensor> = self
+            .get()
+            .named_parameters()
+            .into_iter()
+            .map(|t| t.tensor)
+            .collect();
+        let block = self.0.clone();
+        let run = move |xs: &[Tensor]| read(&block).forward(&xs[0]).map_err(into_engine);
+        Ok(kiln_engine::checkpoint(
+            std::slice::from_ref(x),
+            &params,
+            run,
+        )?)
+    }
+}
+
+/// timm's `checkpoint_seq` with every block its own segment when `enabled`; else the blocks
+/// run in order, recorded as usual.
+pub fn checkpoint_seq<'a, M: Module + 'static>(
+    blocks: impl IntoIterator<Item = &'a Checkpointed<M>>,
+    x: Tensor,
+    enabled: bool,
+) -> Result<Tensor> {
+    blocks
+        .into_iter()
+        .try_fold(x, |h, b| b.forward_checkpointed(&h, enabled))
+}
+
+fn read<M>(block: &RwLock<M>) -> RwLockReadGuard<'_, M> {
+    block.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The engine error a recompute reports (the engine's own, else this crate's as its message).
+fn into_engine(e: Error) -> kiln_engine::Error {
+    match e {
+        Error::Engine(e) => e,
+        other => kiln_engine::Error::InvalidArgument {
+            op: "checkpoint",
+            msg: other.to_string(),
+        },
+    }
+}
+
+impl<M: Module + 'static> Module for Checkpointed<M> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.get().forward(x)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.get().collect(prefix, out)
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.get_mut().set_training(training)
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.get_mut().for_each_batch_norm(f)
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.get_mut().set_memory_format(format)
+    }
+}

@@ -1,0 +1,112 @@
+//! `Model::set_grad_checkpointing` (timm's): one training step with every block checkpointed
+//! gives the plain step's loss, the gradients of every parameter and of the input, and the BN
+//! running statistics, bit for bit, on every family kiln registers; drop-path (and DropBlock in
+//! the ResNet, dropout in the heads) draw inside and after the checkpointed blocks, so the
+//! recompute must replay the forward's random stream.
+
+use kiln_engine::{manual_seed_thread, DType, Tensor};
+use kiln_nn::{create_model, Model, ModelArgs};
+
+/// Everything one step leaves behind, as bits: the loss, the input's gradient, each
+/// parameter's gradient and each buffer, in the model's order.
+fn step(model: &dyn Model, x: &Tensor, weights: &Tensor) -> Vec<(String, Vec<u32>)> {
+    let bits = |t: &Tensor| -> Vec<u32> {
+        let v = t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+        v.iter().map(|&v| (v as f32).to_bits()).collect()
+    };
+    manual_seed_thread(42);
+    let loss = model
+        .forward(x)
+        .and_then(|y| Ok(y.mul(weights)?.sum_all()?))
+        .unwrap();
+    loss.backward().unwrap();
+    let mut out = vec![
+        ("loss".to_string(), bits(&loss)),
+        ("input".to_string(), bits(&x.grad().unwrap())),
+    ];
+    for t in model.named_tensors() {
+        let value = match t.tensor.requires_grad() {
+            true => t
+                .tensor
+                .grad()
+                .unwrap_or_else(|| panic!("{} has no grad", t.name)),
+            false => t.tensor.clone(),
+        };
+        out.push((t.name, bits(&value)));
+    }
+    out
+}
+
+/// Runs one step plainly and one checkpointed from the same parameters, buffers and random
+/// stream, and compares them.
+fn same_step_checkpointed(name: &str, img: usize, set_up: impl Fn(&mut dyn Model)) {
+    manual_seed_thread(0);
+    let args = ModelArgs {
+        num_classes: 10,
+        img_size: Some(img),
+        drop_rate: 0.25,
+        drop_path_rate: 0.3,
+        zero_init_last: false,
+        ..ModelArgs::default()
+    };
+    let mut model = create_model(name, &args).unwrap();
+    set_up(model.as_mut());
+    model.set_training(true);
+    let x = Tensor::randn(&[2, 3, img, img], DType::F32, 1).unwrap();
+    let x = x.requires_grad_(true).clone();
+    let weights = Tensor::randn(&[2, 10], DType::F32, 2).unwrap();
+    let buffers: Vec<Tensor> = model
+        .named_tensors()
+        .into_iter()
+        .filter(|t| !t.tensor.requires_grad())
+        .map(|t| t.tensor)
+        .collect();
+    let start: Vec<Tensor> = buffers
+        .iter()
+        .map(|b| b.contiguous_copy().unwrap())
+        .collect();
+
+    let plain = step(model.as_ref(), &x, &weights);
+    for (b, s) in buffers.iter().zip(&start) {
+        b.copy_(s).unwrap();
+    }
+    for t in model.named_tensors() {
+        t.tensor.set_grad(None);
+    }
+    x.set_grad(None);
+    assert!(!model.grad_checkpointing());
+    model.set_grad_checkpointing(true).unwrap();
+    assert!(model.grad_checkpointing());
+    let checkpointed = step(model.as_ref(), &x, &weights);
+
+    assert_eq!(plain.len(), checkpointed.len());
+    for ((name_p, p), (name_c, c)) in plain.iter().zip(&checkpointed) {
+        assert_eq!(name_p, name_c);
+        assert!(p == c, "{name}: {name_p} differs with checkpointing");
+    }
+}
+
+#[test]
+fn resnet18_with_drop_block() {
+    same_step_checkpointed("resnet18", 64, |m| m.set_drop_block(0.2).unwrap());
+}
+
+#[test]
+fn efficientnet_b0() {
+    same_step_checkpointed("efficientnet_b0", 64, |_| {});
+}
+
+#[test]
+fn mobilenetv3_small_100() {
+    same_step_checkpointed("mobilenetv3_small_100", 64, |_| {});
+}
+
+#[test]
+fn convnext_atto() {
+    same_step_checkpointed("convnext_atto", 64, |_| {});
+}
+
+#[test]
+fn vit_tiny_patch16_224() {
+    same_step_checkpointed("vit_tiny_patch16_224", 32, |_| {});
+}
