@@ -34,7 +34,7 @@ fn lr_scaling_is_timms() {
         };
         let world = get("world_size").as_u64().unwrap() as usize;
         let want = get("resolved_lr").as_f64().unwrap();
-        let got = resolve_lr(&a, world);
+        let got = resolve_lr(&a, world, a.batch_size as f64);
         // f64 arithmetic: Python's `x ** 0.5` and Rust's sqrt may differ in the last bit.
         assert!(
             (got - want).abs() <= 2.0 * f64::EPSILON * want.abs(),

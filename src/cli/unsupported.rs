@@ -1,8 +1,8 @@
 //! The flags of timm's `train.py` that kiln parses but cannot honour. Each is refused, only when
 //! set away from timm's default, with one line saying why and what to use instead. Flags that
 //! only qualify a refused one (`--wandb-project` under `--log-wandb`, `--kd-*` under
-//! `--kd-model-name`, `--naflex-*` under `--naflex-loader`, `--train-size-*` under
-//! `--train-img-sizes`) are accepted and, as in timm without their main flag, have no effect.
+//! `--kd-model-name`, `--naflex-*` under `--naflex-loader`) are accepted and, as in timm
+//! without their main flag, have no effect.
 
 use super::args::TrainArgs;
 use kiln_train::{Error, Result};
@@ -140,14 +140,9 @@ pub const REFUSED: &[Refusal] = &[
         reason: "Weights & Biases needs the network; use --log-tensorboard (event files in the run folder)",
     },
     Refusal {
-        flag: "--train-img-sizes",
-        is_set: |a| a.train_img_sizes.is_some(),
-        reason: "scheduled-resolution training is not implemented; kiln trains at one --img-size",
-    },
-    Refusal {
-        flag: "--train-batches-per-epoch",
-        is_set: |a| a.train_batches_per_epoch.is_some(),
-        reason: "a kiln epoch is one pass over the train split; set the run's length with --epochs",
+        flag: "--variable-batch-loss-scale",
+        is_set: |a| a.train_img_sizes.is_some() && a.variable_batch_loss_scale != "none",
+        reason: "scaling each scheduled batch's loss by its size is not implemented; scheduled sizes train with unscaled losses (none)",
     },
     Refusal {
         flag: "--naflex-loader",

@@ -176,6 +176,7 @@ impl Trainer {
         };
         let scaler = (parts.config.amp == Some(DType::F16)).then(GradScaler::default);
         let graph_mode = parts.config.cuda_graph;
+        let shapes_vary = (parts.train_loader.plan()).is_some_and(|p| p.schedule().shapes_vary());
         let updater = Updater {
             optimizer: parts.optimizer,
             scaler,
@@ -205,7 +206,7 @@ impl Trainer {
                 last_good: LastGood::default(),
                 last_finite: None,
                 poisoned: false,
-                graph: GraphSteps::new(graph_mode),
+                graph: GraphSteps::new(graph_mode, shapes_vary),
             },
         })
     }
@@ -334,6 +335,8 @@ impl Run {
         let Position { epoch, batch, .. } = self.state.position;
         let start = Instant::now();
         let skipped_before = loader.skipped();
+        let scheduled = loader.plan().is_some();
+        self.state.epoch_sizes.clear();
         let mut batches = loader.epoch_from(epoch, batch);
         self.last_good = LastGood::at(self.state.position, self.state.train_loss);
         let mut tick = Instant::now();
@@ -347,6 +350,9 @@ impl Run {
                 continue;
             }
             self.fire_with(Event::BatchBegin, Some(&batch))?;
+            if scheduled {
+                self.state.count_size((batch.h, batch.w), batch.n);
+            }
             let b = self.stages.prepare(&batch, true)?;
             batches.recycle(batch);
             let data_seconds = tick.elapsed().as_secs_f64();

@@ -28,7 +28,8 @@
 //! are what make cuDNN choose its plans, which a capture only reuses. [`CudaGraphStats`] counts
 //! the vendor calls the graph holds.
 //!
-//! **Fallbacks**, each logged once with its reason: the CPU, data-parallel runs,
+//! **Fallbacks**, each logged once with its reason: the CPU, scheduled training sizes
+//! (`--train-img-sizes`, whose batches change shape from one to the next), data-parallel runs,
 //! `--grad-accum-steps` > 1, optimizers whose step is more than rule launches (cautious masks,
 //! trust ratios, lookahead, Adafactor, Muon, Kron), and any capture that fails: what the capture
 //! refuses (dropout's host-side draw, a host read in a loss, a convolution shape cuDNN has no
@@ -165,6 +166,8 @@ pub(super) struct GraphSteps {
     off: bool,
     /// Checked once, at the first batch.
     checked: bool,
+    /// The loader's batches change shape from batch to batch (scheduled sizes).
+    shapes_vary: bool,
     captured: Option<Box<Captured>>,
     /// What the next capture keeps, made one update ahead.
     prepared: Option<Prepared>,
@@ -174,11 +177,12 @@ pub(super) struct GraphSteps {
 }
 
 impl GraphSteps {
-    pub(super) fn new(mode: CudaGraphMode) -> GraphSteps {
+    pub(super) fn new(mode: CudaGraphMode, shapes_vary: bool) -> GraphSteps {
         GraphSteps {
             mode,
             off: mode == CudaGraphMode::Off,
             checked: mode == CudaGraphMode::Off,
+            shapes_vary,
             captured: None,
             prepared: None,
             streak: None,
@@ -279,6 +283,12 @@ impl GraphSteps {
         let Device::Cuda(ordinal) = device else {
             return Some("the device is the CPU (CUDA graphs need --device cuda)".into());
         };
+        if self.shapes_vary {
+            return Some(
+                "scheduled training sizes (--train-img-sizes) change the batch shape from batch to batch"
+                    .into(),
+            );
+        }
         let u = &parts.updater;
         if u.ddp.is_some() {
             return Some("data-parallel training reduces gradients outside the graph".into());
