@@ -280,15 +280,15 @@ impl GraphSteps {
 
     /// Why no update of this run can be captured, if known before trying.
     fn why_eager(&self, parts: &StepParts<'_>, device: Device) -> Option<String> {
-        let Device::Cuda(ordinal) = device else {
-            return Some("the device is the CPU (CUDA graphs need --device cuda)".into());
-        };
         if self.shapes_vary {
             return Some(
                 "scheduled training sizes (--train-img-sizes) change the batch shape from batch to batch"
                     .into(),
             );
         }
+        let Device::Cuda(ordinal) = device else {
+            return Some("the device is the CPU (CUDA graphs need --device cuda)".into());
+        };
         let u = &parts.updater;
         if u.ddp.is_some() {
             return Some("data-parallel training reduces gradients outside the graph".into());
