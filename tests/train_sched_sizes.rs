@@ -3,6 +3,7 @@
 //! then 32 pixels), as timm's does; with timm's default spread and mix, every epoch trains the
 //! scheduled batch count at the scheduled sizes and batch sizes, and a run resumed from a
 //! mid-epoch recovery checkpoint ends with the bits of the run never interrupted.
+//! `--train-batches-per-epoch` without scheduled sizes has no effect, as in timm, and says so.
 
 mod common;
 
@@ -120,7 +121,8 @@ fn mixed_sizes_follow_the_schedule_and_resume_mid_epoch_exactly() {
         recovery.display()
     );
     let resumed = [&flags[..], &["--resume", recovery.to_str().unwrap()]].concat();
-    train(&data, &out, "resumed", &resumed);
+    let stdout = train(&data, &out, "resumed", &resumed);
+    assert!(stdout.contains("Resumed from"), "{stdout}");
     let (a, b) = (
         tensor_bits(&straight.join("last.safetensors")),
         tensor_bits(&out.join("resumed/last.safetensors")),
@@ -129,5 +131,28 @@ fn mixed_sizes_follow_the_schedule_and_resume_mid_epoch_exactly() {
     for (x, y) in a.iter().zip(&b) {
         assert!(x == y, "{} differs after resuming mid-epoch", x.0);
     }
+    std::fs::remove_dir_all(&data).ok();
+}
+
+#[test]
+fn batches_per_epoch_without_scheduled_sizes_has_no_effect() {
+    let data = dataset("sched-none", 64, 32);
+    let out = data.join("runs");
+    let flags = [
+        "--epochs",
+        "1",
+        "--train-batches-per-epoch",
+        "5",
+        "--log-interval",
+        "1",
+    ];
+    let stdout = train(&data, &out, "plain", &flags);
+    assert!(
+        stdout.contains("--train-batches-per-epoch 5 has no effect without --train-img-sizes"),
+        "{stdout}"
+    );
+    // 64 samples in batches of 32: two batches, as without the flag.
+    assert!(stdout.contains("Train: 0 [   1/2 "), "{stdout}");
+    assert!(!stdout.contains("batches by size"), "{stdout}");
     std::fs::remove_dir_all(&data).ok();
 }
