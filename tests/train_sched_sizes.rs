@@ -7,7 +7,19 @@
 
 mod common;
 
-use common::{dataset, summary_rows, tensor_bits, train};
+use common::{assert_same_bits, dataset, summary_rows, train};
+
+/// Three epochs of a progressive schedule over 24, 28 and 32 pixels.
+const PROGRESSIVE: [&str; 8] = [
+    "--epochs",
+    "3",
+    "--train-img-sizes",
+    "24",
+    "28",
+    "32",
+    "--train-size-schedule",
+    "progressive",
+];
 
 /// Per epoch line, its `batches by size` part as (side, batches, images).
 fn sizes_by_epoch(stdout: &str) -> Vec<Vec<(usize, usize, usize)>> {
@@ -31,20 +43,13 @@ fn sizes_by_epoch(stdout: &str) -> Vec<Vec<(usize, usize, usize)>> {
 fn progressive_sizes_without_spread_train_one_size_an_epoch() {
     let data = dataset("sched-progressive", 256, 64);
     let out = data.join("runs");
-    let flags = [
-        "--epochs",
-        "3",
-        "--train-img-sizes",
-        "24",
-        "28",
-        "32",
-        "--train-size-schedule",
-        "progressive",
+    let no_spread = [
         "--train-size-schedule-spread",
         "0",
         "--train-size-random-mix",
         "0",
     ];
+    let flags = [&PROGRESSIVE[..], &no_spread].concat();
     let stdout = train(&data, &out, "progressive", &flags);
     for line in [
         "Using scheduled training resolutions [24, 28, 32] with batch sizes [32, 32, 32].",
@@ -63,24 +68,15 @@ fn progressive_sizes_without_spread_train_one_size_an_epoch() {
 fn mixed_sizes_follow_the_schedule_and_resume_mid_epoch_exactly() {
     let data = dataset("sched-mixed", 256, 64);
     let out = data.join("runs");
-    let flags = [
-        "--epochs",
-        "3",
-        "--train-img-sizes",
-        "24",
-        "28",
-        "32",
+    let more = [
         "--train-batch-sizes",
         "32",
         "24",
         "16",
-        "--train-size-schedule",
-        "progressive",
         "--recovery-interval",
         "7",
-        "--log-interval",
-        "1",
     ];
+    let flags = [&PROGRESSIVE[..], &more].concat();
     let stdout = train(&data, &out, "straight", &flags);
     let line = (stdout.lines())
         .find(|l| l.starts_with("Scheduled loader has "))
@@ -116,21 +112,18 @@ fn mixed_sizes_follow_the_schedule_and_resume_mid_epoch_exactly() {
         .parse()
         .unwrap();
     assert!(
-        update % batches != 0,
+        !update.is_multiple_of(batches),
         "{} is at an epoch's end",
         recovery.display()
     );
     let resumed = [&flags[..], &["--resume", recovery.to_str().unwrap()]].concat();
     let stdout = train(&data, &out, "resumed", &resumed);
     assert!(stdout.contains("Resumed from"), "{stdout}");
-    let (a, b) = (
-        tensor_bits(&straight.join("last.safetensors")),
-        tensor_bits(&out.join("resumed/last.safetensors")),
+    assert_same_bits(
+        &straight.join("last.safetensors"),
+        &out.join("resumed/last.safetensors"),
+        "after resuming mid-epoch",
     );
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        assert!(x == y, "{} differs after resuming mid-epoch", x.0);
-    }
     std::fs::remove_dir_all(&data).ok();
 }
 
