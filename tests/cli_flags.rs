@@ -309,8 +309,10 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--val-interval", &["2"]),
     ("--tta", &["2"]),
     ("--log-wandb", &[]),
-    ("--train-img-sizes", &["160", "224"]),
-    ("--train-batches-per-epoch", &["100"]),
+    (
+        "--variable-batch-loss-scale",
+        &["sqrt", "--train-img-sizes", "160", "224"],
+    ),
     ("--naflex-loader", &[]),
     ("--kd-model-name", &["resnet50"]),
 ];

@@ -59,6 +59,8 @@ pub fn batch_size_reference(a: &TrainArgs) -> Result<f64> {
             batch_size: a.batch_size,
             aug_splits: a.aug_splits,
             use_multi_epochs_loader: a.use_multi_epochs_loader,
+            // train.py's progressive schedule spans --epochs (the builder's default too).
+            train_size_schedule_epochs: Some(a.epochs),
             ..DataConfig::default()
         },
     );
@@ -68,8 +70,8 @@ pub fn batch_size_reference(a: &TrainArgs) -> Result<f64> {
     })
 }
 
-/// `cfg` with the scheduled-resolution flags; a progressive schedule moves over `--epochs`, as
-/// train.py passes them.
+/// `cfg` with the scheduled-resolution flags (a progressive schedule's epochs are left to the
+/// trainer builder, which takes the scheduler's: `--epochs`, as train.py passes them).
 fn size_schedule_flags(a: &TrainArgs, cfg: DataConfig) -> DataConfig {
     DataConfig {
         train_img_sizes: a.train_img_sizes.clone(),
@@ -79,7 +81,6 @@ fn size_schedule_flags(a: &TrainArgs, cfg: DataConfig) -> DataConfig {
         train_size_schedule_spread: a.train_size_schedule_spread,
         train_size_random_mix: a.train_size_random_mix,
         train_batches_per_epoch: a.train_batches_per_epoch,
-        train_size_schedule_epochs: Some(a.epochs),
         ..cfg
     }
 }
