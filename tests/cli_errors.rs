@@ -119,8 +119,8 @@ fn scheduled_size_flags_timm_refuses_name_the_flag() {
             "--aug-splits: augmentation splits are not supported",
         ),
         (
-            &["--variable-batch-loss-scale", "sqrt"],
-            "--variable-batch-loss-scale: not supported by kiln",
+            &["--variable-batch-loss-scale", "cubic"],
+            "--variable-batch-loss-scale: 'cubic' is not none, sqrt or linear",
         ),
     ] {
         fails_with(&sized(extra), needle);

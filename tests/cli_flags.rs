@@ -309,10 +309,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--val-interval", &["2"]),
     ("--tta", &["2"]),
     ("--log-wandb", &[]),
-    (
-        "--variable-batch-loss-scale",
-        &["sqrt", "--train-img-sizes", "160", "224"],
-    ),
     ("--naflex-loader", &[]),
     ("--kd-model-name", &["resnet50"]),
 ];

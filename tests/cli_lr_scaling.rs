@@ -4,7 +4,8 @@
 //! train.py's `if not args.lr:` block run as written over a grid of settings
 //! (scripts/fixtures/make_train_flag_fixtures.py).
 
-use kiln::cli::{batch_size_reference, resolve_lr, TrainArgs};
+use kiln::cli::{batch_size_reference, resolve_lr, variable_batch_loss_scale, TrainArgs};
+use kiln::train::trainer::BatchLossScale;
 use serde_json::Value;
 
 const LR_SCALING: &str = include_str!("fixtures/timm_lr_scaling.json");
@@ -45,7 +46,8 @@ fn lr_scaling_is_timms() {
 
 /// With `--train-img-sizes`, the batch the lr scales by is the size schedule's policy-average
 /// batch size (train.py's `batch_size_reference`), timm's from its `ScheduledBatchSampler`
-/// (train/tests/fixtures/sched_size, made by scripts/fixtures/make_sched_size_fixtures.py).
+/// (train/tests/fixtures/sched_size, made by scripts/fixtures/make_sched_size_fixtures.py), which
+/// `--variable-batch-loss-scale` scales each batch's loss against too.
 #[test]
 fn scheduled_sizes_scale_by_the_policy_average_batch() {
     let fixture: Value = serde_json::from_str(include_str!(
@@ -89,6 +91,28 @@ fn scheduled_sizes_scale_by_the_policy_average_batch() {
         batch_size_reference(&plain).unwrap(),
         plain.batch_size as f64
     );
+    // --variable-batch-loss-scale scales relative to the same reference, and only with sizes.
+    let mode = |m: &str, a: &TrainArgs| {
+        let a = TrainArgs {
+            variable_batch_loss_scale: m.into(),
+            ..a.clone()
+        };
+        variable_batch_loss_scale(&a, reference)
+    };
+    let linear = BatchLossScale {
+        reference,
+        sqrt: false,
+    };
+    assert_eq!(mode("linear", &a), Some(linear));
+    assert_eq!(
+        mode("sqrt", &a),
+        Some(BatchLossScale {
+            sqrt: true,
+            ..linear
+        })
+    );
+    assert_eq!(mode("none", &a), None);
+    assert_eq!(mode("linear", &plain), None);
 }
 
 fn kiln(args: &[&str]) -> (bool, String, String) {

@@ -8,7 +8,7 @@ use kiln_train::loader::{DataConfig, DataFlags, ResolvedData};
 use kiln_train::loss::LossConfig;
 use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
-use kiln_train::trainer::TrainConfig;
+use kiln_train::trainer::{BatchLossScale, TrainConfig};
 use kiln_train::Result;
 
 /// [`DataFlags`] from train.py's or validate.py's arguments, which name these flags alike.
@@ -68,6 +68,20 @@ pub fn batch_size_reference(a: &TrainArgs) -> Result<f64> {
         Some(s) => s.average_batch_size(),
         None => a.batch_size as f64,
     })
+}
+
+/// `--variable-batch-loss-scale` `sqrt` or `linear` relative to `reference` (train.py's
+/// `batch_size_reference`); it acts only with `--train-img-sizes`, as in timm.
+pub fn variable_batch_loss_scale(a: &TrainArgs, reference: f64) -> Option<BatchLossScale> {
+    let sqrt = match (
+        a.train_img_sizes.as_ref(),
+        a.variable_batch_loss_scale.as_str(),
+    ) {
+        (Some(_), "sqrt") => true,
+        (Some(_), "linear") => false,
+        _ => return None,
+    };
+    Some(BatchLossScale { reference, sqrt })
 }
 
 /// `cfg` with the scheduled-resolution flags (a progressive schedule's epochs are left to the

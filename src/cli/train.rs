@@ -3,7 +3,7 @@
 use super::args::TrainArgs;
 use super::configs::{
     batch_size_reference, data_config, data_flags, loss_config, optimizer_config, resolve_lr,
-    scheduler_config, train_config,
+    scheduler_config, train_config, variable_batch_loss_scale,
 };
 use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
@@ -192,6 +192,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         .loss(loss_config(&a))
         .config(TrainConfig {
             dist,
+            variable_batch_loss_scale: variable_batch_loss_scale(&a, batch_reference),
             ..train_config(&a, amp)
         })
         .eval_options(EvalOptions {

@@ -140,11 +140,6 @@ pub const REFUSED: &[Refusal] = &[
         reason: "Weights & Biases needs the network; use --log-tensorboard (event files in the run folder)",
     },
     Refusal {
-        flag: "--variable-batch-loss-scale",
-        is_set: |a| a.train_img_sizes.is_some() && a.variable_batch_loss_scale != "none",
-        reason: "scaling each scheduled batch's loss by its size is not implemented; scheduled sizes train with unscaled losses (none)",
-    },
-    Refusal {
         flag: "--naflex-loader",
         is_set: |a| a.naflex_loader,
         reason: "NaFlex feeds variable-length patch sequences to ViT-family models; kiln's ViTs train at one --img-size",

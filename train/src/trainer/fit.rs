@@ -4,8 +4,8 @@ use super::callback::Requests;
 use super::graph::{CudaGraphMode, CudaGraphStats, GraphSteps, StepParts};
 use super::nonfinite::LastGood;
 use super::{
-    BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, NanPolicy, NonFinite,
-    Position, RunState, TrainStats, Updater,
+    BatchLossScale, BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, NanPolicy,
+    NonFinite, Position, RunState, TrainStats, Updater,
 };
 use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint};
@@ -45,6 +45,9 @@ pub struct TrainConfig {
     pub dist: Option<(Arc<Communicator>, DdpOptions)>,
     /// Whether updates are captured as a CUDA graph and replayed (kiln's `--cuda-graph`).
     pub cuda_graph: CudaGraphMode,
+    /// Each batch's loss scaled by its size before backward (timm's
+    /// `--variable-batch-loss-scale` under scheduled sizes); None: unscaled.
+    pub variable_batch_loss_scale: Option<BatchLossScale>,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             nan_policy: NanPolicy::Stop,
             dist: None,
             cuda_graph: CudaGraphMode::default(),
+            variable_batch_loss_scale: None,
         }
     }
 }
@@ -73,6 +77,7 @@ setters!(TrainConfig {
     nan_policy: NanPolicy,
     dist?: (Arc<Communicator>, DdpOptions),
     cuda_graph: CudaGraphMode,
+    variable_batch_loss_scale?: BatchLossScale,
 });
 
 /// Everything a Trainer is built from.
@@ -176,7 +181,7 @@ impl Trainer {
         };
         let scaler = (parts.config.amp == Some(DType::F16)).then(GradScaler::default);
         let graph_mode = parts.config.cuda_graph;
-        let shapes_vary = (parts.train_loader.plan()).is_some_and(|p| p.schedule().shapes_vary());
+        let eager = eager_reason(&parts);
         let updater = Updater {
             optimizer: parts.optimizer,
             scaler,
@@ -206,7 +211,7 @@ impl Trainer {
                 last_good: LastGood::default(),
                 last_finite: None,
                 poisoned: false,
-                graph: GraphSteps::new(graph_mode, shapes_vary),
+                graph: GraphSteps::new(graph_mode, eager),
             },
         })
     }
@@ -437,6 +442,10 @@ impl Run {
         // A loss scaler skips overflowing updates itself; else every rank must take the same
         // branch, so a non-finite loss on any rank counts on all.
         let usable = self.updater.scaler.is_some() || !self.updater.any_rank(!value.is_finite())?;
+        let loss = match self.config.variable_batch_loss_scale {
+            Some(s) => loss.mul_scalar(s.factor(images.shape()[0]))?,
+            None => loss,
+        };
         match (usable, self.config.nan_policy) {
             (true, _) if !self.poisoned => self.updater.backward(&loss, accum, update)?,
             (true, _) => {}
@@ -537,6 +546,20 @@ impl Run {
         (stats.loss, stats.top1, stats.top5) = (m[0], m[1], m[2]);
         Ok(stats)
     }
+}
+
+/// Why no update of the run can be a CUDA graph replay, known from its parts: batches whose
+/// shape changes from one to the next, or a loss scaled on the host per batch.
+fn eager_reason(parts: &TrainerParts) -> Option<String> {
+    let plan = parts.train_loader.plan();
+    if plan.is_some_and(|p| p.schedule().shapes_vary()) {
+        return Some(
+            "scheduled training sizes (--train-img-sizes) change the batch shape from batch to batch"
+                .into(),
+        );
+    }
+    (parts.config.variable_batch_loss_scale.is_some())
+        .then(|| "--variable-batch-loss-scale scales each batch's loss on the host".into())
 }
 
 /// timm's accumulation arithmetic: the batches the update of batch `index` divides its loss by

@@ -29,7 +29,8 @@
 //! the vendor calls the graph holds.
 //!
 //! **Fallbacks**, each logged once with its reason: the CPU, scheduled training sizes
-//! (`--train-img-sizes`, whose batches change shape from one to the next), data-parallel runs,
+//! (`--train-img-sizes`, whose batches change shape from one to the next), a loss scaled per
+//! batch (`--variable-batch-loss-scale`), data-parallel runs,
 //! `--grad-accum-steps` > 1, optimizers whose step is more than rule launches (cautious masks,
 //! trust ratios, lookahead, Adafactor, Muon, Kron), and any capture that fails: what the capture
 //! refuses (dropout's host-side draw, a host read in a loss, a convolution shape cuDNN has no
@@ -166,8 +167,9 @@ pub(super) struct GraphSteps {
     off: bool,
     /// Checked once, at the first batch.
     checked: bool,
-    /// The loader's batches change shape from batch to batch (scheduled sizes).
-    shapes_vary: bool,
+    /// Why no update can be captured, known when the run was built (scheduled sizes, a loss
+    /// scaled per batch).
+    eager: Option<String>,
     captured: Option<Box<Captured>>,
     /// What the next capture keeps, made one update ahead.
     prepared: Option<Prepared>,
@@ -177,12 +179,12 @@ pub(super) struct GraphSteps {
 }
 
 impl GraphSteps {
-    pub(super) fn new(mode: CudaGraphMode, shapes_vary: bool) -> GraphSteps {
+    pub(super) fn new(mode: CudaGraphMode, eager: Option<String>) -> GraphSteps {
         GraphSteps {
             mode,
             off: mode == CudaGraphMode::Off,
             checked: mode == CudaGraphMode::Off,
-            shapes_vary,
+            eager,
             captured: None,
             prepared: None,
             streak: None,
@@ -280,11 +282,8 @@ impl GraphSteps {
 
     /// Why no update of this run can be captured, if known before trying.
     fn why_eager(&self, parts: &StepParts<'_>, device: Device) -> Option<String> {
-        if self.shapes_vary {
-            return Some(
-                "scheduled training sizes (--train-img-sizes) change the batch shape from batch to batch"
-                    .into(),
-            );
+        if let Some(why) = &self.eager {
+            return Some(why.clone());
         }
         let Device::Cuda(ordinal) = device else {
             return Some("the device is the CPU (CUDA graphs need --device cuda)".into());
