@@ -73,6 +73,75 @@ fn invalid_flag_values_name_the_flag() {
 }
 
 #[test]
+fn scheduled_size_flags_timm_refuses_name_the_flag() {
+    let sized =
+        |extra: &[&'static str]| [&["train", "--train-img-sizes", "24", "32"], extra].concat();
+    for (extra, needle) in [
+        (
+            &["--train-size-probs", "1"][..],
+            "--train-size-probs: 1 values for 2 --train-img-sizes",
+        ),
+        (
+            &["--train-size-probs", "1", "-0.5"],
+            "--train-size-probs: weights must be finite and non-negative",
+        ),
+        (
+            &["--train-size-probs", "0", "0"],
+            "--train-size-probs: weights must have a positive sum",
+        ),
+        (
+            &["--train-batch-sizes", "16", "0"],
+            "--train-batch-sizes: all scheduled batch sizes must be positive",
+        ),
+        (
+            &["--train-batch-sizes", "16"],
+            "--train-batch-sizes: 1 values for 2 --train-img-sizes",
+        ),
+        (
+            &["--train-size-schedule", "cosine"],
+            "--train-size-schedule: 'cosine' is not constant or progressive",
+        ),
+        (
+            &[
+                "--train-size-schedule",
+                "progressive",
+                "--train-size-random-mix",
+                "1.5",
+            ],
+            "--train-size-random-mix: must be between 0 and 1",
+        ),
+        (
+            &["--use-multi-epochs-loader"],
+            "--use-multi-epochs-loader: not supported with scheduled input sizes",
+        ),
+        (
+            &["--aug-splits", "2"],
+            "--aug-splits: augmentation splits are not supported",
+        ),
+        (
+            &["--variable-batch-loss-scale", "cubic"],
+            "--variable-batch-loss-scale: 'cubic' is not none, sqrt or linear",
+        ),
+    ] {
+        fails_with(&sized(extra), needle);
+    }
+    fails_with(
+        &[
+            "train",
+            "--train-img-sizes",
+            "24",
+            "--train-size-schedule",
+            "progressive",
+        ],
+        "--train-size-schedule: a progressive schedule requires at least two --train-img-sizes",
+    );
+    fails_with(
+        &["train", "--train-img-sizes", "0", "24"],
+        "--train-img-sizes: all sizes must be positive",
+    );
+}
+
+#[test]
 fn cuda_without_a_driver_is_an_error_not_a_panic() {
     // Without LD_LIBRARY_PATH neither a driver nor the emulator can be found.
     let (ok, stderr) = kiln_env(&["train", "--device", "cuda:0"], &["LD_LIBRARY_PATH"]);

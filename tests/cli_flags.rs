@@ -299,8 +299,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--model-dtype", &["bfloat16"]),
     ("--device-modules", &["torch_xla"]),
     ("--log-wandb", &[]),
-    ("--train-img-sizes", &["160", "224"]),
-    ("--train-batches-per-epoch", &["100"]),
     ("--naflex-loader", &[]),
 ];
 
@@ -393,7 +391,7 @@ fn the_library_defaults_are_the_command_lines() {
     let a = TrainArgs::default();
     assert_eq!(scheduler_config(&a), SchedulerConfig::default());
     assert_eq!(loss_config(&a), LossConfig::default());
-    let lr = resolve_lr(&a, 1);
+    let lr = resolve_lr(&a, 1, a.batch_size as f64);
     // timm's train.py defaults --weight-decay to 2e-5 where create_optimizer_v2 takes 0.
     let opt = OptimizerConfig::new("sgd").lr(lr).weight_decay(2e-5);
     assert_eq!(optimizer_config(&a, lr), opt);

@@ -4,7 +4,8 @@
 //! train.py's `if not args.lr:` block run as written over a grid of settings
 //! (scripts/fixtures/make_train_flag_fixtures.py).
 
-use kiln::cli::{resolve_lr, TrainArgs};
+use kiln::cli::{batch_size_reference, resolve_lr, variable_batch_loss_scale, TrainArgs};
+use kiln::train::trainer::BatchLossScale;
 use serde_json::Value;
 
 const LR_SCALING: &str = include_str!("fixtures/timm_lr_scaling.json");
@@ -34,13 +35,84 @@ fn lr_scaling_is_timms() {
         };
         let world = get("world_size").as_u64().unwrap() as usize;
         let want = get("resolved_lr").as_f64().unwrap();
-        let got = resolve_lr(&a, world);
+        let got = resolve_lr(&a, world, a.batch_size as f64);
         // f64 arithmetic: Python's `x ** 0.5` and Rust's sqrt may differ in the last bit.
         assert!(
             (got - want).abs() <= 2.0 * f64::EPSILON * want.abs(),
             "{row}: kiln {got}, timm {want}"
         );
     }
+}
+
+/// With `--train-img-sizes`, the batch the lr scales by is the size schedule's policy-average
+/// batch size (train.py's `batch_size_reference`), timm's from its `ScheduledBatchSampler`
+/// (train/tests/fixtures/sched_size, made by scripts/fixtures/make_sched_size_fixtures.py), which
+/// `--variable-batch-loss-scale` scales each batch's loss against too.
+#[test]
+fn scheduled_sizes_scale_by_the_policy_average_batch() {
+    let fixture: Value = serde_json::from_str(include_str!(
+        "../train/tests/fixtures/sched_size/sched_size.json"
+    ))
+    .unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    let case = (cases.iter())
+        .find(|c| c["name"] == "progressive_wide_mix_probs")
+        .unwrap();
+    let (c, timm_average) = (
+        &case["config"],
+        case["average_batch_size"].as_f64().unwrap(),
+    );
+    let list = |k: &str| -> Vec<usize> {
+        (c[k].as_array().unwrap().iter())
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let a = TrainArgs {
+        epochs: c["epochs"].as_u64().unwrap() as usize,
+        train_img_sizes: Some(list("sizes")),
+        train_batch_sizes: Some(list("batch_sizes")),
+        train_size_probs: Some(vec![2.0, 1.0, 1.0]),
+        train_size_schedule: "progressive".into(),
+        train_size_schedule_spread: c["spread"].as_f64().unwrap(),
+        train_size_random_mix: c["random_mix"].as_f64().unwrap(),
+        ..TrainArgs::default()
+    };
+    let reference = batch_size_reference(&a).unwrap();
+    assert!((reference - timm_average).abs() <= 1e-12 * timm_average);
+    // sgd: linear scaling of lr_base 0.1 by the global batch over 256, here on 2 ranks.
+    let want = 0.1 * timm_average * 2.0 / 256.0;
+    let got = resolve_lr(&a, 2, reference);
+    assert!(
+        (got - want).abs() <= 1e-12 * want,
+        "kiln {got}, timm {want}"
+    );
+    let plain = TrainArgs::default();
+    assert_eq!(
+        batch_size_reference(&plain).unwrap(),
+        plain.batch_size as f64
+    );
+    // --variable-batch-loss-scale scales relative to the same reference, and only with sizes.
+    let mode = |m: &str, a: &TrainArgs| {
+        let a = TrainArgs {
+            variable_batch_loss_scale: m.into(),
+            ..a.clone()
+        };
+        variable_batch_loss_scale(&a, reference)
+    };
+    let linear = BatchLossScale {
+        reference,
+        sqrt: false,
+    };
+    assert_eq!(mode("linear", &a), Some(linear));
+    assert_eq!(
+        mode("sqrt", &a),
+        Some(BatchLossScale {
+            sqrt: true,
+            ..linear
+        })
+    );
+    assert_eq!(mode("none", &a), None);
+    assert_eq!(mode("linear", &plain), None);
 }
 
 fn kiln(args: &[&str]) -> (bool, String, String) {

@@ -10,7 +10,8 @@ use kiln_train::loader::{DataConfig, DataFlags, ResolvedData};
 use kiln_train::loss::LossConfig;
 use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
-use kiln_train::trainer::TrainConfig;
+use kiln_train::trainer::{BatchLossScale, TrainConfig};
+use kiln_train::Result;
 
 /// [`DataFlags`] from train.py's or validate.py's arguments, which name these flags alike.
 macro_rules! data_flags_of {
@@ -28,14 +29,15 @@ macro_rules! data_flags_of {
 }
 
 /// timm's learning-rate rule (train.py): `--lr` when given and not 0, else `--lr-base` scaled by
-/// the global batch (`--batch-size` × `world` ranks × `--grad-accum-steps`) / `--lr-base-size`:
+/// the global batch (`batch_reference` × `world` ranks × `--grad-accum-steps`) / `--lr-base-size`:
 /// by its square root when `--lr-base-scale` is `sqrt`, or is empty and the optimizer's name (in
-/// any case) contains `ada` or `lamb`; linearly otherwise.
-pub fn resolve_lr(a: &TrainArgs, world: usize) -> f64 {
+/// any case) contains `ada` or `lamb`; linearly otherwise. `batch_reference` is
+/// [`batch_size_reference`].
+pub fn resolve_lr(a: &TrainArgs, world: usize, batch_reference: f64) -> f64 {
     if let Some(lr) = a.lr.filter(|&lr| lr != 0.0) {
         return lr;
     }
-    let global_batch = (a.batch_size * world * a.grad_accum_steps) as f64;
+    let global_batch = batch_reference * (world * a.grad_accum_steps) as f64;
     let ratio = global_batch / a.lr_base_size as f64;
     let on = a.opt.to_lowercase();
     let scale = match a.lr_base_scale.as_str() {
@@ -47,6 +49,55 @@ pub fn resolve_lr(a: &TrainArgs, world: usize) -> f64 {
         a.lr_base * ratio.sqrt()
     } else {
         a.lr_base * ratio
+    }
+}
+
+/// train.py's `batch_size_reference`: `--batch-size`, or with `--train-img-sizes` the size
+/// schedule's policy-average batch size (its errors name the flag at fault).
+pub fn batch_size_reference(a: &TrainArgs) -> Result<f64> {
+    let cfg = size_schedule_flags(
+        a,
+        DataConfig {
+            batch_size: a.batch_size,
+            aug_splits: a.aug_splits,
+            use_multi_epochs_loader: a.use_multi_epochs_loader,
+            // train.py's progressive schedule spans --epochs (the builder's default too).
+            train_size_schedule_epochs: Some(a.epochs),
+            ..DataConfig::default()
+        },
+    );
+    Ok(match cfg.size_schedule()? {
+        Some(s) => s.average_batch_size(),
+        None => a.batch_size as f64,
+    })
+}
+
+/// `--variable-batch-loss-scale` `sqrt` or `linear` relative to `reference` (train.py's
+/// `batch_size_reference`); it acts only with `--train-img-sizes`, as in timm.
+pub fn variable_batch_loss_scale(a: &TrainArgs, reference: f64) -> Option<BatchLossScale> {
+    let sqrt = match (
+        a.train_img_sizes.as_ref(),
+        a.variable_batch_loss_scale.as_str(),
+    ) {
+        (Some(_), "sqrt") => true,
+        (Some(_), "linear") => false,
+        _ => return None,
+    };
+    Some(BatchLossScale { reference, sqrt })
+}
+
+/// `cfg` with the scheduled-resolution flags (a progressive schedule's epochs are left to the
+/// trainer builder, which takes the scheduler's: `--epochs`, as train.py passes them).
+fn size_schedule_flags(a: &TrainArgs, cfg: DataConfig) -> DataConfig {
+    DataConfig {
+        train_img_sizes: a.train_img_sizes.clone(),
+        train_batch_sizes: a.train_batch_sizes.clone(),
+        train_size_probs: a.train_size_probs.clone(),
+        train_size_schedule: a.train_size_schedule.clone(),
+        train_size_schedule_spread: a.train_size_schedule_spread,
+        train_size_random_mix: a.train_size_random_mix,
+        train_batches_per_epoch: a.train_batches_per_epoch,
+        ..cfg
     }
 }
 
@@ -153,16 +204,18 @@ pub fn data_flags(a: &TrainArgs, in_chans: usize) -> DataFlags {
 
 /// The data flags over the `resolved` size, interpolation, normalization and crop (training's
 /// interpolation is the resolved one under `--no-aug` or when `--train-interpolation` is empty,
-/// as in timm's train.py); `small_images` picks the pad-and-crop pipeline of IDX data.
+/// as in timm's train.py); `small_images` picks the pad-and-crop pipeline of IDX data. The
+/// scheduled-resolution flags come along.
 pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -> DataConfig {
     let train_interpolation = if a.no_aug || a.train_interpolation.is_empty() {
         resolved.interpolation.clone()
     } else {
         a.train_interpolation.clone()
     };
-    DataConfig {
+    let cfg = DataConfig {
         batch_size: a.batch_size,
         workers: a.workers,
+        use_multi_epochs_loader: a.use_multi_epochs_loader,
         aa: a.aa.clone(),
         reprob: a.reprob,
         remode: a.remode.clone(),
@@ -195,7 +248,8 @@ pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -
         aug_repeats: a.aug_repeats as usize,
         small_images,
         ..resolved.data_config()
-    }
+    };
+    size_schedule_flags(a, cfg)
 }
 
 /// The loop's settings in one process (the data-parallel ranks are added by the caller).

@@ -23,8 +23,8 @@ mod validate;
 
 pub use args::{TrainArgs, ValidateArgs};
 pub use configs::{
-    data_config, data_flags, loss_config, optimizer_config, resolve_lr, scheduler_config,
-    train_config,
+    batch_size_reference, data_config, data_flags, loss_config, optimizer_config, resolve_lr,
+    scheduler_config, train_config, variable_batch_loss_scale,
 };
 pub use launch::LaunchArgs;
 pub use schedule::ScheduleArgs;

@@ -4,7 +4,7 @@
 //! curve to a PNG.
 
 use super::args::TrainArgs;
-use super::configs::{resolve_lr, scheduler_config};
+use super::configs::{batch_size_reference, resolve_lr, scheduler_config};
 use clap::Args;
 use kiln_train::plot::{write_png, LineChart, Series};
 use kiln_train::sched::{create_scheduler, trace};
@@ -43,8 +43,8 @@ pub fn schedule(a: ScheduleArgs) -> Result<()> {
         });
     }
     let args = scheduler_config(&a.train);
-    let (mut sched, num_epochs) =
-        create_scheduler(&args, resolve_lr(&a.train, 1), a.updates_per_epoch)?;
+    let lr = resolve_lr(&a.train, 1, batch_size_reference(&a.train)?);
+    let (mut sched, num_epochs) = create_scheduler(&args, lr, a.updates_per_epoch)?;
     let start_epoch = a.train.start_epoch.unwrap_or(0);
     if args.sched == "plateau" && a.eval_metrics.len() < num_epochs {
         return Err(Error::Flag {

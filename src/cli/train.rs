@@ -2,8 +2,8 @@
 
 use super::args::TrainArgs;
 use super::configs::{
-    data_config, data_flags, distill_config, loss_config, optimizer_config, resolve_lr,
-    scheduler_config, train_config,
+    batch_size_reference, data_config, data_flags, distill_config, loss_config, optimizer_config,
+    resolve_lr, scheduler_config, train_config, variable_batch_loss_scale,
 };
 use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
@@ -71,6 +71,18 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     }
     if a.grad_accum_steps == 0 {
         return Err(flag("--grad-accum-steps", "must be at least 1"));
+    }
+    if !matches!(
+        a.variable_batch_loss_scale.as_str(),
+        "none" | "sqrt" | "linear"
+    ) {
+        return Err(flag(
+            "--variable-batch-loss-scale",
+            format!(
+                "'{}' is not none, sqrt or linear",
+                a.variable_batch_loss_scale
+            ),
+        ));
     }
     if !(0.0..=1.0).contains(&a.model_ema_decay) {
         return Err(flag(
@@ -170,7 +182,8 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let img_size = resolved.img_size;
     let cfg = data_config(&a, &resolved, root.is_idx());
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
-    let lr = resolve_lr(&a, world);
+    let batch_reference = batch_size_reference(&a)?;
+    let lr = resolve_lr(&a, world, batch_reference);
     let dist = (world > 1).then(|| (comm.clone(), ddp_options(&a)));
     // timm's argparse checks the --kd-* choices with or without a teacher.
     let distill = teacher::distillation(&a, &distill_config(&a)?, model.as_ref(), in_chans)?;
@@ -196,6 +209,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         .loss(loss_config(&a))
         .config(TrainConfig {
             dist,
+            variable_batch_loss_scale: variable_batch_loss_scale(&a, batch_reference),
             ..train_config(&a, amp)
         })
         .eval_options(EvalOptions {
@@ -211,6 +225,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     if rank == 0 {
         let out_dir = run_folder(&a, img_size)?;
         println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
+        print_size_schedule(&a, trainer.state().batches_per_epoch, batch_reference);
         add_callbacks(&mut trainer, &a, &model_args, &out_dir)?;
     } else if let Some(patience) = a.early_stop {
         // Every rank stops with rank 0 (the metric it reads is reduced over ranks).
@@ -238,6 +253,27 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// timm's log lines for scheduled resolutions (and that `--train-batches-per-epoch` has no
+/// effect without them, which timm passes over silently).
+fn print_size_schedule(a: &TrainArgs, batches: usize, reference: f64) {
+    let Some(sizes) = &a.train_img_sizes else {
+        if let Some(n) = a.train_batches_per_epoch {
+            println!("--train-batches-per-epoch {n} has no effect without --train-img-sizes (as in timm); an epoch is one pass over the train split");
+        }
+        return;
+    };
+    let batch_sizes =
+        (a.train_batch_sizes.clone()).unwrap_or_else(|| vec![a.batch_size; sizes.len()]);
+    println!("Using scheduled training resolutions {sizes:?} with batch sizes {batch_sizes:?}.");
+    if a.train_size_schedule == "progressive" {
+        println!(
+            "Using progressive resolution schedule over {} epochs with spread={} and random_mix={}.",
+            a.epochs, a.train_size_schedule_spread, a.train_size_random_mix
+        );
+    }
+    println!("Scheduled loader has {batches} batches/epoch using policy-average batch size {reference:.2}.");
 }
 
 /// DDP's settings from `--no-ddp-bb` and `--dist-bn` (`KILN_DDP_OVERLAP=0` reduces after

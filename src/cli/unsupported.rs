@@ -1,9 +1,9 @@
 //! The flags of timm's `train.py` that kiln parses but cannot honour. Each is refused, only when
 //! set away from timm's default, with one line saying why and what to use instead. A few others
 //! change nothing in timm's train.py either, or name a mechanism kiln replaces: those are accepted
-//! with a one-line note ([`NOTED`]). Flags that
-//! only qualify a refused one (`--wandb-project` under `--log-wandb`, `--naflex-*` under
-//! `--naflex-loader`, `--train-size-*` under `--train-img-sizes`) are accepted and, as in timm without their main flag, have no effect.
+//! with a one-line note ([`NOTED`]). Flags that only qualify a refused one (`--wandb-project`
+//! under `--log-wandb`, `--naflex-*` under `--naflex-loader`) are accepted and, as in timm
+//! without their main flag, have no effect.
 
 use super::args::TrainArgs;
 use kiln_train::{Error, Result};
@@ -89,16 +89,6 @@ pub const REFUSED: &[Refusal] = &[
         flag: "--log-wandb",
         is_set: |a| a.log_wandb,
         reason: "Weights & Biases needs the network; use --log-tensorboard (event files in the run folder)",
-    },
-    Refusal {
-        flag: "--train-img-sizes",
-        is_set: |a| a.train_img_sizes.is_some(),
-        reason: "scheduled-resolution training is not implemented; kiln trains at one --img-size",
-    },
-    Refusal {
-        flag: "--train-batches-per-epoch",
-        is_set: |a| a.train_batches_per_epoch.is_some(),
-        reason: "a kiln epoch is one pass over the train split; set the run's length with --epochs",
     },
     Refusal {
         flag: "--naflex-loader",

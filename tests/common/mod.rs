@@ -224,6 +224,16 @@ pub fn tensor_bits(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
     out
 }
 
+/// Asserts that two checkpoints hold the same tensors, bit for bit (`why`: what should have
+/// kept them equal).
+pub fn assert_same_bits(a: &Path, b: &Path, why: &str) {
+    let (a, b) = (tensor_bits(a), tensor_bits(b));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x == y, "{} differs {why}", x.0);
+    }
+}
+
 /// Writes `root/{train,validation}/<class>/<k>.png`: `per_class` RGB images of `w`×`h` pixels a
 /// class (before the grid's border), class c a bright vertical band at columns 12·c.. 12·c + 8
 /// over a noise pattern that varies with k.

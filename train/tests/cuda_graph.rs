@@ -7,15 +7,17 @@
 //! short last batch run eagerly beside the graph. On a GPU with cuBLAS and cuDNN (on by default)
 //! the captured update holds their calls (the conv and the linear layer), and the bits must still
 //! match. Where a graph cannot serve, the run says why and trains eagerly (the CPU, gradient
-//! accumulation, a cautious optimizer, dropout's host draw).
+//! accumulation, a cautious optimizer, dropout's host draw, scheduled sizes).
 
 use kiln_engine::{DType, Device, MemoryFormat, Tensor};
 use kiln_nn::layers::{BatchNorm2d, Conv2d, Linear};
 use kiln_nn::{FeatureInfo, Model, Module, NamedTensor, PretrainedCfg};
-use kiln_train::augment::Pipeline;
+use kiln_train::augment::{small_train, Pipeline};
 use kiln_train::clip::ClipMode;
 use kiln_train::data::{Dataset, Image, Sample};
-use kiln_train::loader::{DistributedSampler, Layout, Loader, LoaderOptions, Normalize};
+use kiln_train::loader::{
+    BatchPlan, DataConfig, DistributedSampler, Layout, Loader, LoaderOptions, Normalize,
+};
 use kiln_train::loss::CrossEntropy;
 use kiln_train::optim::{create_optimizer_for_model, OptimizerConfig};
 use kiln_train::sched::{create_scheduler, SchedulerConfig};
@@ -220,6 +222,8 @@ struct Run {
     accum: usize,
     dropout: f64,
     poisoned: Vec<usize>,
+    /// Scheduled sizes (`--train-img-sizes`): batches of 4 at each side, drawn per batch.
+    sizes: Option<Vec<usize>>,
 }
 
 impl Run {
@@ -237,6 +241,7 @@ impl Run {
             accum: 1,
             dropout: 0.0,
             poisoned: Vec::new(),
+            sizes: None,
         }
     }
 }
@@ -287,7 +292,18 @@ fn train(r: &Run) -> (Outcome, CudaGraphStats) {
         shape: (SIDE, SIDE, 1),
     };
     let sampler = Box::new(DistributedSampler::single(r.samples, false, 0));
-    let loader = Loader::new(ds, Pipeline::new(vec![], vec![]), sampler, opts).unwrap();
+    let loader = match &r.sizes {
+        None => Loader::new(ds, Pipeline::new(vec![], vec![]), sampler, opts).unwrap(),
+        Some(sizes) => {
+            let cfg = DataConfig::default()
+                .batch_size(4)
+                .train_img_sizes(sizes.clone());
+            let schedule = cfg.size_schedule().unwrap().unwrap();
+            let plan = BatchPlan::new(schedule, r.samples, 1).unwrap();
+            let crops = sizes.iter().map(|&s| small_train(s, 0, 0.0)).collect();
+            Loader::scheduled(ds, crops, sampler, plan, opts).unwrap()
+        }
+    };
     let lr = 0.05;
     let opt = OptimizerConfig::new(r.opt).lr(lr).weight_decay(1e-3);
     let optimizer = create_optimizer_for_model(&opt, &model).unwrap();
@@ -472,6 +488,17 @@ fn where_a_graph_cannot_serve_the_run_says_why_and_trains_eagerly() {
     let on_cpu = cpu(CudaGraphMode::On).fallback.unwrap();
     assert!(on_cpu.contains("the device is the CPU"), "{on_cpu}");
     assert_eq!(cpu(CudaGraphMode::Off).fallback, None);
+    // Scheduled sizes change the batch shape from batch to batch: no graph is ever made.
+    let scheduled = |device| Run {
+        device,
+        sizes: Some(vec![SIDE, SIDE - 2]),
+        ..Run::cuda("sgd", CudaGraphMode::On)
+    };
+    let sched_cpu = train(&short(scheduled(Device::Cpu))).1.fallback.unwrap();
+    assert!(
+        sched_cpu.contains("scheduled training sizes"),
+        "{sched_cpu}"
+    );
     if !cuda_present() {
         return;
     }
@@ -491,6 +518,8 @@ fn where_a_graph_cannot_serve_the_run_says_why_and_trains_eagerly() {
         ..Run::cuda("sgd", CudaGraphMode::Auto)
     });
     assert!(accum.contains("--grad-accum-steps 2"), "{accum}");
+    let sched = why(scheduled(Device::Cuda(0)));
+    assert!(sched.contains("--train-img-sizes"), "{sched}");
     let cautious = why(Run::cuda("cadamw", CudaGraphMode::Auto));
     assert!(cautious.contains("cautious"), "{cautious}");
     // Dropout draws its mask on the host: the capture refuses it, and the run goes on eagerly.

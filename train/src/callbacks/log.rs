@@ -1,7 +1,7 @@
 //! timm's log lines: a training line every `log_interval` batches and an epoch line.
 
 use crate::metrics::{fmt_e3, fmt_g3, AverageMeter};
-use crate::trainer::{Callback, Context};
+use crate::trainer::{Callback, Context, SizeCount};
 use crate::Result;
 
 /// Prints timm's `Train: epoch [batch/batches (pct%)] Loss ... LR ... Data ...` lines and one
@@ -87,6 +87,7 @@ impl Callback for LogLines {
                 );
             }
         }
+        line += &sizes_part(&s.epoch_sizes);
         let skipped = train.skipped + s.eval.map_or(0, |e| e.skipped);
         if train.nonfinite_updates > 0 {
             let n = train.nonfinite_updates;
@@ -101,4 +102,18 @@ impl Callback for LogLines {
         }
         Ok(())
     }
+}
+
+/// `, batches by size: 24x24: 3 (96 images), ...` with scheduled sizes; empty otherwise.
+fn sizes_part(sizes: &[SizeCount]) -> String {
+    if sizes.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = (sizes.iter())
+        .map(|c| {
+            let (h, w) = c.size;
+            format!("{h}x{w}: {} ({} images)", c.batches, c.images)
+        })
+        .collect();
+    format!(", batches by size: {}", parts.join(", "))
 }

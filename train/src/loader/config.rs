@@ -1,8 +1,8 @@
 //! `DataConfig`: the data flags of timm's train.py, with timm's names and defaults, and the pipelines,
 //! loaders, normalize, erasing and mixup stages they describe.
 use super::{
-    default_mean_std, DistributedSampler, Layout, Loader, LoaderOptions, Normalize,
-    RepeatAugSampler, Sampler,
+    default_mean_std, BatchPlan, DistributedSampler, Layout, Loader, LoaderOptions, Normalize,
+    RepeatAugSampler, Sampler, SizeSchedule,
 };
 use crate::augment::{
     aa_transform, AugHparams, CenterCrop, ColorJitter, EraseMode, GaussianBlur, HFlip,
@@ -98,6 +98,26 @@ pub struct DataConfig {
     /// kiln's pipeline for small fixed-size images (IDX digits and clothes): pad-and-crop by an
     /// eighth plus flip at native size instead of RandomResizedCrop (false).
     pub small_images: bool,
+    /// `--train-img-sizes`: square sizes of scheduled-resolution training; each batch is drawn
+    /// at one of them, its images transformed by the train pipeline at that size (None: off).
+    pub train_img_sizes: Option<Vec<usize>>,
+    /// `--train-batch-sizes`: batch size of each size (None: `batch_size` for each).
+    pub train_batch_sizes: Option<Vec<usize>>,
+    /// `--train-size-probs`: base weights of the sizes (None: uniform).
+    pub train_size_probs: Option<Vec<f64>>,
+    /// `--train-size-schedule`: `constant` or `progressive` (`constant`).
+    pub train_size_schedule: String,
+    /// `--train-size-schedule-spread`: progressive window's std in size-index units (0.65).
+    pub train_size_schedule_spread: f64,
+    /// `--train-size-random-mix`: uniform share mixed into a progressive schedule (0.1).
+    pub train_size_random_mix: f64,
+    /// `--train-batches-per-epoch`: fixed batches per epoch with scheduled sizes (None: inferred
+    /// for progressive schedules, else a pass over the samples); no effect without them, as in
+    /// timm.
+    pub train_batches_per_epoch: Option<usize>,
+    /// Epochs a progressive size schedule moves over (train.py passes `--epochs`; None: the
+    /// trainer builder takes its scheduler config's `epochs`).
+    pub train_size_schedule_epochs: Option<usize>,
 }
 
 impl Default for DataConfig {
@@ -142,6 +162,14 @@ impl Default for DataConfig {
             interpolation: String::new(),
             seed: 42,
             small_images: false,
+            train_img_sizes: None,
+            train_batch_sizes: None,
+            train_size_probs: None,
+            train_size_schedule: "constant".into(),
+            train_size_schedule_spread: 0.65,
+            train_size_random_mix: 0.1,
+            train_batches_per_epoch: None,
+            train_size_schedule_epochs: None,
         }
     }
 }
@@ -186,6 +214,14 @@ setters!(DataConfig {
     into interpolation: String,
     seed: u64,
     small_images: bool,
+    train_img_sizes?: Vec<usize>,
+    train_batch_sizes?: Vec<usize>,
+    train_size_probs?: Vec<f64>,
+    into train_size_schedule: String,
+    train_size_schedule_spread: f64,
+    train_size_random_mix: f64,
+    train_batches_per_epoch?: usize,
+    train_size_schedule_epochs?: usize,
 });
 
 impl DataConfig {
@@ -344,19 +380,62 @@ impl DataConfig {
     }
 
     /// The training loader for `rank` of `world`: shuffled, drop_last, RepeatAug sampler if
-    /// `aug_repeats`; timm's train pipeline, or the small-image one with `small_images`.
+    /// `aug_repeats`; timm's train pipeline, or the small-image one with `small_images`. With
+    /// `train_img_sizes`, batches follow the size schedule (see [`DataConfig::size_schedule`]),
+    /// each size with that pipeline built at its size.
     pub fn train_loader(
         &self,
         dataset: Arc<dyn Dataset>,
         rank: usize,
         world: usize,
     ) -> Result<Loader> {
+        if let Some(schedule) = self.size_schedule()? {
+            return self.scheduled_train_loader(schedule, dataset, rank, world);
+        }
         if self.small_images {
             return self.small_image_train_loader(dataset, rank, world);
         }
         let sampler = self.train_sampler(dataset.len(), rank, world);
         let opts = self.loader_options(rank, self.batch_size, true);
         Loader::new(dataset, self.train_pipeline()?, sampler, opts)
+    }
+
+    /// The scheduled-resolution settings, checked (None without `train_img_sizes`).
+    pub fn size_schedule(&self) -> Result<Option<SizeSchedule>> {
+        SizeSchedule::from_config(self, self.train_size_schedule_epochs)
+    }
+
+    /// The train pipeline at `size` (timm builds one train transform per scheduled size).
+    fn train_pipeline_at(&self, size: usize) -> Result<Pipeline> {
+        let at = DataConfig {
+            img_size: size,
+            ..self.clone()
+        };
+        match self.small_images {
+            true => at.small_image_pipeline(),
+            false => at.train_pipeline(),
+        }
+    }
+
+    /// timm's `create_loader` with `input_size_choices`: the shuffled train sampler under a
+    /// [`BatchPlan`] seeded by `seed` (as train.py passes `--seed`), one pipeline per size.
+    fn scheduled_train_loader(
+        &self,
+        schedule: SizeSchedule,
+        dataset: Arc<dyn Dataset>,
+        rank: usize,
+        world: usize,
+    ) -> Result<Loader> {
+        if self.small_images {
+            self.check_small_image_crop()?;
+        }
+        let pipelines = (schedule.sizes.iter())
+            .map(|&s| self.train_pipeline_at(s))
+            .collect::<Result<Vec<_>>>()?;
+        let sampler = self.train_sampler(dataset.len(), rank, world);
+        let plan = BatchPlan::new(schedule, sampler.indices(0).len(), self.seed)?;
+        let opts = self.loader_options(rank, self.batch_size, true);
+        Loader::scheduled(dataset, pipelines, sampler, plan, opts)
     }
 
     /// The shuffled sampler of `rank`'s shard: RepeatAug's when `aug_repeats`, else torch's
@@ -397,6 +476,18 @@ impl DataConfig {
         world: usize,
     ) -> Result<Loader> {
         self.check_small_image_crop()?;
+        let sampler = self.train_sampler(dataset.len(), rank, world);
+        Loader::new(
+            dataset,
+            self.small_image_pipeline()?,
+            sampler,
+            self.loader_options(rank, self.batch_size, true),
+        )
+    }
+
+    /// The small-image train pipeline at `img_size`: pad-and-crop by an eighth plus flip (none
+    /// of it with `no_aug`), augmented views adding the colour steps.
+    fn small_image_pipeline(&self) -> Result<Pipeline> {
         let size = self.img_size;
         let mut pipeline = match self.no_aug {
             true => crate::augment::small_train(size, 0, 0.0),
@@ -407,13 +498,7 @@ impl DataConfig {
             pipeline.secondary = self.secondary(self.train_interpolation.parse()?)?;
             pipeline.splits = self.aug_splits;
         }
-        let sampler = self.train_sampler(dataset.len(), rank, world);
-        Loader::new(
-            dataset,
-            pipeline,
-            sampler,
-            self.loader_options(rank, self.batch_size, true),
-        )
+        Ok(pipeline)
     }
 
     /// The eval loader: sequential (padded across ranks as torch's DistributedSampler), keeps the last batch.
@@ -481,6 +566,9 @@ impl DataConfig {
         self.eval_pipeline()?;
         self.random_erasing()?;
         self.mixup_fn(2)?;
+        // The trainer builder supplies a progressive schedule's epochs when they are unset.
+        let epochs = self.train_size_schedule_epochs.unwrap_or(1);
+        SizeSchedule::from_config(self, Some(epochs))?;
         Ok(())
     }
 }

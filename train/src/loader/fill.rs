@@ -1,4 +1,5 @@
-//! Filling one batch: load, augment and pack its samples, skipping (and counting) unreadable files.
+//! Filling one batch: load, augment (by its size choice's transforms) and pack its samples,
+//! skipping (and counting) unreadable files.
 //! In a training loader a sample that cannot be read is replaced by the next dataset index (timm's
 //! `ImageDataset` retry), so training batches keep their size; a batch that still shrinks to a
 //! single sample is dropped, since BatchNorm in training mode cannot normalize one value.
@@ -13,15 +14,22 @@ use std::sync::{Arc, Mutex};
 /// `_ERROR_RETRY` default).
 pub const MAX_RETRIES: usize = 10;
 
-/// What every worker shares: the dataset, the pipeline, the output shape and the skip counters.
+/// A batch's transforms and the (h, w, c) of every view they give.
 #[derive(Debug)]
-pub struct Shared {
-    /// Samples come from here.
-    pub dataset: Arc<dyn Dataset>,
+pub struct Variant {
     /// Train or eval transforms.
     pub pipeline: Pipeline,
     /// Output (h, w, c) of every view.
     pub shape: (usize, usize, usize),
+}
+
+/// What every worker shares: the dataset, the transforms per size choice and the skip counters.
+#[derive(Debug)]
+pub struct Shared {
+    /// Samples come from here.
+    pub dataset: Arc<dyn Dataset>,
+    /// Transforms and output shape of each size choice (one without scheduled sizes).
+    pub variants: Vec<Variant>,
     /// Base seed.
     pub seed: u64,
     /// This process's rank (part of every sample's seed).
@@ -52,6 +60,8 @@ pub struct Job {
     pub first: usize,
     /// Dataset indices.
     pub indices: Vec<usize>,
+    /// Which of the loader's variants (size choices) transforms it.
+    pub choice: usize,
 }
 
 impl Shared {
@@ -63,7 +73,7 @@ impl Shared {
         for (k, &i) in job.indices.iter().enumerate() {
             let pos = (job.first + k) as u64;
             let mut rng = derive_rng(&[self.seed, job.epoch as u64, self.rank as u64, pos]);
-            let (found, failed) = self.load_slot(i, &mut rng);
+            let (found, failed) = self.load_slot(i, &self.variants[job.choice], &mut rng);
             skipped += failed;
             views.extend(found);
         }
@@ -81,11 +91,11 @@ impl Shared {
 
     /// Sample `i`'s views, or in training the next readable sample's within `MAX_RETRIES`
     /// indices (wrapping), and how many unreadable files were skipped on the way.
-    fn load_slot(&self, i: usize, rng: &mut AugRng) -> (Option<Views>, usize) {
+    fn load_slot(&self, i: usize, variant: &Variant, rng: &mut AugRng) -> (Option<Views>, usize) {
         let tries = if self.refill { MAX_RETRIES } else { 1 };
         let len = self.dataset.len().max(1);
         for t in 0..tries {
-            if let Some(v) = self.load_views((i + t) % len, rng) {
+            if let Some(v) = self.load_views((i + t) % len, variant, rng) {
                 return (Some(v), t);
             }
         }
@@ -93,9 +103,9 @@ impl Shared {
     }
 
     /// Sample `i` loaded and augmented, or `None` (counted and logged) if it cannot be.
-    fn load_views(&self, i: usize, rng: &mut AugRng) -> Option<Views> {
+    fn load_views(&self, i: usize, variant: &Variant, rng: &mut AugRng) -> Option<Views> {
         match self.dataset.load(i) {
-            Ok(s) => match self.checked_views(s.image, rng) {
+            Ok(s) => match checked_views(variant, s.image, rng) {
                 Ok(v) => Some((v, s.label, s.filename)),
                 Err(why) => {
                     self.count_skip(&s.filename, &why);
@@ -106,19 +116,6 @@ impl Shared {
                 self.count_skip(&self.dataset.filename(i), &e.to_string());
                 None
             }
-        }
-    }
-
-    /// The pipeline's views of `img`, or why they do not fit the batch shape.
-    fn checked_views(&self, img: Image, rng: &mut AugRng) -> Result<Vec<Image>, String> {
-        let (h, w, c) = self.shape;
-        let views = self.pipeline.views(img, rng);
-        match views.iter().find(|im| (im.h, im.w, im.c) != (h, w, c)) {
-            Some(im) => Err(format!(
-                "transforms gave {}x{}x{}, the batch needs {h}x{w}x{c}",
-                im.h, im.w, im.c
-            )),
-            None => Ok(views),
         }
     }
 
@@ -133,8 +130,9 @@ impl Shared {
 
     /// Packs per-sample views split-major into a (recycled) buffer.
     fn pack(&self, job: &Job, views: Vec<Views>, skipped: usize) -> Batch {
-        let (h, w, c) = self.shape;
-        let splits = self.pipeline.splits.max(1);
+        let variant = &self.variants[job.choice];
+        let (h, w, c) = variant.shape;
+        let splits = variant.pipeline.splits.max(1);
         let mut images = self
             .pool
             .lock()
@@ -165,5 +163,18 @@ impl Shared {
             epoch: job.epoch,
             skipped,
         }
+    }
+}
+
+/// The variant's views of `img`, or why they do not fit its batch shape.
+fn checked_views(v: &Variant, img: Image, rng: &mut AugRng) -> Result<Vec<Image>, String> {
+    let (h, w, c) = v.shape;
+    let views = v.pipeline.views(img, rng);
+    match views.iter().find(|im| (im.h, im.w, im.c) != (h, w, c)) {
+        Some(im) => Err(format!(
+            "transforms gave {}x{}x{}, the batch needs {h}x{w}x{c}",
+            im.h, im.w, im.c
+        )),
+        None => Ok(views),
     }
 }

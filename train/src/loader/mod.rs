@@ -1,4 +1,5 @@
-//! The loader: samplers, worker threads filling uint8 NHWC batches, and the normalize stage.
+//! The loader: samplers, worker threads filling uint8 NHWC batches (at one size, or at the sizes
+//! a [`BatchPlan`] schedules), and the normalize stage.
 //!
 //! ```no_run
 //! use kiln_train::data::{Dataset, IdxDataset};
@@ -24,16 +25,19 @@
 //! # Ok::<(), kiln_train::Error>(())
 //! ```
 mod batch;
+mod batch_plan;
 mod config;
 mod fill;
 mod normalize;
 mod resolve;
 mod sampler;
 mod save;
+mod size_schedule;
 mod workers;
 
 pub use crate::augment::Dims;
 pub use batch::Batch;
+pub use batch_plan::{BatchPlan, PlannedBatch};
 pub use config::DataConfig;
 pub use normalize::{
     default_mean_std, Layout, Normalize, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
@@ -41,4 +45,5 @@ pub use normalize::{
 pub use resolve::{resolve_data_config, DataFlags, ResolvedData};
 pub use sampler::{DistributedSampler, RepeatAugSampler, Sampler};
 pub use save::{grid_png, save_images, Png};
+pub use size_schedule::{Progressive, SizeSchedule};
 pub use workers::{EpochIter, Loader, LoaderOptions};

@@ -1,6 +1,6 @@
 //! `Loader`: persistent worker threads filling batches, a bounded prefetch window, ordered output.
-use super::fill::{Job, Shared};
-use super::{Batch, Sampler};
+use super::fill::{Job, Shared, Variant};
+use super::{Batch, BatchPlan, Sampler};
 use crate::augment::Pipeline;
 use crate::data::{panic_text, Dataset};
 use crate::{Error, Result};
@@ -27,7 +27,7 @@ pub struct LoaderOptions {
     pub seed: u64,
     /// This process's rank.
     pub rank: usize,
-    /// Output (h, w, c) of every image.
+    /// Output (h, w, c) of every image (of the first size choice, with scheduled sizes).
     pub shape: (usize, usize, usize),
 }
 
@@ -39,6 +39,9 @@ type Done = (u64, Result<Batch>);
 pub struct Loader {
     shared: Arc<Shared>,
     sampler: Box<dyn Sampler>,
+    /// Scheduled sizes: each epoch's batches (size choice and batch size); None: fixed batches
+    /// of `opts.batch_size`.
+    plan: Option<BatchPlan>,
     opts: LoaderOptions,
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
@@ -58,10 +61,52 @@ impl Loader {
         if opts.batch_size == 0 {
             return Err(Error::config("batch_size", "0", "at least 1"));
         }
-        let shared = Arc::new(Shared {
-            dataset,
+        let variant = Variant {
             pipeline,
             shape: opts.shape,
+        };
+        Self::start(dataset, vec![variant], sampler, None, opts)
+    }
+
+    /// A loader of scheduled sizes (timm's `ScheduledBatchSampler` over `sampler`): each
+    /// epoch's batches as `plan` lays them out, the batches of choice k transformed by
+    /// `pipelines[k]` to `plan`'s size k; sampler indices are cycled when an epoch needs more.
+    pub fn scheduled(
+        dataset: Arc<dyn Dataset>,
+        pipelines: Vec<Pipeline>,
+        sampler: Box<dyn Sampler>,
+        plan: BatchPlan,
+        opts: LoaderOptions,
+    ) -> Result<Self> {
+        let sizes = &plan.schedule().sizes;
+        if pipelines.len() != sizes.len() {
+            return Err(Error::config(
+                "pipelines",
+                pipelines.len().to_string(),
+                format!("one per scheduled size ({})", sizes.len()),
+            ));
+        }
+        let c = opts.shape.2;
+        let variants = (pipelines.into_iter().zip(sizes))
+            .map(|(pipeline, &s)| Variant {
+                pipeline,
+                shape: (s, s, c),
+            })
+            .collect();
+        Self::start(dataset, variants, sampler, Some(plan), opts)
+    }
+
+    /// Starts the workers over `variants`.
+    fn start(
+        dataset: Arc<dyn Dataset>,
+        variants: Vec<Variant>,
+        sampler: Box<dyn Sampler>,
+        plan: Option<BatchPlan>,
+        opts: LoaderOptions,
+    ) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            dataset,
+            variants,
             seed: opts.seed,
             rank: opts.rank,
             skipped: Default::default(),
@@ -78,6 +123,7 @@ impl Loader {
         Ok(Loader {
             shared,
             sampler,
+            plan,
             opts,
             jobs: Some(job_tx),
             done,
@@ -89,12 +135,20 @@ impl Loader {
 
     /// Batches per epoch.
     pub fn len(&self) -> usize {
+        if let Some(plan) = &self.plan {
+            return plan.len();
+        }
         let n = self.sampler.indices(0).len();
         if self.opts.drop_last {
             n / self.opts.batch_size
         } else {
             n.div_ceil(self.opts.batch_size)
         }
+    }
+
+    /// The scheduled-size plan, if the loader has one.
+    pub fn plan(&self) -> Option<&BatchPlan> {
+        self.plan.as_ref()
     }
 
     /// Whether an epoch yields no batch.
@@ -125,25 +179,13 @@ impl Loader {
     /// (a resumed run continues mid-epoch with them).
     pub fn epoch_from(&mut self, epoch: usize, first_batch: usize) -> EpochIter<'_> {
         self.generation += 1;
-        let mut jobs = Vec::new();
         let idx = self.sampler.indices(epoch);
-        for (index, chunk) in idx
-            .chunks(self.opts.batch_size)
-            .enumerate()
-            .skip(first_batch)
-        {
-            if self.opts.drop_last && chunk.len() < self.opts.batch_size {
-                break;
-            }
-            let first = index * self.opts.batch_size;
-            jobs.push(Job {
-                generation: self.generation,
-                epoch,
-                index,
-                first,
-                indices: chunk.to_vec(),
-            });
-        }
+        let mut jobs = match &self.plan {
+            Some(plan) => planned_jobs(plan, &idx, epoch),
+            None => self.fixed_jobs(&idx, epoch),
+        };
+        jobs.retain(|j| j.index >= first_batch);
+        jobs.iter_mut().for_each(|j| j.generation = self.generation);
         let window = if self.opts.prefetch > 0 {
             self.opts.prefetch
         } else {
@@ -159,6 +201,47 @@ impl Loader {
             ready: BTreeMap::new(),
         }
     }
+}
+
+impl Loader {
+    /// The epoch's batches of `opts.batch_size` in the sampler's order (training drops a short
+    /// last one).
+    fn fixed_jobs(&self, idx: &[usize], epoch: usize) -> Vec<Job> {
+        let bs = self.opts.batch_size;
+        idx.chunks(bs)
+            .enumerate()
+            .take_while(|(_, chunk)| !self.opts.drop_last || chunk.len() == bs)
+            .map(|(index, chunk)| Job {
+                generation: 0,
+                epoch,
+                index,
+                first: index * bs,
+                indices: chunk.to_vec(),
+                choice: 0,
+            })
+            .collect()
+    }
+}
+
+/// The epoch's batches as `plan` lays them out, taking consecutive sampler indices (cycled when
+/// the batches need more than `idx` holds).
+fn planned_jobs(plan: &BatchPlan, idx: &[usize], epoch: usize) -> Vec<Job> {
+    let mut first = 0;
+    let mut jobs = Vec::with_capacity(plan.len());
+    for (index, b) in plan.epoch(epoch).into_iter().enumerate() {
+        jobs.push(Job {
+            generation: 0,
+            epoch,
+            index,
+            first,
+            indices: (first..first + b.size)
+                .map(|p| idx[p % idx.len()])
+                .collect(),
+            choice: b.choice,
+        });
+        first += b.size;
+    }
+    jobs
 }
 
 fn spawn_worker(

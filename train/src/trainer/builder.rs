@@ -196,7 +196,12 @@ impl TrainerBuilder {
             None => (0, 1),
         };
         let (device, layout) = device_and_layout(self.model.as_ref());
-        let data = &self.data;
+        // A progressive size schedule moves over the run's epochs unless told otherwise.
+        let data = &DataConfig {
+            train_size_schedule_epochs: (self.data.train_size_schedule_epochs)
+                .or(Some(self.scheduler.epochs)),
+            ..self.data.clone()
+        };
         let train_loader = data.train_loader(self.train, rank, world)?;
         let stages = BatchStages {
             normalize: data.normalize(layout),

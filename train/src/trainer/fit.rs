@@ -5,8 +5,8 @@ use super::graph::{CudaGraphMode, CudaGraphStats, GraphSteps, StepParts};
 use super::nonfinite::LastGood;
 use super::objective::Objective;
 use super::{
-    BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, NanPolicy, NonFinite,
-    Position, RunState, TrainStats, Updater,
+    BatchLossScale, BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, NanPolicy,
+    NonFinite, Position, RunState, TrainStats, Updater,
 };
 use crate::amp::GradScaler;
 use crate::checkpoint::{copy_atomic, Checkpoint};
@@ -50,6 +50,9 @@ pub struct TrainConfig {
     /// Validate and checkpoint every this many epochs, and after the last (timm's
     /// `--val-interval`); the epochs between only train and step the schedule.
     pub val_interval: usize,
+    /// Each batch's loss scaled by its size before backward (timm's
+    /// `--variable-batch-loss-scale` under scheduled sizes); None: unscaled.
+    pub variable_batch_loss_scale: Option<BatchLossScale>,
 }
 
 impl Default for TrainConfig {
@@ -65,6 +68,7 @@ impl Default for TrainConfig {
             dist: None,
             cuda_graph: CudaGraphMode::default(),
             val_interval: 1,
+            variable_batch_loss_scale: None,
         }
     }
 }
@@ -80,6 +84,7 @@ setters!(TrainConfig {
     dist?: (Arc<Communicator>, DdpOptions),
     cuda_graph: CudaGraphMode,
     val_interval: usize,
+    variable_batch_loss_scale?: BatchLossScale,
 });
 
 /// Everything a Trainer is built from.
@@ -192,6 +197,7 @@ impl Trainer {
         };
         let scaler = (parts.config.amp == Some(DType::F16)).then(GradScaler::default);
         let graph_mode = parts.config.cuda_graph;
+        let eager = eager_reason(&parts);
         let updater = Updater {
             optimizer: parts.optimizer,
             scaler,
@@ -225,7 +231,7 @@ impl Trainer {
                 last_good: LastGood::default(),
                 last_finite: None,
                 poisoned: false,
-                graph: GraphSteps::new(graph_mode),
+                graph: GraphSteps::new(graph_mode, eager),
             },
         })
     }
@@ -354,6 +360,8 @@ impl Run {
         let Position { epoch, batch, .. } = self.state.position;
         let start = Instant::now();
         let skipped_before = loader.skipped();
+        let scheduled = loader.plan().is_some();
+        self.state.epoch_sizes.clear();
         let mut batches = loader.epoch_from(epoch, batch);
         self.last_good = LastGood::at(self.state.position, self.state.train_loss);
         let mut tick = Instant::now();
@@ -367,6 +375,9 @@ impl Run {
                 continue;
             }
             self.fire_with(Event::BatchBegin, Some(&batch))?;
+            if scheduled {
+                self.state.count_size((batch.h, batch.w), batch.n);
+            }
             let b = self.stages.prepare(&batch, true)?;
             batches.recycle(batch);
             let data_seconds = tick.elapsed().as_secs_f64();
@@ -455,6 +466,10 @@ impl Run {
         // A loss scaler skips overflowing updates itself; else every rank must take the same
         // branch, so a non-finite loss on any rank counts on all.
         let usable = self.updater.scaler.is_some() || !self.updater.any_rank(!value.is_finite())?;
+        let loss = match self.config.variable_batch_loss_scale {
+            Some(s) => loss.mul_scalar(s.factor(images.shape()[0]))?,
+            None => loss,
+        };
         match (usable, self.config.nan_policy) {
             (true, _) if !self.poisoned => self.updater.backward(&loss, accum, update)?,
             (true, _) => {}
@@ -563,6 +578,20 @@ impl Run {
         (stats.loss, stats.top1, stats.top5) = (m[0], m[1], m[2]);
         Ok(stats)
     }
+}
+
+/// Why no update of the run can be a CUDA graph replay, known from its parts: batches whose
+/// shape changes from one to the next, or a loss scaled on the host per batch.
+fn eager_reason(parts: &TrainerParts) -> Option<String> {
+    let plan = parts.train_loader.plan();
+    if plan.is_some_and(|p| p.schedule().shapes_vary()) {
+        return Some(
+            "scheduled training sizes (--train-img-sizes) change the batch shape from batch to batch"
+                .into(),
+        );
+    }
+    (parts.config.variable_batch_loss_scale.is_some())
+        .then(|| "--variable-batch-loss-scale scales each batch's loss on the host".into())
 }
 
 /// timm's accumulation arithmetic: the batches the update of batch `index` divides its loss by

@@ -28,7 +28,9 @@
 //! are what make cuDNN choose its plans, which a capture only reuses. [`CudaGraphStats`] counts
 //! the vendor calls the graph holds.
 //!
-//! **Fallbacks**, each logged once with its reason: the CPU, data-parallel runs,
+//! **Fallbacks**, each logged once with its reason: the CPU, scheduled training sizes
+//! (`--train-img-sizes`, whose batches change shape from one to the next), a loss scaled per
+//! batch (`--variable-batch-loss-scale`), data-parallel runs,
 //! `--grad-accum-steps` > 1, optimizers whose step is more than rule launches (cautious masks,
 //! trust ratios, lookahead, Adafactor, Muon, Kron), and any capture that fails: what the capture
 //! refuses (dropout's host-side draw, a host read in a loss, a convolution shape cuDNN has no
@@ -163,6 +165,9 @@ pub(super) struct GraphSteps {
     off: bool,
     /// Checked once, at the first batch.
     checked: bool,
+    /// Why no update can be captured, known when the run was built (scheduled sizes, a loss
+    /// scaled per batch).
+    eager: Option<String>,
     captured: Option<Box<Captured>>,
     /// What the next capture keeps, made one update ahead.
     prepared: Option<Prepared>,
@@ -172,11 +177,12 @@ pub(super) struct GraphSteps {
 }
 
 impl GraphSteps {
-    pub(super) fn new(mode: CudaGraphMode) -> GraphSteps {
+    pub(super) fn new(mode: CudaGraphMode, eager: Option<String>) -> GraphSteps {
         GraphSteps {
             mode,
             off: mode == CudaGraphMode::Off,
             checked: mode == CudaGraphMode::Off,
+            eager,
             captured: None,
             prepared: None,
             streak: None,
@@ -274,6 +280,9 @@ impl GraphSteps {
 
     /// Why no update of this run can be captured, if known before trying.
     fn why_eager(&self, parts: &StepParts<'_>, device: Device) -> Option<String> {
+        if let Some(why) = &self.eager {
+            return Some(why.clone());
+        }
         let Device::Cuda(ordinal) = device else {
             return Some("the device is the CPU (CUDA graphs need --device cuda)".into());
         };

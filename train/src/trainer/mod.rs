@@ -27,5 +27,5 @@ pub use eval::{validate, EvalOptions, EvalStats, Evaluator};
 pub use fit::{TrainConfig, Trainer, TrainerParts};
 pub use graph::{CudaGraphMode, CudaGraphStats, WARMUP as CUDA_GRAPH_WARMUP};
 pub use nonfinite::{NanPolicy, NonFinite};
-pub use state::{BatchReport, Position, RunState, TrainStats};
-pub use step::Updater;
+pub use state::{BatchReport, Position, RunState, SizeCount, TrainStats};
+pub use step::{BatchLossScale, Updater};

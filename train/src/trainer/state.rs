@@ -80,6 +80,39 @@ pub struct RunState {
     pub eval_metric: String,
     /// This epoch left validation and checkpoints out (`--val-interval`).
     pub eval_skipped: bool,
+    /// With scheduled sizes (`--train-img-sizes`): the batches this epoch trained so far at each
+    /// image size, by size; empty otherwise.
+    pub epoch_sizes: Vec<SizeCount>,
+}
+
+/// Batches and images an epoch trained at one image size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SizeCount {
+    /// Image height and width.
+    pub size: (usize, usize),
+    /// Batches of that size.
+    pub batches: usize,
+    /// Images in them.
+    pub images: usize,
+}
+
+impl RunState {
+    /// Counts a trained batch of `images` images of `size` in `epoch_sizes`, kept sorted by size.
+    pub(super) fn count_size(&mut self, size: (usize, usize), images: usize) {
+        let i = match self.epoch_sizes.binary_search_by_key(&size, |c| c.size) {
+            Ok(i) => i,
+            Err(i) => {
+                let fresh = SizeCount {
+                    size,
+                    ..SizeCount::default()
+                };
+                self.epoch_sizes.insert(i, fresh);
+                i
+            }
+        };
+        self.epoch_sizes[i].batches += 1;
+        self.epoch_sizes[i].images += images;
+    }
 }
 
 impl RunState {

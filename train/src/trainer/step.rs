@@ -10,6 +10,29 @@ use crate::sched::GroupLr;
 use crate::Result;
 use kiln_engine::Tensor;
 
+/// timm's `--variable-batch-loss-scale` under scheduled sizes: each batch's loss is multiplied
+/// by its size over the policy-average batch size (`linear`), or the square root of that
+/// (`sqrt`), before backward.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchLossScale {
+    /// The batch size a factor of 1 stands for (train.py's `batch_size_reference`).
+    pub reference: f64,
+    /// The square root of the ratio instead of the ratio.
+    pub sqrt: bool,
+}
+
+impl BatchLossScale {
+    /// The factor of a batch of `n` samples.
+    pub fn factor(&self, n: usize) -> f64 {
+        let ratio = n as f64 / self.reference;
+        if self.sqrt {
+            ratio.sqrt()
+        } else {
+            ratio
+        }
+    }
+}
+
 /// Turns losses into parameter updates.
 pub struct Updater {
     /// The optimizer.
