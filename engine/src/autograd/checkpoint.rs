@@ -15,7 +15,8 @@
 //! is accumulated once, by the outer backward, which fires its leaf hook (data-parallel
 //! all-reduce) when the gradient is complete, as without checkpointing.
 
-use super::{enable_grad, is_grad_enabled, leaf_grads, no_grad, record, NoGradGuard};
+use super::grad_mode::{enable_grad, is_grad_enabled, no_grad, NoGradGuard};
+use super::tape::{leaf_grads, record};
 use crate::amp::{autocast_dtype, set_autocast, AutocastGuard};
 use crate::{with_global_generator, DType, Error, Generator, Result, Tensor};
 use std::cell::Cell;
