@@ -240,7 +240,7 @@ fn the_binary_stops_on_an_ambiguous_prefix_and_reads_validates_flags_as_argparse
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
-            "ambiguous option: --c could match --checkpoint, --crop-pct, --channels-last"
+            "ambiguous option: --c could match --class-map, --checkpoint, --crop-pct, --channels-last"
         ),
         "{stderr}"
     );

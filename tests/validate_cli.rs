@@ -131,3 +131,58 @@ fn validate_of_model_best_reproduces_the_runs_best_metric() {
     );
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// A validation command as timm's validate.py takes it runs unchanged: `--data-dir`, `--log-freq`,
+/// `--gp`, `--input-img-mode`, `--model-kwargs`, `--seed`, and the loader switches that change
+/// nothing in kiln (`--no-prefetcher`, `--pin-mem`).
+#[test]
+fn takes_validate_pys_option_names() {
+    let data = dataset("validate-names", 64, 32);
+    let out = data.join("runs");
+    train(&data, &out, "names", &["--epochs", "1"]);
+    let last = out.join("names/last.safetensors");
+    let (d, l) = (data.to_str().unwrap(), last.to_str().unwrap());
+    let log = validate(&[
+        "--data-dir",
+        d,
+        "--checkpoint",
+        l,
+        "--log-freq",
+        "1",
+        "--gp",
+        "avg",
+        "--input-img-mode",
+        "L",
+        "--model-kwargs",
+        "zero_init_last=False",
+        "--seed",
+        "7",
+        "--no-prefetcher",
+        "--pin-mem",
+        "-b",
+        "16",
+    ]);
+    // 32 images in batches of 16, a log line for each with --log-freq 1.
+    assert!(
+        log.contains("Test: [   0/1]") && log.contains("Test: [   1/1]"),
+        "{log}"
+    );
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "validate",
+            "--data-dir",
+            d,
+            "--checkpoint",
+            l,
+            "--input-img-mode",
+            "RGB",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("--input-img-mode"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&data).ok();
+}

@@ -584,6 +584,30 @@ pub struct TrainArgs {
 pub struct ValidateArgs {
     /// Dataset root (IDX folder or ImageFolder tree); without it, the Fashion-MNIST subset.
     pub data: Option<PathBuf>,
+    /// Same as the positional DATA (timm's preferred spelling).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Class map file (one class folder name per line).
+    #[arg(long)]
+    pub class_map: Option<PathBuf>,
+    /// Image mode the images are decoded to: L or RGB (default: the model's channels').
+    #[arg(long)]
+    pub input_img_mode: Option<String>,
+    /// Global pool: avg, max, avgmax, catavgmax, token (default: the model's).
+    #[arg(long = "gp")]
+    pub global_pool: Option<String>,
+    /// Model keyword arguments as KEY=VALUE (as kiln train's --model-kwargs).
+    #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+    pub model_kwargs: Vec<String>,
+    /// Seed of the global generator (a model without weights is initialized from it).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// timm's prefetcher switch: kiln's loader has one path, so no effect.
+    #[arg(long)]
+    pub no_prefetcher: bool,
+    /// timm's pinned host memory: kiln pins its upload buffer always, so no effect.
+    #[arg(long)]
+    pub pin_mem: bool,
     /// Checkpoints or state dicts to evaluate (repeat the flag, or name a run folder for all its
     /// checkpoints); without one, the model's pretrained weights (as --pretrained).
     #[arg(long, num_args = 1..)]
@@ -657,8 +681,12 @@ pub struct ValidateArgs {
     /// Loader worker threads.
     #[arg(short = 'j', long, default_value_t = 4)]
     pub workers: usize,
-    /// Steps between log lines.
-    #[arg(long, default_value_t = 10)]
+    /// Batches between log lines (timm's validate.py calls it --log-freq).
+    #[arg(
+        long = "log-freq",
+        visible_alias = "log-interval",
+        default_value_t = 10
+    )]
     pub log_interval: usize,
 }
 

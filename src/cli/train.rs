@@ -135,7 +135,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let root = DataRoot::detect(&dir)?;
     let (in_chans, img_size) = input_dims(&a)?;
     let in_chans = in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
-    check_input_img_mode(&a, in_chans)?;
+    check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
     let train_ds = root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?;
     let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());

@@ -1,8 +1,10 @@
 //! `kiln validate`: evaluates checkpoints, as timm's `validate.py`.
 
 use super::args::ValidateArgs;
+use super::model_flags::apply_model_kwargs;
 use super::pretrained::start_from;
 use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
+use super::unsupported::check_input_img_mode;
 use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::amp_dtype;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
@@ -40,6 +42,8 @@ fn flag(flag: &str, msg: impl Into<String>) -> Error {
 /// Runs `kiln validate`: every checkpoint named (folders expand to their checkpoints), timm's
 /// result line for each, and the results file if asked.
 pub fn validate(a: ValidateArgs) -> Result<()> {
+    // timm's validate.py: utils.random_seed(args.seed).
+    kiln_engine::manual_seed(a.seed);
     if a.tta > 2 {
         return Err(flag(
             "--tta",
@@ -107,7 +111,11 @@ fn validate_one(
     path: Option<&Path>,
     amp: Option<kiln_engine::DType>,
 ) -> Result<Row> {
-    let dir = a.data.clone().unwrap_or_else(embedded_data);
+    let dir = a
+        .data
+        .clone()
+        .or(a.data_dir.clone())
+        .unwrap_or_else(embedded_data);
     let root = DataRoot::detect(&dir)?;
     let in_chans = a
         .input_size
@@ -115,7 +123,8 @@ fn validate_one(
         .map(|s| s[0])
         .or(a.in_chans)
         .unwrap_or(if root.is_idx() { 1 } else { 3 });
-    let ds = root.open(&a.split, false, in_chans, None)?;
+    check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
+    let ds = root.open(&a.split, false, in_chans, a.class_map.as_deref())?;
     let (mut model, arch, checkpoint) = match path {
         Some(path) => from_checkpoint(a, path, in_chans, ds.num_classes())?,
         None => from_pretrained(a, in_chans, ds.num_classes())?,
@@ -215,11 +224,7 @@ fn from_checkpoint(
         }
         (false, _) => ck.model,
     };
-    let model_args = ModelArgs {
-        num_classes: a.num_classes.unwrap_or(data_classes),
-        in_chans,
-        ..Default::default()
-    };
+    let model_args = model_args(a, a.num_classes.unwrap_or(data_classes), in_chans)?;
     let model = create_model(&arch, &model_args)?;
     load_state_dict(model.as_ref(), &without_aux_bn(weights, path), true)?;
     Ok((model, arch, path.display().to_string()))
@@ -244,11 +249,7 @@ fn from_pretrained(
         0 => data_classes,
         n => n,
     };
-    let model_args = ModelArgs {
-        num_classes: a.num_classes.unwrap_or(default_classes),
-        in_chans,
-        ..Default::default()
-    };
+    let model_args = model_args(a, a.num_classes.unwrap_or(default_classes), in_chans)?;
     let source = spec.pretrained_source(model_args.num_classes)?;
     let model = spec.create(&model_args)?;
     start_from(model.as_ref(), &source)?;
@@ -303,4 +304,16 @@ fn without_aux_bn(
         );
     }
     weights
+}
+
+/// The model's arguments: `num_classes`, `in_chans`, `--gp` and `--model-kwargs`.
+fn model_args(a: &ValidateArgs, num_classes: usize, in_chans: usize) -> Result<ModelArgs> {
+    let mut args = ModelArgs {
+        num_classes,
+        in_chans,
+        global_pool: a.global_pool.clone(),
+        ..Default::default()
+    };
+    apply_model_kwargs(&mut args, &a.model_kwargs)?;
+    Ok(args)
 }
