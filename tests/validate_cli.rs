@@ -186,3 +186,36 @@ fn takes_validate_pys_option_names() {
     );
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// validate.py's options that need Python or the network are refused with one line naming the
+/// flag and the reason.
+#[test]
+fn refuses_validate_pys_python_and_network_options_in_one_line() {
+    let cases: [&[&str]; 11] = [
+        &["--dataset", "hfds/imagenet-1k"],
+        &["--num-samples", "100"],
+        &["--dataset-download"],
+        &["--input-key", "image"],
+        &["--target-key", "label"],
+        &["--dataset-trust-remote-code"],
+        &["--tf-preprocessing"],
+        &["--torchscript"],
+        &["--torchcompile"],
+        &["--aot-autograd"],
+        &["--fuser", "te"],
+    ];
+    for case in cases {
+        let args = [&["validate", "/no/such/data"][..], case].concat();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "kiln {args:?} should fail");
+        assert_eq!(stderr.trim().lines().count(), 1, "kiln {args:?}:\n{stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {}: not supported by kiln: ", case[0])),
+            "kiln {args:?}:\n{stderr}"
+        );
+    }
+}

@@ -608,6 +608,39 @@ pub struct ValidateArgs {
     /// timm's pinned host memory: kiln pins its upload buffer always, so no effect.
     #[arg(long)]
     pub pin_mem: bool,
+    /// Dataset type: a folder (default); framework and hub datasets are refused.
+    #[arg(long, default_value = "")]
+    pub dataset: String,
+    /// Samples of an iterable dataset (refused: kiln's datasets count their files).
+    #[arg(long)]
+    pub num_samples: Option<usize>,
+    /// Download a framework dataset (refused: kiln downloads nothing).
+    #[arg(long)]
+    pub dataset_download: bool,
+    /// Hub dataset image column (refused).
+    #[arg(long)]
+    pub input_key: Option<String>,
+    /// Hub dataset label column (refused).
+    #[arg(long)]
+    pub target_key: Option<String>,
+    /// Trust a hub dataset's code (refused).
+    #[arg(long)]
+    pub dataset_trust_remote_code: bool,
+    /// TensorFlow preprocessing (refused).
+    #[arg(long)]
+    pub tf_preprocessing: bool,
+    /// TorchScript (refused).
+    #[arg(long)]
+    pub torchscript: bool,
+    /// torch.compile with this backend (refused).
+    #[arg(long, num_args = 0..=1, default_missing_value = "inductor", value_name = "BACKEND")]
+    pub torchcompile: Option<String>,
+    /// AOT autograd (refused).
+    #[arg(long)]
+    pub aot_autograd: bool,
+    /// TorchScript fuser (refused).
+    #[arg(long, default_value = "")]
+    pub fuser: String,
     /// Checkpoints or state dicts to evaluate (repeat the flag, or name a run folder for all its
     /// checkpoints); without one, the model's pretrained weights (as --pretrained).
     #[arg(long, num_args = 1..)]

@@ -11,7 +11,7 @@ use super::pretrained::{pretrained_source, start_from};
 use super::run_dir::experiment_name;
 use super::setup::{data_cfg, embedded_data, open_device, print_data_config, DataRoot};
 use super::teacher;
-use super::unsupported::{check_input_img_mode, check_supported, notes};
+use super::unsupported::{check_input_img_mode, check_supported, notes, REFUSED};
 use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::layers::convert_splitbn_model;
 use kiln_nn::{load_state_dict, load_weights, Model, ModelArgs, ModelSpec};
@@ -38,7 +38,7 @@ fn flag(flag: &str, msg: impl Into<String>) -> Error {
 
 /// Checks values clap cannot (ranges, pairs) and refuses the flags kiln cannot honour.
 fn check_args(a: &TrainArgs) -> Result<()> {
-    check_supported(a)?;
+    check_supported(a, REFUSED)?;
     if a.batch_size == 0 {
         return Err(flag("--batch-size", "must be at least 1"));
     }

@@ -5,21 +5,86 @@
 //! under `--log-wandb`, `--naflex-*` under `--naflex-loader`) are accepted and, as in timm
 //! without their main flag, have no effect.
 
-use super::args::TrainArgs;
+use super::args::{TrainArgs, ValidateArgs};
 use kiln_train::{Error, Result};
 
-/// One refused flag: its name, whether the user set it, and why kiln refuses it.
-pub struct Refusal {
+/// One refused flag of a command whose arguments are `A`: its name, whether the user set it, and
+/// why kiln refuses it.
+pub struct Refusal<A> {
     /// The flag as timm spells it.
     pub flag: &'static str,
     /// Whether `args` set the flag away from timm's default.
-    pub is_set: fn(&TrainArgs) -> bool,
+    pub is_set: fn(&A) -> bool,
     /// Why kiln cannot honour it, and what to use instead.
     pub reason: &'static str,
 }
 
+const NO_JIT: &str =
+    "kiln is compiled Rust with handwritten kernels; there is no graph for torch.compile";
+const NO_SCRIPT: &str =
+    "kiln is compiled Rust with handwritten kernels; there is no Python model to script";
+
+/// Every refused flag of `kiln validate`, in validate.py's argument order.
+pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
+    Refusal {
+        flag: "--dataset",
+        is_set: |a| hub_dataset(&a.dataset),
+        reason: "torch/, hfds/, hfids/, tfds/ and wds/ datasets need Python packages or the network; kiln reads ImageFolder trees and IDX folders from --data-dir",
+    },
+    Refusal {
+        flag: "--num-samples",
+        is_set: |a| a.num_samples.is_some(),
+        reason: "only iterable (streamed) datasets take a sample count; kiln's datasets count their files",
+    },
+    Refusal {
+        flag: "--dataset-download",
+        is_set: |a| a.dataset_download,
+        reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir",
+    },
+    Refusal {
+        flag: "--input-key",
+        is_set: |a| a.input_key.is_some(),
+        reason: "keys select columns of hub and webdataset datasets, which kiln does not read",
+    },
+    Refusal {
+        flag: "--target-key",
+        is_set: |a| a.target_key.is_some(),
+        reason: "keys select columns of hub and webdataset datasets, which kiln does not read",
+    },
+    Refusal {
+        flag: "--dataset-trust-remote-code",
+        is_set: |a| a.dataset_trust_remote_code,
+        reason: "kiln does not read Hugging Face datasets (no network, no Python)",
+    },
+    Refusal {
+        flag: "--tf-preprocessing",
+        is_set: |a| a.tf_preprocessing,
+        reason: "TensorFlow's preprocessing needs TensorFlow; kiln resolves timm's own eval transforms",
+    },
+    Refusal {
+        flag: "--torchscript",
+        is_set: |a| a.torchscript,
+        reason: NO_SCRIPT,
+    },
+    Refusal {
+        flag: "--torchcompile",
+        is_set: |a| a.torchcompile.is_some(),
+        reason: NO_JIT,
+    },
+    Refusal {
+        flag: "--aot-autograd",
+        is_set: |a| a.aot_autograd,
+        reason: NO_JIT,
+    },
+    Refusal {
+        flag: "--fuser",
+        is_set: |a| !a.fuser.is_empty(),
+        reason: "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT",
+    },
+];
+
 /// Every refused flag, in timm's argument order.
-pub const REFUSED: &[Refusal] = &[
+pub const REFUSED: &[Refusal<TrainArgs>] = &[
     Refusal {
         flag: "--dataset",
         is_set: |a| hub_dataset(&a.dataset),
@@ -176,8 +241,8 @@ fn hub_dataset(name: &str) -> bool {
 }
 
 /// Fails on the first refused flag the user set, naming it with its reason.
-pub fn check_supported(a: &TrainArgs) -> Result<()> {
-    match REFUSED.iter().find(|r| (r.is_set)(a)) {
+pub fn check_supported<A>(a: &A, refused: &[Refusal<A>]) -> Result<()> {
+    match refused.iter().find(|r| (r.is_set)(a)) {
         Some(r) => Err(Error::Flag {
             flag: r.flag.into(),
             msg: format!("not supported by kiln: {}", r.reason),
@@ -192,7 +257,7 @@ mod tests {
 
     #[test]
     fn defaults_pass_and_every_reason_is_one_line() {
-        check_supported(&TrainArgs::default()).unwrap();
+        check_supported(&TrainArgs::default(), REFUSED).unwrap();
         for r in REFUSED {
             assert!(
                 !(r.is_set)(&TrainArgs::default()),

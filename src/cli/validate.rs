@@ -4,7 +4,7 @@ use super::args::ValidateArgs;
 use super::model_flags::apply_model_kwargs;
 use super::pretrained::start_from;
 use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
-use super::unsupported::check_input_img_mode;
+use super::unsupported::{check_input_img_mode, check_supported, VALIDATE_REFUSED};
 use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::amp_dtype;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
@@ -42,6 +42,7 @@ fn flag(flag: &str, msg: impl Into<String>) -> Error {
 /// Runs `kiln validate`: every checkpoint named (folders expand to their checkpoints), timm's
 /// result line for each, and the results file if asked.
 pub fn validate(a: ValidateArgs) -> Result<()> {
+    check_supported(&a, VALIDATE_REFUSED)?;
     // timm's validate.py: utils.random_seed(args.seed).
     kiln_engine::manual_seed(a.seed);
     if a.tta > 2 {
