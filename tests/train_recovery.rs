@@ -86,18 +86,23 @@ fn killed_at_random_points_resumes_to_identical_bits() {
     println!("kill-point seed {seed}");
     let mut targets: Vec<u64> = (0..10).map(|_| next(&mut seed) % 32).collect();
     targets.sort();
+    let mut kills = 0;
     for &target in &targets {
         let mut args = train_args(&data, &out, "killed", &RUN);
         if has_checkpoint(&killed) {
             args.extend(["--resume".to_string(), killed.display().to_string()]);
         }
         let jitter = next(&mut seed) % 400;
-        assert!(
-            !run_until(&args, target, jitter),
-            "finished before batch {target}"
-        );
+        if run_until(&args, target, jitter) {
+            // A kill's jitter can outlast the run's last batches (an idle machine trains 5
+            // batches in 400 ms): the run already finished, and so can no later kill point.
+            println!("finished before batch {target}; no later kill points");
+            break;
+        }
+        kills += 1;
         println!("killed {jitter} ms after batch {target}");
     }
+    assert!(kills > 0, "no kill landed before the run finished");
     let mut args = train_args(&data, &out, "killed", &RUN);
     args.extend(["--resume".to_string(), killed.display().to_string()]);
     assert!(run_until(&args, u64::MAX, 0));
