@@ -296,7 +296,6 @@ const REFUSED: &[(&str, &[&str])] = &[
     ("--torchcompile-mode", &["max-autotune"]),
     ("--torchscript", &[]),
     ("--torchcompile", &[]),
-    ("--model-dtype", &["bfloat16"]),
     ("--device-modules", &["torch_xla"]),
     ("--log-wandb", &[]),
     ("--naflex-loader", &[]),

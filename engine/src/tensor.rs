@@ -21,7 +21,6 @@ pub(crate) struct TensorInner {
     id: TensorId,
     storage: Arc<RwLock<Storage>>,
     layout: Layout,
-    dtype: DType,
     node: Option<Arc<Node>>,
     requires_grad: AtomicBool,
     grad: Mutex<Option<Tensor>>,
@@ -50,12 +49,10 @@ impl Tensor {
     }
 
     fn view_of(storage: Arc<RwLock<Storage>>, layout: Layout, node: Option<Arc<Node>>) -> Tensor {
-        let dtype = read(&storage).dtype();
         Tensor(Arc::new(TensorInner {
             id: TensorId::fresh(),
             storage,
             layout,
-            dtype,
             node,
             requires_grad: AtomicBool::new(false),
             grad: Mutex::new(None),
@@ -149,9 +146,9 @@ impl Tensor {
         self.0.layout.strides()
     }
 
-    /// The element type.
+    /// The element type (the storage's: [`Tensor::cast_`] changes it in place).
     pub fn dtype(&self) -> DType {
-        self.0.dtype
+        self.storage().dtype()
     }
 
     /// The device holding the storage.
@@ -351,8 +348,62 @@ impl Tensor {
         }
         Ok(())
     }
+
+    /// Converts the storage to `dtype` in place, every element where it was, so this handle and
+    /// its views keep their layouts (`param.data = param.data.to(dtype)`, as `module.to(dtype)`
+    /// does); a gradient is converted with it. Only for leaves: a recorded op's backward expects
+    /// the dtype it saw.
+    pub fn cast_(&self, dtype: DType) -> Result<()> {
+        if dtype == self.dtype() {
+            return Ok(());
+        }
+        if self.0.node.is_some() {
+            return Err(Error::InvalidArgument {
+                op: "cast_",
+                msg: "an op's output cannot change dtype in place; cast a leaf".into(),
+            });
+        }
+        let whole = Layout::contiguous(&[self.storage().len()]);
+        let (cast, _) = self.storage().cast(&whole, dtype)?;
+        *self.storage_mut() = cast;
+        if let Some(g) = self.grad() {
+            self.set_grad(Some(g.to_dtype(dtype)?));
+        }
+        Ok(())
+    }
 }
 
 fn read(s: &RwLock<Storage>) -> RwLockReadGuard<'_, Storage> {
     s.read().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cast_in_place_keeps_views_and_converts_the_gradient() {
+        let t = Tensor::from_vec(vec![1.0f32, 2.5, -3.25, 4.0, 1e-3, 7.0], &[2, 3]).unwrap();
+        let column = t.narrow(1, 1, 1).unwrap();
+        t.set_grad(Some(Tensor::from_vec(vec![0.5f32; 6], &[2, 3]).unwrap()));
+        t.cast_(DType::BF16).unwrap();
+        assert_eq!(t.dtype(), DType::BF16);
+        assert_eq!(
+            column.dtype(),
+            DType::BF16,
+            "a view reads its storage's dtype"
+        );
+        let rounded = half::bf16::from_f32(1e-3).to_f32();
+        assert_eq!(column.to_vec_f32().unwrap(), [2.5, rounded]);
+        assert_eq!(t.grad().unwrap().dtype(), DType::BF16);
+    }
+
+    #[test]
+    fn cast_refuses_an_ops_output() {
+        let leaf = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+        leaf.requires_grad_(true);
+        let y = leaf.mul_scalar(2.0).unwrap();
+        assert!(y.cast_(DType::F16).is_err());
+        assert_eq!(y.dtype(), DType::F32);
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::layers::BatchNorm2d;
 use crate::Result;
-use kiln_engine::{Device, MemoryFormat, Tensor};
+use kiln_engine::{DType, Device, MemoryFormat, Tensor};
 
 /// Whether a named tensor is trained (parameter) or only tracked (buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,28 @@ pub trait Module: Send + Sync {
             t.tensor.move_to_(device)?;
         }
         Ok(())
+    }
+
+    /// Converts every floating-point parameter and buffer to `dtype` in place (`module.to(dtype)`);
+    /// integer buffers (BatchNorm's `num_batches_tracked`) keep theirs. Call it before handing
+    /// the parameters to an optimizer.
+    fn to_dtype(&self, dtype: DType) -> Result<()> {
+        for t in self.named_tensors() {
+            if t.tensor.dtype().is_float() {
+                t.tensor.cast_(dtype)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The dtype the model computes in: its first floating-point parameter's (F32 if it has none),
+    /// as timm reads `next(model.parameters()).dtype`.
+    fn param_dtype(&self) -> DType {
+        self.named_parameters()
+            .into_iter()
+            .map(|t| t.tensor.dtype())
+            .find(|d| d.is_float())
+            .unwrap_or(DType::F32)
     }
 
     /// All parameters and buffers with their names.

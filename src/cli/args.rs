@@ -658,6 +658,9 @@ pub struct ValidateArgs {
     /// The AMP dtype: float16 or bfloat16.
     #[arg(long, default_value = "float16")]
     pub amp_dtype: String,
+    /// Model dtype without AMP: float32, float16, bfloat16 (default float32).
+    #[arg(long)]
+    pub model_dtype: Option<String>,
     /// Test-time augmentation: 2 averages the logits of each image and its mirror image (0, 1: off).
     #[arg(long, default_value_t = 0)]
     pub tta: usize,

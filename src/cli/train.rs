@@ -12,10 +12,10 @@ use super::run_dir::experiment_name;
 use super::setup::{data_cfg, embedded_data, open_device, print_data_config, DataRoot};
 use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, REFUSED};
-use kiln_engine::{Device, MemoryFormat};
+use kiln_engine::{DType, Device, MemoryFormat};
 use kiln_nn::layers::convert_splitbn_model;
 use kiln_nn::{load_state_dict, load_weights, Model, ModelArgs, ModelSpec};
-use kiln_train::amp::amp_dtype;
+use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::callbacks::{
     CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
     SummaryCsv, TensorBoard,
@@ -69,6 +69,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     if a.amp {
         amp_dtype(&a.amp_dtype)?;
     }
+    model_dtype(a.model_dtype.as_deref(), a.amp)?;
     if a.grad_accum_steps == 0 {
         return Err(flag("--grad-accum-steps", "must be at least 1"));
     }
@@ -168,6 +169,13 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         .sum();
     if rank == 0 {
         println!("Model {} created, param count: {params}", a.model);
+        if model.param_dtype() == DType::F16 {
+            println!("float16 is not recommended for training, for half precision bfloat16 is recommended.");
+        }
+        if !a.amp {
+            let dtype = a.model_dtype.as_deref().unwrap_or("float32");
+            println!("AMP not enabled. Training in torch.{dtype}.");
+        }
     }
     let native = match root.is_idx() {
         true => Some(train_ds.load(0)?.image.h),
@@ -327,6 +335,9 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
         model.set_memory_format(MemoryFormat::ChannelsLast)?;
     }
     model.to_device(device)?;
+    if let Some(dtype) = model_dtype(a.model_dtype.as_deref(), a.amp)? {
+        model.to_dtype(dtype)?;
+    }
     Ok(model)
 }
 

@@ -141,11 +141,6 @@ pub const REFUSED: &[Refusal<TrainArgs>] = &[
         reason: "kiln is compiled Rust with handwritten kernels; there is no graph for torch.compile",
     },
     Refusal {
-        flag: "--model-dtype",
-        is_set: |a| a.model_dtype.as_deref().is_some_and(|d| d != "float32"),
-        reason: "kiln keeps f32 weights; use --amp --amp-dtype bfloat16 (or float16) for low-precision compute",
-    },
-    Refusal {
         flag: "--device-modules",
         is_set: |a| a.device_modules.is_some(),
         reason: "these import Python device backends for PyTorch; kiln's devices are cpu and cuda (--device)",

@@ -6,7 +6,7 @@ use super::pretrained::start_from;
 use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
 use super::unsupported::{check_input_img_mode, check_supported, VALIDATE_REFUSED};
 use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
-use kiln_train::amp::amp_dtype;
+use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
 use kiln_train::loader::{resolve_data_config, DataConfig};
 use kiln_train::trainer::{validate as run_validation, BatchStages, EvalOptions};
@@ -61,6 +61,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         ));
     }
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
+    model_dtype(a.model_dtype.as_deref(), a.amp)?;
     let mut rows = Vec::new();
     let paths = expand(&a.checkpoint)?;
     // timm's validate.py: `args.pretrained = args.pretrained or not args.checkpoint`; a
@@ -135,6 +136,9 @@ fn validate_one(
     }
     let device = open_device(&a.device)?;
     model.to_device(device)?;
+    if let Some(dtype) = model_dtype(a.model_dtype.as_deref(), a.amp)? {
+        model.to_dtype(dtype)?;
+    }
     let param_count = model
         .named_parameters()
         .iter()
@@ -162,6 +166,7 @@ fn validate_one(
         mixup: None,
         seed: 0,
         device,
+        dtype: model.param_dtype(),
     };
     let opts = EvalOptions {
         log_interval: a.log_interval,

@@ -18,6 +18,32 @@ pub fn amp_dtype(name: &str) -> Result<DType> {
     }
 }
 
+/// The model dtype for `--model-dtype` (timm's pure low-precision training: the model cast with
+/// `Module::to_dtype`, AMP off); `None` for float32 or no flag. With `amp` only float32 is
+/// allowed, as timm's scripts assert: AMP keeps f32 weights and computes in `--amp-dtype`.
+pub fn model_dtype(name: Option<&str>, amp: bool) -> Result<Option<DType>> {
+    let flag_error = |msg: String| Error::Flag {
+        flag: "--model-dtype".into(),
+        msg,
+    };
+    let dtype = match name.unwrap_or("float32") {
+        "float32" => None,
+        "float16" => Some(DType::F16),
+        "bfloat16" => Some(DType::BF16),
+        other => {
+            return Err(flag_error(format!(
+                "'{other}' is not one of float32, float16, bfloat16"
+            )))
+        }
+    };
+    if dtype.is_some() && amp {
+        return Err(flag_error(
+            "float32 model dtype must be used with --amp (AMP keeps f32 weights and computes in --amp-dtype); drop one of the two".into(),
+        ));
+    }
+    Ok(dtype)
+}
+
 /// Dynamic loss scaling, as `torch.amp.GradScaler` with its defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GradScaler {

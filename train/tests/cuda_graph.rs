@@ -328,6 +328,7 @@ fn train(r: &Run) -> (Outcome, CudaGraphStats) {
             mixup: None,
             seed: 1,
             device: r.device,
+            dtype: DType::F32,
         },
         evaluator: None,
         config: TrainConfig {

@@ -18,6 +18,8 @@ pub struct BatchStages {
     pub seed: u64,
     /// Where the model runs: batches are copied there.
     pub device: Device,
+    /// The images' dtype: the model's (timm's `img_dtype`, F32 unless the model was cast).
+    pub dtype: DType,
 }
 
 /// A batch as tensors: images [N, C, H, W] (channels-last in memory for NHWC) and targets.
@@ -75,7 +77,7 @@ impl BatchStages {
             }
         };
         Ok(TensorBatch {
-            images: images.to_device(self.device)?,
+            images: images.to_dtype(self.dtype)?.to_device(self.device)?,
             targets: targets.to_device(self.device)?,
             labels: batch.targets[..n].to_vec(),
         })
@@ -87,7 +89,7 @@ impl BatchStages {
         let shape = [batch.n, batch.h, batch.w, batch.c];
         let (mean, std) = (&self.normalize.mean, &self.normalize.std);
         let images =
-            Tensor::from_u8_images(&batch.images, shape, mean, std, DType::F32, self.device)?;
+            Tensor::from_u8_images(&batch.images, shape, mean, std, self.dtype, self.device)?;
         let images = match self.normalize.layout {
             DataLayout::Nhwc => images,
             DataLayout::Nchw => images.to_memory_format(kiln_engine::MemoryFormat::Contiguous)?,

@@ -209,6 +209,7 @@ impl TrainerBuilder {
             mixup: data.mixup_fn(self.model.num_classes())?,
             seed: data.seed,
             device,
+            dtype: self.model.param_dtype(),
         };
         let evaluator = match self.validation {
             Some(dataset) => Some(Evaluator {
