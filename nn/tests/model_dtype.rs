@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{fill, hashed_uniform, max_rel_diff};
+use common::{fill, max_rel_diff, parity_input};
 use kiln_engine::{DType, Device, Tensor};
 use kiln_nn::{create_model, load_safetensors, ModelArgs};
 use std::collections::HashMap;
@@ -28,18 +28,11 @@ fn kiln_step_on(name: &str, device: Device) -> HashMap<String, Tensor> {
     }
     model.to_device(device).unwrap();
     model.to_dtype(DType::BF16).unwrap();
-    let x = Tensor::from_vec(
-        hashed_uniform("input", 2 * 3 * 64 * 64)
-            .iter()
-            .map(|v| (v * 4.0 - 2.0) as f32)
-            .collect(),
-        &[2, 3, 64, 64],
-    )
-    .unwrap()
-    .to_dtype(DType::BF16)
-    .unwrap()
-    .to_device(device)
-    .unwrap();
+    let x = parity_input()
+        .to_dtype(DType::BF16)
+        .unwrap()
+        .to_device(device)
+        .unwrap();
     model.set_training(true);
     let logits = model.forward(&x).unwrap();
     assert_eq!(logits.dtype(), DType::BF16, "{name}: logits");

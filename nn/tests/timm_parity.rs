@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fill, hashed_uniform, max_rel_diff};
+use common::{fill, max_rel_diff, parity_input};
 use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
@@ -52,18 +52,6 @@ fn fill_model(model: &dyn Model) {
     }
 }
 
-/// The fixtures' input: [2, 3, 64, 64] uniform in [-2, 2).
-fn hashed_input() -> Tensor {
-    Tensor::from_vec(
-        hashed_uniform("input", 2 * 3 * 64 * 64)
-            .iter()
-            .map(|v| (v * 4.0 - 2.0) as f32)
-            .collect(),
-        &[2, 3, 64, 64],
-    )
-    .unwrap()
-}
-
 fn check_model(name: &str) {
     let train_tol = train_tolerance(name);
     let path =
@@ -93,7 +81,7 @@ fn check_model(name: &str) {
         "{name}: parameter names and shapes differ from timm's state dict"
     );
     fill_model(model.as_ref());
-    let x = hashed_input();
+    let x = parity_input();
     model.set_training(false);
     let eval = model.forward(&x).unwrap();
     assert!(
@@ -396,7 +384,7 @@ fn check_channels_last(name: &str) {
     let mut model = create_model(name, &args).unwrap();
     fill_model(model.as_ref());
     model.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
-    let x = hashed_input()
+    let x = parity_input()
         .to_memory_format(MemoryFormat::ChannelsLast)
         .unwrap();
     for (training, key) in [(false, "logits_eval"), (true, "logits_train")] {
@@ -450,7 +438,7 @@ fn check_distilled_heads(name: &str) {
     let model = create_model(name, &test_args(name)).unwrap();
     assert!(model.has_distillation_head());
     fill_model(model.as_ref());
-    let (cls, dist) = model.forward_distilled(&hashed_input()).unwrap();
+    let (cls, dist) = model.forward_distilled(&parity_input()).unwrap();
     for (got, key) in [(cls, "logits_cls_train"), (dist, "logits_dist_train")] {
         let diff = max_rel_diff(&got, &expected[key]);
         assert!(diff < train_tolerance(name), "{name} {key}: {diff}");
@@ -479,6 +467,6 @@ fn deit_base_distilled_patch16_224_matches_timm() {
 fn models_without_a_distillation_token_refuse_forward_distilled() {
     let model = create_model("deit_tiny_patch16_224", &test_args("deit_tiny_patch16_224")).unwrap();
     assert!(!model.has_distillation_head());
-    let err = model.forward_distilled(&hashed_input()).unwrap_err();
+    let err = model.forward_distilled(&parity_input()).unwrap_err();
     assert!(err.to_string().contains("distillation"), "{err}");
 }

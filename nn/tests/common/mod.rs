@@ -57,6 +57,15 @@ pub fn hashed_input(in_chans: usize) -> Tensor {
     Tensor::from_vec(x, &shape).unwrap()
 }
 
+/// The input of make_resnet_fixtures.py's fixtures: `input`, [2, 3, 64, 64] uniform in [-2, 2).
+pub fn parity_input() -> Tensor {
+    let x: Vec<f32> = hashed_uniform("input", 2 * 3 * 64 * 64)
+        .iter()
+        .map(|v| (v * 4.0 - 2.0) as f32)
+        .collect();
+    Tensor::from_vec(x, &[2, 3, 64, 64]).unwrap()
+}
+
 /// The largest |a - b| relative to the largest |b|.
 pub fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
     let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
