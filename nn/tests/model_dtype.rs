@@ -9,23 +9,16 @@
 
 mod common;
 
-use common::{fill, max_rel_diff, parity_input};
+use common::{fill_model, first_classifier, max_rel_diff, parity_input, test_args};
 use kiln_engine::{DType, Device, Tensor};
-use kiln_nn::{create_model, load_safetensors, ModelArgs};
+use kiln_nn::{create_model, load_safetensors};
 use std::collections::HashMap;
 use std::path::Path;
 
 /// kiln's bfloat16 step on `device`: the quantities the fixture holds, under the fixture's names.
 fn kiln_step_on(name: &str, device: Device) -> HashMap<String, Tensor> {
-    let args = ModelArgs {
-        num_classes: 10,
-        img_size: name.contains("_patch16_").then_some(64),
-        ..Default::default()
-    };
-    let mut model = create_model(name, &args).unwrap();
-    for t in model.named_tensors() {
-        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
-    }
+    let mut model = create_model(name, &test_args(name)).unwrap();
+    fill_model(model.as_ref());
     model.to_device(device).unwrap();
     model.to_dtype(DType::BF16).unwrap();
     let x = parity_input()
@@ -46,12 +39,7 @@ fn kiln_step_on(name: &str, device: Device) -> HashMap<String, Tensor> {
         ("logits_train".to_string(), logits),
         ("loss".to_string(), loss.reshape(&[1]).unwrap()),
     ]);
-    let head = model
-        .pretrained_cfg()
-        .classifiers()
-        .next()
-        .unwrap()
-        .to_string();
+    let head = first_classifier(model.as_ref());
     for t in model.named_tensors() {
         if t.tensor.dtype().is_float() {
             assert_eq!(t.tensor.dtype(), DType::BF16, "{name}: {}", t.name);

@@ -5,12 +5,12 @@
 
 mod common;
 
-use common::{fill, max_rel_diff, parity_input};
+use common::{fill_model, first_classifier, max_rel_diff, parity_input, test_args};
 use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
-use kiln_nn::{create_model, load_safetensors, Model, ModelArgs, PretrainedCfg};
+use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -33,22 +33,6 @@ fn train_tolerance(name: &str) -> f32 {
         3e-4
     } else {
         1e-4
-    }
-}
-
-/// 10 classes, and ViTs built for the 64² test input (as the fixture script builds them).
-fn test_args(name: &str) -> ModelArgs {
-    ModelArgs {
-        num_classes: 10,
-        img_size: name.contains("_patch16_").then_some(64),
-        ..Default::default()
-    }
-}
-
-/// Every tensor of `model` set by `fill` of its name.
-fn fill_model(model: &dyn Model) {
-    for t in model.named_tensors() {
-        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
     }
 }
 
@@ -101,13 +85,7 @@ fn check_model(name: &str) {
     let loss_diff = max_rel_diff(&loss.reshape(&[1]).unwrap(), &expected["loss"]);
     assert!(loss_diff < train_tol, "{name} loss: {loss_diff}");
     loss.backward().unwrap();
-    // The first classifier (timm's fixture stores the class head's of a distilled DeiT).
-    let head = model
-        .pretrained_cfg()
-        .classifiers()
-        .next()
-        .unwrap()
-        .to_string();
+    let head = first_classifier(model.as_ref());
     for t in model.named_tensors() {
         if t.name == format!("{head}.weight") || t.name == format!("{head}.bias") {
             let grad = t.tensor.grad().unwrap();

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use kiln_engine::{DType, Tensor};
+use kiln_nn::{Model, ModelArgs};
 
 /// Mirrors `hashed_uniform` in scripts/fixtures/make_resnet_fixtures.py: splitmix64 of (index, fnv1a(name)).
 pub fn hashed_uniform(name: &str, n: usize) -> Vec<f64> {
@@ -64,6 +65,34 @@ pub fn parity_input() -> Tensor {
         .map(|v| (v * 4.0 - 2.0) as f32)
         .collect();
     Tensor::from_vec(x, &[2, 3, 64, 64]).unwrap()
+}
+
+/// The fixtures' model arguments: 10 classes, and ViTs built for the 64² test input (as the
+/// fixture script builds them).
+pub fn test_args(name: &str) -> ModelArgs {
+    ModelArgs {
+        num_classes: 10,
+        img_size: name.contains("_patch16_").then_some(64),
+        ..Default::default()
+    }
+}
+
+/// Every tensor of `model` set by `fill` of its name.
+pub fn fill_model(model: &dyn Model) {
+    for t in model.named_tensors() {
+        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
+    }
+}
+
+/// The name of `model`'s first classifier (the fixtures store the class head's of a distilled
+/// DeiT).
+pub fn first_classifier(model: &dyn Model) -> String {
+    model
+        .pretrained_cfg()
+        .classifiers()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// The largest |a - b| relative to the largest |b|.
