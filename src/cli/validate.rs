@@ -61,16 +61,16 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         ));
     }
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
-    model_dtype(a.model_dtype.as_deref(), a.amp)?;
+    let dtype = model_dtype(a.model_dtype.as_deref(), a.amp)?;
     let mut rows = Vec::new();
     let paths = expand(&a.checkpoint)?;
     // timm's validate.py: `args.pretrained = args.pretrained or not args.checkpoint`; a
     // checkpoint's weights replace the pretrained ones, so those are read only without one.
     if paths.is_empty() {
-        rows.push(validate_one(&a, None, amp)?);
+        rows.push(validate_one(&a, None, amp, dtype)?);
     }
     for path in paths {
-        rows.push(validate_one(&a, Some(&path), amp)?);
+        rows.push(validate_one(&a, Some(&path), amp, dtype)?);
     }
     if let Some(file) = &a.results_file {
         write_results(file, &a.results_format, &rows)?;
@@ -107,11 +107,13 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Evaluates one checkpoint, or without one the model's pretrained weights.
+/// Evaluates one checkpoint, or without one the model's pretrained weights, under autocast in
+/// `amp` or with the model cast to `dtype` (`--model-dtype`).
 fn validate_one(
     a: &ValidateArgs,
     path: Option<&Path>,
     amp: Option<kiln_engine::DType>,
+    dtype: Option<kiln_engine::DType>,
 ) -> Result<Row> {
     let dir = a
         .data
@@ -136,7 +138,7 @@ fn validate_one(
     }
     let device = open_device(&a.device)?;
     model.to_device(device)?;
-    if let Some(dtype) = model_dtype(a.model_dtype.as_deref(), a.amp)? {
+    if let Some(dtype) = dtype {
         model.to_dtype(dtype)?;
     }
     let param_count = model
