@@ -131,7 +131,7 @@ fn counted_step(model: &str, training: bool) -> Option<Counted> {
         num_classes: 10,
         ..Default::default()
     };
-    kiln_engine::manual_seed(0);
+    kiln_engine::manual_seed_thread(0);
     let mut cpu = create_model(model, &args).unwrap();
     let mut gpu = create_model(model, &args).unwrap();
     load_state_dict(gpu.as_ref(), &state_dict(cpu.as_ref()), true).unwrap();

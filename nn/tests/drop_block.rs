@@ -2,7 +2,7 @@
 //! (fixtures/drop_block.safetensors, made by scripts/fixtures/make_drop_block_fixtures.py), its
 //! seed rate and drop fraction, the CUDA backend against the CPU, and its place in resnet.
 
-use kiln_engine::{manual_seed, DType, Device, Tensor};
+use kiln_engine::{manual_seed_thread, DType, Device, Tensor};
 use kiln_nn::layers::{drop_blocks_from_seeds, DropBlock};
 use kiln_nn::{create_model, load_safetensors, Model, ModelArgs, Module};
 use std::collections::BTreeMap;
@@ -87,7 +87,7 @@ fn seed_rate_and_drop_fraction_follow_timms_formula() {
     assert!((gamma - want).abs() < 1e-15, "{gamma} {want}");
     assert_eq!(db.block_and_gamma(3, 7).0, (3, 5));
     // About p of a large map is dropped (seeds overlap a little), the rest scaled to keep the mean.
-    manual_seed(3);
+    manual_seed_thread(3);
     let x = Tensor::ones(&[4, 2, 64, 64], DType::F32).unwrap();
     let y = f32s(&db.forward(&x).unwrap());
     let dropped = y.iter().filter(|v| **v == 0.0).count() as f64 / y.len() as f64;
@@ -112,7 +112,7 @@ fn resnet_places_drop_block_in_stages_three_and_four() {
         zero_init_last: false,
         ..ModelArgs::default()
     };
-    manual_seed(0);
+    manual_seed_thread(0);
     let mut model = create_model("resnet18", &args).unwrap();
     let x = Tensor::from_vec(
         (0..2 * 3 * 64 * 64)

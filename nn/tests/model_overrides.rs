@@ -25,7 +25,7 @@ fn values(model: &dyn Model, suffix: &str) -> Vec<(String, Vec<f32>)> {
 fn bn_momentum_and_eps_reach_every_batch_norm() {
     // resnet18: 7x7 stem, plain downsample; resnet26d: deep stem, avg-pool downsample, bottlenecks.
     for name in ["resnet18", "resnet26d"] {
-        kiln_engine::manual_seed(3);
+        kiln_engine::manual_seed_thread(3);
         let mut model = create_model(name, &small(5)).unwrap();
         let layers = values(model.as_ref(), "running_mean").len();
         assert_eq!(
@@ -56,7 +56,7 @@ fn bn_momentum_and_eps_reach_every_batch_norm() {
 
 #[test]
 fn head_init_scales_the_classifier_then_sets_its_bias() {
-    kiln_engine::manual_seed(4);
+    kiln_engine::manual_seed_thread(4);
     let model = create_model("resnet18", &small(7)).unwrap();
     let w0 = values(model.as_ref(), "fc.weight").remove(0).1;
     let b0 = values(model.as_ref(), "fc.bias").remove(0).1;

@@ -19,11 +19,11 @@ fn small() -> ModelArgs {
 
 #[test]
 fn round_trip_restores_every_tensor() {
-    kiln_engine::manual_seed(1);
+    kiln_engine::manual_seed_thread(1);
     let a = create_model("resnet18", &small()).unwrap();
     let path = tmp("rt.safetensors");
     save_safetensors(&state_dict(a.as_ref()), None, &path).unwrap();
-    kiln_engine::manual_seed(2);
+    kiln_engine::manual_seed_thread(2);
     let b = create_model("resnet18", &small()).unwrap();
     let report = load_state_dict(b.as_ref(), &load_safetensors(&path).unwrap(), true).unwrap();
     assert!(report.missing.is_empty() && report.unexpected.is_empty());
