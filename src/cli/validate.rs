@@ -3,8 +3,11 @@
 use super::args::ValidateArgs;
 use super::model_flags::apply_model_kwargs;
 use super::pretrained::start_from;
-use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
+use super::setup::{
+    data_cfg, embedded_data, layout, note_cpu_layout, open_device, print_data_config, DataRoot,
+};
 use super::unsupported::{check_input_img_mode, check_supported, VALIDATE_REFUSED};
+use kiln_engine::MemoryFormat;
 use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
@@ -131,10 +134,15 @@ fn validate_one(
         Some(path) => from_checkpoint(a, path, in_chans, ds.num_classes())?,
         None => from_pretrained(a, in_chans, ds.num_classes())?,
     };
-    if a.channels_last {
-        model.set_memory_format(kiln_engine::MemoryFormat::ChannelsLast)?;
-    }
     let device = open_device(&a.device)?;
+    if a.channels_last {
+        note_cpu_layout(device);
+    }
+    let format = device.preferred_memory_format();
+    let channels_last = a.channels_last || format == Some(MemoryFormat::ChannelsLast);
+    if channels_last {
+        model.set_memory_format(MemoryFormat::ChannelsLast)?;
+    }
     model.to_device(device)?;
     if let Some(dtype) = model_dtype(a.model_dtype.as_deref(), a.amp)? {
         model.to_dtype(dtype)?;
@@ -161,7 +169,7 @@ fn validate_one(
     };
     let mut loader = cfg.eval_loader(ds.clone(), a.batch_size, 0, 1)?;
     let stages = BatchStages {
-        normalize: cfg.normalize(layout(a.channels_last)),
+        normalize: cfg.normalize(layout(channels_last)),
         erasing: None,
         mixup: None,
         seed: 0,
