@@ -13,7 +13,8 @@
 #   --models "A B"    default: resnet18 resnet50 efficientnet_b0 mobilenetv3_large_100
 #                     convnext_atto vit_tiny_patch16_224
 #   --pairs N         alternating kiln/timm pairs per model (default 2)
-#   FLAGS             train.py flags given to both (default: --epochs 1 -b 128 -j 2 --img-size 28)
+#   FLAGS             train.py flags given to both (default: --epochs 1 -b 128 -j 2 --img-size 28
+#                     --num-classes 10; timm's models otherwise keep 1000 classes)
 # Training img/s is the batch size over the average update time of the last `Train:` log line,
 # which both programs print in the same format; wall time covers start-up and validation too.
 # Needs a release build of kiln (cargo build --release).
@@ -25,7 +26,7 @@ python=python3
 data=
 models="resnet18 resnet50 efficientnet_b0 mobilenetv3_large_100 convnext_atto vit_tiny_patch16_224"
 pairs=2
-flags=(--epochs 1 -b 128 -j 2 --img-size 28)
+flags=(--epochs 1 -b 128 -j 2 --img-size 28 --num-classes 10)
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) python=$2; shift 2 ;;
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -f "$train_py" ] || { echo "e2e.sh: $train_py is not a file (fetch timm's repository for train.py)" >&2; exit 2; }
-kiln=target/release/kiln
+kiln=${CARGO_TARGET_DIR:-target}/release/kiln
 [ -x "$kiln" ] || { echo "e2e.sh: $kiln is missing: cargo build --release" >&2; exit 2; }
 [ -n "$data" ] || data=$("$python" scripts/bench/make-png-folder.py)
 batch=128
