@@ -101,8 +101,8 @@ pub fn data_cfg(model: &PretrainedCfg, native: Option<usize>) -> PretrainedCfg {
 pub fn print_data_config(r: &ResolvedData) {
     println!(
         "Data processing configuration: input_size ({}, {}, {}), interpolation {}, mean {:?}, \
-         std {:?}, crop_pct {}",
-        r.in_chans, r.img_size, r.img_size, r.interpolation, r.mean, r.std, r.crop_pct
+         std {:?}, crop_pct {}, crop_mode {}",
+        r.in_chans, r.img_size, r.img_size, r.interpolation, r.mean, r.std, r.crop_pct, r.crop_mode
     );
 }
 
