@@ -179,16 +179,7 @@ fn bn_relu(c: &mut Criterion, dev: &CudaDevice) {
     let x = gpu_randn(&shape, DType::F16, MemoryFormat::ChannelsLast, 5);
     let w = gpu_randn(&[256], DType::F32, MemoryFormat::Contiguous, 6);
     let b = gpu_randn(&[256], DType::F32, MemoryFormat::Contiguous, 7);
-    let args = BatchNormArgs {
-        weight: Some(&w),
-        bias: Some(&b),
-        running_mean: None,
-        running_var: None,
-        num_batches_tracked: None,
-        training: true,
-        momentum: 0.1,
-        eps: 1e-5,
-    };
+    let args = BatchNormArgs::batch_stats(Some(&w), Some(&b));
     g.throughput(Throughput::Bytes(
         (shape.iter().product::<usize>() * 2) as u64,
     ));

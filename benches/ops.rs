@@ -101,16 +101,7 @@ fn bn_relu(c: &mut Criterion) {
         .unwrap();
     x.requires_grad_(true);
     let (w, b) = (randn(&[64], 6), randn(&[64], 7));
-    let args = BatchNormArgs {
-        weight: Some(&w),
-        bias: Some(&b),
-        running_mean: None,
-        running_var: None,
-        num_batches_tracked: None,
-        training: true,
-        momentum: 0.1,
-        eps: 1e-5,
-    };
+    let args = BatchNormArgs::batch_stats(Some(&w), Some(&b));
     g.bench_function("fused_fwd_bwd", |bench| {
         bench.iter(|| {
             x.bn_relu(args)

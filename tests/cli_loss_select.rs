@@ -51,6 +51,7 @@ fn picks(flags: &[&str], targets: &Tensor, want: &dyn Loss) {
         mean: vec![0.5; 3],
         std: vec![0.5; 3],
         crop_pct: 0.9,
+        crop_mode: "center".into(),
     };
     let mixup_active = data_config(&a, &resolved, false).mixup_active();
     let got = create_loss(&loss_config(&a), mixup_active).unwrap();

@@ -1,6 +1,6 @@
 //! `resolve_data_config` (kiln-train's loader) against timm's `resolve_data_config` on the same
-//! models and data flags, with and without the test size: input size, interpolation, mean, std
-//! and crop fraction in timm's precedence (scripts/fixtures/make_data_config_fixtures.py).
+//! models and data flags, with and without the test size: input size, interpolation, mean, std,
+//! crop fraction and crop mode in timm's precedence (scripts/fixtures/make_data_config_fixtures.py).
 
 use kiln::nn::{create_model, ModelArgs, PretrainedCfg};
 use kiln::train::loader::{resolve_data_config, DataFlags};
@@ -29,6 +29,7 @@ fn flags(args: &Value) -> DataFlags {
         mean: f32s(&args["mean"]),
         std: f32s(&args["std"]),
         crop_pct: args["crop_pct"].as_f64(),
+        crop_mode: args["crop_mode"].as_str().map(String::from),
     }
 }
 
@@ -56,6 +57,11 @@ fn cfg_differences(kiln: &PretrainedCfg, timm: &Value) -> Vec<String> {
     check(
         "interpolation",
         timm["interpolation"].as_str() == Some(&kiln.interpolation),
+    );
+    // timm's cfgs leave the mode out (None) where it is the default, center.
+    check(
+        "crop_mode",
+        timm["crop_mode"].as_str().unwrap_or("center") == kiln.crop_mode,
     );
     check("mean", floats(&timm["mean"]) == Some(kiln.mean.to_vec()));
     check("std", floats(&timm["std"]) == Some(kiln.std.to_vec()));
@@ -125,6 +131,7 @@ fn resolves_as_timm_does() {
             ),
             ("std", per_channel(floats(&want["std"]).unwrap()) == got.std),
             ("crop_pct", want["crop_pct"].as_f64() == Some(got.crop_pct)),
+            ("crop_mode", want["crop_mode"] == got.crop_mode.as_str()),
         ];
         for (field, ok) in checks {
             if !ok {

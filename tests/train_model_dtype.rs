@@ -1,7 +1,8 @@
 //! `kiln train --model-dtype bfloat16|float16` end to end (timm's pure low-precision training):
 //! the loss falls, the checkpoint holds the model in that dtype, a resumed run goes on from it,
-//! `kiln validate --model-dtype` of the checkpoint reproduces the run's last evaluation, and the
-//! flag's bad values and its clash with --amp are refused naming it.
+//! `kiln validate --model-dtype` of the checkpoint reproduces the run's last evaluation, a
+//! bfloat16 student distills from a teacher, and the flag's bad values and its clash with --amp
+//! are refused naming it.
 
 mod common;
 
@@ -82,6 +83,30 @@ fn trains_resumes_and_validates_in_bfloat16() {
     let resumed = summary_rows(&out.join("bf16-resumed"));
     assert_eq!(resumed.len(), 1, "the resumed run trains epoch 3 only");
     assert!(resumed[0][1].is_finite());
+
+    // The run's model teaches a bfloat16 student by features (teacher and projection follow the
+    // student's dtype, as timm's distillation tasks do).
+    let teacher = out.join("teacher");
+    std::fs::create_dir_all(&teacher).unwrap();
+    std::fs::copy(&last, teacher.join("model.safetensors")).unwrap();
+    let config = r#"{"architecture": "resnet18", "num_classes": 10}"#;
+    std::fs::write(teacher.join("config.json"), config).unwrap();
+    let kd = format!("local-dir:{}", teacher.display());
+    let distill = [
+        "--epochs",
+        "1",
+        "--model",
+        "mobilenetv3_small_050",
+        "--model-dtype",
+        "bfloat16",
+        "--kd-model-name",
+        &kd,
+        "--kd-distill-type",
+        "feature",
+    ];
+    train(&data, &out, "bf16-distilled", &distill);
+    let rows = summary_rows(&out.join("bf16-distilled"));
+    assert!(rows[0][1].is_finite(), "{rows:?}");
 }
 
 #[test]

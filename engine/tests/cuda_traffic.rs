@@ -41,16 +41,7 @@ fn fused_kernels_move_fewer_global_bytes() {
     gamma.requires_grad_(true);
     beta.requires_grad_(true);
     x.requires_grad_(true);
-    let args = BatchNormArgs {
-        weight: Some(&gamma),
-        bias: Some(&beta),
-        running_mean: None,
-        running_var: None,
-        num_batches_tracked: None,
-        training: true,
-        momentum: 0.1,
-        eps: 1e-5,
-    };
+    let args = BatchNormArgs::batch_stats(Some(&gamma), Some(&beta));
     let seed = Tensor::full_on(&[8, 64, 16, 16], 0.5, DType::F32, gpu).unwrap();
     // Warm up (module loads, allocator) so both measurements see the same state.
     x.bn_relu(args).unwrap().backward_with(&seed).unwrap();

@@ -286,14 +286,10 @@ fn bn_case(training: bool, relu: bool, residual: bool, channels_last: bool) {
     check(&inputs, |t| {
         let (rm, rv) = (rm.contiguous_copy()?, rv.contiguous_copy()?);
         let args = BatchNormArgs {
-            weight: Some(&t[1]),
-            bias: Some(&t[2]),
             running_mean: Some(&rm),
             running_var: Some(&rv),
-            num_batches_tracked: None,
             training,
-            momentum: 0.1,
-            eps: 1e-5,
+            ..BatchNormArgs::batch_stats(Some(&t[1]), Some(&t[2]))
         };
         let x = t[0].to_memory_format(format)?;
         let r = t[3].to_memory_format(format)?;
@@ -325,16 +321,7 @@ fn grad_batch_norm_of_batch_slices() {
         let normed = halves
             .iter()
             .map(|h| {
-                let args = BatchNormArgs {
-                    weight: None,
-                    bias: None,
-                    running_mean: None,
-                    running_var: None,
-                    num_batches_tracked: None,
-                    training: true,
-                    momentum: 0.1,
-                    eps: 1e-5,
-                };
+                let args = BatchNormArgs::batch_stats(None, None);
                 h.batch_norm_act(args, None, true)
             })
             .collect::<Result<Vec<_>>>()?;

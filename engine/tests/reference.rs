@@ -281,14 +281,9 @@ fn batch_norm_normalizes_and_updates_running_stats() {
     let rm = Tensor::zeros(&[3], DType::F32).unwrap();
     let rv = Tensor::ones(&[3], DType::F32).unwrap();
     let args = BatchNormArgs {
-        weight: None,
-        bias: None,
         running_mean: Some(&rm),
         running_var: Some(&rv),
-        num_batches_tracked: None,
-        training: true,
-        momentum: 0.1,
-        eps: 1e-5,
+        ..BatchNormArgs::batch_stats(None, None)
     };
     let y = x
         .to_memory_format(MemoryFormat::ChannelsLast)
@@ -323,27 +318,13 @@ fn batch_norm_normalizes_and_updates_running_stats() {
     assert_close(&rv.to_vec::<f32>().unwrap(), &want_rv, 1e-5);
 }
 
-/// Training-mode BN arguments with affine γ, β and no running statistics.
-fn affine_training_args<'a>(g: &'a Tensor, b: &'a Tensor) -> BatchNormArgs<'a> {
-    BatchNormArgs {
-        weight: Some(g),
-        bias: Some(b),
-        running_mean: None,
-        running_var: None,
-        num_batches_tracked: None,
-        training: true,
-        momentum: 0.1,
-        eps: 1e-5,
-    }
-}
-
 #[test]
 fn fused_bn_add_relu_equals_the_unfused_ops() {
     let x = randn(&[2, 4, 3, 3], 4);
     let r = randn(&[2, 4, 3, 3], 5);
     let g = randn(&[4], 6);
     let b = randn(&[4], 7);
-    let args = affine_training_args(&g, &b);
+    let args = BatchNormArgs::batch_stats(Some(&g), Some(&b));
     let fused = x.bn_add_relu(&r, args).unwrap().to_vec::<f32>().unwrap();
     let unfused = x
         .batch_norm(args)
@@ -363,7 +344,7 @@ fn fused_bn_add_relu_equals_the_unfused_ops() {
 fn fused_bn_add_relu_agrees_across_formats() {
     let shape = [4, 6, 17, 19];
     let (g, b, dy) = (randn(&[6], 6), randn(&[6], 7), randn(&shape, 8));
-    let args = affine_training_args(&g, &b);
+    let args = BatchNormArgs::batch_stats(Some(&g), Some(&b));
     let run = |format| {
         let x = randn(&shape, 4).to_memory_format(format).unwrap();
         let r = randn(&shape, 5).to_memory_format(format).unwrap();

@@ -71,6 +71,7 @@ fn read_cfg(p: &Map<String, Value>, cfg: &mut PretrainedCfg) -> std::result::Res
     cfg.test_crop_pct = get("test_crop_pct")
         .map(|v| as_f64(v, "test_crop_pct"))
         .transpose()?;
+    cfg.crop_mode = str_field(p, "crop_mode")?.unwrap_or_else(|| "center".into());
     cfg.interpolation = str_field(p, "interpolation")?.unwrap_or_else(|| "bicubic".into());
     cfg.mean = get("mean").map_or(Ok(IMAGENET_DEFAULT_MEAN), |v| dims(v, "mean"))?;
     cfg.std = get("std").map_or(Ok(IMAGENET_DEFAULT_STD), |v| dims(v, "std"))?;

@@ -75,6 +75,19 @@ pub trait Module: Send + Sync {
             .unwrap_or(DType::F32)
     }
 
+    /// The memory format of the 4-d weights (convolutions'): channels-last if any is, else
+    /// contiguous.
+    fn weights_memory_format(&self) -> MemoryFormat {
+        let channels_last = self.named_parameters().iter().any(|p| {
+            p.tensor.rank() == 4 && p.tensor.memory_format() == Some(MemoryFormat::ChannelsLast)
+        });
+        if channels_last {
+            MemoryFormat::ChannelsLast
+        } else {
+            MemoryFormat::Contiguous
+        }
+    }
+
     /// All parameters and buffers with their names.
     fn named_tensors(&self) -> Vec<NamedTensor> {
         let mut out = Vec::new();

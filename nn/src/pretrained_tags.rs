@@ -15,6 +15,7 @@ pub(crate) struct Tag {
     pub pool_size: Option<[usize; 2]>,
     pub crop_pct: f64,
     pub test_crop_pct: Option<f64>,
+    pub crop_mode: &'static str,
     pub interpolation: &'static str,
     pub mean: [f64; 3],
     pub std: [f64; 3],
@@ -40,6 +41,7 @@ impl Tag {
         cfg.pool_size = self.pool_size.unwrap_or(cfg.pool_size);
         cfg.crop_pct = self.crop_pct;
         cfg.test_crop_pct = self.test_crop_pct;
+        cfg.crop_mode = self.crop_mode.into();
         cfg.interpolation = self.interpolation.into();
         cfg.mean = self.mean;
         cfg.std = self.std;

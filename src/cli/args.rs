@@ -4,6 +4,7 @@
 use clap::Args;
 use kiln_train::clip::ClipMode;
 use kiln_train::dist::DistBn;
+use kiln_train::metrics::MetricsAvg;
 use kiln_train::trainer::{CudaGraphMode, NanPolicy};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -670,6 +671,17 @@ pub struct ValidateArgs {
     /// Results file format: csv or json.
     #[arg(long, default_value = "csv")]
     pub results_format: String,
+    /// ImageNet ReaL labels (a JSON list of label lists, one per ImageNet validation file in
+    /// number order): top-1 and top-5 are scored against them instead.
+    #[arg(long)]
+    pub real_labels: Option<PathBuf>,
+    /// A file of the model's class indices, one a line: its logits are cut to these, in this
+    /// order (data class i scored as class line i), for datasets of a subset of the classes.
+    #[arg(long)]
+    pub valid_labels: Option<PathBuf>,
+    /// Also report precision, recall and F1, averaged micro, macro or weighted over the classes.
+    #[arg(long, value_enum)]
+    pub metrics_avg: Option<MetricsAvg>,
     /// Model name (default: the checkpoint's).
     #[arg(long)]
     pub model: Option<String>,
@@ -699,6 +711,14 @@ pub struct ValidateArgs {
     /// Center-crop fraction (default: the model's).
     #[arg(long)]
     pub crop_pct: Option<f64>,
+    /// How images are fitted to the input: center (shorter side scaled, centre crop), squash (both
+    /// sides scaled) or border (longer side scaled, padded with the mean colour); default: the
+    /// model's, else center.
+    #[arg(long)]
+    pub crop_mode: Option<String>,
+    /// Pixels cut from every edge of each image before it is resized.
+    #[arg(long)]
+    pub crop_border_pixels: Option<usize>,
     /// Per-channel normalization mean (default: the model's).
     #[arg(long, num_args = 1..)]
     pub mean: Option<Vec<f32>>,

@@ -24,6 +24,7 @@ macro_rules! data_flags_of {
             mean: $a.mean.clone(),
             std: $a.std.clone(),
             crop_pct: $a.crop_pct,
+            crop_mode: None,
         }
     };
 }

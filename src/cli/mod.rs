@@ -20,6 +20,7 @@ mod teacher;
 mod train;
 mod unsupported;
 mod validate;
+mod validate_scores;
 
 pub use args::{TrainArgs, ValidateArgs};
 pub use configs::{

@@ -1,6 +1,6 @@
 //! What `train` and `validate` share: opening datasets, the data config, building the model.
 
-use kiln_engine::Device;
+use kiln_engine::{Device, MemoryFormat};
 use kiln_nn::PretrainedCfg;
 use kiln_train::data::{Dataset, IdxDataset, ImageFolder};
 use kiln_train::loader::{Layout, ResolvedData};
@@ -101,8 +101,8 @@ pub fn data_cfg(model: &PretrainedCfg, native: Option<usize>) -> PretrainedCfg {
 pub fn print_data_config(r: &ResolvedData) {
     println!(
         "Data processing configuration: input_size ({}, {}, {}), interpolation {}, mean {:?}, \
-         std {:?}, crop_pct {}",
-        r.in_chans, r.img_size, r.img_size, r.interpolation, r.mean, r.std, r.crop_pct
+         std {:?}, crop_pct {}, crop_mode {}",
+        r.in_chans, r.img_size, r.img_size, r.interpolation, r.mean, r.std, r.crop_pct, r.crop_mode
     );
 }
 
@@ -112,6 +112,14 @@ pub fn layout(channels_last: bool) -> Layout {
         Layout::Nhwc
     } else {
         Layout::Nchw
+    }
+}
+
+/// Says once that `--channels-last` changes nothing on the CPU (the Trainer lays models out
+/// channels-last there anyway: `Device::preferred_memory_format`).
+pub fn note_cpu_layout(device: Device) {
+    if device.preferred_memory_format() == Some(MemoryFormat::ChannelsLast) {
+        println!("--channels-last: no effect on the CPU, where kiln runs channels-last whatever the flag");
     }
 }
 

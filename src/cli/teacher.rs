@@ -5,7 +5,6 @@
 //! teacher normalizes its input with its own pretrained config's mean and std.
 
 use super::args::TrainArgs;
-use kiln_engine::MemoryFormat;
 use kiln_nn::{load_pretrained, Model, ModelArgs, ModelSpec};
 use kiln_train::distill::{DistillConfig, Distillation, Teacher};
 use kiln_train::{Error, Result};
@@ -35,18 +34,18 @@ pub fn distillation(
         in_chans,
         ..ModelArgs::default()
     };
-    let teacher = create_teacher(name, args, a.channels_last)?;
+    let teacher = create_teacher(name, args)?;
     Distillation::new(config, teacher, student).map(Some)
 }
 
 /// The teacher model with its pretrained weights loaded (the classifier re-initialized only where
-/// its classes differ from the weights', as timm's `load_pretrained` does), channels-last as the
-/// student when `channels_last`.
-fn create_teacher(name: &str, args: ModelArgs, channels_last: bool) -> Result<Teacher> {
+/// its classes differ from the weights', as timm's `load_pretrained` does); the Trainer lays it out
+/// as the student.
+fn create_teacher(name: &str, args: ModelArgs) -> Result<Teacher> {
     let in_flag = |e: kiln_nn::Error| flag_error(e.to_string());
     let spec = ModelSpec::resolve(name).map_err(in_flag)?;
     let source = spec.pretrained_source(args.num_classes).map_err(in_flag)?;
-    let mut model = spec.create(&args)?;
+    let model = spec.create(&args)?;
     let report = load_pretrained(model.as_ref(), &source)?;
     println!(
         "Created KD teacher {name} from {}{}",
@@ -57,8 +56,5 @@ fn create_teacher(name: &str, args: ModelArgs, channels_last: bool) -> Result<Te
             ""
         }
     );
-    if channels_last {
-        model.set_memory_format(MemoryFormat::ChannelsLast)?;
-    }
     Ok(Teacher::new(model))
 }

@@ -9,7 +9,9 @@ use super::devices::{device_list, seed_rank};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::pretrained::{pretrained_source, start_from};
 use super::run_dir::experiment_name;
-use super::setup::{data_cfg, embedded_data, open_device, print_data_config, DataRoot};
+use super::setup::{
+    data_cfg, embedded_data, note_cpu_layout, open_device, print_data_config, DataRoot,
+};
 use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, REFUSED};
 use kiln_engine::{DType, Device, MemoryFormat};
@@ -332,6 +334,7 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
         convert_splitbn_model(model.as_mut(), a.aug_splits.max(2))?;
     }
     if a.channels_last {
+        note_cpu_layout(device);
         model.set_memory_format(MemoryFormat::ChannelsLast)?;
     }
     model.to_device(device)?;

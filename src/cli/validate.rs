@@ -3,13 +3,18 @@
 use super::args::ValidateArgs;
 use super::model_flags::apply_model_kwargs;
 use super::pretrained::start_from;
-use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
+use super::setup::{
+    data_cfg, embedded_data, layout, note_cpu_layout, open_device, print_data_config, DataRoot,
+};
 use super::unsupported::{check_input_img_mode, check_supported, VALIDATE_REFUSED};
+use super::validate_scores::{valid_labels, Metrics, Scores};
+use kiln_engine::MemoryFormat;
 use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
+use kiln_train::augment::EvalCropMode;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
-use kiln_train::loader::{resolve_data_config, DataConfig};
-use kiln_train::trainer::{validate as run_validation, BatchStages, EvalOptions};
+use kiln_train::loader::{resolve_data_config, DataConfig, DataFlags};
+use kiln_train::trainer::{validate_observed, BatchStages, EvalOptions};
 use kiln_train::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -24,6 +29,9 @@ struct Row {
     top1_err: f64,
     top5: f64,
     top5_err: f64,
+    /// `--metrics-avg`'s precision, recall and F1 keys.
+    #[serde(flatten)]
+    metrics: Option<Metrics>,
     loss: f64,
     param_count: usize,
     img_size: usize,
@@ -59,6 +67,10 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
             "--results-format",
             format!("'{}' is not csv or json", a.results_format),
         ));
+    }
+    if let Some(mode) = &a.crop_mode {
+        mode.parse::<EvalCropMode>()
+            .map_err(|e| flag("--crop-mode", e.to_string()))?;
     }
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
     let dtype = model_dtype(a.model_dtype.as_deref(), a.amp)?;
@@ -133,10 +145,15 @@ fn validate_one(
         Some(path) => from_checkpoint(a, path, in_chans, ds.num_classes())?,
         None => from_pretrained(a, in_chans, ds.num_classes())?,
     };
-    if a.channels_last {
-        model.set_memory_format(kiln_engine::MemoryFormat::ChannelsLast)?;
-    }
     let device = open_device(&a.device)?;
+    if a.channels_last {
+        note_cpu_layout(device);
+    }
+    let format = device.preferred_memory_format();
+    let channels_last = a.channels_last || format == Some(MemoryFormat::ChannelsLast);
+    if channels_last {
+        model.set_memory_format(MemoryFormat::ChannelsLast)?;
+    }
     model.to_device(device)?;
     if let Some(dtype) = dtype {
         model.to_dtype(dtype)?;
@@ -150,7 +167,10 @@ fn validate_one(
         true => Some(ds.load(0)?.image.h),
         false => None,
     };
-    let flags = data_flags_of!(a, in_chans);
+    let flags = DataFlags {
+        crop_mode: a.crop_mode.clone(),
+        ..data_flags_of!(a, in_chans)
+    };
     // timm's validate.py: resolve_data_config(vars(args), model=model, use_test_size=not
     // args.use_train_size).
     let model_cfg = data_cfg(model.pretrained_cfg(), native);
@@ -159,38 +179,53 @@ fn validate_one(
     let (img_size, crop_pct) = (resolved.img_size, resolved.crop_pct);
     let cfg = DataConfig {
         workers: a.workers,
+        crop_border_pixels: a.crop_border_pixels,
         ..resolved.data_config()
     };
     let mut loader = cfg.eval_loader(ds.clone(), a.batch_size, 0, 1)?;
     let stages = BatchStages {
-        normalize: cfg.normalize(layout(a.channels_last)),
+        normalize: cfg.normalize(layout(channels_last)),
         erasing: None,
         mixup: None,
         seed: 0,
         device,
         dtype: model.param_dtype(),
     };
+    let valid = (a.valid_labels.as_deref())
+        .map(|f| valid_labels(f, model.num_classes(), ds.num_classes()))
+        .transpose()?;
     let opts = EvalOptions {
         log_interval: a.log_interval,
         amp,
         tta: a.tta == 2,
+        valid_labels: valid,
         ..EvalOptions::default()
     };
-    let r = run_validation(model.as_mut(), &mut loader, &stages, &opts)?;
+    let mut scores = Scores::new(a, ds.len())?;
+    let r = validate_observed(
+        model.as_mut(),
+        &mut loader,
+        &stages,
+        &opts,
+        &mut |logits, labels, files| scores.observe(logits, labels, files),
+    )?;
+    // validate.py: real labels mode replaces the top-k values at the end.
+    let [top1, top5] = scores.real_accuracy().unwrap_or([r.top1, r.top5]);
+    let metrics = scores.metrics()?;
     println!(
-        " * Acc@1 {:.3} ({:.3}) Acc@5 {:.3} ({:.3})",
-        r.top1,
-        100.0 - r.top1,
-        r.top5,
-        100.0 - r.top5
+        " * Acc@1 {top1:.3} ({:.3}) Acc@5 {top5:.3} ({:.3}){}",
+        100.0 - top1,
+        100.0 - top5,
+        metrics.as_ref().map(Metrics::log_line).unwrap_or_default()
     );
     let row = Row {
         model: arch,
         checkpoint,
-        top1: r.top1,
-        top1_err: 100.0 - r.top1,
-        top5: r.top5,
-        top5_err: 100.0 - r.top5,
+        top1,
+        top1_err: 100.0 - top1,
+        top5,
+        top5_err: 100.0 - top5,
+        metrics,
         loss: r.loss,
         param_count,
         img_size,
@@ -269,31 +304,49 @@ fn write_results(file: &Path, format: &str, rows: &[Row]) -> Result<()> {
     let text = if format == "json" {
         serde_json::to_string_pretty(rows).map_err(|e| flag("--results-file", e.to_string()))?
     } else {
-        let header = "model,checkpoint,top1,top1_err,top5,top5_err,loss,param_count,img_size,crop_pct,samples,img_per_sec";
-        let lines = rows.iter().map(|r| {
-            format!(
-                "{},{},{:.3},{:.3},{:.3},{:.3},{:.4},{},{},{},{},{:.1}",
-                r.model,
-                r.checkpoint,
-                r.top1,
-                r.top1_err,
-                r.top5,
-                r.top5_err,
-                r.loss,
-                r.param_count,
-                r.img_size,
-                r.crop_pct,
-                r.samples,
-                r.img_per_sec
-            )
+        let header = rows.first().map(|r| {
+            let names: Vec<String> = csv_cells(r).into_iter().map(|(k, _)| k).collect();
+            names.join(",")
         });
-        std::iter::once(header.to_string())
+        let lines = rows.iter().map(|r| {
+            let cells: Vec<String> = csv_cells(r).into_iter().map(|(_, v)| v).collect();
+            cells.join(",")
+        });
+        header
+            .into_iter()
             .chain(lines)
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
+            .map(|l| l + "\n")
+            .collect::<String>()
     };
     std::fs::write(file, text).map_err(|e| Error::io(file, e))
+}
+
+/// A row's CSV columns, (name, value), in the JSON rows' order.
+fn csv_cells(r: &Row) -> Vec<(String, String)> {
+    let mut cells: Vec<(String, String)> = [
+        ("model", r.model.clone()),
+        ("checkpoint", r.checkpoint.clone()),
+        ("top1", format!("{:.3}", r.top1)),
+        ("top1_err", format!("{:.3}", r.top1_err)),
+        ("top5", format!("{:.3}", r.top5)),
+        ("top5_err", format!("{:.3}", r.top5_err)),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into();
+    let metrics = r.metrics.iter().flat_map(Metrics::entries);
+    cells.extend(metrics.map(|(k, v)| (k, format!("{v}"))));
+    cells.extend(
+        [
+            ("loss", format!("{:.4}", r.loss)),
+            ("param_count", r.param_count.to_string()),
+            ("img_size", r.img_size.to_string()),
+            ("crop_pct", r.crop_pct.to_string()),
+            ("samples", r.samples.to_string()),
+            ("img_per_sec", format!("{:.1}", r.img_per_sec)),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    cells
 }
 
 /// The weights less the auxiliary BatchNorm layers of `--split-bn` training, which evaluation

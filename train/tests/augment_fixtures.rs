@@ -4,7 +4,7 @@
 //! case kind in `tolerance`.
 use kiln_train::augment::{
     adjust_hue, apply_op, derive_rng, eval, hflip, level_to_arg, resize, resized_crop, vflip,
-    AugHparams, Interpolation, OpName,
+    AugHparams, EvalCropMode, Interpolation, OpName,
 };
 use kiln_train::data::{decode, Image};
 use std::path::{Path, PathBuf};
@@ -71,7 +71,14 @@ fn run(f: &[&str]) -> Image {
             resized_crop(&load(f[8]), bx, us(f[5]), us(f[6]), interp(f[7]))
         }
         "eval" => {
-            let p = eval(us(f[1]), num(f[2]), interp(f[3]));
+            let p = eval(
+                us(f[1]),
+                num(f[2]),
+                EvalCropMode::Center,
+                0,
+                interp(f[3]),
+                vec![],
+            );
             p.views(load(f[4]), &mut derive_rng(&[0])).remove(0)
         }
         "op" => {

@@ -103,6 +103,7 @@ impl Tiny {
                 pool_size: [SIDE, SIDE],
                 crop_pct: 1.0,
                 test_crop_pct: None,
+                crop_mode: "center".into(),
                 interpolation: "bilinear".into(),
                 mean: [0.0; 3],
                 std: [1.0; 3],

@@ -125,7 +125,7 @@ fn keep_ratio_crops_match_timm_draw_for_draw() {
         };
         padded += (w < size || h < size) as usize;
         let (left, top) = match case["mode"].as_str().unwrap() {
-            "rkrc" => CenterCropOrPad { w: size, h: size }.offsets(w, h),
+            "rkrc" => CenterCropOrPad::reflect(size, size).offsets(w, h),
             _ => (
                 int(&case["offset"][0]) as isize,
                 int(&case["offset"][1]) as isize,
@@ -152,7 +152,7 @@ fn crop_or_pad_matches_timms_reflect_padding_exactly() {
         let img = source(case);
         let (w, h) = (int(&case["w"]) as usize, int(&case["h"]) as usize);
         let got = match case["kind"].as_str().unwrap() {
-            "center" => CenterCropOrPad { w, h }.apply(img, &mut derive_rng(&[0])),
+            "center" => CenterCropOrPad::reflect(w, h).apply(img, &mut derive_rng(&[0])),
             _ => reflect_crop(
                 &img,
                 int(&case["left"]) as isize,
@@ -318,7 +318,7 @@ fn kiln_twin(step: &Value, args: &Value) -> Option<String> {
             assert_eq!(step["padding_mode"], "reflect");
             let (w, h) = size();
             match name {
-                "CenterCropOrPad" => format!("{:?}", CenterCropOrPad { w, h }),
+                "CenterCropOrPad" => format!("{:?}", CenterCropOrPad::reflect(w, h)),
                 _ => format!("{:?}", RandomCropOrPad { w, h }),
             }
         }

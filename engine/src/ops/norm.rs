@@ -39,6 +39,24 @@ pub struct BatchNormArgs<'a> {
     pub eps: f64,
 }
 
+impl<'a> BatchNormArgs<'a> {
+    /// Training-mode BatchNorm with affine `weight` and `bias` (none: ones and zeros) on the
+    /// batch's own statistics, no running buffers, and PyTorch's defaults (momentum 0.1, eps
+    /// 1e-5). Other settings by struct update: `BatchNormArgs { training: false, ..base }`.
+    pub fn batch_stats(weight: Option<&'a Tensor>, bias: Option<&'a Tensor>) -> Self {
+        BatchNormArgs {
+            weight,
+            bias,
+            running_mean: None,
+            running_var: None,
+            num_batches_tracked: None,
+            training: true,
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+}
+
 /// A per-channel vector \[C\] for BN of `x` (in [`stat_dtype`], on x's device): the given
 /// tensor, or `default` everywhere.
 pub(super) fn channel_vec(

@@ -407,6 +407,7 @@ fn cfg(arch: &str, tag: &str, crop_pct: f64, test_crop_pct: f64) -> PretrainedCf
         pool_size: [7, 7],
         crop_pct,
         test_crop_pct: Some(test_crop_pct),
+        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
         mean: IMAGENET_DEFAULT_MEAN,
         std: IMAGENET_DEFAULT_STD,

@@ -236,6 +236,7 @@ pub(crate) fn cfg(
         pool_size: [size.div_ceil(32); 2],
         crop_pct,
         test_crop_pct: test.map(|_| 1.0),
+        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
         mean,
         std,

@@ -75,6 +75,8 @@ pub struct PretrainedCfg {
     pub crop_pct: f64,
     /// Eval crop fraction at `test_input_size`.
     pub test_crop_pct: Option<f64>,
+    /// Eval crop mode (timm's `crop_mode`): `center`, `squash` or `border`.
+    pub crop_mode: String,
     /// Resize interpolation (`bilinear`, `bicubic`).
     pub interpolation: String,
     /// Normalization mean per channel.

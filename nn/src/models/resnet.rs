@@ -563,6 +563,7 @@ fn cfg(
         pool_size: [size / 32, size / 32],
         crop_pct,
         test_crop_pct: Some(test_crop_pct),
+        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
         mean: IMAGENET_DEFAULT_MEAN,
         std: IMAGENET_DEFAULT_STD,

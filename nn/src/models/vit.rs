@@ -493,6 +493,7 @@ fn cfg(arch: &str, tag: &str, inception: bool) -> PretrainedCfg {
         pool_size: [224 / PATCH, 224 / PATCH],
         crop_pct: 0.9,
         test_crop_pct: None,
+        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
         mean,
         std,

@@ -1,4 +1,5 @@
-//! Crops: torchvision's RandomCrop with zero padding (small images) and CenterCrop.
+//! Crops: torchvision's RandomCrop with zero padding (small images), CenterCrop, and timm's
+//! TrimBorder.
 use super::{AugRng, Transform};
 use crate::data::Image;
 use rand::Rng;
@@ -48,8 +49,14 @@ impl Transform for CenterCrop {
 
 /// The `w`×`h` window at (`left`, `top`) of `img`; pixels outside it are `fill`.
 pub fn crop(img: &Image, left: isize, top: isize, w: usize, h: usize, fill: u8) -> Image {
+    crop_filled(img, left, top, w, h, &vec![fill; img.c])
+}
+
+/// [`crop`] with a fill colour per channel (`fill` has the image's channels).
+pub fn crop_filled(img: &Image, left: isize, top: isize, w: usize, h: usize, fill: &[u8]) -> Image {
     let c = img.c;
-    let mut out = vec![fill; w * h * c];
+    debug_assert_eq!(fill.len(), c, "one fill value per channel");
+    let mut out = fill.repeat(w * h);
     let x0 = left.max(0) as usize;
     let x1 = (left + w as isize).clamp(0, img.w as isize) as usize;
     if x1 <= x0 {
@@ -65,4 +72,21 @@ pub fn crop(img: &Image, left: isize, top: isize, w: usize, h: usize, fill: u8) 
         out[(y * w + dst_x) * c..][..src.len()].copy_from_slice(src);
     }
     Image::new(w, h, c, out)
+}
+
+/// timm's TrimBorder (`--crop-border-pixels`): `border` pixels cut from every edge. An image with
+/// no more than twice that along a side is left with nothing (timm's crop is then empty too), and
+/// the eval pipeline stops there, so the loader skips it with the reason.
+#[derive(Debug, Clone)]
+pub struct TrimBorder(pub usize);
+
+impl Transform for TrimBorder {
+    fn apply(&self, img: Image, _rng: &mut AugRng) -> Image {
+        let b = self.0;
+        let (w, h) = (img.w.saturating_sub(2 * b), img.h.saturating_sub(2 * b));
+        if w == 0 || h == 0 {
+            return Image::new(0, 0, img.c, Vec::new());
+        }
+        crop(&img, b as isize, b as isize, w, h, 0)
+    }
 }

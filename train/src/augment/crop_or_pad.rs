@@ -1,20 +1,29 @@
-//! timm's CenterCropOrPad and RandomCropOrPad with `padding_mode='reflect'`: a window that may
-//! reach past the image, filled by mirroring it (numpy's `pad(mode='reflect')`).
-use super::{AugRng, Transform};
+//! timm's CenterCropOrPad and RandomCropOrPad: a window that may reach past the image, filled by
+//! mirroring it (`padding_mode='reflect'`, numpy's `pad(mode='reflect')`, as the train crops pad)
+//! or with one colour (`padding_mode='constant'`, as the eval transform's `border` crop pads).
+use super::{crop_filled, AugRng, Transform};
 use crate::data::Image;
 use rand::Rng;
 
-/// Crops the centre `w`×`h`; a side shorter than its target is first reflect-padded, half the
-/// shortfall (rounded down) before and the rest after, as timm's `center_crop_or_pad`.
+/// Crops the centre `w`×`h`; a side shorter than its target is first padded, half the shortfall
+/// (rounded down) before and the rest after, as timm's `center_crop_or_pad`.
 #[derive(Debug, Clone)]
 pub struct CenterCropOrPad {
     /// Output width.
     pub w: usize,
     /// Output height.
     pub h: usize,
+    /// The padding: None mirrors the image (`reflect`), Some is a colour, one value per channel
+    /// (`constant` with timm's `fill`).
+    pub fill: Option<Vec<u8>>,
 }
 
 impl CenterCropOrPad {
+    /// A `w`×`h` centre crop whose padding mirrors the image (timm's train crops).
+    pub fn reflect(w: usize, h: usize) -> Self {
+        CenterCropOrPad { w, h, fill: None }
+    }
+
     /// The window's (left, top) in the image's coordinates (negative where it is padded).
     pub fn offsets(&self, iw: usize, ih: usize) -> (isize, isize) {
         (centre_offset(iw, self.w), centre_offset(ih, self.h))
@@ -34,7 +43,10 @@ fn centre_offset(i: usize, c: usize) -> isize {
 impl Transform for CenterCropOrPad {
     fn apply(&self, img: Image, _rng: &mut AugRng) -> Image {
         let (left, top) = self.offsets(img.w, img.h);
-        reflect_crop(&img, left, top, self.w, self.h)
+        match &self.fill {
+            None => reflect_crop(&img, left, top, self.w, self.h),
+            Some(fill) => crop_filled(&img, left, top, self.w, self.h, fill),
+        }
     }
 }
 

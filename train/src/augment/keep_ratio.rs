@@ -1,5 +1,6 @@
-//! timm's ResizeKeepRatio: resize keeping the aspect ratio so the image covers the target, with
-//! random scale and aspect changes (the first step of `--train-crop-mode rkrc` and `rkrr`).
+//! timm's ResizeKeepRatio: resize keeping the aspect ratio so the image covers (or fits) the
+//! target, with random scale and aspect changes (the first step of `--train-crop-mode rkrc` and
+//! `rkrr`; without them, of the eval `--crop-mode border`).
 use super::{resize, uniform, AugRng, Interpolation, Transform};
 use crate::data::Image;
 use rand::Rng;
@@ -29,6 +30,21 @@ pub struct ResizeKeepRatio {
 }
 
 impl ResizeKeepRatio {
+    /// A resize without random changes (timm's `ResizeKeepRatio(size, longest=longest)`, as the
+    /// eval transform's `border` crop mode builds it with `longest` 1: the whole image fits).
+    pub fn fit(size: (usize, usize), longest: f64, interp: Interpolation) -> Self {
+        ResizeKeepRatio {
+            size,
+            longest,
+            interp,
+            random_scale_prob: 0.0,
+            random_scale_range: (0.85, 1.05),
+            random_scale_area: false,
+            random_aspect_prob: 0.0,
+            random_aspect_range: (0.9, 1.11),
+        }
+    }
+
     /// The resize of timm's `transforms_imagenet_train` for crop modes rkrc and rkrr: a random
     /// area `scale` and aspect `ratio`, each applied half the time.
     pub fn train(

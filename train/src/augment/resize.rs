@@ -74,6 +74,9 @@ impl Interpolation {
 
 /// Resizes `img` to `w`×`h` (PIL's `resize`).
 pub fn resize(img: &Image, w: usize, h: usize, interp: Interpolation) -> Image {
+    if interp == Interpolation::Nearest {
+        return nearest(img, w, h);
+    }
     let pt = if img.c == 1 {
         PixelType::U8
     } else {
@@ -87,6 +90,33 @@ pub fn resize(img: &Image, w: usize, h: usize, interp: Interpolation) -> Image {
         .resize(&src, &mut dst, &opts)
         .expect("same pixel type");
     Image::new(w, h, img.c, dst.into_vec())
+}
+
+/// PIL's nearest-neighbour resize (`ImagingScaleAffine`): source column `(int)x` for `x` stepping
+/// from half a source-per-output ratio by that ratio, accumulated in f64 as PIL accumulates it
+/// (so the picks agree where a product would round the other way); rows alike.
+fn nearest(img: &Image, w: usize, h: usize) -> Image {
+    let picks = |out: usize, inp: usize| -> Vec<usize> {
+        let step = inp as f64 / out as f64;
+        let mut at = step * 0.5;
+        (0..out)
+            .map(|_| {
+                let i = (at as usize).min(inp - 1);
+                at += step;
+                i
+            })
+            .collect()
+    };
+    let (cols, rows) = (picks(w, img.w), picks(h, img.h));
+    let c = img.c;
+    let mut data = Vec::with_capacity(w * h * c);
+    for &y in &rows {
+        let row = img.row(y);
+        for &x in &cols {
+            data.extend_from_slice(&row[x * c..(x + 1) * c]);
+        }
+    }
+    Image::new(w, h, c, data)
 }
 
 /// torchvision's `resized_crop`: crop the box [left, top, bw, bh] (filter taps stay inside it, as

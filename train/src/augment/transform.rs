@@ -42,6 +42,11 @@ impl Pipeline {
     }
 }
 
+/// `steps` in order; an image left empty (a border trimmed away) goes through no further step,
+/// so the loader skips it for its size.
 fn run(steps: &[Box<dyn Transform>], img: Image, rng: &mut AugRng) -> Image {
-    steps.iter().fold(img, |img, t| t.apply(img, rng))
+    steps.iter().fold(img, |img, t| match img.data.is_empty() {
+        true => img,
+        false => t.apply(img, rng),
+    })
 }

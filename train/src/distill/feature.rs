@@ -21,10 +21,16 @@ pub struct FeatureProjection {
 }
 
 impl FeatureProjection {
-    /// A `student_dim` → `teacher_dim` projection on `device`.
-    pub fn new(student_dim: usize, teacher_dim: usize, device: Device) -> Result<Self> {
+    /// A `student_dim` → `teacher_dim` projection on `device`, in `dtype` (the student's).
+    pub fn new(
+        student_dim: usize,
+        teacher_dim: usize,
+        device: Device,
+        dtype: DType,
+    ) -> Result<Self> {
         let linear = Linear::new(student_dim, teacher_dim, true)?;
         linear.to_device(device)?;
+        linear.to_dtype(dtype)?;
         Ok(FeatureProjection { linear })
     }
 

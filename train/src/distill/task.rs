@@ -7,7 +7,7 @@ use super::{
 };
 use crate::loss::Loss;
 use crate::{Error, Result};
-use kiln_engine::{Device, Tensor};
+use kiln_engine::{Device, MemoryFormat, Tensor};
 use kiln_nn::{Model, NamedTensor};
 use std::collections::BTreeMap;
 
@@ -36,7 +36,7 @@ pub struct Distillation {
 
 impl Distillation {
     /// Distillation of `student` from `teacher` as `config` says; the teacher (and a projection)
-    /// move to the student's device. Token distillation needs a student with a distillation
+    /// move to the student's device and dtype. Token distillation needs a student with a distillation
     /// head; logit and token distillation need the teacher's classes to be the student's.
     pub fn new(config: &DistillConfig, teacher: Teacher, student: &dyn Model) -> Result<Self> {
         config.check()?;
@@ -45,6 +45,9 @@ impl Distillation {
             .first()
             .map_or(Device::Cpu, |p| p.tensor.device());
         teacher.to_device(device)?;
+        // timm's tasks move the teacher (and the projection) to the student's device and dtype.
+        let dtype = student.param_dtype();
+        teacher.model().to_dtype(dtype)?;
         check_pairing(config.kind, teacher.model(), student)?;
         let projection = match config.kind {
             DistillKind::Feature => {
@@ -55,7 +58,7 @@ impl Distillation {
                     .teacher_feature_dim
                     .unwrap_or_else(|| pre_logits_dim(teacher.model()));
                 (s != t)
-                    .then(|| FeatureProjection::new(s, t, device))
+                    .then(|| FeatureProjection::new(s, t, device, dtype))
                     .transpose()?
             }
             _ => None,
@@ -85,6 +88,11 @@ impl Distillation {
     /// The teacher.
     pub fn teacher(&self) -> &Teacher {
         &self.teacher
+    }
+
+    /// Re-lays the teacher's weights out in `format`, the layout of the student's batches.
+    pub fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.teacher.set_memory_format(format)
     }
 
     /// The student's loss on `images` against `targets`: the task loss by `criterion` plus the

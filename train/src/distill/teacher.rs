@@ -2,7 +2,7 @@
 //! re-normalized from the student's mean/std to its own.
 
 use crate::{Error, Result};
-use kiln_engine::{no_grad, Device, Tensor};
+use kiln_engine::{no_grad, Device, MemoryFormat, Tensor};
 use kiln_nn::Model;
 
 /// A teacher model and the per-channel mean/std its input is normalized with.
@@ -36,6 +36,11 @@ impl Teacher {
     /// The mean/std the teacher's input is normalized with.
     pub fn normalization(&self) -> ([f64; 3], [f64; 3]) {
         (self.mean, self.std)
+    }
+
+    /// Re-lays the teacher's 4-d weights out in `format` (the student's).
+    pub fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        Ok(self.model.set_memory_format(format)?)
     }
 
     /// Moves the teacher's weights to `device`.

@@ -5,9 +5,9 @@ use super::{
     RepeatAugSampler, Sampler, SizeSchedule,
 };
 use crate::augment::{
-    aa_transform, AugHparams, CenterCrop, ColorJitter, EraseMode, GaussianBlur, HFlip,
-    Interpolation, Mixup, MixupMode, Pipeline, RandomApply, RandomErasing, RandomGrayscale, Resize,
-    ResizeTo, TrainCropMode, Transform, VFlip, DEFAULT_CROP_PCT,
+    aa_transform, AugHparams, CenterCrop, ColorJitter, EraseMode, EvalCropMode, GaussianBlur,
+    HFlip, Interpolation, Mixup, MixupMode, Pipeline, RandomApply, RandomErasing, RandomGrayscale,
+    Resize, ResizeTo, TrainCropMode, Transform, VFlip, DEFAULT_CROP_PCT,
 };
 use crate::data::Dataset;
 use crate::setters::setters;
@@ -87,6 +87,12 @@ pub struct DataConfig {
     pub no_aug: bool,
     /// `--crop-pct`: eval crop fraction (None: 0.875).
     pub crop_pct: Option<f64>,
+    /// validate.py's `--crop-mode`: how the eval transform fits images, `center`, `squash` or
+    /// `border` (`center`).
+    pub crop_mode: String,
+    /// validate.py's `--crop-border-pixels`: pixels the eval transform first cuts from every edge
+    /// (None: none).
+    pub crop_border_pixels: Option<usize>,
     /// `--mean` (None: ImageNet's, their average for one channel).
     pub mean: Option<Vec<f32>>,
     /// `--std` (None: ImageNet's).
@@ -157,6 +163,8 @@ impl Default for DataConfig {
             aug_splits: 0,
             no_aug: false,
             crop_pct: None,
+            crop_mode: "center".into(),
+            crop_border_pixels: None,
             mean: None,
             std: None,
             interpolation: String::new(),
@@ -209,6 +217,8 @@ setters!(DataConfig {
     aug_splits: usize,
     no_aug: bool,
     crop_pct?: f64,
+    into crop_mode: String,
+    crop_border_pixels?: usize,
     mean?: Vec<f32>,
     std?: Vec<f32>,
     into interpolation: String,
@@ -327,12 +337,19 @@ impl DataConfig {
         Ok(secondary)
     }
 
-    /// timm's eval transform: shorter side to `floor(img_size / crop_pct)`, centre crop `img_size`.
+    /// timm's eval transform: `crop_border_pixels` cut from the edges, then the `crop_mode`
+    /// resize to `floor(img_size / crop_pct)` and crop to `img_size` (the `border` mode pads with
+    /// the mean colour, timm's `round(255 * mean)`).
     pub fn eval_pipeline(&self) -> Result<Pipeline> {
+        let mode: EvalCropMode = self.crop_mode.parse()?;
+        let (mean, _) = self.mean_std();
         Ok(crate::augment::eval(
             self.img_size,
             self.crop_pct.unwrap_or(DEFAULT_CROP_PCT),
+            mode,
+            self.crop_border_pixels.unwrap_or(0),
             self.eval_interp()?,
+            mean.iter().map(|&m| border_fill(m)).collect(),
         ))
     }
 
@@ -571,4 +588,12 @@ impl DataConfig {
         SizeSchedule::from_config(self, Some(epochs))?;
         Ok(())
     }
+}
+
+/// timm's `border` padding level of a channel, `round(255 * mean)` in Python's float64 with ties
+/// to even, of the decimal the f32 `mean` was written as (its shortest form: 0.3, not
+/// 0.30000001, whose 255-fold rounds the other way).
+fn border_fill(mean: f32) -> u8 {
+    let decimal: f64 = mean.to_string().parse().unwrap_or(f64::from(mean));
+    (255.0 * decimal).round_ties_even().clamp(0.0, 255.0) as u8
 }

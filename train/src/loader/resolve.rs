@@ -16,7 +16,7 @@
 //! ```
 
 use super::DataConfig;
-use crate::augment::DEFAULT_CROP_PCT;
+use crate::augment::{DEFAULT_CROP_MODE, DEFAULT_CROP_PCT};
 use crate::{Error, Result};
 use kiln_nn::PretrainedCfg;
 
@@ -37,6 +37,8 @@ pub struct DataFlags {
     pub std: Option<Vec<f32>>,
     /// `--crop-pct`: eval crop fraction (0, like timm's falsy value, counts as not given).
     pub crop_pct: Option<f64>,
+    /// `--crop-mode`: eval crop mode (empty counts as not given, as timm's falsy value).
+    pub crop_mode: Option<String>,
 }
 
 /// The data settings `resolve_data_config` settles on.
@@ -54,6 +56,8 @@ pub struct ResolvedData {
     pub std: Vec<f32>,
     /// Eval crop fraction.
     pub crop_pct: f64,
+    /// Eval crop mode: `center`, `squash` or `border`.
+    pub crop_mode: String,
 }
 
 impl ResolvedData {
@@ -66,6 +70,7 @@ impl ResolvedData {
             mean: Some(self.mean.clone()),
             std: Some(self.std.clone()),
             crop_pct: Some(self.crop_pct),
+            crop_mode: self.crop_mode.clone(),
             ..DataConfig::default()
         }
     }
@@ -78,7 +83,8 @@ impl ResolvedData {
 /// - interpolation: the flag when not empty, else the cfg's, else bicubic;
 /// - mean and std: the flags (one value repeated per channel), else the cfg's;
 /// - crop fraction: the flag when not 0, else the cfg's test crop (with `use_test_size`), else its
-///   crop, else 0.875.
+///   crop, else 0.875;
+/// - crop mode: the flag when not empty, else the cfg's when not empty, else `center`.
 ///
 /// The channels come from `--input-size`, else `--in-chans`, else 3, never from the cfg's input
 /// size: timm would take the cfg's 3 there and read a 1-channel model's data as RGB. For one
@@ -121,6 +127,12 @@ pub fn resolve_data_config(
         .or(test_crop)
         .or((cfg.crop_pct != 0.0).then_some(cfg.crop_pct))
         .unwrap_or(DEFAULT_CROP_PCT);
+    let crop_mode = [flags.crop_mode.as_deref(), Some(cfg.crop_mode.as_str())]
+        .into_iter()
+        .flatten()
+        .find(|m| !m.is_empty())
+        .unwrap_or(DEFAULT_CROP_MODE)
+        .to_string();
     Ok(ResolvedData {
         in_chans,
         img_size: h,
@@ -128,6 +140,7 @@ pub fn resolve_data_config(
         mean: per_channel("--mean", flags.mean.as_deref(), cfg.mean, in_chans)?,
         std: per_channel("--std", flags.std.as_deref(), cfg.std, in_chans)?,
         crop_pct,
+        crop_mode,
     })
 }
 

@@ -62,6 +62,7 @@ pub struct TrainerBuilder {
     config: TrainConfig,
     eval: EvalOptions,
     callbacks: Vec<Box<dyn Callback>>,
+    memory_format: Option<MemoryFormat>,
 }
 
 impl Trainer {
@@ -82,6 +83,7 @@ impl Trainer {
             config: TrainConfig::default(),
             eval: EvalOptions::default(),
             callbacks: Vec::new(),
+            memory_format: None,
         }
     }
 }
@@ -189,12 +191,31 @@ impl TrainerBuilder {
         self
     }
 
-    /// The Trainer, at epoch 0 with the callbacks added.
-    pub fn build(self) -> Result<Trainer> {
+    /// Lays the model's (and a distillation teacher's) weights and the batches out in `format`
+    /// instead of the device's preferred format ([`Device::preferred_memory_format`]:
+    /// channels-last on the CPU, the model's own on CUDA).
+    #[must_use]
+    pub fn memory_format(mut self, format: MemoryFormat) -> Self {
+        self.memory_format = Some(format);
+        self
+    }
+
+    /// The Trainer, at epoch 0 with the callbacks added. The model's weights are re-laid out in
+    /// the chosen memory format here, before the optimizer takes them.
+    pub fn build(mut self) -> Result<Trainer> {
         let (rank, world) = match &self.config.dist {
             Some((comm, _)) => (comm.rank(), comm.world_size()),
             None => (0, 1),
         };
+        let (device, _) = device_and_layout(self.model.as_ref());
+        let format = (self.memory_format.or(device.preferred_memory_format()))
+            .unwrap_or(self.model.weights_memory_format());
+        if format != self.model.weights_memory_format() {
+            self.model.set_memory_format(format)?;
+        }
+        if let Some(d) = &mut self.distill {
+            d.set_memory_format(format)?;
+        }
         let (device, layout) = device_and_layout(self.model.as_ref());
         // A progressive size schedule moves over the run's epochs unless told otherwise.
         let data = &DataConfig {
@@ -275,13 +296,9 @@ impl TrainerBuilder {
 fn device_and_layout(model: &dyn Model) -> (Device, Layout) {
     let params = model.named_parameters();
     let device = params.first().map_or(Device::Cpu, |p| p.tensor.device());
-    let channels_last = params.iter().any(|p| {
-        p.tensor.shape().len() == 4 && p.tensor.memory_format() == Some(MemoryFormat::ChannelsLast)
-    });
-    let layout = if channels_last {
-        Layout::Nhwc
-    } else {
-        Layout::Nchw
+    let layout = match model.weights_memory_format() {
+        MemoryFormat::ChannelsLast => Layout::Nhwc,
+        MemoryFormat::Contiguous => Layout::Nchw,
     };
     (device, layout)
 }

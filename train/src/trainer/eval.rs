@@ -42,7 +42,15 @@ pub struct EvalOptions {
     pub suffix: String,
     /// No log lines (the ranks other than 0 of a data-parallel run).
     pub quiet: bool,
+    /// validate.py's `--valid-labels`: the logits kept, these classes' in this order (the
+    /// data's class i scored against the model's class `valid_labels[i]`), before the loss and
+    /// accuracy (None: all).
+    pub valid_labels: Option<Vec<usize>>,
 }
+
+/// What sees each batch's scores besides the loss and accuracy: the logits (one row per image
+/// scored, after `valid_labels`), the images' labels and their source files, in loader order.
+pub type Observer<'a> = dyn FnMut(&Tensor, &[usize], &[String]) -> Result<()> + 'a;
 
 /// Evaluates `model` on every batch of `loader` (timm's `validate`).
 pub fn validate(
@@ -50,6 +58,18 @@ pub fn validate(
     loader: &mut Loader,
     stages: &BatchStages,
     opts: &EvalOptions,
+) -> Result<EvalStats> {
+    validate_observed(model, loader, stages, opts, &mut |_, _, _| Ok(()))
+}
+
+/// [`validate`], handing each batch's scores to `observe` (validate.py's ImageNet ReaL labels and
+/// averaged precision and recall read them).
+pub fn validate_observed(
+    model: &mut dyn Model,
+    loader: &mut Loader,
+    stages: &BatchStages,
+    opts: &EvalOptions,
+    observe: &mut Observer,
 ) -> Result<EvalStats> {
     model.set_training(false);
     let _guard = no_grad();
@@ -81,11 +101,24 @@ pub fn validate(
                 logits
             }
         };
-        let (logits, targets, labels) = match opts.reduce_factor {
-            f if f > 1 && b.labels.len() >= f => reduce_groups(&logits, &b.labels, f)?,
-            f if f > 1 => continue,
-            _ => (logits, b.targets, b.labels),
+        let logits = match &opts.valid_labels {
+            Some(classes) => select_classes(&logits, classes)?,
+            None => logits,
         };
+        let grouped: Vec<String>;
+        let (logits, targets, labels, files) = match opts.reduce_factor {
+            f if f > 1 && b.labels.len() >= f => {
+                let (logits, targets, labels) = reduce_groups(&logits, &b.labels, f)?;
+                grouped = (batch.filenames.iter().step_by(f))
+                    .take(labels.len())
+                    .cloned()
+                    .collect();
+                (logits, targets, labels, &grouped[..])
+            }
+            f if f > 1 => continue,
+            _ => (logits, b.targets, b.labels, &batch.filenames[..]),
+        };
+        observe(&logits, &labels, files)?;
         let loss = logits.cross_entropy(&targets, 0.0)?.item()?;
         let k5 = 5.min(logits.shape()[1]);
         let acc = accuracy(&logits, &labels, &[1, k5])?;
@@ -141,6 +174,22 @@ fn reduce_groups(
     Ok((logits, targets, labels))
 }
 
+/// The columns `classes` of `logits` [N, K], in that order (timm's `output[:, valid_labels]`),
+/// cut as runs of consecutive classes.
+fn select_classes(logits: &Tensor, classes: &[usize]) -> Result<Tensor> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &c in classes {
+        match runs.last_mut() {
+            Some((start, len)) if *start + *len == c => *len += 1,
+            _ => runs.push((c, 1)),
+        }
+    }
+    let parts = (runs.iter())
+        .map(|&(start, len)| logits.narrow(1, start, len))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Tensor::cat(&parts, 1)?)
+}
+
 /// The validation side of a run: its loader and stages, run on any model (the model or its EMA).
 pub struct Evaluator {
     /// The validation loader.
@@ -164,8 +213,19 @@ impl Evaluator {
 
 #[cfg(test)]
 mod tests {
-    use super::reduce_groups;
+    use super::{reduce_groups, select_classes};
     use kiln_engine::Tensor;
+
+    #[test]
+    fn valid_labels_pick_columns_in_their_order() {
+        let logits = Tensor::from_vec((0..12).map(|v| v as f32).collect(), &[2, 6]).unwrap();
+        let got = select_classes(&logits, &[4, 5, 0, 2, 3]).unwrap();
+        assert_eq!(got.shape(), &[2, 5]);
+        assert_eq!(
+            got.to_vec_f32().unwrap(),
+            vec![4.0, 5.0, 0.0, 2.0, 3.0, 10.0, 11.0, 6.0, 8.0, 9.0]
+        );
+    }
 
     #[test]
     fn groups_of_consecutive_logits_are_averaged_and_scored_by_their_first_label() {

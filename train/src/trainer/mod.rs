@@ -23,7 +23,7 @@ mod step;
 pub use batch::{BatchStages, TensorBatch};
 pub use builder::TrainerBuilder;
 pub use callback::{Callback, CallbackState, Context};
-pub use eval::{validate, EvalOptions, EvalStats, Evaluator};
+pub use eval::{validate, validate_observed, EvalOptions, EvalStats, Evaluator, Observer};
 pub use fit::{TrainConfig, Trainer, TrainerParts};
 pub use graph::{CudaGraphMode, CudaGraphStats, WARMUP as CUDA_GRAPH_WARMUP};
 pub use nonfinite::{NanPolicy, NonFinite};

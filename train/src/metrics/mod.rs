@@ -1,4 +1,11 @@
-//! Running averages, top-k accuracy, and timm's number formats for log lines.
+//! Running averages, top-k accuracy, ImageNet ReaL accuracy, averaged precision, recall and F1,
+//! and timm's number formats for log lines.
+
+mod averaged;
+mod real_labels;
+
+pub use averaged::{ClassScores, MetricsAvg};
+pub use real_labels::RealLabels;
 
 use crate::Result;
 use kiln_engine::Tensor;
