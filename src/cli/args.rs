@@ -731,6 +731,10 @@ pub struct ValidateArgs {
     /// Run in channels-last memory order.
     #[arg(long)]
     pub channels_last: bool,
+    /// Test-time pooling: above the model's pretrained input size, its classifier runs on every
+    /// window of its trained pooling size, averaged with the maximum (crop 1).
+    #[arg(long)]
+    pub test_pool: bool,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
