@@ -303,3 +303,48 @@ fn test_pool_replaces_the_head_only_above_the_trained_size() {
 fn root_ck() -> PathBuf {
     root().join("tests/fixtures/pth/last.pth.tar")
 }
+
+/// `--fast-norm` and `--reparam` change nothing in kiln (nor in timm for these models) and say so
+/// in one line each; `--retry` (which steps the batch down only on running out of device memory),
+/// `--num-gpu 1` and `--naflex-max-seq-len` without `--naflex-loader` change nothing either:
+/// the results are the plain run's.
+#[test]
+fn noted_and_inert_flags_leave_the_results_unchanged() {
+    let data = path(&fixtures().join("data"));
+    let run_logged = |extra: &[&str]| -> (Value, String) {
+        let mut args = vec![
+            "validate".to_string(),
+            data.clone(),
+            "-b".into(),
+            "16".into(),
+        ];
+        args.extend(checkpoint(&[&["--img-size", "32"], extra].concat()));
+        let log = common::kiln_ok(&args);
+        let line = log.lines().skip_while(|l| *l != "--result").nth(1).unwrap();
+        (serde_json::from_str(line).unwrap(), log)
+    };
+    let (plain, _) = run_logged(&[]);
+    let extra = [
+        "--fast-norm",
+        "--reparam",
+        "--retry",
+        "--num-gpu",
+        "1",
+        "--naflex-max-seq-len",
+        "256",
+    ];
+    let (row, log) = run_logged(&extra);
+    for k in ["top1", "top5", "loss", "samples"] {
+        assert_eq!(row[k], plain[k], "{k}");
+    }
+    let notes: Vec<&str> = log.lines().filter(|l| l.starts_with("--")).collect();
+    assert_eq!(notes.len(), 3, "two notes and the --result marker:\n{log}");
+    assert!(
+        notes[0].starts_with("--fast-norm: kiln's LayerNorm"),
+        "{log}"
+    );
+    assert!(
+        notes[1].starts_with("--reparam: timm's reparameterize_model"),
+        "{log}"
+    );
+}

@@ -3,8 +3,11 @@
 use super::args::ValidateArgs;
 use super::model_flags::apply_model_kwargs;
 use super::pretrained::start_from;
+use super::retry::with_retry;
 use super::setup::{data_cfg, embedded_data, layout, open_device, print_data_config, DataRoot};
-use super::unsupported::{check_input_img_mode, check_supported, VALIDATE_REFUSED};
+use super::unsupported::{
+    check_input_img_mode, check_supported, notes, VALIDATE_NOTED, VALIDATE_REFUSED,
+};
 use super::validate_scores::{valid_labels, Metrics, Scores};
 use kiln_nn::layers::TestTimePoolHead;
 use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
@@ -49,6 +52,9 @@ fn flag(flag: &str, msg: impl Into<String>) -> Error {
 /// result line for each, and the results file if asked.
 pub fn validate(a: ValidateArgs) -> Result<()> {
     check_supported(&a, VALIDATE_REFUSED)?;
+    notes(&a, VALIDATE_NOTED)
+        .iter()
+        .for_each(|n| println!("{n}"));
     // timm's validate.py: utils.random_seed(args.seed).
     kiln_engine::manual_seed(a.seed);
     if a.tta > 2 {
@@ -76,11 +82,21 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     let paths = expand(&a.checkpoint)?;
     // timm's validate.py: `args.pretrained = args.pretrained or not args.checkpoint`; a
     // checkpoint's weights replace the pretrained ones, so those are read only without one.
+    let one = |path: Option<&Path>| match a.retry {
+        true => with_retry(a.batch_size, |batch_size| {
+            let a = ValidateArgs {
+                batch_size,
+                ..a.clone()
+            };
+            validate_one(&a, path, amp)
+        }),
+        false => validate_one(&a, path, amp),
+    };
     if paths.is_empty() {
-        rows.push(validate_one(&a, None, amp)?);
+        rows.push(one(None)?);
     }
     for path in paths {
-        rows.push(validate_one(&a, Some(&path), amp)?);
+        rows.push(one(Some(&path))?);
     }
     if let Some(file) = &a.results_file {
         write_results(file, &a.results_format, &rows)?;
