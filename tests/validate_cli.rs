@@ -187,11 +187,11 @@ fn takes_validate_pys_option_names() {
     std::fs::remove_dir_all(&data).ok();
 }
 
-/// validate.py's options that need Python or the network are refused with one line naming the
-/// flag and the reason.
+/// validate.py's options that need Python or the network, several GPUs or NaFlex models are
+/// refused with one line naming the flag and the reason.
 #[test]
 fn refuses_validate_pys_python_and_network_options_in_one_line() {
-    let cases: [&[&str]; 11] = [
+    let cases: [&[&str]; 13] = [
         &["--dataset", "hfds/imagenet-1k"],
         &["--num-samples", "100"],
         &["--dataset-download"],
@@ -203,6 +203,8 @@ fn refuses_validate_pys_python_and_network_options_in_one_line() {
         &["--torchcompile"],
         &["--aot-autograd"],
         &["--fuser", "te"],
+        &["--num-gpu", "2"],
+        &["--naflex-loader"],
     ];
     for case in cases {
         let args = [&["validate", "/no/such/data"][..], case].concat();

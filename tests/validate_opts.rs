@@ -42,7 +42,7 @@ fn kiln() -> Command {
 /// validate.py's flags for timm's 4-class checkpoint (at 32x32, as validate_row runs), then
 /// `extra`.
 fn checkpoint(extra: &[&str]) -> Vec<String> {
-    let ck = root().join("tests/fixtures/pth/last.pth.tar");
+    let ck = root_ck();
     let mut args: Vec<String> = ["--model", "mobilenetv3_small_050", "--num-classes", "4"]
         .map(String::from)
         .into();
@@ -227,5 +227,124 @@ fn label_files_that_do_not_fit_are_named() {
     assert!(
         e.starts_with("error: --crop-mode: ") && e.contains("letterbox"),
         "{e}"
+    );
+}
+
+/// `--test-pool` above the model's pretrained input size (resnet18: 224) swaps in timm's
+/// TestTimePoolHead (its numbers: nn/tests/test_time_pool.rs) and validates at crop 1, as
+/// validate.py; at or below that size it changes nothing. timm's head cannot take a MobileNetV3
+/// (its classifier reads conv_head, not the feature map): kiln refuses it in one line.
+#[test]
+fn test_pool_replaces_the_head_only_above_the_trained_size() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    common::write_image_folder(&data, 3, 4, 48, 40);
+    let out = root.path().join("runs");
+    common::train(
+        &data,
+        &out,
+        "ttp",
+        &["--img-size", "32", "--epochs", "1", "-b", "4"],
+    );
+    let last = path(&out.join("ttp/last.safetensors"));
+    let rows = |size: &str, extra: &[&str]| -> (Value, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("r.json");
+        let mut args = vec![
+            "validate",
+            data.to_str().unwrap(),
+            "--checkpoint",
+            &last,
+            "--img-size",
+            size,
+            "-b",
+            "12",
+            "--results-file",
+            results.to_str().unwrap(),
+            "--results-format",
+            "json",
+        ];
+        args.extend(extra);
+        let log = common::kiln_ok(&args);
+        let rows: Value =
+            serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+        (rows[0].clone(), log)
+    };
+    let (pooled, log) = rows("232", &["--test-pool"]);
+    assert!(
+        log.contains(
+            "Target input size (232, 232) > pretrained default (224, 224), using test time pooling"
+        ),
+        "{log}"
+    );
+    assert_eq!(pooled["crop_pct"], 1.0);
+    let (plain, _) = rows("232", &["--crop-pct", "1.0"]);
+    assert_ne!(pooled["loss"], plain["loss"], "the head is replaced");
+    let (at_224, log) = rows("224", &["--test-pool"]);
+    assert!(!log.contains("test time pooling"), "{log}");
+    assert_eq!(at_224["loss"], rows("224", &[]).0["loss"]);
+    let ck = path(&root_ck());
+    let e = fails(&[
+        path(&fixtures().join("data")),
+        "--checkpoint".into(),
+        ck,
+        "--num-classes".into(),
+        "4".into(),
+        "--img-size".into(),
+        "256".into(),
+        "--test-pool".into(),
+    ]);
+    assert!(
+        e.starts_with("error: --test-pool: ") && e.contains("1024 features"),
+        "{e}"
+    );
+}
+
+fn root_ck() -> PathBuf {
+    root().join("tests/fixtures/pth/last.pth.tar")
+}
+
+/// `--fast-norm` and `--reparam` change nothing in kiln (nor in timm for these models) and say so
+/// in one line each; `--retry` (which steps the batch down only on running out of device memory),
+/// `--num-gpu 1` and `--naflex-max-seq-len` without `--naflex-loader` change nothing either:
+/// the results are the plain run's.
+#[test]
+fn noted_and_inert_flags_leave_the_results_unchanged() {
+    let data = path(&fixtures().join("data"));
+    let run_logged = |extra: &[&str]| -> (Value, String) {
+        let mut args = vec![
+            "validate".to_string(),
+            data.clone(),
+            "-b".into(),
+            "16".into(),
+        ];
+        args.extend(checkpoint(&[&["--img-size", "32"], extra].concat()));
+        let log = common::kiln_ok(&args);
+        let line = log.lines().skip_while(|l| *l != "--result").nth(1).unwrap();
+        (serde_json::from_str(line).unwrap(), log)
+    };
+    let (plain, _) = run_logged(&[]);
+    let extra = [
+        "--fast-norm",
+        "--reparam",
+        "--retry",
+        "--num-gpu",
+        "1",
+        "--naflex-max-seq-len",
+        "256",
+    ];
+    let (row, log) = run_logged(&extra);
+    for k in ["top1", "top5", "loss", "samples"] {
+        assert_eq!(row[k], plain[k], "{k}");
+    }
+    let notes: Vec<&str> = log.lines().filter(|l| l.starts_with("--")).collect();
+    assert_eq!(notes.len(), 3, "two notes and the --result marker:\n{log}");
+    assert!(
+        notes[0].starts_with("--fast-norm: kiln's LayerNorm"),
+        "{log}"
+    );
+    assert!(
+        notes[1].starts_with("--reparam: timm's reparameterize_model"),
+        "{log}"
     );
 }

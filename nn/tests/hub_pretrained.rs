@@ -223,3 +223,24 @@ fn names_without_weights_or_config_are_refused() {
         "{err}"
     );
 }
+
+/// The pretrained cfg's `crop_mode` (validate.py's default `--crop-mode`) is read from a
+/// config.json, and is timm's `center` where it has none.
+#[test]
+fn a_configs_crop_mode_is_read_and_defaults_to_center() {
+    let fixture = Path::new(&local_dir()["local-dir:".len()..]).join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("local-dir:{}", dir.path().display());
+    for (mode, want) in [(Some("squash"), "squash"), (None, "center")] {
+        let pcfg = config["pretrained_cfg"].as_object_mut().unwrap();
+        match mode {
+            Some(m) => pcfg.insert("crop_mode".into(), m.into()),
+            None => pcfg.remove("crop_mode"),
+        };
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let spec = ModelSpec::resolve_in(&name, &HubCache::at("/nonexistent")).unwrap();
+        assert_eq!(spec.cfg.crop_mode, want);
+    }
+}

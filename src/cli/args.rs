@@ -642,6 +642,25 @@ pub struct ValidateArgs {
     /// TorchScript fuser (refused).
     #[arg(long, default_value = "")]
     pub fuser: String,
+    /// timm's experimental fast-norm kernels (kiln: no effect, noted; its norms are always fused).
+    #[arg(long)]
+    pub fast_norm: bool,
+    /// Reparameterize the model's branches (kiln: no effect, noted; its models have none).
+    #[arg(long)]
+    pub reparam: bool,
+    /// GPUs for DataParallel (kiln: one; more is refused with what to use instead).
+    #[arg(long, default_value_t = 1)]
+    pub num_gpu: usize,
+    /// On a device out-of-memory error, retry with the batch size stepped down as timm's
+    /// decay_batch_step (256, 192, 128, 96, ...); other errors stop at once.
+    #[arg(long)]
+    pub retry: bool,
+    /// NaFlex loader (refused: kiln has no NaFlexVit models).
+    #[arg(long)]
+    pub naflex_loader: bool,
+    /// NaFlex sequence length (no effect without --naflex-loader, as in timm).
+    #[arg(long, default_value_t = 576)]
+    pub naflex_max_seq_len: usize,
     /// Checkpoints or state dicts to evaluate (repeat the flag, or name a run folder for all its
     /// checkpoints); without one, the model's pretrained weights (as --pretrained).
     #[arg(long, num_args = 1..)]
@@ -731,6 +750,10 @@ pub struct ValidateArgs {
     /// Run in channels-last memory order.
     #[arg(long)]
     pub channels_last: bool,
+    /// Test-time pooling: above the model's pretrained input size, its classifier runs on every
+    /// window of its trained pooling size, averaged with the maximum (crop 1).
+    #[arg(long)]
+    pub test_pool: bool,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,

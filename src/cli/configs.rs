@@ -5,6 +5,7 @@
 
 use super::args::TrainArgs;
 use kiln_engine::DType;
+use kiln_train::augment::DEFAULT_CROP_MODE;
 use kiln_train::distill::{DistillConfig, DistillKind, TokenTarget};
 use kiln_train::loader::{DataConfig, DataFlags, ResolvedData};
 use kiln_train::loss::LossConfig;
@@ -205,7 +206,7 @@ pub fn data_flags(a: &TrainArgs, in_chans: usize) -> DataFlags {
 
 /// The data flags over the `resolved` size, interpolation, normalization and crop (training's
 /// interpolation is the resolved one under `--no-aug` or when `--train-interpolation` is empty,
-/// as in timm's train.py); `small_images` picks the pad-and-crop pipeline of IDX data. The
+/// and evaluation center-crops, as in timm's train.py); `small_images` picks the pad-and-crop pipeline of IDX data. The
 /// scheduled-resolution flags come along.
 pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -> DataConfig {
     let train_interpolation = if a.no_aug || a.train_interpolation.is_empty() {
@@ -248,6 +249,8 @@ pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -
         seed: a.seed,
         aug_repeats: a.aug_repeats as usize,
         small_images,
+        // train.py's eval loader takes no crop mode: it center-crops whatever the model's is.
+        crop_mode: DEFAULT_CROP_MODE.into(),
         ..resolved.data_config()
     };
     size_schedule_flags(a, cfg)

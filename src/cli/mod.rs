@@ -13,6 +13,7 @@ mod logger;
 mod model_flags;
 mod plot;
 mod pretrained;
+mod retry;
 mod run_dir;
 mod schedule;
 mod setup;

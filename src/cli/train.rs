@@ -13,7 +13,7 @@ use super::setup::{
     data_cfg, embedded_data, note_cpu_layout, open_device, print_data_config, DataRoot,
 };
 use super::teacher;
-use super::unsupported::{check_input_img_mode, check_supported, notes, REFUSED};
+use super::unsupported::{check_input_img_mode, check_supported, notes, NOTED, REFUSED};
 use kiln_engine::{DType, Device, MemoryFormat};
 use kiln_nn::layers::convert_splitbn_model;
 use kiln_nn::{load_state_dict, load_weights, Model, ModelArgs, ModelSpec};
@@ -144,7 +144,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
     let (rank, world) = (comm.rank(), comm.world_size());
     if rank == 0 {
-        notes(&a).iter().for_each(|n| println!("{n}"));
+        notes(&a, NOTED).iter().for_each(|n| println!("{n}"));
     }
     // timm's random_seed(seed, rank): each rank draws its own dropout and drop-path masks.
     seed_rank(&comm, a.seed);

@@ -1,9 +1,9 @@
-//! The flags of timm's `train.py` that kiln parses but cannot honour. Each is refused, only when
-//! set away from timm's default, with one line saying why and what to use instead. A few others
-//! change nothing in timm's train.py either, or name a mechanism kiln replaces: those are accepted
-//! with a one-line note ([`NOTED`]). Flags that only qualify a refused one (`--wandb-project`
-//! under `--log-wandb`, `--naflex-*` under `--naflex-loader`) are accepted and, as in timm
-//! without their main flag, have no effect.
+//! The flags of timm's `train.py` and `validate.py` that kiln parses but cannot honour. Each is
+//! refused, only when set away from timm's default, with one line saying why and what to use
+//! instead. A few others change nothing in timm either, or name a mechanism kiln replaces: those
+//! are accepted with a one-line note ([`NOTED`], [`VALIDATE_NOTED`]). Flags that only qualify a
+//! refused one (`--wandb-project` under `--log-wandb`, `--naflex-*` under `--naflex-loader`) are
+//! accepted and, as in timm without their main flag, have no effect.
 
 use super::args::{TrainArgs, ValidateArgs};
 use kiln_train::{Error, Result};
@@ -23,6 +23,8 @@ const NO_JIT: &str =
     "kiln is compiled Rust with handwritten kernels; there is no graph for torch.compile";
 const NO_SCRIPT: &str =
     "kiln is compiled Rust with handwritten kernels; there is no Python model to script";
+const NO_NAFLEX: &str = "NaFlex feeds variable-resolution patch sequences to NaFlexVit models, which kiln does not have; its ViTs run at one --img-size";
+const FAST_NORM: &str = "kiln's LayerNorm, GroupNorm and BatchNorm always run on its fused kernels with f32 statistics; there is no slower path to switch from";
 
 /// Every refused flag of `kiln validate`, in validate.py's argument order.
 pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
@@ -80,6 +82,16 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
         flag: "--fuser",
         is_set: |a| !a.fuser.is_empty(),
         reason: "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT",
+    },
+    Refusal {
+        flag: "--num-gpu",
+        is_set: |a| a.num_gpu > 1,
+        reason: "kiln validate runs on one device (--device cuda:N); for several GPUs start one kiln validate per GPU (say, a checkpoint each), or validate while training, which kiln train --device cuda:0,1,... spreads over its ranks",
+    },
+    Refusal {
+        flag: "--naflex-loader",
+        is_set: |a| a.naflex_loader,
+        reason: NO_NAFLEX,
     },
 ];
 
@@ -153,26 +165,41 @@ pub const REFUSED: &[Refusal<TrainArgs>] = &[
     Refusal {
         flag: "--naflex-loader",
         is_set: |a| a.naflex_loader,
-        reason: "NaFlex feeds variable-length patch sequences to ViT-family models; kiln's ViTs train at one --img-size",
+        reason: NO_NAFLEX,
     },
 ];
 
-/// A flag accepted with a note: set, it changes nothing, and kiln says why once.
-pub struct Note {
+/// A flag of a command whose arguments are `A` accepted with a note: set, it changes nothing,
+/// and kiln says why once.
+pub struct Note<A> {
     /// The flag as timm spells it.
     pub flag: &'static str,
     /// Whether `args` set the flag away from timm's default.
-    pub is_set: fn(&TrainArgs) -> bool,
+    pub is_set: fn(&A) -> bool,
     /// What kiln does instead.
     pub note: &'static str,
 }
 
-/// Every flag accepted with a note, in timm's argument order.
-pub const NOTED: &[Note] = &[
+/// Every flag of `kiln validate` accepted with a note, in validate.py's argument order.
+pub const VALIDATE_NOTED: &[Note<ValidateArgs>] = &[
     Note {
         flag: "--fast-norm",
         is_set: |a| a.fast_norm,
-        note: "kiln's LayerNorm, GroupNorm and BatchNorm always run on its fused kernels with f32 statistics; there is no slower path to switch from",
+        note: FAST_NORM,
+    },
+    Note {
+        flag: "--reparam",
+        is_set: |a| a.reparam,
+        note: "timm's reparameterize_model fuses the branches of RepVGG-, MobileOne- and FastViT-style blocks; kiln's models (as timm's same models) have none, so the model is evaluated as it is",
+    },
+];
+
+/// Every flag of `kiln train` accepted with a note, in timm's argument order.
+pub const NOTED: &[Note<TrainArgs>] = &[
+    Note {
+        flag: "--fast-norm",
+        is_set: |a| a.fast_norm,
+        note: FAST_NORM,
     },
     Note {
         flag: "--epoch-repeats",
@@ -191,9 +218,9 @@ pub const NOTED: &[Note] = &[
     },
 ];
 
-/// The note of each flag of [`NOTED`] the user set, as `--flag: note`.
-pub fn notes(a: &TrainArgs) -> Vec<String> {
-    NOTED
+/// The note of each flag of `table` the user set, as `--flag: note`.
+pub fn notes<A>(a: &A, table: &[Note<A>]) -> Vec<String> {
+    table
         .iter()
         .filter(|n| (n.is_set)(a))
         .map(|n| format!("{}: {}", n.flag, n.note))
@@ -265,10 +292,18 @@ mod tests {
 
     #[test]
     fn noted_flags_are_quiet_by_default_and_one_line_each() {
-        assert!(notes(&TrainArgs::default()).is_empty());
+        assert!(notes(&TrainArgs::default(), NOTED).is_empty());
         for n in NOTED {
             assert!(!n.note.contains('\n'), "{}", n.flag);
             assert!(REFUSED.iter().all(|r| r.flag != n.flag), "{}", n.flag);
+        }
+        for n in VALIDATE_NOTED {
+            assert!(!n.note.contains('\n'), "{}", n.flag);
+            assert!(
+                VALIDATE_REFUSED.iter().all(|r| r.flag != n.flag),
+                "{}",
+                n.flag
+            );
         }
     }
 

@@ -3,12 +3,16 @@
 use super::args::ValidateArgs;
 use super::model_flags::apply_model_kwargs;
 use super::pretrained::start_from;
+use super::retry::with_retry;
 use super::setup::{
     data_cfg, embedded_data, layout, note_cpu_layout, open_device, print_data_config, DataRoot,
 };
-use super::unsupported::{check_input_img_mode, check_supported, VALIDATE_REFUSED};
+use super::unsupported::{
+    check_input_img_mode, check_supported, notes, VALIDATE_NOTED, VALIDATE_REFUSED,
+};
 use super::validate_scores::{valid_labels, Metrics, Scores};
 use kiln_engine::MemoryFormat;
+use kiln_nn::layers::TestTimePoolHead;
 use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::augment::EvalCropMode;
@@ -51,6 +55,9 @@ fn flag(flag: &str, msg: impl Into<String>) -> Error {
 /// result line for each, and the results file if asked.
 pub fn validate(a: ValidateArgs) -> Result<()> {
     check_supported(&a, VALIDATE_REFUSED)?;
+    notes(&a, VALIDATE_NOTED)
+        .iter()
+        .for_each(|n| println!("{n}"));
     // timm's validate.py: utils.random_seed(args.seed).
     kiln_engine::manual_seed(a.seed);
     if a.tta > 2 {
@@ -78,11 +85,21 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     let paths = expand(&a.checkpoint)?;
     // timm's validate.py: `args.pretrained = args.pretrained or not args.checkpoint`; a
     // checkpoint's weights replace the pretrained ones, so those are read only without one.
+    let one = |path: Option<&Path>| match a.retry {
+        true => with_retry(a.batch_size, |batch_size| {
+            let a = ValidateArgs {
+                batch_size,
+                ..a.clone()
+            };
+            validate_one(&a, path, amp, dtype)
+        }),
+        false => validate_one(&a, path, amp, dtype),
+    };
     if paths.is_empty() {
-        rows.push(validate_one(&a, None, amp, dtype)?);
+        rows.push(one(None)?);
     }
     for path in paths {
-        rows.push(validate_one(&a, Some(&path), amp, dtype)?);
+        rows.push(one(Some(&path))?);
     }
     if let Some(file) = &a.results_file {
         write_results(file, &a.results_format, &rows)?;
@@ -176,9 +193,20 @@ fn validate_one(
     let model_cfg = data_cfg(model.pretrained_cfg(), native);
     let resolved = resolve_data_config(&flags, &model_cfg, !a.use_train_size)?;
     print_data_config(&resolved);
-    let (img_size, crop_pct) = (resolved.img_size, resolved.crop_pct);
+    let img_size = resolved.img_size;
+    let (mut model, test_time_pool) = match a.test_pool {
+        true => apply_test_time_pool(model, img_size)?,
+        false => (model, false),
+    };
+    // validate.py: `crop_pct = 1.0 if test_time_pool else data_config['crop_pct']`.
+    let crop_pct = if test_time_pool {
+        1.0
+    } else {
+        resolved.crop_pct
+    };
     let cfg = DataConfig {
         workers: a.workers,
+        crop_pct: Some(crop_pct),
         crop_border_pixels: a.crop_border_pixels,
         ..resolved.data_config()
     };
@@ -236,6 +264,24 @@ fn validate_one(
     let json = serde_json::to_string(&row).map_err(|e| flag("--results-file", e.to_string()))?;
     println!("--result\n{json}");
     Ok(row)
+}
+
+/// timm's `apply_test_time_pool`: when the input (`img_size` square) is larger than the one
+/// the model's pretrained config was trained at, its head becomes [`TestTimePoolHead`] with the
+/// config's pooling window; whether it did.
+fn apply_test_time_pool(model: Box<dyn Model>, img_size: usize) -> Result<(Box<dyn Model>, bool)> {
+    let cfg = model.pretrained_cfg();
+    let [_, h, w] = cfg.input_size;
+    if img_size <= h || img_size <= w {
+        return Ok((model, false));
+    }
+    println!(
+        "Target input size ({img_size}, {img_size}) > pretrained default ({h}, {w}), using test time pooling"
+    );
+    let window = cfg.pool_size;
+    let head =
+        TestTimePoolHead::new(model, window).map_err(|e| flag("--test-pool", e.to_string()))?;
+    Ok((Box::new(head), true))
 }
 
 /// The model `path` holds (its EMA weights with --use-ema), its architecture and the path.

@@ -14,6 +14,7 @@ mod pool;
 mod sequential;
 mod split_batchnorm;
 mod squeeze_excite;
+mod test_time_pool;
 
 pub use activation::{Activation, Identity};
 pub use batchnorm::BatchNorm2d;
@@ -29,3 +30,4 @@ pub use pool::{AvgPool2d, MaxPool2d, PoolType, SelectAdaptivePool2d};
 pub use sequential::Sequential;
 pub use split_batchnorm::convert_splitbn_model;
 pub use squeeze_excite::{squeeze_excite, SqueezeExcite};
+pub use test_time_pool::{test_time_pool, TestTimePoolHead};
