@@ -49,6 +49,15 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "deit_tiny_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_tiny_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "ecaresnet101d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet101d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnet26t", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/ecaresnet26t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnet50d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet50d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "efficientnet_b0", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ra_in1k", hf_hub_id: Some("timm/efficientnet_b0.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/efficientnet_b0.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -94,6 +103,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet101d.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet101d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "resnet10t", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "c3_in1k", hf_hub_id: Some("timm/resnet10t.c3_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnet14t", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "c3_in1k", hf_hub_id: Some("timm/resnet14t.c3_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "resnet152", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet152.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "a1_in1k", hf_hub_id: Some("timm/resnet152.a1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -121,6 +136,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "resnet26d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "bt_in1k", hf_hub_id: Some("timm/resnet26d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnet26t", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet26t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.94, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet34", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1_in1k", hf_hub_id: Some("timm/resnet34.a1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -155,6 +173,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnet50.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet50.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "resnet50_gn", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet50_gn.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.94, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "resnet50d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet50d.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/resnet50d.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -162,6 +183,21 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "a2_in1k", hf_hub_id: Some("timm/resnet50d.a2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "a3_in1k", hf_hub_id: Some("timm/resnet50d.a3_in1k"), input_size: [3, 160, 160], test_input_size: Some([3, 224, 224]), pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet50d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnet50t", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnext101_32x8d", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/resnext101_32x8d.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/resnext101_32x8d.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_wsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_wsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_ssl_yfcc100m_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_ssl_yfcc100m_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnext101_64x4d", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "c1_in1k", hf_hub_id: Some("timm/resnext101_64x4d.c1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/resnext101_64x4d.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnext101_64x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnext50_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnext50_32x4d.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -175,14 +211,36 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext50_32x4d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnext50_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "senet154", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/senet154.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnet101", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnet152", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnet18", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnet34", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "seresnet50", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1_in1k", hf_hub_id: Some("timm/seresnet50.a1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "a2_in1k", hf_hub_id: Some("timm/seresnet50.a2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "a3_in1k", hf_hub_id: Some("timm/seresnet50.a3_in1k"), input_size: [3, 160, 160], test_input_size: Some([3, 224, 224]), pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/seresnet50.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "seresnext101_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/seresnext101_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "seresnext26d_32x4d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "bt_in1k", hf_hub_id: Some("timm/seresnext26d_32x4d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnext26t_32x4d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "bt_in1k", hf_hub_id: Some("timm/seresnext26t_32x4d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnext50_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "racm_in1k", hf_hub_id: Some("timm/seresnext50_32x4d.racm_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -215,6 +273,10 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_tiny_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_tiny_patch16_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "wide_resnet101_2", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/wide_resnet101_2.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/wide_resnet101_2.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "wide_resnet50_2", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "racm_in1k", hf_hub_id: Some("timm/wide_resnet50_2.racm_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

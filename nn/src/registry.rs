@@ -25,7 +25,7 @@ pub struct ModelArgs {
     pub drop_rate: f64,
     /// Stochastic-depth rate of the last block (linearly increasing from 0).
     pub drop_path_rate: f64,
-    /// Zero-init the last BN of each residual block.
+    /// Zero-init the last norm (BN or GroupNorm) of each residual block.
     pub zero_init_last: bool,
     /// Weights to start from, adapted as timm's `load_pretrained` does (timm's `pretrained=True`
     /// is [`ModelSpec::pretrained_source`]).

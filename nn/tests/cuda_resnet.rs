@@ -1,11 +1,13 @@
-//! A training step of resnet18, tf_efficientnet_b0, mobilenetv3_small_100 and a small ViT (fused
-//! attention) on the CUDA backend
+//! A training step of resnet18, a small ResNet with GroupNorm and ECA, tf_efficientnet_b0,
+//! mobilenetv3_small_100 and a small ViT (fused attention) on the CUDA backend
 //! (the emulator in CI) against the CPU backend: same weights and batch, so the loss, every
 //! parameter gradient and the BatchNorm running statistics must agree. Tolerances are relative to each tensor's largest magnitude: the
 //! backends sum in different orders (tiled GEMMs vs the CPU's blocked ones), and that error grows
 //! through 18 layers of the backward.
 
 use kiln_engine::{DType, Device, Generator, MemoryFormat, Tensor};
+use kiln_nn::layers::{AttnLayer, NormLayer};
+use kiln_nn::models::resnet::{self, ResNet, ResNetCfg, StemType};
 use kiln_nn::models::vit::{self, VisionTransformer, VitCfg};
 use kiln_nn::{create_model, load_state_dict, state_dict, Model, ModelArgs};
 use std::collections::BTreeMap;
@@ -167,6 +169,27 @@ fn steps_agree(name: &str, build: &dyn Fn(&ModelArgs) -> Box<dyn Model>) {
 #[test]
 fn resnet18_step_matches_the_cpu() {
     step_matches_the_cpu("resnet18");
+}
+
+/// resnet10t's blocks (one basic block per stage) with the D stem (the tiered stem's 24 channels
+/// do not split into 32 groups), resnet50_gn's GroupNorm and ecaresnet's ECA in every block:
+/// GroupNorm's LayerNorm rows and per-channel affine, and ECA's convolution across the pooled
+/// channels, forward and backward on both backends.
+#[test]
+fn groupnorm_eca_resnet_step_matches_the_cpu() {
+    let (_, rc, cfg) = resnet::variants()
+        .into_iter()
+        .find(|v| v.0 == "resnet10t")
+        .unwrap();
+    let rc = ResNetCfg {
+        stem: StemType::Deep,
+        attn: Some(AttnLayer::Eca),
+        norm: NormLayer::GroupNorm,
+        ..rc
+    };
+    steps_agree("resnet10t with GroupNorm and ECA", &|args| {
+        Box::new(ResNet::new(&rc, args, cfg.clone()).unwrap())
+    });
 }
 
 #[test]

@@ -10,6 +10,7 @@ use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
+use kiln_nn::models::resnet::{self, BlockKind, ResNet};
 use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,16 +25,34 @@ fn fixture_keys(path: &Path) -> Vec<String> {
 }
 
 /// Bound on the relative difference of train-mode quantities (logits, loss, classifier gradients).
-/// Batch statistics over 2 images at the last stage amplify float32 rounding: for the 50-layer
-/// bottlenecks, timm's own float32 result differs from its float64 result by 5–7e-5 in the train
-/// logits and 1.4–1.5e-4 in `fc.weight.grad` (scripts/fixtures/make_resnet_fixtures.py --f64-spread),
-/// so kiln's float32 against timm's float32 is bounded at twice that.
+/// Batch statistics over 2 images at the last stage amplify float32 rounding, more the deeper the
+/// net. Each side's float32 error is measured against float64, where kiln's and timm's results
+/// agree to float32 precision for every ResNet (timm's: scripts/fixtures/make_resnet_fixtures.py
+/// --f64-spread; kiln's: the model cast to F64 by `Module::to_dtype`); the bound is the sum of
+/// the two, rounded up. Largest ResNet errors (logits or `fc.weight.grad`), timm's / kiln's:
+/// up to 34 layers 4.3e-5 / 3.4e-5, 50 layers 1.5e-4 / 3.3e-4, 101 layers 1.0e-3 / 1.3e-3,
+/// 152 and 154 layers 3.2e-3 / 5.4e-3 (resnet152).
 fn train_tolerance(name: &str) -> f32 {
-    if name.contains("50") {
-        3e-4
-    } else {
-        1e-4
+    match resnet_depth(name) {
+        Some(d) if d >= 152 => 1e-2,
+        Some(d) if d >= 101 => 2.5e-3,
+        Some(d) if d >= 50 => 5e-4,
+        Some(_) => 1e-4,
+        // The other families: 3e-4 for the names with "50" (mobilenetv3_small_050).
+        None if name.contains("50") => 3e-4,
+        None => 1e-4,
     }
+}
+
+/// The weighted layers of ResNet `name` as its name counts them (2 or 3 convs a block, the stem
+/// conv and the classifier; SENet-154 counts its deep stem as 3 and is 152 here).
+fn resnet_depth(name: &str) -> Option<usize> {
+    let (_, rc, _) = resnet::variants().into_iter().find(|v| v.0 == name)?;
+    let convs = match rc.block {
+        BlockKind::Basic => 2,
+        BlockKind::Bottleneck => 3,
+    };
+    Some(rc.layers.iter().sum::<usize>() * convs + 2)
 }
 
 fn check_model(name: &str) {
@@ -104,44 +123,55 @@ fn check_model(name: &str) {
     }
 }
 
-#[test]
-fn resnet18_matches_timm() {
-    check_model("resnet18");
+/// One test per ResNet (a module of tests named after the models): logits, loss, classifier
+/// gradients, parameter names and structure against timm's fixture.
+macro_rules! resnets_match_timm {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            super::check_model(stringify!($name));
+            super::check_structure(stringify!($name));
+        }
+    )*};
 }
 
-#[test]
-fn resnet50_matches_timm() {
-    check_model("resnet50");
-}
-
-#[test]
-fn resnet18d_matches_timm() {
-    check_model("resnet18d");
-}
-
-#[test]
-fn resnet26d_matches_timm() {
-    check_model("resnet26d");
-}
-
-#[test]
-fn seresnet50_matches_timm() {
-    check_model("seresnet50");
-}
-
-#[test]
-fn resnext50_32x4d_matches_timm() {
-    check_model("resnext50_32x4d");
-}
-
-#[test]
-fn wide_resnet50_2_matches_timm() {
-    check_model("wide_resnet50_2");
-}
-
-#[test]
-fn seresnext26d_32x4d_matches_timm() {
-    check_model("seresnext26d_32x4d");
+mod resnet_matches_timm {
+    resnets_match_timm!(
+        resnet10t,
+        resnet14t,
+        resnet18,
+        resnet18d,
+        resnet26,
+        resnet26d,
+        resnet26t,
+        resnet34,
+        resnet34d,
+        resnet50,
+        resnet50d,
+        resnet50t,
+        resnet50_gn,
+        resnet101,
+        resnet101d,
+        resnet152,
+        seresnet18,
+        seresnet34,
+        seresnet50,
+        seresnet101,
+        seresnet152,
+        seresnext26d_32x4d,
+        seresnext26t_32x4d,
+        seresnext50_32x4d,
+        seresnext101_32x4d,
+        senet154,
+        ecaresnet26t,
+        ecaresnet50d,
+        ecaresnet101d,
+        resnext50_32x4d,
+        resnext101_32x8d,
+        resnext101_64x4d,
+        wide_resnet50_2,
+        wide_resnet101_2,
+    );
 }
 
 fn fixture_metadata(name: &str) -> HashMap<String, String> {
@@ -190,6 +220,9 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
         drop_path_rate: 0.2,
         ..Default::default()
     };
+    if let Some((_, rc, cfg)) = resnet::variants().into_iter().find(|v| v.0 == name) {
+        return ResNet::new(&rc, &args, cfg).unwrap().drop_path_rates();
+    }
     if let Some((_, cc, cfg)) = convnext::variants().into_iter().find(|v| v.0 == name) {
         return ConvNeXt::new(&cc, &args, cfg).unwrap().drop_path_rates();
     }
@@ -350,7 +383,8 @@ fn convnext_tiny_matches_timm() {
 }
 
 /// Eval and train logits of `name` with channels-last weights and input equal timm's (NCHW)
-/// fixture: the "same" padding, depthwise convs and squeeze-excite keep the layout.
+/// fixture: the "same" padding, depthwise convs, squeeze-excite, GroupNorm and ECA keep the
+/// layout.
 fn check_channels_last(name: &str) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
@@ -386,6 +420,12 @@ fn mobilenetv3_small_100_channels_last_matches_timm() {
 fn convnext_atto_and_tiny_channels_last_match_timm() {
     check_channels_last("convnext_atto");
     check_channels_last("convnext_tiny");
+}
+
+#[test]
+fn resnet50_gn_and_ecaresnet26t_channels_last_match_timm() {
+    check_channels_last("resnet50_gn");
+    check_channels_last("ecaresnet26t");
 }
 
 #[test]

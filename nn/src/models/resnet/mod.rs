@@ -1,0 +1,307 @@
+//! timm's ResNet builder (`resnet.py`): stem types, downsample types, block attention layers and
+//! norm layers, the model, and the registered variants. Parameter names follow timm, so timm's
+//! state dicts load unchanged.
+//!
+//! Variants are data ([`ResNetCfg`]): `layers` per stage, the block type, the stem (7×7, deep or
+//! deep-tiered 3×3 of `stem_width`), the shortcut (strided conv of `down_kernel_size`, or
+//! average-pool then 1×1 conv), the bottleneck's `cardinality` and `base_width` (ResNeXt, wide
+//! ResNets), the attention layer of every block (SE, ECA) and the norm (BatchNorm, GroupNorm).
+
+mod block;
+mod downsample;
+mod stem;
+mod variants;
+
+pub use block::BlockKind;
+pub use stem::StemType;
+pub use variants::variants;
+
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::layers::{
+    checkpoint_seq, AttnLayer, BatchNorm2d, Checkpointed, DropBlock, Linear, MaxPool2d, NormLayer,
+    PoolType, SelectAdaptivePool2d,
+};
+use crate::module::{join, NamedTensor};
+use crate::{init, Error, ModelArgs, Module, Result};
+use block::Block;
+use downsample::Downsample;
+use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+use stem::Stem;
+
+/// What distinguishes one ResNet variant from another (timm's `ResNet` arguments).
+#[derive(Debug, Clone, Copy)]
+pub struct ResNetCfg {
+    /// Block type.
+    pub block: BlockKind,
+    /// Blocks per stage.
+    pub layers: [usize; 4],
+    /// Stem type.
+    pub stem: StemType,
+    /// Width of a deep stem's convs (its output is twice this; the 7×7 stem puts out 64).
+    pub stem_width: usize,
+    /// Average-pool shortcut downsampling (the "D" tweak).
+    pub avg_down: bool,
+    /// Kernel size of a strided conv shortcut (1 for most, 3 for SENet-154).
+    pub down_kernel_size: usize,
+    /// Reduction of the first conv's output width in every block (2 for SENet-154, else 1).
+    pub block_reduce_first: usize,
+    /// Groups of the bottleneck's 3×3 conv (ResNeXt; 1 for ResNet).
+    pub cardinality: usize,
+    /// Bottleneck width per group at 64 planes (64 for ResNet, 4 for ResNeXt 32x4d, 128 wide).
+    pub base_width: usize,
+    /// timm's `attn_layer` in every block (`se`, `eca`), if any.
+    pub attn: Option<AttnLayer>,
+    /// timm's `norm_layer`.
+    pub norm: NormLayer,
+}
+
+/// timm's `ResNet`.
+pub struct ResNet {
+    stem: Stem,
+    stages: Vec<Vec<Checkpointed<Block>>>,
+    pool: SelectAdaptivePool2d,
+    fc: Option<Linear>,
+    drop_rate: f64,
+    num_features: usize,
+    feature_info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+    training: bool,
+    grad_checkpointing: bool,
+}
+
+impl ResNet {
+    /// Builds a ResNet with timm's init: kaiming-normal (fan_out) 2-d convs and, by default, the
+    /// last norm of every block zero-initialized.
+    pub fn new(rc: &ResNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<ResNet> {
+        let stem = Stem::new(rc, args.in_chans)?;
+        let total: usize = rc.layers.iter().sum();
+        let mut stages = Vec::new();
+        let mut in_c = stem.out_channels();
+        let mut block_idx = 0;
+        let mut feature_info = vec![FeatureInfo {
+            num_chs: in_c,
+            reduction: 2,
+            module: "act1".into(),
+        }];
+        for (s, &n) in rc.layers.iter().enumerate() {
+            let planes = 64 << s;
+            let stride = if s == 0 { 1 } else { 2 };
+            let mut blocks = Vec::new();
+            for b in 0..n {
+                let st = if b == 0 { stride } else { 1 };
+                let out_c = planes * rc.block.expansion();
+                let ds = (b == 0 && (st != 1 || in_c != out_c))
+                    .then(|| Downsample::new(rc, in_c, out_c, st))
+                    .transpose()?;
+                let dpr = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
+                blocks.push(Checkpointed::new(Block::new(
+                    rc, in_c, planes, st, ds, dpr,
+                )?));
+                in_c = out_c;
+                block_idx += 1;
+            }
+            feature_info.push(FeatureInfo {
+                num_chs: in_c,
+                reduction: 4 << s,
+                module: format!("layer{}", s + 1),
+            });
+            stages.push(blocks);
+        }
+        let mut model = ResNet {
+            stem,
+            stages,
+            pool: SelectAdaptivePool2d {
+                pool_type: PoolType::Avg,
+            },
+            fc: None,
+            drop_rate: args.drop_rate,
+            num_features: in_c,
+            feature_info,
+            cfg,
+            training: true,
+            grad_checkpointing: false,
+        };
+        model.init_weights(args.zero_init_last)?;
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
+        Ok(model)
+    }
+
+    /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / (blocks − 1)`).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        let blocks = self.stages.iter().flatten();
+        blocks.map(|b| b.get().drop_path).collect()
+    }
+
+    /// timm's `drop_blocks(rate)`: DropBlock in every block of the third (5×5 blocks, γ scale
+    /// 0.25) and fourth (3×3, 1.0) stages; 0 removes it.
+    fn place_drop_blocks(&mut self, rate: f64) -> Result<()> {
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::BadArgument {
+                model: self.cfg.name.clone(),
+                msg: format!("drop_block_rate must be in [0, 1), got {rate}"),
+            });
+        }
+        let training = self.training;
+        for (stage, (block_size, gamma_scale)) in [(2, (5, 0.25)), (3, (3, 1.0))] {
+            for block in self.stages.iter_mut().skip(stage).take(1).flatten() {
+                block.get_mut().drop_block = (rate > 0.0).then_some(DropBlock {
+                    drop_prob: rate,
+                    block_size,
+                    gamma_scale,
+                    training,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn init_weights(&self, zero_init_last: bool) -> Result<()> {
+        for t in self.named_tensors() {
+            if t.tensor.rank() == 4 && t.name.ends_with("weight") {
+                t.tensor
+                    .copy_(&init::kaiming_normal_fan_out(t.tensor.shape())?)?;
+            }
+        }
+        if zero_init_last {
+            for block in self.stages.iter().flatten() {
+                let block = block.get();
+                block.norms[block.norms.len() - 1].zero_weight()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stem_out(&self, x: &Tensor) -> Result<Tensor> {
+        self.stem.forward(x)
+    }
+}
+
+impl Module for ResNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        let mut local = Vec::new();
+        self.stem.collect(&mut local);
+        for (s, blocks) in self.stages.iter().enumerate() {
+            for (b, block) in blocks.iter().enumerate() {
+                block.collect(&format!("layer{}.{b}", s + 1), &mut local);
+            }
+        }
+        if let Some(fc) = &self.fc {
+            fc.collect("fc", &mut local);
+        }
+        out.extend(local.into_iter().map(|t| NamedTensor {
+            name: join(prefix, &t.name),
+            ..t
+        }));
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.stem.set_memory_format(format)?;
+        self.stages
+            .iter_mut()
+            .flatten()
+            .try_for_each(|b| b.set_memory_format(format))
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.stem.set_training(training);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.set_training(training));
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.stem.for_each_batch_norm(f);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.for_each_batch_norm(f));
+    }
+}
+
+impl Model for ResNet {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
+    fn set_drop_block(&mut self, rate: f64) -> Result<()> {
+        self.place_drop_blocks(rate)
+    }
+
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.stem_out(x)?.max_pool2d(Pool2d::new(3, 2, 1))?;
+        let blocks = self.stages.iter().flatten();
+        checkpoint_seq(blocks, x, self.grad_checkpointing)
+    }
+
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let x = self
+            .pool
+            .forward(x)?
+            .dropout(self.drop_rate, self.training)?;
+        match (&self.fc, pre_logits) {
+            (Some(fc), false) => fc.forward(&x),
+            _ => Ok(x),
+        }
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let stem = self.stem_out(x)?;
+        let mut h = MaxPool2d(Pool2d::new(3, 2, 1)).forward(&stem)?;
+        let mut out = vec![stem];
+        for stage in &self.stages {
+            h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
+            out.push(h.clone());
+        }
+        Ok(out)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.fc.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
+        let features = self.num_features * self.pool.pool_type.feat_mult();
+        self.fc = super::new_classifier(features, num_classes)?;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
+        let blocks = if coarse {
+            r"^layer(\d+)"
+        } else {
+            r"^layer(\d+)\.(\d+)"
+        };
+        vec![
+            GroupRule::new("stem", r"^conv1|bn1|maxpool"),
+            GroupRule::new("blocks", blocks),
+        ]
+    }
+}
