@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fill, hashed_uniform, max_rel_diff};
+use common::{fill, fnv1a, hashed_uniform, max_rel_diff};
 use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
@@ -652,5 +652,97 @@ fn mobilenetv4_conv_matches_timm() {
         "mobilenetv4_conv_medium",
         "mobilenetv4_conv_large",
         "mobilenetv4_conv_small_050",
+    ]);
+}
+
+/// The state-dict names and shapes (hashed as scripts/fixtures/make_builder_shape_fixtures.py
+/// hashes timm's), `feature_info` and pretrained config of each of `names`, the builder's models
+/// without a numeric fixture, equal timm's.
+fn check_shapes(names: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builder_shapes.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for name in names {
+        let want = &fixture[name];
+        let model = create_model(name, &test_args(name)).unwrap();
+        let mut keys: Vec<(String, Vec<usize>)> = model
+            .named_tensors()
+            .into_iter()
+            .map(|t| (t.name, t.tensor.shape().to_vec()))
+            .collect();
+        keys.sort();
+        let joined: Vec<String> = keys
+            .iter()
+            .map(|(k, s)| {
+                let dims: Vec<String> = s.iter().map(usize::to_string).collect();
+                format!("{k}:{}", dims.join("x"))
+            })
+            .collect();
+        assert_eq!(keys.len() as u64, want["num_keys"], "{name}: tensors");
+        assert_eq!(
+            format!("{:016x}", fnv1a(&joined.join(";"))),
+            want["keys_fnv1a"],
+            "{name}: names and shapes differ from timm's (diff against \
+             make_builder_shape_fixtures.py --keys {name}):\n{}",
+            joined.join(";")
+        );
+        let info: Vec<String> = model
+            .feature_info()
+            .iter()
+            .map(|f| format!("{}:{}:{}", f.num_chs, f.reduction, f.module))
+            .collect();
+        assert_eq!(info.join(";"), want["feature_info"], "{name}: feature_info");
+        let cfg = cfg_string(model.pretrained_cfg());
+        assert_eq!(cfg, want["pretrained_cfg"], "{name}: cfg");
+    }
+}
+
+#[test]
+fn builder_widths_and_ports_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "mobilenetv2_035",
+        "mobilenetv2_075",
+        "tf_mixnet_m",
+        "mnasnet_140",
+        "semnasnet_050",
+        "semnasnet_075",
+        "semnasnet_140",
+        "lcnet_035",
+        "lcnet_150",
+        "tf_mobilenetv3_large_075",
+        "tf_mobilenetv3_small_075",
+        "mobilenetv4_conv_small_035",
+    ]);
+}
+
+#[test]
+fn builder_edgetpu_lite_and_v2_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "efficientnet_es_pruned",
+        "efficientnet_el_pruned",
+        "tf_efficientnet_em",
+        "tf_efficientnet_el",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+        "efficientnet_lite3",
+        "efficientnet_lite4",
+        "tf_efficientnet_lite1",
+        "tf_efficientnet_lite2",
+        "tf_efficientnet_lite3",
+        "tf_efficientnet_lite4",
+        "tf_efficientnetv2_b1",
+        "tf_efficientnetv2_b2",
+    ]);
+}
+
+#[test]
+fn builder_larger_models_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "tf_efficientnet_b1",
+        "tf_efficientnet_b2",
+        "tf_efficientnet_b4",
+        "tf_efficientnet_b5",
+        "efficientnetv2_s",
+        "mixnet_xxl",
     ]);
 }
