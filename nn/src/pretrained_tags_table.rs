@@ -234,6 +234,23 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "mobilenetv4_conv_small_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "e3000_r224_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_small_050.e3000_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "mobilenetv4_hybrid_large", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ix_e600_r384_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_large.ix_e600_r384_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 448, 448]), pool_size: Some([12, 12]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e600_r384_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_large.e600_r384_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 448, 448]), pool_size: Some([12, 12]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_hybrid_large_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_hybrid_medium", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "e200_r256_in12k_ft_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.e200_r256_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ix_e550_r256_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.ix_e550_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ix_e550_r384_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.ix_e550_r384_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 448, 448]), pool_size: Some([12, 12]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e500_r224_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.e500_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e200_r256_in12k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.e200_r256_in12k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "mobilenetv4_hybrid_medium_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "resnet101", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet101.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "a1_in1k", hf_hub_id: Some("timm/resnet101.a1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

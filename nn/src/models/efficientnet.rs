@@ -89,6 +89,7 @@ impl EfficientNet {
             se_round_divisor: None,
             se_force_act: None,
             se_gate: Activation::Sigmoid,
+            layer_scale: None,
             drop_path_rate: args.drop_path_rate,
         };
         let arch = decode_arch_def(ec.arch, ec.depth)?;

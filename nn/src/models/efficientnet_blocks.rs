@@ -3,9 +3,10 @@
 //! with timm's parameter names and `_init_weight_goog` init; several kernel sizes make a mixed
 //! conv (timm's `create_conv2d` with a list).
 
+use super::efficientnet_builder::AttnArgs;
 use crate::layers::{
-    squeeze_excite, Activation, BatchNorm2d, BatchNormAct2d, Conv2d, Conv2dPad, MixedConv2d,
-    PadType,
+    squeeze_excite, Activation, BatchNorm2d, BatchNormAct2d, Conv2d, Conv2dPad, LayerScale2d,
+    MixedConv2d, MqaCfg, MultiQueryAttention2d, PadType,
 };
 use crate::module::{join, NamedTensor};
 use crate::{init, Error, Module, Result};
@@ -106,6 +107,10 @@ pub struct BlockCfg {
     pub force_in_chs: Option<usize>,
     /// Channels per group of the spatial conv (None: depthwise for ds/ir, dense for er/cn).
     pub group_size: Option<usize>,
+    /// The attention of an `mqa` block.
+    pub attn: Option<AttnArgs>,
+    /// Layer scale of uir and mqa blocks (None: none).
+    pub layer_scale: Option<f64>,
     /// Conv padding.
     pub pad: PadType,
     /// BatchNorm epsilon.
@@ -122,6 +127,15 @@ impl BlockCfg {
     /// The residual add, for blocks whose shape allows it (`has_skip`).
     fn has_skip(&self) -> bool {
         self.skip && self.stride == 1 && self.in_chs == self.out_chs
+    }
+
+    /// Appends `layer_scale` when the model scales its uir and mqa blocks.
+    fn push_layer_scale(&self, layers: &mut Vec<(&'static str, Box<dyn Module>)>) -> Result<()> {
+        if let Some(init) = self.layer_scale {
+            let scale = LayerScale2d::new(self.out_chs, init)?;
+            layers.push(("layer_scale", Box::new(scale)));
+        }
+        Ok(())
     }
 
     /// Groups of the spatial conv over `channels`: `gs`, else `default_size` (1: depthwise).
@@ -361,6 +375,39 @@ impl Block {
             let dw = ConvNormAct::new(c, (o, o), &c.pw_kernel, s, g, false)?;
             layers.push(("dw_end", Box::new(dw)));
         }
+        c.push_layer_scale(&mut layers)?;
+        Ok(Block::from_layers(c, layers))
+    }
+
+    /// timm's `MobileAttention` with multi-query attention (`mqa`, MobileNetV4 hybrids): `norm`
+    /// (BatchNorm, no act), `attn` ([`MultiQueryAttention2d`] with the block's kernel for the
+    /// keys' and values' downsampling), `layer_scale`.
+    pub fn mobile_attention(c: &BlockCfg) -> Result<Block> {
+        let attn = c.attn.ok_or_else(|| Error::BadArgument {
+            model: "mqa block".into(),
+            msg: "needs its heads (h) and key width (d)".into(),
+        })?;
+        let [kernel] = c.kernel[..] else {
+            return Err(Error::BadArgument {
+                model: "mqa block".into(),
+                msg: "takes one kernel size".into(),
+            });
+        };
+        let mqa = MultiQueryAttention2d::new(&MqaCfg {
+            dim: c.in_chs,
+            dim_out: c.out_chs,
+            num_heads: attn.num_heads,
+            key_dim: attn.key_dim,
+            kv_stride: attn.kv_stride,
+            dw_kernel: kernel,
+            pad: c.pad,
+            bn_eps: c.bn_eps,
+        })?;
+        let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
+            ("norm", Box::new(c.bn_act(c.in_chs, false)?)),
+            ("attn", Box::new(mqa)),
+        ];
+        c.push_layer_scale(&mut layers)?;
         Ok(Block::from_layers(c, layers))
     }
 

@@ -27,6 +27,19 @@ pub enum BlockType {
     /// `uir`: MobileNetV4's universal inverted residual (optional depthwise convs at its start,
     /// middle and end around the pointwise expansion and projection).
     Uir,
+    /// `mqa`: MobileNetV4's mobile multi-query attention block.
+    Mqa,
+}
+
+/// The attention settings of an `mqa` block string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttnArgs {
+    /// `h`: query heads.
+    pub num_heads: usize,
+    /// `d`: key and value width.
+    pub key_dim: usize,
+    /// `v`: stride of the keys' and values' downsampling (1).
+    pub kv_stride: usize,
 }
 
 /// One decoded block string.
@@ -60,6 +73,8 @@ pub struct BlockArgs {
     pub force_in_chs: usize,
     /// `gs`: channels per group of the spatial conv (None: the block type's default).
     pub group_size: Option<usize>,
+    /// `h`, `d`, `v` of an `mqa` block.
+    pub attn: Option<AttnArgs>,
 }
 
 fn bad(block: &str, msg: &str) -> Error {
@@ -76,7 +91,7 @@ fn parse_kernels(block: &str, v: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// timm's `_decode_block_str` for `ds`, `dsa`, `ir`, `er`, `cn` and `uir` blocks.
+/// timm's `_decode_block_str` for `ds`, `dsa`, `ir`, `er`, `cn`, `uir` and `mqa` blocks.
 pub fn decode_block_str(s: &str) -> Result<BlockArgs> {
     let mut ops = s.split('_');
     let kind = match ops.next() {
@@ -86,6 +101,7 @@ pub fn decode_block_str(s: &str) -> Result<BlockArgs> {
         Some("er") => BlockType::Er,
         Some("cn") => BlockType::Cn,
         Some("uir") => BlockType::Uir,
+        Some("mqa") => BlockType::Mqa,
         _ => return Err(bad(s, "unsupported block type")),
     };
     let (mut opts, mut skip, mut act) = (Vec::new(), None, None);
@@ -141,6 +157,15 @@ pub fn decode_block_str(s: &str) -> Result<BlockArgs> {
             .map(|_| num("gs", None))
             .transpose()?
             .map(|g| g as usize),
+        attn: (kind == BlockType::Mqa)
+            .then(|| -> Result<AttnArgs> {
+                Ok(AttnArgs {
+                    num_heads: num("h", None)? as usize,
+                    key_dim: num("d", None)? as usize,
+                    kv_stride: num("v", Some(1.0))? as usize,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -238,6 +263,8 @@ pub struct BuilderCfg {
     pub bn_eps: f64,
     /// The model's activation.
     pub act: Activation,
+    /// Layer scale of uir and mqa blocks (timm's `layer_scale_init_value`; None: no scale).
+    pub layer_scale: Option<f64>,
     /// SE ratio relative to the expanded channels (MobileNetV3) or the block input (EfficientNet).
     pub se_from_exp: bool,
     /// SE rounding divisor (None: Python's `round`).
@@ -283,6 +310,8 @@ impl BuilderCfg {
             pw_act: b.kind == BlockType::Dsa,
             force_in_chs: (b.force_in_chs > 0).then(|| self.round_chs(b.force_in_chs)),
             group_size: b.group_size,
+            attn: b.attn,
+            layer_scale: self.layer_scale,
             pad: self.pad,
             bn_eps: self.bn_eps,
             drop_path,
@@ -359,6 +388,7 @@ impl Trunk {
                     BlockType::Er => Block::edge_residual(&c)?,
                     BlockType::Cn => Block::conv_bn_act(&c)?,
                     BlockType::Uir => Block::universal_inverted_residual(&c)?,
+                    BlockType::Mqa => Block::mobile_attention(&c)?,
                 }));
                 self.out_chs = c.out_chs;
                 idx += 1;
@@ -467,7 +497,7 @@ mod tests {
         let cn = decode_block_str("cn_r1_k1_s1_c960").unwrap();
         assert_eq!((cn.kind, cn.skip, cn.se_ratio), (BlockType::Cn, false, 0.0));
         assert!(decode_block_str("ir_r1_k3_s1_c24").is_err());
-        assert!(decode_block_str("mqa_r1_k3_h4_s1_d64_c160").is_err());
+        assert!(decode_block_str("mha_r1_k3_h4_s1_d64_c160").is_err());
         assert!(decode_block_str("cn_r1_k3.5_s1_c24").is_err());
     }
 

@@ -1,6 +1,7 @@
 //! timm's `MobileNetV3` class (`mobilenetv3.py`): MobileNetV3 large and small (hard-swish, ReLU
 //! in the early blocks), their "minimal" ReLU forms and `tf_` ports, LCNet (activated
-//! depthwise-separable blocks) and the convolutional MobileNetV4s (universal inverted residuals);
+//! depthwise-separable blocks) and MobileNetV4 (universal inverted residuals; the hybrids add
+//! mobile multi-query attention);
 //! squeeze-excite sized from the expanded channels with a ReLU and a hard-sigmoid gate, and the
 //! "efficient head": pool, `conv_head` (biased 1×1), act, flatten, dropout, `classifier`
 //! (MobileNetV4: an unbiased `conv_head`, then `norm_head`, a BatchNorm with the act).
@@ -144,6 +145,81 @@ const MNV4_CONV_LARGE: ArchDef = &[
     &["cn_r1_k1_s1_c960"],
 ];
 
+/// timm's `_gen_mobilenet_v4` block strings for `mobilenetv4_hybrid_medium*`.
+const MNV4_HYBRID_MEDIUM: ArchDef = &[
+    &["er_r1_k3_s2_e4_c48"],
+    &["uir_r1_a3_k5_s2_e4_c80", "uir_r1_a3_k3_s1_e2_c80"],
+    &[
+        "uir_r1_a3_k5_s2_e6_c160",
+        "uir_r1_a0_k0_s1_e2_c160",
+        "uir_r1_a3_k3_s1_e4_c160",
+        "uir_r1_a3_k5_s1_e4_c160",
+        "mqa_r1_k3_h4_s1_v2_d64_c160",
+        "uir_r1_a3_k3_s1_e4_c160",
+        "mqa_r1_k3_h4_s1_v2_d64_c160",
+        "uir_r1_a3_k0_s1_e4_c160",
+        "mqa_r1_k3_h4_s1_v2_d64_c160",
+        "uir_r1_a3_k3_s1_e4_c160",
+        "mqa_r1_k3_h4_s1_v2_d64_c160",
+        "uir_r1_a3_k0_s1_e4_c160",
+    ],
+    &[
+        "uir_r1_a5_k5_s2_e6_c256",
+        "uir_r1_a5_k5_s1_e4_c256",
+        "uir_r2_a3_k5_s1_e4_c256",
+        "uir_r1_a0_k0_s1_e2_c256",
+        "uir_r1_a3_k5_s1_e2_c256",
+        "uir_r1_a0_k0_s1_e2_c256",
+        "uir_r1_a0_k0_s1_e4_c256",
+        "mqa_r1_k3_h4_s1_d64_c256",
+        "uir_r1_a3_k0_s1_e4_c256",
+        "mqa_r1_k3_h4_s1_d64_c256",
+        "uir_r1_a5_k5_s1_e4_c256",
+        "mqa_r1_k3_h4_s1_d64_c256",
+        "uir_r1_a5_k0_s1_e4_c256",
+        "mqa_r1_k3_h4_s1_d64_c256",
+        "uir_r1_a5_k0_s1_e4_c256",
+    ],
+    &["cn_r1_k1_s1_c960"],
+];
+
+/// timm's `_gen_mobilenet_v4` block strings for `mobilenetv4_hybrid_large*`.
+const MNV4_HYBRID_LARGE: ArchDef = &[
+    &["er_r1_k3_s2_e4_c48"],
+    &["uir_r1_a3_k5_s2_e4_c96", "uir_r1_a3_k3_s1_e4_c96"],
+    &[
+        "uir_r1_a3_k5_s2_e4_c192",
+        "uir_r3_a3_k3_s1_e4_c192",
+        "uir_r1_a3_k5_s1_e4_c192",
+        "uir_r2_a5_k3_s1_e4_c192",
+        "mqa_r1_k3_h8_s1_v2_d48_c192",
+        "uir_r1_a5_k3_s1_e4_c192",
+        "mqa_r1_k3_h8_s1_v2_d48_c192",
+        "uir_r1_a5_k3_s1_e4_c192",
+        "mqa_r1_k3_h8_s1_v2_d48_c192",
+        "uir_r1_a5_k3_s1_e4_c192",
+        "mqa_r1_k3_h8_s1_v2_d48_c192",
+        "uir_r1_a3_k0_s1_e4_c192",
+    ],
+    &[
+        "uir_r4_a5_k5_s2_e4_c512",
+        "uir_r1_a5_k0_s1_e4_c512",
+        "uir_r1_a5_k3_s1_e4_c512",
+        "uir_r2_a5_k0_s1_e4_c512",
+        "uir_r1_a5_k3_s1_e4_c512",
+        "uir_r1_a5_k5_s1_e4_c512",
+        "mqa_r1_k3_h8_s1_d64_c512",
+        "uir_r1_a5_k0_s1_e4_c512",
+        "mqa_r1_k3_h8_s1_d64_c512",
+        "uir_r1_a5_k0_s1_e4_c512",
+        "mqa_r1_k3_h8_s1_d64_c512",
+        "uir_r1_a5_k0_s1_e4_c512",
+        "mqa_r1_k3_h8_s1_d64_c512",
+        "uir_r1_a5_k0_s1_e4_c512",
+    ],
+    &["cn_r1_k1_s1_c960"],
+];
+
 /// What distinguishes one MobileNetV3-class model from another (timm's `_gen_*` arguments).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MobileNetV3Cfg {
@@ -165,6 +241,8 @@ pub struct MobileNetV3Cfg {
     pub fix_stem: bool,
     /// An unbiased `conv_head` followed by `norm_head` (timm's `head_norm`, MobileNetV4).
     pub head_norm: bool,
+    /// Layer scale of the uir and mqa blocks (the MobileNetV4 hybrids: 1e-5).
+    pub layer_scale: Option<f64>,
     /// TensorFlow port: "same" padding and BatchNorm eps 1e-3.
     pub tf: bool,
 }
@@ -200,6 +278,7 @@ impl MobileNetV3 {
             se_round_divisor: mc.se_round_divisor,
             se_force_act: Some(Activation::Relu),
             se_gate: Activation::HardSigmoid,
+            layer_scale: mc.layer_scale,
             drop_path_rate: args.drop_path_rate,
         };
         let arch = decode_arch_def(mc.arch, Depth::ceil(mc.depth_multiplier))?;
@@ -380,6 +459,7 @@ const fn mobilenet_v3(arch: ArchDef, head: usize, act: Activation, width: f64) -
         stem_size: 16,
         fix_stem: width < 0.75,
         head_norm: false,
+        layer_scale: None,
         tf: false,
     }
 }
@@ -521,87 +601,86 @@ pub fn variants() -> Vec<(&'static str, MobileNetV3Cfg, PretrainedCfg)> {
         ..large(1.5)
     };
     out.push((name, arch, bilinear(c)));
-    // MobileNetV4: (name, architecture, stem, width, tag, size, test size, crop, test crop,
-    // Inception mean/std)
-    let mnv4: [(
-        &str,
-        ArchDef,
-        usize,
-        f64,
-        &str,
-        usize,
-        usize,
-        f64,
-        f64,
-        bool,
-    ); 5] = [
+    // MobileNetV4: the small ones at 224 tested at 256 with crop 0.95, the others at 1.0
+    let small = |n: &str, tag: &str, inception: bool| PretrainedCfg {
+        test_crop_pct: Some(0.95),
+        ..cfg(n, tag, 224, Some(256), 0.875, inception)
+    };
+    let mnv4 = [
+        ("mobilenetv4_conv_small_035", MNV4_CONV_SMALL, 32, 0.35),
+        ("mobilenetv4_conv_small_050", MNV4_CONV_SMALL, 32, 0.5),
+        ("mobilenetv4_conv_small", MNV4_CONV_SMALL, 32, 1.0),
+        ("mobilenetv4_conv_medium", MNV4_CONV_MEDIUM, 32, 1.0),
+        ("mobilenetv4_conv_large", MNV4_CONV_LARGE, 24, 1.0),
+    ];
+    let mnv4_cfgs = [
+        small(mnv4[0].0, "untrained", true),
+        small(mnv4[1].0, "e3000_r224_in1k", true),
+        small(mnv4[2].0, "e2400_r224_in1k", false),
+        cfg(mnv4[3].0, "e500_r256_in1k", 256, Some(320), 0.95, false),
+        cfg(mnv4[4].0, "e600_r384_in1k", 384, Some(448), 0.95, false),
+    ];
+    for ((name, arch, stem, width), c) in mnv4.into_iter().zip(mnv4_cfgs) {
+        out.push((name, mobilenet_v4(arch, stem, width), c));
+    }
+    // the hybrids: layer scale 1e-5; large with GELU
+    let hybrid = |arch, stem, width, act| MobileNetV3Cfg {
+        act,
+        layer_scale: Some(1e-5),
+        ..mobilenet_v4(arch, stem, width)
+    };
+    let hybrids = [
         (
-            "mobilenetv4_conv_small_035",
-            MNV4_CONV_SMALL,
-            32,
-            0.35,
-            "untrained",
-            224,
-            256,
-            0.875,
-            0.95,
-            true,
-        ),
-        (
-            "mobilenetv4_conv_small_050",
-            MNV4_CONV_SMALL,
-            32,
-            0.5,
-            "e3000_r224_in1k",
-            224,
-            256,
-            0.875,
-            0.95,
-            true,
-        ),
-        (
-            "mobilenetv4_conv_small",
-            MNV4_CONV_SMALL,
+            "mobilenetv4_hybrid_medium",
+            MNV4_HYBRID_MEDIUM,
             32,
             1.0,
-            "e2400_r224_in1k",
-            224,
-            256,
-            0.875,
-            0.95,
-            false,
+            Activation::Relu,
         ),
         (
-            "mobilenetv4_conv_medium",
-            MNV4_CONV_MEDIUM,
+            "mobilenetv4_hybrid_medium_075",
+            MNV4_HYBRID_MEDIUM,
             32,
-            1.0,
-            "e500_r256_in1k",
-            256,
-            320,
-            0.95,
-            1.0,
-            false,
+            0.75,
+            Activation::Relu,
         ),
         (
-            "mobilenetv4_conv_large",
-            MNV4_CONV_LARGE,
+            "mobilenetv4_hybrid_large",
+            MNV4_HYBRID_LARGE,
             24,
             1.0,
-            "e600_r384_in1k",
-            384,
-            448,
-            0.95,
-            1.0,
-            false,
+            Activation::Gelu,
+        ),
+        (
+            "mobilenetv4_hybrid_large_075",
+            MNV4_HYBRID_LARGE,
+            24,
+            0.75,
+            Activation::Gelu,
         ),
     ];
-    for (name, arch, stem, width, tag, size, test, crop, test_crop, inception) in mnv4 {
-        let c = PretrainedCfg {
-            test_crop_pct: Some(test_crop),
-            ..cfg(name, tag, size, Some(test), crop, inception)
-        };
-        out.push((name, mobilenet_v4(arch, stem, width), c));
+    let hybrid_cfgs = [
+        cfg(
+            hybrids[0].0,
+            "e200_r256_in12k_ft_in1k",
+            256,
+            Some(320),
+            0.95,
+            false,
+        ),
+        cfg(hybrids[1].0, "untrained", 224, None, 0.95, false),
+        cfg(
+            hybrids[2].0,
+            "ix_e600_r384_in1k",
+            384,
+            Some(448),
+            0.95,
+            false,
+        ),
+        cfg(hybrids[3].0, "untrained", 256, None, 0.95, false),
+    ];
+    for ((name, arch, stem, width, act), c) in hybrids.into_iter().zip(hybrid_cfgs) {
+        out.push((name, hybrid(arch, stem, width, act), c));
     }
     out
 }
