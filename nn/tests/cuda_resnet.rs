@@ -192,17 +192,3 @@ fn small_vit_step_matches_the_cpu() {
         Box::new(VisionTransformer::new(&small, args, cfg).unwrap())
     });
 }
-
-/// MixNet's mixed-kernel convs: the channel split (strided views), one conv per group and the
-/// concatenation, forward and backward on the device.
-#[test]
-fn mixnet_s_step_matches_the_cpu() {
-    step_matches_the_cpu("mixnet_s");
-}
-
-/// MobileNetV4's mobile multi-query attention: one key and value head expanded over the query
-/// heads into the fused attention, its strided depthwise downsampling, layer scale.
-#[test]
-fn mobilenetv4_hybrid_medium_step_matches_the_cpu() {
-    step_matches_the_cpu("mobilenetv4_hybrid_medium");
-}
