@@ -1,7 +1,8 @@
 //! The blocks EfficientNet and MobileNetV3 share (timm's `_efficientnet_blocks.py`): their
-//! squeeze-excite, `ConvBnAct`, `DepthwiseSeparableConv`, `InvertedResidual` and `EdgeResidual`,
-//! with timm's parameter names and `_init_weight_goog` init; several kernel sizes make a mixed
-//! conv (timm's `create_conv2d` with a list).
+//! squeeze-excite, `ConvBnAct`, `DepthwiseSeparableConv`, `InvertedResidual`, `EdgeResidual`,
+//! `UniversalInvertedResidual` and `MobileAttention`, with timm's parameter names and
+//! `_init_weight_goog` init; several kernel sizes make a mixed conv (timm's `create_conv2d` with
+//! a list).
 
 use super::efficientnet_builder::AttnArgs;
 use crate::layers::{
@@ -85,11 +86,12 @@ pub struct BlockCfg {
     pub in_chs: usize,
     /// Output channels.
     pub out_chs: usize,
-    /// Kernel(s) of the spatial conv: depthwise (ds/ir), expansion (er), the conv (cn).
+    /// Kernel(s) of the spatial conv: depthwise (ds/ir), expansion (er), the conv (cn), middle
+    /// depthwise (uir, 0: none), the keys' and values' downsampling (mqa).
     pub kernel: Vec<usize>,
-    /// Kernel(s) of the inverted residual's expansion conv.
+    /// Kernel(s) of the inverted residual's expansion conv; uir: of its starting depthwise conv.
     pub exp_kernel: Vec<usize>,
-    /// Kernel(s) of the pointwise projection.
+    /// Kernel(s) of the pointwise projection; uir: of its ending depthwise conv.
     pub pw_kernel: Vec<usize>,
     /// Stride.
     pub stride: usize,
