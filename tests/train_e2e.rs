@@ -194,6 +194,36 @@ fn trains_efficientnet_b0_and_mobilenetv3_with_drop_and_drop_path() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// The builder's newer blocks train end to end on the 1-channel 28² data: mixed kernels
+/// (mixnet_s, timm's documented recipes use mixnet_xl), edge residuals (efficientnet_es, also a
+/// documented recipe), activated depthwise-separable blocks (lcnet_050), universal inverted
+/// residuals and mobile attention (mobilenetv4_hybrid_medium): finite losses, and the checkpoint
+/// holds the stem built for 1 channel and the head for 10 classes.
+#[test]
+fn trains_the_builders_mixed_edge_and_attention_blocks() {
+    use kiln::train::checkpoint::Checkpoint;
+    let data = dataset("e2e-builder", 64, 32);
+    let out = data.join("runs");
+    for (model, head) in [
+        ("mixnet_s", 1536),
+        ("efficientnet_es", 1280),
+        ("lcnet_050", 1280),
+        ("mobilenetv4_hybrid_medium", 1280),
+    ] {
+        train(&data, &out, model, &["--model", model, "--epochs", "1"]);
+        let rows = summary_rows(&out.join(model));
+        assert_eq!(rows.len(), 1, "{model}");
+        assert!(
+            rows[0][1].is_finite() && rows[0][1] > 0.0,
+            "{model}: {rows:?}"
+        );
+        let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+        assert_eq!(saved.model["conv_stem.weight"].shape()[1], 1, "{model}");
+        assert_eq!(saved.model["classifier.weight"].shape(), [10, head]);
+    }
+    std::fs::remove_dir_all(&data).ok();
+}
+
 /// `--model vit_tiny_patch16_224 --img-size 32` builds the ViT for 32² (2×2 patches, its
 /// position embedding sized to match) and trains the 1-channel data end to end.
 #[test]

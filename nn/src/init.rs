@@ -30,6 +30,16 @@ pub fn goog_conv_normal(shape: &[usize], groups: usize) -> Result<Tensor> {
     })?)
 }
 
+/// PyTorch's `xavier_uniform_`: U(±√(6 / (fan_in + fan_out))), the fans dims 1 and 0 times the
+/// kernel size.
+pub fn xavier_uniform(shape: &[usize]) -> Result<Tensor> {
+    let fans = (shape[0] + shape[1]) * shape[2..].iter().product::<usize>();
+    let bound = (6.0 / fans.max(1) as f64).sqrt();
+    Ok(with_global_generator(|g| {
+        g.uniform(shape, -bound, bound, DType::F32)
+    })?)
+}
+
 /// timm's `_init_weight_goog` for Linear weights [out, in]: U(±1/√out).
 pub fn goog_linear_uniform(shape: &[usize]) -> Result<Tensor> {
     uniform_fan_in(shape, shape[0])

@@ -50,13 +50,13 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_tiny_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "ecaresnet101d", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet101d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet101d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "ecaresnet26t", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/ecaresnet26t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/ecaresnet26t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "ecaresnet50d", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet50d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet50d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "efficientnet_b0", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ra_in1k", hf_hub_id: Some("timm/efficientnet_b0.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -72,6 +72,133 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "efficientnet_b3", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/efficientnet_b3.ra2_in1k"), input_size: [3, 288, 288], test_input_size: Some([3, 320, 320]), pool_size: Some([9, 9]), crop_pct: 0.875, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "efficientnet_b4", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/efficientnet_b4.ra2_in1k"), input_size: [3, 320, 320], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 0.875, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_b5", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/efficientnet_b5.sw_in12k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: Some([14, 14]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "sw_in12k", hf_hub_id: Some("timm/efficientnet_b5.sw_in12k"), input_size: [3, 416, 416], test_input_size: None, pool_size: Some([13, 13]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "efficientnet_b6", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 528, 528], test_input_size: None, pool_size: Some([17, 17]), crop_pct: 0.942, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_b7", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 600, 600], test_input_size: None, pool_size: Some([19, 19]), crop_pct: 0.949, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_b8", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 672, 672], test_input_size: None, pool_size: Some([21, 21]), crop_pct: 0.954, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_el", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/efficientnet_el.ra_in1k"), input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_el_pruned", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/efficientnet_el_pruned.in1k"), input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_em", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/efficientnet_em.ra2_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_es", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/efficientnet_es.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_es_pruned", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/efficientnet_es_pruned.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_lite0", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/efficientnet_lite0.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_lite1", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 240, 240], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_lite2", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 260, 260], test_input_size: None, pool_size: Some([9, 9]), crop_pct: 0.89, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_lite3", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnet_lite4", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 380, 380], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 0.922, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnetv2_l", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 384, 384], test_input_size: Some([3, 480, 480]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnetv2_m", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 320, 320], test_input_size: Some([3, 416, 416]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnetv2_rw_m", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "agc_in1k", hf_hub_id: Some("timm/efficientnetv2_rw_m.agc_in1k"), input_size: [3, 320, 320], test_input_size: Some([3, 416, 416]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnetv2_rw_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/efficientnetv2_rw_s.ra2_in1k"), input_size: [3, 288, 288], test_input_size: Some([3, 384, 384]), pool_size: Some([9, 9]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnetv2_rw_t", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/efficientnetv2_rw_t.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnetv2_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 288, 288], test_input_size: Some([3, 384, 384]), pool_size: Some([9, 9]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "fbnetc_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/fbnetc_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "lcnet_035", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "lcnet_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/lcnet_050.ra2_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "lcnet_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/lcnet_075.ra2_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "lcnet_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/lcnet_100.ra2_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "lcnet_150", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixnet_l", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ft_in1k", hf_hub_id: Some("timm/mixnet_l.ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixnet_m", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ft_in1k", hf_hub_id: Some("timm/mixnet_m.ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixnet_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ft_in1k", hf_hub_id: Some("timm/mixnet_s.ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixnet_xl", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/mixnet_xl.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixnet_xxl", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mnasnet_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/mnasnet_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mnasnet_140", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mnasnet_small", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "lamb_in1k", hf_hub_id: Some("timm/mnasnet_small.lamb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv2_035", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv2_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "lamb_in1k", hf_hub_id: Some("timm/mobilenetv2_050.lamb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv2_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv2_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/mobilenetv2_100.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv2_110d", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/mobilenetv2_110d.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv2_120d", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/mobilenetv2_120d.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv2_140", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/mobilenetv2_140.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "mobilenetv3_large_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -81,6 +208,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "miil_in21k_ft_in1k", hf_hub_id: Some("timm/mobilenetv3_large_100.miil_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 1000 },
         Tag { tag: "miil_in21k", hf_hub_id: Some("timm/mobilenetv3_large_100.miil_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 11221 },
     ] },
+    ArchTags { arch: "mobilenetv3_large_150d", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra4_e3600_r256_in1k", hf_hub_id: Some("timm/mobilenetv3_large_150d.ra4_e3600_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "mobilenetv3_small_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "lamb_in1k", hf_hub_id: Some("timm/mobilenetv3_small_050.lamb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -89,6 +219,46 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "mobilenetv3_small_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "lamb_in1k", hf_hub_id: Some("timm/mobilenetv3_small_100.lamb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_conv_large", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "e600_r384_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_large.e600_r384_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 448, 448]), pool_size: Some([12, 12]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e500_r256_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_large.e500_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_conv_medium", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "e500_r256_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_medium.e500_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e500_r224_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_medium.e500_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e250_r384_in12k_ft_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_medium.e250_r384_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e180_r384_in12k", hf_hub_id: Some("timm/mobilenetv4_conv_medium.e180_r384_in12k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+        Tag { tag: "e180_ad_r384_in12k", hf_hub_id: Some("timm/mobilenetv4_conv_medium.e180_ad_r384_in12k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+        Tag { tag: "e250_r384_in12k", hf_hub_id: Some("timm/mobilenetv4_conv_medium.e250_r384_in12k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "mobilenetv4_conv_small", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "e2400_r224_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_small.e2400_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e1200_r224_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_small.e1200_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e3600_r256_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_small.e3600_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_conv_small_035", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_conv_small_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "e3000_r224_in1k", hf_hub_id: Some("timm/mobilenetv4_conv_small_050.e3000_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_hybrid_large", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ix_e600_r384_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_large.ix_e600_r384_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 448, 448]), pool_size: Some([12, 12]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e600_r384_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_large.e600_r384_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 448, 448]), pool_size: Some([12, 12]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_hybrid_large_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv4_hybrid_medium", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "e200_r256_in12k_ft_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.e200_r256_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ix_e550_r256_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.ix_e550_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ix_e550_r384_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.ix_e550_r384_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 448, 448]), pool_size: Some([12, 12]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e500_r224_in1k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.e500_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "e200_r256_in12k", hf_hub_id: Some("timm/mobilenetv4_hybrid_medium.e200_r256_in12k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "mobilenetv4_hybrid_medium_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet101", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet101.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -104,10 +274,10 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet101d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet10t", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "c3_in1k", hf_hub_id: Some("timm/resnet10t.c3_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "c3_in1k", hf_hub_id: Some("timm/resnet10t.c3_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet14t", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "c3_in1k", hf_hub_id: Some("timm/resnet14t.c3_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "c3_in1k", hf_hub_id: Some("timm/resnet14t.c3_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet152", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet152.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -138,7 +308,7 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "bt_in1k", hf_hub_id: Some("timm/resnet26d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet26t", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet26t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.94, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet26t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.94, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet34", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1_in1k", hf_hub_id: Some("timm/resnet34.a1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -174,7 +344,7 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet50.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet50_gn", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet50_gn.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.94, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet50_gn.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.94, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet50d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet50d.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -185,19 +355,19 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet50d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet50t", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnext101_32x8d", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/resnext101_32x8d.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
-        Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/resnext101_32x8d.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
-        Tag { tag: "fb_wsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_wsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
-        Tag { tag: "fb_ssl_yfcc100m_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_ssl_yfcc100m_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
-        Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/resnext101_32x8d.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/resnext101_32x8d.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_wsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_wsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_ssl_yfcc100m_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_ssl_yfcc100m_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x8d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnext101_64x4d", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "c1_in1k", hf_hub_id: Some("timm/resnext101_64x4d.c1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
-        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/resnext101_64x4d.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
-        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnext101_64x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "c1_in1k", hf_hub_id: Some("timm/resnext101_64x4d.c1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/resnext101_64x4d.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnext101_64x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnext50_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnext50_32x4d.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -211,20 +381,32 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext50_32x4d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnext50_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "semnasnet_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "semnasnet_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/semnasnet_075.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "semnasnet_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/semnasnet_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "semnasnet_140", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "senet154", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/senet154.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/senet154.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnet101", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnet152", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnet18", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnet34", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnet50", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1_in1k", hf_hub_id: Some("timm/seresnet50.a1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -233,24 +415,168 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/seresnet50.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnext101_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/seresnext101_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
-        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/seresnext101_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnext26d_32x4d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "bt_in1k", hf_hub_id: Some("timm/seresnext26d_32x4d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnext26t_32x4d", first_conv: "conv1.0", classifier: "fc", tags: &[
-        Tag { tag: "bt_in1k", hf_hub_id: Some("timm/seresnext26t_32x4d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "bt_in1k", hf_hub_id: Some("timm/seresnext26t_32x4d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnext50_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "racm_in1k", hf_hub_id: Some("timm/seresnext50_32x4d.racm_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/seresnext50_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "spnasnet_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/spnasnet_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "tf_efficientnet_b0", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b0.ns_jft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b0.ap_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "aa_in1k", hf_hub_id: Some("timm/tf_efficientnet_b0.aa_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_b0.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_b1", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b1.ns_jft_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b1.ap_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "aa_in1k", hf_hub_id: Some("timm/tf_efficientnet_b1.aa_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_b1.in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_b2", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b2.ns_jft_in1k"), input_size: [3, 260, 260], test_input_size: None, pool_size: Some([9, 9]), crop_pct: 0.89, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b2.ap_in1k"), input_size: [3, 260, 260], test_input_size: None, pool_size: Some([9, 9]), crop_pct: 0.89, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "aa_in1k", hf_hub_id: Some("timm/tf_efficientnet_b2.aa_in1k"), input_size: [3, 260, 260], test_input_size: None, pool_size: Some([9, 9]), crop_pct: 0.89, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_b2.in1k"), input_size: [3, 260, 260], test_input_size: None, pool_size: Some([9, 9]), crop_pct: 0.89, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_b3", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b3.ns_jft_in1k"), input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b3.ap_in1k"), input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "aa_in1k", hf_hub_id: Some("timm/tf_efficientnet_b3.aa_in1k"), input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_b3.in1k"), input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_b4", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b4.ns_jft_in1k"), input_size: [3, 380, 380], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 0.922, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b4.ap_in1k"), input_size: [3, 380, 380], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 0.922, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "aa_in1k", hf_hub_id: Some("timm/tf_efficientnet_b4.aa_in1k"), input_size: [3, 380, 380], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 0.922, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_b4.in1k"), input_size: [3, 380, 380], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 0.922, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_b5", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b5.ns_jft_in1k"), input_size: [3, 456, 456], test_input_size: None, pool_size: Some([15, 15]), crop_pct: 0.934, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b5.ap_in1k"), input_size: [3, 456, 456], test_input_size: None, pool_size: Some([15, 15]), crop_pct: 0.934, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/tf_efficientnet_b5.ra_in1k"), input_size: [3, 456, 456], test_input_size: None, pool_size: Some([15, 15]), crop_pct: 0.934, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "aa_in1k", hf_hub_id: Some("timm/tf_efficientnet_b5.aa_in1k"), input_size: [3, 456, 456], test_input_size: None, pool_size: Some([15, 15]), crop_pct: 0.934, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_b5.in1k"), input_size: [3, 456, 456], test_input_size: None, pool_size: Some([15, 15]), crop_pct: 0.934, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_b6", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b6.ns_jft_in1k"), input_size: [3, 528, 528], test_input_size: None, pool_size: Some([17, 17]), crop_pct: 0.942, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b6.ap_in1k"), input_size: [3, 528, 528], test_input_size: None, pool_size: Some([17, 17]), crop_pct: 0.942, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "aa_in1k", hf_hub_id: Some("timm/tf_efficientnet_b6.aa_in1k"), input_size: [3, 528, 528], test_input_size: None, pool_size: Some([17, 17]), crop_pct: 0.942, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_b7", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b7.ns_jft_in1k"), input_size: [3, 600, 600], test_input_size: None, pool_size: Some([19, 19]), crop_pct: 0.949, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b7.ap_in1k"), input_size: [3, 600, 600], test_input_size: None, pool_size: Some([19, 19]), crop_pct: 0.949, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/tf_efficientnet_b7.ra_in1k"), input_size: [3, 600, 600], test_input_size: None, pool_size: Some([19, 19]), crop_pct: 0.949, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "aa_in1k", hf_hub_id: Some("timm/tf_efficientnet_b7.aa_in1k"), input_size: [3, 600, 600], test_input_size: None, pool_size: Some([19, 19]), crop_pct: 0.949, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_b8", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ap_in1k", hf_hub_id: Some("timm/tf_efficientnet_b8.ap_in1k"), input_size: [3, 672, 672], test_input_size: None, pool_size: Some([21, 21]), crop_pct: 0.954, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/tf_efficientnet_b8.ra_in1k"), input_size: [3, 672, 672], test_input_size: None, pool_size: Some([21, 21]), crop_pct: 0.954, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_el", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_el.in1k"), input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_em", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_em.in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_es", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_es.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_lite0", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_lite0.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_lite1", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_lite1.in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_lite2", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_lite2.in1k"), input_size: [3, 260, 260], test_input_size: None, pool_size: Some([9, 9]), crop_pct: 0.89, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_lite3", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_lite3.in1k"), input_size: [3, 300, 300], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnet_lite4", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_lite4.in1k"), input_size: [3, 380, 380], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 0.92, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnetv2_b0", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnetv2_b0.in1k"), input_size: [3, 192, 192], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnetv2_b1", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnetv2_b1.in1k"), input_size: [3, 192, 192], test_input_size: Some([3, 240, 240]), pool_size: Some([6, 6]), crop_pct: 0.882, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnetv2_b2", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnetv2_b2.in1k"), input_size: [3, 208, 208], test_input_size: Some([3, 260, 260]), pool_size: Some([7, 7]), crop_pct: 0.89, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_efficientnetv2_b3", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in21k_ft_in1k", hf_hub_id: Some("timm/tf_efficientnetv2_b3.in21k_ft_in1k"), input_size: [3, 240, 240], test_input_size: Some([3, 300, 300]), pool_size: Some([8, 8]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnetv2_b3.in1k"), input_size: [3, 240, 240], test_input_size: Some([3, 300, 300]), pool_size: Some([8, 8]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "in21k", hf_hub_id: Some("timm/tf_efficientnetv2_b3.in21k"), input_size: [3, 240, 240], test_input_size: Some([3, 300, 300]), pool_size: Some([8, 8]), crop_pct: 0.904, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "tf_efficientnetv2_l", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in21k_ft_in1k", hf_hub_id: Some("timm/tf_efficientnetv2_l.in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 480, 480]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnetv2_l.in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 480, 480]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "in21k", hf_hub_id: Some("timm/tf_efficientnetv2_l.in21k"), input_size: [3, 384, 384], test_input_size: Some([3, 480, 480]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "tf_efficientnetv2_m", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in21k_ft_in1k", hf_hub_id: Some("timm/tf_efficientnetv2_m.in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 480, 480]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnetv2_m.in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 480, 480]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "in21k", hf_hub_id: Some("timm/tf_efficientnetv2_m.in21k"), input_size: [3, 384, 384], test_input_size: Some([3, 480, 480]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "tf_efficientnetv2_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in21k_ft_in1k", hf_hub_id: Some("timm/tf_efficientnetv2_s.in21k_ft_in1k"), input_size: [3, 300, 300], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnetv2_s.in1k"), input_size: [3, 300, 300], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "in21k", hf_hub_id: Some("timm/tf_efficientnetv2_s.in21k"), input_size: [3, 300, 300], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "tf_mixnet_l", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mixnet_l.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_mixnet_m", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mixnet_m.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_mixnet_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mixnet_s.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_mobilenetv3_large_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mobilenetv3_large_075.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_mobilenetv3_large_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mobilenetv3_large_100.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_mobilenetv3_large_minimal_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mobilenetv3_large_minimal_100.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_mobilenetv3_small_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mobilenetv3_small_075.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_mobilenetv3_small_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mobilenetv3_small_100.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tf_mobilenetv3_small_minimal_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mobilenetv3_small_minimal_100.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tinynet_a", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tinynet_a.in1k"), input_size: [3, 192, 192], test_input_size: None, pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tinynet_b", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tinynet_b.in1k"), input_size: [3, 188, 188], test_input_size: None, pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tinynet_c", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tinynet_c.in1k"), input_size: [3, 184, 184], test_input_size: None, pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tinynet_d", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tinynet_d.in1k"), input_size: [3, 152, 152], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "tinynet_e", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/tinynet_e.in1k"), input_size: [3, 106, 106], test_input_size: None, pool_size: Some([4, 4]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "vit_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg2_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -275,8 +601,8 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_tiny_patch16_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
     ] },
     ArchTags { arch: "wide_resnet101_2", first_conv: "conv1", classifier: "fc", tags: &[
-        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/wide_resnet101_2.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
-        Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/wide_resnet101_2.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "tv_in1k", hf_hub_id: Some("timm/wide_resnet101_2.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/wide_resnet101_2.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "wide_resnet50_2", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "racm_in1k", hf_hub_id: Some("timm/wide_resnet50_2.racm_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

@@ -9,6 +9,8 @@ use kiln_engine::{Tensor, UnaryOp};
 pub enum Activation {
     /// max(x, 0)
     Relu,
+    /// min(max(x, 0), 6)
+    Relu6,
     /// x·sigmoid(x)
     Silu,
     /// exact GELU
@@ -30,6 +32,7 @@ impl Activation {
     pub fn from_name(name: &str) -> Option<Activation> {
         Some(match name {
             "relu" => Activation::Relu,
+            "relu6" => Activation::Relu6,
             "silu" | "swish" => Activation::Silu,
             "gelu" => Activation::Gelu,
             "gelu_tanh" => Activation::GeluTanh,
@@ -45,6 +48,7 @@ impl Activation {
     pub fn unary_op(self) -> UnaryOp {
         match self {
             Activation::Relu => UnaryOp::Relu,
+            Activation::Relu6 => UnaryOp::Clamp(0.0, 6.0),
             Activation::Silu => UnaryOp::Silu,
             Activation::Gelu => UnaryOp::Gelu,
             Activation::GeluTanh => UnaryOp::GeluTanh,
@@ -60,6 +64,7 @@ impl Module for Activation {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Activation::Relu => x.relu(),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
             Activation::Silu => x.silu(),
             Activation::Gelu => x.gelu(),
             Activation::GeluTanh => x.gelu_tanh(),

@@ -1,7 +1,9 @@
-//! EfficientNet B0–B3 and tf_efficientnet_b0 (timm's `efficientnet.py`): the B0 block strings
-//! scaled in width and depth, SiLU, squeeze-excite sized from the block input, and the head
-//! `conv_head`, `bn2`, pool, dropout, `classifier`. The `tf_` variant pads convs as TensorFlow's
-//! "same" and uses BatchNorm eps 1e-3.
+//! timm's `EfficientNet` class (`efficientnet.py`): a stem, the builder's stages of block strings
+//! scaled in width and depth, and the head `conv_head`, `bn2`, pool, dropout, `classifier`. It
+//! builds EfficientNet B0–B8 and its `tf_` ports, EfficientNet-EdgeTPU, MobileNetV2, MixNet,
+//! MnasNet, FBNet-C, Single-Path NAS and TinyNet (their names and configs:
+//! `efficientnet_variants.rs`). The `tf_` variants pad convs as TensorFlow's "same" and use
+//! BatchNorm eps 1e-3.
 
 use super::efficientnet_blocks::init_conv_goog;
 use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Trunk};
@@ -14,26 +16,46 @@ use crate::module::{join, NamedTensor};
 use crate::{init, ModelArgs, Module, Result};
 use kiln_engine::{MemoryFormat, Tensor};
 
-/// timm's `_gen_efficientnet` block strings (B0).
-const ARCH: [&[&str]; 7] = [
-    &["ds_r1_k3_s1_e1_c16_se0.25"],
-    &["ir_r2_k3_s2_e6_c24_se0.25"],
-    &["ir_r2_k5_s2_e6_c40_se0.25"],
-    &["ir_r3_k3_s2_e6_c80_se0.25"],
-    &["ir_r3_k5_s1_e6_c112_se0.25"],
-    &["ir_r4_k5_s2_e6_c192_se0.25"],
-    &["ir_r1_k3_s1_e6_c320_se0.25"],
-];
+pub use super::efficientnet_builder::Depth;
+pub use super::efficientnet_variants::variants;
 
-/// What distinguishes one EfficientNet variant from another.
+/// Block strings, one list per stage (timm's `arch_def`).
+pub type ArchDef = &'static [&'static [&'static str]];
+
+/// The width of the head conv (timm's `num_features` of each generator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadWidth {
+    /// Fixed, whatever the width multiplier.
+    Fixed(usize),
+    /// `round_channels(n)` under the width multiplier.
+    Scaled(usize),
+    /// `max(n, round_channels(n))`: scaled up, never down.
+    AtLeast(usize),
+}
+
+/// What distinguishes one EfficientNet-class model from another (timm's `_gen_*` arguments).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EfficientNetCfg {
+    /// The block strings.
+    pub arch: ArchDef,
     /// Width multiplier.
     pub channel_multiplier: f64,
-    /// Depth multiplier.
-    pub depth_multiplier: f64,
+    /// `round_limit` of the width rounding (0.9; 0 for EfficientNetV2-B*).
+    pub round_limit: f64,
+    /// Depth scaling.
+    pub depth: Depth,
+    /// Stem channels before width scaling.
+    pub stem_size: usize,
+    /// The stem keeps `stem_size` channels (timm's `fix_stem`).
+    pub fix_stem: bool,
+    /// Head conv width.
+    pub head: HeadWidth,
+    /// The model's activation.
+    pub act: Activation,
     /// TensorFlow port: "same" padding and BatchNorm eps 1e-3.
     pub tf: bool,
+    /// BatchNorm eps 1e-3 when built for pretrained weights (timm's `fbnetc_100`).
+    pub pretrained_tf_eps: bool,
 }
 
 /// timm's `EfficientNet`.
@@ -51,25 +73,36 @@ pub struct EfficientNet {
 impl EfficientNet {
     /// Builds the model with timm's `_init_weight_goog` init.
     pub fn new(ec: &EfficientNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<EfficientNet> {
+        let tf_eps = ec.tf || (ec.pretrained_tf_eps && args.pretrained.is_some());
         let bc = BuilderCfg {
             channel_multiplier: ec.channel_multiplier,
             channel_divisor: 8,
+            round_limit: ec.round_limit,
             pad: if ec.tf {
                 PadType::Same
             } else {
                 PadType::Symmetric
             },
-            bn_eps: if ec.tf { 1e-3 } else { 1e-5 },
-            act: Activation::Silu,
+            bn_eps: if tf_eps { 1e-3 } else { 1e-5 },
+            act: ec.act,
             se_from_exp: false,
             se_round_divisor: None,
             se_force_act: None,
             se_gate: Activation::Sigmoid,
+            layer_scale: None,
             drop_path_rate: args.drop_path_rate,
         };
-        let arch = decode_arch_def(&ARCH, ec.depth_multiplier)?;
-        let trunk = Trunk::new(&bc, args.in_chans, bc.round_chs(32), &arch)?;
-        let num_features = bc.round_chs(1280);
+        let arch = decode_arch_def(ec.arch, ec.depth)?;
+        let stem = match ec.fix_stem {
+            true => ec.stem_size,
+            false => bc.round_chs(ec.stem_size),
+        };
+        let trunk = Trunk::new(&bc, args.in_chans, stem, &arch)?;
+        let num_features = match ec.head {
+            HeadWidth::Fixed(n) => n,
+            HeadWidth::Scaled(n) => bc.round_chs(n),
+            HeadWidth::AtLeast(n) => n.max(bc.round_chs(n)),
+        };
         let conv_head = Conv2dPad::new(trunk.out_chs, num_features, 1, 1, 1, bc.pad, false)?;
         init_conv_goog(&conv_head.conv)?;
         let mut model = EfficientNet {
@@ -244,52 +277,6 @@ pub(crate) fn cfg(
         classifier: "classifier".into(),
         num_classes: 1000,
     }
-}
-
-/// Every registered EfficientNet: (name, architecture, default pretrained config).
-pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
-    let scaled = |channel_multiplier, depth_multiplier| EfficientNetCfg {
-        channel_multiplier,
-        depth_multiplier,
-        tf: false,
-    };
-    vec![
-        (
-            "efficientnet_b0",
-            scaled(1.0, 1.0),
-            cfg("efficientnet_b0", "ra_in1k", 224, None, 0.875, false),
-        ),
-        (
-            "efficientnet_b1",
-            scaled(1.0, 1.1),
-            cfg(
-                "efficientnet_b1",
-                "ra4_e3600_r240_in1k",
-                240,
-                Some(288),
-                0.9,
-                true,
-            ),
-        ),
-        (
-            "efficientnet_b2",
-            scaled(1.1, 1.2),
-            cfg("efficientnet_b2", "ra_in1k", 256, Some(288), 0.875, false),
-        ),
-        (
-            "efficientnet_b3",
-            scaled(1.2, 1.4),
-            cfg("efficientnet_b3", "ra2_in1k", 288, Some(320), 0.875, false),
-        ),
-        (
-            "tf_efficientnet_b0",
-            EfficientNetCfg {
-                tf: true,
-                ..scaled(1.0, 1.0)
-            },
-            cfg("tf_efficientnet_b0", "ns_jft_in1k", 224, None, 0.875, false),
-        ),
-    ]
 }
 
 #[cfg(test)]

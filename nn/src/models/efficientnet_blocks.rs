@@ -1,12 +1,16 @@
 //! The blocks EfficientNet and MobileNetV3 share (timm's `_efficientnet_blocks.py`): their
-//! squeeze-excite, `ConvBnAct`, `DepthwiseSeparableConv` and `InvertedResidual`, with timm's
-//! parameter names and `_init_weight_goog` init.
+//! squeeze-excite, `ConvBnAct`, `DepthwiseSeparableConv`, `InvertedResidual`, `EdgeResidual`,
+//! `UniversalInvertedResidual` and `MobileAttention`, with timm's parameter names and
+//! `_init_weight_goog` init; several kernel sizes make a mixed conv (timm's `create_conv2d` with
+//! a list).
 
+use super::efficientnet_builder::AttnArgs;
 use crate::layers::{
-    squeeze_excite, Activation, BatchNorm2d, BatchNormAct2d, Conv2d, Conv2dPad, PadType,
+    squeeze_excite, Activation, BatchNorm2d, BatchNormAct2d, Conv2d, Conv2dPad, LayerScale2d,
+    MixedConv2d, MqaCfg, MultiQueryAttention2d, PadType,
 };
 use crate::module::{join, NamedTensor};
-use crate::{init, Module, Result};
+use crate::{init, Error, Module, Result};
 use kiln_engine::{MemoryFormat, Tensor};
 
 /// timm's `_init_weight_goog` on a conv: N(0, 2/fan_out) weights (grouped fan-out), zero bias.
@@ -20,18 +24,46 @@ pub(crate) fn init_conv_goog(conv: &Conv2d) -> Result<()> {
     Ok(())
 }
 
-/// A conv made by timm's `create_conv2d` (no bias) with goog init.
+/// A conv made by timm's `create_conv2d` (no bias) with goog init: one conv for one kernel size,
+/// a [`MixedConv2d`] (depthwise when `groups` is `in_c`, else dense) for several.
 fn conv(
     c: &BlockCfg,
     in_c: usize,
     out_c: usize,
-    k: usize,
+    kernels: &[usize],
     stride: usize,
     groups: usize,
-) -> Result<Conv2dPad> {
-    let conv = Conv2dPad::new(in_c, out_c, k, stride, groups, c.pad, false)?;
-    init_conv_goog(&conv.conv)?;
-    Ok(conv)
+) -> Result<Box<dyn Module>> {
+    if let [k] = kernels {
+        let conv = Conv2dPad::new(in_c, out_c, *k, stride, groups, c.pad, false)?;
+        init_conv_goog(&conv.conv)?;
+        return Ok(Box::new(conv));
+    }
+    let depthwise = groups == in_c;
+    if !depthwise && groups != 1 {
+        return Err(Error::BadArgument {
+            model: format!("mixed conv {kernels:?}"),
+            msg: format!("{groups} groups of {in_c} channels: only depthwise or dense"),
+        });
+    }
+    let mixed = MixedConv2d::new(in_c, out_c, kernels, stride, c.pad, depthwise)?;
+    mixed
+        .convs
+        .iter()
+        .try_for_each(|conv| init_conv_goog(&conv.conv))?;
+    Ok(Box::new(mixed))
+}
+
+/// timm's `num_groups(group_size, channels)`: one group for size 0, else `channels / size`.
+fn num_groups(group_size: usize, channels: usize) -> Result<usize> {
+    match group_size {
+        0 => Ok(1),
+        g if channels.is_multiple_of(g) => Ok(channels / g),
+        g => Err(Error::BadArgument {
+            model: format!("group size {g}"),
+            msg: format!("does not divide {channels} channels"),
+        }),
+    }
 }
 
 /// How a block's squeeze-excite sizes and gates itself.
@@ -54,8 +86,13 @@ pub struct BlockCfg {
     pub in_chs: usize,
     /// Output channels.
     pub out_chs: usize,
-    /// Kernel of the depthwise conv (of the conv for `cn`).
-    pub kernel: usize,
+    /// Kernel(s) of the spatial conv: depthwise (ds/ir), expansion (er), the conv (cn), middle
+    /// depthwise (uir, 0: none), the keys' and values' downsampling (mqa).
+    pub kernel: Vec<usize>,
+    /// Kernel(s) of the inverted residual's expansion conv; uir: of its starting depthwise conv.
+    pub exp_kernel: Vec<usize>,
+    /// Kernel(s) of the pointwise projection; uir: of its ending depthwise conv.
+    pub pw_kernel: Vec<usize>,
     /// Stride.
     pub stride: usize,
     /// Expansion ratio (inverted residuals).
@@ -64,8 +101,18 @@ pub struct BlockCfg {
     pub act: Activation,
     /// Squeeze-excite, if any.
     pub se: Option<SeCfg>,
-    /// `noskip` (ds/ir) or `skip` (cn) as the block string gave it.
+    /// `noskip` (ds/ir/er) or `skip` (cn) as the block string gave it.
     pub skip: bool,
+    /// An activation after the depthwise-separable block's pointwise conv (`dsa`).
+    pub pw_act: bool,
+    /// The channels the edge residual's expansion is computed from, when not its input.
+    pub force_in_chs: Option<usize>,
+    /// Channels per group of the spatial conv (None: depthwise for ds/ir, dense for er/cn).
+    pub group_size: Option<usize>,
+    /// The attention of an `mqa` block.
+    pub attn: Option<AttnArgs>,
+    /// Layer scale of uir and mqa blocks (None: none).
+    pub layer_scale: Option<f64>,
     /// Conv padding.
     pub pad: PadType,
     /// BatchNorm epsilon.
@@ -83,14 +130,34 @@ impl BlockCfg {
     fn has_skip(&self) -> bool {
         self.skip && self.stride == 1 && self.in_chs == self.out_chs
     }
+
+    /// Appends `layer_scale` when the model scales its uir and mqa blocks.
+    fn push_layer_scale(&self, layers: &mut Vec<(&'static str, Box<dyn Module>)>) -> Result<()> {
+        if let Some(init) = self.layer_scale {
+            let scale = LayerScale2d::new(self.out_chs, init)?;
+            layers.push(("layer_scale", Box::new(scale)));
+        }
+        Ok(())
+    }
+
+    /// Groups of the spatial conv over `channels`: `gs`, else `default_size` (1: depthwise).
+    fn groups(&self, channels: usize, default_size: usize) -> Result<usize> {
+        num_groups(self.group_size.unwrap_or(default_size), channels)
+    }
 }
 
 /// timm's `make_divisible(v, divisor, round_limit=0.9)`: nearest multiple, at least `divisor`,
 /// at most 10% below `v`.
 pub fn make_divisible(v: f64, divisor: usize) -> usize {
+    make_divisible_limit(v, divisor, 0.9)
+}
+
+/// timm's `make_divisible(v, divisor, round_limit=round_limit)`: nearest multiple, at least
+/// `divisor`, one more multiple when that falls below `round_limit · v`.
+pub fn make_divisible_limit(v: f64, divisor: usize, round_limit: f64) -> usize {
     let d = divisor as f64;
     let mut new_v = (((v + d / 2.0) as usize) / divisor * divisor).max(divisor);
-    if (new_v as f64) < 0.9 * v {
+    if (new_v as f64) < round_limit * v {
         new_v += divisor;
     }
     new_v
@@ -142,6 +209,53 @@ impl Module for SqueezeExcite {
     }
 }
 
+/// timm's `ConvNormAct`: `conv` (no bias), then `bn` with an optional activation.
+struct ConvNormAct {
+    conv: Box<dyn Module>,
+    bn: BatchNormAct2d,
+}
+
+impl ConvNormAct {
+    /// `ConvNormAct(in_c, out_c, kernels, stride, groups, apply_act=act)` with `c`'s padding, eps
+    /// and activation.
+    fn new(
+        c: &BlockCfg,
+        (in_c, out_c): (usize, usize),
+        k: &[usize],
+        s: usize,
+        g: usize,
+        act: bool,
+    ) -> Result<Self> {
+        Ok(ConvNormAct {
+            conv: conv(c, in_c, out_c, k, s, g)?,
+            bn: c.bn_act(out_c, act)?,
+        })
+    }
+}
+
+impl Module for ConvNormAct {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.bn.forward(&self.conv.forward(x)?)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.conv.collect(&join(prefix, "conv"), out);
+        self.bn.collect(&join(prefix, "bn"), out);
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.bn.set_training(training);
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.bn.for_each_batch_norm(f);
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.conv.set_memory_format(format)
+    }
+}
+
 /// A block's layers in forward order: (timm name, layer); the residual and drop path around them.
 pub struct Block {
     layers: Vec<(&'static str, Box<dyn Module>)>,
@@ -153,31 +267,33 @@ pub struct Block {
 impl Block {
     /// timm's `ConvBnAct` (`cn`): `conv`, `bn1` with act; a residual only with `skip`.
     pub fn conv_bn_act(c: &BlockCfg) -> Result<Block> {
+        let groups = c.groups(c.in_chs, 0)?;
         let layers: Vec<(&'static str, Box<dyn Module>)> = vec![
             (
                 "conv",
-                Box::new(conv(c, c.in_chs, c.out_chs, c.kernel, c.stride, 1)?),
+                conv(c, c.in_chs, c.out_chs, &c.kernel, c.stride, groups)?,
             ),
             ("bn1", Box::new(c.bn_act(c.out_chs, true)?)),
         ];
         Ok(Block::from_layers(c, layers))
     }
 
-    /// timm's `DepthwiseSeparableConv` (`ds`): `conv_dw`, `bn1` act, `se`, `conv_pw`, `bn2`
-    /// without act.
+    /// timm's `DepthwiseSeparableConv` (`ds`, `dsa`): `conv_dw`, `bn1` act, `se`, `conv_pw`,
+    /// `bn2` (with act for `dsa`).
     pub fn depthwise_separable(c: &BlockCfg) -> Result<Block> {
+        let groups = c.groups(c.in_chs, 1)?;
         let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
             (
                 "conv_dw",
-                Box::new(conv(c, c.in_chs, c.in_chs, c.kernel, c.stride, c.in_chs)?),
+                conv(c, c.in_chs, c.in_chs, &c.kernel, c.stride, groups)?,
             ),
             ("bn1", Box::new(c.bn_act(c.in_chs, true)?)),
         ];
         if let Some(se) = &c.se {
             layers.push(("se", Box::new(SqueezeExcite::new(c.in_chs, se)?)));
         }
-        layers.push(("conv_pw", Box::new(conv(c, c.in_chs, c.out_chs, 1, 1, 1)?)));
-        layers.push(("bn2", Box::new(c.bn_act(c.out_chs, false)?)));
+        layers.push(("conv_pw", conv(c, c.in_chs, c.out_chs, &c.pw_kernel, 1, 1)?));
+        layers.push(("bn2", Box::new(c.bn_act(c.out_chs, c.pw_act)?)));
         Ok(Block::from_layers(c, layers))
     }
 
@@ -185,20 +301,115 @@ impl Block {
     /// `conv_pwl`, `bn3` without act; mid channels `make_divisible(in * exp_ratio)`.
     pub fn inverted_residual(c: &BlockCfg) -> Result<Block> {
         let mid = make_divisible(c.in_chs as f64 * c.exp_ratio, 8);
+        let groups = c.groups(mid, 1)?;
         let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
-            ("conv_pw", Box::new(conv(c, c.in_chs, mid, 1, 1, 1)?)),
+            ("conv_pw", conv(c, c.in_chs, mid, &c.exp_kernel, 1, 1)?),
             ("bn1", Box::new(c.bn_act(mid, true)?)),
-            (
-                "conv_dw",
-                Box::new(conv(c, mid, mid, c.kernel, c.stride, mid)?),
-            ),
+            ("conv_dw", conv(c, mid, mid, &c.kernel, c.stride, groups)?),
             ("bn2", Box::new(c.bn_act(mid, true)?)),
         ];
         if let Some(se) = &c.se {
             layers.push(("se", Box::new(SqueezeExcite::new(mid, se)?)));
         }
-        layers.push(("conv_pwl", Box::new(conv(c, mid, c.out_chs, 1, 1, 1)?)));
+        layers.push(("conv_pwl", conv(c, mid, c.out_chs, &c.pw_kernel, 1, 1)?));
         layers.push(("bn3", Box::new(c.bn_act(c.out_chs, false)?)));
+        Ok(Block::from_layers(c, layers))
+    }
+
+    /// timm's `EdgeResidual` (`er`, FusedMBConv): `conv_exp` (the block's kernel and stride),
+    /// `bn1` act, `se`, `conv_pwl`, `bn2` without act; mid channels
+    /// `make_divisible((force_in_chs or in) * exp_ratio)`.
+    pub fn edge_residual(c: &BlockCfg) -> Result<Block> {
+        let from = c.force_in_chs.unwrap_or(c.in_chs);
+        let mid = make_divisible(from as f64 * c.exp_ratio, 8);
+        // timm computes the groups from the expansion's output channels
+        let groups = c.groups(mid, 0)?;
+        let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
+            (
+                "conv_exp",
+                conv(c, c.in_chs, mid, &c.kernel, c.stride, groups)?,
+            ),
+            ("bn1", Box::new(c.bn_act(mid, true)?)),
+        ];
+        if let Some(se) = &c.se {
+            layers.push(("se", Box::new(SqueezeExcite::new(mid, se)?)));
+        }
+        layers.push(("conv_pwl", conv(c, mid, c.out_chs, &c.pw_kernel, 1, 1)?));
+        layers.push(("bn2", Box::new(c.bn_act(c.out_chs, false)?)));
+        Ok(Block::from_layers(c, layers))
+    }
+
+    /// timm's `UniversalInvertedResidual` (`uir`, MobileNetV4): `dw_start` (depthwise, no act),
+    /// `pw_exp` (act), `dw_mid` (depthwise, act), `se`, `pw_proj` (no act), `dw_end` (depthwise,
+    /// no act), each a conv-norm(-act), each depthwise one present when its kernel is not 0; the
+    /// stride goes to the middle depthwise conv, else the starting one, else the ending one.
+    pub fn universal_inverted_residual(c: &BlockCfg) -> Result<Block> {
+        let present = |k: &[usize]| k != [0];
+        let (start, middle, end) = (
+            present(&c.exp_kernel),
+            present(&c.kernel),
+            present(&c.pw_kernel),
+        );
+        let mid = make_divisible(c.in_chs as f64 * c.exp_ratio, 8);
+        let (i, o) = (c.in_chs, c.out_chs);
+        let mut layers: Vec<(&'static str, Box<dyn Module>)> = Vec::new();
+        if start {
+            let s = if middle { 1 } else { c.stride };
+            let g = c.groups(i, 1)?;
+            let dw = ConvNormAct::new(c, (i, i), &c.exp_kernel, s, g, false)?;
+            layers.push(("dw_start", Box::new(dw)));
+        }
+        let pw_exp = ConvNormAct::new(c, (i, mid), &[1], 1, 1, true)?;
+        layers.push(("pw_exp", Box::new(pw_exp)));
+        if middle {
+            let g = c.groups(mid, 1)?;
+            let dw = ConvNormAct::new(c, (mid, mid), &c.kernel, c.stride, g, true)?;
+            layers.push(("dw_mid", Box::new(dw)));
+        }
+        if let Some(se) = &c.se {
+            layers.push(("se", Box::new(SqueezeExcite::new(mid, se)?)));
+        }
+        let pw_proj = ConvNormAct::new(c, (mid, o), &[1], 1, 1, false)?;
+        layers.push(("pw_proj", Box::new(pw_proj)));
+        if end {
+            let s = if start || middle { 1 } else { c.stride };
+            let g = c.groups(o, 1)?;
+            let dw = ConvNormAct::new(c, (o, o), &c.pw_kernel, s, g, false)?;
+            layers.push(("dw_end", Box::new(dw)));
+        }
+        c.push_layer_scale(&mut layers)?;
+        Ok(Block::from_layers(c, layers))
+    }
+
+    /// timm's `MobileAttention` with multi-query attention (`mqa`, MobileNetV4 hybrids): `norm`
+    /// (BatchNorm, no act), `attn` ([`MultiQueryAttention2d`] with the block's kernel for the
+    /// keys' and values' downsampling), `layer_scale`.
+    pub fn mobile_attention(c: &BlockCfg) -> Result<Block> {
+        let attn = c.attn.ok_or_else(|| Error::BadArgument {
+            model: "mqa block".into(),
+            msg: "needs its heads (h) and key width (d)".into(),
+        })?;
+        let [kernel] = c.kernel[..] else {
+            return Err(Error::BadArgument {
+                model: "mqa block".into(),
+                msg: "takes one kernel size".into(),
+            });
+        };
+        let mqa = MultiQueryAttention2d::new(&MqaCfg {
+            dim: c.in_chs,
+            dim_out: c.out_chs,
+            num_heads: attn.num_heads,
+            key_dim: attn.key_dim,
+            kv_stride: attn.kv_stride,
+            dw_kernel: kernel,
+            pad: c.pad,
+            bn_eps: c.bn_eps,
+        })?;
+        let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
+            ("norm", Box::new(c.bn_act(c.in_chs, false)?)),
+            ("attn", Box::new(mqa)),
+        ];
+        c.push_layer_scale(&mut layers)?;
         Ok(Block::from_layers(c, layers))
     }
 

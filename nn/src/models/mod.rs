@@ -4,6 +4,7 @@ pub mod convnext;
 pub mod efficientnet;
 mod efficientnet_blocks;
 mod efficientnet_builder;
+mod efficientnet_variants;
 pub mod mobilenetv3;
 pub mod resnet;
 pub mod vit;

@@ -4,11 +4,16 @@
 use kiln_engine::{DType, Tensor};
 use kiln_nn::{Model, ModelArgs};
 
+/// Mirrors `fnv1a` in scripts/fixtures/make_resnet_fixtures.py: 64-bit FNV-1a of the bytes.
+pub fn fnv1a(name: &str) -> u64 {
+    name.bytes().fold(0xCBF29CE484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001B3)
+    })
+}
+
 /// Mirrors `hashed_uniform` in scripts/fixtures/make_resnet_fixtures.py: splitmix64 of (index, fnv1a(name)).
 pub fn hashed_uniform(name: &str, n: usize) -> Vec<f64> {
-    let h = name.bytes().fold(0xCBF29CE484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001B3)
-    });
+    let h = fnv1a(name);
     (0..n as u64)
         .map(|i| {
             let mut x = i.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(h);
