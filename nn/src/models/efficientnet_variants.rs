@@ -382,6 +382,14 @@ fn bilinear(c: PretrainedCfg) -> PretrainedCfg {
     }
 }
 
+/// `c` with timm's `squash` eval crop (both sides resized to size / crop, aspect not kept).
+fn squash(c: PretrainedCfg) -> PretrainedCfg {
+    PretrainedCfg {
+        crop_mode: "squash".into(),
+        ..c
+    }
+}
+
 /// An EfficientNetV2 config: tested at `test` with the train crop (no `test_crop_pct`).
 fn v2cfg(arch: &str, tag: &str, size: usize, test: usize, crop: f64, inc: bool) -> PretrainedCfg {
     PretrainedCfg {
@@ -413,7 +421,7 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
         cfg(n, "ra2_in1k", 320, Some(384), 0.875, false)
     });
     add("efficientnet_b5", efficientnet(1.6, 2.2), |n| {
-        cfg(n, "sw_in12k_ft_in1k", 448, None, 1.0, false)
+        squash(cfg(n, "sw_in12k_ft_in1k", 448, None, 1.0, false))
     });
     add("efficientnet_b6", efficientnet(1.8, 2.6), |n| {
         cfg(n, "untrained", 528, None, 0.942, false)
@@ -630,12 +638,12 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
     add(
         "tf_efficientnetv2_m",
         tf(efficientnetv2_ml(V2_M, 24)),
-        |n| v2cfg(n, "in21k_ft_in1k", 384, 480, 1.0, true),
+        |n| squash(v2cfg(n, "in21k_ft_in1k", 384, 480, 1.0, true)),
     );
     add(
         "tf_efficientnetv2_l",
         tf(efficientnetv2_ml(V2_L, 32)),
-        |n| v2cfg(n, "in21k_ft_in1k", 384, 480, 1.0, true),
+        |n| squash(v2cfg(n, "in21k_ft_in1k", 384, 480, 1.0, true)),
     );
     add(
         "tf_efficientnetv2_b0",
@@ -655,7 +663,7 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
     add(
         "tf_efficientnetv2_b3",
         tf(efficientnetv2_base(1.2, 1.4)),
-        |n| v2cfg(n, "in21k_ft_in1k", 240, 300, 0.9, true),
+        |n| squash(v2cfg(n, "in21k_ft_in1k", 240, 300, 0.9, true)),
     );
     v
 }
