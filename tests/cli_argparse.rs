@@ -232,7 +232,7 @@ fn the_binary_stops_on_an_ambiguous_prefix_and_reads_validates_flags_as_argparse
         "a.safetensors",
         "--checkpoint=b.safetensors",
         "--use-t",
-        "--crop=0.9",
+        "--crop-p=0.9",
     ]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("/no/such/data does not exist"), "{stderr}");
@@ -240,7 +240,8 @@ fn the_binary_stops_on_an_ambiguous_prefix_and_reads_validates_flags_as_argparse
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
-            "ambiguous option: --c could match --class-map, --checkpoint, --crop-pct, --channels-last"
+            "ambiguous option: --c could match --class-map, --checkpoint, --crop-pct, --crop-mode, \
+             --crop-border-pixels, --channels-last"
         ),
         "{stderr}"
     );

@@ -1,6 +1,6 @@
 //! Shape, strides and offset: how a tensor's logical elements map onto its storage.
 
-use crate::{Error, Result};
+use crate::{Device, Error, Result};
 
 /// The memory order of a 4-d tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -10,6 +10,19 @@ pub enum MemoryFormat {
     Contiguous,
     /// NHWC in memory, NCHW logically (PyTorch's `channels_last`).
     ChannelsLast,
+}
+
+impl MemoryFormat {
+    /// The memory format for a model's weights and activations on `device` when none is asked
+    /// for: channels-last on the CPU, whose convolution, pooling and BatchNorm kernels are NHWC
+    /// kernels (NCHW would mostly take im2col); on CUDA, where cuDNN serves either, the user's
+    /// choice, NCHW unless asked (as PyTorch).
+    pub fn preferred_on(device: Device) -> Option<MemoryFormat> {
+        match device {
+            Device::Cpu => Some(MemoryFormat::ChannelsLast),
+            Device::Cuda(_) => None,
+        }
+    }
 }
 
 /// Shape, strides (in elements) and offset of a view into storage.

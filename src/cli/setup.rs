@@ -116,9 +116,9 @@ pub fn layout(channels_last: bool) -> Layout {
 }
 
 /// Says once that `--channels-last` changes nothing on the CPU (the Trainer lays models out
-/// channels-last there anyway: `Device::preferred_memory_format`).
+/// channels-last there anyway: `MemoryFormat::preferred_on`).
 pub fn note_cpu_layout(device: Device) {
-    if device.preferred_memory_format() == Some(MemoryFormat::ChannelsLast) {
+    if MemoryFormat::preferred_on(device) == Some(MemoryFormat::ChannelsLast) {
         println!("--channels-last: no effect on the CPU, where kiln runs channels-last whatever the flag");
     }
 }

@@ -166,7 +166,7 @@ fn validate_one(
     if a.channels_last {
         note_cpu_layout(device);
     }
-    let format = device.preferred_memory_format();
+    let format = MemoryFormat::preferred_on(device);
     let channels_last = a.channels_last || format == Some(MemoryFormat::ChannelsLast);
     if channels_last {
         model.set_memory_format(MemoryFormat::ChannelsLast)?;

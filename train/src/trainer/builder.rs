@@ -192,7 +192,7 @@ impl TrainerBuilder {
     }
 
     /// Lays the model's (and a distillation teacher's) weights and the batches out in `format`
-    /// instead of the device's preferred format ([`Device::preferred_memory_format`]:
+    /// instead of the device's preferred format ([`MemoryFormat::preferred_on`]:
     /// channels-last on the CPU, the model's own on CUDA).
     #[must_use]
     pub fn memory_format(mut self, format: MemoryFormat) -> Self {
@@ -208,7 +208,7 @@ impl TrainerBuilder {
             None => (0, 1),
         };
         let (device, _) = device_and_layout(self.model.as_ref());
-        let format = (self.memory_format.or(device.preferred_memory_format()))
+        let format = (self.memory_format.or(MemoryFormat::preferred_on(device)))
             .unwrap_or(self.model.weights_memory_format());
         if format != self.model.weights_memory_format() {
             self.model.set_memory_format(format)?;
