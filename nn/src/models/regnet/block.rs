@@ -2,8 +2,8 @@
 //! the bottleneck (RegNet-Y), a 1×1 conv, stochastic depth, the shortcut (identity, or 1×1
 //! conv + BN where the shape changes: timm's 'conv1x1'), and ReLU after the add.
 
-use super::super::efficientnet_blocks::init_conv_goog;
 use crate::layers::{BatchNorm2d, Conv2d, SqueezeExcite};
+use crate::models::efficientnet_blocks::init_conv_goog;
 use crate::module::{join, NamedTensor};
 use crate::{Module, Result};
 use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
