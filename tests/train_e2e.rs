@@ -224,6 +224,30 @@ fn trains_the_builders_mixed_edge_and_attention_blocks() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// RegNet-X (grouped 3×3 convs) and RegNet-Y (with squeeze-excite on the bottleneck) train end
+/// to end on the 1-channel 28² data with stochastic depth: finite losses, and the checkpoint
+/// holds timm's names, the stem built for 1 channel and the head for 10 classes.
+#[test]
+fn trains_regnetx_and_regnety_with_drop_path() {
+    use kiln::train::checkpoint::Checkpoint;
+    let data = dataset("e2e-regnet", 64, 32);
+    let out = data.join("runs");
+    for model in ["regnetx_002", "regnety_002"] {
+        let args = ["--model", model, "--epochs", "1", "--drop-path", "0.1"];
+        train(&data, &out, model, &args);
+        let rows = summary_rows(&out.join(model));
+        assert_eq!(rows.len(), 1, "{model}");
+        assert!(
+            rows[0][1].is_finite() && rows[0][1] > 0.0,
+            "{model}: {rows:?}"
+        );
+        let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+        assert_eq!(saved.model["stem.conv.weight"].shape()[1], 1, "{model}");
+        assert_eq!(saved.model["head.fc.weight"].shape(), [10, 368]);
+    }
+    std::fs::remove_dir_all(&data).ok();
+}
+
 /// `--model vit_tiny_patch16_224 --img-size 32` builds the ViT for 32² (2×2 patches, its
 /// position embedding sized to match) and trains the 1-channel data end to end.
 #[test]

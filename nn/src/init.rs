@@ -52,6 +52,13 @@ pub fn trunc_normal(shape: &[usize], std: f64) -> Result<Tensor> {
     Ok(w.requires_grad_(true).clone())
 }
 
+/// N(0, std²): timm's `normal_(0, std)` (RegNet's classifier weight, std 0.01).
+pub fn normal(shape: &[usize], std: f64) -> Result<Tensor> {
+    Ok(with_global_generator(|g| {
+        g.normal(shape, 0.0, std, DType::F32)
+    })?)
+}
+
 /// A zero-filled parameter (a bias under timm's ConvNeXt and ViT init).
 pub fn zeros(shape: &[usize]) -> Result<Tensor> {
     Ok(Tensor::zeros(shape, DType::F32)?

@@ -3,6 +3,7 @@
 use crate::models::convnext::{self, ConvNeXt};
 use crate::models::efficientnet::{self, EfficientNet};
 use crate::models::mobilenetv3::{self, MobileNetV3};
+use crate::models::regnet::{self, RegNet};
 use crate::models::resnet::{self, ResNet};
 use crate::models::vit::{self, VisionTransformer};
 use crate::pretrained::PretrainedSource;
@@ -64,6 +65,7 @@ pub(crate) fn lookup(arch: &str) -> Option<(PretrainedCfg, Build)> {
         .or_else(|| family(arch, convnext::variants(), ConvNeXt::new))
         .or_else(|| family(arch, efficientnet::variants(), EfficientNet::new))
         .or_else(|| family(arch, mobilenetv3::variants(), MobileNetV3::new))
+        .or_else(|| family(arch, regnet::variants(), RegNet::new))
         .or_else(|| family(arch, vit::variants(), VisionTransformer::new))
 }
 
@@ -94,6 +96,7 @@ fn all_names() -> Vec<&'static str> {
     names.extend(convnext::variants().into_iter().map(|(n, _, _)| n));
     names.extend(efficientnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(mobilenetv3::variants().into_iter().map(|(n, _, _)| n));
+    names.extend(regnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(vit::variants().into_iter().map(|(n, _, _)| n));
     names
 }

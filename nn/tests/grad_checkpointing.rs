@@ -107,6 +107,11 @@ fn convnext_atto() {
 }
 
 #[test]
+fn regnety_002() {
+    same_step_checkpointed("regnety_002", 64, |_| {});
+}
+
+#[test]
 fn vit_tiny_patch16_224() {
     same_step_checkpointed("vit_tiny_patch16_224", 32, |_| {});
 }

@@ -10,6 +10,7 @@ use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
+use kiln_nn::models::regnet::{self, RegNet};
 use kiln_nn::models::resnet::{self, BlockKind, ResNet};
 use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
@@ -54,14 +55,14 @@ fn train_tolerance(name: &str) -> f32 {
 
 /// timm's own float32-vs-float64 spread (the larger of the train logits' and the classifier
 /// gradient's, `make_resnet_fixtures.py --f64-spread`) for the EfficientNet/MobileNet builder's
-/// models whose spread exceeds half the 1e-4 default, and for the 050 widths the "50" rule above
-/// would misplace. Their bound is twice that, rounded up to one significant digit. MobileNetV4's
+/// models and the RegNets whose spread exceeds half the 1e-4 default, and for the 050 widths the
+/// "50" rule above would misplace. Their bound is twice that, rounded up to one significant digit. MobileNetV4's
 /// head BatchNorm normalizes the pooled features over the batch of 2 alone, which makes its
 /// classifier gradient the least reproducible number of all (1e-3 to 1e-2 from float64, in timm
 /// and in kiln alike): its entries are the larger of timm's spread and kiln's own (kiln's float32
 /// run against its float64 run, which equals timm's float64 result: see
 /// `mobilenetv4_train_mode_equals_timm_in_float64`).
-const BUILDER_F64_SPREAD: [(&str, f64); 28] = [
+const BUILDER_F64_SPREAD: [(&str, f64); 30] = [
     ("mobilenetv2_050", 9.08e-5),
     ("mobilenetv2_100", 5.77e-5),
     ("mobilenetv2_140", 7.57e-5),
@@ -90,6 +91,8 @@ const BUILDER_F64_SPREAD: [(&str, f64); 28] = [
     ("mobilenetv4_conv_small_050", 1.57e-3),
     ("mobilenetv4_hybrid_medium", 5.86e-3),
     ("mobilenetv4_hybrid_large", 5.40e-3),
+    ("regnetx_004", 1.88e-4),
+    ("regnety_004", 6.86e-5),
 ];
 
 /// `2 · spread` rounded up to one significant digit (1.42e-4 → 2e-4).
@@ -280,6 +283,9 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     if let Some((_, cc, cfg)) = convnext::variants().into_iter().find(|v| v.0 == name) {
         return ConvNeXt::new(&cc, &args, cfg).unwrap().drop_path_rates();
     }
+    if let Some((_, rc, cfg)) = regnet::variants().into_iter().find(|v| v.0 == name) {
+        return RegNet::new(&rc, &args, cfg).unwrap().drop_path_rates();
+    }
     if let Some((_, ec, cfg)) = efficientnet::variants().into_iter().find(|v| v.0 == name) {
         return EfficientNet::new(&ec, &args, cfg)
             .unwrap()
@@ -437,8 +443,8 @@ fn convnext_tiny_matches_timm() {
 }
 
 /// Eval and train logits of `name` with channels-last weights and input equal timm's (NCHW)
-/// fixture: the "same" padding, depthwise convs, squeeze-excite, GroupNorm and ECA keep the
-/// layout.
+/// fixture: the "same" padding, depthwise and grouped convs, squeeze-excite, GroupNorm and ECA
+/// keep the layout.
 fn check_channels_last(name: &str) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
@@ -817,4 +823,50 @@ fn mobilenetv4_train_mode_equals_timm_in_float64() {
             assert!(diff / scale < 1e-9, "{name} {key}: {}", diff / scale);
         }
     }
+}
+
+#[test]
+fn regnetx_matches_timm() {
+    check_family(&["regnetx_002", "regnetx_004"]);
+}
+
+#[test]
+fn regnety_matches_timm() {
+    check_family(&["regnety_002", "regnety_004", "regnety_008"]);
+}
+
+#[test]
+fn regnety_002_channels_last_matches_timm() {
+    check_channels_last("regnety_002");
+}
+
+#[test]
+fn regnetx_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "regnetx_004_tv",
+        "regnetx_006",
+        "regnetx_008",
+        "regnetx_016",
+        "regnetx_032",
+        "regnetx_040",
+        "regnetx_064",
+        "regnetx_080",
+        "regnetx_120",
+        "regnetx_160",
+    ]);
+}
+
+#[test]
+fn regnety_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "regnety_006",
+        "regnety_008_tv",
+        "regnety_016",
+        "regnety_032",
+        "regnety_040",
+        "regnety_064",
+        "regnety_080",
+        "regnety_080_tv",
+        "regnety_120",
+    ]);
 }

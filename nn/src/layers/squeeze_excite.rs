@@ -45,7 +45,12 @@ fn rd_channels(channels: usize) -> usize {
 impl SqueezeExcite {
     /// An SE module over `channels` with PyTorch's default conv init.
     pub fn new(channels: usize) -> Result<SqueezeExcite> {
-        let rd = rd_channels(channels);
+        SqueezeExcite::with_rd_channels(channels, rd_channels(channels))
+    }
+
+    /// An SE module over `channels` reducing to `rd` (timm's `rd_channels` argument, as RegNet
+    /// passes it), with PyTorch's default conv init.
+    pub fn with_rd_channels(channels: usize, rd: usize) -> Result<SqueezeExcite> {
         Ok(SqueezeExcite {
             fc1: Conv2d::new(channels, rd, 1, 1, 0, true)?,
             fc2: Conv2d::new(rd, channels, 1, 1, 0, true)?,

@@ -6,6 +6,7 @@ mod efficientnet_blocks;
 mod efficientnet_builder;
 mod efficientnet_variants;
 pub mod mobilenetv3;
+pub mod regnet;
 pub mod resnet;
 pub mod vit;
 

@@ -1,0 +1,279 @@
+//! timm's RegNet (`regnet.py`), the X and Y design spaces: a 3×3 stride-2 stem, four stages
+//! `s1`..`s4` of bottleneck blocks whose widths, depths and group widths come from four numbers
+//! (w0, wa, wm, depth; `widths.rs`), and timm's `ClassifierHead` (`head.fc`). Parameter names
+//! follow timm, so timm's state dicts load unchanged.
+//!
+//! kiln builds what the X and Y names use of timm's `RegNetCfg`: the 'conv1x1' shortcut, a
+//! ReLU after the residual add (`linear_out` false), post-activation blocks (`preact` false),
+//! BatchNorm and ReLU, and no final conv (`num_features` 0: `final_conv` is an identity).
+
+mod block;
+mod variants;
+mod widths;
+
+pub use variants::variants;
+pub use widths::{stage_args, StageArgs};
+
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::layers::{
+    checkpoint_seq, BatchNorm2d, Checkpointed, Linear, PoolType, SelectAdaptivePool2d,
+};
+use crate::module::{join, NamedTensor};
+use crate::{init, ModelArgs, Module, Result};
+use block::{BlockArgs, Bottleneck, ConvBn};
+use kiln_engine::{MemoryFormat, Tensor};
+
+/// timm's `RegNetCfg`: what distinguishes one RegNet from another.
+#[derive(Debug, Clone, Copy)]
+pub struct RegNetCfg {
+    /// Blocks in all.
+    pub depth: usize,
+    /// Width of the first block.
+    pub w0: usize,
+    /// Slope of the linear widths (w0 + wa · block).
+    pub wa: f64,
+    /// Ratio between the quantized widths of consecutive stages.
+    pub wm: f64,
+    /// Channels per group of the 3×3 convs.
+    pub group_size: usize,
+    /// Bottleneck width over the block's output width.
+    pub bottle_ratio: f64,
+    /// Squeeze-excite reduction width over the block's input width (0: none; RegNet-Y 0.25).
+    pub se_ratio: f64,
+    /// torchvision's rounding of widths to the group width, when above 0 (the `_tv` names: 0.9).
+    pub group_min_ratio: f64,
+    /// Channels of the stem conv.
+    pub stem_width: usize,
+}
+
+/// timm's `RegNet`.
+pub struct RegNet {
+    stem: ConvBn,
+    stages: Vec<Vec<Checkpointed<Bottleneck>>>,
+    pool: SelectAdaptivePool2d,
+    fc: Option<Linear>,
+    drop_rate: f64,
+    num_features: usize,
+    feature_info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+    training: bool,
+    grad_checkpointing: bool,
+}
+
+impl RegNet {
+    /// Builds a RegNet with timm's `_init_weights`: N(0, 2/fan_out) convs (grouped fan-out,
+    /// zero biases), an N(0, 0.01²) classifier with zero bias, and, by default, the last BN of
+    /// every block zero-initialized.
+    pub fn new(rc: &RegNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<RegNet> {
+        let stem = ConvBn::new(args.in_chans, rc.stem_width, 3, 2, 1)?;
+        let mut feature_info = vec![FeatureInfo {
+            num_chs: rc.stem_width,
+            reduction: 2,
+            module: "stem".into(),
+        }];
+        let stage_args = stage_args(rc, &cfg.name)?;
+        let stages = build_stages(rc, &stage_args, args.drop_path_rate)?;
+        for (s, sa) in stage_args.iter().enumerate() {
+            feature_info.push(FeatureInfo {
+                num_chs: sa.width,
+                reduction: 4 << s,
+                module: format!("s{}", s + 1),
+            });
+        }
+        let mut model = RegNet {
+            stem,
+            stages,
+            pool: SelectAdaptivePool2d {
+                pool_type: PoolType::Avg,
+            },
+            fc: None,
+            drop_rate: args.drop_rate,
+            num_features: stage_args[3].width,
+            feature_info,
+            cfg,
+            training: true,
+            grad_checkpointing: false,
+        };
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
+        model.init_weights(args.zero_init_last)?;
+        Ok(model)
+    }
+
+    /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / (blocks − 1)`).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        let blocks = self.stages.iter().flatten();
+        blocks.map(|b| b.get().drop_path).collect()
+    }
+
+    /// The part of timm's `_init_weights` the convs' constructors do not: the classifier, and
+    /// `zero_init_last` (each block's `conv3.bn` weight).
+    fn init_weights(&self, zero_init_last: bool) -> Result<()> {
+        if let Some(fc) = &self.fc {
+            fc.weight.copy_(&init::normal(fc.weight.shape(), 0.01)?)?;
+            if let Some(b) = &fc.bias {
+                b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
+            }
+        }
+        if zero_init_last {
+            for block in self.stages.iter().flatten() {
+                block.get().conv3.bn.zero_weight()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stages' blocks: each stage's first at stride 2 (output stride 32), stochastic depth as
+/// timm's `calculate_drop_path_rates` (linear over all blocks, split by stage).
+fn build_stages(
+    rc: &RegNetCfg,
+    stage_args: &[StageArgs],
+    drop_path_rate: f64,
+) -> Result<Vec<Vec<Checkpointed<Bottleneck>>>> {
+    let total: usize = stage_args.iter().map(|s| s.depth).sum();
+    let (mut stages, mut in_c, mut block_idx) = (Vec::new(), rc.stem_width, 0);
+    for sa in stage_args {
+        let mut blocks = Vec::new();
+        for b in 0..sa.depth {
+            let block = BlockArgs {
+                in_c,
+                out_c: sa.width,
+                stride: if b == 0 { 2 } else { 1 },
+                group_size: sa.group_size,
+                bottle_ratio: rc.bottle_ratio,
+                se_ratio: rc.se_ratio,
+                drop_path: drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64,
+            };
+            blocks.push(Checkpointed::new(Bottleneck::new(&block)?));
+            in_c = sa.width;
+            block_idx += 1;
+        }
+        stages.push(blocks);
+    }
+    Ok(stages)
+}
+
+impl Module for RegNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        let mut local = Vec::new();
+        self.stem.collect("stem", &mut local);
+        for (s, blocks) in self.stages.iter().enumerate() {
+            for (b, block) in blocks.iter().enumerate() {
+                block.collect(&format!("s{}.b{}", s + 1, b + 1), &mut local);
+            }
+        }
+        if let Some(fc) = &self.fc {
+            fc.collect("head.fc", &mut local);
+        }
+        out.extend(local.into_iter().map(|t| NamedTensor {
+            name: join(prefix, &t.name),
+            ..t
+        }));
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.stem.conv.set_memory_format(format)?;
+        self.stages
+            .iter_mut()
+            .flatten()
+            .try_for_each(|b| b.set_memory_format(format))
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.stem.bn.set_training(training);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.set_training(training));
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.stem.bn.for_each_batch_norm(f);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.for_each_batch_norm(f));
+    }
+}
+
+impl Model for RegNet {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.stem.forward(x, true)?;
+        let blocks = self.stages.iter().flatten();
+        checkpoint_seq(blocks, x, self.grad_checkpointing)
+    }
+
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let x = self
+            .pool
+            .forward(x)?
+            .dropout(self.drop_rate, self.training)?;
+        match (&self.fc, pre_logits) {
+            (Some(fc), false) => fc.forward(&x),
+            _ => Ok(x),
+        }
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut h = self.stem.forward(x, true)?;
+        let mut out = vec![h.clone()];
+        for stage in &self.stages {
+            h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
+            out.push(h.clone());
+        }
+        Ok(out)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.fc.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
+        let features = self.num_features * self.pool.pool_type.feat_mult();
+        self.fc = super::new_classifier(features, num_classes)?;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
+        let blocks = if coarse {
+            r"^s(\d+)"
+        } else {
+            r"^s(\d+)\.b(\d+)"
+        };
+        vec![
+            GroupRule::new("stem", r"^stem"),
+            GroupRule::new("blocks", blocks),
+        ]
+    }
+}

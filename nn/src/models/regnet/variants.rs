@@ -1,0 +1,163 @@
+//! The RegNet-X and RegNet-Y names timm registers in `regnet.py` (`regnetx_002` … `regnetx_320`,
+//! `regnety_002` … `regnety_320`, and the torchvision-rounded `_tv` ones), each with timm's
+//! `model_cfgs` entry and default pretrained config (the first tag of its `default_cfgs`).
+
+use super::RegNetCfg;
+use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+
+/// One registered RegNet: (name, architecture, default pretrained config).
+type Variant = (&'static str, RegNetCfg, PretrainedCfg);
+
+/// timm's RegNet config functions: all 224², pool 7×7, bicubic, ImageNet mean/std.
+#[derive(Debug, Clone, Copy)]
+enum Base {
+    /// `_cfgpyc` (pycls's weights): crop 0.875.
+    Pycls,
+    /// `_cfgtv2` (torchvision's v2 recipe): crop 0.965.
+    Tv2,
+    /// `_cfg` (trained with timm): crop 0.95, tested at 288² with crop 1.0.
+    Timm,
+}
+
+/// `arch` with its architecture and timm's `base` config for tag `tag`.
+fn variant(arch: &'static str, rc: RegNetCfg, tag: &str, base: Base) -> Variant {
+    let (crop_pct, test) = match base {
+        Base::Pycls => (0.875, None),
+        Base::Tv2 => (0.965, None),
+        Base::Timm => (0.95, Some(288)),
+    };
+    let cfg = PretrainedCfg {
+        name: format!("{arch}.{tag}"),
+        hf_hub_id: None,
+        input_size: [3, 224, 224],
+        test_input_size: test.map(|t| [3, t, t]),
+        pool_size: [7, 7],
+        crop_pct,
+        test_crop_pct: test.map(|_| 1.0),
+        crop_mode: "center".into(),
+        interpolation: "bicubic".into(),
+        mean: IMAGENET_DEFAULT_MEAN,
+        std: IMAGENET_DEFAULT_STD,
+        first_conv: "stem.conv".into(),
+        classifier: "head.fc".into(),
+        num_classes: 1000,
+    };
+    (arch, rc, cfg)
+}
+
+/// RegNet-X: `RegNetCfg(w0, wa, wm, group_size, depth)` with timm's other defaults.
+fn x(w0: usize, wa: f64, wm: f64, group_size: usize, depth: usize) -> RegNetCfg {
+    RegNetCfg {
+        depth,
+        w0,
+        wa,
+        wm,
+        group_size,
+        bottle_ratio: 1.0,
+        se_ratio: 0.0,
+        group_min_ratio: 0.0,
+        stem_width: 32,
+    }
+}
+
+/// RegNet-Y: RegNet-X with squeeze-excite (`se_ratio` 0.25).
+fn y(w0: usize, wa: f64, wm: f64, group_size: usize, depth: usize) -> RegNetCfg {
+    RegNetCfg {
+        se_ratio: 0.25,
+        ..x(w0, wa, wm, group_size, depth)
+    }
+}
+
+/// torchvision's widths (`group_min_ratio` 0.9).
+fn tv(rc: RegNetCfg) -> RegNetCfg {
+    RegNetCfg {
+        group_min_ratio: 0.9,
+        ..rc
+    }
+}
+
+/// Every registered RegNet: (name, architecture, default pretrained config).
+pub fn variants() -> Vec<Variant> {
+    use Base::{Pycls, Timm, Tv2};
+    let (x004, y008) = (x(24, 24.48, 2.54, 16, 22), y(56, 38.84, 2.4, 16, 14));
+    let y080 = y(192, 76.82, 2.19, 56, 17);
+    vec![
+        variant(
+            "regnetx_002",
+            x(24, 36.44, 2.49, 8, 13),
+            "pycls_in1k",
+            Pycls,
+        ),
+        variant("regnetx_004", x004, "pycls_in1k", Pycls),
+        variant("regnetx_004_tv", tv(x004), "tv2_in1k", Tv2),
+        variant(
+            "regnetx_006",
+            x(48, 36.97, 2.24, 24, 16),
+            "pycls_in1k",
+            Pycls,
+        ),
+        variant("regnetx_008", x(56, 35.73, 2.28, 16, 16), "tv2_in1k", Tv2),
+        variant("regnetx_016", x(80, 34.01, 2.25, 24, 18), "tv2_in1k", Tv2),
+        variant("regnetx_032", x(88, 26.31, 2.25, 48, 25), "tv2_in1k", Tv2),
+        variant(
+            "regnetx_040",
+            x(96, 38.65, 2.43, 40, 23),
+            "pycls_in1k",
+            Pycls,
+        ),
+        variant(
+            "regnetx_064",
+            x(184, 60.83, 2.07, 56, 17),
+            "pycls_in1k",
+            Pycls,
+        ),
+        variant("regnetx_080", x(80, 49.56, 2.88, 120, 23), "tv2_in1k", Tv2),
+        variant(
+            "regnetx_120",
+            x(168, 73.36, 2.37, 112, 19),
+            "pycls_in1k",
+            Pycls,
+        ),
+        variant("regnetx_160", x(216, 55.59, 2.1, 128, 22), "tv2_in1k", Tv2),
+        variant("regnetx_320", x(320, 69.86, 2.0, 168, 23), "tv2_in1k", Tv2),
+        variant(
+            "regnety_002",
+            y(24, 36.44, 2.49, 8, 13),
+            "pycls_in1k",
+            Pycls,
+        ),
+        variant("regnety_004", y(48, 27.89, 2.09, 8, 16), "tv2_in1k", Tv2),
+        variant(
+            "regnety_006",
+            y(48, 32.54, 2.32, 16, 15),
+            "pycls_in1k",
+            Pycls,
+        ),
+        variant("regnety_008", y008, "pycls_in1k", Pycls),
+        variant("regnety_008_tv", tv(y008), "tv2_in1k", Tv2),
+        variant("regnety_016", y(48, 20.71, 2.65, 24, 27), "tv2_in1k", Tv2),
+        variant("regnety_032", y(80, 42.63, 2.66, 24, 21), "ra_in1k", Timm),
+        variant("regnety_040", y(96, 31.41, 2.24, 64, 22), "ra3_in1k", Timm),
+        variant("regnety_064", y(112, 33.22, 2.27, 72, 25), "ra3_in1k", Timm),
+        variant("regnety_080", y080, "ra3_in1k", Timm),
+        variant("regnety_080_tv", tv(y080), "tv2_in1k", Tv2),
+        variant(
+            "regnety_120",
+            y(168, 73.36, 2.37, 112, 19),
+            "sw_in12k_ft_in1k",
+            Timm,
+        ),
+        variant(
+            "regnety_160",
+            y(200, 106.23, 2.48, 112, 18),
+            "sw_in12k_ft_in1k",
+            Timm,
+        ),
+        variant(
+            "regnety_320",
+            y(232, 115.89, 2.53, 232, 20),
+            "tv2_in1k",
+            Tv2,
+        ),
+    ]
+}
