@@ -104,12 +104,15 @@ fn two_ranks_of_batch_b_match_one_rank_of_batch_2b() {
         ("sgd", &[], &data, 1e-5),
         // Adam's first steps map a gradient g to about lr·sign(g): where the true gradient is
         // near zero (a bias feeding a BN), rounding noise would pick the sign. A large eps keeps
-        // the update linear in such gradients.
+        // the update linear in such gradients, but still divides them by about eps, so a BN
+        // bias that starts at zero carries its gradient sums' relative rounding nearly unscaled:
+        // with the CPU's channels-last kernels (their batch sums in another order than NCHW's)
+        // layer1.0.bn2.bias differs by 1.2e-5 of its largest value (3.2e-3) after 2 updates.
         (
             "adamw",
             &["--opt", "adamw", "--lr", "0.001", "--opt-eps", "1e-3"],
             &data,
-            1e-5,
+            2e-5,
         ),
         ("accum", &["--grad-accum-steps", "2"], &data, 1e-5),
         // bf16 weight gradients are sums over the batch rounded to 8 bits: each rank's half
