@@ -248,6 +248,42 @@ fn trains_regnetx_and_regnety_with_drop_path() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// ConvNeXt V2 (global response norm in the 1×1-conv MLP, no layer scale) trains end to end on
+/// the 1-channel data at 32² (28² would leave the last stage no pixel: stride 32) with stochastic
+/// depth: finite losses, and the checkpoint holds timm's names (`mlp.grn.weight`, no `gamma`, the
+/// stem built for 1 channel and the head for 10 classes) and a GRN γ that training moved off
+/// its zero init.
+#[test]
+fn trains_convnextv2_atto_with_drop_path() {
+    use kiln::train::checkpoint::Checkpoint;
+    let data = dataset("e2e-convnextv2", 64, 32);
+    let out = data.join("runs");
+    let model = "convnextv2_atto";
+    let args = [
+        "--model",
+        model,
+        "--img-size",
+        "32",
+        "--epochs",
+        "1",
+        "--drop-path",
+        "0.1",
+    ];
+    train(&data, &out, model, &args);
+    let rows = summary_rows(&out.join(model));
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0][1].is_finite() && rows[0][1] > 0.0, "{rows:?}");
+    let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+    assert_eq!(saved.model["stem.0.weight"].shape(), [40, 1, 4, 4]);
+    let grn = &saved.model["stages.3.blocks.1.mlp.grn.weight"];
+    assert_eq!(grn.shape(), [1280]);
+    // zero at init (timm's), moved by the steps: the GRN branch gets gradients
+    assert!(grn.to_vec_f32().unwrap().iter().any(|&g| g != 0.0));
+    assert!(!saved.model.contains_key("stages.0.blocks.0.gamma"));
+    assert_eq!(saved.model["head.fc.weight"].shape(), [10, 320]);
+    std::fs::remove_dir_all(&data).ok();
+}
+
 /// `--model vit_tiny_patch16_224 --img-size 32` builds the ViT for 32² (2×2 patches, its
 /// position embedding sized to match) and trains the 1-channel data end to end.
 #[test]

@@ -1,8 +1,9 @@
-//! The EfficientNet/MobileNet builder's composed layers on the CUDA backend (the emulator in CI)
-//! against the CPU backend, forward and backward, NCHW and channels-last: MixedConv2d (the
-//! channel split as strided views, one conv per group, the concatenation) and
+//! The EfficientNet/MobileNet builder's and ConvNeXt V2's composed layers on the CUDA backend (the
+//! emulator in CI) against the CPU backend, forward and backward, NCHW and channels-last:
+//! MixedConv2d (the channel split as strided views, one conv per group, the concatenation),
 //! MultiQueryAttention2d (one key and value head expanded over the query heads into the fused
-//! attention, after a strided depthwise conv and BatchNorm). Whole models are left to the model
+//! attention, after a strided depthwise conv and BatchNorm) and GlobalResponseNorm (spatial
+//! norms from squares, sums and a masked square root, their mean over the channels). Whole models are left to the model
 //! steps of cuda_resnet.rs: at the emulator's 32² inputs the ReLU models' train-mode BatchNorms
 //! over 4 values flip ReLU gates on rounding, so their gradients differ by 1e-1 even between the
 //! CPU's own two layouts (mixnet_s's `bn2.bias`, measured).
@@ -13,7 +14,7 @@
 //! rounding noise on both and is held to the largest gradient's scale instead.
 
 use kiln_engine::{DType, Device, Generator, MemoryFormat, Tensor};
-use kiln_nn::layers::{MixedConv2d, MqaCfg, MultiQueryAttention2d, PadType};
+use kiln_nn::layers::{GlobalResponseNorm, MixedConv2d, MqaCfg, MultiQueryAttention2d, PadType};
 use kiln_nn::Module;
 use std::io::Write;
 
@@ -144,4 +145,22 @@ fn multi_query_attention2d_matches_the_cpu() {
         &[2, 40, 4, 4],
         &[2, 40, 4, 4],
     );
+}
+
+#[test]
+fn global_response_norm_matches_the_cpu() {
+    // convnextv2_atto's first-stage MLP width at a quarter (40 hidden channels), γ and β drawn
+    // rather than timm's zeros so that the normalized branch counts
+    let grn = |channels_last: bool| {
+        let mut g = GlobalResponseNorm::new(40, channels_last).unwrap();
+        g.weight = Tensor::randn(&[40], DType::F32, 21).unwrap();
+        g.bias = Tensor::randn(&[40], DType::F32, 22).unwrap();
+        g.weight.requires_grad_(true);
+        g.bias.requires_grad_(true);
+        g
+    };
+    // the 1×1-conv MLP's form, [N, C, H, W] in either memory format
+    backends_agree("grn nchw", &|| grn(false), &[2, 40, 6, 5], &[2, 40, 6, 5]);
+    // the linear MLP's form, [N, H, W, C]
+    backends_agree("grn nhwc", &|| grn(true), &[2, 6, 5, 40], &[2, 6, 5, 40]);
 }

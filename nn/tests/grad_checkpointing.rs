@@ -107,6 +107,11 @@ fn convnext_atto() {
 }
 
 #[test]
+fn convnextv2_atto() {
+    same_step_checkpointed("convnextv2_atto", 64, |_| {});
+}
+
+#[test]
 fn regnety_002() {
     same_step_checkpointed("regnety_002", 64, |_| {});
 }

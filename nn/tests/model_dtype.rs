@@ -131,6 +131,11 @@ fn convnext_atto_bf16_step_is_as_accurate_as_timms() {
 }
 
 #[test]
+fn convnextv2_atto_bf16_step_is_as_accurate_as_timms() {
+    check("convnextv2_atto");
+}
+
+#[test]
 fn vit_tiny_bf16_step_is_as_accurate_as_timms() {
     check("vit_tiny_patch16_224");
 }

@@ -442,9 +442,41 @@ fn convnext_tiny_matches_timm() {
     check_structure("convnext_tiny");
 }
 
+#[test]
+fn convnext_atto_ols_matches_timm() {
+    check_model("convnext_atto_ols");
+    check_structure("convnext_atto_ols");
+}
+
+#[test]
+fn convnextv2_atto_matches_timm() {
+    check_model("convnextv2_atto");
+    check_structure("convnextv2_atto");
+}
+
+#[test]
+fn convnextv2_nano_matches_timm() {
+    check_model("convnextv2_nano");
+    check_structure("convnextv2_nano");
+}
+
+#[test]
+fn convnext_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "convnext_femto_ols",
+        "convnext_pico_ols",
+        "convnext_nano_ols",
+        "convnext_small",
+        "convnextv2_femto",
+        "convnextv2_pico",
+        "convnextv2_tiny",
+        "convnextv2_small",
+    ]);
+}
+
 /// Eval and train logits of `name` with channels-last weights and input equal timm's (NCHW)
-/// fixture: the "same" padding, depthwise and grouped convs, squeeze-excite, GroupNorm and ECA
-/// keep the layout.
+/// fixture: the "same" padding, depthwise and grouped convs, squeeze-excite, GroupNorm, ECA and
+/// GRN keep the layout.
 fn check_channels_last(name: &str) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
@@ -480,6 +512,11 @@ fn mobilenetv3_small_100_channels_last_matches_timm() {
 fn convnext_atto_and_tiny_channels_last_match_timm() {
     check_channels_last("convnext_atto");
     check_channels_last("convnext_tiny");
+}
+
+#[test]
+fn convnextv2_atto_channels_last_matches_timm() {
+    check_channels_last("convnextv2_atto");
 }
 
 #[test]

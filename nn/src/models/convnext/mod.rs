@@ -1,144 +1,23 @@
-//! timm's ConvNeXt (`convnext_atto` … `convnext_tiny`): a patchify stem, four stages of
-//! depthwise-7×7 blocks (LayerNorm, inverted MLP with GELU, layer scale, stochastic depth), and
-//! timm's `NormMlpClassifierHead` (pool, LayerNorm, linear).
+//! timm's ConvNeXt and ConvNeXt V2 (`convnext.py`): a stem (a 4×4 patchify conv, or two
+//! overlapping 3×3 stride-2 convs), four stages of depthwise-7×7 blocks (`block.rs`: LayerNorm,
+//! inverted MLP with GELU, V1's layer scale or V2's global response norm, stochastic depth), and
+//! timm's `NormMlpClassifierHead` (pool, LayerNorm, linear). Parameter names follow timm.
 
-use super::{
-    FeatureInfo, GroupRule, Model, PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
-};
+mod block;
+mod variants;
+
+pub use variants::variants;
+
+use super::efficientnet_blocks::make_divisible;
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
-    checkpoint_seq, Checkpointed, Conv2d, DropPath, LayerNorm, LayerNorm2d, Linear, PoolType,
+    checkpoint_seq, Checkpointed, Conv2d, LayerNorm, LayerNorm2d, Linear, PoolType,
     SelectAdaptivePool2d,
 };
-use crate::module::{join, push, Kind, NamedTensor};
-use crate::{init, Error, ModelArgs, Module, Result};
-use kiln_engine::{Conv2dParams, DType, MemoryFormat, Tensor};
-
-/// A conv with timm's ConvNeXt init (trunc-normal weight, std .02, zero bias).
-fn conv(in_c: usize, out_c: usize, k: usize, params: Conv2dParams) -> Result<Conv2d> {
-    let mut c = Conv2d::with_params(in_c, out_c, [k, k], params, true)?;
-    c.weight = init::trunc_normal(c.weight.shape(), 0.02)?;
-    c.bias = Some(init::zeros(&[out_c])?);
-    Ok(c)
-}
-
-/// A linear layer with timm's ConvNeXt init.
-fn linear(in_f: usize, out_f: usize) -> Result<Linear> {
-    Linear::trunc_normal(in_f, out_f, 0.02)
-}
-
-/// One projection of the block's MLP: a 1×1 conv on NCHW (`conv_mlp`) or a linear layer on NHWC.
-enum Pointwise {
-    Conv(Conv2d),
-    Linear(Linear),
-}
-
-impl Pointwise {
-    fn new(conv_mlp: bool, in_c: usize, out_c: usize) -> Result<Pointwise> {
-        Ok(if conv_mlp {
-            Pointwise::Conv(conv(in_c, out_c, 1, Conv2dParams::default())?)
-        } else {
-            Pointwise::Linear(linear(in_c, out_c)?)
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Pointwise::Conv(c) => c.forward(x),
-            Pointwise::Linear(l) => l.forward(x),
-        }
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        match self {
-            Pointwise::Conv(c) => c.collect(prefix, out),
-            Pointwise::Linear(l) => l.collect(prefix, out),
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        match self {
-            Pointwise::Conv(c) => c.set_memory_format(format),
-            Pointwise::Linear(_) => Ok(()),
-        }
-    }
-}
-
-/// timm's `ConvNeXtBlock`: x + drop_path(γ · fc2(gelu(fc1(norm(conv_dw(x)))))).
-struct Block {
-    conv_dw: Conv2d,
-    norm: LayerNorm,
-    fc1: Pointwise,
-    fc2: Pointwise,
-    gamma: Tensor,
-    conv_mlp: bool,
-    drop_path: DropPath,
-}
-
-impl Block {
-    fn new(chs: usize, conv_mlp: bool, drop_path: f64) -> Result<Block> {
-        let dw = Conv2dParams {
-            padding: [3, 3],
-            groups: chs,
-            ..Default::default()
-        };
-        Ok(Block {
-            conv_dw: conv(chs, chs, 7, dw)?,
-            norm: LayerNorm::new(chs)?,
-            fc1: Pointwise::new(conv_mlp, chs, 4 * chs)?,
-            fc2: Pointwise::new(conv_mlp, 4 * chs, chs)?,
-            gamma: Tensor::full(&[chs], 1e-6, DType::F32)?
-                .requires_grad_(true)
-                .clone(),
-            conv_mlp,
-            drop_path: DropPath {
-                p: drop_path,
-                training: true,
-            },
-        })
-    }
-
-    fn mlp(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu()?)
-    }
-}
-
-impl Module for Block {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv_dw.forward(x)?;
-        let n = &self.norm;
-        let h = if self.conv_mlp {
-            self.mlp(&h.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?)?
-        } else {
-            let nhwc = n.forward(&h.permute(&[0, 2, 3, 1])?)?;
-            self.mlp(&nhwc)?.permute(&[0, 3, 1, 2])?
-        };
-        // Under autocast the layer scale joins the activations' dtype (a parameter cast), so the
-        // product reads one dtype with no cast pass over the activations.
-        let gamma = self
-            .gamma
-            .to_dtype(h.dtype())?
-            .reshape(&[1, self.gamma.shape()[0], 1, 1])?;
-        Ok(self.drop_path.forward(&h.mul(&gamma)?)?.add(x)?)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "gamma", &self.gamma, Kind::Parameter);
-        self.conv_dw.collect(&join(prefix, "conv_dw"), out);
-        self.norm.collect(&join(prefix, "norm"), out);
-        self.fc1.collect(&join(prefix, "mlp.fc1"), out);
-        self.fc2.collect(&join(prefix, "mlp.fc2"), out);
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv_dw.set_memory_format(format)?;
-        self.fc1.set_memory_format(format)?;
-        self.fc2.set_memory_format(format)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.drop_path.set_training(training);
-    }
-}
+use crate::module::{join, NamedTensor};
+use crate::{Error, ModelArgs, Module, Result};
+use block::{conv, linear, Block};
+use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
 
 /// timm's `ConvNeXtStage`: an optional LayerNorm2d + 2×2 stride-2 conv, then the blocks
 /// (each checkpointed with `grad_checkpointing`).
@@ -168,6 +47,17 @@ impl Stage {
     }
 }
 
+/// timm's `stem_type` (the names use these three of its four).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StemType {
+    /// `patch`: one 4×4 stride-4 conv.
+    Patch,
+    /// `overlap`: 3×3 stride-2 convs to `dims[0]`, then to `dims[0]`.
+    Overlap,
+    /// `overlap_tiered`: the first conv to `make_divisible(dims[0] / 2)`.
+    OverlapTiered,
+}
+
 /// What distinguishes one ConvNeXt variant from another.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvNeXtCfg {
@@ -177,11 +67,65 @@ pub struct ConvNeXtCfg {
     pub dims: [usize; 4],
     /// 1×1 convs and LayerNorm2d in the MLP (the small variants) instead of linear layers on NHWC.
     pub conv_mlp: bool,
+    /// The stem.
+    pub stem: StemType,
+    /// Global response norm in the MLP (ConvNeXt V2).
+    pub use_grn: bool,
+    /// Layer scale's initial value; `None` (V2) leaves it out.
+    pub ls_init_value: Option<f64>,
 }
 
-/// timm's `ConvNeXt` with the patch stem and the default head (pool, then norm).
+impl ConvNeXtCfg {
+    /// A V1 ConvNeXt: patch stem, layer scale 1e-6, no GRN.
+    pub const fn v1(depths: [usize; 4], dims: [usize; 4], conv_mlp: bool) -> ConvNeXtCfg {
+        ConvNeXtCfg {
+            depths,
+            dims,
+            conv_mlp,
+            stem: StemType::Patch,
+            use_grn: false,
+            ls_init_value: Some(1e-6),
+        }
+    }
+
+    /// A ConvNeXt V2: GRN and no layer scale.
+    pub const fn v2(depths: [usize; 4], dims: [usize; 4], conv_mlp: bool) -> ConvNeXtCfg {
+        ConvNeXtCfg {
+            use_grn: true,
+            ls_init_value: None,
+            ..ConvNeXtCfg::v1(depths, dims, conv_mlp)
+        }
+    }
+
+    /// The stem's convs (`stem.0`, `stem.1`, ...), each with timm's init.
+    fn stem_convs(&self, in_chans: usize) -> Result<Vec<Conv2d>> {
+        let d0 = self.dims[0];
+        let overlap = Conv2dParams {
+            stride: [2, 2],
+            padding: [1, 1],
+            ..Default::default()
+        };
+        let mid = match self.stem {
+            StemType::Patch => {
+                let patch = Conv2dParams {
+                    stride: [4, 4],
+                    ..Default::default()
+                };
+                return Ok(vec![conv(in_chans, d0, 4, patch)?]);
+            }
+            StemType::Overlap => d0,
+            StemType::OverlapTiered => make_divisible((d0 / 2) as f64, 8),
+        };
+        Ok(vec![
+            conv(in_chans, mid, 3, overlap)?,
+            conv(mid, d0, 3, overlap)?,
+        ])
+    }
+}
+
+/// timm's `ConvNeXt` with the default head (pool, then norm).
 pub struct ConvNeXt {
-    stem: (Conv2d, LayerNorm2d),
+    stem: (Vec<Conv2d>, LayerNorm2d),
     stages: Vec<Stage>,
     pool: SelectAdaptivePool2d,
     head_norm: LayerNorm,
@@ -194,16 +138,9 @@ pub struct ConvNeXt {
 
 impl ConvNeXt {
     /// Builds a ConvNeXt with timm's init (trunc-normal std .02 weights, zero biases, layer
-    /// scale 1e-6) and stagewise linear drop-path rates.
+    /// scale `ls_init_value`, GRN γ = β = 0) and stagewise linear drop-path rates.
     pub fn new(cc: &ConvNeXtCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<ConvNeXt> {
-        let stem_params = Conv2dParams {
-            stride: [4, 4],
-            ..Default::default()
-        };
-        let stem = (
-            conv(args.in_chans, cc.dims[0], 4, stem_params)?,
-            LayerNorm2d::new(cc.dims[0])?,
-        );
+        let stem = (cc.stem_convs(args.in_chans)?, LayerNorm2d::new(cc.dims[0])?);
         let total: usize = cc.depths.iter().sum();
         let (mut stages, mut feature_info, mut block_idx) = (Vec::new(), Vec::new(), 0);
         for (i, (&depth, &chs)) in cc.depths.iter().zip(&cc.dims).enumerate() {
@@ -220,7 +157,7 @@ impl ConvNeXt {
             let mut blocks = Vec::new();
             for _ in 0..depth {
                 let rate = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
-                blocks.push(Checkpointed::new(Block::new(chs, cc.conv_mlp, rate)?));
+                blocks.push(Checkpointed::new(Block::new(chs, cc, rate)?));
                 block_idx += 1;
             }
             stages.push(Stage {
@@ -257,6 +194,15 @@ impl ConvNeXt {
         blocks.map(|b| b.get().drop_path.p).collect()
     }
 
+    fn stem_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self
+            .stem
+            .0
+            .iter()
+            .try_fold(x.clone(), |h, c| c.forward(&h))?;
+        self.stem.1.forward(&h)
+    }
+
     fn blocks_mut(&mut self) -> impl Iterator<Item = &mut Checkpointed<Block>> {
         self.stages.iter_mut().flat_map(|s| s.blocks.iter_mut())
     }
@@ -269,8 +215,12 @@ impl Module for ConvNeXt {
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         let mut local = Vec::new();
-        self.stem.0.collect("stem.0", &mut local);
-        self.stem.1.collect("stem.1", &mut local);
+        for (i, c) in self.stem.0.iter().enumerate() {
+            c.collect(&format!("stem.{i}"), &mut local);
+        }
+        self.stem
+            .1
+            .collect(&format!("stem.{}", self.stem.0.len()), &mut local);
         for (i, s) in self.stages.iter().enumerate() {
             s.collect(&format!("stages.{i}"), &mut local);
         }
@@ -285,7 +235,9 @@ impl Module for ConvNeXt {
     }
 
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.stem.0.set_memory_format(format)?;
+        for c in &mut self.stem.0 {
+            c.set_memory_format(format)?;
+        }
         for s in &mut self.stages {
             if let Some((_, c)) = &mut s.downsample {
                 c.set_memory_format(format)?;
@@ -314,7 +266,7 @@ impl Model for ConvNeXt {
     }
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.stem.1.forward(&self.stem.0.forward(x)?)?;
+        let x = self.stem_forward(x)?;
         self.stages.iter().try_fold(x, |h, s| s.forward(&h))
     }
 
@@ -333,7 +285,7 @@ impl Model for ConvNeXt {
     }
 
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let mut h = self.stem.1.forward(&self.stem.0.forward(x)?)?;
+        let mut h = self.stem_forward(x)?;
         let mut out = Vec::new();
         for s in &self.stages {
             h = s.forward(&h)?;
@@ -395,64 +347,4 @@ impl Model for ConvNeXt {
             GroupRule::new("blocks", r"^norm_pre").with_suffix(99999.0),
         ]
     }
-}
-
-/// timm's pretrained config of `arch.tag`: 224² training, 288² testing.
-fn cfg(arch: &str, tag: &str, crop_pct: f64, test_crop_pct: f64) -> PretrainedCfg {
-    PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
-        test_input_size: Some([3, 288, 288]),
-        pool_size: [7, 7],
-        crop_pct,
-        test_crop_pct: Some(test_crop_pct),
-        crop_mode: "center".into(),
-        interpolation: "bicubic".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "stem.0".into(),
-        classifier: "head.fc".into(),
-        num_classes: 1000,
-    }
-}
-
-/// Every registered ConvNeXt: (name, architecture, default pretrained config).
-pub fn variants() -> Vec<(&'static str, ConvNeXtCfg, PretrainedCfg)> {
-    let small = |depths, dims| ConvNeXtCfg {
-        depths,
-        dims,
-        conv_mlp: true,
-    };
-    vec![
-        (
-            "convnext_atto",
-            small([2, 2, 6, 2], [40, 80, 160, 320]),
-            cfg("convnext_atto", "d2_in1k", 0.875, 0.95),
-        ),
-        (
-            "convnext_femto",
-            small([2, 2, 6, 2], [48, 96, 192, 384]),
-            cfg("convnext_femto", "d1_in1k", 0.875, 0.95),
-        ),
-        (
-            "convnext_pico",
-            small([2, 2, 6, 2], [64, 128, 256, 512]),
-            cfg("convnext_pico", "d1_in1k", 0.875, 0.95),
-        ),
-        (
-            "convnext_nano",
-            small([2, 2, 8, 2], [80, 160, 320, 640]),
-            cfg("convnext_nano", "in12k_ft_in1k", 0.95, 1.0),
-        ),
-        (
-            "convnext_tiny",
-            ConvNeXtCfg {
-                depths: [3, 3, 9, 3],
-                dims: [96, 192, 384, 768],
-                conv_mlp: false,
-            },
-            cfg("convnext_tiny", "in12k_ft_in1k", 0.95, 1.0),
-        ),
-    ]
 }

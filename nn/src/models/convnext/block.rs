@@ -1,0 +1,161 @@
+//! timm's `ConvNeXtBlock`: depthwise 7×7 conv, LayerNorm, the MLP (`Mlp`, or V2's
+//! `GlobalResponseNormMlp` with GRN after the GELU), the optional layer scale, stochastic depth.
+
+use super::ConvNeXtCfg;
+use crate::layers::{Conv2d, DropPath, GlobalResponseNorm, LayerNorm, Linear};
+use crate::module::{join, push, Kind, NamedTensor};
+use crate::{init, Module, Result};
+use kiln_engine::{Conv2dParams, DType, MemoryFormat, Tensor};
+
+/// A conv with timm's ConvNeXt init (trunc-normal weight, std .02, zero bias).
+pub(super) fn conv(in_c: usize, out_c: usize, k: usize, params: Conv2dParams) -> Result<Conv2d> {
+    let mut c = Conv2d::with_params(in_c, out_c, [k, k], params, true)?;
+    c.weight = init::trunc_normal(c.weight.shape(), 0.02)?;
+    c.bias = Some(init::zeros(&[out_c])?);
+    Ok(c)
+}
+
+/// A linear layer with timm's ConvNeXt init.
+pub(super) fn linear(in_f: usize, out_f: usize) -> Result<Linear> {
+    Linear::trunc_normal(in_f, out_f, 0.02)
+}
+
+/// One projection of the block's MLP: a 1×1 conv on NCHW (`conv_mlp`) or a linear layer on NHWC.
+enum Pointwise {
+    Conv(Conv2d),
+    Linear(Linear),
+}
+
+impl Pointwise {
+    fn new(conv_mlp: bool, in_c: usize, out_c: usize) -> Result<Pointwise> {
+        Ok(if conv_mlp {
+            Pointwise::Conv(conv(in_c, out_c, 1, Conv2dParams::default())?)
+        } else {
+            Pointwise::Linear(linear(in_c, out_c)?)
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Pointwise::Conv(c) => c.forward(x),
+            Pointwise::Linear(l) => l.forward(x),
+        }
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        match self {
+            Pointwise::Conv(c) => c.collect(prefix, out),
+            Pointwise::Linear(l) => l.collect(prefix, out),
+        }
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        match self {
+            Pointwise::Conv(c) => c.set_memory_format(format),
+            Pointwise::Linear(_) => Ok(()),
+        }
+    }
+}
+
+/// timm's `ConvNeXtBlock`: x + drop_path(γ · fc2(grn(gelu(fc1(norm(conv_dw(x))))))), γ the layer
+/// scale (V1; none in V2) and GRN V2's (none in V1).
+pub(super) struct Block {
+    conv_dw: Conv2d,
+    norm: LayerNorm,
+    fc1: Pointwise,
+    grn: Option<GlobalResponseNorm>,
+    fc2: Pointwise,
+    gamma: Option<Tensor>,
+    conv_mlp: bool,
+    pub(super) drop_path: DropPath,
+}
+
+impl Block {
+    pub(super) fn new(chs: usize, cc: &ConvNeXtCfg, drop_path: f64) -> Result<Block> {
+        let dw = Conv2dParams {
+            padding: [3, 3],
+            groups: chs,
+            ..Default::default()
+        };
+        let hidden = 4 * chs;
+        let gamma = cc
+            .ls_init_value
+            .map(|v| -> Result<Tensor> {
+                Ok(Tensor::full(&[chs], v, DType::F32)?
+                    .requires_grad_(true)
+                    .clone())
+            })
+            .transpose()?;
+        Ok(Block {
+            conv_dw: conv(chs, chs, 7, dw)?,
+            norm: LayerNorm::new(chs)?,
+            fc1: Pointwise::new(cc.conv_mlp, chs, hidden)?,
+            grn: cc
+                .use_grn
+                .then(|| GlobalResponseNorm::new(hidden, !cc.conv_mlp))
+                .transpose()?,
+            fc2: Pointwise::new(cc.conv_mlp, hidden, chs)?,
+            gamma,
+            conv_mlp: cc.conv_mlp,
+            drop_path: DropPath {
+                p: drop_path,
+                training: true,
+            },
+        })
+    }
+
+    fn mlp(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.fc1.forward(x)?.gelu()?;
+        let h = match &self.grn {
+            Some(grn) => grn.forward(&h)?,
+            None => h,
+        };
+        self.fc2.forward(&h)
+    }
+}
+
+impl Module for Block {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.conv_dw.forward(x)?;
+        let n = &self.norm;
+        let h = if self.conv_mlp {
+            self.mlp(&h.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?)?
+        } else {
+            let nhwc = n.forward(&h.permute(&[0, 2, 3, 1])?)?;
+            self.mlp(&nhwc)?.permute(&[0, 3, 1, 2])?
+        };
+        let h = match &self.gamma {
+            // Under autocast the layer scale joins the activations' dtype (a parameter cast),
+            // so the product reads one dtype with no cast pass over the activations.
+            Some(gamma) => {
+                let g = gamma.to_dtype(h.dtype())?;
+                h.mul(&g.reshape(&[1, gamma.shape()[0], 1, 1])?)?
+            }
+            None => h,
+        };
+        Ok(self.drop_path.forward(&h)?.add(x)?)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        if let Some(gamma) = &self.gamma {
+            push(out, prefix, "gamma", gamma, Kind::Parameter);
+        }
+        self.conv_dw.collect(&join(prefix, "conv_dw"), out);
+        self.norm.collect(&join(prefix, "norm"), out);
+        self.fc1.collect(&join(prefix, "mlp.fc1"), out);
+        if let Some(grn) = &self.grn {
+            grn.collect(&join(prefix, "mlp.grn"), out);
+        }
+        self.fc2.collect(&join(prefix, "mlp.fc2"), out);
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.conv_dw.set_memory_format(format)?;
+        self.fc1.set_memory_format(format)?;
+        self.fc2.set_memory_format(format)
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.drop_path.set_training(training);
+    }
+}
