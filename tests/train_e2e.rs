@@ -284,6 +284,74 @@ fn trains_convnextv2_atto_with_drop_path() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// DenseNet (every layer reading the concatenation of the earlier ones) trains end to end on the
+/// 1-channel data at 32² (28² would leave the last transition no pixel to pool) with head
+/// dropout and timm's memory-efficient checkpointing of each layer's bottleneck: finite losses,
+/// and the checkpoint holds timm's names, the stem built for 1 channel and the head for 10
+/// classes.
+#[test]
+fn trains_densenet121_checkpointed_with_drop() {
+    use kiln::train::checkpoint::Checkpoint;
+    let data = dataset("e2e-densenet", 64, 32);
+    let out = data.join("runs");
+    let model = "densenet121";
+    let args = [
+        "--model",
+        model,
+        "--img-size",
+        "32",
+        "--epochs",
+        "1",
+        "--drop",
+        "0.2",
+        "--grad-checkpointing",
+    ];
+    train(&data, &out, model, &args);
+    let rows = summary_rows(&out.join(model));
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0][1].is_finite() && rows[0][1] > 0.0, "{rows:?}");
+    let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+    assert_eq!(saved.model["features.conv0.weight"].shape(), [64, 1, 7, 7]);
+    let conv = &saved.model["features.denseblock4.denselayer16.conv1.weight"];
+    assert_eq!(conv.shape(), [128, 992, 1, 1]);
+    assert_eq!(saved.model["classifier.weight"].shape(), [10, 1024]);
+    std::fs::remove_dir_all(&data).ok();
+}
+
+/// VGG-11 (the smallest VGG: 129M parameters, 103M of them the head's 7×7 conv) trains end to
+/// end on the 1-channel data at 32² (the 1×1 final map pooled up to 7×7 for `pre_logits.fc1`,
+/// as timm's ConvMlp does) with dropout: finite losses, and the checkpoint holds timm's
+/// `features.N` numbering and head names.
+#[test]
+fn trains_vgg11_with_drop() {
+    use kiln::train::checkpoint::Checkpoint;
+    let data = dataset("e2e-vgg", 64, 32);
+    let out = data.join("runs");
+    let model = "vgg11";
+    let args = [
+        "--model",
+        model,
+        "--img-size",
+        "32",
+        "--epochs",
+        "1",
+        "--drop",
+        "0.2",
+    ];
+    train(&data, &out, model, &args);
+    let rows = summary_rows(&out.join(model));
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0][1].is_finite() && rows[0][1] > 0.0, "{rows:?}");
+    let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+    assert_eq!(saved.model["features.0.weight"].shape(), [64, 1, 3, 3]);
+    assert_eq!(saved.model["features.3.weight"].shape(), [128, 64, 3, 3]);
+    assert_eq!(saved.model["features.18.bias"].shape(), [512]);
+    let fc1 = &saved.model["pre_logits.fc1.weight"];
+    assert_eq!(fc1.shape(), [4096, 512, 7, 7]);
+    assert_eq!(saved.model["head.fc.weight"].shape(), [10, 4096]);
+    std::fs::remove_dir_all(&data).ok();
+}
+
 /// `--model vit_tiny_patch16_224 --img-size 32` builds the ViT for 32² (2×2 patches, its
 /// position embedding sized to match) and trains the 1-channel data end to end.
 #[test]

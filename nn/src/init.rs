@@ -13,6 +13,16 @@ pub fn kaiming_normal_fan_out(shape: &[usize]) -> Result<Tensor> {
     })?)
 }
 
+/// He-normal with fan_in and ReLU gain: N(0, 2/fan_in), PyTorch's `kaiming_normal_` defaults
+/// (timm's DenseNet convs).
+pub fn kaiming_normal_fan_in(shape: &[usize]) -> Result<Tensor> {
+    let fan_in = shape[1..].iter().product::<usize>();
+    let std = (2.0 / fan_in.max(1) as f64).sqrt();
+    Ok(with_global_generator(|g| {
+        g.normal(shape, 0.0, std, DType::F32)
+    })?)
+}
+
 /// U(-1/√fan_in, 1/√fan_in): PyTorch's default for Linear and Conv weights and biases.
 pub fn uniform_fan_in(shape: &[usize], fan_in: usize) -> Result<Tensor> {
     let bound = 1.0 / (fan_in.max(1) as f64).sqrt();

@@ -38,14 +38,18 @@ fn step(model: &dyn Model, x: &Tensor, weights: &Tensor) -> Vec<(String, Vec<u32
 }
 
 /// Runs one step plainly and one checkpointed from the same parameters, buffers and random
-/// stream, and compares them.
+/// stream, and compares them (with stochastic depth where the model has it: not DenseNet).
 fn same_step_checkpointed(name: &str, img: usize, set_up: impl Fn(&mut dyn Model)) {
     manual_seed_thread(0);
     let args = ModelArgs {
         num_classes: 10,
         img_size: Some(img),
         drop_rate: 0.25,
-        drop_path_rate: 0.3,
+        drop_path_rate: if name.starts_with("densenet") {
+            0.0
+        } else {
+            0.3
+        },
         zero_init_last: false,
         ..ModelArgs::default()
     };
@@ -109,6 +113,28 @@ fn convnext_atto() {
 #[test]
 fn convnextv2_atto() {
     same_step_checkpointed("convnextv2_atto", 64, |_| {});
+}
+
+#[test]
+fn densenet121() {
+    same_step_checkpointed("densenet121", 64, |_| {});
+}
+
+/// timm's VGG asserts that checkpointing stays off; kiln refuses it with the model's name.
+#[test]
+fn vgg11_refuses_checkpointing() {
+    let args = ModelArgs {
+        num_classes: 10,
+        ..ModelArgs::default()
+    };
+    let mut model = create_model("vgg11", &args).unwrap();
+    model.set_grad_checkpointing(false).unwrap();
+    let err = model.set_grad_checkpointing(true).unwrap_err().to_string();
+    assert!(
+        err.contains("vgg11") && err.contains("no gradient checkpointing"),
+        "{err}"
+    );
+    assert!(!model.grad_checkpointing());
 }
 
 #[test]

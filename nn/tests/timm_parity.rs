@@ -286,6 +286,10 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     if let Some((_, rc, cfg)) = regnet::variants().into_iter().find(|v| v.0 == name) {
         return RegNet::new(&rc, &args, cfg).unwrap().drop_path_rates();
     }
+    // DenseNet and VGG have no stochastic depth.
+    if name.starts_with("densenet") || name.starts_with("vgg") {
+        return Vec::new();
+    }
     if let Some((_, ec, cfg)) = efficientnet::variants().into_iter().find(|v| v.0 == name) {
         return EfficientNet::new(&ec, &args, cfg)
             .unwrap()
@@ -342,6 +346,7 @@ fn check_structure(name: &str) {
     // ConvNeXt's rates come from torch.linspace in float32, EfficientNet's from Python floats.
     let want: Vec<f64> = meta["drop_path_rates"]
         .split(',')
+        .filter(|r| !r.is_empty())
         .map(|r| r.parse().unwrap())
         .collect();
     let rates = drop_path_rates(name);
@@ -461,6 +466,35 @@ fn convnextv2_nano_matches_timm() {
 }
 
 #[test]
+fn densenet121_matches_timm() {
+    check_model("densenet121");
+    check_structure("densenet121");
+}
+
+#[test]
+fn densenetblur121d_matches_timm() {
+    check_model("densenetblur121d");
+    check_structure("densenetblur121d");
+}
+
+#[test]
+fn vgg11_bn_matches_timm() {
+    check_model("vgg11_bn");
+    check_structure("vgg11_bn");
+}
+
+#[test]
+fn densenet_and_vgg11_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "densenet169",
+        "densenet201",
+        "densenet161",
+        "densenet264d",
+        "vgg11",
+    ]);
+}
+
+#[test]
 fn convnext_have_timms_names_and_shapes() {
     check_shapes(&[
         "convnext_femto_ols",
@@ -512,6 +546,11 @@ fn mobilenetv3_small_100_channels_last_matches_timm() {
 fn convnext_atto_and_tiny_channels_last_match_timm() {
     check_channels_last("convnext_atto");
     check_channels_last("convnext_tiny");
+}
+
+#[test]
+fn densenet121_channels_last_matches_timm() {
+    check_channels_last("densenet121");
 }
 
 #[test]

@@ -30,8 +30,21 @@ impl<M: Module + 'static> Checkpointed<M> {
 
     /// The block's forward, checkpointed when `checkpoint` (timm's `checkpoint(block, x)`).
     pub fn forward_checkpointed(&self, x: &Tensor, checkpoint: bool) -> Result<Tensor> {
+        self.run_checkpointed(std::slice::from_ref(x), checkpoint, |b, xs| {
+            b.forward(&xs[0])
+        })
+    }
+
+    /// `f(block, xs)`, checkpointed when `checkpoint`: a block that reads several tensors
+    /// (timm's DenseNet bottleneck concatenates every earlier feature map inside the checkpoint).
+    pub fn run_checkpointed(
+        &self,
+        xs: &[Tensor],
+        checkpoint: bool,
+        f: fn(&M, &[Tensor]) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         if !checkpoint {
-            return self.get().forward(x);
+            return f(&self.get(), xs);
         }
         let params: Vec<Tensor> = self
             .get()
@@ -40,12 +53,8 @@ impl<M: Module + 'static> Checkpointed<M> {
             .map(|t| t.tensor)
             .collect();
         let block = self.0.clone();
-        let run = move |xs: &[Tensor]| read(&block).forward(&xs[0]).map_err(into_engine);
-        Ok(kiln_engine::checkpoint(
-            std::slice::from_ref(x),
-            &params,
-            run,
-        )?)
+        let run = move |xs: &[Tensor]| f(&read(&block), xs).map_err(into_engine);
+        Ok(kiln_engine::checkpoint(xs, &params, run)?)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod activation;
 mod batchnorm;
+mod blur_pool;
 mod checkpoint_seq;
 mod conv;
 mod conv_pad;
@@ -26,6 +27,7 @@ mod test_time_pool;
 
 pub use activation::{Activation, Identity};
 pub use batchnorm::BatchNorm2d;
+pub use blur_pool::{reflect_pad2d, BlurPool2d};
 pub use checkpoint_seq::{checkpoint_seq, Checkpointed};
 pub use conv::Conv2d;
 pub use conv_pad::{same_padding, Conv2dPad, PadType};

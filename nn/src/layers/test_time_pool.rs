@@ -147,6 +147,10 @@ impl Model for TestTimePoolHead {
         self.base.num_features()
     }
 
+    fn head_hidden_size(&self) -> usize {
+        self.base.head_hidden_size()
+    }
+
     fn pretrained_cfg(&self) -> &PretrainedCfg {
         self.base.pretrained_cfg()
     }

@@ -1,6 +1,7 @@
 //! timm's models, one family per file, behind the common [`Model`] surface.
 
 pub mod convnext;
+pub mod densenet;
 pub mod efficientnet;
 mod efficientnet_blocks;
 mod efficientnet_builder;
@@ -8,6 +9,7 @@ mod efficientnet_variants;
 pub mod mobilenetv3;
 pub mod regnet;
 pub mod resnet;
+pub mod vgg;
 pub mod vit;
 
 use crate::layers::{Linear, PoolType, SelectAdaptivePool2d};
@@ -48,6 +50,20 @@ fn reset_pool(
             model: model.into(),
             msg: "global_pool '' needs num_classes 0 (pooling can only be disabled with the classifier removed)"
                 .into(),
+        });
+    }
+    Ok(())
+}
+
+/// A model without stochastic depth refuses a `drop_path_rate` (timm's DenseNet and VGG take no
+/// such argument: a TypeError there).
+fn refuse_drop_path(drop_path_rate: f64, model: &str) -> Result<()> {
+    if drop_path_rate > 0.0 {
+        return Err(Error::BadArgument {
+            model: model.into(),
+            msg: format!(
+                "this model has no stochastic depth (drop_path_rate {drop_path_rate}, --drop-path)"
+            ),
         });
     }
     Ok(())
@@ -173,6 +189,11 @@ pub trait Model: Module {
     fn num_classes(&self) -> usize;
     /// Channels of the final feature map.
     fn num_features(&self) -> usize;
+    /// Width of the pooled pre-logits features (timm's `head_hidden_size`): `num_features`
+    /// unless a head layer sits between the feature map and the classifier (VGG's 4096).
+    fn head_hidden_size(&self) -> usize {
+        self.num_features()
+    }
     /// The pretrained config.
     fn pretrained_cfg(&self) -> &PretrainedCfg;
     /// timm's `group_matcher`: rules in layer order, for layer-wise lr decay; `coarse` groups

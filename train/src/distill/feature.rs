@@ -7,11 +7,11 @@ use kiln_nn::layers::Linear;
 use kiln_nn::{Model, Module, NamedTensor};
 
 /// The width of `model`'s pooled pre-logits features: its classifier's input, or without one
-/// its final feature channels (timm's `head_hidden_size` / `num_features`).
+/// its `head_hidden_size` (timm's).
 pub fn pre_logits_dim(model: &dyn Model) -> usize {
     model
         .get_classifier()
-        .map_or(model.num_features(), Linear::in_features)
+        .map_or(model.head_hidden_size(), Linear::in_features)
 }
 
 /// The trainable Linear from the student's feature width to the teacher's (timm's

@@ -1,0 +1,338 @@
+//! timm's DenseNet (`densenet.py`, torchvision's DenseNet-BC): a stem (`features.conv0`,
+//! `norm0`, `pool0`; three 3×3 convs for the deep stem of the `d` names), four `DenseBlock`s
+//! joined by `DenseTransition`s, a final BN + ReLU (`features.norm5`) and a `classifier` after
+//! the global pool. Parameter names follow timm, so timm's state dicts load unchanged.
+
+mod block;
+mod variants;
+
+pub use variants::variants;
+
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::layers::{BatchNorm2d, BlurPool2d, Conv2d, Linear, PoolType, SelectAdaptivePool2d};
+use crate::module::{join, NamedTensor};
+use crate::{ModelArgs, Module, Result};
+use block::{conv, DenseBlock, DenseTransition};
+use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+
+/// timm's DenseNet stems (`stem_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StemType {
+    /// One 7×7 stride-2 conv to `2 · growth_rate` channels ('').
+    Plain,
+    /// 'deep': 3×3 convs to `growth_rate`, `growth_rate`, then `2 · growth_rate` (the first at
+    /// stride 2).
+    Deep,
+}
+
+/// What distinguishes one DenseNet from another (timm's `DenseNet` arguments).
+#[derive(Debug, Clone, Copy)]
+pub struct DenseNetCfg {
+    /// Channels each dense layer adds (`k` in the paper).
+    pub growth_rate: usize,
+    /// Dense layers per block.
+    pub block_config: [usize; 4],
+    /// Bottleneck width over `growth_rate` (timm's default 4).
+    pub bn_size: usize,
+    /// The stem.
+    pub stem_type: StemType,
+    /// timm's `aa_layer=BlurPool2d` (with `aa_stem_only`): the stem's max pool at stride 1
+    /// followed by a stride-2 blur.
+    pub blur_stem: bool,
+}
+
+/// The stem's convs (`conv{i}`, each followed by `norm{i}` and ReLU), then `pool0`.
+struct Stem {
+    convs: Vec<(Conv2d, BatchNorm2d)>,
+    blur: Option<BlurPool2d>,
+}
+
+impl Stem {
+    fn new(dc: &DenseNetCfg, in_chans: usize) -> Result<Stem> {
+        let init = 2 * dc.growth_rate;
+        let shapes = match dc.stem_type {
+            StemType::Plain => vec![(in_chans, init, 7, 2)],
+            StemType::Deep => {
+                let g = dc.growth_rate;
+                vec![(in_chans, g, 3, 2), (g, g, 3, 1), (g, init, 3, 1)]
+            }
+        };
+        let convs = shapes
+            .into_iter()
+            .map(|(i, o, k, s)| Ok((conv(i, o, k, s)?, BatchNorm2d::new(o)?)))
+            .collect::<Result<_>>()?;
+        let blur = dc.blur_stem.then(|| BlurPool2d::new(init));
+        Ok(Stem { convs, blur })
+    }
+
+    /// The last norm's output (timm's first feature), before `pool0`.
+    fn forward_convs(&self, x: &Tensor) -> Result<Tensor> {
+        self.convs
+            .iter()
+            .try_fold(x.clone(), |h, (c, n)| n.forward_conv(c, &h, None, true))
+    }
+
+    /// `pool0`: a 3×3 max pool at stride 2, or at stride 1 then the blur at stride 2.
+    fn pool(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.blur {
+            None => Ok(x.max_pool2d(Pool2d::new(3, 2, 1))?),
+            Some(blur) => blur.forward(&x.max_pool2d(Pool2d::new(3, 1, 1))?),
+        }
+    }
+}
+
+/// timm's `DenseNet`.
+pub struct DenseNet {
+    stem: Stem,
+    blocks: Vec<DenseBlock>,
+    transitions: Vec<DenseTransition>,
+    norm5: BatchNorm2d,
+    pool: SelectAdaptivePool2d,
+    classifier: Option<Linear>,
+    drop_rate: f64,
+    num_features: usize,
+    feature_info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+    training: bool,
+    grad_checkpointing: bool,
+}
+
+impl DenseNet {
+    /// Builds a DenseNet with timm's ("the official torch repo's") init: convs N(0, 2/fan_in),
+    /// BNs γ=1 β=0, the classifier PyTorch's default weight with a zero bias.
+    pub fn new(dc: &DenseNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<DenseNet> {
+        super::refuse_drop_path(args.drop_path_rate, &cfg.name)?;
+        let stem = Stem::new(dc, args.in_chans)?;
+        let mut num_features = 2 * dc.growth_rate;
+        let stem_norm = stem.convs.len() - 1;
+        let mut feature_info = vec![FeatureInfo {
+            num_chs: num_features,
+            reduction: 2,
+            module: format!("features.norm{}", if stem_norm > 0 { 2 } else { 0 }),
+        }];
+        let (mut blocks, mut transitions, mut reduction) = (Vec::new(), Vec::new(), 4);
+        for (i, &layers) in dc.block_config.iter().enumerate() {
+            blocks.push(DenseBlock::new(
+                layers,
+                num_features,
+                dc.bn_size,
+                dc.growth_rate,
+            )?);
+            num_features += layers * dc.growth_rate;
+            if i + 1 < dc.block_config.len() {
+                feature_info.push(FeatureInfo {
+                    num_chs: num_features,
+                    reduction,
+                    module: format!("features.denseblock{}", i + 1),
+                });
+                reduction *= 2;
+                transitions.push(DenseTransition::new(num_features, num_features / 2)?);
+                num_features /= 2;
+            }
+        }
+        feature_info.push(FeatureInfo {
+            num_chs: num_features,
+            reduction,
+            module: "features.norm5".into(),
+        });
+        let mut model = DenseNet {
+            stem,
+            blocks,
+            transitions,
+            norm5: BatchNorm2d::new(num_features)?,
+            pool: SelectAdaptivePool2d {
+                pool_type: PoolType::Avg,
+            },
+            classifier: None,
+            drop_rate: args.drop_rate,
+            num_features,
+            feature_info,
+            cfg,
+            training: true,
+            grad_checkpointing: false,
+        };
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
+        if let Some(b) = model.classifier.as_ref().and_then(|fc| fc.bias.as_ref()) {
+            b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
+        }
+        Ok(model)
+    }
+
+    /// Every BN, in the model's order.
+    fn batch_norms_mut(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.stem.convs.iter_mut().for_each(|(_, n)| f(n));
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            block.for_each_batch_norm(f);
+            if let Some(t) = self.transitions.get_mut(i) {
+                f(t.norm_mut());
+            }
+        }
+        f(&mut self.norm5);
+    }
+
+    /// The stem (before `pool0`), each block's output, and the final BN + ReLU; `keep` gets
+    /// them in order.
+    fn run(&self, x: &Tensor, keep: &mut dyn FnMut(&Tensor)) -> Result<Tensor> {
+        let h = self.stem.forward_convs(x)?;
+        keep(&h);
+        let mut h = self.stem.pool(&h)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            h = block.forward(&h, self.grad_checkpointing)?;
+            if let Some(t) = self.transitions.get(i) {
+                keep(&h);
+                h = t.forward(&h)?;
+            }
+        }
+        let h = self.norm5.forward_act(&h, None, true)?;
+        keep(&h);
+        Ok(h)
+    }
+}
+
+impl Module for DenseNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        let mut local = Vec::new();
+        for (i, (c, n)) in self.stem.convs.iter().enumerate() {
+            c.collect(&format!("features.conv{i}"), &mut local);
+            n.collect(&format!("features.norm{i}"), &mut local);
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            block.collect(&format!("features.denseblock{}", i + 1), &mut local);
+            if let Some(t) = self.transitions.get(i) {
+                t.collect(&format!("features.transition{}", i + 1), &mut local);
+            }
+        }
+        self.norm5.collect("features.norm5", &mut local);
+        if let Some(fc) = &self.classifier {
+            fc.collect("classifier", &mut local);
+        }
+        out.extend(local.into_iter().map(|t| NamedTensor {
+            name: join(prefix, &t.name),
+            ..t
+        }));
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        for (c, _) in &mut self.stem.convs {
+            c.set_memory_format(format)?;
+        }
+        for b in &mut self.blocks {
+            b.set_memory_format(format)?;
+        }
+        self.transitions
+            .iter_mut()
+            .try_for_each(|t| t.set_memory_format(format))
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.batch_norms_mut(&mut |n| n.set_training(training));
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.batch_norms_mut(&mut |n| n.for_each_batch_norm(f));
+    }
+}
+
+impl Model for DenseNet {
+    /// timm's `set_grad_checkpointing`: every dense layer's bottleneck (the concatenation,
+    /// `norm1` and `conv1`) runs checkpointed, as timm's `memory_efficient`.
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, &mut |_| {})
+    }
+
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let x = self
+            .pool
+            .forward(x)?
+            .dropout(self.drop_rate, self.training)?;
+        match (&self.classifier, pre_logits) {
+            (Some(fc), false) => fc.forward(&x),
+            _ => Ok(x),
+        }
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut out = Vec::new();
+        self.run(x, &mut |h| out.push(h.clone()))?;
+        Ok(out)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.classifier.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
+        let features = self.num_features * self.pool.pool_type.feat_mult();
+        self.classifier = super::new_classifier(features, num_classes)?;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classifier.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
+        let stem = GroupRule::new(
+            "stem",
+            r"^features\.conv[012]|features\.norm[012]|features\.pool[012]",
+        );
+        if coarse {
+            let blocks = r"^features\.(?:denseblock|transition)(\d+)";
+            return vec![stem, GroupRule::new("blocks", blocks)];
+        }
+        vec![
+            stem,
+            GroupRule::new("blocks", r"^features\.denseblock(\d+)\.denselayer(\d+)"),
+            GroupRule::new("blocks", r"^features\.transition(\d+)").with_suffix(99999.0),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{create_model, ModelArgs};
+
+    /// timm's DenseNet takes no `drop_path_rate` (a TypeError); kiln names the model and flag.
+    #[test]
+    fn refuses_stochastic_depth() {
+        let args = ModelArgs {
+            drop_path_rate: 0.1,
+            ..ModelArgs::default()
+        };
+        let err = create_model("densenet121", &args)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("densenet121") && err.contains("--drop-path"),
+            "{err}"
+        );
+    }
+}

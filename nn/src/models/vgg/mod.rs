@@ -1,0 +1,213 @@
+//! timm's VGG (`vgg.py`, torchvision's VGG with a conv head): `features`, one `nn.Sequential`
+//! of 3×3 convs (each followed by a BN in the `_bn` names, then ReLU) and 2×2 max pools, under
+//! timm's indices (`features.0`, `features.1`, …); `pre_logits`, timm's `ConvMlp` (a 7×7 conv
+//! to 4096, ReLU, dropout, a 1×1 conv, ReLU); and timm's `ClassifierHead` (global pool,
+//! dropout, `head.fc`). Parameter names follow timm, so timm's state dicts load unchanged.
+
+mod block;
+mod variants;
+
+pub use variants::variants;
+
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::layers::{BatchNorm2d, Linear, PoolType, SelectAdaptivePool2d};
+use crate::module::{join, NamedTensor};
+use crate::{init, ModelArgs, Module, Result};
+use block::{ConvAct, ConvMlp};
+use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+
+/// Channels of `pre_logits` (timm's `head_hidden_size`).
+const HEAD_HIDDEN: usize = 4096;
+
+/// What distinguishes one VGG from another: timm's `cfgs` entry, split at its 'M's.
+#[derive(Debug, Clone, Copy)]
+pub struct VggCfg {
+    /// Each stage's conv widths; every stage ends in a 2×2 max pool.
+    pub stages: &'static [&'static [usize]],
+    /// A BatchNorm after every conv (the `_bn` names).
+    pub batch_norm: bool,
+}
+
+/// timm's `VGG`.
+pub struct Vgg {
+    stages: Vec<Vec<ConvAct>>,
+    pre_logits: ConvMlp,
+    pool: SelectAdaptivePool2d,
+    fc: Option<Linear>,
+    drop_rate: f64,
+    num_features: usize,
+    feature_info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+    training: bool,
+}
+
+impl Vgg {
+    /// Builds a VGG with timm's `_initialize_weights`: convs (the head's too) N(0, 2/fan_out)
+    /// with zero biases, BNs γ=1 β=0, the classifier N(0, 0.01²) with a zero bias.
+    pub fn new(vc: &VggCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<Vgg> {
+        super::refuse_drop_path(args.drop_path_rate, &cfg.name)?;
+        let (mut stages, mut feature_info) = (Vec::new(), Vec::new());
+        let (mut in_c, mut index, mut reduction) = (args.in_chans, 0, 1);
+        for widths in vc.stages {
+            let mut stage = Vec::new();
+            for &w in widths.iter() {
+                let layer = ConvAct::new(in_c, w, vc.batch_norm, index)?;
+                index += layer.len();
+                stage.push(layer);
+                in_c = w;
+            }
+            feature_info.push(FeatureInfo {
+                num_chs: in_c,
+                reduction,
+                module: format!("features.{}", index - 1),
+            });
+            stages.push(stage);
+            index += 1;
+            reduction *= 2;
+        }
+        feature_info.push(FeatureInfo {
+            num_chs: in_c,
+            reduction,
+            module: format!("features.{}", index - 1),
+        });
+        let mut model = Vgg {
+            stages,
+            pre_logits: ConvMlp::new(in_c, HEAD_HIDDEN, 7, args.drop_rate)?,
+            pool: SelectAdaptivePool2d {
+                pool_type: PoolType::Avg,
+            },
+            fc: None,
+            drop_rate: args.drop_rate,
+            num_features: in_c,
+            feature_info,
+            cfg,
+            training: true,
+        };
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
+        if let Some(fc) = &model.fc {
+            fc.weight.copy_(&init::normal(fc.weight.shape(), 0.01)?)?;
+            if let Some(b) = &fc.bias {
+                b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
+            }
+        }
+        Ok(model)
+    }
+
+    /// The features; `keep` gets each stage's output before its pool, then the last pool's.
+    fn run(&self, x: &Tensor, keep: &mut dyn FnMut(&Tensor)) -> Result<Tensor> {
+        let mut h = x.clone();
+        for stage in &self.stages {
+            h = stage.iter().try_fold(h, |h, l| l.forward(&h))?;
+            keep(&h);
+            h = h.max_pool2d(Pool2d::new(2, 2, 0))?;
+        }
+        keep(&h);
+        Ok(h)
+    }
+
+    fn layers_mut(&mut self) -> impl Iterator<Item = &mut ConvAct> {
+        self.stages.iter_mut().flatten()
+    }
+}
+
+impl Module for Vgg {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        let mut local = Vec::new();
+        for layer in self.stages.iter().flatten() {
+            layer.collect("features", &mut local);
+        }
+        self.pre_logits.collect("pre_logits", &mut local);
+        if let Some(fc) = &self.fc {
+            fc.collect("head.fc", &mut local);
+        }
+        out.extend(local.into_iter().map(|t| NamedTensor {
+            name: join(prefix, &t.name),
+            ..t
+        }));
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.layers_mut()
+            .try_for_each(|l| l.set_memory_format(format))?;
+        self.pre_logits.set_memory_format(format)
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.layers_mut().for_each(|l| l.set_training(training));
+        self.pre_logits.set_training(training);
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.layers_mut().for_each(|l| l.for_each_batch_norm(f));
+    }
+}
+
+impl Model for Vgg {
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, &mut |_| {})
+    }
+
+    /// `pre_logits` (the conv MLP), then the head's pool and dropout; `pre_logits` stops before
+    /// `head.fc`, with the pooled 4096 features (timm's `head_hidden_size`).
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let x = self.pre_logits.forward(x)?;
+        let x = self
+            .pool
+            .forward(&x)?
+            .dropout(self.drop_rate, self.training)?;
+        match (&self.fc, pre_logits) {
+            (Some(fc), false) => fc.forward(&x),
+            _ => Ok(x),
+        }
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut out = Vec::new();
+        self.run(x, &mut |h| out.push(h.clone()))?;
+        Ok(out)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.fc.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
+        let features = HEAD_HIDDEN * self.pool.pool_type.feat_mult();
+        self.fc = super::new_classifier(features, num_classes)?;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    fn head_hidden_size(&self) -> usize {
+        HEAD_HIDDEN
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    /// timm's: the first conv, then one group per `features` index (a `_bn` name's BN its own).
+    fn group_matcher(&self, _coarse: bool) -> Vec<GroupRule> {
+        vec![
+            GroupRule::new("stem", r"^features\.0"),
+            GroupRule::new("blocks", r"^features\.(\d+)"),
+        ]
+    }
+}
