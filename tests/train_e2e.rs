@@ -224,24 +224,34 @@ fn trains_the_builders_mixed_edge_and_attention_blocks() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// Trains `model` for the one epoch `args` ask for: its loss finite and positive, its last
+/// checkpoint returned.
+fn one_epoch(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    model: &str,
+    args: &[&str],
+) -> kiln::train::checkpoint::Checkpoint {
+    train(data, out, model, args);
+    let rows = summary_rows(&out.join(model));
+    assert_eq!(rows.len(), 1, "{model}");
+    assert!(
+        rows[0][1].is_finite() && rows[0][1] > 0.0,
+        "{model}: {rows:?}"
+    );
+    kiln::train::checkpoint::Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap()
+}
+
 /// RegNet-X (grouped 3×3 convs) and RegNet-Y (with squeeze-excite on the bottleneck) train end
 /// to end on the 1-channel 28² data with stochastic depth: finite losses, and the checkpoint
 /// holds timm's names, the stem built for 1 channel and the head for 10 classes.
 #[test]
 fn trains_regnetx_and_regnety_with_drop_path() {
-    use kiln::train::checkpoint::Checkpoint;
     let data = dataset("e2e-regnet", 64, 32);
     let out = data.join("runs");
     for model in ["regnetx_002", "regnety_002"] {
         let args = ["--model", model, "--epochs", "1", "--drop-path", "0.1"];
-        train(&data, &out, model, &args);
-        let rows = summary_rows(&out.join(model));
-        assert_eq!(rows.len(), 1, "{model}");
-        assert!(
-            rows[0][1].is_finite() && rows[0][1] > 0.0,
-            "{model}: {rows:?}"
-        );
-        let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+        let saved = one_epoch(&data, &out, model, &args);
         assert_eq!(saved.model["stem.conv.weight"].shape()[1], 1, "{model}");
         assert_eq!(saved.model["head.fc.weight"].shape(), [10, 368]);
     }
@@ -255,7 +265,6 @@ fn trains_regnetx_and_regnety_with_drop_path() {
 /// its zero init.
 #[test]
 fn trains_convnextv2_atto_with_drop_path() {
-    use kiln::train::checkpoint::Checkpoint;
     let data = dataset("e2e-convnextv2", 64, 32);
     let out = data.join("runs");
     let model = "convnextv2_atto";
@@ -269,11 +278,7 @@ fn trains_convnextv2_atto_with_drop_path() {
         "--drop-path",
         "0.1",
     ];
-    train(&data, &out, model, &args);
-    let rows = summary_rows(&out.join(model));
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0][1].is_finite() && rows[0][1] > 0.0, "{rows:?}");
-    let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+    let saved = one_epoch(&data, &out, model, &args);
     assert_eq!(saved.model["stem.0.weight"].shape(), [40, 1, 4, 4]);
     let grn = &saved.model["stages.3.blocks.1.mlp.grn.weight"];
     assert_eq!(grn.shape(), [1280]);
@@ -291,7 +296,6 @@ fn trains_convnextv2_atto_with_drop_path() {
 /// classes.
 #[test]
 fn trains_densenet121_checkpointed_with_drop() {
-    use kiln::train::checkpoint::Checkpoint;
     let data = dataset("e2e-densenet", 64, 32);
     let out = data.join("runs");
     let model = "densenet121";
@@ -306,11 +310,7 @@ fn trains_densenet121_checkpointed_with_drop() {
         "0.2",
         "--grad-checkpointing",
     ];
-    train(&data, &out, model, &args);
-    let rows = summary_rows(&out.join(model));
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0][1].is_finite() && rows[0][1] > 0.0, "{rows:?}");
-    let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+    let saved = one_epoch(&data, &out, model, &args);
     assert_eq!(saved.model["features.conv0.weight"].shape(), [64, 1, 7, 7]);
     let conv = &saved.model["features.denseblock4.denselayer16.conv1.weight"];
     assert_eq!(conv.shape(), [128, 992, 1, 1]);
@@ -324,7 +324,6 @@ fn trains_densenet121_checkpointed_with_drop() {
 /// `features.N` numbering and head names.
 #[test]
 fn trains_vgg11_with_drop() {
-    use kiln::train::checkpoint::Checkpoint;
     let data = dataset("e2e-vgg", 64, 32);
     let out = data.join("runs");
     let model = "vgg11";
@@ -338,11 +337,7 @@ fn trains_vgg11_with_drop() {
         "--drop",
         "0.2",
     ];
-    train(&data, &out, model, &args);
-    let rows = summary_rows(&out.join(model));
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0][1].is_finite() && rows[0][1] > 0.0, "{rows:?}");
-    let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+    let saved = one_epoch(&data, &out, model, &args);
     assert_eq!(saved.model["features.0.weight"].shape(), [64, 1, 3, 3]);
     assert_eq!(saved.model["features.3.weight"].shape(), [128, 64, 3, 3]);
     assert_eq!(saved.model["features.18.bias"].shape(), [512]);
