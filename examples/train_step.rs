@@ -2,14 +2,15 @@
 //! PyTorch in `scripts/gpu-check.sh` (`scripts/bench/torch_train_step.py` is the other side).
 //! One step is what `kiln train` does per batch: forward under autocast, cross-entropy, backward
 //! through the loss scaler, SGD (Nesterov, momentum 0.9, weight decay 1e-4). cuDNN's benchmark
-//! mode is on, as timm's train.py turns it on. `--grad-checkpointing` recomputes every block in
+//! mode is on, as timm's train.py turns it on. `--rounds N` times N rounds of `--steps` steps one
+//! after the other and reports their median. `--grad-checkpointing` recomputes every block in
 //! backward (timm's `set_grad_checkpointing`). It prints the peak memory (the CUDA allocator's
 //! peak, or the process's resident high-water mark `VmHWM` on the CPU, with the resident size
 //! before the first step); the last line is `img/s: <number>`.
 //!
 //! ```sh
 //! cargo run --release --example train_step -- [--model resnet50] [--batch 64] [--img-size 224]
-//!     [--steps 30] [--warmup 10] [--device cuda] [--amp-dtype float16|bfloat16|none]
+//!     [--steps 30] [--rounds 1] [--warmup 10] [--device cuda] [--amp-dtype float16|bfloat16|none]
 //!     [--no-channels-last] [--grad-checkpointing]
 //! ```
 
@@ -26,6 +27,7 @@ struct Options {
     batch: usize,
     img_size: usize,
     steps: usize,
+    rounds: usize,
     warmup: usize,
     device: Device,
     amp: Option<DType>,
@@ -39,6 +41,7 @@ fn options() -> Result<Options, Box<dyn Error>> {
         batch: 64,
         img_size: 224,
         steps: 30,
+        rounds: 1,
         warmup: 10,
         device: Device::Cuda(0),
         amp: Some(DType::F16),
@@ -58,6 +61,7 @@ fn options() -> Result<Options, Box<dyn Error>> {
             "--batch" => o.batch = value.parse()?,
             "--img-size" => o.img_size = value.parse()?,
             "--steps" => o.steps = value.parse()?,
+            "--rounds" => o.rounds = value.parse::<usize>()?.max(1),
             "--warmup" => o.warmup = value.parse()?,
             "--device" => {
                 o.device = Device::parse(&value)
@@ -190,18 +194,21 @@ fn main() -> Result<(), Box<dyn Error>> {
         )?;
     }
     sync(o.device)?;
-    let start = Instant::now();
-    for _ in 0..o.steps {
-        step(
-            model.as_ref(),
-            optim.as_mut(),
-            scaler.as_mut(),
-            (&x, &y),
-            o.amp,
-        )?;
+    let mut rates = Vec::with_capacity(o.rounds);
+    for _ in 0..o.rounds {
+        let start = Instant::now();
+        for _ in 0..o.steps {
+            step(
+                model.as_ref(),
+                optim.as_mut(),
+                scaler.as_mut(),
+                (&x, &y),
+                o.amp,
+            )?;
+        }
+        sync(o.device)?;
+        rates.push((o.steps * n) as f64 / start.elapsed().as_secs_f64());
     }
-    sync(o.device)?;
-    let seconds = start.elapsed().as_secs_f64();
     let amp = match o.amp {
         Some(DType::F16) => "float16",
         Some(_) => "bfloat16",
@@ -212,14 +219,23 @@ fn main() -> Result<(), Box<dyn Error>> {
         d => d.to_string(),
     };
     println!(
-        "kiln {} batch {n} {s}x{s} on {on} amp {amp} channels_last {}: {} steps in {seconds:.3} s",
-        o.model, o.channels_last, o.steps
+        "kiln {} batch {n} {s}x{s} on {on} amp {amp} channels_last {}: {} round(s) of {} steps, img/s {}",
+        o.model,
+        o.channels_last,
+        o.rounds,
+        o.steps,
+        rates
+            .iter()
+            .map(|r| format!("{r:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let (peak, source) = peak_memory(o.device)?;
     println!(
         "grad_checkpointing {}: peak memory {peak:.0} MiB ({source}; resident before the first step {resident_before:.0} MiB)",
         o.grad_checkpointing
     );
-    println!("img/s: {:.1}", (o.steps * n) as f64 / seconds);
+    rates.sort_by(f64::total_cmp);
+    println!("img/s: {:.1}", rates[rates.len() / 2]);
     Ok(())
 }

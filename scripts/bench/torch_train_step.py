@@ -2,12 +2,13 @@
 """PyTorch side of examples/train_step.rs: training-step throughput of a timm model on random data.
 
     python scripts/bench/torch_train_step.py [--model resnet50] [--batch 64] [--img-size 224]
-        [--steps 30] [--warmup 10] [--device cuda] [--amp-dtype float16|bfloat16|none]
+        [--steps 30] [--rounds 1] [--warmup 10] [--device cuda] [--amp-dtype float16|bfloat16|none]
         [--no-channels-last]
 
 The same step as the kiln side: forward under autocast, cross-entropy, backward through
 GradScaler (float16), timm's SGD (Nesterov, momentum 0.9, weight decay 1e-4, none on biases and
-norms), cudnn.benchmark on as in timm's train.py. The last line is `img/s: <number>`.
+norms), cudnn.benchmark on as in timm's train.py. `--rounds N` times N rounds of `--steps` steps
+and reports their median. The last line is `img/s: <number>`.
 """
 import argparse
 import time
@@ -24,6 +25,7 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--device", default="cuda")
     p.add_argument("--amp-dtype", default="float16", choices=["float16", "bfloat16", "none"])
@@ -58,17 +60,20 @@ def main():
     for _ in range(a.warmup):
         step()
     sync()
-    start = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    sync()
-    seconds = time.perf_counter() - start
+    rates = []
+    for _ in range(max(a.rounds, 1)):
+        start = time.perf_counter()
+        for _ in range(a.steps):
+            step()
+        sync()
+        rates.append(a.steps * n / (time.perf_counter() - start))
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else a.device
     print(
         f"torch {torch.__version__} {a.model} batch {n} {s}x{s} on {name} "
-        f"amp {a.amp_dtype} channels_last {a.channels_last}: {a.steps} steps in {seconds:.3f} s"
+        f"amp {a.amp_dtype} channels_last {a.channels_last}: {len(rates)} round(s) of {a.steps} "
+        f"steps, img/s {' '.join(f'{r:.1f}' for r in rates)}"
     )
-    print(f"img/s: {a.steps * n / seconds:.1f}")
+    print(f"img/s: {sorted(rates)[len(rates) // 2]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,391 @@
+#!/usr/bin/env bash
+# kiln's GPU acceptance in one command that cannot quietly pass (issue 35).
+#
+#   scripts/gpu-accept.sh build                 here (cargo): every CUDA test binary,
+#                                               examples/train_step and nccl_gpu, stripped and
+#                                               packed into .gpu/bundle.tar.xz (git-ignored)
+#   scripts/gpu-accept.sh run [--budget S]      there (no cargo): unpacks the bundle and runs
+#                                               every step; prints one table; exits 1 on any
+#                                               failure, timeout, unasked skip or fallback
+#   scripts/gpu-accept.sh dry-run [--plant-failure]
+#                                               here, on kiln-cuda-emu: the same steps on the
+#                                               emulator where they can run there (tiny benches,
+#                                               no vendor libraries), for CI
+#
+# The bundle plus the tracked tree must fit the 64 MiB a GPU machine is sent (`build` checks).
+# On the GPU machine the libraries come from the PyTorch environment's NVIDIA wheels wherever pip
+# put them (nvidia/*/lib, the cu13 layout included); NVRTC 12 or 13, whichever is there.
+#
+# Steps, tests first (several processes at once: they check results, not speed), then benches
+# alone on the GPU:
+#   * every CUDA test binary with cuBLAS/cuDNN on, then again with them off (KILN_CUBLAS=0
+#     KILN_CUDNN=0; skips that the switch causes are asked for), the SIMT kernels alone
+#     (KILN_TENSOR_CORES=0) on the conformance suite, cuDNN's graph API (KILN_CUDNN_GRAPH=1) on the
+#     conformance, vendor, conv+BN-statistics and CUDA-graph suites, where any "not used" line is
+#     a fallback and fails the step;
+#   * the CUDA-graph tests must report "libraries serve: true" (vendor calls inside captures);
+#   * NCCL at world size 1 (two ranks on one GPU: NCCL refuses one GPU twice in a communicator,
+#     said in the table); the two-device tests where two GPUs exist, else said;
+#   * training steps (examples/train_step against scripts/bench/torch_train_step.py, AMP f16,
+#     channels-last, cudnn.benchmark): resnet50 batch 64 and 128, resnet18 batch 128, each kiln then
+#     PyTorch, ROUNDS rounds of STEPS steps, median; resnet50 batch 64 on kiln's built-in kernels
+#     alone and with cuDNN's graph API. Ratios are kiln ÷ PyTorch.
+# Logs go to $OUT (or /tmp/gpu-accept): summary.txt and logs.tar.gz.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+mode=${1:-}
+shift || true
+
+die() {
+  echo "gpu-accept: $*" >&2
+  exit 2
+}
+
+# --- build (here) ---------------------------------------------------------------------------
+# Test binaries that exercise CUDA; cuda_traffic and cuda_amp_launches read the emulator's
+# counters only and nccl_fallback checks the machines without NCCL, so they stay here.
+gpu_tests="checkpoint cuda_conformance cuda_conv_bn_prologue cuda_conv_bn_stats cuda_devices
+  cuda_graph cuda_memory cuda_tensor_cores cuda_vendor cuda_builder_layers cuda_resnet drop_block
+  model_dtype amp_optim clip_timm loss_timm optim_timm train_cuda nccl_gpu"
+
+build() {
+  rm -rf .gpu/bin .gpu/bundle.tar.xz
+  mkdir -p .gpu/bin
+  {
+    cargo test --release --no-run --workspace --message-format=json
+    cargo build --release --message-format=json -p kiln --example train_step
+    cargo test --release --no-run -p kiln-train --features nccl --test nccl_gpu --message-format=json
+  } | GPU_TESTS="$gpu_tests" python3 -c '
+import json, os, shutil, sys
+wanted = set(os.environ["GPU_TESTS"].split())
+for line in sys.stdin:
+    if not line.startswith("{"):
+        continue
+    m = json.loads(line)
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    t, pkg = m["target"], m["package_id"]
+    name = t["name"]
+    crate = "kernels" if "kiln-kernels" in pkg else "train" if "kiln-train" in pkg else \
+        "nn" if "kiln-nn" in pkg else "engine" if "kiln-engine" in pkg else "kiln"
+    if t["kind"] == ["test"] and (crate == "kernels" or name in wanted):
+        shutil.copy(m["executable"], f".gpu/bin/test-{crate}-{name}")
+    elif not m["profile"]["test"] and name == "train_step":
+        shutil.copy(m["executable"], ".gpu/bin/" + name)
+' || die "cargo build failed"
+  strip .gpu/bin/*
+  pwd >.gpu/bin/build-root
+  git describe --always --dirty >.gpu/bin/commit
+  tar -C .gpu -cf - bin | xz -T0 -6 >.gpu/bundle.tar.xz
+  rm -rf .gpu/bin
+  local bundle tree limit=$((64 * 1024 * 1024))
+  bundle=$(stat -c %s .gpu/bundle.tar.xz)
+  tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null |
+    awk '{s += $1} END {print s + 0}')
+  echo "bundle $((bundle / 1024)) KiB + tree $((tree / 1024)) KiB of $((limit / 1024)) KiB"
+  [ $((bundle + tree)) -le $limit ] || die "the bundle and the tree exceed 64 MiB"
+}
+
+# --- run (there) ----------------------------------------------------------------------------
+out=${OUT:-/tmp/gpu-accept}
+budget=570
+bench_reserve=270
+rounds=5
+steps=50
+dry=0
+plant=0
+parse_run_flags() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+    --budget) budget=$2 && shift ;;
+    --bench-reserve) bench_reserve=$2 && shift ;;
+    --rounds) rounds=$2 && shift ;;
+    --steps) steps=$2 && shift ;;
+    --plant-failure) plant=1 ;;
+    *) die "unknown flag $1" ;;
+    esac
+    shift
+  done
+}
+
+# Library folders of the NVIDIA wheels next to the machine's PyTorch (or any python3).
+wheel_libs() {
+  python3 - <<'EOF'
+import glob, os, site, sys
+roots = set(site.getsitepackages() + [site.getusersitepackages()])
+try:
+    import torch
+    roots.add(os.path.dirname(os.path.dirname(torch.__file__)))
+except Exception:
+    pass
+dirs = sorted({d for r in roots for d in glob.glob(os.path.join(r, "nvidia", "*", "lib"))})
+print(":".join(dirs))
+EOF
+}
+
+setup_gpu_env() {
+  local libs links
+  libs=$(wheel_libs)
+  [ -n "$libs" ] || echo "gpu-accept: no NVIDIA wheels next to python3's packages" >&2
+  # cudarc opens unversioned names (libcudnn.so) first: link them to the wheels' libraries so
+  # that a system-wide install of another version cannot shadow them.
+  links=$(mktemp -d)
+  local d f b
+  for d in ${libs//:/ }; do
+    for f in "$d"/lib*.so.[0-9]*; do
+      [ -e "$f" ] || continue
+      b=$(basename "$f")
+      ln -sfn "$f" "$links/${b%%.so.*}.so"
+    done
+  done
+  export LD_LIBRARY_PATH="$links:$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
+unpack() {
+  [ -f .gpu/bundle.tar.xz ] || die "no .gpu/bundle.tar.xz: run scripts/gpu-accept.sh build first"
+  rm -rf .gpu/bin && xz -dc .gpu/bundle.tar.xz | tar -C .gpu -xf - || die "bundle unpack failed"
+  # Compile-time paths in the binaries (fixtures, data/) point into the build checkout.
+  local build_root
+  build_root=$(cat .gpu/bin/build-root)
+  if [ "$build_root" != "$PWD" ] && [ ! -e "$build_root" ]; then
+    mkdir -p "$(dirname "$build_root")" && ln -s "$PWD" "$build_root"
+  fi
+}
+
+# Each step leaves $out/<name>.row, a line of the table; a row without " ok " is a failure.
+deadline=0
+failures() { grep -L ' ok ' "$out"/*.row 2>/dev/null | wc -l; }
+
+# Judges a finished step from its log: $1 name, $2 rc, $3 seconds, $4 skips allowed (0/1).
+judge() {
+  local name=$1 rc=$2 secs=$3 skips_ok=$4 log="$out/$1.log" verdict=ok
+  local passed failed skips fallbacks
+  passed=$(awk '/^test result:/ {p += $4} END {print p + 0}' "$log")
+  failed=$(awk '/^test result:/ {f += $6} END {print f + 0}' "$log")
+  skips=$(grep -c '^skipped' "$log")
+  fallbacks=$(grep -c 'cuDNN graph API not used\|conv+genstats not used' "$log")
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    verdict=TIMEOUT
+  elif [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
+    verdict=FAILED
+  elif [ "$passed" -eq 0 ]; then
+    verdict=NO-TESTS-RAN
+  elif [ "$skips" -ne 0 ] && [ "$skips_ok" -eq 0 ]; then
+    verdict=SKIPPED
+  elif [ "$fallbacks" -ne 0 ] && [[ $name == *graph* ]] && [ $dry -eq 0 ]; then
+    verdict=FALLBACK
+  elif [[ $name == cuda_graph* ]] && [ $dry -eq 0 ] && [[ $name != *off ]] &&
+    { ! grep -q 'libraries serve: true' "$log" || grep -q 'libraries serve: false' "$log"; }; then
+    verdict=NO-VENDOR-IN-CAPTURE
+  fi
+  printf '%-34s %-22s %5ss %4s passed %3s failed %3s skipped\n' "$name" "$verdict" "$secs" \
+    "$passed" "$failed" "$skips" >"$out/$name.row"
+}
+
+# The test steps: "name|skips-allowed|env ...|binary [args]" (binary relative to .gpu/bin).
+test_steps() {
+  local off="KILN_CUBLAS=0 KILN_CUDNN=0" graph="KILN_CUDNN_GRAPH=1" vendor_skips=0 t
+  # On the emulator the vendor libraries cannot load: their skips are the expected ones there.
+  [ $dry -eq 1 ] && vendor_skips=1
+  local serial="--test-threads 1 --nocapture"
+  echo "cuda_vendor|$vendor_skips||test-engine-cuda_vendor $serial"
+  echo "cuda_vendor_graph|$vendor_skips|$graph|test-engine-cuda_vendor $serial"
+  echo "cuda_conformance|$vendor_skips||test-engine-cuda_conformance"
+  echo "cuda_conformance_graph|$vendor_skips|$graph|test-engine-cuda_conformance --nocapture"
+  echo "cuda_graph_engine|$vendor_skips||test-engine-cuda_graph $serial"
+  echo "cuda_graph_train|$vendor_skips||test-train-cuda_graph $serial"
+  echo "cuda_graph_train_graph|$vendor_skips|$graph|test-train-cuda_graph $serial"
+  echo "conv_bn_stats_graph|$vendor_skips|$graph|test-engine-cuda_conv_bn_stats --nocapture"
+  echo "nccl_gpu|$vendor_skips||test-train-nccl_gpu $serial"
+  # Two devices: on a one-GPU machine (and the emulator) the test says "skipped".
+  echo "cuda_devices|1||test-engine-cuda_devices"
+  for t in cuda_conv_bn_prologue cuda_conv_bn_stats cuda_memory cuda_tensor_cores checkpoint; do
+    echo "$t|$vendor_skips||test-engine-$t"
+  done
+  for t in cuda_builder_layers cuda_resnet drop_block model_dtype; do
+    echo "$t|$vendor_skips||test-nn-$t"
+  done
+  for t in amp_optim clip_timm loss_timm optim_timm; do
+    echo "$t|$vendor_skips||test-train-$t"
+  done
+  echo "train_cuda|$vendor_skips||test-kiln-train_cuda"
+  for t in .gpu/bin/test-kernels-*; do
+    t=$(basename "$t")
+    echo "kernels_${t#test-kernels-}|0||$t"
+  done
+  # The same suites on kiln's own kernels.
+  echo "cuda_conformance_simt|1|$off KILN_TENSOR_CORES=0|test-engine-cuda_conformance"
+  echo "cuda_graph_engine_off|1|$off|test-engine-cuda_graph $serial"
+  echo "cuda_graph_train_off|1|$off|test-train-cuda_graph $serial"
+  for t in cuda_conformance cuda_conv_bn_prologue cuda_conv_bn_stats cuda_tensor_cores checkpoint; do
+    echo "${t}_off|1|$off|test-engine-$t"
+  done
+  for t in cuda_builder_layers cuda_resnet drop_block model_dtype; do
+    echo "${t}_off|1|$off|test-nn-$t"
+  done
+  for t in amp_optim clip_timm loss_timm optim_timm; do
+    echo "${t}_off|1|$off|test-train-$t"
+  done
+  echo "train_cuda_off|1|$off|test-kiln-train_cuda"
+  # The dry run proves a failing test fails the whole run.
+  if [ $plant -eq 1 ]; then
+    echo "planted_failure|0||planted:fail"
+    echo "planted_skip|0||planted:skip"
+  fi
+  return 0
+}
+
+# Runs one test step (a line of test_steps) under the deadline.
+run_test_step() {
+  local line=$1 name skips_ok envs cmd limit start rc
+  IFS='|' read -r name skips_ok envs cmd <<<"$line"
+  # A hung test holds its slot for at most 200 s.
+  limit=$((deadline - $(date +%s)))
+  [ $limit -le 200 ] || limit=200
+  if [ $limit -le 5 ]; then
+    echo "not started: the run's budget was spent" >"$out/$name.log"
+    judge "$name" 124 0 "$skips_ok"
+    return
+  fi
+  start=$(date +%s)
+  local argv
+  read -ra argv <<<"$cmd"
+  if [ "$cmd" = planted:fail ]; then
+    # The dry run's planted failures: a step whose test fails, and one whose test skips.
+    echo "test result: FAILED. 0 passed; 1 failed;" && false
+  elif [ "$cmd" = planted:skip ]; then
+    printf 'skipped: planted\ntest result: ok. 1 passed; 0 failed;\n'
+  else
+    # shellcheck disable=SC2086
+    timeout -k 5 "$limit" env $envs ".gpu/bin/${argv[0]}" "${argv[@]:1}"
+  fi >"$out/$name.log" 2>&1
+  rc=$?
+  judge "$name" "$rc" $(($(date +%s) - start)) "$skips_ok"
+}
+
+# A training-step bench: $1 name, $2 timeout, then the command. Prints the median img/s.
+bench() {
+  local name=$1 limit=$2 start rc rate
+  shift 2
+  local left=$((deadline - $(date +%s)))
+  [ "$limit" -le $left ] || limit=$left
+  if [ "$limit" -le 5 ]; then
+    echo "not started: the run's budget was spent" >"$out/$name.log"
+    printf '%-34s %-22s\n' "$name" "TIMEOUT" >"$out/$name.row"
+    echo 0
+    return
+  fi
+  start=$(date +%s)
+  timeout -k 5 "$limit" "$@" >"$out/$name.log" 2>&1
+  rc=$?
+  rate=$(awk '/^img\/s:/ {print $2}' "$out/$name.log" | tail -1)
+  local secs=$(($(date +%s) - start))
+  if [ $rc -ne 0 ] || [ -z "$rate" ]; then
+    printf '%-34s %-22s %5ss\n' "$name" "$([ $rc -eq 124 ] && echo TIMEOUT || echo FAILED)" \
+      $secs >"$out/$name.row"
+    rate=0
+  elif grep -q 'cuDNN graph API not used\|conv+genstats not used' "$out/$name.log" &&
+    [[ $name == *graph* ]] && [ $dry -eq 0 ]; then
+    printf '%-34s %-22s %5ss %10s img/s\n' "$name" FALLBACK $secs "$rate" >"$out/$name.row"
+  else
+    printf '%-34s %-22s %5ss %10s img/s\n' "$name" ok $secs "$rate" >"$out/$name.row"
+  fi
+  echo "$rate"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+
+run() {
+  mkdir -p "$out"
+  rm -f "$out"/*.row "$out"/*.log
+  local end=$(($(date +%s) + budget))
+  # Tests stop starting once only the benches' share is left.
+  deadline=$((end - bench_reserve))
+  local gpus=0
+  if [ $dry -eq 0 ]; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader |
+      tee "$out/gpu.txt" || die "nvidia-smi failed: no GPU here"
+    gpus=$(wc -l <"$out/gpu.txt")
+    setup_gpu_env
+  fi
+  unpack
+  export KILN_CACHE_DIR=${KILN_CACHE_DIR:-$(mktemp -d)}
+  export -f run_test_step judge
+  export out deadline dry plant
+  local jobs=6
+  [ $dry -eq 1 ] && jobs=2
+  test_steps | tr '\n' '\0' | xargs -0 -P $jobs -I{} bash -c 'run_test_step "$1"' _ {}
+
+  # Benches: alone on the device, one after the other.
+  deadline=$end
+  local b=(--amp-dtype float16 --img-size 224 --rounds "$rounds" --steps "$steps" --warmup 15)
+  local torch="python3 scripts/bench/torch_train_step.py"
+  local small=()
+  if [ $dry -eq 1 ]; then
+    # The emulator: one tiny step of each, to prove the plumbing (no PyTorch on CI: kiln only).
+    b=(--amp-dtype float16 --img-size 32 --rounds 1 --steps 1 --warmup 0)
+    small=(--batch 2)
+  fi
+  declare -A rate
+  local m
+  for m in "resnet50 64" "resnet50 128" "resnet18 128"; do
+    set -- $m
+    local key="$1_b$2" batch=(--batch "$2")
+    [ $dry -eq 1 ] && batch=("${small[@]}")
+    rate[kiln_$key]=$(bench "bench_kiln_$key" 200 .gpu/bin/train_step --model "$1" "${batch[@]}" "${b[@]}")
+    [ $dry -eq 1 ] && continue
+    rate[torch_$key]=$(bench "bench_torch_$key" 200 $torch --model "$1" "${batch[@]}" "${b[@]}")
+  done
+  local bb=(--model resnet50 --batch 64 --amp-dtype float16 --img-size 224 --rounds 3 --steps 20 --warmup 5)
+  [ $dry -eq 1 ] && bb=(--model resnet50 "${small[@]}" "${b[@]}")
+  rate[kiln_builtin]=$(bench bench_kiln_builtin_resnet50_b64 150 env KILN_CUBLAS=0 KILN_CUDNN=0 \
+    .gpu/bin/train_step "${bb[@]}")
+  if [ $dry -eq 0 ]; then
+    rate[kiln_graph]=$(bench bench_kiln_cudnn_graph_resnet50_b64 200 env KILN_CUDNN_GRAPH=1 \
+      .gpu/bin/train_step --model resnet50 --batch 64 "${b[@]}")
+  fi
+  local failed
+  failed=$(failures)
+
+  {
+    echo "kiln GPU acceptance, $(date -u +%F) commit $(cat .gpu/bin/commit)"
+    [ $dry -eq 0 ] && echo "GPU: $(head -1 "$out/gpu.txt") ($gpus device(s))" || echo "dry run on kiln-cuda-emu"
+    echo
+    cat "$out"/*.row | sort
+    echo
+    if [ $dry -eq 0 ]; then
+      echo "kiln ÷ PyTorch eager (AMP f16, channels-last, cudnn.benchmark; median of $rounds x $steps steps)"
+      for k in resnet50_b64 resnet50_b128 resnet18_b128; do
+        printf '  %-16s %8s vs %8s img/s  %sx\n' "$k" "${rate[kiln_$k]}" "${rate[torch_$k]}" \
+          "$(ratio "${rate[kiln_$k]}" "${rate[torch_$k]}")"
+      done
+      printf '  %-16s %8s vs %8s img/s  %sx  (kiln built-in kernels alone)\n' resnet50_b64 \
+        "${rate[kiln_builtin]}" "${rate[torch_resnet50_b64]}" \
+        "$(ratio "${rate[kiln_builtin]}" "${rate[torch_resnet50_b64]}")"
+      printf '  %-16s %8s vs %8s img/s  %sx  (cuDNN graph API)\n' resnet50_b64 \
+        "${rate[kiln_graph]}" "${rate[torch_resnet50_b64]}" \
+        "$(ratio "${rate[kiln_graph]}" "${rate[torch_resnet50_b64]}")"
+      [ "$gpus" -ge 2 ] || echo "  two devices: one GPU here, the two-device tests said skipped"
+      echo "  NCCL: world size 1 (NCCL refuses two ranks on one GPU)"
+    fi
+    echo
+    echo "failures: $failed"
+  } | tee "$out/summary.txt"
+  (cd "$out" && tar czf logs.tar.gz ./*.log ./*.row 2>/dev/null && rm -f ./*.log ./*.row)
+  [ "$failed" -eq 0 ]
+}
+
+case $mode in
+build) build ;;
+run)
+  parse_run_flags "$@"
+  run
+  ;;
+dry-run)
+  dry=1
+  parse_run_flags "$@"
+  run
+  ;;
+*) die "usage: scripts/gpu-accept.sh build | run [--budget S] | dry-run [--plant-failure]" ;;
+esac
