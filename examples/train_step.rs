@@ -3,7 +3,8 @@
 //! One step is what `kiln train` does per batch: forward under autocast, cross-entropy, backward
 //! through the loss scaler, SGD (Nesterov, momentum 0.9, weight decay 1e-4). cuDNN's benchmark
 //! mode is on, as timm's train.py turns it on. `--rounds N` times N rounds of `--steps` steps one
-//! after the other and reports their median. `--grad-checkpointing` recomputes every block in
+//! after the other and reports their median; `--profile` brackets them with `cuProfilerStart`/
+//! `cuProfilerStop` for `ncu --profile-from-start off`. `--grad-checkpointing` recomputes every block in
 //! backward (timm's `set_grad_checkpointing`). It prints the peak memory (the CUDA allocator's
 //! peak, or the process's resident high-water mark `VmHWM` on the CPU, with the resident size
 //! before the first step); the last line is `img/s: <number>`.
@@ -11,7 +12,7 @@
 //! ```sh
 //! cargo run --release --example train_step -- [--model resnet50] [--batch 64] [--img-size 224]
 //!     [--steps 30] [--rounds 1] [--warmup 10] [--device cuda] [--amp-dtype float16|bfloat16|none]
-//!     [--no-channels-last] [--grad-checkpointing]
+//!     [--no-channels-last] [--grad-checkpointing] [--profile]
 //! ```
 
 use kiln_engine::{manual_seed, DType, Device, Generator, MemoryFormat, Tensor};
@@ -33,6 +34,7 @@ struct Options {
     amp: Option<DType>,
     channels_last: bool,
     grad_checkpointing: bool,
+    profile: bool,
 }
 
 fn options() -> Result<Options, Box<dyn Error>> {
@@ -47,12 +49,14 @@ fn options() -> Result<Options, Box<dyn Error>> {
         amp: Some(DType::F16),
         channels_last: true,
         grad_checkpointing: false,
+        profile: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        if flag == "--no-channels-last" || flag == "--grad-checkpointing" {
+        if ["--no-channels-last", "--grad-checkpointing", "--profile"].contains(&flag.as_str()) {
             o.channels_last &= flag != "--no-channels-last";
             o.grad_checkpointing |= flag == "--grad-checkpointing";
+            o.profile |= flag == "--profile";
             continue;
         }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -194,6 +198,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         )?;
     }
     sync(o.device)?;
+    let profiled = match o.device {
+        Device::Cuda(n) if o.profile => Some(kiln_engine::cuda::device(n)?),
+        _ => None,
+    };
+    if let Some(dev) = &profiled {
+        dev.set_profiling(true)?;
+    }
     let mut rates = Vec::with_capacity(o.rounds);
     for _ in 0..o.rounds {
         let start = Instant::now();
@@ -208,6 +219,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         sync(o.device)?;
         rates.push((o.steps * n) as f64 / start.elapsed().as_secs_f64());
+    }
+    if let Some(dev) = &profiled {
+        dev.set_profiling(false)?;
     }
     let amp = match o.amp {
         Some(DType::F16) => "float16",

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # kiln's GPU acceptance in one command that cannot quietly pass (issue 35).
 #
-#   scripts/gpu-accept.sh build                 here (cargo): every CUDA test binary,
+#   scripts/gpu-accept.sh build                 here (cargo): every CUDA test binary, `kiln`,
 #                                               examples/train_step and nccl_gpu, stripped and
 #                                               packed into .gpu/bundle.tar.xz (git-ignored)
 #   scripts/gpu-accept.sh run [--budget S]      there (no cargo): unpacks the bundle and runs
 #                                               every step; prints one table; exits 1 on any
 #                                               failure, timeout, unasked skip or fallback
+#        [--only REGEX]                         only the steps whose names match
+#   scripts/gpu-accept.sh shell 'COMMAND'       there: unpacks and sets the library paths as
+#                                               `run` does, then runs COMMAND (ncu, ad hoc runs)
 #   scripts/gpu-accept.sh dry-run [--plant-failure]
 #                                               here, on kiln-cuda-emu: the same steps on the
 #                                               emulator where they can run there (tiny benches,
@@ -54,7 +57,7 @@ build() {
   mkdir -p .gpu/bin
   {
     cargo test --release --no-run --workspace --message-format=json
-    cargo build --release --message-format=json -p kiln --example train_step
+    cargo build --release --message-format=json -p kiln --bin kiln --example train_step
     cargo test --release --no-run -p kiln-train --features nccl --test nccl_gpu --message-format=json
   } | GPU_TESTS="$gpu_tests" python3 -c '
 import json, os, shutil, sys
@@ -71,7 +74,7 @@ for line in sys.stdin:
         "nn" if "kiln-nn" in pkg else "engine" if "kiln-engine" in pkg else "kiln"
     if t["kind"] == ["test"] and (crate == "kernels" or name in wanted):
         shutil.copy(m["executable"], f".gpu/bin/test-{crate}-{name}")
-    elif not m["profile"]["test"] and name == "train_step":
+    elif not m["profile"]["test"] and name in ("kiln", "train_step"):
         shutil.copy(m["executable"], ".gpu/bin/" + name)
 ' || die "cargo build failed"
   strip .gpu/bin/*
@@ -95,6 +98,7 @@ rounds=5
 steps=50
 dry=0
 plant=0
+only=.*
 parse_run_flags() {
   while [ $# -gt 0 ]; do
     case $1 in
@@ -103,6 +107,7 @@ parse_run_flags() {
     --rounds) rounds=$2 && shift ;;
     --steps) steps=$2 && shift ;;
     --plant-failure) plant=1 ;;
+    --only) only=$2 && shift ;;
     *) die "unknown flag $1" ;;
     esac
     shift
@@ -151,6 +156,8 @@ unpack() {
   if [ "$build_root" != "$PWD" ] && [ ! -e "$build_root" ]; then
     mkdir -p "$(dirname "$build_root")" && ln -s "$PWD" "$build_root"
   fi
+  # tests/train_cuda.rs runs the `kiln` binary where cargo built it.
+  mkdir -p target/release && cp .gpu/bin/kiln target/release/kiln
 }
 
 # Each step leaves $out/<name>.row, a line of the table; a row without " ok " is a failure.
@@ -268,6 +275,10 @@ run_test_step() {
 bench() {
   local name=$1 limit=$2 start rc rate
   shift 2
+  if ! [[ $name =~ ^($only)$ ]]; then
+    echo 0
+    return
+  fi
   local left=$((deadline - $(date +%s)))
   [ "$limit" -le $left ] || limit=$left
   if [ "$limit" -le 5 ]; then
@@ -315,7 +326,7 @@ run() {
   export out deadline dry plant
   local jobs=6
   [ $dry -eq 1 ] && jobs=2
-  test_steps | tr '\n' '\0' | xargs -0 -P $jobs -I{} bash -c 'run_test_step "$1"' _ {}
+  test_steps | grep -E "^($only)\|" | tr '\n' '\0' | xargs -0 -P $jobs -I{} bash -c 'run_test_step "$1"' _ {}
 
   # Benches: alone on the device, one after the other.
   deadline=$end
@@ -381,6 +392,12 @@ build) build ;;
 run)
   parse_run_flags "$@"
   run
+  ;;
+shell)
+  setup_gpu_env
+  unpack
+  export KILN_CACHE_DIR=${KILN_CACHE_DIR:-$(mktemp -d)}
+  bash -c "$1"
   ;;
 dry-run)
   dry=1

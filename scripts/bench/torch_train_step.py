@@ -8,7 +8,7 @@
 The same step as the kiln side: forward under autocast, cross-entropy, backward through
 GradScaler (float16), timm's SGD (Nesterov, momentum 0.9, weight decay 1e-4, none on biases and
 norms), cudnn.benchmark on as in timm's train.py. `--rounds N` times N rounds of `--steps` steps
-and reports their median. The last line is `img/s: <number>`.
+and reports their median; `--profile` brackets them for `ncu --profile-from-start off`. The last line is `img/s: <number>`.
 """
 import argparse
 import time
@@ -30,6 +30,7 @@ def main():
     p.add_argument("--device", default="cuda")
     p.add_argument("--amp-dtype", default="float16", choices=["float16", "bfloat16", "none"])
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--profile", action="store_true", help="cudaProfilerStart/Stop around the timed rounds")
     a = p.parse_args()
 
     torch.backends.cudnn.benchmark = True
@@ -60,6 +61,8 @@ def main():
     for _ in range(a.warmup):
         step()
     sync()
+    if a.profile:
+        torch.cuda.profiler.start()
     rates = []
     for _ in range(max(a.rounds, 1)):
         start = time.perf_counter()
@@ -67,6 +70,8 @@ def main():
             step()
         sync()
         rates.append(a.steps * n / (time.perf_counter() - start))
+    if a.profile:
+        torch.cuda.profiler.stop()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else a.device
     print(
         f"torch {torch.__version__} {a.model} batch {n} {s}x{s} on {name} "

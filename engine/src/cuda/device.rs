@@ -179,6 +179,21 @@ impl CudaDevice {
         self.ctx.synchronize().map_err(cuda_err("synchronize"))
     }
 
+    /// Starts or stops the profiler's collection (`cuProfilerStart`/`cuProfilerStop`): with
+    /// `ncu --profile-from-start off` only the kernels launched in between are profiled.
+    pub fn set_profiling(&self, on: bool) -> Result<()> {
+        self.bind()?;
+        // SAFETY: both calls take no arguments and act on the context bound just above.
+        let status = unsafe {
+            if on {
+                sys::cuProfilerStart()
+            } else {
+                sys::cuProfilerStop()
+            }
+        };
+        status.result().map_err(cuda_err("cuProfilerStart/Stop"))
+    }
+
     /// The device's (primary) context handle, for driver calls that name contexts.
     pub(crate) fn cu_ctx(&self) -> sys::CUcontext {
         self.ctx.cu_ctx()
