@@ -142,6 +142,48 @@ __device__ void select(const u8* cond, Strides sc, const T* a, Strides sa, const
   }
 }
 
+// Fast paths for dense, 16-byte-aligned operands (the launchers check alignment): each thread
+// moves 16 bytes (4 f32, 8 f16 or bf16, 2 f64) with one vector load or store, and the tail that
+// fills no pack goes element by element. No index arithmetic: the strided kernels' 64-bit
+// divisions made the f16 residual-gradient sums compute-bound.
+template <typename T> struct __align__(16) Pack {
+  T v[16 / sizeof(T)];
+};
+
+template <typename T>
+__device__ void unary_vec(const T* x, T* y, i64 n, int op, double p0, double p1) {
+  typedef typename Acc<T>::t A;
+  constexpr int W = 16 / sizeof(T);
+  const i64 packs = n / W;
+  KILN_FOR(i, packs) {
+    Pack<T> v = reinterpret_cast<const Pack<T>*>(x)[i];
+#pragma unroll
+    for (int j = 0; j < W; ++j) v.v[j] = from_acc<T>(unary_f<A>(op, to_acc(v.v[j]), A(p0), A(p1)));
+    reinterpret_cast<Pack<T>*>(y)[i] = v;
+  }
+  KILN_FOR(i, n - packs * W) {
+    const i64 k = packs * W + i;
+    y[k] = from_acc<T>(unary_f<A>(op, to_acc(x[k]), A(p0), A(p1)));
+  }
+}
+
+template <typename T> __device__ void binary_vec(const T* a, const T* b, T* out, i64 n, int op) {
+  typedef typename Acc<T>::t A;
+  constexpr int W = 16 / sizeof(T);
+  const i64 packs = n / W;
+  KILN_FOR(i, packs) {
+    Pack<T> u = reinterpret_cast<const Pack<T>*>(a)[i];
+    const Pack<T> v = reinterpret_cast<const Pack<T>*>(b)[i];
+#pragma unroll
+    for (int j = 0; j < W; ++j) u.v[j] = from_acc<T>(binary_f<A>(op, to_acc(u.v[j]), to_acc(v.v[j])));
+    reinterpret_cast<Pack<T>*>(out)[i] = u;
+  }
+  KILN_FOR(i, n - packs * W) {
+    const i64 k = packs * W + i;
+    out[k] = from_acc<T>(binary_f<A>(op, to_acc(a[k]), to_acc(b[k])));
+  }
+}
+
 #define FLOAT_KERNELS(T, S)                                                                       \
   extern "C" __global__ void unary_##S(const T* x, T* y, i64 n, int op, double p0, double p1) {   \
     unary_fwd<T>(x, y, n, op, p0, p1);                                                            \
@@ -149,6 +191,13 @@ __device__ void select(const u8* cond, Strides sc, const T* a, Strides sa, const
   extern "C" __global__ void unary_bwd_##S(const T* x, const T* y, const T* dy, T* dx, i64 n,     \
                                            int op, double p0, double p1) {                        \
     unary_bwd<T>(x, y, dy, dx, n, op, p0, p1);                                                    \
+  }                                                                                               \
+  extern "C" __global__ void unary_vec_##S(const T* x, T* y, i64 n, int op, double p0,           \
+                                           double p1) {                                           \
+    unary_vec<T>(x, y, n, op, p0, p1);                                                            \
+  }                                                                                               \
+  extern "C" __global__ void binary_vec_##S(const T* a, const T* b, T* out, i64 n, int op) {      \
+    binary_vec<T>(a, b, out, n, op);                                                              \
   }                                                                                               \
   extern "C" __global__ void binary_##S(const T* a, Strides sa, const T* b, Strides sb, T* out,   \
                                         Shape shape, i64 n, int op) {                             \
@@ -162,35 +211,6 @@ FLOAT_KERNELS(float, f32)
 FLOAT_KERNELS(double, f64)
 FLOAT_KERNELS(f16, f16)
 FLOAT_KERNELS(bf16, bf16)
-
-// f32 fast paths with 128-bit loads and stores, for 16-byte-aligned dense operands (the launchers
-// check alignment): each thread moves a float4, and the n % 4 tail goes element by element.
-__device__ __forceinline__ float4 unary_f4(int op, float4 v, float p0, float p1) {
-  return make_float4(unary_f<float>(op, v.x, p0, p1), unary_f<float>(op, v.y, p0, p1),
-                     unary_f<float>(op, v.z, p0, p1), unary_f<float>(op, v.w, p0, p1));
-}
-
-extern "C" __global__ void unary_vec4_f32(const float* x, float* y, i64 n, int op, double p0,
-                                          double p1) {
-  const i64 n4 = n / 4;
-  KILN_FOR(i, n4) {
-    float4 v = reinterpret_cast<const float4*>(x)[i];
-    reinterpret_cast<float4*>(y)[i] = unary_f4(op, v, (float)p0, (float)p1);
-  }
-  KILN_FOR(i, n - n4 * 4) y[n4 * 4 + i] = unary_f<float>(op, x[n4 * 4 + i], (float)p0, (float)p1);
-}
-
-extern "C" __global__ void binary_vec4_f32(const float* a, const float* b, float* out, i64 n,
-                                           int op) {
-  const i64 n4 = n / 4;
-  KILN_FOR(i, n4) {
-    float4 u = reinterpret_cast<const float4*>(a)[i], v = reinterpret_cast<const float4*>(b)[i];
-    reinterpret_cast<float4*>(out)[i] =
-        make_float4(binary_f<float>(op, u.x, v.x), binary_f<float>(op, u.y, v.y),
-                    binary_f<float>(op, u.z, v.z), binary_f<float>(op, u.w, v.w));
-  }
-  KILN_FOR(i, n - n4 * 4) out[n4 * 4 + i] = binary_f<float>(op, a[n4 * 4 + i], b[n4 * 4 + i]);
-}
 
 #define COMPARE_KERNEL(T, S)                                                                      \
   extern "C" __global__ void compare_##S(const T* a, Strides sa, const T* b, Strides sb,         \

@@ -49,6 +49,7 @@ template <> __device__ __forceinline__ bf16 from_acc<bf16>(float v) {
 
 // The offset of linear (row-major) index `i` of `shape` in an operand with `st` strides.
 __device__ __forceinline__ i64 strided_offset(i64 i, const Shape& shape, const Strides& st) {
+  if (shape.rank == 1) return i * st.s[0];  // coalesced operands: no 64-bit division
   i64 off = 0;
   for (int d = shape.rank - 1; d >= 0; --d) {
     i64 n = shape.d[d];

@@ -56,7 +56,7 @@ const CONV_OPERANDS: Header = header!("conv_operands.cuh");
 pub static MODULES: &[Module] = &[
     module!(
         "elementwise.cu",
-        hot: ["binary_f32", "unary_vec4_f32", "binary_vec4_f32"]
+        hot: ["binary_f32", "unary_vec_f32", "binary_vec_f32"]
     ),
     module!("reduce.cu", headers: ["rows.cuh"], hot: []),
     module!(

@@ -189,3 +189,110 @@ fn dense_f32_binary_takes_float4_when_aligned_and_scalar_otherwise() {
         assert_close("sub", &got[offset..offset + n], &want, 0.0, 0.0);
     }
 }
+
+/// Runs a Sub and a Square over `n` elements of `ty` (raw bits of `T`) from `offset` elements in,
+/// and returns (a - b, a²) in `T`.
+fn sub_and_square<T>(ty: &str, a: &[T], b: &[T], offset: usize, n: usize) -> (Vec<T>, Vec<T>)
+where
+    T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Default + Clone,
+{
+    let g = gpu().unwrap();
+    let k = g.kernels();
+    let (da, db) = (g.upload(a), g.upload(b));
+    let (sub, square) = (g.zeros::<T>(a.len()), g.zeros::<T>(a.len()));
+    let at = |p: u64| p + (std::mem::size_of::<T>() * offset) as u64;
+    let oa = Operand {
+        ptr: at(g.ptr(&da)),
+        strides: &[1],
+    };
+    let ob = Operand {
+        ptr: at(g.ptr(&db)),
+        strides: &[1],
+    };
+    cuda::binary(&k, ty, BinaryOp::Sub, oa, ob, at(g.ptr(&sub)), &[n]).unwrap();
+    cuda::unary(
+        &k,
+        ty,
+        UnaryOp::Square,
+        at(g.ptr(&da)),
+        at(g.ptr(&square)),
+        n,
+    )
+    .unwrap();
+    let range = offset..offset + n;
+    (
+        g.download(&sub)[range.clone()].to_vec(),
+        g.download(&square)[range].to_vec(),
+    )
+}
+
+#[test]
+fn dense_halves_and_doubles_move_in_16_byte_packs_when_aligned_and_singly_otherwise() {
+    if gpu().is_none() {
+        return;
+    }
+    // 1003 elements: whole packs and a tail. Offset 0 is 16-byte aligned (the packed kernels);
+    // offset 1 is not (the strided kernels). Results round as the CPU's f32 arithmetic rounded
+    // to the storage type, exactly.
+    let n = 1003;
+    let xs: Vec<f32> = (0..n + 1).map(|i| i as f32 * 0.25 - 7.0).collect();
+    let ys: Vec<f32> = (0..n + 1).map(|i| 3.0 - i as f32 * 0.125).collect();
+    for offset in [0usize, 1] {
+        let range = offset..offset + n;
+        let h = |v: &[f32]| -> Vec<u16> {
+            v.iter()
+                .map(|&x| half::f16::from_f32(x).to_bits())
+                .collect()
+        };
+        let (sub, square) = sub_and_square("f16", &h(&xs), &h(&ys), offset, n);
+        let (x, y) = (&xs[range.clone()], &ys[range.clone()]);
+        let hv = |v: f32| half::f16::from_f32(v).to_f32();
+        let want_sub: Vec<u16> = x
+            .iter()
+            .zip(y)
+            .map(|(&a, &b)| half::f16::from_f32(hv(a) - hv(b)).to_bits())
+            .collect();
+        let want_square: Vec<u16> = x
+            .iter()
+            .map(|&a| half::f16::from_f32(hv(a) * hv(a)).to_bits())
+            .collect();
+        assert_eq!(
+            (sub, square),
+            (want_sub, want_square),
+            "f16 at offset {offset}"
+        );
+
+        let bf = |v: &[f32]| -> Vec<u16> {
+            v.iter()
+                .map(|&x| half::bf16::from_f32(x).to_bits())
+                .collect()
+        };
+        let (sub, square) = sub_and_square("bf16", &bf(&xs), &bf(&ys), offset, n);
+        let bv = |v: f32| half::bf16::from_f32(v).to_f32();
+        let want_sub: Vec<u16> = x
+            .iter()
+            .zip(y)
+            .map(|(&a, &b)| half::bf16::from_f32(bv(a) - bv(b)).to_bits())
+            .collect();
+        let want_square: Vec<u16> = x
+            .iter()
+            .map(|&a| half::bf16::from_f32(bv(a) * bv(a)).to_bits())
+            .collect();
+        assert_eq!(
+            (sub, square),
+            (want_sub, want_square),
+            "bf16 at offset {offset}"
+        );
+
+        let d = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64 / 3.0).collect() };
+        let (sub, square) = sub_and_square("f64", &d(&xs), &d(&ys), offset, n);
+        let (dx, dy) = (&d(&xs)[range.clone()], &d(&ys)[range.clone()]);
+        let want_sub: Vec<f64> = dx.iter().zip(dy).map(|(a, b)| a - b).collect();
+        let want_square: Vec<f64> = dx.iter().map(|a| a * a).collect();
+        assert_eq!(
+            (sub, square),
+            (want_sub, want_square),
+            "f64 at offset {offset}"
+        );
+    }
+}

@@ -33,22 +33,30 @@ fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
 }
 
 /// Whether f32 operands can take the 128-bit (float4) kernels.
-fn vec4(ty: &str, ptrs: &[DevPtr]) -> bool {
-    ty == "f32" && ptrs.iter().all(|p| p % 16 == 0)
+/// Elements of float type `ty` in the 16 bytes a `*_vec_<ty>` thread moves, where every buffer
+/// is 16-byte aligned; None otherwise.
+fn pack_lanes(ty: &str, ptrs: &[DevPtr]) -> Option<usize> {
+    let lanes = match ty {
+        "f64" => 2,
+        "f32" => 4,
+        _ => 8,
+    };
+    ptrs.iter().all(|p| p % 16 == 0).then_some(lanes)
 }
 
 /// y\[i\] = op(x\[i\]) over `n` dense elements of float type `ty` ("f32", "f64", "f16", "bf16");
-/// 16-byte-aligned f32 buffers move as float4.
+/// 16-byte-aligned buffers move 16 bytes a thread.
 pub fn unary(k: &Kernels, ty: &str, op: UnaryOp, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
     let (code, p0, p1) = unary_code(op);
     let n64 = n as i64;
-    if vec4(ty, &[x, y]) {
-        // SAFETY: x and y hold n f32 and are 16-byte aligned; matches `unary_vec4_f32`.
+    if let Some(lanes) = pack_lanes(ty, &[x, y]) {
+        // SAFETY: x and y hold n elements of `ty` and are 16-byte aligned; matches
+        // `unary_vec_<ty>`.
         return unsafe {
             k.launch(
                 FILE,
-                "unary_vec4_f32",
-                grid_1d(n.div_ceil(4)),
+                &format!("unary_vec_{ty}"),
+                grid_1d(n.div_ceil(lanes)),
                 &[&x, &y, &n64, &code, &p0, &p1],
             )
         };
@@ -137,8 +145,8 @@ fn launch_pair(
     }
 }
 
-/// out = a ⊙ b, written densely over `shape`; two dense, 16-byte-aligned f32 operands (no
-/// broadcast) move as float4.
+/// out = a ⊙ b, written densely over `shape`; two dense, 16-byte-aligned operands (no
+/// broadcast) move 16 bytes a thread.
 pub fn binary(
     k: &Kernels,
     ty: &str,
@@ -149,15 +157,16 @@ pub fn binary(
     shape: &[usize],
 ) -> Result<()> {
     let dense = |o: &Operand| shape.len() == 1 && o.strides == [1];
-    if dense(&a) && dense(&b) && vec4(ty, &[a.ptr, b.ptr, out]) {
+    let lanes = pack_lanes(ty, &[a.ptr, b.ptr, out]);
+    if let (true, true, Some(lanes)) = (dense(&a), dense(&b), lanes) {
         let (n64, code) = (shape[0] as i64, op as i32);
-        // SAFETY: a, b and out hold shape[0] f32 each and are 16-byte aligned; matches
-        // `binary_vec4_f32`.
+        // SAFETY: a, b and out hold shape[0] elements of `ty` each and are 16-byte aligned;
+        // matches `binary_vec_<ty>`.
         return unsafe {
             k.launch(
                 FILE,
-                "binary_vec4_f32",
-                grid_1d(shape[0].div_ceil(4)),
+                &format!("binary_vec_{ty}"),
+                grid_1d(shape[0].div_ceil(lanes)),
                 &[&a.ptr, &b.ptr, &out, &n64, &code],
             )
         };
