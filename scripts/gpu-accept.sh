@@ -23,16 +23,16 @@
 # alone on the GPU:
 #   * every CUDA test binary with cuBLAS/cuDNN on, then again with them off (KILN_CUBLAS=0
 #     KILN_CUDNN=0; skips that the switch causes are asked for), the SIMT kernels alone
-#     (KILN_TENSOR_CORES=0) on the conformance suite, cuDNN's graph API (KILN_CUDNN_GRAPH=1) on the
-#     conformance, vendor, conv+BN-statistics and CUDA-graph suites, where any "not used" line is
-#     a fallback and fails the step;
+#     (KILN_TENSOR_CORES=0) on the conformance suite, cuDNN's legacy API alone (KILN_CUDNN_GRAPH=0)
+#     on the conformance, vendor and CUDA-graph suites; with the vendor libraries on, any "cuDNN
+#     graph API not used" or "conv+genstats not used" line is a fallback and fails the step;
 #   * the CUDA-graph tests must report "libraries serve: true" (vendor calls inside captures);
 #   * NCCL at world size 1 (two ranks on one GPU: NCCL refuses one GPU twice in a communicator,
 #     said in the table); the two-device tests where two GPUs exist, else said;
 #   * training steps (examples/train_step against scripts/bench/torch_train_step.py, AMP f16,
 #     channels-last, cudnn.benchmark): resnet50 batch 64 and 128, resnet18 batch 128, each kiln then
 #     PyTorch, ROUNDS rounds of STEPS steps, median; resnet50 batch 64 on kiln's built-in kernels
-#     alone and with cuDNN's graph API. Ratios are kiln ÷ PyTorch.
+#     alone and on cuDNN's legacy API. Ratios are kiln ÷ PyTorch.
 # Logs go to $OUT (or /tmp/gpu-accept): summary.txt and logs.tar.gz.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -180,7 +180,7 @@ judge() {
     verdict=NO-TESTS-RAN
   elif [ "$skips" -ne 0 ] && [ "$skips_ok" -eq 0 ]; then
     verdict=SKIPPED
-  elif [ "$fallbacks" -ne 0 ] && [[ $name == *graph* ]] && [ $dry -eq 0 ]; then
+  elif [ "$fallbacks" -ne 0 ] && [[ $name != *_legacy && $name != *_off ]] && [ $dry -eq 0 ]; then
     verdict=FALLBACK
   elif [[ $name == cuda_graph* ]] && [ $dry -eq 0 ] && [[ $name != *off ]] &&
     { ! grep -q 'libraries serve: true' "$log" || grep -q 'libraries serve: false' "$log"; }; then
@@ -192,22 +192,22 @@ judge() {
 
 # The test steps: "name|skips-allowed|env ...|binary [args]" (binary relative to .gpu/bin).
 test_steps() {
-  local off="KILN_CUBLAS=0 KILN_CUDNN=0" graph="KILN_CUDNN_GRAPH=1" vendor_skips=0 t
+  local off="KILN_CUBLAS=0 KILN_CUDNN=0" legacy="KILN_CUDNN_GRAPH=0" vendor_skips=0 t
   # On the emulator the vendor libraries cannot load: their skips are the expected ones there.
   [ $dry -eq 1 ] && vendor_skips=1
   local serial="--test-threads 1 --nocapture"
   echo "cuda_vendor|$vendor_skips||test-engine-cuda_vendor $serial"
-  echo "cuda_vendor_graph|$vendor_skips|$graph|test-engine-cuda_vendor $serial"
-  echo "cuda_conformance|$vendor_skips||test-engine-cuda_conformance"
-  echo "cuda_conformance_graph|$vendor_skips|$graph|test-engine-cuda_conformance --nocapture"
+  echo "cuda_vendor_legacy|$vendor_skips|$legacy|test-engine-cuda_vendor $serial"
+  echo "cuda_conformance|$vendor_skips||test-engine-cuda_conformance --nocapture"
+  echo "cuda_conformance_legacy|$vendor_skips|$legacy|test-engine-cuda_conformance"
   echo "cuda_graph_engine|$vendor_skips||test-engine-cuda_graph $serial"
   echo "cuda_graph_train|$vendor_skips||test-train-cuda_graph $serial"
-  echo "cuda_graph_train_graph|$vendor_skips|$graph|test-train-cuda_graph $serial"
-  echo "conv_bn_stats_graph|$vendor_skips|$graph|test-engine-cuda_conv_bn_stats --nocapture"
+  echo "cuda_graph_train_legacy|$vendor_skips|$legacy|test-train-cuda_graph $serial"
+  echo "cuda_conv_bn_stats|$vendor_skips||test-engine-cuda_conv_bn_stats --nocapture"
   echo "nccl_gpu|$vendor_skips||test-train-nccl_gpu $serial"
   # Two devices: on a one-GPU machine (and the emulator) the test says "skipped".
   echo "cuda_devices|1||test-engine-cuda_devices"
-  for t in cuda_conv_bn_prologue cuda_conv_bn_stats cuda_memory cuda_tensor_cores checkpoint; do
+  for t in cuda_conv_bn_prologue cuda_memory cuda_tensor_cores checkpoint; do
     echo "$t|$vendor_skips||test-engine-$t"
   done
   for t in cuda_builder_layers cuda_resnet drop_block model_dtype; do
@@ -297,7 +297,7 @@ bench() {
       $secs >"$out/$name.row"
     rate=0
   elif grep -q 'cuDNN graph API not used\|conv+genstats not used' "$out/$name.log" &&
-    [[ $name == *graph* ]] && [ $dry -eq 0 ]; then
+    [[ $name != *_legacy && $name != *builtin* ]] && [ $dry -eq 0 ]; then
     printf '%-34s %-22s %5ss %10s img/s\n' "$name" FALLBACK $secs "$rate" >"$out/$name.row"
   else
     printf '%-34s %-22s %5ss %10s img/s\n' "$name" ok $secs "$rate" >"$out/$name.row"
@@ -353,7 +353,7 @@ run() {
   rate[kiln_builtin]=$(bench bench_kiln_builtin_resnet50_b64 150 env KILN_CUBLAS=0 KILN_CUDNN=0 \
     .gpu/bin/train_step "${bb[@]}")
   if [ $dry -eq 0 ]; then
-    rate[kiln_graph]=$(bench bench_kiln_cudnn_graph_resnet50_b64 200 env KILN_CUDNN_GRAPH=1 \
+    rate[kiln_legacy]=$(bench bench_kiln_cudnn_legacy_resnet50_b64 200 env KILN_CUDNN_GRAPH=0 \
       .gpu/bin/train_step --model resnet50 --batch 64 "${b[@]}")
   fi
   local failed
@@ -374,9 +374,9 @@ run() {
       printf '  %-16s %8s vs %8s img/s  %sx  (kiln built-in kernels alone)\n' resnet50_b64 \
         "${rate[kiln_builtin]}" "${rate[torch_resnet50_b64]}" \
         "$(ratio "${rate[kiln_builtin]}" "${rate[torch_resnet50_b64]}")"
-      printf '  %-16s %8s vs %8s img/s  %sx  (cuDNN graph API)\n' resnet50_b64 \
-        "${rate[kiln_graph]}" "${rate[torch_resnet50_b64]}" \
-        "$(ratio "${rate[kiln_graph]}" "${rate[torch_resnet50_b64]}")"
+      printf '  %-16s %8s vs %8s img/s  %sx  (cuDNN legacy API)\n' resnet50_b64 \
+        "${rate[kiln_legacy]}" "${rate[torch_resnet50_b64]}" \
+        "$(ratio "${rate[kiln_legacy]}" "${rate[torch_resnet50_b64]}")"
       [ "$gpus" -ge 2 ] || echo "  two devices: one GPU here, the two-device tests said skipped"
       echo "  NCCL: world size 1 (NCCL refuses two ranks on one GPU)"
     fi

@@ -24,6 +24,9 @@
 //                either Σ(v - tile mean)² or Σv², combined in double in two passes over the tiles
 //                (Chan et al.'s pairwise rule), so the BN after such a conv reads no activation.
 //   bn_act_fwd / bn_act_bwd_dx  elementwise, grid-stride.
+//   *_packed     the NHWC kernels where C is a multiple of the 16-byte pack (8 f16/bf16, 4 f32,
+//                2 f64) and every buffer is 16-byte aligned: a thread moves a pack of adjacent
+//                channels of one pixel per load, and needs no index division per element.
 //
 // Activations are T (f32, f64, f16, bf16); per-channel vectors (mean, invstd, γ, scale, shift,
 // dγ, dβ) are A = Acc<T>::t, so f16/bf16 activations keep f32 statistics, as PyTorch's BN does
@@ -281,6 +284,138 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typenam
   }
 }
 
+// ---- packed channels-last kernels --------------------------------------------------------------
+
+// bn_partials over NHWC with 16-byte loads: thread t sums channels [c0, c0 + W) (c0 = (t % cp)·W,
+// cp = C / W ≤ blockDim.x) over the pixels t / cp, t / cp + rows, ... of its split (rows =
+// blockDim.x / cp); the block's rows then combine in shared memory. blockDim.x = 256.
+template <typename T>
+__device__ void bn_partials_packed(const T* x, const T* dy, const T* y,
+                                   const typename Acc<T>::t* mean,
+                                   const typename Acc<T>::t* scale,
+                                   const typename Acc<T>::t* shift, bool relu, bool bwd, i64 n,
+                                   i64 C, i64 hw, double* partials) {
+  typedef typename Acc<T>::t A;
+  constexpr int W = 16 / sizeof(T);
+  __shared__ A part[2][256][W];
+  const int cp = (int)(C / W), rows = blockDim.x / cp, t = threadIdx.x;
+  const int pack = t % cp, row = t / cp;
+  const i64 M = n * hw, S = gridDim.y, s = blockIdx.y, c0 = (i64)pack * W;
+  const i64 chunk = (M + S - 1) / S, start = s * chunk, end = min(M, start + chunk);
+  const bool remask = bwd && relu && !y;
+  A s1[W], s2[W], sh[W], sc[W], sf[W];
+#pragma unroll
+  for (int j = 0; j < W; ++j) {
+    s1[j] = s2[j] = A(0);
+    sh[j] = bwd ? mean[c0 + j] : (M > 0 ? to_acc(x[c0 + j]) : A(0));
+    sc[j] = remask ? scale[c0 + j] : A(0);
+    sf[j] = remask ? shift[c0 + j] : A(0);
+  }
+  const Pack<T>* xp = reinterpret_cast<const Pack<T>*>(x);
+  for (i64 p = start + row; row < rows && p < end; p += rows) {
+    const i64 at = p * cp + pack;
+    const Pack<T> xv = xp[at];
+    if (bwd) {
+      const Pack<T> gv = reinterpret_cast<const Pack<T>*>(dy)[at];
+      Pack<T> yv;
+      if (relu && y) yv = reinterpret_cast<const Pack<T>*>(y)[at];
+#pragma unroll
+      for (int j = 0; j < W; ++j) {
+        const A v = to_acc(xv.v[j]);
+        const A m = !relu ? A(1)
+                    : y   ? to_acc(yv.v[j])
+                          : to_acc(from_acc<T>(fmax(v * sc[j] + sf[j], A(0))));
+        const A g = relu_grad(to_acc(gv.v[j]), m, relu);
+        s1[j] += g;
+        s2[j] += g * (v - sh[j]);
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < W; ++j) {
+        const A d = to_acc(xv.v[j]) - sh[j];
+        s1[j] += d;
+        s2[j] += d * d;
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < W; ++j) part[0][t][j] = s1[j], part[1][t][j] = s2[j];
+  __syncthreads();
+  if (t < cp) {
+    for (int r = 1; r < rows; ++r) {
+#pragma unroll
+      for (int j = 0; j < W; ++j) s1[j] += part[0][r * cp + t][j], s2[j] += part[1][r * cp + t][j];
+    }
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      partials[(s * C + c0 + j) * 2] = s1[j];
+      partials[(s * C + c0 + j) * 2 + 1] = s2[j];
+    }
+  }
+}
+
+// bn_act_fwd over NHWC packs: pack i holds channels [(i % cp)·W, +W) of one pixel.
+template <typename T>
+__device__ void bn_act_fwd_packed(const T* x, const T* res, const typename Acc<T>::t* scale,
+                                  const typename Acc<T>::t* shift, bool relu, unsigned packs,
+                                  unsigned cp, T* y) {
+  typedef typename Acc<T>::t A;
+  constexpr int W = 16 / sizeof(T);
+  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < packs; i += gridDim.x * blockDim.x) {
+    const unsigned c0 = (i % cp) * W;
+    Pack<T> v = reinterpret_cast<const Pack<T>*>(x)[i];
+    Pack<T> r;
+    if (res) r = reinterpret_cast<const Pack<T>*>(res)[i];
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      A u = to_acc(v.v[j]) * scale[c0 + j] + shift[c0 + j];
+      if (res) u += to_acc(r.v[j]);
+      v.v[j] = from_acc<T>(relu ? fmax(u, A(0)) : u);
+    }
+    reinterpret_cast<Pack<T>*>(y)[i] = v;
+  }
+}
+
+// bn_act_bwd_dx over NHWC packs (the formulas of bn_act_bwd_dx).
+template <typename T>
+__device__ void bn_act_bwd_dx_packed(const T* dy, const T* y, const T* x,
+                                     const typename Acc<T>::t* scale,
+                                     const typename Acc<T>::t* shift,
+                                     const typename Acc<T>::t* mean,
+                                     const typename Acc<T>::t* invstd,
+                                     const typename Acc<T>::t* gamma,
+                                     const typename Acc<T>::t* dgamma,
+                                     const typename Acc<T>::t* dbeta, bool relu, bool training,
+                                     unsigned packs, unsigned cp, T* dx, T* dres) {
+  typedef typename Acc<T>::t A;
+  constexpr int W = 16 / sizeof(T);
+  const A inv_m = A(1) / A(packs / cp > 0 ? packs / cp : 1);
+  const bool need_x = training || (relu && !y);
+  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < packs; i += gridDim.x * blockDim.x) {
+    const unsigned c0 = (i % cp) * W;
+    Pack<T> g = reinterpret_cast<const Pack<T>*>(dy)[i];
+    Pack<T> xv, yv;
+    if (need_x) xv = reinterpret_cast<const Pack<T>*>(x)[i];
+    if (relu && y) yv = reinterpret_cast<const Pack<T>*>(y)[i];
+    Pack<T> out;
+#pragma unroll
+    for (int j = 0; j < W; ++j) {
+      const unsigned c = c0 + j;
+      const A m = !relu ? A(1)
+                  : y   ? to_acc(yv.v[j])
+                        : to_acc(from_acc<T>(fmax(to_acc(xv.v[j]) * scale[c] + shift[c], A(0))));
+      const A gj = relu_grad(to_acc(g.v[j]), m, relu);
+      g.v[j] = from_acc<T>(gj);
+      const A is = invstd[c];
+      A d = gj;
+      if (training) d -= dbeta[c] * inv_m + (to_acc(xv.v[j]) - mean[c]) * (is * dgamma[c] * inv_m);
+      out.v[j] = from_acc<T>(gamma[c] * is * d);
+    }
+    reinterpret_cast<Pack<T>*>(dx)[i] = out;
+    if (dres) reinterpret_cast<Pack<T>*>(dres)[i] = g;
+  }
+}
+
 // ---- dtypes ---------------------------------------------------------------------------------
 
 // 32-bit indexing below 2^31 elements (no 64-bit division), 64-bit above.
@@ -321,6 +456,23 @@ __device__ void bn_act_bwd_dx(const T* dy, const T* y, const T* x, const typenam
     BN_INDEXED(bn_act_bwd_dx<I, T>(dy, y, x, scale, shift, mean, invstd, gamma, dgamma, dbeta,   \
                                    relu != 0,                                                     \
                                    training != 0, (I)total, (I)c, (I)hw, cl != 0, dx, dres))      \
+  }                                                                                               \
+  extern "C" __global__ void bn_partials_packed_##S(                                              \
+      const T* x, const T* dy, const T* y, const A* scale, const A* shift, const A* mean, int relu, \
+      int bwd, i64 n, i64 c, i64 hw, double* partials) {                                          \
+    bn_partials_packed<T>(x, dy, y, mean, scale, shift, relu != 0, bwd != 0, n, c, hw, partials); \
+  }                                                                                               \
+  extern "C" __global__ void bn_act_fwd_packed_##S(const T* x, const T* res, const A* scale,     \
+                                                   const A* shift, int relu, unsigned packs,     \
+                                                   unsigned cp, T* y) {                           \
+    bn_act_fwd_packed<T>(x, res, scale, shift, relu != 0, packs, cp, y);                          \
+  }                                                                                               \
+  extern "C" __global__ void bn_act_bwd_dx_packed_##S(                                            \
+      const T* dy, const T* y, const T* x, const A* scale, const A* shift, const A* mean,         \
+      const A* invstd, const A* gamma, const A* dgamma, const A* dbeta, int relu, int training,   \
+      unsigned packs, unsigned cp, T* dx, T* dres) {                                              \
+    bn_act_bwd_dx_packed<T>(dy, y, x, scale, shift, mean, invstd, gamma, dgamma, dbeta, relu != 0, \
+                            training != 0, packs, cp, dx, dres);                                  \
   }
 BN_KERNELS(float, float, f32)
 BN_KERNELS(double, double, f64)

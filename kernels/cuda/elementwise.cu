@@ -146,10 +146,6 @@ __device__ void select(const u8* cond, Strides sc, const T* a, Strides sa, const
 // moves 16 bytes (4 f32, 8 f16 or bf16, 2 f64) with one vector load or store, and the tail that
 // fills no pack goes element by element. No index arithmetic: the strided kernels' 64-bit
 // divisions made the f16 residual-gradient sums compute-bound.
-template <typename T> struct __align__(16) Pack {
-  T v[16 / sizeof(T)];
-};
-
 template <typename T>
 __device__ void unary_vec(const T* x, T* y, i64 n, int op, double p0, double p1) {
   typedef typename Acc<T>::t A;

@@ -59,6 +59,12 @@ __device__ __forceinline__ i64 strided_offset(i64 i, const Shape& shape, const S
   return off;
 }
 
+// 16 bytes of T (4 f32, 8 f16 or bf16, 2 f64), for one vector load or store from a 16-byte
+// aligned address.
+template <typename T> struct __align__(16) Pack {
+  T v[16 / sizeof(T)];
+};
+
 // Grid-stride loop over [0, n).
 #define KILN_FOR(i, n) \
   for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)

@@ -8,7 +8,14 @@ use kiln_kernels::cpu::bn_relu::{self as cpu, BnBackward, ChannelDims};
 use kiln_kernels::cuda::bn_relu::{self as cuda, BnBwd};
 
 /// (n, c, hw): 3 channels of 2185 elements (several splits), then 37 channels of 70.
-const SHAPES: [(usize, usize, usize); 2] = [(5, 3, 23 * 19), (2, 37, 5 * 7)];
+/// Odd channel counts take the scalar kernels; 64 and 1024 channels-last f32 the packed ones
+/// (4 channels a load; 1024 fills a 256-thread block with one pixel's packs).
+const SHAPES: [(usize, usize, usize); 4] = [
+    (5, 3, 23 * 19),
+    (2, 37, 5 * 7),
+    (3, 64, 5 * 7),
+    (2, 1024, 5 * 7),
+];
 
 fn data(len: usize, salt: usize, offset: f32) -> Vec<f32> {
     (0..len)
@@ -64,8 +71,9 @@ fn check_layout(channels_last: bool) {
         );
         assert_close(&format!("var {what}"), &g.download(&gv), &var32, 1e-6, 1e-4);
 
-        let gamma: Vec<f32> = (0..c).map(|i| 0.5 + i as f32 / 7.0).collect();
-        let beta: Vec<f32> = (0..c).map(|i| i as f32 / 11.0 - 0.3).collect();
+        // γ and β cycle every 37 channels, so wide shapes keep the magnitudes of narrow ones.
+        let gamma: Vec<f32> = (0..c).map(|i| 0.5 + (i % 37) as f32 / 7.0).collect();
+        let beta: Vec<f32> = (0..c).map(|i| (i % 37) as f32 / 11.0 - 0.3).collect();
         let invstd: Vec<f32> = var32.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
         let scale: Vec<f32> = gamma.iter().zip(&invstd).map(|(a, b)| a * b).collect();
         let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean32[i] * scale[i]).collect();

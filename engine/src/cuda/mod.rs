@@ -1,6 +1,6 @@
 //! The CUDA backend on cudarc: devices with a caching allocator and two streams, device buffers,
 //! and the engine side of each kernel family (launchers live in `kiln_kernels::cuda`). GEMMs go
-//! to cuBLAS and convolutions to cuDNN (its graph API first with `KILN_CUDNN_GRAPH=1`, then its
+//! to cuBLAS and convolutions to cuDNN (its graph API first unless `KILN_CUDNN_GRAPH=0`, then its
 //! legacy API) when those load, and to the built-in kernels otherwise or when switched off
 //! (`KILN_CUBLAS=0`, `KILN_CUDNN=0`, [`set_cublas_enabled`], ...). Work can be captured into CUDA
 //! graphs and replayed ([`graph`]), vendor library calls included.

@@ -54,7 +54,7 @@ impl Switch {
 static CUBLAS: Switch = Switch::new("KILN_CUBLAS", true);
 static CUDNN: Switch = Switch::new("KILN_CUDNN", true);
 static CUDNN_BENCHMARK: Switch = Switch::new("KILN_CUDNN_BENCHMARK", false);
-static CUDNN_GRAPH: Switch = Switch::new("KILN_CUDNN_GRAPH", false);
+static CUDNN_GRAPH: Switch = Switch::new("KILN_CUDNN_GRAPH", true);
 static TENSOR_CORES: Switch = Switch::new("KILN_TENSOR_CORES", true);
 static CONV_BN_STATS: Switch = Switch::new("KILN_CONV_BN_STATS", true);
 static CONV_BN_PROLOGUE: Switch = Switch::new("KILN_CONV_BN_PROLOGUE", true);
@@ -90,8 +90,8 @@ pub fn set_cudnn_benchmark(on: bool) {
     CUDNN_BENCHMARK.set(on)
 }
 
-/// Whether convolutions try cuDNN's graph (backend) API first (`KILN_CUDNN_GRAPH=1`; off by
-/// default until verified on a GPU).
+/// Whether convolutions try cuDNN's graph (backend) API first (`KILN_CUDNN_GRAPH`, on unless set
+/// to 0; the legacy API then serves alone).
 pub fn cudnn_graph_enabled() -> bool {
     CUDNN_GRAPH.get()
 }

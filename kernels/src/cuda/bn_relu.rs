@@ -16,6 +16,8 @@ const TARGET_BLOCKS: usize = 1024;
 const NCHW_MIN_PER_BLOCK: usize = 1024;
 /// NHWC: a block sums at least this many pixels for its 32 channels (8 per thread).
 const NHWC_MIN_ROWS: usize = 64;
+/// The packed NHWC kernels' block (bn_relu.cu's shared arrays assume it).
+const PACKED_BLOCK: usize = 256;
 
 /// The (element count, C, H·W, channels-last flag) arguments of a kernel with one thread per
 /// element of an `[N, C, H·W]` tensor.
@@ -26,6 +28,33 @@ pub(super) fn elementwise_args(d: &ChannelDims) -> (i64, i64, i64, i32) {
         d.hw as i64,
         d.channels_last as i32,
     )
+}
+
+/// Channels a 16-byte pack of `ty` holds where the packed NHWC kernels apply (channels-last, C a
+/// multiple of the pack, at most 256 packs a pixel, every buffer 16-byte aligned); None otherwise.
+fn pack_lanes(ty: &str, d: &ChannelDims, ptrs: &[DevPtr]) -> Option<usize> {
+    let lanes = match ty {
+        "f64" => 2,
+        "f32" => 4,
+        _ => 8,
+    };
+    let fits = d.channels_last && d.c.is_multiple_of(lanes) && d.c / lanes <= PACKED_BLOCK;
+    (fits && ptrs.iter().all(|p| p % 16 == 0)).then_some(lanes)
+}
+
+/// The packed reduction's grid: one 256-thread block spans all channels of `rows` pixels, and
+/// the pixels split over blocks so that each thread sums at least 8 of them.
+fn packed_partials_config(d: &ChannelDims, lanes: usize) -> (LaunchConfig, usize) {
+    let rows = PACKED_BLOCK / (d.c / lanes);
+    let splits = TARGET_BLOCKS
+        .min(d.per_channel().div_ceil(rows * 8))
+        .clamp(1, 65535);
+    let cfg = LaunchConfig {
+        grid_dim: (1, splits as u32, 1),
+        block_dim: (PACKED_BLOCK as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    (cfg, splits)
 }
 
 /// The reduction pass's grid: (channel tiles, splits of each channel's N·H·W) and block shape.
@@ -114,7 +143,11 @@ fn channel_sums(
     if d.c == 0 {
         return Ok(());
     }
-    let (cfg, splits) = partials_config(d);
+    let packed = pack_lanes(ty, d, &[x, dy, y]);
+    let (cfg, splits) = match packed {
+        Some(lanes) => packed_partials_config(d, lanes),
+        None => partials_config(d),
+    };
     let work = k.scratch_zeroed(splits * d.c * 2 * std::mem::size_of::<f64>())?;
     let wp = work.ptr();
     let (n, c, hw) = (d.n as i64, d.c as i64, d.hw as i64);
@@ -124,20 +157,36 @@ fn channel_sums(
         d.channels_last as i32,
         splits as i64,
     );
-    // SAFETY: x (and dy, y in the backward) hold n·c·hw elements of `ty`, mean (and scale,
-    // shift where y is null in a ReLU backward) c of the accumulation type; the grid covers
-    // exactly `splits` × c partial pairs of `work`; the list matches `bn_partials_<ty>(const T*,
-    // const T*, const T*, const A*, const A*, const A*, int, int, i64, i64, i64, int, double*)`.
-    // Pointers a mode does not read may be null.
-    unsafe {
-        k.launch(
-            FILE,
-            &format!("bn_partials_{ty}"),
-            cfg,
-            &[
-                &x, &dy, &y, &scale, &shift, &mean, &relu, &bwd, &n, &c, &hw, &cl, &wp,
-            ],
-        )?;
+    if packed.is_some() {
+        // SAFETY: as below; x, dy and y are 16-byte aligned and C is a multiple of the pack with
+        // at most 256 packs, as `bn_partials_packed_<ty>` needs; its list is `bn_partials_<ty>`'s
+        // without the layout flag.
+        unsafe {
+            k.launch(
+                FILE,
+                &format!("bn_partials_packed_{ty}"),
+                cfg,
+                &[
+                    &x, &dy, &y, &scale, &shift, &mean, &relu, &bwd, &n, &c, &hw, &wp,
+                ],
+            )?;
+        }
+    } else {
+        // SAFETY: x (and dy, y in the backward) hold n·c·hw elements of `ty`, mean (and scale,
+        // shift where y is null in a ReLU backward) c of the accumulation type; the grid covers
+        // exactly `splits` × c partial pairs of `work`; the list matches `bn_partials_<ty>(const T*,
+        // const T*, const T*, const A*, const A*, const A*, int, int, i64, i64, i64, int, double*)`.
+        // Pointers a mode does not read may be null.
+        unsafe {
+            k.launch(
+                FILE,
+                &format!("bn_partials_{ty}"),
+                cfg,
+                &[
+                    &x, &dy, &y, &scale, &shift, &mean, &relu, &bwd, &n, &c, &hw, &cl, &wp,
+                ],
+            )?;
+        }
     }
     let (rm, rv, rb, momentum) = (run.mean, run.var, run.batches, run.momentum);
     // SAFETY: `work` holds the partials just written on this stream; out1, out2 (and invstd in
@@ -265,6 +314,20 @@ pub fn bn_act_fwd(
 ) -> Result<()> {
     let total = d.n * d.c * d.hw;
     let (res, relu) = (residual.unwrap_or(0), relu as i32);
+    if let Some(lanes) = pack_lanes(ty, &d, &[x, res, y]).filter(|_| total <= u32::MAX as usize) {
+        let (packs, cp) = ((total / lanes) as u32, (d.c / lanes) as u32);
+        // SAFETY: as below, with x, y and the residual 16-byte aligned and C a multiple of the
+        // pack; the list matches `bn_act_fwd_packed_<ty>(const T*, const T*, const A*, const A*,
+        // int, unsigned, unsigned, T*)`.
+        return unsafe {
+            k.launch(
+                FILE,
+                &format!("bn_act_fwd_packed_{ty}"),
+                grid_1d(packs as usize),
+                &[&x, &res, &scale, &shift, &relu, &packs, &cp, &y],
+            )
+        };
+    }
     let (total64, c, hw, cl) = elementwise_args(&d);
     // SAFETY: x, y (and residual) hold n·c·hw elements of `ty`, scale and shift c of the
     // accumulation type; a null residual is not read; the list matches `bn_act_fwd_<ty>(const T*,
@@ -333,6 +396,24 @@ pub fn bn_act_bwd(
     )?;
     let total = d.n * d.c * d.hw;
     let (relu, training, dres) = (s.relu as i32, s.training as i32, dres.unwrap_or(0));
+    let buffers = [dy, s.y, s.x, dx, dres];
+    if let Some(lanes) = pack_lanes(ty, &d, &buffers).filter(|_| total <= u32::MAX as usize) {
+        let (packs, cp) = ((total / lanes) as u32, (d.c / lanes) as u32);
+        // SAFETY: as below, with the activations 16-byte aligned and C a multiple of the pack;
+        // the list matches `bn_act_bwd_dx_packed_<ty>(const T* ×3, const A* ×7, int, int,
+        // unsigned, unsigned, T*, T*)`.
+        return unsafe {
+            k.launch(
+                FILE,
+                &format!("bn_act_bwd_dx_packed_{ty}"),
+                grid_1d(packs as usize),
+                &[
+                    &dy, &s.y, &s.x, &s.scale, &s.shift, &s.mean, &s.invstd, &s.gamma, &dgamma,
+                    &dbeta, &relu, &training, &packs, &cp, &dx, &dres,
+                ],
+            )
+        };
+    }
     let (total64, c, hw, cl) = elementwise_args(&d);
     // SAFETY: dy, y, x, dx (and dres) hold n·c·hw elements of `ty`; mean, invstd, gamma, dgamma
     // and dbeta (and scale, shift where y is null) hold c of the accumulation type (dgamma, dbeta

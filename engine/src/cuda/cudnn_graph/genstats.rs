@@ -1,7 +1,7 @@
 //! A convolution forward whose output's per-channel statistics cuDNN generates in the same
 //! plan: an operation graph of conv fprop (x, w -> y) and genstats (y -> Σy and Σy² per output
 //! channel, f32 \[1, C, 1, 1\]), the pattern cuDNN's runtime fusion engines serve on sm_80 and
-//! sm_90 (cudnn-frontend's conv-genstats samples). With the graph API on (`KILN_CUDNN_GRAPH=1`)
+//! sm_90 (cudnn-frontend's conv-genstats samples). With the graph API on (the default; `KILN_CUDNN_GRAPH`)
 //! and `KILN_CONV_BN_STATS` on, a training BN right after such a convolution finalizes from
 //! these sums (`bn_finalize_tiles` with one raw run per channel) instead of reading y.
 //!
