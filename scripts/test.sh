@@ -26,6 +26,17 @@ echo "== NCCL feature (without a GPU: builds, and falls back on the emulator wit
 cargo clippy -p kiln-train -p kiln --features nccl --all-targets --release -- -D warnings
 cargo test --release -p kiln-train --features nccl --test nccl_fallback
 
+echo "== GPU acceptance: the bundle fits 64 MiB; its dry run on the emulator passes, and fails on a planted failure"
+scripts/gpu-accept.sh build
+OUT="$target_dir/gpu-accept" scripts/gpu-accept.sh dry-run
+planted="$target_dir/gpu-accept-planted"
+if OUT="$planted" scripts/gpu-accept.sh dry-run --plant-failure --only 'planted_.*|kernels_rng'; then
+    echo "gpu-accept: the dry run passed with a planted failure" >&2
+    exit 1
+fi
+grep -q '^planted_failure  *FAILED' "$planted/summary.txt"
+grep -q '^planted_skip  *SKIPPED' "$planted/summary.txt"
+
 echo "== MPI (data-parallel training over 2 CPU ranks)"
 # The mpi feature needs OpenMPI and libclang (for the mpi crate's bindgen); install them when missing.
 if ! command -v mpirun >/dev/null || ! dpkg -s libopenmpi-dev libclang-dev >/dev/null 2>&1; then
