@@ -55,7 +55,7 @@ fn differences(
     let ours = serde_json::to_value(ours).unwrap();
     let mut differ = Vec::new();
     for (dest, timm) in want {
-        // kiln's one default of its own: --device cpu.
+        // kiln's one default of its own: --device auto (the first GPU, else the CPU; timm: cuda).
         if dest == "device" && !argv.contains(&"--device") {
             continue;
         }

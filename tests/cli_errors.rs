@@ -152,7 +152,7 @@ fn cuda_without_a_driver_is_an_error_not_a_panic() {
     );
     fails_with(
         &["train", "--device", "tpu"],
-        "--device: 'tpu' is not cpu, cuda or cuda:N",
+        "--device: 'tpu' is not auto, cpu, cuda or cuda:N",
     );
 }
 
@@ -214,4 +214,18 @@ fn empty_class_folder_is_named() {
     );
     fails_with(&["train", root.to_str().unwrap()], &expected);
     std::fs::remove_dir_all(root).ok();
+}
+
+/// `--device auto`, the default, stands for the CPU where no GPU is present; kiln's CUDA
+/// emulator (on the tests' library path) is no GPU. The run's first line says so.
+#[test]
+fn the_default_device_is_the_cpu_without_a_gpu_and_the_first_line_names_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["train", "--data-dir", "/no/such/data"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().next(), Some("Device cpu"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/data"), "{stderr}");
 }

@@ -97,7 +97,7 @@ const SAMPLES: &[(&str, &str)] = &[
 /// Where kiln's default differs from timm's, and why.
 const KILN_DEFAULTS: &[(&str, &str)] = &[(
     "device",
-    "cpu: kiln runs anywhere; --device cuda asks for the GPU",
+    "auto: the first GPU when one is present, else the CPU (timm's cuda fails without a GPU)",
 )];
 
 fn timm_flags() -> Vec<Value> {

@@ -148,8 +148,8 @@ pub struct TrainArgs {
     pub torchcompile: Option<String>,
 
     // ---- Device ----
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    /// Device: auto (the first GPU when one is present, else the CPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
     pub device: String,
     /// Mixed precision: convolutions and matmuls in --amp-dtype (f16 with loss scaling).
     #[arg(long)]
@@ -754,8 +754,8 @@ pub struct ValidateArgs {
     /// window of its trained pooling size, averaged with the maximum (crop 1).
     #[arg(long)]
     pub test_pool: bool,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    /// Device: auto (the first GPU when one is present, else the CPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
     pub device: String,
     /// Loader worker threads.
     #[arg(short = 'j', long, default_value_t = 4)]

@@ -1,12 +1,12 @@
 //! What `train` and `validate` share: opening datasets, the data config, building the model.
 
-use kiln_engine::{Device, MemoryFormat};
+use kiln_engine::{cuda, Device, MemoryFormat};
 use kiln_nn::PretrainedCfg;
 use kiln_train::data::{Dataset, IdxDataset, ImageFolder};
 use kiln_train::loader::{Layout, ResolvedData};
 use kiln_train::{Error, Result};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The Fashion-MNIST subset shipped in the repository.
 pub fn embedded_data() -> PathBuf {
@@ -123,14 +123,55 @@ pub fn note_cpu_layout(device: Device) {
     }
 }
 
-/// The `--device` value parsed and opened, so a missing driver is reported before any work.
+/// `--device auto` (the default) as the device it stands for: `cuda` (the first GPU, or the
+/// local rank's under a launcher) when a GPU is present, else `cpu`. kiln's CUDA emulator, which
+/// the tests put on the library path, is no GPU.
+pub fn resolve_device(flag: &str) -> String {
+    if flag != "auto" {
+        return flag.to_string();
+    }
+    match kiln_engine::cuda::device(0) {
+        Ok(dev) if !dev.is_emulated() => "cuda".into(),
+        _ => "cpu".into(),
+    }
+}
+
+/// The `--device` value parsed and opened, so a missing driver is reported before any work. The
+/// first time a process opens a device it says which one and what serves it (and, on a GPU
+/// without cuBLAS or cuDNN, what that costs and how to install them).
 pub fn open_device(flag: &str) -> Result<Device> {
-    let device = Device::parse(flag).ok_or_else(|| Error::Flag {
+    let flag = resolve_device(flag);
+    let device = Device::parse(&flag).ok_or_else(|| Error::Flag {
         flag: "--device".into(),
-        msg: format!("'{flag}' is not cpu, cuda or cuda:N (kiln train also takes cuda:0,1,...)"),
+        msg: format!(
+            "'{flag}' is not auto, cpu, cuda or cuda:N (kiln train also takes cuda:0,1,...)"
+        ),
     })?;
-    if let Device::Cuda(n) = device {
-        kiln_engine::cuda::device(n)?;
+    let serving = match device {
+        Device::Cuda(n) => {
+            let dev = kiln_engine::cuda::device(n)?;
+            let line = format!(
+                "{device} ({}): {}",
+                dev.name(),
+                cuda::libraries_serving(&dev)
+            );
+            Some((line, cuda::missing_libraries_warning(&dev)))
+        }
+        _ => None,
+    };
+    static ANNOUNCED: Mutex<Vec<Device>> = Mutex::new(Vec::new());
+    let mut announced = ANNOUNCED.lock().unwrap_or_else(|e| e.into_inner());
+    if !announced.contains(&device) {
+        announced.push(device);
+        match serving {
+            Some((line, warning)) => {
+                println!("Device {line}");
+                if let Some(w) = warning {
+                    eprintln!("{w}");
+                }
+            }
+            None => println!("Device {device}"),
+        }
     }
     Ok(device)
 }

@@ -10,7 +10,8 @@ use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::pretrained::{pretrained_source, start_from};
 use super::run_dir::experiment_name;
 use super::setup::{
-    data_cfg, embedded_data, note_cpu_layout, open_device, print_data_config, DataRoot,
+    data_cfg, embedded_data, note_cpu_layout, open_device, print_data_config, resolve_device,
+    DataRoot,
 };
 use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, NOTED, REFUSED};
@@ -100,6 +101,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
 /// device, or on each of a `--device cuda:0,1,...` list from one thread per device.
 pub fn train(mut a: TrainArgs) -> Result<()> {
     let group = ProcessGroup::from_env()?;
+    a.device = resolve_device(&a.device);
     if let Some(ordinals) = device_list(&a.device)? {
         if group.world_size > 1 {
             return Err(flag(

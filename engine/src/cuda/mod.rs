@@ -20,6 +20,7 @@ mod device;
 pub mod elementwise;
 pub mod graph;
 pub mod layer_norm;
+mod libraries;
 pub mod matmul;
 pub mod norm;
 mod peer;
@@ -40,6 +41,7 @@ pub use cudnn::cudnn_loaded;
 pub use cudnn_graph::cudnn_graph_loaded;
 pub use device::{device, CudaDevice};
 pub use graph::{skip_rule_steps_if, CudaGraph};
+pub use libraries::{libraries_serving, missing_libraries_warning};
 pub use storage::{suffix, CudaStorage};
 pub use switch::{
     conv_bn_prologue_enabled, conv_bn_stats_enabled, cublas_enabled, cudnn_benchmark,
