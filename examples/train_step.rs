@@ -188,16 +188,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let labels: Vec<i64> = (0..n as i64).map(|i| i * 7 % 1000).collect();
     let y = Tensor::from_vec(labels, &[n])?.to_device(o.device)?;
     let resident_before = proc_status_mib("VmRSS");
-    for _ in 0..o.warmup {
-        step(
-            model.as_ref(),
-            optim.as_mut(),
-            scaler.as_mut(),
-            (&x, &y),
-            o.amp,
-        )?;
-    }
-    sync(o.device)?;
+    let mut steps = |count: usize| -> Result<(), Box<dyn Error>> {
+        for _ in 0..count {
+            let s = scaler.as_mut();
+            step(model.as_ref(), optim.as_mut(), s, (&x, &y), o.amp)?;
+        }
+        sync(o.device)
+    };
+    steps(o.warmup)?;
     let profiled = match o.device {
         Device::Cuda(n) if o.profile => Some(kiln_engine::cuda::device(n)?),
         _ => None,
@@ -208,16 +206,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut rates = Vec::with_capacity(o.rounds);
     for _ in 0..o.rounds {
         let start = Instant::now();
-        for _ in 0..o.steps {
-            step(
-                model.as_ref(),
-                optim.as_mut(),
-                scaler.as_mut(),
-                (&x, &y),
-                o.amp,
-            )?;
-        }
-        sync(o.device)?;
+        steps(o.steps)?;
         rates.push((o.steps * n) as f64 / start.elapsed().as_secs_f64());
     }
     if let Some(dev) = &profiled {

@@ -226,6 +226,37 @@ where
     )
 }
 
+/// Sub and Square in a 16-bit float type `ty` (`bits` rounds an f32 to it) from `offset` of
+/// `all`, against f32 arithmetic on the rounded window (x, y), rounded again.
+fn check_halves(
+    ty: &str,
+    bits: fn(f32) -> u16,
+    (x, y): (&[f32], &[f32]),
+    all: (&[f32], &[f32]),
+    offset: usize,
+) {
+    let round = |v: &[f32]| -> Vec<u16> { v.iter().map(|&a| bits(a)).collect() };
+    let (sub, square) = sub_and_square(ty, &round(all.0), &round(all.1), offset, x.len());
+    // The value of type `ty` nearest `a`.
+    let held = |a: f32| -> f32 {
+        match ty {
+            "f16" => half::f16::from_bits(bits(a)).to_f32(),
+            _ => half::bf16::from_bits(bits(a)).to_f32(),
+        }
+    };
+    let want_sub: Vec<u16> = x
+        .iter()
+        .zip(y)
+        .map(|(&a, &b)| bits(held(a) - held(b)))
+        .collect();
+    let want_square: Vec<u16> = x.iter().map(|&a| bits(held(a) * held(a))).collect();
+    assert_eq!(
+        (sub, square),
+        (want_sub, want_square),
+        "{ty} at offset {offset}"
+    );
+}
+
 #[test]
 fn dense_halves_and_doubles_move_in_16_byte_packs_when_aligned_and_singly_otherwise() {
     if gpu().is_none() {
@@ -239,49 +270,20 @@ fn dense_halves_and_doubles_move_in_16_byte_packs_when_aligned_and_singly_otherw
     let ys: Vec<f32> = (0..n + 1).map(|i| 3.0 - i as f32 * 0.125).collect();
     for offset in [0usize, 1] {
         let range = offset..offset + n;
-        let h = |v: &[f32]| -> Vec<u16> {
-            v.iter()
-                .map(|&x| half::f16::from_f32(x).to_bits())
-                .collect()
-        };
-        let (sub, square) = sub_and_square("f16", &h(&xs), &h(&ys), offset, n);
         let (x, y) = (&xs[range.clone()], &ys[range.clone()]);
-        let hv = |v: f32| half::f16::from_f32(v).to_f32();
-        let want_sub: Vec<u16> = x
-            .iter()
-            .zip(y)
-            .map(|(&a, &b)| half::f16::from_f32(hv(a) - hv(b)).to_bits())
-            .collect();
-        let want_square: Vec<u16> = x
-            .iter()
-            .map(|&a| half::f16::from_f32(hv(a) * hv(a)).to_bits())
-            .collect();
-        assert_eq!(
-            (sub, square),
-            (want_sub, want_square),
-            "f16 at offset {offset}"
+        check_halves(
+            "f16",
+            |v| half::f16::from_f32(v).to_bits(),
+            (x, y),
+            (&xs, &ys),
+            offset,
         );
-
-        let bf = |v: &[f32]| -> Vec<u16> {
-            v.iter()
-                .map(|&x| half::bf16::from_f32(x).to_bits())
-                .collect()
-        };
-        let (sub, square) = sub_and_square("bf16", &bf(&xs), &bf(&ys), offset, n);
-        let bv = |v: f32| half::bf16::from_f32(v).to_f32();
-        let want_sub: Vec<u16> = x
-            .iter()
-            .zip(y)
-            .map(|(&a, &b)| half::bf16::from_f32(bv(a) - bv(b)).to_bits())
-            .collect();
-        let want_square: Vec<u16> = x
-            .iter()
-            .map(|&a| half::bf16::from_f32(bv(a) * bv(a)).to_bits())
-            .collect();
-        assert_eq!(
-            (sub, square),
-            (want_sub, want_square),
-            "bf16 at offset {offset}"
+        check_halves(
+            "bf16",
+            |v| half::bf16::from_f32(v).to_bits(),
+            (x, y),
+            (&xs, &ys),
+            offset,
         );
 
         let d = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64 / 3.0).collect() };

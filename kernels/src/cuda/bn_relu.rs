@@ -42,6 +42,14 @@ fn pack_lanes(ty: &str, d: &ChannelDims, ptrs: &[DevPtr]) -> Option<usize> {
     (fits && ptrs.iter().all(|p| p % 16 == 0)).then_some(lanes)
 }
 
+/// The packed elementwise kernels' (packs, packs a pixel), 32-bit indexed; None where they do not
+/// apply.
+fn elementwise_packs(ty: &str, d: &ChannelDims, ptrs: &[DevPtr]) -> Option<(u32, u32)> {
+    let total = d.n * d.c * d.hw;
+    let lanes = pack_lanes(ty, d, ptrs).filter(|_| total <= u32::MAX as usize)?;
+    Some(((total / lanes) as u32, (d.c / lanes) as u32))
+}
+
 /// The packed reduction's grid: one 256-thread block spans all channels of `rows` pixels, and
 /// the pixels split over blocks so that each thread sums at least 8 of them.
 fn packed_partials_config(d: &ChannelDims, lanes: usize) -> (LaunchConfig, usize) {
@@ -314,8 +322,7 @@ pub fn bn_act_fwd(
 ) -> Result<()> {
     let total = d.n * d.c * d.hw;
     let (res, relu) = (residual.unwrap_or(0), relu as i32);
-    if let Some(lanes) = pack_lanes(ty, &d, &[x, res, y]).filter(|_| total <= u32::MAX as usize) {
-        let (packs, cp) = ((total / lanes) as u32, (d.c / lanes) as u32);
+    if let Some((packs, cp)) = elementwise_packs(ty, &d, &[x, res, y]) {
         // SAFETY: as below, with x, y and the residual 16-byte aligned and C a multiple of the
         // pack; the list matches `bn_act_fwd_packed_<ty>(const T*, const T*, const A*, const A*,
         // int, unsigned, unsigned, T*)`.
@@ -396,9 +403,7 @@ pub fn bn_act_bwd(
     )?;
     let total = d.n * d.c * d.hw;
     let (relu, training, dres) = (s.relu as i32, s.training as i32, dres.unwrap_or(0));
-    let buffers = [dy, s.y, s.x, dx, dres];
-    if let Some(lanes) = pack_lanes(ty, &d, &buffers).filter(|_| total <= u32::MAX as usize) {
-        let (packs, cp) = ((total / lanes) as u32, (d.c / lanes) as u32);
+    if let Some((packs, cp)) = elementwise_packs(ty, &d, &[dy, s.y, s.x, dx, dres]) {
         // SAFETY: as below, with the activations 16-byte aligned and C a multiple of the pack;
         // the list matches `bn_act_bwd_dx_packed_<ty>(const T* ×3, const A* ×7, int, int,
         // unsigned, unsigned, T*, T*)`.
