@@ -164,29 +164,24 @@ fn strided_copy_transposes_and_fill_sets_bits() {
 }
 
 #[test]
-fn dense_f32_binary_takes_float4_when_aligned_and_scalar_otherwise() {
-    let Some(g) = gpu() else { return };
-    let k = g.kernels();
+fn dense_f32_takes_float4_when_aligned_and_scalar_otherwise() {
+    if gpu().is_none() {
+        return;
+    }
     let n = 1003;
     let a: Vec<f32> = (0..n + 1).map(|i| i as f32 * 0.25 - 7.0).collect();
     let b: Vec<f32> = (0..n + 1).map(|i| 3.0 - i as f32 * 0.125).collect();
-    let (da, db) = (g.upload(&a), g.upload(&b));
-    let out = g.zeros::<f32>(n + 1);
     // Offset 0 is 16-byte aligned (float4 body + 3-element tail); offset 1 is not (scalar path).
     for offset in [0usize, 1] {
-        let at = |p: u64| p + 4 * offset as u64;
-        let oa = Operand {
-            ptr: at(g.ptr(&da)),
-            strides: &[1],
-        };
-        let ob = Operand {
-            ptr: at(g.ptr(&db)),
-            strides: &[1],
-        };
-        cuda::binary(&k, "f32", BinaryOp::Sub, oa, ob, at(g.ptr(&out)), &[n]).unwrap();
-        let got = g.download(&out);
-        let want: Vec<f32> = (0..n).map(|i| a[i + offset] - b[i + offset]).collect();
-        assert_close("sub", &got[offset..offset + n], &want, 0.0, 0.0);
+        let (sub, square) = sub_and_square("f32", &a, &b, offset, n);
+        let (x, y) = (&a[offset..offset + n], &b[offset..offset + n]);
+        let want_sub: Vec<f32> = x.iter().zip(y).map(|(p, q)| p - q).collect();
+        let want_square: Vec<f32> = x.iter().map(|p| p * p).collect();
+        assert_eq!(
+            (sub, square),
+            (want_sub, want_square),
+            "f32 at offset {offset}"
+        );
     }
 }
 
