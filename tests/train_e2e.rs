@@ -5,6 +5,7 @@
 mod common;
 
 use common::{dataset, kiln_ok, summary_rows, train};
+use kiln::train::checkpoint::Checkpoint;
 
 #[test]
 fn trains_writes_the_run_folder_and_resumes_exactly() {
@@ -98,7 +99,7 @@ fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
     // --split-bn saves the auxiliary BatchNorm layers under timm's names; validation, which
     // uses the main layers only, leaves them out.
     let last = out.join("splitbn/last.safetensors");
-    let ck = kiln::train::checkpoint::Checkpoint::load(&last).unwrap();
+    let ck = Checkpoint::load(&last).unwrap();
     assert!(ck.model.contains_key("layer4.1.bn2.aux_bn.1.running_var"));
     let (d, l) = (data.to_str().unwrap(), last.to_str().unwrap());
     let log = kiln_ok(&["validate", d, "--checkpoint", l]);
@@ -115,7 +116,6 @@ fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
 #[test]
 fn fine_tunes_from_a_timm_named_checkpoint() {
     use kiln::nn::{create_model, save_safetensors, state_dict, ModelArgs};
-    use kiln::train::checkpoint::Checkpoint;
     let data = dataset("e2e-pretrained", 64, 32);
     let out = data.join("runs");
     let imagenet = create_model("resnet18", &ModelArgs::default()).unwrap();
@@ -166,7 +166,6 @@ fn fine_tunes_from_a_timm_named_checkpoint() {
 /// checkpoint holds timm's names, the stem built for 1 channel and the head for 10 classes.
 #[test]
 fn trains_efficientnet_b0_and_mobilenetv3_with_drop_and_drop_path() {
-    use kiln::train::checkpoint::Checkpoint;
     let data = dataset("e2e-effnet", 64, 32);
     let out = data.join("runs");
     for (model, head) in [("efficientnet_b0", 1280), ("mobilenetv3_small_100", 1024)] {
@@ -180,14 +179,7 @@ fn trains_efficientnet_b0_and_mobilenetv3_with_drop_and_drop_path() {
             "--drop-path",
             "0.1",
         ];
-        train(&data, &out, model, &args);
-        let rows = summary_rows(&out.join(model));
-        assert_eq!(rows.len(), 2, "{model}");
-        assert!(
-            rows.iter().all(|r| r[1].is_finite() && r[1] > 0.0),
-            "{model}: {rows:?}"
-        );
-        let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+        let saved = trained(&data, &out, model, &args, 2);
         assert_eq!(saved.model["conv_stem.weight"].shape()[1], 1, "{model}");
         assert_eq!(saved.model["classifier.weight"].shape(), [10, head]);
     }
@@ -201,7 +193,6 @@ fn trains_efficientnet_b0_and_mobilenetv3_with_drop_and_drop_path() {
 /// holds the stem built for 1 channel and the head for 10 classes.
 #[test]
 fn trains_the_builders_mixed_edge_and_attention_blocks() {
-    use kiln::train::checkpoint::Checkpoint;
     let data = dataset("e2e-builder", 64, 32);
     let out = data.join("runs");
     for (model, head) in [
@@ -210,36 +201,41 @@ fn trains_the_builders_mixed_edge_and_attention_blocks() {
         ("lcnet_050", 1280),
         ("mobilenetv4_hybrid_medium", 1280),
     ] {
-        train(&data, &out, model, &["--model", model, "--epochs", "1"]);
-        let rows = summary_rows(&out.join(model));
-        assert_eq!(rows.len(), 1, "{model}");
-        assert!(
-            rows[0][1].is_finite() && rows[0][1] > 0.0,
-            "{model}: {rows:?}"
-        );
-        let saved = Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap();
+        let saved = trained(&data, &out, model, &["--model", model, "--epochs", "1"], 1);
         assert_eq!(saved.model["conv_stem.weight"].shape()[1], 1, "{model}");
         assert_eq!(saved.model["classifier.weight"].shape(), [10, head]);
     }
     std::fs::remove_dir_all(&data).ok();
 }
 
-/// Trains `model` for the one epoch `args` ask for: its loss finite and positive, its last
-/// checkpoint returned.
-fn one_epoch(
+/// Trains the run `run` for the `epochs` that `args` ask for: every epoch's loss finite and
+/// positive, its last checkpoint returned.
+fn trained(
     data: &std::path::Path,
     out: &std::path::Path,
-    model: &str,
+    run: &str,
     args: &[&str],
-) -> kiln::train::checkpoint::Checkpoint {
-    train(data, out, model, args);
-    let rows = summary_rows(&out.join(model));
-    assert_eq!(rows.len(), 1, "{model}");
+    epochs: usize,
+) -> Checkpoint {
+    train(data, out, run, args);
+    let rows = summary_rows(&out.join(run));
+    assert_eq!(rows.len(), epochs, "{run}");
     assert!(
-        rows[0][1].is_finite() && rows[0][1] > 0.0,
-        "{model}: {rows:?}"
+        rows.iter().all(|r| r[1].is_finite() && r[1] > 0.0),
+        "{run}: {rows:?}"
     );
-    kiln::train::checkpoint::Checkpoint::load(&out.join(model).join("last.safetensors")).unwrap()
+    Checkpoint::load(&out.join(run).join("last.safetensors")).unwrap()
+}
+
+/// `model` trained for one epoch at 32² (`--img-size 32`, `extra` flags added) on a dataset of
+/// its own, removed afterwards.
+fn one_epoch_at_32(tag: &str, model: &str, extra: &[&str]) -> Checkpoint {
+    let data = dataset(tag, 64, 32);
+    let mut args = vec!["--model", model, "--img-size", "32", "--epochs", "1"];
+    args.extend_from_slice(extra);
+    let saved = trained(&data, &data.join("runs"), model, &args, 1);
+    std::fs::remove_dir_all(&data).ok();
+    saved
 }
 
 /// RegNet-X (grouped 3×3 convs) and RegNet-Y (with squeeze-excite on the bottleneck) train end
@@ -251,7 +247,7 @@ fn trains_regnetx_and_regnety_with_drop_path() {
     let out = data.join("runs");
     for model in ["regnetx_002", "regnety_002"] {
         let args = ["--model", model, "--epochs", "1", "--drop-path", "0.1"];
-        let saved = one_epoch(&data, &out, model, &args);
+        let saved = trained(&data, &out, model, &args, 1);
         assert_eq!(saved.model["stem.conv.weight"].shape()[1], 1, "{model}");
         assert_eq!(saved.model["head.fc.weight"].shape(), [10, 368]);
     }
@@ -265,20 +261,7 @@ fn trains_regnetx_and_regnety_with_drop_path() {
 /// its zero init.
 #[test]
 fn trains_convnextv2_atto_with_drop_path() {
-    let data = dataset("e2e-convnextv2", 64, 32);
-    let out = data.join("runs");
-    let model = "convnextv2_atto";
-    let args = [
-        "--model",
-        model,
-        "--img-size",
-        "32",
-        "--epochs",
-        "1",
-        "--drop-path",
-        "0.1",
-    ];
-    let saved = one_epoch(&data, &out, model, &args);
+    let saved = one_epoch_at_32("e2e-convnextv2", "convnextv2_atto", &["--drop-path", "0.1"]);
     assert_eq!(saved.model["stem.0.weight"].shape(), [40, 1, 4, 4]);
     let grn = &saved.model["stages.3.blocks.1.mlp.grn.weight"];
     assert_eq!(grn.shape(), [1280]);
@@ -286,7 +269,6 @@ fn trains_convnextv2_atto_with_drop_path() {
     assert!(grn.to_vec_f32().unwrap().iter().any(|&g| g != 0.0));
     assert!(!saved.model.contains_key("stages.0.blocks.0.gamma"));
     assert_eq!(saved.model["head.fc.weight"].shape(), [10, 320]);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// DenseNet (every layer reading the concatenation of the earlier ones) trains end to end on the
@@ -296,26 +278,12 @@ fn trains_convnextv2_atto_with_drop_path() {
 /// classes.
 #[test]
 fn trains_densenet121_checkpointed_with_drop() {
-    let data = dataset("e2e-densenet", 64, 32);
-    let out = data.join("runs");
-    let model = "densenet121";
-    let args = [
-        "--model",
-        model,
-        "--img-size",
-        "32",
-        "--epochs",
-        "1",
-        "--drop",
-        "0.2",
-        "--grad-checkpointing",
-    ];
-    let saved = one_epoch(&data, &out, model, &args);
+    let extra = ["--drop", "0.2", "--grad-checkpointing"];
+    let saved = one_epoch_at_32("e2e-densenet", "densenet121", &extra);
     assert_eq!(saved.model["features.conv0.weight"].shape(), [64, 1, 7, 7]);
     let conv = &saved.model["features.denseblock4.denselayer16.conv1.weight"];
     assert_eq!(conv.shape(), [128, 992, 1, 1]);
     assert_eq!(saved.model["classifier.weight"].shape(), [10, 1024]);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// VGG-11 (the smallest VGG: 129M parameters, 103M of them the head's 7×7 conv) trains end to
@@ -324,34 +292,19 @@ fn trains_densenet121_checkpointed_with_drop() {
 /// `features.N` numbering and head names.
 #[test]
 fn trains_vgg11_with_drop() {
-    let data = dataset("e2e-vgg", 64, 32);
-    let out = data.join("runs");
-    let model = "vgg11";
-    let args = [
-        "--model",
-        model,
-        "--img-size",
-        "32",
-        "--epochs",
-        "1",
-        "--drop",
-        "0.2",
-    ];
-    let saved = one_epoch(&data, &out, model, &args);
+    let saved = one_epoch_at_32("e2e-vgg", "vgg11", &["--drop", "0.2"]);
     assert_eq!(saved.model["features.0.weight"].shape(), [64, 1, 3, 3]);
     assert_eq!(saved.model["features.3.weight"].shape(), [128, 64, 3, 3]);
     assert_eq!(saved.model["features.18.bias"].shape(), [512]);
     let fc1 = &saved.model["pre_logits.fc1.weight"];
     assert_eq!(fc1.shape(), [4096, 512, 7, 7]);
     assert_eq!(saved.model["head.fc.weight"].shape(), [10, 4096]);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// `--model vit_tiny_patch16_224 --img-size 32` builds the ViT for 32² (2×2 patches, its
 /// position embedding sized to match) and trains the 1-channel data end to end.
 #[test]
 fn trains_vit_tiny_at_32_pixels() {
-    use kiln::train::checkpoint::Checkpoint;
     let data = dataset("e2e-vit", 64, 32);
     let out = data.join("runs");
     let model = "vit_tiny_patch16_224";
@@ -369,14 +322,7 @@ fn trains_vit_tiny_at_32_pixels() {
         "--drop-path",
         "0.1",
     ];
-    train(&data, &out, "vit", &args);
-    let rows = summary_rows(&out.join("vit"));
-    assert_eq!(rows.len(), 2);
-    assert!(
-        rows.iter().all(|r| r[1].is_finite() && r[1] > 0.0),
-        "{rows:?}"
-    );
-    let saved = Checkpoint::load(&out.join("vit/last.safetensors")).unwrap();
+    let saved = trained(&data, &out, "vit", &args, 2);
     assert_eq!(saved.model["pos_embed"].shape(), [1, 5, 192]);
     assert_eq!(
         saved.model["patch_embed.proj.weight"].shape(),
