@@ -19,10 +19,19 @@ impl CudaDevice {
 /// What serves `dev`'s matrix products and convolutions: "cuBLAS, cuDNN (graph API)", or kiln's
 /// own kernels where a library is switched off or did not load.
 pub fn libraries_serving(dev: &CudaDevice) -> String {
+    let (cublas, cudnn) = loaded(dev);
     serving(
+        cublas,
+        cudnn,
+        cudnn_graph_enabled() && cudnn_graph_loaded(dev).is_ok(),
+    )
+}
+
+/// Whether cuBLAS and cuDNN loaded on `dev` (Err says why not); None where switched off.
+fn loaded(dev: &CudaDevice) -> (Option<Result<()>>, Option<Result<()>>) {
+    (
         cublas_enabled().then(|| cublas_loaded(dev)),
         cudnn_enabled().then(|| cudnn_loaded(dev)),
-        cudnn_graph_enabled() && cudnn_graph_loaded(dev).is_ok(),
     )
 }
 
@@ -46,10 +55,8 @@ pub fn missing_libraries_warning(dev: &CudaDevice) -> Option<String> {
     if dev.is_emulated() {
         return None;
     }
-    missing(
-        cublas_enabled().then(|| cublas_loaded(dev)),
-        cudnn_enabled().then(|| cudnn_loaded(dev)),
-    )
+    let (cublas, cudnn) = loaded(dev);
+    missing(cublas, cudnn)
 }
 
 fn missing(cublas: Option<Result<()>>, cudnn: Option<Result<()>>) -> Option<String> {
