@@ -95,13 +95,13 @@ pub struct TrainArgs {
     #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
     pub input_size: Option<Vec<usize>>,
     /// Eval center-crop fraction (default: 1 for IDX data, the model's for folders).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub crop_pct: Option<f64>,
     /// Per-channel normalization mean (default: the model's; for one channel, their average).
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., value_parser = finite_f32)]
     pub mean: Option<Vec<f32>>,
     /// Per-channel normalization std (default: the model's; for one channel, their average).
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., value_parser = finite_f32)]
     pub std: Option<Vec<f32>>,
     /// Eval resize interpolation (default: the model's).
     #[arg(long, default_value = "")]
@@ -132,10 +132,10 @@ pub struct TrainArgs {
     #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
     pub model_kwargs: Vec<String>,
     /// Multiply the classifier's weight and bias by this after creation.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = finite_f64)]
     pub head_init_scale: Option<f64>,
     /// Set the classifier's bias to this after creation.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = finite_f64)]
     pub head_init_bias: Option<f64>,
     /// torch.compile mode.
     #[arg(long)]
@@ -179,31 +179,31 @@ pub struct TrainArgs {
     #[arg(long, default_value = "sgd")]
     pub opt: String,
     /// Optimizer epsilon.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub opt_eps: Option<f64>,
     /// Optimizer betas.
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., value_parser = finite_f64)]
     pub opt_betas: Option<Vec<f64>>,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = finite_f64)]
     pub momentum: f64,
     /// Weight decay (not applied to biases and norm parameters).
-    #[arg(long, default_value_t = 2e-5)]
+    #[arg(long, default_value_t = 2e-5, value_parser = finite_f64)]
     pub weight_decay: f64,
     /// Clip the gradient norm to this.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub clip_grad: Option<f64>,
     /// Gradient clipping mode. One of ("norm", "value", "agc").
     #[arg(long, value_enum, default_value_t = ClipMode::Norm)]
     pub clip_mode: ClipMode,
     /// Layer-wise learning rate decay (from the model's group_matcher).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub layer_decay: Option<f64>,
     /// Floor on a layer's lr scale under --layer-decay.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub layer_decay_min_scale: f64,
     /// Layers whose lr scale falls below this are not optimized.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub layer_decay_no_opt_scale: Option<f64>,
     /// Other optimizer arguments, as key=value.
     #[arg(long, num_args = 0..)]
@@ -217,10 +217,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub sched_on_updates: bool,
     /// Learning rate (default: lr_base scaled by global batch / lr_base_size).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub lr: Option<f64>,
     /// Base learning rate for batch size lr_base_size.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = finite_f64)]
     pub lr_base: f64,
     /// Batch size lr_base refers to.
     #[arg(long, default_value_t = 256)]
@@ -229,37 +229,37 @@ pub struct TrainArgs {
     #[arg(long, default_value = "")]
     pub lr_base_scale: String,
     /// Learning rate noise on/off epoch percentages.
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., value_parser = finite_f64)]
     pub lr_noise: Option<Vec<f64>>,
     /// Learning rate noise limit percent.
-    #[arg(long, default_value_t = 0.67)]
+    #[arg(long, default_value_t = 0.67, value_parser = finite_f64)]
     pub lr_noise_pct: f64,
     /// Learning rate noise std-dev.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = finite_f64)]
     pub lr_noise_std: f64,
     /// Learning rate cycle len multiplier.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = finite_f64)]
     pub lr_cycle_mul: f64,
     /// Amount to decay each learning rate cycle.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = finite_f64)]
     pub lr_cycle_decay: f64,
     /// Learning rate cycle limit, cycles enabled if > 1.
     #[arg(long, default_value_t = 1)]
     pub lr_cycle_limit: usize,
     /// Learning rate k-decay for cosine/poly.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = finite_f64)]
     pub lr_k_decay: f64,
     /// Warmup learning rate.
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = 1e-5, value_parser = finite_f64)]
     pub warmup_lr: f64,
     /// Lower lr bound for cyclic schedulers that hit 0.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub min_lr: f64,
     /// Number of epochs to train (before cycles, cooldown and a warmup prefix).
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
     /// Epoch repeat multiplier (number of times to repeat dataset epoch per train epoch).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub epoch_repeats: f64,
     /// Manual epoch number (useful on restarts; default: 0, or the resumed epoch + 1).
     #[arg(long)]
@@ -268,7 +268,7 @@ pub struct TrainArgs {
     #[arg(long, num_args = 1.., default_values_t = [90, 180, 270])]
     pub decay_milestones: Vec<usize>,
     /// Epoch interval to decay LR (step; fractional allowed).
-    #[arg(long, default_value_t = 90.0)]
+    #[arg(long, default_value_t = 90.0, value_parser = finite_f64)]
     pub decay_epochs: f64,
     /// Epochs to warmup LR, if scheduler supports.
     #[arg(long, default_value_t = 5)]
@@ -283,7 +283,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 10)]
     pub patience_epochs: usize,
     /// LR decay rate (step, multistep, plateau; the power of poly).
-    #[arg(long, visible_alias = "dr", default_value_t = 0.1)]
+    #[arg(long, visible_alias = "dr", default_value_t = 0.1, value_parser = finite_f64)]
     pub decay_rate: f64,
 
     // ---- Augmentation and regularization ----
@@ -294,34 +294,34 @@ pub struct TrainArgs {
     #[arg(long)]
     pub train_crop_mode: Option<String>,
     /// RandomResizedCrop scale range (rkrc, rkrr: ResizeKeepRatio's random area scale).
-    #[arg(long, num_args = 2, default_values_t = [0.08, 1.0])]
+    #[arg(long, num_args = 2, default_values_t = [0.08, 1.0], value_parser = finite_f64)]
     pub scale: Vec<f64>,
     /// RandomResizedCrop aspect-ratio range (rkrc, rkrr: ResizeKeepRatio's aspect change).
-    #[arg(long, num_args = 2, default_values_t = [3.0 / 4.0, 4.0 / 3.0])]
+    #[arg(long, num_args = 2, default_values_t = [3.0 / 4.0, 4.0 / 3.0], value_parser = finite_f64)]
     pub ratio: Vec<f64>,
     /// Horizontal flip probability.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = finite_f64)]
     pub hflip: f64,
     /// Vertical flip probability.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub vflip: f64,
     /// Color jitter factor.
-    #[arg(long, default_value_t = 0.4)]
+    #[arg(long, default_value_t = 0.4, value_parser = finite_f64)]
     pub color_jitter: f64,
     /// Probability of applying color jitter at all.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub color_jitter_prob: Option<f64>,
     /// Probability of a random grayscale conversion.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub grayscale_prob: Option<f64>,
     /// Probability of a gaussian blur (kernel 23, sigma drawn from 0.1 to 2).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub gaussian_blur_prob: Option<f64>,
     /// AutoAugment / RandAugment / AugMix policy, e.g. rand-m9-mstd0.5-inc1.
     #[arg(long)]
     pub aa: Option<String>,
     /// Augmentation repeats per sample (distributed training only).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub aug_repeats: f64,
     /// AugMix-style augmentation splits.
     #[arg(long, default_value_t = 0)]
@@ -336,13 +336,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub bce_sum: bool,
     /// Threshold for binarizing softened BCE targets (default: None, disabled).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub bce_target_thresh: Option<f64>,
     /// Positive weighting for BCE loss.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub bce_pos_weight: Option<f64>,
     /// Random erasing probability.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub reprob: f64,
     /// Random erasing mode: const, rand, pixel.
     #[arg(long, default_value = "pixel")]
@@ -354,19 +354,19 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resplit: bool,
     /// Mixup alpha (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub mixup: f64,
     /// CutMix alpha (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub cutmix: f64,
     /// CutMix min/max box ratio (overrides alpha).
-    #[arg(long, num_args = 2)]
+    #[arg(long, num_args = 2, value_parser = finite_f64)]
     pub cutmix_minmax: Option<Vec<f64>>,
     /// Probability of applying mixup or cutmix per batch or element.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = finite_f64)]
     pub mixup_prob: f64,
     /// Probability of cutmix instead of mixup when both are on.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = finite_f64)]
     pub mixup_switch_prob: f64,
     /// Mixup mode: batch, pair, elem, half.
     #[arg(long, default_value = "batch")]
@@ -375,30 +375,30 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub mixup_off_epoch: usize,
     /// Label smoothing.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = finite_f64)]
     pub smoothing: f64,
     /// Training interpolation: random, bilinear, bicubic, lanczos, nearest.
     #[arg(long, default_value = "random")]
     pub train_interpolation: String,
     /// Dropout before the classifier.
-    #[arg(long = "drop", default_value_t = 0.0)]
+    #[arg(long = "drop", default_value_t = 0.0, value_parser = finite_f64)]
     pub drop_rate: f64,
     /// Drop connect rate (deprecated by timm: use --drop-path).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub drop_connect: Option<f64>,
     /// Stochastic depth rate.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub drop_path: Option<f64>,
     /// DropBlock rate.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub drop_block: Option<f64>,
 
     // ---- Batch norm ----
     /// BatchNorm momentum of every BN layer (PyTorch's convention; default 0.1).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub bn_momentum: Option<f64>,
     /// BatchNorm epsilon of every BN layer (default 1e-5).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub bn_eps: Option<f64>,
     /// Synchronized BatchNorm across processes.
     #[arg(long)]
@@ -419,7 +419,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub model_ema_force_cpu: bool,
     /// EMA decay.
-    #[arg(long, default_value_t = 0.9998)]
+    #[arg(long, default_value_t = 0.9998, value_parser = finite_f64)]
     pub model_ema_decay: f64,
     /// Ramp the EMA decay up over the first updates.
     #[arg(long)]
@@ -511,16 +511,16 @@ pub struct TrainArgs {
     #[arg(long, num_args = 1..)]
     pub train_batch_sizes: Option<Vec<usize>>,
     /// Sampling weights of the --train-img-sizes choices.
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., value_parser = finite_f64)]
     pub train_size_probs: Option<Vec<f64>>,
     /// Resolution choice schedule: constant or progressive.
     #[arg(long, default_value = "constant")]
     pub train_size_schedule: String,
     /// Progressive schedule spread, in resolution-choice index units.
-    #[arg(long, default_value_t = 0.65)]
+    #[arg(long, default_value_t = 0.65, value_parser = finite_f64)]
     pub train_size_schedule_spread: f64,
     /// Fraction of uniform random choices mixed into a progressive schedule.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = finite_f64)]
     pub train_size_random_mix: f64,
     /// Loader batches per epoch (before gradient accumulation); default: the dataset's.
     #[arg(long, alias = "train-steps-per-epoch")]
@@ -541,7 +541,7 @@ pub struct TrainArgs {
     #[arg(long, num_args = 1..)]
     pub naflex_patch_sizes: Option<Vec<usize>>,
     /// Probabilities of the NaFlex patch sizes.
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., value_parser = finite_f64)]
     pub naflex_patch_size_probs: Option<Vec<f64>>,
     /// NaFlex loss scaling by batch size: none, sqrt, linear.
     #[arg(long, default_value = "linear")]
@@ -561,13 +561,13 @@ pub struct TrainArgs {
     #[arg(long, default_value = "kl")]
     pub kd_loss_type: String,
     /// Weight of the distillation loss.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub distill_loss_weight: Option<f64>,
     /// Weight of the task (classification) loss.
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub task_loss_weight: Option<f64>,
     /// Softmax temperature of distillation.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = finite_f64)]
     pub kd_temperature: f64,
     /// Student feature dimension (feature distillation).
     #[arg(long)]
@@ -728,7 +728,7 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub use_train_size: bool,
     /// Center-crop fraction (default: the model's).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f64)]
     pub crop_pct: Option<f64>,
     /// How images are fitted to the input: center (shorter side scaled, centre crop), squash (both
     /// sides scaled) or border (longer side scaled, padded with the mean colour); default: the
@@ -739,10 +739,10 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub crop_border_pixels: Option<usize>,
     /// Per-channel normalization mean (default: the model's).
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., value_parser = finite_f32)]
     pub mean: Option<Vec<f32>>,
     /// Per-channel normalization std (default: the model's).
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., value_parser = finite_f32)]
     pub std: Option<Vec<f32>>,
     /// Resize interpolation (default: the model's).
     #[arg(long, default_value = "")]
@@ -779,4 +779,25 @@ impl Default for TrainArgs {
         }
         <Defaults as clap::Parser>::parse_from(["kiln"]).args
     }
+}
+
+/// A float flag's value: any number Rust parses but NaN and the infinities (no flag of timm's
+/// means anything with them).
+fn finite<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Result<T, String> {
+    let v: T = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    match v.into().is_finite() {
+        true => Ok(v),
+        false => Err(format!("'{s}' is not a finite number")),
+    }
+}
+
+fn finite_f64(s: &str) -> Result<f64, String> {
+    finite(s)
+}
+
+fn finite_f32(s: &str) -> Result<f32, String> {
+    finite(s)
 }

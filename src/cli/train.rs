@@ -6,8 +6,10 @@ use super::configs::{
     resolve_lr, scheduler_config, train_config, variable_batch_loss_scale,
 };
 use super::devices::{device_list, seed_rank};
+use super::limits::{self, Budget};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::pretrained::{pretrained_source, start_from};
+use super::ranges::check_train_ranges;
 use super::run_dir::experiment_name;
 use super::setup::{
     data_cfg, embedded_data, note_cpu_layout, open_device, print_data_config, resolve_device,
@@ -42,6 +44,7 @@ fn flag(flag: &str, msg: impl Into<String>) -> Error {
 /// Checks values clap cannot (ranges, pairs) and refuses the flags kiln cannot honour.
 fn check_args(a: &TrainArgs) -> Result<()> {
     check_supported(a, REFUSED)?;
+    check_train_ranges(a)?;
     if a.batch_size == 0 {
         return Err(flag("--batch-size", "must be at least 1"));
     }
@@ -97,6 +100,42 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     open_device(&a.device).map(|_| ())
 }
 
+/// Refuses counts that must be positive (and channels images cannot be decoded to) and more
+/// loader threads than a process should start.
+fn check_counts(a: &TrainArgs, in_chans: usize, img_size: Option<usize>) -> Result<()> {
+    limits::at_least_one("--in-chans", in_chans)?;
+    if in_chans != 1 && in_chans != 3 {
+        return Err(flag(
+            "--in-chans",
+            format!("{in_chans}: kiln decodes images to 1 (L) or 3 (RGB) channels"),
+        ));
+    }
+    if let Some(size) = img_size {
+        limits::at_least_one("--img-size", size)?;
+    }
+    if let Some(b) = a.validation_batch_size {
+        limits::at_least_one("--validation-batch-size", b)?;
+    }
+    if let Some(n) = a.num_classes {
+        limits::at_least_one("--num-classes", n)?;
+    }
+    // timm's train.py divides by the first and asserts the second.
+    limits::at_least_one("--log-interval", a.log_interval)?;
+    limits::at_least_one("--checkpoint-hist", a.checkpoint_hist)?;
+    limits::check_workers(a.workers)
+}
+
+/// Refuses input batches that cannot fit: the largest batch the run loads (scheduled and
+/// validation batches included) at the largest of `size` and the scheduled sizes.
+fn check_input_batches(a: &TrainArgs, budget: &Budget, in_chans: usize, size: usize) -> Result<()> {
+    let batch = (a.train_batch_sizes.iter().flatten())
+        .chain(&a.validation_batch_size)
+        .fold(a.batch_size, |m, &b| m.max(b));
+    let scheduled = a.train_img_sizes.iter().flatten();
+    let size = scheduled.fold(size, |m, &s| m.max(s));
+    limits::check_input_batch(budget, batch, in_chans, size)
+}
+
 /// Runs `kiln train`: builds the Trainer and its callbacks from the flags and fits, on one
 /// device, or on each of a `--device cuda:0,1,...` list from one thread per device.
 pub fn train(mut a: TrainArgs) -> Result<()> {
@@ -140,11 +179,13 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let root = DataRoot::detect(&dir)?;
     let (in_chans, img_size) = input_dims(&a)?;
     let in_chans = in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
+    check_counts(&a, in_chans, img_size)?;
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
     let train_ds = root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?;
     let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
     let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
     let (rank, world) = (comm.rank(), comm.world_size());
+    limits::check_batches(train_ds.len(), world, a.batch_size)?;
     if rank == 0 {
         notes(&a, NOTED).iter().for_each(|n| println!("{n}"));
     }
@@ -162,6 +203,15 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         ..Default::default()
     };
     apply_model_kwargs(&mut model_args, &a.model_kwargs)?;
+    let budget = Budget::of(device);
+    if let Some(budget) = &budget {
+        // A size given by flag is checked before the model (a ViT's position embedding grows
+        // with it); the model's default size once it is resolved.
+        if let Some(size) = img_size {
+            check_input_batches(&a, budget, in_chans, size)?;
+        }
+        limits::check_classifier(budget, &ModelSpec::resolve(&a.model)?, &model_args)?;
+    }
     let mut model = build_model(&a, &model_args, device)?;
     if a.sync_bn && world > 1 {
         enable_sync_bn(model.as_mut(), &comm);
@@ -194,6 +244,11 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let img_size = resolved.img_size;
     let cfg = data_config(&a, &resolved, root.is_idx());
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
+    if let Some(budget) = &budget {
+        check_input_batches(&a, budget, in_chans, img_size)?;
+        let bytes = amp.unwrap_or(model.param_dtype()).size_in_bytes();
+        limits::check_activations(budget, model.as_ref(), a.batch_size, img_size, bytes)?;
+    }
     let batch_reference = batch_size_reference(&a)?;
     let lr = resolve_lr(&a, world, batch_reference);
     let dist = (world > 1).then(|| (comm.clone(), ddp_options(&a)));

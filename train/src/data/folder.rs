@@ -21,6 +21,7 @@ impl ImageFolder {
     /// Scans `root`; classes are its subfolders in natural order, or the lines of `class_map`.
     /// Images are decoded to `chans` (1 or 3) channels.
     pub fn open(root: &Path, class_map: Option<&Path>, chans: usize) -> Result<Self> {
+        super::image::check_channels(chans)?;
         if !root.is_dir() {
             return Err(Error::MissingDataDir(root.to_path_buf()));
         }

@@ -18,6 +18,7 @@ pub struct IdxDataset {
 impl IdxDataset {
     /// Reads split `prefix` (`train` or `t10k`) from `dir`, plain or gzipped, as `chans` (1 or 3) channels.
     pub fn open(dir: &Path, prefix: &str, chans: usize) -> Result<Self> {
+        super::image::check_channels(chans)?;
         if !dir.is_dir() {
             return Err(Error::MissingDataDir(dir.to_path_buf()));
         }

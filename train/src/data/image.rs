@@ -65,6 +65,18 @@ impl Image {
     }
 }
 
+/// Refuses a channel count images cannot be decoded to (kiln decodes to L or RGB).
+pub fn check_channels(chans: usize) -> crate::Result<()> {
+    match chans {
+        1 | 3 => Ok(()),
+        _ => Err(crate::Error::Config {
+            what: "image channel count",
+            value: chans.to_string(),
+            hint: "images decode to 1 (L) or 3 (RGB) channels".into(),
+        }),
+    }
+}
+
 /// PIL's `convert('L')`: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
 fn luma(p: &[u8]) -> u8 {
     ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8

@@ -29,6 +29,7 @@ impl TarDataset {
     /// Indexes `path`: a `.tar` file, or a folder whose `.tar` files are all read (in name order).
     /// Classes are the members' folder names in natural order, or the lines of `class_map`.
     pub fn open(path: &Path, class_map: Option<&Path>, chans: usize) -> Result<Self> {
+        super::image::check_channels(chans)?;
         let tars = tar_files(path)?;
         let mut archives = Vec::new();
         let mut found: Vec<(usize, usize, usize, String)> = Vec::new();
