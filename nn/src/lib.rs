@@ -33,5 +33,5 @@ pub use pretrained_tags::list_pretrained;
 pub use registry::{create_model, list_models, ModelArgs};
 pub use state_dict::{
     load_safetensors, load_safetensors_with_metadata, load_state_dict, save_safetensors,
-    state_dict, write_durably, LoadReport,
+    state_dict, write_durably, LoadReport, CHECKSUM_KEY,
 };

@@ -48,6 +48,23 @@ fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The metadata key of the checksum kiln writes with every safetensors file: CRC-32 over the
+/// tensors in name order (each one's name, dtype, shape and bytes), checked on every load.
+pub const CHECKSUM_KEY: &str = "kiln_tensors_crc32";
+
+/// The checksum of [`CHECKSUM_KEY`] over `(name, dtype, shape, bytes)` in name order, as hex.
+fn tensors_crc32<'a>(
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> String {
+    let mut h = crc32fast::Hasher::new();
+    for (name, dtype, shape, data) in tensors {
+        h.update(name.as_bytes());
+        h.update(format!("{dtype:?}{shape:?}").as_bytes());
+        h.update(data);
+    }
+    format!("{:08x}", h.finalize())
+}
+
 /// Writes `tensors` (and string `metadata`) to a safetensors file atomically: a temporary file
 /// renamed into place, so a crash never leaves a half-written file under `path`.
 pub fn save_safetensors(
@@ -74,7 +91,14 @@ pub fn save_safetensors(
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, &metadata).map_err(|e| file_err(path, e))?;
+    let checksum = tensors_crc32(
+        views
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
+    );
+    let mut metadata = metadata.unwrap_or_default();
+    metadata.insert(CHECKSUM_KEY.into(), checksum);
+    let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| file_err(path, e))?;
     write_durably(path, &bytes)
 }
 
@@ -128,6 +152,19 @@ pub fn load_safetensors_with_metadata(
     let (_, header) = SafeTensors::read_metadata(&map).map_err(not_st)?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(&map).map_err(not_st)?;
+    if let Some(stored) = metadata.get(CHECKSUM_KEY) {
+        let mut views = st.tensors();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        let views = views.iter();
+        let actual =
+            tensors_crc32(views.map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())));
+        if *stored != actual {
+            return Err(file_err(
+                path,
+                format!("the tensors do not match the checksum written with them ({CHECKSUM_KEY} {stored}, read {actual}): the file is corrupt"),
+            ));
+        }
+    }
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let dtype = from_st(view.dtype()).ok_or_else(|| {

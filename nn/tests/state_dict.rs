@@ -2,7 +2,8 @@
 
 use kiln_engine::{DType, Tensor};
 use kiln_nn::{
-    create_model, load_safetensors, load_state_dict, save_safetensors, state_dict, Error, ModelArgs,
+    create_model, load_safetensors, load_safetensors_with_metadata, load_state_dict,
+    save_safetensors, state_dict, Error, ModelArgs, CHECKSUM_KEY,
 };
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -34,6 +35,38 @@ fn round_trip_restores_every_tensor() {
             y.tensor.to_vec_f32().unwrap(),
             "{}",
             x.name
+        );
+    }
+    std::fs::remove_file(path).ok();
+}
+
+#[test]
+fn a_byte_flipped_in_any_tensor_fails_the_checksum_naming_the_file() {
+    let tensors = std::collections::BTreeMap::from([
+        (
+            "a".to_string(),
+            Tensor::arange(0.0, 6.0, 1.0, DType::F32).unwrap(),
+        ),
+        (
+            "b".to_string(),
+            Tensor::arange(0.0, 4.0, 1.0, DType::I64).unwrap(),
+        ),
+    ]);
+    let path = tmp("crc.safetensors");
+    save_safetensors(&tensors, None, &path).unwrap();
+    let (_, metadata) = load_safetensors_with_metadata(&path).unwrap();
+    assert_eq!(metadata[CHECKSUM_KEY].len(), 8, "{metadata:?}");
+    let good = std::fs::read(&path).unwrap();
+    // The data section is the file's tail: flip one bit in each of its bytes in turn.
+    let data_bytes = 6 * 4 + 4 * 8;
+    for i in good.len() - data_bytes..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x10;
+        std::fs::write(&path, &bad).unwrap();
+        let e = load_safetensors(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(path.to_str().unwrap()) && e.contains("the file is corrupt"),
+            "{e}"
         );
     }
     std::fs::remove_file(path).ok();

@@ -188,7 +188,7 @@ pub fn newest_checkpoint(dir: &Path) -> Result<std::path::PathBuf> {
         let ck = match Checkpoint::load(&path) {
             Ok(ck) => ck,
             Err(e) => {
-                eprintln!("skipping unreadable checkpoint: {e}");
+                eprintln!("skipping unreadable checkpoint (resuming from an older one): {e}");
                 continue;
             }
         };
@@ -219,5 +219,42 @@ impl Checkpoint {
                 batch: 0,
                 num_updates: 0,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_engine::DType;
+
+    fn at_epoch(epoch: usize) -> Checkpoint {
+        let w = Tensor::full(&[3], epoch as f64, DType::F32).unwrap();
+        Checkpoint {
+            model: BTreeMap::from([("w".to_string(), w)]),
+            meta: CheckpointMeta {
+                epoch,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_checkpoint_skips_a_corrupt_file_for_the_previous_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (older, newer) = (
+            dir.path().join("checkpoint-1.safetensors"),
+            dir.path().join("last.safetensors"),
+        );
+        at_epoch(1).save(&older).unwrap();
+        at_epoch(2).save(&newer).unwrap();
+        assert_eq!(newest_checkpoint(dir.path()).unwrap(), newer);
+        // One bit of the newest file's last weight flipped (as a failing disk would).
+        let mut bytes = std::fs::read(&newer).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&newer, bytes).unwrap();
+        let e = Checkpoint::load(&newer).unwrap_err().to_string();
+        assert!(e.contains("the file is corrupt"), "{e}");
+        assert_eq!(newest_checkpoint(dir.path()).unwrap(), older);
     }
 }
