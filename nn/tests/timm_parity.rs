@@ -12,6 +12,7 @@ use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
 use kiln_nn::models::regnet::{self, RegNet};
 use kiln_nn::models::resnet::{self, BlockKind, ResNet};
+use kiln_nn::models::vit::{self, VisionTransformer};
 use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
 use std::path::Path;
@@ -270,6 +271,23 @@ fn cfg_string(c: &PretrainedCfg) -> String {
     fields.map(|(k, v)| format!("{k}={v}")).join(";")
 }
 
+/// The pretrained config `name` is registered with, as the fixtures write timm's. A ViT's (built
+/// here for the 64² input, which its config then names) is its registered default's, with the
+/// pool size timm leaves unset (None) for token models.
+fn registered_cfg_string(name: &str) -> String {
+    match vit::variants().into_iter().find(|v| v.0 == name) {
+        Some((_, _, cfg)) => {
+            let pool = format!("pool_size={}x{};", cfg.pool_size[0], cfg.pool_size[1]);
+            cfg_string(&cfg).replace(&pool, "pool_size=;")
+        }
+        None => cfg_string(
+            create_model(name, &test_args(name))
+                .unwrap()
+                .pretrained_cfg(),
+        ),
+    }
+}
+
 /// Per-block stochastic-depth rates of `name` built with drop_path_rate 0.2.
 fn drop_path_rates(name: &str) -> Vec<f64> {
     let args = ModelArgs {
@@ -285,6 +303,15 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     }
     if let Some((_, rc, cfg)) = regnet::variants().into_iter().find(|v| v.0 == name) {
         return RegNet::new(&rc, &args, cfg).unwrap().drop_path_rates();
+    }
+    if let Some((_, vc, cfg)) = vit::variants().into_iter().find(|v| v.0 == name) {
+        let args = ModelArgs {
+            img_size: Some(64),
+            ..args
+        };
+        return VisionTransformer::new(&vc, &args, cfg)
+            .unwrap()
+            .drop_path_rates();
     }
     // DenseNet and VGG have no stochastic depth.
     if name.starts_with("densenet") || name.starts_with("vgg") {
@@ -306,14 +333,7 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
 /// equal timm's (metadata of the fixture).
 fn check_structure(name: &str) {
     let meta = fixture_metadata(name);
-    let model = create_model(
-        name,
-        &ModelArgs {
-            num_classes: 10,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let model = create_model(name, &test_args(name)).unwrap();
     let info: Vec<String> = model
         .feature_info()
         .iter()
@@ -339,7 +359,7 @@ fn check_structure(name: &str) {
         "{name}: intermediates"
     );
     assert_eq!(
-        cfg_string(model.pretrained_cfg()),
+        registered_cfg_string(name),
         meta["pretrained_cfg"],
         "{name}: cfg"
     );
@@ -617,6 +637,22 @@ fn deit_base_distilled_patch16_224_matches_timm() {
     check_distilled_heads("deit_base_distilled_patch16_224");
 }
 
+/// DeiT III: layer scale, the position embedding on the patches alone (timm's
+/// `no_embed_class`), at 64² (4×4 patches).
+#[test]
+fn deit3_small_patch16_224_matches_timm() {
+    check_model("deit3_small_patch16_224");
+    check_structure("deit3_small_patch16_224");
+}
+
+/// A register ViT: 4 registers and no class token, mean pooling over the patch tokens alone
+/// with the norm after it (`fc_norm`), an MLP ratio of 5.6.
+#[test]
+fn vit_little_patch16_reg4_gap_256_matches_timm() {
+    check_model("vit_little_patch16_reg4_gap_256");
+    check_structure("vit_little_patch16_reg4_gap_256");
+}
+
 #[test]
 fn models_without_a_distillation_token_refuse_forward_distilled() {
     let model = create_model("deit_tiny_patch16_224", &test_args("deit_tiny_patch16_224")).unwrap();
@@ -790,8 +826,11 @@ fn check_shapes(names: &[&str]) {
             .map(|f| format!("{}:{}:{}", f.num_chs, f.reduction, f.module))
             .collect();
         assert_eq!(info.join(";"), want["feature_info"], "{name}: feature_info");
-        let cfg = cfg_string(model.pretrained_cfg());
-        assert_eq!(cfg, want["pretrained_cfg"], "{name}: cfg");
+        assert_eq!(
+            registered_cfg_string(name),
+            want["pretrained_cfg"],
+            "{name}: cfg"
+        );
     }
 }
 
@@ -945,4 +984,39 @@ fn regnety_have_timms_names_and_shapes() {
         "regnety_080_tv",
         "regnety_120",
     ]);
+}
+
+/// ViTs without a numeric fixture, at 64²: patch 32, mean pooling before which the norm stays
+/// (`vit_medium_patch16_gap_*`), one register and no class token, DINOv2's class token with 4
+/// registers at patch 14.
+#[test]
+fn vits_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "vit_small_patch32_224",
+        "vit_medium_patch16_gap_240",
+        "vit_wee_patch16_reg1_gap_256",
+        "vit_small_patch14_reg4_dinov2",
+    ]);
+}
+
+/// Every other registered ViT, DeiT and DeiT III has timm's default pretrained config; at 64²
+/// each builds what a checked name builds (the 384² forms), or has 40M parameters or more.
+#[test]
+fn vit_configs_are_timms() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builder_shapes.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut checked = 0;
+    for (name, _, _) in vit::variants() {
+        let want = &fixture[name];
+        if want.get("keys_fnv1a").is_none() && want.get("pretrained_cfg").is_some() {
+            assert_eq!(
+                registered_cfg_string(name),
+                want["pretrained_cfg"],
+                "{name}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 32, "config-only ViTs in builder_shapes.json");
 }
