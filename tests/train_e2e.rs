@@ -356,6 +356,30 @@ fn trains_deit3_small_at_32_pixels() {
     assert_eq!(saved.model["head.weight"].shape(), [10, 384]);
 }
 
+/// EVA-02 (the rotary embedding on q and k, q/v biases, the packed SwiGLU MLP) trains end to end
+/// at 32² (a 2×2 grid of 14-pixel patches) with stochastic depth: the checkpoint holds timm's
+/// names (`attn.q_bias`, `attn.v_bias`, no `k_bias` and no rotary buffer, `mlp.fc1` of twice the
+/// hidden width, `fc_norm`), the patch embedding built for 1 channel and the head for 10 classes.
+#[test]
+fn trains_eva02_tiny_at_32_pixels() {
+    let saved = one_epoch_at_32(
+        "e2e-eva02",
+        "eva02_tiny_patch14_224",
+        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    );
+    assert_eq!(saved.model["pos_embed"].shape(), [1, 5, 192]);
+    assert_eq!(
+        saved.model["patch_embed.proj.weight"].shape(),
+        [192, 1, 14, 14]
+    );
+    assert_eq!(saved.model["blocks.0.attn.q_bias"].shape(), [192]);
+    assert!(!saved.model.contains_key("blocks.0.attn.k_bias"));
+    assert!(!saved.model.keys().any(|k| k.contains("rope")));
+    assert_eq!(saved.model["blocks.11.mlp.fc1.weight"].shape(), [1024, 192]);
+    assert_eq!(saved.model["fc_norm.weight"].shape(), [192]);
+    assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
+}
+
 /// `--train-crop-mode` rkrc and rkrr with `--color-jitter-prob`, `--grayscale-prob` and
 /// `--gaussian-blur-prob` train a small RGB ImageFolder of 40×30 photos-to-be at 32 pixels (so
 /// the keep-ratio resize scales and the crop pads or cuts): finite losses, the augmented batch

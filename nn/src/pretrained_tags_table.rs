@@ -297,6 +297,38 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "efficientnetv2_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 288, 288], test_input_size: Some([3, 384, 384]), pool_size: Some([9, 9]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "eva02_base_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_base_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "eva02_base_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k_ft_in22k_in1k", hf_hub_id: Some("timm/eva02_base_patch14_448.mim_in22k_ft_in22k_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_base_patch14_448.mim_in22k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_in22k_ft_in22k", hf_hub_id: Some("timm/eva02_base_patch14_448.mim_in22k_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
+    ] },
+    ArchTags { arch: "eva02_large_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_large_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+        Tag { tag: "mim_m38m", hf_hub_id: Some("timm/eva02_large_patch14_224.mim_m38m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "eva02_large_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k_ft_in22k_in1k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_in22k_ft_in22k_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_m38m_ft_in22k_in1k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_m38m_ft_in22k_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_in22k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_m38m_ft_in1k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_m38m_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_in22k_ft_in22k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_in22k_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
+        Tag { tag: "mim_m38m_ft_in22k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_m38m_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
+    ] },
+    ArchTags { arch: "eva02_small_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_small_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "eva02_small_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_small_patch14_336.mim_in22k_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eva02_tiny_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_tiny_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "eva02_tiny_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_tiny_patch14_336.mim_in22k_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
     ArchTags { arch: "fbnetc_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/fbnetc_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },

@@ -9,6 +9,7 @@ use common::{fill_model, first_classifier, fnv1a, max_rel_diff, parity_input, te
 use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
+use kiln_nn::models::eva::{self, Eva};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
 use kiln_nn::models::regnet::{self, RegNet};
 use kiln_nn::models::resnet::{self, BlockKind, ResNet};
@@ -271,12 +272,17 @@ fn cfg_string(c: &PretrainedCfg) -> String {
     fields.map(|(k, v)| format!("{k}={v}")).join(";")
 }
 
-/// The pretrained config `name` is registered with, as the fixtures write timm's. A ViT's (built
-/// here for the 64² input, which its config then names) is its registered default's, with the
-/// pool size timm leaves unset (None) for token models.
+/// The pretrained config `name` is registered with, as the fixtures write timm's. A ViT's or
+/// EVA's (built here for the 64² input, which its config then names) is its registered default's,
+/// with the pool size timm leaves unset (None) for token models.
 fn registered_cfg_string(name: &str) -> String {
-    match vit::variants().into_iter().find(|v| v.0 == name) {
-        Some((_, _, cfg)) => {
+    let registered = vit::variants()
+        .into_iter()
+        .map(|(n, _, c)| (n, c))
+        .chain(eva::variants().into_iter().map(|(n, _, c)| (n, c)))
+        .find(|v| v.0 == name);
+    match registered {
+        Some((_, cfg)) => {
             let pool = format!("pool_size={}x{};", cfg.pool_size[0], cfg.pool_size[1]);
             cfg_string(&cfg).replace(&pool, "pool_size=;")
         }
@@ -312,6 +318,13 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
         return VisionTransformer::new(&vc, &args, cfg)
             .unwrap()
             .drop_path_rates();
+    }
+    if let Some((_, ec, cfg)) = eva::variants().into_iter().find(|v| v.0 == name) {
+        let args = ModelArgs {
+            img_size: Some(64),
+            ..args
+        };
+        return Eva::new(&ec, &args, cfg).unwrap().drop_path_rates();
     }
     // DenseNet and VGG have no stochastic depth.
     if name.starts_with("densenet") || name.starts_with("vgg") {
@@ -653,6 +666,15 @@ fn vit_little_patch16_reg4_gap_256_matches_timm() {
     check_structure("vit_little_patch16_reg4_gap_256");
 }
 
+/// EVA-02: the rotary position embedding on the patch tokens' queries and keys (a 4×4 grid of
+/// 14-pixel patches at 64², scaled to the 16×16 reference grid), q and v biases, the packed
+/// SwiGLU MLP, mean pooling with fc_norm.
+#[test]
+fn eva02_tiny_patch14_224_matches_timm() {
+    check_model("eva02_tiny_patch14_224");
+    check_structure("eva02_tiny_patch14_224");
+}
+
 #[test]
 fn models_without_a_distillation_token_refuse_forward_distilled() {
     let model = create_model("deit_tiny_patch16_224", &test_args("deit_tiny_patch16_224")).unwrap();
@@ -988,7 +1010,7 @@ fn regnety_have_timms_names_and_shapes() {
 
 /// ViTs without a numeric fixture, at 64²: patch 32, mean pooling before which the norm stays
 /// (`vit_medium_patch16_gap_*`), one register and no class token, DINOv2's class token with 4
-/// registers at patch 14.
+/// registers at patch 14; EVA-02 small.
 #[test]
 fn vits_have_timms_names_and_shapes() {
     check_shapes(&[
@@ -996,18 +1018,21 @@ fn vits_have_timms_names_and_shapes() {
         "vit_medium_patch16_gap_240",
         "vit_wee_patch16_reg1_gap_256",
         "vit_small_patch14_reg4_dinov2",
+        "eva02_small_patch14_224",
     ]);
 }
 
-/// Every other registered ViT, DeiT and DeiT III has timm's default pretrained config; at 64²
-/// each builds what a checked name builds (the 384² forms), or has 40M parameters or more.
+/// Every other registered ViT, DeiT, DeiT III and EVA-02 has timm's default pretrained config;
+/// at 64² each builds what a checked name builds (the 336² and 384² forms), or has 40M
+/// parameters or more.
 #[test]
-fn vit_configs_are_timms() {
+fn vit_and_eva_configs_are_timms() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builder_shapes.json");
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut checked = 0;
-    for (name, _, _) in vit::variants() {
+    let names = vit::variants().into_iter().map(|v| v.0);
+    for name in names.chain(eva::variants().into_iter().map(|v| v.0)) {
         let want = &fixture[name];
         if want.get("keys_fnv1a").is_none() && want.get("pretrained_cfg").is_some() {
             assert_eq!(
@@ -1018,5 +1043,8 @@ fn vit_configs_are_timms() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 32, "config-only ViTs in builder_shapes.json");
+    assert_eq!(
+        checked, 38,
+        "config-only ViTs and EVAs in builder_shapes.json"
+    );
 }
