@@ -666,6 +666,14 @@ fn vit_little_patch16_reg4_gap_256_matches_timm() {
     check_structure("vit_little_patch16_reg4_gap_256");
 }
 
+/// DINOv2 with registers: a class token and 4 registers (the position embedding on the patches
+/// alone), layer scale 1e-5, patch 14 (a 4×4 grid at 64², the last 8 pixels unused as in timm).
+#[test]
+fn vit_small_patch14_reg4_dinov2_matches_timm() {
+    check_model("vit_small_patch14_reg4_dinov2");
+    check_structure("vit_small_patch14_reg4_dinov2");
+}
+
 /// EVA-02: the rotary position embedding on the patch tokens' queries and keys (a 4×4 grid of
 /// 14-pixel patches at 64², scaled to the 16×16 reference grid), q and v biases, the packed
 /// SwiGLU MLP, mean pooling with fc_norm.
@@ -1009,15 +1017,13 @@ fn regnety_have_timms_names_and_shapes() {
 }
 
 /// ViTs without a numeric fixture, at 64²: patch 32, mean pooling before which the norm stays
-/// (`vit_medium_patch16_gap_*`), one register and no class token, DINOv2's class token with 4
-/// registers at patch 14; EVA-02 small.
+/// (`vit_medium_patch16_gap_*`), one register and no class token; EVA-02 small.
 #[test]
 fn vits_have_timms_names_and_shapes() {
     check_shapes(&[
         "vit_small_patch32_224",
         "vit_medium_patch16_gap_240",
         "vit_wee_patch16_reg1_gap_256",
-        "vit_small_patch14_reg4_dinov2",
         "eva02_small_patch14_224",
     ]);
 }
