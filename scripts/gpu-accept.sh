@@ -51,7 +51,7 @@ die() {
 # Test binaries that exercise CUDA; cuda_traffic and cuda_amp_launches read the emulator's
 # counters only and nccl_fallback checks the machines without NCCL, so they stay here.
 gpu_tests="checkpoint cuda_conformance cuda_conv_bn_prologue cuda_conv_bn_stats cuda_devices
-  cuda_graph cuda_memory cuda_tensor_cores cuda_vendor cuda_builder_layers cuda_resnet drop_block
+  cuda_graph cuda_memory cuda_tensor_cores cuda_vendor cuda_builder_layers cuda_rope_swiglu cuda_resnet drop_block
   model_dtype amp_optim clip_timm loss_timm optim_timm train_cuda nccl_gpu"
 
 build() {
@@ -214,7 +214,7 @@ test_steps() {
   # Each suite with the vendor libraries (their fallback lines need --nocapture to reach the
   # log), then on kiln's own kernels (the skips that switch causes are asked for).
   for t in engine-cuda_conformance engine-cuda_conv_bn_prologue engine-cuda_conv_bn_stats \
-    engine-cuda_tensor_cores engine-checkpoint nn-cuda_builder_layers nn-cuda_resnet \
+    engine-cuda_tensor_cores engine-checkpoint nn-cuda_builder_layers nn-cuda_rope_swiglu nn-cuda_resnet \
     nn-drop_block nn-model_dtype train-amp_optim train-clip_timm train-loss_timm \
     train-optim_timm kiln-train_cuda; do
     echo "${t#*-}|$vendor_skips||test-$t --nocapture"

@@ -332,6 +332,54 @@ fn trains_vit_tiny_at_32_pixels() {
     std::fs::remove_dir_all(&data).ok();
 }
 
+/// DeiT III (layer scale, the position embedding on the patches alone) trains end to end at 32²
+/// with stochastic depth: the checkpoint holds timm's names (`ls1.gamma`, a position embedding
+/// of the 4 patches without the class token's), the patch embedding built for 1 channel and the
+/// head for 10 classes, and layer scales that training moved off their 1e-6 init.
+#[test]
+fn trains_deit3_small_at_32_pixels() {
+    let saved = one_epoch_at_32(
+        "e2e-deit3",
+        "deit3_small_patch16_224",
+        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    );
+    assert_eq!(saved.model["pos_embed"].shape(), [1, 4, 384]);
+    assert_eq!(
+        saved.model["patch_embed.proj.weight"].shape(),
+        [384, 1, 16, 16]
+    );
+    let gamma = saved.model["blocks.11.ls2.gamma"].to_vec_f32().unwrap();
+    assert!(
+        gamma.iter().any(|&g| (g - 1e-6).abs() > 1e-7),
+        "ls2.gamma unchanged"
+    );
+    assert_eq!(saved.model["head.weight"].shape(), [10, 384]);
+}
+
+/// EVA-02 (the rotary embedding on q and k, q/v biases, the packed SwiGLU MLP) trains end to end
+/// at 32² (a 2×2 grid of 14-pixel patches) with stochastic depth: the checkpoint holds timm's
+/// names (`attn.q_bias`, `attn.v_bias`, no `k_bias` and no rotary buffer, `mlp.fc1` of twice the
+/// hidden width, `fc_norm`), the patch embedding built for 1 channel and the head for 10 classes.
+#[test]
+fn trains_eva02_tiny_at_32_pixels() {
+    let saved = one_epoch_at_32(
+        "e2e-eva02",
+        "eva02_tiny_patch14_224",
+        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    );
+    assert_eq!(saved.model["pos_embed"].shape(), [1, 5, 192]);
+    assert_eq!(
+        saved.model["patch_embed.proj.weight"].shape(),
+        [192, 1, 14, 14]
+    );
+    assert_eq!(saved.model["blocks.0.attn.q_bias"].shape(), [192]);
+    assert!(!saved.model.contains_key("blocks.0.attn.k_bias"));
+    assert!(!saved.model.keys().any(|k| k.contains("rope")));
+    assert_eq!(saved.model["blocks.11.mlp.fc1.weight"].shape(), [1024, 192]);
+    assert_eq!(saved.model["fc_norm.weight"].shape(), [192]);
+    assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
+}
+
 /// `--train-crop-mode` rkrc and rkrr with `--color-jitter-prob`, `--grayscale-prob` and
 /// `--gaussian-blur-prob` train a small RGB ImageFolder of 40×30 photos-to-be at 32 pixels (so
 /// the keep-ratio resize scales and the crop pads or cuts): finite losses, the augmented batch

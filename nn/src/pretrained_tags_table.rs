@@ -135,11 +135,55 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fcmae_ft_in1k", hf_hub_id: Some("timm/convnextv2_tiny.fcmae_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "fcmae", hf_hub_id: Some("timm/convnextv2_tiny.fcmae"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
+    ArchTags { arch: "deit3_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_base_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_base_patch16_224.fb_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit3_base_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_base_patch16_384.fb_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_base_patch16_384.fb_in22k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit3_huge_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_huge_patch14_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_huge_patch14_224.fb_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit3_large_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_large_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_large_patch16_224.fb_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit3_large_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_large_patch16_384.fb_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_large_patch16_384.fb_in22k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit3_medium_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_medium_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_medium_patch16_224.fb_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit3_small_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_small_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_small_patch16_224.fb_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit3_small_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_small_patch16_384.fb_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_small_patch16_384.fb_in22k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "deit_base_distilled_patch16_224", first_conv: "patch_embed.proj", classifier: "head,head_dist", tags: &[
         Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_base_distilled_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "deit_base_distilled_patch16_384", first_conv: "patch_embed.proj", classifier: "head,head_dist", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_base_distilled_patch16_384.fb_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_base_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit_base_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_base_patch16_384.fb_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "deit_small_distilled_patch16_224", first_conv: "patch_embed.proj", classifier: "head,head_dist", tags: &[
         Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_small_distilled_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "deit_small_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_small_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "deit_tiny_distilled_patch16_224", first_conv: "patch_embed.proj", classifier: "head,head_dist", tags: &[
         Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit_tiny_distilled_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -252,6 +296,38 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "efficientnetv2_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 288, 288], test_input_size: Some([3, 384, 384]), pool_size: Some([9, 9]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eva02_base_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_base_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "eva02_base_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k_ft_in22k_in1k", hf_hub_id: Some("timm/eva02_base_patch14_448.mim_in22k_ft_in22k_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_base_patch14_448.mim_in22k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_in22k_ft_in22k", hf_hub_id: Some("timm/eva02_base_patch14_448.mim_in22k_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
+    ] },
+    ArchTags { arch: "eva02_large_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_large_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+        Tag { tag: "mim_m38m", hf_hub_id: Some("timm/eva02_large_patch14_224.mim_m38m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "eva02_large_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k_ft_in22k_in1k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_in22k_ft_in22k_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_m38m_ft_in22k_in1k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_m38m_ft_in22k_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_in22k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_m38m_ft_in1k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_m38m_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "mim_in22k_ft_in22k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_in22k_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
+        Tag { tag: "mim_m38m_ft_in22k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_m38m_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
+    ] },
+    ArchTags { arch: "eva02_small_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_small_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "eva02_small_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_small_patch14_336.mim_in22k_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eva02_tiny_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_tiny_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "eva02_tiny_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_tiny_patch14_336.mim_in22k_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
     ] },
     ArchTags { arch: "fbnetc_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/fbnetc_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -827,6 +903,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vgg19_bn", first_conv: "features.0", classifier: "head.fc", tags: &[
         Tag { tag: "tv_in1k", hf_hub_id: Some("timm/vgg19_bn.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_base_patch14_reg4_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_base_patch14_reg4_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg2_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -839,15 +918,112 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "dino", hf_hub_id: Some("timm/vit_base_patch16_224.dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
         Tag { tag: "mae", hf_hub_id: Some("timm/vit_base_patch16_224.mae"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
+    ArchTags { arch: "vit_base_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "orig_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_384.orig_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_base_patch16_384.augreg_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch32_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_base_patch32_224.augreg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "orig_in21k", hf_hub_id: Some("timm/vit_base_patch32_224.orig_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_base_patch32_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+        Tag { tag: "sam_in1k", hf_hub_id: Some("timm/vit_base_patch32_224.sam_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch32_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_base_patch32_384.augreg_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_betwixt_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_betwixt_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg4_gap_256.sbb2_e200_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb_in12k_ft_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg4_gap_256.sbb_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg4_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb2_e200_in12k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg4_gap_256.sbb2_e200_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+        Tag { tag: "sbb_in12k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg4_gap_256.sbb_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "vit_betwixt_patch16_reg4_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg4_gap_384.sbb2_e200_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_large_patch16_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "orig_in21k", hf_hub_id: Some("timm/vit_large_patch16_224.orig_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_large_patch16_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+        Tag { tag: "mae", hf_hub_id: Some("timm/vit_large_patch16_224.mae"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_large_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_large_patch32_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "orig_in21k_ft_in1k", hf_hub_id: Some("timm/vit_large_patch32_384.orig_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_little_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in12k_ft_in1k", hf_hub_id: Some("timm/vit_little_patch16_reg1_gap_256.sbb_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb_in12k", hf_hub_id: Some("timm/vit_little_patch16_reg1_gap_256.sbb_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "vit_little_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_little_patch16_reg4_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_medium_patch16_gap_240", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sw_in12k", hf_hub_id: Some("timm/vit_medium_patch16_gap_240.sw_in12k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "vit_medium_patch16_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/vit_medium_patch16_gap_256.sw_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_medium_patch16_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/vit_medium_patch16_gap_384.sw_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_medium_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_medium_patch16_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_medium_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in12k_ft_in1k", hf_hub_id: Some("timm/vit_medium_patch16_reg4_gap_256.sbb_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_medium_patch16_reg4_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb_in12k", hf_hub_id: Some("timm/vit_medium_patch16_reg4_gap_256.sbb_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "vit_mediumd_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_256.sbb2_e200_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb_in12k_ft_in1k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_256.sbb_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb2_e200_in12k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_256.sbb2_e200_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+        Tag { tag: "sbb_in12k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_256.sbb_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "vit_mediumd_patch16_reg4_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_384.sbb2_e200_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_small_patch14_reg4_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_small_patch14_reg4_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_small_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_small_patch16_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_small_patch16_224.augreg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_small_patch16_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
         Tag { tag: "dino", hf_hub_id: Some("timm/vit_small_patch16_224.dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
+    ArchTags { arch: "vit_small_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_small_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_small_patch16_384.augreg_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_small_patch32_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_small_patch32_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_small_patch32_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "vit_small_patch32_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_small_patch32_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "vit_tiny_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_tiny_patch16_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "vit_tiny_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_tiny_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_wee_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_wee_patch16_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "wide_resnet101_2", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "tv_in1k", hf_hub_id: Some("timm/wide_resnet101_2.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

@@ -3,6 +3,7 @@
 use crate::models::convnext::{self, ConvNeXt};
 use crate::models::densenet::{self, DenseNet};
 use crate::models::efficientnet::{self, EfficientNet};
+use crate::models::eva::{self, Eva};
 use crate::models::mobilenetv3::{self, MobileNetV3};
 use crate::models::regnet::{self, RegNet};
 use crate::models::resnet::{self, ResNet};
@@ -71,6 +72,7 @@ pub(crate) fn lookup(arch: &str) -> Option<(PretrainedCfg, Build)> {
         .or_else(|| family(arch, regnet::variants(), RegNet::new))
         .or_else(|| family(arch, vgg::variants(), Vgg::new))
         .or_else(|| family(arch, vit::variants(), VisionTransformer::new))
+        .or_else(|| family(arch, eva::variants(), Eva::new))
 }
 
 /// [`lookup`] within one family's variants.
@@ -104,6 +106,7 @@ fn all_names() -> Vec<&'static str> {
     names.extend(regnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(vgg::variants().into_iter().map(|(n, _, _)| n));
     names.extend(vit::variants().into_iter().map(|(n, _, _)| n));
+    names.extend(eva::variants().into_iter().map(|(n, _, _)| n));
     names
 }
 

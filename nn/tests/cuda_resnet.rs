@@ -206,12 +206,7 @@ fn mobilenetv3_small_100_step_matches_the_cpu() {
 /// forward and backward. (vit_tiny's 12 blocks of 192 take 12 minutes on the emulator.)
 #[test]
 fn small_vit_step_matches_the_cpu() {
-    let small = VitCfg {
-        dim: 64,
-        depth: 2,
-        heads: 2,
-        distilled: false,
-    };
+    let small = VitCfg::new(16, 64, 2, 2);
     steps_agree("vit (dim 64, depth 2, 2 heads)", &|args| {
         let (_, _, cfg) = vit::variants().remove(0);
         Box::new(VisionTransformer::new(&small, args, cfg).unwrap())

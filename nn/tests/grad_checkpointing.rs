@@ -146,3 +146,9 @@ fn regnety_002() {
 fn vit_tiny_patch16_224() {
     same_step_checkpointed("vit_tiny_patch16_224", 32, |_| {});
 }
+
+/// Each checkpointed EVA block re-reads the shared rotary embedding in its recompute.
+#[test]
+fn eva02_tiny_patch14_224() {
+    same_step_checkpointed("eva02_tiny_patch14_224", 28, |_| {});
+}

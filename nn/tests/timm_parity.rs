@@ -9,9 +9,11 @@ use common::{fill_model, first_classifier, fnv1a, max_rel_diff, parity_input, te
 use kiln_engine::{MemoryFormat, Tensor};
 use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
+use kiln_nn::models::eva::{self, Eva};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
 use kiln_nn::models::regnet::{self, RegNet};
 use kiln_nn::models::resnet::{self, BlockKind, ResNet};
+use kiln_nn::models::vit::{self, VisionTransformer};
 use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
 use std::path::Path;
@@ -270,6 +272,28 @@ fn cfg_string(c: &PretrainedCfg) -> String {
     fields.map(|(k, v)| format!("{k}={v}")).join(";")
 }
 
+/// The pretrained config `name` is registered with, as the fixtures write timm's. A ViT's or
+/// EVA's (built here for the 64² input, which its config then names) is its registered default's,
+/// with the pool size timm leaves unset (None) for token models.
+fn registered_cfg_string(name: &str) -> String {
+    let registered = vit::variants()
+        .into_iter()
+        .map(|(n, _, c)| (n, c))
+        .chain(eva::variants().into_iter().map(|(n, _, c)| (n, c)))
+        .find(|v| v.0 == name);
+    match registered {
+        Some((_, cfg)) => {
+            let pool = format!("pool_size={}x{};", cfg.pool_size[0], cfg.pool_size[1]);
+            cfg_string(&cfg).replace(&pool, "pool_size=;")
+        }
+        None => cfg_string(
+            create_model(name, &test_args(name))
+                .unwrap()
+                .pretrained_cfg(),
+        ),
+    }
+}
+
 /// Per-block stochastic-depth rates of `name` built with drop_path_rate 0.2.
 fn drop_path_rates(name: &str) -> Vec<f64> {
     let args = ModelArgs {
@@ -285,6 +309,22 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     }
     if let Some((_, rc, cfg)) = regnet::variants().into_iter().find(|v| v.0 == name) {
         return RegNet::new(&rc, &args, cfg).unwrap().drop_path_rates();
+    }
+    if let Some((_, vc, cfg)) = vit::variants().into_iter().find(|v| v.0 == name) {
+        let args = ModelArgs {
+            img_size: Some(64),
+            ..args
+        };
+        return VisionTransformer::new(&vc, &args, cfg)
+            .unwrap()
+            .drop_path_rates();
+    }
+    if let Some((_, ec, cfg)) = eva::variants().into_iter().find(|v| v.0 == name) {
+        let args = ModelArgs {
+            img_size: Some(64),
+            ..args
+        };
+        return Eva::new(&ec, &args, cfg).unwrap().drop_path_rates();
     }
     // DenseNet and VGG have no stochastic depth.
     if name.starts_with("densenet") || name.starts_with("vgg") {
@@ -306,14 +346,7 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
 /// equal timm's (metadata of the fixture).
 fn check_structure(name: &str) {
     let meta = fixture_metadata(name);
-    let model = create_model(
-        name,
-        &ModelArgs {
-            num_classes: 10,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let model = create_model(name, &test_args(name)).unwrap();
     let info: Vec<String> = model
         .feature_info()
         .iter()
@@ -339,7 +372,7 @@ fn check_structure(name: &str) {
         "{name}: intermediates"
     );
     assert_eq!(
-        cfg_string(model.pretrained_cfg()),
+        registered_cfg_string(name),
         meta["pretrained_cfg"],
         "{name}: cfg"
     );
@@ -617,6 +650,39 @@ fn deit_base_distilled_patch16_224_matches_timm() {
     check_distilled_heads("deit_base_distilled_patch16_224");
 }
 
+/// DeiT III: layer scale, the position embedding on the patches alone (timm's
+/// `no_embed_class`), at 64² (4×4 patches).
+#[test]
+fn deit3_small_patch16_224_matches_timm() {
+    check_model("deit3_small_patch16_224");
+    check_structure("deit3_small_patch16_224");
+}
+
+/// A register ViT: 4 registers and no class token, mean pooling over the patch tokens alone
+/// with the norm after it (`fc_norm`), an MLP ratio of 5.6.
+#[test]
+fn vit_little_patch16_reg4_gap_256_matches_timm() {
+    check_model("vit_little_patch16_reg4_gap_256");
+    check_structure("vit_little_patch16_reg4_gap_256");
+}
+
+/// DINOv2 with registers: a class token and 4 registers (the position embedding on the patches
+/// alone), layer scale 1e-5, patch 14 (a 4×4 grid at 64², the last 8 pixels unused as in timm).
+#[test]
+fn vit_small_patch14_reg4_dinov2_matches_timm() {
+    check_model("vit_small_patch14_reg4_dinov2");
+    check_structure("vit_small_patch14_reg4_dinov2");
+}
+
+/// EVA-02: the rotary position embedding on the patch tokens' queries and keys (a 4×4 grid of
+/// 14-pixel patches at 64², scaled to the 16×16 reference grid), q and v biases, the packed
+/// SwiGLU MLP, mean pooling with fc_norm.
+#[test]
+fn eva02_tiny_patch14_224_matches_timm() {
+    check_model("eva02_tiny_patch14_224");
+    check_structure("eva02_tiny_patch14_224");
+}
+
 #[test]
 fn models_without_a_distillation_token_refuse_forward_distilled() {
     let model = create_model("deit_tiny_patch16_224", &test_args("deit_tiny_patch16_224")).unwrap();
@@ -790,8 +856,11 @@ fn check_shapes(names: &[&str]) {
             .map(|f| format!("{}:{}:{}", f.num_chs, f.reduction, f.module))
             .collect();
         assert_eq!(info.join(";"), want["feature_info"], "{name}: feature_info");
-        let cfg = cfg_string(model.pretrained_cfg());
-        assert_eq!(cfg, want["pretrained_cfg"], "{name}: cfg");
+        assert_eq!(
+            registered_cfg_string(name),
+            want["pretrained_cfg"],
+            "{name}: cfg"
+        );
     }
 }
 
@@ -945,4 +1014,43 @@ fn regnety_have_timms_names_and_shapes() {
         "regnety_080_tv",
         "regnety_120",
     ]);
+}
+
+/// ViTs without a numeric fixture, at 64²: patch 32, mean pooling before which the norm stays
+/// (`vit_medium_patch16_gap_*`), one register and no class token; EVA-02 small.
+#[test]
+fn vits_have_timms_names_and_shapes() {
+    check_shapes(&[
+        "vit_small_patch32_224",
+        "vit_medium_patch16_gap_240",
+        "vit_wee_patch16_reg1_gap_256",
+        "eva02_small_patch14_224",
+    ]);
+}
+
+/// Every other registered ViT, DeiT, DeiT III and EVA-02 has timm's default pretrained config;
+/// at 64² each builds what a checked name builds (the 336² and 384² forms), or has 40M
+/// parameters or more.
+#[test]
+fn vit_and_eva_configs_are_timms() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builder_shapes.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut checked = 0;
+    let names = vit::variants().into_iter().map(|v| v.0);
+    for name in names.chain(eva::variants().into_iter().map(|v| v.0)) {
+        let want = &fixture[name];
+        if want.get("keys_fnv1a").is_none() && want.get("pretrained_cfg").is_some() {
+            assert_eq!(
+                registered_cfg_string(name),
+                want["pretrained_cfg"],
+                "{name}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 38,
+        "config-only ViTs and EVAs in builder_shapes.json"
+    );
 }

@@ -6,6 +6,7 @@ pub mod efficientnet;
 mod efficientnet_blocks;
 mod efficientnet_builder;
 mod efficientnet_variants;
+pub mod eva;
 pub mod mobilenetv3;
 pub mod regnet;
 pub mod resnet;

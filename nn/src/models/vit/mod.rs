@@ -1,110 +1,29 @@
-//! timm's VisionTransformer (`vit_tiny/small/base_patch16_224`, `deit_tiny_patch16_224`): a
-//! 16×16 patch embedding, a class token and a learned position embedding, pre-norm blocks of
-//! multi-head self-attention and MLP, a final LayerNorm and the class-token (or mean) head.
-//! The distilled DeiTs (`deit_*_distilled_patch16_224`, timm's `VisionTransformerDistilled`) add
-//! a distillation token after the class token and a second head on it (`head_dist`).
+//! timm's VisionTransformer (vision_transformer.py, deit.py): a patch embedding, class and
+//! register tokens and a learned position embedding (added to the patches alone with
+//! `no_embed_class`, DeiT III's and the register ViTs'), pre-norm blocks of multi-head
+//! self-attention and MLP with optional layer scale, a final LayerNorm and the class-token or
+//! mean head (`fc_norm` after the mean). The distilled DeiTs (timm's `VisionTransformerDistilled`)
+//! add a distillation token after the class token and a second head on it (`head_dist`).
+
+mod block;
+mod variants;
+
+pub(crate) use block::{pos_embed, tokens_to_map};
+pub use variants::variants;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, DropPath, LayerNorm, Linear};
+use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
 use crate::module::{join, push, Kind, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
+use block::{Block, BlockCfg};
 use kiln_engine::{with_global_generator, DType, Tensor};
-
-const PATCH: usize = 16;
-
-/// timm's `Attention` on its `fused_attn` path: one qkv projection, softmax(q·kᵀ/√d)·v per head
-/// as one fused op (`F.scaled_dot_product_attention`), an output projection.
-struct Attention {
-    qkv: Linear,
-    proj: Linear,
-    heads: usize,
-}
-
-impl Attention {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let &[b, n, c] = x.shape() else {
-            return Err(Error::BadArgument {
-                model: "vit".into(),
-                msg: format!("attention takes [B, N, C] tokens, got {:?}", x.shape()),
-            });
-        };
-        let d = c / self.heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape(&[b, n, 3, self.heads, d])?
-            .permute(&[2, 0, 3, 1, 4])?;
-        let part = |i| -> Result<Tensor> { Ok(qkv.narrow(0, i, 1)?.squeeze(0)?) };
-        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let heads = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
-        self.proj
-            .forward(&heads.transpose(1, 2)?.contiguous()?.reshape(&[b, n, c])?)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.qkv.collect(&join(prefix, "qkv"), out);
-        self.proj.collect(&join(prefix, "proj"), out);
-    }
-}
-
-/// timm's ViT `Block`: x + drop_path(attn(norm1(x))), then x + drop_path(mlp(norm2(x))).
-struct Block {
-    norm1: LayerNorm,
-    attn: Attention,
-    norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    drop_path: DropPath,
-}
-
-impl Block {
-    fn new(dim: usize, heads: usize, drop_path: f64) -> Result<Block> {
-        let linear = |i, o| Linear::trunc_normal(i, o, 0.02);
-        Ok(Block {
-            norm1: LayerNorm::new(dim)?,
-            attn: Attention {
-                qkv: linear(dim, 3 * dim)?,
-                proj: linear(dim, dim)?,
-                heads,
-            },
-            norm2: LayerNorm::new(dim)?,
-            fc1: linear(dim, 4 * dim)?,
-            fc2: linear(4 * dim, dim)?,
-            drop_path: DropPath {
-                p: drop_path,
-                training: true,
-            },
-        })
-    }
-}
-
-impl Module for Block {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let a = self.attn.forward(&self.norm1.forward(x)?)?;
-        let x = x.add(&self.drop_path.forward(&a)?)?;
-        let h = self.fc1.forward(&self.norm2.forward(&x)?)?.gelu()?;
-        Ok(x.add(&self.drop_path.forward(&self.fc2.forward(&h)?)?)?)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.norm1.collect(&join(prefix, "norm1"), out);
-        self.attn.collect(&join(prefix, "attn"), out);
-        self.norm2.collect(&join(prefix, "norm2"), out);
-        self.fc1.collect(&join(prefix, "mlp.fc1"), out);
-        self.fc2.collect(&join(prefix, "mlp.fc2"), out);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.drop_path.set_training(training);
-    }
-}
 
 /// How the head reduces the tokens (timm's `global_pool`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TokenPool {
     /// The class token.
     Token,
-    /// The mean of the patch tokens.
+    /// The mean of the patch tokens (the prefix tokens left out).
     Avg,
     /// No reduction (num_classes 0).
     None,
@@ -124,29 +43,78 @@ impl TokenPool {
     }
 }
 
-/// What distinguishes one ViT variant from another.
+/// What distinguishes one ViT variant from another (timm's `VisionTransformer` arguments).
 #[derive(Debug, Clone, Copy)]
 pub struct VitCfg {
+    /// Patch size (the patch embedding's kernel and stride).
+    pub patch: usize,
     /// Token width.
     pub dim: usize,
     /// Blocks.
     pub depth: usize,
     /// Attention heads.
     pub heads: usize,
+    /// The MLP's hidden width (`int(dim * mlp_ratio)`).
+    pub mlp_hidden: usize,
+    /// A bias on the qkv projection (timm's `qkv_bias`).
+    pub qkv_bias: bool,
+    /// A class token (timm's `class_token`).
+    pub class_token: bool,
+    /// Register tokens after the class token (timm's `reg_tokens`).
+    pub reg_tokens: usize,
+    /// The position embedding covers the patches only, added before the prefix tokens join.
+    pub no_embed_class: bool,
+    /// Layer scale's initial value (timm's `init_values`); none without layer scale.
+    pub init_values: Option<f64>,
+    /// timm's default `global_pool`: `token` or `avg`.
+    pub global_pool: &'static str,
+    /// timm's `fc_norm`: `None` puts the final norm after the pooling for `avg` alone.
+    pub fc_norm: Option<bool>,
     /// A distillation token and head (timm's `VisionTransformerDistilled`).
     pub distilled: bool,
 }
 
-/// timm's `VisionTransformer` with a class token, no registers and no layer scale.
+impl VitCfg {
+    /// timm's `VisionTransformer` defaults for `patch`, `dim`, `depth`, `heads`: MLP ratio 4,
+    /// a biased qkv, a class token, no registers or layer scale, the class-token head.
+    pub const fn new(patch: usize, dim: usize, depth: usize, heads: usize) -> VitCfg {
+        VitCfg {
+            patch,
+            dim,
+            depth,
+            heads,
+            mlp_hidden: 4 * dim,
+            qkv_bias: true,
+            class_token: true,
+            reg_tokens: 0,
+            no_embed_class: false,
+            init_values: None,
+            global_pool: "token",
+            fc_norm: None,
+            distilled: false,
+        }
+    }
+
+    /// Class, register and distillation tokens ahead of the patches.
+    fn prefix_tokens(&self) -> usize {
+        usize::from(self.class_token) + self.reg_tokens + usize::from(self.distilled)
+    }
+}
+
+/// timm's `VisionTransformer` (and `VisionTransformerDistilled`).
 pub struct VisionTransformer {
     patch_embed: Conv2d,
-    cls_token: Tensor,
+    patch: usize,
+    cls_token: Option<Tensor>,
+    /// The register tokens, [1, reg_tokens, C].
+    reg_token: Option<Tensor>,
     /// The distillation token of a distilled DeiT.
     dist_token: Option<Tensor>,
     pos_embed: Tensor,
+    no_embed_class: bool,
     blocks: Vec<Checkpointed<Block>>,
     grad_checkpointing: bool,
-    /// The final norm: `norm` for the class-token head, `fc_norm` (after pooling) for avg.
+    /// The final norm: `norm` before the pooling, or `fc_norm` after it.
     norm: LayerNorm,
     fc_norm: bool,
     pool: TokenPool,
@@ -161,51 +129,80 @@ pub struct VisionTransformer {
 }
 
 impl VisionTransformer {
-    /// Builds a ViT for `args.img_size` (224 by default) with timm's init: trunc-normal (.02)
-    /// linear weights and position embedding, N(0, 1e-6) class token, PyTorch's patch conv.
+    /// Builds a ViT for `args.img_size` (the pretrained config's size by default, as timm takes
+    /// `img_size` from it) with timm's init: trunc-normal (.02) linear weights and position
+    /// embedding, N(0, 1e-6) class and register tokens, PyTorch's patch conv.
     pub fn new(vc: &VitCfg, args: &ModelArgs, mut cfg: PretrainedCfg) -> Result<Self> {
-        let img_size = args.img_size.unwrap_or(224);
-        if img_size == 0 || !img_size.is_multiple_of(PATCH) {
+        let img_size = args.img_size.unwrap_or(cfg.input_size[1]);
+        let patch = vc.patch;
+        // as timm's PatchEmbed, a size that is no multiple of the patch drops the remainder
+        if img_size < patch {
             return Err(Error::BadArgument {
                 model: cfg.name.clone(),
-                msg: format!("img_size {img_size} is not a multiple of the patch size {PATCH}"),
+                msg: format!("img_size {img_size} is smaller than the patch size {patch}"),
             });
         }
         cfg.input_size = [args.in_chans, img_size, img_size];
-        let pool = TokenPool::parse(args.global_pool.as_deref().unwrap_or("token"), &cfg.name)?;
+        let default_pool = vc.global_pool;
+        let pool = TokenPool::parse(
+            args.global_pool.as_deref().unwrap_or(default_pool),
+            &cfg.name,
+        )?;
         if vc.distilled && pool != TokenPool::Token {
             return Err(distilled_pool_error(&cfg.name));
         }
-        let prefix = 1 + usize::from(vc.distilled);
-        let tokens = prefix + (img_size / PATCH).pow(2);
+        if !vc.class_token && pool == TokenPool::Token {
+            return Err(no_class_token_error(&cfg.name));
+        }
+        let fc_norm = vc.fc_norm.unwrap_or(pool == TokenPool::Avg);
+        let patches = (img_size / patch).pow(2);
+        let embed_len = if vc.no_embed_class {
+            patches
+        } else {
+            patches + vc.prefix_tokens()
+        };
         let dim = vc.dim;
-        let total = vc.depth;
+        let bc = BlockCfg {
+            dim,
+            heads: vc.heads,
+            mlp_hidden: vc.mlp_hidden,
+            qkv_bias: vc.qkv_bias,
+            init_values: vc.init_values,
+        };
         let blocks = (0..vc.depth)
             .map(|i| {
-                let rate = args.drop_path_rate * i as f64 / (total.max(2) - 1) as f64;
-                Block::new(dim, vc.heads, rate).map(Checkpointed::new)
+                let rate = args.drop_path_rate * i as f64 / (vc.depth.max(2) - 1) as f64;
+                Block::new(&bc, rate).map(Checkpointed::new)
             })
             .collect::<Result<Vec<_>>>()?;
         let feature_info = (0..vc.depth)
             .map(|i| FeatureInfo {
                 num_chs: dim,
-                reduction: PATCH,
+                reduction: patch,
                 module: format!("blocks.{i}"),
             })
             .collect();
-        let cls = with_global_generator(|g| g.normal(&[1, 1, dim], 0.0, 1e-6, DType::F32))?;
+        let small_normal = |n| -> Result<Tensor> {
+            let t = with_global_generator(|g| g.normal(&[1, n, dim], 0.0, 1e-6, DType::F32))?;
+            Ok(t.requires_grad_(true).clone())
+        };
         let mut model = VisionTransformer {
-            patch_embed: Conv2d::new(args.in_chans, dim, PATCH, PATCH, 0, true)?,
-            cls_token: cls.requires_grad_(true).clone(),
+            patch_embed: Conv2d::new(args.in_chans, dim, patch, patch, 0, true)?,
+            patch,
+            cls_token: vc.class_token.then(|| small_normal(1)).transpose()?,
+            reg_token: (vc.reg_tokens > 0)
+                .then(|| small_normal(vc.reg_tokens))
+                .transpose()?,
             dist_token: vc
                 .distilled
                 .then(|| init::trunc_normal(&[1, 1, dim], 0.02))
                 .transpose()?,
-            pos_embed: init::trunc_normal(&[1, tokens, dim], 0.02)?,
+            pos_embed: pos_embed(embed_len, dim)?,
+            no_embed_class: vc.no_embed_class,
             blocks,
             grad_checkpointing: false,
             norm: LayerNorm::new(dim)?,
-            fc_norm: pool == TokenPool::Avg,
+            fc_norm,
             pool,
             head: None,
             head_dist: None,
@@ -224,8 +221,17 @@ impl VisionTransformer {
         self.blocks.iter().map(|b| b.get().drop_path.p).collect()
     }
 
-    /// Patch tokens with the class (and distillation) token in front and the position embedding
-    /// added.
+    /// Class, register and distillation tokens ahead of the patch tokens.
+    fn num_prefix_tokens(&self) -> usize {
+        [&self.cls_token, &self.reg_token, &self.dist_token]
+            .iter()
+            .filter_map(|t| t.as_ref())
+            .map(|t| t.shape()[1])
+            .sum()
+    }
+
+    /// Patch tokens with the class, register (and distillation) tokens in front and the position
+    /// embedding added (timm's `_pos_embed`: before the prefix joins with `no_embed_class`).
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
         let &[b, _, h, w] = x.shape() else {
             return Err(self.bad_input(x));
@@ -238,19 +244,31 @@ impl VisionTransformer {
             .forward(x)?
             .flatten_from(2)?
             .transpose(1, 2)?;
-        // Under autocast the patches come out of the projection in f16/bf16; the class token
+        // Under autocast the patches come out of the projection in f16/bf16; the prefix tokens
         // and the position embedding join their dtype (parameter casts), so the tokens carry
         // one dtype from here on with no cast pass over them.
         let dtype = patches.dtype();
-        let dim = self.cls_token.shape()[2];
-        let prefix =
-            |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.expand(&[b, 1, dim])?) };
-        let mut tokens = vec![prefix(&self.cls_token)?];
-        if let Some(dist) = &self.dist_token {
-            tokens.push(prefix(dist)?);
+        let pos = self.pos_embed.to_dtype(dtype)?;
+        let patches = if self.no_embed_class {
+            patches.add(&pos)?
+        } else {
+            patches
+        };
+        let dim = self.pos_embed.shape()[2];
+        let mut tokens = Vec::new();
+        for t in [&self.cls_token, &self.reg_token, &self.dist_token]
+            .into_iter()
+            .flatten()
+        {
+            tokens.push(t.to_dtype(dtype)?.expand(&[b, t.shape()[1], dim])?);
         }
         tokens.push(patches);
-        Ok(Tensor::cat(&tokens, 1)?.add(&self.pos_embed.to_dtype(dtype)?)?)
+        let x = Tensor::cat(&tokens, 1)?;
+        if self.no_embed_class {
+            Ok(x)
+        } else {
+            Ok(x.add(&pos)?)
+        }
     }
 
     /// The class and distillation tokens of `x` (final tokens, [B, N, C]).
@@ -291,13 +309,16 @@ impl Module for VisionTransformer {
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         let mut local = Vec::new();
-        push(
-            &mut local,
-            "",
-            "cls_token",
-            &self.cls_token,
-            Kind::Parameter,
-        );
+        let tokens = [
+            ("cls_token", &self.cls_token),
+            ("reg_token", &self.reg_token),
+            ("dist_token", &self.dist_token),
+        ];
+        for (name, t) in tokens {
+            if let Some(t) = t {
+                push(&mut local, "", name, t, Kind::Parameter);
+            }
+        }
         push(
             &mut local,
             "",
@@ -305,9 +326,6 @@ impl Module for VisionTransformer {
             &self.pos_embed,
             Kind::Parameter,
         );
-        if let Some(dist) = &self.dist_token {
-            push(&mut local, "", "dist_token", dist, Kind::Parameter);
-        }
         self.patch_embed.collect("patch_embed.proj", &mut local);
         for (i, b) in self.blocks.iter().enumerate() {
             b.collect(&format!("blocks.{i}"), &mut local);
@@ -359,9 +377,10 @@ impl Model for VisionTransformer {
             return self.distilled_head(x, pre_logits);
         }
         let n = x.shape()[1];
+        let prefix = self.num_prefix_tokens();
         let pooled = match self.pool {
             TokenPool::Token => x.narrow(1, 0, 1)?.squeeze(1)?,
-            TokenPool::Avg => x.narrow(1, 1, n - 1)?.mean(1, false)?,
+            TokenPool::Avg => x.narrow(1, prefix, n - prefix)?.mean(1, false)?,
             TokenPool::None => x.clone(),
         };
         let pooled = if self.fc_norm {
@@ -376,12 +395,15 @@ impl Model for VisionTransformer {
         }
     }
 
+    /// timm's `forward_intermediates` (`NCHW`): each block's patch tokens as a
+    /// `[B, C, H/patch, W/patch]` map, the prefix tokens left out, without the final norm.
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut h = self.embed(x)?;
+        let (prefix, grid) = (self.num_prefix_tokens(), self.img_size / self.patch);
         let mut out = Vec::new();
         for b in &self.blocks {
             h = b.forward(&h)?;
-            out.push(h.clone());
+            out.push(tokens_to_map(&h, prefix, grid)?);
         }
         Ok(out)
     }
@@ -394,17 +416,16 @@ impl Model for VisionTransformer {
         self.head.as_ref()
     }
 
+    /// timm's `reset_classifier`: the final norm stays where the model was built with it
+    /// (`norm` or `fc_norm`), whatever pooling follows.
     fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
         if let Some(p) = global_pool {
             let pool = TokenPool::parse(p, &self.cfg.name)?;
             if self.dist_token.is_some() && pool != TokenPool::Token {
                 return Err(distilled_pool_error(&self.cfg.name));
             }
-            if pool == TokenPool::Avg && !self.fc_norm || pool == TokenPool::Token && self.fc_norm {
-                return Err(Error::BadArgument {
-                    model: self.cfg.name.clone(),
-                    msg: format!("global_pool '{p}' moves the final norm: build the model with it"),
-                });
+            if self.cls_token.is_none() && pool == TokenPool::Token {
+                return Err(no_class_token_error(&self.cfg.name));
             }
             self.pool = pool;
         }
@@ -443,7 +464,7 @@ impl Model for VisionTransformer {
         let stem = if self.dist_token.is_some() {
             r"^cls_token|pos_embed|patch_embed|dist_token"
         } else {
-            r"^cls_token|reg_token|pos_embed|patch_embed|norm_pre"
+            r"^cls_token|reg_token|pos_embed|patch_embed"
         };
         vec![
             GroupRule::new("stem", stem),
@@ -481,79 +502,11 @@ fn distilled_pool_error(model: &str) -> Error {
     }
 }
 
-/// timm's pretrained config of `arch.tag` (224², crop 0.9, bicubic); a distilled DeiT's
-/// classifier is both heads (timm's `('head', 'head_dist')`).
-fn cfg(arch: &str, tag: &str, inception: bool) -> PretrainedCfg {
-    let (mean, std) = super::mean_std(inception);
-    PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
-        test_input_size: None,
-        pool_size: [224 / PATCH, 224 / PATCH],
-        crop_pct: 0.9,
-        test_crop_pct: None,
-        crop_mode: "center".into(),
-        interpolation: "bicubic".into(),
-        mean,
-        std,
-        first_conv: "patch_embed.proj".into(),
-        classifier: if arch.contains("_distilled_") {
-            "head,head_dist".into()
-        } else {
-            "head".into()
-        },
-        num_classes: 1000,
+/// A ViT without a class token cannot pool by it (timm asserts `class_token or global_pool !=
+/// 'token'`).
+fn no_class_token_error(model: &str) -> Error {
+    Error::BadArgument {
+        model: model.into(),
+        msg: "global_pool 'token' needs a class token: this ViT has none (pool by 'avg')".into(),
     }
-}
-
-/// Every registered ViT: (name, architecture, default pretrained config).
-pub fn variants() -> Vec<(&'static str, VitCfg, PretrainedCfg)> {
-    let vit = |dim, heads| VitCfg {
-        dim,
-        depth: 12,
-        heads,
-        distilled: false,
-    };
-    let distilled = |dim, heads| VitCfg {
-        distilled: true,
-        ..vit(dim, heads)
-    };
-    vec![
-        (
-            "vit_tiny_patch16_224",
-            vit(192, 3),
-            cfg("vit_tiny_patch16_224", "augreg_in21k_ft_in1k", true),
-        ),
-        (
-            "vit_small_patch16_224",
-            vit(384, 6),
-            cfg("vit_small_patch16_224", "augreg_in21k_ft_in1k", true),
-        ),
-        (
-            "vit_base_patch16_224",
-            vit(768, 12),
-            cfg("vit_base_patch16_224", "augreg2_in21k_ft_in1k", true),
-        ),
-        (
-            "deit_tiny_patch16_224",
-            vit(192, 3),
-            cfg("deit_tiny_patch16_224", "fb_in1k", false),
-        ),
-        (
-            "deit_tiny_distilled_patch16_224",
-            distilled(192, 3),
-            cfg("deit_tiny_distilled_patch16_224", "fb_in1k", false),
-        ),
-        (
-            "deit_small_distilled_patch16_224",
-            distilled(384, 6),
-            cfg("deit_small_distilled_patch16_224", "fb_in1k", false),
-        ),
-        (
-            "deit_base_distilled_patch16_224",
-            distilled(768, 12),
-            cfg("deit_base_distilled_patch16_224", "fb_in1k", false),
-        ),
-    ]
 }

@@ -1,0 +1,152 @@
+//! timm's ViT `Attention` and pre-norm `Block` (vision_transformer.py), with DeiT III's layer
+//! scale (`ls1`, `ls2`).
+
+use crate::layers::{DropPath, LayerNorm, LayerScale, Linear};
+use crate::module::{join, NamedTensor};
+use crate::{init, Error, Module, Result};
+use kiln_engine::Tensor;
+
+/// timm's `Attention` on its `fused_attn` path: one qkv projection, softmax(q·kᵀ/√d)·v per head
+/// as one fused op (`F.scaled_dot_product_attention`), an output projection.
+pub(super) struct Attention {
+    qkv: Linear,
+    proj: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let &[b, n, c] = x.shape() else {
+            return Err(Error::BadArgument {
+                model: "vit".into(),
+                msg: format!("attention takes [B, N, C] tokens, got {:?}", x.shape()),
+            });
+        };
+        let d = c / self.heads;
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape(&[b, n, 3, self.heads, d])?
+            .permute(&[2, 0, 3, 1, 4])?;
+        let part = |i| -> Result<Tensor> { Ok(qkv.narrow(0, i, 1)?.squeeze(0)?) };
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let heads = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
+        self.proj
+            .forward(&heads.transpose(1, 2)?.contiguous()?.reshape(&[b, n, c])?)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.qkv.collect(&join(prefix, "qkv"), out);
+        self.proj.collect(&join(prefix, "proj"), out);
+    }
+}
+
+/// What a block is built from.
+pub(super) struct BlockCfg {
+    pub dim: usize,
+    pub heads: usize,
+    /// The MLP's hidden width (`int(dim * mlp_ratio)`).
+    pub mlp_hidden: usize,
+    pub qkv_bias: bool,
+    /// Layer scale's initial value (`init_values`); none without layer scale.
+    pub init_values: Option<f64>,
+}
+
+/// timm's ViT `Block`: x + drop_path(ls1(attn(norm1(x)))), then x + drop_path(ls2(mlp(norm2(x)))).
+pub(super) struct Block {
+    norm1: LayerNorm,
+    attn: Attention,
+    ls1: Option<LayerScale>,
+    norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    ls2: Option<LayerScale>,
+    pub(super) drop_path: DropPath,
+}
+
+impl Block {
+    /// A block with timm's ViT init: trunc-normal (.02) linear weights, zero biases.
+    pub(super) fn new(bc: &BlockCfg, drop_path: f64) -> Result<Block> {
+        let linear = |i, o| Linear::trunc_normal(i, o, 0.02);
+        let dim = bc.dim;
+        let mut qkv = linear(dim, 3 * dim)?;
+        if !bc.qkv_bias {
+            qkv.bias = None;
+        }
+        let scale = || bc.init_values.map(|v| LayerScale::new(dim, v)).transpose();
+        Ok(Block {
+            norm1: LayerNorm::new(dim)?,
+            attn: Attention {
+                qkv,
+                proj: linear(dim, dim)?,
+                heads: bc.heads,
+            },
+            ls1: scale()?,
+            norm2: LayerNorm::new(dim)?,
+            fc1: linear(dim, bc.mlp_hidden)?,
+            fc2: linear(bc.mlp_hidden, dim)?,
+            ls2: scale()?,
+            drop_path: DropPath {
+                p: drop_path,
+                training: true,
+            },
+        })
+    }
+
+    /// `x + drop_path(ls(branch))`.
+    fn residual(&self, x: &Tensor, branch: Tensor, ls: &Option<LayerScale>) -> Result<Tensor> {
+        let branch = match ls {
+            Some(ls) => ls.forward(&branch)?,
+            None => branch,
+        };
+        Ok(x.add(&self.drop_path.forward(&branch)?)?)
+    }
+}
+
+impl Module for Block {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let a = self.attn.forward(&self.norm1.forward(x)?)?;
+        let x = self.residual(x, a, &self.ls1)?;
+        let h = self.fc1.forward(&self.norm2.forward(&x)?)?.gelu()?;
+        self.residual(&x, self.fc2.forward(&h)?, &self.ls2)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.norm1.collect(&join(prefix, "norm1"), out);
+        self.attn.collect(&join(prefix, "attn"), out);
+        if let Some(ls) = &self.ls1 {
+            ls.collect(&join(prefix, "ls1"), out);
+        }
+        self.norm2.collect(&join(prefix, "norm2"), out);
+        self.fc1.collect(&join(prefix, "mlp.fc1"), out);
+        self.fc2.collect(&join(prefix, "mlp.fc2"), out);
+        if let Some(ls) = &self.ls2 {
+            ls.collect(&join(prefix, "ls2"), out);
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.drop_path.set_training(training);
+    }
+}
+
+/// The patch tokens of `[B, N, C]` tokens (those after `prefix` class and register tokens) as a
+/// `[B, C, grid, grid]` map: timm's `forward_intermediates` output (`NCHW`), ViT and EVA alike.
+pub(crate) fn tokens_to_map(x: &Tensor, prefix: usize, grid: usize) -> Result<Tensor> {
+    let &[b, n, c] = x.shape() else {
+        return Err(Error::BadArgument {
+            model: "vit".into(),
+            msg: format!("tokens of shape {:?}, not [B, N, C]", x.shape()),
+        });
+    };
+    Ok(x.narrow(1, prefix, n - prefix)?
+        .contiguous()?
+        .reshape(&[b, grid, grid, c])?
+        .permute(&[0, 3, 1, 2])?
+        .contiguous()?)
+}
+
+/// timm's `trunc_normal_(std=.02)` position embedding of `tokens` tokens of `dim`.
+pub(crate) fn pos_embed(tokens: usize, dim: usize) -> Result<Tensor> {
+    init::trunc_normal(&[1, tokens, dim], 0.02)
+}
