@@ -286,6 +286,32 @@ fn trains_densenet121_checkpointed_with_drop() {
     assert_eq!(saved.model["classifier.weight"].shape(), [10, 1024]);
 }
 
+/// ResNeSt-14d (split attention over 2 splits, the avd pools) trains end to end on the 1-channel
+/// data at 32² with stochastic depth and DropBlock (placed in the split attention of the last two
+/// stages): finite losses, and the checkpoint holds timm's names (the deep stem built for 1
+/// channel, `conv2.conv`/`conv2.fc1`/`conv2.fc2` of the split attention, the avg-pool shortcut's
+/// `downsample.1`) and the head for 10 classes.
+#[test]
+fn trains_resnest14d_with_drop_path_and_drop_block() {
+    let extra = ["--drop-path", "0.1", "--drop-block", "0.1"];
+    let saved = one_epoch_at_32("e2e-resnest", "resnest14d", &extra);
+    assert_eq!(saved.model["conv1.0.weight"].shape(), [32, 1, 3, 3]);
+    assert_eq!(
+        saved.model["layer2.0.conv2.conv.weight"].shape(),
+        [256, 64, 3, 3]
+    );
+    assert_eq!(
+        saved.model["layer2.0.conv2.fc1.weight"].shape(),
+        [64, 128, 1, 1]
+    );
+    assert_eq!(saved.model["layer2.0.conv2.fc2.bias"].shape(), [256]);
+    assert_eq!(
+        saved.model["layer4.0.downsample.1.weight"].shape(),
+        [2048, 1024, 1, 1]
+    );
+    assert_eq!(saved.model["fc.weight"].shape(), [10, 2048]);
+}
+
 /// VGG-11 (the smallest VGG: 129M parameters, 103M of them the head's 7×7 conv) trains end to
 /// end on the 1-channel data at 32² (the 1×1 final map pooled up to 7×7 for `pre_logits.fc1`,
 /// as timm's ConvMlp does) with dropout: finite losses, and the checkpoint holds timm's

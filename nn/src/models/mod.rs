@@ -8,6 +8,7 @@ mod efficientnet_builder;
 mod efficientnet_variants;
 pub mod mobilenetv3;
 pub mod regnet;
+pub mod resnest;
 pub mod resnet;
 pub mod vgg;
 pub mod vit;
