@@ -1,5 +1,6 @@
 //! The model registry: `create_model` by name, `list_models` with wildcards.
 
+use crate::models::byobnet::{self, ByobNet};
 use crate::models::convnext::{self, ConvNeXt};
 use crate::models::densenet::{self, DenseNet};
 use crate::models::efficientnet::{self, EfficientNet};
@@ -65,6 +66,7 @@ pub(crate) type Build = Box<dyn Fn(PretrainedCfg, &ModelArgs) -> Result<Box<dyn 
 /// The default pretrained config and the builder of registered architecture `arch`.
 pub(crate) fn lookup(arch: &str) -> Option<(PretrainedCfg, Build)> {
     family(arch, resnet::variants(), ResNet::new)
+        .or_else(|| family(arch, byobnet::variants(), ByobNet::new))
         .or_else(|| family(arch, convnext::variants(), ConvNeXt::new))
         .or_else(|| family(arch, densenet::variants(), DenseNet::new))
         .or_else(|| family(arch, efficientnet::variants(), EfficientNet::new))
@@ -99,6 +101,7 @@ pub fn list_models(pattern: &str) -> Vec<String> {
 
 fn all_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = resnet::variants().into_iter().map(|(n, _, _)| n).collect();
+    names.extend(byobnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(convnext::variants().into_iter().map(|(n, _, _)| n));
     names.extend(densenet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(efficientnet::variants().into_iter().map(|(n, _, _)| n));
