@@ -144,3 +144,28 @@ impl FromJson for f64 {
         v.as_f64()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::names_field;
+    use serde_json::json;
+
+    #[test]
+    fn a_list_of_names_is_joined_with_commas() {
+        let p = json!({
+            "first_conv": ["stem.conv_kxk.conv", "stem.conv_1x1.conv"],
+            "classifier": "head.fc",
+            "bad": [1],
+        });
+        let p = p.as_object().unwrap();
+        let first = names_field(p, "first_conv").unwrap();
+        assert_eq!(
+            first.as_deref(),
+            Some("stem.conv_kxk.conv,stem.conv_1x1.conv")
+        );
+        let head = names_field(p, "classifier").unwrap();
+        assert_eq!(head.as_deref(), Some("head.fc"));
+        assert_eq!(names_field(p, "missing").unwrap(), None);
+        assert!(names_field(p, "bad").is_err());
+    }
+}
