@@ -286,6 +286,55 @@ fn trains_densenet121_checkpointed_with_drop() {
     assert_eq!(saved.model["classifier.weight"].shape(), [10, 1024]);
 }
 
+/// ResNeSt-14d (split attention over 2 splits, the avd pools) trains end to end on the 1-channel
+/// data at 32² with stochastic depth and DropBlock (placed in the split attention of the last two
+/// stages): finite losses, and the checkpoint holds timm's names (the deep stem built for 1
+/// channel, `conv2.conv`/`conv2.fc1`/`conv2.fc2` of the split attention, the avg-pool shortcut's
+/// `downsample.1`) and the head for 10 classes.
+#[test]
+fn trains_resnest14d_with_drop_path_and_drop_block() {
+    let extra = ["--drop-path", "0.1", "--drop-block", "0.1"];
+    let saved = one_epoch_at_32("e2e-resnest", "resnest14d", &extra);
+    assert_eq!(saved.model["conv1.0.weight"].shape(), [32, 1, 3, 3]);
+    assert_eq!(
+        saved.model["layer2.0.conv2.conv.weight"].shape(),
+        [256, 64, 3, 3]
+    );
+    assert_eq!(
+        saved.model["layer2.0.conv2.fc1.weight"].shape(),
+        [64, 128, 1, 1]
+    );
+    assert_eq!(saved.model["layer2.0.conv2.fc2.bias"].shape(), [256]);
+    assert_eq!(
+        saved.model["layer4.0.downsample.1.weight"].shape(),
+        [2048, 1024, 1, 1]
+    );
+    assert_eq!(saved.model["fc.weight"].shape(), [10, 2048]);
+}
+
+/// RepVGG-A0 (3×3, 1×1 and BN-identity branches summed before the ReLU) trains end to end on
+/// the 1-channel data at 32² with stochastic depth (in the blocks with an identity branch):
+/// finite losses, and the checkpoint holds timm's train-time names (both stem convs built for 1
+/// channel, a stride-1 block's `identity` BN) and the head for 10 classes.
+#[test]
+fn trains_repvgg_a0_with_drop_path() {
+    let saved = one_epoch_at_32("e2e-repvgg", "repvgg_a0", &["--drop-path", "0.1"]);
+    assert_eq!(
+        saved.model["stem.conv_kxk.conv.weight"].shape(),
+        [48, 1, 3, 3]
+    );
+    assert_eq!(
+        saved.model["stem.conv_1x1.conv.weight"].shape(),
+        [48, 1, 1, 1]
+    );
+    assert_eq!(
+        saved.model["stages.2.13.identity.running_var"].shape(),
+        [192]
+    );
+    assert!(!saved.model.contains_key("stages.2.0.identity.weight"));
+    assert_eq!(saved.model["head.fc.weight"].shape(), [10, 1280]);
+}
+
 /// VGG-11 (the smallest VGG: 129M parameters, 103M of them the head's 7×7 conv) trains end to
 /// end on the 1-channel data at 32² (the 1×1 final map pooled up to 7×7 for `pre_logits.fc1`,
 /// as timm's ConvMlp does) with dropout: finite losses, and the checkpoint holds timm's

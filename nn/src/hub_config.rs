@@ -76,10 +76,10 @@ fn read_cfg(p: &Map<String, Value>, cfg: &mut PretrainedCfg) -> std::result::Res
     cfg.mean = get("mean").map_or(Ok(IMAGENET_DEFAULT_MEAN), |v| dims(v, "mean"))?;
     cfg.std = get("std").map_or(Ok(IMAGENET_DEFAULT_STD), |v| dims(v, "std"))?;
     cfg.num_classes = get("num_classes").map_or(Ok(1000), |v| as_count(v, "num_classes"))?;
-    if let Some(c) = str_field(p, "first_conv")? {
+    if let Some(c) = names_field(p, "first_conv")? {
         cfg.first_conv = c;
     }
-    if let Some(c) = str_field(p, "classifier")? {
+    if let Some(c) = names_field(p, "classifier")? {
         cfg.classifier = c;
     }
     Ok(())
@@ -90,6 +90,22 @@ fn str_field(p: &Map<String, Value>, key: &str) -> std::result::Result<Option<St
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(v) => Err(format!("{key} is {v}, not a string")),
+    }
+}
+
+/// A module name, or a list of them (timm's tuple: RepVGG's two stem convs, a distilled DeiT's
+/// two heads) joined by commas.
+fn names_field(p: &Map<String, Value>, key: &str) -> std::result::Result<Option<String>, String> {
+    let Some(Value::Array(items)) = p.get(key) else {
+        return str_field(p, key);
+    };
+    let names: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+    match names {
+        Some(n) if !n.is_empty() => Ok(Some(n.join(","))),
+        _ => Err(format!(
+            "{key} is {}, not a name or a list of names",
+            p[key]
+        )),
     }
 }
 
@@ -126,5 +142,30 @@ impl FromJson for usize {
 impl FromJson for f64 {
     fn from_json(v: &Value) -> Option<f64> {
         v.as_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_field;
+    use serde_json::json;
+
+    #[test]
+    fn a_list_of_names_is_joined_with_commas() {
+        let p = json!({
+            "first_conv": ["stem.conv_kxk.conv", "stem.conv_1x1.conv"],
+            "classifier": "head.fc",
+            "bad": [1],
+        });
+        let p = p.as_object().unwrap();
+        let first = names_field(p, "first_conv").unwrap();
+        assert_eq!(
+            first.as_deref(),
+            Some("stem.conv_kxk.conv,stem.conv_1x1.conv")
+        );
+        let head = names_field(p, "classifier").unwrap();
+        assert_eq!(head.as_deref(), Some("head.fc"));
+        assert_eq!(names_field(p, "missing").unwrap(), None);
+        assert!(names_field(p, "bad").is_err());
     }
 }

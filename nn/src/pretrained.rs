@@ -103,19 +103,21 @@ pub fn load_pretrained(model: &dyn Model, source: &PretrainedSource) -> Result<P
     let mut report = PretrainedReport::default();
     let mut left_random = Vec::new();
 
-    let conv_key = format!("{}.weight", cfg.first_conv);
-    if let (Some(file_w), Some(model_w)) = (sd.get(&conv_key), own.get(&conv_key)) {
-        if file_w.shape() != model_w.shape() {
-            let (file_chans, in_chans) = (file_w.shape()[1], model_w.shape()[1]);
-            match adapt_input_conv(in_chans, file_w)? {
-                Some(w) => {
-                    sd.insert(conv_key.clone(), w);
-                    report.converted_input_conv = Some((file_chans, in_chans));
-                }
-                None => {
-                    sd.remove(&conv_key);
-                    left_random.push(conv_key.clone());
-                    report.input_conv_left_random = true;
+    for first in cfg.first_convs() {
+        let conv_key = format!("{first}.weight");
+        if let (Some(file_w), Some(model_w)) = (sd.get(&conv_key), own.get(&conv_key)) {
+            if file_w.shape() != model_w.shape() {
+                let (file_chans, in_chans) = (file_w.shape()[1], model_w.shape()[1]);
+                match adapt_input_conv(in_chans, file_w)? {
+                    Some(w) => {
+                        sd.insert(conv_key.clone(), w);
+                        report.converted_input_conv = Some((file_chans, in_chans));
+                    }
+                    None => {
+                        sd.remove(&conv_key);
+                        left_random.push(conv_key.clone());
+                        report.input_conv_left_random = true;
+                    }
                 }
             }
         }

@@ -453,6 +453,21 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "mobilenetv4_hybrid_medium_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "mobileone_s0", first_conv: "stem.conv_kxk.0.conv,stem.conv_scale.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "apple_in1k", hf_hub_id: Some("timm/mobileone_s0.apple_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobileone_s1", first_conv: "stem.conv_kxk.0.conv,stem.conv_scale.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "apple_in1k", hf_hub_id: Some("timm/mobileone_s1.apple_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobileone_s2", first_conv: "stem.conv_kxk.0.conv,stem.conv_scale.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "apple_in1k", hf_hub_id: Some("timm/mobileone_s2.apple_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobileone_s3", first_conv: "stem.conv_kxk.0.conv,stem.conv_scale.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "apple_in1k", hf_hub_id: Some("timm/mobileone_s3.apple_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobileone_s4", first_conv: "stem.conv_kxk.0.conv,stem.conv_scale.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "apple_in1k", hf_hub_id: Some("timm/mobileone_s4.apple_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "regnetx_002", first_conv: "stem.conv", classifier: "head.fc", tags: &[
         Tag { tag: "pycls_in1k", hf_hub_id: Some("timm/regnetx_002.pycls_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -560,6 +575,63 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "seer_ft_in1k", hf_hub_id: Some("timm/regnety_320.seer_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "seer", hf_hub_id: Some("timm/regnety_320.seer"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.965, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
         Tag { tag: "pycls_in1k", hf_hub_id: Some("timm/regnety_320.pycls_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_a0", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_a0.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_a1", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_a1.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_a2", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_a2.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_b0", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_b0.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_b1", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_b1.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_b1g4", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_b1g4.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_b2", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_b2.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_b2g4", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_b2g4.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_b3", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_b3.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_b3g4", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_b3g4.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "repvgg_d2se", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_d2se.rvgg_in1k"), input_size: [3, 320, 320], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnest101e", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/resnest101e.in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnest14d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnest14d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnest200e", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/resnest200e.in1k"), input_size: [3, 320, 320], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 0.909, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnest269e", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/resnest269e.in1k"), input_size: [3, 416, 416], test_input_size: None, pool_size: Some([13, 13]), crop_pct: 0.928, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnest26d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnest26d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnest50d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/resnest50d.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnest50d_1s4x24d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/resnest50d_1s4x24d.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnest50d_4s2x40d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/resnest50d_4s2x40d.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet101", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet101.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

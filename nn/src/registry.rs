@@ -1,11 +1,13 @@
 //! The model registry: `create_model` by name, `list_models` with wildcards.
 
+use crate::models::byobnet::{self, ByobNet};
 use crate::models::convnext::{self, ConvNeXt};
 use crate::models::densenet::{self, DenseNet};
 use crate::models::efficientnet::{self, EfficientNet};
 use crate::models::eva::{self, Eva};
 use crate::models::mobilenetv3::{self, MobileNetV3};
 use crate::models::regnet::{self, RegNet};
+use crate::models::resnest;
 use crate::models::resnet::{self, ResNet};
 use crate::models::vgg::{self, Vgg};
 use crate::models::vit::{self, VisionTransformer};
@@ -65,11 +67,13 @@ pub(crate) type Build = Box<dyn Fn(PretrainedCfg, &ModelArgs) -> Result<Box<dyn 
 /// The default pretrained config and the builder of registered architecture `arch`.
 pub(crate) fn lookup(arch: &str) -> Option<(PretrainedCfg, Build)> {
     family(arch, resnet::variants(), ResNet::new)
+        .or_else(|| family(arch, byobnet::variants(), ByobNet::new))
         .or_else(|| family(arch, convnext::variants(), ConvNeXt::new))
         .or_else(|| family(arch, densenet::variants(), DenseNet::new))
         .or_else(|| family(arch, efficientnet::variants(), EfficientNet::new))
         .or_else(|| family(arch, mobilenetv3::variants(), MobileNetV3::new))
         .or_else(|| family(arch, regnet::variants(), RegNet::new))
+        .or_else(|| family(arch, resnest::variants(), ResNet::new))
         .or_else(|| family(arch, vgg::variants(), Vgg::new))
         .or_else(|| family(arch, vit::variants(), VisionTransformer::new))
         .or_else(|| family(arch, eva::variants(), Eva::new))
@@ -99,11 +103,13 @@ pub fn list_models(pattern: &str) -> Vec<String> {
 
 fn all_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = resnet::variants().into_iter().map(|(n, _, _)| n).collect();
+    names.extend(byobnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(convnext::variants().into_iter().map(|(n, _, _)| n));
     names.extend(densenet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(efficientnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(mobilenetv3::variants().into_iter().map(|(n, _, _)| n));
     names.extend(regnet::variants().into_iter().map(|(n, _, _)| n));
+    names.extend(resnest::variants().into_iter().map(|(n, _, _)| n));
     names.extend(vgg::variants().into_iter().map(|(n, _, _)| n));
     names.extend(vit::variants().into_iter().map(|(n, _, _)| n));
     names.extend(eva::variants().into_iter().map(|(n, _, _)| n));

@@ -143,6 +143,11 @@ fn regnety_002() {
 }
 
 #[test]
+fn mobileone_s0() {
+    same_step_checkpointed("mobileone_s0", 32, |_| {});
+}
+
+#[test]
 fn vit_tiny_patch16_224() {
     same_step_checkpointed("vit_tiny_patch16_224", 32, |_| {});
 }

@@ -115,6 +115,27 @@ fn fine_tuned_features_equal_timms() {
     }
 }
 
+/// A model whose input is read by two convs (MobileOne's stem branches, timm's `first_conv`
+/// tuple) has both adapted to a 1-channel input, as timm's `load_pretrained` adapts each.
+#[test]
+fn every_first_conv_is_adapted() {
+    let sd = hashed_state_dict("mobileone_s0");
+    let file = write(&sd, "two-first-convs.safetensors");
+    let model = create_model("mobileone_s0", &fine_tune_args(&file, 1, 10, false)).unwrap();
+    let firsts: Vec<&str> = model.pretrained_cfg().first_convs().collect();
+    assert_eq!(firsts, ["stem.conv_kxk.0.conv", "stem.conv_scale.conv"]);
+    for conv in firsts {
+        let key = format!("{conv}.weight");
+        let want = adapt_input_conv(1, &sd[&key]).unwrap().unwrap();
+        assert_eq!(
+            tensor(model.as_ref(), &key),
+            want.to_vec_f32().unwrap(),
+            "{key}"
+        );
+    }
+    std::fs::remove_file(file).ok();
+}
+
 #[test]
 fn the_classifier_loads_when_its_classes_match_unless_reset() {
     let sd = hashed_state_dict("resnet18");

@@ -43,13 +43,13 @@ fn describe_adaptation(r: &PretrainedReport, model: &dyn Model) -> String {
     if let Some((from, to)) = r.converted_input_conv {
         parts.push(format!(
             "{} converted from {from} to {to} input channel(s)",
-            cfg.first_conv
+            cfg.first_convs().collect::<Vec<_>>().join(" and ")
         ));
     }
     if r.input_conv_left_random {
         parts.push(format!(
             "{} left at random init (its channels cannot be converted)",
-            cfg.first_conv
+            cfg.first_convs().collect::<Vec<_>>().join(" and ")
         ));
     }
     if r.classifier_reset {

@@ -1,5 +1,6 @@
 //! timm's models, one family per file, behind the common [`Model`] surface.
 
+pub mod byobnet;
 pub mod convnext;
 pub mod densenet;
 pub mod efficientnet;
@@ -9,6 +10,7 @@ mod efficientnet_variants;
 pub mod eva;
 pub mod mobilenetv3;
 pub mod regnet;
+pub mod resnest;
 pub mod resnet;
 pub mod vgg;
 pub mod vit;
@@ -102,7 +104,9 @@ pub struct PretrainedCfg {
     pub mean: [f64; 3],
     /// Normalization std per channel.
     pub std: [f64; 3],
-    /// Name of the first conv (for in_chans adaptation).
+    /// Name of the first conv (for in_chans adaptation); comma-separated where several convs
+    /// read the input (RepVGG's and MobileOne's stem branches, timm's tuple). See
+    /// [`PretrainedCfg::first_convs`].
     pub first_conv: String,
     /// Name of the classifier; comma-separated where there are several (a distilled DeiT's
     /// `head,head_dist`, timm's tuple). See [`PretrainedCfg::classifiers`].
@@ -115,6 +119,12 @@ impl PretrainedCfg {
     /// The classifier modules, one name each (`head` and `head_dist` for a distilled DeiT).
     pub fn classifiers(&self) -> impl Iterator<Item = &str> {
         self.classifier.split(',')
+    }
+
+    /// The convs that read the input, one name each (RepVGG's `stem.conv_kxk.conv` and
+    /// `stem.conv_1x1.conv`).
+    pub fn first_convs(&self) -> impl Iterator<Item = &str> {
+        self.first_conv.split(',')
     }
 }
 
@@ -226,6 +236,12 @@ pub trait Model: Module {
                 msg: "this model has no gradient checkpointing (--grad-checkpointing)".into(),
             }),
         }
+    }
+    /// timm's `reparameterize_model`: every re-parameterizable block (RepVGG, MobileOne) folds
+    /// its train-time branches into one conv, leaving the eval output unchanged; parameter
+    /// names become timm's `reparam_conv.*`. Nothing to do for other models (as in timm).
+    fn reparameterize(&mut self) -> Result<()> {
+        Ok(())
     }
     /// Whether the blocks run checkpointed (timm's `grad_checkpointing` attribute).
     fn grad_checkpointing(&self) -> bool {

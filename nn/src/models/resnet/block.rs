@@ -1,20 +1,33 @@
 //! timm's `BasicBlock` and `Bottleneck`: convs with their norms, the attention module after the
-//! last norm, stochastic depth, DropBlock, and the shortcut.
+//! last norm, stochastic depth, DropBlock, and the shortcut; [`StageBlock`] holds one of them or
+//! ResNeSt's split-attention bottleneck.
 
 use super::downsample::Downsample;
+use super::resnest::ResNestBottleneck;
 use super::ResNetCfg;
 use crate::layers::{BatchNorm2d, Conv2d, DropBlock, Norm2d};
 use crate::module::{join, NamedTensor};
 use crate::{Module, Result};
 use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
 
-/// The two residual block types.
+/// The residual block types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockKind {
     /// Two 3×3 convs (expansion 1).
     Basic,
     /// 1×1, 3×3, 1×1 convs (expansion 4).
     Bottleneck,
+    /// ResNeSt's bottleneck (timm's `ResNestBottleneck`, expansion 4): the 3×3 conv is split
+    /// attention over `radix` (≥ 1) splits; with `avd` a strided block average-pools, before the
+    /// split conv when `avd_first`, else after it.
+    ResNest {
+        /// Splits per channel (1: a sigmoid gate instead of the softmax across splits).
+        radix: usize,
+        /// Pool instead of striding the conv.
+        avd: bool,
+        /// Pool before the split conv.
+        avd_first: bool,
+    },
 }
 
 impl BlockKind {
@@ -22,7 +35,7 @@ impl BlockKind {
     pub(super) fn expansion(self) -> usize {
         match self {
             BlockKind::Basic => 1,
-            BlockKind::Bottleneck => 4,
+            BlockKind::Bottleneck | BlockKind::ResNest { .. } => 4,
         }
     }
 }
@@ -70,7 +83,7 @@ impl Block {
                     conv(first, out_c, 3, 1, 1)?,
                 ]
             }
-            BlockKind::Bottleneck => {
+            BlockKind::Bottleneck | BlockKind::ResNest { .. } => {
                 // timm: width = floor(planes * base_width / 64) * cardinality
                 let width = planes * rc.base_width / 64 * rc.cardinality;
                 let first = width / rc.block_reduce_first;
@@ -176,5 +189,105 @@ impl Module for Block {
         if let Some(d) = &mut self.downsample {
             d.norm.for_each_batch_norm(f);
         }
+    }
+}
+
+/// One block of a stage: timm's `BasicBlock`/`Bottleneck`, or ResNeSt's bottleneck (boxed, as
+/// the two differ in size threefold).
+pub(super) enum StageBlock {
+    /// `BasicBlock` or `Bottleneck`.
+    Res(Box<Block>),
+    /// `ResNestBottleneck`.
+    ResNest(Box<ResNestBottleneck>),
+}
+
+impl StageBlock {
+    /// The block of kind `rc.block`, `in_c` → `planes · expansion` at `stride`.
+    pub(super) fn new(
+        rc: &ResNetCfg,
+        in_c: usize,
+        planes: usize,
+        stride: usize,
+        downsample: Option<Downsample>,
+        drop_path: f64,
+    ) -> Result<StageBlock> {
+        Ok(match rc.block {
+            BlockKind::ResNest {
+                radix,
+                avd,
+                avd_first,
+            } => StageBlock::ResNest(Box::new(ResNestBottleneck::new(
+                rc,
+                (radix, avd, avd_first),
+                in_c,
+                planes,
+                stride,
+                downsample,
+                drop_path,
+            )?)),
+            _ => StageBlock::Res(Box::new(Block::new(
+                rc, in_c, planes, stride, downsample, drop_path,
+            )?)),
+        })
+    }
+
+    /// The block's stochastic-depth rate.
+    pub(super) fn drop_path(&self) -> f64 {
+        match self {
+            StageBlock::Res(b) => b.drop_path,
+            StageBlock::ResNest(b) => b.drop_path,
+        }
+    }
+
+    /// Places (or with `None` removes) the block's DropBlock.
+    pub(super) fn set_drop_block(&mut self, drop_block: Option<DropBlock>) {
+        match self {
+            StageBlock::Res(b) => b.drop_block = drop_block,
+            StageBlock::ResNest(b) => b.set_drop_block(drop_block),
+        }
+    }
+
+    /// timm's `zero_init_last`: γ of the block's last norm to zero.
+    pub(super) fn zero_init_last(&self) -> Result<()> {
+        match self {
+            StageBlock::Res(b) => b.norms[b.norms.len() - 1].zero_weight(),
+            StageBlock::ResNest(b) => b.bn3.zero_weight(),
+        }
+    }
+
+    fn inner(&self) -> &dyn Module {
+        match self {
+            StageBlock::Res(b) => b.as_ref(),
+            StageBlock::ResNest(b) => b.as_ref(),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut dyn Module {
+        match self {
+            StageBlock::Res(b) => b.as_mut(),
+            StageBlock::ResNest(b) => b.as_mut(),
+        }
+    }
+}
+
+impl Module for StageBlock {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.inner().forward(x)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.inner().collect(prefix, out)
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.inner_mut().set_memory_format(format)
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.inner_mut().set_training(training)
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.inner_mut().for_each_batch_norm(f)
     }
 }

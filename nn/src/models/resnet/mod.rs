@@ -6,9 +6,12 @@
 //! deep-tiered 3×3 of `stem_width`), the shortcut (strided conv of `down_kernel_size`, or
 //! average-pool then 1×1 conv), the bottleneck's `cardinality` and `base_width` (ResNeXt, wide
 //! ResNets), the attention layer of every block (SE, ECA) and the norm (BatchNorm, GroupNorm).
+//! ResNeSt (`super::resnest`) is this builder with its split-attention block
+//! ([`BlockKind::ResNest`]).
 
 mod block;
 mod downsample;
+mod resnest;
 mod stem;
 mod variants;
 
@@ -23,7 +26,7 @@ use crate::layers::{
 };
 use crate::module::{join, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
-use block::Block;
+use block::StageBlock;
 use downsample::Downsample;
 use kiln_engine::{MemoryFormat, Pool2d, Tensor};
 use stem::Stem;
@@ -58,7 +61,7 @@ pub struct ResNetCfg {
 /// timm's `ResNet`.
 pub struct ResNet {
     stem: Stem,
-    stages: Vec<Vec<Checkpointed<Block>>>,
+    stages: Vec<Vec<Checkpointed<StageBlock>>>,
     pool: SelectAdaptivePool2d,
     fc: Option<Linear>,
     drop_rate: f64,
@@ -94,7 +97,7 @@ impl ResNet {
                     .then(|| Downsample::new(rc, in_c, out_c, st))
                     .transpose()?;
                 let dpr = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
-                blocks.push(Checkpointed::new(Block::new(
+                blocks.push(Checkpointed::new(StageBlock::new(
                     rc, in_c, planes, st, ds, dpr,
                 )?));
                 in_c = out_c;
@@ -129,7 +132,7 @@ impl ResNet {
     /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / (blocks − 1)`).
     pub fn drop_path_rates(&self) -> Vec<f64> {
         let blocks = self.stages.iter().flatten();
-        blocks.map(|b| b.get().drop_path).collect()
+        blocks.map(|b| b.get().drop_path()).collect()
     }
 
     /// timm's `drop_blocks(rate)`: DropBlock in every block of the third (5×5 blocks, γ scale
@@ -144,12 +147,14 @@ impl ResNet {
         let training = self.training;
         for (stage, (block_size, gamma_scale)) in [(2, (5, 0.25)), (3, (3, 1.0))] {
             for block in self.stages.iter_mut().skip(stage).take(1).flatten() {
-                block.get_mut().drop_block = (rate > 0.0).then_some(DropBlock {
-                    drop_prob: rate,
-                    block_size,
-                    gamma_scale,
-                    training,
-                });
+                block
+                    .get_mut()
+                    .set_drop_block((rate > 0.0).then_some(DropBlock {
+                        drop_prob: rate,
+                        block_size,
+                        gamma_scale,
+                        training,
+                    }));
             }
         }
         Ok(())
@@ -164,8 +169,7 @@ impl ResNet {
         }
         if zero_init_last {
             for block in self.stages.iter().flatten() {
-                let block = block.get();
-                block.norms[block.norms.len() - 1].zero_weight()?;
+                block.get().zero_init_last()?;
             }
         }
         Ok(())

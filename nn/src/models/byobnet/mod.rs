@@ -1,0 +1,243 @@
+//! timm's `ByobNet` (`byobnet.py`, "bring your own blocks") as far as RepVGG and MobileOne use
+//! it: a re-parameterizable stem block (the 'rep' and 'one' stem types), four stages of
+//! re-parameterizable blocks (`stages.{s}.{b}`), no final conv (`num_features` 0), and timm's
+//! `ClassifierHead` (`head.fc`). Parameter names follow timm, so timm's state dicts load
+//! unchanged, before and after [`Model::reparameterize`].
+
+mod block;
+mod variants;
+
+pub use block::{RepBlock, RepBlockCfg, RepKind};
+pub use variants::variants;
+
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::layers::{
+    checkpoint_seq, BatchNorm2d, Checkpointed, Linear, PoolType, SelectAdaptivePool2d,
+};
+use crate::module::{join, NamedTensor};
+use crate::{init, ModelArgs, Module, Result};
+use kiln_engine::{MemoryFormat, Tensor};
+
+/// What distinguishes one RepVGG or MobileOne from another (timm's `ByoModelCfg`, expanded to
+/// one config per block).
+#[derive(Debug, Clone)]
+pub struct ByobCfg {
+    /// The stem block (stride 2, 3×3, one k×k branch).
+    pub stem: RepBlockCfg,
+    /// Each stage's blocks; a stage's first block strides.
+    pub stages: Vec<Vec<RepBlockCfg>>,
+}
+
+/// timm's `ByobNet` with re-parameterizable blocks.
+pub struct ByobNet {
+    stem: RepBlock,
+    stages: Vec<Vec<Checkpointed<RepBlock>>>,
+    pool: SelectAdaptivePool2d,
+    fc: Option<Linear>,
+    drop_rate: f64,
+    num_features: usize,
+    feature_info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+    training: bool,
+    grad_checkpointing: bool,
+}
+
+impl ByobNet {
+    /// Builds the model with timm's `_init_weights` (see [`RepBlock::new`]; an N(0, 0.01²)
+    /// classifier with zero bias). Stochastic depth follows timm's `calculate_drop_path_rates`
+    /// (linear over all blocks), in the blocks that have an identity branch.
+    pub fn new(bc: &ByobCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<ByobNet> {
+        let stem = RepBlock::new(&bc.stem, args.in_chans, 0.0)?;
+        let mut in_c = bc.stem.out_c;
+        let mut feature_info = vec![FeatureInfo {
+            num_chs: in_c,
+            reduction: 2,
+            module: "stem".into(),
+        }];
+        let total: usize = bc.stages.iter().map(Vec::len).sum();
+        let mut block_idx = 0;
+        let mut stages = Vec::new();
+        for (s, stage) in bc.stages.iter().enumerate() {
+            let mut blocks = Vec::new();
+            for c in stage {
+                let dpr = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
+                blocks.push(Checkpointed::new(RepBlock::new(c, in_c, dpr)?));
+                in_c = c.out_c;
+                block_idx += 1;
+            }
+            let last = s + 1 == bc.stages.len();
+            feature_info.push(FeatureInfo {
+                num_chs: in_c,
+                reduction: 4 << s,
+                module: if last {
+                    "final_conv".into()
+                } else {
+                    format!("stages.{s}")
+                },
+            });
+            stages.push(blocks);
+        }
+        let mut model = ByobNet {
+            stem,
+            stages,
+            pool: SelectAdaptivePool2d {
+                pool_type: PoolType::Avg,
+            },
+            fc: None,
+            drop_rate: args.drop_rate,
+            num_features: in_c,
+            feature_info,
+            cfg,
+            training: true,
+            grad_checkpointing: false,
+        };
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
+        if let Some(fc) = &model.fc {
+            fc.weight.copy_(&init::normal(fc.weight.shape(), 0.01)?)?;
+            if let Some(b) = &fc.bias {
+                b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
+            }
+        }
+        Ok(model)
+    }
+
+    /// Every block's stochastic-depth rate (0 where a block has no identity branch).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        let blocks = self.stages.iter().flatten();
+        blocks.map(|b| b.get().drop_path).collect()
+    }
+}
+
+impl Module for ByobNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        let mut local = Vec::new();
+        self.stem.collect("stem", &mut local);
+        for (s, blocks) in self.stages.iter().enumerate() {
+            for (b, block) in blocks.iter().enumerate() {
+                block.collect(&format!("stages.{s}.{b}"), &mut local);
+            }
+        }
+        if let Some(fc) = &self.fc {
+            fc.collect("head.fc", &mut local);
+        }
+        out.extend(local.into_iter().map(|t| NamedTensor {
+            name: join(prefix, &t.name),
+            ..t
+        }));
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.stem.set_memory_format(format)?;
+        self.stages
+            .iter_mut()
+            .flatten()
+            .try_for_each(|b| b.set_memory_format(format))
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.stem.set_training(training);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.set_training(training));
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        self.stem.for_each_batch_norm(f);
+        self.stages
+            .iter_mut()
+            .flatten()
+            .for_each(|b| b.for_each_batch_norm(f));
+    }
+}
+
+impl Model for ByobNet {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
+    fn reparameterize(&mut self) -> Result<()> {
+        self.stem.reparameterize()?;
+        self.stages
+            .iter_mut()
+            .flatten()
+            .try_for_each(|b| b.get_mut().reparameterize())
+    }
+
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.stem.forward(x)?;
+        let blocks = self.stages.iter().flatten();
+        checkpoint_seq(blocks, x, self.grad_checkpointing)
+    }
+
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let x = self
+            .pool
+            .forward(x)?
+            .dropout(self.drop_rate, self.training)?;
+        match (&self.fc, pre_logits) {
+            (Some(fc), false) => fc.forward(&x),
+            _ => Ok(x),
+        }
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut h = self.stem.forward(x)?;
+        let mut out = vec![h.clone()];
+        for stage in &self.stages {
+            h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
+            out.push(h.clone());
+        }
+        Ok(out)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.fc.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
+        let features = self.num_features * self.pool.pool_type.feat_mult();
+        self.fc = super::new_classifier(features, num_classes)?;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.fc.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
+        let blocks = if coarse {
+            r"^stages\.(\d+)"
+        } else {
+            r"^stages\.(\d+)\.(\d+)"
+        };
+        vec![
+            GroupRule::new("stem", r"^stem"),
+            GroupRule::new("blocks", blocks),
+            GroupRule::new("blocks", r"^final_conv").with_suffix(99999.0),
+        ]
+    }
+}
