@@ -273,6 +273,12 @@ fn casts_and_copies() {
                 },
             );
             conform(
+                &format!("roll {layout}"),
+                std::slice::from_ref(&x),
+                dtype,
+                |t| relayout(&t[0], layout)?.roll(&[-3, 2], &[2, 3]),
+            );
+            conform(
                 &format!("pad2d {layout}"),
                 std::slice::from_ref(&x),
                 dtype,

@@ -135,6 +135,17 @@ fn grad_cat() {
 }
 
 #[test]
+fn grad_roll_both_ways_and_formats() {
+    for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+        check(&[randn(&[2, 3, 4, 5], 56)], |t| {
+            t[0].to_memory_format(format)?
+                .roll(&[-3, 2, 7], &[2, 3, 1])?
+                .sqr()
+        });
+    }
+}
+
+#[test]
 fn grad_pad2d_asymmetric_both_formats() {
     check(&[randn(&[2, 3, 4, 5], 47)], |t| {
         t[0].pad2d([0, 2, 1, 0])?.sqr()
