@@ -9,6 +9,7 @@ mod efficientnet_variants;
 pub mod mobilenetv3;
 pub mod regnet;
 pub mod resnet;
+pub mod swin;
 pub mod vgg;
 pub mod vit;
 

@@ -72,12 +72,13 @@ pub fn parity_input() -> Tensor {
     Tensor::from_vec(x, &[2, 3, 64, 64]).unwrap()
 }
 
-/// The fixtures' model arguments: 10 classes, and ViTs built for the 64² test input (as the
-/// fixture script builds them).
+/// The fixtures' model arguments: 10 classes, and ViTs and Swins built for the 64² test input
+/// (as the fixture script builds them).
 pub fn test_args(name: &str) -> ModelArgs {
+    let sized = name.contains("_patch16_") || name.starts_with("swin_");
     ModelArgs {
         num_classes: 10,
-        img_size: name.contains("_patch16_").then_some(64),
+        img_size: sized.then_some(64),
         ..Default::default()
     }
 }
