@@ -146,3 +146,10 @@ fn regnety_002() {
 fn vit_tiny_patch16_224() {
     same_step_checkpointed("vit_tiny_patch16_224", 32, |_| {});
 }
+
+#[test]
+fn swin_tiny_patch4_window7_224() {
+    // 32²: the first stage's shifted, padded windows (the attention bias and its gradient)
+    // recomputed inside each checkpointed block.
+    same_step_checkpointed("swin_tiny_patch4_window7_224", 32, |_| {});
+}
