@@ -361,3 +361,64 @@ fn bad_tokens(x: &Tensor) -> Error {
         msg: format!("expected [B, H, W, C] tokens, got {:?}", x.shape()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_partition_then_reverse_is_the_identity() {
+        let x = Tensor::randn(&[2, 6, 9, 4], DType::F32, 3).unwrap();
+        let w = window_partition(&x, 3).unwrap();
+        assert_eq!(w.shape(), [2 * 2 * 3, 9, 4]);
+        // Window 1 of image 0 is rows 0-2, columns 3-5: its token 4 is pixel (1, 4).
+        let xs = x.to_vec_f32().unwrap();
+        let ws = w.contiguous().unwrap().to_vec_f32().unwrap();
+        assert_eq!(ws[(9 + 4) * 4..][..4], xs[(9 + 4) * 4..][..4]);
+        let back = window_reverse(&w, 3, 6, 9).unwrap();
+        assert_eq!(back.contiguous().unwrap().to_vec_f32().unwrap(), xs);
+    }
+
+    #[test]
+    fn shift_mask_separates_timms_regions() {
+        // A 4×4 map, window 2, shift 1: rows and columns fall in regions [0, 2), [2, 3), [3, 4)
+        // (timm's slices (0, −2), (−2, −1), (−1, None)); window 3 (rows 2-3, columns 2-3) holds
+        // four regions, window 0 one.
+        let m = shift_mask(4, 4, 2, 1).unwrap();
+        assert_eq!(m.shape(), [4, 4, 4]);
+        let v = m.to_vec_f32().unwrap();
+        assert!(v[..16].iter().all(|&x| x == 0.0));
+        let w3 = &v[48..];
+        for i in 0..4 {
+            for j in 0..4 {
+                let want = if i == j { 0.0 } else { -100.0 };
+                assert_eq!(w3[i * 4 + j], want, "window 3 ({i}, {j})");
+            }
+        }
+        // Window 1 (rows 0-1, columns 2-3): columns 2 and 3 differ, rows do not.
+        let w1 = &v[16..32];
+        assert_eq!(w1[1], -100.0);
+        assert_eq!(w1[2], 0.0);
+    }
+
+    #[test]
+    fn relative_position_bias_indexes_the_table_as_timm() {
+        // timm's relative_position_index: (yi − yj + ws − 1)·(2ws − 1) + (xi − xj + ws − 1).
+        let (ws, heads) = (3, 2);
+        let attn = WindowAttention::new(8, heads, ws).unwrap();
+        let table = attn.relative_position_bias_table.to_vec_f32().unwrap();
+        let bias = attn.relative_position_bias().unwrap();
+        assert_eq!(bias.shape(), [heads, ws * ws, ws * ws]);
+        let got = bias.contiguous().unwrap().to_vec_f32().unwrap();
+        let n = ws * ws;
+        for h in 0..heads {
+            for i in 0..n {
+                for j in 0..n {
+                    let (yi, xi, yj, xj) = (i / ws, i % ws, j / ws, j % ws);
+                    let idx = (yi + ws - 1 - yj) * (2 * ws - 1) + (xi + ws - 1 - xj);
+                    assert_eq!(got[(h * n + i) * n + j], table[idx * heads + h]);
+                }
+            }
+        }
+    }
+}
