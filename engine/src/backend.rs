@@ -608,23 +608,27 @@ impl Storage {
     }
 
     /// Fused attention's backward: (dQ, dK, dV) from dO and what the forward saved, and with
-    /// `want_dbias` the bias gradient [count, lq, lk] (f32 on CUDA, Q's dtype on the CPU).
+    /// `want_dbias` the bias gradient as partials [count, groups, lq, lk] to sum over groups,
+    /// with `groups` (f32 on CUDA; Q's dtype and one group on the CPU).
     pub fn attention_bwd(
         s: &AttnSaved<&Storage>,
         d: AttnDims,
         want_dbias: bool,
-    ) -> Result<([Storage; 3], Option<Storage>)> {
+    ) -> Result<([Storage; 3], Option<AttnBiasGrad>)> {
         const OP: &str = "scaled_dot_product_attention_backward";
         Ok(match s.q {
             Storage::Cpu(_) => {
                 let (dq, dk, dv, db) =
                     cpu::attention::attention_bwd(&s.on(|t| t.cpu(OP))?, d, want_dbias)?;
-                ([dq.wrap(), dk.wrap(), dv.wrap()], db.map(Wrap::wrap))
+                ([dq.wrap(), dk.wrap(), dv.wrap()], db.map(|b| (b.wrap(), 1)))
             }
             Storage::Cuda(_) => {
                 let (dq, dk, dv, db) =
                     cuda::attention::attention_bwd(&s.on(|t| t.cuda(OP))?, d, want_dbias)?;
-                ([dq.wrap(), dk.wrap(), dv.wrap()], db.map(Wrap::wrap))
+                (
+                    [dq.wrap(), dk.wrap(), dv.wrap()],
+                    db.map(|(b, g)| (b.wrap(), g)),
+                )
             }
         })
     }
@@ -738,6 +742,9 @@ impl Storage {
         }
     }
 }
+
+/// The attention bias gradient's partials [count, groups, lq, lk] and `groups`.
+pub type AttnBiasGrad = (Storage, usize);
 
 /// An optional operand on one backend, taken out by `pick`.
 fn opt<'a, S>(

@@ -22,9 +22,11 @@
 // Bias (optional, null when absent): S = scale·Q·Kᵀ + B with problem h reading matrix
 // (h / bdiv) % bcount of a dense [bcount, lq, lk] bias, straight from global memory in the tile
 // loops (the forward's and dQ's thread reads its row, dK/dV's thread its column: coalesced). Its
-// gradient dB (f32, zeroed by the caller) is dS summed over the problems reading each matrix: the
-// dQ kernel then takes a block row per matrix (blockIdx.y = n) and walks that matrix's `per`
-// problems in order, each thread adding its row's dS into dB's row i, which only it touches.
+// gradient dB is dS summed over the problems reading each matrix: the dQ kernel then takes
+// `groups` block rows per matrix (blockIdx.y = n·groups + g), each walking its share of the
+// matrix's `per` problems in order, each thread adding its row's dS into row i of the group's own
+// partial (f32 [bcount, groups, lq, lk], zeroed by the caller, summed over groups after), which
+// only it touches: deterministic, and as many block rows as the GPU needs.
 
 #define ATT_BR 64  // query rows per block of the forward and dQ kernels
 #define ATT_BK 32  // key rows per block of the dK/dV kernel
@@ -179,21 +181,23 @@ template <typename T, int HD> struct Attn {
       if (c < d) dq[i * d + c] = from_acc<T>(g[c] * scale);
   }
 
-  // Without dB: problem blockIdx.y. With dB: matrix n = blockIdx.y and its `per` problems.
+  // Without dB: problem blockIdx.y. With dB: group g of matrix n (blockIdx.y = n·groups + g),
+  // problems [g·per/groups, (g+1)·per/groups) of the matrix's `per`.
   __device__ static void bwd_dq(const T* q, const T* k, const T* v, const T* bias, const T* o,
                                 const T* dout, const float* lse, float* delta, T* dq,
                                 float* dbias, i64 lq, i64 lk, int d, float scale, int causal,
-                                i64 bdiv, i64 bcount, i64 per) {
+                                i64 bdiv, i64 bcount, i64 per, i64 groups) {
     i64 y = blockIdx.y, i = (i64)blockIdx.x * ATT_BR + threadIdx.x;
     if (!dbias) {
       const T* bm = bias_of(bias, y, lq, lk, bdiv, bcount);
       bwd_dq_one(y, q, k, v, bm, o, dout, lse, delta, dq, nullptr, lq, lk, d, scale, causal);
       return;
     }
-    const T* bm = bias + y * lq * lk;
+    i64 n = y / groups, g = y % groups;
+    const T* bm = bias + n * lq * lk;
     float* dbr = i < lq ? dbias + y * lq * lk + i * lk : nullptr;
-    for (i64 t = 0; t < per; ++t) {
-      i64 h = ((t / bdiv) * bcount + y) * bdiv + t % bdiv;
+    for (i64 t = g * per / groups; t < (g + 1) * per / groups; ++t) {
+      i64 h = ((t / bdiv) * bcount + n) * bdiv + t % bdiv;
       bwd_dq_one(h, q, k, v, bm, o, dout, lse, delta, dq, dbr, lq, lk, d, scale, causal);
     }
   }
@@ -260,9 +264,9 @@ template <typename T, int HD> struct Attn {
   extern "C" __global__ void attention_bwd_dq_h##HD##_##S(                                        \
       const T* q, const T* k, const T* v, const T* bias, const T* o, const T* dout,               \
       const float* lse, float* delta, T* dq, float* dbias, i64 lq, i64 lk, int d, float scale,    \
-      int causal, i64 bdiv, i64 bcount, i64 per) {                                                \
+      int causal, i64 bdiv, i64 bcount, i64 per, i64 groups) {                                    \
     Attn<T, HD>::bwd_dq(q, k, v, bias, o, dout, lse, delta, dq, dbias, lq, lk, d, scale, causal,  \
-                        bdiv, bcount, per);                                                       \
+                        bdiv, bcount, per, groups);                                               \
   }                                                                                               \
   extern "C" __global__ void attention_bwd_dkv_h##HD##_##S(                                       \
       const T* q, const T* k, const T* v, const T* bias, const T* dout, const float* lse,         \

@@ -190,11 +190,26 @@ fn cuda_run(
         dout: g.ptr(&ddo),
         bias: bias_ptr,
     };
-    let db = g.zeros::<f32>(bias.map_or(1, |b| b.len()));
+    let groups = cuda::dbias_groups(&a);
+    let db = g.zeros::<f32>(bias.map_or(1, |b| b.len() * groups));
     let grads = (g.ptr(&dq), g.ptr(&dk), g.ptr(&dv), bias.map(|_| g.ptr(&db)));
     cuda::attention_bwd(&kern, "f32", x, g.ptr(&delta), grads, a).unwrap();
     let d = |s| g.download(s);
-    let dbias = if bias.is_some() { d(&db) } else { Vec::new() };
+    // The partials [count, groups, lq, lk] summed over the groups, in order.
+    let ls = a.lq * a.lk;
+    let dbias = match bias {
+        Some(b) => {
+            let parts = d(&db);
+            (0..b.len())
+                .map(|e| {
+                    (0..groups)
+                        .map(|p| parts[(e / ls * groups + p) * ls + e % ls])
+                        .sum()
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
     (d(&o), d(&lse), d(&dq), d(&dk), d(&dv), dbias)
 }
 

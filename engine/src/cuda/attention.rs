@@ -35,11 +35,16 @@ pub fn attention_fwd(
     Ok((o, lse))
 }
 
-/// (dQ, dK, dV) and, with `want_dbias`, the bias gradient.
-type Grads = (CudaStorage, CudaStorage, CudaStorage, Option<CudaStorage>);
+/// (dQ, dK, dV) and, with `want_dbias`, the bias gradient's partials and their count per matrix.
+type Grads = (
+    CudaStorage,
+    CudaStorage,
+    CudaStorage,
+    Option<(CudaStorage, usize)>,
+);
 
-/// (dQ, dK, dV) from dO and what the forward saved, and with `want_dbias` the bias gradient
-/// [count, lq, lk] in f32.
+/// (dQ, dK, dV) from dO and what the forward saved, and with `want_dbias` the bias gradient as
+/// f32 partials [count, groups, lq, lk] (summed over groups by the caller) with `groups`.
 pub fn attention_bwd(
     s: &AttnSaved<&CudaStorage>,
     dims: AttnDims,
@@ -53,11 +58,11 @@ pub fn attention_bwd(
     let dk = CudaStorage::alloc(dev, dtype, nk)?;
     let dv = CudaStorage::alloc(dev, dtype, nk)?;
     let dbias = match (want_dbias, dims.bias) {
-        (true, Some(map)) => Some(CudaStorage::zeros(
-            dev,
-            DType::F32,
-            map.count * dims.lq * dims.lk,
-        )?),
+        (true, Some(map)) => {
+            let groups = k::dbias_groups(&dims);
+            let n = map.count * groups * dims.lq * dims.lk;
+            Some((CudaStorage::zeros(dev, DType::F32, n)?, groups))
+        }
         (true, None) => {
             return Err(Error::InvalidArgument {
                 op: "scaled_dot_product_attention_backward",
@@ -79,7 +84,7 @@ pub fn attention_bwd(
         dq.ptr(),
         dk.ptr(),
         dv.ptr(),
-        dbias.as_ref().map(|b| b.ptr()),
+        dbias.as_ref().map(|b| b.0.ptr()),
     );
     k::attention_bwd(dev.kernels(), ty, x, delta.ptr(), grads, dims)?;
     Ok((dq, dk, dv, dbias))

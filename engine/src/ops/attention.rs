@@ -283,8 +283,13 @@ fn attention_core(
         let mut grads = vec![grad(dq, &qd), grad(dk, &kd), grad(dv, &vd)];
         if let Some(b) = &bd {
             grads.push(match db {
-                Some(db) => {
-                    Some(Tensor::plain(db, Layout::contiguous(b.shape())).to_dtype(b.dtype())?)
+                Some((db, groups)) => {
+                    // Partials [count, groups, L, S] (one group on the CPU), summed in order.
+                    let &[count, l, s] = b.shape() else {
+                        unreachable!("the dense bias is [count, L, S]")
+                    };
+                    let parts = Tensor::plain(db, Layout::contiguous(&[count, groups, l, s]));
+                    Some(parts.sum(1, false)?.to_dtype(b.dtype())?)
                 }
                 None => None,
             });

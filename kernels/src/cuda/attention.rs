@@ -115,9 +115,19 @@ pub struct AttnBwdPtrs {
     pub bias: Option<DevPtr>,
 }
 
+/// Block rows the bias gradient takes per bias matrix: enough for about 256 in all, at most one
+/// per problem. The gradient comes out as `dbias_groups` partials per matrix.
+pub fn dbias_groups(dims: &AttnDims) -> usize {
+    match dims.bias {
+        Some(m) => 256usize.div_ceil(m.count).clamp(1, m.per(dims.bh).max(1)),
+        None => 1,
+    }
+}
+
 /// dQ, dK, dV (shaped as Q, K, V, dtype `ty`) through `delta`, a `bh·lq` f32 scratch for Δ,
-/// and with `dbias` (f32 `count·lq·lk`, zeroed by the caller) the bias gradient: dS summed over
-/// the problems reading each bias matrix.
+/// and with `dbias` (f32 [count, [`dbias_groups`], lq, lk], zeroed by the caller) the bias
+/// gradient's partials: dS summed over each group of the problems reading a bias matrix (their
+/// sum over the groups is the gradient).
 pub fn attention_bwd(
     k: &Kernels,
     ty: &str,
@@ -145,14 +155,18 @@ pub fn attention_bwd(
         dout,
         ..
     } = x;
-    // With dB a block row per bias matrix walks its problems; without, a block row per problem.
+    // With dB each bias matrix's groups of problems take a block row each; without, a block row
+    // per problem.
+    let groups = dbias_groups(&dims);
     let (rows_y, per) = match dbias {
-        Some(_) => (bcount as usize, dims.bh as i64 / bcount),
+        Some(_) => (bcount as usize * groups, dims.bh as i64 / bcount),
         None => (dims.bh, 1),
     };
+    let groups = groups as i64;
     let dbias = dbias.unwrap_or(0);
     // SAFETY: as the forward, plus o, dout and dq of bh·lq·d elements of `ty`, delta of bh·lq
-    // f32 and a non-null dbias of bcount·lq·lk f32; each block row's problems lie in [0, bh);
+    // f32 and a non-null dbias of bcount·groups·lq·lk f32; each block row's problems lie in
+    // [0, bh);
     // the list matches `attention_bwd_dq_h<hd>_<ty>`.
     unsafe {
         k.launch(
@@ -161,7 +175,7 @@ pub fn attention_bwd(
             grid(dims.lq, BR, rows_y),
             &[
                 &q, &key, &v, &bias, &o, &dout, &lse, &delta, &dq, &dbias, &lq, &lk, &d, &scale,
-                &causal, &bdiv, &bcount, &per,
+                &causal, &bdiv, &bcount, &per, &groups,
             ],
         )?;
     }
