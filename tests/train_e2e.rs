@@ -429,6 +429,35 @@ fn trains_eva02_tiny_at_32_pixels() {
     assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
 }
 
+/// `--model swin_tiny_patch4_window7_224 --img-size 32` builds the Swin for 32² (an 8² first
+/// stage that shifts its 7×7 windows over a padded map, the later windows clamped to their 4², 2²
+/// and 1² maps) and trains the 1-channel data end to end with stochastic depth: finite losses,
+/// and the checkpoint holds timm's names and shapes (the bias tables sized by each stage's
+/// window, no relative_position_index or attn_mask: timm's are non-persistent).
+#[test]
+fn trains_swin_tiny_at_32_pixels() {
+    let model = "swin_tiny_patch4_window7_224";
+    let saved = one_epoch_at_32("e2e-swin", model, &["--drop-path", "0.1"]);
+    let m = &saved.model;
+    assert_eq!(m["patch_embed.proj.weight"].shape(), [96, 1, 4, 4]);
+    let table = |l: usize| {
+        m[&format!("layers.{l}.blocks.1.attn.relative_position_bias_table")]
+            .shape()
+            .to_vec()
+    };
+    assert_eq!(table(0), [169, 3]);
+    assert_eq!(table(1), [49, 6]);
+    assert_eq!(table(3), [1, 24]);
+    assert_eq!(
+        m["layers.1.downsample.reduction.weight"].shape(),
+        [192, 384]
+    );
+    assert!(m
+        .keys()
+        .all(|k| !k.contains("relative_position_index") && !k.contains("attn_mask")));
+    assert_eq!(m["head.fc.weight"].shape(), [10, 768]);
+}
+
 /// `--train-crop-mode` rkrc and rkrr with `--color-jitter-prob`, `--grayscale-prob` and
 /// `--gaussian-blur-prob` train a small RGB ImageFolder of 40×30 photos-to-be at 32 pixels (so
 /// the keep-ratio resize scales and the crop pads or cuts): finite losses, the augmented batch

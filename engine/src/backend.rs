@@ -585,35 +585,50 @@ impl Storage {
         )
     }
 
-    /// Fused attention's forward over dense Q [bh, lq, d], K and V [bh, lk, d]: (O, lse).
+    /// Fused attention's forward over dense Q [bh, lq, d], K and V [bh, lk, d] and the optional
+    /// dense bias [count, lq, lk] that `d.bias` maps: (O, lse).
     pub fn attention_fwd(
         q: &Storage,
         k: &Storage,
         v: &Storage,
+        bias: Option<&Storage>,
         d: AttnDims,
     ) -> Result<(Storage, Storage)> {
         const OP: &str = "scaled_dot_product_attention";
         match q {
             Storage::Cpu(q) => {
-                cpu::attention::attention_fwd(q, k.cpu(OP)?, v.cpu(OP)?, d).map(Wrap::wrap)
+                let b = opt(bias, |s| s.cpu(OP))?;
+                cpu::attention::attention_fwd(q, k.cpu(OP)?, v.cpu(OP)?, b, d).map(Wrap::wrap)
             }
             Storage::Cuda(q) => {
-                cuda::attention::attention_fwd(q, k.cuda(OP)?, v.cuda(OP)?, d).map(Wrap::wrap)
+                let b = opt(bias, |s| s.cuda(OP))?;
+                cuda::attention::attention_fwd(q, k.cuda(OP)?, v.cuda(OP)?, b, d).map(Wrap::wrap)
             }
         }
     }
 
-    /// Fused attention's backward: (dQ, dK, dV) from dO and what the forward saved.
-    pub fn attention_bwd(s: &AttnSaved<&Storage>, d: AttnDims) -> Result<[Storage; 3]> {
+    /// Fused attention's backward: (dQ, dK, dV) from dO and what the forward saved, and with
+    /// `want_dbias` the bias gradient as partials [count, groups, lq, lk] to sum over groups,
+    /// with `groups` (f32 on CUDA; Q's dtype and one group on the CPU).
+    pub fn attention_bwd(
+        s: &AttnSaved<&Storage>,
+        d: AttnDims,
+        want_dbias: bool,
+    ) -> Result<([Storage; 3], Option<AttnBiasGrad>)> {
         const OP: &str = "scaled_dot_product_attention_backward";
         Ok(match s.q {
             Storage::Cpu(_) => {
-                let (dq, dk, dv) = cpu::attention::attention_bwd(&s.on(|t| t.cpu(OP))?, d)?;
-                [dq.wrap(), dk.wrap(), dv.wrap()]
+                let (dq, dk, dv, db) =
+                    cpu::attention::attention_bwd(&s.on(|t| t.cpu(OP))?, d, want_dbias)?;
+                ([dq.wrap(), dk.wrap(), dv.wrap()], db.map(|b| (b.wrap(), 1)))
             }
             Storage::Cuda(_) => {
-                let (dq, dk, dv) = cuda::attention::attention_bwd(&s.on(|t| t.cuda(OP))?, d)?;
-                [dq.wrap(), dk.wrap(), dv.wrap()]
+                let (dq, dk, dv, db) =
+                    cuda::attention::attention_bwd(&s.on(|t| t.cuda(OP))?, d, want_dbias)?;
+                (
+                    [dq.wrap(), dk.wrap(), dv.wrap()],
+                    db.map(|(b, g)| (b.wrap(), g)),
+                )
             }
         })
     }
@@ -727,6 +742,9 @@ impl Storage {
         }
     }
 }
+
+/// The attention bias gradient's partials [count, groups, lq, lk] and `groups`.
+pub type AttnBiasGrad = (Storage, usize);
 
 /// An optional operand on one backend, taken out by `pick`.
 fn opt<'a, S>(

@@ -37,8 +37,8 @@ pub use kiln_kernels::cpu::optim::{Rule, RuleStep};
 pub use layout::{broadcast_shape, contiguous_strides, Layout, MemoryFormat};
 pub use ops::{
     ema_update_, manual_seed, manual_seed_thread, rule_step_, unscale_grads_,
-    with_global_generator, BatchNormArgs, ChannelStats, Conv2dParams, CrossReplicaSum, Generator,
-    Pool2d,
+    with_global_generator, AttnOptions, BatchNormArgs, ChannelStats, Conv2dParams, CrossReplicaSum,
+    Generator, Pool2d,
 };
 // The fused squeeze-excite's parameters and the activations it takes.
 pub use cpu_storage::{CpuStorage, StorageElem};

@@ -1,8 +1,10 @@
 //! The fused scaled-dot-product attention on the CPU against the unfused composition written with
 //! engine ops (scale, matmul, mask, softmax, matmul), forward and backward; its shape checks; and
-//! its autocast behaviour. (Finite differences: gradcheck.rs; CUDA: cuda_conformance.rs.)
+//! its autocast behaviour; with an additive bias (Swin's relative position bias and shift mask,
+//! broadcast masks), its gradient included. (Finite differences: gradcheck.rs; CUDA:
+//! cuda_conformance.rs.)
 
-use kiln_engine::{amp, DType, Result, Tensor};
+use kiln_engine::{amp, AttnOptions, DType, Result, Tensor};
 
 /// softmax(scale·q·kᵀ + mask)·v with the causal mask as an additive 0/−∞ [L, S] matrix.
 fn unfused(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool) -> Result<Tensor> {
@@ -141,4 +143,135 @@ fn autocast_runs_attention_in_the_low_dtype() {
     });
     // bf16 inputs, output and gradients: 8 bits of mantissa, a few roundings deep.
     assert_close("autocast bf16", &got, &want, 3e-2);
+}
+
+/// softmax(q·kᵀ/√E + bias)·v from engine ops: the broadcasting add materializes the scores.
+fn unfused_biased(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let e = q.shape()[q.rank() - 1];
+    q.mul_scalar(1.0 / (e as f64).sqrt())?
+        .matmul(&k.transpose(-2, -1)?)?
+        .add(bias)?
+        .softmax(-1)?
+        .matmul(v)
+}
+
+/// A [nW, 1, N, N] mask of 0 and −100 (Swin's shift mask): window w masks the pairs whose
+/// (i + w) and (j + w) fall in different thirds.
+fn shift_mask(nw: usize, n: usize, dtype: DType) -> Tensor {
+    let vals: Vec<f64> = (0..nw * n * n)
+        .map(|x| {
+            let (w, i, j) = (x / (n * n), x / n % n, x % n);
+            if (i + w) * 3 / (n + nw) == (j + w) * 3 / (n + nw) {
+                0.0
+            } else {
+                -100.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(vals, &[nw, 1, n, n])
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+/// (output, dq, dk, dv, dbias) of `f` on fresh leaves (the bias one too), as `run`.
+fn run_biased(
+    inputs: &[Tensor; 4],
+    f: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+) -> Vec<Vec<f64>> {
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.detach().requires_grad_(true).clone())
+        .collect();
+    let y = f(&leaves[0], &leaves[1], &leaves[2], &leaves[3]).unwrap();
+    let seed = Tensor::randn(y.shape(), y.dtype(), 9).unwrap();
+    y.backward_with(&seed).unwrap();
+    let mut out = vec![y.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap()];
+    for l in &leaves {
+        let g = l.grad().expect("every input gets a gradient");
+        out.push(g.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap());
+    }
+    out
+}
+
+#[test]
+fn bias_matches_unfused_forward_and_backward() {
+    // (q's leading dims, L, S, E, the learnable bias's shape, Swin's shift mask on top, causal):
+    // Swin's [H, N, N] relative position bias over [B, nW, H] windows with and without the
+    // [nW, 1, N, N] mask, a per-batch key bias under the causal mask, one [L, S] bias for every
+    // problem, and a bias on B and H with nW broadcast between them.
+    type Case<'a> = (&'a [usize], usize, usize, usize, &'a [usize], bool, bool);
+    let cases: [Case; 5] = [
+        (&[2, 4, 3], 49, 49, 16, &[3, 49, 49], false, false),
+        (&[2, 4, 3], 49, 49, 16, &[3, 49, 49], true, false),
+        (&[2, 3], 70, 45, 24, &[2, 1, 1, 45], false, true),
+        (&[3], 17, 130, 8, &[17, 130], false, false),
+        (&[2, 3, 2], 9, 11, 8, &[2, 1, 2, 9, 11], false, false),
+    ];
+    for (lead, l, s, e, bshape, masked, causal) in cases {
+        for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 2e-5)] {
+            let [q, k, v] = qkv(lead, l, s, e, dtype);
+            let b = Tensor::randn(bshape, dtype, 4).unwrap();
+            let mask = masked.then(|| shift_mask(lead[1], l, dtype));
+            let with_mask = |b: &Tensor| match &mask {
+                Some(m) => b.add(m),
+                None => Ok(b.clone()),
+            };
+            let inputs = [q, k, v, b];
+            let fused = run_biased(&inputs, |q, k, v, b| {
+                let bias = with_mask(b)?;
+                let opts = AttnOptions {
+                    causal,
+                    bias: Some(&bias),
+                    ..Default::default()
+                };
+                Tensor::scaled_dot_product_attention_with(q, k, v, opts)
+            });
+            let reference = run_biased(&inputs, |q, k, v, b| {
+                let bias = with_mask(b)?;
+                if causal {
+                    let m = causal_mask(l, s, dtype);
+                    unfused_biased(q, k, v, &bias.add(&m)?)
+                } else {
+                    unfused_biased(q, k, v, &bias)
+                }
+            });
+            let what = format!("{lead:?} L{l} S{s} bias {bshape:?} mask={masked} {dtype:?}");
+            assert_close(&what, &fused[..4], &reference[..4], tol);
+            assert_close(&format!("{what} dbias"), &fused[4..], &reference[4..], tol);
+        }
+    }
+}
+
+/// The causal mask as an additive 0/−∞ [L, S] matrix.
+fn causal_mask(l: usize, s: usize, dtype: DType) -> Tensor {
+    let mask: Vec<f64> = (0..l * s)
+        .map(|x| {
+            if x % s <= x / s {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
+        .collect();
+    Tensor::from_vec(mask, &[l, s])
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+#[test]
+fn bias_that_does_not_broadcast_is_an_error() {
+    let [q, k, v] = qkv(&[2, 3], 5, 7, 8, DType::F32);
+    for bad in [&[5, 6][..], &[4, 5, 7], &[1, 2, 3, 5, 7]] {
+        let b = Tensor::zeros(bad, DType::F32).unwrap();
+        let opts = AttnOptions {
+            bias: Some(&b),
+            ..Default::default()
+        };
+        let e = Tensor::scaled_dot_product_attention_with(&q, &k, &v, opts)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("{bad:?}")), "{e}");
+    }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 use common::{conv2d_params, conv_case};
-use kiln_engine::{DType, Device, MemoryFormat, Result, Tensor};
+use kiln_engine::{AttnOptions, DType, Device, MemoryFormat, Result, Tensor};
 use std::io::Write;
 
 const CUDA: Device = Device::Cuda(0);
@@ -271,6 +271,12 @@ fn casts_and_copies() {
                     let v = relayout(&t[0], layout)?;
                     Tensor::cat(&[v.narrow(1, 1, 2)?, v.narrow(1, 0, 1)?], 1)
                 },
+            );
+            conform(
+                &format!("roll {layout}"),
+                std::slice::from_ref(&x),
+                dtype,
+                |t| relayout(&t[0], layout)?.roll(&[-3, 2], &[2, 3]),
             );
             conform(
                 &format!("pad2d {layout}"),
@@ -978,6 +984,64 @@ fn scaled_dot_product_attention_odd_shapes() {
                 &inputs,
                 dtype,
                 |t| Tensor::scaled_dot_product_attention(&t[0], &t[1], &t[2], None, causal),
+            );
+        }
+    }
+}
+
+#[test]
+fn scaled_dot_product_attention_with_bias() {
+    if !cuda_available() {
+        return;
+    }
+    // Swin's windows [B, nW, H, N, D] with a learnable [H, N, N] bias plus a constant [nW, 1, N, N]
+    // 0/−100 shift mask (dB summed over B and nW), a per-batch [B, 1, 1, S] key bias under the
+    // causal mask, and head dim 80 on the composed path. Tolerances as the unbiased cases.
+    type Case = ([usize; 5], usize, [usize; 5], bool, bool);
+    let cases: [Case; 3] = [
+        ([2, 2, 2, 49, 32], 49, [1, 1, 2, 49, 49], true, false),
+        ([2, 1, 2, 70, 24], 45, [2, 1, 1, 1, 45], false, true),
+        ([1, 1, 2, 19, 80], 23, [1, 1, 2, 19, 23], false, false),
+    ];
+    for (qs, s, bs, masked, causal) in cases {
+        let ks = [qs[0], qs[1], qs[2], s, qs[4]];
+        let inputs = [
+            input(&qs, 34, false),
+            input(&ks, 35, false),
+            input(&ks, 36, false),
+            input(&bs, 37, false),
+        ];
+        let (nw, n) = (qs[1], qs[3]);
+        let mask: Vec<f32> = (0..nw * n * n)
+            .map(|x| {
+                let (w, i, j) = (x / (n * n), x / n % n, x % n);
+                if (i + w) / 20 == (j + w) / 20 {
+                    0.0
+                } else {
+                    -100.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, &[nw, 1, n, n]).unwrap();
+        for dtype in FLOATS {
+            conform(
+                &format!("sdpa bias q {qs:?} bias {bs:?} mask={masked} causal={causal}"),
+                &inputs,
+                dtype,
+                |t| {
+                    let bias = if masked {
+                        let m = mask.to_device(t[3].device())?.to_dtype(t[3].dtype())?;
+                        t[3].add(&m)?
+                    } else {
+                        t[3].clone()
+                    };
+                    let opts = AttnOptions {
+                        causal,
+                        bias: Some(&bias),
+                        ..Default::default()
+                    };
+                    Tensor::scaled_dot_product_attention_with(&t[0], &t[1], &t[2], opts)
+                },
             );
         }
     }

@@ -1,8 +1,8 @@
 //! Finite-difference checks (f64) of every differentiable op's backward.
 
 use kiln_engine::{
-    check_gradients, BatchNormArgs, Conv2dParams, DType, GradCheck, MemoryFormat, Pool2d, Result,
-    Tensor,
+    check_gradients, AttnOptions, BatchNormArgs, Conv2dParams, DType, GradCheck, MemoryFormat,
+    Pool2d, Result, Tensor,
 };
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {
@@ -132,6 +132,17 @@ fn grad_cat() {
     check(&[randn(&[2, 3], 54), randn(&[2, 5], 55)], |t| {
         Tensor::cat(&[t[0].clone(), t[1].clone()], 1)?.sqr()
     });
+}
+
+#[test]
+fn grad_roll_both_ways_and_formats() {
+    for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+        check(&[randn(&[2, 3, 4, 5], 56)], |t| {
+            t[0].to_memory_format(format)?
+                .roll(&[-3, 2, 7], &[2, 3, 1])?
+                .sqr()
+        });
+    }
 }
 
 #[test]
@@ -471,6 +482,33 @@ fn grad_scaled_dot_product_attention_plain_causal_and_scaled() {
     for (scale, causal) in [(None, false), (None, true), (Some(0.8), false)] {
         check(&inputs, |t| {
             Tensor::scaled_dot_product_attention(&t[0], &t[1], &t[2], scale, causal)
+        });
+    }
+}
+
+#[test]
+fn grad_scaled_dot_product_attention_bias() {
+    // Biases broadcast over [B, H] = [2, 2] queries (L = 5) against S = 7 keys: per head, per
+    // batch, one for all under the causal mask; every input's gradient, the bias's summed over
+    // the broadcast dims.
+    for (bshape, causal) in [
+        (&[2, 5, 7][..], false),
+        (&[2, 1, 5, 7], false),
+        (&[5, 7], true),
+    ] {
+        let inputs = [
+            randn(&[2, 2, 5, 6], 43),
+            randn(&[2, 2, 7, 6], 44),
+            randn(&[2, 2, 7, 6], 45),
+            randn(bshape, 46),
+        ];
+        check(&inputs, |t| {
+            let opts = AttnOptions {
+                causal,
+                bias: Some(&t[3]),
+                ..Default::default()
+            };
+            Tensor::scaled_dot_product_attention_with(&t[0], &t[1], &t[2], opts)
         });
     }
 }

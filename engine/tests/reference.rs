@@ -732,3 +732,31 @@ fn fused_squeeze_excite_equals_the_composed_ops() {
         }
     }
 }
+
+#[test]
+fn roll_moves_element_i_to_i_plus_shift_mod_n() {
+    // torch.roll over H and W of [B, H, W, C] (Swin's cyclic shift) and its inverse, both layouts.
+    let (b, h, w, c) = (2, 5, 6, 3);
+    let x = randn(&[b, h, w, c], 81);
+    let xs = x.to_vec_f32().unwrap();
+    for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+        let xf = x.to_memory_format(format).unwrap();
+        let (sh, sw) = (-2isize, 3isize);
+        let y = xf.roll(&[sh, sw], &[1, 2]).unwrap();
+        let ys = y.contiguous().unwrap().to_vec_f32().unwrap();
+        for (i, &v) in xs.iter().enumerate() {
+            let (n, r, q, ch) = (i / (h * w * c), i / (w * c) % h, i / c % w, i % c);
+            let r2 = (r as isize + sh).rem_euclid(h as isize) as usize;
+            let q2 = (q as isize + sw).rem_euclid(w as isize) as usize;
+            assert_eq!(
+                ys[((n * h + r2) * w + q2) * c + ch],
+                v,
+                "{format:?} element {i}"
+            );
+        }
+        let back = y.roll(&[-sh, -sw], &[1, 2]).unwrap();
+        assert_eq!(back.contiguous().unwrap().to_vec_f32().unwrap(), xs);
+    }
+    let e = x.roll(&[1], &[0, 1]).unwrap_err().to_string();
+    assert!(e.contains("1 shifts for 2 dims"), "{e}");
+}

@@ -19,6 +19,14 @@
 // Each output element is written by one thread after a fixed-order loop: no atomics, the same
 // bits every run, and no N×N matrix in global memory (the unfused path writes and rereads S, P,
 // dP and dS). Causal: query i sees keys j ≤ i.
+// Bias (optional, null when absent): S = scale·Q·Kᵀ + B with problem h reading matrix
+// (h / bdiv) % bcount of a dense [bcount, lq, lk] bias, straight from global memory in the tile
+// loops (the forward's and dQ's thread reads its row, dK/dV's thread its column: coalesced). Its
+// gradient dB is dS summed over the problems reading each matrix: the dQ kernel then takes
+// `groups` block rows per matrix (blockIdx.y = n·groups + g), each walking its share of the
+// matrix's `per` problems in order, each thread adding its row's dS into row i of the group's own
+// partial (f32 [bcount, groups, lq, lk], zeroed by the caller, summed over groups after), which
+// only it touches: deterministic, and as many block rows as the GPU needs.
 
 #define ATT_BR 64  // query rows per block of the forward and dQ kernels
 #define ATT_BK 32  // key rows per block of the dK/dV kernel
@@ -63,13 +71,21 @@ template <typename T, int HD> struct Attn {
 
   // ---- kernels ------------------------------------------------------------------------------
 
-  __device__ static void fwd(const T* q, const T* k, const T* v, T* o, float* lse, i64 lq, i64 lk,
-                             int d, float scale, int causal) {
+  // Problem h's [lq, lk] bias matrix, or null.
+  __device__ __forceinline__ static const T* bias_of(const T* bias, i64 h, i64 lq, i64 lk,
+                                                     i64 bdiv, i64 bcount) {
+    return bias ? bias + ((h / bdiv) % bcount) * lq * lk : nullptr;
+  }
+
+  __device__ static void fwd(const T* q, const T* k, const T* v, const T* bias, T* o, float* lse,
+                             i64 lq, i64 lk, int d, float scale, int causal, i64 bdiv,
+                             i64 bcount) {
     __shared__ float ks[ATT_BC * HD], vs[ATT_BC * HD];
     const float ninf = -1.0f / 0.0f;
     i64 bh = blockIdx.y, i0 = (i64)blockIdx.x * ATT_BR, i = i0 + threadIdx.x;
     q += bh * lq * d, k += bh * lk * d, v += bh * lk * d, o += bh * lq * d, lse += bh * lq;
     bool live = i < lq;
+    const T* brow = live && bias ? bias_of(bias, bh, lq, lk, bdiv, bcount) + i * lk : nullptr;
     float qr[HD], acc[HD];
     load_row(qr, q + i * d, live, d, scale);
 #pragma unroll
@@ -87,10 +103,12 @@ template <typename T, int HD> struct Attn {
       float s[ATT_BC], bm = ninf;
 #pragma unroll
       for (int r = 0; r < ATT_BC; ++r) {
-        s[r] = r < jn ? dot(qr, ks + r * HD) : ninf;
+        s[r] = r < jn ? dot(qr, ks + r * HD) + (brow ? to_acc(brow[j0 + r]) : 0.0f) : ninf;
         bm = fmaxf(bm, s[r]);
       }
-      float mn = fmaxf(m, bm), alpha = exp(m - mn);  // m = -inf on the first tile: alpha = 0
+      float mn = fmaxf(m, bm);
+      if (mn == ninf) continue;  // every key so far masked by the bias: nothing to fold in
+      float alpha = exp(m - mn);  // m = -inf on the first live tile: alpha = 0
       l *= alpha;
 #pragma unroll
       for (int c = 0; c < HD; ++c) acc[c] *= alpha;
@@ -111,17 +129,22 @@ template <typename T, int HD> struct Attn {
     lse[i] = m + log(l);
   }
 
-  __device__ static void bwd_dq(const T* q, const T* k, const T* v, const T* o, const T* dout,
-                                const float* lse, float* delta, T* dq, i64 lq, i64 lk, int d,
-                                float scale, int causal) {
+  // dQ (and Δ) of problem h's query block blockIdx.x; dS added into `dbr` (this thread's row of
+  // the bias gradient) when non-null.
+  __device__ static void bwd_dq_one(i64 h, const T* q, const T* k, const T* v, const T* bm,
+                                    const T* o, const T* dout, const float* lse, float* delta,
+                                    T* dq, float* dbr, i64 lq, i64 lk, int d, float scale,
+                                    int causal) {
     __shared__ float ks[ATT_BC * HD], vs[ATT_BC * HD];
     __shared__ float dos[ATT_BR * (HD + 1)];  // the block's dO rows, padded: no conflicts
-    i64 bh = blockIdx.y, i0 = (i64)blockIdx.x * ATT_BR, i = i0 + threadIdx.x;
-    q += bh * lq * d, k += bh * lk * d, v += bh * lk * d, o += bh * lq * d, dout += bh * lq * d;
-    lse += bh * lq, delta += bh * lq, dq += bh * lq * d;
+    i64 i0 = (i64)blockIdx.x * ATT_BR, i = i0 + threadIdx.x;
+    q += h * lq * d, k += h * lk * d, v += h * lk * d, o += h * lq * d, dout += h * lq * d;
+    lse += h * lq, delta += h * lq, dq += h * lq * d;
     bool live = i < lq;
+    const T* brow = live && bm ? bm + i * lk : nullptr;
     float qr[HD], g[HD];  // dO stays in shared memory: three register rows would spill
     load_row(qr, q + i * d, live, d, scale);
+    __syncthreads();  // the previous problem's dO tile is consumed
     load_tile<ATT_BR, HD + 1>(dos, dout, i0, lq, d, 1.0f);
     __syncthreads();
     const float* dor = dos + threadIdx.x * (HD + 1);
@@ -143,8 +166,10 @@ template <typename T, int HD> struct Attn {
       int jn = tile_keys(kmax, j0);
 #pragma unroll 1  // r indexes shared memory only; unrolling it raises register pressure
       for (int r = 0; r < jn; ++r) {
-        float p = exp(dot(qr, ks + r * HD) - ls);
+        float s = dot(qr, ks + r * HD) + (brow ? to_acc(brow[j0 + r]) : 0.0f);
+        float p = exp(s - ls);
         float ds = p * (dot(dor, vs + r * HD) - dl);
+        if (dbr) dbr[j0 + r] += ds;
         const volatile float* kv = ks + r * HD;  // reread: keeping the row would spill
 #pragma unroll
         for (int c = 0; c < HD; ++c) g[c] += ds * kv[c];
@@ -156,15 +181,38 @@ template <typename T, int HD> struct Attn {
       if (c < d) dq[i * d + c] = from_acc<T>(g[c] * scale);
   }
 
-  __device__ static void bwd_dkv(const T* q, const T* k, const T* v, const T* dout,
-                                 const float* lse, const float* delta, T* dk, T* dv, i64 lq,
-                                 i64 lk, int d, float scale, int causal) {
+  // Without dB: problem blockIdx.y. With dB: group g of matrix n (blockIdx.y = n·groups + g),
+  // problems [g·per/groups, (g+1)·per/groups) of the matrix's `per`.
+  __device__ static void bwd_dq(const T* q, const T* k, const T* v, const T* bias, const T* o,
+                                const T* dout, const float* lse, float* delta, T* dq,
+                                float* dbias, i64 lq, i64 lk, int d, float scale, int causal,
+                                i64 bdiv, i64 bcount, i64 per, i64 groups) {
+    i64 y = blockIdx.y, i = (i64)blockIdx.x * ATT_BR + threadIdx.x;
+    if (!dbias) {
+      const T* bm = bias_of(bias, y, lq, lk, bdiv, bcount);
+      bwd_dq_one(y, q, k, v, bm, o, dout, lse, delta, dq, nullptr, lq, lk, d, scale, causal);
+      return;
+    }
+    i64 n = y / groups, g = y % groups;
+    const T* bm = bias + n * lq * lk;
+    float* dbr = i < lq ? dbias + y * lq * lk + i * lk : nullptr;
+    for (i64 t = g * per / groups; t < (g + 1) * per / groups; ++t) {
+      i64 h = ((t / bdiv) * bcount + n) * bdiv + t % bdiv;
+      bwd_dq_one(h, q, k, v, bm, o, dout, lse, delta, dq, dbr, lq, lk, d, scale, causal);
+    }
+  }
+
+  __device__ static void bwd_dkv(const T* q, const T* k, const T* v, const T* bias,
+                                 const T* dout, const float* lse, const float* delta, T* dk,
+                                 T* dv, i64 lq, i64 lk, int d, float scale, int causal, i64 bdiv,
+                                 i64 bcount) {
     __shared__ float qs[ATT_BC * HD], dos[ATT_BC * HD], ls[ATT_BC], dl[ATT_BC];
     __shared__ float kself[ATT_BK * (HD + 1)], vself[ATT_BK * (HD + 1)];  // padded: no conflicts
     i64 bh = blockIdx.y, j0 = (i64)blockIdx.x * ATT_BK, j = j0 + threadIdx.x;
     q += bh * lq * d, k += bh * lk * d, v += bh * lk * d, dout += bh * lq * d;
     lse += bh * lq, delta += bh * lq, dk += bh * lk * d, dv += bh * lk * d;
     bool live = j < lk;
+    const T* bcol = live && bias ? bias_of(bias, bh, lq, lk, bdiv, bcount) + j : nullptr;
     load_tile<ATT_BK, HD + 1>(kself, k, j0, lk, d, 1.0f);
     load_tile<ATT_BK, HD + 1>(vself, v, j0, lk, d, 1.0f);
     const float* kr = kself + threadIdx.x * (HD + 1);
@@ -186,7 +234,8 @@ template <typename T, int HD> struct Attn {
 #pragma unroll 1
       for (int r = 0; r < rn; ++r) {
         if (!live || (causal && i0 + r < j)) continue;
-        float p = exp(dot(qs + r * HD, kr) - ls[r]);
+        float s = dot(qs + r * HD, kr) + (bcol ? to_acc(bcol[(i0 + r) * lk]) : 0.0f);
+        float p = exp(s - ls[r]);
         float ds = p * (dot(dos + r * HD, vr) - dl[r]);
         // Reread the rows the dots used: keeping them in registers would spill.
         const volatile float *qv = qs + r * HD, *dov = dos + r * HD;
@@ -207,20 +256,24 @@ template <typename T, int HD> struct Attn {
 // ---- dtypes and head-dim buckets ------------------------------------------------------------
 
 #define ATTENTION_KERNELS(T, S, HD)                                                               \
-  extern "C" __global__ void attention_fwd_h##HD##_##S(const T* q, const T* k, const T* v, T* o, \
-                                                       float* lse, i64 lq, i64 lk, int d,        \
-                                                       float scale, int causal) {                \
-    Attn<T, HD>::fwd(q, k, v, o, lse, lq, lk, d, scale, causal);                                  \
+  extern "C" __global__ void attention_fwd_h##HD##_##S(                                           \
+      const T* q, const T* k, const T* v, const T* bias, T* o, float* lse, i64 lq, i64 lk, int d,  \
+      float scale, int causal, i64 bdiv, i64 bcount) {                                            \
+    Attn<T, HD>::fwd(q, k, v, bias, o, lse, lq, lk, d, scale, causal, bdiv, bcount);              \
   }                                                                                               \
   extern "C" __global__ void attention_bwd_dq_h##HD##_##S(                                        \
-      const T* q, const T* k, const T* v, const T* o, const T* dout, const float* lse,            \
-      float* delta, T* dq, i64 lq, i64 lk, int d, float scale, int causal) {                      \
-    Attn<T, HD>::bwd_dq(q, k, v, o, dout, lse, delta, dq, lq, lk, d, scale, causal);              \
+      const T* q, const T* k, const T* v, const T* bias, const T* o, const T* dout,               \
+      const float* lse, float* delta, T* dq, float* dbias, i64 lq, i64 lk, int d, float scale,    \
+      int causal, i64 bdiv, i64 bcount, i64 per, i64 groups) {                                    \
+    Attn<T, HD>::bwd_dq(q, k, v, bias, o, dout, lse, delta, dq, dbias, lq, lk, d, scale, causal,  \
+                        bdiv, bcount, per, groups);                                               \
   }                                                                                               \
   extern "C" __global__ void attention_bwd_dkv_h##HD##_##S(                                       \
-      const T* q, const T* k, const T* v, const T* dout, const float* lse, const float* delta,    \
-      T* dk, T* dv, i64 lq, i64 lk, int d, float scale, int causal) {                             \
-    Attn<T, HD>::bwd_dkv(q, k, v, dout, lse, delta, dk, dv, lq, lk, d, scale, causal);            \
+      const T* q, const T* k, const T* v, const T* bias, const T* dout, const float* lse,         \
+      const float* delta, T* dk, T* dv, i64 lq, i64 lk, int d, float scale, int causal, i64 bdiv, \
+      i64 bcount) {                                                                               \
+    Attn<T, HD>::bwd_dkv(q, k, v, bias, dout, lse, delta, dk, dv, lq, lk, d, scale, causal, bdiv, \
+                         bcount);                                                                 \
   }
 ATTENTION_KERNELS(float, f32, 32)
 ATTENTION_KERNELS(float, f32, 64)

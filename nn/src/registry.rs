@@ -9,6 +9,7 @@ use crate::models::mobilenetv3::{self, MobileNetV3};
 use crate::models::regnet::{self, RegNet};
 use crate::models::resnest;
 use crate::models::resnet::{self, ResNet};
+use crate::models::swin::{self, SwinTransformer};
 use crate::models::vgg::{self, Vgg};
 use crate::models::vit::{self, VisionTransformer};
 use crate::pretrained::PretrainedSource;
@@ -74,6 +75,7 @@ pub(crate) fn lookup(arch: &str) -> Option<(PretrainedCfg, Build)> {
         .or_else(|| family(arch, mobilenetv3::variants(), MobileNetV3::new))
         .or_else(|| family(arch, regnet::variants(), RegNet::new))
         .or_else(|| family(arch, resnest::variants(), ResNet::new))
+        .or_else(|| family(arch, swin::variants(), SwinTransformer::new))
         .or_else(|| family(arch, vgg::variants(), Vgg::new))
         .or_else(|| family(arch, vit::variants(), VisionTransformer::new))
         .or_else(|| family(arch, eva::variants(), Eva::new))
@@ -110,6 +112,7 @@ fn all_names() -> Vec<&'static str> {
     names.extend(mobilenetv3::variants().into_iter().map(|(n, _, _)| n));
     names.extend(regnet::variants().into_iter().map(|(n, _, _)| n));
     names.extend(resnest::variants().into_iter().map(|(n, _, _)| n));
+    names.extend(swin::variants().into_iter().map(|(n, _, _)| n));
     names.extend(vgg::variants().into_iter().map(|(n, _, _)| n));
     names.extend(vit::variants().into_iter().map(|(n, _, _)| n));
     names.extend(eva::variants().into_iter().map(|(n, _, _)| n));

@@ -8,6 +8,7 @@
 use kiln_engine::{DType, Device, Generator, MemoryFormat, Tensor};
 use kiln_nn::layers::{AttnLayer, NormLayer};
 use kiln_nn::models::resnet::{self, ResNet, ResNetCfg, StemType};
+use kiln_nn::models::swin::{self, SwinCfg, SwinTransformer};
 use kiln_nn::models::vit::{self, VisionTransformer, VitCfg};
 use kiln_nn::{create_model, load_state_dict, state_dict, Model, ModelArgs};
 use std::collections::BTreeMap;
@@ -113,6 +114,11 @@ fn step_matches_the_cpu(name: &str) {
 
 /// The step of the model `build` makes on both backends, NCHW and channels-last.
 fn steps_agree(name: &str, build: &dyn Fn(&ModelArgs) -> Box<dyn Model>) {
+    steps_agree_in(name, build, &[false, true]);
+}
+
+/// [`steps_agree`] in the given layouts (`true`: channels-last).
+fn steps_agree_in(name: &str, build: &dyn Fn(&ModelArgs) -> Box<dyn Model>, layouts: &[bool]) {
     if let Err(e) = kiln_engine::cuda::device(0) {
         let _ = writeln!(std::io::stderr(), "skipped: {e}");
         return;
@@ -124,7 +130,7 @@ fn steps_agree(name: &str, build: &dyn Fn(&ModelArgs) -> Box<dyn Model>) {
         ..Default::default()
     };
     let (loss_rtol, grad_tol) = tolerances(name);
-    for channels_last in [false, true] {
+    for &channels_last in layouts {
         // This thread's own generator: the binary's other tests, running beside it, cannot reseed
         // it between the draws (the tolerances were measured on these weights).
         kiln_engine::manual_seed_thread(0);
@@ -211,4 +217,28 @@ fn small_vit_step_matches_the_cpu() {
         let (_, _, cfg) = vit::variants().remove(0);
         Box::new(VisionTransformer::new(&small, args, cfg).unwrap())
     });
+}
+
+/// A small Swin (stage widths 32 to 256, heads of dim 32, blocks 2-1-1-1; registered nowhere,
+/// swin_tiny's builder) at 32²: the first stage's 7×7 windows shifted over its 8² map padded to
+/// 14², so the step runs the cyclic shift, the padding, the shift mask and the relative position
+/// bias inside the fused attention, forward and backward (its gradient reaching the tables).
+/// NCHW only: the tokens are NHWC from the patch embedding on, whatever the input's layout.
+#[test]
+fn small_swin_step_matches_the_cpu() {
+    let small = SwinCfg {
+        embed_dim: 32,
+        depths: [2, 1, 1, 1],
+        heads: [1, 2, 4, 8],
+        window: 7,
+    };
+    let build = |args: &ModelArgs| -> Box<dyn Model> {
+        let (_, _, cfg) = swin::variants().remove(0);
+        let args = ModelArgs {
+            img_size: Some(32),
+            ..args.clone()
+        };
+        Box::new(SwinTransformer::new(&small, &args, cfg).unwrap())
+    };
+    steps_agree_in("swin (dim 32, blocks 2-1-1-1)", &build, &[false]);
 }

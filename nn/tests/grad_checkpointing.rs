@@ -157,3 +157,10 @@ fn vit_tiny_patch16_224() {
 fn eva02_tiny_patch14_224() {
     same_step_checkpointed("eva02_tiny_patch14_224", 28, |_| {});
 }
+
+#[test]
+fn swin_tiny_patch4_window7_224() {
+    // 32²: the first stage's shifted, padded windows (the attention bias and its gradient)
+    // recomputed inside each checkpointed block.
+    same_step_checkpointed("swin_tiny_patch4_window7_224", 32, |_| {});
+}

@@ -20,6 +20,7 @@ mod softmax;
 mod squeeze_excite;
 mod view;
 
+pub use attention::AttnOptions;
 pub use conv::{ChannelStats, Conv2dParams};
 pub use creation::Generator;
 pub use dropout::{manual_seed, manual_seed_thread, with_global_generator};

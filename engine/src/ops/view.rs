@@ -245,6 +245,37 @@ impl Tensor {
         Ok(out.with_layout(out.layout().clone(), node))
     }
 
+    /// PyTorch's `torch.roll(x, shifts, dims)`: element i of each rolled dim moves to
+    /// (i + shift) mod n (negative shifts roll the other way). Built from `narrow` and `cat`, so
+    /// it runs on every device and layout and its backward is the reverse roll.
+    pub fn roll(&self, shifts: &[isize], dims: &[isize]) -> Result<Tensor> {
+        if shifts.len() != dims.len() {
+            return Err(Error::InvalidArgument {
+                op: "roll",
+                msg: format!("{} shifts for {} dims", shifts.len(), dims.len()),
+            });
+        }
+        let mut out = self.clone();
+        for (&shift, &dim) in shifts.iter().zip(dims) {
+            let d = self.layout().dim("roll", dim)?;
+            let n = self.shape()[d];
+            let s = if n == 0 {
+                0
+            } else {
+                shift.rem_euclid(n as isize) as usize
+            };
+            if s == 0 {
+                continue;
+            }
+            let (tail, head) = (
+                out.narrow(d as isize, n - s, s)?,
+                out.narrow(d as isize, 0, n - s)?,
+            );
+            out = Tensor::cat(&[tail, head], d as isize)?;
+        }
+        Ok(out)
+    }
+
     /// Zero-pads the last two dims by `[left, right, top, bottom]` (PyTorch's `F.pad(x, (l, r, t,
     /// b))`, as timm's TF-style "same" padding uses it); keeps the memory format.
     pub fn pad2d(&self, pad: [usize; 4]) -> Result<Tensor> {

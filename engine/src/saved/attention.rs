@@ -18,6 +18,8 @@ pub struct AttnSaved<S> {
     pub lse: S,
     /// The gradient of O.
     pub dout: S,
+    /// The forward's dense bias [count, lq, lk] (q's dtype), when it had one.
+    pub bias: Option<S>,
 }
 
 impl<'a> AttnSaved<&'a Storage> {
@@ -30,6 +32,7 @@ impl<'a> AttnSaved<&'a Storage> {
             o: pick(self.o)?,
             lse: pick(self.lse)?,
             dout: pick(self.dout)?,
+            bias: self.bias.map(&pick).transpose()?,
         })
     }
 }

@@ -12,7 +12,12 @@
 //! it forms S and dP = dO·Vᵀ, then dS = P∘(dP − Δ), dV += Pᵀ·dO, dK += scale·dSᵀ·Q and
 //! dQ += scale·dS·K, in one pass per problem (rayon over batch·heads) in a fixed order: no
 //! atomics, no L×S matrix, each block of P and dS computed once. The causal mask lets query i see
-//! keys j ≤ i (PyTorch's top-left aligned `is_causal`).
+//! keys j ≤ i (PyTorch's top-left aligned `is_causal`). An optional additive bias (PyTorch's
+//! float `attn_mask`; Swin's relative position bias plus shift mask) is read block by block as the
+//! scores are formed: S = scale·Q·Kᵀ + B, with problem h reading matrix (h / div) % count of a
+//! dense [count, lq, lk] bias. Its gradient is dS summed over the problems sharing a matrix: the
+//! backward then runs the problems of each matrix in fixed-size groups, each group adding into its
+//! own [lq, lk] partial, and sums the partials in order (deterministic, no L×S per problem).
 
 use super::{c, Real};
 use rayon::prelude::*;
@@ -37,7 +42,52 @@ pub struct AttnDims {
     pub scale: f64,
     /// Whether query i sees only keys j ≤ i.
     pub causal: bool,
+    /// Where each problem finds its additive bias, when there is one.
+    pub bias: Option<BiasMap>,
 }
+
+/// Where problem `h` finds its additive score bias: matrix `(h / div) % count` of a dense
+/// [count, lq, lk] tensor (a bias broadcast over some of the batch·head dims).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BiasMap {
+    /// Bias matrices; `bh` is a multiple of `count·div`.
+    pub count: usize,
+    /// Consecutive problems sharing one matrix.
+    pub div: usize,
+}
+
+impl BiasMap {
+    /// The bias matrix of problem `h`.
+    #[inline]
+    pub fn of(&self, h: usize) -> usize {
+        (h / self.div) % self.count
+    }
+
+    /// Problems reading each matrix, of `bh` in all.
+    pub fn per(&self, bh: usize) -> usize {
+        bh / self.count
+    }
+
+    /// The `t`-th problem (of [`BiasMap::per`]) reading matrix `n`.
+    pub fn problem(&self, n: usize, t: usize) -> usize {
+        ((t / self.div) * self.count + n) * self.div + t % self.div
+    }
+}
+
+/// Problem `h`'s [lq, lk] bias matrix.
+fn bias_of<'a, T>(bias: Option<&'a [T]>, dims: &AttnDims, h: usize) -> Option<&'a [T]> {
+    let (map, b) = match (dims.bias, bias) {
+        (Some(map), Some(b)) => (map, b),
+        (None, None) => return None,
+        _ => panic!("attention bias data and map must come together"),
+    };
+    let n = dims.lq * dims.lk;
+    Some(&b[map.of(h) * n..][..n])
+}
+
+/// Problem groups per bias matrix aim at this many groups in all (rayon's parallelism when the
+/// bias needs its gradient).
+const GROUPS: usize = 64;
 
 impl AttnDims {
     /// Keys query row `i` sees: `[0, keys(i))`.
@@ -160,11 +210,13 @@ fn mm<T: Real>(
     }
 }
 
-/// O (`bh·lq·d`) and the per-row logsumexp of the scaled scores (`bh·lq`) from Q, K and V.
+/// O (`bh·lq·d`) and the per-row logsumexp of the scores (`bh·lq`) from Q, K, V and the
+/// optional bias (`count·lq·lk`, as `dims.bias` maps it).
 pub fn attention_fwd<T: Real>(
     q: &[T],
     k: &[T],
     v: &[T],
+    bias: Option<&[T]>,
     dims: AttnDims,
     o: &mut [T],
     lse: &mut [T],
@@ -179,10 +231,11 @@ pub fn attention_fwd<T: Real>(
                 &k[h * lk * d..][..lk * d],
                 &v[h * lk * d..][..lk * d],
             );
+            let bias = bias_of(bias, &dims, h);
             o.par_chunks_mut(BQ * d)
                 .zip(lse.par_chunks_mut(BQ))
                 .enumerate()
-                .for_each(|(b, (o, lse))| fwd_block(q, (k, v), dims, b * BQ, o, lse));
+                .for_each(|(b, (o, lse))| fwd_block(q, (k, v, bias), dims, b * BQ, o, lse));
         });
 }
 
@@ -218,6 +271,11 @@ impl<T: Real> Online<T> {
             }
             let bm = row[..jn].iter().fold(T::neg_infinity(), |a, &b| a.max(b));
             let mn = m.max(bm);
+            if mn == T::neg_infinity() {
+                // Every key so far masked by the bias: nothing to add, no scale to change.
+                row.fill(T::zero());
+                continue;
+            }
             let alpha = (*m - mn).exp();
             if alpha != T::one() {
                 o[r * d..][..d].iter_mut().for_each(|x| *x *= alpha);
@@ -231,10 +289,11 @@ impl<T: Real> Online<T> {
 }
 
 /// The forward of query rows `[i0, i0 + lse.len())` of one problem: per key block,
-/// S = scale·Q·Kᵀ and O += P·V as block products, the online softmax in between.
+/// S = scale·Q·Kᵀ (+ the problem's bias) and O += P·V as block products, the online softmax in
+/// between.
 fn fwd_block<T: Real>(
     q: &[T],
-    (k, v): (&[T], &[T]),
+    (k, v, bias): (&[T], &[T], Option<&[T]>),
     dims: AttnDims,
     i0: usize,
     o: &mut [T],
@@ -254,6 +313,9 @@ fn fwd_block<T: Real>(
         let bk = BK.min(kend - j0);
         let kb = Mat::t(&k[j0 * d..][..bk * d], d);
         mm([rows, bk, d], (&mut s, BK, false), qb, kb, scale);
+        if let Some(b) = bias {
+            add_bias(&dims, (i0, j0, bk), b, &mut s);
+        }
         st.update(&dims, (i0, j0, bk), &mut s, o);
         let vb = Mat::rows(&v[j0 * d..][..bk * d], d);
         mm([rows, d, bk], (o, d, true), Mat::rows(&s, BK), vb, T::one());
@@ -262,6 +324,20 @@ fn fwd_block<T: Real>(
         let inv = l.recip();
         o[r * d..][..d].iter_mut().for_each(|x| *x *= inv);
         lse[r] = m + l.ln();
+    }
+}
+
+/// Adds the bias block of query rows from `i0` (as many as `s` holds rows of BK) and keys
+/// `[j0, j0 + bk)` to the visible scores in `s`.
+fn add_bias<T: Real>(dims: &AttnDims, (i0, j0, bk): (usize, usize, usize), b: &[T], s: &mut [T]) {
+    for (r, row) in s.chunks_mut(BK).enumerate() {
+        let i = i0 + r;
+        if i >= dims.lq {
+            break;
+        }
+        let jn = visible(dims, i, j0, bk);
+        let brow = &b[i * dims.lk + j0..][..jn];
+        row[..jn].iter_mut().zip(brow).for_each(|(x, &y)| *x += y);
     }
 }
 
@@ -280,15 +356,18 @@ pub struct AttnBwdInputs<'a, T> {
     pub lse: &'a [T],
     /// The gradient of O, `bh·lq·d`.
     pub dout: &'a [T],
+    /// The forward's bias, `count·lq·lk` as `dims.bias` maps it (one problem's [lq, lk] inside
+    /// the per-problem code).
+    pub bias: Option<&'a [T]>,
 }
 
-/// dQ, dK and dV (shaped as Q, K and V) from what the forward saved and dO.
+/// dQ, dK and dV (shaped as Q, K and V) from what the forward saved and dO, and the bias
+/// gradient (`count·lq·lk`: dS summed over the problems reading each matrix) into `dbias`.
 pub fn attention_bwd<T: Real>(
     x: AttnBwdInputs<T>,
     dims: AttnDims,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
+    (dq, dk, dv): (&mut [T], &mut [T], &mut [T]),
+    dbias: Option<&mut [T]>,
 ) {
     let (lq, lk, d) = (dims.lq, dims.lk, dims.d);
     let mut delta = vec![T::zero(); dims.bh * lq];
@@ -298,13 +377,58 @@ pub fn attention_bwd<T: Real>(
             *dl = dot(&x.dout[i..][..d], &x.o[i..][..d]);
         }
     });
-    dq.par_chunks_mut(lq * d)
-        .zip(dk.par_chunks_mut(lk * d))
-        .zip(dv.par_chunks_mut(lk * d))
-        .enumerate()
-        .for_each(|(h, ((dq, dk), dv))| {
-            let delta = &delta[h * lq..][..lq];
-            bwd_head(&head(&x, h, dims), delta, dims, (dq, dk, dv));
+    let Some(dbias) = dbias else {
+        dq.par_chunks_mut(lq * d)
+            .zip(dk.par_chunks_mut(lk * d))
+            .zip(dv.par_chunks_mut(lk * d))
+            .enumerate()
+            .for_each(|(h, ((dq, dk), dv))| {
+                let delta = &delta[h * lq..][..lq];
+                bwd_head(&head(&x, h, dims), delta, dims, (dq, dk, dv), None);
+            });
+        return;
+    };
+    let map = dims.bias.expect("a bias gradient needs a bias");
+    let (per, ls) = (map.per(dims.bh), lq * lk);
+    let groups = GROUPS.div_ceil(map.count).clamp(1, per.max(1));
+    type Grads<'g, T> = (&'g mut [T], &'g mut [T], &'g mut [T]);
+    let mut slots: Vec<Option<Grads<T>>> = dq
+        .chunks_mut(lq * d)
+        .zip(dk.chunks_mut(lk * d))
+        .zip(dv.chunks_mut(lk * d))
+        .map(|((a, b), c)| Some((a, b, c)))
+        .collect();
+    // Group g of matrix n: problems t ∈ [g·per/groups, (g+1)·per/groups) of it, in order.
+    let mut tasks: Vec<Vec<(usize, Grads<T>)>> = Vec::with_capacity(map.count * groups);
+    for n in 0..map.count {
+        for g in 0..groups {
+            let list = (g * per / groups..(g + 1) * per / groups)
+                .map(|t| {
+                    let h = map.problem(n, t);
+                    (h, slots[h].take().expect("each problem reads one matrix"))
+                })
+                .collect();
+            tasks.push(list);
+        }
+    }
+    let mut partial = vec![T::zero(); map.count * groups * ls];
+    tasks
+        .into_par_iter()
+        .zip(partial.par_chunks_mut(ls))
+        .for_each(|(list, part)| {
+            for (h, grads) in list {
+                let delta = &delta[h * lq..][..lq];
+                bwd_head(&head(&x, h, dims), delta, dims, grads, Some(&mut *part));
+            }
+        });
+    dbias
+        .par_chunks_mut(ls)
+        .zip(partial.par_chunks(groups * ls))
+        .for_each(|(db, parts)| {
+            db.fill(T::zero());
+            for p in parts.chunks(ls) {
+                db.iter_mut().zip(p).for_each(|(a, &b)| *a += b);
+            }
         });
 }
 
@@ -318,16 +442,19 @@ fn head<'a, T>(x: &AttnBwdInputs<'a, T>, h: usize, dims: AttnDims) -> AttnBwdInp
         o: &x.o[h * lq * d..][..lq * d],
         lse: &x.lse[h * lq..][..lq],
         dout: &x.dout[h * lq * d..][..lq * d],
+        bias: bias_of(x.bias, &dims, h),
     }
 }
 
 /// dQ, dK and dV of one problem in one pass over key blocks (query blocks inner), each block of
-/// P and dS computed once and every product a `gemm` call on blocks, in a fixed order.
+/// P and dS computed once and every product a `gemm` call on blocks, in a fixed order; dS added
+/// into `dbias` ([lq, lk]) when given. `x.bias` is the problem's own matrix.
 fn bwd_head<T: Real>(
     x: &AttnBwdInputs<T>,
     delta: &[T],
     dims: AttnDims,
     (dq, dk, dv): (&mut [T], &mut [T], &mut [T]),
+    mut dbias: Option<&mut [T]>,
 ) {
     let (d, scale) = (dims.d, c::<T>(dims.scale));
     let (mut p, mut ds) = (vec![T::zero(); BQ * BK], vec![T::zero(); BQ * BK]);
@@ -351,7 +478,16 @@ fn bwd_head<T: Real>(
                 T::one(),
             );
             let blk = (i0, j0, bk);
+            if let Some(b) = x.bias {
+                add_bias(&dims, blk, b, &mut p[..rows * BK]);
+            }
             probs_and_dscores(&dims, blk, (&x.lse[i0..], &delta[i0..]), &mut p, &mut ds);
+            if let Some(db) = dbias.as_deref_mut() {
+                for (r, row) in ds.chunks(BK).take(rows).enumerate() {
+                    let dst = &mut db[(i0 + r) * dims.lk + j0..][..bk];
+                    dst.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+                }
+            }
             mm([bk, d, rows], (dvj, d, true), Mat::t(&p, BK), doi, T::one());
             mm([bk, d, rows], (dkj, d, true), Mat::t(&ds, BK), qi, scale);
             let dqi = &mut dq[i0 * d..][..rows * d];
@@ -366,7 +502,7 @@ fn bwd_head<T: Real>(
     }
 }
 
-/// Given the scaled scores in `p` and dP = dO·Vᵀ in `ds` (row stride BK) of query rows from `i0`
+/// Given the scores (scaled, biased) in `p` and dP = dO·Vᵀ in `ds` (row stride BK) of query rows from `i0`
 /// and key block `[j0, j0 + bk)`, writes P = e^(S − lse) into `p` and dS/scale = P∘(dP − Δ)
 /// into `ds`, both zero where masked.
 fn probs_and_dscores<T: Real>(

@@ -1,6 +1,6 @@
 //! Launchers for `attention.cu`: fused scaled-dot-product attention, the forward (O and the
 //! per-row logsumexp) and the backward (dQ with Δ = rowsum(dO∘O), then dK and dV). Twin of
-//! [`crate::cpu::attention`]; lse and Δ are f32 for every storage dtype.
+//! [`crate::cpu::attention`]; lse, Δ and the bias gradient are f32 for every storage dtype.
 
 use super::{DevPtr, Kernels};
 use crate::cpu::attention::AttnDims;
@@ -42,6 +42,18 @@ fn scalars(dims: &AttnDims) -> (i64, i64, i32, f32, i32) {
     (lq, lk, dims.d as i32, dims.scale as f32, dims.causal as i32)
 }
 
+/// The bias pointer with its (div, count), or a null pointer with (1, 1); a pointer without a
+/// map (or the reverse) is an error.
+fn bias_args(bias: Option<DevPtr>, dims: &AttnDims) -> Result<(DevPtr, i64, i64)> {
+    match (bias, dims.bias) {
+        (Some(p), Some(m)) => Ok((p, m.div as i64, m.count as i64)),
+        (None, None) => Ok((0, 1, 1)),
+        _ => Err(Error::Launch(
+            "attention: a bias pointer needs its map in the dims and the reverse".into(),
+        )),
+    }
+}
+
 /// The head-dim bucket of `dims`, or `None` when there is no work (an empty grid is a launch
 /// error); more problems than a grid's y dimension holds is an error.
 fn plan(dims: &AttnDims) -> Result<Option<usize>> {
@@ -55,26 +67,31 @@ fn plan(dims: &AttnDims) -> Result<Option<usize>> {
     Ok((dims.bh > 0 && dims.lq > 0 && dims.lk > 0).then_some(hd))
 }
 
-/// O (`bh·lq·d` of `ty`) and lse (`bh·lq` f32) from dense Q, K and V of dtype `ty`.
+/// O (`bh·lq·d` of `ty`) and lse (`bh·lq` f32) from dense Q, K and V of dtype `ty` and the
+/// optional bias (`count·lq·lk` of `ty`, as `dims.bias` maps it).
 pub fn attention_fwd(
     k: &Kernels,
     ty: &str,
-    (q, key, v): (DevPtr, DevPtr, DevPtr),
+    (q, key, v, bias): (DevPtr, DevPtr, DevPtr, Option<DevPtr>),
     (o, lse): (DevPtr, DevPtr),
     dims: AttnDims,
 ) -> Result<()> {
+    let (bias, bdiv, bcount) = bias_args(bias, &dims)?;
     let Some(hd) = plan(&dims)? else {
         return Ok(());
     };
     let (lq, lk, d, scale, causal) = scalars(&dims);
-    // SAFETY: q and o hold bh·lq·d elements of `ty`, key and v bh·lk·d, lse bh·lq f32; the grid
-    // covers lq rows per problem and the list matches `attention_fwd_h<hd>_<ty>`.
+    // SAFETY: q and o hold bh·lq·d elements of `ty`, key and v bh·lk·d, lse bh·lq f32, a non-null
+    // bias bcount·lq·lk of `ty` (bh a multiple of bdiv·bcount); the grid covers lq rows per
+    // problem and the list matches `attention_fwd_h<hd>_<ty>`.
     unsafe {
         k.launch(
             FILE,
             &format!("attention_fwd_h{hd}_{ty}"),
             grid(dims.lq, BR, dims.bh),
-            &[&q, &key, &v, &o, &lse, &lq, &lk, &d, &scale, &causal],
+            &[
+                &q, &key, &v, &bias, &o, &lse, &lq, &lk, &d, &scale, &causal, &bdiv, &bcount,
+            ],
         )
     }
 }
@@ -94,17 +111,37 @@ pub struct AttnBwdPtrs {
     pub lse: DevPtr,
     /// dO, `bh·lq·d`.
     pub dout: DevPtr,
+    /// The forward's bias, `count·lq·lk` of the storage dtype, as `dims.bias` maps it.
+    pub bias: Option<DevPtr>,
 }
 
-/// dQ, dK, dV (shaped as Q, K, V, dtype `ty`) through `delta`, a `bh·lq` f32 scratch for Δ.
+/// Block rows the bias gradient takes per bias matrix: enough for about 256 in all, at most one
+/// per problem. The gradient comes out as `dbias_groups` partials per matrix.
+pub fn dbias_groups(dims: &AttnDims) -> usize {
+    match dims.bias {
+        Some(m) => 256usize.div_ceil(m.count).clamp(1, m.per(dims.bh).max(1)),
+        None => 1,
+    }
+}
+
+/// dQ, dK, dV (shaped as Q, K, V, dtype `ty`) through `delta`, a `bh·lq` f32 scratch for Δ,
+/// and with `dbias` (f32 [count, [`dbias_groups`], lq, lk], zeroed by the caller) the bias
+/// gradient's partials: dS summed over each group of the problems reading a bias matrix (their
+/// sum over the groups is the gradient).
 pub fn attention_bwd(
     k: &Kernels,
     ty: &str,
     x: AttnBwdPtrs,
     delta: DevPtr,
-    (dq, dk, dv): (DevPtr, DevPtr, DevPtr),
+    (dq, dk, dv, dbias): (DevPtr, DevPtr, DevPtr, Option<DevPtr>),
     dims: AttnDims,
 ) -> Result<()> {
+    let (bias, bdiv, bcount) = bias_args(x.bias, &dims)?;
+    if dbias.is_some() && x.bias.is_none() {
+        return Err(Error::Launch(
+            "attention: a bias gradient needs a bias".into(),
+        ));
+    }
     let Some(hd) = plan(&dims)? else {
         return Ok(());
     };
@@ -116,16 +153,29 @@ pub fn attention_bwd(
         o,
         lse,
         dout,
+        ..
     } = x;
-    // SAFETY: as the forward, plus o, dout and dq of bh·lq·d elements of `ty` and delta of bh·lq
-    // f32; the list matches `attention_bwd_dq_h<hd>_<ty>`.
+    // With dB each bias matrix's groups of problems take a block row each; without, a block row
+    // per problem.
+    let groups = dbias_groups(&dims);
+    let (rows_y, per) = match dbias {
+        Some(_) => (bcount as usize * groups, dims.bh as i64 / bcount),
+        None => (dims.bh, 1),
+    };
+    let groups = groups as i64;
+    let dbias = dbias.unwrap_or(0);
+    // SAFETY: as the forward, plus o, dout and dq of bh·lq·d elements of `ty`, delta of bh·lq
+    // f32 and a non-null dbias of bcount·groups·lq·lk f32; each block row's problems lie in
+    // [0, bh);
+    // the list matches `attention_bwd_dq_h<hd>_<ty>`.
     unsafe {
         k.launch(
             FILE,
             &format!("attention_bwd_dq_h{hd}_{ty}"),
-            grid(dims.lq, BR, dims.bh),
+            grid(dims.lq, BR, rows_y),
             &[
-                &q, &key, &v, &o, &dout, &lse, &delta, &dq, &lq, &lk, &d, &scale, &causal,
+                &q, &key, &v, &bias, &o, &dout, &lse, &delta, &dq, &dbias, &lq, &lk, &d, &scale,
+                &causal, &bdiv, &bcount, &per, &groups,
             ],
         )?;
     }
@@ -138,7 +188,8 @@ pub fn attention_bwd(
             &format!("attention_bwd_dkv_h{hd}_{ty}"),
             grid(dims.lk, BK, dims.bh),
             &[
-                &q, &key, &v, &dout, &lse, &delta, &dk, &dv, &lq, &lk, &d, &scale, &causal,
+                &q, &key, &v, &bias, &dout, &lse, &delta, &dk, &dv, &lq, &lk, &d, &scale, &causal,
+                &bdiv, &bcount,
             ],
         )
     }

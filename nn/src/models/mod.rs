@@ -12,6 +12,7 @@ pub mod mobilenetv3;
 pub mod regnet;
 pub mod resnest;
 pub mod resnet;
+pub mod swin;
 pub mod vgg;
 pub mod vit;
 

@@ -72,8 +72,8 @@ pub fn parity_input() -> Tensor {
     Tensor::from_vec(x, &[2, 3, 64, 64]).unwrap()
 }
 
-/// The fixtures' model arguments: 10 classes, and ViTs and EVAs (`_patch` in the name) built for
-/// the 64² test input (as the fixture script builds them).
+/// The fixtures' model arguments: 10 classes, and ViTs, EVAs and Swins (`_patch` in the name)
+/// built for the 64² test input (as the fixture script builds them).
 pub fn test_args(name: &str) -> ModelArgs {
     ModelArgs {
         num_classes: 10,

@@ -1,0 +1,329 @@
+//! timm's SwinTransformer (`swin_transformer.py`): a 4×4 patch embedding with LayerNorm, four
+//! stages of (shifted) window attention blocks on NHWC tokens, PatchMerging between stages, a
+//! final LayerNorm and an average-pooled `head.fc`. Built for one input size (timm's
+//! `strict_img_size`), which fixes each block's window, shift and shift mask.
+
+mod block;
+mod variants;
+
+pub use block::{pad_hw, shift_mask, window_partition, window_reverse, SwinBlock};
+pub use variants::variants;
+
+use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
+use crate::module::{join, NamedTensor};
+use crate::{Error, ModelArgs, Module, Result};
+use block::{PatchMerging, LN_EPS};
+use kiln_engine::Tensor;
+
+const PATCH: usize = 4;
+
+/// What distinguishes one Swin from another.
+#[derive(Debug, Clone, Copy)]
+pub struct SwinCfg {
+    /// Channels of the first stage (doubling each stage).
+    pub embed_dim: usize,
+    /// Blocks per stage.
+    pub depths: [usize; 4],
+    /// Attention heads per stage.
+    pub heads: [usize; 4],
+    /// Window side (clamped to a stage's map).
+    pub window: usize,
+}
+
+/// timm's `SwinTransformerStage`: PatchMerging (all but the first) then the blocks.
+struct Stage {
+    downsample: Option<PatchMerging>,
+    blocks: Vec<Checkpointed<SwinBlock>>,
+}
+
+/// timm's `SwinTransformer`.
+pub struct SwinTransformer {
+    patch_embed: Conv2d,
+    patch_norm: LayerNorm,
+    layers: Vec<Stage>,
+    norm: LayerNorm,
+    head: Option<Linear>,
+    /// Average over the tokens (timm's 'avg'), or none ('').
+    pool: bool,
+    grad_checkpointing: bool,
+    img_size: usize,
+    drop_rate: f64,
+    feature_info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+    training: bool,
+}
+
+impl SwinTransformer {
+    /// Builds a Swin for `args.img_size` (the tag's input size by default; a multiple of 32)
+    /// with timm's init: trunc-normal (.02) linear weights and bias tables, PyTorch's patch conv.
+    pub fn new(sc: &SwinCfg, args: &ModelArgs, mut cfg: PretrainedCfg) -> Result<Self> {
+        let img_size = args.img_size.unwrap_or(cfg.input_size[2]);
+        if img_size == 0 || !img_size.is_multiple_of(PATCH * 8) {
+            return Err(Error::BadArgument {
+                model: cfg.name.clone(),
+                msg: format!("img_size {img_size} is not a multiple of 32 (patch 4, 3 merges)"),
+            });
+        }
+        cfg.input_size = [args.in_chans, img_size, img_size];
+        cfg.pool_size = [img_size / 32, img_size / 32];
+        let pool = parse_pool(args.global_pool.as_deref().unwrap_or("avg"), &cfg.name)?;
+        let total: usize = sc.depths.iter().sum();
+        let grid = img_size / PATCH;
+        let mut index = 0;
+        let mut layers = Vec::new();
+        let mut feature_info = Vec::new();
+        for (i, (&depth, &heads)) in sc.depths.iter().zip(&sc.heads).enumerate() {
+            let dim = sc.embed_dim << i;
+            let res = grid >> i;
+            let downsample = (i > 0)
+                .then(|| PatchMerging::new(dim / 2, dim))
+                .transpose()?;
+            let blocks = (0..depth)
+                .map(|j| {
+                    let rate = args.drop_path_rate * index as f64 / (total.max(2) - 1) as f64;
+                    index += 1;
+                    SwinBlock::new(dim, heads, res, (sc.window, j % 2 == 1), rate)
+                        .map(Checkpointed::new)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            layers.push(Stage { downsample, blocks });
+            feature_info.push(FeatureInfo {
+                num_chs: dim,
+                reduction: PATCH << i,
+                module: format!("layers.{i}"),
+            });
+        }
+        let num_features = sc.embed_dim << 3;
+        Ok(SwinTransformer {
+            patch_embed: Conv2d::new(args.in_chans, sc.embed_dim, PATCH, PATCH, 0, true)?,
+            patch_norm: LayerNorm::with_eps(sc.embed_dim, LN_EPS)?,
+            layers,
+            norm: LayerNorm::with_eps(num_features, LN_EPS)?,
+            head: swin_head(num_features, args.num_classes, pool, &cfg.name)?,
+            pool,
+            grad_checkpointing: false,
+            img_size,
+            drop_rate: args.drop_rate,
+            feature_info,
+            cfg,
+            training: true,
+        })
+    }
+
+    /// Every block's stochastic-depth rate (`drop_path_rate · i / (blocks − 1)`).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        self.blocks().map(|b| b.get().drop_path.p).collect()
+    }
+
+    /// Every block's (window, shift), stage by stage.
+    pub fn window_shifts(&self) -> Vec<(usize, usize)> {
+        self.blocks().map(|b| b.get().window_shift()).collect()
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = &Checkpointed<SwinBlock>> {
+        self.layers.iter().flat_map(|s| &s.blocks)
+    }
+
+    /// timm's `PatchEmbed` with NHWC output: the 4×4 conv, then LayerNorm over channels.
+    fn embed(&self, x: &Tensor) -> Result<Tensor> {
+        let &[_, _, h, w] = x.shape() else {
+            return Err(self.bad_input(x));
+        };
+        if h != self.img_size || w != self.img_size {
+            return Err(self.bad_input(x));
+        }
+        let y = self.patch_embed.forward(x)?.permute(&[0, 2, 3, 1])?;
+        self.patch_norm.forward(&y)
+    }
+
+    fn stage(&self, s: &Stage, x: Tensor) -> Result<Tensor> {
+        let x = match &s.downsample {
+            Some(d) => d.forward(&x)?,
+            None => x,
+        };
+        checkpoint_seq(&s.blocks, x, self.grad_checkpointing)
+    }
+
+    fn bad_input(&self, x: &Tensor) -> Error {
+        let s = self.img_size;
+        Error::BadArgument {
+            model: self.cfg.name.clone(),
+            msg: format!(
+                "input of shape {:?}: this Swin was built for [N, C, {s}, {s}] (set img_size)",
+                x.shape()
+            ),
+        }
+    }
+}
+
+/// timm's `global_pool` for Swin: 'avg' or '' (none).
+fn parse_pool(p: &str, model: &str) -> Result<bool> {
+    match p {
+        "avg" => Ok(true),
+        "" => Ok(false),
+        other => Err(Error::BadArgument {
+            model: model.into(),
+            msg: format!("global_pool '{other}': a Swin pools by 'avg' or '' (none)"),
+        }),
+    }
+}
+
+/// The classifier of `num_classes` (none for 0); no pooling needs no classifier.
+fn swin_head(dim: usize, num_classes: usize, pool: bool, model: &str) -> Result<Option<Linear>> {
+    if !pool && num_classes > 0 {
+        return Err(Error::BadArgument {
+            model: model.into(),
+            msg: "global_pool '' needs num_classes 0".into(),
+        });
+    }
+    (num_classes > 0)
+        .then(|| Linear::trunc_normal(dim, num_classes, 0.02))
+        .transpose()
+}
+
+impl Module for SwinTransformer {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        let mut local = Vec::new();
+        self.patch_embed.collect("patch_embed.proj", &mut local);
+        self.patch_norm.collect("patch_embed.norm", &mut local);
+        for (i, s) in self.layers.iter().enumerate() {
+            let stage = format!("layers.{i}");
+            if let Some(d) = &s.downsample {
+                d.collect(&join(&stage, "downsample"), &mut local);
+            }
+            for (j, b) in s.blocks.iter().enumerate() {
+                b.collect(&format!("{stage}.blocks.{j}"), &mut local);
+            }
+        }
+        self.norm.collect("norm", &mut local);
+        if let Some(head) = &self.head {
+            head.collect("head.fc", &mut local);
+        }
+        out.extend(local.into_iter().map(|t| NamedTensor {
+            name: join(prefix, &t.name),
+            ..t
+        }));
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        for s in &mut self.layers {
+            for b in &mut s.blocks {
+                b.set_training(training);
+            }
+        }
+    }
+}
+
+impl Model for SwinTransformer {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
+    /// The final LayerNorm's NHWC map [B, H/32, W/32, C] (timm's `output_fmt` 'NHWC').
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self
+            .layers
+            .iter()
+            .try_fold(self.embed(x)?, |h, s| self.stage(s, h))?;
+        self.norm.forward(&x)
+    }
+
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let pooled = if self.pool {
+            let &[b, h, w, c] = x.shape() else {
+                return Err(block_shape_error(x));
+            };
+            x.reshape(&[b, h * w, c])?.mean(1, false)?
+        } else {
+            x.clone()
+        };
+        let x = pooled.dropout(self.drop_rate, self.training)?;
+        match (&self.head, pre_logits) {
+            (Some(head), false) => head.forward(&x),
+            _ => Ok(x),
+        }
+    }
+
+    /// Each stage's output as NCHW (timm's `forward_intermediates`, no final norm).
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut h = self.embed(x)?;
+        let mut out = Vec::new();
+        for s in &self.layers {
+            h = self.stage(s, h)?;
+            out.push(h.permute(&[0, 3, 1, 2])?.contiguous()?);
+        }
+        Ok(out)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.head.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        let pool = match global_pool {
+            Some(p) => parse_pool(p, &self.cfg.name)?,
+            None => self.pool,
+        };
+        self.head = swin_head(self.num_features(), num_classes, pool, &self.cfg.name)?;
+        self.pool = pool;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.head.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.norm.weight.shape()[0]
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
+        if coarse {
+            return vec![
+                GroupRule::new("stem", r"^patch_embed"),
+                GroupRule::new("blocks", r"^layers\.(\d+)"),
+            ];
+        }
+        vec![
+            GroupRule::new("stem", r"^patch_embed"),
+            GroupRule::new("blocks", r"^layers\.(\d+).downsample").with_suffix(0.0),
+            GroupRule::new("blocks", r"^layers\.(\d+)\.\w+\.(\d+)"),
+            GroupRule::new("blocks", r"^norm").with_suffix(99999.0),
+        ]
+    }
+
+    /// timm's: every parameter whose name holds `relative_position_bias_table`.
+    fn no_weight_decay(&self) -> Vec<String> {
+        self.named_tensors()
+            .into_iter()
+            .map(|t| t.name)
+            .filter(|n| n.contains("relative_position_bias_table"))
+            .collect()
+    }
+}
+
+fn block_shape_error(x: &Tensor) -> Error {
+    Error::BadArgument {
+        model: "swin".into(),
+        msg: format!("the head takes [B, H, W, C] features, got {:?}", x.shape()),
+    }
+}

@@ -1,0 +1,79 @@
+//! The Swin Transformer names timm registers in `swin_transformer.py` (but the S3 searched
+//! ones), each with its architecture and timm's default pretrained config.
+
+use super::SwinCfg;
+use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+
+/// One registered Swin: (name, architecture, default pretrained config).
+type Variant = (&'static str, SwinCfg, PretrainedCfg);
+
+/// `arch` with timm's Swin `_cfg` for its default tag: `img`² input, pool img/32, crop 0.9 at
+/// 224 and 1.0 at 384, bicubic, ImageNet mean/std.
+fn variant(arch: &'static str, tag: &str, sc: SwinCfg, img: usize) -> Variant {
+    let cfg = PretrainedCfg {
+        name: format!("{arch}.{tag}"),
+        hf_hub_id: None,
+        input_size: [3, img, img],
+        test_input_size: None,
+        pool_size: [img / 32, img / 32],
+        crop_pct: if img == 384 { 1.0 } else { 0.9 },
+        test_crop_pct: None,
+        crop_mode: "center".into(),
+        interpolation: "bicubic".into(),
+        mean: IMAGENET_DEFAULT_MEAN,
+        std: IMAGENET_DEFAULT_STD,
+        first_conv: "patch_embed.proj".into(),
+        classifier: "head.fc".into(),
+        num_classes: 1000,
+    };
+    (arch, sc, cfg)
+}
+
+/// Every registered Swin: (name, architecture, default pretrained config).
+pub fn variants() -> Vec<Variant> {
+    let swin = |embed_dim, depths, heads, window| SwinCfg {
+        embed_dim,
+        depths,
+        heads,
+        window,
+    };
+    let (tiny, deep) = ([2, 2, 6, 2], [2, 2, 18, 2]);
+    vec![
+        variant(
+            "swin_tiny_patch4_window7_224",
+            "ms_in1k",
+            swin(96, tiny, [3, 6, 12, 24], 7),
+            224,
+        ),
+        variant(
+            "swin_small_patch4_window7_224",
+            "ms_in22k_ft_in1k",
+            swin(96, deep, [3, 6, 12, 24], 7),
+            224,
+        ),
+        variant(
+            "swin_base_patch4_window7_224",
+            "ms_in22k_ft_in1k",
+            swin(128, deep, [4, 8, 16, 32], 7),
+            224,
+        ),
+        variant(
+            "swin_base_patch4_window12_384",
+            "ms_in22k_ft_in1k",
+            swin(128, deep, [4, 8, 16, 32], 12),
+            384,
+        ),
+        variant(
+            "swin_large_patch4_window7_224",
+            "ms_in22k_ft_in1k",
+            swin(192, deep, [6, 12, 24, 48], 7),
+            224,
+        ),
+        variant(
+            "swin_large_patch4_window12_384",
+            "ms_in22k_ft_in1k",
+            swin(192, deep, [6, 12, 24, 48], 12),
+            384,
+        ),
+    ]
+}
