@@ -18,17 +18,10 @@ const WIDEST_FEATURES: u64 = 8192;
 /// Classes a probe model is built with to read the classifier's input width.
 const PROBE_CLASSES: usize = 1000;
 
-fn flag(flag: &str, msg: impl Into<String>) -> Error {
-    Error::Flag {
-        flag: flag.into(),
-        msg: msg.into(),
-    }
-}
-
 /// Refuses a zero `value` of `name`.
 pub fn at_least_one(name: &str, value: usize) -> Result<()> {
     match value {
-        0 => Err(flag(name, "must be at least 1")),
+        0 => Err(Error::flag(name, "must be at least 1")),
         _ => Ok(()),
     }
 }
@@ -36,7 +29,7 @@ pub fn at_least_one(name: &str, value: usize) -> Result<()> {
 /// Refuses more loader workers than [`MAX_WORKERS`].
 pub fn check_workers(workers: usize) -> Result<()> {
     if workers > MAX_WORKERS {
-        return Err(flag(
+        return Err(Error::flag(
             "--workers",
             format!("{workers} loader threads: kiln starts one thread per worker, at most {MAX_WORKERS}"),
         ));
@@ -53,7 +46,7 @@ pub fn check_batches(images: usize, world: usize, batch: usize) -> Result<()> {
             1 => format!("the {images} training images"),
             _ => format!("each rank's {per_rank} of the {images} training images"),
         };
-        return Err(flag(
+        return Err(Error::flag(
             "--batch-size",
             format!("{batch} is more than {share}: the loader drops an incomplete last batch (timm's drop_last), so no step would run"),
         ));
@@ -87,7 +80,7 @@ impl Budget {
         if need <= self.bytes {
             return Ok(());
         }
-        Err(flag(
+        Err(Error::flag(
             name,
             format!(
                 "{what} need at least {} but {} has {} free",

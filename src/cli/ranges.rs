@@ -106,22 +106,15 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
     ];
     for (flag, values, range) in rules {
         if let Some(v) = values.into_iter().find(|&v| !range.holds(v)) {
-            return Err(refused(flag, format!("{}, got {v}", range.says())));
+            return Err(Error::flag(flag, format!("{}, got {v}", range.says())));
         }
     }
     if a.aug_splits == 1 {
         // timm's train.py: `assert num_aug_splits > 1`.
-        return Err(refused(
+        return Err(Error::flag(
             "--aug-splits",
             "1 split: give 0 (no splits) or 2 or more",
         ));
     }
     Ok(())
-}
-
-fn refused(flag: &str, msg: impl Into<String>) -> Error {
-    Error::Flag {
-        flag: flag.into(),
-        msg: msg.into(),
-    }
 }

@@ -34,40 +34,33 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-fn flag(flag: &str, msg: impl Into<String>) -> Error {
-    Error::Flag {
-        flag: flag.into(),
-        msg: msg.into(),
-    }
-}
-
 /// Checks values clap cannot (ranges, pairs) and refuses the flags kiln cannot honour.
 fn check_args(a: &TrainArgs) -> Result<()> {
     check_supported(a, REFUSED)?;
     check_train_ranges(a)?;
     if a.batch_size == 0 {
-        return Err(flag("--batch-size", "must be at least 1"));
+        return Err(Error::flag("--batch-size", "must be at least 1"));
     }
     if a.epochs == 0 {
-        return Err(flag("--epochs", "must be at least 1"));
+        return Err(Error::flag("--epochs", "must be at least 1"));
     }
     if !(0.0..1.0).contains(&a.smoothing) {
-        return Err(flag(
+        return Err(Error::flag(
             "--smoothing",
             format!("must be in [0, 1), got {}", a.smoothing),
         ));
     }
     if a.lr.is_some_and(|lr| !(lr >= 0.0 && lr.is_finite())) {
-        return Err(flag(
+        return Err(Error::flag(
             "--lr",
             "must be a positive number (0, as when not given: from --lr-base)",
         ));
     }
     if a.lr_base_size == 0 && a.lr.is_none_or(|lr| lr == 0.0) {
-        return Err(flag("--lr-base-size", "must be at least 1"));
+        return Err(Error::flag("--lr-base-size", "must be at least 1"));
     }
     if !matches!(a.eval_metric.as_str(), "top1" | "top5" | "loss") {
-        return Err(flag(
+        return Err(Error::flag(
             "--eval-metric",
             format!("'{}' is not one of top1, top5, loss", a.eval_metric),
         ));
@@ -77,13 +70,13 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     }
     model_dtype(a.model_dtype.as_deref(), a.amp)?;
     if a.grad_accum_steps == 0 {
-        return Err(flag("--grad-accum-steps", "must be at least 1"));
+        return Err(Error::flag("--grad-accum-steps", "must be at least 1"));
     }
     if !matches!(
         a.variable_batch_loss_scale.as_str(),
         "none" | "sqrt" | "linear"
     ) {
-        return Err(flag(
+        return Err(Error::flag(
             "--variable-batch-loss-scale",
             format!(
                 "'{}' is not none, sqrt or linear",
@@ -92,7 +85,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
         ));
     }
     if !(0.0..=1.0).contains(&a.model_ema_decay) {
-        return Err(flag(
+        return Err(Error::flag(
             "--model-ema-decay",
             format!("must be in [0, 1], got {}", a.model_ema_decay),
         ));
@@ -105,7 +98,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
 fn check_counts(a: &TrainArgs, in_chans: usize, img_size: Option<usize>) -> Result<()> {
     limits::at_least_one("--in-chans", in_chans)?;
     if in_chans != 1 && in_chans != 3 {
-        return Err(flag(
+        return Err(Error::flag(
             "--in-chans",
             format!("{in_chans}: kiln decodes images to 1 (L) or 3 (RGB) channels"),
         ));
@@ -143,7 +136,7 @@ pub fn train(mut a: TrainArgs) -> Result<()> {
     a.device = resolve_device(&a.device);
     if let Some(ordinals) = device_list(&a.device)? {
         if group.world_size > 1 {
-            return Err(flag(
+            return Err(Error::flag(
                 "--device",
                 format!(
                     "a device list ('{}') runs one process on several devices; under a launcher \
@@ -373,7 +366,7 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
     if let Some(path) = &a.initial_checkpoint {
         let weights = load_weights(path, true)?;
         load_state_dict(model.as_ref(), &weights.tensors, true)
-            .map_err(|e| flag("--initial-checkpoint", format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::flag("--initial-checkpoint", format!("{}: {e}", path.display())))?;
         match weights.source {
             "" => println!("Loaded initial weights from {}", path.display()),
             part => println!("Loaded initial weights from {} ({part})", path.display()),
@@ -383,7 +376,7 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
     if a.split_bn {
         // timm's train.py: `assert num_aug_splits > 1 or args.resplit`.
         if a.aug_splits < 2 && !a.resplit {
-            return Err(flag(
+            return Err(Error::flag(
                 "--split-bn",
                 "needs --aug-splits 2 or more (or --resplit): each split of the batch gets its own BatchNorm",
             ));
@@ -413,7 +406,7 @@ fn run_folder(a: &TrainArgs, img_size: usize) -> Result<PathBuf> {
                 .unwrap_or_else(|| experiment_name(&a.model, img_size)),
         );
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-    let yaml = serde_yaml::to_string(a).map_err(|e| flag("args.yaml", e.to_string()))?;
+    let yaml = serde_yaml::to_string(a).map_err(|e| Error::flag("args.yaml", e.to_string()))?;
     let args_path = out_dir.join("args.yaml");
     std::fs::write(&args_path, yaml).map_err(|e| Error::io(&args_path, e))?;
     Ok(out_dir)

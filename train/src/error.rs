@@ -133,6 +133,14 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// A flag's value refused, with why (`--flag: msg`).
+    pub fn flag(flag: &str, msg: impl Into<String>) -> Self {
+        Error::Flag {
+            flag: flag.into(),
+            msg: msg.into(),
+        }
+    }
+
     /// Wraps an I/O error with the path that caused it.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
