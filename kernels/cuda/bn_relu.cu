@@ -354,21 +354,40 @@ __device__ void bn_partials_packed(const T* x, const T* dy, const T* y,
   }
 }
 
-// bn_act_fwd over NHWC packs: pack i holds channels [(i % cp)·W, +W) of one pixel.
+// The packed elementwise kernels' layout: a block of 256 threads spans `rows` = 256 / cp pixels
+// of cp packs each (threads past rows·cp idle), and strides over pixels by gridDim.x·rows, so a
+// thread keeps one channel pack: channels [(t % cp)·W, +W). Its per-channel factors load once,
+// not once a pixel (the launcher gives each thread several pixels).
+struct PackedLane {
+  unsigned pack, first, stride, pixels;
+  __device__ PackedLane(unsigned packs, unsigned cp) {
+    const unsigned rows = blockDim.x / cp, row = threadIdx.x / cp;
+    pack = threadIdx.x % cp;
+    pixels = packs / cp;
+    first = row < rows ? blockIdx.x * rows + row : pixels;  // an idle thread starts at the end
+    stride = gridDim.x * rows;
+  }
+};
+
+// bn_act_fwd over NHWC packs.
 template <typename T>
 __device__ void bn_act_fwd_packed(const T* x, const T* res, const typename Acc<T>::t* scale,
                                   const typename Acc<T>::t* shift, bool relu, unsigned packs,
                                   unsigned cp, T* y) {
   typedef typename Acc<T>::t A;
   constexpr int W = 16 / sizeof(T);
-  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < packs; i += gridDim.x * blockDim.x) {
-    const unsigned c0 = (i % cp) * W;
+  const PackedLane l(packs, cp);
+  A sc[W], sf[W];
+#pragma unroll
+  for (int j = 0; j < W; ++j) sc[j] = scale[l.pack * W + j], sf[j] = shift[l.pack * W + j];
+  for (unsigned p = l.first; p < l.pixels; p += l.stride) {
+    const unsigned i = p * cp + l.pack;
     Pack<T> v = reinterpret_cast<const Pack<T>*>(x)[i];
     Pack<T> r;
     if (res) r = reinterpret_cast<const Pack<T>*>(res)[i];
 #pragma unroll
     for (int j = 0; j < W; ++j) {
-      A u = to_acc(v.v[j]) * scale[c0 + j] + shift[c0 + j];
+      A u = to_acc(v.v[j]) * sc[j] + sf[j];
       if (res) u += to_acc(r.v[j]);
       v.v[j] = from_acc<T>(relu ? fmax(u, A(0)) : u);
     }
@@ -376,7 +395,8 @@ __device__ void bn_act_fwd_packed(const T* x, const T* res, const typename Acc<T
   }
 }
 
-// bn_act_bwd_dx over NHWC packs (the formulas of bn_act_bwd_dx).
+// bn_act_bwd_dx over NHWC packs: the formulas of bn_act_bwd_dx, dx = γ·invstd·(g - dβ/m -
+// (x - mean)·invstd·dγ/m), with the per-channel factors formed once a thread, in the same order.
 template <typename T>
 __device__ void bn_act_bwd_dx_packed(const T* dy, const T* y, const T* x,
                                      const typename Acc<T>::t* scale,
@@ -389,10 +409,23 @@ __device__ void bn_act_bwd_dx_packed(const T* dy, const T* y, const T* x,
                                      unsigned packs, unsigned cp, T* dx, T* dres) {
   typedef typename Acc<T>::t A;
   constexpr int W = 16 / sizeof(T);
-  const A inv_m = A(1) / A(packs / cp > 0 ? packs / cp : 1);
-  const bool need_x = training || (relu && !y);
-  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < packs; i += gridDim.x * blockDim.x) {
-    const unsigned c0 = (i % cp) * W;
+  const PackedLane l(packs, cp);
+  const A inv_m = A(1) / A(l.pixels > 0 ? l.pixels : 1);
+  const bool remask = relu && !y, need_x = training || remask;
+  A gs[W], db[W], q[W], mu[W], sc[W], sf[W];
+#pragma unroll
+  for (int j = 0; j < W; ++j) {
+    const unsigned c = l.pack * W + j;
+    const A is = invstd[c];
+    gs[j] = gamma[c] * is;
+    db[j] = training ? dbeta[c] * inv_m : A(0);
+    q[j] = training ? is * dgamma[c] * inv_m : A(0);
+    mu[j] = training ? mean[c] : A(0);
+    sc[j] = remask ? scale[c] : A(0);
+    sf[j] = remask ? shift[c] : A(0);
+  }
+  for (unsigned p = l.first; p < l.pixels; p += l.stride) {
+    const unsigned i = p * cp + l.pack;
     Pack<T> g = reinterpret_cast<const Pack<T>*>(dy)[i];
     Pack<T> xv, yv;
     if (need_x) xv = reinterpret_cast<const Pack<T>*>(x)[i];
@@ -400,16 +433,14 @@ __device__ void bn_act_bwd_dx_packed(const T* dy, const T* y, const T* x,
     Pack<T> out;
 #pragma unroll
     for (int j = 0; j < W; ++j) {
-      const unsigned c = c0 + j;
       const A m = !relu ? A(1)
                   : y   ? to_acc(yv.v[j])
-                        : to_acc(from_acc<T>(fmax(to_acc(xv.v[j]) * scale[c] + shift[c], A(0))));
+                        : to_acc(from_acc<T>(fmax(to_acc(xv.v[j]) * sc[j] + sf[j], A(0))));
       const A gj = relu_grad(to_acc(g.v[j]), m, relu);
       g.v[j] = from_acc<T>(gj);
-      const A is = invstd[c];
       A d = gj;
-      if (training) d -= dbeta[c] * inv_m + (to_acc(xv.v[j]) - mean[c]) * (is * dgamma[c] * inv_m);
-      out.v[j] = from_acc<T>(gamma[c] * is * d);
+      if (training) d -= db[j] + (to_acc(xv.v[j]) - mu[j]) * q[j];
+      out.v[j] = from_acc<T>(gs[j] * d);
     }
     reinterpret_cast<Pack<T>*>(dx)[i] = out;
     if (dres) reinterpret_cast<Pack<T>*>(dres)[i] = g;

@@ -8,7 +8,8 @@
 // order, so no atomics, no zeroing pass and the same rounding; max backward keeps the outputs
 // whose saved argmax is this element, as PyTorch's NCHW kernel does). Threads walk elements in
 // memory order (channels fastest when channels-last) so neighbouring threads touch neighbouring
-// addresses.
+// addresses. Index arithmetic runs in int where the tensors allow (POOL_INDEXED), sparing each
+// element's coordinates four 64-bit divisions.
 //
 // T is f32, f64, f16 or bf16: f16/bf16 are read and written as such and every sum, divisor and
 // comparison runs in A = Acc<T>::t (f32), so autocast needs no cast pass around a pooling.
@@ -23,9 +24,52 @@ struct PoolWin {
 
 // ---- helpers -----------------------------------------------------------------------------------
 
+// PoolDims in the index type I the kernel computes with: int where every offset, element count
+// and adaptive product fits in 2^30 (no 64-bit division for each element), i64 otherwise.
+template <typename I> struct Dims {
+  I size[4], stride[4];
+  __device__ explicit Dims(const PoolDims& d) {
+    for (int a = 0; a < 4; ++a) size[a] = (I)d.size[a], stride[a] = (I)d.stride[a];
+  }
+};
+
+__device__ __forceinline__ bool fits_int(const PoolDims& d) {
+  const i64 lim = (i64)1 << 30;
+  i64 span = 1, n = 1;
+  for (int a = 0; a < 4; ++a) {
+    if (d.size[a] <= 0) return true;  // empty: nothing is addressed
+    span += (d.size[a] - 1) * (d.stride[a] < 0 ? -d.stride[a] : d.stride[a]);
+    n *= d.size[a];
+  }
+  return span < lim && n < lim;
+}
+
+// Whether the kernel over x and y can index in int: both tensors fit, and so do the products
+// H·OH and W·OW that adaptive ranges form.
+__device__ __forceinline__ bool small_pool(const PoolDims& xd, const PoolDims& yd) {
+  const i64 lim = (i64)1 << 30;
+  return fits_int(xd) && fits_int(yd) && xd.size[2] * yd.size[2] < lim &&
+         xd.size[3] * yd.size[3] < lim;
+}
+
+// Runs the call with I = int where small_pool(xd, yd), else with I = i64.
+#define POOL_INDEXED(xd, yd, ...) \
+  if (small_pool(xd, yd)) {       \
+    typedef int I;                \
+    __VA_ARGS__;                  \
+  } else {                        \
+    typedef i64 I;                \
+    __VA_ARGS__;                  \
+  }
+
+// Grid-stride loop over [0, n) in I (n < 2^30 for int, so i + stride cannot overflow).
+#define POOL_FOR(i, n)                                                         \
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < (n); \
+       i += (I)gridDim.x * (I)blockDim.x)
+
 // Logical (n, c, h, w) of the i-th element in memory order (channels fastest when `cl`).
-__device__ __forceinline__ void coords(i64 i, const PoolDims& t, bool cl, i64& n, i64& c, i64& h,
-                                       i64& w) {
+template <typename I>
+__device__ __forceinline__ void coords(I i, const Dims<I>& t, bool cl, I& n, I& c, I& h, I& w) {
   if (cl) {
     c = i % t.size[1];
     i /= t.size[1];
@@ -43,7 +87,7 @@ __device__ __forceinline__ void coords(i64 i, const PoolDims& t, bool cl, i64& n
   }
 }
 
-__device__ __forceinline__ i64 at(const PoolDims& t, i64 n, i64 c, i64 h, i64 w) {
+template <typename I> __device__ __forceinline__ I at(const Dims<I>& t, I n, I c, I h, I w) {
   return n * t.stride[0] + c * t.stride[1] + h * t.stride[2] + w * t.stride[3];
 }
 
@@ -53,44 +97,45 @@ template <> __device__ __forceinline__ double neg_inf<double>() {
   return -__longlong_as_double(0x7ff0000000000000ll);
 }
 
-__device__ __forceinline__ i64 numel(const PoolDims& t) {
+template <typename I> __device__ __forceinline__ I numel(const Dims<I>& t) {
   return t.size[0] * t.size[1] * t.size[2] * t.size[3];
 }
 
 // Average pooling's clipped window [lo, hi) along axis a for output o, and its padded extent.
-__device__ __forceinline__ void avg_span(const PoolWin& win, int a, i64 o, i64 n, i64& lo, i64& hi,
-                                         i64& padded) {
-  i64 start = o * win.s[a] - win.p[a];
-  i64 end = min(start + win.k[a], n + win.p[a]);
+template <typename I>
+__device__ __forceinline__ void avg_span(const PoolWin& win, int a, I o, I n, I& lo, I& hi,
+                                         I& padded) {
+  I start = o * win.s[a] - win.p[a];
+  I end = min(start + (I)win.k[a], n + (I)win.p[a]);
   padded = end - start;
-  lo = max(start, (i64)0);
-  hi = max(min(end, n), (i64)0);
+  lo = max(start, (I)0);
+  hi = max(min(end, n), (I)0);
 }
 
 // The divisor of average-pooling output (i, j).
-__device__ __forceinline__ i64 avg_count(const PoolWin& win, i64 i, i64 j, i64 h, i64 w, bool cip,
-                                         i64 b[4]) {
-  i64 ph, pw;
+template <typename I>
+__device__ __forceinline__ I avg_count(const PoolWin& win, I i, I j, I h, I w, bool cip, I b[4]) {
+  I ph, pw;
   avg_span(win, 0, i, h, b[0], b[1], ph);
   avg_span(win, 1, j, w, b[2], b[3], pw);
-  i64 count = cip ? ph * pw : max(b[1] - b[0], (i64)0) * max(b[3] - b[2], (i64)0);
-  return max(count, (i64)1);
+  I count = cip ? ph * pw : max(b[1] - b[0], (I)0) * max(b[3] - b[2], (I)0);
+  return max(count, (I)1);
 }
 
 // Adaptive pooling's input range [lo, hi) for output o of `out` over `n`.
-__device__ __forceinline__ void adaptive_span(i64 o, i64 out, i64 n, i64& lo, i64& hi) {
+template <typename I> __device__ __forceinline__ void adaptive_span(I o, I out, I n, I& lo, I& hi) {
   lo = o * n / out;
   hi = ((o + 1) * n + out - 1) / out;
 }
 
 // Outputs [lo, hi] along axis a of `out` whose window can hold input position h: max windows
 // (stride, padding, dilation) when win.k[a] > 0, else adaptive ranges over `n`.
-__device__ __forceinline__ void covering(const PoolWin& win, int a, i64 h, i64 n, i64 out,
-                                         i64& lo, i64& hi) {
+template <typename I>
+__device__ __forceinline__ void covering(const PoolWin& win, int a, I h, I n, I out, I& lo, I& hi) {
   if (win.k[a] > 0) {
-    const i64 t = h + win.p[a], reach = (i64)(win.k[a] - 1) * win.d[a];
+    const I t = h + win.p[a], reach = (I)(win.k[a] - 1) * win.d[a];
     lo = t < reach ? 0 : (t - reach + win.s[a] - 1) / win.s[a];
-    hi = min(t / win.s[a], out - 1);
+    hi = min(t / (I)win.s[a], out - 1);
   } else {
     lo = h * out / n;
     hi = min(((h + 1) * out + n - 1) / n - 1, out - 1);
@@ -99,21 +144,23 @@ __device__ __forceinline__ void covering(const PoolWin& win, int a, i64 h, i64 n
 
 // ---- kernels -----------------------------------------------------------------------------------
 
-template <typename T>
-__device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
+template <typename T, typename I>
+__device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd_, T* y, PoolDims yd_,
                                              PoolWin win, i64* idx, bool cl) {
+  const Dims<I> xd(xd_);
+  const Dims<I> yd(yd_);
   typedef typename Acc<T>::t A;
-  const i64 H = xd.size[2], W = xd.size[3];
-  KILN_FOR(i, numel(yd)) {
-    i64 n, c, oh, ow;
+  const I H = xd.size[2], W = xd.size[3];
+  POOL_FOR(i, numel(yd)) {
+    I n, c, oh, ow;
     coords(i, yd, cl, n, c, oh, ow);
     A best = neg_inf<A>();
-    i64 arg = -1;
+    I arg = -1;
     for (int ki = 0; ki < win.k[0]; ++ki) {
-      i64 hi = oh * win.s[0] + ki * win.d[0] - win.p[0];
+      I hi = oh * win.s[0] + ki * win.d[0] - win.p[0];
       if (hi < 0 || hi >= H) continue;
       for (int kj = 0; kj < win.k[1]; ++kj) {
-        i64 wj = ow * win.s[1] + kj * win.d[1] - win.p[1];
+        I wj = ow * win.s[1] + kj * win.d[1] - win.p[1];
         if (wj < 0 || wj >= W) continue;
         A v = to_acc(x[at(xd, n, c, hi, wj)]);
         if (v > best || v != v || arg < 0) {
@@ -122,7 +169,7 @@ __device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd, T* y, Pool
         }
       }
     }
-    const i64 o = at(yd, n, c, oh, ow);
+    const I o = at(yd, n, c, oh, ow);
     y[o] = from_acc<T>(best);
     idx[o] = arg;
   }
@@ -130,21 +177,23 @@ __device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd, T* y, Pool
 
 // dx = the sum of dy over the outputs whose argmax is this element; candidates come from
 // `covering` (max windows of `win`, or adaptive ranges when win.k is 0).
-template <typename T>
-__device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd, const i64* idx, T* dx,
-                                             PoolDims xd, PoolWin win, bool cl) {
+template <typename T, typename I>
+__device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd_, const i64* idx, T* dx,
+                                             PoolDims xd_, PoolWin win, bool cl) {
+  const Dims<I> yd(yd_);
+  const Dims<I> xd(xd_);
   typedef typename Acc<T>::t A;
-  const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
-  KILN_FOR(i, numel(xd)) {
-    i64 n, c, h, w, i0, i1, j0, j1;
+  const I H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  POOL_FOR(i, numel(xd)) {
+    I n, c, h, w, i0, i1, j0, j1;
     coords(i, xd, cl, n, c, h, w);
     covering(win, 0, h, H, OH, i0, i1);
     covering(win, 1, w, W, OW, j0, j1);
-    const i64 self = h * W + w;
+    const I self = h * W + w;
     A acc = A(0);
-    for (i64 oi = i0; oi <= i1; ++oi) {
-      for (i64 oj = j0; oj <= j1; ++oj) {
-        const i64 o = at(yd, n, c, oi, oj);
+    for (I oi = i0; oi <= i1; ++oi) {
+      for (I oj = j0; oj <= j1; ++oj) {
+        const I o = at(yd, n, c, oi, oj);
         if (idx[o] == self) acc += to_acc(dy[o]);
       }
     }
@@ -152,40 +201,44 @@ __device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd, const i64
   }
 }
 
-template <typename T>
-__device__ __forceinline__ void avg_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
+template <typename T, typename I>
+__device__ __forceinline__ void avg_pool_fwd(const T* x, PoolDims xd_, T* y, PoolDims yd_,
                                              PoolWin win, bool cip, bool cl) {
+  const Dims<I> xd(xd_);
+  const Dims<I> yd(yd_);
   typedef typename Acc<T>::t A;
-  KILN_FOR(i, numel(yd)) {
-    i64 n, c, oh, ow, b[4];
+  POOL_FOR(i, numel(yd)) {
+    I n, c, oh, ow, b[4];
     coords(i, yd, cl, n, c, oh, ow);
-    const i64 count = avg_count(win, oh, ow, xd.size[2], xd.size[3], cip, b);
+    const I count = avg_count(win, oh, ow, xd.size[2], xd.size[3], cip, b);
     A s = A(0);
-    for (i64 hi = b[0]; hi < b[1]; ++hi)
-      for (i64 wj = b[2]; wj < b[3]; ++wj) s += to_acc(x[at(xd, n, c, hi, wj)]);
+    for (I hi = b[0]; hi < b[1]; ++hi)
+      for (I wj = b[2]; wj < b[3]; ++wj) s += to_acc(x[at(xd, n, c, hi, wj)]);
     y[at(yd, n, c, oh, ow)] = from_acc<T>(s / A(count));
   }
 }
 
 // Each dx element sums dy/count over the outputs whose clipped window holds it: outputs i with
 // i·s - p <= h < i·s - p + k, then checked against the exact window.
-template <typename T>
-__device__ __forceinline__ void avg_pool_bwd(const T* dy, PoolDims yd, T* dx, PoolDims xd,
+template <typename T, typename I>
+__device__ __forceinline__ void avg_pool_bwd(const T* dy, PoolDims yd_, T* dx, PoolDims xd_,
                                              PoolWin win, bool cip, bool cl) {
+  const Dims<I> yd(yd_);
+  const Dims<I> xd(xd_);
   typedef typename Acc<T>::t A;
-  const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
-  KILN_FOR(i, numel(xd)) {
-    i64 n, c, h, w;
+  const I H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  POOL_FOR(i, numel(xd)) {
+    I n, c, h, w;
     coords(i, xd, cl, n, c, h, w);
-    const i64 th = h + win.p[0], tw = w + win.p[1];
-    const i64 i0 = th < win.k[0] ? 0 : (th - win.k[0]) / win.s[0] + 1;
-    const i64 j0 = tw < win.k[1] ? 0 : (tw - win.k[1]) / win.s[1] + 1;
-    const i64 i1 = min(th / win.s[0], OH - 1), j1 = min(tw / win.s[1], OW - 1);
+    const I th = h + win.p[0], tw = w + win.p[1];
+    const I i0 = th < win.k[0] ? 0 : (th - win.k[0]) / win.s[0] + 1;
+    const I j0 = tw < win.k[1] ? 0 : (tw - win.k[1]) / win.s[1] + 1;
+    const I i1 = min(th / win.s[0], OH - 1), j1 = min(tw / win.s[1], OW - 1);
     A acc = A(0);
-    for (i64 oi = i0; oi <= i1; ++oi) {
-      for (i64 oj = j0; oj <= j1; ++oj) {
-        i64 b[4];
-        const i64 count = avg_count(win, oi, oj, H, W, cip, b);
+    for (I oi = i0; oi <= i1; ++oi) {
+      for (I oj = j0; oj <= j1; ++oj) {
+        I b[4];
+        const I count = avg_count(win, oi, oj, H, W, cip, b);
         if (h < b[0] || h >= b[1] || w < b[2] || w >= b[3]) continue;
         acc += to_acc(dy[at(yd, n, c, oi, oj)]) / A(count);
       }
@@ -194,20 +247,22 @@ __device__ __forceinline__ void avg_pool_bwd(const T* dy, PoolDims yd, T* dx, Po
   }
 }
 
-template <typename T>
-__device__ __forceinline__ void adaptive_pool_fwd(const T* x, PoolDims xd, T* y, PoolDims yd,
+template <typename T, typename I>
+__device__ __forceinline__ void adaptive_pool_fwd(const T* x, PoolDims xd_, T* y, PoolDims yd_,
                                                   bool is_max, i64* idx, bool cl) {
+  const Dims<I> xd(xd_);
+  const Dims<I> yd(yd_);
   typedef typename Acc<T>::t A;
-  const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
-  KILN_FOR(i, numel(yd)) {
-    i64 n, c, oh, ow, h0, h1, w0, w1;
+  const I H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  POOL_FOR(i, numel(yd)) {
+    I n, c, oh, ow, h0, h1, w0, w1;
     coords(i, yd, cl, n, c, oh, ow);
     adaptive_span(oh, OH, H, h0, h1);
     adaptive_span(ow, OW, W, w0, w1);
     A acc = is_max ? neg_inf<A>() : A(0);
-    i64 arg = -1;
-    for (i64 hi = h0; hi < h1; ++hi) {
-      for (i64 wj = w0; wj < w1; ++wj) {
+    I arg = -1;
+    for (I hi = h0; hi < h1; ++hi) {
+      for (I wj = w0; wj < w1; ++wj) {
         A v = to_acc(x[at(xd, n, c, hi, wj)]);
         if (!is_max) {
           acc += v;
@@ -217,34 +272,36 @@ __device__ __forceinline__ void adaptive_pool_fwd(const T* x, PoolDims xd, T* y,
         }
       }
     }
-    const i64 o = at(yd, n, c, oh, ow);
-    y[o] = from_acc<T>(is_max ? acc : acc / A(max((h1 - h0) * (w1 - w0), (i64)1)));
+    const I o = at(yd, n, c, oh, ow);
+    y[o] = from_acc<T>(is_max ? acc : acc / A(max((h1 - h0) * (w1 - w0), (I)1)));
     if (idx) idx[o] = arg;
   }
 }
 
 // Outputs i whose range [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) holds h lie in
 // [⌊h·OH/H⌋, ⌈(h+1)·OH/H⌉ - 1]; each is checked against its exact range.
-template <typename T>
-__device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd, T* dx,
-                                                      PoolDims xd, bool cl) {
+template <typename T, typename I>
+__device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd_, T* dx,
+                                                      PoolDims xd_, bool cl) {
+  const Dims<I> yd(yd_);
+  const Dims<I> xd(xd_);
   typedef typename Acc<T>::t A;
-  const i64 H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
-  KILN_FOR(i, numel(xd)) {
-    i64 n, c, h, w;
+  const I H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  POOL_FOR(i, numel(xd)) {
+    I n, c, h, w;
     coords(i, xd, cl, n, c, h, w);
-    const i64 i0 = h * OH / H, i1 = min(((h + 1) * OH + H - 1) / H - 1, OH - 1);
-    const i64 j0 = w * OW / W, j1 = min(((w + 1) * OW + W - 1) / W - 1, OW - 1);
+    const I i0 = h * OH / H, i1 = min(((h + 1) * OH + H - 1) / H - 1, OH - 1);
+    const I j0 = w * OW / W, j1 = min(((w + 1) * OW + W - 1) / W - 1, OW - 1);
     A acc = A(0);
-    for (i64 oi = i0; oi <= i1; ++oi) {
-      i64 h0, h1;
+    for (I oi = i0; oi <= i1; ++oi) {
+      I h0, h1;
       adaptive_span(oi, OH, H, h0, h1);
       if (h < h0 || h >= h1) continue;
-      for (i64 oj = j0; oj <= j1; ++oj) {
-        i64 w0, w1;
+      for (I oj = j0; oj <= j1; ++oj) {
+        I w0, w1;
         adaptive_span(oj, OW, W, w0, w1);
         if (w < w0 || w >= w1) continue;
-        acc += to_acc(dy[at(yd, n, c, oi, oj)]) / A(max((h1 - h0) * (w1 - w0), (i64)1));
+        acc += to_acc(dy[at(yd, n, c, oi, oj)]) / A(max((h1 - h0) * (w1 - w0), (I)1));
       }
     }
     dx[at(xd, n, c, h, w)] = from_acc<T>(acc);
@@ -253,30 +310,30 @@ __device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd, 
 
 // ---- dtypes ------------------------------------------------------------------------------------
 
-#define POOL_KERNELS(T, S)                                                                       \
-  extern "C" __global__ void max_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,       \
-                                              PoolWin win, i64* idx, int cl) {                  \
-    max_pool_fwd<T>(x, xd, y, yd, win, idx, cl);                                                \
-  }                                                                                             \
-  extern "C" __global__ void max_pool_bwd_##S(const T* dy, PoolDims yd, const i64* idx, T* dx,  \
-                                              PoolDims xd, PoolWin win, int cl) {               \
-    max_pool_bwd<T>(dy, yd, idx, dx, xd, win, cl);                                              \
-  }                                                                                             \
-  extern "C" __global__ void avg_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,       \
-                                              PoolWin win, int cip, int cl) {                   \
-    avg_pool_fwd<T>(x, xd, y, yd, win, cip, cl);                                                \
-  }                                                                                             \
-  extern "C" __global__ void avg_pool_bwd_##S(const T* dy, PoolDims yd, T* dx, PoolDims xd,     \
-                                              PoolWin win, int cip, int cl) {                   \
-    avg_pool_bwd<T>(dy, yd, dx, xd, win, cip, cl);                                              \
-  }                                                                                             \
-  extern "C" __global__ void adaptive_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,  \
-                                                   int is_max, i64* idx, int cl) {              \
-    adaptive_pool_fwd<T>(x, xd, y, yd, is_max, idx, cl);                                        \
-  }                                                                                             \
-  extern "C" __global__ void adaptive_avg_pool_bwd_##S(const T* dy, PoolDims yd, T* dx,         \
-                                                       PoolDims xd, int cl) {                   \
-    adaptive_avg_pool_bwd<T>(dy, yd, dx, xd, cl);                                               \
+#define POOL_KERNELS(T, S)                                                                        \
+  extern "C" __global__ void max_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,         \
+                                              PoolWin win, i64* idx, int cl) {                    \
+    POOL_INDEXED(xd, yd, max_pool_fwd<T, I>(x, xd, y, yd, win, idx, cl));                         \
+  }                                                                                               \
+  extern "C" __global__ void max_pool_bwd_##S(const T* dy, PoolDims yd, const i64* idx, T* dx,    \
+                                              PoolDims xd, PoolWin win, int cl) {                 \
+    POOL_INDEXED(xd, yd, max_pool_bwd<T, I>(dy, yd, idx, dx, xd, win, cl));                       \
+  }                                                                                               \
+  extern "C" __global__ void avg_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,         \
+                                              PoolWin win, int cip, int cl) {                     \
+    POOL_INDEXED(xd, yd, avg_pool_fwd<T, I>(x, xd, y, yd, win, cip, cl));                         \
+  }                                                                                               \
+  extern "C" __global__ void avg_pool_bwd_##S(const T* dy, PoolDims yd, T* dx, PoolDims xd,       \
+                                              PoolWin win, int cip, int cl) {                     \
+    POOL_INDEXED(xd, yd, avg_pool_bwd<T, I>(dy, yd, dx, xd, win, cip, cl));                       \
+  }                                                                                               \
+  extern "C" __global__ void adaptive_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,    \
+                                                   int is_max, i64* idx, int cl) {                \
+    POOL_INDEXED(xd, yd, adaptive_pool_fwd<T, I>(x, xd, y, yd, is_max, idx, cl));                 \
+  }                                                                                               \
+  extern "C" __global__ void adaptive_avg_pool_bwd_##S(const T* dy, PoolDims yd, T* dx,           \
+                                                       PoolDims xd, int cl) {                     \
+    POOL_INDEXED(xd, yd, adaptive_avg_pool_bwd<T, I>(dy, yd, dx, xd, cl));                        \
   }
 POOL_KERNELS(float, f32)
 POOL_KERNELS(double, f64)

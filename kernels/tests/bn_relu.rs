@@ -8,12 +8,14 @@ use kiln_kernels::cpu::bn_relu::{self as cpu, BnBackward, ChannelDims};
 use kiln_kernels::cuda::bn_relu::{self as cuda, BnBwd};
 
 /// (n, c, hw): 3 channels of 2185 elements (several splits), then 37 channels of 70.
-/// Odd channel counts take the scalar kernels; 64 and 1024 channels-last f32 the packed ones
-/// (4 channels a load; 1024 fills a 256-thread block with one pixel's packs).
-const SHAPES: [(usize, usize, usize); 4] = [
+/// Odd channel counts take the scalar kernels; 64, 96 and 1024 channels-last f32 the packed ones
+/// (4 channels a load; 96 leaves 16 threads of a block idle, 1024 fills a 256-thread block with
+/// one pixel's packs; each thread walks several pixels).
+const SHAPES: [(usize, usize, usize); 5] = [
     (5, 3, 23 * 19),
     (2, 37, 5 * 7),
     (3, 64, 5 * 7),
+    (3, 96, 5 * 7),
     (2, 1024, 5 * 7),
 ];
 

@@ -18,6 +18,8 @@ const NCHW_MIN_PER_BLOCK: usize = 1024;
 const NHWC_MIN_ROWS: usize = 64;
 /// The packed NHWC kernels' block (bn_relu.cu's shared arrays assume it).
 const PACKED_BLOCK: usize = 256;
+/// The packed elementwise kernels: fewest pixels a thread handles (its factors load once for them).
+const PACKED_PIXELS_PER_THREAD: usize = 4;
 
 /// The (element count, C, H·W, channels-last flag) arguments of a kernel with one thread per
 /// element of an `[N, C, H·W]` tensor.
@@ -48,6 +50,22 @@ fn elementwise_packs(ty: &str, d: &ChannelDims, ptrs: &[DevPtr]) -> Option<(u32,
     let total = d.n * d.c * d.hw;
     let lanes = pack_lanes(ty, d, ptrs).filter(|_| total <= u32::MAX as usize)?;
     Some(((total / lanes) as u32, (d.c / lanes) as u32))
+}
+
+/// The packed elementwise kernels' grid: 256-thread blocks of whole pixels (`PackedLane` in
+/// bn_relu.cu), each thread at least `PACKED_PIXELS_PER_THREAD` pixels of its channel pack so its
+/// per-channel factors load once for several, at most `4·TARGET_BLOCKS` blocks.
+fn packed_elementwise_config(packs: u32, cp: u32) -> LaunchConfig {
+    let rows = PACKED_BLOCK / cp as usize;
+    let pixels = (packs / cp) as usize;
+    let blocks = pixels
+        .div_ceil(rows * PACKED_PIXELS_PER_THREAD)
+        .clamp(1, 4 * TARGET_BLOCKS);
+    LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (PACKED_BLOCK as u32, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// The packed reduction's grid: one 256-thread block spans all channels of `rows` pixels, and
@@ -330,7 +348,7 @@ pub fn bn_act_fwd(
             k.launch(
                 FILE,
                 &format!("bn_act_fwd_packed_{ty}"),
-                grid_1d(packs as usize),
+                packed_elementwise_config(packs, cp),
                 &[&x, &res, &scale, &shift, &relu, &packs, &cp, &y],
             )
         };
@@ -411,7 +429,7 @@ pub fn bn_act_bwd(
             k.launch(
                 FILE,
                 &format!("bn_act_bwd_dx_packed_{ty}"),
-                grid_1d(packs as usize),
+                packed_elementwise_config(packs, cp),
                 &[
                     &dy, &s.y, &s.x, &s.scale, &s.shift, &s.mean, &s.invstd, &s.gamma, &dgamma,
                     &dbeta, &relu, &training, &packs, &cp, &dx, &dres,
