@@ -760,3 +760,49 @@ fn roll_moves_element_i_to_i_plus_shift_mod_n() {
     let e = x.roll(&[1], &[0, 1]).unwrap_err().to_string();
     assert!(e.contains("1 shifts for 2 dims"), "{e}");
 }
+
+/// `copy_` against an element-by-element reference, for every pairing of layouts: the one-slice
+/// path (both row-major, both channels-last, a dense block at an offset) and the gather-scatter
+/// path (formats that differ, a strided destination).
+#[test]
+fn copy_writes_each_element_where_its_index_says() {
+    let shape = [2, 3, 4, 5];
+    let src = randn(&shape, 11);
+    let want = src.to_vec_f32().unwrap();
+    let cl = |t: &Tensor| t.to_memory_format(MemoryFormat::ChannelsLast).unwrap();
+    let sources = [src.clone(), cl(&src)];
+    for (si, from) in sources.iter().enumerate() {
+        for di in 0..2 {
+            let zeros = Tensor::zeros(&shape, DType::F32).unwrap();
+            let to = if di == 0 { zeros } else { cl(&zeros) };
+            to.copy_(from).unwrap();
+            assert_close(&to.to_vec_f32().unwrap(), &want, 0.0);
+            assert_eq!(
+                to.layout().is_contiguous(),
+                di == 0,
+                "source {si}: layout kept"
+            );
+        }
+    }
+    // Into a dense block at an offset (rows 1..3 of 4) and into a strided view (columns 1..3).
+    let big = Tensor::zeros(&[4, 6], DType::F32).unwrap();
+    let rows = randn(&[2, 6], 12);
+    big.narrow(0, 1, 2).unwrap().copy_(&rows).unwrap();
+    let cols = randn(&[4, 2], 13);
+    big.narrow(1, 1, 2).unwrap().copy_(&cols).unwrap();
+    let (r, c, got) = (
+        rows.to_vec_f32().unwrap(),
+        cols.to_vec_f32().unwrap(),
+        big.to_vec_f32().unwrap(),
+    );
+    for i in 0..4 {
+        for j in 0..6 {
+            let want = match (i, j) {
+                (_, 1 | 2) => c[i * 2 + j - 1],
+                (1 | 2, _) => r[(i - 1) * 6 + j],
+                _ => 0.0,
+            };
+            assert_eq!(got[i * 6 + j], want, "({i}, {j})");
+        }
+    }
+}

@@ -206,25 +206,40 @@ pub fn full(dtype: DType, numel: usize, value: f64) -> CpuStorage {
 }
 
 /// Writes `src` (under `ls`, same shape as `ld`) into `dst` under `ld`, converting nothing.
+/// Layouts that map elements to storage alike and fill a gap-free block (two row-major or two
+/// channels-last tensors: a state-dict load, a parameter update) copy as one slice.
 pub fn copy_into(src: (&CpuStorage, &Layout), dst: (&mut CpuStorage, &Layout)) -> Result<()> {
-    let gathered = contiguous_storage(src.0, src.1)?;
-    let ld = dst.1;
-    macro_rules! scatter {
+    let (ls, ld) = (src.1, dst.1);
+    let n = ld.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let block = (ld.is_dense() && ls.same_mapping(ld)).then(|| (ls.offset(), ld.offset()));
+    let gathered = match block {
+        Some(_) => None,
+        None => Some(contiguous_storage(src.0, ls)?),
+    };
+    macro_rules! copy {
         ($d:expr, $s:expr) => {{
-            for (o, &v) in ld.offsets().zip($s.iter()) {
-                $d[o] = v;
+            match block {
+                Some((so, dof)) => $d[dof..dof + n].copy_from_slice(&$s[so..so + n]),
+                None => {
+                    for (o, &v) in ld.offsets().zip($s.iter()) {
+                        $d[o] = v;
+                    }
+                }
             }
         }};
     }
-    match (dst.0, &gathered) {
-        (CpuStorage::F32(d), CpuStorage::F32(s)) => scatter!(d, s),
-        (CpuStorage::F64(d), CpuStorage::F64(s)) => scatter!(d, s),
-        (CpuStorage::F16(d), CpuStorage::F16(s)) => scatter!(d, s),
-        (CpuStorage::BF16(d), CpuStorage::BF16(s)) => scatter!(d, s),
-        (CpuStorage::I64(d), CpuStorage::I64(s)) => scatter!(d, s),
-        (CpuStorage::I32(d), CpuStorage::I32(s)) => scatter!(d, s),
+    match (dst.0, gathered.as_ref().unwrap_or(src.0)) {
+        (CpuStorage::F32(d), CpuStorage::F32(s)) => copy!(d, s),
+        (CpuStorage::F64(d), CpuStorage::F64(s)) => copy!(d, s),
+        (CpuStorage::F16(d), CpuStorage::F16(s)) => copy!(d, s),
+        (CpuStorage::BF16(d), CpuStorage::BF16(s)) => copy!(d, s),
+        (CpuStorage::I64(d), CpuStorage::I64(s)) => copy!(d, s),
+        (CpuStorage::I32(d), CpuStorage::I32(s)) => copy!(d, s),
         (CpuStorage::U8(d), CpuStorage::U8(s)) | (CpuStorage::Bool(d), CpuStorage::Bool(s)) => {
-            scatter!(d, s)
+            copy!(d, s)
         }
         (d, s) => {
             return Err(Error::DTypeMismatch {

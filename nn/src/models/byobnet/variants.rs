@@ -24,22 +24,23 @@ fn se_rd(channels: usize, divisor: usize) -> usize {
     ((v + divisor as f64 / 2.0) as usize / divisor * divisor).max(divisor)
 }
 
-/// A 3×3 stride-2 stem block of `out_c` channels.
-fn stem(kind: RepKind, out_c: usize) -> RepBlockCfg {
+/// A 3×3 stride-2 stem block of `out_c` channels, with squeeze-excite of `se_rd` channels.
+fn stem(kind: RepKind, out_c: usize, se_rd: Option<usize>) -> RepBlockCfg {
     RepBlockCfg {
         kind,
         out_c,
         stride: 2,
         groups: 1,
         kernel: 3,
-        se_rd: None,
+        se_rd,
     }
 }
 
 /// timm's `_rep_vgg_bcfg(d, wf, groups)`: `d[s]` RepVGG blocks of `64·2^s·wf[s]` channels per
 /// stage; with `groups` every second block of a stage is grouped into that many groups (timm's
-/// group size `chs // groups` on odd block indices). `se_divisor`: squeeze-excite in every block
-/// with that rd divisor (repvgg_d2se).
+/// group size `chs // groups` on odd block indices). `se_divisor`: squeeze-excite in every block,
+/// the stem's included, with that rd divisor (repvgg_d2se: timm's `attn_layer` reaches the stem
+/// block through its `layers`).
 fn repvgg(d: [usize; 4], wf: [f64; 4], groups: usize, se_divisor: Option<usize>) -> ByobCfg {
     // timm's stem_chs: 48 for the narrowest (repvgg_a0), else 64.
     let stem_c = if wf[0] < 1.0 { 48 } else { 64 };
@@ -59,7 +60,11 @@ fn repvgg(d: [usize; 4], wf: [f64; 4], groups: usize, se_divisor: Option<usize>)
         })
         .collect();
     ByobCfg {
-        stem: stem(RepKind::RepVgg, stem_c),
+        stem: stem(
+            RepKind::RepVgg,
+            stem_c,
+            se_divisor.map(|div| se_rd(stem_c, div)),
+        ),
         stages,
     }
 }
@@ -104,6 +109,7 @@ fn mobileone(wf: [f64; 4], se_blocks: [usize; 4], num_conv_branches: usize) -> B
                 num_conv_branches: 1,
             },
             stem_c,
+            None,
         ),
         stages,
     }

@@ -16,7 +16,7 @@ use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
 use crate::module::{join, push, Kind, NamedTensor};
 use crate::{init, Error, ModelArgs, Module, Result};
 use block::{Block, BlockCfg};
-use kiln_engine::{with_global_generator, DType, Tensor};
+use kiln_engine::Tensor;
 
 /// How the head reduces the tokens (timm's `global_pool`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +183,7 @@ impl VisionTransformer {
             })
             .collect();
         let small_normal = |n| -> Result<Tensor> {
-            let t = with_global_generator(|g| g.normal(&[1, n, dim], 0.0, 1e-6, DType::F32))?;
+            let t = init::normal(&[1, n, dim], 1e-6)?;
             Ok(t.requires_grad_(true).clone())
         };
         let mut model = VisionTransformer {
