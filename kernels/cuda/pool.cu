@@ -201,6 +201,37 @@ __device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd_, const i6
   }
 }
 
+// max_pool_bwd over a channels-last input: threadIdx.y (and the grid) walk pixels, threadIdx.x
+// channels, so each pixel's coordinates and covering outputs (the divisions) are found once for
+// all its channels rather than once an element; every element sums in max_pool_bwd's order.
+template <typename T, typename I>
+__device__ __forceinline__ void max_pool_bwd_cl(const T* dy, PoolDims yd_, const i64* idx, T* dx,
+                                                PoolDims xd_, PoolWin win) {
+  const Dims<I> yd(yd_);
+  const Dims<I> xd(xd_);
+  typedef typename Acc<T>::t A;
+  const I C = xd.size[1], H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  const I pixels = xd.size[0] * H * W;
+  for (I p = (I)blockIdx.x * (I)blockDim.y + (I)threadIdx.y; p < pixels;
+       p += (I)gridDim.x * (I)blockDim.y) {
+    const I w = p % W, h = p / W % H, n = p / W / H;
+    I i0, i1, j0, j1;
+    covering(win, 0, h, H, OH, i0, i1);
+    covering(win, 1, w, W, OW, j0, j1);
+    const I self = h * W + w;
+    for (I c = threadIdx.x; c < C; c += blockDim.x) {
+      A acc = A(0);
+      for (I oi = i0; oi <= i1; ++oi) {
+        for (I oj = j0; oj <= j1; ++oj) {
+          const I o = at(yd, n, c, oi, oj);
+          if (idx[o] == self) acc += to_acc(dy[o]);
+        }
+      }
+      dx[at(xd, n, c, h, w)] = from_acc<T>(acc);
+    }
+  }
+}
+
 template <typename T, typename I>
 __device__ __forceinline__ void avg_pool_fwd(const T* x, PoolDims xd_, T* y, PoolDims yd_,
                                              PoolWin win, bool cip, bool cl) {
@@ -318,6 +349,10 @@ __device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd_,
   extern "C" __global__ void max_pool_bwd_##S(const T* dy, PoolDims yd, const i64* idx, T* dx,    \
                                               PoolDims xd, PoolWin win, int cl) {                 \
     POOL_INDEXED(xd, yd, max_pool_bwd<T, I>(dy, yd, idx, dx, xd, win, cl));                       \
+  }                                                                                               \
+  extern "C" __global__ void max_pool_bwd_cl_##S(const T* dy, PoolDims yd, const i64* idx, T* dx, \
+                                                 PoolDims xd, PoolWin win) {                     \
+    POOL_INDEXED(xd, yd, max_pool_bwd_cl<T, I>(dy, yd, idx, dx, xd, win));                        \
   }                                                                                               \
   extern "C" __global__ void avg_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,         \
                                               PoolWin win, int cip, int cl) {                     \

@@ -25,6 +25,8 @@ impl Twin for f64 {
 }
 
 const X: [usize; 4] = [2, 3, 11, 9];
+/// More channels than a 32-wide row of threads (the channels-last backward's channel loop wraps).
+const X_WIDE: [usize; 4] = [2, 40, 7, 5];
 
 fn dims(size: [usize; 4], channels_last: bool) -> Dims4 {
     let [_, c, h, w] = size;
@@ -89,9 +91,9 @@ struct Bufs<T: Twin> {
 }
 
 impl<T: Twin> Bufs<T> {
-    fn new(out: [usize; 2], channels_last: bool, nan: bool) -> Bufs<T> {
-        let xd = dims(X, channels_last);
-        let yd = dims([X[0], X[1], out[0], out[1]], channels_last);
+    fn new(x: [usize; 4], out: [usize; 2], channels_last: bool, nan: bool) -> Bufs<T> {
+        let xd = dims(x, channels_last);
+        let yd = dims([x[0], x[1], out[0], out[1]], channels_last);
         let n = |d: &Dims4| d.size.iter().product::<usize>();
         Bufs {
             x: values(n(&xd), 1, nan),
@@ -102,10 +104,10 @@ impl<T: Twin> Bufs<T> {
     }
 }
 
-fn max_pool<T: Twin>(g: &common::Gpu, k: &Kernels, win: &Window, cl: bool) {
-    let out = [win.out_size(0, X[2]), win.out_size(1, X[3])];
-    let b = Bufs::<T>::new(out, cl, true);
-    let what = format!("{} max_pool {win:?} channels_last {cl}", T::TY);
+fn max_pool<T: Twin>(g: &common::Gpu, k: &Kernels, x: [usize; 4], win: &Window, cl: bool) {
+    let out = [win.out_size(0, x[2]), win.out_size(1, x[3])];
+    let b = Bufs::<T>::new(x, out, cl, true);
+    let what = format!("{} max_pool {x:?} {win:?} channels_last {cl}", T::TY);
     let (mut y, mut idx) = (vec![T::zero(); b.dy.len()], vec![0i64; b.dy.len()]);
     cpu::max_pool_fwd(&b.x, b.xd, win, &mut y, b.yd, &mut idx);
     let mut dx = vec![T::zero(); b.x.len()];
@@ -143,7 +145,7 @@ fn max_pool<T: Twin>(g: &common::Gpu, k: &Kernels, win: &Window, cl: bool) {
 
 fn avg_pool<T: Twin>(g: &common::Gpu, k: &Kernels, win: &Window, cip: bool, cl: bool) {
     let out = [win.out_size(0, X[2]), win.out_size(1, X[3])];
-    let b = Bufs::<T>::new(out, cl, false);
+    let b = Bufs::<T>::new(X, out, cl, false);
     let what = format!(
         "{} avg_pool {win:?} count_include_pad {cip} channels_last {cl}",
         T::TY
@@ -163,7 +165,7 @@ fn avg_pool<T: Twin>(g: &common::Gpu, k: &Kernels, win: &Window, cip: bool, cl: 
 }
 
 fn adaptive_pool<T: Twin>(g: &common::Gpu, k: &Kernels, out: [usize; 2], max: bool, cl: bool) {
-    let b = Bufs::<T>::new(out, cl, max);
+    let b = Bufs::<T>::new(X, out, cl, max);
     let what = format!("{} adaptive {out:?} max {max} channels_last {cl}", T::TY);
     let (mut y, mut idx) = (vec![T::zero(); b.dy.len()], vec![0i64; b.dy.len()]);
     cpu::adaptive_pool_fwd(&b.x, b.xd, max, &mut y, b.yd, &mut idx);
@@ -201,10 +203,11 @@ fn max_pool_and_argmax_match_the_twin() {
     wins.push(window([3, 2], [2, 1], [1, 1], 2, true));
     for cl in [false, true] {
         for win in &wins {
-            max_pool::<f32>(&g, &k, win, cl);
+            max_pool::<f32>(&g, &k, X, win, cl);
         }
     }
-    max_pool::<f64>(&g, &k, &wins[1], true);
+    max_pool::<f64>(&g, &k, X, &wins[1], true);
+    max_pool::<f32>(&g, &k, X_WIDE, &wins[1], true);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::gemm::int;
 use super::{grid_1d, Arg, DevPtr, Kernels};
 use crate::cpu::pool::{Dims4, Window};
 use crate::error::{Error, Result};
-use cudarc::driver::DeviceRepr;
+use cudarc::driver::{DeviceRepr, LaunchConfig};
 
 const FILE: &str = "pool.cu";
 
@@ -139,10 +139,34 @@ pub fn max_pool_bwd(
         Some(w) if numel(&xd) > 0 => Win::new(w)?,
         _ => Win::ADAPTIVE,
     };
+    if channels_last(&xd) == 1 && numel(&xd) > 0 {
+        // SAFETY: as below; matches `max_pool_bwd_cl_<ty>(const T*, PoolDims, const i64*, T*,
+        // PoolDims, PoolWin)`.
+        return unsafe {
+            k.launch(
+                FILE,
+                &format!("max_pool_bwd_cl_{ty}"),
+                pixel_rows(&xd),
+                &[&dy, &ys, &idx, &dx, &xs, &w],
+            )
+        };
+    }
     // SAFETY: dy and idx (laid out as dy) hold yd's elements, dx those xd addresses; every idx
     // is -1 or inside the plane of xd (as the forward wrote it); matches `max_pool_bwd_<ty>(const
     // T*, PoolDims, const i64*, T*, PoolDims, PoolWin, int)`.
     unsafe { launch(k, "max_pool_bwd", ty, &xd, &[&dy, &ys, &idx, &dx, &xs, &w]) }
+}
+
+/// The channels-last kernels' grid: blocks of 32 channels × 8 pixels, one pixel row of threads
+/// per pixel (grid-stride beyond 2^18 blocks).
+fn pixel_rows(d: &Dims4) -> LaunchConfig {
+    const PIXELS: usize = 8;
+    let pixels = d.size[0] * d.size[2] * d.size[3];
+    LaunchConfig {
+        grid_dim: (pixels.div_ceil(PIXELS).clamp(1, 65535 * 4) as u32, 1, 1),
+        block_dim: (32, PIXELS as u32, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// Average pooling forward (divisor per `count_include_pad`, as PyTorch).
