@@ -6,13 +6,6 @@ use super::args::TrainArgs;
 use kiln_nn::{init_head, set_batch_norm, Model, ModelArgs};
 use kiln_train::{Error, Result};
 
-fn flag(flag: &str, msg: impl Into<String>) -> Error {
-    Error::Flag {
-        flag: flag.into(),
-        msg: msg.into(),
-    }
-}
-
 /// `--in-chans` and `--img-size`, with `--input-size C H W` taking their place (as timm's data
 /// config does); kiln trains square images, so H must equal W.
 pub fn input_dims(a: &TrainArgs) -> Result<(Option<usize>, Option<usize>)> {
@@ -21,14 +14,14 @@ pub fn input_dims(a: &TrainArgs) -> Result<(Option<usize>, Option<usize>)> {
     };
     let (c, h, w) = (size[0], size[1], size[2]);
     if h != w {
-        return Err(flag(
+        return Err(Error::flag(
             "--input-size",
             format!("kiln trains square images: got H {h} and W {w}; give equal sizes"),
         ));
     }
     for (name, given, want) in [("--in-chans", a.in_chans, c), ("--img-size", a.img_size, h)] {
         if given.is_some_and(|g| g != want) {
-            return Err(flag(
+            return Err(Error::flag(
                 "--input-size",
                 format!("{} {} disagrees with {name} {}", c, h, given.unwrap_or(0)),
             ));
@@ -43,9 +36,10 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
     for kv in kwargs {
         let (key, raw) = kv
             .split_once('=')
-            .ok_or_else(|| flag("--model-kwargs", format!("'{kv}' is not key=value")))?;
+            .ok_or_else(|| Error::flag("--model-kwargs", format!("'{kv}' is not key=value")))?;
         let value = raw.trim_matches(|c| c == '\'' || c == '"');
-        let bad = |what: &str| flag("--model-kwargs", format!("{key}: '{raw}' is not {what}"));
+        let bad =
+            |what: &str| Error::flag("--model-kwargs", format!("{key}: '{raw}' is not {what}"));
         match key {
             "num_classes" => args.num_classes = value.parse().map_err(|_| bad("a count"))?,
             "in_chans" => args.in_chans = value.parse().map_err(|_| bad("a count"))?,
@@ -61,7 +55,7 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
                 }
             }
             _ => {
-                return Err(flag(
+                return Err(Error::flag(
                     "--model-kwargs",
                     format!("kiln's models do not take '{key}' (known: num_classes, in_chans, global_pool, img_size, drop_rate, drop_path_rate, zero_init_last)"),
                 ))
@@ -83,12 +77,12 @@ pub fn apply_after_creation(model: &mut dyn Model, a: &TrainArgs) -> Result<()> 
     if let Some(rate) = a.drop_block.filter(|r| *r > 0.0) {
         model
             .set_drop_block(rate)
-            .map_err(|e| flag("--drop-block", e.to_string()))?;
+            .map_err(|e| Error::flag("--drop-block", e.to_string()))?;
     }
     if a.grad_checkpointing {
         model
             .set_grad_checkpointing(true)
-            .map_err(|e| flag("--grad-checkpointing", e.to_string()))?;
+            .map_err(|e| Error::flag("--grad-checkpointing", e.to_string()))?;
     }
     Ok(())
 }

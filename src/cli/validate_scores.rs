@@ -9,19 +9,12 @@ use kiln_train::{Error, Result};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::path::Path;
 
-fn flag(flag: &str, msg: impl Into<String>) -> Error {
-    Error::Flag {
-        flag: flag.into(),
-        msg: msg.into(),
-    }
-}
-
 /// validate.py's `--valid-labels FILE`: one class index of the model a line (its output keeps
 /// these logits, in this order), checked against the model's `model_classes` and the data's
 /// `data_classes` (each data class picks one kept logit).
 pub fn valid_labels(file: &Path, model_classes: usize, data_classes: usize) -> Result<Vec<usize>> {
     let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-    let bad = |msg: String| flag("--valid-labels", format!("{}: {msg}", file.display()));
+    let bad = |msg: String| Error::flag("--valid-labels", format!("{}: {msg}", file.display()));
     let mut labels = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let label: usize = line
@@ -59,7 +52,7 @@ impl Scores {
         let real = (a.real_labels.as_deref())
             .map(|f| RealLabels::load(f, images))
             .transpose()
-            .map_err(|e| flag("--real-labels", e.to_string()))?;
+            .map_err(|e| Error::flag("--real-labels", e.to_string()))?;
         Ok(Scores {
             real,
             avg: a.metrics_avg,
@@ -72,7 +65,7 @@ impl Scores {
     pub fn observe(&mut self, logits: &Tensor, labels: &[usize], files: &[String]) -> Result<()> {
         if let Some(real) = &mut self.real {
             real.add_result(logits, files)
-                .map_err(|e| flag("--real-labels", e.to_string()))?;
+                .map_err(|e| Error::flag("--real-labels", e.to_string()))?;
         }
         if self.avg.is_some() {
             let argmax = logits.argmax(1, false)?.to_vec::<i64>()?;
