@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fill, max_rel_diff, parity_input, test_args};
+use common::{fill, max_rel_diff, parity_input, shapes_string, test_args};
 use kiln_engine::Tensor;
 use kiln_nn::{create_features, load_safetensors_with_metadata, OutIndices};
 use std::path::Path;
@@ -46,18 +46,8 @@ fn check(case: &str) {
         "{case}: feature_info"
     );
     let maps = features.forward(&parity_input()).unwrap();
-    let shapes: Vec<String> = maps
-        .iter()
-        .map(|m| {
-            m.shape()
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join("x")
-        })
-        .collect();
     assert_eq!(
-        shapes.join(";"),
+        shapes_string(&maps),
         meta[&format!("{case}.shapes")],
         "{case}: shapes"
     );
