@@ -4,6 +4,7 @@
 
 mod checkpoint_file;
 mod error;
+mod features;
 mod hub_cache;
 mod hub_config;
 pub mod init;
@@ -23,6 +24,7 @@ pub use checkpoint_file::{
     clean_state_dict, load_weights, read_checkpoint_file, CheckpointFile, Weights,
 };
 pub use error::{Error, Result};
+pub use features::{create_features, FeatureCfg, FeatureExtractor, FeatureFormat, OutIndices};
 pub use hub_cache::HubCache;
 pub use model_source::{parse_model_name, ModelSpec};
 pub use models::{FeatureInfo, GroupRule, Model, PretrainedCfg};

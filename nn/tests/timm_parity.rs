@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{fill_model, first_classifier, fnv1a, max_rel_diff, parity_input, test_args};
+use common::{
+    fill_model, first_classifier, fnv1a, max_rel_diff, parity_input, shapes_string, test_args,
+};
 use kiln_engine::{DType, MemoryFormat, Tensor};
 use kiln_nn::models::byobnet::{self, ByobNet};
 use kiln_nn::models::convnext::{self, ConvNeXt};
@@ -393,23 +395,8 @@ fn check_structure(name: &str) {
         .collect();
     assert_eq!(info.join(";"), meta["feature_info"], "{name}: feature_info");
     let x = Tensor::zeros(&[2, 3, 64, 64], kiln_engine::DType::F32).unwrap();
-    let shapes: Vec<String> = model
-        .forward_intermediates(&x)
-        .unwrap()
-        .iter()
-        .map(|t| {
-            t.shape()
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join("x")
-        })
-        .collect();
-    assert_eq!(
-        shapes.join(";"),
-        meta["intermediate_shapes"],
-        "{name}: intermediates"
-    );
+    let shapes = shapes_string(&model.forward_intermediates(&x).unwrap());
+    assert_eq!(shapes, meta["intermediate_shapes"], "{name}: intermediates");
     // timm's pretrained_cfg keeps the tag's input size whatever img_size a Swin is built for;
     // kiln's follows img_size (a fixed-size model, as ViT): a Swin's config is checked at its
     // default size by swin_have_timms_names_and_shapes.

@@ -769,15 +769,23 @@ pub struct ValidateArgs {
     pub log_interval: usize,
 }
 
+/// Every flag of `A` at its default: `A` parsed from no flags.
+fn parsed_defaults<A: Args + clap::FromArgMatches>() -> A {
+    let cmd = A::augment_args(clap::Command::new("kiln"));
+    A::from_arg_matches(&cmd.get_matches_from(["kiln"])).expect("every flag has a default")
+}
+
+impl Default for ValidateArgs {
+    /// Every flag at timm's default, as `kiln validate` with no flags parses them.
+    fn default() -> Self {
+        parsed_defaults()
+    }
+}
+
 impl Default for TrainArgs {
     /// Every flag at timm's default, as `kiln train` with no flags parses them.
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            args: TrainArgs,
-        }
-        <Defaults as clap::Parser>::parse_from(["kiln"]).args
+        parsed_defaults()
     }
 }
 

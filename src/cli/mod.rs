@@ -1,4 +1,4 @@
-//! The `kiln` command line: `train`, `validate`, `schedule`, `plot`, `launch` and `models`, with
+//! The `kiln` command line: `train`, `validate`, `infer`, `schedule`, `plot`, `launch` and `models`, with
 //! timm's flags and YAML configs. Flags become the library's config structs in `configs.rs`;
 //! kiln-train never sees them.
 
@@ -8,6 +8,8 @@ mod config;
 #[macro_use]
 mod configs;
 mod devices;
+mod infer;
+mod infer_args;
 mod launch;
 mod limits;
 mod logger;
@@ -61,6 +63,9 @@ pub enum Command {
     /// Evaluate checkpoints (timm's validate.py).
     #[command(args_override_self = true)]
     Validate(Box<ValidateArgs>),
+    /// Predict the top-k classes of every image in a folder (timm's inference.py).
+    #[command(args_override_self = true)]
+    Infer(Box<infer_args::InferArgs>),
     /// Print the lr of every optimizer update of a run (`epoch,update,lr`) and plot it to a PNG.
     #[command(args_override_self = true)]
     Schedule(Box<ScheduleArgs>),
@@ -94,10 +99,11 @@ fn long_vb(arg: &str) -> String {
 
 /// The subcommands that read their flags as argparse does (see `argparse.rs`), each with the
 /// options whose repeats add up instead of replacing each other.
-const ARGPARSE_COMMANDS: [(&str, &[&str]); 3] = [
+const ARGPARSE_COMMANDS: [(&str, &[&str]); 4] = [
     ("train", &[]),
     ("schedule", &[]),
     ("validate", &["checkpoint"]),
+    ("infer", &[]),
 ];
 
 /// The `kiln` command with argparse's value rules on the commands that take timm's flags.
@@ -166,6 +172,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train::train(*a),
         Command::Validate(a) => validate::validate(*a),
+        Command::Infer(a) => infer::infer(*a),
         Command::Schedule(a) => schedule::schedule(*a),
         Command::Plot { run_dir } => plot::plot(&run_dir),
         Command::Launch(a) => launch::launch(&a),

@@ -136,14 +136,13 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Evaluates one checkpoint, or without one the model's pretrained weights, under autocast in
-/// `amp` or with the model cast to `dtype` (`--model-dtype`).
-fn validate_one(
+/// The model (`path`'s weights, or without it the pretrained ones; cast to `dtype`), the data
+/// and the loader of `a`, as validate.py resolves them.
+pub(super) fn prepare(
     a: &ValidateArgs,
     path: Option<&Path>,
-    amp: Option<kiln_engine::DType>,
     dtype: Option<kiln_engine::DType>,
-) -> Result<Row> {
+) -> Result<Prepared> {
     let dir = a
         .data
         .clone()
@@ -194,7 +193,7 @@ fn validate_one(
     let resolved = resolve_data_config(&flags, &model_cfg, !a.use_train_size)?;
     print_data_config(&resolved);
     let img_size = resolved.img_size;
-    let (mut model, test_time_pool) = match a.test_pool {
+    let (model, test_time_pool) = match a.test_pool {
         true => apply_test_time_pool(model, img_size)?,
         false => (model, false),
     };
@@ -210,7 +209,7 @@ fn validate_one(
         crop_border_pixels: a.crop_border_pixels,
         ..resolved.data_config()
     };
-    let mut loader = cfg.eval_loader(ds.clone(), a.batch_size, 0, 1)?;
+    let loader = cfg.eval_loader(ds.clone(), a.batch_size, 0, 1)?;
     let stages = BatchStages {
         normalize: cfg.normalize(layout(channels_last)),
         erasing: None,
@@ -219,6 +218,52 @@ fn validate_one(
         device,
         dtype: model.param_dtype(),
     };
+    Ok(Prepared {
+        model,
+        arch,
+        checkpoint,
+        dataset: ds,
+        loader,
+        stages,
+        param_count,
+        img_size,
+        crop_pct,
+    })
+}
+
+/// What evaluating one checkpoint (or pretrained weights) runs on: the model on its device, the
+/// eval loader and the batch stages, as validate.py sets them up (`kiln infer` shares it).
+pub(super) struct Prepared {
+    pub model: Box<dyn Model>,
+    pub arch: String,
+    pub checkpoint: String,
+    pub dataset: std::sync::Arc<dyn kiln_train::data::Dataset>,
+    pub loader: kiln_train::loader::Loader,
+    pub stages: BatchStages,
+    pub param_count: usize,
+    pub img_size: usize,
+    pub crop_pct: f64,
+}
+
+/// Evaluates one checkpoint, or without one the model's pretrained weights, under autocast in
+/// `amp` or with the model cast to `dtype` (`--model-dtype`).
+fn validate_one(
+    a: &ValidateArgs,
+    path: Option<&Path>,
+    amp: Option<kiln_engine::DType>,
+    dtype: Option<kiln_engine::DType>,
+) -> Result<Row> {
+    let Prepared {
+        mut model,
+        arch,
+        checkpoint,
+        dataset: ds,
+        mut loader,
+        stages,
+        param_count,
+        img_size,
+        crop_pct,
+    } = prepare(a, path, dtype)?;
     let valid = (a.valid_labels.as_deref())
         .map(|f| valid_labels(f, model.num_classes(), ds.num_classes()))
         .transpose()?;

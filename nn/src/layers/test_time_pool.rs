@@ -6,7 +6,7 @@
 
 use super::Linear;
 use crate::module::NamedTensor;
-use crate::{Error, FeatureInfo, Model, Module, PretrainedCfg, Result};
+use crate::{Error, FeatureCfg, FeatureInfo, Model, Module, PretrainedCfg, Result};
 use kiln_engine::{DType, Device, MemoryFormat, Pool2d, Tensor};
 
 /// Test-time pooling of `features` [N, C, H, W]: average pool `window` (stride 1), `fc` at every
@@ -129,6 +129,10 @@ impl Model for TestTimePoolHead {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         self.base.feature_info()
+    }
+
+    fn feature_cfg(&self) -> FeatureCfg {
+        self.base.feature_cfg()
     }
 
     fn get_classifier(&self) -> Option<&Linear> {

@@ -13,7 +13,7 @@ use crate::layers::{
     LayerNorm, Linear, SwiGluMlp,
 };
 use crate::module::{join, push, Kind, NamedTensor};
-use crate::{init, Error, ModelArgs, Module, Result};
+use crate::{init, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use kiln_engine::{Device, Tensor};
 
 /// timm's `EvaAttention` (fused path): q, k, v from one projection (or three, `qkv_fused=False`)
@@ -449,6 +449,14 @@ impl Model for Eva {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
+    }
+
+    /// timm's `feature_cfg` (its `getter`): the last three blocks.
+    fn feature_cfg(&self) -> FeatureCfg {
+        FeatureCfg {
+            out_indices: OutIndices::Last(3),
+            ..FeatureCfg::default()
+        }
     }
 
     fn get_classifier(&self) -> Option<&Linear> {

@@ -16,6 +16,7 @@ pub mod swin;
 pub mod vgg;
 pub mod vit;
 
+use crate::features::FeatureCfg;
 use crate::layers::{Linear, PoolType, SelectAdaptivePool2d};
 use crate::{Error, Module, Result};
 use kiln_engine::Tensor;
@@ -193,6 +194,10 @@ pub trait Model: Module {
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>>;
     /// The feature maps' channels, reductions and modules.
     fn feature_info(&self) -> &[FeatureInfo];
+    /// timm's `feature_cfg`: the maps `features_only` takes by default, and their layout.
+    fn feature_cfg(&self) -> FeatureCfg {
+        FeatureCfg::default()
+    }
     /// The classifier, if the model has one.
     fn get_classifier(&self) -> Option<&Linear>;
     /// Replaces the head: `num_classes` 0 removes it; `global_pool` optionally changes pooling.

@@ -110,3 +110,15 @@ pub fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
         .fold(0f32, f32::max)
         / scale
 }
+
+/// Tensors' shapes as the fixtures list them: `2x64x32x32;2x128x16x16`.
+pub fn shapes_string(ts: &[Tensor]) -> String {
+    let one = |t: &Tensor| {
+        t.shape()
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("x")
+    };
+    ts.iter().map(one).collect::<Vec<_>>().join(";")
+}

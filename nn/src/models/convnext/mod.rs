@@ -15,7 +15,7 @@ use crate::layers::{
     SelectAdaptivePool2d,
 };
 use crate::module::{join, NamedTensor};
-use crate::{Error, ModelArgs, Module, Result};
+use crate::{Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{conv, linear, Block};
 use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
 
@@ -296,6 +296,14 @@ impl Model for ConvNeXt {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
+    }
+
+    /// timm's `feature_cfg`: the four stages.
+    fn feature_cfg(&self) -> FeatureCfg {
+        FeatureCfg {
+            out_indices: OutIndices::List((0..4).collect()),
+            ..FeatureCfg::default()
+        }
     }
 
     fn get_classifier(&self) -> Option<&Linear> {

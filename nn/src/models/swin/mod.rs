@@ -12,7 +12,7 @@ pub use variants::variants;
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
 use crate::module::{join, NamedTensor};
-use crate::{Error, ModelArgs, Module, Result};
+use crate::{Error, FeatureCfg, FeatureFormat, ModelArgs, Module, OutIndices, Result};
 use block::{PatchMerging, LN_EPS};
 use kiln_engine::Tensor;
 
@@ -268,6 +268,14 @@ impl Model for SwinTransformer {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
+    }
+
+    /// timm's `feature_cfg`: every stage, in Swin's NHWC layout (its `output_fmt`).
+    fn feature_cfg(&self) -> FeatureCfg {
+        FeatureCfg {
+            out_indices: OutIndices::List((0..self.layers.len() as i64).collect()),
+            output_fmt: FeatureFormat::Nhwc,
+        }
     }
 
     fn get_classifier(&self) -> Option<&Linear> {

@@ -12,7 +12,7 @@ pub use variants::variants;
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{BatchNorm2d, Linear, PoolType, SelectAdaptivePool2d};
 use crate::module::{join, NamedTensor};
-use crate::{init, ModelArgs, Module, Result};
+use crate::{init, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{ConvAct, ConvMlp};
 use kiln_engine::{MemoryFormat, Pool2d, Tensor};
 
@@ -174,6 +174,14 @@ impl Model for Vgg {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
+    }
+
+    /// timm's `feature_cfg`: the five stages and the last pool.
+    fn feature_cfg(&self) -> FeatureCfg {
+        FeatureCfg {
+            out_indices: OutIndices::List((0..6).collect()),
+            ..FeatureCfg::default()
+        }
     }
 
     fn get_classifier(&self) -> Option<&Linear> {

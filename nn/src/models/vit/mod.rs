@@ -14,7 +14,7 @@ pub use variants::variants;
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
 use crate::module::{join, push, Kind, NamedTensor};
-use crate::{init, Error, ModelArgs, Module, Result};
+use crate::{init, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{Block, BlockCfg};
 use kiln_engine::Tensor;
 
@@ -410,6 +410,14 @@ impl Model for VisionTransformer {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
+    }
+
+    /// timm's `feature_cfg` (its `getter`): the last three blocks.
+    fn feature_cfg(&self) -> FeatureCfg {
+        FeatureCfg {
+            out_indices: OutIndices::Last(3),
+            ..FeatureCfg::default()
+        }
     }
 
     fn get_classifier(&self) -> Option<&Linear> {
