@@ -3,6 +3,8 @@
 //! infinite values, negative and fractional counts, zero where a count must be positive,
 //! probabilities and rates outside their range, and sizes whose memory cannot exist.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -188,9 +190,14 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// that had to be stopped) and stderr.
 fn kiln_train(args: &[&str]) -> (Option<i32>, String) {
     let out = tempfile::tempdir().unwrap();
+    let out = out.path().to_str().unwrap();
+    kiln(&[&["train", "--output", out][..], args].concat())
+}
+
+/// Runs `kiln args...` under [`LIMIT`]: its exit code (None for a signal or a stopped run) and
+/// stderr.
+fn kiln(args: &[&str]) -> (Option<i32>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["train", "--output"])
-        .arg(out.path())
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -211,17 +218,19 @@ fn kiln_train(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// Checks that `args` is refused with status 2 by an error line naming `flag`.
+/// Checks that `kiln train args...` is refused with status 2 by an error line naming `flag`.
 fn refused(args: &[&str], flag: &str) -> Result<(), String> {
-    let (code, stderr) = kiln_train(args);
+    judge(args, flag, kiln_train(args))
+}
+
+/// Whether a run of `args` ended (`code`, `stderr`) with status 2 and an error line naming `flag`.
+fn judge(args: &[&str], flag: &str, (code, stderr): (Option<i32>, String)) -> Result<(), String> {
     let error_line = stderr
         .lines()
         .any(|l| l.starts_with("error") && l.contains(flag));
     match (code, error_line, stderr.contains("panicked")) {
         (Some(2), true, false) => Ok(()),
-        _ => Err(format!(
-            "kiln train {args:?}: exit {code:?}, stderr:\n{stderr}"
-        )),
+        _ => Err(format!("kiln {args:?}: exit {code:?}, stderr:\n{stderr}")),
     }
 }
 
@@ -273,4 +282,36 @@ fn absurd_values_of_every_numeric_flag_exit_2_naming_the_flag() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// `kiln validate` (and so `kiln infer`, which shares its setup) refuses the same absurd sizes,
+/// before a checkpoint's model is built or a batch allocated.
+#[test]
+fn validate_refuses_absurd_sizes_naming_the_flag() {
+    let data = common::dataset("absurd-validate", 32, 8);
+    let runs = data.join("runs");
+    common::train(&data, &runs, "v", &["--epochs", "1"]);
+    let run = runs.join("v");
+    let (d, ck) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let cases: [(&[&str], &str); 9] = [
+        (&["-b", "0"], "--batch-size"),
+        (&["-j", "100000"], "--workers"),
+        (&["--crop-pct", "-1"], "--crop-pct"),
+        (&["--std", "0", "1", "1"], "--std"),
+        (&["--in-chans", "5"], "--in-chans"),
+        (&["--num-classes", "0"], "--num-classes"),
+        (&["--num-classes", "1000000000000"], "--num-classes"),
+        (&["--img-size", "1000000"], "--img-size"),
+        (&["-b", "1000000000000"], "--batch-size"),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|&(extra, flag)| {
+            // The 8 test images hold fewer than the checkpoint's 10 classes: name them.
+            let base = ["validate", d, "--checkpoint", ck, "--num-classes", "10"];
+            let args = [&base[..], extra].concat();
+            judge(&args, flag, kiln(&args)).err()
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

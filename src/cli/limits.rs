@@ -26,6 +26,17 @@ pub fn at_least_one(name: &str, value: usize) -> Result<()> {
     }
 }
 
+/// Refuses input channels images are not decoded to (1, L; 3, RGB).
+pub fn check_channels(in_chans: usize) -> Result<()> {
+    match in_chans {
+        1 | 3 => Ok(()),
+        n => Err(Error::flag(
+            "--in-chans",
+            format!("{n}: kiln decodes images to 1 (L) or 3 (RGB) channels"),
+        )),
+    }
+}
+
 /// Refuses more loader workers than [`MAX_WORKERS`].
 pub fn check_workers(workers: usize) -> Result<()> {
     if workers > MAX_WORKERS {
@@ -160,6 +171,28 @@ pub fn check_activations(
     )
 }
 
+/// Refuses an evaluation batch whose largest feature map alone cannot fit (inference frees each
+/// map once the next is computed, so one map is the least it holds).
+pub fn check_largest_map(
+    budget: &Budget,
+    model: &dyn Model,
+    batch: usize,
+    size: usize,
+    bytes_per_value: usize,
+) -> Result<()> {
+    let per_image = (model.feature_info().iter())
+        .map(|f| stage_values(f, size))
+        .max()
+        .unwrap_or(0)
+        * bytes_per_value as u64;
+    let what = format!("the largest feature map of a batch of {batch} at {size}x{size}");
+    budget.require(
+        "--batch-size",
+        per_image.saturating_mul(batch as u64),
+        &what,
+    )
+}
+
 /// Values of one image's feature map at a stage.
 fn stage_values(f: &FeatureInfo, size: usize) -> u64 {
     let side = size.div_ceil(f.reduction.max(1)) as u64;
@@ -222,5 +255,12 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("--batch-size: the feature maps of a batch of 1000"));
+        // Evaluation: the largest map alone, 64x112² values an image.
+        let largest = 64 * 112 * 112 * 4 * 1000;
+        assert!(check_largest_map(&budget(largest), model.as_ref(), 1000, 224, 4).is_ok());
+        let e = check_largest_map(&budget(largest - 1), model.as_ref(), 1000, 224, 4).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("--batch-size: the largest feature map of a batch of 1000"));
     }
 }

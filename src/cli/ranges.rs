@@ -1,8 +1,9 @@
-//! The ranges in which `kiln train`'s probabilities, rates and factors mean anything. timm's
+//! The ranges in which `kiln train`'s (and `kiln validate`'s) probabilities, rates and factors
+//! mean anything. timm's
 //! train.py takes most values unchecked and fails later (a math domain error, a division by zero,
 //! an assert) or trains on nonsense; kiln refuses them up front, naming the flag.
 
-use super::args::TrainArgs;
+use super::args::{TrainArgs, ValidateArgs};
 use kiln_train::{Error, Result};
 
 /// Where a flag's value must lie.
@@ -104,17 +105,36 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
         ("--clip-grad", maybe(a.clip_grad), Positive),
         ("--bce-pos-weight", maybe(a.bce_pos_weight), Positive),
     ];
-    for (flag, values, range) in rules {
-        if let Some(v) = values.into_iter().find(|&v| !range.holds(v)) {
-            return Err(Error::flag(flag, format!("{}, got {v}", range.says())));
-        }
-    }
+    first_outside(rules)?;
     if a.aug_splits == 1 {
         // timm's train.py: `assert num_aug_splits > 1`.
         return Err(Error::flag(
             "--aug-splits",
             "1 split: give 0 (no splits) or 2 or more",
         ));
+    }
+    Ok(())
+}
+
+/// Refuses the first of `kiln validate`'s (and `kiln infer`'s) values outside its range.
+pub fn check_eval_ranges(a: &ValidateArgs) -> Result<()> {
+    let std = a.std.clone().unwrap_or_default().into_iter().map(f64::from);
+    first_outside([
+        (
+            "--crop-pct",
+            a.crop_pct.into_iter().collect(),
+            Range::Positive,
+        ),
+        ("--std", std.collect(), Range::Positive),
+    ])
+}
+
+/// Refuses the first (flag, values, range) rule with a value outside its range.
+fn first_outside<const N: usize>(rules: [(&str, Vec<f64>, Range); N]) -> Result<()> {
+    for (flag, values, range) in rules {
+        if let Some(v) = values.into_iter().find(|&v| !range.holds(v)) {
+            return Err(Error::flag(flag, format!("{}, got {v}", range.says())));
+        }
     }
     Ok(())
 }

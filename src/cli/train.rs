@@ -96,13 +96,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
 /// Refuses counts that must be positive (and channels images cannot be decoded to) and more
 /// loader threads than a process should start.
 fn check_counts(a: &TrainArgs, in_chans: usize, img_size: Option<usize>) -> Result<()> {
-    limits::at_least_one("--in-chans", in_chans)?;
-    if in_chans != 1 && in_chans != 3 {
-        return Err(Error::flag(
-            "--in-chans",
-            format!("{in_chans}: kiln decodes images to 1 (L) or 3 (RGB) channels"),
-        ));
-    }
+    limits::check_channels(in_chans)?;
     if let Some(size) = img_size {
         limits::at_least_one("--img-size", size)?;
     }

@@ -1,8 +1,10 @@
 //! `kiln validate`: evaluates checkpoints, as timm's `validate.py`.
 
 use super::args::ValidateArgs;
+use super::limits::{self, Budget};
 use super::model_flags::apply_model_kwargs;
 use super::pretrained::start_from;
+use super::ranges::check_eval_ranges;
 use super::retry::with_retry;
 use super::setup::{
     data_cfg, embedded_data, layout, note_cpu_layout, open_device, print_data_config, DataRoot,
@@ -12,6 +14,7 @@ use super::unsupported::{
 };
 use super::validate_scores::{valid_labels, Metrics, Scores};
 use kiln_engine::MemoryFormat;
+use kiln_nn::init::skip_init;
 use kiln_nn::layers::TestTimePoolHead;
 use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
@@ -107,6 +110,21 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuses counts that must be positive, more loader threads than a process should start and
+/// values outside their range, before anything is read.
+fn check_eval_flags(a: &ValidateArgs) -> Result<()> {
+    limits::at_least_one("--batch-size", a.batch_size)?;
+    if let Some(size) = a.img_size {
+        limits::at_least_one("--img-size", size)?;
+    }
+    if let Some(n) = a.num_classes {
+        limits::at_least_one("--num-classes", n)?;
+    }
+    limits::at_least_one("--log-freq", a.log_interval)?;
+    limits::check_workers(a.workers)?;
+    check_eval_ranges(a)
+}
+
 /// The checkpoints named: files as given, folders as their checkpoint files in order (kiln's
 /// `.safetensors`, timm's `.pth.tar`, torch's `.pth` / `.pt` / `.bin`).
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -143,6 +161,7 @@ pub(super) fn prepare(
     path: Option<&Path>,
     dtype: Option<kiln_engine::DType>,
 ) -> Result<Prepared> {
+    check_eval_flags(a)?;
     let dir = a
         .data
         .clone()
@@ -156,12 +175,14 @@ pub(super) fn prepare(
         .or(a.in_chans)
         .unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
+    limits::check_channels(in_chans)?;
     let ds = root.open(&a.split, false, in_chans, a.class_map.as_deref())?;
-    let (mut model, arch, checkpoint) = match path {
-        Some(path) => from_checkpoint(a, path, in_chans, ds.num_classes())?,
-        None => from_pretrained(a, in_chans, ds.num_classes())?,
-    };
     let device = open_device(&a.device)?;
+    let budget = Budget::of(device);
+    let (mut model, arch, checkpoint) = match path {
+        Some(path) => from_checkpoint(a, path, in_chans, ds.num_classes(), budget.as_ref())?,
+        None => from_pretrained(a, in_chans, ds.num_classes(), budget.as_ref())?,
+    };
     if a.channels_last {
         note_cpu_layout(device);
     }
@@ -193,6 +214,15 @@ pub(super) fn prepare(
     let resolved = resolve_data_config(&flags, &model_cfg, !a.use_train_size)?;
     print_data_config(&resolved);
     let img_size = resolved.img_size;
+    if let Some(budget) = &budget {
+        limits::check_input_batch(budget, a.batch_size, in_chans, img_size)?;
+        let bytes = if a.amp {
+            2
+        } else {
+            model.param_dtype().size_in_bytes()
+        };
+        limits::check_largest_map(budget, model.as_ref(), a.batch_size, img_size, bytes)?;
+    }
     let (model, test_time_pool) = match a.test_pool {
         true => apply_test_time_pool(model, img_size)?,
         false => (model, false),
@@ -335,6 +365,7 @@ fn from_checkpoint(
     path: &Path,
     in_chans: usize,
     data_classes: usize,
+    budget: Option<&Budget>,
 ) -> Result<(Box<dyn Model>, String, String)> {
     let mut ck = Checkpoint::load(path)?;
     let arch = a
@@ -359,7 +390,11 @@ fn from_checkpoint(
         (false, _) => ck.model,
     };
     let model_args = model_args(a, a.num_classes.unwrap_or(data_classes), in_chans)?;
-    let model = create_model(&arch, &model_args)?;
+    if let Some(budget) = budget {
+        limits::check_classifier(budget, &ModelSpec::resolve(&arch)?, &model_args)?;
+    }
+    // The strict load below replaces every tensor: nothing is drawn for them.
+    let model = skip_init(|| create_model(&arch, &model_args))?;
     load_state_dict(model.as_ref(), &without_aux_bn(weights, path), true)?;
     Ok((model, arch, path.display().to_string()))
 }
@@ -371,6 +406,7 @@ fn from_pretrained(
     a: &ValidateArgs,
     in_chans: usize,
     data_classes: usize,
+    budget: Option<&Budget>,
 ) -> Result<(Box<dyn Model>, String, String)> {
     let name = a.model.clone().ok_or_else(|| {
         flag(
@@ -384,6 +420,9 @@ fn from_pretrained(
         n => n,
     };
     let model_args = model_args(a, a.num_classes.unwrap_or(default_classes), in_chans)?;
+    if let Some(budget) = budget {
+        limits::check_classifier(budget, &spec, &model_args)?;
+    }
     let source = spec.pretrained_source(model_args.num_classes)?;
     let model = spec.create(&model_args)?;
     start_from(model.as_ref(), &source)?;
