@@ -30,8 +30,10 @@ pub struct ModelArgs {
     pub img_size: Option<usize>,
     /// Dropout before the classifier.
     pub drop_rate: f64,
-    /// Stochastic-depth rate of the last block (linearly increasing from 0).
-    pub drop_path_rate: f64,
+    /// Stochastic-depth rate of the last block (linearly increasing from 0); `None` keeps the
+    /// model's default, as timm's `create_model` does for an unset `--drop-path` (0.1 for Swin,
+    /// 0 for the others).
+    pub drop_path_rate: Option<f64>,
     /// Zero-init the last norm (BN or GroupNorm) of each residual block.
     pub zero_init_last: bool,
     /// Weights to start from, adapted as timm's `load_pretrained` does (timm's `pretrained=True`
@@ -47,10 +49,17 @@ impl Default for ModelArgs {
             global_pool: None,
             img_size: None,
             drop_rate: 0.0,
-            drop_path_rate: 0.0,
+            drop_path_rate: None,
             zero_init_last: true,
             pretrained: None,
         }
+    }
+}
+
+impl ModelArgs {
+    /// The stochastic-depth rate asked for, else the model's `default`.
+    pub fn drop_path_or(&self, default: f64) -> f64 {
+        self.drop_path_rate.unwrap_or(default)
     }
 }
 

@@ -45,11 +45,11 @@ fn same_step_checkpointed(name: &str, img: usize, set_up: impl Fn(&mut dyn Model
         num_classes: 10,
         img_size: Some(img),
         drop_rate: 0.25,
-        drop_path_rate: if name.starts_with("densenet") {
+        drop_path_rate: Some(if name.starts_with("densenet") {
             0.0
         } else {
             0.3
-        },
+        }),
         zero_init_last: false,
         ..ModelArgs::default()
     };

@@ -330,7 +330,7 @@ fn registered_cfg_string(name: &str) -> String {
 fn drop_path_rates(name: &str) -> Vec<f64> {
     let args = ModelArgs {
         num_classes: 10,
-        drop_path_rate: 0.2,
+        drop_path_rate: Some(0.2),
         ..Default::default()
     };
     let resnets = resnet::variants().into_iter().chain(resnest::variants());
@@ -553,6 +553,32 @@ fn swin_tiny_patch4_window7_224_matches_timm() {
     // mask and padding both on); the last two clamp the window to their 4² and 2² maps.
     check_model("swin_tiny_patch4_window7_224");
     check_structure("swin_tiny_patch4_window7_224");
+}
+
+/// An unset drop-path rate takes the model's own default, as timm's `create_model` leaves
+/// `drop_path_rate` to the model when train.py's `--drop-path` is unset: 0.1 for Swin (timm's
+/// `SwinTransformer(drop_path_rate=0.1)`, 12 blocks in swin_tiny), 0 for a ResNet.
+#[test]
+fn an_unset_drop_path_rate_is_the_models_default() {
+    let args = ModelArgs {
+        num_classes: 10,
+        ..Default::default()
+    };
+    let swin = kiln_nn::init::skip_init(|| {
+        let cfg = swin::variants()
+            .into_iter()
+            .find(|v| v.0 == "swin_tiny_patch4_window7_224");
+        let (_, sc, cfg) = cfg.unwrap();
+        SwinTransformer::new(&sc, &args, cfg).unwrap()
+    });
+    let want: Vec<f64> = (0..12).map(|i| 0.1 * i as f64 / 11.0).collect();
+    assert_eq!(swin.drop_path_rates(), want);
+    let rc = resnet::variants()
+        .into_iter()
+        .find(|v| v.0 == "resnet18")
+        .unwrap();
+    let resnet = ResNet::new(&rc.1, &args, rc.2).unwrap();
+    assert!(resnet.drop_path_rates().iter().all(|&r| r == 0.0));
 }
 
 /// Eval and train logits of `name` with channels-last weights and input equal timm's (NCHW)

@@ -46,7 +46,9 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
             "global_pool" => args.global_pool = Some(value.to_string()),
             "img_size" => args.img_size = Some(value.parse().map_err(|_| bad("a size"))?),
             "drop_rate" => args.drop_rate = value.parse().map_err(|_| bad("a number"))?,
-            "drop_path_rate" => args.drop_path_rate = value.parse().map_err(|_| bad("a number"))?,
+            "drop_path_rate" => {
+                args.drop_path_rate = Some(value.parse().map_err(|_| bad("a number"))?)
+            }
             "zero_init_last" => {
                 args.zero_init_last = match value {
                     "True" | "true" | "1" => true,
@@ -106,7 +108,7 @@ mod tests {
         ])
         .unwrap();
         assert!(!args.zero_init_last);
-        assert_eq!(args.drop_path_rate, 0.05);
+        assert_eq!(args.drop_path_rate, Some(0.05));
         assert_eq!(args.global_pool.as_deref(), Some("max"));
     }
 

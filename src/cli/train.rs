@@ -186,7 +186,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         // Models whose parameters depend on the input size (ViT) are built for the one trained on.
         img_size,
         drop_rate: a.drop_rate,
-        drop_path_rate: a.drop_path.unwrap_or(0.0),
+        drop_path_rate: a.drop_path,
         ..Default::default()
     };
     apply_model_kwargs(&mut model_args, &a.model_kwargs)?;

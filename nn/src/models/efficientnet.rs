@@ -90,7 +90,7 @@ impl EfficientNet {
             se_force_act: None,
             se_gate: Activation::Sigmoid,
             layer_scale: None,
-            drop_path_rate: args.drop_path_rate,
+            drop_path_rate: args.drop_path_or(0.0),
         };
         let arch = decode_arch_def(ec.arch, ec.depth)?;
         let stem = match ec.fix_stem {

@@ -253,7 +253,7 @@ impl Eva {
         let rope = rope_embed_cat(dim / ec.heads, grid, ec.ref_grid, 10000.0)?;
         let blocks = (0..ec.depth)
             .map(|i| {
-                let rate = args.drop_path_rate * i as f64 / (ec.depth.max(2) - 1) as f64;
+                let rate = args.drop_path_or(0.0) * i as f64 / (ec.depth.max(2) - 1) as f64;
                 let mut block = EvaBlock {
                     norm1: LayerNorm::new(dim)?,
                     attn: EvaAttention::new(dim, ec.heads, ec.qkv_fused, rope.clone())?,

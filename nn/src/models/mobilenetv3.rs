@@ -279,7 +279,7 @@ impl MobileNetV3 {
             se_force_act: Some(Activation::Relu),
             se_gate: Activation::HardSigmoid,
             layer_scale: mc.layer_scale,
-            drop_path_rate: args.drop_path_rate,
+            drop_path_rate: args.drop_path_or(0.0),
         };
         let arch = decode_arch_def(mc.arch, Depth::ceil(mc.depth_multiplier))?;
         let stem = match mc.fix_stem {

@@ -78,6 +78,8 @@ pub fn test_args(name: &str) -> ModelArgs {
     ModelArgs {
         num_classes: 10,
         img_size: name.contains("_patch").then_some(64),
+        // No stochastic depth (Swin's default is 0.1): train-mode logits are deterministic.
+        drop_path_rate: Some(0.0),
         ..Default::default()
     }
 }

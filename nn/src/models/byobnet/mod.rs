@@ -60,7 +60,7 @@ impl ByobNet {
         for (s, stage) in bc.stages.iter().enumerate() {
             let mut blocks = Vec::new();
             for c in stage {
-                let dpr = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
+                let dpr = args.drop_path_or(0.0) * block_idx as f64 / (total.max(2) - 1) as f64;
                 blocks.push(Checkpointed::new(RepBlock::new(c, in_c, dpr)?));
                 in_c = c.out_c;
                 block_idx += 1;

@@ -156,7 +156,7 @@ impl ConvNeXt {
                 .transpose()?;
             let mut blocks = Vec::new();
             for _ in 0..depth {
-                let rate = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
+                let rate = args.drop_path_or(0.0) * block_idx as f64 / (total.max(2) - 1) as f64;
                 blocks.push(Checkpointed::new(Block::new(chs, cc, rate)?));
                 block_idx += 1;
             }

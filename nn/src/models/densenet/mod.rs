@@ -101,7 +101,7 @@ impl DenseNet {
     /// Builds a DenseNet with timm's ("the official torch repo's") init: convs N(0, 2/fan_in),
     /// BNs γ=1 β=0, the classifier PyTorch's default weight with a zero bias.
     pub fn new(dc: &DenseNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<DenseNet> {
-        super::refuse_drop_path(args.drop_path_rate, &cfg.name)?;
+        super::refuse_drop_path(args.drop_path_or(0.0), &cfg.name)?;
         let stem = Stem::new(dc, args.in_chans)?;
         let mut num_features = 2 * dc.growth_rate;
         let stem_norm = stem.convs.len() - 1;
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn refuses_stochastic_depth() {
         let args = ModelArgs {
-            drop_path_rate: 0.1,
+            drop_path_rate: Some(0.1),
             ..ModelArgs::default()
         };
         let err = create_model("densenet121", &args)

@@ -72,7 +72,7 @@ impl RegNet {
             module: "stem".into(),
         }];
         let stage_args = stage_args(rc, &cfg.name)?;
-        let stages = build_stages(rc, &stage_args, args.drop_path_rate)?;
+        let stages = build_stages(rc, &stage_args, args.drop_path_or(0.0))?;
         for (s, sa) in stage_args.iter().enumerate() {
             feature_info.push(FeatureInfo {
                 num_chs: sa.width,

@@ -96,7 +96,7 @@ impl ResNet {
                 let ds = (b == 0 && (st != 1 || in_c != out_c))
                     .then(|| Downsample::new(rc, in_c, out_c, st))
                     .transpose()?;
-                let dpr = args.drop_path_rate * block_idx as f64 / (total.max(2) - 1) as f64;
+                let dpr = args.drop_path_or(0.0) * block_idx as f64 / (total.max(2) - 1) as f64;
                 blocks.push(Checkpointed::new(StageBlock::new(
                     rc, in_c, planes, st, ds, dpr,
                 )?));

@@ -16,6 +16,8 @@ use crate::{Error, FeatureCfg, FeatureFormat, ModelArgs, Module, OutIndices, Res
 use block::{PatchMerging, LN_EPS};
 use kiln_engine::Tensor;
 
+/// timm's `SwinTransformer(drop_path_rate=0.1)`: the rate an unset `--drop-path` leaves.
+const DEFAULT_DROP_PATH: f64 = 0.1;
 const PATCH: usize = 4;
 
 /// What distinguishes one Swin from another.
@@ -81,7 +83,8 @@ impl SwinTransformer {
                 .transpose()?;
             let blocks = (0..depth)
                 .map(|j| {
-                    let rate = args.drop_path_rate * index as f64 / (total.max(2) - 1) as f64;
+                    let rate = args.drop_path_or(DEFAULT_DROP_PATH) * index as f64
+                        / (total.max(2) - 1) as f64;
                     index += 1;
                     SwinBlock::new(dim, heads, res, (sc.window, j % 2 == 1), rate)
                         .map(Checkpointed::new)

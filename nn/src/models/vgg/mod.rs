@@ -45,7 +45,7 @@ impl Vgg {
     /// Builds a VGG with timm's `_initialize_weights`: convs (the head's too) N(0, 2/fan_out)
     /// with zero biases, BNs γ=1 β=0, the classifier N(0, 0.01²) with a zero bias.
     pub fn new(vc: &VggCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<Vgg> {
-        super::refuse_drop_path(args.drop_path_rate, &cfg.name)?;
+        super::refuse_drop_path(args.drop_path_or(0.0), &cfg.name)?;
         let (mut stages, mut feature_info) = (Vec::new(), Vec::new());
         let (mut in_c, mut index, mut reduction) = (args.in_chans, 0, 1);
         for widths in vc.stages {

@@ -171,7 +171,7 @@ impl VisionTransformer {
         };
         let blocks = (0..vc.depth)
             .map(|i| {
-                let rate = args.drop_path_rate * i as f64 / (vc.depth.max(2) - 1) as f64;
+                let rate = args.drop_path_or(0.0) * i as f64 / (vc.depth.max(2) - 1) as f64;
                 Block::new(&bc, rate).map(Checkpointed::new)
             })
             .collect::<Result<Vec<_>>>()?;
