@@ -8,6 +8,7 @@ mod config;
 #[macro_use]
 mod configs;
 mod devices;
+mod elastic;
 mod launch;
 mod limits;
 mod logger;
