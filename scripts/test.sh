@@ -20,6 +20,10 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --quiet
 echo "== cargo test"
+# tests/dist_elastic.rs runs 2 "nodes" as network namespaces (as root, with iproute2's ip).
+if [ "$(id -u)" = 0 ] && ! command -v ip >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2
+fi
 cargo test --workspace --release
 
 echo "== NCCL feature (without a GPU: builds, and falls back on the emulator with the reason logged)"

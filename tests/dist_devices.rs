@@ -14,7 +14,9 @@ use kiln::nn::layers::{Activation, BatchNorm2d, Conv2d, Linear, PoolType};
 use kiln::nn::layers::{SelectAdaptivePool2d, Sequential};
 use kiln::nn::Module;
 use kiln::train::checkpoint::Checkpoint;
-use kiln::train::dist::{on_device_threads, Communicator, Ddp, DdpEvent, DdpOptions};
+use kiln::train::dist::{
+    on_device_threads, Communicator, Ddp, DdpEvent, DdpOptions, DEFAULT_TIMEOUT,
+};
 use kiln::train::optim::{create_optimizer, OptimizerConfig};
 use kiln::train::Error;
 use std::io::Write;
@@ -78,7 +80,7 @@ fn batch(step: u64, rank: usize, world: usize, device: Device) -> (Tensor, Tenso
 /// global batch, gradients averaged by DDP in buckets of a few parameters) and returns every
 /// rank's parameters and buffers, by name.
 fn train(ordinals: &[usize], opt: &OptimizerConfig, steps: u64) -> Vec<Vec<(String, Vec<f32>)>> {
-    on_device_threads(ordinals, |device, comm| {
+    on_device_threads(ordinals, DEFAULT_TIMEOUT, |device, comm| {
         kiln::engine::manual_seed_thread(7);
         let net = model(&comm);
         net.to_device(device)?;
@@ -160,7 +162,7 @@ fn two_devices_of_batch_b_match_one_device_of_batch_2b() {
 
 /// One DDP step on cuda:0 and cuda:1 with `overlap`; returns each rank's bucket path and events.
 fn one_step_events(overlap: bool) -> Vec<(&'static str, Vec<DdpEvent>)> {
-    on_device_threads(&[0, 1], |device, comm| {
+    on_device_threads(&[0, 1], DEFAULT_TIMEOUT, |device, comm| {
         kiln::engine::manual_seed_thread(7);
         let net = model(&comm);
         net.to_device(device)?;
@@ -218,7 +220,7 @@ fn a_rank_that_fails_stops_the_other() {
     if !two_devices() {
         return;
     }
-    let e = on_device_threads(&[0, 1], |device, comm| {
+    let e = on_device_threads(&[0, 1], DEFAULT_TIMEOUT, |device, comm| {
         if comm.rank() == 1 {
             return Err(Error::Dist(format!("{device} gave up")));
         }
@@ -229,7 +231,7 @@ fn a_rank_that_fails_stops_the_other() {
     })
     .unwrap_err();
     assert!(e.to_string().contains("cuda:1 gave up"), "{e}");
-    let past = on_device_threads(&[0, 64], |_, _| Ok(())).unwrap_err();
+    let past = on_device_threads(&[0, 64], DEFAULT_TIMEOUT, |_, _| Ok(())).unwrap_err();
     assert!(past.to_string().contains("cuda:64"), "{past}");
 }
 

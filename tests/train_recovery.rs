@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::launched::{batch_of, clock_seed, next};
 use common::{assert_same_bits, dataset, summary_rows, train, train_args};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -33,22 +34,6 @@ fn has_checkpoint(dir: &Path) -> bool {
     })
 }
 
-/// A small xorshift generator: the kill points, from a seed the test prints.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
-/// The run's batch counter (epoch × 8 + batch) in a `Train: <epoch> [<batch>/8 ...` log line.
-fn batch_of(line: &str) -> Option<u64> {
-    let rest = line.strip_prefix("Train: ")?;
-    let (epoch, rest) = rest.split_once(" [")?;
-    let batch = rest.split('/').next()?.trim();
-    Some(epoch.parse::<u64>().ok()? * 8 + batch.parse::<u64>().ok()?)
-}
-
 /// Runs `kiln train` and SIGKILLs it a few milliseconds after it logs batch `target` (so kills
 /// land in the next batch, in a recovery write or in validation); returns whether it finished
 /// first.
@@ -61,7 +46,7 @@ fn run_until(args: &[String], target: u64, jitter_ms: u64) -> bool {
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     for line in stdout.lines() {
-        if batch_of(&line.unwrap()).is_some_and(|b| b >= target) {
+        if batch_of(&line.unwrap(), 8).is_some_and(|b| b >= target) {
             std::thread::sleep(Duration::from_millis(jitter_ms));
             child.kill().unwrap();
             child.wait().unwrap();
@@ -78,11 +63,7 @@ fn killed_at_random_points_resumes_to_identical_bits() {
     let out = data.join("runs");
     train(&data, &out, "straight", &RUN);
     let killed = out.join("killed");
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let mut seed = clock_seed();
     println!("kill-point seed {seed}");
     let mut targets: Vec<u64> = (0..10).map(|_| next(&mut seed) % 32).collect();
     targets.sort();

@@ -578,6 +578,12 @@ pub struct TrainArgs {
     /// Token distillation type: soft or hard.
     #[arg(long, default_value = "soft")]
     pub kd_token_distill_type: String,
+
+    // ---- kiln's own, last so argparse's ambiguity lists of timm's flags read as timm's ----
+    /// Minutes a collective waits for another rank before failing with its name (torch's
+    /// `timeout`; `20s` gives seconds; kiln's flag).
+    #[arg(long = "dist-timeout", default_value = "30")]
+    pub dist_timeout: String,
 }
 
 /// `kiln validate`: timm's `validate.py`.

@@ -8,6 +8,7 @@ mod config;
 #[macro_use]
 mod configs;
 mod devices;
+mod elastic;
 mod infer;
 mod infer_args;
 mod launch;

@@ -6,6 +6,7 @@ use super::configs::{
     resolve_lr, scheduler_config, train_config, variable_batch_loss_scale,
 };
 use super::devices::{device_list, seed_rank};
+use super::elastic::{check_same_start, dist_timeout, resume_point};
 use super::limits::{self, Budget};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::pretrained::{pretrained_source, start_from};
@@ -25,7 +26,6 @@ use kiln_train::callbacks::{
     CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
     SummaryCsv, TensorBoard,
 };
-use kiln_train::checkpoint::newest_checkpoint;
 use kiln_train::dist::{enable_sync_bn, on_device_threads, Communicator, DdpOptions, ProcessGroup};
 use kiln_train::loader::resolve_data_config;
 use kiln_train::trainer::{EvalOptions, TrainConfig, Trainer};
@@ -126,7 +126,8 @@ fn check_input_batches(a: &TrainArgs, budget: &Budget, in_chans: usize, size: us
 /// Runs `kiln train`: builds the Trainer and its callbacks from the flags and fits, on one
 /// device, or on each of a `--device cuda:0,1,...` list from one thread per device.
 pub fn train(mut a: TrainArgs) -> Result<()> {
-    let group = ProcessGroup::from_env()?;
+    let mut group = ProcessGroup::from_env()?;
+    group.timeout = dist_timeout(&a.dist_timeout)?;
     a.device = resolve_device(&a.device);
     if let Some(ordinals) = device_list(&a.device)? {
         if group.world_size > 1 {
@@ -140,7 +141,7 @@ pub fn train(mut a: TrainArgs) -> Result<()> {
             ));
         }
         // One thread per device, each the whole run on its device as rank r of the threads.
-        return on_device_threads(&ordinals, |device, comm| {
+        return on_device_threads(&ordinals, group.timeout, |device, comm| {
             let mut rank_args = a.clone();
             rank_args.device = device.to_string();
             train_rank(rank_args, comm)
@@ -276,8 +277,9 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         None => builder,
     }
     .build()?;
+    let run_dir = run_path(&a, img_size);
     if rank == 0 {
-        let out_dir = run_folder(&a, img_size)?;
+        let out_dir = make_run_folder(&a, run_dir.clone())?;
         println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
         print_size_schedule(&a, trainer.state().batches_per_epoch, batch_reference);
         add_callbacks(&mut trainer, &a, &model_args, &out_dir)?;
@@ -285,13 +287,12 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         // Every rank stops with rank 0 (the metric it reads is reduced over ranks).
         trainer.add_callback(Box::new(EarlyStopping::new(patience)));
     }
-    if let Some(path) = &a.resume {
-        let path = if path.is_dir() {
-            newest_checkpoint(path)?
-        } else {
-            path.clone()
-        };
-        trainer.resume(&path, !a.no_resume_opt)?;
+    let start = resume_point(a.resume.as_deref(), &run_dir, &comm)?;
+    if world > 1 {
+        check_same_start(start.as_deref(), &comm)?;
+    }
+    if let Some(path) = &start {
+        trainer.resume(path, !a.no_resume_opt)?;
     } else if let Some(epoch) = a.start_epoch.filter(|&e| e > 0) {
         trainer.start_at(epoch);
     }
@@ -388,17 +389,20 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
     Ok(model)
 }
 
-/// Creates the run folder (timm's `output/train/<experiment>`) and writes `args.yaml` in it.
-fn run_folder(a: &TrainArgs, img_size: usize) -> Result<PathBuf> {
-    let out_dir = a
-        .output
+/// The run folder: timm's `output/train/<experiment>` (`--output`, `--experiment`).
+fn run_path(a: &TrainArgs, img_size: usize) -> PathBuf {
+    a.output
         .clone()
         .unwrap_or_else(|| PathBuf::from("output/train"))
         .join(
             a.experiment
                 .clone()
                 .unwrap_or_else(|| experiment_name(&a.model, img_size)),
-        );
+        )
+}
+
+/// Creates the run folder `out_dir` and writes the flags to its `args.yaml`.
+fn make_run_folder(a: &TrainArgs, out_dir: PathBuf) -> Result<PathBuf> {
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let yaml = serde_yaml::to_string(a).map_err(|e| Error::flag("args.yaml", e.to_string()))?;
     let args_path = out_dir.join("args.yaml");

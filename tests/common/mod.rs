@@ -1,6 +1,9 @@
 //! What the end-to-end tests share: a small learnable IDX dataset and running `kiln train`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod launched;
+pub mod netns;
+
 use kiln::cli::{parse, Command as Subcommand, TrainArgs};
 use kiln::train::checkpoint::Checkpoint;
 use std::path::{Path, PathBuf};

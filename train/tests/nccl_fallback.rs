@@ -5,7 +5,7 @@
 #![cfg(feature = "nccl")]
 
 use kiln_engine::{cuda, Device};
-use kiln_train::dist::{nccl, on_device_threads, Communicator, ProcessGroup};
+use kiln_train::dist::{nccl, on_device_threads, Communicator, ProcessGroup, DEFAULT_TIMEOUT};
 use log::{Level, Log, Metadata, Record};
 use std::io::Write;
 use std::sync::Mutex;
@@ -58,7 +58,8 @@ fn devices_nccl_cannot_serve_fall_back_and_say_why_once() {
         "{reason}"
     );
     for _ in 0..3 {
-        let paths = on_device_threads(&[0, 1], |_, comm| Ok(comm.path_name())).unwrap();
+        let paths =
+            on_device_threads(&[0, 1], DEFAULT_TIMEOUT, |_, comm| Ok(comm.path_name())).unwrap();
         assert_eq!(paths, ["device peer copies"; 2]);
     }
     // One rank needs no communicator at all: no NCCL, nothing more logged.

@@ -10,7 +10,9 @@ use kiln_engine::{cuda, DType, Device, Generator, Tensor};
 use kiln_nn::layers::{Activation, Conv2d, Linear, PoolType, SelectAdaptivePool2d, Sequential};
 use kiln_nn::Module;
 use kiln_train::dist::nccl::{self, NcclComm};
-use kiln_train::dist::{on_device_threads, Ddp, DdpOptions, Launcher, ProcessGroup, ReduceOp};
+use kiln_train::dist::{
+    on_device_threads, Ddp, DdpOptions, Launcher, ProcessGroup, ReduceOp, DEFAULT_TIMEOUT,
+};
 use std::io::Write;
 
 /// The GPUs NCCL serves (at most 8), or None after printing why there are none.
@@ -150,6 +152,7 @@ fn the_unique_id_crosses_the_rendezvous_into_comm_init_rank() {
         local_rank: 0,
         master: Some(("127.0.0.1".into(), port)),
         launcher: Launcher::Torchrun,
+        ..ProcessGroup::single()
     };
     let comm = nccl::for_process(&group, 0).unwrap().unwrap();
     let t = on_gpu(values(0, 5), Device::Cuda(0));
@@ -191,7 +194,7 @@ fn one_ddp_step_through_nccl_matches_one_device_with_the_whole_batch() {
     let Some(ordinals) = gpus() else { return };
     let world = ordinals.len();
     let (x, y) = batch(world);
-    let per_rank = on_device_threads(&ordinals, |device, comm| {
+    let per_rank = on_device_threads(&ordinals, DEFAULT_TIMEOUT, |device, comm| {
         kiln_engine::manual_seed_thread(11);
         let net = model();
         net.to_device(device)?;

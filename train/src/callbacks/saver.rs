@@ -95,8 +95,13 @@ impl Callback for CheckpointSaver {
 
     fn batch_end(&mut self, ctx: &mut Context) -> Result<()> {
         let s = ctx.state;
+        // None at the end of an epoch's training part: there, data-parallel ranks other than
+        // rank 0 (which writes) hold BN statistics of their own, which `--dist-bn reduce`
+        // averages next and a checkpoint of rank 0's would lose. Within an epoch they are
+        // rank 0's, broadcast before each forward. The epoch's last.safetensors follows anyway.
         let due = self.recovery_interval > 0
             && s.batch.updated
+            && s.position.batch < s.batches_per_epoch
             && s.position
                 .num_updates
                 .is_multiple_of(self.recovery_interval);

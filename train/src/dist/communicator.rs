@@ -1,12 +1,20 @@
 //! The collectives data-parallel training needs, over one process (local), the device threads of
-//! one process, MPI, or NCCL.
+//! one process, MPI, TCP, or NCCL.
 
 use super::group::ProcessGroup;
 pub use super::host_bucket::HostBucket;
+use super::tcp::TcpComm;
 use super::threads::{ThreadComm, Ticket};
 use crate::{Error, Result};
 use kiln_engine::{Device, StorageElem, Tensor};
 use std::sync::Arc;
+
+/// How buckets travel between processes when they are reduced in host memory.
+const HOST_PATH: &str = if cfg!(feature = "mpi") {
+    "MPI through host memory"
+} else {
+    "TCP through host memory"
+};
 
 /// How all-reduce combines the ranks' values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +48,7 @@ pub trait Element:
     + StorageElem
     + std::ops::Add<Output = Self>
     + PartialOrd
+    + bytemuck::Pod
     + 'static
 {
     /// `self / n` (for [`ReduceOp::Average`]).
@@ -69,6 +78,8 @@ pub enum Communicator {
     /// CPU ranks over MPI (OpenMPI; feature `mpi`).
     #[cfg(feature = "mpi")]
     Mpi(super::mpi::MpiComm),
+    /// Processes of a build without MPI, started by `kiln launch` or torchrun: TCP through rank 0.
+    Tcp(TcpComm),
     /// One GPU per process over NCCL (feature `nccl`); host buffers are staged through it.
     #[cfg(feature = "nccl")]
     Nccl(super::nccl::NcclComm),
@@ -162,14 +173,15 @@ impl Communicator {
         if let (Device::Cuda(ordinal), true) = (device, group.world_size > 1) {
             match super::nccl::for_process(group, ordinal)? {
                 Ok(comm) => return Ok(Communicator::Nccl(comm)),
-                Err(reason) => super::nccl::fall_back(&reason, "MPI through host memory"),
+                Err(reason) => super::nccl::fall_back(&reason, HOST_PATH),
             }
         }
         let _ = device;
         Communicator::for_group(group)
     }
 
-    /// The communicator of `group` (MPI between processes, through host memory).
+    /// The communicator of `group` through host memory: MPI between processes (feature `mpi`),
+    /// else TCP through rank 0 for ranks that `kiln launch` or torchrun started.
     pub fn for_group(group: &ProcessGroup) -> Result<Communicator> {
         if group.world_size == 1 {
             return Ok(Communicator::Local);
@@ -179,30 +191,37 @@ impl Communicator {
             super::mpi::MpiComm::join(group).map(Communicator::Mpi)
         }
         #[cfg(not(feature = "mpi"))]
-        Err(Error::Dist(format!(
-            "the launcher asks for {} processes, but this kiln was built without MPI: rebuild \
-             with `cargo build --release --features mpi` (needs Debian's libopenmpi-dev, \
-             openmpi-bin and libclang-dev)",
-            group.world_size
-        )))
+        match group.launcher {
+            super::Launcher::Torchrun => TcpComm::join(group).map(Communicator::Tcp),
+            launcher => Err(Error::Dist(format!(
+                "{launcher:?} asks for {} processes, which join through MPI, but this kiln was \
+                 built without it: rebuild with `cargo build --release --features mpi` (needs \
+                 Debian's libopenmpi-dev, openmpi-bin and libclang-dev), or start the ranks with \
+                 `kiln launch` or torchrun (TCP)",
+                group.world_size
+            ))),
+        }
     }
 
-    /// `world` communicators over the threads of this process, rank 0 first (one per thread).
-    pub fn threads(world: usize) -> Vec<Communicator> {
-        ThreadComm::group(world)
+    /// `world` communicators over the threads of this process, rank 0 first (one per thread),
+    /// whose collectives wait up to `timeout` for the other ranks.
+    pub fn threads(world: usize, timeout: std::time::Duration) -> Vec<Communicator> {
+        ThreadComm::group(world, timeout)
             .into_iter()
             .map(Communicator::Threads)
             .collect()
     }
 
     /// How CUDA buckets travel between the ranks: "NCCL", "device peer copies", "host memory"
-    /// (device threads), "MPI through host memory", or "none" for one rank.
+    /// (device threads), "MPI through host memory", "TCP through host memory", or "none" for one
+    /// rank.
     pub fn path_name(&self) -> &'static str {
         match self {
             Communicator::Local => "none",
             Communicator::Threads(t) => t.path_name(),
             #[cfg(feature = "mpi")]
-            Communicator::Mpi(_) => "MPI through host memory",
+            Communicator::Mpi(_) => HOST_PATH,
+            Communicator::Tcp(_) => HOST_PATH,
             #[cfg(feature = "nccl")]
             Communicator::Nccl(_) => "NCCL",
         }
@@ -231,6 +250,7 @@ impl Communicator {
             Communicator::Threads(t) => t.rank(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.rank(),
+            Communicator::Tcp(c) => c.rank(),
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => n.rank(),
         }
@@ -243,6 +263,7 @@ impl Communicator {
             Communicator::Threads(t) => t.world_size(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.world_size(),
+            Communicator::Tcp(c) => c.world_size(),
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => n.world_size(),
         }
@@ -260,6 +281,7 @@ impl Communicator {
             Communicator::Threads(t) => t.all_reduce(buf, op)?,
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.all_reduce(buf, op)?,
+            Communicator::Tcp(c) => c.all_reduce(buf, op)?,
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => n.all_reduce_host(buf, op)?,
         }
@@ -301,6 +323,13 @@ impl Communicator {
                     average: (op == ReduceOp::Average).then(|| m.world_size()),
                 }
             }
+            Communicator::Tcp(_) => {
+                let flat = bucket.into_tensor()?;
+                let mut sums = flat.to_vec_f32()?;
+                self.all_reduce(&mut sums, op)?;
+                let reduced = Tensor::from_vec(sums, flat.shape())?.to_device(flat.device())?;
+                Pending::Ready(Bucket::Device(reduced))
+            }
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => {
                 let flat = bucket.into_tensor()?;
@@ -319,6 +348,7 @@ impl Communicator {
             Communicator::Threads(t) => t.broadcast(buf, root),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.broadcast(buf, root),
+            Communicator::Tcp(c) => c.broadcast(buf, root),
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => n.broadcast_host(buf, root),
         }
@@ -335,6 +365,7 @@ impl Communicator {
             Communicator::Threads(t) => t.all_gather(send, recv),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.all_gather(send, recv),
+            Communicator::Tcp(c) => c.all_gather(send, recv),
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => n.all_gather_host(send, recv),
         }
@@ -354,6 +385,7 @@ impl Communicator {
             Communicator::Threads(t) => t.reduce_scatter(send, recv, op)?,
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.reduce_scatter(send, recv, op)?,
+            Communicator::Tcp(c) => c.reduce_scatter(send, recv, op)?,
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => n.reduce_scatter_host(send, recv, op)?,
         }
@@ -371,6 +403,7 @@ impl Communicator {
             Communicator::Threads(t) => t.barrier(),
             #[cfg(feature = "mpi")]
             Communicator::Mpi(m) => m.barrier(),
+            Communicator::Tcp(c) => c.barrier(),
             #[cfg(feature = "nccl")]
             Communicator::Nccl(n) => n.barrier(),
         }

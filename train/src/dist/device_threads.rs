@@ -11,20 +11,24 @@ use crate::{Error, Result};
 use kiln_engine::Device;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Runs `run(device, comm)` on one thread per ordinal, rank r on `cuda:ordinals[r]`, and returns
 /// the ranks' results in rank order. Every device is opened first (a missing one is an error
 /// before any thread starts). A rank that fails or panics stops the others' collectives; the
-/// error returned is that of the rank that failed first. (With NCCL, a rank that fails while
-/// the others wait inside an NCCL collective is not detected: they wait for it.)
+/// error returned is that of the rank that failed first. A rank that does not come to a
+/// collective within `timeout` is named and fails the others' collectives (its own thread must
+/// still return before this does). (With NCCL, a rank that fails while the others wait inside an
+/// NCCL collective is not detected: they wait for it.)
 pub fn on_device_threads<T: Send>(
     ordinals: &[usize],
+    timeout: Duration,
     run: impl Fn(Device, Arc<Communicator>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     for &n in ordinals {
         kiln_engine::cuda::device(n)?;
     }
-    let comms: Vec<Arc<Communicator>> = thread_comms(ordinals)?
+    let comms: Vec<Arc<Communicator>> = thread_comms(ordinals, timeout)?
         .into_iter()
         .map(|t| Arc::new(Communicator::Threads(t)))
         .collect();
@@ -61,10 +65,10 @@ pub fn on_device_threads<T: Send>(
 }
 
 /// The ranks' ends of the device threads' communicator, with NCCL attached when it serves.
-fn thread_comms(ordinals: &[usize]) -> Result<Vec<ThreadComm>> {
+fn thread_comms(ordinals: &[usize], timeout: Duration) -> Result<Vec<ThreadComm>> {
     let path = Path::for_devices(ordinals)?;
     #[allow(unused_mut)]
-    let mut comms = ThreadComm::group_over(ordinals.len(), path);
+    let mut comms = ThreadComm::group_over(ordinals.len(), path, timeout);
     #[cfg(feature = "nccl")]
     match super::nccl::for_devices(ordinals)? {
         Ok(nccl) => comms.iter_mut().zip(nccl).for_each(|(t, n)| t.use_nccl(n)),

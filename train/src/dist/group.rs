@@ -1,6 +1,11 @@
 //! Who this process is in the job, from the variables the usual launchers set.
 
 use crate::{Error, Result};
+use std::time::Duration;
+
+/// How long a collective or the rendezvous waits for the other ranks unless told otherwise:
+/// torch.distributed's default `timeout`, 30 minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The launcher that started this process, as recognized from its variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +35,9 @@ pub struct ProcessGroup {
     pub master: Option<(String, u16)>,
     /// Which launcher's variables these came from.
     pub launcher: Launcher,
+    /// How long a collective or the rendezvous waits for another rank before failing with its
+    /// name (`kiln train --dist-timeout`; [`DEFAULT_TIMEOUT`] otherwise).
+    pub timeout: Duration,
 }
 
 impl ProcessGroup {
@@ -41,6 +49,7 @@ impl ProcessGroup {
             local_rank: 0,
             master: None,
             launcher: Launcher::Single,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -77,6 +86,7 @@ impl ProcessGroup {
                 local_rank: number(&var, local, Some(0))?,
                 master: master(&var)?,
                 launcher,
+                timeout: DEFAULT_TIMEOUT,
             };
             return group.checked(rank, size);
         }

@@ -1,10 +1,10 @@
 //! Data-parallel training: process groups from the launcher's environment, a [`Communicator`]
-//! (MPI for CPU ranks behind the `mpi` feature, NCCL for GPU ranks behind the `nccl` feature, one
-//! rank per device thread of this process, or a single local rank), DDP's gradient buckets and
-//! SyncBN's statistics reduction. Between processes the data travels through NCCL or MPI; kiln
-//! has no network transport of its own (the TCP [`rendezvous`] only exchanges names before MPI
-//! or NCCL connects). Between the device threads of one process, gradient buckets go through
-//! NCCL, or device peer copies, or host memory; the other collectives meet in host memory.
+//! (MPI for CPU ranks behind the `mpi` feature, TCP through rank 0 between processes without it,
+//! NCCL for GPU ranks behind the `nccl` feature, one rank per device thread of this process, or a
+//! single local rank), DDP's gradient buckets and SyncBN's statistics reduction. The TCP
+//! [`rendezvous`] exchanges the names MPI, NCCL or the TCP collectives need to connect. Between
+//! the device threads of one process, gradient buckets go through NCCL, or device peer copies, or
+//! host memory; the other collectives meet in host memory.
 //!
 //! ```no_run
 //! use kiln_train::dist::{Communicator, ReduceOp};
@@ -29,12 +29,13 @@ pub mod nccl;
 mod nccl_id;
 pub mod rendezvous;
 mod sync_bn;
+mod tcp;
 mod threads;
 
 pub use communicator::{Bucket, Communicator, Element, HostBucket, PendingReduce, ReduceOp, Wire};
 pub use ddp::{Ddp, DdpEvent, DdpOptions, ReduceTimes};
 pub use device_threads::on_device_threads;
-pub use group::{Launcher, ProcessGroup};
+pub use group::{Launcher, ProcessGroup, DEFAULT_TIMEOUT};
 pub use sync_bn::{dist_bn, enable_sync_bn, DistBn};
 
 /// The variable through which OpenMPI singletons find the job's ompi-server (set by `kiln launch`).

@@ -57,10 +57,10 @@ mod tests {
         // Every byte value, so no escaping or sign problem can hide.
         let made: UniqueId = std::array::from_fn(|i| (i * 2 + 1) as u8 ^ 0x80);
         let rank1 = std::thread::spawn(move || {
-            let store = Store::connect("127.0.0.1", port).unwrap();
+            let store = Store::connect("127.0.0.1", port, crate::dist::DEFAULT_TIMEOUT).unwrap();
             share(&store, 1, || panic!("rank 1 must not make an id")).unwrap()
         });
-        let host = Store::host(port).unwrap();
+        let host = Store::host(port, crate::dist::DEFAULT_TIMEOUT).unwrap();
         assert_eq!(share(&host, 0, || Ok(made)).unwrap(), made);
         assert_eq!(rank1.join().unwrap(), made);
         assert_eq!(decode(&encode(&[0; 128])).unwrap(), [0; 128]);

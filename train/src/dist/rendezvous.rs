@@ -42,8 +42,12 @@ impl Table {
     }
 }
 
-/// One side of the rendezvous: the host (rank 0, serving the table from threads) or a client.
-pub struct Store(Side);
+/// One side of the rendezvous: the host (rank 0, serving the table from threads) or a client,
+/// and how long it waits for the host or a key.
+pub struct Store {
+    side: Side,
+    timeout: Duration,
+}
 
 enum Side {
     /// Rank 0: the table itself, served to the others on a listening socket.
@@ -52,12 +56,10 @@ enum Side {
     Client(Mutex<BufReader<TcpStream>>),
 }
 
-/// How long a rank waits for the host or for a key (other ranks may still be starting).
-pub const TIMEOUT: Duration = Duration::from_secs(300);
-
 impl Store {
-    /// Serves a store on `port` (all interfaces) from a background thread.
-    pub fn host(port: u16) -> Result<Store> {
+    /// Serves a store on `port` (all interfaces) from a background thread; a `get` waits up to
+    /// `timeout` for its key (other ranks may still be starting).
+    pub fn host(port: u16, timeout: Duration) -> Result<Store> {
         let listener = TcpListener::bind(("0.0.0.0", port))
             .map_err(|e| Error::Dist(format!("rendezvous: cannot listen on port {port}: {e}")))?;
         let table = Arc::new(Table::default());
@@ -65,18 +67,30 @@ impl Store {
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let table = shared.clone();
-                std::thread::spawn(move || serve(conn, &table));
+                std::thread::spawn(move || serve(conn, &table, timeout));
             }
         });
-        Ok(Store(Side::Host(table)))
+        Ok(Store {
+            side: Side::Host(table),
+            timeout,
+        })
     }
 
-    /// Connects to the store at `addr:port`, retrying while the host starts.
-    pub fn connect(addr: &str, port: u16) -> Result<Store> {
-        let deadline = Instant::now() + TIMEOUT;
+    /// Connects to the store at `addr:port`, retrying up to `timeout` while the host starts.
+    pub fn connect(addr: &str, port: u16, timeout: Duration) -> Result<Store> {
+        let deadline = Instant::now() + timeout;
         loop {
             match TcpStream::connect((addr, port)) {
-                Ok(s) => return Ok(Store(Side::Client(Mutex::new(BufReader::new(s))))),
+                Ok(s) => {
+                    // The host answers a `get` within its own timeout; a few seconds more cover
+                    // the network, and a host that stopped answering is not waited for forever.
+                    s.set_read_timeout(Some(timeout + Duration::from_secs(5)))
+                        .map_err(|e| Error::Dist(format!("rendezvous: {e}")))?;
+                    return Ok(Store {
+                        side: Side::Client(Mutex::new(BufReader::new(s))),
+                        timeout,
+                    });
+                }
                 Err(e) if Instant::now() > deadline => {
                     return Err(Error::Dist(format!(
                         "rendezvous: cannot reach MASTER_ADDR:MASTER_PORT = {addr}:{port}: {e}"
@@ -89,7 +103,7 @@ impl Store {
 
     /// Sets `key` (one line of text, no spaces in the key).
     pub fn set(&self, key: &str, value: &str) -> Result<()> {
-        match &self.0 {
+        match &self.side {
             Side::Host(t) => {
                 t.set(key.into(), value.into());
                 Ok(())
@@ -100,14 +114,20 @@ impl Store {
 
     /// The value of `key`, waiting until some rank sets it.
     pub fn get(&self, key: &str) -> Result<String> {
-        match &self.0 {
-            Side::Host(t) => t
-                .get(key, TIMEOUT)
-                .ok_or_else(|| Error::Dist(format!("rendezvous: no rank set {key} in time"))),
+        match &self.side {
+            Side::Host(t) => t.get(key, self.timeout).ok_or_else(|| {
+                Error::Dist(format!(
+                    "rendezvous: no rank set {key} within {:?}",
+                    self.timeout
+                ))
+            }),
             Side::Client(c) => request(c, &format!("GET {key}"), key),
         }
     }
 }
+
+/// The variable through which `kiln launch --rdzv-id` gives its ranks the job's id.
+pub const RUN_ID_VAR: &str = "KILN_RDZV_ID";
 
 /// The rendezvous of a torchrun-style job: hosted by rank 0 at MASTER_PORT (under torchrun
 /// itself, whose own store holds MASTER_PORT, at MASTER_PORT + 1), joined by the others.
@@ -121,10 +141,32 @@ pub fn join(group: &ProcessGroup) -> Result<Store> {
         Some(_) => port.checked_add(1).unwrap_or(*port),
         None => *port,
     };
-    if group.rank == 0 {
-        Store::host(port)
-    } else {
-        Store::connect(addr, port)
+    let store = match group.rank {
+        0 => Store::host(port, group.timeout)?,
+        _ => Store::connect(addr, port, group.timeout)?,
+    };
+    check_run_id(
+        &store,
+        group.rank,
+        &std::env::var(RUN_ID_VAR).unwrap_or_default(),
+    )?;
+    Ok(store)
+}
+
+/// Rank 0 publishes its job id (`--rdzv-id`, or none); any other rank with another id fails:
+/// it reached another job's rendezvous.
+fn check_run_id(store: &Store, rank: usize, mine: &str) -> Result<()> {
+    const KEY: &str = "kiln-run-id";
+    if rank == 0 {
+        return store.set(KEY, mine);
+    }
+    let theirs = store.get(KEY)?;
+    match theirs == mine {
+        true => Ok(()),
+        false => Err(Error::Dist(format!(
+            "rendezvous: this rank's --rdzv-id is {mine:?} but rank 0's is {theirs:?}: another \
+             job holds MASTER_ADDR:MASTER_PORT"
+        ))),
     }
 }
 
@@ -144,7 +186,7 @@ fn request(conn: &Mutex<BufReader<TcpStream>>, line: &str, key: &str) -> Result<
 }
 
 /// Answers one client's requests until it disconnects.
-fn serve(conn: TcpStream, table: &Table) {
+fn serve(conn: TcpStream, table: &Table, timeout: Duration) {
     let Ok(write) = conn.try_clone() else { return };
     let mut write = write;
     for line in BufReader::new(conn).lines() {
@@ -155,7 +197,7 @@ fn serve(conn: TcpStream, table: &Table) {
                 table.set(k.into(), v.into());
                 "OK ".to_string()
             }
-            Some(("GET", k)) => match table.get(k, TIMEOUT) {
+            Some(("GET", k)) => match table.get(k, timeout) {
                 Some(v) => format!("OK {v}"),
                 None => "TIMEOUT ".into(),
             },
@@ -177,17 +219,22 @@ mod tests {
             let l = TcpListener::bind(("127.0.0.1", 0)).unwrap();
             l.local_addr().unwrap().port()
         };
-        let host = Store::host(port).unwrap();
+        let t = Duration::from_secs(60);
+        let host = Store::host(port, t).unwrap();
         let waiter = std::thread::spawn(move || {
-            Store::connect("127.0.0.1", port)
+            Store::connect("127.0.0.1", port, t)
                 .unwrap()
                 .get("port-name")
                 .unwrap()
         });
-        let client = Store::connect("127.0.0.1", port).unwrap();
+        let client = Store::connect("127.0.0.1", port, t).unwrap();
         client.set("port-name", "1672.0:34 tcp://x").unwrap();
         assert_eq!(waiter.join().unwrap(), "1672.0:34 tcp://x");
         host.set("uri", "u").unwrap();
+        check_run_id(&host, 0, "job-a").unwrap();
+        check_run_id(&client, 1, "job-a").unwrap();
+        let e = check_run_id(&client, 2, "job-b").unwrap_err().to_string();
+        assert!(e.contains("\"job-b\" but rank 0's is \"job-a\""), "{e}");
         assert_eq!(client.get("uri").unwrap(), "u");
         assert_eq!(host.get("port-name").unwrap(), "1672.0:34 tcp://x");
     }

@@ -2,7 +2,8 @@
 //! is a meeting in host memory. Each rank leaves its contribution on the table, waits for the
 //! others, and computes the result from all of them in rank order, so every rank gets the same
 //! bits. A rank that fails calls [`ThreadComm::abort`] and the others' collectives return an
-//! error instead of waiting for it forever.
+//! error instead of waiting for it forever; a rank that does not come to a collective within the
+//! communicator's timeout is named, and marked failed for the others.
 //!
 //! DDP's gradient buckets do not meet: each rank posts its flat bucket and goes on with backward
 //! ([`ThreadComm::start_reduce`]); the last rank to post one reduces it (see [`super::device_reduce`])
@@ -17,6 +18,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// One contribution: the collective's name and the rank's values (a `Vec<T>`).
 type Part = (&'static str, Arc<dyn Any + Send + Sync>);
@@ -57,6 +59,8 @@ pub enum Ticket {
 /// What the threads share.
 struct Meeting {
     world: usize,
+    /// How long a rank waits for the others in a collective.
+    timeout: Duration,
     table: Mutex<Table>,
     turn: Condvar,
 }
@@ -86,15 +90,16 @@ impl std::fmt::Debug for ThreadComm {
 
 impl ThreadComm {
     /// The `world` ends of one communicator, rank 0 first (one per thread), buckets staged
-    /// through host memory.
-    pub fn group(world: usize) -> Vec<ThreadComm> {
-        ThreadComm::group_over(world, Path::Host)
+    /// through host memory; a collective waits up to `timeout` for the other ranks.
+    pub fn group(world: usize, timeout: Duration) -> Vec<ThreadComm> {
+        ThreadComm::group_over(world, Path::Host, timeout)
     }
 
     /// As [`ThreadComm::group`], buckets reduced over `path`.
-    pub fn group_over(world: usize, path: Path) -> Vec<ThreadComm> {
+    pub fn group_over(world: usize, path: Path, timeout: Duration) -> Vec<ThreadComm> {
         let meeting = Arc::new(Meeting {
             world,
+            timeout,
             table: Mutex::new(Table {
                 parts: vec![None; world],
                 ..Table::default()
@@ -224,7 +229,7 @@ impl ThreadComm {
         let world = self.meeting.world;
         let device = flat.device();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut t = self.wait_while(self.lock(), |_| false)?;
+        let mut t = self.wait_while(self.lock(), |_| false, |_| None)?;
         let bucket = t.buckets.entry(seq).or_insert_with(|| Bucket {
             parts: vec![None; world],
             arrived: 0,
@@ -255,7 +260,11 @@ impl ThreadComm {
             Ticket::Posted { seq, device } => (seq, device),
         };
         let busy = |t: &Table| t.buckets.get(&seq).is_some_and(|b| b.result.is_none());
-        let mut t = self.wait_while(self.lock(), busy)?;
+        let late = |t: &Table| {
+            let parts = &t.buckets.get(&seq)?.parts;
+            (parts.iter().any(Option::is_some)).then(|| parts.iter().position(Option::is_none))?
+        };
+        let mut t = self.wait_while(self.lock(), busy, late)?;
         let world = self.meeting.world;
         let bucket = t
             .buckets
@@ -280,18 +289,40 @@ impl ThreadComm {
         self.meeting.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits on the table while `busy` holds; Err once a rank has failed.
+    /// Waits on the table while `busy` holds; Err once a rank has failed, or once the timeout
+    /// is up, naming the rank `late` finds missing (and marking it failed for the others).
     fn wait_while<'a>(
         &self,
         mut t: MutexGuard<'a, Table>,
         busy: impl Fn(&Table) -> bool,
+        late: impl Fn(&Table) -> Option<usize>,
     ) -> Result<MutexGuard<'a, Table>> {
+        let timeout = self.meeting.timeout;
+        let deadline = Instant::now() + timeout;
         while t.failed.is_none() && busy(&t) {
-            t = self.meeting.turn.wait(t).unwrap_or_else(|e| e.into_inner());
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                let missing = late(&t);
+                t.failed = Some(missing.unwrap_or(self.rank));
+                self.meeting.turn.notify_all();
+                return Err(Error::Dist(match missing {
+                    Some(r) => format!(
+                        "rank {r} of this process's device threads did not come to a collective \
+                         within {timeout:?}"
+                    ),
+                    None => format!(
+                        "a collective of this process's device threads did not end within \
+                         {timeout:?}"
+                    ),
+                }));
+            };
+            t = (self.meeting.turn.wait_timeout(t, left))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         match t.failed {
             Some(r) if r != self.rank => Err(Error::Dist(format!(
-                "rank {r} of this process's {} device threads failed, so rank {} stops",
+                "rank {r} of this process's {} device threads failed or stopped answering, so \
+                 rank {} stops",
                 self.meeting.world, self.rank
             ))),
             Some(_) => Err(Error::Dist(format!(
@@ -312,11 +343,12 @@ impl ThreadComm {
     ) -> Result<R> {
         let world = self.meeting.world;
         // A round still being taken by slower ranks is not this one's.
-        let mut t = self.wait_while(self.lock(), |t| t.arrived == world)?;
+        let mut t = self.wait_while(self.lock(), |t| t.arrived == world, |_| None)?;
         t.parts[self.rank] = Some((name, Arc::new(mine)));
         t.arrived += 1;
         self.meeting.turn.notify_all();
-        let t = self.wait_while(t, |t| t.arrived < world)?;
+        let late = |t: &Table| t.parts.iter().position(Option::is_none);
+        let t = self.wait_while(t, |t| t.arrived < world, late)?;
         let parts: Vec<Part> = t.parts.iter().flatten().cloned().collect();
         drop(t);
         let result = typed(&parts, name).map(|values| take(&values));
@@ -386,7 +418,7 @@ mod tests {
         f: impl Fn(ThreadComm) -> R + Send + Sync + 'static,
     ) -> Vec<R> {
         let f = Arc::new(f);
-        let handles: Vec<_> = ThreadComm::group(world)
+        let handles: Vec<_> = ThreadComm::group(world, Duration::from_secs(60))
             .into_iter()
             .map(|c| {
                 let f = f.clone();
@@ -440,7 +472,7 @@ mod tests {
     #[test]
     fn bucket_reductions_start_without_waiting_for_the_other_ranks() {
         for path in [Path::Peer, Path::Host] {
-            let comms = ThreadComm::group_over(2, path);
+            let comms = ThreadComm::group_over(2, path, Duration::from_secs(60));
             let (posted, heard) = std::sync::mpsc::channel::<()>();
             let heard = Mutex::new(heard);
             let bucket = |r: usize, b: usize| {
@@ -492,6 +524,33 @@ mod tests {
                 assert_eq!(on0, &want, "{path:?}: bucket {b}");
                 assert_eq!(on1, &want, "{path:?}: bucket {b} on rank 1");
             }
+        }
+    }
+
+    #[test]
+    fn a_rank_that_does_not_come_is_named_after_the_timeout() {
+        for bucket in [false, true] {
+            let comms = ThreadComm::group(3, Duration::from_millis(300));
+            let out: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (comms.iter().take(2))
+                    .map(|c| {
+                        s.spawn(move || match bucket {
+                            false => c.barrier().unwrap_err().to_string(),
+                            true => {
+                                let flat = Tensor::from_vec(vec![1.0f32], &[1]).unwrap();
+                                let ticket = c.start_reduce(flat, ReduceOp::Sum).unwrap();
+                                c.finish_reduce(ticket).unwrap_err().to_string()
+                            }
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            // Rank 2 never comes: whichever rank times out first names it, the other hears of it.
+            for e in &out {
+                assert!(e.contains("rank 2"), "{e}");
+            }
+            assert!(out.iter().any(|e| e.contains("within 300ms")), "{out:?}");
         }
     }
 
