@@ -229,3 +229,33 @@ fn the_default_device_is_the_cpu_without_a_gpu_and_the_first_line_names_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/no/such/data"), "{stderr}");
 }
+
+#[test]
+fn export_refuses_bad_flags_by_name_with_status_2() {
+    let out = std::env::temp_dir().join("kiln_cli_errors_export.onnx");
+    let out = out.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["--format", "tflite"],
+            "--format: unknown format 'tflite' (kiln exports onnx)",
+        ),
+        (
+            vec!["--opset", "16"],
+            "--opset: opset 16 is not written (kiln writes 17 and 18)",
+        ),
+        (
+            vec!["--checkpoint", "/no/such.pth"],
+            "--checkpoint: /no/such.pth is not a file",
+        ),
+    ] {
+        let mut all = vec!["export", "resnet18", "-o", out];
+        all.extend(args);
+        let status = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(&all)
+            .output()
+            .expect("run kiln")
+            .status;
+        assert_eq!(status.code(), Some(2), "kiln {all:?}");
+        fails_with(&all, needle);
+    }
+}

@@ -25,6 +25,7 @@ mod ops;
 pub mod saved;
 mod storage;
 mod tensor;
+pub mod trace;
 
 pub use autograd::{
     check_gradients, checkpoint, enable_grad, is_grad_enabled, is_recomputing, no_grad, GradCheck,

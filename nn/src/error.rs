@@ -71,6 +71,9 @@ pub enum Error {
         /// Every path looked at.
         looked: Vec<String>,
     },
+    /// A model cannot be written as ONNX (an op, an opset, a dtype).
+    #[error("ONNX export: {0}")]
+    Export(String),
     /// A file could not be read or written.
     #[error("{path}: {msg}")]
     File {

@@ -4,6 +4,7 @@
 
 mod checkpoint_file;
 mod error;
+pub mod export;
 mod features;
 mod hub_cache;
 mod hub_config;

@@ -1,6 +1,6 @@
-//! The `kiln` command line: `train`, `validate`, `infer`, `schedule`, `plot`, `launch` and `models`, with
-//! timm's flags and YAML configs. Flags become the library's config structs in `configs.rs`;
-//! kiln-train never sees them.
+//! The `kiln` command line: `train`, `validate`, `infer`, `export`, `schedule`, `plot`, `launch`
+//! and `models`, with timm's flags and YAML configs. Flags become the library's config structs in
+//! `configs.rs`; kiln-train never sees them.
 
 mod argparse;
 mod args;
@@ -9,6 +9,7 @@ mod config;
 mod configs;
 mod devices;
 mod elastic;
+mod export;
 mod infer;
 mod infer_args;
 mod launch;
@@ -33,6 +34,7 @@ pub use configs::{
     batch_size_reference, data_config, data_flags, loss_config, optimizer_config, resolve_lr,
     scheduler_config, train_config, variable_batch_loss_scale,
 };
+pub use export::ExportArgs;
 pub use launch::LaunchArgs;
 pub use schedule::ScheduleArgs;
 
@@ -75,6 +77,8 @@ pub enum Command {
         /// The run folder (holding summary.csv).
         run_dir: std::path::PathBuf,
     },
+    /// Write a model as ONNX (timm's onnx_export.py): `kiln export resnet50 -o resnet50.onnx`.
+    Export(Box<ExportArgs>),
     /// Start this node's ranks of a data-parallel run, as torchrun does:
     /// `kiln launch --nproc-per-node 2 -- train ...`.
     Launch(Box<LaunchArgs>),
@@ -177,6 +181,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Schedule(a) => schedule::schedule(*a),
         Command::Plot { run_dir } => plot::plot(&run_dir),
         Command::Launch(a) => launch::launch(&a),
+        Command::Export(a) => export::export(*a),
         Command::Models {
             pattern,
             pretrained,

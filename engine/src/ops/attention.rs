@@ -4,6 +4,7 @@
 
 use super::record_node;
 use crate::saved::AttnSaved;
+use crate::trace::{self, Op};
 use crate::{Device, Error, Layout, MemoryFormat, Result, Storage, Tensor};
 use kiln_kernels::cpu::attention::{AttnDims, BiasMap};
 use kiln_kernels::cuda::attention::MAX_HEAD_DIM;
@@ -54,42 +55,54 @@ impl Tensor {
         v: &Tensor,
         opts: AttnOptions,
     ) -> Result<Tensor> {
-        let dims = attn_dims(q, k, v, opts.scale, opts.causal)?;
-        let mut inputs = vec![q, k, v];
-        for t in [k, v].into_iter().chain(opts.bias) {
-            if t.device() != q.device() {
-                return Err(Error::DeviceMismatch {
-                    op: OP,
-                    lhs: q.device(),
-                    rhs: t.device(),
-                });
-            }
-        }
-        for t in [k, v] {
-            if t.dtype() != q.dtype() {
-                return Err(Error::DTypeMismatch {
-                    op: OP,
-                    lhs: q.dtype(),
-                    rhs: t.dtype(),
-                });
-            }
-        }
-        let bias = match opts.bias {
-            Some(b) => {
-                check_bias(b, q.shape(), dims.lk)?;
-                Some(b.to_dtype(q.dtype())?)
-            }
-            None => None,
-        };
-        inputs.extend(bias.as_ref());
-        Tensor::in_gemm_precision(&inputs, |t| {
-            let bias = t.get(3);
-            if matches!(q.device(), Device::Cuda(_)) && dims.d > MAX_HEAD_DIM {
-                composed_attention(&t[0], &t[1], &t[2], bias, dims)
-            } else {
-                attention_core(&t[0], &t[1], &t[2], bias, dims)
-            }
-        })
+        trace::traced(
+            || Op::Attention {
+                scale: opts
+                    .scale
+                    .unwrap_or_else(|| 1.0 / (*q.shape().last().unwrap_or(&1) as f64).sqrt()),
+                causal: opts.causal,
+                bias: opts.bias.is_some(),
+            },
+            [q, k, v].into_iter().chain(opts.bias),
+            || {
+                let dims = attn_dims(q, k, v, opts.scale, opts.causal)?;
+                let mut inputs = vec![q, k, v];
+                for t in [k, v].into_iter().chain(opts.bias) {
+                    if t.device() != q.device() {
+                        return Err(Error::DeviceMismatch {
+                            op: OP,
+                            lhs: q.device(),
+                            rhs: t.device(),
+                        });
+                    }
+                }
+                for t in [k, v] {
+                    if t.dtype() != q.dtype() {
+                        return Err(Error::DTypeMismatch {
+                            op: OP,
+                            lhs: q.dtype(),
+                            rhs: t.dtype(),
+                        });
+                    }
+                }
+                let bias = match opts.bias {
+                    Some(b) => {
+                        check_bias(b, q.shape(), dims.lk)?;
+                        Some(b.to_dtype(q.dtype())?)
+                    }
+                    None => None,
+                };
+                inputs.extend(bias.as_ref());
+                Tensor::in_gemm_precision(&inputs, |t| {
+                    let bias = t.get(3);
+                    if matches!(q.device(), Device::Cuda(_)) && dims.d > MAX_HEAD_DIM {
+                        composed_attention(&t[0], &t[1], &t[2], bias, dims)
+                    } else {
+                        attention_core(&t[0], &t[1], &t[2], bias, dims)
+                    }
+                })
+            },
+        )
     }
 }
 

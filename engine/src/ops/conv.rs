@@ -3,6 +3,7 @@
 use super::record_node;
 use crate::conv_shape::ConvShape;
 use crate::saved::ChannelPartials;
+use crate::trace::{self, Op, Traced};
 use crate::{Error, MemoryFormat, Result, Storage, Tensor};
 
 pub use crate::conv_shape::Conv2dParams;
@@ -16,21 +17,30 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: Conv2dParams,
     ) -> Result<Tensor> {
-        check_params(&p)?;
-        let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
-        let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
-        let y = Tensor::in_gemm_precision(&[self, weight], |t| {
-            Ok(conv_core(&t[0], &t[1], s, false)?.0)
-        })?;
-        match bias {
-            // Under autocast the bias joins the product's dtype, as PyTorch's autocast casts
-            // every argument of conv2d: the add then reads one dtype, with no cast around it.
-            Some(b) if crate::amp::autocast_dtype() == Some(y.dtype()) => {
-                y.add(&b.to_dtype(y.dtype())?.reshape(&[1, s.oc, 1, 1])?)
-            }
-            Some(b) => y.add(&b.reshape(&[1, s.oc, 1, 1])?),
-            None => Ok(y),
-        }
+        trace::traced(
+            || Op::Conv {
+                params: p,
+                bias: bias.is_some(),
+            },
+            [self, weight].into_iter().chain(bias),
+            || {
+                check_params(&p)?;
+                let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
+                let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
+                let y = Tensor::in_gemm_precision(&[self, weight], |t| {
+                    Ok(conv_core(&t[0], &t[1], s, false)?.0)
+                })?;
+                match bias {
+                    // Under autocast the bias joins the product's dtype, as PyTorch's autocast casts
+                    // every argument of conv2d: the add then reads one dtype, with no cast around it.
+                    Some(b) if crate::amp::autocast_dtype() == Some(y.dtype()) => {
+                        y.add(&b.to_dtype(y.dtype())?.reshape(&[1, s.oc, 1, 1])?)
+                    }
+                    Some(b) => y.add(&b.reshape(&[1, s.oc, 1, 1])?),
+                    None => Ok(y),
+                }
+            },
+        )
     }
 }
 
@@ -63,20 +73,29 @@ impl Tensor {
         weight: &Tensor,
         p: Conv2dParams,
     ) -> Result<(Tensor, Option<ChannelStats>)> {
-        check_params(&p)?;
-        let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
-        let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
-        let mut out = None;
-        let y = Tensor::in_gemm_precision(&[self, weight], |t| {
-            let (y, partials) = conv_core(&t[0], &t[1], s, true)?;
-            out = partials.map(|p| (p, y.clone()));
-            Ok(y)
-        })?;
-        // Kept only when the tensor returned is the one the kernel wrote.
-        let stats = out
-            .filter(|(_, of)| y.same_storage(of))
-            .map(|(partials, of)| ChannelStats { partials, of });
-        Ok((y, stats))
+        trace::traced(
+            || Op::Conv {
+                params: p,
+                bias: false,
+            },
+            [self, weight],
+            || {
+                check_params(&p)?;
+                let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
+                let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
+                let mut out = None;
+                let y = Tensor::in_gemm_precision(&[self, weight], |t| {
+                    let (y, partials) = conv_core(&t[0], &t[1], s, true)?;
+                    out = partials.map(|p| (p, y.clone()));
+                    Ok(y)
+                })?;
+                // Kept only when the tensor returned is the one the kernel wrote.
+                let stats = out
+                    .filter(|(_, of)| y.same_storage(of))
+                    .map(|(partials, of)| ChannelStats { partials, of });
+                Ok((y, stats))
+            },
+        )
     }
 }
 
@@ -126,4 +145,10 @@ fn conv_core(
         ])
     });
     Ok((Tensor::result(ys, s.layout(&s.out_shape()), node), partials))
+}
+
+impl Traced for (Tensor, Option<ChannelStats>) {
+    fn output(&self) -> &Tensor {
+        &self.0
+    }
 }

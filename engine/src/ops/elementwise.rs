@@ -2,27 +2,34 @@
 
 use super::record_node;
 use crate::layout::broadcast_shape;
+use crate::trace::{self, Op};
 use crate::{DType, Error, Result, Storage, Tensor};
 use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 
 impl Tensor {
     pub(crate) fn unary(&self, op: UnaryOp) -> Result<Tensor> {
-        Tensor::in_kernel_precision(&[self], |t| {
-            let x = &t[0];
-            let (s, l) = x.storage().unary(x.layout(), op)?;
-            let y = Tensor::plain(s, l.clone());
-            let (xs, ys) = (x.detach(), y.clone());
-            let node = record_node(op.name(), &[x], move |g| {
-                let (dx, l) = Storage::unary_bwd(
-                    (&xs.storage(), xs.layout()),
-                    (&ys.storage(), ys.layout()),
-                    (&g.storage(), g.layout()),
-                    op,
-                )?;
-                Ok(vec![Some(Tensor::plain(dx, l))])
-            });
-            Ok(y.with_layout(l, node))
-        })
+        trace::traced(
+            || Op::Unary(op),
+            [self],
+            || {
+                Tensor::in_kernel_precision(&[self], |t| {
+                    let x = &t[0];
+                    let (s, l) = x.storage().unary(x.layout(), op)?;
+                    let y = Tensor::plain(s, l.clone());
+                    let (xs, ys) = (x.detach(), y.clone());
+                    let node = record_node(op.name(), &[x], move |g| {
+                        let (dx, l) = Storage::unary_bwd(
+                            (&xs.storage(), xs.layout()),
+                            (&ys.storage(), ys.layout()),
+                            (&g.storage(), g.layout()),
+                            op,
+                        )?;
+                        Ok(vec![Some(Tensor::plain(dx, l))])
+                    });
+                    Ok(y.with_layout(l, node))
+                })
+            },
+        )
     }
 
     /// -x
@@ -112,26 +119,32 @@ impl Tensor {
     }
 
     fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
-        let shape = broadcast_shape(op.name(), self.shape(), rhs.shape())?;
-        let rhs = &self.on_my_device(op.name(), rhs)?;
-        Tensor::in_kernel_precision(&[self, rhs], |t| {
-            let (a, b) = (&t[0], &t[1]);
-            let (s, l) = Storage::binary(
-                (&a.storage(), a.layout()),
-                (&b.storage(), b.layout()),
-                &shape,
-                op,
-            )?;
-            let (ad, bd) = (a.detach(), b.detach());
-            let node = record_node(op.name(), &[a, b], move |g| {
-                let (ga, gb) = binary_grads(op, g, &ad, &bd)?;
-                Ok(vec![
-                    Some(ga.sum_to(ad.shape())?),
-                    Some(gb.sum_to(bd.shape())?),
-                ])
-            });
-            Ok(Tensor::result(s, l, node))
-        })
+        trace::traced(
+            || Op::Binary(op),
+            [self, rhs],
+            || {
+                let shape = broadcast_shape(op.name(), self.shape(), rhs.shape())?;
+                let rhs = &self.on_my_device(op.name(), rhs)?;
+                Tensor::in_kernel_precision(&[self, rhs], |t| {
+                    let (a, b) = (&t[0], &t[1]);
+                    let (s, l) = Storage::binary(
+                        (&a.storage(), a.layout()),
+                        (&b.storage(), b.layout()),
+                        &shape,
+                        op,
+                    )?;
+                    let (ad, bd) = (a.detach(), b.detach());
+                    let node = record_node(op.name(), &[a, b], move |g| {
+                        let (ga, gb) = binary_grads(op, g, &ad, &bd)?;
+                        Ok(vec![
+                            Some(ga.sum_to(ad.shape())?),
+                            Some(gb.sum_to(bd.shape())?),
+                        ])
+                    });
+                    Ok(Tensor::result(s, l, node))
+                })
+            },
+        )
     }
 
     /// a + b, broadcasting.
@@ -179,15 +192,21 @@ impl Tensor {
     }
 
     fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
-        let shape = broadcast_shape("compare", self.shape(), rhs.shape())?;
-        let rhs = self.on_my_device("compare", rhs)?;
-        let (s, l) = Storage::compare(
-            (&self.storage(), self.layout()),
-            (&rhs.storage(), rhs.layout()),
-            &shape,
-            op,
-        )?;
-        Ok(Tensor::plain(s, l))
+        trace::traced(
+            || Op::Compare(op),
+            [self, rhs],
+            || {
+                let shape = broadcast_shape("compare", self.shape(), rhs.shape())?;
+                let rhs = self.on_my_device("compare", rhs)?;
+                let (s, l) = Storage::compare(
+                    (&self.storage(), self.layout()),
+                    (&rhs.storage(), rhs.layout()),
+                    &shape,
+                    op,
+                )?;
+                Ok(Tensor::plain(s, l))
+            },
+        )
     }
 
     /// a == b as Bool.
@@ -217,16 +236,22 @@ impl Tensor {
 
     /// cond ? a : b elementwise (this tensor is the Bool condition), broadcasting all three.
     pub fn where_cond(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        let shape = broadcast_shape(
-            "where",
-            &broadcast_shape("where", self.shape(), a.shape())?,
-            b.shape(),
-        )?;
-        let (a, b) = (
-            &self.on_my_device("where", a)?,
-            &self.on_my_device("where", b)?,
-        );
-        Tensor::in_kernel_precision(&[a, b], |t| self.select(&t[0], &t[1], &shape))
+        trace::traced(
+            || Op::Where,
+            [self, a, b],
+            || {
+                let shape = broadcast_shape(
+                    "where",
+                    &broadcast_shape("where", self.shape(), a.shape())?,
+                    b.shape(),
+                )?;
+                let (a, b) = (
+                    &self.on_my_device("where", a)?,
+                    &self.on_my_device("where", b)?,
+                );
+                Tensor::in_kernel_precision(&[a, b], |t| self.select(&t[0], &t[1], &shape))
+            },
+        )
     }
 
     fn select(&self, a: &Tensor, b: &Tensor, shape: &[usize]) -> Result<Tensor> {
@@ -248,19 +273,25 @@ impl Tensor {
 
     /// Converts elements to `dtype` (differentiable between float types).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
-        if dtype == self.dtype() {
-            return Ok(self.clone());
-        }
-        let (s, l) = self.storage().cast(self.layout(), dtype)?;
-        let from = self.dtype();
-        let node = if from.is_float() && dtype.is_float() {
-            record_node("to_dtype", &[self], move |g| {
-                Ok(vec![Some(g.to_dtype(from)?)])
-            })
-        } else {
-            None
-        };
-        Ok(Tensor::result(s, l, node))
+        trace::traced(
+            || Op::Cast(dtype),
+            [self],
+            || {
+                if dtype == self.dtype() {
+                    return Ok(self.clone());
+                }
+                let (s, l) = self.storage().cast(self.layout(), dtype)?;
+                let from = self.dtype();
+                let node = if from.is_float() && dtype.is_float() {
+                    record_node("to_dtype", &[self], move |g| {
+                        Ok(vec![Some(g.to_dtype(from)?)])
+                    })
+                } else {
+                    None
+                };
+                Ok(Tensor::result(s, l, node))
+            },
+        )
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::record_node;
 use crate::saved::LnSaved;
+use crate::trace::{self, Op};
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
 
 impl Tensor {
@@ -14,35 +15,45 @@ impl Tensor {
         bias: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
-        let len = *self.shape().last().ok_or_else(|| Error::BadShape {
-            op: "layer_norm",
-            shape: vec![],
-            msg: "needs at least one dim".into(),
-        })?;
-        for p in weight.iter().chain(bias.iter()) {
-            if p.shape() != [len] {
-                return Err(Error::ShapeMismatch {
+        trace::traced(
+            || Op::LayerNorm {
+                eps,
+                weight: weight.is_some(),
+                bias: bias.is_some(),
+            },
+            [self].into_iter().chain(weight).chain(bias),
+            || {
+                let len = *self.shape().last().ok_or_else(|| Error::BadShape {
                     op: "layer_norm",
-                    lhs: self.shape().to_vec(),
-                    rhs: p.shape().to_vec(),
-                });
-            }
-        }
-        // The CUDA kernels read f16/bf16 rows natively (statistics in f32); elsewhere half rows
-        // run on f32 copies.
-        let low = matches!(self.dtype(), DType::F16 | DType::BF16);
-        if low && matches!(self.device(), Device::Cuda(_)) {
-            return ln_core(self, weight, bias, eps);
-        }
-        let mut inputs = vec![self];
-        inputs.extend(weight);
-        inputs.extend(bias);
-        Tensor::in_compute_precision(&inputs, |t| {
-            let mut params = t[1..].iter();
-            let w = weight.and_then(|_| params.next());
-            let b = bias.and_then(|_| params.next());
-            ln_core(&t[0], w, b, eps)
-        })
+                    shape: vec![],
+                    msg: "needs at least one dim".into(),
+                })?;
+                for p in weight.iter().chain(bias.iter()) {
+                    if p.shape() != [len] {
+                        return Err(Error::ShapeMismatch {
+                            op: "layer_norm",
+                            lhs: self.shape().to_vec(),
+                            rhs: p.shape().to_vec(),
+                        });
+                    }
+                }
+                // The CUDA kernels read f16/bf16 rows natively (statistics in f32); elsewhere half rows
+                // run on f32 copies.
+                let low = matches!(self.dtype(), DType::F16 | DType::BF16);
+                if low && matches!(self.device(), Device::Cuda(_)) {
+                    return ln_core(self, weight, bias, eps);
+                }
+                let mut inputs = vec![self];
+                inputs.extend(weight);
+                inputs.extend(bias);
+                Tensor::in_compute_precision(&inputs, |t| {
+                    let mut params = t[1..].iter();
+                    let w = weight.and_then(|_| params.next());
+                    let b = bias.and_then(|_| params.next());
+                    ln_core(&t[0], w, b, eps)
+                })
+            },
+        )
     }
 
     /// LayerNorm over the channels of [N, C, H, W] (timm's `LayerNorm2d`): the channels become

@@ -2,21 +2,26 @@
 
 use super::record_node;
 use crate::layout::broadcast_shape;
+use crate::trace::{self, Op};
 use crate::{Error, Layout, Result, Storage, Tensor};
 
 impl Tensor {
     /// Matrix product with PyTorch's rules: 1-d operands are promoted, leading dims broadcast.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        match (self.rank(), rhs.rank()) {
-            (0, _) | (_, 0) => Err(Error::ShapeMismatch {
-                op: "matmul",
-                lhs: self.shape().to_vec(),
-                rhs: rhs.shape().to_vec(),
-            }),
-            (1, _) => self.unsqueeze(0)?.matmul(rhs)?.squeeze(-2),
-            (_, 1) => self.matmul(&rhs.unsqueeze(1)?)?.squeeze(-1),
-            _ => self.batched_matmul(rhs),
-        }
+        trace::traced(
+            || Op::MatMul,
+            [self, rhs],
+            || match (self.rank(), rhs.rank()) {
+                (0, _) | (_, 0) => Err(Error::ShapeMismatch {
+                    op: "matmul",
+                    lhs: self.shape().to_vec(),
+                    rhs: rhs.shape().to_vec(),
+                }),
+                (1, _) => self.unsqueeze(0)?.matmul(rhs)?.squeeze(-2),
+                (_, 1) => self.matmul(&rhs.unsqueeze(1)?)?.squeeze(-1),
+                _ => self.batched_matmul(rhs),
+            },
+        )
     }
 
     fn batched_matmul(&self, rhs: &Tensor) -> Result<Tensor> {
@@ -70,32 +75,41 @@ impl Tensor {
 
     /// y = x · wᵀ + b, PyTorch's `F.linear` (w is [out, in]).
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        if self.shape().last() != weight.shape().get(1) {
-            return Err(Error::ShapeMismatch {
-                op: "linear",
-                lhs: self.shape().to_vec(),
-                rhs: weight.shape().to_vec(),
-            });
-        }
-        if self.rank() > 2 {
-            // Fold the leading dims into rows, as PyTorch's linear does: the weight gradient is
-            // then one GEMM over all rows, not a GEMM per batch entry summed afterwards.
-            let (lead, k) = self.shape().split_at(self.rank() - 1);
-            let rows = lead.iter().product();
-            let y = self.reshape(&[rows, k[0]])?.linear(weight, bias)?;
-            let out: Vec<usize> = lead.iter().chain(&weight.shape()[..1]).copied().collect();
-            return y.reshape(&out);
-        }
-        let y = self.matmul(&weight.t()?)?;
-        match bias {
-            // Under autocast the bias joins the product's dtype, as PyTorch's autocast casts
-            // every argument of linear: the add then reads one dtype, with no cast around it.
-            Some(b) if crate::amp::autocast_dtype() == Some(y.dtype()) => {
-                y.add(&b.to_dtype(y.dtype())?)
-            }
-            Some(b) => y.add(b),
-            None => Ok(y),
-        }
+        trace::traced(
+            || Op::Linear {
+                bias: bias.is_some(),
+            },
+            [self, weight].into_iter().chain(bias),
+            || {
+                if self.shape().last() != weight.shape().get(1) {
+                    return Err(Error::ShapeMismatch {
+                        op: "linear",
+                        lhs: self.shape().to_vec(),
+                        rhs: weight.shape().to_vec(),
+                    });
+                }
+                if self.rank() > 2 {
+                    // Fold the leading dims into rows, as PyTorch's linear does: the weight gradient is
+                    // then one GEMM over all rows, not a GEMM per batch entry summed afterwards.
+                    let (lead, k) = self.shape().split_at(self.rank() - 1);
+                    let rows = lead.iter().product();
+                    let y = self.reshape(&[rows, k[0]])?.linear(weight, bias)?;
+                    let out: Vec<usize> =
+                        lead.iter().chain(&weight.shape()[..1]).copied().collect();
+                    return y.reshape(&out);
+                }
+                let y = self.matmul(&weight.t()?)?;
+                match bias {
+                    // Under autocast the bias joins the product's dtype, as PyTorch's autocast casts
+                    // every argument of linear: the add then reads one dtype, with no cast around it.
+                    Some(b) if crate::amp::autocast_dtype() == Some(y.dtype()) => {
+                        y.add(&b.to_dtype(y.dtype())?)
+                    }
+                    Some(b) => y.add(b),
+                    None => Ok(y),
+                }
+            },
+        )
     }
 }
 

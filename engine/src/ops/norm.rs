@@ -4,6 +4,7 @@ use super::conv::ChannelStats;
 use super::record_node;
 use crate::dtype::stat_dtype;
 use crate::saved::{BnRunning, BnSaved};
+use crate::trace::{self, Op};
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use std::sync::Arc;
@@ -126,36 +127,55 @@ impl Tensor {
         sync: Synced,
         stats: Option<&ChannelStats>,
     ) -> Result<Tensor> {
-        let sync = sync.filter(|_| args.training);
-        let stats = stats.filter(|s| args.training && s.describes(self));
-        if self.rank() < 2 {
-            return Err(Error::BadShape {
-                op: "batch_norm",
-                shape: self.shape().to_vec(),
-                msg: "needs [N, C, ...]".into(),
-            });
-        }
-        if let Some(r) = residual.filter(|r| r.shape() != self.shape()) {
-            return Err(Error::ShapeMismatch {
-                op: "bn_add_relu",
-                lhs: self.shape().to_vec(),
-                rhs: r.shape().to_vec(),
-            });
-        }
-        // The CUDA kernels read and write f16/bf16 activations with f32 statistics; elsewhere,
-        // or with mixed dtypes, BN runs on f32 copies.
-        let low = matches!(self.dtype(), DType::F16 | DType::BF16);
-        let native = matches!(self.device(), Device::Cuda(_))
-            && residual.is_none_or(|r| r.dtype() == self.dtype());
-        if low && native {
-            return bn_core(self, residual, args, relu, sync, stats);
-        }
-        // The f32 copies hold the same values, so the statistics still describe them.
-        let mut inputs = vec![self];
-        inputs.extend(residual);
-        Tensor::in_compute_precision(&inputs, |t| {
-            bn_core(&t[0], t.get(1), args, relu, sync, stats)
-        })
+        trace::traced(
+            || Op::BatchNorm {
+                eps: args.eps,
+                weight: args.weight.is_some(),
+                bias: args.bias.is_some(),
+                residual: residual.is_some(),
+                relu,
+                training: args.training,
+            },
+            [self]
+                .into_iter()
+                .chain(args.weight)
+                .chain(args.bias)
+                .chain(args.running_mean)
+                .chain(args.running_var)
+                .chain(residual),
+            || {
+                let sync = sync.filter(|_| args.training);
+                let stats = stats.filter(|s| args.training && s.describes(self));
+                if self.rank() < 2 {
+                    return Err(Error::BadShape {
+                        op: "batch_norm",
+                        shape: self.shape().to_vec(),
+                        msg: "needs [N, C, ...]".into(),
+                    });
+                }
+                if let Some(r) = residual.filter(|r| r.shape() != self.shape()) {
+                    return Err(Error::ShapeMismatch {
+                        op: "bn_add_relu",
+                        lhs: self.shape().to_vec(),
+                        rhs: r.shape().to_vec(),
+                    });
+                }
+                // The CUDA kernels read and write f16/bf16 activations with f32 statistics; elsewhere,
+                // or with mixed dtypes, BN runs on f32 copies.
+                let low = matches!(self.dtype(), DType::F16 | DType::BF16);
+                let native = matches!(self.device(), Device::Cuda(_))
+                    && residual.is_none_or(|r| r.dtype() == self.dtype());
+                if low && native {
+                    return bn_core(self, residual, args, relu, sync, stats);
+                }
+                // The f32 copies hold the same values, so the statistics still describe them.
+                let mut inputs = vec![self];
+                inputs.extend(residual);
+                Tensor::in_compute_precision(&inputs, |t| {
+                    bn_core(&t[0], t.get(1), args, relu, sync, stats)
+                })
+            },
+        )
     }
 }
 

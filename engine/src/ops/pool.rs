@@ -2,6 +2,7 @@
 
 use super::record_node;
 use crate::cpu::pool::PoolKind;
+use crate::trace::{self, Op};
 use crate::{Error, Layout, MemoryFormat, Result, Storage, Tensor};
 use kiln_kernels::cpu::pool::{Dims4, Window};
 
@@ -109,33 +110,41 @@ impl Tensor {
     }
 
     fn pool(&self, kind: PoolKind, out: [usize; 2]) -> Result<Tensor> {
-        if self.rank() != 4 || out.contains(&0) {
-            return Err(Error::BadShape {
-                op: "pool2d",
-                shape: self.shape().to_vec(),
-                msg: format!("needs [N, C, H, W] and a non-empty output, got output {out:?}"),
-            });
-        }
-        Tensor::in_kernel_precision(&[self], |t| {
-            let channels_last = t[0].layout().prefers_channels_last();
-            let format = if channels_last {
-                MemoryFormat::ChannelsLast
-            } else {
-                MemoryFormat::Contiguous
-            };
-            let x = t[0].packed(format)?;
-            let [n, c, ..] = [x.shape()[0], x.shape()[1]];
-            let out_layout = Layout::with_format(&[n, c, out[0], out[1]], format);
-            let (xd, yd) = (dims(x.layout()), dims(&out_layout));
-            let (y, idx) = x.storage().pool_fwd(xd, yd, kind)?;
-            let in_layout = x.layout().clone();
-            let dtype = x.dtype();
-            let node = record_node("pool2d", &[&x], move |g| {
-                let g = g.to_dtype(dtype)?.packed(format)?;
-                let dx = Storage::pool_bwd(&g.storage(), yd, xd, kind, &idx)?;
-                Ok(vec![Some(Tensor::plain(dx, in_layout.clone()))])
-            });
-            Ok(Tensor::result(y, out_layout, node))
-        })
+        trace::traced(
+            || Op::Pool { kind, out },
+            [self],
+            || {
+                if self.rank() != 4 || out.contains(&0) {
+                    return Err(Error::BadShape {
+                        op: "pool2d",
+                        shape: self.shape().to_vec(),
+                        msg: format!(
+                            "needs [N, C, H, W] and a non-empty output, got output {out:?}"
+                        ),
+                    });
+                }
+                Tensor::in_kernel_precision(&[self], |t| {
+                    let channels_last = t[0].layout().prefers_channels_last();
+                    let format = if channels_last {
+                        MemoryFormat::ChannelsLast
+                    } else {
+                        MemoryFormat::Contiguous
+                    };
+                    let x = t[0].packed(format)?;
+                    let [n, c, ..] = [x.shape()[0], x.shape()[1]];
+                    let out_layout = Layout::with_format(&[n, c, out[0], out[1]], format);
+                    let (xd, yd) = (dims(x.layout()), dims(&out_layout));
+                    let (y, idx) = x.storage().pool_fwd(xd, yd, kind)?;
+                    let in_layout = x.layout().clone();
+                    let dtype = x.dtype();
+                    let node = record_node("pool2d", &[&x], move |g| {
+                        let g = g.to_dtype(dtype)?.packed(format)?;
+                        let dx = Storage::pool_bwd(&g.storage(), yd, xd, kind, &idx)?;
+                        Ok(vec![Some(Tensor::plain(dx, in_layout.clone()))])
+                    });
+                    Ok(Tensor::result(y, out_layout, node))
+                })
+            },
+        )
     }
 }

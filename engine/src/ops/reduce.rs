@@ -1,6 +1,7 @@
 //! Reductions over dimensions: sum, mean, max, min, argmax, var.
 
 use super::record_node;
+use crate::trace::{self, Op};
 use crate::{Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::reduce::ReduceOp;
 
@@ -30,33 +31,46 @@ impl Tensor {
     }
 
     fn reduce(&self, dims: &[usize], keepdim: bool, op: ReduceOp) -> Result<Tensor> {
-        Tensor::in_kernel_precision(&[self], |t| {
-            let x = &t[0];
-            let s = x.storage().reduce(x.layout(), dims, op)?;
-            let out_shape = x.reduced_shape(dims, keepdim);
-            let y = Tensor::plain(s, Layout::contiguous(&out_shape));
-            let (xd, yd, in_shape, kept) = (
-                x.detach(),
-                y.clone(),
-                x.shape().to_vec(),
-                x.reduced_shape(dims, true),
-            );
-            // The gradient of a sum takes the input's memory format, as in PyTorch, so a
-            // channels-last consumer gets it without a transposing copy.
-            let format = x.memory_format().unwrap_or(MemoryFormat::Contiguous);
-            let node = record_node(op.name(), &[x], move |g| {
-                let g = g.reshape(&kept)?;
-                let gx = match op {
-                    ReduceOp::Sum => g.broadcast_as(&in_shape)?.packed(format)?,
-                    ReduceOp::Max | ReduceOp::Min => {
-                        let hit = xd.eq(&yd.reshape(&kept)?)?;
-                        hit.where_cond(&g, &Tensor::full_on(&[], 0.0, g.dtype(), g.device())?)?
-                    }
-                };
-                Ok(vec![Some(gx)])
-            });
-            Ok(y.with_layout(y.layout().clone(), node))
-        })
+        trace::traced(
+            || Op::Reduce {
+                op,
+                dims: dims.to_vec(),
+                keepdim,
+            },
+            [self],
+            || {
+                Tensor::in_kernel_precision(&[self], |t| {
+                    let x = &t[0];
+                    let s = x.storage().reduce(x.layout(), dims, op)?;
+                    let out_shape = x.reduced_shape(dims, keepdim);
+                    let y = Tensor::plain(s, Layout::contiguous(&out_shape));
+                    let (xd, yd, in_shape, kept) = (
+                        x.detach(),
+                        y.clone(),
+                        x.shape().to_vec(),
+                        x.reduced_shape(dims, true),
+                    );
+                    // The gradient of a sum takes the input's memory format, as in PyTorch, so a
+                    // channels-last consumer gets it without a transposing copy.
+                    let format = x.memory_format().unwrap_or(MemoryFormat::Contiguous);
+                    let node = record_node(op.name(), &[x], move |g| {
+                        let g = g.reshape(&kept)?;
+                        let gx = match op {
+                            ReduceOp::Sum => g.broadcast_as(&in_shape)?.packed(format)?,
+                            ReduceOp::Max | ReduceOp::Min => {
+                                let hit = xd.eq(&yd.reshape(&kept)?)?;
+                                hit.where_cond(
+                                    &g,
+                                    &Tensor::full_on(&[], 0.0, g.dtype(), g.device())?,
+                                )?
+                            }
+                        };
+                        Ok(vec![Some(gx)])
+                    });
+                    Ok(y.with_layout(y.layout().clone(), node))
+                })
+            },
+        )
     }
 
     /// Σ over `dims` (negative dims count from the end).

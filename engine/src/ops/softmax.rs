@@ -3,6 +3,7 @@
 use super::record_node;
 use crate::backend::Targets;
 use crate::dtype::stat_dtype;
+use crate::trace::{self, Op};
 use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Storage, Tensor};
 
 impl Tensor {
@@ -15,6 +16,15 @@ impl Tensor {
                 .softmax_impl(-1, log)?
                 .transpose(d as isize, last as isize);
         }
+        trace::traced(
+            || Op::Softmax { dim: d, log },
+            [self],
+            || self.last_dim_softmax(log),
+        )
+    }
+
+    fn last_dim_softmax(&self, log: bool) -> Result<Tensor> {
+        let last = self.rank() - 1;
         // The CUDA kernels read and write f16/bf16 rows as they are (f32 inside).
         Tensor::in_kernel_precision(&[self], |t| {
             let x = exact(&t[0])?;

@@ -8,6 +8,7 @@
 
 use super::norm::channel_dims;
 use super::record_node;
+use crate::trace::{self, Op};
 use crate::{DType, Device, Error, Layout, Result, Storage, Tensor};
 use kiln_kernels::cpu::elementwise::UnaryOp;
 
@@ -34,21 +35,30 @@ impl Tensor {
     /// The fused squeeze-excite of x `[N, C, H, W]` (see [`SqueezeExcite`]); the output keeps
     /// x's memory format.
     pub fn squeeze_excite(&self, p: SqueezeExcite) -> Result<Tensor> {
-        check_shapes(self.shape(), &p)?;
-        if matches!(self.device(), Device::Cuda(_)) {
-            return se_core(self, &p);
-        }
-        let inputs = [self, p.w1, p.b1, p.w2, p.b2];
-        Tensor::in_compute_precision(&inputs, |t| {
-            let q = SqueezeExcite {
-                w1: &t[1],
-                b1: &t[2],
-                w2: &t[3],
-                b2: &t[4],
-                ..p
-            };
-            se_core(&t[0], &q)
-        })
+        trace::traced(
+            || Op::SqueezeExcite {
+                act: p.act,
+                gate: p.gate,
+            },
+            [self, p.w1, p.b1, p.w2, p.b2],
+            || {
+                check_shapes(self.shape(), &p)?;
+                if matches!(self.device(), Device::Cuda(_)) {
+                    return se_core(self, &p);
+                }
+                let inputs = [self, p.w1, p.b1, p.w2, p.b2];
+                Tensor::in_compute_precision(&inputs, |t| {
+                    let q = SqueezeExcite {
+                        w1: &t[1],
+                        b1: &t[2],
+                        w2: &t[3],
+                        b2: &t[4],
+                        ..p
+                    };
+                    se_core(&t[0], &q)
+                })
+            },
+        )
     }
 }
 

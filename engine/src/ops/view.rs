@@ -1,6 +1,7 @@
 //! Views (reshape, permute, narrow, expand, ...), copies into a memory format, and cat.
 
 use super::record_node;
+use crate::trace::{self, Op};
 use crate::{Error, Layout, MemoryFormat, Result, Tensor};
 
 impl Tensor {
@@ -17,25 +18,31 @@ impl Tensor {
     /// The same elements with a new shape (one dim may be `usize::MAX` to infer); copies when the
     /// strides do not allow a view.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        let shape = infer_shape(self.shape(), shape)?;
-        if shape == self.shape() {
-            return Ok(self.clone());
-        }
-        let src = if self.is_contiguous() {
-            self.clone()
-        } else {
-            self.contiguous()?
-        };
-        let layout = src
-            .layout()
-            .reshape(&shape)
-            .ok_or_else(|| Error::BadShape {
-                op: "reshape",
-                shape: shape.clone(),
-                msg: "not viewable".into(),
-            })?;
-        let back_shape = self.shape().to_vec();
-        Ok(src.view_with_backward(layout, "reshape", move |g| g.reshape(&back_shape)))
+        trace::traced(
+            || Op::Reshape,
+            [self],
+            || {
+                let shape = infer_shape(self.shape(), shape)?;
+                if shape == self.shape() {
+                    return Ok(self.clone());
+                }
+                let src = if self.is_contiguous() {
+                    self.clone()
+                } else {
+                    self.contiguous()?
+                };
+                let layout = src
+                    .layout()
+                    .reshape(&shape)
+                    .ok_or_else(|| Error::BadShape {
+                        op: "reshape",
+                        shape: shape.clone(),
+                        msg: "not viewable".into(),
+                    })?;
+                let back_shape = self.shape().to_vec();
+                Ok(src.view_with_backward(layout, "reshape", move |g| g.reshape(&back_shape)))
+            },
+        )
     }
 
     /// Flattens dims `start..` into one.
@@ -47,12 +54,18 @@ impl Tensor {
 
     /// Reorders dimensions (a view).
     pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
-        let layout = self.layout().permute(dims)?;
-        let mut inverse = vec![0; dims.len()];
-        for (i, &d) in dims.iter().enumerate() {
-            inverse[d] = i;
-        }
-        Ok(self.view_with_backward(layout, "permute", move |g| g.permute(&inverse)))
+        trace::traced(
+            || Op::Permute(dims.to_vec()),
+            [self],
+            || {
+                let layout = self.layout().permute(dims)?;
+                let mut inverse = vec![0; dims.len()];
+                for (i, &d) in dims.iter().enumerate() {
+                    inverse[d] = i;
+                }
+                Ok(self.view_with_backward(layout, "permute", move |g| g.permute(&inverse)))
+            },
+        )
     }
 
     /// Swaps two dimensions (a view).
@@ -73,21 +86,37 @@ impl Tensor {
 
     /// Elements `start..start+len` of dimension `dim` (a view).
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
-        let d = self.layout().dim("narrow", dim)?;
-        let layout = self.layout().narrow(d, start, len)?;
-        let full = self.shape().to_vec();
-        Ok(self.view_with_backward(layout, "narrow", move |g| {
-            let out = Tensor::full_on(&full, 0.0, g.dtype(), g.device())?;
-            out.narrow(d as isize, start, len)?.copy_(g)?;
-            Ok(out)
-        }))
+        trace::traced(
+            || Op::Narrow {
+                dim: self.layout().dim("narrow", dim).unwrap_or(0),
+                start,
+                len,
+            },
+            [self],
+            || {
+                let d = self.layout().dim("narrow", dim)?;
+                let layout = self.layout().narrow(d, start, len)?;
+                let full = self.shape().to_vec();
+                Ok(self.view_with_backward(layout, "narrow", move |g| {
+                    let out = Tensor::full_on(&full, 0.0, g.dtype(), g.device())?;
+                    out.narrow(d as isize, start, len)?.copy_(g)?;
+                    Ok(out)
+                }))
+            },
+        )
     }
 
     /// Broadcasts to `shape` without copying (stride 0 on expanded dims).
     pub fn broadcast_as(&self, shape: &[usize]) -> Result<Tensor> {
-        let layout = self.layout().broadcast_as(shape)?;
-        let own = self.shape().to_vec();
-        Ok(self.view_with_backward(layout, "broadcast_as", move |g| g.sum_to(&own)))
+        trace::traced(
+            || Op::Expand,
+            [self],
+            || {
+                let layout = self.layout().broadcast_as(shape)?;
+                let own = self.shape().to_vec();
+                Ok(self.view_with_backward(layout, "broadcast_as", move |g| g.sum_to(&own)))
+            },
+        )
     }
 
     /// PyTorch's `expand`.
@@ -97,27 +126,39 @@ impl Tensor {
 
     /// Inserts a size-1 dimension.
     pub fn unsqueeze(&self, dim: isize) -> Result<Tensor> {
-        let rank = self.rank() as isize + 1;
-        let d = if dim < 0 { dim + rank } else { dim };
-        if d < 0 || d >= rank {
-            return Err(Error::DimOutOfRange {
-                op: "unsqueeze",
-                dim,
-                rank: self.rank(),
-            });
-        }
-        let layout = self.layout().unsqueeze(d as usize);
-        Ok(self.view_with_backward(layout, "unsqueeze", move |g| g.squeeze(d)))
+        trace::traced(
+            || Op::Reshape,
+            [self],
+            || {
+                let rank = self.rank() as isize + 1;
+                let d = if dim < 0 { dim + rank } else { dim };
+                if d < 0 || d >= rank {
+                    return Err(Error::DimOutOfRange {
+                        op: "unsqueeze",
+                        dim,
+                        rank: self.rank(),
+                    });
+                }
+                let layout = self.layout().unsqueeze(d as usize);
+                Ok(self.view_with_backward(layout, "unsqueeze", move |g| g.squeeze(d)))
+            },
+        )
     }
 
     /// Removes a size-1 dimension (no-op if its size is not 1).
     pub fn squeeze(&self, dim: isize) -> Result<Tensor> {
-        let d = self.layout().dim("squeeze", dim)?;
-        if self.shape()[d] != 1 {
-            return Ok(self.clone());
-        }
-        let layout = self.layout().squeeze(d);
-        Ok(self.view_with_backward(layout, "squeeze", move |g| g.unsqueeze(d as isize)))
+        trace::traced(
+            || Op::Reshape,
+            [self],
+            || {
+                let d = self.layout().dim("squeeze", dim)?;
+                if self.shape()[d] != 1 {
+                    return Ok(self.clone());
+                }
+                let layout = self.layout().squeeze(d);
+                Ok(self.view_with_backward(layout, "squeeze", move |g| g.unsqueeze(d as isize)))
+            },
+        )
     }
 
     /// A row-major copy, or this tensor if already row-major.
@@ -167,9 +208,15 @@ impl Tensor {
     }
 
     fn copy_as(&self, layout: Layout) -> Result<Tensor> {
-        let s = self.storage().copy_to_layout(self.layout(), &layout)?;
-        let node = record_node("copy", &[self], |g| Ok(vec![Some(g.clone())]));
-        Ok(Tensor::result(s, layout, node))
+        trace::traced(
+            || Op::Copy,
+            [self],
+            || {
+                let s = self.storage().copy_to_layout(self.layout(), &layout)?;
+                let node = record_node("copy", &[self], |g| Ok(vec![Some(g.clone())]));
+                Ok(Tensor::result(s, layout, node))
+            },
+        )
     }
 
     /// Writes `src` (same shape) into this tensor's elements in place; not recorded by autograd.
@@ -194,55 +241,66 @@ impl Tensor {
 
     /// Concatenates tensors of equal shape but for `dim`.
     pub fn cat(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or(Error::InvalidArgument {
-            op: "cat",
-            msg: "no tensors".into(),
-        })?;
-        let d = first.layout().dim("cat", dim)?;
-        let mut shape = first.shape().to_vec();
-        shape[d] = 0;
-        for t in tensors {
-            let mut s = t.shape().to_vec();
-            if s.len() != shape.len() {
-                return Err(Error::ShapeMismatch {
+        trace::traced(
+            || Op::Concat {
+                dim: tensors
+                    .first()
+                    .and_then(|t| t.layout().dim("cat", dim).ok())
+                    .unwrap_or(0),
+            },
+            tensors.iter(),
+            || {
+                let first = tensors.first().ok_or(Error::InvalidArgument {
                     op: "cat",
-                    lhs: first.shape().to_vec(),
-                    rhs: s,
+                    msg: "no tensors".into(),
+                })?;
+                let d = first.layout().dim("cat", dim)?;
+                let mut shape = first.shape().to_vec();
+                shape[d] = 0;
+                for t in tensors {
+                    let mut s = t.shape().to_vec();
+                    if s.len() != shape.len() {
+                        return Err(Error::ShapeMismatch {
+                            op: "cat",
+                            lhs: first.shape().to_vec(),
+                            rhs: s,
+                        });
+                    }
+                    shape[d] += s[d];
+                    s[d] = first.shape()[d];
+                    if s != first.shape() {
+                        return Err(Error::ShapeMismatch {
+                            op: "cat",
+                            lhs: first.shape().to_vec(),
+                            rhs: t.shape().to_vec(),
+                        });
+                    }
+                }
+                let format = first.memory_format().unwrap_or_default();
+                let out = Tensor::full_on(&shape, 0.0, first.dtype(), first.device())?
+                    .to_memory_format(format)?;
+                let mut start = 0;
+                let mut sizes = Vec::new();
+                for t in tensors {
+                    out.narrow(d as isize, start, t.shape()[d])?.copy_(t)?;
+                    start += t.shape()[d];
+                    sizes.push(t.shape()[d]);
+                }
+                let refs: Vec<&Tensor> = tensors.iter().collect();
+                let node = record_node("cat", &refs, move |g| {
+                    let mut start = 0;
+                    sizes
+                        .iter()
+                        .map(|&n| {
+                            let part = g.narrow(d as isize, start, n)?.contiguous_copy()?;
+                            start += n;
+                            Ok(Some(part))
+                        })
+                        .collect()
                 });
-            }
-            shape[d] += s[d];
-            s[d] = first.shape()[d];
-            if s != first.shape() {
-                return Err(Error::ShapeMismatch {
-                    op: "cat",
-                    lhs: first.shape().to_vec(),
-                    rhs: t.shape().to_vec(),
-                });
-            }
-        }
-        let format = first.memory_format().unwrap_or_default();
-        let out = Tensor::full_on(&shape, 0.0, first.dtype(), first.device())?
-            .to_memory_format(format)?;
-        let mut start = 0;
-        let mut sizes = Vec::new();
-        for t in tensors {
-            out.narrow(d as isize, start, t.shape()[d])?.copy_(t)?;
-            start += t.shape()[d];
-            sizes.push(t.shape()[d]);
-        }
-        let refs: Vec<&Tensor> = tensors.iter().collect();
-        let node = record_node("cat", &refs, move |g| {
-            let mut start = 0;
-            sizes
-                .iter()
-                .map(|&n| {
-                    let part = g.narrow(d as isize, start, n)?.contiguous_copy()?;
-                    start += n;
-                    Ok(Some(part))
-                })
-                .collect()
-        });
-        Ok(out.with_layout(out.layout().clone(), node))
+                Ok(out.with_layout(out.layout().clone(), node))
+            },
+        )
     }
 
     /// PyTorch's `torch.roll(x, shifts, dims)`: element i of each rolled dim moves to
@@ -279,31 +337,37 @@ impl Tensor {
     /// Zero-pads the last two dims by `[left, right, top, bottom]` (PyTorch's `F.pad(x, (l, r, t,
     /// b))`, as timm's TF-style "same" padding uses it); keeps the memory format.
     pub fn pad2d(&self, pad: [usize; 4]) -> Result<Tensor> {
-        if self.rank() < 2 {
-            return Err(Error::BadShape {
-                op: "pad2d",
-                shape: self.shape().to_vec(),
-                msg: "needs at least 2 dims".into(),
-            });
-        }
-        if pad == [0; 4] {
-            return Ok(self.clone());
-        }
-        let [left, right, top, bottom] = pad;
-        let r = self.rank();
-        let (h, w) = (self.shape()[r - 2], self.shape()[r - 1]);
-        let mut shape = self.shape().to_vec();
-        shape[r - 2] += top + bottom;
-        shape[r - 1] += left + right;
-        let format = self.memory_format().unwrap_or_default();
-        let out =
-            Tensor::full_on(&shape, 0.0, self.dtype(), self.device())?.to_memory_format(format)?;
-        let interior = move |t: &Tensor| t.narrow(-2, top, h)?.narrow(-1, left, w);
-        interior(&out)?.copy_(self)?;
-        let node = record_node("pad2d", &[self], move |g| {
-            Ok(vec![Some(interior(g)?.contiguous_copy()?)])
-        });
-        Ok(out.with_layout(out.layout().clone(), node))
+        trace::traced(
+            || Op::Pad2d(pad),
+            [self],
+            || {
+                if self.rank() < 2 {
+                    return Err(Error::BadShape {
+                        op: "pad2d",
+                        shape: self.shape().to_vec(),
+                        msg: "needs at least 2 dims".into(),
+                    });
+                }
+                if pad == [0; 4] {
+                    return Ok(self.clone());
+                }
+                let [left, right, top, bottom] = pad;
+                let r = self.rank();
+                let (h, w) = (self.shape()[r - 2], self.shape()[r - 1]);
+                let mut shape = self.shape().to_vec();
+                shape[r - 2] += top + bottom;
+                shape[r - 1] += left + right;
+                let format = self.memory_format().unwrap_or_default();
+                let out = Tensor::full_on(&shape, 0.0, self.dtype(), self.device())?
+                    .to_memory_format(format)?;
+                let interior = move |t: &Tensor| t.narrow(-2, top, h)?.narrow(-1, left, w);
+                interior(&out)?.copy_(self)?;
+                let node = record_node("pad2d", &[self], move |g| {
+                    Ok(vec![Some(interior(g)?.contiguous_copy()?)])
+                });
+                Ok(out.with_layout(out.layout().clone(), node))
+            },
+        )
     }
 }
 
