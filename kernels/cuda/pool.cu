@@ -175,6 +175,22 @@ __device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd_, T* y, Poo
   }
 }
 
+// dx of one element of max pooling: the sum of dy over outputs [i0, i1] × [j0, j1] of (n, c)
+// whose saved argmax is `self`, in (i, j) order.
+template <typename T, typename I>
+__device__ __forceinline__ T argmax_sum(const T* dy, const Dims<I>& yd, const i64* idx, I n, I c,
+                                        I i0, I i1, I j0, I j1, I self) {
+  typedef typename Acc<T>::t A;
+  A acc = A(0);
+  for (I oi = i0; oi <= i1; ++oi) {
+    for (I oj = j0; oj <= j1; ++oj) {
+      const I o = at(yd, n, c, oi, oj);
+      if (idx[o] == self) acc += to_acc(dy[o]);
+    }
+  }
+  return from_acc<T>(acc);
+}
+
 // dx = the sum of dy over the outputs whose argmax is this element; candidates come from
 // `covering` (max windows of `win`, or adaptive ranges when win.k is 0).
 template <typename T, typename I>
@@ -182,22 +198,13 @@ __device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd_, const i6
                                              PoolDims xd_, PoolWin win, bool cl) {
   const Dims<I> yd(yd_);
   const Dims<I> xd(xd_);
-  typedef typename Acc<T>::t A;
   const I H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
   POOL_FOR(i, numel(xd)) {
     I n, c, h, w, i0, i1, j0, j1;
     coords(i, xd, cl, n, c, h, w);
     covering(win, 0, h, H, OH, i0, i1);
     covering(win, 1, w, W, OW, j0, j1);
-    const I self = h * W + w;
-    A acc = A(0);
-    for (I oi = i0; oi <= i1; ++oi) {
-      for (I oj = j0; oj <= j1; ++oj) {
-        const I o = at(yd, n, c, oi, oj);
-        if (idx[o] == self) acc += to_acc(dy[o]);
-      }
-    }
-    dx[at(xd, n, c, h, w)] = from_acc<T>(acc);
+    dx[at(xd, n, c, h, w)] = argmax_sum(dy, yd, idx, n, c, i0, i1, j0, j1, h * W + w);
   }
 }
 
@@ -209,7 +216,6 @@ __device__ __forceinline__ void max_pool_bwd_cl(const T* dy, PoolDims yd_, const
                                                 PoolDims xd_, PoolWin win) {
   const Dims<I> yd(yd_);
   const Dims<I> xd(xd_);
-  typedef typename Acc<T>::t A;
   const I C = xd.size[1], H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
   const I pixels = xd.size[0] * H * W;
   for (I p = (I)blockIdx.x * (I)blockDim.y + (I)threadIdx.y; p < pixels;
@@ -218,17 +224,8 @@ __device__ __forceinline__ void max_pool_bwd_cl(const T* dy, PoolDims yd_, const
     I i0, i1, j0, j1;
     covering(win, 0, h, H, OH, i0, i1);
     covering(win, 1, w, W, OW, j0, j1);
-    const I self = h * W + w;
-    for (I c = threadIdx.x; c < C; c += blockDim.x) {
-      A acc = A(0);
-      for (I oi = i0; oi <= i1; ++oi) {
-        for (I oj = j0; oj <= j1; ++oj) {
-          const I o = at(yd, n, c, oi, oj);
-          if (idx[o] == self) acc += to_acc(dy[o]);
-        }
-      }
-      dx[at(xd, n, c, h, w)] = from_acc<T>(acc);
-    }
+    for (I c = threadIdx.x; c < C; c += blockDim.x)
+      dx[at(xd, n, c, h, w)] = argmax_sum(dy, yd, idx, n, c, i0, i1, j0, j1, h * W + w);
   }
 }
 
