@@ -157,18 +157,9 @@ pub fn check_activations(
     size: usize,
     bytes_per_value: usize,
 ) -> Result<()> {
-    let per_image: u64 = model
-        .feature_info()
-        .iter()
-        .map(|f| stage_values(f, size))
-        .sum::<u64>()
-        * bytes_per_value as u64;
+    let values = stage_maps(model, size).sum::<u64>();
     let what = format!("the feature maps of a batch of {batch} at {size}x{size}");
-    budget.require(
-        "--batch-size",
-        per_image.saturating_mul(batch as u64),
-        &what,
-    )
+    require_batch(budget, values * bytes_per_value as u64, batch, &what)
 }
 
 /// Refuses an evaluation batch whose largest feature map alone cannot fit (inference frees each
@@ -180,17 +171,22 @@ pub fn check_largest_map(
     size: usize,
     bytes_per_value: usize,
 ) -> Result<()> {
-    let per_image = (model.feature_info().iter())
-        .map(|f| stage_values(f, size))
-        .max()
-        .unwrap_or(0)
-        * bytes_per_value as u64;
+    let values = stage_maps(model, size).max().unwrap_or(0);
     let what = format!("the largest feature map of a batch of {batch} at {size}x{size}");
-    budget.require(
-        "--batch-size",
-        per_image.saturating_mul(batch as u64),
-        &what,
-    )
+    require_batch(budget, values * bytes_per_value as u64, batch, &what)
+}
+
+/// Values of one image's map at each of the model's feature stages.
+fn stage_maps(model: &dyn Model, size: usize) -> impl Iterator<Item = u64> + '_ {
+    model
+        .feature_info()
+        .iter()
+        .map(move |f| stage_values(f, size))
+}
+
+/// `per_image` bytes for each of `batch` images, blamed on `--batch-size`.
+fn require_batch(budget: &Budget, per_image: u64, batch: usize, what: &str) -> Result<()> {
+    budget.require("--batch-size", per_image.saturating_mul(batch as u64), what)
 }
 
 /// Values of one image's feature map at a stage.
