@@ -153,8 +153,15 @@ pub fn stagings(g: &GemmArgs) -> [Staging; 2] {
 }
 
 /// C = alpha·A·B + beta·C for `ty` in f16, bf16 (see [`supported`]; anything else is an error
-/// saying why).
+/// saying why), in the tile [`choose_tile`] picks.
 pub fn gemm_tc(kern: &Kernels, ty: &str, g: &GemmArgs) -> Result<()> {
+    forced_tile()?;
+    let tile = choose_tile(g.m, g.n, g.batch, super::gemm::sm_count(kern));
+    gemm_tc_tiled(kern, ty, g, tile)
+}
+
+/// [`gemm_tc`] in block tiles of `tile`.
+pub fn gemm_tc_tiled(kern: &Kernels, ty: &str, g: &GemmArgs, tile: Tile) -> Result<()> {
     if ty != "f16" && ty != "bf16" {
         return Err(Error::Launch(format!(
             "gemm_tc: no {ty} kernel (f16, bf16)"
@@ -169,8 +176,6 @@ pub fn gemm_tc(kern: &Kernels, ty: &str, g: &GemmArgs) -> Result<()> {
     if g.batch == 0 || g.m == 0 || g.n == 0 {
         return Ok(());
     }
-    forced_tile()?;
-    let tile = choose_tile(g.m, g.n, g.batch, super::gemm::sm_count(kern));
     let tiles = int(
         "gemm_tc output tiles",
         g.m.div_ceil(tile.edge()) * g.n.div_ceil(tile.edge()),
