@@ -26,6 +26,13 @@ fn t128_reads_less_global_memory_than_t64() {
         eprintln!("skipped: sm_{} has no tensor-core convolution", k.arch());
         return;
     }
+    // The counters are the emulator's; a GPU's (scripts/gpu-accept.sh runs every kernels test)
+    // has none, and the tiles' speed there is the train_step benches' to show.
+    let device = g.ctx.name().unwrap_or_default();
+    if !device.starts_with("kiln CUDA emulator") {
+        println!("global-byte counters exist on kiln-cuda-emu only; {device} has none");
+        return;
+    }
     // A ResNet 3×3 block conv in miniature, NHWC: 512 pixels × 128 channels, 1152-deep.
     let d = ConvDims {
         n: 2,
