@@ -240,8 +240,8 @@ fn the_binary_stops_on_an_ambiguous_prefix_and_reads_validates_flags_as_argparse
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
-            "ambiguous option: --c could match --class-map, --checkpoint, --crop-pct, --crop-mode, \
-             --crop-border-pixels, --channels-last"
+            "ambiguous option: --c could match --class-map, --crop-pct, --crop-mode, \
+             --channels-last, --checkpoint, --crop-border-pixels"
         ),
         "{stderr}"
     );

@@ -1,6 +1,7 @@
 //! The flags of `kiln train` and `kiln validate`, with timm's `train.py` / `validate.py` names and
 //! defaults, grouped as timm groups them.
 
+use super::eval_args::EvalArgs;
 use clap::Args;
 use kiln_train::clip::ClipMode;
 use kiln_train::dist::DistBn;
@@ -589,23 +590,15 @@ pub struct TrainArgs {
 /// `kiln validate`: timm's `validate.py`.
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
-    /// Dataset root (IDX folder or ImageFolder tree); without it, the Fashion-MNIST subset.
-    pub data: Option<PathBuf>,
-    /// Same as the positional DATA (timm's preferred spelling).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Class map file (one class folder name per line).
-    #[arg(long)]
-    pub class_map: Option<PathBuf>,
+    /// The model, weights, data and input flags (shared with `kiln infer`).
+    #[command(flatten)]
+    pub eval: EvalArgs,
     /// Image mode the images are decoded to: L or RGB (default: the model's channels').
     #[arg(long)]
     pub input_img_mode: Option<String>,
     /// Global pool: avg, max, avgmax, catavgmax, token (default: the model's).
     #[arg(long = "gp")]
     pub global_pool: Option<String>,
-    /// Model keyword arguments as KEY=VALUE (as kiln train's --model-kwargs).
-    #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
-    pub model_kwargs: Vec<String>,
     /// Seed of the global generator (a model without weights is initialized from it).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -615,9 +608,6 @@ pub struct ValidateArgs {
     /// timm's pinned host memory: kiln pins its upload buffer always, so no effect.
     #[arg(long)]
     pub pin_mem: bool,
-    /// Dataset type: a folder (default); framework and hub datasets are refused.
-    #[arg(long, default_value = "")]
-    pub dataset: String,
     /// Samples of an iterable dataset (refused: kiln's datasets count their files).
     #[arg(long)]
     pub num_samples: Option<usize>,
@@ -636,27 +626,12 @@ pub struct ValidateArgs {
     /// TensorFlow preprocessing (refused).
     #[arg(long)]
     pub tf_preprocessing: bool,
-    /// TorchScript (refused).
-    #[arg(long)]
-    pub torchscript: bool,
-    /// torch.compile with this backend (refused).
-    #[arg(long, num_args = 0..=1, default_missing_value = "inductor", value_name = "BACKEND")]
-    pub torchcompile: Option<String>,
-    /// AOT autograd (refused).
-    #[arg(long)]
-    pub aot_autograd: bool,
-    /// TorchScript fuser (refused).
-    #[arg(long, default_value = "")]
-    pub fuser: String,
     /// timm's experimental fast-norm kernels (kiln: no effect, noted; its norms are always fused).
     #[arg(long)]
     pub fast_norm: bool,
     /// Reparameterize the model's branches (kiln: no effect, noted; its models have none).
     #[arg(long)]
     pub reparam: bool,
-    /// GPUs for DataParallel (kiln: one; more is refused with what to use instead).
-    #[arg(long, default_value_t = 1)]
-    pub num_gpu: usize,
     /// On a device out-of-memory error, retry with the batch size stepped down as timm's
     /// decay_batch_step (256, 192, 128, 96, ...); other errors stop at once.
     #[arg(long)]
@@ -671,22 +646,9 @@ pub struct ValidateArgs {
     /// checkpoints); without one, the model's pretrained weights (as --pretrained).
     #[arg(long, num_args = 1..)]
     pub checkpoint: Vec<PathBuf>,
-    /// Evaluate the model's pretrained weights, read from the Hugging Face hub cache (timm's
-    /// default when no --checkpoint is given; a checkpoint's weights replace them).
-    #[arg(long)]
-    pub pretrained: bool,
     /// Evaluate the checkpoint's EMA weights (`state_dict_ema`) when it has them.
     #[arg(long)]
     pub use_ema: bool,
-    /// Mixed precision inference in --amp-dtype.
-    #[arg(long)]
-    pub amp: bool,
-    /// The AMP dtype: float16 or bfloat16.
-    #[arg(long, default_value = "float16")]
-    pub amp_dtype: String,
-    /// Model dtype without AMP: float32, float16, bfloat16 (default float32).
-    #[arg(long)]
-    pub model_dtype: Option<String>,
     /// Test-time augmentation: 2 averages the logits of each image and its mirror image (0, 1: off).
     #[arg(long, default_value_t = 0)]
     pub tta: usize,
@@ -707,62 +669,9 @@ pub struct ValidateArgs {
     /// Also report precision, recall and F1, averaged micro, macro or weighted over the classes.
     #[arg(long, value_enum)]
     pub metrics_avg: Option<MetricsAvg>,
-    /// Model name (default: the checkpoint's).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Split to evaluate.
-    #[arg(long, default_value = "validation")]
-    pub split: String,
-    /// Batch size.
-    #[arg(short = 'b', long, default_value_t = 256)]
-    pub batch_size: usize,
-    /// Classes (default: the dataset's).
-    #[arg(long)]
-    pub num_classes: Option<usize>,
-    /// Input image size (default: the data's for IDX, else the model's test size, see
-    /// --use-train-size).
-    #[arg(long)]
-    pub img_size: Option<usize>,
-    /// Input channels (default: 1 for IDX data, 3 otherwise).
-    #[arg(long)]
-    pub in_chans: Option<usize>,
-    /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
-    #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
-    pub input_size: Option<Vec<usize>>,
-    /// Evaluate at the model's train input size and crop, not its test ones (what training's
-    /// evaluation used).
-    #[arg(long)]
-    pub use_train_size: bool,
-    /// Center-crop fraction (default: the model's).
-    #[arg(long, value_parser = finite_f64)]
-    pub crop_pct: Option<f64>,
-    /// How images are fitted to the input: center (shorter side scaled, centre crop), squash (both
-    /// sides scaled) or border (longer side scaled, padded with the mean colour); default: the
-    /// model's, else center.
-    #[arg(long)]
-    pub crop_mode: Option<String>,
     /// Pixels cut from every edge of each image before it is resized.
     #[arg(long)]
     pub crop_border_pixels: Option<usize>,
-    /// Per-channel normalization mean (default: the model's).
-    #[arg(long, num_args = 1.., value_parser = finite_f32)]
-    pub mean: Option<Vec<f32>>,
-    /// Per-channel normalization std (default: the model's).
-    #[arg(long, num_args = 1.., value_parser = finite_f32)]
-    pub std: Option<Vec<f32>>,
-    /// Resize interpolation (default: the model's).
-    #[arg(long, default_value = "")]
-    pub interpolation: String,
-    /// Run in channels-last memory order.
-    #[arg(long)]
-    pub channels_last: bool,
-    /// Test-time pooling: above the model's pretrained input size, its classifier runs on every
-    /// window of its trained pooling size, averaged with the maximum (crop 1).
-    #[arg(long)]
-    pub test_pool: bool,
-    /// Device: auto (the first GPU when one is present, else the CPU), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
     /// Loader worker threads.
     #[arg(short = 'j', long, default_value_t = 4)]
     pub workers: usize,
@@ -808,10 +717,10 @@ fn finite<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Result<T, String>
     }
 }
 
-fn finite_f64(s: &str) -> Result<f64, String> {
+pub(super) fn finite_f64(s: &str) -> Result<f64, String> {
     finite(s)
 }
 
-fn finite_f32(s: &str) -> Result<f32, String> {
+pub(super) fn finite_f32(s: &str) -> Result<f32, String> {
     finite(s)
 }

@@ -28,11 +28,15 @@ pub fn infer(a: InferArgs) -> Result<()> {
     check_flags(&a)?;
     kiln_engine::manual_seed(va.seed);
     // inference.py: --model defaults to resnet50, pretrained unless a checkpoint is given.
-    if va.model.is_none() && a.checkpoint.is_none() {
-        va.model = Some("resnet50".into());
+    if va.eval.model.is_none() && a.checkpoint.is_none() {
+        va.eval.model = Some("resnet50".into());
     }
-    let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
-    let dtype = model_dtype(a.model_dtype.as_deref(), a.amp)?;
+    let amp = a
+        .eval
+        .amp
+        .then(|| amp_dtype(&a.eval.amp_dtype))
+        .transpose()?;
+    let dtype = model_dtype(a.eval.model_dtype.as_deref(), a.eval.amp)?;
     let Prepared {
         mut model,
         arch,
@@ -129,7 +133,7 @@ fn label_names(a: &InferArgs) -> Result<Option<Vec<String>>> {
     if a.label_type == "none" {
         return Ok(None);
     }
-    let Some(path) = &a.class_map else {
+    let Some(path) = &a.eval.class_map else {
         println!("No class names (--class-map), no labelling will be performed.");
         return Ok(None);
     };

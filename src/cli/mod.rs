@@ -9,6 +9,7 @@ mod config;
 mod configs;
 mod devices;
 mod elastic;
+mod eval_args;
 mod export;
 mod infer;
 mod infer_args;

@@ -3,7 +3,8 @@
 //! train.py takes most values unchecked and fails later (a math domain error, a division by zero,
 //! an assert) or trains on nonsense; kiln refuses them up front, naming the flag.
 
-use super::args::{TrainArgs, ValidateArgs};
+use super::args::TrainArgs;
+use super::eval_args::EvalArgs;
 use kiln_train::{Error, Result};
 
 /// Where a flag's value must lie.
@@ -117,7 +118,7 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
 }
 
 /// Refuses the first of `kiln validate`'s (and `kiln infer`'s) values outside its range.
-pub fn check_eval_ranges(a: &ValidateArgs) -> Result<()> {
+pub fn check_eval_ranges(a: &EvalArgs) -> Result<()> {
     let std = a.std.clone().unwrap_or_default().into_iter().map(f64::from);
     first_outside([
         (

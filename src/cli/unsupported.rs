@@ -30,7 +30,7 @@ const FAST_NORM: &str = "kiln's LayerNorm, GroupNorm and BatchNorm always run on
 pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
         flag: "--dataset",
-        is_set: |a| hub_dataset(&a.dataset),
+        is_set: |a| hub_dataset(&a.eval.dataset),
         reason: "torch/, hfds/, hfids/, tfds/ and wds/ datasets need Python packages or the network; kiln reads ImageFolder trees and IDX folders from --data-dir",
     },
     Refusal {
@@ -65,27 +65,27 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     },
     Refusal {
         flag: "--torchscript",
-        is_set: |a| a.torchscript,
+        is_set: |a| a.eval.torchscript,
         reason: NO_SCRIPT,
     },
     Refusal {
         flag: "--torchcompile",
-        is_set: |a| a.torchcompile.is_some(),
+        is_set: |a| a.eval.torchcompile.is_some(),
         reason: NO_JIT,
     },
     Refusal {
         flag: "--aot-autograd",
-        is_set: |a| a.aot_autograd,
+        is_set: |a| a.eval.aot_autograd,
         reason: NO_JIT,
     },
     Refusal {
         flag: "--fuser",
-        is_set: |a| !a.fuser.is_empty(),
+        is_set: |a| !a.eval.fuser.is_empty(),
         reason: "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT",
     },
     Refusal {
         flag: "--num-gpu",
-        is_set: |a| a.num_gpu > 1,
+        is_set: |a| a.eval.num_gpu > 1,
         reason: "kiln validate runs on one device (--device cuda:N); for several GPUs start one kiln validate per GPU (say, a checkpoint each), or validate while training, which kiln train --device cuda:0,1,... spreads over its ranks",
     },
     Refusal {

@@ -78,22 +78,24 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
             format!("'{}' is not csv or json", a.results_format),
         ));
     }
-    if let Some(mode) = &a.crop_mode {
+    if let Some(mode) = &a.eval.crop_mode {
         mode.parse::<EvalCropMode>()
             .map_err(|e| flag("--crop-mode", e.to_string()))?;
     }
-    let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
-    let dtype = model_dtype(a.model_dtype.as_deref(), a.amp)?;
+    let amp = a
+        .eval
+        .amp
+        .then(|| amp_dtype(&a.eval.amp_dtype))
+        .transpose()?;
+    let dtype = model_dtype(a.eval.model_dtype.as_deref(), a.eval.amp)?;
     let mut rows = Vec::new();
     let paths = expand(&a.checkpoint)?;
     // timm's validate.py: `args.pretrained = args.pretrained or not args.checkpoint`; a
     // checkpoint's weights replace the pretrained ones, so those are read only without one.
     let one = |path: Option<&Path>| match a.retry {
-        true => with_retry(a.batch_size, |batch_size| {
-            let a = ValidateArgs {
-                batch_size,
-                ..a.clone()
-            };
+        true => with_retry(a.eval.batch_size, |batch_size| {
+            let mut a = a.clone();
+            a.eval.batch_size = batch_size;
             validate_one(&a, path, amp, dtype)
         }),
         false => validate_one(&a, path, amp, dtype),
@@ -113,16 +115,16 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
 /// Refuses counts that must be positive, more loader threads than a process should start and
 /// values outside their range, before anything is read.
 fn check_eval_flags(a: &ValidateArgs) -> Result<()> {
-    limits::at_least_one("--batch-size", a.batch_size)?;
-    if let Some(size) = a.img_size {
+    limits::at_least_one("--batch-size", a.eval.batch_size)?;
+    if let Some(size) = a.eval.img_size {
         limits::at_least_one("--img-size", size)?;
     }
-    if let Some(n) = a.num_classes {
+    if let Some(n) = a.eval.num_classes {
         limits::at_least_one("--num-classes", n)?;
     }
     limits::at_least_one("--log-freq", a.log_interval)?;
     limits::check_workers(a.workers)?;
-    check_eval_ranges(a)
+    check_eval_ranges(&a.eval)
 }
 
 /// The checkpoints named: files as given, folders as their checkpoint files in order (kiln's
@@ -163,31 +165,33 @@ pub(super) fn prepare(
 ) -> Result<Prepared> {
     check_eval_flags(a)?;
     let dir = a
+        .eval
         .data
         .clone()
-        .or(a.data_dir.clone())
+        .or(a.eval.data_dir.clone())
         .unwrap_or_else(embedded_data);
     let root = DataRoot::detect(&dir)?;
     let in_chans = a
+        .eval
         .input_size
         .as_ref()
         .map(|s| s[0])
-        .or(a.in_chans)
+        .or(a.eval.in_chans)
         .unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
     limits::check_channels(in_chans)?;
-    let ds = root.open(&a.split, false, in_chans, a.class_map.as_deref())?;
-    let device = open_device(&a.device)?;
+    let ds = root.open(&a.eval.split, false, in_chans, a.eval.class_map.as_deref())?;
+    let device = open_device(&a.eval.device)?;
     let budget = Budget::of(device);
     let (mut model, arch, checkpoint) = match path {
         Some(path) => from_checkpoint(a, path, in_chans, ds.num_classes(), budget.as_ref())?,
         None => from_pretrained(a, in_chans, ds.num_classes(), budget.as_ref())?,
     };
-    if a.channels_last {
+    if a.eval.channels_last {
         note_cpu_layout(device);
     }
     let format = MemoryFormat::preferred_on(device);
-    let channels_last = a.channels_last || format == Some(MemoryFormat::ChannelsLast);
+    let channels_last = a.eval.channels_last || format == Some(MemoryFormat::ChannelsLast);
     if channels_last {
         model.set_memory_format(MemoryFormat::ChannelsLast)?;
     }
@@ -205,25 +209,25 @@ pub(super) fn prepare(
         false => None,
     };
     let flags = DataFlags {
-        crop_mode: a.crop_mode.clone(),
-        ..data_flags_of!(a, in_chans)
+        crop_mode: a.eval.crop_mode.clone(),
+        ..data_flags_of!(a.eval, in_chans)
     };
     // timm's validate.py: resolve_data_config(vars(args), model=model, use_test_size=not
     // args.use_train_size).
     let model_cfg = data_cfg(model.pretrained_cfg(), native);
-    let resolved = resolve_data_config(&flags, &model_cfg, !a.use_train_size)?;
+    let resolved = resolve_data_config(&flags, &model_cfg, !a.eval.use_train_size)?;
     print_data_config(&resolved);
     let img_size = resolved.img_size;
     if let Some(budget) = &budget {
-        limits::check_input_batch(budget, a.batch_size, in_chans, img_size)?;
-        let bytes = if a.amp {
+        limits::check_input_batch(budget, a.eval.batch_size, in_chans, img_size)?;
+        let bytes = if a.eval.amp {
             2
         } else {
             model.param_dtype().size_in_bytes()
         };
-        limits::check_largest_map(budget, model.as_ref(), a.batch_size, img_size, bytes)?;
+        limits::check_largest_map(budget, model.as_ref(), a.eval.batch_size, img_size, bytes)?;
     }
-    let (model, test_time_pool) = match a.test_pool {
+    let (model, test_time_pool) = match a.eval.test_pool {
         true => apply_test_time_pool(model, img_size)?,
         false => (model, false),
     };
@@ -239,7 +243,7 @@ pub(super) fn prepare(
         crop_border_pixels: a.crop_border_pixels,
         ..resolved.data_config()
     };
-    let loader = cfg.eval_loader(ds.clone(), a.batch_size, 0, 1)?;
+    let loader = cfg.eval_loader(ds.clone(), a.eval.batch_size, 0, 1)?;
     let stages = BatchStages {
         normalize: cfg.normalize(layout(channels_last)),
         erasing: None,
@@ -369,6 +373,7 @@ fn from_checkpoint(
 ) -> Result<(Box<dyn Model>, String, String)> {
     let mut ck = Checkpoint::load(path)?;
     let arch = a
+        .eval
         .model
         .clone()
         .or_else(|| (!ck.meta.arch.is_empty()).then(|| ck.meta.arch.clone()))
@@ -389,7 +394,7 @@ fn from_checkpoint(
         }
         (false, _) => ck.model,
     };
-    let model_args = model_args(a, a.num_classes.unwrap_or(data_classes), in_chans)?;
+    let model_args = model_args(a, a.eval.num_classes.unwrap_or(data_classes), in_chans)?;
     if let Some(budget) = budget {
         limits::check_classifier(budget, &ModelSpec::resolve(&arch)?, &model_args)?;
     }
@@ -408,7 +413,7 @@ fn from_pretrained(
     data_classes: usize,
     budget: Option<&Budget>,
 ) -> Result<(Box<dyn Model>, String, String)> {
-    let name = a.model.clone().ok_or_else(|| {
+    let name = a.eval.model.clone().ok_or_else(|| {
         flag(
             "--model",
             "validating pretrained weights (no --checkpoint) needs the model's name",
@@ -419,7 +424,7 @@ fn from_pretrained(
         0 => data_classes,
         n => n,
     };
-    let model_args = model_args(a, a.num_classes.unwrap_or(default_classes), in_chans)?;
+    let model_args = model_args(a, a.eval.num_classes.unwrap_or(default_classes), in_chans)?;
     if let Some(budget) = budget {
         limits::check_classifier(budget, &spec, &model_args)?;
     }
@@ -505,6 +510,6 @@ fn model_args(a: &ValidateArgs, num_classes: usize, in_chans: usize) -> Result<M
         global_pool: a.global_pool.clone(),
         ..Default::default()
     };
-    apply_model_kwargs(&mut args, &a.model_kwargs)?;
+    apply_model_kwargs(&mut args, &a.eval.model_kwargs)?;
     Ok(args)
 }

@@ -1,0 +1,107 @@
+//! The flags `kiln validate` and `kiln infer` share (timm's validate.py and inference.py spell
+//! them alike): the model, its weights, the data, the input pipeline and the precision.
+
+use super::args::{finite_f32, finite_f64};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Model, weights, data and input flags common to `kiln validate` and `kiln infer`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// Dataset root (IDX folder or ImageFolder tree); without it, the Fashion-MNIST subset.
+    pub data: Option<PathBuf>,
+    /// Same as the positional DATA (timm's preferred spelling).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Dataset type: a folder (default); framework and hub datasets are refused.
+    #[arg(long, default_value = "")]
+    pub dataset: String,
+    /// Split to read.
+    #[arg(long, default_value = "validation")]
+    pub split: String,
+    /// Class map file (one class folder name per line; `kiln infer` labels its predictions with
+    /// these names).
+    #[arg(long)]
+    pub class_map: Option<PathBuf>,
+    /// Model name (default: the checkpoint's).
+    #[arg(short = 'm', long)]
+    pub model: Option<String>,
+    /// Model keyword arguments as KEY=VALUE (as kiln train's --model-kwargs).
+    #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+    pub model_kwargs: Vec<String>,
+    /// Use the model's pretrained weights, read from the Hugging Face hub cache (timm's default
+    /// when no --checkpoint is given; a checkpoint's weights replace them).
+    #[arg(long)]
+    pub pretrained: bool,
+    /// Classes (default: the checkpoint's or pretrained head's, else the dataset's).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Batch size.
+    #[arg(short = 'b', long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Input image size (default: the data's for IDX, else the model's test size, see
+    /// --use-train-size).
+    #[arg(long)]
+    pub img_size: Option<usize>,
+    /// Input channels (default: 1 for IDX data, 3 otherwise).
+    #[arg(long)]
+    pub in_chans: Option<usize>,
+    /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
+    #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
+    pub input_size: Option<Vec<usize>>,
+    /// Use the model's train input size and crop, not its test ones (what training's evaluation
+    /// used).
+    #[arg(long)]
+    pub use_train_size: bool,
+    /// Center-crop fraction (default: the model's).
+    #[arg(long, value_parser = finite_f64)]
+    pub crop_pct: Option<f64>,
+    /// How images are fitted to the input: center (shorter side scaled, centre crop), squash (both
+    /// sides scaled) or border (longer side scaled, padded with the mean colour); default: the
+    /// model's, else center.
+    #[arg(long)]
+    pub crop_mode: Option<String>,
+    /// Per-channel normalization mean (default: the model's).
+    #[arg(long, num_args = 1.., value_parser = finite_f32)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel normalization std (default: the model's).
+    #[arg(long, num_args = 1.., value_parser = finite_f32)]
+    pub std: Option<Vec<f32>>,
+    /// Resize interpolation (default: the model's).
+    #[arg(long, default_value = "")]
+    pub interpolation: String,
+    /// Run in channels-last memory order.
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Test-time pooling: above the model's pretrained input size, its classifier runs on every
+    /// window of its trained pooling size, averaged with the maximum (crop 1).
+    #[arg(long)]
+    pub test_pool: bool,
+    /// Device: auto (the first GPU when one is present, else the CPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// GPUs for DataParallel (kiln: one; more is refused with what to use instead).
+    #[arg(long, default_value_t = 1)]
+    pub num_gpu: usize,
+    /// Mixed precision inference in --amp-dtype.
+    #[arg(long)]
+    pub amp: bool,
+    /// The AMP dtype: float16 or bfloat16.
+    #[arg(long, default_value = "float16")]
+    pub amp_dtype: String,
+    /// Model dtype without AMP: float32, float16, bfloat16 (default float32).
+    #[arg(long)]
+    pub model_dtype: Option<String>,
+    /// TorchScript (refused).
+    #[arg(long)]
+    pub torchscript: bool,
+    /// torch.compile with this backend (refused).
+    #[arg(long, num_args = 0..=1, default_missing_value = "inductor", value_name = "BACKEND")]
+    pub torchcompile: Option<String>,
+    /// AOT autograd (refused).
+    #[arg(long)]
+    pub aot_autograd: bool,
+    /// TorchScript fuser (refused).
+    #[arg(long, default_value = "")]
+    pub fuser: String,
+}
