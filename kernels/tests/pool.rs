@@ -247,3 +247,24 @@ fn pooling_rejects_a_zero_stride() {
     let err = cuda::avg_pool_fwd(&k, "f32", 0, d, 0, d, &win, false).unwrap_err();
     assert!(err.to_string().contains("stride"), "{err}");
 }
+
+/// `Window::out_size` against PyTorch's pooled lengths (scripts/fixtures/make_pool_size_fixtures.py),
+/// windows wider than the input among them: ceil_mode can still leave one window there.
+#[test]
+fn output_sizes_match_pytorch() {
+    let table = include_str!("fixtures/pool_out_sizes.txt");
+    let mut cases = 0;
+    for line in table.lines().filter(|l| !l.starts_with('#')) {
+        let v: Vec<usize> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+        let w = Window {
+            kernel: [v[1], 1],
+            stride: [v[2], 1],
+            padding: [v[3], 0],
+            dilation: [v[4], 1],
+            ceil_mode: v[5] == 1,
+        };
+        assert_eq!(w.out_size(0, v[0]), v[6], "{line}");
+        cases += 1;
+    }
+    assert_eq!(cases, 300);
+}

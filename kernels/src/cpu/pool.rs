@@ -40,21 +40,18 @@ pub struct Window {
 impl Window {
     /// Output size along axis `a` for input size `n`, with PyTorch's ceil_mode rule.
     pub fn out_size(&self, a: usize, n: usize) -> usize {
-        let span = self.dilation[a] * (self.kernel[a] - 1) + 1;
-        let padded = n + 2 * self.padding[a];
-        if padded < span {
-            return 0;
-        }
-        let s = self.stride[a];
-        let mut out = if self.ceil_mode {
-            (padded - span).div_ceil(s) + 1
-        } else {
-            (padded - span) / s + 1
-        };
-        if self.ceil_mode && (out - 1) * s >= n + self.padding[a] {
+        // PyTorch's pooling_output_shape, in signed arithmetic: the numerator is negative when
+        // the window spans more than the padded input, and then only ceil_mode's rounding up can
+        // still leave one window (a 1×1 map under a 2×2, stride-2 ceil-mode pool gives 1×1).
+        let span = (self.dilation[a] * (self.kernel[a] - 1) + 1) as i64;
+        let (n, pad, s) = (n as i64, self.padding[a] as i64, self.stride[a] as i64);
+        let round_up = if self.ceil_mode { s - 1 } else { 0 };
+        let mut out = (n + 2 * pad - span + round_up).div_euclid(s) + 1;
+        // The last window must start inside the input or its left padding.
+        if self.ceil_mode && out > 0 && (out - 1) * s >= n + pad {
             out -= 1;
         }
-        out
+        out.max(0) as usize
     }
 }
 
