@@ -29,6 +29,8 @@ if [ "$(id -u)" = 0 ] && ! command -v ip >/dev/null; then
 fi
 cargo test --workspace --release
 
+# The nccl and mpi features change kiln-train's dependencies (cudarc's features, the mpi crate):
+# each feature build compiles the crates again, once.
 phase "NCCL feature (without a GPU: builds, and falls back on the emulator with the reason logged)"
 cargo clippy -p kiln-train -p kiln --features nccl --all-targets --release -- -D warnings
 cargo test --release -p kiln-train --features nccl --test nccl_fallback

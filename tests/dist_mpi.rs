@@ -205,6 +205,32 @@ fn a_killed_rank_stops_the_launch_with_its_name() {
     assert!(children_of(launcher).is_empty(), "ranks left running");
 }
 
+#[test]
+fn a_rank_that_never_reaches_mpi_init_ends_the_job_by_the_timeout() {
+    // Rank 1 stops itself before it starts kiln, so rank 0's MPI_Init waits for it in the
+    // launch's exchange of endpoints: rank 0's watchdog names the call and ends the rank after
+    // --dist-timeout, and mpirun then ends the job.
+    let data = dataset("init", 8, 8);
+    let out = data.join("runs");
+    let start = std::time::Instant::now();
+    let o = command("mpirun")
+        .args(["--oversubscribe", "-np", "2", "sh", "-c"])
+        .arg(r#"[ "$OMPI_COMM_WORLD_RANK" = 1 ] && kill -STOP $$; exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(train_args(&data, &out, "init", &["--dist-timeout", "3s"]))
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("error: MPI_Init did not return within 3s (--dist-timeout) on rank 0"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    std::fs::remove_dir_all(&data).ok();
+}
+
 /// The pid of the launcher's child with RANK=`rank`, once it exists.
 fn wait_for_rank(launcher: u32, rank: usize) -> u32 {
     for _ in 0..200 {

@@ -33,6 +33,9 @@ pub mod nccl;
 #[cfg_attr(not(feature = "nccl"), allow(dead_code))]
 mod nccl_id;
 pub mod rendezvous;
+// Only the MPI and NCCL setup calls block without a deadline of their own.
+#[cfg_attr(not(any(feature = "mpi", feature = "nccl")), allow(dead_code))]
+mod setup_deadline;
 mod sync_bn;
 mod tcp;
 mod threads;

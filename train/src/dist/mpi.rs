@@ -10,6 +10,7 @@ use super::host_bucket::HostBucket;
 use super::mpi_grad_thread::GradThread;
 use super::mpi_timed::TimedComm;
 use super::rendezvous::Store;
+use super::setup_deadline::SetupDeadline;
 use crate::{Error, Result};
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
@@ -138,8 +139,10 @@ impl MpiComm {
             Launcher::Torchrun => Some(rendezvous_store(group)?),
             _ => None,
         };
+        let watch = SetupDeadline::arm("MPI_Init", group.rank, group.timeout)?;
         let (universe, threading) = mpi::initialize_with_threading(Threading::Multiple)
             .ok_or_else(|| Error::Dist("MPI is already initialized in this process".into()))?;
+        drop(watch);
         if threading < Threading::Serialized {
             return Err(Error::Dist(format!(
                 "this MPI library grants {threading:?} threading; kiln needs Serialized"
@@ -147,7 +150,14 @@ impl MpiComm {
         }
         let world = universe.world();
         let comm = match store {
-            Some(store) if world.size() == 1 => join_singletons(group, &store)?,
+            Some(store) if world.size() == 1 => {
+                let _watch = SetupDeadline::arm(
+                    "joining the singleton MPI ranks (MPI_Comm_connect/accept)",
+                    group.rank,
+                    group.timeout,
+                )?;
+                join_singletons(group, &store)?
+            }
             _ => world,
         };
         let size = comm.size() as usize;

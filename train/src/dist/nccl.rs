@@ -16,6 +16,7 @@ use super::communicator::{Element, ReduceOp};
 use super::deadline::{wait_or_abort, Progress};
 use super::group::{Launcher, ProcessGroup};
 use super::nccl_id::{self, UniqueId};
+use super::setup_deadline::SetupDeadline;
 use crate::{Error, Result};
 use cudarc::nccl::{result as nccl, sys};
 use kiln_engine::cuda::{self, CudaDevice};
@@ -168,9 +169,11 @@ pub fn for_process(
     let id = sys::ncclUniqueId {
         internal: id.map(|b| b as std::ffi::c_char),
     };
+    let watch = SetupDeadline::arm("ncclCommInitRank", group.rank, group.timeout)?;
     // SAFETY: `comm` receives the handle; the device's context is current on this thread.
     unsafe { nccl::comm_init_rank(&mut comm, group.world_size as i32, id, group.rank as i32) }
         .map_err(nccl_err("ncclCommInitRank"))?;
+    drop(watch);
     Ok(Ok(NcclComm::new(
         comm,
         device,
