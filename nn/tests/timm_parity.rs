@@ -19,7 +19,7 @@ use kiln_nn::models::resnest;
 use kiln_nn::models::resnet::{self, BlockKind, ResNet};
 use kiln_nn::models::swin::{self, SwinTransformer};
 use kiln_nn::models::vit::{self, VisionTransformer};
-use kiln_nn::{create_model, load_safetensors, ModelArgs, PretrainedCfg};
+use kiln_nn::{create_model, load_safetensors, Model, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -120,12 +120,19 @@ fn resnet_depth(name: &str) -> Option<usize> {
     Some(rc.layers.iter().sum::<usize>() * convs + 2)
 }
 
+/// `name` built without drawing its initial weights (zeros instead): every test here fills each
+/// tensor from the fixtures' hash, or reads shapes only, and the draws of the largest models
+/// (wide_resnet101_2: 127M parameters) took most of their tests' time.
+fn built(name: &str, args: &ModelArgs) -> Box<dyn Model> {
+    kiln_nn::init::skip_init(|| create_model(name, args)).unwrap()
+}
+
 fn check_model(name: &str) {
     let train_tol = train_tolerance(name);
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
     let expected = load_safetensors(&path).unwrap();
-    let mut model = create_model(name, &test_args(name)).unwrap();
+    let mut model = built(name, &test_args(name));
     let mut ours: Vec<String> = model
         .named_tensors()
         .iter()
@@ -194,7 +201,7 @@ fn check_eval(name: &str) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
     let expected = load_safetensors(&path).unwrap();
-    let mut model = create_model(name, &test_args(name)).unwrap();
+    let mut model = built(name, &test_args(name));
     let mut ours: Vec<String> = model
         .named_tensors()
         .iter()
@@ -319,9 +326,7 @@ fn registered_cfg_string(name: &str) -> String {
             cfg_string(&cfg).replace(&pool, "pool_size=;")
         }
         None => cfg_string(
-            create_model(name, &test_args(name))
-                .unwrap()
-                .pretrained_cfg(),
+            built(name, &test_args(name)).pretrained_cfg(),
         ),
     }
 }
@@ -387,7 +392,7 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
 /// equal timm's (metadata of the fixture), the model built as the fixture's (`test_args`).
 fn check_structure(name: &str) {
     let meta = fixture_metadata(name);
-    let model = create_model(name, &test_args(name)).unwrap();
+    let model = built(name, &test_args(name));
     let info: Vec<String> = model
         .feature_info()
         .iter()
@@ -413,7 +418,7 @@ fn check_structure(name: &str) {
         .filter(|r| !r.is_empty())
         .map(|r| r.parse().unwrap())
         .collect();
-    let rates = drop_path_rates(name);
+    let rates = kiln_nn::init::skip_init(|| drop_path_rates(name));
     assert_eq!(
         rates.len(),
         want.len(),
@@ -592,7 +597,7 @@ fn check_channels_last(name: &str) {
         num_classes: 10,
         ..Default::default()
     };
-    let mut model = create_model(name, &args).unwrap();
+    let mut model = built(name, &args);
     fill_model(model.as_ref());
     model.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
     let x = parity_input()
@@ -662,7 +667,7 @@ fn check_distilled_heads(name: &str) {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
     let expected = load_safetensors(&path).unwrap();
-    let model = create_model(name, &test_args(name)).unwrap();
+    let model = built(name, &test_args(name));
     assert!(model.has_distillation_head());
     fill_model(model.as_ref());
     let (cls, dist) = model.forward_distilled(&parity_input()).unwrap();
@@ -961,7 +966,7 @@ fn mobilenetv4_train_mode_equals_timm_in_float64() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("tests/fixtures/{name}_f64_train.safetensors"));
         let expected = load_safetensors(&path).unwrap();
-        let mut model = create_model(name, &test_args(name)).unwrap();
+        let mut model = built(name, &test_args(name));
         fill_model(model.as_ref());
         model.to_dtype(kiln_engine::DType::F64).unwrap();
         model.set_training(true);
@@ -1056,7 +1061,7 @@ fn repvgg_a0_and_mobileone_s0_reparameterize_as_timm() {
             .join(format!("tests/fixtures/{name}.safetensors"));
         let expected = load_safetensors(&path).unwrap();
         let reference = |dtype: DType| {
-            let mut model = create_model(name, &test_args(name)).unwrap();
+            let mut model = built(name, &test_args(name));
             fill_model(model.as_ref());
             model.to_dtype(dtype).unwrap();
             model.set_training(false);
