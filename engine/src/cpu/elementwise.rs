@@ -55,9 +55,9 @@ pub fn unary_bwd(
     let xy = float_map2!(op.name(), x.0, y.0, |xv, yv: T| {
         let xs = in_order(same, xv, x.1);
         let ys = in_order(same, yv, y.1);
-        let dys: Vec<T> = match dy.0 {
+        let dys: Cow<[T]> = match dy.0 {
             CpuStorage::F32(_) | CpuStorage::F64(_) => {
-                in_order(same, dy.0.as_slice::<T>(op.name())?, dy.1).into_owned()
+                in_order(same, dy.0.as_slice::<T>(op.name())?, dy.1)
             }
             other => {
                 return Err(Error::UnsupportedDType {

@@ -165,23 +165,54 @@ fn relu6<T: Real>(x: T) -> T {
 
 /// y = f(x) over dense slices.
 pub fn unary_fwd<T: Real>(op: UnaryOp, x: &[T], y: &mut [T]) {
+    // The transcendental activations get a loop each with the op a constant, so the op's match
+    // folds away and the loop vectorizes; a loop over a runtime `op` stays scalar.
+    match op {
+        UnaryOp::Gelu => map_fwd(x, y, |v| UnaryOp::Gelu.f(v)),
+        UnaryOp::Silu => map_fwd(x, y, |v| UnaryOp::Silu.f(v)),
+        UnaryOp::Sigmoid => map_fwd(x, y, |v| UnaryOp::Sigmoid.f(v)),
+        UnaryOp::HardSwish => map_fwd(x, y, |v| UnaryOp::HardSwish.f(v)),
+        UnaryOp::HardSigmoid => map_fwd(x, y, |v| UnaryOp::HardSigmoid.f(v)),
+        _ => map_fwd(x, y, |v| op.f(v)),
+    }
+}
+
+/// y = f(x) elementwise, in parallel blocks of [`PAR_GRAIN`].
+#[inline(always)]
+fn map_fwd<T: Real>(x: &[T], y: &mut [T], f: impl Fn(T) -> T + Sync) {
     y.par_chunks_mut(PAR_GRAIN)
         .zip(x.par_chunks(PAR_GRAIN))
         .for_each(|(y, x)| {
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = op.f(x);
+                *y = f(x);
             }
         });
 }
 
 /// dx = dy · f'(x) over dense slices.
 pub fn unary_bwd<T: Real>(op: UnaryOp, x: &[T], y: &[T], dy: &[T], dx: &mut [T]) {
+    // One loop per hot op, as in `unary_fwd`.
+    let xy = (x, y);
+    match op {
+        UnaryOp::Gelu => map_bwd(xy, dy, dx, |x, y| UnaryOp::Gelu.df(x, y)),
+        UnaryOp::Silu => map_bwd(xy, dy, dx, |x, y| UnaryOp::Silu.df(x, y)),
+        UnaryOp::Sigmoid => map_bwd(xy, dy, dx, |x, y| UnaryOp::Sigmoid.df(x, y)),
+        UnaryOp::HardSwish => map_bwd(xy, dy, dx, |x, y| UnaryOp::HardSwish.df(x, y)),
+        UnaryOp::HardSigmoid => map_bwd(xy, dy, dx, |x, y| UnaryOp::HardSigmoid.df(x, y)),
+        _ => map_bwd(xy, dy, dx, |x, y| op.df(x, y)),
+    }
+}
+
+/// dx = dy · df(x, y) elementwise, in parallel blocks of [`PAR_GRAIN`].
+#[inline(always)]
+fn map_bwd<T: Real>((x, y): (&[T], &[T]), dy: &[T], dx: &mut [T], df: impl Fn(T, T) -> T + Sync) {
     dx.par_chunks_mut(PAR_GRAIN)
-        .enumerate()
-        .for_each(|(i, dx)| {
-            let base = i * PAR_GRAIN;
-            for (j, dx) in dx.iter_mut().enumerate() {
-                *dx = dy[base + j] * op.df(x[base + j], y[base + j]);
+        .zip(x.par_chunks(PAR_GRAIN))
+        .zip(y.par_chunks(PAR_GRAIN).zip(dy.par_chunks(PAR_GRAIN)))
+        .for_each(|((dx, x), (y, dy))| {
+            let inputs = x.iter().zip(y).zip(dy);
+            for (dx, ((&x, &y), &dy)) in dx.iter_mut().zip(inputs) {
+                *dx = dy * df(x, y);
             }
         });
 }
