@@ -10,7 +10,7 @@
 # spinning at every barrier while a neighbour holds a core (BENCHMARKS.md, `models`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-venv=${TORCH_VENV:-.venvs/torch}
+venv=$(realpath -m "${TORCH_VENV:-.venvs/torch}")
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet torch==2.13.0
@@ -19,7 +19,7 @@ if ! "$venv/bin/python" -c "import timm" 2>/dev/null; then
     # torchvision 0.28 is the one built for torch 2.13; a newer one would pull a newer torch.
     "$venv/bin/pip" install --quiet torchvision==0.28.0 timm==1.0.31
 fi
-export PATH="$PWD/$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
+export PATH="$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 target=${CARGO_TARGET_DIR:-target}
 export KILN_TORCHSCRIPT_DIR=${KILN_TORCHSCRIPT_DIR:-$target/torchscript}
 python3 scripts/bench/torchscript_models.py "$KILN_TORCHSCRIPT_DIR"
