@@ -97,7 +97,13 @@ fn scored(graph: &DependencyGraph, c: &Coupling, criterion: Criterion) -> bool {
     let weight = is_param && !c.name.ends_with(".bias");
     match criterion {
         Criterion::L1 | Criterion::L2 | Criterion::Taylor => weight,
-        Criterion::Fpgm => weight && c.role == Role::Out && c.name.ends_with("weight"),
+        Criterion::Fpgm => {
+            let rank = graph
+                .tensors
+                .get(&c.name)
+                .map_or(0, |(shape, _)| shape.len());
+            weight && c.role == Role::Out && rank >= 2
+        }
         Criterion::BnScale => graph.norm_weights.contains(&c.name),
     }
 }
@@ -127,7 +133,8 @@ fn map_values(slices: &BTreeMap<usize, Vec<f32>>, f: impl Fn(&[f32]) -> f64) -> 
     slices.iter().map(|(&c, v)| (c, f(v))).collect()
 }
 
-/// FPGM: each filter's summed Euclidean distance to the layer's other filters, from the Gram
+/// FPGM: each filter's summed Euclidean distance to the layer's other filters (conv and linear
+/// weights), from the Gram
 /// matrix (‖a − b‖² = ‖a‖² + ‖b‖² − 2a·b, in f64 from an f32 product).
 fn fpgm(slices: &BTreeMap<usize, Vec<f32>>) -> Result<Vec<(usize, f64)>> {
     let classes: Vec<usize> = slices.keys().copied().collect();

@@ -1,7 +1,8 @@
 //! Structured pruning that really shrinks the model (Torch-Pruning's approach): a dependency
 //! graph traced from one forward groups the parameter axes whose channels must go together
 //! (`graph.rs`, `rules.rs`), channels are ranked (`importance.rs`) and chosen for a target
-//! fraction of MACs or parameters (`select.rs`), then sliced out of the weights (`remove.rs`).
+//! fraction of MACs or parameters (`select.rs`), then sliced out of the weights (`remove.rs`); `slimming.rs` is network slimming's
+//! sparsity on BatchNorm scales during training.
 
 mod channels;
 mod graph;
@@ -11,12 +12,14 @@ mod label;
 mod remove;
 mod rules;
 mod select;
+mod slimming;
 
 pub use channels::Group;
 pub use graph::{Coupling, DependencyGraph, Role};
 pub use importance::{importance, Criterion};
 pub use remove::{apply_pruned_shapes, pruned_shapes_metadata, remove_channels, PRUNED_SHAPES_KEY};
 pub use select::{select, PruneOptions, Target};
+pub use slimming::add_slimming_grad;
 
 use crate::{Module, Result};
 use std::collections::HashSet;
