@@ -18,12 +18,14 @@ pub struct Group {
     pub normalized: bool,
 }
 
+/// A group's channels, its removable channels and its producing layers, while listing groups.
+type Members = (BTreeSet<usize>, BTreeSet<usize>, BTreeSet<String>);
+
 impl DependencyGraph {
     /// The groups with at least one removable channel, in a stable order.
     pub fn groups(&self) -> Vec<Group> {
         let mut ids = self.ids.clone();
-        let mut by_group: BTreeMap<usize, (BTreeSet<usize>, BTreeSet<usize>, BTreeSet<String>)> =
-            BTreeMap::new();
+        let mut by_group: BTreeMap<usize, Members> = BTreeMap::new();
         for c in self.couplings.values() {
             for &id in &c.ids {
                 let (g, class) = (ids.group(id), ids.class(id));
