@@ -1,6 +1,9 @@
 //! `kiln prune` end to end on resnet18 at 32×32: the report's parameters and MACs fall by the
-//! ratio asked for, the written model reloads (in `kiln prune` and `kiln export`), taylor reads
+//! ratio asked for, the written model reloads (in `kiln prune`, `kiln export` and `kiln validate`),
+//! taylor reads
 //! an image folder, and bad flags are refused by name with status 2.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,6 +103,32 @@ fn prune_halves_the_macs_and_the_file_reloads() {
     for f in [out, again, onnx] {
         std::fs::remove_file(f).unwrap();
     }
+}
+
+#[test]
+fn a_pruned_grayscale_model_validates() {
+    let data = common::dataset("prune-validate", 8, 16);
+    let out = tmp("gray.safetensors");
+    prune(&out, &["--in-chans", "1", "--criterion", "bn-scale"]);
+    let (d, ck) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
+        "validate",
+        d,
+        "--checkpoint",
+        ck,
+        "--img-size",
+        "32",
+        "-b",
+        "16",
+    ];
+    let (code, stdout, stderr) = kiln(&args);
+    assert_eq!(code, Some(0), "kiln {args:?}: {stdout}{stderr}");
+    assert!(
+        stdout.contains("Top-1") || stdout.contains("top1"),
+        "{stdout}"
+    );
+    std::fs::remove_file(out).unwrap();
+    std::fs::remove_dir_all(data).unwrap();
 }
 
 #[test]

@@ -62,6 +62,9 @@ pub struct PruneArgs {
     /// Classifier classes (default: the model's, or the checkpoint's head).
     #[arg(long)]
     pub num_classes: Option<usize>,
+    /// Input channels (1 for grayscale data).
+    #[arg(long, default_value_t = 3)]
+    pub in_chans: usize,
     /// The pruned model's safetensors file.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -77,7 +80,8 @@ pub fn prune_cmd(a: PruneArgs) -> Result<()> {
         ));
     }
     let mut model = build(&a)?;
-    let [c, h, w] = model.pretrained_cfg().input_size;
+    let [_, h, w] = model.pretrained_cfg().input_size;
+    let c = a.in_chans;
     let size = a.img_size.map_or([c, h, w], |s| [c, s, s]);
     let before = latency_ms(model.as_mut(), size)?;
     if criterion == Criterion::Taylor {
@@ -93,7 +97,7 @@ pub fn prune_cmd(a: PruneArgs) -> Result<()> {
     let after = latency_ms(model.as_mut(), size)?;
     let meta = [
         pruned_shapes_metadata(model.as_ref()),
-        ("kiln.arch".into(), a.model.clone()),
+        ("arch".into(), a.model.clone()),
     ];
     kiln_nn::save_safetensors(
         &state_dict(model.as_ref()),
@@ -200,6 +204,7 @@ fn build(a: &PruneArgs) -> Result<Box<dyn Model>> {
     let args = ModelArgs {
         num_classes: a.num_classes.or(head).unwrap_or(spec.cfg.num_classes),
         img_size: a.img_size,
+        in_chans: a.in_chans,
         ..Default::default()
     };
     let mut model = spec.create(&args)?;
