@@ -50,3 +50,5 @@ if ! command -v mpirun >/dev/null || ! dpkg -s libopenmpi-dev libclang-dev >/dev
 fi
 cargo clippy -p kiln-train -p kiln --features mpi --all-targets --release -- -D warnings
 cargo test --release -p kiln --features mpi --test dist_mpi -- --test-threads 1
+# Two "nodes" (network namespaces, as root; iproute2 is installed above): mpirun across them.
+cargo test --release -p kiln --features mpi --test dist_mpi_nodes -- --test-threads 1

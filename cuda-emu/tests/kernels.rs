@@ -84,3 +84,61 @@ fn tiled_matmul_matches_cpu_on_odd_shapes() {
         }
     }
 }
+
+const DYN_SMEM: &str = r#"
+extern __shared__ float dyn[];
+extern "C" __global__ void dyn_reverse(const float* in, float* out, int n) {
+  __shared__ float fixed[16];
+  for (int i = threadIdx.x; i < n; i += blockDim.x) dyn[i] = in[i];
+  if (threadIdx.x < 16) fixed[threadIdx.x] = 1.0f;
+  __syncthreads();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = dyn[n - 1 - i] + fixed[i % 16];
+}
+"#;
+
+/// Dynamic shared memory as the driver API has it: up to 48 KiB less the static shared memory
+/// by default, beyond that only after `cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)`
+/// raises the function's limit (at most the 227 KiB opt-in less the static part).
+#[test]
+fn dynamic_shared_memory_above_48k_needs_the_attribute() {
+    use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as MAX_DYN;
+    let Some(gpu) = common::gpu() else { return };
+    let f = gpu.func(DYN_SMEM, "dyn_reverse");
+    let fixed = 16 * 4;
+    assert_eq!(f.get_attribute(MAX_DYN).unwrap(), (48 << 10) - fixed);
+    let n = 20_000usize; // 80 000 bytes of dynamic shared memory
+    let x = common::data(n, 3);
+    let din = gpu.stream.clone_htod(&x).unwrap();
+    let mut out = gpu.stream.alloc_zeros::<f32>(n).unwrap();
+    let launch = |out: &mut cudarc::driver::CudaSlice<f32>, bytes: usize| {
+        let n32 = n as i32;
+        let mut l = gpu.stream.launch_builder(&f);
+        l.arg(&din).arg(out).arg(&n32);
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: bytes as u32,
+        };
+        // SAFETY: argument types match the kernel; the block's dynamic shared memory holds n
+        // floats whenever the launch runs.
+        unsafe { l.launch(cfg) }.map(|_| ())
+    };
+    let bytes = n * 4;
+    assert!(common::failed_with(
+        launch(&mut out, bytes),
+        "CUDA_ERROR_INVALID_VALUE"
+    ));
+    let too_much = (227 << 10) - fixed + 4;
+    assert!(f.set_attribute(MAX_DYN, too_much).is_err());
+    f.set_attribute(MAX_DYN, bytes as i32).unwrap();
+    assert_eq!(f.get_attribute(MAX_DYN).unwrap(), bytes as i32);
+    launch(&mut out, bytes).unwrap();
+    let got = gpu.stream.clone_dtoh(&out).unwrap();
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(*g, x[n - 1 - i] + 1.0, "element {i}");
+    }
+    assert!(common::failed_with(
+        launch(&mut out, bytes + 4),
+        "CUDA_ERROR_INVALID_VALUE"
+    ));
+}

@@ -6,10 +6,12 @@
 // dtype, the filter gradient's slices written in f32 to the workspace that conv_reduce_splits
 // (conv.cu) sums into dw.
 //
-// Launch: 128 threads a block, grid.x the 64×64 output tiles (column tiles fastest), grid.z the
-// groups (times the filter gradient's reduction slices). Each operand comes by 16-byte cp.async
-// chunks when `a_async`/`b_async` says so, else by register-staged gathers (tc_tile.cuh). The
-// host asks for chunks where 8 consecutive GEMM elements are 8 adjacent, 16-byte aligned ones:
+// Launch: one block per output tile, grid.x the tiles (column tiles fastest), grid.z the groups
+// (times the filter gradient's reduction slices); conv_tc_<pass>_<layout>_<dtype> runs Tc64
+// (128 threads, 64×64 tiles), conv_tc_<pass>_t128_<layout>_<dtype> Tc128 (256 threads, 128×128
+// tiles), each with TcShape::SMEM bytes of dynamic shared memory (tc_tile.cuh). Each operand
+// comes by 16-byte cp.async chunks when `a_async`/`b_async` says so, else by register-staged
+// gathers (tc_tile.cuh). The host asks for chunks where 8 consecutive GEMM elements are 8 adjacent, 16-byte aligned ones:
 //   forward    NHWC X̂ [q, (r,s,c)] when C/g and C are multiples of 8 (8 channels of one tap,
 //              or a zero chunk for a padding tap); the weights [o, (c,r,s)] or [o, (r,s,c)]
 //              (either layout) when C/g·KH·KW is;
@@ -22,12 +24,13 @@
 //
 // conv_tc_fwd_stats_* is the forward whose epilogue also writes BatchNorm's per-channel partial
 // statistics of the tile it stored, so a training BN right after it skips bn_partials (a full
-// read of y): for each 64-pixel tile pt and output channel c, stats[(pt·OC + c)·2] = Σv and
-// stats[(pt·OC + c)·2 + 1] = Σ(v - tile mean)² over the tile's pixels (a two-pass centered sum
-// over registers, no cancellation), combined exactly in double by bn_finalize_tiles (bn_relu.cu,
-// Chan's formula). v is the value as stored (rounded to T), so the statistics are those of the y
-// the BN reads, equal to bn_partials' up to summation order. Cost: 1/16 of y's bytes written
-// (two f32 per 64 values of 2 bytes) and a few shuffles per tile.
+// read of y): for each run pt of 64 output pixels (a 64-pixel tile, or half a 128-pixel one) and
+// output channel c, stats[(pt·OC + c)·2] = Σv and stats[(pt·OC + c)·2 + 1] = Σ(v - run mean)²
+// over the run's pixels (a two-pass centered sum over registers, no cancellation), combined
+// exactly in double by bn_finalize_tiles (bn_relu.cu, Chan's formula). v is the value as stored
+// (rounded to T), so the statistics are those of the y the BN reads, equal to bn_partials' up to
+// summation order. Cost: 1/16 of y's bytes written (two f32 per 64 values of 2 bytes) and a few
+// shuffles per tile.
 //
 // conv_tc_fwd_bnact_* and conv_tc_bwd_filter_bnact_* convolve h = act(y·scale[c] + shift[c]) (a
 // training BatchNorm's apply, and ReLU, with the finalize's scale and shift) without h in
@@ -44,32 +47,52 @@ template <typename T> __device__ __forceinline__ float as_stored(float v) {
   return to_acc(from_acc<T>(v));
 }
 
-// Writes the per-channel (sum, centered M2) of the M×N tile at (m0, n0) whose accumulators are
-// `acc` (tc_store's fragment layout), values rounded to T. Channels are columns (CL: rows are
-// pixels) or rows (NCHW: columns are pixels); channel j of the tile is output channel ch0 + j,
-// its pair goes to stats[(pt·oc + ch0 + j)·2], pt the tile's index along the pixel axis. Two
-// passes over the registers: the tile's channel sums (lanes, then the two warps that share the
-// channels, through shared memory), then Σ(v - sum/count)². All threads must call it.
-template <typename T, bool CL>
-__device__ __forceinline__ void tc_channel_stats(const float (&acc)[2][4][4], int M, int N, int m0,
-                                                 int n0, int oc, int ch0, float* stats) {
-  __shared__ float red[2][2][TC_BM];  // [sum, M2][the warp pair's half][channel of the tile]
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int wm = warp / 2 * 32, wn = warp % 2 * 32, g = lane / 4, t = lane % 4;
-  const float count = (float)(CL ? min(TC_BM, M - m0) : min(TC_BN, N - n0));
+// Pixels per run of the statistics: every tile's pixel extent is a multiple of it, and the host
+// (conv.rs STATS_ROWS) lays out the partials by it, whatever the tile.
+#define TC_STATS_RUN 64
+
+// Writes the per-channel (sum, centered M2) of each 64-pixel run of the M×N tile at (m0, n0)
+// whose accumulators are `acc` (tc_store's fragment layout), values rounded to T. Channels are
+// columns (CL: rows are pixels) or rows (NCHW: columns are pixels); channel j of the tile is
+// output channel ch0 + j, its pair for the run starting at pixel p goes to
+// stats[(p/64·oc + ch0 + j)·2]. Two passes over the registers: each run's channel sums (lanes,
+// then the warps of the run, through shared memory), then Σ(v - run sum/count)². All threads
+// must call it.
+template <class C, typename T, bool CL>
+__device__ __forceinline__ void tc_channel_stats(const TcAcc<C>& acc, int M, int N, int m0, int n0,
+                                                 int oc, int ch0, float* stats) {
+  // Along the pixel axis: the tile's extent, a warp's, the warps; the channels of the tile.
+  constexpr int PT = CL ? C::BM : C::BN, PW = CL ? C::WM : C::WN;
+  constexpr int WP = CL ? C::WARPS_M : C::WARPS_N, CH = CL ? C::BN : C::BM;
+  constexpr int RW = TC_STATS_RUN / PW;  // warps a run spans
+  static_assert(PT % TC_STATS_RUN == 0 && TC_STATS_RUN % PW == 0, "warps tile the runs");
+  __shared__ float red[2][WP][CH];  // [sum, M2][warp along the pixels][channel of the tile]
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  int wm, wn;
+  tc_warp<C>(wm, wn);
+  const int wp = CL ? warp / C::WARPS_N : warp % C::WARPS_N, run0 = wp / RW * RW;
+  const int p0 = (CL ? m0 : n0) + run0 * PW, P = CL ? M : N;
+  const float count = (float)max(1, min(TC_STATS_RUN, P - p0));
+  // The sum over this warp's run of red[pass][.][c].
+  auto run_sum = [&](int pass, int c) {
+    float v = 0.0f;
+#pragma unroll
+    for (int w = 0; w < RW; w++) v += red[pass][run0 + w][c];
+    return v;
+  };
   if constexpr (CL) {
     // This thread's channels are columns wn + j·8 + 2t + e1, its pixels rows wm + i·16 + g + 8·e2;
-    // lanes of one t (g = 0..7) share channels, as do warps w and w ^ 2.
-    float mean[4][2];
+    // lanes of one t (g = 0..7) share channels.
+    float mean[C::NJ][2];
 #pragma unroll
     for (int pass = 0; pass < 2; pass++) {
 #pragma unroll
-      for (int j = 0; j < 4; j++)
+      for (int j = 0; j < C::NJ; j++)
 #pragma unroll
         for (int e1 = 0; e1 < 2; e1++) {
           float s = 0.0f;
 #pragma unroll
-          for (int i = 0; i < 2; i++)
+          for (int i = 0; i < C::MI; i++)
 #pragma unroll
             for (int e2 = 0; e2 < 2; e2++) {
               if (m0 + wm + i * 16 + g + 8 * e2 >= M) continue;
@@ -79,32 +102,29 @@ __device__ __forceinline__ void tc_channel_stats(const float (&acc)[2][4][4], in
           s += __shfl_xor_sync(0xffffffffu, s, 4);
           s += __shfl_xor_sync(0xffffffffu, s, 8);
           s += __shfl_xor_sync(0xffffffffu, s, 16);
-          if (g == 0) red[pass][warp / 2][wn + j * 8 + 2 * t + e1] = s;
+          if (g == 0) red[pass][wp][wn + j * 8 + 2 * t + e1] = s;
         }
       __syncthreads();
       if (pass == 0) {
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < C::NJ; j++)
 #pragma unroll
-          for (int e1 = 0; e1 < 2; e1++) {
-            const int c = wn + j * 8 + 2 * t + e1;
-            mean[j][e1] = (red[0][0][c] + red[0][1][c]) / count;
-          }
+          for (int e1 = 0; e1 < 2; e1++) mean[j][e1] = run_sum(0, wn + j * 8 + 2 * t + e1) / count;
       }
     }
   } else {
     // This thread's channels are rows wm + i·16 + g + 8·e2, its pixels columns wn + j·8 + 2t + e1;
-    // lanes of one g (t = 0..3) share channels, as do warps w and w ^ 1.
-    float mean[2][2];
+    // lanes of one g (t = 0..3) share channels.
+    float mean[C::MI][2];
 #pragma unroll
     for (int pass = 0; pass < 2; pass++) {
 #pragma unroll
-      for (int i = 0; i < 2; i++)
+      for (int i = 0; i < C::MI; i++)
 #pragma unroll
         for (int e2 = 0; e2 < 2; e2++) {
           float s = 0.0f;
 #pragma unroll
-          for (int j = 0; j < 4; j++)
+          for (int j = 0; j < C::NJ; j++)
 #pragma unroll
             for (int e1 = 0; e1 < 2; e1++) {
               if (n0 + wn + j * 8 + 2 * t + e1 >= N) continue;
@@ -113,26 +133,31 @@ __device__ __forceinline__ void tc_channel_stats(const float (&acc)[2][4][4], in
             }
           s += __shfl_xor_sync(0xffffffffu, s, 1);
           s += __shfl_xor_sync(0xffffffffu, s, 2);
-          if (t == 0) red[pass][warp % 2][wm + i * 16 + g + 8 * e2] = s;
+          if (t == 0) red[pass][wp][wm + i * 16 + g + 8 * e2] = s;
         }
       __syncthreads();
       if (pass == 0) {
 #pragma unroll
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < C::MI; i++)
 #pragma unroll
-          for (int e2 = 0; e2 < 2; e2++) {
-            const int c = wm + i * 16 + g + 8 * e2;
-            mean[i][e2] = (red[0][0][c] + red[0][1][c]) / count;
-          }
+          for (int e2 = 0; e2 < 2; e2++) mean[i][e2] = run_sum(0, wm + i * 16 + g + 8 * e2) / count;
       }
     }
   }
-  // Thread c < 64 writes channel c of the tile.
-  const int c = threadIdx.x, ch = (CL ? n0 : m0) + c, pt = (CL ? m0 : n0) / TC_BM;
-  if (c < TC_BM && ch < (CL ? N : M)) {
-    float* o = stats + ((i64)pt * oc + ch0 + ch) * 2;
-    o[0] = red[0][0][c] + red[0][1][c];
-    o[1] = red[1][0][c] + red[1][1][c];
+  // Each (run, channel) pair of the tile inside the output is written by one thread.
+  for (int idx = threadIdx.x; idx < PT / TC_STATS_RUN * CH; idx += C::THREADS) {
+    const int run = idx / CH, c = idx % CH, w0 = run * RW;
+    const int p = (CL ? m0 : n0) + run * TC_STATS_RUN, ch = (CL ? n0 : m0) + c;
+    if (p >= P || ch >= (CL ? N : M)) continue;
+    float sum = 0.0f, m2 = 0.0f;
+#pragma unroll
+    for (int w = 0; w < RW; w++) {
+      sum += red[0][w0 + w][c];
+      m2 += red[1][w0 + w][c];
+    }
+    float* o = stats + ((i64)(p / TC_STATS_RUN) * oc + ch0 + ch) * 2;
+    o[0] = sum;
+    o[1] = m2;
   }
   // A later tile of this block (the group loop) rewrites `red`.
   __syncthreads();
@@ -243,115 +268,125 @@ __device__ __forceinline__ auto x_row_operand(const T* x, const ConvGeom& g, int
 
 // `stats` null: the plain forward; else the epilogue also writes the tile statistics. PRO: the
 // activation operand is act(x·scale + shift) (`pro`), always gathered.
-template <typename T, bool CL, bool PRO = false>
+template <class C, typename T, bool CL, bool PRO = false>
 __device__ __forceinline__ void conv_tc_fwd(const T* x, const T* w, T* y, const ConvGeom& g,
                                             bool a_async, bool b_async, float* stats,
                                             BnActArgs pro = {}) {
   const int nq = g.n * g.d_p.d, kc = g.cg * g.d_khw.d;
   const int M = CL ? nq : g.ocg, N = CL ? g.ocg : nq;
   int m0, n0;
-  tc_origin(N, m0, n0);
+  tc_origin<C>(N, m0, n0);
   for (int grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
     Strided<T> wl{w + (i64)grp * g.ocg * kc, kc, 1, g.ocg, true};
     const auto xl = x_operand<T, Im2col<T, CL>, PRO>(x, g, grp, pro);
-    float acc[2][4][4];
+    TcAcc<C> acc;
     if constexpr (CL) {
-      tc_tile<T, false, false>(xl, a_async && !PRO, wl, b_async, M, N, 0, kc, m0, n0, acc);
+      tc_tile<C, T, false, false>(xl, a_async && !PRO, wl, b_async, M, N, 0, kc, m0, n0, acc);
       StoreAffine<T> st{y + grp * g.ocg, g.oc, 1};
-      tc_store(st, acc, M, N, m0, n0, 1.0f, 0.0f);
+      tc_store<C>(st, acc, M, N, m0, n0, 1.0f, 0.0f);
     } else {
-      tc_tile<T, false, true>(wl, a_async, xl, b_async && !PRO, M, N, 0, kc, m0, n0, acc);
+      tc_tile<C, T, false, true>(wl, a_async, xl, b_async && !PRO, M, N, 0, kc, m0, n0, acc);
       StorePlanes<T> st{y + (i64)grp * g.ocg * g.d_p.d, g.d_p, (i64)g.oc * g.d_p.d};
-      tc_store(st, acc, M, N, m0, n0, 1.0f, 0.0f);
+      tc_store<C>(st, acc, M, N, m0, n0, 1.0f, 0.0f);
     }
-    if (stats) tc_channel_stats<T, CL>(acc, M, N, m0, n0, g.oc, grp * g.ocg, stats);
+    if (stats) tc_channel_stats<C, T, CL>(acc, M, N, m0, n0, g.oc, grp * g.ocg, stats);
   }
 }
 
-template <typename T, bool CL>
+template <class C, typename T, bool CL>
 __device__ __forceinline__ void conv_tc_bwd_data(const T* dy, const T* w, T* dx, const ConvGeom& g,
                                                  bool a_async, bool b_async) {
   const int nq = g.n * g.d_hw.d, kd = g.ocg * g.d_khw.d, kc = g.cg * g.d_khw.d;
   const int M = CL ? nq : g.cg, N = CL ? g.cg : nq;
   int m0, n0;
-  tc_origin(N, m0, n0);
+  tc_origin<C>(N, m0, n0);
   for (int grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
     WeightT<T, CL> wl{w + (i64)grp * g.ocg * kc, g};
     Col2imDy<T, CL> dl{dy, g, grp};
-    float acc[2][4][4];
+    TcAcc<C> acc;
     if constexpr (CL) {
-      tc_tile<T, false, true>(dl, a_async, wl, b_async, M, N, 0, kd, m0, n0, acc);
+      tc_tile<C, T, false, true>(dl, a_async, wl, b_async, M, N, 0, kd, m0, n0, acc);
       StoreAffine<T> st{dx + grp * g.cg, g.c, 1};
-      tc_store(st, acc, M, N, m0, n0, 1.0f, 0.0f);
+      tc_store<C>(st, acc, M, N, m0, n0, 1.0f, 0.0f);
     } else {
-      tc_tile<T, false, true>(wl, a_async, dl, b_async, M, N, 0, kd, m0, n0, acc);
+      tc_tile<C, T, false, true>(wl, a_async, dl, b_async, M, N, 0, kd, m0, n0, acc);
       StorePlanes<T> st{dx + (i64)grp * g.cg * g.d_hw.d, g.d_hw, (i64)g.c * g.d_hw.d};
-      tc_store(st, acc, M, N, m0, n0, 1.0f, 0.0f);
+      tc_store<C>(st, acc, M, N, m0, n0, 1.0f, 0.0f);
     }
   }
 }
 
 // Slice `split` of the q-reduction goes to out + split·OC·KC (f32). PRO: x is read through the
 // prologue act(x·scale + shift) (`pro`), always gathered.
-template <typename T, bool CL, bool PRO = false>
+template <class C, typename T, bool CL, bool PRO = false>
 __device__ __forceinline__ void conv_tc_bwd_filter(const T* x, const T* dy, float* out,
                                                    const ConvGeom& g, int splits, int chunk,
                                                    bool a_async, bool b_async,
                                                    BnActArgs pro = {}) {
   const int nq = g.n * g.d_p.d, kc = g.cg * g.d_khw.d;
   int m0, n0;
-  tc_origin(kc, m0, n0);
+  tc_origin<C>(kc, m0, n0);
   for (int z = blockIdx.z; z < g.groups * splits; z += gridDim.z) {
     const int grp = z / splits, split = z - grp * splits;
     const int kbeg = split * chunk, kend = min(nq, kbeg + chunk);
     const auto xl = x_row_operand<T, CL, PRO>(x, g, grp, pro);
     const bool x_async = b_async && !PRO;
-    float acc[2][4][4];
+    TcAcc<C> acc;
     if constexpr (CL) {
       Strided<T> dl{dy + grp * g.ocg, 1, g.oc, g.ocg, false};
-      tc_tile<T, true, true>(dl, a_async, xl, x_async, g.ocg, kc, kbeg, kend, m0, n0, acc);
+      tc_tile<C, T, true, true>(dl, a_async, xl, x_async, g.ocg, kc, kbeg, kend, m0, n0, acc);
     } else {
       DyRows<T> dl{dy, g, grp};
-      tc_tile<T, false, false>(dl, a_async, xl, x_async, g.ocg, kc, kbeg, kend, m0, n0, acc);
+      tc_tile<C, T, false, false>(dl, a_async, xl, x_async, g.ocg, kc, kbeg, kend, m0, n0, acc);
     }
     StoreAffine<float> st{out + (i64)split * g.oc * kc + (i64)grp * g.ocg * kc, kc, 1};
-    tc_store(st, acc, g.ocg, kc, m0, n0, 1.0f, 0.0f);
+    tc_store<C>(st, acc, g.ocg, kc, m0, n0, 1.0f, 0.0f);
   }
 }
 
 // ---- dtypes ------------------------------------------------------------------------------------
 
-#define CONV_TC(T, S, L, CL)                                                                      \
-  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_fwd_##L##_##S(                \
-      const T* x, const T* w, T* y, ConvGeom g, int a_async, int b_async) {                      \
-    conv_tc_fwd<T, CL>(x, w, y, g, a_async != 0, b_async != 0, nullptr);                         \
+// TAG names the shape in the kernel's name: empty for Tc64, _t128 for Tc128.
+#define CONV_TC(T, S, L, CL, C, TAG)                                                             \
+  extern "C" __global__ void __launch_bounds__(C::THREADS)                        \
+      conv_tc_fwd##TAG##_##L##_##S(const T* x, const T* w, T* y, ConvGeom g, int a_async,        \
+                                   int b_async) {                                                \
+    conv_tc_fwd<C, T, CL>(x, w, y, g, a_async != 0, b_async != 0, nullptr);                      \
   }                                                                                              \
-  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_fwd_stats_##L##_##S(          \
-      const T* x, const T* w, T* y, ConvGeom g, int a_async, int b_async, float* stats) {        \
-    conv_tc_fwd<T, CL>(x, w, y, g, a_async != 0, b_async != 0, stats);                           \
+  extern "C" __global__ void __launch_bounds__(C::THREADS)                        \
+      conv_tc_fwd_stats##TAG##_##L##_##S(const T* x, const T* w, T* y, ConvGeom g, int a_async,  \
+                                         int b_async, float* stats) {                            \
+    conv_tc_fwd<C, T, CL>(x, w, y, g, a_async != 0, b_async != 0, stats);                        \
   }                                                                                              \
-  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_bwd_data_##L##_##S(           \
-      const T* dy, const T* w, T* dx, ConvGeom g, int a_async, int b_async) {                    \
-    conv_tc_bwd_data<T, CL>(dy, w, dx, g, a_async != 0, b_async != 0);                           \
+  extern "C" __global__ void __launch_bounds__(C::THREADS)                        \
+      conv_tc_bwd_data##TAG##_##L##_##S(const T* dy, const T* w, T* dx, ConvGeom g, int a_async, \
+                                        int b_async) {                                           \
+    conv_tc_bwd_data<C, T, CL>(dy, w, dx, g, a_async != 0, b_async != 0);                        \
   }                                                                                              \
-  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_bwd_filter_##L##_##S(         \
-      const T* x, const T* dy, float* out, ConvGeom g, int splits, int chunk, int a_async,       \
-      int b_async) {                                                                             \
-    conv_tc_bwd_filter<T, CL>(x, dy, out, g, splits, chunk, a_async != 0, b_async != 0);         \
+  extern "C" __global__ void __launch_bounds__(C::THREADS)                        \
+      conv_tc_bwd_filter##TAG##_##L##_##S(const T* x, const T* dy, float* out, ConvGeom g,       \
+                                          int splits, int chunk, int a_async, int b_async) {     \
+    conv_tc_bwd_filter<C, T, CL>(x, dy, out, g, splits, chunk, a_async != 0, b_async != 0);      \
   }                                                                                              \
-  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_fwd_bnact_##L##_##S(          \
-      const T* x, const T* w, T* y, ConvGeom g, int w_async, float* stats, const float* scale,   \
-      const float* shift, int relu) {                                                            \
+  extern "C" __global__ void __launch_bounds__(C::THREADS)                        \
+      conv_tc_fwd_bnact##TAG##_##L##_##S(const T* x, const T* w, T* y, ConvGeom g, int w_async,  \
+                                         float* stats, const float* scale, const float* shift,   \
+                                         int relu) {                                             \
     const BnActArgs pro{scale, shift, relu != 0};                                                \
-    conv_tc_fwd<T, CL, true>(x, w, y, g, !CL && w_async, CL && w_async, stats, pro);             \
+    conv_tc_fwd<C, T, CL, true>(x, w, y, g, !CL && w_async, CL && w_async, stats, pro);          \
   }                                                                                              \
-  extern "C" __global__ void __launch_bounds__(TC_THREADS) conv_tc_bwd_filter_bnact_##L##_##S(   \
-      const T* x, const T* dy, float* out, ConvGeom g, int splits, int chunk, int dy_async,      \
-      const float* scale, const float* shift, int relu) {                                        \
+  extern "C" __global__ void __launch_bounds__(C::THREADS)                        \
+      conv_tc_bwd_filter_bnact##TAG##_##L##_##S(const T* x, const T* dy, float* out, ConvGeom g, \
+                                                int splits, int chunk, int dy_async,             \
+                                                const float* scale, const float* shift,          \
+                                                int relu) {                                      \
     const BnActArgs pro{scale, shift, relu != 0};                                                \
-    conv_tc_bwd_filter<T, CL, true>(x, dy, out, g, splits, chunk, dy_async != 0, false, pro);    \
+    conv_tc_bwd_filter<C, T, CL, true>(x, dy, out, g, splits, chunk, dy_async != 0, false, pro); \
   }
-CONV_TC(f16, f16, nchw, false)
-CONV_TC(f16, f16, nhwc, true)
-CONV_TC(bf16, bf16, nchw, false)
-CONV_TC(bf16, bf16, nhwc, true)
+#define CONV_TC_SHAPE(C, TAG)                                                                    \
+  CONV_TC(f16, f16, nchw, false, C, TAG)                                                         \
+  CONV_TC(f16, f16, nhwc, true, C, TAG)                                                          \
+  CONV_TC(bf16, bf16, nchw, false, C, TAG)                                                       \
+  CONV_TC(bf16, bf16, nhwc, true, C, TAG)
+CONV_TC_SHAPE(Tc64, )
+CONV_TC_SHAPE(Tc128, _t128)

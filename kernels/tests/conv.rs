@@ -15,6 +15,7 @@ use kiln_kernels::cuda::conv::{
     ConvPass, ConvPlan,
 };
 use kiln_kernels::cuda::gemm::{sm_count, Tile};
+use kiln_kernels::cuda::gemm_tc::{choose_tile, forced_tile};
 use kiln_kernels::cuda::Kernels;
 
 /// Per dtype, the tolerance |got - want| <= TOL·(1 + |want|). Halves accumulate in f32 and round
@@ -325,9 +326,32 @@ fn conv_plans_direct_for_narrow_groups_and_splits_small_filter_grids() {
         wide.plan("f32", ConvPass::Fwd, 132, true).algo,
         ConvAlgo::Gemm(Tile::T128)
     );
+    // KILN_TC_TILE (the suites also run with 64 and 128 forced) overrides the choice.
+    let auto = |t: Tile| forced_tile().unwrap().unwrap_or(t);
     assert_eq!(
         wide.plan("f16", ConvPass::Fwd, 132, true).algo,
-        ConvAlgo::TensorCore
+        ConvAlgo::TensorCore(auto(Tile::T128))
+    );
+    // 128×128 tiles where both sides have 128 and they fill the multiprocessors, else 64×64.
+    assert_eq!(choose_tile(25088, 256, 1, 132), auto(Tile::T128));
+    assert_eq!(
+        choose_tile(3136, 512, 1, 132),
+        auto(Tile::T64),
+        "100 tiles < 132"
+    );
+    assert_eq!(choose_tile(3136, 512, 2, 132), auto(Tile::T128));
+    assert_eq!(
+        choose_tile(100_000, 64, 1, 132),
+        auto(Tile::T64),
+        "64 columns"
+    );
+    // The filter gradient's slices fill the GPU: 64·576 weights and a 25088-pixel reduction.
+    let filter = conv([32, 64, 28, 28], 512, 3, 1, 1, 1, 1).dims(true);
+    let plan = filter.plan("f16", ConvPass::BwdFilter, 132, true);
+    assert_eq!(
+        plan.algo,
+        ConvAlgo::TensorCore(auto(Tile::T128)),
+        "{plan:?}"
     );
     assert_eq!(
         wide.plan("f16", ConvPass::Fwd, 132, false).algo,
@@ -345,9 +369,9 @@ fn conv_plans_direct_for_narrow_groups_and_splits_small_filter_grids() {
 }
 
 /// Every shape (narrow ones too, which default plans send to direct kernels) and pass on tensor
-/// cores, f16 and bf16, both layouts, the filter gradient also in three slices; plus shapes whose
-/// NHWC operands all copy in 16-byte chunks (16 and 32 channels a group, a 9-slice reduction) or
-/// only some do (20 output channels).
+/// cores in both tiles, f16 and bf16, both layouts, the filter gradient also in three slices;
+/// plus shapes whose NHWC operands all copy in 16-byte chunks (16 and 32 channels a group, a
+/// 9-slice reduction) or only some do (20 output channels).
 #[test]
 fn conv_tensor_cores_match_naive() {
     let Some(g) = gpu() else { return };
@@ -360,22 +384,25 @@ fn conv_tensor_cores_match_naive() {
         conv([2, 16, 9, 7], 24, 3, 2, 1, 1, 1),
         conv([1, 32, 6, 5], 16, 3, 1, 1, 1, 1),
     ];
-    let plan = |splits| ConvPlan {
-        algo: ConvAlgo::TensorCore,
-        splits,
-    };
-    for (i, s) in SHAPES.iter().chain(&wide).enumerate() {
-        for cl in [false, true] {
-            let d = s.dims(cl);
-            for pass in PASSES {
-                // The half types alternate over the shapes to keep the emulator's time down.
-                if i % 2 == 0 {
-                    check::<f16>(&g, &k, &d, pass, Some(plan(1)));
-                } else {
-                    check::<bf16>(&g, &k, &d, pass, Some(plan(1)));
+    for tile in [Tile::T64, Tile::T128] {
+        let plan = |splits| ConvPlan {
+            algo: ConvAlgo::TensorCore(tile),
+            splits,
+        };
+        for (i, s) in SHAPES.iter().chain(&wide).enumerate() {
+            for cl in [false, true] {
+                let d = s.dims(cl);
+                for pass in PASSES {
+                    // The half types alternate over the shapes and tiles to keep the emulator's
+                    // time down.
+                    if (i + tile.edge() / 64) % 2 == 0 {
+                        check::<f16>(&g, &k, &d, pass, Some(plan(1)));
+                    } else {
+                        check::<bf16>(&g, &k, &d, pass, Some(plan(1)));
+                    }
                 }
+                check::<f16>(&g, &k, &d, ConvPass::BwdFilter, Some(plan(3)));
             }
-            check::<f16>(&g, &k, &d, ConvPass::BwdFilter, Some(plan(3)));
         }
     }
     // Which operands copy (device buffers are 256-byte aligned): NHWC with channel counts
@@ -400,6 +427,38 @@ fn conv_tensor_cores_match_naive() {
     let nchw = wide[0].dims(false);
     assert_eq!(tc_copies(&nchw, ConvPass::Fwd, p, q), [true, false]);
     assert_eq!(tc_copies(&nchw, ConvPass::BwdData, p, q), [false, false]);
+}
+
+/// Shapes spanning several 128×128 tiles with partial last ones on every GEMM side (180 and 144
+/// pixels, 136 and 130 channels), 1×1 and strided 3×3, two groups of 72, every pass on both
+/// tensor-core tiles, the filter gradient also in four slices.
+#[test]
+fn conv_tensor_core_tiles_match_naive_across_partial_tiles() {
+    let Some(g) = gpu() else { return };
+    let k = g.kernels();
+    if k.arch() < 80 {
+        eprintln!("skipped: sm_{} has no tensor-core convolution", k.arch());
+        return;
+    }
+    let shapes = [
+        conv([2, 24, 10, 9], 136, 1, 1, 0, 1, 1),
+        conv([2, 16, 17, 15], 130, 3, 2, 1, 1, 1),
+        conv([1, 144, 9, 16], 144, 1, 1, 0, 1, 2),
+    ];
+    for tile in [Tile::T64, Tile::T128] {
+        let plan = |splits| ConvPlan {
+            algo: ConvAlgo::TensorCore(tile),
+            splits,
+        };
+        for (i, s) in shapes.iter().enumerate() {
+            let cl = i != 1 || tile == Tile::T128;
+            let d = s.dims(cl);
+            for pass in PASSES {
+                check::<f16>(&g, &k, &d, pass, Some(plan(1)));
+            }
+            check::<bf16>(&g, &k, &d, ConvPass::BwdFilter, Some(plan(4)));
+        }
+    }
 }
 
 #[test]

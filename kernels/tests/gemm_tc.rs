@@ -9,7 +9,7 @@ use common::elem::values;
 use common::gpu;
 use half::{bf16, f16};
 use kiln_kernels::cuda::gemm::{gemm_tiled, GemmArgs, Tile};
-use kiln_kernels::cuda::gemm_tc::{gemm_tc, stagings};
+use kiln_kernels::cuda::gemm_tc::{gemm_tc, gemm_tc_tiled, stagings};
 
 /// Dense row-major A [m, k], B [k, n] and C [m, n] at `a`, `b`, `c`.
 fn dense(m: usize, n: usize, k: usize, a: u64, b: u64, c: u64) -> GemmArgs {
@@ -29,7 +29,7 @@ fn dense(m: usize, n: usize, k: usize, a: u64, b: u64, c: u64) -> GemmArgs {
     }
 }
 
-/// Runs one m×n×k product of `ty` and checks every element of C against Σ a·b in f64: within
+/// Runs one m×n×k product of `ty` in both tensor-core tiles and checks every element of C against Σ a·b in f64: within
 /// f32 accumulation's error bound (k roundings of at most 2^-24 of the running |sum|) plus one
 /// rounding to `ty` (2^-11 relative for f16, 2^-8 for bf16). k and n multiples of 8 make both
 /// operands come through 16-byte copies; the others are gathered.
@@ -58,7 +58,7 @@ fn check(ty: &str, m: usize, n: usize, k: usize) {
     };
     let (da, db) = (g.upload(&a_bits), g.upload(&b_bits));
     let nan = if ty == "f16" { 0x7e00u16 } else { 0x7fc0 };
-    let dc = g.upload(&vec![nan; m * n]);
+    let mut dc = g.upload(&vec![nan; m * n]);
     let args = dense(m, n, k, g.ptr(&da), g.ptr(&db), g.ptr(&dc));
     let copies = k.is_multiple_of(8) && n.is_multiple_of(8);
     assert_eq!(
@@ -66,8 +66,27 @@ fn check(ty: &str, m: usize, n: usize, k: usize) {
         [copies; 2],
         "{m}x{n}x{k}"
     );
-    gemm_tc(&kern, ty, &args).unwrap();
-    let got = g.stream.clone_dtoh(&dc).unwrap();
+    for tile in [Tile::T64, Tile::T128] {
+        g.stream.memcpy_htod(&vec![nan; m * n], &mut dc).unwrap();
+        gemm_tc_tiled(&kern, ty, &args, tile).unwrap();
+        compare(
+            ty,
+            (m, n, k),
+            (&a, &b),
+            &g.stream.clone_dtoh(&dc).unwrap(),
+            tile,
+        );
+    }
+}
+
+/// C (`got`, bits of `ty`) against Σ a·b in f64 (see `check`).
+fn compare(
+    ty: &str,
+    (m, n, k): (usize, usize, usize),
+    (a, b): (&[f64], &[f64]),
+    got: &[u16],
+    tile: Tile,
+) {
     let (eps, tiny) = if ty == "f16" {
         (2f64.powi(-11), 2f64.powi(-25))
     } else {
@@ -90,7 +109,7 @@ fn check(ty: &str, m: usize, n: usize, k: usize) {
             let tol = acc + eps * (sum.abs() + acc) + tiny;
             assert!(
                 (v - sum).abs() <= tol,
-                "{ty} {m}x{n}x{k} C[{i},{j}]: got {v}, want {sum} (tol {tol:e})"
+                "{ty} {tile:?} {m}x{n}x{k} C[{i},{j}]: got {v}, want {sum} (tol {tol:e})"
             );
         }
     }

@@ -56,6 +56,11 @@ impl Nodes {
         Some(nodes)
     }
 
+    /// The name of node `i`'s network namespace (for `ip netns exec`).
+    pub fn namespace(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
     /// `kiln ARGS` in node `i`'s namespace, with one compute thread a rank (as every rank of
     /// the runs it is compared with).
     pub fn kiln(&self, i: usize, args: &[String]) -> Command {

@@ -108,7 +108,9 @@ fn references(r: usize, world: usize) -> Vec<Vec<f32>> {
 fn nccl_collectives_match_host_references() {
     let Some(ordinals) = gpus() else { return };
     let world = ordinals.len();
-    let comms = nccl::for_devices(&ordinals).unwrap().unwrap();
+    let comms = nccl::for_devices(&ordinals, DEFAULT_TIMEOUT)
+        .unwrap()
+        .unwrap();
     let results: Vec<Vec<Vec<f32>>> = std::thread::scope(|s| {
         let handles: Vec<_> = comms
             .iter()

@@ -11,7 +11,7 @@ use super::code;
 use super::context::current;
 use super::device::{put, TOTAL_MEM};
 use super::graph::Work;
-use super::state::{fail, state, LoadedModule, State};
+use super::state::{fail, state, LoadedModule, State, SHARED_OPTIN};
 use crate::decode::{self, var_size};
 use crate::error::{EmuError, Result};
 use crate::launch::{launch, Config};
@@ -222,16 +222,33 @@ pub unsafe extern "C" fn cuFuncGetAttribute(v: *mut c_int, attr: c_int, func: *m
         3 => k.local_bytes as c_int,
         4 => k.nregs.min(255) as c_int,
         5 | 6 => 90,
-        8 => (227 << 10) - k.shared_static as c_int,
+        8 => s.dyn_smem_limit(func as usize, k) as c_int,
         _ => 0,
     };
     // SAFETY: forwarded caller guarantee.
     unsafe { put(v, value) }
 }
 
-/// `cuFuncSetAttribute`: accepted and ignored (no limits to raise here).
+/// `cuFuncSetAttribute`: `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` (8) sets the dynamic
+/// shared memory the function's launches may ask for, at most the opt-in limit less its static
+/// shared memory (`CUDA_ERROR_INVALID_VALUE` beyond, or below 0); other attributes are accepted
+/// and ignored.
 #[no_mangle]
-pub extern "C" fn cuFuncSetAttribute(_func: *mut c_void, _attr: c_int, _value: c_int) -> u32 {
+pub extern "C" fn cuFuncSetAttribute(func: *mut c_void, attr: c_int, value: c_int) -> u32 {
+    let mut s = state();
+    let Some((_, k)) = s.funcs.get(&(func as usize)) else {
+        return code::INVALID_HANDLE;
+    };
+    if attr == 8 {
+        let most = SHARED_OPTIN.saturating_sub(k.shared_static);
+        let Ok(bytes) = u32::try_from(value) else {
+            return code::INVALID_VALUE;
+        };
+        if bytes > most {
+            return code::INVALID_VALUE;
+        }
+        s.dyn_smem.insert(func as usize, bytes);
+    }
     code::SUCCESS
 }
 
@@ -283,6 +300,11 @@ pub unsafe extern "C" fn cuLaunchKernel(
     };
     if !s.stream_on(stream as usize, device) {
         return code::INVALID_HANDLE;
+    }
+    // Dynamic shared memory beyond the function's limit (48 KiB less its static shared memory
+    // unless cuFuncSetAttribute raised it) fails the launch, as on a GPU.
+    if smem > s.dyn_smem_limit(func as usize, &kernel) {
+        return code::INVALID_VALUE;
     }
     if params.is_null() && (!extra.is_null() || !kernel.params.is_empty()) {
         return code::NOT_SUPPORTED;

@@ -55,6 +55,9 @@ pub struct State {
     pub modules: HashMap<usize, LoadedModule>,
     /// Functions by handle: (device, kernel).
     pub funcs: HashMap<usize, (usize, Arc<Kernel>)>,
+    /// Functions whose `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` was set, by handle: the
+    /// value (the others allow [`default_dyn_smem`]).
+    pub dyn_smem: HashMap<usize, u32>,
     /// Events by handle.
     pub events: HashMap<usize, Event>,
     /// Live streams by handle: their device.
@@ -83,6 +86,7 @@ impl State {
                 .collect(),
             modules: HashMap::new(),
             funcs: HashMap::new(),
+            dyn_smem: HashMap::new(),
             events: HashMap::new(),
             streams: HashMap::new(),
             host: HashMap::new(),
@@ -92,6 +96,14 @@ impl State {
             execs: HashMap::new(),
             next: 0,
         }
+    }
+
+    /// The dynamic shared memory function `func` (running `k`) may launch with.
+    pub fn dyn_smem_limit(&self, func: usize, k: &Kernel) -> u32 {
+        self.dyn_smem
+            .get(&func)
+            .copied()
+            .unwrap_or_else(|| default_dyn_smem(k))
     }
 
     /// A fresh non-null handle value.
@@ -162,4 +174,15 @@ pub extern "C" fn kiln_emu_last_error() -> *const std::ffi::c_char {
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+/// Shared memory a block may use without opting in (48 KiB), as on every GPU since sm_20.
+pub const SHARED_DEFAULT: u32 = 48 << 10;
+/// The most shared memory a block may opt into (`MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`, an H100's).
+pub const SHARED_OPTIN: u32 = 227 << 10;
+
+/// A function's dynamic shared memory limit before `cuFuncSetAttribute` raises it: 48 KiB less
+/// its static shared memory.
+pub fn default_dyn_smem(k: &Kernel) -> u32 {
+    SHARED_DEFAULT.saturating_sub(k.shared_static)
 }

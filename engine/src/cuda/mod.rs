@@ -47,5 +47,5 @@ pub use switch::{
     conv_bn_prologue_enabled, conv_bn_stats_enabled, cublas_enabled, cudnn_benchmark,
     cudnn_enabled, cudnn_graph_enabled, parse_switch, set_conv_bn_prologue_enabled,
     set_conv_bn_stats_enabled, set_cublas_enabled, set_cudnn_benchmark, set_cudnn_enabled,
-    set_cudnn_graph_enabled, set_tensor_cores_enabled, tensor_cores_enabled,
+    set_cudnn_graph_enabled, set_tc_tile, set_tensor_cores_enabled, tc_tile, tensor_cores_enabled,
 };

@@ -1,6 +1,8 @@
 //! Process-wide switches between the vendor libraries and kiln's built-in kernels, like
 //! `torch.backends.cudnn.enabled`: read from the environment on first use, settable at run time.
 
+use kiln_kernels::cuda::gemm::Tile;
+use kiln_kernels::cuda::gemm_tc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A switch's value from its environment variable: "0", "false", "off" or "no" (any case) turn it
@@ -139,4 +141,18 @@ pub fn conv_bn_prologue_enabled() -> bool {
 /// Lets convolutions apply the BatchNorm before them, or not; overrides `KILN_CONV_BN_PROLOGUE`.
 pub fn set_conv_bn_prologue_enabled(on: bool) {
     CONV_BN_PROLOGUE.set(on)
+}
+
+/// The block tile that `KILN_TC_TILE` forces on kiln's tensor-core GEMM and convolution kernels:
+/// `64` (64×64, 4 warps), `128` (128×128, 8 warps), or unset/`auto` (None): 128×128 per launch
+/// where both GEMM sides have 128 and its tiles fill every multiprocessor, else 64×64. An invalid
+/// value fails the first tensor-core launch, naming the variable.
+pub fn tc_tile() -> kiln_kernels::Result<Option<Tile>> {
+    gemm_tc::forced_tile()
+}
+
+/// Forces kiln's tensor-core kernels onto one block tile (None: chosen per launch); overrides
+/// `KILN_TC_TILE`.
+pub fn set_tc_tile(tile: Option<Tile>) {
+    gemm_tc::set_forced_tile(tile)
 }

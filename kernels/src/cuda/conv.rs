@@ -5,7 +5,7 @@
 
 use super::bn_relu::TilePartials;
 use super::gemm::{dim, int, sm_count, Tile};
-use super::gemm_tc::{self, TILE as TC_TILE};
+use super::gemm_tc::{self, tile_launch, tile_tag};
 use super::{grid_1d, DevPtr, Kernels};
 use crate::error::{Error, Result};
 use cudarc::driver::{DeviceRepr, LaunchConfig};
@@ -65,8 +65,8 @@ pub enum ConvAlgo {
     Direct,
     /// Implicit GEMM with this output tile.
     Gemm(Tile),
-    /// Implicit GEMM on tensor cores (`conv_tc.cu`: f16/bf16, sm_80+; 64×64 tiles).
-    TensorCore,
+    /// Implicit GEMM on tensor cores (`conv_tc.cu`: f16/bf16, sm_80+) with this block tile.
+    TensorCore(Tile),
 }
 
 /// How a pass runs: the kernel family, and into how many slices the filter gradient splits its
@@ -112,10 +112,11 @@ impl ConvDims {
 
     /// The plan [`conv2d_fwd`] and friends use for `pass` in dtype `ty` on a GPU with `sms`
     /// multiprocessors: direct kernels for narrow groups and f64, else implicit GEMM, on tensor
-    /// cores when `tensor_cores` (the caller's [`gemm_tc::supported`], f16/bf16 only), else with
-    /// the SIMT tile [`Tile::choose`] picks; filter gradients split their reduction until the
-    /// grid covers two blocks per multiprocessor, keeping at least 512 pixels (256 direct) a
-    /// slice.
+    /// cores when `tensor_cores` (the caller's [`gemm_tc::supported`], f16/bf16 only) with the
+    /// tile [`gemm_tc::choose_tile`] picks (the filter gradient's reduction slices count towards
+    /// filling the GPU), else with the SIMT tile [`Tile::choose`] picks; filter gradients split
+    /// their reduction until the grid covers two blocks per multiprocessor, keeping at least 512
+    /// pixels (256 direct) a slice.
     pub fn plan(&self, ty: &str, pass: ConvPass, sms: usize, tensor_cores: bool) -> ConvPlan {
         let (khw, cg, ocg) = (self.kh * self.kw, self.cg(), self.ocg());
         let narrow = match pass {
@@ -126,8 +127,14 @@ impl ConvDims {
         let (algo, blocks, per_split) = if narrow < NARROW || ty == "f64" {
             (ConvAlgo::Direct, (self.oc * cg * khw).div_ceil(32), 256)
         } else if tensor_cores && matches!(ty, "f16" | "bf16") {
-            let tiles = m.div_ceil(TC_TILE) * n.div_ceil(TC_TILE) * self.groups;
-            (ConvAlgo::TensorCore, tiles, 512)
+            let slices = if pass == ConvPass::BwdFilter {
+                (k / 512).clamp(1, 256)
+            } else {
+                1
+            };
+            let t = gemm_tc::choose_tile(m, n, self.groups * slices, sms);
+            let tiles = m.div_ceil(t.edge()) * n.div_ceil(t.edge()) * self.groups;
+            (ConvAlgo::TensorCore(t), tiles, 512)
         } else {
             let t = Tile::choose(ty, m, n, self.groups, sms);
             let tiles = m.div_ceil(t.edge()) * n.div_ceil(t.edge()) * self.groups;
@@ -348,11 +355,14 @@ pub fn conv2d_planned(
             "conv2d: f64 runs the direct kernels only".into(),
         ));
     }
-    if plan.algo == ConvAlgo::TensorCore && !gemm_tc::supported(k, ty) {
-        return Err(Error::Launch(format!(
-            "conv2d: no tensor-core kernel for {ty} on sm_{} (f16, bf16 on sm_80+)",
-            k.arch()
-        )));
+    if let ConvAlgo::TensorCore(_) = plan.algo {
+        gemm_tc::forced_tile()?;
+        if !gemm_tc::supported(k, ty) {
+            return Err(Error::Launch(format!(
+                "conv2d: no tensor-core kernel for {ty} on sm_{} (f16, bf16 on sm_80+)",
+                k.arch()
+            )));
+        }
     }
     let out_len = match pass {
         ConvPass::Fwd => d.n * d.oc * d.oh * d.ow,
@@ -374,9 +384,9 @@ pub fn conv2d_planned(
             format!("{stem}_{}_{layout}_{ty}", t.name()),
             gemm_grid(d.gemm_shape(pass), t.edge(), 256, d.groups)?,
         ),
-        ConvAlgo::TensorCore => {
-            let name = format!("conv_tc_{}_{layout}_{ty}", &stem[5..]);
-            let cfg = gemm_grid(d.gemm_shape(pass), TC_TILE, 128, d.groups)?;
+        ConvAlgo::TensorCore(t) => {
+            let name = format!("conv_tc_{}{}_{layout}_{ty}", &stem[5..], tile_tag(t));
+            let cfg = tc_grid(d.gemm_shape(pass), t, d.groups)?;
             let [ca, cb] = tc_copies(d, pass, a, b).map(i32::from);
             // SAFETY: as below, for `conv_tc_<pass>_<layout>_<ty>(const T*, const T*, T*,
             // ConvGeom, int, int)`; copies are asked for only where `tc_copies` found every
@@ -391,15 +401,23 @@ pub fn conv2d_planned(
     unsafe { k.launch(FILE, &name, cfg, &[&a, &b, &out, &g]) }
 }
 
-/// Values per run of the partial statistics [`conv2d_fwd_stats`] writes: one tensor-core tile's
-/// pixels.
-pub const STATS_ROWS: usize = TC_TILE;
+/// Values per run of the partial statistics [`conv2d_fwd_stats`] writes: 64 output pixels (a
+/// 64×64 tensor-core tile's, half a 128×128 one's; conv_tc.cu's `TC_STATS_RUN`).
+pub const STATS_ROWS: usize = 64;
 
 /// Whether [`conv2d_fwd_stats`] serves `d` in `ty` on this device: where the forward's plan is
 /// the tensor-core implicit GEMM (f16/bf16 on sm_80+, groups wide enough).
 pub fn fwd_stats_supported(k: &Kernels, ty: &str, d: &ConvDims) -> bool {
-    gemm_tc::supported(k, ty)
-        && d.plan(ty, ConvPass::Fwd, sm_count(k), true).algo == ConvAlgo::TensorCore
+    gemm_tc::supported(k, ty) && tc_tile(k, ty, d, ConvPass::Fwd).is_some()
+}
+
+/// The tensor-core tile of `pass`'s plan for `d` in `ty` with tensor cores on, if that plan is
+/// the tensor-core implicit GEMM (not the direct kernels of narrow groups).
+fn tc_tile(k: &Kernels, ty: &str, d: &ConvDims, pass: ConvPass) -> Option<Tile> {
+    match d.plan(ty, pass, sm_count(k), true).algo {
+        ConvAlgo::TensorCore(t) => Some(t),
+        _ => None,
+    }
 }
 
 /// f32 elements of the statistics buffer [`conv2d_fwd_stats`] fills for `d`.
@@ -434,17 +452,19 @@ pub fn conv2d_fwd_stats(
     stats: DevPtr,
 ) -> Result<()> {
     let g = Geom::new(d)?;
-    if !fwd_stats_supported(k, ty, d) {
+    gemm_tc::forced_tile()?;
+    let tile = tc_tile(k, ty, d, ConvPass::Fwd).filter(|_| gemm_tc::supported(k, ty));
+    let Some(tile) = tile else {
         return Err(Error::Launch(format!(
             "conv2d with statistics: {d:?} in {ty} does not run on tensor cores on sm_{}",
             k.arch()
         )));
-    }
+    };
     if d.n * d.oc * d.oh * d.ow == 0 {
         return Ok(());
     }
-    let name = format!("conv_tc_fwd_stats_{}_{ty}", d.layout());
-    let cfg = gemm_grid(d.gemm_shape(ConvPass::Fwd), TC_TILE, 128, d.groups)?;
+    let name = format!("conv_tc_fwd_stats{}_{}_{ty}", tile_tag(tile), d.layout());
+    let cfg = tc_grid(d.gemm_shape(ConvPass::Fwd), tile, d.groups)?;
     let [ca, cb] = tc_copies(d, ConvPass::Fwd, x, w).map(i32::from);
     // SAFETY: as in `conv2d_planned` for the tensor-core forward, with `stats` holding
     // `fwd_stats_len(d)` f32 (every (pixel tile, channel) pair is written by the one block that
@@ -478,17 +498,19 @@ pub fn conv2d_fwd_bn_act(
     stats: Option<DevPtr>,
 ) -> Result<()> {
     let g = Geom::new(d)?;
-    if !fwd_stats_supported(k, ty, d) {
+    gemm_tc::forced_tile()?;
+    let tile = tc_tile(k, ty, d, ConvPass::Fwd).filter(|_| gemm_tc::supported(k, ty));
+    let Some(tile) = tile else {
         return Err(Error::Launch(format!(
             "conv2d with a BN prologue: {d:?} in {ty} does not run on tensor cores on sm_{}",
             k.arch()
         )));
-    }
+    };
     if d.n * d.oc * d.oh * d.ow == 0 {
         return Ok(());
     }
-    let name = format!("conv_tc_fwd_bnact_{}_{ty}", d.layout());
-    let cfg = gemm_grid(d.gemm_shape(ConvPass::Fwd), TC_TILE, 128, d.groups)?;
+    let name = format!("conv_tc_fwd_bnact{}_{}_{ty}", tile_tag(tile), d.layout());
+    let cfg = tc_grid(d.gemm_shape(ConvPass::Fwd), tile, d.groups)?;
     // The weights are the operand copied where allowed: B (NHWC) or A (NCHW).
     let [ca, cb] = tc_copies(d, ConvPass::Fwd, x, w);
     let w_async = i32::from(if d.channels_last { cb } else { ca });
@@ -519,14 +541,18 @@ pub fn conv2d_bwd_filter_bn_act(
     pro: &BnPrologue,
 ) -> Result<()> {
     let g = Geom::new(d)?;
+    gemm_tc::forced_tile()?;
     let plan = d.plan(ty, ConvPass::BwdFilter, sm_count(k), true);
-    if !gemm_tc::supported(k, ty) || plan.algo != ConvAlgo::TensorCore {
-        return Err(Error::Launch(format!(
-            "conv2d filter gradient with a BN prologue: {d:?} in {ty} does not run on tensor \
-             cores on sm_{}",
-            k.arch()
-        )));
-    }
+    let tile = match plan.algo {
+        ConvAlgo::TensorCore(t) if gemm_tc::supported(k, ty) => t,
+        _ => {
+            return Err(Error::Launch(format!(
+                "conv2d filter gradient with a BN prologue: {d:?} in {ty} does not run on \
+                 tensor cores on sm_{}",
+                k.arch()
+            )))
+        }
+    };
     let e = d.oc * d.cg() * d.kh * d.kw;
     if e == 0 {
         return Ok(());
@@ -536,8 +562,12 @@ pub fn conv2d_bwd_filter_bn_act(
     let splits = nq.div_ceil(chunk.max(1)).max(1);
     let (chunk32, splits32) = (int("chunk", chunk)?, int("splits", splits)?);
     let shape = d.gemm_shape(ConvPass::BwdFilter);
-    let cfg = gemm_grid(shape, TC_TILE, 128, d.groups * splits)?;
-    let name = format!("conv_tc_bwd_filter_bnact_{}_{ty}", d.layout());
+    let cfg = tc_grid(shape, tile, d.groups * splits)?;
+    let name = format!(
+        "conv_tc_bwd_filter_bnact{}_{}_{ty}",
+        tile_tag(tile),
+        d.layout()
+    );
     let [ca, _] = tc_copies(d, ConvPass::BwdFilter, x, dy).map(i32::from);
     let (sc, sh, relu) = (pro.scale, pro.shift, i32::from(pro.relu));
     through_workspace::<f32>(k, ty, dw, e, splits, |out| {
@@ -559,6 +589,16 @@ fn gemm_grid([m, n, _]: [usize; 3], edge: usize, threads: u32, z: usize) -> Resu
         block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
     })
+}
+
+/// A grid of `tile`'s tensor-core blocks (threads and dynamic shared memory as
+/// [`gemm_tc::tile_launch`] says) over the tiles of a \[rows, columns, _\] GEMM, `z` deep.
+fn tc_grid([m, n, _]: [usize; 3], tile: Tile, z: usize) -> Result<LaunchConfig> {
+    let tiles = int(
+        "conv tiles",
+        m.div_ceil(tile.edge()) * n.div_ceil(tile.edge()),
+    )?;
+    Ok(tile_launch(tile, tiles as u32, z))
 }
 
 /// Whether the tensor-core kernel of `pass` may copy its GEMM operands A and B in 16-byte chunks
@@ -629,10 +669,10 @@ fn bwd_filter(
                 // SAFETY: as above, for `(const T*, const T*, Acc*, ConvGeom, int, int)`.
                 unsafe { k.launch(FILE, &name, cfg, &[&x, &dy, &out, g, &splits32, &chunk32]) }
             }
-            ConvAlgo::TensorCore => {
+            ConvAlgo::TensorCore(t) => {
                 let shape = d.gemm_shape(ConvPass::BwdFilter);
-                let cfg = gemm_grid(shape, TC_TILE, 128, d.groups * splits)?;
-                let name = format!("conv_tc_bwd_filter_{layout}_{ty}");
+                let cfg = tc_grid(shape, t, d.groups * splits)?;
+                let name = format!("conv_tc_bwd_filter{}_{layout}_{ty}", tile_tag(t));
                 let [ca, cb] = tc_copies(d, ConvPass::BwdFilter, x, dy).map(i32::from);
                 // SAFETY: as above, for `(const T*, const T*, float*, ConvGeom, int, int, int,
                 // int)`; `out` is an f32 workspace (halves only); copies as `tc_copies` allows.

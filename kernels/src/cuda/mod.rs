@@ -306,6 +306,18 @@ impl Kernels {
             return Err(Error::Launch(format!("{file}:{name}: {why}")));
         }
         let f = self.func(file, name)?;
+        if cfg.shared_mem_bytes > 0 {
+            // A function may take 48 KiB of shared memory, static and dynamic together, unless
+            // its dynamic limit is raised first (per function; cheap, and never captured).
+            let attr = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            f.set_attribute(attr, cfg.shared_mem_bytes as i32)
+                .map_err(|e| {
+                    Error::Launch(format!(
+                        "{file}:{name}: {} bytes of shared memory: {e:?}",
+                        cfg.shared_mem_bytes
+                    ))
+                })?;
+        }
         let stream = self.stream();
         let mut b = stream.launch_builder(&f);
         for a in args {

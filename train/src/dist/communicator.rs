@@ -340,6 +340,17 @@ impl Communicator {
         Ok(PendingReduce { inner })
     }
 
+    /// Waits, up to the job's timeout, for the all-reduces [`Communicator::start_all_reduce`]
+    /// queued on this rank's device stream (NCCL, which aborts its communicator on a timeout);
+    /// the other backends wait in `PendingReduce::wait`.
+    pub fn wait_queued(&self) -> Result<()> {
+        match self {
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(n) => n.wait_queued("ncclAllReduce of the gradient buckets"),
+            _ => Ok(()),
+        }
+    }
+
     /// Copies rank `root`'s `buf` into every rank's `buf`.
     pub fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.check_rank(root, "broadcast")?;

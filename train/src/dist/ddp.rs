@@ -278,6 +278,7 @@ impl Round<'_> {
             self.start(b)?;
         }
         let comm = &self.ddp.comm;
+        comm.wait_queued()?;
         for (b, (pending, range)) in self.pending.into_iter().zip(&self.ddp.buckets).enumerate() {
             let params = &self.ddp.params[range.clone()];
             match pending.wait(comm)? {

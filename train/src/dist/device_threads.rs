@@ -70,7 +70,7 @@ fn thread_comms(ordinals: &[usize], timeout: Duration) -> Result<Vec<ThreadComm>
     #[allow(unused_mut)]
     let mut comms = ThreadComm::group_over(ordinals.len(), path, timeout);
     #[cfg(feature = "nccl")]
-    match super::nccl::for_devices(ordinals)? {
+    match super::nccl::for_devices(ordinals, timeout)? {
         Ok(nccl) => comms.iter_mut().zip(nccl).for_each(|(t, n)| t.use_nccl(n)),
         Err(reason) => super::nccl::fall_back(&reason, path.name()),
     }

@@ -15,6 +15,7 @@
 //! ```
 mod communicator;
 mod ddp;
+mod deadline;
 mod device_reduce;
 mod device_threads;
 mod group;
@@ -22,7 +23,11 @@ mod host_bucket;
 #[cfg(feature = "mpi")]
 mod mpi;
 #[cfg(feature = "mpi")]
+mod mpi_arrivals;
+#[cfg(feature = "mpi")]
 mod mpi_grad_thread;
+#[cfg(feature = "mpi")]
+mod mpi_timed;
 #[cfg(feature = "nccl")]
 pub mod nccl;
 #[cfg_attr(not(feature = "nccl"), allow(dead_code))]

@@ -8,26 +8,31 @@ use super::communicator::{Element, ReduceOp};
 use super::group::{Launcher, ProcessGroup};
 use super::host_bucket::HostBucket;
 use super::mpi_grad_thread::GradThread;
+use super::mpi_timed::TimedComm;
 use super::rendezvous::Store;
 use crate::{Error, Result};
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::ffi;
-use mpi::raw::FromRaw;
+use mpi::raw::{AsRaw, FromRaw};
 use mpi::topology::{Communicator as _, SimpleCommunicator};
-use mpi::traits::{CommunicatorCollectives, Root};
+use mpi::traits::Equivalence;
 use mpi::Threading;
 use std::ffi::{c_char, c_int, CStr};
 use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, MutexGuard};
 
+use super::mpi_arrivals::check;
 use super::OMPI_SERVER_VAR;
 
 /// An MPI communicator over the job's ranks, ordered by rank.
 pub struct MpiComm {
-    comm: SimpleCommunicator,
-    /// Serializes MPI calls on `comm` (MPI is initialized with MPI_THREAD_SERIALIZED or better).
-    lock: Mutex<()>,
+    /// The job's communicator, its collectives timed; the lock serializes MPI calls on it (MPI
+    /// is initialized with MPI_THREAD_SERIALIZED or better).
+    /// Boxed: the record makes it large, and `Communicator` holds it inline.
+    comm: Box<Mutex<TimedComm>>,
+    rank: usize,
+    world: usize,
     /// DDP's gradient thread, on a duplicate of `comm` (only under MPI_THREAD_MULTIPLE).
     /// Declared before `_universe` so it stops before MPI is finalized.
     grads: Option<GradThread>,
@@ -35,31 +40,38 @@ pub struct MpiComm {
     _universe: Universe,
 }
 
-// SAFETY: the handle is only used under `lock` (one MPI call at a time), which
+// SAFETY: the handles are only used under the mutex (one MPI call at a time), which
 // MPI_THREAD_SERIALIZED, checked at initialization, allows from any thread.
 unsafe impl Send for MpiComm {}
-// SAFETY: as for Send: every use of the handle takes `lock`.
+// SAFETY: as for Send: every use of the handles takes the mutex.
 unsafe impl Sync for MpiComm {}
 
 impl std::fmt::Debug for MpiComm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MpiComm(rank {} of {})", self.rank(), self.world_size())
+        write!(f, "MpiComm(rank {} of {})", self.rank, self.world)
     }
 }
 
-fn check(code: c_int, what: &str) -> Result<()> {
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(Error::Dist(format!("{what} failed with MPI error {code}")))
-    }
-}
-
-fn mpi_op(op: ReduceOp) -> SystemOperation {
+fn mpi_op(op: ReduceOp) -> ffi::MPI_Op {
     match op {
         ReduceOp::Sum | ReduceOp::Average => SystemOperation::sum(),
         ReduceOp::Max => SystemOperation::max(),
     }
+    .as_raw()
+}
+
+/// MPI's handle of the element type `T`.
+fn datatype<T: Equivalence>() -> ffi::MPI_Datatype {
+    T::equivalent_datatype().as_raw()
+}
+
+/// `len` as MPI's element count.
+fn count(len: usize, what: &str) -> Result<c_int> {
+    c_int::try_from(len).map_err(|_| {
+        Error::Dist(format!(
+            "an MPI {what} of {len} elements is more than MPI can count"
+        ))
+    })
 }
 
 /// Whether DDP may reduce on a gradient thread (`KILN_MPI_GRAD_THREAD=0` keeps every MPI call
@@ -86,32 +98,41 @@ impl MpiBucketReduce {
                 Error::Dist("the MPI gradient thread stopped before finishing a bucket".into())
             })?,
             MpiBucketReduce::Deferred(mut bucket, op) => {
-                let _g = comm.locked();
-                reduce_bucket(&comm.comm, &mut bucket, op)?;
+                reduce_bucket(&mut comm.locked(), &mut bucket, op)?;
                 Ok(bucket)
             }
         }
     }
 }
 
-/// Combines `bucket.send` over the ranks of `comm` into `bucket.recv` (blocking MPI_Allreduce).
+/// Combines `bucket.send` over the ranks of `comm` into `bucket.recv` (MPI_Iallreduce, timed).
 pub(super) fn reduce_bucket(
-    comm: &SimpleCommunicator,
+    comm: &mut TimedComm,
     bucket: &mut HostBucket,
     op: ReduceOp,
 ) -> Result<()> {
-    if c_int::try_from(bucket.send.len()).is_err() {
-        return Err(Error::Dist(format!(
-            "a bucket of {} floats is more than MPI can count",
-            bucket.send.len()
-        )));
-    }
-    comm.all_reduce_into(&bucket.send[..], &mut bucket.recv[..], mpi_op(op));
-    Ok(())
+    let n = count(bucket.send.len(), "bucket all_reduce")?;
+    let (send, recv) = (bucket.send.as_ptr(), bucket.recv.as_mut_ptr());
+    comm.run("bucket all_reduce", |c, request| {
+        // SAFETY: send and recv hold n floats each and outlive the collective (`run` returns
+        // once it completed).
+        unsafe {
+            ffi::MPI_Iallreduce(
+                send.cast(),
+                recv.cast(),
+                n,
+                datatype::<f32>(),
+                mpi_op(op),
+                c,
+                request,
+            )
+        }
+    })
 }
 
 impl MpiComm {
-    /// Initializes MPI and joins the ranks of `group`.
+    /// Initializes MPI and joins the ranks of `group`; its collectives wait up to
+    /// `group.timeout`.
     pub fn join(group: &ProcessGroup) -> Result<MpiComm> {
         let store = match group.launcher {
             Launcher::Torchrun => Some(rendezvous_store(group)?),
@@ -139,39 +160,55 @@ impl MpiComm {
                 group.world_size
             )));
         }
+        let comm = TimedComm::new(comm, group.timeout, "")?;
         let grads = if threading == Threading::Multiple && grad_thread_wanted() {
-            Some(GradThread::spawn(comm.duplicate())?)
+            let own = TimedComm::new(comm.duplicate(), group.timeout, " on the gradient thread")?;
+            Some(GradThread::spawn(own)?)
         } else {
             None
         };
         Ok(MpiComm {
-            comm,
-            lock: Mutex::new(()),
+            comm: Box::new(Mutex::new(comm)),
+            rank: group.rank,
+            world: group.world_size,
             grads,
             _universe: universe,
         })
     }
 
-    fn locked(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    fn locked(&self) -> MutexGuard<'_, TimedComm> {
+        self.comm.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// This process's rank.
     pub fn rank(&self) -> usize {
-        self.comm.rank() as usize
+        self.rank
     }
 
     /// The number of ranks.
     pub fn world_size(&self) -> usize {
-        self.comm.size() as usize
+        self.world
     }
 
-    /// In-place all-reduce (through a copy: the mpi crate has no MPI_IN_PLACE).
+    /// In-place all-reduce (through a copy of `buf`).
     pub fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
+        let n = count(buf.len(), "all_reduce")?;
         let send = buf.to_vec();
-        let _g = self.locked();
-        self.comm.all_reduce_into(&send[..], buf, mpi_op(op));
-        Ok(())
+        let recv = buf.as_mut_ptr();
+        self.locked().run("all_reduce", |c, request| {
+            // SAFETY: send and buf hold n elements each and outlive the collective.
+            unsafe {
+                ffi::MPI_Iallreduce(
+                    send.as_ptr().cast(),
+                    recv.cast(),
+                    n,
+                    datatype::<T>(),
+                    mpi_op(op),
+                    c,
+                    request,
+                )
+            }
+        })
     }
 
     /// Starts the all-reduce of a host bucket: on the gradient thread, which runs it while the
@@ -185,23 +222,35 @@ impl MpiComm {
 
     /// Broadcast from `root`.
     pub fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
-        let _g = self.locked();
-        self.comm.process_at_rank(root as i32).broadcast_into(buf);
-        Ok(())
+        self.broadcast_raw(buf, root)
     }
 
     /// Broadcast of raw bytes from `root` (NCCL's unique id).
     pub fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()> {
-        let _g = self.locked();
-        self.comm.process_at_rank(root as i32).broadcast_into(buf);
-        Ok(())
+        self.broadcast_raw(buf, root)
+    }
+
+    fn broadcast_raw<T: Equivalence>(&self, buf: &mut [T], root: usize) -> Result<()> {
+        let n = count(buf.len(), "broadcast")?;
+        let ptr = buf.as_mut_ptr();
+        self.locked().run("broadcast", |c, request| {
+            // SAFETY: buf holds n elements and outlives the collective.
+            unsafe { ffi::MPI_Ibcast(ptr.cast(), n, datatype::<T>(), root as c_int, c, request) }
+        })
     }
 
     /// All-gather in rank order.
     pub fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
-        let _g = self.locked();
-        self.comm.all_gather_into(send, recv);
-        Ok(())
+        let n = count(send.len(), "all_gather")?;
+        let recv = recv.as_mut_ptr();
+        self.locked().run("all_gather", |c, request| {
+            let t = datatype::<T>();
+            // SAFETY: send holds n elements, recv world × n (checked by the Communicator), and
+            // both outlive the collective.
+            unsafe {
+                ffi::MPI_Iallgather(send.as_ptr().cast(), n, t, recv.cast(), n, t, c, request)
+            }
+        })
     }
 
     /// Reduce-scatter of equal blocks.
@@ -211,16 +260,31 @@ impl MpiComm {
         recv: &mut [T],
         op: ReduceOp,
     ) -> Result<()> {
-        let _g = self.locked();
-        self.comm.reduce_scatter_block_into(send, recv, mpi_op(op));
-        Ok(())
+        let n = count(recv.len(), "reduce_scatter")?;
+        let recv = recv.as_mut_ptr();
+        self.locked().run("reduce_scatter", |c, request| {
+            // SAFETY: recv holds n elements, send world × n (checked by the Communicator), and
+            // both outlive the collective.
+            unsafe {
+                ffi::MPI_Ireduce_scatter_block(
+                    send.as_ptr().cast(),
+                    recv.cast(),
+                    n,
+                    datatype::<T>(),
+                    mpi_op(op),
+                    c,
+                    request,
+                )
+            }
+        })
     }
 
     /// Barrier.
     pub fn barrier(&self) -> Result<()> {
-        let _g = self.locked();
-        self.comm.barrier();
-        Ok(())
+        self.locked().run("barrier", |c, request| {
+            // SAFETY: a barrier reads and writes no buffer.
+            unsafe { ffi::MPI_Ibarrier(c, request) }
+        })
     }
 }
 

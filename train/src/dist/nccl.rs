@@ -5,8 +5,15 @@
 //! rendezvous), or one over the devices of a process (`ncclCommInitAll`). Where NCCL does not
 //! load, or the devices are the emulator's, [`fall_back`] logs why, once, and the callers keep
 //! their other path.
+//!
+//! No collective waits forever: where the host waits for one (the host-staged collectives, the
+//! barrier, DDP's round of gradient buckets), an event recorded after it on the stream is
+//! queried, with `ncclCommGetAsyncError`, until the job's timeout (`--dist-timeout`); on a
+//! timeout or an asynchronous error the communicator is aborted (`ncclCommAbort`, which ends
+//! its kernels), and the error names the collective and the timeout.
 
 use super::communicator::{Element, ReduceOp};
+use super::deadline::{wait_or_abort, Progress};
 use super::group::{Launcher, ProcessGroup};
 use super::nccl_id::{self, UniqueId};
 use crate::{Error, Result};
@@ -14,7 +21,9 @@ use cudarc::nccl::{result as nccl, sys};
 use kiln_engine::cuda::{self, CudaDevice};
 use kiln_engine::{DType, Device, Storage, Tensor};
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 /// The oldest NCCL kiln uses (2.10: the first with `ncclAvg`).
 const MIN_VERSION: i32 = 21000;
@@ -30,6 +39,10 @@ pub struct NcclComm {
     world: usize,
     /// One NCCL call at a time on this communicator (NCCL's rule for a communicator).
     lock: Mutex<()>,
+    /// How long the host waits for a collective (the job's `--dist-timeout`).
+    timeout: Duration,
+    /// Whether the communicator was aborted after a collective failed or timed out.
+    aborted: AtomicBool,
 }
 
 // SAFETY: the communicator handle is only used under `lock`, and NCCL allows a communicator
@@ -52,13 +65,13 @@ impl std::fmt::Debug for NcclComm {
 
 impl Drop for NcclComm {
     fn drop(&mut self) {
-        // Work queued on the stream may still use the communicator: let it finish. Then abort
-        // rather than destroy: ncclCommDestroy is collective within a node, so destroying the
-        // device threads' communicators one after another from one thread could hang.
-        let _ = self.device.synchronize();
-        // SAFETY: the handle came from ncclCommInitRank/All, no work uses it any more, and it
-        // is freed once, here.
-        let _ = unsafe { nccl::comm_abort(self.comm) };
+        // Work queued on the stream may still use the communicator: let it finish (within the
+        // timeout). Then abort rather than destroy: ncclCommDestroy is collective within a
+        // node, so destroying the device threads' communicators one after another from one
+        // thread could hang.
+        if self.wait_queued("the last collectives").is_ok() {
+            self.abort();
+        }
     }
 }
 
@@ -114,8 +127,12 @@ pub fn unavailable(devices: &[Arc<CudaDevice>]) -> Option<String> {
 }
 
 /// One communicator over the devices `ordinals` of this process (rank r on `ordinals[r]`,
-/// `ncclCommInitAll`), or Err(reason) when NCCL cannot serve them.
-pub fn for_devices(ordinals: &[usize]) -> Result<std::result::Result<Vec<NcclComm>, String>> {
+/// `ncclCommInitAll`), whose collectives the host waits for up to `timeout`, or Err(reason)
+/// when NCCL cannot serve them.
+pub fn for_devices(
+    ordinals: &[usize],
+    timeout: Duration,
+) -> Result<std::result::Result<Vec<NcclComm>, String>> {
     let devices = open(ordinals)?;
     if let Some(reason) = unavailable(&devices) {
         return Ok(Err(reason));
@@ -130,7 +147,7 @@ pub fn for_devices(ordinals: &[usize]) -> Result<std::result::Result<Vec<NcclCom
         .into_iter()
         .zip(devices)
         .enumerate()
-        .map(|(rank, (comm, device))| NcclComm::new(comm, device, rank, world))
+        .map(|(rank, (comm, device))| NcclComm::new(comm, device, rank, world, timeout))
         .collect()))
 }
 
@@ -159,6 +176,7 @@ pub fn for_process(
         device,
         group.rank,
         group.world_size,
+        group.timeout,
     )))
 }
 
@@ -196,14 +214,66 @@ fn share_id(group: &ProcessGroup) -> Result<UniqueId> {
 }
 
 impl NcclComm {
-    fn new(comm: sys::ncclComm_t, device: Arc<CudaDevice>, rank: usize, world: usize) -> Self {
+    fn new(
+        comm: sys::ncclComm_t,
+        device: Arc<CudaDevice>,
+        rank: usize,
+        world: usize,
+        timeout: Duration,
+    ) -> Self {
         NcclComm {
             comm,
             device,
             rank,
             world,
             lock: Mutex::new(()),
+            timeout,
+            aborted: AtomicBool::new(false),
         }
+    }
+
+    /// Aborts the communicator, once: its kernels end and every later call fails.
+    fn abort(&self) {
+        if !self.aborted.swap(true, Ordering::SeqCst) {
+            // SAFETY: the handle came from ncclCommInitRank/All and is aborted (freed) once,
+            // here; `aborted` keeps every later call off it.
+            let _ = unsafe { nccl::comm_abort(self.comm) };
+        }
+    }
+
+    /// Waits for the work queued so far on this thread's stream (the collectives `what` among
+    /// it): an event recorded after it is queried, with the communicator's asynchronous error,
+    /// until the timeout; then the communicator is aborted. A graph capture queues nothing that
+    /// runs now, so there is nothing to wait for.
+    pub fn wait_queued(&self, what: &str) -> Result<()> {
+        if self.aborted.load(Ordering::SeqCst) {
+            return Err(self.aborted_error());
+        }
+        if cuda::is_capturing() {
+            return Ok(());
+        }
+        let event = {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.device.make_current()?;
+            (self.device.stream().record_event(None)).map_err(|e| {
+                Error::Dist(format!("cannot record a CUDA event after {what}: {e:?}"))
+            })?
+        };
+        let comm = self.comm;
+        let progress = || match event.try_is_complete() {
+            Ok(true) => Progress::Done,
+            Ok(false) => async_error(comm).map_or(Progress::Running, Progress::Failed),
+            Err(e) => Progress::Failed(format!("CUDA error {e:?}")),
+        };
+        let what = format!("NCCL {what} (rank {} of {})", self.rank, self.world);
+        wait_or_abort(&what, self.timeout, progress, || self.abort())
+    }
+
+    fn aborted_error(&self) -> Error {
+        Error::Dist(format!(
+            "the NCCL communicator of rank {} was aborted after a collective failed or timed out",
+            self.rank
+        ))
     }
 
     /// This rank.
@@ -226,6 +296,9 @@ impl NcclComm {
         ) -> std::result::Result<nccl::NcclStatus, nccl::NcclError>,
     ) -> Result<()> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.aborted.load(Ordering::SeqCst) {
+            return Err(self.aborted_error());
+        }
         self.device.make_current()?;
         let stream = self.device.stream().cu_stream() as sys::cudaStream_t;
         f(self.comm, stream).map_err(nccl_err(what))?;
@@ -281,8 +354,7 @@ impl NcclComm {
     pub fn barrier(&self) -> Result<()> {
         let one = Tensor::zeros(&[1], DType::F32)?.to_device(self.device())?;
         self.all_reduce_tensor(&one, ReduceOp::Sum)?;
-        self.device.synchronize()?;
-        Ok(())
+        self.wait_queued("barrier")
     }
 
     /// All-reduce of a host buffer, staged through the device (Average sums: the caller divides).
@@ -294,6 +366,7 @@ impl NcclComm {
         };
         let t = self.upload(buf)?;
         self.all_reduce_tensor(&t, op)?;
+        self.wait_queued("ncclAllReduce")?;
         buf.copy_from_slice(&t.to_vec::<T>()?);
         Ok(())
     }
@@ -302,6 +375,7 @@ impl NcclComm {
     pub fn broadcast_host<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
         let t = self.upload(buf)?;
         self.broadcast_tensor(&t, root)?;
+        self.wait_queued("ncclBroadcast")?;
         buf.copy_from_slice(&t.to_vec::<T>()?);
         Ok(())
     }
@@ -310,6 +384,7 @@ impl NcclComm {
     pub fn all_gather_host<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
         let (s, r) = (self.upload(send)?, self.upload(recv)?);
         self.all_gather_tensor(&s, &r)?;
+        self.wait_queued("ncclAllGather")?;
         recv.copy_from_slice(&r.to_vec::<T>()?);
         Ok(())
     }
@@ -328,6 +403,7 @@ impl NcclComm {
         };
         let (s, r) = (self.upload(send)?, self.upload(recv)?);
         self.reduce_scatter_tensor(&s, &r, op)?;
+        self.wait_queued("ncclReduceScatter")?;
         recv.copy_from_slice(&r.to_vec::<T>()?);
         Ok(())
     }
@@ -374,6 +450,21 @@ impl NcclComm {
             )));
         }
         Ok(())
+    }
+}
+
+/// The communicator's asynchronous error (a peer gone, a network failure), if it has one.
+fn async_error(comm: sys::ncclComm_t) -> Option<String> {
+    let mut state = sys::ncclResult_t::ncclSuccess;
+    // SAFETY: `comm` is live (the caller aborts it only after the last query) and `state` is
+    // a valid place for the answer.
+    let called = unsafe { sys::ncclCommGetAsyncError(comm, &mut state) };
+    match (called, state) {
+        (sys::ncclResult_t::ncclSuccess, sys::ncclResult_t::ncclSuccess) => None,
+        // ncclInProgress: a non-blocking communicator still connecting, not an error.
+        (sys::ncclResult_t::ncclSuccess, sys::ncclResult_t::ncclInProgress) => None,
+        (sys::ncclResult_t::ncclSuccess, e) => Some(format!("asynchronous NCCL error {e:?}")),
+        (e, _) => Some(format!("ncclCommGetAsyncError failed: {e:?}")),
     }
 }
 

@@ -9,6 +9,7 @@
 //! beyond the timeout (so rank 0's verdict arrives first) and then names rank 0.
 
 use super::communicator::{Element, ReduceOp};
+use super::deadline::verdict_grace;
 use super::group::ProcessGroup;
 use super::threads::combine;
 use crate::{Error, Result};
@@ -166,7 +167,7 @@ impl TcpComm {
             Links::Failed(reason) => return Err(Error::Dist(reason.clone())),
             Links::Hub(peers) => hub(op, peers, mine, &want, join, out, deadline, self.timeout),
             Links::Spoke(s) => {
-                let grace = Duration::from_secs(2) + self.timeout / 10;
+                let grace = verdict_grace(self.timeout);
                 spoke(op, s, mine, out, deadline + grace, self.timeout + grace)
             }
         };
