@@ -17,6 +17,7 @@ mod overrides;
 mod pretrained;
 mod pretrained_tags;
 mod pretrained_tags_table;
+pub mod prune;
 mod registry;
 mod state_dict;
 pub mod torch_file;
@@ -29,7 +30,7 @@ pub use features::{create_features, FeatureCfg, FeatureExtractor, FeatureFormat,
 pub use hub_cache::HubCache;
 pub use model_source::{parse_model_name, ModelSpec};
 pub use models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-pub use module::{Kind, Module, NamedTensor};
+pub use module::{join, map_tensor, Kind, Module, NamedTensor, TensorMap};
 pub use overrides::{init_head, set_batch_norm};
 pub use pretrained::{adapt_input_conv, load_pretrained, PretrainedReport, PretrainedSource};
 pub use pretrained_tags::list_pretrained;

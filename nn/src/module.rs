@@ -88,6 +88,23 @@ pub trait Module: Send + Sync {
         }
     }
 
+    /// Offers every parameter and buffer to `f` by name (prefixed by `prefix`), recursively, and
+    /// puts in the tensor it returns instead (structured pruning swaps in smaller ones); modules
+    /// whose attributes follow channel counts (a depthwise conv's groups) update them. The
+    /// default handles modules without tensors and refuses the rest.
+    fn map_tensors(&mut self, prefix: &str, _f: &mut TensorMap<'_>) -> Result<()> {
+        match self.named_tensors().first() {
+            None => Ok(()),
+            Some(t) => Err(crate::Error::BadArgument {
+                model: join(prefix, &t.name),
+                msg: format!(
+                    "{} cannot have its tensors replaced (no pruning support)",
+                    std::any::type_name::<Self>()
+                ),
+            }),
+        }
+    }
+
     /// All parameters and buffers with their names.
     fn named_tensors(&self) -> Vec<NamedTensor> {
         let mut out = Vec::new();
@@ -102,6 +119,23 @@ pub trait Module: Send + Sync {
             .filter(|t| t.kind == Kind::Parameter)
             .collect()
     }
+}
+
+/// What [`Module::map_tensors`] calls: a tensor's full name and the tensor to a replacement, or
+/// `None` to keep it.
+pub type TensorMap<'a> = dyn FnMut(&str, &Tensor) -> Result<Option<Tensor>> + 'a;
+
+/// Replaces `slot` (named `prefix.name`) with what `f` returns for it, if anything.
+pub fn map_tensor(
+    f: &mut TensorMap<'_>,
+    prefix: &str,
+    name: &str,
+    slot: &mut Tensor,
+) -> Result<()> {
+    if let Some(t) = f(&join(prefix, name), slot)? {
+        *slot = t;
+    }
+    Ok(())
 }
 
 /// `prefix.name`, or `name` at the root.

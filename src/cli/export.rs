@@ -127,9 +127,13 @@ fn build(a: &ExportArgs) -> Result<Box<dyn Model>> {
         img_size: a.img_size,
         ..Default::default()
     };
-    let model = spec.create(&args)?;
+    let mut model = spec.create(&args)?;
     match checkpoint {
         Some(ck) => {
+            let path = a.checkpoint.as_deref().unwrap_or(std::path::Path::new(""));
+            if let Some(shapes) = super::prune::recorded_shapes(path)? {
+                kiln_nn::prune::apply_pruned_shapes(model.as_mut(), &shapes)?;
+            }
             load_state_dict(model.as_ref(), &ck.model, true)?;
         }
         None if a.pretrained => {

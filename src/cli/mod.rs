@@ -19,6 +19,7 @@ mod logger;
 mod model_flags;
 mod plot;
 mod pretrained;
+mod prune;
 mod ranges;
 mod retry;
 mod run_dir;
@@ -37,6 +38,7 @@ pub use configs::{
 };
 pub use export::ExportArgs;
 pub use launch::LaunchArgs;
+pub use prune::PruneArgs;
 pub use schedule::ScheduleArgs;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -80,6 +82,9 @@ pub enum Command {
     },
     /// Write a model as ONNX (timm's onnx_export.py): `kiln export resnet50 -o resnet50.onnx`.
     Export(Box<ExportArgs>),
+    /// Remove channels by importance until the MACs or parameters fall by a ratio:
+    /// `kiln prune --model resnet50 --criterion l1 --ratio 0.5 -o resnet50-pruned.safetensors`.
+    Prune(Box<PruneArgs>),
     /// Start this node's ranks of a data-parallel run, as torchrun does:
     /// `kiln launch --nproc-per-node 2 -- train ...`.
     Launch(Box<LaunchArgs>),
@@ -183,6 +188,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot { run_dir } => plot::plot(&run_dir),
         Command::Launch(a) => launch::launch(&a),
         Command::Export(a) => export::export(*a),
+        Command::Prune(a) => prune::prune_cmd(*a),
         Command::Models {
             pattern,
             pretrained,

@@ -399,7 +399,10 @@ fn from_checkpoint(
         limits::check_classifier(budget, &ModelSpec::resolve(&arch)?, &model_args)?;
     }
     // The strict load below replaces every tensor: nothing is drawn for them.
-    let model = skip_init(|| create_model(&arch, &model_args))?;
+    let mut model = skip_init(|| create_model(&arch, &model_args))?;
+    if let Some(shapes) = super::prune::recorded_shapes(path)? {
+        kiln_nn::prune::apply_pruned_shapes(model.as_mut(), &shapes)?;
+    }
     load_state_dict(model.as_ref(), &without_aux_bn(weights, path), true)?;
     Ok((model, arch, path.display().to_string()))
 }

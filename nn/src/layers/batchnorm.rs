@@ -1,7 +1,7 @@
 //! BatchNorm2d with PyTorch's tensors and defaults, and its fused ReLU / residual forms.
 
 use super::Conv2d;
-use crate::module::{join, push, Kind, NamedTensor};
+use crate::module::{join, map_tensor, push, Kind, NamedTensor, TensorMap};
 use crate::{Module, Result};
 use kiln_engine::{BatchNormArgs, ChannelStats, CrossReplicaSum, DType, Tensor};
 use std::sync::Arc;
@@ -149,6 +149,19 @@ impl BatchNorm2d {
 impl Module for BatchNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_act(x, None, false)
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        map_tensor(f, prefix, "weight", &mut self.weight)?;
+        map_tensor(f, prefix, "bias", &mut self.bias)?;
+        map_tensor(f, prefix, "running_mean", &mut self.running_mean)?;
+        map_tensor(f, prefix, "running_var", &mut self.running_var)?;
+        let n = &mut self.num_batches_tracked;
+        map_tensor(f, prefix, "num_batches_tracked", n)?;
+        for (i, aux) in self.aux_bn.iter_mut().enumerate() {
+            aux.map_tensors(&join(prefix, &format!("aux_bn.{i}")), f)?;
+        }
+        Ok(())
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {

@@ -105,4 +105,8 @@ impl<M: Module + 'static> Module for Checkpointed<M> {
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         self.get_mut().set_memory_format(format)
     }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.get_mut().map_tensors(prefix, f)
+    }
 }

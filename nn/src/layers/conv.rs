@@ -1,6 +1,6 @@
 //! Conv2d with PyTorch's tensors and default init.
 
-use crate::module::{push, Kind, NamedTensor};
+use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
 use crate::{init, Module, Result};
 use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
 
@@ -73,6 +73,21 @@ impl Module for Conv2d {
             .detach()
             .requires_grad_(true)
             .clone();
+        Ok(())
+    }
+
+    /// A conv whose groups each read one channel (depthwise) keeps doing so: its groups follow
+    /// the new output channels.
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        let out_per_group = self.weight.shape()[0] / self.params.groups.max(1);
+        let depthwise = self.params.groups > 1 && self.weight.shape()[1] == 1;
+        map_tensor(f, prefix, "weight", &mut self.weight)?;
+        if let Some(b) = &mut self.bias {
+            map_tensor(f, prefix, "bias", b)?;
+        }
+        if depthwise {
+            self.params.groups = self.weight.shape()[0] / out_per_group.max(1);
+        }
         Ok(())
     }
 

@@ -90,6 +90,10 @@ impl Module for Conv2dPad {
         self.conv.collect(prefix, out);
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.conv.map_tensors(prefix, f)
+    }
+
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         self.conv.set_memory_format(format)
     }

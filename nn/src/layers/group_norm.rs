@@ -2,7 +2,7 @@
 //! the engine's differentiable ops: a LayerNorm over each group's rows, then the per-channel
 //! affine. It runs wherever those ops run (CPU and CUDA, every dtype they take).
 
-use crate::module::{push, Kind, NamedTensor};
+use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
 use crate::{Error, Module, Result};
 use kiln_engine::{DType, MemoryFormat, Tensor};
 
@@ -78,6 +78,11 @@ impl Module for GroupNorm {
             return Ok(y.to_memory_format(MemoryFormat::ChannelsLast)?);
         }
         Ok(y)
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        map_tensor(f, prefix, "weight", &mut self.weight)?;
+        map_tensor(f, prefix, "bias", &mut self.bias)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {

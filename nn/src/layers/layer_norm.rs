@@ -1,6 +1,6 @@
 //! LayerNorm over the last dim and over the channels of NCHW, with timm's names and defaults.
 
-use crate::module::{push, Kind, NamedTensor};
+use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
 use crate::{Module, Result};
 use kiln_engine::{DType, Tensor};
 
@@ -41,6 +41,11 @@ impl Module for LayerNorm {
         Ok(x.layer_norm(Some(&self.weight), Some(&self.bias), self.eps)?)
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        map_tensor(f, prefix, "weight", &mut self.weight)?;
+        map_tensor(f, prefix, "bias", &mut self.bias)
+    }
+
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         push(out, prefix, "weight", &self.weight, Kind::Parameter);
         push(out, prefix, "bias", &self.bias, Kind::Parameter);
@@ -62,6 +67,10 @@ impl Module for LayerNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let n = &self.0;
         Ok(x.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?)
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        self.0.map_tensors(prefix, f)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {

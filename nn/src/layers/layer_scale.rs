@@ -1,6 +1,6 @@
 //! timm's `LayerScale`: a learned per-channel scale `gamma` of tokens with channels last.
 
-use crate::module::{push, Kind, NamedTensor};
+use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
 use crate::{Module, Result};
 use kiln_engine::{DType, Tensor};
 
@@ -25,6 +25,10 @@ impl Module for LayerScale {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // under autocast gamma joins the activations' dtype, as timm's parameter cast
         Ok(x.mul(&self.gamma.to_dtype(x.dtype())?)?)
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        map_tensor(f, prefix, "gamma", &mut self.gamma)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {

@@ -1,6 +1,6 @@
 //! Linear with PyTorch's tensors and default init.
 
-use crate::module::{push, Kind, NamedTensor};
+use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
 use crate::{init, Module, Result};
 use kiln_engine::Tensor;
 
@@ -53,6 +53,14 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.linear(&self.weight, self.bias.as_ref())?)
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        map_tensor(f, prefix, "weight", &mut self.weight)?;
+        match &mut self.bias {
+            Some(b) => map_tensor(f, prefix, "bias", b),
+            None => Ok(()),
+        }
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {

@@ -121,6 +121,13 @@ impl Module for Norm2d {
         }
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        match self {
+            Norm2d::Batch(bn) => bn.map_tensors(prefix, f),
+            Norm2d::Group(gn) => gn.map_tensors(prefix, f),
+        }
+    }
+
     fn set_training(&mut self, training: bool) {
         if let Norm2d::Batch(bn) = self {
             bn.set_training(training);

@@ -1,7 +1,7 @@
 //! timm's `BatchNormAct2d`: BatchNorm then an optional activation, with BatchNorm's names.
 
 use super::{Activation, BatchNorm2d};
-use crate::module::NamedTensor;
+use crate::module::{NamedTensor, TensorMap};
 use crate::{Module, Result};
 use kiln_engine::Tensor;
 
@@ -34,6 +34,10 @@ impl Module for BatchNormAct2d {
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         self.bn.collect(prefix, out);
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        self.bn.map_tensors(prefix, f)
     }
 
     fn set_training(&mut self, training: bool) {

@@ -1,7 +1,7 @@
 //! A chain of modules named "0", "1", ... as `nn.Sequential`.
 
 use super::BatchNorm2d;
-use crate::module::{join, NamedTensor};
+use crate::module::{join, NamedTensor, TensorMap};
 use crate::{Module, Result};
 use kiln_engine::Tensor;
 
@@ -43,6 +43,13 @@ impl Module for Sequential {
         for (i, m) in self.layers.iter().enumerate() {
             m.collect(&join(prefix, &i.to_string()), out);
         }
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        for (i, m) in self.layers.iter_mut().enumerate() {
+            m.map_tensors(&join(prefix, &i.to_string()), f)?;
+        }
+        Ok(())
     }
 
     fn set_memory_format(&mut self, format: kiln_engine::MemoryFormat) -> Result<()> {

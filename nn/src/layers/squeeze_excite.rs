@@ -2,7 +2,7 @@
 //! 1×1 conv, sigmoid gate multiplied into the input; one fused engine op on either backend.
 
 use super::{Activation, Conv2d};
-use crate::module::{join, NamedTensor};
+use crate::module::{join, NamedTensor, TensorMap};
 use crate::{Module, Result};
 use kiln_engine::{MemoryFormat, Tensor};
 
@@ -67,6 +67,11 @@ impl Module for SqueezeExcite {
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         self.fc1.collect(&join(prefix, "fc1"), out);
         self.fc2.collect(&join(prefix, "fc2"), out);
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        self.fc1.map_tensors(&join(prefix, "fc1"), f)?;
+        self.fc2.map_tensors(&join(prefix, "fc2"), f)
     }
 
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {

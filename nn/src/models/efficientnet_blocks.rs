@@ -203,6 +203,13 @@ impl Module for SqueezeExcite {
         self.conv_expand.collect(&join(prefix, "conv_expand"), out);
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.conv_reduce
+            .map_tensors(&join(prefix, "conv_reduce"), f)?;
+        self.conv_expand
+            .map_tensors(&join(prefix, "conv_expand"), f)
+    }
+
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         self.conv_reduce.set_memory_format(format)?;
         self.conv_expand.set_memory_format(format)
@@ -241,6 +248,11 @@ impl Module for ConvNormAct {
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         self.conv.collect(&join(prefix, "conv"), out);
         self.bn.collect(&join(prefix, "bn"), out);
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.conv.map_tensors(&join(prefix, "conv"), f)?;
+        self.bn.map_tensors(&join(prefix, "bn"), f)
     }
 
     fn set_training(&mut self, training: bool) {
@@ -444,6 +456,13 @@ impl Module for Block {
         for (name, l) in &self.layers {
             l.collect(&join(prefix, name), out);
         }
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        for (name, l) in &mut self.layers {
+            l.map_tensors(&join(prefix, name), f)?;
+        }
+        Ok(())
     }
 
     fn set_training(&mut self, training: bool) {

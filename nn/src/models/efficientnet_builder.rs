@@ -448,6 +448,23 @@ impl Module for Trunk {
         }
     }
 
+    /// `out_chs` follows the last block's output (its last norm's width).
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.conv_stem.map_tensors(&join(prefix, "conv_stem"), f)?;
+        self.bn1.map_tensors(&join(prefix, "bn1"), f)?;
+        for (s, stage) in self.stages.iter_mut().enumerate() {
+            for (b, block) in stage.iter_mut().enumerate() {
+                block.map_tensors(&join(prefix, &format!("blocks.{s}.{b}")), f)?;
+            }
+        }
+        let mut last = Vec::new();
+        self.collect(prefix, &mut last);
+        if let Some(t) = last.iter().rev().find(|t| t.name.ends_with("running_mean")) {
+            self.out_chs = t.tensor.shape()[0];
+        }
+        Ok(())
+    }
+
     fn set_training(&mut self, training: bool) {
         self.bn1.set_training(training);
         self.stages

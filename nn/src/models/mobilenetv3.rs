@@ -344,6 +344,18 @@ impl Module for MobileNetV3 {
         }
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.trunk.map_tensors(prefix, f)?;
+        self.conv_head.map_tensors(&join(prefix, "conv_head"), f)?;
+        if let Some(n) = &mut self.norm_head {
+            n.map_tensors(&join(prefix, "norm_head"), f)?;
+        }
+        match &mut self.classifier {
+            Some(c) => c.map_tensors(&join(prefix, "classifier"), f),
+            None => Ok(()),
+        }
+    }
+
     fn set_training(&mut self, training: bool) {
         self.training = training;
         self.trunk.set_training(training);

@@ -49,6 +49,13 @@ impl Pointwise {
         }
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        match self {
+            Pointwise::Conv(c) => c.map_tensors(prefix, f),
+            Pointwise::Linear(l) => l.map_tensors(prefix, f),
+        }
+    }
+
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         match self {
             Pointwise::Conv(c) => c.set_memory_format(format),
@@ -147,6 +154,19 @@ impl Module for Block {
             grn.collect(&join(prefix, "mlp.grn"), out);
         }
         self.fc2.collect(&join(prefix, "mlp.fc2"), out);
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        if let Some(gamma) = &mut self.gamma {
+            crate::map_tensor(f, prefix, "gamma", gamma)?;
+        }
+        self.conv_dw.map_tensors(&join(prefix, "conv_dw"), f)?;
+        self.norm.map_tensors(&join(prefix, "norm"), f)?;
+        self.fc1.map_tensors(&join(prefix, "mlp.fc1"), f)?;
+        if let Some(grn) = &mut self.grn {
+            grn.map_tensors(&join(prefix, "mlp.grn"), f)?;
+        }
+        self.fc2.map_tensors(&join(prefix, "mlp.fc2"), f)
     }
 
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {

@@ -36,6 +36,17 @@ impl Stage {
         checkpoint_seq(&self.blocks, x, self.grad_checkpointing)
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        if let Some((norm, conv)) = &mut self.downsample {
+            norm.map_tensors(&join(prefix, "downsample.0"), f)?;
+            conv.map_tensors(&join(prefix, "downsample.1"), f)?;
+        }
+        for (j, b) in self.blocks.iter_mut().enumerate() {
+            b.map_tensors(&join(prefix, &format!("blocks.{j}")), f)?;
+        }
+        Ok(())
+    }
+
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         if let Some((norm, conv)) = &self.downsample {
             norm.collect(&join(prefix, "downsample.0"), out);
@@ -232,6 +243,24 @@ impl Module for ConvNeXt {
             name: join(prefix, &t.name),
             ..t
         }));
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        let n = self.stem.0.len();
+        for (i, c) in self.stem.0.iter_mut().enumerate() {
+            c.map_tensors(&join(prefix, &format!("stem.{i}")), f)?;
+        }
+        self.stem
+            .1
+            .map_tensors(&join(prefix, &format!("stem.{n}")), f)?;
+        for (i, s) in self.stages.iter_mut().enumerate() {
+            s.map_tensors(&join(prefix, &format!("stages.{i}")), f)?;
+        }
+        self.head_norm.map_tensors(&join(prefix, "head.norm"), f)?;
+        match &mut self.fc {
+            Some(fc) => fc.map_tensors(&join(prefix, "head.fc"), f),
+            None => Ok(()),
+        }
     }
 
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {

@@ -160,6 +160,20 @@ impl Module for Block {
         }
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        for (i, (c, n)) in self.convs.iter_mut().zip(&mut self.norms).enumerate() {
+            c.map_tensors(&join(prefix, &format!("conv{}", i + 1)), f)?;
+            n.map_tensors(&join(prefix, &format!("bn{}", i + 1)), f)?;
+        }
+        if let Some(attn) = &mut self.attn {
+            attn.map_tensors(&join(prefix, "se"), f)?;
+        }
+        match &mut self.downsample {
+            Some(d) => d.map_tensors(&join(prefix, "downsample"), f),
+            None => Ok(()),
+        }
+    }
+
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         self.convs
             .iter_mut()
@@ -277,6 +291,10 @@ impl Module for StageBlock {
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
         self.inner().collect(prefix, out)
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.inner_mut().map_tensors(prefix, f)
     }
 
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {

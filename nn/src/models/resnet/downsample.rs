@@ -61,6 +61,14 @@ impl Downsample {
             .collect(&join(prefix, &(first + 1).to_string()), out);
     }
 
+    pub(super) fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        let first = usize::from(self.avg_down);
+        self.conv
+            .map_tensors(&join(prefix, &first.to_string()), f)?;
+        self.norm
+            .map_tensors(&join(prefix, &(first + 1).to_string()), f)
+    }
+
     pub(super) fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         self.conv.set_memory_format(format)
     }

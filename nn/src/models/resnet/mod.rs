@@ -202,6 +202,20 @@ impl Module for ResNet {
         }));
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.stem.map_tensors(prefix, f)?;
+        for (s, blocks) in self.stages.iter_mut().enumerate() {
+            for (b, block) in blocks.iter_mut().enumerate() {
+                block.map_tensors(&join(prefix, &format!("layer{}.{b}", s + 1)), f)?;
+            }
+        }
+        if let Some(fc) = &mut self.fc {
+            fc.map_tensors(&join(prefix, "fc"), f)?;
+            self.num_features = fc.in_features() / self.pool.pool_type.feat_mult();
+        }
+        Ok(())
+    }
+
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         self.stem.set_memory_format(format)?;
         self.stages

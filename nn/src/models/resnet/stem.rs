@@ -90,6 +90,24 @@ impl Stem {
         self.norms[last].collect("bn1", out);
     }
 
+    pub(super) fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        let last = self.convs.len() - 1;
+        let at = |n: &str| crate::join(prefix, n);
+        for (i, c) in self.convs.iter_mut().enumerate() {
+            match last {
+                0 => c.map_tensors(&at("conv1"), f)?,
+                _ => c.map_tensors(&at(&format!("conv1.{}", 3 * i)), f)?,
+            }
+        }
+        for (i, n) in self.norms.iter_mut().enumerate() {
+            match i == last {
+                true => n.map_tensors(&at("bn1"), f)?,
+                false => n.map_tensors(&at(&format!("conv1.{}", 3 * i + 1)), f)?,
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         self.convs
             .iter_mut()

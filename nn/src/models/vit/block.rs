@@ -11,28 +11,34 @@ use kiln_engine::Tensor;
 pub(super) struct Attention {
     qkv: Linear,
     proj: Linear,
-    heads: usize,
+    /// Width of one head; the head count follows the qkv projection (pruning removes heads).
+    head_dim: usize,
 }
 
 impl Attention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let &[b, n, c] = x.shape() else {
+        let &[b, n, _] = x.shape() else {
             return Err(Error::BadArgument {
                 model: "vit".into(),
                 msg: format!("attention takes [B, N, C] tokens, got {:?}", x.shape()),
             });
         };
-        let d = c / self.heads;
+        let d = self.head_dim;
+        let heads = self.qkv.out_features() / (3 * d);
         let qkv = self
             .qkv
             .forward(x)?
-            .reshape(&[b, n, 3, self.heads, d])?
+            .reshape(&[b, n, 3, heads, d])?
             .permute(&[2, 0, 3, 1, 4])?;
         let part = |i| -> Result<Tensor> { Ok(qkv.narrow(0, i, 1)?.squeeze(0)?) };
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
         let heads = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
         self.proj
-            .forward(&heads.transpose(1, 2)?.contiguous()?.reshape(&[b, n, c])?)
+            .forward(&heads.transpose(1, 2)?.contiguous()?.reshape(&[
+                b,
+                n,
+                self.qkv.out_features() / 3,
+            ])?)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
@@ -79,7 +85,7 @@ impl Block {
             attn: Attention {
                 qkv,
                 proj: linear(dim, dim)?,
-                heads: bc.heads,
+                head_dim: dim / bc.heads,
             },
             ls1: scale()?,
             norm2: LayerNorm::new(dim)?,
@@ -122,6 +128,22 @@ impl Module for Block {
         self.fc2.collect(&join(prefix, "mlp.fc2"), out);
         if let Some(ls) = &self.ls2 {
             ls.collect(&join(prefix, "ls2"), out);
+        }
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.norm1.map_tensors(&join(prefix, "norm1"), f)?;
+        self.attn.qkv.map_tensors(&join(prefix, "attn.qkv"), f)?;
+        self.attn.proj.map_tensors(&join(prefix, "attn.proj"), f)?;
+        if let Some(ls) = &mut self.ls1 {
+            ls.map_tensors(&join(prefix, "ls1"), f)?;
+        }
+        self.norm2.map_tensors(&join(prefix, "norm2"), f)?;
+        self.fc1.map_tensors(&join(prefix, "mlp.fc1"), f)?;
+        self.fc2.map_tensors(&join(prefix, "mlp.fc2"), f)?;
+        match &mut self.ls2 {
+            Some(ls) => ls.map_tensors(&join(prefix, "ls2"), f),
+            None => Ok(()),
         }
     }
 

@@ -344,6 +344,33 @@ impl Module for VisionTransformer {
         }));
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        let at = |n: &str| join(prefix, n);
+        for (name, t) in [
+            ("cls_token", &mut self.cls_token),
+            ("reg_token", &mut self.reg_token),
+            ("dist_token", &mut self.dist_token),
+        ] {
+            if let Some(t) = t {
+                crate::map_tensor(f, prefix, name, t)?;
+            }
+        }
+        crate::map_tensor(f, prefix, "pos_embed", &mut self.pos_embed)?;
+        self.patch_embed.map_tensors(&at("patch_embed.proj"), f)?;
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            b.map_tensors(&at(&format!("blocks.{i}")), f)?;
+        }
+        let norm = if self.fc_norm { "fc_norm" } else { "norm" };
+        self.norm.map_tensors(&at(norm), f)?;
+        if let Some(head) = &mut self.head {
+            head.map_tensors(&at("head"), f)?;
+        }
+        match &mut self.head_dist {
+            Some(head) => head.map_tensors(&at("head_dist"), f),
+            None => Ok(()),
+        }
+    }
+
     fn set_training(&mut self, training: bool) {
         self.training = training;
         for b in &mut self.blocks {

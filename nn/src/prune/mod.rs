@@ -1,0 +1,57 @@
+//! Structured pruning that really shrinks the model (Torch-Pruning's approach): a dependency
+//! graph traced from one forward groups the parameter axes whose channels must go together
+//! (`graph.rs`, `rules.rs`), channels are ranked (`importance.rs`) and chosen for a target
+//! fraction of MACs or parameters (`select.rs`), then sliced out of the weights (`remove.rs`); `slimming.rs` is network slimming's
+//! sparsity on BatchNorm scales during training.
+
+mod channels;
+mod graph;
+mod ids;
+mod importance;
+mod label;
+mod remove;
+mod rules;
+mod select;
+mod slimming;
+
+pub use channels::Group;
+pub use graph::{Coupling, DependencyGraph, Role};
+pub use importance::{importance, Criterion};
+pub use remove::{apply_pruned_shapes, pruned_shapes_metadata, remove_channels, PRUNED_SHAPES_KEY};
+pub use select::{select, PruneOptions, Target};
+pub use slimming::add_slimming_grad;
+
+use crate::{Module, Result};
+use std::collections::HashSet;
+
+/// What [`prune`] did: the removed channels and the counts before and after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneReport {
+    /// Channels removed.
+    pub removed: usize,
+    /// Trainable parameters before and after.
+    pub params: [f64; 2],
+    /// MACs of one image's forward before and after.
+    pub macs: [f64; 2],
+}
+
+/// Traces `model` at `input_size`, ranks its channels by `criterion` (Taylor reads the
+/// gradients the parameters hold) and removes them for `opts`.
+pub fn prune(
+    model: &mut dyn Module,
+    input_size: [usize; 3],
+    criterion: Criterion,
+    opts: &PruneOptions,
+) -> Result<PruneReport> {
+    let graph = DependencyGraph::build(model, input_size)?;
+    let scores = importance(&graph, model, criterion)?;
+    let removed = select(&graph, &scores, opts);
+    let none = HashSet::new();
+    let report = PruneReport {
+        removed: removed.len(),
+        params: [graph.params(&none), graph.params(&removed)],
+        macs: [graph.macs(&none), graph.macs(&removed)],
+    };
+    remove_channels(model, &graph, &removed)?;
+    Ok(report)
+}

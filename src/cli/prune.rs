@@ -1,0 +1,275 @@
+//! `kiln prune`: removes channels from a model (its random init, pretrained weights or a
+//! checkpoint) by an importance criterion until the MACs or parameters fall by `--ratio`, and
+//! writes the smaller model with its shapes recorded, printing parameters, MACs and CPU latency
+//! before and after.
+
+use super::pretrained::start_from;
+use kiln_engine::{DType, Tensor};
+use kiln_nn::prune::{
+    apply_pruned_shapes, prune, pruned_shapes_metadata, Criterion, PruneOptions, Target,
+    PRUNED_SHAPES_KEY,
+};
+use kiln_nn::{load_state_dict, state_dict, CheckpointFile, Model, ModelArgs, ModelSpec};
+use kiln_train::augment::{resize, Interpolation};
+use kiln_train::checkpoint::Checkpoint;
+use kiln_train::data::{Dataset, ImageFolder};
+use kiln_train::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `kiln prune` flags.
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// The model (a registered name, `arch.tag`, or `hf-hub:org/name`).
+    #[arg(long)]
+    pub model: String,
+    /// Weights from this checkpoint (kiln's, timm's, or one `kiln prune` wrote).
+    #[arg(long, conflicts_with = "pretrained")]
+    pub checkpoint: Option<PathBuf>,
+    /// The model's pretrained weights (from the Hugging Face hub cache).
+    #[arg(long)]
+    pub pretrained: bool,
+    /// How channels are ranked: l1, l2, fpgm, bn-scale or taylor.
+    #[arg(long, default_value = "l1")]
+    pub criterion: String,
+    /// Fraction of the target removed (0.5 halves the MACs).
+    #[arg(long, default_value_t = 0.5)]
+    pub ratio: f64,
+    /// What the ratio is of: macs or params.
+    #[arg(long, default_value = "macs")]
+    pub target: String,
+    /// One importance threshold across layers instead of the same fraction of each.
+    #[arg(long)]
+    pub global: bool,
+    /// The most of any layer's channels removed.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_ratio: f64,
+    /// Layers left alone: a glob over parameter names (`layer4.*`); repeatable.
+    #[arg(long)]
+    pub ignore: Vec<String>,
+    /// Kept channel counts rounded up to a multiple of this (8 for tensor cores).
+    #[arg(long, default_value_t = 1)]
+    pub round_to: usize,
+    /// An image folder whose first images give taylor its gradients.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Images read from --data for taylor.
+    #[arg(long, default_value_t = 8)]
+    pub taylor_samples: usize,
+    /// Input height and width (default: the model's pretrained input size).
+    #[arg(long)]
+    pub img_size: Option<usize>,
+    /// Classifier classes (default: the model's, or the checkpoint's head).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Input channels (1 for grayscale data).
+    #[arg(long, default_value_t = 3)]
+    pub in_chans: usize,
+    /// The pruned model's safetensors file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// Runs `kiln prune`.
+pub fn prune_cmd(a: PruneArgs) -> Result<()> {
+    let (criterion, opts) = options(&a)?;
+    if let Some(path) = a.checkpoint.as_ref().filter(|p| !p.is_file()) {
+        return Err(Error::flag(
+            "--checkpoint",
+            format!("{} is not a file", path.display()),
+        ));
+    }
+    let mut model = build(&a)?;
+    let [_, h, w] = model.pretrained_cfg().input_size;
+    let c = a.in_chans;
+    let size = a.img_size.map_or([c, h, w], |s| [c, s, s]);
+    let before = latency_ms(model.as_mut(), size)?;
+    if criterion == Criterion::Taylor {
+        let data = a.data.as_deref().ok_or_else(|| {
+            Error::flag(
+                "--data",
+                "taylor importance needs an image folder for its gradients",
+            )
+        })?;
+        taylor_gradients(model.as_mut(), data, size, a.taylor_samples)?;
+    }
+    let report = prune(model.as_mut(), size, criterion, &opts)?;
+    let after = latency_ms(model.as_mut(), size)?;
+    let meta = [
+        pruned_shapes_metadata(model.as_ref()),
+        ("arch".into(), a.model.clone()),
+    ];
+    kiln_nn::save_safetensors(
+        &state_dict(model.as_ref()),
+        Some(meta.into_iter().collect()),
+        &a.output,
+    )?;
+    let pct = |x: [f64; 2]| 100.0 * x[1] / x[0];
+    println!(
+        "Pruned {} by {} ({}% of {}, {}): {} channels removed",
+        a.model,
+        a.criterion,
+        a.ratio * 100.0,
+        a.target,
+        if a.global { "global" } else { "per layer" },
+        report.removed
+    );
+    println!(
+        "params: {} -> {} ({:.1}%)",
+        report.params[0],
+        report.params[1],
+        pct(report.params)
+    );
+    println!(
+        "MACs: {} -> {} ({:.1}%)",
+        report.macs[0],
+        report.macs[1],
+        pct(report.macs)
+    );
+    println!("latency_ms (CPU, batch 1, median of 5): {before:.3} -> {after:.3}");
+    println!("Wrote {}", a.output.display());
+    Ok(())
+}
+
+/// The criterion and options, or the flag at fault.
+fn options(a: &PruneArgs) -> Result<(Criterion, PruneOptions)> {
+    let criterion = Criterion::parse(&a.criterion).ok_or_else(|| {
+        Error::flag(
+            "--criterion",
+            format!(
+                "unknown criterion '{}' (l1, l2, fpgm, bn-scale, taylor)",
+                a.criterion
+            ),
+        )
+    })?;
+    let target = match a.target.as_str() {
+        "macs" => Target::Macs,
+        "params" => Target::Params,
+        t => {
+            return Err(Error::flag(
+                "--target",
+                format!("unknown target '{t}' (macs, params)"),
+            ))
+        }
+    };
+    if !(0.0..1.0).contains(&a.ratio) {
+        return Err(Error::flag(
+            "--ratio",
+            format!("{} is not in [0, 1)", a.ratio),
+        ));
+    }
+    if !(a.max_ratio > 0.0 && a.max_ratio <= 1.0) {
+        return Err(Error::flag(
+            "--max-ratio",
+            format!("{} is not in (0, 1]", a.max_ratio),
+        ));
+    }
+    if a.round_to == 0 {
+        return Err(Error::flag("--round-to", "must be at least 1"));
+    }
+    let opts = PruneOptions {
+        ratio: a.ratio,
+        target,
+        global: a.global,
+        max_ratio: a.max_ratio,
+        ignore: a.ignore.clone(),
+        round_to: a.round_to,
+    };
+    Ok((criterion, opts))
+}
+
+/// The shapes a pruned checkpoint records, if `path` is one.
+pub(super) fn recorded_shapes(path: &Path) -> Result<Option<String>> {
+    Ok(match kiln_nn::read_checkpoint_file(path)? {
+        CheckpointFile::Safetensors { metadata, .. } => metadata.get(PRUNED_SHAPES_KEY).cloned(),
+        CheckpointFile::Torch(_) => None,
+    })
+}
+
+/// The model with its weights: the checkpoint's (given a pruned one's shapes first), the
+/// pretrained ones, or its random init.
+fn build(a: &PruneArgs) -> Result<Box<dyn Model>> {
+    let spec = ModelSpec::resolve(&a.model)?;
+    let checkpoint = a.checkpoint.as_deref().map(Checkpoint::load).transpose()?;
+    let head = checkpoint.as_ref().and_then(|ck| {
+        ck.model
+            .iter()
+            .find(|(name, _)| {
+                spec.cfg
+                    .classifiers()
+                    .any(|c| **name == format!("{c}.weight"))
+            })
+            .map(|(_, t)| t.shape()[0])
+    });
+    let args = ModelArgs {
+        num_classes: a.num_classes.or(head).unwrap_or(spec.cfg.num_classes),
+        img_size: a.img_size,
+        in_chans: a.in_chans,
+        ..Default::default()
+    };
+    let mut model = spec.create(&args)?;
+    match (checkpoint, a.checkpoint.as_deref()) {
+        (Some(ck), Some(path)) => {
+            if let Some(shapes) = recorded_shapes(path)? {
+                apply_pruned_shapes(model.as_mut(), &shapes)?;
+            }
+            load_state_dict(model.as_ref(), &ck.model, true)?;
+        }
+        _ if a.pretrained => {
+            start_from(model.as_ref(), &spec.pretrained_source(args.num_classes)?)?
+        }
+        _ => {}
+    }
+    Ok(model)
+}
+
+/// Median wall time of 5 eval forwards of one image (after one warm-up), in milliseconds.
+fn latency_ms(model: &mut dyn Model, [c, h, w]: [usize; 3]) -> Result<f64> {
+    model.set_training(false);
+    let _no_grad = kiln_engine::no_grad();
+    let x = Tensor::randn(&[1, c, h, w], DType::F32, 0)?;
+    model.forward(&x)?;
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            model.forward(&x).map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<kiln_nn::Result<_>>()?;
+    times.sort_by(f64::total_cmp);
+    model.set_training(true);
+    Ok(times[2])
+}
+
+/// Accumulates the cross-entropy gradients of the first `n` images of the folder `dir`
+/// (resized to the input, normalized with the model's mean and std), for taylor.
+fn taylor_gradients(
+    model: &mut dyn Model,
+    dir: &Path,
+    [c, h, w]: [usize; 3],
+    n: usize,
+) -> Result<()> {
+    let folder = ImageFolder::open(dir, None, c)?;
+    let cfg = model.pretrained_cfg().clone();
+    let count = n.clamp(1, folder.len());
+    let mut pixels = Vec::with_capacity(count * c * h * w);
+    let mut labels = Vec::with_capacity(count);
+    for i in 0..count {
+        let s = folder.load(i)?;
+        let img = resize(&s.image, w, h, Interpolation::Bilinear);
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let v = f64::from(img.px(x, y)[ch]) / 255.0;
+                    pixels.push(((v - cfg.mean[ch % 3]) / cfg.std[ch % 3]) as f32);
+                }
+            }
+        }
+        labels.push((s.label % model.num_classes().max(1)) as i64);
+    }
+    model.set_training(false);
+    let x = Tensor::from_vec(pixels, &[count, c, h, w])?;
+    let y = Tensor::from_vec(labels, &[count])?;
+    model.forward(&x)?.cross_entropy(&y, 0.0)?.backward()?;
+    model.set_training(true);
+    Ok(())
+}
