@@ -198,3 +198,33 @@ fn bad_flags_are_refused_by_name_with_status_2() {
     }
     assert!(!out.exists());
 }
+
+#[test]
+fn a_pruned_checkpoint_fine_tunes_and_resumes_with_its_shapes() {
+    let data = common::dataset("prune-train", 32, 16);
+    let ck = tmp("fine-tune.safetensors");
+    let stdout = prune(&ck, &["--in-chans", "1", "--criterion", "l1"]);
+    let (_, pruned_params) = before_after(&stdout, "params");
+    let out = tmp("runs");
+    let epochs = |n: &'static str, from: (&'static str, &str)| {
+        let extra = ["--img-size", "32", "--epochs", n, from.0, from.1];
+        common::train(&data, &out, "ft", &extra)
+    };
+    let stdout = epochs("1", ("--initial-checkpoint", ck.to_str().unwrap()));
+    assert!(
+        stdout.contains(&format!("param count: {pruned_params}")),
+        "the model is built with the pruned shapes ({pruned_params} parameters): {stdout}"
+    );
+    let last = out.join("ft").join("last.safetensors");
+    let header = std::fs::read(&last).unwrap();
+    assert!(
+        String::from_utf8_lossy(&header[..4096.min(header.len())]).contains("kiln.pruned_shapes"),
+        "the fine-tuned checkpoint records its shapes"
+    );
+    let stdout = epochs("2", ("--resume", last.to_str().unwrap()));
+    assert!(stdout.contains("Resumed from"), "{stdout}");
+    assert!(stdout.contains(&format!("param count: {pruned_params}")));
+    std::fs::remove_dir_all(out).unwrap();
+    std::fs::remove_dir_all(data).unwrap();
+    std::fs::remove_file(ck).unwrap();
+}

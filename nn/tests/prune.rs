@@ -1,5 +1,5 @@
-//! Structured pruning of resnet50, mobilenetv3_large_100, convnext_atto and vit_tiny (their
-//! registered configs, 32×32 inputs): each criterion at 50 % of MACs gives a model that runs
+//! Structured pruning of resnet26 (bottlenecks), mobilenetv3_small_050, convnext_atto and
+//! vit_tiny (the smallest registered config of each family, 32×32 inputs): each criterion at 50 % of MACs gives a model that runs
 //! forward and backward with the MACs and parameters the graph predicted; removing channels
 //! made dead first leaves the logits as they were; a 0 % prune is the identity; a pruned
 //! checkpoint reloads through its recorded shapes.
@@ -13,8 +13,8 @@ use kiln_nn::{create_model, init, load_state_dict, state_dict, Model, ModelArgs}
 use std::collections::HashSet;
 
 const MODELS: [&str; 4] = [
-    "resnet50",
-    "mobilenetv3_large_100",
+    "resnet26",
+    "mobilenetv3_small_050",
     "convnext_atto",
     "vit_tiny_patch16_224",
 ];
@@ -237,9 +237,9 @@ fn a_pruned_checkpoint_reloads_through_its_recorded_shapes() {
 
 #[test]
 fn groups_follow_the_architecture() {
-    // resnet50: a residual group per stage (its blocks' last convs, the downsample, their
+    // resnet26: a residual group per stage (its blocks' last convs, the downsample, their
     // BNs), a group per bottleneck's first two convs; the classifier's outputs are kept.
-    let mut m = model("resnet50");
+    let mut m = model("resnet26");
     let graph = DependencyGraph::build(m.as_mut(), [3, SIZE, SIZE]).unwrap();
     let groups = graph.groups();
     let stage1 = groups
@@ -252,7 +252,7 @@ fn groups_follow_the_architecture() {
         .unwrap();
     for member in [
         "layer1.0.conv3.weight",
-        "layer1.2.conv3.weight",
+        "layer1.1.conv3.weight",
         "layer1.1.bn3.weight",
     ] {
         assert!(
@@ -265,8 +265,8 @@ fn groups_follow_the_architecture() {
     assert!(groups
         .iter()
         .all(|g| !g.members.iter().any(|n| n.starts_with("fc."))));
-    // 16 bottlenecks × 2 inner groups, the stem and 4 residual groups.
-    assert_eq!(groups.len(), 16 * 2 + 1 + 4);
+    // 8 bottlenecks × 2 inner groups, the stem and 4 residual groups.
+    assert_eq!(groups.len(), 8 * 2 + 1 + 4);
     let scores = importance(&graph, m.as_ref(), Criterion::L1).unwrap();
     assert!(select(&graph, &scores, &PruneOptions::default()).len() > 100);
 }

@@ -503,6 +503,11 @@ pub struct TrainArgs {
     /// eagerly), on (as auto, and say why on the CPU too) or off.
     #[arg(long, value_enum, default_value_t = CudaGraphMode::Auto)]
     pub cuda_graph: CudaGraphMode,
+    /// Network slimming's sparsity (kiln's flag): λ·sign(γ) is added to every BatchNorm
+    /// weight's gradient before each step, so `kiln prune --criterion bn-scale` finds channels
+    /// to remove.
+    #[arg(long, value_parser = finite_f64)]
+    pub slim_lambda: Option<f64>,
 
     // ---- Scheduled resolution and NaFlex ----
     /// Per-batch square image sizes for scheduled-resolution training.

@@ -267,6 +267,7 @@ pub fn train_config(a: &TrainArgs, amp: Option<DType>) -> TrainConfig {
         nan_policy: a.nan_policy,
         cuda_graph: a.cuda_graph,
         val_interval: a.val_interval,
+        slim_lambda: a.slim_lambda,
         ..TrainConfig::default()
     }
 }

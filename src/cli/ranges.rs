@@ -104,6 +104,7 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
         ("--lr-k-decay", one(a.lr_k_decay), Positive),
         ("--crop-pct", maybe(a.crop_pct), Positive),
         ("--clip-grad", maybe(a.clip_grad), Positive),
+        ("--slim-lambda", maybe(a.slim_lambda), Positive),
         ("--bce-pos-weight", maybe(a.bce_pos_weight), Positive),
     ];
     first_outside(rules)?;

@@ -10,6 +10,7 @@ use super::elastic::{check_same_start, dist_timeout, resume_point};
 use super::limits::{self, Budget};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::pretrained::{pretrained_source, start_from};
+use super::prune::recorded_shapes;
 use super::ranges::check_train_ranges;
 use super::run_dir::experiment_name;
 use super::setup::{
@@ -20,12 +21,14 @@ use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, NOTED, REFUSED};
 use kiln_engine::{DType, Device, MemoryFormat};
 use kiln_nn::layers::convert_splitbn_model;
+use kiln_nn::prune::apply_pruned_shapes;
 use kiln_nn::{load_state_dict, load_weights, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::callbacks::{
     CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
     SummaryCsv, TensorBoard,
 };
+use kiln_train::checkpoint::newest_checkpoint;
 use kiln_train::dist::{enable_sync_bn, on_device_threads, Communicator, DdpOptions, ProcessGroup};
 use kiln_train::loader::resolve_data_config;
 use kiln_train::trainer::{EvalOptions, TrainConfig, Trainer};
@@ -200,7 +203,8 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         }
         limits::check_classifier(budget, &ModelSpec::resolve(&a.model)?, &model_args)?;
     }
-    let mut model = build_model(&a, &model_args, device)?;
+    let shapes = pruned_shapes(&a)?;
+    let mut model = build_model(&a, &model_args, device, shapes.as_deref())?;
     if a.sync_bn && world > 1 {
         enable_sync_bn(model.as_mut(), &comm);
     }
@@ -265,6 +269,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         .config(TrainConfig {
             dist,
             variable_batch_loss_scale: variable_batch_loss_scale(&a, batch_reference),
+            record_shapes: shapes.is_some(),
             ..train_config(&a, amp)
         })
         .eval_options(EvalOptions {
@@ -282,7 +287,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         let out_dir = make_run_folder(&a, run_dir.clone())?;
         println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
         print_size_schedule(&a, trainer.state().batches_per_epoch, batch_reference);
-        add_callbacks(&mut trainer, &a, &model_args, &out_dir)?;
+        add_callbacks(&mut trainer, &a, &model_args, shapes.as_deref(), &out_dir)?;
     } else if let Some(patience) = a.early_stop {
         // Every rank stops with rank 0 (the metric it reads is reduced over ranks).
         trainer.add_callback(Box::new(EarlyStopping::new(patience)));
@@ -342,11 +347,38 @@ fn ddp_options(a: &TrainArgs) -> DdpOptions {
     }
 }
 
+/// The shapes a pruned checkpoint records, from the one the run resumes (`--resume`, a file or
+/// the newest in a folder) or else `--initial-checkpoint`; None for an unpruned model.
+fn pruned_shapes(a: &TrainArgs) -> Result<Option<String>> {
+    let resumed = match &a.resume {
+        Some(path) if path.is_dir() => Some(newest_checkpoint(path)?),
+        other => other.clone(),
+    };
+    let from = |flag: &str, path: &Path| {
+        recorded_shapes(path).map_err(|e| Error::flag(flag, format!("{}: {e}", path.display())))
+    };
+    if let Some(path) = &resumed {
+        if let Some(shapes) = from("--resume", path)? {
+            return Ok(Some(shapes));
+        }
+    }
+    match &a.initial_checkpoint {
+        Some(path) => from("--initial-checkpoint", path),
+        None => Ok(None),
+    }
+}
+
 /// The model on its device, from `--pretrained-path` or `--pretrained` (see
-/// [`pretrained_source`]) and then `--initial-checkpoint` if given (timm's `load_checkpoint`: a
-/// checkpoint's EMA weights when it has them), in the requested layout. Either file may be
-/// safetensors or one `torch.save` wrote.
-fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dyn Model>> {
+/// [`pretrained_source`]), given a pruned checkpoint's `shapes`, and then
+/// `--initial-checkpoint` if given (timm's `load_checkpoint`: a checkpoint's EMA weights when
+/// it has them), in the requested layout. Either file may be safetensors or one `torch.save`
+/// wrote.
+fn build_model(
+    a: &TrainArgs,
+    args: &ModelArgs,
+    device: Device,
+    shapes: Option<&str>,
+) -> Result<Box<dyn Model>> {
     let spec = ModelSpec::resolve(&a.model)?;
     let mut model = spec.create(args)?;
     let source = pretrained_source(
@@ -357,6 +389,9 @@ fn build_model(a: &TrainArgs, args: &ModelArgs, device: Device) -> Result<Box<dy
     )?;
     if let Some(source) = source {
         start_from(model.as_ref(), &source)?;
+    }
+    if let Some(shapes) = shapes {
+        apply_pruned_shapes(model.as_mut(), shapes)?;
     }
     if let Some(path) = &a.initial_checkpoint {
         let weights = load_weights(path, true)?;
@@ -415,6 +450,7 @@ fn add_callbacks(
     trainer: &mut Trainer,
     a: &TrainArgs,
     model_args: &ModelArgs,
+    shapes: Option<&str>,
     out_dir: &Path,
 ) -> Result<()> {
     if std::io::stdout().is_terminal() {
@@ -429,7 +465,7 @@ fn add_callbacks(
         } else {
             open_device(&a.device)?
         };
-        let ema = build_model(a, model_args, device)?;
+        let ema = build_model(a, model_args, device, shapes)?;
         let decay = EmaDecay::Scheduled {
             decay: a.model_ema_decay,
             warmup: a.model_ema_warmup,

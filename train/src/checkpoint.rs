@@ -15,6 +15,7 @@ pub use torch_optim::torch_optimizer_state;
 use crate::trainer::Position;
 use crate::{Error, Result};
 use kiln_engine::Tensor;
+use kiln_nn::prune::PRUNED_SHAPES_KEY;
 use kiln_nn::torch_file::Value;
 use kiln_nn::{read_checkpoint_file, save_safetensors, CheckpointFile};
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,9 @@ pub struct CheckpointMeta {
     /// The trainer's resume state (position, epoch meters, schedule, callbacks), absent in
     /// plain state dicts and older checkpoints.
     pub trainer: Option<serde_json::Value>,
+    /// Every model tensor's shape as JSON (a pruned model's, so it can be rebuilt before
+    /// loading: [`kiln_nn::prune::PRUNED_SHAPES_KEY`]), when the run recorded them.
+    pub pruned_shapes: Option<String>,
 }
 
 /// A checkpoint's tensors and metadata.
@@ -84,6 +88,9 @@ impl Checkpoint {
         }
         if let Some(t) = &m.trainer {
             md.insert("trainer".into(), t.to_string());
+        }
+        if let Some(shapes) = &m.pruned_shapes {
+            md.insert(PRUNED_SHAPES_KEY.into(), shapes.clone());
         }
         Ok(save_safetensors(&tensors, Some(md), path)?)
     }
@@ -151,6 +158,7 @@ impl Checkpoint {
                 )
             }),
             trainer,
+            pruned_shapes: md.get(PRUNED_SHAPES_KEY).cloned(),
         };
         Ok(ck)
     }

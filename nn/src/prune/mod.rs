@@ -19,7 +19,7 @@ pub use graph::{Coupling, DependencyGraph, Role};
 pub use importance::{importance, Criterion};
 pub use remove::{apply_pruned_shapes, pruned_shapes_metadata, remove_channels, PRUNED_SHAPES_KEY};
 pub use select::{select, PruneOptions, Target};
-pub use slimming::add_slimming_grad;
+pub use slimming::{add_sign_grad, add_slimming_grad, batch_norm_weights};
 
 use crate::{Module, Result};
 use std::collections::HashSet;

@@ -82,6 +82,7 @@ pub(super) fn from_torch(root: Value, path: &Path) -> Result<Checkpoint> {
         rng_offset: 0,
         scaler,
         trainer: None,
+        pruned_shapes: None,
     };
     Ok(ck)
 }

@@ -21,6 +21,7 @@ use crate::sched::Scheduler;
 use crate::setters::setters;
 use crate::{Error, Result};
 use kiln_engine::DType;
+use kiln_nn::prune::batch_norm_weights;
 use kiln_nn::Model;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +54,12 @@ pub struct TrainConfig {
     /// Each batch's loss scaled by its size before backward (timm's
     /// `--variable-batch-loss-scale` under scheduled sizes); None: unscaled.
     pub variable_batch_loss_scale: Option<BatchLossScale>,
+    /// Checkpoints record every model tensor's shape (a pruned model's, so `kiln train`,
+    /// `validate` and `export` rebuild it before loading).
+    pub record_shapes: bool,
+    /// Network slimming's λ (kiln's `--slim-lambda`): `λ·sign(γ)` is added to every
+    /// BatchNorm weight's gradient before each step.
+    pub slim_lambda: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -69,6 +76,8 @@ impl Default for TrainConfig {
             cuda_graph: CudaGraphMode::default(),
             val_interval: 1,
             variable_batch_loss_scale: None,
+            record_shapes: false,
+            slim_lambda: None,
         }
     }
 }
@@ -85,6 +94,8 @@ setters!(TrainConfig {
     cuda_graph: CudaGraphMode,
     val_interval: usize,
     variable_batch_loss_scale?: BatchLossScale,
+    record_shapes: bool,
+    slim_lambda?: f64,
 });
 
 /// Everything a Trainer is built from.
@@ -198,25 +209,30 @@ impl Trainer {
         let scaler = (parts.config.amp == Some(DType::F16)).then(GradScaler::default);
         let graph_mode = parts.config.cuda_graph;
         let eager = eager_reason(&parts);
+        let mut model = parts.model;
         let updater = Updater {
             optimizer: parts.optimizer,
             scaler,
             clip: parts.config.clip,
+            slimming: parts
+                .config
+                .slim_lambda
+                .map(|lambda| (lambda, batch_norm_weights(model.as_mut()))),
             accum_steps: accum,
             ddp: parts
                 .config
                 .dist
                 .clone()
                 .map(|(comm, opts)| match &parts.distill {
-                    Some(d) => Ddp::new(comm, &Trainable::new(parts.model.as_ref(), d), opts),
-                    None => Ddp::new(comm, parts.model.as_ref(), opts),
+                    Some(d) => Ddp::new(comm, &Trainable::new(model.as_ref(), d), opts),
+                    None => Ddp::new(comm, model.as_ref(), opts),
                 })
                 .transpose()?,
         };
         Ok(Trainer {
             train_loader: parts.train_loader,
             run: Run {
-                model: parts.model,
+                model,
                 arch: parts.arch,
                 updater,
                 scheduler: parts.scheduler,
@@ -588,6 +604,11 @@ fn eager_reason(parts: &TrainerParts) -> Option<String> {
         return Some(
             "scheduled training sizes (--train-img-sizes) change the batch shape from batch to batch"
                 .into(),
+        );
+    }
+    if parts.config.slim_lambda.is_some() {
+        return Some(
+            "--slim-lambda adds its BatchNorm penalty to the gradients on the host".into(),
         );
     }
     (parts.config.variable_batch_loss_scale.is_some())

@@ -7,6 +7,7 @@ use crate::metrics::AverageMeter;
 use crate::{Error, Result};
 use kiln_engine::{with_global_generator, Generator};
 use kiln_nn::load_state_dict;
+use kiln_nn::prune::pruned_shapes_metadata;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,10 @@ impl Run {
                 path: PathBuf::new(),
                 msg: e.to_string(),
             })?),
+            pruned_shapes: self
+                .config
+                .record_shapes
+                .then(|| pruned_shapes_metadata(self.model.as_ref()).1),
         };
         Ok(ck)
     }

@@ -9,6 +9,7 @@ use crate::optim::Optimizer;
 use crate::sched::GroupLr;
 use crate::Result;
 use kiln_engine::Tensor;
+use kiln_nn::prune::add_sign_grad;
 
 /// timm's `--variable-batch-loss-scale` under scheduled sizes: each batch's loss is multiplied
 /// by its size over the policy-average batch size (`linear`), or the square root of that
@@ -41,6 +42,8 @@ pub struct Updater {
     pub scaler: Option<GradScaler>,
     /// Gradient clipping (timm's `--clip-mode`, `--clip-grad`), if set.
     pub clip: Option<(ClipMode, f64)>,
+    /// Network slimming's λ and the BatchNorm weights whose gradients get `λ·sign(γ)`.
+    pub slimming: Option<(f64, Vec<Tensor>)>,
     /// Batches whose gradients add up to one update (timm's `--grad-accum-steps`).
     pub accum_steps: usize,
     /// Data-parallel training across ranks, if the run has more than one.
@@ -76,8 +79,9 @@ impl Updater {
         }
     }
 
-    /// Unscales (skipping the step on an overflow on any rank), clips the averaged gradients,
-    /// steps each param group at its lr and clears the gradients.
+    /// Unscales (skipping the step on an overflow on any rank), adds network slimming's
+    /// penalty, clips the averaged gradients, steps each param group at its lr and clears the
+    /// gradients.
     pub fn update(&mut self, lr: &GroupLr) -> Result<()> {
         let mut overflow = match &self.scaler {
             Some(s) => s.unscale(self.optimizer.as_ref())?,
@@ -87,6 +91,9 @@ impl Updater {
             overflow = ddp.any(overflow)?;
         }
         if !overflow {
+            if let Some((lambda, weights)) = &self.slimming {
+                add_sign_grad(weights, *lambda)?;
+            }
             if let Some((mode, value)) = self.clip {
                 clip_grads(self.optimizer.params(), mode, value)?;
             }
