@@ -325,9 +325,7 @@ fn registered_cfg_string(name: &str) -> String {
             let pool = format!("pool_size={}x{};", cfg.pool_size[0], cfg.pool_size[1]);
             cfg_string(&cfg).replace(&pool, "pool_size=;")
         }
-        None => cfg_string(
-            built(name, &test_args(name)).pretrained_cfg(),
-        ),
+        None => cfg_string(built(name, &test_args(name)).pretrained_cfg()),
     }
 }
 
