@@ -75,9 +75,9 @@ fn trains_on_cuda_with_f16_amp_and_channels_last_and_recovers_exactly() {
     let dir = std::env::temp_dir().join(format!("kiln-cuda-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // Two steps of training and one of validation. resnet10t (4.9M parameters: BatchNorm, the
-    // residual blocks, max-pooling, the deep stem) rather than resnet18's 11.7M: the emulator's
-    // time goes mostly to the per-parameter work (AMP unscaling, the optimizer), and the plumbing
-    // under test (copy stream, device normalization, scaler state, recovery) is the same.
+    // residual blocks, max-pooling, the deep stem) rather than resnet18's 11.7M: the plumbing
+    // under test (copy stream, device normalization, scaler state, recovery) is the same, and
+    // the test takes the emulator 55 s instead of about 6 minutes (a loaded 2-core machine).
     write_bands(&dir, "train", 8, 7, TINY);
     write_bands(&dir, "t10k", 8, 7, TINY);
     let out = dir.join("out");
