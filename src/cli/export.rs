@@ -108,20 +108,25 @@ pub fn export(a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The class count of `ck`'s classifier weight (a head of `spec`'s config), if it has one.
+pub(super) fn checkpoint_classes(spec: &ModelSpec, ck: &Checkpoint) -> Option<usize> {
+    ck.model
+        .iter()
+        .find(|(name, _)| {
+            spec.cfg
+                .classifiers()
+                .any(|c| **name == format!("{c}.weight"))
+        })
+        .map(|(_, t)| t.shape()[0])
+}
+
 /// The model with its weights: the checkpoint's, the pretrained ones, or its random init.
 fn build(a: &ExportArgs) -> Result<Box<dyn Model>> {
     let spec = ModelSpec::resolve(&a.model)?;
     let checkpoint = a.checkpoint.as_deref().map(Checkpoint::load).transpose()?;
-    let head = checkpoint.as_ref().and_then(|ck| {
-        ck.model
-            .iter()
-            .find(|(name, _)| {
-                spec.cfg
-                    .classifiers()
-                    .any(|c| **name == format!("{c}.weight"))
-            })
-            .map(|(_, t)| t.shape()[0])
-    });
+    let head = checkpoint
+        .as_ref()
+        .and_then(|ck| checkpoint_classes(&spec, ck));
     let args = ModelArgs {
         num_classes: a.num_classes.or(head).unwrap_or(spec.cfg.num_classes),
         img_size: a.img_size,

@@ -191,16 +191,9 @@ pub(super) fn recorded_shapes(path: &Path) -> Result<Option<String>> {
 fn build(a: &PruneArgs) -> Result<Box<dyn Model>> {
     let spec = ModelSpec::resolve(&a.model)?;
     let checkpoint = a.checkpoint.as_deref().map(Checkpoint::load).transpose()?;
-    let head = checkpoint.as_ref().and_then(|ck| {
-        ck.model
-            .iter()
-            .find(|(name, _)| {
-                spec.cfg
-                    .classifiers()
-                    .any(|c| **name == format!("{c}.weight"))
-            })
-            .map(|(_, t)| t.shape()[0])
-    });
+    let head = checkpoint
+        .as_ref()
+        .and_then(|ck| super::export::checkpoint_classes(&spec, ck));
     let args = ModelArgs {
         num_classes: a.num_classes.or(head).unwrap_or(spec.cfg.num_classes),
         img_size: a.img_size,
