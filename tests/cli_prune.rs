@@ -128,7 +128,6 @@ fn a_pruned_grayscale_model_validates() {
         "{stdout}"
     );
     std::fs::remove_file(out).unwrap();
-    std::fs::remove_dir_all(data).unwrap();
 }
 
 #[test]
@@ -225,6 +224,5 @@ fn a_pruned_checkpoint_fine_tunes_and_resumes_with_its_shapes() {
     assert!(stdout.contains("Resumed from"), "{stdout}");
     assert!(stdout.contains(&format!("param count: {pruned_params}")));
     std::fs::remove_dir_all(out).unwrap();
-    std::fs::remove_dir_all(data).unwrap();
     std::fs::remove_file(ck).unwrap();
 }

@@ -80,7 +80,6 @@ fn restarts_end_with_the_bits_of_the_uninterrupted_run() {
         Some(nodes) => a_node_killed_and_started_again(&nodes, &data, &straight),
         None => println!("two-namespace part skipped (needs root and iproute2)"),
     }
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// Rank 1 SIGKILLed at KILLS random points and SIGSTOPped at one more.

@@ -139,8 +139,6 @@ fn two_ranks_of_batch_b_match_one_rank_of_batch_2b() {
         assert_same_weights(&out.join(one), &out.join(two), tol);
         println!("{name}: 2 ranks match 1");
     }
-    std::fs::remove_dir_all(&data).ok();
-    std::fs::remove_dir_all(&one_batch).ok();
 }
 
 #[test]
@@ -164,7 +162,6 @@ fn launch_trains_two_ranks_as_one_with_twice_the_batch() {
         .unwrap();
     checked(o, "kiln launch");
     assert_same_weights(&out.join("one"), &out.join("launch"), 1e-5);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -228,7 +225,6 @@ fn a_rank_that_never_reaches_mpi_init_ends_the_job_by_the_timeout() {
         "{stderr}"
     );
     assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// The pid of the launcher's child with RANK=`rank`, once it exists.

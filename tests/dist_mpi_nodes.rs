@@ -109,7 +109,6 @@ fn two_nodes_end_with_the_bits_of_one_node() {
         "two nodes against one",
     );
     drop(cluster);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -150,7 +149,6 @@ fn a_stopped_rank_on_the_other_node_ends_the_job_by_the_timeout_with_its_name() 
     // The timeout, the arrival check and mpirun's teardown of both nodes.
     assert!(took >= timeout && took < timeout * 4, "{took:?}");
     drop(cluster);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// The pid of the kiln process of MPI rank `rank` whose environment holds KILN_TEST_TAG=`tag`.

@@ -44,8 +44,12 @@ fn make_folder(root: &Path) {
 
 #[test]
 fn a_corrupt_image_in_a_batch_of_two_is_replaced_and_the_run_finishes() {
-    let root = std::env::temp_dir().join(format!("kiln-corrupt-{}", std::process::id()));
-    make_folder(&root);
+    let tmp = tempfile::Builder::new()
+        .prefix("kiln-corrupt-")
+        .tempdir()
+        .unwrap();
+    let root = tmp.path();
+    make_folder(root);
     let out = root.join("runs");
     let args = [
         "train",
@@ -81,5 +85,4 @@ fn a_corrupt_image_in_a_batch_of_two_is_replaced_and_the_run_finishes() {
         "the corrupt file is named in the log:\n{stdout}\n{stderr}"
     );
     assert!(out.join("corrupt/summary.csv").is_file());
-    std::fs::remove_dir_all(&root).ok();
 }

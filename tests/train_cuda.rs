@@ -72,8 +72,7 @@ fn trains_on_cuda_with_f16_amp_and_channels_last_and_recovers_exactly() {
         eprintln!("skipped: {e}");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("kiln-cuda-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::Scratch::new("cuda-e2e");
     // Two steps of training and one of validation. resnet10t (4.9M parameters: BatchNorm, the
     // residual blocks, max-pooling, the deep stem) rather than resnet18's 11.7M: the plumbing
     // under test (copy stream, device normalization, scaler state, recovery) is the same, and
@@ -121,5 +120,4 @@ fn trains_on_cuda_with_f16_amp_and_channels_last_and_recovers_exactly() {
         &killed.join("last.safetensors"),
         "after recovery on CUDA",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

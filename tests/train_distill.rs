@@ -98,7 +98,6 @@ fn distills_by_logits_features_and_tokens() {
         ];
         distill(&data, &out, &format!("token-{kind}"), &teacher, &token);
     }
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -119,5 +118,4 @@ fn a_registry_teacher_comes_from_the_hub_cache_or_is_refused_naming_where_kiln_l
         stderr.contains("--kd-model-name") && stderr.contains("download"),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&data).ok();
 }

@@ -59,7 +59,6 @@ fn trains_writes_the_run_folder_and_resumes_exactly() {
             );
         }
     }
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// timm's optimizers, schedules and loss selection end to end: each run finishes with finite
@@ -107,7 +106,6 @@ fn trains_with_lamb_poly_bce_mixup_and_jsd_aug_splits() {
         log.contains("auxiliary BatchNorm") && log.contains(" * Acc@1"),
         "{log}"
     );
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// `--pretrained-path` starts from a timm-named checkpoint with other input channels and classes
@@ -158,7 +156,6 @@ fn fine_tunes_from_a_timm_named_checkpoint() {
         .collect();
     close(values(&saved.model["conv1.weight"]), summed, "conv1.weight");
     assert_eq!(saved.model["fc.weight"].shape(), [10, 512]);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// EfficientNet and MobileNetV3 train end to end on 1-channel 28×28 images with dropout before
@@ -183,7 +180,6 @@ fn trains_efficientnet_b0_and_mobilenetv3_with_drop_and_drop_path() {
         assert_eq!(saved.model["conv_stem.weight"].shape()[1], 1, "{model}");
         assert_eq!(saved.model["classifier.weight"].shape(), [10, head]);
     }
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// The builder's newer blocks train end to end on the 1-channel 28² data: mixed kernels
@@ -205,7 +201,6 @@ fn trains_the_builders_mixed_edge_and_attention_blocks() {
         assert_eq!(saved.model["conv_stem.weight"].shape()[1], 1, "{model}");
         assert_eq!(saved.model["classifier.weight"].shape(), [10, head]);
     }
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// Trains the run `run` for the `epochs` that `args` ask for: every epoch's loss finite and
@@ -234,7 +229,6 @@ fn one_epoch_at_32(tag: &str, model: &str, extra: &[&str]) -> Checkpoint {
     let mut args = vec!["--model", model, "--img-size", "32", "--epochs", "1"];
     args.extend_from_slice(extra);
     let saved = trained(&data, &data.join("runs"), model, &args, 1);
-    std::fs::remove_dir_all(&data).ok();
     saved
 }
 
@@ -251,7 +245,6 @@ fn trains_regnetx_and_regnety_with_drop_path() {
         assert_eq!(saved.model["stem.conv.weight"].shape()[1], 1, "{model}");
         assert_eq!(saved.model["head.fc.weight"].shape(), [10, 368]);
     }
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// ConvNeXt V2 (global response norm in the 1×1-conv MLP, no layer scale) trains end to end on
@@ -378,7 +371,6 @@ fn trains_vit_tiny_at_32_pixels() {
         [192, 1, 16, 16]
     );
     assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// DeiT III (layer scale, the position embedding on the patches alone) trains end to end at 32²
@@ -465,7 +457,7 @@ fn trains_swin_tiny_at_32_pixels() {
 /// crop mode is refused by name.
 #[test]
 fn trains_an_image_folder_with_keep_ratio_crops_and_colour_probabilities() {
-    let data = std::env::temp_dir().join(format!("kiln-e2e-augflags-{}", std::process::id()));
+    let data = common::Scratch::new("e2e-augflags");
     common::write_image_folder(&data, 3, 6, 40, 30);
     let out = data.join("runs");
     for mode in ["rkrc", "rkrr"] {
@@ -505,7 +497,6 @@ fn trains_an_image_folder_with_keep_ratio_crops_and_colour_probabilities() {
             assert!(yaml.contains(&line), "{mode}: args.yaml lacks {line}");
         }
     }
-    std::fs::remove_dir_all(&data).ok();
 
     let idx = dataset("e2e-augflags-idx", 32, 16);
     let stderr = common::train_fails(
@@ -518,7 +509,6 @@ fn trains_an_image_folder_with_keep_ratio_crops_and_colour_probabilities() {
         stderr.contains("train_crop_mode") && stderr.contains("pad-and-crop"),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&idx).ok();
 }
 
 /// timm's `--val-interval`: epochs between intervals train and step the schedule but neither
@@ -555,5 +545,4 @@ fn validates_every_val_interval_epochs_with_timms_tta_reduction() {
     // 32 validation images in groups of 2: the last log line of each pass counts 16 groups
     // in 1 batch of 32, and timm's format shows its index.
     assert!(log.contains("Test: [   0/0]"), "{log}");
-    std::fs::remove_dir_all(&data).ok();
 }

@@ -43,5 +43,4 @@ fn grad_checkpointing_trains_to_the_plain_runs_bits() {
             .unwrap()
             .contains("grad_checkpointing: true"));
     }
-    std::fs::remove_dir_all(&data).ok();
 }

@@ -152,7 +152,6 @@ fn tensorboard_events_read_back_record_by_record() {
             "{plot}"
         );
     }
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -184,5 +183,4 @@ fn progress_bar_draws_on_a_terminal() {
         .rfind(|l| !l.is_empty())
         .unwrap();
     assert!(last.starts_with("*** Best metric"), "last line: {last:?}");
-    std::fs::remove_dir_all(&data).ok();
 }

@@ -93,7 +93,6 @@ fn killed_at_random_points_resumes_to_identical_bits() {
         "after recovery",
     );
     assert_eq!(summary_rows(&killed).len(), 4, "one summary row per epoch");
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// timm's CheckpointSaver over a run's metrics: which epochs keep a numbered file.
@@ -172,5 +171,4 @@ fn saver_keeps_timm_top_k_and_corrupt_checkpoints_are_named() {
     assert!(!direct.status.success());
     assert!(stderr.contains("recovery-9-99.safetensors"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    std::fs::remove_dir_all(&data).ok();
 }

@@ -61,7 +61,6 @@ fn progressive_sizes_without_spread_train_one_size_an_epoch() {
     let want = vec![vec![(24, 8, 256)], vec![(28, 8, 256)], vec![(32, 8, 256)]];
     assert_eq!(sizes_by_epoch(&stdout), want, "{stdout}");
     assert_eq!(summary_rows(&out.join("progressive")).len(), 3);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -124,7 +123,6 @@ fn mixed_sizes_follow_the_schedule_and_resume_mid_epoch_exactly() {
         &out.join("resumed/last.safetensors"),
         "after resuming mid-epoch",
     );
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[test]
@@ -147,5 +145,4 @@ fn batches_per_epoch_without_scheduled_sizes_has_no_effect() {
     // 64 samples in batches of 32: two batches, as without the flag.
     assert!(stdout.contains("Train: 0 [   1/2 "), "{stdout}");
     assert!(!stdout.contains("batches by size"), "{stdout}");
-    std::fs::remove_dir_all(&data).ok();
 }

@@ -68,7 +68,6 @@ fn validates_a_run_folder_with_ema_tta_and_a_results_file() {
     };
     assert_ne!(loss(&[]), loss(&["--use-ema"]));
     assert_eq!(loss(&["--amp", "--amp-dtype", "bfloat16"]).len(), 8);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// The `--result` JSON line `kiln validate` prints for its one checkpoint.
@@ -84,7 +83,7 @@ fn result_row(stdout: &str) -> serde_json::Value {
 /// timm's validate.py does.
 #[test]
 fn validate_of_model_best_reproduces_the_runs_best_metric() {
-    let root = std::env::temp_dir().join(format!("kiln-best-{}", std::process::id()));
+    let root = common::Scratch::new("best");
     common::write_image_folder(&root, 3, 4, 48, 40);
     let out = root.join("runs");
     let log = train(
@@ -129,7 +128,6 @@ fn validate_of_model_best_reproduces_the_runs_best_metric() {
         row["crop_pct"], 1.0,
         "timm's validate.py takes the test crop"
     );
-    std::fs::remove_dir_all(&root).ok();
 }
 
 /// A validation command as timm's validate.py takes it runs unchanged: `--data-dir`, `--log-freq`,
@@ -184,7 +182,6 @@ fn takes_validate_pys_option_names() {
         !o.status.success() && stderr.contains("--input-img-mode"),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// validate.py's options that need Python or the network, several GPUs or NaFlex models are

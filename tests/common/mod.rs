@@ -6,7 +6,7 @@ pub mod netns;
 
 use kiln::cli::{parse, Command as Subcommand, TrainArgs};
 use kiln::train::checkpoint::Checkpoint;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The synthetic images' geometry: `side`×`side` pixels, class k a bright vertical band at
@@ -74,10 +74,38 @@ pub fn write_bands(dir: &Path, prefix: &str, n: usize, seed: u32, bands: Bands) 
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lbl).unwrap();
 }
 
-/// A fresh folder under the temp dir holding `train` (`n_train` images) and `t10k` (`n_test`).
-pub fn dataset(tag: &str, n_train: usize, n_test: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A folder under the temp dir, removed with everything in it when dropped (a failed test too):
+/// the run folders written inside hold checkpoints of hundreds of megabytes.
+pub struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    /// A fresh folder named `kiln-{tag}-…`.
+    pub fn new(tag: &str) -> Self {
+        Scratch(
+            tempfile::Builder::new()
+                .prefix(&format!("kiln-{tag}-"))
+                .tempdir()
+                .unwrap(),
+        )
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A fresh [`Scratch`] folder holding `train` (`n_train` images) and `t10k` (`n_test`).
+pub fn dataset(tag: &str, n_train: usize, n_test: usize) -> Scratch {
+    let dir = Scratch::new(tag);
     write_idx(&dir, "train", n_train, 1);
     write_idx(&dir, "t10k", n_test, 2);
     dir
