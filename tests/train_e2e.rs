@@ -228,8 +228,7 @@ fn one_epoch_at_32(tag: &str, model: &str, extra: &[&str]) -> Checkpoint {
     let data = dataset(tag, 64, 32);
     let mut args = vec!["--model", model, "--img-size", "32", "--epochs", "1"];
     args.extend_from_slice(extra);
-    let saved = trained(&data, &data.join("runs"), model, &args, 1);
-    saved
+    trained(&data, &data.join("runs"), model, &args, 1)
 }
 
 /// RegNet-X (grouped 3×3 convs) and RegNet-Y (with squeeze-excite on the bottleneck) train end
