@@ -363,6 +363,7 @@ fn model_flags_reach_the_trained_model() {
             "-2",
             "--model-kwargs",
             "zero_init_last=False",
+            "layers=(1, 1, 1, 1)",
         ],
     );
     let tensors = common::tensor_bits(&out.join("flags/last.safetensors"));
@@ -382,6 +383,18 @@ fn model_flags_reach_the_trained_model() {
     // zero_init_last=False: the last BN of each block keeps gamma 1 (not 0) at the start, so
     // after two updates it is still far from 0.
     assert!(values("bn2.weight").iter().all(|&g| g > 0.5));
+    // layers=(1, 1, 1, 1), a ResNet's own argument: one block per stage.
+    assert!(tensors
+        .iter()
+        .any(|(n, _, _)| n.starts_with("model.layer4.0.")));
+    assert!(!tensors
+        .iter()
+        .any(|(n, _, _)| n.starts_with("model.layer1.1.")));
+    let stderr = common::train_fails(&data, &out, "bad", &["--model-kwargs", "window_size=7"]);
+    assert!(
+        stderr.contains("'window_size'") && stderr.contains("stem_width"),
+        "the error names the key and the ones resnet18 takes: {stderr}"
+    );
 }
 
 #[test]

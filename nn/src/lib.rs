@@ -10,6 +10,7 @@ mod hub_cache;
 mod hub_config;
 pub mod init;
 pub mod layers;
+mod model_kwargs;
 mod model_source;
 pub mod models;
 mod module;
@@ -28,6 +29,7 @@ pub use checkpoint_file::{
 pub use error::{Error, Result};
 pub use features::{create_features, FeatureCfg, FeatureExtractor, FeatureFormat, OutIndices};
 pub use hub_cache::HubCache;
+pub use model_kwargs::KwargValue;
 pub use model_source::{parse_model_name, ModelSpec};
 pub use models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 pub use module::{join, map_tensor, Kind, Module, NamedTensor, TensorMap};

@@ -1,5 +1,6 @@
 //! The model registry: `create_model` by name, `list_models` with wildcards.
 
+use crate::model_kwargs::{with_kwargs, TakesKwargs};
 use crate::models::byobnet::{self, ByobNet};
 use crate::models::convnext::{self, ConvNeXt};
 use crate::models::densenet::{self, DenseNet};
@@ -39,6 +40,9 @@ pub struct ModelArgs {
     /// Weights to start from, adapted as timm's `load_pretrained` does (timm's `pretrained=True`
     /// is [`ModelSpec::pretrained_source`]).
     pub pretrained: Option<PretrainedSource>,
+    /// Model-specific constructor arguments (timm's `**kwargs`: `depth`, `window_size`, ...) as
+    /// key and Python literal; each family takes its own ([`crate::KwargValue`]).
+    pub kwargs: Vec<(String, String)>,
 }
 
 impl Default for ModelArgs {
@@ -52,6 +56,7 @@ impl Default for ModelArgs {
             drop_path_rate: None,
             zero_init_last: true,
             pretrained: None,
+            kwargs: Vec::new(),
         }
     }
 }
@@ -90,14 +95,17 @@ pub(crate) fn lookup(arch: &str) -> Option<(PretrainedCfg, Build)> {
         .or_else(|| family(arch, eva::variants(), Eva::new))
 }
 
-/// [`lookup`] within one family's variants.
-fn family<C: 'static, M: Model + 'static>(
+/// [`lookup`] within one family's variants; the builder applies the model-specific kwargs.
+fn family<C: TakesKwargs + Clone + 'static, M: Model + 'static>(
     arch: &str,
     variants: Vec<(&'static str, C, PretrainedCfg)>,
     new: fn(&C, &ModelArgs, PretrainedCfg) -> Result<M>,
 ) -> Option<(PretrainedCfg, Build)> {
-    let (_, c, cfg) = variants.into_iter().find(|(n, _, _)| *n == arch)?;
-    let build: Build = Box::new(move |p, a| Ok(Box::new(new(&c, a, p)?) as Box<dyn Model>));
+    let (name, c, cfg) = variants.into_iter().find(|(n, _, _)| *n == arch)?;
+    let build: Build = Box::new(move |p, a| {
+        let c = with_kwargs(&c, &a.kwargs, name)?;
+        Ok(Box::new(new(&c, a, p)?) as Box<dyn Model>)
+    });
     Some((cfg, build))
 }
 

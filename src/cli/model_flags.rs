@@ -31,7 +31,8 @@ pub fn input_dims(a: &TrainArgs) -> Result<(Option<usize>, Option<usize>)> {
 }
 
 /// Applies `--model-kwargs key=value ...` to `args`: the keys `ModelArgs` knows, with values as
-/// timm's `ParseKwargs` reads them (Python literals: `True`, `0.1`, `'avg'`); other keys are refused.
+/// timm's `ParseKwargs` reads them (Python literals: `True`, `0.1`, `'avg'`); other keys are the
+/// model's own (`ModelArgs::kwargs`), which its family takes or refuses, naming those it takes.
 pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()> {
     for kv in kwargs {
         let (key, raw) = kv
@@ -56,12 +57,8 @@ pub fn apply_model_kwargs(args: &mut ModelArgs, kwargs: &[String]) -> Result<()>
                     _ => return Err(bad("True or False")),
                 }
             }
-            _ => {
-                return Err(Error::flag(
-                    "--model-kwargs",
-                    format!("kiln's models do not take '{key}' (known: num_classes, in_chans, global_pool, img_size, drop_rate, drop_path_rate, zero_init_last)"),
-                ))
-            }
+            // The model's own arguments, checked by its family when it is built.
+            _ => args.kwargs.push((key.to_string(), raw.to_string())),
         }
     }
     Ok(())

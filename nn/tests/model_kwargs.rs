@@ -1,0 +1,93 @@
+//! Model-specific kwargs (timm's `create_model(name, **kwargs)`, train.py's `--model-kwargs`):
+//! the models built with them have timm's parameter names and shapes (fixture from
+//! `scripts/fixtures/make_model_kwargs_fixtures.py`), and keys a family does not take are refused
+//! with the list of those it does.
+
+use kiln_nn::{create_model, state_dict, ModelArgs};
+use std::collections::BTreeMap;
+
+fn built(name: &str, args: &ModelArgs) -> kiln_nn::Result<Box<dyn kiln_nn::Model>> {
+    kiln_nn::init::skip_init(|| create_model(name, args))
+}
+
+#[test]
+fn models_built_with_kwargs_have_timms_names_and_shapes() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/model_kwargs_shapes.json"
+    );
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(cases.len(), 8);
+    for case in cases {
+        let name = case["model"].as_str().unwrap();
+        let create = &case["create"];
+        let args = ModelArgs {
+            num_classes: 10,
+            img_size: create["img_size"].as_u64().map(|s| s as usize),
+            global_pool: create["global_pool"].as_str().map(String::from),
+            kwargs: (case["kwargs"].as_object().unwrap().iter())
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect(),
+            ..ModelArgs::default()
+        };
+        let model = built(name, &args).unwrap_or_else(|e| panic!("{name} {:?}: {e}", args.kwargs));
+        let ours: BTreeMap<String, Vec<usize>> = state_dict(model.as_ref())
+            .into_iter()
+            .map(|(k, t)| (k, t.shape().to_vec()))
+            .collect();
+        let timm: BTreeMap<String, Vec<usize>> =
+            serde_json::from_value(case["shapes"].clone()).unwrap();
+        assert_eq!(ours, timm, "{name} with {:?}", args.kwargs);
+    }
+}
+
+#[test]
+fn keys_a_family_does_not_take_are_refused_with_those_it_takes() {
+    let with = |kwargs: &[(&str, &str)]| ModelArgs {
+        kwargs: (kwargs.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..ModelArgs::default()
+    };
+    for (name, kwargs, needles) in [
+        (
+            "vit_tiny_patch16_224",
+            &[("window_size", "7")][..],
+            &["vit_tiny_patch16_224", "'window_size'", "embed_dim"][..],
+        ),
+        (
+            "resnet18",
+            &[("layers", "(1, 2)")],
+            &["layers", "4 positive"],
+        ),
+        (
+            "swin_tiny_patch4_window7_224",
+            &[("depths", "two")],
+            &["depths"],
+        ),
+        (
+            "vit_tiny_patch16_224",
+            &[("num_heads", "5")],
+            &["multiple of num_heads 5"],
+        ),
+        (
+            "vgg11",
+            &[("depth", "2")],
+            &["takes no model-specific kwargs"],
+        ),
+        (
+            "convnext_atto",
+            &[("ls_init_value", "-1")],
+            &["ls_init_value"],
+        ),
+    ] {
+        let err = match built(name, &with(kwargs)) {
+            Ok(_) => panic!("{name} {kwargs:?} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        for n in needles {
+            assert!(err.contains(n), "{name} {kwargs:?}: {err}");
+        }
+    }
+}
