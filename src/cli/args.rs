@@ -508,6 +508,35 @@ pub struct TrainArgs {
     /// to remove.
     #[arg(long, value_parser = finite_f64)]
     pub slim_lambda: Option<f64>,
+    /// Prune this fraction of the model's MACs (or parameters: --prune-target) while training
+    /// (kiln's flag): channels are removed at the start of --prune-steps epochs,
+    /// --prune-interval apart, each step to a larger share of the ratio, fine-tuning between.
+    #[arg(long, value_parser = finite_f64)]
+    pub prune_ratio: Option<f64>,
+    /// How --prune-ratio ranks channels: l1, l2, fpgm or bn-scale.
+    #[arg(long, default_value = "l1", requires = "prune_ratio")]
+    pub prune_criterion: String,
+    /// What --prune-ratio is a fraction of: macs or params.
+    #[arg(long, default_value = "macs", requires = "prune_ratio")]
+    pub prune_target: String,
+    /// Steps --prune-ratio is reached in (Torch-Pruning's iterative steps).
+    #[arg(long, default_value_t = 1, requires = "prune_ratio")]
+    pub prune_steps: usize,
+    /// Epochs between prune steps.
+    #[arg(long, default_value_t = 1, requires = "prune_ratio")]
+    pub prune_interval: usize,
+    /// One importance threshold across layers instead of the same fraction of each.
+    #[arg(long, requires = "prune_ratio")]
+    pub prune_global: bool,
+    /// The most of any layer's channels a prune removes.
+    #[arg(long, default_value_t = 1.0, requires = "prune_ratio")]
+    pub prune_max_ratio: f64,
+    /// Layers left alone by pruning: a glob over parameter names (`layer4.*`); repeatable.
+    #[arg(long, requires = "prune_ratio")]
+    pub prune_ignore: Vec<String>,
+    /// Kept channel counts rounded up to a multiple of this (8 for tensor cores).
+    #[arg(long, default_value_t = 1, requires = "prune_ratio")]
+    pub prune_round_to: usize,
 
     // ---- Scheduled resolution and NaFlex ----
     /// Per-batch square image sizes for scheduled-resolution training.

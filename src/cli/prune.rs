@@ -1,10 +1,13 @@
 //! `kiln prune`: removes channels from a model (its random init, pretrained weights or a
 //! checkpoint) by an importance criterion until the MACs or parameters fall by `--ratio`, and
 //! writes the smaller model with its shapes recorded, printing parameters, MACs and CPU latency
-//! before and after.
+//! before and after. Also the schedule of `kiln train --prune-*`, which prunes while training.
 
+use super::args::TrainArgs;
+use super::limits;
 use super::pretrained::start_from;
 use kiln_engine::{DType, Tensor};
+use kiln_nn::init::skip_init;
 use kiln_nn::prune::{
     apply_pruned_shapes, prune, pruned_shapes_metadata, Criterion, PruneOptions, Target,
     PRUNED_SHAPES_KEY,
@@ -13,6 +16,7 @@ use kiln_nn::{load_state_dict, state_dict, CheckpointFile, Model, ModelArgs, Mod
 use kiln_train::augment::{resize, Interpolation};
 use kiln_train::checkpoint::Checkpoint;
 use kiln_train::data::{Dataset, ImageFolder};
+use kiln_train::trainer::PruneSchedule;
 use kiln_train::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -133,47 +137,75 @@ pub fn prune_cmd(a: PruneArgs) -> Result<()> {
 
 /// The criterion and options, or the flag at fault.
 fn options(a: &PruneArgs) -> Result<(Criterion, PruneOptions)> {
-    let criterion = Criterion::parse(&a.criterion).ok_or_else(|| {
+    let values = PruneValues {
+        criterion: &a.criterion,
+        ratio: a.ratio,
+        target: &a.target,
+        global: a.global,
+        max_ratio: a.max_ratio,
+        ignore: &a.ignore,
+        round_to: a.round_to,
+    };
+    parse_options(&values, "--")
+}
+
+/// The values of the flags that say how to prune, as `kiln prune` and `kiln train --prune-*`
+/// take them.
+pub(super) struct PruneValues<'a> {
+    pub criterion: &'a str,
+    pub ratio: f64,
+    pub target: &'a str,
+    pub global: bool,
+    pub max_ratio: f64,
+    pub ignore: &'a [String],
+    pub round_to: usize,
+}
+
+/// The criterion and options of `v`, or the flag at fault (named `{prefix}criterion`, ...).
+pub(super) fn parse_options(v: &PruneValues, prefix: &str) -> Result<(Criterion, PruneOptions)> {
+    let flag = |name: &str| format!("{prefix}{name}");
+    let criterion = Criterion::parse(v.criterion).ok_or_else(|| {
         Error::flag(
-            "--criterion",
+            &flag("criterion"),
             format!(
                 "unknown criterion '{}' (l1, l2, fpgm, bn-scale, taylor)",
-                a.criterion
+                v.criterion
             ),
         )
     })?;
-    let target = match a.target.as_str() {
+    let target = match v.target {
         "macs" => Target::Macs,
         "params" => Target::Params,
         t => {
             return Err(Error::flag(
-                "--target",
+                &flag("target"),
                 format!("unknown target '{t}' (macs, params)"),
             ))
         }
     };
-    if !(0.0..1.0).contains(&a.ratio) {
+    if !(0.0..1.0).contains(&v.ratio) {
         return Err(Error::flag(
-            "--ratio",
-            format!("{} is not in [0, 1)", a.ratio),
+            &flag("ratio"),
+            format!("{} is not in [0, 1)", v.ratio),
         ));
     }
-    if !(a.max_ratio > 0.0 && a.max_ratio <= 1.0) {
+    if !(v.max_ratio > 0.0 && v.max_ratio <= 1.0) {
         return Err(Error::flag(
-            "--max-ratio",
-            format!("{} is not in (0, 1]", a.max_ratio),
+            &flag("max-ratio"),
+            format!("{} is not in (0, 1]", v.max_ratio),
         ));
     }
-    if a.round_to == 0 {
-        return Err(Error::flag("--round-to", "must be at least 1"));
+    if v.round_to == 0 {
+        return Err(Error::flag(&flag("round-to"), "must be at least 1"));
     }
     let opts = PruneOptions {
-        ratio: a.ratio,
+        ratio: v.ratio,
         target,
-        global: a.global,
-        max_ratio: a.max_ratio,
-        ignore: a.ignore.clone(),
-        round_to: a.round_to,
+        global: v.global,
+        max_ratio: v.max_ratio,
+        ignore: v.ignore.to_vec(),
+        round_to: v.round_to,
+        reference: None,
     };
     Ok((criterion, opts))
 }
@@ -265,4 +297,78 @@ fn taylor_gradients(
     model.forward(&x)?.cross_entropy(&y, 0.0)?.backward()?;
     model.set_training(true);
     Ok(())
+}
+
+/// `kiln train --prune-ratio`'s schedule, traced at the training input `input`. The unpruned
+/// MACs or parameters the ratio is of come from `model`, or from a fresh instance of the
+/// architecture when `model` was built with a pruned checkpoint's shapes (`pruned`).
+pub(super) fn train_schedule(
+    a: &TrainArgs,
+    args: &ModelArgs,
+    model: &mut dyn Model,
+    pruned: bool,
+    input: [usize; 3],
+    log: bool,
+) -> Result<Option<PruneSchedule>> {
+    let Some(ratio) = a.prune_ratio else {
+        return Ok(None);
+    };
+    let values = PruneValues {
+        criterion: &a.prune_criterion,
+        ratio,
+        target: &a.prune_target,
+        global: a.prune_global,
+        max_ratio: a.prune_max_ratio,
+        ignore: &a.prune_ignore,
+        round_to: a.prune_round_to,
+    };
+    let (criterion, options) = parse_options(&values, "--prune-")?;
+    if criterion == Criterion::Taylor {
+        return Err(Error::flag(
+            "--prune-criterion",
+            "taylor ranks by gradients, and a prune step runs at an epoch's start, before any: \
+             prune with `kiln prune --criterion taylor --data DIR`, then train the result",
+        ));
+    }
+    if a.kd_model_name.is_some() {
+        return Err(Error::flag(
+            "--prune-ratio",
+            "not with --kd-model-name (the distillation projection reads the student's feature \
+             width): prune with `kiln prune`, then distill into the pruned model",
+        ));
+    }
+    limits::at_least_one("--prune-steps", a.prune_steps)?;
+    limits::at_least_one("--prune-interval", a.prune_interval)?;
+    let (steps, interval) = (a.prune_steps, a.prune_interval);
+    let schedule = match pruned {
+        false => PruneSchedule::new(model, criterion, options, steps, interval, input)?,
+        true => {
+            let mut unpruned = skip_init(|| ModelSpec::resolve(&a.model)?.create(args))?;
+            PruneSchedule::new(
+                unpruned.as_mut(),
+                criterion,
+                options,
+                steps,
+                interval,
+                input,
+            )?
+        }
+    };
+    log.then(|| {
+        println!(
+            "Pruning {}% of the {} in {steps} step(s) {interval} epoch(s) apart, by {} ({})",
+            ratio * 100.0,
+            match a.prune_target.as_str() {
+                "params" => "parameters",
+                _ => "MACs",
+            },
+            a.prune_criterion,
+            if a.prune_global {
+                "global"
+            } else {
+                "per layer"
+            },
+        )
+    });
+    Ok(Some(schedule))
 }

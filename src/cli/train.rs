@@ -10,7 +10,7 @@ use super::elastic::{check_same_start, dist_timeout, resume_point};
 use super::limits::{self, Budget};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
 use super::pretrained::{pretrained_source, start_from};
-use super::prune::recorded_shapes;
+use super::prune::{self, recorded_shapes};
 use super::ranges::check_train_ranges;
 use super::run_dir::experiment_name;
 use super::setup::{
@@ -234,6 +234,9 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         print_data_config(&resolved);
     }
     let img_size = resolved.img_size;
+    let input = [in_chans, img_size, img_size];
+    let pruned = shapes.is_some();
+    let prune = prune::train_schedule(&a, &model_args, model.as_mut(), pruned, input, rank == 0)?;
     let cfg = data_config(&a, &resolved, root.is_idx());
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
     if let Some(budget) = &budget {
@@ -269,7 +272,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         .config(TrainConfig {
             dist,
             variable_batch_loss_scale: variable_batch_loss_scale(&a, batch_reference),
-            record_shapes: shapes.is_some(),
+            record_shapes: shapes.is_some() || prune.is_some(),
             ..train_config(&a, amp)
         })
         .eval_options(EvalOptions {
@@ -277,6 +280,10 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             reduce_factor: a.tta,
             ..EvalOptions::default()
         });
+    let builder = match prune {
+        Some(schedule) => builder.prune(schedule),
+        None => builder,
+    };
     let mut trainer = match distill {
         Some(d) => builder.distillation(d),
         None => builder,

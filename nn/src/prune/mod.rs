@@ -1,8 +1,8 @@
 //! Structured pruning that really shrinks the model (Torch-Pruning's approach): a dependency
 //! graph traced from one forward groups the parameter axes whose channels must go together
 //! (`graph.rs`, `rules.rs`), channels are ranked (`importance.rs`) and chosen for a target
-//! fraction of MACs or parameters (`select.rs`), then sliced out of the weights (`remove.rs`); `slimming.rs` is network slimming's
-//! sparsity on BatchNorm scales during training.
+//! fraction of MACs or parameters (`select.rs`), then sliced out of the weights (`remove.rs`);
+//! `slimming.rs` is network slimming's sparsity on BatchNorm scales during training.
 
 mod channels;
 mod graph;
@@ -35,23 +35,55 @@ pub struct PruneReport {
     pub macs: [f64; 2],
 }
 
-/// Traces `model` at `input_size`, ranks its channels by `criterion` (Taylor reads the
-/// gradients the parameters hold) and removes them for `opts`.
+/// The channels a prune removes, chosen on a traced model. [`PrunePlan::apply`] removes them
+/// from that model, or from another instance with the same names and shapes (an EMA copy).
+pub struct PrunePlan {
+    graph: DependencyGraph,
+    removed: HashSet<usize>,
+    /// What the removal does to the model.
+    pub report: PruneReport,
+}
+
+impl PrunePlan {
+    /// Traces `model` at `input_size`, ranks its channels by `criterion` (Taylor reads the
+    /// gradients the parameters hold) and chooses those to remove for `opts`.
+    pub fn new(
+        model: &mut dyn Module,
+        input_size: [usize; 3],
+        criterion: Criterion,
+        opts: &PruneOptions,
+    ) -> Result<PrunePlan> {
+        let graph = DependencyGraph::build(model, input_size)?;
+        let scores = importance(&graph, model, criterion)?;
+        let removed = select(&graph, &scores, opts);
+        let none = HashSet::new();
+        let report = PruneReport {
+            removed: removed.len(),
+            params: [graph.params(&none), graph.params(&removed)],
+            macs: [graph.macs(&none), graph.macs(&removed)],
+        };
+        Ok(PrunePlan {
+            graph,
+            removed,
+            report,
+        })
+    }
+
+    /// Removes the chosen channels from `model`'s weights, biases and running statistics.
+    pub fn apply(&self, model: &mut dyn Module) -> Result<()> {
+        remove_channels(model, &self.graph, &self.removed)
+    }
+}
+
+/// Traces `model` at `input_size`, ranks its channels by `criterion` and removes them for
+/// `opts` ([`PrunePlan::new`], then [`PrunePlan::apply`]).
 pub fn prune(
     model: &mut dyn Module,
     input_size: [usize; 3],
     criterion: Criterion,
     opts: &PruneOptions,
 ) -> Result<PruneReport> {
-    let graph = DependencyGraph::build(model, input_size)?;
-    let scores = importance(&graph, model, criterion)?;
-    let removed = select(&graph, &scores, opts);
-    let none = HashSet::new();
-    let report = PruneReport {
-        removed: removed.len(),
-        params: [graph.params(&none), graph.params(&removed)],
-        macs: [graph.macs(&none), graph.macs(&removed)],
-    };
-    remove_channels(model, &graph, &removed)?;
-    Ok(report)
+    let plan = PrunePlan::new(model, input_size, criterion, opts)?;
+    plan.apply(model)?;
+    Ok(plan.report)
 }

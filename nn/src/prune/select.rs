@@ -32,6 +32,10 @@ pub struct PruneOptions {
     pub ignore: Vec<String>,
     /// Kept channel counts rounded up to a multiple of this (1: no rounding).
     pub round_to: usize,
+    /// The MACs or parameters `ratio` is a fraction of; None: the model's own. An iterative
+    /// prune gives the unpruned model's, so each step prunes to `1 − ratio` of the original, and
+    /// a model already that small loses nothing.
+    pub reference: Option<f64>,
 }
 
 impl Default for PruneOptions {
@@ -43,6 +47,7 @@ impl Default for PruneOptions {
             max_ratio: 1.0,
             ignore: Vec::new(),
             round_to: 1,
+            reference: None,
         }
     }
 }
@@ -64,7 +69,8 @@ pub fn select(
         Target::Macs => graph.macs(removed),
         Target::Params => graph.params(removed),
     };
-    let goal = metric(&HashSet::new()) * (1.0 - opts.ratio.clamp(0.0, 1.0));
+    let now = metric(&HashSet::new());
+    let goal = opts.reference.unwrap_or(now) * (1.0 - opts.ratio.clamp(0.0, 1.0));
     let top = match opts.global {
         true => groups
             .iter()
@@ -78,7 +84,7 @@ pub fn select(
             .flat_map(|g| g.removed(opts, x, opts.global))
             .collect()
     };
-    if opts.ratio <= 0.0 {
+    if opts.ratio <= 0.0 || now <= goal {
         return HashSet::new();
     }
     let (mut lo, mut hi) = (0.0, top * (1.0 + 1e-9) + 1e-12);

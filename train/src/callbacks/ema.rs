@@ -4,6 +4,7 @@
 use crate::trainer::{Callback, CallbackState, Context};
 use crate::Result;
 use kiln_engine::{ema_update_, no_grad, DType, Tensor};
+use kiln_nn::prune::PrunePlan;
 use kiln_nn::{load_state_dict, Model};
 use std::collections::BTreeMap;
 
@@ -143,6 +144,13 @@ impl Callback for ModelEma {
                 ctx.report_ema_eval(stats);
             }
         }
+        Ok(())
+    }
+
+    fn model_pruned(&mut self, plan: &PrunePlan) -> Result<()> {
+        let format = self.ema.weights_memory_format();
+        plan.apply(self.ema.as_mut())?;
+        self.ema.set_memory_format(format)?;
         Ok(())
     }
 

@@ -2,7 +2,11 @@
 //! run: loaders and batch stages from the data config, the optimizer, schedule and loss from
 //! theirs, the loop's settings from `TrainConfig`, and callbacks.
 
-use super::{BatchStages, Callback, EvalOptions, Evaluator, TrainConfig, Trainer, TrainerParts};
+use super::pruning::Pruning;
+use super::{
+    BatchStages, Callback, EvalOptions, Evaluator, PruneSchedule, TrainConfig, Trainer,
+    TrainerParts,
+};
 use crate::data::Dataset;
 use crate::distill::Distillation;
 use crate::loader::{DataConfig, Layout};
@@ -63,6 +67,7 @@ pub struct TrainerBuilder {
     eval: EvalOptions,
     callbacks: Vec<Box<dyn Callback>>,
     memory_format: Option<MemoryFormat>,
+    prune: Option<PruneSchedule>,
 }
 
 impl Trainer {
@@ -84,6 +89,7 @@ impl Trainer {
             eval: EvalOptions::default(),
             callbacks: Vec::new(),
             memory_format: None,
+            prune: None,
         }
     }
 }
@@ -200,6 +206,14 @@ impl TrainerBuilder {
         self
     }
 
+    /// Prunes channels at the start of the epochs `schedule` names, fine-tuning between (not
+    /// with distillation, whose projection reads the student's feature width).
+    #[must_use]
+    pub fn prune(mut self, schedule: PruneSchedule) -> Self {
+        self.prune = Some(schedule);
+        self
+    }
+
     /// The Trainer, at epoch 0 with the callbacks added. The model's weights are re-laid out in
     /// the chosen memory format here, before the optimizer takes them.
     pub fn build(mut self) -> Result<Trainer> {
@@ -207,6 +221,13 @@ impl TrainerBuilder {
             Some((comm, _)) => (comm.rank(), comm.world_size()),
             None => (0, 1),
         };
+        if self.prune.is_some() && self.distill.is_some() {
+            return Err(Error::config(
+                "pruning",
+                "with distillation",
+                "prune the student first (`kiln prune`), then distill into the pruned model",
+            ));
+        }
         let (device, _) = device_and_layout(self.model.as_ref());
         let format = (self.memory_format.or(MemoryFormat::preferred_on(device)))
             .unwrap_or(self.model.weights_memory_format());
@@ -287,6 +308,12 @@ impl TrainerBuilder {
         })?;
         for callback in self.callbacks {
             trainer.add_callback(callback);
+        }
+        if let Some(schedule) = self.prune {
+            trainer.run.pruning = Some(Pruning {
+                schedule,
+                optimizer: self.optimizer,
+            });
         }
         Ok(trainer)
     }

@@ -8,6 +8,7 @@ use crate::optim::Optimizer;
 use crate::sched::Scheduler;
 use crate::{Error, Result};
 use kiln_engine::Tensor;
+use kiln_nn::prune::PrunePlan;
 use kiln_nn::Model;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,6 +49,11 @@ pub trait Callback: Send {
     /// The run is ending on a non-finite loss: the state is back at the last good update
     /// (`ctx.state.position`), which a checkpoint saved now resumes from.
     fn train_failed(&mut self, _ctx: &mut Context) -> Result<()> {
+        Ok(())
+    }
+    /// After a scheduled prune removed `plan`'s channels from the model (at an epoch's start):
+    /// a callback keeping a copy of the model (the EMA) removes the same ones from it.
+    fn model_pruned(&mut self, _plan: &PrunePlan) -> Result<()> {
         Ok(())
     }
     /// What a checkpoint keeps of this callback, if anything.

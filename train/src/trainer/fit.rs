@@ -4,6 +4,7 @@ use super::callback::Requests;
 use super::graph::{CudaGraphMode, CudaGraphStats, GraphSteps, StepParts};
 use super::nonfinite::LastGood;
 use super::objective::Objective;
+use super::pruning::Pruning;
 use super::{
     BatchLossScale, BatchReport, BatchStages, Callback, Context, EvalStats, Evaluator, NanPolicy,
     NonFinite, Position, RunState, TrainStats, Updater,
@@ -127,7 +128,7 @@ pub struct TrainerParts {
 /// everything beyond the update itself (logs, checkpoints, EMA, early stopping, ...).
 pub struct Trainer {
     train_loader: Loader,
-    run: Run,
+    pub(super) run: Run,
 }
 
 /// The Trainer less its loader, so events can fire while an epoch's batches are borrowed.
@@ -151,7 +152,9 @@ pub(super) struct Run {
     /// The current accumulation met a non-finite loss (`--nan-policy skip`).
     poisoned: bool,
     /// Updates captured as a CUDA graph and replayed.
-    graph: GraphSteps,
+    pub(super) graph: GraphSteps,
+    /// Structured pruning between epochs (`--prune-*`), if the run prunes.
+    pub(super) pruning: Option<Pruning>,
 }
 
 /// The events callbacks hear.
@@ -219,15 +222,7 @@ impl Trainer {
                 .slim_lambda
                 .map(|lambda| (lambda, batch_norm_weights(model.as_mut()))),
             accum_steps: accum,
-            ddp: parts
-                .config
-                .dist
-                .clone()
-                .map(|(comm, opts)| match &parts.distill {
-                    Some(d) => Ddp::new(comm, &Trainable::new(model.as_ref(), d), opts),
-                    None => Ddp::new(comm, model.as_ref(), opts),
-                })
-                .transpose()?,
+            ddp: data_parallel(&parts.config.dist, model.as_ref(), parts.distill.as_ref())?,
         };
         Ok(Trainer {
             train_loader: parts.train_loader,
@@ -248,6 +243,7 @@ impl Trainer {
                 last_finite: None,
                 poisoned: false,
                 graph: GraphSteps::new(graph_mode, eager),
+                pruning: None,
             },
         })
     }
@@ -308,6 +304,7 @@ impl Trainer {
         while run.state.position.epoch < run.state.epochs && run.stop.is_none() {
             run.state.epoch = run.state.position.epoch;
             run.state.ema_eval = None;
+            run.prune_if_due()?;
             run.fire(Event::EpochBegin)?;
             run.train_epoch(&mut self.train_loader)?;
             if run.stop.is_some() {
@@ -321,6 +318,11 @@ impl Trainer {
 }
 
 impl Run {
+    /// Whether this process is the run's first rank (or its only one): the one that logs.
+    pub(super) fn is_first_rank(&self) -> bool {
+        (self.config.dist.as_ref()).is_none_or(|(comm, _)| comm.rank() == 0)
+    }
+
     /// Fires `event`; returns the first checkpoint callbacks had written, if any.
     fn fire(&mut self, event: Event) -> Result<Option<PathBuf>> {
         self.fire_with(event, None)
@@ -613,6 +615,20 @@ fn eager_reason(parts: &TrainerParts) -> Option<String> {
     }
     (parts.config.variable_batch_loss_scale.is_some())
         .then(|| "--variable-batch-loss-scale scales each batch's loss on the host".into())
+}
+
+/// DDP over the ranks of `dist`, if any, for the model and a distillation's trainable part.
+pub(super) fn data_parallel(
+    dist: &Option<(Arc<Communicator>, DdpOptions)>,
+    model: &dyn Model,
+    distill: Option<&Distillation>,
+) -> Result<Option<Ddp>> {
+    dist.clone()
+        .map(|(comm, opts)| match distill {
+            Some(d) => Ddp::new(comm, &Trainable::new(model, d), opts),
+            None => Ddp::new(comm, model, opts),
+        })
+        .transpose()
 }
 
 /// timm's accumulation arithmetic: the batches the update of batch `index` divides its loss by

@@ -190,6 +190,14 @@ impl GraphSteps {
         }
     }
 
+    /// Drops the captured and prepared graphs (they hold a pruned model's old parameters); the
+    /// next batches warm up and capture anew.
+    pub(super) fn forget(&mut self) {
+        self.captured = None;
+        self.prepared = None;
+        self.streak = None;
+    }
+
     pub(super) fn stats(&self) -> &CudaGraphStats {
         &self.stats
     }

@@ -16,6 +16,7 @@ mod fit;
 mod graph;
 mod nonfinite;
 mod objective;
+mod pruning;
 mod resume;
 mod state;
 mod step;
@@ -27,5 +28,6 @@ pub use eval::{validate, validate_observed, EvalOptions, EvalStats, Evaluator, O
 pub use fit::{TrainConfig, Trainer, TrainerParts};
 pub use graph::{CudaGraphMode, CudaGraphStats, WARMUP as CUDA_GRAPH_WARMUP};
 pub use nonfinite::{NanPolicy, NonFinite};
+pub use pruning::PruneSchedule;
 pub use state::{BatchReport, Position, RunState, SizeCount, TrainStats};
 pub use step::{BatchLossScale, Updater};
