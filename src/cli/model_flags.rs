@@ -110,13 +110,15 @@ mod tests {
     }
 
     #[test]
-    fn model_kwargs_refuse_unknown_keys_by_name() {
-        let e = kwargs(&["stem_width=32"]).unwrap_err().to_string();
-        assert!(
-            e.starts_with("--model-kwargs: ") && e.contains("'stem_width'"),
-            "{e}"
-        );
-        assert!(kwargs(&["drop_rate"]).is_err());
+    fn model_kwargs_pass_the_models_own_keys_on_and_refuse_bad_pairs() {
+        let args = kwargs(&["stem_width=32", "depths=(2, 2)"]).unwrap();
+        let own = [("stem_width", "32"), ("depths", "(2, 2)")];
+        let own: Vec<(String, String)> = (own.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(args.kwargs, own, "the model's family checks them");
+        let e = kwargs(&["drop_rate"]).unwrap_err().to_string();
+        assert!(e.starts_with("--model-kwargs: "), "{e}");
         assert!(kwargs(&["zero_init_last=maybe"]).is_err());
     }
 
