@@ -7,7 +7,7 @@ use crate::models::convnext::ConvNeXtCfg;
 use crate::models::densenet::DenseNetCfg;
 use crate::models::efficientnet::EfficientNetCfg;
 use crate::models::eva::EvaCfg;
-use crate::models::resnet::{ResNetCfg, StemType};
+use crate::models::resnet::{BlockKind, ResNetCfg, StemType};
 use crate::models::swin::SwinCfg;
 use crate::models::vit::VitCfg;
 use crate::{Error, Result};
@@ -140,6 +140,8 @@ pub(crate) trait TakesKwargs {
     const KEYS: &'static [&'static str];
     /// Applies the kwargs, all among [`Self::KEYS`]; Err names a bad value.
     fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad>;
+    /// About how many parameters the config builds (the widths and depths kwargs can grow).
+    fn params(&self) -> f64;
 }
 
 /// `cfg` with the kwargs `raw` (key, Python literal) applied, or an error naming `model`, the
@@ -170,7 +172,41 @@ pub(crate) fn with_kwargs<C: TakesKwargs + Clone>(
         }));
     }
     cfg.apply(&Kwargs { values: &values }).map_err(bad)?;
+    check_fits(cfg.params()).map_err(bad)?;
     Ok(cfg)
+}
+
+/// Refuses a model whose float32 weights, gradients and two optimizer moments would exceed the
+/// machine's memory: the allocation would otherwise abort the process.
+fn check_fits(params: f64) -> std::result::Result<(), Bad> {
+    let Some(total) = memory_bytes() else {
+        return Ok(());
+    };
+    let need = 16.0 * params;
+    match need <= total as f64 {
+        true => Ok(()),
+        false => Err(format!(
+            "these kwargs make about {:.3e} parameters, whose training state ({:.1} GB in \
+             float32) exceeds this machine's {:.1} GB of memory",
+            params,
+            need / 1e9,
+            total as f64 / 1e9
+        )),
+    }
+}
+
+/// `MemTotal` of `/proc/meminfo` in bytes (None where there is none).
+fn memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A transformer stack: `depth` blocks of attention (4·dim²) and an MLP (2·dim·hidden).
+fn transformer(depth: usize, dim: usize, hidden: usize) -> f64 {
+    let (d, h) = (dim as f64, hidden as f64);
+    depth as f64 * (4.0 * d * d + 2.0 * d * h)
 }
 
 /// `int(dim * ratio)`, timm's MLP width.
@@ -208,6 +244,9 @@ impl TakesKwargs for VitCfg {
             };
         }
         self.no_embed_class = kw.flag("no_embed_class")?.unwrap_or(self.no_embed_class);
+        if let Some(v) = kw.get("reg_tokens").filter(|_| self.reg_tokens > 4096) {
+            return Err(Kwargs::bad("reg_tokens", v, "at most 4096"));
+        }
         self.init_values = kw.positive("init_values")?.or(self.init_values);
         if !self.dim.is_multiple_of(self.heads) {
             return Err(format!(
@@ -216,6 +255,11 @@ impl TakesKwargs for VitCfg {
             ));
         }
         Ok(())
+    }
+
+    fn params(&self) -> f64 {
+        let patch = (3 * self.patch * self.patch * self.dim) as f64;
+        patch + transformer(self.depth, self.dim, self.mlp_hidden)
     }
 }
 
@@ -238,6 +282,12 @@ impl TakesKwargs for EvaCfg {
             )),
         }
     }
+
+    fn params(&self) -> f64 {
+        let patch = (3 * self.patch * self.patch * self.dim) as f64;
+        // SwiGLU: two input projections and one output.
+        patch + transformer(self.depth, self.dim, 3 * self.mlp_hidden / 2)
+    }
 }
 
 impl TakesKwargs for SwinCfg {
@@ -258,6 +308,13 @@ impl TakesKwargs for SwinCfg {
         }
         Ok(())
     }
+
+    fn params(&self) -> f64 {
+        let stages = self.depths.iter().enumerate();
+        stages
+            .map(|(i, &n)| transformer(n, self.embed_dim << i, 4 * (self.embed_dim << i)))
+            .sum()
+    }
 }
 
 impl TakesKwargs for ConvNeXtCfg {
@@ -269,6 +326,15 @@ impl TakesKwargs for ConvNeXtCfg {
         self.ls_init_value = kw.positive("ls_init_value")?.or(self.ls_init_value);
         self.conv_mlp = kw.flag("conv_mlp")?.unwrap_or(self.conv_mlp);
         Ok(())
+    }
+
+    fn params(&self) -> f64 {
+        let stages = self.depths.iter().zip(self.dims);
+        stages
+            .map(|(&n, d)| {
+                n as f64 * (8.0 * (d * d) as f64 + 49.0 * d as f64) + 4.0 * (d * d) as f64
+            })
+            .sum()
     }
 }
 
@@ -298,6 +364,22 @@ impl TakesKwargs for ResNetCfg {
         self.base_width = kw.count("base_width")?.unwrap_or(self.base_width);
         Ok(())
     }
+
+    fn params(&self) -> f64 {
+        let expansion = match self.block {
+            BlockKind::Basic => 1.0,
+            _ => 4.0,
+        };
+        let stem = 27.0 * (self.stem_width * self.stem_width) as f64;
+        let stages = self.layers.iter().enumerate().map(|(i, &n)| {
+            let planes = (64usize << i) as f64;
+            let width = planes * self.base_width as f64 / 64.0 * self.cardinality as f64;
+            let out = planes * expansion;
+            let conv3 = 9.0 * width * width / self.cardinality as f64;
+            n as f64 * (conv3 + 2.0 * width * out.max(width))
+        });
+        stem + stages.sum::<f64>()
+    }
 }
 
 impl TakesKwargs for DenseNetCfg {
@@ -309,6 +391,21 @@ impl TakesKwargs for DenseNetCfg {
         self.bn_size = kw.count("bn_size")?.unwrap_or(self.bn_size);
         Ok(())
     }
+
+    fn params(&self) -> f64 {
+        let (g, b) = (self.growth_rate as f64, self.bn_size as f64);
+        let mut channels = 2.0 * g;
+        let mut total = 0.0;
+        for &n in &self.block_config {
+            // Layer k reads channels + k·g inputs: its 1×1 conv to b·g, then a 3×3 to g.
+            let n = n as f64;
+            total += n * channels * b * g + b * g * g * n * (n - 1.0) / 2.0 + 9.0 * n * b * g * g;
+            channels += n * g;
+            total += channels * channels / 2.0;
+            channels /= 2.0;
+        }
+        total
+    }
 }
 
 /// Families that take none of kiln's model-specific kwargs yet.
@@ -318,6 +415,10 @@ macro_rules! takes_none {
             const KEYS: &'static [&'static str] = &[];
             fn apply(&mut self, _kw: &Kwargs) -> std::result::Result<(), Bad> {
                 Ok(())
+            }
+            // No kwargs: the registered sizes.
+            fn params(&self) -> f64 {
+                0.0
             }
         }
     )*};

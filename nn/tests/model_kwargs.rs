@@ -91,3 +91,19 @@ fn keys_a_family_does_not_take_are_refused_with_those_it_takes() {
         }
     }
 }
+
+#[test]
+fn kwargs_whose_model_cannot_fit_in_memory_are_refused_before_it_is_built() {
+    let args = ModelArgs {
+        kwargs: vec![
+            ("embed_dim".into(), "1000000".into()),
+            ("num_heads".into(), "1".into()),
+        ],
+        ..ModelArgs::default()
+    };
+    let err = match built("vit_tiny_patch16_224", &args) {
+        Ok(_) => panic!("a ViT of width 10^6 was built"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("exceeds this machine's"), "{err}");
+}
