@@ -26,11 +26,7 @@ pub fn remove_channels(
             keep.entry(c.name.clone()).or_default().push((c.axis, kept));
         }
     }
-    let kinds: BTreeMap<String, Kind> = model
-        .named_tensors()
-        .into_iter()
-        .map(|t| (t.name, t.kind))
-        .collect();
+    let parameters = parameter_names(model);
     model.map_tensors("", &mut |name, t| {
         let Some(axes) = keep.get(name) else {
             return Ok(None);
@@ -39,9 +35,17 @@ pub fn remove_channels(
         for (axis, kept) in axes {
             out = gather(&out, *axis, kept)?;
         }
-        let trainable = kinds.get(name) == Some(&Kind::Parameter);
+        let trainable = parameters.contains(name);
         Ok(Some(out.requires_grad_(trainable).clone()))
     })
+}
+
+/// The names of `model`'s trainable parameters (the tensors put back require gradients).
+fn parameter_names(model: &dyn Module) -> HashSet<String> {
+    (model.named_tensors().into_iter())
+        .filter(|t| t.kind == Kind::Parameter)
+        .map(|t| t.name)
+        .collect()
 }
 
 /// `t`'s indices `kept` along `axis`, as a new tensor of `t`'s dtype on `t`'s device.
@@ -92,11 +96,7 @@ pub fn apply_pruned_shapes(model: &mut dyn Module, value: &str) -> Result<()> {
         serde_json::from_str(value).map_err(|e| bad(format!("not JSON: {e}")))?;
     let shapes: BTreeMap<String, Vec<usize>> =
         serde_json::from_value(json).map_err(|e| bad(format!("not a map of shapes: {e}")))?;
-    let kinds: BTreeMap<String, Kind> = model
-        .named_tensors()
-        .into_iter()
-        .map(|t| (t.name, t.kind))
-        .collect();
+    let parameters = parameter_names(model);
     model.map_tensors("", &mut |name, t| {
         let Some(shape) = shapes.get(name) else {
             return Ok(None);
@@ -111,7 +111,7 @@ pub fn apply_pruned_shapes(model: &mut dyn Module, value: &str) -> Result<()> {
             )));
         }
         let z = Tensor::zeros(shape, t.dtype())?.to_device(t.device())?;
-        let trainable = kinds.get(name) == Some(&Kind::Parameter);
+        let trainable = parameters.contains(name);
         Ok(Some(z.requires_grad_(trainable).clone()))
     })
 }
