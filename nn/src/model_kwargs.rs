@@ -209,9 +209,22 @@ fn transformer(depth: usize, dim: usize, hidden: usize) -> f64 {
     depth as f64 * (4.0 * d * d + 2.0 * d * h)
 }
 
-/// `int(dim * ratio)`, timm's MLP width.
-fn hidden(dim: usize, ratio: f64) -> usize {
-    (dim as f64 * ratio) as usize
+/// The shape ViT and EVA share, `[patch, dim, depth, heads, mlp_hidden]`, with `patch_size`,
+/// `embed_dim`, `depth`, `num_heads` and `mlp_ratio` applied; the MLP keeps its ratio to the width
+/// unless `mlp_ratio` is given (timm's `int(dim * mlp_ratio)`).
+fn token_stack(kw: &Kwargs, shape: [usize; 5]) -> std::result::Result<[usize; 5], Bad> {
+    let [patch, dim, depth, heads, mlp_hidden] = shape;
+    let ratio = kw
+        .positive("mlp_ratio")?
+        .unwrap_or(mlp_hidden as f64 / dim as f64);
+    let dim = kw.count("embed_dim")?.unwrap_or(dim);
+    Ok([
+        kw.count("patch_size")?.unwrap_or(patch),
+        dim,
+        kw.count("depth")?.unwrap_or(depth),
+        kw.count("num_heads")?.unwrap_or(heads),
+        (dim as f64 * ratio) as usize,
+    ])
 }
 
 impl TakesKwargs for VitCfg {
@@ -229,12 +242,20 @@ impl TakesKwargs for VitCfg {
     ];
 
     fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad> {
-        let ratio = self.mlp_hidden as f64 / self.dim as f64;
-        self.patch = kw.count("patch_size")?.unwrap_or(self.patch);
-        self.dim = kw.count("embed_dim")?.unwrap_or(self.dim);
-        self.depth = kw.count("depth")?.unwrap_or(self.depth);
-        self.heads = kw.count("num_heads")?.unwrap_or(self.heads);
-        self.mlp_hidden = hidden(self.dim, kw.positive("mlp_ratio")?.unwrap_or(ratio));
+        let shape = [
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.mlp_hidden,
+        ];
+        [
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.mlp_hidden,
+        ] = token_stack(kw, shape)?;
         self.qkv_bias = kw.flag("qkv_bias")?.unwrap_or(self.qkv_bias);
         self.class_token = kw.flag("class_token")?.unwrap_or(self.class_token);
         if let Some(v) = kw.get("reg_tokens") {
@@ -268,12 +289,20 @@ impl TakesKwargs for EvaCfg {
         &["patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio"];
 
     fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad> {
-        let ratio = self.mlp_hidden as f64 / self.dim as f64;
-        self.patch = kw.count("patch_size")?.unwrap_or(self.patch);
-        self.dim = kw.count("embed_dim")?.unwrap_or(self.dim);
-        self.depth = kw.count("depth")?.unwrap_or(self.depth);
-        self.heads = kw.count("num_heads")?.unwrap_or(self.heads);
-        self.mlp_hidden = hidden(self.dim, kw.positive("mlp_ratio")?.unwrap_or(ratio));
+        let shape = [
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.mlp_hidden,
+        ];
+        [
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.mlp_hidden,
+        ] = token_stack(kw, shape)?;
         match self.dim.is_multiple_of(self.heads) {
             true => Ok(()),
             false => Err(format!(
