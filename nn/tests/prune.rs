@@ -1,5 +1,6 @@
-//! Structured pruning of resnet26 (bottlenecks), mobilenetv3_small_050, convnext_atto and
-//! vit_tiny (the smallest registered config of each family, 32×32 inputs): each criterion at 50 % of MACs gives a model that runs
+//! Structured pruning of resnet26 (bottlenecks), mobilenetv3_small_050, convnext_atto, vit_tiny
+//! and regnetx_002 (grouped convs; the smallest registered config of each family, 32×32 inputs):
+//! each criterion at 50 % of MACs gives a model that runs
 //! forward and backward with the MACs and parameters the graph predicted; removing channels
 //! made dead first leaves the logits as they were; a 0 % prune is the identity; a pruned
 //! checkpoint reloads through its recorded shapes.
@@ -12,11 +13,12 @@ use kiln_nn::prune::{
 use kiln_nn::{create_model, init, load_state_dict, state_dict, Model, ModelArgs};
 use std::collections::HashSet;
 
-const MODELS: [&str; 4] = [
+const MODELS: [&str; 5] = [
     "resnet26",
     "mobilenetv3_small_050",
     "convnext_atto",
     "vit_tiny_patch16_224",
+    "regnetx_002",
 ];
 const SIZE: usize = 32;
 
@@ -269,4 +271,38 @@ fn groups_follow_the_architecture() {
     assert_eq!(groups.len(), 8 * 2 + 1 + 4);
     let scores = importance(&graph, m.as_ref(), Criterion::L1).unwrap();
     assert!(select(&graph, &scores, &PruneOptions::default()).len() > 100);
+}
+
+#[test]
+fn grouped_convs_lose_the_same_positions_in_every_group() {
+    // regnetx_002's 3×3 convs have groups of 8 channels: s1.b1's reads 24 channels in 3 groups.
+    let mut m = model("regnetx_002");
+    let name = "s1.b1.conv2.conv.weight";
+    let shape = |m: &dyn Model| {
+        let t = m.named_parameters().into_iter().find(|p| p.name == name);
+        t.unwrap().tensor.shape().to_vec()
+    };
+    assert_eq!(shape(m.as_ref())[..2], [24, 8]);
+    prune(
+        m.as_mut(),
+        [3, SIZE, SIZE],
+        Criterion::L1,
+        &PruneOptions::default(),
+    )
+    .unwrap();
+    let (oc, icg) = (shape(m.as_ref())[0], shape(m.as_ref())[1]);
+    // Each of the 3 groups keeps the same filters and reads the same number of channels.
+    assert!(
+        icg < 8 && oc < 24 && oc % 3 == 0,
+        "{name}: [{oc}, {icg}, ..]"
+    );
+    let conv1 = m
+        .named_parameters()
+        .into_iter()
+        .find(|p| p.name == "s1.b1.conv1.conv.weight");
+    assert_eq!(
+        conv1.unwrap().tensor.shape()[0],
+        3 * icg,
+        "conv1 feeds the groups"
+    );
 }

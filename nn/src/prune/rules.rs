@@ -153,8 +153,9 @@ fn couple_broadcast(t: &mut Tracer<'_>, p: &Tensor, rank: usize, label: &Label) 
     }
 }
 
-/// A convolution: its filters are new channels (the input's, for a depthwise conv); grouped
-/// convs are left whole.
+/// A convolution: its filters are new channels (the input's, for a depthwise conv). A grouped
+/// conv keeps its groups equal, as Torch-Pruning does: position j of every group is one channel,
+/// on its input and on its output, so each group loses the same positions of its weight.
 fn conv(t: &mut Tracer<'_>, ins: &[Tensor], out: &Tensor, groups: usize, bias: bool) {
     let (x, w) = (&ins[0], &ins[1]);
     let (oc, icg) = (w.shape()[0], w.shape()[1]);
@@ -162,12 +163,24 @@ fn conv(t: &mut Tracer<'_>, ins: &[Tensor], out: &Tensor, groups: usize, bias: b
     let positions = (out.numel() / oc.max(1)) as f64;
     let in_ids = t.label_on(x, 1);
     let depthwise = groups > 1 && icg == 1 && oc == in_ids.len();
+    let grouped = groups > 1 && icg > 1 && in_ids.len() == groups * icg && oc % groups == 0;
     let out_ids = if depthwise {
         in_ids.clone()
-    } else if groups == 1 {
-        t.couple(w, 1, &in_ids, Role::In);
-        t.ids.fresh(oc)
+    } else if groups == 1 || grouped {
+        let out_ids = t.ids.fresh(oc);
+        let read = match grouped {
+            true => {
+                unite_across_groups(t, &in_ids, groups);
+                unite_across_groups(t, &out_ids, groups);
+                &in_ids[..icg]
+            }
+            false => &in_ids[..],
+        };
+        t.couple(w, 1, read, Role::In);
+        out_ids
     } else {
+        // A channel multiplier (several filters per input channel) or a layout kiln cannot
+        // follow: left whole.
         in_ids.iter().for_each(|&i| t.ids.freeze(i));
         t.ids.fresh_frozen(oc)
     };
@@ -175,13 +188,25 @@ fn conv(t: &mut Tracer<'_>, ins: &[Tensor], out: &Tensor, groups: usize, bias: b
     if bias {
         t.couple(&ins[2], 0, &out_ids, Role::Out);
     }
-    let ids = match groups == 1 {
-        true => vec![out_ids.clone(), in_ids],
-        false => vec![out_ids.clone()],
+    // MACs: positions · k · (input channels a filter reads) · filters.
+    let (factor, ids) = if depthwise || !(groups == 1 || grouped) {
+        (positions * (k * icg) as f64, vec![out_ids.clone()])
+    } else {
+        (
+            positions * k as f64 / groups as f64,
+            vec![out_ids.clone(), in_ids],
+        )
     };
-    let factor = positions * (k * if groups == 1 { 1 } else { icg }) as f64;
     t.macs.push(MacTerm { factor, ids });
     t.labels.insert(out.id(), Label::along(1, out_ids));
+}
+
+/// Makes position j of each of the `groups` equal runs of `ids` one channel.
+fn unite_across_groups(t: &mut Tracer<'_>, ids: &[usize], groups: usize) {
+    let per = ids.len() / groups;
+    for q in 1..groups {
+        t.ids.union_all(&ids[..per], &ids[q * per..(q + 1) * per]);
+    }
 }
 
 /// `x·wᵀ + b` over the last axis.

@@ -49,6 +49,12 @@ impl ConvBn {
         self.conv.collect(&join(prefix, "conv"), out);
         self.bn.collect(&join(prefix, "bn"), out);
     }
+
+    /// [`Module::map_tensors`] over the conv and the BN, under `collect`'s names.
+    pub(super) fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.conv.map_tensors(&join(prefix, "conv"), f)?;
+        self.bn.map_tensors(&join(prefix, "bn"), f)
+    }
 }
 
 /// One block's shape: channels in and out, stride, group width, and the RegNet's ratios.
@@ -149,6 +155,19 @@ impl Module for Bottleneck {
         self.conv3.collect(&join(prefix, "conv3"), out);
         if let Some(d) = &self.downsample {
             d.collect(&join(prefix, "downsample"), out);
+        }
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.conv1.map_tensors(&join(prefix, "conv1"), f)?;
+        self.conv2.map_tensors(&join(prefix, "conv2"), f)?;
+        if let Some(se) = &mut self.se {
+            se.map_tensors(&join(prefix, "se"), f)?;
+        }
+        self.conv3.map_tensors(&join(prefix, "conv3"), f)?;
+        match &mut self.downsample {
+            Some(d) => d.map_tensors(&join(prefix, "downsample"), f),
+            None => Ok(()),
         }
     }
 

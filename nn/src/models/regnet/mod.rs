@@ -175,6 +175,20 @@ impl Module for RegNet {
         }));
     }
 
+    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
+        self.stem.map_tensors(&join(prefix, "stem"), f)?;
+        for (s, blocks) in self.stages.iter_mut().enumerate() {
+            for (b, block) in blocks.iter_mut().enumerate() {
+                block.map_tensors(&join(prefix, &format!("s{}.b{}", s + 1, b + 1)), f)?;
+            }
+        }
+        if let Some(fc) = &mut self.fc {
+            fc.map_tensors(&join(prefix, "head.fc"), f)?;
+            self.num_features = fc.in_features() / self.pool.pool_type.feat_mult();
+        }
+        Ok(())
+    }
+
     fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
         self.stem.conv.set_memory_format(format)?;
         self.stages
