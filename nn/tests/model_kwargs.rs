@@ -18,7 +18,7 @@ fn models_built_with_kwargs_have_timms_names_and_shapes() {
     );
     let cases: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(cases.len(), 8);
+    assert_eq!(cases.len(), 10);
     for case in cases {
         let name = case["model"].as_str().unwrap();
         let create = &case["create"];
@@ -81,6 +81,12 @@ fn keys_a_family_does_not_take_are_refused_with_those_it_takes() {
             &[("ls_init_value", "-1")],
             &["ls_init_value"],
         ),
+        (
+            "regnety_004",
+            &[("depth", "6")],
+            &["regnety_004", "3 stages, not 4"],
+        ),
+        ("regnetx_002", &[("wm", "1")], &["wm=1"]),
     ] {
         let err = match built(name, &with(kwargs)) {
             Ok(_) => panic!("{name} {kwargs:?} was accepted"),
