@@ -164,9 +164,11 @@ fn conv(t: &mut Tracer<'_>, ins: &[Tensor], out: &Tensor, groups: usize, bias: b
     let in_ids = t.label_on(x, 1);
     let depthwise = groups > 1 && icg == 1 && oc == in_ids.len();
     let grouped = groups > 1 && icg > 1 && in_ids.len() == groups * icg && oc % groups == 0;
+    // Whether the filters' input axis is coupled to x's channels (not depthwise, not left whole).
+    let reads_input = groups == 1 || grouped;
     let out_ids = if depthwise {
         in_ids.clone()
-    } else if groups == 1 || grouped {
+    } else if reads_input {
         let out_ids = t.ids.fresh(oc);
         let read = match grouped {
             true => {
@@ -189,13 +191,12 @@ fn conv(t: &mut Tracer<'_>, ins: &[Tensor], out: &Tensor, groups: usize, bias: b
         t.couple(&ins[2], 0, &out_ids, Role::Out);
     }
     // MACs: positions · k · (input channels a filter reads) · filters.
-    let (factor, ids) = if depthwise || !(groups == 1 || grouped) {
-        (positions * (k * icg) as f64, vec![out_ids.clone()])
-    } else {
-        (
+    let (factor, ids) = match reads_input {
+        true => (
             positions * k as f64 / groups as f64,
             vec![out_ids.clone(), in_ids],
-        )
+        ),
+        false => (positions * (k * icg) as f64, vec![out_ids.clone()]),
     };
     t.macs.push(MacTerm { factor, ids });
     t.labels.insert(out.id(), Label::along(1, out_ids));
