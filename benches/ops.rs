@@ -6,9 +6,7 @@
 //! (`libtorch/...` ids; `scripts/bench/libtorch.sh` runs it and prints the ratios for BENCHMARKS.md).
 
 use criterion::measurement::WallTime;
-use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
-};
+use criterion::{criterion_group, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use kiln::engine::{BatchNormArgs, Conv2dParams, DType, MemoryFormat, Tensor};
 use kiln::nn::{create_model, Model, ModelArgs};
 use kiln::train::optim::{create_optimizer, OptimizerConfig};
@@ -22,8 +20,6 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn matmul(c: &mut Criterion) {
-    #[cfg(feature = "libtorch")]
-    libtorch::init();
     let mut g = c.benchmark_group("matmul");
     for n in [512, 1024, 2048] {
         let (a, b) = (randn(&[n, n], 1), randn(&[n, n], 2));
@@ -245,4 +241,13 @@ fn models(c: &mut Criterion) {
 }
 
 criterion_group!(benches, matmul, conv, bn_relu, attention, train_step, models);
-criterion_main!(benches);
+
+/// criterion_main!, with kiln's `main` set-up first: the bench thread computes (as in `kiln
+/// train`), and libtorch gets the same thread count.
+fn main() {
+    kiln_engine::cpu::threads::compute_on_calling_thread();
+    #[cfg(feature = "libtorch")]
+    libtorch::init();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

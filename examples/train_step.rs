@@ -154,6 +154,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         kiln_engine::cuda::device(n)?;
         kiln_engine::cuda::set_cudnn_benchmark(true);
     }
+    kiln_engine::cpu::threads::compute_on_calling_thread();
     manual_seed(0);
     // ViT's position embedding is sized for the input; the other models ignore `img_size`.
     let margs = ModelArgs {

@@ -39,7 +39,9 @@ def main():
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
     amp = {"float16": torch.float16, "bfloat16": torch.bfloat16, "none": None}[a.amp_dtype]
 
-    model = timm.create_model(a.model, num_classes=1000).to(dev, memory_format=fmt).train()
+    # As on the kiln side, a ViT's position embedding is sized for the input.
+    sized = {"img_size": a.img_size} if a.model.startswith(("vit_", "deit_")) else {}
+    model = timm.create_model(a.model, num_classes=1000, **sized).to(dev, memory_format=fmt).train()
     opt = timm.optim.create_optimizer_v2(model, "sgd", lr=0.1, weight_decay=1e-4, momentum=0.9)
     scaler = torch.amp.GradScaler(dev.type, enabled=amp == torch.float16)
     n, s = a.batch, a.img_size

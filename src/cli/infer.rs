@@ -26,6 +26,7 @@ pub fn infer(a: InferArgs) -> Result<()> {
     let mut va = a.eval_args();
     check_supported(&va, VALIDATE_REFUSED)?;
     check_flags(&a)?;
+    kiln_engine::cpu::threads::compute_on_calling_thread();
     kiln_engine::manual_seed(va.seed);
     // inference.py: --model defaults to resnet50, pretrained unless a checkpoint is given.
     if va.eval.model.is_none() && a.checkpoint.is_none() {

@@ -177,7 +177,8 @@ pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
     parse_from(&merged)
 }
 
-/// Runs a parsed command.
+/// Runs a parsed command. Call it from `main`: train, validate and infer make the calling thread
+/// a worker of rayon's pool for the rest of the process (`compute_on_calling_thread`).
 pub fn run(cli: Cli) -> Result<()> {
     logger::init();
     match cli.command {

@@ -151,6 +151,9 @@ pub fn train(mut a: TrainArgs) -> Result<()> {
         })
         .map(|_| ());
     }
+    // One device: the main thread computes its CPU ops itself (a device list above keeps
+    // rayon's own threads, which the device threads share while the main thread waits).
+    kiln_engine::cpu::threads::compute_on_calling_thread();
     if a.device == "cuda" && group.world_size > 1 {
         // torchrun's convention: each rank of a node drives the GPU of its local rank.
         a.device = format!("cuda:{}", group.local_rank);

@@ -61,6 +61,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
     notes(&a, VALIDATE_NOTED)
         .iter()
         .for_each(|n| println!("{n}"));
+    kiln_engine::cpu::threads::compute_on_calling_thread();
     // timm's validate.py: utils.random_seed(args.seed).
     kiln_engine::manual_seed(a.seed);
     if a.tta > 2 {

@@ -19,6 +19,7 @@ pub mod reduce;
 pub mod scratch;
 pub mod softmax;
 pub mod squeeze_excite;
+pub mod threads;
 pub mod transpose;
 
 use crate::{CpuStorage, Layout};

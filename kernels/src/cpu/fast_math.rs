@@ -62,7 +62,7 @@ fn exp_f32(x: f32) -> f32 {
     let er = p * r * r + r + 1.0;
     // n ∈ [-126, 128] here; 2^n as two factors so that n = 128 (e^x just below f32::MAX) fits.
     let half = (n * 0.5).floor();
-    let two_pow = |k: f32| f32::from_bits(((k as i32 + 127) << 23) as u32);
+    let two_pow = |k: f32| f32::from_bits(biased_exponent_bits(k) << 23);
     let y = er * two_pow(half) * two_pow(n - half);
     if x < EXP_MIN {
         0.0
@@ -71,6 +71,15 @@ fn exp_f32(x: f32) -> f32 {
     } else {
         y
     }
+}
+
+/// k + 127 in the low bits of a u32, for an integral k ∈ [-127, 128], by float arithmetic alone:
+/// adding 1.5·2^23 moves k + 127 into the low mantissa bits. `k as i32` would do the same but
+/// saturates NaN and out-of-range values lane by lane, which keeps the loops around it scalar.
+#[inline(always)]
+fn biased_exponent_bits(k: f32) -> u32 {
+    const ROUND_INTO_MANTISSA: f32 = 12_582_912.0;
+    (k + (127.0 + ROUND_INTO_MANTISSA)).to_bits() & 0x1ff
 }
 
 /// Φ(x) = erfc(−x/√2)/2, with erfc(z) for z ≥ 0 from Numerical Recipes' Chebyshev fit
