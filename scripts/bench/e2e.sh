@@ -17,6 +17,9 @@
 #                     --num-classes 10; timm's models otherwise keep 1000 classes)
 # Training img/s is the batch size over the average update time of the last `Train:` log line,
 # which both programs print in the same format; wall time covers start-up and validation too.
+# Top-1 is the validation Acc@1 after the run (the last `Test:` line's average). Pair p runs
+# both sides with --seed 42+p (a --seed in FLAGS wins), so several pairs give the seed-to-seed
+# spread of each side's accuracy, printed after the table.
 # Needs a release build of kiln (cargo build --release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,7 +51,7 @@ done
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# One run: prints "<wall seconds> <train img/s>"; the log goes to $out/<name>.log.
+# One run: prints "<wall seconds> <train img/s> <top-1 %>"; the log goes to $out/<name>.log.
 run() {
   local name=$1; shift
   local start end avg
@@ -60,17 +63,21 @@ run() {
   fi
   end=$(date +%s.%N)
   avg=$(grep '^Train:' "$out/$name.log" | tail -1 | sed -E 's/.*Time: +[0-9.]+s, +[0-9.]+\/s +\(([0-9.]+)s,.*/\1/')
-  echo "$(echo "$end - $start" | bc) $(echo "scale=1; $batch / $avg" | bc)"
+  top1=$(grep '^Test:' "$out/$name.log" | tail -1 | sed -E 's/.*Acc@1: +[0-9.]+ +\( *([0-9.]+)\).*/\1/')
+  echo "$(echo "$end - $start" | bc) $(echo "scale=1; $batch / $avg" | bc) $top1"
 }
 
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-printf '%-24s %10s %10s %12s %12s %8s %8s\n' model kiln_s timm_s kiln_img/s timm_img/s wall× img/s×
+printf '%-24s %10s %10s %12s %12s %8s %8s %10s %10s\n' model kiln_s timm_s kiln_img/s timm_img/s \
+  wall× img/s× kiln_top1 timm_top1
+spread=()
 for model in $models; do
   : > "$out/kiln.txt"; : > "$out/timm.txt"
   for ((p = 0; p < pairs; p++)); do
-    k=(run "kiln-$model-$p" "$kiln" train "$data" --model "$model" --output "$out/runs" --experiment "kiln-$model-$p" "${flags[@]}")
-    t=(run "timm-$model-$p" "$python" "$train_py" "$data" --model "$model" --device cpu --output "$out/runs" --experiment "timm-$model-$p" "${flags[@]}")
+    seed=(--seed $((42 + p)))
+    k=(run "kiln-$model-$p" "$kiln" train "$data" --model "$model" --output "$out/runs" --experiment "kiln-$model-$p" "${seed[@]}" "${flags[@]}")
+    t=(run "timm-$model-$p" "$python" "$train_py" "$data" --model "$model" --device cpu --output "$out/runs" --experiment "timm-$model-$p" "${seed[@]}" "${flags[@]}")
     if ((p % 2 == 0)); then
       "${k[@]}" >> "$out/kiln.txt"; "${t[@]}" >> "$out/timm.txt"
     else
@@ -79,7 +86,10 @@ for model in $models; do
   done
   kw=$(cut -d' ' -f1 "$out/kiln.txt" | median); tw=$(cut -d' ' -f1 "$out/timm.txt" | median)
   kr=$(cut -d' ' -f2 "$out/kiln.txt" | median); tr=$(cut -d' ' -f2 "$out/timm.txt" | median)
-  printf '%-24s %10.1f %10.1f %12.1f %12.1f %7.2fx %7.2fx\n' "$model" "$kw" "$tw" "$kr" "$tr" \
-    "$(echo "$tw / $kw" | bc -l)" "$(echo "$kr / $tr" | bc -l)"
+  ka=$(cut -d' ' -f3 "$out/kiln.txt" | median); ta=$(cut -d' ' -f3 "$out/timm.txt" | median)
+  printf '%-24s %10.1f %10.1f %12.1f %12.1f %7.2fx %7.2fx %10.2f %10.2f\n' "$model" "$kw" "$tw" "$kr" "$tr" \
+    "$(echo "$tw / $kw" | bc -l)" "$(echo "$kr / $tr" | bc -l)" "$ka" "$ta"
+  spread+=("$model top-1 by seed 42..$((41 + pairs)): kiln $(cut -d' ' -f3 "$out/kiln.txt" | tr '\n' ' ')| timm $(cut -d' ' -f3 "$out/timm.txt" | tr '\n' ' ')")
 done
+printf '%s\n' "${spread[@]}"
 echo "flags for both: ${flags[*]}; data: $data; $pairs alternating pairs per model, medians"
