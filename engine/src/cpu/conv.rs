@@ -14,6 +14,7 @@ use super::scratch::with_scratch;
 use crate::conv_shape::ConvShape;
 use crate::{CpuStorage, Result};
 use kiln_kernels::cpu::im2col::{col2im_nchw, col2im_nhwc, im2col_nchw, im2col_nhwc};
+use kiln_kernels::cpu::sum_in_ranges;
 use kiln_kernels::cpu::Real;
 use rayon::prelude::*;
 
@@ -280,22 +281,12 @@ fn sum_over_images<T: Real>(
         });
         return dw;
     }
-    (0..s.n)
-        .into_par_iter()
-        .fold(
-            || vec![T::zero(); wlen],
-            |mut dw, n| {
-                with_scratch(col_len, |col| f(n, &mut dw, col, false));
-                dw
-            },
-        )
-        .reduce(
-            || vec![T::zero(); wlen],
-            |mut a, b| {
-                add_assign(&mut a, &b);
-                a
-            },
-        )
+    sum_in_ranges(
+        s.n,
+        || vec![T::zero(); wlen],
+        |dw, n| with_scratch(col_len, |col| f(n, dw, col, false)),
+        |a, b| add_assign(a, &b),
+    )
 }
 
 fn bwd_filter_nchw<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {

@@ -13,6 +13,7 @@ use super::scratch::with_scratch;
 use super::transpose::transpose;
 use crate::conv_shape::ConvShape;
 use kiln_kernels::cpu::im2col::ConvGeom;
+use kiln_kernels::cpu::merge_in_order;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -201,14 +202,9 @@ impl DirectConv {
             }
             dw
         };
-        blocks
-            .par_chunks(per_thread)
-            .map(partial)
-            .reduce_with(|mut a, b| {
-                add_assign(&mut a, &b);
-                a
-            })
-            .unwrap_or_else(|| vec![0f32; len])
+        // Collected, then added in order: a `reduce` would group the sum as work is stolen.
+        let partials = blocks.par_chunks(per_thread).map(partial).collect();
+        merge_in_order(partials, || vec![0f32; len], |a, b| add_assign(a, &b))
     }
 
     /// The forward convolution of x with `weights`, blocks of images in parallel.

@@ -14,7 +14,7 @@ use super::elementwise::add_assign;
 use super::matmul::{gemm, MatRef};
 use super::scratch::with_scratch;
 use crate::conv_shape::ConvShape;
-use kiln_kernels::cpu::Real;
+use kiln_kernels::cpu::{sum_in_ranges, Real};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -182,11 +182,13 @@ impl Taps {
         let xp = self.pad_input(x);
         let (wp, oc, [kh, kw]) = (self.padded_width(), self.oc, self.k);
         let row_len = self.out[1] * oc;
-        self.blocks()
-            .into_par_iter()
-            .fold(
-                || vec![T::zero(); self.weight_len()],
-                |mut dw, rows| {
+        let blocks = self.blocks();
+        sum_in_ranges(
+            blocks.len(),
+            || vec![T::zero(); self.weight_len()],
+            |dw, b| {
+                let rows = blocks[b].clone();
+                {
                     let m = rows.len() * wp;
                     let first = self.outputs_before(rows.start) * row_len;
                     let mut dy = dy[first..].chunks(row_len);
@@ -213,16 +215,10 @@ impl Taps {
                             gemm(dims, dst, kh * kw * self.c, dyt, cols, true, false);
                         }
                     });
-                    dw
-                },
-            )
-            .reduce(
-                || vec![T::zero(); self.weight_len()],
-                |mut a, b| {
-                    add_assign(&mut a, &b);
-                    a
-                },
-            )
+                }
+            },
+            |a, b| add_assign(a, &b),
+        )
     }
 }
 

@@ -9,7 +9,7 @@
 //! slices as long as the run). Inner loops are plain slice arithmetic the compiler vectorizes;
 //! sums accumulate in `T` over short blocks and in f64 across them.
 
-use super::{c, Real, PAR_GRAIN};
+use super::{c, merge_in_order, Real, PAR_GRAIN};
 use rayon::prelude::*;
 use std::array::from_fn;
 
@@ -302,7 +302,7 @@ fn channel_sums<T: Real, const P: usize, const K: usize>(
         // Each NHWC task sets up and flushes run-long partial sums: a few big tasks per thread.
         per_task = per_task.max(runs.div_ceil(4 * rayon::current_num_threads()));
     }
-    (0..runs.div_ceil(per_task))
+    let partials = (0..runs.div_ceil(per_task))
         .into_par_iter()
         .map(|task| {
             let mut totals = [vec![0f64; d.c], vec![0f64; d.c]];
@@ -320,15 +320,18 @@ fn channel_sums<T: Real, const P: usize, const K: usize>(
             }
             totals
         })
-        .reduce(
-            || [vec![0f64; d.c], vec![0f64; d.c]],
-            |mut a, b| {
-                for (acc, part) in a.iter_mut().zip(b) {
-                    acc.iter_mut().zip(part).for_each(|(x, y)| *x += y);
-                }
-                a
-            },
-        )
+        .collect::<Vec<_>>();
+    // Added in task order: a `reduce` would group the sum as work is stolen (see
+    // `sum_in_ranges`), and the statistics would differ from run to run in their last bits.
+    merge_in_order(
+        partials,
+        || [vec![0f64; d.c], vec![0f64; d.c]],
+        |a, b| {
+            for (acc, part) in a.iter_mut().zip(b) {
+                acc.iter_mut().zip(part).for_each(|(x, y)| *x += y);
+            }
+        },
+    )
 }
 
 /// The two sums of `f(p, v)` over one channel plane (NCHW run), in `LANES` partial sums.

@@ -9,8 +9,11 @@ pub fn sq_norm(tensors: &[&[f32]]) -> f64 {
     tensors
         .iter()
         .map(|t| {
+            // Summed in chunk order: a parallel `sum` groups by work-stealing.
             t.par_chunks(PAR_GRAIN)
                 .map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>())
+                .collect::<Vec<f64>>()
+                .into_iter()
                 .sum::<f64>()
         })
         .sum()

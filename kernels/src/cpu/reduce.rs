@@ -31,10 +31,14 @@ impl ReduceOp {
 pub fn reduce_rows<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
     if out.len() < rayon::current_num_threads() && len > PAR_GRAIN {
         for (r, o) in out.iter_mut().enumerate() {
-            *o = x[r * len..][..len]
+            // Combined in order, not by `reduce`, whose grouping follows work-stealing.
+            let pieces: Vec<T> = x[r * len..][..len]
                 .par_chunks(PAR_GRAIN)
                 .map(|piece| op.over(piece))
-                .reduce(|| op.identity(), |a, b| op.combine(a, b));
+                .collect();
+            *o = pieces
+                .into_iter()
+                .fold(op.identity(), |a, b| op.combine(a, b));
         }
         return;
     }
