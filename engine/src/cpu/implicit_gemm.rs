@@ -188,34 +188,32 @@ impl Taps {
             || vec![T::zero(); self.weight_len()],
             |dw, b| {
                 let rows = blocks[b].clone();
-                {
-                    let m = rows.len() * wp;
-                    let first = self.outputs_before(rows.start) * row_len;
-                    let mut dy = dy[first..].chunks(row_len);
-                    with_scratch(m * oc, |grid: &mut [T]| {
-                        for (gr, dst) in rows.clone().zip(grid.chunks_mut(wp * oc)) {
-                            match self.has_outputs(gr).then(|| dy.next()).flatten() {
-                                Some(src) => {
-                                    dst[..row_len].copy_from_slice(src);
-                                    dst[row_len..].fill(T::zero());
-                                }
-                                None => dst.fill(T::zero()),
+                let m = rows.len() * wp;
+                let first = self.outputs_before(rows.start) * row_len;
+                let mut dy = dy[first..].chunks(row_len);
+                with_scratch(m * oc, |grid: &mut [T]| {
+                    for (gr, dst) in rows.clone().zip(grid.chunks_mut(wp * oc)) {
+                        match self.has_outputs(gr).then(|| dy.next()).flatten() {
+                            Some(src) => {
+                                dst[..row_len].copy_from_slice(src);
+                                dst[row_len..].fill(T::zero());
                             }
+                            None => dst.fill(T::zero()),
                         }
-                        let dyt = MatRef {
-                            data: &*grid,
-                            offset: 0,
-                            rs: 1,
-                            cs: oc,
-                        };
-                        for i in 0..kh {
-                            let cols = self.columns(&xp, rows.start, i);
-                            let dst = &mut dw[i * kw * self.c..];
-                            let dims = [oc, kw * self.c, m];
-                            gemm(dims, dst, kh * kw * self.c, dyt, cols, true, false);
-                        }
-                    });
-                }
+                    }
+                    let dyt = MatRef {
+                        data: &*grid,
+                        offset: 0,
+                        rs: 1,
+                        cs: oc,
+                    };
+                    for i in 0..kh {
+                        let cols = self.columns(&xp, rows.start, i);
+                        let dst = &mut dw[i * kw * self.c..];
+                        let dims = [oc, kw * self.c, m];
+                        gemm(dims, dst, kh * kw * self.c, dyt, cols, true, false);
+                    }
+                });
             },
             |a, b| add_assign(a, &b),
         )
