@@ -80,8 +80,11 @@ fn conv2d_matches_naive_in_both_formats() {
             p([1, 1], [5, 3], [2, 1], 13),
         ),
         ([4, 8, 6, 5], [7, 8, 1, 1], p([1, 1], [0, 0], [1, 1], 1)),
-        // Many output channels on a small image: NHWC keeps im2col.
+        // Many output channels on a small image: NHWC keeps im2col at this batch size.
         ([2, 4, 4, 4], [64, 4, 3, 3], p([1, 1], [1, 1], [1, 1], 1)),
+        // Small images in a batch of 64: NHWC multiplies only the taps inside them.
+        ([64, 5, 1, 1], [7, 5, 3, 3], p([1, 1], [1, 1], [1, 1], 1)),
+        ([64, 6, 2, 3], [4, 6, 3, 2], p([2, 1], [1, 1], [1, 1], 1)),
         // Stride 1 with kernels and paddings of every shape: NHWC runs these as implicit GEMMs.
         ([2, 5, 14, 12], [6, 5, 5, 3], p([1, 1], [2, 0], [1, 1], 1)),
         ([3, 4, 12, 14], [5, 4, 3, 3], p([1, 1], [0, 0], [1, 1], 1)),
@@ -209,6 +212,41 @@ fn direct_nhwc_conv_agrees_with_nchw() {
     // 4608 and 9216 terms, where f32 rounding alone reaches 2e-4 of their (cancelled) results.
     let wide = ([3, 512, 7, 7], [1024, 512, 3, 3]);
     nhwc_agrees_with_nchw("wide dw", wide.0, wide.1, pad(1, 1), 1e-3);
+}
+
+/// Shapes whose NHWC convolution multiplies only the taps inside the image (batches of at least
+/// 64, at most 16 output pixels, at least a quarter of the padded taps outside): ResNet's last
+/// stages on small inputs, stride 2, a non-square kernel, and padding so wide that some outputs
+/// read nothing.
+#[test]
+fn small_image_nhwc_conv_agrees_with_nchw() {
+    let conv = |stride: usize, padding: [usize; 2]| Conv2dParams {
+        stride: [stride; 2],
+        padding,
+        ..Default::default()
+    };
+    let cases = [
+        ("1x1 image", [64, 16, 1, 1], [24, 16, 3, 3], conv(1, [1, 1])),
+        ("2x2 image", [64, 8, 2, 2], [12, 8, 3, 3], conv(1, [1, 1])),
+        (
+            "2x2 stride 2",
+            [65, 8, 2, 2],
+            [12, 8, 3, 3],
+            conv(2, [1, 1]),
+        ),
+        ("4x4 stride 1", [64, 8, 4, 4], [8, 8, 3, 3], conv(1, [1, 1])),
+        ("4x4 stride 2", [70, 8, 4, 4], [8, 8, 3, 3], conv(2, [1, 1])),
+        ("3x1 image", [64, 5, 3, 1], [4, 5, 3, 3], conv(1, [1, 1])),
+        (
+            "empty outputs",
+            [64, 4, 1, 1],
+            [5, 4, 2, 2],
+            conv(1, [2, 2]),
+        ),
+    ];
+    for (case, xs, ws, p) in cases {
+        nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);
+    }
 }
 
 #[test]

@@ -2,15 +2,18 @@
 //!
 //! Images run in parallel (one single-threaded GEMM each) when the batch can feed every core;
 //! small batches use one multi-threaded GEMM per image instead. 1×1 stride-1 convolutions skip
-//! im2col: the input already is the column matrix.
+//! im2col: the input already is the column matrix. NHWC shapes go first to the direct kernels
+//! (`direct_conv`), the small-image products (`small_image_conv`) or the implicit GEMM
+//! (`implicit_gemm`) where those serve them.
 
 use super::depthwise;
 use super::direct_conv::DirectConv;
 use super::elementwise::add_assign;
 use super::float_map2;
 use super::implicit_gemm::{flip_weights, Taps};
-use super::matmul::{gemm, MatRef};
+use super::matmul::{gemm, mat};
 use super::scratch::with_scratch;
+use super::small_image_conv::SmallImageConv;
 use crate::conv_shape::ConvShape;
 use crate::{CpuStorage, Result};
 use kiln_kernels::cpu::im2col::{col2im_nchw, col2im_nhwc, im2col_nchw, im2col_nhwc};
@@ -39,15 +42,6 @@ impl ConvShape {
 
     fn batch_parallel(&self) -> bool {
         self.n >= rayon::current_num_threads()
-    }
-}
-
-fn mat<T>(data: &[T], offset: usize, rs: usize, cs: usize) -> MatRef<'_, T> {
-    MatRef {
-        data,
-        offset,
-        rs,
-        cs,
     }
 }
 
@@ -80,6 +74,9 @@ pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuSt
     }
     if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (DirectConv::new(s), x, w) {
         return Ok(CpuStorage::F32(direct.forward(xv, wv)));
+    }
+    if let Some(small) = SmallImageConv::new(s) {
+        return Ok(float_map2!("conv2d", x, w, |xv, wv: T| small.forward(xv, wv)));
     }
     Ok(float_map2!("conv2d", x, w, |xv, wv: T| {
         let mut y = vec![T::default(); s.n * s.out_image()];
@@ -174,6 +171,11 @@ pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result
             return Ok(CpuStorage::F32(dx));
         }
     }
+    if let Some(small) = SmallImageConv::new(s) {
+        return Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
+            small.backward_data(dyv, wv)
+        }));
+    }
     Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
         let mut dx = vec![T::default(); s.n * s.in_image()];
         if s.channels_last {
@@ -256,6 +258,16 @@ pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Resu
     }
     if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
         return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
+    }
+    if let Some(small) = SmallImageConv::new(s).filter(|_| {
+        s.n >= std::env::var("SIC_W")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }) {
+        return Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
+            small.backward_filter(xv, dyv)
+        }));
     }
     Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
         if s.channels_last {

@@ -19,6 +19,16 @@ pub struct MatRef<'a, T> {
     pub cs: usize,
 }
 
+/// The matrix in `data` whose element (i, j) is `data[offset + i·rs + j·cs]`.
+pub fn mat<T>(data: &[T], offset: usize, rs: usize, cs: usize) -> MatRef<'_, T> {
+    MatRef {
+        data,
+        offset,
+        rs,
+        cs,
+    }
+}
+
 impl<T> MatRef<'_, T> {
     fn fits(&self, rows: usize, cols: usize) -> bool {
         rows == 0

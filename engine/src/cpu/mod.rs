@@ -17,6 +17,7 @@ pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod scratch;
+pub mod small_image_conv;
 pub mod softmax;
 pub mod squeeze_excite;
 pub mod threads;
