@@ -23,7 +23,7 @@ pub struct Depthwise {
     pub geom: ConvGeom,
 }
 
-/// `*d += wv · s` over the pairs of `dst` and `src`, as far as the shorter goes.
+/// `*d += wv · s` (fused) over the pairs of `dst` and `src`, as far as the shorter goes.
 #[inline(always)]
 fn madd<'a, T: Real + 'a>(
     dst: impl Iterator<Item = &'a mut T>,
@@ -31,15 +31,15 @@ fn madd<'a, T: Real + 'a>(
     wv: T,
 ) {
     for (d, &v) in dst.zip(src) {
-        *d += wv * v;
+        *d = wv.mul_add(v, *d);
     }
 }
 
-/// `acc[i] += a[i] · b[i]` over the shortest of the three.
+/// `acc[i] += a[i] · b[i]` (fused) over the shortest of the three.
 #[inline(always)]
 fn fma_rows<T: Real>(acc: &mut [T], a: &[T], b: &[T]) {
     for (o, (&x, &y)) in acc.iter_mut().zip(a.iter().zip(b)) {
-        *o += x * y;
+        *o = x.mul_add(y, *o);
     }
 }
 

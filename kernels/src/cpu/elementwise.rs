@@ -122,7 +122,7 @@ impl UnaryOp {
                 let s = sigmoid(x);
                 s + x * s * (one - s)
             }
-            UnaryOp::Gelu => normal_cdf(x) + x * exp(-x * x / c(2.0)) / c(2.5066282746310002),
+            UnaryOp::Gelu => normal_cdf(x) + x * exp(-x * x * c(0.5)) * c(FRAC_1_SQRT_2PI),
             UnaryOp::HardSwish if x < c(-3.0) => zero,
             UnaryOp::HardSwish if x > c(3.0) => one,
             UnaryOp::HardSwish => (x + x + c(3.0)) / c(6.0),
@@ -141,6 +141,10 @@ impl UnaryOp {
         }
     }
 }
+
+/// 1/√(2π), the standard normal density at 0 (a product: a division by √(2π) took a divide per
+/// element).
+const FRAC_1_SQRT_2PI: f64 = 0.3989422804014327;
 
 /// √(2/π), the tanh GELU's scale.
 const GELU_TANH_K: f64 = 0.7978845608028654;

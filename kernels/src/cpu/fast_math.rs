@@ -1,9 +1,11 @@
 //! exp and the normal CDF for f32 as straight-line arithmetic (a polynomial and exponent bits, no
 //! library calls), so the element loops of SiLU, sigmoid and GELU vectorize, as PyTorch's
 //! Sleef-based CPU kernels do; libm's scalar `expf` and f64 `erf` were a quarter of a ConvNeXt
-//! training step. f64 keeps libm. Accuracy (tests below): exp within 2 ulp where the result is a
-//! normal float (below that, 0); the CDF within 4e-7 of its value, plus 3e-7·x²/2 in the lower
-//! tail, where x²/2 rounded to f32 feeds the exponential (2e-5 of Φ(−12) ≈ 2e-33).
+//! training step. The polynomials run in fused multiply-adds (`mul_add`, one instruction on
+//! x86-64-v3; separate products and sums made GELU's forward 1.4× slower). f64 keeps libm.
+//! Accuracy (tests below): exp within 2 ulp where the result is a normal float (below that, 0);
+//! the CDF within 4e-7 of its value, plus 3e-7·x²/2 in the lower tail, where x²/2 rounded to f32
+//! feeds the exponential (2e-5 of Φ(−12) ≈ 2e-33).
 
 use super::{c, Real};
 
@@ -51,15 +53,19 @@ fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let xc = x.clamp(EXP_MIN, EXP_MAX);
-    let n = (xc * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = xc - n * LN2_HI - n * LN2_LO;
+    let n = xc.mul_add(std::f32::consts::LOG2_E, 0.5).floor();
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, xc));
     let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
+    for k in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
+        p = p.mul_add(r, k);
+    }
+    let er = p.mul_add(r * r, r) + 1.0;
     // n ∈ [-126, 128] here; 2^n as two factors so that n = 128 (e^x just below f32::MAX) fits.
     let half = (n * 0.5).floor();
     let two_pow = |k: f32| f32::from_bits(biased_exponent_bits(k) << 23);
@@ -101,9 +107,9 @@ fn normal_cdf_f32(x: f32) -> f32 {
         1.000_023_7,
         -1.265_512_2,
     ] {
-        p = p * t + k;
+        p = p.mul_add(t, k);
     }
-    let erfc_a = t * exp_f32(-a * a + p);
+    let erfc_a = t * exp_f32((-a).mul_add(a, p));
     let erfc_z = if z < 0.0 { 2.0 - erfc_a } else { erfc_a };
     0.5 * erfc_z
 }
