@@ -6,7 +6,7 @@
 //! 1×1) read the image. Here output pixel q's kernel row i reads the contiguous NHWC run
 //! `x[n, ih, iw0..iw1, :]` of every image n (row stride H·W·C) against the matching run of the
 //! OHWI weights, so each product's inner dimension is (iw1 − iw0)·C and no padding is multiplied.
-//! The products are few (OH·OW·KH at most [`MAX_PIXELS`]·KH), and each spans the whole batch.
+//! The products are few (OH·OW·KH, with at most 16 output pixels), and each spans the whole batch.
 
 use super::matmul::{gemm, mat};
 use crate::conv_shape::ConvShape;
@@ -60,7 +60,7 @@ fn in_image(o: usize, k: usize, stride: usize, pad: usize, size: usize) -> (usiz
 
 impl SmallImageConv {
     /// The convolution of `s`, when it is NHWC, ungrouped and undilated, has at least
-    /// [`MIN_BATCH`] images of at most [`MAX_PIXELS`] output pixels, and at most three quarters
+    /// `MIN_BATCH` images of at most `MAX_PIXELS` output pixels, and at most three quarters
     /// of its padded taps read the image (so at least a quarter of im2col's multiply-adds are
     /// skipped).
     pub fn new(s: &ConvShape) -> Option<SmallImageConv> {
