@@ -68,7 +68,8 @@ fn train_tolerance(name: &str) -> f32 {
 /// classifier gradient the least reproducible number of all (1e-3 to 1e-2 from float64, in timm
 /// and in kiln alike): its entries are the larger of timm's spread and kiln's own (kiln's float32
 /// run against its float64 run, which equals timm's float64 result: see
-/// `mobilenetv4_train_mode_equals_timm_in_float64`).
+/// `mobilenetv4_train_mode_equals_timm_in_float64`). tf_efficientnet_b3's entry is kiln's own
+/// spread too, since its activations and depthwise taps round through fused multiply-adds.
 const BUILDER_F64_SPREAD: [(&str, f64); 31] = [
     ("mobilenetv2_050", 9.08e-5),
     ("mobilenetv2_100", 5.77e-5),
@@ -85,7 +86,10 @@ const BUILDER_F64_SPREAD: [(&str, f64); 31] = [
     ("efficientnet_b5", 1.80e-4),
     ("efficientnet_b6", 1.61e-4),
     ("efficientnet_b7", 5.32e-4),
-    ("tf_efficientnet_b3", 5.24e-5),
+    // kiln's own spread (timm's is 5.24e-5): its float32 classifier gradient is 1.50e-4 from
+    // its float64 one, which equals timm's float64 result within 1.6e-5 (logits) and is
+    // 5.24e-5 from timm's float32 gradient.
+    ("tf_efficientnet_b3", 1.50e-4),
     ("lcnet_050", 5.50e-6),
     ("efficientnetv2_rw_t", 7.16e-5),
     ("efficientnetv2_rw_s", 7.37e-5),
