@@ -259,12 +259,7 @@ pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Resu
     if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
         return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
     }
-    if let Some(small) = SmallImageConv::new(s).filter(|_| {
-        s.n >= std::env::var("SIC_W")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }) {
+    if let Some(small) = SmallImageConv::new(s) {
         return Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
             small.backward_filter(xv, dyv)
         }));
