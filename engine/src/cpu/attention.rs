@@ -1,5 +1,6 @@
 //! Fused scaled-dot-product attention on the CPU (f32, f64; half types run through f32).
 
+use super::alloc;
 use crate::saved::AttnSaved;
 use crate::{CpuStorage, Error, Result, StorageElem};
 use kiln_kernels::cpu::attention::{self as k, AttnBwdInputs, AttnDims};
@@ -14,7 +15,7 @@ fn forward<T: Real + StorageElem>(
 ) -> Result<(CpuStorage, CpuStorage)> {
     let (key, v) = (key.as_slice::<T>(OP)?, v.as_slice::<T>(OP)?);
     let bias = bias.map(|b| b.as_slice::<T>(OP)).transpose()?;
-    let mut o = vec![T::zero(); dims.bh * dims.lq * dims.d];
+    let mut o = alloc::filled(dims.bh * dims.lq * dims.d, T::zero());
     let mut lse = vec![T::zero(); dims.bh * dims.lq];
     k::attention_fwd(q, key, v, bias, dims, &mut o, &mut lse);
     Ok((T::wrap(o), T::wrap(lse)))

@@ -1,5 +1,6 @@
 //! Binary cross-entropy with logits on the CPU, over the rows of a dense buffer.
 
+use super::alloc;
 use super::softmax::{check_labels, targets, XentTargets};
 use super::{float_map, float_map2};
 use crate::{CpuStorage, Result};
@@ -29,7 +30,7 @@ pub fn bce_bwd(
         x,
         scale,
         |v, s: T| {
-            let mut dx = vec![T::default(); v.len()];
+            let mut dx = alloc::zeroed(v.len());
             k::bce_bwd(v, len, targets::<T>(t)?, o, s, &mut dx);
             dx
         }

@@ -6,6 +6,7 @@
 //! (`direct_conv`), the small-image products (`small_image_conv`) or the implicit GEMM
 //! (`implicit_gemm`) where those serve them.
 
+use super::alloc;
 use super::depthwise;
 use super::direct_conv::DirectConv;
 use super::elementwise::add_assign;
@@ -79,7 +80,7 @@ pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuSt
         return Ok(float_map2!("conv2d", x, w, |xv, wv: T| small.forward(xv, wv)));
     }
     Ok(float_map2!("conv2d", x, w, |xv, wv: T| {
-        let mut y = vec![T::default(); s.n * s.out_image()];
+        let mut y = alloc::zeroed(s.n * s.out_image());
         if s.channels_last {
             fwd_nhwc(xv, wv, s, &mut y)
         } else {
@@ -177,7 +178,7 @@ pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result
         }));
     }
     Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
-        let mut dx = vec![T::default(); s.n * s.in_image()];
+        let mut dx = alloc::zeroed(s.n * s.in_image());
         if s.channels_last {
             bwd_data_nhwc(dyv, wv, s, &mut dx)
         } else {

@@ -1,6 +1,7 @@
 //! Depthwise convolutions (groups = in = out channels) on the direct kernels of
 //! `kiln_kernels::cpu::depthwise`, in the memory format of the [`ConvShape`].
 
+use super::alloc;
 use super::float_map2;
 use crate::conv_shape::ConvShape;
 use crate::{CpuStorage, Result};
@@ -9,7 +10,7 @@ use kiln_kernels::cpu::depthwise::Depthwise;
 /// y = depthwise conv(x, w) with w `[C, 1, KH, KW]` (or its OHWI twin).
 pub fn forward(x: &CpuStorage, w: &CpuStorage, s: &ConvShape, d: &Depthwise) -> Result<CpuStorage> {
     Ok(float_map2!("conv2d", x, w, |xv, wv: T| {
-        let mut y = vec![T::default(); s.n * s.c * s.geom.p_len()];
+        let mut y = alloc::zeroed(s.n * s.c * s.geom.p_len());
         if s.channels_last {
             d.forward_nhwc(xv, wv, &mut y)
         } else {
@@ -27,7 +28,7 @@ pub fn backward_data(
     d: &Depthwise,
 ) -> Result<CpuStorage> {
     Ok(float_map2!("conv2d_backward", dy, w, |dyv, wv: T| {
-        let mut dx = vec![T::default(); s.n * s.c * s.geom.hw[0] * s.geom.hw[1]];
+        let mut dx = alloc::zeroed(s.n * s.c * s.geom.hw[0] * s.geom.hw[1]);
         if s.channels_last {
             d.backward_data_nhwc(dyv, wv, &mut dx)
         } else {

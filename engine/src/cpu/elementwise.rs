@@ -1,5 +1,6 @@
 //! Elementwise ops, casts and layout copies on the CPU.
 
+use super::alloc;
 use super::{contiguous, dense, float_map, float_map2};
 use crate::broadcast::plan;
 use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
@@ -23,7 +24,7 @@ pub fn unary(s: &CpuStorage, l: &Layout, op: UnaryOp) -> Result<(CpuStorage, Lay
     let out = float_map!(op.name(), s, |v: T| {
         let (x, lx) = dense(v, l);
         out_layout = lx;
-        let mut y = vec![T::default(); x.len()];
+        let mut y = alloc::zeroed(x.len());
         k::unary_fwd(op, &x, &mut y);
         y
     });
@@ -66,7 +67,7 @@ pub fn unary_bwd(
                 })
             }
         };
-        let mut dx = vec![T::default(); xs.len()];
+        let mut dx = alloc::zeroed(xs.len());
         k::unary_bwd(op, &xs, &ys, &dys, &mut dx);
         dx
     });
@@ -83,7 +84,7 @@ pub fn binary(
     let p = plan(shape, &[a.1, b.1])?;
     let numel = p.out.numel();
     let out = float_map2!(op.name(), a.0, b.0, |x, y: T| {
-        let mut out = vec![T::default(); numel];
+        let mut out = alloc::zeroed(numel);
         k::binary(op, &p.shape, p.operand(0, x), p.operand(1, y), &mut out);
         out
     });
@@ -152,7 +153,7 @@ pub fn select(
     };
     let numel = p.out.numel();
     let out = float_map2!("where", a.0, b.0, |x, y: T| {
-        let mut out = vec![T::default(); numel];
+        let mut out = alloc::zeroed(numel);
         k::select(
             &p.shape,
             &cond_dense,
@@ -168,7 +169,7 @@ pub fn select(
 /// Converts every element to `dtype` (Bool: nonzero), keeping a dense memory order.
 pub fn cast(s: &CpuStorage, l: &Layout, dtype: DType) -> Result<(CpuStorage, Layout)> {
     fn to<S: WithDType, D: WithDType + Default>(x: &[S], f: impl Fn(f64) -> D + Sync) -> Vec<D> {
-        let mut out = vec![D::default(); x.len()];
+        let mut out = alloc::zeroed(x.len());
         convert(x, &mut out, |v| f(v.to_f64()));
         out
     }

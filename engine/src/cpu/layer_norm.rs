@@ -1,5 +1,6 @@
 //! LayerNorm over the last dim of dense rows on the CPU (f32, f64; half types run through f32).
 
+use super::alloc;
 use crate::saved::{LnGrads, LnSaved};
 use crate::{CpuStorage, Error, Result, StorageElem};
 use kiln_kernels::cpu::layer_norm as k;
@@ -19,7 +20,7 @@ fn forward<T: Real + StorageElem>(
 ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
     let rows = x.len() / len.max(1);
     let (mut y, mut mean, mut rstd) = (
-        vec![T::zero(); x.len()],
+        alloc::filled(x.len(), T::zero()),
         vec![T::zero(); rows],
         vec![T::zero(); rows],
     );
@@ -61,7 +62,7 @@ fn backward<T: Real + StorageElem>(
     }
     let x = s.x.as_slice::<T>(OP)?;
     let stats = (s.mean.as_slice::<T>(OP)?, s.rstd.as_slice::<T>(OP)?);
-    let mut dx = vec![T::zero(); dy.len()];
+    let mut dx = alloc::filled(dy.len(), T::zero());
     let (dgamma, dbeta) = k::layer_norm_bwd(x, dy, len, param::<T>(s.gamma)?, stats, &mut dx);
     Ok(LnGrads {
         dx: T::wrap(dx),

@@ -2,6 +2,7 @@
 //! matrix products and convolutions on the `gemm` crate. Computes in f32 or f64; the tensor layer
 //! converts f16/bf16 to f32 around compute ops.
 
+pub mod alloc;
 pub mod attention;
 pub mod bce;
 pub mod conv;
@@ -143,7 +144,7 @@ pub fn copy_to_layout(s: &CpuStorage, l: &Layout, out: &Layout) -> CpuStorage {
     let order = out.dense_order().unwrap_or_else(|| (0..l.rank()).collect());
     let src = l.permute(&order).unwrap_or_else(|_| l.clone());
     map_same!(s, v => {
-        let mut dst = vec![Default::default(); l.numel()];
+        let mut dst = alloc::zeroed(l.numel());
         copy_strided(src.shape(), strided(v, &src), &mut dst, |x| x);
         dst
     })

@@ -1,5 +1,6 @@
 //! Fused BatchNorm(+residual)(+ReLU) on the CPU; inputs are dense NCHW or NHWC.
 
+use super::alloc;
 use super::{float_map, float_map2};
 use crate::saved::{BnRunning, BnStats};
 use crate::{CpuStorage, DType, Error, Layout, Result, Storage, StorageElem};
@@ -90,7 +91,7 @@ pub fn bn_apply(
             scale.iter().map(|&v| c(v)).collect(),
             shift.iter().map(|&v| c(v)).collect(),
         );
-        let mut y = vec![T::default(); xv.len()];
+        let mut y = alloc::zeroed(xv.len());
         k::bn_act_fwd(xv, res, &scale, &shift, relu, d, &mut y);
         y
     }))
@@ -143,8 +144,8 @@ pub fn bn_backward(dy: &CpuStorage, s: &BnSaved, d: ChannelDims) -> Result<BnGra
             relu: s.relu,
             training: s.training,
         };
-        let mut dx = vec![T::default(); x.len()];
-        let mut dr = s.has_residual.then(|| vec![T::default(); x.len()]);
+        let mut dx = alloc::zeroed(x.len());
+        let mut dr = s.has_residual.then(|| alloc::zeroed(x.len()));
         sums = k::bn_act_bwd(g, &saved, d, &mut dx, dr.as_deref_mut());
         dres = dr.map(<T as crate::StorageElem>::wrap);
         dx

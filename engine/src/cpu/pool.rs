@@ -1,5 +1,6 @@
 //! Pooling on the CPU; inputs are dense NCHW or NHWC (described by `Dims4`).
 
+use super::alloc;
 use super::float_map;
 use crate::{CpuStorage, Result};
 use kiln_kernels::cpu::pool::{self as k, Dims4, Window};
@@ -25,9 +26,9 @@ pub fn pool_fwd(
     kind: PoolKind,
 ) -> Result<(CpuStorage, Vec<i64>)> {
     let numel: usize = yd.size.iter().product();
-    let mut idx = vec![-1i64; numel];
+    let mut idx = alloc::filled(numel, -1i64);
     let y = float_map!("pool2d", x, |v: T| {
-        let mut y = vec![T::default(); numel];
+        let mut y = alloc::zeroed(numel);
         match kind {
             PoolKind::Max(w) => k::max_pool_fwd(v, xd, &w, &mut y, yd, &mut idx),
             PoolKind::Avg(w, include_pad) => k::avg_pool_fwd(v, xd, &w, include_pad, &mut y, yd),
@@ -49,7 +50,7 @@ pub fn pool_bwd(
 ) -> Result<CpuStorage> {
     let numel: usize = xd.size.iter().product();
     Ok(float_map!("pool2d_backward", dy, |g: T| {
-        let mut dx = vec![T::default(); numel];
+        let mut dx = alloc::zeroed(numel);
         match kind {
             PoolKind::Max(_) | PoolKind::AdaptiveMax => k::max_pool_bwd(g, yd, idx, &mut dx, xd),
             PoolKind::Avg(w, include_pad) => k::avg_pool_bwd(g, yd, &w, include_pad, &mut dx, xd),

@@ -8,6 +8,7 @@
 //! OHWI weights, so each product's inner dimension is (iw1 − iw0)·C and no padding is multiplied.
 //! The products are few (OH·OW·KH, with at most 16 output pixels), and each spans the whole batch.
 
+use super::alloc;
 use super::matmul::{gemm, mat};
 use crate::conv_shape::ConvShape;
 use kiln_kernels::cpu::Real;
@@ -132,7 +133,7 @@ impl SmallImageConv {
 
     /// y `[n, oh, ow, oc]` = conv(x, w): x `[n, h, w, c]`, w OHWI.
     pub fn forward<T: Real>(&self, x: &[T], w: &[T]) -> Vec<T> {
-        let mut y = vec![T::zero(); self.n * self.out_image_len()];
+        let mut y = alloc::filled(self.n * self.out_image_len(), T::zero());
         for r in self.row_taps() {
             gemm(
                 [self.n, self.oc, r.len * self.c],
@@ -149,7 +150,7 @@ impl SmallImageConv {
 
     /// dx `[n, h, w, c]` from dy `[n, oh, ow, oc]` and w (OHWI).
     pub fn backward_data<T: Real>(&self, dy: &[T], w: &[T]) -> Vec<T> {
-        let mut dx = vec![T::zero(); self.n * self.in_image_len()];
+        let mut dx = alloc::filled(self.n * self.in_image_len(), T::zero());
         for r in self.row_taps() {
             gemm(
                 [self.n, r.len * self.c, self.oc],

@@ -1,5 +1,6 @@
 //! Softmax and fused softmax cross-entropy on the CPU, over the last dim of a dense buffer.
 
+use super::alloc;
 use super::{float_map, float_map2};
 use crate::{CpuStorage, Error, Result};
 use kiln_kernels::cpu::softmax_xent::{self as k, Targets};
@@ -7,7 +8,7 @@ use kiln_kernels::cpu::softmax_xent::{self as k, Targets};
 /// Softmax (or log-softmax) over rows of `len`.
 pub fn softmax(x: &CpuStorage, len: usize, log: bool) -> Result<CpuStorage> {
     Ok(float_map!("softmax", x, |v: T| {
-        let mut y = vec![T::default(); v.len()];
+        let mut y = alloc::zeroed(v.len());
         k::softmax_rows(v, len, log, &mut y);
         y
     }))
@@ -16,7 +17,7 @@ pub fn softmax(x: &CpuStorage, len: usize, log: bool) -> Result<CpuStorage> {
 /// Softmax backward from the forward output y and dy.
 pub fn softmax_bwd(y: &CpuStorage, dy: &CpuStorage, len: usize, log: bool) -> Result<CpuStorage> {
     Ok(float_map2!("softmax_backward", y, dy, |yv, g: T| {
-        let mut dx = vec![T::default(); yv.len()];
+        let mut dx = alloc::zeroed(yv.len());
         k::softmax_rows_bwd(yv, g, len, log, &mut dx);
         dx
     }))
@@ -74,7 +75,7 @@ pub fn xent_bwd(
     scale: &CpuStorage,
 ) -> Result<CpuStorage> {
     Ok(float_map2!("cross_entropy_backward", x, lse, |v, l: T| {
-        let mut dx = vec![T::default(); v.len()];
+        let mut dx = alloc::zeroed(v.len());
         k::xent_bwd(
             v,
             len,

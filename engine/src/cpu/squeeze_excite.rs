@@ -1,6 +1,7 @@
 //! The fused squeeze-excite's feature-map passes on the CPU (f32, f64; half types run through
 //! f32), over `kiln_kernels::cpu::squeeze_excite`.
 
+use super::alloc;
 use super::float_map;
 use crate::{CpuStorage, Result, StorageElem};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
@@ -31,7 +32,7 @@ pub fn channel_apply(
 ) -> Result<CpuStorage> {
     Ok(float_map!("squeeze_excite", a, |v: T| {
         let (g, add) = (g.as_slice::<T>("squeeze_excite")?, operand::<T>(add)?);
-        let mut out = vec![T::default(); v.len()];
+        let mut out = alloc::zeroed(v.len());
         k::channel_apply(v, g, add, d, &mut out);
         out
     }))

@@ -293,12 +293,20 @@ impl Depthwise {
                 part
             })
             .collect();
+        // Each span of taps × channels adds the images up in order: parallel, yet the same sums
+        // whatever the thread count.
         let mut total = vec![T::zero(); len];
-        for part in &partials {
-            for (t, &p) in total.iter_mut().zip(part) {
-                *t += p;
-            }
-        }
+        const SPAN: usize = 1024;
+        total
+            .par_chunks_mut(SPAN)
+            .enumerate()
+            .for_each(|(i, span)| {
+                for part in &partials {
+                    for (t, &p) in span.iter_mut().zip(&part[i * SPAN..]) {
+                        *t += p;
+                    }
+                }
+            });
         for (tap, row) in total.chunks_exact(c.max(1)).enumerate() {
             for (ch, &v) in row.iter().enumerate() {
                 dw[ch * self.taps() + tap] = v;
