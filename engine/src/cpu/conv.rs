@@ -283,7 +283,7 @@ fn sum_over_images<T: Real>(
 ) -> Vec<T> {
     let wlen = s.oc * s.geom.k_len();
     if !s.batch_parallel() {
-        let mut dw = vec![T::zero(); wlen];
+        let mut dw = alloc::filled(wlen, T::zero());
         with_scratch(col_len, |col| {
             (0..s.n).for_each(|n| f(n, &mut dw, col, true))
         });
@@ -322,7 +322,7 @@ fn bwd_filter_nhwc<T: Real>(x: &[T], dy: &[T], s: &ConvShape) -> Vec<T> {
         return taps.run_backward_filter(x, dy);
     }
     let (kl, pl, ocg) = (s.geom.k_len(), s.geom.p_len(), s.ocg());
-    let mut dw = vec![T::zero(); s.oc * kl];
+    let mut dw = alloc::filled(s.oc * kl, T::zero());
     if s.is_pointwise() && s.groups == 1 {
         let rows = s.n * pl;
         gemm(

@@ -167,7 +167,7 @@ impl SmallImageConv {
 
     /// dw (OHWI) from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`.
     pub fn backward_filter<T: Real>(&self, x: &[T], dy: &[T]) -> Vec<T> {
-        let mut dw = vec![T::zero(); self.oc * self.taps_len()];
+        let mut dw = alloc::filled(self.oc * self.taps_len(), T::zero());
         for r in self.row_taps() {
             gemm(
                 [self.oc, r.len * self.c, self.n],
