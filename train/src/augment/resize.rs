@@ -5,6 +5,7 @@ use crate::{Error, Result};
 use fast_image_resize::images::{Image as FirImage, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use rand::Rng;
+use std::cell::RefCell;
 
 /// Resampling filter, by timm's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +87,11 @@ pub fn resize(img: &Image, w: usize, h: usize, interp: Interpolation) -> Image {
         .expect("u8 image matches its size");
     let mut dst = FirImage::new(w as u32, h as u32, pt);
     let opts = ResizeOptions::new().resize_alg(interp.alg());
-    Resizer::new()
-        .resize(&src, &mut dst, &opts)
-        .expect("same pixel type");
+    // One resizer per thread keeps its scratch buffer and CPU-feature probe between images.
+    thread_local! {
+        static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+    }
+    RESIZER.with_borrow_mut(|r| r.resize(&src, &mut dst, &opts).expect("same pixel type"));
     Image::new(w, h, img.c, dst.into_vec())
 }
 

@@ -93,6 +93,17 @@ impl Normalize {
                     .chunks_exact_mut(hw * c)
                     .zip(batch.images.chunks_exact(hw * c))
                 {
+                    if let [lr, lg, lb] = &self.lut[..] {
+                        // RGB in one pass over the pixels, the three planes written side by side.
+                        let (r, gb) = o.split_at_mut(hw);
+                        let (g, b) = gb.split_at_mut(hw);
+                        for (((px, r), g), b) in img.chunks_exact(3).zip(r).zip(g).zip(b) {
+                            *r = lr[px[0] as usize];
+                            *g = lg[px[1] as usize];
+                            *b = lb[px[2] as usize];
+                        }
+                        continue;
+                    }
                     for (k, plane) in o.chunks_exact_mut(hw).enumerate() {
                         let lut = &self.lut[k];
                         for (dst, px) in plane.iter_mut().zip(img.chunks_exact(c)) {
