@@ -246,6 +246,7 @@ criterion_group!(benches, matmul, conv, bn_relu, attention, train_step, models);
 /// train`), and libtorch gets the same thread count.
 fn main() {
     kiln_engine::cpu::threads::compute_on_calling_thread();
+    kiln_engine::cpu::heap::keep_freed_blocks();
     #[cfg(feature = "libtorch")]
     libtorch::init();
     benches();

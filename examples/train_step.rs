@@ -155,6 +155,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         kiln_engine::cuda::set_cudnn_benchmark(true);
     }
     kiln_engine::cpu::threads::compute_on_calling_thread();
+    kiln_engine::cpu::heap::keep_freed_blocks();
     manual_seed(0);
     // ViT's position embedding is sized for the input; the other models ignore `img_size`.
     let margs = ModelArgs {

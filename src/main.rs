@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    kiln_engine::cpu::heap::keep_freed_blocks();
     let argv: Vec<String> = std::env::args().collect();
     let cli = match kiln::cli::parse(&argv) {
         Ok(cli) => cli,
