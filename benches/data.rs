@@ -69,6 +69,8 @@ fn bench_pipeline(c: &mut Criterion, name: &str, aa: Option<&str>, ds: &Arc<Imag
 }
 
 fn data(c: &mut Criterion) {
+    // As the `kiln` command does at start.
+    kiln::engine::cpu::heap::keep_freed_blocks();
     let dir = images_dir();
     let Ok(ds) = ImageFolder::open(&dir, None, 3) else {
         eprintln!(
