@@ -56,30 +56,23 @@ pub fn crop(img: &Image, left: isize, top: isize, w: usize, h: usize, fill: u8) 
 pub fn crop_filled(img: &Image, left: isize, top: isize, w: usize, h: usize, fill: &[u8]) -> Image {
     let c = img.c;
     debug_assert_eq!(fill.len(), c, "one fill value per channel");
-    let inside = left >= 0 && top >= 0 && left as usize + w <= img.w && top as usize + h <= img.h;
-    if inside {
-        // A box inside the image (every RandomResizedCrop) copies its rows without a fill first.
-        let (x0, y0) = (left as usize, top as usize);
-        let mut out = Vec::with_capacity(w * h * c);
-        for y in y0..y0 + h {
-            out.extend_from_slice(&img.row(y)[x0 * c..(x0 + w) * c]);
-        }
-        return Image::new(w, h, c, out);
-    }
-    let mut out = fill.repeat(w * h);
-    let x0 = left.max(0) as usize;
-    let x1 = (left + w as isize).clamp(0, img.w as isize) as usize;
-    if x1 <= x0 {
-        return Image::new(w, h, c, out);
-    }
-    let dst_x = (x0 as isize - left) as usize;
+    // Each output row is written once: the fill left of the image, the image's span, the fill
+    // right of it (or all fill outside the image's rows), so a box inside the image, as every
+    // RandomResizedCrop's, is a plain copy of its rows.
+    let x0 = left.clamp(0, img.w as isize) as usize;
+    let x1 = (left + w as isize).clamp(x0 as isize, img.w as isize) as usize;
+    let pad_left = (x0 as isize - left).clamp(0, w as isize) as usize;
+    let pad_right = w - pad_left - (x1 - x0);
+    let mut out = Vec::with_capacity(w * h * c);
     for y in 0..h {
         let sy = top + y as isize;
         if sy < 0 || sy >= img.h as isize {
+            out.extend(fill.iter().cycle().take(w * c));
             continue;
         }
-        let src = &img.row(sy as usize)[x0 * c..x1 * c];
-        out[(y * w + dst_x) * c..][..src.len()].copy_from_slice(src);
+        out.extend(fill.iter().cycle().take(pad_left * c));
+        out.extend_from_slice(&img.row(sy as usize)[x0 * c..x1 * c]);
+        out.extend(fill.iter().cycle().take(pad_right * c));
     }
     Image::new(w, h, c, out)
 }
@@ -98,5 +91,42 @@ impl Transform for TrimBorder {
             return Image::new(0, 0, img.c, Vec::new());
         }
         crop(&img, b as isize, b as isize, w, h, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crop_filled;
+    use crate::data::Image;
+
+    #[test]
+    fn crop_filled_matches_a_per_pixel_reference_inside_across_and_outside_the_image() {
+        let (iw, ih, c) = (5, 4, 3);
+        let img = Image::new(iw, ih, c, (0..iw * ih * c).map(|i| i as u8).collect());
+        let fill = [200, 201, 202];
+        for (left, top, w, h) in [
+            (1, 1, 3, 2),
+            (0, 0, 5, 4),
+            (-2, -1, 9, 7),
+            (3, 2, 4, 4),
+            (-3, 0, 2, 4),
+            (6, 5, 2, 2),
+            (2, 1, 0, 3),
+        ] {
+            let got = crop_filled(&img, left, top, w, h, &fill);
+            assert_eq!((got.w, got.h, got.data.len()), (w, h, w * h * c));
+            for y in 0..h {
+                for x in 0..w {
+                    let (sx, sy) = (left + x as isize, top + y as isize);
+                    let inside = (0..iw as isize).contains(&sx) && (0..ih as isize).contains(&sy);
+                    let want = match inside {
+                        true => &img.data[(sy as usize * iw + sx as usize) * c..][..c],
+                        false => &fill[..],
+                    };
+                    let at = (left, top, w, h, x, y);
+                    assert_eq!(&got.data[(y * w + x) * c..][..c], want, "{at:?}");
+                }
+            }
+        }
     }
 }
