@@ -159,9 +159,9 @@ fn conv2d_forward_and_gradients_agree_across_formats() {
 }
 
 /// Shapes the direct NHWC convolution takes on AVX-512 (channel counts that are multiples of 16,
-/// outputs at least 14 wide): border regions, partial tiles, strides, dilation, padding wider
-/// than the kernel reaches, a single image split by rows, and 48 output channels (a 32- and a
-/// 16-wide tile).
+/// outputs or batch at least 7 long): border regions, partial tiles, strides, dilation, padding
+/// wider than the kernel reaches, a single image split by rows, 48 output channels (a 32- and a
+/// 16-wide tile), and tiny images tiled along a batch too small for `small_image_conv`.
 #[test]
 fn direct_nhwc_conv_agrees_with_nchw() {
     let pad = |h, w| Conv2dParams {
@@ -181,6 +181,11 @@ fn direct_nhwc_conv_agrees_with_nchw() {
     };
     let down = Conv2dParams {
         stride: [2, 2],
+        ..Default::default()
+    };
+    let stride2 = Conv2dParams {
+        stride: [2, 2],
+        padding: [1, 1],
         ..Default::default()
     };
     let cases = [
@@ -204,6 +209,10 @@ fn direct_nhwc_conv_agrees_with_nchw() {
             [16, 16, 3, 3],
             pad(1, 1),
         ),
+        ("2x2 images", [9, 16, 2, 2], [32, 16, 3, 3], pad(1, 1)),
+        ("4x4 images", [30, 32, 4, 4], [16, 32, 3, 3], pad(1, 1)),
+        ("4x4 stride 2", [7, 16, 4, 4], [48, 16, 3, 3], stride2),
+        ("1x1 images", [20, 16, 1, 1], [16, 16, 3, 3], pad(1, 1)),
     ];
     for (case, xs, ws, p) in cases {
         nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);

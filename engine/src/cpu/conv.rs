@@ -2,9 +2,9 @@
 //!
 //! Images run in parallel (one single-threaded GEMM each) when the batch can feed every core;
 //! small batches use one multi-threaded GEMM per image instead. 1×1 stride-1 convolutions skip
-//! im2col: the input already is the column matrix. NHWC shapes go first to the direct kernels
-//! (`direct_conv`), the small-image products (`small_image_conv`) or the implicit GEMM
-//! (`implicit_gemm`) where those serve them.
+//! im2col: the input already is the column matrix. NHWC shapes go first to the small-image
+//! products (`small_image_conv`, large batches of tiny images), the direct kernels
+//! (`direct_conv`) or the implicit GEMM (`implicit_gemm`) where those serve them.
 
 use super::alloc;
 use super::depthwise;
@@ -73,11 +73,11 @@ pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuSt
     if let Some(d) = s.depthwise() {
         return depthwise::forward(x, w, s, &d);
     }
-    if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (DirectConv::new(s), x, w) {
-        return Ok(CpuStorage::F32(direct.forward(xv, wv)));
-    }
     if let Some(small) = SmallImageConv::new(s) {
         return Ok(float_map2!("conv2d", x, w, |xv, wv: T| small.forward(xv, wv)));
+    }
+    if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (DirectConv::new(s), x, w) {
+        return Ok(CpuStorage::F32(direct.forward(xv, wv)));
     }
     Ok(float_map2!("conv2d", x, w, |xv, wv: T| {
         let mut y = alloc::zeroed(s.n * s.out_image());
@@ -167,15 +167,15 @@ pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result
     if let Some(d) = s.depthwise() {
         return depthwise::backward_data(dy, w, s, &d);
     }
-    if let (Some(direct), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (DirectConv::new(s), dy, w) {
-        if let Some(dx) = direct.backward_data(dyv, wv) {
-            return Ok(CpuStorage::F32(dx));
-        }
-    }
     if let Some(small) = SmallImageConv::new(s) {
         return Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
             small.backward_data(dyv, wv)
         }));
+    }
+    if let (Some(direct), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (DirectConv::new(s), dy, w) {
+        if let Some(dx) = direct.backward_data(dyv, wv) {
+            return Ok(CpuStorage::F32(dx));
+        }
     }
     Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
         let mut dx = alloc::zeroed(s.n * s.in_image());
@@ -257,13 +257,13 @@ pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Resu
     if let Some(d) = s.depthwise() {
         return depthwise::backward_filter(x, dy, s, &d);
     }
-    if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
-        return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
-    }
     if let Some(small) = SmallImageConv::new(s) {
         return Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
             small.backward_filter(xv, dyv)
         }));
+    }
+    if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
+        return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
     }
     Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
         if s.channels_last {

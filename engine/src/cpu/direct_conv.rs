@@ -113,10 +113,14 @@ struct Segment {
 
 impl DirectConv {
     /// The convolution of `s`, when this CPU runs the tile and the shape suits it: NHWC, one
-    /// group, channel counts that are multiples of 16, outputs at least half a tile wide, and not
-    /// a pointwise stride-1 product. Narrower images fill too little of a tile, and pointwise
-    /// products are a few large GEMMs that `gemm` runs better (measured on resnet18 at 64²: a
-    /// width limit of 7 took its forward from 50.5 to 48.8 ms, and none took it to 52.4 ms).
+    /// group, channel counts that are multiples of 16, outputs or batch at least half a tile
+    /// long, and not a pointwise stride-1 product. Narrower images in a smaller batch fill too
+    /// little of a tile, and pointwise products are a few large GEMMs that `gemm` runs better
+    /// (measured on resnet18 at 64²: a width limit of 7 took its forward from 50.5 to 48.8 ms,
+    /// and none took it to 52.4 ms). Images narrower than that tile along the batch: at batch 32
+    /// the 4×4 and 2×2 stages of resnet18 at 64² skip their padded taps here, forward 3.3 → 2.1
+    /// and 5.2 → 2.3 ms per 3×3 convolution against im2col, input gradient 3.1 → 2.1 and
+    /// 3.3 → 2.0 ms.
     pub fn new(s: &ConvShape) -> Option<DirectConv> {
         let g = &s.geom;
         let pointwise = g.k == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0];
@@ -124,7 +128,7 @@ impl DirectConv {
             && s.groups == 1
             && g.c.is_multiple_of(LANES)
             && s.oc.is_multiple_of(LANES)
-            && g.out[1] >= MAX_ROWS / 2
+            && (g.out[1] >= MAX_ROWS / 2 || s.n >= MAX_ROWS / 2)
             && !pointwise
             && s.n * g.p_len() > 0
             && conv_tile::available();

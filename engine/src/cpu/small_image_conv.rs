@@ -19,6 +19,9 @@ const MAX_PIXELS: usize = 16;
 /// Fewest images this path takes. Each product's rows are the batch, and below 64 rows they run
 /// too far under the GEMM's peak to win: at batch 32 the forward of ResNet's 2×2 and 4×4 stages
 /// took up to 1.5× im2col's time (for 44–69 % of its multiply-adds), the training step broke even.
+/// Smaller batches go to `direct_conv`, whose register tiles run along the batch where AVX-512
+/// is present. At batch 128 this path beats those tiles in the gradients (4×4 stage 18 against
+/// 21 ms, 2×2 stage 12.5 against 17 ms per convolution's input and weight gradient).
 const MIN_BATCH: usize = 64;
 
 /// A convolution of an NHWC batch `[n, h, w, c]` into `[n, oh, ow, oc]` with OHWI weights,
