@@ -161,7 +161,8 @@ fn conv2d_forward_and_gradients_agree_across_formats() {
 /// Shapes the direct NHWC convolution takes on AVX-512 (channel counts that are multiples of 16,
 /// outputs or batch at least 7 long): border regions, partial tiles, strides, dilation, padding
 /// wider than the kernel reaches, a single image split by rows, 48 output channels (a 32- and a
-/// 16-wide tile), and tiny images tiled along a batch too small for `small_image_conv`.
+/// 16-wide tile), tiny images tiled along a batch too small for `small_image_conv`, and RGB stems
+/// (3 input channels, forward only: their gradients take im2col).
 #[test]
 fn direct_nhwc_conv_agrees_with_nchw() {
     let pad = |h, w| Conv2dParams {
@@ -213,6 +214,8 @@ fn direct_nhwc_conv_agrees_with_nchw() {
         ("4x4 images", [30, 32, 4, 4], [16, 32, 3, 3], pad(1, 1)),
         ("4x4 stride 2", [7, 16, 4, 4], [48, 16, 3, 3], stride2),
         ("1x1 images", [20, 16, 1, 1], [16, 16, 3, 3], pad(1, 1)),
+        ("3-channel 7x7 stem", [2, 3, 15, 29], [32, 3, 7, 7], stem),
+        ("3-channel 3x3 stem", [3, 3, 16, 18], [16, 3, 3, 3], stride2),
     ];
     for (case, xs, ws, p) in cases {
         nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);

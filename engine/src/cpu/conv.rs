@@ -263,7 +263,9 @@ pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Resu
         }));
     }
     if let (Some(direct), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (DirectConv::new(s), x, dy) {
-        return Ok(CpuStorage::F32(direct.backward_filter(xv, dyv)));
+        if let Some(dw) = direct.backward_filter(xv, dyv) {
+            return Ok(CpuStorage::F32(dw));
+        }
     }
     Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {
         if s.channels_last {

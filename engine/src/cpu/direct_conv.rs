@@ -113,8 +113,9 @@ struct Segment {
 
 impl DirectConv {
     /// The convolution of `s`, when this CPU runs the tile and the shape suits it: NHWC, one
-    /// group, channel counts that are multiples of 16, outputs or batch at least half a tile
-    /// long, and not a pointwise stride-1 product. Narrower images in a smaller batch fill too
+    /// group, output channels a multiple of 16, input channels too or fewer than 16 (an image
+    /// stem, whose gradients then take im2col: they would need tiles that many channels wide),
+    /// outputs or batch at least half a tile long, and not a pointwise stride-1 product. Narrower images in a smaller batch fill too
     /// little of a tile, and pointwise products are a few large GEMMs that `gemm` runs better
     /// (measured on resnet18 at 64²: a width limit of 7 took its forward from 50.5 to 48.8 ms,
     /// and none took it to 52.4 ms). Images narrower than that tile along the batch: at batch 32
@@ -126,7 +127,7 @@ impl DirectConv {
         let pointwise = g.k == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0];
         let fits = s.channels_last
             && s.groups == 1
-            && g.c.is_multiple_of(LANES)
+            && (g.c.is_multiple_of(LANES) || g.c < LANES)
             && s.oc.is_multiple_of(LANES)
             && (g.out[1] >= MAX_ROWS / 2 || s.n >= MAX_ROWS / 2)
             && !pointwise
@@ -152,8 +153,12 @@ impl DirectConv {
     }
 
     /// dx `[n, h, w, c]` = the input gradient from dy `[n, oh, ow, oc]` and w (OHWI), when the
-    /// stride is 1: a forward convolution of dy with the flipped, channel-transposed weights.
+    /// stride is 1 and the input channels fill whole tiles: a forward convolution of dy with the
+    /// flipped, channel-transposed weights.
     pub fn backward_data(&self, dy: &[f32], w: &[f32]) -> Option<Vec<f32>> {
+        if !self.g.c.is_multiple_of(LANES) {
+            return None;
+        }
         let pad = |a: usize| (self.g.dil[a] * (self.g.k[a] - 1)).checked_sub(self.g.pad[a]);
         let (Some(ph), Some(pw)) = (pad(0), pad(1)) else {
             return None;
@@ -179,8 +184,12 @@ impl DirectConv {
 
     /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, oh, ow, oc]`. Each
     /// thread sums its share of the batch into a partial dw of its own (its first block writes
-    /// it, later blocks add), and the partials are added at the end.
-    pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    /// it, later blocks add), and the partials are added at the end. `None` unless the input
+    /// channels fill whole tiles (they are the tile's columns here).
+    pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
+        if !self.g.c.is_multiple_of(LANES) {
+            return None;
+        }
         let len = self.oc * self.taps() * self.g.c;
         let threads = rayon::current_num_threads();
         let pixels = if threads * len > FILTER_PARTIAL_FLOATS {
@@ -208,7 +217,11 @@ impl DirectConv {
         };
         // Collected, then added in order: a `reduce` would group the sum as work is stolen.
         let partials = blocks.par_chunks(per_thread).map(partial).collect();
-        merge_in_order(partials, || vec![0f32; len], |a, b| add_assign(a, &b))
+        Some(merge_in_order(
+            partials,
+            || vec![0f32; len],
+            |a, b| add_assign(a, &b),
+        ))
     }
 
     /// The forward convolution of x with `weights`, blocks of images in parallel.
@@ -318,15 +331,15 @@ impl DirectConv {
         let c_row = [oh * ow * oc, ow * oc, oc];
         // Every tile of the region reads the same taps: runs relative to its first valid tap.
         let first_tap = [tap_rows.start, tap_cols.start];
-        let runs: Vec<Run> = tap_rows
+        let taps = tap_rows
             .flat_map(|i| tap_cols.clone().map(move |j| [i, j]))
             .map(|[i, j]| Run {
                 a: ((i - first_tap[0]) * self.g.dil[0] * w + (j - first_tap[1]) * self.g.dil[1])
                     * c,
                 b: weights.at(oc0, i * self.g.k[1] + j, pass.channels.start),
                 len: pass.channels.len(),
-            })
-            .collect();
+            });
+        let runs = coalesce(taps, weights.cols(oc0));
         region.for_each_tile(|first, axis, len| {
             let st = Strides {
                 a_row: a_row[axis],
@@ -546,6 +559,23 @@ impl Region {
             }
         }
     }
+}
+
+/// `runs` (A read with step 1, B with step `b_step`) with each run joined to the one before where
+/// it continues it in both operands: the taps along a kernel row of a pass over all input
+/// channels read one stretch of the input and of the panel. A 3-channel stem's 7×7 kernel then
+/// sums 7 runs of 21 steps rather than 49 of 3.
+fn coalesce(runs: impl Iterator<Item = Run>, b_step: usize) -> Vec<Run> {
+    let mut joined: Vec<Run> = Vec::new();
+    for run in runs {
+        match joined.last_mut() {
+            Some(last) if last.a + last.len == run.a && last.b + last.len * b_step == run.b => {
+                last.len += run.len
+            }
+            _ => joined.push(run),
+        }
+    }
+    joined
 }
 
 /// `range` cut into the fewest tiles of at most [`MAX_ROWS`]: (first, len) pairs.

@@ -4,11 +4,12 @@
 use super::conv_tile::{available, LANES};
 
 /// `dst[i·dst_stride + j] = src[j·src_stride + i]` for `j < rows`, `i < cols`: the `rows × cols`
-/// matrix in `src` written transposed into `dst`.
+/// matrix in `src` written transposed into `dst`. Columns past the last multiple of 16 (an RGB
+/// stem's 147 taps) are copied one by one.
 ///
 /// # Panics
-/// If the CPU lacks AVX-512F, if `rows` or `cols` is not a multiple of 16, or if either matrix
-/// reaches past its slice.
+/// If the CPU lacks AVX-512F, if `rows` is not a multiple of 16, or if either matrix reaches
+/// past its slice.
 pub fn transpose(
     src: &[f32],
     src_stride: usize,
@@ -17,8 +18,8 @@ pub fn transpose(
     dst_stride: usize,
 ) {
     assert!(
-        rows.is_multiple_of(LANES) && cols.is_multiple_of(LANES),
-        "transpose of {rows}×{cols}: both sides must be multiples of {LANES}"
+        rows.is_multiple_of(LANES),
+        "transpose of {rows}×{cols}: the rows must be a multiple of {LANES}"
     );
     if rows == 0 || cols == 0 {
         return;
@@ -28,8 +29,14 @@ pub fn transpose(
         "transpose of {rows}×{cols} reaches past its source or destination"
     );
     assert!(available(), "the block transpose needs AVX-512F");
+    let blocked = cols - cols % LANES;
+    for i in blocked..cols {
+        for j in 0..rows {
+            dst[i * dst_stride + j] = src[j * src_stride + i];
+        }
+    }
     #[cfg(target_arch = "x86_64")]
-    for i in (0..cols).step_by(LANES) {
+    for i in (0..blocked).step_by(LANES) {
         for j in (0..rows).step_by(LANES) {
             // SAFETY: AVX-512F is present; the block's 16 source rows start at
             // (j + r)·src_stride + i and its 16 destination rows at (i + r)·dst_stride + j, all
@@ -110,19 +117,21 @@ mod avx512 {
 mod tests {
     use super::*;
 
+    /// Whole 16×16 blocks, and columns past them (147 = 9·16 + 3, a 7×7 RGB stem's taps).
     #[test]
     fn transpose_matches_element_by_element() {
         if !available() {
             return;
         }
-        let [rows, cols, ss, ds] = [48, 32, 37, 53];
-        let src: Vec<f32> = (0..rows * ss).map(|i| i as f32).collect();
-        let mut dst = vec![-1.0; cols * ds];
-        transpose(&src, ss, [rows, cols], &mut dst, ds);
-        for i in 0..cols {
-            for j in 0..ds {
-                let expected = if j < rows { src[j * ss + i] } else { -1.0 };
-                assert_eq!(dst[i * ds + j], expected, "dst[{i}][{j}]");
+        for [rows, cols, ss, ds] in [[48, 32, 37, 53], [32, 147, 150, 40]] {
+            let src: Vec<f32> = (0..rows * ss).map(|i| i as f32).collect();
+            let mut dst = vec![-1.0; cols * ds];
+            transpose(&src, ss, [rows, cols], &mut dst, ds);
+            for i in 0..cols {
+                for j in 0..ds {
+                    let expected = if j < rows { src[j * ss + i] } else { -1.0 };
+                    assert_eq!(dst[i * ds + j], expected, "{rows}×{cols}: dst[{i}][{j}]");
+                }
             }
         }
     }
