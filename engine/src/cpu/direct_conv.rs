@@ -114,14 +114,15 @@ struct Segment {
 impl DirectConv {
     /// The convolution of `s`, when this CPU runs the tile and the shape suits it: NHWC, one
     /// group, output channels a multiple of 16, input channels too or fewer than 16 (an image
-    /// stem, whose gradients then take im2col: they would need tiles that many channels wide),
-    /// outputs or batch at least half a tile long, and not a pointwise stride-1 product. Narrower images in a smaller batch fill too
-    /// little of a tile, and pointwise products are a few large GEMMs that `gemm` runs better
-    /// (measured on resnet18 at 64²: a width limit of 7 took its forward from 50.5 to 48.8 ms,
-    /// and none took it to 52.4 ms). Images narrower than that tile along the batch: at batch 32
-    /// the 4×4 and 2×2 stages of resnet18 at 64² skip their padded taps here, forward 3.3 → 2.1
-    /// and 5.2 → 2.3 ms per 3×3 convolution against im2col, input gradient 3.1 → 2.1 and
-    /// 3.3 → 2.0 ms.
+    /// stem, whose gradients then take im2col: their tiles are input channels wide), outputs or
+    /// batch at least half a tile long, and not a pointwise stride-1 product.
+    ///
+    /// Narrower images in a smaller batch fill too little of a tile, and pointwise products are
+    /// a few large GEMMs that `gemm` runs better (measured on resnet18 at 64²: a width limit of
+    /// 7 took its forward from 50.5 to 48.8 ms, and none took it to 52.4 ms). Narrower images
+    /// tile along the batch: at batch 32 the 4×4 and 2×2 stages of resnet18 at 64² skip their
+    /// padded taps here, forward 3.3 → 2.1 and 5.2 → 2.3 ms per 3×3 convolution against
+    /// im2col, input gradient 3.1 → 2.1 and 3.3 → 2.0 ms.
     pub fn new(s: &ConvShape) -> Option<DirectConv> {
         let g = &s.geom;
         let pointwise = g.k == [1, 1] && g.stride == [1, 1] && g.pad == [0, 0];
@@ -141,6 +142,12 @@ impl DirectConv {
         })
     }
 
+    /// Whether the input channels come in whole tile widths, as the gradients need: the input
+    /// gradient's tile columns are input channels, and so are the weight gradient's.
+    fn channels_fill_tiles(&self) -> bool {
+        self.g.c.is_multiple_of(LANES)
+    }
+
     fn taps(&self) -> usize {
         self.g.k[0] * self.g.k[1]
     }
@@ -156,7 +163,7 @@ impl DirectConv {
     /// stride is 1 and the input channels fill whole tiles: a forward convolution of dy with the
     /// flipped, channel-transposed weights.
     pub fn backward_data(&self, dy: &[f32], w: &[f32]) -> Option<Vec<f32>> {
-        if !self.g.c.is_multiple_of(LANES) {
+        if !self.channels_fill_tiles() {
             return None;
         }
         let pad = |a: usize| (self.g.dil[a] * (self.g.k[a] - 1)).checked_sub(self.g.pad[a]);
@@ -187,7 +194,7 @@ impl DirectConv {
     /// it, later blocks add), and the partials are added at the end. `None` unless the input
     /// channels fill whole tiles (they are the tile's columns here).
     pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Option<Vec<f32>> {
-        if !self.g.c.is_multiple_of(LANES) {
+        if !self.channels_fill_tiles() {
             return None;
         }
         let len = self.oc * self.taps() * self.g.c;
