@@ -190,7 +190,7 @@ fn direct_nhwc_conv_agrees_with_nchw() {
         ..Default::default()
     };
     let cases = [
-        ("3x3 pad 1", [3, 16, 9, 15], [32, 16, 3, 3], pad(1, 1)),
+        ("3x3 pad 1", [3, 16, 7, 15], [32, 16, 3, 3], pad(1, 1)),
         ("few rows", [20, 32, 3, 16], [16, 32, 3, 3], pad(1, 1)),
         ("strided, dilated", [2, 32, 10, 20], [48, 32, 3, 2], strided),
         (
@@ -208,7 +208,7 @@ fn direct_nhwc_conv_agrees_with_nchw() {
             "one image by rows",
             [1, 16, 40, 30],
             [16, 16, 3, 3],
-            pad(1, 1),
+            pad(1, 2),
         ),
         ("2x2 images", [9, 16, 2, 2], [32, 16, 3, 3], pad(1, 1)),
         ("4x4 images", [30, 32, 4, 4], [16, 32, 3, 3], pad(1, 1)),
@@ -224,6 +224,28 @@ fn direct_nhwc_conv_agrees_with_nchw() {
     // 4608 and 9216 terms, where f32 rounding alone reaches 2e-4 of their (cancelled) results.
     let wide = ([3, 512, 7, 7], [1024, 512, 3, 3]);
     nhwc_agrees_with_nchw("wide dw", wide.0, wide.1, pad(1, 1), 1e-3);
+}
+
+/// Shapes the Winograd F(2×2, 3×3) path takes (3×3, stride 1, padding 1, channels in 16s, sides
+/// of 8 or more): odd sides (tiles cut by the edge), one image, 48 output channels (a 32- and a
+/// 16-wide panel), 48 input channels, many tile rows in several blocks, and 256 channels.
+#[test]
+fn winograd_nhwc_conv_agrees_with_nchw() {
+    let p = Conv2dParams {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let cases = [
+        ("16x16", [4, 64, 16, 16], [64, 64, 3, 3]),
+        ("odd sides", [3, 16, 9, 11], [48, 16, 3, 3]),
+        ("one image", [1, 32, 8, 21], [16, 32, 3, 3]),
+        ("48 inputs", [5, 48, 8, 8], [32, 48, 3, 3]),
+        ("many tile rows", [2, 16, 64, 12], [16, 16, 3, 3]),
+        ("256 channels", [2, 256, 8, 8], [256, 256, 3, 3]),
+    ];
+    for (case, xs, ws) in cases {
+        nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);
+    }
 }
 
 /// Shapes whose NHWC convolution multiplies only the taps inside the image (batches of at least

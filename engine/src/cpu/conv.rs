@@ -2,7 +2,8 @@
 //!
 //! Images run in parallel (one single-threaded GEMM each) when the batch can feed every core;
 //! small batches use one multi-threaded GEMM per image instead. 1×1 stride-1 convolutions skip
-//! im2col: the input already is the column matrix. NHWC shapes go first to the small-image
+//! im2col: the input already is the column matrix. NHWC shapes go first to Winograd's minimal
+//! filtering (`winograd`, 3×3 stride-1 convolutions on images of 8² and up), the small-image
 //! products (`small_image_conv`, large batches of tiny images), the direct kernels
 //! (`direct_conv`) or the implicit GEMM (`implicit_gemm`) where those serve them.
 
@@ -15,6 +16,7 @@ use super::implicit_gemm::{flip_weights, Taps};
 use super::matmul::{gemm, mat};
 use super::scratch::with_scratch;
 use super::small_image_conv::SmallImageConv;
+use super::winograd::Winograd;
 use crate::conv_shape::ConvShape;
 use crate::{CpuStorage, Result};
 use kiln_kernels::cpu::im2col::{col2im_nchw, col2im_nhwc, im2col_nchw, im2col_nhwc};
@@ -72,6 +74,9 @@ fn per_image<T: Real>(
 pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     if let Some(d) = s.depthwise() {
         return depthwise::forward(x, w, s, &d);
+    }
+    if let (Some(wino), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (Winograd::new(s), x, w) {
+        return Ok(CpuStorage::F32(wino.forward(xv, wv)));
     }
     if let Some(small) = SmallImageConv::new(s) {
         return Ok(float_map2!("conv2d", x, w, |xv, wv: T| small.forward(xv, wv)));
@@ -167,6 +172,9 @@ pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result
     if let Some(d) = s.depthwise() {
         return depthwise::backward_data(dy, w, s, &d);
     }
+    if let (Some(wino), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (Winograd::new(s), dy, w) {
+        return Ok(CpuStorage::F32(wino.backward_data(dyv, wv)));
+    }
     if let Some(small) = SmallImageConv::new(s) {
         return Ok(float_map2!("conv2d_bwd_data", dy, w, |dyv, wv: T| {
             small.backward_data(dyv, wv)
@@ -256,6 +264,9 @@ fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
 pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     if let Some(d) = s.depthwise() {
         return depthwise::backward_filter(x, dy, s, &d);
+    }
+    if let (Some(wino), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (Winograd::new(s), x, dy) {
+        return Ok(CpuStorage::F32(wino.backward_filter(xv, dyv)));
     }
     if let Some(small) = SmallImageConv::new(s) {
         return Ok(float_map2!("conv2d_bwd_filter", x, dy, |xv, dyv: T| {

@@ -14,6 +14,7 @@ pub const MAX_ROWS: usize = 14;
 pub const LANES: usize = 16;
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 /// One stretch of a tile's reduction: `len` steps from element `a` of A and element `b` of B.
 #[derive(Debug, Clone, Copy)]
@@ -149,6 +150,23 @@ pub fn tile(
         // it reads `c` only when adding, when `c` is initialized.
         unsafe { kernel(a.as_ptr(), b.as_ptr(), runs, st, c.as_mut_ptr(), accumulate) }
     }
+}
+
+/// `range` cut into the fewest tiles of at most [`MAX_ROWS`]: (first, len) pairs.
+pub fn balanced_tiles(range: Range<usize>) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = range.len().div_ceil(MAX_ROWS);
+    balanced(range, tiles).map(|r| (r.start, r.len()))
+}
+
+/// `range` cut into `parts` consecutive ranges whose lengths differ by at most one.
+pub fn balanced(range: Range<usize>, parts: usize) -> impl Iterator<Item = Range<usize>> {
+    let parts = parts.max(1);
+    let (base, extra) = (range.len() / parts, range.len() % parts);
+    (0..parts).scan(range.start, move |first, i| {
+        let start = *first;
+        *first += base + usize::from(i < extra);
+        Some(start..*first)
+    })
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -7,7 +7,7 @@
 //! registers. The weight gradient uses the same tile with output channels as rows: each tap's
 //! valid pixels form a rectangle whose rows are the reduction's runs.
 
-use super::conv_tile::{self, Output, Run, Strides, LANES, MAX_ROWS};
+use super::conv_tile::{self, balanced, balanced_tiles, Output, Run, Strides, LANES, MAX_ROWS};
 use super::elementwise::add_assign;
 use super::scratch::with_scratch;
 use super::transpose::transpose;
@@ -583,23 +583,6 @@ fn coalesce(runs: impl Iterator<Item = Run>, b_step: usize) -> Vec<Run> {
         }
     }
     joined
-}
-
-/// `range` cut into the fewest tiles of at most [`MAX_ROWS`]: (first, len) pairs.
-fn balanced_tiles(range: Range<usize>) -> impl Iterator<Item = (usize, usize)> {
-    let tiles = range.len().div_ceil(MAX_ROWS);
-    balanced(range, tiles).map(|r| (r.start, r.len()))
-}
-
-/// `range` cut into `parts` consecutive ranges whose lengths differ by at most one.
-fn balanced(range: Range<usize>, parts: usize) -> impl Iterator<Item = Range<usize>> {
-    let parts = parts.max(1);
-    let (base, extra) = (range.len() / parts, range.len() % parts);
-    (0..parts).scan(range.start, move |first, i| {
-        let start = *first;
-        *first += base + usize::from(i < extra);
-        Some(start..*first)
-    })
 }
 
 /// f32 values of weights one pass of a tile sweeps, or `None` for whole panels. What pays depends

@@ -24,6 +24,7 @@ pub mod softmax;
 pub mod squeeze_excite;
 pub mod threads;
 pub mod transpose;
+pub mod winograd;
 
 use crate::{CpuStorage, Layout};
 use kiln_kernels::cpu::copy::copy_strided;
