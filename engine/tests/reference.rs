@@ -226,6 +226,15 @@ fn direct_nhwc_conv_agrees_with_nchw() {
     nhwc_agrees_with_nchw("wide dw", wide.0, wide.1, pad(1, 1), 1e-3);
 }
 
+/// Pointwise convolutions whose NHWC forward transposes the weights first (a batch of few
+/// output pixels, 48 output channels) and one with too many pixels for that, on the plain product.
+#[test]
+fn pointwise_nhwc_conv_agrees_with_nchw() {
+    let p = Conv2dParams::default();
+    nhwc_agrees_with_nchw("few pixels", [2, 64, 4, 4], [48, 64, 1, 1], p, 1e-4);
+    nhwc_agrees_with_nchw("many pixels", [40, 32, 8, 8], [16, 32, 1, 1], p, 1e-4);
+}
+
 /// Shapes the Winograd F(2×2, 3×3) path takes (3×3, stride 1, padding 1, channels in 16s, sides
 /// of 8 or more): odd sides (tiles cut by the edge), one image, 48 output channels (a 32- and a
 /// 16-wide panel), 48 input channels, many tile rows in several blocks, and 256 channels.
