@@ -564,25 +564,7 @@ mod avx512 {
         v: &mut [f32],
         to: Points,
     ) {
-        for c0 in (0..c).step_by(LANES) {
-            let mut d = [[_mm512_setzero_ps(); 4]; 4];
-            for (d, pixels) in d.iter_mut().zip(window) {
-                for (d, pixel) in d.iter_mut().zip(pixels) {
-                    if let Some(pixel) = pixel {
-                        *d = load(&pixel[c0..]);
-                    }
-                }
-            }
-            let points = two_d(|x| bt(x), d);
-            for a in 0..4 {
-                for b in 0..4 {
-                    store(
-                        &mut v[to.first + (4 * a + b) * to.stride + c0..],
-                        points[a][b],
-                    );
-                }
-            }
-        }
+        window_points(window, c, |x| bt(x), v, to)
     }
 
     /// Aᵀ M A of one tile, from the points in `m` that `from` locates, into the output pixels at
@@ -617,22 +599,34 @@ mod avx512 {
         dm: &mut [f32],
         to: Points,
     ) {
-        for o0 in (0..oc).step_by(LANES) {
-            let mut d = [[_mm512_setzero_ps(); 2]; 2];
+        window_points(window, oc, |x| a(x), dm, to)
+    }
+
+    /// The 4×4 points `f` makes of a K×K window of pixels (`None`: zeros), 16 of the `c`
+    /// channels at a time, into `dst` as `to` says.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn window_points<const K: usize>(
+        window: &[[Option<&[f32]>; K]; K],
+        c: usize,
+        f: impl Fn([__m512; K]) -> [__m512; 4],
+        dst: &mut [f32],
+        to: Points,
+    ) {
+        for c0 in (0..c).step_by(LANES) {
+            let mut d = [[_mm512_setzero_ps(); K]; K];
             for (d, pixels) in d.iter_mut().zip(window) {
                 for (d, pixel) in d.iter_mut().zip(pixels) {
                     if let Some(pixel) = pixel {
-                        *d = load(&pixel[o0..]);
+                        *d = load(&pixel[c0..]);
                     }
                 }
             }
-            let points = two_d(|x| a(x), d);
-            for i in 0..4 {
-                for j in 0..4 {
-                    store(
-                        &mut dm[to.first + (4 * i + j) * to.stride + o0..],
-                        points[i][j],
-                    );
+            let points = two_d(&f, d);
+            for (a, row) in points.iter().enumerate() {
+                for (b, &lanes) in row.iter().enumerate() {
+                    let at = to.first + (4 * a + b) * to.stride + c0;
+                    store(&mut dst[at..], lanes);
                 }
             }
         }
