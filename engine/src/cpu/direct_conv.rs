@@ -34,9 +34,10 @@ pub struct DirectConv {
 
 /// Weights packed as the tile reads them: one panel per tile width of output channels (32, or
 /// 16 for the last), each `[tap][input channel][cols]`, so a tile's B vectors are one sequential
-/// stream whose cache lines spread over every L1 set.
-struct Panels<'a> {
-    data: &'a [f32],
+/// stream whose cache lines spread over every L1 set. Winograd's transformed kernels use the same
+/// panels, with the 16 transform points as taps.
+pub(super) struct Panels<'a> {
+    pub(super) data: &'a [f32],
     taps: usize,
     c: usize,
     oc: usize,
@@ -45,7 +46,13 @@ struct Panels<'a> {
 impl<'a> Panels<'a> {
     /// The forward's panels from OHWI weights `w[o][tap][ch]`: each panel is the transpose of
     /// its output channels' rows.
-    fn forward(w: &[f32], oc: usize, taps: usize, c: usize, buf: &'a mut [f32]) -> Panels<'a> {
+    pub(super) fn forward(
+        w: &[f32],
+        oc: usize,
+        taps: usize,
+        c: usize,
+        buf: &'a mut [f32],
+    ) -> Panels<'a> {
         let row_len = taps * c;
         let fill = |oc0: usize, panel: &mut [f32]| {
             let cols = panel.len() / row_len;
@@ -69,7 +76,7 @@ impl<'a> Panels<'a> {
 
     /// Panels for `oc` output channels, `taps` taps and `c` input channels in `buf` (of that
     /// many elements), each filled by `fill(first_output_channel, panel)` in parallel.
-    fn build(
+    pub(super) fn build(
         oc: usize,
         taps: usize,
         c: usize,
@@ -88,12 +95,12 @@ impl<'a> Panels<'a> {
     }
 
     /// Offset of the B vector for output channels from `oc0`, tap `tap`, input channel `ch`.
-    fn at(&self, oc0: usize, tap: usize, ch: usize) -> usize {
+    pub(super) fn at(&self, oc0: usize, tap: usize, ch: usize) -> usize {
         oc0 * self.taps * self.c + (tap * self.c + ch) * self.cols(oc0)
     }
 
     /// Tile width of the panel that starts at `oc0`: also its B step.
-    fn cols(&self, oc0: usize) -> usize {
+    pub(super) fn cols(&self, oc0: usize) -> usize {
         MAX_COLS.min(self.oc - oc0)
     }
 }

@@ -12,6 +12,7 @@
 //! and carries the sum back with `Gᵀ · G`.
 
 use super::conv_tile::{self, balanced_tiles, Output, Run, Strides, LANES};
+use super::direct_conv::Panels;
 use super::elementwise::add_assign;
 use super::scratch::with_scratch;
 use super::transpose::transpose;
@@ -47,25 +48,6 @@ pub struct Winograd {
     hw: [usize; 2],
 }
 
-/// Kernels in the transform domain as the tile reads them: one panel per 32 outputs (16 for the
-/// last), each `[point][input][cols]`.
-struct Kernels<'a> {
-    data: &'a [f32],
-    ins: usize,
-    outs: usize,
-}
-
-impl Kernels<'_> {
-    /// Offset of point `point`'s `[input][cols]` block in the panel of outputs from `o0`.
-    fn at(&self, o0: usize, point: usize) -> usize {
-        o0 * POINTS * self.ins + point * self.ins * self.cols(o0)
-    }
-
-    fn cols(&self, o0: usize) -> usize {
-        MAX_COLS.min(self.outs - o0)
-    }
-}
-
 impl Winograd {
     /// The convolution of `s`, when this CPU runs the tile and the shape suits it: NHWC, one
     /// group, a 3×3 kernel at stride 1, dilation 1 and padding 1, channels in and out multiples
@@ -97,20 +79,7 @@ impl Winograd {
         with_scratch(2 * POINTS * c * oc, |buf| {
             let (points, panels) = buf.split_at_mut(POINTS * c * oc);
             kernel_points(w, c, false, points);
-            for o0 in (0..oc).step_by(MAX_COLS) {
-                let cols = MAX_COLS.min(oc - o0);
-                let panel = &mut panels[o0 * POINTS * c..][..POINTS * c * cols];
-                for (point, dst) in panel.chunks_exact_mut(c * cols).enumerate() {
-                    let src = &points[o0 * POINTS * c + point * c..];
-                    transpose(src, POINTS * c, [cols, c], dst, cols);
-                }
-            }
-            let kernels = Kernels {
-                data: panels,
-                ins: c,
-                outs: oc,
-            };
-            self.run(x, &kernels)
+            self.run(x, &Panels::forward(points, oc, POINTS, c, panels))
         })
     }
 
@@ -121,19 +90,15 @@ impl Winograd {
         with_scratch(2 * POINTS * c * oc, |buf| {
             let (points, panels) = buf.split_at_mut(POINTS * c * oc);
             kernel_points(w, c, true, points);
-            for c0 in (0..c).step_by(MAX_COLS) {
-                let cols = MAX_COLS.min(c - c0);
-                let panel = &mut panels[c0 * POINTS * oc..][..POINTS * oc * cols];
+            // Input channels as the columns: each panel row is a run of one point's channels.
+            let fill = |c0: usize, panel: &mut [f32]| {
+                let cols = panel.len() / (POINTS * oc);
                 for (i, dst) in panel.chunks_exact_mut(cols).enumerate() {
                     let (point, o) = (i / oc, i % oc);
                     dst.copy_from_slice(&points[(o * POINTS + point) * c + c0..][..cols]);
                 }
-            }
-            let kernels = Kernels {
-                data: panels,
-                ins: oc,
-                outs: c,
             };
+            let kernels = Panels::build(c, POINTS, oc, panels, fill);
             let transposed = Winograd {
                 c: oc,
                 oc: c,
@@ -218,7 +183,7 @@ impl Winograd {
     }
 
     /// The convolution of `x` with `kernels`, blocks in parallel.
-    fn run(&self, x: &[f32], kernels: &Kernels) -> Vec<f32> {
+    fn run(&self, x: &[f32], kernels: &Panels) -> Vec<f32> {
         let len = self.n * self.hw[0] * self.hw[1] * self.oc;
         let mut y: Vec<f32> = Vec::with_capacity(len);
         let blocks = self.blocks();
@@ -271,7 +236,7 @@ impl Winograd {
 
     /// `m[point][tile][output]` = Σ over input channels of `v[point][tile][input]` times the
     /// kernels' point: one product per point and panel, tiles as the register tile's rows.
-    fn multiply(&self, v: &[f32], kernels: &Kernels, tiles: usize, m: &mut [f32]) {
+    fn multiply(&self, v: &[f32], kernels: &Panels, tiles: usize, m: &mut [f32]) {
         let (ins, outs) = (self.c, self.oc);
         for point in 0..POINTS {
             let a = &v[point * point_stride(tiles, ins)..][..tiles * ins];
@@ -280,7 +245,7 @@ impl Winograd {
                 let cols = kernels.cols(o0);
                 let runs = [Run {
                     a: 0,
-                    b: kernels.at(o0, point),
+                    b: kernels.at(o0, point, 0),
                     len: ins,
                 }];
                 let st = Strides {
