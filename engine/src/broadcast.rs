@@ -18,12 +18,26 @@ pub struct Plan {
 }
 
 /// Plans a broadcast op over `inputs` producing `shape`: the output takes the memory order of the
-/// first dense input of that shape (so channels-last stays channels-last), else row-major.
+/// first dense input of that shape (so channels-last stays channels-last), else channels-last if
+/// the first unbroadcast input of that shape walks memory in NHWC order (a channel slice of a
+/// channels-last map), else row-major.
 pub fn plan(shape: &[usize], inputs: &[&Layout]) -> Result<Plan> {
-    let out = inputs
-        .iter()
-        .find(|l| l.shape() == shape && l.is_dense())
-        .map_or_else(|| Layout::contiguous(shape), |l| l.dense_like());
+    let full = |l: &&&Layout| l.shape() == shape;
+    let unbroadcast = |l: &&&Layout| {
+        l.shape()
+            .iter()
+            .zip(l.strides())
+            .all(|(&n, &s)| n == 1 || s > 0)
+    };
+    let out = match inputs.iter().filter(full).find(|l| l.is_dense()) {
+        Some(l) => l.dense_like(),
+        None => inputs
+            .iter()
+            .filter(full)
+            .find(unbroadcast)
+            .and_then(|l| l.channels_last_order())
+            .unwrap_or_else(|| Layout::contiguous(shape)),
+    };
     let order = out
         .dense_order()
         .unwrap_or_else(|| (0..shape.len()).collect());

@@ -180,6 +180,30 @@ impl Layout {
         }
     }
 
+    /// The channels-last layout (offset 0) of this shape when this 4-d layout walks memory in
+    /// NHWC order, dense or not (a channel slice of a channels-last map): the layout that
+    /// elementwise results and gradients of such views take so that the next convolution stays
+    /// channels-last, as PyTorch's `empty_like` keeps a slice's memory format.
+    pub fn channels_last_order(&self) -> Option<Layout> {
+        if self.rank() != 4 {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..4).collect();
+        order.sort_by_key(|&d| (std::cmp::Reverse(self.strides[d]), d));
+        let mut strides = vec![0; 4];
+        let mut next = 1;
+        for &d in order.iter().rev() {
+            strides[d] = next;
+            next *= self.shape[d];
+        }
+        let dense = Layout {
+            shape: self.shape.clone(),
+            strides,
+            offset: 0,
+        };
+        dense.prefers_channels_last().then_some(dense)
+    }
+
     /// Normalizes a possibly negative dimension index.
     pub fn dim(&self, op: &'static str, dim: isize) -> Result<usize> {
         let rank = self.rank() as isize;

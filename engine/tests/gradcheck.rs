@@ -127,6 +127,41 @@ fn grad_silu_channels_last() {
     });
 }
 
+/// ResNeSt's split attention on a channels-last map: channel slices weighted by a broadcast
+/// [B, C, 1, 1] and summed. The product and the slices' gradient stay channels-last (the
+/// layout the next convolution runs in), and the gradients match finite differences.
+#[test]
+fn grad_weighted_channel_slices_of_channels_last() {
+    let split = |t: &[Tensor]| -> Result<Tensor> {
+        let x = t[0].to_memory_format(MemoryFormat::ChannelsLast)?;
+        let a = x.narrow(1, 0, 2)?.mul(&t[1])?;
+        assert!(
+            a.layout().is_channels_last(),
+            "weighted slice {:?}",
+            a.layout()
+        );
+        a.add(&x.narrow(1, 2, 2)?.mul(&t[1])?)?.sqr()
+    };
+    let inputs = [randn(&[2, 4, 3, 5], 61), randn(&[2, 2, 1, 1], 62)];
+    check(&inputs, split);
+    let x = inputs[0]
+        .to_memory_format(MemoryFormat::ChannelsLast)
+        .unwrap();
+    x.requires_grad_(true);
+    x.narrow(1, 1, 2)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g = x.grad().unwrap();
+    assert!(
+        g.layout().is_channels_last(),
+        "slice gradient {:?}",
+        g.layout()
+    );
+}
+
 #[test]
 fn grad_cat() {
     check(&[randn(&[2, 3], 54), randn(&[2, 5], 55)], |t| {

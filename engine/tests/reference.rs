@@ -257,6 +257,42 @@ fn winograd_nhwc_conv_agrees_with_nchw() {
     }
 }
 
+/// Grouped NHWC convolutions whose groups the ungrouped paths take (`grouped_conv`): ResNeSt's
+/// two radix splits on Winograd's shapes, four groups on the direct tiles with stride 2, groups
+/// of a large batch of tiny images (the small-image products).
+#[test]
+fn grouped_nhwc_conv_agrees_with_nchw() {
+    let conv = |stride: usize, pad: usize, groups: usize| Conv2dParams {
+        stride: [stride; 2],
+        padding: [pad; 2],
+        groups,
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "2 groups, Winograd",
+            [3, 32, 10, 9],
+            [64, 16, 3, 3],
+            conv(1, 1, 2),
+        ),
+        (
+            "4 groups, stride 2",
+            [2, 64, 16, 15],
+            [64, 16, 3, 3],
+            conv(2, 1, 4),
+        ),
+        (
+            "2 groups, tiny images",
+            [64, 32, 2, 2],
+            [32, 16, 3, 3],
+            conv(1, 1, 2),
+        ),
+    ];
+    for (case, xs, ws, p) in cases {
+        nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);
+    }
+}
+
 /// Shapes whose NHWC convolution multiplies only the taps inside the image (batches of at least
 /// 64, at most 16 output pixels, at least a quarter of the padded taps outside): ResNet's last
 /// stages on small inputs, stride 2, a non-square kernel, and padding so wide that some outputs

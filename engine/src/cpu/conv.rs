@@ -12,6 +12,7 @@ use super::depthwise;
 use super::direct_conv::DirectConv;
 use super::elementwise::add_assign;
 use super::float_map2;
+use super::grouped_conv::GroupedConv;
 use super::implicit_gemm::{flip_weights, Taps};
 use super::matmul::{gemm, mat};
 use super::scratch::with_scratch;
@@ -75,6 +76,9 @@ fn per_image<T: Real>(
 pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     if let Some(d) = s.depthwise() {
         return depthwise::forward(x, w, s, &d);
+    }
+    if let (Some(split), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (GroupedConv::new(s), x, w) {
+        return Ok(CpuStorage::F32(split.forward(xv, wv)?));
     }
     if let (Some(wino), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (Winograd::new(s), x, w) {
         return Ok(CpuStorage::F32(wino.forward(xv, wv)));
@@ -179,6 +183,9 @@ fn fwd_nhwc<T: Real>(x: &[T], w: &[T], s: &ConvShape, y: &mut [T]) {
 /// 2.8 ms; with 8192 rows the two ran alike.
 const TRANSPOSED_WEIGHT_ROWS: usize = 2048;
 
+/// Input channels per thread's share of [`fwd_pointwise_transposed`]'s weight transpose.
+const TRANSPOSE_COLUMNS: usize = 64;
+
 /// Whether `s` is a pointwise NHWC forward with few enough rows for [`fwd_pointwise_transposed`]
 /// (f32 only: the transpose is AVX-512's).
 fn takes_transposed_weights(s: &ConvShape) -> bool {
@@ -195,7 +202,14 @@ fn fwd_pointwise_transposed(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
     let rows = s.n * s.geom.p_len();
     let mut y = alloc::zeroed(rows * s.oc);
     with_scratch(w.len(), |wt: &mut [f32]| {
-        transpose(w, s.c, [s.oc, s.c], wt, s.oc);
+        // Column blocks of w are rows of wᵀ: each thread writes its own rows. ResNet-50's 2048×512
+        // weights took a quarter of their 2²-image forward transposed on one thread.
+        let block = TRANSPOSE_COLUMNS * s.oc;
+        wt.par_chunks_mut(block).enumerate().for_each(|(i, rows)| {
+            let cols = rows.len() / s.oc;
+            let first = i * TRANSPOSE_COLUMNS;
+            transpose(&w[first..], s.c, [s.oc, cols], rows, s.oc);
+        });
         let (lhs, rhs) = (mat(x, 0, s.c, 1), mat(wt, 0, s.oc, 1));
         gemm([rows, s.oc, s.c], &mut y, s.oc, lhs, rhs, false, true)
     });
@@ -206,6 +220,9 @@ fn fwd_pointwise_transposed(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
 pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     if let Some(d) = s.depthwise() {
         return depthwise::backward_data(dy, w, s, &d);
+    }
+    if let (Some(split), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (GroupedConv::new(s), dy, w) {
+        return Ok(CpuStorage::F32(split.backward_data(dyv, wv)?));
     }
     if let (Some(wino), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (Winograd::new(s), dy, w) {
         return Ok(CpuStorage::F32(wino.backward_data(dyv, wv)));
@@ -299,6 +316,9 @@ fn bwd_data_nhwc<T: Real>(dy: &[T], w: &[T], s: &ConvShape, dx: &mut [T]) {
 pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Result<CpuStorage> {
     if let Some(d) = s.depthwise() {
         return depthwise::backward_filter(x, dy, s, &d);
+    }
+    if let (Some(split), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (GroupedConv::new(s), x, dy) {
+        return Ok(CpuStorage::F32(split.backward_filter(xv, dyv)?));
     }
     if let (Some(wino), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (Winograd::new(s), x, dy) {
         return Ok(CpuStorage::F32(wino.backward_filter(xv, dyv)));

@@ -10,6 +10,7 @@ pub mod conv_tile;
 pub mod depthwise;
 pub mod direct_conv;
 pub mod elementwise;
+pub mod grouped_conv;
 pub mod heap;
 pub mod implicit_gemm;
 pub mod layer_norm;

@@ -13,11 +13,18 @@ impl Tensor {
 
     /// A tensor of `shape` filled with `value`, on `device`.
     pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
-        let l = Layout::contiguous(shape);
-        Ok(Tensor::plain(
-            Storage::full(device, dtype, l.numel(), value)?,
-            l,
-        ))
+        Tensor::full_laid_out(Layout::contiguous(shape), value, dtype, device)
+    }
+
+    /// A tensor under the dense `layout` (offset 0) filled with `value`, on `device`.
+    pub(crate) fn full_laid_out(
+        layout: Layout,
+        value: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
+        let storage = Storage::full(device, dtype, layout.numel(), value)?;
+        Ok(Tensor::plain(storage, layout))
     }
 
     /// Zeros.

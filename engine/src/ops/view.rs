@@ -96,9 +96,13 @@ impl Tensor {
             || {
                 let d = self.layout().dim("narrow", dim)?;
                 let layout = self.layout().narrow(d, start, len)?;
-                let full = self.shape().to_vec();
+                // A channels-last map's slices hand back a channels-last gradient.
+                let like = self
+                    .layout()
+                    .channels_last_order()
+                    .unwrap_or_else(|| Layout::contiguous(self.shape()));
                 Ok(self.view_with_backward(layout, "narrow", move |g| {
-                    let out = Tensor::full_on(&full, 0.0, g.dtype(), g.device())?;
+                    let out = Tensor::full_laid_out(like.clone(), 0.0, g.dtype(), g.device())?;
                     out.narrow(d as isize, start, len)?.copy_(g)?;
                     Ok(out)
                 }))
