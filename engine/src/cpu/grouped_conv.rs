@@ -53,26 +53,41 @@ impl GroupedConv {
 
     /// y `[n, oh, ow, oc]` from x `[n, h, w, c]` and OHWI weights.
     pub fn forward(&self, x: &[f32], w: &[f32]) -> Result<Vec<f32>> {
-        let (cg, ocg) = (self.group.c, self.group.oc);
-        let mut y = alloc::zeroed(self.out_pixels * ocg * self.groups);
-        for g in 0..self.groups {
-            let xg = gather(x, cg, g, self.in_pixels);
-            let yg = conv2d_fwd(&xg, &self.weights(w, g), &self.group)?;
-            scatter(yg.as_slice(OP)?, &mut y, ocg, g);
-        }
-        Ok(y)
+        let (input, output) = self.sides();
+        self.each_group(x, input, output, w, conv2d_fwd)
     }
 
     /// dx `[n, h, w, c]` from dy `[n, oh, ow, oc]` and OHWI weights.
     pub fn backward_data(&self, dy: &[f32], w: &[f32]) -> Result<Vec<f32>> {
-        let (cg, ocg) = (self.group.c, self.group.oc);
-        let mut dx = alloc::zeroed(self.in_pixels * cg * self.groups);
+        let (input, output) = self.sides();
+        self.each_group(dy, output, input, w, conv2d_bwd_data)
+    }
+
+    /// (channels per group, pixels) of the input and of the output.
+    fn sides(&self) -> ([usize; 2], [usize; 2]) {
+        (
+            [self.group.c, self.in_pixels],
+            [self.group.oc, self.out_pixels],
+        )
+    }
+
+    /// `conv(group's channels of v, group's weights)` for each group, scattered into one NHWC
+    /// result: `v` has `from` = (channels per group, pixels), the result `to`.
+    fn each_group(
+        &self,
+        v: &[f32],
+        [from_width, from_pixels]: [usize; 2],
+        [to_width, to_pixels]: [usize; 2],
+        w: &[f32],
+        conv: impl Fn(&CpuStorage, &CpuStorage, &ConvShape) -> Result<CpuStorage>,
+    ) -> Result<Vec<f32>> {
+        let mut out = alloc::zeroed(to_pixels * to_width * self.groups);
         for g in 0..self.groups {
-            let dyg = gather(dy, ocg, g, self.out_pixels);
-            let dxg = conv2d_bwd_data(&dyg, &self.weights(w, g), &self.group)?;
-            scatter(dxg.as_slice(OP)?, &mut dx, cg, g);
+            let part = gather(v, from_width, g, from_pixels);
+            let result = conv(&part, &self.weights(w, g), &self.group)?;
+            scatter(result.as_slice(OP)?, &mut out, to_width, g);
         }
-        Ok(dx)
+        Ok(out)
     }
 
     /// dw (OHWI, the groups' output channels in order) from x and dy.
