@@ -1,7 +1,7 @@
 //! Engine benchmarks: matmul, conv2d on ResNet layer shapes (NCHW and NHWC), fused vs unfused
 //! BN+ReLU, fused vs unfused attention at vit_tiny's shape, resnet18/resnet50 forward and training
-//! steps (forward, backward, SGD step), and training steps of efficientnet_b0,
-//! mobilenetv3_large_100, convnext_atto and vit_tiny (`models`). With
+//! steps (forward, backward, SGD step), and training steps of one small model per timm family
+//! (`models`). With
 //! feature `libtorch` each group also runs the same shapes through libtorch in this process
 //! (`libtorch/...` ids; `scripts/bench/libtorch.sh` runs it and prints the ratios for BENCHMARKS.md).
 
@@ -207,35 +207,58 @@ fn train_step(c: &mut Criterion) {
     g.finish();
 }
 
-/// Training steps of timm's small models at batch 32 of 64×64 images (the ViT built for 64×64,
-/// 16 patches and a class token), the CNNs channels-last; libtorch's twins are timm's own
-/// models as TorchScript (`scripts/bench/torchscript_models.py`).
+/// timm's small models the `models` group trains: one per family, with the side of its square
+/// input (64, or 56 for EVA-02's 14-pixel patches).
+const MODELS: [(&str, usize); 14] = [
+    ("efficientnet_b0", 64),
+    ("mobilenetv3_large_100", 64),
+    ("convnext_atto", 64),
+    ("vit_tiny_patch16_224", 64),
+    ("resnest14d", 64),
+    ("regnety_002", 64),
+    ("repvgg_a0", 64),
+    ("densenet121", 64),
+    ("efficientnetv2_rw_t", 64),
+    ("mobilenetv4_conv_small", 64),
+    ("swin_tiny_patch4_window7_224", 64),
+    ("eva02_tiny_patch14_224", 56),
+    ("deit_tiny_patch16_224", 64),
+    ("vgg11_bn", 64),
+];
+
+/// Whether `name` is a transformer that takes its input size as an argument and runs NCHW.
+fn is_transformer(name: &str) -> bool {
+    ["vit_", "deit", "swin", "eva"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Training steps of timm's small models ([`MODELS`]) at batch 32 (the transformers built for
+/// their input size), the CNNs channels-last; libtorch's twins are timm's own models as
+/// TorchScript (`scripts/bench/torchscript_models.py`).
 fn models(c: &mut Criterion) {
     let mut g = c.benchmark_group("models");
     g.sample_size(10)
         .measurement_time(Duration::from_secs(8))
         .warm_up_time(Duration::from_secs(2));
-    for name in [
-        "efficientnet_b0",
-        "mobilenetv3_large_100",
-        "convnext_atto",
-        "vit_tiny_patch16_224",
-    ] {
-        let vit = name.starts_with("vit_");
+    for (name, size) in MODELS {
+        let transformer = is_transformer(name);
         let args = ModelArgs {
-            img_size: vit.then_some(64),
+            img_size: transformer.then_some(size),
             ..ModelArgs::default()
         };
         let mut model = create_model(name, &args).unwrap();
-        let format = match vit {
+        let format = match transformer {
             true => MemoryFormat::Contiguous,
             false => MemoryFormat::ChannelsLast,
         };
         model.set_memory_format(format).unwrap();
-        let x = randn(&[32, 3, 64, 64], 8).to_memory_format(format).unwrap();
+        let x = randn(&[32, 3, size, size], 8)
+            .to_memory_format(format)
+            .unwrap();
         bench_train_step(&mut g, name, model.as_ref(), &x);
         #[cfg(feature = "libtorch")]
-        libtorch::timm_model(&mut g, name, !vit);
+        libtorch::timm_model(&mut g, name, !transformer, size as i64);
     }
     g.finish();
 }

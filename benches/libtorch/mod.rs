@@ -120,8 +120,8 @@ pub fn resnet(g: &mut BenchmarkGroup<WallTime>, name: &str) {
 
 /// timm's own `name` as TorchScript (`$KILN_TORCHSCRIPT_DIR/<name>.pt`, written by
 /// `scripts/bench/torchscript_models.py`) in training mode, its 4-d parameters channels-last when
-/// `nhwc`: the training step of `benches/ops.rs`'s `models` group on a [32, 3, 64, 64] batch.
-pub fn timm_model(g: &mut BenchmarkGroup<WallTime>, name: &str, nhwc: bool) {
+/// `nhwc`: the training step of `benches/ops.rs`'s `models` group on a [32, 3, size, size] batch.
+pub fn timm_model(g: &mut BenchmarkGroup<WallTime>, name: &str, nhwc: bool, size: i64) {
     let dir = std::env::var_os("KILN_TORCHSCRIPT_DIR").unwrap_or_default();
     let path = std::path::Path::new(&dir).join(format!("{name}.pt"));
     if !path.is_file() {
@@ -151,7 +151,7 @@ pub fn timm_model(g: &mut BenchmarkGroup<WallTime>, name: &str, nhwc: bool) {
     });
     let mut opt = sgd(&vs, 2e-5);
     opt.set_weight_decay_group(0, 0.0);
-    let x = randn4([32, 3, 64, 64], nhwc);
+    let x = randn4([32, 3, size, size], nhwc);
     let target = Tensor::arange(32, (Kind::Int64, Device::Cpu)).remainder(1000);
     g.bench_function(format!("libtorch/{name}/train_step"), |b| {
         b.iter(|| {

@@ -2,9 +2,10 @@
 """Saves timm's models as TorchScript for the libtorch twins of benches/ops.rs's `models` group.
 
     python3 scripts/bench/torchscript_models.py OUT_DIR [model ...]
-Writes OUT_DIR/<model>.pt for each model (default: the four the bench runs), skipping files that
+Writes OUT_DIR/<model>.pt for each model (default: all the bench runs), skipping files that
 exist. Each is `torch.jit.script` of `timm.create_model(name, scriptable=True)` with no dropout
-or drop-path and 1000 classes, the arguments kiln's side uses; the ViT is built for 64×64 inputs.
+or drop-path and 1000 classes, the arguments kiln's side uses; the transformers are built for the
+bench's input side (64, EVA-02 56).
 Scripted modules keep train()/eval(), so the bench trains them with BN in training mode.
 """
 import sys
@@ -13,9 +14,22 @@ from pathlib import Path
 import timm
 import torch
 
-MODELS = ["efficientnet_b0", "mobilenetv3_large_100", "convnext_atto", "vit_tiny_patch16_224"]
-# Per-model arguments beyond the defaults, matching ModelArgs on kiln's side.
-EXTRA = {"vit_tiny_patch16_224": {"img_size": 64}}
+MODELS = [
+    "efficientnet_b0", "mobilenetv3_large_100", "convnext_atto", "vit_tiny_patch16_224",
+    "resnest14d", "regnety_002", "repvgg_a0", "densenet121", "efficientnetv2_rw_t",
+    "mobilenetv4_conv_small", "swin_tiny_patch4_window7_224", "eva02_tiny_patch14_224",
+    "deit_tiny_patch16_224", "vgg11_bn",
+]
+# Per-model arguments beyond the defaults, matching ModelArgs on kiln's side (benches/ops.rs
+# MODELS): the transformers are built for the bench's input side.
+EXTRA = {
+    "vit_tiny_patch16_224": {"img_size": 64},
+    "deit_tiny_patch16_224": {"img_size": 64},
+    "swin_tiny_patch4_window7_224": {"img_size": 64},
+    "eva02_tiny_patch14_224": {"img_size": 56},
+}
+# Models whose constructor has no drop_path_rate (no stochastic depth to turn off).
+NO_DROP_PATH = {"densenet121", "vgg11_bn"}
 
 
 def main(out_dir, names):
@@ -25,8 +39,9 @@ def main(out_dir, names):
         path = out / f"{name}.pt"
         if path.exists():
             continue
+        drop_path = {} if name in NO_DROP_PATH else {"drop_path_rate": 0.0}
         model = timm.create_model(
-            name, num_classes=1000, drop_rate=0.0, drop_path_rate=0.0, scriptable=True,
+            name, num_classes=1000, drop_rate=0.0, scriptable=True, **drop_path,
             **EXTRA.get(name, {}),
         )
         model.train()

@@ -78,7 +78,7 @@ pub fn conv2d_fwd(x: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result<CpuSt
         return depthwise::forward(x, w, s, &d);
     }
     if let (Some(split), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (GroupedConv::new(s), x, w) {
-        return Ok(CpuStorage::F32(split.forward(xv, wv)?));
+        return Ok(CpuStorage::F32(split.forward(xv, wv, conv2d_fwd)?));
     }
     if let (Some(wino), CpuStorage::F32(xv), CpuStorage::F32(wv)) = (Winograd::new(s), x, w) {
         return Ok(CpuStorage::F32(wino.forward(xv, wv)));
@@ -222,7 +222,11 @@ pub fn conv2d_bwd_data(dy: &CpuStorage, w: &CpuStorage, s: &ConvShape) -> Result
         return depthwise::backward_data(dy, w, s, &d);
     }
     if let (Some(split), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (GroupedConv::new(s), dy, w) {
-        return Ok(CpuStorage::F32(split.backward_data(dyv, wv)?));
+        return Ok(CpuStorage::F32(split.backward_data(
+            dyv,
+            wv,
+            conv2d_bwd_data,
+        )?));
     }
     if let (Some(wino), CpuStorage::F32(dyv), CpuStorage::F32(wv)) = (Winograd::new(s), dy, w) {
         return Ok(CpuStorage::F32(wino.backward_data(dyv, wv)));
@@ -318,7 +322,11 @@ pub fn conv2d_bwd_filter(x: &CpuStorage, dy: &CpuStorage, s: &ConvShape) -> Resu
         return depthwise::backward_filter(x, dy, s, &d);
     }
     if let (Some(split), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (GroupedConv::new(s), x, dy) {
-        return Ok(CpuStorage::F32(split.backward_filter(xv, dyv)?));
+        return Ok(CpuStorage::F32(split.backward_filter(
+            xv,
+            dyv,
+            conv2d_bwd_filter,
+        )?));
     }
     if let (Some(wino), CpuStorage::F32(xv), CpuStorage::F32(dyv)) = (Winograd::new(s), x, dy) {
         return Ok(CpuStorage::F32(wino.backward_filter(xv, dyv)));

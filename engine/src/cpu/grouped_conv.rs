@@ -8,7 +8,6 @@
 //! product of 9 multiply-adds per weight and pixel.
 
 use super::alloc;
-use super::conv::{conv2d_bwd_data, conv2d_bwd_filter, conv2d_fwd};
 use super::direct_conv::DirectConv;
 use super::small_image_conv::SmallImageConv;
 use super::winograd::Winograd;
@@ -17,6 +16,10 @@ use crate::{CpuStorage, Result};
 use rayon::prelude::*;
 
 const OP: &str = "grouped conv2d";
+
+/// One of `conv.rs`'s convolutions (forward, input or weight gradient) over whole storages: the
+/// ungrouped path each group takes, handed in by the caller.
+pub type Conv = fn(&CpuStorage, &CpuStorage, &ConvShape) -> Result<CpuStorage>;
 
 /// A grouped NHWC f32 convolution split into `groups` ungrouped ones of shape `group`.
 pub struct GroupedConv {
@@ -51,16 +54,16 @@ impl GroupedConv {
         })
     }
 
-    /// y `[n, oh, ow, oc]` from x `[n, h, w, c]` and OHWI weights.
-    pub fn forward(&self, x: &[f32], w: &[f32]) -> Result<Vec<f32>> {
+    /// y `[n, oh, ow, oc]` from x `[n, h, w, c]` and OHWI weights, each group by `conv`.
+    pub fn forward(&self, x: &[f32], w: &[f32], conv: Conv) -> Result<Vec<f32>> {
         let (input, output) = self.sides();
-        self.each_group(x, input, output, w, conv2d_fwd)
+        self.each_group(x, input, output, w, conv)
     }
 
-    /// dx `[n, h, w, c]` from dy `[n, oh, ow, oc]` and OHWI weights.
-    pub fn backward_data(&self, dy: &[f32], w: &[f32]) -> Result<Vec<f32>> {
+    /// dx `[n, h, w, c]` from dy `[n, oh, ow, oc]` and OHWI weights, each group by `conv`.
+    pub fn backward_data(&self, dy: &[f32], w: &[f32], conv: Conv) -> Result<Vec<f32>> {
         let (input, output) = self.sides();
-        self.each_group(dy, output, input, w, conv2d_bwd_data)
+        self.each_group(dy, output, input, w, conv)
     }
 
     /// (channels per group, pixels) of the input and of the output.
@@ -79,7 +82,7 @@ impl GroupedConv {
         [from_width, from_pixels]: [usize; 2],
         [to_width, to_pixels]: [usize; 2],
         w: &[f32],
-        conv: impl Fn(&CpuStorage, &CpuStorage, &ConvShape) -> Result<CpuStorage>,
+        conv: Conv,
     ) -> Result<Vec<f32>> {
         let mut out = alloc::zeroed(to_pixels * to_width * self.groups);
         for g in 0..self.groups {
@@ -90,14 +93,14 @@ impl GroupedConv {
         Ok(out)
     }
 
-    /// dw (OHWI, the groups' output channels in order) from x and dy.
-    pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+    /// dw (OHWI, the groups' output channels in order) from x and dy, each group by `conv`.
+    pub fn backward_filter(&self, x: &[f32], dy: &[f32], conv: Conv) -> Result<Vec<f32>> {
         let (cg, ocg) = (self.group.c, self.group.oc);
         let mut dw = Vec::with_capacity(self.weights_per_group() * self.groups);
         for g in 0..self.groups {
             let xg = gather(x, cg, g, self.in_pixels);
             let dyg = gather(dy, ocg, g, self.out_pixels);
-            let dwg = conv2d_bwd_filter(&xg, &dyg, &self.group)?;
+            let dwg = conv(&xg, &dyg, &self.group)?;
             dw.extend_from_slice(dwg.as_slice(OP)?);
         }
         Ok(dw)

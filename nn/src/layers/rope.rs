@@ -72,25 +72,43 @@ pub fn apply_rot_embed_cat(x: &Tensor, emb: &Tensor) -> Result<Tensor> {
     let emb = emb.to_dtype(x.dtype())?;
     let sin = emb.narrow(-1, 0, d)?;
     let cos = emb.narrow(-1, d, d)?;
-    // the pairs (x₀, x₁) as [..., D/2, 2], swapped and the first negated
+    // Each pair (x₀, x₁) times [[0, 1], [−1, 0]] is (−x₁, x₀): one product over [..., D/2, 2]
+    // whose gradient is one product too, where slicing the pairs apart and joining them again
+    // gave every slice a full-size gradient.
     let mut pairs = shape.clone();
     pairs.pop();
     pairs.extend([d / 2, 2]);
-    let xp = x.reshape(&pairs)?;
-    let rotated =
-        Tensor::cat(&[xp.narrow(-1, 1, 1)?.neg()?, xp.narrow(-1, 0, 1)?], -1)?.reshape(&shape)?;
+    let swap = Tensor::from_vec(vec![0.0f32, 1.0, -1.0, 0.0], &[2, 2])?
+        .to_dtype(x.dtype())?
+        .to_device(x.device())?;
+    let rotated = x.reshape(&pairs)?.matmul(&swap)?.reshape(&shape)?;
     Ok(x.mul(&cos)?.add(&rotated.mul(&sin)?)?)
 }
 
 /// [`apply_rot_embed_cat`] on the tokens after the first `prefix` of `x` ([B, heads, N, D]): the
-/// class and register tokens keep no position (timm's `EvaAttention`).
+/// class and register tokens keep no position (timm's `EvaAttention`). They take the identity
+/// rotation (cos 1, sin 0) rather than being sliced off and joined back.
 pub fn apply_rot_embed_after_prefix(x: &Tensor, emb: &Tensor, prefix: usize) -> Result<Tensor> {
-    let n = x.shape()[2];
-    let rotated = apply_rot_embed_cat(&x.narrow(2, prefix, n - prefix)?, emb)?;
     if prefix == 0 {
-        return Ok(rotated);
+        return apply_rot_embed_cat(x, emb);
     }
-    Ok(Tensor::cat(&[x.narrow(2, 0, prefix)?, rotated], 2)?)
+    let d = emb.shape().last().copied().unwrap_or(0) / 2;
+    let (dtype, device) = (emb.dtype(), emb.device());
+    let sin = Tensor::cat(
+        &[
+            Tensor::full_on(&[prefix, d], 0.0, dtype, device)?,
+            emb.narrow(-1, 0, d)?,
+        ],
+        0,
+    )?;
+    let cos = Tensor::cat(
+        &[
+            Tensor::full_on(&[prefix, d], 1.0, dtype, device)?,
+            emb.narrow(-1, d, d)?,
+        ],
+        0,
+    )?;
+    apply_rot_embed_cat(x, &Tensor::cat(&[sin, cos], -1)?)
 }
 
 #[cfg(test)]
