@@ -879,8 +879,9 @@ fn roll_moves_element_i_to_i_plus_shift_mod_n() {
 }
 
 /// `copy_` against an element-by-element reference, for every pairing of layouts: the one-slice
-/// path (both row-major, both channels-last, a dense block at an offset) and the gather-scatter
-/// path (formats that differ, a strided destination).
+/// path (both row-major, both channels-last, a dense block at an offset) and the walk in the
+/// destination's order (formats that differ, a strided destination, a channel slice of a
+/// channels-last map).
 #[test]
 fn copy_writes_each_element_where_its_index_says() {
     let shape = [2, 3, 4, 5];
@@ -920,6 +921,23 @@ fn copy_writes_each_element_where_its_index_says() {
                 _ => 0.0,
             };
             assert_eq!(got[i * 6 + j], want, "({i}, {j})");
+        }
+    }
+    // Into channels 2..5 of a channels-last [2, 7, 3, 4] map (a concatenation's slice, one run
+    // of channels per pixel), from either format.
+    let part = randn(&[2, 3, 3, 4], 14);
+    let p = part.to_vec_f32().unwrap();
+    for from in [part.clone(), cl(&part)] {
+        let map = cl(&Tensor::zeros(&[2, 7, 3, 4], DType::F32).unwrap());
+        map.narrow(1, 2, 3).unwrap().copy_(&from).unwrap();
+        let got = map.contiguous().unwrap().to_vec_f32().unwrap();
+        for (i, &v) in got.iter().enumerate() {
+            let (n, c, hw) = (i / 84, i / 12 % 7, i % 12);
+            let want = match c {
+                2..=4 => p[n * 36 + (c - 2) * 12 + hw],
+                _ => 0.0,
+            };
+            assert_eq!(v, want, "element {i}");
         }
     }
 }

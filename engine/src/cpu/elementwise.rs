@@ -2,7 +2,7 @@
 
 use super::alloc;
 use super::{contiguous, dense, float_map, float_map2};
-use crate::broadcast::plan;
+use crate::broadcast::{coalesce, plan};
 use crate::{CpuStorage, DType, Error, Layout, Result, WithDType};
 use kiln_kernels::cpu::copy::convert;
 use kiln_kernels::cpu::elementwise::{self as k, BinaryOp, CmpOp, UnaryOp};
@@ -208,7 +208,8 @@ pub fn full(dtype: DType, numel: usize, value: f64) -> CpuStorage {
 
 /// Writes `src` (under `ls`, same shape as `ld`) into `dst` under `ld`, converting nothing.
 /// Layouts that map elements to storage alike and fill a gap-free block (two row-major or two
-/// channels-last tensors: a state-dict load, a parameter update) copy as one slice.
+/// channels-last tensors: a state-dict load, a parameter update) copy as one slice; others walk
+/// the destination's memory order ([`copy_in_dst_order`]).
 pub fn copy_into(src: (&CpuStorage, &Layout), dst: (&mut CpuStorage, &Layout)) -> Result<()> {
     let (ls, ld) = (src.1, dst.1);
     let n = ld.numel();
@@ -216,23 +217,15 @@ pub fn copy_into(src: (&CpuStorage, &Layout), dst: (&mut CpuStorage, &Layout)) -
         return Ok(());
     }
     let block = (ld.is_dense() && ls.same_mapping(ld)).then(|| (ls.offset(), ld.offset()));
-    let gathered = match block {
-        Some(_) => None,
-        None => Some(contiguous_storage(src.0, ls)?),
-    };
     macro_rules! copy {
         ($d:expr, $s:expr) => {{
             match block {
                 Some((so, dof)) => $d[dof..dof + n].copy_from_slice(&$s[so..so + n]),
-                None => {
-                    for (o, &v) in ld.offsets().zip($s.iter()) {
-                        $d[o] = v;
-                    }
-                }
+                None => copy_in_dst_order($s, ls, $d, ld)?,
             }
         }};
     }
-    match (dst.0, gathered.as_ref().unwrap_or(src.0)) {
+    match (dst.0, src.0) {
         (CpuStorage::F32(d), CpuStorage::F32(s)) => copy!(d, s),
         (CpuStorage::F64(d), CpuStorage::F64(s)) => copy!(d, s),
         (CpuStorage::F16(d), CpuStorage::F16(s)) => copy!(d, s),
@@ -253,7 +246,41 @@ pub fn copy_into(src: (&CpuStorage, &Layout), dst: (&mut CpuStorage, &Layout)) -
     Ok(())
 }
 
-/// A row-major copy of `s` under `l`.
-pub fn contiguous_storage(s: &CpuStorage, l: &Layout) -> Result<CpuStorage> {
-    Ok(super::copy_to_layout(s, l, &Layout::contiguous(l.shape())))
+/// `d` under `ld` = `s` under `ls` (same shape), walked in the destination's memory order with
+/// adjacent dimensions merged: a channel slice of a channels-last map (DenseNet's and ResNeSt's
+/// concatenations) copies one run of channels per pixel, where a row-major walk went element by
+/// element across the channels.
+fn copy_in_dst_order<T: Copy>(s: &[T], ls: &Layout, d: &mut [T], ld: &Layout) -> Result<()> {
+    let mut order: Vec<usize> = (0..ld.rank()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(ld.strides()[i]), i));
+    let (pd, ps) = (ld.permute(&order)?, ls.permute(&order)?);
+    let (shape, strides) = coalesce(pd.shape(), &[pd.strides(), ps.strides()]);
+    let (dst_strides, src_strides) = (&strides[0], &strides[1]);
+    let Some((&inner, outer)) = shape.split_last() else {
+        d[pd.offset()] = s[ps.offset()];
+        return Ok(());
+    };
+    let (di, si) = (dst_strides[outer.len()], src_strides[outer.len()]);
+    let mut index = vec![0; outer.len()];
+    for _ in 0..outer.iter().product::<usize>() {
+        let at = |base: usize, st: &[usize]| {
+            base + index.iter().zip(st).map(|(i, s)| i * s).sum::<usize>()
+        };
+        let (dof, sof) = (at(pd.offset(), dst_strides), at(ps.offset(), src_strides));
+        if di == 1 && si == 1 {
+            d[dof..dof + inner].copy_from_slice(&s[sof..sof + inner]);
+        } else {
+            for j in 0..inner {
+                d[dof + j * di] = s[sof + j * si];
+            }
+        }
+        for (i, &len) in index.iter_mut().zip(outer).rev() {
+            *i += 1;
+            if *i < len {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    Ok(())
 }
