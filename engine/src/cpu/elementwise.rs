@@ -209,7 +209,7 @@ pub fn full(dtype: DType, numel: usize, value: f64) -> CpuStorage {
 /// Writes `src` (under `ls`, same shape as `ld`) into `dst` under `ld`, converting nothing.
 /// Layouts that map elements to storage alike and fill a gap-free block (two row-major or two
 /// channels-last tensors: a state-dict load, a parameter update) copy as one slice; others walk
-/// the destination's memory order ([`copy_in_dst_order`]).
+/// the destination's memory order with adjacent dimensions merged.
 pub fn copy_into(src: (&CpuStorage, &Layout), dst: (&mut CpuStorage, &Layout)) -> Result<()> {
     let (ls, ld) = (src.1, dst.1);
     let n = ld.numel();
