@@ -134,11 +134,18 @@ impl Layout {
         }
     }
 
+    /// The dimensions from the largest stride to the smallest (ties in index order): the order
+    /// in which the elements lie in memory.
+    pub fn stride_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.rank()).collect();
+        order.sort_by_key(|&d| (std::cmp::Reverse(self.strides[d]), d));
+        order
+    }
+
     /// If the elements fill `numel` consecutive storage slots in some dimension order, that order
     /// (outermost first); `None` for gaps, overlaps or broadcasts.
     pub fn dense_order(&self) -> Option<Vec<usize>> {
-        let mut order: Vec<usize> = (0..self.rank()).collect();
-        order.sort_by_key(|&d| (std::cmp::Reverse(self.strides[d]), d));
+        let order = self.stride_order();
         let mut expected = 1;
         for &d in order.iter().rev() {
             if self.shape[d] == 1 {
@@ -188,8 +195,7 @@ impl Layout {
         if self.rank() != 4 {
             return None;
         }
-        let mut order: Vec<usize> = (0..4).collect();
-        order.sort_by_key(|&d| (std::cmp::Reverse(self.strides[d]), d));
+        let order = self.stride_order();
         let mut strides = vec![0; 4];
         let mut next = 1;
         for &d in order.iter().rev() {

@@ -251,8 +251,7 @@ pub fn copy_into(src: (&CpuStorage, &Layout), dst: (&mut CpuStorage, &Layout)) -
 /// concatenations) copies one run of channels per pixel, where a row-major walk went element by
 /// element across the channels.
 fn copy_in_dst_order<T: Copy>(s: &[T], ls: &Layout, d: &mut [T], ld: &Layout) -> Result<()> {
-    let mut order: Vec<usize> = (0..ld.rank()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(ld.strides()[i]), i));
+    let order = ld.stride_order();
     let (pd, ps) = (ld.permute(&order)?, ls.permute(&order)?);
     let (shape, strides) = coalesce(pd.shape(), &[pd.strides(), ps.strides()]);
     let (dst_strides, src_strides) = (&strides[0], &strides[1]);
