@@ -638,6 +638,7 @@ fn pooling() {
     }
     use kiln_engine::Pool2d;
     let x = input(&[2, 5, 11, 9], 17, false);
+    let wide = input(&[2, 16, 7, 6], 19, false);
     let max = Pool2d {
         kernel: [3, 3],
         stride: [2, 2],
@@ -678,6 +679,12 @@ fn pooling() {
                 std::slice::from_ref(&x),
                 dtype,
                 |t| relayout(&t[0], l)?.adaptive_max_pool2d([1, 1]),
+            );
+            conform(
+                &format!("max_pool {l}, 16 channels (16-byte packs when channels-last)"),
+                std::slice::from_ref(&wide),
+                dtype,
+                |t| relayout(&t[0], l)?.max_pool2d(max),
             );
         }
     }

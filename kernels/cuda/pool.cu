@@ -175,6 +175,54 @@ __device__ __forceinline__ void max_pool_fwd(const T* x, PoolDims xd_, T* y, Poo
   }
 }
 
+// L adjacent channels of T, moved by one load or store (16-byte vectors at most).
+template <typename T, int L> struct alignas(L * sizeof(T) < 16 ? L * sizeof(T) : 16) Lanes {
+  T v[L];
+};
+
+// max_pool_fwd over channels-last tensors, L channels a thread (channel stride 1, C and every
+// other stride a multiple of L, every buffer aligned to its Lanes): threadIdx.y (and the grid)
+// walk output pixels, threadIdx.x channel groups, so each pixel's coordinates and window are
+// found once for all its channels. Same comparisons in the same window order as max_pool_fwd.
+template <typename T, typename I, int L>
+__device__ __forceinline__ void max_pool_fwd_cl(const T* x, PoolDims xd_, T* y, PoolDims yd_,
+                                                PoolWin win, i64* idx) {
+  const Dims<I> xd(xd_);
+  const Dims<I> yd(yd_);
+  typedef typename Acc<T>::t A;
+  const I C = yd.size[1], H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
+  const I pixels = yd.size[0] * OH * OW;
+  for (I p = (I)blockIdx.x * (I)blockDim.y + (I)threadIdx.y; p < pixels;
+       p += (I)gridDim.x * (I)blockDim.y) {
+    const I ow = p % OW, oh = p / OW % OH, n = p / OW / OH;
+    const I h0 = oh * win.s[0] - win.p[0], w0 = ow * win.s[1] - win.p[1];
+    for (I c = (I)threadIdx.x * L; c < C; c += (I)blockDim.x * L) {
+      A best[L];
+      I arg[L];
+      for (int l = 0; l < L; ++l) best[l] = neg_inf<A>(), arg[l] = -1;
+      for (int ki = 0; ki < win.k[0]; ++ki) {
+        const I hi = h0 + ki * win.d[0];
+        if (hi < 0 || hi >= H) continue;
+        for (int kj = 0; kj < win.k[1]; ++kj) {
+          const I wj = w0 + kj * win.d[1];
+          if (wj < 0 || wj >= W) continue;
+          const Lanes<T, L> v = *reinterpret_cast<const Lanes<T, L>*>(x + at(xd, n, c, hi, wj));
+          for (int l = 0; l < L; ++l) {
+            const A a = to_acc(v.v[l]);
+            if (a > best[l] || a != a || arg[l] < 0) best[l] = a, arg[l] = hi * W + wj;
+          }
+        }
+      }
+      Lanes<T, L> out;
+      Lanes<i64, L> args;
+      for (int l = 0; l < L; ++l) out.v[l] = from_acc<T>(best[l]), args.v[l] = arg[l];
+      const I o = at(yd, n, c, oh, ow);
+      *reinterpret_cast<Lanes<T, L>*>(y + o) = out;
+      *reinterpret_cast<Lanes<i64, L>*>(idx + o) = args;
+    }
+  }
+}
+
 // dx of one element of max pooling: the sum of dy over outputs [i0, i1] × [j0, j1] of (n, c)
 // whose saved argmax is `self`, in (i, j) order.
 template <typename T, typename I>
@@ -208,24 +256,40 @@ __device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd_, const i6
   }
 }
 
-// max_pool_bwd over a channels-last input: threadIdx.y (and the grid) walk pixels, threadIdx.x
-// channels, so each pixel's coordinates and covering outputs (the divisions) are found once for
-// all its channels rather than once an element; every element sums in max_pool_bwd's order.
-template <typename T, typename I>
+// max_pool_bwd over a channels-last input, L channels a thread (as max_pool_fwd_cl): threadIdx.y
+// (and the grid) walk pixels, threadIdx.x channel groups, so each pixel's coordinates and covering
+// outputs (the divisions) are found once for all its channels rather than once an element; every
+// element sums in max_pool_bwd's order.
+template <typename T, typename I, int L>
 __device__ __forceinline__ void max_pool_bwd_cl(const T* dy, PoolDims yd_, const i64* idx, T* dx,
                                                 PoolDims xd_, PoolWin win) {
   const Dims<I> yd(yd_);
   const Dims<I> xd(xd_);
+  typedef typename Acc<T>::t A;
   const I C = xd.size[1], H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
   const I pixels = xd.size[0] * H * W;
   for (I p = (I)blockIdx.x * (I)blockDim.y + (I)threadIdx.y; p < pixels;
        p += (I)gridDim.x * (I)blockDim.y) {
-    const I w = p % W, h = p / W % H, n = p / W / H;
+    const I w = p % W, h = p / W % H, n = p / W / H, self = h * W + w;
     I i0, i1, j0, j1;
     covering(win, 0, h, H, OH, i0, i1);
     covering(win, 1, w, W, OW, j0, j1);
-    for (I c = threadIdx.x; c < C; c += blockDim.x)
-      dx[at(xd, n, c, h, w)] = argmax_sum(dy, yd, idx, n, c, i0, i1, j0, j1, h * W + w);
+    for (I c = (I)threadIdx.x * L; c < C; c += (I)blockDim.x * L) {
+      A acc[L];
+      for (int l = 0; l < L; ++l) acc[l] = A(0);
+      for (I oi = i0; oi <= i1; ++oi) {
+        for (I oj = j0; oj <= j1; ++oj) {
+          const I o = at(yd, n, c, oi, oj);
+          const Lanes<i64, L> arg = *reinterpret_cast<const Lanes<i64, L>*>(idx + o);
+          const Lanes<T, L> g = *reinterpret_cast<const Lanes<T, L>*>(dy + o);
+          for (int l = 0; l < L; ++l)
+            if (arg.v[l] == self) acc[l] += to_acc(g.v[l]);
+        }
+      }
+      Lanes<T, L> out;
+      for (int l = 0; l < L; ++l) out.v[l] = from_acc<T>(acc[l]);
+      *reinterpret_cast<Lanes<T, L>*>(dx + at(xd, n, c, h, w)) = out;
+    }
   }
 }
 
@@ -347,9 +411,21 @@ __device__ __forceinline__ void adaptive_avg_pool_bwd(const T* dy, PoolDims yd_,
                                               PoolDims xd, PoolWin win, int cl) {                 \
     POOL_INDEXED(xd, yd, max_pool_bwd<T, I>(dy, yd, idx, dx, xd, win, cl));                       \
   }                                                                                               \
+  extern "C" __global__ void max_pool_fwd_cl_##S(const T* x, PoolDims xd, T* y, PoolDims yd,      \
+                                                 PoolWin win, i64* idx) {                        \
+    POOL_INDEXED(xd, yd, max_pool_fwd_cl<T, I, 1>(x, xd, y, yd, win, idx));                       \
+  }                                                                                               \
+  extern "C" __global__ void max_pool_fwd_cl_pack_##S(const T* x, PoolDims xd, T* y, PoolDims yd, \
+                                                      PoolWin win, i64* idx) {                   \
+    POOL_INDEXED(xd, yd, max_pool_fwd_cl<T, I, 16 / sizeof(T)>(x, xd, y, yd, win, idx));          \
+  }                                                                                               \
   extern "C" __global__ void max_pool_bwd_cl_##S(const T* dy, PoolDims yd, const i64* idx, T* dx, \
                                                  PoolDims xd, PoolWin win) {                     \
-    POOL_INDEXED(xd, yd, max_pool_bwd_cl<T, I>(dy, yd, idx, dx, xd, win));                        \
+    POOL_INDEXED(xd, yd, max_pool_bwd_cl<T, I, 1>(dy, yd, idx, dx, xd, win));                     \
+  }                                                                                               \
+  extern "C" __global__ void max_pool_bwd_cl_pack_##S(const T* dy, PoolDims yd, const i64* idx,   \
+                                                      T* dx, PoolDims xd, PoolWin win) {         \
+    POOL_INDEXED(xd, yd, max_pool_bwd_cl<T, I, 16 / sizeof(T)>(dy, yd, idx, dx, xd, win));        \
   }                                                                                               \
   extern "C" __global__ void avg_pool_fwd_##S(const T* x, PoolDims xd, T* y, PoolDims yd,         \
                                               PoolWin win, int cip, int cl) {                     \

@@ -25,8 +25,10 @@ impl Twin for f64 {
 }
 
 const X: [usize; 4] = [2, 3, 11, 9];
-/// More channels than a 32-wide row of threads (the channels-last backward's channel loop wraps).
-const X_WIDE: [usize; 4] = [2, 40, 7, 5];
+/// More channel groups than a 32-wide row of threads (the channels-last kernels' channel loops
+/// wrap): 136 channels take the 16-byte packs (34 of f32), 42 go one channel a thread.
+const X_WIDE: [usize; 4] = [2, 136, 5, 4];
+const X_WIDE_ODD: [usize; 4] = [2, 42, 5, 4];
 
 fn dims(size: [usize; 4], channels_last: bool) -> Dims4 {
     let [_, c, h, w] = size;
@@ -207,7 +209,11 @@ fn max_pool_and_argmax_match_the_twin() {
         }
     }
     max_pool::<f64>(&g, &k, X, &wins[1], true);
-    max_pool::<f32>(&g, &k, X_WIDE, &wins[1], true);
+    for win in &wins {
+        max_pool::<f32>(&g, &k, X_WIDE, win, true);
+    }
+    max_pool::<f64>(&g, &k, X_WIDE, &wins[0], true);
+    max_pool::<f32>(&g, &k, X_WIDE_ODD, &wins[1], true);
 }
 
 #[test]

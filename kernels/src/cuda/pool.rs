@@ -115,6 +115,13 @@ pub fn max_pool_fwd(
     idx: DevPtr,
 ) -> Result<()> {
     let (xs, w, ys) = (Dims::new(xd), Win::new(win)?, Dims::new(yd));
+    if channels_last(&yd) == 1 && numel(&yd) > 0 {
+        let (name, cfg) = pixel_kernel("max_pool_fwd_cl", ty, &[(&xd, x), (&yd, y)], idx, &yd);
+        // SAFETY: as below; a `_pack` kernel gets the channel stride, lane multiples and
+        // alignments `pixel_kernel` checked; both match `max_pool_fwd_cl[_pack]_<ty>(const T*,
+        // PoolDims, T*, PoolDims, PoolWin, i64*)`.
+        return unsafe { k.launch(FILE, &name, cfg, &[&x, &xs, &y, &ys, &w, &idx]) };
+    }
     // SAFETY: x, y and idx hold the elements their Dims4 address (idx laid out as y); matches
     // `max_pool_fwd_<ty>(const T*, PoolDims, T*, PoolDims, PoolWin, i64*, int)`.
     unsafe { launch(k, "max_pool_fwd", ty, &yd, &[&x, &xs, &y, &ys, &w, &idx]) }
@@ -140,16 +147,10 @@ pub fn max_pool_bwd(
         _ => Win::ADAPTIVE,
     };
     if channels_last(&xd) == 1 && numel(&xd) > 0 {
-        // SAFETY: as below; matches `max_pool_bwd_cl_<ty>(const T*, PoolDims, const i64*, T*,
-        // PoolDims, PoolWin)`.
-        return unsafe {
-            k.launch(
-                FILE,
-                &format!("max_pool_bwd_cl_{ty}"),
-                pixel_rows(&xd),
-                &[&dy, &ys, &idx, &dx, &xs, &w],
-            )
-        };
+        let (name, cfg) = pixel_kernel("max_pool_bwd_cl", ty, &[(&yd, dy), (&xd, dx)], idx, &xd);
+        // SAFETY: as below, with a `_pack` kernel's layout checked by `pixel_kernel`; matches
+        // `max_pool_bwd_cl[_pack]_<ty>(const T*, PoolDims, const i64*, T*, PoolDims, PoolWin)`.
+        return unsafe { k.launch(FILE, &name, cfg, &[&dy, &ys, &idx, &dx, &xs, &w]) };
     }
     // SAFETY: dy and idx (laid out as dy) hold yd's elements, dx those xd addresses; every idx
     // is -1 or inside the plane of xd (as the forward wrote it); matches `max_pool_bwd_<ty>(const
@@ -157,14 +158,50 @@ pub fn max_pool_bwd(
     unsafe { launch(k, "max_pool_bwd", ty, &xd, &[&dy, &ys, &idx, &dx, &xs, &w]) }
 }
 
-/// The channels-last kernels' grid: blocks of 32 channels × 8 pixels, one pixel row of threads
-/// per pixel (grid-stride beyond 2^18 blocks).
-fn pixel_rows(d: &Dims4) -> LaunchConfig {
-    const PIXELS: usize = 8;
+/// The channels-last max-pooling kernel (`<kernel>_<ty>`, or `<kernel>_pack_<ty>` moving 16 bytes
+/// of channels a thread) and its grid over the pixels of `walk`. The pack applies where every
+/// tensor has channel stride 1, its other strides and C are multiples of the pack, and every
+/// buffer (the i64 `idx` laid out as the last tensor) is aligned to the pack's loads.
+fn pixel_kernel(
+    kernel: &str,
+    ty: &str,
+    tensors: &[(&Dims4, DevPtr)],
+    idx: DevPtr,
+    walk: &Dims4,
+) -> (String, LaunchConfig) {
+    let lanes = match ty {
+        "f64" => 2,
+        "f32" => 4,
+        _ => 8,
+    };
+    let packs = |d: &Dims4, p: DevPtr| {
+        d.stride[1] == 1
+            && [d.size[1], d.stride[0], d.stride[2], d.stride[3]]
+                .iter()
+                .all(|v| v.is_multiple_of(lanes))
+            && p.is_multiple_of(16)
+    };
+    let packed = tensors.iter().all(|&(d, p)| packs(d, p)) && idx.is_multiple_of(16);
+    let (name, lanes) = match packed {
+        true => (format!("{kernel}_pack_{ty}"), lanes),
+        false => (format!("{kernel}_{ty}"), 1),
+    };
+    (name, pixel_rows(walk, lanes))
+}
+
+/// The channels-last kernels' grid: 256-thread blocks, a row of up to 32 threads over one
+/// pixel's channel groups of `lanes` (grid-stride beyond 2^18 blocks).
+fn pixel_rows(d: &Dims4, lanes: usize) -> LaunchConfig {
+    let row = d.size[1].div_ceil(lanes).next_power_of_two().clamp(1, 32);
+    let pixels_a_block = 256 / row;
     let pixels = d.size[0] * d.size[2] * d.size[3];
     LaunchConfig {
-        grid_dim: (pixels.div_ceil(PIXELS).clamp(1, 65535 * 4) as u32, 1, 1),
-        block_dim: (32, PIXELS as u32, 1),
+        grid_dim: (
+            pixels.div_ceil(pixels_a_block).clamp(1, 65535 * 4) as u32,
+            1,
+            1,
+        ),
+        block_dim: (row as u32, pixels_a_block as u32, 1),
         shared_mem_bytes: 0,
     }
 }
