@@ -8,8 +8,10 @@
 // order, so no atomics, no zeroing pass and the same rounding; max backward keeps the outputs
 // whose saved argmax is this element, as PyTorch's NCHW kernel does). Threads walk elements in
 // memory order (channels fastest when channels-last) so neighbouring threads touch neighbouring
-// addresses. Index arithmetic runs in int where the tensors allow (POOL_INDEXED), sparing each
-// element's coordinates four 64-bit divisions.
+// addresses. Channels-last max pooling instead gives each pixel a row of threads over its
+// channels, 16 bytes of them a thread where the layout allows (the `_cl` kernels): its window is
+// found once for all channels. Index arithmetic runs in int where the tensors allow
+// (POOL_INDEXED), sparing each element's coordinates four 64-bit divisions.
 //
 // T is f32, f64, f16 or bf16: f16/bf16 are read and written as such and every sum, divisor and
 // comparison runs in A = Acc<T>::t (f32), so autocast needs no cast pass around a pooling.
