@@ -202,6 +202,9 @@ test_steps() {
   # On the emulator the vendor libraries cannot load: their skips are the expected ones there.
   [ $dry -eq 1 ] && vendor_skips=1
   local serial="--test-threads 1 --nocapture"
+  # The slowest steps first, so that a tight --budget cuts short ones (kernels_compile: NVRTC of
+  # every .cu for two architectures, about a minute on an H200).
+  echo "kernels_compile|0||test-kernels-compile --nocapture"
   echo "cuda_vendor|$vendor_skips||test-engine-cuda_vendor $serial"
   echo "cuda_vendor_legacy|$vendor_skips|$legacy|test-engine-cuda_vendor $serial"
   echo "cuda_conformance_legacy|$vendor_skips|$legacy|test-engine-cuda_conformance"
@@ -226,6 +229,7 @@ test_steps() {
   done
   for t in .gpu/bin/test-kernels-*; do
     t=$(basename "$t")
+    [ "$t" != test-kernels-compile ] || continue
     echo "kernels_${t#test-kernels-}|0||$t --nocapture"
   done
   # The dry run proves a failing test fails the whole run.
