@@ -69,6 +69,12 @@ __device__ __forceinline__ bool small_pool(const PoolDims& xd, const PoolDims& y
   for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < (n); \
        i += (I)gridDim.x * (I)blockDim.x)
 
+// Grid-stride loop over pixels [0, n) of the channels-last kernels: threadIdx.y and the grid walk
+// pixels, threadIdx.x walks channel groups within one.
+#define PIXEL_FOR(p, n)                                               \
+  for (I p = (I)blockIdx.x * (I)blockDim.y + (I)threadIdx.y; p < (n); \
+       p += (I)gridDim.x * (I)blockDim.y)
+
 // Logical (n, c, h, w) of the i-th element in memory order (channels fastest when `cl`).
 template <typename I>
 __device__ __forceinline__ void coords(I i, const Dims<I>& t, bool cl, I& n, I& c, I& h, I& w) {
@@ -193,9 +199,7 @@ __device__ __forceinline__ void max_pool_fwd_cl(const T* x, PoolDims xd_, T* y, 
   const Dims<I> yd(yd_);
   typedef typename Acc<T>::t A;
   const I C = yd.size[1], H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
-  const I pixels = yd.size[0] * OH * OW;
-  for (I p = (I)blockIdx.x * (I)blockDim.y + (I)threadIdx.y; p < pixels;
-       p += (I)gridDim.x * (I)blockDim.y) {
+  PIXEL_FOR(p, yd.size[0] * OH * OW) {
     const I ow = p % OW, oh = p / OW % OH, n = p / OW / OH;
     const I h0 = oh * win.s[0] - win.p[0], w0 = ow * win.s[1] - win.p[1];
     for (I c = (I)threadIdx.x * L; c < C; c += (I)blockDim.x * L) {
@@ -269,9 +273,7 @@ __device__ __forceinline__ void max_pool_bwd_cl(const T* dy, PoolDims yd_, const
   const Dims<I> xd(xd_);
   typedef typename Acc<T>::t A;
   const I C = xd.size[1], H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
-  const I pixels = xd.size[0] * H * W;
-  for (I p = (I)blockIdx.x * (I)blockDim.y + (I)threadIdx.y; p < pixels;
-       p += (I)gridDim.x * (I)blockDim.y) {
+  PIXEL_FOR(p, xd.size[0] * H * W) {
     const I w = p % W, h = p / W % H, n = p / W / H, self = h * W + w;
     I i0, i1, j0, j1;
     covering(win, 0, h, H, OH, i0, i1);
