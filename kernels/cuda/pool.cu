@@ -229,20 +229,26 @@ __device__ __forceinline__ void max_pool_fwd_cl(const T* x, PoolDims xd_, T* y, 
   }
 }
 
-// dx of one element of max pooling: the sum of dy over outputs [i0, i1] × [j0, j1] of (n, c)
-// whose saved argmax is `self`, in (i, j) order.
-template <typename T, typename I>
-__device__ __forceinline__ T argmax_sum(const T* dy, const Dims<I>& yd, const i64* idx, I n, I c,
-                                        I i0, I i1, I j0, I j1, I self) {
+// dx of L adjacent channels (c onwards) of one element of max pooling: the sums of dy over
+// outputs [i0, i1] × [j0, j1] of (n, c) whose saved argmax is `self`, in (i, j) order.
+template <typename T, typename I, int L>
+__device__ __forceinline__ Lanes<T, L> argmax_sum(const T* dy, const Dims<I>& yd, const i64* idx,
+                                                  I n, I c, I i0, I i1, I j0, I j1, I self) {
   typedef typename Acc<T>::t A;
-  A acc = A(0);
+  A acc[L];
+  for (int l = 0; l < L; ++l) acc[l] = A(0);
   for (I oi = i0; oi <= i1; ++oi) {
     for (I oj = j0; oj <= j1; ++oj) {
       const I o = at(yd, n, c, oi, oj);
-      if (idx[o] == self) acc += to_acc(dy[o]);
+      const Lanes<i64, L> arg = *reinterpret_cast<const Lanes<i64, L>*>(idx + o);
+      const Lanes<T, L> g = *reinterpret_cast<const Lanes<T, L>*>(dy + o);
+      for (int l = 0; l < L; ++l)
+        if (arg.v[l] == self) acc[l] += to_acc(g.v[l]);
     }
   }
-  return from_acc<T>(acc);
+  Lanes<T, L> out;
+  for (int l = 0; l < L; ++l) out.v[l] = from_acc<T>(acc[l]);
+  return out;
 }
 
 // dx = the sum of dy over the outputs whose argmax is this element; candidates come from
@@ -258,7 +264,8 @@ __device__ __forceinline__ void max_pool_bwd(const T* dy, PoolDims yd_, const i6
     coords(i, xd, cl, n, c, h, w);
     covering(win, 0, h, H, OH, i0, i1);
     covering(win, 1, w, W, OW, j0, j1);
-    dx[at(xd, n, c, h, w)] = argmax_sum(dy, yd, idx, n, c, i0, i1, j0, j1, h * W + w);
+    const I self = h * W + w;
+    dx[at(xd, n, c, h, w)] = argmax_sum<T, I, 1>(dy, yd, idx, n, c, i0, i1, j0, j1, self).v[0];
   }
 }
 
@@ -271,29 +278,15 @@ __device__ __forceinline__ void max_pool_bwd_cl(const T* dy, PoolDims yd_, const
                                                 PoolDims xd_, PoolWin win) {
   const Dims<I> yd(yd_);
   const Dims<I> xd(xd_);
-  typedef typename Acc<T>::t A;
   const I C = xd.size[1], H = xd.size[2], W = xd.size[3], OH = yd.size[2], OW = yd.size[3];
   PIXEL_FOR(p, xd.size[0] * H * W) {
     const I w = p % W, h = p / W % H, n = p / W / H, self = h * W + w;
     I i0, i1, j0, j1;
     covering(win, 0, h, H, OH, i0, i1);
     covering(win, 1, w, W, OW, j0, j1);
-    for (I c = (I)threadIdx.x * L; c < C; c += (I)blockDim.x * L) {
-      A acc[L];
-      for (int l = 0; l < L; ++l) acc[l] = A(0);
-      for (I oi = i0; oi <= i1; ++oi) {
-        for (I oj = j0; oj <= j1; ++oj) {
-          const I o = at(yd, n, c, oi, oj);
-          const Lanes<i64, L> arg = *reinterpret_cast<const Lanes<i64, L>*>(idx + o);
-          const Lanes<T, L> g = *reinterpret_cast<const Lanes<T, L>*>(dy + o);
-          for (int l = 0; l < L; ++l)
-            if (arg.v[l] == self) acc[l] += to_acc(g.v[l]);
-        }
-      }
-      Lanes<T, L> out;
-      for (int l = 0; l < L; ++l) out.v[l] = from_acc<T>(acc[l]);
-      *reinterpret_cast<Lanes<T, L>*>(dx + at(xd, n, c, h, w)) = out;
-    }
+    for (I c = (I)threadIdx.x * L; c < C; c += (I)blockDim.x * L)
+      *reinterpret_cast<Lanes<T, L>*>(dx + at(xd, n, c, h, w)) =
+          argmax_sum<T, I, L>(dy, yd, idx, n, c, i0, i1, j0, j1, self);
   }
 }
 

@@ -3,7 +3,7 @@
 //! Activations are f32, f64, f16 or bf16; per-channel vectors are in the accumulation type (f64
 //! for f64 data, f32 otherwise), so f16/bf16 activations keep f32 statistics.
 
-use super::{grid_1d, DevPtr, Kernels};
+use super::{grid_1d, pack_len, DevPtr, Kernels};
 use crate::cpu::bn_relu::ChannelDims;
 use crate::Result;
 use cudarc::driver::{DeviceRepr, LaunchConfig};
@@ -35,11 +35,7 @@ pub(super) fn elementwise_args(d: &ChannelDims) -> (i64, i64, i64, i32) {
 /// Channels a 16-byte pack of `ty` holds where the packed NHWC kernels apply (channels-last, C a
 /// multiple of the pack, at most 256 packs a pixel, every buffer 16-byte aligned); None otherwise.
 fn pack_lanes(ty: &str, d: &ChannelDims, ptrs: &[DevPtr]) -> Option<usize> {
-    let lanes = match ty {
-        "f64" => 2,
-        "f32" => 4,
-        _ => 8,
-    };
+    let lanes = pack_len(ty);
     let fits = d.channels_last && d.c.is_multiple_of(lanes) && d.c / lanes <= PACKED_BLOCK;
     (fits && ptrs.iter().all(|p| p % 16 == 0)).then_some(lanes)
 }

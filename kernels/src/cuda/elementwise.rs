@@ -1,7 +1,7 @@
 //! Launchers for `elementwise.cu`: unary forward/backward, broadcast binary ops, comparisons,
 //! select, casts, fills and strided copies. Names carry the dtype suffix the kernels use.
 
-use super::{grid_1d, DevPtr, Kernels, Shape, Strides};
+use super::{grid_1d, pack_len, DevPtr, Kernels, Shape, Strides};
 use crate::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 use crate::Result;
 
@@ -32,15 +32,10 @@ fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
     }
 }
 
-/// Whether f32 operands can take the 128-bit (float4) kernels.
 /// Elements of float type `ty` in the 16 bytes a `*_vec_<ty>` thread moves, where every buffer
 /// is 16-byte aligned; None otherwise.
 fn pack_lanes(ty: &str, ptrs: &[DevPtr]) -> Option<usize> {
-    let lanes = match ty {
-        "f64" => 2,
-        "f32" => 4,
-        _ => 8,
-    };
+    let lanes = pack_len(ty);
     ptrs.iter().all(|p| p % 16 == 0).then_some(lanes)
 }
 

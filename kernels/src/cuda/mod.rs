@@ -330,6 +330,16 @@ impl Kernels {
     }
 }
 
+/// Elements of float type `ty` ("f64", "f32", "f16", "bf16") in one 16-byte vector, prelude.cuh's
+/// `Pack<T>`: what a packed kernel's thread moves at once.
+pub(crate) fn pack_len(ty: &str) -> usize {
+    match ty {
+        "f64" => 2,
+        "f32" => 4,
+        _ => 8,
+    }
+}
+
 /// A 1-d grid of 256-thread blocks covering `n` elements (grid-stride kernels cap the blocks).
 pub fn grid_1d(n: usize) -> LaunchConfig {
     let blocks = n.div_ceil(256).clamp(1, 65535 * 4) as u32;

@@ -3,7 +3,7 @@
 //! [`crate::cpu::pool`] computes, except that gradients overwrite dx instead of adding to it.
 
 use super::gemm::int;
-use super::{grid_1d, Arg, DevPtr, Kernels};
+use super::{grid_1d, pack_len, Arg, DevPtr, Kernels};
 use crate::cpu::pool::{Dims4, Window};
 use crate::error::{Error, Result};
 use cudarc::driver::{DeviceRepr, LaunchConfig};
@@ -169,11 +169,7 @@ fn pixel_kernel(
     idx: DevPtr,
     walk: &Dims4,
 ) -> (String, LaunchConfig) {
-    let lanes = match ty {
-        "f64" => 2,
-        "f32" => 4,
-        _ => 8,
-    };
+    let lanes = pack_len(ty);
     let packs = |d: &Dims4, p: DevPtr| {
         d.stride[1] == 1
             && [d.size[1], d.stride[0], d.stride[2], d.stride[3]]
