@@ -2,6 +2,8 @@
 
 mod common;
 use common::conv2d_params;
+use kiln_engine::conv_shape::ConvShape;
+use kiln_engine::cpu::{conv_tile, winograd::Winograd};
 use kiln_engine::{
     BatchNormArgs, Conv2dParams, DType, Error, MemoryFormat, Pool2d, SqueezeExcite, Tensor, UnaryOp,
 };
@@ -127,7 +129,8 @@ fn conv2d_matches_naive_in_both_formats() {
 }
 
 /// Output and both gradients of one convolution in NHWC against the NCHW (im2col) path.
-fn nhwc_agrees_with_nchw(case: &str, xs: [usize; 4], ws: [usize; 4], p: Conv2dParams, tol: f32) {
+/// y, dx and dw of the convolution of x `xs` with w `ws`, run NCHW and run NHWC.
+fn nchw_and_nhwc(xs: [usize; 4], ws: [usize; 4], p: Conv2dParams) -> [[Vec<f32>; 3]; 2] {
     let run = |format| {
         let x = randn(&xs, 1).to_memory_format(format).unwrap();
         let w = randn(&ws, 2);
@@ -139,11 +142,48 @@ fn nhwc_agrees_with_nchw(case: &str, xs: [usize; 4], ws: [usize; 4], p: Conv2dPa
         [y, x.grad().unwrap(), w.grad().unwrap()]
             .map(|t| t.contiguous().unwrap().to_vec::<f32>().unwrap())
     };
-    let nchw = run(MemoryFormat::Contiguous);
-    let nhwc = run(MemoryFormat::ChannelsLast);
+    [
+        run(MemoryFormat::Contiguous),
+        run(MemoryFormat::ChannelsLast),
+    ]
+}
+
+fn nhwc_agrees_with_nchw(case: &str, xs: [usize; 4], ws: [usize; 4], p: Conv2dParams, tol: f32) {
+    let [nchw, nhwc] = nchw_and_nhwc(xs, ws, p);
     for ((a, b), what) in nhwc.iter().zip(&nchw).zip(["y", "dx", "dw"]) {
         eprintln!("{case}: {what}");
         assert_close(a, b, tol);
+    }
+}
+
+/// The largest error Winograd's NHWC results may have against NCHW's, as a fraction of the
+/// reference's RMS: F(4×4, 3×3)'s f32 rounding follows the size of the terms it sums, not each
+/// sum's own value, and reaches 5.2e-5 of the outputs' RMS against float64 (64 channels;
+/// `scripts/winograd_error.py`, where the direct f32 sum reaches 1.4e-6); four times that.
+const WINOGRAD_TOL: f32 = 2e-4;
+
+/// [`nhwc_agrees_with_nchw`] for a stride-1, padding-1 convolution in `groups` that Winograd's
+/// path takes, within [`WINOGRAD_TOL`] of the reference's RMS.
+fn winograd_agrees_with_nchw(case: &str, xs: [usize; 4], ws: [usize; 4], groups: usize) {
+    let p = Conv2dParams {
+        padding: [1, 1],
+        groups,
+        ..Default::default()
+    };
+    let [n, c, h, w] = xs;
+    let group = [n, c / groups, h, w];
+    let group_p = Conv2dParams { groups: 1, ..p };
+    let shape = ConvShape::new(&group, &[ws[0] / groups, ws[1], 3, 3], &group_p, true).unwrap();
+    let taken = Winograd::new(&shape).is_some();
+    assert!(
+        taken || !conv_tile::available(),
+        "{case}: not on Winograd's path"
+    );
+    let [nchw, nhwc] = nchw_and_nhwc(xs, ws, p);
+    for ((a, b), what) in nhwc.iter().zip(&nchw).zip(["y", "dx", "dw"]) {
+        eprintln!("{case}: {what}");
+        let rms = (b.iter().map(|v| v * v).sum::<f32>() / b.len() as f32).sqrt();
+        assert_close(a, b, WINOGRAD_TOL * (1.0 + rms));
     }
 }
 
@@ -235,25 +275,24 @@ fn pointwise_nhwc_conv_agrees_with_nchw() {
     nhwc_agrees_with_nchw("many pixels", [40, 32, 8, 8], [16, 32, 1, 1], p, 1e-4);
 }
 
-/// Shapes the Winograd F(2×2, 3×3) path takes (3×3, stride 1, padding 1, channels in 16s, sides
-/// of 8 or more): odd sides (tiles cut by the edge), one image, 48 output channels (a 32- and a
-/// 16-wide panel), 48 input channels, many tile rows in several blocks, and 256 channels.
+/// Shapes the Winograd F(4×4, 3×3) path takes (3×3, stride 1, padding 1, channels in 16s, enough
+/// tiles for the weights): odd sides (tiles cut by the edge), one image, 48 channels in and out
+/// (a 32- and a 16-wide panel), enough tile rows for several blocks and several chunks of the
+/// weight gradient, 256 channels, and large batches of 4² and 7² images.
 #[test]
 fn winograd_nhwc_conv_agrees_with_nchw() {
-    let p = Conv2dParams {
-        padding: [1, 1],
-        ..Default::default()
-    };
     let cases = [
         ("16x16", [4, 64, 16, 16], [64, 64, 3, 3]),
-        ("odd sides", [3, 16, 9, 11], [48, 16, 3, 3]),
-        ("one image", [1, 32, 8, 21], [16, 32, 3, 3]),
-        ("48 inputs", [5, 48, 8, 8], [32, 48, 3, 3]),
-        ("many tile rows", [2, 16, 64, 12], [16, 16, 3, 3]),
-        ("256 channels", [2, 256, 8, 8], [256, 256, 3, 3]),
+        ("odd sides", [8, 64, 13, 15], [48, 64, 3, 3]),
+        ("one image", [1, 64, 28, 30], [64, 64, 3, 3]),
+        ("48 channels", [16, 48, 8, 8], [48, 48, 3, 3]),
+        ("several chunks", [4, 32, 64, 64], [32, 32, 3, 3]),
+        ("256 channels", [16, 256, 8, 8], [256, 256, 3, 3]),
+        ("4x4 images", [96, 64, 4, 4], [64, 64, 3, 3]),
+        ("7x7 images", [64, 64, 7, 7], [32, 64, 3, 3]),
     ];
     for (case, xs, ws) in cases {
-        nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);
+        winograd_agrees_with_nchw(case, xs, ws, 1);
     }
 }
 
@@ -270,12 +309,6 @@ fn grouped_nhwc_conv_agrees_with_nchw() {
     };
     let cases = [
         (
-            "2 groups, Winograd",
-            [3, 32, 10, 9],
-            [64, 16, 3, 3],
-            conv(1, 1, 2),
-        ),
-        (
             "4 groups, stride 2",
             [2, 64, 16, 15],
             [64, 16, 3, 3],
@@ -288,6 +321,7 @@ fn grouped_nhwc_conv_agrees_with_nchw() {
             conv(1, 1, 2),
         ),
     ];
+    winograd_agrees_with_nchw("2 groups, Winograd", [16, 64, 8, 8], [128, 32, 3, 3], 2);
     for (case, xs, ws, p) in cases {
         nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);
     }

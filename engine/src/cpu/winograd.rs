@@ -1,11 +1,13 @@
-//! Winograd F(2×2, 3×3) for NHWC f32 3×3 stride-1 convolutions (Lavin & Gray, 2015).
+//! Winograd F(4×4, 3×3) for NHWC f32 3×3 stride-1 convolutions (Lavin & Gray, 2015).
 //!
-//! Each 2×2 block of outputs (a *tile*) comes from the 4×4 window of input around it. Window and
-//! kernel are carried into a 16-point transform domain (`V = Bᵀ d B`, `U = G g Gᵀ`), where the
-//! convolution becomes 16 independent channel products `M = Σ_c U ⊙ V`, and the result is carried
+//! Each 4×4 block of outputs (a *tile*) comes from the 6×6 window of input around it. Window and
+//! kernel are carried into a 36-point transform domain (`V = Bᵀ d B`, `U = G g Gᵀ`), where the
+//! convolution becomes 36 independent channel products `M = Σ_c U ⊙ V`, and the result is carried
 //! back (`Y = Aᵀ M A`). Each point's product is a GEMM over tiles × input channels × output
-//! channels, run on the direct convolutions' register tile: 16 multiplies per tile and channel pair
-//! where the direct path does 36.
+//! channels, run on the direct convolutions' register tile: 36 multiplies per tile and channel pair
+//! where the direct path does 144. The transforms interpolate at 0, ±1, ±2 and ∞, as cuDNN's
+//! F(4×4, 3×3) does; their f32 rounding error is some ten times the direct sum's, far below what
+//! training notices.
 //!
 //! The input gradient is the same convolution of dy with the flipped, transposed kernel. The
 //! weight gradient sums `V ⊙ (A dY Aᵀ)` over the tiles in the transform domain, one GEMM per point,
@@ -13,30 +15,44 @@
 
 use super::conv_tile::{self, balanced_tiles, Output, Run, Strides, LANES};
 use super::direct_conv::Panels;
-use super::elementwise::add_assign;
 use super::scratch::with_scratch;
 use super::transpose::transpose;
 use crate::conv_shape::ConvShape;
-use kiln_kernels::cpu::merge_in_order;
 use rayon::prelude::*;
+use std::array::from_fn;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-/// Points of the transform domain: a 4×4 window.
-const POINTS: usize = 16;
+/// Outputs along each side of a tile.
+const M: usize = 4;
+
+/// Input pixels along each side of a tile's window.
+const T: usize = M + 2;
+
+/// Points of the transform domain: one for each pixel of the window.
+const POINTS: usize = T * T;
 
 /// Widest register tile, in output channels.
 const MAX_COLS: usize = 2 * LANES;
 
-/// Smallest image side this path takes. On smaller images the tiles' windows are mostly padding
-/// (or, on odd sides, past the edge) and the transforms cost what the products save: against the
-/// direct tiles, 64 channels on 7² at batch 128 forward 1.84–1.98 → 1.92–2.11 ms, 256 channels on
-/// 4² at batch 32 unchanged (2.06 → 2.05 ms), where 16² and 8² run 1.4–1.5× faster.
-const MIN_SIDE: usize = 8;
+/// What one transform point of the weights costs besides its products, in tiles' worth of
+/// products: the kernels' transforms and panels, and their reads in every block, in each direction.
+/// Fitted with `TRANSFORM_MACS` to forward-and-backward times on 2 threads of a Zen 4 against the
+/// direct tiles: batch 8 and 32 on 4² (64–512 channels) lose to them, batch 128 on 4² (128
+/// channels) runs 2.1× faster, batch 32 on 5² and 6² loses, on 7² runs 1.3× faster.
+const WEIGHT_TILES: usize = 70;
+
+/// What carrying one channel of one tile's point into or out of the transform domain costs, in
+/// multiply-adds (the transforms are memory-bound; fitted as `WEIGHT_TILES` was).
+const TRANSFORM_MACS: usize = 23;
 
 /// f32 values of one block's transformed inputs and outputs together (1 MiB): they stay in L2
 /// between the transforms and the products.
 const BLOCK_FLOATS: usize = 1 << 18;
+
+/// f32 values of the transformed blocks the weight gradient's products take in one pass (8 MiB):
+/// enough tiles that each pass's reads and writes of `du` cost little beside its sums.
+const CHUNK_FLOATS: usize = 1 << 21;
 
 /// A 3×3, stride-1, padding-1 convolution of an NHWC batch `[n, h, w, c]` into `[n, h, w, oc]` with
 /// OHWI weights, by Winograd's minimal filtering.
@@ -51,7 +67,7 @@ pub struct Winograd {
 impl Winograd {
     /// The convolution of `s`, when this CPU runs the tile and the shape suits it: NHWC, one
     /// group, a 3×3 kernel at stride 1, dilation 1 and padding 1, channels in and out multiples
-    /// of 16, images at least `MIN_SIDE` on each side.
+    /// of 16, and the cost model of `pays` in favour.
     pub fn new(s: &ConvShape) -> Option<Winograd> {
         let g = &s.geom;
         let fits = s.channels_last
@@ -62,8 +78,8 @@ impl Winograd {
             && g.pad == [1, 1]
             && g.c.is_multiple_of(LANES)
             && s.oc.is_multiple_of(LANES)
-            && g.hw[0].min(g.hw[1]) >= MIN_SIDE
             && s.n > 0
+            && pays(s.n, g.c, s.oc, g.hw)
             && conv_tile::available();
         fits.then_some(Winograd {
             n: s.n,
@@ -108,41 +124,52 @@ impl Winograd {
         })
     }
 
-    /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, h, w, oc]`. Each thread
-    /// sums its share of the blocks in the transform domain (its first block writes the sum, later
-    /// blocks add), the partial sums are added in order, and the total is carried back.
+    /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, h, w, oc]`. The blocks
+    /// go in chunks of `CHUNK_FLOATS`: the chunk's blocks are transformed in parallel, then each
+    /// point's product sums over all of the chunk's tiles at once, the points in parallel, into
+    /// `du[point][input][output]` (written by the first chunk, added to by the others). The sum is
+    /// carried back once at the end.
     pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
-        let len = POINTS * self.c * self.oc;
+        let (c, oc) = (self.c, self.oc);
         let blocks = self.blocks();
-        let scratch = self.block_floats(&blocks);
-        let per_thread = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
-        let partial = |blocks: &[Range<usize>]| {
-            let mut du: Vec<f32> = Vec::with_capacity(len);
-            with_scratch(scratch, |buf| {
-                let (first, rest) = blocks.split_first().expect("par_chunks are never empty");
-                let out = Output::Write(&mut du.spare_capacity_mut()[..len]);
-                self.filter_block(x, dy, first.clone(), buf, out);
-                // SAFETY: a written block sets every (point, input, output channel) of du.
-                unsafe { du.set_len(len) };
-                for rows in rest {
-                    self.filter_block(x, dy, rows.clone(), buf, Output::Add(&mut du));
+        let block = self.block_floats(&blocks);
+        let per_chunk = (CHUNK_FLOATS / block).max(rayon::current_num_threads());
+        let mut du: Vec<f32> = Vec::with_capacity(POINTS * c * oc);
+        with_scratch(per_chunk.min(blocks.len()) * block, |buf| {
+            for (i, chunk) in blocks.chunks(per_chunk).enumerate() {
+                let buf = &mut buf[..chunk.len() * block];
+                buf.par_chunks_mut(block)
+                    .zip(chunk)
+                    .for_each(|(buf, rows)| self.filter_points(x, dy, rows.clone(), buf));
+                let sums = |(point, du): (usize, Output)| {
+                    self.filter_products(buf, block, chunk, point, du)
+                };
+                if i == 0 {
+                    (du.spare_capacity_mut()[..POINTS * c * oc])
+                        .par_chunks_mut(c * oc)
+                        .map(Output::Write)
+                        .enumerate()
+                        .for_each(sums);
+                    // SAFETY: each point's products wrote all of its input × output channels.
+                    unsafe { du.set_len(POINTS * c * oc) };
+                } else {
+                    du.par_chunks_mut(c * oc)
+                        .map(Output::Add)
+                        .enumerate()
+                        .for_each(sums);
                 }
-            });
-            du
-        };
-        // Collected, then added in order: a `reduce` would group the sum as work is stolen.
-        let partials = blocks.par_chunks(per_thread).map(partial).collect();
-        let du = merge_in_order(partials, || vec![0f32; len], |a, b| add_assign(a, &b));
+            }
+        });
         self.kernel_gradient(&du)
     }
 
-    /// Tiles per image along each axis: the outputs in 2×2 blocks, the last cut by the edge on
-    /// an odd side.
+    /// Tiles per image along each axis: the outputs in M×M blocks, the last cut by the edge
+    /// where M does not divide the side.
     fn tiles(&self) -> [usize; 2] {
-        [self.hw[0].div_ceil(2), self.hw[1].div_ceil(2)]
+        [self.hw[0].div_ceil(M), self.hw[1].div_ceil(M)]
     }
 
-    /// Blocks of whole tile rows (a tile row: one image's tiles over two output rows), each
+    /// Blocks of whole tile rows (a tile row: one image's tiles over M output rows), each
     /// small enough that its transformed inputs and outputs fit `BLOCK_FLOATS`, and at least two
     /// per thread where the batch allows.
     fn blocks(&self) -> Vec<Range<usize>> {
@@ -168,7 +195,7 @@ impl Winograd {
     fn row_offset(&self, r: usize, ch: usize) -> usize {
         let th = self.tiles()[0];
         let (n, t) = (r / th, r % th);
-        (n * self.hw[0] + 2 * t) * self.hw[1] * ch
+        (n * self.hw[0] + M * t) * self.hw[1] * ch
     }
 
     /// Calls `f(tile, image, tile_row, tile_col)` for every tile of tile rows `rows`, `tile`
@@ -217,11 +244,11 @@ impl Winograd {
         let tiles = rows.len() * self.tiles()[1];
         self.for_each_tile(rows, |tile, n, t_row, t_col| {
             let pixel = |a: usize, b: usize| {
-                let ih = (2 * t_row + a).checked_sub(1).filter(|&ih| ih < h)?;
-                let iw = (2 * t_col + b).checked_sub(1).filter(|&iw| iw < w)?;
+                let ih = (M * t_row + a).checked_sub(1).filter(|&ih| ih < h)?;
+                let iw = (M * t_col + b).checked_sub(1).filter(|&iw| iw < w)?;
                 Some(&x[((n * h + ih) * w + iw) * c..][..c])
             };
-            let window = [0, 1, 2, 3].map(|a| [0, 1, 2, 3].map(|b| pixel(a, b)));
+            let window: [[_; T]; T] = from_fn(|a| from_fn(|b| pixel(a, b)));
             let to = Points {
                 first: tile * c,
                 stride: point_stride(tiles, c),
@@ -274,17 +301,17 @@ impl Winograd {
     }
 
     /// Writes Aᵀ M A of every tile of tile rows `rows` into `y`, the NHWC output from the first
-    /// pixel of those rows on; the bottom row or right column of a tile past the edge is dropped.
+    /// pixel of those rows on; the rows and columns of a tile past the edge are dropped.
     fn output_tiles(&self, m: &[f32], rows: Range<usize>, y: &mut [MaybeUninit<f32>]) {
         let (oc, [h, w]) = (self.oc, self.hw);
         let tiles = rows.len() * self.tiles()[1];
         let base = self.row_offset(rows.start, oc);
         self.for_each_tile(rows, |tile, n, t_row, t_col| {
             let pixel = |a: usize, b: usize| {
-                let (oh, ow) = (2 * t_row + a, 2 * t_col + b);
+                let (oh, ow) = (M * t_row + a, M * t_col + b);
                 (oh < h && ow < w).then(|| ((n * h + oh) * w + ow) * oc - base)
             };
-            let outputs = [0, 1].map(|a| [0, 1].map(|b| pixel(a, b)));
+            let outputs: [[_; M]; M] = from_fn(|a| from_fn(|b| pixel(a, b)));
             let from = Points {
                 first: tile * oc,
                 stride: point_stride(tiles, oc),
@@ -303,10 +330,10 @@ impl Winograd {
         let tiles = rows.len() * self.tiles()[1];
         self.for_each_tile(rows, |tile, n, t_row, t_col| {
             let pixel = |a: usize, b: usize| {
-                let (oh, ow) = (2 * t_row + a, 2 * t_col + b);
+                let (oh, ow) = (M * t_row + a, M * t_col + b);
                 (oh < h && ow < w).then(|| &dy[((n * h + oh) * w + ow) * oc..][..oc])
             };
-            let window = [0, 1].map(|a| [0, 1].map(|b| pixel(a, b)));
+            let window: [[_; M]; M] = from_fn(|a| from_fn(|b| pixel(a, b)));
             let to = Points {
                 first: tile * oc,
                 stride: point_stride(tiles, oc),
@@ -319,40 +346,58 @@ impl Winograd {
         });
     }
 
-    /// One block's share of `du[point][input][output]`, written or added as `du` says.
-    fn filter_block(
+    /// Transforms the tiles of tile rows `rows`: `buf` gets their input points (Bᵀ d B) and then
+    /// their output gradients' points (A dY Aᵀ), both `[point][tile][channel]`.
+    fn filter_points(&self, x: &[f32], dy: &[f32], rows: Range<usize>, buf: &mut [f32]) {
+        let tiles = rows.len() * self.tiles()[1];
+        let (v, dm) = buf.split_at_mut(POINTS * point_stride(tiles, self.c));
+        self.input_points(x, rows.clone(), v);
+        self.gradient_points(dy, rows, dm);
+    }
+
+    /// `du[input][output]` of one point: the sum over a chunk's tiles of their input points times
+    /// their gradients' points, from the chunk's transforms in `buf` (`block` floats a block), one
+    /// run of the register tile's reduction per block.
+    fn filter_products(
         &self,
-        x: &[f32],
-        dy: &[f32],
-        rows: Range<usize>,
-        buf: &mut [f32],
+        buf: &[f32],
+        block: usize,
+        chunk: &[Range<usize>],
+        point: usize,
         mut du: Output,
     ) {
         let (c, oc) = (self.c, self.oc);
-        let tiles = rows.len() * self.tiles()[1];
-        let (v, dm) = buf.split_at_mut(POINTS * point_stride(tiles, c));
-        self.input_points(x, rows.clone(), v);
-        self.gradient_points(dy, rows, dm);
+        let tw = self.tiles()[1];
+        let runs: Vec<Run> = (chunk.iter().enumerate())
+            .map(|(i, rows)| {
+                let tiles = rows.len() * tw;
+                let v = i * block + point * point_stride(tiles, c);
+                let dm =
+                    i * block + POINTS * point_stride(tiles, c) + point * point_stride(tiles, oc);
+                Run {
+                    a: v,
+                    b: dm,
+                    len: tiles,
+                }
+            })
+            .collect();
         let st = Strides {
             a_row: 1,
             a_step: c,
             b_step: oc,
             c_row: oc,
         };
-        for point in 0..POINTS {
-            let a = &v[point * point_stride(tiles, c)..][..tiles * c];
-            let b = &dm[point * point_stride(tiles, oc)..][..tiles * oc];
-            for (c0, rows) in balanced_tiles(0..c) {
-                for o0 in (0..oc).step_by(MAX_COLS) {
-                    let cols = MAX_COLS.min(oc - o0);
-                    let runs = [Run {
-                        a: c0,
-                        b: o0,
-                        len: tiles,
-                    }];
-                    let out = du.tail((point * c + c0) * oc + o0);
-                    conv_tile::tile(rows, cols, a, b, &runs, st, out);
-                }
+        for (c0, rows) in balanced_tiles(0..c) {
+            for o0 in (0..oc).step_by(MAX_COLS) {
+                let cols = MAX_COLS.min(oc - o0);
+                let runs: Vec<Run> = (runs.iter())
+                    .map(|r| Run {
+                        a: r.a + c0,
+                        b: r.b + o0,
+                        len: r.len,
+                    })
+                    .collect();
+                conv_tile::tile(rows, cols, buf, buf, &runs, st, du.tail(c0 * oc + o0));
             }
         }
     }
@@ -380,6 +425,16 @@ impl Winograd {
     }
 }
 
+/// Whether Winograd's products, transforms and weight overhead cost less than the direct tiles'
+/// products for `n` images of `hw` with `c` input and `oc` output channels, all counted per
+/// pair of channels. The direct tiles skip the taps in the padding: (3h − 2)(3w − 2) a image.
+fn pays(n: usize, c: usize, oc: usize, [h, w]: [usize; 2]) -> bool {
+    let tiles = n * h.div_ceil(M) * w.div_ceil(M);
+    let direct = n * (3 * h).saturating_sub(2) * (3 * w).saturating_sub(2);
+    let transforms = POINTS * tiles * TRANSFORM_MACS * (c + oc) / (c * oc);
+    POINTS * (tiles + WEIGHT_TILES) + transforms < direct
+}
+
 /// U = G g Gᵀ of every output channel's kernel in OHWI `w` with `c` input channels, as
 /// `out[o][point][ci]`; with `flip`, of the kernel rotated by 180°.
 fn kernel_points(w: &[f32], c: usize, flip: bool, out: &mut [f32]) {
@@ -396,14 +451,14 @@ fn kernel_points(w: &[f32], c: usize, flip: bool, out: &mut [f32]) {
 }
 
 /// Floats from one point's `[tile][channel]` matrix to the next in a block's transform buffers:
-/// one cache line more than the matrix, so that the 16 points of one tile, often a multiple of
-/// 4 KiB apart otherwise, do not all fall in one L1 set (a tile's 16 stores then evicted each
-/// other and the input transform took a third of the forward).
+/// one cache line more than the matrix, so that the 36 points of one tile, often a multiple of
+/// 4 KiB apart otherwise, do not all fall in one L1 set (in F(2×2, 3×3), a tile's 16 stores then
+/// evicted each other and the input transform took a third of the forward).
 fn point_stride(tiles: usize, channels: usize) -> usize {
     tiles * channels + LANES
 }
 
-/// Where a tile's 16 transform points lie in a `[point][tile][channel]` buffer: point `p`'s
+/// Where a tile's transform points lie in a `[point][tile][channel]` buffer: point `p`'s
 /// channels start at `first + p·stride`.
 #[derive(Debug, Clone, Copy)]
 struct Points {
@@ -415,7 +470,7 @@ struct Points {
 /// its 1-d matrix down the window's columns, then along the rows.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Points, LANES};
+    use super::{Points, LANES, M, T};
     use std::arch::x86_64::*;
     use std::array::from_fn;
     use std::mem::MaybeUninit;
@@ -458,73 +513,106 @@ mod avx512 {
         from_fn(|a| f(from_fn(|j| cols[j][a])))
     }
 
-    /// `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`: input window → transform domain.
+    /// `v` times every lane.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn bt([d0, d1, d2, d3]: [__m512; 4]) -> [__m512; 4] {
+    fn splat(v: f32) -> __m512 {
+        _mm512_set1_ps(v)
+    }
+
+    /// `Bᵀ`: input window → transform domain. Its rows are
+    /// `[4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn bt([d0, d1, d2, d3, d4, d5]: [__m512; T]) -> [__m512; T] {
+        let (four, five, two) = (splat(4.0), splat(5.0), splat(2.0));
+        let even4 = _mm512_fnmadd_ps(four, d2, d4);
+        let odd4 = _mm512_fnmadd_ps(four, d1, d3);
+        let even2 = _mm512_sub_ps(d4, d2);
+        let odd2 = _mm512_sub_ps(d3, d1);
         [
-            _mm512_sub_ps(d0, d2),
-            _mm512_add_ps(d1, d2),
-            _mm512_sub_ps(d2, d1),
-            _mm512_sub_ps(d1, d3),
+            _mm512_fmadd_ps(four, d0, _mm512_fnmadd_ps(five, d2, d4)),
+            _mm512_add_ps(even4, odd4),
+            _mm512_sub_ps(even4, odd4),
+            _mm512_fmadd_ps(two, odd2, even2),
+            _mm512_fnmadd_ps(two, odd2, even2),
+            _mm512_fmadd_ps(four, d1, _mm512_fnmadd_ps(five, d3, d5)),
         ]
     }
 
-    /// `Aᵀ = [1 1 1 0; 0 1 −1 −1]`: transform domain → two outputs.
+    /// `Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]`: transform domain → four
+    /// outputs.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn at([m0, m1, m2, m3]: [__m512; 4]) -> [__m512; 2] {
+    fn at([m0, m1, m2, m3, m4, m5]: [__m512; T]) -> [__m512; M] {
+        let (sum12, diff12) = (_mm512_add_ps(m1, m2), _mm512_sub_ps(m1, m2));
+        let (sum34, diff34) = (_mm512_add_ps(m3, m4), _mm512_sub_ps(m3, m4));
         [
-            _mm512_add_ps(_mm512_add_ps(m0, m1), m2),
-            _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3),
+            _mm512_add_ps(_mm512_add_ps(m0, sum12), sum34),
+            _mm512_fmadd_ps(splat(2.0), diff34, diff12),
+            _mm512_fmadd_ps(splat(4.0), sum34, sum12),
+            _mm512_add_ps(_mm512_fmadd_ps(splat(8.0), diff34, diff12), m5),
         ]
     }
 
-    /// `A = [1 0; 1 1; 1 −1; 0 −1]`: two output gradients → transform domain.
+    /// `A`, the transpose of `Aᵀ`: four output gradients → transform domain.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn a([d0, d1]: [__m512; 2]) -> [__m512; 4] {
+    fn a([d0, d1, d2, d3]: [__m512; M]) -> [__m512; T] {
+        let (even, odd) = (_mm512_add_ps(d0, d2), _mm512_add_ps(d1, d3));
+        let even4 = _mm512_fmadd_ps(splat(4.0), d2, d0);
+        let odd4 = _mm512_fmadd_ps(splat(4.0), d3, d1);
+        let two = splat(2.0);
         [
             d0,
-            _mm512_add_ps(d0, d1),
-            _mm512_sub_ps(d0, d1),
-            _mm512_sub_ps(_mm512_setzero_ps(), d1),
+            _mm512_add_ps(even, odd),
+            _mm512_sub_ps(even, odd),
+            _mm512_fmadd_ps(two, odd4, even4),
+            _mm512_fnmadd_ps(two, odd4, even4),
+            d3,
         ]
     }
 
-    /// `G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]`: three kernel taps → transform domain.
+    /// `G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; ¹⁄₂₄ ¹⁄₁₂ ⅙; ¹⁄₂₄ −¹⁄₁₂ ⅙; 0 0 1]`: three kernel taps →
+    /// transform domain.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn g([g0, g1, g2]: [__m512; 3]) -> [__m512; 4] {
-        let half = _mm512_set1_ps(0.5);
-        let outer = _mm512_mul_ps(_mm512_add_ps(g0, g2), half);
-        let middle = _mm512_mul_ps(g1, half);
+    fn g([g0, g1, g2]: [__m512; 3]) -> [__m512; T] {
+        let sixth = splat(-1.0 / 6.0);
+        let outer = _mm512_add_ps(g0, g2);
+        let outer24 = _mm512_fmadd_ps(splat(1.0 / 24.0), g0, _mm512_mul_ps(splat(1.0 / 6.0), g2));
+        let middle12 = _mm512_mul_ps(splat(1.0 / 12.0), g1);
         [
-            g0,
-            _mm512_add_ps(outer, middle),
-            _mm512_sub_ps(outer, middle),
+            _mm512_mul_ps(splat(0.25), g0),
+            _mm512_mul_ps(sixth, _mm512_add_ps(outer, g1)),
+            _mm512_mul_ps(sixth, _mm512_sub_ps(outer, g1)),
+            _mm512_add_ps(outer24, middle12),
+            _mm512_sub_ps(outer24, middle12),
             g2,
         ]
     }
 
-    /// `Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1]`: transform domain → three kernel taps.
+    /// `Gᵀ`, the transpose of `G`: transform domain → three kernel taps.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn gt([d0, d1, d2, d3]: [__m512; 4]) -> [__m512; 3] {
-        let half = _mm512_set1_ps(0.5);
-        let sum = _mm512_mul_ps(_mm512_add_ps(d1, d2), half);
+    fn gt([d0, d1, d2, d3, d4, d5]: [__m512; T]) -> [__m512; 3] {
+        let (sum12, diff21) = (_mm512_add_ps(d1, d2), _mm512_sub_ps(d2, d1));
+        let (sum34, diff34) = (_mm512_add_ps(d3, d4), _mm512_sub_ps(d3, d4));
+        let sixth = splat(1.0 / 6.0);
+        let first = _mm512_fnmadd_ps(sixth, sum12, _mm512_mul_ps(splat(0.25), d0));
+        let middle = _mm512_fmadd_ps(splat(1.0 / 12.0), diff34, _mm512_mul_ps(sixth, diff21));
         [
-            _mm512_add_ps(d0, sum),
-            _mm512_mul_ps(_mm512_sub_ps(d1, d2), half),
-            _mm512_add_ps(sum, d3),
+            _mm512_fmadd_ps(splat(1.0 / 24.0), sum34, first),
+            middle,
+            _mm512_fmadd_ps(sixth, _mm512_sub_ps(sum34, sum12), d5),
         ]
     }
 
     /// Bᵀ d B of one tile: `window[a][b]` holds the channels of the window's pixel (a, b) (`None`
-    /// in the padding), the 16 points go to `v` as `to` says.
+    /// in the padding), the 36 points go to `v` as `to` says.
     #[target_feature(enable = "avx512f")]
     pub(super) fn input_tile(
-        window: &[[Option<&[f32]>; 4]; 4],
+        window: &[[Option<&[f32]>; T]; T],
         c: usize,
         v: &mut [f32],
         to: Points,
@@ -539,12 +627,12 @@ mod avx512 {
         m: &[f32],
         from: Points,
         oc: usize,
-        outputs: &[[Option<usize>; 2]; 2],
+        outputs: &[[Option<usize>; M]; M],
         y: &mut [MaybeUninit<f32>],
     ) {
         for o0 in (0..oc).step_by(LANES) {
             let d =
-                from_fn(|a| from_fn(|b| load(&m[from.first + (4 * a + b) * from.stride + o0..])));
+                from_fn(|a| from_fn(|b| load(&m[from.first + (T * a + b) * from.stride + o0..])));
             let out = two_d(|x| at(x), d);
             for (a, row) in out.iter().enumerate() {
                 for (b, &lanes) in row.iter().enumerate() {
@@ -556,10 +644,10 @@ mod avx512 {
         }
     }
 
-    /// A dY Aᵀ of one tile's 2×2 output gradients (`None` past the edge) into `dm` as `to` says.
+    /// A dY Aᵀ of one tile's 4×4 output gradients (`None` past the edge) into `dm` as `to` says.
     #[target_feature(enable = "avx512f")]
     pub(super) fn gradient_tile(
-        window: &[[Option<&[f32]>; 2]; 2],
+        window: &[[Option<&[f32]>; M]; M],
         oc: usize,
         dm: &mut [f32],
         to: Points,
@@ -567,14 +655,14 @@ mod avx512 {
         window_points(window, oc, |x| a(x), dm, to)
     }
 
-    /// The 4×4 points `f` makes of a K×K window of pixels (`None`: zeros), 16 of the `c`
+    /// The 6×6 points `f` makes of a K×K window of pixels (`None`: zeros), 16 of the `c`
     /// channels at a time, into `dst` as `to` says.
     #[target_feature(enable = "avx512f")]
     #[inline]
     fn window_points<const K: usize>(
         window: &[[Option<&[f32]>; K]; K],
         c: usize,
-        f: impl Fn([__m512; K]) -> [__m512; 4],
+        f: impl Fn([__m512; K]) -> [__m512; T],
         dst: &mut [f32],
         to: Points,
     ) {
@@ -590,7 +678,7 @@ mod avx512 {
             let points = two_d(&f, d);
             for (a, row) in points.iter().enumerate() {
                 for (b, &lanes) in row.iter().enumerate() {
-                    let at = to.first + (4 * a + b) * to.stride + c0;
+                    let at = to.first + (T * a + b) * to.stride + c0;
                     store(&mut dst[at..], lanes);
                 }
             }
@@ -615,7 +703,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) fn kernel_gradient(points: &[f32], c: usize, dw: &mut [f32]) {
         for c0 in (0..c).step_by(LANES) {
-            let d = from_fn(|a| from_fn(|b| load(&points[(4 * a + b) * c + c0..])));
+            let d = from_fn(|a| from_fn(|b| load(&points[(T * a + b) * c + c0..])));
             let taps = two_d(|x| gt(x), d);
             for (tap, &lanes) in taps.iter().flatten().enumerate() {
                 store(&mut dw[tap * c + c0..], lanes);
