@@ -260,9 +260,10 @@ fn direct_nhwc_conv_agrees_with_nchw() {
     for (case, xs, ws, p) in cases {
         nhwc_agrees_with_nchw(case, xs, ws, p, 1e-4);
     }
-    // Partial weight gradients past the cache, summed as one block a thread. Its sums run over
-    // 4608 and 9216 terms, where f32 rounding alone reaches 2e-4 of their (cancelled) results.
-    let wide = ([3, 512, 7, 7], [1024, 512, 3, 3]);
+    // Partial weight gradients past the cache, summed as one block a thread (a batch of 2: at 3,
+    // Winograd's path takes it). Its sums run over 4608 and 9216 terms, where f32 rounding alone
+    // reaches 2e-4 of their (cancelled) results.
+    let wide = ([2, 512, 7, 7], [1024, 512, 3, 3]);
     nhwc_agrees_with_nchw("wide dw", wide.0, wide.1, pad(1, 1), 1e-3);
 }
 
@@ -278,7 +279,9 @@ fn pointwise_nhwc_conv_agrees_with_nchw() {
 /// Shapes the Winograd F(4×4, 3×3) path takes (3×3, stride 1, padding 1, channels in 16s, enough
 /// tiles for the weights): odd sides (tiles cut by the edge), one image, 48 channels in and out
 /// (a 32- and a 16-wide panel), enough tile rows for several blocks and several chunks of the
-/// weight gradient, 256 channels, and large batches of 4² and 7² images.
+/// weight gradient, 256 channels (few tiles a block: the forward's products run point by point
+/// over chunks of blocks, the weight gradient's sums all points of a register tile at once),
+/// and large batches of 4² and 7² images.
 #[test]
 fn winograd_nhwc_conv_agrees_with_nchw() {
     let cases = [

@@ -63,7 +63,13 @@ impl<'a> Panels<'a> {
 
     /// The input gradient's panels from OHWI weights `w[o][tap][ci]` of a convolution with
     /// `oc` outputs: taps flipped, the input channels `ci` as columns and `o` as the reduction.
-    fn flipped(w: &[f32], oc: usize, taps: usize, c: usize, buf: &'a mut [f32]) -> Panels<'a> {
+    pub(super) fn flipped(
+        w: &[f32],
+        oc: usize,
+        taps: usize,
+        c: usize,
+        buf: &'a mut [f32],
+    ) -> Panels<'a> {
         let fill = |c0: usize, panel: &mut [f32]| {
             let cols = panel.len() / (taps * oc);
             for (i, dst) in panel.chunks_exact_mut(cols).enumerate() {
@@ -91,6 +97,25 @@ impl<'a> Panels<'a> {
             taps,
             c,
             oc,
+        }
+    }
+
+    /// Panels of `taps` taps in `buf` made from these, panel by panel in parallel: `fill(from,
+    /// to)` gets each of these panels and the new one it makes.
+    pub(super) fn map<'b>(
+        &self,
+        taps: usize,
+        buf: &'b mut [f32],
+        fill: impl Fn(&[f32], &mut [f32]) + Sync,
+    ) -> Panels<'b> {
+        (buf.par_chunks_mut(MAX_COLS * taps * self.c))
+            .zip(self.data.par_chunks(MAX_COLS * self.taps * self.c))
+            .for_each(|(to, from)| fill(from, to));
+        Panels {
+            data: buf,
+            taps,
+            c: self.c,
+            oc: self.oc,
         }
     }
 

@@ -32,19 +32,24 @@ const T: usize = M + 2;
 /// Points of the transform domain: one for each pixel of the window.
 const POINTS: usize = T * T;
 
+/// Taps of a 3×3 kernel.
+const TAPS: usize = 9;
+
 /// Widest register tile, in output channels.
 const MAX_COLS: usize = 2 * LANES;
 
 /// What one transform point of the weights costs besides its products, in tiles' worth of
-/// products: the kernels' transforms and panels, and their reads in every block, in each direction.
-/// Fitted with `TRANSFORM_MACS` to forward-and-backward times on 2 threads of a Zen 4 against the
-/// direct tiles: batch 8 and 32 on 4² (64–512 channels) lose to them, batch 128 on 4² (128
-/// channels) runs 2.1× faster, batch 32 on 5² and 6² loses, on 7² runs 1.3× faster.
-const WEIGHT_TILES: usize = 70;
+/// products: making the kernels' transformed panels, reading them, and carrying the weight
+/// gradient's points back. Fitted with `TRANSFORM_MACS` to forward-and-backward times on 2
+/// threads of a Zen 4 against the direct tiles, on ResNet's shapes: at batch 32 on 4², 256 and
+/// 512 channels run 1.5× and 1.2×
+/// faster, 64 channels tie; at batch 8 on 4², 64 and 256 channels lose or tie; at batch 32 with
+/// 64 channels, 5² loses, 6² ties and 7² runs 1.5× faster.
+const WEIGHT_TILES: usize = 16;
 
 /// What carrying one channel of one tile's point into or out of the transform domain costs, in
 /// multiply-adds (the transforms are memory-bound; fitted as `WEIGHT_TILES` was).
-const TRANSFORM_MACS: usize = 23;
+const TRANSFORM_MACS: usize = 20;
 
 /// f32 values of one block's transformed inputs and outputs together (1 MiB): they stay in L2
 /// between the transforms and the products.
@@ -92,10 +97,10 @@ impl Winograd {
     /// y `[n, h, w, oc]` = conv(x, w): x `[n, h, w, c]`, w OHWI.
     pub fn forward(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
         let (c, oc) = (self.c, self.oc);
-        with_scratch(2 * POINTS * c * oc, |buf| {
-            let (points, panels) = buf.split_at_mut(POINTS * c * oc);
-            kernel_points(w, c, false, points);
-            self.run(x, &Panels::forward(points, oc, POINTS, c, panels))
+        with_scratch((TAPS + POINTS) * c * oc, |buf| {
+            let (taps, points) = buf.split_at_mut(TAPS * c * oc);
+            let taps = Panels::forward(w, oc, TAPS, c, taps);
+            self.run(x, &kernel_points(&taps, points))
         })
     }
 
@@ -103,46 +108,44 @@ impl Winograd {
     /// convolution of dy with the kernel flipped and its channels swapped.
     pub fn backward_data(&self, dy: &[f32], w: &[f32]) -> Vec<f32> {
         let (c, oc) = (self.c, self.oc);
-        with_scratch(2 * POINTS * c * oc, |buf| {
-            let (points, panels) = buf.split_at_mut(POINTS * c * oc);
-            kernel_points(w, c, true, points);
-            // Input channels as the columns: each panel row is a run of one point's channels.
-            let fill = |c0: usize, panel: &mut [f32]| {
-                let cols = panel.len() / (POINTS * oc);
-                for (i, dst) in panel.chunks_exact_mut(cols).enumerate() {
-                    let (point, o) = (i / oc, i % oc);
-                    dst.copy_from_slice(&points[(o * POINTS + point) * c + c0..][..cols]);
-                }
-            };
-            let kernels = Panels::build(c, POINTS, oc, panels, fill);
+        with_scratch((TAPS + POINTS) * c * oc, |buf| {
+            let (taps, points) = buf.split_at_mut(TAPS * c * oc);
+            let taps = Panels::flipped(w, oc, TAPS, c, taps);
             let transposed = Winograd {
                 c: oc,
                 oc: c,
                 ..*self
             };
-            transposed.run(dy, &kernels)
+            transposed.run(dy, &kernel_points(&taps, points))
         })
     }
 
     /// dw (OHWI) = the weight gradient from x `[n, h, w, c]` and dy `[n, h, w, oc]`. The blocks
-    /// go in chunks of `CHUNK_FLOATS`: the chunk's blocks are transformed in parallel, then each
-    /// point's product sums over all of the chunk's tiles at once, the points in parallel, into
-    /// `du[point][input][output]` (written by the first chunk, added to by the others). The sum is
-    /// carried back once at the end.
+    /// go in chunks of `CHUNK_FLOATS`, their transforms made in parallel. Where one chunk holds
+    /// them all, each register tile of input × output channels sums all 36 points over all tiles
+    /// and carries them back at once; else each point's products sum over a chunk's tiles, the
+    /// points in parallel, into `du[point][input][output]` (written by the first chunk, added to
+    /// by the others), carried back at the end.
     pub fn backward_filter(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let (c, oc) = (self.c, self.oc);
         let blocks = self.blocks();
-        let block = self.block_floats(&blocks);
+        let block = self.rows_floats(blocks.iter().map(|r| r.len()).max());
         let per_chunk = (CHUNK_FLOATS / block).max(rayon::current_num_threads());
-        let mut du: Vec<f32> = Vec::with_capacity(POINTS * c * oc);
         with_scratch(per_chunk.min(blocks.len()) * block, |buf| {
+            if blocks.len() <= per_chunk {
+                let buf = self.transform_chunk(x, dy, &blocks, block, buf);
+                return self.filter_taps(buf, block, &blocks);
+            }
+            let mut du: Vec<f32> = Vec::with_capacity(POINTS * c * oc);
             for (i, chunk) in blocks.chunks(per_chunk).enumerate() {
-                let buf = &mut buf[..chunk.len() * block];
-                buf.par_chunks_mut(block)
-                    .zip(chunk)
-                    .for_each(|(buf, rows)| self.filter_points(x, dy, rows.clone(), buf));
-                let sums = |(point, du): (usize, Output)| {
-                    self.filter_products(buf, block, chunk, point, du)
+                let buf = self.transform_chunk(x, dy, chunk, block, buf);
+                let sums = |(point, mut du): (usize, Output)| {
+                    for (c0, rows) in balanced_tiles(0..c) {
+                        for o0 in (0..oc).step_by(MAX_COLS) {
+                            let du = du.tail(c0 * oc + o0);
+                            self.filter_tile(buf, block, chunk, point, [c0, rows, o0], oc, du);
+                        }
+                    }
                 };
                 if i == 0 {
                     (du.spare_capacity_mut()[..POINTS * c * oc])
@@ -159,8 +162,8 @@ impl Winograd {
                         .for_each(sums);
                 }
             }
-        });
-        self.kernel_gradient(&du)
+            self.kernel_gradient(&du)
+        })
     }
 
     /// Tiles per image along each axis: the outputs in M×M blocks, the last cut by the edge
@@ -184,10 +187,10 @@ impl Winograd {
             .collect()
     }
 
-    /// Scratch floats for one block of `blocks`: its transformed inputs and outputs.
-    fn block_floats(&self, blocks: &[Range<usize>]) -> usize {
-        let rows = blocks.iter().map(|r| r.len()).max().unwrap_or(0);
-        let tiles = rows * self.tiles()[1];
+    /// Scratch floats for a block of `rows` tile rows (0 for none): its transformed inputs and
+    /// outputs.
+    fn rows_floats(&self, rows: Option<usize>) -> usize {
+        let tiles = rows.unwrap_or(0) * self.tiles()[1];
         POINTS * (point_stride(tiles, self.c) + point_stride(tiles, self.oc))
     }
 
@@ -209,12 +212,12 @@ impl Winograd {
         }
     }
 
-    /// The convolution of `x` with `kernels`, blocks in parallel.
+    /// The convolution of `x` with `kernels`: block by block in parallel where the blocks hold
+    /// enough tiles to pay for reading every kernel once a block, else in chunks of blocks.
     fn run(&self, x: &[f32], kernels: &Panels) -> Vec<f32> {
         let len = self.n * self.hw[0] * self.hw[1] * self.oc;
         let mut y: Vec<f32> = Vec::with_capacity(len);
         let blocks = self.blocks();
-        let scratch = self.block_floats(&blocks);
         let mut parts = Vec::with_capacity(blocks.len());
         let mut rest = &mut y.spare_capacity_mut()[..len];
         for rows in blocks {
@@ -223,19 +226,92 @@ impl Winograd {
             parts.push((rows, part));
             rest = tail;
         }
+        if self.streams_kernels(parts.len()) {
+            let per_chunk = self.blocks_per_chunk(parts.len());
+            for chunk in parts.chunks_mut(per_chunk) {
+                self.run_chunk(x, kernels, chunk);
+            }
+        } else {
+            self.run_blocks(x, kernels, parts);
+        }
+        // SAFETY: the blocks cover the first `len` elements, and each block's tiles wrote every
+        // output pixel of its rows.
+        unsafe { y.set_len(len) };
+        y
+    }
+
+    /// Whether `blocks` blocks, each reading every kernel point, would move more memory than
+    /// writing and reading back the transforms of all tiles once does.
+    fn streams_kernels(&self, blocks: usize) -> bool {
+        let tiles = self.n * self.tiles()[0] * self.tiles()[1];
+        2 * tiles * (self.c + self.oc) < blocks.saturating_sub(1) * self.c * self.oc
+    }
+
+    /// Blocks in each of `run_chunk`'s chunks: as many as `CHUNK_FLOATS` holds, and no fewer
+    /// than the threads.
+    fn blocks_per_chunk(&self, blocks: usize) -> usize {
+        let tile_floats = POINTS * (self.c + self.oc) * self.tiles()[1];
+        let rows_per_block = self.n * self.tiles()[0] / blocks.max(1) + 1;
+        let per_chunk = CHUNK_FLOATS / (tile_floats * rows_per_block);
+        per_chunk.max(rayon::current_num_threads()).max(1)
+    }
+
+    /// Each block in parallel: its tiles' transforms, products and outputs, all in L2.
+    fn run_blocks(&self, x: &[f32], kernels: &Panels, parts: Vec<Part>) {
+        let scratch = self.rows_floats(parts.iter().map(|(rows, _)| rows.len()).max());
         parts.into_par_iter().for_each(|(rows, y)| {
             with_scratch(scratch, |buf| {
                 let tiles = rows.len() * self.tiles()[1];
                 let (v, m) = buf.split_at_mut(POINTS * point_stride(tiles, self.c));
                 self.input_points(x, rows.clone(), v);
-                self.multiply(v, kernels, tiles, m);
-                self.output_tiles(m, rows, y);
+                for point in 0..POINTS {
+                    let a = &v[point * point_stride(tiles, self.c)..];
+                    let m = &mut m[point * point_stride(tiles, self.oc)..];
+                    self.point_product(a, kernels, point, tiles, m);
+                }
+                let from = Points {
+                    first: 0,
+                    stride: point_stride(tiles, self.oc),
+                };
+                self.output_tiles(m, from, rows, y);
             })
         });
-        // SAFETY: the blocks cover the first `len` elements, and each block's tiles wrote every
-        // output pixel of its rows.
-        unsafe { y.set_len(len) };
-        y
+    }
+
+    /// A chunk of blocks in three steps, each in parallel: the blocks' input transforms, each
+    /// point's products over all of the chunk's tiles (so each kernel point is read once), and
+    /// the blocks' outputs.
+    fn run_chunk(&self, x: &[f32], kernels: &Panels, chunk: &mut [Part]) {
+        let (c, oc, tw) = (self.c, self.oc, self.tiles()[1]);
+        let tiles: Vec<usize> = chunk.iter().map(|(rows, _)| rows.len() * tw).collect();
+        let firsts: Vec<usize> = (tiles.iter())
+            .scan(0, |sum, t| Some(std::mem::replace(sum, *sum + t)))
+            .collect();
+        let total: usize = tiles.iter().sum();
+        let block = POINTS * point_stride(tiles.iter().copied().max().unwrap_or(0), c);
+        let m_stride = point_stride(total, oc);
+        with_scratch(chunk.len() * block + POINTS * m_stride, |buf| {
+            let (vs, m) = buf.split_at_mut(chunk.len() * block);
+            (vs.par_chunks_mut(block).zip(chunk.par_iter()))
+                .for_each(|(v, (rows, _))| self.input_points(x, rows.clone(), v));
+            let vs: &[f32] = vs;
+            m.par_chunks_mut(m_stride)
+                .enumerate()
+                .for_each(|(point, m)| {
+                    for (i, &t) in tiles.iter().enumerate() {
+                        let a = &vs[i * block + point * point_stride(t, c)..];
+                        self.point_product(a, kernels, point, t, &mut m[firsts[i] * oc..]);
+                    }
+                });
+            let m: &[f32] = m;
+            chunk.par_iter_mut().enumerate().for_each(|(i, (rows, y))| {
+                let from = Points {
+                    first: firsts[i] * oc,
+                    stride: m_stride,
+                };
+                self.output_tiles(m, from, rows.clone(), y)
+            });
+        });
     }
 
     /// `v[point][tile][channel]` = Bᵀ d B of every tile of tile rows `rows` of x.
@@ -261,50 +337,53 @@ impl Winograd {
         });
     }
 
-    /// `m[point][tile][output]` = Σ over input channels of `v[point][tile][input]` times the
-    /// kernels' point: one product per point and panel, tiles as the register tile's rows.
-    fn multiply(&self, v: &[f32], kernels: &Panels, tiles: usize, m: &mut [f32]) {
+    /// `m[tile][output]` = Σ over input channels of `a[tile][input]` times the kernels' point
+    /// `point`, for `tiles` tiles: one product per panel, tiles as the register tile's rows.
+    fn point_product(
+        &self,
+        a: &[f32],
+        kernels: &Panels,
+        point: usize,
+        tiles: usize,
+        m: &mut [f32],
+    ) {
         let (ins, outs) = (self.c, self.oc);
-        for point in 0..POINTS {
-            let a = &v[point * point_stride(tiles, ins)..][..tiles * ins];
-            let m = &mut m[point * point_stride(tiles, outs)..][..tiles * outs];
-            for o0 in (0..outs).step_by(MAX_COLS) {
-                let cols = kernels.cols(o0);
-                let runs = [Run {
-                    a: 0,
-                    b: kernels.at(o0, point, 0),
-                    len: ins,
-                }];
-                let st = Strides {
-                    a_row: ins,
-                    a_step: 1,
-                    b_step: cols,
-                    c_row: outs,
-                };
-                for (t0, rows) in balanced_tiles(0..tiles) {
-                    let c = &mut m[t0 * outs + o0..];
-                    // SAFETY: MaybeUninit<f32> has f32's layout, and the tile writes only
-                    // initialized values through it.
-                    let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
-                    conv_tile::tile(
-                        rows,
-                        cols,
-                        &a[t0 * ins..],
-                        kernels.data,
-                        &runs,
-                        st,
-                        Output::Write(c),
-                    );
-                }
+        let (a, m) = (&a[..tiles * ins], &mut m[..tiles * outs]);
+        for o0 in (0..outs).step_by(MAX_COLS) {
+            let cols = kernels.cols(o0);
+            let runs = [Run {
+                a: 0,
+                b: kernels.at(o0, point, 0),
+                len: ins,
+            }];
+            let st = Strides {
+                a_row: ins,
+                a_step: 1,
+                b_step: cols,
+                c_row: outs,
+            };
+            for (t0, rows) in balanced_tiles(0..tiles) {
+                let c = &mut m[t0 * outs + o0..];
+                // SAFETY: MaybeUninit<f32> has f32's layout, and the tile writes only
+                // initialized values through it.
+                let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                let a = &a[t0 * ins..];
+                conv_tile::tile(rows, cols, a, kernels.data, &runs, st, Output::Write(c));
             }
         }
     }
 
     /// Writes Aᵀ M A of every tile of tile rows `rows` into `y`, the NHWC output from the first
-    /// pixel of those rows on; the rows and columns of a tile past the edge are dropped.
-    fn output_tiles(&self, m: &[f32], rows: Range<usize>, y: &mut [MaybeUninit<f32>]) {
+    /// pixel of those rows on, from the points `from` locates for the rows' first tile; the rows
+    /// and columns of a tile past the edge are dropped.
+    fn output_tiles(
+        &self,
+        m: &[f32],
+        from: Points,
+        rows: Range<usize>,
+        y: &mut [MaybeUninit<f32>],
+    ) {
         let (oc, [h, w]) = (self.oc, self.hw);
-        let tiles = rows.len() * self.tiles()[1];
         let base = self.row_offset(rows.start, oc);
         self.for_each_tile(rows, |tile, n, t_row, t_col| {
             let pixel = |a: usize, b: usize| {
@@ -313,8 +392,8 @@ impl Winograd {
             };
             let outputs: [[_; M]; M] = from_fn(|a| from_fn(|b| pixel(a, b)));
             let from = Points {
-                first: tile * oc,
-                stride: point_stride(tiles, oc),
+                first: from.first + tile * oc,
+                ..from
             };
             // SAFETY: AVX-512F is present (`Winograd::new` checks it).
             #[cfg(target_arch = "x86_64")]
@@ -346,6 +425,22 @@ impl Winograd {
         });
     }
 
+    /// The transforms of `chunk`'s blocks for the weight gradient, made in parallel into the
+    /// start of `buf`, `block` floats a block.
+    fn transform_chunk<'b>(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        chunk: &[Range<usize>],
+        block: usize,
+        buf: &'b mut [f32],
+    ) -> &'b [f32] {
+        let buf = &mut buf[..chunk.len() * block];
+        (buf.par_chunks_mut(block).zip(chunk))
+            .for_each(|(buf, rows)| self.filter_points(x, dy, rows.clone(), buf));
+        buf
+    }
+
     /// Transforms the tiles of tile rows `rows`: `buf` gets their input points (Bᵀ d B) and then
     /// their output gradients' points (A dY Aᵀ), both `[point][tile][channel]`.
     fn filter_points(&self, x: &[f32], dy: &[f32], rows: Range<usize>, buf: &mut [f32]) {
@@ -355,28 +450,33 @@ impl Winograd {
         self.gradient_points(dy, rows, dm);
     }
 
-    /// `du[input][output]` of one point: the sum over a chunk's tiles of their input points times
-    /// their gradients' points, from the chunk's transforms in `buf` (`block` floats a block), one
-    /// run of the register tile's reduction per block.
-    fn filter_products(
+    /// One register tile of `du[input][output]` at point `point`: input channels `c0..c0 + rows`
+    /// × output channels from `o0`, summed over a chunk's tiles from the chunk's transforms in
+    /// `buf` (`block` floats a block), one run of the reduction per block, into `du` with
+    /// `du_row` floats from one input channel to the next.
+    #[allow(clippy::too_many_arguments)]
+    fn filter_tile(
         &self,
         buf: &[f32],
         block: usize,
         chunk: &[Range<usize>],
         point: usize,
-        mut du: Output,
+        [c0, rows, o0]: [usize; 3],
+        du_row: usize,
+        du: Output,
     ) {
         let (c, oc) = (self.c, self.oc);
         let tw = self.tiles()[1];
         let runs: Vec<Run> = (chunk.iter().enumerate())
-            .map(|(i, rows)| {
-                let tiles = rows.len() * tw;
+            .map(|(i, block_rows)| {
+                let tiles = block_rows.len() * tw;
                 let v = i * block + point * point_stride(tiles, c);
-                let dm =
-                    i * block + POINTS * point_stride(tiles, c) + point * point_stride(tiles, oc);
+                let dm = v - point * point_stride(tiles, c)
+                    + POINTS * point_stride(tiles, c)
+                    + point * point_stride(tiles, oc);
                 Run {
-                    a: v,
-                    b: dm,
+                    a: v + c0,
+                    b: dm + o0,
                     len: tiles,
                 }
             })
@@ -385,44 +485,106 @@ impl Winograd {
             a_row: 1,
             a_step: c,
             b_step: oc,
-            c_row: oc,
+            c_row: du_row,
         };
-        for (c0, rows) in balanced_tiles(0..c) {
-            for o0 in (0..oc).step_by(MAX_COLS) {
-                let cols = MAX_COLS.min(oc - o0);
-                let runs: Vec<Run> = (runs.iter())
-                    .map(|r| Run {
-                        a: r.a + c0,
-                        b: r.b + o0,
-                        len: r.len,
-                    })
-                    .collect();
-                conv_tile::tile(rows, cols, buf, buf, &runs, st, du.tail(c0 * oc + o0));
-            }
-        }
+        conv_tile::tile(rows, MAX_COLS.min(oc - o0), buf, buf, &runs, st, du);
     }
 
-    /// dw (OHWI) = Gᵀ dU G for every pair of channels, from `du[point][input][output]`.
-    fn kernel_gradient(&self, du: &[f32]) -> Vec<f32> {
+    /// dw (OHWI) from one chunk's transforms in `buf` holding all the tiles: each register tile
+    /// of input × output channels sums its 36 points in L2 and carries them back (Gᵀ dU G) into
+    /// `[input][tap][output]`, the tiles of input channels in parallel.
+    fn filter_taps(&self, buf: &[f32], block: usize, blocks: &[Range<usize>]) -> Vec<f32> {
         let (c, oc) = (self.c, self.oc);
-        with_scratch(POINTS * c * oc, |by_output| {
-            for point in 0..POINTS {
-                let dst = &mut by_output[point * c..];
-                transpose(&du[point * c * oc..], oc, [c, oc], dst, POINTS * c);
+        with_scratch(TAPS * c * oc, |by_input| {
+            let mut parts = Vec::new();
+            let mut rest = &mut by_input[..];
+            for (c0, rows) in balanced_tiles(0..c) {
+                let (part, tail) = rest.split_at_mut(rows * TAPS * oc);
+                parts.push((c0, rows, part));
+                rest = tail;
             }
-            let by_output: &[f32] = by_output;
-            let mut dw = vec![0f32; oc * 9 * c];
-            dw.par_chunks_mut(9 * c).enumerate().for_each(|(o, dw)| {
-                let points = &by_output[o * POINTS * c..][..POINTS * c];
-                // SAFETY: AVX-512F is present (`Winograd::new` checks it).
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    avx512::kernel_gradient(points, c, dw)
-                };
+            parts.into_par_iter().for_each(|(c0, rows, taps)| {
+                with_scratch(POINTS * rows * MAX_COLS, |du| {
+                    for o0 in (0..oc).step_by(MAX_COLS) {
+                        let cols = MAX_COLS.min(oc - o0);
+                        for point in 0..POINTS {
+                            let du = &mut du[point * rows * cols..];
+                            // SAFETY: MaybeUninit<f32> has f32's layout, and the tile writes
+                            // only initialized values through it.
+                            let du = unsafe { &mut *(du as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                            let at = [c0, rows, o0];
+                            self.filter_tile(
+                                buf,
+                                block,
+                                blocks,
+                                point,
+                                at,
+                                cols,
+                                Output::Write(du),
+                            );
+                        }
+                        for (r, v) in
+                            (0..rows).flat_map(|r| (0..cols).step_by(LANES).map(move |v| (r, v)))
+                        {
+                            // SAFETY: AVX-512F is present (`Winograd::new` checks it).
+                            #[cfg(target_arch = "x86_64")]
+                            unsafe {
+                                let taps = &mut taps[r * TAPS * oc + o0 + v..];
+                                avx512::kernel_gradient(&du[r * cols + v..], rows * cols, taps, oc)
+                            };
+                        }
+                    }
+                })
             });
-            dw
+            self.taps_to_ohwi(by_input)
         })
     }
+
+    /// dw (OHWI) = Gᵀ dU G for every pair of channels, from `du[point][input][output]`: carried
+    /// back 16 output channels at a time into `[input][tap][output]`, then transposed.
+    fn kernel_gradient(&self, du: &[f32]) -> Vec<f32> {
+        let (c, oc) = (self.c, self.oc);
+        with_scratch(TAPS * c * oc, |by_input| {
+            (by_input.par_chunks_mut(TAPS * oc).enumerate()).for_each(|(ci, taps)| {
+                for o0 in (0..oc).step_by(LANES) {
+                    // SAFETY: AVX-512F is present (`Winograd::new` checks it).
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        avx512::kernel_gradient(&du[ci * oc + o0..], c * oc, &mut taps[o0..], oc)
+                    };
+                }
+            });
+            self.taps_to_ohwi(by_input)
+        })
+    }
+
+    /// dw (OHWI) from `by_input[input][tap][output]`, 16 output channels a task.
+    fn taps_to_ohwi(&self, by_input: &[f32]) -> Vec<f32> {
+        let (c, oc) = (self.c, self.oc);
+        let mut dw = vec![0f32; oc * TAPS * c];
+        (dw.par_chunks_mut(LANES * TAPS * c).enumerate()).for_each(|(i, dw)| {
+            for tap in 0..TAPS {
+                let src = &by_input[tap * oc + i * LANES..];
+                transpose(src, TAPS * oc, [c, LANES], &mut dw[tap * c..], TAPS * c);
+            }
+        });
+        dw
+    }
+}
+
+/// The transformed kernels' panels, `U = G g Gᵀ` of each kernel in the 3×3 panels `taps`, into
+/// `buf`: 16 kernels side by side at a time, the panels' columns.
+fn kernel_points<'a>(taps: &Panels, buf: &'a mut [f32]) -> Panels<'a> {
+    taps.map(POINTS, buf, |taps, points| {
+        let stride = taps.len() / TAPS;
+        for at in (0..stride).step_by(LANES) {
+            // SAFETY: AVX-512F is present (`Winograd::new` checks it).
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                avx512::kernel_points(&taps[at..], &mut points[at..], stride)
+            };
+        }
+    })
 }
 
 /// Whether Winograd's products, transforms and weight overhead cost less than the direct tiles'
@@ -435,21 +597,6 @@ fn pays(n: usize, c: usize, oc: usize, [h, w]: [usize; 2]) -> bool {
     POINTS * (tiles + WEIGHT_TILES) + transforms < direct
 }
 
-/// U = G g Gᵀ of every output channel's kernel in OHWI `w` with `c` input channels, as
-/// `out[o][point][ci]`; with `flip`, of the kernel rotated by 180°.
-fn kernel_points(w: &[f32], c: usize, flip: bool, out: &mut [f32]) {
-    out.par_chunks_mut(POINTS * c)
-        .enumerate()
-        .for_each(|(o, out)| {
-            let kernel = &w[o * 9 * c..][..9 * c];
-            // SAFETY: AVX-512F is present (`Winograd::new` checks it).
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                avx512::kernel_points(kernel, c, flip, out)
-            };
-        });
-}
-
 /// Floats from one point's `[tile][channel]` matrix to the next in a block's transform buffers:
 /// one cache line more than the matrix, so that the 36 points of one tile, often a multiple of
 /// 4 KiB apart otherwise, do not all fall in one L1 set (in F(2×2, 3×3), a tile's 16 stores then
@@ -457,6 +604,9 @@ fn kernel_points(w: &[f32], c: usize, flip: bool, out: &mut [f32]) {
 fn point_stride(tiles: usize, channels: usize) -> usize {
     tiles * channels + LANES
 }
+
+/// One block's tile rows and its share of the output.
+type Part<'a> = (Range<usize>, &'a mut [MaybeUninit<f32>]);
 
 /// Where a tile's transform points lie in a `[point][tile][channel]` buffer: point `p`'s
 /// channels start at `first + p·stride`.
@@ -685,29 +835,30 @@ mod avx512 {
         }
     }
 
-    /// G g Gᵀ of one output channel's OHWI kernel (`kernel[tap][ci]`, taps rotated by 180° with
-    /// `flip`) into `out[point][ci]`.
+    /// G g Gᵀ of 16 kernels side by side: tap `t` of each at `taps[t·stride..]`, point `p` to
+    /// `points[p·stride..]`.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn kernel_points(kernel: &[f32], c: usize, flip: bool, out: &mut [f32]) {
-        for c0 in (0..c).step_by(LANES) {
-            let tap = |i: usize, j: usize| if flip { 8 - (3 * i + j) } else { 3 * i + j };
-            let d = from_fn(|i| from_fn(|j| load(&kernel[tap(i, j) * c + c0..])));
-            let points = two_d(|x| g(x), d);
-            for (p, &lanes) in points.iter().flatten().enumerate() {
-                store(&mut out[p * c + c0..], lanes);
-            }
+    pub(super) fn kernel_points(taps: &[f32], points: &mut [f32], stride: usize) {
+        let d = from_fn(|i| from_fn(|j| load(&taps[(3 * i + j) * stride..])));
+        let out = two_d(|x| g(x), d);
+        for (p, &lanes) in out.iter().flatten().enumerate() {
+            store(&mut points[p * stride..], lanes);
         }
     }
 
-    /// Gᵀ dU G of one output channel's `points[point][ci]` into its OHWI gradient `dw[tap][ci]`.
+    /// Gᵀ dU G of 16 kernels side by side: point `p` of each at `points[p·point_stride..]`, tap
+    /// `t` to `taps[t·tap_stride..]`.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn kernel_gradient(points: &[f32], c: usize, dw: &mut [f32]) {
-        for c0 in (0..c).step_by(LANES) {
-            let d = from_fn(|a| from_fn(|b| load(&points[(T * a + b) * c + c0..])));
-            let taps = two_d(|x| gt(x), d);
-            for (tap, &lanes) in taps.iter().flatten().enumerate() {
-                store(&mut dw[tap * c + c0..], lanes);
-            }
+    pub(super) fn kernel_gradient(
+        points: &[f32],
+        point_stride: usize,
+        taps: &mut [f32],
+        tap_stride: usize,
+    ) {
+        let d = from_fn(|a| from_fn(|b| load(&points[(T * a + b) * point_stride..])));
+        let out = two_d(|x| gt(x), d);
+        for (t, &lanes) in out.iter().flatten().enumerate() {
+            store(&mut taps[t * tap_stride..], lanes);
         }
     }
 }
