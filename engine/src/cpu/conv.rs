@@ -3,9 +3,9 @@
 //! Images run in parallel (one single-threaded GEMM each) when the batch can feed every core;
 //! small batches use one multi-threaded GEMM per image instead. 1×1 stride-1 convolutions skip
 //! im2col: the input already is the column matrix. NHWC shapes go first to Winograd's minimal
-//! filtering (`winograd`, 3×3 stride-1 convolutions where enough 4×4 tiles share the weights), the small-image
-//! products (`small_image_conv`, large batches of tiny images), the direct kernels
-//! (`direct_conv`) or the implicit GEMM (`implicit_gemm`) where those serve them.
+//! filtering (`winograd`, 3×3 stride-1 convolutions where enough 4×4 tiles share the weights),
+//! the small-image products (`small_image_conv`, large batches of tiny images), the direct
+//! kernels (`direct_conv`) or the implicit GEMM (`implicit_gemm`) where those serve them.
 
 use super::alloc;
 use super::depthwise;

@@ -6,8 +6,8 @@
 //! back (`Y = Aᵀ M A`). Each point's product is a GEMM over tiles × input channels × output
 //! channels, run on the direct convolutions' register tile: 36 multiplies per tile and channel pair
 //! where the direct path does 144. The transforms interpolate at 0, ±1, ±2 and ∞, as cuDNN's
-//! F(4×4, 3×3) does; their f32 rounding error is some ten times the direct sum's, far below what
-//! training notices.
+//! F(4×4, 3×3) does; their f32 rounding error against float64 is about 9× the direct sum's in RMS
+//! and 37× at its largest (`scripts/winograd_error.py`), far below what training notices.
 //!
 //! The input gradient is the same convolution of dy with the flipped, transposed kernel. The
 //! weight gradient sums `V ⊙ (A dY Aᵀ)` over the tiles in the transform domain, one GEMM per point,
@@ -42,9 +42,8 @@ const MAX_COLS: usize = 2 * LANES;
 /// products: making the kernels' transformed panels, reading them, and carrying the weight
 /// gradient's points back. Fitted with `TRANSFORM_MACS` to forward-and-backward times on 2
 /// threads of a Zen 4 against the direct tiles, on ResNet's shapes: at batch 32 on 4², 256 and
-/// 512 channels run 1.5× and 1.2×
-/// faster, 64 channels tie; at batch 8 on 4², 64 and 256 channels lose or tie; at batch 32 with
-/// 64 channels, 5² loses, 6² ties and 7² runs 1.5× faster.
+/// 512 channels run 1.5× and 1.2× faster, 64 channels tie; at batch 8 on 4², 64 and 256 channels
+/// lose or tie; at batch 32 with 64 channels, 5² loses, 6² ties and 7² runs 1.5× faster.
 const WEIGHT_TILES: usize = 16;
 
 /// What carrying one channel of one tile's point into or out of the transform domain costs, in
@@ -130,7 +129,7 @@ impl Winograd {
         let (c, oc) = (self.c, self.oc);
         let blocks = self.blocks();
         let block = self.rows_floats(blocks.iter().map(|r| r.len()).max());
-        let per_chunk = (CHUNK_FLOATS / block).max(rayon::current_num_threads());
+        let per_chunk = self.blocks_per_chunk(&blocks);
         with_scratch(per_chunk.min(blocks.len()) * block, |buf| {
             if blocks.len() <= per_chunk {
                 let buf = self.transform_chunk(x, dy, &blocks, block, buf);
@@ -220,14 +219,14 @@ impl Winograd {
         let blocks = self.blocks();
         let mut parts = Vec::with_capacity(blocks.len());
         let mut rest = &mut y.spare_capacity_mut()[..len];
-        for rows in blocks {
+        for rows in &blocks {
             let size = self.row_offset(rows.end, self.oc) - self.row_offset(rows.start, self.oc);
             let (part, tail) = rest.split_at_mut(size);
-            parts.push((rows, part));
+            parts.push((rows.clone(), part));
             rest = tail;
         }
         if self.streams_kernels(parts.len()) {
-            let per_chunk = self.blocks_per_chunk(parts.len());
+            let per_chunk = self.blocks_per_chunk(&blocks);
             for chunk in parts.chunks_mut(per_chunk) {
                 self.run_chunk(x, kernels, chunk);
             }
@@ -247,13 +246,11 @@ impl Winograd {
         2 * tiles * (self.c + self.oc) < blocks.saturating_sub(1) * self.c * self.oc
     }
 
-    /// Blocks in each of `run_chunk`'s chunks: as many as `CHUNK_FLOATS` holds, and no fewer
-    /// than the threads.
-    fn blocks_per_chunk(&self, blocks: usize) -> usize {
-        let tile_floats = POINTS * (self.c + self.oc) * self.tiles()[1];
-        let rows_per_block = self.n * self.tiles()[0] / blocks.max(1) + 1;
-        let per_chunk = CHUNK_FLOATS / (tile_floats * rows_per_block);
-        per_chunk.max(rayon::current_num_threads()).max(1)
+    /// Blocks in each chunk of `blocks` (a chunk's transforms made together, then its products):
+    /// as many as `CHUNK_FLOATS` holds, and no fewer than the threads.
+    fn blocks_per_chunk(&self, blocks: &[Range<usize>]) -> usize {
+        let block = self.rows_floats(blocks.iter().map(|r| r.len()).max());
+        (CHUNK_FLOATS / block).max(rayon::current_num_threads())
     }
 
     /// Each block in parallel: its tiles' transforms, products and outputs, all in L2.
@@ -470,13 +467,10 @@ impl Winograd {
         let runs: Vec<Run> = (chunk.iter().enumerate())
             .map(|(i, block_rows)| {
                 let tiles = block_rows.len() * tw;
-                let v = i * block + point * point_stride(tiles, c);
-                let dm = v - point * point_stride(tiles, c)
-                    + POINTS * point_stride(tiles, c)
-                    + point * point_stride(tiles, oc);
+                let (v, dm) = (i * block, i * block + POINTS * point_stride(tiles, c));
                 Run {
-                    a: v + c0,
-                    b: dm + o0,
+                    a: v + point * point_stride(tiles, c) + c0,
+                    b: dm + point * point_stride(tiles, oc) + o0,
                     len: tiles,
                 }
             })
