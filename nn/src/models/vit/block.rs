@@ -16,7 +16,8 @@ pub(super) struct Attention {
 }
 
 impl Attention {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The attention of the first `queries` tokens over all of `x`'s tokens: [B, queries, C].
+    fn forward(&self, x: &Tensor, queries: usize) -> Result<Tensor> {
         let &[b, n, _] = x.shape() else {
             return Err(Error::BadArgument {
                 model: "vit".into(),
@@ -31,12 +32,16 @@ impl Attention {
             .reshape(&[b, n, 3, heads, d])?
             .permute(&[2, 0, 3, 1, 4])?;
         let part = |i| -> Result<Tensor> { Ok(qkv.narrow(0, i, 1)?.squeeze(0)?) };
-        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let q = match queries {
+            q if q == n => part(0)?,
+            q => part(0)?.narrow(2, 0, q)?,
+        };
+        let (k, v) = (part(1)?, part(2)?);
         let heads = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
         self.proj
             .forward(&heads.transpose(1, 2)?.contiguous()?.reshape(&[
                 b,
-                n,
+                queries,
                 self.qkv.out_features() / 3,
             ])?)
     }
@@ -109,12 +114,32 @@ impl Block {
     }
 }
 
-impl Module for Block {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let a = self.attn.forward(&self.norm1.forward(x)?)?;
-        let x = self.residual(x, a, &self.ls1)?;
+impl Block {
+    /// The block's output for the first token alone, [B, 1, C]: every token is a key and a
+    /// value, only the first a query, and the MLP runs on that one token. The last block of a
+    /// ViT whose head reads the class token alone needs no more (its other tokens' outputs are
+    /// never read), and this skips their projection and MLP.
+    pub(super) fn forward_first_token(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_queries(x, 1)
+    }
+
+    /// The block for the first `queries` tokens (all of them in `forward`).
+    fn forward_queries(&self, x: &Tensor, queries: usize) -> Result<Tensor> {
+        let a = self.attn.forward(&self.norm1.forward(x)?, queries)?;
+        let x = match queries {
+            q if q == x.shape()[1] => x.clone(),
+            q => x.narrow(1, 0, q)?,
+        };
+        let x = self.residual(&x, a, &self.ls1)?;
         let h = self.fc1.forward(&self.norm2.forward(&x)?)?.gelu()?;
         self.residual(&x, self.fc2.forward(&h)?, &self.ls2)
+    }
+}
+
+impl Module for Block {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let n = x.shape().get(1).copied().unwrap_or(0);
+        self.forward_queries(x, n)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {

@@ -290,6 +290,25 @@ impl VisionTransformer {
         Ok(cls.add(&dist)?.mul_scalar(0.5)?)
     }
 
+    /// `forward_features`, or with `first_token_only` the final features of the first token
+    /// alone ([B, 1, C]), its last block run by [`Block::forward_first_token`].
+    fn features(&self, x: &Tensor, first_token_only: bool) -> Result<Tensor> {
+        let x = self.embed(x)?;
+        let gc = self.grad_checkpointing;
+        let x = match self.blocks.split_last() {
+            Some((last, rest)) if first_token_only => {
+                let x = checkpoint_seq(rest, x, gc)?;
+                last.run_checkpointed(&[x], gc, |b, xs| b.forward_first_token(&xs[0]))?
+            }
+            _ => checkpoint_seq(&self.blocks, x, gc)?,
+        };
+        if self.fc_norm {
+            Ok(x)
+        } else {
+            self.norm.forward(&x)
+        }
+    }
+
     fn bad_input(&self, x: &Tensor) -> Error {
         let s = self.img_size;
         Error::BadArgument {
@@ -304,7 +323,10 @@ impl VisionTransformer {
 
 impl Module for VisionTransformer {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
+        // A head that reads the class token alone needs the last block's output for that token
+        // only: the features stop at it, and the output is timm's to float32 rounding.
+        let first_token_only = self.pool == TokenPool::Token && self.dist_token.is_none();
+        self.forward_head(&self.features(x, first_token_only)?, false)
     }
 
     fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
@@ -390,13 +412,7 @@ impl Model for VisionTransformer {
     }
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.embed(x)?;
-        let x = checkpoint_seq(&self.blocks, x, self.grad_checkpointing)?;
-        if self.fc_norm {
-            Ok(x)
-        } else {
-            self.norm.forward(&x)
-        }
+        self.features(x, false)
     }
 
     fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
