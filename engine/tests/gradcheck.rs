@@ -102,6 +102,27 @@ fn grad_linear() {
 }
 
 #[test]
+fn grad_matmul_of_transposed_operands() {
+    check(&[randn(&[6, 4], 54), randn(&[5, 6], 55)], |t| {
+        t[0].t()?.matmul(&t[1].t()?)
+    });
+    check(&[randn(&[2, 6, 4], 54), randn(&[5, 6], 55)], |t| {
+        t[0].transpose(1, 2)?.matmul(&t[1].t()?)
+    });
+}
+
+/// linear's weight enters its product transposed; its gradient comes out in the weight's own
+/// row-major order, which the optimizers read without a copy.
+#[test]
+fn linear_weight_gradient_is_row_major() {
+    let w = randn(&[3, 6], 52);
+    w.requires_grad_(true);
+    let y = randn(&[4, 6], 51).linear(&w, None).unwrap();
+    y.sum_all().unwrap().backward().unwrap();
+    assert!(w.grad().unwrap().is_contiguous());
+}
+
+#[test]
 fn grad_linear_folds_leading_dims() {
     check(
         &[randn(&[2, 3, 6], 56), randn(&[4, 6], 57), randn(&[4], 58)],

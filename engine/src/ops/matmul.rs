@@ -65,9 +65,21 @@ impl Tensor {
             let out_shape: Vec<usize> = batch.iter().copied().chain([m, n]).collect();
             let (ad, bd) = (t[0].detach(), t[1].detach());
             let node = record_node("matmul", &[&t[0], &t[1]], move |g| {
-                let ga = g.matmul(&bd.transpose(-2, -1)?)?.sum_to(ad.shape())?;
-                let gb = ad.transpose(-2, -1)?.matmul(g)?.sum_to(bd.shape())?;
-                Ok(vec![Some(ga), Some(gb)])
+                // Each gradient comes out in its operand's order, as PyTorch's mm backward does:
+                // linear's weight enters as wᵀ, so its gradient is made as (gᵀ·a)ᵀ and lands in
+                // w's own row-major order, with no copy before the optimizer reads it.
+                let ga = match column_major(&ad) {
+                    true => bd.matmul(&g.transpose(-2, -1)?)?.transpose(-2, -1)?,
+                    false => g.matmul(&bd.transpose(-2, -1)?)?,
+                };
+                let gb = match column_major(&bd) {
+                    true => g.transpose(-2, -1)?.matmul(&ad)?.transpose(-2, -1)?,
+                    false => ad.transpose(-2, -1)?.matmul(g)?,
+                };
+                Ok(vec![
+                    Some(ga.sum_to(ad.shape())?),
+                    Some(gb.sum_to(bd.shape())?),
+                ])
             });
             Ok(Tensor::result(s, Layout::contiguous(&out_shape), node))
         })
@@ -111,6 +123,17 @@ impl Tensor {
             },
         )
     }
+}
+
+/// Whether `t`'s last two dims are laid out column by column (a transposed row-major matrix).
+fn column_major(t: &Tensor) -> bool {
+    let (shape, strides) = (t.shape(), t.layout().strides());
+    let r = shape.len();
+    r >= 2
+        && shape[r - 2] > 1
+        && shape[r - 1] > 1
+        && strides[r - 2] == 1
+        && strides[r - 1] == shape[r - 2]
 }
 
 /// The single stride that walks all batch dims of a [batch..., r, c] layout, if there is one.

@@ -1,0 +1,128 @@
+//! A few training steps on timm's train.py defaults equal timm's: SGD with Nesterov momentum 0.9
+//! and weight decay 2e-5 off biases and 1-d parameters (`create_optimizer_v2`), label smoothing
+//! 0.1, train-mode BatchNorm; the same hashed weights and batch on both sides. Checked: every
+//! step's loss, then the eval-mode logits after the last step (which read every weight and the
+//! running statistics) and the classifier bias. This is what `kiln train` runs each step, the
+//! model and optimizer built by the library calls the command uses.
+//! Fixtures: `scripts/fixtures/make_train_steps_fixtures.py` -> `tests/fixtures/train_steps/`.
+
+#[path = "../../nn/tests/common/mod.rs"]
+mod common;
+
+use common::{fill, hashed_uniform};
+use kiln_engine::Tensor;
+use kiln_nn::{create_model, load_safetensors, ModelArgs};
+use kiln_train::loss::{LabelSmoothingCrossEntropy, Loss};
+use kiln_train::optim::{create_optimizer_for_model, OptimizerConfig};
+use std::collections::BTreeMap;
+
+const BATCH: [usize; 4] = [8, 3, 64, 64];
+const TARGETS: [i64; 8] = [3, 8, 0, 5, 1, 9, 2, 7];
+const STEPS: usize = 4;
+const LR: f64 = 0.01;
+
+/// The fixture's float64 reference and timm's own float32 error against it.
+fn fixture(model: &str) -> BTreeMap<String, Tensor> {
+    let path = format!(
+        "{}/tests/fixtures/train_steps/{model}.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    load_safetensors(std::path::Path::new(&path))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// The largest difference between `got` and `want` over the largest magnitude of `want`.
+fn rel_error(got: &[f32], want: &[f32]) -> f32 {
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    diff / scale
+}
+
+fn check(name: &str) {
+    let want = fixture(name);
+    let args = ModelArgs {
+        num_classes: 10,
+        ..Default::default()
+    };
+    let mut model = create_model(name, &args).unwrap();
+    for t in model.named_tensors() {
+        t.tensor.copy_(&fill(&t.name, t.tensor.shape())).unwrap();
+    }
+    let x: Vec<f32> = hashed_uniform("train_steps_input", BATCH.iter().product())
+        .iter()
+        .map(|v| (v * 4.0 - 2.0) as f32)
+        .collect();
+    let x = Tensor::from_vec(x, &BATCH).unwrap();
+    let y = Tensor::from_vec(TARGETS.to_vec(), &[TARGETS.len()]).unwrap();
+    let cfg = OptimizerConfig {
+        lr: Some(LR),
+        weight_decay: 2e-5,
+        ..OptimizerConfig::new("sgd")
+    };
+    let mut optimizer = create_optimizer_for_model(&cfg, model.as_ref()).unwrap();
+    let loss_fn = LabelSmoothingCrossEntropy { smoothing: 0.1 };
+    model.set_training(true);
+    let mut losses = Vec::new();
+    for _ in 0..STEPS {
+        let loss = loss_fn.forward(&model.forward(&x).unwrap(), &y).unwrap();
+        optimizer.zero_grad();
+        loss.backward().unwrap();
+        optimizer.step(LR).unwrap();
+        losses.push(loss.to_vec::<f32>().unwrap()[0]);
+    }
+    model.set_training(false);
+    let logits = {
+        let _no_grad = kiln_engine::no_grad();
+        model.forward(&x).unwrap()
+    };
+    let head = model
+        .pretrained_cfg()
+        .classifiers()
+        .next()
+        .unwrap()
+        .to_string();
+    let bias = model
+        .named_tensors()
+        .into_iter()
+        .find(|t| t.name == format!("{head}.bias"))
+        .unwrap()
+        .tensor;
+    for (what, got) in [
+        ("losses", losses),
+        ("logits_eval", logits.to_vec::<f32>().unwrap()),
+        ("classifier_bias", bias.to_vec::<f32>().unwrap()),
+    ] {
+        let reference = want[what].to_vec::<f32>().unwrap();
+        let timm_error = want[&format!("{what}_f32_error")].to_vec::<f32>().unwrap()[0];
+        // kiln's float32 sums run in another order than timm's: its error against the float64
+        // reference is of the size of timm's own, allowed four times that, and never below
+        // float32's rounding of a few hundred terms.
+        let tol = (4.0 * timm_error).max(2e-6);
+        let err = rel_error(&got, &reference);
+        assert!(
+            err <= tol,
+            "{name} {what}: {err:e} from timm's float64 run (timm's float32 run: {timm_error:e}); \
+             kiln {got:?}, timm {reference:?}"
+        );
+    }
+}
+
+#[test]
+fn resnet18_steps_equal_timms() {
+    check("resnet18");
+}
+
+#[test]
+fn efficientnet_b0_steps_equal_timms() {
+    check("efficientnet_b0");
+}
+
+#[test]
+fn convnext_atto_steps_equal_timms() {
+    check("convnext_atto");
+}
