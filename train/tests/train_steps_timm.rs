@@ -9,7 +9,7 @@
 #[path = "../../nn/tests/common/mod.rs"]
 mod common;
 
-use common::{fill, hashed_uniform};
+use common::{fill, hashed_uniform, max_rel_diff};
 use kiln_engine::Tensor;
 use kiln_nn::{create_model, load_safetensors, ModelArgs};
 use kiln_train::loss::{LabelSmoothingCrossEntropy, Loss};
@@ -31,16 +31,6 @@ fn fixture(model: &str) -> BTreeMap<String, Tensor> {
         .unwrap()
         .into_iter()
         .collect()
-}
-
-/// The largest difference between `got` and `want` over the largest magnitude of `want`.
-fn rel_error(got: &[f32], want: &[f32]) -> f32 {
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    diff / scale
 }
 
 fn check(name: &str) {
@@ -73,7 +63,7 @@ fn check(name: &str) {
         optimizer.zero_grad();
         loss.backward().unwrap();
         optimizer.step(LR).unwrap();
-        losses.push(loss.to_vec::<f32>().unwrap()[0]);
+        losses.push(loss.reshape(&[1]).unwrap());
     }
     model.set_training(false);
     let logits = {
@@ -92,22 +82,25 @@ fn check(name: &str) {
         .find(|t| t.name == format!("{head}.bias"))
         .unwrap()
         .tensor;
+    let losses = Tensor::cat(&losses, 0).unwrap();
     for (what, got) in [
         ("losses", losses),
-        ("logits_eval", logits.to_vec::<f32>().unwrap()),
-        ("classifier_bias", bias.to_vec::<f32>().unwrap()),
+        ("logits_eval", logits),
+        ("classifier_bias", bias),
     ] {
-        let reference = want[what].to_vec::<f32>().unwrap();
+        let reference = &want[what];
         let timm_error = want[&format!("{what}_f32_error")].to_vec::<f32>().unwrap()[0];
         // kiln's float32 sums run in another order than timm's: its error against the float64
         // reference is of the size of timm's own, allowed four times that, and never below
         // float32's rounding of a few hundred terms.
         let tol = (4.0 * timm_error).max(2e-6);
-        let err = rel_error(&got, &reference);
+        let err = max_rel_diff(&got, reference);
         assert!(
             err <= tol,
             "{name} {what}: {err:e} from timm's float64 run (timm's float32 run: {timm_error:e}); \
-             kiln {got:?}, timm {reference:?}"
+             kiln {:?}, timm {:?}",
+            got.to_vec::<f32>().unwrap(),
+            reference.to_vec::<f32>().unwrap()
         );
     }
 }

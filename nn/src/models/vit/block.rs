@@ -112,19 +112,12 @@ impl Block {
         };
         Ok(x.add(&self.drop_path.forward(&branch)?)?)
     }
-}
 
-impl Block {
-    /// The block's output for the first token alone, [B, 1, C]: every token is a key and a
-    /// value, only the first a query, and the MLP runs on that one token. The last block of a
-    /// ViT whose head reads the class token alone needs no more (its other tokens' outputs are
-    /// never read), and this skips their projection and MLP.
-    pub(super) fn forward_first_token(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_queries(x, 1)
-    }
-
-    /// The block for the first `queries` tokens (all of them in `forward`).
-    fn forward_queries(&self, x: &Tensor, queries: usize) -> Result<Tensor> {
+    /// The block's output for the first `queries` tokens, [B, queries, C]: every token is a key
+    /// and a value, only those a query, and the MLP runs on them alone. `forward` takes every
+    /// token; the last block of a ViT whose head reads the class token alone needs only that one
+    /// (the other tokens' outputs are never read), which skips their projection and MLP.
+    pub(super) fn forward_queries(&self, x: &Tensor, queries: usize) -> Result<Tensor> {
         let a = self.attn.forward(&self.norm1.forward(x)?, queries)?;
         let x = match queries {
             q if q == x.shape()[1] => x.clone(),

@@ -291,14 +291,14 @@ impl VisionTransformer {
     }
 
     /// `forward_features`, or with `first_token_only` the final features of the first token
-    /// alone ([B, 1, C]), its last block run by [`Block::forward_first_token`].
+    /// alone ([B, 1, C]), its last block run for that token by [`Block::forward_queries`].
     fn features(&self, x: &Tensor, first_token_only: bool) -> Result<Tensor> {
         let x = self.embed(x)?;
         let gc = self.grad_checkpointing;
         let x = match self.blocks.split_last() {
             Some((last, rest)) if first_token_only => {
                 let x = checkpoint_seq(rest, x, gc)?;
-                last.run_checkpointed(&[x], gc, |b, xs| b.forward_first_token(&xs[0]))?
+                last.run_checkpointed(&[x], gc, |b, xs| b.forward_queries(&xs[0], 1))?
             }
             _ => checkpoint_seq(&self.blocks, x, gc)?,
         };
