@@ -37,15 +37,6 @@ fn to_f32(v: Value) -> Value {
     }
 }
 
-/// timm's dest -> kiln's field where the names differ.
-fn field(dest: &str) -> &str {
-    match dest {
-        "gp" => "global_pool",
-        "drop" => "drop_rate",
-        other => other,
-    }
-}
-
 /// Where kiln's parsed values differ from timm's namespace `want`.
 fn differences(
     argv: &[&str],
@@ -59,7 +50,7 @@ fn differences(
         if dest == "device" && !argv.contains(&"--device") {
             continue;
         }
-        let Some(kiln) = ours.get(field(dest)) else {
+        let Some(kiln) = ours.get(dest) else {
             differ.push(format!("{dest}: kiln has no such field"));
             continue;
         };
@@ -276,4 +267,95 @@ fn schedule_takes_train_flags_by_prefix() {
         .filter_map(|l| l.rsplit(',').next()?.parse().ok())
         .collect();
     assert_eq!(lrs, [0.4, 0.2], "{stdout}");
+}
+
+/// A YAML value's kind, with ints and floats one kind (timm's `aug_repeats: 0` is kiln's `0.0`).
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(s) if s.is_empty() => "''",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "mapping",
+    }
+}
+
+/// The run folder's args.yaml holds every key of timm's namespace (train.py's args.yaml is that
+/// namespace dumped), each with the kind of value timm holds there, so `train.py --config` reads
+/// kiln's args.yaml as it reads its own. kiln's value may be set where timm's is None: kiln writes
+/// the resolved default (`gp: avg`, `device: auto`).
+#[test]
+fn args_yaml_holds_timms_keys_with_timms_kinds() {
+    let fixture: Value = serde_json::from_str(ARGPARSE).unwrap();
+    let mut failures = Vec::new();
+    for case in fixture["cases"].as_array().unwrap() {
+        if case["error"].is_string() {
+            continue;
+        }
+        let argv: Vec<&str> = case["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        let yaml = train_args(&argv).unwrap().args_yaml().unwrap();
+        let ours: Value = serde_yaml::from_str(&yaml).unwrap();
+        for (dest, timm) in case["args"].as_object().unwrap() {
+            match ours.get(dest) {
+                None => failures.push(format!("{argv:?}: args.yaml has no key {dest}")),
+                Some(v) if kind(v) != kind(timm) && !timm.is_null() => failures.push(format!(
+                    "{argv:?}: {dest} is {} ({v}) where timm's is {} ({timm})",
+                    kind(v),
+                    kind(timm)
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `--model-kwargs` and `--opt-kwargs` land in args.yaml as timm's `ParseKwargs` leaves them
+/// (each value `ast.literal_eval`'d, else its text), and read back through `--config` unchanged.
+#[test]
+fn kwargs_in_args_yaml_are_timms_mappings_and_read_back() {
+    let a = train_args(&[
+        "--data-dir",
+        "d",
+        "--model-kwargs",
+        "zero_init_last=False",
+        "drop_rate=0.1",
+        "img_size=32",
+        "global_pool='avg'",
+        "act_layer=gelu",
+        "--opt-kwargs",
+        "foreach=None",
+    ])
+    .unwrap();
+    let yaml = a.args_yaml().unwrap();
+    let ours: Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(
+        ours["model_kwargs"],
+        serde_json::json!({"zero_init_last": false, "drop_rate": 0.1, "img_size": 32,
+                           "global_pool": "avg", "act_layer": "gelu"})
+    );
+    assert_eq!(ours["opt_kwargs"], serde_json::json!({"foreach": null}));
+    let path = std::env::temp_dir().join(format!("kiln-args-yaml-{}.yaml", std::process::id()));
+    std::fs::write(&path, &yaml).unwrap();
+    let back = train_args(&["--config", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    let back = back.unwrap();
+    assert_eq!(
+        back.model_kwargs,
+        [
+            "zero_init_last=False",
+            "drop_rate=0.1",
+            "img_size=32",
+            "global_pool=avg",
+            "act_layer=gelu"
+        ]
+    );
+    assert_eq!(back.opt_kwargs, ["foreach=None"]);
 }

@@ -196,12 +196,6 @@ fn unset_or(v: &Value) -> Option<Value> {
 #[test]
 fn defaults_are_timms() {
     let kiln = serde_json::to_value(TrainArgs::default()).unwrap();
-    // timm's dest -> kiln's field where the names differ (kiln's fields came first).
-    let field = |dest: &str| match dest {
-        "gp" => "global_pool".to_string(),
-        "drop" => "drop_rate".to_string(),
-        other => other.to_string(),
-    };
     let mut differ = Vec::new();
     for flag in timm_flags() {
         let dest = str_of(&flag, "dest");
@@ -209,7 +203,7 @@ fn defaults_are_timms() {
             continue;
         }
         let ours = kiln
-            .get(field(&dest))
+            .get(&dest)
             .unwrap_or_else(|| panic!("TrainArgs has no field for {dest}"));
         let (want, got) = (unset_or(&flag["default"]), unset_or(ours));
         // --gp: timm's None is the model's default pool, which is avg.

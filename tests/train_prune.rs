@@ -126,6 +126,7 @@ fn bad_prune_flags_are_refused_by_name() {
             "--prune-round-to",
         ),
         (&["--prune-steps", "2"], "--prune-ratio"),
+        (&["--prune-global"], "--prune-global"),
     ] {
         let stderr = train_fails(&data, &out, "bad", extra);
         assert!(stderr.contains(needle), "{extra:?}: {stderr}");

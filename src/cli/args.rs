@@ -41,6 +41,7 @@ pub struct TrainArgs {
     pub dataset_download: bool,
     /// Class map file (one class folder name per line).
     #[arg(long)]
+    #[serde(serialize_with = "super::config::empty_if_none")]
     pub class_map: Option<PathBuf>,
     /// Image conversion mode of the inputs (RGB, L; default: from the input channels).
     #[arg(long)]
@@ -73,9 +74,11 @@ pub struct TrainArgs {
     /// Initialize the model from this state dict or checkpoint (safetensors or torch.save's;
     /// a checkpoint's EMA weights when it has them).
     #[arg(long)]
+    #[serde(serialize_with = "super::config::empty_if_none")]
     pub initial_checkpoint: Option<PathBuf>,
     /// Resume from this checkpoint, or from the newest valid checkpoint in this run folder.
     #[arg(long)]
+    #[serde(serialize_with = "super::config::empty_if_none")]
     pub resume: Option<PathBuf>,
     /// Do not restore the optimizer state when resuming.
     #[arg(long)]
@@ -85,6 +88,7 @@ pub struct TrainArgs {
     pub num_classes: Option<usize>,
     /// Global pool: avg, max, avgmax, catavgmax, token (default: the model's).
     #[arg(long = "gp")]
+    #[serde(rename = "gp")]
     pub global_pool: Option<String>,
     /// Input image size (default: the data's for IDX, the model's for folders).
     #[arg(long)]
@@ -131,6 +135,7 @@ pub struct TrainArgs {
     /// Model constructor arguments, as key=value (kiln: num_classes, in_chans, global_pool,
     /// img_size, drop_rate, drop_path_rate, zero_init_last).
     #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+    #[serde(serialize_with = "super::config::kwargs_as_mapping")]
     pub model_kwargs: Vec<String>,
     /// Multiply the classifier's weight and bias by this after creation.
     #[arg(long, allow_negative_numbers = true, value_parser = finite_f64)]
@@ -208,6 +213,7 @@ pub struct TrainArgs {
     pub layer_decay_no_opt_scale: Option<f64>,
     /// Other optimizer arguments, as key=value.
     #[arg(long, num_args = 0..)]
+    #[serde(serialize_with = "super::config::kwargs_as_mapping")]
     pub opt_kwargs: Vec<String>,
 
     // ---- Learning rate schedule ----
@@ -383,6 +389,7 @@ pub struct TrainArgs {
     pub train_interpolation: String,
     /// Dropout before the classifier.
     #[arg(long = "drop", default_value_t = 0.0, value_parser = finite_f64)]
+    #[serde(rename = "drop")]
     pub drop_rate: f64,
     /// Drop connect rate (deprecated by timm: use --drop-path).
     #[arg(long, value_parser = finite_f64)]
@@ -465,9 +472,11 @@ pub struct TrainArgs {
     pub log_tensorboard: bool,
     /// Output root (default ./output/train).
     #[arg(long)]
+    #[serde(serialize_with = "super::config::empty_if_none")]
     pub output: Option<PathBuf>,
     /// Run folder name (default: date-time-model-size).
     #[arg(long)]
+    #[serde(serialize_with = "super::config::empty_if_none")]
     pub experiment: Option<String>,
     /// Metric that picks the best checkpoint: top1, top5 or loss.
     #[arg(long, default_value = "top1")]
@@ -514,28 +523,28 @@ pub struct TrainArgs {
     #[arg(long, value_parser = finite_f64)]
     pub prune_ratio: Option<f64>,
     /// How --prune-ratio ranks channels: l1, l2, fpgm or bn-scale.
-    #[arg(long, default_value = "l1", requires = "prune_ratio")]
+    #[arg(long, default_value = "l1")]
     pub prune_criterion: String,
     /// What --prune-ratio is a fraction of: macs or params.
-    #[arg(long, default_value = "macs", requires = "prune_ratio")]
+    #[arg(long, default_value = "macs")]
     pub prune_target: String,
     /// Steps --prune-ratio is reached in (Torch-Pruning's iterative steps).
-    #[arg(long, default_value_t = 1, requires = "prune_ratio")]
+    #[arg(long, default_value_t = 1)]
     pub prune_steps: usize,
     /// Epochs between prune steps.
-    #[arg(long, default_value_t = 1, requires = "prune_ratio")]
+    #[arg(long, default_value_t = 1)]
     pub prune_interval: usize,
     /// One importance threshold across layers instead of the same fraction of each.
-    #[arg(long, requires = "prune_ratio")]
+    #[arg(long)]
     pub prune_global: bool,
     /// The most of any layer's channels a prune removes.
-    #[arg(long, default_value_t = 1.0, requires = "prune_ratio")]
+    #[arg(long, default_value_t = 1.0)]
     pub prune_max_ratio: f64,
     /// Layers left alone by pruning: a glob over parameter names (`layer4.*`); repeatable.
-    #[arg(long, requires = "prune_ratio")]
+    #[arg(long)]
     pub prune_ignore: Vec<String>,
     /// Kept channel counts rounded up to a multiple of this (8 for tensor cores).
-    #[arg(long, default_value_t = 1, requires = "prune_ratio")]
+    #[arg(long, default_value_t = 1)]
     pub prune_round_to: usize,
 
     // ---- Scheduled resolution and NaFlex ----
@@ -735,6 +744,14 @@ impl Default for TrainArgs {
     /// Every flag at timm's default, as `kiln train` with no flags parses them.
     fn default() -> Self {
         parsed_defaults()
+    }
+}
+
+impl TrainArgs {
+    /// The run folder's `args.yaml`: every flag under timm's key (`gp`, `drop`), in timm's shape
+    /// (`model_kwargs` a mapping, unset paths `''`), so `train.py --config` reads it back.
+    pub fn args_yaml(&self) -> kiln_train::Result<String> {
+        serde_yaml::to_string(self).map_err(|e| kiln_train::Error::flag("args.yaml", e.to_string()))
     }
 }
 

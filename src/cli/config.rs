@@ -1,7 +1,8 @@
 //! YAML configs as timm reads them: keys are flag names (underscores or dashes), values override
 //! the defaults, and the command line overrides the file. timm's own `args.yaml` reads back: null,
 //! false, empty strings, lists and mappings stand for "unset" and are skipped, and a mapping
-//! (`model_kwargs: {zero_init_last: false}`) becomes `key=value` items.
+//! (`model_kwargs: {zero_init_last: false}`) becomes `key=value` items. The serializers at the end
+//! write a run's `args.yaml` in the same shape, so timm's train.py reads kiln's back.
 
 use kiln_train::{Error, Result};
 use std::path::Path;
@@ -88,6 +89,7 @@ fn python_literal(v: &serde_yaml::Value) -> Option<String> {
     match v {
         serde_yaml::Value::Bool(true) => Some("True".into()),
         serde_yaml::Value::Bool(false) => Some("False".into()),
+        serde_yaml::Value::Null => Some("None".into()),
         other => scalar(other),
     }
 }
@@ -96,6 +98,55 @@ fn python_literal(v: &serde_yaml::Value) -> Option<String> {
 pub fn read_config(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     yaml_to_flags(&text, &format!("--config {}", path.display()))
+}
+
+/// Writes `key=value` items as the mapping timm's `ParseKwargs` makes of them: each value read as a
+/// Python literal (`False`, `None`, `3`, `0.1`, `'avg'`), else kept as its text.
+pub fn kwargs_as_mapping<S: serde::Serializer>(
+    items: &[String],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(items.len()))?;
+    for item in items {
+        let (key, value) = item.split_once('=').unwrap_or((item, "None"));
+        map.serialize_entry(key, &literal_value(value.trim()))?;
+    }
+    map.end()
+}
+
+/// A Python literal's YAML value: bools, None, ints, floats and quoted strings; other text as is.
+fn literal_value(text: &str) -> serde_yaml::Value {
+    use serde_yaml::Value;
+    let numeric = text.bytes().any(|b| b.is_ascii_digit())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE_".contains(&b));
+    let unquoted = ['\'', '"']
+        .iter()
+        .find_map(|q| text.strip_prefix(*q)?.strip_suffix(*q));
+    match text {
+        "True" => Value::Bool(true),
+        "False" => Value::Bool(false),
+        "None" => Value::Null,
+        _ if numeric => match (text.parse::<i64>(), text.parse::<f64>()) {
+            (Ok(i), _) => Value::from(i),
+            (_, Ok(f)) => Value::from(f),
+            _ => Value::from(text),
+        },
+        _ => Value::from(unquoted.unwrap_or(text)),
+    }
+}
+
+/// Writes an unset path or name as timm writes its unset string flags: `''`.
+pub fn empty_if_none<S: serde::Serializer, P: AsRef<Path>>(
+    path: &Option<P>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match path {
+        Some(p) => s.serialize_str(&p.as_ref().to_string_lossy()),
+        None => s.serialize_str(""),
+    }
 }
 
 #[cfg(test)]

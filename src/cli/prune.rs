@@ -299,6 +299,29 @@ fn taylor_gradients(
     Ok(())
 }
 
+/// Refuses a `--prune-*` setting off its default without `--prune-ratio`, which it would
+/// configure. (At their defaults they pass: a run's own args.yaml holds every flag.)
+fn unused_prune_flags(a: &TrainArgs) -> Result<Option<PruneSchedule>> {
+    let d = TrainArgs::default();
+    let changed = [
+        ("--prune-criterion", a.prune_criterion != d.prune_criterion),
+        ("--prune-target", a.prune_target != d.prune_target),
+        ("--prune-steps", a.prune_steps != d.prune_steps),
+        ("--prune-interval", a.prune_interval != d.prune_interval),
+        ("--prune-global", a.prune_global != d.prune_global),
+        ("--prune-max-ratio", a.prune_max_ratio != d.prune_max_ratio),
+        ("--prune-ignore", a.prune_ignore != d.prune_ignore),
+        ("--prune-round-to", a.prune_round_to != d.prune_round_to),
+    ];
+    match changed.iter().find(|(_, changed)| *changed) {
+        Some((flag, _)) => Err(Error::flag(
+            flag,
+            "configures pruning while training, which only --prune-ratio turns on",
+        )),
+        None => Ok(None),
+    }
+}
+
 /// `kiln train --prune-ratio`'s schedule, traced at the training input `input`. The unpruned
 /// MACs or parameters the ratio is of come from `model`, or from a fresh instance of the
 /// architecture when `model` was built with a pruned checkpoint's shapes (`pruned`).
@@ -311,7 +334,7 @@ pub(super) fn train_schedule(
     log: bool,
 ) -> Result<Option<PruneSchedule>> {
     let Some(ratio) = a.prune_ratio else {
-        return Ok(None);
+        return unused_prune_flags(a);
     };
     let values = PruneValues {
         criterion: &a.prune_criterion,

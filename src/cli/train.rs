@@ -449,7 +449,7 @@ fn run_path(a: &TrainArgs, img_size: usize) -> PathBuf {
 /// Creates the run folder `out_dir` and writes the flags to its `args.yaml`.
 fn make_run_folder(a: &TrainArgs, out_dir: PathBuf) -> Result<PathBuf> {
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-    let yaml = serde_yaml::to_string(a).map_err(|e| Error::flag("args.yaml", e.to_string()))?;
+    let yaml = a.args_yaml()?;
     let args_path = out_dir.join("args.yaml");
     std::fs::write(&args_path, yaml).map_err(|e| Error::io(&args_path, e))?;
     Ok(out_dir)
