@@ -237,7 +237,7 @@ fn export_refuses_bad_flags_by_name_with_status_2() {
     for (args, needle) in [
         (
             vec!["--format", "tflite"],
-            "--format: unknown format 'tflite' (kiln exports onnx)",
+            "--format: unknown format 'tflite' (kiln exports onnx and safetensors)",
         ),
         (
             vec!["--opset", "16"],

@@ -1,9 +1,10 @@
-//! `kiln export`: writes a model as ONNX (timm's `onnx_export.py`), from its random init, its
-//! pretrained weights or a checkpoint, with a dynamic batch dim.
+//! `kiln export`: writes a model as ONNX (timm's `onnx_export.py`, with a dynamic batch dim) or
+//! as a plain safetensors state dict under timm's names (timm's `clean_checkpoint.py
+//! --safetensors`), from its random init, its pretrained weights or a checkpoint.
 
 use super::pretrained::start_from;
 use kiln_nn::export::{export_onnx, ExportOptions, OPSETS};
-use kiln_nn::{load_state_dict, Model, ModelArgs, ModelSpec};
+use kiln_nn::{load_state_dict, save_safetensors, state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::checkpoint::Checkpoint;
 use kiln_train::{Error, Result};
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use std::path::PathBuf;
 pub struct ExportArgs {
     /// The model to export (a registered name, `arch.tag`, or `hf-hub:org/name`).
     pub model: String,
-    /// The file format; kiln writes `onnx`.
+    /// The file format: `onnx`, or `safetensors` (the weights alone, which timm's
+    /// `load_checkpoint` and `pretrained_cfg_overlay=dict(file=...)` read).
     #[arg(long, default_value = "onnx")]
     pub format: String,
     /// The file to write.
@@ -22,6 +24,9 @@ pub struct ExportArgs {
     /// Weights from this checkpoint (kiln's or timm's .safetensors, .pth.tar, .pth).
     #[arg(long, conflicts_with = "pretrained")]
     pub checkpoint: Option<PathBuf>,
+    /// The checkpoint's EMA weights instead of its model weights (timm's `--use-ema`).
+    #[arg(long, requires = "checkpoint")]
+    pub use_ema: bool,
     /// The model's pretrained weights (from the Hugging Face hub cache).
     #[arg(long)]
     pub pretrained: bool,
@@ -53,10 +58,13 @@ pub struct ExportArgs {
 
 /// Runs `kiln export`.
 pub fn export(a: ExportArgs) -> Result<()> {
-    if a.format != "onnx" {
+    if a.format != "onnx" && a.format != "safetensors" {
         return Err(Error::flag(
             "--format",
-            format!("unknown format '{}' (kiln exports onnx)", a.format),
+            format!(
+                "unknown format '{}' (kiln exports onnx and safetensors)",
+                a.format
+            ),
         ));
     }
     if !OPSETS.contains(&a.opset) {
@@ -86,6 +94,11 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let mut model = build(&a)?;
     if a.reparam {
         model.reparameterize()?;
+    }
+    if a.format == "safetensors" {
+        save_safetensors(&state_dict(model.as_ref()), None, &a.output)?;
+        println!("Saved {} weights to {}", a.model, a.output.display());
+        return Ok(());
     }
     model.set_training(false);
     let [c, h, w] = model.pretrained_cfg().input_size;
@@ -123,7 +136,17 @@ pub(super) fn checkpoint_classes(spec: &ModelSpec, ck: &Checkpoint) -> Option<us
 /// The model with its weights: the checkpoint's, the pretrained ones, or its random init.
 fn build(a: &ExportArgs) -> Result<Box<dyn Model>> {
     let spec = ModelSpec::resolve(&a.model)?;
-    let checkpoint = a.checkpoint.as_deref().map(Checkpoint::load).transpose()?;
+    let mut checkpoint = a.checkpoint.as_deref().map(Checkpoint::load).transpose()?;
+    if let Some(ck) = checkpoint.as_mut().filter(|_| a.use_ema) {
+        let ema = ck.extra.remove("state_dict_ema").ok_or_else(|| {
+            let path = a.checkpoint.as_deref().unwrap_or(std::path::Path::new(""));
+            Error::flag(
+                "--use-ema",
+                format!("{} holds no EMA weights", path.display()),
+            )
+        })?;
+        ck.model = ema;
+    }
     let head = checkpoint
         .as_ref()
         .and_then(|ck| checkpoint_classes(&spec, ck));
