@@ -68,6 +68,16 @@ fn differences(
     differ
 }
 
+/// A fixture case's command line.
+fn argv_of(case: &Value) -> Vec<&str> {
+    case["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn command_lines_read_as_timms_train_py_reads_them() {
     let fixture: Value = serde_json::from_str(ARGPARSE).unwrap();
@@ -76,12 +86,7 @@ fn command_lines_read_as_timms_train_py_reads_them() {
     assert_eq!(documented, 9, "timm's documented training commands");
     let mut failures = Vec::new();
     for case in cases {
-        let argv: Vec<&str> = case["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w.as_str().unwrap())
-            .collect();
+        let argv = argv_of(case);
         let got = train_args(&argv);
         match (&case["error"], got) {
             (Value::String(want), Err(e)) => {
@@ -294,12 +299,7 @@ fn args_yaml_holds_timms_keys_with_timms_kinds() {
         if case["error"].is_string() {
             continue;
         }
-        let argv: Vec<&str> = case["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w.as_str().unwrap())
-            .collect();
+        let argv = argv_of(case);
         let yaml = train_args(&argv).unwrap().args_yaml().unwrap();
         let ours: Value = serde_yaml::from_str(&yaml).unwrap();
         for (dest, timm) in case["args"].as_object().unwrap() {

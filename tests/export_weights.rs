@@ -31,21 +31,22 @@ fn assert_same(got: &BTreeMap<String, Tensor>, want: &BTreeMap<String, Tensor>, 
     }
 }
 
-fn export(args: &[&str]) -> std::process::Output {
+/// `kiln export resnet18 --format safetensors --checkpoint CK -o OUT [--use-ema]`.
+fn export(checkpoint: &str, out: &str, use_ema: bool) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("export")
-        .args(args)
+        .args(["export", "resnet18", "--format", "safetensors"])
+        .args(["--checkpoint", checkpoint, "-o", out])
+        .args(use_ema.then_some("--use-ema"))
         .output()
         .expect("run kiln")
 }
 
-fn export_ok(args: &[&str]) {
-    let o = export(args);
-    assert!(
-        o.status.success(),
-        "kiln export {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+/// [`export`], which must succeed, and the file it wrote.
+fn exported(checkpoint: &str, out: &str, use_ema: bool) -> BTreeMap<String, Tensor> {
+    let o = export(checkpoint, out, use_ema);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "export of {checkpoint}: {stderr}");
+    load_safetensors(Path::new(out)).unwrap()
 }
 
 #[test]
@@ -82,66 +83,15 @@ fn a_checkpoint_exports_its_model_or_ema_weights_alone() {
     let ck_arg = path("last.safetensors");
 
     let plain = path("weights.safetensors");
-    export_ok(&[
-        "resnet18",
-        "--format",
-        "safetensors",
-        "--checkpoint",
-        &ck_arg,
-        "-o",
-        &plain,
-    ]);
-    assert_same(
-        &load_safetensors(Path::new(&plain)).unwrap(),
-        &model,
-        "model weights",
-    );
-
+    assert_same(&exported(&ck_arg, &plain, false), &model, "model weights");
     let averaged = path("ema.safetensors");
-    export_ok(&[
-        "resnet18",
-        "--format",
-        "safetensors",
-        "--checkpoint",
-        &ck_arg,
-        "--use-ema",
-        "-o",
-        &averaged,
-    ]);
-    assert_same(
-        &load_safetensors(Path::new(&averaged)).unwrap(),
-        &ema,
-        "EMA weights",
-    );
-
+    assert_same(&exported(&ck_arg, &averaged, true), &ema, "EMA weights");
     // The exported file is a checkpoint kiln reads back too (as timm's load_checkpoint does).
     let again = path("again.safetensors");
-    export_ok(&[
-        "resnet18",
-        "--format",
-        "safetensors",
-        "--checkpoint",
-        &plain,
-        "-o",
-        &again,
-    ]);
-    assert_same(
-        &load_safetensors(Path::new(&again)).unwrap(),
-        &model,
-        "a re-export",
-    );
+    assert_same(&exported(&plain, &again, false), &model, "a re-export");
 
     // --use-ema on weights without EMA names the flag and the file.
-    let o = export(&[
-        "resnet18",
-        "--format",
-        "safetensors",
-        "--checkpoint",
-        &plain,
-        "--use-ema",
-        "-o",
-        &again,
-    ]);
+    let o = export(&plain, &again, true);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(
