@@ -3,7 +3,8 @@
 // (engine/src/ops/creation.rs, dropout.rs):
 //   element i's 32 bits are word i % 4 of philox(counter = offset + i / 4, key = seed);
 //   uniform(bits) = (bits >> 8)·2^-24; normal i uses the words of elements 2i and 2i+1
-//   (Box-Muller in double); dropout keeps element i when f32(uniform) >= f32(p).
+//   (Box-Muller in double, its radius from 1 - uniform in (0, 1]); dropout keeps element i when
+//   f32(uniform) >= f32(p).
 //
 // Geometry: grid-stride, a thread per Philox block: four uniforms / dropout decisions, or two
 // normals.
@@ -36,8 +37,9 @@ __device__ __forceinline__ unsigned word(uint4 w, int k) {
 __device__ __forceinline__ double uniform01(unsigned bits) { return (double)(bits >> 8) * (1.0 / 16777216.0); }
 
 // Box-Muller from two words, in double as the twin (rounding kept apart: no fused multiply-add).
+// The radius's uniform is 1 - u, in (0, 1] and exact, so no draw lies beyond 5.77 sigma.
 __device__ __forceinline__ double box_muller(unsigned a, unsigned b) {
-  const double u1 = fmax(uniform01(a), 2.2250738585072014e-308), u2 = uniform01(b);
+  const double u1 = 1.0 - uniform01(a), u2 = uniform01(b);
   return sqrt(-2.0 * log(u1)) * cos(__dmul_rn(6.283185307179586, u2));
 }
 
