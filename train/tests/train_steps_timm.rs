@@ -2,7 +2,8 @@
 //! and weight decay 2e-5 off biases and 1-d parameters (`create_optimizer_v2`), label smoothing
 //! 0.1, train-mode BatchNorm; the same hashed weights and batch on both sides. Checked: every
 //! step's loss, then the eval-mode logits after the last step (which read every weight and the
-//! running statistics) and the classifier bias. This is what `kiln train` runs each step, the
+//! running statistics), the classifier bias, and how the steps changed every float tensor of the
+//! state dict (parameters and running statistics). This is what `kiln train` runs each step, the
 //! model and optimizer built by the library calls the command uses, in the model's own layout
 //! and in channels-last, the one `kiln train` runs on the CPU.
 //! Fixtures: `scripts/fixtures/make_train_steps_fixtures.py` -> `tests/fixtures/train_steps/`.
@@ -11,8 +12,8 @@
 mod common;
 
 use common::{fill, hashed_uniform, max_rel_diff};
-use kiln_engine::{MemoryFormat, Tensor};
-use kiln_nn::{create_model, load_safetensors, ModelArgs};
+use kiln_engine::{DType, MemoryFormat, Tensor};
+use kiln_nn::{create_model, load_safetensors_with_metadata, Model, ModelArgs};
 use kiln_train::loss::{LabelSmoothingCrossEntropy, Loss};
 use kiln_train::optim::{create_optimizer_for_model, OptimizerConfig};
 use std::collections::BTreeMap;
@@ -26,23 +27,81 @@ const LR: f64 = 0.01;
 /// stride-1 convolutions in channels-last, so a ResNet run that way is allowed that much more.
 const WINOGRAD_ERROR_RATIO: f32 = 37.0;
 
-/// The fixture's float64 reference and timm's own float32 error against it.
-fn fixture(model: &str) -> BTreeMap<String, Tensor> {
+/// The fixture's float64 reference and timm's own float32 error against it, and the names of
+/// the tensors its `updates` rows describe.
+fn fixture(model: &str) -> (BTreeMap<String, Tensor>, Vec<String>) {
     let path = format!(
         "{}/tests/fixtures/train_steps/{model}.safetensors",
         env!("CARGO_MANIFEST_DIR")
     );
-    load_safetensors(std::path::Path::new(&path))
-        .unwrap()
+    let (tensors, meta) = load_safetensors_with_metadata(std::path::Path::new(&path)).unwrap();
+    (
+        tensors,
+        serde_json::from_str(&meta["update_names"]).unwrap(),
+    )
+}
+
+/// Every float tensor's change over the steps against timm's float64 run: its 2-norm and its dot
+/// product with a hashed probe (`make_train_steps_fixtures.py`'s `update_stats`), off by at most
+/// four times timm's own float32 error of them (times `rounding`) plus the float32 rounding of
+/// the tensor's values, which bounds how well any change of them is known. timm's error of one
+/// tensor is one draw of its rounding, sometimes lucky: it counts as at least the median over
+/// the model's tensors.
+fn check_updates(
+    model: &dyn Model,
+    want: &BTreeMap<String, Tensor>,
+    names: &[String],
+    rounding: f32,
+) {
+    let rows = want["updates"].to_vec::<f32>().unwrap();
+    let timm_error = want["updates_f32_error"].to_vec::<f32>().unwrap();
+    let mut sorted = timm_error.clone();
+    sorted.sort_by(f32::total_cmp);
+    let typical = sorted[sorted.len() / 2];
+    let tensors: BTreeMap<String, Tensor> = model
+        .named_tensors()
         .into_iter()
-        .collect()
+        .filter(|t| t.tensor.dtype() == DType::F32)
+        .map(|t| (t.name, t.tensor))
+        .collect();
+    assert_eq!(tensors.len(), names.len(), "float tensors");
+    let mut failures = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let now = tensors[name].contiguous().unwrap().to_vec_f32().unwrap();
+        let start = fill(name, tensors[name].shape()).to_vec_f32().unwrap();
+        let probe = hashed_uniform(&format!("{name}_probe"), now.len());
+        let (mut norm2, mut dot, mut size2) = (0.0f64, 0.0f64, 0.0f64);
+        for ((&a, &b), &h) in now.iter().zip(&start).zip(&probe) {
+            let d = a as f64 - b as f64;
+            (norm2, dot, size2) = (
+                norm2 + d * d,
+                dot + d * (h - 0.5),
+                size2 + (a as f64).powi(2),
+            );
+        }
+        let (want_norm, want_dot) = (rows[2 * i] as f64, rows[2 * i + 1] as f64);
+        let tol = 4.0 * (timm_error[i].max(typical) * rounding) as f64 * want_norm
+            + 2.0 * f32::EPSILON as f64 * size2.sqrt();
+        for (what, got, want) in [("norm", norm2.sqrt(), want_norm), ("probe", dot, want_dot)] {
+            if (got - want).abs() > tol {
+                failures.push(format!(
+                    "{name} {what}: kiln {got:e}, timm {want:e} (±{tol:.1e})"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "updates differ:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// The steps of `name` with its weights and batch laid out in `format`: channels-last is how
 /// `kiln train` runs on the CPU (the Trainer's preferred format there), contiguous how the model
 /// is built. `rounding`: how much more f32 error than timm's the layout's algorithms make.
 fn check(name: &str, format: MemoryFormat, rounding: f32) {
-    let want = fixture(name);
+    let (want, update_names) = fixture(name);
     let args = ModelArgs {
         num_classes: 10,
         ..Default::default()
@@ -94,6 +153,7 @@ fn check(name: &str, format: MemoryFormat, rounding: f32) {
         .find(|t| t.name == format!("{head}.bias"))
         .unwrap()
         .tensor;
+    check_updates(model.as_ref(), &want, &update_names, rounding);
     let losses = Tensor::cat(&losses, 0).unwrap();
     for (what, got) in [
         ("losses", losses),
