@@ -98,12 +98,13 @@ fn close(name: &str, got: &[f32], want: &[f32], tol: f64, floor: f64) {
 /// 4 values in its last stages, loss 5.8) amplifies float32 rounding: the CPU's own NCHW and
 /// channels-last runs differ by 1.1e-4 in the loss and up to 3.2e-3 of a tensor's largest value in
 /// the gradients, CUDA's by up to 4.6e-3 from the CPU's other layout (measured), so it is bounded
-/// at about twice that.
-fn tolerances(name: &str) -> (f64, f64) {
+/// at about twice that. Its running statistics come from the same amplifying forward as the loss,
+/// so they are held to the loss's bound (a running mean of blocks.5.3.bn2 parts by 1.0e-4).
+fn tolerances(name: &str) -> (f64, f64, f64) {
     if name.contains("efficientnet") {
-        (3e-4, 1e-2)
+        (3e-4, 1e-2, 3e-4)
     } else {
-        (LOSS_RTOL, GRAD_TOL)
+        (LOSS_RTOL, GRAD_TOL, BUFFER_TOL)
     }
 }
 
@@ -131,7 +132,7 @@ fn steps_agree_in(name: &str, build: &dyn Fn(&ModelArgs) -> Box<dyn Model>, layo
         drop_path_rate: Some(0.0),
         ..Default::default()
     };
-    let (loss_rtol, grad_tol) = tolerances(name);
+    let (loss_rtol, grad_tol, buffer_tol) = tolerances(name);
     for &channels_last in layouts {
         // This thread's own generator: the binary's other tests, running beside it, cannot reseed
         // it between the draws (the tolerances were measured on these weights).
@@ -170,7 +171,7 @@ fn steps_agree_in(name: &str, build: &dyn Fn(&ModelArgs) -> Box<dyn Model>, layo
         // train-mode BN, as in the depthwise-separable blocks, and the running mean of that next
         // BN: its input's batch sum cancels); it is held to the model-wide scale.
         all_close(&format!("{what} grad"), &a.grads, &b.grads, grad_tol);
-        all_close(what, &a.buffers, &b.buffers, BUFFER_TOL);
+        all_close(what, &a.buffers, &b.buffers, buffer_tol);
     }
 }
 
