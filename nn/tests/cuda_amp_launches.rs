@@ -142,24 +142,25 @@ fn counted_step(model: &str, training: bool) -> Option<Counted> {
         ..Default::default()
     };
     kiln_engine::manual_seed_thread(0);
-    let mut cpu = create_model(model, &args).unwrap();
-    let mut gpu = create_model(model, &args).unwrap();
-    load_state_dict(gpu.as_ref(), &state_dict(cpu.as_ref()), true).unwrap();
-    let mut reference = create_model(model, &args).unwrap();
-    load_state_dict(reference.as_ref(), &state_dict(cpu.as_ref()), true).unwrap();
-    reference
-        .set_memory_format(MemoryFormat::ChannelsLast)
-        .unwrap();
-    reference.set_training(training);
+    let weights = state_dict(create_model(model, &args).unwrap().as_ref());
+    // The same weights, channels-last, on `device`, in training mode or not.
+    let copy_on = |device: Device| {
+        let mut m = create_model(model, &args).unwrap();
+        load_state_dict(m.as_ref(), &weights, true).unwrap();
+        m.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
+        m.to_device(device).unwrap();
+        m.set_training(training);
+        m
+    };
+    let (cpu, gpu, reference) = (
+        copy_on(Device::Cpu),
+        copy_on(Device::Cuda(0)),
+        copy_on(Device::Cpu),
+    );
     // Twice, as the others: the second step's gradients are compared.
     step_in(reference.as_ref(), Device::Cpu, None);
     step_in(reference.as_ref(), Device::Cpu, None);
     let f32_grads = grads(reference.as_ref());
-    cpu.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
-    gpu.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
-    gpu.to_device(Device::Cuda(0)).unwrap();
-    cpu.set_training(training);
-    gpu.set_training(training);
 
     step(gpu.as_ref(), Device::Cuda(0));
     step(cpu.as_ref(), Device::Cpu);
