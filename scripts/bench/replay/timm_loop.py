@@ -15,6 +15,8 @@ the step train.py takes, over the same data from the same weights; only the floa
 rounding can differ from train.py's own run (and PyTorch's threads change that too).
 """
 import argparse
+import os
+import sys
 
 import numpy as np
 import timm
@@ -23,6 +25,9 @@ from safetensors.torch import load_file
 from timm.data import create_dataset, create_loader, resolve_data_config
 from timm.loss import LabelSmoothingCrossEntropy
 from timm.optim import create_optimizer_v2
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from score_checkpoints import score  # noqa: E402  (scripts/bench/score_checkpoints.py)
 
 BATCH = 128
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
@@ -50,16 +55,7 @@ def evaluate(model, data, side):
         input_size=cfg["input_size"], batch_size=BATCH, is_training=False, use_prefetcher=False,
         interpolation=cfg["interpolation"], mean=cfg["mean"], std=cfg["std"],
         crop_pct=cfg["crop_pct"], num_workers=2)
-    ce = torch.nn.CrossEntropyLoss()
-    loss, correct, seen = 0.0, 0, 0
-    model.eval()
-    with torch.no_grad():
-        for x, y in loader:
-            out = model(x)
-            loss += ce(out, y).item() * len(y)
-            correct += (out.argmax(1) == y).sum().item()
-            seen += len(y)
-    return loss / seen, 100 * correct / seen
+    return score(model, loader, train_mode=False)
 
 
 def main():
