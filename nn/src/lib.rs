@@ -2,6 +2,9 @@
 //! (safetensors, or the files `torch.save` writes) load unchanged.
 #![warn(missing_docs)]
 
+// `#[derive(Children)]` names this crate `::kiln_nn`, inside it too.
+extern crate self as kiln_nn;
+
 mod checkpoint_file;
 mod error;
 pub mod export;
@@ -31,12 +34,15 @@ pub use features::{create_features, FeatureCfg, FeatureExtractor, FeatureFormat,
 pub use hub_cache::HubCache;
 pub use model_kwargs::KwargValue;
 pub use model_source::{parse_model_name, ModelSpec};
-pub use models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-pub use module::{join, map_tensor, Kind, Module, NamedTensor, TensorMap};
+pub use models::{FeatureInfo, GroupRule, Model, ModelArgs, PretrainedCfg};
+pub use module::{
+    children_batch_norms, join, map_children_tensors, map_tensor, visit_group, visit_group_mut,
+    Child, Children, Kind, Module, NamedTensor, TensorMap, TensorSlot, Visitor, VisitorMut,
+};
 pub use overrides::{init_head, set_batch_norm};
 pub use pretrained::{adapt_input_conv, load_pretrained, PretrainedReport, PretrainedSource};
 pub use pretrained_tags::list_pretrained;
-pub use registry::{create_model, list_models, ModelArgs};
+pub use registry::{create_model, list_models};
 pub use state_dict::{
     load_safetensors, load_safetensors_with_metadata, load_state_dict, save_safetensors,
     state_dict, write_durably, LoadReport, CHECKSUM_KEY,

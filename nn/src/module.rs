@@ -1,8 +1,16 @@
 //! The `Module` trait: a forward pass plus named parameters and buffers.
+//!
+//! A layer lists its children and tensors once, in [`Children`] (usually
+//! `#[derive(Children)]` on its fields); every traversal (state dicts, training mode, memory
+//! format, BatchNorm walks, pruning's tensor maps) is a default method of [`Module`] that walks
+//! that listing. A layer overrides a traversal only for what is its own (a convolution re-lays
+//! its weight out; a BatchNorm offers itself to a BatchNorm walk).
 
 use crate::layers::BatchNorm2d;
 use crate::Result;
 use kiln_engine::{DType, Device, MemoryFormat, Tensor};
+
+pub use kiln_nn_derive::Children;
 
 /// Whether a named tensor is trained (parameter) or only tracked (buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,45 +32,116 @@ pub struct NamedTensor {
     pub kind: Kind,
 }
 
+/// A module's one listing of its tensors and children, each by its state-dict name, in
+/// state-dict order. Derive it (`#[derive(Children)]`, attributes in [`kiln_nn_derive`]).
+pub trait Children {
+    /// Shows `v` every tensor and child, by reference.
+    fn visit(&self, v: &mut dyn Visitor);
+    /// Shows `v` every tensor and child, by mutable reference (it may replace them).
+    fn visit_mut(&mut self, v: &mut dyn VisitorMut) -> Result<()>;
+}
+
+/// What [`Children::visit`] shows things to. A name is relative to the module visited; an empty
+/// name (a flattened child) stands for the module's own prefix.
+pub trait Visitor {
+    /// A tensor of the module's own.
+    fn tensor(&mut self, _name: &str, _tensor: &Tensor, _kind: Kind) {}
+    /// A child module.
+    fn child(&mut self, _name: &str, _child: &dyn Module) {}
+    /// The module's training flag.
+    fn training(&mut self, _training: bool) {}
+}
+
+/// What [`Children::visit_mut`] shows things to.
+pub trait VisitorMut {
+    /// A tensor of the module's own, which the visitor may replace.
+    fn tensor(&mut self, _name: &str, _tensor: &mut Tensor, _kind: Kind) -> Result<()> {
+        Ok(())
+    }
+    /// A child module.
+    fn child(&mut self, _name: &str, _child: &mut dyn Module) -> Result<()> {
+        Ok(())
+    }
+    /// The module's training flag.
+    fn training(&mut self, _training: &mut bool) {}
+}
+
 /// A layer or model.
-pub trait Module: Send + Sync {
+pub trait Module: Children + Send + Sync {
     /// The forward pass.
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
 
     /// Appends every parameter and buffer under `prefix` (empty for the root).
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>);
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        self.visit(&mut Collect { prefix, out });
+    }
 
     /// Switches training behaviour (BatchNorm statistics, dropout) on or off, recursively.
-    fn set_training(&mut self, _training: bool) {}
+    fn set_training(&mut self, training: bool) {
+        let mut set = |m: &mut dyn Module| {
+            m.set_training(training);
+            Ok(())
+        };
+        // Neither the visitor nor a listing fails on its own: nothing to report.
+        let _ = self.visit_mut(&mut EachChild {
+            f: &mut set,
+            training: Some(training),
+        });
+    }
 
     /// Calls `f` on every BatchNorm layer, recursively (to change momentum or eps in place).
-    fn for_each_batch_norm(&mut self, _f: &mut dyn FnMut(&mut BatchNorm2d)) {}
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        children_batch_norms(self, f)
+    }
 
     /// Re-lays 4-d weights out in `format`, recursively (PyTorch's `model.to(memory_format=...)`).
     /// Call it before handing the parameters to an optimizer: it replaces the weight tensors.
-    fn set_memory_format(&mut self, _format: MemoryFormat) -> Result<()> {
-        Ok(())
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        self.visit_mut(&mut EachChild::new(&mut |m| m.set_memory_format(format)))
     }
 
-    /// Moves every parameter and buffer to `device` in place (`module.to(device)`). Call it
-    /// before handing the parameters to an optimizer.
-    fn to_device(&self, device: Device) -> Result<()> {
-        for t in self.named_tensors() {
-            t.tensor.move_to_(device)?;
-        }
-        Ok(())
-    }
-
-    /// Converts every floating-point parameter and buffer to `dtype` in place (`module.to(dtype)`);
-    /// integer buffers (BatchNorm's `num_batches_tracked`) keep theirs. Call it before handing
-    /// the parameters to an optimizer.
-    fn to_dtype(&self, dtype: DType) -> Result<()> {
-        for t in self.named_tensors() {
-            if t.tensor.dtype().is_float() {
-                t.tensor.cast_(dtype)?;
+    /// Offers every parameter and buffer to `f` by name (prefixed by `prefix`), recursively, and
+    /// puts in the tensor it returns instead (structured pruning swaps in smaller ones); modules
+    /// whose attributes follow channel counts (a depthwise conv's groups) update them. Modules
+    /// whose [`Module::tensors_resizable`] is false refuse.
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        if !self.tensors_resizable() {
+            if let Some(t) = self.named_tensors().first() {
+                return Err(crate::Error::BadArgument {
+                    model: join(prefix, &t.name),
+                    msg: format!(
+                        "{} cannot have its tensors replaced (no pruning support)",
+                        std::any::type_name::<Self>()
+                    ),
+                });
             }
         }
-        Ok(())
+        map_children_tensors(self, prefix, f)
+    }
+
+    /// Whether [`Module::map_tensors`] may give this module's tensors other shapes: false for
+    /// layers with attributes that follow channel counts and are not recomputed.
+    fn tensors_resizable(&self) -> bool {
+        true
+    }
+
+    /// Moves every parameter and buffer to `device` in place (`module.to(device)`), recursively.
+    /// Call it before handing the parameters to an optimizer.
+    fn to_device(&self, device: Device) -> Result<()> {
+        try_each(self, &mut |t, _| Ok(t.move_to_(device)?), &mut |m| {
+            m.to_device(device)
+        })
+    }
+
+    /// Converts every floating-point parameter and buffer to `dtype` in place (`module.to(dtype)`),
+    /// recursively; integer buffers (BatchNorm's `num_batches_tracked`) keep theirs. Call it
+    /// before handing the parameters to an optimizer.
+    fn to_dtype(&self, dtype: DType) -> Result<()> {
+        let mut cast = |t: &Tensor, _| match t.dtype().is_float() {
+            true => Ok(t.cast_(dtype)?),
+            false => Ok(()),
+        };
+        try_each(self, &mut cast, &mut |m| m.to_dtype(dtype))
     }
 
     /// The dtype the model computes in: its first floating-point parameter's (F32 if it has none),
@@ -88,23 +167,6 @@ pub trait Module: Send + Sync {
         }
     }
 
-    /// Offers every parameter and buffer to `f` by name (prefixed by `prefix`), recursively, and
-    /// puts in the tensor it returns instead (structured pruning swaps in smaller ones); modules
-    /// whose attributes follow channel counts (a depthwise conv's groups) update them. The
-    /// default handles modules without tensors and refuses the rest.
-    fn map_tensors(&mut self, prefix: &str, _f: &mut TensorMap<'_>) -> Result<()> {
-        match self.named_tensors().first() {
-            None => Ok(()),
-            Some(t) => Err(crate::Error::BadArgument {
-                model: join(prefix, &t.name),
-                msg: format!(
-                    "{} cannot have its tensors replaced (no pruning support)",
-                    std::any::type_name::<Self>()
-                ),
-            }),
-        }
-    }
-
     /// All parameters and buffers with their names.
     fn named_tensors(&self) -> Vec<NamedTensor> {
         let mut out = Vec::new();
@@ -119,6 +181,342 @@ pub trait Module: Send + Sync {
             .filter(|t| t.kind == Kind::Parameter)
             .collect()
     }
+}
+
+/// A box of a module is that module (`Box<dyn Module>` children, boxed enum variants).
+impl<M: Module + ?Sized> Children for Box<M> {
+    fn visit(&self, v: &mut dyn Visitor) {
+        (**self).visit(v)
+    }
+
+    fn visit_mut(&mut self, v: &mut dyn VisitorMut) -> Result<()> {
+        (**self).visit_mut(v)
+    }
+}
+
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        (**self).forward(x)
+    }
+
+    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
+        (**self).collect(prefix, out)
+    }
+
+    fn set_training(&mut self, training: bool) {
+        (**self).set_training(training)
+    }
+
+    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        (**self).for_each_batch_norm(f)
+    }
+
+    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        (**self).set_memory_format(format)
+    }
+
+    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
+        (**self).map_tensors(prefix, f)
+    }
+
+    fn tensors_resizable(&self) -> bool {
+        (**self).tensors_resizable()
+    }
+
+    fn to_device(&self, device: Device) -> Result<()> {
+        (**self).to_device(device)
+    }
+
+    fn to_dtype(&self, dtype: DType) -> Result<()> {
+        (**self).to_dtype(dtype)
+    }
+}
+
+/// A field that holds children: a module, a box of one, `Option`, `Vec` (elements named by
+/// index) or a pair (named `0` and `1`, as `nn.Sequential` names them).
+pub trait Child {
+    /// Shows `v` the children this field holds, under `name`.
+    fn visit_as(&self, name: &str, v: &mut dyn Visitor);
+    /// Shows `v` the children this field holds, under `name`, to change.
+    fn visit_as_mut(&mut self, name: &str, v: &mut dyn VisitorMut) -> Result<()>;
+}
+
+impl<M: Module> Child for M {
+    fn visit_as(&self, name: &str, v: &mut dyn Visitor) {
+        v.child(name, self)
+    }
+
+    fn visit_as_mut(&mut self, name: &str, v: &mut dyn VisitorMut) -> Result<()> {
+        v.child(name, self)
+    }
+}
+
+impl Child for dyn Module {
+    fn visit_as(&self, name: &str, v: &mut dyn Visitor) {
+        v.child(name, self)
+    }
+
+    fn visit_as_mut(&mut self, name: &str, v: &mut dyn VisitorMut) -> Result<()> {
+        v.child(name, self)
+    }
+}
+
+impl<T: Child> Child for Option<T> {
+    fn visit_as(&self, name: &str, v: &mut dyn Visitor) {
+        if let Some(c) = self {
+            c.visit_as(name, v)
+        }
+    }
+
+    fn visit_as_mut(&mut self, name: &str, v: &mut dyn VisitorMut) -> Result<()> {
+        match self {
+            Some(c) => c.visit_as_mut(name, v),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<T: Child> Child for Vec<T> {
+    fn visit_as(&self, name: &str, v: &mut dyn Visitor) {
+        for (i, c) in self.iter().enumerate() {
+            c.visit_as(&join(name, &i.to_string()), v)
+        }
+    }
+
+    fn visit_as_mut(&mut self, name: &str, v: &mut dyn VisitorMut) -> Result<()> {
+        for (i, c) in self.iter_mut().enumerate() {
+            c.visit_as_mut(&join(name, &i.to_string()), v)?;
+        }
+        Ok(())
+    }
+}
+
+impl<A: Child, B: Child> Child for (A, B) {
+    fn visit_as(&self, name: &str, v: &mut dyn Visitor) {
+        self.0.visit_as(&join(name, "0"), v);
+        self.1.visit_as(&join(name, "1"), v);
+    }
+
+    fn visit_as_mut(&mut self, name: &str, v: &mut dyn VisitorMut) -> Result<()> {
+        self.0.visit_as_mut(&join(name, "0"), v)?;
+        self.1.visit_as_mut(&join(name, "1"), v)
+    }
+}
+
+/// A field that holds tensors of the module's own: one, an optional one, or a list (named by
+/// index).
+pub trait TensorSlot {
+    /// Shows `v` the tensors, under `name`.
+    fn visit_as(&self, name: &str, kind: Kind, v: &mut dyn Visitor);
+    /// Shows `v` the tensors, under `name`, to replace.
+    fn visit_as_mut(&mut self, name: &str, kind: Kind, v: &mut dyn VisitorMut) -> Result<()>;
+}
+
+impl TensorSlot for Tensor {
+    fn visit_as(&self, name: &str, kind: Kind, v: &mut dyn Visitor) {
+        v.tensor(name, self, kind)
+    }
+
+    fn visit_as_mut(&mut self, name: &str, kind: Kind, v: &mut dyn VisitorMut) -> Result<()> {
+        v.tensor(name, self, kind)
+    }
+}
+
+impl TensorSlot for Option<Tensor> {
+    fn visit_as(&self, name: &str, kind: Kind, v: &mut dyn Visitor) {
+        if let Some(t) = self {
+            v.tensor(name, t, kind)
+        }
+    }
+
+    fn visit_as_mut(&mut self, name: &str, kind: Kind, v: &mut dyn VisitorMut) -> Result<()> {
+        match self {
+            Some(t) => v.tensor(name, t, kind),
+            None => Ok(()),
+        }
+    }
+}
+
+impl TensorSlot for Vec<Tensor> {
+    fn visit_as(&self, name: &str, kind: Kind, v: &mut dyn Visitor) {
+        for (i, t) in self.iter().enumerate() {
+            v.tensor(&join(name, &i.to_string()), t, kind)
+        }
+    }
+
+    fn visit_as_mut(&mut self, name: &str, kind: Kind, v: &mut dyn VisitorMut) -> Result<()> {
+        for (i, t) in self.iter_mut().enumerate() {
+            v.tensor(&join(name, &i.to_string()), t, kind)?;
+        }
+        Ok(())
+    }
+}
+
+/// Shows `v` a struct that only groups children and tensors under `name`, without being a
+/// module of its own (what `#[children(group)]` on a derive makes its [`Child`] do).
+pub fn visit_group(group: &dyn Children, name: &str, v: &mut dyn Visitor) {
+    group.visit(&mut Prefixed { name, v })
+}
+
+/// [`visit_group`], to change.
+pub fn visit_group_mut(group: &mut dyn Children, name: &str, v: &mut dyn VisitorMut) -> Result<()> {
+    group.visit_mut(&mut PrefixedMut { name, v })
+}
+
+/// Hands a group's entries on to its parent's visitor with the group's name in front.
+struct Prefixed<'a> {
+    name: &'a str,
+    v: &'a mut dyn Visitor,
+}
+
+impl Visitor for Prefixed<'_> {
+    fn tensor(&mut self, name: &str, tensor: &Tensor, kind: Kind) {
+        self.v.tensor(&join(self.name, name), tensor, kind)
+    }
+
+    fn child(&mut self, name: &str, child: &dyn Module) {
+        self.v.child(&join(self.name, name), child)
+    }
+
+    fn training(&mut self, training: bool) {
+        self.v.training(training)
+    }
+}
+
+/// [`Prefixed`], to change.
+struct PrefixedMut<'a> {
+    name: &'a str,
+    v: &'a mut dyn VisitorMut,
+}
+
+impl VisitorMut for PrefixedMut<'_> {
+    fn tensor(&mut self, name: &str, tensor: &mut Tensor, kind: Kind) -> Result<()> {
+        self.v.tensor(&join(self.name, name), tensor, kind)
+    }
+
+    fn child(&mut self, name: &str, child: &mut dyn Module) -> Result<()> {
+        self.v.child(&join(self.name, name), child)
+    }
+
+    fn training(&mut self, training: &mut bool) {
+        self.v.training(training)
+    }
+}
+
+/// [`Module::collect`]'s visitor: a module's own tensors, then each child's, under `prefix`.
+struct Collect<'a> {
+    prefix: &'a str,
+    out: &'a mut Vec<NamedTensor>,
+}
+
+impl Visitor for Collect<'_> {
+    fn tensor(&mut self, name: &str, tensor: &Tensor, kind: Kind) {
+        push(self.out, self.prefix, name, tensor, kind)
+    }
+
+    fn child(&mut self, name: &str, child: &dyn Module) {
+        child.collect(&join(self.prefix, name), self.out)
+    }
+}
+
+/// Calls `f` on every direct child; sets the module's own training flags to `training` if given.
+struct EachChild<'a> {
+    f: &'a mut dyn FnMut(&mut dyn Module) -> Result<()>,
+    training: Option<bool>,
+}
+
+impl<'a> EachChild<'a> {
+    fn new(f: &'a mut dyn FnMut(&mut dyn Module) -> Result<()>) -> Self {
+        EachChild { f, training: None }
+    }
+}
+
+impl VisitorMut for EachChild<'_> {
+    fn child(&mut self, _name: &str, child: &mut dyn Module) -> Result<()> {
+        (self.f)(child)
+    }
+
+    fn training(&mut self, training: &mut bool) {
+        if let Some(t) = self.training {
+            *training = t;
+        }
+    }
+}
+
+/// Calls `tensor` on each of `module`'s own tensors and `child` on each child, by reference, up
+/// to the first error.
+fn try_each<M: Children + ?Sized>(
+    module: &M,
+    tensor: &mut dyn FnMut(&Tensor, Kind) -> Result<()>,
+    child: &mut dyn FnMut(&dyn Module) -> Result<()>,
+) -> Result<()> {
+    let mut each = TryEach {
+        tensor,
+        child,
+        result: Ok(()),
+    };
+    module.visit(&mut each);
+    each.result
+}
+
+/// [`try_each`]'s visitor: stops calling once one call has failed.
+struct TryEach<'a> {
+    tensor: &'a mut dyn FnMut(&Tensor, Kind) -> Result<()>,
+    child: &'a mut dyn FnMut(&dyn Module) -> Result<()>,
+    result: Result<()>,
+}
+
+impl Visitor for TryEach<'_> {
+    fn tensor(&mut self, _name: &str, tensor: &Tensor, kind: Kind) {
+        if self.result.is_ok() {
+            self.result = (self.tensor)(tensor, kind);
+        }
+    }
+
+    fn child(&mut self, _name: &str, child: &dyn Module) {
+        if self.result.is_ok() {
+            self.result = (self.child)(child);
+        }
+    }
+}
+
+/// [`Module::map_tensors`]'s visitor.
+struct MapTensors<'a, 'f> {
+    prefix: &'a str,
+    f: &'a mut TensorMap<'f>,
+}
+
+impl VisitorMut for MapTensors<'_, '_> {
+    fn tensor(&mut self, name: &str, tensor: &mut Tensor, _kind: Kind) -> Result<()> {
+        map_tensor(self.f, self.prefix, name, tensor)
+    }
+
+    fn child(&mut self, name: &str, child: &mut dyn Module) -> Result<()> {
+        child.map_tensors(&join(self.prefix, name), self.f)
+    }
+}
+
+/// The module's own tensors and children's through the default [`Module::map_tensors`], for a
+/// layer that overrides it to update attributes afterwards.
+pub fn map_children_tensors<M: Children + ?Sized>(
+    module: &mut M,
+    prefix: &str,
+    f: &mut TensorMap<'_>,
+) -> Result<()> {
+    module.visit_mut(&mut MapTensors { prefix, f })
+}
+
+/// The default [`Module::for_each_batch_norm`] over `module`'s children, for a layer that
+/// overrides it to offer itself first.
+pub fn children_batch_norms<M: Children + ?Sized>(
+    module: &mut M,
+    f: &mut dyn FnMut(&mut BatchNorm2d),
+) {
+    let mut walk = |m: &mut dyn Module| {
+        m.for_each_batch_norm(f);
+        Ok(())
+    };
+    let _ = module.visit_mut(&mut EachChild::new(&mut walk));
 }
 
 /// What [`Module::map_tensors`] calls: a tensor's full name and the tensor to a replacement, or
@@ -138,12 +536,12 @@ pub fn map_tensor(
     Ok(())
 }
 
-/// `prefix.name`, or `name` at the root.
+/// `prefix.name`, or `name` at the root, or `prefix` for an empty name (a flattened child).
 pub fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}.{name}")
+    match (prefix.is_empty(), name.is_empty()) {
+        (true, _) => name.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) => format!("{prefix}.{name}"),
     }
 }
 
@@ -160,4 +558,159 @@ pub(crate) fn push(
         tensor: tensor.clone(),
         kind,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Conv2d, Linear};
+
+    /// A group of the parent's, not a module: its entries sit under its field's name.
+    #[derive(Children)]
+    #[children(group)]
+    struct Stem {
+        #[child]
+        conv: Conv2d,
+        #[child(name = "bn")]
+        norm: BatchNorm2d,
+    }
+
+    #[derive(Children)]
+    enum Head {
+        Plain(Linear),
+        Split {
+            #[child(name = "fc_a")]
+            a: Linear,
+            #[param(name = "scale")]
+            s: Tensor,
+        },
+    }
+
+    #[derive(Children)]
+    struct Net {
+        #[param]
+        token: Tensor,
+        #[child(flatten)]
+        stem: Stem,
+        #[child(each = "layer{}", start = 1)]
+        stages: Vec<Vec<Conv2d>>,
+        #[child]
+        se: Option<Box<dyn Module>>,
+        #[buffer]
+        table: Option<Tensor>,
+        #[child]
+        head: Head,
+        #[training]
+        training: bool,
+        other: usize,
+    }
+
+    impl Module for Net {
+        fn forward(&self, x: &Tensor) -> Result<Tensor> {
+            Ok(x.clone())
+        }
+    }
+
+    impl Module for Head {
+        fn forward(&self, x: &Tensor) -> Result<Tensor> {
+            Ok(x.clone())
+        }
+    }
+
+    fn conv(c: usize) -> Conv2d {
+        Conv2d::new(c, c, 3, 1, 1, false).unwrap()
+    }
+
+    fn net(head: Head) -> Net {
+        Net {
+            token: Tensor::zeros(&[1, 2], DType::F32).unwrap(),
+            stem: Stem {
+                conv: conv(2),
+                norm: BatchNorm2d::new(2).unwrap(),
+            },
+            stages: vec![vec![conv(2), conv(2)], vec![conv(2)]],
+            se: Some(Box::new(BatchNorm2d::new(2).unwrap())),
+            table: None,
+            head,
+            training: true,
+            other: 7,
+        }
+    }
+
+    fn names(m: &dyn Module) -> Vec<String> {
+        m.named_tensors().into_iter().map(|t| t.name).collect()
+    }
+
+    #[test]
+    fn the_listing_names_tensors_in_field_order() {
+        let head = Head::Split {
+            a: Linear::new(2, 3, true).unwrap(),
+            s: Tensor::zeros(&[3], DType::F32).unwrap(),
+        };
+        let bn = [
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "num_batches_tracked",
+        ];
+        let mut want = vec!["token".to_string(), "conv.weight".into()];
+        want.extend(bn.iter().map(|n| format!("bn.{n}")));
+        want.extend(["layer1.0.weight", "layer1.1.weight", "layer2.0.weight"].map(String::from));
+        want.extend(bn.iter().map(|n| format!("se.{n}")));
+        want.extend(["head.fc_a.weight", "head.fc_a.bias", "head.scale"].map(String::from));
+        let m = net(head);
+        assert_eq!(names(&m), want);
+        let kinds: Vec<Kind> = m.named_tensors().iter().map(|t| t.kind).collect();
+        assert_eq!(kinds[0], Kind::Parameter);
+        assert_eq!(kinds[4], Kind::Buffer, "{}", want[4]);
+        assert_eq!(m.other, 7);
+    }
+
+    #[test]
+    fn a_lone_enum_field_is_flattened() {
+        let m = net(Head::Plain(Linear::new(2, 3, false).unwrap()));
+        assert_eq!(names(&m).last().unwrap(), "head.weight");
+    }
+
+    #[test]
+    fn traversals_reach_every_child_through_the_listing() {
+        let mut m = net(Head::Plain(Linear::new(2, 3, false).unwrap()));
+        m.set_training(false);
+        let mut seen = Vec::new();
+        m.for_each_batch_norm(&mut |bn| seen.push(bn.training));
+        assert_eq!((m.training, seen), (false, vec![false, false]));
+        m.set_memory_format(MemoryFormat::ChannelsLast).unwrap();
+        assert_eq!(m.weights_memory_format(), MemoryFormat::ChannelsLast);
+        m.map_tensors("net", &mut |name, t| match name {
+            "net.layer2.0.weight" => Ok(Some(t.narrow(0, 0, 1)?)),
+            _ => Ok(None),
+        })
+        .unwrap();
+        assert_eq!(m.stages[1][0].weight.shape(), &[1, 2, 3, 3]);
+    }
+
+    #[test]
+    fn a_module_that_is_not_resizable_refuses_a_tensor_map() {
+        struct Fixed(Linear);
+        impl Children for Fixed {
+            fn visit(&self, v: &mut dyn Visitor) {
+                v.child("fc", &self.0)
+            }
+            fn visit_mut(&mut self, v: &mut dyn VisitorMut) -> Result<()> {
+                v.child("fc", &mut self.0)
+            }
+        }
+        impl Module for Fixed {
+            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+                Ok(x.clone())
+            }
+            fn tensors_resizable(&self) -> bool {
+                false
+            }
+        }
+        let mut m = Fixed(Linear::new(2, 3, true).unwrap());
+        let err = m.map_tensors("x", &mut |_, _| Ok(None)).unwrap_err();
+        assert!(err.to_string().contains("x.fc.weight"), "{err}");
+    }
 }

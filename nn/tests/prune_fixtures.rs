@@ -5,15 +5,21 @@
 use kiln_engine::{Conv2dParams, Tensor};
 use kiln_nn::layers::{BatchNorm2d, Conv2d, Linear};
 use kiln_nn::prune::{add_slimming_grad, importance, Criterion, DependencyGraph};
-use kiln_nn::{join, Module, NamedTensor, Result};
+use kiln_nn::{Children, Module, Result};
 use serde_json::Value;
 
 /// conv1 → bn1 → ReLU → conv2 → bn2 → ReLU → global average → fc, as the fixture's torch net.
+#[derive(Children)]
 struct Net {
+    #[child]
     conv1: Conv2d,
+    #[child]
     bn1: BatchNorm2d,
+    #[child]
     conv2: Conv2d,
+    #[child]
     bn2: BatchNorm2d,
+    #[child]
     fc: Linear,
 }
 
@@ -24,22 +30,9 @@ impl Module for Net {
         self.fc.forward(&h.mean_dims(&[2, 3], false)?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv1.collect(&join(prefix, "conv1"), out);
-        self.bn1.collect(&join(prefix, "bn1"), out);
-        self.conv2.collect(&join(prefix, "conv2"), out);
-        self.bn2.collect(&join(prefix, "bn2"), out);
-        self.fc.collect(&join(prefix, "fc"), out);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.bn1.set_training(training);
-        self.bn2.set_training(training);
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        f(&mut self.bn1);
-        f(&mut self.bn2);
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

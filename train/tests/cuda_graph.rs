@@ -11,7 +11,7 @@
 
 use kiln_engine::{DType, Device, MemoryFormat, Tensor};
 use kiln_nn::layers::{BatchNorm2d, Conv2d, Linear};
-use kiln_nn::{FeatureInfo, Model, Module, NamedTensor, PretrainedCfg};
+use kiln_nn::{Children, FeatureInfo, Model, Module, PretrainedCfg};
 use kiln_train::augment::{small_train, Pipeline};
 use kiln_train::clip::ClipMode;
 use kiln_train::data::{Dataset, Image, Sample};
@@ -71,11 +71,16 @@ impl Dataset for Bands {
 /// conv 3×3 (1 → 8) + BN + ReLU + global mean + linear; optionally dropout before the head, and
 /// a poison: a logit of +inf when any normalized input exceeds 1.9 (only an image of 255s does),
 /// computed on the device without a host decision.
+#[derive(Children)]
 struct Tiny {
+    #[child]
     conv: Conv2d,
+    #[child]
     bn: BatchNorm2d,
+    #[child]
     fc: Linear,
     dropout: f64,
+    #[training]
     training: bool,
     info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
@@ -115,13 +120,6 @@ impl Tiny {
     }
 }
 
-fn prefixed(prefix: &str, name: &str) -> String {
-    match prefix {
-        "" => name.into(),
-        p => format!("{p}.{name}"),
-    }
-}
-
 impl Module for Tiny {
     fn forward(&self, x: &Tensor) -> kiln_nn::Result<Tensor> {
         let logits = self.forward_head(&self.forward_features(x)?, false)?;
@@ -135,20 +133,9 @@ impl Module for Tiny {
         drop(_guard);
         Ok(logits.add(&poison)?)
     }
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv.collect(&prefixed(prefix, "conv"), out);
-        self.bn.collect(&prefixed(prefix, "bn"), out);
-        self.fc.collect(&prefixed(prefix, "fc"), out);
-    }
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.bn.set_training(training);
-    }
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        f(&mut self.bn)
-    }
-    fn set_memory_format(&mut self, format: MemoryFormat) -> kiln_nn::Result<()> {
-        self.conv.set_memory_format(format)
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

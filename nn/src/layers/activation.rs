@@ -1,11 +1,10 @@
 //! Parameter-free activations and the identity.
 
-use crate::module::NamedTensor;
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::{Tensor, UnaryOp};
 
 /// An elementwise activation, picked by name as timm's `get_act_layer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Children)]
 pub enum Activation {
     /// max(x, 0)
     Relu,
@@ -74,18 +73,14 @@ impl Module for Activation {
             Activation::Tanh => x.tanh(),
         }?)
     }
-
-    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
 }
 
 /// Passes its input through.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Children)]
 pub struct Identity;
 
 impl Module for Identity {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.clone())
     }
-
-    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
 }

@@ -1,34 +1,40 @@
 //! BatchNorm2d with PyTorch's tensors and defaults, and its fused ReLU / residual forms.
 
 use super::Conv2d;
-use crate::module::{join, map_tensor, push, Kind, NamedTensor, TensorMap};
-use crate::{Module, Result};
+use crate::{children_batch_norms, Children, Module, Result};
 use kiln_engine::{BatchNormArgs, ChannelStats, CrossReplicaSum, DType, Tensor};
 use std::sync::Arc;
 
 /// `nn.BatchNorm2d`: weight, bias, running_mean, running_var, num_batches_tracked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct BatchNorm2d {
     /// γ \[C\].
+    #[param]
     pub weight: Tensor,
     /// β \[C\].
+    #[param]
     pub bias: Tensor,
     /// Running mean \[C\].
+    #[buffer]
     pub running_mean: Tensor,
     /// Running (unbiased) variance \[C\].
+    #[buffer]
     pub running_var: Tensor,
     /// Batches seen in training (I64 scalar).
+    #[buffer]
     pub num_batches_tracked: Tensor,
     /// Running-average factor.
     pub momentum: f64,
     /// Variance epsilon.
     pub eps: f64,
     /// Use batch statistics (train) or running ones (eval).
+    #[training]
     pub training: bool,
     /// SyncBN: batch statistics summed over every process of a data-parallel job.
     pub sync: Option<Arc<dyn CrossReplicaSum>>,
     /// timm's `SplitBatchNorm2d` (`--split-bn`): in training, split i > 0 of the batch goes
     /// through `aux_bn[i - 1]`, the first through this layer; eval uses this layer alone.
+    #[child]
     pub aux_bn: Vec<BatchNorm2d>,
 }
 
@@ -151,51 +157,8 @@ impl Module for BatchNorm2d {
         self.forward_act(x, None, false)
     }
 
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        map_tensor(f, prefix, "weight", &mut self.weight)?;
-        map_tensor(f, prefix, "bias", &mut self.bias)?;
-        map_tensor(f, prefix, "running_mean", &mut self.running_mean)?;
-        map_tensor(f, prefix, "running_var", &mut self.running_var)?;
-        let n = &mut self.num_batches_tracked;
-        map_tensor(f, prefix, "num_batches_tracked", n)?;
-        for (i, aux) in self.aux_bn.iter_mut().enumerate() {
-            aux.map_tensors(&join(prefix, &format!("aux_bn.{i}")), f)?;
-        }
-        Ok(())
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "weight", &self.weight, Kind::Parameter);
-        push(out, prefix, "bias", &self.bias, Kind::Parameter);
-        push(
-            out,
-            prefix,
-            "running_mean",
-            &self.running_mean,
-            Kind::Buffer,
-        );
-        push(out, prefix, "running_var", &self.running_var, Kind::Buffer);
-        push(
-            out,
-            prefix,
-            "num_batches_tracked",
-            &self.num_batches_tracked,
-            Kind::Buffer,
-        );
-        for (i, aux) in self.aux_bn.iter().enumerate() {
-            aux.collect(&join(prefix, &format!("aux_bn.{i}")), out);
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.aux_bn
-            .iter_mut()
-            .for_each(|a| a.set_training(training));
-    }
-
     fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
         f(self);
-        self.aux_bn.iter_mut().for_each(f);
+        children_batch_norms(self, f);
     }
 }

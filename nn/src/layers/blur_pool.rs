@@ -2,12 +2,11 @@
 //! per channel at a stride (anti-aliased downsampling). The filter is timm's non-persistent
 //! buffer: no state-dict entry, and built here in the input's dtype and device.
 
-use crate::module::NamedTensor;
-use crate::{Error, Module, Result};
+use crate::{Children, Error, Module, Result};
 use kiln_engine::{Conv2dParams, Tensor};
 
 /// `BlurPool2d(channels, filt_size, stride)` with timm's default 'reflect' padding.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Children)]
 pub struct BlurPool2d {
     /// Channels of the input (the blur is depthwise).
     pub channels: usize,
@@ -94,8 +93,6 @@ impl Module for BlurPool2d {
         };
         Ok(padded.conv2d(&filt, None, params)?)
     }
-
-    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
 }
 
 #[cfg(test)]

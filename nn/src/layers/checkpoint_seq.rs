@@ -2,10 +2,8 @@
 //! are shared with the graphs that record them, so that backward can re-run a block
 //! ([`kiln_engine::checkpoint`]) instead of keeping its intermediate activations.
 
-use super::BatchNorm2d;
-use crate::module::NamedTensor;
-use crate::{Error, Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::{Children, Error, Module, Result, Visitor, VisitorMut};
+use kiln_engine::Tensor;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A block a checkpoint's backward may re-run: shared (behind a lock) with the graphs that
@@ -85,28 +83,20 @@ fn into_engine(e: Error) -> kiln_engine::Error {
     }
 }
 
+/// The block is this module's one child, flattened: its tensors under this module's prefix, its
+/// own traversals (a BatchNorm walk, a conv's memory format) reached through the lock.
+impl<M: Module + 'static> Children for Checkpointed<M> {
+    fn visit(&self, v: &mut dyn Visitor) {
+        v.child("", &*self.get())
+    }
+
+    fn visit_mut(&mut self, v: &mut dyn VisitorMut) -> Result<()> {
+        v.child("", &mut *self.get_mut())
+    }
+}
+
 impl<M: Module + 'static> Module for Checkpointed<M> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.get().forward(x)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.get().collect(prefix, out)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.get_mut().set_training(training)
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.get_mut().for_each_batch_norm(f)
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.get_mut().set_memory_format(format)
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.get_mut().map_tensors(prefix, f)
     }
 }

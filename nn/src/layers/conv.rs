@@ -1,15 +1,17 @@
 //! Conv2d with PyTorch's tensors and default init.
 
-use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
-use crate::{init, Module, Result};
+use crate::module::{map_children_tensors, TensorMap};
+use crate::{init, Children, Module, Result};
 use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
 
 /// `nn.Conv2d`: weight [OC, IC/groups, KH, KW] and an optional bias \[OC\].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct Conv2d {
     /// The filters.
+    #[param]
     pub weight: Tensor,
     /// The bias, if any.
+    #[param]
     pub bias: Option<Tensor>,
     /// Stride, padding, dilation, groups.
     pub params: Conv2dParams,
@@ -81,20 +83,10 @@ impl Module for Conv2d {
     fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
         let out_per_group = self.weight.shape()[0] / self.params.groups.max(1);
         let depthwise = self.params.groups > 1 && self.weight.shape()[1] == 1;
-        map_tensor(f, prefix, "weight", &mut self.weight)?;
-        if let Some(b) = &mut self.bias {
-            map_tensor(f, prefix, "bias", b)?;
-        }
+        map_children_tensors(self, prefix, f)?;
         if depthwise {
             self.params.groups = self.weight.shape()[0] / out_per_group.max(1);
         }
         Ok(())
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "weight", &self.weight, Kind::Parameter);
-        if let Some(b) = &self.bias {
-            push(out, prefix, "bias", b, Kind::Parameter);
-        }
     }
 }

@@ -2,9 +2,8 @@
 //! padding (static when it is symmetric, else the input padded per call as timm's `Conv2dSame`).
 
 use super::Conv2d;
-use crate::module::NamedTensor;
-use crate::{Module, Result};
-use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
+use crate::{Children, Module, Result};
+use kiln_engine::{Conv2dParams, Tensor};
 
 /// timm's `pad_type`: `''` (symmetric, `((s - 1) + (k - 1)) / 2`) or `'same'`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,9 +15,10 @@ pub enum PadType {
 }
 
 /// A square conv with timm's padding rules; `weight`/`bias` named as `nn.Conv2d`'s.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct Conv2dPad {
     /// The conv (padding 0 when the "same" padding is dynamic).
+    #[child(flatten)]
     pub conv: Conv2d,
     /// Pad each input with [`same_padding`] before the conv (timm's `Conv2dSame`).
     pub dynamic_same: bool,
@@ -84,18 +84,6 @@ impl Module for Conv2dPad {
         let k = self.conv.weight.shape()[2];
         let pad = same_padding(hw, k, self.conv.params.stride[0]);
         self.conv.forward(&x.pad2d(pad)?)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv.collect(prefix, out);
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.conv.map_tensors(prefix, f)
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv.set_memory_format(format)
     }
 }
 

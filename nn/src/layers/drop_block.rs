@@ -3,13 +3,12 @@
 //! engine ops (uniform draws from the global Philox stream, a stride-1 max pool that grows each
 //! seed into its block), so it runs on the input's device.
 
-use crate::module::NamedTensor;
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::{with_global_generator, DType, Pool2d, Tensor};
 
 /// `DropBlock2d(drop_prob, block_size, gamma_scale)` with timm's defaults for the rest (no
 /// noise, channels coupled, scaled by the kept fraction).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Children)]
 pub struct DropBlock {
     /// Fraction of the map to drop.
     pub drop_prob: f64,
@@ -18,6 +17,7 @@ pub struct DropBlock {
     /// Factor on the seed rate.
     pub gamma_scale: f64,
     /// Active only in training.
+    #[training]
     pub training: bool,
 }
 
@@ -66,11 +66,5 @@ impl Module for DropBlock {
             .to_device(x.device())?;
         let gamma = Tensor::full_on(&[1], gamma, DType::F32, x.device())?;
         drop_blocks_from_seeds(x, &u.lt(&gamma)?, kh, kw)
-    }
-
-    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
     }
 }

@@ -2,14 +2,14 @@
 //! channels' global means run through a 1-d convolution across channels (kernel size from the
 //! channel count, no bias), and its sigmoid gates the input.
 
-use crate::module::{join, push, Kind, NamedTensor};
-use crate::{init, Error, Module, Result};
+use crate::{init, Children, Error, Module, Result};
 use kiln_engine::{Conv2dParams, Tensor};
 
 /// ECA: x · σ(conv1d(mean_hw(x))) with the conv sliding over the channel axis.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct EcaModule {
     /// timm's `conv.weight`: the `nn.Conv1d(1, 1, k)` filter, \[1, 1, k\].
+    #[param(name = "conv.weight")]
     pub weight: Tensor,
 }
 
@@ -57,14 +57,9 @@ impl Module for EcaModule {
         Ok(x.mul(&gate)?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(
-            out,
-            &join(prefix, "conv"),
-            "weight",
-            &self.weight,
-            Kind::Parameter,
-        );
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

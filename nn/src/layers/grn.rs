@@ -3,17 +3,18 @@
 //! channels, scales the input; `x + bias + weight · x · norm / (mean + eps)`. It runs wherever
 //! those ops run (CPU and CUDA, every dtype they take).
 
-use crate::module::{push, Kind, NamedTensor};
-use crate::{Error, Module, Result};
+use crate::{Children, Error, Module, Result};
 use kiln_engine::{DType, Tensor};
 
 /// GRN of a 4-d tensor: NHWC (`channels_last`, the linear MLP's form) or NCHW (the 1×1-conv
 /// MLP's form, in either memory format).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct GlobalResponseNorm {
     /// γ \[C\] (timm's `weight`; zero-initialized).
+    #[param]
     pub weight: Tensor,
     /// β \[C\] (timm's `bias`; zero-initialized).
+    #[param]
     pub bias: Tensor,
     /// Added to the mean norm.
     pub eps: f64,
@@ -88,9 +89,9 @@ impl Module for GlobalResponseNorm {
         Ok(x.add(&scaled.add(&param(&self.bias)?)?)?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "weight", &self.weight, Kind::Parameter);
-        push(out, prefix, "bias", &self.bias, Kind::Parameter);
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

@@ -2,17 +2,18 @@
 //! the engine's differentiable ops: a LayerNorm over each group's rows, then the per-channel
 //! affine. It runs wherever those ops run (CPU and CUDA, every dtype they take).
 
-use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
-use crate::{Error, Module, Result};
+use crate::{Children, Error, Module, Result};
 use kiln_engine::{DType, MemoryFormat, Tensor};
 
 /// `nn.GroupNorm`: the channels split into `num_groups` groups, each normalized over its
 /// channels and all positions, then scaled by `weight` and shifted by `bias` per channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct GroupNorm {
     /// γ \[C\].
+    #[param]
     pub weight: Tensor,
     /// β \[C\].
+    #[param]
     pub bias: Tensor,
     /// Groups the channels are split into.
     pub num_groups: usize,
@@ -78,16 +79,6 @@ impl Module for GroupNorm {
             return Ok(y.to_memory_format(MemoryFormat::ChannelsLast)?);
         }
         Ok(y)
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        map_tensor(f, prefix, "weight", &mut self.weight)?;
-        map_tensor(f, prefix, "bias", &mut self.bias)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "weight", &self.weight, Kind::Parameter);
-        push(out, prefix, "bias", &self.bias, Kind::Parameter);
     }
 }
 

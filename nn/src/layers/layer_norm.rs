@@ -1,15 +1,16 @@
 //! LayerNorm over the last dim and over the channels of NCHW, with timm's names and defaults.
 
-use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::{DType, Tensor};
 
 /// timm's `LayerNorm` (`nn.LayerNorm` over the last dim, eps 1e-6): `weight` ones, `bias` zeros.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct LayerNorm {
     /// γ over the normalized dim.
+    #[param]
     pub weight: Tensor,
     /// β over the normalized dim.
+    #[param]
     pub bias: Tensor,
     /// Added to the variance.
     pub eps: f64,
@@ -40,21 +41,11 @@ impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.layer_norm(Some(&self.weight), Some(&self.bias), self.eps)?)
     }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        map_tensor(f, prefix, "weight", &mut self.weight)?;
-        map_tensor(f, prefix, "bias", &mut self.bias)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "weight", &self.weight, Kind::Parameter);
-        push(out, prefix, "bias", &self.bias, Kind::Parameter);
-    }
 }
 
 /// timm's `LayerNorm2d`: LayerNorm over the channels of [N, C, H, W] (ConvNeXt's norm).
-#[derive(Debug, Clone)]
-pub struct LayerNorm2d(pub LayerNorm);
+#[derive(Debug, Clone, Children)]
+pub struct LayerNorm2d(#[child(flatten)] pub LayerNorm);
 
 impl LayerNorm2d {
     /// A LayerNorm2d over `channels` with timm's eps (1e-6).
@@ -67,13 +58,5 @@ impl Module for LayerNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let n = &self.0;
         Ok(x.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?)
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        self.0.map_tensors(prefix, f)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.0.collect(prefix, out);
     }
 }

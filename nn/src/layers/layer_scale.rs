@@ -1,13 +1,13 @@
 //! timm's `LayerScale`: a learned per-channel scale `gamma` of tokens with channels last.
 
-use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::{DType, Tensor};
 
 /// x · gamma over the last dim (gamma initialized to `init_values`; DeiT III, the register ViTs).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct LayerScale {
     /// The per-channel scale.
+    #[param]
     pub gamma: Tensor,
 }
 
@@ -25,13 +25,5 @@ impl Module for LayerScale {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // under autocast gamma joins the activations' dtype, as timm's parameter cast
         Ok(x.mul(&self.gamma.to_dtype(x.dtype())?)?)
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        map_tensor(f, prefix, "gamma", &mut self.gamma)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "gamma", &self.gamma, Kind::Parameter);
     }
 }

@@ -1,13 +1,13 @@
 //! timm's `LayerScale2d`: a learned per-channel scale `gamma` of an NCHW tensor.
 
-use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::{DType, Tensor};
 
 /// x · gamma (gamma initialized to `init_values`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct LayerScale2d {
     /// The per-channel scale.
+    #[param]
     pub gamma: Tensor,
 }
 
@@ -27,13 +27,5 @@ impl Module for LayerScale2d {
         let c = self.gamma.shape()[0];
         let gamma = self.gamma.to_dtype(x.dtype())?.reshape(&[1, c, 1, 1])?;
         Ok(x.mul(&gamma)?)
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        map_tensor(f, prefix, "gamma", &mut self.gamma)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "gamma", &self.gamma, Kind::Parameter);
     }
 }

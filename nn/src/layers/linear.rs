@@ -1,15 +1,16 @@
 //! Linear with PyTorch's tensors and default init.
 
-use crate::module::{map_tensor, push, Kind, NamedTensor, TensorMap};
-use crate::{init, Module, Result};
+use crate::{init, Children, Module, Result};
 use kiln_engine::Tensor;
 
 /// `nn.Linear`: weight [out, in], bias \[out\].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct Linear {
     /// The weight matrix.
+    #[param]
     pub weight: Tensor,
     /// The bias, if any.
+    #[param]
     pub bias: Option<Tensor>,
 }
 
@@ -53,20 +54,5 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.linear(&self.weight, self.bias.as_ref())?)
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        map_tensor(f, prefix, "weight", &mut self.weight)?;
-        match &mut self.bias {
-            Some(b) => map_tensor(f, prefix, "bias", b),
-            None => Ok(()),
-        }
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(out, prefix, "weight", &self.weight, Kind::Parameter);
-        if let Some(b) = &self.bias {
-            push(out, prefix, "bias", b, Kind::Parameter);
-        }
     }
 }

@@ -3,9 +3,8 @@
 //! convolved with its own kernel, the outputs concatenated.
 
 use super::{Conv2dPad, PadType};
-use crate::module::{join, NamedTensor};
-use crate::{Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::{Children, Module, Result};
+use kiln_engine::Tensor;
 
 /// timm's `_split_channels(num_chan, num_groups)`.
 pub fn split_channels(channels: usize, groups: usize) -> Vec<usize> {
@@ -15,9 +14,10 @@ pub fn split_channels(channels: usize, groups: usize) -> Vec<usize> {
 }
 
 /// One conv per kernel size over its share of the channels; `weight` of conv `i` is `{i}.weight`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct MixedConv2d {
     /// The convs, one per kernel size, in order.
+    #[child(flatten)]
     pub convs: Vec<Conv2dPad>,
     splits: Vec<usize>,
 }
@@ -58,16 +58,9 @@ impl Module for MixedConv2d {
         Ok(Tensor::cat(&outs, 1)?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        for (i, conv) in self.convs.iter().enumerate() {
-            conv.collect(&join(prefix, &i.to_string()), out);
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.convs
-            .iter_mut()
-            .try_for_each(|c| c.set_memory_format(format))
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

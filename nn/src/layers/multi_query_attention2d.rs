@@ -4,31 +4,37 @@
 //! the H·W positions, then the output 1×1 conv. No biases.
 
 use super::{BatchNorm2d, Conv2d, Conv2dPad, PadType};
-use crate::module::{join, NamedTensor};
-use crate::{init, Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::{init, Children, Module, Result};
+use kiln_engine::Tensor;
 
 /// The key or value branch: `down_conv` and `norm` when strided, then `proj`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
+#[children(group)]
 struct KvBranch {
-    down: Option<(Conv2dPad, BatchNorm2d)>,
+    #[child(flatten)]
+    down: Option<KvDown>,
+    #[child]
     proj: Conv2d,
+}
+
+/// A strided branch's depthwise downsampling.
+#[derive(Debug, Clone, Children)]
+#[children(group)]
+struct KvDown {
+    #[child]
+    down_conv: Conv2dPad,
+    #[child]
+    norm: BatchNorm2d,
 }
 
 impl KvBranch {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.down {
-            Some((conv, norm)) => self.proj.forward(&norm.forward(&conv.forward(x)?)?),
+            Some(d) => self
+                .proj
+                .forward(&d.norm.forward(&d.down_conv.forward(x)?)?),
             None => self.proj.forward(x),
         }
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        if let Some((conv, norm)) = &self.down {
-            conv.collect(&join(prefix, "down_conv"), out);
-            norm.collect(&join(prefix, "norm"), out);
-        }
-        self.proj.collect(&join(prefix, "proj"), out);
     }
 }
 
@@ -54,11 +60,15 @@ pub struct MqaCfg {
 }
 
 /// `query.proj`, `key.*`, `value.*`, `output.proj` as timm names them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct MultiQueryAttention2d {
+    #[child(name = "query.proj")]
     query: Conv2d,
+    #[child]
     key: KvBranch,
+    #[child]
     value: KvBranch,
+    #[child(name = "output.proj")]
     output: Conv2d,
     num_heads: usize,
     key_dim: usize,
@@ -78,7 +88,7 @@ impl MultiQueryAttention2d {
     pub fn new(c: &MqaCfg) -> Result<MultiQueryAttention2d> {
         let branch = || -> Result<KvBranch> {
             let down = (c.kv_stride > 1)
-                .then(|| -> Result<(Conv2dPad, BatchNorm2d)> {
+                .then(|| -> Result<KvDown> {
                     let conv = Conv2dPad::new(
                         c.dim,
                         c.dim,
@@ -93,7 +103,10 @@ impl MultiQueryAttention2d {
                         .copy_(&init::xavier_uniform(conv.conv.weight.shape())?)?;
                     let mut norm = BatchNorm2d::new(c.dim)?;
                     norm.eps = c.bn_eps;
-                    Ok((conv, norm))
+                    Ok(KvDown {
+                        down_conv: conv,
+                        norm,
+                    })
                 })
                 .transpose()?;
             Ok(KvBranch {
@@ -139,38 +152,8 @@ impl Module for MultiQueryAttention2d {
         self.output.forward(&o.permute(&[0, 3, 1, 2])?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.query.collect(&join(prefix, "query.proj"), out);
-        self.key.collect(&join(prefix, "key"), out);
-        self.value.collect(&join(prefix, "value"), out);
-        self.output.collect(&join(prefix, "output.proj"), out);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        for branch in [&mut self.key, &mut self.value] {
-            if let Some((_, norm)) = &mut branch.down {
-                norm.set_training(training);
-            }
-        }
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        for branch in [&mut self.key, &mut self.value] {
-            if let Some((_, norm)) = &mut branch.down {
-                norm.for_each_batch_norm(f);
-            }
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.query.set_memory_format(format)?;
-        self.output.set_memory_format(format)?;
-        for branch in [&mut self.key, &mut self.value] {
-            if let Some((conv, _)) = &mut branch.down {
-                conv.set_memory_format(format)?;
-            }
-            branch.proj.set_memory_format(format)?;
-        }
-        Ok(())
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }

@@ -2,8 +2,7 @@
 //! with its conv fusions, or GroupNorm, behind the conv → norm → act calls a ResNet block makes.
 
 use super::{BatchNorm2d, Conv2d, GroupNorm};
-use crate::module::NamedTensor;
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::{ChannelStats, Tensor};
 
 /// Which norm a model builds (timm's `norm_layer`).
@@ -27,7 +26,7 @@ impl NormLayer {
 
 /// A 2-d norm layer: a BatchNorm reaches the engine's conv → BN fusions, a GroupNorm runs after
 /// the plain convolution.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub enum Norm2d {
     /// BatchNorm2d.
     Batch(BatchNorm2d),
@@ -112,32 +111,5 @@ impl Norm2d {
 impl Module for Norm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_with_stats(x, None, None, false)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        match self {
-            Norm2d::Batch(bn) => bn.collect(prefix, out),
-            Norm2d::Group(gn) => gn.collect(prefix, out),
-        }
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        match self {
-            Norm2d::Batch(bn) => bn.map_tensors(prefix, f),
-            Norm2d::Group(gn) => gn.map_tensors(prefix, f),
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        if let Norm2d::Batch(bn) = self {
-            bn.set_training(training);
-        }
-    }
-
-    /// Visits the BatchNorm itself (not its split-BN `aux_bn` layers, which it owns).
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        if let Norm2d::Batch(bn) = self {
-            f(bn);
-        }
     }
 }

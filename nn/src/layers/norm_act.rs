@@ -1,14 +1,14 @@
 //! timm's `BatchNormAct2d`: BatchNorm then an optional activation, with BatchNorm's names.
 
 use super::{Activation, BatchNorm2d};
-use crate::module::{NamedTensor, TensorMap};
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::Tensor;
 
 /// BN followed by `act` (none when timm's `apply_act=False`); ReLU runs fused into the BN.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct BatchNormAct2d {
     /// The BatchNorm (its tensors are the layer's).
+    #[child(flatten)]
     pub bn: BatchNorm2d,
     /// The activation after it.
     pub act: Option<Activation>,
@@ -30,21 +30,5 @@ impl Module for BatchNormAct2d {
             Some(act) => act.forward(&self.bn.forward(x)?),
             None => self.bn.forward(x),
         }
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.bn.collect(prefix, out);
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        self.bn.map_tensors(prefix, f)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.bn.set_training(training);
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.bn.for_each_batch_norm(f)
     }
 }

@@ -1,31 +1,26 @@
 //! Pooling layers, including timm's SelectAdaptivePool2d.
 
-use crate::module::NamedTensor;
-use crate::{Error, Module, Result};
+use crate::{Children, Error, Module, Result};
 use kiln_engine::{Pool2d, Tensor};
 
 /// `nn.MaxPool2d`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Children)]
 pub struct MaxPool2d(pub Pool2d);
 
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.max_pool2d(self.0)?)
     }
-
-    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
 }
 
 /// `nn.AvgPool2d`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Children)]
 pub struct AvgPool2d(pub Pool2d);
 
 impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.avg_pool2d(self.0)?)
     }
-
-    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
 }
 
 /// timm's global pool types.
@@ -74,7 +69,7 @@ impl PoolType {
 }
 
 /// timm's `SelectAdaptivePool2d` to 1×1, flattened to [N, C·mult].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Children)]
 pub struct SelectAdaptivePool2d {
     /// The pool type.
     pub pool_type: PoolType,
@@ -93,6 +88,4 @@ impl Module for SelectAdaptivePool2d {
         };
         Ok(pooled.flatten_from(1)?)
     }
-
-    fn collect(&self, _: &str, _: &mut Vec<NamedTensor>) {}
 }

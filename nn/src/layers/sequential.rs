@@ -1,13 +1,12 @@
 //! A chain of modules named "0", "1", ... as `nn.Sequential`.
 
-use super::BatchNorm2d;
-use crate::module::{join, NamedTensor, TensorMap};
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::Tensor;
 
 /// `nn.Sequential`: runs its modules in order; their tensors are named by index.
-#[derive(Default)]
+#[derive(Default, Children)]
 pub struct Sequential {
+    #[child(flatten)]
     layers: Vec<Box<dyn Module>>,
 }
 
@@ -37,36 +36,5 @@ impl Sequential {
 impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.layers.iter().try_fold(x.clone(), |x, m| m.forward(&x))
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        for (i, m) in self.layers.iter().enumerate() {
-            m.collect(&join(prefix, &i.to_string()), out);
-        }
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        for (i, m) in self.layers.iter_mut().enumerate() {
-            m.map_tensors(&join(prefix, &i.to_string()), f)?;
-        }
-        Ok(())
-    }
-
-    fn set_memory_format(&mut self, format: kiln_engine::MemoryFormat) -> Result<()> {
-        self.layers
-            .iter_mut()
-            .try_for_each(|m| m.set_memory_format(format))
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.layers
-            .iter_mut()
-            .for_each(|m| m.set_training(training));
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.layers
-            .iter_mut()
-            .for_each(|m| m.for_each_batch_norm(f));
     }
 }

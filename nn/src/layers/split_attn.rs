@@ -8,25 +8,30 @@
 //! is reshaped for the softmax.
 
 use super::{Conv2d, DropBlock, Norm2d, NormLayer};
-use crate::module::{join, NamedTensor};
-use crate::{Error, Module, Result};
-use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
+use crate::{Children, Error, Module, Result};
+use kiln_engine::{Conv2dParams, Tensor};
 
 /// Split attention over `radix` splits of `cardinality` groups each (timm's `SplitAttn` with its
 /// defaults: 3×3 conv without bias, `rd_ratio` 0.25, `rd_divisor` 8, ReLU).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct SplitAttn {
     /// `conv`: in → radix·out channels, `cardinality · radix` groups.
+    #[child]
     pub conv: Conv2d,
     /// `bn0` after the conv.
+    #[child]
     pub bn0: Norm2d,
     /// timm's `drop` (the block's DropBlock) between `bn0` and its ReLU.
+    #[child]
     pub drop: Option<DropBlock>,
     /// `fc1`: out → attention channels, biased, `cardinality` groups.
+    #[child]
     pub fc1: Conv2d,
     /// `bn1` after `fc1`.
+    #[child]
     pub bn1: Norm2d,
     /// `fc2`: attention → radix·out channels, biased, `cardinality` groups.
+    #[child]
     pub fc2: Conv2d,
     /// Splits per output channel.
     pub radix: usize,
@@ -136,31 +141,9 @@ impl Module for SplitAttn {
         })
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv.collect(&join(prefix, "conv"), out);
-        self.bn0.collect(&join(prefix, "bn0"), out);
-        self.fc1.collect(&join(prefix, "fc1"), out);
-        self.bn1.collect(&join(prefix, "bn1"), out);
-        self.fc2.collect(&join(prefix, "fc2"), out);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.bn0.set_training(training);
-        self.bn1.set_training(training);
-        if let Some(db) = &mut self.drop {
-            db.set_training(training);
-        }
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut super::BatchNorm2d)) {
-        self.bn0.for_each_batch_norm(f);
-        self.bn1.for_each_batch_norm(f);
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv.set_memory_format(format)?;
-        self.fc1.set_memory_format(format)?;
-        self.fc2.set_memory_format(format)
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

@@ -2,9 +2,8 @@
 //! 1×1 conv, sigmoid gate multiplied into the input; one fused engine op on either backend.
 
 use super::{Activation, Conv2d};
-use crate::module::{join, NamedTensor, TensorMap};
-use crate::{Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::{Children, Module, Result};
+use kiln_engine::Tensor;
 
 /// x · gate(fc2(act(fc1(mean_hw(x))))): the engine's fused squeeze-excite when both 1×1 convs
 /// have biases (as timm builds them), else the same composition of separate ops.
@@ -29,11 +28,13 @@ pub fn squeeze_excite(
 }
 
 /// Squeeze-and-excitation with timm's defaults (rd ratio 1/16, divisor 8, biased convs).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct SqueezeExcite {
     /// The reduction conv, `channels` → `rd_channels`.
+    #[child]
     pub fc1: Conv2d,
     /// The expansion conv, `rd_channels` → `channels`.
+    #[child]
     pub fc2: Conv2d,
 }
 
@@ -62,21 +63,6 @@ impl Module for SqueezeExcite {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let convs = (&self.fc1, &self.fc2);
         squeeze_excite(x, convs, Activation::Relu, Activation::Sigmoid)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.fc1.collect(&join(prefix, "fc1"), out);
-        self.fc2.collect(&join(prefix, "fc2"), out);
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut TensorMap<'_>) -> Result<()> {
-        self.fc1.map_tensors(&join(prefix, "fc1"), f)?;
-        self.fc2.map_tensors(&join(prefix, "fc2"), f)
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.fc1.set_memory_format(format)?;
-        self.fc2.set_memory_format(format)
     }
 }
 

@@ -5,8 +5,7 @@
 //! engine's `silu` and `mul`, so it runs forward and backward on every backend.
 
 use super::{LayerNorm, Linear};
-use crate::module::{join, NamedTensor};
-use crate::{Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::Tensor;
 
 /// The gated unit: `silu(gate) · x`, elementwise.
@@ -15,19 +14,28 @@ pub fn swiglu(gate: &Tensor, x: &Tensor) -> Result<Tensor> {
 }
 
 /// The first projection: packed (`fc1`, gate first) or split (`fc1_g`, `fc1_x`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
+#[children(group)]
 enum Fc1 {
-    Packed(Linear),
-    Split { gate: Linear, x: Linear },
+    Packed(#[child(name = "fc1")] Linear),
+    Split {
+        #[child(name = "fc1_g")]
+        gate: Linear,
+        #[child(name = "fc1_x")]
+        x: Linear,
+    },
 }
 
 /// timm's `SwiGLUPacked` or `SwiGLU`: fc2(norm(silu(gate) · x)).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Children)]
 pub struct SwiGluMlp {
+    #[child(flatten)]
     fc1: Fc1,
     /// The hidden features' LayerNorm (`norm`, with `scale_mlp`).
+    #[child]
     pub norm: Option<LayerNorm>,
     /// The output projection.
+    #[child]
     pub fc2: Linear,
 }
 
@@ -73,18 +81,9 @@ impl Module for SwiGluMlp {
         self.fc2.forward(&h)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        match &self.fc1 {
-            Fc1::Packed(fc1) => fc1.collect(&join(prefix, "fc1"), out),
-            Fc1::Split { gate, x } => {
-                gate.collect(&join(prefix, "fc1_g"), out);
-                x.collect(&join(prefix, "fc1_x"), out);
-            }
-        }
-        if let Some(norm) = &self.norm {
-            norm.collect(&join(prefix, "norm"), out);
-        }
-        self.fc2.collect(&join(prefix, "fc2"), out);
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

@@ -5,9 +5,8 @@
 //! average and their maximum (`adaptive_avgmax_pool2d`).
 
 use super::Linear;
-use crate::module::NamedTensor;
-use crate::{Error, FeatureCfg, FeatureInfo, Model, Module, PretrainedCfg, Result};
-use kiln_engine::{DType, Device, MemoryFormat, Pool2d, Tensor};
+use crate::{Children, Error, FeatureCfg, FeatureInfo, Model, Module, PretrainedCfg, Result};
+use kiln_engine::{Pool2d, Tensor};
 
 /// Test-time pooling of `features` [N, C, H, W]: average pool `window` (stride 1), `fc` at every
 /// position, then `0.5 · (mean + max)` over the positions: logits [N, classes].
@@ -30,7 +29,9 @@ pub fn test_time_pool(features: &Tensor, fc: &Linear, window: [usize; 2]) -> Res
 /// A model whose head is replaced by [`test_time_pool`] over its feature map with its own
 /// classifier; every other part of [`Model`] and [`Module`] is the wrapped model's (its tensors
 /// keep their names).
+#[derive(Children)]
 pub struct TestTimePoolHead {
+    #[child(flatten)]
     base: Box<dyn Model>,
     window: [usize; 2],
 }
@@ -83,30 +84,6 @@ impl TestTimePoolHead {
 impl Module for TestTimePoolHead {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.head(&self.base.forward_features(x)?)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.base.collect(prefix, out)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.base.set_training(training)
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut super::BatchNorm2d)) {
-        self.base.for_each_batch_norm(f)
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.base.set_memory_format(format)
-    }
-
-    fn to_device(&self, device: Device) -> Result<()> {
-        self.base.to_device(device)
-    }
-
-    fn to_dtype(&self, dtype: DType) -> Result<()> {
-        self.base.to_dtype(dtype)
     }
 }
 

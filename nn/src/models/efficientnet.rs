@@ -9,12 +9,10 @@ use super::efficientnet_blocks::init_conv_goog;
 use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Trunk};
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
-    Activation, BatchNorm2d, BatchNormAct2d, Conv2dPad, Linear, PadType, PoolType,
-    SelectAdaptivePool2d,
+    Activation, BatchNormAct2d, Conv2dPad, Linear, PadType, PoolType, SelectAdaptivePool2d,
 };
-use crate::module::{join, NamedTensor};
-use crate::{init, ModelArgs, Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::{init, Children, ModelArgs, Module, Result};
+use kiln_engine::Tensor;
 
 pub use super::efficientnet_builder::Depth;
 pub use super::efficientnet_variants::variants;
@@ -59,14 +57,20 @@ pub struct EfficientNetCfg {
 }
 
 /// timm's `EfficientNet`.
+#[derive(Children)]
 pub struct EfficientNet {
+    #[child(flatten)]
     trunk: Trunk,
+    #[child]
     conv_head: Conv2dPad,
+    #[child]
     bn2: BatchNormAct2d,
     pool: SelectAdaptivePool2d,
+    #[child]
     classifier: Option<Linear>,
     drop_rate: f64,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
 }
 
@@ -147,29 +151,9 @@ impl Module for EfficientNet {
         self.forward_head(&self.forward_features(x)?, false)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.trunk.collect(prefix, out);
-        self.conv_head.collect(&join(prefix, "conv_head"), out);
-        self.bn2.collect(&join(prefix, "bn2"), out);
-        if let Some(c) = &self.classifier {
-            c.collect(&join(prefix, "classifier"), out);
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.trunk.set_training(training);
-        self.bn2.set_training(training);
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.trunk.for_each_batch_norm(f);
-        self.bn2.for_each_batch_norm(f);
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.trunk.set_memory_format(format)?;
-        self.conv_head.set_memory_format(format)
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

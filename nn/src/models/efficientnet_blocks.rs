@@ -6,12 +6,11 @@
 
 use super::efficientnet_builder::AttnArgs;
 use crate::layers::{
-    squeeze_excite, Activation, BatchNorm2d, BatchNormAct2d, Conv2d, Conv2dPad, LayerScale2d,
-    MixedConv2d, MqaCfg, MultiQueryAttention2d, PadType,
+    squeeze_excite, Activation, BatchNormAct2d, Conv2d, Conv2dPad, LayerScale2d, MixedConv2d,
+    MqaCfg, MultiQueryAttention2d, PadType,
 };
-use crate::module::{join, NamedTensor};
-use crate::{init, Error, Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::{init, Children, Error, Module, Result};
+use kiln_engine::Tensor;
 
 /// timm's `_init_weight_goog` on a conv: N(0, 2/fan_out) weights (grouped fan-out), zero bias.
 pub(crate) fn init_conv_goog(conv: &Conv2d) -> Result<()> {
@@ -131,13 +130,18 @@ impl BlockCfg {
         self.skip && self.stride == 1 && self.in_chs == self.out_chs
     }
 
-    /// Appends `layer_scale` when the model scales its uir and mqa blocks.
-    fn push_layer_scale(&self, layers: &mut Vec<(&'static str, Box<dyn Module>)>) -> Result<()> {
-        if let Some(init) = self.layer_scale {
-            let scale = LayerScale2d::new(self.out_chs, init)?;
-            layers.push(("layer_scale", Box::new(scale)));
-        }
-        Ok(())
+    /// The `layer_scale` of uir and mqa blocks, when the model scales them.
+    fn layer_scale(&self) -> Result<Option<LayerScale2d>> {
+        (self.layer_scale)
+            .map(|init| LayerScale2d::new(self.out_chs, init))
+            .transpose()
+    }
+
+    /// The squeeze-excite over `chs` channels, if the block has one.
+    fn se(&self, chs: usize) -> Result<Option<SqueezeExcite>> {
+        (self.se.as_ref())
+            .map(|se| SqueezeExcite::new(chs, se))
+            .transpose()
     }
 
     /// Groups of the spatial conv over `channels`: `gs`, else `default_size` (1: depthwise).
@@ -165,8 +169,11 @@ pub fn make_divisible_limit(v: f64, divisor: usize, round_limit: f64) -> usize {
 
 /// timm's EfficientNet `SqueezeExcite`: mean over H, W, `conv_reduce` (bias), act,
 /// `conv_expand` (bias), gate multiplied into the input.
+#[derive(Children)]
 struct SqueezeExcite {
+    #[child]
     conv_reduce: Conv2d,
+    #[child]
     conv_expand: Conv2d,
     act: Activation,
     gate: Activation,
@@ -197,28 +204,14 @@ impl Module for SqueezeExcite {
         let convs = (&self.conv_reduce, &self.conv_expand);
         squeeze_excite(x, convs, self.act, self.gate)
     }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv_reduce.collect(&join(prefix, "conv_reduce"), out);
-        self.conv_expand.collect(&join(prefix, "conv_expand"), out);
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.conv_reduce
-            .map_tensors(&join(prefix, "conv_reduce"), f)?;
-        self.conv_expand
-            .map_tensors(&join(prefix, "conv_expand"), f)
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv_reduce.set_memory_format(format)?;
-        self.conv_expand.set_memory_format(format)
-    }
 }
 
 /// timm's `ConvNormAct`: `conv` (no bias), then `bn` with an optional activation.
+#[derive(Children)]
 struct ConvNormAct {
+    #[child]
     conv: Box<dyn Module>,
+    #[child]
     bn: BatchNormAct2d,
 }
 
@@ -244,35 +237,183 @@ impl Module for ConvNormAct {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.bn.forward(&self.conv.forward(x)?)
     }
+}
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv.collect(&join(prefix, "conv"), out);
-        self.bn.collect(&join(prefix, "bn"), out);
+/// A block's layers under timm's names, one variant per block type, fields in forward order.
+#[derive(Children)]
+#[children(group)]
+enum Layers {
+    /// `cn`.
+    ConvBnAct {
+        #[child]
+        conv: Box<dyn Module>,
+        #[child]
+        bn1: BatchNormAct2d,
+    },
+    /// `ds`, `dsa`.
+    DepthwiseSeparable {
+        #[child]
+        conv_dw: Box<dyn Module>,
+        #[child]
+        bn1: BatchNormAct2d,
+        #[child]
+        se: Option<SqueezeExcite>,
+        #[child]
+        conv_pw: Box<dyn Module>,
+        #[child]
+        bn2: BatchNormAct2d,
+    },
+    /// `ir`.
+    InvertedResidual {
+        #[child]
+        conv_pw: Box<dyn Module>,
+        #[child]
+        bn1: BatchNormAct2d,
+        #[child]
+        conv_dw: Box<dyn Module>,
+        #[child]
+        bn2: BatchNormAct2d,
+        #[child]
+        se: Option<SqueezeExcite>,
+        #[child]
+        conv_pwl: Box<dyn Module>,
+        #[child]
+        bn3: BatchNormAct2d,
+    },
+    /// `er`.
+    EdgeResidual {
+        #[child]
+        conv_exp: Box<dyn Module>,
+        #[child]
+        bn1: BatchNormAct2d,
+        #[child]
+        se: Option<SqueezeExcite>,
+        #[child]
+        conv_pwl: Box<dyn Module>,
+        #[child]
+        bn2: BatchNormAct2d,
+    },
+    /// `uir`.
+    UniversalInvertedResidual {
+        #[child]
+        dw_start: Option<ConvNormAct>,
+        #[child]
+        pw_exp: ConvNormAct,
+        #[child]
+        dw_mid: Option<ConvNormAct>,
+        #[child]
+        se: Option<SqueezeExcite>,
+        #[child]
+        pw_proj: ConvNormAct,
+        #[child]
+        dw_end: Option<ConvNormAct>,
+        #[child]
+        layer_scale: Option<LayerScale2d>,
+    },
+    /// `mqa`.
+    MobileAttention {
+        #[child]
+        norm: BatchNormAct2d,
+        #[child]
+        attn: MultiQueryAttention2d,
+        #[child]
+        layer_scale: Option<LayerScale2d>,
+    },
+}
+
+/// An optional layer of a block, as one of its layers.
+fn opt<M: Module>(m: &Option<M>) -> Option<&dyn Module> {
+    m.as_ref().map(|m| m as &dyn Module)
+}
+
+impl Layers {
+    /// The layers in forward order, absent ones as `None` (the fields' order: the state dict's).
+    fn in_order(&self) -> Vec<Option<&dyn Module>> {
+        match self {
+            Layers::ConvBnAct { conv, bn1 } => vec![Some(&**conv), Some(bn1)],
+            Layers::DepthwiseSeparable {
+                conv_dw,
+                bn1,
+                se,
+                conv_pw,
+                bn2,
+            } => vec![
+                Some(&**conv_dw),
+                Some(bn1),
+                opt(se),
+                Some(&**conv_pw),
+                Some(bn2),
+            ],
+            Layers::InvertedResidual {
+                conv_pw,
+                bn1,
+                conv_dw,
+                bn2,
+                se,
+                conv_pwl,
+                bn3,
+            } => vec![
+                Some(&**conv_pw),
+                Some(bn1),
+                Some(&**conv_dw),
+                Some(bn2),
+                opt(se),
+                Some(&**conv_pwl),
+                Some(bn3),
+            ],
+            Layers::EdgeResidual {
+                conv_exp,
+                bn1,
+                se,
+                conv_pwl,
+                bn2,
+            } => vec![
+                Some(&**conv_exp),
+                Some(bn1),
+                opt(se),
+                Some(&**conv_pwl),
+                Some(bn2),
+            ],
+            Layers::UniversalInvertedResidual {
+                dw_start,
+                pw_exp,
+                dw_mid,
+                se,
+                pw_proj,
+                dw_end,
+                layer_scale,
+            } => vec![
+                opt(dw_start),
+                Some(pw_exp),
+                opt(dw_mid),
+                opt(se),
+                Some(pw_proj),
+                opt(dw_end),
+                opt(layer_scale),
+            ],
+            Layers::MobileAttention {
+                norm,
+                attn,
+                layer_scale,
+            } => vec![Some(norm), Some(attn), opt(layer_scale)],
+        }
     }
 
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.conv.map_tensors(&join(prefix, "conv"), f)?;
-        self.bn.map_tensors(&join(prefix, "bn"), f)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.bn.set_training(training);
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.bn.for_each_batch_norm(f);
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv.set_memory_format(format)
+    /// Runs the layers in order.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        (self.in_order().into_iter().flatten()).try_fold(x.clone(), |h, l| l.forward(&h))
     }
 }
 
-/// A block's layers in forward order: (timm name, layer); the residual and drop path around them.
+/// A block's layers (their tensors under the block's prefix); the residual and drop path around
+/// them.
+#[derive(Children)]
 pub struct Block {
-    layers: Vec<(&'static str, Box<dyn Module>)>,
+    #[child(flatten)]
+    layers: Layers,
     has_skip: bool,
     drop_path: f64,
+    #[training]
     training: bool,
 }
 
@@ -280,13 +421,10 @@ impl Block {
     /// timm's `ConvBnAct` (`cn`): `conv`, `bn1` with act; a residual only with `skip`.
     pub fn conv_bn_act(c: &BlockCfg) -> Result<Block> {
         let groups = c.groups(c.in_chs, 0)?;
-        let layers: Vec<(&'static str, Box<dyn Module>)> = vec![
-            (
-                "conv",
-                conv(c, c.in_chs, c.out_chs, &c.kernel, c.stride, groups)?,
-            ),
-            ("bn1", Box::new(c.bn_act(c.out_chs, true)?)),
-        ];
+        let layers = Layers::ConvBnAct {
+            conv: conv(c, c.in_chs, c.out_chs, &c.kernel, c.stride, groups)?,
+            bn1: c.bn_act(c.out_chs, true)?,
+        };
         Ok(Block::from_layers(c, layers))
     }
 
@@ -294,18 +432,13 @@ impl Block {
     /// `bn2` (with act for `dsa`).
     pub fn depthwise_separable(c: &BlockCfg) -> Result<Block> {
         let groups = c.groups(c.in_chs, 1)?;
-        let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
-            (
-                "conv_dw",
-                conv(c, c.in_chs, c.in_chs, &c.kernel, c.stride, groups)?,
-            ),
-            ("bn1", Box::new(c.bn_act(c.in_chs, true)?)),
-        ];
-        if let Some(se) = &c.se {
-            layers.push(("se", Box::new(SqueezeExcite::new(c.in_chs, se)?)));
-        }
-        layers.push(("conv_pw", conv(c, c.in_chs, c.out_chs, &c.pw_kernel, 1, 1)?));
-        layers.push(("bn2", Box::new(c.bn_act(c.out_chs, c.pw_act)?)));
+        let layers = Layers::DepthwiseSeparable {
+            conv_dw: conv(c, c.in_chs, c.in_chs, &c.kernel, c.stride, groups)?,
+            bn1: c.bn_act(c.in_chs, true)?,
+            se: c.se(c.in_chs)?,
+            conv_pw: conv(c, c.in_chs, c.out_chs, &c.pw_kernel, 1, 1)?,
+            bn2: c.bn_act(c.out_chs, c.pw_act)?,
+        };
         Ok(Block::from_layers(c, layers))
     }
 
@@ -314,17 +447,15 @@ impl Block {
     pub fn inverted_residual(c: &BlockCfg) -> Result<Block> {
         let mid = make_divisible(c.in_chs as f64 * c.exp_ratio, 8);
         let groups = c.groups(mid, 1)?;
-        let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
-            ("conv_pw", conv(c, c.in_chs, mid, &c.exp_kernel, 1, 1)?),
-            ("bn1", Box::new(c.bn_act(mid, true)?)),
-            ("conv_dw", conv(c, mid, mid, &c.kernel, c.stride, groups)?),
-            ("bn2", Box::new(c.bn_act(mid, true)?)),
-        ];
-        if let Some(se) = &c.se {
-            layers.push(("se", Box::new(SqueezeExcite::new(mid, se)?)));
-        }
-        layers.push(("conv_pwl", conv(c, mid, c.out_chs, &c.pw_kernel, 1, 1)?));
-        layers.push(("bn3", Box::new(c.bn_act(c.out_chs, false)?)));
+        let layers = Layers::InvertedResidual {
+            conv_pw: conv(c, c.in_chs, mid, &c.exp_kernel, 1, 1)?,
+            bn1: c.bn_act(mid, true)?,
+            conv_dw: conv(c, mid, mid, &c.kernel, c.stride, groups)?,
+            bn2: c.bn_act(mid, true)?,
+            se: c.se(mid)?,
+            conv_pwl: conv(c, mid, c.out_chs, &c.pw_kernel, 1, 1)?,
+            bn3: c.bn_act(c.out_chs, false)?,
+        };
         Ok(Block::from_layers(c, layers))
     }
 
@@ -336,18 +467,13 @@ impl Block {
         let mid = make_divisible(from as f64 * c.exp_ratio, 8);
         // timm computes the groups from the expansion's output channels
         let groups = c.groups(mid, 0)?;
-        let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
-            (
-                "conv_exp",
-                conv(c, c.in_chs, mid, &c.kernel, c.stride, groups)?,
-            ),
-            ("bn1", Box::new(c.bn_act(mid, true)?)),
-        ];
-        if let Some(se) = &c.se {
-            layers.push(("se", Box::new(SqueezeExcite::new(mid, se)?)));
-        }
-        layers.push(("conv_pwl", conv(c, mid, c.out_chs, &c.pw_kernel, 1, 1)?));
-        layers.push(("bn2", Box::new(c.bn_act(c.out_chs, false)?)));
+        let layers = Layers::EdgeResidual {
+            conv_exp: conv(c, c.in_chs, mid, &c.kernel, c.stride, groups)?,
+            bn1: c.bn_act(mid, true)?,
+            se: c.se(mid)?,
+            conv_pwl: conv(c, mid, c.out_chs, &c.pw_kernel, 1, 1)?,
+            bn2: c.bn_act(c.out_chs, false)?,
+        };
         Ok(Block::from_layers(c, layers))
     }
 
@@ -364,32 +490,48 @@ impl Block {
         );
         let mid = make_divisible(c.in_chs as f64 * c.exp_ratio, 8);
         let (i, o) = (c.in_chs, c.out_chs);
-        let mut layers: Vec<(&'static str, Box<dyn Module>)> = Vec::new();
-        if start {
-            let s = if middle { 1 } else { c.stride };
-            let g = c.groups(i, 1)?;
-            let dw = ConvNormAct::new(c, (i, i), &c.exp_kernel, s, g, false)?;
-            layers.push(("dw_start", Box::new(dw)));
-        }
+        let dw_start = match start {
+            true => {
+                let s = if middle { 1 } else { c.stride };
+                let g = c.groups(i, 1)?;
+                Some(ConvNormAct::new(c, (i, i), &c.exp_kernel, s, g, false)?)
+            }
+            false => None,
+        };
         let pw_exp = ConvNormAct::new(c, (i, mid), &[1], 1, 1, true)?;
-        layers.push(("pw_exp", Box::new(pw_exp)));
-        if middle {
-            let g = c.groups(mid, 1)?;
-            let dw = ConvNormAct::new(c, (mid, mid), &c.kernel, c.stride, g, true)?;
-            layers.push(("dw_mid", Box::new(dw)));
-        }
-        if let Some(se) = &c.se {
-            layers.push(("se", Box::new(SqueezeExcite::new(mid, se)?)));
-        }
+        let dw_mid = match middle {
+            true => {
+                let g = c.groups(mid, 1)?;
+                Some(ConvNormAct::new(
+                    c,
+                    (mid, mid),
+                    &c.kernel,
+                    c.stride,
+                    g,
+                    true,
+                )?)
+            }
+            false => None,
+        };
+        let se = c.se(mid)?;
         let pw_proj = ConvNormAct::new(c, (mid, o), &[1], 1, 1, false)?;
-        layers.push(("pw_proj", Box::new(pw_proj)));
-        if end {
-            let s = if start || middle { 1 } else { c.stride };
-            let g = c.groups(o, 1)?;
-            let dw = ConvNormAct::new(c, (o, o), &c.pw_kernel, s, g, false)?;
-            layers.push(("dw_end", Box::new(dw)));
-        }
-        c.push_layer_scale(&mut layers)?;
+        let dw_end = match end {
+            true => {
+                let s = if start || middle { 1 } else { c.stride };
+                let g = c.groups(o, 1)?;
+                Some(ConvNormAct::new(c, (o, o), &c.pw_kernel, s, g, false)?)
+            }
+            false => None,
+        };
+        let layers = Layers::UniversalInvertedResidual {
+            dw_start,
+            pw_exp,
+            dw_mid,
+            se,
+            pw_proj,
+            dw_end,
+            layer_scale: c.layer_scale()?,
+        };
         Ok(Block::from_layers(c, layers))
     }
 
@@ -417,11 +559,11 @@ impl Block {
             pad: c.pad,
             bn_eps: c.bn_eps,
         })?;
-        let mut layers: Vec<(&'static str, Box<dyn Module>)> = vec![
-            ("norm", Box::new(c.bn_act(c.in_chs, false)?)),
-            ("attn", Box::new(mqa)),
-        ];
-        c.push_layer_scale(&mut layers)?;
+        let layers = Layers::MobileAttention {
+            norm: c.bn_act(c.in_chs, false)?,
+            attn: mqa,
+            layer_scale: c.layer_scale()?,
+        };
         Ok(Block::from_layers(c, layers))
     }
 
@@ -430,7 +572,7 @@ impl Block {
         self.drop_path
     }
 
-    fn from_layers(c: &BlockCfg, layers: Vec<(&'static str, Box<dyn Module>)>) -> Block {
+    fn from_layers(c: &BlockCfg, layers: Layers) -> Block {
         Block {
             layers,
             has_skip: c.has_skip(),
@@ -442,46 +584,11 @@ impl Block {
 
 impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self
-            .layers
-            .iter()
-            .try_fold(x.clone(), |h, (_, l)| l.forward(&h))?;
+        let h = self.layers.forward(x)?;
         if !self.has_skip {
             return Ok(h);
         }
         Ok(h.drop_path(self.drop_path, self.training)?.add(x)?)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        for (name, l) in &self.layers {
-            l.collect(&join(prefix, name), out);
-        }
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        for (name, l) in &mut self.layers {
-            l.map_tensors(&join(prefix, name), f)?;
-        }
-        Ok(())
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.layers
-            .iter_mut()
-            .for_each(|(_, l)| l.set_training(training));
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.layers
-            .iter_mut()
-            .for_each(|(_, l)| l.for_each_batch_norm(f));
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.layers
-            .iter_mut()
-            .try_for_each(|(_, l)| l.set_memory_format(format))
     }
 }
 

@@ -4,12 +4,9 @@
 
 use super::efficientnet_blocks::{make_divisible_limit, Block, BlockCfg, SeCfg};
 use super::FeatureInfo;
-use crate::layers::{
-    checkpoint_seq, Activation, BatchNorm2d, BatchNormAct2d, Checkpointed, Conv2dPad, PadType,
-};
-use crate::module::{join, NamedTensor};
-use crate::{Error, Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::layers::{checkpoint_seq, Activation, BatchNormAct2d, Checkpointed, Conv2dPad, PadType};
+use crate::{Children, Error, Module, Result};
+use kiln_engine::Tensor;
 
 /// The block types of timm's builder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,9 +317,13 @@ impl BuilderCfg {
 }
 
 /// `conv_stem`, `bn1` and `blocks.{stage}.{block}`, with the feature taps timm's builder records.
+#[derive(Children)]
 pub struct Trunk {
+    #[child]
     conv_stem: Conv2dPad,
+    #[child]
     bn1: BatchNormAct2d,
+    #[child(each = "blocks.{}")]
     stages: Vec<Vec<Checkpointed<Block>>>,
     /// timm's `grad_checkpointing`: every block runs checkpointed in [`Trunk::forward`].
     pub grad_checkpointing: bool,
@@ -438,55 +439,14 @@ impl Module for Trunk {
         Trunk::forward(self, x)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv_stem.collect(&join(prefix, "conv_stem"), out);
-        self.bn1.collect(&join(prefix, "bn1"), out);
-        for (s, stage) in self.stages.iter().enumerate() {
-            for (b, block) in stage.iter().enumerate() {
-                block.collect(&join(prefix, &format!("blocks.{s}.{b}")), out);
-            }
-        }
-    }
-
     /// `out_chs` follows the last block's output (its last norm's width).
     fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.conv_stem.map_tensors(&join(prefix, "conv_stem"), f)?;
-        self.bn1.map_tensors(&join(prefix, "bn1"), f)?;
-        for (s, stage) in self.stages.iter_mut().enumerate() {
-            for (b, block) in stage.iter_mut().enumerate() {
-                block.map_tensors(&join(prefix, &format!("blocks.{s}.{b}")), f)?;
-            }
-        }
-        let mut last = Vec::new();
-        self.collect(prefix, &mut last);
+        crate::map_children_tensors(self, prefix, f)?;
+        let last = self.named_tensors();
         if let Some(t) = last.iter().rev().find(|t| t.name.ends_with("running_mean")) {
             self.out_chs = t.tensor.shape()[0];
         }
         Ok(())
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.bn1.set_training(training);
-        self.stages
-            .iter_mut()
-            .flatten()
-            .for_each(|b| b.set_training(training));
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.bn1.for_each_batch_norm(f);
-        self.stages
-            .iter_mut()
-            .flatten()
-            .for_each(|b| b.for_each_batch_norm(f));
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv_stem.set_memory_format(format)?;
-        self.stages
-            .iter_mut()
-            .flatten()
-            .try_for_each(|b| b.set_memory_format(format))
     }
 }
 

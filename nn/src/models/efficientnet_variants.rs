@@ -1,7 +1,9 @@
 //! The names timm's `efficientnet.py` registers that kiln builds: each `_gen_*` generator's block
 //! strings and settings, and each name's width, depth and default pretrained config.
 
+use super::efficientnet::EfficientNet;
 use super::efficientnet::{cfg, ArchDef, Depth, EfficientNetCfg, HeadWidth};
+use super::family::Variants;
 use super::PretrainedCfg;
 use crate::layers::Activation;
 
@@ -397,6 +399,12 @@ fn v2cfg(arch: &str, tag: &str, size: usize, test: usize, crop: f64, inc: bool) 
         ..cfg(arch, tag, size, Some(test), crop, inc)
     }
 }
+
+/// The family's registration: [`variants`], built by [`EfficientNet::new`].
+pub(crate) const FAMILY: Variants<EfficientNetCfg, EfficientNet> = Variants {
+    variants,
+    new: EfficientNet::new,
+};
 
 /// Every registered EfficientNet-class model: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {

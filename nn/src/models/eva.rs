@@ -6,38 +6,51 @@
 //! `scale_mlp`, for base and large, whose q, k and v are separate projections); no layer scale;
 //! mean pooling of the patch tokens with `fc_norm`.
 
+use super::family::Variants;
 use super::vit::{pos_embed, tokens_to_map};
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
     apply_rot_embed_after_prefix, checkpoint_seq, rope_embed_cat, Checkpointed, Conv2d, DropPath,
     LayerNorm, Linear, SwiGluMlp,
 };
-use crate::module::{join, push, Kind, NamedTensor};
-use crate::{init, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
+use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use kiln_engine::{Device, Tensor};
 
 /// timm's `EvaAttention` (fused path): q, k, v from one projection (or three, `qkv_fused=False`)
 /// with the biases of q and v, the rotary embedding on the patch tokens' q and k, the fused
 /// softmax attention, an output projection.
+#[derive(Children)]
+#[children(group)]
 struct EvaAttention {
+    #[child(flatten)]
     qkv: Qkv,
+    #[child]
     proj: Linear,
     heads: usize,
-    /// The sin/cos embedding of the patch grid, [patches, 2·head_dim] (shared by every block).
+    /// The sin/cos embedding of the patch grid, [patches, 2·head_dim] (shared by every block;
+    /// timm's non-persistent buffer, not in the state dict).
     rope: Tensor,
 }
 
 /// The q, k, v projections: fused (`qkv` without bias, `q_bias` and `v_bias`) or separate
 /// (`q_proj`, `k_proj` without bias, `v_proj`).
+#[derive(Children)]
+#[children(group)]
 enum Qkv {
     Fused {
-        weight: Linear,
+        #[param]
         q_bias: Tensor,
+        #[param]
         v_bias: Tensor,
+        #[child(name = "qkv")]
+        weight: Linear,
     },
     Separate {
+        #[child(name = "q_proj")]
         q: Linear,
+        #[child(name = "k_proj")]
         k: Linear,
+        #[child(name = "v_proj")]
         v: Linear,
     },
 }
@@ -110,35 +123,21 @@ impl EvaAttention {
         self.proj
             .forward(&out.transpose(1, 2)?.contiguous()?.reshape(&[b, n, c])?)
     }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        match &self.qkv {
-            Qkv::Fused {
-                weight,
-                q_bias,
-                v_bias,
-            } => {
-                push(out, prefix, "q_bias", q_bias, Kind::Parameter);
-                push(out, prefix, "v_bias", v_bias, Kind::Parameter);
-                weight.collect(&join(prefix, "qkv"), out);
-            }
-            Qkv::Separate { q, k, v } => {
-                q.collect(&join(prefix, "q_proj"), out);
-                k.collect(&join(prefix, "k_proj"), out);
-                v.collect(&join(prefix, "v_proj"), out);
-            }
-        }
-        self.proj.collect(&join(prefix, "proj"), out);
-    }
 }
 
 /// timm's `EvaBlock` without layer scale: x + drop_path(attn(norm1(x))), then
 /// x + drop_path(mlp(norm2(x))).
+#[derive(Children)]
 struct EvaBlock {
+    #[child]
     norm1: LayerNorm,
+    #[child]
     attn: EvaAttention,
+    #[child]
     norm2: LayerNorm,
+    #[child]
     mlp: SwiGluMlp,
+    #[child]
     drop_path: DropPath,
 }
 
@@ -150,15 +149,9 @@ impl Module for EvaBlock {
         Ok(x.add(&self.drop_path.forward(&m)?)?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.norm1.collect(&join(prefix, "norm1"), out);
-        self.attn.collect(&join(prefix, "attn"), out);
-        self.norm2.collect(&join(prefix, "norm2"), out);
-        self.mlp.collect(&join(prefix, "mlp"), out);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.drop_path.set_training(training);
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 
@@ -207,24 +200,34 @@ impl EvaPool {
 }
 
 /// timm's `Eva` as EVA-02 configures it.
+#[derive(Children)]
 pub struct Eva {
+    #[param]
+    cls_token: Tensor,
+    #[param]
+    pos_embed: Tensor,
+    #[child(name = "patch_embed.proj")]
     patch_embed: Conv2d,
     patch: usize,
-    cls_token: Tensor,
-    pos_embed: Tensor,
     /// The rotary embedding every block's attention reads.
     rope: Tensor,
+    #[child]
     blocks: Vec<Checkpointed<EvaBlock>>,
     grad_checkpointing: bool,
-    /// `fc_norm` after pooling (avg) or `norm` before it, as the model was built.
-    norm: LayerNorm,
-    fc_norm: bool,
+    /// The final norm before pooling (not avg); one of `norm` and `fc_norm` is built.
+    #[child]
+    norm: Option<LayerNorm>,
+    /// The final norm after pooling (avg).
+    #[child]
+    fc_norm: Option<LayerNorm>,
     pool: EvaPool,
+    #[child]
     head: Option<Linear>,
     img_size: usize,
     drop_rate: f64,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
 }
 
@@ -285,8 +288,8 @@ impl Eva {
             rope,
             blocks,
             grad_checkpointing: false,
-            norm: LayerNorm::new(dim)?,
-            fc_norm,
+            norm: (!fc_norm).then(|| LayerNorm::new(dim)).transpose()?,
+            fc_norm: fc_norm.then(|| LayerNorm::new(dim)).transpose()?,
             pool,
             head: None,
             img_size,
@@ -347,44 +350,6 @@ impl Module for Eva {
         self.forward_head(&self.forward_features(x)?, false)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        push(
-            &mut local,
-            "",
-            "cls_token",
-            &self.cls_token,
-            Kind::Parameter,
-        );
-        push(
-            &mut local,
-            "",
-            "pos_embed",
-            &self.pos_embed,
-            Kind::Parameter,
-        );
-        self.patch_embed.collect("patch_embed.proj", &mut local);
-        for (i, b) in self.blocks.iter().enumerate() {
-            b.collect(&format!("blocks.{i}"), &mut local);
-        }
-        let norm = if self.fc_norm { "fc_norm" } else { "norm" };
-        self.norm.collect(norm, &mut local);
-        if let Some(head) = &self.head {
-            head.collect("head", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        for b in &mut self.blocks {
-            b.set_training(training);
-        }
-    }
-
     /// The parameters and the rotary embedding (timm's non-persistent buffer, not in the state
     /// dict) move to `device`.
     fn to_device(&self, device: Device) -> Result<()> {
@@ -393,6 +358,11 @@ impl Module for Eva {
         }
         self.rope.move_to_(device)?;
         Ok(())
+    }
+
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 
@@ -408,10 +378,9 @@ impl Model for Eva {
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = checkpoint_seq(&self.blocks, self.embed(x)?, self.grad_checkpointing)?;
-        if self.fc_norm {
-            Ok(x)
-        } else {
-            self.norm.forward(&x)
+        match &self.norm {
+            Some(norm) => norm.forward(&x),
+            None => Ok(x),
         }
     }
 
@@ -422,10 +391,9 @@ impl Model for Eva {
             EvaPool::Token => x.narrow(1, 0, 1)?.squeeze(1)?,
             EvaPool::None => x.clone(),
         };
-        let pooled = if self.fc_norm {
-            self.norm.forward(&pooled)?
-        } else {
-            pooled
+        let pooled = match &self.fc_norm {
+            Some(norm) => norm.forward(&pooled)?,
+            None => pooled,
         };
         let x = pooled.dropout(self.drop_rate, self.training)?;
         match (&self.head, pre_logits) {
@@ -484,7 +452,8 @@ impl Model for Eva {
     }
 
     fn num_features(&self) -> usize {
-        self.norm.weight.shape()[0]
+        let norm = self.norm.iter().chain(&self.fc_norm);
+        norm.map(|n| n.weight.shape()[0]).next().unwrap_or(0)
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -543,6 +512,12 @@ fn cfg(
 pub const OPENAI_CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
 /// timm's OpenAI CLIP std.
 pub const OPENAI_CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
+
+/// The family's registration: [`variants`], built by [`Eva::new`].
+pub(crate) const FAMILY: Variants<EvaCfg, Eva> = Variants {
+    variants,
+    new: Eva::new,
+};
 
 /// Every registered EVA-02: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, EvaCfg, PretrainedCfg)> {

@@ -9,12 +9,12 @@
 use super::efficientnet::{cfg, init_linear_goog, stem_and_blocks_matcher, ArchDef};
 use super::efficientnet_blocks::init_conv_goog;
 use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Depth, Trunk};
+use super::family::Variants;
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::SelectAdaptivePool2d;
-use crate::layers::{Activation, BatchNorm2d, BatchNormAct2d, Conv2d, Linear, PadType, PoolType};
-use crate::module::{join, NamedTensor};
-use crate::{Error, ModelArgs, Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::layers::{Activation, BatchNormAct2d, Conv2d, Linear, PadType, PoolType};
+use crate::{Children, Error, ModelArgs, Module, Result};
+use kiln_engine::Tensor;
 
 /// timm's `_gen_mobilenet_v3` block strings for `mobilenetv3_large_*`.
 const LARGE: ArchDef = &[
@@ -248,15 +248,21 @@ pub struct MobileNetV3Cfg {
 }
 
 /// timm's `MobileNetV3`.
+#[derive(Children)]
 pub struct MobileNetV3 {
+    #[child(flatten)]
     trunk: Trunk,
     pool: SelectAdaptivePool2d,
+    #[child]
     conv_head: Conv2d,
+    #[child]
     norm_head: Option<BatchNormAct2d>,
     act: Activation,
+    #[child]
     classifier: Option<Linear>,
     drop_rate: f64,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
 }
 
@@ -331,49 +337,6 @@ impl MobileNetV3 {
 impl Module for MobileNetV3 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x)?, false)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.trunk.collect(prefix, out);
-        self.conv_head.collect(&join(prefix, "conv_head"), out);
-        if let Some(n) = &self.norm_head {
-            n.collect(&join(prefix, "norm_head"), out);
-        }
-        if let Some(c) = &self.classifier {
-            c.collect(&join(prefix, "classifier"), out);
-        }
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.trunk.map_tensors(prefix, f)?;
-        self.conv_head.map_tensors(&join(prefix, "conv_head"), f)?;
-        if let Some(n) = &mut self.norm_head {
-            n.map_tensors(&join(prefix, "norm_head"), f)?;
-        }
-        match &mut self.classifier {
-            Some(c) => c.map_tensors(&join(prefix, "classifier"), f),
-            None => Ok(()),
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.trunk.set_training(training);
-        if let Some(n) = &mut self.norm_head {
-            n.set_training(training);
-        }
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.trunk.for_each_batch_norm(f);
-        if let Some(n) = &mut self.norm_head {
-            n.for_each_batch_norm(f);
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.trunk.set_memory_format(format)?;
-        self.conv_head.set_memory_format(format)
     }
 }
 
@@ -510,6 +473,12 @@ const fn mobilenet_v4(arch: ArchDef, stem_size: usize, width: f64) -> MobileNetV
 const fn tf(c: MobileNetV3Cfg) -> MobileNetV3Cfg {
     MobileNetV3Cfg { tf: true, ..c }
 }
+
+/// The family's registration: [`variants`], built by [`MobileNetV3::new`].
+pub(crate) const FAMILY: Variants<MobileNetV3Cfg, MobileNetV3> = Variants {
+    variants,
+    new: MobileNetV3::new,
+};
 
 /// Every registered MobileNetV3-class model: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, MobileNetV3Cfg, PretrainedCfg)> {

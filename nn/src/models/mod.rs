@@ -1,5 +1,6 @@
 //! timm's models, one family per file, behind the common [`Model`] surface.
 
+mod args;
 pub mod byobnet;
 pub mod convnext;
 pub mod densenet;
@@ -8,6 +9,7 @@ mod efficientnet_blocks;
 mod efficientnet_builder;
 mod efficientnet_variants;
 pub mod eva;
+mod family;
 pub mod mobilenetv3;
 pub mod regnet;
 pub mod resnest;
@@ -15,6 +17,9 @@ pub mod resnet;
 pub mod swin;
 pub mod vgg;
 pub mod vit;
+
+pub use args::ModelArgs;
+pub(crate) use family::{Build, Family};
 
 use crate::features::FeatureCfg;
 use crate::layers::{Linear, PoolType, SelectAdaptivePool2d};
@@ -29,6 +34,23 @@ pub const IMAGENET_DEFAULT_STD: [f64; 3] = [0.229, 0.224, 0.225];
 pub const IMAGENET_INCEPTION_MEAN: [f64; 3] = [0.5, 0.5, 0.5];
 /// timm's Inception std.
 pub const IMAGENET_INCEPTION_STD: [f64; 3] = [0.5, 0.5, 0.5];
+
+/// Every registered family, in the order the registry looks a name up (each declares its
+/// `FAMILY` in its own folder).
+pub(crate) const FAMILIES: &[&dyn Family] = &[
+    &resnet::FAMILY,
+    &byobnet::FAMILY,
+    &convnext::FAMILY,
+    &densenet::FAMILY,
+    &efficientnet_variants::FAMILY,
+    &mobilenetv3::FAMILY,
+    &regnet::FAMILY,
+    &resnest::FAMILY,
+    &swin::FAMILY,
+    &vgg::FAMILY,
+    &vit::FAMILY,
+    &eva::FAMILY,
+];
 
 /// Normalization (mean, std): timm's Inception constants (0.5) or its ImageNet ones.
 fn mean_std(inception: bool) -> ([f64; 3], [f64; 3]) {

@@ -4,9 +4,11 @@
 //!
 //! [`ResNet`]: super::resnet::ResNet
 
+use super::resnet::ResNet;
 use super::resnet::{BlockKind, ResNetCfg, StemType};
 use super::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 use crate::layers::NormLayer;
+use crate::models::family::Variants;
 
 /// One registered ResNeSt: (name, architecture, default pretrained config).
 type Variant = (&'static str, ResNetCfg, PretrainedCfg);
@@ -67,6 +69,12 @@ fn variant(
     };
     (arch, rc, cfg)
 }
+
+/// The family's registration: [`variants`], built by [`ResNet::new`].
+pub(crate) const FAMILY: Variants<ResNetCfg, ResNet> = Variants {
+    variants,
+    new: ResNet::new,
+};
 
 /// Every registered ResNeSt ("d": stem width 32, "e": 64; `NsCxWd`: radix N, cardinality C,
 /// base width W).

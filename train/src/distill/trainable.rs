@@ -3,7 +3,7 @@
 
 use super::Distillation;
 use kiln_engine::Tensor;
-use kiln_nn::{Model, Module, NamedTensor};
+use kiln_nn::{Children, Model, Module, Visitor, VisitorMut};
 
 /// The student's tensors followed by the feature projection's (`projection.*`); its forward is
 /// the student's.
@@ -19,19 +19,26 @@ impl<'a> Trainable<'a> {
     }
 }
 
+/// The student, flattened, then the projection's parameters; a view to read only.
+impl Children for Trainable<'_> {
+    fn visit(&self, v: &mut dyn Visitor) {
+        v.child("", self.student);
+        for t in self.distill.parameters() {
+            v.tensor(&t.name, &t.tensor, t.kind);
+        }
+    }
+
+    fn visit_mut(&mut self, _v: &mut dyn VisitorMut) -> kiln_nn::Result<()> {
+        Err(kiln_nn::Error::BadArgument {
+            model: "distillation".into(),
+            msg: "the student and projection are changed through their owners, not this view"
+                .into(),
+        })
+    }
+}
+
 impl Module for Trainable<'_> {
     fn forward(&self, x: &Tensor) -> kiln_nn::Result<Tensor> {
         self.student.forward(x)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.student.collect(prefix, out);
-        out.extend(self.distill.parameters().into_iter().map(|t| NamedTensor {
-            name: match prefix {
-                "" => t.name,
-                p => format!("{p}.{}", t.name),
-            },
-            ..t
-        }));
     }
 }

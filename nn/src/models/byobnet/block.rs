@@ -6,8 +6,7 @@
 
 use crate::layers::{BatchNorm2d, Conv2d, SqueezeExcite};
 use crate::models::efficientnet_blocks::init_conv_goog;
-use crate::module::{join, NamedTensor};
-use crate::{init, Module, Result};
+use crate::{init, Children, Module, Result};
 use kiln_engine::{no_grad, Conv2dParams, MemoryFormat, Tensor};
 
 /// Which of timm's two blocks (they differ in names and branch counts, not in arithmetic).
@@ -40,8 +39,12 @@ pub struct RepBlockCfg {
 }
 
 /// timm's `ConvNormAct` without activation: `conv` (no bias, timm's padding) and `bn`.
+#[derive(Children)]
+#[children(group)]
 pub(super) struct ConvBn {
+    #[child]
     conv: Conv2d,
+    #[child]
     bn: BatchNorm2d,
 }
 
@@ -59,11 +62,6 @@ impl ConvBn {
             conv,
             bn: BatchNorm2d::new(out_c)?,
         })
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv.collect(&join(prefix, "conv"), out);
-        self.bn.collect(&join(prefix, "bn"), out);
     }
 }
 
@@ -88,19 +86,62 @@ fn fuse(kernel: &Tensor, bn: &BatchNorm2d, k: usize) -> Result<(Tensor, Tensor)>
     Ok((w, shift))
 }
 
+/// The train-time conv branches, under the names of the block's kind.
+#[derive(Children)]
+#[children(group)]
+enum Branches {
+    /// `RepVggBlock`: `conv_kxk` and `conv_1x1`.
+    RepVgg {
+        #[child(name = "conv_kxk")]
+        kxk: ConvBn,
+        #[child(name = "conv_1x1")]
+        scale: ConvBn,
+    },
+    /// `MobileOneBlock`: `conv_kxk.{i}` and, where k > 1, `conv_scale`.
+    MobileOne {
+        #[child(name = "conv_kxk")]
+        kxk: Vec<ConvBn>,
+        #[child(name = "conv_scale")]
+        scale: Option<ConvBn>,
+    },
+}
+
+impl Branches {
+    /// The k×k branches (one for RepVGG).
+    fn kxk(&self) -> &[ConvBn] {
+        match self {
+            Branches::RepVgg { kxk, .. } => std::slice::from_ref(kxk),
+            Branches::MobileOne { kxk, .. } => kxk,
+        }
+    }
+
+    /// The 1×1 branch (`conv_1x1`, MobileOne's `conv_scale`).
+    fn scale(&self) -> Option<&ConvBn> {
+        match self {
+            Branches::RepVgg { scale, .. } => Some(scale),
+            Branches::MobileOne { scale, .. } => scale.as_ref(),
+        }
+    }
+}
+
 /// A re-parameterizable block: the train-time branches, or after
-/// [`RepBlock::reparameterize`] the one conv that replaces them.
+/// [`RepBlock::reparameterize`] the one conv that replaces them. Listed as `reparam_conv` once
+/// folded, else the identity BN and the branches; then the squeeze-excite.
+#[derive(Children)]
 pub struct RepBlock {
     cfg: RepBlockCfg,
-    /// The k×k branches (one for RepVGG).
-    kxk: Vec<ConvBn>,
-    /// The 1×1 branch (`conv_1x1`, MobileOne's `conv_scale`).
-    scale: Option<ConvBn>,
-    /// The BN of the identity branch, where the block keeps its shape.
-    identity: Option<BatchNorm2d>,
-    attn: Option<SqueezeExcite>,
+    #[child(name = "reparam_conv")]
     reparam: Option<Conv2d>,
+    /// The BN of the identity branch, where the block keeps its shape.
+    #[child]
+    identity: Option<BatchNorm2d>,
+    /// The conv branches (none once folded).
+    #[child(flatten)]
+    branches: Option<Branches>,
+    #[child]
+    attn: Option<SqueezeExcite>,
     pub(super) drop_path: f64,
+    #[training]
     training: bool,
 }
 
@@ -111,27 +152,32 @@ impl RepBlock {
     pub fn new(c: &RepBlockCfg, in_c: usize, drop_path: f64) -> Result<RepBlock> {
         let (k, s, g) = (c.kernel, c.stride, c.groups);
         let use_ident = in_c == c.out_c && s == 1;
-        let (branches, scale) = match c.kind {
-            RepKind::RepVgg => (1, Some(ConvBn::new(in_c, c.out_c, 1, s, g)?)),
+        // The 1×1 branch first: the draws come in this order.
+        let branches = match c.kind {
+            RepKind::RepVgg => {
+                let scale = ConvBn::new(in_c, c.out_c, 1, s, g)?;
+                let kxk = ConvBn::new(in_c, c.out_c, k, s, g)?;
+                Branches::RepVgg { kxk, scale }
+            }
             RepKind::MobileOne { num_conv_branches } => {
                 let scale = (k > 1)
                     .then(|| ConvBn::new(in_c, c.out_c, 1, s, g))
                     .transpose()?;
-                (num_conv_branches, scale)
+                let kxk = (0..num_conv_branches)
+                    .map(|_| ConvBn::new(in_c, c.out_c, k, s, g))
+                    .collect::<Result<_>>()?;
+                Branches::MobileOne { kxk, scale }
             }
         };
         let block = RepBlock {
             cfg: *c,
-            kxk: (0..branches)
-                .map(|_| ConvBn::new(in_c, c.out_c, k, s, g))
-                .collect::<Result<_>>()?,
-            scale,
+            reparam: None,
             identity: use_ident.then(|| BatchNorm2d::new(c.out_c)).transpose()?,
+            branches: Some(branches),
             attn: c
                 .se_rd
                 .map(|rd| SqueezeExcite::with_rd_channels(c.out_c, rd))
                 .transpose()?,
-            reparam: None,
             drop_path: if use_ident { drop_path } else { 0.0 },
             training: true,
         };
@@ -153,7 +199,11 @@ impl RepBlock {
 
     /// The conv branches in timm's summation order (the 1×1 branch, then the k×k ones).
     fn branches(&self) -> impl Iterator<Item = &ConvBn> {
-        self.scale.iter().chain(&self.kxk)
+        let (scale, kxk) = match &self.branches {
+            Some(b) => (b.scale(), b.kxk()),
+            None => (None, &[][..]),
+        };
+        scale.into_iter().chain(kxk)
     }
 
     /// Whether the branches have been folded into one conv.
@@ -170,10 +220,17 @@ impl RepBlock {
         if self.reparam.is_some() {
             return Ok(());
         }
+        let Some(branches) = &self.branches else {
+            return Err(crate::Error::BadArgument {
+                model: "RepBlock".into(),
+                msg: "no conv branch".into(),
+            });
+        };
         let _guard = no_grad();
         let k = self.cfg.kernel;
-        let first = &self.kxk[0].conv;
-        let (mut weight, mut bias) = fuse(&first.weight, &self.kxk[0].bn, k)?;
+        let first = &branches.kxk()[0];
+        let (mut weight, mut bias) = fuse(&first.conv.weight, &first.bn, k)?;
+        let first = &first.conv;
         let rest = self.branches().filter(|b| !std::ptr::eq(&b.conv, first));
         for b in rest {
             let (w, s) = fuse(&b.conv.weight, &b.bn, k)?;
@@ -192,8 +249,7 @@ impl RepBlock {
             bias: Some(bias.detach().requires_grad_(true).clone()),
             params: first.params,
         });
-        self.kxk.clear();
-        self.scale = None;
+        self.branches = None;
         self.identity = None;
         self.drop_path = 0.0;
         Ok(())
@@ -244,66 +300,9 @@ impl Module for RepBlock {
         Ok(out.relu()?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        if let Some(conv) = &self.reparam {
-            conv.collect(&join(prefix, "reparam_conv"), out);
-        }
-        if let Some(bn) = &self.identity {
-            bn.collect(&join(prefix, "identity"), out);
-        }
-        match self.cfg.kind {
-            RepKind::RepVgg => {
-                if let Some(b) = self.kxk.first() {
-                    b.collect(&join(prefix, "conv_kxk"), out);
-                }
-                if let Some(b) = &self.scale {
-                    b.collect(&join(prefix, "conv_1x1"), out);
-                }
-            }
-            RepKind::MobileOne { .. } => {
-                for (i, b) in self.kxk.iter().enumerate() {
-                    b.collect(&join(prefix, &format!("conv_kxk.{i}")), out);
-                }
-                if let Some(b) = &self.scale {
-                    b.collect(&join(prefix, "conv_scale"), out);
-                }
-            }
-        }
-        if let Some(se) = &self.attn {
-            se.collect(&join(prefix, "attn"), out);
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        for b in self.kxk.iter_mut().chain(self.scale.as_mut()) {
-            b.conv.set_memory_format(format)?;
-        }
-        if let Some(conv) = &mut self.reparam {
-            conv.set_memory_format(format)?;
-        }
-        match &mut self.attn {
-            Some(se) => se.set_memory_format(format),
-            None => Ok(()),
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        for b in self.kxk.iter_mut().chain(self.scale.as_mut()) {
-            b.bn.set_training(training);
-        }
-        if let Some(bn) = &mut self.identity {
-            bn.set_training(training);
-        }
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        for b in self.kxk.iter_mut().chain(self.scale.as_mut()) {
-            b.bn.for_each_batch_norm(f);
-        }
-        if let Some(bn) = &mut self.identity {
-            bn.for_each_batch_norm(f);
-        }
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

@@ -9,14 +9,12 @@ mod variants;
 
 pub use block::{RepBlock, RepBlockCfg, RepKind};
 pub use variants::variants;
+pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{
-    checkpoint_seq, BatchNorm2d, Checkpointed, Linear, PoolType, SelectAdaptivePool2d,
-};
-use crate::module::{join, NamedTensor};
-use crate::{init, ModelArgs, Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::layers::{checkpoint_seq, Checkpointed, Linear, PoolType, SelectAdaptivePool2d};
+use crate::{init, Children, ModelArgs, Module, Result};
+use kiln_engine::Tensor;
 
 /// What distinguishes one RepVGG or MobileOne from another (timm's `ByoModelCfg`, expanded to
 /// one config per block).
@@ -29,15 +27,20 @@ pub struct ByobCfg {
 }
 
 /// timm's `ByobNet` with re-parameterizable blocks.
+#[derive(Children)]
 pub struct ByobNet {
+    #[child]
     stem: RepBlock,
+    #[child(each = "stages.{}.{}", start = 0)]
     stages: Vec<Vec<Checkpointed<RepBlock>>>,
     pool: SelectAdaptivePool2d,
+    #[child(name = "head.fc")]
     fc: Option<Linear>,
     drop_rate: f64,
     num_features: usize,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
     grad_checkpointing: bool,
 }
@@ -113,46 +116,9 @@ impl Module for ByobNet {
         self.forward_head(&self.forward_features(x)?, false)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        self.stem.collect("stem", &mut local);
-        for (s, blocks) in self.stages.iter().enumerate() {
-            for (b, block) in blocks.iter().enumerate() {
-                block.collect(&format!("stages.{s}.{b}"), &mut local);
-            }
-        }
-        if let Some(fc) = &self.fc {
-            fc.collect("head.fc", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.stem.set_memory_format(format)?;
-        self.stages
-            .iter_mut()
-            .flatten()
-            .try_for_each(|b| b.set_memory_format(format))
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.stem.set_training(training);
-        self.stages
-            .iter_mut()
-            .flatten()
-            .for_each(|b| b.set_training(training));
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.stem.for_each_batch_norm(f);
-        self.stages
-            .iter_mut()
-            .flatten()
-            .for_each(|b| b.for_each_batch_norm(f));
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

@@ -2,8 +2,10 @@
 //! pretrained config: timm's `_rep_vgg_bcfg` and `_mobileone_bcfg` expanded to one config per
 //! block.
 
+use super::ByobNet;
 use super::{ByobCfg, RepBlockCfg, RepKind};
 use crate::models::efficientnet_blocks::make_divisible;
+use crate::models::family::Variants;
 use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 
 /// One registered model: (name, architecture, default pretrained config).
@@ -140,6 +142,12 @@ fn variant(arch: &'static str, bc: ByobCfg, tag: &str, size: usize, crop_pct: f6
     };
     (arch, bc, cfg)
 }
+
+/// The family's registration: [`variants`], built by [`ByobNet::new`].
+pub(crate) const FAMILY: Variants<ByobCfg, ByobNet> = Variants {
+    variants,
+    new: ByobNet::new,
+};
 
 /// Every registered RepVGG and MobileOne.
 pub fn variants() -> Vec<Variant> {

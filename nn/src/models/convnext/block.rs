@@ -3,9 +3,8 @@
 
 use super::ConvNeXtCfg;
 use crate::layers::{Conv2d, DropPath, GlobalResponseNorm, LayerNorm, Linear};
-use crate::module::{join, push, Kind, NamedTensor};
-use crate::{init, Module, Result};
-use kiln_engine::{Conv2dParams, DType, MemoryFormat, Tensor};
+use crate::{init, Children, Module, Result};
+use kiln_engine::{Conv2dParams, DType, Tensor};
 
 /// A conv with timm's ConvNeXt init (trunc-normal weight, std .02, zero bias).
 pub(super) fn conv(in_c: usize, out_c: usize, k: usize, params: Conv2dParams) -> Result<Conv2d> {
@@ -21,6 +20,8 @@ pub(super) fn linear(in_f: usize, out_f: usize) -> Result<Linear> {
 }
 
 /// One projection of the block's MLP: a 1×1 conv on NCHW (`conv_mlp`) or a linear layer on NHWC.
+#[derive(Children)]
+#[children(group)]
 enum Pointwise {
     Conv(Conv2d),
     Linear(Linear),
@@ -41,39 +42,26 @@ impl Pointwise {
             Pointwise::Linear(l) => l.forward(x),
         }
     }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        match self {
-            Pointwise::Conv(c) => c.collect(prefix, out),
-            Pointwise::Linear(l) => l.collect(prefix, out),
-        }
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        match self {
-            Pointwise::Conv(c) => c.map_tensors(prefix, f),
-            Pointwise::Linear(l) => l.map_tensors(prefix, f),
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        match self {
-            Pointwise::Conv(c) => c.set_memory_format(format),
-            Pointwise::Linear(_) => Ok(()),
-        }
-    }
 }
 
 /// timm's `ConvNeXtBlock`: x + drop_path(γ · fc2(grn(gelu(fc1(norm(conv_dw(x))))))), γ the layer
 /// scale (V1; none in V2) and GRN V2's (none in V1).
+#[derive(Children)]
 pub(super) struct Block {
-    conv_dw: Conv2d,
-    norm: LayerNorm,
-    fc1: Pointwise,
-    grn: Option<GlobalResponseNorm>,
-    fc2: Pointwise,
+    #[param]
     gamma: Option<Tensor>,
+    #[child]
+    conv_dw: Conv2d,
+    #[child]
+    norm: LayerNorm,
+    #[child(name = "mlp.fc1")]
+    fc1: Pointwise,
+    #[child(name = "mlp.grn")]
+    grn: Option<GlobalResponseNorm>,
+    #[child(name = "mlp.fc2")]
+    fc2: Pointwise,
     conv_mlp: bool,
+    #[child]
     pub(super) drop_path: DropPath,
 }
 
@@ -94,6 +82,7 @@ impl Block {
             })
             .transpose()?;
         Ok(Block {
+            gamma,
             conv_dw: conv(chs, chs, 7, dw)?,
             norm: LayerNorm::new(chs)?,
             fc1: Pointwise::new(cc.conv_mlp, chs, hidden)?,
@@ -102,7 +91,6 @@ impl Block {
                 .then(|| GlobalResponseNorm::new(hidden, !cc.conv_mlp))
                 .transpose()?,
             fc2: Pointwise::new(cc.conv_mlp, hidden, chs)?,
-            gamma,
             conv_mlp: cc.conv_mlp,
             drop_path: DropPath {
                 p: drop_path,
@@ -141,41 +129,5 @@ impl Module for Block {
             None => h,
         };
         Ok(self.drop_path.forward(&h)?.add(x)?)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        if let Some(gamma) = &self.gamma {
-            push(out, prefix, "gamma", gamma, Kind::Parameter);
-        }
-        self.conv_dw.collect(&join(prefix, "conv_dw"), out);
-        self.norm.collect(&join(prefix, "norm"), out);
-        self.fc1.collect(&join(prefix, "mlp.fc1"), out);
-        if let Some(grn) = &self.grn {
-            grn.collect(&join(prefix, "mlp.grn"), out);
-        }
-        self.fc2.collect(&join(prefix, "mlp.fc2"), out);
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        if let Some(gamma) = &mut self.gamma {
-            crate::map_tensor(f, prefix, "gamma", gamma)?;
-        }
-        self.conv_dw.map_tensors(&join(prefix, "conv_dw"), f)?;
-        self.norm.map_tensors(&join(prefix, "norm"), f)?;
-        self.fc1.map_tensors(&join(prefix, "mlp.fc1"), f)?;
-        if let Some(grn) = &mut self.grn {
-            grn.map_tensors(&join(prefix, "mlp.grn"), f)?;
-        }
-        self.fc2.map_tensors(&join(prefix, "mlp.fc2"), f)
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv_dw.set_memory_format(format)?;
-        self.fc1.set_memory_format(format)?;
-        self.fc2.set_memory_format(format)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.drop_path.set_training(training);
     }
 }

@@ -7,22 +7,26 @@ mod block;
 mod variants;
 
 pub use variants::variants;
+pub(crate) use variants::FAMILY;
 
 use super::efficientnet_blocks::make_divisible;
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
     checkpoint_seq, Checkpointed, Conv2d, LayerNorm, LayerNorm2d, Linear, PoolType,
-    SelectAdaptivePool2d,
+    SelectAdaptivePool2d, Sequential,
 };
-use crate::module::{join, NamedTensor};
-use crate::{Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
+use crate::{Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{conv, linear, Block};
-use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
+use kiln_engine::{Conv2dParams, Tensor};
 
 /// timm's `ConvNeXtStage`: an optional LayerNorm2d + 2×2 stride-2 conv, then the blocks
 /// (each checkpointed with `grad_checkpointing`).
+#[derive(Children)]
+#[children(group)]
 struct Stage {
+    #[child]
     downsample: Option<(LayerNorm2d, Conv2d)>,
+    #[child]
     blocks: Vec<Checkpointed<Block>>,
     grad_checkpointing: bool,
 }
@@ -34,27 +38,6 @@ impl Stage {
             None => x.clone(),
         };
         checkpoint_seq(&self.blocks, x, self.grad_checkpointing)
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        if let Some((norm, conv)) = &mut self.downsample {
-            norm.map_tensors(&join(prefix, "downsample.0"), f)?;
-            conv.map_tensors(&join(prefix, "downsample.1"), f)?;
-        }
-        for (j, b) in self.blocks.iter_mut().enumerate() {
-            b.map_tensors(&join(prefix, &format!("blocks.{j}")), f)?;
-        }
-        Ok(())
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        if let Some((norm, conv)) = &self.downsample {
-            norm.collect(&join(prefix, "downsample.0"), out);
-            conv.collect(&join(prefix, "downsample.1"), out);
-        }
-        for (j, b) in self.blocks.iter().enumerate() {
-            b.collect(&join(prefix, &format!("blocks.{j}")), out);
-        }
     }
 }
 
@@ -108,7 +91,14 @@ impl ConvNeXtCfg {
         }
     }
 
-    /// The stem's convs (`stem.0`, `stem.1`, ...), each with timm's init.
+    /// The stem's convs (`stem.0`, `stem.1`, ...), each with timm's init, then its LayerNorm2d.
+    fn build_stem(&self, in_chans: usize) -> Result<Sequential> {
+        let convs = self.stem_convs(in_chans)?;
+        let stem = convs.into_iter().fold(Sequential::new(), Sequential::push);
+        Ok(stem.push(LayerNorm2d::new(self.dims[0])?))
+    }
+
+    /// The stem's convs, each with timm's init.
     fn stem_convs(&self, in_chans: usize) -> Result<Vec<Conv2d>> {
         let d0 = self.dims[0];
         let overlap = Conv2dParams {
@@ -135,15 +125,22 @@ impl ConvNeXtCfg {
 }
 
 /// timm's `ConvNeXt` with the default head (pool, then norm).
+#[derive(Children)]
 pub struct ConvNeXt {
-    stem: (Vec<Conv2d>, LayerNorm2d),
+    /// The convs (`stem.0`, ...), then the LayerNorm2d.
+    #[child]
+    stem: Sequential,
+    #[child]
     stages: Vec<Stage>,
     pool: SelectAdaptivePool2d,
+    #[child(name = "head.norm")]
     head_norm: LayerNorm,
+    #[child(name = "head.fc")]
     fc: Option<Linear>,
     drop_rate: f64,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
 }
 
@@ -151,7 +148,7 @@ impl ConvNeXt {
     /// Builds a ConvNeXt with timm's init (trunc-normal std .02 weights, zero biases, layer
     /// scale `ls_init_value`, GRN γ = β = 0) and stagewise linear drop-path rates.
     pub fn new(cc: &ConvNeXtCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<ConvNeXt> {
-        let stem = (cc.stem_convs(args.in_chans)?, LayerNorm2d::new(cc.dims[0])?);
+        let stem = cc.build_stem(args.in_chans)?;
         let total: usize = cc.depths.iter().sum();
         let (mut stages, mut feature_info, mut block_idx) = (Vec::new(), Vec::new(), 0);
         for (i, (&depth, &chs)) in cc.depths.iter().zip(&cc.dims).enumerate() {
@@ -206,79 +203,13 @@ impl ConvNeXt {
     }
 
     fn stem_forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self
-            .stem
-            .0
-            .iter()
-            .try_fold(x.clone(), |h, c| c.forward(&h))?;
-        self.stem.1.forward(&h)
-    }
-
-    fn blocks_mut(&mut self) -> impl Iterator<Item = &mut Checkpointed<Block>> {
-        self.stages.iter_mut().flat_map(|s| s.blocks.iter_mut())
+        self.stem.forward(x)
     }
 }
 
 impl Module for ConvNeXt {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x)?, false)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        for (i, c) in self.stem.0.iter().enumerate() {
-            c.collect(&format!("stem.{i}"), &mut local);
-        }
-        self.stem
-            .1
-            .collect(&format!("stem.{}", self.stem.0.len()), &mut local);
-        for (i, s) in self.stages.iter().enumerate() {
-            s.collect(&format!("stages.{i}"), &mut local);
-        }
-        self.head_norm.collect("head.norm", &mut local);
-        if let Some(fc) = &self.fc {
-            fc.collect("head.fc", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        let n = self.stem.0.len();
-        for (i, c) in self.stem.0.iter_mut().enumerate() {
-            c.map_tensors(&join(prefix, &format!("stem.{i}")), f)?;
-        }
-        self.stem
-            .1
-            .map_tensors(&join(prefix, &format!("stem.{n}")), f)?;
-        for (i, s) in self.stages.iter_mut().enumerate() {
-            s.map_tensors(&join(prefix, &format!("stages.{i}")), f)?;
-        }
-        self.head_norm.map_tensors(&join(prefix, "head.norm"), f)?;
-        match &mut self.fc {
-            Some(fc) => fc.map_tensors(&join(prefix, "head.fc"), f),
-            None => Ok(()),
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        for c in &mut self.stem.0 {
-            c.set_memory_format(format)?;
-        }
-        for s in &mut self.stages {
-            if let Some((_, c)) = &mut s.downsample {
-                c.set_memory_format(format)?;
-            }
-        }
-        self.blocks_mut()
-            .try_for_each(|b| b.set_memory_format(format))
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.blocks_mut().for_each(|b| b.set_training(training));
     }
 }
 

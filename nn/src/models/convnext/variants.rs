@@ -1,6 +1,8 @@
 //! The ConvNeXt and ConvNeXt V2 names timm registers, with timm's default pretrained configs.
 
+use super::ConvNeXt;
 use super::{ConvNeXtCfg, StemType};
+use crate::models::family::Variants;
 use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 
 /// timm's pretrained config of `arch.tag` at 224² with a 288² test size and its crop.
@@ -68,6 +70,12 @@ const fn v1((depths, dims): ([usize; 4], [usize; 4]), conv_mlp: bool) -> ConvNeX
 const fn v2((depths, dims): ([usize; 4], [usize; 4]), conv_mlp: bool) -> ConvNeXtCfg {
     ConvNeXtCfg::v2(depths, dims, conv_mlp)
 }
+
+/// The family's registration: [`variants`], built by [`ConvNeXt::new`].
+pub(crate) const FAMILY: Variants<ConvNeXtCfg, ConvNeXt> = Variants {
+    variants,
+    new: ConvNeXt::new,
+};
 
 /// Every registered ConvNeXt: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, ConvNeXtCfg, PretrainedCfg)> {

@@ -6,9 +6,8 @@
 
 use crate::init;
 use crate::layers::{BatchNorm2d, Checkpointed, Conv2d};
-use crate::module::{join, NamedTensor};
-use crate::{Module, Result};
-use kiln_engine::{Conv2dParams, MemoryFormat, Pool2d, Tensor};
+use crate::{Children, Module, Result};
+use kiln_engine::{Conv2dParams, Pool2d, Tensor};
 
 /// A bias-free conv with timm's DenseNet init (`kaiming_normal_`: N(0, 2/fan_in)).
 pub(super) fn conv(in_c: usize, out_c: usize, k: usize, stride: usize) -> Result<Conv2d> {
@@ -26,8 +25,11 @@ pub(super) fn conv(in_c: usize, out_c: usize, k: usize, stride: usize) -> Result
 
 /// The part of a `DenseLayer` timm's memory-efficient mode checkpoints (`bottleneck_fn`):
 /// concatenate the features, `norm1` + ReLU, `conv1`.
+#[derive(Children)]
 pub(super) struct Bottleneck {
+    #[child]
     norm1: BatchNorm2d,
+    #[child]
     conv1: Conv2d,
 }
 
@@ -48,28 +50,21 @@ impl Module for Bottleneck {
         self.forward_features(std::slice::from_ref(x))
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.norm1.collect(&join(prefix, "norm1"), out);
-        self.conv1.collect(&join(prefix, "conv1"), out);
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv1.set_memory_format(format)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.norm1.set_training(training);
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.norm1.for_each_batch_norm(f);
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 
 /// timm's `DenseLayer` (`norm1`, `conv1`, `norm2`, `conv2`).
+#[derive(Children)]
+#[children(group)]
 pub(super) struct DenseLayer {
+    #[child(flatten)]
     bottleneck: Checkpointed<Bottleneck>,
+    #[child]
     norm2: BatchNorm2d,
+    #[child]
     conv2: Conv2d,
 }
 
@@ -96,26 +91,13 @@ impl DenseLayer {
         let (y, _) = self.norm2.forward_into_conv(&y, None, true, &self.conv2)?;
         Ok(y)
     }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.bottleneck.collect(prefix, out);
-        self.norm2.collect(&join(prefix, "norm2"), out);
-        self.conv2.collect(&join(prefix, "conv2"), out);
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.bottleneck.set_memory_format(format)?;
-        self.conv2.set_memory_format(format)
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.bottleneck.for_each_batch_norm(f);
-        self.norm2.for_each_batch_norm(f);
-    }
 }
 
 /// timm's `DenseBlock`: `denselayer1` … `denselayerN`.
+#[derive(Children)]
+#[children(group)]
 pub(super) struct DenseBlock {
+    #[child(each = "denselayer{}", start = 1)]
     layers: Vec<DenseLayer>,
 }
 
@@ -143,29 +125,15 @@ impl DenseBlock {
         }
         Ok(Tensor::cat(&features, 1)?)
     }
-
-    pub(super) fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        for (i, layer) in self.layers.iter().enumerate() {
-            layer.collect(&join(prefix, &format!("denselayer{}", i + 1)), out);
-        }
-    }
-
-    pub(super) fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.layers
-            .iter_mut()
-            .try_for_each(|l| l.set_memory_format(format))
-    }
-
-    pub(super) fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.layers
-            .iter_mut()
-            .for_each(|l| l.for_each_batch_norm(f));
-    }
 }
 
 /// timm's `DenseTransition` (`norm`, `conv`, `pool`: 2×2 average at stride 2).
+#[derive(Children)]
+#[children(group)]
 pub(super) struct DenseTransition {
+    #[child]
     norm: BatchNorm2d,
+    #[child]
     conv: Conv2d,
 }
 
@@ -180,18 +148,5 @@ impl DenseTransition {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (y, _) = self.norm.forward_into_conv(x, None, true, &self.conv)?;
         Ok(y.avg_pool2d(Pool2d::new(2, 2, 0))?)
-    }
-
-    pub(super) fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.norm.collect(&join(prefix, "norm"), out);
-        self.conv.collect(&join(prefix, "conv"), out);
-    }
-
-    pub(super) fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv.set_memory_format(format)
-    }
-
-    pub(super) fn norm_mut(&mut self) -> &mut BatchNorm2d {
-        &mut self.norm
     }
 }

@@ -7,13 +7,13 @@ mod block;
 mod variants;
 
 pub use variants::variants;
+pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{BatchNorm2d, BlurPool2d, Conv2d, Linear, PoolType, SelectAdaptivePool2d};
-use crate::module::{join, NamedTensor};
-use crate::{ModelArgs, Module, Result};
+use crate::{Children, ModelArgs, Module, Result};
 use block::{conv, DenseBlock, DenseTransition};
-use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+use kiln_engine::{Pool2d, Tensor};
 
 /// timm's DenseNet stems (`stem_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,10 @@ pub struct DenseNetCfg {
 }
 
 /// The stem's convs (`conv{i}`, each followed by `norm{i}` and ReLU), then `pool0`.
+#[derive(Children)]
+#[children(group)]
 struct Stem {
+    #[child(each = "conv{}", pair = "norm{}")]
     convs: Vec<(Conv2d, BatchNorm2d)>,
     blur: Option<BlurPool2d>,
 }
@@ -82,17 +85,27 @@ impl Stem {
 }
 
 /// timm's `DenseNet`.
+#[derive(Children)]
 pub struct DenseNet {
+    #[child(name = "features")]
     stem: Stem,
-    blocks: Vec<DenseBlock>,
-    transitions: Vec<DenseTransition>,
+    /// Each dense block with the transition after it (none after the last).
+    #[child(
+        each = "features.denseblock{}",
+        pair = "features.transition{}",
+        start = 1
+    )]
+    stages: Vec<(DenseBlock, Option<DenseTransition>)>,
+    #[child(name = "features.norm5")]
     norm5: BatchNorm2d,
     pool: SelectAdaptivePool2d,
+    #[child]
     classifier: Option<Linear>,
     drop_rate: f64,
     num_features: usize,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
     grad_checkpointing: bool,
 }
@@ -110,15 +123,11 @@ impl DenseNet {
             reduction: 2,
             module: format!("features.norm{}", if stem_norm > 0 { 2 } else { 0 }),
         }];
-        let (mut blocks, mut transitions, mut reduction) = (Vec::new(), Vec::new(), 4);
+        let (mut stages, mut reduction) = (Vec::new(), 4);
         for (i, &layers) in dc.block_config.iter().enumerate() {
-            blocks.push(DenseBlock::new(
-                layers,
-                num_features,
-                dc.bn_size,
-                dc.growth_rate,
-            )?);
+            let block = DenseBlock::new(layers, num_features, dc.bn_size, dc.growth_rate)?;
             num_features += layers * dc.growth_rate;
+            let mut transition = None;
             if i + 1 < dc.block_config.len() {
                 feature_info.push(FeatureInfo {
                     num_chs: num_features,
@@ -126,9 +135,10 @@ impl DenseNet {
                     module: format!("features.denseblock{}", i + 1),
                 });
                 reduction *= 2;
-                transitions.push(DenseTransition::new(num_features, num_features / 2)?);
+                transition = Some(DenseTransition::new(num_features, num_features / 2)?);
                 num_features /= 2;
             }
+            stages.push((block, transition));
         }
         feature_info.push(FeatureInfo {
             num_chs: num_features,
@@ -137,8 +147,7 @@ impl DenseNet {
         });
         let mut model = DenseNet {
             stem,
-            blocks,
-            transitions,
+            stages,
             norm5: BatchNorm2d::new(num_features)?,
             pool: SelectAdaptivePool2d {
                 pool_type: PoolType::Avg,
@@ -158,27 +167,15 @@ impl DenseNet {
         Ok(model)
     }
 
-    /// Every BN, in the model's order.
-    fn batch_norms_mut(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.stem.convs.iter_mut().for_each(|(_, n)| f(n));
-        for (i, block) in self.blocks.iter_mut().enumerate() {
-            block.for_each_batch_norm(f);
-            if let Some(t) = self.transitions.get_mut(i) {
-                f(t.norm_mut());
-            }
-        }
-        f(&mut self.norm5);
-    }
-
     /// The stem (before `pool0`), each block's output, and the final BN + ReLU; `keep` gets
     /// them in order.
     fn run(&self, x: &Tensor, keep: &mut dyn FnMut(&Tensor)) -> Result<Tensor> {
         let h = self.stem.forward_convs(x)?;
         keep(&h);
         let mut h = self.stem.pool(&h)?;
-        for (i, block) in self.blocks.iter().enumerate() {
+        for (block, transition) in &self.stages {
             h = block.forward(&h, self.grad_checkpointing)?;
-            if let Some(t) = self.transitions.get(i) {
+            if let Some(t) = transition {
                 keep(&h);
                 h = t.forward(&h)?;
             }
@@ -194,47 +191,9 @@ impl Module for DenseNet {
         self.forward_head(&self.forward_features(x)?, false)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        for (i, (c, n)) in self.stem.convs.iter().enumerate() {
-            c.collect(&format!("features.conv{i}"), &mut local);
-            n.collect(&format!("features.norm{i}"), &mut local);
-        }
-        for (i, block) in self.blocks.iter().enumerate() {
-            block.collect(&format!("features.denseblock{}", i + 1), &mut local);
-            if let Some(t) = self.transitions.get(i) {
-                t.collect(&format!("features.transition{}", i + 1), &mut local);
-            }
-        }
-        self.norm5.collect("features.norm5", &mut local);
-        if let Some(fc) = &self.classifier {
-            fc.collect("classifier", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        for (c, _) in &mut self.stem.convs {
-            c.set_memory_format(format)?;
-        }
-        for b in &mut self.blocks {
-            b.set_memory_format(format)?;
-        }
-        self.transitions
-            .iter_mut()
-            .try_for_each(|t| t.set_memory_format(format))
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.batch_norms_mut(&mut |n| n.set_training(training));
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.batch_norms_mut(&mut |n| n.for_each_batch_norm(f));
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

@@ -1,7 +1,9 @@
 //! The DenseNet names timm registers in `densenet.py`, each with its default pretrained config
 //! (the first tag of timm's `default_cfgs`).
 
+use super::DenseNet;
 use super::{DenseNetCfg, StemType};
+use crate::models::family::Variants;
 use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 
 /// One registered DenseNet: (name, architecture, default pretrained config).
@@ -48,6 +50,12 @@ fn deep(dc: DenseNetCfg) -> DenseNetCfg {
         ..dc
     }
 }
+
+/// The family's registration: [`variants`], built by [`DenseNet::new`].
+pub(crate) const FAMILY: Variants<DenseNetCfg, DenseNet> = Variants {
+    variants,
+    new: DenseNet::new,
+};
 
 /// Every registered DenseNet: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<Variant> {

@@ -4,15 +4,18 @@
 
 use crate::layers::{BatchNorm2d, Conv2d, SqueezeExcite};
 use crate::models::efficientnet_blocks::init_conv_goog;
-use crate::module::{join, NamedTensor};
-use crate::{Module, Result};
-use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
+use crate::{Children, Module, Result};
+use kiln_engine::{Conv2dParams, Tensor};
 
 /// timm's `ConvNormAct` without its activation: `conv` (no bias) and `bn`. Convs get timm's
 /// RegNet init, N(0, 2/fan_out) with fan_out = k·k·out/groups (the formula of
 /// `_init_weight_goog`).
+#[derive(Children)]
+#[children(group)]
 pub(super) struct ConvBn {
+    #[child]
     pub(super) conv: Conv2d,
+    #[child]
     pub(super) bn: BatchNorm2d,
 }
 
@@ -44,17 +47,6 @@ impl ConvBn {
     pub(super) fn forward(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         self.bn.forward_conv(&self.conv, x, None, relu)
     }
-
-    pub(super) fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv.collect(&join(prefix, "conv"), out);
-        self.bn.collect(&join(prefix, "bn"), out);
-    }
-
-    /// [`Module::map_tensors`] over the conv and the BN, under `collect`'s names.
-    pub(super) fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.conv.map_tensors(&join(prefix, "conv"), f)?;
-        self.bn.map_tensors(&join(prefix, "bn"), f)
-    }
 }
 
 /// One block's shape: channels in and out, stride, group width, and the RegNet's ratios.
@@ -69,13 +61,20 @@ pub(super) struct BlockArgs {
 }
 
 /// timm's RegNet `Bottleneck` (`conv1`, `conv2`, `se`, `conv3`, `downsample`).
+#[derive(Children)]
 pub(super) struct Bottleneck {
+    #[child]
     conv1: ConvBn,
+    #[child]
     conv2: ConvBn,
+    #[child]
     se: Option<SqueezeExcite>,
+    #[child]
     pub(super) conv3: ConvBn,
+    #[child]
     downsample: Option<ConvBn>,
     pub(super) drop_path: f64,
+    #[training]
     training: bool,
 }
 
@@ -105,12 +104,6 @@ impl Bottleneck {
             drop_path: a.drop_path,
             training: true,
         })
-    }
-
-    fn batch_norms_mut(&mut self) -> impl Iterator<Item = &mut BatchNorm2d> {
-        let convs = [&mut self.conv1, &mut self.conv2, &mut self.conv3];
-        let shortcut = self.downsample.as_mut();
-        convs.into_iter().chain(shortcut).map(|c| &mut c.bn)
     }
 }
 
@@ -144,52 +137,5 @@ impl Module for Bottleneck {
         }
         let h = c3.bn.forward_with_stats(&y, stats.as_ref(), None, false)?;
         Ok(h.drop_path(self.drop_path, true)?.add(&shortcut)?.relu()?)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv1.collect(&join(prefix, "conv1"), out);
-        self.conv2.collect(&join(prefix, "conv2"), out);
-        if let Some(se) = &self.se {
-            se.collect(&join(prefix, "se"), out);
-        }
-        self.conv3.collect(&join(prefix, "conv3"), out);
-        if let Some(d) = &self.downsample {
-            d.collect(&join(prefix, "downsample"), out);
-        }
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.conv1.map_tensors(&join(prefix, "conv1"), f)?;
-        self.conv2.map_tensors(&join(prefix, "conv2"), f)?;
-        if let Some(se) = &mut self.se {
-            se.map_tensors(&join(prefix, "se"), f)?;
-        }
-        self.conv3.map_tensors(&join(prefix, "conv3"), f)?;
-        match &mut self.downsample {
-            Some(d) => d.map_tensors(&join(prefix, "downsample"), f),
-            None => Ok(()),
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        let convs = [&mut self.conv1, &mut self.conv2, &mut self.conv3];
-        for c in convs.into_iter().chain(self.downsample.as_mut()) {
-            c.conv.set_memory_format(format)?;
-        }
-        match &mut self.se {
-            Some(se) => se.set_memory_format(format),
-            None => Ok(()),
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.batch_norms_mut()
-            .for_each(|bn| bn.set_training(training));
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.batch_norms_mut()
-            .for_each(|bn| bn.for_each_batch_norm(f));
     }
 }

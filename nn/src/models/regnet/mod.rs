@@ -12,16 +12,14 @@ mod variants;
 mod widths;
 
 pub use variants::variants;
+pub(crate) use variants::FAMILY;
 pub use widths::{stage_args, StageArgs};
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{
-    checkpoint_seq, BatchNorm2d, Checkpointed, Linear, PoolType, SelectAdaptivePool2d,
-};
-use crate::module::{join, NamedTensor};
-use crate::{init, ModelArgs, Module, Result};
+use crate::layers::{checkpoint_seq, Checkpointed, Linear, PoolType, SelectAdaptivePool2d};
+use crate::{init, Children, ModelArgs, Module, Result};
 use block::{BlockArgs, Bottleneck, ConvBn};
-use kiln_engine::{MemoryFormat, Tensor};
+use kiln_engine::Tensor;
 
 /// timm's `RegNetCfg`: what distinguishes one RegNet from another.
 #[derive(Debug, Clone, Copy)]
@@ -47,15 +45,20 @@ pub struct RegNetCfg {
 }
 
 /// timm's `RegNet`.
+#[derive(Children)]
 pub struct RegNet {
+    #[child]
     stem: ConvBn,
+    #[child(each = "s{}.b{}", start = 1)]
     stages: Vec<Vec<Checkpointed<Bottleneck>>>,
     pool: SelectAdaptivePool2d,
+    #[child(name = "head.fc")]
     fc: Option<Linear>,
     drop_rate: f64,
     num_features: usize,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
     grad_checkpointing: bool,
 }
@@ -158,60 +161,13 @@ impl Module for RegNet {
         self.forward_head(&self.forward_features(x)?, false)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        self.stem.collect("stem", &mut local);
-        for (s, blocks) in self.stages.iter().enumerate() {
-            for (b, block) in blocks.iter().enumerate() {
-                block.collect(&format!("s{}.b{}", s + 1, b + 1), &mut local);
-            }
-        }
-        if let Some(fc) = &self.fc {
-            fc.collect("head.fc", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
+    /// The features the head reads follow a pruned classifier's width.
     fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.stem.map_tensors(&join(prefix, "stem"), f)?;
-        for (s, blocks) in self.stages.iter_mut().enumerate() {
-            for (b, block) in blocks.iter_mut().enumerate() {
-                block.map_tensors(&join(prefix, &format!("s{}.b{}", s + 1, b + 1)), f)?;
-            }
-        }
-        if let Some(fc) = &mut self.fc {
-            fc.map_tensors(&join(prefix, "head.fc"), f)?;
+        crate::map_children_tensors(self, prefix, f)?;
+        if let Some(fc) = &self.fc {
             self.num_features = fc.in_features() / self.pool.pool_type.feat_mult();
         }
         Ok(())
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.stem.conv.set_memory_format(format)?;
-        self.stages
-            .iter_mut()
-            .flatten()
-            .try_for_each(|b| b.set_memory_format(format))
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.stem.bn.set_training(training);
-        self.stages
-            .iter_mut()
-            .flatten()
-            .for_each(|b| b.set_training(training));
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.stem.bn.for_each_batch_norm(f);
-        self.stages
-            .iter_mut()
-            .flatten()
-            .for_each(|b| b.for_each_batch_norm(f));
     }
 }
 

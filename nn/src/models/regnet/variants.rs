@@ -2,7 +2,9 @@
 //! `regnety_002` … `regnety_320`, and the torchvision-rounded `_tv` ones), each with timm's
 //! `model_cfgs` entry and default pretrained config (the first tag of its `default_cfgs`).
 
+use super::RegNet;
 use super::RegNetCfg;
+use crate::models::family::Variants;
 use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 
 /// One registered RegNet: (name, architecture, default pretrained config).
@@ -75,6 +77,12 @@ fn tv(rc: RegNetCfg) -> RegNetCfg {
         ..rc
     }
 }
+
+/// The family's registration: [`variants`], built by [`RegNet::new`].
+pub(crate) const FAMILY: Variants<RegNetCfg, RegNet> = Variants {
+    variants,
+    new: RegNet::new,
+};
 
 /// Every registered RegNet: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<Variant> {

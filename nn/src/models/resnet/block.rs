@@ -5,10 +5,9 @@
 use super::downsample::Downsample;
 use super::resnest::ResNestBottleneck;
 use super::ResNetCfg;
-use crate::layers::{BatchNorm2d, Conv2d, DropBlock, Norm2d};
-use crate::module::{join, NamedTensor};
-use crate::{Module, Result};
-use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
+use crate::layers::{Conv2d, DropBlock, Norm2d};
+use crate::{Children, Module, Result};
+use kiln_engine::{Conv2dParams, Tensor};
 
 /// The residual block types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,17 +39,22 @@ impl BlockKind {
     }
 }
 
-/// A residual block; `convs[i]` and `norms[i]` are timm's `conv{i+1}` / `bn{i+1}`, `attn` timm's
-/// `se` (whichever attention layer) after the last norm.
+/// A residual block; `layers[i]` is timm's `conv{i+1}` with its `bn{i+1}`, `attn` timm's `se`
+/// (whichever attention layer) after the last norm.
+#[derive(Children)]
 pub(super) struct Block {
-    pub(super) convs: Vec<Conv2d>,
-    pub(super) norms: Vec<Norm2d>,
+    #[child(each = "conv{}", pair = "bn{}", start = 1)]
+    pub(super) layers: Vec<(Conv2d, Norm2d)>,
+    #[child(name = "se")]
     attn: Option<Box<dyn Module>>,
+    #[child]
     downsample: Option<Downsample>,
     pub(super) drop_path: f64,
     /// DropBlock after the norm before the last conv (timm: `bn1` in basic, `bn2` in bottleneck
     /// blocks), before its activation.
+    #[child]
     pub(super) drop_block: Option<DropBlock>,
+    #[training]
     training: bool,
 }
 
@@ -94,13 +98,12 @@ impl Block {
                 ]
             }
         };
-        let norms = convs
+        let norms: Vec<Norm2d> = convs
             .iter()
             .map(|c| rc.norm.create(c.weight.shape()[0]))
             .collect::<Result<_>>()?;
         Ok(Block {
-            convs,
-            norms,
+            layers: convs.into_iter().zip(norms).collect(),
             attn: rc.attn.map(|a| a.create(out_c)).transpose()?,
             downsample,
             drop_path,
@@ -120,19 +123,19 @@ impl Module for Block {
         // norm_i → ReLU → conv_{i+1} whose norm output only that conv reads is one op, a BN
         // applied in the conv's loads in training (`forward_into_conv`); DropBlock between them
         // keeps the norm's output.
-        let last = self.convs.len() - 1;
-        let (mut y, mut stats) = self.norms[0].conv_for_norm(&self.convs[0], x)?;
-        for (i, norm) in self.norms[..last].iter().enumerate() {
-            let next = &self.convs[i + 1];
+        let last = self.layers.len() - 1;
+        let (mut y, mut stats) = self.layers[0].1.conv_for_norm(&self.layers[0].0, x)?;
+        for (i, (_, norm)) in self.layers[..last].iter().enumerate() {
+            let (next, next_norm) = &self.layers[i + 1];
             (y, stats) = match &self.drop_block {
                 Some(db) if i == last - 1 && self.training => {
                     let h = norm.forward_with_stats(&y, stats.as_ref(), None, false)?;
-                    self.norms[i + 1].conv_for_norm(next, &db.forward(&h)?.relu()?)?
+                    next_norm.conv_for_norm(next, &db.forward(&h)?.relu()?)?
                 }
                 _ => norm.forward_into_conv(&y, stats.as_ref(), true, next)?,
             };
         }
-        let norm = &self.norms[last];
+        let norm = &self.layers[last].1;
         let drop_path = self.training && self.drop_path > 0.0;
         if self.attn.is_none() && !drop_path {
             return norm.forward_with_stats(&y, stats.as_ref(), Some(&shortcut), true);
@@ -146,68 +149,11 @@ impl Module for Block {
         }
         Ok(h.add(&shortcut)?.relu()?)
     }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        for (i, (c, n)) in self.convs.iter().zip(&self.norms).enumerate() {
-            c.collect(&join(prefix, &format!("conv{}", i + 1)), out);
-            n.collect(&join(prefix, &format!("bn{}", i + 1)), out);
-        }
-        if let Some(attn) = &self.attn {
-            attn.collect(&join(prefix, "se"), out);
-        }
-        if let Some(d) = &self.downsample {
-            d.collect(&join(prefix, "downsample"), out);
-        }
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        for (i, (c, n)) in self.convs.iter_mut().zip(&mut self.norms).enumerate() {
-            c.map_tensors(&join(prefix, &format!("conv{}", i + 1)), f)?;
-            n.map_tensors(&join(prefix, &format!("bn{}", i + 1)), f)?;
-        }
-        if let Some(attn) = &mut self.attn {
-            attn.map_tensors(&join(prefix, "se"), f)?;
-        }
-        match &mut self.downsample {
-            Some(d) => d.map_tensors(&join(prefix, "downsample"), f),
-            None => Ok(()),
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.convs
-            .iter_mut()
-            .try_for_each(|c| c.set_memory_format(format))?;
-        if let Some(attn) = &mut self.attn {
-            attn.set_memory_format(format)?;
-        }
-        match &mut self.downsample {
-            Some(d) => d.set_memory_format(format),
-            None => Ok(()),
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.norms.iter_mut().for_each(|n| n.set_training(training));
-        if let Some(db) = &mut self.drop_block {
-            db.set_training(training);
-        }
-        if let Some(d) = &mut self.downsample {
-            d.norm.set_training(training);
-        }
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.norms.iter_mut().for_each(|n| n.for_each_batch_norm(f));
-        if let Some(d) = &mut self.downsample {
-            d.norm.for_each_batch_norm(f);
-        }
-    }
 }
 
 /// One block of a stage: timm's `BasicBlock`/`Bottleneck`, or ResNeSt's bottleneck (boxed, as
 /// the two differ in size threefold).
+#[derive(Children)]
 pub(super) enum StageBlock {
     /// `BasicBlock` or `Bottleneck`.
     Res(Box<Block>),
@@ -264,7 +210,7 @@ impl StageBlock {
     /// timm's `zero_init_last`: γ of the block's last norm to zero.
     pub(super) fn zero_init_last(&self) -> Result<()> {
         match self {
-            StageBlock::Res(b) => b.norms[b.norms.len() - 1].zero_weight(),
+            StageBlock::Res(b) => b.layers[b.layers.len() - 1].1.zero_weight(),
             StageBlock::ResNest(b) => b.bn3.zero_weight(),
         }
     }
@@ -275,37 +221,10 @@ impl StageBlock {
             StageBlock::ResNest(b) => b.as_ref(),
         }
     }
-
-    fn inner_mut(&mut self) -> &mut dyn Module {
-        match self {
-            StageBlock::Res(b) => b.as_mut(),
-            StageBlock::ResNest(b) => b.as_mut(),
-        }
-    }
 }
 
 impl Module for StageBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.inner().forward(x)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.inner().collect(prefix, out)
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.inner_mut().map_tensors(prefix, f)
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.inner_mut().set_memory_format(format)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.inner_mut().set_training(training)
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.inner_mut().for_each_batch_norm(f)
     }
 }

@@ -3,17 +3,29 @@
 
 use super::ResNetCfg;
 use crate::layers::{AvgPool2d, Conv2d, Norm2d};
-use crate::module::{join, NamedTensor};
-use crate::{Module, Result};
-use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+use crate::{Children, Module, Result};
+use kiln_engine::{Pool2d, Tensor};
 
 /// `downsample.0` conv + `downsample.1` norm, or with `avg_down` `downsample.0` avg-pool (an
 /// identity at stride 1 that still takes index 0), `downsample.1` 1×1 conv, `downsample.2` norm.
-pub(super) struct Downsample {
-    pool: Option<AvgPool2d>,
-    avg_down: bool,
-    pub(super) conv: Conv2d,
-    pub(super) norm: Norm2d,
+#[derive(Children)]
+#[children(group)]
+pub(super) enum Downsample {
+    /// timm's `downsample_conv`.
+    Conv {
+        #[child(name = "0")]
+        conv: Conv2d,
+        #[child(name = "1")]
+        norm: Norm2d,
+    },
+    /// timm's `downsample_avg`.
+    Avg {
+        pool: Option<AvgPool2d>,
+        #[child(name = "1")]
+        conv: Conv2d,
+        #[child(name = "2")]
+        norm: Norm2d,
+    },
 }
 
 /// timm's `get_padding(kernel_size, stride)` at dilation 1.
@@ -26,51 +38,34 @@ impl Downsample {
     /// `rc.down_kernel_size` only where it strides (1×1 at stride 1); `downsample_avg` pools 2×2
     /// (ceil mode, padding excluded from the count) and projects with a 1×1 conv.
     pub(super) fn new(rc: &ResNetCfg, in_c: usize, out_c: usize, stride: usize) -> Result<Self> {
-        let pool = (rc.avg_down && stride > 1).then(|| {
+        if !rc.avg_down {
+            let k = if stride == 1 { 1 } else { rc.down_kernel_size };
+            let conv = Conv2d::new(in_c, out_c, k, stride, padding(k, stride), false)?;
+            let norm = rc.norm.create(out_c)?;
+            return Ok(Downsample::Conv { conv, norm });
+        }
+        let pool = (stride > 1).then(|| {
             let mut p = Pool2d::new(2, stride, 0);
             p.ceil_mode = true;
             p.count_include_pad = false;
             AvgPool2d(p)
         });
-        let conv = if rc.avg_down {
-            Conv2d::new(in_c, out_c, 1, 1, 0, false)?
-        } else {
-            let k = if stride == 1 { 1 } else { rc.down_kernel_size };
-            Conv2d::new(in_c, out_c, k, stride, padding(k, stride), false)?
-        };
-        Ok(Downsample {
-            pool,
-            avg_down: rc.avg_down,
-            conv,
-            norm: rc.norm.create(out_c)?,
-        })
+        let conv = Conv2d::new(in_c, out_c, 1, 1, 0, false)?;
+        let norm = rc.norm.create(out_c)?;
+        Ok(Downsample::Avg { pool, conv, norm })
     }
 
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = match &self.pool {
-            Some(p) => p.forward(x)?,
-            None => x.clone(),
-        };
-        self.norm.forward_conv(&self.conv, &x, None, false)
-    }
-
-    pub(super) fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let first = usize::from(self.avg_down);
-        self.conv.collect(&join(prefix, &first.to_string()), out);
-        self.norm
-            .collect(&join(prefix, &(first + 1).to_string()), out);
-    }
-
-    pub(super) fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        let first = usize::from(self.avg_down);
-        self.conv
-            .map_tensors(&join(prefix, &first.to_string()), f)?;
-        self.norm
-            .map_tensors(&join(prefix, &(first + 1).to_string()), f)
-    }
-
-    pub(super) fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv.set_memory_format(format)
+        match self {
+            Downsample::Conv { conv, norm } => norm.forward_conv(conv, x, None, false),
+            Downsample::Avg { pool, conv, norm } => {
+                let x = match pool {
+                    Some(p) => p.forward(x)?,
+                    None => x.clone(),
+                };
+                norm.forward_conv(conv, &x, None, false)
+            }
+        }
     }
 }
 

@@ -18,17 +18,17 @@ mod variants;
 pub use block::BlockKind;
 pub use stem::StemType;
 pub use variants::variants;
+pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
-    checkpoint_seq, AttnLayer, BatchNorm2d, Checkpointed, DropBlock, Linear, MaxPool2d, NormLayer,
-    PoolType, SelectAdaptivePool2d,
+    checkpoint_seq, AttnLayer, Checkpointed, DropBlock, Linear, MaxPool2d, NormLayer, PoolType,
+    SelectAdaptivePool2d,
 };
-use crate::module::{join, NamedTensor};
-use crate::{init, Error, ModelArgs, Module, Result};
+use crate::{init, Children, Error, ModelArgs, Module, Result};
 use block::StageBlock;
 use downsample::Downsample;
-use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+use kiln_engine::{Pool2d, Tensor};
 use stem::Stem;
 
 /// What distinguishes one ResNet variant from another (timm's `ResNet` arguments).
@@ -59,15 +59,20 @@ pub struct ResNetCfg {
 }
 
 /// timm's `ResNet`.
+#[derive(Children)]
 pub struct ResNet {
+    #[child(flatten)]
     stem: Stem,
+    #[child(each = "layer{}", start = 1)]
     stages: Vec<Vec<Checkpointed<StageBlock>>>,
     pool: SelectAdaptivePool2d,
+    #[child]
     fc: Option<Linear>,
     drop_rate: f64,
     num_features: usize,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
     grad_checkpointing: bool,
 }
@@ -185,60 +190,13 @@ impl Module for ResNet {
         self.forward_head(&self.forward_features(x)?, false)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        self.stem.collect(&mut local);
-        for (s, blocks) in self.stages.iter().enumerate() {
-            for (b, block) in blocks.iter().enumerate() {
-                block.collect(&format!("layer{}.{b}", s + 1), &mut local);
-            }
-        }
-        if let Some(fc) = &self.fc {
-            fc.collect("fc", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
+    /// The features the head reads follow a pruned classifier's width.
     fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.stem.map_tensors(prefix, f)?;
-        for (s, blocks) in self.stages.iter_mut().enumerate() {
-            for (b, block) in blocks.iter_mut().enumerate() {
-                block.map_tensors(&join(prefix, &format!("layer{}.{b}", s + 1)), f)?;
-            }
-        }
-        if let Some(fc) = &mut self.fc {
-            fc.map_tensors(&join(prefix, "fc"), f)?;
+        crate::map_children_tensors(self, prefix, f)?;
+        if let Some(fc) = &self.fc {
             self.num_features = fc.in_features() / self.pool.pool_type.feat_mult();
         }
         Ok(())
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.stem.set_memory_format(format)?;
-        self.stages
-            .iter_mut()
-            .flatten()
-            .try_for_each(|b| b.set_memory_format(format))
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.stem.set_training(training);
-        self.stages
-            .iter_mut()
-            .flatten()
-            .for_each(|b| b.set_training(training));
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.stem.for_each_batch_norm(f);
-        self.stages
-            .iter_mut()
-            .flatten()
-            .for_each(|b| b.for_each_batch_norm(f));
     }
 }
 

@@ -4,23 +4,30 @@
 
 use super::downsample::Downsample;
 use super::ResNetCfg;
-use crate::layers::{AvgPool2d, BatchNorm2d, Conv2d, DropBlock, Norm2d, SplitAttn};
-use crate::module::{join, NamedTensor};
-use crate::{Module, Result};
-use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+use crate::layers::{AvgPool2d, Conv2d, DropBlock, Norm2d, SplitAttn};
+use crate::{Children, Module, Result};
+use kiln_engine::{Pool2d, Tensor};
 
 /// `conv1`/`bn1` (1×1), `conv2` split attention, `conv3`/`bn3` (1×1 to 4·planes), the
 /// shortcut; `avd_first`/`avd_last` hold the pool where the block strides.
+#[derive(Children)]
 pub(super) struct ResNestBottleneck {
+    #[child]
     conv1: Conv2d,
+    #[child]
     bn1: Norm2d,
     avd_first: Option<AvgPool2d>,
+    #[child]
     pub(super) conv2: SplitAttn,
     avd_last: Option<AvgPool2d>,
+    #[child]
     conv3: Conv2d,
+    #[child]
     pub(super) bn3: Norm2d,
+    #[child]
     downsample: Option<Downsample>,
     pub(super) drop_path: f64,
+    #[training]
     training: bool,
 }
 
@@ -87,43 +94,8 @@ impl Module for ResNestBottleneck {
             .forward_conv(&self.conv3, &out, Some(&shortcut), true)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv1.collect(&join(prefix, "conv1"), out);
-        self.bn1.collect(&join(prefix, "bn1"), out);
-        self.conv2.collect(&join(prefix, "conv2"), out);
-        self.conv3.collect(&join(prefix, "conv3"), out);
-        self.bn3.collect(&join(prefix, "bn3"), out);
-        if let Some(d) = &self.downsample {
-            d.collect(&join(prefix, "downsample"), out);
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv1.set_memory_format(format)?;
-        self.conv2.set_memory_format(format)?;
-        self.conv3.set_memory_format(format)?;
-        match &mut self.downsample {
-            Some(d) => d.set_memory_format(format),
-            None => Ok(()),
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.bn1.set_training(training);
-        self.conv2.set_training(training);
-        self.bn3.set_training(training);
-        if let Some(d) = &mut self.downsample {
-            d.norm.set_training(training);
-        }
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.bn1.for_each_batch_norm(f);
-        self.conv2.for_each_batch_norm(f);
-        self.bn3.for_each_batch_norm(f);
-        if let Some(d) = &mut self.downsample {
-            d.norm.for_each_batch_norm(f);
-        }
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }

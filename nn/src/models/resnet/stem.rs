@@ -2,10 +2,9 @@
 //! and 'deep_tiered' (three 3×3 convs, the first strided).
 
 use super::ResNetCfg;
-use crate::layers::{BatchNorm2d, Conv2d, Norm2d};
-use crate::module::NamedTensor;
-use crate::{Module, Result};
-use kiln_engine::{MemoryFormat, Tensor};
+use crate::layers::{Conv2d, Norm2d};
+use crate::{Children, Result};
+use kiln_engine::Tensor;
 
 /// timm's `stem_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,13 +18,12 @@ pub enum StemType {
 }
 
 impl StemType {
-    /// The widths of the stem's convs (the last is what the stages start from, timm's
-    /// `inplanes`).
-    fn widths(self, stem_width: usize) -> Vec<usize> {
+    /// The widths of a deep stem's convs (the last is what the stages start from, timm's
+    /// `inplanes`; a single conv puts out 64).
+    fn deep_widths(self, stem_width: usize) -> [usize; 3] {
         match self {
-            StemType::Single => vec![64],
-            StemType::Deep => vec![stem_width, stem_width, 2 * stem_width],
-            StemType::DeepTiered => vec![3 * (stem_width / 4), stem_width, 2 * stem_width],
+            StemType::DeepTiered => [3 * (stem_width / 4), stem_width, 2 * stem_width],
+            StemType::Single | StemType::Deep => [stem_width, stem_width, 2 * stem_width],
         }
     }
 
@@ -40,85 +38,89 @@ impl StemType {
 
 /// `conv1` + `bn1` + ReLU; a deep stem's convs are `conv1.0`, `conv1.3`, `conv1.6` with norms
 /// `conv1.1`, `conv1.4` (and `bn1` after the last).
+#[derive(Children)]
+#[children(group)]
 pub(super) struct Stem {
-    pub(super) convs: Vec<Conv2d>,
-    pub(super) norms: Vec<Norm2d>,
+    #[child(name = "conv1")]
+    convs: StemConvs,
+    #[child(name = "bn1")]
+    norm: Norm2d,
+}
+
+/// The stem's convs, and a deep stem's norms between them.
+#[derive(Children)]
+#[children(group)]
+enum StemConvs {
+    /// The 7×7 conv.
+    Single(Conv2d),
+    /// The three 3×3 convs.
+    Deep(Box<DeepStem>),
+}
+
+/// timm's `nn.Sequential` of a deep stem (conv, norm, act, conv, norm, act, conv), without its
+/// last norm (the stem's `bn1`). Listed convs first, then norms, as kiln always has.
+#[derive(Children)]
+#[children(group)]
+struct DeepStem {
+    #[child(name = "0")]
+    conv0: Conv2d,
+    #[child(name = "3")]
+    conv1: Conv2d,
+    #[child(name = "6")]
+    conv2: Conv2d,
+    #[child(name = "1")]
+    norm0: Norm2d,
+    #[child(name = "4")]
+    norm1: Norm2d,
 }
 
 impl Stem {
     pub(super) fn new(rc: &ResNetCfg, in_chans: usize) -> Result<Stem> {
-        let widths = rc.stem.widths(rc.stem_width);
-        let convs = match rc.stem {
-            StemType::Single => vec![Conv2d::new(in_chans, widths[0], 7, 2, 3, false)?],
-            StemType::Deep | StemType::DeepTiered => vec![
-                Conv2d::new(in_chans, widths[0], 3, 2, 1, false)?,
-                Conv2d::new(widths[0], widths[1], 3, 1, 1, false)?,
-                Conv2d::new(widths[1], widths[2], 3, 1, 1, false)?,
-            ],
+        if rc.stem == StemType::Single {
+            let conv = Conv2d::new(in_chans, 64, 7, 2, 3, false)?;
+            let norm = rc.norm.create(64)?;
+            let convs = StemConvs::Single(conv);
+            return Ok(Stem { convs, norm });
+        }
+        let [w0, w1, w2] = rc.stem.deep_widths(rc.stem_width);
+        // the convs first: their draws come in this order
+        let (conv0, conv1, conv2) = (
+            Conv2d::new(in_chans, w0, 3, 2, 1, false)?,
+            Conv2d::new(w0, w1, 3, 1, 1, false)?,
+            Conv2d::new(w1, w2, 3, 1, 1, false)?,
+        );
+        let deep = DeepStem {
+            conv0,
+            conv1,
+            conv2,
+            norm0: rc.norm.create(w0)?,
+            norm1: rc.norm.create(w1)?,
         };
-        let norms = widths
-            .into_iter()
-            .map(|c| rc.norm.create(c))
-            .collect::<Result<_>>()?;
-        Ok(Stem { convs, norms })
+        let norm = rc.norm.create(w2)?;
+        let convs = StemConvs::Deep(Box::new(deep));
+        Ok(Stem { convs, norm })
     }
 
     /// The channels the stem puts out.
     pub(super) fn out_channels(&self) -> usize {
-        self.convs[self.convs.len() - 1].weight.shape()[0]
+        self.last_conv().weight.shape()[0]
+    }
+
+    fn last_conv(&self) -> &Conv2d {
+        match &self.convs {
+            StemConvs::Single(conv) => conv,
+            StemConvs::Deep(d) => &d.conv2,
+        }
     }
 
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.convs
-            .iter()
-            .zip(&self.norms)
-            .try_fold(x.clone(), |h, (c, n)| n.forward_conv(c, &h, None, true))
-    }
-
-    pub(super) fn collect(&self, out: &mut Vec<NamedTensor>) {
-        let last = self.convs.len() - 1;
-        if last == 0 {
-            self.convs[0].collect("conv1", out);
-        } else {
-            for (i, c) in self.convs.iter().enumerate() {
-                c.collect(&format!("conv1.{}", 3 * i), out);
+        let h = match &self.convs {
+            StemConvs::Single(_) => x.clone(),
+            StemConvs::Deep(d) => {
+                let h = d.norm0.forward_conv(&d.conv0, x, None, true)?;
+                d.norm1.forward_conv(&d.conv1, &h, None, true)?
             }
-            for (i, n) in self.norms[..last].iter().enumerate() {
-                n.collect(&format!("conv1.{}", 3 * i + 1), out);
-            }
-        }
-        self.norms[last].collect("bn1", out);
-    }
-
-    pub(super) fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        let last = self.convs.len() - 1;
-        let at = |n: &str| crate::join(prefix, n);
-        for (i, c) in self.convs.iter_mut().enumerate() {
-            match last {
-                0 => c.map_tensors(&at("conv1"), f)?,
-                _ => c.map_tensors(&at(&format!("conv1.{}", 3 * i)), f)?,
-            }
-        }
-        for (i, n) in self.norms.iter_mut().enumerate() {
-            match i == last {
-                true => n.map_tensors(&at("bn1"), f)?,
-                false => n.map_tensors(&at(&format!("conv1.{}", 3 * i + 1)), f)?,
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.convs
-            .iter_mut()
-            .try_for_each(|c| c.set_memory_format(format))
-    }
-
-    pub(super) fn set_training(&mut self, training: bool) {
-        self.norms.iter_mut().for_each(|n| n.set_training(training));
-    }
-
-    pub(super) fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.norms.iter_mut().for_each(|n| n.for_each_batch_norm(f));
+        };
+        self.norm.forward_conv(self.last_conv(), &h, None, true)
     }
 }

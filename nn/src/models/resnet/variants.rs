@@ -1,8 +1,10 @@
 //! The ResNets timm registers in `resnet.py` that kiln builds, each with timm's default
 //! pretrained config (the first tag of the architecture's `default_cfgs`).
 
+use super::ResNet;
 use super::{BlockKind, ResNetCfg, StemType};
 use crate::layers::{AttnLayer, NormLayer};
+use crate::models::family::Variants;
 use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 
 /// One registered ResNet: (name, architecture, default pretrained config).
@@ -126,6 +128,12 @@ fn attn(rc: ResNetCfg, attn: AttnLayer) -> ResNetCfg {
         ..rc
     }
 }
+
+/// The family's registration: [`variants`], built by [`ResNet::new`].
+pub(crate) const FAMILY: Variants<ResNetCfg, ResNet> = Variants {
+    variants,
+    new: ResNet::new,
+};
 
 /// Every registered ResNet: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<Variant> {

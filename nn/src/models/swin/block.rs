@@ -3,8 +3,7 @@
 //! `PatchMerging`.
 
 use crate::layers::{DropPath, LayerNorm, Linear};
-use crate::module::{join, push, Kind, NamedTensor};
-use crate::{Error, Module, Result};
+use crate::{Children, Error, Module, Result};
 use kiln_engine::{AttnOptions, DType, Device, Tensor};
 use std::sync::Mutex;
 
@@ -118,10 +117,15 @@ fn offset_one_hot(ws: usize) -> Result<Tensor> {
 
 /// timm's `WindowAttention` on its fused path: qkv, softmax(q·kᵀ/√d + relative position bias
 /// (+ shift mask))·v per window and head in the fused attention op, proj.
+#[derive(Children)]
+#[children(group)]
 pub struct WindowAttention {
     /// The [(2ws − 1)², heads] table timm indexes by `relative_position_index`.
+    #[param]
     pub relative_position_bias_table: Tensor,
+    #[child]
     qkv: Linear,
+    #[child]
     proj: Linear,
     heads: usize,
     ws: usize,
@@ -196,29 +200,24 @@ impl WindowAttention {
             .reshape(&[bw, n, c])?;
         self.proj.forward(&o)
     }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        push(
-            out,
-            prefix,
-            "relative_position_bias_table",
-            &self.relative_position_bias_table,
-            Kind::Parameter,
-        );
-        self.qkv.collect(&join(prefix, "qkv"), out);
-        self.proj.collect(&join(prefix, "proj"), out);
-    }
 }
 
 /// timm's `SwinTransformerBlock`: x + drop_path(shifted window attention(norm1(x))), then
 /// x + drop_path(mlp(norm2(x))), on [B, H, W, C] of the resolution it was built for.
+#[derive(Children)]
 pub struct SwinBlock {
+    #[child]
     norm1: LayerNorm,
+    #[child]
     attn: WindowAttention,
+    #[child]
     norm2: LayerNorm,
+    #[child(name = "mlp.fc1")]
     fc1: Linear,
+    #[child(name = "mlp.fc2")]
     fc2: Linear,
     /// The block's stochastic depth.
+    #[child]
     pub drop_path: DropPath,
     ws: usize,
     shift: usize,
@@ -303,23 +302,19 @@ impl Module for SwinBlock {
         Ok(x.add(&self.drop_path.forward(&self.fc2.forward(&h)?)?)?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.norm1.collect(&join(prefix, "norm1"), out);
-        self.attn.collect(&join(prefix, "attn"), out);
-        self.norm2.collect(&join(prefix, "norm2"), out);
-        self.fc1.collect(&join(prefix, "mlp.fc1"), out);
-        self.fc2.collect(&join(prefix, "mlp.fc2"), out);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.drop_path.set_training(training);
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 
 /// timm's `PatchMerging`: each 2×2 patch's four C-vectors (padded to even H and W) concatenated
 /// as timm orders them, LayerNorm(4C), a bias-free Linear to `out`.
+#[derive(Children)]
 pub struct PatchMerging {
+    #[child]
     norm: LayerNorm,
+    #[child]
     reduction: Linear,
 }
 
@@ -349,9 +344,9 @@ impl Module for PatchMerging {
         self.reduction.forward(&self.norm.forward(&merged)?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.norm.collect(&join(prefix, "norm"), out);
-        self.reduction.collect(&join(prefix, "reduction"), out);
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

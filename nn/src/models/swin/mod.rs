@@ -8,11 +8,11 @@ mod variants;
 
 pub use block::{pad_hw, shift_mask, window_partition, window_reverse, SwinBlock};
 pub use variants::variants;
+pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
-use crate::module::{join, NamedTensor};
-use crate::{Error, FeatureCfg, FeatureFormat, ModelArgs, Module, OutIndices, Result};
+use crate::{Children, Error, FeatureCfg, FeatureFormat, ModelArgs, Module, OutIndices, Result};
 use block::{PatchMerging, LN_EPS};
 use kiln_engine::Tensor;
 
@@ -34,17 +34,27 @@ pub struct SwinCfg {
 }
 
 /// timm's `SwinTransformerStage`: PatchMerging (all but the first) then the blocks.
+#[derive(Children)]
+#[children(group)]
 struct Stage {
+    #[child]
     downsample: Option<PatchMerging>,
+    #[child]
     blocks: Vec<Checkpointed<SwinBlock>>,
 }
 
 /// timm's `SwinTransformer`.
+#[derive(Children)]
 pub struct SwinTransformer {
+    #[child(name = "patch_embed.proj")]
     patch_embed: Conv2d,
+    #[child(name = "patch_embed.norm")]
     patch_norm: LayerNorm,
+    #[child]
     layers: Vec<Stage>,
+    #[child]
     norm: LayerNorm,
+    #[child(name = "head.fc")]
     head: Option<Linear>,
     /// Average over the tokens (timm's 'avg'), or none ('').
     pool: bool,
@@ -53,6 +63,7 @@ pub struct SwinTransformer {
     drop_rate: f64,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
 }
 
@@ -190,36 +201,9 @@ impl Module for SwinTransformer {
         self.forward_head(&self.forward_features(x)?, false)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        self.patch_embed.collect("patch_embed.proj", &mut local);
-        self.patch_norm.collect("patch_embed.norm", &mut local);
-        for (i, s) in self.layers.iter().enumerate() {
-            let stage = format!("layers.{i}");
-            if let Some(d) = &s.downsample {
-                d.collect(&join(&stage, "downsample"), &mut local);
-            }
-            for (j, b) in s.blocks.iter().enumerate() {
-                b.collect(&format!("{stage}.blocks.{j}"), &mut local);
-            }
-        }
-        self.norm.collect("norm", &mut local);
-        if let Some(head) = &self.head {
-            head.collect("head.fc", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        for s in &mut self.layers {
-            for b in &mut s.blocks {
-                b.set_training(training);
-            }
-        }
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

@@ -2,6 +2,8 @@
 //! ones), each with its architecture and timm's default pretrained config.
 
 use super::SwinCfg;
+use super::SwinTransformer;
+use crate::models::family::Variants;
 use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 
 /// One registered Swin: (name, architecture, default pretrained config).
@@ -28,6 +30,12 @@ fn variant(arch: &'static str, tag: &str, sc: SwinCfg, img: usize) -> Variant {
     };
     (arch, sc, cfg)
 }
+
+/// The family's registration: [`variants`], built by [`SwinTransformer::new`].
+pub(crate) const FAMILY: Variants<SwinCfg, SwinTransformer> = Variants {
+    variants,
+    new: SwinTransformer::new,
+};
 
 /// Every registered Swin: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<Variant> {

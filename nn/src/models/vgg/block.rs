@@ -1,12 +1,12 @@
-//! timm's VGG pieces: a 3×3 conv (bias) with an optional BN and ReLU, under its `features.N`
-//! indices, and `ConvMlp`, the head's two convs standing in for torchvision's first two Linear
-//! layers (`pre_logits.fc1` 7×7, `pre_logits.fc2` 1×1).
+//! timm's VGG pieces: the entries of `features` (3×3 convs with bias, each with an optional BN
+//! and a ReLU, and max pools) under their `features.N` indices, and `ConvMlp`, the head's two
+//! convs standing in for torchvision's first two Linear layers (`pre_logits.fc1` 7×7,
+//! `pre_logits.fc2` 1×1).
 
 use crate::init;
 use crate::layers::{BatchNorm2d, Conv2d};
-use crate::module::{join, NamedTensor};
-use crate::{Error, Module, Result};
-use kiln_engine::{Conv2dParams, MemoryFormat, Tensor};
+use crate::{Children, Error, Module, Result};
+use kiln_engine::{Conv2dParams, Pool2d, Tensor};
 
 /// A biased conv with timm's VGG init: `kaiming_normal_(mode='fan_out')`, N(0, 2/fan_out), and a
 /// zero bias.
@@ -22,73 +22,83 @@ pub(super) fn conv(in_c: usize, out_c: usize, k: usize, padding: usize) -> Resul
     })
 }
 
-/// `features.index` (3×3 conv, padding 1), `features.index+1` (BN, the `_bn` names), then ReLU.
-pub(super) struct ConvAct {
-    pub(super) conv: Conv2d,
-    pub(super) bn: Option<BatchNorm2d>,
-    pub(super) index: usize,
+/// One entry of timm's `features` `nn.Sequential`, named by its index there: a 3×3 conv
+/// (padding 1), its BN (the `_bn` names), the ReLU after them, or the 2×2 max pool that ends a
+/// stage.
+#[derive(Children)]
+#[children(group)]
+pub(super) enum Feature {
+    /// A 3×3 conv, padding 1.
+    Conv(Conv2d),
+    /// The BN after a conv, in the `_bn` names.
+    Norm(BatchNorm2d),
+    /// The ReLU after a conv (or its BN).
+    Relu,
+    /// The 2×2 max pool at stride 2 that ends a stage.
+    Pool,
 }
 
-impl ConvAct {
-    pub(super) fn new(in_c: usize, out_c: usize, bn: bool, index: usize) -> Result<ConvAct> {
-        Ok(ConvAct {
-            conv: conv(in_c, out_c, 3, 1)?,
-            bn: bn.then(|| BatchNorm2d::new(out_c)).transpose()?,
-            index,
-        })
-    }
-
-    /// The `nn.Sequential` entries it takes (conv, BN, ReLU).
-    pub(super) fn len(&self) -> usize {
-        if self.bn.is_some() {
-            3
-        } else {
-            2
+impl Feature {
+    /// Appends a conv `in_c` → `out_c`, its BN where `bn`, and its ReLU to `features`.
+    pub(super) fn push_conv(
+        features: &mut Vec<Feature>,
+        in_c: usize,
+        out_c: usize,
+        bn: bool,
+    ) -> Result<()> {
+        features.push(Feature::Conv(conv(in_c, out_c, 3, 1)?));
+        if bn {
+            features.push(Feature::Norm(BatchNorm2d::new(out_c)?));
         }
+        features.push(Feature::Relu);
+        Ok(())
     }
-}
 
-impl Module for ConvAct {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.bn {
-            Some(bn) => bn.forward_conv(&self.conv, x, None, true),
-            None => Ok(self.conv.forward(x)?.relu()?),
+    /// Runs `features` on `x` (a conv, its BN and its ReLU as one op); `keep` gets the input of
+    /// every pool, then the last output.
+    pub(super) fn run(
+        features: &[Feature],
+        x: &Tensor,
+        keep: &mut dyn FnMut(&Tensor),
+    ) -> Result<Tensor> {
+        let (mut h, mut rest) = (x.clone(), features);
+        while let Some((first, tail)) = rest.split_first() {
+            (h, rest) = match (first, tail) {
+                (Feature::Conv(conv), [Feature::Norm(bn), Feature::Relu, tail @ ..]) => {
+                    (bn.forward_conv(conv, &h, None, true)?, tail)
+                }
+                (Feature::Conv(conv), [Feature::Relu, tail @ ..]) => {
+                    (conv.forward(&h)?.relu()?, tail)
+                }
+                (Feature::Pool, tail) => {
+                    keep(&h);
+                    (h.max_pool2d(Pool2d::new(2, 2, 0))?, tail)
+                }
+                _ => {
+                    return Err(Error::BadArgument {
+                        model: "vgg features".into(),
+                        msg: "a conv must be followed by its BN, if any, and its ReLU".into(),
+                    })
+                }
+            };
         }
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.conv
-            .collect(&join(prefix, &self.index.to_string()), out);
-        if let Some(bn) = &self.bn {
-            bn.collect(&join(prefix, &(self.index + 1).to_string()), out);
-        }
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.conv.set_memory_format(format)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        if let Some(bn) = &mut self.bn {
-            bn.set_training(training);
-        }
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        if let Some(bn) = &mut self.bn {
-            bn.for_each_batch_norm(f);
-        }
+        keep(&h);
+        Ok(h)
     }
 }
 
 /// timm's VGG `ConvMlp`: fc1 (k×k conv, no padding), ReLU, dropout, fc2 (1×1 conv), ReLU. A
 /// feature map smaller than k×k is first average-pooled up to at least k×k (timm's
 /// `F.adaptive_avg_pool2d` to (max(k, H), max(k, W))).
+#[derive(Children)]
 pub(super) struct ConvMlp {
+    #[child]
     fc1: Conv2d,
+    #[child]
     fc2: Conv2d,
     kernel: usize,
     drop_rate: f64,
+    #[training]
     training: bool,
 }
 
@@ -123,17 +133,8 @@ impl Module for ConvMlp {
         Ok(self.fc2.forward(&x)?.relu()?)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.fc1.collect(&join(prefix, "fc1"), out);
-        self.fc2.collect(&join(prefix, "fc2"), out);
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.fc1.set_memory_format(format)?;
-        self.fc2.set_memory_format(format)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }

@@ -8,13 +8,13 @@ mod block;
 mod variants;
 
 pub use variants::variants;
+pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{BatchNorm2d, Linear, PoolType, SelectAdaptivePool2d};
-use crate::module::{join, NamedTensor};
-use crate::{init, FeatureCfg, ModelArgs, Module, OutIndices, Result};
-use block::{ConvAct, ConvMlp};
-use kiln_engine::{MemoryFormat, Pool2d, Tensor};
+use crate::layers::{Linear, PoolType, SelectAdaptivePool2d};
+use crate::{init, Children, FeatureCfg, ModelArgs, Module, OutIndices, Result};
+use block::{ConvMlp, Feature};
+use kiln_engine::Tensor;
 
 /// Channels of `pre_logits` (timm's `head_hidden_size`).
 const HEAD_HIDDEN: usize = 4096;
@@ -29,15 +29,21 @@ pub struct VggCfg {
 }
 
 /// timm's `VGG`.
+#[derive(Children)]
 pub struct Vgg {
-    stages: Vec<Vec<ConvAct>>,
+    /// timm's flat `features`: each stage's convs (with BNs and ReLUs), then its max pool.
+    #[child]
+    features: Vec<Feature>,
+    #[child]
     pre_logits: ConvMlp,
     pool: SelectAdaptivePool2d,
+    #[child(name = "head.fc")]
     fc: Option<Linear>,
     drop_rate: f64,
     num_features: usize,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
 }
 
@@ -46,32 +52,28 @@ impl Vgg {
     /// with zero biases, BNs γ=1 β=0, the classifier N(0, 0.01²) with a zero bias.
     pub fn new(vc: &VggCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<Vgg> {
         super::refuse_drop_path(args.drop_path_or(0.0), &cfg.name)?;
-        let (mut stages, mut feature_info) = (Vec::new(), Vec::new());
-        let (mut in_c, mut index, mut reduction) = (args.in_chans, 0, 1);
+        let (mut features, mut feature_info) = (Vec::new(), Vec::new());
+        let (mut in_c, mut reduction) = (args.in_chans, 1);
         for widths in vc.stages {
-            let mut stage = Vec::new();
             for &w in widths.iter() {
-                let layer = ConvAct::new(in_c, w, vc.batch_norm, index)?;
-                index += layer.len();
-                stage.push(layer);
+                Feature::push_conv(&mut features, in_c, w, vc.batch_norm)?;
                 in_c = w;
             }
             feature_info.push(FeatureInfo {
                 num_chs: in_c,
                 reduction,
-                module: format!("features.{}", index - 1),
+                module: format!("features.{}", features.len() - 1),
             });
-            stages.push(stage);
-            index += 1;
+            features.push(Feature::Pool);
             reduction *= 2;
         }
         feature_info.push(FeatureInfo {
             num_chs: in_c,
             reduction,
-            module: format!("features.{}", index - 1),
+            module: format!("features.{}", features.len() - 1),
         });
         let mut model = Vgg {
-            stages,
+            features,
             pre_logits: ConvMlp::new(in_c, HEAD_HIDDEN, 7, args.drop_rate)?,
             pool: SelectAdaptivePool2d {
                 pool_type: PoolType::Avg,
@@ -95,18 +97,7 @@ impl Vgg {
 
     /// The features; `keep` gets each stage's output before its pool, then the last pool's.
     fn run(&self, x: &Tensor, keep: &mut dyn FnMut(&Tensor)) -> Result<Tensor> {
-        let mut h = x.clone();
-        for stage in &self.stages {
-            h = stage.iter().try_fold(h, |h, l| l.forward(&h))?;
-            keep(&h);
-            h = h.max_pool2d(Pool2d::new(2, 2, 0))?;
-        }
-        keep(&h);
-        Ok(h)
-    }
-
-    fn layers_mut(&mut self) -> impl Iterator<Item = &mut ConvAct> {
-        self.stages.iter_mut().flatten()
+        Feature::run(&self.features, x, keep)
     }
 }
 
@@ -115,35 +106,9 @@ impl Module for Vgg {
         self.forward_head(&self.forward_features(x)?, false)
     }
 
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        for layer in self.stages.iter().flatten() {
-            layer.collect("features", &mut local);
-        }
-        self.pre_logits.collect("pre_logits", &mut local);
-        if let Some(fc) = &self.fc {
-            fc.collect("head.fc", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
-    fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
-        self.layers_mut()
-            .try_for_each(|l| l.set_memory_format(format))?;
-        self.pre_logits.set_memory_format(format)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        self.layers_mut().for_each(|l| l.set_training(training));
-        self.pre_logits.set_training(training);
-    }
-
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        self.layers_mut().for_each(|l| l.for_each_batch_norm(f));
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
     }
 }
 

@@ -1,7 +1,9 @@
 //! The VGG names timm registers in `vgg.py` (`vgg11` … `vgg19` and their `_bn` forms), each with
 //! timm's `cfgs` entry and default pretrained config (torchvision's weights, `tv_in1k`).
 
+use super::Vgg;
 use super::VggCfg;
+use crate::models::family::Variants;
 use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 
 /// One registered VGG: (name, architecture, default pretrained config).
@@ -52,6 +54,12 @@ fn variant(arch: &'static str, stages: &'static [&'static [usize]], batch_norm: 
     let vc = VggCfg { stages, batch_norm };
     (arch, vc, cfg)
 }
+
+/// The family's registration: [`variants`], built by [`Vgg::new`].
+pub(crate) const FAMILY: Variants<VggCfg, Vgg> = Variants {
+    variants,
+    new: Vgg::new,
+};
 
 /// Every registered VGG: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<Variant> {

@@ -2,14 +2,17 @@
 //! scale (`ls1`, `ls2`).
 
 use crate::layers::{DropPath, LayerNorm, LayerScale, Linear};
-use crate::module::{join, NamedTensor};
-use crate::{init, Error, Module, Result};
+use crate::{init, Children, Error, Module, Result};
 use kiln_engine::Tensor;
 
 /// timm's `Attention` on its `fused_attn` path: one qkv projection, softmax(q·kᵀ/√d)·v per head
 /// as one fused op (`F.scaled_dot_product_attention`), an output projection.
+#[derive(Children)]
+#[children(group)]
 pub(super) struct Attention {
+    #[child]
     qkv: Linear,
+    #[child]
     proj: Linear,
     /// Width of one head; the head count follows the qkv projection (pruning removes heads).
     head_dim: usize,
@@ -45,11 +48,6 @@ impl Attention {
                 self.qkv.out_features() / 3,
             ])?)
     }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.qkv.collect(&join(prefix, "qkv"), out);
-        self.proj.collect(&join(prefix, "proj"), out);
-    }
 }
 
 /// What a block is built from.
@@ -64,14 +62,23 @@ pub(super) struct BlockCfg {
 }
 
 /// timm's ViT `Block`: x + drop_path(ls1(attn(norm1(x)))), then x + drop_path(ls2(mlp(norm2(x)))).
+#[derive(Children)]
 pub(super) struct Block {
+    #[child]
     norm1: LayerNorm,
+    #[child]
     attn: Attention,
+    #[child]
     ls1: Option<LayerScale>,
+    #[child]
     norm2: LayerNorm,
+    #[child(name = "mlp.fc1")]
     fc1: Linear,
+    #[child(name = "mlp.fc2")]
     fc2: Linear,
+    #[child]
     ls2: Option<LayerScale>,
+    #[child]
     pub(super) drop_path: DropPath,
 }
 
@@ -133,40 +140,6 @@ impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let n = x.shape().get(1).copied().unwrap_or(0);
         self.forward_queries(x, n)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        self.norm1.collect(&join(prefix, "norm1"), out);
-        self.attn.collect(&join(prefix, "attn"), out);
-        if let Some(ls) = &self.ls1 {
-            ls.collect(&join(prefix, "ls1"), out);
-        }
-        self.norm2.collect(&join(prefix, "norm2"), out);
-        self.fc1.collect(&join(prefix, "mlp.fc1"), out);
-        self.fc2.collect(&join(prefix, "mlp.fc2"), out);
-        if let Some(ls) = &self.ls2 {
-            ls.collect(&join(prefix, "ls2"), out);
-        }
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        self.norm1.map_tensors(&join(prefix, "norm1"), f)?;
-        self.attn.qkv.map_tensors(&join(prefix, "attn.qkv"), f)?;
-        self.attn.proj.map_tensors(&join(prefix, "attn.proj"), f)?;
-        if let Some(ls) = &mut self.ls1 {
-            ls.map_tensors(&join(prefix, "ls1"), f)?;
-        }
-        self.norm2.map_tensors(&join(prefix, "norm2"), f)?;
-        self.fc1.map_tensors(&join(prefix, "mlp.fc1"), f)?;
-        self.fc2.map_tensors(&join(prefix, "mlp.fc2"), f)?;
-        match &mut self.ls2 {
-            Some(ls) => ls.map_tensors(&join(prefix, "ls2"), f),
-            None => Ok(()),
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.drop_path.set_training(training);
     }
 }
 

@@ -10,11 +10,11 @@ mod variants;
 
 pub(crate) use block::{pos_embed, tokens_to_map};
 pub use variants::variants;
+pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
-use crate::module::{join, push, Kind, NamedTensor};
-use crate::{init, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
+use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{Block, BlockCfg};
 use kiln_engine::Tensor;
 
@@ -102,29 +102,42 @@ impl VitCfg {
 }
 
 /// timm's `VisionTransformer` (and `VisionTransformerDistilled`).
+#[derive(Children)]
 pub struct VisionTransformer {
-    patch_embed: Conv2d,
-    patch: usize,
+    #[param]
     cls_token: Option<Tensor>,
     /// The register tokens, [1, reg_tokens, C].
+    #[param]
     reg_token: Option<Tensor>,
     /// The distillation token of a distilled DeiT.
+    #[param]
     dist_token: Option<Tensor>,
+    #[param]
     pos_embed: Tensor,
+    #[child(name = "patch_embed.proj")]
+    patch_embed: Conv2d,
+    patch: usize,
     no_embed_class: bool,
+    #[child]
     blocks: Vec<Checkpointed<Block>>,
     grad_checkpointing: bool,
-    /// The final norm: `norm` before the pooling, or `fc_norm` after it.
-    norm: LayerNorm,
-    fc_norm: bool,
+    /// The final norm before the pooling (one of `norm` and `fc_norm` is built).
+    #[child]
+    norm: Option<LayerNorm>,
+    /// The final norm after the pooling.
+    #[child]
+    fc_norm: Option<LayerNorm>,
     pool: TokenPool,
+    #[child]
     head: Option<Linear>,
     /// The distillation head of a distilled DeiT (none without classes).
+    #[child]
     head_dist: Option<Linear>,
     img_size: usize,
     drop_rate: f64,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    #[training]
     training: bool,
 }
 
@@ -201,8 +214,8 @@ impl VisionTransformer {
             no_embed_class: vc.no_embed_class,
             blocks,
             grad_checkpointing: false,
-            norm: LayerNorm::new(dim)?,
-            fc_norm,
+            norm: (!fc_norm).then(|| LayerNorm::new(dim)).transpose()?,
+            fc_norm: fc_norm.then(|| LayerNorm::new(dim)).transpose()?,
             pool,
             head: None,
             head_dist: None,
@@ -302,10 +315,9 @@ impl VisionTransformer {
             }
             _ => checkpoint_seq(&self.blocks, x, gc)?,
         };
-        if self.fc_norm {
-            Ok(x)
-        } else {
-            self.norm.forward(&x)
+        match &self.norm {
+            Some(norm) => norm.forward(&x),
+            None => Ok(x),
         }
     }
 
@@ -327,77 +339,6 @@ impl Module for VisionTransformer {
         // only: the features stop at it, and the output is timm's to float32 rounding.
         let first_token_only = self.pool == TokenPool::Token && self.dist_token.is_none();
         self.forward_head(&self.features(x, first_token_only)?, false)
-    }
-
-    fn collect(&self, prefix: &str, out: &mut Vec<NamedTensor>) {
-        let mut local = Vec::new();
-        let tokens = [
-            ("cls_token", &self.cls_token),
-            ("reg_token", &self.reg_token),
-            ("dist_token", &self.dist_token),
-        ];
-        for (name, t) in tokens {
-            if let Some(t) = t {
-                push(&mut local, "", name, t, Kind::Parameter);
-            }
-        }
-        push(
-            &mut local,
-            "",
-            "pos_embed",
-            &self.pos_embed,
-            Kind::Parameter,
-        );
-        self.patch_embed.collect("patch_embed.proj", &mut local);
-        for (i, b) in self.blocks.iter().enumerate() {
-            b.collect(&format!("blocks.{i}"), &mut local);
-        }
-        let norm = if self.fc_norm { "fc_norm" } else { "norm" };
-        self.norm.collect(norm, &mut local);
-        if let Some(head) = &self.head {
-            head.collect("head", &mut local);
-        }
-        if let Some(head) = &self.head_dist {
-            head.collect("head_dist", &mut local);
-        }
-        out.extend(local.into_iter().map(|t| NamedTensor {
-            name: join(prefix, &t.name),
-            ..t
-        }));
-    }
-
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        let at = |n: &str| join(prefix, n);
-        for (name, t) in [
-            ("cls_token", &mut self.cls_token),
-            ("reg_token", &mut self.reg_token),
-            ("dist_token", &mut self.dist_token),
-        ] {
-            if let Some(t) = t {
-                crate::map_tensor(f, prefix, name, t)?;
-            }
-        }
-        crate::map_tensor(f, prefix, "pos_embed", &mut self.pos_embed)?;
-        self.patch_embed.map_tensors(&at("patch_embed.proj"), f)?;
-        for (i, b) in self.blocks.iter_mut().enumerate() {
-            b.map_tensors(&at(&format!("blocks.{i}")), f)?;
-        }
-        let norm = if self.fc_norm { "fc_norm" } else { "norm" };
-        self.norm.map_tensors(&at(norm), f)?;
-        if let Some(head) = &mut self.head {
-            head.map_tensors(&at("head"), f)?;
-        }
-        match &mut self.head_dist {
-            Some(head) => head.map_tensors(&at("head_dist"), f),
-            None => Ok(()),
-        }
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
-        for b in &mut self.blocks {
-            b.set_training(training);
-        }
     }
 }
 
@@ -426,10 +367,9 @@ impl Model for VisionTransformer {
             TokenPool::Avg => x.narrow(1, prefix, n - prefix)?.mean(1, false)?,
             TokenPool::None => x.clone(),
         };
-        let pooled = if self.fc_norm {
-            self.norm.forward(&pooled)?
-        } else {
-            pooled
+        let pooled = match &self.fc_norm {
+            Some(norm) => norm.forward(&pooled)?,
+            None => pooled,
         };
         let x = pooled.dropout(self.drop_rate, self.training)?;
         match (&self.head, pre_logits) {
@@ -504,7 +444,8 @@ impl Model for VisionTransformer {
     }
 
     fn num_features(&self) -> usize {
-        self.norm.weight.shape()[0]
+        let norm = self.norm.iter().chain(&self.fc_norm);
+        norm.map(|n| n.weight.shape()[0]).next().unwrap_or(0)
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {

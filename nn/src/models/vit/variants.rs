@@ -1,7 +1,9 @@
 //! The registered ViTs, DeiTs, DeiT IIIs and register ViTs: timm's entry-point arguments and
 //! default pretrained configs (vision_transformer.py, deit.py).
 
+use super::VisionTransformer;
 use super::VitCfg;
+use crate::models::family::Variants;
 use crate::models::PretrainedCfg;
 
 /// Which normalization a config takes: timm's Inception constants (the Google ViTs, the register
@@ -67,6 +69,12 @@ const fn reg_gap(dim: usize, depth: usize, heads: usize, mlp: usize, regs: usize
         ..VitCfg::new(16, dim, depth, heads)
     }
 }
+
+/// The family's registration: [`variants`], built by [`VisionTransformer::new`].
+pub(crate) const FAMILY: Variants<VitCfg, VisionTransformer> = Variants {
+    variants,
+    new: VisionTransformer::new,
+};
 
 /// Every registered ViT: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, VitCfg, PretrainedCfg)> {
