@@ -36,8 +36,8 @@ pub use model_kwargs::KwargValue;
 pub use model_source::{parse_model_name, ModelSpec};
 pub use models::{FeatureInfo, GroupRule, Model, ModelArgs, PretrainedCfg};
 pub use module::{
-    children_batch_norms, join, map_children_tensors, map_tensor, visit_group, visit_group_mut,
-    Child, Children, Kind, Module, NamedTensor, TensorMap, TensorSlot, Visitor, VisitorMut,
+    join, map_children_tensors, map_tensor, visit_group, visit_group_mut, Child, Children, Kind,
+    Module, NamedTensor, TensorMap, TensorSlot, Visitor, VisitorMut,
 };
 pub use overrides::{init_head, set_batch_norm};
 pub use pretrained::{adapt_input_conv, load_pretrained, PretrainedReport, PretrainedSource};

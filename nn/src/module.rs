@@ -91,7 +91,12 @@ pub trait Module: Children + Send + Sync {
 
     /// Calls `f` on every BatchNorm layer, recursively (to change momentum or eps in place).
     fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        children_batch_norms(self, f)
+        let mut walk = |m: &mut dyn Module| {
+            m.for_each_batch_norm(f);
+            Ok(())
+        };
+        // Neither the visitor nor a listing fails on its own: nothing to report.
+        let _ = self.visit_mut(&mut EachChild::new(&mut walk));
     }
 
     /// Re-lays 4-d weights out in `format`, recursively (PyTorch's `model.to(memory_format=...)`).
@@ -504,19 +509,6 @@ pub fn map_children_tensors<M: Children + ?Sized>(
     f: &mut TensorMap<'_>,
 ) -> Result<()> {
     module.visit_mut(&mut MapTensors { prefix, f })
-}
-
-/// The default [`Module::for_each_batch_norm`] over `module`'s children, for a layer that
-/// overrides it to offer itself first.
-pub fn children_batch_norms<M: Children + ?Sized>(
-    module: &mut M,
-    f: &mut dyn FnMut(&mut BatchNorm2d),
-) {
-    let mut walk = |m: &mut dyn Module| {
-        m.for_each_batch_norm(f);
-        Ok(())
-    };
-    let _ = module.visit_mut(&mut EachChild::new(&mut walk));
 }
 
 /// What [`Module::map_tensors`] calls: a tensor's full name and the tensor to a replacement, or

@@ -1,7 +1,7 @@
 //! BatchNorm2d with PyTorch's tensors and defaults, and its fused ReLU / residual forms.
 
 use super::Conv2d;
-use crate::{children_batch_norms, Children, Module, Result};
+use crate::{Children, Module, Result};
 use kiln_engine::{BatchNormArgs, ChannelStats, CrossReplicaSum, DType, Tensor};
 use std::sync::Arc;
 
@@ -157,8 +157,13 @@ impl Module for BatchNorm2d {
         self.forward_act(x, None, false)
     }
 
+    /// Offers itself, then the split-BN layers it had before `f` ran: a walk that adds them (as
+    /// `--split-bn`'s conversion does) does not reach the new ones.
     fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
+        let aux = self.aux_bn.len();
         f(self);
-        children_batch_norms(self, f);
+        for a in self.aux_bn.iter_mut().take(aux) {
+            a.for_each_batch_norm(f);
+        }
     }
 }

@@ -9,7 +9,7 @@ use super::efficientnet_blocks::init_conv_goog;
 use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Trunk};
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
-    Activation, BatchNormAct2d, Conv2dPad, Linear, PadType, PoolType, SelectAdaptivePool2d,
+    Activation, BatchNormAct2d, ClassifierHead, Conv2dPad, Linear, PadType, PoolType,
 };
 use crate::{init, Children, ModelArgs, Module, Result};
 use kiln_engine::Tensor;
@@ -65,13 +65,9 @@ pub struct EfficientNet {
     conv_head: Conv2dPad,
     #[child]
     bn2: BatchNormAct2d,
-    pool: SelectAdaptivePool2d,
-    #[child]
-    classifier: Option<Linear>,
-    drop_rate: f64,
+    #[child(flatten)]
+    head: ClassifierHead,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
 }
 
 impl EfficientNet {
@@ -113,16 +109,12 @@ impl EfficientNet {
             trunk,
             conv_head,
             bn2: BatchNormAct2d::new(num_features, bc.bn_eps, Some(bc.act))?,
-            pool: SelectAdaptivePool2d {
-                pool_type: PoolType::Avg,
-            },
-            classifier: None,
-            drop_rate: args.drop_rate,
+            head: ClassifierHead::new(num_features, 0, PoolType::Avg, args.drop_rate)?
+                .named("classifier"),
             cfg,
-            training: true,
         };
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
-        if let Some(c) = &model.classifier {
+        if let Some(c) = &model.head.fc {
             init_linear_goog(c)?;
         }
         Ok(model)
@@ -172,42 +164,12 @@ impl Model for EfficientNet {
             .forward(&self.conv_head.forward(&self.trunk.forward(x)?)?)
     }
 
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let x = self
-            .pool
-            .forward(x)?
-            .dropout(self.drop_rate, self.training)?;
-        match (&self.classifier, pre_logits) {
-            (Some(c), false) => c.forward(&x),
-            _ => Ok(x),
-        }
-    }
-
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         self.trunk.forward_intermediates(x)
     }
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.trunk.feature_info
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.classifier.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
-        let features = self.num_features() * self.pool.pool_type.feat_mult();
-        self.classifier = super::new_classifier(features, num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.classifier.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.conv_head.out_channels()
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -219,6 +181,14 @@ impl Model for EfficientNet {
         let mut groups = stem_and_blocks_matcher(coarse);
         groups.push(GroupRule::new("blocks", r"conv_head|bn2").with_suffix(99999.0));
         groups
+    }
+
+    fn classifier_head(&self) -> Option<&ClassifierHead> {
+        Some(&self.head)
+    }
+
+    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+        Some(&mut self.head)
     }
 }
 

@@ -22,7 +22,7 @@ pub use args::ModelArgs;
 pub(crate) use family::{Build, Family};
 
 use crate::features::FeatureCfg;
-use crate::layers::{Linear, PoolType, SelectAdaptivePool2d};
+use crate::layers::{new_classifier, reset_pool, ClassifierHead, Linear};
 use crate::{Error, Module, Result};
 use kiln_engine::Tensor;
 
@@ -61,27 +61,6 @@ fn mean_std(inception: bool) -> ([f64; 3], [f64; 3]) {
     }
 }
 
-/// The pooling half of timm's `reset_classifier`: sets `global_pool` if given and refuses no
-/// pooling ('') with a classifier.
-fn reset_pool(
-    pool: &mut SelectAdaptivePool2d,
-    global_pool: Option<&str>,
-    num_classes: usize,
-    model: &str,
-) -> Result<()> {
-    if let Some(p) = global_pool {
-        pool.pool_type = PoolType::parse(p)?;
-    }
-    if pool.pool_type == PoolType::None && num_classes > 0 {
-        return Err(Error::BadArgument {
-            model: model.into(),
-            msg: "global_pool '' needs num_classes 0 (pooling can only be disabled with the classifier removed)"
-                .into(),
-        });
-    }
-    Ok(())
-}
-
 /// A model without stochastic depth refuses a `drop_path_rate` (timm's DenseNet and VGG take no
 /// such argument: a TypeError there).
 fn refuse_drop_path(drop_path_rate: f64, model: &str) -> Result<()> {
@@ -94,13 +73,6 @@ fn refuse_drop_path(drop_path_rate: f64, model: &str) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// timm's `_create_fc`: a biased Linear, or none for `num_classes` 0.
-fn new_classifier(in_features: usize, num_classes: usize) -> Result<Option<Linear>> {
-    (num_classes > 0)
-        .then(|| Linear::new(in_features, num_classes, true))
-        .transpose()
 }
 
 /// A model's pretrained config: what its weights expect at input (timm's `pretrained_cfg`).
@@ -149,6 +121,14 @@ impl PretrainedCfg {
     /// `stem.conv_1x1.conv`).
     pub fn first_convs(&self) -> impl Iterator<Item = &str> {
         self.first_conv.split(',')
+    }
+}
+
+/// A model that neither has a [`ClassifierHead`] nor overrides the head methods.
+fn no_head(model: &str) -> Error {
+    Error::BadArgument {
+        model: model.into(),
+        msg: "this model defines no classifier head".into(),
     }
 }
 
@@ -211,7 +191,12 @@ pub trait Model: Module {
     /// The trunk: input to final feature map.
     fn forward_features(&self, x: &Tensor) -> Result<Tensor>;
     /// Pool, dropout and classifier; `pre_logits` stops before the classifier.
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor>;
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        match self.classifier_head() {
+            Some(head) => head.forward_head(x, pre_logits),
+            None => Err(no_head(&self.pretrained_cfg().name)),
+        }
+    }
     /// Every feature map listed in [`Model::feature_info`], in order.
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>>;
     /// The feature maps' channels, reductions and modules.
@@ -220,14 +205,37 @@ pub trait Model: Module {
     fn feature_cfg(&self) -> FeatureCfg {
         FeatureCfg::default()
     }
+    /// The model's head where it is timm's [`ClassifierHead`]: the head methods below default to
+    /// it (a model with another head overrides them).
+    fn classifier_head(&self) -> Option<&ClassifierHead> {
+        None
+    }
+    /// [`Model::classifier_head`], to change.
+    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+        None
+    }
     /// The classifier, if the model has one.
-    fn get_classifier(&self) -> Option<&Linear>;
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.classifier_head()?.fc.as_ref()
+    }
     /// Replaces the head: `num_classes` 0 removes it; `global_pool` optionally changes pooling.
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()>;
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        let name = self.pretrained_cfg().name.clone();
+        match self.classifier_head_mut() {
+            Some(head) => head.reset(num_classes, global_pool, &name),
+            None => Err(no_head(&name)),
+        }
+    }
     /// Classes of the current head (0 = none).
-    fn num_classes(&self) -> usize;
+    fn num_classes(&self) -> usize {
+        self.classifier_head()
+            .map_or(0, ClassifierHead::num_classes)
+    }
     /// Channels of the final feature map.
-    fn num_features(&self) -> usize;
+    fn num_features(&self) -> usize {
+        self.classifier_head()
+            .map_or(0, ClassifierHead::in_features)
+    }
     /// Width of the pooled pre-logits features (timm's `head_hidden_size`): `num_features`
     /// unless a head layer sits between the feature map and the classifier (VGG's 4096).
     fn head_hidden_size(&self) -> usize {

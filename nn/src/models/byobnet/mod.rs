@@ -12,7 +12,7 @@ pub use variants::variants;
 pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{checkpoint_seq, Checkpointed, Linear, PoolType, SelectAdaptivePool2d};
+use crate::layers::{checkpoint_seq, Checkpointed, ClassifierHead, PoolType};
 use crate::{init, Children, ModelArgs, Module, Result};
 use kiln_engine::Tensor;
 
@@ -33,15 +33,10 @@ pub struct ByobNet {
     stem: RepBlock,
     #[child(each = "stages.{}.{}", start = 0)]
     stages: Vec<Vec<Checkpointed<RepBlock>>>,
-    pool: SelectAdaptivePool2d,
-    #[child(name = "head.fc")]
-    fc: Option<Linear>,
-    drop_rate: f64,
-    num_features: usize,
+    #[child]
+    head: ClassifierHead,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
     grad_checkpointing: bool,
 }
 
@@ -83,19 +78,13 @@ impl ByobNet {
         let mut model = ByobNet {
             stem,
             stages,
-            pool: SelectAdaptivePool2d {
-                pool_type: PoolType::Avg,
-            },
-            fc: None,
-            drop_rate: args.drop_rate,
-            num_features: in_c,
+            head: ClassifierHead::new(in_c, 0, PoolType::Avg, args.drop_rate)?,
             feature_info,
             cfg,
-            training: true,
             grad_checkpointing: false,
         };
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
-        if let Some(fc) = &model.fc {
+        if let Some(fc) = &model.head.fc {
             fc.weight.copy_(&init::normal(fc.weight.shape(), 0.01)?)?;
             if let Some(b) = &fc.bias {
                 b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
@@ -146,17 +135,6 @@ impl Model for ByobNet {
         checkpoint_seq(blocks, x, self.grad_checkpointing)
     }
 
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let x = self
-            .pool
-            .forward(x)?
-            .dropout(self.drop_rate, self.training)?;
-        match (&self.fc, pre_logits) {
-            (Some(fc), false) => fc.forward(&x),
-            _ => Ok(x),
-        }
-    }
-
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut h = self.stem.forward(x)?;
         let mut out = vec![h.clone()];
@@ -169,25 +147,6 @@ impl Model for ByobNet {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.fc.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
-        let features = self.num_features * self.pool.pool_type.feat_mult();
-        self.fc = super::new_classifier(features, num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.fc.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.num_features
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -205,5 +164,13 @@ impl Model for ByobNet {
             GroupRule::new("blocks", blocks),
             GroupRule::new("blocks", r"^final_conv").with_suffix(99999.0),
         ]
+    }
+
+    fn classifier_head(&self) -> Option<&ClassifierHead> {
+        Some(&self.head)
+    }
+
+    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+        Some(&mut self.head)
     }
 }

@@ -12,10 +12,10 @@ pub(crate) use variants::FAMILY;
 use super::efficientnet_blocks::make_divisible;
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
-    checkpoint_seq, Checkpointed, Conv2d, LayerNorm, LayerNorm2d, Linear, PoolType,
-    SelectAdaptivePool2d, Sequential,
+    checkpoint_seq, Checkpointed, ClassifierHead, Conv2d, LayerNorm, LayerNorm2d, PoolType,
+    Sequential,
 };
-use crate::{Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
+use crate::{Children, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{conv, linear, Block};
 use kiln_engine::{Conv2dParams, Tensor};
 
@@ -132,16 +132,11 @@ pub struct ConvNeXt {
     stem: Sequential,
     #[child]
     stages: Vec<Stage>,
-    pool: SelectAdaptivePool2d,
-    #[child(name = "head.norm")]
-    head_norm: LayerNorm,
-    #[child(name = "head.fc")]
-    fc: Option<Linear>,
-    drop_rate: f64,
+    /// timm's `NormMlpClassifierHead` without its MLP: pool, `head.norm`, `head.fc`.
+    #[child]
+    head: ClassifierHead,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
 }
 
 impl ConvNeXt {
@@ -182,15 +177,11 @@ impl ConvNeXt {
         let mut model = ConvNeXt {
             stem,
             stages,
-            pool: SelectAdaptivePool2d {
-                pool_type: PoolType::Avg,
-            },
-            head_norm: LayerNorm::new(cc.dims[3])?,
-            fc: None,
-            drop_rate: args.drop_rate,
+            head: ClassifierHead::new(cc.dims[3], 0, PoolType::Avg, args.drop_rate)?
+                .with_norm(LayerNorm::new(cc.dims[3])?)
+                .with_classifier(linear)?,
             feature_info,
             cfg,
-            training: true,
         };
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
         Ok(model)
@@ -230,20 +221,6 @@ impl Model for ConvNeXt {
         self.stages.iter().try_fold(x, |h, s| s.forward(&h))
     }
 
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let n = &self.head_norm;
-        if self.pool.pool_type == PoolType::None {
-            return Ok(x.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?);
-        }
-        let x = n
-            .forward(&self.pool.forward(x)?)?
-            .dropout(self.drop_rate, self.training)?;
-        match (&self.fc, pre_logits) {
-            (Some(fc), false) => fc.forward(&x),
-            _ => Ok(x),
-        }
-    }
-
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut h = self.stem_forward(x)?;
         let mut out = Vec::new();
@@ -266,37 +243,6 @@ impl Model for ConvNeXt {
         }
     }
 
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.fc.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        if let Some(p) =
-            global_pool.filter(|p| PoolType::parse(p).is_ok_and(|t| t.feat_mult() != 1))
-        {
-            return Err(Error::BadArgument {
-                model: self.cfg.name.clone(),
-                msg: format!(
-                    "global_pool '{p}' doubles the features, which the head's LayerNorm does not take"
-                ),
-            });
-        }
-        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
-        let features = self.num_features();
-        self.fc = (num_classes > 0)
-            .then(|| linear(features, num_classes))
-            .transpose()?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.fc.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.head_norm.weight.shape()[0]
-    }
-
     fn pretrained_cfg(&self) -> &PretrainedCfg {
         &self.cfg
     }
@@ -314,5 +260,13 @@ impl Model for ConvNeXt {
             GroupRule::new("blocks", r"^stages\.(\d+)\.blocks\.(\d+)"),
             GroupRule::new("blocks", r"^norm_pre").with_suffix(99999.0),
         ]
+    }
+
+    fn classifier_head(&self) -> Option<&ClassifierHead> {
+        Some(&self.head)
+    }
+
+    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+        Some(&mut self.head)
     }
 }

@@ -10,7 +10,7 @@ pub use variants::variants;
 pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{BatchNorm2d, BlurPool2d, Conv2d, Linear, PoolType, SelectAdaptivePool2d};
+use crate::layers::{BatchNorm2d, BlurPool2d, ClassifierHead, Conv2d, PoolType};
 use crate::{Children, ModelArgs, Module, Result};
 use block::{conv, DenseBlock, DenseTransition};
 use kiln_engine::{Pool2d, Tensor};
@@ -98,15 +98,10 @@ pub struct DenseNet {
     stages: Vec<(DenseBlock, Option<DenseTransition>)>,
     #[child(name = "features.norm5")]
     norm5: BatchNorm2d,
-    pool: SelectAdaptivePool2d,
-    #[child]
-    classifier: Option<Linear>,
-    drop_rate: f64,
-    num_features: usize,
+    #[child(flatten)]
+    head: ClassifierHead,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
     grad_checkpointing: bool,
 }
 
@@ -149,19 +144,14 @@ impl DenseNet {
             stem,
             stages,
             norm5: BatchNorm2d::new(num_features)?,
-            pool: SelectAdaptivePool2d {
-                pool_type: PoolType::Avg,
-            },
-            classifier: None,
-            drop_rate: args.drop_rate,
-            num_features,
+            head: ClassifierHead::new(num_features, 0, PoolType::Avg, args.drop_rate)?
+                .named("classifier"),
             feature_info,
             cfg,
-            training: true,
             grad_checkpointing: false,
         };
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
-        if let Some(b) = model.classifier.as_ref().and_then(|fc| fc.bias.as_ref()) {
+        if let Some(b) = model.head.fc.as_ref().and_then(|fc| fc.bias.as_ref()) {
             b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
         }
         Ok(model)
@@ -213,17 +203,6 @@ impl Model for DenseNet {
         self.run(x, &mut |_| {})
     }
 
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let x = self
-            .pool
-            .forward(x)?
-            .dropout(self.drop_rate, self.training)?;
-        match (&self.classifier, pre_logits) {
-            (Some(fc), false) => fc.forward(&x),
-            _ => Ok(x),
-        }
-    }
-
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut out = Vec::new();
         self.run(x, &mut |h| out.push(h.clone()))?;
@@ -232,25 +211,6 @@ impl Model for DenseNet {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.classifier.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
-        let features = self.num_features * self.pool.pool_type.feat_mult();
-        self.classifier = super::new_classifier(features, num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.classifier.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.num_features
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -271,6 +231,14 @@ impl Model for DenseNet {
             GroupRule::new("blocks", r"^features\.denseblock(\d+)\.denselayer(\d+)"),
             GroupRule::new("blocks", r"^features\.transition(\d+)").with_suffix(99999.0),
         ]
+    }
+
+    fn classifier_head(&self) -> Option<&ClassifierHead> {
+        Some(&self.head)
+    }
+
+    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+        Some(&mut self.head)
     }
 }
 

@@ -16,7 +16,7 @@ pub(crate) use variants::FAMILY;
 pub use widths::{stage_args, StageArgs};
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{checkpoint_seq, Checkpointed, Linear, PoolType, SelectAdaptivePool2d};
+use crate::layers::{checkpoint_seq, Checkpointed, ClassifierHead, PoolType};
 use crate::{init, Children, ModelArgs, Module, Result};
 use block::{BlockArgs, Bottleneck, ConvBn};
 use kiln_engine::Tensor;
@@ -51,15 +51,10 @@ pub struct RegNet {
     stem: ConvBn,
     #[child(each = "s{}.b{}", start = 1)]
     stages: Vec<Vec<Checkpointed<Bottleneck>>>,
-    pool: SelectAdaptivePool2d,
-    #[child(name = "head.fc")]
-    fc: Option<Linear>,
-    drop_rate: f64,
-    num_features: usize,
+    #[child]
+    head: ClassifierHead,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
     grad_checkpointing: bool,
 }
 
@@ -86,15 +81,9 @@ impl RegNet {
         let mut model = RegNet {
             stem,
             stages,
-            pool: SelectAdaptivePool2d {
-                pool_type: PoolType::Avg,
-            },
-            fc: None,
-            drop_rate: args.drop_rate,
-            num_features: stage_args[3].width,
+            head: ClassifierHead::new(stage_args[3].width, 0, PoolType::Avg, args.drop_rate)?,
             feature_info,
             cfg,
-            training: true,
             grad_checkpointing: false,
         };
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
@@ -111,7 +100,7 @@ impl RegNet {
     /// The part of timm's `_init_weights` the convs' constructors do not: the classifier, and
     /// `zero_init_last` (each block's `conv3.bn` weight).
     fn init_weights(&self, zero_init_last: bool) -> Result<()> {
-        if let Some(fc) = &self.fc {
+        if let Some(fc) = &self.head.fc {
             fc.weight.copy_(&init::normal(fc.weight.shape(), 0.01)?)?;
             if let Some(b) = &fc.bias {
                 b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
@@ -160,15 +149,6 @@ impl Module for RegNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x)?, false)
     }
-
-    /// The features the head reads follow a pruned classifier's width.
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        crate::map_children_tensors(self, prefix, f)?;
-        if let Some(fc) = &self.fc {
-            self.num_features = fc.in_features() / self.pool.pool_type.feat_mult();
-        }
-        Ok(())
-    }
 }
 
 impl Model for RegNet {
@@ -187,17 +167,6 @@ impl Model for RegNet {
         checkpoint_seq(blocks, x, self.grad_checkpointing)
     }
 
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let x = self
-            .pool
-            .forward(x)?
-            .dropout(self.drop_rate, self.training)?;
-        match (&self.fc, pre_logits) {
-            (Some(fc), false) => fc.forward(&x),
-            _ => Ok(x),
-        }
-    }
-
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut h = self.stem.forward(x, true)?;
         let mut out = vec![h.clone()];
@@ -210,25 +179,6 @@ impl Model for RegNet {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.fc.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
-        let features = self.num_features * self.pool.pool_type.feat_mult();
-        self.fc = super::new_classifier(features, num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.fc.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.num_features
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -245,5 +195,13 @@ impl Model for RegNet {
             GroupRule::new("stem", r"^stem"),
             GroupRule::new("blocks", blocks),
         ]
+    }
+
+    fn classifier_head(&self) -> Option<&ClassifierHead> {
+        Some(&self.head)
+    }
+
+    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+        Some(&mut self.head)
     }
 }

@@ -22,8 +22,8 @@ pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
-    checkpoint_seq, AttnLayer, Checkpointed, DropBlock, Linear, MaxPool2d, NormLayer, PoolType,
-    SelectAdaptivePool2d,
+    checkpoint_seq, AttnLayer, Checkpointed, ClassifierHead, DropBlock, MaxPool2d, NormLayer,
+    PoolType,
 };
 use crate::{init, Children, Error, ModelArgs, Module, Result};
 use block::StageBlock;
@@ -65,11 +65,8 @@ pub struct ResNet {
     stem: Stem,
     #[child(each = "layer{}", start = 1)]
     stages: Vec<Vec<Checkpointed<StageBlock>>>,
-    pool: SelectAdaptivePool2d,
-    #[child]
-    fc: Option<Linear>,
-    drop_rate: f64,
-    num_features: usize,
+    #[child(flatten)]
+    head: ClassifierHead,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
     #[training]
@@ -118,12 +115,8 @@ impl ResNet {
         let mut model = ResNet {
             stem,
             stages,
-            pool: SelectAdaptivePool2d {
-                pool_type: PoolType::Avg,
-            },
-            fc: None,
-            drop_rate: args.drop_rate,
-            num_features: in_c,
+            // no classifier until reset_classifier below, after the init's draws
+            head: ClassifierHead::new(in_c, 0, PoolType::Avg, args.drop_rate)?,
             feature_info,
             cfg,
             training: true,
@@ -189,15 +182,6 @@ impl Module for ResNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x)?, false)
     }
-
-    /// The features the head reads follow a pruned classifier's width.
-    fn map_tensors(&mut self, prefix: &str, f: &mut crate::TensorMap<'_>) -> Result<()> {
-        crate::map_children_tensors(self, prefix, f)?;
-        if let Some(fc) = &self.fc {
-            self.num_features = fc.in_features() / self.pool.pool_type.feat_mult();
-        }
-        Ok(())
-    }
 }
 
 impl Model for ResNet {
@@ -220,17 +204,6 @@ impl Model for ResNet {
         checkpoint_seq(blocks, x, self.grad_checkpointing)
     }
 
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let x = self
-            .pool
-            .forward(x)?
-            .dropout(self.drop_rate, self.training)?;
-        match (&self.fc, pre_logits) {
-            (Some(fc), false) => fc.forward(&x),
-            _ => Ok(x),
-        }
-    }
-
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let stem = self.stem_out(x)?;
         let mut h = MaxPool2d(Pool2d::new(3, 2, 1)).forward(&stem)?;
@@ -244,25 +217,6 @@ impl Model for ResNet {
 
     fn feature_info(&self) -> &[FeatureInfo] {
         &self.feature_info
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.fc.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
-        let features = self.num_features * self.pool.pool_type.feat_mult();
-        self.fc = super::new_classifier(features, num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.fc.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.num_features
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -279,5 +233,13 @@ impl Model for ResNet {
             GroupRule::new("stem", r"^conv1|bn1|maxpool"),
             GroupRule::new("blocks", blocks),
         ]
+    }
+
+    fn classifier_head(&self) -> Option<&ClassifierHead> {
+        Some(&self.head)
+    }
+
+    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+        Some(&mut self.head)
     }
 }

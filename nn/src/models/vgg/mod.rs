@@ -11,7 +11,7 @@ pub use variants::variants;
 pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{Linear, PoolType, SelectAdaptivePool2d};
+use crate::layers::{ClassifierHead, PoolType};
 use crate::{init, Children, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{ConvMlp, Feature};
 use kiln_engine::Tensor;
@@ -36,15 +36,12 @@ pub struct Vgg {
     features: Vec<Feature>,
     #[child]
     pre_logits: ConvMlp,
-    pool: SelectAdaptivePool2d,
-    #[child(name = "head.fc")]
-    fc: Option<Linear>,
-    drop_rate: f64,
+    /// timm's `ClassifierHead` over the conv MLP's 4096 features.
+    #[child]
+    head: ClassifierHead,
     num_features: usize,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
 }
 
 impl Vgg {
@@ -75,18 +72,13 @@ impl Vgg {
         let mut model = Vgg {
             features,
             pre_logits: ConvMlp::new(in_c, HEAD_HIDDEN, 7, args.drop_rate)?,
-            pool: SelectAdaptivePool2d {
-                pool_type: PoolType::Avg,
-            },
-            fc: None,
-            drop_rate: args.drop_rate,
+            head: ClassifierHead::new(HEAD_HIDDEN, 0, PoolType::Avg, args.drop_rate)?,
             num_features: in_c,
             feature_info,
             cfg,
-            training: true,
         };
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
-        if let Some(fc) = &model.fc {
+        if let Some(fc) = &model.head.fc {
             fc.weight.copy_(&init::normal(fc.weight.shape(), 0.01)?)?;
             if let Some(b) = &fc.bias {
                 b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
@@ -120,15 +112,8 @@ impl Model for Vgg {
     /// `pre_logits` (the conv MLP), then the head's pool and dropout; `pre_logits` stops before
     /// `head.fc`, with the pooled 4096 features (timm's `head_hidden_size`).
     fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let x = self.pre_logits.forward(x)?;
-        let x = self
-            .pool
-            .forward(&x)?
-            .dropout(self.drop_rate, self.training)?;
-        match (&self.fc, pre_logits) {
-            (Some(fc), false) => fc.forward(&x),
-            _ => Ok(x),
-        }
+        self.head
+            .forward_head(&self.pre_logits.forward(x)?, pre_logits)
     }
 
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
@@ -149,27 +134,12 @@ impl Model for Vgg {
         }
     }
 
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.fc.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        super::reset_pool(&mut self.pool, global_pool, num_classes, &self.cfg.name)?;
-        let features = HEAD_HIDDEN * self.pool.pool_type.feat_mult();
-        self.fc = super::new_classifier(features, num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.fc.as_ref().map_or(0, Linear::out_features)
-    }
-
     fn num_features(&self) -> usize {
         self.num_features
     }
 
     fn head_hidden_size(&self) -> usize {
-        HEAD_HIDDEN
+        self.head.in_features()
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -182,5 +152,13 @@ impl Model for Vgg {
             GroupRule::new("stem", r"^features\.0"),
             GroupRule::new("blocks", r"^features\.(\d+)"),
         ]
+    }
+
+    fn classifier_head(&self) -> Option<&ClassifierHead> {
+        Some(&self.head)
+    }
+
+    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+        Some(&mut self.head)
     }
 }
