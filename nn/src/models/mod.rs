@@ -1,13 +1,10 @@
-//! timm's models, one family per file, behind the common [`Model`] surface.
+//! timm's models, one family per folder, behind the common [`Model`] surface.
 
 mod args;
 pub mod byobnet;
 pub mod convnext;
 pub mod densenet;
 pub mod efficientnet;
-mod efficientnet_blocks;
-mod efficientnet_builder;
-mod efficientnet_variants;
 pub mod eva;
 mod family;
 pub mod mobilenetv3;
@@ -42,7 +39,7 @@ pub(crate) const FAMILIES: &[&dyn Family] = &[
     &byobnet::FAMILY,
     &convnext::FAMILY,
     &densenet::FAMILY,
-    &efficientnet_variants::FAMILY,
+    &efficientnet::FAMILY,
     &mobilenetv3::FAMILY,
     &regnet::FAMILY,
     &resnest::FAMILY,

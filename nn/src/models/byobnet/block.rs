@@ -5,7 +5,7 @@
 //! and sums the branches into one biased k×k conv (`reparam_conv`), as timm's `reparameterize`.
 
 use crate::layers::{BatchNorm2d, Conv2d, SqueezeExcite};
-use crate::models::efficientnet_blocks::init_conv_goog;
+use crate::models::efficientnet::blocks::init_conv_goog;
 use crate::{init, Children, Module, Result};
 use kiln_engine::{no_grad, Conv2dParams, MemoryFormat, Tensor};
 

@@ -4,7 +4,7 @@
 
 use super::ByobNet;
 use super::{ByobCfg, RepBlockCfg, RepKind};
-use crate::models::efficientnet_blocks::make_divisible;
+use crate::models::efficientnet::blocks::make_divisible;
 use crate::models::family::Variants;
 use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
 

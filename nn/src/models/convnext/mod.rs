@@ -9,7 +9,7 @@ mod variants;
 pub use variants::variants;
 pub(crate) use variants::FAMILY;
 
-use super::efficientnet_blocks::make_divisible;
+use super::efficientnet::blocks::make_divisible;
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
     checkpoint_seq, Checkpointed, ClassifierHead, Conv2d, LayerNorm, LayerNorm2d, PoolType,

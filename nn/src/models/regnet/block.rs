@@ -3,7 +3,7 @@
 //! conv + BN where the shape changes: timm's 'conv1x1'), and ReLU after the add.
 
 use crate::layers::{BatchNorm2d, Conv2d, SqueezeExcite};
-use crate::models::efficientnet_blocks::init_conv_goog;
+use crate::models::efficientnet::blocks::init_conv_goog;
 use crate::{Children, Module, Result};
 use kiln_engine::{Conv2dParams, Tensor};
 

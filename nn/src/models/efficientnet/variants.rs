@@ -1,11 +1,10 @@
 //! The names timm's `efficientnet.py` registers that kiln builds: each `_gen_*` generator's block
 //! strings and settings, and each name's width, depth and default pretrained config.
 
-use super::efficientnet::EfficientNet;
-use super::efficientnet::{cfg, ArchDef, Depth, EfficientNetCfg, HeadWidth};
-use super::family::Variants;
-use super::PretrainedCfg;
+use super::{cfg, ArchDef, Depth, EfficientNet, EfficientNetCfg, HeadWidth};
 use crate::layers::Activation;
+use crate::models::family::Variants;
+use crate::models::PretrainedCfg;
 
 /// timm's `_gen_efficientnet` (B0; also `_gen_tinynet`).
 const EFFICIENTNET: ArchDef = &[

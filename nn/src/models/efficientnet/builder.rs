@@ -2,9 +2,9 @@
 //! stages, depth and channel scaling, and the trunk they build (`conv_stem`, `bn1`, `blocks`) with
 //! its stochastic-depth rates and feature taps. Shared by EfficientNet and MobileNetV3.
 
-use super::efficientnet_blocks::{make_divisible_limit, Block, BlockCfg, SeCfg};
-use super::FeatureInfo;
+use super::blocks::{make_divisible_limit, Block, BlockCfg, SeCfg};
 use crate::layers::{checkpoint_seq, Activation, BatchNormAct2d, Checkpointed, Conv2dPad, PadType};
+use crate::models::FeatureInfo;
 use crate::{Children, Error, Module, Result};
 use kiln_engine::Tensor;
 
@@ -344,7 +344,7 @@ impl Trunk {
         arch: &[Vec<BlockArgs>],
     ) -> Result<Trunk> {
         let conv_stem = Conv2dPad::new(in_chans, stem_size, 3, 2, 1, cfg.pad, false)?;
-        super::efficientnet_blocks::init_conv_goog(&conv_stem.conv)?;
+        super::blocks::init_conv_goog(&conv_stem.conv)?;
         let mut trunk = Trunk {
             conv_stem,
             bn1: BatchNormAct2d::new(stem_size, cfg.bn_eps, Some(cfg.act))?,

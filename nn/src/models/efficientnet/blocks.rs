@@ -4,7 +4,7 @@
 //! `_init_weight_goog` init; several kernel sizes make a mixed conv (timm's `create_conv2d` with
 //! a list).
 
-use super::efficientnet_builder::AttnArgs;
+use super::builder::AttnArgs;
 use crate::layers::{
     squeeze_excite, Activation, BatchNormAct2d, Conv2d, Conv2dPad, LayerScale2d, MixedConv2d,
     MqaCfg, MultiQueryAttention2d, PadType,

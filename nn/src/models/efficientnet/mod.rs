@@ -2,20 +2,25 @@
 //! scaled in width and depth, and the head `conv_head`, `bn2`, pool, dropout, `classifier`. It
 //! builds EfficientNet B0–B8 and its `tf_` ports, EfficientNet-EdgeTPU, MobileNetV2, MixNet,
 //! MnasNet, FBNet-C, Single-Path NAS and TinyNet (their names and configs:
-//! `efficientnet_variants.rs`). The `tf_` variants pad convs as TensorFlow's "same" and use
+//! `variants.rs`). The `tf_` variants pad convs as TensorFlow's "same" and use
 //! BatchNorm eps 1e-3.
 
-use super::efficientnet_blocks::init_conv_goog;
-use super::efficientnet_builder::{decode_arch_def, BuilderCfg, Trunk};
+pub(crate) mod blocks;
+pub(crate) mod builder;
+mod variants;
+
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
     Activation, BatchNormAct2d, ClassifierHead, Conv2dPad, Linear, PadType, PoolType,
 };
 use crate::{init, Children, ModelArgs, Module, Result};
+use blocks::init_conv_goog;
+use builder::{decode_arch_def, BuilderCfg, Trunk};
 use kiln_engine::Tensor;
 
-pub use super::efficientnet_builder::Depth;
-pub use super::efficientnet_variants::variants;
+pub use builder::Depth;
+pub use variants::variants;
+pub(crate) use variants::FAMILY;
 
 /// Block strings, one list per stage (timm's `arch_def`).
 pub type ArchDef = &'static [&'static [&'static str]];
