@@ -1,5 +1,20 @@
 //! timm's models, one family per folder, behind the common [`Model`] surface.
 
+/// The two [`Model`] accessors of a model whose head is the [`ClassifierHead`] in `$field`
+/// (the head methods then default to it).
+macro_rules! classifier_head_in {
+    ($field:ident) => {
+        fn classifier_head(&self) -> Option<&$crate::layers::ClassifierHead> {
+            Some(&self.$field)
+        }
+
+        fn classifier_head_mut(&mut self) -> Option<&mut $crate::layers::ClassifierHead> {
+            Some(&mut self.$field)
+        }
+    };
+}
+use classifier_head_in;
+
 mod args;
 pub mod byobnet;
 pub mod convnext;

@@ -166,11 +166,5 @@ impl Model for ByobNet {
         ]
     }
 
-    fn classifier_head(&self) -> Option<&ClassifierHead> {
-        Some(&self.head)
-    }
-
-    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
-        Some(&mut self.head)
-    }
+    super::classifier_head_in!(head);
 }

@@ -188,13 +188,7 @@ impl Model for EfficientNet {
         groups
     }
 
-    fn classifier_head(&self) -> Option<&ClassifierHead> {
-        Some(&self.head)
-    }
-
-    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
-        Some(&mut self.head)
-    }
+    super::classifier_head_in!(head);
 }
 
 /// The `stem` and `blocks` groups of timm's EfficientNet and MobileNetV3 `group_matcher`.
