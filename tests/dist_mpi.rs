@@ -342,11 +342,11 @@ fn mpi_worker_sync_bn_and_dist_bn() {
     .unwrap();
     let bn_mean = |m: &mut dyn kiln::nn::Model| {
         let mut v = 0.0;
-        m.for_each_batch_norm(&mut |bn| v = bn.running_mean.to_vec_f32().unwrap()[0]);
+        kiln::nn::layers::for_each_batch_norm(m, &mut |bn| v = bn.running_mean.to_vec_f32().unwrap()[0]);
         v
     };
     let set = |m: &mut dyn kiln::nn::Model, v: f32| {
-        m.for_each_batch_norm(&mut |bn| {
+        kiln::nn::layers::for_each_batch_norm(m, &mut |bn| {
             let len = bn.running_mean.numel();
             bn.running_mean
                 .copy_(&Tensor::from_vec(vec![v; len], &[len]).unwrap())

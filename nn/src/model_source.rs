@@ -262,6 +262,14 @@ fn folder_weights(dir: &Path) -> Result<PathBuf> {
         })
 }
 
+/// Builds a registered model (parameters from the global Philox stream: seed it first). `name`
+/// is an architecture, `arch.tag` (a bare architecture takes timm's default tag), or a hub repo
+/// or folder (`hf-hub:org/name`, `local-dir:/path`; see [`ModelSpec`]); the model's pretrained
+/// config is the tag's, with `args.num_classes`.
+pub fn create_model(name: &str, args: &ModelArgs) -> Result<Box<dyn Model>> {
+    ModelSpec::resolve(name)?.create(args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! on every BN layer (`--bn-momentum`, `--bn-eps`) and the classifier's init (`--head-init-scale`,
 //! `--head-init-bias`).
 
+use crate::layers::for_each_batch_norm;
 use crate::{Error, Model, Module, Result};
 use kiln_engine::{no_grad, DType, Tensor};
 
@@ -12,7 +13,7 @@ pub fn set_batch_norm<M: Module + ?Sized>(
     eps: Option<f64>,
 ) -> usize {
     let mut count = 0;
-    model.for_each_batch_norm(&mut |bn| {
+    for_each_batch_norm(model, &mut |bn| {
         if let Some(m) = momentum {
             bn.momentum = m;
         }

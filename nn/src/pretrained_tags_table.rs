@@ -4,7 +4,7 @@
 use crate::models::{
     IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD,
 };
-use crate::pretrained_tags::{ArchTags, Tag};
+use crate::pretrained_tag::{ArchTags, Tag};
 
 /// Every registered architecture's tags, by architecture name.
 #[rustfmt::skip]

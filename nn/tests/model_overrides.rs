@@ -34,7 +34,9 @@ fn bn_momentum_and_eps_reach_every_batch_norm() {
             "{name}"
         );
         let mut seen = Vec::new();
-        model.for_each_batch_norm(&mut |bn| seen.push((bn.momentum, bn.eps)));
+        kiln_nn::layers::for_each_batch_norm(model.as_mut(), &mut |bn| {
+            seen.push((bn.momentum, bn.eps))
+        });
         assert_eq!(seen, vec![(0.0, 1e-3); layers], "{name}");
         // Momentum 0 keeps every running statistic where it started through a training forward.
         let x = Tensor::randn(&[2, 1, 32, 32], DType::F32, 7).unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use common::{fill, max_rel_diff};
 use kiln_engine::Tensor;
-use kiln_nn::layers::convert_splitbn_model;
+use kiln_nn::convert_splitbn_model;
 use kiln_nn::{create_model, load_safetensors, Model, ModelArgs};
 use std::path::Path;
 

@@ -20,7 +20,7 @@ use super::setup::{
 use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, NOTED, REFUSED};
 use kiln_engine::{DType, Device, MemoryFormat};
-use kiln_nn::layers::convert_splitbn_model;
+use kiln_nn::convert_splitbn_model;
 use kiln_nn::prune::apply_pruned_shapes;
 use kiln_nn::{load_state_dict, load_weights, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};

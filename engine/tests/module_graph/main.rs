@@ -1,4 +1,4 @@
-//! The engine's modules import one another without circles.
+//! The engine's modules, and nn's and train's, import one another without circles.
 //!
 //! The graph has one node per file under `engine/src/` and an edge A → B where file A names an
 //! item defined in file B: through a `use` leaf or any path of two or more segments
@@ -10,6 +10,10 @@
 //!   the circles;
 //! - the backend boundary is a one-way dispatch: `backend.rs` calls into `cpu/` and `cuda/`, and
 //!   no file under them names anything of `backend.rs` or of the op layer `ops/` above it.
+//!
+//! nn's and train's modules are checked by the same rules, with nothing allowed: no circle, and no
+//! upward import (a file naming an item defined in the `mod.rs` or `lib.rs` of a module that
+//! contains it).
 //!
 //! A failure prints each circle with the imports inside it (file:line and the path).
 
@@ -63,6 +67,55 @@ fn allowed(c: &Crate, e: &Edge) -> bool {
 
 fn engine() -> Crate {
     Crate::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+}
+
+/// The sources of the workspace crate in folder `name` (`nn`, `train`).
+fn sibling(name: &str) -> Crate {
+    Crate::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(name)
+            .join("src"),
+    )
+}
+
+/// The imports of `c` that point up: from a file to the `mod.rs` (or `lib.rs`) of a module that
+/// contains it, which a module's index must not define anything its own files need.
+fn upward_imports(c: &Crate) -> Vec<String> {
+    let up = |from: &str, to: &str| match to.strip_suffix("mod.rs") {
+        _ if to == "lib.rs" => from != "lib.rs",
+        Some(dir) => from != to && from.starts_with(dir),
+        None => false,
+    };
+    c.edges()
+        .iter()
+        .filter(|e| up(&c.files[e.from], &c.files[e.to]))
+        .map(|e| {
+            format!(
+                "{}:{} -> {} ({})",
+                c.files[e.from], e.line, c.files[e.to], e.path
+            )
+        })
+        .collect()
+}
+
+/// `krate` has no import circle and no upward import.
+fn assert_layered(krate: &str) {
+    let c = sibling(krate);
+    let found = circles(&c, &c.edges());
+    assert!(
+        found.is_empty(),
+        "{} import circle(s) in {krate}/src:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+    let up = upward_imports(&c);
+    assert!(
+        up.is_empty(),
+        "{} upward import(s) in {krate}/src (a file naming an item its module's index defines):\n{}",
+        up.len(),
+        up.join("\n")
+    );
 }
 
 /// The import circles of `c` over `edges` (components of more than one file), each listed with
@@ -175,4 +228,10 @@ fn checker_finds_a_planted_circle() {
     );
     let fixed = dispatch_crate("saved");
     assert!(circles(&fixed, &fixed.edges()).is_empty());
+}
+
+/// nn's files import one another without circles, and none from its module's index.
+#[test]
+fn nn_is_layered() {
+    assert_layered("nn");
 }

@@ -1,8 +1,10 @@
 //! BatchNorm2d with PyTorch's tensors and defaults, and its fused ReLU / residual forms.
 
 use super::Conv2d;
-use crate::{Children, Module, Result};
+use crate::module::for_each_child_mut;
+use crate::{Children, Error, Module, Result};
 use kiln_engine::{BatchNormArgs, ChannelStats, CrossReplicaSum, DType, Tensor};
+use std::any::Any;
 use std::sync::Arc;
 
 /// `nn.BatchNorm2d`: weight, bias, running_mean, running_var, num_batches_tracked.
@@ -78,7 +80,7 @@ impl BatchNorm2d {
     /// act(BN(x) + residual) as one fused op; ReLU when `relu`.
     pub fn forward_act(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         if self.splits_batch() {
-            return super::split_batchnorm::forward_split(self, x, residual, relu);
+            return forward_split(self, x, residual, relu);
         }
         Ok(x.batch_norm_act_synced(self.args(), residual, relu, self.sync.clone())?)
     }
@@ -157,13 +159,61 @@ impl Module for BatchNorm2d {
         self.forward_act(x, None, false)
     }
 
-    /// Offers itself, then the split-BN layers it had before `f` ran: a walk that adds them (as
-    /// `--split-bn`'s conversion does) does not reach the new ones.
-    fn for_each_batch_norm(&mut self, f: &mut dyn FnMut(&mut BatchNorm2d)) {
-        let aux = self.aux_bn.len();
-        f(self);
-        for a in self.aux_bn.iter_mut().take(aux) {
-            a.for_each_batch_norm(f);
-        }
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        Some(self)
     }
+}
+
+/// Calls `f` on every BatchNorm layer of `module`, recursively (to change momentum or eps in
+/// place): each offers itself, then the split-BN layers it had before `f` ran, so a walk that
+/// adds them (as `--split-bn`'s conversion does) does not reach the new ones.
+pub fn for_each_batch_norm<M: Module + ?Sized>(
+    module: &mut M,
+    f: &mut dyn FnMut(&mut BatchNorm2d),
+) {
+    if let Some(bn) = module
+        .as_any_mut()
+        .and_then(|m| m.downcast_mut::<BatchNorm2d>())
+    {
+        let aux = bn.aux_bn.len();
+        f(bn);
+        for a in bn.aux_bn.iter_mut().take(aux) {
+            for_each_batch_norm(a, f);
+        }
+        return;
+    }
+    // Neither the visitor nor a listing fails on its own: nothing to report.
+    let _ = for_each_child_mut(module, &mut |child| {
+        for_each_batch_norm(child, f);
+        Ok(())
+    });
+}
+
+/// Training forward of a split layer: act(BN_i(x_i) + residual_i) per split, concatenated.
+fn forward_split(
+    bn: &BatchNorm2d,
+    x: &Tensor,
+    residual: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    let splits = bn.aux_bn.len() + 1;
+    let n = x.shape()[0];
+    if !n.is_multiple_of(splits) {
+        return Err(Error::BadArgument {
+            model: "split BatchNorm".into(),
+            msg: format!("a batch of {n} does not divide into {splits} equal splits"),
+        });
+    }
+    let size = n / splits;
+    let layers = std::iter::once(bn).chain(&bn.aux_bn);
+    let parts = layers
+        .enumerate()
+        .map(|(i, layer)| {
+            let xi = x.narrow(0, i * size, size)?;
+            let ri = residual.map(|r| r.narrow(0, i * size, size)).transpose()?;
+            let sync = layer.sync.clone();
+            Ok(xi.batch_norm_act_synced(layer.args(), ri.as_ref(), relu, sync)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 0)?)
 }

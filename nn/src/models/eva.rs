@@ -13,6 +13,7 @@ use crate::layers::{
     apply_rot_embed_after_prefix, checkpoint_seq, rope_embed_cat, Checkpointed, Conv2d, DropPath,
     LayerNorm, Linear, SwiGluMlp,
 };
+use crate::model_kwargs::{token_stack, transformer, Bad, Kwargs, TakesKwargs};
 use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use kiln_engine::{Device, Tensor};
 
@@ -443,7 +444,7 @@ impl Model for Eva {
                 msg: "global_pool '' needs num_classes 0".into(),
             });
         }
-        self.head = super::new_classifier(self.num_features(), num_classes)?;
+        self.head = crate::layers::new_classifier(self.num_features(), num_classes)?;
         Ok(())
     }
 
@@ -555,4 +556,39 @@ pub fn variants() -> Vec<(&'static str, EvaCfg, PretrainedCfg)> {
             (name, ec, c)
         })
         .collect()
+}
+
+impl TakesKwargs for EvaCfg {
+    const KEYS: &'static [&'static str] =
+        &["patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio"];
+
+    fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad> {
+        let shape = [
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.mlp_hidden,
+        ];
+        [
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.mlp_hidden,
+        ] = token_stack(kw, shape)?;
+        match self.dim.is_multiple_of(self.heads) {
+            true => Ok(()),
+            false => Err(format!(
+                "embed_dim {} is not a multiple of num_heads {}",
+                self.dim, self.heads
+            )),
+        }
+    }
+
+    fn params(&self) -> f64 {
+        let patch = (3 * self.patch * self.patch * self.dim) as f64;
+        // SwiGLU: two input projections and one output.
+        patch + transformer(self.depth, self.dim, 3 * self.mlp_hidden / 2)
+    }
 }

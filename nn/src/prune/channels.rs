@@ -1,7 +1,8 @@
 //! The removable channels of a [`DependencyGraph`], by group, and what a choice of removed
 //! channels costs: MACs and parameters counted from the traced graph.
 
-use super::graph::{DependencyGraph, Role};
+use super::graph::DependencyGraph;
+use super::tracer::Role;
 use crate::Kind;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 

@@ -2,7 +2,8 @@
 //! channel's coupled parameters: L1 and L2 norms, FPGM (distance to the other filters, near the
 //! geometric median means redundant), BN scale |γ| and first-order Taylor |w·∂L/∂w|.
 
-use super::graph::{Coupling, DependencyGraph, Role};
+use super::graph::DependencyGraph;
+use super::tracer::{Coupling, Role};
 use crate::{Error, Module, Result};
 use std::collections::{BTreeMap, HashMap};
 

@@ -13,13 +13,15 @@ mod remove;
 mod rules;
 mod select;
 mod slimming;
+mod tracer;
 
 pub use channels::Group;
-pub use graph::{Coupling, DependencyGraph, Role};
+pub use graph::DependencyGraph;
 pub use importance::{importance, Criterion};
 pub use remove::{apply_pruned_shapes, pruned_shapes_metadata, remove_channels, PRUNED_SHAPES_KEY};
 pub use select::{select, PruneOptions, Target};
 pub use slimming::{add_sign_grad, add_slimming_grad, batch_norm_weights};
+pub use tracer::{Coupling, Role};
 
 use crate::{Module, Result};
 use std::collections::HashSet;

@@ -1,8 +1,8 @@
 //! How each traced op carries channel ids from its inputs to its output and couples the
 //! parameters it reads (Torch-Pruning's per-layer pruners and index mappings).
 
-use super::graph::{MacTerm, Role, Tracer};
 use super::label::Label;
+use super::tracer::{MacTerm, Role, Tracer};
 use crate::Result;
 use kiln_engine::trace::{Op, Step};
 use kiln_engine::Tensor;

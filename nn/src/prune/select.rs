@@ -5,7 +5,7 @@
 
 use super::channels::Group;
 use super::graph::DependencyGraph;
-use crate::registry::wildcard;
+use crate::names::wildcard;
 use std::collections::{HashMap, HashSet};
 
 /// What the ratio is a fraction of.

@@ -1,6 +1,7 @@
 //! Network slimming's sparsity on BatchNorm scales (Liu et al. 2017, as the reference trainer
 //! applies it after backward): `γ.grad += λ·sign(γ)`, the gradient of λ·Σ|γ|.
 
+use crate::layers::for_each_batch_norm;
 use crate::{Module, Result};
 use kiln_engine::Tensor;
 
@@ -12,7 +13,7 @@ pub fn add_slimming_grad(model: &mut dyn Module, lambda: f64) -> Result<()> {
 /// Every BatchNorm's γ (handles on the model's own tensors: their gradients are the model's).
 pub fn batch_norm_weights(model: &mut dyn Module) -> Vec<Tensor> {
     let mut weights = Vec::new();
-    model.for_each_batch_norm(&mut |bn| weights.push(bn.weight.clone()));
+    for_each_batch_norm(model, &mut |bn| weights.push(bn.weight.clone()));
     weights
 }
 

@@ -3,9 +3,9 @@
 //! in Python. Turning it into a [`Value`] tree copies shared objects and is bounded in depth and
 //! size, so cycles and exponential sharing are errors, not hangs.
 
-use super::globals::{Global, StorageType};
+use super::fault::{bad, Res};
+use super::global_kinds::{Global, StorageType};
 use super::value::Value;
-use super::{bad, Res};
 use kiln_engine::Tensor;
 
 /// An object's index in the arena.

@@ -3,12 +3,12 @@
 //! version 1001, the system info, the object, the list of storage keys), then each storage in that
 //! order as a little-endian u64 element count and its raw bytes.
 
-use super::globals::StorageType;
+use super::fault::{bad, Res};
+use super::global_kinds::StorageType;
 use super::graph::Obj;
 use super::storage::materialize;
 use super::unpickler::{unpickle, Pickle};
 use super::value::Value;
-use super::{bad, Res};
 use std::collections::HashMap;
 
 /// `0x1950a86a20f9469cfc6c`, torch's legacy magic number, as pickle's LONG1 bytes.

@@ -6,6 +6,8 @@
 //! refused by name and no code from the file ever runs. Every malformed input (a truncated
 //! archive, a bad pickle, a view past its storage) is an error naming the file.
 
+mod fault;
+mod global_kinds;
 mod globals;
 mod graph;
 mod legacy;
@@ -17,6 +19,7 @@ mod zip_format;
 pub use value::Value;
 
 use crate::{Error, Result};
+use fault::{bad, Res};
 use std::path::Path;
 
 /// Whether `head` (a file's first bytes) looks like a file `torch.save` wrote: a zip archive, or
@@ -58,45 +61,5 @@ fn read(bytes: &[u8]) -> Res<Value> {
         Err(bad(
             "not a file torch.save wrote (neither a zip archive nor a pickle)",
         ))
-    }
-}
-
-/// Why a torch file cannot be read.
-#[derive(Debug)]
-enum Fault {
-    /// It names a global kiln does not accept.
-    Refused(String),
-    /// It is malformed or holds what kiln does not read.
-    Bad(String),
-}
-
-type Res<T> = std::result::Result<T, Fault>;
-
-fn bad(msg: impl Into<String>) -> Fault {
-    Fault::Bad(msg.into())
-}
-
-impl Fault {
-    /// The fault with what was being read in front.
-    fn context(self, what: &str) -> Fault {
-        match self {
-            Fault::Bad(msg) => Fault::Bad(format!("{what}: {msg}")),
-            refused => refused,
-        }
-    }
-
-    /// The error naming `path`.
-    fn at(self, path: &Path) -> Error {
-        let path = path.display().to_string();
-        match self {
-            Fault::Refused(global) => Error::UnsafePickle { path, global },
-            Fault::Bad(msg) => Error::File { path, msg },
-        }
-    }
-}
-
-impl From<kiln_engine::Error> for Fault {
-    fn from(e: kiln_engine::Error) -> Fault {
-        Fault::Bad(e.to_string())
     }
 }

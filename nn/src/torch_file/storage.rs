@@ -2,9 +2,9 @@
 //! little-endian storage, checked against the storage's length and copied out contiguous, so
 //! non-contiguous views are materialized and views of one storage each get their own elements.
 
-use super::globals::StorageType;
+use super::fault::{bad, Res};
+use super::global_kinds::StorageType;
 use super::graph::{StorageRef, TensorRef};
-use super::{bad, Res};
 use kiln_engine::{DType, Tensor};
 
 /// The tensor `t` views in `s`, whose stored bytes (the whole storage `s.key` names) are

@@ -2,9 +2,10 @@
 //! arena, with globals restricted to the ones `globals.rs` accepts. Class instantiation from
 //! protocol 0 (INST, OBJ), the extension registry and out-of-band buffers are not read.
 
-use super::globals::{self, Global};
+use super::fault::{bad, Res};
+use super::global_kinds::Global;
+use super::globals;
 use super::graph::{Arena, Id, Obj};
-use super::{bad, Res};
 use std::collections::HashMap;
 
 /// One unpickled object graph and its root.

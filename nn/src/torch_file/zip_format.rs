@@ -2,10 +2,10 @@
 //! compressed) of `<name>/data.pkl`, the pickled object, `<name>/byteorder`, and one entry
 //! `<name>/data/<key>` of raw little-endian bytes per storage.
 
+use super::fault::{bad, Res};
 use super::storage::materialize;
 use super::unpickler::unpickle;
 use super::value::Value;
-use super::{bad, Res};
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
 use zip::ZipArchive;

@@ -3,6 +3,7 @@
 use super::communicator::{Communicator, ReduceOp};
 use crate::Result;
 use kiln_engine::CrossReplicaSum;
+use kiln_nn::layers::for_each_batch_norm;
 use kiln_nn::Model;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ impl CrossReplicaSum for Communicator {
 /// `convert_sync_batchnorm`).
 pub fn enable_sync_bn(model: &mut dyn Model, comm: &Arc<Communicator>) {
     let sync: Arc<dyn CrossReplicaSum> = comm.clone();
-    model.for_each_batch_norm(&mut |bn| bn.sync = Some(sync.clone()));
+    for_each_batch_norm(model, &mut |bn| bn.sync = Some(sync.clone()));
 }
 
 /// timm's `--dist-bn`: how ranks agree on BN running statistics after each epoch (reduce,
@@ -45,7 +46,7 @@ pub enum DistBn {
 /// `distribute_bn`), in one collective.
 pub fn dist_bn(model: &mut dyn Model, comm: &Communicator, mode: DistBn) -> Result<()> {
     let mut stats = Vec::new();
-    model.for_each_batch_norm(&mut |bn| {
+    for_each_batch_norm(model, &mut |bn| {
         stats.push(bn.running_mean.clone());
         stats.push(bn.running_var.clone());
     });

@@ -316,7 +316,7 @@ mod tests {
     /// defaults, so the fold has something to fold.
     fn perturb_bns(block: &mut RepBlock, seed: u64) {
         let mut i = 0;
-        block.for_each_batch_norm(&mut |bn| {
+        crate::layers::for_each_batch_norm(block, &mut |bn| {
             let c = bn.weight.shape()[0];
             let r = |k: u64| Tensor::randn(&[c], DType::F64, seed + 4 * i + k).unwrap();
             bn.running_mean = r(0).mul_scalar(0.3).unwrap();

@@ -4,13 +4,23 @@
 //! `_init_weight_goog` init; several kernel sizes make a mixed conv (timm's `create_conv2d` with
 //! a list).
 
-use super::builder::AttnArgs;
 use crate::layers::{
     squeeze_excite, Activation, BatchNormAct2d, Conv2d, Conv2dPad, LayerScale2d, MixedConv2d,
     MqaCfg, MultiQueryAttention2d, PadType,
 };
 use crate::{init, Children, Error, Module, Result};
 use kiln_engine::Tensor;
+
+/// The attention settings of an `mqa` block string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttnArgs {
+    /// `h`: query heads.
+    pub num_heads: usize,
+    /// `d`: key and value width.
+    pub key_dim: usize,
+    /// `v`: stride of the keys' and values' downsampling (1).
+    pub kv_stride: usize,
+}
 
 /// timm's `_init_weight_goog` on a conv: N(0, 2/fan_out) weights (grouped fan-out), zero bias.
 pub(crate) fn init_conv_goog(conv: &Conv2d) -> Result<()> {

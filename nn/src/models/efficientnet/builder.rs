@@ -2,7 +2,7 @@
 //! stages, depth and channel scaling, and the trunk they build (`conv_stem`, `bn1`, `blocks`) with
 //! its stochastic-depth rates and feature taps. Shared by EfficientNet and MobileNetV3.
 
-use super::blocks::{make_divisible_limit, Block, BlockCfg, SeCfg};
+use super::blocks::{make_divisible_limit, AttnArgs, Block, BlockCfg, SeCfg};
 use crate::layers::{checkpoint_seq, Activation, BatchNormAct2d, Checkpointed, Conv2dPad, PadType};
 use crate::models::FeatureInfo;
 use crate::{Children, Error, Module, Result};
@@ -26,17 +26,6 @@ pub enum BlockType {
     Uir,
     /// `mqa`: MobileNetV4's mobile multi-query attention block.
     Mqa,
-}
-
-/// The attention settings of an `mqa` block string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AttnArgs {
-    /// `h`: query heads.
-    pub num_heads: usize,
-    /// `d`: key and value width.
-    pub key_dim: usize,
-    /// `v`: stride of the keys' and values' downsampling (1).
-    pub kv_stride: usize,
 }
 
 /// One decoded block string.

@@ -38,7 +38,7 @@ fn block_widths(rc: &RegNetCfg) -> Vec<usize> {
 /// timm's `make_divisible(v, divisor, min_value=min_ratio)` with its default round limit 0.9:
 /// the nearest multiple of `divisor`, one more when that loses over 10% of `v`. The minimum
 /// (a ratio below 1) never binds, as `v` is at least `divisor` here.
-fn make_divisible(v: usize, divisor: usize) -> usize {
+pub(super) fn make_divisible(v: usize, divisor: usize) -> usize {
     let rounded = (v as f64 + divisor as f64 / 2.0) as usize / divisor * divisor;
     if (rounded as f64) < 0.9 * v as f64 {
         rounded + divisor
@@ -83,101 +83,4 @@ pub fn stage_args(rc: &RegNetCfg, name: &str) -> Result<Vec<StageArgs>> {
         }
     });
     Ok(stages.collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::models::regnet::variants;
-
-    /// (width, depth, group width) of each of the four stages.
-    type Stages = [(usize, usize, usize); 4];
-
-    /// (width, depth, group width) of each stage as timm 1.0.31 computes them (`regnet.py`'s
-    /// `generate_regnet` and `adjust_widths_groups_comp`): a tie rounded to even
-    /// (regnetx_016), a group width capped at the stage's width (regnetx_080), torchvision's
-    /// rounding (the `_tv` names), and the three names too large for the shape test in
-    /// nn/tests/timm_parity.rs.
-    #[test]
-    fn stages_are_timms() {
-        let want: [(&str, Stages); 8] = [
-            (
-                "regnetx_002",
-                [(24, 1, 8), (56, 1, 8), (152, 4, 8), (368, 7, 8)],
-            ),
-            (
-                "regnetx_004_tv",
-                [(32, 1, 16), (64, 2, 16), (160, 7, 16), (400, 12, 16)],
-            ),
-            (
-                "regnetx_016",
-                [(72, 2, 24), (168, 4, 24), (408, 10, 24), (912, 2, 24)],
-            ),
-            (
-                "regnetx_080",
-                [(80, 2, 80), (240, 5, 120), (720, 15, 120), (1920, 1, 120)],
-            ),
-            (
-                "regnety_008_tv",
-                [(64, 1, 16), (144, 3, 16), (320, 8, 16), (784, 2, 16)],
-            ),
-            (
-                "regnetx_320",
-                [
-                    (336, 2, 168),
-                    (672, 7, 168),
-                    (1344, 13, 168),
-                    (2520, 1, 168),
-                ],
-            ),
-            (
-                "regnety_160",
-                [
-                    (224, 2, 112),
-                    (448, 4, 112),
-                    (1232, 11, 112),
-                    (3024, 1, 112),
-                ],
-            ),
-            (
-                "regnety_320",
-                [
-                    (232, 2, 232),
-                    (696, 5, 232),
-                    (1392, 12, 232),
-                    (3712, 1, 232),
-                ],
-            ),
-        ];
-        for (name, stages) in want {
-            let (_, rc, _) = variants().into_iter().find(|v| v.0 == name).unwrap();
-            let got: Vec<(usize, usize, usize)> = stage_args(&rc, name)
-                .unwrap()
-                .iter()
-                .map(|s| (s.width, s.depth, s.group_size))
-                .collect();
-            assert_eq!(got, stages, "{name}");
-        }
-    }
-
-    #[test]
-    fn make_divisible_is_timms() {
-        // timm: max(min_value, int(v + d / 2) // d * d), + d below 0.9 v
-        for (v, d, want) in [
-            (384, 16, 384),
-            (392, 16, 400),
-            (136, 16, 144),
-            (216, 56, 224),
-        ] {
-            assert_eq!(make_divisible(v, d), want, "{v} / {d}");
-        }
-    }
-
-    #[test]
-    fn parameters_that_make_other_than_four_stages_are_refused() {
-        let (_, rc, _) = variants().into_iter().next().unwrap();
-        let shallow = RegNetCfg { depth: 2, ..rc };
-        let err = stage_args(&shallow, "shallow").unwrap_err().to_string();
-        assert!(err.contains("2 stages, not 4"), "{err}");
-    }
 }

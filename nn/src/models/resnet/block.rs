@@ -2,42 +2,12 @@
 //! last norm, stochastic depth, DropBlock, and the shortcut; [`StageBlock`] holds one of them or
 //! ResNeSt's split-attention bottleneck.
 
+use super::config::{BlockKind, ResNetCfg};
 use super::downsample::Downsample;
 use super::resnest::ResNestBottleneck;
-use super::ResNetCfg;
 use crate::layers::{Conv2d, DropBlock, Norm2d};
 use crate::{Children, Module, Result};
 use kiln_engine::{Conv2dParams, Tensor};
-
-/// The residual block types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockKind {
-    /// Two 3×3 convs (expansion 1).
-    Basic,
-    /// 1×1, 3×3, 1×1 convs (expansion 4).
-    Bottleneck,
-    /// ResNeSt's bottleneck (timm's `ResNestBottleneck`, expansion 4): the 3×3 conv is split
-    /// attention over `radix` (≥ 1) splits; with `avd` a strided block average-pools, before the
-    /// split conv when `avd_first`, else after it.
-    ResNest {
-        /// Splits per channel (1: a sigmoid gate instead of the softmax across splits).
-        radix: usize,
-        /// Pool instead of striding the conv.
-        avd: bool,
-        /// Pool before the split conv.
-        avd_first: bool,
-    },
-}
-
-impl BlockKind {
-    /// Output channels per `planes` (timm's `expansion`).
-    pub(super) fn expansion(self) -> usize {
-        match self {
-            BlockKind::Basic => 1,
-            BlockKind::Bottleneck | BlockKind::ResNest { .. } => 4,
-        }
-    }
-}
 
 /// A residual block; `layers[i]` is timm's `conv{i+1}` with its `bn{i+1}`, `attn` timm's `se`
 /// (whichever attention layer) after the last norm.

@@ -1,40 +1,10 @@
 //! The ResNet stem (`conv1`, `bn1`, `act1`): timm's `stem_type` '' (one 7×7/2 conv), 'deep'
 //! and 'deep_tiered' (three 3×3 convs, the first strided).
 
-use super::ResNetCfg;
+use super::config::{ResNetCfg, StemType};
 use crate::layers::{Conv2d, Norm2d};
 use crate::{Children, Result};
 use kiln_engine::Tensor;
-
-/// timm's `stem_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StemType {
-    /// `''`: a 7×7 stride-2 conv to 64 channels.
-    Single,
-    /// `'deep'`: 3×3 convs of `stem_width`, `stem_width`, then `2 * stem_width` channels.
-    Deep,
-    /// `'deep_tiered'`: 3×3 convs of `3 * (stem_width / 4)`, `stem_width`, `2 * stem_width`.
-    DeepTiered,
-}
-
-impl StemType {
-    /// The widths of a deep stem's convs (the last is what the stages start from, timm's
-    /// `inplanes`; a single conv puts out 64).
-    fn deep_widths(self, stem_width: usize) -> [usize; 3] {
-        match self {
-            StemType::DeepTiered => [3 * (stem_width / 4), stem_width, 2 * stem_width],
-            StemType::Single | StemType::Deep => [stem_width, stem_width, 2 * stem_width],
-        }
-    }
-
-    /// The first conv's name in the state dict (the pretrained config's `first_conv`).
-    pub fn first_conv(self) -> &'static str {
-        match self {
-            StemType::Single => "conv1",
-            StemType::Deep | StemType::DeepTiered => "conv1.0",
-        }
-    }
-}
 
 /// `conv1` + `bn1` + ReLU; a deep stem's convs are `conv1.0`, `conv1.3`, `conv1.6` with norms
 /// `conv1.1`, `conv1.4` (and `bn1` after the last).

@@ -4,6 +4,7 @@
 //! `strict_img_size`), which fixes each block's window, shift and shift mask.
 
 mod block;
+mod kwargs;
 mod variants;
 
 pub use block::{pad_hw, shift_mask, window_partition, window_reverse, SwinBlock};

@@ -6,6 +6,7 @@
 //! add a distillation token after the class token and a second head on it (`head_dist`).
 
 mod block;
+mod kwargs;
 mod variants;
 
 pub(crate) use block::{pos_embed, tokens_to_map};

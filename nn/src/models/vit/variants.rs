@@ -23,7 +23,7 @@ fn cfg(
     crop_pct: f64,
     mean: Mean,
 ) -> PretrainedCfg {
-    let (mean, std) = crate::models::mean_std(matches!(mean, Mean::Inception));
+    let (mean, std) = crate::models::shared::mean_std(matches!(mean, Mean::Inception));
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
         hf_hub_id: None,

@@ -1,11 +1,10 @@
-//! timm's `SplitBatchNorm2d` (AdvProp's auxiliary BatchNorm, train.py's `--split-bn`): a
-//! BatchNorm with `aux_bn` layers; in training the batch is cut into equal splits, the first
+//! timm's `convert_splitbn_model` (AdvProp's auxiliary BatchNorm, train.py's `--split-bn`): every
+//! BatchNorm of a model gains `aux_bn` layers; in training the batch is cut into equal splits, the first
 //! normalized by the layer itself and split i by `aux_bn[i - 1]`. Eval uses the layer alone, so
 //! the auxiliary layers can be dropped after training.
 
-use super::BatchNorm2d;
+use crate::layers::{for_each_batch_norm, BatchNorm2d};
 use crate::{Error, Model, Result};
-use kiln_engine::Tensor;
 
 /// timm's `convert_splitbn_model`: every BatchNorm of `model` gains `num_splits - 1` auxiliary
 /// layers with copies of its running statistics and a fresh affine (γ = 1, β = 0), as timm's
@@ -21,7 +20,7 @@ pub fn convert_splitbn_model(model: &mut dyn Model, num_splits: usize) -> Result
         });
     }
     let mut already_split = false;
-    model.for_each_batch_norm(&mut |bn| already_split |= !bn.aux_bn.is_empty());
+    for_each_batch_norm(model, &mut |bn| already_split |= !bn.aux_bn.is_empty());
     if already_split {
         return Err(Error::BadArgument {
             model: name,
@@ -29,7 +28,7 @@ pub fn convert_splitbn_model(model: &mut dyn Model, num_splits: usize) -> Result
         });
     }
     let mut failure = None;
-    model.for_each_batch_norm(&mut |bn| {
+    for_each_batch_norm(model, &mut |bn| {
         if failure.is_none() {
             if let Err(e) = add_aux_layers(bn, num_splits - 1) {
                 failure = Some(e);
@@ -56,33 +55,4 @@ fn add_aux_layers(bn: &mut BatchNorm2d, count: usize) -> Result<()> {
         bn.aux_bn.push(aux);
     }
     Ok(())
-}
-
-/// Training forward of a split layer: act(BN_i(x_i) + residual_i) per split, concatenated.
-pub(super) fn forward_split(
-    bn: &BatchNorm2d,
-    x: &Tensor,
-    residual: Option<&Tensor>,
-    relu: bool,
-) -> Result<Tensor> {
-    let splits = bn.aux_bn.len() + 1;
-    let n = x.shape()[0];
-    if !n.is_multiple_of(splits) {
-        return Err(Error::BadArgument {
-            model: "split BatchNorm".into(),
-            msg: format!("a batch of {n} does not divide into {splits} equal splits"),
-        });
-    }
-    let size = n / splits;
-    let layers = std::iter::once(bn).chain(&bn.aux_bn);
-    let parts = layers
-        .enumerate()
-        .map(|(i, layer)| {
-            let xi = x.narrow(0, i * size, size)?;
-            let ri = residual.map(|r| r.narrow(0, i * size, size)).transpose()?;
-            let sync = layer.sync.clone();
-            Ok(xi.batch_norm_act_synced(layer.args(), ri.as_ref(), relu, sync)?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::cat(&parts, 0)?)
 }

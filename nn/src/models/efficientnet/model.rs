@@ -1,0 +1,223 @@
+//! efficientnet's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+
+use super::blocks::init_conv_goog;
+use super::builder::Depth;
+use super::builder::{decode_arch_def, BuilderCfg, Trunk};
+use crate::layers::{
+    Activation, BatchNormAct2d, ClassifierHead, Conv2dPad, Linear, PadType, PoolType,
+};
+use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::{init, Children, ModelArgs, Module, Result};
+use kiln_engine::Tensor;
+
+/// Block strings, one list per stage (timm's `arch_def`).
+pub type ArchDef = &'static [&'static [&'static str]];
+
+/// The width of the head conv (timm's `num_features` of each generator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadWidth {
+    /// Fixed, whatever the width multiplier.
+    Fixed(usize),
+    /// `round_channels(n)` under the width multiplier.
+    Scaled(usize),
+    /// `max(n, round_channels(n))`: scaled up, never down.
+    AtLeast(usize),
+}
+
+/// What distinguishes one EfficientNet-class model from another (timm's `_gen_*` arguments).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EfficientNetCfg {
+    /// The block strings.
+    pub arch: ArchDef,
+    /// Width multiplier.
+    pub channel_multiplier: f64,
+    /// `round_limit` of the width rounding (0.9; 0 for EfficientNetV2-B*).
+    pub round_limit: f64,
+    /// Depth scaling.
+    pub depth: Depth,
+    /// Stem channels before width scaling.
+    pub stem_size: usize,
+    /// The stem keeps `stem_size` channels (timm's `fix_stem`).
+    pub fix_stem: bool,
+    /// Head conv width.
+    pub head: HeadWidth,
+    /// The model's activation.
+    pub act: Activation,
+    /// TensorFlow port: "same" padding and BatchNorm eps 1e-3.
+    pub tf: bool,
+    /// BatchNorm eps 1e-3 when built for pretrained weights (timm's `fbnetc_100`).
+    pub pretrained_tf_eps: bool,
+}
+
+/// timm's `EfficientNet`.
+#[derive(Children)]
+pub struct EfficientNet {
+    #[child(flatten)]
+    trunk: Trunk,
+    #[child]
+    conv_head: Conv2dPad,
+    #[child]
+    bn2: BatchNormAct2d,
+    #[child(flatten)]
+    head: ClassifierHead,
+    cfg: PretrainedCfg,
+}
+
+impl EfficientNet {
+    /// Builds the model with timm's `_init_weight_goog` init.
+    pub fn new(ec: &EfficientNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<EfficientNet> {
+        let tf_eps = ec.tf || (ec.pretrained_tf_eps && args.pretrained.is_some());
+        let bc = BuilderCfg {
+            channel_multiplier: ec.channel_multiplier,
+            channel_divisor: 8,
+            round_limit: ec.round_limit,
+            pad: if ec.tf {
+                PadType::Same
+            } else {
+                PadType::Symmetric
+            },
+            bn_eps: if tf_eps { 1e-3 } else { 1e-5 },
+            act: ec.act,
+            se_from_exp: false,
+            se_round_divisor: None,
+            se_force_act: None,
+            se_gate: Activation::Sigmoid,
+            layer_scale: None,
+            drop_path_rate: args.drop_path_or(0.0),
+        };
+        let arch = decode_arch_def(ec.arch, ec.depth)?;
+        let stem = match ec.fix_stem {
+            true => ec.stem_size,
+            false => bc.round_chs(ec.stem_size),
+        };
+        let trunk = Trunk::new(&bc, args.in_chans, stem, &arch)?;
+        let num_features = match ec.head {
+            HeadWidth::Fixed(n) => n,
+            HeadWidth::Scaled(n) => bc.round_chs(n),
+            HeadWidth::AtLeast(n) => n.max(bc.round_chs(n)),
+        };
+        let conv_head = Conv2dPad::new(trunk.out_chs, num_features, 1, 1, 1, bc.pad, false)?;
+        init_conv_goog(&conv_head.conv)?;
+        let mut model = EfficientNet {
+            trunk,
+            conv_head,
+            bn2: BatchNormAct2d::new(num_features, bc.bn_eps, Some(bc.act))?,
+            head: ClassifierHead::new(num_features, 0, PoolType::Avg, args.drop_rate)?
+                .named("classifier"),
+            cfg,
+        };
+        model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
+        if let Some(c) = &model.head.fc {
+            init_linear_goog(c)?;
+        }
+        Ok(model)
+    }
+}
+
+/// timm's `_init_weight_goog` on a Linear: U(±1/√out) weight, zero bias.
+pub(crate) fn init_linear_goog(l: &Linear) -> Result<()> {
+    l.weight
+        .copy_(&init::goog_linear_uniform(l.weight.shape())?)?;
+    if let Some(b) = &l.bias {
+        b.copy_(&Tensor::zeros(b.shape(), b.dtype())?)?;
+    }
+    Ok(())
+}
+
+impl EfficientNet {
+    /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / block_count`).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        self.trunk.drop_path_rates()
+    }
+}
+
+impl Module for EfficientNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+
+    /// Not prunable: kiln's pruning has no rule for this layer.
+    fn tensors_resizable(&self) -> bool {
+        false
+    }
+}
+
+impl Model for EfficientNet {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.trunk.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.trunk.grad_checkpointing
+    }
+
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        self.bn2
+            .forward(&self.conv_head.forward(&self.trunk.forward(x)?)?)
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        self.trunk.forward_intermediates(x)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.trunk.feature_info
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
+        // timm puts conv_head|bn2 after every block (its ordinal 99999 in the blocks group)
+        let mut groups = stem_and_blocks_matcher(coarse);
+        groups.push(GroupRule::new("blocks", r"conv_head|bn2").with_suffix(99999.0));
+        groups
+    }
+
+    crate::models::shared::classifier_head_in!(head);
+}
+
+/// The `stem` and `blocks` groups of timm's EfficientNet and MobileNetV3 `group_matcher`.
+pub(crate) fn stem_and_blocks_matcher(coarse: bool) -> Vec<GroupRule> {
+    let blocks = if coarse {
+        r"^blocks\.(\d+)"
+    } else {
+        r"^blocks\.(\d+)\.(\d+)"
+    };
+    vec![
+        GroupRule::new("stem", r"^conv_stem|bn1"),
+        GroupRule::new("blocks", blocks),
+    ]
+}
+
+/// timm's `_cfg` of this family for `arch.tag` (bicubic; `test` sizes evaluate at crop 1.0).
+pub(crate) fn cfg(
+    arch: &str,
+    tag: &str,
+    size: usize,
+    test: Option<usize>,
+    crop_pct: f64,
+    inception: bool,
+) -> PretrainedCfg {
+    let (mean, std) = crate::models::shared::mean_std(inception);
+    PretrainedCfg {
+        name: format!("{arch}.{tag}"),
+        hf_hub_id: None,
+        input_size: [3, size, size],
+        test_input_size: test.map(|t| [3, t, t]),
+        pool_size: [size.div_ceil(32); 2],
+        crop_pct,
+        test_crop_pct: test.map(|_| 1.0),
+        crop_mode: "center".into(),
+        interpolation: "bicubic".into(),
+        mean,
+        std,
+        first_conv: "conv_stem".into(),
+        classifier: "classifier".into(),
+        num_classes: 1000,
+    }
+}
+
+crate::model_kwargs::takes_none!(EfficientNetCfg);

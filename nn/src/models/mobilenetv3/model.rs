@@ -1,0 +1,212 @@
+//! mobilenetv3's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+
+use crate::layers::SelectAdaptivePool2d;
+use crate::layers::{Activation, BatchNormAct2d, Conv2d, Linear, PadType, PoolType};
+use crate::models::efficientnet::blocks::init_conv_goog;
+use crate::models::efficientnet::builder::{decode_arch_def, BuilderCfg, Trunk};
+use crate::models::efficientnet::{init_linear_goog, stem_and_blocks_matcher, ArchDef, Depth};
+use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::{Children, Error, ModelArgs, Module, Result};
+use kiln_engine::Tensor;
+
+/// What distinguishes one MobileNetV3-class model from another (timm's `_gen_*` arguments).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MobileNetV3Cfg {
+    /// The block strings.
+    pub arch: ArchDef,
+    /// Width multiplier.
+    pub channel_multiplier: f64,
+    /// Depth multiplier ('ceil').
+    pub depth_multiplier: f64,
+    /// Width of `conv_head` (timm's `num_features`, the classifier's input).
+    pub head: usize,
+    /// The model's activation.
+    pub act: Activation,
+    /// Squeeze-excite width rounding: `round_channels` to this divisor, or Python's `round`.
+    pub se_round_divisor: Option<usize>,
+    /// Stem channels before width scaling.
+    pub stem_size: usize,
+    /// The stem stays unscaled (timm's `fix_stem`).
+    pub fix_stem: bool,
+    /// An unbiased `conv_head` followed by `norm_head` (timm's `head_norm`, MobileNetV4).
+    pub head_norm: bool,
+    /// Layer scale of the uir and mqa blocks (the MobileNetV4 hybrids: 1e-5).
+    pub layer_scale: Option<f64>,
+    /// TensorFlow port: "same" padding and BatchNorm eps 1e-3.
+    pub tf: bool,
+}
+
+/// timm's `MobileNetV3`.
+#[derive(Children)]
+pub struct MobileNetV3 {
+    #[child(flatten)]
+    trunk: Trunk,
+    pool: SelectAdaptivePool2d,
+    #[child]
+    conv_head: Conv2d,
+    #[child]
+    norm_head: Option<BatchNormAct2d>,
+    act: Activation,
+    #[child]
+    classifier: Option<Linear>,
+    drop_rate: f64,
+    cfg: PretrainedCfg,
+    #[training]
+    training: bool,
+}
+
+impl MobileNetV3 {
+    /// Builds the model with timm's `_init_weight_goog` init.
+    pub fn new(mc: &MobileNetV3Cfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<MobileNetV3> {
+        let bc = BuilderCfg {
+            channel_multiplier: mc.channel_multiplier,
+            channel_divisor: 8,
+            round_limit: 0.9,
+            pad: if mc.tf {
+                PadType::Same
+            } else {
+                PadType::Symmetric
+            },
+            bn_eps: if mc.tf { 1e-3 } else { 1e-5 },
+            act: mc.act,
+            se_from_exp: true,
+            se_round_divisor: mc.se_round_divisor,
+            se_force_act: Some(Activation::Relu),
+            se_gate: Activation::HardSigmoid,
+            layer_scale: mc.layer_scale,
+            drop_path_rate: args.drop_path_or(0.0),
+        };
+        let arch = decode_arch_def(mc.arch, Depth::ceil(mc.depth_multiplier))?;
+        let stem = match mc.fix_stem {
+            true => mc.stem_size,
+            false => bc.round_chs(mc.stem_size),
+        };
+        let trunk = Trunk::new(&bc, args.in_chans, stem, &arch)?;
+        let pool = SelectAdaptivePool2d {
+            pool_type: PoolType::parse(args.global_pool.as_deref().unwrap_or("avg"))?,
+        };
+        let pooled = trunk.out_chs * pool.pool_type.feat_mult();
+        let conv_head = Conv2d::new(pooled, mc.head, 1, 1, 0, !mc.head_norm)?;
+        init_conv_goog(&conv_head)?;
+        let norm_head = mc
+            .head_norm
+            .then(|| BatchNormAct2d::new(mc.head, bc.bn_eps, Some(bc.act)))
+            .transpose()?;
+        let mut model = MobileNetV3 {
+            trunk,
+            pool,
+            conv_head,
+            norm_head,
+            act: bc.act,
+            classifier: None,
+            drop_rate: args.drop_rate,
+            cfg,
+            training: true,
+        };
+        model.reset_classifier(args.num_classes, None)?;
+        if let Some(c) = &model.classifier {
+            init_linear_goog(c)?;
+        }
+        Ok(model)
+    }
+
+    /// Width of `conv_head`'s output, the classifier's input (timm's `head_hidden_size`).
+    fn head_hidden_size(&self) -> usize {
+        self.conv_head.weight.shape()[0]
+    }
+}
+
+impl MobileNetV3 {
+    /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / block_count`).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        self.trunk.drop_path_rates()
+    }
+}
+
+impl Module for MobileNetV3 {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_head(&self.forward_features(x)?, false)
+    }
+}
+
+impl Model for MobileNetV3 {
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.trunk.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.trunk.grad_checkpointing
+    }
+
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        self.trunk.forward(x)
+    }
+
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+        let mut h = self.pool.forward(x)?;
+        let pooled = self.pool.pool_type != PoolType::None;
+        if pooled {
+            h = h.reshape(&[h.shape()[0], h.shape()[1], 1, 1])?;
+        }
+        h = self.conv_head.forward(&h)?;
+        h = match &self.norm_head {
+            Some(n) => n.forward(&h)?,
+            None => self.act.forward(&h)?,
+        };
+        if pooled {
+            h = h.flatten_from(1)?;
+        }
+        let h = h.dropout(self.drop_rate, self.training)?;
+        match (&self.classifier, pre_logits) {
+            (Some(c), false) => c.forward(&h),
+            _ => Ok(h),
+        }
+    }
+
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        self.trunk.forward_intermediates(x)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.trunk.feature_info
+    }
+
+    fn get_classifier(&self) -> Option<&Linear> {
+        self.classifier.as_ref()
+    }
+
+    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
+        let mult = self.pool.pool_type.feat_mult();
+        let mut pool = self.pool;
+        crate::layers::reset_pool(&mut pool, global_pool, num_classes, &self.cfg.name)?;
+        if pool.pool_type.feat_mult() != mult {
+            return Err(Error::BadArgument {
+                model: self.cfg.name.clone(),
+                msg: "the head conv is sized for the pooled width, pooling can not change it"
+                    .into(),
+            });
+        }
+        self.pool = pool;
+        self.classifier = crate::layers::new_classifier(self.head_hidden_size(), num_classes)?;
+        Ok(())
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classifier.as_ref().map_or(0, Linear::out_features)
+    }
+
+    fn num_features(&self) -> usize {
+        self.trunk.out_chs
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
+        stem_and_blocks_matcher(coarse)
+    }
+}
+
+crate::model_kwargs::takes_none!(MobileNetV3Cfg);

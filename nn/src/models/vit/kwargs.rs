@@ -1,0 +1,61 @@
+//! The model-specific kwargs (`--model-kwargs`) ViT takes, as timm's constructor names them.
+
+use super::VitCfg;
+use crate::model_kwargs::{token_stack, transformer, Bad, KwargValue, Kwargs, TakesKwargs};
+
+impl TakesKwargs for VitCfg {
+    const KEYS: &'static [&'static str] = &[
+        "patch_size",
+        "embed_dim",
+        "depth",
+        "num_heads",
+        "mlp_ratio",
+        "qkv_bias",
+        "class_token",
+        "reg_tokens",
+        "no_embed_class",
+        "init_values",
+    ];
+
+    fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad> {
+        let shape = [
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.mlp_hidden,
+        ];
+        [
+            self.patch,
+            self.dim,
+            self.depth,
+            self.heads,
+            self.mlp_hidden,
+        ] = token_stack(kw, shape)?;
+        self.qkv_bias = kw.flag("qkv_bias")?.unwrap_or(self.qkv_bias);
+        self.class_token = kw.flag("class_token")?.unwrap_or(self.class_token);
+        if let Some(v) = kw.get("reg_tokens") {
+            self.reg_tokens = match v {
+                KwargValue::Int(i) if *i >= 0 => *i as usize,
+                _ => return Err(Kwargs::bad("reg_tokens", v, "a count")),
+            };
+        }
+        self.no_embed_class = kw.flag("no_embed_class")?.unwrap_or(self.no_embed_class);
+        if let Some(v) = kw.get("reg_tokens").filter(|_| self.reg_tokens > 4096) {
+            return Err(Kwargs::bad("reg_tokens", v, "at most 4096"));
+        }
+        self.init_values = kw.positive("init_values")?.or(self.init_values);
+        if !self.dim.is_multiple_of(self.heads) {
+            return Err(format!(
+                "embed_dim {} is not a multiple of num_heads {}",
+                self.dim, self.heads
+            ));
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> f64 {
+        let patch = (3 * self.patch * self.patch * self.dim) as f64;
+        patch + transformer(self.depth, self.dim, self.mlp_hidden)
+    }
+}

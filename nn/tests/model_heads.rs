@@ -1,0 +1,60 @@
+//! Head and argument behaviour of single families through `create_model`: DenseNet refuses
+//! stochastic depth, EfficientNet's classifier follows its pool, MobileNetV3's efficient head
+//! keeps its pooled width.
+
+use kiln_engine::{DType, Tensor};
+use kiln_nn::{create_model, ModelArgs};
+
+/// timm's DenseNet takes no `drop_path_rate` (a TypeError); kiln names the model and flag.
+#[test]
+fn refuses_stochastic_depth() {
+    let args = ModelArgs {
+        drop_path_rate: Some(0.1),
+        ..ModelArgs::default()
+    };
+    let err = create_model("densenet121", &args)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("densenet121") && err.contains("--drop-path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reset_classifier_follows_the_pool_like_timm() {
+    let mut m = create_model("efficientnet_b0", &ModelArgs::default()).unwrap();
+    m.set_training(false);
+    let x = Tensor::zeros(&[1, 3, 32, 32], DType::F32).unwrap();
+    m.reset_classifier(5, Some("catavgmax")).unwrap();
+    let fc = m.get_classifier().unwrap();
+    assert_eq!((fc.in_features(), fc.out_features()), (2560, 5));
+    assert_eq!(m.forward(&x).unwrap().shape(), [1, 5]);
+    m.reset_classifier(0, Some("")).unwrap();
+    assert!(m.get_classifier().is_none());
+    assert_eq!(m.forward(&x).unwrap().shape(), [1, 1280, 1, 1]);
+    assert!(m.reset_classifier(3, None).is_err());
+}
+
+#[test]
+fn efficient_head_keeps_its_pooled_width() {
+    let args = ModelArgs {
+        global_pool: Some("catavgmax".into()),
+        ..Default::default()
+    };
+    let mut m = create_model("mobilenetv3_small_100", &args).unwrap();
+    let conv_head = m
+        .named_parameters()
+        .into_iter()
+        .find(|t| t.name == "conv_head.weight")
+        .unwrap();
+    assert_eq!(conv_head.tensor.shape(), [1024, 1152, 1, 1]);
+    let x = Tensor::zeros(&[2, 3, 32, 32], DType::F32).unwrap();
+    let features = m.forward_features(&x).unwrap();
+    assert_eq!(m.forward_head(&features, true).unwrap().shape(), [2, 1024]);
+    assert!(m.reset_classifier(5, Some("avg")).is_err());
+    m.reset_classifier(0, None).unwrap();
+    assert_eq!((m.num_classes(), m.num_features()), (0, 576));
+    assert_eq!(m.forward(&x).unwrap().shape(), [2, 1024]);
+}
