@@ -342,7 +342,9 @@ fn mpi_worker_sync_bn_and_dist_bn() {
     .unwrap();
     let bn_mean = |m: &mut dyn kiln::nn::Model| {
         let mut v = 0.0;
-        kiln::nn::layers::for_each_batch_norm(m, &mut |bn| v = bn.running_mean.to_vec_f32().unwrap()[0]);
+        kiln::nn::layers::for_each_batch_norm(m, &mut |bn| {
+            v = bn.running_mean.to_vec_f32().unwrap()[0]
+        });
         v
     };
     let set = |m: &mut dyn kiln::nn::Model, v: f32| {

@@ -235,3 +235,9 @@ fn checker_finds_a_planted_circle() {
 fn nn_is_layered() {
     assert_layered("nn");
 }
+
+/// train's files import one another without circles, and none from its module's index.
+#[test]
+fn train_is_layered() {
+    assert_layered("train");
+}

@@ -27,6 +27,7 @@
 mod batch;
 mod batch_plan;
 mod config;
+mod data_config;
 mod fill;
 mod normalize;
 mod resolve;
@@ -38,7 +39,7 @@ mod workers;
 pub use crate::augment::Dims;
 pub use batch::Batch;
 pub use batch_plan::{BatchPlan, PlannedBatch};
-pub use config::DataConfig;
+pub use data_config::DataConfig;
 pub use normalize::{
     default_mean_std, Layout, Normalize, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };

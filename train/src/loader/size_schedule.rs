@@ -2,7 +2,7 @@
 //! `--train-size-*` flags) checked as timm's `create_loader` and `ScheduledBatchSampler` check
 //! them, and the deterministic half of `ScheduledBatchSampler`: the choice weights of each epoch,
 //! the policy-average batch size and the inferred batches per epoch.
-use super::DataConfig;
+use super::data_config::DataConfig;
 use crate::{Error, Result};
 
 /// A progressive schedule: a Gaussian window over the choices moving from the first to the last.

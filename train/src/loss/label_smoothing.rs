@@ -1,6 +1,6 @@
 //! timm's `LabelSmoothingCrossEntropy`.
 
-use super::{check_index_targets, Loss};
+use super::criterion::{check_index_targets, Loss};
 use crate::Result;
 use kiln_engine::Tensor;
 

@@ -1,7 +1,5 @@
 //! The learning rate of one optimizer update for every param group, by the group's lr scale.
 
-use super::plateau::reduce;
-
 /// The lr of one optimizer update for each param group (layer-wise lr decay gives groups their lr
 /// scales). timm's schedulers set `lr · scale` on every group; a plateau schedule then reduces
 /// each group's own lr, so its min-lr clamp and eps act per group, as torch's `ReduceLROnPlateau`.
@@ -70,5 +68,19 @@ impl GroupLr {
             }
         };
         lr * self.factor
+    }
+}
+
+/// Smaller lr changes are skipped (`ReduceLROnPlateau`'s eps).
+const EPS: f64 = 1e-8;
+
+/// One reduction of a param group's lr: times `factor`, not below `min_lr`, and no change smaller
+/// than eps (`ReduceLROnPlateau._reduce_lr`).
+pub(crate) fn reduce(lr: f64, factor: f64, min_lr: f64) -> f64 {
+    let reduced = (lr * factor).max(min_lr);
+    if lr - reduced > EPS {
+        reduced
+    } else {
+        lr
     }
 }

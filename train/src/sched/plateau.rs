@@ -3,14 +3,12 @@
 //! epoch and taken back at the next step. Its counters are state, kept in checkpoints.
 
 use super::curve::Warmup;
-use super::group_lr::{GroupLr, Reductions};
+use super::group_lr::{reduce, GroupLr, Reductions};
 use super::noise::Noise;
 use serde::{Deserialize, Serialize};
 
 /// `ReduceLROnPlateau`'s relative improvement threshold (timm's default).
 const THRESHOLD: f64 = 1e-4;
-/// Smaller lr changes are skipped.
-const EPS: f64 = 1e-8;
 /// Epochs after a reduction that count no bad epoch (timm's factory passes `cooldown_t=0`).
 const COOLDOWN: usize = 0;
 
@@ -49,17 +47,6 @@ pub struct PlateauState {
     /// Reductions so far (each param group is reduced and clamped on its own).
     #[serde(default)]
     pub reductions: usize,
-}
-
-/// One reduction of a param group's lr: times `factor`, not below `min_lr`, and no change smaller
-/// than eps (`ReduceLROnPlateau._reduce_lr`).
-pub(crate) fn reduce(lr: f64, factor: f64, min_lr: f64) -> f64 {
-    let reduced = (lr * factor).max(min_lr);
-    if lr - reduced > EPS {
-        reduced
-    } else {
-        lr
-    }
 }
 
 impl ReduceOnPlateau {

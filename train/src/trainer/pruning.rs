@@ -5,20 +5,19 @@
 //! parameters (as Torch-Pruning's examples rebuild theirs); callbacks' copies of the model (the
 //! EMA) lose the same channels; checkpoints record the pruned shapes.
 
-use super::fit::{data_parallel, Run};
-use crate::optim::{create_optimizer_for_model_and, OptimizerConfig};
+use crate::optim::OptimizerConfig;
 use crate::{Error, Result};
-use kiln_nn::prune::{batch_norm_weights, Criterion, PruneOptions, PrunePlan, Target};
+use kiln_nn::prune::{Criterion, PruneOptions, PrunePlan, Target};
 use kiln_nn::Model;
 
 /// When and how much a run prunes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PruneSchedule {
-    criterion: Criterion,
+    pub(super) criterion: Criterion,
     options: PruneOptions,
-    steps: usize,
+    pub(super) steps: usize,
     interval: usize,
-    input_size: [usize; 3],
+    pub(super) input_size: [usize; 3],
 }
 
 impl PruneSchedule {
@@ -65,7 +64,7 @@ impl PruneSchedule {
     }
 
     /// The step (from 1) due at the start of `epoch` and its options, if one is.
-    fn step_at(&self, epoch: usize) -> Option<(usize, PruneOptions)> {
+    pub(super) fn step_at(&self, epoch: usize) -> Option<(usize, PruneOptions)> {
         let k = epoch / self.interval;
         (epoch.is_multiple_of(self.interval) && k < self.steps).then(|| {
             let ratio = self.options.ratio * (k + 1) as f64 / self.steps as f64;
@@ -82,62 +81,6 @@ impl PruneSchedule {
 pub(super) struct Pruning {
     pub schedule: PruneSchedule,
     pub optimizer: OptimizerConfig,
-}
-
-impl Run {
-    /// Runs the prune step due at the start of this epoch, if any (a run resumed mid-epoch has
-    /// run it already): channels out of the model and the callbacks' copies, then a fresh
-    /// optimizer, slimming list, data-parallel buckets and CUDA graphs for the new parameters.
-    pub(super) fn prune_if_due(&mut self) -> Result<()> {
-        let Some(p) = &self.pruning else {
-            return Ok(());
-        };
-        let position = self.state.position;
-        let due = (position.batch == 0).then(|| p.schedule.step_at(position.epoch));
-        let Some((step, options)) = due.flatten() else {
-            return Ok(());
-        };
-        let s = &p.schedule;
-        let plan = PrunePlan::new(self.model.as_mut(), s.input_size, s.criterion, &options)?;
-        if plan.report.removed == 0 {
-            return Ok(());
-        }
-        let format = self.model.weights_memory_format();
-        plan.apply(self.model.as_mut())?;
-        self.model.set_memory_format(format)?;
-        for cb in &mut self.callbacks {
-            cb.model_pruned(&plan)?;
-        }
-        let optimizer =
-            create_optimizer_for_model_and(&p.optimizer, self.model.as_ref(), Vec::new())?;
-        self.updater.optimizer = optimizer;
-        if let Some((lambda, _)) = self.updater.slimming.take() {
-            self.updater.slimming = Some((lambda, batch_norm_weights(self.model.as_mut())));
-        }
-        self.updater.ddp = data_parallel(&self.config.dist, self.model.as_ref(), None)?;
-        self.graph.forget();
-        self.config.record_shapes = true;
-        if self.is_first_rank() {
-            print_step(step, s.steps, position.epoch, &plan);
-        }
-        Ok(())
-    }
-}
-
-/// One log line per step: what the model lost.
-fn print_step(step: usize, steps: usize, epoch: usize, plan: &PrunePlan) {
-    let r = &plan.report;
-    let pct = |x: [f64; 2]| 100.0 * x[1] / x[0];
-    println!(
-        "Prune step {step}/{steps} (epoch {epoch}): {} channels removed; params {} -> {} ({:.1}%), MACs {} -> {} ({:.1}%); the optimizer starts afresh",
-        r.removed,
-        r.params[0],
-        r.params[1],
-        pct(r.params),
-        r.macs[0],
-        r.macs[1],
-        pct(r.macs)
-    );
 }
 
 #[cfg(test)]
