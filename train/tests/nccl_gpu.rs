@@ -1,9 +1,9 @@
 //! NCCL on real GPUs (feature `nccl`; scripts/gpu-check.sh runs it): the collectives on CUDA
-//! tensors against host references, the unique id over the TCP rendezvous into
-//! `ncclCommInitRank`, and one DDP step through NCCL against the same step on one device with
-//! the whole batch. One rank per GPU of this machine: on a one-GPU machine the world size is 1
-//! (and the test says so). Reports "skipped" where NCCL cannot serve (no GPU, the emulator, no
-//! libnccl.so).
+//! tensors and on host buffers staged through them against host references, the unique id over
+//! the TCP rendezvous into `ncclCommInitRank`, and one DDP step through NCCL against the same
+//! step on one device with the whole batch. One rank per GPU of this machine: on a one-GPU
+//! machine the world size is 1 (and the test says so). Reports "skipped" where NCCL cannot serve
+//! (no GPU, the emulator, no libnccl.so).
 #![cfg(feature = "nccl")]
 
 use kiln_engine::{cuda, DType, Device, Generator, Tensor};
@@ -11,7 +11,8 @@ use kiln_nn::layers::{Activation, Conv2d, Linear, PoolType, SelectAdaptivePool2d
 use kiln_nn::Module;
 use kiln_train::dist::nccl::{self, NcclComm};
 use kiln_train::dist::{
-    on_device_threads, Ddp, DdpOptions, Launcher, ProcessGroup, ReduceOp, DEFAULT_TIMEOUT,
+    on_device_threads, Collectives, Ddp, DdpOptions, Launcher, ProcessGroup, ReduceOp,
+    DEFAULT_TIMEOUT,
 };
 use std::io::Write;
 
@@ -80,6 +81,24 @@ fn collectives(comm: &NcclComm, device: Device, world: usize) -> Vec<Vec<f32>> {
     comm.reduce_scatter_tensor(&whole, &block, ReduceOp::Sum)
         .unwrap();
     out.push(block.to_vec_f32().unwrap());
+    // The same on host buffers, staged through the device (the Collectives trait's path).
+    let mut host = values(r, n);
+    comm.all_reduce(&mut host, ReduceOp::Sum).unwrap();
+    out.push(host);
+    let mut host = if r == world - 1 {
+        values(r, n)
+    } else {
+        vec![0.0; n]
+    };
+    comm.broadcast(&mut host, world - 1).unwrap();
+    out.push(host);
+    let mut host = vec![0.0; n];
+    comm.all_gather(&values(r, 6), &mut host).unwrap();
+    out.push(host);
+    let mut host = vec![0.0; 6];
+    comm.reduce_scatter(&values(r, n), &mut host, ReduceOp::Sum)
+        .unwrap();
+    out.push(host);
     comm.barrier().unwrap();
     out
 }
@@ -94,14 +113,16 @@ fn references(r: usize, world: usize) -> Vec<Vec<f32>> {
             .collect()
     };
     let sum = fold(&|a, b| a + b);
-    vec![
+    let on_device = vec![
         sum.clone(),
         sum.iter().map(|v| v / world as f32).collect(),
         fold(&|a, b| a.max(b)),
         inputs[world - 1].clone(),
         (0..world).flat_map(|k| values(k, 6)).collect(),
         sum[r * 6..(r + 1) * 6].to_vec(),
-    ]
+    ];
+    let on_host = [0, 3, 4, 5].map(|i| on_device[i].clone());
+    on_device.into_iter().chain(on_host).collect()
 }
 
 #[test]
@@ -126,8 +147,13 @@ fn nccl_collectives_match_host_references() {
         "broadcast",
         "all_gather",
         "reduce_scatter",
+        "host sum",
+        "host broadcast",
+        "host all_gather",
+        "host reduce_scatter",
     ];
     for (r, got) in results.iter().enumerate() {
+        assert_eq!(got.len(), names.len(), "rank {r}: one result a collective");
         for ((g, want), name) in got.iter().zip(references(r, world)).zip(names) {
             let err = g
                 .iter()
@@ -137,7 +163,10 @@ fn nccl_collectives_match_host_references() {
             assert!(err <= 1e-6, "rank {r} {name}: {g:?} != {want:?}");
         }
     }
-    println!("all-reduce (sum, avg, max), broadcast, all-gather, reduce-scatter, barrier: exact");
+    println!(
+        "all-reduce (sum, avg, max), broadcast, all-gather, reduce-scatter (on the device, and \
+         host-staged), barrier: exact"
+    );
 }
 
 #[test]

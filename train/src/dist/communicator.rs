@@ -1,6 +1,7 @@
 //! The collectives data-parallel training needs, over one process (local), the device threads of
 //! one process, MPI, TCP, or NCCL.
 
+use super::collectives::{Collectives, LocalComm};
 use super::group::ProcessGroup;
 pub use super::host_bucket::HostBucket;
 use super::tcp::TcpComm;
@@ -107,6 +108,25 @@ impl Bucket {
             }
         }
     }
+}
+
+/// Evaluates `$body` with `$b` bound to the backend of `$comm` (a `&impl Collectives`): the
+/// one match through which the collectives reach the backends.
+macro_rules! on_backend {
+    ($comm:expr, $b:ident => $body:expr) => {
+        match $comm {
+            Communicator::Local => {
+                let $b = &LocalComm;
+                $body
+            }
+            Communicator::Threads($b) => $body,
+            #[cfg(feature = "mpi")]
+            Communicator::Mpi($b) => $body,
+            Communicator::Tcp($b) => $body,
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl($b) => $body,
+        }
+    };
 }
 
 /// An all-reduce started by [`Communicator::start_all_reduce`], finished by `wait`.
@@ -245,28 +265,12 @@ impl Communicator {
 
     /// This process's rank.
     pub fn rank(&self) -> usize {
-        match self {
-            Communicator::Local => 0,
-            Communicator::Threads(t) => t.rank(),
-            #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => m.rank(),
-            Communicator::Tcp(c) => c.rank(),
-            #[cfg(feature = "nccl")]
-            Communicator::Nccl(n) => n.rank(),
-        }
+        on_backend!(self, b => b.rank())
     }
 
     /// The number of ranks.
     pub fn world_size(&self) -> usize {
-        match self {
-            Communicator::Local => 1,
-            Communicator::Threads(t) => t.world_size(),
-            #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => m.world_size(),
-            Communicator::Tcp(c) => c.world_size(),
-            #[cfg(feature = "nccl")]
-            Communicator::Nccl(n) => n.world_size(),
-        }
+        on_backend!(self, b => b.world_size())
     }
 
     /// Whether this is rank 0 (the rank that logs and saves).
@@ -276,19 +280,8 @@ impl Communicator {
 
     /// Combines `buf` across ranks in place: every rank ends with the same values.
     pub fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
-        match self {
-            Communicator::Local => {}
-            Communicator::Threads(t) => t.all_reduce(buf, op)?,
-            #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => m.all_reduce(buf, op)?,
-            Communicator::Tcp(c) => c.all_reduce(buf, op)?,
-            #[cfg(feature = "nccl")]
-            Communicator::Nccl(n) => n.all_reduce_host(buf, op)?,
-        }
-        if op == ReduceOp::Average {
-            let n = self.world_size();
-            buf.iter_mut().for_each(|v| *v = v.div_by(n));
-        }
+        on_backend!(self, b => b.all_reduce(buf, op))?;
+        self.finish_average(buf, op);
         Ok(())
     }
 
@@ -354,32 +347,12 @@ impl Communicator {
     /// Copies rank `root`'s `buf` into every rank's `buf`.
     pub fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.check_rank(root, "broadcast")?;
-        match self {
-            Communicator::Local => Ok(()),
-            Communicator::Threads(t) => t.broadcast(buf, root),
-            #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => m.broadcast(buf, root),
-            Communicator::Tcp(c) => c.broadcast(buf, root),
-            #[cfg(feature = "nccl")]
-            Communicator::Nccl(n) => n.broadcast_host(buf, root),
-        }
+        on_backend!(self, b => b.broadcast(buf, root))
     }
 
     /// Concatenates every rank's `send` in rank order into `recv` (world_size × send.len()).
     pub fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
-        self.check_len("all_gather", send.len() * self.world_size(), recv.len())?;
-        match self {
-            Communicator::Local => {
-                recv.copy_from_slice(send);
-                Ok(())
-            }
-            Communicator::Threads(t) => t.all_gather(send, recv),
-            #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => m.all_gather(send, recv),
-            Communicator::Tcp(c) => c.all_gather(send, recv),
-            #[cfg(feature = "nccl")]
-            Communicator::Nccl(n) => n.all_gather_host(send, recv),
-        }
+        on_backend!(self, b => b.all_gather(send, recv))
     }
 
     /// Reduces `send` (world_size blocks of recv.len()) across ranks and leaves block `rank`
@@ -390,33 +363,22 @@ impl Communicator {
         recv: &mut [T],
         op: ReduceOp,
     ) -> Result<()> {
-        self.check_len("reduce_scatter", recv.len() * self.world_size(), send.len())?;
-        match self {
-            Communicator::Local => recv.copy_from_slice(send),
-            Communicator::Threads(t) => t.reduce_scatter(send, recv, op)?,
-            #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => m.reduce_scatter(send, recv, op)?,
-            Communicator::Tcp(c) => c.reduce_scatter(send, recv, op)?,
-            #[cfg(feature = "nccl")]
-            Communicator::Nccl(n) => n.reduce_scatter_host(send, recv, op)?,
-        }
-        if op == ReduceOp::Average {
-            let n = self.world_size();
-            recv.iter_mut().for_each(|v| *v = v.div_by(n));
-        }
+        on_backend!(self, b => b.reduce_scatter(send, recv, op))?;
+        self.finish_average(recv, op);
         Ok(())
     }
 
     /// Waits until every rank reaches the barrier.
     pub fn barrier(&self) -> Result<()> {
-        match self {
-            Communicator::Local => Ok(()),
-            Communicator::Threads(t) => t.barrier(),
-            #[cfg(feature = "mpi")]
-            Communicator::Mpi(m) => m.barrier(),
-            Communicator::Tcp(c) => c.barrier(),
-            #[cfg(feature = "nccl")]
-            Communicator::Nccl(n) => n.barrier(),
+        on_backend!(self, b => b.barrier())
+    }
+
+    /// Divides the sums a backend left in `buf` by the world size when `op` is
+    /// [`ReduceOp::Average`].
+    fn finish_average<T: Element>(&self, buf: &mut [T], op: ReduceOp) {
+        if op == ReduceOp::Average {
+            let n = self.world_size();
+            buf.iter_mut().for_each(|v| *v = v.div_by(n));
         }
     }
 
@@ -424,16 +386,6 @@ impl Communicator {
         if root >= self.world_size() {
             return Err(Error::Dist(format!(
                 "{op} from rank {root} in a world of {}",
-                self.world_size()
-            )));
-        }
-        Ok(())
-    }
-
-    fn check_len(&self, op: &str, want: usize, got: usize) -> Result<()> {
-        if want != got {
-            return Err(Error::Dist(format!(
-                "{op}: buffer of {got} elements, {want} expected for world size {}",
                 self.world_size()
             )));
         }

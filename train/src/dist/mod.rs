@@ -1,7 +1,8 @@
 //! Data-parallel training: process groups from the launcher's environment, a [`Communicator`]
 //! (MPI for CPU ranks behind the `mpi` feature, TCP through rank 0 between processes without it,
 //! NCCL for GPU ranks behind the `nccl` feature, one rank per device thread of this process, or a
-//! single local rank), DDP's gradient buckets and SyncBN's statistics reduction. The TCP
+//! single local rank; each backend implements [`Collectives`], whose default methods hold the
+//! algorithms the backends share), DDP's gradient buckets and SyncBN's statistics reduction. The TCP
 //! [`rendezvous`] exchanges the names MPI, NCCL or the TCP collectives need to connect. Between
 //! the device threads of one process, gradient buckets go through NCCL, or device peer copies, or
 //! host memory; the other collectives meet in host memory.
@@ -13,6 +14,7 @@
 //! comm.all_reduce(&mut grads, ReduceOp::Average)?;
 //! # Ok::<(), kiln_train::Error>(())
 //! ```
+mod collectives;
 mod communicator;
 mod ddp;
 mod deadline;
@@ -40,6 +42,7 @@ mod sync_bn;
 mod tcp;
 mod threads;
 
+pub use collectives::Collectives;
 pub use communicator::{Bucket, Communicator, Element, HostBucket, PendingReduce, ReduceOp, Wire};
 pub use ddp::{Ddp, DdpEvent, DdpOptions, ReduceTimes};
 pub use device_threads::on_device_threads;

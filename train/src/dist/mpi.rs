@@ -4,6 +4,7 @@
 //! connect only through an `ompi-server`, which `kiln launch` starts; its address reaches each
 //! rank in `OMPI_MCA_pmix_server_uri`, and the MPI port name over the TCP rendezvous.
 
+use super::collectives::{check_blocks, Collectives};
 use super::communicator::{Element, ReduceOp};
 use super::group::{Launcher, ProcessGroup};
 use super::host_bucket::HostBucket;
@@ -190,18 +191,41 @@ impl MpiComm {
         self.comm.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// This process's rank.
-    pub fn rank(&self) -> usize {
+    /// Starts the all-reduce of a host bucket: on the gradient thread, which runs it while the
+    /// caller goes on, or (without MPI_THREAD_MULTIPLE) at `wait`.
+    pub fn start_bucket(&self, bucket: HostBucket, op: ReduceOp) -> Result<MpiBucketReduce> {
+        Ok(match &self.grads {
+            Some(thread) => MpiBucketReduce::Queued(thread.submit(bucket, op)?),
+            None => MpiBucketReduce::Deferred(bucket, op),
+        })
+    }
+
+    /// Broadcast of raw bytes from `root` (NCCL's unique id).
+    pub fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()> {
+        self.broadcast_raw(buf, root)
+    }
+
+    fn broadcast_raw<T: Equivalence>(&self, buf: &mut [T], root: usize) -> Result<()> {
+        let n = count(buf.len(), "broadcast")?;
+        let ptr = buf.as_mut_ptr();
+        self.locked().run("broadcast", |c, request| {
+            // SAFETY: buf holds n elements and outlives the collective.
+            unsafe { ffi::MPI_Ibcast(ptr.cast(), n, datatype::<T>(), root as c_int, c, request) }
+        })
+    }
+}
+
+/// Every collective is MPI's own (non-blocking, timed by [`TimedComm`]).
+impl Collectives for MpiComm {
+    fn rank(&self) -> usize {
         self.rank
     }
 
-    /// The number of ranks.
-    pub fn world_size(&self) -> usize {
+    fn world_size(&self) -> usize {
         self.world
     }
 
-    /// In-place all-reduce (through a copy of `buf`).
-    pub fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
+    fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
         let n = count(buf.len(), "all_reduce")?;
         let send = buf.to_vec();
         let recv = buf.as_mut_ptr();
@@ -221,60 +245,33 @@ impl MpiComm {
         })
     }
 
-    /// Starts the all-reduce of a host bucket: on the gradient thread, which runs it while the
-    /// caller goes on, or (without MPI_THREAD_MULTIPLE) at `wait`.
-    pub fn start_bucket(&self, bucket: HostBucket, op: ReduceOp) -> Result<MpiBucketReduce> {
-        Ok(match &self.grads {
-            Some(thread) => MpiBucketReduce::Queued(thread.submit(bucket, op)?),
-            None => MpiBucketReduce::Deferred(bucket, op),
-        })
-    }
-
-    /// Broadcast from `root`.
-    pub fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
+    fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
         self.broadcast_raw(buf, root)
     }
 
-    /// Broadcast of raw bytes from `root` (NCCL's unique id).
-    pub fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()> {
-        self.broadcast_raw(buf, root)
-    }
-
-    fn broadcast_raw<T: Equivalence>(&self, buf: &mut [T], root: usize) -> Result<()> {
-        let n = count(buf.len(), "broadcast")?;
-        let ptr = buf.as_mut_ptr();
-        self.locked().run("broadcast", |c, request| {
-            // SAFETY: buf holds n elements and outlives the collective.
-            unsafe { ffi::MPI_Ibcast(ptr.cast(), n, datatype::<T>(), root as c_int, c, request) }
-        })
-    }
-
-    /// All-gather in rank order.
-    pub fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+    // Native: MPI_Iallgather, one collective instead of a broadcast per rank.
+    fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        check_blocks("all_gather", send.len(), recv.len(), self.world)?;
         let n = count(send.len(), "all_gather")?;
         let recv = recv.as_mut_ptr();
         self.locked().run("all_gather", |c, request| {
             let t = datatype::<T>();
-            // SAFETY: send holds n elements, recv world × n (checked by the Communicator), and
-            // both outlive the collective.
+            // SAFETY: send holds n elements, recv world × n (checked above), and both outlive
+            // the collective.
             unsafe {
                 ffi::MPI_Iallgather(send.as_ptr().cast(), n, t, recv.cast(), n, t, c, request)
             }
         })
     }
 
-    /// Reduce-scatter of equal blocks.
-    pub fn reduce_scatter<T: Element>(
-        &self,
-        send: &[T],
-        recv: &mut [T],
-        op: ReduceOp,
-    ) -> Result<()> {
+    // Native: MPI_Ireduce_scatter_block moves each rank only its block, not the whole sum.
+    fn reduce_scatter<T: Element>(&self, send: &[T], recv: &mut [T], op: ReduceOp) -> Result<()> {
+        check_blocks("reduce_scatter", recv.len(), send.len(), self.world)?;
         let n = count(recv.len(), "reduce_scatter")?;
         let recv = recv.as_mut_ptr();
         self.locked().run("reduce_scatter", |c, request| {
-            // SAFETY: recv holds n elements, send world × n (checked by the Communicator), and
-            // both outlive the collective.
+            // SAFETY: recv holds n elements, send world × n (checked above), and both outlive
+            // the collective.
             unsafe {
                 ffi::MPI_Ireduce_scatter_block(
                     send.as_ptr().cast(),
@@ -289,8 +286,8 @@ impl MpiComm {
         })
     }
 
-    /// Barrier.
-    pub fn barrier(&self) -> Result<()> {
+    // Native: MPI_Ibarrier carries no buffer.
+    fn barrier(&self) -> Result<()> {
         self.locked().run("barrier", |c, request| {
             // SAFETY: a barrier reads and writes no buffer.
             unsafe { ffi::MPI_Ibarrier(c, request) }

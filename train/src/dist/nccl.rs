@@ -12,6 +12,7 @@
 //! timeout or an asynchronous error the communicator is aborted (`ncclCommAbort`, which ends
 //! its kernels), and the error names the collective and the timeout.
 
+use super::collectives::{check_blocks, Collectives};
 use super::communicator::{Element, ReduceOp};
 use super::deadline::{wait_or_abort, Progress};
 use super::group::{Launcher, ProcessGroup};
@@ -279,16 +280,6 @@ impl NcclComm {
         ))
     }
 
-    /// This rank.
-    pub fn rank(&self) -> usize {
-        self.rank
-    }
-
-    /// The number of ranks.
-    pub fn world_size(&self) -> usize {
-        self.world
-    }
-
     /// Runs one NCCL call on the device's compute stream, under the lock.
     fn call(
         &self,
@@ -353,60 +344,22 @@ impl NcclComm {
         })
     }
 
-    /// Waits until every rank gets here (an all-reduce of one element, then the stream).
-    pub fn barrier(&self) -> Result<()> {
-        let one = Tensor::zeros(&[1], DType::F32)?.to_device(self.device())?;
-        self.all_reduce_tensor(&one, ReduceOp::Sum)?;
-        self.wait_queued("barrier")
-    }
-
-    /// All-reduce of a host buffer, staged through the device (Average sums: the caller divides).
-    pub fn all_reduce_host<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
-        let op = if op == ReduceOp::Average {
-            ReduceOp::Sum
-        } else {
-            op
-        };
-        let t = self.upload(buf)?;
-        self.all_reduce_tensor(&t, op)?;
-        self.wait_queued("ncclAllReduce")?;
-        buf.copy_from_slice(&t.to_vec::<T>()?);
-        Ok(())
-    }
-
-    /// Broadcast of a host buffer, staged through the device.
-    pub fn broadcast_host<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
-        let t = self.upload(buf)?;
-        self.broadcast_tensor(&t, root)?;
-        self.wait_queued("ncclBroadcast")?;
-        buf.copy_from_slice(&t.to_vec::<T>()?);
-        Ok(())
-    }
-
-    /// All-gather of host buffers, staged through the device.
-    pub fn all_gather_host<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
-        let (s, r) = (self.upload(send)?, self.upload(recv)?);
-        self.all_gather_tensor(&s, &r)?;
-        self.wait_queued("ncclAllGather")?;
-        recv.copy_from_slice(&r.to_vec::<T>()?);
-        Ok(())
-    }
-
-    /// Reduce-scatter of host buffers, staged through the device (Average sums).
-    pub fn reduce_scatter_host<T: Element>(
+    /// Runs `queue` on device copies of `send` and `recv` (`send` None: in place, on `recv`'s
+    /// copy), waits for the collective (`what`) and copies the device `recv` back.
+    fn staged<T: Element>(
         &self,
-        send: &[T],
+        what: &str,
+        send: Option<&[T]>,
         recv: &mut [T],
-        op: ReduceOp,
+        queue: impl FnOnce(&Tensor, &Tensor) -> Result<()>,
     ) -> Result<()> {
-        let op = if op == ReduceOp::Average {
-            ReduceOp::Sum
-        } else {
-            op
+        let r = self.upload(recv)?;
+        let s = match send {
+            Some(send) => self.upload(send)?,
+            None => r.clone(),
         };
-        let (s, r) = (self.upload(send)?, self.upload(recv)?);
-        self.reduce_scatter_tensor(&s, &r, op)?;
-        self.wait_queued("ncclReduceScatter")?;
+        queue(&s, &r)?;
+        self.wait_queued(what)?;
         recv.copy_from_slice(&r.to_vec::<T>()?);
         Ok(())
     }
@@ -453,6 +406,62 @@ impl NcclComm {
             )));
         }
         Ok(())
+    }
+}
+
+/// Host buffers are staged through the device; the caller divides [`ReduceOp::Average`]'s sums.
+impl Collectives for NcclComm {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world_size(&self) -> usize {
+        self.world
+    }
+
+    fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
+        let op = summing(op);
+        self.staged("ncclAllReduce", None, buf, |t, _| {
+            self.all_reduce_tensor(t, op)
+        })
+    }
+
+    fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
+        self.staged("ncclBroadcast", None, buf, |t, _| {
+            self.broadcast_tensor(t, root)
+        })
+    }
+
+    // Native: ncclAllGather, one collective instead of a broadcast per rank.
+    fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
+        check_blocks("all_gather", send.len(), recv.len(), self.world)?;
+        self.staged("ncclAllGather", Some(send), recv, |s, r| {
+            self.all_gather_tensor(s, r)
+        })
+    }
+
+    // Native: ncclReduceScatter moves each rank only its block, not the whole sum.
+    fn reduce_scatter<T: Element>(&self, send: &[T], recv: &mut [T], op: ReduceOp) -> Result<()> {
+        check_blocks("reduce_scatter", recv.len(), send.len(), self.world)?;
+        let op = summing(op);
+        self.staged("ncclReduceScatter", Some(send), recv, |s, r| {
+            self.reduce_scatter_tensor(s, r, op)
+        })
+    }
+
+    // Native: the one element is reduced on the device and never comes back to the host.
+    fn barrier(&self) -> Result<()> {
+        let one = Tensor::zeros(&[1], DType::F32)?.to_device(self.device())?;
+        self.all_reduce_tensor(&one, ReduceOp::Sum)?;
+        self.wait_queued("barrier")
+    }
+}
+
+/// Sum for [`ReduceOp::Average`] (whose division the caller does), else `op`.
+fn summing(op: ReduceOp) -> ReduceOp {
+    match op {
+        ReduceOp::Average => ReduceOp::Sum,
+        op => op,
     }
 }
 

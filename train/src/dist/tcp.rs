@@ -8,6 +8,7 @@
 //! then fails with the same name. A rank that hears nothing from rank 0 waits a grace period
 //! beyond the timeout (so rank 0's verdict arrives first) and then names rank 0.
 
+use super::collectives::Collectives;
 use super::communicator::{Element, ReduceOp};
 use super::deadline::verdict_grace;
 use super::group::ProcessGroup;
@@ -83,74 +84,6 @@ impl TcpComm {
         })
     }
 
-    /// This process's rank.
-    pub fn rank(&self) -> usize {
-        self.rank
-    }
-
-    /// The number of ranks.
-    pub fn world_size(&self) -> usize {
-        self.world
-    }
-
-    /// Combines `buf` across ranks in place (the sum for [`ReduceOp::Average`]: the caller
-    /// divides).
-    pub fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
-        let (n, mine) = (buf.len(), buf.to_vec());
-        self.exchange(
-            "all_reduce",
-            &mine,
-            |_| n,
-            |parts| combine(parts, n, op),
-            buf,
-        )
-    }
-
-    /// Copies rank `root`'s `buf` into every rank's `buf`.
-    pub fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
-        let (n, rank) = (buf.len(), self.rank);
-        let mine: Vec<T> = match rank == root {
-            true => buf.to_vec(),
-            false => Vec::new(),
-        };
-        let mut out = vec![T::default(); n];
-        let want = move |r: usize| if r == root { n } else { 0 };
-        self.exchange(
-            "broadcast",
-            &mine,
-            want,
-            |parts| Ok(parts[root].to_vec()),
-            &mut out,
-        )?;
-        buf.copy_from_slice(&out);
-        Ok(())
-    }
-
-    /// Concatenates every rank's `send` in rank order into `recv`.
-    pub fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
-        let n = send.len();
-        self.exchange("all_gather", send, |_| n, |parts| Ok(parts.concat()), recv)
-    }
-
-    /// Reduces `send` (world × recv.len() elements) and keeps this rank's block in `recv`.
-    pub fn reduce_scatter<T: Element>(
-        &self,
-        send: &[T],
-        recv: &mut [T],
-        op: ReduceOp,
-    ) -> Result<()> {
-        let mut all = send.to_vec();
-        self.all_reduce(&mut all, op)?;
-        let n = recv.len();
-        recv.copy_from_slice(&all[self.rank * n..(self.rank + 1) * n]);
-        Ok(())
-    }
-
-    /// Waits until every rank reaches the barrier.
-    pub fn barrier(&self) -> Result<()> {
-        self.all_reduce::<f32>(&mut [], ReduceOp::Sum)
-    }
-
     /// One collective: rank 0 gathers every rank's part (rank r's of `want(r)` elements), joins
     /// them with `join` and sends the result, which every rank writes to `out`.
     fn exchange<T: Element>(
@@ -175,6 +108,48 @@ impl TcpComm {
             *links = Links::Failed(reason.clone());
             return Err(Error::Dist(reason));
         }
+        Ok(())
+    }
+}
+
+/// Every collective is one exchange through rank 0, which combines the parts in rank order;
+/// all-gather, reduce-scatter and barrier are the trait's, over these.
+impl Collectives for TcpComm {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world_size(&self) -> usize {
+        self.world
+    }
+
+    fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
+        let (n, mine) = (buf.len(), buf.to_vec());
+        self.exchange(
+            "all_reduce",
+            &mine,
+            |_| n,
+            |parts| combine(parts, n, op),
+            buf,
+        )
+    }
+
+    fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
+        let (n, rank) = (buf.len(), self.rank);
+        let mine: Vec<T> = match rank == root {
+            true => buf.to_vec(),
+            false => Vec::new(),
+        };
+        let mut out = vec![T::default(); n];
+        let want = move |r: usize| if r == root { n } else { 0 };
+        self.exchange(
+            "broadcast",
+            &mine,
+            want,
+            |parts| Ok(parts[root].to_vec()),
+            &mut out,
+        )?;
+        buf.copy_from_slice(&out);
         Ok(())
     }
 }
@@ -439,6 +414,10 @@ mod tests {
                     let mut g = vec![0.0f32; 6];
                     c.all_gather(&[r, -r], &mut g).unwrap();
                     assert_eq!(g, [0.0, -0.0, 1.0, -1.0, 2.0, -2.0]);
+                    let send: Vec<f64> = (0..3).map(|k| (k * 100) as f64 + r as f64).collect();
+                    let mut mine = [0.0f64];
+                    c.reduce_scatter(&send, &mut mine, ReduceOp::Sum).unwrap();
+                    assert_eq!(mine, [(c.rank() * 300 + 3) as f64]);
                     c.barrier().unwrap();
                 })
             })

@@ -10,6 +10,7 @@
 //! and [`ThreadComm::finish_reduce`] hands every rank its copy once backward is over. With NCCL
 //! (feature `nccl`, a communicator over the process's devices) the bucket goes to NCCL instead.
 
+use super::collectives::Collectives;
 use super::communicator::{Element, ReduceOp};
 use super::device_reduce::{reduce_parts, Path};
 use crate::{Error, Result};
@@ -133,16 +134,6 @@ impl ThreadComm {
         self.path.name()
     }
 
-    /// This thread's rank.
-    pub fn rank(&self) -> usize {
-        self.rank
-    }
-
-    /// The number of threads.
-    pub fn world_size(&self) -> usize {
-        self.meeting.world
-    }
-
     /// The rank that failed first, if one has.
     pub fn failed_rank(&self) -> Option<usize> {
         self.lock().failed
@@ -153,68 +144,6 @@ impl ThreadComm {
         let mut t = self.lock();
         t.failed.get_or_insert(self.rank);
         self.meeting.turn.notify_all();
-    }
-
-    /// Combines `buf` over the ranks in place (Average sums; the caller divides).
-    pub fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
-        let n = buf.len();
-        let sum = self.meet("all_reduce", buf.to_vec(), |parts| combine(parts, n, op))??;
-        buf.copy_from_slice(&sum);
-        Ok(())
-    }
-
-    /// Copies rank `root`'s `buf` into every rank's `buf`.
-    pub fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
-        let mine = if self.rank == root {
-            buf.to_vec()
-        } else {
-            Vec::new()
-        };
-        let n = buf.len();
-        self.meet("broadcast", mine, |parts| {
-            let src = parts[root];
-            if src.len() != n {
-                return Err(length_error("broadcast", root, src.len(), n));
-            }
-            buf.copy_from_slice(src);
-            Ok(())
-        })?
-    }
-
-    /// Concatenates every rank's `send` in rank order into `recv`.
-    pub fn all_gather<T: Element>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
-        self.meet("all_gather", send.to_vec(), |parts| {
-            let mut at = 0;
-            for (r, p) in parts.iter().enumerate() {
-                if p.len() != send.len() {
-                    return Err(length_error("all_gather", r, p.len(), send.len()));
-                }
-                recv[at..at + p.len()].copy_from_slice(p);
-                at += p.len();
-            }
-            Ok(())
-        })?
-    }
-
-    /// Reduces `send` over the ranks and keeps this rank's block in `recv`.
-    pub fn reduce_scatter<T: Element>(
-        &self,
-        send: &[T],
-        recv: &mut [T],
-        op: ReduceOp,
-    ) -> Result<()> {
-        let block = self.rank * recv.len()..(self.rank + 1) * recv.len();
-        let n = send.len();
-        let sum = self.meet("reduce_scatter", send.to_vec(), |parts| {
-            combine(parts, n, op)
-        })??;
-        recv.copy_from_slice(&sum[block]);
-        Ok(())
-    }
-
-    /// Waits until every rank reaches the barrier.
-    pub fn barrier(&self) -> Result<()> {
-        self.meet("barrier", Vec::<f32>::new(), |_| ())
     }
 
     /// Starts the all-reduce of a flat bucket without waiting for the other ranks: posts it,
@@ -360,6 +289,42 @@ impl ThreadComm {
             self.meeting.turn.notify_all();
         }
         result
+    }
+}
+
+/// Every collective is a meeting at the table, whose parts each rank combines in rank order;
+/// all-gather, reduce-scatter and barrier are the trait's, over these.
+impl Collectives for ThreadComm {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn world_size(&self) -> usize {
+        self.meeting.world
+    }
+
+    fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<()> {
+        let n = buf.len();
+        let sum = self.meet("all_reduce", buf.to_vec(), |parts| combine(parts, n, op))??;
+        buf.copy_from_slice(&sum);
+        Ok(())
+    }
+
+    fn broadcast<T: Element>(&self, buf: &mut [T], root: usize) -> Result<()> {
+        let mine = if self.rank == root {
+            buf.to_vec()
+        } else {
+            Vec::new()
+        };
+        let n = buf.len();
+        self.meet("broadcast", mine, |parts| {
+            let src = parts[root];
+            if src.len() != n {
+                return Err(length_error("broadcast", root, src.len(), n));
+            }
+            buf.copy_from_slice(src);
+            Ok(())
+        })?
     }
 }
 
