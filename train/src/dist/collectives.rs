@@ -3,7 +3,7 @@
 //! algorithms built on those, written once as default methods (all-gather, reduce-scatter,
 //! barrier). A backend overrides a default only where it has a native path (MPI, NCCL).
 
-use super::communicator::{Element, ReduceOp};
+use super::element::{Element, ReduceOp};
 use crate::{Error, Result};
 
 /// One rank's end of a communicator. Every collective must be called by every rank in the same

@@ -2,12 +2,13 @@
 //! one process, MPI, TCP, or NCCL.
 
 use super::collectives::{Collectives, LocalComm};
+use super::element::{Element, ReduceOp};
 use super::group::ProcessGroup;
 pub use super::host_bucket::HostBucket;
 use super::tcp::TcpComm;
 use super::threads::{ThreadComm, Ticket};
 use crate::{Error, Result};
-use kiln_engine::{Device, StorageElem, Tensor};
+use kiln_engine::{Device, Tensor};
 use std::sync::Arc;
 
 /// How buckets travel between processes when they are reduced in host memory.
@@ -16,57 +17,6 @@ const HOST_PATH: &str = if cfg!(feature = "mpi") {
 } else {
     "TCP through host memory"
 };
-
-/// How all-reduce combines the ranks' values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReduceOp {
-    /// The sum over ranks.
-    Sum,
-    /// The sum divided by the world size (DDP's gradient average).
-    Average,
-    /// The largest value (flags agreed across ranks: any rank's overflow).
-    Max,
-}
-
-/// What MPI needs to carry an element type (nothing without the `mpi` feature).
-#[cfg(feature = "mpi")]
-pub trait Wire: ::mpi::traits::Equivalence {}
-#[cfg(feature = "mpi")]
-impl<T: ::mpi::traits::Equivalence> Wire for T {}
-/// What MPI needs to carry an element type (nothing without the `mpi` feature).
-#[cfg(not(feature = "mpi"))]
-pub trait Wire {}
-#[cfg(not(feature = "mpi"))]
-impl<T> Wire for T {}
-
-/// An element the collectives carry: f32 (gradient buckets), f64 (SyncBN statistics, metrics).
-pub trait Element:
-    Copy
-    + Default
-    + Send
-    + Sync
-    + Wire
-    + StorageElem
-    + std::ops::Add<Output = Self>
-    + PartialOrd
-    + bytemuck::Pod
-    + 'static
-{
-    /// `self / n` (for [`ReduceOp::Average`]).
-    fn div_by(self, n: usize) -> Self;
-}
-
-impl Element for f32 {
-    fn div_by(self, n: usize) -> Self {
-        self / n as f32
-    }
-}
-
-impl Element for f64 {
-    fn div_by(self, n: usize) -> Self {
-        self / n as f64
-    }
-}
 
 /// The ranks of a job and the collectives between them. Every collective must be called by
 /// every rank in the same order (MPI's rule).

@@ -6,8 +6,10 @@
 //! the gradients' device (NCCL reduces them there, device threads pass them between devices), or,
 //! for MPI, host buffers kept from step to step ([`HostBucket`]).
 
-use super::communicator::{Bucket, Communicator, HostBucket, PendingReduce, ReduceOp};
+use super::communicator::{Bucket, Communicator, HostBucket, PendingReduce};
+use super::element::ReduceOp;
 use super::sync_bn::DistBn;
+use super::tensor_collectives::{average_tensors, broadcast_tensors};
 use crate::{Error, Result};
 use kiln_engine::{no_grad, DType, Tensor, TensorId};
 use kiln_nn::{Kind, Module};
@@ -344,45 +346,6 @@ fn write_grads(params: &[Tensor], flat: &Tensor) -> Result<()> {
             .to_dtype(dtype)?
             .contiguous_copy()?;
         p.set_grad(Some(g));
-        at += n;
-    }
-    Ok(())
-}
-
-/// Broadcasts `tensors` from rank 0 in one flat f32 buffer and copies them in on other ranks.
-pub(super) fn broadcast_tensors(comm: &Communicator, tensors: &[Tensor]) -> Result<()> {
-    collective_in_place(comm, tensors, |flat| comm.broadcast(flat, 0))
-}
-
-/// Replaces `tensors` by their average over ranks, in one flat f64 all-reduce.
-pub(super) fn average_tensors(comm: &Communicator, tensors: &[Tensor]) -> Result<()> {
-    collective_in_place(comm, tensors, |flat| {
-        comm.all_reduce(flat, ReduceOp::Average)
-    })
-}
-
-/// Runs `collective` on `tensors` flattened into one f64 buffer and copies the result back.
-fn collective_in_place(
-    comm: &Communicator,
-    tensors: &[Tensor],
-    collective: impl FnOnce(&mut [f64]) -> Result<()>,
-) -> Result<()> {
-    if comm.world_size() == 1 || tensors.is_empty() {
-        return Ok(());
-    }
-    let mut flat = Vec::new();
-    for t in tensors {
-        flat.extend(t.to_dtype(DType::F64)?.to_vec::<f64>()?);
-    }
-    collective(&mut flat)?;
-    let _no_grad = no_grad();
-    let mut at = 0;
-    for t in tensors {
-        let n = t.numel();
-        let src = Tensor::from_vec(flat[at..at + n].to_vec(), t.shape())?
-            .to_dtype(t.dtype())?
-            .to_device(t.device())?;
-        t.copy_(&src)?;
         at += n;
     }
     Ok(())

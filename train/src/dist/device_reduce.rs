@@ -3,7 +3,7 @@
 //! gets the same bits), either on its own device after peer copies (`cuMemcpyPeer`, when every
 //! pair of devices has peer access) or on the host after downloading each part.
 
-use super::communicator::{Element, ReduceOp};
+use super::element::{combine, Element, ReduceOp};
 use crate::{Error, Result};
 use kiln_engine::{cuda, DType, Device, Tensor};
 
@@ -74,7 +74,7 @@ pub fn reduce_parts(parts: &[Tensor], op: ReduceOp, path: Path, device: Device) 
                 .map(Tensor::to_vec_f32)
                 .collect::<kiln_engine::Result<Vec<_>>>()?;
             let slices: Vec<&[f32]> = host.iter().map(Vec::as_slice).collect();
-            let mut sum = super::threads::combine(&slices, n, op)?;
+            let mut sum = combine(&slices, n, op)?;
             if op == ReduceOp::Average {
                 sum.iter_mut().for_each(|v| *v = v.div_by(world));
             }

@@ -7,6 +7,9 @@ use std::time::Duration;
 /// torch.distributed's default `timeout`, 30 minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// The variable through which OpenMPI singletons find the job's ompi-server (set by `kiln launch`).
+pub const OMPI_SERVER_VAR: &str = "OMPI_MCA_pmix_server_uri";
+
 /// The launcher that started this process, as recognized from its variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Launcher {

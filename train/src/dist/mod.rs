@@ -20,6 +20,7 @@ mod ddp;
 mod deadline;
 mod device_reduce;
 mod device_threads;
+mod element;
 mod group;
 mod host_bucket;
 #[cfg(feature = "mpi")]
@@ -28,6 +29,8 @@ mod mpi;
 mod mpi_arrivals;
 #[cfg(feature = "mpi")]
 mod mpi_grad_thread;
+#[cfg(feature = "mpi")]
+mod mpi_ops;
 #[cfg(feature = "mpi")]
 mod mpi_timed;
 #[cfg(feature = "nccl")]
@@ -40,14 +43,13 @@ pub mod rendezvous;
 mod setup_deadline;
 mod sync_bn;
 mod tcp;
+mod tensor_collectives;
 mod threads;
 
 pub use collectives::Collectives;
-pub use communicator::{Bucket, Communicator, Element, HostBucket, PendingReduce, ReduceOp, Wire};
+pub use communicator::{Bucket, Communicator, HostBucket, PendingReduce};
 pub use ddp::{Ddp, DdpEvent, DdpOptions, ReduceTimes};
 pub use device_threads::on_device_threads;
-pub use group::{Launcher, ProcessGroup, DEFAULT_TIMEOUT};
+pub use element::{Element, ReduceOp, Wire};
+pub use group::{Launcher, ProcessGroup, DEFAULT_TIMEOUT, OMPI_SERVER_VAR};
 pub use sync_bn::{dist_bn, enable_sync_bn, DistBn};
-
-/// The variable through which OpenMPI singletons find the job's ompi-server (set by `kiln launch`).
-pub const OMPI_SERVER_VAR: &str = "OMPI_MCA_pmix_server_uri";

@@ -5,18 +5,18 @@
 //! rank in `OMPI_MCA_pmix_server_uri`, and the MPI port name over the TCP rendezvous.
 
 use super::collectives::{check_blocks, Collectives};
-use super::communicator::{Element, ReduceOp};
+use super::element::{Element, ReduceOp};
 use super::group::{Launcher, ProcessGroup};
 use super::host_bucket::HostBucket;
 use super::mpi_grad_thread::GradThread;
+use super::mpi_ops::{count, datatype, mpi_op, reduce_bucket};
 use super::mpi_timed::TimedComm;
 use super::rendezvous::Store;
 use super::setup_deadline::SetupDeadline;
 use crate::{Error, Result};
-use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::ffi;
-use mpi::raw::{AsRaw, FromRaw};
+use mpi::raw::FromRaw;
 use mpi::topology::{Communicator as _, SimpleCommunicator};
 use mpi::traits::Equivalence;
 use mpi::Threading;
@@ -24,8 +24,8 @@ use std::ffi::{c_char, c_int, CStr};
 use std::sync::mpsc::Receiver;
 use std::sync::{Mutex, MutexGuard};
 
+use super::group::OMPI_SERVER_VAR;
 use super::mpi_arrivals::check;
-use super::OMPI_SERVER_VAR;
 
 /// An MPI communicator over the job's ranks, ordered by rank.
 pub struct MpiComm {
@@ -52,28 +52,6 @@ impl std::fmt::Debug for MpiComm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MpiComm(rank {} of {})", self.rank, self.world)
     }
-}
-
-fn mpi_op(op: ReduceOp) -> ffi::MPI_Op {
-    match op {
-        ReduceOp::Sum | ReduceOp::Average => SystemOperation::sum(),
-        ReduceOp::Max => SystemOperation::max(),
-    }
-    .as_raw()
-}
-
-/// MPI's handle of the element type `T`.
-fn datatype<T: Equivalence>() -> ffi::MPI_Datatype {
-    T::equivalent_datatype().as_raw()
-}
-
-/// `len` as MPI's element count.
-fn count(len: usize, what: &str) -> Result<c_int> {
-    c_int::try_from(len).map_err(|_| {
-        Error::Dist(format!(
-            "an MPI {what} of {len} elements is more than MPI can count"
-        ))
-    })
 }
 
 /// Whether DDP may reduce on a gradient thread (`KILN_MPI_GRAD_THREAD=0` keeps every MPI call
@@ -105,31 +83,6 @@ impl MpiBucketReduce {
             }
         }
     }
-}
-
-/// Combines `bucket.send` over the ranks of `comm` into `bucket.recv` (MPI_Iallreduce, timed).
-pub(super) fn reduce_bucket(
-    comm: &mut TimedComm,
-    bucket: &mut HostBucket,
-    op: ReduceOp,
-) -> Result<()> {
-    let n = count(bucket.send.len(), "bucket all_reduce")?;
-    let (send, recv) = (bucket.send.as_ptr(), bucket.recv.as_mut_ptr());
-    comm.run("bucket all_reduce", |c, request| {
-        // SAFETY: send and recv hold n floats each and outlive the collective (`run` returns
-        // once it completed).
-        unsafe {
-            ffi::MPI_Iallreduce(
-                send.cast(),
-                recv.cast(),
-                n,
-                datatype::<f32>(),
-                mpi_op(op),
-                c,
-                request,
-            )
-        }
-    })
 }
 
 impl MpiComm {

@@ -5,9 +5,9 @@
 //! (libnbc) progress only inside MPI calls, which this thread makes while it waits for each
 //! bucket (MPI_Iallreduce tested against the timeout, see `mpi_timed`).
 
-use super::communicator::ReduceOp;
+use super::element::ReduceOp;
 use super::host_bucket::HostBucket;
-use super::mpi::reduce_bucket;
+use super::mpi_ops::reduce_bucket;
 use super::mpi_timed::TimedComm;
 use crate::{Error, Result};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};

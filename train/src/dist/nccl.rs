@@ -13,8 +13,8 @@
 //! its kernels), and the error names the collective and the timeout.
 
 use super::collectives::{check_blocks, Collectives};
-use super::communicator::{Element, ReduceOp};
 use super::deadline::{wait_or_abort, Progress};
+use super::element::{Element, ReduceOp};
 use super::group::{Launcher, ProcessGroup};
 use super::nccl_id::{self, UniqueId};
 use super::setup_deadline::SetupDeadline;

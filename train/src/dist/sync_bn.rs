@@ -1,6 +1,8 @@
 //! SyncBN (`--sync-bn`) and the end-of-epoch BN buffer agreement (`--dist-bn`).
 
-use super::communicator::{Communicator, ReduceOp};
+use super::communicator::Communicator;
+use super::element::ReduceOp;
+use super::tensor_collectives::{average_tensors, broadcast_tensors};
 use crate::Result;
 use kiln_engine::CrossReplicaSum;
 use kiln_nn::layers::for_each_batch_norm;
@@ -52,7 +54,7 @@ pub fn dist_bn(model: &mut dyn Model, comm: &Communicator, mode: DistBn) -> Resu
     });
     match mode {
         DistBn::Off => Ok(()),
-        DistBn::Broadcast => super::ddp::broadcast_tensors(comm, &stats),
-        DistBn::Reduce => super::ddp::average_tensors(comm, &stats),
+        DistBn::Broadcast => broadcast_tensors(comm, &stats),
+        DistBn::Reduce => average_tensors(comm, &stats),
     }
 }

@@ -9,10 +9,9 @@
 //! beyond the timeout (so rank 0's verdict arrives first) and then names rank 0.
 
 use super::collectives::Collectives;
-use super::communicator::{Element, ReduceOp};
 use super::deadline::verdict_grace;
+use super::element::{combine, Element, ReduceOp};
 use super::group::ProcessGroup;
-use super::threads::combine;
 use crate::{Error, Result};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -11,8 +11,8 @@
 //! (feature `nccl`, a communicator over the process's devices) the bucket goes to NCCL instead.
 
 use super::collectives::Collectives;
-use super::communicator::{Element, ReduceOp};
 use super::device_reduce::{reduce_parts, Path};
+use super::element::{combine, length_error, Element, ReduceOp};
 use crate::{Error, Result};
 use kiln_engine::{Device, Tensor};
 use std::any::Any;
@@ -344,33 +344,6 @@ fn typed<'a, T: Element>(parts: &'a [Part], name: &str) -> Result<Vec<&'a [T]>> 
             },
         )
         .collect()
-}
-
-/// The element-wise sum (Sum, Average) or maximum (Max) of the parts, in rank order.
-pub(super) fn combine<T: Element>(parts: &[&[T]], n: usize, op: ReduceOp) -> Result<Vec<T>> {
-    let mut out = parts[0].to_vec();
-    for (r, p) in parts.iter().enumerate() {
-        if p.len() != n {
-            return Err(length_error("all_reduce", r, p.len(), n));
-        }
-        if r == 0 {
-            continue;
-        }
-        for (o, v) in out.iter_mut().zip(p.iter()) {
-            *o = match op {
-                ReduceOp::Sum | ReduceOp::Average => *o + *v,
-                ReduceOp::Max if *v > *o => *v,
-                ReduceOp::Max => *o,
-            };
-        }
-    }
-    Ok(out)
-}
-
-fn length_error(op: &str, rank: usize, got: usize, want: usize) -> Error {
-    Error::Dist(format!(
-        "{op}: rank {rank} gave {got} elements where this rank has {want}"
-    ))
 }
 
 #[cfg(test)]
