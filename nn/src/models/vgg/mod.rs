@@ -11,7 +11,7 @@ pub use variants::variants;
 pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{ClassifierHead, PoolType};
+use crate::layers::{ClassifierHead, Head, PoolType};
 use crate::{init, Children, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{ConvMlp, Feature};
 use kiln_engine::Tensor;
@@ -139,7 +139,7 @@ impl Model for Vgg {
     }
 
     fn head_hidden_size(&self) -> usize {
-        self.head.in_features()
+        self.head.num_features()
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
