@@ -1,6 +1,6 @@
 //! The surface every timm model shares ([`Model`]) and its layer-wise grouping rules.
 
-use crate::layers::{ClassifierHead, Linear};
+use crate::layers::{Head, Linear};
 use crate::{Error, FeatureCfg, FeatureInfo, Module, PretrainedCfg, Result};
 use kiln_engine::Tensor;
 
@@ -23,18 +23,19 @@ pub trait Model: Module {
     fn feature_cfg(&self) -> FeatureCfg {
         FeatureCfg::default()
     }
-    /// The model's head where it is timm's [`ClassifierHead`]: the head methods below default to
-    /// it (a model with another head overrides them).
-    fn classifier_head(&self) -> Option<&ClassifierHead> {
+    /// The model's head where it is timm's [`crate::layers::ClassifierHead`] or a
+    /// [`crate::layers::TokenHead`]: the head methods below default to it (a model with another
+    /// head overrides them).
+    fn classifier_head(&self) -> Option<&dyn Head> {
         None
     }
     /// [`Model::classifier_head`], to change.
-    fn classifier_head_mut(&mut self) -> Option<&mut ClassifierHead> {
+    fn classifier_head_mut(&mut self) -> Option<&mut dyn Head> {
         None
     }
     /// The classifier, if the model has one.
     fn get_classifier(&self) -> Option<&Linear> {
-        self.classifier_head()?.fc.as_ref()
+        self.classifier_head()?.classifier()
     }
     /// Replaces the head: `num_classes` 0 removes it; `global_pool` optionally changes pooling.
     fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
@@ -46,13 +47,11 @@ pub trait Model: Module {
     }
     /// Classes of the current head (0 = none).
     fn num_classes(&self) -> usize {
-        self.classifier_head()
-            .map_or(0, ClassifierHead::num_classes)
+        self.classifier_head().map_or(0, |h| h.num_classes())
     }
     /// Channels of the final feature map.
     fn num_features(&self) -> usize {
-        self.classifier_head()
-            .map_or(0, ClassifierHead::in_features)
+        self.classifier_head().map_or(0, |h| h.num_features())
     }
     /// Width of the pooled pre-logits features (timm's `head_hidden_size`): `num_features`
     /// unless a head layer sits between the feature map and the classifier (VGG's 4096).
@@ -143,7 +142,7 @@ impl GroupRule {
     }
 }
 
-/// A model that neither has a [`ClassifierHead`] nor overrides the head methods.
+/// A model that neither has a [`Head`] nor overrides the head methods.
 fn no_head(model: &str) -> Error {
     Error::BadArgument {
         model: model.into(),

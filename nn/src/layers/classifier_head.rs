@@ -2,7 +2,8 @@
 //! form without the hidden MLP (a LayerNorm of the pooled features before the dropout, as
 //! ConvNeXt's head). [`crate::Model`]'s head methods default to a model's head.
 
-use super::{LayerNorm, Linear, PoolType, SelectAdaptivePool2d};
+use super::head::classify;
+use super::{Head, LayerNorm, Linear, PoolType, SelectAdaptivePool2d};
 use crate::module::map_children_tensors;
 use crate::{Children, Error, Module, Result, TensorMap, Visitor, VisitorMut};
 use kiln_engine::Tensor;
@@ -87,7 +88,7 @@ impl ClassifierHead {
             new_classifier: default_classifier,
             training: true,
         };
-        head.fc = head.classifier(num_classes)?;
+        head.fc = head.new_fc(num_classes)?;
         Ok(head)
     }
 
@@ -103,7 +104,7 @@ impl ClassifierHead {
     pub fn with_classifier(mut self, new_classifier: NewClassifier) -> Result<ClassifierHead> {
         self.new_classifier = new_classifier;
         let classes = self.num_classes();
-        self.fc = self.classifier(classes)?;
+        self.fc = self.new_fc(classes)?;
         Ok(self)
     }
 
@@ -115,19 +116,20 @@ impl ClassifierHead {
         }
     }
 
-    /// Channels of the feature map the head reads.
-    pub fn in_features(&self) -> usize {
-        self.in_features
+    /// A classifier for `num_classes` over the pooled features, none for 0.
+    fn new_fc(&self, num_classes: usize) -> Result<Option<Linear>> {
+        let features = self.in_features * self.pool.pool_type.feat_mult();
+        (num_classes > 0)
+            .then(|| (self.new_classifier)(features, num_classes))
+            .transpose()
     }
+}
 
-    /// Classes of the classifier (0 without one).
-    pub fn num_classes(&self) -> usize {
-        self.fc.as_ref().map_or(0, Linear::out_features)
-    }
-
+/// Pool, norm, dropout, classifier.
+impl Head for ClassifierHead {
     /// timm's `forward_head`: pool, norm, dropout, and with `pre_logits` no classifier. Without
     /// pooling the normed map itself is returned (timm's `NormMlpClassifierHead` with pool '').
-    pub fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
+    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
         if self.pool.pool_type == PoolType::None {
             return match &self.norm {
                 Some(n) => Ok(x.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?),
@@ -138,22 +140,21 @@ impl ClassifierHead {
         if let Some(n) = &self.norm {
             h = n.forward(&h)?;
         }
-        let h = h.dropout(self.drop_rate, self.training)?;
-        match (&self.fc, pre_logits) {
-            (Some(fc), false) => fc.forward(&h),
-            _ => Ok(h),
-        }
+        classify(
+            &h,
+            self.drop_rate,
+            self.training,
+            self.fc.as_ref(),
+            pre_logits,
+        )
     }
 
-    /// timm's `reset_classifier`: `global_pool` if given (no pooling only without a
-    /// classifier; a norm takes no doubled features), then a new classifier for `num_classes`.
-    /// `model` names the model in errors.
-    pub fn reset(
-        &mut self,
-        num_classes: usize,
-        global_pool: Option<&str>,
-        model: &str,
-    ) -> Result<()> {
+    fn classifier(&self) -> Option<&Linear> {
+        self.fc.as_ref()
+    }
+
+    /// No pooling only without a classifier; a norm takes no doubled features.
+    fn reset(&mut self, num_classes: usize, global_pool: Option<&str>, model: &str) -> Result<()> {
         let doubled = global_pool.filter(|p| PoolType::parse(p).is_ok_and(|t| t.feat_mult() != 1));
         if let (Some(p), Some(_)) = (doubled, &self.norm) {
             return Err(Error::BadArgument {
@@ -165,16 +166,12 @@ impl ClassifierHead {
             });
         }
         reset_pool(&mut self.pool, global_pool, num_classes, model)?;
-        self.fc = self.classifier(num_classes)?;
+        self.fc = self.new_fc(num_classes)?;
         Ok(())
     }
 
-    /// A classifier for `num_classes` over the pooled features, none for 0.
-    fn classifier(&self, num_classes: usize) -> Result<Option<Linear>> {
-        let features = self.in_features * self.pool.pool_type.feat_mult();
-        (num_classes > 0)
-            .then(|| (self.new_classifier)(features, num_classes))
-            .transpose()
+    fn num_features(&self) -> usize {
+        self.in_features
     }
 }
 

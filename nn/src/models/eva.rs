@@ -11,7 +11,7 @@ use super::vit::{pos_embed, tokens_to_map};
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
     apply_rot_embed_after_prefix, checkpoint_seq, rope_embed_cat, Checkpointed, Conv2d, DropPath,
-    LayerNorm, Linear, SwiGluMlp,
+    LayerNorm, Linear, SwiGluMlp, TokenFamily, TokenHead, TokenHeadCfg, TokenPool,
 };
 use crate::model_kwargs::{token_stack, transformer, Bad, Kwargs, TakesKwargs};
 use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
@@ -177,28 +177,16 @@ pub struct EvaCfg {
     pub ref_grid: usize,
 }
 
-/// How the head reduces the tokens: the patch tokens' mean (EVA's default), the class token,
-/// or nothing (num_classes 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EvaPool {
-    Avg,
-    Token,
-    None,
-}
-
-impl EvaPool {
-    fn parse(p: &str, model: &str) -> Result<EvaPool> {
-        match p {
-            "avg" => Ok(EvaPool::Avg),
-            "token" => Ok(EvaPool::Token),
-            "" => Ok(EvaPool::None),
-            other => Err(Error::BadArgument {
-                model: model.into(),
-                msg: format!("global_pool '{other}': an EVA pools by 'avg', 'token' or '' (none)"),
-            }),
-        }
-    }
-}
+/// EVA's head: pools by `avg` or `token`, a classifier named `head` with `nn.Linear`'s init.
+const HEAD: TokenFamily = TokenFamily {
+    kind: "eva",
+    noun: "an EVA",
+    pools: &[TokenPool::Avg, TokenPool::Token],
+    nhwc: false,
+    fc_name: "head",
+    new_classifier: |i, o| Linear::new(i, o, true),
+    eps: 1e-6,
+};
 
 /// timm's `Eva` as EVA-02 configures it.
 #[derive(Children)]
@@ -215,21 +203,12 @@ pub struct Eva {
     #[child]
     blocks: Vec<Checkpointed<EvaBlock>>,
     grad_checkpointing: bool,
-    /// The final norm before pooling (not avg); one of `norm` and `fc_norm` is built.
-    #[child]
-    norm: Option<LayerNorm>,
-    /// The final norm after pooling (avg).
-    #[child]
-    fc_norm: Option<LayerNorm>,
-    pool: EvaPool,
-    #[child]
-    head: Option<Linear>,
+    /// The final norm (`fc_norm` after `avg` pooling), the pool and the classifier.
+    #[child(flatten)]
+    head: TokenHead,
     img_size: usize,
-    drop_rate: f64,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
 }
 
 impl Eva {
@@ -249,9 +228,6 @@ impl Eva {
             });
         }
         cfg.input_size = [args.in_chans, img_size, img_size];
-        let pool = EvaPool::parse(args.global_pool.as_deref().unwrap_or("avg"), &cfg.name)?;
-        // timm's Eva: fc_norm for avg pooling, else the final norm before the head
-        let fc_norm = pool == EvaPool::Avg;
         let grid = img_size / ec.patch;
         let dim = ec.dim;
         let rope = rope_embed_cat(dim / ec.heads, grid, ec.ref_grid, 10000.0)?;
@@ -281,6 +257,17 @@ impl Eva {
                 module: format!("blocks.{i}"),
             })
             .collect();
+        // timm's Eva: fc_norm for avg pooling, else the final norm before the head
+        let head = TokenHeadCfg {
+            dim,
+            num_classes: args.num_classes,
+            global_pool: args.global_pool.as_deref().unwrap_or("avg"),
+            fc_norm: None,
+            prefix_tokens: 1,
+            class_token: true,
+            distilled: false,
+            drop_rate: args.drop_rate,
+        };
         let mut model = Eva {
             patch_embed: Conv2d::new(args.in_chans, dim, ec.patch, ec.patch, 0, true)?,
             patch: ec.patch,
@@ -289,20 +276,14 @@ impl Eva {
             rope,
             blocks,
             grad_checkpointing: false,
-            norm: (!fc_norm).then(|| LayerNorm::new(dim)).transpose()?,
-            fc_norm: fc_norm.then(|| LayerNorm::new(dim)).transpose()?,
-            pool,
-            head: None,
+            head: TokenHead::new(HEAD, &head, &cfg.name)?,
             img_size,
-            drop_rate: args.drop_rate,
             feature_info,
             cfg,
-            training: true,
         };
-        model.reset_classifier(args.num_classes, None)?;
         // timm's head_init_scale: at construction a trunc-normal (.02) weight and zero bias,
         // times 0.001
-        if let Some(head) = &mut model.head {
+        if let Some(head) = &mut model.head.fc {
             let w = init::trunc_normal(head.weight.shape(), 0.02)?;
             head.weight = scaled(&w, 0.001)?;
             head.bias = Some(init::zeros(&[head.out_features()])?);
@@ -368,6 +349,8 @@ impl Module for Eva {
 }
 
 impl Model for Eva {
+    super::shared::classifier_head_in!(head);
+
     fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
         self.grad_checkpointing = enable;
         Ok(())
@@ -379,28 +362,7 @@ impl Model for Eva {
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = checkpoint_seq(&self.blocks, self.embed(x)?, self.grad_checkpointing)?;
-        match &self.norm {
-            Some(norm) => norm.forward(&x),
-            None => Ok(x),
-        }
-    }
-
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let n = x.shape()[1];
-        let pooled = match self.pool {
-            EvaPool::Avg => x.narrow(1, 1, n - 1)?.mean(1, false)?,
-            EvaPool::Token => x.narrow(1, 0, 1)?.squeeze(1)?,
-            EvaPool::None => x.clone(),
-        };
-        let pooled = match &self.fc_norm {
-            Some(norm) => norm.forward(&pooled)?,
-            None => pooled,
-        };
-        let x = pooled.dropout(self.drop_rate, self.training)?;
-        match (&self.head, pre_logits) {
-            (Some(head), false) => head.forward(&x),
-            _ => Ok(x),
-        }
+        self.head.forward_norm(&x)
     }
 
     /// timm's `forward_intermediates` (`NCHW`): each block's patch tokens as a
@@ -426,35 +388,6 @@ impl Model for Eva {
             out_indices: OutIndices::Last(3),
             ..FeatureCfg::default()
         }
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.head.as_ref()
-    }
-
-    /// timm's `reset_classifier`: a fresh head with `nn.Linear`'s init, the final norm staying
-    /// where the model was built with it.
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        if let Some(p) = global_pool {
-            self.pool = EvaPool::parse(p, &self.cfg.name)?;
-        }
-        if self.pool == EvaPool::None && num_classes > 0 {
-            return Err(Error::BadArgument {
-                model: self.cfg.name.clone(),
-                msg: "global_pool '' needs num_classes 0".into(),
-            });
-        }
-        self.head = crate::layers::new_classifier(self.num_features(), num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.head.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        let norm = self.norm.iter().chain(&self.fc_norm);
-        norm.map(|n| n.weight.shape()[0]).next().unwrap_or(0)
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {

@@ -1,15 +1,15 @@
 //! What the families share: the head accessors of a model holding a `ClassifierHead`, the choice
 //! of normalization constants, and the refusal of stochastic depth.
 
-/// The two [`Model`] accessors of a model whose head is the [`ClassifierHead`] in `$field`
-/// (the head methods then default to it).
+/// The two [`crate::Model`] accessors of a model whose head is the [`crate::layers::ClassifierHead`]
+/// or [`crate::layers::TokenHead`] in `$field` (the head methods then default to it).
 macro_rules! classifier_head_in {
     ($field:ident) => {
-        fn classifier_head(&self) -> Option<&$crate::layers::ClassifierHead> {
+        fn classifier_head(&self) -> Option<&dyn $crate::layers::Head> {
             Some(&self.$field)
         }
 
-        fn classifier_head_mut(&mut self) -> Option<&mut $crate::layers::ClassifierHead> {
+        fn classifier_head_mut(&mut self) -> Option<&mut dyn $crate::layers::Head> {
             Some(&mut self.$field)
         }
     };

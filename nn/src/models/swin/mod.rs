@@ -12,7 +12,10 @@ pub use variants::variants;
 pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
+use crate::layers::{
+    checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear, TokenFamily, TokenHead, TokenHeadCfg,
+    TokenPool,
+};
 use crate::{Children, Error, FeatureCfg, FeatureFormat, ModelArgs, Module, OutIndices, Result};
 use block::{PatchMerging, LN_EPS};
 use kiln_engine::Tensor;
@@ -20,6 +23,18 @@ use kiln_engine::Tensor;
 /// timm's `SwinTransformer(drop_path_rate=0.1)`: the rate an unset `--drop-path` leaves.
 const DEFAULT_DROP_PATH: f64 = 0.1;
 const PATCH: usize = 4;
+
+/// Swin's head: `avg` over the NHWC map's tokens after the final norm, a trunc-normal (.02)
+/// classifier named `head.fc`.
+const HEAD: TokenFamily = TokenFamily {
+    kind: "swin",
+    noun: "a Swin",
+    pools: &[TokenPool::Avg],
+    nhwc: true,
+    fc_name: "head.fc",
+    new_classifier: |i, o| Linear::trunc_normal(i, o, 0.02),
+    eps: LN_EPS,
+};
 
 /// What distinguishes one Swin from another.
 #[derive(Debug, Clone, Copy)]
@@ -53,19 +68,13 @@ pub struct SwinTransformer {
     patch_norm: LayerNorm,
     #[child]
     layers: Vec<Stage>,
-    #[child]
-    norm: LayerNorm,
-    #[child(name = "head.fc")]
-    head: Option<Linear>,
-    /// Average over the tokens (timm's 'avg'), or none ('').
-    pool: bool,
+    /// The final norm, the pool (timm's 'avg' or '') and the classifier.
+    #[child(flatten)]
+    head: TokenHead,
     grad_checkpointing: bool,
     img_size: usize,
-    drop_rate: f64,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
 }
 
 impl SwinTransformer {
@@ -81,7 +90,6 @@ impl SwinTransformer {
         }
         cfg.input_size = [args.in_chans, img_size, img_size];
         cfg.pool_size = [img_size / 32, img_size / 32];
-        let pool = parse_pool(args.global_pool.as_deref().unwrap_or("avg"), &cfg.name)?;
         let total: usize = sc.depths.iter().sum();
         let grid = img_size / PATCH;
         let mut index = 0;
@@ -109,20 +117,25 @@ impl SwinTransformer {
                 module: format!("layers.{i}"),
             });
         }
-        let num_features = sc.embed_dim << 3;
+        let head = TokenHeadCfg {
+            dim: sc.embed_dim << 3,
+            num_classes: args.num_classes,
+            global_pool: args.global_pool.as_deref().unwrap_or("avg"),
+            fc_norm: Some(false),
+            prefix_tokens: 0,
+            class_token: false,
+            distilled: false,
+            drop_rate: args.drop_rate,
+        };
         Ok(SwinTransformer {
             patch_embed: Conv2d::new(args.in_chans, sc.embed_dim, PATCH, PATCH, 0, true)?,
             patch_norm: LayerNorm::with_eps(sc.embed_dim, LN_EPS)?,
             layers,
-            norm: LayerNorm::with_eps(num_features, LN_EPS)?,
-            head: swin_head(num_features, args.num_classes, pool, &cfg.name)?,
-            pool,
+            head: TokenHead::new(HEAD, &head, &cfg.name)?,
             grad_checkpointing: false,
             img_size,
-            drop_rate: args.drop_rate,
             feature_info,
             cfg,
-            training: true,
         })
     }
 
@@ -172,31 +185,6 @@ impl SwinTransformer {
     }
 }
 
-/// timm's `global_pool` for Swin: 'avg' or '' (none).
-fn parse_pool(p: &str, model: &str) -> Result<bool> {
-    match p {
-        "avg" => Ok(true),
-        "" => Ok(false),
-        other => Err(Error::BadArgument {
-            model: model.into(),
-            msg: format!("global_pool '{other}': a Swin pools by 'avg' or '' (none)"),
-        }),
-    }
-}
-
-/// The classifier of `num_classes` (none for 0); no pooling needs no classifier.
-fn swin_head(dim: usize, num_classes: usize, pool: bool, model: &str) -> Result<Option<Linear>> {
-    if !pool && num_classes > 0 {
-        return Err(Error::BadArgument {
-            model: model.into(),
-            msg: "global_pool '' needs num_classes 0".into(),
-        });
-    }
-    (num_classes > 0)
-        .then(|| Linear::trunc_normal(dim, num_classes, 0.02))
-        .transpose()
-}
-
 impl Module for SwinTransformer {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_head(&self.forward_features(x)?, false)
@@ -209,6 +197,8 @@ impl Module for SwinTransformer {
 }
 
 impl Model for SwinTransformer {
+    crate::models::shared::classifier_head_in!(head);
+
     fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
         self.grad_checkpointing = enable;
         Ok(())
@@ -224,23 +214,7 @@ impl Model for SwinTransformer {
             .layers
             .iter()
             .try_fold(self.embed(x)?, |h, s| self.stage(s, h))?;
-        self.norm.forward(&x)
-    }
-
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let pooled = if self.pool {
-            let &[b, h, w, c] = x.shape() else {
-                return Err(block_shape_error(x));
-            };
-            x.reshape(&[b, h * w, c])?.mean(1, false)?
-        } else {
-            x.clone()
-        };
-        let x = pooled.dropout(self.drop_rate, self.training)?;
-        match (&self.head, pre_logits) {
-            (Some(head), false) => head.forward(&x),
-            _ => Ok(x),
-        }
+        self.head.forward_norm(&x)
     }
 
     /// Each stage's output as NCHW (timm's `forward_intermediates`, no final norm).
@@ -264,28 +238,6 @@ impl Model for SwinTransformer {
             out_indices: OutIndices::List((0..self.layers.len() as i64).collect()),
             output_fmt: FeatureFormat::Nhwc,
         }
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.head.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        let pool = match global_pool {
-            Some(p) => parse_pool(p, &self.cfg.name)?,
-            None => self.pool,
-        };
-        self.head = swin_head(self.num_features(), num_classes, pool, &self.cfg.name)?;
-        self.pool = pool;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.head.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.norm.weight.shape()[0]
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -314,12 +266,5 @@ impl Model for SwinTransformer {
             .map(|t| t.name)
             .filter(|n| n.contains("relative_position_bias_table"))
             .collect()
-    }
-}
-
-fn block_shape_error(x: &Tensor) -> Error {
-    Error::BadArgument {
-        model: "swin".into(),
-        msg: format!("the head takes [B, H, W, C] features, got {:?}", x.shape()),
     }
 }

@@ -1,7 +1,7 @@
 //! vgg's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
 
 use super::block::{ConvMlp, Feature};
-use crate::layers::{ClassifierHead, PoolType};
+use crate::layers::{ClassifierHead, Head, PoolType};
 use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::{init, Children, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use kiln_engine::Tensor;
@@ -129,7 +129,7 @@ impl Model for Vgg {
     }
 
     fn head_hidden_size(&self) -> usize {
-        self.head.in_features()
+        self.head.num_features()
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {

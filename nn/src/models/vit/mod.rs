@@ -14,35 +14,23 @@ pub use variants::variants;
 pub(crate) use variants::FAMILY;
 
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::layers::{checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear};
+use crate::layers::{
+    checkpoint_seq, Checkpointed, Conv2d, Linear, TokenFamily, TokenHead, TokenHeadCfg, TokenPool,
+};
 use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use block::{Block, BlockCfg};
 use kiln_engine::Tensor;
 
-/// How the head reduces the tokens (timm's `global_pool`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TokenPool {
-    /// The class token.
-    Token,
-    /// The mean of the patch tokens (the prefix tokens left out).
-    Avg,
-    /// No reduction (num_classes 0).
-    None,
-}
-
-impl TokenPool {
-    fn parse(p: &str, model: &str) -> Result<TokenPool> {
-        match p {
-            "token" => Ok(TokenPool::Token),
-            "avg" => Ok(TokenPool::Avg),
-            "" => Ok(TokenPool::None),
-            other => Err(Error::BadArgument {
-                model: model.into(),
-                msg: format!("global_pool '{other}': a ViT pools by 'token', 'avg' or '' (none)"),
-            }),
-        }
-    }
-}
+/// The ViT's head: pools by `token` or `avg`, trunc-normal (.02) classifiers named `head`.
+const HEAD: TokenFamily = TokenFamily {
+    kind: "vit",
+    noun: "a ViT",
+    pools: &[TokenPool::Token, TokenPool::Avg],
+    nhwc: false,
+    fc_name: "head",
+    new_classifier: |i, o| Linear::trunc_normal(i, o, 0.02),
+    eps: 1e-6,
+};
 
 /// What distinguishes one ViT variant from another (timm's `VisionTransformer` arguments).
 #[derive(Debug, Clone, Copy)]
@@ -122,24 +110,12 @@ pub struct VisionTransformer {
     #[child]
     blocks: Vec<Checkpointed<Block>>,
     grad_checkpointing: bool,
-    /// The final norm before the pooling (one of `norm` and `fc_norm` is built).
-    #[child]
-    norm: Option<LayerNorm>,
-    /// The final norm after the pooling.
-    #[child]
-    fc_norm: Option<LayerNorm>,
-    pool: TokenPool,
-    #[child]
-    head: Option<Linear>,
-    /// The distillation head of a distilled DeiT (none without classes).
-    #[child]
-    head_dist: Option<Linear>,
+    /// The final norm, the pool and the classifiers (`head_dist` of a distilled DeiT).
+    #[child(flatten)]
+    head: TokenHead,
     img_size: usize,
-    drop_rate: f64,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
 }
 
 impl VisionTransformer {
@@ -157,18 +133,6 @@ impl VisionTransformer {
             });
         }
         cfg.input_size = [args.in_chans, img_size, img_size];
-        let default_pool = vc.global_pool;
-        let pool = TokenPool::parse(
-            args.global_pool.as_deref().unwrap_or(default_pool),
-            &cfg.name,
-        )?;
-        if vc.distilled && pool != TokenPool::Token {
-            return Err(distilled_pool_error(&cfg.name));
-        }
-        if !vc.class_token && pool == TokenPool::Token {
-            return Err(no_class_token_error(&cfg.name));
-        }
-        let fc_norm = vc.fc_norm.unwrap_or(pool == TokenPool::Avg);
         let patches = (img_size / patch).pow(2);
         let embed_len = if vc.no_embed_class {
             patches
@@ -200,7 +164,17 @@ impl VisionTransformer {
             let t = init::normal(&[1, n, dim], 1e-6)?;
             Ok(t.requires_grad_(true).clone())
         };
-        let mut model = VisionTransformer {
+        let head = TokenHeadCfg {
+            dim,
+            num_classes: args.num_classes,
+            global_pool: args.global_pool.as_deref().unwrap_or(vc.global_pool),
+            fc_norm: vc.fc_norm,
+            prefix_tokens: vc.prefix_tokens(),
+            class_token: vc.class_token,
+            distilled: vc.distilled,
+            drop_rate: args.drop_rate,
+        };
+        Ok(VisionTransformer {
             patch_embed: Conv2d::new(args.in_chans, dim, patch, patch, 0, true)?,
             patch,
             cls_token: vc.class_token.then(|| small_normal(1)).transpose()?,
@@ -215,33 +189,16 @@ impl VisionTransformer {
             no_embed_class: vc.no_embed_class,
             blocks,
             grad_checkpointing: false,
-            norm: (!fc_norm).then(|| LayerNorm::new(dim)).transpose()?,
-            fc_norm: fc_norm.then(|| LayerNorm::new(dim)).transpose()?,
-            pool,
-            head: None,
-            head_dist: None,
+            head: TokenHead::new(HEAD, &head, &cfg.name)?,
             img_size,
-            drop_rate: args.drop_rate,
             feature_info,
             cfg,
-            training: true,
-        };
-        model.reset_classifier(args.num_classes, None)?;
-        Ok(model)
+        })
     }
 
     /// Every block's stochastic-depth rate (`drop_path_rate · i / (depth − 1)`).
     pub fn drop_path_rates(&self) -> Vec<f64> {
         self.blocks.iter().map(|b| b.get().drop_path.p).collect()
-    }
-
-    /// Class, register and distillation tokens ahead of the patch tokens.
-    fn num_prefix_tokens(&self) -> usize {
-        [&self.cls_token, &self.reg_token, &self.dist_token]
-            .iter()
-            .filter_map(|t| t.as_ref())
-            .map(|t| t.shape()[1])
-            .sum()
     }
 
     /// Patch tokens with the class, register (and distillation) tokens in front and the position
@@ -285,25 +242,6 @@ impl VisionTransformer {
         }
     }
 
-    /// The class and distillation tokens of `x` (final tokens, [B, N, C]).
-    fn prefix_tokens(x: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((
-            x.narrow(1, 0, 1)?.squeeze(1)?,
-            x.narrow(1, 1, 1)?.squeeze(1)?,
-        ))
-    }
-
-    /// timm's `VisionTransformerDistilled.forward_head`: both tokens' heads averaged (the
-    /// tokens themselves for `pre_logits` or without classes), no head dropout.
-    fn distilled_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let (cls, dist) = Self::prefix_tokens(x)?;
-        let (cls, dist) = match (&self.head, &self.head_dist, pre_logits) {
-            (Some(h), Some(hd), false) => (h.forward(&cls)?, hd.forward(&dist)?),
-            _ => (cls, dist),
-        };
-        Ok(cls.add(&dist)?.mul_scalar(0.5)?)
-    }
-
     /// `forward_features`, or with `first_token_only` the final features of the first token
     /// alone ([B, 1, C]), its last block run for that token by [`Block::forward_queries`].
     fn features(&self, x: &Tensor, first_token_only: bool) -> Result<Tensor> {
@@ -316,10 +254,7 @@ impl VisionTransformer {
             }
             _ => checkpoint_seq(&self.blocks, x, gc)?,
         };
-        match &self.norm {
-            Some(norm) => norm.forward(&x),
-            None => Ok(x),
-        }
+        self.head.forward_norm(&x)
     }
 
     fn bad_input(&self, x: &Tensor) -> Error {
@@ -338,12 +273,14 @@ impl Module for VisionTransformer {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // A head that reads the class token alone needs the last block's output for that token
         // only: the features stop at it, and the output is timm's to float32 rounding.
-        let first_token_only = self.pool == TokenPool::Token && self.dist_token.is_none();
+        let first_token_only = self.head.reads_class_token_only();
         self.forward_head(&self.features(x, first_token_only)?, false)
     }
 }
 
 impl Model for VisionTransformer {
+    crate::models::shared::classifier_head_in!(head);
+
     fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
         self.grad_checkpointing = enable;
         Ok(())
@@ -357,33 +294,11 @@ impl Model for VisionTransformer {
         self.features(x, false)
     }
 
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        if self.dist_token.is_some() {
-            return self.distilled_head(x, pre_logits);
-        }
-        let n = x.shape()[1];
-        let prefix = self.num_prefix_tokens();
-        let pooled = match self.pool {
-            TokenPool::Token => x.narrow(1, 0, 1)?.squeeze(1)?,
-            TokenPool::Avg => x.narrow(1, prefix, n - prefix)?.mean(1, false)?,
-            TokenPool::None => x.clone(),
-        };
-        let pooled = match &self.fc_norm {
-            Some(norm) => norm.forward(&pooled)?,
-            None => pooled,
-        };
-        let x = pooled.dropout(self.drop_rate, self.training)?;
-        match (&self.head, pre_logits) {
-            (Some(head), false) => head.forward(&x),
-            _ => Ok(x),
-        }
-    }
-
     /// timm's `forward_intermediates` (`NCHW`): each block's patch tokens as a
     /// `[B, C, H/patch, W/patch]` map, the prefix tokens left out, without the final norm.
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut h = self.embed(x)?;
-        let (prefix, grid) = (self.num_prefix_tokens(), self.img_size / self.patch);
+        let (prefix, grid) = (self.head.num_prefix_tokens(), self.img_size / self.patch);
         let mut out = Vec::new();
         for b in &self.blocks {
             h = b.forward(&h)?;
@@ -402,51 +317,6 @@ impl Model for VisionTransformer {
             out_indices: OutIndices::Last(3),
             ..FeatureCfg::default()
         }
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.head.as_ref()
-    }
-
-    /// timm's `reset_classifier`: the final norm stays where the model was built with it
-    /// (`norm` or `fc_norm`), whatever pooling follows.
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        if let Some(p) = global_pool {
-            let pool = TokenPool::parse(p, &self.cfg.name)?;
-            if self.dist_token.is_some() && pool != TokenPool::Token {
-                return Err(distilled_pool_error(&self.cfg.name));
-            }
-            if self.cls_token.is_none() && pool == TokenPool::Token {
-                return Err(no_class_token_error(&self.cfg.name));
-            }
-            self.pool = pool;
-        }
-        if self.pool == TokenPool::None && num_classes > 0 {
-            return Err(Error::BadArgument {
-                model: self.cfg.name.clone(),
-                msg: "global_pool '' needs num_classes 0".into(),
-            });
-        }
-        let dim = self.num_features();
-        let new_head = || {
-            (num_classes > 0)
-                .then(|| Linear::trunc_normal(dim, num_classes, 0.02))
-                .transpose()
-        };
-        self.head = new_head()?;
-        if self.dist_token.is_some() {
-            self.head_dist = new_head()?;
-        }
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.head.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        let norm = self.norm.iter().chain(&self.fc_norm);
-        norm.map(|n| n.weight.shape()[0]).next().unwrap_or(0)
     }
 
     fn pretrained_cfg(&self) -> &PretrainedCfg {
@@ -477,29 +347,10 @@ impl Model for VisionTransformer {
     }
 
     fn forward_distilled(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (Some(head), Some(head_dist), true) =
-            (&self.head, &self.head_dist, self.dist_token.is_some())
-        else {
+        if !self.head.distills() {
             return Err(super::no_distillation_head(&self.cfg.name));
-        };
-        let (cls, dist) = Self::prefix_tokens(&self.forward_features(x)?)?;
-        Ok((head.forward(&cls)?, head_dist.forward(&dist)?))
-    }
-}
-
-/// A distilled DeiT pools by its class and distillation tokens only (timm asserts `token`).
-fn distilled_pool_error(model: &str) -> Error {
-    Error::BadArgument {
-        model: model.into(),
-        msg: "a distilled DeiT pools by 'token' only (its class and distillation tokens)".into(),
-    }
-}
-
-/// A ViT without a class token cannot pool by it (timm asserts `class_token or global_pool !=
-/// 'token'`).
-fn no_class_token_error(model: &str) -> Error {
-    Error::BadArgument {
-        model: model.into(),
-        msg: "global_pool 'token' needs a class token: this ViT has none (pool by 'avg')".into(),
+        }
+        self.head
+            .distilled_logits(&self.forward_features(x)?, false)
     }
 }
