@@ -19,7 +19,6 @@ pub mod vit;
 pub use args::ModelArgs;
 
 pub use crate::feature_cfg::FeatureInfo;
-pub(crate) use crate::model::no_distillation_head;
 pub use crate::model::{GroupRule, Model};
 pub use crate::pretrained_cfg::{
     PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN,

@@ -1,4 +1,5 @@
-//! byobnet's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+//! timm's ByobNet as RepVGG and MobileOne use it: its config, the model (stem, stages, head),
+//! `reparameterize` and its `Model` surface.
 
 use super::block::{RepBlock, RepBlockCfg};
 use crate::layers::{checkpoint_seq, Checkpointed, ClassifierHead, PoolType};

@@ -1,4 +1,5 @@
-//! convnext's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+//! ConvNeXt and ConvNeXt V2: the model (stem, stages, normed head), the stem a config builds, and
+//! its `Model` surface.
 
 use super::block::{conv, linear, Block};
 use super::config::{ConvNeXtCfg, StemType};

@@ -1,4 +1,5 @@
-//! densenet's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+//! DenseNet: its config and stems, the model (dense blocks and transitions, head) and its `Model`
+//! surface.
 
 use super::block::{conv, DenseBlock, DenseTransition};
 use crate::layers::{BatchNorm2d, BlurPool2d, ClassifierHead, Conv2d, PoolType};

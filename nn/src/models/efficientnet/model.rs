@@ -1,4 +1,5 @@
-//! efficientnet's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+//! timm's EfficientNet class: its config (block strings, width and depth multipliers, head
+//! width), the model built from them, and its `Model` surface.
 
 use super::blocks::init_conv_goog;
 use super::builder::Depth;

@@ -1,4 +1,5 @@
-//! mobilenetv3's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+//! timm's MobileNetV3 class (V3, LCNet, V4): its config, the model with its efficient head
+//! (pool, conv_head, act, classifier), and its `Model` surface.
 
 use crate::layers::SelectAdaptivePool2d;
 use crate::layers::{Activation, BatchNormAct2d, Conv2d, Linear, PadType, PoolType};

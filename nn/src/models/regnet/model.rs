@@ -1,4 +1,5 @@
-//! regnet's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+//! RegNet-X/Y: the model (stem, stages of bottlenecks from the width generator, head) and its
+//! `Model` surface.
 
 use super::block::{BlockArgs, Bottleneck, ConvBn};
 use super::config::RegNetCfg;

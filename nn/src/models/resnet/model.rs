@@ -1,4 +1,4 @@
-//! resnet's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+//! timm's ResNet builder: the model (stem, stages of blocks, head) and its `Model` surface.
 
 use super::block::StageBlock;
 use super::config::ResNetCfg;

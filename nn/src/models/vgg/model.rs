@@ -1,4 +1,5 @@
-//! vgg's model: its config, the model and its `Model` surface (the folder's index is mod.rs).
+//! VGG: its config, the model (`features.N` numbered as timm's Sequential, ConvMlp pre-logits,
+//! head) and its `Model` surface.
 
 use super::block::{ConvMlp, Feature};
 use crate::layers::{ClassifierHead, Head, PoolType};

@@ -1,0 +1,344 @@
+//! timm's VisionTransformer (DeiT and its distilled variant, registers, `no_embed_class`): its
+//! config, the model (patch embedding, prefix tokens, blocks, token head) and its `Model` surface.
+
+use super::block::{pos_embed, tokens_to_map, Block, BlockCfg};
+use crate::layers::{
+    checkpoint_seq, Checkpointed, Conv2d, Linear, TokenFamily, TokenHead, TokenHeadCfg, TokenPool,
+};
+use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
+use kiln_engine::Tensor;
+
+/// The ViT's head: pools by `token` or `avg`, trunc-normal (.02) classifiers named `head`.
+const HEAD: TokenFamily = TokenFamily {
+    kind: "vit",
+    noun: "a ViT",
+    pools: &[TokenPool::Token, TokenPool::Avg],
+    nhwc: false,
+    fc_name: "head",
+    new_classifier: |i, o| Linear::trunc_normal(i, o, 0.02),
+    eps: 1e-6,
+};
+
+/// What distinguishes one ViT variant from another (timm's `VisionTransformer` arguments).
+#[derive(Debug, Clone, Copy)]
+pub struct VitCfg {
+    /// Patch size (the patch embedding's kernel and stride).
+    pub patch: usize,
+    /// Token width.
+    pub dim: usize,
+    /// Blocks.
+    pub depth: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// The MLP's hidden width (`int(dim * mlp_ratio)`).
+    pub mlp_hidden: usize,
+    /// A bias on the qkv projection (timm's `qkv_bias`).
+    pub qkv_bias: bool,
+    /// A class token (timm's `class_token`).
+    pub class_token: bool,
+    /// Register tokens after the class token (timm's `reg_tokens`).
+    pub reg_tokens: usize,
+    /// The position embedding covers the patches only, added before the prefix tokens join.
+    pub no_embed_class: bool,
+    /// Layer scale's initial value (timm's `init_values`); none without layer scale.
+    pub init_values: Option<f64>,
+    /// timm's default `global_pool`: `token` or `avg`.
+    pub global_pool: &'static str,
+    /// timm's `fc_norm`: `None` puts the final norm after the pooling for `avg` alone.
+    pub fc_norm: Option<bool>,
+    /// A distillation token and head (timm's `VisionTransformerDistilled`).
+    pub distilled: bool,
+}
+
+impl VitCfg {
+    /// timm's `VisionTransformer` defaults for `patch`, `dim`, `depth`, `heads`: MLP ratio 4,
+    /// a biased qkv, a class token, no registers or layer scale, the class-token head.
+    pub const fn new(patch: usize, dim: usize, depth: usize, heads: usize) -> VitCfg {
+        VitCfg {
+            patch,
+            dim,
+            depth,
+            heads,
+            mlp_hidden: 4 * dim,
+            qkv_bias: true,
+            class_token: true,
+            reg_tokens: 0,
+            no_embed_class: false,
+            init_values: None,
+            global_pool: "token",
+            fc_norm: None,
+            distilled: false,
+        }
+    }
+
+    /// Class, register and distillation tokens ahead of the patches.
+    fn prefix_tokens(&self) -> usize {
+        usize::from(self.class_token) + self.reg_tokens + usize::from(self.distilled)
+    }
+}
+
+/// timm's `VisionTransformer` (and `VisionTransformerDistilled`).
+#[derive(Children)]
+pub struct VisionTransformer {
+    #[param]
+    cls_token: Option<Tensor>,
+    /// The register tokens, [1, reg_tokens, C].
+    #[param]
+    reg_token: Option<Tensor>,
+    /// The distillation token of a distilled DeiT.
+    #[param]
+    dist_token: Option<Tensor>,
+    #[param]
+    pos_embed: Tensor,
+    #[child(name = "patch_embed.proj")]
+    patch_embed: Conv2d,
+    patch: usize,
+    no_embed_class: bool,
+    #[child]
+    blocks: Vec<Checkpointed<Block>>,
+    grad_checkpointing: bool,
+    /// The final norm, the pool and the classifiers (`head_dist` of a distilled DeiT).
+    #[child(flatten)]
+    head: TokenHead,
+    img_size: usize,
+    feature_info: Vec<FeatureInfo>,
+    cfg: PretrainedCfg,
+}
+
+impl VisionTransformer {
+    /// Builds a ViT for `args.img_size` (the pretrained config's size by default, as timm takes
+    /// `img_size` from it) with timm's init: trunc-normal (.02) linear weights and position
+    /// embedding, N(0, 1e-6) class and register tokens, PyTorch's patch conv.
+    pub fn new(vc: &VitCfg, args: &ModelArgs, mut cfg: PretrainedCfg) -> Result<Self> {
+        let img_size = args.img_size.unwrap_or(cfg.input_size[1]);
+        let patch = vc.patch;
+        // as timm's PatchEmbed, a size that is no multiple of the patch drops the remainder
+        if img_size < patch {
+            return Err(Error::BadArgument {
+                model: cfg.name.clone(),
+                msg: format!("img_size {img_size} is smaller than the patch size {patch}"),
+            });
+        }
+        cfg.input_size = [args.in_chans, img_size, img_size];
+        let patches = (img_size / patch).pow(2);
+        let embed_len = if vc.no_embed_class {
+            patches
+        } else {
+            patches + vc.prefix_tokens()
+        };
+        let dim = vc.dim;
+        let bc = BlockCfg {
+            dim,
+            heads: vc.heads,
+            mlp_hidden: vc.mlp_hidden,
+            qkv_bias: vc.qkv_bias,
+            init_values: vc.init_values,
+        };
+        let blocks = (0..vc.depth)
+            .map(|i| {
+                let rate = args.drop_path_or(0.0) * i as f64 / (vc.depth.max(2) - 1) as f64;
+                Block::new(&bc, rate).map(Checkpointed::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let feature_info = (0..vc.depth)
+            .map(|i| FeatureInfo {
+                num_chs: dim,
+                reduction: patch,
+                module: format!("blocks.{i}"),
+            })
+            .collect();
+        let small_normal = |n| -> Result<Tensor> {
+            let t = init::normal(&[1, n, dim], 1e-6)?;
+            Ok(t.requires_grad_(true).clone())
+        };
+        let head = TokenHeadCfg {
+            dim,
+            num_classes: args.num_classes,
+            global_pool: args.global_pool.as_deref().unwrap_or(vc.global_pool),
+            fc_norm: vc.fc_norm,
+            prefix_tokens: vc.prefix_tokens(),
+            class_token: vc.class_token,
+            distilled: vc.distilled,
+            drop_rate: args.drop_rate,
+        };
+        Ok(VisionTransformer {
+            patch_embed: Conv2d::new(args.in_chans, dim, patch, patch, 0, true)?,
+            patch,
+            cls_token: vc.class_token.then(|| small_normal(1)).transpose()?,
+            reg_token: (vc.reg_tokens > 0)
+                .then(|| small_normal(vc.reg_tokens))
+                .transpose()?,
+            dist_token: vc
+                .distilled
+                .then(|| init::trunc_normal(&[1, 1, dim], 0.02))
+                .transpose()?,
+            pos_embed: pos_embed(embed_len, dim)?,
+            no_embed_class: vc.no_embed_class,
+            blocks,
+            grad_checkpointing: false,
+            head: TokenHead::new(HEAD, &head, &cfg.name)?,
+            img_size,
+            feature_info,
+            cfg,
+        })
+    }
+
+    /// Every block's stochastic-depth rate (`drop_path_rate · i / (depth − 1)`).
+    pub fn drop_path_rates(&self) -> Vec<f64> {
+        self.blocks.iter().map(|b| b.get().drop_path.p).collect()
+    }
+
+    /// Patch tokens with the class, register (and distillation) tokens in front and the position
+    /// embedding added (timm's `_pos_embed`: before the prefix joins with `no_embed_class`).
+    fn embed(&self, x: &Tensor) -> Result<Tensor> {
+        let &[b, _, h, w] = x.shape() else {
+            return Err(self.bad_input(x));
+        };
+        if h != self.img_size || w != self.img_size {
+            return Err(self.bad_input(x));
+        }
+        let patches = self
+            .patch_embed
+            .forward(x)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        // Under autocast the patches come out of the projection in f16/bf16; the prefix tokens
+        // and the position embedding join their dtype (parameter casts), so the tokens carry
+        // one dtype from here on with no cast pass over them.
+        let dtype = patches.dtype();
+        let pos = self.pos_embed.to_dtype(dtype)?;
+        let patches = if self.no_embed_class {
+            patches.add(&pos)?
+        } else {
+            patches
+        };
+        let dim = self.pos_embed.shape()[2];
+        let mut tokens = Vec::new();
+        for t in [&self.cls_token, &self.reg_token, &self.dist_token]
+            .into_iter()
+            .flatten()
+        {
+            tokens.push(t.to_dtype(dtype)?.expand(&[b, t.shape()[1], dim])?);
+        }
+        tokens.push(patches);
+        let x = Tensor::cat(&tokens, 1)?;
+        if self.no_embed_class {
+            Ok(x)
+        } else {
+            Ok(x.add(&pos)?)
+        }
+    }
+
+    /// `forward_features`, or with `first_token_only` the final features of the first token
+    /// alone ([B, 1, C]), its last block run for that token by [`Block::forward_queries`].
+    fn features(&self, x: &Tensor, first_token_only: bool) -> Result<Tensor> {
+        let x = self.embed(x)?;
+        let gc = self.grad_checkpointing;
+        let x = match self.blocks.split_last() {
+            Some((last, rest)) if first_token_only => {
+                let x = checkpoint_seq(rest, x, gc)?;
+                last.run_checkpointed(&[x], gc, |b, xs| b.forward_queries(&xs[0], 1))?
+            }
+            _ => checkpoint_seq(&self.blocks, x, gc)?,
+        };
+        self.head.forward_norm(&x)
+    }
+
+    fn bad_input(&self, x: &Tensor) -> Error {
+        let s = self.img_size;
+        Error::BadArgument {
+            model: self.cfg.name.clone(),
+            msg: format!(
+                "input of shape {:?}: this ViT was built for [N, C, {s}, {s}] (set img_size)",
+                x.shape()
+            ),
+        }
+    }
+}
+
+impl Module for VisionTransformer {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // A head that reads the class token alone needs the last block's output for that token
+        // only: the features stop at it, and the output is timm's to float32 rounding.
+        let first_token_only = self.head.reads_class_token_only();
+        self.forward_head(&self.features(x, first_token_only)?, false)
+    }
+}
+
+impl Model for VisionTransformer {
+    crate::models::shared::classifier_head_in!(head);
+
+    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
+        self.grad_checkpointing = enable;
+        Ok(())
+    }
+
+    fn grad_checkpointing(&self) -> bool {
+        self.grad_checkpointing
+    }
+
+    fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
+        self.features(x, false)
+    }
+
+    /// timm's `forward_intermediates` (`NCHW`): each block's patch tokens as a
+    /// `[B, C, H/patch, W/patch]` map, the prefix tokens left out, without the final norm.
+    fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut h = self.embed(x)?;
+        let (prefix, grid) = (self.head.num_prefix_tokens(), self.img_size / self.patch);
+        let mut out = Vec::new();
+        for b in &self.blocks {
+            h = b.forward(&h)?;
+            out.push(tokens_to_map(&h, prefix, grid)?);
+        }
+        Ok(out)
+    }
+
+    fn feature_info(&self) -> &[FeatureInfo] {
+        &self.feature_info
+    }
+
+    /// timm's `feature_cfg` (its `getter`): the last three blocks.
+    fn feature_cfg(&self) -> FeatureCfg {
+        FeatureCfg {
+            out_indices: OutIndices::Last(3),
+            ..FeatureCfg::default()
+        }
+    }
+
+    fn pretrained_cfg(&self) -> &PretrainedCfg {
+        &self.cfg
+    }
+
+    fn group_matcher(&self, _coarse: bool) -> Vec<GroupRule> {
+        let stem = if self.dist_token.is_some() {
+            r"^cls_token|pos_embed|patch_embed|dist_token"
+        } else {
+            r"^cls_token|reg_token|pos_embed|patch_embed"
+        };
+        vec![
+            GroupRule::new("stem", stem),
+            GroupRule::new("blocks", r"^blocks\.(\d+)"),
+            GroupRule::new("blocks", r"^norm").with_suffix(99999.0),
+        ]
+    }
+
+    fn no_weight_decay(&self) -> Vec<String> {
+        ["cls_token", "dist_token", "reg_token", "pos_embed"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn has_distillation_head(&self) -> bool {
+        self.dist_token.is_some()
+    }
+
+    fn forward_distilled(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        if !self.head.distills() {
+            return Err(crate::model::no_distillation_head(&self.cfg.name));
+        }
+        self.head
+            .distilled_logits(&self.forward_features(x)?, false)
+    }
+}
