@@ -349,16 +349,7 @@ impl Module for Eva {
 }
 
 impl Model for Eva {
-    super::shared::classifier_head_in!(head);
-
-    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
-        self.grad_checkpointing = enable;
-        Ok(())
-    }
-
-    fn grad_checkpointing(&self) -> bool {
-        self.grad_checkpointing
-    }
+    super::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = checkpoint_seq(&self.blocks, self.embed(x)?, self.grad_checkpointing)?;
@@ -378,20 +369,12 @@ impl Model for Eva {
         Ok(out)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.feature_info
-    }
-
     /// timm's `feature_cfg` (its `getter`): the last three blocks.
     fn feature_cfg(&self) -> FeatureCfg {
         FeatureCfg {
             out_indices: OutIndices::Last(3),
             ..FeatureCfg::default()
         }
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
     }
 
     fn group_matcher(&self, _coarse: bool) -> Vec<GroupRule> {

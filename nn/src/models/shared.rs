@@ -1,20 +1,46 @@
-//! What the families share: the head accessors of a model holding a `ClassifierHead`, the choice
+//! What the families share: the `Model` methods that read a field (`model_fields!`), the choice
 //! of normalization constants, and the refusal of stochastic depth.
 
-/// The two [`crate::Model`] accessors of a model whose head is the [`crate::layers::ClassifierHead`]
-/// or [`crate::layers::TokenHead`] in `$field` (the head methods then default to it).
-macro_rules! classifier_head_in {
-    ($field:ident) => {
+/// The [`crate::Model`] methods that only read or set a field, written once: `head` (the
+/// model's [`crate::layers::ClassifierHead`] or [`crate::layers::TokenHead`], which the head
+/// methods then default to), `cfg` (its pretrained config), `feature_info` (its feature maps) and
+/// `grad_checkpointing` (the flag its blocks run checkpointed by), each naming the field (a path
+/// like `trunk.feature_info` where it is nested): `model_fields!(head: head, cfg: cfg)`.
+macro_rules! model_fields {
+    ($($key:ident: $($field:ident).+),* $(,)?) => {
+        $($crate::models::shared::model_fields!(@one $key $($field).+);)*
+    };
+    (@one head $($f:ident).+) => {
         fn classifier_head(&self) -> Option<&dyn $crate::layers::Head> {
-            Some(&self.$field)
+            Some(&self.$($f).+)
         }
 
         fn classifier_head_mut(&mut self) -> Option<&mut dyn $crate::layers::Head> {
-            Some(&mut self.$field)
+            Some(&mut self.$($f).+)
+        }
+    };
+    (@one cfg $($f:ident).+) => {
+        fn pretrained_cfg(&self) -> &$crate::PretrainedCfg {
+            &self.$($f).+
+        }
+    };
+    (@one feature_info $($f:ident).+) => {
+        fn feature_info(&self) -> &[$crate::FeatureInfo] {
+            &self.$($f).+
+        }
+    };
+    (@one grad_checkpointing $($f:ident).+) => {
+        fn set_grad_checkpointing(&mut self, enable: bool) -> $crate::Result<()> {
+            self.$($f).+ = enable;
+            Ok(())
+        }
+
+        fn grad_checkpointing(&self) -> bool {
+            self.$($f).+
         }
     };
 }
-pub(crate) use classifier_head_in;
+pub(crate) use model_fields;
 
 use crate::pretrained_cfg::{
     IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD,

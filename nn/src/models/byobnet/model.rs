@@ -103,15 +103,6 @@ impl Module for ByobNet {
 }
 
 impl Model for ByobNet {
-    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
-        self.grad_checkpointing = enable;
-        Ok(())
-    }
-
-    fn grad_checkpointing(&self) -> bool {
-        self.grad_checkpointing
-    }
-
     fn reparameterize(&mut self) -> Result<()> {
         self.stem.reparameterize()?;
         self.stages
@@ -136,14 +127,6 @@ impl Model for ByobNet {
         Ok(out)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.feature_info
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
-    }
-
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
         let blocks = if coarse {
             r"^stages\.(\d+)"
@@ -157,7 +140,7 @@ impl Model for ByobNet {
         ]
     }
 
-    crate::models::shared::classifier_head_in!(head);
+    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
 }
 
 crate::model_kwargs::takes_none!(ByobCfg);

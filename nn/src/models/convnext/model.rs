@@ -176,20 +176,12 @@ impl Model for ConvNeXt {
         Ok(out)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.feature_info
-    }
-
     /// timm's `feature_cfg`: the four stages.
     fn feature_cfg(&self) -> FeatureCfg {
         FeatureCfg {
             out_indices: OutIndices::List((0..4).collect()),
             ..FeatureCfg::default()
         }
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
     }
 
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
@@ -207,5 +199,5 @@ impl Model for ConvNeXt {
         ]
     }
 
-    crate::models::shared::classifier_head_in!(head);
+    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info);
 }

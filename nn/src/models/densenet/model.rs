@@ -94,6 +94,8 @@ pub struct DenseNet {
     head: ClassifierHead,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
+    /// timm's `set_grad_checkpointing`: every dense layer's bottleneck (the concatenation,
+    /// `norm1` and `conv1`) runs checkpointed, as timm's `memory_efficient`.
     grad_checkpointing: bool,
 }
 
@@ -180,17 +182,6 @@ impl Module for DenseNet {
 }
 
 impl Model for DenseNet {
-    /// timm's `set_grad_checkpointing`: every dense layer's bottleneck (the concatenation,
-    /// `norm1` and `conv1`) runs checkpointed, as timm's `memory_efficient`.
-    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
-        self.grad_checkpointing = enable;
-        Ok(())
-    }
-
-    fn grad_checkpointing(&self) -> bool {
-        self.grad_checkpointing
-    }
-
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.run(x, &mut |_| {})
     }
@@ -199,14 +190,6 @@ impl Model for DenseNet {
         let mut out = Vec::new();
         self.run(x, &mut |h| out.push(h.clone()))?;
         Ok(out)
-    }
-
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.feature_info
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
     }
 
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
@@ -225,5 +208,5 @@ impl Model for DenseNet {
         ]
     }
 
-    crate::models::shared::classifier_head_in!(head);
+    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
 }

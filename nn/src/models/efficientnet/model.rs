@@ -7,7 +7,7 @@ use super::builder::{decode_arch_def, BuilderCfg, Trunk};
 use crate::layers::{
     Activation, BatchNormAct2d, ClassifierHead, Conv2dPad, Linear, PadType, PoolType,
 };
-use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::models::{GroupRule, Model, PretrainedCfg};
 use crate::{init, Children, ModelArgs, Module, Result};
 use kiln_engine::Tensor;
 
@@ -144,15 +144,6 @@ impl Module for EfficientNet {
 }
 
 impl Model for EfficientNet {
-    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
-        self.trunk.grad_checkpointing = enable;
-        Ok(())
-    }
-
-    fn grad_checkpointing(&self) -> bool {
-        self.trunk.grad_checkpointing
-    }
-
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.bn2
             .forward(&self.conv_head.forward(&self.trunk.forward(x)?)?)
@@ -162,14 +153,6 @@ impl Model for EfficientNet {
         self.trunk.forward_intermediates(x)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.trunk.feature_info
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
-    }
-
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
         // timm puts conv_head|bn2 after every block (its ordinal 99999 in the blocks group)
         let mut groups = stem_and_blocks_matcher(coarse);
@@ -177,7 +160,7 @@ impl Model for EfficientNet {
         groups
     }
 
-    crate::models::shared::classifier_head_in!(head);
+    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: trunk.feature_info, grad_checkpointing: trunk.grad_checkpointing);
 }
 
 /// The `stem` and `blocks` groups of timm's EfficientNet and MobileNetV3 `group_matcher`.

@@ -6,7 +6,7 @@ use crate::layers::{Activation, BatchNormAct2d, Conv2d, Linear, PadType, PoolTyp
 use crate::models::efficientnet::blocks::init_conv_goog;
 use crate::models::efficientnet::builder::{decode_arch_def, BuilderCfg, Trunk};
 use crate::models::efficientnet::{init_linear_goog, stem_and_blocks_matcher, ArchDef, Depth};
-use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
+use crate::models::{GroupRule, Model, PretrainedCfg};
 use crate::{Children, Error, ModelArgs, Module, Result};
 use kiln_engine::Tensor;
 
@@ -131,14 +131,7 @@ impl Module for MobileNetV3 {
 }
 
 impl Model for MobileNetV3 {
-    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
-        self.trunk.grad_checkpointing = enable;
-        Ok(())
-    }
-
-    fn grad_checkpointing(&self) -> bool {
-        self.trunk.grad_checkpointing
-    }
+    crate::models::shared::model_fields!(cfg: cfg, feature_info: trunk.feature_info, grad_checkpointing: trunk.grad_checkpointing);
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.trunk.forward(x)
@@ -169,10 +162,6 @@ impl Model for MobileNetV3 {
         self.trunk.forward_intermediates(x)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.trunk.feature_info
-    }
-
     fn get_classifier(&self) -> Option<&Linear> {
         self.classifier.as_ref()
     }
@@ -199,10 +188,6 @@ impl Model for MobileNetV3 {
 
     fn num_features(&self) -> usize {
         self.trunk.out_chs
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
     }
 
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {

@@ -117,15 +117,6 @@ impl Module for RegNet {
 }
 
 impl Model for RegNet {
-    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
-        self.grad_checkpointing = enable;
-        Ok(())
-    }
-
-    fn grad_checkpointing(&self) -> bool {
-        self.grad_checkpointing
-    }
-
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.stem.forward(x, true)?;
         let blocks = self.stages.iter().flatten();
@@ -142,14 +133,6 @@ impl Model for RegNet {
         Ok(out)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.feature_info
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
-    }
-
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
         let blocks = if coarse {
             r"^s(\d+)"
@@ -162,5 +145,5 @@ impl Model for RegNet {
         ]
     }
 
-    crate::models::shared::classifier_head_in!(head);
+    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
 }

@@ -136,15 +136,6 @@ impl Module for ResNet {
 }
 
 impl Model for ResNet {
-    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
-        self.grad_checkpointing = enable;
-        Ok(())
-    }
-
-    fn grad_checkpointing(&self) -> bool {
-        self.grad_checkpointing
-    }
-
     fn set_drop_block(&mut self, rate: f64) -> Result<()> {
         self.place_drop_blocks(rate)
     }
@@ -166,14 +157,6 @@ impl Model for ResNet {
         Ok(out)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.feature_info
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
-    }
-
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
         let blocks = if coarse {
             r"^layer(\d+)"
@@ -186,5 +169,5 @@ impl Model for ResNet {
         ]
     }
 
-    crate::models::shared::classifier_head_in!(head);
+    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
 }

@@ -187,16 +187,7 @@ impl Module for SwinTransformer {
 }
 
 impl Model for SwinTransformer {
-    crate::models::shared::classifier_head_in!(head);
-
-    fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {
-        self.grad_checkpointing = enable;
-        Ok(())
-    }
-
-    fn grad_checkpointing(&self) -> bool {
-        self.grad_checkpointing
-    }
+    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
 
     /// The final LayerNorm's NHWC map [B, H/32, W/32, C] (timm's `output_fmt` 'NHWC').
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
@@ -218,20 +209,12 @@ impl Model for SwinTransformer {
         Ok(out)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.feature_info
-    }
-
     /// timm's `feature_cfg`: every stage, in Swin's NHWC layout (its `output_fmt`).
     fn feature_cfg(&self) -> FeatureCfg {
         FeatureCfg {
             out_indices: OutIndices::List((0..self.layers.len() as i64).collect()),
             output_fmt: FeatureFormat::Nhwc,
         }
-    }
-
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
     }
 
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {

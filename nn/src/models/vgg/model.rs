@@ -113,10 +113,6 @@ impl Model for Vgg {
         Ok(out)
     }
 
-    fn feature_info(&self) -> &[FeatureInfo] {
-        &self.feature_info
-    }
-
     /// timm's `feature_cfg`: the five stages and the last pool.
     fn feature_cfg(&self) -> FeatureCfg {
         FeatureCfg {
@@ -133,10 +129,6 @@ impl Model for Vgg {
         self.head.num_features()
     }
 
-    fn pretrained_cfg(&self) -> &PretrainedCfg {
-        &self.cfg
-    }
-
     /// timm's: the first conv, then one group per `features` index (a `_bn` name's BN its own).
     fn group_matcher(&self, _coarse: bool) -> Vec<GroupRule> {
         vec![
@@ -145,7 +137,7 @@ impl Model for Vgg {
         ]
     }
 
-    crate::models::shared::classifier_head_in!(head);
+    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info);
 }
 
 crate::model_kwargs::takes_none!(VggCfg);
