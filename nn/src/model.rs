@@ -140,6 +140,16 @@ impl GroupRule {
             ..self
         }
     }
+
+    /// timm's most common `group_matcher`: the `stem` group, then the `blocks` group by stage
+    /// (`blocks[0]`, when `coarse`) or by block (`blocks[1]`).
+    pub fn stem_and_blocks(coarse: bool, stem: &str, blocks: [&str; 2]) -> Vec<GroupRule> {
+        let blocks = blocks[usize::from(!coarse)];
+        vec![
+            GroupRule::new("stem", stem),
+            GroupRule::new("blocks", blocks),
+        ]
+    }
 }
 
 /// A model that neither has a [`Head`] nor overrides the head methods.

@@ -349,7 +349,12 @@ impl Module for Eva {
 }
 
 impl Model for Eva {
-    super::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
+    super::shared::model_fields!(
+        head: head,
+        cfg: cfg,
+        feature_info: feature_info,
+        grad_checkpointing: grad_checkpointing,
+    );
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = checkpoint_seq(&self.blocks, self.embed(x)?, self.grad_checkpointing)?;

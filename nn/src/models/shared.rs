@@ -45,7 +45,8 @@ pub(crate) use model_fields;
 use crate::pretrained_cfg::{
     IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD,
 };
-use crate::{Error, Result};
+use crate::{Error, Module, Result};
+use kiln_engine::Tensor;
 
 /// Normalization (mean, std): timm's Inception constants (0.5) or its ImageNet ones.
 pub(crate) fn mean_std(inception: bool) -> ([f64; 3], [f64; 3]) {
@@ -66,6 +67,20 @@ pub(crate) fn refuse_drop_path(drop_path_rate: f64, model: &str) -> Result<()> {
                 "this model has no stochastic depth (drop_path_rate {drop_path_rate}, --drop-path)"
             ),
         });
+    }
+    Ok(())
+}
+
+/// Runs `h` through every stage's blocks in turn and pushes each stage's output onto `out` (the
+/// stage maps of `forward_intermediates`).
+pub(crate) fn push_stage_maps<B: Module>(
+    mut h: Tensor,
+    stages: &[Vec<B>],
+    out: &mut Vec<Tensor>,
+) -> Result<()> {
+    for stage in stages {
+        h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
+        out.push(h.clone());
     }
     Ok(())
 }

@@ -118,29 +118,25 @@ impl Model for ByobNet {
     }
 
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let mut h = self.stem.forward(x)?;
+        let h = self.stem.forward(x)?;
         let mut out = vec![h.clone()];
-        for stage in &self.stages {
-            h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
-            out.push(h.clone());
-        }
+        crate::models::shared::push_stage_maps(h, &self.stages, &mut out)?;
         Ok(out)
     }
 
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
-        let blocks = if coarse {
-            r"^stages\.(\d+)"
-        } else {
-            r"^stages\.(\d+)\.(\d+)"
-        };
-        vec![
-            GroupRule::new("stem", r"^stem"),
-            GroupRule::new("blocks", blocks),
-            GroupRule::new("blocks", r"^final_conv").with_suffix(99999.0),
-        ]
+        let blocks = [r"^stages\.(\d+)", r"^stages\.(\d+)\.(\d+)"];
+        let mut groups = GroupRule::stem_and_blocks(coarse, r"^stem", blocks);
+        groups.push(GroupRule::new("blocks", r"^final_conv").with_suffix(99999.0));
+        groups
     }
 
-    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
+    crate::models::shared::model_fields!(
+        head: head,
+        cfg: cfg,
+        feature_info: feature_info,
+        grad_checkpointing: grad_checkpointing,
+    );
 }
 
 crate::model_kwargs::takes_none!(ByobCfg);

@@ -208,5 +208,10 @@ impl Model for DenseNet {
         ]
     }
 
-    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
+    crate::models::shared::model_fields!(
+        head: head,
+        cfg: cfg,
+        feature_info: feature_info,
+        grad_checkpointing: grad_checkpointing,
+    );
 }

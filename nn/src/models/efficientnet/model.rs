@@ -160,20 +160,18 @@ impl Model for EfficientNet {
         groups
     }
 
-    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: trunk.feature_info, grad_checkpointing: trunk.grad_checkpointing);
+    crate::models::shared::model_fields!(
+        head: head,
+        cfg: cfg,
+        feature_info: trunk.feature_info,
+        grad_checkpointing: trunk.grad_checkpointing,
+    );
 }
 
 /// The `stem` and `blocks` groups of timm's EfficientNet and MobileNetV3 `group_matcher`.
 pub(crate) fn stem_and_blocks_matcher(coarse: bool) -> Vec<GroupRule> {
-    let blocks = if coarse {
-        r"^blocks\.(\d+)"
-    } else {
-        r"^blocks\.(\d+)\.(\d+)"
-    };
-    vec![
-        GroupRule::new("stem", r"^conv_stem|bn1"),
-        GroupRule::new("blocks", blocks),
-    ]
+    let blocks = [r"^blocks\.(\d+)", r"^blocks\.(\d+)\.(\d+)"];
+    GroupRule::stem_and_blocks(coarse, r"^conv_stem|bn1", blocks)
 }
 
 /// timm's `_cfg` of this family for `arch.tag` (bicubic; `test` sizes evaluate at crop 1.0).

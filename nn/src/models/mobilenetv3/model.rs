@@ -131,7 +131,11 @@ impl Module for MobileNetV3 {
 }
 
 impl Model for MobileNetV3 {
-    crate::models::shared::model_fields!(cfg: cfg, feature_info: trunk.feature_info, grad_checkpointing: trunk.grad_checkpointing);
+    crate::models::shared::model_fields!(
+        cfg: cfg,
+        feature_info: trunk.feature_info,
+        grad_checkpointing: trunk.grad_checkpointing,
+    );
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.trunk.forward(x)

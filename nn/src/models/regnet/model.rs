@@ -124,26 +124,20 @@ impl Model for RegNet {
     }
 
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let mut h = self.stem.forward(x, true)?;
+        let h = self.stem.forward(x, true)?;
         let mut out = vec![h.clone()];
-        for stage in &self.stages {
-            h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
-            out.push(h.clone());
-        }
+        crate::models::shared::push_stage_maps(h, &self.stages, &mut out)?;
         Ok(out)
     }
 
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
-        let blocks = if coarse {
-            r"^s(\d+)"
-        } else {
-            r"^s(\d+)\.b(\d+)"
-        };
-        vec![
-            GroupRule::new("stem", r"^stem"),
-            GroupRule::new("blocks", blocks),
-        ]
+        GroupRule::stem_and_blocks(coarse, r"^stem", [r"^s(\d+)", r"^s(\d+)\.b(\d+)"])
     }
 
-    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
+    crate::models::shared::model_fields!(
+        head: head,
+        cfg: cfg,
+        feature_info: feature_info,
+        grad_checkpointing: grad_checkpointing,
+    );
 }

@@ -148,26 +148,21 @@ impl Model for ResNet {
 
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let stem = self.stem_out(x)?;
-        let mut h = MaxPool2d(Pool2d::new(3, 2, 1)).forward(&stem)?;
+        let h = MaxPool2d(Pool2d::new(3, 2, 1)).forward(&stem)?;
         let mut out = vec![stem];
-        for stage in &self.stages {
-            h = stage.iter().try_fold(h, |h, b| b.forward(&h))?;
-            out.push(h.clone());
-        }
+        crate::models::shared::push_stage_maps(h, &self.stages, &mut out)?;
         Ok(out)
     }
 
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
-        let blocks = if coarse {
-            r"^layer(\d+)"
-        } else {
-            r"^layer(\d+)\.(\d+)"
-        };
-        vec![
-            GroupRule::new("stem", r"^conv1|bn1|maxpool"),
-            GroupRule::new("blocks", blocks),
-        ]
+        let blocks = [r"^layer(\d+)", r"^layer(\d+)\.(\d+)"];
+        GroupRule::stem_and_blocks(coarse, r"^conv1|bn1|maxpool", blocks)
     }
 
-    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
+    crate::models::shared::model_fields!(
+        head: head,
+        cfg: cfg,
+        feature_info: feature_info,
+        grad_checkpointing: grad_checkpointing,
+    );
 }

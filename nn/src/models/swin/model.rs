@@ -187,7 +187,12 @@ impl Module for SwinTransformer {
 }
 
 impl Model for SwinTransformer {
-    crate::models::shared::model_fields!(head: head, cfg: cfg, feature_info: feature_info, grad_checkpointing: grad_checkpointing);
+    crate::models::shared::model_fields!(
+        head: head,
+        cfg: cfg,
+        feature_info: feature_info,
+        grad_checkpointing: grad_checkpointing,
+    );
 
     /// The final LayerNorm's NHWC map [B, H/32, W/32, C] (timm's `output_fmt` 'NHWC').
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
