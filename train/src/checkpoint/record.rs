@@ -42,7 +42,7 @@ pub struct Checkpoint {
     /// Epoch, arch, metric, RNG position, trainer state.
     pub meta: CheckpointMeta,
     /// torch's `optimizer.state_dict()`, in a checkpoint timm wrote (see
-    /// [`torch_optimizer_state`]); `optimizer` is empty then.
+    /// [`super::torch_optimizer_state`]); `optimizer` is empty then.
     pub torch_optimizer: Option<Value>,
 }
 
