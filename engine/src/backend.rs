@@ -1,6 +1,8 @@
 //! The backend boundary: every op the tensor layer needs from a device, dispatched on the storage.
 //! Each method has one arm per backend (`cpu::*`, `cuda::*`); operands on different devices are
-//! an error naming the op. Fused ops (BN+ReLU, softmax cross-entropy) are entries of their own.
+//! an error naming the op. Fused ops (BN+ReLU, softmax cross-entropy) are entries of their own,
+//! and so are the multi-tensor updates over lists of buffers ([`multi_tensor`]). What each device
+//! fuses natively, ops ask through [`Device::supports`].
 
 use crate::conv_shape::ConvShape;
 use crate::cpu;
@@ -16,6 +18,9 @@ use kiln_kernels::cpu::bn_relu::ChannelDims;
 use kiln_kernels::cpu::elementwise::{BinaryOp, CmpOp, UnaryOp};
 use kiln_kernels::cpu::pool::Dims4;
 use kiln_kernels::cpu::reduce::ReduceOp;
+
+pub mod multi_tensor;
+pub use multi_tensor::Flat;
 
 /// A storage and the layout it is read through.
 pub type View<'a> = (&'a Storage, &'a Layout);
@@ -142,6 +147,17 @@ impl Storage {
             Device::Cuda(k) => {
                 cuda::random::dropout_mask(&cuda::device(k)?, dtype, seed, offset, p, n)
                     .map(Storage::Cuda)
+            }
+        }
+    }
+
+    /// `bytes` as a U8 buffer on `device` (on CUDA through the device's page-locked staging, on
+    /// its copy stream).
+    pub fn upload_u8(device: Device, bytes: &[u8]) -> Result<Storage> {
+        match device {
+            Device::Cpu => Ok(Storage::Cpu(CpuStorage::U8(bytes.to_vec()))),
+            Device::Cuda(k) => {
+                cuda::upload::upload(&cuda::device(k)?, bytes, DType::U8).map(Storage::Cuda)
             }
         }
     }
@@ -741,6 +757,13 @@ impl Storage {
             Storage::Cuda(dy) => cuda::norm::bn_backward(dy, s, d),
         }
     }
+}
+
+/// An error when this thread's work is being recorded for replay (a CUDA graph capture): `what`
+/// draws from the host's random stream, whose offset a replay would freeze. The CPU records
+/// nothing.
+pub fn refuse_host_draw(what: &str) -> Result<()> {
+    cuda::capture::refuse_host_draw(what)
 }
 
 /// The attention bias gradient's partials [count, groups, lq, lk] and `groups`.

@@ -31,7 +31,7 @@ pub use autograd::{
     check_gradients, checkpoint, enable_grad, is_grad_enabled, is_recomputing, no_grad, GradCheck,
     NoGradGuard,
 };
-pub use device::Device;
+pub use device::{Capability, Device};
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
 pub use kiln_kernels::cpu::optim::{Rule, RuleStep};

@@ -171,6 +171,11 @@ impl Tensor {
         read(&self.0.storage)
     }
 
+    /// The lock over the storage, for an entry that locks each buffer of a list as it goes.
+    pub(crate) fn storage_lock(&self) -> &RwLock<Storage> {
+        &self.0.storage
+    }
+
     /// Write access to the storage (in-place updates such as optimizer steps).
     pub fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
         self.0.storage.write().unwrap_or_else(|e| e.into_inner())

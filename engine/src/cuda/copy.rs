@@ -52,3 +52,12 @@ pub fn copy_between(src: &CudaStorage, ls: &Layout, dst: &CudaStorage, ld: &Layo
     )?;
     Ok(())
 }
+
+/// Sets the f32 at element `offset` of `s` to 0 on this thread's stream (so a graph captures it).
+pub fn zero_f32(s: &CudaStorage, offset: usize) -> Result<()> {
+    let stream = s.device().stream();
+    // SAFETY: `s` holds an f32 at this element, 4 bytes at this address; the memset is ordered on
+    // this thread's stream before the kernels that read or set it.
+    unsafe { cudarc::driver::result::memset_d8_async(s.ptr_at(offset), 0, 4, stream.cu_stream()) }
+        .map_err(|e| crate::Error::Cuda(format!("clearing a flag: {e:?}")))
+}

@@ -5,9 +5,8 @@
 use super::record_node;
 use crate::saved::AttnSaved;
 use crate::trace::{self, Op};
-use crate::{Device, Error, Layout, MemoryFormat, Result, Storage, Tensor};
+use crate::{Error, Layout, MemoryFormat, Result, Storage, Tensor};
 use kiln_kernels::cpu::attention::{AttnDims, BiasMap};
-use kiln_kernels::cuda::attention::MAX_HEAD_DIM;
 
 const OP: &str = "scaled_dot_product_attention";
 
@@ -95,7 +94,10 @@ impl Tensor {
                 inputs.extend(bias.as_ref());
                 Tensor::in_gemm_precision(&inputs, |t| {
                     let bias = t.get(3);
-                    if matches!(q.device(), Device::Cuda(_)) && dims.d > MAX_HEAD_DIM {
+                    if q.device()
+                        .max_attention_head_dim()
+                        .is_some_and(|max| dims.d > max)
+                    {
                         composed_attention(&t[0], &t[1], &t[2], bias, dims)
                     } else {
                         attention_core(&t[0], &t[1], &t[2], bias, dims)

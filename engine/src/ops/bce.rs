@@ -3,7 +3,7 @@
 use super::record_node;
 use super::softmax::{targets, LossInputs};
 use crate::dtype::stat_dtype;
-use crate::{Device, Layout, Result, Tensor};
+use crate::{Capability, Layout, Result, Tensor};
 use kiln_kernels::cpu::bce::BceOpts;
 
 impl Tensor {
@@ -17,8 +17,8 @@ impl Tensor {
         smoothing: f64,
         opts: BceOpts,
     ) -> Result<Tensor> {
-        // The CUDA kernels read f16/bf16 logits as they are (f32 losses and targets).
-        let native = matches!(self.device(), Device::Cuda(_));
+        // Native kernels (CUDA's) read f16/bf16 logits as they are (f32 losses and targets).
+        let native = self.device().supports(Capability::LowPrecisionBce);
         let t = LossInputs::new("binary_cross_entropy", self, target, smoothing, native)?;
         let (n, k, soft) = (t.rows, t.classes, t.soft);
         let loss = {

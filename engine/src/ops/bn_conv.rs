@@ -7,7 +7,7 @@ use super::norm::{batch_or_running_stats, channel_dims, channel_vec, BatchNormAr
 use super::record_node;
 use crate::conv_shape::ConvShape;
 use crate::saved::BnSaved;
-use crate::{DType, Device, Layout, Result, Storage, Tensor};
+use crate::{Capability, DType, Layout, Result, Storage, Tensor};
 
 impl Tensor {
     /// `conv2d(batch_norm_act(self), w)` without bias, for a BN output read by nothing but this
@@ -30,7 +30,11 @@ impl Tensor {
                 .conv2d_with_stats(weight, p)
         };
         let low = matches!(self.dtype(), DType::F16 | DType::BF16);
-        if !args.training || self.rank() != 4 || !low || !matches!(self.device(), Device::Cuda(_)) {
+        if !args.training
+            || self.rank() != 4
+            || !low
+            || !self.device().supports(Capability::ConvBnFusion)
+        {
             return unfused();
         }
         check_params(&p)?;

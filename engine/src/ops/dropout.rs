@@ -49,7 +49,7 @@ fn check_p(op: &'static str, p: f64) -> Result<()> {
 /// A {0, 1/(1-p)} mask of `shape` in `like`'s dtype, drawn on `like`'s device from the global
 /// generator (the same elements survive on every device).
 fn keep_mask(shape: &[usize], p: f64, like: &Tensor) -> Result<Tensor> {
-    crate::cuda::capture::refuse_host_draw("dropout or drop-path")?;
+    crate::backend::refuse_host_draw("dropout or drop-path")?;
     let l = Layout::contiguous(shape);
     let n = l.numel();
     let (seed, offset) = with_global_generator(|g| (g.seed(), g.advance(n as u64)));

@@ -27,15 +27,7 @@ impl Tensor {
                 ),
             });
         }
-        let raw = match device {
-            Device::Cpu => Storage::Cpu(crate::CpuStorage::U8(bytes.to_vec())),
-            Device::Cuda(k) => Storage::Cuda(crate::cuda::upload::upload(
-                &crate::cuda::device(k)?,
-                bytes,
-                DType::U8,
-            )?),
-        };
-        let s = raw.normalize_u8_nhwc(mean, std, dtype)?;
+        let s = Storage::upload_u8(device, bytes)?.normalize_u8_nhwc(mean, std, dtype)?;
         Ok(Tensor::plain(
             s,
             Layout::with_format(&[n, c, h, w], MemoryFormat::ChannelsLast),

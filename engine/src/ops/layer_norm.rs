@@ -4,7 +4,7 @@
 use super::record_node;
 use crate::saved::LnSaved;
 use crate::trace::{self, Op};
-use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
+use crate::{Capability, DType, Error, Layout, MemoryFormat, Result, Tensor};
 
 impl Tensor {
     /// LayerNorm over the last dim, with γ (`weight`) and β (`bias`) of that dim's size when
@@ -37,10 +37,10 @@ impl Tensor {
                         });
                     }
                 }
-                // The CUDA kernels read f16/bf16 rows natively (statistics in f32); elsewhere half rows
-                // run on f32 copies.
+                // Where the kernels read f16/bf16 rows natively (statistics in f32), half rows go
+                // straight to them; elsewhere they run on f32 copies.
                 let low = matches!(self.dtype(), DType::F16 | DType::BF16);
-                if low && matches!(self.device(), Device::Cuda(_)) {
+                if low && self.device().supports(Capability::LowPrecisionLayerNorm) {
                     return ln_core(self, weight, bias, eps);
                 }
                 let mut inputs = vec![self];
@@ -77,12 +77,13 @@ impl Tensor {
     }
 }
 
-/// The dtype LayerNorm of `x` takes γ and β in: f32 when x is f16/bf16 on a CUDA device and every
-/// given parameter is f32 (autocast's case: the kernels read them as they are), else x's.
+/// The dtype LayerNorm of `x` takes γ and β in: f32 when x is f16/bf16 on a device with native
+/// low-precision LayerNorm and every given parameter is f32 (autocast's case: the kernels read
+/// them as they are), else x's.
 fn param_dtype(x: &Tensor, params: &[&Tensor]) -> DType {
     let low = matches!(x.dtype(), DType::F16 | DType::BF16);
     let f32_params = !params.is_empty() && params.iter().all(|p| p.dtype() == DType::F32);
-    if low && f32_params && matches!(x.device(), Device::Cuda(_)) {
+    if low && f32_params && x.device().supports(Capability::LowPrecisionLayerNorm) {
         DType::F32
     } else {
         x.dtype()

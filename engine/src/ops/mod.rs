@@ -31,7 +31,7 @@ pub use pool::Pool2d;
 pub use squeeze_excite::SqueezeExcite;
 
 use crate::autograd::Node;
-use crate::{DType, Device, Layout, Result, Storage, Tensor};
+use crate::{Capability, DType, Device, Layout, Result, Storage, Tensor};
 use std::sync::Arc;
 
 impl Tensor {
@@ -81,7 +81,10 @@ impl Tensor {
                 .collect::<Result<_>>()?,
             None => inputs.iter().map(|&t| t.clone()).collect(),
         };
-        if cast.iter().all(|t| matches!(t.device(), Device::Cuda(_))) {
+        if cast
+            .iter()
+            .all(|t| t.device().supports(Capability::LowPrecisionGemm))
+        {
             return f(&cast);
         }
         let refs: Vec<&Tensor> = cast.iter().collect();
@@ -96,9 +99,9 @@ impl Tensor {
         f: impl FnOnce(&[Tensor]) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let dtype = inputs.first().map(|t| t.dtype());
-        let native = inputs
-            .iter()
-            .all(|t| matches!(t.device(), Device::Cuda(_)) && Some(t.dtype()) == dtype);
+        let native = inputs.iter().all(|t| {
+            t.device().supports(Capability::LowPrecisionKernels) && Some(t.dtype()) == dtype
+        });
         if native {
             let owned: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
             return f(&owned);

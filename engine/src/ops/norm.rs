@@ -5,7 +5,7 @@ use super::record_node;
 use crate::dtype::stat_dtype;
 use crate::saved::{BnRunning, BnSaved};
 use crate::trace::{self, Op};
-use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Tensor};
+use crate::{Capability, DType, Error, Layout, MemoryFormat, Result, Tensor};
 use kiln_kernels::cpu::bn_relu::ChannelDims;
 use std::sync::Arc;
 
@@ -160,10 +160,10 @@ impl Tensor {
                         rhs: r.shape().to_vec(),
                     });
                 }
-                // The CUDA kernels read and write f16/bf16 activations with f32 statistics; elsewhere,
+                // Native kernels (CUDA's) read and write f16/bf16 activations with f32 statistics; elsewhere,
                 // or with mixed dtypes, BN runs on f32 copies.
                 let low = matches!(self.dtype(), DType::F16 | DType::BF16);
-                let native = matches!(self.device(), Device::Cuda(_))
+                let native = self.device().supports(Capability::LowPrecisionBatchNorm)
                     && residual.is_none_or(|r| r.dtype() == self.dtype());
                 if low && native {
                     return bn_core(self, residual, args, relu, sync, stats);

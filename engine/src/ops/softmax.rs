@@ -4,7 +4,7 @@ use super::record_node;
 use crate::backend::Targets;
 use crate::dtype::stat_dtype;
 use crate::trace::{self, Op};
-use crate::{DType, Device, Error, Layout, MemoryFormat, Result, Storage, Tensor};
+use crate::{Capability, DType, Error, Layout, MemoryFormat, Result, Storage, Tensor};
 
 impl Tensor {
     fn softmax_impl(&self, dim: isize, log: bool) -> Result<Tensor> {
@@ -61,8 +61,8 @@ impl Tensor {
     /// (timm's `LabelSmoothingCrossEntropy`), or against soft targets [N, K] (timm's
     /// `SoftTargetCrossEntropy`), fused with its backward: probabilities are never stored.
     pub fn cross_entropy(&self, target: &Tensor, smoothing: f64) -> Result<Tensor> {
-        // The CUDA kernels read f16/bf16 logits as they are (f32 losses and targets).
-        let native = matches!(self.device(), Device::Cuda(_));
+        // Native kernels (CUDA's) read f16/bf16 logits as they are (f32 losses and targets).
+        let native = self.device().supports(Capability::LowPrecisionCrossEntropy);
         let t = LossInputs::new("cross_entropy", self, target, smoothing, native)?;
         let (n, k, soft) = (t.rows, t.classes, t.soft);
         let (loss, lse) = {

@@ -9,7 +9,7 @@
 use super::norm::channel_dims;
 use super::record_node;
 use crate::trace::{self, Op};
-use crate::{DType, Device, Error, Layout, Result, Storage, Tensor};
+use crate::{Capability, DType, Error, Layout, Result, Storage, Tensor};
 use kiln_kernels::cpu::elementwise::UnaryOp;
 
 const OP: &str = "squeeze_excite";
@@ -43,7 +43,7 @@ impl Tensor {
             [self, p.w1, p.b1, p.w2, p.b2],
             || {
                 check_shapes(self.shape(), &p)?;
-                if matches!(self.device(), Device::Cuda(_)) {
+                if self.device().supports(Capability::NativeSqueezeExcite) {
                     return se_core(self, &p);
                 }
                 let inputs = [self, p.w1, p.b1, p.w2, p.b2];
