@@ -890,6 +890,46 @@ fn every_registered_model_has_timms_names_and_shapes() {
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }
 
+/// Every registered model lists its tensors in timm's state-dict order (param_order.json, from
+/// scripts/fixtures/make_param_order_fixtures.py): `model.parameters()` follows it, torch's
+/// optimizer state indexes parameters by it (resuming a timm checkpoint's optimizer), and an
+/// exported state dict reads as timm's.
+#[test]
+fn every_registered_model_lists_its_tensors_in_timms_order() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/param_order.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let names = kiln_nn::list_models("*");
+    assert_eq!(
+        names.len(),
+        fixture.as_object().unwrap().len(),
+        "registered models"
+    );
+    let differ: Vec<String> = kiln_nn::init::skip_init(|| {
+        names
+            .iter()
+            .filter_map(|name| {
+                let want = &fixture[name.as_str()];
+                let model = create_model(name, &shape_args(name)).unwrap();
+                let keys: Vec<String> = model.named_tensors().into_iter().map(|t| t.name).collect();
+                let got = format!("{:016x}", fnv1a(&keys.join(";")));
+                (got != want["order_fnv1a"]).then(|| {
+                    format!(
+                        "{name} (diff against make_param_order_fixtures.py --keys {name}):\n{}",
+                        keys.join("\n")
+                    )
+                })
+            })
+            .collect()
+    });
+    assert!(
+        differ.is_empty(),
+        "{} model(s) out of timm's order:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}
+
 fn builder_shapes() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/builder_shapes.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

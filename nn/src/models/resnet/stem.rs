@@ -28,20 +28,20 @@ enum StemConvs {
 }
 
 /// timm's `nn.Sequential` of a deep stem (conv, norm, act, conv, norm, act, conv), without its
-/// last norm (the stem's `bn1`). Listed convs first, then norms, as kiln always has.
+/// last norm (the stem's `bn1`), listed in the Sequential's order.
 #[derive(Children)]
 #[children(group)]
 struct DeepStem {
     #[child(name = "0")]
     conv0: Conv2d,
-    #[child(name = "3")]
-    conv1: Conv2d,
-    #[child(name = "6")]
-    conv2: Conv2d,
     #[child(name = "1")]
     norm0: Norm2d,
+    #[child(name = "3")]
+    conv1: Conv2d,
     #[child(name = "4")]
     norm1: Norm2d,
+    #[child(name = "6")]
+    conv2: Conv2d,
 }
 
 impl Stem {

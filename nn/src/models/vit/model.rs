@@ -86,11 +86,12 @@ pub struct VisionTransformer {
     /// The register tokens, [1, reg_tokens, C].
     #[param]
     reg_token: Option<Tensor>,
-    /// The distillation token of a distilled DeiT.
-    #[param]
-    dist_token: Option<Tensor>,
     #[param]
     pos_embed: Tensor,
+    /// The distillation token of a distilled DeiT (timm's subclass registers it after the
+    /// position embedding).
+    #[param]
+    dist_token: Option<Tensor>,
     #[child(name = "patch_embed.proj")]
     patch_embed: Conv2d,
     patch: usize,
