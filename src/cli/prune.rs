@@ -327,6 +327,7 @@ fn unused_prune_flags(a: &TrainArgs) -> Result<Option<PruneSchedule>> {
 /// architecture when `model` was built with a pruned checkpoint's shapes (`pruned`).
 pub(super) fn train_schedule(
     a: &TrainArgs,
+    spec: &ModelSpec,
     args: &ModelArgs,
     model: &mut dyn Model,
     pruned: bool,
@@ -366,7 +367,7 @@ pub(super) fn train_schedule(
     let schedule = match pruned {
         false => PruneSchedule::new(model, criterion, options, steps, interval, input)?,
         true => {
-            let mut unpruned = skip_init(|| ModelSpec::resolve(&a.model)?.create(args))?;
+            let mut unpruned = skip_init(|| spec.create(args))?;
             PruneSchedule::new(
                 unpruned.as_mut(),
                 criterion,

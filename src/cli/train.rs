@@ -197,6 +197,9 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         ..Default::default()
     };
     apply_model_kwargs(&mut model_args, &a.model_kwargs)?;
+    // `--model` is resolved once: the model, its EMA copy and the prune schedule's unpruned
+    // reference are all built from this spec.
+    let spec = ModelSpec::resolve(&a.model)?;
     let budget = Budget::of(device);
     if let Some(budget) = &budget {
         // A size given by flag is checked before the model (a ViT's position embedding grows
@@ -204,10 +207,10 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         if let Some(size) = img_size {
             check_input_batches(&a, budget, in_chans, size)?;
         }
-        limits::check_classifier(budget, &ModelSpec::resolve(&a.model)?, &model_args)?;
+        limits::check_classifier(budget, &spec, &model_args)?;
     }
     let shapes = pruned_shapes(&a)?;
-    let mut model = build_model(&a, &model_args, device, shapes.as_deref())?;
+    let mut model = build_model(&a, &spec, &model_args, device, shapes.as_deref())?;
     if a.sync_bn && world > 1 {
         enable_sync_bn(model.as_mut(), &comm);
     }
@@ -239,7 +242,15 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let img_size = resolved.img_size;
     let input = [in_chans, img_size, img_size];
     let pruned = shapes.is_some();
-    let prune = prune::train_schedule(&a, &model_args, model.as_mut(), pruned, input, rank == 0)?;
+    let prune = prune::train_schedule(
+        &a,
+        &spec,
+        &model_args,
+        model.as_mut(),
+        pruned,
+        input,
+        rank == 0,
+    )?;
     let cfg = data_config(&a, &resolved, root.is_idx());
     let amp = a.amp.then(|| amp_dtype(&a.amp_dtype)).transpose()?;
     if let Some(budget) = &budget {
@@ -297,7 +308,14 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         let out_dir = make_run_folder(&a, run_dir.clone())?;
         println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
         print_size_schedule(&a, trainer.state().batches_per_epoch, batch_reference);
-        add_callbacks(&mut trainer, &a, &model_args, shapes.as_deref(), &out_dir)?;
+        add_callbacks(
+            &mut trainer,
+            &a,
+            &spec,
+            &model_args,
+            shapes.as_deref(),
+            &out_dir,
+        )?;
     } else if let Some(patience) = a.early_stop {
         // Every rank stops with rank 0 (the metric it reads is reduced over ranks).
         trainer.add_callback(Box::new(EarlyStopping::new(patience)));
@@ -385,14 +403,14 @@ fn pruned_shapes(a: &TrainArgs) -> Result<Option<String>> {
 /// wrote.
 fn build_model(
     a: &TrainArgs,
+    spec: &ModelSpec,
     args: &ModelArgs,
     device: Device,
     shapes: Option<&str>,
 ) -> Result<Box<dyn Model>> {
-    let spec = ModelSpec::resolve(&a.model)?;
     let mut model = spec.create(args)?;
     let source = pretrained_source(
-        &spec,
+        spec,
         a.pretrained,
         a.pretrained_path.as_deref(),
         args.num_classes,
@@ -459,6 +477,7 @@ fn make_run_folder(a: &TrainArgs, out_dir: PathBuf) -> Result<PathBuf> {
 fn add_callbacks(
     trainer: &mut Trainer,
     a: &TrainArgs,
+    spec: &ModelSpec,
     model_args: &ModelArgs,
     shapes: Option<&str>,
     out_dir: &Path,
@@ -475,7 +494,7 @@ fn add_callbacks(
         } else {
             open_device(&a.device)?
         };
-        let ema = build_model(a, model_args, device, shapes)?;
+        let ema = build_model(a, spec, model_args, device, shapes)?;
         let decay = EmaDecay::Scheduled {
             decay: a.model_ema_decay,
             warmup: a.model_ema_warmup,

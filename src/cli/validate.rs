@@ -16,7 +16,7 @@ use super::validate_scores::{valid_labels, Metrics, Scores};
 use kiln_engine::MemoryFormat;
 use kiln_nn::init::skip_init;
 use kiln_nn::layers::TestTimePoolHead;
-use kiln_nn::{create_model, load_state_dict, Model, ModelArgs, ModelSpec};
+use kiln_nn::{load_state_dict, Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::augment::EvalCropMode;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
@@ -396,11 +396,12 @@ fn from_checkpoint(
         (false, _) => ck.model,
     };
     let model_args = model_args(a, a.eval.num_classes.unwrap_or(data_classes), in_chans)?;
+    let spec = ModelSpec::resolve(&arch)?;
     if let Some(budget) = budget {
-        limits::check_classifier(budget, &ModelSpec::resolve(&arch)?, &model_args)?;
+        limits::check_classifier(budget, &spec, &model_args)?;
     }
     // The strict load below replaces every tensor: nothing is drawn for them.
-    let mut model = skip_init(|| create_model(&arch, &model_args))?;
+    let mut model = skip_init(|| spec.create(&model_args))?;
     if let Some(shapes) = super::prune::recorded_shapes(path)? {
         kiln_nn::prune::apply_pruned_shapes(model.as_mut(), &shapes)?;
     }
