@@ -7,7 +7,7 @@
 //! mean pooling of the patch tokens with `fc_norm`.
 
 use super::family::Variants;
-use super::vit::{pos_embed, tokens_to_map};
+use super::vit::{patch_tokens, pos_embed, prepend_tokens, tokens_to_map};
 use super::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::layers::{
     apply_rot_embed_after_prefix, checkpoint_seq, rope_embed_cat, Checkpointed, Conv2d, DropPath,
@@ -298,32 +298,10 @@ impl Eva {
 
     /// The class token and the patch tokens with the position embedding added.
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
-        let &[b, _, h, w] = x.shape() else {
-            return Err(self.bad_input(x));
-        };
-        if h != self.img_size || w != self.img_size {
-            return Err(self.bad_input(x));
-        }
-        let patches = self
-            .patch_embed
-            .forward(x)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
+        let patches = patch_tokens(&self.patch_embed, x, self.img_size, "EVA", &self.cfg.name)?;
         let dtype = patches.dtype();
-        let dim = self.cls_token.shape()[2];
-        let cls = self.cls_token.to_dtype(dtype)?.expand(&[b, 1, dim])?;
-        Ok(Tensor::cat(&[cls, patches], 1)?.add(&self.pos_embed.to_dtype(dtype)?)?)
-    }
-
-    fn bad_input(&self, x: &Tensor) -> Error {
-        let s = self.img_size;
-        Error::BadArgument {
-            model: self.cfg.name.clone(),
-            msg: format!(
-                "input of shape {:?}: this EVA was built for [N, C, {s}, {s}] (set img_size)",
-                x.shape()
-            ),
-        }
+        let x = prepend_tokens([&self.cls_token], patches)?;
+        Ok(x.add(&self.pos_embed.to_dtype(dtype)?)?)
     }
 }
 

@@ -1,7 +1,7 @@
 //! timm's ViT `Attention` and pre-norm `Block` (vision_transformer.py), with DeiT III's layer
 //! scale (`ls1`, `ls2`).
 
-use crate::layers::{DropPath, LayerNorm, LayerScale, Linear};
+use crate::layers::{Conv2d, DropPath, LayerNorm, LayerScale, Linear};
 use crate::{init, Children, Error, Module, Result};
 use kiln_engine::Tensor;
 
@@ -162,4 +162,42 @@ pub(crate) fn tokens_to_map(x: &Tensor, prefix: usize, grid: usize) -> Result<Te
 /// timm's `trunc_normal_(std=.02)` position embedding of `tokens` tokens of `dim`.
 pub(crate) fn pos_embed(tokens: usize, dim: usize) -> Result<Tensor> {
     init::trunc_normal(&[1, tokens, dim], 0.02)
+}
+
+/// `x` [B, C, size, size] as patch tokens [B, N, C] through `patch_embed` (timm's `PatchEmbed`
+/// with `flatten`); any other shape is an error naming `model`, a `kind` ("ViT", "EVA") built for
+/// `size`.
+pub(crate) fn patch_tokens(
+    patch_embed: &Conv2d,
+    x: &Tensor,
+    size: usize,
+    kind: &str,
+    model: &str,
+) -> Result<Tensor> {
+    if !matches!(x.shape(), &[_, _, h, w] if h == size && w == size) {
+        return Err(Error::BadArgument {
+            model: model.into(),
+            msg: format!(
+                "input of shape {:?}: this {kind} was built for [N, C, {size}, {size}] (set \
+                 img_size)",
+                x.shape()
+            ),
+        });
+    }
+    Ok(patch_embed.forward(x)?.flatten_from(2)?.transpose(1, 2)?)
+}
+
+/// The `prefix` tokens ([1, n, C] each: class, register, distillation), in the dtype of `tokens`
+/// [B, N, C] and expanded over its batch, in front of them.
+pub(crate) fn prepend_tokens<'a>(
+    prefix: impl IntoIterator<Item = &'a Tensor>,
+    tokens: Tensor,
+) -> Result<Tensor> {
+    let (b, dim, dtype) = (tokens.shape()[0], tokens.shape()[2], tokens.dtype());
+    let mut all = Vec::new();
+    for t in prefix {
+        all.push(t.to_dtype(dtype)?.expand(&[b, t.shape()[1], dim])?);
+    }
+    all.push(tokens);
+    Ok(Tensor::cat(&all, 1)?)
 }

@@ -10,7 +10,7 @@ mod kwargs;
 mod model;
 mod variants;
 
-pub(crate) use block::{pos_embed, tokens_to_map};
+pub(crate) use block::{patch_tokens, pos_embed, prepend_tokens, tokens_to_map};
 pub use model::{VisionTransformer, VitCfg};
 pub use variants::variants;
 pub(crate) use variants::FAMILY;

@@ -1,7 +1,7 @@
 //! timm's VisionTransformer (DeiT and its distilled variant, registers, `no_embed_class`): its
 //! config, the model (patch embedding, prefix tokens, blocks, token head) and its `Model` surface.
 
-use super::block::{pos_embed, tokens_to_map, Block, BlockCfg};
+use super::block::{patch_tokens, pos_embed, prepend_tokens, tokens_to_map, Block, BlockCfg};
 use crate::layers::{
     checkpoint_seq, Checkpointed, Conv2d, Linear, TokenFamily, TokenHead, TokenHeadCfg, TokenPool,
 };
@@ -193,17 +193,7 @@ impl VisionTransformer {
     /// Patch tokens with the class, register (and distillation) tokens in front and the position
     /// embedding added (timm's `_pos_embed`: before the prefix joins with `no_embed_class`).
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
-        let &[b, _, h, w] = x.shape() else {
-            return Err(self.bad_input(x));
-        };
-        if h != self.img_size || w != self.img_size {
-            return Err(self.bad_input(x));
-        }
-        let patches = self
-            .patch_embed
-            .forward(x)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
+        let patches = patch_tokens(&self.patch_embed, x, self.img_size, "ViT", &self.cfg.name)?;
         // Under autocast the patches come out of the projection in f16/bf16; the prefix tokens
         // and the position embedding join their dtype (parameter casts), so the tokens carry
         // one dtype from here on with no cast pass over them.
@@ -214,16 +204,8 @@ impl VisionTransformer {
         } else {
             patches
         };
-        let dim = self.pos_embed.shape()[2];
-        let mut tokens = Vec::new();
-        for t in [&self.cls_token, &self.reg_token, &self.dist_token]
-            .into_iter()
-            .flatten()
-        {
-            tokens.push(t.to_dtype(dtype)?.expand(&[b, t.shape()[1], dim])?);
-        }
-        tokens.push(patches);
-        let x = Tensor::cat(&tokens, 1)?;
+        let prefix = [&self.cls_token, &self.reg_token, &self.dist_token];
+        let x = prepend_tokens(prefix.into_iter().flatten(), patches)?;
         if self.no_embed_class {
             Ok(x)
         } else {
@@ -244,17 +226,6 @@ impl VisionTransformer {
             _ => checkpoint_seq(&self.blocks, x, gc)?,
         };
         self.head.forward_norm(&x)
-    }
-
-    fn bad_input(&self, x: &Tensor) -> Error {
-        let s = self.img_size;
-        Error::BadArgument {
-            model: self.cfg.name.clone(),
-            msg: format!(
-                "input of shape {:?}: this ViT was built for [N, C, {s}, {s}] (set img_size)",
-                x.shape()
-            ),
-        }
     }
 }
 
