@@ -216,21 +216,29 @@ pub(crate) fn transformer(depth: usize, dim: usize, hidden: usize) -> f64 {
 }
 
 /// The shape ViT and EVA share, `[patch, dim, depth, heads, mlp_hidden]`, with `patch_size`,
-/// `embed_dim`, `depth`, `num_heads` and `mlp_ratio` applied; the MLP keeps its ratio to the width
-/// unless `mlp_ratio` is given (timm's `int(dim * mlp_ratio)`).
-pub(crate) fn token_stack(kw: &Kwargs, shape: [usize; 5]) -> std::result::Result<[usize; 5], Bad> {
+/// `embed_dim`, `depth`, `num_heads` and `mlp_ratio` applied in place; the MLP keeps its ratio to
+/// the width unless `mlp_ratio` is given (timm's `int(dim * mlp_ratio)`).
+pub(crate) fn token_stack(kw: &Kwargs, shape: [&mut usize; 5]) -> std::result::Result<(), Bad> {
     let [patch, dim, depth, heads, mlp_hidden] = shape;
     let ratio = kw
         .positive("mlp_ratio")?
-        .unwrap_or(mlp_hidden as f64 / dim as f64);
-    let dim = kw.count("embed_dim")?.unwrap_or(dim);
-    Ok([
-        kw.count("patch_size")?.unwrap_or(patch),
-        dim,
-        kw.count("depth")?.unwrap_or(depth),
-        kw.count("num_heads")?.unwrap_or(heads),
-        (dim as f64 * ratio) as usize,
-    ])
+        .unwrap_or(*mlp_hidden as f64 / *dim as f64);
+    *dim = kw.count("embed_dim")?.unwrap_or(*dim);
+    *patch = kw.count("patch_size")?.unwrap_or(*patch);
+    *depth = kw.count("depth")?.unwrap_or(*depth);
+    *heads = kw.count("num_heads")?.unwrap_or(*heads);
+    *mlp_hidden = (*dim as f64 * ratio) as usize;
+    Ok(())
+}
+
+/// Refuses a token width `dim` that `heads` attention heads do not divide.
+pub(crate) fn heads_divide(dim: usize, heads: usize) -> std::result::Result<(), Bad> {
+    match dim.is_multiple_of(heads) {
+        true => Ok(()),
+        false => Err(format!(
+            "embed_dim {dim} is not a multiple of num_heads {heads}"
+        )),
+    }
 }
 
 /// Families that take none of kiln's model-specific kwargs yet.

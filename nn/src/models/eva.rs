@@ -13,7 +13,7 @@ use crate::layers::{
     apply_rot_embed_after_prefix, checkpoint_seq, rope_embed_cat, Checkpointed, Conv2d, DropPath,
     LayerNorm, Linear, SwiGluMlp, TokenFamily, TokenHead, TokenHeadCfg, TokenPool,
 };
-use crate::model_kwargs::{token_stack, transformer, Bad, Kwargs, TakesKwargs};
+use crate::model_kwargs::{heads_divide, token_stack, transformer, Bad, Kwargs, TakesKwargs};
 use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use kiln_engine::{Device, Tensor};
 
@@ -463,26 +463,14 @@ impl TakesKwargs for EvaCfg {
 
     fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad> {
         let shape = [
-            self.patch,
-            self.dim,
-            self.depth,
-            self.heads,
-            self.mlp_hidden,
+            &mut self.patch,
+            &mut self.dim,
+            &mut self.depth,
+            &mut self.heads,
+            &mut self.mlp_hidden,
         ];
-        [
-            self.patch,
-            self.dim,
-            self.depth,
-            self.heads,
-            self.mlp_hidden,
-        ] = token_stack(kw, shape)?;
-        match self.dim.is_multiple_of(self.heads) {
-            true => Ok(()),
-            false => Err(format!(
-                "embed_dim {} is not a multiple of num_heads {}",
-                self.dim, self.heads
-            )),
-        }
+        token_stack(kw, shape)?;
+        heads_divide(self.dim, self.heads)
     }
 
     fn params(&self) -> f64 {

@@ -1,7 +1,9 @@
 //! The model-specific kwargs (`--model-kwargs`) ViT takes, as timm's constructor names them.
 
 use super::VitCfg;
-use crate::model_kwargs::{token_stack, transformer, Bad, KwargValue, Kwargs, TakesKwargs};
+use crate::model_kwargs::{
+    heads_divide, token_stack, transformer, Bad, KwargValue, Kwargs, TakesKwargs,
+};
 
 impl TakesKwargs for VitCfg {
     const KEYS: &'static [&'static str] = &[
@@ -19,19 +21,13 @@ impl TakesKwargs for VitCfg {
 
     fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad> {
         let shape = [
-            self.patch,
-            self.dim,
-            self.depth,
-            self.heads,
-            self.mlp_hidden,
+            &mut self.patch,
+            &mut self.dim,
+            &mut self.depth,
+            &mut self.heads,
+            &mut self.mlp_hidden,
         ];
-        [
-            self.patch,
-            self.dim,
-            self.depth,
-            self.heads,
-            self.mlp_hidden,
-        ] = token_stack(kw, shape)?;
+        token_stack(kw, shape)?;
         self.qkv_bias = kw.flag("qkv_bias")?.unwrap_or(self.qkv_bias);
         self.class_token = kw.flag("class_token")?.unwrap_or(self.class_token);
         if let Some(v) = kw.get("reg_tokens") {
@@ -45,13 +41,7 @@ impl TakesKwargs for VitCfg {
             return Err(Kwargs::bad("reg_tokens", v, "at most 4096"));
         }
         self.init_values = kw.positive("init_values")?.or(self.init_values);
-        if !self.dim.is_multiple_of(self.heads) {
-            return Err(format!(
-                "embed_dim {} is not a multiple of num_heads {}",
-                self.dim, self.heads
-            ));
-        }
-        Ok(())
+        heads_divide(self.dim, self.heads)
     }
 
     fn params(&self) -> f64 {
