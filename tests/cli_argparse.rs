@@ -189,7 +189,7 @@ fn a_config_sits_under_prefixed_flags() {
     std::fs::remove_file(&path).ok();
     let a = a.unwrap();
     assert_eq!(
-        a.warmup_epochs, 7,
+        a.sched.warmup_epochs, 7,
         "the command line's prefix wins over the file"
     );
     assert_eq!(
@@ -197,7 +197,10 @@ fn a_config_sits_under_prefixed_flags() {
         [0.25, 0.75],
         "a list flag is replaced, not extended"
     );
-    assert!(a.jsd_loss && a.aug_splits == 3, "the file's keys stay");
+    assert!(
+        a.loss.jsd_loss && a.loss.aug_splits == 3,
+        "the file's keys stay"
+    );
 }
 
 fn kiln(args: &[&str]) -> (Option<i32>, String, String) {
@@ -357,5 +360,5 @@ fn kwargs_in_args_yaml_are_timms_mappings_and_read_back() {
             "act_layer=gelu"
         ]
     );
-    assert_eq!(back.opt_kwargs, ["foreach=None"]);
+    assert_eq!(back.optim.kwargs, [("foreach".into(), "None".into())]);
 }

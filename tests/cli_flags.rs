@@ -173,7 +173,7 @@ fn short_forms_and_values_reach_their_fields() {
     assert_eq!(a.batch_size, 32);
     assert_eq!(a.validation_batch_size, Some(16));
     assert_eq!(a.workers, 1);
-    assert_eq!(a.decay_rate, 0.5);
+    assert_eq!(a.sched.decay_rate, 0.5);
     assert_eq!(a.input_size, Some(vec![1, 28, 28]));
     assert_eq!(a.torchcompile.as_deref(), Some("inductor"));
     let a = train_args(&["-vb=8".into(), "--local_rank".into(), "0".into()]).unwrap();

@@ -66,7 +66,7 @@ fn picks(flags: &[&str], targets: &Tensor, want: &dyn Loss) {
 #[test]
 fn flags_parse_with_timms_defaults() {
     let a = train_args(&[]);
-    assert_eq!(a.clip_mode, ClipMode::Norm);
+    assert_eq!(a.optim.clip_mode, ClipMode::Norm);
     let l = loss_config(&a);
     assert!(!l.jsd_loss && !l.bce_loss && !l.bce_sum);
     assert_eq!((l.bce_target_thresh, l.bce_pos_weight), (None, None));

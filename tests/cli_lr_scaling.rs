@@ -5,6 +5,8 @@
 //! (scripts/fixtures/make_train_flag_fixtures.py).
 
 use kiln::cli::{batch_size_reference, resolve_lr, variable_batch_loss_scale, TrainArgs};
+use kiln::train::optim::OptimizerConfig;
+use kiln::train::sched::{LrRule, SchedulerConfig};
 use kiln::train::trainer::BatchLossScale;
 use serde_json::Value;
 
@@ -26,11 +28,16 @@ fn lr_scaling_is_timms() {
         let a = TrainArgs {
             batch_size: get("batch_size").as_u64().unwrap() as usize,
             grad_accum_steps: get("grad_accum_steps").as_u64().unwrap() as usize,
-            opt: get("opt").as_str().unwrap().into(),
-            lr_base: get("lr_base").as_f64().unwrap(),
-            lr_base_size: get("lr_base_size").as_u64().unwrap() as usize,
-            lr_base_scale: get("lr_base_scale").as_str().unwrap().into(),
-            lr: get("lr").as_f64(),
+            optim: OptimizerConfig::new(get("opt").as_str().unwrap()),
+            sched: SchedulerConfig {
+                lr_rule: LrRule {
+                    lr_base: get("lr_base").as_f64().unwrap(),
+                    lr_base_size: get("lr_base_size").as_u64().unwrap() as usize,
+                    lr_base_scale: get("lr_base_scale").as_str().unwrap().into(),
+                    lr: get("lr").as_f64(),
+                },
+                ..SchedulerConfig::default()
+            },
             ..TrainArgs::default()
         };
         let world = get("world_size").as_u64().unwrap() as usize;
@@ -68,7 +75,7 @@ fn scheduled_sizes_scale_by_the_policy_average_batch() {
             .collect()
     };
     let a = TrainArgs {
-        epochs: c["epochs"].as_u64().unwrap() as usize,
+        sched: SchedulerConfig::new("cosine", c["epochs"].as_u64().unwrap() as usize),
         train_img_sizes: Some(list("sizes")),
         train_batch_sizes: Some(list("batch_sizes")),
         train_size_probs: Some(vec![2.0, 1.0, 1.0]),

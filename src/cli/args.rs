@@ -3,9 +3,13 @@
 
 use super::eval_args::EvalArgs;
 use clap::Args;
-use kiln_train::clip::ClipMode;
 use kiln_train::dist::DistBn;
+use kiln_train::distill::DistillConfig;
+use kiln_train::flags::{finite_f32, finite_f64};
+use kiln_train::loss::LossConfig;
 use kiln_train::metrics::MetricsAvg;
+use kiln_train::optim::OptimizerConfig;
+use kiln_train::sched::SchedulerConfig;
 use kiln_train::trainer::{CudaGraphMode, NanPolicy};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -41,7 +45,7 @@ pub struct TrainArgs {
     pub dataset_download: bool,
     /// Class map file (one class folder name per line).
     #[arg(long)]
-    #[serde(serialize_with = "super::config::empty_if_none")]
+    #[serde(serialize_with = "kiln_train::flags::empty_if_none")]
     pub class_map: Option<PathBuf>,
     /// Image conversion mode of the inputs (RGB, L; default: from the input channels).
     #[arg(long)]
@@ -74,11 +78,11 @@ pub struct TrainArgs {
     /// Initialize the model from this state dict or checkpoint (safetensors or torch.save's;
     /// a checkpoint's EMA weights when it has them).
     #[arg(long)]
-    #[serde(serialize_with = "super::config::empty_if_none")]
+    #[serde(serialize_with = "kiln_train::flags::empty_if_none")]
     pub initial_checkpoint: Option<PathBuf>,
     /// Resume from this checkpoint, or from the newest valid checkpoint in this run folder.
     #[arg(long)]
-    #[serde(serialize_with = "super::config::empty_if_none")]
+    #[serde(serialize_with = "kiln_train::flags::empty_if_none")]
     pub resume: Option<PathBuf>,
     /// Do not restore the optimizer state when resuming.
     #[arg(long)]
@@ -135,7 +139,7 @@ pub struct TrainArgs {
     /// Model constructor arguments, as key=value (kiln: num_classes, in_chans, global_pool,
     /// img_size, drop_rate, drop_path_rate, zero_init_last).
     #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
-    #[serde(serialize_with = "super::config::kwargs_as_mapping")]
+    #[serde(serialize_with = "kiln_train::flags::kwargs_as_mapping")]
     pub model_kwargs: Vec<String>,
     /// Multiply the classifier's weight and bias by this after creation.
     #[arg(long, allow_negative_numbers = true, value_parser = finite_f64)]
@@ -181,117 +185,16 @@ pub struct TrainArgs {
     pub device_modules: Option<Vec<String>>,
 
     // ---- Optimizer ----
-    /// Optimizer: a name of timm's registry (sgd, adamw, lion, ...), optionally `lookahead_`-prefixed.
-    #[arg(long, default_value = "sgd")]
-    pub opt: String,
-    /// Optimizer epsilon.
-    #[arg(long, value_parser = finite_f64)]
-    pub opt_eps: Option<f64>,
-    /// Optimizer betas.
-    #[arg(long, num_args = 1.., value_parser = finite_f64)]
-    pub opt_betas: Option<Vec<f64>>,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.9, value_parser = finite_f64)]
-    pub momentum: f64,
-    /// Weight decay (not applied to biases and norm parameters).
-    #[arg(long, default_value_t = 2e-5, value_parser = finite_f64)]
-    pub weight_decay: f64,
-    /// Clip the gradient norm to this.
-    #[arg(long, value_parser = finite_f64)]
-    pub clip_grad: Option<f64>,
-    /// Gradient clipping mode. One of ("norm", "value", "agc").
-    #[arg(long, value_enum, default_value_t = ClipMode::Norm)]
-    pub clip_mode: ClipMode,
-    /// Layer-wise learning rate decay (from the model's group_matcher).
-    #[arg(long, value_parser = finite_f64)]
-    pub layer_decay: Option<f64>,
-    /// Floor on a layer's lr scale under --layer-decay.
-    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
-    pub layer_decay_min_scale: f64,
-    /// Layers whose lr scale falls below this are not optimized.
-    #[arg(long, value_parser = finite_f64)]
-    pub layer_decay_no_opt_scale: Option<f64>,
-    /// Other optimizer arguments, as key=value.
-    #[arg(long, num_args = 0..)]
-    #[serde(serialize_with = "super::config::kwargs_as_mapping")]
-    pub opt_kwargs: Vec<String>,
+    /// The optimizer flags (`--opt` to `--opt-kwargs`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub optim: OptimizerConfig,
 
     // ---- Learning rate schedule ----
-    /// LR scheduler: cosine, tanh, poly, step, multistep, plateau, wsd, rsqrt, constant or none.
-    #[arg(long, default_value = "cosine")]
-    pub sched: String,
-    /// Apply LR scheduler step on update instead of epoch end.
-    #[arg(long)]
-    pub sched_on_updates: bool,
-    /// Learning rate (default: lr_base scaled by global batch / lr_base_size).
-    #[arg(long, value_parser = finite_f64)]
-    pub lr: Option<f64>,
-    /// Base learning rate for batch size lr_base_size.
-    #[arg(long, default_value_t = 0.1, value_parser = finite_f64)]
-    pub lr_base: f64,
-    /// Batch size lr_base refers to.
-    #[arg(long, default_value_t = 256)]
-    pub lr_base_size: usize,
-    /// Scaling of lr_base: linear or sqrt (default: sqrt for adaptive optimizers, else linear).
-    #[arg(long, default_value = "")]
-    pub lr_base_scale: String,
-    /// Learning rate noise on/off epoch percentages.
-    #[arg(long, num_args = 1.., value_parser = finite_f64)]
-    pub lr_noise: Option<Vec<f64>>,
-    /// Learning rate noise limit percent.
-    #[arg(long, default_value_t = 0.67, value_parser = finite_f64)]
-    pub lr_noise_pct: f64,
-    /// Learning rate noise std-dev.
-    #[arg(long, default_value_t = 1.0, value_parser = finite_f64)]
-    pub lr_noise_std: f64,
-    /// Learning rate cycle len multiplier.
-    #[arg(long, default_value_t = 1.0, value_parser = finite_f64)]
-    pub lr_cycle_mul: f64,
-    /// Amount to decay each learning rate cycle.
-    #[arg(long, default_value_t = 0.5, value_parser = finite_f64)]
-    pub lr_cycle_decay: f64,
-    /// Learning rate cycle limit, cycles enabled if > 1.
-    #[arg(long, default_value_t = 1)]
-    pub lr_cycle_limit: usize,
-    /// Learning rate k-decay for cosine/poly.
-    #[arg(long, default_value_t = 1.0, value_parser = finite_f64)]
-    pub lr_k_decay: f64,
-    /// Warmup learning rate.
-    #[arg(long, default_value_t = 1e-5, value_parser = finite_f64)]
-    pub warmup_lr: f64,
-    /// Lower lr bound for cyclic schedulers that hit 0.
-    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
-    pub min_lr: f64,
-    /// Number of epochs to train (before cycles, cooldown and a warmup prefix).
-    #[arg(long, default_value_t = 300)]
-    pub epochs: usize,
-    /// Epoch repeat multiplier (number of times to repeat dataset epoch per train epoch).
-    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
-    pub epoch_repeats: f64,
-    /// Manual epoch number (useful on restarts; default: 0, or the resumed epoch + 1).
-    #[arg(long)]
-    pub start_epoch: Option<usize>,
-    /// List of decay epoch indices for multistep lr; must be increasing.
-    #[arg(long, num_args = 1.., default_values_t = [90, 180, 270])]
-    pub decay_milestones: Vec<usize>,
-    /// Epoch interval to decay LR (step; fractional allowed).
-    #[arg(long, default_value_t = 90.0, value_parser = finite_f64)]
-    pub decay_epochs: f64,
-    /// Epochs to warmup LR, if scheduler supports.
-    #[arg(long, default_value_t = 5)]
-    pub warmup_epochs: usize,
-    /// Exclude warmup period from decay schedule.
-    #[arg(long)]
-    pub warmup_prefix: bool,
-    /// Epochs to cooldown LR at min_lr, after cyclic schedule ends.
-    #[arg(long, default_value_t = 0)]
-    pub cooldown_epochs: usize,
-    /// Patience epochs for Plateau LR scheduler.
-    #[arg(long, default_value_t = 10)]
-    pub patience_epochs: usize,
-    /// LR decay rate (step, multistep, plateau; the power of poly).
-    #[arg(long, visible_alias = "dr", default_value_t = 0.1, value_parser = finite_f64)]
-    pub decay_rate: f64,
+    /// The schedule flags (`--sched` to `--decay-rate`, the lr rule among them).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub sched: SchedulerConfig,
 
     // ---- Augmentation and regularization ----
     /// Disable all training augmentation.
@@ -330,24 +233,10 @@ pub struct TrainArgs {
     /// Augmentation repeats per sample (distributed training only).
     #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub aug_repeats: f64,
-    /// AugMix-style augmentation splits.
-    #[arg(long, default_value_t = 0)]
-    pub aug_splits: usize,
-    /// Enable Jensen-Shannon Divergence + CE loss. Use with `--aug-splits`.
-    #[arg(long)]
-    pub jsd_loss: bool,
-    /// Enable BCE loss w/ Mixup/CutMix use.
-    #[arg(long)]
-    pub bce_loss: bool,
-    /// Sum over classes when using BCE loss.
-    #[arg(long)]
-    pub bce_sum: bool,
-    /// Threshold for binarizing softened BCE targets (default: None, disabled).
-    #[arg(long, value_parser = finite_f64)]
-    pub bce_target_thresh: Option<f64>,
-    /// Positive weighting for BCE loss.
-    #[arg(long, value_parser = finite_f64)]
-    pub bce_pos_weight: Option<f64>,
+    /// The loss flags (`--aug-splits` to `--bce-pos-weight`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub loss: LossConfig,
     /// Random erasing probability.
     #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
     pub reprob: f64,
@@ -472,11 +361,11 @@ pub struct TrainArgs {
     pub log_tensorboard: bool,
     /// Output root (default ./output/train).
     #[arg(long)]
-    #[serde(serialize_with = "super::config::empty_if_none")]
+    #[serde(serialize_with = "kiln_train::flags::empty_if_none")]
     pub output: Option<PathBuf>,
     /// Run folder name (default: date-time-model-size).
     #[arg(long)]
-    #[serde(serialize_with = "super::config::empty_if_none")]
+    #[serde(serialize_with = "kiln_train::flags::empty_if_none")]
     pub experiment: Option<String>,
     /// Metric that picks the best checkpoint: top1, top5 or loss.
     #[arg(long, default_value = "top1")]
@@ -598,30 +487,10 @@ pub struct TrainArgs {
     /// Teacher model for knowledge distillation.
     #[arg(long)]
     pub kd_model_name: Option<String>,
-    /// Distillation type: logit, feature or token.
-    #[arg(long, default_value = "logit")]
-    pub kd_distill_type: String,
-    /// Loss of logit distillation (kl).
-    #[arg(long, default_value = "kl")]
-    pub kd_loss_type: String,
-    /// Weight of the distillation loss.
-    #[arg(long, value_parser = finite_f64)]
-    pub distill_loss_weight: Option<f64>,
-    /// Weight of the task (classification) loss.
-    #[arg(long, value_parser = finite_f64)]
-    pub task_loss_weight: Option<f64>,
-    /// Softmax temperature of distillation.
-    #[arg(long, default_value_t = 4.0, value_parser = finite_f64)]
-    pub kd_temperature: f64,
-    /// Student feature dimension (feature distillation).
-    #[arg(long)]
-    pub kd_student_feature_dim: Option<usize>,
-    /// Teacher feature dimension (feature distillation).
-    #[arg(long)]
-    pub kd_teacher_feature_dim: Option<usize>,
-    /// Token distillation type: soft or hard.
-    #[arg(long, default_value = "soft")]
-    pub kd_token_distill_type: String,
+    /// The distillation flags (`--kd-distill-type` to `--kd-token-distill-type`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub distill: DistillConfig,
 
     // ---- kiln's own, last so argparse's ambiguity lists of timm's flags read as timm's ----
     /// Minutes a collective waits for another rank before failing with its name (torch's
@@ -753,25 +622,4 @@ impl TrainArgs {
     pub fn args_yaml(&self) -> kiln_train::Result<String> {
         serde_yaml::to_string(self).map_err(|e| kiln_train::Error::flag("args.yaml", e.to_string()))
     }
-}
-
-/// A float flag's value: any number Rust parses but NaN and the infinities (no flag of timm's
-/// means anything with them).
-fn finite<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Result<T, String> {
-    let v: T = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number"))?;
-    match v.into().is_finite() {
-        true => Ok(v),
-        false => Err(format!("'{s}' is not a finite number")),
-    }
-}
-
-pub(super) fn finite_f64(s: &str) -> Result<f64, String> {
-    finite(s)
-}
-
-pub(super) fn finite_f32(s: &str) -> Result<f32, String> {
-    finite(s)
 }

@@ -100,55 +100,6 @@ pub fn read_config(path: &Path) -> Result<Vec<String>> {
     yaml_to_flags(&text, &format!("--config {}", path.display()))
 }
 
-/// Writes `key=value` items as the mapping timm's `ParseKwargs` makes of them: each value read as a
-/// Python literal (`False`, `None`, `3`, `0.1`, `'avg'`), else kept as its text.
-pub fn kwargs_as_mapping<S: serde::Serializer>(
-    items: &[String],
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(items.len()))?;
-    for item in items {
-        let (key, value) = item.split_once('=').unwrap_or((item, "None"));
-        map.serialize_entry(key, &literal_value(value.trim()))?;
-    }
-    map.end()
-}
-
-/// A Python literal's YAML value: bools, None, ints, floats and quoted strings; other text as is.
-fn literal_value(text: &str) -> serde_yaml::Value {
-    use serde_yaml::Value;
-    let numeric = text.bytes().any(|b| b.is_ascii_digit())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b"+-.eE_".contains(&b));
-    let unquoted = ['\'', '"']
-        .iter()
-        .find_map(|q| text.strip_prefix(*q)?.strip_suffix(*q));
-    match text {
-        "True" => Value::Bool(true),
-        "False" => Value::Bool(false),
-        "None" => Value::Null,
-        _ if numeric => match (text.parse::<i64>(), text.parse::<f64>()) {
-            (Ok(i), _) => Value::from(i),
-            (_, Ok(f)) => Value::from(f),
-            _ => Value::from(text),
-        },
-        _ => Value::from(unquoted.unwrap_or(text)),
-    }
-}
-
-/// Writes an unset path or name as timm writes its unset string flags: `''`.
-pub fn empty_if_none<S: serde::Serializer, P: AsRef<Path>>(
-    path: &Option<P>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    match path {
-        Some(p) => s.serialize_str(&p.as_ref().to_string_lossy()),
-        None => s.serialize_str(""),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

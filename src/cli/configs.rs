@@ -6,7 +6,6 @@
 use super::args::TrainArgs;
 use kiln_engine::DType;
 use kiln_train::augment::DEFAULT_CROP_MODE;
-use kiln_train::distill::{DistillConfig, DistillKind, TokenTarget};
 use kiln_train::loader::{DataConfig, DataFlags, ResolvedData};
 use kiln_train::loss::LossConfig;
 use kiln_train::optim::OptimizerConfig;
@@ -30,28 +29,11 @@ macro_rules! data_flags_of {
     };
 }
 
-/// timm's learning-rate rule (train.py): `--lr` when given and not 0, else `--lr-base` scaled by
-/// the global batch (`batch_reference` × `world` ranks × `--grad-accum-steps`) / `--lr-base-size`:
-/// by its square root when `--lr-base-scale` is `sqrt`, or is empty and the optimizer's name (in
-/// any case) contains `ada` or `lamb`; linearly otherwise. `batch_reference` is
-/// [`batch_size_reference`].
+/// The run's learning rate by timm's rule ([`kiln_train::sched::LrRule::resolve`]) for the global
+/// batch: `batch_reference` ([`batch_size_reference`]) × `world` ranks × `--grad-accum-steps`.
 pub fn resolve_lr(a: &TrainArgs, world: usize, batch_reference: f64) -> f64 {
-    if let Some(lr) = a.lr.filter(|&lr| lr != 0.0) {
-        return lr;
-    }
     let global_batch = batch_reference * (world * a.grad_accum_steps) as f64;
-    let ratio = global_batch / a.lr_base_size as f64;
-    let on = a.opt.to_lowercase();
-    let scale = match a.lr_base_scale.as_str() {
-        "" if ["ada", "lamb"].iter().any(|o| on.contains(o)) => "sqrt",
-        "" => "linear",
-        given => given,
-    };
-    if scale == "sqrt" {
-        a.lr_base * ratio.sqrt()
-    } else {
-        a.lr_base * ratio
-    }
+    a.sched.lr_rule.resolve(&a.optim.opt, global_batch)
 }
 
 /// train.py's `batch_size_reference`: `--batch-size`, or with `--train-img-sizes` the size
@@ -61,10 +43,10 @@ pub fn batch_size_reference(a: &TrainArgs) -> Result<f64> {
         a,
         DataConfig {
             batch_size: a.batch_size,
-            aug_splits: a.aug_splits,
+            aug_splits: a.loss.aug_splits,
             use_multi_epochs_loader: a.use_multi_epochs_loader,
             // train.py's progressive schedule spans --epochs (the builder's default too).
-            train_size_schedule_epochs: Some(a.epochs),
+            train_size_schedule_epochs: Some(a.sched.epochs),
             ..DataConfig::default()
         },
     );
@@ -103,93 +85,32 @@ fn size_schedule_flags(a: &TrainArgs, cfg: DataConfig) -> DataConfig {
     }
 }
 
-/// The optimizer flags with the resolved learning rate `lr` (Adafactor without `--lr` takes
-/// relative steps instead, as timm's does without an lr).
+/// The optimizer flags with the resolved learning rate `lr` and the run's seed (Adafactor without
+/// `--lr` takes relative steps instead, as timm's does without an lr).
 pub fn optimizer_config(a: &TrainArgs, lr: f64) -> OptimizerConfig {
-    let relative = a.lr.is_none_or(|lr| lr == 0.0) && a.opt.to_lowercase().ends_with("adafactor");
+    let relative =
+        a.sched.lr_rule.given().is_none() && a.optim.opt.to_lowercase().ends_with("adafactor");
     OptimizerConfig {
-        opt: a.opt.clone(),
         lr: (!relative).then_some(lr),
-        momentum: a.momentum,
-        weight_decay: a.weight_decay,
-        eps: a.opt_eps,
-        betas: a.opt_betas.clone(),
-        layer_decay: a.layer_decay,
-        layer_decay_min_scale: a.layer_decay_min_scale,
-        layer_decay_no_opt_scale: a.layer_decay_no_opt_scale,
-        kwargs: a
-            .opt_kwargs
-            .iter()
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
-                None => (kv.trim().to_string(), String::new()),
-            })
-            .collect(),
         seed: a.seed,
+        ..a.optim.clone()
     }
 }
 
-/// The distillation flags (`--kd-*`, `--distill-loss-weight`, `--task-loss-weight`), read only
-/// with `--kd-model-name` as in timm.
-pub fn distill_config(a: &TrainArgs) -> kiln_train::Result<DistillConfig> {
-    fn named<T>(flag: &str, r: kiln_train::Result<T>) -> kiln_train::Result<T> {
-        r.map_err(|e| kiln_train::Error::Flag {
-            flag: flag.into(),
-            msg: e.to_string(),
-        })
-    }
-    Ok(DistillConfig {
-        kind: named("--kd-distill-type", DistillKind::parse(&a.kd_distill_type))?,
-        loss_type: a.kd_loss_type.clone(),
-        temperature: a.kd_temperature,
-        distill_loss_weight: a.distill_loss_weight,
-        task_loss_weight: a.task_loss_weight,
-        student_feature_dim: a.kd_student_feature_dim,
-        teacher_feature_dim: a.kd_teacher_feature_dim,
-        token: named(
-            "--kd-token-distill-type",
-            TokenTarget::parse(&a.kd_token_distill_type),
-        )?,
-    })
-}
-
-/// The schedule flags (with `--seed` and `--eval-metric`).
+/// The schedule flags with the run's `--seed` and `--eval-metric`.
 pub fn scheduler_config(a: &TrainArgs) -> SchedulerConfig {
     SchedulerConfig {
-        sched: a.sched.clone(),
-        sched_on_updates: a.sched_on_updates,
-        lr_noise: a.lr_noise.clone(),
-        lr_noise_pct: a.lr_noise_pct,
-        lr_noise_std: a.lr_noise_std,
-        lr_cycle_mul: a.lr_cycle_mul,
-        lr_cycle_decay: a.lr_cycle_decay,
-        lr_cycle_limit: a.lr_cycle_limit,
-        lr_k_decay: a.lr_k_decay,
-        warmup_lr: a.warmup_lr,
-        min_lr: a.min_lr,
-        epochs: a.epochs,
-        decay_milestones: a.decay_milestones.clone(),
-        decay_epochs: a.decay_epochs,
-        warmup_epochs: a.warmup_epochs,
-        warmup_prefix: a.warmup_prefix,
-        cooldown_epochs: a.cooldown_epochs,
-        patience_epochs: a.patience_epochs,
-        decay_rate: a.decay_rate,
         seed: a.seed,
         eval_metric: a.eval_metric.clone(),
+        ..a.sched.clone()
     }
 }
 
-/// The flags that choose the training loss.
+/// The loss flags with the run's `--smoothing`.
 pub fn loss_config(a: &TrainArgs) -> LossConfig {
     LossConfig {
-        jsd_loss: a.jsd_loss,
-        aug_splits: a.aug_splits,
         smoothing: a.smoothing,
-        bce_loss: a.bce_loss,
-        bce_sum: a.bce_sum,
-        bce_target_thresh: a.bce_target_thresh,
-        bce_pos_weight: a.bce_pos_weight,
+        ..a.loss
     }
 }
 
@@ -244,7 +165,7 @@ pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -
         grayscale_prob: a.grayscale_prob.unwrap_or(0.0),
         gaussian_blur_prob: a.gaussian_blur_prob.unwrap_or(0.0),
         train_interpolation,
-        aug_splits: a.aug_splits,
+        aug_splits: a.loss.aug_splits,
         no_aug: a.no_aug,
         seed: a.seed,
         aug_repeats: a.aug_repeats as usize,
@@ -260,7 +181,6 @@ pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -
 pub fn train_config(a: &TrainArgs, amp: Option<DType>) -> TrainConfig {
     TrainConfig {
         amp,
-        clip: a.clip_grad.map(|v| (a.clip_mode, v)),
         grad_accum_steps: a.grad_accum_steps,
         eval_metric: a.eval_metric.clone(),
         seed: a.seed,

@@ -1,8 +1,8 @@
 //! The flags `kiln validate` and `kiln infer` share (timm's validate.py and inference.py spell
 //! them alike): the model, its weights, the data, the input pipeline and the precision.
 
-use super::args::{finite_f32, finite_f64};
 use clap::Args;
+use kiln_train::flags::{finite_f32, finite_f64};
 use std::path::PathBuf;
 
 /// Model, weights, data and input flags common to `kiln validate` and `kiln infer`.

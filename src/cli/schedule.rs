@@ -45,7 +45,7 @@ pub fn schedule(a: ScheduleArgs) -> Result<()> {
     let args = scheduler_config(&a.train);
     let lr = resolve_lr(&a.train, 1, batch_size_reference(&a.train)?);
     let (mut sched, num_epochs) = create_scheduler(&args, lr, a.updates_per_epoch)?;
-    let start_epoch = a.train.start_epoch.unwrap_or(0);
+    let start_epoch = a.train.sched.start_epoch.unwrap_or(0);
     if args.sched == "plateau" && a.eval_metrics.len() < num_epochs {
         return Err(Error::Flag {
             flag: "--eval-metrics".into(),

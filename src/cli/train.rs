@@ -2,8 +2,8 @@
 
 use super::args::TrainArgs;
 use super::configs::{
-    batch_size_reference, data_config, data_flags, distill_config, loss_config, optimizer_config,
-    resolve_lr, scheduler_config, train_config, variable_batch_loss_scale,
+    batch_size_reference, data_config, data_flags, loss_config, optimizer_config, resolve_lr,
+    scheduler_config, train_config, variable_batch_loss_scale,
 };
 use super::devices::{device_list, seed_rank};
 use super::elastic::{check_same_start, dist_timeout, resume_point};
@@ -44,7 +44,7 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     if a.batch_size == 0 {
         return Err(Error::flag("--batch-size", "must be at least 1"));
     }
-    if a.epochs == 0 {
+    if a.sched.epochs == 0 {
         return Err(Error::flag("--epochs", "must be at least 1"));
     }
     if !(0.0..1.0).contains(&a.smoothing) {
@@ -52,15 +52,6 @@ fn check_args(a: &TrainArgs) -> Result<()> {
             "--smoothing",
             format!("must be in [0, 1), got {}", a.smoothing),
         ));
-    }
-    if a.lr.is_some_and(|lr| !(lr >= 0.0 && lr.is_finite())) {
-        return Err(Error::flag(
-            "--lr",
-            "must be a positive number (0, as when not given: from --lr-base)",
-        ));
-    }
-    if a.lr_base_size == 0 && a.lr.is_none_or(|lr| lr == 0.0) {
-        return Err(Error::flag("--lr-base-size", "must be at least 1"));
     }
     if !matches!(a.eval_metric.as_str(), "top1" | "top5" | "loss") {
         return Err(Error::flag(
@@ -262,7 +253,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let lr = resolve_lr(&a, world, batch_reference);
     let dist = (world > 1).then(|| (comm.clone(), ddp_options(&a)));
     // timm's argparse checks the --kd-* choices with or without a teacher.
-    let distill = teacher::distillation(&a, &distill_config(&a)?, model.as_ref(), in_chans)?;
+    let distill = teacher::distillation(&a, &a.distill, model.as_ref(), in_chans)?;
     if let (0, Some(d)) = (rank, &distill) {
         let w = d.weights();
         println!(
@@ -271,7 +262,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             d.kind(),
             w.task,
             w.distill,
-            a.kd_temperature
+            a.distill.temperature
         );
     }
     let builder = Trainer::builder(model, train_ds.clone())
@@ -326,7 +317,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     }
     if let Some(path) = &start {
         trainer.resume(path, !a.no_resume_opt)?;
-    } else if let Some(epoch) = a.start_epoch.filter(|&e| e > 0) {
+    } else if let Some(epoch) = a.sched.start_epoch.filter(|&e| e > 0) {
         trainer.start_at(epoch);
     }
     if let Some(reason) = trainer.fit()? {
@@ -358,7 +349,7 @@ fn print_size_schedule(a: &TrainArgs, batches: usize, reference: f64) {
     if a.train_size_schedule == "progressive" {
         println!(
             "Using progressive resolution schedule over {} epochs with spread={} and random_mix={}.",
-            a.epochs, a.train_size_schedule_spread, a.train_size_random_mix
+            a.sched.epochs, a.train_size_schedule_spread, a.train_size_random_mix
         );
     }
     println!("Scheduled loader has {batches} batches/epoch using policy-average batch size {reference:.2}.");
@@ -433,13 +424,13 @@ fn build_model(
     apply_after_creation(model.as_mut(), a)?;
     if a.split_bn {
         // timm's train.py: `assert num_aug_splits > 1 or args.resplit`.
-        if a.aug_splits < 2 && !a.resplit {
+        if a.loss.aug_splits < 2 && !a.resplit {
             return Err(Error::flag(
                 "--split-bn",
                 "needs --aug-splits 2 or more (or --resplit): each split of the batch gets its own BatchNorm",
             ));
         }
-        convert_splitbn_model(model.as_mut(), a.aug_splits.max(2))?;
+        convert_splitbn_model(model.as_mut(), a.loss.aug_splits.max(2))?;
     }
     if a.channels_last {
         note_cpu_layout(device);

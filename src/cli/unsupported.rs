@@ -203,7 +203,7 @@ pub const NOTED: &[Note<TrainArgs>] = &[
     },
     Note {
         flag: "--epoch-repeats",
-        is_set: |a| a.epoch_repeats != 0.0,
+        is_set: |a| a.sched.epoch_repeats != 0.0,
         note: "timm repeats only streamed datasets (tfds/, wds/, hfids/); folder and IDX datasets ignore it there, and here",
     },
     Note {

@@ -13,6 +13,7 @@ pub mod data;
 pub mod dist;
 pub mod distill;
 mod error;
+pub mod flags;
 pub mod loader;
 pub mod loss;
 pub mod metrics;

@@ -307,6 +307,7 @@ fn train(r: &Run) -> (Outcome, CudaGraphStats) {
         model: Box::new(model),
         arch: "tiny".into(),
         optimizer,
+        clip: r.clip,
         scheduler,
         loss: Box::new(CrossEntropy::default()),
         train_loader: loader,
@@ -322,7 +323,6 @@ fn train(r: &Run) -> (Outcome, CudaGraphStats) {
         config: TrainConfig {
             epochs: r.epochs,
             amp: r.amp,
-            clip: r.clip,
             grad_accum_steps: r.accum,
             nan_policy: NanPolicy::Skip,
             cuda_graph: r.mode,

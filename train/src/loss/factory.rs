@@ -4,26 +4,42 @@ use super::{
     BinaryCrossEntropy, CrossEntropy, JsdCrossEntropy, LabelSmoothingCrossEntropy, Loss,
     SoftTargetCrossEntropy,
 };
+#[cfg(feature = "clap")]
+use crate::flags::finite_f64;
+use crate::flags::{first_outside, Range};
 use crate::setters::setters;
 use crate::{Error, Result};
+use serde::Serialize;
 
-/// The flags that choose the training loss (timm's names and defaults).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The flags that choose the training loss, with timm's names and defaults: the run of timm's
+/// "Augmentation and regularization" flags from `--aug-splits` to `--bce-pos-weight` (the `kiln`
+/// command flattens this struct, so each is declared here once), and the run's `--smoothing`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct LossConfig {
-    /// `--jsd-loss`: JSD + CE over `--aug-splits` views.
-    pub jsd_loss: bool,
-    /// `--aug-splits`: views per sample.
+    /// AugMix-style augmentation splits: views per sample, which the loader makes and the JSD
+    /// loss compares (0: off; 1 is refused, as timm asserts).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub aug_splits: usize,
-    /// `--smoothing`: label smoothing.
-    pub smoothing: f64,
-    /// `--bce-loss`: BCE instead of CE (with mixup or smoothing).
+    /// Enable Jensen-Shannon Divergence + CE loss. Use with `--aug-splits`.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub jsd_loss: bool,
+    /// Enable BCE loss w/ Mixup/CutMix use.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub bce_loss: bool,
-    /// `--bce-sum`: BCE summed over classes, then averaged over the batch.
+    /// Sum over classes when using BCE loss.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub bce_sum: bool,
-    /// `--bce-target-thresh`: binarize BCE targets above this.
+    /// Threshold for binarizing softened BCE targets (default: None, disabled).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = finite_f64))]
     pub bce_target_thresh: Option<f64>,
-    /// `--bce-pos-weight`: BCE's positive-class weight.
+    /// Positive weighting for BCE loss.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = finite_f64))]
     pub bce_pos_weight: Option<f64>,
+    /// Label smoothing (the run's `--smoothing`, which mixup's targets take too).
+    #[cfg_attr(feature = "clap", arg(skip = 0.1))]
+    #[serde(skip)]
+    pub smoothing: f64,
 }
 
 impl Default for LossConfig {
@@ -50,6 +66,31 @@ setters!(LossConfig {
     bce_target_thresh?: f64,
     bce_pos_weight?: f64,
 });
+
+impl LossConfig {
+    /// Refuses the first value outside its flag's range, and one augmentation split (timm's
+    /// train.py asserts `num_aug_splits > 1`).
+    pub fn check_ranges(&self) -> Result<()> {
+        if self.aug_splits == 1 {
+            return Err(Error::flag(
+                "--aug-splits",
+                "1 split: give 0 (no splits) or 2 or more",
+            ));
+        }
+        first_outside([
+            (
+                "--bce-target-thresh",
+                self.bce_target_thresh.into_iter().collect(),
+                Range::Unit,
+            ),
+            (
+                "--bce-pos-weight",
+                self.bce_pos_weight.into_iter().collect(),
+                Range::Positive,
+            ),
+        ])
+    }
+}
 
 /// The training loss as timm's `train.py` picks it: `--jsd-loss` (needs `--aug-splits` ≥ 2), then
 /// mixup/cutmix active (soft-target CE, or BCE with `--bce-loss`), then `--smoothing` (label

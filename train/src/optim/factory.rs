@@ -25,36 +25,73 @@ use super::rule_optimizer::{Parts, RuleOptimizer};
 use super::sgd::Sgd;
 use super::trust::Trust;
 use super::{Lookahead, Optimizer};
+use crate::clip::ClipMode;
+#[cfg(feature = "clap")]
+use crate::flags::{finite_f64, key_value};
+use crate::flags::{first_outside, kwargs_as_mapping, Range};
 use crate::setters::setters;
 use crate::{Error, Result};
 use kiln_nn::{Model, NamedTensor};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// What `create_optimizer_v2` takes (timm's `optimizer_kwargs(cfg)`): timm's names and defaults.
-#[derive(Debug, Clone, PartialEq)]
+/// What `create_optimizer_v2` takes (timm's `optimizer_kwargs(cfg)`), with timm's names: the
+/// "Optimizer parameters" flags of timm's train.py (the `kiln` command flattens this struct, so
+/// each flag is declared here once), with train.py's flag defaults and create_optimizer_v2's
+/// library defaults ([`Default`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct OptimizerConfig {
-    /// `--opt`: a name of timm's registry, optionally prefixed `lookahead_`.
+    /// Optimizer: a name of timm's registry (sgd, adamw, lion, ...), optionally `lookahead_`-prefixed.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "sgd"))]
     pub opt: String,
-    /// The learning rate the optimizer is built with (corrected weight decay's `max_lr`); None
-    /// makes Adafactor take relative steps.
-    pub lr: Option<f64>,
-    /// `--momentum`, for the optimizers that take one.
-    pub momentum: f64,
-    /// `--weight-decay`.
-    pub weight_decay: f64,
-    /// `--opt-eps` (the optimizer's default when absent).
+    /// Optimizer epsilon (default: the optimizer's).
+    #[cfg_attr(feature = "clap", arg(id = "opt_eps", long = "opt-eps", value_parser = finite_f64))]
+    #[serde(rename = "opt_eps")]
     pub eps: Option<f64>,
-    /// `--opt-betas` (the optimizer's defaults when absent).
+    /// Optimizer betas (default: the optimizer's).
+    #[cfg_attr(
+        feature = "clap",
+        arg(id = "opt_betas", long = "opt-betas", num_args = 1.., value_parser = finite_f64)
+    )]
+    #[serde(rename = "opt_betas")]
     pub betas: Option<Vec<f64>>,
-    /// `--layer-decay`: layer-wise lr decay factor.
+    /// SGD momentum (for the optimizers that take one).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.9, value_parser = finite_f64))]
+    pub momentum: f64,
+    /// Weight decay (not applied to biases and norm parameters; the library's default is 0).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2e-5, value_parser = finite_f64))]
+    pub weight_decay: f64,
+    /// Clip the gradient norm to this (the trainer clips before each update).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = finite_f64))]
+    pub clip_grad: Option<f64>,
+    /// Gradient clipping mode. One of ("norm", "value", "agc").
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = ClipMode::Norm))]
+    pub clip_mode: ClipMode,
+    /// Layer-wise learning rate decay (from the model's group_matcher).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = finite_f64))]
     pub layer_decay: Option<f64>,
-    /// `--layer-decay-min-scale`: floor on a layer's lr scale.
+    /// Floor on a layer's lr scale under --layer-decay.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0, value_parser = finite_f64))]
     pub layer_decay_min_scale: f64,
-    /// `--layer-decay-no-opt-scale`: layers scaled below this are not optimized.
+    /// Layers whose lr scale falls below this are not optimized.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = finite_f64))]
     pub layer_decay_no_opt_scale: Option<f64>,
-    /// `--opt-kwargs k=v ...`: the optimizer's other arguments.
+    /// Other optimizer arguments, as key=value.
+    #[cfg_attr(
+        feature = "clap",
+        arg(id = "opt_kwargs", long = "opt-kwargs", num_args = 0.., value_parser = key_value)
+    )]
+    #[serde(rename = "opt_kwargs", serialize_with = "kwargs_as_mapping")]
     pub kwargs: Vec<(String, String)>,
-    /// `--seed`: Kron's noise generator outside its deterministic mode.
+    /// The learning rate the optimizer is built with (corrected weight decay's `max_lr`); None
+    /// makes Adafactor take relative steps. Not a flag: the schedule's lr rule resolves it.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    #[serde(skip)]
+    pub lr: Option<f64>,
+    /// Kron's noise generator's seed outside its deterministic mode (the run's `--seed`).
+    #[cfg_attr(feature = "clap", arg(skip = 42u64))]
+    #[serde(skip)]
     pub seed: u64,
 }
 
@@ -67,6 +104,8 @@ impl Default for OptimizerConfig {
             weight_decay: 0.0,
             eps: None,
             betas: None,
+            clip_grad: None,
+            clip_mode: ClipMode::Norm,
             layer_decay: None,
             layer_decay_min_scale: 0.0,
             layer_decay_no_opt_scale: None,
@@ -84,6 +123,41 @@ impl OptimizerConfig {
             ..OptimizerConfig::default()
         }
     }
+
+    /// The gradient clipping the trainer applies before each update (`--clip-grad` set).
+    pub fn clip(&self) -> Option<(ClipMode, f64)> {
+        self.clip_grad.map(|v| (self.clip_mode, v))
+    }
+
+    /// Refuses the first value outside its flag's range.
+    pub fn check_ranges(&self) -> Result<()> {
+        use Range::*;
+        first_outside([
+            ("--opt-eps", self.eps.into_iter().collect(), Positive),
+            (
+                "--opt-betas",
+                self.betas.clone().unwrap_or_default(),
+                UnitOpen,
+            ),
+            ("--momentum", vec![self.momentum], NonNegative),
+            ("--weight-decay", vec![self.weight_decay], NonNegative),
+            (
+                "--clip-grad",
+                self.clip_grad.into_iter().collect(),
+                Positive,
+            ),
+            (
+                "--layer-decay",
+                self.layer_decay.into_iter().collect(),
+                NonNegative,
+            ),
+            (
+                "--layer-decay-min-scale",
+                vec![self.layer_decay_min_scale],
+                NonNegative,
+            ),
+        ])
+    }
 }
 
 setters!(OptimizerConfig {
@@ -93,6 +167,8 @@ setters!(OptimizerConfig {
     weight_decay: f64,
     eps?: f64,
     betas?: Vec<f64>,
+    clip_grad?: f64,
+    clip_mode: ClipMode,
     layer_decay?: f64,
     layer_decay_min_scale: f64,
     layer_decay_no_opt_scale?: f64,

@@ -2,60 +2,102 @@
 //! a `Scheduler` and the number of epochs to train (cycles, cooldown and a warmup prefix included).
 
 use super::curve::{Anneal, Curve, Cycles, Decay, Shape, Stable, Warmup};
+use super::lr_rule::LrRule;
 use super::noise::Noise;
 use super::plateau::{PlateauState, ReduceOnPlateau};
 use super::{Kind, Scheduler};
+#[cfg(feature = "clap")]
+use crate::flags::finite_f64;
+use crate::flags::{first_outside, Range};
 use crate::setters::setters;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// What `create_scheduler_v2` takes (timm's `scheduler_kwargs(cfg)`): the schedule flags of
-/// timm's train.py with `--seed` and `--eval-metric`, timm's names and defaults.
+/// What `create_scheduler_v2` takes (timm's `scheduler_kwargs(cfg)`): the "Learning rate
+/// schedule" flags of timm's train.py (the `kiln` command flattens this struct, so each flag is
+/// declared here once) with timm's names and defaults, and the run's `--seed` and `--eval-metric`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct SchedulerConfig {
-    /// `--sched`: cosine, tanh, poly, step, multistep, plateau, wsd, rsqrt, constant (or const)
-    /// or none.
+    /// LR scheduler: cosine, tanh, poly, step, multistep, plateau, wsd, rsqrt, constant or none.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "cosine"))]
     pub sched: String,
-    /// `--sched-on-updates`: t counts optimizer updates instead of epochs.
+    /// Apply LR scheduler step on update instead of epoch end.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub sched_on_updates: bool,
-    /// `--lr-noise`: noise on (and off) points as fractions of the schedule.
+    /// The learning rate: given, or by timm's rule from the global batch.
+    #[cfg_attr(feature = "clap", command(flatten))]
+    #[serde(flatten)]
+    pub lr_rule: LrRule,
+    /// Learning rate noise on/off epoch percentages.
+    #[cfg_attr(feature = "clap", arg(long, num_args = 1.., value_parser = finite_f64))]
     pub lr_noise: Option<Vec<f64>>,
-    /// `--lr-noise-pct`: bound on the relative noise.
+    /// Learning rate noise limit percent.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.67, value_parser = finite_f64))]
     pub lr_noise_pct: f64,
-    /// `--lr-noise-std`: the noise's standard deviation.
+    /// Learning rate noise std-dev.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0, value_parser = finite_f64))]
     pub lr_noise_std: f64,
-    /// `--lr-cycle-mul`: cycle length multiplier.
+    /// Learning rate cycle len multiplier.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0, value_parser = finite_f64))]
     pub lr_cycle_mul: f64,
-    /// `--lr-cycle-decay`: peak multiplier per cycle.
+    /// Amount to decay each learning rate cycle.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.5, value_parser = finite_f64))]
     pub lr_cycle_decay: f64,
-    /// `--lr-cycle-limit`: number of cycles.
+    /// Learning rate cycle limit, cycles enabled if > 1.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
     pub lr_cycle_limit: usize,
-    /// `--lr-k-decay`: k of k-decay (cosine, poly).
+    /// Learning rate k-decay for cosine/poly.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1.0, value_parser = finite_f64))]
     pub lr_k_decay: f64,
-    /// `--warmup-lr`: the lr warmup starts from.
+    /// Warmup learning rate.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1e-5, value_parser = finite_f64))]
     pub warmup_lr: f64,
-    /// `--min-lr`: floor of the decays.
+    /// Lower lr bound for cyclic schedulers that hit 0.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0, value_parser = finite_f64))]
     pub min_lr: f64,
-    /// `--epochs`: schedule length (before cycles, cooldown and a warmup prefix).
+    /// Number of epochs to train (before cycles, cooldown and a warmup prefix).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 300))]
     pub epochs: usize,
-    /// `--decay-milestones`: multistep's epochs.
+    /// Epoch repeat multiplier (number of times to repeat dataset epoch per train epoch; timm
+    /// repeats only streamed datasets).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0, value_parser = finite_f64))]
+    #[serde(default)]
+    pub epoch_repeats: f64,
+    /// Manual epoch number (useful on restarts; default: 0, or the resumed epoch + 1).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub start_epoch: Option<usize>,
+    /// List of decay epoch indices for multistep lr; must be increasing.
+    #[cfg_attr(feature = "clap", arg(long, num_args = 1.., default_values_t = [90, 180, 270]))]
     pub decay_milestones: Vec<usize>,
-    /// `--decay-epochs`: step's interval (fractional allowed); wsd's and rsqrt's decay length (a
+    /// Epoch interval to decay LR (step; fractional allowed); wsd's and rsqrt's decay length (a
     /// fraction of the stable and decay phases when below 1).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 90.0, value_parser = finite_f64))]
     pub decay_epochs: f64,
-    /// `--warmup-epochs`: warmup length.
+    /// Epochs to warmup LR, if scheduler supports.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 5))]
     pub warmup_epochs: usize,
-    /// `--warmup-prefix`: the decay starts after the warmup.
+    /// Exclude warmup period from decay schedule.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub warmup_prefix: bool,
-    /// `--cooldown-epochs`: epochs at `min_lr` after the cycles.
+    /// Epochs to cooldown LR at min_lr, after cyclic schedule ends.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub cooldown_epochs: usize,
-    /// `--patience-epochs`: plateau's patience.
+    /// Patience epochs for Plateau LR scheduler.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 10))]
     pub patience_epochs: usize,
-    /// `--decay-rate`: step/multistep/plateau factor, poly's power.
+    /// LR decay rate (step, multistep, plateau; the power of poly).
+    #[cfg_attr(feature = "clap", arg(long, visible_alias = "dr", default_value_t = 0.1, value_parser = finite_f64))]
     pub decay_rate: f64,
-    /// `--seed`: the noise generator's seed.
+    /// The noise generator's seed (the run's `--seed`).
+    #[cfg_attr(feature = "clap", arg(skip = 42u64))]
+    #[serde(skip_serializing)]
     pub seed: u64,
-    /// `--eval-metric`: plateau minimizes it when it names a loss, else maximizes it.
+    /// Plateau minimizes this metric when it names a loss, else maximizes it (the run's
+    /// `--eval-metric`).
+    #[cfg_attr(feature = "clap", arg(skip = String::from("top1")))]
+    #[serde(skip_serializing)]
     pub eval_metric: String,
 }
 
@@ -65,6 +107,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             sched: "cosine".into(),
             sched_on_updates: false,
+            lr_rule: LrRule::default(),
             lr_noise: None,
             lr_noise_pct: 0.67,
             lr_noise_std: 1.0,
@@ -75,6 +118,8 @@ impl Default for SchedulerConfig {
             warmup_lr: 1e-5,
             min_lr: 0.0,
             epochs: 300,
+            epoch_repeats: 0.0,
+            start_epoch: None,
             decay_milestones: vec![90, 180, 270],
             decay_epochs: 90.0,
             warmup_epochs: 5,
@@ -97,11 +142,27 @@ impl SchedulerConfig {
             ..SchedulerConfig::default()
         }
     }
+
+    /// Refuses the first value outside its flag's range (and a missing `--lr-base-size` where
+    /// the lr comes from it).
+    pub fn check_ranges(&self) -> Result<()> {
+        use Range::*;
+        self.lr_rule.check()?;
+        first_outside([
+            ("--lr-noise-pct", vec![self.lr_noise_pct], NonNegative),
+            ("--lr-noise-std", vec![self.lr_noise_std], NonNegative),
+            ("--lr-cycle-decay", vec![self.lr_cycle_decay], NonNegative),
+            ("--lr-k-decay", vec![self.lr_k_decay], Positive),
+            ("--epoch-repeats", vec![self.epoch_repeats], NonNegative),
+            ("--decay-rate", vec![self.decay_rate], NonNegative),
+        ])
+    }
 }
 
 setters!(SchedulerConfig {
     into sched: String,
     sched_on_updates: bool,
+    lr_rule: LrRule,
     lr_noise?: Vec<f64>,
     lr_noise_pct: f64,
     lr_noise_std: f64,
@@ -112,6 +173,8 @@ setters!(SchedulerConfig {
     warmup_lr: f64,
     min_lr: f64,
     epochs: usize,
+    epoch_repeats: f64,
+    start_epoch?: usize,
     decay_milestones: Vec<usize>,
     decay_epochs: f64,
     warmup_epochs: usize,

@@ -7,6 +7,7 @@
 mod curve;
 mod factory;
 mod group_lr;
+mod lr_rule;
 mod mt19937;
 mod noise;
 mod plateau;
@@ -18,6 +19,7 @@ mod trace;
 pub use curve::{floor_div, Anneal, Curve, Cycles, Decay, Shape, Stable, Warmup};
 pub use factory::{create_scheduler, SchedulerConfig};
 pub use group_lr::GroupLr;
+pub use lr_rule::LrRule;
 pub use mt19937::Mt19937;
 pub use noise::Noise;
 pub use plateau::{PlateauState, ReduceOnPlateau};

@@ -295,6 +295,7 @@ impl TrainerBuilder {
             model: self.model,
             arch: self.arch,
             optimizer,
+            clip: self.optimizer.clip(),
             scheduler,
             loss,
             distill: self.distill,

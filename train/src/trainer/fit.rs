@@ -35,8 +35,6 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Autocast dtype for mixed precision (F16 adds a dynamic loss scaler; BF16 needs none).
     pub amp: Option<DType>,
-    /// Gradient clipping (timm's `--clip-mode`, `--clip-grad`), if set.
-    pub clip: Option<(ClipMode, f64)>,
     /// Batches per optimizer update (timm's `--grad-accum-steps`).
     pub grad_accum_steps: usize,
     /// Which metric ranks epochs: top1, top5 or loss.
@@ -68,7 +66,6 @@ impl Default for TrainConfig {
         TrainConfig {
             epochs: 1,
             amp: None,
-            clip: None,
             grad_accum_steps: 1,
             eval_metric: "top1".into(),
             seed: 42,
@@ -86,7 +83,6 @@ impl Default for TrainConfig {
 setters!(TrainConfig {
     epochs: usize,
     amp?: DType,
-    clip?: (ClipMode, f64),
     grad_accum_steps: usize,
     into eval_metric: String,
     seed: u64,
@@ -107,6 +103,8 @@ pub struct TrainerParts {
     pub arch: String,
     /// The optimizer over the model's parameters.
     pub optimizer: Box<dyn Optimizer>,
+    /// Gradient clipping before each update ([`crate::optim::OptimizerConfig::clip`]), if any.
+    pub clip: Option<(ClipMode, f64)>,
     /// The learning-rate schedule.
     pub scheduler: Scheduler,
     /// The training loss.
@@ -216,7 +214,7 @@ impl Trainer {
         let updater = Updater {
             optimizer: parts.optimizer,
             scaler,
-            clip: parts.config.clip,
+            clip: parts.clip,
             slimming: parts
                 .config
                 .slim_lambda
