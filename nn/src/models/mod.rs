@@ -7,14 +7,17 @@ pub mod densenet;
 pub mod efficientnet;
 pub mod eva;
 pub(crate) mod family;
+pub mod ghostnet;
 pub mod mobilenetv3;
 pub mod regnet;
 pub mod resnest;
 pub mod resnet;
+pub mod rexnet;
 pub(crate) mod shared;
 pub mod swin;
 pub mod vgg;
 pub mod vit;
+pub mod vovnet;
 
 pub use args::ModelArgs;
 
