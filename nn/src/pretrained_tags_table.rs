@@ -210,6 +210,42 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "densenetblur121d", first_conv: "features.conv0", classifier: "classifier", tags: &[
         Tag { tag: "ra_in1k", hf_hub_id: Some("timm/densenetblur121d.ra_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "dla102", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla102.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla102x", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla102x.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla102x2", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla102x2.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla169", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla169.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla34", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla34.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla46_c", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla46_c.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla46x_c", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla46x_c.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60_res2net", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60_res2net.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60_res2next", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60_res2next.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60x", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60x.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60x_c", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60x_c.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "eca_vovnet39b", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },

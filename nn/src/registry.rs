@@ -13,6 +13,7 @@ const FAMILIES: &[&dyn Family] = &[
     &models::byobnet::FAMILY,
     &models::convnext::FAMILY,
     &models::densenet::FAMILY,
+    &models::dla::FAMILY,
     &models::efficientnet::FAMILY,
     &models::ghostnet::FAMILY,
     &models::mobilenetv3::FAMILY,

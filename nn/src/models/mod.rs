@@ -4,6 +4,7 @@ mod args;
 pub mod byobnet;
 pub mod convnext;
 pub mod densenet;
+pub mod dla;
 pub mod efficientnet;
 pub mod eva;
 pub(crate) mod family;
