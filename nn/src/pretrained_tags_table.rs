@@ -210,6 +210,45 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "densenetblur121d", first_conv: "features.conv0", classifier: "classifier", tags: &[
         Tag { tag: "ra_in1k", hf_hub_id: Some("timm/densenetblur121d.ra_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "dla102", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla102.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla102x", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla102x.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla102x2", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla102x2.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla169", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla169.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla34", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla34.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla46_c", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla46_c.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla46x_c", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla46x_c.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60_res2net", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60_res2net.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60_res2next", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60_res2next.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60x", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60x.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dla60x_c", first_conv: "base_layer.0", classifier: "fc", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/dla60x_c.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eca_vovnet39b", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "ecaresnet101d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet101d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -297,6 +336,24 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "efficientnetv2_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 288, 288], test_input_size: Some([3, 384, 384]), pool_size: Some([9, 9]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "ese_vovnet19b_dw", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/ese_vovnet19b_dw.ra_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ese_vovnet19b_slim", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ese_vovnet19b_slim_dw", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ese_vovnet39b", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/ese_vovnet39b.ra_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ese_vovnet57b", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra4_e3600_r256_in1k", hf_hub_id: Some("timm/ese_vovnet57b.ra4_e3600_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ese_vovnet99b", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "eva02_base_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_base_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
     ] },
@@ -331,6 +388,36 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "fbnetc_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/fbnetc_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnet_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnet_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/ghostnet_100.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnet_130", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnetv2_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/ghostnetv2_100.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnetv2_130", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/ghostnetv2_130.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnetv2_160", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/ghostnetv2_160.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnetv3_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnetv3_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in1k", hf_hub_id: Some("timm/ghostnetv3_100.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnetv3_130", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ghostnetv3_160", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "lcnet_035", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -754,6 +841,38 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext50_32x4d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnext50_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "rexnet_100", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "nav_in1k", hf_hub_id: Some("timm/rexnet_100.nav_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "rexnet_130", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "nav_in1k", hf_hub_id: Some("timm/rexnet_130.nav_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "rexnet_150", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "nav_in1k", hf_hub_id: Some("timm/rexnet_150.nav_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "rexnet_200", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "nav_in1k", hf_hub_id: Some("timm/rexnet_200.nav_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "rexnet_300", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "nav_in1k", hf_hub_id: Some("timm/rexnet_300.nav_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "rexnetr_100", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "rexnetr_130", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "rexnetr_150", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "rexnetr_200", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/rexnetr_200.sw_in12k_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "sw_in12k", hf_hub_id: Some("timm/rexnetr_200.sw_in12k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "rexnetr_300", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/rexnetr_300.sw_in12k_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "sw_in12k", hf_hub_id: Some("timm/rexnetr_300.sw_in12k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
     ArchTags { arch: "semnasnet_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -1124,6 +1243,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_wee_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_wee_patch16_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vovnet39a", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vovnet57a", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "wide_resnet101_2", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "tv_in1k", hf_hub_id: Some("timm/wide_resnet101_2.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

@@ -121,6 +121,12 @@ fn swin_stages_equal_timms_in_nhwc() {
 }
 
 #[test]
+fn rexnet_and_dla_maps_equal_timms() {
+    check("rexnet_100");
+    check("dla34");
+}
+
+#[test]
 fn out_of_range_indices_name_the_model_and_range() {
     let err = |out| {
         create_features("regnetx_002", &test_args("regnetx_002"), Some(out))

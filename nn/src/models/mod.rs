@@ -4,17 +4,21 @@ mod args;
 pub mod byobnet;
 pub mod convnext;
 pub mod densenet;
+pub mod dla;
 pub mod efficientnet;
 pub mod eva;
 pub(crate) mod family;
+pub mod ghostnet;
 pub mod mobilenetv3;
 pub mod regnet;
 pub mod resnest;
 pub mod resnet;
+pub mod rexnet;
 pub(crate) mod shared;
 pub mod swin;
 pub mod vgg;
 pub mod vit;
+pub mod vovnet;
 
 pub use args::ModelArgs;
 
