@@ -1,4 +1,5 @@
-//! Datasets: the `Dataset` trait, IDX (MNIST), image folders, tar archives, and decoding.
+//! Datasets: the `Dataset` trait, IDX (MNIST), image folders, tar archives, webdataset shards
+//! (streamed), and decoding.
 mod classes;
 mod dataset;
 mod decode;
@@ -6,6 +7,7 @@ mod folder;
 mod idx;
 mod image;
 mod tar;
+pub mod wds;
 
 pub use classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
 pub use dataset::{Dataset, Sample};

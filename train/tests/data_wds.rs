@@ -1,0 +1,218 @@
+//! The webdataset reader against timm's `ReaderWds` (train/tests/fixtures/wds_reader.json, made
+//! by scripts/fixtures/make_wds_fixtures.py): the same samples in the same order, the same labels
+//! and counts, per epoch, rank and loader worker; and bad shards skipped with the shard and
+//! member named, or refused.
+use kiln_train::data::wds::{WdsDataset, WdsOptions, WorkerStream};
+use serde_json::Value;
+use std::path::Path;
+
+fn fixture() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wds_reader.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn png(v: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, 2, 2);
+    enc.set_color(png::ColorType::Rgb);
+    let data: Vec<u8> = (0..12).map(|k| v.wrapping_add(k as u8)).collect();
+    enc.write_header().unwrap().write_image_data(&data).unwrap();
+    out
+}
+
+/// Appends a regular file member.
+fn add(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, data).unwrap();
+}
+
+/// Writes the fixture's shards (image, `.cls`, `.json` per sample, in its order) and `_info.json`.
+fn write_dataset(root: &Path, fx: &Value) {
+    for shard in fx["shards"].as_array().unwrap() {
+        let file = std::fs::File::create(root.join(shard["name"].as_str().unwrap())).unwrap();
+        let mut b = tar::Builder::new(file);
+        for (i, s) in shard["samples"].as_array().unwrap().iter().enumerate() {
+            let key = s["key"].as_str().unwrap();
+            add(
+                &mut b,
+                &format!("{key}.{}", s["ext"].as_str().unwrap()),
+                &png(i as u8),
+            );
+            add(
+                &mut b,
+                &format!("{key}.cls"),
+                s["cls"].to_string().as_bytes(),
+            );
+            let meta = serde_json::json!({"meta": {"y": s["y"]}});
+            add(&mut b, &format!("{key}.json"), meta.to_string().as_bytes());
+        }
+        b.finish().unwrap();
+    }
+    std::fs::write(root.join("_info.json"), fx["info"].to_string()).unwrap();
+}
+
+fn opt_str(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+fn n(v: &Value) -> usize {
+    v.as_u64().unwrap() as usize
+}
+
+#[test]
+fn streams_match_timm_reader() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), &fx);
+    for case in fx["cases"].as_array().unwrap() {
+        let mut opts = WdsOptions::new(
+            case["split"].as_str().unwrap(),
+            case["is_training"].as_bool().unwrap(),
+            case["seed"].as_u64().unwrap(),
+            3,
+        );
+        opts.num_samples = case["num_samples"].as_u64().map(|v| v as usize);
+        opts.input_key = opt_str(&case["input_key"]);
+        opts.target_key = opt_str(&case["target_key"]);
+        let ds = WdsDataset::open(dir.path(), opts).unwrap();
+        let (epoch, rank, world) = (n(&case["epoch"]), n(&case["rank"]), n(&case["world"]));
+        let (worker, workers, bs) = (
+            n(&case["worker"]),
+            n(&case["workers"]),
+            n(&case["batch_size"]),
+        );
+        let expect = &case["expect"];
+        assert_eq!(
+            ds.len(world, workers, bs),
+            n(&expect["len"]),
+            "len of {case}"
+        );
+        let got: Vec<(String, usize)> =
+            WorkerStream::new(&ds, epoch, rank, world, worker, workers, bs)
+                .unwrap()
+                .map(|s| {
+                    let s = s.unwrap();
+                    (s.key, s.label)
+                })
+                .collect();
+        let want: Vec<(String, usize)> = expect["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().to_string(), n(&p[1])))
+            .collect();
+        assert_eq!(got, want, "samples of {case}");
+    }
+}
+
+/// Warnings logged so far (the reader's `log_and_continue` messages).
+static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record) {
+        if r.level() <= log::Level::Warn {
+            WARNINGS.lock().unwrap().push(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn keys(ds: &WdsDataset) -> Vec<String> {
+    WorkerStream::new(ds, 0, 0, 1, 0, 0, 1)
+        .unwrap()
+        .map(|s| s.unwrap().key)
+        .collect()
+}
+
+#[test]
+fn bad_shards_are_skipped_with_shard_and_member_named() {
+    let _ = log::set_logger(&Capture);
+    log::set_max_level(log::LevelFilter::Warn);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let file = std::fs::File::create(root.join("a.tar")).unwrap();
+    let mut b = tar::Builder::new(file);
+    for k in 0..4 {
+        add(&mut b, &format!("s{k}.png"), &png(k));
+        if k != 2 {
+            add(&mut b, &format!("s{k}.cls"), b"1");
+        }
+    }
+    add(&mut b, "s4.txt", b"no image");
+    add(&mut b, "s4.cls", b"0");
+    add(&mut b, "s5.png", &png(5));
+    add(&mut b, "s5.cls", b"x");
+    b.finish().unwrap();
+    let file = std::fs::File::create(root.join("b.tar")).unwrap();
+    let mut b = tar::Builder::new(file);
+    for k in 0..3 {
+        add(&mut b, &format!("t{k}.png"), &png(k));
+        add(&mut b, &format!("t{k}.cls"), b"0");
+    }
+    b.finish().unwrap();
+    // b.tar cut inside t2.png's data: t0 and t1 are whole.
+    let whole = std::fs::read(root.join("b.tar")).unwrap();
+    std::fs::write(root.join("b.tar"), &whole[..512 * 9 + 20]).unwrap();
+    let ds = WdsDataset::open(root, WdsOptions::new("{a,b}.tar", false, 0, 3)).unwrap();
+    assert_eq!(keys(&ds), ["s0", "s1", "s3", "t0", "t1"]);
+    let warned = WARNINGS.lock().unwrap().join("\n");
+    for (what, why) in [
+        ("a.tar:s2", "no .cls member"),
+        ("a.tar:s4", "no image member"),
+        ("a.tar:s5", "not an integer"),
+        ("b.tar", "t2.png"),
+        ("b.tar", "truncated"),
+    ] {
+        assert!(
+            warned.lines().any(|l| l.contains(what) && l.contains(why)),
+            "no warning naming {what} ({why}) in:\n{warned}"
+        );
+    }
+    // A sample that decodes badly fails its load with the shard and member named.
+    let one = WorkerStream::new(&ds, 0, 0, 1, 0, 0, 1)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let bad = kiln_train::data::wds::WdsSample {
+        size: 10,
+        ..one.clone()
+    };
+    let err = bad.load(3).unwrap_err().to_string();
+    assert!(err.contains("a.tar:s0.png"), "{err}");
+    assert_eq!(one.load(3).unwrap().image.w, 2);
+}
+
+#[test]
+fn unresolvable_target_key_and_missing_shards_are_refused() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), &fx);
+    let mut opts = WdsOptions::new("train", true, 0, 3);
+    opts.target_key = Some("meta/nothing".into());
+    let ds = WdsDataset::open(dir.path(), opts).unwrap();
+    let err = WorkerStream::new(&ds, 0, 0, 1, 0, 0, 4)
+        .unwrap()
+        .find_map(Result::err)
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("fx-t-") && err.contains("meta/nothing"),
+        "{err}"
+    );
+    std::fs::remove_file(dir.path().join("fx-t-000003.tar")).unwrap();
+    let err = WdsDataset::open(dir.path(), WdsOptions::new("train", true, 0, 3)).unwrap_err();
+    assert!(err.to_string().contains("fx-t-000003.tar"), "{err}");
+    // More loader workers than shards cannot each read one.
+    let ds = WdsDataset::open(dir.path(), WdsOptions::new("validation", true, 0, 3)).unwrap();
+    let err = WorkerStream::new(&ds, 0, 0, 1, 3, 4, 4).unwrap_err();
+    assert!(err.to_string().contains("3 shards cannot feed 4"), "{err}");
+}
