@@ -5,6 +5,7 @@
 use kiln_train::data::wds::{WdsDataset, WdsOptions, WorkerStream};
 use serde_json::Value;
 use std::path::Path;
+use std::sync::Arc;
 
 fn fixture() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wds_reader.json");
@@ -77,7 +78,7 @@ fn streams_match_timm_reader() {
         opts.num_samples = case["num_samples"].as_u64().map(|v| v as usize);
         opts.input_key = opt_str(&case["input_key"]);
         opts.target_key = opt_str(&case["target_key"]);
-        let ds = WdsDataset::open(dir.path(), opts).unwrap();
+        let ds = Arc::new(WdsDataset::open(dir.path(), opts).unwrap());
         let (epoch, rank, world) = (n(&case["epoch"]), n(&case["rank"]), n(&case["world"]));
         let (worker, workers, bs) = (
             n(&case["worker"]),
@@ -125,7 +126,7 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
-fn keys(ds: &WdsDataset) -> Vec<String> {
+fn keys(ds: &Arc<WdsDataset>) -> Vec<String> {
     WorkerStream::new(ds, 0, 0, 1, 0, 0, 1)
         .unwrap()
         .map(|s| s.unwrap().key)
@@ -161,7 +162,7 @@ fn bad_shards_are_skipped_with_shard_and_member_named() {
     // b.tar cut inside t2.png's data: t0 and t1 are whole.
     let whole = std::fs::read(root.join("b.tar")).unwrap();
     std::fs::write(root.join("b.tar"), &whole[..512 * 9 + 20]).unwrap();
-    let ds = WdsDataset::open(root, WdsOptions::new("{a,b}.tar", false, 0, 3)).unwrap();
+    let ds = Arc::new(WdsDataset::open(root, WdsOptions::new("{a,b}.tar", false, 0, 3)).unwrap());
     assert_eq!(keys(&ds), ["s0", "s1", "s3", "t0", "t1"]);
     let warned = WARNINGS.lock().unwrap().join("\n");
     for (what, why) in [
@@ -198,7 +199,7 @@ fn unresolvable_target_key_and_missing_shards_are_refused() {
     write_dataset(dir.path(), &fx);
     let mut opts = WdsOptions::new("train", true, 0, 3);
     opts.target_key = Some("meta/nothing".into());
-    let ds = WdsDataset::open(dir.path(), opts).unwrap();
+    let ds = Arc::new(WdsDataset::open(dir.path(), opts).unwrap());
     let err = WorkerStream::new(&ds, 0, 0, 1, 0, 0, 4)
         .unwrap()
         .find_map(Result::err)
@@ -212,7 +213,70 @@ fn unresolvable_target_key_and_missing_shards_are_refused() {
     let err = WdsDataset::open(dir.path(), WdsOptions::new("train", true, 0, 3)).unwrap_err();
     assert!(err.to_string().contains("fx-t-000003.tar"), "{err}");
     // More loader workers than shards cannot each read one.
-    let ds = WdsDataset::open(dir.path(), WdsOptions::new("validation", true, 0, 3)).unwrap();
+    let ds =
+        Arc::new(WdsDataset::open(dir.path(), WdsOptions::new("validation", true, 0, 3)).unwrap());
     let err = WorkerStream::new(&ds, 0, 0, 1, 3, 4, 4).unwrap_err();
     assert!(err.to_string().contains("3 shards cannot feed 4"), "{err}");
+}
+
+/// The filenames of every batch of `epoch` from batch `from`.
+fn batches(loader: &mut kiln_train::loader::Loader, epoch: usize, from: usize) -> Vec<Vec<String>> {
+    let mut it = loader.epoch_from(epoch, from);
+    let mut out = Vec::new();
+    while let Some(b) = it.next() {
+        let b = b.unwrap();
+        out.push(b.filenames.clone());
+        it.recycle(b);
+    }
+    out
+}
+
+#[test]
+fn streamed_loader_takes_batches_from_workers_in_turn_and_resumes_mid_epoch() {
+    use kiln_train::data::Source;
+    use kiln_train::loader::DataConfig;
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), &fx);
+    let cfg = DataConfig {
+        img_size: 2,
+        batch_size: 3,
+        workers: 2,
+        seed: 42,
+        small_images: true,
+        no_aug: true,
+        ..DataConfig::default()
+    };
+    let ds = Arc::new(WdsDataset::open(dir.path(), WdsOptions::new("train", true, 42, 3)).unwrap());
+    let mut loader = cfg
+        .train_loader_for(Source::Streamed(ds.clone()), 1, 2)
+        .unwrap();
+    // 50 samples over 2 ranks x 2 workers: 13 each, 15 with whole batches of 3: 10 batches a rank.
+    assert_eq!(loader.len(), 10);
+    for epoch in [0, 3] {
+        let all = batches(&mut loader, epoch, 0);
+        let streams: Vec<Vec<String>> = (0..2)
+            .map(|w| {
+                WorkerStream::new(&ds, epoch, 1, 2, w, 2, 3)
+                    .unwrap()
+                    .map(|s| s.unwrap().filename())
+                    .collect()
+            })
+            .collect();
+        let turns: Vec<Vec<String>> = (0..10)
+            .map(|b| streams[b % 2][(b / 2) * 3..(b / 2) * 3 + 3].to_vec())
+            .collect();
+        assert_eq!(all, turns, "epoch {epoch}");
+        assert_eq!(
+            batches(&mut loader, epoch, 7),
+            all[7..],
+            "resumed at batch 7"
+        );
+    }
+    let val =
+        Arc::new(WdsDataset::open(dir.path(), WdsOptions::new("validation", false, 0, 3)).unwrap());
+    let mut eval = cfg.eval_loader_for(Source::Streamed(val), 4, 0, 1).unwrap();
+    let sizes: Vec<usize> = batches(&mut eval, 0, 0).iter().map(Vec::len).collect();
+    // Worker 0 reads shards 0 and 2 (9 samples), worker 1 shard 1 (6): in turn, last ones short.
+    assert_eq!(sizes, [4, 4, 4, 2, 1]);
 }

@@ -6,6 +6,7 @@ mod decode;
 mod folder;
 mod idx;
 mod image;
+mod source;
 mod tar;
 pub mod wds;
 
@@ -16,4 +17,5 @@ pub(crate) use decode::panic_text;
 pub use folder::{is_image, ImageFolder, IMAGE_EXTENSIONS};
 pub use idx::IdxDataset;
 pub use image::Image;
+pub use source::Source;
 pub use tar::TarDataset;

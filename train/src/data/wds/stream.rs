@@ -19,6 +19,7 @@ use super::shuffle::{shuffled, ShuffleBuffer};
 use super::{WdsDataset, WdsSample};
 use crate::{Error, Result};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// timm's `shard_shuffle_size`: the shard-list shuffle buffer.
 pub const SHARD_SHUFFLE_SIZE: usize = 500;
@@ -27,8 +28,8 @@ pub const SHARD_SHUFFLE_INITIAL: usize = 100;
 
 /// One loader worker's samples in one epoch (an iterator of samples or of the error that ends it).
 #[derive(Debug)]
-pub struct WorkerStream<'a> {
-    ds: &'a WdsDataset,
+pub struct WorkerStream {
+    ds: Arc<WdsDataset>,
     /// The worker's shards (indices into the split), in reading order.
     shards: Vec<usize>,
     /// The next of `shards` to read in this pass.
@@ -47,12 +48,12 @@ pub struct WorkerStream<'a> {
     failed: bool,
 }
 
-impl<'a> WorkerStream<'a> {
+impl WorkerStream {
     /// The samples loader worker `worker` (of `workers`; 0 means one, the calling thread) on
     /// `rank` of `world` reads from `ds` in `epoch`. Training and distributed streams stop at
     /// `ds.samples_per_worker(world, workers, batch_size)`.
     pub fn new(
-        ds: &'a WdsDataset,
+        ds: &Arc<WdsDataset>,
         epoch: usize,
         rank: usize,
         world: usize,
@@ -102,7 +103,7 @@ impl<'a> WorkerStream<'a> {
             )
         });
         Ok(WorkerStream {
-            ds,
+            ds: ds.clone(),
             shards,
             next_shard: 0,
             pending: VecDeque::new(),
@@ -169,7 +170,7 @@ impl<'a> WorkerStream<'a> {
     }
 }
 
-impl Iterator for WorkerStream<'_> {
+impl Iterator for WorkerStream {
     type Item = Result<WdsSample>;
 
     fn next(&mut self) -> Option<Result<WdsSample>> {
