@@ -280,3 +280,47 @@ fn streamed_loader_takes_batches_from_workers_in_turn_and_resumes_mid_epoch() {
     // Worker 0 reads shards 0 and 2 (9 samples), worker 1 shard 1 (6): in turn, last ones short.
     assert_eq!(sizes, [4, 4, 4, 2, 1]);
 }
+
+#[test]
+fn a_corrupt_image_is_skipped_counted_and_named() {
+    use kiln_train::data::Source;
+    use kiln_train::loader::DataConfig;
+    let _ = log::set_logger(&Capture);
+    log::set_max_level(log::LevelFilter::Warn);
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("c.tar")).unwrap();
+    let mut b = tar::Builder::new(file);
+    for k in 0..5u8 {
+        let image = if k == 3 {
+            b"\x89PNG\r\n\x1a\ncut".to_vec()
+        } else {
+            png(k)
+        };
+        add(&mut b, &format!("k{k}.png"), &image);
+        add(&mut b, &format!("k{k}.cls"), b"0");
+    }
+    b.finish().unwrap();
+    let cfg = DataConfig {
+        img_size: 2,
+        workers: 0,
+        small_images: true,
+        no_aug: true,
+        ..DataConfig::default()
+    };
+    let ds = WdsDataset::open(dir.path(), WdsOptions::new("c.tar|5", false, 0, 3)).unwrap();
+    let mut loader = cfg
+        .eval_loader_for(Source::Streamed(Arc::new(ds)), 2, 0, 1)
+        .unwrap();
+    let sizes: Vec<usize> = batches(&mut loader, 0, 0).iter().map(Vec::len).collect();
+    assert_eq!(
+        sizes,
+        [2, 1, 1],
+        "the corrupt k3 leaves its batch one smaller"
+    );
+    assert_eq!(loader.skipped(), 1);
+    let warned = WARNINGS.lock().unwrap().join("\n");
+    assert!(
+        warned.lines().any(|l| l.contains("c.tar:k3.png")),
+        "no warning naming c.tar:k3.png in:\n{warned}"
+    );
+}

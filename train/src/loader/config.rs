@@ -346,7 +346,8 @@ impl DataConfig {
 
     /// The eval loader over `source`: [`DataConfig::eval_loader`] for a random-access dataset; for
     /// webdataset shards, each loader worker's shards in order (timm's evaluation stream, of a
-    /// fixed length per worker when distributed), keeping last batches.
+    /// fixed length per worker when distributed, read by at most 2 workers then, as train.py
+    /// does), keeping last batches.
     pub fn eval_loader_for(
         &self,
         source: Source,
@@ -356,12 +357,14 @@ impl DataConfig {
     ) -> Result<Loader> {
         match source {
             Source::Indexed(d) => self.eval_loader(d, batch_size, rank, world),
-            Source::Streamed(w) => Loader::streamed(
-                w,
-                self.eval_pipeline()?,
-                world,
-                self.loader_options(rank, batch_size, false),
-            ),
+            Source::Streamed(w) => {
+                let mut opts = self.loader_options(rank, batch_size, false);
+                if world > 1 {
+                    // timm's train.py evaluates distributed wds/ data with at most 2 workers.
+                    opts.workers = opts.workers.min(2);
+                }
+                Loader::streamed(w, self.eval_pipeline()?, world, opts)
+            }
         }
     }
 

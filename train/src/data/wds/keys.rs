@@ -92,7 +92,11 @@ impl SampleKeys {
                 "target key {field:?} not found in the json sidecar, available keys: {keys:?}"
             ));
         };
-        match v.as_i64().or_else(|| v.as_f64().map(|f| f.trunc() as i64)) {
+        // Python's int(): integers, floats truncated, and integer strings.
+        let class = (v.as_i64())
+            .or_else(|| v.as_f64().map(|f| f.trunc() as i64))
+            .or_else(|| v.as_str().and_then(|t| t.trim().parse().ok()));
+        match class {
             Some(c) if c >= 0 => Label::Class(c as usize),
             Some(_) => Label::Unlabelled,
             None => Label::Refuse(format!(
@@ -128,6 +132,10 @@ mod tests {
         assert_eq!(
             json.label(None, Some(br#"{"meta":{"label":-1}}"#)),
             Label::Unlabelled
+        );
+        assert_eq!(
+            json.label(None, Some(br#"{"meta":{"label":" 4"}}"#)),
+            Label::Class(4)
         );
         assert!(matches!(json.label(Some(b"1"), None), Label::Refuse(_)));
         assert!(matches!(json.label(None, Some(b"{}")), Label::Refuse(_)));
