@@ -1,11 +1,12 @@
 //! `kiln train --dataset wds/NAME` end to end on webdataset shards made from the embedded
 //! Fashion-MNIST subset (as scripts/make-wds.py writes them from an ImageFolder): it learns as
 //! well as the same run from the ImageFolder of the same images, and a run resumed from a
-//! mid-epoch recovery checkpoint ends with the bits of the run never interrupted.
+//! mid-epoch recovery checkpoint ends with the bits of the run never interrupted; more loader
+//! workers than shards are refused before training.
 
 mod common;
 
-use common::{assert_same_bits, summary_rows, train, Scratch};
+use common::{assert_same_bits, summary_rows, train, train_fails, Scratch};
 use kiln::train::data::{Dataset, IdxDataset};
 use kiln::train::loader::{grid_png, Batch};
 use std::path::Path;
@@ -134,5 +135,13 @@ fn trains_on_shards_as_well_as_on_the_folder_and_resumes_mid_epoch_exactly() {
         &out.join("wds/last.safetensors"),
         &out.join("resumed/last.safetensors"),
         "after resuming a streamed epoch mid-way",
+    );
+
+    // 7 train shards cannot each give one to 8 loader workers: refused before training.
+    let many = ["--dataset", "wds/fmnist", "-j", "8"];
+    let stderr = train_fails(&root.join("shards"), &out, "many", &many);
+    assert!(
+        stderr.contains("7 shards cannot feed 8 loader workers"),
+        "{stderr}"
     );
 }

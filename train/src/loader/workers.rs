@@ -106,6 +106,16 @@ impl Loader {
             pipeline,
             shape: opts.shape,
         };
+        // The split is checked now (more loader workers than shards), not at the first epoch.
+        let o = &opts;
+        StreamJobs::new(
+            &dataset,
+            0,
+            (o.rank, world),
+            o.workers,
+            o.batch_size,
+            o.drop_last,
+        )?;
         let feed = Feed::Streamed { dataset, world };
         Self::start(feed, vec![variant], None, opts)
     }
