@@ -30,6 +30,7 @@ mod train;
 mod unsupported;
 mod validate;
 mod validate_scores;
+mod wds;
 
 pub use args::{TrainArgs, ValidateArgs};
 pub use configs::{

@@ -19,6 +19,7 @@ use super::setup::{
 };
 use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, NOTED, REFUSED};
+use super::wds::{is_wds, open_wds};
 use kiln_engine::{DType, Device, MemoryFormat};
 use kiln_nn::convert_splitbn_model;
 use kiln_nn::prune::apply_pruned_shapes;
@@ -29,6 +30,7 @@ use kiln_train::callbacks::{
     SummaryCsv, TensorBoard,
 };
 use kiln_train::checkpoint::newest_checkpoint;
+use kiln_train::data::Source;
 use kiln_train::dist::{enable_sync_bn, on_device_threads, Communicator, DdpOptions, ProcessGroup};
 use kiln_train::loader::resolve_data_config;
 use kiln_train::trainer::{EvalOptions, TrainConfig, Trainer};
@@ -166,11 +168,26 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let in_chans = in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_counts(&a, in_chans, img_size)?;
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
-    let train_ds = root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?;
-    let val_ds = root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?;
-    let num_classes = a.num_classes.unwrap_or(train_ds.num_classes());
+    let (train_ds, val_ds) = match is_wds(&a.dataset) {
+        true => (
+            Source::Streamed(open_wds(&a, &dir, true, in_chans)?),
+            Source::Streamed(open_wds(&a, &dir, false, in_chans)?),
+        ),
+        false => (
+            Source::Indexed(root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?),
+            Source::Indexed(root.open(&a.val_split, false, in_chans, a.class_map.as_deref())?),
+        ),
+    };
+    let num_classes = (a.num_classes.or(train_ds.num_classes())).ok_or_else(|| {
+        Error::flag(
+            "--num-classes",
+            "needed: the wds/ dataset's info file gives no num_classes",
+        )
+    })?;
     let (rank, world) = (comm.rank(), comm.world_size());
-    limits::check_batches(train_ds.len(), world, a.batch_size)?;
+    if let Source::Indexed(ds) = &train_ds {
+        limits::check_batches(ds.len(), world, a.batch_size)?;
+    }
     if rank == 0 {
         notes(&a, NOTED).iter().for_each(|n| println!("{n}"));
     }
@@ -220,9 +237,9 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             println!("AMP not enabled. Training in torch.{dtype}.");
         }
     }
-    let native = match root.is_idx() {
-        true => Some(train_ds.load(0)?.image.h),
-        false => None,
+    let native = match (&train_ds, root.is_idx()) {
+        (Source::Indexed(ds), true) => Some(ds.load(0)?.image.h),
+        _ => None,
     };
     // timm's resolve_data_config(vars(args), model=model): flags, else the model's cfg.
     let model_cfg = data_cfg(model.pretrained_cfg(), native);
@@ -265,10 +282,10 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             a.distill.temperature
         );
     }
-    let builder = Trainer::builder(model, train_ds.clone())
+    let builder = Trainer::builder_for(model, train_ds.clone())
         .arch(a.model.clone())
         .data(cfg)
-        .validation(val_ds.clone())
+        .validation_for(val_ds.clone())
         .validation_batch_size(a.validation_batch_size.unwrap_or(a.batch_size))
         .optimizer(optimizer_config(&a, lr))
         .base_lr(lr)
@@ -297,7 +314,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let run_dir = run_path(&a, img_size);
     if rank == 0 {
         let out_dir = make_run_folder(&a, run_dir.clone())?;
-        println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.len(), num_classes, dir.display(), val_ds.len(), out_dir.display());
+        println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", source_len(&train_ds), num_classes, dir.display(), source_len(&val_ds), out_dir.display());
         print_size_schedule(&a, trainer.state().batches_per_epoch, batch_reference);
         add_callbacks(
             &mut trainer,
@@ -332,6 +349,15 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Samples in a source: a dataset's count, or a webdataset split's (its info file's, or the one
+/// given by flag).
+fn source_len(source: &Source) -> usize {
+    match source {
+        Source::Indexed(ds) => ds.len(),
+        Source::Streamed(ds) => ds.num_samples(),
+    }
 }
 
 /// timm's log lines for scheduled resolutions (and that `--train-batches-per-epoch` has no

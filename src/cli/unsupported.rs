@@ -6,6 +6,7 @@
 //! accepted and, as in timm without their main flag, have no effect.
 
 use super::args::{TrainArgs, ValidateArgs};
+use super::wds::is_wds;
 use kiln_train::{Error, Result};
 
 /// One refused flag of a command whose arguments are `A`: its name, whether the user set it, and
@@ -31,7 +32,7 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
         flag: "--dataset",
         is_set: |a| hub_dataset(&a.eval.dataset),
-        reason: "torch/, hfds/, hfids/, tfds/ and wds/ datasets need Python packages or the network; kiln reads ImageFolder trees and IDX folders from --data-dir",
+        reason: "torch/, hfds/, hfids/ and tfds/ datasets need Python packages or the network, and kiln validate does not stream wds/ shards (kiln train does); kiln validate reads ImageFolder trees and IDX folders from --data-dir",
     },
     Refusal {
         flag: "--num-samples",
@@ -99,33 +100,34 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
 pub const REFUSED: &[Refusal<TrainArgs>] = &[
     Refusal {
         flag: "--dataset",
-        is_set: |a| hub_dataset(&a.dataset),
-        reason: "torch/, hfds/, hfids/, tfds/ and wds/ datasets need Python packages or the network; kiln reads ImageFolder trees and IDX folders from --data-dir",
+        is_set: |a| hub_dataset(&a.dataset) && !is_wds(&a.dataset),
+        reason: "torch/, hfds/, hfids/ and tfds/ datasets need Python packages or the network; kiln reads ImageFolder trees, IDX folders and local wds/ shards from --data-dir",
     },
     Refusal {
         flag: "--train-num-samples",
-        is_set: |a| a.train_num_samples.is_some(),
-        reason: "only iterable (streamed) datasets take a sample count; kiln's datasets count their files",
+        is_set: |a| a.train_num_samples.is_some() && !is_wds(&a.dataset),
+        reason: "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files",
     },
     Refusal {
         flag: "--val-num-samples",
-        is_set: |a| a.val_num_samples.is_some(),
-        reason: "only iterable (streamed) datasets take a sample count; kiln's datasets count their files",
+        is_set: |a| a.val_num_samples.is_some() && !is_wds(&a.dataset),
+        reason: "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files",
     },
     Refusal {
         flag: "--dataset-download",
-        is_set: |a| a.dataset_download,
+        // timm's wds/ reader drops the flag; so does kiln.
+        is_set: |a| a.dataset_download && !is_wds(&a.dataset),
         reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir",
     },
     Refusal {
         flag: "--input-key",
-        is_set: |a| a.input_key.is_some(),
-        reason: "keys select columns of hub and webdataset datasets, which kiln does not read",
+        is_set: |a| a.input_key.is_some() && !is_wds(&a.dataset),
+        reason: "keys select columns of hub datasets, which kiln does not read, and members of wds/ samples (with --dataset wds/NAME)",
     },
     Refusal {
         flag: "--target-key",
-        is_set: |a| a.target_key.is_some(),
-        reason: "keys select columns of hub and webdataset datasets, which kiln does not read",
+        is_set: |a| a.target_key.is_some() && !is_wds(&a.dataset),
+        reason: "keys select columns of hub datasets, which kiln does not read, and members of wds/ samples (with --dataset wds/NAME)",
     },
     Refusal {
         flag: "--dataset-trust-remote-code",
@@ -204,7 +206,7 @@ pub const NOTED: &[Note<TrainArgs>] = &[
     Note {
         flag: "--epoch-repeats",
         is_set: |a| a.sched.epoch_repeats != 0.0,
-        note: "timm repeats only streamed datasets (tfds/, wds/, hfids/); folder and IDX datasets ignore it there, and here",
+        note: "timm repeats only streamed tfds/ and hfids/ datasets (its wds/ reader takes the value and does not use it); folder, IDX and wds/ datasets ignore it there, and here",
     },
     Note {
         flag: "--drop-connect",

@@ -48,6 +48,14 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A webdataset (its info file, split or shards) is malformed or does not fit the run.
+    #[error("webdataset {path}: {msg}")]
+    Wds {
+        /// The info file, shard or dataset folder at fault.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// A CSV file (a run's summary.csv) is malformed.
     #[error("CSV file {path}, line {line}: {msg}")]
     Csv {

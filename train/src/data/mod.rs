@@ -1,11 +1,14 @@
-//! Datasets: the `Dataset` trait, IDX (MNIST), image folders, tar archives, and decoding.
+//! Datasets: the `Dataset` trait, IDX (MNIST), image folders, tar archives, webdataset shards
+//! (streamed), and decoding.
 mod classes;
 mod dataset;
 mod decode;
 mod folder;
 mod idx;
 mod image;
+mod source;
 mod tar;
+pub mod wds;
 
 pub use classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
 pub use dataset::{Dataset, Sample};
@@ -14,4 +17,5 @@ pub(crate) use decode::panic_text;
 pub use folder::{is_image, ImageFolder, IMAGE_EXTENSIONS};
 pub use idx::IdxDataset;
 pub use image::Image;
+pub use source::Source;
 pub use tar::TarDataset;

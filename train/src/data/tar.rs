@@ -116,6 +116,20 @@ fn tar_files(path: &Path) -> Result<Vec<PathBuf>> {
 
 /// (data offset, size, name) of each regular image file in the archive.
 fn index(path: &Path, tar: &[u8]) -> Result<Vec<(usize, usize, String)>> {
+    let (found, fault) = members(path, tar);
+    match fault {
+        Some(e) => Err(e),
+        None => Ok(found
+            .into_iter()
+            .filter(|(_, _, name)| is_image(Path::new(name)))
+            .collect()),
+    }
+}
+
+/// (data offset, size, name) of each regular file in the archive, in archive order, and the
+/// fault that stopped the walk early (a truncated archive or a bad header), if any: the members
+/// before it are whole and returned.
+pub(crate) fn members(path: &Path, tar: &[u8]) -> (Vec<(usize, usize, String)>, Option<Error>) {
     let bad = |msg: String| Error::Tar {
         path: path.to_path_buf(),
         msg,
@@ -125,35 +139,33 @@ fn index(path: &Path, tar: &[u8]) -> Result<Vec<(usize, usize, String)>> {
     while pos + 512 <= tar.len() {
         let hdr = &tar[pos..pos + 512];
         if hdr.iter().all(|&b| b == 0) {
-            return Ok(out); // end-of-archive block
+            return (out, None); // end-of-archive block
         }
-        let size = header_size(&hdr[124..136])
-            .ok_or_else(|| bad(format!("bad size field at byte {pos}")))?;
+        let Some(size) = header_size(&hdr[124..136]) else {
+            return (out, Some(bad(format!("bad size field at byte {pos}"))));
+        };
         let data = pos + 512;
         if size > tar.len() - data {
-            return Err(bad(format!(
-                "member at byte {pos} runs past the end (truncated archive)"
-            )));
+            let name = long_name.take().unwrap_or_else(|| ustar_name(hdr));
+            let msg = format!("member {name} at byte {pos} runs past the end (truncated archive)");
+            return (out, Some(bad(msg)));
         }
         match hdr[156] {
             b'L' => long_name = Some(cstr(&tar[data..data + size])),
             b'x' => long_name = pax_path(&tar[data..data + size]).or(long_name),
             b'0' | 0 => {
                 let name = long_name.take().unwrap_or_else(|| ustar_name(hdr));
-                if is_image(Path::new(&name)) {
-                    out.push((data, size, name));
-                }
+                out.push((data, size, name));
             }
             _ => long_name = None,
         }
         pos = data + size.div_ceil(512) * 512;
     }
     if pos < tar.len() {
-        return Err(bad(format!(
-            "header at byte {pos} cut short (truncated archive)"
-        )));
+        let msg = format!("header at byte {pos} cut short (truncated archive)");
+        return (out, Some(bad(msg)));
     }
-    Ok(out)
+    (out, None)
 }
 
 /// A NUL-terminated field as text.

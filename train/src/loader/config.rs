@@ -11,7 +11,8 @@ use crate::augment::{
     HFlip, Interpolation, Mixup, MixupMode, Pipeline, RandomApply, RandomErasing, RandomGrayscale,
     Resize, ResizeTo, TrainCropMode, Transform, VFlip, DEFAULT_CROP_PCT,
 };
-use crate::data::Dataset;
+use crate::data::wds::WdsDataset;
+use crate::data::{Dataset, Source};
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -198,6 +199,50 @@ impl DataConfig {
         Loader::new(dataset, self.train_pipeline()?, sampler, opts)
     }
 
+    /// The training loader over `source`: [`DataConfig::train_loader`] for a random-access
+    /// dataset, [`DataConfig::streamed_train_loader`] for webdataset shards.
+    pub fn train_loader_for(&self, source: Source, rank: usize, world: usize) -> Result<Loader> {
+        match source {
+            Source::Indexed(d) => self.train_loader(d, rank, world),
+            Source::Streamed(w) => self.streamed_train_loader(w, rank, world),
+        }
+    }
+
+    /// The training loader of webdataset shards, streamed as timm streams them (its shards split
+    /// over ranks and `workers` loader workers, shuffled by `seed` and the epoch), through the
+    /// train pipeline (the small-image one with `small_images`). timm's iterable datasets take
+    /// no sampler, so `aug_repeats` and scheduled sizes are refused.
+    pub fn streamed_train_loader(
+        &self,
+        dataset: Arc<WdsDataset>,
+        rank: usize,
+        world: usize,
+    ) -> Result<Loader> {
+        if self.aug_repeats > 0 {
+            return Err(Error::config(
+                "aug_repeats",
+                self.aug_repeats.to_string(),
+                "0: repeated augmentation needs a sampler, which a streamed (wds/) dataset has not (timm asserts the same)",
+            ));
+        }
+        if self.size_schedule()?.is_some() {
+            return Err(Error::config(
+                "train_img_sizes",
+                "a schedule",
+                "one size: scheduled sizes batch through a sampler, which a streamed (wds/) dataset has not",
+            ));
+        }
+        let pipeline = match self.small_images {
+            true => {
+                self.check_small_image_crop()?;
+                self.small_image_pipeline()?
+            }
+            false => self.train_pipeline()?,
+        };
+        let opts = self.loader_options(rank, self.batch_size, true);
+        Loader::streamed(dataset, pipeline, world, opts)
+    }
+
     /// The scheduled-resolution settings, checked (None without `train_img_sizes`).
     pub fn size_schedule(&self) -> Result<Option<SizeSchedule>> {
         SizeSchedule::from_config(self, self.train_size_schedule_epochs)
@@ -297,6 +342,30 @@ impl DataConfig {
             pipeline.splits = self.aug_splits;
         }
         Ok(pipeline)
+    }
+
+    /// The eval loader over `source`: [`DataConfig::eval_loader`] for a random-access dataset; for
+    /// webdataset shards, each loader worker's shards in order (timm's evaluation stream, of a
+    /// fixed length per worker when distributed, read by at most 2 workers then, as train.py
+    /// does), keeping last batches.
+    pub fn eval_loader_for(
+        &self,
+        source: Source,
+        batch_size: usize,
+        rank: usize,
+        world: usize,
+    ) -> Result<Loader> {
+        match source {
+            Source::Indexed(d) => self.eval_loader(d, batch_size, rank, world),
+            Source::Streamed(w) => {
+                let mut opts = self.loader_options(rank, batch_size, false);
+                if world > 1 {
+                    // timm's train.py evaluates distributed wds/ data with at most 2 workers.
+                    opts.workers = opts.workers.min(2);
+                }
+                Loader::streamed(w, self.eval_pipeline()?, world, opts)
+            }
+        }
     }
 
     /// The eval loader: sequential (padded across ranks as torch's DistributedSampler), keeps the last batch.

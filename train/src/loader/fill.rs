@@ -3,9 +3,13 @@
 //! In a training loader a sample that cannot be read is replaced by the next dataset index (timm's
 //! `ImageDataset` retry), so training batches keep their size; a batch that still shrinks to a
 //! single sample is dropped, since BatchNorm in training mode cannot normalize one value.
+//! A streamed sample (webdataset) that cannot be decoded is skipped without a replacement: the
+//! stream has moved on, so its batch is one smaller (timm's stream refills it from the next
+//! sample; the skip is logged and counted either way).
 use super::Batch;
 use crate::augment::{derive_rng, AugRng, Pipeline};
-use crate::data::{Dataset, Image};
+use crate::data::wds::WdsSample;
+use crate::data::{Dataset, Image, Sample};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,11 +27,9 @@ pub struct Variant {
     pub shape: (usize, usize, usize),
 }
 
-/// What every worker shares: the dataset, the transforms per size choice and the skip counters.
+/// What every worker shares: the transforms per size choice and the skip counters.
 #[derive(Debug)]
 pub struct Shared {
-    /// Samples come from here.
-    pub dataset: Arc<dyn Dataset>,
     /// Transforms and output shape of each size choice (one without scheduled sizes).
     pub variants: Vec<Variant>,
     /// Base seed.
@@ -58,26 +60,66 @@ pub struct Job {
     pub index: usize,
     /// Position of the first sample in the epoch's order (seeds are per position).
     pub first: usize,
-    /// Dataset indices.
-    pub indices: Vec<usize>,
+    /// The samples to load.
+    pub items: Items,
     /// Which of the loader's variants (size choices) transforms it.
     pub choice: usize,
+}
+
+/// A batch's samples: indices into a random-access dataset, or samples a stream gave.
+#[derive(Debug, Clone)]
+pub enum Items {
+    /// Dataset indices.
+    Indexed {
+        /// The dataset.
+        dataset: Arc<dyn Dataset>,
+        /// Indices into it.
+        indices: Vec<usize>,
+    },
+    /// Webdataset samples, decoded to `chans` channels.
+    Streamed {
+        /// The samples.
+        samples: Vec<WdsSample>,
+        /// Channels to decode to.
+        chans: usize,
+    },
+}
+
+impl Items {
+    /// Samples in the batch.
+    pub fn count(&self) -> usize {
+        match self {
+            Items::Indexed { indices, .. } => indices.len(),
+            Items::Streamed { samples, .. } => samples.len(),
+        }
+    }
 }
 
 impl Shared {
     /// Loads, augments and packs the samples of `job`. Each sample's randomness is seeded by
     /// (seed, epoch, rank, position in epoch), so batches do not depend on the worker count.
     pub fn fill(&self, job: &Job) -> Batch {
-        let mut views: Vec<Views> = Vec::with_capacity(job.indices.len());
+        let mut views: Vec<Views> = Vec::with_capacity(job.items.count());
         let mut skipped = 0;
-        for (k, &i) in job.indices.iter().enumerate() {
+        let variant = &self.variants[job.choice];
+        for k in 0..job.items.count() {
             let pos = (job.first + k) as u64;
             let mut rng = derive_rng(&[self.seed, job.epoch as u64, self.rank as u64, pos]);
-            let (found, failed) = self.load_slot(i, &self.variants[job.choice], &mut rng);
+            let (found, failed) = match &job.items {
+                Items::Indexed { dataset, indices } => {
+                    self.load_slot(dataset.as_ref(), indices[k], variant, &mut rng)
+                }
+                Items::Streamed { samples, chans } => {
+                    let s = &samples[k];
+                    let found = self.load_views(s.load(*chans), || s.filename(), variant, &mut rng);
+                    let failed = usize::from(found.is_none());
+                    (found, failed)
+                }
+            };
             skipped += failed;
             views.extend(found);
         }
-        if self.refill && views.len() == 1 && job.indices.len() > 1 {
+        if self.refill && views.len() == 1 && job.items.count() > 1 {
             log::warn!(
                 "dropping batch {} of epoch {}: one sample left after skipping unreadable files \
                  (BatchNorm in training needs more than one)",
@@ -91,20 +133,35 @@ impl Shared {
 
     /// Sample `i`'s views, or in training the next readable sample's within `MAX_RETRIES`
     /// indices (wrapping), and how many unreadable files were skipped on the way.
-    fn load_slot(&self, i: usize, variant: &Variant, rng: &mut AugRng) -> (Option<Views>, usize) {
+    fn load_slot(
+        &self,
+        dataset: &dyn Dataset,
+        i: usize,
+        variant: &Variant,
+        rng: &mut AugRng,
+    ) -> (Option<Views>, usize) {
         let tries = if self.refill { MAX_RETRIES } else { 1 };
-        let len = self.dataset.len().max(1);
+        let len = dataset.len().max(1);
         for t in 0..tries {
-            if let Some(v) = self.load_views((i + t) % len, variant, rng) {
+            let j = (i + t) % len;
+            if let Some(v) = self.load_views(dataset.load(j), || dataset.filename(j), variant, rng)
+            {
                 return (Some(v), t);
             }
         }
         (None, tries)
     }
 
-    /// Sample `i` loaded and augmented, or `None` (counted and logged) if it cannot be.
-    fn load_views(&self, i: usize, variant: &Variant, rng: &mut AugRng) -> Option<Views> {
-        match self.dataset.load(i) {
+    /// A loaded sample augmented, or `None` (counted and logged under `name`) if it could not be
+    /// loaded or transformed.
+    fn load_views(
+        &self,
+        loaded: crate::Result<Sample>,
+        name: impl FnOnce() -> String,
+        variant: &Variant,
+        rng: &mut AugRng,
+    ) -> Option<Views> {
+        match loaded {
             Ok(s) => match checked_views(variant, s.image, rng) {
                 Ok(v) => Some((v, s.label, s.filename)),
                 Err(why) => {
@@ -113,7 +170,7 @@ impl Shared {
                 }
             },
             Err(e) => {
-                self.count_skip(&self.dataset.filename(i), &e.to_string());
+                self.count_skip(&name(), &e.to_string());
                 None
             }
         }

@@ -34,6 +34,7 @@ mod resolve;
 mod sampler;
 mod save;
 mod size_schedule;
+mod streamed;
 mod workers;
 
 pub use crate::augment::Dims;

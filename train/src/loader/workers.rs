@@ -1,7 +1,9 @@
 //! `Loader`: persistent worker threads filling batches, a bounded prefetch window, ordered output.
-use super::fill::{Job, Shared, Variant};
+use super::fill::{Items, Job, Shared, Variant};
+use super::streamed::StreamJobs;
 use super::{Batch, BatchPlan, Sampler};
 use crate::augment::Pipeline;
+use crate::data::wds::WdsDataset;
 use crate::data::{panic_text, Dataset};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
@@ -33,12 +35,28 @@ pub struct LoaderOptions {
 
 type Done = (u64, Result<Batch>);
 
+/// Where a loader's samples come from.
+#[derive(Debug)]
+enum Feed {
+    /// A random-access dataset read in a sampler's order.
+    Indexed {
+        dataset: Arc<dyn Dataset>,
+        sampler: Box<dyn Sampler>,
+    },
+    /// Webdataset shards streamed by rank `rank` of `world`.
+    Streamed {
+        dataset: Arc<WdsDataset>,
+        world: usize,
+    },
+}
+
 /// Yields batches of a dataset, epoch by epoch, from worker threads that live as long as it does.
-/// The batches of an epoch depend only on (seed, epoch, rank), not on the worker count.
+/// The batches of an epoch depend only on (seed, epoch, rank), not on the worker count, except
+/// for a streamed dataset, whose shards are split over the loader workers as timm splits them.
 #[derive(Debug)]
 pub struct Loader {
     shared: Arc<Shared>,
-    sampler: Box<dyn Sampler>,
+    feed: Feed,
     /// Scheduled sizes: each epoch's batches (size choice and batch size); None: fixed batches
     /// of `opts.batch_size`.
     plan: Option<BatchPlan>,
@@ -65,7 +83,41 @@ impl Loader {
             pipeline,
             shape: opts.shape,
         };
-        Self::start(dataset, vec![variant], sampler, None, opts)
+        Self::start(
+            Feed::Indexed { dataset, sampler },
+            vec![variant],
+            None,
+            opts,
+        )
+    }
+
+    /// A loader of webdataset shards, streamed as timm's `ReaderWds` streams them for rank
+    /// `opts.rank` of `world`, split over `opts.workers` loader workers (timm's `--workers`).
+    pub fn streamed(
+        dataset: Arc<WdsDataset>,
+        pipeline: Pipeline,
+        world: usize,
+        opts: LoaderOptions,
+    ) -> Result<Self> {
+        if opts.batch_size == 0 {
+            return Err(Error::config("batch_size", "0", "at least 1"));
+        }
+        let variant = Variant {
+            pipeline,
+            shape: opts.shape,
+        };
+        // The split is checked now (more loader workers than shards), not at the first epoch.
+        let o = &opts;
+        StreamJobs::new(
+            &dataset,
+            0,
+            (o.rank, world),
+            o.workers,
+            o.batch_size,
+            o.drop_last,
+        )?;
+        let feed = Feed::Streamed { dataset, world };
+        Self::start(feed, vec![variant], None, opts)
     }
 
     /// A loader of scheduled sizes (timm's `ScheduledBatchSampler` over `sampler`): each
@@ -93,19 +145,22 @@ impl Loader {
                 shape: (s, s, c),
             })
             .collect();
-        Self::start(dataset, variants, sampler, Some(plan), opts)
+        Self::start(
+            Feed::Indexed { dataset, sampler },
+            variants,
+            Some(plan),
+            opts,
+        )
     }
 
     /// Starts the workers over `variants`.
     fn start(
-        dataset: Arc<dyn Dataset>,
+        feed: Feed,
         variants: Vec<Variant>,
-        sampler: Box<dyn Sampler>,
         plan: Option<BatchPlan>,
         opts: LoaderOptions,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
-            dataset,
             variants,
             seed: opts.seed,
             rank: opts.rank,
@@ -122,7 +177,7 @@ impl Loader {
             .collect::<Result<_>>()?;
         Ok(Loader {
             shared,
-            sampler,
+            feed,
             plan,
             opts,
             jobs: Some(job_tx),
@@ -133,12 +188,18 @@ impl Loader {
         })
     }
 
-    /// Batches per epoch.
+    /// Batches per epoch (for a streamed evaluation, whose workers read what their shards hold,
+    /// timm's estimate).
     pub fn len(&self) -> usize {
         if let Some(plan) = &self.plan {
             return plan.len();
         }
-        let n = self.sampler.indices(0).len();
+        let n = match &self.feed {
+            Feed::Indexed { sampler, .. } => sampler.indices(0).len(),
+            Feed::Streamed { dataset, world } => {
+                dataset.len(*world, self.opts.workers, self.opts.batch_size)
+            }
+        };
         if self.opts.drop_last {
             n / self.opts.batch_size
         } else {
@@ -177,15 +238,48 @@ impl Loader {
 
     /// The batches of `epoch` from batch `first_batch` on: the same batches `epoch` yields from there
     /// (a resumed run continues mid-epoch with them).
+    /// A streamed loader reads the epoch's stream up to there without decoding, so it resumes on
+    /// the same next sample.
     pub fn epoch_from(&mut self, epoch: usize, first_batch: usize) -> EpochIter<'_> {
         self.generation += 1;
-        let idx = self.sampler.indices(epoch);
-        let mut jobs = match &self.plan {
-            Some(plan) => planned_jobs(plan, &idx, epoch),
-            None => self.fixed_jobs(&idx, epoch),
+        let mut queue = match &self.feed {
+            Feed::Indexed { dataset, sampler } => {
+                let idx = sampler.indices(epoch);
+                let mut jobs = match &self.plan {
+                    Some(plan) => planned_jobs(plan, dataset, &idx, epoch),
+                    None => self.fixed_jobs(dataset, &idx, epoch),
+                };
+                jobs.retain(|j| j.index >= first_batch);
+                JobQueue::Listed(jobs.into_iter())
+            }
+            Feed::Streamed { dataset, world } => {
+                let (rank, o) = (self.opts.rank, &self.opts);
+                match StreamJobs::new(
+                    dataset,
+                    epoch,
+                    (rank, *world),
+                    o.workers,
+                    o.batch_size,
+                    o.drop_last,
+                ) {
+                    Ok(jobs) => JobQueue::Streamed(jobs),
+                    Err(e) => JobQueue::Failed(Some(e)),
+                }
+            }
         };
-        jobs.retain(|j| j.index >= first_batch);
-        jobs.iter_mut().for_each(|j| j.generation = self.generation);
+        let mut skip_error = None;
+        for _ in 0..first_batch {
+            if let JobQueue::Streamed(jobs) = &mut queue {
+                match jobs.next_job() {
+                    Some(Err(e)) => skip_error = Some(e),
+                    Some(Ok(_)) => {}
+                    None => break,
+                }
+            }
+        }
+        if let Some(e) = skip_error {
+            queue = JobQueue::Failed(Some(e));
+        }
         let window = if self.opts.prefetch > 0 {
             self.opts.prefetch
         } else {
@@ -194,7 +288,8 @@ impl Loader {
         EpochIter {
             loader: self,
             first_batch,
-            jobs,
+            queue,
+            ended: false,
             sent: 0,
             yielded: 0,
             window,
@@ -203,10 +298,29 @@ impl Loader {
     }
 }
 
+/// The jobs of an epoch: listed up front (a sampler's order), or made as a stream is read.
+#[derive(Debug)]
+enum JobQueue {
+    Listed(std::vec::IntoIter<Job>),
+    Streamed(StreamJobs),
+    /// The stream could not start: the error, given once.
+    Failed(Option<Error>),
+}
+
+impl JobQueue {
+    fn next_job(&mut self) -> Option<Result<Job>> {
+        match self {
+            JobQueue::Listed(jobs) => jobs.next().map(Ok),
+            JobQueue::Streamed(jobs) => jobs.next_job(),
+            JobQueue::Failed(e) => e.take().map(Err),
+        }
+    }
+}
+
 impl Loader {
     /// The epoch's batches of `opts.batch_size` in the sampler's order (training drops a short
     /// last one).
-    fn fixed_jobs(&self, idx: &[usize], epoch: usize) -> Vec<Job> {
+    fn fixed_jobs(&self, dataset: &Arc<dyn Dataset>, idx: &[usize], epoch: usize) -> Vec<Job> {
         let bs = self.opts.batch_size;
         idx.chunks(bs)
             .enumerate()
@@ -216,7 +330,10 @@ impl Loader {
                 epoch,
                 index,
                 first: index * bs,
-                indices: chunk.to_vec(),
+                items: Items::Indexed {
+                    dataset: dataset.clone(),
+                    indices: chunk.to_vec(),
+                },
                 choice: 0,
             })
             .collect()
@@ -225,7 +342,12 @@ impl Loader {
 
 /// The epoch's batches as `plan` lays them out, taking consecutive sampler indices (cycled when
 /// the batches need more than `idx` holds).
-fn planned_jobs(plan: &BatchPlan, idx: &[usize], epoch: usize) -> Vec<Job> {
+fn planned_jobs(
+    plan: &BatchPlan,
+    dataset: &Arc<dyn Dataset>,
+    idx: &[usize],
+    epoch: usize,
+) -> Vec<Job> {
     let mut first = 0;
     let mut jobs = Vec::with_capacity(plan.len());
     for (index, b) in plan.epoch(epoch).into_iter().enumerate() {
@@ -234,9 +356,12 @@ fn planned_jobs(plan: &BatchPlan, idx: &[usize], epoch: usize) -> Vec<Job> {
             epoch,
             index,
             first,
-            indices: (first..first + b.size)
-                .map(|p| idx[p % idx.len()])
-                .collect(),
+            items: Items::Indexed {
+                dataset: dataset.clone(),
+                indices: (first..first + b.size)
+                    .map(|p| idx[p % idx.len()])
+                    .collect(),
+            },
             choice: b.choice,
         });
         first += b.size;
@@ -288,7 +413,9 @@ impl Drop for Loader {
 pub struct EpochIter<'a> {
     loader: &'a mut Loader,
     first_batch: usize,
-    jobs: Vec<Job>,
+    queue: JobQueue,
+    /// Whether the queue has given its last job.
+    ended: bool,
     sent: usize,
     yielded: usize,
     window: usize,
@@ -301,10 +428,25 @@ impl EpochIter<'_> {
         self.loader.recycle(batch);
     }
 
-    /// Sends jobs until the window is full.
+    /// Sends jobs until the window is full; an error making one takes its place in the order and
+    /// ends the epoch.
     fn top_up(&mut self) {
-        while self.sent < self.jobs.len() && self.sent - self.yielded < self.window {
-            let job = self.jobs[self.sent].clone();
+        while !self.ended && self.sent - self.yielded < self.window {
+            let mut job = match self.queue.next_job() {
+                Some(Ok(job)) => job,
+                Some(Err(e)) => {
+                    let at = self.first_batch + self.sent;
+                    self.ready.insert(at, Err(e));
+                    self.sent += 1;
+                    self.ended = true;
+                    break;
+                }
+                None => {
+                    self.ended = true;
+                    break;
+                }
+            };
+            job.generation = self.loader.generation;
             match &self.loader.jobs {
                 Some(tx) if !self.loader.threads.is_empty() => {
                     let _ = tx.send(job);
@@ -323,10 +465,10 @@ impl Iterator for EpochIter<'_> {
     type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Result<Batch>> {
-        if self.yielded == self.jobs.len() {
+        self.top_up();
+        if self.ended && self.yielded == self.sent {
             return None;
         }
-        self.top_up();
         let next = self.first_batch + self.yielded;
         while !self.ready.contains_key(&next) {
             let (generation, out) = match self.loader.done.recv() {
@@ -348,7 +490,10 @@ impl Iterator for EpochIter<'_> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.jobs.len() - self.yielded;
-        (left, Some(left))
+        let in_flight = self.sent - self.yielded;
+        match &self.queue {
+            JobQueue::Listed(jobs) => (in_flight + jobs.len(), Some(in_flight + jobs.len())),
+            _ => (in_flight, None),
+        }
     }
 }

@@ -7,7 +7,7 @@ use super::{
     BatchStages, Callback, EvalOptions, Evaluator, PruneSchedule, TrainConfig, Trainer,
     TrainerParts,
 };
-use crate::data::Dataset;
+use crate::data::{Dataset, Source};
 use crate::distill::Distillation;
 use crate::loader::{DataConfig, Layout};
 use crate::loss::{create_loss, Loss, LossConfig};
@@ -53,8 +53,8 @@ enum LossChoice {
 /// `create_scheduler_v2` returns it.
 pub struct TrainerBuilder {
     model: Box<dyn Model>,
-    train: Arc<dyn Dataset>,
-    validation: Option<Arc<dyn Dataset>>,
+    train: Source,
+    validation: Option<Source>,
     arch: String,
     data: DataConfig,
     validation_batch_size: Option<usize>,
@@ -73,6 +73,11 @@ pub struct TrainerBuilder {
 impl Trainer {
     /// A builder training `model` on `train`, everything else at timm's defaults.
     pub fn builder(model: Box<dyn Model>, train: Arc<dyn Dataset>) -> TrainerBuilder {
+        Trainer::builder_for(model, Source::Indexed(train))
+    }
+
+    /// A builder training `model` on `train`, a random-access dataset or webdataset shards.
+    pub fn builder_for(model: Box<dyn Model>, train: Source) -> TrainerBuilder {
         TrainerBuilder {
             model,
             train,
@@ -98,7 +103,14 @@ impl TrainerBuilder {
     /// Validates on `dataset` after every epoch.
     #[must_use]
     pub fn validation(mut self, dataset: Arc<dyn Dataset>) -> Self {
-        self.validation = Some(dataset);
+        self.validation = Some(Source::Indexed(dataset));
+        self
+    }
+
+    /// Validates on `source` (a random-access dataset or webdataset shards) after every epoch.
+    #[must_use]
+    pub fn validation_for(mut self, source: Source) -> Self {
+        self.validation = Some(source);
         self
     }
 
@@ -244,7 +256,7 @@ impl TrainerBuilder {
                 .or(Some(self.scheduler.epochs)),
             ..self.data.clone()
         };
-        let train_loader = data.train_loader(self.train, rank, world)?;
+        let train_loader = data.train_loader_for(self.train, rank, world)?;
         let stages = BatchStages {
             normalize: data.normalize(layout),
             erasing: data.random_erasing()?,
@@ -255,7 +267,7 @@ impl TrainerBuilder {
         };
         let evaluator = match self.validation {
             Some(dataset) => Some(Evaluator {
-                loader: data.eval_loader(
+                loader: data.eval_loader_for(
                     dataset,
                     self.validation_batch_size.unwrap_or(data.batch_size),
                     rank,

@@ -1,0 +1,147 @@
+//! `kiln train --dataset wds/NAME` end to end on webdataset shards made from the embedded
+//! Fashion-MNIST subset (as scripts/make-wds.py writes them from an ImageFolder): it learns as
+//! well as the same run from the ImageFolder of the same images, and a run resumed from a
+//! mid-epoch recovery checkpoint ends with the bits of the run never interrupted; more loader
+//! workers than shards are refused before training.
+
+mod common;
+
+use common::{assert_same_bits, summary_rows, train, train_fails, Scratch};
+use kiln::train::data::{Dataset, IdxDataset};
+use kiln::train::loader::{grid_png, Batch};
+use std::path::Path;
+
+/// Samples per shard.
+const SHARD: usize = 96;
+
+/// Appends a ustar member (header, data, padding to 512 bytes) to `tar`.
+fn member(tar: &mut Vec<u8>, name: &str, data: &[u8]) {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    tar.extend_from_slice(&h);
+    tar.extend_from_slice(data);
+    tar.resize(tar.len().next_multiple_of(512), 0);
+}
+
+/// Writes `n` samples of the embedded `prefix` split as `folder/<split>/c<label>/<k>.png` and as
+/// shards `shards/fmnist-<split>-<k>.tar` (`<key>.png`, `<key>.cls`); returns the split's info.
+fn write_split(root: &Path, split: &str, prefix: &str, n: usize) -> serde_json::Value {
+    let embedded = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    let ds = IdxDataset::open(&embedded, prefix, 1).unwrap();
+    let (mut filenames, mut lengths) = (vec![], vec![]);
+    for start in (0..n).step_by(SHARD) {
+        let mut tar = Vec::new();
+        for i in start..(start + SHARD).min(n) {
+            let s = ds.load(i).unwrap();
+            let one = Batch {
+                images: s.image.data.clone(),
+                n: 1,
+                h: s.image.h,
+                w: s.image.w,
+                c: 1,
+                ..Batch::default()
+            };
+            let png = grid_png(&one, 1).unwrap().bytes;
+            let dir = root
+                .join("folder")
+                .join(split)
+                .join(format!("c{}", s.label));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{i}.png")), &png).unwrap();
+            let key = format!("{split}_{i:08}");
+            member(&mut tar, &format!("{key}.png"), &png);
+            member(
+                &mut tar,
+                &format!("{key}.cls"),
+                s.label.to_string().as_bytes(),
+            );
+        }
+        tar.resize(tar.len() + 1024, 0);
+        let name = format!("fmnist-{split}-{:06}.tar", filenames.len());
+        std::fs::write(root.join("shards").join(&name), tar).unwrap();
+        lengths.push((start + SHARD).min(n) - start);
+        filenames.push(name);
+    }
+    serde_json::json!({"name": split, "num_samples": n, "filenames": filenames, "shard_lengths": lengths})
+}
+
+#[test]
+fn trains_on_shards_as_well_as_on_the_folder_and_resumes_mid_epoch_exactly() {
+    let root = Scratch::new("wds-e2e");
+    std::fs::create_dir_all(root.join("shards")).unwrap();
+    let train_split = write_split(&root, "train", "train", 640);
+    let val_split = write_split(&root, "validation", "t10k", 320);
+    let info = serde_json::json!({
+        "name": "fmnist",
+        "num_classes": 10,
+        "splits": {"train": train_split, "validation": val_split},
+    });
+    std::fs::write(root.join("shards/_info.json"), info.to_string()).unwrap();
+    let out = root.join("runs");
+    let flags = ["--epochs", "4", "--img-size", "32", "--no-aug", "-j", "2"];
+    train(&root.join("folder"), &out, "folder", &flags);
+    let wds = [
+        &flags[..],
+        &["--dataset", "wds/fmnist", "--recovery-interval", "7"],
+    ]
+    .concat();
+    let stdout = train(&root.join("shards"), &out, "wds", &wds);
+    assert!(
+        stdout.contains("Training 640 images (10 classes"),
+        "{stdout}"
+    );
+    let (folder, shards) = (
+        summary_rows(&out.join("folder")),
+        summary_rows(&out.join("wds")),
+    );
+    let (a, b) = (folder[3][3], shards[3][3]);
+    assert!(
+        a > 55.0 && b > 55.0,
+        "top-1 after 4 epochs (chance 10%): folder {a}, shards {b}"
+    );
+    assert!(
+        (a - b).abs() <= 8.0,
+        "top-1 from the folder {a} and from its shards {b}"
+    );
+
+    // 20 batches an epoch (2 loader workers of 320 samples: one reads 352 and stops, the other
+    // 288 and starts its shards over): the newest recovery checkpoint (update 77) lies inside
+    // epoch 3.
+    let recovery = (std::fs::read_dir(out.join("wds")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("recovery-"))
+        .max()
+        .expect("a recovery checkpoint");
+    assert!(
+        recovery.to_string_lossy().ends_with("-77.safetensors"),
+        "{}",
+        recovery.display()
+    );
+    let resumed = [&wds[..], &["--resume", recovery.to_str().unwrap()]].concat();
+    let stdout = train(&root.join("shards"), &out, "resumed", &resumed);
+    assert!(stdout.contains("Resumed from"), "{stdout}");
+    assert_same_bits(
+        &out.join("wds/last.safetensors"),
+        &out.join("resumed/last.safetensors"),
+        "after resuming a streamed epoch mid-way",
+    );
+
+    // 7 train shards cannot each give one to 8 loader workers: refused before training.
+    let many = ["--dataset", "wds/fmnist", "-j", "8"];
+    let stderr = train_fails(&root.join("shards"), &out, "many", &many);
+    assert!(
+        stderr.contains("7 shards cannot feed 8 loader workers"),
+        "{stderr}"
+    );
+}
