@@ -1,7 +1,7 @@
 //! webdataset's `_shuffle` buffer and `pick`: fill up to `bufsize` (two samples taken per one
 //! given while filling), start giving once `initial` are held, each taken from a position drawn
 //! by Python's `randint` and replaced by the buffer's last sample; drain at the end.
-use super::py_random::PyRandom;
+use crate::sched::PyRandom;
 
 /// A shuffle buffer fed from outside: `offer` a sample (or say the source ended) and take what
 /// it gives back.
@@ -38,7 +38,7 @@ impl<T> ShuffleBuffer<T> {
         if self.buf.is_empty() || (!draining && self.buf.len() < self.initial) {
             return None;
         }
-        let k = rng.randint(0, self.buf.len() - 1);
+        let k = rng.randint(0, self.buf.len() as u64 - 1) as usize;
         Some(self.buf.swap_remove(k))
     }
 }

@@ -13,7 +13,7 @@
 //! seeds (exactly its order with no worker processes), and an epoch depends only on
 //! (seed, epoch, rank, worker). Shard order and split, counts, labels and the set of samples are
 //! timm's.
-use super::py_random::PyRandom;
+use crate::sched::PyRandom;
 use super::shard::read_shard;
 use super::shuffle::{shuffled, ShuffleBuffer};
 use super::{WdsDataset, WdsSample};
@@ -73,7 +73,7 @@ impl WorkerStream {
         let order: Vec<usize> = (0..ds.shards().len()).collect();
         let order = match opts.is_training {
             true => {
-                let mut rng = PyRandom::new(opts.seed.wrapping_add(epoch as u64));
+                let mut rng = PyRandom::new(opts.seed.wrapping_add(epoch as u64).into());
                 shuffled(order, SHARD_SHUFFLE_SIZE, SHARD_SHUFFLE_INITIAL, &mut rng)
             }
             false => order,
@@ -99,7 +99,7 @@ impl WorkerStream {
             let seed = opts.seed.wrapping_add(worker as u64);
             (
                 ShuffleBuffer::new(opts.sample_shuffle_size, opts.sample_initial_size),
-                PyRandom::new(seed),
+                PyRandom::new(seed.into()),
             )
         });
         Ok(WorkerStream {
