@@ -46,6 +46,28 @@ pub struct PretrainedCfg {
 }
 
 impl PretrainedCfg {
+    /// timm's `_cfg` defaults for the tag `name`: 3×224×224 ImageNet input (pool 7×7, crop 0.875
+    /// centered, bilinear, ImageNet mean and std), 1000 classes, no hub id; a family overrides
+    /// the fields its `_cfg` sets otherwise.
+    pub fn timm_default(name: String, first_conv: &str, classifier: &str) -> Self {
+        PretrainedCfg {
+            name,
+            hf_hub_id: None,
+            input_size: [3, 224, 224],
+            test_input_size: None,
+            pool_size: [7, 7],
+            crop_pct: 0.875,
+            test_crop_pct: None,
+            crop_mode: "center".into(),
+            interpolation: "bilinear".into(),
+            mean: IMAGENET_DEFAULT_MEAN,
+            std: IMAGENET_DEFAULT_STD,
+            first_conv: first_conv.into(),
+            classifier: classifier.into(),
+            num_classes: 1000,
+        }
+    }
+
     /// The classifier modules, one name each (`head` and `head_dist` for a distilled DeiT).
     pub fn classifiers(&self) -> impl Iterator<Item = &str> {
         self.classifier.split(',')

@@ -6,7 +6,7 @@
 
 use super::resnet::ResNet;
 use super::resnet::{BlockKind, ResNetCfg, StemType};
-use super::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use super::PretrainedCfg;
 use crate::layers::NormLayer;
 use crate::models::family::Variants;
 
@@ -52,20 +52,11 @@ fn variant(
 ) -> Variant {
     let pool = size.div_ceil(32);
     let cfg = PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
         input_size: [3, size, size],
-        test_input_size: None,
         pool_size: [pool, pool],
-        crop_pct,
-        test_crop_pct: None,
-        crop_mode: "center".into(),
+        crop_pct: crop_pct,
         interpolation: interpolation.into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "conv1.0".into(),
-        classifier: "fc".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), "conv1.0", "fc")
     };
     (arch, rc, cfg)
 }

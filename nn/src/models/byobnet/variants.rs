@@ -6,7 +6,7 @@ use super::ByobNet;
 use super::{ByobCfg, RepBlockCfg, RepKind};
 use crate::models::efficientnet::blocks::make_divisible;
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered model: (name, architecture, default pretrained config).
 type Variant = (&'static str, ByobCfg, PretrainedCfg);
@@ -125,20 +125,10 @@ fn variant(arch: &'static str, bc: ByobCfg, tag: &str, size: usize, crop_pct: f6
         RepKind::MobileOne { .. } => "stem.conv_kxk.0.conv,stem.conv_scale.conv",
     };
     let cfg = PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
         input_size: [3, size, size],
-        test_input_size: None,
         pool_size: [size / 32, size / 32],
-        crop_pct,
-        test_crop_pct: None,
-        crop_mode: "center".into(),
-        interpolation: "bilinear".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: first_conv.into(),
-        classifier: "head.fc".into(),
-        num_classes: 1000,
+        crop_pct: crop_pct,
+        ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), first_conv, "head.fc")
     };
     (arch, bc, cfg)
 }

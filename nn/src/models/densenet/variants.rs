@@ -4,7 +4,7 @@
 use super::DenseNet;
 use super::{DenseNetCfg, StemType};
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered DenseNet: (name, architecture, default pretrained config).
 type Variant = (&'static str, DenseNetCfg, PretrainedCfg);
@@ -14,20 +14,10 @@ type Variant = (&'static str, DenseNetCfg, PretrainedCfg);
 fn variant(arch: &'static str, dc: DenseNetCfg, tag: &str) -> Variant {
     let test = tag == "ra_in1k";
     let cfg = PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
         test_input_size: test.then_some([3, 288, 288]),
-        pool_size: [7, 7],
-        crop_pct: 0.875,
         test_crop_pct: test.then_some(0.95),
-        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "features.conv0".into(),
-        classifier: "classifier".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), "features.conv0", "classifier")
     };
     (arch, dc, cfg)
 }

@@ -3,7 +3,7 @@
 
 use super::{BlockKind, Dla, DlaCfg};
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered DLA: (name, architecture, default pretrained config).
 type Variant = (&'static str, DlaCfg, PretrainedCfg);
@@ -11,20 +11,7 @@ type Variant = (&'static str, DlaCfg, PretrainedCfg);
 /// `arch` with timm's `_cfg` for its `in1k` tag (224², pool 7×7, crop 0.875, bilinear).
 fn variant(arch: &'static str, dc: DlaCfg) -> Variant {
     let cfg = PretrainedCfg {
-        name: format!("{arch}.in1k"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
-        test_input_size: None,
-        pool_size: [7, 7],
-        crop_pct: 0.875,
-        test_crop_pct: None,
-        crop_mode: "center".into(),
-        interpolation: "bilinear".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "base_layer.0".into(),
-        classifier: "fc".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.in1k"), "base_layer.0", "fc")
     };
     (arch, dc, cfg)
 }

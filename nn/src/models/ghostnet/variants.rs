@@ -4,7 +4,7 @@
 
 use super::{GhostNet, GhostNetCfg, Version};
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered GhostNet: (name, architecture, default pretrained config).
 type Variant = (&'static str, GhostNetCfg, PretrainedCfg);
@@ -13,20 +13,8 @@ type Variant = (&'static str, GhostNetCfg, PretrainedCfg);
 /// bicubic, ImageNet mean/std).
 fn variant(arch: &'static str, width: f64, version: Version, tag: &str) -> Variant {
     let cfg = PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
-        test_input_size: None,
-        pool_size: [7, 7],
-        crop_pct: 0.875,
-        test_crop_pct: None,
-        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "conv_stem".into(),
-        classifier: "classifier".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), "conv_stem", "classifier")
     };
     (arch, GhostNetCfg { width, version }, cfg)
 }

@@ -5,7 +5,7 @@
 use super::RegNet;
 use super::RegNetCfg;
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered RegNet: (name, architecture, default pretrained config).
 type Variant = (&'static str, RegNetCfg, PretrainedCfg);
@@ -29,20 +29,11 @@ fn variant(arch: &'static str, rc: RegNetCfg, tag: &str, base: Base) -> Variant 
         Base::Timm => (0.95, Some(288)),
     };
     let cfg = PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
         test_input_size: test.map(|t| [3, t, t]),
-        pool_size: [7, 7],
-        crop_pct,
+        crop_pct: crop_pct,
         test_crop_pct: test.map(|_| 1.0),
-        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "stem.conv".into(),
-        classifier: "head.fc".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), "stem.conv", "head.fc")
     };
     (arch, rc, cfg)
 }

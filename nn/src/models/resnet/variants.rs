@@ -5,7 +5,7 @@ use super::ResNet;
 use super::{BlockKind, ResNetCfg, StemType};
 use crate::layers::{AttnLayer, NormLayer};
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered ResNet: (name, architecture, default pretrained config).
 type Variant = (&'static str, ResNetCfg, PretrainedCfg);
@@ -32,25 +32,16 @@ fn variant(arch: &'static str, rc: ResNetCfg, tag: &str, base: Base) -> Variant 
         Base::Rsb => (0.95, Some(1.0), Some(288)),
     };
     let cfg = PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
         test_input_size: test.map(|t| [3, t, t]),
-        pool_size: [7, 7],
-        crop_pct,
-        test_crop_pct,
-        crop_mode: "center".into(),
+        crop_pct: crop_pct,
+        test_crop_pct: test_crop_pct,
         interpolation: if matches!(base, Base::Tv) {
             "bilinear"
         } else {
             "bicubic"
         }
         .into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: rc.stem.first_conv().into(),
-        classifier: "fc".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), rc.stem.first_conv(), "fc")
     };
     (arch, rc, cfg)
 }

@@ -3,7 +3,7 @@
 
 use super::{RexNet, RexNetCfg};
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered ReXNet: (name, architecture, default pretrained config).
 type Variant = (&'static str, RexNetCfg, PretrainedCfg);
@@ -21,20 +21,11 @@ fn variant(arch: &'static str, width_mult: f64, ch_div: usize, tag: &str) -> Var
         ch_div,
     };
     let cfg = PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
         test_input_size: sw.then_some([3, 288, 288]),
-        pool_size: [7, 7],
         crop_pct: if sw { 0.95 } else { 0.875 },
         test_crop_pct: sw.then_some(1.0),
-        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "stem.conv".into(),
-        classifier: "head.fc".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), "stem.conv", "head.fc")
     };
     (arch, rc, cfg)
 }

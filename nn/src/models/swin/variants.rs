@@ -4,7 +4,7 @@
 use super::SwinCfg;
 use super::SwinTransformer;
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered Swin: (name, architecture, default pretrained config).
 type Variant = (&'static str, SwinCfg, PretrainedCfg);
@@ -13,20 +13,11 @@ type Variant = (&'static str, SwinCfg, PretrainedCfg);
 /// 224 and 1.0 at 384, bicubic, ImageNet mean/std.
 fn variant(arch: &'static str, tag: &str, sc: SwinCfg, img: usize) -> Variant {
     let cfg = PretrainedCfg {
-        name: format!("{arch}.{tag}"),
-        hf_hub_id: None,
         input_size: [3, img, img],
-        test_input_size: None,
         pool_size: [img / 32, img / 32],
         crop_pct: if img == 384 { 1.0 } else { 0.9 },
-        test_crop_pct: None,
-        crop_mode: "center".into(),
         interpolation: "bicubic".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "patch_embed.proj".into(),
-        classifier: "head.fc".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), "patch_embed.proj", "head.fc")
     };
     (arch, sc, cfg)
 }

@@ -4,7 +4,7 @@
 use super::Vgg;
 use super::VggCfg;
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::PretrainedCfg;
 
 /// One registered VGG: (name, architecture, default pretrained config).
 type Variant = (&'static str, VggCfg, PretrainedCfg);
@@ -36,20 +36,7 @@ const VGG19: &[&[usize]] = &[
 /// `arch` with timm's VGG `_cfg`: 224², pool 7×7, crop 0.875, bilinear, ImageNet mean/std.
 fn variant(arch: &'static str, stages: &'static [&'static [usize]], batch_norm: bool) -> Variant {
     let cfg = PretrainedCfg {
-        name: format!("{arch}.tv_in1k"),
-        hf_hub_id: None,
-        input_size: [3, 224, 224],
-        test_input_size: None,
-        pool_size: [7, 7],
-        crop_pct: 0.875,
-        test_crop_pct: None,
-        crop_mode: "center".into(),
-        interpolation: "bilinear".into(),
-        mean: IMAGENET_DEFAULT_MEAN,
-        std: IMAGENET_DEFAULT_STD,
-        first_conv: "features.0".into(),
-        classifier: "head.fc".into(),
-        num_classes: 1000,
+        ..PretrainedCfg::timm_default(format!("{arch}.tv_in1k"), "features.0", "head.fc")
     };
     let vc = VggCfg { stages, batch_norm };
     (arch, vc, cfg)

@@ -13,10 +13,10 @@
 //! seeds (exactly its order with no worker processes), and an epoch depends only on
 //! (seed, epoch, rank, worker). Shard order and split, counts, labels and the set of samples are
 //! timm's.
-use crate::sched::PyRandom;
 use super::shard::read_shard;
 use super::shuffle::{shuffled, ShuffleBuffer};
 use super::{WdsDataset, WdsSample};
+use crate::sched::PyRandom;
 use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::sync::Arc;
