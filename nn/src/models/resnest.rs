@@ -54,7 +54,7 @@ fn variant(
     let cfg = PretrainedCfg {
         input_size: [3, size, size],
         pool_size: [pool, pool],
-        crop_pct: crop_pct,
+        crop_pct,
         interpolation: interpolation.into(),
         ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), "conv1.0", "fc")
     };

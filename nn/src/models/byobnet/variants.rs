@@ -127,7 +127,7 @@ fn variant(arch: &'static str, bc: ByobCfg, tag: &str, size: usize, crop_pct: f6
     let cfg = PretrainedCfg {
         input_size: [3, size, size],
         pool_size: [size / 32, size / 32],
-        crop_pct: crop_pct,
+        crop_pct,
         ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), first_conv, "head.fc")
     };
     (arch, bc, cfg)

@@ -30,7 +30,7 @@ fn variant(arch: &'static str, rc: RegNetCfg, tag: &str, base: Base) -> Variant 
     };
     let cfg = PretrainedCfg {
         test_input_size: test.map(|t| [3, t, t]),
-        crop_pct: crop_pct,
+        crop_pct,
         test_crop_pct: test.map(|_| 1.0),
         interpolation: "bicubic".into(),
         ..PretrainedCfg::timm_default(format!("{arch}.{tag}"), "stem.conv", "head.fc")

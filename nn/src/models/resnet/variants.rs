@@ -33,8 +33,8 @@ fn variant(arch: &'static str, rc: ResNetCfg, tag: &str, base: Base) -> Variant 
     };
     let cfg = PretrainedCfg {
         test_input_size: test.map(|t| [3, t, t]),
-        crop_pct: crop_pct,
-        test_crop_pct: test_crop_pct,
+        crop_pct,
+        test_crop_pct,
         interpolation: if matches!(base, Base::Tv) {
             "bilinear"
         } else {
