@@ -76,13 +76,7 @@ impl Loader {
         sampler: Box<dyn Sampler>,
         opts: LoaderOptions,
     ) -> Result<Self> {
-        if opts.batch_size == 0 {
-            return Err(Error::config("batch_size", "0", "at least 1"));
-        }
-        let variant = Variant {
-            pipeline,
-            shape: opts.shape,
-        };
+        let variant = one_variant(pipeline, &opts)?;
         Self::start(
             Feed::Indexed { dataset, sampler },
             vec![variant],
@@ -99,13 +93,7 @@ impl Loader {
         world: usize,
         opts: LoaderOptions,
     ) -> Result<Self> {
-        if opts.batch_size == 0 {
-            return Err(Error::config("batch_size", "0", "at least 1"));
-        }
-        let variant = Variant {
-            pipeline,
-            shape: opts.shape,
-        };
+        let variant = one_variant(pipeline, &opts)?;
         // The split is checked now (more loader workers than shards), not at the first epoch.
         let o = &opts;
         StreamJobs::new(
@@ -496,4 +484,16 @@ impl Iterator for EpochIter<'_> {
             _ => (in_flight, None),
         }
     }
+}
+
+/// The one variant of an unscheduled loader: `opts.batch_size` images at `opts.shape` (a batch
+/// size of 0 refused).
+fn one_variant(pipeline: Pipeline, opts: &LoaderOptions) -> Result<Variant> {
+    if opts.batch_size == 0 {
+        return Err(Error::config("batch_size", "0", "at least 1"));
+    }
+    Ok(Variant {
+        pipeline,
+        shape: opts.shape,
+    })
 }
