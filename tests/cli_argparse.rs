@@ -193,7 +193,7 @@ fn a_config_sits_under_prefixed_flags() {
         "the command line's prefix wins over the file"
     );
     assert_eq!(
-        a.scale,
+        a.aug.scale,
         [0.25, 0.75],
         "a list flag is replaced, not extended"
     );

@@ -6,11 +6,12 @@
 mod common;
 
 use kiln::cli::{
-    data_config, data_flags, loss_config, optimizer_config, resolve_lr, scheduler_config, TrainArgs,
+    data_config, data_flags, optimizer_config, resolve_lr, scheduler_config, TrainArgs,
 };
 use kiln::train::dist::DistBn;
 use kiln::train::loader::{
-    resolve_data_config, DataConfig, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
+    resolve_data_config, AugConfig, DataConfig, MixConfig, SizeScheduleConfig,
+    IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };
 use kiln::train::loss::LossConfig;
 use kiln::train::optim::OptimizerConfig;
@@ -395,7 +396,10 @@ fn model_flags_reach_the_trained_model() {
 fn the_library_defaults_are_the_command_lines() {
     let a = TrainArgs::default();
     assert_eq!(scheduler_config(&a), SchedulerConfig::default());
-    assert_eq!(loss_config(&a), LossConfig::default());
+    assert_eq!(a.aug, AugConfig::default());
+    assert_eq!(a.loss, LossConfig::default());
+    assert_eq!(a.mix, MixConfig::default());
+    assert_eq!(a.sizes, SizeScheduleConfig::default());
     let lr = resolve_lr(&a, 1, a.batch_size as f64);
     // timm's train.py defaults --weight-decay to 2e-5 where create_optimizer_v2 takes 0.
     let opt = OptimizerConfig::new("sgd").lr(lr).weight_decay(2e-5);
@@ -437,15 +441,16 @@ fn crop_mode_and_colour_probabilities_reach_the_data_config() {
     };
     let got = data(&a);
     let plain = data(&train_args(&[]).unwrap());
-    let want = plain
+    let aug = (plain.aug.clone())
         .train_crop_mode("rkrc")
         .color_jitter_prob(0.8)
         .grayscale_prob(0.2)
         .gaussian_blur_prob(0.5);
+    let want = plain.aug(aug);
     assert_eq!(format!("{got:?}"), format!("{want:?}"));
     // timm's `train_crop_mode or 'rrc'`: an empty mode is rrc.
     let a = train_args(&words(&["--train-crop-mode", ""])).unwrap();
-    assert_eq!(data(&a).train_crop_mode, "rrc");
+    assert_eq!(data(&a).aug.crop_mode(), "rrc");
     let a = train_args(&words(&["--train-crop-mode", "rcc"])).unwrap();
     let e = data(&a).validate().unwrap_err();
     assert!(e.to_string().contains("train_crop_mode"), "{e}");

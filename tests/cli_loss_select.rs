@@ -2,10 +2,9 @@
 //! --jsd-loss, then mixup/cutmix (soft-target CE or --bce-loss), then --smoothing (label
 //! smoothing or BCE), else plain CE; validation always uses plain CE.
 
-use kiln::cli::{data_config, loss_config, parse, Command, TrainArgs};
+use kiln::cli::{parse, Command, TrainArgs};
 use kiln::engine::{DType, Tensor};
 use kiln::train::clip::ClipMode;
-use kiln::train::loader::ResolvedData;
 use kiln::train::loss::{
     create_loss, create_val_loss, BinaryCrossEntropy, CrossEntropy, JsdCrossEntropy,
     LabelSmoothingCrossEntropy, Loss, LossConfig, SoftTargetCrossEntropy,
@@ -44,17 +43,7 @@ fn soft() -> Tensor {
 /// The loss `create_loss` picks for `flags` gives `want`'s value on the same batch.
 fn picks(flags: &[&str], targets: &Tensor, want: &dyn Loss) {
     let a = train_args(flags);
-    let resolved = ResolvedData {
-        in_chans: 3,
-        img_size: 224,
-        interpolation: "bicubic".into(),
-        mean: vec![0.5; 3],
-        std: vec![0.5; 3],
-        crop_pct: 0.9,
-        crop_mode: "center".into(),
-    };
-    let mixup_active = data_config(&a, &resolved, false).mixup_active();
-    let got = create_loss(&loss_config(&a), mixup_active).unwrap();
+    let got = create_loss(&a.loss, &a.mix).unwrap();
     let x = logits();
     let (g, w) = (
         got.forward(&x, targets).unwrap().item().unwrap(),
@@ -67,7 +56,7 @@ fn picks(flags: &[&str], targets: &Tensor, want: &dyn Loss) {
 fn flags_parse_with_timms_defaults() {
     let a = train_args(&[]);
     assert_eq!(a.optim.clip_mode, ClipMode::Norm);
-    let l = loss_config(&a);
+    let l = a.loss;
     assert!(!l.jsd_loss && !l.bce_loss && !l.bce_sum);
     assert_eq!((l.bce_target_thresh, l.bce_pos_weight), (None, None));
     let a = train_args(&[
@@ -86,13 +75,13 @@ fn flags_parse_with_timms_defaults() {
     let want = LossConfig {
         jsd_loss: true,
         aug_splits: 3,
-        smoothing: 0.05,
         bce_loss: true,
         bce_sum: true,
         bce_target_thresh: Some(0.2),
         bce_pos_weight: Some(2.5),
     };
-    assert_eq!(loss_config(&a), want);
+    assert_eq!(a.loss, want);
+    assert_eq!(a.mix.smoothing, 0.05);
 }
 
 #[test]
@@ -112,7 +101,7 @@ fn jsd_comes_first_and_needs_aug_splits() {
     ];
     picks(&flags, &labels(), &jsd);
     let a = train_args(&["--jsd-loss"]);
-    let e = create_loss(&loss_config(&a), false).err().unwrap();
+    let e = create_loss(&a.loss, &a.mix).err().unwrap();
     assert!(e.to_string().contains("--jsd-loss"), "{e}");
 }
 
@@ -146,7 +135,8 @@ fn smoothing_picks_label_smoothing_or_bce_and_zero_picks_plain_ce() {
     picks(&flags, &labels(), &bce);
     let plain = CrossEntropy::default();
     picks(&["--smoothing", "0", "--bce-loss"], &labels(), &plain);
-    let e = create_loss(&loss_config(&train_args(&["--smoothing", "1"])), false).err();
+    let a = train_args(&["--smoothing", "1"]);
+    let e = create_loss(&a.loss, &a.mix).err();
     assert!(e.unwrap().to_string().contains("--smoothing"));
 }
 

@@ -5,6 +5,7 @@
 //! (scripts/fixtures/make_train_flag_fixtures.py).
 
 use kiln::cli::{batch_size_reference, resolve_lr, variable_batch_loss_scale, TrainArgs};
+use kiln::train::loader::SizeScheduleConfig;
 use kiln::train::optim::OptimizerConfig;
 use kiln::train::sched::{LrRule, SchedulerConfig};
 use kiln::train::trainer::BatchLossScale;
@@ -76,12 +77,15 @@ fn scheduled_sizes_scale_by_the_policy_average_batch() {
     };
     let a = TrainArgs {
         sched: SchedulerConfig::new("cosine", c["epochs"].as_u64().unwrap() as usize),
-        train_img_sizes: Some(list("sizes")),
-        train_batch_sizes: Some(list("batch_sizes")),
-        train_size_probs: Some(vec![2.0, 1.0, 1.0]),
-        train_size_schedule: "progressive".into(),
-        train_size_schedule_spread: c["spread"].as_f64().unwrap(),
-        train_size_random_mix: c["random_mix"].as_f64().unwrap(),
+        sizes: SizeScheduleConfig {
+            train_img_sizes: Some(list("sizes")),
+            train_batch_sizes: Some(list("batch_sizes")),
+            train_size_probs: Some(vec![2.0, 1.0, 1.0]),
+            train_size_schedule: "progressive".into(),
+            train_size_schedule_spread: c["spread"].as_f64().unwrap(),
+            train_size_random_mix: c["random_mix"].as_f64().unwrap(),
+            ..SizeScheduleConfig::default()
+        },
         ..TrainArgs::default()
     };
     let reference = batch_size_reference(&a).unwrap();
@@ -100,10 +104,8 @@ fn scheduled_sizes_scale_by_the_policy_average_batch() {
     );
     // --variable-batch-loss-scale scales relative to the same reference, and only with sizes.
     let mode = |m: &str, a: &TrainArgs| {
-        let a = TrainArgs {
-            variable_batch_loss_scale: m.into(),
-            ..a.clone()
-        };
+        let mut a = a.clone();
+        a.sizes.variable_batch_loss_scale = m.into();
         variable_batch_loss_scale(&a, reference)
     };
     let linear = BatchLossScale {

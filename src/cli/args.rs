@@ -6,6 +6,7 @@ use clap::Args;
 use kiln_train::dist::DistBn;
 use kiln_train::distill::DistillConfig;
 use kiln_train::flags::{finite_f32, finite_f64};
+use kiln_train::loader::{AugConfig, MixConfig, SizeScheduleConfig};
 use kiln_train::loss::LossConfig;
 use kiln_train::metrics::MetricsAvg;
 use kiln_train::optim::OptimizerConfig;
@@ -197,85 +198,19 @@ pub struct TrainArgs {
     pub sched: SchedulerConfig,
 
     // ---- Augmentation and regularization ----
-    /// Disable all training augmentation.
-    #[arg(long)]
-    pub no_aug: bool,
-    /// Crop mode of the training transform (rrc, rkrc, rkrr).
-    #[arg(long)]
-    pub train_crop_mode: Option<String>,
-    /// RandomResizedCrop scale range (rkrc, rkrr: ResizeKeepRatio's random area scale).
-    #[arg(long, num_args = 2, default_values_t = [0.08, 1.0], value_parser = finite_f64)]
-    pub scale: Vec<f64>,
-    /// RandomResizedCrop aspect-ratio range (rkrc, rkrr: ResizeKeepRatio's aspect change).
-    #[arg(long, num_args = 2, default_values_t = [3.0 / 4.0, 4.0 / 3.0], value_parser = finite_f64)]
-    pub ratio: Vec<f64>,
-    /// Horizontal flip probability.
-    #[arg(long, default_value_t = 0.5, value_parser = finite_f64)]
-    pub hflip: f64,
-    /// Vertical flip probability.
-    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
-    pub vflip: f64,
-    /// Color jitter factor.
-    #[arg(long, default_value_t = 0.4, value_parser = finite_f64)]
-    pub color_jitter: f64,
-    /// Probability of applying color jitter at all.
-    #[arg(long, value_parser = finite_f64)]
-    pub color_jitter_prob: Option<f64>,
-    /// Probability of a random grayscale conversion.
-    #[arg(long, value_parser = finite_f64)]
-    pub grayscale_prob: Option<f64>,
-    /// Probability of a gaussian blur (kernel 23, sigma drawn from 0.1 to 2).
-    #[arg(long, value_parser = finite_f64)]
-    pub gaussian_blur_prob: Option<f64>,
-    /// AutoAugment / RandAugment / AugMix policy, e.g. rand-m9-mstd0.5-inc1.
-    #[arg(long)]
-    pub aa: Option<String>,
-    /// Augmentation repeats per sample (distributed training only).
-    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
-    pub aug_repeats: f64,
+    /// The training transform's flags (`--no-aug` to `--aug-repeats`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub aug: AugConfig,
     /// The loss flags (`--aug-splits` to `--bce-pos-weight`).
     #[command(flatten)]
     #[serde(flatten)]
     pub loss: LossConfig,
-    /// Random erasing probability.
-    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
-    pub reprob: f64,
-    /// Random erasing mode: const, rand, pixel.
-    #[arg(long, default_value = "pixel")]
-    pub remode: String,
-    /// Random erasing count.
-    #[arg(long, default_value_t = 1)]
-    pub recount: usize,
-    /// Do not erase the clean split.
-    #[arg(long)]
-    pub resplit: bool,
-    /// Mixup alpha (0 = off).
-    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
-    pub mixup: f64,
-    /// CutMix alpha (0 = off).
-    #[arg(long, default_value_t = 0.0, value_parser = finite_f64)]
-    pub cutmix: f64,
-    /// CutMix min/max box ratio (overrides alpha).
-    #[arg(long, num_args = 2, value_parser = finite_f64)]
-    pub cutmix_minmax: Option<Vec<f64>>,
-    /// Probability of applying mixup or cutmix per batch or element.
-    #[arg(long, default_value_t = 1.0, value_parser = finite_f64)]
-    pub mixup_prob: f64,
-    /// Probability of cutmix instead of mixup when both are on.
-    #[arg(long, default_value_t = 0.5, value_parser = finite_f64)]
-    pub mixup_switch_prob: f64,
-    /// Mixup mode: batch, pair, elem, half.
-    #[arg(long, default_value = "batch")]
-    pub mixup_mode: String,
-    /// Turn mixup off from this epoch (0 = never).
-    #[arg(long, default_value_t = 0)]
-    pub mixup_off_epoch: usize,
-    /// Label smoothing.
-    #[arg(long, default_value_t = 0.1, value_parser = finite_f64)]
-    pub smoothing: f64,
-    /// Training interpolation: random, bilinear, bicubic, lanczos, nearest.
-    #[arg(long, default_value = "random")]
-    pub train_interpolation: String,
+    /// Random erasing, mixup/cutmix, label smoothing, training interpolation (`--reprob` to
+    /// `--train-interpolation`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub mix: MixConfig,
     /// Dropout before the classifier.
     #[arg(long = "drop", default_value_t = 0.0, value_parser = finite_f64)]
     #[serde(rename = "drop")]
@@ -437,30 +372,10 @@ pub struct TrainArgs {
     pub prune_round_to: usize,
 
     // ---- Scheduled resolution and NaFlex ----
-    /// Per-batch square image sizes for scheduled-resolution training.
-    #[arg(long, num_args = 1..)]
-    pub train_img_sizes: Option<Vec<usize>>,
-    /// Batch size of each --train-img-sizes choice.
-    #[arg(long, num_args = 1..)]
-    pub train_batch_sizes: Option<Vec<usize>>,
-    /// Sampling weights of the --train-img-sizes choices.
-    #[arg(long, num_args = 1.., value_parser = finite_f64)]
-    pub train_size_probs: Option<Vec<f64>>,
-    /// Resolution choice schedule: constant or progressive.
-    #[arg(long, default_value = "constant")]
-    pub train_size_schedule: String,
-    /// Progressive schedule spread, in resolution-choice index units.
-    #[arg(long, default_value_t = 0.65, value_parser = finite_f64)]
-    pub train_size_schedule_spread: f64,
-    /// Fraction of uniform random choices mixed into a progressive schedule.
-    #[arg(long, default_value_t = 0.1, value_parser = finite_f64)]
-    pub train_size_random_mix: f64,
-    /// Loader batches per epoch (before gradient accumulation); default: the dataset's.
-    #[arg(long, alias = "train-steps-per-epoch")]
-    pub train_batches_per_epoch: Option<usize>,
-    /// Gradient scaling relative to the scheduled average batch size: none, sqrt, linear.
-    #[arg(long, default_value = "none")]
-    pub variable_batch_loss_scale: String,
+    /// The scheduled-resolution flags (`--train-img-sizes` to `--variable-batch-loss-scale`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub sizes: SizeScheduleConfig,
     /// Use the NaFlex loader (variable-resolution patch sequences).
     #[arg(long)]
     pub naflex_loader: bool,

@@ -1,13 +1,12 @@
 //! The flags of `kiln train` as the library's config structs, as timm's `optimizer_kwargs(cfg)`
 //! and `scheduler_kwargs(cfg)` read argparse's namespace: the one place where flags become
-//! `OptimizerConfig`, `SchedulerConfig`, `LossConfig`, `DataConfig`, `TrainConfig` and
+//! `OptimizerConfig`, `SchedulerConfig`, `DataConfig`, `TrainConfig` and
 //! `DistillConfig`.
 
 use super::args::TrainArgs;
 use kiln_engine::DType;
 use kiln_train::augment::DEFAULT_CROP_MODE;
-use kiln_train::loader::{DataConfig, DataFlags, ResolvedData};
-use kiln_train::loss::LossConfig;
+use kiln_train::loader::{DataConfig, DataFlags, ResolvedData, SizeScheduleConfig};
 use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
 use kiln_train::trainer::{BatchLossScale, TrainConfig};
@@ -39,17 +38,13 @@ pub fn resolve_lr(a: &TrainArgs, world: usize, batch_reference: f64) -> f64 {
 /// train.py's `batch_size_reference`: `--batch-size`, or with `--train-img-sizes` the size
 /// schedule's policy-average batch size (its errors name the flag at fault).
 pub fn batch_size_reference(a: &TrainArgs) -> Result<f64> {
-    let cfg = size_schedule_flags(
-        a,
-        DataConfig {
-            batch_size: a.batch_size,
-            aug_splits: a.loss.aug_splits,
-            use_multi_epochs_loader: a.use_multi_epochs_loader,
-            // train.py's progressive schedule spans --epochs (the builder's default too).
-            train_size_schedule_epochs: Some(a.sched.epochs),
-            ..DataConfig::default()
-        },
-    );
+    let cfg = DataConfig {
+        batch_size: a.batch_size,
+        aug_splits: a.loss.aug_splits,
+        use_multi_epochs_loader: a.use_multi_epochs_loader,
+        sizes: size_schedule(a),
+        ..DataConfig::default()
+    };
     Ok(match cfg.size_schedule()? {
         Some(s) => s.average_batch_size(),
         None => a.batch_size as f64,
@@ -60,8 +55,8 @@ pub fn batch_size_reference(a: &TrainArgs) -> Result<f64> {
 /// `batch_size_reference`); it acts only with `--train-img-sizes`, as in timm.
 pub fn variable_batch_loss_scale(a: &TrainArgs, reference: f64) -> Option<BatchLossScale> {
     let sqrt = match (
-        a.train_img_sizes.as_ref(),
-        a.variable_batch_loss_scale.as_str(),
+        a.sizes.train_img_sizes.as_ref(),
+        a.sizes.variable_batch_loss_scale.as_str(),
     ) {
         (Some(_), "sqrt") => true,
         (Some(_), "linear") => false,
@@ -70,18 +65,11 @@ pub fn variable_batch_loss_scale(a: &TrainArgs, reference: f64) -> Option<BatchL
     Some(BatchLossScale { reference, sqrt })
 }
 
-/// `cfg` with the scheduled-resolution flags (a progressive schedule's epochs are left to the
-/// trainer builder, which takes the scheduler's: `--epochs`, as train.py passes them).
-fn size_schedule_flags(a: &TrainArgs, cfg: DataConfig) -> DataConfig {
-    DataConfig {
-        train_img_sizes: a.train_img_sizes.clone(),
-        train_batch_sizes: a.train_batch_sizes.clone(),
-        train_size_probs: a.train_size_probs.clone(),
-        train_size_schedule: a.train_size_schedule.clone(),
-        train_size_schedule_spread: a.train_size_schedule_spread,
-        train_size_random_mix: a.train_size_random_mix,
-        train_batches_per_epoch: a.train_batches_per_epoch,
-        ..cfg
+/// The scheduled-resolution flags, a progressive schedule spanning `--epochs` (as train.py's).
+fn size_schedule(a: &TrainArgs) -> SizeScheduleConfig {
+    SizeScheduleConfig {
+        train_size_schedule_epochs: Some(a.sched.epochs),
+        ..a.sizes.clone()
     }
 }
 
@@ -106,75 +94,31 @@ pub fn scheduler_config(a: &TrainArgs) -> SchedulerConfig {
     }
 }
 
-/// The loss flags with the run's `--smoothing`.
-pub fn loss_config(a: &TrainArgs) -> LossConfig {
-    LossConfig {
-        smoothing: a.smoothing,
-        ..a.loss
-    }
-}
-
-/// The first value of a one-or-two-value flag and the second (the first again when absent).
-fn pair(v: &[f64]) -> (f64, f64) {
-    (v[0], v.get(1).copied().unwrap_or(v[0]))
-}
-
 /// The flags timm's `resolve_data_config` reads, with `in_chans` the run's channels (the flags',
 /// else the data's).
 pub fn data_flags(a: &TrainArgs, in_chans: usize) -> DataFlags {
     data_flags_of!(a, in_chans)
 }
 
-/// The data flags over the `resolved` size, interpolation, normalization and crop (training's
-/// interpolation is the resolved one under `--no-aug` or when `--train-interpolation` is empty,
-/// and evaluation center-crops, as in timm's train.py); `small_images` picks the pad-and-crop pipeline of IDX data. The
-/// scheduled-resolution flags come along.
+/// The data flags over the `resolved` size, interpolation, normalization and crop (evaluation
+/// center-crops, as in timm's train.py); `small_images` picks the pad-and-crop pipeline of IDX
+/// data.
 pub fn data_config(a: &TrainArgs, resolved: &ResolvedData, small_images: bool) -> DataConfig {
-    let train_interpolation = if a.no_aug || a.train_interpolation.is_empty() {
-        resolved.interpolation.clone()
-    } else {
-        a.train_interpolation.clone()
-    };
-    let cfg = DataConfig {
+    DataConfig {
         batch_size: a.batch_size,
         workers: a.workers,
         use_multi_epochs_loader: a.use_multi_epochs_loader,
-        aa: a.aa.clone(),
-        reprob: a.reprob,
-        remode: a.remode.clone(),
-        recount: a.recount,
-        resplit: a.resplit,
-        mixup: a.mixup,
-        cutmix: a.cutmix,
-        cutmix_minmax: a.cutmix_minmax.as_deref().map(pair),
-        mixup_prob: a.mixup_prob,
-        mixup_switch_prob: a.mixup_switch_prob,
-        mixup_mode: a.mixup_mode.clone(),
-        mixup_off_epoch: a.mixup_off_epoch,
-        smoothing: a.smoothing,
-        train_crop_mode: (a.train_crop_mode.as_deref())
-            .filter(|m| !m.is_empty())
-            .unwrap_or("rrc")
-            .to_string(),
-        scale: pair(&a.scale),
-        ratio: pair(&a.ratio),
-        hflip: a.hflip,
-        vflip: a.vflip,
-        color_jitter: a.color_jitter,
-        color_jitter_prob: a.color_jitter_prob,
-        grayscale_prob: a.grayscale_prob.unwrap_or(0.0),
-        gaussian_blur_prob: a.gaussian_blur_prob.unwrap_or(0.0),
-        train_interpolation,
+        aug: a.aug.clone(),
+        mix: a.mix.clone(),
         aug_splits: a.loss.aug_splits,
-        no_aug: a.no_aug,
         seed: a.seed,
-        aug_repeats: a.aug_repeats as usize,
         small_images,
         // train.py's eval loader takes no crop mode: it center-crops whatever the model's is.
         crop_mode: DEFAULT_CROP_MODE.into(),
+        // A progressive schedule's epochs are the builder's: the scheduler's `--epochs`.
+        sizes: a.sizes.clone(),
         ..resolved.data_config()
-    };
-    size_schedule_flags(a, cfg)
+    }
 }
 
 /// The loop's settings in one process (the data-parallel ranks are added by the caller).

@@ -34,8 +34,8 @@ mod wds;
 
 pub use args::{TrainArgs, ValidateArgs};
 pub use configs::{
-    batch_size_reference, data_config, data_flags, loss_config, optimizer_config, resolve_lr,
-    scheduler_config, train_config, variable_batch_loss_scale,
+    batch_size_reference, data_config, data_flags, optimizer_config, resolve_lr, scheduler_config,
+    train_config, variable_batch_loss_scale,
 };
 pub use export::ExportArgs;
 pub use launch::LaunchArgs;

@@ -12,41 +12,23 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
     use Range::*;
     a.optim.check_ranges()?;
     a.sched.check_ranges()?;
+    a.aug.check_ranges()?;
     a.loss.check_ranges()?;
+    a.mix.check_ranges()?;
+    a.sizes.check_ranges()?;
     a.distill.check_ranges()?;
     let one = |v: f64| vec![v];
     let maybe = |v: Option<f64>| v.into_iter().collect::<Vec<_>>();
-    let list = |v: &Option<Vec<f64>>| v.clone().unwrap_or_default();
     let widen = |v: &Option<Vec<f32>>| {
         let v = v.clone().unwrap_or_default();
         v.into_iter().map(f64::from).collect::<Vec<_>>()
     };
     let rules = [
-        ("--hflip", one(a.hflip), Unit),
-        ("--vflip", one(a.vflip), Unit),
-        ("--reprob", one(a.reprob), Unit),
-        ("--mixup-prob", one(a.mixup_prob), Unit),
-        ("--mixup-switch-prob", one(a.mixup_switch_prob), Unit),
-        ("--color-jitter-prob", maybe(a.color_jitter_prob), Unit),
-        ("--grayscale-prob", maybe(a.grayscale_prob), Unit),
-        ("--gaussian-blur-prob", maybe(a.gaussian_blur_prob), Unit),
         ("--bn-momentum", maybe(a.bn_momentum), Unit),
-        ("--cutmix-minmax", list(&a.cutmix_minmax), Unit),
         ("--drop", one(a.drop_rate), UnitOpen),
         ("--drop-connect", maybe(a.drop_connect), UnitOpen),
         ("--drop-path", maybe(a.drop_path), UnitOpen),
         ("--drop-block", maybe(a.drop_block), UnitOpen),
-        ("--color-jitter", one(a.color_jitter), NonNegative),
-        ("--aug-repeats", one(a.aug_repeats), NonNegative),
-        ("--mixup", one(a.mixup), NonNegative),
-        ("--cutmix", one(a.cutmix), NonNegative),
-        ("--scale", a.scale.clone(), NonNegative),
-        (
-            "--train-size-schedule-spread",
-            one(a.train_size_schedule_spread),
-            NonNegative,
-        ),
-        ("--ratio", a.ratio.clone(), Positive),
         ("--std", widen(&a.std), Positive),
         ("--bn-eps", maybe(a.bn_eps), Positive),
         ("--crop-pct", maybe(a.crop_pct), Positive),

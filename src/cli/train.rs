@@ -2,8 +2,8 @@
 
 use super::args::TrainArgs;
 use super::configs::{
-    batch_size_reference, data_config, data_flags, loss_config, optimizer_config, resolve_lr,
-    scheduler_config, train_config, variable_batch_loss_scale,
+    batch_size_reference, data_config, data_flags, optimizer_config, resolve_lr, scheduler_config,
+    train_config, variable_batch_loss_scale,
 };
 use super::devices::{device_list, seed_rank};
 use super::elastic::{check_same_start, dist_timeout, resume_point};
@@ -49,12 +49,6 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     if a.sched.epochs == 0 {
         return Err(Error::flag("--epochs", "must be at least 1"));
     }
-    if !(0.0..1.0).contains(&a.smoothing) {
-        return Err(Error::flag(
-            "--smoothing",
-            format!("must be in [0, 1), got {}", a.smoothing),
-        ));
-    }
     if !matches!(a.eval_metric.as_str(), "top1" | "top5" | "loss") {
         return Err(Error::flag(
             "--eval-metric",
@@ -67,18 +61,6 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     model_dtype(a.model_dtype.as_deref(), a.amp)?;
     if a.grad_accum_steps == 0 {
         return Err(Error::flag("--grad-accum-steps", "must be at least 1"));
-    }
-    if !matches!(
-        a.variable_batch_loss_scale.as_str(),
-        "none" | "sqrt" | "linear"
-    ) {
-        return Err(Error::flag(
-            "--variable-batch-loss-scale",
-            format!(
-                "'{}' is not none, sqrt or linear",
-                a.variable_batch_loss_scale
-            ),
-        ));
     }
     if !(0.0..=1.0).contains(&a.model_ema_decay) {
         return Err(Error::flag(
@@ -111,10 +93,10 @@ fn check_counts(a: &TrainArgs, in_chans: usize, img_size: Option<usize>) -> Resu
 /// Refuses input batches that cannot fit: the largest batch the run loads (scheduled and
 /// validation batches included) at the largest of `size` and the scheduled sizes.
 fn check_input_batches(a: &TrainArgs, budget: &Budget, in_chans: usize, size: usize) -> Result<()> {
-    let batch = (a.train_batch_sizes.iter().flatten())
+    let batch = (a.sizes.train_batch_sizes.iter().flatten())
         .chain(&a.validation_batch_size)
         .fold(a.batch_size, |m, &b| m.max(b));
-    let scheduled = a.train_img_sizes.iter().flatten();
+    let scheduled = a.sizes.train_img_sizes.iter().flatten();
     let size = scheduled.fold(size, |m, &s| m.max(s));
     limits::check_input_batch(budget, batch, in_chans, size)
 }
@@ -290,7 +272,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         .optimizer(optimizer_config(&a, lr))
         .base_lr(lr)
         .scheduler(scheduler_config(&a))
-        .loss(loss_config(&a))
+        .loss(a.loss)
         .config(TrainConfig {
             dist,
             variable_batch_loss_scale: variable_batch_loss_scale(&a, batch_reference),
@@ -363,19 +345,19 @@ fn source_len(source: &Source) -> usize {
 /// timm's log lines for scheduled resolutions (and that `--train-batches-per-epoch` has no
 /// effect without them, which timm passes over silently).
 fn print_size_schedule(a: &TrainArgs, batches: usize, reference: f64) {
-    let Some(sizes) = &a.train_img_sizes else {
-        if let Some(n) = a.train_batches_per_epoch {
+    let Some(sizes) = &a.sizes.train_img_sizes else {
+        if let Some(n) = a.sizes.train_batches_per_epoch {
             println!("--train-batches-per-epoch {n} has no effect without --train-img-sizes (as in timm); an epoch is one pass over the train split");
         }
         return;
     };
     let batch_sizes =
-        (a.train_batch_sizes.clone()).unwrap_or_else(|| vec![a.batch_size; sizes.len()]);
+        (a.sizes.train_batch_sizes.clone()).unwrap_or_else(|| vec![a.batch_size; sizes.len()]);
     println!("Using scheduled training resolutions {sizes:?} with batch sizes {batch_sizes:?}.");
-    if a.train_size_schedule == "progressive" {
+    if a.sizes.train_size_schedule == "progressive" {
         println!(
             "Using progressive resolution schedule over {} epochs with spread={} and random_mix={}.",
-            a.sched.epochs, a.train_size_schedule_spread, a.train_size_random_mix
+            a.sched.epochs, a.sizes.train_size_schedule_spread, a.sizes.train_size_random_mix
         );
     }
     println!("Scheduled loader has {batches} batches/epoch using policy-average batch size {reference:.2}.");
@@ -450,7 +432,7 @@ fn build_model(
     apply_after_creation(model.as_mut(), a)?;
     if a.split_bn {
         // timm's train.py: `assert num_aug_splits > 1 or args.resplit`.
-        if a.loss.aug_splits < 2 && !a.resplit {
+        if a.loss.aug_splits < 2 && !a.mix.resplit {
             return Err(Error::flag(
                 "--split-bn",
                 "needs --aug-splits 2 or more (or --resplit): each split of the batch gets its own BatchNorm",

@@ -4,7 +4,7 @@
 
 use kiln_nn::{create_model, ModelArgs};
 use kiln_train::data::{Dataset, Image, Sample};
-use kiln_train::loader::DataConfig;
+use kiln_train::loader::{DataConfig, SizeScheduleConfig};
 use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
 use kiln_train::trainer::{BatchLossScale, TrainConfig, Trainer};
@@ -48,7 +48,7 @@ fn train(lr: f64, scale: Option<BatchLossScale>) -> Vec<(String, Vec<u32>)> {
     let data = DataConfig {
         batch_size: 8,
         workers: 0,
-        train_img_sizes: Some(vec![16]),
+        sizes: SizeScheduleConfig::default().train_img_sizes(vec![16]),
         ..DataConfig::default()
     };
     let config = TrainConfig {

@@ -17,6 +17,7 @@ use kiln_train::clip::ClipMode;
 use kiln_train::data::{Dataset, Image, Sample};
 use kiln_train::loader::{
     BatchPlan, DataConfig, DistributedSampler, Layout, Loader, LoaderOptions, Normalize,
+    SizeScheduleConfig,
 };
 use kiln_train::loss::CrossEntropy;
 use kiln_train::optim::{create_optimizer_for_model, OptimizerConfig};
@@ -285,7 +286,7 @@ fn train(r: &Run) -> (Outcome, CudaGraphStats) {
         Some(sizes) => {
             let cfg = DataConfig::default()
                 .batch_size(4)
-                .train_img_sizes(sizes.clone());
+                .sizes(SizeScheduleConfig::default().train_img_sizes(sizes.clone()));
             let schedule = cfg.size_schedule().unwrap().unwrap();
             let plan = BatchPlan::new(schedule, r.samples, 1).unwrap();
             let crops = sizes.iter().map(|&s| small_train(s, 0, 0.0)).collect();

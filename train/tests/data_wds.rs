@@ -234,7 +234,7 @@ fn batches(loader: &mut kiln_train::loader::Loader, epoch: usize, from: usize) -
 #[test]
 fn streamed_loader_takes_batches_from_workers_in_turn_and_resumes_mid_epoch() {
     use kiln_train::data::Source;
-    use kiln_train::loader::DataConfig;
+    use kiln_train::loader::{AugConfig, DataConfig};
     let fx = fixture();
     let dir = tempfile::tempdir().unwrap();
     write_dataset(dir.path(), &fx);
@@ -244,7 +244,7 @@ fn streamed_loader_takes_batches_from_workers_in_turn_and_resumes_mid_epoch() {
         workers: 2,
         seed: 42,
         small_images: true,
-        no_aug: true,
+        aug: AugConfig::default().no_aug(true),
         ..DataConfig::default()
     };
     let ds = Arc::new(WdsDataset::open(dir.path(), WdsOptions::new("train", true, 42, 3)).unwrap());
@@ -284,7 +284,7 @@ fn streamed_loader_takes_batches_from_workers_in_turn_and_resumes_mid_epoch() {
 #[test]
 fn a_corrupt_image_is_skipped_counted_and_named() {
     use kiln_train::data::Source;
-    use kiln_train::loader::DataConfig;
+    use kiln_train::loader::{AugConfig, DataConfig};
     let _ = log::set_logger(&Capture);
     log::set_max_level(log::LevelFilter::Warn);
     let dir = tempfile::tempdir().unwrap();
@@ -304,7 +304,7 @@ fn a_corrupt_image_is_skipped_counted_and_named() {
         img_size: 2,
         workers: 0,
         small_images: true,
-        no_aug: true,
+        aug: AugConfig::default().no_aug(true),
         ..DataConfig::default()
     };
     let ds = WdsDataset::open(dir.path(), WdsOptions::new("c.tar|5", false, 0, 3)).unwrap();

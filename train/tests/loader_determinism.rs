@@ -168,16 +168,14 @@ fn repeat_aug_sampler_spreads_repeats_over_ranks() {
 #[test]
 fn fashion_through_dataconfig_with_mixup_and_randaugment() {
     use kiln_train::augment::derive_rng;
-    use kiln_train::loader::{DataConfig, Dims, Layout};
+    use kiln_train::loader::{AugConfig, DataConfig, Dims, Layout, MixConfig};
     let cfg = DataConfig {
         img_size: 28,
         in_chans: 1,
         batch_size: 256,
         workers: 2,
-        aa: Some("rand-m9-mstd0.5-inc1".into()),
-        reprob: 0.25,
-        mixup: 0.2,
-        cutmix: 1.0,
+        aug: AugConfig::default().aa("rand-m9-mstd0.5-inc1"),
+        mix: MixConfig::default().reprob(0.25).mixup(0.2).cutmix(1.0),
         ..DataConfig::default()
     };
     let ds = fashion();

@@ -1,6 +1,6 @@
 //! DataConfig's train/eval pipelines end to end: every `--aa` string, aug splits, erasing, save_images.
 use kiln_train::data::{decode, Dataset, Image, ImageFolder};
-use kiln_train::loader::{save_images, Batch, DataConfig};
+use kiln_train::loader::{save_images, AugConfig, Batch, DataConfig, MixConfig};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,7 +37,10 @@ fn cfg(aa: Option<&str>) -> DataConfig {
         img_size: 24,
         batch_size: 4,
         workers: 2,
-        aa: aa.map(str::to_string),
+        aug: AugConfig {
+            aa: aa.map(str::to_string),
+            ..AugConfig::default()
+        },
         ..DataConfig::default()
     }
 }
@@ -90,9 +93,10 @@ fn aug_splits_put_clean_views_first() {
         aug_splits: 3,
         ..cfg(Some("augmix-m5-w4-d2"))
     };
+    let plain = cfg(None);
     let plain = DataConfig {
-        color_jitter: 0.0,
-        ..cfg(None)
+        aug: plain.aug.clone().color_jitter(0.0),
+        ..plain
     };
     let (a, b) = (epoch(&split, ds.clone()), epoch(&plain, ds));
     assert_eq!((a[0].n, a[0].splits), (12, 3));
@@ -144,7 +148,7 @@ fn randaugment_batches_do_not_depend_on_worker_count() {
     let run = |workers| {
         let c = DataConfig {
             workers,
-            reprob: 0.25,
+            mix: MixConfig::default().reprob(0.25),
             ..cfg(Some("rand-m9-mstd0.5-inc1"))
         };
         epoch(&c, ds.clone())
@@ -168,10 +172,13 @@ fn keep_ratio_crop_modes_and_colour_probabilities_load_reproducible_batches() {
             .img_size(24)
             .batch_size(4)
             .workers(2)
-            .train_crop_mode(mode)
-            .color_jitter_prob(0.5)
-            .grayscale_prob(0.5)
-            .gaussian_blur_prob(0.5);
+            .aug(
+                AugConfig::default()
+                    .train_crop_mode(mode)
+                    .color_jitter_prob(0.5)
+                    .grayscale_prob(0.5)
+                    .gaussian_blur_prob(0.5),
+            );
         let (a, b) = (epoch(&c, ds.clone()), epoch(&c, ds.clone()));
         assert_eq!(a.len(), 2, "{mode}");
         assert!(
@@ -189,20 +196,17 @@ fn keep_ratio_crop_modes_and_colour_probabilities_load_reproducible_batches() {
 fn crop_mode_errors_name_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let ds = folder(dir.path());
-    let bad = cfg(None).train_crop_mode("rcc");
+    let crop = |mode| cfg(None).aug(AugConfig::default().train_crop_mode(mode));
+    let bad = crop("rcc");
     let e = bad.validate().unwrap_err().to_string();
     assert!(e.contains("train_crop_mode") && e.contains("rkrr"), "{e}");
     // Small images take kiln's pad-and-crop: a timm crop mode there is an error, not ignored.
-    let small = cfg(None).small_images(true).train_crop_mode("rkrc");
+    let small = crop("rkrc").small_images(true);
     let e = small.validate().unwrap_err().to_string();
     assert!(
         e.contains("train_crop_mode") && e.contains("small images"),
         "{e}"
     );
     assert!(small.train_loader(ds, 0, 1).is_err());
-    cfg(None)
-        .small_images(true)
-        .train_crop_mode("rrc")
-        .validate()
-        .unwrap();
+    crop("rrc").small_images(true).validate().unwrap();
 }

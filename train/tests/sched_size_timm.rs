@@ -6,7 +6,9 @@
 //! (resume) and for any worker count, cycling the samples when an epoch needs more.
 
 use kiln_train::data::{Dataset, Image, Sample};
-use kiln_train::loader::{Batch, BatchPlan, DataConfig, PlannedBatch, SizeSchedule};
+use kiln_train::loader::{
+    Batch, BatchPlan, DataConfig, PlannedBatch, SizeSchedule, SizeScheduleConfig,
+};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -60,14 +62,17 @@ fn fixtures() -> Fixtures {
 fn data_config(c: &Config) -> DataConfig {
     DataConfig {
         batch_size: c.batch_size,
-        train_img_sizes: Some(c.sizes.clone()),
-        train_batch_sizes: c.batch_sizes.clone(),
-        train_size_probs: c.probs.clone(),
-        train_size_schedule: c.schedule.clone(),
-        train_size_schedule_spread: c.spread,
-        train_size_random_mix: c.random_mix,
-        train_batches_per_epoch: c.num_batches,
-        train_size_schedule_epochs: Some(c.epochs),
+        sizes: SizeScheduleConfig {
+            train_img_sizes: Some(c.sizes.clone()),
+            train_batch_sizes: c.batch_sizes.clone(),
+            train_size_probs: c.probs.clone(),
+            train_size_schedule: c.schedule.clone(),
+            train_size_schedule_spread: c.spread,
+            train_size_random_mix: c.random_mix,
+            train_batches_per_epoch: c.num_batches,
+            train_size_schedule_epochs: Some(c.epochs),
+            ..SizeScheduleConfig::default()
+        },
         ..DataConfig::default()
     }
 }
@@ -239,12 +244,15 @@ impl Dataset for Numbered {
 fn scheduled_config(workers: usize) -> DataConfig {
     DataConfig {
         workers,
-        train_img_sizes: Some(vec![16, 24, 32]),
-        train_batch_sizes: Some(vec![12, 8, 6]),
-        train_size_schedule: "progressive".into(),
-        train_size_schedule_epochs: Some(3),
-        // 14 batches of 6 to 12 samples need more than the 50 samples: the indices cycle.
-        train_batches_per_epoch: Some(14),
+        sizes: SizeScheduleConfig {
+            train_img_sizes: Some(vec![16, 24, 32]),
+            train_batch_sizes: Some(vec![12, 8, 6]),
+            train_size_schedule: "progressive".into(),
+            train_size_schedule_epochs: Some(3),
+            // 14 batches of 6 to 12 samples need more than the 50 samples: the indices cycle.
+            train_batches_per_epoch: Some(14),
+            ..SizeScheduleConfig::default()
+        },
         ..DataConfig::default()
     }
 }

@@ -10,7 +10,7 @@ use kiln_train::augment::{
     RandomResizedCrop, ResizeKeepRatio, Transform, VFlip,
 };
 use kiln_train::data::{decode, Image};
-use kiln_train::loader::DataConfig;
+use kiln_train::loader::{AugConfig, DataConfig, MixConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -56,6 +56,11 @@ fn int(v: &Value) -> i64 {
 
 fn pair(v: &Value) -> (f64, f64) {
     (num(&v[0]), num(&v[1]))
+}
+
+fn list(v: &Value) -> Vec<f64> {
+    let (a, b) = pair(v);
+    vec![a, b]
 }
 
 /// PIL's `Image.transpose(TRANSPOSE)`: rows become columns.
@@ -393,20 +398,22 @@ fn train_pipelines_are_timms_step_for_step() {
     assert_eq!(cases.len(), 7);
     for case in &cases {
         let a = &case["args"];
-        let prob = |k: &str| a[k].as_f64().unwrap_or(0.0);
         let cfg = DataConfig {
             img_size: 32,
-            train_crop_mode: a["train_crop_mode"].as_str().unwrap_or("rrc").into(),
-            scale: pair(&a["scale"]),
-            ratio: pair(&a["ratio"]),
-            hflip: num(&a["hflip"]),
-            vflip: num(&a["vflip"]),
-            color_jitter: num(&a["color_jitter"]),
-            color_jitter_prob: a["color_jitter_prob"].as_f64(),
-            grayscale_prob: prob("grayscale_prob"),
-            gaussian_blur_prob: prob("gaussian_blur_prob"),
-            aa: a["auto_augment"].as_str().map(str::to_string),
-            train_interpolation: a["interpolation"].as_str().unwrap().into(),
+            aug: AugConfig {
+                train_crop_mode: a["train_crop_mode"].as_str().map(str::to_string),
+                scale: list(&a["scale"]),
+                ratio: list(&a["ratio"]),
+                hflip: num(&a["hflip"]),
+                vflip: num(&a["vflip"]),
+                color_jitter: num(&a["color_jitter"]),
+                color_jitter_prob: a["color_jitter_prob"].as_f64(),
+                grayscale_prob: a["grayscale_prob"].as_f64(),
+                gaussian_blur_prob: a["gaussian_blur_prob"].as_f64(),
+                aa: a["auto_augment"].as_str().map(str::to_string),
+                ..AugConfig::default()
+            },
+            mix: MixConfig::default().train_interpolation(a["interpolation"].as_str().unwrap()),
             ..DataConfig::default()
         };
         let p = cfg.train_pipeline().unwrap();
@@ -514,12 +521,13 @@ fn config_probabilities_reach_the_pipeline() {
             })
             .count()
     };
-    let jittered = run(DataConfig::default().color_jitter_prob(0.3), &|img| {
+    let aug = |a: AugConfig| DataConfig::default().aug(a);
+    let jittered = run(aug(AugConfig::default().color_jitter_prob(0.3)), &|img| {
         img != &photo
     });
     assert_binomial(jittered, n, 0.3, "color_jitter_prob");
     let grayed = run(
-        DataConfig::default().color_jitter(0.0).grayscale_prob(0.25),
+        aug(AugConfig::default().color_jitter(0.0).grayscale_prob(0.25)),
         &|img| {
             img.data
                 .chunks_exact(3)

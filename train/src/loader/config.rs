@@ -1,6 +1,7 @@
 //! What `DataConfig`'s flags build: the pipelines, loaders, normalize, erasing and mixup stages
 //! they describe.
 
+use super::aug_config::pair;
 use super::data_config::DataConfig;
 use super::{
     default_mean_std, BatchPlan, DistributedSampler, Layout, Loader, LoaderOptions, Normalize,
@@ -40,18 +41,22 @@ impl DataConfig {
         }
     }
 
+    /// The training resize filter: `--train-interpolation`, the eval one under `no_aug` or when
+    /// it is empty (timm's train.py).
+    fn train_interp(&self) -> Result<Interpolation> {
+        match self.aug.no_aug || self.mix.train_interpolation.is_empty() {
+            true => self.eval_interp(),
+            false => self.mix.train_interpolation.parse(),
+        }
+    }
+
     /// timm's train transform: the `train_crop_mode` crop, flips, then AA/RandAugment/AugMix or
     /// ColorJitter, grayscale and blur; with `aug_splits` > 1 the first view is clean. `no_aug`
     /// gives resize + centre crop.
     pub fn train_pipeline(&self) -> Result<Pipeline> {
         let size = self.img_size;
-        let interp: Interpolation = self.train_interpolation.parse()?;
-        if self.no_aug {
-            let interp = if interp == Interpolation::Random {
-                Interpolation::Bilinear
-            } else {
-                interp
-            };
+        let interp = self.train_interp()?;
+        if self.aug.no_aug {
             let steps: Vec<Box<dyn Transform>> = vec![
                 Box::new(Resize {
                     size: ResizeTo::Shorter(size),
@@ -61,13 +66,14 @@ impl DataConfig {
             ];
             return Ok(Pipeline::new(steps, vec![]));
         }
-        let mode: TrainCropMode = self.train_crop_mode.parse()?;
-        let mut primary = mode.steps(size, self.scale, self.ratio, interp);
-        if self.hflip > 0.0 {
-            primary.push(Box::new(HFlip(self.hflip)));
+        let mode: TrainCropMode = self.aug.crop_mode().parse()?;
+        let (scale, ratio) = (self.aug.scale_range(), self.aug.ratio_range());
+        let mut primary = mode.steps(size, scale, ratio, interp);
+        if self.aug.hflip > 0.0 {
+            primary.push(Box::new(HFlip(self.aug.hflip)));
         }
-        if self.vflip > 0.0 {
-            primary.push(Box::new(VFlip(self.vflip)));
+        if self.aug.vflip > 0.0 {
+            primary.push(Box::new(VFlip(self.aug.vflip)));
         }
         let secondary = self.secondary(interp)?;
         Ok(Pipeline {
@@ -83,7 +89,7 @@ impl DataConfig {
     fn secondary(&self, interp: Interpolation) -> Result<Vec<Box<dyn Transform>>> {
         let size = self.img_size;
         let mut secondary: Vec<Box<dyn Transform>> = Vec::new();
-        let aa = self.aa.as_deref().filter(|a| !a.is_empty());
+        let aa = self.aug.policy();
         if let Some(aa) = aa {
             let (mean, _) = self.mean_std();
             secondary.push(aa_transform(
@@ -91,15 +97,15 @@ impl DataConfig {
                 AugHparams::for_image(size, &mean, interp),
             )?);
         }
-        if self.color_jitter > 0.0 && aa.is_none_or(|a| a.contains("3a")) {
-            let j = self.color_jitter;
+        if self.aug.color_jitter > 0.0 && aa.is_none_or(|a| a.contains("3a")) {
+            let j = self.aug.color_jitter;
             let jitter = Box::new(ColorJitter {
                 brightness: j,
                 contrast: j,
                 saturation: j,
                 hue: 0.0,
             });
-            secondary.push(match self.color_jitter_prob {
+            secondary.push(match self.aug.color_jitter_prob {
                 Some(p) => Box::new(RandomApply {
                     p,
                     transform: jitter,
@@ -107,12 +113,12 @@ impl DataConfig {
                 None => jitter,
             });
         }
-        if self.grayscale_prob > 0.0 {
-            secondary.push(Box::new(RandomGrayscale(self.grayscale_prob)));
+        if let Some(p) = self.aug.grayscale_prob.filter(|&p| p > 0.0) {
+            secondary.push(Box::new(RandomGrayscale(p)));
         }
-        if self.gaussian_blur_prob > 0.0 {
+        if let Some(p) = self.aug.gaussian_blur_prob.filter(|&p| p > 0.0) {
             secondary.push(Box::new(RandomApply {
-                p: self.gaussian_blur_prob,
+                p,
                 transform: Box::new(GaussianBlur::timm()),
             }));
         }
@@ -137,44 +143,38 @@ impl DataConfig {
 
     /// RandomErasing for the normalized train batch, if `reprob` > 0.
     pub fn random_erasing(&self) -> Result<Option<RandomErasing>> {
-        if self.reprob <= 0.0 {
+        if self.mix.reprob <= 0.0 {
             return Ok(None);
         }
-        let num_splits = if self.resplit {
+        let num_splits = if self.mix.resplit {
             self.aug_splits.max(2)
         } else {
             0
         };
-        let mode: EraseMode = self.remode.parse()?;
+        let mode: EraseMode = self.mix.remode.parse()?;
         Ok(Some(RandomErasing {
-            probability: self.reprob,
+            probability: self.mix.reprob,
             mode,
-            max_count: self.recount,
+            max_count: self.mix.recount,
             num_splits,
         }))
     }
 
-    /// Whether timm's `train.py` counts mixup as active: `mixup` or `cutmix` above 0, or
-    /// `cutmix_minmax` set.
-    pub fn mixup_active(&self) -> bool {
-        self.mixup > 0.0 || self.cutmix > 0.0 || self.cutmix_minmax.is_some()
-    }
-
-    /// Mixup/CutMix if [`DataConfig::mixup_active`].
+    /// Mixup/CutMix if [`super::MixConfig::mixup_active`].
     pub fn mixup_fn(&self, num_classes: usize) -> Result<Option<Mixup>> {
-        if !self.mixup_active() {
+        if !self.mix.mixup_active() {
             return Ok(None);
         }
         Ok(Some(Mixup {
-            mixup_alpha: self.mixup,
-            cutmix_alpha: self.cutmix,
-            cutmix_minmax: self.cutmix_minmax,
-            prob: self.mixup_prob,
-            switch_prob: self.mixup_switch_prob,
-            mode: self.mixup_mode.parse::<MixupMode>()?,
-            label_smoothing: self.smoothing,
+            mixup_alpha: self.mix.mixup,
+            cutmix_alpha: self.mix.cutmix,
+            cutmix_minmax: self.mix.cutmix_minmax.as_deref().map(pair),
+            prob: self.mix.mixup_prob,
+            switch_prob: self.mix.mixup_switch_prob,
+            mode: self.mix.mixup_mode.parse::<MixupMode>()?,
+            label_smoothing: self.mix.smoothing,
             num_classes,
-            off_epoch: self.mixup_off_epoch,
+            off_epoch: self.mix.mixup_off_epoch,
         }))
     }
 
@@ -218,10 +218,10 @@ impl DataConfig {
         rank: usize,
         world: usize,
     ) -> Result<Loader> {
-        if self.aug_repeats > 0 {
+        if self.aug.repeats() > 0 {
             return Err(Error::config(
                 "aug_repeats",
-                self.aug_repeats.to_string(),
+                self.aug.aug_repeats.to_string(),
                 "0: repeated augmentation needs a sampler, which a streamed (wds/) dataset has not (timm asserts the same)",
             ));
         }
@@ -245,7 +245,7 @@ impl DataConfig {
 
     /// The scheduled-resolution settings, checked (None without `train_img_sizes`).
     pub fn size_schedule(&self) -> Result<Option<SizeSchedule>> {
-        SizeSchedule::from_config(self, self.train_size_schedule_epochs)
+        SizeSchedule::from_config(self, self.sizes.train_size_schedule_epochs)
     }
 
     /// The train pipeline at `size` (timm builds one train transform per scheduled size).
@@ -285,14 +285,14 @@ impl DataConfig {
     /// DistributedSampler.
     fn train_sampler(&self, len: usize, rank: usize, world: usize) -> Box<dyn Sampler> {
         let seed = self.seed;
-        if self.aug_repeats > 0 {
+        if self.aug.repeats() > 0 {
             Box::new(RepeatAugSampler {
                 len,
                 rank,
                 world,
                 shuffle: true,
                 seed,
-                num_repeats: self.aug_repeats,
+                num_repeats: self.aug.repeats(),
                 selected_round: 256,
                 selected_ratio: 0,
             })
@@ -332,13 +332,13 @@ impl DataConfig {
     /// of it with `no_aug`), augmented views adding the colour steps.
     fn small_image_pipeline(&self) -> Result<Pipeline> {
         let size = self.img_size;
-        let mut pipeline = match self.no_aug {
+        let mut pipeline = match self.aug.no_aug {
             true => crate::augment::small_train(size, 0, 0.0),
-            false => crate::augment::small_train(size, size / 8, self.hflip),
+            false => crate::augment::small_train(size, size / 8, self.aug.hflip),
         };
         if self.aug_splits > 1 {
             // The clean view is the pad-and-crop one; the others add the policy or jitter.
-            pipeline.secondary = self.secondary(self.train_interpolation.parse()?)?;
+            pipeline.secondary = self.secondary(self.train_interp()?)?;
             pipeline.splits = self.aug_splits;
         }
         Ok(pipeline)
@@ -394,11 +394,11 @@ impl DataConfig {
     /// Small images take kiln's pad-and-crop, so a timm crop mode other than `rrc` (the one that
     /// pad-and-crop stands in for) is an error rather than ignored.
     fn check_small_image_crop(&self) -> Result<()> {
-        match self.train_crop_mode.parse()? {
+        match self.aug.crop_mode().parse()? {
             TrainCropMode::Rrc => Ok(()),
             _ => Err(Error::config(
                 "train_crop_mode",
-                self.train_crop_mode.as_str(),
+                self.aug.crop_mode(),
                 "rrc: small images (IDX data) train with pad-and-crop at their native size",
             )),
         }
@@ -434,7 +434,7 @@ impl DataConfig {
         self.random_erasing()?;
         self.mixup_fn(2)?;
         // The trainer builder supplies a progressive schedule's epochs when they are unset.
-        let epochs = self.train_size_schedule_epochs.unwrap_or(1);
+        let epochs = self.sizes.train_size_schedule_epochs.unwrap_or(1);
         SizeSchedule::from_config(self, Some(epochs))?;
         Ok(())
     }

@@ -3,10 +3,11 @@
 //!
 //! ```no_run
 //! use kiln_train::data::{Dataset, IdxDataset};
-//! use kiln_train::loader::{DataConfig, Dims, Layout};
+//! use kiln_train::loader::{DataConfig, Dims, Layout, MixConfig};
 //! use std::sync::Arc;
 //!
-//! let cfg = DataConfig { img_size: 28, in_chans: 1, batch_size: 64, mixup: 0.2, ..DataConfig::default() };
+//! let mix = MixConfig { mixup: 0.2, ..MixConfig::default() };
+//! let cfg = DataConfig { img_size: 28, in_chans: 1, batch_size: 64, mix, ..DataConfig::default() };
 //! let train: Arc<dyn Dataset> = Arc::new(IdxDataset::open("data/fashion-mnist".as_ref(), "train", 1)?);
 //! let mut loader = cfg.train_loader(train.clone(), 0, 1)?;
 //! let (norm, mixup) = (cfg.normalize(Layout::Nchw), cfg.mixup_fn(train.num_classes())?);
@@ -24,23 +25,28 @@
 //! }
 //! # Ok::<(), kiln_train::Error>(())
 //! ```
+mod aug_config;
 mod batch;
 mod batch_plan;
 mod config;
 mod data_config;
 mod fill;
+mod mix_config;
 mod normalize;
 mod resolve;
 mod sampler;
 mod save;
 mod size_schedule;
+mod size_schedule_config;
 mod streamed;
 mod workers;
 
 pub use crate::augment::Dims;
+pub use aug_config::AugConfig;
 pub use batch::Batch;
 pub use batch_plan::{BatchPlan, PlannedBatch};
 pub use data_config::DataConfig;
+pub use mix_config::MixConfig;
 pub use normalize::{
     default_mean_std, Layout, Normalize, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };
@@ -48,4 +54,5 @@ pub use resolve::{resolve_data_config, DataFlags, ResolvedData};
 pub use sampler::{DistributedSampler, RepeatAugSampler, Sampler};
 pub use save::{grid_png, save_images, Png};
 pub use size_schedule::{Progressive, SizeSchedule};
+pub use size_schedule_config::SizeScheduleConfig;
 pub use workers::{EpochIter, Loader, LoaderOptions};

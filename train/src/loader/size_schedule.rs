@@ -43,7 +43,7 @@ impl SizeSchedule {
     /// The schedule `cfg` asks for (None without `train_img_sizes`), or the first setting timm
     /// would refuse, naming its flag. `epochs` is the run's length (progressive schedules only).
     pub fn from_config(cfg: &DataConfig, epochs: Option<usize>) -> Result<Option<SizeSchedule>> {
-        let Some(sizes) = cfg.train_img_sizes.clone() else {
+        let Some(sizes) = cfg.sizes.train_img_sizes.clone() else {
             return Ok(None);
         };
         check_loader_modes(cfg)?;
@@ -54,17 +54,17 @@ impl SizeSchedule {
             return Err(flag("--train-img-sizes", "all sizes must be positive"));
         }
         let batch_sizes = batch_sizes(cfg, sizes.len())?;
-        if cfg.train_batches_per_epoch == Some(0) {
+        if cfg.sizes.train_batches_per_epoch == Some(0) {
             return Err(flag("--train-batches-per-epoch", "must be positive"));
         }
         let progressive = progressive(cfg, sizes.len(), epochs)?;
-        let weights = normalized_weights(cfg.train_size_probs.as_deref(), sizes.len())?;
+        let weights = normalized_weights(cfg.sizes.train_size_probs.as_deref(), sizes.len())?;
         Ok(Some(SizeSchedule {
             sizes,
             batch_sizes,
             weights,
             progressive,
-            num_batches: cfg.train_batches_per_epoch,
+            num_batches: cfg.sizes.train_batches_per_epoch,
         }))
     }
 
@@ -194,6 +194,7 @@ fn check_loader_modes(cfg: &DataConfig) -> Result<()> {
 /// `--train-batch-sizes`, or `--batch-size` for every choice.
 fn batch_sizes(cfg: &DataConfig, n: usize) -> Result<Vec<usize>> {
     let sizes = cfg
+        .sizes
         .train_batch_sizes
         .clone()
         .unwrap_or_else(|| vec![cfg.batch_size; n]);
@@ -214,7 +215,7 @@ fn batch_sizes(cfg: &DataConfig, n: usize) -> Result<Vec<usize>> {
 
 /// The progressive window's settings, checked, or None for `constant`.
 fn progressive(cfg: &DataConfig, n: usize, epochs: Option<usize>) -> Result<Option<Progressive>> {
-    match cfg.train_size_schedule.as_str() {
+    match cfg.sizes.train_size_schedule.as_str() {
         "constant" => return Ok(None),
         "progressive" => {}
         other => {
@@ -233,14 +234,14 @@ fn progressive(cfg: &DataConfig, n: usize, epochs: Option<usize>) -> Result<Opti
     let epochs = epochs
         .filter(|&e| e > 0)
         .ok_or_else(|| flag("--epochs", "a progressive size schedule needs at least one"))?;
-    let spread = cfg.train_size_schedule_spread;
+    let spread = cfg.sizes.train_size_schedule_spread;
     if spread.is_nan() || spread < 0.0 {
         return Err(flag(
             "--train-size-schedule-spread",
             format!("must be non-negative, got {spread}"),
         ));
     }
-    let random_mix = cfg.train_size_random_mix;
+    let random_mix = cfg.sizes.train_size_random_mix;
     if !(0.0..=1.0).contains(&random_mix) {
         return Err(flag(
             "--train-size-random-mix",

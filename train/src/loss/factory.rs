@@ -7,13 +7,14 @@ use super::{
 #[cfg(feature = "clap")]
 use crate::flags::finite_f64;
 use crate::flags::{first_outside, Range};
+use crate::loader::MixConfig;
 use crate::setters::setters;
 use crate::{Error, Result};
 use serde::Serialize;
 
 /// The flags that choose the training loss, with timm's names and defaults: the run of timm's
 /// "Augmentation and regularization" flags from `--aug-splits` to `--bce-pos-weight` (the `kiln`
-/// command flattens this struct, so each is declared here once), and the run's `--smoothing`.
+/// command flattens this struct, so each is declared here once).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct LossConfig {
@@ -36,19 +37,14 @@ pub struct LossConfig {
     /// Positive weighting for BCE loss.
     #[cfg_attr(feature = "clap", arg(long, value_parser = finite_f64))]
     pub bce_pos_weight: Option<f64>,
-    /// Label smoothing (the run's `--smoothing`, which mixup's targets take too).
-    #[cfg_attr(feature = "clap", arg(skip = 0.1))]
-    #[serde(skip)]
-    pub smoothing: f64,
 }
 
 impl Default for LossConfig {
-    /// timm's train.py defaults: cross-entropy with label smoothing 0.1.
+    /// timm's train.py defaults: cross-entropy (label smoothing is [`MixConfig`]'s).
     fn default() -> Self {
         LossConfig {
             jsd_loss: false,
             aug_splits: 0,
-            smoothing: 0.1,
             bce_loss: false,
             bce_sum: false,
             bce_target_thresh: None,
@@ -60,7 +56,6 @@ impl Default for LossConfig {
 setters!(LossConfig {
     jsd_loss: bool,
     aug_splits: usize,
-    smoothing: f64,
     bce_loss: bool,
     bce_sum: bool,
     bce_target_thresh?: f64,
@@ -93,11 +88,12 @@ impl LossConfig {
 }
 
 /// The training loss as timm's `train.py` picks it: `--jsd-loss` (needs `--aug-splits` ≥ 2), then
-/// mixup/cutmix active (soft-target CE, or BCE with `--bce-loss`), then `--smoothing` (label
-/// smoothing CE, or BCE with smoothing), else plain CE.
-pub fn create_loss(args: &LossConfig, mixup_active: bool) -> Result<Box<dyn Loss>> {
-    if !(0.0..1.0).contains(&args.smoothing) {
-        return Err(flag("--smoothing", args.smoothing, "must be in [0, 1)"));
+/// mixup/cutmix active in `mix` (soft-target CE, or BCE with `--bce-loss`), then `mix`'s
+/// `--smoothing` (label smoothing CE, or BCE with smoothing), else plain CE.
+pub fn create_loss(args: &LossConfig, mix: &MixConfig) -> Result<Box<dyn Loss>> {
+    let smoothing = mix.smoothing;
+    if !(0.0..1.0).contains(&smoothing) {
+        return Err(flag("--smoothing", smoothing, "must be in [0, 1)"));
     }
     let bce = |smoothing| BinaryCrossEntropy {
         smoothing,
@@ -117,9 +113,9 @@ pub fn create_loss(args: &LossConfig, mixup_active: bool) -> Result<Box<dyn Loss
         Box::new(JsdCrossEntropy {
             num_splits: args.aug_splits,
             alpha: 12.0,
-            smoothing: args.smoothing,
+            smoothing,
         })
-    } else if mixup_active {
+    } else if mix.mixup_active() {
         // Mixup's targets come smoothed already; timm leaves BCE's default smoothing (unused on
         // soft targets) as it is.
         if args.bce_loss {
@@ -127,13 +123,11 @@ pub fn create_loss(args: &LossConfig, mixup_active: bool) -> Result<Box<dyn Loss
         } else {
             Box::new(SoftTargetCrossEntropy)
         }
-    } else if args.smoothing != 0.0 {
+    } else if smoothing != 0.0 {
         if args.bce_loss {
-            Box::new(bce(args.smoothing))
+            Box::new(bce(smoothing))
         } else {
-            Box::new(LabelSmoothingCrossEntropy {
-                smoothing: args.smoothing,
-            })
+            Box::new(LabelSmoothingCrossEntropy { smoothing })
         }
     } else {
         Box::new(CrossEntropy::default())

@@ -251,11 +251,10 @@ impl TrainerBuilder {
         }
         let (device, layout) = device_and_layout(self.model.as_ref());
         // A progressive size schedule moves over the run's epochs unless told otherwise.
-        let data = &DataConfig {
-            train_size_schedule_epochs: (self.data.train_size_schedule_epochs)
-                .or(Some(self.scheduler.epochs)),
-            ..self.data.clone()
-        };
+        let mut data = self.data.clone();
+        let epochs = &mut data.sizes.train_size_schedule_epochs;
+        *epochs = epochs.or(Some(self.scheduler.epochs));
+        let data = &data;
         let train_loader = data.train_loader_for(self.train, rank, world)?;
         let stages = BatchStages {
             normalize: data.normalize(layout),
@@ -300,7 +299,7 @@ impl TrainerBuilder {
         let updates_per_epoch = train_loader.len().div_ceil(self.config.grad_accum_steps);
         let (scheduler, epochs) = create_scheduler(&self.scheduler, lr, updates_per_epoch)?;
         let loss = match self.loss {
-            LossChoice::Config(cfg) => create_loss(&cfg, data.mixup_active())?,
+            LossChoice::Config(cfg) => create_loss(&cfg, &data.mix)?,
             LossChoice::Custom(loss) => loss,
         };
         let mut trainer = Trainer::new(TrainerParts {
