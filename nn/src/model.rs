@@ -56,7 +56,10 @@ pub trait Model: Module {
     /// Width of the pooled pre-logits features (timm's `head_hidden_size`): `num_features`
     /// unless a head layer sits between the feature map and the classifier (VGG's 4096).
     fn head_hidden_size(&self) -> usize {
-        self.num_features()
+        match self.classifier_head() {
+            Some(head) => head.hidden_size(),
+            None => self.num_features(),
+        }
     }
     /// The pretrained config.
     fn pretrained_cfg(&self) -> &PretrainedCfg;

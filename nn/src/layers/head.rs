@@ -22,6 +22,10 @@ pub trait Head {
     }
     /// Channels of the features the head reads (timm's `num_features`).
     fn num_features(&self) -> usize;
+    /// Width of the pre-logits features the classifier reads (timm's `head_hidden_size`).
+    fn hidden_size(&self) -> usize {
+        self.num_features()
+    }
 }
 
 /// The tail of a head's forward: pooled features `x` through dropout `rate` (when `training`),

@@ -4,8 +4,8 @@
 use super::block::{BlockArgs, GhostBottleneck};
 use super::config::{stage_table, GhostNetCfg, Version};
 use super::module::{conv, ConvBnAct};
-use crate::layers::SelectAdaptivePool2d;
-use crate::layers::{checkpoint_seq, BatchNorm2d, Checkpointed, Conv2d, Linear, PoolType};
+use crate::layers::checkpoint_seq;
+use crate::layers::{Activation, BatchNorm2d, Checkpointed, Conv2d, ConvHead, PoolType};
 use crate::models::efficientnet::blocks::make_divisible;
 use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::{Children, Error, ModelArgs, Module, Result};
@@ -41,18 +41,11 @@ pub struct GhostNet {
     bn1: BatchNorm2d,
     #[child(each = "blocks.{}.{}")]
     blocks: Vec<Vec<Checkpointed<Block>>>,
-    pool: SelectAdaptivePool2d,
-    #[child]
-    conv_head: Conv2d,
-    #[child]
-    classifier: Option<Linear>,
-    drop_rate: f64,
-    num_features: usize,
+    #[child(flatten)]
+    head: ConvHead,
     feature_info: Vec<FeatureInfo>,
     cfg: PretrainedCfg,
     grad_checkpointing: bool,
-    #[training]
-    training: bool,
 }
 
 impl GhostNet {
@@ -100,25 +93,24 @@ impl GhostNet {
         let out = w(exp);
         let last = ConvBnAct::new(conv(prev, out, [1, 1], 1, [0, 0], 1)?, true)?;
         blocks.push(vec![Checkpointed::new(Block::Conv(last))]);
-        let pool = SelectAdaptivePool2d {
-            pool_type: PoolType::parse(args.global_pool.as_deref().unwrap_or("avg"))?,
-        };
-        if pool.pool_type.feat_mult() != 1 {
-            return Err(pooling_width(&cfg.name));
+        let pool = PoolType::parse(args.global_pool.as_deref().unwrap_or("avg"))?;
+        if pool.feat_mult() != 1 {
+            return Err(Error::BadArgument {
+                model: cfg.name.clone(),
+                msg: "pooling that changes the pooled width is not supported (conv_head is \
+                      sized for one pooled value a channel)"
+                    .into(),
+            });
         }
+        let conv_head = Conv2d::new(out, HEAD_HIDDEN, 1, 1, 0, true)?;
         let mut model = GhostNet {
             conv_stem: conv(args.in_chans, stem, [3, 3], 2, [1, 1], 1)?,
             bn1: BatchNorm2d::new(stem)?,
             blocks,
-            pool,
-            conv_head: Conv2d::new(out, HEAD_HIDDEN, 1, 1, 0, true)?,
-            classifier: None,
-            drop_rate: args.drop_rate,
-            num_features: out,
+            head: ConvHead::new(pool, conv_head, Activation::Relu, args.drop_rate),
             feature_info,
             cfg,
             grad_checkpointing: false,
-            training: true,
         };
         model.reset_classifier(args.num_classes, None)?;
         Ok(model)
@@ -128,16 +120,6 @@ impl GhostNet {
     fn stem(&self, x: &Tensor) -> Result<Tensor> {
         self.bn1
             .forward_act(&self.conv_stem.forward(x)?, None, true)
-    }
-}
-
-/// timm asserts the pool keeps the width (`feat_mult() == 1`): `conv_head` is sized for it.
-fn pooling_width(model: &str) -> Error {
-    Error::BadArgument {
-        model: model.into(),
-        msg: "pooling that changes the pooled width is not supported (conv_head is sized for \
-              one pooled value a channel)"
-            .into(),
     }
 }
 
@@ -151,23 +133,6 @@ impl Model for GhostNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let blocks = self.blocks.iter().flatten();
         checkpoint_seq(blocks, self.stem(x)?, self.grad_checkpointing)
-    }
-
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let mut h = self.pool.forward(x)?;
-        let pooled = self.pool.pool_type != PoolType::None;
-        if pooled {
-            h = h.reshape(&[h.shape()[0], h.shape()[1], 1, 1])?;
-        }
-        h = self.conv_head.forward(&h)?.relu()?;
-        if pooled {
-            h = h.flatten_from(1)?;
-        }
-        let h = h.dropout(self.drop_rate, self.training)?;
-        match (&self.classifier, pre_logits) {
-            (Some(c), false) => c.forward(&h),
-            _ => Ok(h),
-        }
     }
 
     /// The stem conv's output (before its BN), then each downsampling stage's output.
@@ -188,33 +153,6 @@ impl Model for GhostNet {
         Ok(out)
     }
 
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.classifier.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        let mut pool = self.pool;
-        crate::layers::reset_pool(&mut pool, global_pool, num_classes, &self.cfg.name)?;
-        if pool.pool_type.feat_mult() != 1 {
-            return Err(pooling_width(&self.cfg.name));
-        }
-        self.pool = pool;
-        self.classifier = crate::layers::new_classifier(HEAD_HIDDEN, num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.classifier.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.num_features
-    }
-
-    fn head_hidden_size(&self) -> usize {
-        HEAD_HIDDEN
-    }
-
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
         let blocks = match coarse {
             true => r"^blocks\.(\d+)",
@@ -228,6 +166,7 @@ impl Model for GhostNet {
     }
 
     crate::models::shared::model_fields!(
+        head: head,
         cfg: cfg,
         feature_info: feature_info,
         grad_checkpointing: grad_checkpointing,

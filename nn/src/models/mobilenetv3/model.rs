@@ -1,13 +1,12 @@
 //! timm's MobileNetV3 class (V3, LCNet, V4): its config, the model with its efficient head
 //! (pool, conv_head, act, classifier), and its `Model` surface.
 
-use crate::layers::SelectAdaptivePool2d;
-use crate::layers::{Activation, BatchNormAct2d, Conv2d, Linear, PadType, PoolType};
+use crate::layers::{Activation, BatchNormAct2d, Conv2d, ConvHead, PadType, PoolType};
 use crate::models::efficientnet::blocks::init_conv_goog;
 use crate::models::efficientnet::builder::{decode_arch_def, BuilderCfg, Trunk};
 use crate::models::efficientnet::{init_linear_goog, stem_and_blocks_matcher, ArchDef, Depth};
 use crate::models::{GroupRule, Model, PretrainedCfg};
-use crate::{Children, Error, ModelArgs, Module, Result};
+use crate::{Children, ModelArgs, Module, Result};
 use kiln_engine::Tensor;
 
 /// What distinguishes one MobileNetV3-class model from another (timm's `_gen_*` arguments).
@@ -42,18 +41,9 @@ pub struct MobileNetV3Cfg {
 pub struct MobileNetV3 {
     #[child(flatten)]
     trunk: Trunk,
-    pool: SelectAdaptivePool2d,
-    #[child]
-    conv_head: Conv2d,
-    #[child]
-    norm_head: Option<BatchNormAct2d>,
-    act: Activation,
-    #[child]
-    classifier: Option<Linear>,
-    drop_rate: f64,
+    #[child(flatten)]
+    head: ConvHead,
     cfg: PretrainedCfg,
-    #[training]
-    training: bool,
 }
 
 impl MobileNetV3 {
@@ -83,37 +73,21 @@ impl MobileNetV3 {
             false => bc.round_chs(mc.stem_size),
         };
         let trunk = Trunk::new(&bc, args.in_chans, stem, &arch)?;
-        let pool = SelectAdaptivePool2d {
-            pool_type: PoolType::parse(args.global_pool.as_deref().unwrap_or("avg"))?,
-        };
-        let pooled = trunk.out_chs * pool.pool_type.feat_mult();
+        let pool = PoolType::parse(args.global_pool.as_deref().unwrap_or("avg"))?;
+        let pooled = trunk.out_chs * pool.feat_mult();
         let conv_head = Conv2d::new(pooled, mc.head, 1, 1, 0, !mc.head_norm)?;
         init_conv_goog(&conv_head)?;
         let norm_head = mc
             .head_norm
             .then(|| BatchNormAct2d::new(mc.head, bc.bn_eps, Some(bc.act)))
             .transpose()?;
-        let mut model = MobileNetV3 {
-            trunk,
-            pool,
-            conv_head,
-            norm_head,
-            act: bc.act,
-            classifier: None,
-            drop_rate: args.drop_rate,
-            cfg,
-            training: true,
-        };
+        let head = ConvHead::new(pool, conv_head, bc.act, args.drop_rate).with_norm(norm_head);
+        let mut model = MobileNetV3 { trunk, head, cfg };
         model.reset_classifier(args.num_classes, None)?;
-        if let Some(c) = &model.classifier {
+        if let Some(c) = model.get_classifier() {
             init_linear_goog(c)?;
         }
         Ok(model)
-    }
-
-    /// Width of `conv_head`'s output, the classifier's input (timm's `head_hidden_size`).
-    fn head_hidden_size(&self) -> usize {
-        self.conv_head.weight.shape()[0]
     }
 }
 
@@ -132,6 +106,7 @@ impl Module for MobileNetV3 {
 
 impl Model for MobileNetV3 {
     crate::models::shared::model_fields!(
+        head: head,
         cfg: cfg,
         feature_info: trunk.feature_info,
         grad_checkpointing: trunk.grad_checkpointing,
@@ -141,57 +116,8 @@ impl Model for MobileNetV3 {
         self.trunk.forward(x)
     }
 
-    fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
-        let mut h = self.pool.forward(x)?;
-        let pooled = self.pool.pool_type != PoolType::None;
-        if pooled {
-            h = h.reshape(&[h.shape()[0], h.shape()[1], 1, 1])?;
-        }
-        h = self.conv_head.forward(&h)?;
-        h = match &self.norm_head {
-            Some(n) => n.forward(&h)?,
-            None => self.act.forward(&h)?,
-        };
-        if pooled {
-            h = h.flatten_from(1)?;
-        }
-        let h = h.dropout(self.drop_rate, self.training)?;
-        match (&self.classifier, pre_logits) {
-            (Some(c), false) => c.forward(&h),
-            _ => Ok(h),
-        }
-    }
-
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         self.trunk.forward_intermediates(x)
-    }
-
-    fn get_classifier(&self) -> Option<&Linear> {
-        self.classifier.as_ref()
-    }
-
-    fn reset_classifier(&mut self, num_classes: usize, global_pool: Option<&str>) -> Result<()> {
-        let mult = self.pool.pool_type.feat_mult();
-        let mut pool = self.pool;
-        crate::layers::reset_pool(&mut pool, global_pool, num_classes, &self.cfg.name)?;
-        if pool.pool_type.feat_mult() != mult {
-            return Err(Error::BadArgument {
-                model: self.cfg.name.clone(),
-                msg: "the head conv is sized for the pooled width, pooling can not change it"
-                    .into(),
-            });
-        }
-        self.pool = pool;
-        self.classifier = crate::layers::new_classifier(self.head_hidden_size(), num_classes)?;
-        Ok(())
-    }
-
-    fn num_classes(&self) -> usize {
-        self.classifier.as_ref().map_or(0, Linear::out_features)
-    }
-
-    fn num_features(&self) -> usize {
-        self.trunk.out_chs
     }
 
     fn group_matcher(&self, coarse: bool) -> Vec<GroupRule> {
