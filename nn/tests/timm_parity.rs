@@ -748,6 +748,27 @@ fn vit_small_patch14_reg4_dinov2_matches_timm() {
     check_structure("vit_small_patch14_reg4_dinov2");
 }
 
+/// CLIP image towers: `norm_pre` after the position embedding, no patch-embedding bias, every
+/// LayerNorm with eps 1e-5; OpenAI CLIP's quick GELU in the MLPs.
+#[test]
+fn vit_clip_towers_match_timm() {
+    for name in [
+        "vit_xsmall_patch16_clip_224",
+        "vit_base_patch32_clip_quickgelu_224",
+    ] {
+        check_model(name);
+        check_structure(name);
+    }
+}
+
+/// SigLIP: no class token, the attention-pool head (`map`: a learned query over the patch
+/// tokens, a projection and a residual MLP), tanh GELU (SigLIP 2's patch-32 tower).
+#[test]
+fn vit_base_patch32_siglip_256_matches_timm() {
+    check_model("vit_base_patch32_siglip_256");
+    check_structure("vit_base_patch32_siglip_256");
+}
+
 /// EVA-02: the rotary position embedding on the patch tokens' queries and keys (a 4×4 grid of
 /// 14-pixel patches at 64², scaled to the 16×16 reference grid), q and v biases, the packed
 /// SwiGLU MLP, mean pooling with fc_norm.
@@ -912,7 +933,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 184, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 278, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }

@@ -1,6 +1,7 @@
 //! Layers, one concept per file, with PyTorch's names for their tensors.
 
 mod activation;
+mod attention_pool;
 mod batchnorm;
 mod blur_pool;
 mod checkpoint_seq;
@@ -21,6 +22,7 @@ mod layer_scale;
 mod layer_scale2d;
 mod linear;
 mod mixed_conv2d;
+mod mlp;
 mod multi_query_attention2d;
 mod norm2d;
 mod norm_act;
@@ -35,6 +37,7 @@ mod token_head;
 mod token_pool;
 
 pub use activation::{Activation, Identity};
+pub use attention_pool::{attend_heads, split_heads, AttentionPoolLatent};
 pub use batchnorm::{for_each_batch_norm, BatchNorm2d};
 pub use blur_pool::{reflect_pad2d, BlurPool2d};
 pub use checkpoint_seq::{checkpoint_seq, Checkpointed};
@@ -55,6 +58,7 @@ pub use layer_scale::LayerScale;
 pub use layer_scale2d::LayerScale2d;
 pub use linear::Linear;
 pub use mixed_conv2d::{split_channels, MixedConv2d};
+pub use mlp::{Mlp, MlpAct};
 pub use multi_query_attention2d::{MqaCfg, MultiQueryAttention2d};
 pub use norm2d::{Norm2d, NormLayer};
 pub use norm_act::BatchNormAct2d;
@@ -65,5 +69,5 @@ pub use split_attn::SplitAttn;
 pub use squeeze_excite::{squeeze_excite, SqueezeExcite};
 pub use swiglu::{swiglu, SwiGluMlp};
 pub use test_time_pool::{test_time_pool, TestTimePoolHead};
-pub use token_head::{TokenFamily, TokenHead, TokenHeadCfg};
+pub use token_head::{MapCfg, TokenFamily, TokenHead, TokenHeadCfg};
 pub use token_pool::TokenPool;

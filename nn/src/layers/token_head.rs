@@ -1,9 +1,9 @@
 //! timm's head of the token models (vision_transformer.py's `forward_head`, deit.py's distilled
 //! one, eva.py's, swin_transformer.py's): the final norm before the pooling or `fc_norm` after it,
-//! the token pool, head dropout and the classifier (`head`, and `head_dist` of a distilled DeiT).
+//! the token pool (with `map`, an attention pool), head dropout and the classifier (`head`, and `head_dist` of a distilled DeiT).
 
 use super::head::classify;
-use super::{Head, LayerNorm, Linear, NewClassifier, TokenPool};
+use super::{AttentionPoolLatent, Head, LayerNorm, Linear, MlpAct, NewClassifier, TokenPool};
 use crate::{Children, Error, Module, Result, Visitor, VisitorMut};
 use kiln_engine::Tensor;
 
@@ -46,6 +46,19 @@ pub struct TokenHeadCfg<'a> {
     pub distilled: bool,
     /// Dropout before the classifier (timm's `head_drop`).
     pub drop_rate: f64,
+    /// The attention pool a `map` head builds; `None` where the model takes no `map`.
+    pub map: Option<MapCfg>,
+}
+
+/// What a `map` head's attention pool is built from (timm's ViT passes its own).
+#[derive(Debug, Clone, Copy)]
+pub struct MapCfg {
+    /// Attention heads.
+    pub heads: usize,
+    /// The MLP's hidden width.
+    pub mlp_hidden: usize,
+    /// The MLP's activation.
+    pub act: MlpAct,
 }
 
 /// The final norm (`norm` before the pooling or `fc_norm` after it), the pool, dropout, the
@@ -54,6 +67,8 @@ pub struct TokenHeadCfg<'a> {
 pub struct TokenHead {
     /// The final norm before the pooling (one of `norm` and `fc_norm` is built).
     norm: Option<LayerNorm>,
+    /// The attention pool of a `map` head (`attn_pool`).
+    attn_pool: Option<AttentionPoolLatent>,
     /// The final norm after the pooling.
     fc_norm: Option<LayerNorm>,
     /// The classifier.
@@ -76,6 +91,7 @@ impl TokenHead {
     pub fn new(family: TokenFamily, cfg: &TokenHeadCfg, model: &str) -> Result<TokenHead> {
         let mut head = TokenHead {
             norm: None,
+            attn_pool: None,
             fc_norm: None,
             fc: None,
             fc_dist: None,
@@ -91,6 +107,16 @@ impl TokenHead {
         let fc_norm = cfg.fc_norm.unwrap_or(head.pool == TokenPool::Avg);
         let norm = || LayerNorm::with_eps(cfg.dim, family.eps);
         head.norm = (!fc_norm).then(norm).transpose()?;
+        if head.pool == TokenPool::Map {
+            let Some(m) = cfg.map else {
+                return Err(Error::BadArgument {
+                    model: model.into(),
+                    msg: format!("global_pool 'map': {} has no attention pool", family.noun),
+                });
+            };
+            let pool = AttentionPoolLatent::new(cfg.dim, m.heads, m.mlp_hidden, m.act, family.eps);
+            head.attn_pool = Some(pool?);
+        }
         head.fc_norm = fc_norm.then(norm).transpose()?;
         head.reset(cfg.num_classes, None, model)?;
         Ok(head)
@@ -152,6 +178,9 @@ impl TokenHead {
 
     /// `x` pooled: an NHWC map first as its H·W tokens.
     fn pool_features(&self, x: &Tensor) -> Result<Tensor> {
+        if let (TokenPool::Map, Some(attn_pool)) = (self.pool, &self.attn_pool) {
+            return attn_pool.forward(&self.pool.pool(x, self.prefix_tokens)?);
+        }
         if !self.family.nhwc || self.pool == TokenPool::None {
             return self.pool.pool(x, self.prefix_tokens);
         }
@@ -206,11 +235,23 @@ impl Head for TokenHead {
             Some(p) => self.checked_pool(p, model)?,
             None => self.pool,
         };
-        if pool == TokenPool::None && num_classes > 0 {
+        let msg = match pool {
+            TokenPool::None if num_classes > 0 => "global_pool '' needs num_classes 0",
+            // timm: "Cannot currently add attention pooling in reset_classifier()"
+            TokenPool::Map if self.attn_pool.is_none() => {
+                "global_pool 'map' needs the attention pool the model was built with"
+            }
+            _ => "",
+        };
+        if !msg.is_empty() {
             return Err(Error::BadArgument {
                 model: model.into(),
-                msg: "global_pool '' needs num_classes 0".into(),
+                msg: msg.into(),
             });
+        }
+        // timm drops the attention pool for another pooling
+        if pool != TokenPool::Map {
+            self.attn_pool = None;
         }
         self.pool = pool;
         self.fc = self.new_fc(num_classes)?;
@@ -233,6 +274,9 @@ impl Children for TokenHead {
         if let Some(n) = &self.norm {
             v.child("norm", n);
         }
+        if let Some(p) = &self.attn_pool {
+            v.child("attn_pool", p);
+        }
         if let Some(n) = &self.fc_norm {
             v.child("fc_norm", n);
         }
@@ -248,6 +292,9 @@ impl Children for TokenHead {
     fn visit_mut(&mut self, v: &mut dyn VisitorMut) -> Result<()> {
         if let Some(n) = &mut self.norm {
             v.child("norm", n)?;
+        }
+        if let Some(p) = &mut self.attn_pool {
+            v.child("attn_pool", p)?;
         }
         if let Some(n) = &mut self.fc_norm {
             v.child("fc_norm", n)?;

@@ -267,6 +267,7 @@ impl Eva {
             class_token: true,
             distilled: false,
             drop_rate: args.drop_rate,
+            map: None,
         };
         let mut model = Eva {
             patch_embed: Conv2d::new(args.in_chans, dim, ec.patch, ec.patch, 0, true)?,

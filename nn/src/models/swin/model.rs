@@ -116,6 +116,7 @@ impl SwinTransformer {
             class_token: false,
             distilled: false,
             drop_rate: args.drop_rate,
+            map: None,
         };
         Ok(SwinTransformer {
             patch_embed: Conv2d::new(args.in_chans, sc.embed_dim, PATCH, PATCH, 0, true)?,
