@@ -141,11 +141,16 @@ fn built(name: &str, args: &ModelArgs) -> Box<dyn Model> {
 }
 
 fn check_model(name: &str) {
+    check_model_with(name, &test_args(name));
+}
+
+/// `check_model` of `name` built by `args` (the fixture's reduced config).
+fn check_model_with(name: &str, args: &ModelArgs) {
     let train_tol = train_tolerance(name);
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
     let expected = load_safetensors(&path).unwrap();
-    let mut model = built(name, &test_args(name));
+    let mut model = built(name, args);
     let mut ours: Vec<String> = model
         .named_tensors()
         .iter()
@@ -767,6 +772,18 @@ fn vit_clip_towers_match_timm() {
 fn vit_base_patch32_siglip_256_matches_timm() {
     check_model("vit_base_patch32_siglip_256");
     check_structure("vit_base_patch32_siglip_256");
+}
+
+/// DINOv2 giant's SwiGLU blocks (timm's `GluMlp` with SiLU, the gate the first half of `fc1`),
+/// at 2 of its 40 blocks (`depth=2`, the fixture's reduced config: 1.1B parameters would not fit
+/// a test); its full-size names and shapes are in builder_shapes.json.
+#[test]
+fn vit_giant_patch14_dinov2_matches_timm_at_depth_2() {
+    let args = ModelArgs {
+        kwargs: vec![("depth".into(), "2".into())],
+        ..test_args("vit_giant_patch14_dinov2")
+    };
+    check_model_with("vit_giant_patch14_dinov2", &args);
 }
 
 /// EVA-02: the rotary position embedding on the patch tokens' queries and keys (a 4×4 grid of
