@@ -9,6 +9,24 @@ use crate::pretrained_tag::{ArchTags, Tag};
 /// Every registered architecture's tags, by architecture name.
 #[rustfmt::skip]
 pub(crate) const ARCHS: &[ArchTags] = &[
+    ArchTags { arch: "beit3_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in22k_ft_in1k", hf_hub_id: Some("timm/beit3_base_patch16_224.in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "indomain_in22k_ft_in1k", hf_hub_id: Some("timm/beit3_base_patch16_224.indomain_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "pt", hf_hub_id: Some("timm/beit3_base_patch16_224.pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "indomain_pt", hf_hub_id: Some("timm/beit3_base_patch16_224.indomain_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "beit3_giant_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "beit3_giant_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "beit3_large_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in22k_ft_in1k", hf_hub_id: Some("timm/beit3_large_patch16_224.in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "indomain_in22k_ft_in1k", hf_hub_id: Some("timm/beit3_large_patch16_224.indomain_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "pt", hf_hub_id: Some("timm/beit3_large_patch16_224.pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "indomain_pt", hf_hub_id: Some("timm/beit3_large_patch16_224.indomain_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "convnext_atto", first_conv: "stem.0", classifier: "head.fc", tags: &[
         Tag { tag: "d2_in1k", hf_hub_id: Some("timm/convnext_atto.d2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -1214,6 +1232,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_base_patch16_plus_clip_240", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "laion400m_e32", hf_hub_id: Some("timm/vit_base_patch16_plus_clip_240.laion400m_e32"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 640 },
     ] },
+    ArchTags { arch: "vit_base_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_base_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_base_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
@@ -1342,6 +1363,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_giant_patch16_gap_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "in22k_ijepa", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
+    ArchTags { arch: "vit_giant_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_giant_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_giantopt_patch16_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_giantopt_patch16_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
     ] },
@@ -1406,6 +1430,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_huge_patch16_gap_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "in1k_ijepa", hf_hub_id: None, input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
+    ArchTags { arch: "vit_huge_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_huge_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_huge_patch16_radio_v4", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_huge_patch16_radio_v4.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_large_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
@@ -1458,6 +1488,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_large_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_large_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_large_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
     ] },
     ArchTags { arch: "vit_large_patch16_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
@@ -1622,6 +1655,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "pali_ocrvqa", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_896.pali_ocrvqa"), input_size: [3, 896, 896], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
         Tag { tag: "pali2_3b_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_896.pali2_3b_pt"), input_size: [3, 896, 896], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
         Tag { tag: "pali2_10b_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_896.pali2_10b_pt"), input_size: [3, 896, 896], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch16_radio_v4", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_so400m_patch16_radio_v4.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
     ] },
     ArchTags { arch: "vit_so400m_patch16_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },

@@ -774,6 +774,22 @@ fn vit_base_patch32_siglip_256_matches_timm() {
     check_structure("vit_base_patch32_siglip_256");
 }
 
+/// BEiT-3: LayerNorms (eps 1e-5) between the attention heads and their projection and between
+/// the MLP's activation and `fc2`, mean pooling with `fc_norm`.
+#[test]
+fn beit3_base_patch16_224_matches_timm() {
+    check_model("beit3_base_patch16_224");
+    check_structure("beit3_base_patch16_224");
+}
+
+/// RADIO: 7 registers after the class token, no final norm (timm's `final_norm=False`): the
+/// head reads the last block's class token.
+#[test]
+fn vit_base_patch16_radio_v3_matches_timm() {
+    check_model("vit_base_patch16_radio_v3");
+    check_structure("vit_base_patch16_radio_v3");
+}
+
 /// DINOv2 giant's SwiGLU blocks (timm's `GluMlp` with SiLU, the gate the first half of `fc1`),
 /// at 2 of its 40 blocks (`depth=2`, the fixture's reduced config: 1.1B parameters would not fit
 /// a test); its full-size names and shapes are in builder_shapes.json.
@@ -950,7 +966,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 278, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 286, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }

@@ -1,7 +1,8 @@
-//! timm's `Mlp` (mlp.py) of the token models: fc1, an activation, fc2, with the activations the
-//! ViTs name (`gelu`, `gelu_tanh`, `quick_gelu`), built from the engine's elementwise ops.
+//! timm's `Mlp` (mlp.py) of the token models: fc1, an activation, an optional LayerNorm, fc2,
+//! with the activations the ViTs name (`gelu`, `gelu_tanh`, `quick_gelu`), built from the
+//! engine's elementwise ops.
 
-use super::Linear;
+use super::{LayerNorm, Linear};
 use crate::{Children, Module, Result};
 use kiln_engine::Tensor;
 
@@ -27,12 +28,15 @@ impl MlpAct {
     }
 }
 
-/// timm's `Mlp`: fc2(act(fc1(x))).
+/// timm's `Mlp`: fc2(norm(act(fc1(x)))).
 #[derive(Debug, Clone, Children)]
 pub struct Mlp {
     /// The hidden projection.
     #[child]
     pub fc1: Linear,
+    /// The hidden features' LayerNorm (timm's `norm_layer`, BEiT-3's `scale_mlp_norm`).
+    #[child]
+    pub norm: Option<LayerNorm>,
     /// The output projection.
     #[child]
     pub fc2: Linear,
@@ -45,6 +49,7 @@ impl Mlp {
     pub fn new(dim: usize, hidden: usize, act: MlpAct) -> Result<Mlp> {
         Ok(Mlp {
             fc1: Linear::trunc_normal(dim, hidden, 0.02)?,
+            norm: None,
             fc2: Linear::trunc_normal(hidden, dim, 0.02)?,
             act,
         })
@@ -53,7 +58,12 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.act.apply(&self.fc1.forward(x)?)?)
+        let h = self.act.apply(&self.fc1.forward(x)?)?;
+        let h = match &self.norm {
+            Some(norm) => norm.forward(&h)?,
+            None => h,
+        };
+        self.fc2.forward(&h)
     }
 }
 

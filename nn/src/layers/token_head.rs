@@ -48,6 +48,8 @@ pub struct TokenHeadCfg<'a> {
     pub drop_rate: f64,
     /// The attention pool a `map` head builds; `None` where the model takes no `map`.
     pub map: Option<MapCfg>,
+    /// A final norm at all (timm's `final_norm`; RADIO's has none).
+    pub final_norm: bool,
 }
 
 /// What a `map` head's attention pool is built from (timm's ViT passes its own).
@@ -76,6 +78,8 @@ pub struct TokenHead {
     /// The distillation token's classifier (`head_dist`; none without classes).
     fc_dist: Option<Linear>,
     pool: TokenPool,
+    /// Token width (the features' without a final norm).
+    dim: usize,
     prefix_tokens: usize,
     class_token: bool,
     distilled: bool,
@@ -96,6 +100,7 @@ impl TokenHead {
             fc: None,
             fc_dist: None,
             pool: TokenPool::None,
+            dim: cfg.dim,
             prefix_tokens: cfg.prefix_tokens,
             class_token: cfg.class_token,
             distilled: cfg.distilled,
@@ -106,7 +111,7 @@ impl TokenHead {
         head.pool = head.checked_pool(cfg.global_pool, model)?;
         let fc_norm = cfg.fc_norm.unwrap_or(head.pool == TokenPool::Avg);
         let norm = || LayerNorm::with_eps(cfg.dim, family.eps);
-        head.norm = (!fc_norm).then(norm).transpose()?;
+        head.norm = (!fc_norm && cfg.final_norm).then(norm).transpose()?;
         if head.pool == TokenPool::Map {
             let Some(m) = cfg.map else {
                 return Err(Error::BadArgument {
@@ -117,7 +122,7 @@ impl TokenHead {
             let pool = AttentionPoolLatent::new(cfg.dim, m.heads, m.mlp_hidden, m.act, family.eps);
             head.attn_pool = Some(pool?);
         }
-        head.fc_norm = fc_norm.then(norm).transpose()?;
+        head.fc_norm = (fc_norm && cfg.final_norm).then(norm).transpose()?;
         head.reset(cfg.num_classes, None, model)?;
         Ok(head)
     }
@@ -261,10 +266,10 @@ impl Head for TokenHead {
         Ok(())
     }
 
-    /// The final norm's width.
+    /// The final norm's width (the tokens' without one).
     fn num_features(&self) -> usize {
         let norm = self.norm.iter().chain(&self.fc_norm);
-        norm.map(|n| n.weight.shape()[0]).next().unwrap_or(0)
+        norm.map(|n| n.weight.shape()[0]).next().unwrap_or(self.dim)
     }
 }
 

@@ -268,6 +268,7 @@ impl Eva {
             distilled: false,
             drop_rate: args.drop_rate,
             map: None,
+            final_norm: true,
         };
         let mut model = Eva {
             patch_embed: Conv2d::new(args.in_chans, dim, ec.patch, ec.patch, 0, true)?,

@@ -117,6 +117,7 @@ impl SwinTransformer {
             distilled: false,
             drop_rate: args.drop_rate,
             map: None,
+            final_norm: true,
         };
         Ok(SwinTransformer {
             patch_embed: Conv2d::new(args.in_chans, sc.embed_dim, PATCH, PATCH, 0, true)?,

@@ -10,12 +10,15 @@ use crate::{init, Children, Error, Module, Result};
 use kiln_engine::Tensor;
 
 /// timm's `Attention` on its `fused_attn` path: one qkv projection, softmax(q·kᵀ/√d)·v per head
-/// as one fused op (`F.scaled_dot_product_attention`), an output projection.
+/// as one fused op (`F.scaled_dot_product_attention`), a LayerNorm with `scale_norm` (BEiT-3's),
+/// an output projection.
 #[derive(Children)]
 #[children(group)]
 pub(super) struct Attention {
     #[child]
     qkv: Linear,
+    #[child]
+    norm: Option<LayerNorm>,
     #[child]
     proj: Linear,
     /// Width of one head; the head count follows the qkv projection (pruning removes heads).
@@ -31,7 +34,11 @@ impl Attention {
             q if q == qkv[0].shape()[2] => qkv[0].clone(),
             q => qkv[0].narrow(2, 0, q)?,
         };
-        self.proj.forward(&attend_heads(&q, &qkv[1], &qkv[2])?)
+        let heads = attend_heads(&q, &qkv[1], &qkv[2])?;
+        match &self.norm {
+            Some(norm) => self.proj.forward(&norm.forward(&heads)?),
+            None => self.proj.forward(&heads),
+        }
     }
 }
 
@@ -48,6 +55,9 @@ pub(super) struct BlockCfg {
     pub eps: f64,
     /// The MLP.
     pub mlp: VitMlp,
+    /// LayerNorms before the attention's and in the MLP's output projections (timm's
+    /// `scale_attn_norm`, `scale_mlp_norm`).
+    pub scale_norms: bool,
 }
 
 /// A ViT block's MLP (timm's `mlp_layer` and `act_layer`).
@@ -105,16 +115,26 @@ impl Block {
             qkv.bias = None;
         }
         let scale = || bc.init_values.map(|v| LayerScale::new(dim, v)).transpose();
+        let scale_norm = |width| {
+            let norm = bc.scale_norms.then(|| LayerNorm::with_eps(width, bc.eps));
+            norm.transpose()
+        };
         let mlp = match bc.mlp {
-            VitMlp::Plain(act) => BlockMlp::Plain(Mlp::new(dim, bc.mlp_hidden, act)?),
+            VitMlp::Plain(act) => {
+                let mut mlp = Mlp::new(dim, bc.mlp_hidden, act)?;
+                mlp.norm = scale_norm(bc.mlp_hidden)?;
+                BlockMlp::Plain(mlp)
+            }
             VitMlp::SwiGlu => {
-                BlockMlp::SwiGlu(SwiGluMlp::new(dim, bc.mlp_hidden / 2, false, false)?)
+                let hidden = bc.mlp_hidden / 2;
+                BlockMlp::SwiGlu(SwiGluMlp::new(dim, hidden, false, bc.scale_norms)?)
             }
         };
         Ok(Block {
             norm1: LayerNorm::with_eps(dim, bc.eps)?,
             attn: Attention {
                 qkv,
+                norm: scale_norm(dim)?,
                 proj: linear(dim, dim)?,
                 head_dim: dim / bc.heads,
             },

@@ -61,6 +61,11 @@ pub struct VitCfg {
     pub norm_eps: f64,
     /// The blocks' MLP (timm's `act_layer`, `mlp_layer`).
     pub mlp: VitMlp,
+    /// LayerNorms before the attention's and in the MLP's output projections (timm's
+    /// `scale_attn_norm` and `scale_mlp_norm`, BEiT-3's).
+    pub scale_norms: bool,
+    /// A final norm (`norm` or `fc_norm`; timm's `final_norm`, off in RADIO).
+    pub final_norm: bool,
 }
 
 impl VitCfg {
@@ -84,6 +89,8 @@ impl VitCfg {
             pre_norm: false,
             norm_eps: 1e-6,
             mlp: VitMlp::Plain(MlpAct::Gelu),
+            scale_norms: false,
+            final_norm: true,
         }
     }
 
@@ -155,6 +162,7 @@ impl VisionTransformer {
             init_values: vc.init_values,
             eps: vc.norm_eps,
             mlp: vc.mlp,
+            scale_norms: vc.scale_norms,
         };
         let blocks = (0..vc.depth)
             .map(|i| {
@@ -192,6 +200,7 @@ impl VisionTransformer {
                 }),
                 VitMlp::SwiGlu => None,
             },
+            final_norm: vc.final_norm,
         };
         let family = TokenFamily {
             eps: vc.norm_eps,

@@ -1,5 +1,6 @@
-//! The registered ViTs, DeiTs, DeiT IIIs, register ViTs, DINOv2s, CLIP and SigLIP ViTs: timm's
-//! entry-point arguments and default pretrained configs (vision_transformer.py, deit.py).
+//! The registered ViTs, DeiTs, DeiT IIIs, register ViTs, DINOv2s, CLIP, SigLIP, BEiT-3 and RADIO
+//! ViTs: timm's entry-point arguments and default pretrained configs (vision_transformer.py,
+//! deit.py).
 
 use super::{VisionTransformer, VitCfg, VitMlp};
 use crate::layers::MlpAct;
@@ -87,7 +88,8 @@ pub(crate) const FAMILY: Variants<VitCfg, VisionTransformer> = Variants {
 };
 
 /// The default tags' class counts where they are not 1000 (the backbones without a head, the
-/// CLIP image towers' projections); every `_dinov2`, `_tipsv2` and `_siglip` name has none.
+/// CLIP image towers' projections); every `_dinov2`, `_tipsv2`, `_siglip` and `_radio_` name has
+/// none.
 const CLASSES: [(&str, usize); 25] = [
     ("vit_medium_patch16_gap_240", 11821),
     ("vit_base_patch16_224_miil", 11221),
@@ -186,6 +188,25 @@ fn tanh(vc: VitCfg) -> VitCfg {
     VitCfg {
         mlp: VitMlp::Plain(MlpAct::GeluTanh),
         ..vc
+    }
+}
+
+/// BEiT-3's image tower: LayerNorms (eps 1e-5) before the attention's and in the MLP's output
+/// projections, mean pooling with `fc_norm`.
+fn beit3(vc: VitCfg) -> VitCfg {
+    VitCfg {
+        scale_norms: true,
+        norm_eps: 1e-5,
+        global_pool: "avg",
+        ..vc
+    }
+}
+
+/// RADIO: `regs` registers, the position embedding on the patches alone, no final norm.
+fn radio(vc: VitCfg, regs: usize) -> VitCfg {
+    VitCfg {
+        final_norm: false,
+        ..registers(vc, regs)
     }
 }
 
@@ -410,11 +431,21 @@ pub fn variants() -> Vec<(&'static str, VitCfg, PretrainedCfg)> {
         ("vit_giantopt_patch16_siglip_384", siglip(tanh(giantopt)), v2, 384, 0.9, Inception),
         ("vit_giantopt_patch16_siglip_gap_256", gap(tanh(giantopt)), v2, 256, 0.9, Inception),
         ("vit_giantopt_patch16_siglip_gap_384", gap(tanh(giantopt)), v2, 384, 0.9, Inception),
+        ("beit3_base_patch16_224", beit3(b16), "in22k_ft_in1k", 224, 1.0, Imagenet),
+        ("beit3_large_patch16_224", beit3(l16), "in22k_ft_in1k", 224, 1.0, Imagenet),
+        ("beit3_giant_patch14_224", beit3(giant14), "untrained", 224, 1.0, Imagenet),
+        ("beit3_giant_patch14_336", beit3(giant14), "untrained", 336, 1.0, Imagenet),
+        ("vit_base_patch16_radio_v3", radio(scaled(b16, 1e-5), 7), "c_radio", 512, 1.0, Clip),
+        ("vit_large_patch16_radio_v3", radio(scaled(l16, 1e-5), 7), "c_radio", 512, 1.0, Clip),
+        ("vit_huge_patch16_radio_v3", radio(vit(16, 1280, 32, 16), 7), "c_radio", 512, 1.0, Clip),
+        ("vit_giant_patch16_radio_v3", radio(vit(16, 1536, 40, 24), 7), "c_radio", 512, 1.0, Clip),
+        ("vit_huge_patch16_radio_v4", radio(vit(16, 1280, 32, 16), 9), "c_radio", 512, 1.0, Clip),
+        ("vit_so400m_patch16_radio_v4", radio(so16, 9), "c_radio", 512, 1.0, Clip),
     ];
     rows.into_iter()
         .map(|(name, vc, tag, size, crop, mean)| {
             let mut c = cfg(name, &vc, tag, size, crop, mean);
-            let headless = ["_dinov2", "_tipsv2", "_siglip"];
+            let headless = ["_dinov2", "_tipsv2", "_siglip", "_radio_"];
             if let Some(&(_, n)) = CLASSES.iter().find(|(n, _)| *n == name) {
                 c.num_classes = n;
             } else if headless.iter().any(|h| name.contains(h)) {
