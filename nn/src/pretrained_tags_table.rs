@@ -9,6 +9,44 @@ use crate::pretrained_tag::{ArchTags, Tag};
 /// Every registered architecture's tags, by architecture name.
 #[rustfmt::skip]
 pub(crate) const ARCHS: &[ArchTags] = &[
+    ArchTags { arch: "aimv2_1b_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_1b_patch14_224.apple_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_1b_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_1b_patch14_336.apple_pt"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_1b_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_1b_patch14_448.apple_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_3b_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_3b_patch14_224.apple_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_3b_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_3b_patch14_336.apple_pt"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_3b_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_3b_patch14_448.apple_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_huge_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_huge_patch14_224.apple_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_huge_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_huge_patch14_336.apple_pt"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_huge_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_huge_patch14_448.apple_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_large_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_large_patch14_224.apple_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+        Tag { tag: "apple_pt_dist", hf_hub_id: Some("timm/aimv2_large_patch14_224.apple_pt_dist"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_large_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_large_patch14_336.apple_pt"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+        Tag { tag: "apple_pt_dist", hf_hub_id: Some("timm/aimv2_large_patch14_336.apple_pt_dist"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_large_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_large_patch14_448.apple_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
     ArchTags { arch: "beit3_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "in22k_ft_in1k", hf_hub_id: Some("timm/beit3_base_patch16_224.in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "indomain_in22k_ft_in1k", hf_hub_id: Some("timm/beit3_base_patch16_224.indomain_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

@@ -790,16 +790,28 @@ fn vit_base_patch16_radio_v3_matches_timm() {
     check_structure("vit_base_patch16_radio_v3");
 }
 
-/// DINOv2 giant's SwiGLU blocks (timm's `GluMlp` with SiLU, the gate the first half of `fc1`),
-/// at 2 of its 40 blocks (`depth=2`, the fixture's reduced config: 1.1B parameters would not fit
-/// a test); its full-size names and shapes are in builder_shapes.json.
-#[test]
-fn vit_giant_patch14_dinov2_matches_timm_at_depth_2() {
+/// `name` against its fixture of 2 blocks (`depth=2`, make_resnet_fixtures.py's REDUCED: the
+/// full models would not fit a test); their full-size names and shapes are in
+/// builder_shapes.json.
+fn check_at_depth_2(name: &str) {
     let args = ModelArgs {
         kwargs: vec![("depth".into(), "2".into())],
-        ..test_args("vit_giant_patch14_dinov2")
+        ..test_args(name)
     };
-    check_model_with("vit_giant_patch14_dinov2", &args);
+    check_model_with(name, &args);
+}
+
+/// DINOv2 giant's SwiGLU blocks (timm's `GluMlp` with SiLU, the gate the first half of `fc1`).
+#[test]
+fn vit_giant_patch14_dinov2_matches_timm_at_depth_2() {
+    check_at_depth_2("vit_giant_patch14_dinov2");
+}
+
+/// AIMv2: RmsNorms (the patch embedding's `patch_embed.norm` too), an unbiased qkv, output
+/// projection and split SwiGLU MLP (`fc1_g`, `fc1_x`), mean pooling after the final norm.
+#[test]
+fn aimv2_large_patch14_224_matches_timm_at_depth_2() {
+    check_at_depth_2("aimv2_large_patch14_224");
 }
 
 /// EVA-02: the rotary position embedding on the patch tokens' queries and keys (a 4×4 grid of
@@ -966,7 +978,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 286, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 298, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }

@@ -3,7 +3,7 @@
 //! the token pool (with `map`, an attention pool), head dropout and the classifier (`head`, and `head_dist` of a distilled DeiT).
 
 use super::head::classify;
-use super::{AttentionPoolLatent, Head, LayerNorm, Linear, MlpAct, NewClassifier, TokenPool};
+use super::{AttentionPoolLatent, Head, Linear, MlpAct, NewClassifier, TokenNorm, TokenPool};
 use crate::{Children, Error, Module, Result, Visitor, VisitorMut};
 use kiln_engine::Tensor;
 
@@ -24,6 +24,8 @@ pub struct TokenFamily {
     pub new_classifier: NewClassifier,
     /// The final norm's eps.
     pub eps: f64,
+    /// The final norm is an RmsNorm (AIMv2's), not a LayerNorm.
+    pub rms: bool,
 }
 
 /// What one model's head is built from (timm's `VisionTransformer` head arguments).
@@ -68,11 +70,11 @@ pub struct MapCfg {
 #[derive(Debug, Clone)]
 pub struct TokenHead {
     /// The final norm before the pooling (one of `norm` and `fc_norm` is built).
-    norm: Option<LayerNorm>,
+    norm: Option<TokenNorm>,
     /// The attention pool of a `map` head (`attn_pool`).
     attn_pool: Option<AttentionPoolLatent>,
     /// The final norm after the pooling.
-    fc_norm: Option<LayerNorm>,
+    fc_norm: Option<TokenNorm>,
     /// The classifier.
     pub fc: Option<Linear>,
     /// The distillation token's classifier (`head_dist`; none without classes).
@@ -110,7 +112,7 @@ impl TokenHead {
         };
         head.pool = head.checked_pool(cfg.global_pool, model)?;
         let fc_norm = cfg.fc_norm.unwrap_or(head.pool == TokenPool::Avg);
-        let norm = || LayerNorm::with_eps(cfg.dim, family.eps);
+        let norm = || TokenNorm::new(cfg.dim, family.eps, family.rms);
         head.norm = (!fc_norm && cfg.final_norm).then(norm).transpose()?;
         if head.pool == TokenPool::Map {
             let Some(m) = cfg.map else {
@@ -269,7 +271,7 @@ impl Head for TokenHead {
     /// The final norm's width (the tokens' without one).
     fn num_features(&self) -> usize {
         let norm = self.norm.iter().chain(&self.fc_norm);
-        norm.map(|n| n.weight.shape()[0]).next().unwrap_or(self.dim)
+        norm.map(TokenNorm::width).next().unwrap_or(self.dim)
     }
 }
 

@@ -186,6 +186,7 @@ const HEAD: TokenFamily = TokenFamily {
     fc_name: "head",
     new_classifier: |i, o| Linear::new(i, o, true),
     eps: 1e-6,
+    rms: false,
 };
 
 /// timm's `Eva` as EVA-02 configures it.

@@ -24,6 +24,7 @@ const HEAD: TokenFamily = TokenFamily {
     fc_name: "head.fc",
     new_classifier: |i, o| Linear::trunc_normal(i, o, 0.02),
     eps: LN_EPS,
+    rms: false,
 };
 
 /// What distinguishes one Swin from another.

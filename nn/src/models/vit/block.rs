@@ -4,7 +4,7 @@
 
 use crate::layers::{
     attend_heads, split_heads, Conv2d, DropPath, LayerNorm, LayerScale, Linear, Mlp, MlpAct,
-    SwiGluMlp,
+    SwiGluMlp, TokenNorm,
 };
 use crate::{init, Children, Error, Module, Result};
 use kiln_engine::Tensor;
@@ -58,6 +58,10 @@ pub(super) struct BlockCfg {
     /// LayerNorms before the attention's and in the MLP's output projections (timm's
     /// `scale_attn_norm`, `scale_mlp_norm`).
     pub scale_norms: bool,
+    /// RmsNorms for `norm1` and `norm2` (timm's `norm_layer`, AIMv2's).
+    pub rms_norm: bool,
+    /// Biases on the attention's output projection and the MLP (timm's `proj_bias`).
+    pub proj_bias: bool,
 }
 
 /// A ViT block's MLP (timm's `mlp_layer` and `act_layer`).
@@ -68,6 +72,9 @@ pub enum VitMlp {
     /// timm's `GluMlp` with SiLU, the gate first (`gate_last=False`): DINOv2 giant's SwiGLU,
     /// its `fc1` twice the hidden width.
     SwiGlu,
+    /// timm's `SwiGLU`: the gate (`fc1_g`) and value (`fc1_x`) projections apart, each of the
+    /// hidden width (AIMv2's).
+    SwiGluSplit,
 }
 
 /// The block's `mlp`: timm's `Mlp` or `GluMlp`.
@@ -90,13 +97,13 @@ impl Module for BlockMlp {
 #[derive(Children)]
 pub(super) struct Block {
     #[child]
-    norm1: LayerNorm,
+    norm1: TokenNorm,
     #[child]
     attn: Attention,
     #[child]
     ls1: Option<LayerScale>,
     #[child]
-    norm2: LayerNorm,
+    norm2: TokenNorm,
     #[child(flatten)]
     mlp: BlockMlp,
     #[child]
@@ -123,23 +130,38 @@ impl Block {
             VitMlp::Plain(act) => {
                 let mut mlp = Mlp::new(dim, bc.mlp_hidden, act)?;
                 mlp.norm = scale_norm(bc.mlp_hidden)?;
+                if !bc.proj_bias {
+                    (mlp.fc1.bias, mlp.fc2.bias) = (None, None);
+                }
                 BlockMlp::Plain(mlp)
             }
-            VitMlp::SwiGlu => {
-                let hidden = bc.mlp_hidden / 2;
-                BlockMlp::SwiGlu(SwiGluMlp::new(dim, hidden, false, bc.scale_norms)?)
+            VitMlp::SwiGlu | VitMlp::SwiGluSplit => {
+                let (split, hidden) = match bc.mlp {
+                    VitMlp::SwiGluSplit => (true, bc.mlp_hidden),
+                    _ => (false, bc.mlp_hidden / 2),
+                };
+                let mlp = SwiGluMlp::new(dim, hidden, split, bc.scale_norms)?;
+                BlockMlp::SwiGlu(match bc.proj_bias {
+                    true => mlp,
+                    false => mlp.without_biases(),
+                })
             }
         };
+        let mut proj = linear(dim, dim)?;
+        if !bc.proj_bias {
+            proj.bias = None;
+        }
+        let norm = || TokenNorm::new(dim, bc.eps, bc.rms_norm);
         Ok(Block {
-            norm1: LayerNorm::with_eps(dim, bc.eps)?,
+            norm1: norm()?,
             attn: Attention {
                 qkv,
                 norm: scale_norm(dim)?,
-                proj: linear(dim, dim)?,
+                proj,
                 head_dim: dim / bc.heads,
             },
             ls1: scale()?,
-            norm2: LayerNorm::with_eps(dim, bc.eps)?,
+            norm2: norm()?,
             mlp,
             ls2: scale()?,
             drop_path: DropPath {

@@ -7,7 +7,7 @@ use super::block::{
 };
 use crate::layers::{
     checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear, MapCfg, MlpAct, TokenFamily,
-    TokenHead, TokenHeadCfg, TokenPool,
+    TokenHead, TokenHeadCfg, TokenNorm, TokenPool,
 };
 use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
@@ -23,6 +23,7 @@ const HEAD: TokenFamily = TokenFamily {
     fc_name: "head",
     new_classifier: |i, o| Linear::trunc_normal(i, o, 0.02),
     eps: 1e-6,
+    rms: false,
 };
 
 /// What distinguishes one ViT variant from another (timm's `VisionTransformer` arguments).
@@ -66,6 +67,12 @@ pub struct VitCfg {
     pub scale_norms: bool,
     /// A final norm (`norm` or `fc_norm`; timm's `final_norm`, off in RADIO).
     pub final_norm: bool,
+    /// RmsNorms instead of LayerNorms (timm's `norm_layer`, AIMv2's).
+    pub rms_norm: bool,
+    /// Biases on the attention's output projection and the MLP (timm's `proj_bias`).
+    pub proj_bias: bool,
+    /// A norm of the patch embedding's tokens (`patch_embed.norm`, timm's `embed_norm_layer`).
+    pub embed_norm: bool,
 }
 
 impl VitCfg {
@@ -91,6 +98,9 @@ impl VitCfg {
             mlp: VitMlp::Plain(MlpAct::Gelu),
             scale_norms: false,
             final_norm: true,
+            rms_norm: false,
+            proj_bias: true,
+            embed_norm: false,
         }
     }
 
@@ -116,6 +126,9 @@ pub struct VisionTransformer {
     dist_token: Option<Tensor>,
     #[child(name = "patch_embed.proj")]
     patch_embed: Conv2d,
+    /// AIMv2's norm of the patch tokens.
+    #[child(name = "patch_embed.norm")]
+    patch_norm: Option<TokenNorm>,
     /// CLIP's LayerNorm of the embedded tokens.
     #[child]
     norm_pre: Option<LayerNorm>,
@@ -163,6 +176,8 @@ impl VisionTransformer {
             eps: vc.norm_eps,
             mlp: vc.mlp,
             scale_norms: vc.scale_norms,
+            rms_norm: vc.rms_norm,
+            proj_bias: vc.proj_bias,
         };
         let blocks = (0..vc.depth)
             .map(|i| {
@@ -190,24 +205,29 @@ impl VisionTransformer {
             class_token: vc.class_token,
             distilled: vc.distilled,
             drop_rate: args.drop_rate,
-            // timm's pool takes the ViT's heads, MLP ratio and activation (a SwiGLU ViT's SiLU
-            // `Mlp` pool is not built here)
+            // timm's pool takes the ViT's heads, MLP ratio, activation and norm (the SiLU `Mlp`
+            // pool of a SwiGLU ViT and an RmsNorm pool are not built here)
             map: match vc.mlp {
-                VitMlp::Plain(act) => Some(MapCfg {
+                VitMlp::Plain(act) if !vc.rms_norm => Some(MapCfg {
                     heads: vc.heads,
                     mlp_hidden: vc.mlp_hidden,
                     act,
                 }),
-                VitMlp::SwiGlu => None,
+                _ => None,
             },
             final_norm: vc.final_norm,
         };
         let family = TokenFamily {
             eps: vc.norm_eps,
+            rms: vc.rms_norm,
             ..HEAD
         };
         Ok(VisionTransformer {
             patch_embed: Conv2d::new(args.in_chans, dim, patch, patch, 0, !vc.pre_norm)?,
+            patch_norm: vc
+                .embed_norm
+                .then(|| TokenNorm::new(dim, vc.norm_eps, vc.rms_norm))
+                .transpose()?,
             norm_pre: vc
                 .pre_norm
                 .then(|| LayerNorm::with_eps(dim, vc.norm_eps))
@@ -242,6 +262,10 @@ impl VisionTransformer {
     /// `norm_pre`.
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
         let patches = patch_tokens(&self.patch_embed, x, self.img_size, "ViT", &self.cfg.name)?;
+        let patches = match &self.patch_norm {
+            Some(norm) => norm.forward(&patches)?,
+            None => patches,
+        };
         // Under autocast the patches come out of the projection in f16/bf16; the prefix tokens
         // and the position embedding join their dtype (parameter casts), so the tokens carry
         // one dtype from here on with no cast pass over them.

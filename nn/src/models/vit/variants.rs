@@ -1,5 +1,5 @@
-//! The registered ViTs, DeiTs, DeiT IIIs, register ViTs, DINOv2s, CLIP, SigLIP, BEiT-3 and RADIO
-//! ViTs: timm's entry-point arguments and default pretrained configs (vision_transformer.py,
+//! The registered ViTs, DeiTs, DeiT IIIs, register ViTs, DINOv2s, CLIP, SigLIP, BEiT-3, RADIO and
+//! AIMv2 ViTs: timm's entry-point arguments and default pretrained configs (vision_transformer.py,
 //! deit.py).
 
 use super::{VisionTransformer, VitCfg, VitMlp};
@@ -88,8 +88,8 @@ pub(crate) const FAMILY: Variants<VitCfg, VisionTransformer> = Variants {
 };
 
 /// The default tags' class counts where they are not 1000 (the backbones without a head, the
-/// CLIP image towers' projections); every `_dinov2`, `_tipsv2`, `_siglip` and `_radio_` name has
-/// none.
+/// CLIP image towers' projections); every `_dinov2`, `_tipsv2`, `_siglip`, `_radio_` and `aimv2_`
+/// name has none.
 const CLASSES: [(&str, usize); 25] = [
     ("vit_medium_patch16_gap_240", 11821),
     ("vit_base_patch16_224_miil", 11221),
@@ -199,6 +199,21 @@ fn beit3(vc: VitCfg) -> VitCfg {
         norm_eps: 1e-5,
         global_pool: "avg",
         ..vc
+    }
+}
+
+/// AIMv2: RmsNorms (eps 1e-5, the patch embedding's too), no class token, mean pooling after the
+/// final norm, an unbiased qkv, output projection and SwiGLU MLP of `mlp` features (`fc1_g`,
+/// `fc1_x`).
+fn aimv2(dim: usize, heads: usize, mlp: usize) -> VitCfg {
+    VitCfg {
+        rms_norm: true,
+        norm_eps: 1e-5,
+        embed_norm: true,
+        qkv_bias: false,
+        proj_bias: false,
+        mlp: VitMlp::SwiGluSplit,
+        ..gap(hidden(VitCfg::new(14, dim, 24, heads), mlp))
     }
 }
 
@@ -441,11 +456,23 @@ pub fn variants() -> Vec<(&'static str, VitCfg, PretrainedCfg)> {
         ("vit_giant_patch16_radio_v3", radio(vit(16, 1536, 40, 24), 7), "c_radio", 512, 1.0, Clip),
         ("vit_huge_patch16_radio_v4", radio(vit(16, 1280, 32, 16), 9), "c_radio", 512, 1.0, Clip),
         ("vit_so400m_patch16_radio_v4", radio(so16, 9), "c_radio", 512, 1.0, Clip),
+        ("aimv2_large_patch14_224", aimv2(1024, 8, 2816), "apple_pt", 224, 1.0, Clip),
+        ("aimv2_large_patch14_336", aimv2(1024, 8, 2816), "apple_pt", 336, 1.0, Clip),
+        ("aimv2_large_patch14_448", aimv2(1024, 8, 2816), "apple_pt", 448, 1.0, Clip),
+        ("aimv2_huge_patch14_224", aimv2(1536, 12, 4096), "apple_pt", 224, 1.0, Clip),
+        ("aimv2_huge_patch14_336", aimv2(1536, 12, 4096), "apple_pt", 336, 1.0, Clip),
+        ("aimv2_huge_patch14_448", aimv2(1536, 12, 4096), "apple_pt", 448, 1.0, Clip),
+        ("aimv2_1b_patch14_224", aimv2(2048, 16, 5632), "apple_pt", 224, 1.0, Clip),
+        ("aimv2_1b_patch14_336", aimv2(2048, 16, 5632), "apple_pt", 336, 1.0, Clip),
+        ("aimv2_1b_patch14_448", aimv2(2048, 16, 5632), "apple_pt", 448, 1.0, Clip),
+        ("aimv2_3b_patch14_224", aimv2(3072, 24, 8192), "apple_pt", 224, 1.0, Clip),
+        ("aimv2_3b_patch14_336", aimv2(3072, 24, 8192), "apple_pt", 336, 1.0, Clip),
+        ("aimv2_3b_patch14_448", aimv2(3072, 24, 8192), "apple_pt", 448, 1.0, Clip),
     ];
     rows.into_iter()
         .map(|(name, vc, tag, size, crop, mean)| {
             let mut c = cfg(name, &vc, tag, size, crop, mean);
-            let headless = ["_dinov2", "_tipsv2", "_siglip", "_radio_"];
+            let headless = ["_dinov2", "_tipsv2", "_siglip", "_radio_", "aimv2_"];
             if let Some(&(_, n)) = CLASSES.iter().find(|(n, _)| *n == name) {
                 c.num_classes = n;
             } else if headless.iter().any(|h| name.contains(h)) {
