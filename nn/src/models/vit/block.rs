@@ -121,6 +121,10 @@ impl Block {
         if !bc.qkv_bias {
             qkv.bias = None;
         }
+        let mut proj = linear(dim, dim)?;
+        if !bc.proj_bias {
+            proj.bias = None;
+        }
         let scale = || bc.init_values.map(|v| LayerScale::new(dim, v)).transpose();
         let scale_norm = |width| {
             let norm = bc.scale_norms.then(|| LayerNorm::with_eps(width, bc.eps));
@@ -147,10 +151,6 @@ impl Block {
                 })
             }
         };
-        let mut proj = linear(dim, dim)?;
-        if !bc.proj_bias {
-            proj.bias = None;
-        }
         let norm = || TokenNorm::new(dim, bc.eps, bc.rms_norm);
         Ok(Block {
             norm1: norm()?,
