@@ -86,6 +86,15 @@ pub fn trunc_normal(shape: &[usize], std: f64) -> Result<Tensor> {
     Ok(w.requires_grad_(true).clone())
 }
 
+/// timm's `trunc_normal_tf_(std=std)`: N(0, std²) redrawn outside ±2·std, as a parameter (the
+/// latent query of an attention pool).
+pub fn trunc_normal_tf(shape: &[usize], std: f64) -> Result<Tensor> {
+    let w = draw(shape, |g| {
+        g.trunc_normal(shape, 0.0, std, -2.0 * std, 2.0 * std, DType::F32)
+    })?;
+    Ok(w.requires_grad_(true).clone())
+}
+
 /// N(0, std²): timm's `normal_(0, std)` (RegNet's classifier weight, std 0.01).
 pub fn normal(shape: &[usize], std: f64) -> Result<Tensor> {
     draw(shape, |g| g.normal(shape, 0.0, std, DType::F32))

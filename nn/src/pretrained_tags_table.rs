@@ -9,6 +9,62 @@ use crate::pretrained_tag::{ArchTags, Tag};
 /// Every registered architecture's tags, by architecture name.
 #[rustfmt::skip]
 pub(crate) const ARCHS: &[ArchTags] = &[
+    ArchTags { arch: "aimv2_1b_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_1b_patch14_224.apple_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_1b_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_1b_patch14_336.apple_pt"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_1b_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_1b_patch14_448.apple_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_3b_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_3b_patch14_224.apple_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_3b_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_3b_patch14_336.apple_pt"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_3b_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_3b_patch14_448.apple_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_huge_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_huge_patch14_224.apple_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_huge_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_huge_patch14_336.apple_pt"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_huge_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_huge_patch14_448.apple_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_large_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_large_patch14_224.apple_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+        Tag { tag: "apple_pt_dist", hf_hub_id: Some("timm/aimv2_large_patch14_224.apple_pt_dist"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_large_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_large_patch14_336.apple_pt"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+        Tag { tag: "apple_pt_dist", hf_hub_id: Some("timm/aimv2_large_patch14_336.apple_pt_dist"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "aimv2_large_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "apple_pt", hf_hub_id: Some("timm/aimv2_large_patch14_448.apple_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "beit3_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in22k_ft_in1k", hf_hub_id: Some("timm/beit3_base_patch16_224.in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "indomain_in22k_ft_in1k", hf_hub_id: Some("timm/beit3_base_patch16_224.indomain_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "pt", hf_hub_id: Some("timm/beit3_base_patch16_224.pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "indomain_pt", hf_hub_id: Some("timm/beit3_base_patch16_224.indomain_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "beit3_giant_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "beit3_giant_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "beit3_large_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in22k_ft_in1k", hf_hub_id: Some("timm/beit3_large_patch16_224.in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "indomain_in22k_ft_in1k", hf_hub_id: Some("timm/beit3_large_patch16_224.indomain_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "pt", hf_hub_id: Some("timm/beit3_large_patch16_224.pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "indomain_pt", hf_hub_id: Some("timm/beit3_large_patch16_224.indomain_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "convnext_atto", first_conv: "stem.0", classifier: "head.fc", tags: &[
         Tag { tag: "d2_in1k", hf_hub_id: Some("timm/convnext_atto.d2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -386,8 +442,35 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "eva02_tiny_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_tiny_patch14_336.mim_in22k_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
     ] },
+    ArchTags { arch: "eva_large_patch14_196", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in22k_ft_in22k_in1k", hf_hub_id: Some("timm/eva_large_patch14_196.in22k_ft_in22k_in1k"), input_size: [3, 196, 196], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "in22k_ft_in1k", hf_hub_id: Some("timm/eva_large_patch14_196.in22k_ft_in1k"), input_size: [3, 196, 196], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eva_large_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in22k_ft_in22k_in1k", hf_hub_id: Some("timm/eva_large_patch14_336.in22k_ft_in22k_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "in22k_ft_in1k", hf_hub_id: Some("timm/eva_large_patch14_336.in22k_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
     ArchTags { arch: "fbnetc_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/fbnetc_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "flexivit_base", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "1200ep_in1k", hf_hub_id: Some("timm/flexivit_base.1200ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "600ep_in1k", hf_hub_id: Some("timm/flexivit_base.600ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "300ep_in1k", hf_hub_id: Some("timm/flexivit_base.300ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "1000ep_in21k", hf_hub_id: Some("timm/flexivit_base.1000ep_in21k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+        Tag { tag: "300ep_in21k", hf_hub_id: Some("timm/flexivit_base.300ep_in21k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+        Tag { tag: "patch16_in21k", hf_hub_id: Some("timm/flexivit_base.patch16_in21k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+        Tag { tag: "patch30_in21k", hf_hub_id: Some("timm/flexivit_base.patch30_in21k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "flexivit_large", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "1200ep_in1k", hf_hub_id: Some("timm/flexivit_large.1200ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "600ep_in1k", hf_hub_id: Some("timm/flexivit_large.600ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "300ep_in1k", hf_hub_id: Some("timm/flexivit_large.300ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "flexivit_small", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "1200ep_in1k", hf_hub_id: Some("timm/flexivit_small.1200ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "600ep_in1k", hf_hub_id: Some("timm/flexivit_small.600ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "300ep_in1k", hf_hub_id: Some("timm/flexivit_small.300ep_in1k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "ghostnet_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1122,6 +1205,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vgg19_bn", first_conv: "features.0", classifier: "head.fc", tags: &[
         Tag { tag: "tv_in1k", hf_hub_id: Some("timm/vgg19_bn.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_base_patch14_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_base_patch14_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch14_reg1_tipsv2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch14_reg1_tipsv2.webli"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_base_patch14_reg4_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_base_patch14_reg4_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
@@ -1137,13 +1226,89 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "dino", hf_hub_id: Some("timm/vit_base_patch16_224.dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
         Tag { tag: "mae", hf_hub_id: Some("timm/vit_base_patch16_224.mae"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
+    ArchTags { arch: "vit_base_patch16_224_miil", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in21k", hf_hub_id: Some("timm/vit_base_patch16_224_miil.in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 11221 },
+        Tag { tag: "in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_224_miil.in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 1000 },
+    ] },
     ArchTags { arch: "vit_base_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "orig_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_384.orig_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_base_patch16_384.augreg_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_base_patch16_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_base_patch16_clip_224.laion2b_ft_in12k_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "openai_ft_in12k_in1k", hf_hub_id: Some("timm/vit_base_patch16_clip_224.openai_ft_in12k_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_clip_224.laion2b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "openai_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_clip_224.openai_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in12k", hf_hub_id: Some("timm/vit_base_patch16_clip_224.laion2b_ft_in12k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 11821 },
+        Tag { tag: "openai_ft_in12k", hf_hub_id: Some("timm/vit_base_patch16_clip_224.openai_ft_in12k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 11821 },
+        Tag { tag: "laion2b", hf_hub_id: Some("timm/vit_base_patch16_clip_224.laion2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "laion400m_e32", hf_hub_id: Some("timm/vit_base_patch16_clip_224.laion400m_e32"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "datacompxl", hf_hub_id: Some("timm/vit_base_patch16_clip_224.datacompxl"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "dfn2b", hf_hub_id: Some("timm/vit_base_patch16_clip_224.dfn2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_base_patch16_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "metaclip_400m", hf_hub_id: Some("timm/vit_base_patch16_clip_224.metaclip_400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "openai", hf_hub_id: Some("timm/vit_base_patch16_clip_224.openai"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_clip_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_base_patch16_clip_384.laion2b_ft_in12k_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "openai_ft_in12k_in1k", hf_hub_id: Some("timm/vit_base_patch16_clip_384.openai_ft_in12k_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_clip_384.laion2b_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "openai_ft_in1k", hf_hub_id: Some("timm/vit_base_patch16_clip_384.openai_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_clip_quickgelu_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_base_patch16_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "metaclip_400m", hf_hub_id: Some("timm/vit_base_patch16_clip_224.metaclip_400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "openai", hf_hub_id: Some("timm/vit_base_patch16_clip_224.openai"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_gap_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_plus_240", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_plus_clip_240", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion400m_e32", hf_hub_id: Some("timm/vit_base_patch16_plus_clip_240.laion400m_e32"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 640 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_base_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_base_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_siglip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_224.v2_webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_224.webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_256.webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli_i18n", hf_hub_id: Some("timm/vit_base_patch16_siglip_256.webli_i18n"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_siglip_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_384.v2_webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_384.webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_siglip_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_512.v2_webli"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_512.webli"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_siglip_gap_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_224.v2_webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_224.webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_siglip_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_256.webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli_i18n", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_256.webli_i18n"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_siglip_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_384.v2_webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_384.webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_siglip_gap_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_512.v2_webli"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_gap_512.webli"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
     ] },
     ArchTags { arch: "vit_base_patch32_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch32_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -1155,6 +1320,52 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_base_patch32_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch32_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_base_patch32_384.augreg_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_base_patch32_clip_224.laion2b_ft_in12k_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "openai_ft_in12k_in1k", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in1k", hf_hub_id: Some("timm/vit_base_patch32_clip_224.laion2b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "openai_ft_in1k", hf_hub_id: Some("timm/vit_base_patch32_clip_224.openai_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b", hf_hub_id: Some("timm/vit_base_patch32_clip_224.laion2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "laion400m_e32", hf_hub_id: Some("timm/vit_base_patch32_clip_224.laion400m_e32"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "datacompxl", hf_hub_id: Some("timm/vit_base_patch32_clip_224.datacompxl"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_base_patch32_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "metaclip_400m", hf_hub_id: Some("timm/vit_base_patch32_clip_224.metaclip_400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "openai", hf_hub_id: Some("timm/vit_base_patch32_clip_224.openai"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_clip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "datacompxl", hf_hub_id: Some("timm/vit_base_patch32_clip_256.datacompxl"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_clip_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_base_patch32_clip_384.laion2b_ft_in12k_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "openai_ft_in12k_in1k", hf_hub_id: Some("timm/vit_base_patch32_clip_384.openai_ft_in12k_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_clip_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_base_patch32_clip_448.laion2b_ft_in12k_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_clip_quickgelu_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion400m_e32", hf_hub_id: Some("timm/vit_base_patch32_clip_224.laion400m_e32"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_base_patch32_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "metaclip_400m", hf_hub_id: Some("timm/vit_base_patch32_clip_224.metaclip_400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+        Tag { tag: "openai", hf_hub_id: Some("timm/vit_base_patch32_clip_224.openai"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_plus_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch32_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch32_siglip_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch32_siglip_gap_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch8_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "augreg2_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_base_patch8_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_base_patch8_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+        Tag { tag: "dino", hf_hub_id: Some("timm/vit_base_patch8_224.dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_betwixt_patch16_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "vit_betwixt_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -1169,6 +1380,144 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_betwixt_patch16_reg4_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg4_gap_384.sbb2_e200_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_betwixt_patch32_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "tinyclip_laion400m", hf_hub_id: Some("timm/vit_betwixt_patch32_clip_224.tinyclip_laion400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+    ] },
+    ArchTags { arch: "vit_giant_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_giant_patch14_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b", hf_hub_id: Some("timm/vit_giant_patch14_clip_224.laion2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+    ] },
+    ArchTags { arch: "vit_giant_patch14_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_giant_patch14_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giant_patch14_reg1_tipsv2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_giant_patch14_reg1_tipsv2.webli"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giant_patch14_reg4_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_giant_patch14_reg4_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giant_patch16_gap_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in22k_ijepa", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giant_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_giant_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giantopt_patch16_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_giantopt_patch16_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giantopt_patch16_siglip_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_giantopt_patch16_siglip_384.v2_webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giantopt_patch16_siglip_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_giantopt_patch16_siglip_gap_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giantopt_patch16_siglip_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_giantopt_patch16_siglip_gap_384.v2_webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_gigantic_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_gigantic_patch14_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b", hf_hub_id: Some("timm/vit_gigantic_patch14_clip_224.laion2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1280 },
+        Tag { tag: "metaclip2_worldwide", hf_hub_id: Some("timm/vit_gigantic_patch14_clip_224.metaclip2_worldwide"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1280 },
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_gigantic_patch14_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1280 },
+    ] },
+    ArchTags { arch: "vit_gigantic_patch14_clip_378", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "metaclip2_worldwide", hf_hub_id: Some("timm/vit_gigantic_patch14_clip_378.metaclip2_worldwide"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1280 },
+    ] },
+    ArchTags { arch: "vit_gigantic_patch14_clip_quickgelu_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_gigantic_patch14_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1280 },
+    ] },
+    ArchTags { arch: "vit_huge_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "orig_in21k", hf_hub_id: Some("timm/vit_huge_patch14_224.orig_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "mae", hf_hub_id: Some("timm/vit_huge_patch14_224.mae"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_huge_patch14_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.laion2b_ft_in12k_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in1k", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.laion2b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in12k", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.laion2b_ft_in12k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 11821 },
+        Tag { tag: "laion2b", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.laion2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "dfn5b", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.dfn5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "metaclip2_worldwide", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.metaclip2_worldwide"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "metaclip_altogether", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.metaclip_altogether"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+    ] },
+    ArchTags { arch: "vit_huge_patch14_clip_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_huge_patch14_clip_336.laion2b_ft_in12k_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in1k", hf_hub_id: Some(""), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_huge_patch14_clip_378", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "dfn5b", hf_hub_id: Some("timm/vit_huge_patch14_clip_378.dfn5b"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "metaclip2_worldwide", hf_hub_id: Some("timm/vit_huge_patch14_clip_378.metaclip2_worldwide"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+    ] },
+    ArchTags { arch: "vit_huge_patch14_clip_quickgelu_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "dfn5b", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.dfn5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "metaclip2_worldwide", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.metaclip2_worldwide"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_huge_patch14_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+    ] },
+    ArchTags { arch: "vit_huge_patch14_clip_quickgelu_378", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "dfn5b", hf_hub_id: Some("timm/vit_huge_patch14_clip_378.dfn5b"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+    ] },
+    ArchTags { arch: "vit_huge_patch14_gap_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in1k_ijepa", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "in22k_ijepa", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_huge_patch16_gap_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "in1k_ijepa", hf_hub_id: None, input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_huge_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_huge_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_huge_patch16_radio_v4", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_huge_patch16_radio_v4.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_large_patch14_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_large_patch14_clip_224.laion2b_ft_in12k_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "openai_ft_in12k_in1k", hf_hub_id: Some("timm/vit_large_patch14_clip_224.openai_ft_in12k_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in1k", hf_hub_id: Some("timm/vit_large_patch14_clip_224.laion2b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "openai_ft_in1k", hf_hub_id: Some("timm/vit_large_patch14_clip_224.openai_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in12k", hf_hub_id: Some("timm/vit_large_patch14_clip_224.laion2b_ft_in12k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+        Tag { tag: "openai_ft_in12k", hf_hub_id: Some("timm/vit_large_patch14_clip_224.openai_ft_in12k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 11821 },
+        Tag { tag: "laion2b", hf_hub_id: Some("timm/vit_large_patch14_clip_224.laion2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 768 },
+        Tag { tag: "laion400m_e32", hf_hub_id: Some("timm/vit_large_patch14_clip_224.laion400m_e32"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "datacompxl", hf_hub_id: Some("timm/vit_large_patch14_clip_224.datacompxl"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "dfn2b_s39b", hf_hub_id: Some("timm/vit_large_patch14_clip_224.dfn2b_s39b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "dfn2b", hf_hub_id: Some("timm/vit_large_patch14_clip_224.dfn2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_large_patch14_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "metaclip_400m", hf_hub_id: Some("timm/vit_large_patch14_clip_224.metaclip_400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "openai", hf_hub_id: Some("timm/vit_large_patch14_clip_224.openai"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "apple_mclip2_dfndr2b", hf_hub_id: Some("timm/vit_large_patch14_clip_224.apple_mclip2_dfndr2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+    ] },
+    ArchTags { arch: "vit_large_patch14_clip_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b_ft_in12k_in1k", hf_hub_id: Some("timm/vit_large_patch14_clip_336.laion2b_ft_in12k_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "openai_ft_in12k_in1k", hf_hub_id: Some("timm/vit_large_patch14_clip_336.openai_ft_in12k_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "laion2b_ft_in1k", hf_hub_id: Some("timm/vit_large_patch14_clip_336.laion2b_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "openai", hf_hub_id: Some("timm/vit_large_patch14_clip_336.openai"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+    ] },
+    ArchTags { arch: "vit_large_patch14_clip_quickgelu_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "dfn2b", hf_hub_id: Some("timm/vit_large_patch14_clip_224.dfn2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "metaclip_2pt5b", hf_hub_id: Some("timm/vit_large_patch14_clip_224.metaclip_2pt5b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "metaclip_400m", hf_hub_id: Some("timm/vit_large_patch14_clip_224.metaclip_400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+        Tag { tag: "openai", hf_hub_id: Some("timm/vit_large_patch14_clip_224.openai"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+    ] },
+    ArchTags { arch: "vit_large_patch14_clip_quickgelu_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "openai", hf_hub_id: Some("timm/vit_large_patch14_clip_336.openai"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+    ] },
+    ArchTags { arch: "vit_large_patch14_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_large_patch14_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch14_reg1_tipsv2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_large_patch14_reg1_tipsv2.webli"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch14_reg4_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_large_patch14_reg4_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_large_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_large_patch16_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "orig_in21k", hf_hub_id: Some("timm/vit_large_patch16_224.orig_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
@@ -1177,6 +1526,34 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_large_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_large_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_large_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_256.webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_siglip_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_384.v2_webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_384.webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_siglip_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_512.v2_webli"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_siglip_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_gap_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_gap_256.webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_siglip_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_gap_384.v2_webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_gap_384.webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_siglip_gap_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_gap_512.v2_webli"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch32_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "orig_in21k", hf_hub_id: Some("timm/vit_large_patch32_224.orig_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
     ] },
     ArchTags { arch: "vit_large_patch32_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "orig_in21k_ft_in1k", hf_hub_id: Some("timm/vit_large_patch32_384.orig_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -1187,6 +1564,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_little_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_little_patch16_reg4_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_medium_patch16_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "tinyclip_yfcc15m", hf_hub_id: Some("timm/vit_medium_patch16_clip_224.tinyclip_yfcc15m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
     ] },
     ArchTags { arch: "vit_medium_patch16_gap_240", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sw_in12k", hf_hub_id: Some("timm/vit_medium_patch16_gap_240.sw_in12k"), input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
@@ -1205,6 +1585,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_medium_patch16_reg4_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "sbb_in12k", hf_hub_id: Some("timm/vit_medium_patch16_reg4_gap_256.sbb_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
     ] },
+    ArchTags { arch: "vit_medium_patch32_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "tinyclip_laion400m", hf_hub_id: Some("timm/vit_medium_patch32_clip_224.tinyclip_laion400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+    ] },
     ArchTags { arch: "vit_mediumd_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_256.sbb2_e200_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "sbb_in12k_ft_in1k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_256.sbb_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -1214,6 +1597,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_mediumd_patch16_reg4_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_384.sbb2_e200_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_small_patch14_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_small_patch14_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_small_patch14_reg4_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_small_patch14_reg4_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
@@ -1222,6 +1608,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_small_patch16_224.augreg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_small_patch16_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
         Tag { tag: "dino", hf_hub_id: Some("timm/vit_small_patch16_224.dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_small_patch16_36x1_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "vit_small_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_small_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -1234,6 +1623,100 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_small_patch32_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_small_patch32_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_small_patch8_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "dino", hf_hub_id: Some("timm/vit_small_patch8_224.dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so150m2_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_so150m2_patch16_reg1_gap_256.sbb_e200_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb_e200_in12k", hf_hub_id: Some("timm/vit_so150m2_patch16_reg1_gap_256.sbb_e200_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "vit_so150m2_patch16_reg1_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_so150m2_patch16_reg1_gap_384.sbb_e200_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_so150m2_patch16_reg1_gap_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_so150m2_patch16_reg1_gap_448.sbb_e200_in12k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_so150m_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_e250_in12k_ft_in1k", hf_hub_id: Some("timm/vit_so150m_patch16_reg4_gap_256.sbb_e250_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "sbb_e250_in12k", hf_hub_id: Some("timm/vit_so150m_patch16_reg4_gap_256.sbb_e250_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "vit_so150m_patch16_reg4_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_e250_in12k_ft_in1k", hf_hub_id: Some("timm/vit_so150m_patch16_reg4_gap_384.sbb_e250_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_so150m_patch16_reg4_map_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_reg1_tipsv2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_so400m_patch14_reg1_tipsv2.webli"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_siglip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_224.v2_webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_224.webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_siglip_378", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_378.v2_webli"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_378.webli"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli_ft_in1k", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_378.webli_ft_in1k"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_siglip_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_384.webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_siglip_gap_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_224.v2_webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_224.webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali_mix", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_224.pali_mix"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_224.pali_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali2_3b_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_224.pali2_3b_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali2_10b_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_224.pali2_10b_pt"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_siglip_gap_378", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_378.v2_webli"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_378.webli"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli_ft_in1k", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_378.webli_ft_in1k"), input_size: [3, 378, 378], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_siglip_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "webli", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_384.webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_siglip_gap_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "pali_mix", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_448.pali_mix"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_448.pali_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali_refcoco_seg", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_448.pali_refcoco_seg"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali_ocrvqa", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_448.pali_ocrvqa"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali2_3b_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_448.pali2_3b_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali2_10b_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_448.pali2_10b_pt"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali2_3b_docci", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_448.pali2_3b_docci"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali2_10b_docci", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_448.pali2_10b_docci"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch14_siglip_gap_896", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "pali_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_896.pali_pt"), input_size: [3, 896, 896], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali_refcoco_seg", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_896.pali_refcoco_seg"), input_size: [3, 896, 896], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali_ocrvqa", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_896.pali_ocrvqa"), input_size: [3, 896, 896], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali2_3b_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_896.pali2_3b_pt"), input_size: [3, 896, 896], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "pali2_10b_pt", hf_hub_id: Some("timm/vit_so400m_patch14_siglip_gap_896.pali2_10b_pt"), input_size: [3, 896, 896], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch16_radio_v4", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_so400m_patch16_radio_v4.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch16_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli_i18n", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_256.webli_i18n"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch16_siglip_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_384.v2_webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch16_siglip_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_512.v2_webli"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch16_siglip_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_gap_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "webli_i18n", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_gap_256.webli_i18n"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch16_siglip_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_gap_384.v2_webli"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_so400m_patch16_siglip_gap_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_so400m_patch16_siglip_gap_512.v2_webli"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_tiny_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_tiny_patch16_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
@@ -1243,6 +1726,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_wee_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_wee_patch16_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_xsmall_patch16_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "tinyclip_yfcc15m", hf_hub_id: Some("timm/vit_xsmall_patch16_clip_224.tinyclip_yfcc15m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
     ] },
     ArchTags { arch: "vovnet39a", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

@@ -152,6 +152,12 @@ fn vit_tiny_patch16_224() {
     same_step_checkpointed("vit_tiny_patch16_224", 32, |_| {});
 }
 
+/// A CLIP tower: `norm_pre` ahead of the checkpointed blocks.
+#[test]
+fn vit_xsmall_patch16_clip_224() {
+    same_step_checkpointed("vit_xsmall_patch16_clip_224", 32, |_| {});
+}
+
 /// Each checkpointed EVA block re-reads the shared rotary embedding in its recompute.
 #[test]
 fn eva02_tiny_patch14_224() {

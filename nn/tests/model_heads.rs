@@ -1,6 +1,6 @@
 //! Head and argument behaviour of single families through `create_model`: DenseNet refuses
 //! stochastic depth, EfficientNet's classifier follows its pool, MobileNetV3's efficient head
-//! keeps its pooled width.
+//! keeps its pooled width, SigLIP's attention pool goes with another pooling as in timm.
 
 use kiln_engine::{DType, Tensor};
 use kiln_nn::{create_model, ModelArgs};
@@ -57,4 +57,30 @@ fn efficient_head_keeps_its_pooled_width() {
     m.reset_classifier(0, None).unwrap();
     assert_eq!((m.num_classes(), m.num_features()), (0, 576));
     assert_eq!(m.forward(&x).unwrap().shape(), [2, 1024]);
+}
+
+/// SigLIP's `map` head: the attention pool (`attn_pool.*`) reduces the tokens to [B, C]; a reset
+/// to another pooling drops it and one back to `map` fails (timm's `reset_classifier`).
+#[test]
+fn the_attention_pool_goes_with_another_pooling() {
+    let args = ModelArgs {
+        num_classes: 10,
+        img_size: Some(64),
+        ..ModelArgs::default()
+    };
+    let mut m =
+        kiln_nn::init::skip_init(|| create_model("vit_base_patch32_siglip_256", &args)).unwrap();
+    let pooled = |m: &dyn kiln_nn::Model| {
+        let names = m.named_parameters().into_iter().map(|t| t.name);
+        names.filter(|n| n.starts_with("attn_pool.")).count()
+    };
+    assert_eq!(pooled(m.as_ref()), 13);
+    let x = Tensor::zeros(&[2, 3, 64, 64], DType::F32).unwrap();
+    assert_eq!(m.forward(&x).unwrap().shape(), [2, 10]);
+    let features = m.forward_features(&x).unwrap();
+    assert_eq!(m.forward_head(&features, true).unwrap().shape(), [2, 768]);
+    m.reset_classifier(5, Some("avg")).unwrap();
+    assert_eq!(pooled(m.as_ref()), 0);
+    assert_eq!(m.forward(&x).unwrap().shape(), [2, 5]);
+    assert!(m.reset_classifier(5, Some("map")).is_err());
 }

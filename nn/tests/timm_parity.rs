@@ -141,11 +141,16 @@ fn built(name: &str, args: &ModelArgs) -> Box<dyn Model> {
 }
 
 fn check_model(name: &str) {
+    check_model_with(name, &test_args(name));
+}
+
+/// `check_model` of `name` built by `args` (the fixture's reduced config).
+fn check_model_with(name: &str, args: &ModelArgs) {
     let train_tol = train_tolerance(name);
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.safetensors"));
     let expected = load_safetensors(&path).unwrap();
-    let mut model = built(name, &test_args(name));
+    let mut model = built(name, args);
     let mut ours: Vec<String> = model
         .named_tensors()
         .iter()
@@ -748,6 +753,67 @@ fn vit_small_patch14_reg4_dinov2_matches_timm() {
     check_structure("vit_small_patch14_reg4_dinov2");
 }
 
+/// CLIP image towers: `norm_pre` after the position embedding, no patch-embedding bias, every
+/// LayerNorm with eps 1e-5; OpenAI CLIP's quick GELU in the MLPs.
+#[test]
+fn vit_clip_towers_match_timm() {
+    for name in [
+        "vit_xsmall_patch16_clip_224",
+        "vit_base_patch32_clip_quickgelu_224",
+    ] {
+        check_model(name);
+        check_structure(name);
+    }
+}
+
+/// SigLIP: no class token, the attention-pool head (`map`: a learned query over the patch
+/// tokens, a projection and a residual MLP), tanh GELU (SigLIP 2's patch-32 tower).
+#[test]
+fn vit_base_patch32_siglip_256_matches_timm() {
+    check_model("vit_base_patch32_siglip_256");
+    check_structure("vit_base_patch32_siglip_256");
+}
+
+/// BEiT-3: LayerNorms (eps 1e-5) between the attention heads and their projection and between
+/// the MLP's activation and `fc2`, mean pooling with `fc_norm`.
+#[test]
+fn beit3_base_patch16_224_matches_timm() {
+    check_model("beit3_base_patch16_224");
+    check_structure("beit3_base_patch16_224");
+}
+
+/// RADIO: 7 registers after the class token, no final norm (timm's `final_norm=False`): the
+/// head reads the last block's class token.
+#[test]
+fn vit_base_patch16_radio_v3_matches_timm() {
+    check_model("vit_base_patch16_radio_v3");
+    check_structure("vit_base_patch16_radio_v3");
+}
+
+/// `name` against its fixture of 2 blocks (`depth=2`, make_resnet_fixtures.py's REDUCED: the
+/// full models would not fit a test); their full-size names and shapes are in
+/// builder_shapes.json.
+fn check_at_depth_2(name: &str) {
+    let args = ModelArgs {
+        kwargs: vec![("depth".into(), "2".into())],
+        ..test_args(name)
+    };
+    check_model_with(name, &args);
+}
+
+/// DINOv2 giant's SwiGLU blocks (timm's `GluMlp` with SiLU, the gate the first half of `fc1`).
+#[test]
+fn vit_giant_patch14_dinov2_matches_timm_at_depth_2() {
+    check_at_depth_2("vit_giant_patch14_dinov2");
+}
+
+/// AIMv2: RmsNorms (the patch embedding's `patch_embed.norm` too), an unbiased qkv, output
+/// projection and split SwiGLU MLP (`fc1_g`, `fc1_x`), mean pooling after the final norm.
+#[test]
+fn aimv2_large_patch14_224_matches_timm_at_depth_2() {
+    check_at_depth_2("aimv2_large_patch14_224");
+}
+
 /// EVA-02: the rotary position embedding on the patch tokens' queries and keys (a 4×4 grid of
 /// 14-pixel patches at 64², scaled to the 16×16 reference grid), q and v biases, the packed
 /// SwiGLU MLP, mean pooling with fc_norm.
@@ -912,7 +978,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 184, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 298, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }

@@ -1,6 +1,7 @@
 //! Layers, one concept per file, with PyTorch's names for their tensors.
 
 mod activation;
+mod attention_pool;
 mod batchnorm;
 mod blur_pool;
 mod checkpoint_seq;
@@ -22,10 +23,12 @@ mod layer_scale;
 mod layer_scale2d;
 mod linear;
 mod mixed_conv2d;
+mod mlp;
 mod multi_query_attention2d;
 mod norm2d;
 mod norm_act;
 mod pool;
+mod rms_norm;
 mod rope;
 mod sequential;
 mod split_attn;
@@ -36,6 +39,7 @@ mod token_head;
 mod token_pool;
 
 pub use activation::{Activation, Identity};
+pub use attention_pool::{attend_heads, split_heads, AttentionPoolLatent};
 pub use batchnorm::{for_each_batch_norm, BatchNorm2d};
 pub use blur_pool::{reflect_pad2d, BlurPool2d};
 pub use checkpoint_seq::{checkpoint_seq, Checkpointed};
@@ -57,15 +61,17 @@ pub use layer_scale::LayerScale;
 pub use layer_scale2d::LayerScale2d;
 pub use linear::Linear;
 pub use mixed_conv2d::{split_channels, MixedConv2d};
+pub use mlp::{Mlp, MlpAct};
 pub use multi_query_attention2d::{MqaCfg, MultiQueryAttention2d};
 pub use norm2d::{Norm2d, NormLayer};
 pub use norm_act::BatchNormAct2d;
 pub use pool::{AvgPool2d, MaxPool2d, PoolType, SelectAdaptivePool2d};
+pub use rms_norm::{RmsNorm, TokenNorm};
 pub use rope::{apply_rot_embed_after_prefix, apply_rot_embed_cat, rope_embed_cat};
 pub use sequential::Sequential;
 pub use split_attn::SplitAttn;
 pub use squeeze_excite::{squeeze_excite, SqueezeExcite};
 pub use swiglu::{swiglu, SwiGluMlp};
 pub use test_time_pool::{test_time_pool, TestTimePoolHead};
-pub use token_head::{TokenFamily, TokenHead, TokenHeadCfg};
+pub use token_head::{MapCfg, TokenFamily, TokenHead, TokenHeadCfg};
 pub use token_pool::TokenPool;

@@ -61,6 +61,18 @@ impl SwiGluMlp {
     }
 }
 
+impl SwiGluMlp {
+    /// The MLP with its projections unbiased (timm's `bias=False`, AIMv2's).
+    pub fn without_biases(mut self) -> SwiGluMlp {
+        match &mut self.fc1 {
+            Fc1::Packed(fc1) => fc1.bias = None,
+            Fc1::Split { gate, x } => (gate.bias, x.bias) = (None, None),
+        }
+        self.fc2.bias = None;
+        self
+    }
+}
+
 impl Module for SwiGluMlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = match &self.fc1 {

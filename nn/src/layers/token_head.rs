@@ -1,9 +1,9 @@
 //! timm's head of the token models (vision_transformer.py's `forward_head`, deit.py's distilled
 //! one, eva.py's, swin_transformer.py's): the final norm before the pooling or `fc_norm` after it,
-//! the token pool, head dropout and the classifier (`head`, and `head_dist` of a distilled DeiT).
+//! the token pool (with `map`, an attention pool), head dropout and the classifier (`head`, and `head_dist` of a distilled DeiT).
 
 use super::head::classify;
-use super::{Head, LayerNorm, Linear, NewClassifier, TokenPool};
+use super::{AttentionPoolLatent, Head, Linear, MlpAct, NewClassifier, TokenNorm, TokenPool};
 use crate::{Children, Error, Module, Result, Visitor, VisitorMut};
 use kiln_engine::Tensor;
 
@@ -24,6 +24,8 @@ pub struct TokenFamily {
     pub new_classifier: NewClassifier,
     /// The final norm's eps.
     pub eps: f64,
+    /// The final norm is an RmsNorm (AIMv2's), not a LayerNorm.
+    pub rms: bool,
 }
 
 /// What one model's head is built from (timm's `VisionTransformer` head arguments).
@@ -46,6 +48,21 @@ pub struct TokenHeadCfg<'a> {
     pub distilled: bool,
     /// Dropout before the classifier (timm's `head_drop`).
     pub drop_rate: f64,
+    /// The attention pool a `map` head builds; `None` where the model takes no `map`.
+    pub map: Option<MapCfg>,
+    /// A final norm at all (timm's `final_norm`; RADIO's has none).
+    pub final_norm: bool,
+}
+
+/// What a `map` head's attention pool is built from (timm's ViT passes its own).
+#[derive(Debug, Clone, Copy)]
+pub struct MapCfg {
+    /// Attention heads.
+    pub heads: usize,
+    /// The MLP's hidden width.
+    pub mlp_hidden: usize,
+    /// The MLP's activation.
+    pub act: MlpAct,
 }
 
 /// The final norm (`norm` before the pooling or `fc_norm` after it), the pool, dropout, the
@@ -53,14 +70,18 @@ pub struct TokenHeadCfg<'a> {
 #[derive(Debug, Clone)]
 pub struct TokenHead {
     /// The final norm before the pooling (one of `norm` and `fc_norm` is built).
-    norm: Option<LayerNorm>,
+    norm: Option<TokenNorm>,
+    /// The attention pool of a `map` head (`attn_pool`).
+    attn_pool: Option<AttentionPoolLatent>,
     /// The final norm after the pooling.
-    fc_norm: Option<LayerNorm>,
+    fc_norm: Option<TokenNorm>,
     /// The classifier.
     pub fc: Option<Linear>,
     /// The distillation token's classifier (`head_dist`; none without classes).
     fc_dist: Option<Linear>,
     pool: TokenPool,
+    /// Token width (the features' without a final norm).
+    dim: usize,
     prefix_tokens: usize,
     class_token: bool,
     distilled: bool,
@@ -76,10 +97,12 @@ impl TokenHead {
     pub fn new(family: TokenFamily, cfg: &TokenHeadCfg, model: &str) -> Result<TokenHead> {
         let mut head = TokenHead {
             norm: None,
+            attn_pool: None,
             fc_norm: None,
             fc: None,
             fc_dist: None,
             pool: TokenPool::None,
+            dim: cfg.dim,
             prefix_tokens: cfg.prefix_tokens,
             class_token: cfg.class_token,
             distilled: cfg.distilled,
@@ -89,9 +112,19 @@ impl TokenHead {
         };
         head.pool = head.checked_pool(cfg.global_pool, model)?;
         let fc_norm = cfg.fc_norm.unwrap_or(head.pool == TokenPool::Avg);
-        let norm = || LayerNorm::with_eps(cfg.dim, family.eps);
-        head.norm = (!fc_norm).then(norm).transpose()?;
-        head.fc_norm = fc_norm.then(norm).transpose()?;
+        let norm = || TokenNorm::new(cfg.dim, family.eps, family.rms);
+        head.norm = (!fc_norm && cfg.final_norm).then(norm).transpose()?;
+        if head.pool == TokenPool::Map {
+            let Some(m) = cfg.map else {
+                return Err(Error::BadArgument {
+                    model: model.into(),
+                    msg: format!("global_pool 'map': {} has no attention pool", family.noun),
+                });
+            };
+            let pool = AttentionPoolLatent::new(cfg.dim, m.heads, m.mlp_hidden, m.act, family.eps);
+            head.attn_pool = Some(pool?);
+        }
+        head.fc_norm = (fc_norm && cfg.final_norm).then(norm).transpose()?;
         head.reset(cfg.num_classes, None, model)?;
         Ok(head)
     }
@@ -152,6 +185,9 @@ impl TokenHead {
 
     /// `x` pooled: an NHWC map first as its H·W tokens.
     fn pool_features(&self, x: &Tensor) -> Result<Tensor> {
+        if let (TokenPool::Map, Some(attn_pool)) = (self.pool, &self.attn_pool) {
+            return attn_pool.forward(&self.pool.pool(x, self.prefix_tokens)?);
+        }
         if !self.family.nhwc || self.pool == TokenPool::None {
             return self.pool.pool(x, self.prefix_tokens);
         }
@@ -206,11 +242,23 @@ impl Head for TokenHead {
             Some(p) => self.checked_pool(p, model)?,
             None => self.pool,
         };
-        if pool == TokenPool::None && num_classes > 0 {
+        let msg = match pool {
+            TokenPool::None if num_classes > 0 => "global_pool '' needs num_classes 0",
+            // timm: "Cannot currently add attention pooling in reset_classifier()"
+            TokenPool::Map if self.attn_pool.is_none() => {
+                "global_pool 'map' needs the attention pool the model was built with"
+            }
+            _ => "",
+        };
+        if !msg.is_empty() {
             return Err(Error::BadArgument {
                 model: model.into(),
-                msg: "global_pool '' needs num_classes 0".into(),
+                msg: msg.into(),
             });
+        }
+        // timm drops the attention pool for another pooling
+        if pool != TokenPool::Map {
+            self.attn_pool = None;
         }
         self.pool = pool;
         self.fc = self.new_fc(num_classes)?;
@@ -220,10 +268,10 @@ impl Head for TokenHead {
         Ok(())
     }
 
-    /// The final norm's width.
+    /// The final norm's width (the tokens' without one).
     fn num_features(&self) -> usize {
         let norm = self.norm.iter().chain(&self.fc_norm);
-        norm.map(|n| n.weight.shape()[0]).next().unwrap_or(0)
+        norm.map(TokenNorm::width).next().unwrap_or(self.dim)
     }
 }
 
@@ -232,6 +280,9 @@ impl Children for TokenHead {
     fn visit(&self, v: &mut dyn Visitor) {
         if let Some(n) = &self.norm {
             v.child("norm", n);
+        }
+        if let Some(p) = &self.attn_pool {
+            v.child("attn_pool", p);
         }
         if let Some(n) = &self.fc_norm {
             v.child("fc_norm", n);
@@ -248,6 +299,9 @@ impl Children for TokenHead {
     fn visit_mut(&mut self, v: &mut dyn VisitorMut) -> Result<()> {
         if let Some(n) = &mut self.norm {
             v.child("norm", n)?;
+        }
+        if let Some(p) = &mut self.attn_pool {
+            v.child("attn_pool", p)?;
         }
         if let Some(n) = &mut self.fc_norm {
             v.child("fc_norm", n)?;

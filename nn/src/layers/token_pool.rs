@@ -13,6 +13,9 @@ pub enum TokenPool {
     Avg,
     /// No reduction (`''`, num_classes 0).
     None,
+    /// Attention pooling (`map`): the head's `AttentionPoolLatent` reads the tokens after the
+    /// prefix, which [`TokenPool::pool`] returns.
+    Map,
 }
 
 impl TokenPool {
@@ -22,6 +25,7 @@ impl TokenPool {
             TokenPool::Token => "token",
             TokenPool::Avg => "avg",
             TokenPool::None => "",
+            TokenPool::Map => "map",
         }
     }
 
@@ -44,15 +48,15 @@ impl TokenPool {
         })
     }
 
-    /// `x` ([B, N, C]) reduced: its first token, or the mean of the tokens after `prefix`.
+    /// `x` ([B, N, C]) reduced: its first token, or the mean of the tokens after `prefix`; for
+    /// `map` the tokens after `prefix`, which the attention pool reduces.
     pub fn pool(self, x: &Tensor, prefix: usize) -> Result<Tensor> {
+        let after_prefix = || x.narrow(1, prefix, x.shape()[1] - prefix);
         match self {
             TokenPool::Token => Ok(x.narrow(1, 0, 1)?.squeeze(1)?),
-            TokenPool::Avg => {
-                let n = x.shape()[1];
-                Ok(x.narrow(1, prefix, n - prefix)?.mean(1, false)?)
-            }
+            TokenPool::Avg => Ok(after_prefix()?.mean(1, false)?),
             TokenPool::None => Ok(x.clone()),
+            TokenPool::Map => Ok(after_prefix()?),
         }
     }
 }

@@ -186,6 +186,7 @@ const HEAD: TokenFamily = TokenFamily {
     fc_name: "head",
     new_classifier: |i, o| Linear::new(i, o, true),
     eps: 1e-6,
+    rms: false,
 };
 
 /// timm's `Eva` as EVA-02 configures it.
@@ -267,6 +268,8 @@ impl Eva {
             class_token: true,
             distilled: false,
             drop_rate: args.drop_rate,
+            map: None,
+            final_norm: true,
         };
         let mut model = Eva {
             patch_embed: Conv2d::new(args.in_chans, dim, ec.patch, ec.patch, 0, true)?,

@@ -24,6 +24,7 @@ const HEAD: TokenFamily = TokenFamily {
     fc_name: "head.fc",
     new_classifier: |i, o| Linear::trunc_normal(i, o, 0.02),
     eps: LN_EPS,
+    rms: false,
 };
 
 /// What distinguishes one Swin from another.
@@ -116,6 +117,8 @@ impl SwinTransformer {
             class_token: false,
             distilled: false,
             drop_rate: args.drop_rate,
+            map: None,
+            final_norm: true,
         };
         Ok(SwinTransformer {
             patch_embed: Conv2d::new(args.in_chans, sc.embed_dim, PATCH, PATCH, 0, true)?,

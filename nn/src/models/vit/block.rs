@@ -1,17 +1,24 @@
 //! timm's ViT `Attention` and pre-norm `Block` (vision_transformer.py), with DeiT III's layer
-//! scale (`ls1`, `ls2`).
+//! scale (`ls1`, `ls2`) and the MLPs timm's ViTs take (`Mlp` with GELU, tanh GELU or quick GELU;
+//! DINOv2 giant's SwiGLU).
 
-use crate::layers::{Conv2d, DropPath, LayerNorm, LayerScale, Linear};
+use crate::layers::{
+    attend_heads, split_heads, Conv2d, DropPath, LayerNorm, LayerScale, Linear, Mlp, MlpAct,
+    SwiGluMlp, TokenNorm,
+};
 use crate::{init, Children, Error, Module, Result};
 use kiln_engine::Tensor;
 
 /// timm's `Attention` on its `fused_attn` path: one qkv projection, softmax(q·kᵀ/√d)·v per head
-/// as one fused op (`F.scaled_dot_product_attention`), an output projection.
+/// as one fused op (`F.scaled_dot_product_attention`), a LayerNorm with `scale_norm` (BEiT-3's),
+/// an output projection.
 #[derive(Children)]
 #[children(group)]
 pub(super) struct Attention {
     #[child]
     qkv: Linear,
+    #[child]
+    norm: Option<LayerNorm>,
     #[child]
     proj: Linear,
     /// Width of one head; the head count follows the qkv projection (pruning removes heads).
@@ -21,32 +28,17 @@ pub(super) struct Attention {
 impl Attention {
     /// The attention of the first `queries` tokens over all of `x`'s tokens: [B, queries, C].
     fn forward(&self, x: &Tensor, queries: usize) -> Result<Tensor> {
-        let &[b, n, _] = x.shape() else {
-            return Err(Error::BadArgument {
-                model: "vit".into(),
-                msg: format!("attention takes [B, N, C] tokens, got {:?}", x.shape()),
-            });
-        };
-        let d = self.head_dim;
-        let heads = self.qkv.out_features() / (3 * d);
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape(&[b, n, 3, heads, d])?
-            .permute(&[2, 0, 3, 1, 4])?;
-        let part = |i| -> Result<Tensor> { Ok(qkv.narrow(0, i, 1)?.squeeze(0)?) };
+        let heads = self.qkv.out_features() / (3 * self.head_dim);
+        let qkv = split_heads(&self.qkv.forward(x)?, 3, heads)?;
         let q = match queries {
-            q if q == n => part(0)?,
-            q => part(0)?.narrow(2, 0, q)?,
+            q if q == qkv[0].shape()[2] => qkv[0].clone(),
+            q => qkv[0].narrow(2, 0, q)?,
         };
-        let (k, v) = (part(1)?, part(2)?);
-        let heads = Tensor::scaled_dot_product_attention(&q, &k, &v, None, false)?;
-        self.proj
-            .forward(&heads.transpose(1, 2)?.contiguous()?.reshape(&[
-                b,
-                queries,
-                self.qkv.out_features() / 3,
-            ])?)
+        let heads = attend_heads(&q, &qkv[1], &qkv[2])?;
+        match &self.norm {
+            Some(norm) => self.proj.forward(&norm.forward(&heads)?),
+            None => self.proj.forward(&heads),
+        }
     }
 }
 
@@ -59,23 +51,61 @@ pub(super) struct BlockCfg {
     pub qkv_bias: bool,
     /// Layer scale's initial value (`init_values`); none without layer scale.
     pub init_values: Option<f64>,
+    /// The norms' eps (timm's `norm_layer`).
+    pub eps: f64,
+    /// The MLP.
+    pub mlp: VitMlp,
+    /// LayerNorms before the attention's and in the MLP's output projections (timm's
+    /// `scale_attn_norm`, `scale_mlp_norm`).
+    pub scale_norms: bool,
+    /// RmsNorms for `norm1` and `norm2` (timm's `norm_layer`, AIMv2's).
+    pub rms_norm: bool,
+    /// Biases on the attention's output projection and the MLP (timm's `proj_bias`).
+    pub proj_bias: bool,
+}
+
+/// A ViT block's MLP (timm's `mlp_layer` and `act_layer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VitMlp {
+    /// timm's `Mlp` with this activation.
+    Plain(MlpAct),
+    /// timm's `GluMlp` with SiLU, the gate first (`gate_last=False`): DINOv2 giant's SwiGLU,
+    /// its `fc1` twice the hidden width.
+    SwiGlu,
+    /// timm's `SwiGLU`: the gate (`fc1_g`) and value (`fc1_x`) projections apart, each of the
+    /// hidden width (AIMv2's).
+    SwiGluSplit,
+}
+
+/// The block's `mlp`: timm's `Mlp` or `GluMlp`.
+#[derive(Children)]
+enum BlockMlp {
+    Plain(#[child(name = "mlp")] Mlp),
+    SwiGlu(#[child(name = "mlp")] SwiGluMlp),
+}
+
+impl Module for BlockMlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            BlockMlp::Plain(m) => m.forward(x),
+            BlockMlp::SwiGlu(m) => m.forward(x),
+        }
+    }
 }
 
 /// timm's ViT `Block`: x + drop_path(ls1(attn(norm1(x)))), then x + drop_path(ls2(mlp(norm2(x)))).
 #[derive(Children)]
 pub(super) struct Block {
     #[child]
-    norm1: LayerNorm,
+    norm1: TokenNorm,
     #[child]
     attn: Attention,
     #[child]
     ls1: Option<LayerScale>,
     #[child]
-    norm2: LayerNorm,
-    #[child(name = "mlp.fc1")]
-    fc1: Linear,
-    #[child(name = "mlp.fc2")]
-    fc2: Linear,
+    norm2: TokenNorm,
+    #[child(flatten)]
+    mlp: BlockMlp,
     #[child]
     ls2: Option<LayerScale>,
     #[child]
@@ -91,18 +121,48 @@ impl Block {
         if !bc.qkv_bias {
             qkv.bias = None;
         }
+        let mut proj = linear(dim, dim)?;
+        if !bc.proj_bias {
+            proj.bias = None;
+        }
         let scale = || bc.init_values.map(|v| LayerScale::new(dim, v)).transpose();
+        let scale_norm = |width| {
+            let norm = bc.scale_norms.then(|| LayerNorm::with_eps(width, bc.eps));
+            norm.transpose()
+        };
+        let mlp = match bc.mlp {
+            VitMlp::Plain(act) => {
+                let mut mlp = Mlp::new(dim, bc.mlp_hidden, act)?;
+                mlp.norm = scale_norm(bc.mlp_hidden)?;
+                if !bc.proj_bias {
+                    (mlp.fc1.bias, mlp.fc2.bias) = (None, None);
+                }
+                BlockMlp::Plain(mlp)
+            }
+            VitMlp::SwiGlu | VitMlp::SwiGluSplit => {
+                let (split, hidden) = match bc.mlp {
+                    VitMlp::SwiGluSplit => (true, bc.mlp_hidden),
+                    _ => (false, bc.mlp_hidden / 2),
+                };
+                let mlp = SwiGluMlp::new(dim, hidden, split, bc.scale_norms)?;
+                BlockMlp::SwiGlu(match bc.proj_bias {
+                    true => mlp,
+                    false => mlp.without_biases(),
+                })
+            }
+        };
+        let norm = || TokenNorm::new(dim, bc.eps, bc.rms_norm);
         Ok(Block {
-            norm1: LayerNorm::new(dim)?,
+            norm1: norm()?,
             attn: Attention {
                 qkv,
-                proj: linear(dim, dim)?,
+                norm: scale_norm(dim)?,
+                proj,
                 head_dim: dim / bc.heads,
             },
             ls1: scale()?,
-            norm2: LayerNorm::new(dim)?,
-            fc1: linear(dim, bc.mlp_hidden)?,
-            fc2: linear(bc.mlp_hidden, dim)?,
+            norm2: norm()?,
+            mlp,
             ls2: scale()?,
             drop_path: DropPath {
                 p: drop_path,
@@ -131,8 +191,8 @@ impl Block {
             q => x.narrow(1, 0, q)?,
         };
         let x = self.residual(&x, a, &self.ls1)?;
-        let h = self.fc1.forward(&self.norm2.forward(&x)?)?.gelu()?;
-        self.residual(&x, self.fc2.forward(&h)?, &self.ls2)
+        let h = self.mlp.forward(&self.norm2.forward(&x)?)?;
+        self.residual(&x, h, &self.ls2)
     }
 }
 

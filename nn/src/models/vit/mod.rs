@@ -10,6 +10,7 @@ mod kwargs;
 mod model;
 mod variants;
 
+pub use block::VitMlp;
 pub(crate) use block::{patch_tokens, pos_embed, prepend_tokens, tokens_to_map};
 pub use model::{VisionTransformer, VitCfg};
 pub use variants::variants;

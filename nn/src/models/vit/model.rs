@@ -1,23 +1,29 @@
-//! timm's VisionTransformer (DeiT and its distilled variant, registers, `no_embed_class`): its
-//! config, the model (patch embedding, prefix tokens, blocks, token head) and its `Model` surface.
+//! timm's VisionTransformer (DeiT and its distilled variant, registers, `no_embed_class`, CLIP's
+//! `pre_norm`, SigLIP's `map` head): its config, the model (patch embedding, prefix tokens,
+//! blocks, token head) and its `Model` surface.
 
-use super::block::{patch_tokens, pos_embed, prepend_tokens, tokens_to_map, Block, BlockCfg};
+use super::block::{
+    patch_tokens, pos_embed, prepend_tokens, tokens_to_map, Block, BlockCfg, VitMlp,
+};
 use crate::layers::{
-    checkpoint_seq, Checkpointed, Conv2d, Linear, TokenFamily, TokenHead, TokenHeadCfg, TokenPool,
+    checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear, MapCfg, MlpAct, TokenFamily,
+    TokenHead, TokenHeadCfg, TokenNorm, TokenPool,
 };
 use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use kiln_engine::Tensor;
 
-/// The ViT's head: pools by `token` or `avg`, trunc-normal (.02) classifiers named `head`.
+/// The ViT's head: pools by `token`, `avg` or `map`, trunc-normal (.02) classifiers named `head`
+/// (the final norm's eps is the config's).
 const HEAD: TokenFamily = TokenFamily {
     kind: "vit",
     noun: "a ViT",
-    pools: &[TokenPool::Token, TokenPool::Avg],
+    pools: &[TokenPool::Token, TokenPool::Avg, TokenPool::Map],
     nhwc: false,
     fc_name: "head",
     new_classifier: |i, o| Linear::trunc_normal(i, o, 0.02),
     eps: 1e-6,
+    rms: false,
 };
 
 /// What distinguishes one ViT variant from another (timm's `VisionTransformer` arguments).
@@ -49,6 +55,24 @@ pub struct VitCfg {
     pub fc_norm: Option<bool>,
     /// A distillation token and head (timm's `VisionTransformerDistilled`).
     pub distilled: bool,
+    /// A LayerNorm after the position embedding (`norm_pre`) and no patch-embedding bias (timm's
+    /// `pre_norm`, CLIP's).
+    pub pre_norm: bool,
+    /// Every LayerNorm's eps (timm's `norm_layer`: 1e-6, CLIP's 1e-5).
+    pub norm_eps: f64,
+    /// The blocks' MLP (timm's `act_layer`, `mlp_layer`).
+    pub mlp: VitMlp,
+    /// LayerNorms before the attention's and in the MLP's output projections (timm's
+    /// `scale_attn_norm` and `scale_mlp_norm`, BEiT-3's).
+    pub scale_norms: bool,
+    /// A final norm (`norm` or `fc_norm`; timm's `final_norm`, off in RADIO).
+    pub final_norm: bool,
+    /// RmsNorms instead of LayerNorms (timm's `norm_layer`, AIMv2's).
+    pub rms_norm: bool,
+    /// Biases on the attention's output projection and the MLP (timm's `proj_bias`).
+    pub proj_bias: bool,
+    /// A norm of the patch embedding's tokens (`patch_embed.norm`, timm's `embed_norm_layer`).
+    pub embed_norm: bool,
 }
 
 impl VitCfg {
@@ -69,6 +93,14 @@ impl VitCfg {
             global_pool: "token",
             fc_norm: None,
             distilled: false,
+            pre_norm: false,
+            norm_eps: 1e-6,
+            mlp: VitMlp::Plain(MlpAct::Gelu),
+            scale_norms: false,
+            final_norm: true,
+            rms_norm: false,
+            proj_bias: true,
+            embed_norm: false,
         }
     }
 
@@ -94,6 +126,12 @@ pub struct VisionTransformer {
     dist_token: Option<Tensor>,
     #[child(name = "patch_embed.proj")]
     patch_embed: Conv2d,
+    /// AIMv2's norm of the patch tokens.
+    #[child(name = "patch_embed.norm")]
+    patch_norm: Option<TokenNorm>,
+    /// CLIP's LayerNorm of the embedded tokens.
+    #[child]
+    norm_pre: Option<LayerNorm>,
     patch: usize,
     no_embed_class: bool,
     #[child]
@@ -135,6 +173,11 @@ impl VisionTransformer {
             mlp_hidden: vc.mlp_hidden,
             qkv_bias: vc.qkv_bias,
             init_values: vc.init_values,
+            eps: vc.norm_eps,
+            mlp: vc.mlp,
+            scale_norms: vc.scale_norms,
+            rms_norm: vc.rms_norm,
+            proj_bias: vc.proj_bias,
         };
         let blocks = (0..vc.depth)
             .map(|i| {
@@ -162,9 +205,33 @@ impl VisionTransformer {
             class_token: vc.class_token,
             distilled: vc.distilled,
             drop_rate: args.drop_rate,
+            // timm's pool takes the ViT's heads, MLP ratio, activation and norm (the SiLU `Mlp`
+            // pool of a SwiGLU ViT and an RmsNorm pool are not built here)
+            map: match vc.mlp {
+                VitMlp::Plain(act) if !vc.rms_norm => Some(MapCfg {
+                    heads: vc.heads,
+                    mlp_hidden: vc.mlp_hidden,
+                    act,
+                }),
+                _ => None,
+            },
+            final_norm: vc.final_norm,
+        };
+        let family = TokenFamily {
+            eps: vc.norm_eps,
+            rms: vc.rms_norm,
+            ..HEAD
         };
         Ok(VisionTransformer {
-            patch_embed: Conv2d::new(args.in_chans, dim, patch, patch, 0, true)?,
+            patch_embed: Conv2d::new(args.in_chans, dim, patch, patch, 0, !vc.pre_norm)?,
+            patch_norm: vc
+                .embed_norm
+                .then(|| TokenNorm::new(dim, vc.norm_eps, vc.rms_norm))
+                .transpose()?,
+            norm_pre: vc
+                .pre_norm
+                .then(|| LayerNorm::with_eps(dim, vc.norm_eps))
+                .transpose()?,
             patch,
             cls_token: vc.class_token.then(|| small_normal(1)).transpose()?,
             reg_token: (vc.reg_tokens > 0)
@@ -178,7 +245,7 @@ impl VisionTransformer {
             no_embed_class: vc.no_embed_class,
             blocks,
             grad_checkpointing: false,
-            head: TokenHead::new(HEAD, &head, &cfg.name)?,
+            head: TokenHead::new(family, &head, &cfg.name)?,
             img_size,
             feature_info,
             cfg,
@@ -191,9 +258,14 @@ impl VisionTransformer {
     }
 
     /// Patch tokens with the class, register (and distillation) tokens in front and the position
-    /// embedding added (timm's `_pos_embed`: before the prefix joins with `no_embed_class`).
+    /// embedding added (timm's `_pos_embed`: before the prefix joins with `no_embed_class`), then
+    /// `norm_pre`.
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
         let patches = patch_tokens(&self.patch_embed, x, self.img_size, "ViT", &self.cfg.name)?;
+        let patches = match &self.patch_norm {
+            Some(norm) => norm.forward(&patches)?,
+            None => patches,
+        };
         // Under autocast the patches come out of the projection in f16/bf16; the prefix tokens
         // and the position embedding join their dtype (parameter casts), so the tokens carry
         // one dtype from here on with no cast pass over them.
@@ -206,10 +278,10 @@ impl VisionTransformer {
         };
         let prefix = [&self.cls_token, &self.reg_token, &self.dist_token];
         let x = prepend_tokens(prefix.into_iter().flatten(), patches)?;
-        if self.no_embed_class {
-            Ok(x)
-        } else {
-            Ok(x.add(&pos)?)
+        let x = if self.no_embed_class { x } else { x.add(&pos)? };
+        match &self.norm_pre {
+            Some(norm) => norm.forward(&x),
+            None => Ok(x),
         }
     }
 
