@@ -6,14 +6,13 @@
 
 mod common;
 
-use common::{dataset, kiln_ok, train, train_args};
+use common::{dataset, kiln_fails, kiln_ok, train, train_args};
 use kiln::engine::{DType, Tensor};
 use kiln::nn::prune::apply_pruned_shapes;
 use kiln::nn::{create_model, load_state_dict, ModelArgs};
 use kiln::train::checkpoint::Checkpoint;
 use kiln::train::loader::{grid_png, Batch};
 use std::path::Path;
-use std::process::Command;
 use tract_onnx::prelude::*;
 
 /// Writes a PNG of `w`×`h` RGB noise at `path` (folders created).
@@ -30,17 +29,6 @@ fn png(path: &Path, w: usize, h: usize, seed: usize) {
         ..Batch::default()
     };
     std::fs::write(path, grid_png(&one, 1).unwrap().bytes).unwrap();
-}
-
-/// `kiln ARGS`, which must fail without a panic: its stderr.
-fn kiln_fails(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
-    err
 }
 
 /// kiln's eval forward of the checkpoint at `path` (a pruned resnet18, 1 channel, 10 classes)
@@ -165,12 +153,12 @@ fn a_runs_checkpoint_prunes_fine_tunes_validates_infers_and_exports_without_mode
     );
 
     // A flag the checkpoint's weights contradict names both values and the file.
-    let err = kiln_fails(&["export", "--checkpoint", t, "--in-chans", "3", o]);
+    let (_, err) = kiln_fails(&["export", "--checkpoint", t, "--in-chans", "3", o]);
     assert!(
         err.contains("--in-chans: 3 disagrees with") && err.contains("has 1 input channels"),
         "{err}"
     );
-    let err = kiln_fails(&["validate", d, "--checkpoint", p, "--num-classes", "5"]);
+    let (_, err) = kiln_fails(&["validate", d, "--checkpoint", p, "--num-classes", "5"]);
     assert!(
         err.contains("pruned.safetensors") && err.contains("has 10 classes"),
         "{err}"

@@ -38,7 +38,8 @@ pub struct ModelRecord {
     pub mean: Option<Vec<f32>>,
     /// Normalization std, one per channel.
     pub std: Option<Vec<f32>>,
-    /// Eval center-crop fraction.
+    /// Eval center-crop fraction (recorded; the commands keep timm's crop, see
+    /// `apply_model_record!`).
     pub crop_pct: Option<f64>,
     /// Eval resize interpolation.
     pub interpolation: Option<String>,
@@ -401,8 +402,9 @@ macro_rules! model_record_of {
     };
 }
 
-/// Sets the model flags of `$a` (as [`model_record_of`]'s) to the resolved record `$r`, less
-/// its model name.
+/// Sets the model flags of `$a` (as `model_record_of!`'s) to the resolved record `$r`, less
+/// its model name and crop: evaluation keeps timm's crop (the model's test crop, or its train
+/// crop with `--use-train-size`), which a recorded training crop would override.
 macro_rules! apply_model_record {
     ($a:expr, $r:expr) => {{
         let r: $crate::cli::model_record::ModelRecord = $r;
@@ -412,7 +414,6 @@ macro_rules! apply_model_record {
         $a.img_size = r.img_size;
         $a.mean = r.mean;
         $a.std = r.std;
-        $a.crop_pct = r.crop_pct;
         $a.interpolation = r.interpolation.unwrap_or_default();
     }};
 }
