@@ -4,19 +4,8 @@
 
 mod common;
 
-use common::{dataset, kiln_ok, train, validate_row, write_image_folder};
+use common::{dataset, kiln_fails, kiln_ok, train, validate_row, write_image_folder};
 use std::process::Command;
-
-/// `kiln ARGS`, which must fail without a panic: its exit status and stderr.
-fn kiln_fails(args: &[&str]) -> (i32, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
-    (o.status.code().unwrap(), err)
-}
 
 #[test]
 fn infer_top1_equals_validate_and_files_have_timms_layout() {

@@ -412,6 +412,11 @@ pub struct TrainArgs {
     /// `timeout`; `20s` gives seconds; kiln's flag).
     #[arg(long = "dist-timeout", default_value = "30")]
     pub dist_timeout: String,
+    /// Whether `--model` was given (on the command line or in a `--config` file) rather than
+    /// defaulted; when not, the checkpoint the run starts from names the model (set by `parse`).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub model_given: bool,
 }
 
 /// `kiln validate`: timm's `validate.py`.

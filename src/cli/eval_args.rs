@@ -8,7 +8,8 @@ use std::path::PathBuf;
 /// Model, weights, data and input flags common to `kiln validate` and `kiln infer`.
 #[derive(Debug, Clone, Args)]
 pub struct EvalArgs {
-    /// Dataset root (IDX folder or ImageFolder tree); without it, the Fashion-MNIST subset.
+    /// Dataset root (IDX folder or image folder; `kiln infer` reads the folder itself when it has
+    /// no split folder); without it, the Fashion-MNIST subset.
     pub data: Option<PathBuf>,
     /// Same as the positional DATA (timm's preferred spelling).
     #[arg(long)]
@@ -39,11 +40,11 @@ pub struct EvalArgs {
     /// Batch size.
     #[arg(short = 'b', long, default_value_t = 256)]
     pub batch_size: usize,
-    /// Input image size (default: the data's for IDX, else the model's test size, see
-    /// --use-train-size).
+    /// Input image size (default: the checkpoint's, else the data's for IDX, else the model's
+    /// test size, see --use-train-size).
     #[arg(long)]
     pub img_size: Option<usize>,
-    /// Input channels (default: 1 for IDX data, 3 otherwise).
+    /// Input channels (default: the checkpoint's, else 1 for IDX data, 3 otherwise).
     #[arg(long)]
     pub in_chans: Option<usize>,
     /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
@@ -61,10 +62,10 @@ pub struct EvalArgs {
     /// model's, else center.
     #[arg(long)]
     pub crop_mode: Option<String>,
-    /// Per-channel normalization mean (default: the model's).
+    /// Per-channel normalization mean (default: the checkpoint's, else the model's).
     #[arg(long, num_args = 1.., value_parser = finite_f32)]
     pub mean: Option<Vec<f32>>,
-    /// Per-channel normalization std (default: the model's).
+    /// Per-channel normalization std (default: the checkpoint's, else the model's).
     #[arg(long, num_args = 1.., value_parser = finite_f32)]
     pub std: Option<Vec<f32>>,
     /// Resize interpolation (default: the model's).

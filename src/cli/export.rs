@@ -2,25 +2,32 @@
 //! as a plain safetensors state dict under timm's names (timm's `clean_checkpoint.py
 //! --safetensors`), from its random init, its pretrained weights or a checkpoint.
 
-use super::pretrained::start_from;
+use super::model_record::{build_model, named_model, ModelRecord};
 use kiln_nn::export::{export_onnx, ExportOptions, OPSETS};
-use kiln_nn::{load_state_dict, save_safetensors, state_dict, Model, ModelArgs, ModelSpec};
-use kiln_train::checkpoint::Checkpoint;
+use kiln_nn::{save_safetensors, state_dict, ModelSpec};
+use kiln_train::checkpoint::MODEL_CONFIG_KEY;
+use kiln_train::flags::finite_f32;
 use kiln_train::{Error, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `kiln export` flags (timm's `onnx_export.py` spellings where they apply).
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// The model to export (a registered name, `arch.tag`, or `hf-hub:org/name`).
-    pub model: String,
+    /// kiln's MODEL (with `-o OUT`), or else timm's OUTPUT file (`kiln export --model M OUT`, as
+    /// onnx_export.py takes it).
+    #[arg(value_name = "MODEL|OUTPUT")]
+    pub target: Option<String>,
+    /// The model to export (a registered name, `arch.tag`, or `hf-hub:org/name`; default: the
+    /// checkpoint's).
+    #[arg(short = 'm', long)]
+    pub model: Option<String>,
     /// The file format: `onnx`, or `safetensors` (the weights alone, which timm's
     /// `load_checkpoint` and `pretrained_cfg_overlay=dict(file=...)` read).
     #[arg(long, default_value = "onnx")]
     pub format: String,
     /// The file to write.
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Weights from this checkpoint (kiln's or timm's .safetensors, .pth.tar, .pth).
     #[arg(long, conflicts_with = "pretrained")]
     pub checkpoint: Option<PathBuf>,
@@ -33,10 +40,26 @@ pub struct ExportArgs {
     /// ONNX opset: 17 or 18.
     #[arg(long, default_value_t = 17)]
     pub opset: i64,
-    /// Input height and width (default: the model's pretrained input size).
+    /// Input height and width (default: the checkpoint's, else the model's pretrained size).
     #[arg(long)]
     pub img_size: Option<usize>,
-    /// Classifier classes (default: the model's, or the checkpoint's head).
+    /// Input channels (default: the checkpoint's, else 3).
+    #[arg(long)]
+    pub in_chans: Option<usize>,
+    /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
+    #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
+    pub input_size: Option<Vec<usize>>,
+    /// Normalization mean recorded with the weights (default: the checkpoint's).
+    #[arg(long, num_args = 1.., value_parser = finite_f32)]
+    pub mean: Option<Vec<f32>>,
+    /// Normalization std recorded with the weights (default: the checkpoint's).
+    #[arg(long, num_args = 1.., value_parser = finite_f32)]
+    pub std: Option<Vec<f32>>,
+    /// Model keyword arguments as KEY=VALUE (as kiln train's --model-kwargs; default: the
+    /// checkpoint's).
+    #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+    pub model_kwargs: Vec<String>,
+    /// Classifier classes (default: the checkpoint's head, else the model's).
     #[arg(long)]
     pub num_classes: Option<usize>,
     /// The batch size the forward is traced at; the file's batch dim is dynamic either way.
@@ -91,18 +114,65 @@ pub fn export(a: ExportArgs) -> Result<()> {
             format!("{} is not a file", path.display()),
         ));
     }
-    let mut model = build(&a)?;
+    if let Some([_, h, w]) = a
+        .input_size
+        .as_deref()
+        .and_then(|s| <[usize; 3]>::try_from(s).ok())
+    {
+        if h != w {
+            return Err(Error::flag(
+                "--input-size",
+                format!("kiln exports square inputs: got H {h} and W {w}"),
+            ));
+        }
+    }
+    let (model_flag, output) = targets(&a)?;
+    let flags = ModelRecord {
+        model: model_flag,
+        model_kwargs: a.model_kwargs.clone(),
+        in_chans: a.input_size.as_ref().map(|s| s[0]).or(a.in_chans),
+        num_classes: a.num_classes,
+        img_size: a.input_size.as_ref().map(|s| s[1]).or(a.img_size),
+        mean: a.mean.clone(),
+        std: a.std.clone(),
+        ..ModelRecord::default()
+    };
+    let (checkpoint, record, name) = named_model(flags, a.checkpoint.as_deref(), "export")?;
+    let weights = match (checkpoint, a.use_ema) {
+        (Some(mut ck), true) => Some(ck.extra.remove("state_dict_ema").ok_or_else(|| {
+            let path = a.checkpoint.as_deref().unwrap_or(Path::new(""));
+            Error::flag(
+                "--use-ema",
+                format!("{} holds no EMA weights", path.display()),
+            )
+        })?)
+        .map(|w| (w, ck.meta.pruned_shapes)),
+        (Some(ck), false) => Some((ck.model, ck.meta.pruned_shapes)),
+        (None, _) => None,
+    };
+    let from = (weights.as_ref().zip(a.checkpoint.as_deref()))
+        .map(|((w, shapes), path)| (w, shapes.as_deref(), path));
+    let mut model = build_model(&name, &record, from, a.pretrained)?;
     if a.reparam {
         model.reparameterize()?;
     }
+    let [_, h, w] = model.pretrained_cfg().input_size;
+    let c = record.in_chans.unwrap_or(3);
+    let size = record.img_size.map_or([c, h, w], |s| [c, s, s]);
     if a.format == "safetensors" {
-        save_safetensors(&state_dict(model.as_ref()), None, &a.output)?;
-        println!("Saved {} weights to {}", a.model, a.output.display());
+        let written = ModelRecord {
+            in_chans: Some(c),
+            num_classes: Some(model.num_classes()),
+            img_size: Some(size[1]),
+            ..record
+        };
+        let meta = [(MODEL_CONFIG_KEY.to_string(), written.to_json())];
+        let weights = state_dict(model.as_ref());
+        save_safetensors(&weights, Some(meta.into_iter().collect()), &output)?;
+        println!("Saved {name} weights to {}", output.display());
         return Ok(());
     }
     model.set_training(false);
-    let [c, h, w] = model.pretrained_cfg().input_size;
-    let size = a.img_size.map_or([c, h, w], |s| [c, s, s]);
     let opts = ExportOptions {
         opset: a.opset,
         batch_size: a.batch_size,
@@ -110,64 +180,36 @@ pub fn export(a: ExportArgs) -> Result<()> {
         keep_init: a.keep_init,
     };
     let bytes = export_onnx(model.as_ref(), &opts)?;
-    std::fs::write(&a.output, bytes).map_err(|e| Error::io(&a.output, e))?;
+    std::fs::write(&output, bytes).map_err(|e| Error::io(&output, e))?;
     println!(
-        "Exported {} (opset {}, input {:?}, dynamic batch) to {}",
-        a.model,
+        "Exported {name} (opset {}, input {size:?}, dynamic batch) to {}",
         a.opset,
-        size,
-        a.output.display()
+        output.display()
     );
     Ok(())
 }
 
-/// The class count of `ck`'s classifier weight (a head of `spec`'s config), if it has one.
-pub(super) fn checkpoint_classes(spec: &ModelSpec, ck: &Checkpoint) -> Option<usize> {
-    ck.model
-        .iter()
-        .find(|(name, _)| {
-            spec.cfg
-                .classifiers()
-                .any(|c| **name == format!("{c}.weight"))
-        })
-        .map(|(_, t)| t.shape()[0])
-}
-
-/// The model with its weights: the checkpoint's, the pretrained ones, or its random init.
-fn build(a: &ExportArgs) -> Result<Box<dyn Model>> {
-    let spec = ModelSpec::resolve(&a.model)?;
-    let mut checkpoint = a.checkpoint.as_deref().map(Checkpoint::load).transpose()?;
-    if let Some(ck) = checkpoint.as_mut().filter(|_| a.use_ema) {
-        let ema = ck.extra.remove("state_dict_ema").ok_or_else(|| {
-            let path = a.checkpoint.as_deref().unwrap_or(std::path::Path::new(""));
-            Error::flag(
-                "--use-ema",
-                format!("{} holds no EMA weights", path.display()),
-            )
-        })?;
-        ck.model = ema;
-    }
-    let head = checkpoint
-        .as_ref()
-        .and_then(|ck| checkpoint_classes(&spec, ck));
-    let args = ModelArgs {
-        num_classes: a.num_classes.or(head).unwrap_or(spec.cfg.num_classes),
-        img_size: a.img_size,
-        ..Default::default()
-    };
-    let mut model = spec.create(&args)?;
-    match checkpoint {
-        Some(ck) => {
-            let path = a.checkpoint.as_deref().unwrap_or(std::path::Path::new(""));
-            if let Some(shapes) = super::prune::recorded_shapes(path)? {
-                kiln_nn::prune::apply_pruned_shapes(model.as_mut(), &shapes)?;
-            }
-            load_state_dict(model.as_ref(), &ck.model, true)?;
+/// The model flag and the output file, from kiln's `MODEL -o OUT` or timm's `--model M OUT`.
+fn targets(a: &ExportArgs) -> Result<(Option<String>, PathBuf)> {
+    match (&a.target, &a.output) {
+        (Some(model), Some(out)) => match &a.model {
+            Some(m) if m != model => Err(Error::flag(
+                "--model",
+                format!("'{m}' and the positional model '{model}' disagree; give one"),
+            )),
+            _ => Ok((Some(model.clone()), out.clone())),
+        },
+        (Some(out), None) if a.model.is_none() && ModelSpec::resolve(out).is_ok() => {
+            Err(Error::flag(
+                "--output",
+                format!("no file to write: `kiln export {out} -o FILE` (or `--model {out} FILE`)"),
+            ))
         }
-        None if a.pretrained => {
-            start_from(model.as_ref(), &spec.pretrained_source(args.num_classes)?)?
-        }
-        None => {}
+        (Some(out), None) => Ok((a.model.clone(), PathBuf::from(out))),
+        (None, Some(out)) => Ok((a.model.clone(), out.clone())),
+        (None, None) => Err(Error::flag(
+            "--output",
+            "no file to write: `kiln export MODEL -o FILE`, or timm's `--model MODEL FILE`",
+        )),
     }
-    Ok(model)
 }

@@ -2,6 +2,7 @@
 //! `kiln validate`'s model, data and loader.
 
 use super::infer_args::InferArgs;
+use super::setup::{embedded_data, DataRoot};
 use super::unsupported::{check_supported, VALIDATE_REFUSED};
 use super::validate::{prepare, Prepared};
 use kiln_engine::Tensor;
@@ -31,6 +32,19 @@ pub fn infer(a: InferArgs) -> Result<()> {
     // inference.py: --model defaults to resnet50, pretrained unless a checkpoint is given.
     if va.eval.model.is_none() && a.checkpoint.is_none() {
         va.eval.model = Some("resnet50".into());
+    }
+    // inference.py's create_dataset: without the split's folder, the folder itself (its images
+    // at any depth).
+    let dir = (va.eval.data.clone())
+        .or(va.eval.data_dir.clone())
+        .unwrap_or_else(embedded_data);
+    if !DataRoot::detect(&dir)?.has_eval_split(&va.eval.split) {
+        println!(
+            "No '{}' split in {}: reading the folder itself",
+            va.eval.split,
+            dir.display()
+        );
+        va.eval.split = String::new();
     }
     let amp = a
         .eval

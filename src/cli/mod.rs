@@ -7,6 +7,8 @@ mod args;
 mod config;
 #[macro_use]
 mod configs;
+#[macro_use]
+mod model_record;
 mod devices;
 mod elastic;
 mod eval_args;
@@ -155,27 +157,47 @@ fn parse_from(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
 /// `--flag=value`, negative values, the last occurrence winning), applying a YAML config under the
 /// command-line flags: an explicit `--config`, or for `train` without data the built-in
 /// Fashion-MNIST config. The config's keys are exact flag names, never prefixes, as timm reads them.
+/// For `train` it notes whether `--model` was given (`TrainArgs::model_given`).
 pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
     let argv = expand(argv)?;
     let first = parse_from(&argv)?;
     let Command::Train(t) = &first.command else {
         return Ok(first);
     };
+    let on_command_line = command()
+        .try_get_matches_from(&argv)?
+        .subcommand_matches("train")
+        .is_some_and(|m| m.value_source("model") == Some(clap::parser::ValueSource::CommandLine));
     let yaml = match (&t.config, t.data.is_none() && t.data_dir.is_none()) {
-        (Some(path), _) => config::read_config(path),
-        (None, true) => config::yaml_to_flags(config::FASHION_MNIST, "configs/fashion-mnist.yaml"),
-        (None, false) => return Ok(first),
+        (Some(path), _) => Some((config::read_config(path), true)),
+        (None, true) => Some((
+            config::yaml_to_flags(config::FASHION_MNIST, "configs/fashion-mnist.yaml"),
+            false,
+        )),
+        (None, false) => None,
     };
-    let flags =
-        yaml.map_err(|e| command().error(clap::error::ErrorKind::InvalidValue, e.to_string()))?;
-    let pos = argv.iter().position(|a| a == "train").map_or(1, |p| p + 1);
-    let merged: Vec<String> = argv[..pos]
-        .iter()
-        .cloned()
-        .chain(flags)
-        .chain(argv[pos..].iter().cloned())
-        .collect();
-    parse_from(&merged)
+    let (mut cli, in_config) = match yaml {
+        None => (first, false),
+        Some((yaml, explicit)) => {
+            let flags = yaml.map_err(|e| {
+                command().error(clap::error::ErrorKind::InvalidValue, e.to_string())
+            })?;
+            let in_config = explicit && flags.iter().any(|f| f == "--model");
+            let pos = argv.iter().position(|a| a == "train").map_or(1, |p| p + 1);
+            let merged: Vec<String> = argv[..pos]
+                .iter()
+                .cloned()
+                .chain(flags)
+                .chain(argv[pos..].iter().cloned())
+                .collect();
+            (parse_from(&merged)?, in_config)
+        }
+    };
+    if let Command::Train(t) = &mut cli.command {
+        // The built-in config's model, like timm's default, gives way to a checkpoint's.
+        t.model_given = on_command_line || in_config;
+    }
+    Ok(cli)
 }
 
 /// Runs a parsed command. Call it from `main`: train, validate and infer make the calling thread

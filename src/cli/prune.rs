@@ -5,16 +5,15 @@
 
 use super::args::TrainArgs;
 use super::limits;
-use super::pretrained::start_from;
+use super::model_record::{build_model, named_model, ModelRecord};
 use kiln_engine::{DType, Tensor};
 use kiln_nn::init::skip_init;
 use kiln_nn::prune::{
-    apply_pruned_shapes, prune, pruned_shapes_metadata, Criterion, PruneOptions, Target,
-    PRUNED_SHAPES_KEY,
+    prune, pruned_shapes_metadata, Criterion, PruneOptions, Target, PRUNED_SHAPES_KEY,
 };
-use kiln_nn::{load_state_dict, state_dict, CheckpointFile, Model, ModelArgs, ModelSpec};
+use kiln_nn::{state_dict, CheckpointFile, Model, ModelArgs, ModelSpec};
 use kiln_train::augment::{resize, Interpolation};
-use kiln_train::checkpoint::Checkpoint;
+use kiln_train::checkpoint::MODEL_CONFIG_KEY;
 use kiln_train::data::{Dataset, ImageFolder};
 use kiln_train::trainer::PruneSchedule;
 use kiln_train::{Error, Result};
@@ -24,9 +23,10 @@ use std::time::Instant;
 /// `kiln prune` flags.
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
-    /// The model (a registered name, `arch.tag`, or `hf-hub:org/name`).
-    #[arg(long)]
-    pub model: String,
+    /// The model (a registered name, `arch.tag`, or `hf-hub:org/name`; default: the
+    /// checkpoint's).
+    #[arg(short = 'm', long)]
+    pub model: Option<String>,
     /// Weights from this checkpoint (kiln's, timm's, or one `kiln prune` wrote).
     #[arg(long, conflicts_with = "pretrained")]
     pub checkpoint: Option<PathBuf>,
@@ -60,15 +60,15 @@ pub struct PruneArgs {
     /// Images read from --data for taylor.
     #[arg(long, default_value_t = 8)]
     pub taylor_samples: usize,
-    /// Input height and width (default: the model's pretrained input size).
+    /// Input height and width (default: the checkpoint's, else the model's pretrained size).
     #[arg(long)]
     pub img_size: Option<usize>,
-    /// Classifier classes (default: the model's, or the checkpoint's head).
+    /// Classifier classes (default: the checkpoint's head, else the model's).
     #[arg(long)]
     pub num_classes: Option<usize>,
-    /// Input channels (1 for grayscale data).
-    #[arg(long, default_value_t = 3)]
-    pub in_chans: usize,
+    /// Input channels (default: the checkpoint's, else 3).
+    #[arg(long)]
+    pub in_chans: Option<usize>,
     /// The pruned model's safetensors file.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -83,10 +83,20 @@ pub fn prune_cmd(a: PruneArgs) -> Result<()> {
             format!("{} is not a file", path.display()),
         ));
     }
-    let mut model = build(&a)?;
+    let flags = ModelRecord {
+        model: a.model.clone(),
+        in_chans: a.in_chans,
+        num_classes: a.num_classes,
+        img_size: a.img_size,
+        ..ModelRecord::default()
+    };
+    let (checkpoint, record, name) = named_model(flags, a.checkpoint.as_deref(), "prune")?;
+    let from = (checkpoint.as_ref().zip(a.checkpoint.as_deref()))
+        .map(|(ck, path)| (&ck.model, ck.meta.pruned_shapes.as_deref(), path));
+    let mut model = build_model(&name, &record, from, a.pretrained)?;
     let [_, h, w] = model.pretrained_cfg().input_size;
-    let c = a.in_chans;
-    let size = a.img_size.map_or([c, h, w], |s| [c, s, s]);
+    let c = record.in_chans.unwrap_or(3);
+    let size = record.img_size.map_or([c, h, w], |s| [c, s, s]);
     let before = latency_ms(model.as_mut(), size)?;
     if criterion == Criterion::Taylor {
         let data = a.data.as_deref().ok_or_else(|| {
@@ -99,9 +109,16 @@ pub fn prune_cmd(a: PruneArgs) -> Result<()> {
     }
     let report = prune(model.as_mut(), size, criterion, &opts)?;
     let after = latency_ms(model.as_mut(), size)?;
+    let written = ModelRecord {
+        in_chans: Some(c),
+        num_classes: Some(model.num_classes()),
+        img_size: Some(size[1]),
+        ..record
+    };
     let meta = [
         pruned_shapes_metadata(model.as_ref()),
-        ("arch".into(), a.model.clone()),
+        ("arch".into(), name.clone()),
+        (MODEL_CONFIG_KEY.into(), written.to_json()),
     ];
     kiln_nn::save_safetensors(
         &state_dict(model.as_ref()),
@@ -110,8 +127,7 @@ pub fn prune_cmd(a: PruneArgs) -> Result<()> {
     )?;
     let pct = |x: [f64; 2]| 100.0 * x[1] / x[0];
     println!(
-        "Pruned {} by {} ({}% of {}, {}): {} channels removed",
-        a.model,
+        "Pruned {name} by {} ({}% of {}, {}): {} channels removed",
         a.criterion,
         a.ratio * 100.0,
         a.target,
@@ -216,36 +232,6 @@ pub(super) fn recorded_shapes(path: &Path) -> Result<Option<String>> {
         CheckpointFile::Safetensors { metadata, .. } => metadata.get(PRUNED_SHAPES_KEY).cloned(),
         CheckpointFile::Torch(_) => None,
     })
-}
-
-/// The model with its weights: the checkpoint's (given a pruned one's shapes first), the
-/// pretrained ones, or its random init.
-fn build(a: &PruneArgs) -> Result<Box<dyn Model>> {
-    let spec = ModelSpec::resolve(&a.model)?;
-    let checkpoint = a.checkpoint.as_deref().map(Checkpoint::load).transpose()?;
-    let head = checkpoint
-        .as_ref()
-        .and_then(|ck| super::export::checkpoint_classes(&spec, ck));
-    let args = ModelArgs {
-        num_classes: a.num_classes.or(head).unwrap_or(spec.cfg.num_classes),
-        img_size: a.img_size,
-        in_chans: a.in_chans,
-        ..Default::default()
-    };
-    let mut model = spec.create(&args)?;
-    match (checkpoint, a.checkpoint.as_deref()) {
-        (Some(ck), Some(path)) => {
-            if let Some(shapes) = recorded_shapes(path)? {
-                apply_pruned_shapes(model.as_mut(), &shapes)?;
-            }
-            load_state_dict(model.as_ref(), &ck.model, true)?;
-        }
-        _ if a.pretrained => {
-            start_from(model.as_ref(), &spec.pretrained_source(args.num_classes)?)?
-        }
-        _ => {}
-    }
-    Ok(model)
 }
 
 /// Median wall time of 5 eval forwards of one image (after one warm-up), in milliseconds.

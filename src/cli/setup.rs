@@ -45,7 +45,15 @@ impl DataRoot {
         matches!(self, DataRoot::Idx(_))
     }
 
-    /// Opens `split` ("train" or a validation name) with `chans` channels.
+    /// Whether `split` (an eval split, or one of its aliases) is there: always for IDX files.
+    pub fn has_eval_split(&self, split: &str) -> bool {
+        match self {
+            DataRoot::Idx(_) => true,
+            DataRoot::Folder(root) => find_split(root, split, false).is_ok(),
+        }
+    }
+
+    /// Opens `split` ("train" or a validation name; empty: the root itself) with `chans` channels.
     pub fn open(
         &self,
         split: &str,
@@ -67,8 +75,11 @@ impl DataRoot {
     }
 }
 
-/// The split folder, trying timm's aliases for validation.
+/// The split folder, trying timm's aliases for validation; an empty split is `root` itself.
 fn find_split(root: &Path, split: &str, train: bool) -> Result<PathBuf> {
+    if split.is_empty() {
+        return Ok(root.to_path_buf());
+    }
     let aliases: &[&str] = if train {
         &["train", "training"]
     } else {

@@ -9,6 +9,7 @@ use super::devices::{device_list, seed_rank};
 use super::elastic::{check_same_start, dist_timeout, resume_point};
 use super::limits::{self, Budget};
 use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
+use super::model_record::{resolve_model, ModelRecord};
 use super::pretrained::{pretrained_source, start_from};
 use super::prune::{self, recorded_shapes};
 use super::ranges::check_train_ranges;
@@ -29,7 +30,7 @@ use kiln_train::callbacks::{
     CheckpointSaver, EarlyStopping, EmaDecay, LogLines, ModelEma, Plots, ProgressBar, SaveImages,
     SummaryCsv, TensorBoard,
 };
-use kiln_train::checkpoint::newest_checkpoint;
+use kiln_train::checkpoint::{newest_checkpoint, Checkpoint};
 use kiln_train::data::Source;
 use kiln_train::dist::{enable_sync_bn, on_device_threads, Communicator, DdpOptions, ProcessGroup};
 use kiln_train::loader::resolve_data_config;
@@ -140,6 +141,7 @@ pub fn train(mut a: TrainArgs) -> Result<()> {
 /// One rank's training: the whole run on `a.device`, with `comm` over the ranks.
 fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     check_args(&a)?;
+    let a = with_checkpoint_model(a)?;
     let dir = a
         .data
         .clone()
@@ -166,6 +168,12 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             "needed: the wds/ dataset's info file gives no num_classes",
         )
     })?;
+    if let Some(data) = train_ds.num_classes().filter(|&n| n > num_classes) {
+        return Err(Error::flag(
+            "--num-classes",
+            format!("{num_classes} classes (the checkpoint's or given), but the data has {data}"),
+        ));
+    }
     let (rank, world) = (comm.rank(), comm.world_size());
     if let Source::Indexed(ds) = &train_ds {
         limits::check_batches(ds.len(), world, a.batch_size)?;
@@ -266,6 +274,9 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     }
     let builder = Trainer::builder_for(model, train_ds.clone())
         .arch(a.model.clone())
+        .model_config(
+            ModelRecord::of_run(&a.model, &a.model_kwargs, num_classes, &resolved).to_json(),
+        )
         .data(cfg)
         .validation_for(val_ds.clone())
         .validation_batch_size(a.validation_batch_size.unwrap_or(a.batch_size))
@@ -374,25 +385,50 @@ fn ddp_options(a: &TrainArgs) -> DdpOptions {
     }
 }
 
-/// The shapes a pruned checkpoint records, from the one the run resumes (`--resume`, a file or
-/// the newest in a folder) or else `--initial-checkpoint`; None for an unpruned model.
-fn pruned_shapes(a: &TrainArgs) -> Result<Option<String>> {
+/// The checkpoints the run starts from, with their flags: the one it resumes (`--resume`, a
+/// file or the newest in a folder), then `--initial-checkpoint`.
+fn start_checkpoints(a: &TrainArgs) -> Result<Vec<(&'static str, PathBuf)>> {
     let resumed = match &a.resume {
         Some(path) if path.is_dir() => Some(newest_checkpoint(path)?),
         other => other.clone(),
     };
-    let from = |flag: &str, path: &Path| {
-        recorded_shapes(path).map_err(|e| Error::flag(flag, format!("{}: {e}", path.display())))
+    let resumed = resumed.map(|p| ("--resume", p));
+    let initial = a
+        .initial_checkpoint
+        .clone()
+        .map(|p| ("--initial-checkpoint", p));
+    Ok(resumed.into_iter().chain(initial).collect())
+}
+
+/// `a` with its model flags resolved against the first checkpoint the run starts from (see
+/// [`resolve_model`]): the model (unless `--model` was given), its arguments, channels, classes
+/// and data settings, where no flag gives them.
+fn with_checkpoint_model(mut a: TrainArgs) -> Result<TrainArgs> {
+    let Some((_, path)) = start_checkpoints(&a)?.into_iter().next() else {
+        return Ok(a);
     };
-    if let Some(path) = &resumed {
-        if let Some(shapes) = from("--resume", path)? {
-            return Ok(Some(shapes));
+    let ck = Checkpoint::load(&path)?;
+    let given = a.model_given.then(|| a.model.clone());
+    let flags = model_record_of!(a, given);
+    let record = resolve_model(flags, Some(&a.model), Some((&ck, &path)))?;
+    if let Some(model) = record.model.clone() {
+        a.model = model;
+    }
+    apply_model_record!(a, record);
+    Ok(a)
+}
+
+/// The shapes a pruned checkpoint records, from the one the run resumes (`--resume`, a file or
+/// the newest in a folder) or else `--initial-checkpoint`; None for an unpruned model.
+fn pruned_shapes(a: &TrainArgs) -> Result<Option<String>> {
+    for (flag, path) in start_checkpoints(a)? {
+        let shapes = recorded_shapes(&path)
+            .map_err(|e| Error::flag(flag, format!("{}: {e}", path.display())))?;
+        if shapes.is_some() {
+            return Ok(shapes);
         }
     }
-    match &a.initial_checkpoint {
-        Some(path) => from("--initial-checkpoint", path),
-        None => Ok(None),
-    }
+    Ok(None)
 }
 
 /// The model on its device, from `--pretrained-path` or `--pretrained` (see

@@ -3,6 +3,7 @@
 use super::args::ValidateArgs;
 use super::limits::{self, Budget};
 use super::model_flags::apply_model_kwargs;
+use super::model_record::{model_with_weights, resolve_model};
 use super::pretrained::start_from;
 use super::ranges::check_eval_ranges;
 use super::retry::with_retry;
@@ -14,9 +15,8 @@ use super::unsupported::{
 };
 use super::validate_scores::{valid_labels, Metrics, Scores};
 use kiln_engine::MemoryFormat;
-use kiln_nn::init::skip_init;
 use kiln_nn::layers::TestTimePoolHead;
-use kiln_nn::{load_state_dict, Model, ModelArgs, ModelSpec};
+use kiln_nn::{Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::augment::EvalCropMode;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
@@ -172,20 +172,25 @@ pub(super) fn prepare(
         .or(a.eval.data_dir.clone())
         .unwrap_or_else(embedded_data);
     let root = DataRoot::detect(&dir)?;
-    let in_chans = a
-        .eval
-        .input_size
-        .as_ref()
-        .map(|s| s[0])
-        .or(a.eval.in_chans)
-        .unwrap_or(if root.is_idx() { 1 } else { 3 });
+    let checkpoint = path.map(Checkpoint::load).transpose()?;
+    // The model flags over what the checkpoint records: the model, its channels, classes and
+    // data settings.
+    let mut a = a.clone();
+    let flags = model_record_of!(a.eval, a.eval.model.clone());
+    let record = resolve_model(flags, None, checkpoint.as_ref().zip(path))?;
+    a.eval.model = record.model.clone();
+    apply_model_record!(a.eval, record);
+    let a = &a;
+    let in_chans = a.eval.in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
     limits::check_channels(in_chans)?;
     let ds = root.open(&a.eval.split, false, in_chans, a.eval.class_map.as_deref())?;
     let device = open_device(&a.eval.device)?;
     let budget = Budget::of(device);
-    let (mut model, arch, checkpoint) = match path {
-        Some(path) => from_checkpoint(a, path, in_chans, ds.num_classes(), budget.as_ref())?,
+    let (mut model, arch, checkpoint) = match checkpoint.zip(path) {
+        Some((ck, path)) => {
+            from_checkpoint(a, ck, path, in_chans, ds.num_classes(), budget.as_ref())?
+        }
         None => from_pretrained(a, in_chans, ds.num_classes(), budget.as_ref())?,
     };
     if a.eval.channels_last {
@@ -364,26 +369,18 @@ fn apply_test_time_pool(model: Box<dyn Model>, img_size: usize) -> Result<(Box<d
     Ok((Box::new(head), true))
 }
 
-/// The model `path` holds (its EMA weights with --use-ema), its architecture and the path.
+/// The model `ck` (read from `path`) holds (its EMA weights with --use-ema), its architecture and
+/// the path.
 fn from_checkpoint(
     a: &ValidateArgs,
+    mut ck: Checkpoint,
     path: &Path,
     in_chans: usize,
     data_classes: usize,
     budget: Option<&Budget>,
 ) -> Result<(Box<dyn Model>, String, String)> {
-    let mut ck = Checkpoint::load(path)?;
-    let arch = a
-        .eval
-        .model
-        .clone()
-        .or_else(|| (!ck.meta.arch.is_empty()).then(|| ck.meta.arch.clone()))
-        .ok_or_else(|| {
-            flag(
-                "--model",
-                format!("{} does not name its model; pass --model", path.display()),
-            )
-        })?;
+    // `prepare` resolved the model: the flag's, else the checkpoint's.
+    let arch = a.eval.model.clone().unwrap_or_default();
     let weights = match (a.use_ema, ck.extra.remove("state_dict_ema")) {
         (true, Some(ema)) => ema,
         (true, None) => {
@@ -400,12 +397,9 @@ fn from_checkpoint(
     if let Some(budget) = budget {
         limits::check_classifier(budget, &spec, &model_args)?;
     }
-    // The strict load below replaces every tensor: nothing is drawn for them.
-    let mut model = skip_init(|| spec.create(&model_args))?;
-    if let Some(shapes) = super::prune::recorded_shapes(path)? {
-        kiln_nn::prune::apply_pruned_shapes(model.as_mut(), &shapes)?;
-    }
-    load_state_dict(model.as_ref(), &without_aux_bn(weights, path), true)?;
+    let weights = without_aux_bn(weights, path);
+    let shapes = ck.meta.pruned_shapes.as_deref();
+    let model = model_with_weights(&spec, &model_args, &weights, shapes, path)?;
     Ok((model, arch, path.display().to_string()))
 }
 

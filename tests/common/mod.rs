@@ -172,6 +172,17 @@ pub fn kiln_ok_in<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
     stdout
 }
 
+/// `kiln ARGS`, which must fail without a panic: its exit status and stderr.
+pub fn kiln_fails(args: &[&str]) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    (o.status.code().unwrap(), err)
+}
+
 /// `kiln train` flags under which nothing moves (lr 1e-30, BN momentum 0): each epoch's
 /// evaluation is of the weights the run started from.
 pub const FROZEN: [&str; 8] = [

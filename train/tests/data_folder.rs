@@ -111,3 +111,21 @@ fn corrupt_file_is_skipped_and_counted() {
     }
     assert_eq!(loader.skipped(), 2);
 }
+
+/// Images directly in the root form the class `""` (timm's label for them), so a plain folder of
+/// images reads as one class; those in subfolders keep their folder's class, at any depth.
+#[test]
+fn images_in_the_root_are_the_class_of_the_empty_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png(&dir.path().join("a.png"), 1);
+    std::fs::create_dir_all(dir.path().join("sub/deeper")).unwrap();
+    write_png(&dir.path().join("sub/deeper/b.png"), 2);
+    let ds = ImageFolder::open(dir.path(), None, 1).unwrap();
+    let names: Vec<&str> = ds.classes().keys().map(String::as_str).collect();
+    assert_eq!(names, ["", "sub"]);
+    assert_eq!(ds.len(), 2);
+    let a = (0..2)
+        .find(|&i| ds.filename(i).ends_with("/a.png"))
+        .unwrap();
+    assert_eq!((ds.label(a), ds.label(1 - a)), (0, 1));
+}

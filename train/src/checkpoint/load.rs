@@ -1,7 +1,7 @@
 //! Reading a checkpoint back: kiln's safetensors files, and timm's `torch.save` checkpoints and
 //! plain state dicts (told apart by content).
 
-use super::record::{Checkpoint, CheckpointMeta, MODEL, OPTIMIZER};
+use super::record::{Checkpoint, CheckpointMeta, MODEL, MODEL_CONFIG_KEY, OPTIMIZER};
 use super::timm;
 use crate::{Error, Result};
 use kiln_engine::Tensor;
@@ -75,6 +75,7 @@ impl Checkpoint {
             }),
             trainer,
             pruned_shapes: md.get(PRUNED_SHAPES_KEY).cloned(),
+            model_config: md.get(MODEL_CONFIG_KEY).cloned(),
         };
         Ok(ck)
     }

@@ -12,5 +12,8 @@ mod record;
 mod timm;
 mod torch_optim;
 
-pub use record::{copy_atomic, is_checkpoint_name, newest_checkpoint, Checkpoint, CheckpointMeta};
+pub use record::{
+    copy_atomic, is_checkpoint_name, newest_checkpoint, Checkpoint, CheckpointMeta,
+    MODEL_CONFIG_KEY,
+};
 pub use torch_optim::torch_optimizer_state;

@@ -28,7 +28,13 @@ pub struct CheckpointMeta {
     /// Every model tensor's shape as JSON (a pruned model's, so it can be rebuilt before
     /// loading: [`kiln_nn::prune::PRUNED_SHAPES_KEY`]), when the run recorded them.
     pub pruned_shapes: Option<String>,
+    /// The model as JSON (architecture, model arguments, input channels, classes, input size
+    /// and data config; [`MODEL_CONFIG_KEY`]), so commands can rebuild it without flags.
+    pub model_config: Option<String>,
 }
+
+/// The metadata key under which kiln's checkpoints and exports record their model (JSON).
+pub const MODEL_CONFIG_KEY: &str = "model_config";
 
 /// A checkpoint's tensors and metadata.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +85,9 @@ impl Checkpoint {
         }
         if let Some(shapes) = &m.pruned_shapes {
             md.insert(PRUNED_SHAPES_KEY.into(), shapes.clone());
+        }
+        if let Some(config) = &m.model_config {
+            md.insert(MODEL_CONFIG_KEY.into(), config.clone());
         }
         Ok(save_safetensors(&tensors, Some(md), path)?)
     }

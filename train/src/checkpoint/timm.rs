@@ -83,6 +83,7 @@ pub(super) fn from_torch(root: Value, path: &Path) -> Result<Checkpoint> {
         scaler,
         trainer: None,
         pruned_shapes: None,
+        model_config: None,
     };
     Ok(ck)
 }

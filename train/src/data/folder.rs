@@ -1,4 +1,6 @@
-//! `ImageFolder`: `root/<class>/**/<image>.{jpg,jpeg,png}`, classes in natural order or from a class map.
+//! `ImageFolder`: `root/<class>/**/<image>.{jpg,jpeg,png}`, classes in natural order or from a class map;
+//! images directly in `root` form the class `""`, as in timm's `find_images_and_targets` (so a
+//! plain folder of images reads as one class).
 use super::classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
 use super::{decode, Dataset, Sample};
 use crate::{Error, Result};
@@ -18,19 +20,27 @@ pub struct ImageFolder {
 }
 
 impl ImageFolder {
-    /// Scans `root`; classes are its subfolders in natural order, or the lines of `class_map`.
-    /// Images are decoded to `chans` (1 or 3) channels.
+    /// Scans `root`; classes are its subfolders in natural order (and `""` for images directly in
+    /// it), or the lines of `class_map`. Images are decoded to `chans` (1 or 3) channels.
     pub fn open(root: &Path, class_map: Option<&Path>, chans: usize) -> Result<Self> {
         super::image::check_channels(chans)?;
         if !root.is_dir() {
             return Err(Error::MissingDataDir(root.to_path_buf()));
         }
         let dirs = class_dirs(root)?;
+        let loose = loose_images(root)?;
+        let mut names: Vec<String> = dirs.iter().map(|(n, _)| n.clone()).collect();
+        if !loose.is_empty() {
+            names.push(String::new());
+        }
         let classes = match class_map {
             Some(p) => load_class_map(p)?,
-            None => class_map_sorted(dirs.iter().map(|(n, _)| n.clone()).collect()),
+            None => class_map_sorted(names),
         };
         let mut samples = Vec::new();
+        if let Some(&label) = classes.get("").filter(|_| !loose.is_empty()) {
+            samples.extend(loose.into_iter().map(|f| (f, label)));
+        }
         for (name, dir) in &dirs {
             let Some(&label) = classes.get(name) else {
                 continue; // a class map selects a subset of the folders, as in timm
@@ -81,6 +91,18 @@ fn class_dirs(root: &Path) -> Result<Vec<(String, PathBuf)>> {
         }
     }
     Ok(dirs)
+}
+
+/// Image files directly in `root` (not in its subfolders).
+fn loose_images(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let path = entry.map_err(|e| Error::io(root, e))?.path();
+        if path.is_file() && is_image(&path) {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }
 
 /// Whether `path` ends in one of `IMAGE_EXTENSIONS`.

@@ -56,6 +56,7 @@ pub struct TrainerBuilder {
     train: Source,
     validation: Option<Source>,
     arch: String,
+    model_config: Option<String>,
     data: DataConfig,
     validation_batch_size: Option<usize>,
     optimizer: OptimizerConfig,
@@ -83,6 +84,7 @@ impl Trainer {
             train,
             validation: None,
             arch: String::new(),
+            model_config: None,
             data: DataConfig::default(),
             validation_batch_size: None,
             optimizer: OptimizerConfig::default(),
@@ -118,6 +120,14 @@ impl TrainerBuilder {
     #[must_use]
     pub fn arch(mut self, arch: impl Into<String>) -> Self {
         self.arch = arch.into();
+        self
+    }
+
+    /// The model's description (JSON) recorded in checkpoints, so commands can rebuild it from
+    /// the file alone (none by default).
+    #[must_use]
+    pub fn model_config(mut self, config: impl Into<String>) -> Self {
+        self.model_config = Some(config.into());
         self
     }
 
@@ -321,6 +331,7 @@ impl TrainerBuilder {
         for callback in self.callbacks {
             trainer.add_callback(callback);
         }
+        trainer.run.model_config = self.model_config;
         if let Some(schedule) = self.prune {
             trainer.run.pruning = Some(Pruning {
                 schedule,

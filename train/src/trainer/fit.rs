@@ -133,6 +133,8 @@ pub struct Trainer {
 pub(super) struct Run {
     pub(super) model: Box<dyn Model>,
     pub(super) arch: String,
+    /// The model's description recorded in checkpoints (`CheckpointMeta::model_config`).
+    pub(super) model_config: Option<String>,
     pub(super) updater: Updater,
     pub(super) scheduler: Scheduler,
     pub(super) loss: Box<dyn Loss>,
@@ -227,6 +229,7 @@ impl Trainer {
             run: Run {
                 model,
                 arch: parts.arch,
+                model_config: None,
                 updater,
                 scheduler: parts.scheduler,
                 loss: parts.loss,

@@ -84,6 +84,7 @@ impl Run {
                 .config
                 .record_shapes
                 .then(|| pruned_shapes_metadata(self.model.as_ref()).1),
+            model_config: self.model_config.clone(),
         };
         Ok(ck)
     }
