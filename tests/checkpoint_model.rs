@@ -141,6 +141,12 @@ fn a_runs_checkpoint_prunes_fine_tunes_validates_infers_and_exports_without_mode
     let o = onnx.to_str().unwrap();
     let out = kiln_ok(&["export", "--checkpoint", t, o]);
     assert!(out.contains("input [1, 28, 28]"), "{out}");
+    let bytes = std::fs::read(&onnx).unwrap();
+    let record = br#""architecture":"resnet18""#;
+    assert!(
+        bytes.windows(record.len()).any(|w| w == record),
+        "the ONNX file's metadata records its model"
+    );
     let (want, got) = kiln_and_onnx_logits(&tuned, &onnx);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let diff = want

@@ -32,6 +32,7 @@ fn check(name: &str) {
             batch_size: traced,
             input_size: [3, 64, 64],
             keep_init: false,
+            metadata: Vec::new(),
         };
         let bytes = export_onnx(&*model, &opts).unwrap();
         let plan = tract_onnx::onnx()

@@ -159,14 +159,14 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let [_, h, w] = model.pretrained_cfg().input_size;
     let c = record.in_chans.unwrap_or(3);
     let size = record.img_size.map_or([c, h, w], |s| [c, s, s]);
+    let written = ModelRecord {
+        in_chans: Some(c),
+        num_classes: Some(model.num_classes()),
+        img_size: Some(size[1]),
+        ..record
+    };
+    let meta = vec![(MODEL_CONFIG_KEY.to_string(), written.to_json())];
     if a.format == "safetensors" {
-        let written = ModelRecord {
-            in_chans: Some(c),
-            num_classes: Some(model.num_classes()),
-            img_size: Some(size[1]),
-            ..record
-        };
-        let meta = [(MODEL_CONFIG_KEY.to_string(), written.to_json())];
         let weights = state_dict(model.as_ref());
         save_safetensors(&weights, Some(meta.into_iter().collect()), &output)?;
         println!("Saved {name} weights to {}", output.display());
@@ -178,6 +178,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         batch_size: a.batch_size,
         input_size: size,
         keep_init: a.keep_init,
+        metadata: meta,
     };
     let bytes = export_onnx(model.as_ref(), &opts)?;
     std::fs::write(&output, bytes).map_err(|e| Error::io(&output, e))?;

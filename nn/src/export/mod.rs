@@ -33,6 +33,9 @@ pub struct ExportOptions {
     pub input_size: [usize; 3],
     /// Also list the initializers as graph inputs (torch.onnx's `keep_initializers_as_inputs`).
     pub keep_init: bool,
+    /// Key/value pairs written into the model's `metadata_props` (`kiln export` writes the
+    /// model's record under `model_config`, as in its safetensors files).
+    pub metadata: Vec<(String, String)>,
 }
 
 /// The ONNX model of `model`'s forward (already in eval mode, re-parameterized where wanted) as
@@ -85,7 +88,7 @@ pub fn export_onnx(model: &dyn Module, opts: &ExportOptions) -> Result<Vec<u8>> 
         ..Default::default()
     });
     let graph = g.finish(a.input.shape(), OUTPUT, a.output.shape(), opts.keep_init);
-    Ok(proto::model(graph, opts.opset).encode_to_vec())
+    Ok(proto::model(graph, opts.opset, &opts.metadata).encode_to_vec())
 }
 
 /// One traced forward of a seeded random batch of `n`.

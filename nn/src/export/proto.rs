@@ -5,8 +5,8 @@ use super::onnx::attribute_proto::AttributeType;
 use super::onnx::tensor_proto::DataType;
 use super::onnx::tensor_shape_proto::{dimension, Dimension};
 use super::onnx::{
-    type_proto, AttributeProto, GraphProto, ModelProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// The IR version ONNX pairs with opsets 17 and 18.
@@ -127,8 +127,14 @@ pub(crate) fn initializer_input(t: &TensorProto) -> ValueInfoProto {
     }
 }
 
-/// The model: `graph` under the default domain at `opset`, produced by kiln.
-pub(crate) fn model(graph: GraphProto, opset: i64) -> ModelProto {
+/// The model: `graph` under the default domain at `opset`, produced by kiln, with `metadata`.
+pub(crate) fn model(graph: GraphProto, opset: i64, metadata: &[(String, String)]) -> ModelProto {
+    let metadata_props = (metadata.iter())
+        .map(|(key, value)| StringStringEntryProto {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
     ModelProto {
         ir_version: IR_VERSION,
         opset_import: vec![OperatorSetIdProto {
@@ -138,6 +144,7 @@ pub(crate) fn model(graph: GraphProto, opset: i64) -> ModelProto {
         producer_name: "kiln".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         graph: Some(graph),
+        metadata_props,
         ..Default::default()
     }
 }
