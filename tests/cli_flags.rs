@@ -175,7 +175,7 @@ fn short_forms_and_values_reach_their_fields() {
     assert_eq!(a.validation_batch_size, Some(16));
     assert_eq!(a.workers, 1);
     assert_eq!(a.sched.decay_rate, 0.5);
-    assert_eq!(a.input_size, Some(vec![1, 28, 28]));
+    assert_eq!(a.input.input_size, Some(vec![1, 28, 28]));
     assert_eq!(a.torchcompile.as_deref(), Some("inductor"));
     let a = train_args(&["-vb=8".into(), "--local_rank".into(), "0".into()]).unwrap();
     assert_eq!(a.validation_batch_size, Some(8));
@@ -269,7 +269,7 @@ fn yaml_with_timms_keys_sets_the_new_flags() {
     ]);
     std::fs::remove_file(&path).ok();
     let a = a.unwrap();
-    assert_eq!(a.input_size, Some(vec![1, 28, 28]));
+    assert_eq!(a.input.input_size, Some(vec![1, 28, 28]));
     assert_eq!(a.bn_momentum, Some(0.01));
     assert_eq!(a.bn_eps, Some(0.01), "the command line overrides the file");
     assert_eq!(a.head_init_scale, Some(0.5));

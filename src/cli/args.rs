@@ -2,10 +2,11 @@
 //! defaults, grouped as timm groups them.
 
 use super::eval_args::EvalArgs;
+use super::input_flags::InputFlags;
 use clap::Args;
 use kiln_train::dist::DistBn;
 use kiln_train::distill::DistillConfig;
-use kiln_train::flags::{finite_f32, finite_f64};
+use kiln_train::flags::finite_f64;
 use kiln_train::loader::{AugConfig, MixConfig, SizeScheduleConfig};
 use kiln_train::loss::LossConfig;
 use kiln_train::metrics::MetricsAvg;
@@ -95,27 +96,10 @@ pub struct TrainArgs {
     #[arg(long = "gp")]
     #[serde(rename = "gp")]
     pub global_pool: Option<String>,
-    /// Input image size (default: the data's for IDX, the model's for folders).
-    #[arg(long)]
-    pub img_size: Option<usize>,
-    /// Input channels (default: 1 for IDX data, 3 for folders).
-    #[arg(long)]
-    pub in_chans: Option<usize>,
-    /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
-    #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
-    pub input_size: Option<Vec<usize>>,
-    /// Eval center-crop fraction (default: 1 for IDX data, the model's for folders).
-    #[arg(long, value_parser = finite_f64)]
-    pub crop_pct: Option<f64>,
-    /// Per-channel normalization mean (default: the model's; for one channel, their average).
-    #[arg(long, num_args = 1.., value_parser = finite_f32)]
-    pub mean: Option<Vec<f32>>,
-    /// Per-channel normalization std (default: the model's; for one channel, their average).
-    #[arg(long, num_args = 1.., value_parser = finite_f32)]
-    pub std: Option<Vec<f32>>,
-    /// Eval resize interpolation (default: the model's).
-    #[arg(long, default_value = "")]
-    pub interpolation: String,
+    /// The model-input flags (`--img-size` to `--interpolation`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub input: InputFlags,
     /// Training batch size.
     #[arg(short = 'b', long, default_value_t = 128)]
     pub batch_size: usize,

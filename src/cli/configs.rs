@@ -12,22 +12,6 @@ use kiln_train::sched::SchedulerConfig;
 use kiln_train::trainer::{BatchLossScale, TrainConfig};
 use kiln_train::Result;
 
-/// [`DataFlags`] from train.py's or validate.py's arguments, which name these flags alike.
-macro_rules! data_flags_of {
-    ($a:expr, $in_chans:expr) => {
-        kiln_train::loader::DataFlags {
-            input_size: $a.input_size.as_deref().map(|s| [s[0], s[1], s[2]]),
-            img_size: $a.img_size,
-            in_chans: Some($in_chans),
-            interpolation: $a.interpolation.clone(),
-            mean: $a.mean.clone(),
-            std: $a.std.clone(),
-            crop_pct: $a.crop_pct,
-            crop_mode: None,
-        }
-    };
-}
-
 /// The run's learning rate by timm's rule ([`kiln_train::sched::LrRule::resolve`]) for the global
 /// batch: `batch_reference` ([`batch_size_reference`]) × `world` ranks × `--grad-accum-steps`.
 pub fn resolve_lr(a: &TrainArgs, world: usize, batch_reference: f64) -> f64 {
@@ -97,7 +81,7 @@ pub fn scheduler_config(a: &TrainArgs) -> SchedulerConfig {
 /// The flags timm's `resolve_data_config` reads, with `in_chans` the run's channels (the flags',
 /// else the data's).
 pub fn data_flags(a: &TrainArgs, in_chans: usize) -> DataFlags {
-    data_flags_of!(a, in_chans)
+    a.input.data_flags(in_chans)
 }
 
 /// The data flags over the `resolved` size, interpolation, normalization and crop (evaluation

@@ -1,8 +1,8 @@
 //! The flags `kiln validate` and `kiln infer` share (timm's validate.py and inference.py spell
 //! them alike): the model, its weights, the data, the input pipeline and the precision.
 
+use super::input_flags::InputFlags;
 use clap::Args;
-use kiln_train::flags::{finite_f32, finite_f64};
 use std::path::PathBuf;
 
 /// Model, weights, data and input flags common to `kiln validate` and `kiln infer`.
@@ -40,37 +40,18 @@ pub struct EvalArgs {
     /// Batch size.
     #[arg(short = 'b', long, default_value_t = 256)]
     pub batch_size: usize,
-    /// Input image size (default: the checkpoint's, else the data's for IDX, else the model's
-    /// test size, see --use-train-size).
-    #[arg(long)]
-    pub img_size: Option<usize>,
-    /// Input channels (default: the checkpoint's, else 1 for IDX data, 3 otherwise).
-    #[arg(long)]
-    pub in_chans: Option<usize>,
-    /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
-    #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
-    pub input_size: Option<Vec<usize>>,
+    /// The model-input flags (`--img-size` to `--interpolation`).
+    #[command(flatten)]
+    pub input: InputFlags,
     /// Use the model's train input size and crop, not its test ones (what training's evaluation
     /// used).
     #[arg(long)]
     pub use_train_size: bool,
-    /// Center-crop fraction (default: the model's).
-    #[arg(long, value_parser = finite_f64)]
-    pub crop_pct: Option<f64>,
     /// How images are fitted to the input: center (shorter side scaled, centre crop), squash (both
     /// sides scaled) or border (longer side scaled, padded with the mean colour); default: the
     /// model's, else center.
     #[arg(long)]
     pub crop_mode: Option<String>,
-    /// Per-channel normalization mean (default: the checkpoint's, else the model's).
-    #[arg(long, num_args = 1.., value_parser = finite_f32)]
-    pub mean: Option<Vec<f32>>,
-    /// Per-channel normalization std (default: the checkpoint's, else the model's).
-    #[arg(long, num_args = 1.., value_parser = finite_f32)]
-    pub std: Option<Vec<f32>>,
-    /// Resize interpolation (default: the model's).
-    #[arg(long, default_value = "")]
-    pub interpolation: String,
     /// Run in channels-last memory order.
     #[arg(long)]
     pub channels_last: bool,

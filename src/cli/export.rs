@@ -2,11 +2,11 @@
 //! as a plain safetensors state dict under timm's names (timm's `clean_checkpoint.py
 //! --safetensors`), from its random init, its pretrained weights or a checkpoint.
 
-use super::model_record::{build_model, named_model, ModelRecord};
+use super::input_flags::InputFlags;
+use super::model_record::{build_model, named_model};
 use kiln_nn::export::{export_onnx, ExportOptions, OPSETS};
 use kiln_nn::{save_safetensors, state_dict, ModelSpec};
 use kiln_train::checkpoint::MODEL_CONFIG_KEY;
-use kiln_train::flags::finite_f32;
 use kiln_train::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -40,21 +40,9 @@ pub struct ExportArgs {
     /// ONNX opset: 17 or 18.
     #[arg(long, default_value_t = 17)]
     pub opset: i64,
-    /// Input height and width (default: the checkpoint's, else the model's pretrained size).
-    #[arg(long)]
-    pub img_size: Option<usize>,
-    /// Input channels (default: the checkpoint's, else 3).
-    #[arg(long)]
-    pub in_chans: Option<usize>,
-    /// All input dimensions, C H W (overrides --in-chans and --img-size; H must equal W).
-    #[arg(long, num_args = 3, value_names = ["C", "H", "W"])]
-    pub input_size: Option<Vec<usize>>,
-    /// Normalization mean recorded with the weights (default: the checkpoint's).
-    #[arg(long, num_args = 1.., value_parser = finite_f32)]
-    pub mean: Option<Vec<f32>>,
-    /// Normalization std recorded with the weights (default: the checkpoint's).
-    #[arg(long, num_args = 1.., value_parser = finite_f32)]
-    pub std: Option<Vec<f32>>,
+    /// The model-input flags (`--img-size` to `--interpolation`).
+    #[command(flatten)]
+    pub input: InputFlags,
     /// Model keyword arguments as KEY=VALUE (as kiln train's --model-kwargs; default: the
     /// checkpoint's).
     #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
@@ -114,29 +102,8 @@ pub fn export(a: ExportArgs) -> Result<()> {
             format!("{} is not a file", path.display()),
         ));
     }
-    if let Some([_, h, w]) = a
-        .input_size
-        .as_deref()
-        .and_then(|s| <[usize; 3]>::try_from(s).ok())
-    {
-        if h != w {
-            return Err(Error::flag(
-                "--input-size",
-                format!("kiln exports square inputs: got H {h} and W {w}"),
-            ));
-        }
-    }
     let (model_flag, output) = targets(&a)?;
-    let flags = ModelRecord {
-        model: model_flag,
-        model_kwargs: a.model_kwargs.clone(),
-        in_chans: a.input_size.as_ref().map(|s| s[0]).or(a.in_chans),
-        num_classes: a.num_classes,
-        img_size: a.input_size.as_ref().map(|s| s[1]).or(a.img_size),
-        mean: a.mean.clone(),
-        std: a.std.clone(),
-        ..ModelRecord::default()
-    };
+    let flags = a.input.record(model_flag, &a.model_kwargs, a.num_classes)?;
     let (checkpoint, record, name) = named_model(flags, a.checkpoint.as_deref(), "export")?;
     let weights = match (checkpoint, a.use_ema) {
         (Some(mut ck), true) => Some(ck.extra.remove("state_dict_ema").ok_or_else(|| {
@@ -156,15 +123,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     if a.reparam {
         model.reparameterize()?;
     }
-    let [_, h, w] = model.pretrained_cfg().input_size;
-    let c = record.in_chans.unwrap_or(3);
-    let size = record.img_size.map_or([c, h, w], |s| [c, s, s]);
-    let written = ModelRecord {
-        in_chans: Some(c),
-        num_classes: Some(model.num_classes()),
-        img_size: Some(size[1]),
-        ..record
-    };
+    let (written, size) = record.settled(model.as_ref());
     let meta = vec![(MODEL_CONFIG_KEY.to_string(), written.to_json())];
     if a.format == "safetensors" {
         let weights = state_dict(model.as_ref());

@@ -15,6 +15,7 @@ mod eval_args;
 mod export;
 mod infer;
 mod infer_args;
+mod input_flags;
 mod launch;
 mod limits;
 mod logger;

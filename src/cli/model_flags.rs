@@ -1,34 +1,10 @@
-//! The model side of `train.py`'s flags: `--input-size` resolved against `--in-chans` and
-//! `--img-size`, `--model-kwargs` applied to `ModelArgs`, and the settings applied after creation
-//! (`--bn-momentum`, `--bn-eps`, `--head-init-scale`, `--head-init-bias`, `--drop-block`).
+//! The model side of `train.py`'s flags: `--model-kwargs` applied to `ModelArgs`, and the settings
+//! applied after creation (`--bn-momentum`, `--bn-eps`, `--head-init-scale`, `--head-init-bias`,
+//! `--drop-block`).
 
 use super::args::TrainArgs;
 use kiln_nn::{init_head, set_batch_norm, Model, ModelArgs};
 use kiln_train::{Error, Result};
-
-/// `--in-chans` and `--img-size`, with `--input-size C H W` taking their place (as timm's data
-/// config does); kiln trains square images, so H must equal W.
-pub fn input_dims(a: &TrainArgs) -> Result<(Option<usize>, Option<usize>)> {
-    let Some(size) = &a.input_size else {
-        return Ok((a.in_chans, a.img_size));
-    };
-    let (c, h, w) = (size[0], size[1], size[2]);
-    if h != w {
-        return Err(Error::flag(
-            "--input-size",
-            format!("kiln trains square images: got H {h} and W {w}; give equal sizes"),
-        ));
-    }
-    for (name, given, want) in [("--in-chans", a.in_chans, c), ("--img-size", a.img_size, h)] {
-        if given.is_some_and(|g| g != want) {
-            return Err(Error::flag(
-                "--input-size",
-                format!("{} {} disagrees with {name} {}", c, h, given.unwrap_or(0)),
-            ));
-        }
-    }
-    Ok((Some(c), Some(h)))
-}
 
 /// Applies `--model-kwargs key=value ...` to `args`: the keys `ModelArgs` knows, with values as
 /// timm's `ParseKwargs` reads them (Python literals: `True`, `0.1`, `'avg'`); other keys are the
@@ -120,19 +96,6 @@ mod tests {
         let e = kwargs(&["drop_rate"]).unwrap_err().to_string();
         assert!(e.starts_with("--model-kwargs: "), "{e}");
         assert!(kwargs(&["zero_init_last=maybe"]).is_err());
-    }
-
-    #[test]
-    fn input_size_replaces_in_chans_and_img_size() {
-        let mut a = TrainArgs::default();
-        assert_eq!(input_dims(&a).unwrap(), (None, None));
-        a.input_size = Some(vec![1, 32, 32]);
-        assert_eq!(input_dims(&a).unwrap(), (Some(1), Some(32)));
-        a.img_size = Some(28);
-        assert!(input_dims(&a).is_err());
-        a.img_size = None;
-        a.input_size = Some(vec![3, 32, 48]);
-        assert!(input_dims(&a).unwrap_err().to_string().contains("square"));
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct ModelRecord {
     /// Normalization std, one per channel.
     pub std: Option<Vec<f32>>,
     /// Eval center-crop fraction (recorded; the commands keep timm's crop, see
-    /// `apply_model_record!`).
+    /// `InputFlags::apply`).
     pub crop_pct: Option<f64>,
     /// Eval resize interpolation.
     pub interpolation: Option<String>,
@@ -87,6 +87,22 @@ impl ModelRecord {
             crop_pct: Some(data.crop_pct),
             interpolation: Some(data.interpolation.clone()),
         }
+    }
+
+    /// The record of the `model` built from it, with the input shape it is traced and timed at:
+    /// the record's channels (else 3) and size (else the model's pretrained size), and the
+    /// model's classes.
+    pub fn settled(self, model: &dyn Model) -> (Self, [usize; 3]) {
+        let [_, h, w] = model.pretrained_cfg().input_size;
+        let c = self.in_chans.unwrap_or(3);
+        let size = self.img_size.map_or([c, h, w], |s| [c, s, s]);
+        let record = ModelRecord {
+            in_chans: Some(c),
+            num_classes: Some(model.num_classes()),
+            img_size: Some(size[1]),
+            ..self
+        };
+        (record, size)
     }
 
     /// The record as the JSON kiln writes under [`kiln_train::checkpoint::MODEL_CONFIG_KEY`].
@@ -381,41 +397,6 @@ pub fn build_model(
         start_from(model.as_ref(), &spec.pretrained_source(args.num_classes)?)?;
     }
     Ok(model)
-}
-
-/// The [`ModelRecord`] of a command's model flags: `$a` has `model_kwargs`, `in_chans`,
-/// `input_size`, `num_classes`, `img_size`, `mean`, `std`, `crop_pct` and `interpolation` (train's
-/// and the eval commands' flags alike); `$model` is its `--model`, if given.
-macro_rules! model_record_of {
-    ($a:expr, $model:expr) => {
-        $crate::cli::model_record::ModelRecord {
-            model: $model,
-            model_kwargs: $a.model_kwargs.clone(),
-            in_chans: $a.input_size.as_ref().map(|s| s[0]).or($a.in_chans),
-            num_classes: $a.num_classes,
-            img_size: $a.input_size.as_ref().map(|s| s[1]).or($a.img_size),
-            mean: $a.mean.clone(),
-            std: $a.std.clone(),
-            crop_pct: $a.crop_pct,
-            interpolation: Some($a.interpolation.clone()).filter(|i| !i.is_empty()),
-        }
-    };
-}
-
-/// Sets the model flags of `$a` (as `model_record_of!`'s) to the resolved record `$r`, less
-/// its model name and crop: evaluation keeps timm's crop (the model's test crop, or its train
-/// crop with `--use-train-size`), which a recorded training crop would override.
-macro_rules! apply_model_record {
-    ($a:expr, $r:expr) => {{
-        let r: $crate::cli::model_record::ModelRecord = $r;
-        $a.model_kwargs = r.model_kwargs;
-        $a.in_chans = r.in_chans;
-        $a.num_classes = r.num_classes;
-        $a.img_size = r.img_size;
-        $a.mean = r.mean;
-        $a.std = r.std;
-        $a.interpolation = r.interpolation.unwrap_or_default();
-    }};
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! before and after. Also the schedule of `kiln train --prune-*`, which prunes while training.
 
 use super::args::TrainArgs;
+use super::input_flags::InputFlags;
 use super::limits;
-use super::model_record::{build_model, named_model, ModelRecord};
+use super::model_record::{build_model, named_model};
 use kiln_engine::{DType, Tensor};
 use kiln_nn::init::skip_init;
 use kiln_nn::prune::{
@@ -60,15 +61,12 @@ pub struct PruneArgs {
     /// Images read from --data for taylor.
     #[arg(long, default_value_t = 8)]
     pub taylor_samples: usize,
-    /// Input height and width (default: the checkpoint's, else the model's pretrained size).
-    #[arg(long)]
-    pub img_size: Option<usize>,
     /// Classifier classes (default: the checkpoint's head, else the model's).
     #[arg(long)]
     pub num_classes: Option<usize>,
-    /// Input channels (default: the checkpoint's, else 3).
-    #[arg(long)]
-    pub in_chans: Option<usize>,
+    /// The model-input flags (`--img-size` to `--interpolation`).
+    #[command(flatten)]
+    pub input: InputFlags,
     /// The pruned model's safetensors file.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -83,20 +81,12 @@ pub fn prune_cmd(a: PruneArgs) -> Result<()> {
             format!("{} is not a file", path.display()),
         ));
     }
-    let flags = ModelRecord {
-        model: a.model.clone(),
-        in_chans: a.in_chans,
-        num_classes: a.num_classes,
-        img_size: a.img_size,
-        ..ModelRecord::default()
-    };
+    let flags = a.input.record(a.model.clone(), &[], a.num_classes)?;
     let (checkpoint, record, name) = named_model(flags, a.checkpoint.as_deref(), "prune")?;
     let from = (checkpoint.as_ref().zip(a.checkpoint.as_deref()))
         .map(|(ck, path)| (&ck.model, ck.meta.pruned_shapes.as_deref(), path));
     let mut model = build_model(&name, &record, from, a.pretrained)?;
-    let [_, h, w] = model.pretrained_cfg().input_size;
-    let c = record.in_chans.unwrap_or(3);
-    let size = record.img_size.map_or([c, h, w], |s| [c, s, s]);
+    let (written, size) = record.settled(model.as_ref());
     let before = latency_ms(model.as_mut(), size)?;
     if criterion == Criterion::Taylor {
         let data = a.data.as_deref().ok_or_else(|| {
@@ -109,12 +99,6 @@ pub fn prune_cmd(a: PruneArgs) -> Result<()> {
     }
     let report = prune(model.as_mut(), size, criterion, &opts)?;
     let after = latency_ms(model.as_mut(), size)?;
-    let written = ModelRecord {
-        in_chans: Some(c),
-        num_classes: Some(model.num_classes()),
-        img_size: Some(size[1]),
-        ..record
-    };
     let meta = [
         pruned_shapes_metadata(model.as_ref()),
         ("arch".into(), name.clone()),

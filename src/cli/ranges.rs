@@ -29,9 +29,9 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
         ("--drop-connect", maybe(a.drop_connect), UnitOpen),
         ("--drop-path", maybe(a.drop_path), UnitOpen),
         ("--drop-block", maybe(a.drop_block), UnitOpen),
-        ("--std", widen(&a.std), Positive),
+        ("--std", widen(&a.input.std), Positive),
         ("--bn-eps", maybe(a.bn_eps), Positive),
-        ("--crop-pct", maybe(a.crop_pct), Positive),
+        ("--crop-pct", maybe(a.input.crop_pct), Positive),
         ("--slim-lambda", maybe(a.slim_lambda), Positive),
     ];
     first_outside(rules)
@@ -39,11 +39,17 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
 
 /// Refuses the first of `kiln validate`'s (and `kiln infer`'s) values outside its range.
 pub fn check_eval_ranges(a: &EvalArgs) -> Result<()> {
-    let std = a.std.clone().unwrap_or_default().into_iter().map(f64::from);
+    let std = a
+        .input
+        .std
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(f64::from);
     first_outside([
         (
             "--crop-pct",
-            a.crop_pct.into_iter().collect(),
+            a.input.crop_pct.into_iter().collect(),
             Range::Positive,
         ),
         ("--std", std.collect(), Range::Positive),

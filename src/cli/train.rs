@@ -8,7 +8,7 @@ use super::configs::{
 use super::devices::{device_list, seed_rank};
 use super::elastic::{check_same_start, dist_timeout, resume_point};
 use super::limits::{self, Budget};
-use super::model_flags::{apply_after_creation, apply_model_kwargs, input_dims};
+use super::model_flags::{apply_after_creation, apply_model_kwargs};
 use super::model_record::{resolve_model, ModelRecord};
 use super::pretrained::{pretrained_source, start_from};
 use super::prune::{self, recorded_shapes};
@@ -148,7 +148,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         .or(a.data_dir.clone())
         .unwrap_or_else(embedded_data);
     let root = DataRoot::detect(&dir)?;
-    let (in_chans, img_size) = input_dims(&a)?;
+    let (in_chans, img_size) = a.input.dims()?;
     let in_chans = in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_counts(&a, in_chans, img_size)?;
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
@@ -409,12 +409,14 @@ fn with_checkpoint_model(mut a: TrainArgs) -> Result<TrainArgs> {
     };
     let ck = Checkpoint::load(&path)?;
     let given = a.model_given.then(|| a.model.clone());
-    let flags = model_record_of!(a, given);
+    let flags = a.input.record(given, &a.model_kwargs, a.num_classes)?;
     let record = resolve_model(flags, Some(&a.model), Some((&ck, &path)))?;
-    if let Some(model) = record.model.clone() {
+    a.input.apply(&record);
+    if let Some(model) = record.model {
         a.model = model;
     }
-    apply_model_record!(a, record);
+    a.model_kwargs = record.model_kwargs;
+    a.num_classes = record.num_classes;
     Ok(a)
 }
 

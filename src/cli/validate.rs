@@ -117,7 +117,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
 /// values outside their range, before anything is read.
 fn check_eval_flags(a: &ValidateArgs) -> Result<()> {
     limits::at_least_one("--batch-size", a.eval.batch_size)?;
-    if let Some(size) = a.eval.img_size {
+    if let Some(size) = a.eval.input.img_size {
         limits::at_least_one("--img-size", size)?;
     }
     if let Some(n) = a.eval.num_classes {
@@ -176,12 +176,21 @@ pub(super) fn prepare(
     // The model flags over what the checkpoint records: the model, its channels, classes and
     // data settings.
     let mut a = a.clone();
-    let flags = model_record_of!(a.eval, a.eval.model.clone());
+    let e = &a.eval;
+    let flags = e
+        .input
+        .record(e.model.clone(), &e.model_kwargs, e.num_classes)?;
     let record = resolve_model(flags, None, checkpoint.as_ref().zip(path))?;
-    a.eval.model = record.model.clone();
-    apply_model_record!(a.eval, record);
+    a.eval.input.apply(&record);
+    a.eval.model = record.model;
+    a.eval.model_kwargs = record.model_kwargs;
+    a.eval.num_classes = record.num_classes;
     let a = &a;
-    let in_chans = a.eval.in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
+    let in_chans = a
+        .eval
+        .input
+        .in_chans
+        .unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
     limits::check_channels(in_chans)?;
     let ds = root.open(&a.eval.split, false, in_chans, a.eval.class_map.as_deref())?;
@@ -216,7 +225,7 @@ pub(super) fn prepare(
     };
     let flags = DataFlags {
         crop_mode: a.eval.crop_mode.clone(),
-        ..data_flags_of!(a.eval, in_chans)
+        ..a.eval.input.data_flags(in_chans)
     };
     // timm's validate.py: resolve_data_config(vars(args), model=model, use_test_size=not
     // args.use_train_size).
