@@ -9,6 +9,7 @@ use kiln_kernels::cpu::bce::{self as cpu, BceOpts};
 use kiln_kernels::cpu::softmax_xent::Targets;
 use kiln_kernels::cuda::bce as cuda;
 use kiln_kernels::cuda::softmax_xent::XentTargets;
+use kiln_kernels::cuda::RowDims;
 
 /// The logits' spread (see `common::loss::logits`).
 const SPREAD: f32 = 41.0;
@@ -52,7 +53,7 @@ fn bce_matches_the_cpu_for_every_target_kind() {
             cpu::bce_fwd(&b.x, len, ct, o, &mut loss);
             let dloss = g.zeros::<f32>(rows);
             let (px, pl) = (g.ptr(&b.dx), g.ptr(&dloss));
-            cuda::bce_fwd(&k, "f32", px, len, rows, gt, o, pl).unwrap();
+            cuda::bce_fwd(&k, "f32", px, RowDims { rows, len }, gt, o, pl).unwrap();
             assert_close(
                 &format!("loss {what}"),
                 &g.download(&dloss),
@@ -64,7 +65,7 @@ fn bce_matches_the_cpu_for_every_target_kind() {
             cpu::bce_bwd(&b.x, len, ct, o, &scale, &mut want_dx);
             let dx = g.zeros::<f32>(rows * len);
             let (psc, pdx) = (g.ptr(&dscale), g.ptr(&dx));
-            cuda::bce_bwd(&k, "f32", px, len, rows, gt, o, psc, pdx).unwrap();
+            cuda::bce_bwd(&k, "f32", px, RowDims { rows, len }, gt, o, (psc, pdx)).unwrap();
             assert_close(
                 &format!("dx {what}"),
                 &g.download(&dx),
@@ -90,6 +91,6 @@ fn bce_in_f64_matches_the_cpu() {
     cpu::bce_fwd(&b.x, len, ct, o, &mut loss);
     let dloss = g.zeros::<f64>(rows);
     let (px, pl) = (g.ptr(&b.dx), g.ptr(&dloss));
-    cuda::bce_fwd(&k, "f64", px, len, rows, gt, o, pl).unwrap();
+    cuda::bce_fwd(&k, "f64", px, RowDims { rows, len }, gt, o, pl).unwrap();
     assert_rows_f64("loss", &g.download(&dloss), &loss);
 }

@@ -97,7 +97,7 @@ fn check_layout(channels_last: bool) {
             g.ptr(&dshift),
             g.ptr(&gy),
         );
-        cuda::bn_act_fwd(&k, "f32", px, Some(pr), ps, pt, true, d, py).unwrap();
+        cuda::bn_act_fwd(&k, "f32", (px, Some(pr)), (ps, pt), true, d, py).unwrap();
         // x·scale ≈ ±200 cancels against shift: allow that magnitude's rounding (FMA on the GPU).
         assert_close(&format!("y {what}"), &g.download(&gy), &y, 1e-4, 1e-5);
         // Use the CPU's y on both sides so the ReLU masks agree exactly.
@@ -132,7 +132,7 @@ fn check_layout(channels_last: bool) {
             let (gdg, gdb) = (g.zeros::<f32>(c), g.zeros::<f32>(c));
             let dres_ptr = relu.then(|| g.ptr(&gdres));
             let (pdy, pdx, pdg, pdb) = (g.ptr(&ddy), g.ptr(&gdx), g.ptr(&gdg), g.ptr(&gdb));
-            cuda::bn_act_bwd(&k, "f32", pdy, &sb, d, pdx, dres_ptr, pdg, pdb).unwrap();
+            cuda::bn_act_bwd(&k, "f32", pdy, &sb, d, (pdx, dres_ptr), (pdg, pdb)).unwrap();
             let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
             assert_close(
                 &format!("dbeta {what}"),

@@ -206,7 +206,7 @@ fn check<T: Elem>(
     let (pa, pb, po) = (g.ptr(&da), g.ptr(&db), g.ptr(&dout));
     let what = format!("{} {pass:?} {plan:?} {d:?}", T::TY);
     match (plan, pass) {
-        (Some(p), _) => conv2d_planned(k, T::TY, d, pass, &p, pa, pb, po),
+        (Some(p), _) => conv2d_planned(k, T::TY, d, (pass, &p), (pa, pb, po)),
         (None, ConvPass::Fwd) => conv2d_fwd(k, T::TY, d, pa, pb, po),
         (None, ConvPass::BwdData) => conv2d_bwd_data(k, T::TY, d, pa, pb, po),
         (None, ConvPass::BwdFilter) => conv2d_bwd_filter(k, T::TY, d, pa, pb, po),

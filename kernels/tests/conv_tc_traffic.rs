@@ -73,7 +73,7 @@ fn t128_reads_less_global_memory_than_t64() {
                 algo: ConvAlgo::TensorCore(tile),
                 splits: 1,
             };
-            conv2d_planned(&k, "f16", &d, pass, &plan, a, b, out).unwrap();
+            conv2d_planned(&k, "f16", &d, (pass, &plan), (a, b, out)).unwrap();
             let text = std::fs::read_to_string(&stats).unwrap();
             let conv: Vec<&str> = text.lines().filter(|l| l.contains("conv_tc_")).collect();
             assert_eq!(conv.len(), 1, "{pass:?} {tile:?}: {text}");

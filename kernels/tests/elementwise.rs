@@ -51,7 +51,7 @@ fn every_unary_op_and_its_gradient_match_the_cpu() {
         cuda::unary(&k, "f32", op, g.ptr(&dx_in), g.ptr(&y), n).unwrap();
         assert_close(op.name(), &g.download(&y), &want, 1e-6, 1e-5);
         let (px, py, pdy, pdx) = (g.ptr(&dx_in), g.ptr(&y), g.ptr(&dy_dev), g.ptr(&dx));
-        cuda::unary_bwd(&k, "f32", op, px, py, pdy, pdx, n).unwrap();
+        cuda::unary_bwd(&k, "f32", op, (px, py, pdy), pdx, n).unwrap();
         assert_close(op.name(), &g.download(&dx), &want_dx, 1e-6, 1e-5);
     }
 }

@@ -7,6 +7,7 @@ mod common;
 use common::{assert_close, gpu, Gpu};
 use kiln_kernels::cpu::layer_norm as cpu;
 use kiln_kernels::cuda::layer_norm::{self as cuda, LnInputs};
+use kiln_kernels::cuda::RowDims;
 
 /// (rows, len): a warp per row, a block per row, and 3 bands of 64 rows.
 const SHAPES: [(usize, usize); 3] = [(19, 77), (3, 1301), (150, 33)];
@@ -24,7 +25,7 @@ fn cpu_twin(x: &[f32], dy: &[f32], len: usize, affine: Option<(&[f32], &[f32])>)
     let rows = x.len() / len;
     let (mut y, mut mean, mut rstd) = (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
     let (g, b) = (affine.map(|a| a.0), affine.map(|a| a.1));
-    cpu::layer_norm_fwd(x, len, g, b, 1e-5, &mut y, &mut mean, &mut rstd);
+    cpu::layer_norm_fwd(x, len, (g, b), 1e-5, &mut y, (&mut mean, &mut rstd));
     let mut dx = vec![0.0; x.len()];
     let (dg, db) = cpu::layer_norm_bwd(x, dy, len, g, (&mean, &rstd), &mut dx);
     (y, mean, rstd, dx, dg, db)
@@ -33,6 +34,7 @@ fn cpu_twin(x: &[f32], dy: &[f32], len: usize, affine: Option<(&[f32], &[f32])>)
 fn cuda_run(g: &Gpu, x: &[f32], dy: &[f32], len: usize, affine: Option<(&[f32], &[f32])>) -> Twin {
     let k = g.kernels();
     let rows = x.len() / len;
+    let dims = RowDims { rows, len };
     let (dx_in, ddy) = (g.upload(x), g.upload(dy));
     let (dgam, dbet) = affine.map_or((None, None), |(a, b)| {
         (Some(g.upload(a)), Some(g.upload(b)))
@@ -49,10 +51,10 @@ fn cuda_run(g: &Gpu, x: &[f32], dy: &[f32], len: usize, affine: Option<(&[f32], 
         g.zeros::<f32>(rows),
     );
     let stats = (g.ptr(&mean), g.ptr(&rstd));
-    cuda::layer_norm_fwd(&k, "f32", inp, g.ptr(&y), stats, rows, len, 1e-5).unwrap();
+    cuda::layer_norm_fwd(&k, "f32", inp, g.ptr(&y), stats, dims, 1e-5).unwrap();
     let dx = g.zeros::<f32>(x.len());
     let xg = (inp.x, inp.gamma);
-    cuda::layer_norm_bwd_dx(&k, "f32", xg, g.ptr(&ddy), stats, g.ptr(&dx), rows, len).unwrap();
+    cuda::layer_norm_bwd_dx(&k, "f32", xg, g.ptr(&ddy), stats, g.ptr(&dx), dims).unwrap();
     let scratch_len = cuda::params_scratch_len(rows, len);
     let (pg, pb) = (g.zeros::<f32>(scratch_len), g.zeros::<f32>(scratch_len));
     let (dgo, dbo) = (g.zeros::<f32>(len), g.zeros::<f32>(len));
@@ -63,8 +65,7 @@ fn cuda_run(g: &Gpu, x: &[f32], dy: &[f32], len: usize, affine: Option<(&[f32], 
         stats,
         (g.ptr(&pg), g.ptr(&pb)),
         (g.ptr(&dgo), g.ptr(&dbo)),
-        rows,
-        len,
+        dims,
     )
     .unwrap();
     let d = |s| g.download(s);

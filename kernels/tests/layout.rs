@@ -29,18 +29,19 @@ fn normalize_matches_the_cpu_for_every_output_type() {
         let what = format!("{n}x{h}x{w}x{c} skew {skew}");
 
         let out = g.zeros::<f32>(total);
-        cuda::normalize_u8_nhwc(&k, "f32", psrc, n, h, w, c, mean, std, g.ptr(&out)).unwrap();
+        cuda::normalize_u8_nhwc(&k, "f32", psrc, (n * h * w, c), (mean, std), g.ptr(&out)).unwrap();
         assert_eq!(g.download(&out), want, "f32 {what}");
 
         let out = g.zeros::<u16>(total);
-        cuda::normalize_u8_nhwc(&k, "f16", psrc, n, h, w, c, mean, std, g.ptr(&out)).unwrap();
+        cuda::normalize_u8_nhwc(&k, "f16", psrc, (n * h * w, c), (mean, std), g.ptr(&out)).unwrap();
         let want16: Vec<u16> = want
             .iter()
             .map(|&v| half::f16::from_f32(v).to_bits())
             .collect();
         assert_eq!(g.download(&out), want16, "f16 {what}");
 
-        cuda::normalize_u8_nhwc(&k, "bf16", psrc, n, h, w, c, mean, std, g.ptr(&out)).unwrap();
+        cuda::normalize_u8_nhwc(&k, "bf16", psrc, (n * h * w, c), (mean, std), g.ptr(&out))
+            .unwrap();
         let wantb: Vec<u16> = want
             .iter()
             .map(|&v| half::bf16::from_f32(v).to_bits())
@@ -53,7 +54,7 @@ fn normalize_matches_the_cpu_for_every_output_type() {
 fn normalize_rejects_mismatched_channel_lists() {
     let Some(g) = gpu() else { return };
     let k = g.kernels();
-    let err = cuda::normalize_u8_nhwc(&k, "f32", 0, 1, 1, 1, 3, &[0.5; 2], &[1.0; 3], 0)
+    let err = cuda::normalize_u8_nhwc(&k, "f32", 0, (1, 3), (&[0.5; 2], &[1.0; 3]), 0)
         .unwrap_err()
         .to_string();
     assert!(err.contains("3 channels with 2 means"), "{err}");

@@ -121,10 +121,8 @@ fn max_pool<T: Twin>(g: &common::Gpu, k: &Kernels, x: [usize; 4], win: &Window, 
     cuda::max_pool_fwd(
         k,
         T::TY,
-        g.ptr(&x_d),
-        b.xd,
-        g.ptr(&y_d),
-        b.yd,
+        (g.ptr(&x_d), b.xd),
+        (g.ptr(&y_d), b.yd),
         win,
         g.ptr(&idx_d),
     )
@@ -134,11 +132,9 @@ fn max_pool<T: Twin>(g: &common::Gpu, k: &Kernels, x: [usize; 4], win: &Window, 
     cuda::max_pool_bwd(
         k,
         T::TY,
-        g.ptr(&dy_d),
-        b.yd,
+        (g.ptr(&dy_d), b.yd),
         g.ptr(&idx_d),
-        g.ptr(&dx_d),
-        b.xd,
+        (g.ptr(&dx_d), b.xd),
         Some(win),
     )
     .unwrap();
@@ -160,9 +156,17 @@ fn avg_pool<T: Twin>(g: &common::Gpu, k: &Kernels, win: &Window, cip: bool, cl: 
     let (x_d, dy_d) = (g.upload(&b.x), g.upload(&b.dy));
     let y_d = g.zeros::<T>(y.len());
     let dx_d = g.upload(&vec![T::nan(); dx.len()]);
-    cuda::avg_pool_fwd(k, T::TY, g.ptr(&x_d), b.xd, g.ptr(&y_d), b.yd, win, cip).unwrap();
+    cuda::avg_pool_fwd(k, T::TY, (g.ptr(&x_d), b.xd), (g.ptr(&y_d), b.yd), win, cip).unwrap();
     assert_matches(&what, &g.download(&y_d), &y);
-    cuda::avg_pool_bwd(k, T::TY, g.ptr(&dy_d), b.yd, g.ptr(&dx_d), b.xd, win, cip).unwrap();
+    cuda::avg_pool_bwd(
+        k,
+        T::TY,
+        (g.ptr(&dy_d), b.yd),
+        (g.ptr(&dx_d), b.xd),
+        win,
+        cip,
+    )
+    .unwrap();
     assert_matches(&format!("{what} backward"), &g.download(&dx_d), &dx);
 }
 
@@ -175,12 +179,12 @@ fn adaptive_pool<T: Twin>(g: &common::Gpu, k: &Kernels, out: [usize; 2], max: bo
     let x_d = g.upload(&b.x);
     let (y_d, idx_d) = (g.zeros::<T>(y.len()), g.upload(&vec![7i64; y.len()]));
     let (px, py, pi) = (g.ptr(&x_d), g.ptr(&y_d), g.ptr(&idx_d));
-    cuda::adaptive_pool_fwd(k, T::TY, px, b.xd, py, b.yd, max, Some(pi)).unwrap();
+    cuda::adaptive_pool_fwd(k, T::TY, (px, b.xd), (py, b.yd), max, Some(pi)).unwrap();
     assert_matches(&what, &g.download(&y_d), &y);
     assert_eq!(g.download(&idx_d), idx, "{what}: argmax");
     // Without an index buffer the values are the same.
     let y2 = g.zeros::<T>(y.len());
-    cuda::adaptive_pool_fwd(k, T::TY, px, b.xd, g.ptr(&y2), b.yd, max, None).unwrap();
+    cuda::adaptive_pool_fwd(k, T::TY, (px, b.xd), (g.ptr(&y2), b.yd), max, None).unwrap();
     assert_matches(&what, &g.download(&y2), &y);
     let mut dx = vec![T::zero(); b.x.len()];
     let dy_d = g.upload(&b.dy);
@@ -188,10 +192,10 @@ fn adaptive_pool<T: Twin>(g: &common::Gpu, k: &Kernels, out: [usize; 2], max: bo
     let (pdy, pdx) = (g.ptr(&dy_d), g.ptr(&dx_d));
     if max {
         cpu::max_pool_bwd(&b.dy, b.yd, &idx, &mut dx, b.xd);
-        cuda::max_pool_bwd(k, T::TY, pdy, b.yd, pi, pdx, b.xd, None).unwrap();
+        cuda::max_pool_bwd(k, T::TY, (pdy, b.yd), pi, (pdx, b.xd), None).unwrap();
     } else {
         cpu::adaptive_avg_pool_bwd(&b.dy, b.yd, &mut dx, b.xd);
-        cuda::adaptive_avg_pool_bwd(k, T::TY, pdy, b.yd, pdx, b.xd).unwrap();
+        cuda::adaptive_avg_pool_bwd(k, T::TY, (pdy, b.yd), (pdx, b.xd)).unwrap();
     }
     assert_matches(&format!("{what} backward"), &g.download(&dx_d), &dx);
 }
@@ -250,7 +254,7 @@ fn pooling_rejects_a_zero_stride() {
     let k = g.kernels();
     let d = dims(X, false);
     let win = window([2, 2], [0, 2], [0, 0], 1, false);
-    let err = cuda::avg_pool_fwd(&k, "f32", 0, d, 0, d, &win, false).unwrap_err();
+    let err = cuda::avg_pool_fwd(&k, "f32", (0, d), (0, d), &win, false).unwrap_err();
     assert!(err.to_string().contains("stride"), "{err}");
 }
 

@@ -7,6 +7,7 @@ use common::loss::{assert_rows_f64, logits, scales, Batch, SHAPES};
 use common::{assert_close, gpu};
 use kiln_kernels::cpu::softmax_xent::{self as cpu, Targets};
 use kiln_kernels::cuda::softmax_xent::{self as cuda, XentTargets};
+use kiln_kernels::cuda::RowDims;
 
 /// The logits' spread (see `common::loss::logits`).
 const SPREAD: f32 = 61.0;
@@ -23,16 +24,17 @@ fn softmax_and_log_softmax_match_the_cpu_both_ways() {
         let (dx_in, ddy) = (g.upload(&x), g.upload(&dy));
         for log in [false, true] {
             let what = format!("{rows}x{len} log={log}");
+            let dims = RowDims { rows, len };
             let mut want = vec![0f32; rows * len];
             cpu::softmax_rows(&x, len, log, &mut want);
             let y = g.zeros::<f32>(rows * len);
-            cuda::softmax_rows(&k, "f32", g.ptr(&dx_in), g.ptr(&y), rows, len, log).unwrap();
+            cuda::softmax_rows(&k, "f32", g.ptr(&dx_in), g.ptr(&y), dims, log).unwrap();
             assert_close(&format!("y {what}"), &g.download(&y), &want, 1e-6, 1e-5);
             let mut want_dx = vec![0f32; rows * len];
             cpu::softmax_rows_bwd(&want, &dy, len, log, &mut want_dx);
             let dx = g.zeros::<f32>(rows * len);
             let (py, pdy, pdx) = (g.ptr(&y), g.ptr(&ddy), g.ptr(&dx));
-            cuda::softmax_rows_bwd(&k, "f32", py, pdy, pdx, rows, len, log).unwrap();
+            cuda::softmax_rows_bwd(&k, "f32", (py, pdy), pdx, dims, log).unwrap();
             assert_close(
                 &format!("dx {what}"),
                 &g.download(&dx),
@@ -69,7 +71,7 @@ fn cross_entropy_matches_the_cpu_for_hard_and_soft_targets() {
             cpu::xent_fwd(&b.x, len, ct, &mut loss, &mut lse);
             let (dloss, dlse) = (g.zeros::<f32>(rows), g.zeros::<f32>(rows));
             let (px, pl, ps) = (g.ptr(&b.dx), g.ptr(&dloss), g.ptr(&dlse));
-            cuda::xent_fwd(&k, "f32", px, len, rows, gt, pl, ps).unwrap();
+            cuda::xent_fwd(&k, "f32", px, RowDims { rows, len }, gt, (pl, ps)).unwrap();
             assert_close(
                 &format!("loss {what}"),
                 &g.download(&dloss),
@@ -82,7 +84,7 @@ fn cross_entropy_matches_the_cpu_for_hard_and_soft_targets() {
             cpu::xent_bwd(&b.x, len, ct, &lse, &scale, &mut want_dx);
             let dx = g.zeros::<f32>(rows * len);
             let (psc, pdx) = (g.ptr(&dscale), g.ptr(&dx));
-            cuda::xent_bwd(&k, "f32", px, len, rows, gt, ps, psc, pdx).unwrap();
+            cuda::xent_bwd(&k, "f32", px, RowDims { rows, len }, gt, (ps, psc), pdx).unwrap();
             assert_close(
                 &format!("dx {what}"),
                 &g.download(&dx),
@@ -104,7 +106,7 @@ fn cross_entropy_in_f64_matches_the_cpu() {
     cpu::xent_fwd(&b.x, len, ct, &mut loss, &mut lse);
     let (dloss, dlse) = (g.zeros::<f64>(rows), g.zeros::<f64>(rows));
     let (px, pl, ps) = (g.ptr(&b.dx), g.ptr(&dloss), g.ptr(&dlse));
-    cuda::xent_fwd(&k, "f64", px, len, rows, gt, pl, ps).unwrap();
+    cuda::xent_fwd(&k, "f64", px, RowDims { rows, len }, gt, (pl, ps)).unwrap();
     assert_rows_f64("loss", &g.download(&dloss), &loss);
     assert_rows_f64("lse", &g.download(&dlse), &lse);
 }

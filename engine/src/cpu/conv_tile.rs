@@ -108,10 +108,8 @@ pub fn prefetch_l2(data: &[f32]) {
 /// # Panics
 /// If the CPU lacks AVX-512F, if `rows` is not in 1..=[`MAX_ROWS`] or `cols` not 16 or 32, if
 /// neither `a_row` nor `a_step` is 1, or if any operand would be read or written out of bounds.
-#[allow(clippy::too_many_arguments)]
 pub fn tile(
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
     a: &[f32],
     b: &[f32],
     runs: &[Run],
@@ -329,7 +327,7 @@ mod tests {
                                 &mut *(c.as_mut_slice() as *mut [f32] as *mut [MaybeUninit<f32>])
                             })
                         };
-                        tile(rows, cols, &a, &b, &runs, st, out);
+                        tile((rows, cols), &a, &b, &runs, st, out);
                         for (i, (x, y)) in c.iter().zip(&expected).enumerate() {
                             assert!(
                                 (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
@@ -359,6 +357,6 @@ mod tests {
             b_step: 1,
             c_row: 32,
         };
-        tile(1, 32, &a, &b, &runs, st, Output::Add(&mut c));
+        tile((1, 32), &a, &b, &runs, st, Output::Add(&mut c));
     }
 }

@@ -391,7 +391,7 @@ impl DirectConv {
             }
             let input = &x[input_at(first, first_tap)..];
             let out = y.tail(y_at(first));
-            conv_tile::tile(len, cols, input, weights.data, &runs, st, out);
+            conv_tile::tile((len, cols), input, weights.data, &runs, st, out);
         });
     }
 
@@ -438,7 +438,7 @@ impl DirectConv {
                 for (tap, runs) in runs.iter().enumerate() {
                     if writes || !runs.is_empty() {
                         let out = dw.tail((o0 * t + tap) * c + c0);
-                        conv_tile::tile(rows, cols, &dy[o0..], &x[c0..], runs, st, out);
+                        conv_tile::tile((rows, cols), &dy[o0..], &x[c0..], runs, st, out);
                     }
                 }
             }

@@ -25,7 +25,7 @@ fn forward<T: Real + StorageElem>(
         vec![T::zero(); rows],
     );
     let (g, b) = (param::<T>(gamma)?, param::<T>(beta)?);
-    k::layer_norm_fwd(x, len, g, b, eps, &mut y, &mut mean, &mut rstd);
+    k::layer_norm_fwd(x, len, (g, b), eps, &mut y, (&mut mean, &mut rstd));
     Ok((T::wrap(y), T::wrap(mean), T::wrap(rstd)))
 }
 

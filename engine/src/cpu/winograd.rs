@@ -142,7 +142,7 @@ impl Winograd {
                     for (c0, rows) in balanced_tiles(0..c) {
                         for o0 in (0..oc).step_by(MAX_COLS) {
                             let du = du.tail(c0 * oc + o0);
-                            self.filter_tile(buf, block, chunk, point, [c0, rows, o0], oc, du);
+                            self.filter_tile((buf, block), chunk, point, [c0, rows, o0], oc, du);
                         }
                     }
                 };
@@ -365,7 +365,7 @@ impl Winograd {
                 // initialized values through it.
                 let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
                 let a = &a[t0 * ins..];
-                conv_tile::tile(rows, cols, a, kernels.data, &runs, st, Output::Write(c));
+                conv_tile::tile((rows, cols), a, kernels.data, &runs, st, Output::Write(c));
             }
         }
     }
@@ -451,11 +451,9 @@ impl Winograd {
     /// × output channels from `o0`, summed over a chunk's tiles from the chunk's transforms in
     /// `buf` (`block` floats a block), one run of the reduction per block, into `du` with
     /// `du_row` floats from one input channel to the next.
-    #[allow(clippy::too_many_arguments)]
     fn filter_tile(
         &self,
-        buf: &[f32],
-        block: usize,
+        (buf, block): (&[f32], usize),
         chunk: &[Range<usize>],
         point: usize,
         [c0, rows, o0]: [usize; 3],
@@ -481,7 +479,7 @@ impl Winograd {
             b_step: oc,
             c_row: du_row,
         };
-        conv_tile::tile(rows, MAX_COLS.min(oc - o0), buf, buf, &runs, st, du);
+        conv_tile::tile((rows, MAX_COLS.min(oc - o0)), buf, buf, &runs, st, du);
     }
 
     /// dw (OHWI) from one chunk's transforms in `buf` holding all the tiles: each register tile
@@ -508,8 +506,7 @@ impl Winograd {
                             let du = unsafe { &mut *(du as *mut [f32] as *mut [MaybeUninit<f32>]) };
                             let at = [c0, rows, o0];
                             self.filter_tile(
-                                buf,
-                                block,
+                                (buf, block),
                                 blocks,
                                 point,
                                 at,

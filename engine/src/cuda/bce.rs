@@ -2,7 +2,7 @@
 //! they are; their losses, soft targets and scales are f32 (`dtype::stat_dtype`).
 
 use super::elementwise::float_ty;
-use super::softmax::Targets;
+use super::softmax::{row_dims, Targets};
 use super::CudaStorage;
 use crate::dtype::stat_dtype;
 use crate::{Error, Result};
@@ -12,11 +12,11 @@ use kiln_kernels::cuda::bce as k;
 /// Per-row sums of the elementwise loss of logits \[rows, len\], in the statistics dtype.
 pub fn bce_fwd(x: &CudaStorage, len: usize, t: Targets, o: BceOpts) -> Result<CudaStorage> {
     let ty = float_ty("binary_cross_entropy", x.dtype())?;
-    let n = x.len() / len.max(1);
-    let loss = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), n)?;
+    let d = row_dims(x, len);
+    let loss = CudaStorage::alloc(x.device(), stat_dtype(x.dtype()), d.rows)?;
     let targets = t.launch_arg(x)?;
     let kernels = x.device().kernels();
-    k::bce_fwd(kernels, ty, x.ptr(), len, n, targets, o, loss.ptr())?;
+    k::bce_fwd(kernels, ty, x.ptr(), d, targets, o, loss.ptr())?;
     Ok(loss)
 }
 
@@ -36,10 +36,10 @@ pub fn bce_bwd(
             rhs: scale.dtype(),
         });
     }
-    let n = x.len() / len.max(1);
+    let d = row_dims(x, len);
     let dx = CudaStorage::alloc(x.device(), x.dtype(), x.len())?;
     let targets = t.launch_arg(x)?;
     let (kernels, xp, sp) = (x.device().kernels(), x.ptr(), scale.ptr());
-    k::bce_bwd(kernels, ty, xp, len, n, targets, o, sp, dx.ptr())?;
+    k::bce_bwd(kernels, ty, xp, d, targets, o, (sp, dx.ptr()))?;
     Ok(dx)
 }

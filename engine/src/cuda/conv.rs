@@ -64,7 +64,7 @@ fn builtin(
     let kern = s.device().kernels();
     let tc = switch::tensor_cores_enabled() && gemm_tc::supported(kern, ty);
     let plan = d.plan(ty, pass, sm_count(kern), tc);
-    k::conv2d_planned(kern, ty, d, pass, &plan, a, b, out)?;
+    k::conv2d_planned(kern, ty, d, (pass, &plan), (a, b, out))?;
     Ok(())
 }
 

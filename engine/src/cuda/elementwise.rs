@@ -52,9 +52,11 @@ pub fn unary_bwd(
         x.0.device().kernels(),
         ty,
         op,
-        xc.as_ref().unwrap_or(x.0).ptr(),
-        yc.as_ref().unwrap_or(y.0).ptr(),
-        dyc.as_ref().unwrap_or(dy.0).ptr(),
+        (
+            xc.as_ref().unwrap_or(x.0).ptr(),
+            yc.as_ref().unwrap_or(y.0).ptr(),
+            dyc.as_ref().unwrap_or(dy.0).ptr(),
+        ),
         dx.ptr(),
         n,
     )?;
@@ -203,12 +205,8 @@ pub fn normalize_u8_nhwc(
         s.device().kernels(),
         float_ty("normalize", dtype)?,
         s.ptr(),
-        1,
-        1,
-        pixels,
-        c,
-        mean,
-        std,
+        (pixels, c),
+        (mean, std),
         out.ptr(),
     )?;
     Ok(out)

@@ -3,6 +3,7 @@
 //! parameters), with dγ and dβ in the parameters' dtype.
 
 use super::elementwise::float_ty;
+use super::softmax::row_dims;
 use super::storage::suffix;
 use super::CudaStorage;
 use crate::dtype::stat_dtype;
@@ -49,18 +50,18 @@ pub fn layer_norm_fwd(
         }
     }
     let ty = kernel_ty(OP, x.dtype(), pdtype)?;
-    let rows = x.len() / len.max(1);
+    let d = row_dims(x, len);
     let dev = x.device();
     let y = CudaStorage::alloc(dev, x.dtype(), x.len())?;
-    let mean = CudaStorage::alloc(dev, stat_dtype(x.dtype()), rows)?;
-    let rstd = CudaStorage::alloc(dev, stat_dtype(x.dtype()), rows)?;
+    let mean = CudaStorage::alloc(dev, stat_dtype(x.dtype()), d.rows)?;
+    let rstd = CudaStorage::alloc(dev, stat_dtype(x.dtype()), d.rows)?;
     let inp = LnInputs {
         x: x.ptr(),
         gamma: ptr_or_null(gamma),
         beta: ptr_or_null(beta),
     };
     let stats = (mean.ptr(), rstd.ptr());
-    k::layer_norm_fwd(dev.kernels(), &ty, inp, y.ptr(), stats, rows, len, eps)?;
+    k::layer_norm_fwd(dev.kernels(), &ty, inp, y.ptr(), stats, d, eps)?;
     Ok((y, mean, rstd))
 }
 
@@ -79,16 +80,16 @@ pub fn layer_norm_bwd(
         });
     }
     let ty = kernel_ty(OP, dy.dtype(), s.param_dtype)?;
-    let rows = dy.len() / len.max(1);
+    let d = row_dims(dy, len);
     let (dev, stat) = (dy.device(), stat_dtype(dy.dtype()));
     let stats = (s.mean.ptr(), s.rstd.ptr());
     let dx = CudaStorage::alloc(dev, dy.dtype(), dy.len())?;
     let xg = (s.x.ptr(), ptr_or_null(s.gamma));
-    k::layer_norm_bwd_dx(dev.kernels(), &ty, xg, dy.ptr(), stats, dx.ptr(), rows, len)?;
+    k::layer_norm_bwd_dx(dev.kernels(), &ty, xg, dy.ptr(), stats, dx.ptr(), d)?;
     if !s.affine {
         return Ok(LnGrads { dx, dparams: None });
     }
-    let scratch_len = k::params_scratch_len(rows, len);
+    let scratch_len = k::params_scratch_len(d.rows, len);
     let part_g = CudaStorage::alloc(dev, stat, scratch_len)?;
     let part_b = CudaStorage::alloc(dev, stat, scratch_len)?;
     let dgamma = CudaStorage::alloc(dev, s.param_dtype, len)?;
@@ -100,8 +101,7 @@ pub fn layer_norm_bwd(
         stats,
         (part_g.ptr(), part_b.ptr()),
         (dgamma.ptr(), dbeta.ptr()),
-        rows,
-        len,
+        d,
     )?;
     Ok(LnGrads {
         dx,

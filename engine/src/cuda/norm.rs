@@ -119,7 +119,15 @@ pub fn bn_apply(
     let y = CudaStorage::alloc(x.device(), x.dtype(), x.len())?;
     let res = residual.map(|r| r.ptr());
     let (xp, sc, sh) = (x.ptr(), scale.ptr(), shift.ptr());
-    k::bn_act_fwd(x.device().kernels(), ty, xp, res, sc, sh, relu, d, y.ptr())?;
+    k::bn_act_fwd(
+        x.device().kernels(),
+        ty,
+        (xp, res),
+        (sc, sh),
+        relu,
+        d,
+        y.ptr(),
+    )?;
     Ok(y)
 }
 
@@ -161,10 +169,8 @@ pub fn bn_backward(dy: &CudaStorage, s: &BnSaved, d: ChannelDims) -> Result<BnGr
         dy.ptr(),
         &saved,
         d,
-        dx.ptr(),
-        dres.as_ref().map(|r| r.ptr()),
-        dgamma.ptr(),
-        dbeta.ptr(),
+        (dx.ptr(), dres.as_ref().map(|r| r.ptr())),
+        (dgamma.ptr(), dbeta.ptr()),
     )?;
     Ok(BnGrads {
         dx: Storage::Cuda(dx),

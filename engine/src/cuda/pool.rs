@@ -25,10 +25,12 @@ pub fn pool_fwd(
     let idx = CudaStorage::alloc(dev, DType::I64, if max { n } else { 0 })?;
     let (kk, xp, yp, ip) = (dev.kernels(), x.ptr(), y.ptr(), idx.ptr());
     match kind {
-        PoolKind::Max(w) => k::max_pool_fwd(kk, ty, xp, xd, yp, yd, &w, ip)?,
-        PoolKind::Avg(w, include_pad) => k::avg_pool_fwd(kk, ty, xp, xd, yp, yd, &w, include_pad)?,
-        PoolKind::AdaptiveAvg => k::adaptive_pool_fwd(kk, ty, xp, xd, yp, yd, false, None)?,
-        PoolKind::AdaptiveMax => k::adaptive_pool_fwd(kk, ty, xp, xd, yp, yd, true, Some(ip))?,
+        PoolKind::Max(w) => k::max_pool_fwd(kk, ty, (xp, xd), (yp, yd), &w, ip)?,
+        PoolKind::Avg(w, include_pad) => {
+            k::avg_pool_fwd(kk, ty, (xp, xd), (yp, yd), &w, include_pad)?
+        }
+        PoolKind::AdaptiveAvg => k::adaptive_pool_fwd(kk, ty, (xp, xd), (yp, yd), false, None)?,
+        PoolKind::AdaptiveMax => k::adaptive_pool_fwd(kk, ty, (xp, xd), (yp, yd), true, Some(ip))?,
     }
     Ok((y, idx))
 }
@@ -46,10 +48,12 @@ pub fn pool_bwd(
     let dx = CudaStorage::alloc(dev, dy.dtype(), numel(xd))?;
     let (kk, gp, dp) = (dev.kernels(), dy.ptr(), dx.ptr());
     match kind {
-        PoolKind::Max(w) => k::max_pool_bwd(kk, ty, gp, yd, idx.ptr(), dp, xd, Some(&w))?,
-        PoolKind::AdaptiveMax => k::max_pool_bwd(kk, ty, gp, yd, idx.ptr(), dp, xd, None)?,
-        PoolKind::Avg(w, include_pad) => k::avg_pool_bwd(kk, ty, gp, yd, dp, xd, &w, include_pad)?,
-        PoolKind::AdaptiveAvg => k::adaptive_avg_pool_bwd(kk, ty, gp, yd, dp, xd)?,
+        PoolKind::Max(w) => k::max_pool_bwd(kk, ty, (gp, yd), idx.ptr(), (dp, xd), Some(&w))?,
+        PoolKind::AdaptiveMax => k::max_pool_bwd(kk, ty, (gp, yd), idx.ptr(), (dp, xd), None)?,
+        PoolKind::Avg(w, include_pad) => {
+            k::avg_pool_bwd(kk, ty, (gp, yd), (dp, xd), &w, include_pad)?
+        }
+        PoolKind::AdaptiveAvg => k::adaptive_avg_pool_bwd(kk, ty, (gp, yd), (dp, xd))?,
     }
     Ok(dx)
 }

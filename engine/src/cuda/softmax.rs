@@ -5,6 +5,7 @@ use super::CudaStorage;
 use crate::dtype::stat_dtype;
 use crate::{DType, Error, Result};
 use kiln_kernels::cuda::softmax_xent::{self as k, XentTargets};
+use kiln_kernels::cuda::RowDims;
 
 /// Cross-entropy targets on the device.
 #[derive(Clone, Copy)]
@@ -45,8 +46,12 @@ impl Targets<'_> {
     }
 }
 
-fn rows(s: &CudaStorage, len: usize) -> usize {
-    s.len() / len.max(1)
+/// The rows of `len` that `s` holds.
+pub(crate) fn row_dims(s: &CudaStorage, len: usize) -> RowDims {
+    RowDims {
+        rows: s.len() / len.max(1),
+        len,
+    }
 }
 
 /// Softmax (or log-softmax) over rows of `len`.
@@ -58,8 +63,7 @@ pub fn softmax(x: &CudaStorage, len: usize, log: bool) -> Result<CudaStorage> {
         ty,
         x.ptr(),
         y.ptr(),
-        rows(x, len),
-        len,
+        row_dims(x, len),
         log,
     )?;
     Ok(y)
@@ -74,15 +78,13 @@ pub fn softmax_bwd(
 ) -> Result<CudaStorage> {
     let ty = float_ty("softmax_backward", y.dtype())?;
     let dx = CudaStorage::alloc(y.device(), y.dtype(), y.len())?;
-    let n = rows(y, len);
+    let d = row_dims(y, len);
     k::softmax_rows_bwd(
         y.device().kernels(),
         ty,
-        y.ptr(),
-        dy.ptr(),
+        (y.ptr(), dy.ptr()),
         dx.ptr(),
-        n,
-        len,
+        d,
         log,
     )?;
     Ok(dx)
@@ -92,23 +94,15 @@ pub fn softmax_bwd(
 /// f16/bf16 logits, which the kernel reads as they are).
 pub fn xent_fwd(x: &CudaStorage, len: usize, t: Targets) -> Result<(CudaStorage, CudaStorage)> {
     let ty = float_ty("cross_entropy", x.dtype())?;
-    let n = rows(x, len);
+    let d = row_dims(x, len);
     let stat = stat_dtype(x.dtype());
     let (loss, lse) = (
-        CudaStorage::alloc(x.device(), stat, n)?,
-        CudaStorage::alloc(x.device(), stat, n)?,
+        CudaStorage::alloc(x.device(), stat, d.rows)?,
+        CudaStorage::alloc(x.device(), stat, d.rows)?,
     );
     let targets = t.launch_arg(x)?;
-    k::xent_fwd(
-        x.device().kernels(),
-        ty,
-        x.ptr(),
-        len,
-        n,
-        targets,
-        loss.ptr(),
-        lse.ptr(),
-    )?;
+    let out = (loss.ptr(), lse.ptr());
+    k::xent_fwd(x.device().kernels(), ty, x.ptr(), d, targets, out)?;
     Ok((loss, lse))
 }
 
@@ -121,19 +115,17 @@ pub fn xent_bwd(
     scale: &CudaStorage,
 ) -> Result<CudaStorage> {
     let ty = float_ty("cross_entropy_backward", x.dtype())?;
-    let n = rows(x, len);
+    let d = row_dims(x, len);
     let dx = CudaStorage::alloc(x.device(), x.dtype(), x.len())?;
     let targets = t.launch_arg(x)?;
-    let (xp, lp, sp) = (x.ptr(), lse.ptr(), scale.ptr());
+    let saved = (lse.ptr(), scale.ptr());
     k::xent_bwd(
         x.device().kernels(),
         ty,
-        xp,
-        len,
-        n,
+        x.ptr(),
+        d,
         targets,
-        lp,
-        sp,
+        saved,
         dx.ptr(),
     )?;
     Ok(dx)

@@ -13,16 +13,13 @@ const ROWS_PER_PARTIAL: usize = 64;
 
 /// y = (x − μ)·rstd·γ + β per row of `len`, writing each row's μ and rstd = 1/√(σ² + eps)
 /// (σ² biased, as PyTorch). `gamma` and `beta` have `len` values; `None` means 1 and 0.
-#[allow(clippy::too_many_arguments)]
 pub fn layer_norm_fwd<T: Real>(
     x: &[T],
     len: usize,
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
+    (gamma, beta): (Option<&[T]>, Option<&[T]>),
     eps: f64,
     y: &mut [T],
-    mean: &mut [T],
-    rstd: &mut [T],
+    (mean, rstd): (&mut [T], &mut [T]),
 ) {
     let len = len.max(1);
     let rows_per_task = (PAR_GRAIN / len).max(1);

@@ -3,7 +3,7 @@
 //! [`crate::cpu::bce`].
 
 use super::softmax_xent::{launch_loss_rows, XentTargets};
-use super::{Arg, DevPtr, Kernels};
+use super::{Arg, DevPtr, Kernels, RowDims};
 use crate::cpu::bce::BceOpts;
 use crate::Result;
 
@@ -18,15 +18,13 @@ fn opts_args(o: BceOpts) -> (i32, f64, f64) {
     )
 }
 
-/// loss\[r\] = Σ_k (1 - y)·x + lw·softplus(-x) over `rows` rows of `len` logits of dtype `ty`;
+/// loss\[r\] = Σ_k (1 - y)·x + lw·softplus(-x) over the rows `d` of logits of dtype `ty`;
 /// loss and soft targets are in the accumulation type (f32 for f16/bf16 logits).
-#[allow(clippy::too_many_arguments)]
 pub fn bce_fwd(
     k: &Kernels,
     ty: &str,
     x: DevPtr,
-    len: usize,
-    rows: usize,
+    d: RowDims,
     t: XentTargets,
     o: BceOpts,
     loss: DevPtr,
@@ -38,21 +36,18 @@ pub fn bce_fwd(
     // (f32 for f16/bf16), labels rows i64s, loss rows of A; the list matches `bce_fwd_<ty>(const
     // T*, i64, i64, int, const i64*, double, const A*, int, double, double, A*, int)`. The unused
     // target pointer is null and never read.
-    unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &middle) }
+    unsafe { launch_loss_rows(k, (FILE, &name), x, d, t, &middle) }
 }
 
-/// dx = scale\[r\]·((1 - y) - lw·σ(-x)) over `rows` rows of `len` logits of dtype `ty`.
-#[allow(clippy::too_many_arguments)]
+/// dx = scale\[r\]·((1 - y) - lw·σ(-x)) over the rows `d` of logits of dtype `ty`.
 pub fn bce_bwd(
     k: &Kernels,
     ty: &str,
     x: DevPtr,
-    len: usize,
-    rows: usize,
+    d: RowDims,
     t: XentTargets,
     o: BceOpts,
-    scale: DevPtr,
-    dx: DevPtr,
+    (scale, dx): (DevPtr, DevPtr),
 ) -> Result<()> {
     let (thresh, threshold, pos_weight) = opts_args(o);
     let name = format!("bce_bwd_{ty}");
@@ -60,5 +55,5 @@ pub fn bce_bwd(
     // SAFETY: x and dx hold rows·len elements of `ty`, soft targets rows·len of its accumulation
     // type A, labels rows i64s, scale rows of A; the list matches `bce_bwd_<ty>(const T*, i64,
     // i64, int, const i64*, double, const A*, int, double, double, const A*, T*, int)`.
-    unsafe { launch_loss_rows(k, (FILE, &name), x, (len, rows), t, &middle) }
+    unsafe { launch_loss_rows(k, (FILE, &name), x, d, t, &middle) }
 }

@@ -146,19 +146,28 @@ pub struct BnAffine {
 // double).
 unsafe impl DeviceRepr for BnAffine {}
 
+/// What [`channel_sums`] reduces per channel.
+#[derive(Debug, Clone, Copy)]
+enum Sums {
+    /// The statistics Σ(x - K), Σ(x - K)² of the forward.
+    Statistics,
+    /// The backward's Σg, Σg·(x - mean); a null y has the ReLU mask (when `relu`) recomputed
+    /// from x, `scale` and `shift`.
+    Gradients {
+        scale: DevPtr,
+        shift: DevPtr,
+        relu: bool,
+    },
+}
+
 /// The two reduction kernels: per-block sums into a workspace, then a warp per channel combines
-/// them into `out1`, `out2` (and, for the statistics, updates `run`). `bwd` selects the backward
-/// sums (Σg, Σg·(x - mean)) over the statistics (Σ(x - K), Σ(x - K)²); a null y has the
-/// backward recompute the ReLU mask from x and `(scale, shift)`.
-#[allow(clippy::too_many_arguments)]
+/// them into `out1`, `out2` (and, for the statistics, updates `run`): the sums `sums` names.
 fn channel_sums(
     k: &Kernels,
     ty: &str,
     d: &ChannelDims,
     (x, dy, y, mean, invstd): (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
-    (scale, shift): (DevPtr, DevPtr),
-    relu: bool,
-    bwd: bool,
+    sums: Sums,
     (out1, out2): (DevPtr, DevPtr),
     (run, aff): (&BnRunning, &BnAffine),
 ) -> Result<()> {
@@ -173,12 +182,11 @@ fn channel_sums(
     let work = k.scratch_zeroed(splits * d.c * 2 * std::mem::size_of::<f64>())?;
     let wp = work.ptr();
     let (n, c, hw) = (d.n as i64, d.c as i64, d.hw as i64);
-    let (relu, bwd, cl, splits64) = (
-        relu as i32,
-        bwd as i32,
-        d.channels_last as i32,
-        splits as i64,
-    );
+    let (bwd, (scale, shift, relu)) = match sums {
+        Sums::Statistics => (0, (0, 0, false)),
+        Sums::Gradients { scale, shift, relu } => (1, (scale, shift, relu)),
+    };
+    let (relu, cl, splits64) = (relu as i32, d.channels_last as i32, splits as i64);
     if packed.is_some() {
         // SAFETY: as below; x, dy and y are 16-byte aligned and C is a multiple of the pack with
         // at most 256 packs, as `bn_partials_packed_<ty>` needs; its list is `bn_partials_<ty>`'s
@@ -246,9 +254,7 @@ pub fn bn_stats(
         ty,
         &d,
         (x, 0, 0, 0, 0),
-        (0, 0),
-        false,
-        false,
+        Sums::Statistics,
         (mean, var),
         (run, aff),
     )
@@ -322,14 +328,11 @@ pub fn bn_stats_from_tiles(
 }
 
 /// y = act(x·scale\[c\] + shift\[c\] + residual), act = ReLU when `relu`; y written once.
-#[allow(clippy::too_many_arguments)]
 pub fn bn_act_fwd(
     k: &Kernels,
     ty: &str,
-    x: DevPtr,
-    residual: Option<DevPtr>,
-    scale: DevPtr,
-    shift: DevPtr,
+    (x, residual): (DevPtr, Option<DevPtr>),
+    (scale, shift): (DevPtr, DevPtr),
     relu: bool,
     d: ChannelDims,
     y: DevPtr,
@@ -390,17 +393,14 @@ pub struct BnBwd {
 
 /// dx (and `dres`, the residual's gradient), dγ and dβ of the fused BN: one pass reduces Σg and
 /// Σg·(x - mean) per channel, a second writes dx and dres.
-#[allow(clippy::too_many_arguments)]
 pub fn bn_act_bwd(
     k: &Kernels,
     ty: &str,
     dy: DevPtr,
     s: &BnBwd,
     d: ChannelDims,
-    dx: DevPtr,
-    dres: Option<DevPtr>,
-    dgamma: DevPtr,
-    dbeta: DevPtr,
+    (dx, dres): (DevPtr, Option<DevPtr>),
+    (dgamma, dbeta): (DevPtr, DevPtr),
 ) -> Result<()> {
     let ptrs = (s.x, dy, s.y, s.mean, s.invstd);
     let (none, no_affine) = (BnRunning::default(), BnAffine::default());
@@ -409,9 +409,11 @@ pub fn bn_act_bwd(
         ty,
         &d,
         ptrs,
-        (s.scale, s.shift),
-        s.relu,
-        true,
+        Sums::Gradients {
+            scale: s.scale,
+            shift: s.shift,
+            relu: s.relu,
+        },
         (dgamma, dbeta),
         (&none, &no_affine),
     )?;

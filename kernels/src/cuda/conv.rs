@@ -299,7 +299,7 @@ pub fn conv2d_fwd(
 ) -> Result<()> {
     let tc = gemm_tc::supported(k, ty);
     let plan = d.plan(ty, ConvPass::Fwd, sm_count(k), tc);
-    conv2d_planned(k, ty, d, ConvPass::Fwd, &plan, x, w, y)
+    conv2d_planned(k, ty, d, (ConvPass::Fwd, &plan), (x, w, y))
 }
 
 /// dx = the data gradient of conv(x, w) given dy (fully overwritten).
@@ -313,7 +313,7 @@ pub fn conv2d_bwd_data(
 ) -> Result<()> {
     let tc = gemm_tc::supported(k, ty);
     let plan = d.plan(ty, ConvPass::BwdData, sm_count(k), tc);
-    conv2d_planned(k, ty, d, ConvPass::BwdData, &plan, dy, w, dx)
+    conv2d_planned(k, ty, d, (ConvPass::BwdData, &plan), (dy, w, dx))
 }
 
 /// dw = the filter gradient of conv(x, w) given dy (fully overwritten).
@@ -327,21 +327,17 @@ pub fn conv2d_bwd_filter(
 ) -> Result<()> {
     let tc = gemm_tc::supported(k, ty);
     let plan = d.plan(ty, ConvPass::BwdFilter, sm_count(k), tc);
-    conv2d_planned(k, ty, d, ConvPass::BwdFilter, &plan, x, dy, dw)
+    conv2d_planned(k, ty, d, (ConvPass::BwdFilter, &plan), (x, dy, dw))
 }
 
 /// Runs `pass` with an explicit plan (tests, benchmarks); the operands are those of the named
 /// launchers in order: (x, w, y), (dy, w, dx) or (x, dy, dw).
-#[allow(clippy::too_many_arguments)]
 pub fn conv2d_planned(
     k: &Kernels,
     ty: &str,
     d: &ConvDims,
-    pass: ConvPass,
-    plan: &ConvPlan,
-    a: DevPtr,
-    b: DevPtr,
-    out: DevPtr,
+    (pass, plan): (ConvPass, &ConvPlan),
+    (a, b, out): (DevPtr, DevPtr, DevPtr),
 ) -> Result<()> {
     let g = Geom::new(d)?;
     if plan.splits == 0 || (plan.splits > 1 && pass != ConvPass::BwdFilter) {
@@ -376,7 +372,7 @@ pub fn conv2d_planned(
     let (stem, tile) = match pass {
         ConvPass::Fwd => ("conv_fwd", plan.algo),
         ConvPass::BwdData => ("conv_bwd_data", plan.algo),
-        ConvPass::BwdFilter => return bwd_filter(k, ty, d, &g, plan, a, b, out),
+        ConvPass::BwdFilter => return bwd_filter(k, ty, (d, &g), plan, (a, b, out)),
     };
     let (name, cfg) = match tile {
         ConvAlgo::Direct => (format!("{stem}_direct_{layout}_{ty}"), grid_1d(out_len)),
@@ -628,16 +624,12 @@ pub fn tc_copies(d: &ConvDims, pass: ConvPass, a: DevPtr, b: DevPtr) -> [bool; 2
 
 /// The filter gradient: written straight into dw when one f32/f64 slice suffices, else slices
 /// into a workspace of the accumulation type and one reduce into dw.
-#[allow(clippy::too_many_arguments)]
 fn bwd_filter(
     k: &Kernels,
     ty: &str,
-    d: &ConvDims,
-    g: &Geom,
+    (d, g): (&ConvDims, &Geom),
     plan: &ConvPlan,
-    x: DevPtr,
-    dy: DevPtr,
-    dw: DevPtr,
+    (x, dy, dw): (DevPtr, DevPtr, DevPtr),
 ) -> Result<()> {
     let nq = d.n * d.oh * d.ow;
     let chunk = nq.div_ceil(plan.splits).next_multiple_of(16);

@@ -69,14 +69,11 @@ pub fn unary(k: &Kernels, ty: &str, op: UnaryOp, x: DevPtr, y: DevPtr, n: usize)
 }
 
 /// dx = dy · op'(x) given y = op(x), all dense with `n` elements of `ty`.
-#[allow(clippy::too_many_arguments)]
 pub fn unary_bwd(
     k: &Kernels,
     ty: &str,
     op: UnaryOp,
-    x: DevPtr,
-    y: DevPtr,
-    dy: DevPtr,
+    (x, y, dy): (DevPtr, DevPtr, DevPtr),
     dx: DevPtr,
     n: usize,
 ) -> Result<()> {

@@ -5,7 +5,7 @@
 //! suffix [`suffix`] gives.
 
 use super::reduce::rows_config;
-use super::{grid_1d, DevPtr, Kernels};
+use super::{grid_1d, DevPtr, Kernels, RowDims};
 use crate::Result;
 use cudarc::driver::LaunchConfig;
 
@@ -49,19 +49,17 @@ pub struct LnInputs {
 }
 
 /// y = (x − μ)·rstd·γ + β per row; writes μ and rstd (`rows` each, f32; f64 for f64 rows).
-#[allow(clippy::too_many_arguments)]
 pub fn layer_norm_fwd(
     k: &Kernels,
     ty: &str,
     inp: LnInputs,
     y: DevPtr,
     (mean, rstd): (DevPtr, DevPtr),
-    rows: usize,
-    len: usize,
+    d: RowDims,
     eps: f64,
 ) -> Result<()> {
-    let (cfg, warp) = rows_config(rows, len);
-    let (rows64, len64) = (rows as i64, len as i64);
+    let (cfg, warp) = rows_config(d.rows, d.len);
+    let (rows64, len64) = (d.rows as i64, d.len as i64);
     let (x, g, b) = (inp.x, inp.gamma, inp.beta);
     // SAFETY: x and y hold rows·len elements of the rows' dtype, γ and β len of the parameters'
     // (or are null), mean and rstd rows of the accumulation type (f32, f64 for f64); the list
@@ -77,7 +75,6 @@ pub fn layer_norm_fwd(
 }
 
 /// dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ, from the forward's μ and rstd.
-#[allow(clippy::too_many_arguments)]
 pub fn layer_norm_bwd_dx(
     k: &Kernels,
     ty: &str,
@@ -85,11 +82,10 @@ pub fn layer_norm_bwd_dx(
     dy: DevPtr,
     (mean, rstd): (DevPtr, DevPtr),
     dx: DevPtr,
-    rows: usize,
-    len: usize,
+    d: RowDims,
 ) -> Result<()> {
-    let (cfg, warp) = rows_config(rows, len);
-    let (rows64, len64) = (rows as i64, len as i64);
+    let (cfg, warp) = rows_config(d.rows, d.len);
+    let (rows64, len64) = (d.rows as i64, d.len as i64);
     // SAFETY: x, dy and dx hold rows·len elements of the rows' dtype, γ len of the parameters'
     // (or is null), mean and rstd rows of the statistics type; the list matches
     // `layer_norm_bwd_dx_<ty>`.
@@ -105,7 +101,6 @@ pub fn layer_norm_bwd_dx(
 
 /// dγ = Σ_rows dy·x̂ and dβ = Σ_rows dy (`len` each, the parameters' dtype), through `scratch`:
 /// two buffers of [`params_scratch_len`] elements of the statistics dtype.
-#[allow(clippy::too_many_arguments)]
 pub fn layer_norm_bwd_params(
     k: &Kernels,
     ty: &str,
@@ -113,8 +108,7 @@ pub fn layer_norm_bwd_params(
     (mean, rstd): (DevPtr, DevPtr),
     scratch: (DevPtr, DevPtr),
     (dgamma, dbeta): (DevPtr, DevPtr),
-    rows: usize,
-    len: usize,
+    RowDims { rows, len }: RowDims,
 ) -> Result<()> {
     let (band, bands) = banding(rows);
     let (rows64, len64, band64, bands64) = (rows as i64, len as i64, band as i64, bands as i64);

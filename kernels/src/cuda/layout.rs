@@ -21,19 +21,14 @@ struct Norm {
 // SAFETY: plain-old-data with the C layout `Norm` has in layout.cu.
 unsafe impl DeviceRepr for Norm {}
 
-/// dst = (src/255 - mean\[ch\]) / std\[ch\] for a u8 NHWC batch of n·h·w pixels with c ≤ 8
-/// channels; dst is NHWC of `out_ty` (f32 f16 bf16).
-#[allow(clippy::too_many_arguments)]
+/// dst = (src/255 - mean\[ch\]) / std\[ch\] for a u8 NHWC batch of `pixels` pixels (n·h·w)
+/// with c ≤ 8 channels; dst is NHWC of `out_ty` (f32 f16 bf16).
 pub fn normalize_u8_nhwc(
     k: &Kernels,
     out_ty: &str,
     src: DevPtr,
-    n: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-    mean: &[f32],
-    std: &[f32],
+    (pixels, c): (usize, usize),
+    (mean, std): (&[f32], &[f32]),
     dst: DevPtr,
 ) -> Result<()> {
     if c == 0 || c > MAX_CHANNELS || mean.len() != c || std.len() != c {
@@ -49,9 +44,9 @@ pub fn normalize_u8_nhwc(
     };
     norm.mean[..c].copy_from_slice(mean);
     norm.std[..c].copy_from_slice(std);
-    let total = n * h * w * c;
+    let total = pixels * c;
     let (total64, c32, aligned) = (total as i64, c as i32, src.is_multiple_of(4) as i32);
-    // SAFETY: src holds n·h·w·c bytes and dst as many `out_ty` elements; 32-bit loads are used
+    // SAFETY: src holds pixels·c bytes and dst as many `out_ty` elements; 32-bit loads are used
     // only when src is 4-aligned; the list matches `normalize_u8_nhwc_<ty>(const u8*, i64, int,
     // Norm, int, T*)`.
     unsafe {

@@ -36,6 +36,16 @@ pub type DevPtr = u64;
 /// The most dimensions a strided kernel takes (the prelude's `KILN_MAX_DIMS`).
 pub const MAX_DIMS: usize = 6;
 
+/// `rows` contiguous rows of `len` elements each: what the row kernels (softmax, cross-entropy,
+/// BCE, LayerNorm, row reductions) run over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowDims {
+    /// Rows.
+    pub rows: usize,
+    /// Elements a row.
+    pub len: usize,
+}
+
 /// A shape, as the prelude's `Shape`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]

@@ -103,14 +103,11 @@ unsafe fn launch(
 }
 
 /// Max pooling: y and the argmax `idx` (i64, h·W + w within the plane) of each output.
-#[allow(clippy::too_many_arguments)]
 pub fn max_pool_fwd(
     k: &Kernels,
     ty: &str,
-    x: DevPtr,
-    xd: Dims4,
-    y: DevPtr,
-    yd: Dims4,
+    (x, xd): (DevPtr, Dims4),
+    (y, yd): (DevPtr, Dims4),
     win: &Window,
     idx: DevPtr,
 ) -> Result<()> {
@@ -129,15 +126,12 @@ pub fn max_pool_fwd(
 
 /// Max pooling backward: each dx element gathers dy of the outputs whose argmax it is, among
 /// those `win` covers (adaptive ranges when `win` is None); dx fully overwritten, no atomics.
-#[allow(clippy::too_many_arguments)]
 pub fn max_pool_bwd(
     k: &Kernels,
     ty: &str,
-    dy: DevPtr,
-    yd: Dims4,
+    (dy, yd): (DevPtr, Dims4),
     idx: DevPtr,
-    dx: DevPtr,
-    xd: Dims4,
+    (dx, xd): (DevPtr, Dims4),
     win: Option<&Window>,
 ) -> Result<()> {
     let (ys, xs) = (Dims::new(yd), Dims::new(xd));
@@ -203,14 +197,11 @@ fn pixel_rows(d: &Dims4, lanes: usize) -> LaunchConfig {
 }
 
 /// Average pooling forward (divisor per `count_include_pad`, as PyTorch).
-#[allow(clippy::too_many_arguments)]
 pub fn avg_pool_fwd(
     k: &Kernels,
     ty: &str,
-    x: DevPtr,
-    xd: Dims4,
-    y: DevPtr,
-    yd: Dims4,
+    (x, xd): (DevPtr, Dims4),
+    (y, yd): (DevPtr, Dims4),
     win: &Window,
     count_include_pad: bool,
 ) -> Result<()> {
@@ -222,14 +213,11 @@ pub fn avg_pool_fwd(
 }
 
 /// Average pooling backward: each dx element gathers dy/count over its windows (overwritten).
-#[allow(clippy::too_many_arguments)]
 pub fn avg_pool_bwd(
     k: &Kernels,
     ty: &str,
-    dy: DevPtr,
-    yd: Dims4,
-    dx: DevPtr,
-    xd: Dims4,
+    (dy, yd): (DevPtr, Dims4),
+    (dx, xd): (DevPtr, Dims4),
     win: &Window,
     count_include_pad: bool,
 ) -> Result<()> {
@@ -241,14 +229,11 @@ pub fn avg_pool_bwd(
 }
 
 /// Adaptive pooling forward, average or max; `idx` (as y) gets the argmax, or -1 for average.
-#[allow(clippy::too_many_arguments)]
 pub fn adaptive_pool_fwd(
     k: &Kernels,
     ty: &str,
-    x: DevPtr,
-    xd: Dims4,
-    y: DevPtr,
-    yd: Dims4,
+    (x, xd): (DevPtr, Dims4),
+    (y, yd): (DevPtr, Dims4),
     max: bool,
     idx: Option<DevPtr>,
 ) -> Result<()> {
@@ -271,10 +256,8 @@ pub fn adaptive_pool_fwd(
 pub fn adaptive_avg_pool_bwd(
     k: &Kernels,
     ty: &str,
-    dy: DevPtr,
-    yd: Dims4,
-    dx: DevPtr,
-    xd: Dims4,
+    (dy, yd): (DevPtr, Dims4),
+    (dx, xd): (DevPtr, Dims4),
 ) -> Result<()> {
     let (ys, xs) = (Dims::new(yd), Dims::new(xd));
     // SAFETY: dy and dx hold the elements their Dims4 address; matches

@@ -32,17 +32,12 @@ pub enum Dist {
 /// # Safety
 /// As [`Kernels::launch`]: `out` must hold `n` elements of `ty`, and `a` and `b` have the types
 /// of the kernel's parameters.
-#[allow(clippy::too_many_arguments)]
 unsafe fn launch(
     k: &Kernels,
-    kernel: &str,
-    ty: &str,
-    per_thread: usize,
-    seed: u64,
-    offset: u64,
+    (kernel, ty, per_thread): (&str, &str, usize),
+    (seed, offset): (u64, u64),
     [a, b]: [&dyn Arg; 2],
-    out: DevPtr,
-    n: usize,
+    (out, n): (DevPtr, usize),
 ) -> Result<()> {
     let n64 = n as i64;
     let name = format!("{kernel}_{ty}");
@@ -68,14 +63,10 @@ pub fn dropout_mask(
     unsafe {
         launch(
             k,
-            "dropout_mask",
-            ty,
-            4,
-            seed,
-            offset,
+            ("dropout_mask", ty, 4),
+            (seed, offset),
             [&p32, &scale],
-            out,
-            n,
+            (out, n),
         )
     }
 }
@@ -97,5 +88,13 @@ pub fn fill(
     };
     // SAFETY: out holds n elements of `ty`; matches `uniform_<ty>` and `normal_<ty>(u64, u64,
     // double, double, T*, i64)`.
-    unsafe { launch(k, kernel, ty, per_thread, seed, offset, [&a, &b], out, n) }
+    unsafe {
+        launch(
+            k,
+            (kernel, ty, per_thread),
+            (seed, offset),
+            [&a, &b],
+            (out, n),
+        )
+    }
 }

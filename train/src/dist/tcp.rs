@@ -97,7 +97,7 @@ impl TcpComm {
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
         let outcome = match &mut *links {
             Links::Failed(reason) => return Err(Error::Dist(reason.clone())),
-            Links::Hub(peers) => hub(op, peers, mine, &want, join, out, deadline, self.timeout),
+            Links::Hub(peers) => hub(op, peers, mine, &want, join, out, (deadline, self.timeout)),
             Links::Spoke(s) => {
                 let grace = verdict_grace(self.timeout);
                 spoke(op, s, mine, out, deadline + grace, self.timeout + grace)
@@ -154,7 +154,6 @@ impl Collectives for TcpComm {
 }
 
 /// Rank 0's side of a collective; on failure tells the other ranks why before returning it.
-#[allow(clippy::too_many_arguments)]
 fn hub<T: Element>(
     op: &str,
     peers: &mut [TcpStream],
@@ -162,8 +161,7 @@ fn hub<T: Element>(
     want: &impl Fn(usize) -> usize,
     join: impl FnOnce(&[&[T]]) -> Result<Vec<T>>,
     out: &mut [T],
-    deadline: Instant,
-    timeout: Duration,
+    (deadline, timeout): (Instant, Duration),
 ) -> std::result::Result<(), String> {
     let mut parts = vec![mine.to_vec()];
     for (i, s) in peers.iter_mut().enumerate() {

@@ -149,9 +149,7 @@ impl StageBlock {
             } => StageBlock::ResNest(Box::new(ResNestBottleneck::new(
                 rc,
                 (radix, avd, avd_first),
-                in_c,
-                planes,
-                stride,
+                (in_c, planes, stride),
                 downsample,
                 drop_path,
             )?)),

@@ -34,13 +34,10 @@ pub(super) struct ResNestBottleneck {
 impl ResNestBottleneck {
     /// The block `in_c` → `4 · planes` at `stride` with `radix` splits; with `avd` a strided
     /// block pools instead of striding its conv (timm's `is_first` is never set by the builder).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         rc: &ResNetCfg,
         (radix, avd, avd_first): (usize, bool, bool),
-        in_c: usize,
-        planes: usize,
-        stride: usize,
+        (in_c, planes, stride): (usize, usize, usize),
         downsample: Option<Downsample>,
         drop_path: f64,
     ) -> Result<ResNestBottleneck> {
