@@ -77,11 +77,23 @@ pub enum VitMlp {
     SwiGluSplit,
 }
 
-/// The block's `mlp`: timm's `Mlp` or `GluMlp`.
+/// The block's `mlp`: timm's `Mlp`, or `GluMlp` / `SwiGLU` (ViT's and EVA's).
 #[derive(Children)]
-enum BlockMlp {
+pub(crate) enum BlockMlp {
+    /// timm's `Mlp`.
     Plain(#[child(name = "mlp")] Mlp),
+    /// The packed or split SwiGLU.
     SwiGlu(#[child(name = "mlp")] SwiGluMlp),
+}
+
+impl BlockMlp {
+    /// The output projection's weight (`mlp.fc2.weight`, which EVA's `fix_init_weight` rescales).
+    pub(crate) fn fc2_weight(&mut self) -> &mut Tensor {
+        match self {
+            BlockMlp::Plain(m) => &mut m.fc2.weight,
+            BlockMlp::SwiGlu(m) => &mut m.fc2.weight,
+        }
+    }
 }
 
 impl Module for BlockMlp {

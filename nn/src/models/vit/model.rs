@@ -212,6 +212,7 @@ impl VisionTransformer {
                     heads: vc.heads,
                     mlp_hidden: vc.mlp_hidden,
                     act,
+                    include_prefix: false,
                 }),
                 _ => None,
             },
