@@ -234,6 +234,20 @@ pub(crate) fn token_stack(kw: &Kwargs, shape: [&mut usize; 5]) -> std::result::R
     Ok(())
 }
 
+/// The token models' switches (ViT's and EVA's): `qkv_bias`, `class_token` and layer scale's
+/// `init_values`, each kept where not given.
+pub(crate) fn token_switches(
+    kw: &Kwargs,
+    qkv_bias: &mut bool,
+    class_token: &mut bool,
+    init_values: &mut Option<f64>,
+) -> std::result::Result<(), Bad> {
+    *qkv_bias = kw.flag("qkv_bias")?.unwrap_or(*qkv_bias);
+    *class_token = kw.flag("class_token")?.unwrap_or(*class_token);
+    *init_values = kw.positive("init_values")?.or(*init_values);
+    Ok(())
+}
+
 /// Refuses a token width `dim` that `heads` attention heads do not divide.
 pub(crate) fn heads_divide(dim: usize, heads: usize) -> std::result::Result<(), Bad> {
     match dim.is_multiple_of(heads) {

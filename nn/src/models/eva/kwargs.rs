@@ -1,7 +1,9 @@
 //! The model-specific kwargs (`--model-kwargs`) EVA takes, as timm's constructor names them.
 
 use super::{EvaCfg, EvaMlp};
-use crate::model_kwargs::{heads_divide, token_stack, transformer, Bad, Kwargs, TakesKwargs};
+use crate::model_kwargs::{
+    heads_divide, token_stack, token_switches, transformer, Bad, Kwargs, TakesKwargs,
+};
 
 impl TakesKwargs for EvaCfg {
     const KEYS: &'static [&'static str] = &[
@@ -24,9 +26,8 @@ impl TakesKwargs for EvaCfg {
             &mut self.mlp_hidden,
         ];
         token_stack(kw, shape)?;
-        self.qkv_bias = kw.flag("qkv_bias")?.unwrap_or(self.qkv_bias);
-        self.class_token = kw.flag("class_token")?.unwrap_or(self.class_token);
-        self.init_values = kw.positive("init_values")?.or(self.init_values);
+        let (bias, class) = (&mut self.qkv_bias, &mut self.class_token);
+        token_switches(kw, bias, class, &mut self.init_values)?;
         heads_divide(self.dim, self.heads)
     }
 

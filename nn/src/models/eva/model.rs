@@ -6,7 +6,7 @@ use crate::layers::{
     checkpoint_seq, AxialRope, Checkpointed, Conv2d, DropPath, LayerNorm, Linear, MapCfg, Mlp,
     MlpAct, RopeLayout, RopeMixed, SwiGluMlp, TokenFamily, TokenHead, TokenHeadCfg, TokenPool,
 };
-use crate::models::vit::{patch_tokens, pos_embed, prepend_tokens, tokens_to_map, BlockMlp};
+use crate::models::vit::{block_maps, patch_tokens, pos_embed, prepend_tokens, BlockMlp};
 use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::{init, Children, Error, FeatureCfg, ModelArgs, Module, OutIndices, Result};
 use kiln_engine::{Device, Tensor};
@@ -304,7 +304,7 @@ impl Eva {
     }
 }
 
-/// Block `i` of `ec` (its attention of `attn` applying `rope`), its stochastic depth `rate`.
+/// A block of `ec` (its attention of `attn` applying `rope`), its stochastic depth `rate`.
 fn new_block(ec: &EvaCfg, attn: &AttnCfg, rope: BlockRope, rate: f64) -> Result<Block> {
     let dim = ec.dim;
     let mlp = match ec.mlp {
@@ -393,14 +393,8 @@ impl Model for Eva {
     /// timm's `forward_intermediates` (`NCHW`): each block's patch tokens as a
     /// `[B, C, H/patch, W/patch]` map, without the class and register tokens or the final norm.
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let mut h = self.embed(x)?;
         let grid = self.img_size / self.patch;
-        let mut out = Vec::new();
-        for b in &self.blocks {
-            h = b.forward(&h)?;
-            out.push(tokens_to_map(&h, self.prefix, grid)?);
-        }
-        Ok(out)
+        block_maps(&self.blocks, self.embed(x)?, self.prefix, grid)
     }
 
     /// timm's `feature_cfg` (its `getter`): the last three blocks.

@@ -184,19 +184,16 @@ fn sbb(dim: usize, depth: usize, heads: usize, reg: usize, bias: bool) -> EvaCfg
 }
 
 /// Perception Encoder: `AttentionRope`, `norm_pre` (an unbiased patch embedding), xy rotary
-/// embedding on a `ref_grid` grid with `offset`, LayerNorm eps 1e-5.
-fn pe(
-    patch: usize,
-    dim: usize,
-    depth: usize,
-    heads: usize,
-    ref_grid: usize,
-    offset: f64,
-) -> EvaCfg {
-    let ratio = if dim == 1536 { 8960.0 / 1536.0 } else { 4.0 };
+/// embedding on a `ref_grid` grid offset by 1, LayerNorm eps 1e-5; the gigantic ones (1536 wide)
+/// with an MLP of 8960, no class token and no offset.
+fn pe(patch: usize, dim: usize, depth: usize, heads: usize, ref_grid: usize) -> EvaCfg {
+    let gigantic = dim == 1536;
+    let ratio = if gigantic { 8960.0 / 1536.0 } else { 4.0 };
+    let offset = if gigantic { 0.0 } else { 1.0 };
     EvaCfg {
         rope_attn: true,
         pre_norm: true,
+        class_token: !gigantic,
         rope: cat(Some(ref_grid), 10000.0, offset, true),
         eps: 1e-5,
         ..base(patch, dim, depth, heads, ratio)
@@ -205,39 +202,20 @@ fn pe(
 
 /// PE core: the attention pool (`map`, 8 heads, ratio 4).
 fn pe_core(patch: usize, dim: usize, depth: usize, heads: usize, ref_grid: usize) -> EvaCfg {
-    let gigantic = dim == 1536;
     EvaCfg {
         global_pool: "map",
         attn_pool: Some((8, 4.0)),
-        class_token: !gigantic,
-        ..pe(
-            patch,
-            dim,
-            depth,
-            heads,
-            ref_grid,
-            if gigantic { 0.0 } else { 1.0 },
-        )
+        ..pe(patch, dim, depth, heads, ref_grid)
     }
 }
 
-/// PE lang and spatial: no final norm or fc_norm; the gigantic ones without a class token and
-/// with layer scale 0.1 (and lang large).
+/// PE lang and spatial: no final norm or fc_norm, a 32×32 reference grid, layer scale `init`.
 fn pe_plain(patch: usize, dim: usize, depth: usize, heads: usize, init: Option<f64>) -> EvaCfg {
-    let gigantic = dim == 1536;
     EvaCfg {
         final_norm: Some(false),
         fc_norm: Some(false),
         init_values: init,
-        class_token: !gigantic,
-        ..pe(
-            patch,
-            dim,
-            depth,
-            heads,
-            32,
-            if gigantic { 0.0 } else { 1.0 },
-        )
+        ..pe(patch, dim, depth, heads, 32)
     }
 }
 
@@ -296,17 +274,11 @@ fn dinov3(
     c
 }
 
-/// LingBot-Vision: DINOv3's architecture with class-token pooling.
-fn lingbot(
-    dim: usize,
-    depth: usize,
-    heads: usize,
-    bias: bool,
-    swiglu: Option<(f64, usize)>,
-) -> EvaCfg {
+/// LingBot-Vision: DINOv3's architecture `c` with class-token pooling.
+fn lingbot(c: EvaCfg) -> EvaCfg {
     EvaCfg {
         global_pool: "token",
-        ..dinov3(dim, depth, heads, bias, swiglu)
+        ..c
     }
 }
 
@@ -400,10 +372,10 @@ pub fn variants() -> Vec<(&'static str, EvaCfg, PretrainedCfg)> {
         ("vit_huge_plus_patch16_dinov3", dinov3(1280, 32, 20, false, swiglu8), dino("lvd1689m")),
         ("vit_huge_plus_patch16_dinov3_qkvb", dinov3(1280, 32, 20, true, swiglu8), dino("lvd1689m")),
         ("vit_7b_patch16_dinov3", dinov3(4096, 40, 32, false, Some((2.0, 64))), dino("lvd1689m")),
-        ("vit_small_patch16_lingbot", lingbot(384, 12, 6, true, None), lingbot_pre()),
-        ("vit_base_patch16_lingbot", lingbot(768, 12, 12, true, None), lingbot_pre()),
-        ("vit_large_patch16_lingbot", lingbot(1024, 24, 16, true, None), lingbot_pre()),
-        ("vit_giant_patch16_lingbot", lingbot(1536, 40, 24, false, Some((4.0 * 2.0 / 3.0, 8))), lingbot_pre()),
+        ("vit_small_patch16_lingbot", lingbot(dinov3(384, 12, 6, true, None)), lingbot_pre()),
+        ("vit_base_patch16_lingbot", lingbot(dinov3(768, 12, 12, true, None)), lingbot_pre()),
+        ("vit_large_patch16_lingbot", lingbot(dinov3(1024, 24, 16, true, None)), lingbot_pre()),
+        ("vit_giant_patch16_lingbot", lingbot(dinov3(1536, 40, 24, false, Some((4.0 * 2.0 / 3.0, 8)))), lingbot_pre()),
     ];
     rows.into_iter()
         .map(|(name, ec, p)| {

@@ -231,6 +231,22 @@ pub(crate) fn tokens_to_map(x: &Tensor, prefix: usize, grid: usize) -> Result<Te
         .contiguous()?)
 }
 
+/// Each of `blocks` run in turn on tokens `h`, its output's patch tokens (after `prefix`) as a
+/// `[B, C, grid, grid]` map: timm's `forward_intermediates` (`NCHW`) of ViT and EVA.
+pub(crate) fn block_maps<M: Module>(
+    blocks: &[M],
+    mut h: Tensor,
+    prefix: usize,
+    grid: usize,
+) -> Result<Vec<Tensor>> {
+    let mut out = Vec::new();
+    for b in blocks {
+        h = b.forward(&h)?;
+        out.push(tokens_to_map(&h, prefix, grid)?);
+    }
+    Ok(out)
+}
+
 /// timm's `trunc_normal_(std=.02)` position embedding of `tokens` tokens of `dim`.
 pub(crate) fn pos_embed(tokens: usize, dim: usize) -> Result<Tensor> {
     init::trunc_normal(&[1, tokens, dim], 0.02)
