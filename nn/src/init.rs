@@ -57,6 +57,11 @@ pub fn uniform_fan_in(shape: &[usize], fan_in: usize) -> Result<Tensor> {
     draw(shape, |g| g.uniform(shape, -bound, bound, DType::F32))
 }
 
+/// U(low, high): torch's `rand` scaled (RoPE-ViT's mixed frequencies' angles).
+pub fn uniform(shape: &[usize], low: f64, high: f64) -> Result<Tensor> {
+    draw(shape, |g| g.uniform(shape, low, high, DType::F32))
+}
+
 /// timm's `_init_weight_goog` for convs: N(0, 2/fan_out) with fan_out = k_h·k_w·out / groups.
 pub fn goog_conv_normal(shape: &[usize], groups: usize) -> Result<Tensor> {
     let fan_out = shape[0] * shape[2..].iter().product::<usize>() / groups.max(1);

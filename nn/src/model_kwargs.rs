@@ -220,14 +220,31 @@ pub(crate) fn transformer(depth: usize, dim: usize, hidden: usize) -> f64 {
 /// the width unless `mlp_ratio` is given (timm's `int(dim * mlp_ratio)`).
 pub(crate) fn token_stack(kw: &Kwargs, shape: [&mut usize; 5]) -> std::result::Result<(), Bad> {
     let [patch, dim, depth, heads, mlp_hidden] = shape;
-    let ratio = kw
-        .positive("mlp_ratio")?
-        .unwrap_or(*mlp_hidden as f64 / *dim as f64);
-    *dim = kw.count("embed_dim")?.unwrap_or(*dim);
+    let (ratio, width) = (kw.positive("mlp_ratio")?, kw.count("embed_dim")?);
+    // the hidden width is recomputed only from a new ratio or width (the ratio's round trip
+    // through f64 may lose one feature: 2048 / 768 · 768 < 2048)
+    if ratio.is_some() || width.is_some() {
+        let ratio = ratio.unwrap_or(*mlp_hidden as f64 / *dim as f64);
+        *mlp_hidden = (width.unwrap_or(*dim) as f64 * ratio) as usize;
+    }
+    *dim = width.unwrap_or(*dim);
     *patch = kw.count("patch_size")?.unwrap_or(*patch);
     *depth = kw.count("depth")?.unwrap_or(*depth);
     *heads = kw.count("num_heads")?.unwrap_or(*heads);
-    *mlp_hidden = (*dim as f64 * ratio) as usize;
+    Ok(())
+}
+
+/// The token models' switches (ViT's and EVA's): `qkv_bias`, `class_token` and layer scale's
+/// `init_values`, each kept where not given.
+pub(crate) fn token_switches(
+    kw: &Kwargs,
+    qkv_bias: &mut bool,
+    class_token: &mut bool,
+    init_values: &mut Option<f64>,
+) -> std::result::Result<(), Bad> {
+    *qkv_bias = kw.flag("qkv_bias")?.unwrap_or(*qkv_bias);
+    *class_token = kw.flag("class_token")?.unwrap_or(*class_token);
+    *init_values = kw.positive("init_values")?.or(*init_values);
     Ok(())
 }
 

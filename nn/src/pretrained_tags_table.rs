@@ -418,6 +418,14 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_base_patch14_448.mim_in22k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
         Tag { tag: "mim_in22k_ft_in22k", hf_hub_id: Some("timm/eva02_base_patch14_448.mim_in22k_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
     ] },
+    ArchTags { arch: "eva02_base_patch16_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "merged2b", hf_hub_id: Some("timm/eva02_base_patch16_clip_224.merged2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
+    ] },
+    ArchTags { arch: "eva02_enormous_patch14_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion2b", hf_hub_id: Some("timm/eva02_enormous_patch14_clip_224.laion2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "laion2b_plus", hf_hub_id: Some("timm/eva02_enormous_patch14_clip_224.laion2b_plus"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "pretrain", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
     ArchTags { arch: "eva02_large_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_large_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
         Tag { tag: "mim_m38m", hf_hub_id: Some("timm/eva02_large_patch14_224.mim_m38m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
@@ -430,6 +438,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "mim_in22k_ft_in22k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_in22k_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
         Tag { tag: "mim_m38m_ft_in22k", hf_hub_id: Some("timm/eva02_large_patch14_448.mim_m38m_ft_in22k"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 21841 },
     ] },
+    ArchTags { arch: "eva02_large_patch14_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "merged2b", hf_hub_id: Some("timm/eva02_large_patch14_clip_224.merged2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+    ] },
+    ArchTags { arch: "eva02_large_patch14_clip_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "merged2b", hf_hub_id: Some("timm/eva02_large_patch14_clip_336.merged2b"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 768 },
+    ] },
     ArchTags { arch: "eva02_small_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "mim_in22k", hf_hub_id: Some("timm/eva02_small_patch14_224.mim_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
     ] },
@@ -441,6 +455,20 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "eva02_tiny_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "mim_in22k_ft_in1k", hf_hub_id: Some("timm/eva02_tiny_patch14_336.mim_in22k_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eva_giant_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "clip_ft_in1k", hf_hub_id: Some("timm/eva_giant_patch14_224.clip_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eva_giant_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "clip_ft_in1k", hf_hub_id: Some("timm/eva_giant_patch14_336.clip_ft_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "m30m_ft_in22k_in1k", hf_hub_id: Some("timm/eva_giant_patch14_336.m30m_ft_in22k_in1k"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eva_giant_patch14_560", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "m30m_ft_in22k_in1k", hf_hub_id: Some("timm/eva_giant_patch14_560.m30m_ft_in22k_in1k"), input_size: [3, 560, 560], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eva_giant_patch14_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "laion400m", hf_hub_id: Some("timm/eva_giant_patch14_clip_224.laion400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "merged2b", hf_hub_id: Some("timm/eva_giant_patch14_clip_224.merged2b"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
     ] },
     ArchTags { arch: "eva_large_patch14_196", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "in22k_ft_in22k_in1k", hf_hub_id: Some("timm/eva_large_patch14_196.in22k_ft_in22k_in1k"), input_size: [3, 196, 196], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
@@ -1205,6 +1233,10 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vgg19_bn", first_conv: "features.0", classifier: "head.fc", tags: &[
         Tag { tag: "tv_in1k", hf_hub_id: Some("timm/vgg19_bn.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_7b_patch16_dinov3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_7b_patch16_dinov3.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "sat493m", hf_hub_id: Some("timm/vit_7b_patch16_dinov3.sat493m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.43, 0.411, 0.296], std: [0.213, 0.156, 0.143], num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_base_patch14_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_base_patch14_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
@@ -1261,8 +1293,18 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "metaclip_400m", hf_hub_id: Some("timm/vit_base_patch16_clip_224.metaclip_400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
         Tag { tag: "openai", hf_hub_id: Some("timm/vit_base_patch16_clip_224.openai"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
     ] },
+    ArchTags { arch: "vit_base_patch16_dinov3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_base_patch16_dinov3.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_dinov3_qkvb", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_base_patch16_dinov3_qkvb.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "eupe_lvd1689m", hf_hub_id: Some("timm/vit_base_patch16_dinov3_qkvb.eupe_lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_base_patch16_gap_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_lingbot", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "robbyant", hf_hub_id: Some("belfner/vit_base_patch16_lingbot.robbyant"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
     ArchTags { arch: "vit_base_patch16_plus_240", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 240, 240], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -1275,6 +1317,21 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_base_patch16_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_rope_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_base_patch16_rope_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_rope_ape_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_base_patch16_rope_ape_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_rope_mixed_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_base_patch16_rope_mixed_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_rope_mixed_ape_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_base_patch16_rope_mixed_ape_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_base_patch16_rope_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_base_patch16_rope_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "vit_base_patch16_siglip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_base_patch16_siglip_224.v2_webli"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
@@ -1380,6 +1437,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_betwixt_patch16_reg4_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_reg4_gap_384.sbb2_e200_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_betwixt_patch16_rope_reg4_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_betwixt_patch16_rope_reg4_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+    ] },
     ArchTags { arch: "vit_betwixt_patch32_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "tinyclip_laion400m", hf_hub_id: Some("timm/vit_betwixt_patch32_clip_224.tinyclip_laion400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
     ] },
@@ -1400,6 +1460,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_giant_patch16_gap_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "in22k_ijepa", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_giant_patch16_lingbot", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "robbyant", hf_hub_id: Some("belfner/vit_giant_patch16_lingbot.robbyant"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
     ArchTags { arch: "vit_giant_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_giant_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
@@ -1474,6 +1537,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_huge_patch16_radio_v4", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_huge_patch16_radio_v4.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
     ] },
+    ArchTags { arch: "vit_huge_plus_patch16_dinov3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_huge_plus_patch16_dinov3.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_huge_plus_patch16_dinov3_qkvb", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_huge_plus_patch16_dinov3_qkvb.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_large_patch14_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
@@ -1527,8 +1596,31 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "vit_large_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_large_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_large_patch16_dinov3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_large_patch16_dinov3.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "sat493m", hf_hub_id: Some("timm/vit_large_patch16_dinov3.sat493m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.43, 0.411, 0.296], std: [0.213, 0.156, 0.143], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_dinov3_qkvb", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_large_patch16_dinov3_qkvb.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "sat493m", hf_hub_id: Some("timm/vit_large_patch16_dinov3_qkvb.sat493m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.43, 0.411, 0.296], std: [0.213, 0.156, 0.143], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_lingbot", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "robbyant", hf_hub_id: Some("belfner/vit_large_patch16_lingbot.robbyant"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "vit_large_patch16_radio_v3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "c_radio", hf_hub_id: Some("timm/vit_large_patch16_radio_v3.c_radio"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_rope_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_large_patch16_rope_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_rope_ape_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_large_patch16_rope_ape_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_rope_mixed_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_large_patch16_rope_mixed_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_large_patch16_rope_mixed_ape_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_large_patch16_rope_mixed_ape_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "vit_large_patch16_siglip_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "v2_webli", hf_hub_id: Some("timm/vit_large_patch16_siglip_256.v2_webli"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
@@ -1585,6 +1677,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_medium_patch16_reg4_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "sbb_in12k", hf_hub_id: Some("timm/vit_medium_patch16_reg4_gap_256.sbb_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 11821 },
     ] },
+    ArchTags { arch: "vit_medium_patch16_rope_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_medium_patch16_rope_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "vit_medium_patch32_clip_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "tinyclip_laion400m", hf_hub_id: Some("timm/vit_medium_patch32_clip_224.tinyclip_laion400m"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 512 },
     ] },
@@ -1596,6 +1691,47 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_mediumd_patch16_reg4_gap_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb2_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_mediumd_patch16_reg4_gap_384.sbb2_e200_in12k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_mediumd_patch16_rope_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_mediumd_patch16_rope_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_pe_core_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_core_base_patch16_224.fb"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1024 },
+    ] },
+    ArchTags { arch: "vit_pe_core_gigantic_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_core_gigantic_patch14_448.fb"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1280 },
+    ] },
+    ArchTags { arch: "vit_pe_core_large_patch14_336", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_core_large_patch14_336.fb"), input_size: [3, 336, 336], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1024 },
+    ] },
+    ArchTags { arch: "vit_pe_core_small_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_core_small_patch16_384.fb"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 512 },
+    ] },
+    ArchTags { arch: "vit_pe_core_tiny_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_core_tiny_patch16_384.fb"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 512 },
+    ] },
+    ArchTags { arch: "vit_pe_lang_gigantic_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_lang_gigantic_patch14_448.fb"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "fb_tiling", hf_hub_id: Some("timm/vit_pe_lang_gigantic_patch14_448.fb_tiling"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_pe_lang_large_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_lang_large_patch14_448.fb"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+        Tag { tag: "fb_tiling", hf_hub_id: Some("timm/vit_pe_lang_large_patch14_448.fb_tiling"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_pe_spatial_base_patch16_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_spatial_base_patch16_512.fb"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_pe_spatial_gigantic_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_spatial_gigantic_patch14_448.fb"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_pe_spatial_large_patch14_448", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_spatial_large_patch14_448.fb"), input_size: [3, 448, 448], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_pe_spatial_small_patch16_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_spatial_small_patch16_512.fb"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_pe_spatial_tiny_patch16_512", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "fb", hf_hub_id: Some("timm/vit_pe_spatial_tiny_patch16_512.fb"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 0 },
     ] },
     ArchTags { arch: "vit_small_patch14_dinov2", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "lvd142m", hf_hub_id: Some("timm/vit_small_patch14_dinov2.lvd142m"), input_size: [3, 518, 518], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
@@ -1616,6 +1752,28 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_small_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in1k", hf_hub_id: Some("timm/vit_small_patch16_384.augreg_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "vit_small_patch16_dinov3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_small_patch16_dinov3.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_small_patch16_dinov3_qkvb", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_small_patch16_dinov3_qkvb.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+        Tag { tag: "eupe_lvd1689m", hf_hub_id: Some("timm/vit_small_patch16_dinov3_qkvb.eupe_lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_small_patch16_lingbot", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "robbyant", hf_hub_id: Some("belfner/vit_small_patch16_lingbot.robbyant"), input_size: [3, 512, 512], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_small_patch16_rope_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_small_patch16_rope_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_small_patch16_rope_ape_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_small_patch16_rope_ape_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_small_patch16_rope_mixed_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_small_patch16_rope_mixed_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_small_patch16_rope_mixed_ape_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "naver_in1k", hf_hub_id: Some("timm/vit_small_patch16_rope_mixed_ape_224.naver_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "vit_small_patch32_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_small_patch32_224.augreg_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "augreg_in21k", hf_hub_id: Some("timm/vit_small_patch32_224.augreg_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
@@ -1625,6 +1783,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_small_patch8_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "dino", hf_hub_id: Some("timm/vit_small_patch8_224.dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_small_plus_patch16_dinov3", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_small_plus_patch16_dinov3.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
+    ArchTags { arch: "vit_small_plus_patch16_dinov3_qkvb", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "lvd1689m", hf_hub_id: Some("timm/vit_small_plus_patch16_dinov3_qkvb.lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
     ArchTags { arch: "vit_so150m2_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb_e200_in12k_ft_in1k", hf_hub_id: Some("timm/vit_so150m2_patch16_reg1_gap_256.sbb_e200_in12k_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -1723,6 +1887,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "vit_tiny_patch16_384", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "augreg_in21k_ft_in1k", hf_hub_id: Some("timm/vit_tiny_patch16_384.augreg_in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "vit_tiny_patch16_dinov3_qkvb", first_conv: "patch_embed.proj", classifier: "head", tags: &[
+        Tag { tag: "eupe_lvd1689m", hf_hub_id: Some("timm/vit_tiny_patch16_dinov3_qkvb.eupe_lvd1689m"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
     ArchTags { arch: "vit_wee_patch16_reg1_gap_256", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "sbb_in1k", hf_hub_id: Some("timm/vit_wee_patch16_reg1_gap_256.sbb_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: None, crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },

@@ -30,6 +30,7 @@ mod norm_act;
 mod pool;
 mod rms_norm;
 mod rope;
+mod rope_mixed;
 mod sequential;
 mod split_attn;
 mod squeeze_excite;
@@ -67,7 +68,11 @@ pub use norm2d::{Norm2d, NormLayer};
 pub use norm_act::BatchNormAct2d;
 pub use pool::{AvgPool2d, MaxPool2d, PoolType, SelectAdaptivePool2d};
 pub use rms_norm::{RmsNorm, TokenNorm};
-pub use rope::{apply_rot_embed_after_prefix, apply_rot_embed_cat, rope_embed_cat};
+pub use rope::{
+    apply_rope, apply_rot_embed_after_prefix, apply_rot_embed_as, apply_rot_embed_cat,
+    rope_embed_cat, AxialRope, RopeGrid, RopeLayout,
+};
+pub use rope_mixed::RopeMixed;
 pub use sequential::Sequential;
 pub use split_attn::SplitAttn;
 pub use squeeze_excite::{squeeze_excite, SqueezeExcite};

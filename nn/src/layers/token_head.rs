@@ -63,6 +63,9 @@ pub struct MapCfg {
     pub mlp_hidden: usize,
     /// The MLP's activation.
     pub act: MlpAct,
+    /// The pool reads the prefix tokens too (EVA's), not only the patches (ViT's
+    /// `pool_include_prefix=False`).
+    pub include_prefix: bool,
 }
 
 /// The final norm (`norm` before the pooling or `fc_norm` after it), the pool, dropout, the
@@ -86,6 +89,8 @@ pub struct TokenHead {
     class_token: bool,
     distilled: bool,
     drop_rate: f64,
+    /// The attention pool reads the prefix tokens too.
+    include_prefix: bool,
     family: TokenFamily,
     /// Dropout is active.
     training: bool,
@@ -107,6 +112,7 @@ impl TokenHead {
             class_token: cfg.class_token,
             distilled: cfg.distilled,
             drop_rate: cfg.drop_rate,
+            include_prefix: cfg.map.is_some_and(|m| m.include_prefix),
             family,
             training: true,
         };
@@ -186,7 +192,12 @@ impl TokenHead {
     /// `x` pooled: an NHWC map first as its H·W tokens.
     fn pool_features(&self, x: &Tensor) -> Result<Tensor> {
         if let (TokenPool::Map, Some(attn_pool)) = (self.pool, &self.attn_pool) {
-            return attn_pool.forward(&self.pool.pool(x, self.prefix_tokens)?);
+            let prefix = if self.include_prefix {
+                0
+            } else {
+                self.prefix_tokens
+            };
+            return attn_pool.forward(&self.pool.pool(x, prefix)?);
         }
         if !self.family.nhwc || self.pool == TokenPool::None {
             return self.pool.pool(x, self.prefix_tokens);

@@ -77,11 +77,23 @@ pub enum VitMlp {
     SwiGluSplit,
 }
 
-/// The block's `mlp`: timm's `Mlp` or `GluMlp`.
+/// The block's `mlp`: timm's `Mlp`, or `GluMlp` / `SwiGLU` (ViT's and EVA's).
 #[derive(Children)]
-enum BlockMlp {
+pub(crate) enum BlockMlp {
+    /// timm's `Mlp`.
     Plain(#[child(name = "mlp")] Mlp),
+    /// The packed or split SwiGLU.
     SwiGlu(#[child(name = "mlp")] SwiGluMlp),
+}
+
+impl BlockMlp {
+    /// The output projection's weight (`mlp.fc2.weight`, which EVA's `fix_init_weight` rescales).
+    pub(crate) fn fc2_weight(&mut self) -> &mut Tensor {
+        match self {
+            BlockMlp::Plain(m) => &mut m.fc2.weight,
+            BlockMlp::SwiGlu(m) => &mut m.fc2.weight,
+        }
+    }
 }
 
 impl Module for BlockMlp {
@@ -217,6 +229,22 @@ pub(crate) fn tokens_to_map(x: &Tensor, prefix: usize, grid: usize) -> Result<Te
         .reshape(&[b, grid, grid, c])?
         .permute(&[0, 3, 1, 2])?
         .contiguous()?)
+}
+
+/// Each of `blocks` run in turn on tokens `h`, its output's patch tokens (after `prefix`) as a
+/// `[B, C, grid, grid]` map: timm's `forward_intermediates` (`NCHW`) of ViT and EVA.
+pub(crate) fn block_maps<M: Module>(
+    blocks: &[M],
+    mut h: Tensor,
+    prefix: usize,
+    grid: usize,
+) -> Result<Vec<Tensor>> {
+    let mut out = Vec::new();
+    for b in blocks {
+        h = b.forward(&h)?;
+        out.push(tokens_to_map(&h, prefix, grid)?);
+    }
+    Ok(out)
 }
 
 /// timm's `trunc_normal_(std=.02)` position embedding of `tokens` tokens of `dim`.

@@ -2,7 +2,7 @@
 
 use super::VitCfg;
 use crate::model_kwargs::{
-    heads_divide, token_stack, transformer, Bad, KwargValue, Kwargs, TakesKwargs,
+    heads_divide, token_stack, token_switches, transformer, Bad, KwargValue, Kwargs, TakesKwargs,
 };
 
 impl TakesKwargs for VitCfg {
@@ -28,8 +28,8 @@ impl TakesKwargs for VitCfg {
             &mut self.mlp_hidden,
         ];
         token_stack(kw, shape)?;
-        self.qkv_bias = kw.flag("qkv_bias")?.unwrap_or(self.qkv_bias);
-        self.class_token = kw.flag("class_token")?.unwrap_or(self.class_token);
+        let (bias, class) = (&mut self.qkv_bias, &mut self.class_token);
+        token_switches(kw, bias, class, &mut self.init_values)?;
         if let Some(v) = kw.get("reg_tokens") {
             self.reg_tokens = match v {
                 KwargValue::Int(i) if *i >= 0 => *i as usize,
@@ -40,7 +40,6 @@ impl TakesKwargs for VitCfg {
         if let Some(v) = kw.get("reg_tokens").filter(|_| self.reg_tokens > 4096) {
             return Err(Kwargs::bad("reg_tokens", v, "at most 4096"));
         }
-        self.init_values = kw.positive("init_values")?.or(self.init_values);
         heads_divide(self.dim, self.heads)
     }
 

@@ -11,7 +11,7 @@ mod model;
 mod variants;
 
 pub use block::VitMlp;
-pub(crate) use block::{patch_tokens, pos_embed, prepend_tokens, tokens_to_map};
+pub(crate) use block::{block_maps, patch_tokens, pos_embed, prepend_tokens, BlockMlp};
 pub use model::{VisionTransformer, VitCfg};
 pub use variants::variants;
 pub(crate) use variants::FAMILY;

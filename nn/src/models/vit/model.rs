@@ -2,9 +2,7 @@
 //! `pre_norm`, SigLIP's `map` head): its config, the model (patch embedding, prefix tokens,
 //! blocks, token head) and its `Model` surface.
 
-use super::block::{
-    patch_tokens, pos_embed, prepend_tokens, tokens_to_map, Block, BlockCfg, VitMlp,
-};
+use super::block::{block_maps, patch_tokens, pos_embed, prepend_tokens, Block, BlockCfg, VitMlp};
 use crate::layers::{
     checkpoint_seq, Checkpointed, Conv2d, LayerNorm, Linear, MapCfg, MlpAct, TokenFamily,
     TokenHead, TokenHeadCfg, TokenNorm, TokenPool,
@@ -212,6 +210,7 @@ impl VisionTransformer {
                     heads: vc.heads,
                     mlp_hidden: vc.mlp_hidden,
                     act,
+                    include_prefix: false,
                 }),
                 _ => None,
             },
@@ -325,14 +324,8 @@ impl Model for VisionTransformer {
     /// timm's `forward_intermediates` (`NCHW`): each block's patch tokens as a
     /// `[B, C, H/patch, W/patch]` map, the prefix tokens left out, without the final norm.
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let mut h = self.embed(x)?;
         let (prefix, grid) = (self.head.num_prefix_tokens(), self.img_size / self.patch);
-        let mut out = Vec::new();
-        for b in &self.blocks {
-            h = b.forward(&h)?;
-            out.push(tokens_to_map(&h, prefix, grid)?);
-        }
-        Ok(out)
+        block_maps(&self.blocks, self.embed(x)?, prefix, grid)
     }
 
     /// timm's `feature_cfg` (its `getter`): the last three blocks.
