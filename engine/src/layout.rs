@@ -123,6 +123,24 @@ impl Layout {
         self.is_channels_last() && (!self.is_contiguous() || self.strides[1] <= self.strides[3])
     }
 
+    /// Whether PyTorch's `suggest_memory_format` would call these strides channels-last (its
+    /// `is_channels_last_strides_2d`): strides rising along C, W, H, N, a size-1 dimension
+    /// counting as size 1, and the ambiguous N111 case left NCHW. Dense or not.
+    pub fn suggests_channels_last(&self) -> bool {
+        let (shape, strides) = (&self.shape, &self.strides);
+        if self.rank() != 4 || strides[1] == 0 {
+            return false;
+        }
+        let mut min = 0;
+        for d in [1, 3, 2, 0] {
+            if shape[d] == 0 || strides[d] < min || (d == 0 && min == strides[1]) {
+                return false;
+            }
+            min = strides[d] * shape[d].max(1);
+        }
+        true
+    }
+
     /// The memory format, if the layout is dense in one of the two formats.
     pub fn memory_format(&self) -> Option<MemoryFormat> {
         if self.is_contiguous() {
@@ -397,4 +415,30 @@ pub fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec
             }),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each case with the memory format of `torch.nn.functional.conv2d`'s output for an NCHW
+    /// input and a weight of these strides (torch 2.15, CPU): channels-last exactly where the
+    /// weight suggests it.
+    #[test]
+    fn suggests_channels_last_as_pytorch() {
+        let cases: [([usize; 4], [usize; 4], bool); 8] = [
+            ([16, 1, 3, 3], [9, 9, 3, 1], false),
+            ([16, 1, 3, 3], [9, 1, 3, 1], true),
+            ([8, 4, 1, 1], [4, 1, 1, 1], false),
+            ([8, 4, 1, 1], [4, 1, 4, 4], true),
+            ([8, 3, 4, 5], [60, 1, 15, 3], true),
+            ([8, 3, 4, 5], [60, 20, 5, 1], false),
+            ([5, 3, 1, 1], [3, 1, 3, 3], true),
+            ([8, 3, 4, 5], [120, 1, 30, 6], true),
+        ];
+        for (shape, strides, want) in cases {
+            let l = Layout::new(shape.to_vec(), strides.to_vec(), 0);
+            assert_eq!(l.suggests_channels_last(), want, "{shape:?} @ {strides:?}");
+        }
+    }
 }

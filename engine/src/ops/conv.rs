@@ -25,7 +25,7 @@ impl Tensor {
             [self, weight].into_iter().chain(bias),
             || {
                 check_params(&p)?;
-                let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
+                let channels_last = runs_channels_last(self, weight);
                 let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
                 let y = Tensor::in_gemm_precision(&[self, weight], |t| {
                     Ok(conv_core(&t[0], &t[1], s, false)?.0)
@@ -81,7 +81,7 @@ impl Tensor {
             [self, weight],
             || {
                 check_params(&p)?;
-                let channels_last = self.rank() == 4 && self.layout().prefers_channels_last();
+                let channels_last = runs_channels_last(self, weight);
                 let s = ConvShape::new(self.shape(), weight.shape(), &p, channels_last)?;
                 let mut out = None;
                 let y = Tensor::in_gemm_precision(&[self, weight], |t| {
@@ -97,6 +97,14 @@ impl Tensor {
             },
         )
     }
+}
+
+/// Whether a convolution of `x` by `weight` runs (and writes its output) channels-last: as
+/// PyTorch's `_determine_backend_memory_format`, when the input prefers it or the weight's strides
+/// suggest it. An ambiguous input (one channel, or 1×1 maps) thus follows a channels-last model.
+pub(super) fn runs_channels_last(x: &Tensor, weight: &Tensor) -> bool {
+    x.rank() == 4
+        && (x.layout().prefers_channels_last() || weight.layout().suggests_channels_last())
 }
 
 pub(super) fn check_params(p: &Conv2dParams) -> Result<()> {
