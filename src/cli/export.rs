@@ -68,7 +68,8 @@ pub struct ExportArgs {
     /// timm's dynamic height and width: refused (kiln's files have a dynamic batch only).
     #[arg(long)]
     pub dynamic_size: bool,
-    /// timm's onnxruntime check: refused (scripts/fixtures/check_onnx_export.py does it).
+    /// Run the written file with tract on a random batch and compare it with kiln's forward,
+    /// within a tolerance from kiln's own float32 error (timm: onnxruntime against torch).
     #[arg(long)]
     pub check_forward: bool,
     /// torch.onnx's ATen fallback for ops ONNX lacks: no effect (kiln writes standard ONNX ops
@@ -110,10 +111,17 @@ pub fn export(a: ExportArgs) -> Result<()> {
             "kiln's ONNX files have a dynamic batch dim and a fixed height and width",
         ));
     }
-    if a.check_forward {
+    if a.check_forward && !cfg!(feature = "onnx-check") {
         return Err(Error::flag(
             "--check-forward",
-            "kiln has no ONNX runtime; run scripts/fixtures/check_onnx_export.py on the file",
+            "this kiln was built without its `onnx-check` feature (tract); rebuild with it, or \
+             run scripts/fixtures/check_onnx_export.py on the file",
+        ));
+    }
+    if a.check_forward && a.format != "onnx" {
+        return Err(Error::flag(
+            "--check-forward",
+            format!("checks an ONNX file; --format {} writes none", a.format),
         ));
     }
     if a.training {
@@ -193,6 +201,12 @@ pub fn export(a: ExportArgs) -> Result<()> {
         a.opset,
         output.display()
     );
+    #[cfg(feature = "onnx-check")]
+    if a.check_forward {
+        let checked =
+            super::check_forward::check_forward(model.as_ref(), &output, a.batch_size, size)?;
+        println!("Checked the forward with tract: {checked}");
+    }
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 
 mod argparse;
 mod args;
+#[cfg(feature = "onnx-check")]
+mod check_forward;
 mod config;
 #[macro_use]
 mod configs;
