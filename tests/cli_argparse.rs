@@ -7,7 +7,7 @@
 mod common;
 
 use clap::CommandFactory;
-use common::argparse::{argv_of, to_f32, unset_or};
+use common::argparse::{argv_of, long_options, to_f32, unset_or};
 use common::parse_train as train_args;
 use kiln::cli::{Cli, TrainArgs};
 use serde_json::Value;
@@ -91,15 +91,8 @@ fn options_are_defined_in_timms_order() {
         .collect();
     let cli = Cli::command();
     let train = cli.find_subcommand("train").unwrap();
-    let kiln: Vec<String> = train
-        .get_arguments()
-        .flat_map(|a| {
-            let aliases = a.get_all_aliases().unwrap_or_default();
-            a.get_long()
-                .into_iter()
-                .chain(aliases)
-                .map(|n| format!("--{n}"))
-        })
+    let kiln: Vec<String> = long_options(train)
+        .into_iter()
         .filter(|o| timm.contains(&o.as_str()))
         .collect();
     let timm_without_help: Vec<&str> = timm.into_iter().filter(|o| *o != "--help").collect();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::argparse::{argv_of, to_f32, unset_or};
+use common::argparse::{argv_of, long_options, to_f32, unset_or};
 use kiln::cli::{parse, run, Command};
 use serde_json::Value;
 
@@ -241,17 +241,8 @@ fn every_timm_option_is_a_kiln_option() {
     ] {
         let fixture: Value = serde_json::from_str(fixture).unwrap();
         let sub = cli.find_subcommand(subcommand).unwrap();
-        let ours: Vec<String> = sub
-            .get_arguments()
-            .flat_map(|a| {
-                let aliases = a.get_all_aliases().unwrap_or_default();
-                a.get_long()
-                    .into_iter()
-                    .chain(aliases)
-                    .map(|n| format!("--{n}"))
-            })
-            .chain(["--help".to_string()])
-            .collect();
+        let mut ours = long_options(sub);
+        ours.push("--help".to_string());
         for option in fixture["option_order"].as_array().unwrap() {
             let option = option.as_str().unwrap();
             if !ours.iter().any(|o| o == option) {

@@ -40,3 +40,17 @@ pub fn argv_of(case: &Value) -> Vec<&str> {
         .map(|w| w.as_str().unwrap())
         .collect()
 }
+
+/// Every long spelling (`--name`, long names then aliases) of `sub`'s options, in the order they
+/// are defined.
+pub fn long_options(sub: &clap::Command) -> Vec<String> {
+    sub.get_arguments()
+        .flat_map(|a| {
+            let aliases = a.get_all_aliases().unwrap_or_default();
+            a.get_long()
+                .into_iter()
+                .chain(aliases)
+                .map(|n| format!("--{n}"))
+        })
+        .collect()
+}
