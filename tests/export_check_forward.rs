@@ -45,6 +45,12 @@ fn check_forward_runs_the_written_file_with_tract() {
         err.contains("--check-forward") && err.contains("safetensors"),
         "{err}"
     );
+    // timm's --dynamic-size is refused naming the model.
+    let (_, err) = kiln_fails(&["export", o, "--model", "resnet18", "--dynamic-size"]);
+    assert!(
+        err.contains("--dynamic-size") && err.contains("resnet18"),
+        "{err}"
+    );
     // timm's --training is refused with the reason.
     let (_, err) = kiln_fails(&["export", o, "--model", "resnet18", "--training"]);
     assert!(

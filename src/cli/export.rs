@@ -65,7 +65,8 @@ pub struct ExportArgs {
     /// Re-parameterize RepVGG and MobileOne blocks into single convs first (timm's `--reparam`).
     #[arg(long)]
     pub reparam: bool,
-    /// timm's dynamic height and width: refused (kiln's files have a dynamic batch only).
+    /// timm's dynamic height and width: refused, naming the model (kiln's files have a dynamic
+    /// batch only).
     #[arg(long)]
     pub dynamic_size: bool,
     /// Run the written file with tract on a random batch and compare it with kiln's forward,
@@ -103,12 +104,6 @@ pub fn export(a: ExportArgs) -> Result<()> {
         return Err(Error::flag(
             "--opset",
             format!("opset {} is not written (kiln writes 17 and 18)", a.opset),
-        ));
-    }
-    if a.dynamic_size {
-        return Err(Error::flag(
-            "--dynamic-size",
-            "kiln's ONNX files have a dynamic batch dim and a fixed height and width",
         ));
     }
     if a.check_forward && !cfg!(feature = "onnx-check") {
@@ -153,6 +148,16 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let (model_flag, output) = targets(&a)?;
     let flags = a.input.record(model_flag, &a.model_kwargs, a.num_classes)?;
     let (checkpoint, record, name) = named_model(flags, a.checkpoint.as_deref(), "export")?;
+    if a.dynamic_size {
+        return Err(Error::flag(
+            "--dynamic-size",
+            format!(
+                "kiln's ONNX writer traces {name} at one height and width, which its file then \
+                 fixes (the batch dim alone is dynamic); export at the size you deploy with \
+                 --img-size"
+            ),
+        ));
+    }
     let weights = match (checkpoint, a.use_ema) {
         (Some(mut ck), true) => Some(ck.extra.remove("state_dict_ema").ok_or_else(|| {
             let path = a.checkpoint.as_deref().unwrap_or(Path::new(""));
