@@ -30,6 +30,23 @@ fn check_forward_runs_the_written_file_with_tract() {
         stdout.contains("Checked the forward with tract: largest difference from kiln's forward"),
         "{stdout}"
     );
+    // --verbose prints the record and settings written; timm's --aten-fallback and --dynamo change
+    // nothing in kiln's file.
+    let stdout = kiln_ok(&[
+        "export",
+        o,
+        "--model",
+        "resnet18",
+        "--img-size",
+        "32",
+        "--verbose",
+        "--aten-fallback",
+        "--dynamo",
+    ]);
+    assert!(
+        stdout.contains("model_config: {") && stdout.contains("opset 17, traced at batch 1"),
+        "{stdout}"
+    );
     // A safetensors export has no ONNX file to check.
     let st = dir.path().join("w.safetensors");
     let (_, err) = kiln_fails(&[
