@@ -7,35 +7,13 @@
 mod common;
 
 use clap::CommandFactory;
+use common::argparse::{argv_of, long_options, to_f32, unset_or};
 use common::parse_train as train_args;
 use kiln::cli::{Cli, TrainArgs};
 use serde_json::Value;
 use std::process::Command as Process;
 
 const ARGPARSE: &str = include_str!("fixtures/timm_train_argparse.json");
-
-/// A value as kiln's serialized TrainArgs holds it: unset (null, '', [], {}) is None, numbers are
-/// f64.
-fn unset_or(v: &Value) -> Option<Value> {
-    match v {
-        Value::Null => None,
-        Value::String(s) if s.is_empty() => None,
-        Value::Array(a) if a.is_empty() => None,
-        Value::Object(o) if o.is_empty() => None,
-        Value::Number(n) => Some(Value::from(n.as_f64().unwrap())),
-        Value::Array(a) => Some(Value::Array(a.iter().filter_map(unset_or).collect())),
-        other => Some(other.clone()),
-    }
-}
-
-/// Numbers rounded to f32.
-fn to_f32(v: Value) -> Value {
-    match v {
-        Value::Number(n) => Value::from(n.as_f64().unwrap() as f32 as f64),
-        Value::Array(a) => Value::Array(a.into_iter().map(to_f32).collect()),
-        other => other,
-    }
-}
 
 /// Where kiln's parsed values differ from timm's namespace `want`.
 fn differences(
@@ -66,16 +44,6 @@ fn differences(
         }
     }
     differ
-}
-
-/// A fixture case's command line.
-fn argv_of(case: &Value) -> Vec<&str> {
-    case["argv"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w.as_str().unwrap())
-        .collect()
 }
 
 #[test]
@@ -123,15 +91,8 @@ fn options_are_defined_in_timms_order() {
         .collect();
     let cli = Cli::command();
     let train = cli.find_subcommand("train").unwrap();
-    let kiln: Vec<String> = train
-        .get_arguments()
-        .flat_map(|a| {
-            let aliases = a.get_all_aliases().unwrap_or_default();
-            a.get_long()
-                .into_iter()
-                .chain(aliases)
-                .map(|n| format!("--{n}"))
-        })
+    let kiln: Vec<String> = long_options(train)
+        .into_iter()
         .filter(|o| timm.contains(&o.as_str()))
         .collect();
     let timm_without_help: Vec<&str> = timm.into_iter().filter(|o| *o != "--help").collect();

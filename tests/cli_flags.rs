@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::argparse::unset_or;
 use kiln::cli::{
     data_config, data_flags, optimizer_config, resolve_lr, scheduler_config, TrainArgs,
 };
@@ -179,19 +180,6 @@ fn short_forms_and_values_reach_their_fields() {
     assert_eq!(a.torchcompile.as_deref(), Some("inductor"));
     let a = train_args(&["-vb=8".into(), "--local_rank".into(), "0".into()]).unwrap();
     assert_eq!(a.validation_batch_size, Some(8));
-}
-
-/// timm's default as kiln's args.yaml would hold it: unset values (null, '', [], {}) are None.
-fn unset_or(v: &Value) -> Option<Value> {
-    match v {
-        Value::Null => None,
-        Value::String(s) if s.is_empty() => None,
-        Value::Array(a) if a.is_empty() => None,
-        Value::Object(o) if o.is_empty() => None,
-        Value::Number(n) => Some(Value::from(n.as_f64().unwrap())),
-        Value::Array(a) => Some(Value::Array(a.iter().filter_map(unset_or).collect())),
-        other => Some(other.clone()),
-    }
 }
 
 #[test]

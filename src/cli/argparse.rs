@@ -53,9 +53,17 @@ fn long_spellings(cmd: &Command) -> Vec<(String, &str)> {
 /// option's spellings becomes that option (`--warmup-e=3` -> `--warmup-epochs=3`); a prefix of
 /// several options is argparse's "ambiguous option" error. When `cmd` has `--config`, a prefix of
 /// it selects it before anything else, as timm reads `-c/--config` with a parser of its own
-/// first. A negative value written `-.5` becomes `-0.5`, which clap reads as a number. Unknown
-/// options, short options, other values and everything after `--` are left to clap.
-pub fn expand_prefixes(cmd: &mut Command, args: &[String]) -> Result<Vec<String>, clap::Error> {
+/// first. Options in `kiln_only` (kiln's own, which the timm script lacks) give way to the
+/// script's: a prefix they share with exactly one of the script's options selects that option, so
+/// the script's own command lines read as the script reads them (`kiln export --mod M` is
+/// `--model`, although kiln's export also has `--model-kwargs`). A negative value written `-.5`
+/// becomes `-0.5`, which clap reads as a number. Unknown options, short options, other values and
+/// everything after `--` are left to clap.
+pub fn expand_prefixes(
+    cmd: &mut Command,
+    args: &[String],
+    kiln_only: &[&str],
+) -> Result<Vec<String>, clap::Error> {
     let spellings = long_spellings(cmd);
     let has_config = spellings.iter().any(|(s, _)| s == "--config");
     let mut out = Vec::with_capacity(args.len());
@@ -86,10 +94,19 @@ pub fn expand_prefixes(cmd: &mut Command, args: &[String]) -> Result<Vec<String>
             out.push(word.clone());
             continue;
         }
-        let matches: Vec<&(String, &str)> = spellings
+        let all: Vec<&(String, &str)> = spellings
             .iter()
             .filter(|(s, _)| s.starts_with(name))
             .collect();
+        let timms: Vec<&(String, &str)> = all
+            .iter()
+            .copied()
+            .filter(|(_, id)| !kiln_only.contains(id))
+            .collect();
+        let one_of_timms = timms.first().is_some_and(|(_, id)| {
+            timms.iter().all(|(_, other)| other == id) && timms.len() < all.len()
+        });
+        let matches = if one_of_timms { timms } else { all };
         let Some((first, id)) = matches.first() else {
             out.push(word.clone());
             continue;
@@ -132,7 +149,7 @@ mod tests {
 
     fn expand(words: &[&str]) -> Result<Vec<String>, String> {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
-        expand_prefixes(&mut cmd(), &words).map_err(|e| e.to_string())
+        expand_prefixes(&mut cmd(), &words, &[]).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -165,6 +182,28 @@ mod tests {
         let e = expand(&["--warmup=1"]).unwrap_err();
         assert!(
             e.contains("ambiguous option: --warmup=1 could match --warmup-lr, --warmup-epochs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn kiln_only_options_give_way_to_the_scripts_and_keep_their_own_prefixes() {
+        let expand = |words: &[&str]| {
+            let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            expand_prefixes(&mut cmd(), &words, &["warmup_epochs", "lr_base"])
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(expand(&["--warmup=1"]).unwrap(), ["--warmup-lr=1"]);
+        assert_eq!(
+            expand(&["--warmup-e", "2"]).unwrap(),
+            ["--warmup-epochs", "2"]
+        );
+        // Two of the script's options still make a prefix ambiguous, kiln's listed beside them.
+        let e = expand(&["--l", "1"]).unwrap_err();
+        assert!(
+            e.contains(
+                "ambiguous option: --l could match --local_rank, --local-rank, --lr, --lr-base"
+            ),
             "{e}"
         );
     }

@@ -403,17 +403,19 @@ pub struct TrainArgs {
     pub model_given: bool,
 }
 
-/// `kiln validate`: timm's `validate.py`.
-#[derive(Debug, Clone, Args)]
+/// `kiln validate`: timm's `validate.py` (serialized under its namespace's dest names).
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct ValidateArgs {
     /// The model, weights, data and input flags (shared with `kiln infer`).
     #[command(flatten)]
+    #[serde(flatten)]
     pub eval: EvalArgs,
     /// Image mode the images are decoded to: L or RGB (default: the model's channels').
     #[arg(long)]
     pub input_img_mode: Option<String>,
     /// Global pool: avg, max, avgmax, catavgmax, token (default: the model's).
     #[arg(long = "gp")]
+    #[serde(rename = "gp")]
     pub global_pool: Option<String>,
     /// Seed of the global generator (a model without weights is initialized from it).
     #[arg(long, default_value_t = 42)]
@@ -484,6 +486,7 @@ pub struct ValidateArgs {
     pub valid_labels: Option<PathBuf>,
     /// Also report precision, recall and F1, averaged micro, macro or weighted over the classes.
     #[arg(long, value_enum)]
+    #[serde(serialize_with = "super::eval_args::value_enum_name")]
     pub metrics_avg: Option<MetricsAvg>,
     /// Pixels cut from every edge of each image before it is resized.
     #[arg(long)]
@@ -497,6 +500,7 @@ pub struct ValidateArgs {
         visible_alias = "log-interval",
         default_value_t = 10
     )]
+    #[serde(rename = "log_freq")]
     pub log_interval: usize,
 }
 

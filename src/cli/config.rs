@@ -84,12 +84,19 @@ fn scalar(v: &serde_yaml::Value) -> Option<String> {
     }
 }
 
-/// A scalar as Python would print it (`True`, `False`), the form timm's `key=value` flags take.
+/// A scalar as Python would print it (`True`, `False`), or a list of scalars as a tuple of them
+/// (`256,320`; one item `8,`), the form timm's `key=value` flags take.
 fn python_literal(v: &serde_yaml::Value) -> Option<String> {
     match v {
         serde_yaml::Value::Bool(true) => Some("True".into()),
         serde_yaml::Value::Bool(false) => Some("False".into()),
         serde_yaml::Value::Null => Some("None".into()),
+        serde_yaml::Value::Sequence(items) if items.is_empty() => Some("()".into()),
+        serde_yaml::Value::Sequence(items) => {
+            let text: Option<Vec<String>> = items.iter().map(python_literal).collect();
+            let text = text?.join(",");
+            Some(if items.len() == 1 { text + "," } else { text })
+        }
         other => scalar(other),
     }
 }
@@ -129,13 +136,18 @@ mod tests {
     #[test]
     fn unset_values_are_skipped_and_mappings_become_pairs() {
         let flags = yaml_to_flags(
-            "resume: ''\nwandb_tags: []\nopt_kwargs: {}\ngp: null\nmodel_kwargs: {zero_init_last: false, drop_rate: 0.1}\n",
+            "resume: ''\nwandb_tags: []\nopt_kwargs: {}\ngp: null\nmodel_kwargs: {zero_init_last: false, drop_rate: 0.1, img_size: [256, 320]}\n",
             "test",
         )
         .unwrap();
         assert_eq!(
             flags,
-            ["--model-kwargs", "zero_init_last=False", "drop_rate=0.1"]
+            [
+                "--model-kwargs",
+                "zero_init_last=False",
+                "drop_rate=0.1",
+                "img_size=256,320"
+            ]
         );
     }
 }

@@ -1,12 +1,15 @@
 //! The flags `kiln validate` and `kiln infer` share (timm's validate.py and inference.py spell
-//! them alike): the model, its weights, the data, the input pipeline and the precision.
+//! them alike): the model, its weights, the data, the input pipeline and the precision. They
+//! serialize under the dest names of timm's argparse namespace, which tests/cli_script_argparse.rs
+//! compares with the namespaces timm's own parsers make of the same command lines.
 
 use super::input_flags::InputFlags;
 use clap::Args;
+use serde::{Serialize, Serializer};
 use std::path::PathBuf;
 
 /// Model, weights, data and input flags common to `kiln validate` and `kiln infer`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct EvalArgs {
     /// Dataset root (IDX folder or image folder; `kiln infer` reads the folder itself when it has
     /// no split folder); without it, the Fashion-MNIST subset.
@@ -29,6 +32,7 @@ pub struct EvalArgs {
     pub model: Option<String>,
     /// Model keyword arguments as KEY=VALUE (as kiln train's --model-kwargs).
     #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+    #[serde(serialize_with = "kiln_train::flags::kwargs_as_mapping")]
     pub model_kwargs: Vec<String>,
     /// Use the model's pretrained weights, read from the Hugging Face hub cache (timm's default
     /// when no --checkpoint is given; a checkpoint's weights replace them).
@@ -42,6 +46,7 @@ pub struct EvalArgs {
     pub batch_size: usize,
     /// The model-input flags (`--img-size` to `--interpolation`).
     #[command(flatten)]
+    #[serde(flatten)]
     pub input: InputFlags,
     /// Use the model's train input size and crop, not its test ones (what training's evaluation
     /// used).
@@ -74,6 +79,9 @@ pub struct EvalArgs {
     /// Model dtype without AMP: float32, float16, bfloat16 (default float32).
     #[arg(long)]
     pub model_dtype: Option<String>,
+    /// torch.compile mode (refused).
+    #[arg(long)]
+    pub torchcompile_mode: Option<String>,
     /// TorchScript (refused).
     #[arg(long)]
     pub torchscript: bool,
@@ -86,4 +94,15 @@ pub struct EvalArgs {
     /// TorchScript fuser (refused).
     #[arg(long, default_value = "")]
     pub fuser: String,
+}
+
+/// A clap value enum under its command-line name (`macro`), as timm's namespace holds the string.
+pub fn value_enum_name<S: Serializer, E: clap::ValueEnum>(
+    value: &Option<E>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value.as_ref().and_then(E::to_possible_value) {
+        Some(v) => s.serialize_str(v.get_name()),
+        None => s.serialize_none(),
+    }
 }

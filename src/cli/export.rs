@@ -8,14 +8,17 @@ use kiln_nn::export::{export_onnx, ExportOptions, OPSETS};
 use kiln_nn::{save_safetensors, state_dict, ModelSpec};
 use kiln_train::checkpoint::MODEL_CONFIG_KEY;
 use kiln_train::{Error, Result};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// `kiln export` flags (timm's `onnx_export.py` spellings where they apply).
-#[derive(Debug, clap::Args)]
+/// `kiln export` flags (timm's `onnx_export.py` spellings where they apply), serialized under the
+/// dest names of onnx_export.py's namespace.
+#[derive(Debug, clap::Args, Serialize)]
 pub struct ExportArgs {
     /// kiln's MODEL (with `-o OUT`), or else timm's OUTPUT file (`kiln export --model M OUT`, as
     /// onnx_export.py takes it).
     #[arg(value_name = "MODEL|OUTPUT")]
+    #[serde(rename = "output")]
     pub target: Option<String>,
     /// The model to export (a registered name, `arch.tag`, or `hf-hub:org/name`; default: the
     /// checkpoint's).
@@ -25,8 +28,9 @@ pub struct ExportArgs {
     /// `load_checkpoint` and `pretrained_cfg_overlay=dict(file=...)` read).
     #[arg(long, default_value = "onnx")]
     pub format: String,
-    /// The file to write.
+    /// The file to write (kiln's `-o`; timm's output file is the positional OUTPUT).
     #[arg(short, long)]
+    #[serde(rename = "o")]
     pub output: Option<PathBuf>,
     /// Weights from this checkpoint (kiln's or timm's .safetensors, .pth.tar, .pth).
     #[arg(long, conflicts_with = "pretrained")]
@@ -42,10 +46,12 @@ pub struct ExportArgs {
     pub opset: i64,
     /// The model-input flags (`--img-size` to `--interpolation`).
     #[command(flatten)]
+    #[serde(flatten)]
     pub input: InputFlags,
     /// Model keyword arguments as KEY=VALUE (as kiln train's --model-kwargs; default: the
     /// checkpoint's).
     #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+    #[serde(serialize_with = "kiln_train::flags::kwargs_as_mapping")]
     pub model_kwargs: Vec<String>,
     /// Classifier classes (default: the checkpoint's head, else the model's).
     #[arg(long)]
@@ -59,12 +65,28 @@ pub struct ExportArgs {
     /// Re-parameterize RepVGG and MobileOne blocks into single convs first (timm's `--reparam`).
     #[arg(long)]
     pub reparam: bool,
-    /// timm's dynamic height and width: refused (kiln's files have a dynamic batch only).
+    /// timm's dynamic height and width: refused, naming the model (kiln's files have a dynamic
+    /// batch only).
     #[arg(long)]
     pub dynamic_size: bool,
-    /// timm's onnxruntime check: refused (scripts/fixtures/check_onnx_export.py does it).
+    /// Run the written file with tract on a random batch and compare it with kiln's forward,
+    /// within a tolerance from kiln's own float32 error (timm: onnxruntime against torch).
     #[arg(long)]
     pub check_forward: bool,
+    /// torch.onnx's ATen fallback for ops ONNX lacks: no effect (kiln writes standard ONNX ops
+    /// only, so nothing falls back).
+    #[arg(long)]
+    pub aten_fallback: bool,
+    /// Export in training mode (timm: BatchNorm on batch statistics): refused.
+    #[arg(long)]
+    pub training: bool,
+    /// Print the record and the export settings written.
+    #[arg(long)]
+    pub verbose: bool,
+    /// torch's dynamo exporter: no effect (kiln has one exporter, which writes the graph from its
+    /// own ops).
+    #[arg(long)]
+    pub dynamo: bool,
 }
 
 /// Runs `kiln export`.
@@ -84,17 +106,38 @@ pub fn export(a: ExportArgs) -> Result<()> {
             format!("opset {} is not written (kiln writes 17 and 18)", a.opset),
         ));
     }
-    if a.dynamic_size {
-        return Err(Error::flag(
-            "--dynamic-size",
-            "kiln's ONNX files have a dynamic batch dim and a fixed height and width",
-        ));
-    }
-    if a.check_forward {
+    if a.check_forward && !cfg!(feature = "onnx-check") {
         return Err(Error::flag(
             "--check-forward",
-            "kiln has no ONNX runtime; run scripts/fixtures/check_onnx_export.py on the file",
+            "this kiln was built without its `onnx-check` feature (tract); rebuild with it, or \
+             run scripts/fixtures/check_onnx_export.py on the file",
         ));
+    }
+    if a.check_forward && a.format != "onnx" {
+        return Err(Error::flag(
+            "--check-forward",
+            format!("checks an ONNX file; --format {} writes none", a.format),
+        ));
+    }
+    if a.training {
+        return Err(Error::flag(
+            "--training",
+            "kiln's ONNX writer traces the eval forward (BatchNorm on its running statistics, \
+             folded into the conv); a training graph needs BatchNorm's batch statistics, which it \
+             does not write",
+        ));
+    }
+    for (set, flag, why) in [
+        (
+            a.aten_fallback,
+            "--aten-fallback",
+            "kiln writes standard ONNX ops only",
+        ),
+        (a.dynamo, "--dynamo", "kiln has one exporter"),
+    ] {
+        if set {
+            eprintln!("note: {flag} has no effect: {why}");
+        }
     }
     if let Some(path) = a.checkpoint.as_ref().filter(|p| !p.is_file()) {
         return Err(Error::flag(
@@ -105,6 +148,16 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let (model_flag, output) = targets(&a)?;
     let flags = a.input.record(model_flag, &a.model_kwargs, a.num_classes)?;
     let (checkpoint, record, name) = named_model(flags, a.checkpoint.as_deref(), "export")?;
+    if a.dynamic_size {
+        return Err(Error::flag(
+            "--dynamic-size",
+            format!(
+                "kiln's ONNX writer traces {name} at one height and width, which its file then \
+                 fixes (the batch dim alone is dynamic); export at the size you deploy with \
+                 --img-size"
+            ),
+        ));
+    }
     let weights = match (checkpoint, a.use_ema) {
         (Some(mut ck), true) => Some(ck.extra.remove("state_dict_ema").ok_or_else(|| {
             let path = a.checkpoint.as_deref().unwrap_or(Path::new(""));
@@ -139,6 +192,13 @@ pub fn export(a: ExportArgs) -> Result<()> {
         keep_init: a.keep_init,
         metadata: meta,
     };
+    if a.verbose {
+        println!("model_config: {}", written.to_json());
+        println!(
+            "opset {}, traced at batch {}, input {size:?}, initializers as inputs: {}",
+            a.opset, a.batch_size, a.keep_init
+        );
+    }
     let bytes = export_onnx(model.as_ref(), &opts)?;
     std::fs::write(&output, bytes).map_err(|e| Error::io(&output, e))?;
     println!(
@@ -146,6 +206,12 @@ pub fn export(a: ExportArgs) -> Result<()> {
         a.opset,
         output.display()
     );
+    #[cfg(feature = "onnx-check")]
+    if a.check_forward {
+        let checked =
+            super::check_forward::check_forward(model.as_ref(), &output, a.batch_size, size)?;
+        println!("Checked the forward with tract: {checked}");
+    }
     Ok(())
 }
 

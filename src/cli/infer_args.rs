@@ -3,13 +3,15 @@
 use super::args::ValidateArgs;
 use super::eval_args::EvalArgs;
 use clap::Args;
+use serde::Serialize;
 use std::path::PathBuf;
 
-/// `kiln infer`: timm's `inference.py`.
-#[derive(Debug, Clone, Args)]
+/// `kiln infer`: timm's `inference.py` (serialized under its namespace's dest names).
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct InferArgs {
     /// The model, weights, data and input flags (shared with `kiln validate`).
     #[command(flatten)]
+    #[serde(flatten)]
     pub eval: EvalArgs,
     /// Loader worker threads.
     #[arg(short = 'j', long, default_value_t = 2)]

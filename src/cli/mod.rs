@@ -4,6 +4,8 @@
 
 mod argparse;
 mod args;
+#[cfg(feature = "onnx-check")]
+mod check_forward;
 mod config;
 #[macro_use]
 mod configs;
@@ -85,6 +87,7 @@ pub enum Command {
         run_dir: std::path::PathBuf,
     },
     /// Write a model as ONNX (timm's onnx_export.py): `kiln export resnet50 -o resnet50.onnx`.
+    #[command(args_override_self = true)]
     Export(Box<ExportArgs>),
     /// Remove channels by importance until the MACs or parameters fall by a ratio:
     /// `kiln prune --model resnet50 --criterion l1 --ratio 0.5 -o resnet50-pruned.safetensors`.
@@ -114,11 +117,33 @@ fn long_vb(arg: &str) -> String {
 
 /// The subcommands that read their flags as argparse does (see `argparse.rs`), each with the
 /// options whose repeats add up instead of replacing each other.
-const ARGPARSE_COMMANDS: [(&str, &[&str]); 4] = [
+const ARGPARSE_COMMANDS: [(&str, &[&str]); 5] = [
     ("train", &[]),
     ("schedule", &[]),
     ("validate", &["checkpoint"]),
     ("infer", &[]),
+    ("export", &[]),
+];
+
+/// kiln's own options of a subcommand, which the timm script it replaces lacks: a prefix they
+/// share with one of the script's options selects the script's (`kiln export --mod` is
+/// onnx_export.py's `--model`, not ambiguous with kiln's `--model-kwargs`). train's own options
+/// stay full candidates, as they always were.
+const KILN_ONLY: [(&str, &[&str]); 2] = [
+    ("validate", &["tta"]),
+    (
+        "export",
+        &[
+            "format",
+            "output",
+            "use_ema",
+            "pretrained",
+            "in_chans",
+            "crop_pct",
+            "interpolation",
+            "model_kwargs",
+        ],
+    ),
 ];
 
 /// The `kiln` command with argparse's value rules on the commands that take timm's flags.
@@ -145,7 +170,11 @@ fn expand(argv: &[String]) -> std::result::Result<Vec<String>, clap::Error> {
     let sub = cmd
         .find_subcommand_mut(name)
         .expect("ARGPARSE_COMMANDS names subcommands of Cli");
-    let rest = argparse::expand_prefixes(sub, &argv[2..])?;
+    let kiln_only = KILN_ONLY
+        .iter()
+        .find(|(c, _)| c == name)
+        .map_or(&[][..], |(_, ids)| ids);
+    let rest = argparse::expand_prefixes(sub, &argv[2..], kiln_only)?;
     Ok(argv[..2].iter().cloned().chain(rest).collect())
 }
 

@@ -75,6 +75,11 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
         reason: NO_JIT,
     },
     Refusal {
+        flag: "--torchcompile-mode",
+        is_set: |a| a.eval.torchcompile_mode.is_some(),
+        reason: NO_JIT,
+    },
+    Refusal {
         flag: "--aot-autograd",
         is_set: |a| a.eval.aot_autograd,
         reason: NO_JIT,

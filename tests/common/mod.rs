@@ -1,6 +1,7 @@
 //! What the end-to-end tests share: a small learnable IDX dataset and running `kiln train`.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod argparse;
 pub mod launched;
 pub mod netns;
 

@@ -115,8 +115,17 @@ pub fn kwargs_as_mapping<S: Serializer, K: Kwarg>(items: &[K], s: S) -> Result<S
     map.end()
 }
 
-/// A Python literal's YAML value: bools, None, ints, floats and quoted strings; other text as is.
+/// A Python literal's YAML value, as `ast.literal_eval` reads it (else the text, as timm's
+/// `ParseKwargs` keeps it): bools, None, ints, floats, quoted strings, and tuples or lists of those
+/// (`8,10`, `(8, 10)`, `[8, 10]`: a sequence).
 fn literal_value(text: &str) -> serde_yaml::Value {
+    scalar_literal(text)
+        .or_else(|| sequence_literal(text))
+        .unwrap_or_else(|| serde_yaml::Value::from(text))
+}
+
+/// A bool, None, number or quoted string literal; None for anything else.
+fn scalar_literal(text: &str) -> Option<serde_yaml::Value> {
     use serde_yaml::Value;
     let numeric = text.bytes().any(|b| b.is_ascii_digit())
         && text
@@ -126,16 +135,38 @@ fn literal_value(text: &str) -> serde_yaml::Value {
         .iter()
         .find_map(|q| text.strip_prefix(*q)?.strip_suffix(*q));
     match text {
-        "True" => Value::Bool(true),
-        "False" => Value::Bool(false),
-        "None" => Value::Null,
+        "True" => Some(Value::Bool(true)),
+        "False" => Some(Value::Bool(false)),
+        "None" => Some(Value::Null),
         _ if numeric => match (text.parse::<i64>(), text.parse::<f64>()) {
-            (Ok(i), _) => Value::from(i),
-            (_, Ok(f)) => Value::from(f),
-            _ => Value::from(text),
+            (Ok(i), _) => Some(Value::from(i)),
+            (_, Ok(f)) => Some(Value::from(f)),
+            _ => None,
         },
-        _ => Value::from(unquoted.unwrap_or(text)),
+        _ => unquoted.map(Value::from),
     }
+}
+
+/// A tuple or list of scalar literals (`8,10`, `(8, 10)`, `[8, 10]`, `(8,)`); None when it is not
+/// one (an item that is no literal makes the whole text a string, as `literal_eval` fails on it).
+fn sequence_literal(text: &str) -> Option<serde_yaml::Value> {
+    let inner = ["()", "[]"]
+        .iter()
+        .find_map(|p| text.strip_prefix(&p[..1])?.strip_suffix(&p[1..]));
+    let bracketed = inner.is_some();
+    let inner = inner.unwrap_or(text).trim();
+    if !bracketed && !inner.contains(',') {
+        return None;
+    }
+    let items = inner.strip_suffix(',').unwrap_or(inner);
+    if items.is_empty() {
+        return Some(serde_yaml::Value::Sequence(Vec::new()));
+    }
+    items
+        .split(',')
+        .map(|item| scalar_literal(item.trim()))
+        .collect::<Option<Vec<_>>>()
+        .map(serde_yaml::Value::Sequence)
 }
 
 /// Writes an unset path or name as timm writes its unset string flags: `''`.
@@ -201,5 +232,19 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "x: false\nn: 3\nf: 0.5\ns: avg\nt: gelu\nz: null\n"
         );
+    }
+
+    #[test]
+    fn tuples_and_lists_of_literals_become_sequences() {
+        use serde_yaml::Value;
+        let seq = |v: &[i64]| Value::Sequence(v.iter().map(|&i| Value::from(i)).collect());
+        assert_eq!(literal_value("8,10"), seq(&[8, 10]));
+        assert_eq!(literal_value("(8, 10)"), seq(&[8, 10]));
+        assert_eq!(literal_value("[8,10,]"), seq(&[8, 10]));
+        assert_eq!(literal_value("(8,)"), seq(&[8]));
+        assert_eq!(literal_value("()"), seq(&[]));
+        // literal_eval fails on a bare name, so the whole text stays a string.
+        assert_eq!(literal_value("a,b"), Value::from("a,b"));
+        assert_eq!(literal_value("'a,b'"), Value::from("a,b"));
     }
 }
