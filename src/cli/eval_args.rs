@@ -3,6 +3,7 @@
 
 use clap::Args;
 use kiln_train::flags::{finite_f32, finite_f64};
+use kiln_train::loader::MultiLabelConfig;
 use std::path::PathBuf;
 
 /// Model, weights, data and input flags common to `kiln validate` and `kiln infer`.
@@ -105,4 +106,8 @@ pub struct EvalArgs {
     /// TorchScript fuser (refused).
     #[arg(long, default_value = "")]
     pub fuser: String,
+    /// Multi-label data and outputs (kiln's flags): validate with mAP and F1 against the split's
+    /// label file; `kiln infer` outputs every class above the threshold.
+    #[command(flatten)]
+    pub multi_label: MultiLabelConfig,
 }
