@@ -101,10 +101,7 @@ impl Mixup {
         epoch: usize,
         rng: &mut AugRng,
     ) -> Vec<f32> {
-        let (lam, keep) = self.mix_images(x, d, epoch, rng);
-        mixup_target(targets, self.num_classes, &lam, self.label_smoothing)
-            [..keep * self.num_classes]
-            .to_vec()
+        self.apply_dense(x, d, &one_hot(targets, self.num_classes), epoch, rng)
     }
 
     /// [`Mixup::apply`] for dense targets (multi-label multi-hot rows, `n × num_classes`): each
@@ -317,13 +314,18 @@ pub fn mixup_target(
     lam: &[f64],
     smoothing: f64,
 ) -> Vec<f32> {
+    mixup_dense_target(&one_hot(targets, num_classes), num_classes, lam, smoothing)
+}
+
+/// One row of `num_classes` per target, 1 at its class (a class past the last leaves the row 0).
+fn one_hot(targets: &[usize], num_classes: usize) -> Vec<f32> {
     let mut hot = vec![0f32; targets.len() * num_classes];
     for (row, &t) in hot.chunks_exact_mut(num_classes.max(1)).zip(targets) {
         if let Some(v) = row.get_mut(t) {
             *v = 1.0;
         }
     }
-    mixup_dense_target(&hot, num_classes, lam, smoothing)
+    hot
 }
 
 /// [`mixup_target`] of dense rows (`n × num_classes`, multi-hot for multi-label data): row i

@@ -19,7 +19,8 @@
 //! malformed row, a file listed twice and a label the class map lacks are refused, naming the
 //! label file and the line (CSV) or entry (JSON).
 use super::classes::{class_map_sorted, natural_cmp, ClassMap};
-use super::{decode, Dataset, Sample};
+use super::folder::load_file;
+use super::{Dataset, Sample};
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -309,13 +310,7 @@ impl Dataset for MultiLabelFolder {
 
     fn load(&self, i: usize) -> Result<Sample> {
         let (path, labels) = &self.samples[i];
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let name = self.filename(i);
-        Ok(Sample {
-            image: decode(&bytes, self.chans, &name)?,
-            label: labels[0],
-            filename: name,
-        })
+        load_file(path, self.chans, labels[0])
     }
 
     fn num_classes(&self) -> usize {
