@@ -7,7 +7,7 @@ use clap::Args;
 use kiln_train::dist::DistBn;
 use kiln_train::distill::DistillConfig;
 use kiln_train::flags::finite_f64;
-use kiln_train::loader::{AugConfig, MixConfig, SizeScheduleConfig};
+use kiln_train::loader::{AugConfig, MixConfig, MultiLabelConfig, SizeScheduleConfig};
 use kiln_train::loss::LossConfig;
 use kiln_train::metrics::MetricsAvg;
 use kiln_train::optim::OptimizerConfig;
@@ -392,6 +392,10 @@ pub struct TrainArgs {
     pub distill: DistillConfig,
 
     // ---- kiln's own, last so argparse's ambiguity lists of timm's flags read as timm's ----
+    /// Multi-label classification (`--multi-label` to `--multi-label-thresh`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub multi_label: MultiLabelConfig,
     /// Minutes a collective waits for another rank before failing with its name (torch's
     /// `timeout`; `20s` gives seconds; kiln's flag).
     #[arg(long = "dist-timeout", default_value = "30")]

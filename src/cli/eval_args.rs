@@ -5,6 +5,7 @@
 
 use super::input_flags::InputFlags;
 use clap::Args;
+use kiln_train::loader::MultiLabelConfig;
 use serde::{Serialize, Serializer};
 use std::path::PathBuf;
 
@@ -94,6 +95,10 @@ pub struct EvalArgs {
     /// TorchScript fuser (refused).
     #[arg(long, default_value = "")]
     pub fuser: String,
+    /// Multi-label data and outputs (kiln's flags): validate with mAP and F1 against the split's
+    /// label file; `kiln infer` outputs every class above the threshold.
+    #[command(flatten)]
+    pub multi_label: MultiLabelConfig,
 }
 
 /// A clap value enum under its command-line name (`macro`), as timm's namespace holds the string.

@@ -62,6 +62,20 @@ pub fn infer(a: InferArgs) -> Result<()> {
         ..
     } = prepare(&va, a.checkpoint.as_deref(), dtype)?;
     let classes = model.num_classes();
+    let multi_label =
+        a.eval.multi_label.multi_label || recorded_multi_label(a.checkpoint.as_deref());
+    if multi_label {
+        println!(
+            "Multi-label: every class with probability from {} (--multi-label-thresh)",
+            a.eval.multi_label.multi_label_thresh
+        );
+    }
+    if multi_label && a.results_separate_col {
+        return Err(Error::flag(
+            "--results-separate-col",
+            "multi-label results list a varying number of classes per image: one list cell each",
+        ));
+    }
     if a.topk > classes {
         let msg = format!("{} is more than the model's {classes} classes", a.topk);
         return Err(Error::flag("--topk", msg));
@@ -79,12 +93,15 @@ pub fn infer(a: InferArgs) -> Result<()> {
         &stages,
         &opts,
         &mut |logits, _, files| {
-            preds.extend(predict(logits, files, &a)?);
+            preds.extend(match multi_label {
+                true => predict_multi_label(logits, files, &a)?,
+                false => predict(logits, files, &a)?,
+            });
             Ok(())
         },
     )?;
     check_all_read(dataset.as_ref(), &preds)?;
-    let columns = columns(&a, &preds, labels.as_deref());
+    let columns = columns(&a, &preds, labels.as_deref(), multi_label);
     let stem = results_stem(&a, &arch, img_size)?;
     for format in &a.results_format {
         let (ext, text) = match format.as_str() {
@@ -160,6 +177,65 @@ fn label_names(a: &InferArgs) -> Result<Option<Vec<String>>> {
     Ok(Some(names))
 }
 
+/// Whether the run that wrote `checkpoint` trained multi-label: its folder's `args.yaml` sets
+/// `multi_label: true`.
+fn recorded_multi_label(checkpoint: Option<&Path>) -> bool {
+    let yaml = checkpoint
+        .and_then(Path::parent)
+        .map(|d| d.join("args.yaml"));
+    let text = yaml.and_then(|f| std::fs::read_to_string(f).ok());
+    let doc: Option<serde_yaml::Value> = text.and_then(|t| serde_yaml::from_str(&t).ok());
+    doc.and_then(|d| d.get("multi_label").and_then(serde_yaml::Value::as_bool))
+        .unwrap_or(false)
+}
+
+/// The file name as the results show it: whole with `--fullname`, else its base name.
+fn shown_name(f: &str, a: &InferArgs) -> String {
+    match a.fullname {
+        true => f.to_string(),
+        false => Path::new(f)
+            .file_name()
+            .map_or(f.to_string(), |n| n.to_string_lossy().into_owned()),
+    }
+}
+
+/// One batch's multi-label predictions: per image every class whose probability (sigmoid)
+/// reaches `--multi-label-thresh`, most probable first, with its probability (or logit); with
+/// `--topk 0` every class's output, no indices.
+fn predict_multi_label(
+    logits: &Tensor,
+    files: &[String],
+    a: &InferArgs,
+) -> Result<Vec<Prediction>> {
+    let classes = logits.shape()[1].max(1);
+    let values = logits.to_vec_f32()?;
+    let thresh = a.eval.multi_label.multi_label_thresh;
+    let preds = files.iter().zip(values.chunks(classes)).map(|(f, row)| {
+        let prob = |x: f32| 1.0 / (1.0 + (-x).exp());
+        let output = |x: f32| match a.output_type.as_str() {
+            "prob" => prob(x),
+            _ => x,
+        };
+        let mut indices: Vec<usize> = match a.topk {
+            0 => Vec::new(),
+            _ => (0..row.len())
+                .filter(|&c| f64::from(prob(row[c])) >= thresh)
+                .collect(),
+        };
+        indices.sort_by(|&i, &j| row[j].total_cmp(&row[i]));
+        let outputs = match a.topk {
+            0 => row.iter().map(|&x| output(x)).collect(),
+            _ => indices.iter().map(|&c| output(row[c])).collect(),
+        };
+        Prediction {
+            file: shown_name(f, a),
+            indices,
+            outputs,
+        }
+    });
+    Ok(preds.collect())
+}
+
 /// One batch's predictions: softmax (or logits), then the top k.
 fn predict(logits: &Tensor, files: &[String], a: &InferArgs) -> Result<Vec<Prediction>> {
     let out = match a.output_type.as_str() {
@@ -169,12 +245,7 @@ fn predict(logits: &Tensor, files: &[String], a: &InferArgs) -> Result<Vec<Predi
     let classes = out.shape()[1];
     let values = out.to_vec::<f32>()?;
     let preds = files.iter().zip(values.chunks(classes)).map(|(f, row)| {
-        let file = match a.fullname {
-            true => f.clone(),
-            false => Path::new(f)
-                .file_name()
-                .map_or(f.clone(), |n| n.to_string_lossy().into_owned()),
-        };
+        let file = shown_name(f, a);
         if a.topk == 0 {
             let outputs = row.to_vec();
             return Prediction {
@@ -220,12 +291,14 @@ fn check_all_read(dataset: &dyn Dataset, preds: &[Prediction]) -> Result<()> {
 }
 
 /// inference.py's results table, column by column: the file, then the indices (with
-/// `--include-index`), labels and outputs, one list cell each or, with
-/// `--results-separate-col`, one column per rank.
+/// `--include-index`, and always for `multi_label` results), labels and outputs, one list cell
+/// each (a list even of one class when `multi_label`) or, with `--results-separate-col`, one
+/// column per rank.
 fn columns(
     a: &InferArgs,
     preds: &[Prediction],
     labels: Option<&[String]>,
+    multi_label: bool,
 ) -> Vec<(String, Vec<Value>)> {
     let mut cols = vec![(
         a.filename_col.clone(),
@@ -237,7 +310,7 @@ fn columns(
     };
     let width = preds.first().map_or(0, |p| p.outputs.len());
     let mut groups: Vec<(&str, Vec<Vec<Value>>)> = Vec::new();
-    if a.topk > 0 && a.include_index {
+    if a.topk > 0 && (a.include_index || multi_label) {
         let rows = preds
             .iter()
             .map(|p| p.indices.iter().map(|&i| Value::from(i)).collect());
@@ -270,7 +343,7 @@ fn columns(
             }
         } else {
             let cells = rows.into_iter().map(|mut r| match r.len() {
-                1 => r.remove(0),
+                1 if !multi_label => r.remove(0),
                 _ => Value::Array(r),
             });
             cols.push((name.to_string(), cells.collect()));

@@ -3,6 +3,7 @@
 use super::args::ValidateArgs;
 use super::eval_args::EvalArgs;
 use clap::Args;
+use kiln_train::loader::MultiLabelConfig;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -70,10 +71,14 @@ pub struct InferArgs {
 }
 
 impl InferArgs {
-    /// The `kiln validate` flags that set up the same model, data and loader.
+    /// The `kiln validate` flags that set up the same model, data and loader (a folder of
+    /// unlabelled images: the multi-label flags choose infer's outputs, not the data read).
     pub fn eval_args(&self) -> ValidateArgs {
         ValidateArgs {
-            eval: self.eval.clone(),
+            eval: EvalArgs {
+                multi_label: MultiLabelConfig::default(),
+                ..self.eval.clone()
+            },
             workers: self.workers,
             log_interval: self.log_freq,
             checkpoint: self.checkpoint.iter().cloned().collect(),

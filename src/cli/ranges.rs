@@ -17,6 +17,7 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
     a.mix.check_ranges()?;
     a.sizes.check_ranges()?;
     a.distill.check_ranges()?;
+    a.multi_label.check_ranges()?;
     let one = |v: f64| vec![v];
     let maybe = |v: Option<f64>| v.into_iter().collect::<Vec<_>>();
     let widen = |v: &Option<Vec<f32>>| {
@@ -39,6 +40,7 @@ pub fn check_train_ranges(a: &TrainArgs) -> Result<()> {
 
 /// Refuses the first of `kiln validate`'s (and `kiln infer`'s) values outside its range.
 pub fn check_eval_ranges(a: &EvalArgs) -> Result<()> {
+    a.multi_label.check_ranges()?;
     let std = a
         .input
         .std

@@ -2,8 +2,10 @@
 
 use kiln_engine::{cuda, Device, MemoryFormat};
 use kiln_nn::PretrainedCfg;
-use kiln_train::data::{Dataset, IdxDataset, ImageFolder};
-use kiln_train::loader::{Layout, ResolvedData};
+use kiln_train::data::{
+    load_class_map, ClassMap, Dataset, IdxDataset, ImageFolder, MultiLabelFolder,
+};
+use kiln_train::loader::{Layout, MultiLabelConfig, ResolvedData};
 use kiln_train::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -73,6 +75,43 @@ impl DataRoot {
             }
         }
     }
+}
+
+/// The training and validation splits of multi-label data (`--multi-label`): each split folder's
+/// label file read with the classes of `class_map` when given, else of the training split's file
+/// (so both splits index the classes alike).
+pub fn open_multi_label(
+    root: &DataRoot,
+    (train_split, val_split): (&str, &str),
+    chans: usize,
+    class_map: Option<&Path>,
+    cfg: &MultiLabelConfig,
+) -> Result<(Arc<MultiLabelFolder>, Arc<MultiLabelFolder>)> {
+    let classes = class_map.map(load_class_map).transpose()?;
+    let train = open_multi_label_split(root, train_split, true, chans, classes, cfg)?;
+    let classes = Some(train.classes().clone());
+    let val = open_multi_label_split(root, val_split, false, chans, classes, cfg)?;
+    Ok((train, val))
+}
+
+/// One split folder of multi-label data (a training split when `train`, which picks the folder
+/// name aliases tried): its label file read with `classes` when given, else the file's own.
+pub fn open_multi_label_split(
+    root: &DataRoot,
+    split: &str,
+    train: bool,
+    chans: usize,
+    classes: Option<ClassMap>,
+    cfg: &MultiLabelConfig,
+) -> Result<Arc<MultiLabelFolder>> {
+    let DataRoot::Folder(dir) = root else {
+        return Err(Error::flag(
+            "--multi-label",
+            "reads image folders with a label file (labels.csv or labels.json), not IDX files",
+        ));
+    };
+    let dir = find_split(dir, split, train)?;
+    Ok(Arc::new(cfg.open(&dir, classes, chans)?))
 }
 
 /// The split folder, trying timm's aliases for validation; an empty split is `root` itself.

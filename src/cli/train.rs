@@ -15,8 +15,8 @@ use super::prune::{self, recorded_shapes};
 use super::ranges::check_train_ranges;
 use super::run_dir::experiment_name;
 use super::setup::{
-    data_cfg, embedded_data, note_cpu_layout, open_device, print_data_config, resolve_device,
-    DataRoot,
+    data_cfg, embedded_data, note_cpu_layout, open_device, open_multi_label, print_data_config,
+    resolve_device, DataRoot,
 };
 use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, NOTED, REFUSED};
@@ -50,10 +50,16 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     if a.sched.epochs == 0 {
         return Err(Error::flag("--epochs", "must be at least 1"));
     }
-    if !matches!(a.eval_metric.as_str(), "top1" | "top5" | "loss") {
+    let multi_label_metric =
+        a.multi_label.multi_label && matches!(a.eval_metric.as_str(), "map" | "f1");
+    if !matches!(a.eval_metric.as_str(), "top1" | "top5" | "loss") && !multi_label_metric {
+        let multi = match a.multi_label.multi_label {
+            true => ", map, f1",
+            false => " (map and f1 with --multi-label)",
+        };
         return Err(Error::flag(
             "--eval-metric",
-            format!("'{}' is not one of top1, top5, loss", a.eval_metric),
+            format!("'{}' is not one of top1, top5, loss{multi}", a.eval_metric),
         ));
     }
     if a.amp {
@@ -153,6 +159,18 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     check_counts(&a, in_chans, img_size)?;
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
     let (train_ds, val_ds) = match is_wds(&a.dataset) {
+        true if a.multi_label.multi_label => {
+            return Err(Error::flag(
+                "--multi-label",
+                "reads image folders with a label file, not webdataset shards",
+            ))
+        }
+        false if a.multi_label.multi_label => {
+            let splits = (a.train_split.as_str(), a.val_split.as_str());
+            let class_map = a.class_map.as_deref();
+            let (t, v) = open_multi_label(&root, splits, in_chans, class_map, &a.multi_label)?;
+            (Source::Indexed(t), Source::Indexed(v))
+        }
         true => (
             Source::Streamed(open_wds(&a, &dir, true, in_chans)?),
             Source::Streamed(open_wds(&a, &dir, false, in_chans)?),
@@ -172,6 +190,17 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         return Err(Error::flag(
             "--num-classes",
             format!("{num_classes} classes (the checkpoint's or given), but the data has {data}"),
+        ));
+    }
+    if let Some(data) = train_ds
+        .num_classes()
+        .filter(|&n| a.multi_label.multi_label && n != num_classes)
+    {
+        return Err(Error::flag(
+            "--num-classes",
+            format!(
+                "{num_classes} classes, but the multi-label data has {data} (its targets' width)"
+            ),
         ));
     }
     let (rank, world) = (comm.rank(), comm.world_size());
@@ -293,6 +322,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
         .eval_options(EvalOptions {
             log_interval: a.log_interval,
             reduce_factor: a.tta,
+            multi_label_thresh: Some(a.multi_label.multi_label_thresh),
             ..EvalOptions::default()
         });
     let builder = match prune {

@@ -8,7 +8,8 @@ use super::pretrained::start_from;
 use super::ranges::check_eval_ranges;
 use super::retry::with_retry;
 use super::setup::{
-    data_cfg, embedded_data, layout, note_cpu_layout, open_device, print_data_config, DataRoot,
+    data_cfg, embedded_data, layout, note_cpu_layout, open_device, open_multi_label_split,
+    print_data_config, DataRoot,
 };
 use super::unsupported::{
     check_input_img_mode, check_supported, notes, VALIDATE_NOTED, VALIDATE_REFUSED,
@@ -20,6 +21,7 @@ use kiln_nn::{Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::augment::EvalCropMode;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
+use kiln_train::data::load_class_map;
 use kiln_train::loader::{resolve_data_config, DataConfig, DataFlags};
 use kiln_train::trainer::{validate_observed, BatchStages, EvalOptions};
 use kiln_train::{Error, Result};
@@ -39,6 +41,11 @@ struct Row {
     /// `--metrics-avg`'s precision, recall and F1 keys.
     #[serde(flatten)]
     metrics: Option<Metrics>,
+    /// Multi-label data (`--multi-label`): mAP and micro F1 at `--multi-label-thresh`, percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    map: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    f1: Option<f64>,
     loss: f64,
     param_count: usize,
     img_size: usize,
@@ -193,7 +200,15 @@ pub(super) fn prepare(
         .unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
     limits::check_channels(in_chans)?;
-    let ds = root.open(&a.eval.split, false, in_chans, a.eval.class_map.as_deref())?;
+    let class_map = a.eval.class_map.as_deref();
+    let ds: std::sync::Arc<dyn kiln_train::data::Dataset> = match a.eval.multi_label.multi_label {
+        true => {
+            let classes = class_map.map(load_class_map).transpose()?;
+            let ml = &a.eval.multi_label;
+            open_multi_label_split(&root, &a.eval.split, false, in_chans, classes, ml)?
+        }
+        false => root.open(&a.eval.split, false, in_chans, class_map)?,
+    };
     let device = open_device(&a.eval.device)?;
     let budget = Budget::of(device);
     let (mut model, arch, checkpoint) = match checkpoint.zip(path) {
@@ -321,6 +336,7 @@ fn validate_one(
         amp,
         tta: a.tta == 2,
         valid_labels: valid,
+        multi_label_thresh: Some(a.eval.multi_label.multi_label_thresh),
         ..EvalOptions::default()
     };
     let mut scores = Scores::new(a, ds.len())?;
@@ -340,6 +356,10 @@ fn validate_one(
         100.0 - top5,
         metrics.as_ref().map(Metrics::log_line).unwrap_or_default()
     );
+    if let (Some(map), Some(f1)) = (r.map, r.f1) {
+        let thresh = a.eval.multi_label.multi_label_thresh;
+        println!(" * mAP {map:.3} F1@{thresh} {f1:.3}");
+    }
     let row = Row {
         model: arch,
         checkpoint,
@@ -348,6 +368,8 @@ fn validate_one(
         top5,
         top5_err: 100.0 - top5,
         metrics,
+        map: r.map,
+        f1: r.f1,
         loss: r.loss,
         param_count,
         img_size,

@@ -66,6 +66,15 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A multi-label file (`labels.csv` / `labels.json`) is malformed or names what the
+    /// folder or the classes lack.
+    #[error("label file {path}: {msg}")]
+    LabelFile {
+        /// The label file.
+        path: PathBuf,
+        /// Where (line or entry) and what is wrong.
+        msg: String,
+    },
     /// An image could not be decoded.
     #[error("cannot decode image {path}: {msg}")]
     Decode {

@@ -101,6 +101,35 @@ impl Mixup {
         epoch: usize,
         rng: &mut AugRng,
     ) -> Vec<f32> {
+        self.apply_dense(x, d, &one_hot(targets, self.num_classes), epoch, rng)
+    }
+
+    /// [`Mixup::apply`] for dense targets (multi-label multi-hot rows, `n × num_classes`): each
+    /// row smoothed as timm smooths one-hot rows, then mixed as timm mixes them (`lam·a + (1 -
+    /// lam)·b`).
+    pub fn apply_dense(
+        &self,
+        x: &mut Vec<f32>,
+        d: Dims,
+        dense: &[f32],
+        epoch: usize,
+        rng: &mut AugRng,
+    ) -> Vec<f32> {
+        let (lam, keep) = self.mix_images(x, d, epoch, rng);
+        mixup_dense_target(dense, self.num_classes, &lam, self.label_smoothing)
+            [..keep * self.num_classes]
+            .to_vec()
+    }
+
+    /// Mixes `x` in place: each image's lambda, and the images kept (the first half in `Half`
+    /// mode, `x` cut to them).
+    fn mix_images(
+        &self,
+        x: &mut Vec<f32>,
+        d: Dims,
+        epoch: usize,
+        rng: &mut AugRng,
+    ) -> (Vec<f64>, usize) {
         assert!(
             d.n.is_multiple_of(2),
             "mixup needs an even batch, got {}",
@@ -118,9 +147,7 @@ impl Mixup {
             d.n
         };
         x.truncate(keep * d.image_len());
-        mixup_target(targets, self.num_classes, &lam, self.label_smoothing)
-            [..keep * self.num_classes]
-            .to_vec()
+        (lam, keep)
     }
 
     fn beta(alpha: f64, rng: &mut AugRng) -> f64 {
@@ -287,17 +314,66 @@ pub fn mixup_target(
     lam: &[f64],
     smoothing: f64,
 ) -> Vec<f32> {
-    let n = targets.len();
+    mixup_dense_target(&one_hot(targets, num_classes), num_classes, lam, smoothing)
+}
+
+/// One row of `num_classes` per target, 1 at its class (a class past the last leaves the row 0).
+fn one_hot(targets: &[usize], num_classes: usize) -> Vec<f32> {
+    let mut hot = vec![0f32; targets.len() * num_classes];
+    for (row, &t) in hot.chunks_exact_mut(num_classes.max(1)).zip(targets) {
+        if let Some(v) = row.get_mut(t) {
+            *v = 1.0;
+        }
+    }
+    hot
+}
+
+/// [`mixup_target`] of dense rows (`n × num_classes`, multi-hot for multi-label data): row i
+/// smoothed (`y·(1 - smoothing) + smoothing / classes`, which is timm's off and on value for 0
+/// and 1) times lam_i plus row n-1-i smoothed times 1 - lam_i.
+pub fn mixup_dense_target(
+    dense: &[f32],
+    num_classes: usize,
+    lam: &[f64],
+    smoothing: f64,
+) -> Vec<f32> {
+    let k = num_classes.max(1);
+    let n = dense.len() / k;
     let off = smoothing / num_classes as f64;
-    let on = 1.0 - smoothing + off;
-    let mut out = vec![0f32; n * num_classes];
-    for (i, row) in out.chunks_exact_mut(num_classes).enumerate() {
-        let (a, b, l) = (targets[i], targets[n - 1 - i], lam[i]);
-        for (k, v) in row.iter_mut().enumerate() {
-            let y1 = if k == a { on } else { off };
-            let y2 = if k == b { on } else { off };
-            *v = (y1 * l + y2 * (1.0 - l)) as f32;
+    let smooth = |v: f32| f64::from(v) * (1.0 - smoothing) + off;
+    let mut out = vec![0f32; n * k];
+    for (i, row) in out.chunks_exact_mut(k).enumerate() {
+        let (a, b, l) = (&dense[i * k..][..k], &dense[(n - 1 - i) * k..][..k], lam[i]);
+        for ((v, &y1), &y2) in row.iter_mut().zip(a).zip(b) {
+            *v = (smooth(y1) * l + smooth(y2) * (1.0 - l)) as f32;
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_rows_mix_as_one_hot_rows_do() {
+        // Multi-hot rows, no smoothing: row i is lam_i·a + (1 - lam_i)·b, b the row n-1-i.
+        let dense = [1.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        let got = mixup_dense_target(&dense, 3, &[0.75, 0.75], 0.0);
+        assert_eq!(got, vec![0.75, 0.75, 0.25, 0.25, 0.25, 0.75]);
+        // One-hot rows through mixup_target are the dense path's, smoothing included.
+        let (targets, lam) = ([2usize, 0, 1, 1], [0.3, 1.0, 0.6, 0.3]);
+        let mut hot = vec![0f32; 4 * 5];
+        targets
+            .iter()
+            .enumerate()
+            .for_each(|(i, &t)| hot[i * 5 + t] = 1.0);
+        assert_eq!(
+            mixup_target(&targets, 5, &lam, 0.1),
+            mixup_dense_target(&hot, 5, &lam, 0.1)
+        );
+        // Smoothed multi-hot values: 1 -> 1 - s + s/K, 0 -> s/K.
+        let got = mixup_dense_target(&[1.0, 0.0, 1.0, 0.0], 2, &[1.0, 1.0], 0.2);
+        assert_eq!(got, vec![0.9, 0.1, 0.9, 0.1]);
+    }
 }

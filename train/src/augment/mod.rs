@@ -34,7 +34,7 @@ pub use factory::{eval, small_train, DEFAULT_CROP_MODE, DEFAULT_CROP_PCT};
 pub use flip::{hflip, vflip, HFlip, VFlip};
 pub use grayscale::{grayscale, RandomGrayscale};
 pub use keep_ratio::ResizeKeepRatio;
-pub use mixup::{mixup_target, Dims, Mixup, MixupMode};
+pub use mixup::{mixup_dense_target, mixup_target, Dims, Mixup, MixupMode};
 pub use pixel::{
     adjust_hue, auto_contrast, blend, brightness, color, contrast, equalize, gaussian_blur, invert,
     point, posterize, sharpness, solarize, solarize_add,

@@ -5,9 +5,12 @@ use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
 const HEADER: &str = "epoch,train_loss,eval_loss,eval_top1,eval_top5,lr";
+/// The header of multi-label runs: mAP and F1 (`--eval-metric map` / `f1`) after top-1/top-5.
+const MULTI_LABEL_HEADER: &str =
+    "epoch,train_loss,eval_loss,eval_top1,eval_top5,eval_map,eval_f1,lr";
 
 /// Writes `summary.csv` in the run folder: epoch, train loss, the eval loss and top-1/top-5 (of
-/// the EMA model when one is validated, as timm) and the lr. A resumed run replaces the rows of
+/// the EMA model when one is validated, as timm), for multi-label data mAP and F1, and the lr. A resumed run replaces the rows of
 /// epochs it trains again, so every epoch appears once.
 #[derive(Debug)]
 pub struct SummaryCsv {
@@ -56,11 +59,15 @@ impl Callback for SummaryCsv {
         let (loss, top1, top5) =
             eval.map_or((f64::NAN, f64::NAN, f64::NAN), |e| (e.loss, e.top1, e.top5));
         let mut rows = self.rows_before(s.epoch)?;
+        let (header, multi) = match eval.and_then(|e| e.map.zip(e.f1)) {
+            Some((map, f1)) => (MULTI_LABEL_HEADER, format!("{map},{f1},")),
+            None => (HEADER, String::new()),
+        };
         rows.push(format!(
-            "{},{train_loss},{loss},{top1},{top5},{}",
+            "{},{train_loss},{loss},{top1},{top5},{multi}{}",
             s.epoch, s.lr
         ));
-        let text = format!("{HEADER}\n{}\n", rows.join("\n"));
+        let text = format!("{header}\n{}\n", rows.join("\n"));
         Ok(kiln_nn::write_durably(&self.path, text.as_bytes())?)
     }
 }

@@ -26,6 +26,13 @@ pub trait Dataset: Send + Sync + std::fmt::Debug {
     /// Class index of sample `i`, without decoding it (used by samplers and summaries).
     fn label(&self, i: usize) -> usize;
 
+    /// All classes of sample `i` in a multi-label dataset (sorted, at least one), or `None` for
+    /// a single-label dataset, whose class is [`Dataset::label`]. The loader turns these into
+    /// dense multi-hot targets.
+    fn label_set(&self, _i: usize) -> Option<Vec<usize>> {
+        None
+    }
+
     /// Name of the file sample `i` comes from.
     fn filename(&self, i: usize) -> String;
 

@@ -105,6 +105,17 @@ fn loose_images(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The image file `path` decoded to `chans` channels, as the sample of class `label`.
+pub(super) fn load_file(path: &Path, chans: usize, label: usize) -> Result<Sample> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    Ok(Sample {
+        image: decode(&bytes, chans, &name)?,
+        label,
+        filename: name,
+    })
+}
+
 /// Whether `path` ends in one of `IMAGE_EXTENSIONS`.
 pub fn is_image(path: &Path) -> bool {
     let ext = path
@@ -147,13 +158,7 @@ impl Dataset for ImageFolder {
 
     fn load(&self, i: usize) -> Result<Sample> {
         let (path, label) = &self.samples[i];
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let name = self.filename(i);
-        Ok(Sample {
-            image: decode(&bytes, self.chans, &name)?,
-            label: *label,
-            filename: name,
-        })
+        load_file(path, self.chans, *label)
     }
 
     fn num_classes(&self) -> usize {

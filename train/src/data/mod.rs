@@ -1,11 +1,12 @@
-//! Datasets: the `Dataset` trait, IDX (MNIST), image folders, tar archives, webdataset shards
-//! (streamed), and decoding.
+//! Datasets: the `Dataset` trait, IDX (MNIST), image folders (single- and multi-label), tar
+//! archives, webdataset shards (streamed), and decoding.
 mod classes;
 mod dataset;
 mod decode;
 mod folder;
 mod idx;
 mod image;
+mod multi_label;
 mod source;
 mod tar;
 pub mod wds;
@@ -17,5 +18,6 @@ pub(crate) use decode::panic_text;
 pub use folder::{is_image, ImageFolder, IMAGE_EXTENSIONS};
 pub use idx::IdxDataset;
 pub use image::Image;
+pub use multi_label::{find_label_file, read_label_file, LabelRow, MultiLabelFolder, LABEL_FILES};
 pub use source::Source;
 pub use tar::TarDataset;

@@ -14,8 +14,11 @@ pub struct Batch {
     pub w: usize,
     /// Channels.
     pub c: usize,
-    /// Class index per image.
+    /// Class index per image (a multi-label image's first class).
     pub targets: Vec<usize>,
+    /// From a multi-label dataset: the dense multi-hot targets, row-major `[n, classes]` (1 for
+    /// each class the image has); empty for single-label data.
+    pub multi_hot: Vec<f32>,
     /// Source file per image.
     pub filenames: Vec<String>,
     /// Views per sample (timm's `aug_splits`, 1 without).
@@ -49,6 +52,14 @@ impl Batch {
         Batch {
             images,
             ..self.clone()
+        }
+    }
+
+    /// The classes of a multi-label batch's rows (`multi_hot`'s width), 0 for single-label data.
+    pub fn multi_label_classes(&self) -> usize {
+        match self.n {
+            0 => 0,
+            n => self.multi_hot.len() / n,
         }
     }
 

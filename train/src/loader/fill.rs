@@ -46,8 +46,8 @@ pub struct Shared {
     pub refill: bool,
 }
 
-/// One loaded sample: its views, its label and its file.
-type Views = (Vec<Image>, usize, String);
+/// One loaded sample: its views, its label, its classes (multi-label data) and its file.
+type Views = (Vec<Image>, usize, Option<Vec<usize>>, String);
 
 /// One batch to make: its position in the epoch and the dataset indices it holds.
 #[derive(Debug, Clone)]
@@ -111,7 +111,8 @@ impl Shared {
                 }
                 Items::Streamed { samples, chans } => {
                     let s = &samples[k];
-                    let found = self.load_views(s.load(*chans), || s.filename(), variant, &mut rng);
+                    let loaded = s.load(*chans);
+                    let found = self.load_views(loaded, None, || s.filename(), variant, &mut rng);
                     let failed = usize::from(found.is_none());
                     (found, failed)
                 }
@@ -144,8 +145,8 @@ impl Shared {
         let len = dataset.len().max(1);
         for t in 0..tries {
             let j = (i + t) % len;
-            if let Some(v) = self.load_views(dataset.load(j), || dataset.filename(j), variant, rng)
-            {
+            let (loaded, set) = (dataset.load(j), dataset.label_set(j));
+            if let Some(v) = self.load_views(loaded, set, || dataset.filename(j), variant, rng) {
                 return (Some(v), t);
             }
         }
@@ -157,13 +158,14 @@ impl Shared {
     fn load_views(
         &self,
         loaded: crate::Result<Sample>,
+        label_set: Option<Vec<usize>>,
         name: impl FnOnce() -> String,
         variant: &Variant,
         rng: &mut AugRng,
     ) -> Option<Views> {
         match loaded {
             Ok(s) => match checked_views(variant, s.image, rng) {
-                Ok(v) => Some((v, s.label, s.filename)),
+                Ok(v) => Some((v, s.label, label_set, s.filename)),
                 Err(why) => {
                     self.count_skip(&s.filename, &why);
                     None
@@ -198,12 +200,21 @@ impl Shared {
             .unwrap_or_default();
         images.clear();
         images.reserve(views.len() * splits * h * w * c);
-        let (mut targets, mut filenames) = (Vec::new(), Vec::new());
+        let classes = match &job.items {
+            Items::Indexed { dataset, .. } => dataset.num_classes(),
+            Items::Streamed { .. } => 0,
+        };
+        let (mut targets, mut filenames, mut multi_hot) = (Vec::new(), Vec::new(), Vec::new());
         for s in 0..splits {
-            for (v, label, name) in &views {
+            for (v, label, set, name) in &views {
                 images.extend_from_slice(&v[s].data);
                 targets.push(*label);
                 filenames.push(name.clone());
+                if let Some(set) = set {
+                    let row = multi_hot.len();
+                    multi_hot.resize(row + classes, 0.0);
+                    set.iter().for_each(|&c| multi_hot[row + c] = 1.0);
+                }
             }
         }
         let n = targets.len();
@@ -214,6 +225,7 @@ impl Shared {
             w,
             c,
             targets,
+            multi_hot,
             filenames,
             splits,
             index: job.index,

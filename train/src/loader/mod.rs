@@ -32,6 +32,7 @@ mod config;
 mod data_config;
 mod fill;
 mod mix_config;
+mod multi_label_config;
 mod normalize;
 mod resolve;
 mod sampler;
@@ -47,6 +48,7 @@ pub use batch::Batch;
 pub use batch_plan::{BatchPlan, PlannedBatch};
 pub use data_config::DataConfig;
 pub use mix_config::MixConfig;
+pub use multi_label_config::MultiLabelConfig;
 pub use normalize::{
     default_mean_std, Layout, Normalize, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
 };

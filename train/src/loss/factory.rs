@@ -134,6 +134,26 @@ pub fn create_loss(args: &LossConfig, mix: &MixConfig) -> Result<Box<dyn Loss>> 
     })
 }
 
+/// The training loss of multi-label data: timm's `BinaryCrossEntropy` with the `--bce-*` options
+/// on the dense multi-hot targets, used as given (smoothing acts only through mixup, which folds
+/// it into the rows it mixes, as timm's BCE smooths class indices only). `--jsd-loss` is refused:
+/// it compares softmax distributions of single-label classes.
+pub fn create_multi_label_loss(args: &LossConfig) -> Result<Box<dyn Loss>> {
+    if args.jsd_loss {
+        return Err(Error::flag(
+            "--jsd-loss",
+            "compares softmax distributions of one class per image; multi-label trains with BCE",
+        ));
+    }
+    Ok(Box::new(BinaryCrossEntropy {
+        smoothing: 0.0,
+        target_threshold: args.bce_target_thresh,
+        pos_weight: args.bce_pos_weight,
+        sum_classes: args.bce_sum,
+        ..BinaryCrossEntropy::default()
+    }))
+}
+
 /// The validation loss: plain cross-entropy, whatever trains.
 pub fn create_val_loss() -> Box<dyn Loss> {
     Box::new(CrossEntropy::default())

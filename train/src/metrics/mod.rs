@@ -1,10 +1,12 @@
 //! Running averages, top-k accuracy, ImageNet ReaL accuracy, averaged precision, recall and F1,
-//! and timm's number formats for log lines.
+//! multi-label mAP and F1, and timm's number formats for log lines.
 
 mod averaged;
+mod multi_label;
 mod real_labels;
 
 pub use averaged::{ClassScores, MetricsAvg};
+pub use multi_label::{average_precision, MultiLabelMeter, MultiLabelScores};
 pub use real_labels::RealLabels;
 
 use crate::Result;

@@ -26,7 +26,7 @@ pub struct BatchStages {
 pub struct TensorBatch {
     /// The images.
     pub images: Tensor,
-    /// Class indices (I64) or soft targets (F32, [N, K]).
+    /// Class indices (I64), or soft or multi-label targets (F32, [N, K]).
     pub targets: Tensor,
     /// Class indices, for accuracy.
     pub labels: Vec<usize>,
@@ -56,19 +56,17 @@ impl BatchStages {
             .mixup
             .as_ref()
             .filter(|_| train && batch.n.is_multiple_of(2));
+        let classes = batch.multi_label_classes();
         let (targets, n) = match mixup {
             Some(m) => {
-                let soft = m.apply(&mut x, d, &batch.targets, batch.epoch, &mut rng);
+                let soft = match classes {
+                    0 => m.apply(&mut x, d, &batch.targets, batch.epoch, &mut rng),
+                    _ => m.apply_dense(&mut x, d, &batch.multi_hot, batch.epoch, &mut rng),
+                };
                 let n = x.len() / d.image_len();
                 (Tensor::from_vec(soft, &[n, m.num_classes])?, n)
             }
-            None => (
-                Tensor::from_vec(
-                    batch.targets.iter().map(|&t| t as i64).collect(),
-                    &[batch.n],
-                )?,
-                batch.n,
-            ),
+            None => (targets_of(batch)?, batch.n),
         };
         let images = match self.normalize.layout {
             DataLayout::Nchw => Tensor::from_vec(x, &[n, batch.c, batch.h, batch.w])?,
@@ -94,11 +92,22 @@ impl BatchStages {
             DataLayout::Nhwc => images,
             DataLayout::Nchw => images.to_memory_format(kiln_engine::MemoryFormat::Contiguous)?,
         };
-        let targets: Vec<i64> = batch.targets.iter().map(|&t| t as i64).collect();
         Ok(TensorBatch {
             images,
-            targets: Tensor::from_vec(targets, &[batch.n])?.to_device(self.device)?,
+            targets: targets_of(batch)?.to_device(self.device)?,
             labels: batch.targets.clone(),
         })
     }
+}
+
+/// A batch's targets unmixed: its dense multi-hot rows (F32 [N, K]) for multi-label data, else
+/// its class indices (I64 [N]).
+fn targets_of(batch: &Batch) -> Result<Tensor> {
+    Ok(match batch.multi_label_classes() {
+        0 => Tensor::from_vec(
+            batch.targets.iter().map(|&t| t as i64).collect(),
+            &[batch.n],
+        )?,
+        k => Tensor::from_vec(batch.multi_hot.clone(), &[batch.n, k])?,
+    })
 }

@@ -10,7 +10,7 @@ use super::{
 use crate::data::{Dataset, Source};
 use crate::distill::Distillation;
 use crate::loader::{DataConfig, Layout};
-use crate::loss::{create_loss, Loss, LossConfig};
+use crate::loss::{create_loss, create_multi_label_loss, Loss, LossConfig};
 use crate::optim::{create_optimizer_for_model_and, OptimizerConfig};
 use crate::sched::{create_scheduler, SchedulerConfig};
 use crate::{Error, Result};
@@ -265,6 +265,11 @@ impl TrainerBuilder {
         let epochs = &mut data.sizes.train_size_schedule_epochs;
         *epochs = epochs.or(Some(self.scheduler.epochs));
         let data = &data;
+        // A multi-label dataset trains with BCE on its multi-hot targets.
+        let multi_label = match &self.train {
+            Source::Indexed(d) => !d.is_empty() && d.label_set(0).is_some(),
+            Source::Streamed(_) => false,
+        };
         let train_loader = data.train_loader_for(self.train, rank, world)?;
         let stages = BatchStages {
             normalize: data.normalize(layout),
@@ -309,6 +314,7 @@ impl TrainerBuilder {
         let updates_per_epoch = train_loader.len().div_ceil(self.config.grad_accum_steps);
         let (scheduler, epochs) = create_scheduler(&self.scheduler, lr, updates_per_epoch)?;
         let loss = match self.loss {
+            LossChoice::Config(cfg) if multi_label => create_multi_label_loss(&cfg)?,
             LossChoice::Config(cfg) => create_loss(&cfg, &data.mix)?,
             LossChoice::Custom(loss) => loss,
         };

@@ -2,8 +2,9 @@
 
 use super::BatchStages;
 use crate::loader::Loader;
-use crate::metrics::{accuracy, AverageMeter};
-use crate::Result;
+use crate::loss::{BinaryCrossEntropy, Loss};
+use crate::metrics::{accuracy, AverageMeter, MultiLabelMeter, MultiLabelScores};
+use crate::{Error, Result};
 use kiln_engine::{no_grad, DType, Tensor};
 use kiln_nn::Model;
 use std::time::Instant;
@@ -11,12 +12,16 @@ use std::time::Instant;
 /// What a validation pass measured.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct EvalStats {
-    /// Mean cross-entropy (no smoothing).
+    /// Mean cross-entropy (no smoothing); for multi-label data, mean binary cross-entropy.
     pub loss: f64,
-    /// Top-1 accuracy, percent.
+    /// Top-1 accuracy, percent (multi-label data: the top class is one of the image's).
     pub top1: f64,
-    /// Top-5 accuracy, percent.
+    /// Top-5 accuracy, percent (multi-label data: one of the image's classes is in the top 5).
     pub top5: f64,
+    /// Multi-label data: mean average precision over the classes, percent.
+    pub map: Option<f64>,
+    /// Multi-label data: micro F1 at [`EvalOptions::multi_label_thresh`], percent.
+    pub f1: Option<f64>,
     /// Images evaluated.
     pub samples: usize,
     /// Images skipped because they could not be read.
@@ -46,6 +51,16 @@ pub struct EvalOptions {
     /// data's class i scored against the model's class `valid_labels[i]`), before the loss and
     /// accuracy (None: all).
     pub valid_labels: Option<Vec<usize>>,
+    /// Multi-label data: the probability (sigmoid of the logit) from which a class counts as
+    /// predicted, for F1 (None: 0.5, `--multi-label-thresh`'s default).
+    pub multi_label_thresh: Option<f64>,
+}
+
+impl EvalOptions {
+    /// The multi-label F1 threshold in force.
+    pub fn threshold(&self) -> f64 {
+        self.multi_label_thresh.unwrap_or(0.5)
+    }
 }
 
 /// What sees each batch's scores besides the loss and accuracy: the logits (one row per image
@@ -81,6 +96,7 @@ pub fn validate_observed(
         AverageMeter::default(),
     );
     let skipped_before = loader.skipped();
+    let mut multi: Option<MultiLabelMeter> = None;
     let start = Instant::now();
     let mut tick = Instant::now();
     for (step, batch) in loader.epoch(0).enumerate() {
@@ -107,6 +123,12 @@ pub fn validate_observed(
         };
         let grouped: Vec<String>;
         let (logits, targets, labels, files) = match opts.reduce_factor {
+            f if f > 1 && batch.multi_label_classes() > 0 => {
+                return Err(Error::flag(
+                    "--tta",
+                    format!("a reduction of {f} views scores single-label data, not multi-label"),
+                ))
+            }
             f if f > 1 && b.labels.len() >= f => {
                 let (logits, targets, labels) = reduce_groups(&logits, &b.labels, f)?;
                 grouped = (batch.filenames.iter().step_by(f))
@@ -119,7 +141,13 @@ pub fn validate_observed(
             _ => (logits, b.targets, b.labels, &batch.filenames[..]),
         };
         observe(&logits, &labels, files)?;
-        let loss = logits.cross_entropy(&targets, 0.0)?.item()?;
+        let (loss, labels) = match batch.multi_label_classes() {
+            0 => (logits.cross_entropy(&targets, 0.0)?.item()?, labels),
+            k => {
+                let meter = multi.get_or_insert_with(|| MultiLabelMeter::new(k));
+                multi_label_batch(&logits, &targets, meter)?
+            }
+        };
         let k5 = 5.min(logits.shape()[1]);
         let acc = accuracy(&logits, &labels, &[1, k5])?;
         let n = labels.len();
@@ -145,14 +173,69 @@ pub fn validate_observed(
         }
     }
     model.set_training(true);
+    let scores = multi.map(|m| m.scores(opts.threshold()));
+    if let (Some(s), false) = (&scores, opts.quiet) {
+        print_multi_label(s, opts);
+    }
     Ok(EvalStats {
         loss: losses.avg(),
         top1: top1.avg(),
         top5: top5.avg(),
+        map: scores.as_ref().map(|s| 100.0 * s.map),
+        f1: scores.as_ref().map(|s| 100.0 * s.f1),
         samples: top1.count as usize,
         skipped: loader.skipped() - skipped_before,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Scores a multi-label batch: records its probabilities in `meter` and returns the mean
+/// binary cross-entropy and, per image, its class the model ranks highest (top-k accuracy then
+/// asks whether one of the image's classes is in the top k).
+fn multi_label_batch(
+    logits: &Tensor,
+    targets: &Tensor,
+    meter: &mut MultiLabelMeter,
+) -> Result<(f64, Vec<usize>)> {
+    let plain = BinaryCrossEntropy {
+        smoothing: 0.0,
+        ..BinaryCrossEntropy::default()
+    };
+    let loss = plain
+        .forward(&logits.to_dtype(DType::F32)?, targets)?
+        .item()?;
+    let (v, t) = (logits.to_vec_f32()?, targets.to_vec_f32()?);
+    let probs: Vec<f32> = v.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect();
+    meter.update(&probs, &t)?;
+    let k = logits.shape()[1].max(1);
+    let best = (v.chunks(k).zip(t.chunks(k)))
+        .map(|(row, hot)| {
+            let positives = (0..k).filter(|&c| hot[c] > 0.5);
+            positives
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0)
+        })
+        .collect();
+    Ok((loss, best))
+}
+
+/// The multi-label result lines: mAP and F1, then each class's AP (percent).
+fn print_multi_label(s: &MultiLabelScores, opts: &EvalOptions) {
+    println!(
+        "Test{}: mAP: {:>7.3}  F1@{}: {:>7.3}",
+        opts.suffix,
+        100.0 * s.map,
+        opts.threshold(),
+        100.0 * s.f1
+    );
+    let per_class: Vec<String> = (s.class_ap.iter().enumerate())
+        .map(|(c, ap)| format!("{c}: {:.3}", 100.0 * ap))
+        .collect();
+    println!(
+        "Test{}: AP per class: {}",
+        opts.suffix,
+        per_class.join("  ")
+    );
 }
 
 /// timm's `output.unfold(0, f, f).mean(dim=2)` with `target[::f]`: each `f` consecutive rows of

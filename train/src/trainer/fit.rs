@@ -588,13 +588,22 @@ impl Run {
 }
 
 impl Run {
-    /// Validation metrics averaged over ranks (each rank evaluates its shard).
+    /// Validation metrics averaged over ranks (each rank evaluates its shard). Multi-label mAP
+    /// and F1 are averaged alike, weighted by samples: exact on one rank, an approximation of
+    /// the whole set's over several (as timm's distributed accuracy is of its padded shards).
     fn reduce_eval(&self, mut stats: EvalStats) -> Result<EvalStats> {
         let n = stats.samples as f64;
-        let m = self
-            .updater
-            .reduce_means(&[(stats.loss, n), (stats.top1, n), (stats.top5, n)])?;
+        let (map, f1) = (stats.map.unwrap_or(0.0), stats.f1.unwrap_or(0.0));
+        let m = self.updater.reduce_means(&[
+            (stats.loss, n),
+            (stats.top1, n),
+            (stats.top5, n),
+            (map, n),
+            (f1, n),
+        ])?;
         (stats.loss, stats.top1, stats.top5) = (m[0], m[1], m[2]);
+        stats.map = stats.map.map(|_| m[3]);
+        stats.f1 = stats.f1.map(|_| m[4]);
         Ok(stats)
     }
 }

@@ -76,7 +76,8 @@ pub struct RunState {
     pub eval: Option<EvalStats>,
     /// The last validation of the EMA model, if one is kept.
     pub ema_eval: Option<EvalStats>,
-    /// Which metric ranks epochs: top1, top5 or loss (timm's `--eval-metric`).
+    /// Which metric ranks epochs: top1, top5 or loss (timm's `--eval-metric`), or for
+    /// multi-label data map or f1.
     pub eval_metric: String,
     /// This epoch left validation and checkpoints out (`--val-interval`).
     pub eval_skipped: bool,
@@ -123,6 +124,8 @@ impl RunState {
         Some(match self.eval_metric.as_str() {
             "top5" => eval.top5,
             "loss" => eval.loss,
+            "map" => eval.map.unwrap_or(f64::NAN),
+            "f1" => eval.f1.unwrap_or(f64::NAN),
             _ => eval.top1,
         })
     }
