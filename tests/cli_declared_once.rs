@@ -1,14 +1,14 @@
 //! Each flag of `kiln train` is declared in one place: a field of `TrainArgs`, or of the library
 //! config `TrainArgs` flattens (`OptimizerConfig`, `SchedulerConfig`, `AugConfig`, `LossConfig`,
-//! `MixConfig`, `SizeScheduleConfig`, `DistillConfig`, `MultiLabelConfig`), which carries its name,
-//! default and help.
+//! `MixConfig`, `SizeScheduleConfig`, `DistillConfig`, `MultiLabelConfig`), or of a flag group the
+//! commands share (`DataSource`, `InputFlags`), which carries its name, default and help.
 //! A flag the command copies into a same-named field of another struct (`batch_size:
 //! a.batch_size`) is declared a second time there, with a second default; the copies left are
 //! listed below with their reason, and the list may only shrink: a listed copy that is gone fails
 //! too, so the list stays the truth.
 
 use clap::CommandFactory;
-use kiln::cli::{Cli, TrainArgs};
+use kiln::cli::{Cli, DataSource, InputFlags, TrainArgs};
 use kiln::train::distill::DistillConfig;
 use kiln::train::loader::{AugConfig, MixConfig, MultiLabelConfig, SizeScheduleConfig};
 use kiln::train::loss::LossConfig;
@@ -146,6 +146,8 @@ fn the_flattened_configs_default_as_the_command_line() {
     assert_eq!(a.sizes, SizeScheduleConfig::default());
     assert_eq!(a.distill, DistillConfig::default());
     assert_eq!(a.multi_label, MultiLabelConfig::default());
+    assert_eq!(a.source, DataSource::default());
+    assert_eq!(a.input, InputFlags::default());
     let sched = SchedulerConfig {
         seed: a.sched.seed,
         eval_metric: a.sched.eval_metric.clone(),

@@ -1,6 +1,7 @@
 //! The flags of `kiln train` and `kiln validate`, with timm's `train.py` / `validate.py` names and
 //! defaults, grouped as timm groups them.
 
+use super::data_source::DataSource;
 use super::eval_args::EvalArgs;
 use super::input_flags::InputFlags;
 use clap::Args;
@@ -20,15 +21,10 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct TrainArgs {
     // ---- Dataset ----
-    /// Dataset root: a folder with IDX files (MNIST / Fashion-MNIST) or an ImageFolder tree with
-    /// train/ and validation/ (or val/) splits. Without it, the Fashion-MNIST subset in data/.
-    pub data: Option<PathBuf>,
-    /// Same as the positional DATA (timm's preferred spelling).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Dataset type and name (`<type>/<name>`); empty: an ImageFolder tree or an IDX folder.
-    #[arg(long, default_value = "")]
-    pub dataset: String,
+    /// The dataset root and type (DATA, `--data-dir`, `--dataset`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub source: DataSource,
     /// Train split folder name.
     #[arg(long, default_value = "train")]
     pub train_split: String,

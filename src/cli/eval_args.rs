@@ -3,6 +3,7 @@
 //! serialize under the dest names of timm's argparse namespace, which tests/cli_script_argparse.rs
 //! compares with the namespaces timm's own parsers make of the same command lines.
 
+use super::data_source::DataSource;
 use super::input_flags::InputFlags;
 use clap::Args;
 use kiln_train::loader::MultiLabelConfig;
@@ -12,15 +13,10 @@ use std::path::PathBuf;
 /// Model, weights, data and input flags common to `kiln validate` and `kiln infer`.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct EvalArgs {
-    /// Dataset root (IDX folder or image folder; `kiln infer` reads the folder itself when it has
-    /// no split folder); without it, the Fashion-MNIST subset.
-    pub data: Option<PathBuf>,
-    /// Same as the positional DATA (timm's preferred spelling).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Dataset type: a folder (default); framework and hub datasets are refused.
-    #[arg(long, default_value = "")]
-    pub dataset: String,
+    /// The dataset root and type (DATA, `--data-dir`, `--dataset`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub source: DataSource,
     /// Split to read.
     #[arg(long, default_value = "validation")]
     pub split: String,

@@ -2,7 +2,8 @@
 //! `kiln validate`'s model, data and loader.
 
 use super::infer_args::InferArgs;
-use super::setup::{embedded_data, DataRoot};
+use super::model_record::recorded_multi_label;
+use super::setup::DataRoot;
 use super::unsupported::{check_supported, VALIDATE_REFUSED};
 use super::validate::{prepare, Prepared};
 use kiln_engine::Tensor;
@@ -35,9 +36,7 @@ pub fn infer(a: InferArgs) -> Result<()> {
     }
     // inference.py's create_dataset: without the split's folder, the folder itself (its images
     // at any depth).
-    let dir = (va.eval.data.clone())
-        .or(va.eval.data_dir.clone())
-        .unwrap_or_else(embedded_data);
+    let dir = va.eval.source.root();
     if !DataRoot::detect(&dir)?.has_eval_split(&va.eval.split) {
         println!(
             "No '{}' split in {}: reading the folder itself",
@@ -175,18 +174,6 @@ fn label_names(a: &InferArgs) -> Result<Option<Vec<String>>> {
         names[i] = name.clone();
     }
     Ok(Some(names))
-}
-
-/// Whether the run that wrote `checkpoint` trained multi-label: its folder's `args.yaml` sets
-/// `multi_label: true`.
-fn recorded_multi_label(checkpoint: Option<&Path>) -> bool {
-    let yaml = checkpoint
-        .and_then(Path::parent)
-        .map(|d| d.join("args.yaml"));
-    let text = yaml.and_then(|f| std::fs::read_to_string(f).ok());
-    let doc: Option<serde_yaml::Value> = text.and_then(|t| serde_yaml::from_str(&t).ok());
-    doc.and_then(|d| d.get("multi_label").and_then(serde_yaml::Value::as_bool))
-        .unwrap_or(false)
 }
 
 /// The file name as the results show it: whole with `--fullname`, else its base name.

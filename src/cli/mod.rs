@@ -7,6 +7,7 @@ mod args;
 #[cfg(feature = "onnx-check")]
 mod check_forward;
 mod config;
+mod data_source;
 #[macro_use]
 mod configs;
 #[macro_use]
@@ -42,7 +43,9 @@ pub use configs::{
     batch_size_reference, data_config, data_flags, optimizer_config, resolve_lr, scheduler_config,
     train_config, variable_batch_loss_scale,
 };
+pub use data_source::DataSource;
 pub use export::ExportArgs;
+pub use input_flags::InputFlags;
 pub use launch::LaunchArgs;
 pub use prune::PruneArgs;
 pub use schedule::ScheduleArgs;
@@ -198,7 +201,7 @@ pub fn parse(argv: &[String]) -> std::result::Result<Cli, clap::Error> {
         .try_get_matches_from(&argv)?
         .subcommand_matches("train")
         .is_some_and(|m| m.value_source("model") == Some(clap::parser::ValueSource::CommandLine));
-    let yaml = match (&t.config, t.data.is_none() && t.data_dir.is_none()) {
+    let yaml = match (&t.config, t.source.is_unset()) {
         (Some(path), _) => Some((config::read_config(path), true)),
         (None, true) => Some((
             config::yaml_to_flags(config::FASHION_MNIST, "configs/fashion-mnist.yaml"),

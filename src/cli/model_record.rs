@@ -399,6 +399,18 @@ pub fn build_model(
     Ok(model)
 }
 
+/// Whether the run that wrote `checkpoint` trained multi-label: its folder's `args.yaml` sets
+/// `multi_label: true`.
+pub(super) fn recorded_multi_label(checkpoint: Option<&Path>) -> bool {
+    let yaml = checkpoint
+        .and_then(Path::parent)
+        .map(|d| d.join("args.yaml"));
+    let text = yaml.and_then(|f| std::fs::read_to_string(f).ok());
+    let doc: Option<serde_yaml::Value> = text.and_then(|t| serde_yaml::from_str(&t).ok());
+    doc.and_then(|d| d.get("multi_label").and_then(serde_yaml::Value::as_bool))
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

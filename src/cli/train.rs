@@ -15,8 +15,8 @@ use super::prune::{self, recorded_shapes};
 use super::ranges::check_train_ranges;
 use super::run_dir::experiment_name;
 use super::setup::{
-    data_cfg, embedded_data, note_cpu_layout, open_device, open_multi_label, print_data_config,
-    resolve_device, DataRoot,
+    data_cfg, note_cpu_layout, open_device, open_multi_label, print_data_config, resolve_device,
+    DataRoot,
 };
 use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, NOTED, REFUSED};
@@ -148,17 +148,13 @@ pub fn train(mut a: TrainArgs) -> Result<()> {
 fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     check_args(&a)?;
     let a = with_checkpoint_model(a)?;
-    let dir = a
-        .data
-        .clone()
-        .or(a.data_dir.clone())
-        .unwrap_or_else(embedded_data);
+    let dir = a.source.root();
     let root = DataRoot::detect(&dir)?;
     let (in_chans, img_size) = a.input.dims()?;
     let in_chans = in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_counts(&a, in_chans, img_size)?;
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
-    let (train_ds, val_ds) = match is_wds(&a.dataset) {
+    let (train_ds, val_ds) = match is_wds(&a.source.dataset) {
         true if a.multi_label.multi_label => {
             return Err(Error::flag(
                 "--multi-label",

@@ -31,7 +31,7 @@ const FAST_NORM: &str = "kiln's LayerNorm, GroupNorm and BatchNorm always run on
 pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
         flag: "--dataset",
-        is_set: |a| hub_dataset(&a.eval.dataset),
+        is_set: |a| hub_dataset(&a.eval.source.dataset),
         reason: "torch/, hfds/, hfids/ and tfds/ datasets need Python packages or the network, and kiln validate does not stream wds/ shards (kiln train does); kiln validate reads ImageFolder trees and IDX folders from --data-dir",
     },
     Refusal {
@@ -105,33 +105,33 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
 pub const REFUSED: &[Refusal<TrainArgs>] = &[
     Refusal {
         flag: "--dataset",
-        is_set: |a| hub_dataset(&a.dataset) && !is_wds(&a.dataset),
+        is_set: |a| hub_dataset(&a.source.dataset) && !is_wds(&a.source.dataset),
         reason: "torch/, hfds/, hfids/ and tfds/ datasets need Python packages or the network; kiln reads ImageFolder trees, IDX folders and local wds/ shards from --data-dir",
     },
     Refusal {
         flag: "--train-num-samples",
-        is_set: |a| a.train_num_samples.is_some() && !is_wds(&a.dataset),
+        is_set: |a| a.train_num_samples.is_some() && !is_wds(&a.source.dataset),
         reason: "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files",
     },
     Refusal {
         flag: "--val-num-samples",
-        is_set: |a| a.val_num_samples.is_some() && !is_wds(&a.dataset),
+        is_set: |a| a.val_num_samples.is_some() && !is_wds(&a.source.dataset),
         reason: "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files",
     },
     Refusal {
         flag: "--dataset-download",
         // timm's wds/ reader drops the flag; so does kiln.
-        is_set: |a| a.dataset_download && !is_wds(&a.dataset),
+        is_set: |a| a.dataset_download && !is_wds(&a.source.dataset),
         reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir",
     },
     Refusal {
         flag: "--input-key",
-        is_set: |a| a.input_key.is_some() && !is_wds(&a.dataset),
+        is_set: |a| a.input_key.is_some() && !is_wds(&a.source.dataset),
         reason: "keys select columns of hub datasets, which kiln does not read, and members of wds/ samples (with --dataset wds/NAME)",
     },
     Refusal {
         flag: "--target-key",
-        is_set: |a| a.target_key.is_some() && !is_wds(&a.dataset),
+        is_set: |a| a.target_key.is_some() && !is_wds(&a.source.dataset),
         reason: "keys select columns of hub datasets, which kiln does not read, and members of wds/ samples (with --dataset wds/NAME)",
     },
     Refusal {

@@ -3,13 +3,13 @@
 use super::args::ValidateArgs;
 use super::limits::{self, Budget};
 use super::model_flags::apply_model_kwargs;
-use super::model_record::{model_with_weights, resolve_model};
+use super::model_record::{model_with_weights, recorded_multi_label, resolve_model};
 use super::pretrained::start_from;
 use super::ranges::check_eval_ranges;
 use super::retry::with_retry;
 use super::setup::{
-    data_cfg, embedded_data, layout, note_cpu_layout, open_device, open_multi_label_split,
-    print_data_config, DataRoot,
+    data_cfg, layout, note_cpu_layout, open_device, open_multi_label_split, print_data_config,
+    DataRoot,
 };
 use super::unsupported::{
     check_input_img_mode, check_supported, notes, VALIDATE_NOTED, VALIDATE_REFUSED,
@@ -172,12 +172,7 @@ pub(super) fn prepare(
     dtype: Option<kiln_engine::DType>,
 ) -> Result<Prepared> {
     check_eval_flags(a)?;
-    let dir = a
-        .eval
-        .data
-        .clone()
-        .or(a.eval.data_dir.clone())
-        .unwrap_or_else(embedded_data);
+    let dir = a.eval.source.root();
     let root = DataRoot::detect(&dir)?;
     let checkpoint = path.map(Checkpoint::load).transpose()?;
     // The model flags over what the checkpoint records: the model, its channels, classes and
@@ -192,6 +187,8 @@ pub(super) fn prepare(
     a.eval.model = record.model;
     a.eval.model_kwargs = record.model_kwargs;
     a.eval.num_classes = record.num_classes;
+    // As kiln infer: a checkpoint of a multi-label run (its args.yaml says so) validates so.
+    a.eval.multi_label.multi_label |= recorded_multi_label(path);
     let a = &a;
     let in_chans = a
         .eval
