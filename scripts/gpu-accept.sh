@@ -86,7 +86,9 @@ for line in sys.stdin:
   strip .gpu/bin/*
   pwd >.gpu/bin/build-root
   git describe --always --dirty >.gpu/bin/commit
-  tar -C .gpu -cf - bin | xz -T0 -6 >.gpu/bundle.tar.xz
+  # -9: its 64 MiB dictionary spans whole binaries, which share most of their code (engine, nn,
+  # train): 24.6 MB where -6 gave 37.6 MB on 2026-11-29, about four minutes on two cores.
+  tar -C .gpu -cf - bin | xz -T0 -9 >.gpu/bundle.tar.xz
   rm -rf .gpu/bin
   local bundle tree limit=$((64 * 1024 * 1024))
   bundle=$(stat -c %s .gpu/bundle.tar.xz)

@@ -69,7 +69,7 @@ impl InputFlags {
         Ok((Some(c), Some(h)))
     }
 
-    /// The [`ModelRecord`] these flags give, with the command's `--model`, `--model-kwargs` and
+    /// The `ModelRecord` these flags give, with the command's `--model`, `--model-kwargs` and
     /// `--num-classes` beside them.
     pub fn record(
         &self,
