@@ -11,8 +11,7 @@ use common::elem::{values, Elem, PerDtype};
 use common::gpu;
 use half::{bf16, f16};
 use kiln_kernels::cuda::conv::{
-    conv2d_bwd_data, conv2d_bwd_filter, conv2d_fwd, conv2d_planned, tc_copies, ConvAlgo, ConvDims,
-    ConvPass, ConvPlan,
+    conv2d, conv2d_planned, tc_copies, ConvAlgo, ConvDims, ConvPass, ConvPlan,
 };
 use kiln_kernels::cuda::gemm::{sm_count, Tile};
 use kiln_kernels::cuda::gemm_tc::{choose_tile, forced_tile};
@@ -205,11 +204,9 @@ fn check<T: Elem>(
     let dout = g.upload(&vec![T::enc(f64::NAN); want.len()]);
     let (pa, pb, po) = (g.ptr(&da), g.ptr(&db), g.ptr(&dout));
     let what = format!("{} {pass:?} {plan:?} {d:?}", T::TY);
-    match (plan, pass) {
-        (Some(p), _) => conv2d_planned(k, T::TY, d, (pass, &p), (pa, pb, po)),
-        (None, ConvPass::Fwd) => conv2d_fwd(k, T::TY, d, pa, pb, po),
-        (None, ConvPass::BwdData) => conv2d_bwd_data(k, T::TY, d, pa, pb, po),
-        (None, ConvPass::BwdFilter) => conv2d_bwd_filter(k, T::TY, d, pa, pb, po),
+    match plan {
+        Some(p) => conv2d_planned(k, T::TY, d, (pass, &p), (pa, pb, po)),
+        None => conv2d(k, T::TY, d, pass, (pa, pb, po)),
     }
     .unwrap_or_else(|e| panic!("{what}: {e}"));
     let got = g.download(&dout);
@@ -467,6 +464,6 @@ fn conv_rejects_groups_that_do_not_divide_channels() {
     let k = g.kernels();
     let mut d = SHAPES[0].dims(false);
     d.groups = 2;
-    let err = conv2d_fwd(&k, "f32", &d, 0, 0, 0).unwrap_err();
+    let err = conv2d(&k, "f32", &d, ConvPass::Fwd, (0, 0, 0)).unwrap_err();
     assert!(err.to_string().contains("groups"), "{err}");
 }

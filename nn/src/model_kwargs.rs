@@ -215,6 +215,47 @@ pub(crate) fn transformer(depth: usize, dim: usize, hidden: usize) -> f64 {
     depth as f64 * (4.0 * d * d + 2.0 * d * h)
 }
 
+/// The kwargs ViT and EVA share (timm's names), for a config's `KEYS`, with the family's own
+/// after them: `token_keys!["reg_tokens"]`.
+macro_rules! token_keys {
+    [$($own:literal),* $(,)?] => {
+        &[
+            "patch_size",
+            "embed_dim",
+            "depth",
+            "num_heads",
+            "mlp_ratio",
+            "qkv_bias",
+            "class_token",
+            "init_values",
+            $($own),*
+        ]
+    };
+}
+pub(crate) use token_keys;
+
+/// Applies the kwargs of [`token_keys`] to a config with ViT's field names (`patch`, `dim`,
+/// `depth`, `heads`, `mlp_hidden`, `qkv_bias`, `class_token`, `init_values`), returning the
+/// enclosing `apply` at a bad value, and refuses a width its heads do not divide.
+macro_rules! apply_token_kwargs {
+    ($cfg:expr, $kw:expr) => {{
+        let (c, kw) = (&mut *$cfg, $kw);
+        let shape = [
+            &mut c.patch,
+            &mut c.dim,
+            &mut c.depth,
+            &mut c.heads,
+            &mut c.mlp_hidden,
+        ];
+        $crate::model_kwargs::token_stack(kw, shape)?;
+        c.qkv_bias = kw.flag("qkv_bias")?.unwrap_or(c.qkv_bias);
+        c.class_token = kw.flag("class_token")?.unwrap_or(c.class_token);
+        c.init_values = kw.positive("init_values")?.or(c.init_values);
+        $crate::model_kwargs::heads_divide(c.dim, c.heads)
+    }};
+}
+pub(crate) use apply_token_kwargs;
+
 /// The shape ViT and EVA share, `[patch, dim, depth, heads, mlp_hidden]`, with `patch_size`,
 /// `embed_dim`, `depth`, `num_heads` and `mlp_ratio` applied in place; the MLP keeps its ratio to
 /// the width unless `mlp_ratio` is given (timm's `int(dim * mlp_ratio)`).
@@ -231,20 +272,6 @@ pub(crate) fn token_stack(kw: &Kwargs, shape: [&mut usize; 5]) -> std::result::R
     *patch = kw.count("patch_size")?.unwrap_or(*patch);
     *depth = kw.count("depth")?.unwrap_or(*depth);
     *heads = kw.count("num_heads")?.unwrap_or(*heads);
-    Ok(())
-}
-
-/// The token models' switches (ViT's and EVA's): `qkv_bias`, `class_token` and layer scale's
-/// `init_values`, each kept where not given.
-pub(crate) fn token_switches(
-    kw: &Kwargs,
-    qkv_bias: &mut bool,
-    class_token: &mut bool,
-    init_values: &mut Option<f64>,
-) -> std::result::Result<(), Bad> {
-    *qkv_bias = kw.flag("qkv_bias")?.unwrap_or(*qkv_bias);
-    *class_token = kw.flag("class_token")?.unwrap_or(*class_token);
-    *init_values = kw.positive("init_values")?.or(*init_values);
     Ok(())
 }
 

@@ -12,6 +12,17 @@ use std::any::Any;
 
 pub use kiln_nn_derive::Children;
 
+/// [`Module::tensors_resizable`] as `false`, inside a layer's `impl Module`: kiln's pruning has
+/// no rule for the layer, so its tensors keep their shapes.
+macro_rules! not_prunable {
+    () => {
+        fn tensors_resizable(&self) -> bool {
+            false
+        }
+    };
+}
+pub(crate) use not_prunable;
+
 /// Whether a named tensor is trained (parameter) or only tracked (buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

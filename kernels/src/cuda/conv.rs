@@ -110,7 +110,7 @@ impl ConvDims {
         }
     }
 
-    /// The plan [`conv2d_fwd`] and friends use for `pass` in dtype `ty` on a GPU with `sms`
+    /// The plan [`conv2d`] uses for `pass` in dtype `ty` on a GPU with `sms`
     /// multiprocessors: direct kernels for narrow groups and f64, else implicit GEMM, on tensor
     /// cores when `tensor_cores` (the caller's [`gemm_tc::supported`], f16/bf16 only) with the
     /// tile [`gemm_tc::choose_tile`] picks (the filter gradient's reduction slices count towards
@@ -287,51 +287,21 @@ impl Geom {
     }
 }
 
-/// y = conv(x, w) (fully overwritten), with the plan [`ConvDims::plan`] picks (tensor cores where
-/// [`gemm_tc::supported`]).
-pub fn conv2d_fwd(
+/// Runs `pass` with the plan [`ConvDims::plan`] picks (tensor cores where
+/// [`gemm_tc::supported`]), its output fully overwritten; the operands are (x, w, y) for the
+/// forward, (dy, w, dx) for the data gradient and (x, dy, dw) for the filter gradient.
+pub fn conv2d(
     k: &Kernels,
     ty: &str,
     d: &ConvDims,
-    x: DevPtr,
-    w: DevPtr,
-    y: DevPtr,
+    pass: ConvPass,
+    operands: (DevPtr, DevPtr, DevPtr),
 ) -> Result<()> {
-    let tc = gemm_tc::supported(k, ty);
-    let plan = d.plan(ty, ConvPass::Fwd, sm_count(k), tc);
-    conv2d_planned(k, ty, d, (ConvPass::Fwd, &plan), (x, w, y))
+    let plan = d.plan(ty, pass, sm_count(k), gemm_tc::supported(k, ty));
+    conv2d_planned(k, ty, d, (pass, &plan), operands)
 }
 
-/// dx = the data gradient of conv(x, w) given dy (fully overwritten).
-pub fn conv2d_bwd_data(
-    k: &Kernels,
-    ty: &str,
-    d: &ConvDims,
-    dy: DevPtr,
-    w: DevPtr,
-    dx: DevPtr,
-) -> Result<()> {
-    let tc = gemm_tc::supported(k, ty);
-    let plan = d.plan(ty, ConvPass::BwdData, sm_count(k), tc);
-    conv2d_planned(k, ty, d, (ConvPass::BwdData, &plan), (dy, w, dx))
-}
-
-/// dw = the filter gradient of conv(x, w) given dy (fully overwritten).
-pub fn conv2d_bwd_filter(
-    k: &Kernels,
-    ty: &str,
-    d: &ConvDims,
-    x: DevPtr,
-    dy: DevPtr,
-    dw: DevPtr,
-) -> Result<()> {
-    let tc = gemm_tc::supported(k, ty);
-    let plan = d.plan(ty, ConvPass::BwdFilter, sm_count(k), tc);
-    conv2d_planned(k, ty, d, (ConvPass::BwdFilter, &plan), (x, dy, dw))
-}
-
-/// Runs `pass` with an explicit plan (tests, benchmarks); the operands are those of the named
-/// launchers in order: (x, w, y), (dy, w, dx) or (x, dy, dw).
+/// Runs `pass` with an explicit plan (tests, benchmarks); the operands as [`conv2d`]'s.
 pub fn conv2d_planned(
     k: &Kernels,
     ty: &str,
@@ -434,7 +404,7 @@ pub fn fwd_stats_partials(d: &ConvDims, ptr: DevPtr) -> TilePartials {
     }
 }
 
-/// y = conv(x, w) on tensor cores (as [`conv2d_fwd`] where [`fwd_stats_supported`]), its
+/// y = conv(x, w) on tensor cores (as [`conv2d`]'s forward where [`fwd_stats_supported`]), its
 /// epilogue also writing each output channel's partial statistics over each run of
 /// [`STATS_ROWS`] output pixels (in (image, row, column) order) into `stats`
 /// ([`fwd_stats_len`] f32, laid out as [`fwd_stats_partials`] says), for

@@ -90,8 +90,5 @@ impl Module for AttentionPoolLatent {
         Ok(pooled.squeeze(1)?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }

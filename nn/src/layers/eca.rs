@@ -57,10 +57,7 @@ impl Module for EcaModule {
         Ok(x.mul(&gate)?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 #[cfg(test)]

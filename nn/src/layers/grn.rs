@@ -89,10 +89,7 @@ impl Module for GlobalResponseNorm {
         Ok(x.add(&scaled.add(&param(&self.bias)?)?)?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 #[cfg(test)]

@@ -58,10 +58,7 @@ impl Module for MixedConv2d {
         Ok(Tensor::cat(&outs, 1)?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 #[cfg(test)]

@@ -152,8 +152,5 @@ impl Module for MultiQueryAttention2d {
         self.output.forward(&o.permute(&[0, 3, 1, 2])?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }

@@ -93,10 +93,7 @@ impl Module for SwiGluMlp {
         self.fc2.forward(&h)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 #[cfg(test)]

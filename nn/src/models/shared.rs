@@ -5,10 +5,14 @@
 /// model's [`crate::layers::ClassifierHead`] or [`crate::layers::TokenHead`], which the head
 /// methods then default to), `cfg` (its pretrained config), `feature_info` (its feature maps) and
 /// `grad_checkpointing` (the flag its blocks run checkpointed by), each naming the field (a path
-/// like `trunk.feature_info` where it is nested): `model_fields!(head: head, cfg: cfg)`.
+/// like `trunk.feature_info` where it is nested): `model_fields!(head: head, cfg: cfg)`, or
+/// the key alone where the field has its name: `model_fields!(head, cfg)`.
 macro_rules! model_fields {
     ($($key:ident: $($field:ident).+),* $(,)?) => {
         $($crate::models::shared::model_fields!(@one $key $($field).+);)*
+    };
+    ($($key:ident),* $(,)?) => {
+        $($crate::models::shared::model_fields!(@one $key $key);)*
     };
     (@one head $($f:ident).+) => {
         fn classifier_head(&self) -> Option<&dyn $crate::layers::Head> {
@@ -41,6 +45,21 @@ macro_rules! model_fields {
     };
 }
 pub(crate) use model_fields;
+
+/// A model's [`crate::Module`]: `forward` is `forward_head(forward_features(x))`, as timm's;
+/// `not_prunable` after the type marks a model kiln's pruning has no rule for.
+macro_rules! model_module {
+    ($ty:ty $(, $not_prunable:ident)?) => {
+        impl $crate::Module for $ty {
+            fn forward(&self, x: &kiln_engine::Tensor) -> $crate::Result<kiln_engine::Tensor> {
+                let features = $crate::Model::forward_features(self, x)?;
+                $crate::Model::forward_head(self, &features, false)
+            }
+            $($crate::module::$not_prunable!();)?
+        }
+    };
+}
+pub(crate) use model_module;
 
 use crate::pretrained_cfg::{
     IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD,

@@ -300,10 +300,7 @@ impl Module for RepBlock {
         Ok(out.relu()?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 #[cfg(test)]

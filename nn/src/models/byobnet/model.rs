@@ -91,16 +91,7 @@ impl ByobNet {
     }
 }
 
-impl Module for ByobNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
-}
+crate::models::shared::model_module!(ByobNet, not_prunable);
 
 impl Model for ByobNet {
     fn reparameterize(&mut self) -> Result<()> {
@@ -131,12 +122,7 @@ impl Model for ByobNet {
         groups
     }
 
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 }
 
 crate::model_kwargs::takes_none!(ByobCfg);

@@ -50,10 +50,7 @@ impl Module for Bottleneck {
         self.forward_features(std::slice::from_ref(x))
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 /// timm's `DenseLayer` (`norm1`, `conv1`, `norm2`, `conv2`).

@@ -170,16 +170,7 @@ impl DenseNet {
     }
 }
 
-impl Module for DenseNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
-}
+crate::models::shared::model_module!(DenseNet, not_prunable);
 
 impl Model for DenseNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
@@ -208,10 +199,5 @@ impl Model for DenseNet {
         ]
     }
 
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 }

@@ -152,11 +152,7 @@ impl Dla {
     }
 }
 
-impl Module for Dla {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-}
+crate::models::shared::model_module!(Dla);
 
 impl Model for Dla {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {

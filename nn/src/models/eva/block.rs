@@ -101,8 +101,5 @@ impl Module for Block {
         }
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }

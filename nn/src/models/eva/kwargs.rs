@@ -1,34 +1,13 @@
 //! The model-specific kwargs (`--model-kwargs`) EVA takes, as timm's constructor names them.
 
 use super::{EvaCfg, EvaMlp};
-use crate::model_kwargs::{
-    heads_divide, token_stack, token_switches, transformer, Bad, Kwargs, TakesKwargs,
-};
+use crate::model_kwargs::{apply_token_kwargs, token_keys, transformer, Bad, Kwargs, TakesKwargs};
 
 impl TakesKwargs for EvaCfg {
-    const KEYS: &'static [&'static str] = &[
-        "patch_size",
-        "embed_dim",
-        "depth",
-        "num_heads",
-        "mlp_ratio",
-        "qkv_bias",
-        "class_token",
-        "init_values",
-    ];
+    const KEYS: &'static [&'static str] = token_keys![];
 
     fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad> {
-        let shape = [
-            &mut self.patch,
-            &mut self.dim,
-            &mut self.depth,
-            &mut self.heads,
-            &mut self.mlp_hidden,
-        ];
-        token_stack(kw, shape)?;
-        let (bias, class) = (&mut self.qkv_bias, &mut self.class_token);
-        token_switches(kw, bias, class, &mut self.init_values)?;
-        heads_divide(self.dim, self.heads)
+        apply_token_kwargs!(self, kw)
     }
 
     fn params(&self) -> f64 {

@@ -371,19 +371,11 @@ impl Module for Eva {
         }
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 impl Model for Eva {
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         let x = checkpoint_seq(&self.blocks, self.embed(x)?, self.grad_checkpointing)?;

@@ -123,11 +123,7 @@ impl GhostNet {
     }
 }
 
-impl Module for GhostNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-}
+crate::models::shared::model_module!(GhostNet);
 
 impl Model for GhostNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
@@ -165,10 +161,5 @@ impl Model for GhostNet {
         ]
     }
 
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 }

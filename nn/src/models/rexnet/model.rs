@@ -118,11 +118,7 @@ impl RexNet {
     }
 }
 
-impl Module for RexNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-}
+crate::models::shared::model_module!(RexNet);
 
 impl Model for RexNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
@@ -150,10 +146,5 @@ impl Model for RexNet {
         ]
     }
 
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 }

@@ -302,10 +302,7 @@ impl Module for SwinBlock {
         Ok(x.add(&self.drop_path.forward(&self.fc2.forward(&h)?)?)?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 /// timm's `PatchMerging`: each 2×2 patch's four C-vectors (padded to even H and W) concatenated
@@ -344,10 +341,7 @@ impl Module for PatchMerging {
         self.reduction.forward(&self.norm.forward(&merged)?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
 
 fn bad_tokens(x: &Tensor) -> Error {

@@ -178,24 +178,10 @@ impl SwinTransformer {
     }
 }
 
-impl Module for SwinTransformer {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
-}
+crate::models::shared::model_module!(SwinTransformer, not_prunable);
 
 impl Model for SwinTransformer {
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 
     /// The final LayerNorm's NHWC map [B, H/32, W/32, C] (timm's `output_fmt` 'NHWC').
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {

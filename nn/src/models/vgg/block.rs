@@ -133,8 +133,5 @@ impl Module for ConvMlp {
         Ok(self.fc2.forward(&x)?.relu()?)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }

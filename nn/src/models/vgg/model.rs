@@ -84,16 +84,7 @@ impl Vgg {
     }
 }
 
-impl Module for Vgg {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
-}
+crate::models::shared::model_module!(Vgg, not_prunable);
 
 impl Model for Vgg {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {

@@ -2,34 +2,13 @@
 
 use super::VitCfg;
 use crate::model_kwargs::{
-    heads_divide, token_stack, token_switches, transformer, Bad, KwargValue, Kwargs, TakesKwargs,
+    apply_token_kwargs, token_keys, transformer, Bad, KwargValue, Kwargs, TakesKwargs,
 };
 
 impl TakesKwargs for VitCfg {
-    const KEYS: &'static [&'static str] = &[
-        "patch_size",
-        "embed_dim",
-        "depth",
-        "num_heads",
-        "mlp_ratio",
-        "qkv_bias",
-        "class_token",
-        "reg_tokens",
-        "no_embed_class",
-        "init_values",
-    ];
+    const KEYS: &'static [&'static str] = token_keys!["reg_tokens", "no_embed_class"];
 
     fn apply(&mut self, kw: &Kwargs) -> std::result::Result<(), Bad> {
-        let shape = [
-            &mut self.patch,
-            &mut self.dim,
-            &mut self.depth,
-            &mut self.heads,
-            &mut self.mlp_hidden,
-        ];
-        token_stack(kw, shape)?;
-        let (bias, class) = (&mut self.qkv_bias, &mut self.class_token);
-        token_switches(kw, bias, class, &mut self.init_values)?;
         if let Some(v) = kw.get("reg_tokens") {
             self.reg_tokens = match v {
                 KwargValue::Int(i) if *i >= 0 => *i as usize,
@@ -40,7 +19,7 @@ impl TakesKwargs for VitCfg {
         if let Some(v) = kw.get("reg_tokens").filter(|_| self.reg_tokens > 4096) {
             return Err(Kwargs::bad("reg_tokens", v, "at most 4096"));
         }
-        heads_divide(self.dim, self.heads)
+        apply_token_kwargs!(self, kw)
     }
 
     fn params(&self) -> f64 {

@@ -310,12 +310,7 @@ impl Module for VisionTransformer {
 }
 
 impl Model for VisionTransformer {
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
         self.features(x, false)

@@ -137,11 +137,7 @@ impl VovNet {
     }
 }
 
-impl Module for VovNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-}
+crate::models::shared::model_module!(VovNet);
 
 impl Model for VovNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
@@ -172,10 +168,5 @@ impl Model for VovNet {
         )
     }
 
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 }
