@@ -4,9 +4,11 @@
 #   scripts/gpu-accept.sh build                 here (cargo): every CUDA test binary, `kiln`,
 #                                               examples/train_step and nccl_gpu, stripped and
 #                                               packed into .gpu/bundle.tar.xz (git-ignored)
-#   scripts/gpu-accept.sh run [--budget S]      there (no cargo): unpacks the bundle and runs
-#                                               every step; prints one table; exits 1 on any
-#                                               failure, timeout, unasked skip or fallback
+#   scripts/gpu-accept.sh run [--budget S]      there (no cargo): unpacks the bundle, times the
+#        [--bench-budget S] [--rows R] [--quick]  training steps first (scripts/bench/pairs.py),
+#                                               then runs every test step; prints one table; exits
+#                                               1 on any failure, timeout, unasked skip or fallback
+#                                               (--quick: the step table alone, in 4 minutes)
 #        [--only REGEX]                         only the steps whose names match
 #   scripts/gpu-accept.sh shell 'COMMAND'       there: unpacks and sets the library paths as
 #                                               `run` does, then runs COMMAND (ncu, ad hoc runs)
@@ -21,8 +23,15 @@
 # On the GPU machine the libraries come from the PyTorch environment's NVIDIA wheels wherever pip
 # put them (nvidia/*/lib, the cu13 layout included); NVRTC 12 or 13, whichever is there.
 #
-# Steps, tests first (several processes at once: they check results, not speed), then benches
-# alone on the GPU:
+# Steps, the benches first, alone on an idle GPU (pairs.py logs any other process on it), then the
+# tests (several processes at once: they check results, not speed):
+#   * the training-step table (scripts/bench/pairs.py): kiln eager and --cuda-graph against
+#     PyTorch eager (fused SGD), torch.compile and a CUDA-graphed step, each side a warm server
+#     asked for rounds of >= 3 s in shuffled order, 4 pairs after a dropped first pass, for
+#     resnet50, efficientnet_b0, mobilenetv3_large_100, convnext_tiny (batch 128), vit_base and
+#     swin_tiny (batch 64), a batch-2 host probe, AMP bf16 then f16, as far as --bench-budget
+#     goes (the rest is said not run; --rows picks rows for a later call); resnet50 batch 64 on
+#     kiln's built-in kernels alone and on cuDNN's legacy API;
 #   * every CUDA test binary with cuBLAS/cuDNN on, then again with them off (KILN_CUBLAS=0
 #     KILN_CUDNN=0; skips that the switch causes are asked for), the SIMT kernels alone
 #     (KILN_TENSOR_CORES=0) on the conformance suite, cuDNN's legacy API alone (KILN_CUDNN_GRAPH=0)
@@ -30,11 +39,7 @@
 #     graph API not used" or "conv+genstats not used" line is a fallback and fails the step;
 #   * the CUDA-graph tests must report "libraries serve: true" (vendor calls inside captures);
 #   * NCCL at world size 1 (two ranks on one GPU: NCCL refuses one GPU twice in a communicator,
-#     said in the table); the two-device tests where two GPUs exist, else said;
-#   * training steps (examples/train_step against scripts/bench/torch_train_step.py, AMP f16,
-#     channels-last, cudnn.benchmark): resnet50 batch 64 and 128, resnet18 batch 128, each kiln then
-#     PyTorch, ROUNDS rounds of STEPS steps, median; resnet50 batch 64 on kiln's built-in kernels
-#     alone and on cuDNN's legacy API. Ratios are kiln ÷ PyTorch.
+#     said in the table); the two-device tests where two GPUs exist, else said.
 # Logs go to $OUT (or /tmp/gpu-accept): summary.txt and logs.tar.gz.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -101,9 +106,9 @@ for line in sys.stdin:
 # --- run (there) ----------------------------------------------------------------------------
 out=${OUT:-/tmp/gpu-accept}
 budget=570
-bench_reserve=270
-rounds=5
-steps=50
+bench_budget=300
+rows=""
+quick=0
 dry=0
 plant=0
 only=.*
@@ -111,9 +116,9 @@ parse_run_flags() {
   while [ $# -gt 0 ]; do
     case $1 in
     --budget) budget=$2 && shift ;;
-    --bench-reserve) bench_reserve=$2 && shift ;;
-    --rounds) rounds=$2 && shift ;;
-    --steps) steps=$2 && shift ;;
+    --bench-budget) bench_budget=$2 && shift ;;
+    --rows) rows=$2 && shift ;;
+    --quick) quick=1 && budget=240 && bench_budget=230 ;;
     --plant-failure) plant=1 ;;
     --only) only=$2 && shift ;;
     *) die "unknown flag $1" ;;
@@ -320,14 +325,31 @@ bench() {
   echo "$rate"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+
+# The training-step table: pairs.py's servers on the GPU (kiln alone on the emulator, one tiny
+# row, to prove the plumbing: no PyTorch on CI).
+pairs_table() {
+  local name=bench_pairs start rc
+  [[ $name =~ ^($only)$ ]] || return 0
+  start=$(date +%s)
+  local args=(--kiln .gpu/bin/train_step --out "$out/pairs" --commit "$(cat .gpu/bin/commit)")
+  if [ $dry -eq 1 ]; then
+    args+=(--rows lcnet_050:2 --amp float16 --img-size 32 --pairs 1 --seconds 0 --warmup 0)
+  else
+    args+=(--torch "python3 scripts/bench/torch_train_step.py" --budget "$bench_budget")
+    [ -z "$rows" ] || args+=(--rows "$rows")
+  fi
+  timeout -k 10 $((bench_budget + 120)) python3 scripts/bench/pairs.py "${args[@]}" >"$out/$name.log" 2>&1
+  rc=$?
+  local verdict=ok
+  [ $rc -eq 0 ] || verdict=$([ $rc -eq 124 ] && echo TIMEOUT || echo FAILED)
+  printf '%-34s %-22s %5ss\n' "$name" "$verdict" $(($(date +%s) - start)) >"$out/$name.row"
+}
 
 run() {
   mkdir -p "$out"
-  rm -f "$out"/*.row "$out"/*.log
+  rm -rf "$out"/*.row "$out"/*.log "$out/pairs"
   local end=$(($(date +%s) + budget))
-  # Tests stop starting once only the benches' share is left.
-  deadline=$((end - bench_reserve))
   local gpus=0
   if [ $dry -eq 0 ]; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader |
@@ -337,41 +359,25 @@ run() {
   fi
   unpack
   export KILN_CACHE_DIR=${KILN_CACHE_DIR:-$(mktemp -d)}
-  export -f run_test_step judge
-  export out deadline dry plant
-  local jobs=6
-  [ $dry -eq 1 ] && jobs=2
-  test_steps | grep -E "^($only)\|" | tr '\n' '\0' | xargs -0 -P $jobs -I{} bash -c 'run_test_step "$1"' _ {}
 
-  # Benches: alone on the device, one after the other.
+  # Benches first: alone on the device, one after the other.
   deadline=$end
-  local b=(--amp-dtype float16 --img-size 224 --rounds "$rounds" --steps "$steps" --warmup 15)
-  local torch="python3 scripts/bench/torch_train_step.py"
-  local small=()
-  if [ $dry -eq 1 ]; then
-    # The emulator: one tiny step of each, to prove the plumbing (no PyTorch on CI: kiln only).
-    b=(--amp-dtype float16 --img-size 32 --rounds 1 --steps 1 --warmup 0)
-    small=(--batch 2)
-  fi
+  pairs_table
   declare -A rate
-  local m
-  local models=("resnet50 64" "resnet50 128" "resnet18 128")
-  # The emulator runs resnet18 only (a resnet50 step takes it most of a minute).
-  [ $dry -eq 0 ] || models=("resnet18 128")
-  for m in "${models[@]}"; do
-    set -- $m
-    local key="$1_b$2" batch=(--batch "$2")
-    [ $dry -eq 1 ] && batch=("${small[@]}")
-    rate[kiln_$key]=$(bench "bench_kiln_$key" 200 .gpu/bin/train_step --model "$1" "${batch[@]}" "${b[@]}")
-    [ $dry -eq 1 ] && continue
-    rate[torch_$key]=$(bench "bench_torch_$key" 200 $torch --model "$1" "${batch[@]}" "${b[@]}")
-  done
   local bb=(--model resnet50 --batch 64 --amp-dtype float16 --img-size 224 --rounds 3 --steps 20 --warmup 5)
-  if [ $dry -eq 0 ]; then
+  if [ $dry -eq 0 ] && [ $quick -eq 0 ]; then
     rate[kiln_builtin]=$(bench bench_kiln_builtin_resnet50_b64 150 env KILN_CUBLAS=0 KILN_CUDNN=0 \
       .gpu/bin/train_step "${bb[@]}")
-    rate[kiln_legacy]=$(bench bench_kiln_cudnn_legacy_resnet50_b64 200 env KILN_CUDNN_GRAPH=0 \
-      .gpu/bin/train_step --model resnet50 --batch 64 "${b[@]}")
+    rate[kiln_legacy]=$(bench bench_kiln_cudnn_legacy_resnet50_b64 150 env KILN_CUDNN_GRAPH=0 \
+      .gpu/bin/train_step "${bb[@]}")
+  fi
+
+  if [ $quick -eq 0 ]; then
+    export -f run_test_step judge
+    export out deadline dry plant
+    local jobs=6
+    [ $dry -eq 1 ] && jobs=2
+    test_steps | grep -E "^($only)\|" | tr '\n' '\0' | xargs -0 -P $jobs -I{} bash -c 'run_test_step "$1"' _ {}
   fi
   local failed
   failed=$(failures)
@@ -382,25 +388,17 @@ run() {
     echo
     cat "$out"/*.row | sort
     echo
-    if [ $dry -eq 0 ]; then
-      echo "kiln ÷ PyTorch eager (AMP f16, channels-last, cudnn.benchmark; median of $rounds x $steps steps)"
-      for k in resnet50_b64 resnet50_b128 resnet18_b128; do
-        printf '  %-16s %8s vs %8s img/s  %sx\n' "$k" "${rate[kiln_$k]}" "${rate[torch_$k]}" \
-          "$(ratio "${rate[kiln_$k]}" "${rate[torch_$k]}")"
-      done
-      printf '  %-16s %8s vs %8s img/s  %sx  (kiln built-in kernels alone)\n' resnet50_b64 \
-        "${rate[kiln_builtin]}" "${rate[torch_resnet50_b64]}" \
-        "$(ratio "${rate[kiln_builtin]}" "${rate[torch_resnet50_b64]}")"
-      printf '  %-16s %8s vs %8s img/s  %sx  (cuDNN legacy API)\n' resnet50_b64 \
-        "${rate[kiln_legacy]}" "${rate[torch_resnet50_b64]}" \
-        "$(ratio "${rate[kiln_legacy]}" "${rate[torch_resnet50_b64]}")"
+    [ -f "$out/pairs/pairs.md" ] && cat "$out/pairs/pairs.md" && echo
+    if [ $dry -eq 0 ] && [ $quick -eq 0 ]; then
+      echo "resnet50 batch 64, AMP f16, one kiln process each (no PyTorch pair):"
+      echo "  kiln built-in kernels alone ${rate[kiln_builtin]} img/s; cuDNN legacy API ${rate[kiln_legacy]} img/s"
       [ "$gpus" -ge 2 ] || echo "  two devices: one GPU here, the two-device tests said skipped"
       echo "  NCCL: world size 1 (NCCL refuses two ranks on one GPU)"
     fi
     echo
     echo "failures: $failed"
   } | tee "$out/summary.txt"
-  (cd "$out" && tar czf logs.tar.gz ./*.log ./*.row 2>/dev/null && rm -f ./*.log ./*.row)
+  (cd "$out" && tar czf logs.tar.gz ./*.log ./*.row pairs 2>/dev/null && rm -rf ./*.log ./*.row pairs)
   [ "$failed" -eq 0 ]
 }
 
@@ -421,5 +419,5 @@ dry-run)
   parse_run_flags "$@"
   run
   ;;
-*) die "usage: scripts/gpu-accept.sh build | run [--budget S] | dry-run [--plant-failure]" ;;
+*) die "usage: scripts/gpu-accept.sh build | run [--budget S] [--bench-budget S] [--rows R] [--quick] | dry-run [--plant-failure]" ;;
 esac

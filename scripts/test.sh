@@ -35,6 +35,9 @@ phase "NCCL feature (without a GPU: builds, and falls back on the emulator with 
 cargo clippy -p kiln-train -p kiln --features nccl --all-targets --release -- -D warnings
 cargo test --release -p kiln-train --features nccl --test nccl_fallback
 
+phase "GPU table harness: pairs.py against stand-in servers (python3's standard library only)"
+python3 -m unittest discover -s scripts/bench -p 'test_*.py'
+
 phase "GPU acceptance: the bundle fits 64 MiB; its dry run on the emulator passes, and fails on a planted failure"
 scripts/gpu-accept.sh build
 OUT="$target_dir/gpu-accept" scripts/gpu-accept.sh dry-run

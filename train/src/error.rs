@@ -13,6 +13,14 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A file or folder could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// The data folder does not exist.
     #[error("data folder {0} does not exist (hint: check --data-dir)")]
     MissingDataDir(PathBuf),
@@ -161,6 +169,14 @@ impl Error {
     /// Wraps an I/O error with the path that caused it.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps an I/O error met writing `path`.
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Write {
             path: path.into(),
             source,
         }

@@ -31,6 +31,7 @@ pub mod softmax;
 pub mod squeeze_excite;
 mod storage;
 mod switch;
+mod timer;
 pub mod upload;
 mod vendor;
 
@@ -49,3 +50,4 @@ pub use switch::{
     set_conv_bn_stats_enabled, set_cublas_enabled, set_cudnn_benchmark, set_cudnn_enabled,
     set_cudnn_graph_enabled, set_tc_tile, set_tensor_cores_enabled, tc_tile, tensor_cores_enabled,
 };
+pub use timer::GpuTimer;

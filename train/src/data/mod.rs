@@ -1,11 +1,12 @@
 //! Datasets: the `Dataset` trait, IDX (MNIST), image folders (single- and multi-label), tar
-//! archives, webdataset shards (streamed), and decoding.
+//! archives, webdataset shards (streamed), decoding, and writing a dataset as a JPEG folder.
 mod classes;
 mod dataset;
 mod decode;
 mod folder;
 mod idx;
 mod image;
+mod jpeg_folder;
 mod multi_label;
 mod source;
 mod tar;
@@ -18,6 +19,7 @@ pub(crate) use decode::panic_text;
 pub use folder::{is_image, ImageFolder, IMAGE_EXTENSIONS};
 pub use idx::IdxDataset;
 pub use image::Image;
+pub use jpeg_folder::{write_jpeg_folder, JpegFolder};
 pub use multi_label::{find_label_file, read_label_file, LabelRow, MultiLabelFolder, LABEL_FILES};
 pub use source::Source;
 pub use tar::TarDataset;

@@ -12,7 +12,7 @@ pub fn save_images(batch: &Batch, path: &Path, cols: usize) -> Result<()> {
         path: path.to_path_buf(),
         msg,
     })?;
-    std::fs::write(path, grid.bytes).map_err(|e| Error::io(path, e))
+    std::fs::write(path, grid.bytes).map_err(|e| Error::write(path, e))
 }
 
 /// An encoded PNG image and its size.

@@ -184,7 +184,7 @@ pub fn write_png(chart: &LineChart, path: &Path) -> Result<()> {
     };
     register_embedded_font().map_err(encode_error)?;
     draw(chart, &mut rgb).map_err(encode_error)?;
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::create(path).map_err(|e| Error::write(path, e))?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);

@@ -32,7 +32,7 @@ impl EventWriter {
             .unwrap_or_else(|_| "kiln".into());
         let time = now();
         let path = dir.join(format!("events.out.tfevents.{}.{host}", time as u64));
-        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let file = std::fs::File::create(&path).map_err(|e| Error::write(&path, e))?;
         let mut w = EventWriter {
             path,
             out: BufWriter::new(file),
@@ -62,6 +62,6 @@ impl EventWriter {
     }
 
     fn write(&mut self, event: &[u8]) -> Result<()> {
-        record::write_record(&mut self.out, event).map_err(|e| Error::io(&self.path, e))
+        record::write_record(&mut self.out, event).map_err(|e| Error::write(&self.path, e))
     }
 }

@@ -274,6 +274,28 @@ impl Trainer {
         self.run.graph.stats()
     }
 
+    /// One update on a batch already on the device, outside [`Trainer::fit`] (benchmarks, loops
+    /// of one's own): forward, loss, backward and the optimizer step as `fit` runs them,
+    /// replayed from a CUDA graph once `--cuda-graph` has captured it; no callback fires.
+    /// Returns the loss.
+    pub fn train_step(
+        &mut self,
+        images: &kiln_engine::Tensor,
+        targets: &kiln_engine::Tensor,
+    ) -> Result<f64> {
+        self.run.model.set_training(true);
+        // Accumulation (`--grad-accum-steps`) counts the calls as an epoch's batches, in turn.
+        let state = &mut self.run.state;
+        let index = state.position.batch % state.batches_per_epoch.max(1);
+        state.position.batch = index + 1;
+        Ok(self.run.train_batch(images, targets, index)?.0)
+    }
+
+    /// The loss scale of an f16 AMP run's scaler (None without one).
+    pub fn loss_scale(&self) -> Option<f64> {
+        self.run.updater.scaler.as_ref().map(|s| s.scale)
+    }
+
     /// The all-reduce time backward did not hide, in a data-parallel run.
     pub fn ddp_times(&self) -> Option<ReduceTimes> {
         self.run.updater.ddp.as_ref().map(Ddp::times)
