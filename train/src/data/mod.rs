@@ -1,9 +1,10 @@
 //! Datasets: the `Dataset` trait, IDX (MNIST), image folders (single- and multi-label), tar
-//! archives, webdataset shards (streamed), and decoding.
+//! archives, webdataset shards (streamed), Hugging Face datasets cache files, and decoding.
 mod classes;
 mod dataset;
 mod decode;
 mod folder;
+pub mod hfds;
 mod idx;
 mod image;
 mod multi_label;
