@@ -268,7 +268,7 @@ fn yaml_with_timms_keys_sets_the_new_flags() {
 
 /// Each refused flag with a value that sets it.
 const REFUSED: &[(&str, &[&str])] = &[
-    ("--dataset", &["hfds/imagenet-1k"]),
+    ("--dataset", &["tfds/imagenet2012"]),
     ("--train-num-samples", &["100"]),
     ("--val-num-samples", &["100"]),
     ("--dataset-download", &[]),

@@ -6,33 +6,13 @@
 
 mod common;
 
-use common::{assert_same_bits, summary_rows, train, train_fails, Scratch};
+use common::{assert_same_bits, summary_rows, tar_member as member, train, train_fails, Scratch};
 use kiln::train::data::{Dataset, IdxDataset};
 use kiln::train::loader::{grid_png, Batch};
 use std::path::Path;
 
 /// Samples per shard.
 const SHARD: usize = 96;
-
-/// Appends a ustar member (header, data, padding to 512 bytes) to `tar`.
-fn member(tar: &mut Vec<u8>, name: &str, data: &[u8]) {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[100..107].copy_from_slice(b"0000644");
-    h[108..115].copy_from_slice(b"0000000");
-    h[116..123].copy_from_slice(b"0000000");
-    h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-    h[136..147].copy_from_slice(b"00000000000");
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-    tar.extend_from_slice(&h);
-    tar.extend_from_slice(data);
-    tar.resize(tar.len().next_multiple_of(512), 0);
-}
 
 /// Writes `n` samples of the embedded `prefix` split as `folder/<split>/c<label>/<k>.png` and as
 /// shards `shards/fmnist-<split>-<k>.tar` (`<key>.png`, `<key>.cls`); returns the split's info.

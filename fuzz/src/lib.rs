@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod class_map;
 pub mod decode;
+pub mod hfds;
 pub mod idx;
 pub mod image_folder;
 pub mod ptx;

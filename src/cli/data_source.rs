@@ -11,14 +11,17 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Default, PartialEq, Args, Serialize)]
 pub struct DataSource {
     /// Dataset root: an ImageFolder tree with split folders (train/, validation/ or val/; `kiln
-    /// infer` reads a folder without them itself), an IDX folder (MNIST / Fashion-MNIST) or, with
-    /// `--dataset wds/NAME`, webdataset shards. Without it, the Fashion-MNIST subset in data/.
+    /// infer` reads a folder without them itself; split folders of per-class tars), a `.tar` of
+    /// class folders, an IDX folder (MNIST / Fashion-MNIST) or, with
+    /// `--dataset wds/NAME`, webdataset shards, or with `--dataset hfds/NAME`, a `datasets`
+    /// cache folder. Without it, the Fashion-MNIST subset in data/.
     pub data: Option<PathBuf>,
     /// Same as the positional DATA (timm's preferred spelling).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Dataset type and name (`<type>/<name>`): empty for an ImageFolder tree or an IDX folder,
-    /// `wds/NAME` for local webdataset shards (kiln train); framework and hub datasets are refused.
+    /// `wds/NAME` for local webdataset shards and `hfds/NAME` for a Hugging Face dataset in the
+    /// `datasets` cache (kiln train); framework datasets and hfids/ and tfds/ are refused.
     #[arg(long, default_value = "")]
     pub dataset: String,
 }

@@ -16,6 +16,7 @@ mod devices;
 mod elastic;
 mod eval_args;
 mod export;
+mod hfds;
 mod infer;
 mod infer_args;
 mod input_flags;

@@ -3,7 +3,7 @@
 use kiln_engine::{cuda, Device, MemoryFormat};
 use kiln_nn::PretrainedCfg;
 use kiln_train::data::{
-    load_class_map, ClassMap, Dataset, IdxDataset, ImageFolder, MultiLabelFolder,
+    load_class_map, ClassMap, Dataset, IdxDataset, ImageFolder, MultiLabelFolder, TarDataset,
 };
 use kiln_train::loader::{Layout, MultiLabelConfig, ResolvedData};
 use kiln_train::{Error, Result};
@@ -15,17 +15,26 @@ pub fn embedded_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist")
 }
 
-/// A dataset root: IDX files (native 28×28) or an ImageFolder tree.
+/// A dataset root: IDX files (native 28×28), an ImageFolder tree, or one `.tar` of class folders.
 pub enum DataRoot {
     /// MNIST-style IDX files.
     Idx(PathBuf),
-    /// Class folders under split folders.
+    /// Class folders (or per-class tars) under split folders.
     Folder(PathBuf),
+    /// A `.tar` of class folders, read for every split (as timm's `create_dataset` does).
+    Tar(PathBuf),
 }
 
 impl DataRoot {
     /// Classifies `dir`, failing with its path when it does not exist.
     pub fn detect(dir: &Path) -> Result<DataRoot> {
+        if dir.is_file()
+            && dir
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("tar"))
+        {
+            return Ok(DataRoot::Tar(dir.to_path_buf()));
+        }
         if !dir.is_dir() {
             return Err(Error::MissingDataDir(dir.to_path_buf()));
         }
@@ -50,12 +59,14 @@ impl DataRoot {
     /// Whether `split` (an eval split, or one of its aliases) is there: always for IDX files.
     pub fn has_eval_split(&self, split: &str) -> bool {
         match self {
-            DataRoot::Idx(_) => true,
+            DataRoot::Idx(_) | DataRoot::Tar(_) => true,
             DataRoot::Folder(root) => find_split(root, split, false).is_ok(),
         }
     }
 
-    /// Opens `split` ("train" or a validation name; empty: the root itself) with `chans` channels.
+    /// Opens `split` ("train" or a validation name; empty: the root itself) with `chans` channels:
+    /// a split folder holding `.tar` files and no folder is read as per-class tars (timm's
+    /// `ReaderImageInTar`), and a `.tar` root is read whole for every split.
     pub fn open(
         &self,
         split: &str,
@@ -71,10 +82,25 @@ impl DataRoot {
             )?)),
             DataRoot::Folder(root) => {
                 let dir = find_split(root, split, train)?;
-                Ok(Arc::new(ImageFolder::open(&dir, class_map, chans)?))
+                match holds_only_tars(&dir)? {
+                    true => Ok(Arc::new(TarDataset::open(&dir, class_map, chans)?)),
+                    false => Ok(Arc::new(ImageFolder::open(&dir, class_map, chans)?)),
+                }
             }
+            DataRoot::Tar(tar) => Ok(Arc::new(TarDataset::open(tar, class_map, chans)?)),
         }
     }
+}
+
+/// Whether `dir` holds `.tar` files and no folder (a split of per-class tars).
+fn holds_only_tars(dir: &Path) -> Result<bool> {
+    let (mut tars, mut folders) = (0, 0);
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = e.map_err(|e| Error::io(dir, e))?.path();
+        folders += usize::from(p.is_dir());
+        tars += usize::from(p.is_file() && p.extension().is_some_and(|e| e == "tar"));
+    }
+    Ok(tars > 0 && folders == 0)
 }
 
 /// The training and validation splits of multi-label data (`--multi-label`): each split folder's
@@ -107,7 +133,7 @@ pub fn open_multi_label_split(
     let DataRoot::Folder(dir) = root else {
         return Err(Error::flag(
             "--multi-label",
-            "reads image folders with a label file (labels.csv or labels.json), not IDX files",
+            "reads image folders with a label file (labels.csv or labels.json), not IDX files or tars",
         ));
     };
     let dir = find_split(dir, split, train)?;

@@ -7,6 +7,7 @@ use super::configs::{
 };
 use super::devices::{device_list, seed_rank};
 use super::elastic::{check_same_start, dist_timeout, resume_point};
+use super::hfds::{is_hfds, open_hfds};
 use super::limits::{self, Budget};
 use super::model_flags::{apply_after_creation, apply_model_kwargs};
 use super::model_record::{resolve_model, ModelRecord};
@@ -154,11 +155,12 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let in_chans = in_chans.unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_counts(&a, in_chans, img_size)?;
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
-    let (train_ds, val_ds) = match is_wds(&a.source.dataset) {
+    let (wds, hfds) = (is_wds(&a.source.dataset), is_hfds(&a.source.dataset));
+    let (train_ds, val_ds) = match wds || hfds {
         true if a.multi_label.multi_label => {
             return Err(Error::flag(
                 "--multi-label",
-                "reads image folders with a label file, not webdataset shards",
+                "reads image folders with a label file, not webdataset shards or hfds/ datasets",
             ))
         }
         false if a.multi_label.multi_label => {
@@ -167,6 +169,10 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             let (t, v) = open_multi_label(&root, splits, in_chans, class_map, &a.multi_label)?;
             (Source::Indexed(t), Source::Indexed(v))
         }
+        true if hfds => (
+            Source::Indexed(open_hfds(&a, &dir, true, in_chans)?),
+            Source::Indexed(open_hfds(&a, &dir, false, in_chans)?),
+        ),
         true => (
             Source::Streamed(open_wds(&a, &dir, true, in_chans)?),
             Source::Streamed(open_wds(&a, &dir, false, in_chans)?),

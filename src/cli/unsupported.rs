@@ -6,6 +6,7 @@
 //! accepted and, as in timm without their main flag, have no effect.
 
 use super::args::{TrainArgs, ValidateArgs};
+use super::hfds::is_hfds;
 use super::wds::is_wds;
 use kiln_train::{Error, Result};
 
@@ -32,7 +33,7 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
         flag: "--dataset",
         is_set: |a| hub_dataset(&a.eval.source.dataset),
-        reason: "torch/, hfds/, hfids/ and tfds/ datasets need Python packages or the network, and kiln validate does not stream wds/ shards (kiln train does); kiln validate reads ImageFolder trees and IDX folders from --data-dir",
+        reason: "torch/, hfids/ and tfds/ datasets need Python packages or the network, and kiln validate reads neither wds/ shards nor hfds/ caches (kiln train does); kiln validate reads ImageFolder trees and IDX folders from --data-dir",
     },
     Refusal {
         flag: "--num-samples",
@@ -57,7 +58,7 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
         flag: "--dataset-trust-remote-code",
         is_set: |a| a.dataset_trust_remote_code,
-        reason: "kiln does not read Hugging Face datasets (no network, no Python)",
+        reason: "kiln validate reads no Hugging Face datasets (kiln train reads hfds/ ones from the datasets cache); no network, no Python",
     },
     Refusal {
         flag: "--tf-preprocessing",
@@ -105,8 +106,12 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
 pub const REFUSED: &[Refusal<TrainArgs>] = &[
     Refusal {
         flag: "--dataset",
-        is_set: |a| hub_dataset(&a.source.dataset) && !is_wds(&a.source.dataset),
-        reason: "torch/, hfds/, hfids/ and tfds/ datasets need Python packages or the network; kiln reads ImageFolder trees, IDX folders and local wds/ shards from --data-dir",
+        is_set: |a| {
+            hub_dataset(&a.source.dataset)
+                && !is_wds(&a.source.dataset)
+                && !is_hfds(&a.source.dataset)
+        },
+        reason: "torch/, hfids/ and tfds/ datasets need Python packages or the network; kiln reads ImageFolder trees, IDX folders, local wds/ shards and hfds/ datasets from the datasets cache in --data-dir",
     },
     Refusal {
         flag: "--train-num-samples",
@@ -122,22 +127,26 @@ pub const REFUSED: &[Refusal<TrainArgs>] = &[
         flag: "--dataset-download",
         // timm's wds/ reader drops the flag; so does kiln.
         is_set: |a| a.dataset_download && !is_wds(&a.source.dataset),
-        reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir",
+        reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir; for hfds/NAME, load the dataset once with datasets.load_dataset(NAME, cache_dir=DIR) and pass --data-dir DIR",
     },
     Refusal {
         flag: "--input-key",
-        is_set: |a| a.input_key.is_some() && !is_wds(&a.source.dataset),
-        reason: "keys select columns of hub datasets, which kiln does not read, and members of wds/ samples (with --dataset wds/NAME)",
+        is_set: |a| {
+            a.input_key.is_some() && !is_wds(&a.source.dataset) && !is_hfds(&a.source.dataset)
+        },
+        reason: "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)",
     },
     Refusal {
         flag: "--target-key",
-        is_set: |a| a.target_key.is_some() && !is_wds(&a.source.dataset),
-        reason: "keys select columns of hub datasets, which kiln does not read, and members of wds/ samples (with --dataset wds/NAME)",
+        is_set: |a| {
+            a.target_key.is_some() && !is_wds(&a.source.dataset) && !is_hfds(&a.source.dataset)
+        },
+        reason: "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)",
     },
     Refusal {
         flag: "--dataset-trust-remote-code",
         is_set: |a| a.dataset_trust_remote_code,
-        reason: "kiln does not read Hugging Face datasets (no network, no Python)",
+        reason: "kiln runs no dataset loading script (no Python); hfds/ datasets are read from the Arrow files of the datasets cache",
     },
     Refusal {
         flag: "--fuser",

@@ -64,6 +64,22 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// An Arrow IPC stream file (a Hugging Face datasets cache file) is malformed or lacks a column.
+    #[error("Arrow file {path}: {msg}")]
+    Arrow {
+        /// The Arrow file.
+        path: PathBuf,
+        /// What is wrong, with the byte offset or row where it applies.
+        msg: String,
+    },
+    /// A Hugging Face datasets cache folder (its layout, dataset_info.json or split) is unusable.
+    #[error("Hugging Face dataset {path}: {msg}")]
+    Hfds {
+        /// The cache folder or info file at fault.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// A CSV file (a run's summary.csv) is malformed.
     #[error("CSV file {path}, line {line}: {msg}")]
     Csv {

@@ -97,3 +97,47 @@ fn tar_truncated_names_the_archive() {
         "{err}"
     );
 }
+
+/// timm's `ReaderImageInTar` over a tar of class folders and over a folder of per-class tars
+/// (train/tests/fixtures/image_in_tar, made by scripts/fixtures/make_image_in_tar_fixtures.py):
+/// the same members in the same order, the same classes and labels.
+#[test]
+fn members_and_labels_match_timm() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/image_in_tar");
+    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+    let fx: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for case in fx["cases"].as_array().unwrap() {
+        let root = dir.join(case["root"].as_str().unwrap());
+        let tar = TarDataset::open(&root, None, 3).unwrap();
+        assert_eq!(tar.len() as u64, case["len"].as_u64().unwrap(), "{root:?}");
+        let mut classes: Vec<(&String, u64)> = (case["class_to_idx"].as_object().unwrap())
+            .iter()
+            .map(|(k, v)| (k, v.as_u64().unwrap()))
+            .collect();
+        classes.sort_by_key(|c| c.1);
+        for (name, idx) in classes {
+            assert_eq!(
+                tar.classes().get(name).map(|&i| i as u64),
+                Some(idx),
+                "{root:?} {name}"
+            );
+        }
+        assert_eq!(
+            tar.num_classes() as u64,
+            case["class_to_idx"].as_object().unwrap().len() as u64
+        );
+        for (i, s) in case["samples"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(
+                tar.member_name(i),
+                s["name"].as_str().unwrap(),
+                "{root:?} {i}"
+            );
+            assert_eq!(
+                tar.label(i) as u64,
+                s["label"].as_u64().unwrap(),
+                "{root:?} {i}"
+            );
+            assert_eq!(tar.load(i).unwrap().image.w, 2);
+        }
+    }
+}

@@ -1,9 +1,11 @@
 //! Datasets: the `Dataset` trait, IDX (MNIST), image folders (single- and multi-label), tar
-//! archives, webdataset shards (streamed), decoding, and writing a dataset as a JPEG folder.
+//! archives, webdataset shards (streamed), Hugging Face datasets cache files, decoding, and
+//! writing a dataset as a JPEG folder.
 mod classes;
 mod dataset;
 mod decode;
 mod folder;
+pub mod hfds;
 mod idx;
 mod image;
 mod jpeg_folder;

@@ -1,5 +1,6 @@
 //! Tar archives read in place: one or many `.tar` files memory-mapped, indexed once, never extracted.
-//! The class of a member is its folder's name (timm's ImageInTar parser).
+//! The class of a member is its folder's name, or for a member at the top of one of a folder's
+//! tars, the tar's name (timm's `ReaderImageInTar`).
 use super::classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
 use super::{decode, is_image, Dataset, Sample};
 use crate::{Error, Result};
@@ -27,7 +28,8 @@ pub struct TarDataset {
 
 impl TarDataset {
     /// Indexes `path`: a `.tar` file, or a folder whose `.tar` files are all read (in name order).
-    /// Classes are the members' folder names in natural order, or the lines of `class_map`.
+    /// Classes are the members' folder names (or per-class tars' names) in natural order, or the
+    /// lines of `class_map`.
     pub fn open(path: &Path, class_map: Option<&Path>, chans: usize) -> Result<Self> {
         super::image::check_channels(chans)?;
         let tars = tar_files(path)?;
@@ -43,20 +45,33 @@ impl TarDataset {
             }
             archives.push((tar, map));
         }
-        let folder = |name: &str| {
+        // timm's label: the last part of `<tar stem>/<member's folder>`, the stem left out when
+        // `path` is the one tar (so a top-level member of a per-class tar is of the tar's class).
+        let stems: Vec<String> = match path.is_file() {
+            true => vec![String::new()],
+            false => (archives.iter())
+                .map(|(p, _)| {
+                    p.file_stem()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect(),
+        };
+        let folder = |k: usize, name: &str| {
             let parent = Path::new(name).parent().and_then(|p| p.file_name());
             parent
                 .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default()
+                .unwrap_or_else(|| stems[k].clone())
         };
         let classes = match class_map {
             Some(p) => load_class_map(p)?,
-            None => class_map_sorted(found.iter().map(|f| folder(&f.3)).collect()),
+            None => class_map_sorted(found.iter().map(|f| folder(f.0, &f.3)).collect()),
         };
         let mut members: Vec<Member> = found
             .into_iter()
             .filter_map(|(archive, offset, size, name)| {
-                let label = *classes.get(&folder(&name))?;
+                let label = *classes.get(&folder(archive, &name))?;
                 Some(Member {
                     archive,
                     offset,
