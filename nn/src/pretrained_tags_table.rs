@@ -308,6 +308,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "ecaresnet101d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet101d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "ecaresnet101d_pruned", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet101d_pruned.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "ecaresnet200d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -319,6 +322,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "ecaresnet50d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet50d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnet50d_pruned", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet50d_pruned.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "ecaresnet50t", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/ecaresnet50t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

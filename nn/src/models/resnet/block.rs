@@ -180,6 +180,14 @@ impl StageBlock {
         })
     }
 
+    /// The channels the block puts out (its last conv's).
+    pub(super) fn out_channels(&self) -> usize {
+        match self {
+            StageBlock::Res(b) => b.layers[b.layers.len() - 1].0.weight.shape()[0],
+            StageBlock::ResNest(b) => b.conv3.weight.shape()[0],
+        }
+    }
+
     /// The block's stochastic-depth rate.
     pub(super) fn drop_path(&self) -> f64 {
         match self {

@@ -1,6 +1,7 @@
 //! What distinguishes one ResNet variant from another: the config and its block and stem kinds
 //! (timm's `ResNet` arguments).
 
+use super::Pruned;
 use crate::layers::{AaLayer, AttnLayer, NormLayer};
 
 /// What distinguishes one ResNet variant from another (timm's `ResNet` arguments).
@@ -36,6 +37,8 @@ pub struct ResNetCfg {
     pub aa: Option<AaLayer>,
     /// timm's `replace_stem_pool`: the stem's max pool becomes a strided 3×3 conv, norm, ReLU.
     pub replace_stem_pool: bool,
+    /// timm's `pruned=True`: the convs' and norms' widths of a pruned structure.
+    pub pruned: Option<Pruned>,
 }
 
 impl ResNetCfg {
@@ -57,6 +60,7 @@ impl ResNetCfg {
             norm: NormLayer::BatchNorm,
             aa: None,
             replace_stem_pool: false,
+            pruned: None,
         }
     }
 }

@@ -81,9 +81,26 @@ impl ResNet {
             training: true,
             grad_checkpointing: false,
         };
+        if let Some(pruned) = rc.pruned {
+            pruned.apply(&mut model)?;
+            model.prune_widths(args.drop_rate)?;
+        }
         model.init_weights(args.zero_init_last)?;
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
         Ok(model)
+    }
+
+    /// After [`Pruned::apply`]: each stage's feature width is its last block's output, and the
+    /// classifier head takes the last stage's.
+    fn prune_widths(&mut self, drop_rate: f64) -> Result<()> {
+        for (info, stage) in self.feature_info[1..].iter_mut().zip(&self.stages) {
+            if let Some(block) = stage.last() {
+                info.num_chs = block.get().out_channels();
+            }
+        }
+        let num_features = self.feature_info[self.feature_info.len() - 1].num_chs;
+        self.head = ClassifierHead::new(num_features, 0, PoolType::Avg, drop_rate)?;
+        Ok(())
     }
 
     /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / (blocks − 1)`).

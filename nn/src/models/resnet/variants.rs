@@ -2,7 +2,7 @@
 //! pretrained config (the first tag of the architecture's `default_cfgs`).
 
 use super::ResNet;
-use super::{BlockKind, ResNetCfg, StemType};
+use super::{BlockKind, Pruned, ResNetCfg, StemType};
 use crate::layers::{AaLayer, AttnLayer, NormLayer};
 use crate::models::family::Variants;
 use crate::models::PretrainedCfg;
@@ -189,6 +189,12 @@ pub fn variants() -> Vec<Variant> {
         grouped(t(Bottleneck, l26), 32, 4),
         grouped(t(Bottleneck, l50), 32, 4),
     );
+    let pruned = |rc, p| ResNetCfg {
+        pruned: Some(p),
+        ..rc
+    };
+    let eca50p = pruned(attn(d(Bottleneck, l50), Eca), Pruned::EcaResNet50d);
+    let eca101p = pruned(attn(d(Bottleneck, l101), Eca), Pruned::EcaResNet101d);
     let sex101d = attn(grouped(d(Bottleneck, l101), 32, 8), Se);
     let sexaa201d = ResNetCfg {
         stem_width: 64,
@@ -315,6 +321,8 @@ pub fn variants() -> Vec<Variant> {
             0.94,
             0.95,
         ),
+        variant("ecaresnet50d_pruned", eca50p, "miil_in1k", Timm),
+        variant("ecaresnet101d_pruned", eca101p, "miil_in1k", Timm),
         variant(
             "ecaresnet50t",
             attn(t(Bottleneck, l50), Eca),
