@@ -308,11 +308,38 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "ecaresnet101d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet101d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "ecaresnet101d_pruned", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet101d_pruned.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnet200d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnet269d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/ecaresnet269d.ra2_in1k"), input_size: [3, 320, 320], test_input_size: Some([3, 352, 352]), pool_size: Some([10, 10]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "ecaresnet26t", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/ecaresnet26t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "ecaresnet50d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet50d.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnet50d_pruned", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnet50d_pruned.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnet50t", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/ecaresnet50t.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "a1_in1k", hf_hub_id: Some("timm/ecaresnet50t.a1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "a2_in1k", hf_hub_id: Some("timm/ecaresnet50t.a2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "a3_in1k", hf_hub_id: Some("timm/ecaresnet50t.a3_in1k"), input_size: [3, 160, 160], test_input_size: Some([3, 224, 224]), pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnetlight", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "miil_in1k", hf_hub_id: Some("timm/ecaresnetlight.miil_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnext26t_32x4d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "ecaresnext50t_32x4d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "efficientnet_b0", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ra_in1k", hf_hub_id: Some("timm/efficientnet_b0.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -840,9 +867,15 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/resnet101.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet101.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "resnet101c", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet101c.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "resnet101d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet101d.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet101d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnet101s", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet101s.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet10t", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "c3_in1k", hf_hub_id: Some("timm/resnet10t.c3_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -859,6 +892,16 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/resnet152.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet152.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "resnet152c", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet152c.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnet152d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet152d.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet152d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnet152s", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet152s.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "resnet18", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1_in1k", hf_hub_id: Some("timm/resnet18.a1_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "a2_in1k", hf_hub_id: Some("timm/resnet18.a2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -871,6 +914,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "resnet18d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet18d.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/resnet18d.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnet200", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnet200d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet200d.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnet26", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "bt_in1k", hf_hub_id: Some("timm/resnet26.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -917,6 +966,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "resnet50_gn", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnet50_gn.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.94, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "resnet50c", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet50c.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "resnet50d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/resnet50d.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/resnet50d.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
@@ -925,8 +977,73 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "a3_in1k", hf_hub_id: Some("timm/resnet50d.a3_in1k"), input_size: [3, 160, 160], test_input_size: Some([3, 224, 224]), pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet50d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "resnet50s", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnet50s.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "resnet50t", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetaa101d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/resnetaa101d.sw_in12k_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "sw_in12k", hf_hub_id: Some("timm/resnetaa101d.sw_in12k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "resnetaa34d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetaa50", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnetaa50.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetaa50d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/resnetaa50d.sw_in12k_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "sw_in12k", hf_hub_id: Some("timm/resnetaa50d.sw_in12k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+        Tag { tag: "d_in12k", hf_hub_id: Some("timm/resnetaa50d.d_in12k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "resnetblur101d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetblur18", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetblur50", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "bt_in1k", hf_hub_id: Some("timm/resnetblur50.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetblur50d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetrs101", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "tf_in1k", hf_hub_id: Some("timm/resnetrs101.tf_in1k"), input_size: [3, 192, 192], test_input_size: Some([3, 288, 288]), pool_size: Some([6, 6]), crop_pct: 0.94, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetrs152", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "tf_in1k", hf_hub_id: Some("timm/resnetrs152.tf_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetrs200", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "tf_in1k", hf_hub_id: Some("timm/resnetrs200.tf_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetrs270", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "tf_in1k", hf_hub_id: Some("timm/resnetrs270.tf_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 352, 352]), pool_size: Some([8, 8]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetrs350", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "tf_in1k", hf_hub_id: Some("timm/resnetrs350.tf_in1k"), input_size: [3, 288, 288], test_input_size: Some([3, 384, 384]), pool_size: Some([9, 9]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetrs420", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "tf_in1k", hf_hub_id: Some("timm/resnetrs420.tf_in1k"), input_size: [3, 320, 320], test_input_size: Some([3, 416, 416]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetrs50", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "tf_in1k", hf_hub_id: Some("timm/resnetrs50.tf_in1k"), input_size: [3, 160, 160], test_input_size: Some([3, 224, 224]), pool_size: Some([5, 5]), crop_pct: 0.91, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnext101_32x16d", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "fb_wsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x16d.fb_wsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_ssl_yfcc100m_ft_in1k", hf_hub_id: Some("timm/resnext101_32x16d.fb_ssl_yfcc100m_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x16d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnext101_32x32d", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "fb_wsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x32d.fb_wsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnext101_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "fb_ssl_yfcc100m_ft_in1k", hf_hub_id: Some("timm/resnext101_32x4d.fb_ssl_yfcc100m_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x4d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnext101_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnext101_32x8d", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "tv_in1k", hf_hub_id: Some("timm/resnext101_32x8d.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -951,6 +1068,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fb_ssl_yfcc100m_ft_in1k", hf_hub_id: Some("timm/resnext50_32x4d.fb_ssl_yfcc100m_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "fb_swsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext50_32x4d.fb_swsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/resnext50_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnext50d_32x4d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "bt_in1k", hf_hub_id: Some("timm/resnext50d_32x4d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "rexnet_100", first_conv: "stem.conv", classifier: "head.fc", tags: &[
         Tag { tag: "nav_in1k", hf_hub_id: Some("timm/rexnet_100.nav_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1005,8 +1125,17 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "seresnet152", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "seresnet152d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/seresnet152d.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "seresnet18", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnet200d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnet269d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnet34", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1017,9 +1146,24 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "a3_in1k", hf_hub_id: Some("timm/seresnet50.a3_in1k"), input_size: [3, 160, 160], test_input_size: Some([3, 224, 224]), pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/seresnet50.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "seresnet50t", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnetaa50d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "seresnext101_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/seresnext101_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnext101_32x8d", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "ah_in1k", hf_hub_id: Some("timm/seresnext101_32x8d.ah_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnext101_64x4d", first_conv: "conv1", classifier: "fc", tags: &[
+        Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/seresnext101_64x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnext101d_32x8d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "ah_in1k", hf_hub_id: Some("timm/seresnext101d_32x8d.ah_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "seresnext26d_32x4d", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "bt_in1k", hf_hub_id: Some("timm/seresnext26d_32x4d.bt_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1030,6 +1174,16 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "seresnext50_32x4d", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "racm_in1k", hf_hub_id: Some("timm/seresnext50_32x4d.racm_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "gluon_in1k", hf_hub_id: Some("timm/seresnext50_32x4d.gluon_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnextaa101d_32x8d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k_288", hf_hub_id: Some("timm/seresnextaa101d_32x8d.sw_in12k_ft_in1k_288"), input_size: [3, 288, 288], test_input_size: Some([3, 320, 320]), pool_size: Some([9, 9]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/seresnextaa101d_32x8d.sw_in12k_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "sw_in12k", hf_hub_id: Some("timm/seresnextaa101d_32x8d.sw_in12k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+        Tag { tag: "ah_in1k", hf_hub_id: Some("timm/seresnextaa101d_32x8d.ah_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "seresnextaa201d_32x8d", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "sw_in12k_ft_in1k_384", hf_hub_id: Some("timm/seresnextaa201d_32x8d.sw_in12k_ft_in1k_384"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "sw_in12k", hf_hub_id: Some("timm/seresnextaa201d_32x8d.sw_in12k"), input_size: [3, 320, 320], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
     ] },
     ArchTags { arch: "spnasnet_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/spnasnet_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1061,6 +1215,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "ms_in1k", hf_hub_id: Some("timm/swin_tiny_patch4_window7_224.ms_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ms_in22k_ft_in1k", hf_hub_id: Some("timm/swin_tiny_patch4_window7_224.ms_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ms_in22k", hf_hub_id: Some("timm/swin_tiny_patch4_window7_224.ms_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 21841 },
+    ] },
+    ArchTags { arch: "test_resnet", first_conv: "conv1.0", classifier: "fc", tags: &[
+        Tag { tag: "r160_in1k", hf_hub_id: Some("timm/test_resnet.r160_in1k"), input_size: [3, 160, 160], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "tf_efficientnet_b0", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_b0.ns_jft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

@@ -5,7 +5,10 @@ use kiln_nn::{create_model, list_models, ModelArgs};
 
 #[test]
 fn list_models_matches_wildcards_like_fnmatch() {
-    assert_eq!(list_models("resnet1*d"), vec!["resnet101d", "resnet18d"]);
+    assert_eq!(
+        list_models("resnet1*d"),
+        vec!["resnet101d", "resnet152d", "resnet18d"]
+    );
     assert_eq!(list_models("resnet?8"), vec!["resnet18"]);
     assert!(list_models("no_such_model*").is_empty());
 }

@@ -126,11 +126,12 @@ fn twice_rounded_up(spread: f64) -> f64 {
 /// conv and the classifier; SENet-154 counts its deep stem as 3 and is 152 here).
 fn resnet_depth(name: &str) -> Option<usize> {
     let (_, rc, _) = resnet::variants().into_iter().find(|v| v.0 == name)?;
-    let convs = match rc.block {
+    let convs = |kind| match kind {
         BlockKind::Basic => 2,
         BlockKind::Bottleneck | BlockKind::ResNest { .. } => 3,
     };
-    Some(rc.layers.iter().sum::<usize>() * convs + 2)
+    let blocks = rc.layers.iter().zip(rc.blocks);
+    Some(blocks.map(|(&n, kind)| n * convs(kind)).sum::<usize>() + 2)
 }
 
 /// `name` built without drawing its initial weights (zeros instead): every test here fills each
@@ -296,6 +297,10 @@ mod resnet_matches_timm {
         resnext101_64x4d,
         wide_resnet50_2,
         wide_resnet101_2,
+        resnetblur18,
+        resnetaa34d,
+        resnetrs50,
+        test_resnet,
     );
 }
 
@@ -1043,7 +1048,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 350, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 393, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }

@@ -10,6 +10,8 @@ pub enum AttnLayer {
     Se,
     /// `'eca'`: timm's `EcaModule`.
     Eca,
+    /// `partial(get_attn('se'), rd_ratio=0.25)` (ResNet-RS): `SEModule` reducing to a quarter.
+    SeQuarter,
 }
 
 impl AttnLayer {
@@ -18,6 +20,11 @@ impl AttnLayer {
         Ok(match self {
             AttnLayer::Se => Box::new(SqueezeExcite::new(channels)?),
             AttnLayer::Eca => Box::new(EcaModule::new(channels)?),
+            AttnLayer::SeQuarter => {
+                // timm: make_divisible(channels * 0.25, 8, round_limit=0.)
+                let rd = ((channels / 4 + 4) / 8 * 8).max(8);
+                Box::new(SqueezeExcite::with_rd_channels(channels, rd)?)
+            }
         })
     }
 }

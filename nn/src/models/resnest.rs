@@ -7,7 +7,6 @@
 use super::resnet::ResNet;
 use super::resnet::{BlockKind, ResNetCfg, StemType};
 use super::PretrainedCfg;
-use crate::layers::NormLayer;
 use crate::models::family::Variants;
 
 /// One registered ResNeSt: (name, architecture, default pretrained config).
@@ -21,22 +20,18 @@ fn resnest(
     (cardinality, base_width): (usize, usize),
     (radix, avd_first): (usize, bool),
 ) -> ResNetCfg {
+    let block = BlockKind::ResNest {
+        radix,
+        avd: true,
+        avd_first,
+    };
     ResNetCfg {
-        block: BlockKind::ResNest {
-            radix,
-            avd: true,
-            avd_first,
-        },
-        layers,
         stem: StemType::Deep,
         stem_width,
         avg_down: true,
-        down_kernel_size: 1,
-        block_reduce_first: 1,
         cardinality,
         base_width,
-        attn: None,
-        norm: NormLayer::BatchNorm,
+        ..ResNetCfg::new(block, layers)
     }
 }
 

@@ -5,7 +5,7 @@
 use super::config::{BlockKind, ResNetCfg};
 use super::downsample::Downsample;
 use super::resnest::ResNestBottleneck;
-use crate::layers::{Conv2d, DropBlock, Norm2d};
+use crate::layers::{AaPool, Conv2d, DropBlock, Norm2d};
 use crate::{Children, Module, Result};
 use kiln_engine::{Conv2dParams, Tensor};
 
@@ -15,6 +15,8 @@ use kiln_engine::{Conv2dParams, Tensor};
 pub(super) struct Block {
     #[child(each = "conv{}", pair = "bn{}", start = 1)]
     pub(super) layers: Vec<(Conv2d, Norm2d)>,
+    /// timm's `aa` after the activation of the conv that would have strided (no tensors).
+    aa: Option<AaPool>,
     #[child(name = "se")]
     attn: Option<Box<dyn Module>>,
     #[child]
@@ -40,40 +42,47 @@ fn conv(in_c: usize, out_c: usize, k: usize, stride: usize, groups: usize) -> Re
 }
 
 impl Block {
+    /// A basic block (`kind` `Basic`) or bottleneck `in_c` → `planes · expansion` at `stride`;
+    /// with `rc.aa` a strided block convolves at stride 1 and downsamples through the
+    /// anti-aliasing layer.
     pub(super) fn new(
         rc: &ResNetCfg,
-        in_c: usize,
-        planes: usize,
-        stride: usize,
+        kind: BlockKind,
+        (in_c, planes, stride): (usize, usize, usize),
         downsample: Option<Downsample>,
         drop_path: f64,
     ) -> Result<Block> {
-        let out_c = planes * rc.block.expansion();
-        let convs = match rc.block {
+        let out_c = planes * kind.expansion();
+        let aa = rc.aa.filter(|_| stride == 2);
+        let conv_stride = if aa.is_some() { 1 } else { stride };
+        let convs = match kind {
             BlockKind::Basic => {
                 let first = planes / rc.block_reduce_first;
                 vec![
-                    conv(in_c, first, 3, stride, 1)?,
+                    conv(in_c, first, 3, conv_stride, 1)?,
                     conv(first, out_c, 3, 1, 1)?,
                 ]
             }
-            BlockKind::Bottleneck | BlockKind::ResNest { .. } => {
+            _ => {
                 // timm: width = floor(planes * base_width / 64) * cardinality
                 let width = planes * rc.base_width / 64 * rc.cardinality;
                 let first = width / rc.block_reduce_first;
                 vec![
                     conv(in_c, first, 1, 1, 1)?,
-                    conv(first, width, 3, stride, rc.cardinality)?,
+                    conv(first, width, 3, conv_stride, rc.cardinality)?,
                     conv(width, out_c, 1, 1, 1)?,
                 ]
             }
         };
+        // the layer after the strided conv, over that conv's output
+        let aa_channels = convs[convs.len() - 2].weight.shape()[0];
         let norms: Vec<Norm2d> = convs
             .iter()
             .map(|c| rc.norm.create(c.weight.shape()[0]))
             .collect::<Result<_>>()?;
         Ok(Block {
             layers: convs.into_iter().zip(norms).collect(),
+            aa: aa.map(|a| a.create(aa_channels, stride)),
             attn: rc.attn.map(|a| a.create(out_c)).transpose()?,
             downsample,
             drop_path,
@@ -97,12 +106,21 @@ impl Module for Block {
         let (mut y, mut stats) = self.layers[0].1.conv_for_norm(&self.layers[0].0, x)?;
         for (i, (_, norm)) in self.layers[..last].iter().enumerate() {
             let (next, next_norm) = &self.layers[i + 1];
-            (y, stats) = match &self.drop_block {
-                Some(db) if i == last - 1 && self.training => {
-                    let h = norm.forward_with_stats(&y, stats.as_ref(), None, false)?;
-                    next_norm.conv_for_norm(next, &db.forward(&h)?.relu()?)?
+            // DropBlock (in training) and the anti-aliasing layer sit after the last norm but one
+            let drop_block = self.drop_block.as_ref().filter(|_| self.training);
+            let fused = i != last - 1 || (drop_block.is_none() && self.aa.is_none());
+            (y, stats) = if fused {
+                norm.forward_into_conv(&y, stats.as_ref(), true, next)?
+            } else {
+                let mut h = norm.forward_with_stats(&y, stats.as_ref(), None, false)?;
+                if let Some(db) = drop_block {
+                    h = db.forward(&h)?;
                 }
-                _ => norm.forward_into_conv(&y, stats.as_ref(), true, next)?,
+                h = h.relu()?;
+                if let Some(aa) = &self.aa {
+                    h = aa.forward(&h)?;
+                }
+                next_norm.conv_for_norm(next, &h)?
             };
         }
         let norm = &self.layers[last].1;
@@ -132,16 +150,15 @@ pub(super) enum StageBlock {
 }
 
 impl StageBlock {
-    /// The block of kind `rc.block`, `in_c` → `planes · expansion` at `stride`.
+    /// The block of kind `kind`, `in_c` → `planes · expansion` at `stride`.
     pub(super) fn new(
         rc: &ResNetCfg,
-        in_c: usize,
-        planes: usize,
-        stride: usize,
+        kind: BlockKind,
+        (in_c, planes, stride): (usize, usize, usize),
         downsample: Option<Downsample>,
         drop_path: f64,
     ) -> Result<StageBlock> {
-        Ok(match rc.block {
+        Ok(match kind {
             BlockKind::ResNest {
                 radix,
                 avd,
@@ -154,9 +171,21 @@ impl StageBlock {
                 drop_path,
             )?)),
             _ => StageBlock::Res(Box::new(Block::new(
-                rc, in_c, planes, stride, downsample, drop_path,
+                rc,
+                kind,
+                (in_c, planes, stride),
+                downsample,
+                drop_path,
             )?)),
         })
+    }
+
+    /// The channels the block puts out (its last conv's).
+    pub(super) fn out_channels(&self) -> usize {
+        match self {
+            StageBlock::Res(b) => b.layers[b.layers.len() - 1].0.weight.shape()[0],
+            StageBlock::ResNest(b) => b.conv3.weight.shape()[0],
+        }
     }
 
     /// The block's stochastic-depth rate.

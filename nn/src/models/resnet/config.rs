@@ -1,15 +1,19 @@
 //! What distinguishes one ResNet variant from another: the config and its block and stem kinds
 //! (timm's `ResNet` arguments).
 
-use crate::layers::{AttnLayer, NormLayer};
+use super::Pruned;
+use crate::layers::{AaLayer, AttnLayer, NormLayer};
 
 /// What distinguishes one ResNet variant from another (timm's `ResNet` arguments).
 #[derive(Debug, Clone, Copy)]
 pub struct ResNetCfg {
-    /// Block type.
-    pub block: BlockKind,
+    /// Block type of each stage (timm's `block`, one class or one per stage).
+    pub blocks: [BlockKind; 4],
     /// Blocks per stage.
     pub layers: [usize; 4],
+    /// Each stage's `planes` (timm's `channels`: 64, 128, 256, 512); its output is
+    /// `planes · expansion`.
+    pub channels: [usize; 4],
     /// Stem type.
     pub stem: StemType,
     /// Width of a deep stem's convs (its output is twice this; the 7×7 stem puts out 64).
@@ -28,6 +32,37 @@ pub struct ResNetCfg {
     pub attn: Option<AttnLayer>,
     /// timm's `norm_layer`.
     pub norm: NormLayer,
+    /// timm's `aa_layer`: strided blocks downsample after their strided conv's activation
+    /// (the conv at stride 1), and the stem pools through it.
+    pub aa: Option<AaLayer>,
+    /// timm's `replace_stem_pool`: the stem's max pool becomes a strided 3×3 conv, norm, ReLU.
+    pub replace_stem_pool: bool,
+    /// timm's `pruned=True`: the convs' and norms' widths of a pruned structure.
+    pub pruned: Option<Pruned>,
+}
+
+impl ResNetCfg {
+    /// timm's `ResNet` defaults for `block` in every stage: 7×7 stem, strided 1×1 conv
+    /// shortcuts, BatchNorm, no attention, no anti-aliasing.
+    pub fn new(block: BlockKind, layers: [usize; 4]) -> ResNetCfg {
+        ResNetCfg {
+            blocks: [block; 4],
+            layers,
+            channels: [64, 128, 256, 512],
+            stem: StemType::Single,
+            stem_width: 64,
+            avg_down: false,
+            down_kernel_size: 1,
+            block_reduce_first: 1,
+            cardinality: 1,
+            base_width: 64,
+            attn: None,
+            norm: NormLayer::BatchNorm,
+            aa: None,
+            replace_stem_pool: false,
+            pruned: None,
+        }
+    }
 }
 
 /// The residual block types.

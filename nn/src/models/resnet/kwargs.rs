@@ -31,13 +31,13 @@ impl TakesKwargs for ResNetCfg {
     }
 
     fn params(&self) -> f64 {
-        let expansion = match self.block {
-            BlockKind::Basic => 1.0,
-            _ => 4.0,
-        };
         let stem = 27.0 * (self.stem_width * self.stem_width) as f64;
         let stages = self.layers.iter().enumerate().map(|(i, &n)| {
-            let planes = (64usize << i) as f64;
+            let expansion = match self.blocks[i] {
+                BlockKind::Basic => 1.0,
+                _ => 4.0,
+            };
+            let planes = self.channels[i] as f64;
             let width = planes * self.base_width as f64 / 64.0 * self.cardinality as f64;
             let out = planes * expansion;
             let conv3 = 9.0 * width * width / self.cardinality as f64;

@@ -3,17 +3,19 @@
 use super::block::StageBlock;
 use super::config::ResNetCfg;
 use super::downsample::Downsample;
-use super::stem::Stem;
-use crate::layers::{checkpoint_seq, Checkpointed, ClassifierHead, DropBlock, MaxPool2d, PoolType};
+use super::stem::{Stem, StemPool};
+use crate::layers::{checkpoint_seq, Checkpointed, ClassifierHead, DropBlock, PoolType};
 use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
 use crate::{init, Children, Error, ModelArgs, Module, Result};
-use kiln_engine::{Pool2d, Tensor};
+use kiln_engine::Tensor;
 
 /// timm's `ResNet`.
 #[derive(Children)]
 pub struct ResNet {
     #[child(flatten)]
     stem: Stem,
+    #[child(name = "maxpool")]
+    stem_pool: StemPool,
     #[child(each = "layer{}", start = 1)]
     stages: Vec<Vec<Checkpointed<StageBlock>>>,
     #[child(flatten)]
@@ -30,6 +32,7 @@ impl ResNet {
     /// last norm of every block zero-initialized.
     pub fn new(rc: &ResNetCfg, args: &ModelArgs, cfg: PretrainedCfg) -> Result<ResNet> {
         let stem = Stem::new(rc, args.in_chans)?;
+        let stem_pool = StemPool::new(rc, stem.out_channels())?;
         let total: usize = rc.layers.iter().sum();
         let mut stages = Vec::new();
         let mut in_c = stem.out_channels();
@@ -40,18 +43,22 @@ impl ResNet {
             module: "act1".into(),
         }];
         for (s, &n) in rc.layers.iter().enumerate() {
-            let planes = 64 << s;
+            let (planes, kind) = (rc.channels[s], rc.blocks[s]);
             let stride = if s == 0 { 1 } else { 2 };
             let mut blocks = Vec::new();
             for b in 0..n {
                 let st = if b == 0 { stride } else { 1 };
-                let out_c = planes * rc.block.expansion();
+                let out_c = planes * kind.expansion();
                 let ds = (b == 0 && (st != 1 || in_c != out_c))
                     .then(|| Downsample::new(rc, in_c, out_c, st))
                     .transpose()?;
                 let dpr = args.drop_path_or(0.0) * block_idx as f64 / (total.max(2) - 1) as f64;
                 blocks.push(Checkpointed::new(StageBlock::new(
-                    rc, in_c, planes, st, ds, dpr,
+                    rc,
+                    kind,
+                    (in_c, planes, st),
+                    ds,
+                    dpr,
                 )?));
                 in_c = out_c;
                 block_idx += 1;
@@ -65,6 +72,7 @@ impl ResNet {
         }
         let mut model = ResNet {
             stem,
+            stem_pool,
             stages,
             // no classifier until reset_classifier below, after the init's draws
             head: ClassifierHead::new(in_c, 0, PoolType::Avg, args.drop_rate)?,
@@ -73,9 +81,26 @@ impl ResNet {
             training: true,
             grad_checkpointing: false,
         };
+        if let Some(pruned) = rc.pruned {
+            pruned.apply(&mut model)?;
+            model.prune_widths(args.drop_rate)?;
+        }
         model.init_weights(args.zero_init_last)?;
         model.reset_classifier(args.num_classes, args.global_pool.as_deref())?;
         Ok(model)
+    }
+
+    /// After [`Pruned::apply`]: each stage's feature width is its last block's output, and the
+    /// classifier head takes the last stage's.
+    fn prune_widths(&mut self, drop_rate: f64) -> Result<()> {
+        for (info, stage) in self.feature_info[1..].iter_mut().zip(&self.stages) {
+            if let Some(block) = stage.last() {
+                info.num_chs = block.get().out_channels();
+            }
+        }
+        let num_features = self.feature_info[self.feature_info.len() - 1].num_chs;
+        self.head = ClassifierHead::new(num_features, 0, PoolType::Avg, drop_rate)?;
+        Ok(())
     }
 
     /// Every block's stochastic-depth rate (`drop_path_rate · block_idx / (blocks − 1)`).
@@ -141,14 +166,14 @@ impl Model for ResNet {
     }
 
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.stem_out(x)?.max_pool2d(Pool2d::new(3, 2, 1))?;
+        let x = self.stem_pool.forward(&self.stem_out(x)?)?;
         let blocks = self.stages.iter().flatten();
         checkpoint_seq(blocks, x, self.grad_checkpointing)
     }
 
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let stem = self.stem_out(x)?;
-        let h = MaxPool2d(Pool2d::new(3, 2, 1)).forward(&stem)?;
+        let h = self.stem_pool.forward(&stem)?;
         let mut out = vec![stem];
         crate::models::shared::push_stage_maps(h, &self.stages, &mut out)?;
         Ok(out)

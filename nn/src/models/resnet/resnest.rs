@@ -21,7 +21,7 @@ pub(super) struct ResNestBottleneck {
     pub(super) conv2: SplitAttn,
     avd_last: Option<AvgPool2d>,
     #[child]
-    conv3: Conv2d,
+    pub(super) conv3: Conv2d,
     #[child]
     pub(super) bn3: Norm2d,
     #[child]

@@ -1,10 +1,11 @@
 //! The ResNet stem (`conv1`, `bn1`, `act1`): timm's `stem_type` '' (one 7×7/2 conv), 'deep'
-//! and 'deep_tiered' (three 3×3 convs, the first strided).
+//! and 'deep_tiered' (three 3×3 convs, the first strided); and the stem's pool (`maxpool`):
+//! a 3×3/2 max pool, its anti-aliased forms, or ResNet-RS's strided conv.
 
 use super::config::{ResNetCfg, StemType};
-use crate::layers::{Conv2d, Norm2d};
-use crate::{Children, Result};
-use kiln_engine::Tensor;
+use crate::layers::{AaLayer, AaPool, Conv2d, MaxPool2d, Norm2d};
+use crate::{Children, Module, Result};
+use kiln_engine::{Pool2d, Tensor};
 
 /// `conv1` + `bn1` + ReLU; a deep stem's convs are `conv1.0`, `conv1.3`, `conv1.6` with norms
 /// `conv1.1`, `conv1.4` (and `bn1` after the last).
@@ -92,5 +93,88 @@ impl Stem {
             }
         };
         self.norm.forward_conv(self.last_conv(), &h, None, true)
+    }
+}
+
+/// timm's `maxpool`, whatever it holds.
+#[derive(Children)]
+pub(super) enum StemPool {
+    /// `nn.MaxPool2d(3, 2, 1)` (`max` alone); with `aa_layer` `nn.AvgPool2d(2)` (`aa` alone) or
+    /// `Sequential(MaxPool2d(3, 1, 1), BlurPool2d(stride=2))` (both).
+    Pool {
+        max: Option<MaxPool2d>,
+        aa: Option<AaPool>,
+    },
+    /// `replace_stem_pool`: `Sequential(conv 3×3/2, norm, ReLU)`.
+    Conv {
+        #[child(name = "0")]
+        conv: Conv2d,
+        #[child(name = "1")]
+        norm: Norm2d,
+    },
+    /// `replace_stem_pool` with `aa_layer`: `Sequential(conv 3×3/1, aa at stride 2, norm,
+    /// ReLU)`.
+    ConvAa {
+        #[child(name = "0")]
+        conv: Conv2d,
+        aa: AaPool,
+        #[child(name = "2")]
+        norm: Norm2d,
+    },
+}
+
+impl StemPool {
+    /// The pool after a stem of `channels`.
+    pub(super) fn new(rc: &ResNetCfg, channels: usize) -> Result<StemPool> {
+        let max = |stride| Some(MaxPool2d(Pool2d::new(3, stride, 1)));
+        if !rc.replace_stem_pool {
+            return Ok(match rc.aa {
+                None => StemPool::Pool {
+                    max: max(2),
+                    aa: None,
+                },
+                Some(AaLayer::Avg) => StemPool::Pool {
+                    max: None,
+                    aa: Some(AaLayer::Avg.create(channels, 2)),
+                },
+                Some(AaLayer::Blur) => StemPool::Pool {
+                    max: max(1),
+                    aa: Some(AaLayer::Blur.create(channels, 2)),
+                },
+            });
+        }
+        let stride = if rc.aa.is_some() { 1 } else { 2 };
+        let conv = Conv2d::new(channels, channels, 3, stride, 1, false)?;
+        let norm = rc.norm.create(channels)?;
+        Ok(match rc.aa {
+            None => StemPool::Conv { conv, norm },
+            Some(aa) => StemPool::ConvAa {
+                conv,
+                aa: aa.create(channels, 2),
+                norm,
+            },
+        })
+    }
+}
+
+impl Module for StemPool {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            StemPool::Pool { max, aa } => {
+                let mut h = x.clone();
+                if let Some(m) = max {
+                    h = m.forward(&h)?;
+                }
+                match aa {
+                    Some(aa) => aa.forward(&h),
+                    None => Ok(h),
+                }
+            }
+            StemPool::Conv { conv, norm } => norm.forward_conv(conv, x, None, true),
+            StemPool::ConvAa { conv, aa, norm } => norm
+                .forward(&aa.forward(&conv.forward(x)?)?)?
+                .relu()
+                .map_err(Into::into),
+        }
     }
 }
