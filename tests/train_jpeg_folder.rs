@@ -64,6 +64,7 @@ fn kiln_trains_on_a_jpeg_folder() {
     let last: Vec<f64> = (summary.lines().last().unwrap().split(','))
         .map(|v| v.parse().unwrap())
         .collect();
+    println!("top-1 after 2 epochs: {} %", last[3]);
     // Ten classes: chance is 10 %; two epochs of 1024 images reach far more.
     assert!(
         last[3] > 30.0,

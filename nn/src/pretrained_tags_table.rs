@@ -146,6 +146,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fb_in22k_ft_in1k_384", hf_hub_id: Some("timm/convnext_xlarge.fb_in22k_ft_in1k_384"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "fb_in22k", hf_hub_id: Some("timm/convnext_xlarge.fb_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 21841 },
     ] },
+    ArchTags { arch: "convnext_xxlarge", first_conv: "stem.0", classifier: "head.fc", tags: &[
+        Tag { tag: "clip_laion2b_soup_ft_in1k", hf_hub_id: Some("timm/convnext_xxlarge.clip_laion2b_soup_ft_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1000 },
+        Tag { tag: "clip_laion2b_soup_ft_in12k", hf_hub_id: Some("timm/convnext_xxlarge.clip_laion2b_soup_ft_in12k"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 11821 },
+        Tag { tag: "clip_laion2b_soup", hf_hub_id: Some("timm/convnext_xxlarge.clip_laion2b_soup"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+        Tag { tag: "clip_laion2b_rewind", hf_hub_id: Some("timm/convnext_xxlarge.clip_laion2b_rewind"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], num_classes: 1024 },
+    ] },
     ArchTags { arch: "convnextv2_atto", first_conv: "stem.0", classifier: "head.fc", tags: &[
         Tag { tag: "fcmae_ft_in1k", hf_hub_id: Some("timm/convnextv2_atto.fcmae_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "fcmae", hf_hub_id: Some("timm/convnextv2_atto.fcmae"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
@@ -345,6 +351,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "ra_in1k", hf_hub_id: Some("timm/efficientnet_b0.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/efficientnet_b0.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "efficientnet_b0_g16_evos", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "efficientnet_b1", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ra4_e3600_r240_in1k", hf_hub_id: Some("timm/efficientnet_b1.ra4_e3600_r240_in1k"), input_size: [3, 240, 240], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "ft_in1k", hf_hub_id: Some("timm/efficientnet_b1.ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -386,6 +395,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "efficientnet_es_pruned", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "in1k", hf_hub_id: Some("timm/efficientnet_es_pruned.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "efficientnet_l2", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 800, 800], test_input_size: None, pool_size: Some([25, 25]), crop_pct: 0.961, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "efficientnet_lite0", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ra_in1k", hf_hub_id: Some("timm/efficientnet_lite0.ra_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -418,6 +430,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "efficientnetv2_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 288, 288], test_input_size: Some([3, 384, 384]), pool_size: Some([9, 9]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "efficientnetv2_xl", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 384, 384], test_input_size: Some([3, 512, 512]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "ese_vovnet19b_dw", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
         Tag { tag: "ra_in1k", hf_hub_id: Some("timm/ese_vovnet19b_dw.ra_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -557,6 +572,24 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "ghostnetv3_160", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "hardcorenas_a", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "miil_green_in1k", hf_hub_id: Some("timm/hardcorenas_a.miil_green_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "hardcorenas_b", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "miil_green_in1k", hf_hub_id: Some("timm/hardcorenas_b.miil_green_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "hardcorenas_c", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "miil_green_in1k", hf_hub_id: Some("timm/hardcorenas_c.miil_green_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "hardcorenas_d", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "miil_green_in1k", hf_hub_id: Some("timm/hardcorenas_d.miil_green_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "hardcorenas_e", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "miil_green_in1k", hf_hub_id: Some("timm/hardcorenas_e.miil_green_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "hardcorenas_f", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "miil_green_in1k", hf_hub_id: Some("timm/hardcorenas_f.miil_green_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "lcnet_035", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -587,6 +620,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "mixnet_xxl", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "mnasnet_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mnasnet_075", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "mnasnet_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/mnasnet_100.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -595,6 +634,30 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "mnasnet_small", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "lamb_in1k", hf_hub_id: Some("timm/mnasnet_small.lamb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenet_edgetpu_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenet_edgetpu_v2_l", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenet_edgetpu_v2_m", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/mobilenet_edgetpu_v2_m.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenet_edgetpu_v2_s", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenet_edgetpu_v2_xs", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv1_100", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/mobilenetv1_100.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv1_100h", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/mobilenetv1_100h.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv1_125", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/mobilenetv1_125.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 256, 256]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "mobilenetv2_035", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -628,6 +691,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "mobilenetv3_large_150d", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ra4_e3600_r256_in1k", hf_hub_id: Some("timm/mobilenetv3_large_150d.ra4_e3600_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mobilenetv3_rw", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "rmsp_in1k", hf_hub_id: Some("timm/mobilenetv3_rw.rmsp_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "mobilenetv3_small_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "lamb_in1k", hf_hub_id: Some("timm/mobilenetv3_small_050.lamb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -783,6 +849,12 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "sw_in12k", hf_hub_id: Some("timm/regnety_120.sw_in12k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
         Tag { tag: "pycls_in1k", hf_hub_id: Some("timm/regnety_120.pycls_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "regnety_1280", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "swag_ft_in1k", hf_hub_id: Some("timm/regnety_1280.swag_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "swag_lc_in1k", hf_hub_id: Some("timm/regnety_1280.swag_lc_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.965, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "seer_ft_in1k", hf_hub_id: Some("timm/regnety_1280.seer_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "seer", hf_hub_id: Some("timm/regnety_1280.seer"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.965, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
+    ] },
     ArchTags { arch: "regnety_160", first_conv: "stem.conv", classifier: "head.fc", tags: &[
         Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/regnety_160.sw_in12k_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "lion_in12k_ft_in1k", hf_hub_id: Some("timm/regnety_160.lion_in12k_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -793,6 +865,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "swag_lc_in1k", hf_hub_id: Some("timm/regnety_160.swag_lc_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.965, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "pycls_in1k", hf_hub_id: Some("timm/regnety_160.pycls_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "regnety_2560", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "seer_ft_in1k", hf_hub_id: Some("timm/regnety_2560.seer_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "regnety_320", first_conv: "stem.conv", classifier: "head.fc", tags: &[
         Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/regnety_320.tv2_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.965, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "swag_ft_in1k", hf_hub_id: Some("timm/regnety_320.swag_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -800,6 +875,10 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "seer_ft_in1k", hf_hub_id: Some("timm/regnety_320.seer_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "seer", hf_hub_id: Some("timm/regnety_320.seer"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.965, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
         Tag { tag: "pycls_in1k", hf_hub_id: Some("timm/regnety_320.pycls_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "regnety_640", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "seer_ft_in1k", hf_hub_id: Some("timm/regnety_640.seer_ft_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "seer", hf_hub_id: Some("timm/regnety_640.seer"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.965, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
     ArchTags { arch: "repvgg_a0", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
         Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_a0.rvgg_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1216,6 +1295,15 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "ms_in22k_ft_in1k", hf_hub_id: Some("timm/swin_tiny_patch4_window7_224.ms_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "ms_in22k", hf_hub_id: Some("timm/swin_tiny_patch4_window7_224.ms_in22k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 21841 },
     ] },
+    ArchTags { arch: "test_convnext", first_conv: "stem.0", classifier: "head.fc", tags: &[
+        Tag { tag: "r160_in1k", hf_hub_id: Some("timm/test_convnext.r160_in1k"), input_size: [3, 160, 160], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "test_convnext2", first_conv: "stem.0", classifier: "head.fc", tags: &[
+        Tag { tag: "r160_in1k", hf_hub_id: Some("timm/test_convnext2.r160_in1k"), input_size: [3, 160, 160], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "test_efficientnet", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "r160_in1k", hf_hub_id: Some("timm/test_efficientnet.r160_in1k"), input_size: [3, 160, 160], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "test_resnet", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "r160_in1k", hf_hub_id: Some("timm/test_resnet.r160_in1k"), input_size: [3, 160, 160], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
@@ -1280,6 +1368,10 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "tf_efficientnet_es", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_es.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "tf_efficientnet_l2", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "ns_jft_in1k_475", hf_hub_id: Some("timm/tf_efficientnet_l2.ns_jft_in1k_475"), input_size: [3, 475, 475], test_input_size: None, pool_size: Some([15, 15]), crop_pct: 0.936, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "ns_jft_in1k", hf_hub_id: Some("timm/tf_efficientnet_l2.ns_jft_in1k"), input_size: [3, 800, 800], test_input_size: None, pool_size: Some([25, 25]), crop_pct: 0.96, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "tf_efficientnet_lite0", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnet_lite0.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
@@ -1323,6 +1415,10 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "in21k_ft_in1k", hf_hub_id: Some("timm/tf_efficientnetv2_s.in21k_ft_in1k"), input_size: [3, 300, 300], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "in1k", hf_hub_id: Some("timm/tf_efficientnetv2_s.in1k"), input_size: [3, 300, 300], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
         Tag { tag: "in21k", hf_hub_id: Some("timm/tf_efficientnetv2_s.in21k"), input_size: [3, 300, 300], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "tf_efficientnetv2_xl", first_conv: "conv_stem", classifier: "classifier", tags: &[
+        Tag { tag: "in21k_ft_in1k", hf_hub_id: Some("timm/tf_efficientnetv2_xl.in21k_ft_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 512, 512]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "in21k", hf_hub_id: Some("timm/tf_efficientnetv2_xl.in21k"), input_size: [3, 384, 384], test_input_size: Some([3, 512, 512]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
     ] },
     ArchTags { arch: "tf_mixnet_l", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "in1k", hf_hub_id: Some("timm/tf_mixnet_l.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

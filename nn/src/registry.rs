@@ -16,6 +16,7 @@ const FAMILIES: &[&dyn Family] = &[
     &models::dla::FAMILY,
     &models::efficientnet::FAMILY,
     &models::ghostnet::FAMILY,
+    &models::hardcorenas::FAMILY,
     &models::mobilenetv3::FAMILY,
     &models::regnet::FAMILY,
     &models::resnest::FAMILY,

@@ -52,6 +52,11 @@ impl LayerNorm2d {
     pub fn new(channels: usize) -> Result<LayerNorm2d> {
         Ok(LayerNorm2d(LayerNorm::new(channels)?))
     }
+
+    /// A LayerNorm2d over `channels` with `eps`.
+    pub fn with_eps(channels: usize, eps: f64) -> Result<LayerNorm2d> {
+        Ok(LayerNorm2d(LayerNorm::with_eps(channels, eps)?))
+    }
 }
 
 impl Module for LayerNorm2d {

@@ -9,6 +9,7 @@ pub mod efficientnet;
 pub mod eva;
 pub(crate) mod family;
 pub mod ghostnet;
+pub mod hardcorenas;
 pub mod mobilenetv3;
 pub mod regnet;
 pub mod resnest;

@@ -1,8 +1,8 @@
 //! timm's `ConvNeXtBlock`: depthwise 7×7 conv, LayerNorm, the MLP (`Mlp`, or V2's
-//! `GlobalResponseNormMlp` with GRN after the GELU), the optional layer scale, stochastic depth.
+//! `GlobalResponseNormMlp` with GRN after the activation), the optional layer scale, stochastic depth.
 
 use super::ConvNeXtCfg;
-use crate::layers::{Conv2d, DropPath, GlobalResponseNorm, LayerNorm, Linear};
+use crate::layers::{Activation, Conv2d, DropPath, GlobalResponseNorm, LayerNorm, Linear};
 use crate::{init, Children, Module, Result};
 use kiln_engine::{Conv2dParams, DType, Tensor};
 
@@ -61,6 +61,7 @@ pub(super) struct Block {
     #[child(name = "mlp.fc2")]
     fc2: Pointwise,
     conv_mlp: bool,
+    act: Activation,
     #[child]
     pub(super) drop_path: DropPath,
 }
@@ -84,7 +85,7 @@ impl Block {
         Ok(Block {
             gamma,
             conv_dw: conv(chs, chs, 7, dw)?,
-            norm: LayerNorm::new(chs)?,
+            norm: LayerNorm::with_eps(chs, cc.norm_eps)?,
             fc1: Pointwise::new(cc.conv_mlp, chs, hidden)?,
             grn: cc
                 .use_grn
@@ -92,6 +93,7 @@ impl Block {
                 .transpose()?,
             fc2: Pointwise::new(cc.conv_mlp, hidden, chs)?,
             conv_mlp: cc.conv_mlp,
+            act: cc.act,
             drop_path: DropPath {
                 p: drop_path,
                 training: true,
@@ -100,7 +102,7 @@ impl Block {
     }
 
     fn mlp(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(x)?.gelu()?;
+        let h = self.act.forward(&self.fc1.forward(x)?)?;
         let h = match &self.grn {
             Some(grn) => grn.forward(&h)?,
             None => h,

@@ -1,6 +1,8 @@
 //! What distinguishes one ConvNeXt variant from another (timm's `ConvNeXt` arguments) and its stem
 //! kinds.
 
+use crate::layers::Activation;
+
 /// timm's `stem_type` (the names use these three of its four).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StemType {
@@ -27,6 +29,10 @@ pub struct ConvNeXtCfg {
     pub use_grn: bool,
     /// Layer scale's initial value; `None` (V2) leaves it out.
     pub ls_init_value: Option<f64>,
+    /// Epsilon of every LayerNorm (timm's `norm_eps`, 1e-6; 1e-5 for xxlarge and the tests).
+    pub norm_eps: f64,
+    /// The MLP's activation (GELU; tanh-approximated in the test models).
+    pub act: Activation,
 }
 
 impl ConvNeXtCfg {
@@ -39,6 +45,8 @@ impl ConvNeXtCfg {
             stem: StemType::Patch,
             use_grn: false,
             ls_init_value: Some(1e-6),
+            norm_eps: 1e-6,
+            act: Activation::Gelu,
         }
     }
 

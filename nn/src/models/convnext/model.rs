@@ -40,7 +40,7 @@ impl ConvNeXtCfg {
     fn build_stem(&self, in_chans: usize) -> Result<Sequential> {
         let convs = self.stem_convs(in_chans)?;
         let stem = convs.into_iter().fold(Sequential::new(), Sequential::push);
-        Ok(stem.push(LayerNorm2d::new(self.dims[0])?))
+        Ok(stem.push(LayerNorm2d::with_eps(self.dims[0], self.norm_eps)?))
     }
 
     /// The stem's convs, each with timm's init.
@@ -99,7 +99,8 @@ impl ConvNeXt {
                         ..Default::default()
                     };
                     let prev = cc.dims[i - 1];
-                    Ok((LayerNorm2d::new(prev)?, conv(prev, chs, 2, down)?))
+                    let norm = LayerNorm2d::with_eps(prev, cc.norm_eps)?;
+                    Ok((norm, conv(prev, chs, 2, down)?))
                 })
                 .transpose()?;
             let mut blocks = Vec::new();
@@ -123,7 +124,7 @@ impl ConvNeXt {
             stem,
             stages,
             head: ClassifierHead::new(cc.dims[3], 0, PoolType::Avg, args.drop_rate)?
-                .with_norm(LayerNorm::new(cc.dims[3])?)
+                .with_norm(LayerNorm::with_eps(cc.dims[3], cc.norm_eps)?)
                 .with_classifier(linear)?,
             feature_info,
             cfg,

@@ -2,8 +2,13 @@
 
 use super::ConvNeXt;
 use super::{ConvNeXtCfg, StemType};
+use crate::layers::Activation;
+use crate::models::eva::{OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
 use crate::models::family::Variants;
-use crate::models::{PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD};
+use crate::models::{
+    PretrainedCfg, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INCEPTION_MEAN,
+    IMAGENET_INCEPTION_STD,
+};
 
 /// timm's pretrained config of `arch.tag` at 224² with a 288² test size and its crop.
 fn cfg(arch: &str, tag: &str, crop_pct: f64, test_crop_pct: f64) -> PretrainedCfg {
@@ -45,6 +50,21 @@ fn cfg_squash(arch: &str, tag: &str, size: usize) -> PretrainedCfg {
     }
 }
 
+/// `cfg` at `size`² (no test size) with crop `crop_pct` and mean/std `norm`.
+fn cfg_at(arch: &str, tag: &str, size: usize, crop_pct: f64, norm: NormStats) -> PretrainedCfg {
+    PretrainedCfg {
+        input_size: [3, size, size],
+        pool_size: [size / 32, size / 32],
+        crop_pct,
+        mean: norm.0,
+        std: norm.1,
+        ..cfg_no_test(arch, tag)
+    }
+}
+
+/// A config's mean and std.
+type NormStats = ([f64; 3], [f64; 3]);
+
 /// The overlapping-stem form of a small V1 ConvNeXt.
 const fn ols(cc: ConvNeXtCfg, stem: StemType) -> ConvNeXtCfg {
     ConvNeXtCfg { stem, ..cc }
@@ -60,6 +80,16 @@ const BASE: ([usize; 4], [usize; 4]) = ([3, 3, 27, 3], [128, 256, 512, 1024]);
 const LARGE: ([usize; 4], [usize; 4]) = ([3, 3, 27, 3], [192, 384, 768, 1536]);
 const XLARGE: ([usize; 4], [usize; 4]) = ([3, 3, 27, 3], [256, 512, 1024, 2048]);
 const HUGE: ([usize; 4], [usize; 4]) = ([3, 3, 27, 3], [352, 704, 1408, 2816]);
+const XXLARGE: ([usize; 4], [usize; 4]) = ([3, 4, 30, 3], [384, 768, 1536, 3072]);
+
+/// timm's `test_convnext` and `test_convnext2`: LayerNorm eps 1e-5, tanh-approximated GELU.
+const fn test((depths, dims): ([usize; 4], [usize; 4])) -> ConvNeXtCfg {
+    ConvNeXtCfg {
+        norm_eps: 1e-5,
+        act: Activation::GeluTanh,
+        ..ConvNeXtCfg::v1(depths, dims, false)
+    }
+}
 
 /// A V1 ConvNeXt of (depths, dims); the names up to nano use the 1×1-conv MLP, as in timm.
 const fn v1((depths, dims): ([usize; 4], [usize; 4]), conv_mlp: bool) -> ConvNeXtCfg {
@@ -80,6 +110,7 @@ pub(crate) const FAMILY: Variants<ConvNeXtCfg, ConvNeXt> = Variants {
 /// Every registered ConvNeXt: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, ConvNeXtCfg, PretrainedCfg)> {
     let tiered = StemType::OverlapTiered;
+    let inception = (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD);
     vec![
         (
             "convnext_atto",
@@ -145,6 +176,30 @@ pub fn variants() -> Vec<(&'static str, ConvNeXtCfg, PretrainedCfg)> {
             "convnext_xlarge",
             v1(XLARGE, false),
             cfg("convnext_xlarge", "fb_in22k_ft_in1k", 0.875, 1.0),
+        ),
+        (
+            "convnext_xxlarge",
+            ConvNeXtCfg {
+                norm_eps: 1e-5,
+                ..v1(XXLARGE, false)
+            },
+            cfg_at(
+                "convnext_xxlarge",
+                "clip_laion2b_soup_ft_in1k",
+                256,
+                1.0,
+                (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD),
+            ),
+        ),
+        (
+            "test_convnext",
+            test(([1, 2, 4, 2], [24, 32, 48, 64])),
+            cfg_at("test_convnext", "r160_in1k", 160, 0.95, inception),
+        ),
+        (
+            "test_convnext2",
+            test(([1, 1, 1, 1], [32, 64, 96, 128])),
+            cfg_at("test_convnext2", "r160_in1k", 160, 0.95, inception),
         ),
         (
             "convnextv2_atto",

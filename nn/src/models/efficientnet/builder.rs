@@ -259,6 +259,8 @@ pub struct BuilderCfg {
     pub se_force_act: Option<Activation>,
     /// SE gate.
     pub se_gate: Activation,
+    /// Kernel of the stem conv (timm's `stem_kernel_size`, 3).
+    pub stem_kernel: usize,
     /// Stochastic depth of the last block (`drop_path_rate · idx / count`).
     pub drop_path_rate: f64,
 }
@@ -325,14 +327,15 @@ pub struct Trunk {
 }
 
 impl Trunk {
-    /// Builds the stem (`stem_size` channels, 3×3 stride 2) and the stages of `arch`.
+    /// Builds the stem (`stem_size` channels, `stem_kernel` square, stride 2) and the stages of
+    /// `arch`.
     pub fn new(
         cfg: &BuilderCfg,
         in_chans: usize,
         stem_size: usize,
         arch: &[Vec<BlockArgs>],
     ) -> Result<Trunk> {
-        let conv_stem = Conv2dPad::new(in_chans, stem_size, 3, 2, 1, cfg.pad, false)?;
+        let conv_stem = Conv2dPad::new(in_chans, stem_size, cfg.stem_kernel, 2, 1, cfg.pad, false)?;
         super::blocks::init_conv_goog(&conv_stem.conv)?;
         let mut trunk = Trunk {
             conv_stem,

@@ -23,6 +23,9 @@ pub enum HeadWidth {
     Scaled(usize),
     /// `max(n, round_channels(n))`: scaled up, never down.
     AtLeast(usize),
+    /// No head conv (timm's `num_features=0`: `conv_head` and `bn2` are identities and the
+    /// classifier reads the last block's channels).
+    None,
 }
 
 /// What distinguishes one EfficientNet-class model from another (timm's `_gen_*` arguments).
@@ -32,12 +35,19 @@ pub struct EfficientNetCfg {
     pub arch: ArchDef,
     /// Width multiplier.
     pub channel_multiplier: f64,
+    /// Divisor of the width rounding (8; 16 for some GroupNorm experiments).
+    pub channel_divisor: usize,
     /// `round_limit` of the width rounding (0.9; 0 for EfficientNetV2-B*).
     pub round_limit: f64,
     /// Depth scaling.
     pub depth: Depth,
     /// Stem channels before width scaling.
     pub stem_size: usize,
+    /// Kernel of the stem conv (3; 5 or 7 for MobileNet-EdgeTPU-V2).
+    pub stem_kernel: usize,
+    /// Channels per group of every block's spatial conv without a `gs` of its own (timm's
+    /// `group_size` of `decode_arch_def`; None: the block type's default).
+    pub group_size: Option<usize>,
     /// The stem keeps `stem_size` channels (timm's `fix_stem`).
     pub fix_stem: bool,
     /// Head conv width.
@@ -56,9 +66,9 @@ pub struct EfficientNet {
     #[child(flatten)]
     trunk: Trunk,
     #[child]
-    conv_head: Conv2dPad,
+    conv_head: Option<Conv2dPad>,
     #[child]
-    bn2: BatchNormAct2d,
+    bn2: Option<BatchNormAct2d>,
     #[child(flatten)]
     head: ClassifierHead,
     cfg: PretrainedCfg,
@@ -70,7 +80,7 @@ impl EfficientNet {
         let tf_eps = ec.tf || (ec.pretrained_tf_eps && args.pretrained.is_some());
         let bc = BuilderCfg {
             channel_multiplier: ec.channel_multiplier,
-            channel_divisor: 8,
+            channel_divisor: ec.channel_divisor,
             round_limit: ec.round_limit,
             pad: if ec.tf {
                 PadType::Same
@@ -84,9 +94,15 @@ impl EfficientNet {
             se_force_act: None,
             se_gate: Activation::Sigmoid,
             layer_scale: None,
+            stem_kernel: ec.stem_kernel,
             drop_path_rate: args.drop_path_or(0.0),
         };
-        let arch = decode_arch_def(ec.arch, ec.depth)?;
+        let mut arch = decode_arch_def(ec.arch, ec.depth)?;
+        if let Some(gs) = ec.group_size {
+            arch.iter_mut().flatten().for_each(|b| {
+                b.group_size.get_or_insert(gs);
+            });
+        }
         let stem = match ec.fix_stem {
             true => ec.stem_size,
             false => bc.round_chs(ec.stem_size),
@@ -96,13 +112,21 @@ impl EfficientNet {
             HeadWidth::Fixed(n) => n,
             HeadWidth::Scaled(n) => bc.round_chs(n),
             HeadWidth::AtLeast(n) => n.max(bc.round_chs(n)),
+            HeadWidth::None => trunk.out_chs,
         };
-        let conv_head = Conv2dPad::new(trunk.out_chs, num_features, 1, 1, 1, bc.pad, false)?;
-        init_conv_goog(&conv_head.conv)?;
+        let (conv_head, bn2) = match ec.head {
+            HeadWidth::None => (None, None),
+            _ => {
+                let conv = Conv2dPad::new(trunk.out_chs, num_features, 1, 1, 1, bc.pad, false)?;
+                init_conv_goog(&conv.conv)?;
+                let bn = BatchNormAct2d::new(num_features, bc.bn_eps, Some(bc.act))?;
+                (Some(conv), Some(bn))
+            }
+        };
         let mut model = EfficientNet {
             trunk,
             conv_head,
-            bn2: BatchNormAct2d::new(num_features, bc.bn_eps, Some(bc.act))?,
+            bn2,
             head: ClassifierHead::new(num_features, 0, PoolType::Avg, args.drop_rate)?
                 .named("classifier"),
             cfg,
@@ -145,8 +169,11 @@ impl Module for EfficientNet {
 
 impl Model for EfficientNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
-        self.bn2
-            .forward(&self.conv_head.forward(&self.trunk.forward(x)?)?)
+        let x = self.trunk.forward(x)?;
+        match (&self.conv_head, &self.bn2) {
+            (Some(conv), Some(bn)) => bn.forward(&conv.forward(&x)?),
+            _ => Ok(x),
+        }
     }
 
     fn forward_intermediates(&self, x: &Tensor) -> Result<Vec<Tensor>> {

@@ -216,15 +216,92 @@ const V2_L: ArchDef = &[
     &["ir_r7_k3_s1_e6_c640_se0.25"],
 ];
 
+/// timm's `_gen_efficientnetv2_xl`.
+const V2_XL: ArchDef = &[
+    &["cn_r4_k3_s1_e1_c32_skip"],
+    &["er_r8_k3_s2_e4_c64"],
+    &["er_r8_k3_s2_e4_c96"],
+    &["ir_r16_k3_s2_e4_c192_se0.25"],
+    &["ir_r24_k3_s1_e6_c256_se0.25"],
+    &["ir_r32_k3_s2_e6_c512_se0.25"],
+    &["ir_r8_k3_s1_e6_c640_se0.25"],
+];
+
+/// timm's `_gen_mobilenet_v1` (depthwise-separable blocks with an activated pointwise conv).
+const MOBILENET_V1: ArchDef = &[
+    &["dsa_r1_k3_s1_c64"],
+    &["dsa_r2_k3_s2_c128"],
+    &["dsa_r2_k3_s2_c256"],
+    &["dsa_r6_k3_s2_c512"],
+    &["dsa_r2_k3_s2_c1024"],
+];
+
+/// timm's `_gen_mobilenet_edgetpu` for `mobilenet_edgetpu_100` (V1).
+const EDGETPU_V1: ArchDef = &[
+    &["cn_r1_k1_s1_c16"],
+    &["er_r1_k3_s2_e8_c32", "er_r3_k3_s1_e4_c32"],
+    &["er_r1_k3_s2_e8_c48", "er_r3_k3_s1_e4_c48"],
+    &["ir_r1_k3_s2_e8_c96", "ir_r3_k3_s1_e4_c96"],
+    &["ir_r1_k3_s1_e8_c96_noskip", "ir_r3_k3_s1_e4_c96"],
+    &["ir_r1_k5_s2_e8_c160", "ir_r3_k5_s1_e4_c160"],
+    &["ir_r1_k3_s1_e8_c192"],
+];
+
+/// timm's `_gen_mobilenet_edgetpu` V2 `_arch_def(chs, group_size)`: the seven stages' widths
+/// and the group size of the grouped edge residuals.
+macro_rules! edgetpu_v2 {
+    ($c0:literal, $c1:literal, $c2:literal, $c3:literal, $c4:literal, $c5:literal, $c6:literal,
+     gs $g:literal) => {
+        &[
+            &[concat!("cn_r1_k1_s1_c", $c0)],
+            &[
+                concat!("er_r1_k3_s2_e8_c", $c1),
+                concat!("er_r1_k3_s1_e4_gs", $g, "_c", $c1),
+            ],
+            &[
+                concat!("er_r1_k3_s2_e8_c", $c2),
+                concat!("er_r1_k3_s1_e4_gs", $g, "_c", $c2),
+                concat!("er_r1_k3_s1_e4_c", $c2),
+                concat!("er_r1_k3_s1_e4_gs", $g, "_c", $c2),
+            ],
+            &[
+                concat!("er_r1_k3_s2_e8_c", $c3),
+                concat!("ir_r3_k3_s1_e4_c", $c3),
+            ],
+            &[
+                concat!("ir_r1_k3_s1_e8_c", $c4),
+                concat!("ir_r3_k3_s1_e4_c", $c4),
+            ],
+            &[
+                concat!("ir_r1_k3_s2_e8_c", $c5),
+                concat!("ir_r3_k3_s1_e4_c", $c5),
+            ],
+            &[concat!("ir_r1_k3_s1_e8_c", $c6)],
+        ]
+    };
+}
+
+/// timm's `_gen_test_efficientnet` (a minimal EfficientNetV2-like net).
+const TEST: ArchDef = &[
+    &["cn_r1_k3_s1_e1_c16_skip"],
+    &["er_r1_k3_s2_e4_c24"],
+    &["er_r1_k3_s2_e4_c32"],
+    &["ir_r1_k3_s2_e4_c48_se0.25"],
+    &["ir_r1_k3_s2_e4_c64_se0.25"],
+];
+
 /// A generator's settings at width `channel_multiplier` (stem 32, head 1280, ReLU, PyTorch
 /// padding, 'ceil' depth 1: the `EfficientNet` class defaults).
 const fn base(arch: ArchDef, channel_multiplier: f64) -> EfficientNetCfg {
     EfficientNetCfg {
         arch,
         channel_multiplier,
+        channel_divisor: 8,
         round_limit: 0.9,
         depth: Depth::ceil(1.0),
         stem_size: 32,
+        stem_kernel: 3,
+        group_size: None,
         fix_stem: false,
         head: HeadWidth::Fixed(1280),
         act: Activation::Relu,
@@ -365,6 +442,57 @@ const fn efficientnetv2_ml(arch: ArchDef, stem_size: usize) -> EfficientNetCfg {
     }
 }
 
+/// `_gen_efficientnetv2_xl`: stem 32, SiLU, head 1280.
+const fn efficientnetv2_xl() -> EfficientNetCfg {
+    efficientnetv2_ml(V2_XL, 32)
+}
+
+/// `_gen_mobilenet_v1`: ReLU6; without `head_conv` no head conv, else one of
+/// `max(1024, round_channels(1024))`.
+const fn mobilenet_v1(width: f64, head_conv: bool) -> EfficientNetCfg {
+    EfficientNetCfg {
+        head: if head_conv {
+            HeadWidth::AtLeast(1024)
+        } else {
+            HeadWidth::None
+        },
+        act: Activation::Relu6,
+        ..base(MOBILENET_V1, width)
+    }
+}
+
+/// `_gen_mobilenet_edgetpu` V2: stem 64 of kernel 5 (XS: 32 of 3, L: 7), ReLU.
+const fn edgetpu_v2(arch: ArchDef, stem: (usize, usize), head: usize) -> EfficientNetCfg {
+    EfficientNetCfg {
+        stem_size: stem.0,
+        stem_kernel: stem.1,
+        head: HeadWidth::Fixed(head),
+        ..base(arch, 1.0)
+    }
+}
+
+/// `_gen_test_efficientnet`: stem 24, SiLU, widths rounded with `round_limit` 0, head
+/// `round_channels(256)`.
+const fn test_efficientnet() -> EfficientNetCfg {
+    EfficientNetCfg {
+        round_limit: 0.0,
+        stem_size: 24,
+        head: HeadWidth::Scaled(256),
+        act: Activation::Silu,
+        ..base(TEST, 1.0)
+    }
+}
+
+/// `c` with every spatial conv in groups of `group_size` channels and widths rounded to
+/// `divisor` (timm's `group_size` and `channel_divisor` arguments).
+const fn grouped(c: EfficientNetCfg, group_size: usize, divisor: usize) -> EfficientNetCfg {
+    EfficientNetCfg {
+        group_size: Some(group_size),
+        channel_divisor: divisor,
+        ..c
+    }
+}
+
 /// A TensorFlow port (timm's `tf_` names): "same" padding, BatchNorm eps 1e-3.
 const fn tf(c: EfficientNetCfg) -> EfficientNetCfg {
     EfficientNetCfg { tf: true, ..c }
@@ -389,6 +517,26 @@ fn squash(c: PretrainedCfg) -> PretrainedCfg {
         crop_mode: "squash".into(),
         ..c
     }
+}
+
+/// `c` evaluated at crop `pct` of its test size.
+fn test_crop(pct: f64, c: PretrainedCfg) -> PretrainedCfg {
+    PretrainedCfg {
+        test_crop_pct: Some(pct),
+        ..c
+    }
+}
+
+/// timm's ra4-recipe config (MobileNetV1, EdgeTPU-V2-M): 224 at crop `crop`, tested at 256 at
+/// `test_pct`, Inception mean/std.
+fn ra4(arch: &str, crop: f64, test_pct: f64) -> PretrainedCfg {
+    let c = cfg(arch, "ra4_e3600_r224_in1k", 224, Some(256), crop, true);
+    test_crop(test_pct, c)
+}
+
+/// The untrained MobileNet-EdgeTPU config: 224, crop 0.9.
+fn edgetpu(arch: &str) -> PretrainedCfg {
+    cfg(arch, "untrained", 224, None, 0.9, false)
 }
 
 /// An EfficientNetV2 config: tested at `test` with the train crop (no `test_crop_pct`).
@@ -467,6 +615,19 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
     add("tf_efficientnet_b8", tf(efficientnet(2.2, 3.6)), |n| {
         cfg(n, "ap_in1k", 672, None, 0.954, true)
     });
+    add("efficientnet_l2", efficientnet(4.3, 5.3), |n| {
+        cfg(n, "untrained", 800, None, 0.961, false)
+    });
+    add("tf_efficientnet_l2", tf(efficientnet(4.3, 5.3)), |n| {
+        cfg(n, "ns_jft_in1k_475", 475, None, 0.936, false)
+    });
+    // timm's group-conv experiment: B0 in groups of 16 channels, widths rounded to 16 (its
+    // EvoNorm commented out, so BatchNorm)
+    add(
+        "efficientnet_b0_g16_evos",
+        grouped(efficientnet(1.0, 1.0), 16, 16),
+        |n| cfg224(n, "untrained"),
+    );
     // EfficientNet-Lite
     add("efficientnet_lite0", efficientnet_lite(1.0, 1.0), |n| {
         cfg224(n, "ra_in1k")
@@ -553,6 +714,61 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
     add("mobilenetv2_120d", mobilenet_v2(1.2, 1.4, true), |n| {
         cfg224(n, "ra_in1k")
     });
+    // MobileNetV1 (timm's ra4 recipe: Inception mean/std, tested at 256)
+    add("mobilenetv1_100", mobilenet_v1(1.0, false), |n| {
+        ra4(n, 0.875, 0.95)
+    });
+    add("mobilenetv1_100h", mobilenet_v1(1.0, true), |n| {
+        ra4(n, 0.875, 0.95)
+    });
+    add("mobilenetv1_125", mobilenet_v1(1.25, false), |n| {
+        ra4(n, 0.9, 1.0)
+    });
+    // MobileNet-EdgeTPU V1 and V2
+    add(
+        "mobilenet_edgetpu_100",
+        EfficientNetCfg {
+            head: HeadWidth::Fixed(1280),
+            ..base(EDGETPU_V1, 1.0)
+        },
+        edgetpu,
+    );
+    add(
+        "mobilenet_edgetpu_v2_xs",
+        edgetpu_v2(
+            edgetpu_v2!(16, 32, 48, 96, 144, 160, 192, gs 64),
+            (32, 3),
+            1280,
+        ),
+        edgetpu,
+    );
+    add(
+        "mobilenet_edgetpu_v2_s",
+        edgetpu_v2(
+            edgetpu_v2!(24, 48, 64, 128, 160, 192, 256, gs 64),
+            (64, 5),
+            1280,
+        ),
+        edgetpu,
+    );
+    add(
+        "mobilenet_edgetpu_v2_m",
+        edgetpu_v2(
+            edgetpu_v2!(32, 64, 80, 160, 192, 240, 320, gs 64),
+            (64, 5),
+            1344,
+        ),
+        |n| ra4(n, 0.9, 0.95),
+    );
+    add(
+        "mobilenet_edgetpu_v2_l",
+        edgetpu_v2(
+            edgetpu_v2!(32, 64, 96, 192, 240, 256, 384, gs 128),
+            (64, 7),
+            1408,
+        ),
+        edgetpu,
+    );
     // MixNet
     add("mixnet_s", mixnet_s(1.0), |n| cfg224(n, "ft_in1k"));
     add("mixnet_m", mixnet_m(1.0, 1.0), |n| cfg224(n, "ft_in1k"));
@@ -565,6 +781,12 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
     // MnasNet, Single-Path NAS, FBNet-C
     add("mnasnet_100", base(MNASNET_B1, 1.0), |n| {
         cfg224(n, "rmsp_in1k")
+    });
+    add("mnasnet_050", base(MNASNET_B1, 0.5), |n| {
+        cfg224(n, "untrained")
+    });
+    add("mnasnet_075", base(MNASNET_B1, 0.75), |n| {
+        cfg224(n, "untrained")
     });
     add("mnasnet_140", base(MNASNET_B1, 1.4), |n| {
         cfg224(n, "untrained")
@@ -652,6 +874,12 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
         tf(efficientnetv2_ml(V2_L, 32)),
         |n| squash(v2cfg(n, "in21k_ft_in1k", 384, 480, 1.0, true)),
     );
+    add("efficientnetv2_xl", efficientnetv2_xl(), |n| {
+        v2cfg(n, "untrained", 384, 512, 1.0, false)
+    });
+    add("tf_efficientnetv2_xl", tf(efficientnetv2_xl()), |n| {
+        squash(v2cfg(n, "in21k_ft_in1k", 384, 512, 1.0, true))
+    });
     add(
         "tf_efficientnetv2_b0",
         tf(efficientnetv2_base(1.0, 1.0)),
@@ -672,5 +900,9 @@ pub fn variants() -> Vec<(&'static str, EfficientNetCfg, PretrainedCfg)> {
         tf(efficientnetv2_base(1.2, 1.4)),
         |n| squash(v2cfg(n, "in21k_ft_in1k", 240, 300, 0.9, true)),
     );
+    // timm's test model
+    add("test_efficientnet", test_efficientnet(), |n| {
+        cfg(n, "r160_in1k", 160, None, 0.95, false)
+    });
     v
 }

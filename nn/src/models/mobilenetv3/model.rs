@@ -30,6 +30,13 @@ pub struct MobileNetV3Cfg {
     pub fix_stem: bool,
     /// An unbiased `conv_head` followed by `norm_head` (timm's `head_norm`, MobileNetV4).
     pub head_norm: bool,
+    /// A bias on `conv_head` when it has no norm (timm's `head_bias`; false for
+    /// `mobilenetv3_rw`).
+    pub head_bias: bool,
+    /// The squeeze-excite's activation is ReLU (timm's `force_act_layer`), not the block's.
+    pub se_relu: bool,
+    /// BatchNorm eps 1e-3 (TensorFlow's) with PyTorch padding (`mobilenetv3_rw`).
+    pub tf_eps: bool,
     /// Layer scale of the uir and mqa blocks (the MobileNetV4 hybrids: 1e-5).
     pub layer_scale: Option<f64>,
     /// TensorFlow port: "same" padding and BatchNorm eps 1e-3.
@@ -58,13 +65,14 @@ impl MobileNetV3 {
             } else {
                 PadType::Symmetric
             },
-            bn_eps: if mc.tf { 1e-3 } else { 1e-5 },
+            bn_eps: if mc.tf || mc.tf_eps { 1e-3 } else { 1e-5 },
             act: mc.act,
             se_from_exp: true,
             se_round_divisor: mc.se_round_divisor,
-            se_force_act: Some(Activation::Relu),
+            se_force_act: mc.se_relu.then_some(Activation::Relu),
             se_gate: Activation::HardSigmoid,
             layer_scale: mc.layer_scale,
+            stem_kernel: 3,
             drop_path_rate: args.drop_path_or(0.0),
         };
         let arch = decode_arch_def(mc.arch, Depth::ceil(mc.depth_multiplier))?;
@@ -75,7 +83,7 @@ impl MobileNetV3 {
         let trunk = Trunk::new(&bc, args.in_chans, stem, &arch)?;
         let pool = PoolType::parse(args.global_pool.as_deref().unwrap_or("avg"))?;
         let pooled = trunk.out_chs * pool.feat_mult();
-        let conv_head = Conv2d::new(pooled, mc.head, 1, 1, 0, !mc.head_norm)?;
+        let conv_head = Conv2d::new(pooled, mc.head, 1, 1, 0, mc.head_bias && !mc.head_norm)?;
         init_conv_goog(&conv_head)?;
         let norm_head = mc
             .head_norm

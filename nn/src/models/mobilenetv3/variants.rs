@@ -57,6 +57,22 @@ const SMALL_MINIMAL: ArchDef = &[
     &["cn_r1_k1_s1_c576"],
 ];
 
+/// timm's `_gen_mobilenet_v3_rw` block strings (`mobilenetv3_rw`: V3-Large's, the first block
+/// without its residual).
+const LARGE_RW: ArchDef = &[
+    &["ds_r1_k3_s1_e1_c16_nre_noskip"],
+    &["ir_r1_k3_s2_e4_c24_nre", "ir_r1_k3_s1_e3_c24_nre"],
+    &["ir_r3_k5_s2_e3_c40_se0.25_nre"],
+    &[
+        "ir_r1_k3_s2_e6_c80",
+        "ir_r1_k3_s1_e2.5_c80",
+        "ir_r2_k3_s1_e2.3_c80",
+    ],
+    &["ir_r2_k3_s1_e6_c112_se0.25"],
+    &["ir_r3_k5_s2_e6_c160_se0.25"],
+    &["cn_r1_k1_s1_c960"],
+];
+
 /// timm's `_gen_lcnet` block strings.
 const LCNET: ArchDef = &[
     &["dsa_r1_k3_s1_c32"],
@@ -225,6 +241,9 @@ const fn mobilenet_v3(arch: ArchDef, head: usize, act: Activation, width: f64) -
         stem_size: 16,
         fix_stem: width < 0.75,
         head_norm: false,
+        head_bias: true,
+        se_relu: true,
+        tf_eps: false,
         layer_scale: None,
         tf: false,
     }
@@ -365,6 +384,18 @@ pub fn variants() -> Vec<(&'static str, MobileNetV3Cfg, PretrainedCfg)> {
             (name, arch, if bilin { bilinear(c) } else { c })
         })
         .collect();
+    // timm's first V3: an unbiased head conv, squeeze-excite with the block's activation
+    // rounded by Python's `round`, BatchNorm eps 1e-3
+    let rw = MobileNetV3Cfg {
+        arch: LARGE_RW,
+        head_bias: false,
+        se_relu: false,
+        se_round_divisor: None,
+        tf_eps: true,
+        ..large(1.0)
+    };
+    let name = "mobilenetv3_rw";
+    out.push((name, rw, cfg(name, "rmsp_in1k", 224, None, 0.875, false)));
     // trained at 256, tested at 320
     let name = "mobilenetv3_large_150d";
     let c = cfg(name, "ra4_e3600_r256_in1k", 256, Some(320), 0.95, true);

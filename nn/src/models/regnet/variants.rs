@@ -19,6 +19,9 @@ enum Base {
     Tv2,
     /// `_cfg` (trained with timm): crop 0.95, tested at 288² with crop 1.0.
     Timm,
+    /// `_cfg(input_size=(3, 384, 384), pool_size=(12, 12), crop_pct=1.0)` (the SEER and SWAG
+    /// fine-tunes).
+    At384,
 }
 
 /// `arch` with its architecture and timm's `base` config for tag `tag`.
@@ -27,8 +30,12 @@ fn variant(arch: &'static str, rc: RegNetCfg, tag: &str, base: Base) -> Variant 
         Base::Pycls => (0.875, None),
         Base::Tv2 => (0.965, None),
         Base::Timm => (0.95, Some(288)),
+        Base::At384 => (1.0, None),
     };
+    let size = if let Base::At384 = base { 384 } else { 224 };
     let cfg = PretrainedCfg {
+        input_size: [3, size, size],
+        pool_size: [size / 32; 2],
         test_input_size: test.map(|t| [3, t, t]),
         crop_pct,
         test_crop_pct: test.map(|_| 1.0),
@@ -77,7 +84,7 @@ pub(crate) const FAMILY: Variants<RegNetCfg, RegNet> = Variants {
 
 /// Every registered RegNet: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<Variant> {
-    use Base::{Pycls, Timm, Tv2};
+    use Base::{At384, Pycls, Timm, Tv2};
     let (x004, y008) = (x(24, 24.48, 2.54, 16, 22), y(56, 38.84, 2.4, 16, 14));
     let y080 = y(192, 76.82, 2.19, 56, 17);
     vec![
@@ -157,6 +164,24 @@ pub fn variants() -> Vec<Variant> {
             y(232, 115.89, 2.53, 232, 20),
             "tv2_in1k",
             Tv2,
+        ),
+        variant(
+            "regnety_640",
+            y(352, 147.48, 2.4, 328, 20),
+            "seer_ft_in1k",
+            At384,
+        ),
+        variant(
+            "regnety_1280",
+            y(456, 160.83, 2.52, 264, 27),
+            "swag_ft_in1k",
+            At384,
+        ),
+        variant(
+            "regnety_2560",
+            y(640, 230.83, 2.53, 373, 27),
+            "seer_ft_in1k",
+            At384,
         ),
     ]
 }
