@@ -144,11 +144,7 @@ impl ConvNeXt {
     }
 }
 
-impl Module for ConvNeXt {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-}
+crate::models::shared::model_module!(ConvNeXt);
 
 impl Model for ConvNeXt {
     fn set_grad_checkpointing(&mut self, enable: bool) -> Result<()> {

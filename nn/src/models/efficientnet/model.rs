@@ -156,16 +156,7 @@ impl EfficientNet {
     }
 }
 
-impl Module for EfficientNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
-}
+crate::models::shared::model_module!(EfficientNet, not_prunable);
 
 impl Model for EfficientNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {

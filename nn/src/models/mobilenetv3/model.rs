@@ -6,7 +6,7 @@ use crate::models::efficientnet::blocks::init_conv_goog;
 use crate::models::efficientnet::builder::{decode_arch_def, BuilderCfg, Trunk};
 use crate::models::efficientnet::{init_linear_goog, stem_and_blocks_matcher, ArchDef, Depth};
 use crate::models::{GroupRule, Model, PretrainedCfg};
-use crate::{Children, ModelArgs, Module, Result};
+use crate::{Children, ModelArgs, Result};
 use kiln_engine::Tensor;
 
 /// What distinguishes one MobileNetV3-class model from another (timm's `_gen_*` arguments).
@@ -106,11 +106,7 @@ impl MobileNetV3 {
     }
 }
 
-impl Module for MobileNetV3 {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-}
+crate::models::shared::model_module!(MobileNetV3);
 
 impl Model for MobileNetV3 {
     crate::models::shared::model_fields!(

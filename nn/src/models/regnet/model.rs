@@ -6,7 +6,7 @@ use super::config::RegNetCfg;
 use super::widths::{stage_args, StageArgs};
 use crate::layers::{checkpoint_seq, Checkpointed, ClassifierHead, PoolType};
 use crate::models::{FeatureInfo, GroupRule, Model, PretrainedCfg};
-use crate::{init, Children, ModelArgs, Module, Result};
+use crate::{init, Children, ModelArgs, Result};
 use kiln_engine::Tensor;
 
 /// timm's `RegNet`.
@@ -110,11 +110,7 @@ fn build_stages(
     Ok(stages)
 }
 
-impl Module for RegNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-}
+crate::models::shared::model_module!(RegNet);
 
 impl Model for RegNet {
     fn forward_features(&self, x: &Tensor) -> Result<Tensor> {
@@ -134,10 +130,5 @@ impl Model for RegNet {
         GroupRule::stem_and_blocks(coarse, r"^stem", [r"^s(\d+)", r"^s(\d+)\.b(\d+)"])
     }
 
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 }

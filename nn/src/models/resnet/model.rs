@@ -154,11 +154,7 @@ impl ResNet {
     }
 }
 
-impl Module for ResNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(x)?, false)
-    }
-}
+crate::models::shared::model_module!(ResNet);
 
 impl Model for ResNet {
     fn set_drop_block(&mut self, rate: f64) -> Result<()> {
@@ -184,10 +180,5 @@ impl Model for ResNet {
         GroupRule::stem_and_blocks(coarse, r"^conv1|bn1|maxpool", blocks)
     }
 
-    crate::models::shared::model_fields!(
-        head: head,
-        cfg: cfg,
-        feature_info: feature_info,
-        grad_checkpointing: grad_checkpointing,
-    );
+    crate::models::shared::model_fields!(head, cfg, feature_info, grad_checkpointing);
 }

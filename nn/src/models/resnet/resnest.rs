@@ -91,8 +91,5 @@ impl Module for ResNestBottleneck {
             .forward_conv(&self.conv3, &out, Some(&shortcut), true)
     }
 
-    /// Not prunable: kiln's pruning has no rule for this layer.
-    fn tensors_resizable(&self) -> bool {
-        false
-    }
+    crate::module::not_prunable!();
 }
