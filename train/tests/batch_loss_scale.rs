@@ -2,40 +2,15 @@
 //! reference), or its square root, before backward. A factor of exactly 1/2 scales every gradient
 //! by exactly 1/2, so SGD with momentum at lr ends on the bits of an unscaled run at lr / 2.
 
+mod common;
+
+use common::Patterns;
 use kiln_nn::{create_model, ModelArgs};
-use kiln_train::data::{Dataset, Image, Sample};
 use kiln_train::loader::{DataConfig, SizeScheduleConfig};
 use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
 use kiln_train::trainer::{BatchLossScale, TrainConfig, Trainer};
 use std::sync::Arc;
-
-/// 24 RGB 20×20 images of 4 classes, each with its own pattern.
-#[derive(Debug)]
-struct Patterns;
-
-impl Dataset for Patterns {
-    fn len(&self) -> usize {
-        24
-    }
-    fn label(&self, i: usize) -> usize {
-        i % 4
-    }
-    fn filename(&self, i: usize) -> String {
-        format!("{i}")
-    }
-    fn load(&self, i: usize) -> kiln_train::Result<Sample> {
-        let data = (0..20 * 20 * 3).map(|p| ((p * (i % 4 + 3) + i * 11) % 256) as u8);
-        Ok(Sample {
-            image: Image::new(20, 20, 3, data.collect()),
-            label: i % 4,
-            filename: self.filename(i),
-        })
-    }
-    fn num_classes(&self) -> usize {
-        4
-    }
-}
 
 /// The model's tensors after one epoch of 3 batches of 8 at 16 pixels (scheduled, one size).
 fn train(lr: f64, scale: Option<BatchLossScale>) -> Vec<(String, Vec<u32>)> {
@@ -55,7 +30,7 @@ fn train(lr: f64, scale: Option<BatchLossScale>) -> Vec<(String, Vec<u32>)> {
         variable_batch_loss_scale: scale,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::builder(model, Arc::new(Patterns))
+    let mut trainer = Trainer::builder(model, Arc::new(Patterns { len: 24, side: 20 }))
         .data(data)
         .optimizer(OptimizerConfig::new("sgd").lr(lr).weight_decay(0.0))
         .scheduler(SchedulerConfig::new("step", 1).warmup_epochs(0))

@@ -146,15 +146,20 @@ fn trace_failures(file: &str) -> (usize, Vec<String>) {
     (traces.len(), failures)
 }
 
-#[test]
-fn every_supported_name_follows_timms_trace() {
-    let (n, failures) = trace_failures("traces.json");
+/// Fails with every name of the fixture `file` whose trace leaves timm's.
+fn assert_follows_timm(file: &str) {
+    let (n, failures) = trace_failures(file);
     assert!(
         failures.is_empty(),
         "{} of {n} names off timm:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn every_supported_name_follows_timms_trace() {
+    assert_follows_timm("traces.json");
 }
 
 /// Muon's names on a model with a conv weight, a tall matrix and a head timm routes to the
@@ -162,26 +167,14 @@ fn every_supported_name_follows_timms_trace() {
 /// the other way, an entry moves by one bf16 ulp of its step, which the fixture's `atol` allows.
 #[test]
 fn muon_follows_timms_trace() {
-    let (n, failures) = trace_failures("muon.json");
-    assert!(
-        failures.is_empty(),
-        "{} of {n} names off timm:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_follows_timm("muon.json");
 }
 
 /// Kron's names on a conv weight (four triangular factors, or three when flattened), a matrix, a
 /// bias and a scalar: timm's noise from torch's generator and coins from random.Random(1337).
 #[test]
 fn kron_follows_timms_trace() {
-    let (n, failures) = trace_failures("kron.json");
-    assert!(
-        failures.is_empty(),
-        "{} of {n} names off timm:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_follows_timm("kron.json");
 }
 
 #[test]

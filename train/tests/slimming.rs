@@ -2,41 +2,16 @@
 //! the step without it does, less lr·λ·sign(γ₀) on every BatchNorm weight (zero where γ₀ is 0, as
 //! on a block's last BatchNorm, which timm's ResNet zero-initializes), every other tensor alike.
 
+mod common;
+
+use common::Patterns;
 use kiln_nn::{create_model, ModelArgs};
-use kiln_train::data::{Dataset, Image, Sample};
 use kiln_train::loader::DataConfig;
 use kiln_train::optim::OptimizerConfig;
 use kiln_train::sched::SchedulerConfig;
 use kiln_train::trainer::{TrainConfig, Trainer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// 8 RGB 16×16 images of 4 classes, each with its own pattern.
-#[derive(Debug)]
-struct Patterns;
-
-impl Dataset for Patterns {
-    fn len(&self) -> usize {
-        8
-    }
-    fn label(&self, i: usize) -> usize {
-        i % 4
-    }
-    fn filename(&self, i: usize) -> String {
-        format!("{i}")
-    }
-    fn load(&self, i: usize) -> kiln_train::Result<Sample> {
-        let data = (0..16 * 16 * 3).map(|p| ((p * (i % 4 + 3) + i * 11) % 256) as u8);
-        Ok(Sample {
-            image: Image::new(16, 16, 3, data.collect()),
-            label: i % 4,
-            filename: self.filename(i),
-        })
-    }
-    fn num_classes(&self) -> usize {
-        4
-    }
-}
 
 const LR: f64 = 0.1;
 
@@ -68,7 +43,7 @@ fn one_step(slim_lambda: Option<f64>) -> [BTreeMap<String, Vec<f32>>; 2] {
         .lr(LR)
         .momentum(0.0)
         .weight_decay(0.0);
-    let mut trainer = Trainer::builder(model, Arc::new(Patterns))
+    let mut trainer = Trainer::builder(model, Arc::new(Patterns { len: 8, side: 16 }))
         .data(data)
         .optimizer(sgd)
         .scheduler(SchedulerConfig::new("step", 1).warmup_epochs(0))
