@@ -190,7 +190,8 @@ fn models_lists_with_wildcards() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "resnet101d\nresnet18d\nresnet26d\nresnet34d\nresnet50d\n"
+        "resnet101d\nresnet152d\nresnet18d\nresnet200d\nresnet26d\nresnet34d\nresnet50d\n\
+         resnetaa101d\nresnetaa34d\nresnetaa50d\nresnetblur101d\nresnetblur50d\n"
     );
 }
 
