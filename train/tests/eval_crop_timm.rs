@@ -84,16 +84,10 @@ fn eval_crop_modes_match_timms_eval_transform() {
             .map(|(a, b)| a.abs_diff(*b))
             .max()
             .unwrap();
-        // Nearest-neighbour resizing and the crops only copy pixels (and the border mode's
-        // padding writes the mean colour): those cases match exactly. fast_image_resize rounds
-        // its fixed-point convolution slightly differently from Pillow: at most one level off
-        // (as in augment_fixtures.rs).
-        let tolerance = match case["interpolation"].as_str().unwrap() {
-            "nearest" => 0,
-            _ => 1,
-        };
-        assert!(max <= tolerance, "{what}: max difference {max}");
-        nearest += (tolerance == 0) as usize;
+        // Resizing is PIL's to the byte, the crops only copy pixels and the border mode's
+        // padding writes the mean colour: every case matches exactly.
+        assert_eq!(max, 0, "{what}: max difference {max}");
+        nearest += (case["interpolation"] == "nearest") as usize;
         // timm's fill, round(255 * mean): RGB (124, 116, 104); gray round(76.5 - 3e-15) = 76.
         let fill: &[u8] = if img.c == 3 { &[124, 116, 104] } else { &[76] };
         padded += (case["mode"] == "border" && got.data.chunks(img.c).any(|p| p == fill)) as usize;

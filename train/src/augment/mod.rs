@@ -14,6 +14,7 @@ mod flip;
 mod grayscale;
 mod keep_ratio;
 mod mixup;
+mod pil_resample;
 mod pixel;
 mod policies;
 mod policy;

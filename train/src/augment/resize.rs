@@ -1,11 +1,9 @@
-//! Resizing through fast_image_resize: Resize (shorter side), RandomResizedCropAndInterpolation.
+//! Resizing as PIL resizes, to the byte: Resize (shorter side), RandomResizedCropAndInterpolation.
+use super::pil_resample::{resample, Filter};
 use super::{crop, AugRng, Transform};
 use crate::data::Image;
 use crate::{Error, Result};
-use fast_image_resize::images::{Image as FirImage, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use rand::Rng;
-use std::cell::RefCell;
 
 /// Resampling filter, by timm's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,40 +57,25 @@ impl Interpolation {
         }
     }
 
-    fn alg(self) -> ResizeAlg {
+    /// PIL's filter, `None` for nearest neighbour.
+    fn filter(self) -> Option<Filter> {
         match self {
-            Interpolation::Nearest => ResizeAlg::Nearest,
-            Interpolation::Bilinear | Interpolation::Random => {
-                ResizeAlg::Convolution(FilterType::Bilinear)
-            }
-            Interpolation::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
-            Interpolation::Lanczos => ResizeAlg::Convolution(FilterType::Lanczos3),
-            Interpolation::Box => ResizeAlg::Convolution(FilterType::Box),
-            Interpolation::Hamming => ResizeAlg::Convolution(FilterType::Hamming),
+            Interpolation::Nearest => None,
+            Interpolation::Bilinear | Interpolation::Random => Some(Filter::Bilinear),
+            Interpolation::Bicubic => Some(Filter::Bicubic),
+            Interpolation::Lanczos => Some(Filter::Lanczos),
+            Interpolation::Box => Some(Filter::Box),
+            Interpolation::Hamming => Some(Filter::Hamming),
         }
     }
 }
 
-/// Resizes `img` to `w`×`h` (PIL's `resize`).
+/// Resizes `img` to `w`×`h` (PIL's `resize`, byte for byte).
 pub fn resize(img: &Image, w: usize, h: usize, interp: Interpolation) -> Image {
-    if interp == Interpolation::Nearest {
-        return nearest(img, w, h);
+    match interp.filter() {
+        Some(filter) => resample(img, w, h, filter),
+        None => nearest(img, w, h),
     }
-    let pt = if img.c == 1 {
-        PixelType::U8
-    } else {
-        PixelType::U8x3
-    };
-    let src = ImageRef::new(img.w as u32, img.h as u32, &img.data, pt)
-        .expect("u8 image matches its size");
-    let mut dst = FirImage::new(w as u32, h as u32, pt);
-    let opts = ResizeOptions::new().resize_alg(interp.alg());
-    // One resizer per thread keeps its scratch buffer and CPU-feature probe between images.
-    thread_local! {
-        static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
-    }
-    RESIZER.with_borrow_mut(|r| r.resize(&src, &mut dst, &opts).expect("same pixel type"));
-    Image::new(w, h, img.c, dst.into_vec())
 }
 
 /// PIL's nearest-neighbour resize (`ImagingScaleAffine`): source column `(int)x` for `x` stepping
