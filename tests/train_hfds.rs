@@ -2,16 +2,18 @@
 //! `datasets` library (train/tests/fixtures/hfds/cache, `kiln-fixture/fmnist-e2e`: 160 train and
 //! 64 validation images of the embedded Fashion-MNIST subset, made by
 //! scripts/fixtures/make_hfds_fixtures.py): it learns as well as the same run on an ImageFolder
-//! of the same images, counts the split's rows and the ClassLabel's classes, and a missing split
-//! or a refused flag is reported before training.
+//! of the same images, counts the split's rows and the ClassLabel's classes, `kiln validate`
+//! scores its checkpoint on the cached split as the run did, and a missing split or a refused
+//! flag is reported before training.
 
 mod common;
 
-use common::{summary_rows, train, train_fails, Scratch};
+use common::{kiln_fails, summary_rows, train, train_fails, validate_row, Scratch};
 use kiln::train::data::hfds::{HfdsDataset, HfdsOptions};
 use kiln::train::data::Dataset;
 use kiln::train::loader::{grid_png, Batch};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 const NAME: &str = "kiln-fixture/fmnist-e2e";
 
@@ -83,6 +85,40 @@ fn trains_on_the_datasets_cache_as_well_as_on_the_folder() {
     assert!(
         (a - b).abs() <= 12.0,
         "top-1 from the folder {a} and from the cache {b}"
+    );
+
+    // kiln validate reads the cached split as validate.py does: at the training size (the eval
+    // transform of train.py), the last epoch's top-1 again.
+    let ck = out.join("hfds/last.safetensors");
+    let ck = ck.to_str().unwrap();
+    let extra = [
+        "--dataset",
+        &dataset,
+        "--checkpoint",
+        ck,
+        "--use-train-size",
+    ];
+    let row = validate_row(Command::new(env!("CARGO_BIN_EXE_kiln")), &cache(), &extra);
+    let top1 = row["top1"].as_f64().unwrap();
+    assert!(
+        (top1 - b).abs() < 1e-3 && row["samples"] == 64,
+        "kiln validate {row} against the run's last eval top-1 {b}"
+    );
+
+    // kiln infer names each prediction by its file: it reads folders and says where to go.
+    let c = cache();
+    let args = [
+        "infer",
+        c.to_str().unwrap(),
+        "--dataset",
+        &dataset,
+        "--checkpoint",
+        ck,
+    ];
+    let (_, stderr) = kiln_fails(&args);
+    assert!(
+        stderr.contains("--dataset") && stderr.contains("kiln validate"),
+        "{stderr}"
     );
 
     // The dataset has no split `val`: refused, naming the splits it has.

@@ -1,15 +1,19 @@
 //! `kiln train --dataset wds/NAME` end to end on webdataset shards made from the embedded
 //! Fashion-MNIST subset (as scripts/make-wds.py writes them from an ImageFolder): it learns as
 //! well as the same run from the ImageFolder of the same images, and a run resumed from a
-//! mid-epoch recovery checkpoint ends with the bits of the run never interrupted; more loader
-//! workers than shards are refused before training.
+//! mid-epoch recovery checkpoint ends with the bits of the run never interrupted, `kiln validate`
+//! scores its checkpoint on the shards as the run did, and more loader workers than shards are
+//! refused before training.
 
 mod common;
 
-use common::{assert_same_bits, summary_rows, tar_member as member, train, train_fails, Scratch};
+use common::{
+    assert_same_bits, summary_rows, tar_member as member, train, train_fails, validate_row, Scratch,
+};
 use kiln::train::data::{Dataset, IdxDataset};
 use kiln::train::loader::{grid_png, Batch};
 use std::path::Path;
+use std::process::Command;
 
 /// Samples per shard.
 const SHARD: usize = 96;
@@ -93,6 +97,28 @@ fn trains_on_shards_as_well_as_on_the_folder_and_resumes_mid_epoch_exactly() {
     assert!(
         (a - b).abs() <= 8.0,
         "top-1 from the folder {a} and from its shards {b}"
+    );
+
+    // kiln validate reads the validation shards as the run's eval did (2 loader workers, batch
+    // 128) at the training size (the eval transform of train.py): the last epoch's top-1 again.
+    let ck = out.join("wds/last.safetensors");
+    let extra = [
+        "--dataset",
+        "wds/fmnist",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "-j",
+        "2",
+        "-b",
+        "128",
+        "--use-train-size",
+    ];
+    let kiln = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    let row = validate_row(kiln, &root.join("shards"), &extra);
+    let top1 = row["top1"].as_f64().unwrap();
+    assert!(
+        (top1 - b).abs() < 1e-3,
+        "kiln validate {row} against the run's last eval top-1 {b}"
     );
 
     // 20 batches an epoch (2 loader workers of 320 samples: one reads 352 and stops, the other

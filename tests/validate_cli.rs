@@ -189,7 +189,7 @@ fn takes_validate_pys_option_names() {
 #[test]
 fn refuses_validate_pys_python_and_network_options_in_one_line() {
     let cases: [&[&str]; 13] = [
-        &["--dataset", "hfds/imagenet-1k"],
+        &["--dataset", "tfds/imagenet2012"],
         &["--num-samples", "100"],
         &["--dataset-download"],
         &["--input-key", "image"],

@@ -2,10 +2,14 @@
 //! train.py, validate.py and inference.py alike; `kiln train`, `kiln validate` and `kiln infer`
 //! flatten this group.
 
+use super::hfds::{is_hfds, open_hfds};
 use super::setup::embedded_data;
+use super::wds::{is_wds, open_wds};
 use clap::Args;
+use kiln_train::data::Source;
+use kiln_train::Result;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The dataset root (positional or `--data-dir`) and `--dataset`.
 #[derive(Debug, Clone, Default, PartialEq, Args, Serialize)]
@@ -38,4 +42,41 @@ impl DataSource {
             .or_else(|| self.data_dir.clone())
             .unwrap_or_else(embedded_data)
     }
+}
+
+/// One split of a `wds/` or `hfds/` dataset as a command's flags ask for it (timm's
+/// `create_dataset` arguments), the same for `kiln train` and `kiln validate`.
+#[derive(Debug, Clone)]
+pub struct SplitRequest<'a> {
+    /// `--dataset`: `wds/NAME` or `hfds/NAME`.
+    pub dataset: &'a str,
+    /// The split's name (`--train-split`, `--val-split` or `--split`).
+    pub split: &'a str,
+    /// Whether the split is read for training (shuffled shards for wds/).
+    pub train: bool,
+    /// `--seed` (the shard shuffle of wds/).
+    pub seed: u64,
+    /// `--train-num-samples`, `--val-num-samples` or `--num-samples` (wds/).
+    pub num_samples: Option<usize>,
+    /// `--input-key`.
+    pub input_key: Option<&'a str>,
+    /// `--target-key`.
+    pub target_key: Option<&'a str>,
+    /// Whether `--class-map` was given (refused: these datasets carry class indices).
+    pub class_map: bool,
+    /// Channels decoded.
+    pub chans: usize,
+}
+
+/// Whether `--dataset` names a dataset read from shards or the datasets cache (wds/, hfds/).
+pub fn is_stream_or_cache(dataset: &str) -> bool {
+    is_wds(dataset) || is_hfds(dataset)
+}
+
+/// The split `req` asks for of the wds/ shards or hfds/ cache in `dir`.
+pub fn open_split(dir: &Path, req: &SplitRequest) -> Result<Source> {
+    Ok(match is_hfds(req.dataset) {
+        true => Source::Indexed(open_hfds(dir, req)?),
+        false => Source::Streamed(open_wds(dir, req)?),
+    })
 }

@@ -1,8 +1,9 @@
 //! `--dataset hfds/NAME`: a Hugging Face dataset read offline from the `datasets` cache in
-//! `--data-dir` (timm's `cache_dir`), opened for `kiln train` as timm's train.py opens it
-//! (`create_dataset` with `--train-split` / `--val-split`, `--input-key`, `--target-key`).
+//! `--data-dir` (timm's `cache_dir`), opened for `kiln train` and `kiln validate` as timm's
+//! train.py and validate.py open it (`create_dataset` with the split, `--input-key`,
+//! `--target-key`).
 
-use super::args::TrainArgs;
+use super::data_source::SplitRequest;
 use kiln_train::data::hfds::{HfdsDataset, HfdsOptions};
 use kiln_train::{Error, Result};
 use std::path::Path;
@@ -20,30 +21,28 @@ pub fn is_hfds(dataset: &str) -> bool {
     hfds_name(dataset).is_some()
 }
 
-/// The train (`--train-split`) or validation (`--val-split`) split of the cached dataset in
-/// `dir`, decoding to `chans` channels. `--class-map` is refused: timm remaps the dataset's
-/// labels through it, kiln does not.
-pub fn open_hfds(a: &TrainArgs, dir: &Path, train: bool, chans: usize) -> Result<Arc<HfdsDataset>> {
-    let name = hfds_name(&a.source.dataset).unwrap_or_default();
+/// The split `req` asks for of the cached dataset in `dir`. `--class-map` is refused: timm
+/// remaps the dataset's labels through it, kiln does not.
+pub fn open_hfds(dir: &Path, req: &SplitRequest) -> Result<Arc<HfdsDataset>> {
+    let name = hfds_name(req.dataset).unwrap_or_default();
     if name.is_empty() {
         return Err(Error::flag(
             "--dataset",
             "hfds/ needs a dataset name: hfds/ORG/NAME",
         ));
     }
-    if a.class_map.is_some() {
+    if req.class_map {
         return Err(Error::flag(
             "--class-map",
             "not supported with hfds/ datasets: their labels are the label column's class indices",
         ));
     }
-    let split = if train { &a.train_split } else { &a.val_split };
-    let mut opts = HfdsOptions::new(split, chans);
-    if let Some(k) = &a.input_key {
-        opts.input_key = k.clone();
+    let mut opts = HfdsOptions::new(req.split, req.chans);
+    if let Some(k) = req.input_key {
+        opts.input_key = k.to_string();
     }
-    if let Some(k) = &a.target_key {
-        opts.target_key = k.clone();
+    if let Some(k) = req.target_key {
+        opts.target_key = k.to_string();
     }
     Ok(Arc::new(HfdsDataset::open(dir, name, &opts)?))
 }

@@ -1,6 +1,7 @@
 //! `kiln infer`: the top-k classes of every image in a folder, as timm's `inference.py`, on
 //! `kiln validate`'s model, data and loader.
 
+use super::data_source::is_stream_or_cache;
 use super::infer_args::InferArgs;
 use super::model_record::recorded_multi_label;
 use super::setup::DataRoot;
@@ -8,7 +9,7 @@ use super::unsupported::{check_supported, VALIDATE_REFUSED};
 use super::validate::{prepare, Prepared};
 use kiln_engine::Tensor;
 use kiln_train::amp::{amp_dtype, model_dtype};
-use kiln_train::data::{load_class_map, Dataset};
+use kiln_train::data::{load_class_map, Dataset, Source};
 use kiln_train::trainer::{validate_observed, EvalOptions};
 use kiln_train::{Error, Result};
 use serde_json::{Map, Value};
@@ -54,12 +55,15 @@ pub fn infer(a: InferArgs) -> Result<()> {
     let Prepared {
         mut model,
         arch,
-        dataset,
+        source,
         mut loader,
         stages,
         img_size,
         ..
     } = prepare(&va, a.checkpoint.as_deref(), dtype)?;
+    let Source::Indexed(dataset) = source else {
+        return Err(not_a_folder());
+    };
     let classes = model.num_classes();
     let multi_label =
         a.eval.multi_label.multi_label || recorded_multi_label(a.checkpoint.as_deref());
@@ -119,7 +123,19 @@ pub fn infer(a: InferArgs) -> Result<()> {
 }
 
 /// Refuses the values inference.py cannot use, naming the flag.
+/// kiln infer names each prediction by its image file: it reads image folders.
+fn not_a_folder() -> Error {
+    Error::flag(
+        "--dataset",
+        "kiln infer reads image folders (each prediction named by its file); evaluate wds/ \
+         shards and hfds/ datasets with kiln validate",
+    )
+}
+
 fn check_flags(a: &InferArgs) -> Result<()> {
+    if is_stream_or_cache(&a.eval.source.dataset) {
+        return Err(not_a_folder());
+    }
     for f in &a.results_format {
         match f.as_str() {
             "csv" | "json" | "json-split" => {}

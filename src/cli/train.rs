@@ -5,9 +5,10 @@ use super::configs::{
     batch_size_reference, data_config, data_flags, optimizer_config, resolve_lr, scheduler_config,
     train_config, variable_batch_loss_scale,
 };
+use super::data_source::{open_split, SplitRequest};
 use super::devices::{device_list, seed_rank};
 use super::elastic::{check_same_start, dist_timeout, resume_point};
-use super::hfds::{is_hfds, open_hfds};
+use super::hfds::is_hfds;
 use super::limits::{self, Budget};
 use super::model_flags::{apply_after_creation, apply_model_kwargs};
 use super::model_record::{resolve_model, ModelRecord};
@@ -21,7 +22,7 @@ use super::setup::{
 };
 use super::teacher;
 use super::unsupported::{check_input_img_mode, check_supported, notes, NOTED, REFUSED};
-use super::wds::{is_wds, open_wds};
+use super::wds::is_wds;
 use kiln_engine::{DType, Device, MemoryFormat};
 use kiln_nn::convert_splitbn_model;
 use kiln_nn::prune::apply_pruned_shapes;
@@ -169,13 +170,9 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
             let (t, v) = open_multi_label(&root, splits, in_chans, class_map, &a.multi_label)?;
             (Source::Indexed(t), Source::Indexed(v))
         }
-        true if hfds => (
-            Source::Indexed(open_hfds(&a, &dir, true, in_chans)?),
-            Source::Indexed(open_hfds(&a, &dir, false, in_chans)?),
-        ),
         true => (
-            Source::Streamed(open_wds(&a, &dir, true, in_chans)?),
-            Source::Streamed(open_wds(&a, &dir, false, in_chans)?),
+            open_split(&dir, &split_request(&a, true, in_chans))?,
+            open_split(&dir, &split_request(&a, false, in_chans))?,
         ),
         false => (
             Source::Indexed(root.open(&a.train_split, true, in_chans, a.class_map.as_deref())?),
@@ -339,7 +336,7 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
     let run_dir = run_path(&a, img_size);
     if rank == 0 {
         let out_dir = make_run_folder(&a, run_dir.clone())?;
-        println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", source_len(&train_ds), num_classes, dir.display(), source_len(&val_ds), out_dir.display());
+        println!("Training {} images ({} classes, {img_size}x{img_size}x{in_chans}) from {} on {world} rank(s), validating on {}; lr {lr:e}; output {}", train_ds.num_samples(), num_classes, dir.display(), val_ds.num_samples(), out_dir.display());
         print_size_schedule(&a, trainer.state().batches_per_epoch, batch_reference);
         add_callbacks(
             &mut trainer,
@@ -378,10 +375,22 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
 
 /// Samples in a source: a dataset's count, or a webdataset split's (its info file's, or the one
 /// given by flag).
-fn source_len(source: &Source) -> usize {
-    match source {
-        Source::Indexed(ds) => ds.len(),
-        Source::Streamed(ds) => ds.num_samples(),
+/// The train or validation split of a wds/ or hfds/ dataset as train.py asks for it.
+fn split_request(a: &TrainArgs, train: bool, chans: usize) -> SplitRequest<'_> {
+    SplitRequest {
+        dataset: &a.source.dataset,
+        split: if train { &a.train_split } else { &a.val_split },
+        train,
+        seed: a.seed,
+        num_samples: if train {
+            a.train_num_samples
+        } else {
+            a.val_num_samples
+        },
+        input_key: a.input_key.as_deref(),
+        target_key: a.target_key.as_deref(),
+        class_map: a.class_map.is_some(),
+        chans,
     }
 }
 

@@ -6,6 +6,7 @@
 //! accepted and, as in timm without their main flag, have no effect.
 
 use super::args::{TrainArgs, ValidateArgs};
+use super::data_source::is_stream_or_cache;
 use super::hfds::is_hfds;
 use super::wds::is_wds;
 use kiln_train::{Error, Result};
@@ -32,33 +33,38 @@ const FAST_NORM: &str = "kiln's LayerNorm, GroupNorm and BatchNorm always run on
 pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
         flag: "--dataset",
-        is_set: |a| hub_dataset(&a.eval.source.dataset),
-        reason: "torch/, hfids/ and tfds/ datasets need Python packages or the network, and kiln validate reads neither wds/ shards nor hfds/ caches (kiln train does); kiln validate reads ImageFolder trees and IDX folders from --data-dir",
+        is_set: |a| {
+            hub_dataset(&a.eval.source.dataset)
+                && !is_wds(&a.eval.source.dataset)
+                && !is_hfds(&a.eval.source.dataset)
+        },
+        reason: "torch/, hfids/ and tfds/ datasets need Python packages or the network; kiln validate reads ImageFolder trees, IDX folders, local wds/ shards and hfds/ datasets from the datasets cache in --data-dir",
     },
     Refusal {
         flag: "--num-samples",
-        is_set: |a| a.num_samples.is_some(),
-        reason: "only iterable (streamed) datasets take a sample count; kiln's datasets count their files",
+        is_set: |a| a.num_samples.is_some() && !is_wds(&a.eval.source.dataset),
+        reason: "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files",
     },
     Refusal {
         flag: "--dataset-download",
-        is_set: |a| a.dataset_download,
-        reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir",
+        // timm's wds/ reader drops the flag; so does kiln.
+        is_set: |a| a.dataset_download && !is_wds(&a.eval.source.dataset),
+        reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir; for hfds/NAME, load the dataset once with datasets.load_dataset(NAME, cache_dir=DIR) and pass --data-dir DIR",
     },
     Refusal {
         flag: "--input-key",
-        is_set: |a| a.input_key.is_some(),
-        reason: "keys select columns of hub and webdataset datasets, which kiln does not read",
+        is_set: |a| a.input_key.is_some() && !is_stream_or_cache(&a.eval.source.dataset),
+        reason: "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)",
     },
     Refusal {
         flag: "--target-key",
-        is_set: |a| a.target_key.is_some(),
-        reason: "keys select columns of hub and webdataset datasets, which kiln does not read",
+        is_set: |a| a.target_key.is_some() && !is_stream_or_cache(&a.eval.source.dataset),
+        reason: "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)",
     },
     Refusal {
         flag: "--dataset-trust-remote-code",
         is_set: |a| a.dataset_trust_remote_code,
-        reason: "kiln validate reads no Hugging Face datasets (kiln train reads hfds/ ones from the datasets cache); no network, no Python",
+        reason: "kiln runs no dataset loading script (no Python); hfds/ datasets are read from the Arrow files of the datasets cache",
     },
     Refusal {
         flag: "--tf-preprocessing",

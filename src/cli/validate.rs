@@ -1,6 +1,7 @@
 //! `kiln validate`: evaluates checkpoints, as timm's `validate.py`.
 
 use super::args::ValidateArgs;
+use super::data_source::{is_stream_or_cache, open_split, SplitRequest};
 use super::limits::{self, Budget};
 use super::model_flags::apply_model_kwargs;
 use super::model_record::{model_with_weights, recorded_multi_label, resolve_model};
@@ -21,7 +22,7 @@ use kiln_nn::{Model, ModelArgs, ModelSpec};
 use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::augment::EvalCropMode;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
-use kiln_train::data::load_class_map;
+use kiln_train::data::{load_class_map, Source};
 use kiln_train::loader::{resolve_data_config, DataConfig, DataFlags};
 use kiln_train::trainer::{validate_observed, BatchStages, EvalOptions};
 use kiln_train::{Error, Result};
@@ -197,22 +198,18 @@ pub(super) fn prepare(
         .unwrap_or(if root.is_idx() { 1 } else { 3 });
     check_input_img_mode(a.input_img_mode.as_deref(), in_chans)?;
     limits::check_channels(in_chans)?;
-    let class_map = a.eval.class_map.as_deref();
-    let ds: std::sync::Arc<dyn kiln_train::data::Dataset> = match a.eval.multi_label.multi_label {
-        true => {
-            let classes = class_map.map(load_class_map).transpose()?;
-            let ml = &a.eval.multi_label;
-            open_multi_label_split(&root, &a.eval.split, false, in_chans, classes, ml)?
-        }
-        false => root.open(&a.eval.split, false, in_chans, class_map)?,
-    };
+    let source = open_eval_source(a, &root, &dir, in_chans)?;
+    let data_classes = (source.num_classes().or(a.eval.num_classes)).ok_or_else(|| {
+        flag(
+            "--num-classes",
+            "needed: the wds/ dataset's info file gives no num_classes, nor does a checkpoint",
+        )
+    })?;
     let device = open_device(&a.eval.device)?;
     let budget = Budget::of(device);
     let (mut model, arch, checkpoint) = match checkpoint.zip(path) {
-        Some((ck, path)) => {
-            from_checkpoint(a, ck, path, in_chans, ds.num_classes(), budget.as_ref())?
-        }
-        None => from_pretrained(a, in_chans, ds.num_classes(), budget.as_ref())?,
+        Some((ck, path)) => from_checkpoint(a, ck, path, in_chans, data_classes, budget.as_ref())?,
+        None => from_pretrained(a, in_chans, data_classes, budget.as_ref())?,
     };
     if a.eval.channels_last {
         note_cpu_layout(device);
@@ -231,9 +228,9 @@ pub(super) fn prepare(
         .iter()
         .map(|p| p.tensor.numel())
         .sum();
-    let native = match root.is_idx() {
-        true => Some(ds.load(0)?.image.h),
-        false => None,
+    let native = match (root.is_idx(), &source) {
+        (true, Source::Indexed(ds)) => Some(ds.load(0)?.image.h),
+        _ => None,
     };
     let flags = DataFlags {
         crop_mode: a.eval.crop_mode.clone(),
@@ -270,7 +267,7 @@ pub(super) fn prepare(
         crop_border_pixels: a.crop_border_pixels,
         ..resolved.data_config()
     };
-    let loader = cfg.eval_loader(ds.clone(), a.eval.batch_size, 0, 1)?;
+    let loader = cfg.eval_loader_for(source.clone(), a.eval.batch_size, 0, 1)?;
     let stages = BatchStages {
         normalize: cfg.normalize(layout(channels_last)),
         erasing: None,
@@ -283,12 +280,50 @@ pub(super) fn prepare(
         model,
         arch,
         checkpoint,
-        dataset: ds,
+        source,
         loader,
         stages,
         param_count,
         img_size,
         crop_pct,
+    })
+}
+
+/// The split validate.py reads: `--split` of the folder, the multi-label folder, the wds/
+/// shards or the hfds/ cache in `dir`.
+fn open_eval_source(a: &ValidateArgs, root: &DataRoot, dir: &Path, chans: usize) -> Result<Source> {
+    let e = &a.eval;
+    let class_map = e.class_map.as_deref();
+    let stream_or_cache = is_stream_or_cache(&e.source.dataset);
+    Ok(match e.multi_label.multi_label {
+        true if stream_or_cache => {
+            return Err(flag(
+                "--multi-label",
+                "reads image folders with a label file, not webdataset shards or hfds/ datasets",
+            ))
+        }
+        true => {
+            let classes = class_map.map(load_class_map).transpose()?;
+            let ml = &e.multi_label;
+            Source::Indexed(open_multi_label_split(
+                root, &e.split, false, chans, classes, ml,
+            )?)
+        }
+        false if stream_or_cache => {
+            let req = SplitRequest {
+                dataset: &e.source.dataset,
+                split: &e.split,
+                train: false,
+                seed: a.seed,
+                num_samples: a.num_samples,
+                input_key: a.input_key.as_deref(),
+                target_key: a.target_key.as_deref(),
+                class_map: class_map.is_some(),
+                chans,
+            };
+            open_split(dir, &req)?
+        }
+        false => Source::Indexed(root.open(&e.split, false, chans, class_map)?),
     })
 }
 
@@ -298,7 +333,7 @@ pub(super) struct Prepared {
     pub model: Box<dyn Model>,
     pub arch: String,
     pub checkpoint: String,
-    pub dataset: std::sync::Arc<dyn kiln_train::data::Dataset>,
+    pub source: Source,
     pub loader: kiln_train::loader::Loader,
     pub stages: BatchStages,
     pub param_count: usize,
@@ -318,7 +353,7 @@ fn validate_one(
         mut model,
         arch,
         checkpoint,
-        dataset: ds,
+        source,
         mut loader,
         stages,
         param_count,
@@ -326,7 +361,10 @@ fn validate_one(
         crop_pct,
     } = prepare(a, path, dtype)?;
     let valid = (a.valid_labels.as_deref())
-        .map(|f| valid_labels(f, model.num_classes(), ds.num_classes()))
+        .map(|f| {
+            let data_classes = source.num_classes().unwrap_or(model.num_classes());
+            valid_labels(f, model.num_classes(), data_classes)
+        })
         .transpose()?;
     let opts = EvalOptions {
         log_interval: a.log_interval,
@@ -336,7 +374,7 @@ fn validate_one(
         multi_label_thresh: Some(a.eval.multi_label.multi_label_thresh),
         ..EvalOptions::default()
     };
-    let mut scores = Scores::new(a, ds.len())?;
+    let mut scores = Scores::new(a, source.num_samples())?;
     let r = validate_observed(
         model.as_mut(),
         &mut loader,

@@ -14,6 +14,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// The samples of one pass: the dataset's length, or the split's sample count the
+    /// webdataset info file (or `num_samples`) gives.
+    pub fn num_samples(&self) -> usize {
+        match self {
+            Source::Indexed(d) => d.len(),
+            Source::Streamed(w) => w.num_samples(),
+        }
+    }
+
     /// The class count the source knows: the dataset's, or the webdataset info file's
     /// `num_classes` (timm takes it from `--num-classes` for streamed datasets).
     pub fn num_classes(&self) -> Option<usize> {
