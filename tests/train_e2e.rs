@@ -327,6 +327,23 @@ fn trains_repvgg_a0_with_drop_path() {
     assert_eq!(saved.model["head.fc.weight"].shape(), [10, 1280]);
 }
 
+/// test_nfnet (the NFNets' deep stem, weight-standardized scaled convs, squeeze-excite after
+/// the last conv, the final conv) trains end to end on the 1-channel data at 32² with
+/// stochastic depth: finite losses, and the checkpoint holds timm's names (the stem built for 1
+/// channel, the convs' `gain`) with each block's last-conv gain moved off its zero init.
+#[test]
+fn trains_test_nfnet_with_drop_path() {
+    let saved = one_epoch_at_32("e2e-nfnet", "test_nfnet", &["--drop-path", "0.1"]);
+    assert_eq!(saved.model["stem.conv1.weight"].shape(), [16, 1, 3, 3]);
+    assert_eq!(saved.model["stem.conv4.gain"].shape(), [128, 1, 1, 1]);
+    let gain = &saved.model["stages.3.0.conv3.gain"];
+    assert_eq!(gain.shape(), [128, 1, 1, 1]);
+    // zero at init (timm's, without skipinit), moved by the steps: the branch gets gradients
+    assert!(gain.to_vec_f32().unwrap().iter().any(|&g| g != 0.0));
+    assert_eq!(saved.model["final_conv.weight"].shape(), [192, 128, 1, 1]);
+    assert_eq!(saved.model["head.fc.weight"].shape(), [10, 192]);
+}
+
 /// VGG-11 (the smallest VGG: 129M parameters, 103M of them the head's 7×7 conv) trains end to
 /// end on the 1-channel data at 32² (the 1×1 final map pooled up to 7×7 for `pre_logits.fc1`,
 /// as timm's ConvMlp does) with dropout: finite losses, and the checkpoint holds timm's

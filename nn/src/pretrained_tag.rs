@@ -30,9 +30,17 @@ pub(crate) struct ArchTags {
 }
 
 impl Tag {
-    /// `cfg` (the architecture's) with this tag's values, named `arch.tag`.
+    /// `arch.tag`, or `arch` alone for timm's untagged default config (tag `''`).
+    pub fn full_name(&self, arch: &str) -> String {
+        match self.tag {
+            "" => arch.to_string(),
+            tag => format!("{arch}.{tag}"),
+        }
+    }
+
+    /// `cfg` (the architecture's) with this tag's values, named by [`Tag::full_name`].
     pub fn apply(&self, arch: &ArchTags, cfg: &mut PretrainedCfg) {
-        cfg.name = format!("{}.{}", arch.arch, self.tag);
+        cfg.name = self.full_name(arch.arch);
         cfg.hf_hub_id = self.hf_hub_id.map(String::from);
         cfg.input_size = self.input_size;
         cfg.test_input_size = self.test_input_size;

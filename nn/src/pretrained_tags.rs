@@ -36,7 +36,7 @@ pub fn list_pretrained(pattern: &str) -> Vec<String> {
     archs.sort_by_key(|a| a.arch);
     archs
         .into_iter()
-        .flat_map(|a| a.tags.iter().map(move |t| format!("{}.{}", a.arch, t.tag)))
+        .flat_map(|a| a.tags.iter().map(move |t| t.full_name(a.arch)))
         .filter(|n| crate::names::wildcard(pattern, n))
         .collect()
 }

@@ -308,6 +308,39 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "dla60x_c", first_conv: "base_layer.0", classifier: "fc", tags: &[
         Tag { tag: "in1k", hf_hub_id: Some("timm/dla60x_c.in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "dm_nfnet_f0", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "dm_in1k", hf_hub_id: Some("timm/dm_nfnet_f0.dm_in1k"), input_size: [3, 192, 192], test_input_size: Some([3, 256, 256]), pool_size: Some([6, 6]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dm_nfnet_f1", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "dm_in1k", hf_hub_id: Some("timm/dm_nfnet_f1.dm_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 320, 320]), pool_size: Some([7, 7]), crop_pct: 0.91, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dm_nfnet_f2", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "dm_in1k", hf_hub_id: Some("timm/dm_nfnet_f2.dm_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 352, 352]), pool_size: Some([8, 8]), crop_pct: 0.92, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dm_nfnet_f3", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "dm_in1k", hf_hub_id: Some("timm/dm_nfnet_f3.dm_in1k"), input_size: [3, 320, 320], test_input_size: Some([3, 416, 416]), pool_size: Some([10, 10]), crop_pct: 0.94, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dm_nfnet_f4", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "dm_in1k", hf_hub_id: Some("timm/dm_nfnet_f4.dm_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 512, 512]), pool_size: Some([12, 12]), crop_pct: 0.951, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dm_nfnet_f5", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "dm_in1k", hf_hub_id: Some("timm/dm_nfnet_f5.dm_in1k"), input_size: [3, 416, 416], test_input_size: Some([3, 544, 544]), pool_size: Some([13, 13]), crop_pct: 0.954, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "dm_nfnet_f6", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "dm_in1k", hf_hub_id: Some("timm/dm_nfnet_f6.dm_in1k"), input_size: [3, 448, 448], test_input_size: Some([3, 576, 576]), pool_size: Some([14, 14]), crop_pct: 0.956, test_crop_pct: None, crop_mode: "squash", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eca_nfnet_l0", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/eca_nfnet_l0.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eca_nfnet_l1", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/eca_nfnet_l1.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eca_nfnet_l2", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "ra3_in1k", hf_hub_id: Some("timm/eca_nfnet_l2.ra3_in1k"), input_size: [3, 320, 320], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "eca_nfnet_l3", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 352, 352], test_input_size: Some([3, 448, 448]), pool_size: Some([11, 11]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "eca_vovnet39b", first_conv: "stem.0.conv", classifier: "head.fc", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -758,6 +791,78 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "mobileone_s4", first_conv: "stem.conv_kxk.0.conv,stem.conv_scale.conv", classifier: "head.fc", tags: &[
         Tag { tag: "apple_in1k", hf_hub_id: Some("timm/mobileone_s4.apple_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_ecaresnet101", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_ecaresnet26", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_ecaresnet50", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_regnet_b0", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 192, 192], test_input_size: Some([3, 256, 256]), pool_size: Some([6, 6]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_regnet_b1", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/nf_regnet_b1.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_regnet_b2", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 240, 240], test_input_size: Some([3, 272, 272]), pool_size: Some([8, 8]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_regnet_b3", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 288, 288], test_input_size: Some([3, 320, 320]), pool_size: Some([9, 9]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_regnet_b4", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 320, 320], test_input_size: Some([3, 384, 384]), pool_size: Some([10, 10]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_regnet_b5", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 384, 384], test_input_size: Some([3, 456, 456]), pool_size: Some([12, 12]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_resnet101", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_resnet26", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_resnet50", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/nf_resnet50.ra2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.94, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_seresnet101", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_seresnet26", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nf_seresnet50", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_f0", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 192, 192], test_input_size: Some([3, 256, 256]), pool_size: Some([6, 6]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_f1", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: Some([3, 320, 320]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_f2", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: Some([3, 352, 352]), pool_size: Some([8, 8]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_f3", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 320, 320], test_input_size: Some([3, 416, 416]), pool_size: Some([10, 10]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_f4", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 384, 384], test_input_size: Some([3, 512, 512]), pool_size: Some([12, 12]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_f5", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 416, 416], test_input_size: Some([3, 544, 544]), pool_size: Some([13, 13]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_f6", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 448, 448], test_input_size: Some([3, 576, 576]), pool_size: Some([14, 14]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_f7", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "", hf_hub_id: None, input_size: [3, 480, 480], test_input_size: Some([3, 608, 608]), pool_size: Some([15, 15]), crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "nfnet_l0", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "ra2_in1k", hf_hub_id: Some("timm/nfnet_l0.ra2_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "regnetx_002", first_conv: "stem.conv", classifier: "head.fc", tags: &[
         Tag { tag: "pycls_in1k", hf_hub_id: Some("timm/regnetx_002.pycls_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1303,6 +1408,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "test_efficientnet", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "r160_in1k", hf_hub_id: Some("timm/test_efficientnet.r160_in1k"), input_size: [3, 160, 160], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "test_nfnet", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "r160_in1k", hf_hub_id: Some("timm/test_nfnet.r160_in1k"), input_size: [3, 160, 160], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "test_resnet", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "r160_in1k", hf_hub_id: Some("timm/test_resnet.r160_in1k"), input_size: [3, 160, 160], test_input_size: None, pool_size: Some([5, 5]), crop_pct: 0.95, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },

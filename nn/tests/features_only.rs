@@ -127,6 +127,11 @@ fn rexnet_and_dla_maps_equal_timms() {
 }
 
 #[test]
+fn nfnet_maps_equal_timms() {
+    check("test_nfnet");
+}
+
+#[test]
 fn out_of_range_indices_name_the_model_and_range() {
     let err = |out| {
         create_features("regnetx_002", &test_args("regnetx_002"), Some(out))

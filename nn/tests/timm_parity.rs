@@ -14,6 +14,7 @@ use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::eva::{self, Eva};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
+use kiln_nn::models::nfnet::{self, NormFreeNet};
 use kiln_nn::models::regnet::{self, RegNet};
 use kiln_nn::models::resnest;
 use kiln_nn::models::resnet::{self, BlockKind, ResNet};
@@ -402,6 +403,9 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     }
     if let Some((_, vc, cfg)) = vovnet::variants().into_iter().find(|v| v.0 == name) {
         return VovNet::new(&vc, &args, cfg).unwrap().drop_path_rates();
+    }
+    if let Some((_, nc, cfg)) = nfnet::variants().into_iter().find(|v| v.0 == name) {
+        return NormFreeNet::new(&nc, &args, cfg).unwrap().drop_path_rates();
     }
     if let Some((_, sc, cfg)) = swin::variants().into_iter().find(|v| v.0 == name) {
         return SwinTransformer::new(&sc, &args, cfg)
@@ -1048,7 +1052,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 422, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 454, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }
@@ -1280,6 +1284,33 @@ fn vovnet_matches_timm() {
 #[test]
 fn dla_matches_timm() {
     check_family(&["dla34", "dla46_c", "dla46x_c", "dla60_res2next", "dla102"]);
+}
+
+/// NF-Nets: the deep stem, two 3×3 convs and squeeze-excite after the last conv (test_nfnet);
+/// RegNet blocks with squeeze-excite in the middle and a final conv (nf_regnet_b0); the 7×7 stem
+/// with its max pool, ReLU and no final conv (nf_resnet26), with ECA (nf_ecaresnet26): logits,
+/// loss, `head.fc` gradients and structure.
+#[test]
+fn nfnet_matches_timm() {
+    check_family(&[
+        "test_nfnet",
+        "nf_regnet_b0",
+        "nf_resnet26",
+        "nf_ecaresnet26",
+    ]);
+}
+
+/// DM-NFNet-F0 one block a stage at test_nfnet's widths (make_resnet_fixtures.py's REDUCED):
+/// the activations' gains applied after them, TensorFlow's "same" padding and the skipinit
+/// gains; the full model's names and shapes are in builder_shapes.json.
+#[test]
+fn dm_nfnet_f0_matches_timm_reduced() {
+    let small = [
+        ("depths", "(1, 1, 1, 1)"),
+        ("channels", "(32, 64, 96, 128)"),
+        ("group_size", "8"),
+    ];
+    check_reduced("dm_nfnet_f0", &small);
 }
 
 /// GhostNetV3 (re-parameterizable branches, DFC attention): names, shapes and structure, and the

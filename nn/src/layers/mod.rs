@@ -32,6 +32,7 @@ mod pool;
 mod rms_norm;
 mod rope;
 mod rope_mixed;
+mod scaled_std_conv;
 mod sequential;
 mod split_attn;
 mod squeeze_excite;
@@ -75,6 +76,7 @@ pub use rope::{
     rope_embed_cat, AxialRope, RopeGrid, RopeLayout,
 };
 pub use rope_mixed::RopeMixed;
+pub use scaled_std_conv::{ScaledStdConv2d, StdConvCfg};
 pub use sequential::Sequential;
 pub use split_attn::SplitAttn;
 pub use squeeze_excite::{squeeze_excite, SqueezeExcite};

@@ -11,6 +11,7 @@ pub(crate) mod family;
 pub mod ghostnet;
 pub mod hardcorenas;
 pub mod mobilenetv3;
+pub mod nfnet;
 pub mod regnet;
 pub mod resnest;
 pub mod resnet;
