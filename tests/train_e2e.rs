@@ -263,6 +263,20 @@ fn trains_convnextv2_atto_with_drop_path() {
     assert_eq!(saved.model["head.fc.weight"].shape(), [10, 320]);
 }
 
+/// A CS3 DarkNet (6×6 focus stem, cross stages whose blocks run on half the expanded map, SiLU)
+/// trains end to end on the 1-channel data at 32² with stochastic depth: finite losses, and the
+/// checkpoint holds timm's names, the stem built for 1 channel and the head for 10 classes.
+#[test]
+fn trains_cs3darknet_focus_s_with_drop_path() {
+    let saved = one_epoch_at_32("e2e-cspnet", "cs3darknet_focus_s", &["--drop-path", "0.1"]);
+    assert_eq!(saved.model["stem.conv1.conv.weight"].shape(), [32, 1, 6, 6]);
+    assert_eq!(
+        saved.model["stages.3.conv_transition.conv.weight"].shape(),
+        [512, 512, 1, 1]
+    );
+    assert_eq!(saved.model["head.fc.weight"].shape(), [10, 512]);
+}
+
 /// DenseNet (every layer reading the concatenation of the earlier ones) trains end to end on the
 /// 1-channel data at 32² (28² would leave the last transition no pixel to pool) with head
 /// dropout and timm's memory-efficient checkpointing of each layer's bottleneck: finite losses,

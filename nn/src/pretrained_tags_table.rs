@@ -197,6 +197,72 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "fcmae_ft_in1k", hf_hub_id: Some("timm/convnextv2_tiny.fcmae_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "fcmae", hf_hub_id: Some("timm/convnextv2_tiny.fcmae"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 0 },
     ] },
+    ArchTags { arch: "cs3darknet_focus_l", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/cs3darknet_focus_l.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3darknet_focus_m", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/cs3darknet_focus_m.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3darknet_focus_s", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra4_e3600_r256_in1k", hf_hub_id: Some("timm/cs3darknet_focus_s.ra4_e3600_r256_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3darknet_focus_x", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3darknet_l", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/cs3darknet_l.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3darknet_m", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/cs3darknet_m.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3darknet_s", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3darknet_x", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/cs3darknet_x.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3edgenet_x", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2_in1k", hf_hub_id: Some("timm/cs3edgenet_x.c2_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3se_edgenet_x", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/cs3se_edgenet_x.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 320, 320]), pool_size: Some([8, 8]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3sedarknet_l", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/cs3sedarknet_l.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(0.95), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3sedarknet_x", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/cs3sedarknet_x.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cs3sedarknet_xdw", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cspdarknet53", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/cspdarknet53.ra_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cspresnet50", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/cspresnet50.ra_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cspresnet50d", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cspresnet50w", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "cspresnext50", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra_in1k", hf_hub_id: Some("timm/cspresnext50.ra_in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "darknet17", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "darknet21", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "darknet53", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/darknet53.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "darknetaa53", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "c2ns_in1k", hf_hub_id: Some("timm/darknetaa53.c2ns_in1k"), input_size: [3, 256, 256], test_input_size: Some([3, 288, 288]), pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "deit3_base_patch16_224", first_conv: "patch_embed.proj", classifier: "head", tags: &[
         Tag { tag: "fb_in1k", hf_hub_id: Some("timm/deit3_base_patch16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.9, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/deit3_base_patch16_224.fb_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1287,6 +1353,9 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "rexnetr_300", first_conv: "stem.conv", classifier: "head.fc", tags: &[
         Tag { tag: "sw_in12k_ft_in1k", hf_hub_id: Some("timm/rexnetr_300.sw_in12k_ft_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "sw_in12k", hf_hub_id: Some("timm/rexnetr_300.sw_in12k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 11821 },
+    ] },
+    ArchTags { arch: "sedarknet21", first_conv: "stem.conv1.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.887, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "semnasnet_050", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

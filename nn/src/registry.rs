@@ -12,6 +12,7 @@ const FAMILIES: &[&dyn Family] = &[
     &models::resnet::FAMILY,
     &models::byobnet::FAMILY,
     &models::convnext::FAMILY,
+    &models::cspnet::FAMILY,
     &models::densenet::FAMILY,
     &models::dla::FAMILY,
     &models::efficientnet::FAMILY,

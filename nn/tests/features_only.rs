@@ -126,6 +126,14 @@ fn rexnet_and_dla_maps_equal_timms() {
     check("dla34");
 }
 
+/// CSPNet: six maps where the stem runs at stride 1 (timm's out_indices 0 to 5), five after the
+/// focus stem.
+#[test]
+fn cspnet_maps_equal_timms() {
+    check("cspdarknet53");
+    check("cs3darknet_focus_s");
+}
+
 #[test]
 fn nfnet_maps_equal_timms() {
     check("test_nfnet");

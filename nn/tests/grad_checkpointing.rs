@@ -120,21 +120,24 @@ fn densenet121() {
     same_step_checkpointed("densenet121", 64, |_| {});
 }
 
-/// timm's VGG asserts that checkpointing stays off; kiln refuses it with the model's name.
+/// timm's VGG and CSPNet assert that checkpointing stays off; kiln refuses it with the model's
+/// name.
 #[test]
-fn vgg11_refuses_checkpointing() {
+fn vgg11_and_cspnet_refuse_checkpointing() {
     let args = ModelArgs {
         num_classes: 10,
         ..ModelArgs::default()
     };
-    let mut model = create_model("vgg11", &args).unwrap();
-    model.set_grad_checkpointing(false).unwrap();
-    let err = model.set_grad_checkpointing(true).unwrap_err().to_string();
-    assert!(
-        err.contains("vgg11") && err.contains("no gradient checkpointing"),
-        "{err}"
-    );
-    assert!(!model.grad_checkpointing());
+    for name in ["vgg11", "cs3darknet_focus_s"] {
+        let mut model = create_model(name, &args).unwrap();
+        model.set_grad_checkpointing(false).unwrap();
+        let err = model.set_grad_checkpointing(true).unwrap_err().to_string();
+        assert!(
+            err.contains(name) && err.contains("no gradient checkpointing"),
+            "{err}"
+        );
+        assert!(!model.grad_checkpointing());
+    }
 }
 
 #[test]

@@ -24,7 +24,12 @@ pub enum Activation {
     Sigmoid,
     /// tanh
     Tanh,
+    /// max(x, 0.01·x): torch's `LeakyReLU` at its default slope (timm's `leaky_relu`)
+    LeakyRelu,
 }
+
+/// torch's default `LeakyReLU` slope.
+const LEAKY_SLOPE: f64 = 0.01;
 
 impl Activation {
     /// Looks an activation up by timm's name (`relu`, `silu`/`swish`, `gelu`, `hard_swish`, ...).
@@ -39,13 +44,15 @@ impl Activation {
             "hard_sigmoid" | "hardsigmoid" => Activation::HardSigmoid,
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
+            "leaky_relu" => Activation::LeakyRelu,
             _ => return None,
         })
     }
 
-    /// The engine's elementwise op for this activation (what fused ops take).
-    pub fn unary_op(self) -> UnaryOp {
-        match self {
+    /// The engine's elementwise op for this activation (what fused ops take); None for leaky
+    /// ReLU, which is composed of two ops.
+    pub fn unary_op(self) -> Option<UnaryOp> {
+        Some(match self {
             Activation::Relu => UnaryOp::Relu,
             Activation::Relu6 => UnaryOp::Clamp(0.0, 6.0),
             Activation::Silu => UnaryOp::Silu,
@@ -55,7 +62,8 @@ impl Activation {
             Activation::HardSigmoid => UnaryOp::HardSigmoid,
             Activation::Sigmoid => UnaryOp::Sigmoid,
             Activation::Tanh => UnaryOp::Tanh,
-        }
+            Activation::LeakyRelu => return None,
+        })
     }
 }
 
@@ -71,6 +79,7 @@ impl Module for Activation {
             Activation::HardSigmoid => x.hardsigmoid(),
             Activation::Sigmoid => x.sigmoid(),
             Activation::Tanh => x.tanh(),
+            Activation::LeakyRelu => x.maximum(&x.mul_scalar(LEAKY_SLOPE)?),
         }?)
     }
 }

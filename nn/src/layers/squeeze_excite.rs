@@ -6,21 +6,23 @@ use crate::{Children, Module, Result};
 use kiln_engine::Tensor;
 
 /// x · gate(fc2(act(fc1(mean_hw(x))))): the engine's fused squeeze-excite when both 1×1 convs
-/// have biases (as timm builds them), else the same composition of separate ops.
+/// have biases (as timm builds them) and both activations are single engine ops, else the same
+/// composition of separate ops.
 pub fn squeeze_excite(
     x: &Tensor,
     (fc1, fc2): (&Conv2d, &Conv2d),
     act: Activation,
     gate: Activation,
 ) -> Result<Tensor> {
-    if let (Some(b1), Some(b2)) = (&fc1.bias, &fc2.bias) {
+    let fused = (&fc1.bias, &fc2.bias, act.unary_op(), gate.unary_op());
+    if let (Some(b1), Some(b2), Some(act), Some(gate)) = fused {
         return Ok(x.squeeze_excite(kiln_engine::SqueezeExcite {
             w1: &fc1.weight,
             b1,
             w2: &fc2.weight,
             b2,
-            act: act.unary_op(),
-            gate: gate.unary_op(),
+            act,
+            gate,
         })?);
     }
     let s = act.forward(&fc1.forward(&x.mean_dims(&[2, 3], true)?)?)?;
@@ -36,6 +38,8 @@ pub struct SqueezeExcite {
     /// The expansion conv, `rd_channels` → `channels`.
     #[child]
     pub fc2: Conv2d,
+    /// The activation between the convs (timm's `act_layer`, ReLU by default).
+    pub act: Activation,
 }
 
 /// timm's `make_divisible(channels / 16, 8, round_limit=0.)`.
@@ -55,14 +59,20 @@ impl SqueezeExcite {
         Ok(SqueezeExcite {
             fc1: Conv2d::new(channels, rd, 1, 1, 0, true)?,
             fc2: Conv2d::new(rd, channels, 1, 1, 0, true)?,
+            act: Activation::Relu,
         })
+    }
+
+    /// This module with `act` between its convs (timm's `act_layer`).
+    pub fn with_act(self, act: Activation) -> SqueezeExcite {
+        SqueezeExcite { act, ..self }
     }
 }
 
 impl Module for SqueezeExcite {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let convs = (&self.fc1, &self.fc2);
-        squeeze_excite(x, convs, Activation::Relu, Activation::Sigmoid)
+        squeeze_excite(x, convs, self.act, Activation::Sigmoid)
     }
 }
 

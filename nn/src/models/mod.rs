@@ -3,6 +3,7 @@
 mod args;
 pub mod byobnet;
 pub mod convnext;
+pub mod cspnet;
 pub mod densenet;
 pub mod dla;
 pub mod efficientnet;
