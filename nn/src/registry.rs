@@ -26,6 +26,7 @@ const FAMILIES: &[&dyn Family] = &[
     &models::vovnet::FAMILY,
     &models::vit::FAMILY,
     &models::eva::FAMILY,
+    &models::xcit::FAMILY,
 ];
 
 /// The default pretrained config and the builder of registered architecture `arch`.
