@@ -38,6 +38,9 @@ fn cfg(arch: &str, xc: &XcitCfg, size: usize) -> PretrainedCfg {
     }
 }
 
+/// An XCiT size: width, depth, heads, eta and tokens_norm.
+type Size = (usize, usize, usize, f64, bool);
+
 /// Every registered XCiT: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, XcitCfg, PretrainedCfg)> {
     // (width, depth, heads, eta, tokens_norm) by size: the 12-block nano, tiny and small keep
@@ -48,7 +51,7 @@ pub fn variants() -> Vec<(&'static str, XcitCfg, PretrainedCfg)> {
     let (tiny24, small24) = ((192, 24, 4, 1e-5, true), (384, 24, 8, 1e-5, true));
     let (medium, large) = ((512, 24, 8, 1e-5, true), (768, 24, 16, 1e-5, true));
     #[rustfmt::skip]
-    let rows: [(&'static str, (usize, usize, usize, f64, bool), usize, usize); 28] = [
+    let rows: [(&'static str, Size, usize, usize); 28] = [
         ("xcit_nano_12_p16_224", nano, 16, 224),
         ("xcit_nano_12_p16_384", nano, 16, 384),
         ("xcit_nano_12_p8_224", nano, 8, 224),
