@@ -451,6 +451,34 @@ fn trains_eva02_tiny_at_32_pixels() {
     assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
 }
 
+/// XCiT nano (the conv patch embedding, cross-covariance attention with local patch interaction,
+/// the Fourier position encoding and class attention) trains end to end at 32² (a 2×2 grid of
+/// 16-pixel patches) with stochastic depth: the checkpoint holds timm's names (the stem's
+/// `proj.0.0` conv built for 1 channel, per-head `attn.temperature`, the class-attention block's
+/// separate `q`/`k`/`v`), the head for 10 classes, and temperatures that training moved off 1.
+#[test]
+fn trains_xcit_nano_at_32_pixels() {
+    let saved = one_epoch_at_32(
+        "e2e-xcit",
+        "xcit_nano_12_p16_224",
+        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    );
+    let m = &saved.model;
+    assert_eq!(m["patch_embed.proj.0.0.weight"].shape(), [16, 1, 3, 3]);
+    assert_eq!(
+        m["pos_embed.token_projection.weight"].shape(),
+        [128, 64, 1, 1]
+    );
+    assert_eq!(m["cls_attn_blocks.1.attn.k.weight"].shape(), [128, 128]);
+    let temperature = m["blocks.11.attn.temperature"].to_vec_f32().unwrap();
+    assert_eq!(temperature.len(), 4);
+    assert!(
+        temperature.iter().any(|&t| (t - 1.0).abs() > 1e-6),
+        "attn.temperature unchanged"
+    );
+    assert_eq!(m["head.weight"].shape(), [10, 128]);
+}
+
 /// `--model swin_tiny_patch4_window7_224 --img-size 32` builds the Swin for 32² (an 8² first
 /// stage that shifts its 7×7 windows over a padded map, the later windows clamped to their 4², 2²
 /// and 1² maps) and trains the 1-channel data end to end with stochastic depth: finite losses,

@@ -2342,4 +2342,102 @@ pub(crate) const ARCHS: &[ArchTags] = &[
         Tag { tag: "tv_in1k", hf_hub_id: Some("timm/wide_resnet50_2.tv_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "tv2_in1k", hf_hub_id: Some("timm/wide_resnet50_2.tv2_in1k"), input_size: [3, 176, 176], test_input_size: Some([3, 224, 224]), pool_size: Some([6, 6]), crop_pct: 0.875, test_crop_pct: Some(0.965), crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "xcit_large_24_p16_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_large_24_p16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_large_24_p16_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_large_24_p16_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_large_24_p16_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_large_24_p8_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_large_24_p8_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_large_24_p8_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_large_24_p8_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_large_24_p8_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_medium_24_p16_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_medium_24_p16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_medium_24_p16_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_medium_24_p16_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_medium_24_p16_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_medium_24_p8_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_medium_24_p8_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_medium_24_p8_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_medium_24_p8_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_medium_24_p8_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_nano_12_p16_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_nano_12_p16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_nano_12_p16_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_nano_12_p16_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_nano_12_p16_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_nano_12_p8_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_nano_12_p8_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_nano_12_p8_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_nano_12_p8_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_nano_12_p8_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_small_12_p16_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_small_12_p16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_small_12_p16_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_small_12_p16_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_small_12_p16_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_small_12_p8_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_small_12_p8_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_small_12_p8_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_small_12_p8_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_small_12_p8_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_small_24_p16_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_small_24_p16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_small_24_p16_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_small_24_p16_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_small_24_p16_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_small_24_p8_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_small_24_p8_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_small_24_p8_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_small_24_p8_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_small_24_p8_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_tiny_12_p16_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_tiny_12_p16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_tiny_12_p16_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_tiny_12_p16_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_tiny_12_p16_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_tiny_12_p8_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_tiny_12_p8_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_tiny_12_p8_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_tiny_12_p8_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_tiny_12_p8_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_tiny_24_p16_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_tiny_24_p16_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_tiny_24_p16_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_tiny_24_p16_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_tiny_24_p16_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_tiny_24_p8_224", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/xcit_tiny_24_p8_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_tiny_24_p8_224.fb_dist_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "xcit_tiny_24_p8_384", first_conv: "patch_embed.proj.0.0", classifier: "head", tags: &[
+        Tag { tag: "fb_dist_in1k", hf_hub_id: Some("timm/xcit_tiny_24_p8_384.fb_dist_in1k"), input_size: [3, 384, 384], test_input_size: None, pool_size: None, crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
 ];

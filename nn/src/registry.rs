@@ -28,6 +28,7 @@ const FAMILIES: &[&dyn Family] = &[
     &models::vit::FAMILY,
     &models::eva::FAMILY,
     &models::nfnet::FAMILY,
+    &models::xcit::FAMILY,
 ];
 
 /// The default pretrained config and the builder of registered architecture `arch`.

@@ -121,6 +121,11 @@ fn swin_stages_equal_timms_in_nhwc() {
 }
 
 #[test]
+fn xcit_blocks_equal_timms() {
+    check("xcit_nano_12_p16_224");
+}
+
+#[test]
 fn rexnet_and_dla_maps_equal_timms() {
     check("rexnet_100");
     check("dla34");

@@ -167,6 +167,12 @@ fn eva02_tiny_patch14_224() {
     same_step_checkpointed("eva02_tiny_patch14_224", 28, |_| {});
 }
 
+/// XCiT: the XCA blocks on the patch grid and the class-attention blocks, each checkpointed.
+#[test]
+fn xcit_nano_12_p16_224() {
+    same_step_checkpointed("xcit_nano_12_p16_224", 32, |_| {});
+}
+
 #[test]
 fn swin_tiny_patch4_window7_224() {
     // 32²: the first stage's shifted, padded windows (the attention bias and its gradient)

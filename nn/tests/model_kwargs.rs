@@ -72,6 +72,11 @@ fn keys_a_family_does_not_take_are_refused_with_those_it_takes() {
             &["multiple of num_heads 5"],
         ),
         (
+            "xcit_nano_12_p16_224",
+            &[("patch_size", "4")],
+            &["patch_size 4", "8 or 16"],
+        ),
+        (
             "vgg11",
             &[("depth", "2")],
             &["takes no model-specific kwargs"],

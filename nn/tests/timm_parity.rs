@@ -23,6 +23,7 @@ use kiln_nn::models::rexnet::{self, RexNet};
 use kiln_nn::models::swin::{self, SwinTransformer};
 use kiln_nn::models::vit::{self, VisionTransformer};
 use kiln_nn::models::vovnet::{self, VovNet};
+use kiln_nn::models::xcit::{self, Xcit};
 use kiln_nn::{create_model, load_safetensors, Model, ModelArgs, PretrainedCfg};
 use std::collections::HashMap;
 use std::path::Path;
@@ -352,14 +353,15 @@ fn cfg_string(c: &PretrainedCfg) -> String {
     fields.map(|(k, v)| format!("{k}={v}")).join(";")
 }
 
-/// The pretrained config `name` is registered with, as the fixtures write timm's. A ViT's or
-/// EVA's (built here for the 64² input, which its config then names) is its registered default's,
-/// with the pool size timm leaves unset (None) for token models.
+/// The pretrained config `name` is registered with, as the fixtures write timm's. A ViT's,
+/// EVA's or XCiT's (a ViT and an EVA built here for the 64² input, which its config then names)
+/// is its registered default's, with the pool size timm leaves unset (None) for token models.
 fn registered_cfg_string(name: &str) -> String {
     let registered = vit::variants()
         .into_iter()
         .map(|(n, _, c)| (n, c))
         .chain(eva::variants().into_iter().map(|(n, _, c)| (n, c)))
+        .chain(xcit::variants().into_iter().map(|(n, _, c)| (n, c)))
         .find(|v| v.0 == name);
     match registered {
         Some((_, cfg)) => {
@@ -417,6 +419,9 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     }
     if let Some((_, cc, cfg)) = cspnet::variants().into_iter().find(|v| v.0 == name) {
         return CspNet::new(&cc, &args, cfg).unwrap().drop_path_rates();
+    }
+    if let Some((_, xc, cfg)) = xcit::variants().into_iter().find(|v| v.0 == name) {
+        return Xcit::new(&xc, &args, cfg).unwrap().drop_path_rates();
     }
     if let Some((_, sc, cfg)) = swin::variants().into_iter().find(|v| v.0 == name) {
         return SwinTransformer::new(&sc, &args, cfg)
@@ -1063,7 +1068,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 469, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 495, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }
@@ -1342,6 +1347,15 @@ fn cspnet_matches_timm() {
         "cs3edgenet_x",
         "cs3sedarknet_xdw",
     ]);
+}
+
+/// XCiT: cross-covariance attention with local patch interaction, the Fourier position
+/// encoding and class attention; the nano (patch 16) normalizes the class token alone before the
+/// class-attention MLP, the tiny (patch 8) every token. Logits, loss, the classifier's gradients
+/// and structure (timm's own float32-vs-float64 spread: 2.4e-7 for both).
+#[test]
+fn xcit_matches_timm() {
+    check_family(&["xcit_nano_12_p16_224", "xcit_tiny_12_p8_224"]);
 }
 
 /// GhostNetV3 (re-parameterizable branches, DFC attention): names, shapes and structure, and the

@@ -22,6 +22,7 @@ pub mod swin;
 pub mod vgg;
 pub mod vit;
 pub mod vovnet;
+pub mod xcit;
 
 pub use args::ModelArgs;
 
