@@ -44,26 +44,31 @@ impl DataSource {
     }
 }
 
-/// One split of a `wds/` or `hfds/` dataset as a command's flags ask for it (timm's
-/// `create_dataset` arguments), the same for `kiln train` and `kiln validate`.
-#[derive(Debug, Clone)]
-pub struct SplitRequest<'a> {
+/// The flags, declared once by each command, that say how a `wds/` or `hfds/` dataset is read
+/// (timm's `create_dataset` arguments besides the split).
+pub trait DatasetFlags {
     /// `--dataset`: `wds/NAME` or `hfds/NAME`.
-    pub dataset: &'a str,
+    fn dataset(&self) -> &str;
+    /// `--seed` (the shard shuffle of wds/).
+    fn seed(&self) -> u64;
+    /// `--input-key`.
+    fn input_key(&self) -> Option<&str>;
+    /// `--target-key`.
+    fn target_key(&self) -> Option<&str>;
+    /// Whether `--class-map` was given (refused: these datasets carry class indices).
+    fn has_class_map(&self) -> bool;
+}
+
+/// One split of a `wds/` or `hfds/` dataset as a command asks for it.
+pub struct SplitRequest<'a> {
+    /// The command's dataset flags.
+    pub flags: &'a dyn DatasetFlags,
     /// The split's name (`--train-split`, `--val-split` or `--split`).
     pub split: &'a str,
     /// Whether the split is read for training (shuffled shards for wds/).
     pub train: bool,
-    /// `--seed` (the shard shuffle of wds/).
-    pub seed: u64,
     /// `--train-num-samples`, `--val-num-samples` or `--num-samples` (wds/).
     pub num_samples: Option<usize>,
-    /// `--input-key`.
-    pub input_key: Option<&'a str>,
-    /// `--target-key`.
-    pub target_key: Option<&'a str>,
-    /// Whether `--class-map` was given (refused: these datasets carry class indices).
-    pub class_map: bool,
     /// Channels decoded.
     pub chans: usize,
 }
@@ -75,7 +80,7 @@ pub fn is_stream_or_cache(dataset: &str) -> bool {
 
 /// The split `req` asks for of the wds/ shards or hfds/ cache in `dir`.
 pub fn open_split(dir: &Path, req: &SplitRequest) -> Result<Source> {
-    Ok(match is_hfds(req.dataset) {
+    Ok(match is_hfds(req.flags.dataset()) {
         true => Source::Indexed(open_hfds(dir, req)?),
         false => Source::Streamed(open_wds(dir, req)?),
     })

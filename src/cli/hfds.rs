@@ -24,24 +24,24 @@ pub fn is_hfds(dataset: &str) -> bool {
 /// The split `req` asks for of the cached dataset in `dir`. `--class-map` is refused: timm
 /// remaps the dataset's labels through it, kiln does not.
 pub fn open_hfds(dir: &Path, req: &SplitRequest) -> Result<Arc<HfdsDataset>> {
-    let name = hfds_name(req.dataset).unwrap_or_default();
+    let name = hfds_name(req.flags.dataset()).unwrap_or_default();
     if name.is_empty() {
         return Err(Error::flag(
             "--dataset",
             "hfds/ needs a dataset name: hfds/ORG/NAME",
         ));
     }
-    if req.class_map {
+    if req.flags.has_class_map() {
         return Err(Error::flag(
             "--class-map",
             "not supported with hfds/ datasets: their labels are the label column's class indices",
         ));
     }
     let mut opts = HfdsOptions::new(req.split, req.chans);
-    if let Some(k) = req.input_key {
+    if let Some(k) = req.flags.input_key() {
         opts.input_key = k.to_string();
     }
-    if let Some(k) = req.target_key {
+    if let Some(k) = req.flags.target_key() {
         opts.target_key = k.to_string();
     }
     Ok(Arc::new(HfdsDataset::open(dir, name, &opts)?))

@@ -5,7 +5,7 @@ use super::configs::{
     batch_size_reference, data_config, data_flags, optimizer_config, resolve_lr, scheduler_config,
     train_config, variable_batch_loss_scale,
 };
-use super::data_source::{open_split, SplitRequest};
+use super::data_source::{open_split, DatasetFlags, SplitRequest};
 use super::devices::{device_list, seed_rank};
 use super::elastic::{check_same_start, dist_timeout, resume_point};
 use super::hfds::is_hfds;
@@ -375,21 +375,35 @@ fn train_rank(a: TrainArgs, comm: Arc<Communicator>) -> Result<()> {
 
 /// Samples in a source: a dataset's count, or a webdataset split's (its info file's, or the one
 /// given by flag).
+impl DatasetFlags for TrainArgs {
+    fn dataset(&self) -> &str {
+        &self.source.dataset
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn input_key(&self) -> Option<&str> {
+        self.input_key.as_deref()
+    }
+    fn target_key(&self) -> Option<&str> {
+        self.target_key.as_deref()
+    }
+    fn has_class_map(&self) -> bool {
+        self.class_map.is_some()
+    }
+}
+
 /// The train or validation split of a wds/ or hfds/ dataset as train.py asks for it.
 fn split_request(a: &TrainArgs, train: bool, chans: usize) -> SplitRequest<'_> {
     SplitRequest {
-        dataset: &a.source.dataset,
+        flags: a,
         split: if train { &a.train_split } else { &a.val_split },
         train,
-        seed: a.seed,
         num_samples: if train {
             a.train_num_samples
         } else {
             a.val_num_samples
         },
-        input_key: a.input_key.as_deref(),
-        target_key: a.target_key.as_deref(),
-        class_map: a.class_map.is_some(),
         chans,
     }
 }

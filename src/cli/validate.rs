@@ -1,7 +1,7 @@
 //! `kiln validate`: evaluates checkpoints, as timm's `validate.py`.
 
 use super::args::ValidateArgs;
-use super::data_source::{is_stream_or_cache, open_split, SplitRequest};
+use super::data_source::{is_stream_or_cache, open_split, DatasetFlags, SplitRequest};
 use super::limits::{self, Budget};
 use super::model_flags::apply_model_kwargs;
 use super::model_record::{model_with_weights, recorded_multi_label, resolve_model};
@@ -289,6 +289,24 @@ pub(super) fn prepare(
     })
 }
 
+impl DatasetFlags for ValidateArgs {
+    fn dataset(&self) -> &str {
+        &self.eval.source.dataset
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn input_key(&self) -> Option<&str> {
+        self.input_key.as_deref()
+    }
+    fn target_key(&self) -> Option<&str> {
+        self.target_key.as_deref()
+    }
+    fn has_class_map(&self) -> bool {
+        self.eval.class_map.is_some()
+    }
+}
+
 /// The split validate.py reads: `--split` of the folder, the multi-label folder, the wds/
 /// shards or the hfds/ cache in `dir`.
 fn open_eval_source(a: &ValidateArgs, root: &DataRoot, dir: &Path, chans: usize) -> Result<Source> {
@@ -311,14 +329,10 @@ fn open_eval_source(a: &ValidateArgs, root: &DataRoot, dir: &Path, chans: usize)
         }
         false if stream_or_cache => {
             let req = SplitRequest {
-                dataset: &e.source.dataset,
+                flags: a,
                 split: &e.split,
                 train: false,
-                seed: a.seed,
                 num_samples: a.num_samples,
-                input_key: a.input_key.as_deref(),
-                target_key: a.target_key.as_deref(),
-                class_map: class_map.is_some(),
                 chans,
             };
             open_split(dir, &req)?

@@ -17,15 +17,15 @@ pub fn is_wds(dataset: &str) -> bool {
 /// The split `req` asks for of the webdataset in `dir`. `--class-map` is refused: timm remaps
 /// webdataset labels through it, kiln does not.
 pub fn open_wds(dir: &Path, req: &SplitRequest) -> Result<Arc<WdsDataset>> {
-    if req.class_map {
+    if req.flags.has_class_map() {
         return Err(Error::flag(
             "--class-map",
             "not supported with wds/ datasets: their labels are the shards' class indices",
         ));
     }
-    let mut opts = WdsOptions::new(req.split, req.train, req.seed, req.chans);
+    let mut opts = WdsOptions::new(req.split, req.train, req.flags.seed(), req.chans);
     opts.num_samples = req.num_samples;
-    opts.input_key = req.input_key.map(String::from);
-    opts.target_key = req.target_key.map(String::from);
+    opts.input_key = req.flags.input_key().map(String::from);
+    opts.target_key = req.flags.target_key().map(String::from);
     Ok(Arc::new(WdsDataset::open(dir, opts)?))
 }
