@@ -22,7 +22,7 @@ fn cfg(arch: &str, xc: &XcitCfg, size: usize) -> PretrainedCfg {
     let (mean, std) = mean_std(false);
     PretrainedCfg {
         name: format!("{arch}.{tag}"),
-        hf_hub_id: Some(format!("timm/{arch}.{tag}")),
+        hf_hub_id: None,
         input_size: [3, size, size],
         test_input_size: None,
         pool_size: [size / xc.patch; 2],
