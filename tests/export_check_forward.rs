@@ -27,7 +27,9 @@ fn check_forward_runs_the_written_file_with_tract() {
         "--check-forward",
     ]);
     assert!(
-        stdout.contains("Checked the forward with tract: largest difference from kiln's forward"),
+        stdout.contains(
+            "Checked the forward at [1, 32, 32] with tract: largest difference from kiln's forward"
+        ),
         "{stdout}"
     );
     // --verbose prints the record and settings written; timm's --aten-fallback and --dynamo change
@@ -62,16 +64,88 @@ fn check_forward_runs_the_written_file_with_tract() {
         err.contains("--check-forward") && err.contains("safetensors"),
         "{err}"
     );
-    // timm's --dynamic-size is refused naming the model.
-    let (_, err) = kiln_fails(&["export", o, "--model", "resnet18", "--dynamic-size"]);
+    // timm's --dynamic-size: a convolutional net's file takes any height and width (checked at
+    // the traced size and at the second one); a ViT's is refused with the reason.
+    let stdout = kiln_ok(&[
+        "export",
+        o,
+        "--model",
+        "resnet18",
+        "--img-size",
+        "32",
+        "--dynamic-size",
+        "--check-forward",
+    ]);
     assert!(
-        err.contains("--dynamic-size") && err.contains("resnet18"),
+        stdout.contains("dynamic batch, height and width")
+            && stdout.contains("Checked the forward at [3, 32, 32]")
+            && stdout.contains("Checked the forward at [3, 33, 34]"),
+        "{stdout}"
+    );
+    let (_, err) = kiln_fails(&[
+        "export",
+        o,
+        "--model",
+        "vit_tiny_patch16_224",
+        "--img-size",
+        "32",
+        "--dynamic-size",
+    ]);
+    assert!(
+        err.contains("--dynamic-size") && err.contains("vit_tiny_patch16_224"),
         "{err}"
     );
-    // timm's --training is refused with the reason.
-    let (_, err) = kiln_fails(&["export", o, "--model", "resnet18", "--training"]);
+    // timm's features_only: one output per feature map, each checked.
+    let stdout = kiln_ok(&[
+        "export",
+        o,
+        "--model",
+        "resnet18",
+        "--img-size",
+        "32",
+        "--features-only",
+        "--out-indices",
+        "1",
+        "-1",
+        "--check-forward",
+    ]);
     assert!(
-        err.contains("--training") && err.contains("eval forward"),
+        stdout.contains("Exported resnet18 feature maps") && stdout.contains("Checked the forward"),
+        "{stdout}"
+    );
+    // timm's --training: BatchNorm on the batch's statistics, checked against kiln's training
+    // forward; a forward drawing dropout masks is refused with the reason.
+    let stdout = kiln_ok(&[
+        "export",
+        o,
+        "--model",
+        "resnet18",
+        "--img-size",
+        "32",
+        "-b",
+        "3",
+        "--training",
+        "--check-forward",
+    ]);
+    assert!(
+        stdout.contains("training mode") && stdout.contains("Checked the forward at"),
+        "{stdout}"
+    );
+    let (_, err) = kiln_fails(&[
+        "export",
+        o,
+        "--model",
+        "resnet18",
+        "--img-size",
+        "32",
+        "--model-kwargs",
+        "drop_rate=0.5",
+        "-b",
+        "2",
+        "--training",
+    ]);
+    assert!(
+        err.contains("--training") && err.contains("random mask"),
         "{err}"
     );
 }

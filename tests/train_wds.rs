@@ -2,13 +2,16 @@
 //! Fashion-MNIST subset (as scripts/make-wds.py writes them from an ImageFolder): it learns as
 //! well as the same run from the ImageFolder of the same images, and a run resumed from a
 //! mid-epoch recovery checkpoint ends with the bits of the run never interrupted, `kiln validate`
-//! scores its checkpoint on the shards as the run did, and more loader workers than shards are
-//! refused before training.
+//! scores its checkpoint on the shards as the run did, the same run on 2 ranks (each reading its
+//! own shards, as train/tests/data_wds.rs shows the split against timm's) learns as well, and more
+//! loader workers than shards are refused before training.
 
 mod common;
 
+use common::launched::free_port;
 use common::{
-    assert_same_bits, summary_rows, tar_member as member, train, train_fails, validate_row, Scratch,
+    assert_same_bits, kiln_ok_in, summary_rows, tar_member as member, train, train_args,
+    train_fails, validate_row, Scratch,
 };
 use kiln::train::data::{Dataset, IdxDataset};
 use kiln::train::loader::{grid_png, Batch};
@@ -141,6 +144,39 @@ fn trains_on_shards_as_well_as_on_the_folder_and_resumes_mid_epoch_exactly() {
         &out.join("wds/last.safetensors"),
         &out.join("resumed/last.safetensors"),
         "after resuming a streamed epoch mid-way",
+    );
+
+    // 2 ranks of 2 loader workers, each rank reading its own shards of the 7 (timm's split by
+    // rank, then by worker): the epoch is still the 640 images, and the run learns as the
+    // one-rank run did (the global batch is twice as large: half the updates).
+    let mut launch = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    launch.env("RAYON_NUM_THREADS", "1");
+    let port = free_port().to_string();
+    let ranks = [
+        "launch",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        &port,
+        "--",
+    ];
+    let two = train_args(&root.join("shards"), &out, "two-ranks", &wds);
+    let stdout = kiln_ok_in(
+        launch,
+        &[
+            &ranks[..],
+            &two.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat(),
+    );
+    assert!(
+        stdout.contains("Training 640 images (10 classes"),
+        "{stdout}"
+    );
+    let two_ranks = summary_rows(&out.join("two-ranks"))[3][3];
+    assert!(
+        two_ranks > 55.0 && (two_ranks - b).abs() <= 10.0,
+        "top-1 on 2 ranks {two_ranks}, on one {b}"
     );
 
     // 7 train shards cannot each give one to 8 loader workers: refused before training.

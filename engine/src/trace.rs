@@ -127,6 +127,11 @@ pub enum Op {
     },
     /// `[x]` zero-padded on its last two dims by `[left, right, top, bottom]`.
     Pad2d([usize; 4]),
+    /// `[]`: a dropout or drop-path keep mask, {0, 1/(1-p)}, drawn from the generator.
+    RandomMask {
+        /// The drop probability.
+        p: f64,
+    },
 }
 
 /// One traced op: the op, its input handles and its output handle.

@@ -14,19 +14,22 @@
 //! larger. On resnet50 at 96 px (K 4608) that is 69·e ≈ 4e-6, against timm's fixed 1.5e-3.
 
 use kiln_engine::{DType, Tensor};
+use kiln_nn::export::Exportable;
 use kiln_nn::Model;
 use kiln_train::{Error, Result};
 use std::path::Path;
-use tract_onnx::prelude::{tvec, Framework, InferenceModelExt, IntoRunnable, IntoTensor};
+use tract_onnx::prelude::{tvec, DatumExt, Framework, InferenceModelExt, IntoRunnable, IntoTensor};
 
 /// The seed of the random batch (standard normal, as timm's `torch.randn` example input).
 const SEED: u64 = 0;
 
-/// Runs `onnx` (the file just written from `model`, in eval mode) with tract on a random batch of
-/// `batch` inputs of `size` and compares it with kiln's forward: an error names the largest
-/// difference and the tolerance when they disagree. On success, the model is back in float32 and
-/// the differences and tolerance are returned.
-pub fn check_forward(
+/// Runs `onnx` (the file just written from `exported`, the model or its feature extractor over
+/// `model`, in the mode it was written in) with tract on a random batch of `batch` inputs of
+/// `size` and compares its outputs with kiln's forward: an error names the largest difference
+/// and the tolerance when they disagree. On success, the model is back in float32 and the
+/// differences and tolerance are returned.
+pub fn check_forward<E: Exportable + ?Sized>(
+    exported: &E,
     model: &dyn Model,
     onnx: &Path,
     batch: usize,
@@ -34,10 +37,9 @@ pub fn check_forward(
 ) -> Result<Checked> {
     let shape = [batch, size[0], size[1], size[2]];
     let x = Tensor::randn(&shape, DType::F32, SEED)?;
-    let ours = model.forward(&x)?.to_vec::<f32>()?;
+    let ours = flat::<f32>(exported.outputs(&x)?)?;
     model.to_dtype(DType::F64)?;
-    let run64 =
-        || -> Result<Vec<f64>> { Ok(model.forward(&x.to_dtype(DType::F64)?)?.to_vec::<f64>()?) };
+    let run64 = || flat::<f64>(exported.outputs(&x.to_dtype(DType::F64)?)?);
     let exact = run64();
     model.to_dtype(DType::F32)?;
     let exact = exact.map_err(|e| {
@@ -124,6 +126,15 @@ fn longest_sum(model: &dyn Model, size: [usize; 3]) -> usize {
         .fold(size[1] * size[2], usize::max)
 }
 
+/// Every value of `outputs`, in order.
+fn flat<T: kiln_engine::StorageElem>(outputs: Vec<Tensor>) -> Result<Vec<T>> {
+    let mut all = Vec::new();
+    for o in outputs {
+        all.extend(o.to_vec::<T>()?);
+    }
+    Ok(all)
+}
+
 /// The largest absolute difference of `a` and `b` (NaN when either holds one).
 fn max_diff(a: impl Iterator<Item = f64>, b: &[f64]) -> f64 {
     a.zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, |m, d| {
@@ -135,7 +146,8 @@ fn max_diff(a: impl Iterator<Item = f64>, b: &[f64]) -> f64 {
     })
 }
 
-/// tract's run of the ONNX file at `path` on the input `x` of `shape`, flattened.
+/// tract's run of the ONNX file at `path` on the input `x` of `shape`: its outputs, flattened in
+/// order.
 fn tract_forward(path: &Path, shape: &[usize], x: Vec<f32>) -> Result<Vec<f32>> {
     let fail = |what: &str, e: tract_onnx::prelude::TractError| {
         Error::flag(
@@ -143,9 +155,13 @@ fn tract_forward(path: &Path, shape: &[usize], x: Vec<f32>) -> Result<Vec<f32>> 
             format!("tract cannot {what} {}: {e}", path.display()),
         )
     };
+    // The input's shape made concrete: a dynamic-size file's height and width are symbolic.
+    let fact = f32::fact(shape).into();
     let plan = tract_onnx::onnx()
         .model_for_path(path)
         .map_err(|e| fail("read", e))?
+        .with_input_fact(0, fact)
+        .map_err(|e| fail("set the input shape of", e))?
         .into_optimized()
         .map_err(|e| fail("optimize", e))?
         .into_runnable()
@@ -154,16 +170,13 @@ fn tract_forward(path: &Path, shape: &[usize], x: Vec<f32>) -> Result<Vec<f32>> 
         .map_err(|e| Error::flag("--check-forward", e.to_string()))?
         .into_tensor();
     let out = plan.run(tvec!(input.into())).map_err(|e| fail("run", e))?;
-    let first = out.first().ok_or_else(|| {
-        Error::flag(
-            "--check-forward",
-            format!("{} has no output", path.display()),
-        )
-    })?;
-    let view = first
-        .to_plain_array_view::<f32>()
-        .map_err(|e| fail("read the float32 output of", e))?;
-    Ok(view.iter().copied().collect())
+    let mut all = Vec::new();
+    for o in out.iter() {
+        let view =
+            (o.to_plain_array_view::<f32>()).map_err(|e| fail("read the float32 outputs of", e))?;
+        all.extend(view.iter().copied());
+    }
+    Ok(all)
 }
 
 #[cfg(test)]
@@ -194,6 +207,7 @@ mod tests {
             input_size: [1, 32, 32],
             keep_init: false,
             metadata: Vec::new(),
+            dynamic_size: false,
         };
         let path =
             std::env::temp_dir().join(format!("kiln-check-{tag}-{}.onnx", std::process::id()));
@@ -206,7 +220,7 @@ mod tests {
         for name in ["resnet50", "convnext_atto", "vit_tiny_patch16_224"] {
             let m = model(name, 1);
             let path = onnx_of(m.as_ref(), name);
-            let checked = check_forward(m.as_ref(), &path, 3, [1, 32, 32]);
+            let checked = check_forward(m.as_ref(), m.as_ref(), &path, 3, [1, 32, 32]);
             std::fs::remove_file(&path).ok();
             let c = checked.unwrap_or_else(|e| panic!("{name}: {e}"));
             let (diff, tolerance) = (c.vs_ours, c.tolerance);
@@ -226,7 +240,8 @@ mod tests {
     fn another_models_file_fails_naming_the_difference() {
         let a = model("resnet18", 1);
         let path = onnx_of(a.as_ref(), "other");
-        let e = check_forward(model("resnet18", 2).as_ref(), &path, 2, [1, 32, 32]);
+        let b = model("resnet18", 2);
+        let e = check_forward(b.as_ref(), b.as_ref(), &path, 2, [1, 32, 32]);
         std::fs::remove_file(&path).ok();
         let e = e.unwrap_err().to_string();
         assert!(

@@ -4,8 +4,8 @@
 
 use super::input_flags::InputFlags;
 use super::model_record::{build_model, named_model};
-use kiln_nn::export::{export_onnx, ExportOptions, OPSETS};
-use kiln_nn::{save_safetensors, state_dict, ModelSpec};
+use kiln_nn::export::{export_onnx, ExportOptions, Exportable, OPSETS};
+use kiln_nn::{save_safetensors, state_dict, FeatureExtractor, Model, ModelSpec, OutIndices};
 use kiln_train::checkpoint::MODEL_CONFIG_KEY;
 use kiln_train::{Error, Result};
 use serde::Serialize;
@@ -65,8 +65,9 @@ pub struct ExportArgs {
     /// Re-parameterize RepVGG and MobileOne blocks into single convs first (timm's `--reparam`).
     #[arg(long)]
     pub reparam: bool,
-    /// timm's dynamic height and width: refused, naming the model (kiln's files have a dynamic
-    /// batch only).
+    /// A symbolic height and width as well as batch (timm's `--dynamic-size`), where the model's
+    /// graph does not depend on the input size (convolutional nets); refused with the reason
+    /// where it does (position embeddings, windows).
     #[arg(long)]
     pub dynamic_size: bool,
     /// Run the written file with tract on a random batch and compare it with kiln's forward,
@@ -77,9 +78,18 @@ pub struct ExportArgs {
     /// only, so nothing falls back).
     #[arg(long)]
     pub aten_fallback: bool,
-    /// Export in training mode (timm: BatchNorm on batch statistics): refused.
+    /// Export the training-mode forward (timm's `--training`): BatchNorm on the batch's
+    /// statistics; refused where the forward draws random masks (dropout, drop path).
     #[arg(long)]
     pub training: bool,
+    /// Export the feature maps instead of the logits (timm's `features_only=True`): one graph
+    /// output per map, `output0` the first.
+    #[arg(long)]
+    pub features_only: bool,
+    /// With --features-only, the maps to take (indices into the model's feature_info; negative
+    /// counts from the end; default: the family's).
+    #[arg(long, num_args = 1.., allow_negative_numbers = true, requires = "features_only")]
+    pub out_indices: Option<Vec<i64>>,
     /// Print the record and the export settings written.
     #[arg(long)]
     pub verbose: bool,
@@ -113,18 +123,20 @@ pub fn export(a: ExportArgs) -> Result<()> {
              run scripts/fixtures/check_onnx_export.py on the file",
         ));
     }
+    if a.features_only && a.format != "onnx" {
+        return Err(Error::flag(
+            "--features-only",
+            format!(
+                "writes an ONNX graph of the feature maps; --format {} writes the model's \
+                 weights, which are the same either way",
+                a.format
+            ),
+        ));
+    }
     if a.check_forward && a.format != "onnx" {
         return Err(Error::flag(
             "--check-forward",
             format!("checks an ONNX file; --format {} writes none", a.format),
-        ));
-    }
-    if a.training {
-        return Err(Error::flag(
-            "--training",
-            "kiln's ONNX writer traces the eval forward (BatchNorm on its running statistics, \
-             folded into the conv); a training graph needs BatchNorm's batch statistics, which it \
-             does not write",
         ));
     }
     for (set, flag, why) in [
@@ -148,16 +160,6 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let (model_flag, output) = targets(&a)?;
     let flags = a.input.record(model_flag, &a.model_kwargs, a.num_classes)?;
     let (checkpoint, record, name) = named_model(flags, a.checkpoint.as_deref(), "export")?;
-    if a.dynamic_size {
-        return Err(Error::flag(
-            "--dynamic-size",
-            format!(
-                "kiln's ONNX writer traces {name} at one height and width, which its file then \
-                 fixes (the batch dim alone is dynamic); export at the size you deploy with \
-                 --img-size"
-            ),
-        ));
-    }
     let weights = match (checkpoint, a.use_ema) {
         (Some(mut ck), true) => Some(ck.extra.remove("state_dict_ema").ok_or_else(|| {
             let path = a.checkpoint.as_deref().unwrap_or(Path::new(""));
@@ -184,13 +186,14 @@ pub fn export(a: ExportArgs) -> Result<()> {
         println!("Saved {name} weights to {}", output.display());
         return Ok(());
     }
-    model.set_training(false);
+    model.set_training(a.training);
     let opts = ExportOptions {
         opset: a.opset,
         batch_size: a.batch_size,
         input_size: size,
         keep_init: a.keep_init,
         metadata: meta,
+        dynamic_size: a.dynamic_size,
     };
     if a.verbose {
         println!("model_config: {}", written.to_json());
@@ -199,20 +202,67 @@ pub fn export(a: ExportArgs) -> Result<()> {
             a.opset, a.batch_size, a.keep_init
         );
     }
-    let bytes = export_onnx(model.as_ref(), &opts)?;
-    std::fs::write(&output, bytes).map_err(|e| Error::io(&output, e))?;
+    if !a.features_only {
+        return write_onnx(model.as_ref(), model.as_ref(), &a, &opts, &output, &name);
+    }
+    let take = a.out_indices.clone().map(OutIndices::List);
+    let features = FeatureExtractor::new(model, take)
+        .map_err(|e| Error::flag("--out-indices", e.to_string()))?;
+    write_onnx(&features, features.model(), &a, &opts, &output, &name)
+}
+
+/// Writes the ONNX file of `exported` (the model, or its feature extractor over `model`) and
+/// checks it with tract under `--check-forward`.
+#[cfg_attr(not(feature = "onnx-check"), allow(unused_variables))]
+fn write_onnx<E: Exportable + ?Sized>(
+    exported: &E,
+    model: &dyn Model,
+    a: &ExportArgs,
+    opts: &ExportOptions,
+    output: &Path,
+    name: &str,
+) -> Result<()> {
+    let bytes = export_onnx(exported, opts).map_err(|e| export_error(e, a, name))?;
+    std::fs::write(output, bytes).map_err(|e| Error::io(output, e))?;
+    let dynamic = match a.dynamic_size {
+        true => "dynamic batch, height and width",
+        false => "dynamic batch",
+    };
+    let mode = if a.training { ", training mode" } else { "" };
+    let what = if a.features_only { " feature maps" } else { "" };
     println!(
-        "Exported {name} (opset {}, input {size:?}, dynamic batch) to {}",
+        "Exported {name}{what} (opset {}, input {:?}, {dynamic}{mode}) to {}",
         a.opset,
+        opts.input_size,
         output.display()
     );
     #[cfg(feature = "onnx-check")]
     if a.check_forward {
-        let checked =
-            super::check_forward::check_forward(model.as_ref(), &output, a.batch_size, size)?;
-        println!("Checked the forward with tract: {checked}");
+        // A dynamic-size file is checked at the second size it was traced at, too.
+        let mut sizes = vec![opts.input_size];
+        if a.dynamic_size {
+            sizes.push(kiln_nn::export::probe_size(opts.input_size));
+        }
+        for size in sizes {
+            let checked =
+                super::check_forward::check_forward(exported, model, output, a.batch_size, size)?;
+            println!("Checked the forward at {size:?} with tract: {checked}");
+        }
     }
     Ok(())
+}
+
+/// An export error under the flag that asked for what cannot be written: `--dynamic-size` where
+/// the graph depends on the input size, `--training` where the training forward has no graph
+/// (random masks drawn outside it).
+fn export_error(e: kiln_nn::Error, a: &ExportArgs, name: &str) -> Error {
+    let msg = e.to_string();
+    let flag = match (a.dynamic_size, a.training) {
+        (true, _) if msg.contains("input size") || msg.contains("other sizes") => "--dynamic-size",
+        (_, true) => "--training",
+        _ => return e.into(),
+    };
+    Error::flag(flag, format!("{name} cannot be exported so: {msg}"))
 }
 
 /// The model flag and the output file, from kiln's `MODEL -o OUT` or timm's `--model M OUT`.

@@ -49,12 +49,18 @@ fn check_p(op: &'static str, p: f64) -> Result<()> {
 /// A {0, 1/(1-p)} mask of `shape` in `like`'s dtype, drawn on `like`'s device from the global
 /// generator (the same elements survive on every device).
 fn keep_mask(shape: &[usize], p: f64, like: &Tensor) -> Result<Tensor> {
-    crate::backend::refuse_host_draw("dropout or drop-path")?;
-    let l = Layout::contiguous(shape);
-    let n = l.numel();
-    let (seed, offset) = with_global_generator(|g| (g.seed(), g.advance(n as u64)));
-    let s = Storage::dropout_mask(like.device(), like.dtype(), seed, offset, p, n)?;
-    Ok(Tensor::plain(s, l))
+    crate::trace::traced(
+        || crate::trace::Op::RandomMask { p },
+        [],
+        || {
+            crate::backend::refuse_host_draw("dropout or drop-path")?;
+            let l = Layout::contiguous(shape);
+            let n = l.numel();
+            let (seed, offset) = with_global_generator(|g| (g.seed(), g.advance(n as u64)));
+            let s = Storage::dropout_mask(like.device(), like.dtype(), seed, offset, p, n)?;
+            Ok(Tensor::plain(s, l))
+        },
+    )
 }
 
 impl Tensor {

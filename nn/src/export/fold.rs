@@ -6,9 +6,9 @@ use super::graph::Graph;
 use super::proto::Data;
 use std::collections::{HashMap, HashSet};
 
-/// Folds every foldable BatchNormalization of `g` (whose output is `output`) into its Conv.
-pub(crate) fn fold_batch_norms(g: &mut Graph, output: &str) {
-    let uses = g.uses(output);
+/// Folds every foldable BatchNormalization of `g` (whose outputs are `outputs`) into its Conv.
+pub(crate) fn fold_batch_norms(g: &mut Graph, outputs: &[String]) {
+    let uses = g.uses(outputs);
     let producer: HashMap<String, usize> = g
         .nodes
         .iter()

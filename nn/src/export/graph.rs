@@ -3,12 +3,12 @@
 //! the input's dim 0 at run time).
 
 use super::onnx::{AttributeProto, GraphProto, NodeProto};
-use super::proto::{self, Data};
+use super::proto::{self, Data, IoDim};
 use crate::{Error, Result};
 use std::collections::HashMap;
 
 /// An initializer's dims and values.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Initializer {
     /// Dims.
     pub dims: Vec<usize>,
@@ -177,28 +177,69 @@ impl Graph {
         Ok(self.node("Concat", &refs, vec![proto::attr_int("axis", 0)]))
     }
 
-    /// Names read by a node or as the graph's output.
-    pub fn uses(&self, output: &str) -> HashMap<String, usize> {
+    /// Names read by a node or as one of the graph's outputs.
+    pub fn uses(&self, outputs: &[String]) -> HashMap<String, usize> {
         let mut uses = HashMap::new();
         for n in &self.nodes {
             for i in &n.input {
                 *uses.entry(i.clone()).or_insert(0) += 1;
             }
         }
-        *uses.entry(output.into()).or_insert(0) += 1;
+        for output in outputs {
+            *uses.entry(output.clone()).or_insert(0) += 1;
+        }
         uses
     }
 
-    /// The graph proto: `input` of `in_dims` to `output` of `out_dims` (dim 0 the batch),
-    /// initializers nothing reads dropped; `keep_init` also lists them as graph inputs.
+    /// Where `other`, the same model's graph traced at another input size, differs from this
+    /// one: the first node or initializer that does, described; `None` when they are the same.
+    pub fn difference(&self, other: &Graph) -> Option<String> {
+        let pairs = self.nodes.iter().zip(&other.nodes).enumerate();
+        if let Some((i, (a, _))) = pairs.into_iter().find(|(_, (a, b))| a != b) {
+            return Some(format!(
+                "its {} node ({} of {}) has other inputs or attributes",
+                a.op_type,
+                i + 1,
+                self.nodes.len()
+            ));
+        }
+        if self.nodes.len() != other.nodes.len() {
+            return Some(format!(
+                "it has {} nodes at one size and {} at the other",
+                self.nodes.len(),
+                other.nodes.len()
+            ));
+        }
+        let changed = self
+            .order
+            .iter()
+            .zip(&other.order)
+            .find(|(a, b)| a != b || self.inits.get(*a) != other.inits.get(*b));
+        let reader = |name: &String| {
+            let node = self.nodes.iter().find(|n| n.input.contains(name));
+            node.map_or("no node".to_string(), |n| format!("its {} node", n.op_type))
+        };
+        match changed {
+            Some((name, _)) if name.starts_with("const_") => Some(format!(
+                "a constant of shape {:?} read by {} has other values",
+                self.inits[name].dims,
+                reader(name)
+            )),
+            Some((name, _)) => Some(format!("the initializer {name} changes")),
+            None => None,
+        }
+    }
+
+    /// The graph proto: `input` of `in_dims` to `outputs` (names and dims), initializers
+    /// nothing reads dropped; `keep_init` also lists them as graph inputs.
     pub fn finish(
         self,
-        in_dims: &[usize],
-        output: &str,
-        out_dims: &[usize],
+        in_dims: &[IoDim],
+        outputs: &[(String, Vec<IoDim>)],
         keep_init: bool,
     ) -> GraphProto {
-        let uses = self.uses(output);
+        let names: Vec<String> = outputs.iter().map(|(n, _)| n.clone()).collect();
+        let uses = self.uses(&names);
         let initializer: Vec<_> = self
             .order
             .iter()
@@ -208,7 +249,7 @@ impl Graph {
                 proto::tensor(n, &init.dims, &init.data)
             })
             .collect();
-        let mut input = vec![proto::batched_value(&self.input, in_dims)];
+        let mut input = vec![proto::float_value(&self.input, in_dims)];
         if keep_init {
             input.extend(initializer.iter().map(proto::initializer_input));
         }
@@ -217,7 +258,9 @@ impl Graph {
             node: self.nodes,
             initializer,
             input,
-            output: vec![proto::batched_value(output, out_dims)],
+            output: (outputs.iter())
+                .map(|(name, dims)| proto::float_value(name, dims))
+                .collect(),
             ..Default::default()
         }
     }

@@ -11,25 +11,25 @@ use kiln_engine::trace::Step;
 use kiln_engine::{DType, Tensor, TensorId};
 use std::collections::HashMap;
 
-/// One forward traced: its input, its output and the ops in between.
+/// One forward traced: its input, its outputs and the ops in between.
 pub(crate) struct Run {
     /// The input batch.
     pub input: Tensor,
-    /// The logits.
-    pub output: Tensor,
+    /// The logits, or the feature maps.
+    pub outputs: Vec<Tensor>,
     /// The ops run.
     pub steps: Vec<Step>,
 }
 
 /// Writes the ops of `a` (checked against `b`) into `g`, reading the input as `input`; returns
-/// the name of the output. `params` names the model's tensors by id.
+/// the names of the outputs. `params` names the model's tensors by id.
 pub(crate) fn lower(
     g: &mut Graph,
     input: &str,
     a: &Run,
     b: &Run,
     params: &HashMap<TensorId, String>,
-) -> Result<String> {
+) -> Result<Vec<String>> {
     if a.steps.len() != b.steps.len() {
         return Err(refuse(format!(
             "the forward runs {} ops at batch size {} and {} at {}",
@@ -69,10 +69,12 @@ pub(crate) fn lower(
         let out = ops::emit(g, &sa.op, &ins, &sa.inputs, [&sa.output, &sb.output])?;
         names.insert(sa.output.id(), out);
     }
-    names
-        .get(&a.output.id())
-        .cloned()
-        .ok_or_else(|| refuse("the output was not computed by traced ops"))
+    (a.outputs.iter())
+        .map(|o| {
+            let name = names.get(&o.id()).cloned();
+            name.ok_or_else(|| refuse("an output was not computed by traced ops"))
+        })
+        .collect()
 }
 
 /// An initializer for a tensor no traced op produced: a parameter or buffer under its name, or

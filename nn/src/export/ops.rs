@@ -16,8 +16,9 @@ pub(crate) fn emit(
     inputs: &[Tensor],
     out: [&Tensor; 2],
 ) -> Result<String> {
-    let x = ins[0].as_str();
-    let rank = inputs[0].rank() as i64;
+    // Every op reads an input but the random mask, which is refused.
+    let x = ins.first().map_or("", String::as_str);
+    let rank = inputs.first().map_or(0, |t| t.rank() as i64);
     Ok(match op {
         Op::Unary(u) => unary(g, *u, x),
         Op::Binary(b) => g.node(binary_name(*b), &[x, &ins[1]], vec![]),
@@ -50,9 +51,6 @@ pub(crate) fn emit(
             relu,
             training,
         } => {
-            if *training {
-                return Err(refuse("BatchNorm in training mode has no inference graph"));
-            }
             let c = inputs[0].shape()[1];
             let mut rest = ins[1..].iter();
             let scale = match weight {
@@ -63,15 +61,21 @@ pub(crate) fn emit(
                 true => rest.next().cloned().unwrap_or_default(),
                 false => g.constant(&[c], Data::F32(vec![0.0; c])),
             };
-            let (mean, var) = (rest.next(), rest.next());
-            let (Some(mean), Some(var)) = (mean.cloned(), var.cloned()) else {
-                return Err(refuse("BatchNorm without running statistics"));
+            // Running statistics are inputs whenever the layer keeps them (in training too).
+            let given = [*weight, *bias, *residual].iter().filter(|&&b| b).count();
+            let stats = match ins.len() - 1 - given {
+                2 => (rest.next().cloned(), rest.next().cloned()),
+                _ => (None, None),
             };
-            let mut y = g.node(
-                "BatchNormalization",
-                &[x, &scale, &shift, &mean, &var],
-                vec![attr_float("epsilon", *eps as f32)],
-            );
+            let mut y = match (training, stats.0, stats.1) {
+                (true, _, _) => batch_statistics_norm(g, x, rank, c, &scale, &shift, *eps),
+                (false, Some(mean), Some(var)) => g.node(
+                    "BatchNormalization",
+                    &[x, &scale, &shift, &mean, &var],
+                    vec![attr_float("epsilon", *eps as f32)],
+                ),
+                (false, _, _) => return Err(refuse("BatchNorm without running statistics")),
+            };
             if *residual {
                 let r = rest.next().cloned().unwrap_or_default();
                 y = g.node("Add", &[&y, &r], vec![]);
@@ -163,6 +167,13 @@ pub(crate) fn emit(
             let shape = g.shape("Expand", &ones(out[0]), &ones(out[1]), false)?;
             g.node("Expand", &[x, &shape], vec![])
         }
+        Op::RandomMask { p } => {
+            return Err(refuse(format!(
+                "the forward draws a random mask (dropout or drop path at rate {p}, active in \
+                 training mode), which a deterministic graph cannot hold; export with dropout \
+                 and drop path at 0 (--model-kwargs drop_rate=0 drop_path_rate=0)"
+            )))
+        }
         Op::Copy => x.to_string(),
         Op::Concat { dim } => {
             let refs: Vec<&str> = ins.iter().map(String::as_str).collect();
@@ -179,6 +190,38 @@ pub(crate) fn emit(
             g.node("Pad", &[x, &pads], vec![])
         }
     })
+}
+
+/// BatchNorm in training mode, as torch.onnx's TRAINING export computes it: the batch's mean and
+/// biased variance over every dim but the channels (dim 1), then γ·(x − μ)/√(σ² + ε) + β. The
+/// running statistics are not updated: an inference runtime keeps no state between runs.
+fn batch_statistics_norm(
+    g: &mut Graph,
+    x: &str,
+    rank: i64,
+    c: usize,
+    scale: &str,
+    shift: &str,
+    eps: f64,
+) -> String {
+    let axes: Vec<i64> = (0..rank).filter(|&d| d != 1).collect();
+    let mean = reduce(g, "ReduceMean", x, &axes, true);
+    let centered = g.node("Sub", &[x, &mean], vec![]);
+    let squares = g.node("Mul", &[&centered, &centered], vec![]);
+    let var = reduce(g, "ReduceMean", &squares, &axes, true);
+    let eps = g.scalar(eps);
+    let var = g.node("Add", &[&var, &eps], vec![]);
+    let std = g.node("Sqrt", &[&var], vec![]);
+    let normed = g.node("Div", &[&centered, &std], vec![]);
+    // γ and β broadcast along the channel dim: [C] as [1, C, 1, ...].
+    let per_channel: Vec<i64> = (0..rank)
+        .map(|d| if d == 1 { c as i64 } else { 1 })
+        .collect();
+    let shape = g.ints(&per_channel);
+    let scale = g.node("Reshape", &[scale, &shape], vec![]);
+    let shift = g.node("Reshape", &[shift, &shape], vec![]);
+    let y = g.node("Mul", &[&normed, &scale], vec![]);
+    g.node("Add", &[&y, &shift], vec![])
 }
 
 fn ints(v: &[usize]) -> Vec<i64> {
@@ -304,7 +347,7 @@ fn half_x_one_plus(g: &mut Graph, x: &str, t: &str) -> String {
     g.node("Mul", &[&y, &half], vec![])
 }
 
-/// A reduction over `axes`: an attribute up to opset 17 for ReduceMax/Min, an input from 18
+/// A reduction over `axes`: an attribute up to opset 17 for ReduceMax/Min/Mean, an input from 18
 /// (ReduceSum takes an input since 13).
 fn reduce(g: &mut Graph, name: &str, x: &str, axes: &[i64], keepdim: bool) -> String {
     let keep = attr_int("keepdims", i64::from(keepdim));

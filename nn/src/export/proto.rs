@@ -77,16 +77,23 @@ pub(crate) fn tensor(name: &str, dims: &[usize], data: &Data) -> TensorProto {
     t
 }
 
-/// A float32 graph input or output named `name`: dim 0 is the symbolic `batch`, the rest fixed.
-pub(crate) fn batched_value(name: &str, dims: &[usize]) -> ValueInfoProto {
+/// One dim of a graph input or output: a fixed size, or a symbolic one (`batch`, `height`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum IoDim {
+    /// The same at every run.
+    Fixed(usize),
+    /// Given by the input at run time, under this name.
+    Named(String),
+}
+
+/// A float32 graph input or output named `name` of `dims`.
+pub(crate) fn float_value(name: &str, dims: &[IoDim]) -> ValueInfoProto {
     let dim = dims
         .iter()
-        .enumerate()
-        .map(|(i, &d)| Dimension {
-            value: Some(if i == 0 {
-                dimension::Value::DimParam("batch".into())
-            } else {
-                dimension::Value::DimValue(d as i64)
+        .map(|d| Dimension {
+            value: Some(match d {
+                IoDim::Fixed(n) => dimension::Value::DimValue(*n as i64),
+                IoDim::Named(s) => dimension::Value::DimParam(s.clone()),
             }),
             ..Default::default()
         })

@@ -15,6 +15,8 @@ pub(crate) fn apply(t: &mut Tracer<'_>, step: &Step) -> Result<()> {
     }
     match &step.op {
         Op::Unary(_) | Op::Cast(_) | Op::Copy | Op::Pad2d(_) => pass(t, &ins[0], out),
+        // A mask drawn from nothing carries no channel.
+        Op::RandomMask { .. } => {}
         Op::Pool { .. } => pool(t, &ins[0], out),
         Op::Binary(_) | Op::Compare(_) | Op::Where => broadcast(t, ins, out),
         Op::Conv { params, bias } => conv(t, ins, out, params.groups, *bias),

@@ -13,5 +13,6 @@ pub use dataset::{WdsDataset, WdsOptions, SAMPLE_INITIAL_SIZE, SAMPLE_SHUFFLE_SI
 pub use info::{load_info, parse_split_info, SplitInfo};
 pub use keys::{Label, SampleKeys, DEFAULT_INPUT_KEY};
 pub use sample::WdsSample;
+pub use shard::read_shard;
 pub use shuffle::{shuffled, ShuffleBuffer};
 pub use stream::{WorkerStream, SHARD_SHUFFLE_INITIAL, SHARD_SHUFFLE_SIZE};
