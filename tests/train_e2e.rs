@@ -358,6 +358,25 @@ fn trains_test_nfnet_with_drop_path() {
     assert_eq!(saved.model["head.fc.weight"].shape(), [10, 192]);
 }
 
+/// resnetv2_18d (pre-activation basic blocks after the deep stem, average-pool downsampling
+/// of the pre-activated shortcut, the final norm, timm's 1×1-conv classifier) trains end to end on
+/// the 1-channel data at 32² with stochastic depth: finite losses, and the checkpoint holds timm's
+/// names (the stem's `conv1` built for 1 channel, the shortcut's `downsample.conv`, the final
+/// `norm`'s running statistics, `head.fc` as a [10, 512, 1, 1] conv) with the classifier's bias
+/// moved off its zero init.
+#[test]
+fn trains_resnetv2_18d_with_drop_path() {
+    let saved = one_epoch_at_32("e2e-resnetv2", "resnetv2_18d", &["--drop-path", "0.1"]);
+    let m = &saved.model;
+    assert_eq!(m["stem.conv1.weight"].shape(), [32, 1, 3, 3]);
+    let shortcut = &m["stages.1.blocks.0.downsample.conv.weight"];
+    assert_eq!(shortcut.shape(), [128, 64, 1, 1]);
+    assert_eq!(m["norm.running_var"].shape(), [512]);
+    assert_eq!(m["head.fc.weight"].shape(), [10, 512, 1, 1]);
+    let bias = m["head.fc.bias"].to_vec_f32().unwrap();
+    assert!(bias.iter().any(|&b| b != 0.0), "head.fc.bias unchanged");
+}
+
 /// VGG-11 (the smallest VGG: 129M parameters, 103M of them the head's 7×7 conv) trains end to
 /// end on the 1-channel data at 32² (the 1×1 final map pooled up to 7×7 for `pre_logits.fc1`,
 /// as timm's ConvMlp does) with dropout: finite losses, and the checkpoint holds timm's

@@ -1281,6 +1281,76 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "resnetrs50", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "tf_in1k", hf_hub_id: Some("timm/resnetrs50.tf_in1k"), input_size: [3, 160, 160], test_input_size: Some([3, 224, 224]), pool_size: Some([5, 5]), crop_pct: 0.91, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "resnetv2_101", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnetv2_101.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_101d", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_101x1_bit", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "goog_in21k_ft_in1k", hf_hub_id: Some("timm/resnetv2_101x1_bit.goog_in21k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: Some([14, 14]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k", hf_hub_id: Some("timm/resnetv2_101x1_bit.goog_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "resnetv2_101x3_bit", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "goog_in21k_ft_in1k", hf_hub_id: Some("timm/resnetv2_101x3_bit.goog_in21k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: Some([14, 14]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k", hf_hub_id: Some("timm/resnetv2_101x3_bit.goog_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "resnetv2_152", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_152d", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_152x2_bit", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "goog_teacher_in21k_ft_in1k", hf_hub_id: Some("timm/resnetv2_152x2_bit.goog_teacher_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_teacher_in21k_ft_in1k_384", hf_hub_id: Some("timm/resnetv2_152x2_bit.goog_teacher_in21k_ft_in1k_384"), input_size: [3, 384, 384], test_input_size: None, pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k_ft_in1k", hf_hub_id: Some("timm/resnetv2_152x2_bit.goog_in21k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: Some([14, 14]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k", hf_hub_id: Some("timm/resnetv2_152x2_bit.goog_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "resnetv2_152x4_bit", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "goog_in21k_ft_in1k", hf_hub_id: Some("timm/resnetv2_152x4_bit.goog_in21k_ft_in1k"), input_size: [3, 480, 480], test_input_size: None, pool_size: Some([15, 15]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k", hf_hub_id: Some("timm/resnetv2_152x4_bit.goog_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "resnetv2_18", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/resnetv2_18.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_18d", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/resnetv2_18d.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_34", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/resnetv2_34.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_34d", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "ra4_e3600_r224_in1k", hf_hub_id: Some("timm/resnetv2_34d.ra4_e3600_r224_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.9, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "ra4_e3600_r384_in1k", hf_hub_id: Some("timm/resnetv2_34d.ra4_e3600_r384_in1k"), input_size: [3, 384, 384], test_input_size: Some([3, 448, 448]), pool_size: Some([12, 12]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_50", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "a1h_in1k", hf_hub_id: Some("timm/resnetv2_50.a1h_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_50d", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_50d_evos", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "ah_in1k", hf_hub_id: Some("timm/resnetv2_50d_evos.ah_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_50d_frn", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_50d_gn", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "ah_in1k", hf_hub_id: Some("timm/resnetv2_50d_gn.ah_in1k"), input_size: [3, 224, 224], test_input_size: Some([3, 288, 288]), pool_size: Some([7, 7]), crop_pct: 0.95, test_crop_pct: Some(1.0), crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_50t", first_conv: "stem.conv1", classifier: "head.fc", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resnetv2_50x1_bit", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "goog_distilled_in1k", hf_hub_id: Some("timm/resnetv2_50x1_bit.goog_distilled_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k_ft_in1k", hf_hub_id: Some("timm/resnetv2_50x1_bit.goog_in21k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: Some([14, 14]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k", hf_hub_id: Some("timm/resnetv2_50x1_bit.goog_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "resnetv2_50x3_bit", first_conv: "stem.conv", classifier: "head.fc", tags: &[
+        Tag { tag: "goog_in21k_ft_in1k", hf_hub_id: Some("timm/resnetv2_50x3_bit.goog_in21k_ft_in1k"), input_size: [3, 448, 448], test_input_size: None, pool_size: Some([14, 14]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k", hf_hub_id: Some("timm/resnetv2_50x3_bit.goog_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
     ArchTags { arch: "resnext101_32x16d", first_conv: "conv1", classifier: "fc", tags: &[
         Tag { tag: "fb_wsl_ig1b_ft_in1k", hf_hub_id: Some("timm/resnext101_32x16d.fb_wsl_ig1b_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
         Tag { tag: "fb_ssl_yfcc100m_ft_in1k", hf_hub_id: Some("timm/resnext101_32x16d.fb_ssl_yfcc100m_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

@@ -144,6 +144,13 @@ fn nfnet_maps_equal_timms() {
     check("test_nfnet");
 }
 
+/// ResNet-V2: the deep stem's last conv (before its max pool) and the four stages, the last
+/// before the final norm.
+#[test]
+fn resnetv2_maps_equal_timms() {
+    check("resnetv2_18d");
+}
+
 #[test]
 fn out_of_range_indices_name_the_model_and_range() {
     let err = |out| {

@@ -167,6 +167,13 @@ fn eva02_tiny_patch14_224() {
     same_step_checkpointed("eva02_tiny_patch14_224", 28, |_| {});
 }
 
+/// ResNet-V2: each pre-activation block checkpointed across the stages (drop path drawn inside
+/// it), the BatchNorms' running statistics as the plain step leaves them.
+#[test]
+fn resnetv2_18d() {
+    same_step_checkpointed("resnetv2_18d", 32, |_| {});
+}
+
 /// XCiT: the XCA blocks on the patch grid and the class-attention blocks, each checkpointed.
 #[test]
 fn xcit_nano_12_p16_224() {

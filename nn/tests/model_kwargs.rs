@@ -77,6 +77,11 @@ fn keys_a_family_does_not_take_are_refused_with_those_it_takes() {
             &["patch_size 4", "8 or 16"],
         ),
         (
+            "resnetv2_50x1_bit",
+            &[("stem_type", "'deep_same'")],
+            &["stem_type 'deep_same'", "'deep_fixed'"],
+        ),
+        (
             "vgg11",
             &[("depth", "2")],
             &["takes no model-specific kwargs"],

@@ -19,6 +19,7 @@ use kiln_nn::models::nfnet::{self, NormFreeNet};
 use kiln_nn::models::regnet::{self, RegNet};
 use kiln_nn::models::resnest;
 use kiln_nn::models::resnet::{self, BlockKind, ResNet};
+use kiln_nn::models::resnetv2::{self, ResNetV2};
 use kiln_nn::models::rexnet::{self, RexNet};
 use kiln_nn::models::swin::{self, SwinTransformer};
 use kiln_nn::models::vit::{self, VisionTransformer};
@@ -76,7 +77,7 @@ fn train_tolerance(name: &str) -> f32 {
 /// `mobilenetv4_train_mode_equals_timm_in_float64`). tf_efficientnet_b3's entry is kiln's own
 /// spread too, since its activations and depthwise taps round through fused multiply-adds;
 /// cspresnet50's, cspdarknet53's and cs3sedarknet_xdw's are kiln's own too (above timm's).
-const BUILDER_F64_SPREAD: [(&str, f64); 41] = [
+const BUILDER_F64_SPREAD: [(&str, f64); 44] = [
     ("mobilenetv2_050", 9.08e-5),
     ("mobilenetv2_100", 5.77e-5),
     ("mobilenetv2_140", 7.57e-5),
@@ -124,6 +125,11 @@ const BUILDER_F64_SPREAD: [(&str, f64); 41] = [
     ("cspresnet50", 1.13e-4),
     ("cspdarknet53", 3.16e-4),
     ("cs3sedarknet_xdw", 4.82e-4),
+    // ResNet-V2's 50s, which the "50" rule would misplace (the EvoNorm and FRN ones of their
+    // reduced fixtures)
+    ("resnetv2_50x1_bit", 2.21e-5),
+    ("resnetv2_50d_evos", 6.14e-7),
+    ("resnetv2_50d_frn", 7.59e-6),
 ];
 
 /// `2 · spread` rounded up to one significant digit (1.42e-4 → 2e-4).
@@ -422,6 +428,9 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     }
     if let Some((_, xc, cfg)) = xcit::variants().into_iter().find(|v| v.0 == name) {
         return Xcit::new(&xc, &args, cfg).unwrap().drop_path_rates();
+    }
+    if let Some((_, rc, cfg)) = resnetv2::variants().into_iter().find(|v| v.0 == name) {
+        return ResNetV2::new(&rc, &args, cfg).unwrap().drop_path_rates();
     }
     if let Some((_, sc, cfg)) = swin::variants().into_iter().find(|v| v.0 == name) {
         return SwinTransformer::new(&sc, &args, cfg)
@@ -1068,7 +1077,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 495, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 513, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }
@@ -1356,6 +1365,29 @@ fn cspnet_matches_timm() {
 #[test]
 fn xcit_matches_timm() {
     check_family(&["xcit_nano_12_p16_224", "xcit_tiny_12_p8_224"]);
+}
+
+/// ResNet-V2: pre-activation basic blocks with BatchNorm after the deep stem, average-pool
+/// downsampling on the shortcut (resnetv2_18d); BiT's weight-standardized convs (eps 1e-8),
+/// GroupNorm and the fixed-padding stem (resnetv2_50x1_bit): logits, loss, the 1×1-conv
+/// classifier's gradients and structure (timm's own float32-vs-float64 spread: 5.2e-6 and
+/// 2.2e-5).
+#[test]
+fn resnetv2_matches_timm() {
+    check_family(&["resnetv2_18d", "resnetv2_50x1_bit"]);
+}
+
+/// ResNet-V2 50-D with EvoNorm-S0 (`x·sigmoid(v·x)` over the group standard deviation) and with
+/// FRN-TLU (`max(x / rms, τ)`), one block a stage at half the widths (make_resnet_fixtures.py's
+/// REDUCED; the full models' names and shapes are in builder_shapes.json).
+#[test]
+fn resnetv2_evonorm_and_frn_match_timm_reduced() {
+    let small = [
+        ("layers", "(1, 1, 1, 1)"),
+        ("channels", "(128, 256, 512, 1024)"),
+    ];
+    check_reduced("resnetv2_50d_evos", &small);
+    check_reduced("resnetv2_50d_frn", &small);
 }
 
 /// GhostNetV3 (re-parameterizable branches, DFC attention): names, shapes and structure, and the

@@ -1,9 +1,10 @@
-//! Linear with PyTorch's tensors and default init.
+//! Linear with PyTorch's tensors and default init; also timm's 1×1-conv classifier
+//! (`use_conv=True`), which applies to pooled features as a Linear with a \[out, in, 1, 1\] weight.
 
 use crate::{init, Children, Module, Result};
 use kiln_engine::Tensor;
 
-/// `nn.Linear`: weight [out, in], bias \[out\].
+/// `nn.Linear`: weight [out, in] (or a 1×1 conv's \[out, in, 1, 1\]), bias \[out\].
 #[derive(Debug, Clone, Children)]
 pub struct Linear {
     /// The weight matrix.
@@ -40,6 +41,28 @@ impl Linear {
         })
     }
 
+    /// timm's 1×1-conv classifier (`create_classifier(use_conv=True)`) with PyTorch's default
+    /// conv init: weight \[out, in, 1, 1\], bias \[out\].
+    pub fn conv1x1(in_f: usize, out_f: usize) -> Result<Linear> {
+        let param = |shape: &[usize]| -> Result<Tensor> {
+            Ok(init::uniform_fan_in(shape, in_f)?
+                .requires_grad_(true)
+                .clone())
+        };
+        Ok(Linear {
+            weight: param(&[out_f, in_f, 1, 1])?,
+            bias: Some(param(&[out_f])?),
+        })
+    }
+
+    /// The weight as the [out, in] matrix it applies (a 1×1 conv's flattened).
+    pub fn weight_matrix(&self) -> Result<Tensor> {
+        match self.weight.rank() {
+            2 => Ok(self.weight.clone()),
+            _ => Ok(self.weight.reshape(&self.weight.shape()[..2])?),
+        }
+    }
+
     /// Output features.
     pub fn out_features(&self) -> usize {
         self.weight.shape()[0]
@@ -53,6 +76,6 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.linear(&self.weight, self.bias.as_ref())?)
+        Ok(x.linear(&self.weight_matrix()?, self.bias.as_ref())?)
     }
 }

@@ -1,6 +1,7 @@
-//! timm's `BatchNormAct2d`: BatchNorm then an optional activation, with BatchNorm's names.
+//! timm's norm + activation layers (`norm_act.py`): `BatchNormAct2d` and `GroupNormAct`, each the
+//! norm then an optional activation, with the norm's names.
 
-use super::{Activation, BatchNorm2d};
+use super::{Activation, BatchNorm2d, GroupNorm};
 use crate::{Children, Module, Result};
 use kiln_engine::Tensor;
 
@@ -29,6 +30,36 @@ impl Module for BatchNormAct2d {
             Some(Activation::Relu) => self.bn.forward_act(x, None, true),
             Some(act) => act.forward(&self.bn.forward(x)?),
             None => self.bn.forward(x),
+        }
+    }
+}
+
+/// timm's `GroupNormAct`: GroupNorm then `act` (none when timm's `apply_act=False`).
+#[derive(Debug, Clone, Children)]
+pub struct GroupNormAct {
+    /// The GroupNorm (its tensors are the layer's).
+    #[child(flatten)]
+    pub gn: GroupNorm,
+    /// The activation after it.
+    pub act: Option<Activation>,
+}
+
+impl GroupNormAct {
+    /// `num_groups` groups over `c` channels (which they must divide), eps 1e-5, then `act`.
+    pub fn new(c: usize, num_groups: usize, act: Option<Activation>) -> Result<GroupNormAct> {
+        Ok(GroupNormAct {
+            gn: GroupNorm::with_groups(c, num_groups)?,
+            act,
+        })
+    }
+}
+
+impl Module for GroupNormAct {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.gn.forward(x)?;
+        match self.act {
+            Some(act) => act.forward(&y),
+            None => Ok(y),
         }
     }
 }

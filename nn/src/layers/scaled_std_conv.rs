@@ -1,8 +1,9 @@
 //! timm's `ScaledStdConv2d` and `ScaledStdConv2dSame` (the NF-Nets' conv): each output filter
-//! standardized over its fan-in (biased variance, `eps` inside the root), scaled by a learned
-//! per-filter `gain` times `gamma / √fan_in`, then convolved as `nn.Conv2d` would.
+//! standardized over its fan-in ([`super::standardize_weight`]: biased variance, `eps` inside the
+//! root), scaled by a learned per-filter `gain` times `gamma / √fan_in`, then convolved as
+//! `nn.Conv2d` would.
 
-use super::{same_padding, Conv2dPad, PadType};
+use super::{same_padding, standardize_weight, Conv2dPad, PadType};
 use crate::{Children, Module, Result};
 use kiln_engine::{DType, Tensor};
 
@@ -61,12 +62,8 @@ impl ScaledStdConv2d {
     /// The filters as the conv uses them: standardized per output channel, times
     /// `gain · scale`.
     pub fn standardized_weight(&self) -> Result<Tensor> {
-        let w = &self.conv.conv.weight;
-        let mean = w.mean_dims(&[1, 2, 3], true)?;
-        let var = w.var_dims(&[1, 2, 3], false, true)?;
-        let inv_std = var.add_scalar(self.eps)?.rsqrt()?;
         let scale = self.gain.mul_scalar(self.scale)?;
-        Ok(w.sub(&mean)?.mul(&inv_std.mul(&scale)?)?)
+        standardize_weight(&self.conv.conv.weight, self.eps, Some(&scale))
     }
 
     /// Output channels.

@@ -19,7 +19,7 @@ pub fn test_time_pool(features: &Tensor, fc: &Linear, window: [usize; 2]) -> Res
     let pooled = features.avg_pool2d(pool)?;
     // A linear layer over the channels of every position: timm's fc as a 1×1 convolution.
     let maps = (pooled.permute(&[0, 2, 3, 1])?)
-        .linear(&fc.weight, fc.bias.as_ref())?
+        .linear(&fc.weight_matrix()?, fc.bias.as_ref())?
         .permute(&[0, 3, 1, 2])?;
     let avg = maps.adaptive_avg_pool2d([1, 1])?;
     let max = maps.adaptive_max_pool2d([1, 1])?;

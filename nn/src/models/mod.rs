@@ -16,6 +16,7 @@ pub mod nfnet;
 pub mod regnet;
 pub mod resnest;
 pub mod resnet;
+pub mod resnetv2;
 pub mod rexnet;
 pub(crate) mod shared;
 pub mod swin;
