@@ -14,6 +14,7 @@ use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::cspnet::{self, CspNet};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::eva::{self, Eva};
+use kiln_nn::models::metaformer::{self, MetaFormer};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
 use kiln_nn::models::nfnet::{self, NormFreeNet};
 use kiln_nn::models::regnet::{self, RegNet};
@@ -422,6 +423,9 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     }
     if let Some((_, xc, cfg)) = xcit::variants().into_iter().find(|v| v.0 == name) {
         return Xcit::new(&xc, &args, cfg).unwrap().drop_path_rates();
+    }
+    if let Some((_, mc, cfg)) = metaformer::variants().into_iter().find(|v| v.0 == name) {
+        return MetaFormer::new(&mc, &args, cfg).unwrap().drop_path_rates();
     }
     if let Some((_, sc, cfg)) = swin::variants().into_iter().find(|v| v.0 == name) {
         return SwinTransformer::new(&sc, &args, cfg)
@@ -1068,7 +1072,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 495, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 510, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }
@@ -1356,6 +1360,17 @@ fn cspnet_matches_timm() {
 #[test]
 fn xcit_matches_timm() {
     check_family(&["xcit_nano_12_p16_224", "xcit_tiny_12_p8_224"]);
+}
+
+/// MetaFormers: PoolFormer v1 (pooling, GroupNorm1 with a bias, GELU MLPs with biases, layer
+/// scale, no downsampling norm), v2 (GroupNorm1 without a bias, StarReLU, residual scales,
+/// LayerNorm2d downsampling norms) and CAFormer (separable convs, attention on the last two
+/// stages' tokens, the MLP head with squared ReLU). Logits, loss, the classifier's gradients
+/// (`head.fc.fc2`'s for CAFormer) and structure (timm's own float32-vs-float64 spread: 6.4e-7,
+/// 2.1e-6 and 7.9e-7, within the default bound).
+#[test]
+fn metaformer_matches_timm() {
+    check_family(&["poolformer_s12", "poolformerv2_s12", "caformer_s18"]);
 }
 
 /// GhostNetV3 (re-parameterizable branches, DFC attention): names, shapes and structure, and the
