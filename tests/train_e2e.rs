@@ -498,6 +498,29 @@ fn trains_xcit_nano_at_32_pixels() {
     assert_eq!(m["head.weight"].shape(), [10, 128]);
 }
 
+/// PoolFormer v2 S12 (pooling token mixers, StarReLU MLPs with learned scalars, residual scales
+/// in the last two stages, LayerNorm2d downsampling norms without biases) trains end to end at 32²
+/// (maps of 8² down to 1²) with stochastic depth: the checkpoint holds timm's names (the stem's
+/// 7×7 conv built for 1 channel, no norm biases, the scales' `scale`), the head for 10 classes,
+/// and a StarReLU scale that training moved off 1.
+#[test]
+fn trains_poolformerv2_s12_at_32_pixels() {
+    let saved = one_epoch_at_32(
+        "e2e-metaformer",
+        "poolformerv2_s12",
+        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    );
+    let m = &saved.model;
+    assert_eq!(m["stem.conv.weight"].shape(), [64, 1, 7, 7]);
+    assert_eq!(m["stages.1.downsample.norm.weight"].shape(), [64]);
+    assert!(!m.contains_key("stages.0.blocks.0.norm1.bias"));
+    assert_eq!(m["stages.2.blocks.5.res_scale2.scale"].shape(), [320]);
+    let scale = m["stages.3.blocks.1.mlp.act.scale"].to_vec_f32().unwrap();
+    assert_eq!(scale.len(), 1);
+    assert!((scale[0] - 1.0).abs() > 1e-6, "mlp.act.scale unchanged");
+    assert_eq!(m["head.fc.weight"].shape(), [10, 512]);
+}
+
 /// `--model swin_tiny_patch4_window7_224 --img-size 32` builds the Swin for 32² (an 8² first
 /// stage that shifts its 7×7 windows over a padded map, the later windows clamped to their 4², 2²
 /// and 1² maps) and trains the 1-channel data end to end with stochastic depth: finite losses,

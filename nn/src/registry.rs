@@ -30,6 +30,7 @@ const FAMILIES: &[&dyn Family] = &[
     &models::nfnet::FAMILY,
     &models::xcit::FAMILY,
     &models::resnetv2::FAMILY,
+    &models::metaformer::FAMILY,
 ];
 
 /// The default pretrained config and the builder of registered architecture `arch`.

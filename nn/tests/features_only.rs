@@ -125,6 +125,12 @@ fn xcit_blocks_equal_timms() {
     check("xcit_nano_12_p16_224");
 }
 
+/// CAFormer's stages, the attention stages' tokens laid back out as maps.
+#[test]
+fn metaformer_stages_equal_timms() {
+    check("caformer_s18");
+}
+
 #[test]
 fn rexnet_and_dla_maps_equal_timms() {
     check("rexnet_100");

@@ -180,6 +180,13 @@ fn xcit_nano_12_p16_224() {
     same_step_checkpointed("xcit_nano_12_p16_224", 32, |_| {});
 }
 
+/// CAFormer: the separable-conv blocks on maps and the attention blocks on tokens, each
+/// checkpointed, before the MLP head's dropout.
+#[test]
+fn caformer_s18() {
+    same_step_checkpointed("caformer_s18", 32, |_| {});
+}
+
 #[test]
 fn swin_tiny_patch4_window7_224() {
     // 32²: the first stage's shifted, padded windows (the attention bias and its gradient)

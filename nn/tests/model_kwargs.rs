@@ -82,6 +82,11 @@ fn keys_a_family_does_not_take_are_refused_with_those_it_takes() {
             &["stem_type 'deep_same'", "'deep_fixed'"],
         ),
         (
+            "caformer_s18",
+            &[("dims", "(64, 128, 320, 500)")],
+            &["dims", "width 500", "multiple of its heads' width 32"],
+        ),
+        (
             "vgg11",
             &[("depth", "2")],
             &["takes no model-specific kwargs"],

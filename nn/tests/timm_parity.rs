@@ -14,6 +14,7 @@ use kiln_nn::models::convnext::{self, ConvNeXt};
 use kiln_nn::models::cspnet::{self, CspNet};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::eva::{self, Eva};
+use kiln_nn::models::metaformer::{self, MetaFormer};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
 use kiln_nn::models::nfnet::{self, NormFreeNet};
 use kiln_nn::models::regnet::{self, RegNet};
@@ -431,6 +432,9 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
     }
     if let Some((_, rc, cfg)) = resnetv2::variants().into_iter().find(|v| v.0 == name) {
         return ResNetV2::new(&rc, &args, cfg).unwrap().drop_path_rates();
+    }
+    if let Some((_, mc, cfg)) = metaformer::variants().into_iter().find(|v| v.0 == name) {
+        return MetaFormer::new(&mc, &args, cfg).unwrap().drop_path_rates();
     }
     if let Some((_, sc, cfg)) = swin::variants().into_iter().find(|v| v.0 == name) {
         return SwinTransformer::new(&sc, &args, cfg)
@@ -1388,6 +1392,17 @@ fn resnetv2_evonorm_and_frn_match_timm_reduced() {
     ];
     check_reduced("resnetv2_50d_evos", &small);
     check_reduced("resnetv2_50d_frn", &small);
+}
+
+/// MetaFormers: PoolFormer v1 (pooling, GroupNorm1 with a bias, GELU MLPs with biases, layer
+/// scale, no downsampling norm), v2 (GroupNorm1 without a bias, StarReLU, residual scales,
+/// LayerNorm2d downsampling norms) and CAFormer (separable convs, attention on the last two
+/// stages' tokens, the MLP head with squared ReLU). Logits, loss, the classifier's gradients
+/// (`head.fc.fc2`'s for CAFormer) and structure (timm's own float32-vs-float64 spread: 6.4e-7,
+/// 2.1e-6 and 7.9e-7, within the default bound).
+#[test]
+fn metaformer_matches_timm() {
+    check_family(&["poolformer_s12", "poolformerv2_s12", "caformer_s18"]);
 }
 
 /// GhostNetV3 (re-parameterizable branches, DFC attention): names, shapes and structure, and the

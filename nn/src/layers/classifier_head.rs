@@ -132,7 +132,7 @@ impl Head for ClassifierHead {
     fn forward_head(&self, x: &Tensor, pre_logits: bool) -> Result<Tensor> {
         if self.pool.pool_type == PoolType::None {
             return match &self.norm {
-                Some(n) => Ok(x.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?),
+                Some(n) => Ok(x.layer_norm2d(Some(&n.weight), n.bias.as_ref(), n.eps)?),
                 None => Ok(x.clone()),
             };
         }

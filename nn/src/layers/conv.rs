@@ -61,6 +61,24 @@ impl Conv2d {
             params,
         })
     }
+
+    /// A conv with timm's trunc-normal init (ConvNeXt's, MetaFormer's): PyTorch's default init
+    /// drawn, then the weight redrawn trunc-normal of `std` and the bias (with `bias`) zeroed.
+    pub fn trunc_normal(
+        in_c: usize,
+        out_c: usize,
+        k: [usize; 2],
+        params: Conv2dParams,
+        bias: bool,
+        std: f64,
+    ) -> Result<Conv2d> {
+        let mut c = Conv2d::with_params(in_c, out_c, k, params, bias)?;
+        c.weight = init::trunc_normal(c.weight.shape(), std)?;
+        if bias {
+            c.bias = Some(init::zeros(&[out_c])?);
+        }
+        Ok(c)
+    }
 }
 
 impl Module for Conv2d {

@@ -12,9 +12,9 @@ pub struct GroupNorm {
     /// γ \[C\].
     #[param]
     pub weight: Tensor,
-    /// β \[C\].
+    /// β \[C\], if any (none in timm's `GroupNorm1NoBias`).
     #[param]
-    pub bias: Tensor,
+    pub bias: Option<Tensor>,
     /// Groups the channels are split into.
     pub num_groups: usize,
     /// Variance epsilon.
@@ -42,10 +42,15 @@ impl GroupNorm {
         };
         Ok(GroupNorm {
             weight: param(1.0)?,
-            bias: param(0.0)?,
+            bias: Some(param(0.0)?),
             num_groups,
             eps: 1e-5,
         })
+    }
+
+    /// This norm without β (timm's `GroupNorm1NoBias`: `bias = None`).
+    pub fn without_bias(self) -> GroupNorm {
+        GroupNorm { bias: None, ..self }
     }
 
     /// Sets γ to zero (timm's `zero_init_last` for a block's last norm).
@@ -73,8 +78,11 @@ impl Module for GroupNorm {
             .reshape(&[n, g, x.numel() / (n * g).max(1)])?
             .layer_norm(None, None, self.eps)?
             .reshape(&shape)?
-            .mul(&self.weight.reshape(&per_channel)?)?
-            .add(&self.bias.reshape(&per_channel)?)?;
+            .mul(&self.weight.reshape(&per_channel)?)?;
+        let y = match &self.bias {
+            Some(bias) => y.add(&bias.reshape(&per_channel)?)?,
+            None => y,
+        };
         if x.layout().prefers_channels_last() {
             return Ok(y.to_memory_format(MemoryFormat::ChannelsLast)?);
         }
@@ -92,7 +100,7 @@ mod tests {
     fn gn(weight: &Tensor, bias: &Tensor, groups: usize) -> GroupNorm {
         GroupNorm {
             weight: weight.clone(),
-            bias: bias.clone(),
+            bias: Some(bias.clone()),
             num_groups: groups,
             eps: 1e-5,
         }

@@ -3,15 +3,16 @@
 use crate::{Children, Module, Result};
 use kiln_engine::{DType, Tensor};
 
-/// timm's `LayerNorm` (`nn.LayerNorm` over the last dim, eps 1e-6): `weight` ones, `bias` zeros.
+/// timm's `LayerNorm` (`nn.LayerNorm` over the last dim, eps 1e-6): `weight` ones, `bias` zeros
+/// (none in the bias-free norms of timm's MetaFormers).
 #[derive(Debug, Clone, Children)]
 pub struct LayerNorm {
     /// γ over the normalized dim.
     #[param]
     pub weight: Tensor,
-    /// β over the normalized dim.
+    /// β over the normalized dim, if any.
     #[param]
-    pub bias: Tensor,
+    pub bias: Option<Tensor>,
     /// Added to the variance.
     pub eps: f64,
 }
@@ -31,15 +32,20 @@ impl LayerNorm {
         };
         Ok(LayerNorm {
             weight: param(1.0)?,
-            bias: param(0.0)?,
+            bias: Some(param(0.0)?),
             eps,
         })
+    }
+
+    /// This norm without β (timm's `LayerNormNoBias`: `bias = None`).
+    pub fn without_bias(self) -> LayerNorm {
+        LayerNorm { bias: None, ..self }
     }
 }
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.layer_norm(Some(&self.weight), Some(&self.bias), self.eps)?)
+        Ok(x.layer_norm(Some(&self.weight), self.bias.as_ref(), self.eps)?)
     }
 }
 
@@ -57,11 +63,16 @@ impl LayerNorm2d {
     pub fn with_eps(channels: usize, eps: f64) -> Result<LayerNorm2d> {
         Ok(LayerNorm2d(LayerNorm::with_eps(channels, eps)?))
     }
+
+    /// This norm without β (timm's `LayerNorm2dNoBias`).
+    pub fn without_bias(self) -> LayerNorm2d {
+        LayerNorm2d(self.0.without_bias())
+    }
 }
 
 impl Module for LayerNorm2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let n = &self.0;
-        Ok(x.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?)
+        Ok(x.layer_norm2d(Some(&n.weight), n.bias.as_ref(), n.eps)?)
     }
 }

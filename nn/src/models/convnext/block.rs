@@ -2,16 +2,15 @@
 //! `GlobalResponseNormMlp` with GRN after the activation), the optional layer scale, stochastic depth.
 
 use super::ConvNeXtCfg;
-use crate::layers::{Activation, Conv2d, DropPath, GlobalResponseNorm, LayerNorm, Linear};
-use crate::{init, Children, Module, Result};
+use crate::layers::{
+    Activation, Conv2d, DropPath, GlobalResponseNorm, LayerNorm, Linear, Pointwise,
+};
+use crate::{Children, Module, Result};
 use kiln_engine::{Conv2dParams, DType, Tensor};
 
 /// A conv with timm's ConvNeXt init (trunc-normal weight, std .02, zero bias).
 pub(super) fn conv(in_c: usize, out_c: usize, k: usize, params: Conv2dParams) -> Result<Conv2d> {
-    let mut c = Conv2d::with_params(in_c, out_c, [k, k], params, true)?;
-    c.weight = init::trunc_normal(c.weight.shape(), 0.02)?;
-    c.bias = Some(init::zeros(&[out_c])?);
-    Ok(c)
+    Conv2d::trunc_normal(in_c, out_c, [k, k], params, true, 0.02)
 }
 
 /// A linear layer with timm's ConvNeXt init.
@@ -19,29 +18,10 @@ pub(super) fn linear(in_f: usize, out_f: usize) -> Result<Linear> {
     Linear::trunc_normal(in_f, out_f, 0.02)
 }
 
-/// One projection of the block's MLP: a 1×1 conv on NCHW (`conv_mlp`) or a linear layer on NHWC.
-#[derive(Children)]
-#[children(group)]
-enum Pointwise {
-    Conv(Conv2d),
-    Linear(Linear),
-}
-
-impl Pointwise {
-    fn new(conv_mlp: bool, in_c: usize, out_c: usize) -> Result<Pointwise> {
-        Ok(if conv_mlp {
-            Pointwise::Conv(conv(in_c, out_c, 1, Conv2dParams::default())?)
-        } else {
-            Pointwise::Linear(linear(in_c, out_c)?)
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Pointwise::Conv(c) => c.forward(x),
-            Pointwise::Linear(l) => l.forward(x),
-        }
-    }
+/// One projection of the block's MLP: a 1×1 conv on NCHW (`conv_mlp`) or a linear layer on NHWC,
+/// with timm's ConvNeXt init.
+fn pointwise(conv_mlp: bool, in_c: usize, out_c: usize) -> Result<Pointwise> {
+    Pointwise::trunc_normal(conv_mlp, in_c, out_c, true, 0.02)
 }
 
 /// timm's `ConvNeXtBlock`: x + drop_path(γ · fc2(grn(gelu(fc1(norm(conv_dw(x))))))), γ the layer
@@ -86,12 +66,12 @@ impl Block {
             gamma,
             conv_dw: conv(chs, chs, 7, dw)?,
             norm: LayerNorm::with_eps(chs, cc.norm_eps)?,
-            fc1: Pointwise::new(cc.conv_mlp, chs, hidden)?,
+            fc1: pointwise(cc.conv_mlp, chs, hidden)?,
             grn: cc
                 .use_grn
                 .then(|| GlobalResponseNorm::new(hidden, !cc.conv_mlp))
                 .transpose()?,
-            fc2: Pointwise::new(cc.conv_mlp, hidden, chs)?,
+            fc2: pointwise(cc.conv_mlp, hidden, chs)?,
             conv_mlp: cc.conv_mlp,
             act: cc.act,
             drop_path: DropPath {
@@ -116,7 +96,7 @@ impl Module for Block {
         let h = self.conv_dw.forward(x)?;
         let n = &self.norm;
         let h = if self.conv_mlp {
-            self.mlp(&h.layer_norm2d(Some(&n.weight), Some(&n.bias), n.eps)?)?
+            self.mlp(&h.layer_norm2d(Some(&n.weight), n.bias.as_ref(), n.eps)?)?
         } else {
             let nhwc = n.forward(&h.permute(&[0, 2, 3, 1])?)?;
             self.mlp(&nhwc)?.permute(&[0, 3, 1, 2])?
