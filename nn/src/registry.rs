@@ -29,6 +29,7 @@ const FAMILIES: &[&dyn Family] = &[
     &models::eva::FAMILY,
     &models::nfnet::FAMILY,
     &models::xcit::FAMILY,
+    &models::mlp_mixer::FAMILY,
 ];
 
 /// The default pretrained config and the builder of registered architecture `arch`.

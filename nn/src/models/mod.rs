@@ -11,6 +11,7 @@ pub mod eva;
 pub(crate) mod family;
 pub mod ghostnet;
 pub mod hardcorenas;
+pub mod mlp_mixer;
 pub mod mobilenetv3;
 pub mod nfnet;
 pub mod regnet;
