@@ -34,6 +34,19 @@ fn cfg(arch: &str, mc: &MixerCfg, tag: &str, inception: bool) -> PretrainedCfg {
     }
 }
 
+/// One registered mixer: name, patch, blocks, width, MLP ratios, block kind, default tag,
+/// Inception's normalization.
+type Row = (
+    &'static str,
+    usize,
+    usize,
+    usize,
+    (f64, f64),
+    MixerBlockKind,
+    &'static str,
+    bool,
+);
+
 /// Every registered mixer: (name, architecture, default pretrained config).
 pub fn variants() -> Vec<(&'static str, MixerCfg, PretrainedCfg)> {
     use MixerBlockKind::{GluMixer, Mixer, Res, SpatialGating};
@@ -44,7 +57,7 @@ pub fn variants() -> Vec<(&'static str, MixerCfg, PretrainedCfg)> {
     let res_ls = |init_values| Res { init_values };
     let (untrained, goog, ra3, fb) = ("untrained", "goog_in21k_ft_in1k", "ra3_in1k", "fb_in1k");
     #[rustfmt::skip]
-    let rows: [(&'static str, usize, usize, usize, (f64, f64), MixerBlockKind, &str, bool); 15] = [
+    let rows: [Row; 15] = [
         ("mixer_s32_224", 32, 8, 512, mixer, Mixer, untrained, true),
         ("mixer_s16_224", 16, 8, 512, mixer, Mixer, untrained, true),
         ("mixer_b32_224", 32, 12, 768, mixer, Mixer, untrained, true),
