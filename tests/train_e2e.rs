@@ -521,6 +521,28 @@ fn trains_poolformerv2_s12_at_32_pixels() {
     assert_eq!(m["head.fc.weight"].shape(), [10, 512]);
 }
 
+/// gMLP tiny (30 blocks of a gated channel MLP whose spatial gate mixes the tokens) trains end to
+/// end at 32² (a 2×2 grid of 16-pixel patches, the token mixers built for its 4 tokens) with
+/// stochastic depth: the checkpoint holds timm's names (the stem's `proj` built for 1 channel,
+/// each gate's `norm` over half the hidden width and its `proj` across the 4 tokens), the head
+/// for 10 classes, moved off timm's zero init by training.
+#[test]
+fn trains_gmlp_ti16_at_32_pixels() {
+    let saved = one_epoch_at_32(
+        "e2e-gmlp",
+        "gmlp_ti16_224",
+        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    );
+    let m = &saved.model;
+    assert_eq!(m["stem.proj.weight"].shape(), [128, 1, 16, 16]);
+    assert_eq!(m["blocks.29.mlp_channels.gate.norm.weight"].shape(), [384]);
+    assert_eq!(m["blocks.29.mlp_channels.gate.proj.weight"].shape(), [4, 4]);
+    assert_eq!(m["blocks.29.mlp_channels.fc2.weight"].shape(), [128, 384]);
+    let head = m["head.weight"].to_vec_f32().unwrap();
+    assert_eq!(m["head.weight"].shape(), [10, 128]);
+    assert!(head.iter().any(|&w| w != 0.0), "head.weight still zero");
+}
+
 /// `--model swin_tiny_patch4_window7_224 --img-size 32` builds the Swin for 32² (an 8² first
 /// stage that shifts its 7×7 windows over a padded map, the later windows clamped to their 4², 2²
 /// and 1² maps) and trains the 1-channel data end to end with stochastic depth: finite losses,

@@ -727,6 +727,21 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ArchTags { arch: "ghostnetv3_160", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
+    ArchTags { arch: "gmixer_12_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "gmixer_24_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "ra3_in1k", hf_hub_id: Some("timm/gmixer_24_224.ra3_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "gmlp_b16_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "gmlp_s16_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "ra3_in1k", hf_hub_id: Some("timm/gmlp_s16_224.ra3_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "gmlp_ti16_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
     ArchTags { arch: "hardcorenas_a", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "miil_green_in1k", hf_hub_id: Some("timm/hardcorenas_a.miil_green_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
@@ -759,6 +774,28 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "lcnet_150", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixer_b16_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "goog_in21k_ft_in1k", hf_hub_id: Some("timm/mixer_b16_224.goog_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k", hf_hub_id: Some("timm/mixer_b16_224.goog_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+        Tag { tag: "miil_in21k", hf_hub_id: Some("timm/mixer_b16_224.miil_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 11221 },
+        Tag { tag: "miil_in21k_ft_in1k", hf_hub_id: Some("timm/mixer_b16_224.miil_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: [0.0, 0.0, 0.0], std: [1.0, 1.0, 1.0], num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixer_b32_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixer_l16_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "goog_in21k_ft_in1k", hf_hub_id: Some("timm/mixer_l16_224.goog_in21k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+        Tag { tag: "goog_in21k", hf_hub_id: Some("timm/mixer_l16_224.goog_in21k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 21843 },
+    ] },
+    ArchTags { arch: "mixer_l32_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixer_s16_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "mixer_s32_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "untrained", hf_hub_id: None, input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_INCEPTION_MEAN, std: IMAGENET_INCEPTION_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "mixnet_l", first_conv: "conv_stem", classifier: "classifier", tags: &[
         Tag { tag: "ft_in1k", hf_hub_id: Some("timm/mixnet_l.ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: Some([7, 7]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
@@ -1169,6 +1206,25 @@ pub(crate) const ARCHS: &[ArchTags] = &[
     ] },
     ArchTags { arch: "repvgg_d2se", first_conv: "stem.conv_kxk.conv,stem.conv_1x1.conv", classifier: "head.fc", tags: &[
         Tag { tag: "rvgg_in1k", hf_hub_id: Some("timm/repvgg_d2se.rvgg_in1k"), input_size: [3, 320, 320], test_input_size: None, pool_size: Some([10, 10]), crop_pct: 1.0, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resmlp_12_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/resmlp_12_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_distilled_in1k", hf_hub_id: Some("timm/resmlp_12_224.fb_distilled_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dino", hf_hub_id: Some("timm/resmlp_12_224.fb_dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resmlp_24_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/resmlp_24_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_distilled_in1k", hf_hub_id: Some("timm/resmlp_24_224.fb_distilled_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_dino", hf_hub_id: Some("timm/resmlp_24_224.fb_dino"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resmlp_36_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/resmlp_36_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_distilled_in1k", hf_hub_id: Some("timm/resmlp_36_224.fb_distilled_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+    ] },
+    ArchTags { arch: "resmlp_big_24_224", first_conv: "stem.proj", classifier: "head", tags: &[
+        Tag { tag: "fb_in1k", hf_hub_id: Some("timm/resmlp_big_24_224.fb_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_distilled_in1k", hf_hub_id: Some("timm/resmlp_big_24_224.fb_distilled_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
+        Tag { tag: "fb_in22k_ft_in1k", hf_hub_id: Some("timm/resmlp_big_24_224.fb_in22k_ft_in1k"), input_size: [3, 224, 224], test_input_size: None, pool_size: None, crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bicubic", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },
     ] },
     ArchTags { arch: "resnest101e", first_conv: "conv1.0", classifier: "fc", tags: &[
         Tag { tag: "in1k", hf_hub_id: Some("timm/resnest101e.in1k"), input_size: [3, 256, 256], test_input_size: None, pool_size: Some([8, 8]), crop_pct: 0.875, test_crop_pct: None, crop_mode: "center", interpolation: "bilinear", mean: IMAGENET_DEFAULT_MEAN, std: IMAGENET_DEFAULT_STD, num_classes: 1000 },

@@ -31,6 +31,7 @@ const FAMILIES: &[&dyn Family] = &[
     &models::xcit::FAMILY,
     &models::resnetv2::FAMILY,
     &models::metaformer::FAMILY,
+    &models::mlp_mixer::FAMILY,
 ];
 
 /// The default pretrained config and the builder of registered architecture `arch`.

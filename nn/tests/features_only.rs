@@ -132,6 +132,11 @@ fn metaformer_stages_equal_timms() {
 }
 
 #[test]
+fn resmlp_blocks_equal_timms() {
+    check("resmlp_12_224");
+}
+
+#[test]
 fn rexnet_and_dla_maps_equal_timms() {
     check("rexnet_100");
     check("dla34");

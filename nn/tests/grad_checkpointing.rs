@@ -187,6 +187,16 @@ fn caformer_s18() {
     same_step_checkpointed("caformer_s18", 32, |_| {});
 }
 
+/// The mixers: gMLP's blocks (the spatial gate across the tokens) and ResMLP's (the linear token
+/// mixer, layer scale), each checkpointed. timm's mixers start with a zero classifier, through
+/// which no gradient reaches the blocks: the reset one (PyTorch's init) passes them some.
+#[test]
+fn gmlp_and_resmlp() {
+    let reset = |m: &mut dyn Model| m.reset_classifier(10, None).unwrap();
+    same_step_checkpointed("gmlp_ti16_224", 32, reset);
+    same_step_checkpointed("resmlp_12_224", 32, reset);
+}
+
 #[test]
 fn swin_tiny_patch4_window7_224() {
     // 32²: the first stage's shifted, padded windows (the attention bias and its gradient)

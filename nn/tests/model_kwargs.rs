@@ -18,7 +18,7 @@ fn models_built_with_kwargs_have_timms_names_and_shapes() {
     );
     let cases: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(cases.len(), 10);
+    assert_eq!(cases.len(), 12);
     for case in cases {
         let name = case["model"].as_str().unwrap();
         let create = &case["create"];
@@ -85,6 +85,19 @@ fn keys_a_family_does_not_take_are_refused_with_those_it_takes() {
             "caformer_s18",
             &[("dims", "(64, 128, 320, 500)")],
             &["dims", "width 500", "multiple of its heads' width 32"],
+        ),
+        (
+            "mixer_s16_224",
+            &[("patch_size", "8")],
+            &["'patch_size'", "mlp_ratio, stem_norm, nlhb"],
+        ),
+        (
+            "gmixer_12_224",
+            &[("mlp_ratio", "(0.5, 4.0)")],
+            &[
+                "gmixer_12_224",
+                "multiple values for keyword argument 'mlp_ratio'",
+            ],
         ),
         (
             "vgg11",

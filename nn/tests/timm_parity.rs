@@ -15,6 +15,7 @@ use kiln_nn::models::cspnet::{self, CspNet};
 use kiln_nn::models::efficientnet::{self, EfficientNet};
 use kiln_nn::models::eva::{self, Eva};
 use kiln_nn::models::metaformer::{self, MetaFormer};
+use kiln_nn::models::mlp_mixer::{self, MlpMixer};
 use kiln_nn::models::mobilenetv3::{self, MobileNetV3};
 use kiln_nn::models::nfnet::{self, NormFreeNet};
 use kiln_nn::models::regnet::{self, RegNet};
@@ -361,14 +362,16 @@ fn cfg_string(c: &PretrainedCfg) -> String {
 }
 
 /// The pretrained config `name` is registered with, as the fixtures write timm's. A ViT's,
-/// EVA's or XCiT's (a ViT and an EVA built here for the 64² input, which its config then names)
-/// is its registered default's, with the pool size timm leaves unset (None) for token models.
+/// EVA's, XCiT's or mixer's (a ViT, an EVA and a mixer built here for the 64² input, which its
+/// config then names) is its registered default's, with the pool size timm leaves unset (None)
+/// for token models.
 fn registered_cfg_string(name: &str) -> String {
     let registered = vit::variants()
         .into_iter()
         .map(|(n, _, c)| (n, c))
         .chain(eva::variants().into_iter().map(|(n, _, c)| (n, c)))
         .chain(xcit::variants().into_iter().map(|(n, _, c)| (n, c)))
+        .chain(mlp_mixer::variants().into_iter().map(|(n, _, c)| (n, c)))
         .find(|v| v.0 == name);
     match registered {
         Some((_, cfg)) => {
@@ -411,6 +414,13 @@ fn drop_path_rates(name: &str) -> Vec<f64> {
             ..args
         };
         return Eva::new(&ec, &args, cfg).unwrap().drop_path_rates();
+    }
+    if let Some((_, mc, cfg)) = mlp_mixer::variants().into_iter().find(|v| v.0 == name) {
+        let args = ModelArgs {
+            img_size: Some(64),
+            ..args
+        };
+        return MlpMixer::new(&mc, &args, cfg).unwrap().drop_path_rates();
     }
     if let Some((_, bc, cfg)) = byobnet::variants().into_iter().find(|v| v.0 == name) {
         return ByobNet::new(&bc, &args, cfg).unwrap().drop_path_rates();
@@ -1081,7 +1091,7 @@ fn every_registered_model_has_timms_names_and_shapes() {
         unchecked.is_empty(),
         "neither a numeric fixture nor an entry in builder_shapes.json: {unchecked:?}"
     );
-    assert_eq!(listed.len(), 513, "builder_shapes.json's registered models");
+    assert_eq!(listed.len(), 539, "builder_shapes.json's registered models");
     let names: Vec<&str> = listed.iter().map(String::as_str).collect();
     kiln_nn::init::skip_init(|| check_shapes_with(&names, shape_args));
 }
@@ -1403,6 +1413,20 @@ fn resnetv2_evonorm_and_frn_match_timm_reduced() {
 #[test]
 fn metaformer_matches_timm() {
     check_family(&["poolformer_s12", "poolformerv2_s12", "caformer_s18"]);
+}
+
+/// mlp_mixer.py's four blocks at 64² (16 patches): MLP-Mixer's GELU token and channel MLPs,
+/// gMixer's SwiGLU MLPs (the gate last), ResMLP's `Affine` norms, linear token mixer and layer
+/// scale, gMLP's spatial gating unit. Logits, loss, the classifier's gradients and structure
+/// (timm's own float32-vs-float64 spread: 6.5e-7, 2.9e-5, 2.5e-7 and 2.4e-6).
+#[test]
+fn mlp_mixer_matches_timm() {
+    check_family(&[
+        "mixer_s16_224",
+        "gmixer_12_224",
+        "resmlp_12_224",
+        "gmlp_ti16_224",
+    ]);
 }
 
 /// GhostNetV3 (re-parameterizable branches, DFC attention): names, shapes and structure, and the

@@ -54,6 +54,16 @@ impl Mlp {
             act,
         })
     }
+
+    /// The MLP of `fc1` and `fc2` as a family initializes them (the mixers' xavier-uniform).
+    pub fn from_linears(fc1: Linear, fc2: Linear, act: MlpAct) -> Mlp {
+        Mlp {
+            fc1,
+            norm: None,
+            fc2,
+            act,
+        }
+    }
 }
 
 impl Module for Mlp {

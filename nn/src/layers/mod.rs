@@ -70,7 +70,7 @@ pub use group_norm::GroupNorm;
 pub use head::Head;
 pub use interpolate::interpolate_nearest;
 pub use layer_norm::{LayerNorm, LayerNorm2d};
-pub use layer_scale::LayerScale;
+pub use layer_scale::{layer_scale_gamma, scale_channels, LayerScale};
 pub use layer_scale2d::LayerScale2d;
 pub use linear::Linear;
 pub use mixed_conv2d::{split_channels, MixedConv2d};

@@ -1,7 +1,8 @@
 //! timm's SwiGLU MLPs (mlp.py): `silu(gate) · x` between two linear layers, with an optional
 //! LayerNorm on the hidden features (`scale_mlp`, EVA-02 base and large). `SwiGLUPacked`
 //! (`GluMlp` with SiLU, `gate_last=False`) packs the gate and value projections into one `fc1`
-//! whose first half is the gate; `SwiGLU` keeps them apart (`fc1_g`, `fc1_x`). Built from the
+//! whose first half is the gate; `GluMlp` with SiLU and its default `gate_last=True` (gMixer's)
+//! packs them with the gate last; `SwiGLU` keeps them apart (`fc1_g`, `fc1_x`). Built from the
 //! engine's `silu` and `mul`, so it runs forward and backward on every backend.
 
 use super::{LayerNorm, Linear};
@@ -37,6 +38,8 @@ pub struct SwiGluMlp {
     /// The output projection.
     #[child]
     pub fc2: Linear,
+    /// A packed `fc1`'s gate is its second half (`GluMlp`'s `gate_last=True`), not its first.
+    gate_last: bool,
 }
 
 impl SwiGluMlp {
@@ -57,7 +60,19 @@ impl SwiGluMlp {
             fc1,
             norm: norm.then(|| LayerNorm::new(hidden)).transpose()?,
             fc2: linear(hidden, dim)?,
+            gate_last: false,
         })
+    }
+
+    /// timm's `GluMlp` with SiLU and `gate_last=True` (gMixer's) of its two projections, as
+    /// the family initializes them: `fc1` packs the value first and the gate last.
+    pub fn gate_last(fc1: Linear, fc2: Linear) -> SwiGluMlp {
+        SwiGluMlp {
+            fc1: Fc1::Packed(fc1),
+            norm: None,
+            fc2,
+            gate_last: true,
+        }
     }
 }
 
@@ -79,10 +94,14 @@ impl Module for SwiGluMlp {
             Fc1::Packed(fc1) => {
                 let both = fc1.forward(x)?;
                 let hidden = fc1.out_features() / 2;
-                swiglu(
-                    &both.narrow(-1, 0, hidden)?,
-                    &both.narrow(-1, hidden, hidden)?,
-                )?
+                let (first, second) = (
+                    both.narrow(-1, 0, hidden)?,
+                    both.narrow(-1, hidden, hidden)?,
+                );
+                match self.gate_last {
+                    true => swiglu(&second, &first)?,
+                    false => swiglu(&first, &second)?,
+                }
             }
             Fc1::Split { gate, x: value } => swiglu(&gate.forward(x)?, &value.forward(x)?)?,
         };

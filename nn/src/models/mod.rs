@@ -12,6 +12,7 @@ pub(crate) mod family;
 pub mod ghostnet;
 pub mod hardcorenas;
 pub mod metaformer;
+pub mod mlp_mixer;
 pub mod mobilenetv3;
 pub mod nfnet;
 pub mod regnet;

@@ -73,11 +73,15 @@ pub fn parity_input() -> Tensor {
 }
 
 /// The fixtures' model arguments: 10 classes, and ViTs, EVAs and Swins (`_patch` in the name)
-/// built for the 64² test input (as the fixture script builds them).
+/// and mlp_mixer.py's models (whose token mixers span the patches) built for the 64² test input
+/// (as the fixture script builds them).
 pub fn test_args(name: &str) -> ModelArgs {
+    let mixer = ["mixer_", "gmixer_", "resmlp_", "gmlp_"]
+        .iter()
+        .any(|p| name.starts_with(p));
     ModelArgs {
         num_classes: 10,
-        img_size: name.contains("_patch").then_some(64),
+        img_size: (name.contains("_patch") || mixer).then_some(64),
         // No stochastic depth (Swin's default is 0.1): train-mode logits are deterministic.
         drop_path_rate: Some(0.0),
         ..Default::default()
