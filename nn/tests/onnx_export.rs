@@ -170,6 +170,21 @@ fn xcit_exports() {
     check("xcit_nano_12_p16_224");
 }
 
+#[test]
+fn resnetv2_exports() {
+    check("resnetv2_50x1_bit");
+}
+
+#[test]
+fn metaformer_exports() {
+    check("caformer_s18");
+}
+
+#[test]
+fn mlp_mixer_exports() {
+    check("gmlp_ti16_224");
+}
+
 /// `model`'s file written at 64² with batch 2 traced, `dynamic_size` as given.
 fn export_at_64(model: &dyn kiln_nn::Model, dynamic_size: bool) -> kiln_nn::Result<Vec<u8>> {
     let opts = ExportOptions {

@@ -93,9 +93,10 @@ pub(crate) fn emit(
                 true => ins[1].clone(),
                 false => g.constant(&[d], Data::F32(vec![1.0; d])),
             };
+            // A zero β where there is none: tract reads LayerNormalization with all three inputs.
             let shift = match bias {
                 true => ins[ins.len() - 1].clone(),
-                false => String::new(),
+                false => g.constant(&[d], Data::F32(vec![0.0; d])),
             };
             g.node(
                 "LayerNormalization",

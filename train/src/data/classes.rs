@@ -11,13 +11,19 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     natural_key(a).cmp(&natural_key(b))
 }
 
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum Part {
+/// One run of a [`natural_key`]: a number or a piece of text.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Part {
+    /// A run of digits.
     Num(u128),
+    /// Any other run, lower-cased.
     Text(String),
 }
 
-fn natural_key(s: &str) -> Vec<Part> {
+/// The key [`natural_cmp`] compares by (timm's `natural_key`): runs of digits as numbers, the
+/// rest lower-cased; sorting by it once per item (`sort_by_cached_key`) spares a million-file
+/// listing the keys of every comparison.
+pub(crate) fn natural_key(s: &str) -> Vec<Part> {
     let lower = s.to_lowercase();
     let mut parts = Vec::new();
     let mut rest = lower.as_str();

@@ -1,7 +1,7 @@
 //! `ImageFolder`: `root/<class>/**/<image>.{jpg,jpeg,png}`, classes in natural order or from a class map;
 //! images directly in `root` form the class `""`, as in timm's `find_images_and_targets` (so a
 //! plain folder of images reads as one class).
-use super::classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
+use super::classes::{class_map_sorted, load_class_map, natural_key, ClassMap};
 use super::{decode, Dataset, Sample};
 use crate::{Error, Result};
 use std::collections::HashSet;
@@ -55,7 +55,7 @@ impl ImageFolder {
         if samples.is_empty() {
             return Err(Error::EmptyDataset(root.to_path_buf()));
         }
-        samples.sort_by(|a, b| natural_cmp(&a.0.to_string_lossy(), &b.0.to_string_lossy()));
+        samples.sort_by_cached_key(|s| natural_key(&s.0.to_string_lossy()));
         Ok(ImageFolder {
             root: root.to_path_buf(),
             samples,
@@ -133,8 +133,15 @@ fn collect_images(dir: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf
         return Ok(());
     }
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        // The entry's type comes with the listing (no stat a file); a link is followed.
+        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        let is_dir = match kind.is_symlink() {
+            true => path.is_dir(),
+            false => kind.is_dir(),
+        };
+        if is_dir {
             collect_images(&path, seen, out)?;
         } else if is_image(&path) {
             out.push(path);

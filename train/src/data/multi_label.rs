@@ -18,7 +18,7 @@
 //! file does not list are not read. A listed file that is missing, a row without labels, a
 //! malformed row, a file listed twice and a label the class map lacks are refused, naming the
 //! label file and the line (CSV) or entry (JSON).
-use super::classes::{class_map_sorted, natural_cmp, ClassMap};
+use super::classes::{class_map_sorted, natural_key, ClassMap};
 use super::folder::load_file;
 use super::{Dataset, Sample};
 use crate::{Error, Result};
@@ -264,7 +264,7 @@ impl MultiLabelFolder {
             labels.dedup();
             samples.push((path, labels));
         }
-        samples.sort_by(|a, b| natural_cmp(&a.0.to_string_lossy(), &b.0.to_string_lossy()));
+        samples.sort_by_cached_key(|s| natural_key(&s.0.to_string_lossy()));
         Ok(MultiLabelFolder {
             root: root.to_path_buf(),
             label_file: label_file.to_path_buf(),

@@ -1,7 +1,7 @@
 //! Tar archives read in place: one or many `.tar` files memory-mapped, indexed once, never extracted.
 //! The class of a member is its folder's name, or for a member at the top of one of a folder's
 //! tars, the tar's name (timm's `ReaderImageInTar`).
-use super::classes::{class_map_sorted, load_class_map, natural_cmp, ClassMap};
+use super::classes::{class_map_sorted, load_class_map, natural_key, ClassMap};
 use super::{decode, is_image, Dataset, Sample};
 use crate::{Error, Result};
 use memmap2::Mmap;
@@ -84,7 +84,7 @@ impl TarDataset {
         if members.is_empty() {
             return Err(Error::EmptyDataset(path.to_path_buf()));
         }
-        members.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+        members.sort_by_cached_key(|m| natural_key(&m.name));
         Ok(TarDataset {
             archives,
             members,
