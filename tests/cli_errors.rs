@@ -191,7 +191,8 @@ fn models_lists_with_wildcards() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "resnet101d\nresnet152d\nresnet18d\nresnet200d\nresnet26d\nresnet34d\nresnet50d\n\
-         resnetaa101d\nresnetaa34d\nresnetaa50d\nresnetblur101d\nresnetblur50d\n"
+         resnetaa101d\nresnetaa34d\nresnetaa50d\nresnetblur101d\nresnetblur50d\n\
+         resnetv2_101d\nresnetv2_152d\nresnetv2_18d\nresnetv2_34d\nresnetv2_50d\n"
     );
 }
 
