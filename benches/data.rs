@@ -1,10 +1,10 @@
 //! Data pipeline throughput on one core: JPEG decode + RandomResizedCrop(224) + hflip + normalize,
 //! then the same with RandAugment `rand-m9-mstd0.5`. Images: `scripts/bench/make-images.py`
 //! (`.cache/bench-images/`, or `KILN_BENCH_IMAGES`); torchvision's figure: `scripts/bench/torchvision-loader.py`.
+mod common;
+
+use common::rrc224_flip as pipeline;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kiln::train::augment::{
-    aa_transform, AugHparams, HFlip, Interpolation, Pipeline, RandomResizedCrop, Transform,
-};
 use kiln::train::data::{Dataset, ImageFolder};
 use kiln::train::loader::{
     DistributedSampler, Layout, Loader, LoaderOptions, Normalize, IMAGENET_DEFAULT_MEAN,
@@ -16,22 +16,6 @@ use std::sync::Arc;
 fn images_dir() -> PathBuf {
     std::env::var_os("KILN_BENCH_IMAGES")
         .map_or_else(|| PathBuf::from(".cache/bench-images"), PathBuf::from)
-}
-
-/// torchvision's `RandomResizedCrop(224)` (bilinear) + `RandomHorizontalFlip()`, plus `aa` if given.
-fn pipeline(aa: Option<&str>) -> Pipeline {
-    let rrc = RandomResizedCrop {
-        size: (224, 224),
-        scale: (0.08, 1.0),
-        ratio: (0.75, 4.0 / 3.0),
-        interp: Interpolation::Bilinear,
-    };
-    let primary: Vec<Box<dyn Transform>> = vec![Box::new(rrc), Box::new(HFlip(0.5))];
-    let secondary = aa.map(|a| {
-        let hp = AugHparams::for_image(224, &IMAGENET_DEFAULT_MEAN, Interpolation::Random);
-        aa_transform(a, hp).expect("valid aa string")
-    });
-    Pipeline::new(primary, secondary.into_iter().collect())
 }
 
 fn bench_pipeline(c: &mut Criterion, name: &str, aa: Option<&str>, ds: &Arc<ImageFolder>) {

@@ -7,7 +7,9 @@
 //! `cargo bench --bench data_scale`. The trees are made once under `KILN_SCALE_DIR` (default
 //! `.cache/scale`); `KILN_SCALE_FILES` sets the file count; the JPEGs are benches/data.rs's
 //! (`KILN_BENCH_IMAGES`, from `scripts/bench/make-images.py`).
-use kiln::train::augment::{HFlip, Interpolation, Pipeline, RandomResizedCrop, Transform};
+mod common;
+
+use common::rrc224_flip;
 use kiln::train::data::wds::{read_shard, WdsDataset, WdsOptions};
 use kiln::train::data::{Dataset, ImageFolder};
 use kiln::train::loader::{DistributedSampler, Loader, LoaderOptions};
@@ -156,18 +158,6 @@ fn shards(root: &Path) {
     );
 }
 
-/// torchvision's `RandomResizedCrop(224)` + `RandomHorizontalFlip()`, as benches/data.rs.
-fn pipeline() -> Pipeline {
-    let rrc = RandomResizedCrop {
-        size: (224, 224),
-        scale: (0.08, 1.0),
-        ratio: (0.75, 4.0 / 3.0),
-        interp: Interpolation::Bilinear,
-    };
-    let primary: Vec<Box<dyn Transform>> = vec![Box::new(rrc), Box::new(HFlip(0.5))];
-    Pipeline::new(primary, Vec::new())
-}
-
 fn options(n: usize) -> LoaderOptions {
     LoaderOptions {
         batch_size: 32.min(n),
@@ -220,10 +210,11 @@ fn jpegs(root: &Path) {
     write_shards(&dir, &samples, 16).expect("the JPEG shards");
     let folder: Arc<dyn Dataset> = Arc::new(folder);
     let sampler = Box::new(DistributedSampler::single(n, true, 0));
-    let mut from_folder = Loader::new(folder, pipeline(), sampler, options(n)).expect("loader");
+    let mut from_folder =
+        Loader::new(folder, rrc224_flip(None), sampler, options(n)).expect("loader");
     let wds = WdsDataset::open(&dir, WdsOptions::new("train", true, 0, 3)).expect("shards");
     let mut from_shards =
-        Loader::streamed(Arc::new(wds), pipeline(), 1, options(n)).expect("loader");
+        Loader::streamed(Arc::new(wds), rrc224_flip(None), 1, options(n)).expect("loader");
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for p in 0..PASSES {
         let epoch = 1 + p * EPOCHS_PER_PASS;
