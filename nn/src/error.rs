@@ -74,6 +74,15 @@ pub enum Error {
     /// A model cannot be written as ONNX (an op, an opset, a dtype).
     #[error("ONNX export: {0}")]
     Export(String),
+    /// An export option the model's forward does not allow (`option`: `dynamic_size` or
+    /// `training`, as the flags are named), with the reason.
+    #[error("ONNX export with {option}: {msg}")]
+    ExportOption {
+        /// The option refused.
+        option: &'static str,
+        /// What in the forward stands against it.
+        msg: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {msg}")]
     File {

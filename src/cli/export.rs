@@ -222,7 +222,7 @@ fn write_onnx<E: Exportable + ?Sized>(
     output: &Path,
     name: &str,
 ) -> Result<()> {
-    let bytes = export_onnx(exported, opts).map_err(|e| export_error(e, a, name))?;
+    let bytes = export_onnx(exported, opts).map_err(|e| export_error(e, name))?;
     std::fs::write(output, bytes).map_err(|e| Error::io(output, e))?;
     let dynamic = match a.dynamic_size {
         true => "dynamic batch, height and width",
@@ -252,17 +252,17 @@ fn write_onnx<E: Exportable + ?Sized>(
     Ok(())
 }
 
-/// An export error under the flag that asked for what cannot be written: `--dynamic-size` where
-/// the graph depends on the input size, `--training` where the training forward has no graph
-/// (random masks drawn outside it).
-fn export_error(e: kiln_nn::Error, a: &ExportArgs, name: &str) -> Error {
-    let msg = e.to_string();
-    let flag = match (a.dynamic_size, a.training) {
-        (true, _) if msg.contains("input size") || msg.contains("other sizes") => "--dynamic-size",
-        (_, true) => "--training",
-        _ => return e.into(),
-    };
-    Error::flag(flag, format!("{name} cannot be exported so: {msg}"))
+/// An export error, under the flag that asked for what the model's forward does not allow
+/// (`--dynamic-size` where the graph depends on the input size, `--training` where the forward
+/// draws random masks).
+fn export_error(e: kiln_nn::Error, name: &str) -> Error {
+    match e {
+        kiln_nn::Error::ExportOption { option, msg } => Error::flag(
+            &format!("--{}", option.replace('_', "-")),
+            format!("{name} cannot be exported so: {msg}"),
+        ),
+        e => e.into(),
+    }
 }
 
 /// The model flag and the output file, from kiln's `MODEL -o OUT` or timm's `--model M OUT`.

@@ -117,15 +117,19 @@ pub fn export_onnx<M: Exportable + ?Sized>(model: &M, opts: &ExportOptions) -> R
         let [_, h, w] = opts.input_size;
         let probe = probe_size(opts.input_size);
         let sizes = format!("{h}x{w} and {}x{}", probe[1], probe[2]);
+        let refuse = |msg| Error::ExportOption {
+            option: "dynamic_size",
+            msg,
+        };
         let other = lowered(model, opts, probe).map_err(|e| {
-            Error::Export(format!(
+            refuse(format!(
                 "the forward at {}x{} cannot be written ({e}), so the file cannot take other \
                  sizes",
                 probe[1], probe[2]
             ))
         })?;
         if let Some(d) = at.graph.difference(&other.graph) {
-            return Err(Error::Export(format!(
+            return Err(refuse(format!(
                 "the graph depends on the input size: traced at {sizes}, {d}"
             )));
         }

@@ -169,11 +169,14 @@ pub(crate) fn emit(
             g.node("Expand", &[x, &shape], vec![])
         }
         Op::RandomMask { p } => {
-            return Err(refuse(format!(
-                "the forward draws a random mask (dropout or drop path at rate {p}, active in \
-                 training mode), which a deterministic graph cannot hold; export with dropout \
-                 and drop path at 0 (--model-kwargs drop_rate=0 drop_path_rate=0)"
-            )))
+            return Err(crate::Error::ExportOption {
+                option: "training",
+                msg: format!(
+                    "the forward draws a random mask (dropout or drop path at rate {p}, active \
+                     in training mode), which a deterministic graph cannot hold; export with \
+                     dropout and drop path at 0 (--model-kwargs drop_rate=0 drop_path_rate=0)"
+                ),
+            })
         }
         Op::Copy => x.to_string(),
         Op::Concat { dim } => {
