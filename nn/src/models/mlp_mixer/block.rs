@@ -1,34 +1,12 @@
-//! One mixer layer of whichever kind the model is built of, and what every kind is built from.
+//! One mixer layer of whichever kind the model is built of.
 
+use super::block_parts::BlockCfg;
 use super::gating_block::SpatialGatingBlock;
 use super::mixer_block::MixerBlock;
 use super::res_block::ResBlock;
 use super::MixerBlockKind;
-use crate::layers::DropPath;
 use crate::{Children, Module, Result};
 use kiln_engine::Tensor;
-
-/// What a block is built from.
-pub(super) struct BlockCfg {
-    /// Token width.
-    pub dim: usize,
-    /// Tokens (patches) the token mixer spans (timm's `seq_len`).
-    pub seq_len: usize,
-    /// The token MLP's hidden width (`MixerBlock`'s alone).
-    pub tokens_hidden: usize,
-    /// The channel MLP's hidden width.
-    pub channels_hidden: usize,
-    /// The block kind.
-    pub kind: MixerBlockKind,
-}
-
-/// timm's stochastic depth of a residual branch at `rate`.
-pub(super) fn drop_path(rate: f64) -> DropPath {
-    DropPath {
-        p: rate,
-        training: true,
-    }
-}
 
 /// A block of [`MixerBlockKind`] on `[B, N, C]` tokens.
 #[derive(Children)]
@@ -77,9 +55,4 @@ impl Module for Block {
     }
 
     crate::module::not_prunable!();
-}
-
-/// `x + drop_path(branch)`, both `[B, N, C]` tokens.
-pub(super) fn residual(x: &Tensor, branch: &Tensor, drop_path: &DropPath) -> Result<Tensor> {
-    Ok(x.add(&drop_path.forward(branch)?)?)
 }

@@ -1,7 +1,7 @@
 //! timm's `SpatialGatingBlock` (gMLP): one gated MLP after a norm, added back through
 //! stochastic depth.
 
-use super::block::{drop_path, residual, BlockCfg};
+use super::block_parts::{drop_path, residual, BlockCfg};
 use super::gated_mlp::GatedMlp;
 use super::norm::MixerNorm;
 use crate::layers::DropPath;

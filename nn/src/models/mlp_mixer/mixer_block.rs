@@ -1,7 +1,7 @@
 //! timm's `MixerBlock` (MLP-Mixer, gMixer): an MLP across the tokens, then one across the
 //! channels, each after a norm and added back through stochastic depth.
 
-use super::block::{drop_path, residual, BlockCfg};
+use super::block_parts::{drop_path, residual, BlockCfg};
 use super::init;
 use super::norm::MixerNorm;
 use super::MixerBlockKind;

@@ -6,6 +6,7 @@
 
 mod affine;
 mod block;
+mod block_parts;
 mod config;
 mod gated_mlp;
 mod gating_block;

@@ -1,7 +1,8 @@
 //! timm's `MlpMixer`: the patch embedding (`stem`), the blocks, the final norm and the
 //! mean-pooled head.
 
-use super::block::{Block, BlockCfg};
+use super::block::Block;
+use super::block_parts::BlockCfg;
 use super::init;
 use super::norm::MixerNorm;
 use super::MixerCfg;

@@ -2,7 +2,7 @@
 //! channels, each after an `Affine` norm, scaled by its layer scale and added back through
 //! stochastic depth.
 
-use super::block::{drop_path, residual, BlockCfg};
+use super::block_parts::{drop_path, residual, BlockCfg};
 use super::init;
 use super::norm::MixerNorm;
 use crate::layers::{layer_scale_gamma, scale_channels, DropPath, Linear, Mlp, MlpAct};
