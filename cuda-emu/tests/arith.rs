@@ -161,13 +161,8 @@ fn lop3_dp4a_and_testp() {
         .collect();
     input[5] = 0x7f80_0000; // +inf
     input[6] = 0x7fc0_0000; // NaN
-    let din = gpu.stream.clone_htod(&input).unwrap();
-    let mut out = gpu.stream.alloc_zeros::<i32>(32 * 4).unwrap();
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&din).arg(&mut out);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(common::one_block(32)) }.unwrap();
-    let out = gpu.stream.clone_dtoh(&out).unwrap();
+                            // SAFETY: `bits` takes (const int*, int*) and writes 4 values a thread.
+    let out: Vec<i32> = unsafe { common::block_in_out(&gpu, &f, &input, 32, 32 * 4) };
     for t in 0..32 {
         let (a, b, c) = (input[t], input[t + 1], input[t + 2]);
         assert_eq!(out[t * 4], a ^ b ^ c, "lop3 at {t}");
@@ -223,14 +218,8 @@ fn directed_rounding_sqrt_rcp_mul_div() {
         .map(|i| i as f32 * 0.731 + 1.0 / i as f32)
         .collect();
     let n = x.len();
-    let din = gpu.stream.clone_htod(&x).unwrap();
-    let mut out = gpu.stream.alloc_zeros::<f32>(n * 8).unwrap();
-    let n32 = n as i32;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&din).arg(&mut out).arg(&n32);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
-    let o = gpu.stream.clone_dtoh(&out).unwrap();
+    // SAFETY: `directed` takes (const float*, float*, int) and writes 8 values a thread.
+    let o: Vec<f32> = unsafe { common::map_elems(&gpu, &f, &x, 8) };
     for i in 0..n {
         let (a, b) = (x[i] as f64, x[n - 1 - i] as f64);
         let r = &o[i * 8..i * 8 + 8];

@@ -3,7 +3,7 @@
 
 mod common;
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::PushKernelArg;
 
 const CALLS: &str = r#"
 __device__ __noinline__ float poly(float x, int k) {
@@ -34,14 +34,8 @@ fn device_function_calls_and_local_arrays() {
     let f = gpu.func(CALLS, "calls");
     let input: Vec<i32> = (0..77).map(|i| (i * 53) % 91).collect();
     let n = input.len();
-    let din = gpu.stream.clone_htod(&input).unwrap();
-    let mut out = gpu.stream.alloc_zeros::<f32>(n * 3).unwrap();
-    let n32 = n as i32;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&din).arg(&mut out).arg(&n32);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
-    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    // SAFETY: `calls` takes (const int*, float*, int) and writes 3 values a thread.
+    let out: Vec<f32> = unsafe { common::map_elems(&gpu, &f, &input, 3) };
     for i in 0..n {
         let idx = (input[i] & 15) as usize;
         let poly = (0..=idx).fold(0.0f32, |acc, k| acc * 0.5 + (k + 1) as f32);
@@ -78,13 +72,8 @@ fn constant_and_global_module_variables() {
     let Some(gpu) = common::gpu() else { return };
     let m = gpu.module(VARS);
     let f = m.load_function("vars").unwrap();
-    let mut out = gpu.stream.alloc_zeros::<f32>(40).unwrap();
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&mut out);
-    let cfg = common::one_block(40);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(cfg) }.unwrap();
-    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    // SAFETY: `vars` takes (float*) and writes a value a thread.
+    let out: Vec<f32> = unsafe { common::block_out(&gpu, &f, 40, 40) }.unwrap();
     let (coeffs, table) = ([0.5f32, -1.0, 2.0, 0.25], [7.0f32, 11.0, 13.0]);
     for (t, v) in out.iter().enumerate() {
         assert_eq!(*v, coeffs[t & 3] * table[t % 3], "thread {t}");
@@ -142,14 +131,7 @@ fn struct_parameters_by_value() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&tl).arg(&s);
     // SAFETY: argument types match the kernel signature; the pointers are live allocations.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (2, 4, 1),
-            block_dim: (64, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::blocks((2, 4, 1), 64)) }.unwrap();
     for (b, h) in bufs.iter().zip(&host) {
         let got = gpu.stream.clone_dtoh(b).unwrap();
         assert_eq!(got, h.iter().map(|v| v * 2.5).collect::<Vec<_>>());

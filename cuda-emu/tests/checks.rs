@@ -78,9 +78,8 @@ fn out_of_bounds_write_names_kernel_thread_and_address() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out).arg(&n);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(common::one_block(128)) }.map(|_| ());
-    assert!(common::failed_with(r, "CUDA_ERROR_ILLEGAL_ADDRESS"));
-    let msg = common::last_error();
+    let r = unsafe { l.launch(common::one_block(128)) };
+    let msg = common::failure(r, "CUDA_ERROR_ILLEGAL_ADDRESS");
     assert!(msg.contains("out-of-bounds"), "{msg}");
     assert!(msg.contains("`oob_write`"), "{msg}");
     assert!(msg.contains("block (0,0,0) thread (100,0,0)"), "{msg}");
@@ -106,9 +105,8 @@ fn missing_syncthreads_is_a_shared_memory_race() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out).arg(&racy);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(common::one_block(64)) }.map(|_| ());
-    assert!(common::failed_with(r, "CUDA_ERROR_LAUNCH_FAILED"));
-    let msg = common::last_error();
+    let r = unsafe { l.launch(common::one_block(64)) };
+    let msg = common::failure(r, "CUDA_ERROR_LAUNCH_FAILED");
     assert!(
         msg.contains("shared-memory race in kernel `shift_left` block (0,0,0) thread (1,0,0)"),
         "{msg}"
@@ -136,13 +134,9 @@ fn barrier_in_divergent_branch_is_reported() {
     let _turn = serial();
     let Some(gpu) = common::gpu() else { return };
     let f = gpu.func(DIVERGENT_BARRIER, "divergent_barrier");
-    let mut out = gpu.stream.alloc_zeros::<f32>(64).unwrap();
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&mut out);
-    // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(common::one_block(64)) }.map(|_| ());
-    assert!(common::failed_with(r, "CUDA_ERROR_LAUNCH_FAILED"));
-    let msg = common::last_error();
+    // SAFETY: `divergent_barrier` takes (float*) and writes a value a thread.
+    let r = unsafe { common::block_out::<f32>(&gpu, &f, 64, 64) };
+    let msg = common::failure(r, "CUDA_ERROR_LAUNCH_FAILED");
     assert!(
         msg.contains(
             "barrier divergence in kernel `divergent_barrier` block (0,0,0) thread (0,0,0)"
@@ -157,13 +151,9 @@ fn warp_collective_with_missing_lanes_is_reported() {
     let _turn = serial();
     let Some(gpu) = common::gpu() else { return };
     let f = gpu.func(MISSING_LANES, "missing_lanes");
-    let mut out = gpu.stream.alloc_zeros::<i32>(32).unwrap();
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&mut out);
-    // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(common::one_block(32)) }.map(|_| ());
-    assert!(common::failed_with(r, "CUDA_ERROR_LAUNCH_FAILED"));
-    let msg = common::last_error();
+    // SAFETY: `missing_lanes` takes (int*) and writes a value a thread.
+    let r = unsafe { common::block_out::<i32>(&gpu, &f, 32, 32) };
+    let msg = common::failure(r, "CUDA_ERROR_LAUNCH_FAILED");
     assert!(
         msg.contains("warp collective with missing lanes in kernel `missing_lanes`"),
         "{msg}"
@@ -197,9 +187,8 @@ fn misaligned_global_load_is_reported() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&bytes).arg(&mut out).arg(&offset);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(common::one_block(32)) }.map(|_| ());
-    assert!(common::failed_with(r, "CUDA_ERROR_MISALIGNED_ADDRESS"));
-    let msg = common::last_error();
+    let r = unsafe { l.launch(common::one_block(32)) };
+    let msg = common::failure(r, "CUDA_ERROR_MISALIGNED_ADDRESS");
     assert!(
         msg.contains("misaligned access in kernel `misaligned`") && msg.contains("4-byte access"),
         "{msg}"
@@ -216,9 +205,8 @@ fn shared_out_of_bounds_is_reported() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&mut out).arg(&stride);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(common::one_block(64)) }.map(|_| ());
-    assert!(common::failed_with(r, "CUDA_ERROR_ILLEGAL_ADDRESS"));
-    let msg = common::last_error();
+    let r = unsafe { l.launch(common::one_block(64)) };
+    let msg = common::failure(r, "CUDA_ERROR_ILLEGAL_ADDRESS");
     assert!(
         msg.contains("kernel `shared_oob` block (0,0,0) thread (32,0,0)")
             && msg.contains("shared address 0x100, 4-byte access, shared size 256"),

@@ -5,7 +5,7 @@
 mod common;
 
 use std::ptr::null_mut;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::driver::sys::{
     self, CUresult, CUstreamCaptureMode as Mode, CUstreamCaptureStatus as Status,
@@ -14,6 +14,17 @@ use cudarc::driver::{CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 
 /// Captures in global mode reach every thread: the tests of this file run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// This test's turn, the emulator without event tracking and the one stream the test uses;
+/// `None` when skipped.
+fn one_stream() -> Option<(MutexGuard<'static, ()>, common::Gpu, Arc<CudaStream>)> {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let gpu = common::gpu()?;
+    // SAFETY: each test uses one stream for everything, so no cross-stream events are needed.
+    unsafe { gpu.ctx.disable_event_tracking() };
+    let stream = gpu.ctx.new_stream().unwrap();
+    Some((serial, gpu, stream))
+}
 
 const KERNELS: &str = r#"
 extern "C" __global__ void axpb(float* x, float a, float b, int n) {
@@ -97,11 +108,9 @@ fn input(round: usize) -> Vec<f32> {
 
 #[test]
 fn captured_kernels_and_copies_replay_like_eager_execution() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(gpu) = common::gpu() else { return };
-    // SAFETY: the test uses one stream for everything, so no cross-stream events are needed.
-    unsafe { gpu.ctx.disable_event_tracking() };
-    let stream = gpu.ctx.new_stream().unwrap();
+    let Some((_serial, gpu, stream)) = one_stream() else {
+        return;
+    };
     let m = gpu.module(KERNELS);
     let step = || Step {
         axpb: m.load_function("axpb").unwrap(),
@@ -197,11 +206,9 @@ fn elsewhere<T: Send>(gpu: &common::Gpu, f: impl FnOnce() -> T + Send) -> T {
 #[test]
 fn forbidden_calls_during_capture_fail_and_invalidate_it() {
     use CUresult::*;
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(gpu) = common::gpu() else { return };
-    // SAFETY: one stream, no cross-stream events.
-    unsafe { gpu.ctx.disable_event_tracking() };
-    let stream = gpu.ctx.new_stream().unwrap();
+    let Some((_serial, gpu, stream)) = one_stream() else {
+        return;
+    };
     let s = stream.cu_stream();
     let buf = alloc(4);
     let host = [1f32; 4];
@@ -361,11 +368,9 @@ unsafe extern "C" fn bump(data: *mut std::ffi::c_void) {
 #[test]
 fn host_functions_and_graph_launches_are_captured_too() {
     use std::sync::atomic::{AtomicU32, Ordering};
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(gpu) = common::gpu() else { return };
-    // SAFETY: one stream, no cross-stream events.
-    unsafe { gpu.ctx.disable_event_tracking() };
-    let stream = gpu.ctx.new_stream().unwrap();
+    let Some((_serial, _gpu, stream)) = one_stream() else {
+        return;
+    };
     let s = stream.cu_stream();
     let calls = AtomicU32::new(0);
     let data = &calls as *const AtomicU32 as *mut std::ffi::c_void;

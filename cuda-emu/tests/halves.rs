@@ -143,19 +143,9 @@ fn cvt_rounds_and_saturates_in_every_direction() {
         1e20,
         -1e20,
     ];
-    let n = input.len();
-    let din = gpu.stream.clone_htod(&input).unwrap();
-    let mut io = gpu.stream.alloc_zeros::<i64>(n * 6).unwrap();
-    let mut fo = gpu.stream.alloc_zeros::<f32>(n * 4).unwrap();
-    let n32 = n as i32;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&din).arg(&mut io).arg(&mut fo).arg(&n32);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
-    let (io, fo) = (
-        gpu.stream.clone_dtoh(&io).unwrap(),
-        gpu.stream.clone_dtoh(&fo).unwrap(),
-    );
+    // SAFETY: `cvt` takes (const double*, long long*, float*, int) and writes 6 and 4 values a
+    // thread.
+    let (io, fo): (Vec<i64>, Vec<f32>) = unsafe { common::map_elems2(&gpu, &f, &input, (6, 4)) };
     for (i, &d) in input.iter().enumerate() {
         let f = d as f32;
         // CUDA float->int conversions saturate (Rust's `as` does too, and maps NaN to 0).

@@ -48,14 +48,7 @@ fn reduce_with(gpu: &common::Gpu, options: &[&str]) {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&din).arg(&mut out).arg(&n32);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (24, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::blocks((24, 1, 1), 256)) }.unwrap();
     let got = gpu.stream.clone_dtoh(&out).unwrap()[0];
     let want: f64 = x.iter().map(|v| *v as f64).sum();
     let abs_sum: f64 = x.iter().map(|v| v.abs() as f64).sum();

@@ -3,8 +3,6 @@
 
 mod common;
 
-use cudarc::driver::{LaunchConfig, PushKernelArg};
-
 const MATH: &str = r#"
 extern "C" __global__ void math(const float* in, float* out, double* dout, int n) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -39,19 +37,9 @@ fn libdevice_math_matches_rust() {
     let Some(gpu) = common::gpu() else { return };
     let f = gpu.func(MATH, "math");
     let x: Vec<f32> = (0..257).map(|i| (i as f32 - 128.0) * 0.173).collect();
-    let n = x.len();
-    let din = gpu.stream.clone_htod(&x).unwrap();
-    let mut out = gpu.stream.alloc_zeros::<f32>(n * 12).unwrap();
-    let mut dout = gpu.stream.alloc_zeros::<f64>(n * 6).unwrap();
-    let n32 = n as i32;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&din).arg(&mut out).arg(&mut dout).arg(&n32);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
-    let (out, dout) = (
-        gpu.stream.clone_dtoh(&out).unwrap(),
-        gpu.stream.clone_dtoh(&dout).unwrap(),
-    );
+    // SAFETY: `math` takes (const float*, float*, double*, int) and writes 12 and 6 values a
+    // thread.
+    let (out, dout): (Vec<f32>, Vec<f64>) = unsafe { common::map_elems2(&gpu, &f, &x, (12, 6)) };
     for (i, &x) in x.iter().enumerate() {
         let d = x as f64;
         let want = [

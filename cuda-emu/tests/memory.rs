@@ -101,14 +101,7 @@ fn vector_and_narrow_loads_and_stores() {
     let mut l = gpu.stream.launch_builder(&f);
     l.arg(&d4).arg(&d2).arg(&dp).arg(&mut out).arg(&n32);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (2, 1, 1),
-            block_dim: (32, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::blocks((2, 1, 1), 32)) }.unwrap();
     let out = gpu.stream.clone_dtoh(&out).unwrap();
     for i in 0..n {
         let v = &in4[i * 4..i * 4 + 4];
@@ -146,14 +139,8 @@ fn divergent_branches_and_loops() {
     let Some(gpu) = common::gpu() else { return };
     let f = gpu.func(BRANCHES, "branches");
     let input: Vec<i32> = (0..500).map(|i| (i * 7919) % 1000 - 20).collect();
-    let din = gpu.stream.clone_htod(&input).unwrap();
-    let mut out = gpu.stream.alloc_zeros::<i32>(input.len()).unwrap();
-    let n = input.len() as i32;
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&din).arg(&mut out).arg(&n);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
-    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    // SAFETY: `branches` takes (const int*, int*, int) and writes a value a thread.
+    let out: Vec<i32> = unsafe { common::map_elems(&gpu, &f, &input, 1) };
     let want: Vec<i32> = input.iter().map(|&v| branch_ref(v)).collect();
     assert_eq!(out, want);
 }
@@ -223,14 +210,7 @@ fn atomics_under_contention() {
         .arg(&mut fl)
         .arg(&mut db);
     // SAFETY: argument types match the kernel signature.
-    unsafe {
-        l.launch(LaunchConfig {
-            grid_dim: (8, 1, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
-        })
-    }
-    .unwrap();
+    unsafe { l.launch(common::blocks((8, 1, 1), 128)) }.unwrap();
     let ints = gpu.stream.clone_dtoh(&ints).unwrap();
     let sum: i32 = input.iter().sum();
     assert_eq!(ints[0], sum);

@@ -346,13 +346,9 @@ fn warp_wide_instructions_refuse_partial_warps_and_bad_rows() {
     l.arg(&a).arg(&a).arg(&c).arg(&mut d);
     let cfg = common::one_block(16);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(cfg) }.map(|_| ());
-    assert!(common::failed_with(r, "LAUNCH_FAILED"));
-    assert!(
-        common::last_error().contains("needs 32"),
-        "{}",
-        common::last_error()
-    );
+    let r = unsafe { l.launch(cfg) };
+    let msg = common::failure(r, "LAUNCH_FAILED");
+    assert!(msg.contains("needs 32"), "{msg}");
 
     let f = gpu.func(&ldmatrix_source(2, false), "ldm");
     let tile = gpu.stream.alloc_zeros::<u16>(ROWS * PITCH).unwrap();
@@ -363,9 +359,8 @@ fn warp_wide_instructions_refuse_partial_warps_and_bad_rows() {
     l.arg(&tile).arg(&drows).arg(&mut out);
     let cfg = common::one_block(32);
     // SAFETY: argument types match the kernel signature.
-    let r = unsafe { l.launch(cfg) }.map(|_| ());
-    assert!(common::failed_with(r, "MISALIGNED_ADDRESS"));
-    let msg = common::last_error();
+    let r = unsafe { l.launch(cfg) };
+    let msg = common::failure(r, "MISALIGNED_ADDRESS");
     assert!(
         msg.contains("16-byte") && msg.contains("thread (5,0,0)"),
         "{msg}"

@@ -2,8 +2,6 @@
 
 mod common;
 
-use cudarc::driver::PushKernelArg;
-
 const WARP: &str = r#"
 extern "C" __global__ void warp(const int* in, int* out) {
   int t = threadIdx.x, lane = t & 31;
@@ -71,13 +69,8 @@ fn shuffles_votes_and_partial_masks() {
     let f = gpu.func(WARP, "warp");
     let n = 96usize;
     let input: Vec<i32> = (0..n as i32).map(|i| (i * 131) % 97 - 40).collect();
-    let din = gpu.stream.clone_htod(&input).unwrap();
-    let mut out = gpu.stream.alloc_zeros::<i32>(n * 8).unwrap();
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&din).arg(&mut out);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(common::one_block(n as u32)) }.unwrap();
-    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    // SAFETY: `warp` takes (const int*, int*) and writes 8 values a thread.
+    let out: Vec<i32> = unsafe { common::block_in_out(&gpu, &f, &input, n as u32, n * 8) };
     let want = reference(&input);
     for t in 0..n {
         assert_eq!(
@@ -105,13 +98,8 @@ fn warp_reductions_and_matches() {
     let Some(gpu) = common::gpu() else { return };
     let f = gpu.func(REDUX, "redux");
     let input: Vec<u32> = (0..64u32).map(|i| (i * 37) % 101).collect();
-    let din = gpu.stream.clone_htod(&input).unwrap();
-    let mut out = gpu.stream.alloc_zeros::<u32>(64 * 4).unwrap();
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&din).arg(&mut out);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(common::one_block(64)) }.unwrap();
-    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    // SAFETY: `redux` takes (const unsigned*, unsigned*) and writes 4 values a thread.
+    let out: Vec<u32> = unsafe { common::block_in_out(&gpu, &f, &input, 64, 64 * 4) };
     for t in 0..64 {
         let warp = &input[t / 32 * 32..t / 32 * 32 + 32];
         assert_eq!(out[t * 4], warp.iter().sum::<u32>(), "reduce_add at {t}");
@@ -148,12 +136,8 @@ extern "C" __global__ void active(int* out) {
 fn activemask_reports_the_lanes_of_the_branch() {
     let Some(gpu) = common::gpu() else { return };
     let f = gpu.func(ACTIVE, "active");
-    let mut out = gpu.stream.alloc_zeros::<i32>(64).unwrap();
-    let mut l = gpu.stream.launch_builder(&f);
-    l.arg(&mut out);
-    // SAFETY: argument types match the kernel signature.
-    unsafe { l.launch(common::one_block(64)) }.unwrap();
-    let out = gpu.stream.clone_dtoh(&out).unwrap();
+    // SAFETY: `active` takes (int*) and writes a value a thread.
+    let out: Vec<i32> = unsafe { common::block_out(&gpu, &f, 64, 64) }.unwrap();
     for w in 0..2 {
         let lanes = |taken: bool| {
             (0..32)

@@ -7,7 +7,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaStream, DeviceRepr, DriverError, LaunchConfig,
+    PushKernelArg, ValidAsZeroBits,
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
@@ -113,19 +114,128 @@ impl Gpu {
 
 /// One block of `threads` threads, no dynamic shared memory.
 pub const fn one_block(threads: u32) -> LaunchConfig {
+    blocks((1, 1, 1), threads)
+}
+
+/// A `grid` of blocks of `threads` threads each (along x), no dynamic shared memory.
+pub const fn blocks(grid: (u32, u32, u32), threads: u32) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (1, 1, 1),
+        grid_dim: grid,
         block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
     }
 }
 
 /// Whether a launch failed with the given CUDA error name.
-pub fn failed_with(r: Result<(), DriverError>, name: &str) -> bool {
+pub fn failed_with<T>(r: Result<T, DriverError>, name: &str) -> bool {
     match r {
-        Ok(()) => false,
+        Ok(_) => false,
         Err(e) => format!("{e:?}").contains(name),
     }
+}
+
+/// Asserts that a launch failed with the given CUDA error name; returns the emulator's message.
+pub fn failure<T>(r: Result<T, DriverError>, name: &str) -> String {
+    assert!(failed_with(r, name), "the launch did not fail with {name}");
+    last_error()
+}
+
+/// Runs `f(in, out, n)` with a thread per element of `input`; returns `out`, `per` values an
+/// element.
+///
+/// # Safety
+/// `f` must take `(const I* in, O* out, int n)` and write at most `per` values an element.
+pub unsafe fn map_elems<I, O>(gpu: &Gpu, f: &CudaFunction, input: &[I], per: usize) -> Vec<O>
+where
+    I: DeviceRepr,
+    O: DeviceRepr + ValidAsZeroBits + Default + Clone,
+{
+    let n = input.len();
+    let din = gpu.stream.clone_htod(input).unwrap();
+    let mut out = gpu.stream.alloc_zeros::<O>(n * per).unwrap();
+    let n32 = n as i32;
+    let mut l = gpu.stream.launch_builder(f);
+    l.arg(&din).arg(&mut out).arg(&n32);
+    // SAFETY: the caller vouches for the signature and the output size.
+    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
+    gpu.stream.clone_dtoh(&out).unwrap()
+}
+
+/// Runs `f(in, a, b, n)` with a thread per element of `input`; returns `a` and `b`, `per.0` and
+/// `per.1` values an element.
+///
+/// # Safety
+/// `f` must take `(const I* in, A* a, B* b, int n)` and write at most `per` values an element.
+pub unsafe fn map_elems2<I, A, B>(
+    gpu: &Gpu,
+    f: &CudaFunction,
+    input: &[I],
+    per: (usize, usize),
+) -> (Vec<A>, Vec<B>)
+where
+    I: DeviceRepr,
+    A: DeviceRepr + ValidAsZeroBits + Default + Clone,
+    B: DeviceRepr + ValidAsZeroBits + Default + Clone,
+{
+    let n = input.len();
+    let din = gpu.stream.clone_htod(input).unwrap();
+    let mut a = gpu.stream.alloc_zeros::<A>(n * per.0).unwrap();
+    let mut b = gpu.stream.alloc_zeros::<B>(n * per.1).unwrap();
+    let n32 = n as i32;
+    let mut l = gpu.stream.launch_builder(f);
+    l.arg(&din).arg(&mut a).arg(&mut b).arg(&n32);
+    // SAFETY: the caller vouches for the signature and the output sizes.
+    unsafe { l.launch(LaunchConfig::for_num_elems(n as u32)) }.unwrap();
+    (
+        gpu.stream.clone_dtoh(&a).unwrap(),
+        gpu.stream.clone_dtoh(&b).unwrap(),
+    )
+}
+
+/// Runs `f(in, out)` as one block of `threads` threads; returns `out` (`out_len` values).
+///
+/// # Safety
+/// `f` must take `(const I* in, O* out)` and write at most `out_len` values.
+pub unsafe fn block_in_out<I, O>(
+    gpu: &Gpu,
+    f: &CudaFunction,
+    input: &[I],
+    threads: u32,
+    out_len: usize,
+) -> Vec<O>
+where
+    I: DeviceRepr,
+    O: DeviceRepr + ValidAsZeroBits + Default + Clone,
+{
+    let din = gpu.stream.clone_htod(input).unwrap();
+    let mut out = gpu.stream.alloc_zeros::<O>(out_len).unwrap();
+    let mut l = gpu.stream.launch_builder(f);
+    l.arg(&din).arg(&mut out);
+    // SAFETY: the caller vouches for the signature and the output size.
+    unsafe { l.launch(one_block(threads)) }.unwrap();
+    gpu.stream.clone_dtoh(&out).unwrap()
+}
+
+/// Launches `f(out)` as one block of `threads` threads over `out_len` zeros; returns `out`, or
+/// the launch's error.
+///
+/// # Safety
+/// `f` must take `(O* out)` and write at most `out_len` values.
+pub unsafe fn block_out<O>(
+    gpu: &Gpu,
+    f: &CudaFunction,
+    threads: u32,
+    out_len: usize,
+) -> Result<Vec<O>, DriverError>
+where
+    O: DeviceRepr + ValidAsZeroBits + Default + Clone,
+{
+    let mut out = gpu.stream.alloc_zeros::<O>(out_len).unwrap();
+    let mut l = gpu.stream.launch_builder(f);
+    l.arg(&mut out);
+    // SAFETY: the caller vouches for the signature and the output size.
+    unsafe { l.launch(one_block(threads)) }?;
+    Ok(gpu.stream.clone_dtoh(&out).unwrap())
 }
 
 /// A tiled matmul kernel (used by the matmul and the counters tests).
