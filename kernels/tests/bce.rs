@@ -3,8 +3,8 @@
 //! block-per-row shape, forward and backward.
 
 mod common;
+use common::gpu;
 use common::loss::{assert_rows_f64, scales, Batch, SHAPES};
-use common::{assert_close, gpu};
 use kiln_kernels::cpu::bce::{self as cpu, BceOpts};
 use kiln_kernels::cpu::softmax_xent::Targets;
 use kiln_kernels::cuda::bce as cuda;
@@ -54,25 +54,13 @@ fn bce_matches_the_cpu_for_every_target_kind() {
             let dloss = g.zeros::<f32>(rows);
             let (px, pl) = (g.ptr(&b.dx), g.ptr(&dloss));
             cuda::bce_fwd(&k, "f32", px, RowDims { rows, len }, gt, o, pl).unwrap();
-            assert_close(
-                &format!("loss {what}"),
-                &g.download(&dloss),
-                &loss,
-                1e-5,
-                1e-5,
-            );
+            g.assert_close(&format!("loss {what}"), &dloss, &loss, 1e-5, 1e-5);
             let mut want_dx = vec![0f32; rows * len];
             cpu::bce_bwd(&b.x, len, ct, o, &scale, &mut want_dx);
             let dx = g.zeros::<f32>(rows * len);
             let (psc, pdx) = (g.ptr(&dscale), g.ptr(&dx));
             cuda::bce_bwd(&k, "f32", px, RowDims { rows, len }, gt, o, (psc, pdx)).unwrap();
-            assert_close(
-                &format!("dx {what}"),
-                &g.download(&dx),
-                &want_dx,
-                1e-7,
-                1e-5,
-            );
+            g.assert_close(&format!("dx {what}"), &dx, &want_dx, 1e-7, 1e-5);
         }
     }
 }

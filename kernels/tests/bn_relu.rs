@@ -3,9 +3,12 @@
 //! split each channel across several blocks and cross a 32-channel tile.
 
 mod common;
-use common::{assert_close, gpu};
+use common::elem::Elem;
+use common::{assert_close, gpu, Gpu};
+use cudarc::driver::CudaSlice;
 use kiln_kernels::cpu::bn_relu::{self as cpu, BnBackward, ChannelDims};
 use kiln_kernels::cuda::bn_relu::{self as cuda, BnBwd};
+use kiln_kernels::cuda::Kernels;
 
 /// (n, c, hw): 3 channels of 2185 elements (several splits), then 37 channels of 70.
 /// Odd channel counts take the scalar kernels; 64, 96 and 1024 channels-last f32 the packed ones
@@ -29,6 +32,21 @@ fn as_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
 
+/// The kernel's per-channel batch mean and variance of `x` (no running buffers, no affine
+/// outputs).
+fn batch_stats<T: Elem>(
+    g: &Gpu,
+    k: &Kernels,
+    x: &CudaSlice<T>,
+    d: ChannelDims,
+) -> (Vec<T>, Vec<T>) {
+    let (gm, gv) = (g.zeros::<T>(d.c), g.zeros::<T>(d.c));
+    let (none, no_aff) = (cuda::BnRunning::default(), cuda::BnAffine::default());
+    let out = (g.ptr(&gm), g.ptr(&gv));
+    cuda::bn_stats(k, T::TY, g.ptr(x), d, out, &none, &no_aff).unwrap();
+    (g.download(&gm), g.download(&gv))
+}
+
 fn check_layout(channels_last: bool) {
     let Some(g) = gpu() else { return };
     let k = g.kernels();
@@ -48,30 +66,13 @@ fn check_layout(channels_last: bool) {
         let (dx_, dres_, ddy) = (g.upload(&x), g.upload(&res), g.upload(&dy));
 
         let (mean, var) = cpu::bn_stats(&x, d);
-        let (gm, gv) = (g.zeros::<f32>(c), g.zeros::<f32>(c));
-        let (none, no_aff) = (cuda::BnRunning::default(), cuda::BnAffine::default());
-        cuda::bn_stats(
-            &k,
-            "f32",
-            g.ptr(&dx_),
-            d,
-            (g.ptr(&gm), g.ptr(&gv)),
-            &none,
-            &no_aff,
-        )
-        .unwrap();
+        let (gm, gv) = batch_stats(&g, &k, &dx_, d);
         let (mean32, var32): (Vec<f32>, Vec<f32>) = (
             mean.iter().map(|&v| v as f32).collect(),
             var.iter().map(|&v| v as f32).collect(),
         );
-        assert_close(
-            &format!("mean {what}"),
-            &g.download(&gm),
-            &mean32,
-            0.0,
-            1e-6,
-        );
-        assert_close(&format!("var {what}"), &g.download(&gv), &var32, 1e-6, 1e-4);
+        assert_close(&format!("mean {what}"), &gm, &mean32, 0.0, 1e-6);
+        assert_close(&format!("var {what}"), &gv, &var32, 1e-6, 1e-4);
 
         // γ and β cycle every 37 channels, so wide shapes keep the magnitudes of narrow ones.
         let gamma: Vec<f32> = (0..c).map(|i| 0.5 + (i % 37) as f32 / 7.0).collect();
@@ -134,27 +135,9 @@ fn check_layout(channels_last: bool) {
             let (pdy, pdx, pdg, pdb) = (g.ptr(&ddy), g.ptr(&gdx), g.ptr(&gdg), g.ptr(&gdb));
             cuda::bn_act_bwd(&k, "f32", pdy, &sb, d, (pdx, dres_ptr), (pdg, pdb)).unwrap();
             let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-            assert_close(
-                &format!("dbeta {what}"),
-                &g.download(&gdb),
-                &to32(&dbeta),
-                1e-3,
-                1e-4,
-            );
-            assert_close(
-                &format!("dgamma {what}"),
-                &g.download(&gdg),
-                &to32(&dgamma),
-                1e-3,
-                1e-4,
-            );
-            assert_close(
-                &format!("dx {what}"),
-                &g.download(&gdx),
-                &want_dx,
-                1e-5,
-                1e-3,
-            );
+            g.assert_close(&format!("dbeta {what}"), &gdb, &to32(&dbeta), 1e-3, 1e-4);
+            g.assert_close(&format!("dgamma {what}"), &gdg, &to32(&dgamma), 1e-3, 1e-4);
+            g.assert_close(&format!("dx {what}"), &gdx, &want_dx, 1e-5, 1e-3);
             if relu {
                 assert_eq!(g.download(&gdres), want_dres, "dres {what}");
             }
@@ -184,20 +167,8 @@ fn bn_stats_in_f64_matches_the_cpu() {
     };
     let x: Vec<f64> = as_f64(&data(d.n * d.c * d.hw, 4, -1e3));
     let (mean, var) = cpu::bn_stats(&x, d);
-    let dx_ = g.upload(&x);
-    let (gm, gv) = (g.zeros::<f64>(d.c), g.zeros::<f64>(d.c));
-    let (none, no_aff) = (cuda::BnRunning::default(), cuda::BnAffine::default());
-    cuda::bn_stats(
-        &k,
-        "f64",
-        g.ptr(&dx_),
-        d,
-        (g.ptr(&gm), g.ptr(&gv)),
-        &none,
-        &no_aff,
-    )
-    .unwrap();
-    for (got, want) in [(g.download(&gm), mean), (g.download(&gv), var)] {
+    let (gm, gv) = batch_stats(&g, &k, &g.upload(&x), d);
+    for (got, want) in [(gm, mean), (gv, var)] {
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
         }
@@ -256,20 +227,8 @@ fn bn_stats_updates_running_buffers_like_the_cpu() {
             );
         }
         let what = format!("channels_last={channels_last}");
-        assert_close(
-            &format!("running mean {what}"),
-            &g.download(&grm),
-            &rm,
-            1e-6,
-            1e-6,
-        );
-        assert_close(
-            &format!("running var {what}"),
-            &g.download(&grv),
-            &rv,
-            1e-6,
-            1e-6,
-        );
+        g.assert_close(&format!("running mean {what}"), &grm, &rm, 1e-6, 1e-6);
+        g.assert_close(&format!("running var {what}"), &grv, &rv, 1e-6, 1e-6);
         assert_eq!(g.download(&batches), vec![43], "num_batches_tracked {what}");
         for (name, got, want) in [
             ("invstd", &outs[0], &want[0]),
@@ -277,13 +236,7 @@ fn bn_stats_updates_running_buffers_like_the_cpu() {
             ("shift", &outs[2], &want[2]),
         ] {
             let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-            assert_close(
-                &format!("{name} {what}"),
-                &g.download(got),
-                &want,
-                1e-5,
-                1e-5,
-            );
+            g.assert_close(&format!("{name} {what}"), got, &want, 1e-5, 1e-5);
         }
     }
 }

@@ -365,6 +365,14 @@ fn conv_plans_direct_for_narrow_groups_and_splits_small_filter_grids() {
     assert_eq!(wide.plan("f32", ConvPass::BwdData, 132, false).splits, 1);
 }
 
+/// The tensor-core implicit GEMM in `tile`, the filter gradient's reduction in `splits` slices.
+fn tensor_cores(tile: Tile, splits: usize) -> ConvPlan {
+    ConvPlan {
+        algo: ConvAlgo::TensorCore(tile),
+        splits,
+    }
+}
+
 /// Every shape (narrow ones too, which default plans send to direct kernels) and pass on tensor
 /// cores in both tiles, f16 and bf16, both layouts, the filter gradient also in three slices;
 /// plus shapes whose NHWC operands all copy in 16-byte chunks (16 and 32 channels a group, a
@@ -372,20 +380,15 @@ fn conv_plans_direct_for_narrow_groups_and_splits_small_filter_grids() {
 #[test]
 fn conv_tensor_cores_match_naive() {
     let Some(g) = gpu() else { return };
-    let k = g.kernels();
-    if k.arch() < 80 {
-        eprintln!("skipped: sm_{} has no tensor-core convolution", k.arch());
+    let Some(k) = g.tensor_core_kernels("convolution") else {
         return;
-    }
+    };
     let wide = [
         conv([2, 16, 9, 7], 24, 3, 2, 1, 1, 1),
         conv([1, 32, 6, 5], 16, 3, 1, 1, 1, 1),
     ];
     for tile in [Tile::T64, Tile::T128] {
-        let plan = |splits| ConvPlan {
-            algo: ConvAlgo::TensorCore(tile),
-            splits,
-        };
+        let plan = |splits| tensor_cores(tile, splits);
         for (i, s) in SHAPES.iter().chain(&wide).enumerate() {
             for cl in [false, true] {
                 let d = s.dims(cl);
@@ -432,21 +435,16 @@ fn conv_tensor_cores_match_naive() {
 #[test]
 fn conv_tensor_core_tiles_match_naive_across_partial_tiles() {
     let Some(g) = gpu() else { return };
-    let k = g.kernels();
-    if k.arch() < 80 {
-        eprintln!("skipped: sm_{} has no tensor-core convolution", k.arch());
+    let Some(k) = g.tensor_core_kernels("convolution") else {
         return;
-    }
+    };
     let shapes = [
         conv([2, 24, 10, 9], 136, 1, 1, 0, 1, 1),
         conv([2, 16, 17, 15], 130, 3, 2, 1, 1, 1),
         conv([1, 144, 9, 16], 144, 1, 1, 0, 1, 2),
     ];
     for tile in [Tile::T64, Tile::T128] {
-        let plan = |splits| ConvPlan {
-            algo: ConvAlgo::TensorCore(tile),
-            splits,
-        };
+        let plan = |splits| tensor_cores(tile, splits);
         for (i, s) in shapes.iter().enumerate() {
             let cl = i != 1 || tile == Tile::T128;
             let d = s.dims(cl);

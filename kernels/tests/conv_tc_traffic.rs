@@ -21,11 +21,9 @@ fn field(line: &str, name: &str) -> u64 {
 #[test]
 fn t128_reads_less_global_memory_than_t64() {
     let Some(g) = gpu() else { return };
-    let k = g.kernels();
-    if k.arch() < 80 {
-        eprintln!("skipped: sm_{} has no tensor-core convolution", k.arch());
+    let Some(k) = g.tensor_core_kernels("convolution") else {
         return;
-    }
+    };
     // The counters are the emulator's; a GPU's (scripts/gpu-accept.sh runs every kernels test)
     // has none, and the tiles' speed there is the train_step benches' to show.
     let device = g.ctx.name().unwrap_or_default();

@@ -1,7 +1,7 @@
 //! elementwise.cu (through its launchers) against the CPU twin on odd sizes and broadcast strides.
 
 mod common;
-use common::{assert_close, gpu};
+use common::{assert_close, bf16_bits, f16_bits, gpu};
 use kiln_kernels::cpu::elementwise::{self as cpu, BinaryOp, CmpOp, UnaryOp};
 use kiln_kernels::cuda::elementwise::{self as cuda, Operand};
 
@@ -122,17 +122,9 @@ fn casts_round_like_the_half_crate() {
     let dx = g.upload(&x);
     let y = g.zeros::<u16>(n);
     cuda::cast(&k, "f32", "f16", g.ptr(&dx), g.ptr(&y), n).unwrap();
-    let want: Vec<u16> = x
-        .iter()
-        .map(|&v| half::f16::from_f32(v).to_bits())
-        .collect();
-    assert_eq!(g.download(&y), want, "f32 -> f16");
+    assert_eq!(g.download(&y), f16_bits(&x), "f32 -> f16");
     cuda::cast(&k, "f32", "bf16", g.ptr(&dx), g.ptr(&y), n).unwrap();
-    let want: Vec<u16> = x
-        .iter()
-        .map(|&v| half::bf16::from_f32(v).to_bits())
-        .collect();
-    assert_eq!(g.download(&y), want, "f32 -> bf16");
+    assert_eq!(g.download(&y), bf16_bits(&x), "f32 -> bf16");
 }
 
 #[test]
@@ -168,21 +160,40 @@ fn dense_f32_takes_float4_when_aligned_and_scalar_otherwise() {
     if gpu().is_none() {
         return;
     }
-    let n = 1003;
-    let a: Vec<f32> = (0..n + 1).map(|i| i as f32 * 0.25 - 7.0).collect();
-    let b: Vec<f32> = (0..n + 1).map(|i| 3.0 - i as f32 * 0.125).collect();
+    let (a, b) = dense_operands();
     // Offset 0 is 16-byte aligned (float4 body + 3-element tail); offset 1 is not (scalar path).
     for offset in [0usize, 1] {
-        let (sub, square) = sub_and_square("f32", &a, &b, offset, n);
-        let (x, y) = (&a[offset..offset + n], &b[offset..offset + n]);
-        let want_sub: Vec<f32> = x.iter().zip(y).map(|(p, q)| p - q).collect();
-        let want_square: Vec<f32> = x.iter().map(|p| p * p).collect();
-        assert_eq!(
-            (sub, square),
-            (want_sub, want_square),
-            "f32 at offset {offset}"
-        );
+        check_exact("f32", &a, &b, offset);
     }
+}
+
+/// The dense tests' element count: whole 16-byte packs and a tail.
+const DENSE_N: usize = 1003;
+
+/// The dense tests' operands: `DENSE_N` + 1 elements, so a window can start at offset 0 or 1.
+fn dense_operands() -> (Vec<f32>, Vec<f32>) {
+    (
+        (0..DENSE_N + 1).map(|i| i as f32 * 0.25 - 7.0).collect(),
+        (0..DENSE_N + 1).map(|i| 3.0 - i as f32 * 0.125).collect(),
+    )
+}
+
+/// Asserts Sub and Square of `ty` over `DENSE_N` elements of `a` and `b` from `offset` equal
+/// a - b and a² computed on the host in `T`.
+fn check_exact<T>(ty: &str, a: &[T], b: &[T], offset: usize)
+where
+    T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Default + Clone + Copy,
+    T: std::ops::Sub<Output = T> + std::ops::Mul<Output = T> + PartialEq + std::fmt::Debug,
+{
+    let (sub, square) = sub_and_square(ty, a, b, offset, DENSE_N);
+    let (x, y) = (&a[offset..offset + DENSE_N], &b[offset..offset + DENSE_N]);
+    let want_sub: Vec<T> = x.iter().zip(y).map(|(&p, &q)| p - q).collect();
+    let want_square: Vec<T> = x.iter().map(|&p| p * p).collect();
+    assert_eq!(
+        (sub, square),
+        (want_sub, want_square),
+        "{ty} at offset {offset}"
+    );
 }
 
 /// Runs a Sub and a Square over `n` elements of `ty` (raw bits of `T`) from `offset` elements in,
@@ -260,12 +271,10 @@ fn dense_halves_and_doubles_move_in_16_byte_packs_when_aligned_and_singly_otherw
     // 1003 elements: whole packs and a tail. Offset 0 is 16-byte aligned (the packed kernels);
     // offset 1 is not (the strided kernels). Results round as the CPU's f32 arithmetic rounded
     // to the storage type, exactly.
-    let n = 1003;
-    let xs: Vec<f32> = (0..n + 1).map(|i| i as f32 * 0.25 - 7.0).collect();
-    let ys: Vec<f32> = (0..n + 1).map(|i| 3.0 - i as f32 * 0.125).collect();
+    let (xs, ys) = dense_operands();
     for offset in [0usize, 1] {
-        let range = offset..offset + n;
-        let (x, y) = (&xs[range.clone()], &ys[range.clone()]);
+        let range = offset..offset + DENSE_N;
+        let (x, y) = (&xs[range.clone()], &ys[range]);
         check_halves(
             "f16",
             |v| half::f16::from_f32(v).to_bits(),
@@ -282,14 +291,6 @@ fn dense_halves_and_doubles_move_in_16_byte_packs_when_aligned_and_singly_otherw
         );
 
         let d = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64 / 3.0).collect() };
-        let (sub, square) = sub_and_square("f64", &d(&xs), &d(&ys), offset, n);
-        let (dx, dy) = (&d(&xs)[range.clone()], &d(&ys)[range.clone()]);
-        let want_sub: Vec<f64> = dx.iter().zip(dy).map(|(a, b)| a - b).collect();
-        let want_square: Vec<f64> = dx.iter().map(|a| a * a).collect();
-        assert_eq!(
-            (sub, square),
-            (want_sub, want_square),
-            "f64 at offset {offset}"
-        );
+        check_exact("f64", &d(&xs), &d(&ys), offset);
     }
 }

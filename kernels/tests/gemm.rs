@@ -237,11 +237,9 @@ fn gemm_128_tiles_match_reference() {
 #[test]
 fn gemm_tc_matches_reference_on_odd_shapes_and_strides() {
     let Some(g) = gpu() else { return };
-    let k = g.kernels();
-    if k.arch() < 80 {
-        eprintln!("skipped: sm_{} has no tensor-core GEMM", k.arch());
+    let Some(k) = g.tensor_core_kernels("GEMM") else {
         return;
-    }
+    };
     for c in odd_cases() {
         check::<f16>(&k, &g, c, Via::TensorCores(None));
         check::<bf16>(&k, &g, c, Via::TensorCores(None));

@@ -5,7 +5,7 @@
 //! run through tests/gemm.rs's harness.
 
 mod common;
-use common::elem::values;
+use common::elem::{values, Elem};
 use common::gpu;
 use half::{bf16, f16};
 use kiln_kernels::cuda::gemm::{gemm_tiled, GemmArgs, Tile};
@@ -29,6 +29,15 @@ fn dense(m: usize, n: usize, k: usize, a: u64, b: u64, c: u64) -> GemmArgs {
     }
 }
 
+/// `v` rounded to the 16-bit float `T`: the rounded values (exactly, in f64) and their `bits`.
+fn rounded<T: Elem>(v: Vec<f64>, bits: fn(T) -> u16) -> (Vec<f64>, Vec<u16>) {
+    let r: Vec<T> = v.into_iter().map(T::enc).collect();
+    (
+        r.iter().map(|&x| x.dec()).collect(),
+        r.iter().map(|&x| bits(x)).collect(),
+    )
+}
+
 /// Runs one m×n×k product of `ty` in both tensor-core tiles and checks every element of C against Σ a·b in f64: within
 /// f32 accumulation's error bound (k roundings of at most 2^-24 of the running |sum|) plus one
 /// rounding to `ty` (2^-11 relative for f16, 2^-8 for bf16). k and n multiples of 8 make both
@@ -37,24 +46,11 @@ fn check(ty: &str, m: usize, n: usize, k: usize) {
     let Some(g) = gpu() else { return };
     let kern = g.kernels();
     // Round through the dtype so the reference multiplies exactly the stored values.
-    let (a, b, a_bits, b_bits): (Vec<f64>, Vec<f64>, Vec<u16>, Vec<u16>) = if ty == "f16" {
-        let a: Vec<f16> = values(m * k, 1).into_iter().map(f16::from_f64).collect();
-        let b: Vec<f16> = values(k * n, 2).into_iter().map(f16::from_f64).collect();
-        (
-            a.iter().map(|v| v.to_f64()).collect(),
-            b.iter().map(|v| v.to_f64()).collect(),
-            a.iter().map(|v| v.to_bits()).collect(),
-            b.iter().map(|v| v.to_bits()).collect(),
-        )
+    let (a, b) = (values(m * k, 1), values(k * n, 2));
+    let ((a, a_bits), (b, b_bits)) = if ty == "f16" {
+        (rounded(a, f16::to_bits), rounded(b, f16::to_bits))
     } else {
-        let a: Vec<bf16> = values(m * k, 1).into_iter().map(bf16::from_f64).collect();
-        let b: Vec<bf16> = values(k * n, 2).into_iter().map(bf16::from_f64).collect();
-        (
-            a.iter().map(|v| v.to_f64()).collect(),
-            b.iter().map(|v| v.to_f64()).collect(),
-            a.iter().map(|v| v.to_bits()).collect(),
-            b.iter().map(|v| v.to_bits()).collect(),
-        )
+        (rounded(a, bf16::to_bits), rounded(b, bf16::to_bits))
     };
     let (da, db) = (g.upload(&a_bits), g.upload(&b_bits));
     let nan = if ty == "f16" { 0x7e00u16 } else { 0x7fc0 };

@@ -2,7 +2,7 @@
 //! bf16 for RGB and single-channel batches, from an aligned and an unaligned source.
 
 mod common;
-use common::gpu;
+use common::{bf16_bits, f16_bits, gpu};
 use kiln_kernels::cpu::layout as cpu;
 use kiln_kernels::cuda::layout as cuda;
 
@@ -34,19 +34,11 @@ fn normalize_matches_the_cpu_for_every_output_type() {
 
         let out = g.zeros::<u16>(total);
         cuda::normalize_u8_nhwc(&k, "f16", psrc, (n * h * w, c), (mean, std), g.ptr(&out)).unwrap();
-        let want16: Vec<u16> = want
-            .iter()
-            .map(|&v| half::f16::from_f32(v).to_bits())
-            .collect();
-        assert_eq!(g.download(&out), want16, "f16 {what}");
+        assert_eq!(g.download(&out), f16_bits(&want), "f16 {what}");
 
         cuda::normalize_u8_nhwc(&k, "bf16", psrc, (n * h * w, c), (mean, std), g.ptr(&out))
             .unwrap();
-        let wantb: Vec<u16> = want
-            .iter()
-            .map(|&v| half::bf16::from_f32(v).to_bits())
-            .collect();
-        assert_eq!(g.download(&out), wantb, "bf16 {what}");
+        assert_eq!(g.download(&out), bf16_bits(&want), "bf16 {what}");
     }
 }
 

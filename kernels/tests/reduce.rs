@@ -1,15 +1,34 @@
 //! reduce.cu (through its launchers) against the CPU twin, warp-per-row and block-per-row shapes.
 
 mod common;
-use common::{assert_close, gpu};
+use common::elem::Elem;
+use common::{assert_close, gpu, Gpu};
 use kiln_kernels::cpu::reduce::{self as cpu, ReduceOp};
+use kiln_kernels::cpu::Real;
 use kiln_kernels::cuda::reduce as cuda;
+use kiln_kernels::cuda::Kernels;
 
 /// A deterministic, sign-mixed row-major matrix.
 fn matrix(rows: usize, len: usize) -> Vec<f32> {
     (0..rows * len)
         .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 97.0)
         .collect()
+}
+
+/// `op` over each row (`len` elements) of `x`: the kernel's result and the CPU twin's.
+fn reduce<T: Elem + Real>(
+    g: &Gpu,
+    k: &Kernels,
+    op: ReduceOp,
+    x: &[T],
+    len: usize,
+) -> (Vec<T>, Vec<T>) {
+    let rows = x.len() / len;
+    let mut want = vec![T::default(); rows];
+    cpu::reduce_rows(op, x, len, &mut want);
+    let (dx, out) = (g.upload(x), g.zeros::<T>(rows));
+    cuda::reduce_rows(k, T::TY, op, g.ptr(&dx), g.ptr(&out), rows, len).unwrap();
+    (g.download(&out), want)
 }
 
 #[test]
@@ -19,14 +38,10 @@ fn reduce_rows_matches_the_cpu_for_short_and_long_rows() {
     // (rows, len): a warp per row (incl. len 1), then a block per row.
     for (rows, len) in [(37, 45), (5, 1), (3, 1500)] {
         let x = matrix(rows, len);
-        let dx = g.upload(&x);
         for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
-            let mut want = vec![0f32; rows];
-            cpu::reduce_rows(op, &x, len, &mut want);
-            let out = g.zeros::<f32>(rows);
-            cuda::reduce_rows(&k, "f32", op, g.ptr(&dx), g.ptr(&out), rows, len).unwrap();
+            let (got, want) = reduce(&g, &k, op, &x, len);
             let what = format!("{} {rows}x{len}", op.name());
-            assert_close(&what, &g.download(&out), &want, 1e-4, 1e-5);
+            assert_close(&what, &got, &want, 1e-4, 1e-5);
         }
     }
 }
@@ -38,13 +53,8 @@ fn reduce_rows_in_f64_and_nan_propagates() {
     let (rows, len) = (6, 1100);
     let mut x: Vec<f64> = matrix(rows, len).iter().map(|&v| v as f64).collect();
     x[2 * len + 777] = f64::NAN;
-    let dx = g.upload(&x);
     for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
-        let mut want = vec![0f64; rows];
-        cpu::reduce_rows(op, &x, len, &mut want);
-        let out = g.zeros::<f64>(rows);
-        cuda::reduce_rows(&k, "f64", op, g.ptr(&dx), g.ptr(&out), rows, len).unwrap();
-        let got = g.download(&out);
+        let (got, want) = reduce(&g, &k, op, &x, len);
         for (r, (a, b)) in got.iter().zip(&want).enumerate() {
             let ok = (a - b).abs() <= 1e-10 * b.abs().max(1.0) || (a.is_nan() && b.is_nan());
             assert!(ok, "{} row {r}: got {a}, want {b}", op.name());

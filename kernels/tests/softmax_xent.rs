@@ -35,13 +35,7 @@ fn softmax_and_log_softmax_match_the_cpu_both_ways() {
             let dx = g.zeros::<f32>(rows * len);
             let (py, pdy, pdx) = (g.ptr(&y), g.ptr(&ddy), g.ptr(&dx));
             cuda::softmax_rows_bwd(&k, "f32", (py, pdy), pdx, dims, log).unwrap();
-            assert_close(
-                &format!("dx {what}"),
-                &g.download(&dx),
-                &want_dx,
-                1e-5,
-                1e-4,
-            );
+            g.assert_close(&format!("dx {what}"), &dx, &want_dx, 1e-5, 1e-4);
         }
     }
 }
@@ -72,26 +66,14 @@ fn cross_entropy_matches_the_cpu_for_hard_and_soft_targets() {
             let (dloss, dlse) = (g.zeros::<f32>(rows), g.zeros::<f32>(rows));
             let (px, pl, ps) = (g.ptr(&b.dx), g.ptr(&dloss), g.ptr(&dlse));
             cuda::xent_fwd(&k, "f32", px, RowDims { rows, len }, gt, (pl, ps)).unwrap();
-            assert_close(
-                &format!("loss {what}"),
-                &g.download(&dloss),
-                &loss,
-                1e-5,
-                1e-5,
-            );
+            g.assert_close(&format!("loss {what}"), &dloss, &loss, 1e-5, 1e-5);
             assert_close(&format!("lse {what}"), &g.download(&dlse), &lse, 1e-5, 1e-6);
             let mut want_dx = vec![0f32; rows * len];
             cpu::xent_bwd(&b.x, len, ct, &lse, &scale, &mut want_dx);
             let dx = g.zeros::<f32>(rows * len);
             let (psc, pdx) = (g.ptr(&dscale), g.ptr(&dx));
             cuda::xent_bwd(&k, "f32", px, RowDims { rows, len }, gt, (ps, psc), pdx).unwrap();
-            assert_close(
-                &format!("dx {what}"),
-                &g.download(&dx),
-                &want_dx,
-                1e-7,
-                1e-4,
-            );
+            g.assert_close(&format!("dx {what}"), &dx, &want_dx, 1e-7, 1e-4);
         }
     }
 }

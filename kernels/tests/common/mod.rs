@@ -85,6 +85,43 @@ impl Gpu {
     pub fn download<T: DeviceRepr + Default + Clone>(&self, d: &CudaSlice<T>) -> Vec<T> {
         self.stream.clone_dtoh(d).expect("download")
     }
+
+    /// [`assert_close`] on the contents of the device buffer `got`.
+    pub fn assert_close(
+        &self,
+        what: &str,
+        got: &CudaSlice<f32>,
+        want: &[f32],
+        atol: f32,
+        rtol: f32,
+    ) {
+        assert_close(what, &self.download(got), want, atol, rtol);
+    }
+
+    /// The launchers, or `None` (with a "skipped" line) where the device, older than sm_80, has
+    /// no tensor-core `what` ("GEMM", "convolution").
+    pub fn tensor_core_kernels(&self, what: &str) -> Option<Kernels> {
+        let k = self.kernels();
+        if k.arch() < 80 {
+            eprintln!("skipped: sm_{} has no tensor-core {what}", k.arch());
+            return None;
+        }
+        Some(k)
+    }
+}
+
+/// The f16 bits of each value, rounded to nearest even.
+pub fn f16_bits(v: &[f32]) -> Vec<u16> {
+    v.iter()
+        .map(|&x| half::f16::from_f32(x).to_bits())
+        .collect()
+}
+
+/// The bf16 bits of each value, rounded to nearest even.
+pub fn bf16_bits(v: &[f32]) -> Vec<u16> {
+    v.iter()
+        .map(|&x| half::bf16::from_f32(x).to_bits())
+        .collect()
 }
 
 /// Asserts |a - b| <= atol + rtol·|b| elementwise, naming the first bad index.
