@@ -17,16 +17,7 @@ fn unfused(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool) -> Result<Tensor> {
         .mul_scalar(1.0 / (e as f64).sqrt())?
         .matmul(&k.transpose(-2, -1)?)?;
     if causal {
-        let mask: Vec<f64> = (0..l * s)
-            .map(|x| {
-                if x % s <= x / s {
-                    0.0
-                } else {
-                    f64::NEG_INFINITY
-                }
-            })
-            .collect();
-        scores = scores.add(&Tensor::from_vec(mask, &[l, s])?.to_dtype(q.dtype())?)?;
+        scores = scores.add(&causal_mask(l, s, q.dtype()))?;
     }
     scores.softmax(-1)?.matmul(v)
 }

@@ -425,6 +425,13 @@ fn large_matmul_split_across_threads_matches_naive() {
     }
 }
 
+/// The per-channel mean and variance (`unbiased` or not) of an NCHW tensor.
+fn channel_stats(t: &Tensor, unbiased: bool) -> (Vec<f32>, Vec<f32>) {
+    let mean = t.mean_dims(&[0, 2, 3], false).unwrap();
+    let var = t.var_dims(&[0, 2, 3], unbiased, false).unwrap();
+    (mean.to_vec::<f32>().unwrap(), var.to_vec::<f32>().unwrap())
+}
+
 #[test]
 fn batch_norm_normalizes_and_updates_running_stats() {
     let x = randn(&[4, 3, 5, 5], 3)
@@ -444,28 +451,10 @@ fn batch_norm_normalizes_and_updates_running_stats() {
         .unwrap()
         .batch_norm(args)
         .unwrap();
-    let mean = y
-        .mean_dims(&[0, 2, 3], false)
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap();
-    let var = y
-        .var_dims(&[0, 2, 3], false, false)
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap();
+    let (mean, var) = channel_stats(&y, false);
     assert_close(&mean, &[0.0; 3], 1e-5);
     assert_close(&var, &[1.0; 3], 1e-3);
-    let batch_mean = x
-        .mean_dims(&[0, 2, 3], false)
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap();
-    let batch_var = x
-        .var_dims(&[0, 2, 3], true, false)
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap();
+    let (batch_mean, batch_var) = channel_stats(&x, true);
     let want_rm: Vec<f32> = batch_mean.iter().map(|m| 0.1 * m).collect();
     let want_rv: Vec<f32> = batch_var.iter().map(|v| 0.9 + 0.1 * v).collect();
     assert_close(&rm.to_vec::<f32>().unwrap(), &want_rm, 1e-5);
