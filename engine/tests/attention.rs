@@ -22,16 +22,14 @@ fn unfused(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool) -> Result<Tensor> {
     scores.softmax(-1)?.matmul(v)
 }
 
-/// (output, dq, dk, dv) of `f` on fresh leaves, seeded with a fixed output gradient.
-fn run(
-    inputs: &[Tensor; 3],
-    f: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
-) -> Vec<Vec<f64>> {
+/// The output of `f` on fresh leaves of `inputs` and each leaf's gradient, in f64, seeded with a
+/// fixed output gradient.
+fn on_leaves(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) -> Vec<Vec<f64>> {
     let leaves: Vec<Tensor> = inputs
         .iter()
         .map(|t| t.detach().requires_grad_(true).clone())
         .collect();
-    let y = f(&leaves[0], &leaves[1], &leaves[2]).unwrap();
+    let y = f(&leaves).unwrap();
     let seed = Tensor::randn(y.shape(), y.dtype(), 9).unwrap();
     y.backward_with(&seed).unwrap();
     let mut out = vec![y.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap()];
@@ -40,6 +38,14 @@ fn run(
         out.push(g.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap());
     }
     out
+}
+
+/// (output, dq, dk, dv) of `f` on fresh leaves, seeded with a fixed output gradient.
+fn run(
+    inputs: &[Tensor; 3],
+    f: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+) -> Vec<Vec<f64>> {
+    on_leaves(inputs, |t| f(&t[0], &t[1], &t[2]))
 }
 
 fn assert_close(what: &str, got: &[Vec<f64>], want: &[Vec<f64>], tol: f64) {
@@ -170,19 +176,7 @@ fn run_biased(
     inputs: &[Tensor; 4],
     f: impl Fn(&Tensor, &Tensor, &Tensor, &Tensor) -> Result<Tensor>,
 ) -> Vec<Vec<f64>> {
-    let leaves: Vec<Tensor> = inputs
-        .iter()
-        .map(|t| t.detach().requires_grad_(true).clone())
-        .collect();
-    let y = f(&leaves[0], &leaves[1], &leaves[2], &leaves[3]).unwrap();
-    let seed = Tensor::randn(y.shape(), y.dtype(), 9).unwrap();
-    y.backward_with(&seed).unwrap();
-    let mut out = vec![y.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap()];
-    for l in &leaves {
-        let g = l.grad().expect("every input gets a gradient");
-        out.push(g.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap());
-    }
-    out
+    on_leaves(inputs, |t| f(&t[0], &t[1], &t[2], &t[3]))
 }
 
 #[test]
