@@ -9,7 +9,7 @@
 //! slices as long as the run). Inner loops are plain slice arithmetic the compiler vectorizes;
 //! sums accumulate in `T` over short blocks and in f64 across them.
 
-use super::{c, merge_in_order, Real, PAR_GRAIN};
+use super::{c, f64_of, merge_in_order, Real, PAR_GRAIN};
 use rayon::prelude::*;
 use std::array::from_fn;
 
@@ -72,9 +72,6 @@ const MAP_RUN: usize = 1024;
 const RUNS_PER_FLUSH: usize = 64;
 
 #[inline(always)]
-fn f64_of<T: Real>(v: T) -> f64 {
-    v.to_f64().unwrap_or(f64::NAN)
-}
 
 /// Batch mean and biased variance per channel.
 pub fn bn_stats<T: Real>(x: &[T], d: ChannelDims) -> (Vec<f64>, Vec<f64>) {

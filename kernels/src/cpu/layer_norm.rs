@@ -5,7 +5,7 @@
 //! column sums over rows, taken over fixed blocks of rows and then over the blocks in order, so
 //! the result does not depend on how rayon splits the work.
 
-use super::{c, Real, PAR_GRAIN};
+use super::{c, f64_of, Real, PAR_GRAIN};
 use rayon::prelude::*;
 
 /// Rows summed into one partial of dγ and dβ.
@@ -44,12 +44,14 @@ pub fn layer_norm_fwd<T: Real>(
         });
 }
 
-/// A row's mean and 1/√(biased variance + eps), the variance from a second pass over x − μ.
+/// A row's mean and 1/√(biased variance + eps), the variance from a second pass over x − μ, both
+/// summed in f64 (a float32 sum along a GroupNorm's row of C·H·W values drifts by its length
+/// times the rounding unit; PyTorch's cascaded sums do not).
 fn row_stats<T: Real>(x: &[T], eps: f64) -> (T, T) {
-    let n: T = c(x.len() as f64);
-    let mu = x.iter().copied().sum::<T>() / n;
-    let var = x.iter().map(|&v| (v - mu) * (v - mu)).sum::<T>() / n;
-    (mu, (var + c(eps)).sqrt().recip())
+    let n = x.len() as f64;
+    let mu = x.iter().map(|&v| f64_of(v)).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (f64_of(v) - mu).powi(2)).sum::<f64>() / n;
+    (c(mu), c((var + eps).sqrt().recip()))
 }
 
 /// dx (into `dx`) from x, dy and the forward's per-row μ and rstd; returns (dγ, dβ) summed over
@@ -93,19 +95,19 @@ fn rows_bwd<T: Real>(
 ) -> (Vec<T>, Vec<T>) {
     let mut dgamma = vec![T::zero(); len];
     let mut dbeta = vec![T::zero(); len];
-    let n: T = c(len as f64);
+    let n = len as f64;
     let rows = dx.chunks_mut(len).zip(x.chunks(len).zip(dy.chunks(len)));
     for ((dx, (x, dy)), (&mu, &rs)) in rows.zip(mean.iter().zip(rstd)) {
-        let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
+        let (mut sum_g, mut sum_gx) = (0f64, 0f64);
         for k in 0..len {
             let xhat = (x[k] - mu) * rs;
             let g = dy[k] * gamma.map_or(T::one(), |g| g[k]);
-            sum_g += g;
-            sum_gx += g * xhat;
+            sum_g += f64_of(g);
+            sum_gx += f64_of(g * xhat);
             dgamma[k] += dy[k] * xhat;
             dbeta[k] += dy[k];
         }
-        let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
+        let (mean_g, mean_gx): (T, T) = (c(sum_g / n), c(sum_gx / n));
         for k in 0..len {
             let xhat = (x[k] - mu) * rs;
             let g = dy[k] * gamma.map_or(T::one(), |g| g[k]);

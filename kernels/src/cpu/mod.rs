@@ -45,6 +45,11 @@ pub fn c<T: Real>(v: f64) -> T {
     T::from_f64(v).unwrap_or_else(T::nan)
 }
 
+/// `v` widened to f64, the precision the CPU kernels accumulate sums in.
+pub(crate) fn f64_of<T: Real>(v: T) -> f64 {
+    v.to_f64().unwrap_or(f64::NAN)
+}
+
 /// Minimum elements per parallel task: below this, rayon's overhead outweighs the work.
 pub const PAR_GRAIN: usize = 1 << 14;
 

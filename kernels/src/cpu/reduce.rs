@@ -1,7 +1,7 @@
 //! Reductions over the rows of a dense `[rows, len]` view (and over the columns of a
 //! `[len, cols]` one). Twin of `cuda/reduce.cu`.
 
-use super::{Real, PAR_GRAIN};
+use super::{c, f64_of, Real, PAR_GRAIN};
 use rayon::prelude::*;
 
 /// A reduction.
@@ -56,6 +56,9 @@ pub fn reduce_rows<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
 /// leading dims that bias and scale gradients need, without transposing `x` first. Blocks of
 /// rows reduce in parallel into partial rows, combined in block order (deterministic).
 pub fn reduce_cols<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
+    if op == ReduceOp::Sum {
+        return sum_cols(x, len, out);
+    }
     let cols = out.len();
     let block_rows = (PAR_GRAIN / cols.max(1)).max(1);
     let partials: Vec<Vec<T>> = x[..len * cols]
@@ -75,6 +78,35 @@ pub fn reduce_cols<T: Real>(op: ReduceOp, x: &[T], len: usize, out: &mut [T]) {
         for (o, &p) in out.iter_mut().zip(partial) {
             *o = op.combine(*o, p);
         }
+    }
+}
+
+/// `reduce_cols` of a sum, accumulated in f64 in blocks of rows (in parallel), the blocks combined
+/// in order: a bias gradient summed over the rows of a batch of tokens keeps float32's precision
+/// whatever the number of rows.
+fn sum_cols<T: Real>(x: &[T], len: usize, out: &mut [T]) {
+    let cols = out.len();
+    let block_rows = (PAR_GRAIN / cols.max(1)).max(1);
+    let partials: Vec<Vec<f64>> = x[..len * cols]
+        .par_chunks((block_rows * cols).max(1))
+        .map(|block| {
+            let mut acc = vec![0f64; cols];
+            for row in block.chunks_exact(cols) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += f64_of(v);
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut total = vec![0f64; cols];
+    for partial in &partials {
+        for (t, p) in total.iter_mut().zip(partial) {
+            *t += p;
+        }
+    }
+    for (o, t) in out.iter_mut().zip(total) {
+        *o = c(t);
     }
 }
 
@@ -106,18 +138,19 @@ impl ReduceOp {
     }
 }
 
-/// Σ x, in blocks of partial sums (fast and accurate: the error grows with log n, not n).
+/// Σ x, in 16 lanes of f64 partial sums (vectorized; float32 input loses nothing to the sum's
+/// length, as PyTorch's cascaded sums do not).
 pub fn sum<T: Real>(x: &[T]) -> T {
     const LANES: usize = 16;
-    let mut acc = [T::zero(); LANES];
+    let mut acc = [0f64; LANES];
     let chunks = x.chunks_exact(LANES);
     let tail = chunks.remainder();
     for ch in chunks {
         for (a, &v) in acc.iter_mut().zip(ch) {
-            *a += v;
+            *a += f64_of(v);
         }
     }
-    acc.iter().copied().sum::<T>() + tail.iter().copied().sum::<T>()
+    c(acc.iter().sum::<f64>() + tail.iter().map(|&v| f64_of(v)).sum::<f64>())
 }
 
 /// Index of the max (first on ties, NaN wins as PyTorch) in each row.
