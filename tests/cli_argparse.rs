@@ -7,7 +7,7 @@
 mod common;
 
 use clap::CommandFactory;
-use common::argparse::{argv_of, long_options, to_f32, unset_or};
+use common::argparse::{argv_of, long_options, strings, to_f32, unset_or};
 use common::parse_train as train_args;
 use kiln::cli::{Cli, TrainArgs};
 use serde_json::Value;
@@ -83,12 +83,7 @@ fn command_lines_read_as_timms_train_py_reads_them() {
 #[test]
 fn options_are_defined_in_timms_order() {
     let fixture: Value = serde_json::from_str(ARGPARSE).unwrap();
-    let timm: Vec<&str> = fixture["option_order"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o.as_str().unwrap())
-        .collect();
+    let timm = strings(&fixture["option_order"]);
     let cli = Cli::command();
     let train = cli.find_subcommand("train").unwrap();
     let kiln: Vec<String> = long_options(train)

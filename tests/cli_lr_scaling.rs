@@ -4,6 +4,9 @@
 //! train.py's `if not args.lr:` block run as written over a grid of settings
 //! (scripts/fixtures/make_train_flag_fixtures.py).
 
+mod common;
+
+use common::argparse::strings;
 use kiln::cli::{batch_size_reference, resolve_lr, variable_batch_loss_scale, TrainArgs};
 use kiln::train::loader::SizeScheduleConfig;
 use kiln::train::optim::OptimizerConfig;
@@ -16,12 +19,7 @@ const LR_SCALING: &str = include_str!("fixtures/timm_lr_scaling.json");
 #[test]
 fn lr_scaling_is_timms() {
     let fixture: Value = serde_json::from_str(LR_SCALING).unwrap();
-    let columns: Vec<&str> = fixture["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let columns = strings(&fixture["columns"]);
     let rows = fixture["rows"].as_array().unwrap();
     assert!(rows.len() > 400);
     for row in rows {
