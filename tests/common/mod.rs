@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod argparse;
+pub mod as_folder;
 pub mod launched;
 pub mod netns;
 
