@@ -8,10 +8,9 @@ mod common;
 
 use clap::CommandFactory;
 use common::argparse::{argv_of, long_options, strings, to_f32, unset_or};
-use common::parse_train as train_args;
+use common::{kiln_run as kiln, parse_train as train_args};
 use kiln::cli::{Cli, TrainArgs};
 use serde_json::Value;
-use std::process::Command as Process;
 
 const ARGPARSE: &str = include_str!("fixtures/timm_train_argparse.json");
 
@@ -157,15 +156,6 @@ fn a_config_sits_under_prefixed_flags() {
         a.loss.jsd_loss && a.loss.aug_splits == 3,
         "the file's keys stay"
     );
-}
-
-fn kiln(args: &[&str]) -> (Option<i32>, String, String) {
-    let o = Process::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
-    (o.status.code(), text(&o.stdout), text(&o.stderr))
 }
 
 #[test]
