@@ -7,11 +7,10 @@
 mod common;
 
 use clap::CommandFactory;
-use common::argparse::{argv_of, long_options, to_f32, unset_or};
-use common::parse_train as train_args;
+use common::argparse::{argv_of, long_options, strings, to_f32, unset_or};
+use common::{kiln_run as kiln, parse_train as train_args};
 use kiln::cli::{Cli, TrainArgs};
 use serde_json::Value;
-use std::process::Command as Process;
 
 const ARGPARSE: &str = include_str!("fixtures/timm_train_argparse.json");
 
@@ -83,12 +82,7 @@ fn command_lines_read_as_timms_train_py_reads_them() {
 #[test]
 fn options_are_defined_in_timms_order() {
     let fixture: Value = serde_json::from_str(ARGPARSE).unwrap();
-    let timm: Vec<&str> = fixture["option_order"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o.as_str().unwrap())
-        .collect();
+    let timm = strings(&fixture["option_order"]);
     let cli = Cli::command();
     let train = cli.find_subcommand("train").unwrap();
     let kiln: Vec<String> = long_options(train)
@@ -162,15 +156,6 @@ fn a_config_sits_under_prefixed_flags() {
         a.loss.jsd_loss && a.loss.aug_splits == 3,
         "the file's keys stay"
     );
-}
-
-fn kiln(args: &[&str]) -> (Option<i32>, String, String) {
-    let o = Process::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
-    (o.status.code(), text(&o.stdout), text(&o.stderr))
 }
 
 #[test]

@@ -217,6 +217,16 @@ fn kiln(args: &[&str]) -> (bool, String) {
     (out.status.success(), stderr)
 }
 
+/// Asserts that a `kiln train` run on `/no/such/data` failed only at the missing data folder:
+/// every flag check before it passed.
+fn assert_stopped_at_the_missing_data(ok: bool, stderr: &str) {
+    assert!(!ok);
+    assert!(
+        stderr.contains("data folder /no/such/data does not exist"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn timms_own_args_yaml_is_accepted() {
     let path = std::env::temp_dir().join(format!("kiln-timm-args-{}.yaml", std::process::id()));
@@ -232,11 +242,7 @@ fn timms_own_args_yaml_is_accepted() {
         "cpu",
     ]);
     std::fs::remove_file(&path).ok();
-    assert!(!ok);
-    assert!(
-        stderr.contains("data folder /no/such/data does not exist"),
-        "{stderr}"
-    );
+    assert_stopped_at_the_missing_data(ok, &stderr);
 }
 
 #[test]
@@ -314,11 +320,7 @@ fn harmless_flags_are_accepted() {
         "--wandb-project",
         "p",
     ]);
-    assert!(!ok);
-    assert!(
-        stderr.contains("data folder /no/such/data does not exist"),
-        "{stderr}"
-    );
+    assert_stopped_at_the_missing_data(ok, &stderr);
 }
 
 #[test]

@@ -4,6 +4,10 @@
 //! train.py's `if not args.lr:` block run as written over a grid of settings
 //! (scripts/fixtures/make_train_flag_fixtures.py).
 
+mod common;
+
+use common::argparse::strings;
+use common::kiln_run;
 use kiln::cli::{batch_size_reference, resolve_lr, variable_batch_loss_scale, TrainArgs};
 use kiln::train::loader::SizeScheduleConfig;
 use kiln::train::optim::OptimizerConfig;
@@ -16,12 +20,7 @@ const LR_SCALING: &str = include_str!("fixtures/timm_lr_scaling.json");
 #[test]
 fn lr_scaling_is_timms() {
     let fixture: Value = serde_json::from_str(LR_SCALING).unwrap();
-    let columns: Vec<&str> = fixture["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let columns = strings(&fixture["columns"]);
     let rows = fixture["rows"].as_array().unwrap();
     assert!(rows.len() > 400);
     for row in rows {
@@ -124,15 +123,6 @@ fn scheduled_sizes_scale_by_the_policy_average_batch() {
     assert_eq!(mode("linear", &plain), None);
 }
 
-fn kiln(args: &[&str]) -> (bool, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
-    (o.status.success(), text(&o.stdout), text(&o.stderr))
-}
-
 /// The command line's lr goes through the rule: 64 × 2 accumulation steps with `LAMB` is
 /// 0.1 × √(128 / 256); `--lr 0` counts as unset (timm's `if not args.lr`), and a zero
 /// `--lr-base-size` is refused by name.
@@ -159,8 +149,8 @@ fn the_command_line_scales_by_the_accumulated_batch() {
         png.to_str().unwrap(),
     ];
     for extra in [&[][..], &["--lr", "0"]] {
-        let (ok, stdout, stderr) = kiln(&[&base[..], extra].concat());
-        assert!(ok, "{stderr}");
+        let (code, stdout, stderr) = kiln_run(&[&base[..], extra].concat());
+        assert!(code == Some(0), "{stderr}");
         let lr: f64 = stdout
             .lines()
             .nth(1)
@@ -174,9 +164,9 @@ fn the_command_line_scales_by_the_accumulated_batch() {
         assert!((lr - want).abs() <= 2.0 * f64::EPSILON * want, "{stdout}");
     }
     std::fs::remove_file(&png).ok();
-    let (ok, _, stderr) = kiln(&["train", "/no/such/data", "--lr-base-size", "0"]);
+    let (code, _, stderr) = kiln_run(&["train", "/no/such/data", "--lr-base-size", "0"]);
     assert!(
-        !ok && stderr.contains("--lr-base-size: must be at least 1"),
+        code != Some(0) && stderr.contains("--lr-base-size: must be at least 1"),
         "{stderr}"
     );
 }

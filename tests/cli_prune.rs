@@ -5,17 +5,8 @@
 
 mod common;
 
+use common::kiln_run as kiln;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn kiln(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .expect("run kiln");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("kiln-cli-prune-{}-{name}", std::process::id()))

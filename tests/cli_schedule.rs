@@ -1,22 +1,19 @@
 //! `kiln schedule` prints one `epoch,update,lr` row per optimizer update and draws the curve;
 //! `kiln plot` draws a run's summary.csv; bad schedule flags are refused by name.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-/// Runs kiln; returns (success, stdout, stderr).
+use common::kiln_run;
+use std::path::{Path, PathBuf};
+
+/// Runs kiln, which must not panic; returns (success, stdout, stderr).
 fn kiln(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .expect("run kiln");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
-    let stderr = text(&out.stderr);
+    let (code, stdout, stderr) = kiln_run(args);
     assert!(
         !stderr.contains("panicked"),
         "kiln {args:?} panicked: {stderr}"
     );
-    (out.status.success(), text(&out.stdout), stderr)
+    (code == Some(0), stdout, stderr)
 }
 
 /// A fresh folder under the system temp dir for one test.

@@ -61,6 +61,26 @@ fn model(comm: &Arc<Communicator>) -> Sequential {
         .push(Linear::new(6, 4, true).unwrap())
 }
 
+/// The convnet seeded with 7 on `device`, wrapped in DDP over `comm` with small buckets (the first
+/// 64 bytes, the others 256) and `overlap`.
+fn seeded_ddp(
+    comm: &Arc<Communicator>,
+    device: Device,
+    overlap: bool,
+) -> kiln::train::Result<(Sequential, Ddp)> {
+    kiln::engine::manual_seed_thread(7);
+    let net = model(comm);
+    net.to_device(device)?;
+    let options = DdpOptions {
+        bucket_bytes: 256,
+        first_bucket_bytes: 64,
+        overlap,
+        ..DdpOptions::default()
+    };
+    let ddp = Ddp::new(comm.clone(), &net, options)?;
+    Ok((net, ddp))
+}
+
 /// Step `step`'s samples for `rank` of `world`: its contiguous share of the global batch.
 fn batch(step: u64, rank: usize, world: usize, device: Device) -> (Tensor, Tensor) {
     let mut g = Generator::new(100 + step);
@@ -81,15 +101,7 @@ fn batch(step: u64, rank: usize, world: usize, device: Device) -> (Tensor, Tenso
 /// rank's parameters and buffers, by name.
 fn train(ordinals: &[usize], opt: &OptimizerConfig, steps: u64) -> Vec<Vec<(String, Vec<f32>)>> {
     on_device_threads(ordinals, DEFAULT_TIMEOUT, |device, comm| {
-        kiln::engine::manual_seed_thread(7);
-        let net = model(&comm);
-        net.to_device(device)?;
-        let options = DdpOptions {
-            bucket_bytes: 256,
-            first_bucket_bytes: 64,
-            ..DdpOptions::default()
-        };
-        let mut ddp = Ddp::new(comm.clone(), &net, options)?;
+        let (net, mut ddp) = seeded_ddp(&comm, device, DdpOptions::default().overlap)?;
         let mut optimizer = create_optimizer(opt, net.named_parameters())?;
         for step in 0..steps {
             let (x, y) = batch(step, comm.rank(), comm.world_size(), device);
@@ -163,16 +175,7 @@ fn two_devices_of_batch_b_match_one_device_of_batch_2b() {
 /// One DDP step on cuda:0 and cuda:1 with `overlap`; returns each rank's bucket path and events.
 fn one_step_events(overlap: bool) -> Vec<(&'static str, Vec<DdpEvent>)> {
     on_device_threads(&[0, 1], DEFAULT_TIMEOUT, |device, comm| {
-        kiln::engine::manual_seed_thread(7);
-        let net = model(&comm);
-        net.to_device(device)?;
-        let options = DdpOptions {
-            bucket_bytes: 256,
-            first_bucket_bytes: 64,
-            overlap,
-            ..DdpOptions::default()
-        };
-        let mut ddp = Ddp::new(comm.clone(), &net, options)?;
+        let (net, mut ddp) = seeded_ddp(&comm, device, overlap)?;
         let (x, y) = batch(0, comm.rank(), 2, device);
         let loss = net.forward(&x)?.cross_entropy(&y, 0.0)?;
         ddp.backward(&loss)?;

@@ -11,21 +11,19 @@ fn check_forward_runs_the_written_file_with_tract() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("resnet18.onnx");
     let o = out.to_str().unwrap();
-    let stdout = kiln_ok(&[
-        "export",
+    let stdout = kiln_ok(&export_args(
         o,
-        "--model",
         "resnet18",
-        "--in-chans",
-        "1",
-        "--img-size",
-        "32",
-        "--num-classes",
-        "10",
-        "-b",
-        "2",
-        "--check-forward",
-    ]);
+        &[
+            "--in-chans",
+            "1",
+            "--num-classes",
+            "10",
+            "-b",
+            "2",
+            "--check-forward",
+        ],
+    ));
     assert!(
         stdout.contains(
             "Checked the forward at [1, 32, 32] with tract: largest difference from kiln's forward"
@@ -34,17 +32,11 @@ fn check_forward_runs_the_written_file_with_tract() {
     );
     // --verbose prints the record and settings written; timm's --aten-fallback and --dynamo change
     // nothing in kiln's file.
-    let stdout = kiln_ok(&[
-        "export",
+    let stdout = kiln_ok(&export_args(
         o,
-        "--model",
         "resnet18",
-        "--img-size",
-        "32",
-        "--verbose",
-        "--aten-fallback",
-        "--dynamo",
-    ]);
+        &["--verbose", "--aten-fallback", "--dynamo"],
+    ));
     assert!(
         stdout.contains("model_config: {") && stdout.contains("opset 17, traced at batch 1"),
         "{stdout}"

@@ -109,22 +109,26 @@ fn assert_eval(row: &[f64], timm: (f64, f64, f64), what: &str) {
     );
 }
 
-#[test]
-fn initial_checkpoint_starts_from_the_checkpoints_ema_as_timm_does() {
+/// A one-epoch [`frozen_run`] from timm's checkpoint passed with `flag`: its summary rows, after
+/// asserting that the log says `Loaded WEIGHTS from CHECKPOINT (HOW)`.
+fn one_epoch_from_the_checkpoint(exp: &str, flag: &str, weights: &str, how: &str) -> Vec<Vec<f64>> {
     let dir = tempfile::tempdir().unwrap();
     let ck = fixtures().join("last.pth.tar");
-    let (log, rows) = frozen_run(
-        dir.path(),
-        "init",
-        "1",
-        &["--initial-checkpoint", ck.to_str().unwrap()],
-    );
+    let (log, rows) = frozen_run(dir.path(), exp, "1", &[flag, ck.to_str().unwrap()]);
     assert!(
-        log.contains(&format!(
-            "Loaded initial weights from {} (state_dict_ema)",
-            ck.display()
-        )),
+        log.contains(&format!("Loaded {weights} from {} ({how})", ck.display())),
         "{log}"
+    );
+    rows
+}
+
+#[test]
+fn initial_checkpoint_starts_from_the_checkpoints_ema_as_timm_does() {
+    let rows = one_epoch_from_the_checkpoint(
+        "init",
+        "--initial-checkpoint",
+        "initial weights",
+        "state_dict_ema",
     );
     // timm's load_checkpoint takes the EMA weights of a checkpoint that has them.
     assert_eq!(rows.len(), 1);
@@ -133,20 +137,11 @@ fn initial_checkpoint_starts_from_the_checkpoints_ema_as_timm_does() {
 
 #[test]
 fn pretrained_path_reads_a_timm_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let ck = fixtures().join("last.pth.tar");
-    let (log, _) = frozen_run(
-        dir.path(),
+    one_epoch_from_the_checkpoint(
         "pretrained",
-        "1",
-        &["--pretrained-path", ck.to_str().unwrap()],
-    );
-    assert!(
-        log.contains(&format!(
-            "Loaded pretrained weights from {} (classifier re-initialized)",
-            ck.display()
-        )),
-        "{log}"
+        "--pretrained-path",
+        "pretrained weights",
+        "classifier re-initialized",
     );
 }
 

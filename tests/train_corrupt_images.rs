@@ -1,9 +1,12 @@
 //! `kiln train` on an image folder with a corrupt file, batch size 2: the batch that holds it is
 //! refilled from the next sample instead of shrinking to one image (which BatchNorm in training
 //! cannot normalize at resnet18's 1×1 last stage, the abort this once ended in).
+
+mod common;
+
+use common::kiln_ok_streams;
 use kiln::train::loader::{grid_png, Batch};
 use std::path::Path;
-use std::process::Command;
 
 /// A 40×40 RGB PNG (44×44 with the grid's border), a bright band whose place depends on `class`.
 fn write_png(path: &Path, class: usize, k: usize) {
@@ -71,15 +74,7 @@ fn a_corrupt_image_in_a_batch_of_two_is_replaced_and_the_run_finishes() {
         "--experiment",
         "corrupt",
     ];
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "kiln train failed:\n{stdout}\n{stderr}");
+    let (stdout, stderr) = kiln_ok_streams(&args);
     assert!(
         format!("{stdout}{stderr}").contains("2.png"),
         "the corrupt file is named in the log:\n{stdout}\n{stderr}"

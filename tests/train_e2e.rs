@@ -231,6 +231,16 @@ fn one_epoch_at_32(tag: &str, model: &str, extra: &[&str]) -> Checkpoint {
     trained(&data, &data.join("runs"), model, &args, 1)
 }
 
+/// The transformers' end-to-end recipe: AdamW at lr 1e-3 with stochastic depth 0.1.
+const TRANSFORMER_FLAGS: [&str; 6] = ["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"];
+
+/// Asserts the shape of each named tensor of the checkpoint's model.
+fn assert_shapes(saved: &Checkpoint, shapes: &[(&str, &[usize])]) {
+    for &(name, shape) in shapes {
+        assert_eq!(saved.model[name].shape(), shape, "{name}");
+    }
+}
+
 /// RegNet-X (grouped 3×3 convs) and RegNet-Y (with squeeze-excite on the bottleneck) train end
 /// to end on the 1-channel 28² data with stochastic depth: finite losses, and the checkpoint
 /// holds timm's names, the stem built for 1 channel and the head for 10 classes.
@@ -269,12 +279,14 @@ fn trains_convnextv2_atto_with_drop_path() {
 #[test]
 fn trains_cs3darknet_focus_s_with_drop_path() {
     let saved = one_epoch_at_32("e2e-cspnet", "cs3darknet_focus_s", &["--drop-path", "0.1"]);
-    assert_eq!(saved.model["stem.conv1.conv.weight"].shape(), [32, 1, 6, 6]);
-    assert_eq!(
-        saved.model["stages.3.conv_transition.conv.weight"].shape(),
-        [512, 512, 1, 1]
+    assert_shapes(
+        &saved,
+        &[
+            ("stem.conv1.conv.weight", &[32, 1, 6, 6]),
+            ("stages.3.conv_transition.conv.weight", &[512, 512, 1, 1]),
+            ("head.fc.weight", &[10, 512]),
+        ],
     );
-    assert_eq!(saved.model["head.fc.weight"].shape(), [10, 512]);
 }
 
 /// DenseNet (every layer reading the concatenation of the earlier ones) trains end to end on the
@@ -301,21 +313,17 @@ fn trains_densenet121_checkpointed_with_drop() {
 fn trains_resnest14d_with_drop_path_and_drop_block() {
     let extra = ["--drop-path", "0.1", "--drop-block", "0.1"];
     let saved = one_epoch_at_32("e2e-resnest", "resnest14d", &extra);
-    assert_eq!(saved.model["conv1.0.weight"].shape(), [32, 1, 3, 3]);
-    assert_eq!(
-        saved.model["layer2.0.conv2.conv.weight"].shape(),
-        [256, 64, 3, 3]
+    assert_shapes(
+        &saved,
+        &[
+            ("conv1.0.weight", &[32, 1, 3, 3]),
+            ("layer2.0.conv2.conv.weight", &[256, 64, 3, 3]),
+            ("layer2.0.conv2.fc1.weight", &[64, 128, 1, 1]),
+            ("layer2.0.conv2.fc2.bias", &[256]),
+            ("layer4.0.downsample.1.weight", &[2048, 1024, 1, 1]),
+            ("fc.weight", &[10, 2048]),
+        ],
     );
-    assert_eq!(
-        saved.model["layer2.0.conv2.fc1.weight"].shape(),
-        [64, 128, 1, 1]
-    );
-    assert_eq!(saved.model["layer2.0.conv2.fc2.bias"].shape(), [256]);
-    assert_eq!(
-        saved.model["layer4.0.downsample.1.weight"].shape(),
-        [2048, 1024, 1, 1]
-    );
-    assert_eq!(saved.model["fc.weight"].shape(), [10, 2048]);
 }
 
 /// RepVGG-A0 (3×3, 1×1 and BN-identity branches summed before the ReLU) trains end to end on
@@ -325,20 +333,16 @@ fn trains_resnest14d_with_drop_path_and_drop_block() {
 #[test]
 fn trains_repvgg_a0_with_drop_path() {
     let saved = one_epoch_at_32("e2e-repvgg", "repvgg_a0", &["--drop-path", "0.1"]);
-    assert_eq!(
-        saved.model["stem.conv_kxk.conv.weight"].shape(),
-        [48, 1, 3, 3]
-    );
-    assert_eq!(
-        saved.model["stem.conv_1x1.conv.weight"].shape(),
-        [48, 1, 1, 1]
-    );
-    assert_eq!(
-        saved.model["stages.2.13.identity.running_var"].shape(),
-        [192]
+    assert_shapes(
+        &saved,
+        &[
+            ("stem.conv_kxk.conv.weight", &[48, 1, 3, 3]),
+            ("stem.conv_1x1.conv.weight", &[48, 1, 1, 1]),
+            ("stages.2.13.identity.running_var", &[192]),
+            ("head.fc.weight", &[10, 1280]),
+        ],
     );
     assert!(!saved.model.contains_key("stages.2.0.identity.weight"));
-    assert_eq!(saved.model["head.fc.weight"].shape(), [10, 1280]);
 }
 
 /// test_nfnet (the NFNets' deep stem, weight-standardized scaled convs, squeeze-excite after
@@ -384,12 +388,16 @@ fn trains_resnetv2_18d_with_drop_path() {
 #[test]
 fn trains_vgg11_with_drop() {
     let saved = one_epoch_at_32("e2e-vgg", "vgg11", &["--drop", "0.2"]);
-    assert_eq!(saved.model["features.0.weight"].shape(), [64, 1, 3, 3]);
-    assert_eq!(saved.model["features.3.weight"].shape(), [128, 64, 3, 3]);
-    assert_eq!(saved.model["features.18.bias"].shape(), [512]);
-    let fc1 = &saved.model["pre_logits.fc1.weight"];
-    assert_eq!(fc1.shape(), [4096, 512, 7, 7]);
-    assert_eq!(saved.model["head.fc.weight"].shape(), [10, 4096]);
+    assert_shapes(
+        &saved,
+        &[
+            ("features.0.weight", &[64, 1, 3, 3]),
+            ("features.3.weight", &[128, 64, 3, 3]),
+            ("features.18.bias", &[512]),
+            ("pre_logits.fc1.weight", &[4096, 512, 7, 7]),
+            ("head.fc.weight", &[10, 4096]),
+        ],
+    );
 }
 
 /// `--model vit_tiny_patch16_224 --img-size 32` builds the ViT for 32² (2×2 patches, its
@@ -399,27 +407,22 @@ fn trains_vit_tiny_at_32_pixels() {
     let data = dataset("e2e-vit", 64, 32);
     let out = data.join("runs");
     let model = "vit_tiny_patch16_224";
-    let args = [
-        "--model",
-        model,
-        "--img-size",
-        "32",
-        "--epochs",
-        "2",
-        "--opt",
-        "adamw",
-        "--lr",
-        "1e-3",
-        "--drop-path",
-        "0.1",
-    ];
-    let saved = trained(&data, &out, "vit", &args, 2);
-    assert_eq!(saved.model["pos_embed"].shape(), [1, 5, 192]);
-    assert_eq!(
-        saved.model["patch_embed.proj.weight"].shape(),
-        [192, 1, 16, 16]
+    let args = ["--model", model, "--img-size", "32", "--epochs", "2"];
+    let saved = trained(
+        &data,
+        &out,
+        "vit",
+        &[&args[..], &TRANSFORMER_FLAGS].concat(),
+        2,
     );
-    assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
+    assert_shapes(
+        &saved,
+        &[
+            ("pos_embed", &[1, 5, 192]),
+            ("patch_embed.proj.weight", &[192, 1, 16, 16]),
+            ("head.weight", &[10, 192]),
+        ],
+    );
 }
 
 /// DeiT III (layer scale, the position embedding on the patches alone) trains end to end at 32²
@@ -428,15 +431,13 @@ fn trains_vit_tiny_at_32_pixels() {
 /// head for 10 classes, and layer scales that training moved off their 1e-6 init.
 #[test]
 fn trains_deit3_small_at_32_pixels() {
-    let saved = one_epoch_at_32(
-        "e2e-deit3",
-        "deit3_small_patch16_224",
-        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
-    );
-    assert_eq!(saved.model["pos_embed"].shape(), [1, 4, 384]);
-    assert_eq!(
-        saved.model["patch_embed.proj.weight"].shape(),
-        [384, 1, 16, 16]
+    let saved = one_epoch_at_32("e2e-deit3", "deit3_small_patch16_224", &TRANSFORMER_FLAGS);
+    assert_shapes(
+        &saved,
+        &[
+            ("pos_embed", &[1, 4, 384]),
+            ("patch_embed.proj.weight", &[384, 1, 16, 16]),
+        ],
     );
     let gamma = saved.model["blocks.11.ls2.gamma"].to_vec_f32().unwrap();
     assert!(
@@ -452,22 +453,20 @@ fn trains_deit3_small_at_32_pixels() {
 /// hidden width, `fc_norm`), the patch embedding built for 1 channel and the head for 10 classes.
 #[test]
 fn trains_eva02_tiny_at_32_pixels() {
-    let saved = one_epoch_at_32(
-        "e2e-eva02",
-        "eva02_tiny_patch14_224",
-        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    let saved = one_epoch_at_32("e2e-eva02", "eva02_tiny_patch14_224", &TRANSFORMER_FLAGS);
+    assert_shapes(
+        &saved,
+        &[
+            ("pos_embed", &[1, 5, 192]),
+            ("patch_embed.proj.weight", &[192, 1, 14, 14]),
+            ("blocks.0.attn.q_bias", &[192]),
+            ("blocks.11.mlp.fc1.weight", &[1024, 192]),
+            ("fc_norm.weight", &[192]),
+            ("head.weight", &[10, 192]),
+        ],
     );
-    assert_eq!(saved.model["pos_embed"].shape(), [1, 5, 192]);
-    assert_eq!(
-        saved.model["patch_embed.proj.weight"].shape(),
-        [192, 1, 14, 14]
-    );
-    assert_eq!(saved.model["blocks.0.attn.q_bias"].shape(), [192]);
     assert!(!saved.model.contains_key("blocks.0.attn.k_bias"));
     assert!(!saved.model.keys().any(|k| k.contains("rope")));
-    assert_eq!(saved.model["blocks.11.mlp.fc1.weight"].shape(), [1024, 192]);
-    assert_eq!(saved.model["fc_norm.weight"].shape(), [192]);
-    assert_eq!(saved.model["head.weight"].shape(), [10, 192]);
 }
 
 /// XCiT nano (the conv patch embedding, cross-covariance attention with local patch interaction,
@@ -477,18 +476,16 @@ fn trains_eva02_tiny_at_32_pixels() {
 /// separate `q`/`k`/`v`), the head for 10 classes, and temperatures that training moved off 1.
 #[test]
 fn trains_xcit_nano_at_32_pixels() {
-    let saved = one_epoch_at_32(
-        "e2e-xcit",
-        "xcit_nano_12_p16_224",
-        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    let saved = one_epoch_at_32("e2e-xcit", "xcit_nano_12_p16_224", &TRANSFORMER_FLAGS);
+    assert_shapes(
+        &saved,
+        &[
+            ("patch_embed.proj.0.0.weight", &[16, 1, 3, 3]),
+            ("pos_embed.token_projection.weight", &[128, 64, 1, 1]),
+            ("cls_attn_blocks.1.attn.k.weight", &[128, 128]),
+        ],
     );
     let m = &saved.model;
-    assert_eq!(m["patch_embed.proj.0.0.weight"].shape(), [16, 1, 3, 3]);
-    assert_eq!(
-        m["pos_embed.token_projection.weight"].shape(),
-        [128, 64, 1, 1]
-    );
-    assert_eq!(m["cls_attn_blocks.1.attn.k.weight"].shape(), [128, 128]);
     let temperature = m["blocks.11.attn.temperature"].to_vec_f32().unwrap();
     assert_eq!(temperature.len(), 4);
     assert!(
@@ -505,11 +502,7 @@ fn trains_xcit_nano_at_32_pixels() {
 /// and a StarReLU scale that training moved off 1.
 #[test]
 fn trains_poolformerv2_s12_at_32_pixels() {
-    let saved = one_epoch_at_32(
-        "e2e-metaformer",
-        "poolformerv2_s12",
-        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
-    );
+    let saved = one_epoch_at_32("e2e-metaformer", "poolformerv2_s12", &TRANSFORMER_FLAGS);
     let m = &saved.model;
     assert_eq!(m["stem.conv.weight"].shape(), [64, 1, 7, 7]);
     assert_eq!(m["stages.1.downsample.norm.weight"].shape(), [64]);
@@ -528,16 +521,17 @@ fn trains_poolformerv2_s12_at_32_pixels() {
 /// for 10 classes, moved off timm's zero init by training.
 #[test]
 fn trains_gmlp_ti16_at_32_pixels() {
-    let saved = one_epoch_at_32(
-        "e2e-gmlp",
-        "gmlp_ti16_224",
-        &["--opt", "adamw", "--lr", "1e-3", "--drop-path", "0.1"],
+    let saved = one_epoch_at_32("e2e-gmlp", "gmlp_ti16_224", &TRANSFORMER_FLAGS);
+    assert_shapes(
+        &saved,
+        &[
+            ("stem.proj.weight", &[128, 1, 16, 16]),
+            ("blocks.29.mlp_channels.gate.norm.weight", &[384]),
+            ("blocks.29.mlp_channels.gate.proj.weight", &[4, 4]),
+            ("blocks.29.mlp_channels.fc2.weight", &[128, 384]),
+        ],
     );
     let m = &saved.model;
-    assert_eq!(m["stem.proj.weight"].shape(), [128, 1, 16, 16]);
-    assert_eq!(m["blocks.29.mlp_channels.gate.norm.weight"].shape(), [384]);
-    assert_eq!(m["blocks.29.mlp_channels.gate.proj.weight"].shape(), [4, 4]);
-    assert_eq!(m["blocks.29.mlp_channels.fc2.weight"].shape(), [128, 384]);
     let head = m["head.weight"].to_vec_f32().unwrap();
     assert_eq!(m["head.weight"].shape(), [10, 128]);
     assert!(head.iter().any(|&w| w != 0.0), "head.weight still zero");

@@ -8,12 +8,14 @@
 
 mod common;
 
-use common::{kiln_fails, summary_rows, train, train_fails, validate_row, Scratch};
+use common::as_folder::{
+    assert_learns_as_the_folder, assert_trains_ten_classes, gray_png, small_run_flags,
+    validate_as_the_run,
+};
+use common::{kiln_fails, train, train_fails, Scratch};
 use kiln::train::data::hfds::{HfdsDataset, HfdsOptions};
 use kiln::train::data::Dataset;
-use kiln::train::loader::{grid_png, Batch};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const NAME: &str = "kiln-fixture/fmnist-e2e";
 
@@ -26,24 +28,12 @@ fn write_folder(root: &Path, split: &str) {
     let ds = HfdsDataset::open(&cache(), NAME, &HfdsOptions::new(split, 1)).unwrap();
     for i in 0..ds.len() {
         let s = ds.load(i).unwrap();
-        let one = Batch {
-            images: s.image.data.clone(),
-            n: 1,
-            h: s.image.h,
-            w: s.image.w,
-            c: 1,
-            ..Batch::default()
-        };
         let dir = root
             .join("folder")
             .join(split)
             .join(format!("c{}", s.label));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join(format!("{i:04}.png")),
-            grid_png(&one, 1).unwrap().bytes,
-        )
-        .unwrap();
+        std::fs::write(dir.join(format!("{i:04}.png")), gray_png(&s.image)).unwrap();
     }
 }
 
@@ -53,39 +43,14 @@ fn trains_on_the_datasets_cache_as_well_as_on_the_folder() {
     write_folder(&root, "train");
     write_folder(&root, "validation");
     let out = root.join("runs");
-    let flags = [
-        "--epochs",
-        "6",
-        "--img-size",
-        "32",
-        "--no-aug",
-        "-b",
-        "16",
-        "-j",
-        "2",
-    ];
+    let flags = small_run_flags("6");
     train(&root.join("folder"), &out, "folder", &flags);
     let dataset = format!("hfds/{NAME}");
     let hfds = [&flags[..], &["--dataset", &dataset]].concat();
     let stdout = train(&cache(), &out, "hfds", &hfds);
-    assert!(
-        stdout.contains("Training 160 images (10 classes"),
-        "{stdout}"
-    );
-    let (folder, cached) = (
-        summary_rows(&out.join("folder")),
-        summary_rows(&out.join("hfds")),
-    );
-    let (a, b) = (folder[5][3], cached[5][3]);
+    assert_trains_ten_classes(&stdout, 160);
+    let (a, b) = assert_learns_as_the_folder(&out, "hfds", 5, (40.0, 12.0), ("hfds", "the cache"));
     println!("top-1 after 6 epochs: folder {a}, hfds {b}");
-    assert!(
-        a > 40.0 && b > 40.0,
-        "top-1 after 6 epochs (chance 10%): folder {a}, hfds {b}"
-    );
-    assert!(
-        (a - b).abs() <= 12.0,
-        "top-1 from the folder {a} and from the cache {b}"
-    );
 
     // kiln validate reads the cached split as validate.py does: at the training size (the eval
     // transform of train.py), the last epoch's top-1 again.
@@ -98,10 +63,9 @@ fn trains_on_the_datasets_cache_as_well_as_on_the_folder() {
         ck,
         "--use-train-size",
     ];
-    let row = validate_row(Command::new(env!("CARGO_BIN_EXE_kiln")), &cache(), &extra);
-    let top1 = row["top1"].as_f64().unwrap();
+    let row = validate_as_the_run(&cache(), &extra, b);
     assert!(
-        (top1 - b).abs() < 1e-3 && row["samples"] == 64,
+        row["samples"] == 64,
         "kiln validate {row} against the run's last eval top-1 {b}"
     );
 
@@ -121,25 +85,31 @@ fn trains_on_the_datasets_cache_as_well_as_on_the_folder() {
         "{stderr}"
     );
 
-    // The dataset has no split `val`: refused, naming the splits it has.
-    let val = [&hfds[..], &["--val-split", "val"]].concat();
-    let stderr = train_fails(&cache(), &out, "no-split", &val);
-    assert!(
-        stderr.contains("no split \"val\"") && stderr.contains("\"validation\""),
-        "{stderr}"
-    );
-    // --dataset-download stays refused: kiln reads the cache offline.
-    let download = [&hfds[..], &["--dataset-download"]].concat();
-    let stderr = train_fails(&cache(), &out, "download", &download);
-    assert!(
-        stderr.contains("--dataset-download") && stderr.contains("load_dataset"),
-        "{stderr}"
-    );
-    // A missing image column is named with the columns there are.
-    let key = [&hfds[..], &["--input-key", "img"]].concat();
-    let stderr = train_fails(&cache(), &out, "key", &key);
-    assert!(
-        stderr.contains("no column \"img\"") && stderr.contains("\"image\""),
-        "{stderr}"
-    );
+    // (run, added flags, what its error must say): the dataset has no split `val`, refused
+    // naming the splits it has; --dataset-download stays refused (kiln reads the cache offline);
+    // a missing image column is named with the columns there are.
+    let refused: [(&str, &[&str], [&str; 2]); 3] = [
+        (
+            "no-split",
+            &["--val-split", "val"],
+            ["no split \"val\"", "\"validation\""],
+        ),
+        (
+            "download",
+            &["--dataset-download"],
+            ["--dataset-download", "load_dataset"],
+        ),
+        (
+            "key",
+            &["--input-key", "img"],
+            ["no column \"img\"", "\"image\""],
+        ),
+    ];
+    for (exp, added, [first, second]) in refused {
+        let stderr = train_fails(&cache(), &out, exp, &[&hfds[..], added].concat());
+        assert!(
+            stderr.contains(first) && stderr.contains(second),
+            "{stderr}"
+        );
+    }
 }

@@ -5,9 +5,9 @@
 
 mod common;
 
+use common::as_folder::{assert_trains_ten_classes, gray_png, small_run_flags};
 use common::{assert_same_bits, summary_rows, tar_member, train, Scratch};
 use kiln::train::data::{Dataset, IdxDataset};
-use kiln::train::loader::{grid_png, Batch};
 use std::path::Path;
 
 /// The first `n` embedded training images as (label, PNG bytes).
@@ -17,16 +17,7 @@ fn images(n: usize) -> Vec<(usize, Vec<u8>)> {
     (0..n)
         .map(|i| {
             let s = ds.load(i).unwrap();
-            let (h, w) = (s.image.h, s.image.w);
-            let one = Batch {
-                images: s.image.data,
-                n: 1,
-                h,
-                w,
-                c: 1,
-                ..Batch::default()
-            };
-            (s.label, grid_png(&one, 1).unwrap().bytes)
+            (s.label, gray_png(&s.image))
         })
         .collect()
 }
@@ -56,33 +47,17 @@ fn trains_on_a_tar_as_on_its_folder_and_on_per_class_tars() {
         }
     }
     let out = root.join("runs");
-    let flags = [
-        "--epochs",
-        "2",
-        "--img-size",
-        "32",
-        "--no-aug",
-        "-b",
-        "16",
-        "-j",
-        "2",
-    ];
+    let flags = small_run_flags("2");
     train(&root.join("folder"), &out, "folder", &flags);
     let stdout = train(&root.join("all.tar"), &out, "tar", &flags);
-    assert!(
-        stdout.contains("Training 160 images (10 classes"),
-        "{stdout}"
-    );
+    assert_trains_ten_classes(&stdout, 160);
     assert_same_bits(
         &out.join("folder/last.safetensors"),
         &out.join("tar/last.safetensors"),
         "a tar of the folder's class folders",
     );
     let stdout = train(&root.join("per-class"), &out, "per-class", &flags);
-    assert!(
-        stdout.contains("Training 160 images (10 classes"),
-        "{stdout}"
-    );
+    assert_trains_ten_classes(&stdout, 160);
     let rows = summary_rows(&out.join("per-class"));
     assert_eq!(rows.len(), 2);
     assert!(

@@ -5,7 +5,7 @@
 mod common;
 
 use common::launched::{batch_of, clock_seed, next};
-use common::{assert_same_bits, dataset, summary_rows, train, train_args};
+use common::{assert_same_bits, dataset, kiln_ok_streams, summary_rows, train, train_args};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -139,20 +139,9 @@ fn saver_keeps_timm_top_k_and_corrupt_checkpoints_are_named() {
     let last = std::fs::read(run.join("last.safetensors")).unwrap();
     let corrupt = run.join("recovery-9-99.safetensors");
     std::fs::write(&corrupt, &last[..last.len() / 2]).unwrap();
-    let args = train_args(&data, &out, "run", &["--epochs", "5", "--resume"]);
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(
-            args.iter()
-                .map(String::as_str)
-                .chain([run.to_str().unwrap()]),
-        )
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let mut args = train_args(&data, &out, "run", &["--epochs", "5", "--resume"]);
+    args.push(run.to_str().unwrap().to_string());
+    let (stdout, stderr) = kiln_ok_streams(&args);
     assert!(stderr.contains("recovery-9-99.safetensors"), "{stderr}");
     assert!(stdout.contains("last.safetensors (epoch 4"), "{stdout}");
     assert_eq!(summary_rows(&run).len(), 5);

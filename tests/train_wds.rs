@@ -8,13 +8,15 @@
 
 mod common;
 
+use common::as_folder::{
+    assert_learns_as_the_folder, assert_trains_ten_classes, gray_png, validate_as_the_run,
+};
 use common::launched::free_port;
 use common::{
     assert_same_bits, kiln_ok_in, summary_rows, tar_member as member, train, train_args,
-    train_fails, validate_row, Scratch,
+    train_fails, Scratch,
 };
 use kiln::train::data::{Dataset, IdxDataset};
-use kiln::train::loader::{grid_png, Batch};
 use std::path::Path;
 use std::process::Command;
 
@@ -31,15 +33,7 @@ fn write_split(root: &Path, split: &str, prefix: &str, n: usize) -> serde_json::
         let mut tar = Vec::new();
         for i in start..(start + SHARD).min(n) {
             let s = ds.load(i).unwrap();
-            let one = Batch {
-                images: s.image.data.clone(),
-                n: 1,
-                h: s.image.h,
-                w: s.image.w,
-                c: 1,
-                ..Batch::default()
-            };
-            let png = grid_png(&one, 1).unwrap().bytes;
+            let png = gray_png(&s.image);
             let dir = root
                 .join("folder")
                 .join(split)
@@ -84,23 +78,8 @@ fn trains_on_shards_as_well_as_on_the_folder_and_resumes_mid_epoch_exactly() {
     ]
     .concat();
     let stdout = train(&root.join("shards"), &out, "wds", &wds);
-    assert!(
-        stdout.contains("Training 640 images (10 classes"),
-        "{stdout}"
-    );
-    let (folder, shards) = (
-        summary_rows(&out.join("folder")),
-        summary_rows(&out.join("wds")),
-    );
-    let (a, b) = (folder[3][3], shards[3][3]);
-    assert!(
-        a > 55.0 && b > 55.0,
-        "top-1 after 4 epochs (chance 10%): folder {a}, shards {b}"
-    );
-    assert!(
-        (a - b).abs() <= 8.0,
-        "top-1 from the folder {a} and from its shards {b}"
-    );
+    assert_trains_ten_classes(&stdout, 640);
+    let (_, b) = assert_learns_as_the_folder(&out, "wds", 3, (55.0, 8.0), ("shards", "its shards"));
 
     // kiln validate reads the validation shards as the run's eval did (2 loader workers, batch
     // 128) at the training size (the eval transform of train.py): the last epoch's top-1 again.
@@ -116,13 +95,7 @@ fn trains_on_shards_as_well_as_on_the_folder_and_resumes_mid_epoch_exactly() {
         "128",
         "--use-train-size",
     ];
-    let kiln = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    let row = validate_row(kiln, &root.join("shards"), &extra);
-    let top1 = row["top1"].as_f64().unwrap();
-    assert!(
-        (top1 - b).abs() < 1e-3,
-        "kiln validate {row} against the run's last eval top-1 {b}"
-    );
+    validate_as_the_run(&root.join("shards"), &extra, b);
 
     // 20 batches an epoch (2 loader workers of 320 samples: one reads 352 and stops, the other
     // 288 and starts its shards over): the newest recovery checkpoint (update 77) lies inside
@@ -169,10 +142,7 @@ fn trains_on_shards_as_well_as_on_the_folder_and_resumes_mid_epoch_exactly() {
         ]
         .concat(),
     );
-    assert!(
-        stdout.contains("Training 640 images (10 classes"),
-        "{stdout}"
-    );
+    assert_trains_ten_classes(&stdout, 640);
     let two_ranks = summary_rows(&out.join("two-ranks"))[3][3];
     assert!(
         two_ranks > 55.0 && (two_ranks - b).abs() <= 10.0,

@@ -6,6 +6,8 @@
 use super::data_source::DataSource;
 use super::input_flags::InputFlags;
 use clap::Args;
+use kiln_engine::DType;
+use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::loader::MultiLabelConfig;
 use serde::{Serialize, Serializer};
 use std::path::PathBuf;
@@ -95,6 +97,14 @@ pub struct EvalArgs {
     /// label file; `kiln infer` outputs every class above the threshold.
     #[command(flatten)]
     pub multi_label: MultiLabelConfig,
+}
+
+impl EvalArgs {
+    /// The autocast dtype (with `--amp`, from `--amp-dtype`) and the model dtype (`--model-dtype`).
+    pub fn precision(&self) -> kiln_train::Result<(Option<DType>, Option<DType>)> {
+        let amp = self.amp.then(|| amp_dtype(&self.amp_dtype)).transpose()?;
+        Ok((amp, model_dtype(self.model_dtype.as_deref(), self.amp)?))
+    }
 }
 
 /// A clap value enum under its command-line name (`macro`), as timm's namespace holds the string.

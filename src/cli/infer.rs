@@ -8,7 +8,6 @@ use super::setup::DataRoot;
 use super::unsupported::{check_supported, VALIDATE_REFUSED};
 use super::validate::{prepare, Prepared};
 use kiln_engine::Tensor;
-use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::data::{load_class_map, Dataset, Source};
 use kiln_train::trainer::{validate_observed, EvalOptions};
 use kiln_train::{Error, Result};
@@ -46,12 +45,7 @@ pub fn infer(a: InferArgs) -> Result<()> {
         );
         va.eval.split = String::new();
     }
-    let amp = a
-        .eval
-        .amp
-        .then(|| amp_dtype(&a.eval.amp_dtype))
-        .transpose()?;
-    let dtype = model_dtype(a.eval.model_dtype.as_deref(), a.eval.amp)?;
+    let (amp, dtype) = a.eval.precision()?;
     let Prepared {
         mut model,
         arch,

@@ -29,6 +29,18 @@ const NO_SCRIPT: &str =
 const NO_NAFLEX: &str = "NaFlex feeds variable-resolution patch sequences to NaFlexVit models, which kiln does not have; its ViTs run at one --img-size";
 const FAST_NORM: &str = "kiln's LayerNorm, GroupNorm and BatchNorm always run on its fused kernels with f32 statistics; there is no slower path to switch from";
 
+/// Why `--num-samples` and its per-split forms need a wds/ dataset.
+const NUM_SAMPLES: &str = "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files";
+/// Why `--dataset-download` is refused.
+const NO_DOWNLOAD: &str = "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir; for hfds/NAME, load the dataset once with datasets.load_dataset(NAME, cache_dir=DIR) and pass --data-dir DIR";
+/// Why `--input-key` and `--target-key` need an hfds/ or wds/ dataset.
+const KEYS: &str = "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)";
+/// Why `--dataset-trust-remote-code` is refused.
+const NO_LOADING_SCRIPT: &str = "kiln runs no dataset loading script (no Python); hfds/ datasets are read from the Arrow files of the datasets cache";
+/// Why `--fuser` is refused.
+const NO_FUSER: &str =
+    "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT";
+
 /// Every refused flag of `kiln validate`, in validate.py's argument order.
 pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
@@ -43,28 +55,28 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
         flag: "--num-samples",
         is_set: |a| a.num_samples.is_some() && !is_wds(&a.eval.source.dataset),
-        reason: "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files",
+        reason: NUM_SAMPLES,
     },
     Refusal {
         flag: "--dataset-download",
         // timm's wds/ reader drops the flag; so does kiln.
         is_set: |a| a.dataset_download && !is_wds(&a.eval.source.dataset),
-        reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir; for hfds/NAME, load the dataset once with datasets.load_dataset(NAME, cache_dir=DIR) and pass --data-dir DIR",
+        reason: NO_DOWNLOAD,
     },
     Refusal {
         flag: "--input-key",
         is_set: |a| a.input_key.is_some() && !is_stream_or_cache(&a.eval.source.dataset),
-        reason: "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)",
+        reason: KEYS,
     },
     Refusal {
         flag: "--target-key",
         is_set: |a| a.target_key.is_some() && !is_stream_or_cache(&a.eval.source.dataset),
-        reason: "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)",
+        reason: KEYS,
     },
     Refusal {
         flag: "--dataset-trust-remote-code",
         is_set: |a| a.dataset_trust_remote_code,
-        reason: "kiln runs no dataset loading script (no Python); hfds/ datasets are read from the Arrow files of the datasets cache",
+        reason: NO_LOADING_SCRIPT,
     },
     Refusal {
         flag: "--tf-preprocessing",
@@ -94,7 +106,7 @@ pub const VALIDATE_REFUSED: &[Refusal<ValidateArgs>] = &[
     Refusal {
         flag: "--fuser",
         is_set: |a| !a.eval.fuser.is_empty(),
-        reason: "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT",
+        reason: NO_FUSER,
     },
     Refusal {
         flag: "--num-gpu",
@@ -122,57 +134,57 @@ pub const REFUSED: &[Refusal<TrainArgs>] = &[
     Refusal {
         flag: "--train-num-samples",
         is_set: |a| a.train_num_samples.is_some() && !is_wds(&a.source.dataset),
-        reason: "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files",
+        reason: NUM_SAMPLES,
     },
     Refusal {
         flag: "--val-num-samples",
         is_set: |a| a.val_num_samples.is_some() && !is_wds(&a.source.dataset),
-        reason: "only iterable (streamed, wds/) datasets take a sample count; folder and IDX datasets count their files",
+        reason: NUM_SAMPLES,
     },
     Refusal {
         flag: "--dataset-download",
         // timm's wds/ reader drops the flag; so does kiln.
         is_set: |a| a.dataset_download && !is_wds(&a.source.dataset),
-        reason: "kiln downloads nothing; fetch the data first (scripts/get-data.sh) and pass --data-dir; for hfds/NAME, load the dataset once with datasets.load_dataset(NAME, cache_dir=DIR) and pass --data-dir DIR",
+        reason: NO_DOWNLOAD,
     },
     Refusal {
         flag: "--input-key",
         is_set: |a| {
             a.input_key.is_some() && !is_wds(&a.source.dataset) && !is_hfds(&a.source.dataset)
         },
-        reason: "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)",
+        reason: KEYS,
     },
     Refusal {
         flag: "--target-key",
         is_set: |a| {
             a.target_key.is_some() && !is_wds(&a.source.dataset) && !is_hfds(&a.source.dataset)
         },
-        reason: "keys select columns of hfds/ datasets and members of wds/ samples (with --dataset hfds/NAME or wds/NAME)",
+        reason: KEYS,
     },
     Refusal {
         flag: "--dataset-trust-remote-code",
         is_set: |a| a.dataset_trust_remote_code,
-        reason: "kiln runs no dataset loading script (no Python); hfds/ datasets are read from the Arrow files of the datasets cache",
+        reason: NO_LOADING_SCRIPT,
     },
     Refusal {
         flag: "--fuser",
         is_set: |a| !a.fuser.is_empty(),
-        reason: "a TorchScript JIT setting; kiln runs its own compiled kernels, without a JIT",
+        reason: NO_FUSER,
     },
     Refusal {
         flag: "--torchcompile-mode",
         is_set: |a| a.torchcompile_mode.is_some(),
-        reason: "kiln is compiled Rust with handwritten kernels; there is no graph for torch.compile",
+        reason: NO_JIT,
     },
     Refusal {
         flag: "--torchscript",
         is_set: |a| a.torchscript,
-        reason: "kiln is compiled Rust with handwritten kernels; there is no Python model to script",
+        reason: NO_SCRIPT,
     },
     Refusal {
         flag: "--torchcompile",
         is_set: |a| a.torchcompile.is_some(),
-        reason: "kiln is compiled Rust with handwritten kernels; there is no graph for torch.compile",
+        reason: NO_JIT,
     },
     Refusal {
         flag: "--device-modules",

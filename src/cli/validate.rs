@@ -19,7 +19,6 @@ use super::validate_scores::{valid_labels, Metrics, Scores};
 use kiln_engine::MemoryFormat;
 use kiln_nn::layers::TestTimePoolHead;
 use kiln_nn::{Model, ModelArgs, ModelSpec};
-use kiln_train::amp::{amp_dtype, model_dtype};
 use kiln_train::augment::EvalCropMode;
 use kiln_train::checkpoint::{is_checkpoint_name, Checkpoint};
 use kiln_train::data::{load_class_map, Source};
@@ -91,12 +90,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
         mode.parse::<EvalCropMode>()
             .map_err(|e| flag("--crop-mode", e.to_string()))?;
     }
-    let amp = a
-        .eval
-        .amp
-        .then(|| amp_dtype(&a.eval.amp_dtype))
-        .transpose()?;
-    let dtype = model_dtype(a.eval.model_dtype.as_deref(), a.eval.amp)?;
+    let (amp, dtype) = a.eval.precision()?;
     let mut rows = Vec::new();
     let paths = expand(&a.checkpoint)?;
     // timm's validate.py: `args.pretrained = args.pretrained or not args.checkpoint`; a

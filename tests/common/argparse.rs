@@ -33,10 +33,12 @@ pub fn to_f32(v: Value) -> Value {
 
 /// A fixture case's command line.
 pub fn argv_of(case: &Value) -> Vec<&str> {
-    case["argv"]
-        .as_array()
-        .unwrap()
-        .iter()
+    strings(&case["argv"])
+}
+
+/// A fixture's JSON list of strings.
+pub fn strings(list: &Value) -> Vec<&str> {
+    (list.as_array().unwrap().iter())
         .map(|w| w.as_str().unwrap())
         .collect()
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod argparse;
+pub mod as_folder;
 pub mod launched;
 pub mod netns;
 
@@ -159,18 +160,42 @@ pub fn kiln_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> Strin
 }
 
 /// [`kiln_ok`] with `cmd` (the kiln binary, its environment and folder set by the caller).
-pub fn kiln_ok_in<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+pub fn kiln_ok_in<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(cmd: Command, args: &[S]) -> String {
+    kiln_ok_streams_in(cmd, args).0
+}
+
+/// Runs `kiln ARGS` to its end: its exit code (None when a signal ended it), stdout and stderr.
+pub fn kiln_run(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .expect("run kiln");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (o.status.code(), text(&o.stdout), text(&o.stderr))
+}
+
+/// [`kiln_ok`] that returns both streams, (stdout, stderr).
+pub fn kiln_ok_streams<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    args: &[S],
+) -> (String, String) {
+    kiln_ok_streams_in(Command::new(env!("CARGO_BIN_EXE_kiln")), args)
+}
+
+/// [`kiln_ok_streams`] with `cmd` (the kiln binary, its environment and folder set by the caller).
+fn kiln_ok_streams_in<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
     mut cmd: Command,
     args: &[S],
-) -> String {
+) -> (String, String) {
     let o = cmd.args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
     assert!(
         o.status.success(),
-        "kiln {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+        "kiln {args:?} failed:\n{stdout}\n{stderr}"
     );
-    stdout
+    (stdout, stderr)
 }
 
 /// `kiln ARGS`, which must fail without a panic: its exit status and stderr.

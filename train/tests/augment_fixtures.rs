@@ -2,11 +2,15 @@
 //! Fixtures: `scripts/fixtures/data_fixtures.py` -> `tests/fixtures/data/manifest.txt` + PNGs.
 //! Tolerances (max |kiln - PIL| per channel value, mean, fraction of differing values) are stated per
 //! case kind in `tolerance`.
+
+mod common;
+
+use common::{fixture_image, pixel_diffs};
 use kiln_train::augment::{
     adjust_hue, apply_op, derive_rng, eval, hflip, level_to_arg, resize, resized_crop, vflip,
     AugHparams, EvalCropMode, Interpolation, OpName,
 };
-use kiln_train::data::{decode, Image};
+use kiln_train::data::Image;
 use std::path::{Path, PathBuf};
 
 fn dir() -> PathBuf {
@@ -14,9 +18,7 @@ fn dir() -> PathBuf {
 }
 
 fn load(name: &str) -> Image {
-    let bytes = std::fs::read(dir().join(name)).unwrap();
-    let chans = if name.contains("gray") { 1 } else { 3 };
-    decode(&bytes, chans, name).unwrap()
+    fixture_image(&dir(), name, name.contains("gray"))
 }
 
 fn interp(s: &str) -> Interpolation {
@@ -96,17 +98,7 @@ fn transforms_match_pil_torchvision_timm() {
     for line in manifest.lines().filter(|l| !l.starts_with("level")) {
         let f: Vec<&str> = line.split_whitespace().collect();
         let (want, got) = (load(f[f.len() - 1]), run(&f[..f.len() - 1]));
-        assert_eq!(
-            (got.w, got.h, got.c),
-            (want.w, want.h, want.c),
-            "{line}: shape"
-        );
-        let diffs: Vec<u8> = got
-            .data
-            .iter()
-            .zip(&want.data)
-            .map(|(a, b)| a.abs_diff(*b))
-            .collect();
+        let diffs = pixel_diffs(&got, &want, line);
         let max = diffs.iter().copied().max().unwrap_or(0);
         let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
         let differing = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;

@@ -15,19 +15,31 @@ fn fashion() -> Arc<dyn Dataset> {
     Arc::new(IdxDataset::open(dir, "t10k", 1).unwrap())
 }
 
-fn run_epoch(workers: usize, seed: u64, epoch: usize, drop_last: bool) -> Vec<Batch> {
+/// A rank-0 loader of the shuffled Fashion-MNIST test split through `small_train` at 28×28, its
+/// sampler and its augmentation both seeded with `seed`.
+fn shuffled_loader(
+    batch_size: usize,
+    workers: usize,
+    prefetch: usize,
+    drop_last: bool,
+    seed: u64,
+) -> Loader {
     let ds = fashion();
     let sampler = Box::new(DistributedSampler::single(ds.len(), true, seed));
     let opts = LoaderOptions {
-        batch_size: 96,
+        batch_size,
         workers,
         drop_last,
-        prefetch: 0,
+        prefetch,
         seed,
         rank: 0,
         shape: (28, 28, 1),
     };
-    let mut loader = Loader::new(ds, small_train(28, 4, 0.5), sampler, opts).unwrap();
+    Loader::new(ds, small_train(28, 4, 0.5), sampler, opts).unwrap()
+}
+
+fn run_epoch(workers: usize, seed: u64, epoch: usize, drop_last: bool) -> Vec<Batch> {
+    let mut loader = shuffled_loader(96, workers, 0, drop_last, seed);
     let out: Vec<Batch> = loader.epoch(epoch).map(Result::unwrap).collect();
     assert_eq!(out.len(), loader.len());
     out
@@ -72,18 +84,7 @@ fn drop_last_drops_the_partial_batch() {
 
 #[test]
 fn persistent_workers_serve_many_epochs_and_abandoned_ones() {
-    let ds = fashion();
-    let sampler = Box::new(DistributedSampler::single(ds.len(), true, 0));
-    let opts = LoaderOptions {
-        batch_size: 64,
-        workers: 2,
-        drop_last: true,
-        prefetch: 4,
-        seed: 0,
-        rank: 0,
-        shape: (28, 28, 1),
-    };
-    let mut loader = Loader::new(ds, small_train(28, 4, 0.5), sampler, opts).unwrap();
+    let mut loader = shuffled_loader(64, 2, 4, true, 0);
     let first: Vec<usize> = loader.epoch(0).take(3).map(|b| b.unwrap().index).collect();
     assert_eq!(first, [0, 1, 2]);
     let full: Vec<Batch> = loader.epoch(1).map(Result::unwrap).collect();
@@ -96,18 +97,7 @@ fn persistent_workers_serve_many_epochs_and_abandoned_ones() {
 }
 
 fn run_epoch_64(epoch: usize) -> Vec<Batch> {
-    let ds = fashion();
-    let sampler = Box::new(DistributedSampler::single(ds.len(), true, 0));
-    let opts = LoaderOptions {
-        batch_size: 64,
-        workers: 0,
-        drop_last: true,
-        prefetch: 0,
-        seed: 0,
-        rank: 0,
-        shape: (28, 28, 1),
-    };
-    let mut loader = Loader::new(ds, small_train(28, 4, 0.5), sampler, opts).unwrap();
+    let mut loader = shuffled_loader(64, 0, 0, true, 0);
     loader.epoch(epoch).map(Result::unwrap).collect()
 }
 

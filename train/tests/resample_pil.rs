@@ -1,8 +1,12 @@
 //! Resizing equals PIL's `Image.resize` (through torchvision's `F.resize`, as timm's transforms
 //! call it) byte for byte, for every filter timm offers, upscaling and downscaling, one axis or
 //! both. Fixtures: `scripts/fixtures/make_resample_fixtures.py` -> `tests/fixtures/resample/`.
+
+mod common;
+
+use common::fixture_image;
 use kiln_train::augment::{resize, Interpolation};
-use kiln_train::data::{decode, Image};
+use kiln_train::data::Image;
 use std::path::{Path, PathBuf};
 
 fn dir() -> PathBuf {
@@ -10,9 +14,7 @@ fn dir() -> PathBuf {
 }
 
 fn load(name: &str) -> Image {
-    let bytes = std::fs::read(dir().join(name)).unwrap();
-    let chans = if name.contains("gray") { 1 } else { 3 };
-    decode(&bytes, chans, name).unwrap()
+    fixture_image(&dir(), name, name.contains("gray"))
 }
 
 #[test]

@@ -4,12 +4,16 @@
 //! Deterministic steps are compared image for image (exactly, or within the resize and float
 //! rounding tolerances stated where they are used); random steps replay timm's recorded draws or
 //! are compared by the ranges and moments of many draws.
+
+mod common;
+
+use common::{fixture_image, pixel_diffs};
 use kiln_train::augment::{
     derive_rng, gaussian_blur_reflect, grayscale, reflect_crop, resize, AugRng, CenterCropOrPad,
     ColorJitter, GaussianBlur, HFlip, Interpolation, RandomApply, RandomCropOrPad, RandomGrayscale,
     RandomResizedCrop, ResizeKeepRatio, Transform, VFlip,
 };
-use kiln_train::data::{decode, Image};
+use kiln_train::data::Image;
 use kiln_train::loader::{AugConfig, DataConfig, MixConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -25,17 +29,12 @@ fn fixtures() -> Value {
 
 /// A source image (`src_rgb.png` / `src_gray.png`) or an expected output (`train_aug/NAME`).
 fn load(name: &str, gray: bool) -> Image {
-    let path = if name.starts_with("src_") {
-        dir().join(name)
+    let folder = if name.starts_with("src_") {
+        dir()
     } else {
-        dir().join("train_aug").join(name)
+        dir().join("train_aug")
     };
-    decode(
-        &std::fs::read(&path).unwrap(),
-        if gray { 1 } else { 3 },
-        name,
-    )
-    .unwrap()
+    fixture_image(&folder, name, gray)
 }
 
 fn is_gray(case: &Value) -> bool {
@@ -77,17 +76,7 @@ fn transpose(img: &Image) -> Image {
 
 /// (max |kiln - want|, fraction of values that differ); the shapes must agree.
 fn diff(got: &Image, want: &Image, what: &str) -> (u8, f64) {
-    assert_eq!(
-        (got.w, got.h, got.c),
-        (want.w, want.h, want.c),
-        "{what}: shape"
-    );
-    let d: Vec<u8> = got
-        .data
-        .iter()
-        .zip(&want.data)
-        .map(|(a, b)| a.abs_diff(*b))
-        .collect();
+    let d = pixel_diffs(got, want, what);
     let differing = d.iter().filter(|&&v| v > 0).count() as f64 / d.len() as f64;
     (d.iter().copied().max().unwrap_or(0), differing)
 }

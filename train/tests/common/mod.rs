@@ -1,6 +1,8 @@
 //! What several of kiln-train's test files share.
+#![allow(dead_code)] // each test binary uses its own subset
 
-use kiln_train::data::{Dataset, Image, Sample};
+use kiln_train::data::{decode, Dataset, Image, Sample};
+use std::path::Path;
 
 /// `len` RGB `side`×`side` images of 4 classes, each with its own pattern.
 #[derive(Debug)]
@@ -33,4 +35,23 @@ impl Dataset for Patterns {
     fn num_classes(&self) -> usize {
         4
     }
+}
+
+/// The fixture image file `dir/name`, decoded to 1 channel when `gray`, else to 3.
+pub fn fixture_image(dir: &Path, name: &str, gray: bool) -> Image {
+    let bytes = std::fs::read(dir.join(name)).unwrap();
+    decode(&bytes, if gray { 1 } else { 3 }, name).unwrap()
+}
+
+/// |got - want| for each channel value, after asserting that the shapes agree (`what` names the
+/// case in the message).
+pub fn pixel_diffs(got: &Image, want: &Image, what: &str) -> Vec<u8> {
+    assert_eq!(
+        (got.w, got.h, got.c),
+        (want.w, want.h, want.c),
+        "{what}: shape"
+    );
+    (got.data.iter().zip(&want.data))
+        .map(|(a, b)| a.abs_diff(*b))
+        .collect()
 }
