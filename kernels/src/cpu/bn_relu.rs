@@ -71,8 +71,6 @@ const MAP_RUN: usize = 1024;
 /// NHWC runs summed in `T` before the per-channel f64 totals take them.
 const RUNS_PER_FLUSH: usize = 64;
 
-#[inline(always)]
-
 /// Batch mean and biased variance per channel.
 pub fn bn_stats<T: Real>(x: &[T], d: ChannelDims) -> (Vec<f64>, Vec<f64>) {
     let m = d.per_channel().max(1) as f64;

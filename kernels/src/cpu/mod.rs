@@ -46,6 +46,7 @@ pub fn c<T: Real>(v: f64) -> T {
 }
 
 /// `v` widened to f64, the precision the CPU kernels accumulate sums in.
+#[inline(always)]
 pub(crate) fn f64_of<T: Real>(v: T) -> f64 {
     v.to_f64().unwrap_or(f64::NAN)
 }
