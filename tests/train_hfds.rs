@@ -12,7 +12,7 @@ use common::as_folder::{
     assert_learns_as_the_folder, assert_trains_ten_classes, gray_png, small_run_flags,
     validate_as_the_run,
 };
-use common::{kiln_fails, train, train_fails, Scratch};
+use common::{kiln_fails, summary_rows, train, train_fails, Scratch};
 use kiln::train::data::hfds::{HfdsDataset, HfdsOptions};
 use kiln::train::data::Dataset;
 use std::path::{Path, PathBuf};
@@ -43,14 +43,16 @@ fn trains_on_the_datasets_cache_as_well_as_on_the_folder() {
     write_folder(&root, "train");
     write_folder(&root, "validation");
     let out = root.join("runs");
-    let flags = small_run_flags("6");
+    let flags = small_run_flags("12");
     train(&root.join("folder"), &out, "folder", &flags);
     let dataset = format!("hfds/{NAME}");
     let hfds = [&flags[..], &["--dataset", &dataset]].concat();
     let stdout = train(&cache(), &out, "hfds", &hfds);
     assert_trains_ten_classes(&stdout, 160);
-    let (a, b) = assert_learns_as_the_folder(&out, "hfds", 5, (40.0, 12.0), ("hfds", "the cache"));
-    println!("top-1 after 6 epochs: folder {a}, hfds {b}");
+    // 12 epochs, the mean of the last 6 (one epoch's top-1 swings by 20 points on 64 images).
+    let (a, b) =
+        assert_learns_as_the_folder(&out, "hfds", 6..=11, (40.0, 8.0), ("hfds", "the cache"));
+    println!("mean top-1 over epochs 6-11: folder {a}, hfds {b}");
 
     // kiln validate reads the cached split as validate.py does: at the training size (the eval
     // transform of train.py), the last epoch's top-1 again.
@@ -63,10 +65,11 @@ fn trains_on_the_datasets_cache_as_well_as_on_the_folder() {
         ck,
         "--use-train-size",
     ];
-    let row = validate_as_the_run(&cache(), &extra, b);
+    let last = summary_rows(&out.join("hfds"))[11][3];
+    let row = validate_as_the_run(&cache(), &extra, last);
     assert!(
         row["samples"] == 64,
-        "kiln validate {row} against the run's last eval top-1 {b}"
+        "kiln validate {row} against the run's last eval top-1 {last}"
     );
 
     // kiln infer names each prediction by its file: it reads folders and says where to go.
